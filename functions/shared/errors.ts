@@ -1,0 +1,92 @@
+/**
+ * Typed errors. Every error warmboot raises on purpose is one of these; SDK exceptions are
+ * translated into them at the adapter boundary (see aws-errors.ts) and never leak upward.
+ */
+export class WarmbootError extends Error {
+  /** Stable machine-readable code, carried into per-item results and published events. */
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'WarmbootError';
+    this.code = code;
+  }
+}
+
+/** Input that does not satisfy a schema. `field` is the dotted path of the first offending field. */
+export class ValidationError extends WarmbootError {
+  readonly field: string;
+  readonly issues: readonly { field: string; message: string }[];
+  constructor(field: string, message: string, issues?: readonly { field: string; message: string }[]) {
+    super('ValidationError', `${field}: ${message}`);
+    this.name = 'ValidationError';
+    this.field = field;
+    this.issues = issues ?? [{ field, message }];
+  }
+}
+
+/** A required environment variable or CDK context value is missing or malformed. */
+export class ConfigError extends WarmbootError {
+  readonly key: string;
+  constructor(key: string, message: string) {
+    super('ConfigError', `${key}: ${message}`);
+    this.name = 'ConfigError';
+    this.key = key;
+  }
+}
+
+export class NotFoundError extends WarmbootError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NotFound', message, options);
+    this.name = 'NotFoundError';
+  }
+}
+
+/** A conditional write lost a race, or a resource is not in the state the operation needs. */
+export class ConflictError extends WarmbootError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('Conflict', message, options);
+    this.name = 'ConflictError';
+  }
+}
+
+/** The operation touches a resource warmboot does not manage (missing management tags). */
+export class UnmanagedResourceError extends WarmbootError {
+  constructor(message: string) {
+    super('UnmanagedResource', message);
+    this.name = 'UnmanagedResourceError';
+  }
+}
+
+/** EC2 had no capacity for the request in the chosen place. */
+export class CapacityError extends WarmbootError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('InsufficientCapacity', message, options);
+    this.name = 'CapacityError';
+  }
+}
+
+/** A call kept being throttled after the retry budget was spent. */
+export class ThrottledError extends WarmbootError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('Throttled', message, options);
+    this.name = 'ThrottledError';
+  }
+}
+
+/** The resource is in a state the operation cannot act on (EC2 IncorrectState family). */
+export class IncorrectStateError extends WarmbootError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('IncorrectState', message, options);
+    this.name = 'IncorrectStateError';
+  }
+}
+
+/** Any other failure of a dependency; the message keeps the AWS error code. */
+export class DependencyError extends WarmbootError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DependencyError', message, options);
+    this.name = 'DependencyError';
+  }
+}
+
+export const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));

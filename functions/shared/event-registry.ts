@@ -1,0 +1,128 @@
+import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
+import type { z } from 'zod';
+import { ValidationError, WarmbootError, errorMessage } from './errors';
+
+/** An EventBridge event whose envelope and detail passed their schemas. */
+export interface ParsedEvent<D> {
+  readonly id: string;
+  readonly source: string;
+  readonly detailType: string;
+  readonly time: string;
+  readonly account: string;
+  readonly region: string;
+  readonly resources: readonly string[];
+  readonly detail: D;
+}
+
+export interface EventRoute<R> {
+  readonly source: string;
+  readonly detailType: string;
+  /** Parses `detail`; its error paths are reported as `detail.<path>`. */
+  readonly parse: (event: Record<string, unknown>) => ParsedEvent<unknown>;
+  readonly handle: (event: ParsedEvent<unknown>) => Promise<R>;
+}
+
+export type DispatchResult<R> =
+  | { readonly status: 'handled'; readonly source: string; readonly detailType: string; readonly result: R }
+  | { readonly status: 'ignored'; readonly reason: string }
+  | {
+      readonly status: 'rejected';
+      readonly error: { readonly code: string; readonly field?: string; readonly message: string };
+    };
+
+const fieldPath = (prefix: string, path: readonly PropertyKey[]): string =>
+  [prefix, ...path.map(String)].filter((part) => part.length > 0).join('.');
+
+/** Parse with a zod schema and turn the first issue into a ValidationError that names the field. */
+export const parseOrThrow = <S extends z.ZodType>(schema: S, value: unknown, prefix = ''): z.infer<S> => {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => ({
+    field: fieldPath(prefix, issue.path) || '(event)',
+    message: issue.message,
+  }));
+  const first = issues[0] ?? { field: prefix || '(event)', message: 'invalid' };
+  throw new ValidationError(first.field, first.message, issues);
+};
+
+const envelopeOf = (raw: unknown): z.infer<typeof EventBridgeSchema> => parseOrThrow(EventBridgeSchema, raw);
+
+/**
+ * Declares which detail schema and which handler belong to one source + detail-type.
+ * `handle` receives the parsed detail; domain errors it throws propagate (and the Lambda retries),
+ * except ValidationError, which the registry reports as a rejection without retrying.
+ */
+export const route = <S extends z.ZodType, R>(
+  source: string,
+  detailType: string,
+  detail: S,
+  handle: (event: ParsedEvent<z.infer<S>>) => Promise<R>,
+): EventRoute<R> => ({
+  source,
+  detailType,
+  parse: (raw) => {
+    const envelope = envelopeOf(raw);
+    return {
+      id: envelope.id,
+      source: envelope.source,
+      detailType: envelope['detail-type'],
+      time: envelope.time,
+      account: envelope.account,
+      region: envelope.region,
+      resources: envelope.resources,
+      detail: parseOrThrow(detail, envelope.detail, 'detail'),
+    };
+  },
+  handle: (event) => handle(event as ParsedEvent<z.infer<S>>),
+});
+
+const keyOf = (source: string, detailType: string): string => `${source}\u0000${detailType}`;
+
+/**
+ * Parser registry keyed on source + detail-type (Karpenter's interruption controller does the
+ * same). An event nobody registered is an explicit, logged no-op, not an error: EventBridge
+ * rules may deliver more than a function needs while a deployment rolls forward.
+ */
+export class EventRegistry<R> {
+  private readonly routes = new Map<string, EventRoute<R>>();
+
+  constructor(routes: readonly EventRoute<R>[]) {
+    for (const entry of routes) this.routes.set(keyOf(entry.source, entry.detailType), entry);
+  }
+
+  get accepted(): readonly { source: string; detailType: string }[] {
+    return [...this.routes.values()].map(({ source, detailType }) => ({ source, detailType }));
+  }
+
+  async dispatch(raw: unknown): Promise<DispatchResult<R>> {
+    let envelope: z.infer<typeof EventBridgeSchema>;
+    try {
+      envelope = envelopeOf(raw);
+    } catch (error) {
+      return rejection(error);
+    }
+    const entry = this.routes.get(keyOf(envelope.source, envelope['detail-type']));
+    if (!entry) return { status: 'ignored', reason: `no handler for ${envelope.source} / ${envelope['detail-type']}` };
+    let parsed: ParsedEvent<unknown>;
+    try {
+      parsed = entry.parse(raw as Record<string, unknown>);
+    } catch (error) {
+      return rejection(error);
+    }
+    try {
+      const result = await entry.handle(parsed);
+      return { status: 'handled', source: entry.source, detailType: entry.detailType, result };
+    } catch (error) {
+      if (error instanceof ValidationError) return rejection(error);
+      throw error;
+    }
+  }
+}
+
+const rejection = (error: unknown): DispatchResult<never> => {
+  if (error instanceof ValidationError) {
+    return { status: 'rejected', error: { code: error.code, field: error.field, message: error.message } };
+  }
+  if (error instanceof WarmbootError) return { status: 'rejected', error: { code: error.code, message: error.message } };
+  throw new Error(`unexpected parse failure: ${errorMessage(error)}`, { cause: error });
+};
