@@ -18,7 +18,14 @@ export interface FunctionSpec {
   readonly tables: readonly TableId[];
 }
 
-export type FunctionId = 'popularity' | 'imageCache' | 'fastRestore' | 'placement' | 'pools' | 'claim' | 'shelving';
+export type FunctionId =
+  | 'popularity'
+  | 'imageCache'
+  | 'fastRestore'
+  | 'placement'
+  | 'pools'
+  | 'claim'
+  | 'shelving';
 
 export const EC2_STATE_CHANGE = 'EC2 Instance State-change Notification';
 export const SSM_COMMAND_STATUS = 'EC2 Command Invocation Status-change Notification';
@@ -29,12 +36,16 @@ export const WARMBOOT = 'warmboot';
 /** Every SSM document warmboot deploys has a name starting with this (see infra/documents). */
 export const DOCUMENT_PREFIX = 'Warmboot-';
 
-const operator = (...detailTypes: string[]): EventPattern => ({ source: [WARMBOOT], 'detail-type': detailTypes });
+const operator = (...detailTypes: string[]): EventPattern => ({
+  source: [WARMBOOT],
+  'detail-type': detailTypes,
+});
 
 export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
   popularity: {
     id: 'popularity',
-    description: 'Records image launches (EC2 running, ECS task running, Image Launched) as decayed popularity',
+    description:
+      'Records image launches (EC2 running, ECS task running, Image Launched) as decayed popularity',
     patterns: [
       {
         id: 'Ec2Running',
@@ -42,7 +53,11 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
       },
       {
         id: 'EcsTaskRunning',
-        pattern: { source: ['aws.ecs'], 'detail-type': [ECS_TASK_STATE], detail: { lastStatus: ['RUNNING'] } },
+        pattern: {
+          source: ['aws.ecs'],
+          'detail-type': [ECS_TASK_STATE],
+          detail: { lastStatus: ['RUNNING'] },
+        },
       },
       { id: 'ImageLaunched', pattern: operator('Image Launched') },
     ],
@@ -128,7 +143,12 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     patterns: [
       {
         id: 'Operator',
-        pattern: operator('Shelve Instances', 'Offload Instances', 'Unshelve Instances', 'Delete Shelved Record'),
+        pattern: operator(
+          'Shelve Instances',
+          'Offload Instances',
+          'Unshelve Instances',
+          'Delete Shelved Record',
+        ),
       },
       {
         id: 'InstanceState',

@@ -1,7 +1,10 @@
 import type { MiddlewareStack } from '@smithy/types';
 
 /** What a simulated service answers: the SDK output shape of the operation, without $metadata. */
-export type OperationDispatch = (operation: string, input: Record<string, unknown>) => Promise<Record<string, unknown>>;
+export type OperationDispatch = (
+  operation: string,
+  input: Record<string, unknown>,
+) => Promise<Record<string, unknown>>;
 
 /**
  * An AWS service error as the SDK would deserialize it: `name` is the AWS error code, so the
@@ -12,11 +15,17 @@ export class SimulatedAwsError extends Error {
   readonly $fault: 'client' | 'server';
   readonly $metadata: { httpStatusCode: number; requestId: string };
   readonly Code: string;
-  constructor(code: string, message: string, options: { httpStatusCode?: number; fault?: 'client' | 'server' } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { httpStatusCode?: number; fault?: 'client' | 'server' } = {},
+  ) {
     super(message);
     this.name = code;
     this.Code = code;
-    this.$fault = options.fault ?? (options.httpStatusCode !== undefined && options.httpStatusCode >= 500 ? 'server' : 'client');
+    this.$fault =
+      options.fault ??
+      (options.httpStatusCode !== undefined && options.httpStatusCode >= 500 ? 'server' : 'client');
     this.$metadata = { httpStatusCode: options.httpStatusCode ?? 400, requestId: 'local' };
   }
 }
@@ -41,7 +50,10 @@ export const attachSimulator = (
       const output = await dispatch(operation, input);
       requestCounter += 1;
       return {
-        output: { ...output, $metadata: { httpStatusCode: 200, requestId: `local-${requestCounter}`, attempts: 1 } },
+        output: {
+          ...output,
+          $metadata: { httpStatusCode: 200, requestId: `local-${requestCounter}`, attempts: 1 },
+        },
         response: { statusCode: 200, headers: {}, body: undefined },
       };
     },

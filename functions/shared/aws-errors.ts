@@ -90,7 +90,13 @@ const LIMIT = new Set([
   'ResourceLimitExceeded',
 ]);
 
-const INTERNAL = new Set(['InternalError', 'InternalFailure', 'ServiceUnavailable', 'InternalServerError', 'Unavailable']);
+const INTERNAL = new Set([
+  'InternalError',
+  'InternalFailure',
+  'ServiceUnavailable',
+  'InternalServerError',
+  'Unavailable',
+]);
 
 const codeOf = (error: unknown): string | undefined => {
   if (typeof error !== 'object' || error === null) return undefined;

@@ -89,4 +89,5 @@ export class DependencyError extends WarmbootError {
   }
 }
 
-export const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+export const errorMessage = (error: unknown): string =>
+  error instanceof Error ? error.message : String(error);

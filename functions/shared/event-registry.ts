@@ -1,6 +1,6 @@
 import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
 import type { z } from 'zod';
-import { ValidationError, WarmbootError, errorMessage } from './errors';
+import { errorMessage, ValidationError, WarmbootError } from './errors';
 
 /** An EventBridge event whose envelope and detail passed their schemas. */
 export interface ParsedEvent<D> {
@@ -102,7 +102,8 @@ export class EventRegistry<R> {
       return rejection(error);
     }
     const entry = this.routes.get(keyOf(envelope.source, envelope['detail-type']));
-    if (!entry) return { status: 'ignored', reason: `no handler for ${envelope.source} / ${envelope['detail-type']}` };
+    if (!entry)
+      return { status: 'ignored', reason: `no handler for ${envelope.source} / ${envelope['detail-type']}` };
     let parsed: ParsedEvent<unknown>;
     try {
       parsed = entry.parse(raw as Record<string, unknown>);
@@ -123,6 +124,7 @@ const rejection = (error: unknown): DispatchResult<never> => {
   if (error instanceof ValidationError) {
     return { status: 'rejected', error: { code: error.code, field: error.field, message: error.message } };
   }
-  if (error instanceof WarmbootError) return { status: 'rejected', error: { code: error.code, message: error.message } };
+  if (error instanceof WarmbootError)
+    return { status: 'rejected', error: { code: error.code, message: error.message } };
   throw new Error(`unexpected parse failure: ${errorMessage(error)}`, { cause: error });
 };

@@ -1,5 +1,5 @@
-import { AdaptiveRetryStrategy, StandardRetryStrategy } from '@smithy/util-retry';
 import type { RetryErrorInfo, RetryStrategyV2, StandardRetryToken } from '@smithy/types';
+import { AdaptiveRetryStrategy, StandardRetryStrategy } from '@smithy/util-retry';
 import type { Clock } from './clock';
 
 /**
@@ -34,14 +34,17 @@ export class ClockRetryStrategy implements RetryStrategyV2 {
   acquireInitialRetryToken(scope: string): Promise<StandardRetryToken> {
     return this.standard.acquireInitialRetryToken(scope);
   }
-  async refreshRetryTokenForRetry(token: StandardRetryToken, info: RetryErrorInfo): Promise<StandardRetryToken> {
+  async refreshRetryTokenForRetry(
+    token: StandardRetryToken,
+    info: RetryErrorInfo,
+  ): Promise<StandardRetryToken> {
     const next = await this.standard.refreshRetryTokenForRetry(token, info);
     await this.clock.sleep(next.getRetryDelay());
     return {
       getRetryCount: () => next.getRetryCount(),
       getRetryDelay: () => 0,
-      getRetryTokenCount: () => next.getRetryTokenCount(),
-    } as StandardRetryToken;
+      getRetryCost: () => next.getRetryCost(),
+    };
   }
   recordSuccess(token: StandardRetryToken): void {
     this.standard.recordSuccess(token);

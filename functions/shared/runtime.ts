@@ -1,10 +1,10 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
+import { z } from 'zod';
 import { type AwsClients, createAwsClients } from './aws-clients';
 import { type Clock, systemClock } from './clock';
 import { envString, loadConfig } from './config';
-import { z } from 'zod';
 
 /**
  * Everything a handler needs from the outside world. Built once per Lambda execution

@@ -26,7 +26,8 @@ export const TABLES = {
     sortKey: 'sk',
     ttlAttribute: TTL_ATTRIBUTE,
     indexes: [gsi1],
-    purpose: 'sharded forward-decayed launch counters per image, image+AZ, image+host group; event-id dedupe markers',
+    purpose:
+      'sharded forward-decayed launch counters per image, image+AZ, image+host group; event-id dedupe markers',
   },
   imageCache: {
     id: 'imageCache',
@@ -64,4 +65,5 @@ export const TABLES = {
 export type TableId = keyof typeof TABLES;
 
 /** Environment variable that carries a table's name into a function. */
-export const tableEnvVar = (id: TableId): string => `${id.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_TABLE`;
+export const tableEnvVar = (id: TableId): string =>
+  `${id.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_TABLE`;
