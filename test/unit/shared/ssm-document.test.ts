@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type CommandDocument,
+  documentContent,
+  invalidDocumentParameter,
+} from '../../../functions/shared/ssm-document';
+
+const fetchDocument: CommandDocument = {
+  name: 'Warmboot-Example',
+  description: 'example',
+  parameters: {
+    image: { type: 'String', description: 'image', allowedPattern: '^[a-z0-9./:-]+$' },
+    hosts: { type: 'StringList', description: 'hosts', allowedPattern: '^i-[0-9a-f]{8,17}$' },
+    mode: { type: 'String', description: 'mode', allowedPattern: '^(fast|slow)$', default: 'fast' },
+  },
+  mainSteps: [{ action: 'aws:runShellScript', name: 'run', inputs: { runCommand: ['echo {{ image }}'] } }],
+};
+
+describe('SSM document parameters', () => {
+  it('accepts values that match every allowedPattern, using defaults for absent ones', () => {
+    expect(
+      invalidDocumentParameter(fetchDocument, { image: ['nginx:1.27'], hosts: ['i-0123456789abcdef0'] }),
+    ).toBeUndefined();
+  });
+
+  it('rejects a shell metacharacter in a String parameter', () => {
+    expect(invalidDocumentParameter(fetchDocument, { image: ['nginx;rm -rf /'], hosts: [] })).toEqual({
+      parameter: 'image',
+      message: expect.stringContaining('does not match'),
+    });
+  });
+
+  it('checks every element of a StringList', () => {
+    const result = invalidDocumentParameter(fetchDocument, {
+      image: ['nginx'],
+      hosts: ['i-0123456789abcdef0', 'i-$(reboot)'],
+    });
+
+    expect(result?.parameter).toBe('hosts');
+  });
+
+  it('reports missing and unknown parameters', () => {
+    expect(invalidDocumentParameter(fetchDocument, { hosts: [] })).toEqual({
+      parameter: 'image',
+      message: 'required',
+    });
+    expect(
+      invalidDocumentParameter(fetchDocument, { image: ['a'], hosts: [], extra: ['x'] })?.parameter,
+    ).toBe('extra');
+  });
+
+  it('renders a schemaVersion 2.2 document carrying every allowedPattern', () => {
+    const content = documentContent(fetchDocument) as {
+      schemaVersion: string;
+      parameters: Record<string, unknown>;
+    };
+
+    expect(content.schemaVersion).toBe('2.2');
+    expect(content.parameters.mode).toEqual({
+      type: 'String',
+      description: 'mode',
+      allowedPattern: '^(fast|slow)$',
+      default: 'fast',
+    });
+  });
+});
