@@ -67,7 +67,10 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     id: 'imageCache',
     description: 'Plans and applies warm images per host group: pins, warm/evict over SSM, host join/leave',
     patterns: [
-      { id: 'Operator', pattern: operator('Pin Image', 'Unpin Image', 'Plan Cache', 'Popularity Changed') },
+      {
+        id: 'Operator',
+        pattern: operator('Register Image', 'Pin Image', 'Unpin Image', 'Plan Cache', 'Popularity Changed'),
+      },
       {
         id: 'CommandStatus',
         pattern: {

@@ -38,8 +38,8 @@ let requestCounter = 0;
  * only the HTTP exchange is replaced by a call into the simulator. Production adapters therefore
  * run against the local cloud exactly as they run against AWS.
  */
-export const attachSimulator = (
-  client: { middlewareStack: MiddlewareStack<object, object> },
+export const attachSimulator = <Input extends object, Output extends object>(
+  client: { middlewareStack: MiddlewareStack<Input, Output> },
   dispatch: OperationDispatch,
 ): void => {
   client.middlewareStack.add(
@@ -53,7 +53,7 @@ export const attachSimulator = (
         output: {
           ...output,
           $metadata: { httpStatusCode: 200, requestId: `local-${requestCounter}`, attempts: 1 },
-        },
+        } as unknown as Output,
         response: { statusCode: 200, headers: {}, body: undefined },
       };
     },

@@ -1,0 +1,301 @@
+import { groupPopularity } from '../functions/image-cache/adapters/popularity';
+import { type HostGroup, hostGroupSchema } from '../functions/image-cache/config';
+import type { HostImageEntry, PlannerHost, SourceHealth } from '../functions/image-cache/domain/model';
+import { HEALTHY_SOURCE } from '../functions/image-cache/domain/model';
+import { type CachePlan, planHostGroup } from '../functions/image-cache/domain/planner';
+import {
+  evictionEnded,
+  evictionStarted,
+  fetchFailed,
+  fetchStarted,
+  fetchSucceeded,
+  nextSourceHealth,
+} from '../functions/image-cache/domain/transitions';
+import { PLANNED_TOP_IMAGES } from '../functions/image-cache/service';
+import { advisePlacement, type PlacementHost } from '../functions/placement/domain/advise';
+import {
+  MemoryChangeMarkers,
+  MemoryPopularityStore,
+} from '../functions/popularity/adapters/memory-popularity-store';
+import { popularitySettingsSchema } from '../functions/popularity/config';
+import { decayParameters } from '../functions/popularity/domain/decay';
+import { recordLaunch } from '../functions/popularity/record-launch';
+import type { Fact } from '../functions/shared/adapters/facts';
+import { type CachePolicy, type Fleet, type Launch, type SimHost, spreadPick } from './cache-sim';
+
+/**
+ * The `warmboot` policy of the cache scenario, made of warmboot's own pure code:
+ * - popularity: `recordLaunch` (the popularity function's logic) on the in-memory store, with
+ *   the default settings (forward decay, 24 h half-life, top K, `Popularity Changed` nudges);
+ * - the image-cache planner `planHostGroup` every reconcile period (the imageCache schedule) and
+ *   on every `Popularity Changed` nudge, its commands applied to the simulated hosts and their
+ *   outcomes fed back through the image-cache transitions (fetchStarted/Succeeded/Failed,
+ *   eviction, source health);
+ * - placement: `advisePlacement` for every launch; when it picks a cold host, the placement
+ *   function's `Plan Cache` request (warm that image on that host) is planned with `requested`,
+ *   and the fetch the plan orders there is the launch's own download (same load penalty as any
+ *   cold launch).
+ * The frame only executes: bandwidth, budget, slots and the outage are the same as for every
+ * other policy.
+ */
+
+export interface WarmbootPolicyOptions {
+  readonly cacheBytes: number;
+  /** Epoch seconds of trace time 0: warmboot's code works in epoch milliseconds. */
+  readonly originS: number;
+  /** Every image's size: what an operator registers (the planner cannot plan an image without one). */
+  readonly imageSizes: Readonly<Record<string, number>>;
+  /** The imageCache reconcile period, seconds. */
+  readonly reconcileS: number;
+  readonly seed: number;
+}
+
+export const BENCH_HOST_GROUP = 'bench';
+
+/** mulberry32: a small seeded PRNG, so planner tie-breaks repeat run after run. */
+export const seededRandom = (seed: number): (() => number) => {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+};
+
+export interface WarmbootPolicy extends CachePolicy {
+  /** Plans made so far (scheduled and nudged), for the report. */
+  readonly stats: {
+    plans: number;
+    nudges: number;
+    fetchCommands: number;
+    evictCommands: number;
+    /** Placement advice per launch: on a warm host, on a cold host with room (warmed), or unplaced. */
+    advisedWarm: number;
+    advisedCold: number;
+    unplaced: number;
+  };
+}
+
+export const warmbootPolicy = (options: WarmbootPolicyOptions): WarmbootPolicy => {
+  const random = seededRandom(options.seed);
+  const settings = popularitySettingsSchema.parse({});
+  const group: HostGroup = hostGroupSchema.parse({
+    name: BENCH_HOST_GROUP,
+    cacheBytes: options.cacheBytes,
+    cacheDirectory: '/var/cache/warmboot',
+  });
+  const store = new MemoryPopularityStore({
+    decay: decayParameters(settings.halfLifeHours),
+    shards: settings.shards,
+  });
+  const markers = new MemoryChangeMarkers();
+  const localGate = new Map<string, number>();
+  const scores = groupPopularity(store);
+  let nudged = false;
+  let launchFetchOrdered = false;
+  const facts = {
+    publish: async (published: readonly Fact[]) => {
+      if (published.some((fact) => fact.detailType === 'Popularity Changed')) nudged = true;
+    },
+  };
+  const popularity = {
+    store,
+    markers,
+    facts,
+    logger: { warn: () => undefined },
+    topK: settings.topK,
+    scoreThreshold: settings.scoreThreshold,
+    changedMinIntervalMs: settings.changedMinIntervalSeconds * 1000,
+    localGate,
+  };
+
+  /** The control plane's records (what the imageCache table would hold), per host id. */
+  const records = new Map<string, Map<string, HostImageEntry>>();
+  let source: SourceHealth = HEALTHY_SOURCE;
+  let commandSeq = 0;
+  const stats = {
+    plans: 0,
+    nudges: 0,
+    fetchCommands: 0,
+    evictCommands: 0,
+    advisedWarm: 0,
+    advisedCold: 0,
+    unplaced: 0,
+  };
+  const ms = (timeS: number) => Math.round((options.originS + timeS) * 1000);
+  const recordsOf = (host: SimHost) => {
+    let map = records.get(host.id);
+    if (!map) {
+      map = new Map();
+      records.set(host.id, map);
+    }
+    return map;
+  };
+
+  /** SSM status events: fetches whose transfer has finished by `nowS` become cached. */
+  const syncCompletions = (fleet: Fleet, nowS: number) => {
+    for (const host of fleet.hosts) {
+      const map = recordsOf(host);
+      for (const entry of map.values()) {
+        if (entry.state !== 'fetching') continue;
+        const physical = host.entries.get(entry.imageId);
+        if (!physical) {
+          map.delete(entry.imageId);
+        } else if (physical.readyAtS <= nowS) {
+          map.set(entry.imageId, fetchSucceeded(entry, { bytes: physical.sizeBytes }, ms(physical.readyAtS)));
+          source = nextSourceHealth(source, 'ok', group, ms(physical.readyAtS), random);
+        }
+      }
+    }
+  };
+
+  const plannerHosts = (fleet: Fleet): PlannerHost[] =>
+    fleet.hosts.map((host) => ({
+      instanceId: host.id,
+      availabilityZone: host.az,
+      entries: [...recordsOf(host).values()],
+    }));
+
+  /**
+   * Applies the plan's commands to the simulated hosts. `launchFetch` is the (host, image) whose
+   * download the launching instance does itself: recorded as started, not transferred twice.
+   */
+  const apply = (
+    plan: CachePlan,
+    fleet: Fleet,
+    nowS: number,
+    launchFetch?: { host: SimHost; imageId: string },
+  ) => {
+    const hostById = new Map(fleet.hosts.map((host) => [host.id, host]));
+    for (const command of plan.commands) {
+      const commandId = `cmd-${++commandSeq}`;
+      if (command.action === 'fetch') stats.fetchCommands++;
+      else stats.evictCommands++;
+      for (const instanceId of command.instanceIds) {
+        const host = hostById.get(instanceId);
+        if (!host) continue;
+        const map = recordsOf(host);
+        const previous = map.get(command.imageId);
+        if (command.action === 'evict') {
+          if (!previous) continue;
+          const ok = fleet.evict(host, command.imageId, nowS);
+          const ended = evictionEnded(evictionStarted(previous, commandId, ms(nowS)), ok, ms(nowS));
+          if (ended) map.set(command.imageId, ended);
+          else map.delete(command.imageId);
+          continue;
+        }
+        const bytes = options.imageSizes[command.imageId] ?? previous?.bytes ?? 0;
+        const started = fetchStarted(
+          previous,
+          { imageId: command.imageId, bytes, commandId, via: 'download' },
+          ms(nowS),
+        );
+        if (launchFetch?.host === host && launchFetch.imageId === command.imageId) {
+          map.set(command.imageId, started);
+          launchFetchOrdered = true;
+          continue;
+        }
+        const result = fleet.prefetch(host, command.imageId, bytes, nowS);
+        if (result.ok) {
+          map.set(command.imageId, started);
+          continue;
+        }
+        const failure = result.reason === 'source-unreachable' ? 'source-unreachable' : 'disk-full';
+        const failed = fetchFailed(started, failure, group, ms(nowS), random);
+        if (failed) map.set(command.imageId, failed);
+        else map.delete(command.imageId);
+        if (failure === 'source-unreachable') {
+          source = nextSourceHealth(source, 'source-unreachable', group, ms(nowS), random);
+        }
+      }
+    }
+  };
+
+  /** What ImageCacheService.plan does, minus the tables: top images of the group, plan, apply. */
+  const plan = async (fleet: Fleet, nowS: number, launchFetch?: { host: SimHost; imageId: string }) => {
+    syncCompletions(fleet, nowS);
+    const result = planHostGroup({
+      group,
+      hosts: plannerHosts(fleet),
+      pins: [],
+      ...(launchFetch
+        ? { requested: [{ instanceId: launchFetch.host.id, imageId: launchFetch.imageId }] }
+        : {}),
+      scores: await scores.topImages(BENCH_HOST_GROUP, PLANNED_TOP_IMAGES, ms(nowS)),
+      imageSizes: options.imageSizes,
+      source,
+      now: ms(nowS),
+      random,
+    });
+    stats.plans++;
+    apply(result, fleet, nowS, launchFetch);
+  };
+
+  /** Set by `place` for the frame's `admit`: the advised cold host is to be warmed (a managed fetch). */
+  let warmChosenHost: SimHost | undefined;
+
+  return {
+    name: 'warmboot',
+    stats,
+    tickIntervalS: options.reconcileS,
+    tick: plan,
+    place: (launch: Launch, candidates: readonly SimHost[], fleet: Fleet, nowS: number) => {
+      syncCompletions(fleet, nowS);
+      warmChosenHost = undefined;
+      const hosts: PlacementHost[] = fleet.hosts.map((host) => ({
+        instanceId: host.id,
+        availabilityZone: host.az,
+        entries: [...recordsOf(host).values()],
+        freeSlots: Math.max(0, fleet.config.slots - host.active(nowS)),
+        load: host.active(nowS),
+      }));
+      const advice = advisePlacement({
+        image: launch.image,
+        count: 1,
+        hostGroup: BENCH_HOST_GROUP,
+        hosts,
+        imageBytes: launch.sizeBytes,
+        cacheBytes: options.cacheBytes,
+        now: ms(nowS),
+      });
+      const chosen = fleet.hosts.find((host) => host.id === advice.placements[0]?.instanceId);
+      if (!chosen || !candidates.includes(chosen)) {
+        // No warm host and no cold host with room: EC2 still launches it; spread, image not kept.
+        stats.unplaced++;
+        return spreadPick(candidates, nowS);
+      }
+      if (advice.placements[0]?.warm) stats.advisedWarm++;
+      else stats.advisedCold++;
+      if (advice.warmHosts.includes(chosen.id)) warmChosenHost = chosen;
+      return chosen;
+    },
+    admit: async (launch, host, fleet, nowS) => {
+      if (host !== warmChosenHost) return false;
+      // The placement function's `Plan Cache` request: warm this image on this host.
+      launchFetchOrdered = false;
+      await plan(fleet, nowS, { host, imageId: launch.image });
+      return launchFetchOrdered && fleet.freeBytes(host) >= launch.sizeBytes;
+    },
+    observe: async (launch, host, _warm, fleet, nowS) => {
+      nudged = false;
+      await recordLaunch(
+        popularity,
+        {
+          eventId: `launch-${launch.index}`,
+          at: ms(nowS),
+          images: [{ image: launch.image, count: 1 }],
+          availabilityZone: host.az,
+          hostGroup: BENCH_HOST_GROUP,
+        },
+        ms(nowS),
+      );
+      // imageCache subscribes to `Popularity Changed`: a nudge plans the group right away.
+      if (nudged) {
+        stats.nudges++;
+        await plan(fleet, nowS);
+      }
+    },
+  };
+};

@@ -1,0 +1,42 @@
+import { WARMBOOT } from '../catalog';
+import { sdkPoolEc2, sdkPoolSsm } from '../pools/adapters/ec2';
+import { dynamoPoolStore } from '../pools/adapters/store';
+import { claimConfigSchema } from '../pools/config';
+import { eventBridgeFacts } from '../shared/adapters/facts';
+import { loadConfig } from '../shared/config';
+import { NotFoundError } from '../shared/errors';
+import { EventRegistry, route } from '../shared/event-registry';
+import { createLambdaHandler } from '../shared/lambda';
+import type { Runtime } from '../shared/runtime';
+import { parseRequestServer, requestServerDetail } from './schemas';
+import { type ClaimDeps, claimServer, failureOf, resumeClaim } from './service';
+
+/**
+ * The claim function ("Request Server"): synchronous invoke or event. Returns the outcome; a
+ * request nobody can serve (unknown pool, no capacity anywhere) is a clear `failed` outcome.
+ */
+export const createClaimHandler = (runtime: Runtime) => {
+  const config = loadConfig(claimConfigSchema, runtime.env);
+  const deps: ClaimDeps = {
+    store: dynamoPoolStore(runtime.clients.documents, config.POOLS_TABLE),
+    ec2: sdkPoolEc2(runtime.clients.ec2),
+    ssm: sdkPoolSsm(runtime.clients.ssm),
+    facts: eventBridgeFacts(runtime.clients.events),
+    clock: runtime.clock,
+    metrics: runtime.metrics,
+  };
+  const registry = new EventRegistry([
+    route(WARMBOOT, 'Request Server', requestServerDetail, async ({ id, detail }) => {
+      const parsed = parseRequestServer(detail);
+      if (parsed.kind === 'resume') return resumeClaim(deps, parsed.requestId);
+      const requestId = parsed.request.requestId ?? id;
+      try {
+        return await claimServer(deps, requestId, parsed.request);
+      } catch (error) {
+        if (error instanceof NotFoundError) return failureOf(requestId, error);
+        throw error;
+      }
+    }),
+  ]);
+  return createLambdaHandler(registry, runtime);
+};

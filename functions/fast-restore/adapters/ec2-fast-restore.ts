@@ -1,0 +1,176 @@
+import {
+  DescribeAvailabilityZonesCommand,
+  DescribeFastSnapshotRestoresCommand,
+  DescribeImagesCommand,
+  type DescribeImagesCommandOutput,
+  DisableFastSnapshotRestoresCommand,
+  type EC2Client,
+  EnableFastSnapshotRestoresCommand,
+} from '@aws-sdk/client-ec2';
+import { callAws } from '../../shared/aws-errors';
+import { NotFoundError, WarmbootError } from '../../shared/errors';
+import { FSR_STATES, type FsrState, type PairKey } from '../domain/plan';
+
+export interface DescribedPair extends PairKey {
+  readonly state: FsrState;
+}
+
+export type PairResult =
+  | (PairKey & { readonly ok: true; readonly state: FsrState })
+  | (PairKey & { readonly ok: false; readonly error: { readonly code: string; readonly message: string } });
+
+/** Exactly the EC2 calls fast restore makes. */
+export interface FastRestoreEc2 {
+  availabilityZones(): Promise<string[]>;
+  /** EBS snapshots of each AMI (root and data volumes); AMIs EC2 does not know are absent. */
+  snapshotsOfImages(imageIds: readonly string[]): Promise<ReadonlyMap<string, readonly string[]>>;
+  describeFastSnapshotRestores(): Promise<DescribedPair[]>;
+  enable(pairs: readonly PairKey[]): Promise<PairResult[]>;
+  disable(pairs: readonly PairKey[]): Promise<PairResult[]>;
+}
+
+const isFsrState = (value: string | undefined): value is FsrState => FSR_STATES.includes(value as FsrState);
+
+/** DescribeImages takes many ids; keep pages small enough to stay under the request limits. */
+const IMAGES_PER_CALL = 100;
+
+type FsrOutput = {
+  Successful?: { SnapshotId?: string; AvailabilityZone?: string; State?: string }[];
+  Unsuccessful?: {
+    SnapshotId?: string;
+    FastSnapshotRestoreStateErrors?: {
+      AvailabilityZone?: string;
+      Error?: { Code?: string; Message?: string };
+    }[];
+  }[];
+};
+
+/** Enable/Disable take snapshots × AZs; one call per snapshot keeps the cross product exact. */
+const perSnapshot = async (
+  pairs: readonly PairKey[],
+  call: (snapshotId: string, zones: string[]) => Promise<FsrOutput>,
+): Promise<PairResult[]> => {
+  const zonesBySnapshot = new Map<string, string[]>();
+  for (const pair of pairs)
+    zonesBySnapshot.set(pair.snapshotId, [
+      ...(zonesBySnapshot.get(pair.snapshotId) ?? []),
+      pair.availabilityZone,
+    ]);
+  const results: PairResult[] = [];
+  for (const [snapshotId, zones] of zonesBySnapshot) {
+    let output: FsrOutput;
+    try {
+      output = await call(snapshotId, zones);
+    } catch (error) {
+      // One snapshot's failure (throttled, gone) is that snapshot's result; the others go on.
+      if (!(error instanceof WarmbootError)) throw error;
+      for (const availabilityZone of zones)
+        results.push({
+          snapshotId,
+          availabilityZone,
+          ok: false,
+          error: { code: error.code, message: error.message },
+        });
+      continue;
+    }
+    for (const item of output.Successful ?? []) {
+      if (!item.SnapshotId || !item.AvailabilityZone || !isFsrState(item.State)) continue;
+      results.push({
+        snapshotId: item.SnapshotId,
+        availabilityZone: item.AvailabilityZone,
+        ok: true,
+        state: item.State,
+      });
+    }
+    for (const item of output.Unsuccessful ?? []) {
+      for (const zoneError of item.FastSnapshotRestoreStateErrors ?? []) {
+        results.push({
+          snapshotId: item.SnapshotId ?? snapshotId,
+          availabilityZone: zoneError.AvailabilityZone ?? '',
+          ok: false,
+          error: { code: zoneError.Error?.Code ?? 'Unknown', message: zoneError.Error?.Message ?? '' },
+        });
+      }
+    }
+  }
+  return results;
+};
+
+export const ec2FastRestore = (ec2: EC2Client): FastRestoreEc2 => ({
+  async availabilityZones() {
+    const output = await callAws('DescribeAvailabilityZones', () =>
+      ec2.send(new DescribeAvailabilityZonesCommand({ Filters: [{ Name: 'state', Values: ['available'] }] })),
+    );
+    return (output.AvailabilityZones ?? []).flatMap((zone) => (zone.ZoneName ? [zone.ZoneName] : []));
+  },
+
+  async snapshotsOfImages(imageIds) {
+    const snapshots = new Map<string, string[]>();
+    for (let start = 0; start < imageIds.length; start += IMAGES_PER_CALL) {
+      const chunk = imageIds.slice(start, start + IMAGES_PER_CALL);
+      let output: DescribeImagesCommandOutput;
+      try {
+        // Filter by image-id rather than ImageIds: a deregistered AMI is then simply absent
+        // instead of failing the whole call with InvalidAMIID.NotFound.
+        output = await callAws('DescribeImages', () =>
+          ec2.send(new DescribeImagesCommand({ Filters: [{ Name: 'image-id', Values: [...chunk] }] })),
+        );
+      } catch (error) {
+        if (error instanceof NotFoundError) continue;
+        throw error;
+      }
+      for (const image of output.Images ?? []) {
+        if (!image.ImageId) continue;
+        const ids = (image.BlockDeviceMappings ?? []).flatMap((mapping) =>
+          mapping.Ebs?.SnapshotId ? [mapping.Ebs.SnapshotId] : [],
+        );
+        snapshots.set(image.ImageId, [...new Set(ids)]);
+      }
+    }
+    return snapshots;
+  },
+
+  async describeFastSnapshotRestores() {
+    const pairs: DescribedPair[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await callAws('DescribeFastSnapshotRestores', () =>
+        ec2.send(new DescribeFastSnapshotRestoresCommand({ MaxResults: 200, NextToken: nextToken })),
+      );
+      for (const item of page.FastSnapshotRestores ?? []) {
+        if (!item.SnapshotId || !item.AvailabilityZone || !isFsrState(item.State)) continue;
+        pairs.push({
+          snapshotId: item.SnapshotId,
+          availabilityZone: item.AvailabilityZone,
+          state: item.State,
+        });
+      }
+      nextToken = page.NextToken;
+    } while (nextToken);
+    return pairs;
+  },
+
+  enable: (pairs) =>
+    perSnapshot(pairs, (snapshotId, zones) =>
+      callAws('EnableFastSnapshotRestores', () =>
+        ec2.send(
+          new EnableFastSnapshotRestoresCommand({
+            SourceSnapshotIds: [snapshotId],
+            AvailabilityZones: zones,
+          }),
+        ),
+      ),
+    ),
+
+  disable: (pairs) =>
+    perSnapshot(pairs, (snapshotId, zones) =>
+      callAws('DisableFastSnapshotRestores', () =>
+        ec2.send(
+          new DisableFastSnapshotRestoresCommand({
+            SourceSnapshotIds: [snapshotId],
+            AvailabilityZones: zones,
+          }),
+        ),
+      ),
+    ),
+});

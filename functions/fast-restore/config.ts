@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import { envJson, envString, loadConfig } from '../shared/config';
+
+/** Fast snapshot restore costs 0.75 USD per snapshot-AZ-hour (../shared/data/README.md). */
+export const FSR_USD_PER_PAIR_HOUR = 0.75;
+
+/**
+ * Fast-restore settings. The infra team validates the CDK context `fastRestore` with this schema
+ * and passes the result as the JSON environment variable `FAST_RESTORE_SETTINGS`.
+ */
+export const fastRestoreSettingsSchema = z
+  .object({
+    /** At most this many snapshot-AZ pairs enabled at once (AWS allows 5 per Region by default). */
+    maxPairs: z.number().int().min(0).max(1000).default(5),
+    /** At most this spend on fast snapshot restore, USD per hour. */
+    maxUsdPerHour: z.number().min(0).default(3.75),
+    /** Consider the top N AMIs per AZ by decayed launch score. */
+    topPerAz: z.number().int().min(1).max(100).default(3),
+    /** A pair whose AMI left the top set stays enabled this long before it is disabled. */
+    cooldownMinutes: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 60)
+      .default(120),
+    /** AMIs below this decayed score are never worth enabling. */
+    minScore: z.number().min(0).default(1),
+    /**
+     * An AMI whose pairs are on keeps them unless a challenger scores this many times higher:
+     * FSR is billed per hour, so swapping near-equals back and forth only costs money.
+     */
+    hysteresis: z.number().min(1).default(1.5),
+    /** Cost of one snapshot-AZ pair, USD per hour. */
+    usdPerPairHour: z.number().positive().default(FSR_USD_PER_PAIR_HOUR),
+  })
+  .strict();
+
+export type FastRestoreSettings = z.infer<typeof fastRestoreSettingsSchema>;
+
+export const FAST_RESTORE_SETTINGS_ENV = 'FAST_RESTORE_SETTINGS';
+
+/** Variable names follow tableEnvVar() in shared/tables.ts. */
+const fastRestoreEnvSchema = z.object({
+  POPULARITY_TABLE: envString,
+  IMAGE_CACHE_TABLE: envString,
+  [FAST_RESTORE_SETTINGS_ENV]: envJson(fastRestoreSettingsSchema).default(
+    fastRestoreSettingsSchema.parse({}),
+  ),
+});
+
+export interface FastRestoreConfig {
+  readonly popularityTable: string;
+  readonly imageCacheTable: string;
+  readonly settings: FastRestoreSettings;
+}
+
+export const loadFastRestoreConfig = (
+  env: Readonly<Record<string, string | undefined>>,
+): FastRestoreConfig => {
+  const parsed = loadConfig(fastRestoreEnvSchema, { ...env });
+  return {
+    popularityTable: parsed.POPULARITY_TABLE,
+    imageCacheTable: parsed.IMAGE_CACHE_TABLE,
+    settings: parsed.FAST_RESTORE_SETTINGS,
+  };
+};

@@ -1,0 +1,4 @@
+import { productionRuntime } from '../shared/runtime';
+import { createFastRestoreHandler } from './handler';
+
+export const handler = createFastRestoreHandler(productionRuntime('fastRestore'));

@@ -1,0 +1,151 @@
+import {
+  AttachVolumeCommand,
+  CreateTagsCommand,
+  CreateVolumeCommand,
+  DeleteVolumeCommand,
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  DetachVolumeCommand,
+  type EC2Client,
+  type Instance,
+} from '@aws-sdk/client-ec2';
+import { callAws } from '../../shared/aws-errors';
+import { UnmanagedResourceError } from '../../shared/errors';
+import { HOST_GROUP_TAG, MANAGED_TAG } from '../config';
+
+export interface HostInfo {
+  readonly instanceId: string;
+  readonly hostGroup: string;
+  readonly availabilityZone: string;
+  readonly state: string;
+  /** EBS volumes attached now, with the device names in use. */
+  readonly devices: readonly string[];
+  readonly managed: boolean;
+}
+
+/** Exactly the EC2 calls the image cache and placement make. */
+export interface HostDirectory {
+  /** Instances tagged `warmboot:host-group` (any group when `group` is absent), not terminated. */
+  groupHosts(group?: string): Promise<HostInfo[]>;
+  host(instanceId: string): Promise<HostInfo | undefined>;
+  /** CreateTags on a managed host only (checked here; IAM conditions are the second fence). */
+  tagHost(host: HostInfo, tags: Readonly<Record<string, string>>): Promise<void>;
+}
+
+export interface VolumeLinks {
+  createFromSnapshot(
+    snapshotId: string,
+    availabilityZone: string,
+    tags: Readonly<Record<string, string>>,
+  ): Promise<string>;
+  state(volumeId: string): Promise<{ state: string; attachedTo?: string; managed: boolean } | undefined>;
+  attach(volumeId: string, instanceId: string, device: string): Promise<void>;
+  detach(volumeId: string, instanceId: string): Promise<void>;
+  delete(volumeId: string): Promise<void>;
+}
+
+const tagValue = (instance: Instance, key: string) => instance.Tags?.find((tag) => tag.Key === key)?.Value;
+
+const toHost = (instance: Instance): HostInfo | undefined => {
+  const group = tagValue(instance, HOST_GROUP_TAG);
+  if (!instance.InstanceId || !group) return undefined;
+  return {
+    instanceId: instance.InstanceId,
+    hostGroup: group,
+    availabilityZone: instance.Placement?.AvailabilityZone ?? 'unknown',
+    state: instance.State?.Name ?? 'unknown',
+    devices: (instance.BlockDeviceMappings ?? []).flatMap((mapping) =>
+      mapping.DeviceName ? [mapping.DeviceName] : [],
+    ),
+    managed: tagValue(instance, MANAGED_TAG) === 'true',
+  };
+};
+
+export const ec2HostDirectory = (client: EC2Client): HostDirectory => {
+  const describe = async (input: ConstructorParameters<typeof DescribeInstancesCommand>[0]) => {
+    const hosts: HostInfo[] = [];
+    let nextToken: string | undefined;
+    do {
+      const token = nextToken;
+      const output = await callAws('DescribeInstances', () =>
+        client.send(new DescribeInstancesCommand({ ...input, ...(token ? { NextToken: token } : {}) })),
+      );
+      for (const reservation of output.Reservations ?? [])
+        for (const instance of reservation.Instances ?? []) {
+          const host = toHost(instance);
+          if (host) hosts.push(host);
+        }
+      nextToken = output.NextToken;
+    } while (nextToken);
+    return hosts;
+  };
+  return {
+    groupHosts: (group) =>
+      describe({
+        Filters: [
+          group
+            ? { Name: `tag:${HOST_GROUP_TAG}`, Values: [group] }
+            : { Name: 'tag-key', Values: [HOST_GROUP_TAG] },
+          { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
+        ],
+        MaxResults: 1000,
+      }),
+    host: async (instanceId) => (await describe({ InstanceIds: [instanceId] }))[0],
+    async tagHost(host, tags) {
+      if (!host.managed) throw new UnmanagedResourceError(`${host.instanceId} lacks ${MANAGED_TAG}=true`);
+      await callAws('CreateTags', () =>
+        client.send(
+          new CreateTagsCommand({
+            Resources: [host.instanceId],
+            Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+          }),
+        ),
+      );
+    },
+  };
+};
+
+export const ec2VolumeLinks = (client: EC2Client): VolumeLinks => ({
+  async createFromSnapshot(snapshotId, availabilityZone, tags) {
+    const output = await callAws('CreateVolume', () =>
+      client.send(
+        new CreateVolumeCommand({
+          SnapshotId: snapshotId,
+          AvailabilityZone: availabilityZone,
+          VolumeType: 'gp3',
+          TagSpecifications: [
+            { ResourceType: 'volume', Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
+          ],
+        }),
+      ),
+    );
+    if (!output.VolumeId) throw new UnmanagedResourceError('CreateVolume returned no volume id');
+    return output.VolumeId;
+  },
+  async state(volumeId) {
+    const output = await callAws('DescribeVolumes', () =>
+      client.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] })),
+    );
+    const volume = output.Volumes?.[0];
+    if (!volume) return undefined;
+    const attachedTo = volume.Attachments?.find((attachment) => attachment.State === 'attached')?.InstanceId;
+    return {
+      state: volume.State ?? 'unknown',
+      ...(attachedTo ? { attachedTo } : {}),
+      managed: volume.Tags?.some((tag) => tag.Key === MANAGED_TAG && tag.Value === 'true') ?? false,
+    };
+  },
+  async attach(volumeId, instanceId, device) {
+    await callAws('AttachVolume', () =>
+      client.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device })),
+    );
+  },
+  async detach(volumeId, instanceId) {
+    await callAws('DetachVolume', () =>
+      client.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId })),
+    );
+  },
+  async delete(volumeId) {
+    await callAws('DeleteVolume', () => client.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
+  },
+});

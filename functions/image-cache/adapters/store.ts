@@ -1,0 +1,291 @@
+import {
+  BatchGetCommand,
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  paginateQuery,
+} from '@aws-sdk/lib-dynamodb';
+import { callAws } from '../../shared/aws-errors';
+import { ConflictError } from '../../shared/errors';
+import { type ImageSpec, imageSpecSchema } from '../config';
+import type { HostImageEntry, SourceHealth } from '../domain/model';
+import { HEALTHY_SOURCE } from '../domain/model';
+
+/**
+ * Image-cache state in the `imageCache` table (shared with fast restore, whose keys start
+ * differently). One partition per host group holds everything the planner reads, so a plan is
+ * one paginated Query:
+ *
+ * | item | pk | sk | notes |
+ * |---|---|---|---|
+ * | pin | `HG#<group>` | `PIN#<image>` | pinnedAt |
+ * | source health | `HG#<group>` | `SOURCE` | consecutiveFailures, retryAt, version |
+ * | host | `HG#<group>` | `HOST#<instance>` | az, status running/stopped, joinedAt, version |
+ * | entry | `HG#<group>` | `ENTRY#<instance>#<image>` | HostImageEntry + version |
+ * | image | `IMG#<image>` | `SPEC` | the registered ImageSpec |
+ * | command | `CMD#<commandId>` | `CMD` | group, image, action, instances; TTL 7 days |
+ *
+ * Every state change is a conditional write on `version` (or on absence), so two invocations
+ * racing on one entry cannot both win: the loser gets a ConflictError and leaves it alone.
+ */
+export interface HostRecord {
+  readonly instanceId: string;
+  readonly availabilityZone: string;
+  readonly status: 'running' | 'stopped';
+  readonly joinedAt: number;
+  /** The `warmboot:warm-images` value last tagged on the host (groups with publishWarmList: tag). */
+  readonly warmList?: string;
+  /** When the host's last inventory arrived; a host is planned only once it is known. */
+  readonly inventoriedAt?: number;
+  readonly version: number;
+}
+
+export interface CommandRecord {
+  readonly commandId: string;
+  readonly hostGroup: string;
+  readonly imageId?: string;
+  readonly document: string;
+  readonly instanceIds: readonly string[];
+  readonly sentAt: number;
+}
+
+/** An entry as stored: the domain entry plus its optimistic-locking version. */
+export type StoredEntry = HostImageEntry & { readonly instanceId: string; readonly version: number };
+
+export interface GroupState {
+  readonly pins: readonly string[];
+  readonly hosts: readonly HostRecord[];
+  readonly entries: readonly StoredEntry[];
+  readonly source: SourceHealth & { readonly version: number };
+}
+
+/** `expected`: the version the caller read, or `absent` for a create. */
+export type Expected = number | 'absent';
+
+export interface ImageCacheStore {
+  loadGroup(group: string): Promise<GroupState>;
+  putPin(group: string, imageId: string, now: number): Promise<void>;
+  deletePin(group: string, imageId: string): Promise<void>;
+  getImages(imageIds: readonly string[]): Promise<Map<string, ImageSpec>>;
+  putImage(image: ImageSpec, now: number): Promise<void>;
+  putHost(group: string, host: Omit<HostRecord, 'version'>, expected: Expected): Promise<void>;
+  deleteHost(group: string, instanceId: string): Promise<void>;
+  /** Writes `next` over the entry if it still has `expected` version; `undefined` deletes it. */
+  writeEntry(
+    group: string,
+    instanceId: string,
+    imageId: string,
+    next: HostImageEntry | undefined,
+    expected: Expected,
+  ): Promise<void>;
+  writeSource(group: string, next: SourceHealth, expected: Expected): Promise<void>;
+  putCommand(command: CommandRecord): Promise<void>;
+  getCommand(commandId: string): Promise<CommandRecord | undefined>;
+}
+
+const COMMAND_TTL_MS = 7 * 24 * 3_600_000;
+const groupKey = (group: string) => `HG#${group}`;
+const entryKey = (instanceId: string, imageId: string) => `ENTRY#${instanceId}#${imageId}`;
+
+const condition = (expected: Expected) =>
+  expected === 'absent'
+    ? { ConditionExpression: 'attribute_not_exists(pk)' }
+    : {
+        ConditionExpression: '#version = :expected',
+        ExpressionAttributeNames: { '#version': 'version' },
+        ExpressionAttributeValues: { ':expected': expected },
+      };
+
+const nextVersion = (expected: Expected) => (expected === 'absent' ? 1 : expected + 1);
+
+export class DynamoImageCacheStore implements ImageCacheStore {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async loadGroup(group: string): Promise<GroupState> {
+    const pins: string[] = [];
+    const hosts: HostRecord[] = [];
+    const entries: StoredEntry[] = [];
+    let source: GroupState['source'] = { ...HEALTHY_SOURCE, version: 0 };
+    const pages = paginateQuery(
+      { client: this.client },
+      {
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': groupKey(group) },
+        ConsistentRead: true,
+      },
+    );
+    await callAws('Query', async () => {
+      for await (const page of pages) {
+        for (const item of page.Items ?? []) {
+          const sk = String(item.sk);
+          if (sk.startsWith('PIN#')) pins.push(String(item.imageId));
+          else if (sk.startsWith('HOST#')) hosts.push(withoutKeys(item) as unknown as HostRecord);
+          else if (sk.startsWith('ENTRY#')) entries.push(withoutKeys(item) as unknown as StoredEntry);
+          else if (sk === 'SOURCE')
+            source = {
+              consecutiveFailures: Number(item.consecutiveFailures),
+              ...(item.retryAt !== undefined ? { retryAt: Number(item.retryAt) } : {}),
+              version: Number(item.version),
+            };
+        }
+      }
+    });
+    return { pins, hosts, entries, source };
+  }
+
+  async putPin(group: string, imageId: string, now: number): Promise<void> {
+    await callAws('PutItem', () =>
+      this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: groupKey(group), sk: `PIN#${imageId}`, imageId, pinnedAt: now },
+        }),
+      ),
+    );
+  }
+
+  async deletePin(group: string, imageId: string): Promise<void> {
+    await callAws('DeleteItem', () =>
+      this.client.send(
+        new DeleteCommand({ TableName: this.tableName, Key: { pk: groupKey(group), sk: `PIN#${imageId}` } }),
+      ),
+    );
+  }
+
+  async getImages(imageIds: readonly string[]): Promise<Map<string, ImageSpec>> {
+    const found = new Map<string, ImageSpec>();
+    const unique = [...new Set(imageIds)];
+    // BatchGetItem takes at most 100 keys (DynamoDB API reference).
+    for (let start = 0; start < unique.length; start += 100) {
+      let keys: Record<string, unknown>[] | undefined = unique
+        .slice(start, start + 100)
+        .map((id) => ({ pk: `IMG#${id}`, sk: 'SPEC' }));
+      while (keys && keys.length > 0) {
+        const requested: Record<string, unknown>[] = keys;
+        const output = await callAws('BatchGetItem', () =>
+          this.client.send(new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: requested } } })),
+        );
+        for (const item of output.Responses?.[this.tableName] ?? []) {
+          const parsed = imageSpecSchema.safeParse(item.spec);
+          if (parsed.success) found.set(parsed.data.id, parsed.data);
+        }
+        keys = output.UnprocessedKeys?.[this.tableName]?.Keys;
+      }
+    }
+    return found;
+  }
+
+  async putImage(image: ImageSpec, now: number): Promise<void> {
+    await callAws('PutItem', () =>
+      this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: `IMG#${image.id}`, sk: 'SPEC', spec: image, registeredAt: now },
+        }),
+      ),
+    );
+  }
+
+  async putHost(group: string, host: Omit<HostRecord, 'version'>, expected: Expected): Promise<void> {
+    await this.conditionalPut(
+      { pk: groupKey(group), sk: `HOST#${host.instanceId}`, ...host, version: nextVersion(expected) },
+      expected,
+    );
+  }
+
+  async deleteHost(group: string, instanceId: string): Promise<void> {
+    const state = await this.loadGroup(group);
+    const keys = [
+      `HOST#${instanceId}`,
+      ...state.entries
+        .filter((entry) => entry.instanceId === instanceId)
+        .map((entry) => entryKey(instanceId, entry.imageId)),
+    ];
+    for (const sk of keys)
+      await callAws('DeleteItem', () =>
+        this.client.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: groupKey(group), sk } })),
+      );
+  }
+
+  async writeEntry(
+    group: string,
+    instanceId: string,
+    imageId: string,
+    next: HostImageEntry | undefined,
+    expected: Expected,
+  ): Promise<void> {
+    const key = { pk: groupKey(group), sk: entryKey(instanceId, imageId) };
+    if (next === undefined) {
+      if (expected === 'absent') return;
+      await this.conditional('DeleteItem', () =>
+        this.client.send(new DeleteCommand({ TableName: this.tableName, Key: key, ...condition(expected) })),
+      );
+      return;
+    }
+    await this.conditionalPut({ ...key, ...next, instanceId, version: nextVersion(expected) }, expected);
+  }
+
+  async writeSource(group: string, next: SourceHealth, expected: Expected): Promise<void> {
+    await this.conditionalPut(
+      { pk: groupKey(group), sk: 'SOURCE', ...next, version: nextVersion(expected) },
+      expected,
+    );
+  }
+
+  async putCommand(command: CommandRecord): Promise<void> {
+    await callAws('PutItem', () =>
+      this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            pk: `CMD#${command.commandId}`,
+            sk: 'CMD',
+            ...command,
+            expiresAt: Math.floor((command.sentAt + COMMAND_TTL_MS) / 1000),
+          },
+        }),
+      ),
+    );
+  }
+
+  async getCommand(commandId: string): Promise<CommandRecord | undefined> {
+    const output = await callAws('GetItem', () =>
+      this.client.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: `CMD#${commandId}`, sk: 'CMD' },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return output.Item ? (withoutKeys(output.Item) as unknown as CommandRecord) : undefined;
+  }
+
+  private async conditionalPut(item: Record<string, unknown>, expected: Expected): Promise<void> {
+    await this.conditional('PutItem', () =>
+      this.client.send(new PutCommand({ TableName: this.tableName, Item: item, ...condition(expected) })),
+    );
+  }
+
+  private async conditional(operation: string, call: () => Promise<unknown>): Promise<void> {
+    try {
+      await callAws(operation, call);
+    } catch (error) {
+      if (error instanceof ConflictError)
+        throw new ConflictError(`${operation} lost a race (the item changed since it was read)`, {
+          cause: error,
+        });
+      throw error;
+    }
+  }
+}
+
+const withoutKeys = (item: Record<string, unknown>): Record<string, unknown> => {
+  const { pk: _pk, sk: _sk, expiresAt: _expiresAt, ...rest } = item;
+  return rest;
+};

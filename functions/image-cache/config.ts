@@ -1,0 +1,117 @@
+import { z } from 'zod';
+import { envJson, envString, loadConfig } from '../shared/config';
+import { tableEnvVar } from '../shared/tables';
+import {
+  AWS_REGION_PATTERN,
+  CACHE_DIRECTORY_PATTERN,
+  CONTAINER_REF_PATTERN,
+  DIGEST_PATTERN,
+  HOST_GROUP_NAME_PATTERN,
+  IMAGE_ID_PATTERN,
+  regex,
+  S3_URI_PATTERN,
+  SNAPSHOT_ID_PATTERN,
+} from './patterns';
+
+export const HOST_GROUP_TAG = 'warmboot:host-group';
+export const MANAGED_TAG = 'warmboot:managed';
+export const WARM_IMAGES_TAG = 'warmboot:warm-images';
+
+export const hostGroupNameSchema = z
+  .string()
+  .regex(regex(HOST_GROUP_NAME_PATTERN), 'lower-case letters, digits and "-", at most 63 characters');
+
+/**
+ * SSM `MaxErrors`: an absolute count or a percentage (SSM SendCommand API reference).
+ * Default `10%`: one host with a full disk must not stop the rest of its batch (SSM's own default
+ * of 0 would).
+ */
+export const MAX_ERRORS_PATTERN = '^(?:[0-9]{1,4}|[1-9]?[0-9]%|100%)$';
+
+export const handlerKindSchema = z.enum(['download', 'volume-link', 'auto']);
+export type HandlerKind = z.infer<typeof handlerKindSchema>;
+
+/** One host group: the instances tagged `warmboot:host-group=<name>` and how their cache is run. */
+export const hostGroupSchema = z.object({
+  name: hostGroupNameSchema,
+  /** Cache budget per host, bytes. */
+  cacheBytes: z.number().int().positive(),
+  /** Where the cache lives on every host; absolute, no `..`, only safe characters. */
+  cacheDirectory: z
+    .string()
+    .max(1024)
+    .regex(regex(CACHE_DIRECTORY_PATTERN), 'absolute path of [A-Za-z0-9._-] segments, no ".." or "//"'),
+  handler: handlerKindSchema.default('download'),
+  /** SSM MaxConcurrency for warm commands: hosts pulling at once, so the image source is not flooded. */
+  warmConcurrency: z.number().int().min(1).max(50).default(10),
+  maxErrors: z.string().regex(regex(MAX_ERRORS_PATTERN), 'a count (0-9999) or a percentage').default('10%'),
+  /** `tag`: keep `warmboot:warm-images` on every host up to date (placement-aware schedulers read it). */
+  publishWarmList: z.enum(['none', 'tag']).default('none'),
+  /** Failed fetches of one image on one host before the planner stops retrying it. */
+  maxFetchAttempts: z.number().int().min(1).max(20).default(5),
+  /** Base of the exponential backoff between fetch attempts, ms. */
+  retryBaseMs: z.number().int().min(1_000).default(60_000),
+  /** A freshly warmed image is not evicted for popularity churn before this long (hysteresis), ms. */
+  minResidencyMs: z
+    .number()
+    .int()
+    .min(0)
+    .default(30 * 60_000),
+  /** Images below this decayed score are not worth a download. */
+  minScore: z.number().min(0).default(0),
+});
+export type HostGroup = z.infer<typeof hostGroupSchema>;
+export type HostGroupInput = z.input<typeof hostGroupSchema>;
+
+const imageBase = {
+  id: z
+    .string()
+    .max(256)
+    .regex(regex(IMAGE_ID_PATTERN), 'letters, digits and _:@+- separated by single . or /'),
+  sizeBytes: z.number().int().positive(),
+  /** EBS snapshot holding the image as a filesystem, for volume-link. */
+  snapshot: z
+    .object({
+      snapshotId: z.string().regex(regex(SNAPSHOT_ID_PATTERN), 'an EBS snapshot id'),
+      region: z.string().regex(regex(AWS_REGION_PATTERN), 'an AWS region'),
+      /** AZs in which fast snapshot restore is enabled (volume creation is then fully initialized). */
+      fastRestoreAzs: z.array(z.string().max(32)).default([]),
+    })
+    .optional(),
+};
+
+/** What warmboot knows about an image: where to fetch it and how to verify it. */
+export const imageSpecSchema = z.discriminatedUnion('kind', [
+  z.object({
+    ...imageBase,
+    kind: z.literal('container'),
+    source: z.string().max(512).regex(regex(CONTAINER_REF_PATTERN), 'a container reference without digest'),
+    digest: z.string().regex(regex(DIGEST_PATTERN), 'sha256:<64 hex>'),
+  }),
+  z.object({
+    ...imageBase,
+    kind: z.literal('s3'),
+    source: z.string().max(1024).regex(regex(S3_URI_PATTERN), 's3://bucket/key'),
+    digest: z.string().regex(regex(DIGEST_PATTERN), 'sha256:<64 hex>'),
+  }),
+]);
+export type ImageSpec = z.infer<typeof imageSpecSchema>;
+
+/** The environment the imageCache and placement functions read at cold start. */
+export const imageCacheEnvSchema = z.object({
+  HOST_GROUPS: envJson(
+    z
+      .array(hostGroupSchema)
+      .refine((groups) => new Set(groups.map((group) => group.name)).size === groups.length, {
+        message: 'host group names must be unique',
+      }),
+  ),
+  IMAGE_CACHE_TABLE: envString,
+  POPULARITY_TABLE: envString.optional(),
+});
+export type ImageCacheEnv = z.infer<typeof imageCacheEnvSchema>;
+
+export const IMAGE_CACHE_TABLE_ENV = tableEnvVar('imageCache');
+
+export const loadImageCacheConfig = (env: Record<string, string | undefined>): ImageCacheEnv =>
+  loadConfig(imageCacheEnvSchema, env);

@@ -1,0 +1,398 @@
+import type { HostGroup } from '../config';
+import {
+  type HostImageEntry,
+  heldBytes,
+  type ImageScore,
+  type PlannerHost,
+  type SourceHealth,
+} from './model';
+
+/** SSM SendCommand accepts at most 50 instance ids per call (SSM API reference, SendCommand). */
+export const MAX_INSTANCES_PER_COMMAND = 50;
+
+export type PlannerGroup = Pick<
+  HostGroup,
+  'name' | 'cacheBytes' | 'warmConcurrency' | 'maxErrors' | 'maxFetchAttempts' | 'minResidencyMs' | 'minScore'
+>;
+
+export interface PlanInput {
+  readonly group: PlannerGroup;
+  /** Running hosts of the group with their inventory (cached, in-flight, failed entries). */
+  readonly hosts: readonly PlannerHost[];
+  readonly pins: readonly string[];
+  /** Warms asked for explicitly (placement fell back to a cold host): desired right after pins. */
+  readonly requested?: readonly { readonly instanceId: string; readonly imageId: string }[];
+  /** Decayed popularity in the group's scope; images not listed score 0. */
+  readonly scores: readonly ImageScore[];
+  /** Size of every image warmboot knows how to fetch; an image without a size cannot be planned. */
+  readonly imageSizes: Readonly<Record<string, number>>;
+  /** Health of the image source, from recent fetch outcomes. */
+  readonly source: SourceHealth;
+  readonly now: number;
+  /** Breaks ties between equally good hosts so repeated plans do not always load the same host. */
+  readonly random: () => number;
+  /**
+   * Fetch invocations allowed in flight across the group (default one SendCommand's worth, 50);
+   * with MaxConcurrency per command this is what keeps the image source from being flooded.
+   */
+  readonly maxInflightFetches?: number;
+}
+
+export interface CacheCommand {
+  readonly action: 'fetch' | 'evict';
+  readonly imageId: string;
+  /** At most MAX_INSTANCES_PER_COMMAND. */
+  readonly instanceIds: readonly string[];
+  readonly maxConcurrency: string;
+  readonly maxErrors: string;
+}
+
+export type DeferReason =
+  | 'retry-backoff'
+  | 'gave-up'
+  | 'source-backoff'
+  | 'awaiting-eviction'
+  | 'over-budget'
+  | 'fetch-window-full'
+  | 'outage-keep';
+
+export interface DeferredAction {
+  readonly instanceId: string;
+  readonly imageId: string;
+  readonly action: 'fetch' | 'evict';
+  readonly reason: DeferReason;
+  /** When the reason lifts, if known. */
+  readonly until?: number;
+}
+
+export interface CachePlan {
+  readonly hostGroup: string;
+  readonly commands: readonly CacheCommand[];
+  /** What each host should hold (pins, then images by value density), image ids by priority. */
+  readonly desired: Readonly<Record<string, readonly string[]>>;
+  readonly deferred: readonly DeferredAction[];
+  /** Hosts whose pins alone exceed the budget. */
+  readonly overBudget: readonly { readonly instanceId: string; readonly pinnedBytes: number }[];
+  /** Pinned or popular images without a known size/source (register them to warm them). */
+  readonly unknownImages: readonly string[];
+  /** Set while the image source is backing off: no fetch is sent before this time. */
+  readonly sourceBackoffUntil?: number;
+  /** Fetches and evictions still to happen: in flight, sent now, or deferred. */
+  readonly pendingActions: number;
+  /** Share of desired (host, image) pairs already cached. */
+  readonly warmRatio: number;
+}
+
+interface HostWork {
+  readonly host: PlannerHost;
+  readonly entries: ReadonlyMap<string, HostImageEntry>;
+  readonly desired: string[];
+  readonly desiredSet: Set<string>;
+  reservedBytes: number;
+  /** Tie-breaker drawn once per plan. */
+  readonly lot: number;
+}
+
+const by =
+  <T>(...keys: ((item: T) => number | string)[]) =>
+  (a: T, b: T): number => {
+    for (const key of keys) {
+      const x = key(a);
+      const y = key(b);
+      if (x < y) return -1;
+      if (x > y) return 1;
+    }
+    return 0;
+  };
+
+/**
+ * Plans one host group: desired set per host, diffed against the inventory, as batched warm and
+ * evict commands.
+ *
+ * Desired set. Pins go on every host. Then the planner fills each host's budget with
+ * (image, replica) items in order of value density: the k-th replica of an image with score s
+ * and size b is worth s / k (the k-th host holding an image absorbs a diminishing share of its
+ * launches) and costs b bytes, so its density is s / (k · b). Greedy by density is the classic
+ * fractional-knapsack heuristic: a 1 GB image must be twice as popular as a 500 MB one to earn
+ * the same space, and popular images get more replicas (so placement can spread them) before
+ * rare ones get any. An image a host already holds is preferred on that host (no fetch), and a
+ * freshly cached image stays for `minResidencyMs` (hysteresis against popularity churn).
+ *
+ * Diff. Fetch what is desired and missing, evict what is cached and not desired; a fetch is only
+ * sent when the host's held bytes (cached + fetching + evicting) plus the image fit the budget,
+ * so the budget holds at every instant. A failed fetch waits for its `retryAt`; after
+ * `maxFetchAttempts` the planner gives up on that pair. While the image source backs off, no
+ * fetch and no eviction happen (what is cached is what launches can use during an outage); once
+ * `retryAt` passes one fetch is sent as a probe.
+ */
+export const planHostGroup = (input: PlanInput): CachePlan => {
+  const { group, now } = input;
+  const pins = [...new Set(input.pins)].sort();
+  const sizeOf = (imageId: string): number | undefined => input.imageSizes[imageId];
+  const unknownImages = new Set<string>();
+
+  const hosts: HostWork[] = [...input.hosts].sort(by((host) => host.instanceId)).map((host) => ({
+    host,
+    entries: new Map(host.entries.map((entry) => [entry.imageId, entry])),
+    desired: [],
+    desiredSet: new Set<string>(),
+    reservedBytes: 0,
+    lot: input.random(),
+  }));
+
+  const want = (work: HostWork, imageId: string, bytes: number): void => {
+    work.desired.push(imageId);
+    work.desiredSet.add(imageId);
+    work.reservedBytes += bytes;
+  };
+  const replicas = new Map<string, number>();
+  const countReplica = (imageId: string) => replicas.set(imageId, (replicas.get(imageId) ?? 0) + 1);
+
+  // 1. Pins on every host, even beyond the budget (reported; their fetch then waits for room).
+  const overBudget: { instanceId: string; pinnedBytes: number }[] = [];
+  for (const work of hosts) {
+    for (const pin of pins) {
+      const bytes = sizeOf(pin) ?? work.entries.get(pin)?.bytes;
+      if (bytes === undefined) {
+        unknownImages.add(pin);
+        continue;
+      }
+      want(work, pin, bytes);
+      countReplica(pin);
+    }
+    if (work.reservedBytes > group.cacheBytes)
+      overBudget.push({ instanceId: work.host.instanceId, pinnedBytes: work.reservedBytes });
+  }
+
+  // 1b. Explicit warm requests, where they fit.
+  for (const request of input.requested ?? []) {
+    const work = hosts.find((candidate) => candidate.host.instanceId === request.instanceId);
+    const bytes = sizeOf(request.imageId);
+    if (!work || work.desiredSet.has(request.imageId)) continue;
+    if (bytes === undefined) {
+      unknownImages.add(request.imageId);
+      continue;
+    }
+    if (work.reservedBytes + bytes > group.cacheBytes) continue;
+    want(work, request.imageId, bytes);
+    countReplica(request.imageId);
+  }
+
+  // 2. Commitments: in-flight fetches cannot be recalled; fresh images stay for minResidencyMs.
+  for (const work of hosts) {
+    for (const entry of work.entries.values()) {
+      if (work.desiredSet.has(entry.imageId)) continue;
+      const fresh = entry.state === 'cached' && now - entry.since < group.minResidencyMs;
+      if (entry.state === 'fetching' || fresh) {
+        want(work, entry.imageId, entry.bytes);
+        countReplica(entry.imageId);
+      }
+    }
+  }
+
+  // 3. (image, replica) items by value density.
+  const scoreOf = new Map(input.scores.map((item) => [item.imageId, item.score]));
+  const items: { imageId: string; replica: number; density: number; bytes: number }[] = [];
+  for (const { imageId, score } of input.scores) {
+    if (score <= group.minScore || pins.includes(imageId)) continue;
+    const bytes = sizeOf(imageId);
+    if (bytes === undefined) {
+      unknownImages.add(imageId);
+      continue;
+    }
+    for (let replica = 1; replica <= hosts.length; replica += 1)
+      items.push({ imageId, replica, bytes, density: score / (replica * bytes) });
+  }
+  items.sort(
+    by(
+      (item) => -item.density,
+      (item) => item.imageId,
+      (item) => item.replica,
+    ),
+  );
+  const holds = (work: HostWork, imageId: string) => work.entries.get(imageId)?.state === 'cached';
+  for (const item of items) {
+    if ((replicas.get(item.imageId) ?? 0) >= item.replica) continue;
+    const candidates = hosts.filter(
+      (work) => !work.desiredSet.has(item.imageId) && work.reservedBytes + item.bytes <= group.cacheBytes,
+    );
+    const chosen = candidates.sort(
+      by(
+        (work) => (holds(work, item.imageId) ? 0 : 1),
+        (work) => work.reservedBytes,
+        (work) => work.lot,
+      ),
+    )[0];
+    if (!chosen) continue;
+    want(chosen, item.imageId, item.bytes);
+    countReplica(item.imageId);
+  }
+
+  // 4. Keep anything else already cached while it still fits: holding it costs nothing.
+  for (const work of hosts) {
+    const leftovers = [...work.entries.values()]
+      .filter((entry) => entry.state === 'cached' && !work.desiredSet.has(entry.imageId))
+      .sort(
+        by(
+          (entry) => -(scoreOf.get(entry.imageId) ?? 0),
+          (entry) => entry.imageId,
+        ),
+      );
+    for (const entry of leftovers)
+      if (work.reservedBytes + entry.bytes <= group.cacheBytes) want(work, entry.imageId, entry.bytes);
+  }
+
+  // 5. Diff against the inventory.
+  const sourceBackingOff = input.source.consecutiveFailures > 0;
+  const probeDue = sourceBackingOff && (input.source.retryAt ?? 0) <= now;
+  const inflightFetches = hosts.reduce(
+    (sum, work) => sum + [...work.entries.values()].filter((entry) => entry.state === 'fetching').length,
+    0,
+  );
+  let fetchAllowance = sourceBackingOff
+    ? probeDue
+      ? Math.max(0, 1 - inflightFetches)
+      : 0
+    : Math.max(0, (input.maxInflightFetches ?? MAX_INSTANCES_PER_COMMAND) - inflightFetches);
+
+  const deferred: DeferredAction[] = [];
+  const fetchCandidates: { work: HostWork; imageId: string; bytes: number; rank: number }[] = [];
+  const evictions: { work: HostWork; imageId: string }[] = [];
+  let inflight = 0;
+  let warmPairs = 0;
+  let desiredPairs = 0;
+
+  for (const work of hosts) {
+    work.desired.forEach((imageId, rank) => {
+      desiredPairs += 1;
+      const entry = work.entries.get(imageId);
+      const bytes = sizeOf(imageId) ?? entry?.bytes ?? 0;
+      const defer = (reason: DeferReason, until?: number) =>
+        deferred.push({
+          instanceId: work.host.instanceId,
+          imageId,
+          action: 'fetch',
+          reason,
+          ...(until !== undefined ? { until } : {}),
+        });
+      if (entry?.state === 'cached') {
+        warmPairs += 1;
+        return;
+      }
+      if (entry?.state === 'fetching' || entry?.state === 'evicting') {
+        inflight += 1;
+        return;
+      }
+      if (entry?.state === 'failed') {
+        if (entry.attempts >= group.maxFetchAttempts) {
+          defer('gave-up');
+          return;
+        }
+        if (entry.retryAt !== undefined && entry.retryAt > now) {
+          defer('retry-backoff', entry.retryAt);
+          return;
+        }
+      }
+      fetchCandidates.push({ work, imageId, bytes, rank });
+    });
+    for (const entry of work.entries.values()) {
+      if (entry.state !== 'cached' || work.desiredSet.has(entry.imageId)) continue;
+      if (sourceBackingOff) {
+        // During an outage an evicted image cannot come back: keep serving from cache.
+        deferred.push({
+          instanceId: work.host.instanceId,
+          imageId: entry.imageId,
+          action: 'evict',
+          reason: 'outage-keep',
+        });
+        continue;
+      }
+      evictions.push({ work, imageId: entry.imageId });
+    }
+  }
+
+  // Pins first (they lead every desired list), then by each host's priority order.
+  fetchCandidates.sort(
+    by(
+      (candidate) => candidate.rank,
+      (candidate) => candidate.work.host.instanceId,
+    ),
+  );
+  const usedBytes = new Map(hosts.map((work) => [work, heldBytes([...work.entries.values()])]));
+  const fetches: { work: HostWork; imageId: string }[] = [];
+  for (const candidate of fetchCandidates) {
+    const { work, imageId, bytes } = candidate;
+    const defer = (reason: DeferReason, until?: number) =>
+      deferred.push({
+        instanceId: work.host.instanceId,
+        imageId,
+        action: 'fetch',
+        reason,
+        ...(until !== undefined ? { until } : {}),
+      });
+    if (sourceBackingOff && !probeDue) {
+      defer('source-backoff', input.source.retryAt);
+      continue;
+    }
+    const used = usedBytes.get(work) ?? 0;
+    if (used + bytes > group.cacheBytes) {
+      const evictionPending = [...work.entries.values()].some((entry) => entry.state === 'evicting');
+      const evictingNow = evictions.some((eviction) => eviction.work === work);
+      defer(evictionPending || evictingNow ? 'awaiting-eviction' : 'over-budget');
+      continue;
+    }
+    if (fetchAllowance <= 0) {
+      defer(sourceBackingOff ? 'source-backoff' : 'fetch-window-full', input.source.retryAt);
+      continue;
+    }
+    fetchAllowance -= 1;
+    usedBytes.set(work, used + bytes);
+    fetches.push({ work, imageId });
+  }
+
+  const commands = [...batch('fetch', fetches, group), ...batch('evict', evictions, group)];
+  const sent = fetches.length + evictions.length;
+  return {
+    hostGroup: group.name,
+    commands,
+    desired: Object.fromEntries(hosts.map((work) => [work.host.instanceId, work.desired])),
+    deferred,
+    overBudget,
+    unknownImages: [...unknownImages].sort(),
+    ...(sourceBackingOff && input.source.retryAt !== undefined
+      ? { sourceBackoffUntil: input.source.retryAt }
+      : {}),
+    pendingActions:
+      sent +
+      inflight +
+      deferred.filter((item) => item.reason !== 'gave-up' && item.reason !== 'outage-keep').length,
+    warmRatio: desiredPairs === 0 ? 1 : warmPairs / desiredPairs,
+  };
+};
+
+/** One SendCommand per image and chunk of at most 50 hosts; MaxConcurrency from the group. */
+const batch = (
+  action: 'fetch' | 'evict',
+  pairs: readonly { work: HostWork; imageId: string }[],
+  group: PlannerGroup,
+): CacheCommand[] => {
+  const byImage = new Map<string, string[]>();
+  for (const { work, imageId } of pairs) {
+    const list = byImage.get(imageId) ?? [];
+    list.push(work.host.instanceId);
+    byImage.set(imageId, list);
+  }
+  const commands: CacheCommand[] = [];
+  for (const [imageId, instanceIds] of [...byImage.entries()].sort(by(([imageId]) => imageId))) {
+    for (let start = 0; start < instanceIds.length; start += MAX_INSTANCES_PER_COMMAND) {
+      commands.push({
+        action,
+        imageId,
+        instanceIds: instanceIds.slice(start, start + MAX_INSTANCES_PER_COMMAND),
+        maxConcurrency: String(group.warmConcurrency),
+        maxErrors: group.maxErrors,
+      });
+    }
+  }
+  return commands;
+};

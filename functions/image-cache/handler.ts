@@ -1,0 +1,136 @@
+import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS, WARMBOOT } from '../catalog';
+import { DynamoPopularityStore } from '../popularity/adapters/dynamodb-popularity-store';
+import { loadPopularityConfig } from '../popularity/config';
+import { decayParameters } from '../popularity/domain/decay';
+import { eventBridgeFacts } from '../shared/adapters/facts';
+import { errorMessage, WarmbootError } from '../shared/errors';
+import { EventRegistry, route } from '../shared/event-registry';
+import { createLambdaHandler } from '../shared/lambda';
+import type { Runtime } from '../shared/runtime';
+import { ec2HostDirectory, ec2VolumeLinks } from './adapters/ec2';
+import { groupPopularity } from './adapters/popularity';
+import { ssmCacheCommands } from './adapters/ssm';
+import { DynamoImageCacheStore } from './adapters/store';
+import { loadImageCacheConfig } from './config';
+import {
+  ec2InstanceStateChangeDetail,
+  pinImageDetail,
+  planCacheDetail,
+  popularityChangedDetail,
+  registerImageDetail,
+  scheduledEventDetail,
+  ssmCommandInvocationStatusDetail,
+  unpinImageDetail,
+} from './schemas';
+import { type ImageCacheDependencies, ImageCacheService, type PlanSummary } from './service';
+
+type GroupResult =
+  | { readonly id: string; readonly ok: true; readonly plan: PlanSummary }
+  | {
+      readonly id: string;
+      readonly ok: false;
+      readonly error: { readonly code: string; readonly message: string };
+    };
+
+/** Runs `work` for each group; one failing group never stops the others. */
+const perGroup = async (
+  groups: readonly string[],
+  work: (group: string) => Promise<PlanSummary>,
+): Promise<GroupResult[]> => {
+  const results: GroupResult[] = [];
+  for (const id of groups) {
+    try {
+      results.push({ id, ok: true, plan: await work(id) });
+    } catch (error) {
+      results.push({
+        id,
+        ok: false,
+        error: { code: error instanceof WarmbootError ? error.code : 'Error', message: errorMessage(error) },
+      });
+    }
+  }
+  return results;
+};
+
+export const imageCacheRegistry = (service: ImageCacheService, groupNames: readonly string[]) =>
+  new EventRegistry<unknown>([
+    route(WARMBOOT, 'Register Image', registerImageDetail, (event) =>
+      service.registerImage(event.detail.image),
+    ),
+    route(WARMBOOT, 'Pin Image', pinImageDetail, (event) =>
+      service.pin(event.detail.hostGroup, event.detail.imageId, event.detail.image),
+    ),
+    route(WARMBOOT, 'Unpin Image', unpinImageDetail, (event) =>
+      service.unpin(event.detail.hostGroup, event.detail.imageId),
+    ),
+    route(WARMBOOT, 'Plan Cache', planCacheDetail, async (event): Promise<PlanSummary | GroupResult[]> => {
+      const requested = (event.detail.warm ?? []).flatMap((warm) =>
+        warm.instanceIds.map((instanceId) => ({ instanceId, imageId: warm.imageId })),
+      );
+      return event.detail.hostGroup
+        ? service.plan(event.detail.hostGroup, requested)
+        : perGroup(groupNames, (group) => service.plan(group));
+    }),
+    route(WARMBOOT, 'Popularity Changed', popularityChangedDetail, (event) => {
+      const { scope } = event.detail;
+      const groups =
+        scope.kind === 'hostGroup' ? groupNames.filter((name) => name === scope.hostGroup) : groupNames;
+      return perGroup(groups, (group) => service.plan(group));
+    }),
+    route('aws.ssm', SSM_COMMAND_STATUS, ssmCommandInvocationStatusDetail, (event) =>
+      service.onCommandStatus({
+        commandId: event.detail['command-id'],
+        instanceId: event.detail['instance-id'],
+        status: event.detail.status,
+      }),
+    ),
+    route('aws.ec2', EC2_STATE_CHANGE, ec2InstanceStateChangeDetail, (event) =>
+      service.onHostState(event.detail['instance-id'], event.detail.state),
+    ),
+    route('aws.events', SCHEDULED_EVENT, scheduledEventDetail, () =>
+      perGroup(groupNames, (group) => service.reconcile(group)),
+    ),
+  ]);
+
+/** The composition root: production adapters over the runtime's clients. */
+export const imageCacheDependencies = (runtime: Runtime): ImageCacheDependencies => {
+  const config = loadImageCacheConfig(runtime.env);
+  const popularity = loadPopularityConfig(runtime.env);
+  return {
+    groups: config.HOST_GROUPS,
+    region: runtime.env.AWS_REGION ?? 'us-east-1',
+    store: new DynamoImageCacheStore(runtime.clients.documents, config.IMAGE_CACHE_TABLE),
+    hosts: ec2HostDirectory(runtime.clients.ec2),
+    commands: ssmCacheCommands(runtime.clients.ssm),
+    volumes: ec2VolumeLinks(runtime.clients.ec2),
+    popularity: groupPopularity(
+      new DynamoPopularityStore({
+        client: runtime.clients.dynamodb,
+        tableName: popularity.popularityTable,
+        settings: {
+          decay: decayParameters(popularity.settings.halfLifeHours),
+          shards: popularity.settings.shards,
+        },
+        dedupeTtlMs: popularity.settings.dedupeTtlHours * 3_600_000,
+        sleep: (ms) => runtime.clock.sleep(ms),
+        random: runtime.random,
+      }),
+    ),
+    facts: eventBridgeFacts(runtime.clients.events),
+    clock: runtime.clock,
+    random: runtime.random,
+    logger: runtime.logger,
+    metrics: runtime.metrics,
+  };
+};
+
+export const createImageCacheHandler = (runtime: Runtime) => {
+  const deps = imageCacheDependencies(runtime);
+  return createLambdaHandler(
+    imageCacheRegistry(
+      new ImageCacheService(deps),
+      deps.groups.map((group) => group.name),
+    ),
+    runtime,
+  );
+};

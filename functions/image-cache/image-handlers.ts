@@ -1,0 +1,303 @@
+import type { Clock } from '../shared/clock';
+import { errorMessage, WarmbootError } from '../shared/errors';
+import type { HostInfo, VolumeLinks } from './adapters/ec2';
+import type { CacheCommands, SendOptions } from './adapters/ssm';
+import { type HandlerKind, HOST_GROUP_TAG, type HostGroup, type ImageSpec, MANAGED_TAG } from './config';
+import { DOCUMENT_NAMES } from './documents';
+import { type Cloneability, cloneable } from './domain/cloneable';
+import type { HostImageEntry } from './domain/model';
+
+export type HandlerHost = Pick<HostInfo, 'instanceId' | 'availabilityZone' | 'devices'>;
+
+type ItemError = { readonly code: string; readonly message: string };
+
+/** A fetch or remove started on one host (a command is running), or why it could not start. */
+export type StartResult =
+  | {
+      readonly instanceId: string;
+      readonly ok: true;
+      readonly commandId: string;
+      readonly via: 'download' | 'volume-link';
+      readonly volumeId?: string;
+      /** `auto`: why it chose download. */
+      readonly note?: string;
+    }
+  | { readonly instanceId: string; readonly ok: false; readonly error: ItemError };
+
+/**
+ * The template image handler interface: `init` re-prepares a host that joined or restarted (it
+ * inventories what the host really holds; the planner then re-prepares what it should hold),
+ * `fetch` puts an image on hosts, `remove` takes it off. Fetch and remove take a batch of hosts
+ * because SendCommand does (up to 50); results are per host.
+ */
+export interface ImageHandler {
+  readonly kind: HandlerKind;
+  init(host: HandlerHost): Promise<{ readonly commandId: string }>;
+  fetch(hosts: readonly HandlerHost[], image: ImageSpec, options: SendOptions): Promise<StartResult[]>;
+  remove(
+    hosts: readonly { host: HandlerHost; entry: HostImageEntry }[],
+    image: ImageSpec,
+    options: SendOptions,
+  ): Promise<StartResult[]>;
+}
+
+export interface HandlerDependencies {
+  readonly group: HostGroup;
+  readonly region: string;
+  readonly commands: CacheCommands;
+  readonly volumes: VolumeLinks;
+  readonly clock: Clock;
+}
+
+const failure = (instanceId: string, error: unknown): StartResult => ({
+  instanceId,
+  ok: false,
+  error: { code: error instanceof WarmbootError ? error.code : 'Error', message: errorMessage(error) },
+});
+
+const fetchParameters = (image: ImageSpec, group: HostGroup): Record<string, string> => ({
+  ImageId: image.id,
+  Kind: image.kind,
+  Source: image.source,
+  Digest: image.digest,
+  CacheDirectory: group.cacheDirectory,
+  ExpectedBytes: String(image.sizeBytes),
+});
+
+const inventory = (deps: HandlerDependencies) => async (host: HandlerHost) => ({
+  commandId: await deps.commands.send(
+    DOCUMENT_NAMES.inventory,
+    [host.instanceId],
+    { CacheDirectory: deps.group.cacheDirectory },
+    { maxConcurrency: '1', maxErrors: '0', comment: `warmboot inventory ${deps.group.name}` },
+  ),
+});
+
+/** `download`: the Fetch document pulls (docker/containerd) or copies (S3) and verifies the digest. */
+export const downloadHandler = (deps: HandlerDependencies): ImageHandler => ({
+  kind: 'download',
+  init: inventory(deps),
+  async fetch(hosts, image, options) {
+    if (hosts.length === 0) return [];
+    try {
+      const commandId = await deps.commands.send(
+        DOCUMENT_NAMES.fetch,
+        hosts.map((host) => host.instanceId),
+        fetchParameters(image, deps.group),
+        options,
+      );
+      return hosts.map((host) => ({ instanceId: host.instanceId, ok: true, commandId, via: 'download' }));
+    } catch (error) {
+      return hosts.map((host) => failure(host.instanceId, error));
+    }
+  },
+  async remove(targets, image, options) {
+    if (targets.length === 0) return [];
+    try {
+      const { Kind, Source, Digest, ImageId, CacheDirectory } = fetchParameters(image, deps.group);
+      const commandId = await deps.commands.send(
+        DOCUMENT_NAMES.remove,
+        targets.map(({ host }) => host.instanceId),
+        { Kind, Source, Digest, ImageId, CacheDirectory } as Record<string, string>,
+        options,
+      );
+      return targets.map(({ host }) => ({
+        instanceId: host.instanceId,
+        ok: true,
+        commandId,
+        via: 'download',
+      }));
+    } catch (error) {
+      return targets.map(({ host }) => failure(host.instanceId, error));
+    }
+  },
+});
+
+/** Device names EC2 accepts for extra EBS volumes on Linux, in the order they are handed out. */
+const LINK_DEVICES = 'fghijklmnop'.split('').map((letter) => `/dev/sd${letter}`);
+
+export const freeDevice = (devices: readonly string[]): string | undefined => {
+  const used = new Set(devices.map((device) => device.replace('/dev/xvd', '/dev/sd')));
+  return LINK_DEVICES.find((device) => !used.has(device));
+};
+
+const WAIT_STEP_MS = 2_000;
+const WAIT_LIMIT_MS = 5 * 60_000;
+
+const waitFor = async (clock: Clock, what: string, done: () => Promise<boolean>): Promise<void> => {
+  for (let waited = 0; waited <= WAIT_LIMIT_MS; waited += WAIT_STEP_MS) {
+    if (await done()) return;
+    await clock.sleep(WAIT_STEP_MS);
+  }
+  throw new WarmbootError('Timeout', `${what} did not happen within ${WAIT_LIMIT_MS / 1000} s`);
+};
+
+/** Whether the host can link the image; no free device name counts as the attach limit. */
+const linkability = (image: ImageSpec, host: HandlerHost, region: string): Cloneability =>
+  cloneable(image, {
+    region,
+    availabilityZone: host.availabilityZone,
+    attachedVolumes: host.devices.length,
+    ...(freeDevice(host.devices) === undefined ? { maxVolumeAttachments: host.devices.length } : {}),
+  });
+
+/**
+ * `volume-link`: zero copy. A volume is created from the image's snapshot in the host's AZ
+ * (fully initialized when fast snapshot restore is on there), attached, and mounted read-only
+ * by the Mount document. The volume carries the management tags so only warmboot's own volumes
+ * are ever detached or deleted.
+ */
+export const volumeLinkHandler = (deps: HandlerDependencies): ImageHandler => {
+  const linkOne = async (host: HandlerHost, image: ImageSpec, options: SendOptions): Promise<StartResult> => {
+    const verdict = linkability(image, host, deps.region);
+    if (!verdict.cloneable || !image.snapshot)
+      return failure(
+        host.instanceId,
+        new WarmbootError(
+          'NotLinkable',
+          verdict.cloneable ? 'no snapshot' : `${verdict.reason}: ${verdict.detail}`,
+        ),
+      );
+    const device = freeDevice(host.devices) ?? '/dev/sdf';
+    let volumeId: string | undefined;
+    try {
+      const created = await deps.volumes.createFromSnapshot(
+        image.snapshot.snapshotId,
+        host.availabilityZone,
+        {
+          [MANAGED_TAG]: 'true',
+          [HOST_GROUP_TAG]: deps.group.name,
+          'warmboot:image': image.id,
+        },
+      );
+      volumeId = created;
+      await waitFor(
+        deps.clock,
+        `${created} available`,
+        async () => (await deps.volumes.state(created))?.state === 'available',
+      );
+      await deps.volumes.attach(created, host.instanceId, device);
+      await waitFor(
+        deps.clock,
+        `${created} attached to ${host.instanceId}`,
+        async () => (await deps.volumes.state(created))?.attachedTo === host.instanceId,
+      );
+      const commandId = await deps.commands.send(
+        DOCUMENT_NAMES.mount,
+        [host.instanceId],
+        { ImageId: image.id, CacheDirectory: deps.group.cacheDirectory, VolumeId: created, Device: device },
+        options,
+      );
+      return { instanceId: host.instanceId, ok: true, commandId, via: 'volume-link', volumeId: created };
+    } catch (error) {
+      if (volumeId)
+        await releaseVolume(deps.volumes, deps.clock, volumeId, host.instanceId).catch(() => undefined);
+      return failure(host.instanceId, error);
+    }
+  };
+  return {
+    kind: 'volume-link',
+    init: inventory(deps),
+    async fetch(hosts, image, options) {
+      const results: StartResult[] = [];
+      for (const host of hosts) results.push(await linkOne(host, image, options));
+      return results;
+    },
+    async remove(targets, image, options) {
+      const results: StartResult[] = [];
+      for (const { host, entry } of targets) {
+        if (entry.via !== 'volume-link' || !entry.volumeId) {
+          results.push(...(await downloadHandler(deps).remove([{ host, entry }], image, options)));
+          continue;
+        }
+        try {
+          const commandId = await deps.commands.send(
+            DOCUMENT_NAMES.unmount,
+            [host.instanceId],
+            { ImageId: image.id, CacheDirectory: deps.group.cacheDirectory, VolumeId: entry.volumeId },
+            options,
+          );
+          results.push({
+            instanceId: host.instanceId,
+            ok: true,
+            commandId,
+            via: 'volume-link',
+            volumeId: entry.volumeId,
+          });
+        } catch (error) {
+          results.push(failure(host.instanceId, error));
+        }
+      }
+      return results;
+    },
+  };
+};
+
+/**
+ * After a successful Unmount: detach and delete the volume, only if it carries warmboot's
+ * management tag (IAM conditions in infra/ are the second fence).
+ */
+export const releaseVolume = async (
+  volumes: VolumeLinks,
+  clock: Clock,
+  volumeId: string,
+  instanceId: string,
+): Promise<void> => {
+  const state = await volumes.state(volumeId);
+  if (!state) return;
+  if (!state.managed) throw new WarmbootError('UnmanagedResource', `${volumeId} lacks ${MANAGED_TAG}=true`);
+  if (state.attachedTo === instanceId) await volumes.detach(volumeId, instanceId);
+  // DetachVolume is asynchronous; DeleteVolume needs the volume available.
+  await waitFor(clock, `${volumeId} detached`, async () => {
+    const now = await volumes.state(volumeId);
+    return now === undefined || now.state === 'available';
+  });
+  await volumes.delete(volumeId);
+};
+
+/**
+ * `auto`: links when `cloneable(image, host)` says it can, otherwise downloads and records why
+ * (the reason lands in the entry's `note`, e.g. `download: other-region: snapshot … in eu-west-1`).
+ */
+export const autoHandler = (deps: HandlerDependencies): ImageHandler => {
+  const link = volumeLinkHandler(deps);
+  const download = downloadHandler(deps);
+  return {
+    kind: 'auto',
+    init: inventory(deps),
+    async fetch(hosts, image, options) {
+      const linkable: HandlerHost[] = [];
+      const fallback: { host: HandlerHost; note: string }[] = [];
+      for (const host of hosts) {
+        const verdict = linkability(image, host, deps.region);
+        if (verdict.cloneable) linkable.push(host);
+        else fallback.push({ host, note: `download: ${verdict.reason}: ${verdict.detail}` });
+      }
+      const notes = new Map(fallback.map(({ host, note }) => [host.instanceId, note]));
+      const downloaded = await download.fetch(
+        fallback.map(({ host }) => host),
+        image,
+        options,
+      );
+      return [
+        ...(await link.fetch(linkable, image, options)),
+        ...downloaded.map((result) => {
+          const note = notes.get(result.instanceId);
+          return result.ok && note ? { ...result, note } : result;
+        }),
+      ];
+    },
+    remove: (targets, image, options) => link.remove(targets, image, options),
+  };
+};
+
+export const imageHandlerFor = (deps: HandlerDependencies): ImageHandler => {
+  switch (deps.group.handler) {
+    case 'download':
+      return downloadHandler(deps);
+    case 'volume-link':
+      return volumeLinkHandler(deps);
+    case 'auto':
+      return autoHandler(deps);
+  }
+};

@@ -1,0 +1,739 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { formatWarmList } from '../placement/domain/warm-list';
+import type { Fact, FactPublisher } from '../shared/adapters/facts';
+import type { Clock } from '../shared/clock';
+import { ConflictError, errorMessage, NotFoundError, WarmbootError } from '../shared/errors';
+import type { HostDirectory, HostInfo, VolumeLinks } from './adapters/ec2';
+import type { CacheCommands } from './adapters/ssm';
+import type { GroupState, ImageCacheStore, StoredEntry } from './adapters/store';
+import { type HostGroup, type ImageSpec, WARM_IMAGES_TAG } from './config';
+import { DOCUMENT_NAMES } from './documents';
+import {
+  type HostImageEntry,
+  heldBytes,
+  type ImageScore,
+  type PlannerHost,
+  warmImageIds,
+} from './domain/model';
+import { type CacheCommand, type CachePlan, planHostGroup } from './domain/planner';
+import {
+  classifyFetchFailure,
+  evictionEnded,
+  evictionStarted,
+  fetchFailed,
+  fetchStarted,
+  fetchSucceeded,
+  isTerminalStatus,
+  nextSourceHealth,
+  type ReportedImage,
+  reconcileInventory,
+} from './domain/transitions';
+import { type HandlerHost, imageHandlerFor, releaseVolume, type StartResult } from './image-handlers';
+
+/** What the planner reads from popularity: the top images of a host group's scope. */
+export interface GroupPopularity {
+  topImages(hostGroup: string, k: number, now: number): Promise<ImageScore[]>;
+}
+
+export interface ImageCacheDependencies {
+  readonly groups: readonly HostGroup[];
+  readonly region: string;
+  readonly store: ImageCacheStore;
+  readonly hosts: HostDirectory;
+  readonly commands: CacheCommands;
+  readonly volumes: VolumeLinks;
+  readonly popularity: GroupPopularity;
+  readonly facts: FactPublisher;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+/** How many popular images per group the planner considers. */
+export const PLANNED_TOP_IMAGES = 100;
+/** An in-flight command older than this is checked with GetCommandInvocation by the reconcile. */
+const STALE_COMMAND_MS = 10 * 60_000;
+/** A claim that never got its command id (crash between claim and SendCommand) is dropped after this. */
+const STALE_CLAIM_MS = 15 * 60_000;
+
+export type ItemResult =
+  | { readonly id: string; readonly ok: true; readonly commandId: string }
+  | {
+      readonly id: string;
+      readonly ok: false;
+      readonly error: { readonly code: string; readonly message: string };
+    };
+
+export interface PlanSummary {
+  readonly hostGroup: string;
+  readonly hosts: number;
+  readonly warmRatio: number;
+  readonly pendingActions: number;
+  readonly commands: readonly {
+    readonly action: CacheCommand['action'];
+    readonly imageId: string;
+    readonly results: readonly ItemResult[];
+  }[];
+  readonly deferred: CachePlan['deferred'];
+  readonly unknownImages: readonly string[];
+  readonly sourceBackoffUntil?: number;
+}
+
+export class ImageCacheService {
+  constructor(private readonly deps: ImageCacheDependencies) {}
+
+  group(name: string): HostGroup {
+    const group = this.deps.groups.find((candidate) => candidate.name === name);
+    if (!group) throw new NotFoundError(`host group ${name} is not configured (HOST_GROUPS)`);
+    return group;
+  }
+
+  async registerImage(image: ImageSpec): Promise<{ imageId: string }> {
+    await this.deps.store.putImage(image, this.deps.clock.now());
+    return { imageId: image.id };
+  }
+
+  async pin(groupName: string, imageId: string, image?: ImageSpec): Promise<PlanSummary> {
+    const group = this.group(groupName);
+    if (image) await this.registerImage(image);
+    else if (!(await this.deps.store.getImages([imageId])).has(imageId))
+      throw new NotFoundError(`image ${imageId} is not registered: send Register Image or include "image"`);
+    await this.deps.store.putPin(group.name, imageId, this.deps.clock.now());
+    return this.plan(group.name);
+  }
+
+  async unpin(groupName: string, imageId: string): Promise<PlanSummary> {
+    const group = this.group(groupName);
+    await this.deps.store.deletePin(group.name, imageId);
+    return this.plan(group.name);
+  }
+
+  /** Plans one group and applies the plan: claims, SendCommand per batch, command records. */
+  async plan(
+    groupName: string,
+    requested: readonly { instanceId: string; imageId: string }[] = [],
+  ): Promise<PlanSummary> {
+    const group = this.group(groupName);
+    const now = this.deps.clock.now();
+    const state = await this.deps.store.loadGroup(group.name);
+    const scores = await this.deps.popularity.topImages(group.name, PLANNED_TOP_IMAGES, now);
+    // A host is planned once its inventory is known: before that its agent may not even answer.
+    const running = state.hosts.filter(
+      (host) => host.status === 'running' && host.inventoriedAt !== undefined,
+    );
+    const entriesOf = (instanceId: string) =>
+      state.entries.filter((entry) => entry.instanceId === instanceId);
+    const images = await this.deps.store.getImages([
+      ...state.pins,
+      ...scores.map((score) => score.imageId),
+      ...state.entries.map((entry) => entry.imageId),
+      ...requested.map((request) => request.imageId),
+    ]);
+    const plannerHosts: PlannerHost[] = running.map((host) => ({
+      instanceId: host.instanceId,
+      availabilityZone: host.availabilityZone,
+      entries: entriesOf(host.instanceId),
+    }));
+    const plan = planHostGroup({
+      group,
+      hosts: plannerHosts,
+      pins: state.pins,
+      requested,
+      scores,
+      imageSizes: Object.fromEntries([...images.values()].map((image) => [image.id, image.sizeBytes])),
+      source: state.source,
+      now,
+      random: this.deps.random,
+    });
+
+    const hostInfo = new Map(
+      (await this.deps.hosts.groupHosts(group.name)).map((host) => [host.instanceId, host]),
+    );
+    const applied = [];
+    for (const command of plan.commands) {
+      const image = images.get(command.imageId);
+      if (!image) continue;
+      applied.push({
+        action: command.action,
+        imageId: command.imageId,
+        results: await this.apply(group, state, command, image, hostInfo, now),
+      });
+    }
+    this.recordMetrics(group, plan, plannerHosts, state.pins.length);
+    if (plan.commands.length > 0 || plan.sourceBackoffUntil !== undefined)
+      this.deps.logger.info('cache planned', {
+        hostGroup: group.name,
+        commands: plan.commands.length,
+        deferred: plan.deferred.length,
+        sourceBackoffUntil: plan.sourceBackoffUntil,
+      });
+    return {
+      hostGroup: group.name,
+      hosts: running.length,
+      warmRatio: plan.warmRatio,
+      pendingActions: plan.pendingActions,
+      commands: applied,
+      deferred: plan.deferred,
+      unknownImages: plan.unknownImages,
+      ...(plan.sourceBackoffUntil !== undefined ? { sourceBackoffUntil: plan.sourceBackoffUntil } : {}),
+    };
+  }
+
+  /**
+   * One batch: claim each (host, image) entry with a conditional write (a concurrent plan that
+   * claimed it first wins, this one skips the host), start the work through the group's image
+   * handler, then record the command id. A host whose start failed gets a failed entry with
+   * backoff (fetch) or back to cached (evict).
+   */
+  private async apply(
+    group: HostGroup,
+    state: GroupState,
+    command: CacheCommand,
+    image: ImageSpec,
+    hostInfo: ReadonlyMap<string, HostInfo>,
+    now: number,
+  ): Promise<ItemResult[]> {
+    const results: ItemResult[] = [];
+    const claimed: { host: HandlerHost; entry: HostImageEntry; version: number; previous?: StoredEntry }[] =
+      [];
+    for (const instanceId of command.instanceIds) {
+      const previous = state.entries.find(
+        (entry) => entry.instanceId === instanceId && entry.imageId === image.id,
+      );
+      const host = hostInfo.get(instanceId);
+      if (!host) {
+        results.push({
+          id: instanceId,
+          ok: false,
+          error: { code: 'NotFound', message: 'host no longer in the group' },
+        });
+        continue;
+      }
+      const entry =
+        command.action === 'fetch'
+          ? fetchStarted(
+              previous,
+              { imageId: image.id, bytes: image.sizeBytes, commandId: '', via: 'download' },
+              now,
+            )
+          : previous && evictionStarted(previous, '', now);
+      if (!entry) continue;
+      const { commandId: _pending, ...claim } = entry;
+      try {
+        await this.deps.store.writeEntry(
+          group.name,
+          instanceId,
+          image.id,
+          claim,
+          previous?.version ?? 'absent',
+        );
+        claimed.push({
+          host,
+          entry: previous ?? claim,
+          version: (previous?.version ?? 0) + 1,
+          ...(previous ? { previous } : {}),
+        });
+      } catch (error) {
+        results.push(itemFailure(instanceId, error));
+      }
+    }
+    if (claimed.length === 0) return results;
+
+    const handler = imageHandlerFor(this.handlerDeps(group));
+    const options = {
+      maxConcurrency: command.maxConcurrency,
+      maxErrors: command.maxErrors,
+      comment: `warmboot ${command.action} ${image.id}`.slice(0, 100),
+    };
+    const started =
+      command.action === 'fetch'
+        ? await handler.fetch(
+            claimed.map((item) => item.host),
+            image,
+            options,
+          )
+        : await handler.remove(
+            claimed.map((item) => ({ host: item.host, entry: item.entry })),
+            image,
+            options,
+          );
+    await this.recordCommands(group, image, command.action, started, now);
+    for (const start of started) {
+      const item = claimed.find((candidate) => candidate.host.instanceId === start.instanceId);
+      if (!item) continue;
+      results.push(await this.settleStart(group, image, command.action, item, start, now));
+    }
+    return results;
+  }
+
+  private async recordCommands(
+    group: HostGroup,
+    image: ImageSpec,
+    action: CacheCommand['action'],
+    started: readonly StartResult[],
+    now: number,
+  ): Promise<void> {
+    const byCommand = new Map<string, { document: string; instanceIds: string[] }>();
+    for (const start of started) {
+      if (!start.ok) continue;
+      const document =
+        action === 'fetch'
+          ? start.via === 'volume-link'
+            ? DOCUMENT_NAMES.mount
+            : DOCUMENT_NAMES.fetch
+          : start.via === 'volume-link'
+            ? DOCUMENT_NAMES.unmount
+            : DOCUMENT_NAMES.remove;
+      const record = byCommand.get(start.commandId) ?? { document, instanceIds: [] };
+      record.instanceIds.push(start.instanceId);
+      byCommand.set(start.commandId, record);
+    }
+    for (const [commandId, record] of byCommand)
+      await this.deps.store.putCommand({
+        commandId,
+        hostGroup: group.name,
+        imageId: image.id,
+        document: record.document,
+        instanceIds: record.instanceIds,
+        sentAt: now,
+      });
+  }
+
+  private async settleStart(
+    group: HostGroup,
+    image: ImageSpec,
+    action: CacheCommand['action'],
+    item: { host: HandlerHost; entry: HostImageEntry; version: number; previous?: StoredEntry },
+    start: StartResult,
+    now: number,
+  ): Promise<ItemResult> {
+    const instanceId = item.host.instanceId;
+    let next: HostImageEntry | undefined;
+    if (start.ok) {
+      next =
+        action === 'fetch'
+          ? fetchStarted(
+              item.previous,
+              {
+                imageId: image.id,
+                bytes: image.sizeBytes,
+                commandId: start.commandId,
+                via: start.via,
+                ...(start.note !== undefined ? { note: start.note } : {}),
+              },
+              now,
+            )
+          : evictionStarted(item.entry, start.commandId, now);
+      if (start.volumeId !== undefined) next = { ...next, volumeId: start.volumeId };
+    } else {
+      next =
+        action === 'fetch'
+          ? fetchFailed({ ...item.entry, state: 'fetching' }, 'other', group, now, this.deps.random)
+          : evictionEnded(item.entry, false, now);
+      if (next) next = { ...next, note: `${start.error.code}: ${start.error.message}`.slice(0, 300) };
+    }
+    try {
+      await this.deps.store.writeEntry(group.name, instanceId, image.id, next, item.version);
+    } catch (error) {
+      return itemFailure(instanceId, error);
+    }
+    return start.ok
+      ? { id: instanceId, ok: true, commandId: start.commandId }
+      : { id: instanceId, ok: false, error: start.error };
+  }
+
+  private handlerDeps(group: HostGroup) {
+    return {
+      group,
+      region: this.deps.region,
+      commands: this.deps.commands,
+      volumes: this.deps.volumes,
+      clock: this.deps.clock,
+    };
+  }
+
+  /**
+   * One SSM invocation changed status. Non-terminal statuses are ignored; a terminal one moves
+   * the entry that carries this command id (a duplicate or late event finds no such entry and
+   * changes nothing), then the group is planned again (space or fetch window freed).
+   */
+  async onCommandStatus(detail: {
+    commandId: string;
+    instanceId: string;
+    status: string;
+  }): Promise<{ outcome: string; plan?: PlanSummary }> {
+    if (!isTerminalStatus(detail.status)) return { outcome: `ignored ${detail.status}` };
+    const command = await this.deps.store.getCommand(detail.commandId);
+    if (!command) return { outcome: 'unknown command (the reconcile will catch up)' };
+    const group = this.group(command.hostGroup);
+    const outcome = await this.settleInvocation(group, command, detail.instanceId, detail.status);
+    return { outcome, plan: await this.plan(group.name) };
+  }
+
+  private async settleInvocation(
+    group: HostGroup,
+    command: { commandId: string; document: string; imageId?: string },
+    instanceId: string,
+    status: string,
+  ): Promise<string> {
+    const now = this.deps.clock.now();
+    const invocation = await this.deps.commands.invocation(command.commandId, instanceId);
+    const ok = status === 'Success';
+    const state = await this.deps.store.loadGroup(group.name);
+
+    if (command.document === DOCUMENT_NAMES.inventory) {
+      if (!ok) return `inventory ${status}`;
+      const reported = reportedImages(invocation.result);
+      const recorded = state.entries.filter((entry) => entry.instanceId === instanceId);
+      const merged = reconcileInventory(recorded, reported, now);
+      for (const entry of merged.entries) {
+        const before = recorded.find((candidate) => candidate.imageId === entry.imageId);
+        if (before && sameEntry(before, entry)) continue;
+        await this.write(group, instanceId, entry.imageId, entry, before?.version ?? 'absent');
+      }
+      for (const imageId of merged.vanished) {
+        const before = recorded.find((candidate) => candidate.imageId === imageId);
+        if (before) await this.write(group, instanceId, imageId, undefined, before.version);
+      }
+      const host = state.hosts.find((candidate) => candidate.instanceId === instanceId);
+      if (host) {
+        try {
+          await this.deps.store.putHost(
+            group.name,
+            { ...withoutVersion(host), inventoriedAt: now },
+            host.version,
+          );
+        } catch (error) {
+          if (!(error instanceof ConflictError)) throw error;
+        }
+      }
+      await this.publishWarmList(group, instanceId);
+      return `inventory: ${merged.added.length} added, ${merged.vanished.length} vanished`;
+    }
+
+    const entry = state.entries.find(
+      (candidate) =>
+        candidate.instanceId === instanceId &&
+        candidate.imageId === command.imageId &&
+        candidate.commandId === command.commandId,
+    );
+    if (!entry) return 'already settled';
+    const facts: Fact[] = [];
+    const isFetch = command.document === DOCUMENT_NAMES.fetch || command.document === DOCUMENT_NAMES.mount;
+    if (isFetch && entry.state === 'fetching') {
+      if (ok) {
+        const bytes = typeof invocation.result?.bytes === 'number' ? invocation.result.bytes : undefined;
+        await this.write(
+          group,
+          instanceId,
+          entry.imageId,
+          fetchSucceeded(entry, { ...(bytes !== undefined ? { bytes } : {}) }, now),
+          entry.version,
+        );
+        if (state.source.consecutiveFailures > 0)
+          await this.writeSource(
+            group,
+            nextSourceHealth(state.source, 'ok', group, now, this.deps.random),
+            state.source.version,
+          );
+        facts.push(fact('Image Warmed', group, instanceId, entry, { bytes: bytes ?? entry.bytes }));
+      } else {
+        const failure = classifyFetchFailure(status, invocation.responseCode, invocation.error);
+        await this.write(
+          group,
+          instanceId,
+          entry.imageId,
+          fetchFailed(entry, failure, group, now, this.deps.random),
+          entry.version,
+        );
+        if (failure === 'source-unreachable')
+          await this.writeSource(
+            group,
+            nextSourceHealth(state.source, 'source-unreachable', group, now, this.deps.random),
+            state.source.version,
+          );
+        if (entry.volumeId) await this.releaseLinkedVolume(entry.volumeId, instanceId);
+        facts.push(fact('Image Warm Failed', group, instanceId, entry, { reason: failure }));
+      }
+    } else if (!isFetch && entry.state === 'evicting') {
+      await this.write(group, instanceId, entry.imageId, evictionEnded(entry, ok, now), entry.version);
+      if (ok && entry.volumeId) await this.releaseLinkedVolume(entry.volumeId, instanceId);
+      if (ok) facts.push(fact('Image Evicted', group, instanceId, entry, {}));
+    } else return 'already settled';
+    await this.deps.facts.publish(facts);
+    await this.publishWarmList(group, instanceId);
+    return `${isFetch ? 'fetch' : 'evict'} ${status}`;
+  }
+
+  private async releaseLinkedVolume(volumeId: string, instanceId: string): Promise<void> {
+    try {
+      await releaseVolume(this.deps.volumes, this.deps.clock, volumeId, instanceId);
+    } catch (error) {
+      // The volume stays tagged and managed; the next reconcile or an operator removes it.
+      this.deps.logger.warn('linked volume not released', {
+        volumeId,
+        instanceId,
+        error: errorMessage(error),
+      });
+    }
+  }
+
+  /** A conditional write that lost its race means someone else already moved the entry: fine. */
+  private async write(
+    group: HostGroup,
+    instanceId: string,
+    imageId: string,
+    next: HostImageEntry | undefined,
+    expected: number | 'absent',
+  ): Promise<void> {
+    try {
+      await this.deps.store.writeEntry(group.name, instanceId, imageId, next, expected);
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+      this.deps.logger.info('entry changed concurrently; leaving it', { instanceId, imageId });
+    }
+  }
+
+  private async writeSource(
+    group: HostGroup,
+    next: Parameters<ImageCacheStore['writeSource']>[1],
+    version: number,
+  ) {
+    try {
+      await this.deps.store.writeSource(group.name, next, version === 0 ? 'absent' : version);
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+    }
+  }
+
+  /** Keeps `warmboot:warm-images` current on hosts of groups that ask for it. */
+  private async publishWarmList(group: HostGroup, instanceId: string): Promise<void> {
+    if (group.publishWarmList !== 'tag') return;
+    const state = await this.deps.store.loadGroup(group.name);
+    const record = state.hosts.find((host) => host.instanceId === instanceId);
+    const host = await this.deps.hosts.host(instanceId);
+    if (!record || !host) return;
+    const warm = warmImageIds(state.entries.filter((entry) => entry.instanceId === instanceId)).sort();
+    const value = formatWarmList([
+      ...state.pins.filter((pin) => warm.includes(pin)),
+      ...warm.filter((id) => !state.pins.includes(id)),
+    ]);
+    if (record.warmList === value) return;
+    await this.deps.hosts.tagHost(host, { [WARM_IMAGES_TAG]: value });
+    try {
+      await this.deps.store.putHost(group.name, { ...record, warmList: value }, record.version);
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+    }
+  }
+
+  /**
+   * EC2 state change of any instance. A tagged instance that is running joins (or rejoins) its
+   * group and gets `init` (inventory, then a plan); stopped is marked (its cache survives on
+   * the volume, it is re-inventoried when it runs again); terminated is dropped with its entries.
+   */
+  async onHostState(instanceId: string, state: string): Promise<{ outcome: string }> {
+    if (state === 'terminated') {
+      for (const group of this.deps.groups) {
+        const groupState = await this.deps.store.loadGroup(group.name);
+        if (groupState.hosts.some((host) => host.instanceId === instanceId)) {
+          await this.deps.store.deleteHost(group.name, instanceId);
+          return { outcome: `dropped from ${group.name}` };
+        }
+      }
+      return { outcome: 'not a cache host' };
+    }
+    const host = await this.deps.hosts.host(instanceId);
+    if (!host) return { outcome: 'not a cache host' };
+    const group = this.deps.groups.find((candidate) => candidate.name === host.hostGroup);
+    if (!group) return { outcome: `host group ${host.hostGroup} is not configured` };
+    const groupState = await this.deps.store.loadGroup(group.name);
+    const record = groupState.hosts.find((candidate) => candidate.instanceId === instanceId);
+    if (state === 'stopped') {
+      if (record)
+        await this.deps.store.putHost(
+          group.name,
+          { ...withoutVersion(record), status: 'stopped' },
+          record.version,
+        );
+      return { outcome: 'marked stopped' };
+    }
+    if (state !== 'running') return { outcome: `ignored ${state}` };
+    return this.join(group, host, record);
+  }
+
+  private async join(
+    group: HostGroup,
+    host: HostInfo,
+    record: GroupState['hosts'][number] | undefined,
+  ): Promise<{ outcome: string }> {
+    const now = this.deps.clock.now();
+    await this.deps.store.putHost(
+      group.name,
+      {
+        instanceId: host.instanceId,
+        availabilityZone: host.availabilityZone,
+        status: 'running',
+        joinedAt: now,
+        ...(record?.warmList !== undefined ? { warmList: record.warmList } : {}),
+      },
+      record?.version ?? 'absent',
+    );
+    // Throws IncorrectStateError while the SSM agent is not online yet: the event's retry (or the
+    // reconcile, which re-inits hosts without an inventory) tries again.
+    const { commandId } = await imageHandlerFor(this.handlerDeps(group)).init(host);
+    await this.deps.store.putCommand({
+      commandId,
+      hostGroup: group.name,
+      document: DOCUMENT_NAMES.inventory,
+      instanceIds: [host.instanceId],
+      sentAt: now,
+    });
+    return { outcome: `joined ${group.name}, inventory ${commandId}` };
+  }
+
+  /**
+   * The level-triggered reconcile: re-derives membership from DescribeInstances, settles
+   * in-flight commands whose status event was lost (GetCommandInvocation), drops stale claims,
+   * and plans. Converges within one schedule period whatever events were lost.
+   */
+  async reconcile(groupName: string): Promise<PlanSummary> {
+    const group = this.group(groupName);
+    const now = this.deps.clock.now();
+    const actual = await this.deps.hosts.groupHosts(group.name);
+    let state = await this.deps.store.loadGroup(group.name);
+    for (const record of state.hosts) {
+      const live = actual.find((host) => host.instanceId === record.instanceId);
+      if (!live) await this.deps.store.deleteHost(group.name, record.instanceId);
+      else if (live.state === 'stopped' && record.status === 'running')
+        await this.deps.store.putHost(
+          group.name,
+          { ...withoutVersion(record), status: 'stopped' },
+          record.version,
+        );
+    }
+    for (const host of actual) {
+      const record = state.hosts.find((candidate) => candidate.instanceId === host.instanceId);
+      if (host.state === 'running' && (record?.status !== 'running' || record.inventoriedAt === undefined))
+        await this.join(group, host, record).catch((error: unknown) =>
+          this.deps.logger.warn('host not initialized yet', {
+            instanceId: host.instanceId,
+            error: errorMessage(error),
+          }),
+        );
+    }
+    state = await this.deps.store.loadGroup(group.name);
+    for (const entry of state.entries) {
+      if (entry.state !== 'fetching' && entry.state !== 'evicting') continue;
+      if (now - entry.since < STALE_COMMAND_MS) continue;
+      if (!entry.commandId) {
+        if (now - entry.since >= STALE_CLAIM_MS)
+          await this.write(
+            group,
+            entry.instanceId,
+            entry.imageId,
+            entry.state === 'evicting' ? evictionEnded(entry, false, now) : undefined,
+            entry.version,
+          );
+        continue;
+      }
+      await this.settleLost(group, entry);
+    }
+    return this.plan(group.name);
+  }
+
+  private async settleLost(group: HostGroup, entry: StoredEntry): Promise<void> {
+    const commandId = entry.commandId ?? '';
+    const command = await this.deps.store.getCommand(commandId);
+    try {
+      const invocation = await this.deps.commands.invocation(commandId, entry.instanceId);
+      if (!isTerminalStatus(invocation.status)) return;
+      await this.settleInvocation(
+        group,
+        command ?? {
+          commandId,
+          imageId: entry.imageId,
+          document: entry.state === 'fetching' ? DOCUMENT_NAMES.fetch : DOCUMENT_NAMES.remove,
+        },
+        entry.instanceId,
+        invocation.status,
+      );
+    } catch (error) {
+      if (error instanceof WarmbootError && error.code === 'NotFound')
+        await this.write(group, entry.instanceId, entry.imageId, undefined, entry.version);
+      else throw error;
+    }
+  }
+
+  private recordMetrics(
+    group: HostGroup,
+    plan: CachePlan,
+    hosts: readonly PlannerHost[],
+    pins: number,
+  ): void {
+    const metric = this.deps.metrics.singleMetric();
+    metric.addDimension('HostGroup', group.name);
+    metric.addMetric('WarmRatio', MetricUnit.Percent, plan.warmRatio * 100);
+    metric.addMetric(
+      'CacheBytesUsed',
+      MetricUnit.Bytes,
+      hosts.reduce((sum, host) => sum + heldBytes(host.entries), 0),
+    );
+    metric.addMetric('CacheBudgetBytes', MetricUnit.Bytes, hosts.length * group.cacheBytes);
+    metric.addMetric('PinnedImages', MetricUnit.Count, pins);
+    metric.addMetric('CachePlanPendingActions', MetricUnit.Count, plan.pendingActions);
+  }
+}
+
+const withoutVersion = <T extends { version: number }>(record: T): Omit<T, 'version'> => {
+  const { version: _version, ...rest } = record;
+  return rest;
+};
+
+const sameEntry = (a: HostImageEntry, b: HostImageEntry): boolean =>
+  a.state === b.state && a.bytes === b.bytes && a.since === b.since && a.volumeId === b.volumeId;
+
+const itemFailure = (id: string, error: unknown): ItemResult => ({
+  id,
+  ok: false,
+  error: { code: error instanceof WarmbootError ? error.code : 'Error', message: errorMessage(error) },
+});
+
+const fact = (
+  detailType: string,
+  group: HostGroup,
+  instanceId: string,
+  entry: HostImageEntry,
+  extra: Record<string, unknown>,
+): Fact => ({
+  detailType,
+  detail: {
+    hostGroup: group.name,
+    instanceId,
+    imageId: entry.imageId,
+    via: entry.via ?? 'download',
+    ...(entry.note ? { note: entry.note } : {}),
+    ...extra,
+  },
+  resources: [instanceId],
+});
+
+/** The inventory document's `images` array, tolerant of anything a host may print. */
+export const reportedImages = (result: Record<string, unknown> | undefined): ReportedImage[] => {
+  const images = Array.isArray(result?.images) ? (result.images as unknown[]) : [];
+  return images.flatMap((raw) => {
+    if (typeof raw !== 'object' || raw === null) return [];
+    const item = raw as Record<string, unknown>;
+    if (typeof item.imageId !== 'string') return [];
+    return [
+      {
+        imageId: item.imageId,
+        bytes: typeof item.bytes === 'number' ? item.bytes : 0,
+        via: item.kind === 'volume' ? ('volume-link' as const) : ('download' as const),
+        ...(typeof item.volumeId === 'string' ? { volumeId: item.volumeId } : {}),
+      },
+    ];
+  });
+};

@@ -1,0 +1,179 @@
+import { type HostImageEntry, heldBytes } from '../../image-cache/domain/model';
+
+export interface PlacementHost {
+  readonly instanceId: string;
+  readonly availabilityZone: string;
+  readonly entries: readonly HostImageEntry[];
+  /** Instances this host can still take; undefined = no limit known. */
+  readonly freeSlots?: number;
+  /** Instances already running on the host (tie-breaker: lighter hosts first). */
+  readonly load?: number;
+}
+
+export interface PlacementRequest {
+  readonly image: string;
+  readonly count: number;
+  readonly hostGroup: string;
+  /** Restrict to these AZs; all AZs of the group when absent. */
+  readonly azs?: readonly string[];
+  readonly hosts: readonly PlacementHost[];
+  /** Size of the image, to judge which cold hosts have room; unknown = no cold fallback by size. */
+  readonly imageBytes?: number;
+  /** The group's per-host cache budget. */
+  readonly cacheBytes: number;
+  readonly now: number;
+}
+
+export interface Placement {
+  readonly instanceId: string;
+  readonly availabilityZone: string;
+  readonly count: number;
+  /** The host holds the image now; false = placed on a host with room, warming started. */
+  readonly warm: boolean;
+}
+
+export interface PlacementAdvice {
+  readonly image: string;
+  readonly hostGroup: string;
+  readonly requested: number;
+  readonly placements: readonly Placement[];
+  readonly placed: number;
+  readonly unplaced: number;
+  /** Most instances any warm host gets: ceil(count / eligible warm hosts). */
+  readonly share: number;
+  readonly spread: 'even' | 'partial';
+  /** Why the spread is partial; empty when even. */
+  readonly reasons: readonly string[];
+  /** Cold hosts chosen that must fetch the image (the caller starts these warms). */
+  readonly warmHosts: readonly string[];
+  readonly advisedAt: number;
+}
+
+interface Slot {
+  readonly host: PlacementHost;
+  readonly cap: number;
+  assigned: number;
+}
+
+const cmp = (a: number | string, b: number | string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Spreads `n` instances over `slots`: each instance goes to the AZ with the fewest so far (among
+ * AZs with a host below its cap), then to that AZ's host with the fewest so far, the lighter and
+ * then the lower id first. Caps bound every host to its share. Returns how many found no slot.
+ */
+const spreadOver = (slots: readonly Slot[], n: number): number => {
+  let remaining = n;
+  const perAz = new Map<string, number>();
+  while (remaining > 0) {
+    const open = slots.filter((slot) => slot.assigned < slot.cap);
+    if (open.length === 0) break;
+    const next = [...open].sort(
+      (a, b) =>
+        cmp(perAz.get(a.host.availabilityZone) ?? 0, perAz.get(b.host.availabilityZone) ?? 0) ||
+        cmp(a.assigned, b.assigned) ||
+        cmp(a.host.load ?? 0, b.host.load ?? 0) ||
+        cmp(a.host.instanceId, b.host.instanceId),
+    )[0];
+    if (!next) break;
+    next.assigned += 1;
+    perAz.set(next.host.availabilityZone, (perAz.get(next.host.availabilityZone) ?? 0) + 1);
+    remaining -= 1;
+  }
+  return remaining;
+};
+
+const capOf = (host: PlacementHost, share: number): number =>
+  Math.max(0, Math.min(share, host.freeSlots ?? Number.POSITIVE_INFINITY));
+
+/**
+ * Advises where to place `count` instances of `image` in a host group: on hosts that hold the
+ * image, spread across AZs first and hosts second, no host above ceil(count / warm hosts).
+ * Instances the warm hosts cannot take go to hosts with room for the image (already fetching
+ * first), again spread, and those hosts are returned in `warmHosts` so the caller starts a warm.
+ * Anything that still does not fit is `unplaced`. `spread` is `partial` with reasons whenever the
+ * answer piles more than the even share somewhere, misses a requested AZ, or uses cold hosts.
+ */
+export const advisePlacement = (request: PlacementRequest): PlacementAdvice => {
+  const { image, count } = request;
+  const inScope = request.hosts.filter(
+    (host) => request.azs === undefined || request.azs.includes(host.availabilityZone),
+  );
+  const entryOf = (host: PlacementHost) => host.entries.find((entry) => entry.imageId === image);
+  const hasSlot = (host: PlacementHost) => (host.freeSlots ?? 1) > 0;
+
+  const warm = inScope.filter((host) => entryOf(host)?.state === 'cached' && hasSlot(host));
+  const share = warm.length === 0 ? 0 : Math.ceil(count / warm.length);
+  const warmSlots: Slot[] = warm.map((host) => ({ host, cap: capOf(host, share), assigned: 0 }));
+  const afterWarm = spreadOver(warmSlots, count);
+
+  const hasRoom = (host: PlacementHost): boolean => {
+    const entry = entryOf(host);
+    if (entry?.state === 'fetching') return true;
+    if (entry !== undefined && entry.state !== 'failed') return false;
+    if (request.imageBytes === undefined) return false;
+    return heldBytes(host.entries) + request.imageBytes <= request.cacheBytes;
+  };
+  const cold = inScope
+    .filter((host) => entryOf(host)?.state !== 'cached' && hasSlot(host) && hasRoom(host))
+    .sort(
+      (a, b) =>
+        cmp(entryOf(a)?.state === 'fetching' ? 0 : 1, entryOf(b)?.state === 'fetching' ? 0 : 1) ||
+        cmp(a.instanceId, b.instanceId),
+    );
+  const coldShare = cold.length === 0 ? 0 : Math.ceil(afterWarm / cold.length);
+  const coldSlots: Slot[] = cold.map((host) => ({ host, cap: capOf(host, coldShare), assigned: 0 }));
+  const unplaced = spreadOver(coldSlots, afterWarm);
+
+  const used = [...warmSlots, ...coldSlots].filter((slot) => slot.assigned > 0);
+  const placements: Placement[] = used.map((slot) => ({
+    instanceId: slot.host.instanceId,
+    availabilityZone: slot.host.availabilityZone,
+    count: slot.assigned,
+    warm: warmSlots.includes(slot),
+  }));
+  const warmHosts = coldSlots
+    .filter((slot) => slot.assigned > 0 && entryOf(slot.host)?.state !== 'fetching')
+    .map((slot) => slot.host.instanceId);
+
+  const reasons = spreadReasons(request, inScope, warm, placements, afterWarm, unplaced);
+  return {
+    image,
+    hostGroup: request.hostGroup,
+    requested: count,
+    placements,
+    placed: count - unplaced,
+    unplaced,
+    share,
+    spread: reasons.length === 0 ? 'even' : 'partial',
+    reasons,
+    warmHosts,
+    advisedAt: request.now,
+  };
+};
+
+const spreadReasons = (
+  request: PlacementRequest,
+  inScope: readonly PlacementHost[],
+  warm: readonly PlacementHost[],
+  placements: readonly Placement[],
+  onColdHosts: number,
+  unplaced: number,
+): string[] => {
+  const reasons: string[] = [];
+  if (inScope.length === 0) reasons.push('no host of the group in the requested AZs');
+  else if (warm.length === 0) reasons.push('no host holds the image');
+  else if (warm.length === 1 && request.count > 1) reasons.push('only one host holds the image');
+  const azs = request.azs ?? [...new Set(inScope.map((host) => host.availabilityZone))];
+  const warmAzs = new Set(warm.map((host) => host.availabilityZone));
+  const missing = azs.filter((az) => !warmAzs.has(az));
+  if (warm.length > 0 && missing.length > 0 && request.count > warmAzs.size)
+    reasons.push(`no warm host in ${missing.sort().join(', ')}`);
+  if (onColdHosts - unplaced > 0)
+    reasons.push(`${onColdHosts - unplaced} instance(s) on hosts without the image (warming started)`);
+  if (unplaced > 0) reasons.push(`${unplaced} instance(s) found no host with a free slot or room`);
+  const counts = placements.map((placement) => placement.count);
+  if (counts.length > 0 && Math.max(...counts) - Math.min(...counts) > 1)
+    reasons.push('hosts got uneven shares (free slots limit some hosts)');
+  return reasons;
+};

@@ -1,0 +1,4 @@
+import { productionRuntime } from '../shared/runtime';
+import { createPlacementHandler } from './handler';
+
+export const handler = createPlacementHandler(productionRuntime('placement'));

@@ -1,0 +1,231 @@
+import {
+  CreateTagsCommand,
+  DeleteTagsCommand,
+  DescribeInstancesCommand,
+  type EC2Client,
+  type Instance,
+  ModifyInstanceAttributeCommand,
+  RunInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import {
+  GetCommandInvocationCommand,
+  GetParameterCommand,
+  SendCommandCommand,
+  type SSMClient,
+} from '@aws-sdk/client-ssm';
+import { callAws } from '../../shared/aws-errors';
+import { DependencyError, NotFoundError, UnmanagedResourceError } from '../../shared/errors';
+import type { PoolSpec } from '../config';
+import type { Ec2State, InitResult, ObservedInstance } from '../domain/reconcile';
+import { isManagedBy, TAG } from '../domain/tags';
+
+/** Exactly the EC2 calls pools and claims make. Destructive calls check the pool tag first. */
+export interface PoolEc2 {
+  describePool(pool: string): Promise<ObservedInstance[]>;
+  describe(instanceId: string): Promise<ObservedInstance | undefined>;
+  launch(input: {
+    spec: PoolSpec;
+    imageId: string;
+    subnetId: string;
+    clientToken: string;
+    instanceType?: string;
+    tags: Record<string, string>;
+  }): Promise<ObservedInstance>;
+  start(instance: ObservedInstance, pool: string): Promise<void>;
+  stop(instance: ObservedInstance, pool: string): Promise<void>;
+  terminate(instance: ObservedInstance, pool: string): Promise<void>;
+  resize(instance: ObservedInstance, pool: string, instanceType: string): Promise<void>;
+  tag(instanceId: string, tags: Record<string, string>): Promise<void>;
+  untag(instanceId: string, keys: readonly string[]): Promise<void>;
+}
+
+export interface PoolSsm {
+  /** Resolves an image reference: an AMI id as is, an SSM parameter to its current value. */
+  resolveImage(image: string): Promise<string>;
+  send(instanceId: string, document: string, parameters: Record<string, string[]>): Promise<string>;
+  result(commandId: string, instanceId: string): Promise<InitResult>;
+}
+
+const observe = (instance: Instance): ObservedInstance => ({
+  instanceId: instance.InstanceId ?? '',
+  state: (instance.State?.Name ?? 'pending') as Ec2State,
+  imageId: instance.ImageId ?? '',
+  instanceType: instance.InstanceType ?? '',
+  availabilityZone: instance.Placement?.AvailabilityZone ?? '',
+  subnetId: instance.SubnetId ?? '',
+  launchedAt: instance.LaunchTime ? new Date(instance.LaunchTime).getTime() : 0,
+  tags: Object.fromEntries((instance.Tags ?? []).map((tag) => [tag.Key ?? '', tag.Value ?? ''])),
+});
+
+const fence = (instance: ObservedInstance, pool: string): void => {
+  if (!isManagedBy(instance.tags, pool)) {
+    throw new UnmanagedResourceError(
+      `${instance.instanceId} does not carry ${TAG.managed} and ${TAG.pool}=${pool}`,
+    );
+  }
+};
+
+export const sdkPoolEc2 = (client: EC2Client): PoolEc2 => ({
+  async describePool(pool) {
+    const found: ObservedInstance[] = [];
+    let token: string | undefined;
+    do {
+      const output = await callAws('DescribeInstances', () =>
+        client.send(
+          new DescribeInstancesCommand({
+            Filters: [{ Name: `tag:${TAG.pool}`, Values: [pool] }],
+            MaxResults: 1000,
+            NextToken: token,
+          }),
+        ),
+      );
+      for (const reservation of output.Reservations ?? []) {
+        for (const instance of reservation.Instances ?? []) found.push(observe(instance));
+      }
+      token = output.NextToken;
+    } while (token);
+    return found;
+  },
+  async describe(instanceId) {
+    const output = await callAws('DescribeInstances', () =>
+      client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })),
+    ).catch((error: unknown) => {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    });
+    const instance = output?.Reservations?.[0]?.Instances?.[0];
+    return instance ? observe(instance) : undefined;
+  },
+  async launch({ spec, imageId, subnetId, clientToken, instanceType, tags }) {
+    const tagList = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+    const output = await callAws('RunInstances', () =>
+      client.send(
+        new RunInstancesCommand({
+          ImageId: imageId,
+          InstanceType: (instanceType ?? spec.instanceType) as never,
+          MinCount: 1,
+          MaxCount: 1,
+          SubnetId: subnetId,
+          ClientToken: clientToken,
+          ...(spec.launchTemplate
+            ? {
+                LaunchTemplate: {
+                  LaunchTemplateId: spec.launchTemplate.id,
+                  Version: spec.launchTemplate.version,
+                },
+              }
+            : {}),
+          ...(spec.securityGroups.length > 0 ? { SecurityGroupIds: [...spec.securityGroups] } : {}),
+          ...(spec.instanceProfile ? { IamInstanceProfile: { Name: spec.instanceProfile } } : {}),
+          ...(spec.keyName ? { KeyName: spec.keyName } : {}),
+          BlockDeviceMappings: [
+            {
+              DeviceName: spec.initialization.platform === 'windows' ? '/dev/sda1' : '/dev/xvda',
+              Ebs: { VolumeSize: spec.volumeSizeGiB, VolumeType: 'gp3', DeleteOnTermination: true },
+            },
+          ],
+          TagSpecifications: [
+            { ResourceType: 'instance', Tags: tagList },
+            { ResourceType: 'volume', Tags: tagList },
+          ],
+        }),
+      ),
+    );
+    const instance = output.Instances?.[0];
+    if (!instance?.InstanceId) throw new DependencyError('RunInstances returned no instance');
+    return observe(instance);
+  },
+  async start(instance, pool) {
+    fence(instance, pool);
+    await callAws('StartInstances', () =>
+      client.send(new StartInstancesCommand({ InstanceIds: [instance.instanceId] })),
+    );
+  },
+  async stop(instance, pool) {
+    fence(instance, pool);
+    await callAws('StopInstances', () =>
+      client.send(new StopInstancesCommand({ InstanceIds: [instance.instanceId] })),
+    );
+  },
+  async terminate(instance, pool) {
+    fence(instance, pool);
+    // EC2 is eventually consistent: an instance already shutting down needs no second call.
+    if (instance.state === 'shutting-down' || instance.state === 'terminated') return;
+    await callAws('TerminateInstances', () =>
+      client.send(new TerminateInstancesCommand({ InstanceIds: [instance.instanceId] })),
+    );
+  },
+  async resize(instance, pool, instanceType) {
+    fence(instance, pool);
+    await callAws('ModifyInstanceAttribute', () =>
+      client.send(
+        new ModifyInstanceAttributeCommand({
+          InstanceId: instance.instanceId,
+          InstanceType: { Value: instanceType },
+        }),
+      ),
+    );
+  },
+  async tag(instanceId, tags) {
+    await callAws('CreateTags', () =>
+      client.send(
+        new CreateTagsCommand({
+          Resources: [instanceId],
+          Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+        }),
+      ),
+    );
+  },
+  async untag(instanceId, keys) {
+    await callAws('DeleteTags', () =>
+      client.send(new DeleteTagsCommand({ Resources: [instanceId], Tags: keys.map((Key) => ({ Key })) })),
+    );
+  },
+});
+
+const TERMINAL_FAILURES = new Set([
+  'Failed',
+  'Cancelled',
+  'TimedOut',
+  'Undeliverable',
+  'Terminated',
+  'InvalidPlatform',
+  'AccessDenied',
+  'DeliveryTimedOut',
+  'ExecutionTimedOut',
+]);
+
+export const sdkPoolSsm = (client: SSMClient): PoolSsm => ({
+  async resolveImage(image) {
+    if (!image.startsWith('/')) return image;
+    const output = await callAws('GetParameter', () => client.send(new GetParameterCommand({ Name: image })));
+    const value = output.Parameter?.Value;
+    if (!value) throw new DependencyError(`SSM parameter ${image} has no value`);
+    return value;
+  },
+  async send(instanceId, document, parameters) {
+    const output = await callAws('SendCommand', () =>
+      client.send(
+        new SendCommandCommand({ InstanceIds: [instanceId], DocumentName: document, Parameters: parameters }),
+      ),
+    );
+    const commandId = output.Command?.CommandId;
+    if (!commandId) throw new DependencyError('SendCommand returned no command id');
+    return commandId;
+  },
+  async result(commandId, instanceId) {
+    try {
+      const output = await callAws('GetCommandInvocation', () =>
+        client.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId })),
+      );
+      if (output.Status === 'Success') return 'success';
+      return output.Status && TERMINAL_FAILURES.has(output.Status) ? 'failed' : 'pending';
+    } catch (error) {
+      if (error instanceof NotFoundError) return 'pending';
+      throw error;
+    }
+  },
+});

@@ -1,0 +1,321 @@
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { callAws } from '../../shared/aws-errors';
+import { ConflictError } from '../../shared/errors';
+import type { PoolSpec } from '../config';
+import type { MemberState, PoolMember } from '../domain/lifecycle';
+import type { SizingState } from '../domain/sizing';
+
+/**
+ * The pools table (pk/sk, gsi1):
+ *   POOL#<name> / SPEC              the spec, its source (context | operator), status, sizing state
+ *   POOL#<name> / MEMBER#<id>       one member; gsi1pk INSTANCE#<id> finds it from an EC2/SSM event
+ *   POOL#<name> / DEMAND#<minute>   requests in that minute (ADD, TTL after the long window)
+ *   CLAIM#<requestId> / CLAIM       the claim saga: request, step, member, outcome (TTL 7 days)
+ * gsi1pk POOLS lists every pool.
+ */
+export interface PoolRecord {
+  readonly spec: PoolSpec;
+  readonly source: 'context' | 'operator';
+  readonly status: 'active' | 'draining';
+  readonly sizing?: SizingState;
+}
+
+export type ClaimStep =
+  | 'requested'
+  | 'member-claimed'
+  | 'started'
+  | 'transferred'
+  | 'cold-launching'
+  | 'ready'
+  | 'failed';
+
+export interface ClaimRecord {
+  readonly requestId: string;
+  readonly step: ClaimStep;
+  readonly pool: string;
+  /** The validated request, so a resumed claim applies exactly what was asked. */
+  readonly request: Record<string, unknown>;
+  readonly requestedAt: number;
+  readonly instanceId?: string;
+  readonly path?: 'hot' | 'warm' | 'cold';
+  readonly error?: { readonly code: string; readonly message: string };
+  readonly version: number;
+}
+
+export interface PoolStore {
+  putPool(record: PoolRecord, now: number): Promise<void>;
+  getPool(name: string): Promise<PoolRecord | undefined>;
+  listPools(): Promise<PoolRecord[]>;
+  setStatus(name: string, status: PoolRecord['status'], now: number): Promise<void>;
+  saveSizing(name: string, sizing: SizingState): Promise<void>;
+  listMembers(pool: string): Promise<PoolMember[]>;
+  findMember(instanceId: string): Promise<PoolMember | undefined>;
+  createMember(member: PoolMember): Promise<void>;
+  /** Writes `next` only if the stored member is still at `previous.version` and `previous.state`. */
+  updateMember(previous: PoolMember, next: PoolMember): Promise<void>;
+  deleteMember(member: PoolMember): Promise<void>;
+  recordRequest(pool: string, now: number): Promise<void>;
+  demandCounts(pool: string, since: number): Promise<Map<number, number>>;
+  createClaim(claim: ClaimRecord): Promise<boolean>;
+  getClaim(requestId: string): Promise<ClaimRecord | undefined>;
+  updateClaim(previous: ClaimRecord, next: ClaimRecord): Promise<void>;
+}
+
+const poolKey = (name: string) => `POOL#${name}`;
+const memberSk = (instanceId: string) => `MEMBER#${instanceId}`;
+const DEMAND_TTL_S = 8 * 3600;
+const CLAIM_TTL_S = 7 * 86_400;
+const MINUTE_MS = 60_000;
+
+const memberFrom = (item: Record<string, unknown>): PoolMember => item.member as PoolMember;
+
+export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: string): PoolStore => {
+  const conflict = async (operation: string, call: () => Promise<unknown>): Promise<void> => {
+    await callAws(operation, call);
+  };
+  return {
+    async putPool(record, now) {
+      await conflict('PutItem', () =>
+        client.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: {
+              pk: poolKey(record.spec.name),
+              sk: 'SPEC',
+              gsi1pk: 'POOLS',
+              gsi1sk: record.spec.name,
+              spec: record.spec,
+              source: record.source,
+              status: record.status,
+              ...(record.sizing ? { sizing: record.sizing } : {}),
+              updatedAt: now,
+            },
+          }),
+        ),
+      );
+    },
+    async getPool(name) {
+      const output = await callAws('GetItem', () =>
+        client.send(
+          new GetCommand({
+            TableName: tableName,
+            Key: { pk: poolKey(name), sk: 'SPEC' },
+            ConsistentRead: true,
+          }),
+        ),
+      );
+      return output.Item as PoolRecord | undefined;
+    },
+    async listPools() {
+      const output = await callAws('Query', () =>
+        client.send(
+          new QueryCommand({
+            TableName: tableName,
+            IndexName: 'gsi1',
+            KeyConditionExpression: 'gsi1pk = :pools',
+            ExpressionAttributeValues: { ':pools': 'POOLS' },
+          }),
+        ),
+      );
+      return (output.Items ?? []) as PoolRecord[];
+    },
+    async setStatus(name, status, now) {
+      await conflict('UpdateItem', () =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: { pk: poolKey(name), sk: 'SPEC' },
+            UpdateExpression: 'SET #status = :status, updatedAt = :now',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ':status': status, ':now': now },
+          }),
+        ),
+      );
+    },
+    async saveSizing(name, sizing) {
+      await conflict('UpdateItem', () =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: { pk: poolKey(name), sk: 'SPEC' },
+            UpdateExpression: 'SET sizing = :sizing',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeValues: { ':sizing': sizing },
+          }),
+        ),
+      );
+    },
+    async listMembers(pool) {
+      const output = await callAws('Query', () =>
+        client.send(
+          new QueryCommand({
+            TableName: tableName,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :member)',
+            ExpressionAttributeValues: { ':pk': poolKey(pool), ':member': 'MEMBER#' },
+            ConsistentRead: true,
+          }),
+        ),
+      );
+      return (output.Items ?? []).map(memberFrom);
+    },
+    async findMember(instanceId) {
+      const index = await callAws('Query', () =>
+        client.send(
+          new QueryCommand({
+            TableName: tableName,
+            IndexName: 'gsi1',
+            KeyConditionExpression: 'gsi1pk = :instance',
+            ExpressionAttributeValues: { ':instance': `INSTANCE#${instanceId}` },
+          }),
+        ),
+      );
+      const pool = index.Items?.[0]?.gsi1sk as string | undefined;
+      if (pool === undefined) return undefined;
+      // The index is eventually consistent: read the member itself strongly.
+      const output = await callAws('GetItem', () =>
+        client.send(
+          new GetCommand({
+            TableName: tableName,
+            Key: { pk: poolKey(pool), sk: memberSk(instanceId) },
+            ConsistentRead: true,
+          }),
+        ),
+      );
+      return output.Item ? memberFrom(output.Item) : undefined;
+    },
+    async createMember(member) {
+      await conflict('PutItem', () =>
+        client.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: memberItem(member),
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      );
+    },
+    async updateMember(previous, next) {
+      await conflict('PutItem', () =>
+        client.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: memberItem(next),
+            ConditionExpression: '#member.#version = :version AND #member.#state = :state',
+            ExpressionAttributeNames: { '#member': 'member', '#version': 'version', '#state': 'state' },
+            ExpressionAttributeValues: { ':version': previous.version, ':state': previous.state },
+          }),
+        ),
+      );
+    },
+    async deleteMember(member) {
+      await conflict('DeleteItem', () =>
+        client.send(
+          new DeleteCommand({
+            TableName: tableName,
+            Key: { pk: poolKey(member.pool), sk: memberSk(member.instanceId) },
+            ConditionExpression: 'attribute_not_exists(pk) OR #member.#version = :version',
+            ExpressionAttributeNames: { '#member': 'member', '#version': 'version' },
+            ExpressionAttributeValues: { ':version': member.version },
+          }),
+        ),
+      );
+    },
+    async recordRequest(pool, now) {
+      const minute = Math.floor(now / MINUTE_MS) * MINUTE_MS;
+      await conflict('UpdateItem', () =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: { pk: poolKey(pool), sk: `DEMAND#${minute}` },
+            UpdateExpression: 'ADD requests :one SET expiresAt = :ttl, minute = :minute',
+            ExpressionAttributeValues: {
+              ':one': 1,
+              ':ttl': Math.floor(now / 1000) + DEMAND_TTL_S,
+              ':minute': minute,
+            },
+          }),
+        ),
+      );
+    },
+    async demandCounts(pool, since) {
+      const output = await callAws('Query', () =>
+        client.send(
+          new QueryCommand({
+            TableName: tableName,
+            KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+            ExpressionAttributeValues: {
+              ':pk': poolKey(pool),
+              ':from': `DEMAND#${Math.floor(since / MINUTE_MS) * MINUTE_MS}`,
+              ':to': 'DEMAND#~',
+            },
+          }),
+        ),
+      );
+      return new Map((output.Items ?? []).map((item) => [Number(item.minute), Number(item.requests)]));
+    },
+    async createClaim(claim) {
+      try {
+        await conflict('PutItem', () =>
+          client.send(
+            new PutCommand({
+              TableName: tableName,
+              Item: {
+                pk: `CLAIM#${claim.requestId}`,
+                sk: 'CLAIM',
+                claim,
+                expiresAt: Math.floor(claim.requestedAt / 1000) + CLAIM_TTL_S,
+              },
+              ConditionExpression: 'attribute_not_exists(pk)',
+            }),
+          ),
+        );
+        return true;
+      } catch (error) {
+        if (error instanceof ConflictError) return false;
+        throw error;
+      }
+    },
+    async getClaim(requestId) {
+      const output = await callAws('GetItem', () =>
+        client.send(
+          new GetCommand({
+            TableName: tableName,
+            Key: { pk: `CLAIM#${requestId}`, sk: 'CLAIM' },
+            ConsistentRead: true,
+          }),
+        ),
+      );
+      return output.Item?.claim as ClaimRecord | undefined;
+    },
+    async updateClaim(previous, next) {
+      await conflict('UpdateItem', () =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: { pk: `CLAIM#${previous.requestId}`, sk: 'CLAIM' },
+            UpdateExpression: 'SET claim = :next',
+            ConditionExpression: 'claim.version = :version',
+            ExpressionAttributeValues: { ':next': next, ':version': previous.version },
+          }),
+        ),
+      );
+    },
+  };
+};
+
+const memberItem = (member: PoolMember): Record<string, unknown> => ({
+  pk: poolKey(member.pool),
+  sk: memberSk(member.instanceId),
+  gsi1pk: `INSTANCE#${member.instanceId}`,
+  gsi1sk: member.pool,
+  state: member.state satisfies MemberState,
+  member,
+});

@@ -1,0 +1,303 @@
+import type { PoolSpec } from '../config';
+import {
+  countsAgainstMax,
+  isPoolMember,
+  MEMBER_STATES,
+  type MemberState,
+  type PoolMember,
+  SUPPLY_STATES,
+} from './lifecycle';
+import type { SizingState } from './sizing';
+import { TAG } from './tags';
+
+export type Ec2State = 'pending' | 'running' | 'stopping' | 'stopped' | 'shutting-down' | 'terminated';
+
+/** What EC2 says about an instance carrying the pool's tag (from DescribeInstances). */
+export interface ObservedInstance {
+  readonly instanceId: string;
+  readonly state: Ec2State;
+  readonly imageId: string;
+  readonly instanceType: string;
+  readonly availabilityZone: string;
+  readonly subnetId: string;
+  readonly launchedAt: number;
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+export type InitResult = 'pending' | 'success' | 'failed';
+
+export type RetireReason =
+  | 'image-changed'
+  | 'max-age'
+  | 'init-failed'
+  | 'init-timeout'
+  | 'scale-down'
+  | 'over-max'
+  | 'draining'
+  | 'claim-abandoned';
+
+export type PoolAction =
+  | {
+      readonly kind: 'launch';
+      readonly subnetId: string;
+      readonly clientToken: string;
+      readonly imageId: string;
+    }
+  | { readonly kind: 'adopt'; readonly member: PoolMember }
+  | { readonly kind: 'forget'; readonly member: PoolMember; readonly reason: string }
+  | { readonly kind: 'initialize'; readonly member: PoolMember }
+  | { readonly kind: 'stop'; readonly member: PoolMember }
+  | { readonly kind: 'start'; readonly member: PoolMember }
+  | { readonly kind: 'mark-ready'; readonly member: PoolMember; readonly running: boolean }
+  | { readonly kind: 'complete-cold-claim'; readonly member: PoolMember }
+  | { readonly kind: 'release'; readonly member: PoolMember }
+  | { readonly kind: 'hand-over'; readonly member: PoolMember }
+  | { readonly kind: 'retire'; readonly member: PoolMember; readonly reason: RetireReason }
+  | { readonly kind: 'terminate'; readonly member: PoolMember };
+
+export interface ReconcileInput {
+  readonly spec: PoolSpec;
+  readonly draining: boolean;
+  readonly members: readonly PoolMember[];
+  /** Every instance tagged `warmboot:pool=<name>`, including ones without a member record. */
+  readonly observed: readonly ObservedInstance[];
+  /** The AMI the pool's image reference resolves to now (SSM aliases are resolved every reconcile). */
+  readonly currentImageId: string;
+  readonly sizing: Pick<SizingState, 'targetSize' | 'runningSize'>;
+  /** Latest known result of each initializing member's init command (ListCommandInvocations). */
+  readonly initResults: ReadonlyMap<string, InitResult>;
+  readonly now: number;
+}
+
+/** How long EC2's eventually consistent Describe* may not yet show a fresh launch. */
+export const LAUNCH_VISIBILITY_GRACE_MS = 5 * 60_000;
+/** A claim holds a member at most this long before reconcile releases or retires it. */
+export const CLAIM_TIMEOUT_MS = 15 * 60_000;
+/** Re-issue a stop or start that EC2 has not carried out after this long. */
+export const POWER_RETRY_MS = 5 * 60_000;
+
+const GONE: readonly Ec2State[] = ['shutting-down', 'terminated'];
+
+export const staleReason = (
+  member: PoolMember,
+  spec: PoolSpec,
+  currentImageId: string,
+  initResult: InitResult | undefined,
+  now: number,
+): RetireReason | undefined => {
+  if (member.state === 'initializing' && initResult === 'failed') return 'init-failed';
+  if (
+    member.state === 'initializing' &&
+    now - member.stateSince > spec.initialization.timeoutMinutes * 60_000
+  ) {
+    return 'init-timeout';
+  }
+  if (!isPoolMember(member)) return undefined;
+  if (member.imageId !== currentImageId) return 'image-changed';
+  if (now - member.launchedAt > spec.maxAgeHours * 3_600_000) return 'max-age';
+  return undefined;
+};
+
+const adoptedState = (instance: ObservedInstance): MemberState => {
+  const tagged = instance.tags[TAG.memberState];
+  const known = MEMBER_STATES.find((state) => state === tagged);
+  if (known !== undefined && known !== 'terminated' && known !== 'handed-over') return known;
+  return instance.state === 'stopped' ? 'ready' : 'initializing';
+};
+
+/** A member record for an instance that carries the pool's tags but has none (crash after launch). */
+export const adoptInstance = (pool: string, instance: ObservedInstance, now: number): PoolMember => {
+  const claimId = instance.tags[TAG.claim];
+  return {
+    pool,
+    instanceId: instance.instanceId,
+    origin: claimId === undefined ? 'pool' : 'claim',
+    state: adoptedState(instance),
+    running: instance.state === 'running' || instance.state === 'pending',
+    imageId: instance.imageId,
+    instanceType: instance.instanceType,
+    availabilityZone: instance.availabilityZone,
+    subnetId: instance.subnetId,
+    launchedAt: instance.launchedAt,
+    stateSince: now,
+    version: 0,
+    ...(claimId === undefined ? {} : { claimId }),
+    reason: 'adopted',
+  };
+};
+
+/** Per-member decision from its record, what EC2 shows, and its init result (level-triggered). */
+const memberAction = (
+  member: PoolMember,
+  instance: ObservedInstance | undefined,
+  input: ReconcileInput,
+): PoolAction | undefined => {
+  const { spec, now } = input;
+  if (member.state === 'terminated' || member.state === 'handed-over') {
+    return { kind: 'forget', member, reason: member.state };
+  }
+  if (instance === undefined || GONE.includes(instance.state)) {
+    if (
+      instance === undefined &&
+      member.state === 'launching' &&
+      now - member.stateSince < LAUNCH_VISIBILITY_GRACE_MS
+    ) {
+      return undefined;
+    }
+    return { kind: 'forget', member, reason: instance === undefined ? 'instance not found' : instance.state };
+  }
+  if (member.state === 'retiring') return { kind: 'terminate', member };
+  if (member.state === 'claimed') {
+    if (instance.tags[TAG.pool] === undefined) return { kind: 'hand-over', member };
+    if (now - member.stateSince <= CLAIM_TIMEOUT_MS) return undefined;
+    // A stopped member still carrying only pool tags was never started for the requester: give it back.
+    return instance.state === 'stopped' && member.origin === 'pool'
+      ? { kind: 'release', member }
+      : { kind: 'retire', member, reason: 'claim-abandoned' };
+  }
+  const stale = staleReason(
+    member,
+    spec,
+    input.currentImageId,
+    input.initResults.get(member.instanceId),
+    now,
+  );
+  if (stale !== undefined) return { kind: 'retire', member, reason: stale };
+  if (input.draining && isPoolMember(member)) return { kind: 'retire', member, reason: 'draining' };
+  switch (member.state) {
+    case 'launching':
+      return instance.state === 'running' ? { kind: 'initialize', member } : undefined;
+    case 'initializing': {
+      if (member.initCommandId === undefined) {
+        return instance.state === 'running' ? { kind: 'initialize', member } : undefined;
+      }
+      if (input.initResults.get(member.instanceId) !== 'success') return undefined;
+      return afterInitialization(member, input.members, input.sizing.runningSize);
+    }
+    case 'stopping':
+      if (instance.state === 'stopped') return { kind: 'mark-ready', member, running: false };
+      return now - member.stateSince > POWER_RETRY_MS ? { kind: 'stop', member } : undefined;
+    case 'starting':
+      if (instance.state === 'running') return { kind: 'mark-ready', member, running: true };
+      // The start did not happen (capacity): keep it as a stopped ready member.
+      return now - member.stateSince > POWER_RETRY_MS && instance.state === 'stopped'
+        ? { kind: 'mark-ready', member, running: false }
+        : undefined;
+    case 'ready':
+      if (member.running && instance.state === 'stopped')
+        return { kind: 'mark-ready', member, running: false };
+      return undefined;
+    default:
+      return undefined;
+  }
+};
+
+const oldestFirst = (a: PoolMember, b: PoolMember): number =>
+  a.launchedAt - b.launchedAt || a.instanceId.localeCompare(b.instanceId);
+
+/**
+ * The level-triggered reconcile of one pool: from the member records, what EC2 shows, the
+ * resolved image and the sizing target, the actions that bring the pool to its target. Pure.
+ * Invariant: members counted against max (launching … retiring) plus launches never exceed
+ * `spec.maxSize`; if they already do (max lowered), ready members are retired.
+ */
+export const reconcilePool = (input: ReconcileInput): PoolAction[] => {
+  const { spec, now } = input;
+  const actions: PoolAction[] = [];
+  const observedById = new Map(input.observed.map((instance) => [instance.instanceId, instance]));
+  const known = new Set(input.members.map((member) => member.instanceId));
+  const adopted = input.observed
+    .filter((instance) => !known.has(instance.instanceId) && !GONE.includes(instance.state))
+    .filter((instance) => instance.tags[TAG.managed] === 'true' && instance.tags[TAG.pool] === spec.name)
+    .map((instance) => adoptInstance(spec.name, instance, now));
+  for (const member of adopted) actions.push({ kind: 'adopt', member });
+
+  const settled = new Map<string, PoolAction>();
+  for (const member of input.members) {
+    const action = memberAction(member, observedById.get(member.instanceId), input);
+    if (action !== undefined) {
+      settled.set(member.instanceId, action);
+      actions.push(action);
+    }
+  }
+  const leaving = (member: PoolMember): boolean => {
+    const action = settled.get(member.instanceId);
+    return action?.kind === 'retire' || action?.kind === 'forget';
+  };
+  const all = [...input.members, ...adopted];
+  const counted = all.filter(
+    (member) => countsAgainstMax(member) && settled.get(member.instanceId)?.kind !== 'forget',
+  );
+  const supply = all.filter(
+    (member) => isPoolMember(member) && SUPPLY_STATES.includes(member.state) && !leaving(member),
+  );
+
+  // Over max (the quota was lowered) or above target: retire ready members, stopped and oldest first.
+  const target = input.draining ? 0 : Math.min(input.sizing.targetSize, spec.maxSize);
+  const overMax = Math.max(0, counted.length - spec.maxSize);
+  const excess = Math.max(overMax, supply.length - target);
+  const retirable = supply
+    .filter((member) => member.state === 'ready' && !settled.has(member.instanceId))
+    .sort((a, b) => Number(a.running) - Number(b.running) || oldestFirst(a, b))
+    .slice(0, excess);
+  for (const member of retirable) {
+    const reason: RetireReason = overMax > 0 ? 'over-max' : 'scale-down';
+    settled.set(member.instanceId, { kind: 'retire', member, reason });
+    actions.push({ kind: 'retire', member, reason });
+  }
+  const remainingSupply = supply.length - retirable.length;
+
+  const launches = Math.max(0, Math.min(target - remainingSupply, spec.maxSize - counted.length));
+  const perSubnet = new Map(spec.subnets.map((subnet) => [subnet, 0]));
+  for (const member of supply) perSubnet.set(member.subnetId, (perSubnet.get(member.subnetId) ?? 0) + 1);
+  for (let index = 0; index < launches; index++) {
+    const [subnetId] =
+      [...perSubnet.entries()].sort((a, b) => a[1] - b[1] || a[0].localeCompare(b[0]))[0] ?? [];
+    if (subnetId === undefined) break;
+    perSubnet.set(subnetId, (perSubnet.get(subnetId) ?? 0) + 1);
+    actions.push({
+      kind: 'launch',
+      subnetId,
+      imageId: input.currentImageId,
+      clientToken: `${spec.name}-${Math.floor(now / 1000)}-${index}`,
+    });
+  }
+
+  // Running tier: keep `runningSize` ready members running, start or stop the difference.
+  if (!input.draining) {
+    const idle = supply.filter((member) => member.state === 'ready' && !settled.has(member.instanceId));
+    const runningNow =
+      supply.filter((member) => member.state === 'starting').length +
+      idle.filter((member) => member.running).length;
+    const wanted = Math.min(input.sizing.runningSize, target);
+    if (runningNow < wanted) {
+      for (const member of idle
+        .filter((m) => !m.running)
+        .sort(oldestFirst)
+        .slice(0, wanted - runningNow)) {
+        actions.push({ kind: 'start', member });
+      }
+    } else if (runningNow > wanted) {
+      for (const member of idle
+        .filter((m) => m.running)
+        .sort(oldestFirst)
+        .slice(0, runningNow - wanted)) {
+        actions.push({ kind: 'stop', member });
+      }
+    }
+  }
+  return actions;
+};
+
+/** Where a newly initialized member goes: running when the hot tier is short, otherwise stopped. */
+export const afterInitialization = (
+  member: PoolMember,
+  members: readonly PoolMember[],
+  runningSize: number,
+): PoolAction => {
+  if (member.origin === 'claim') return { kind: 'complete-cold-claim', member };
+  const running = members.filter(
+    (other) => (other.state === 'ready' && other.running) || other.state === 'starting',
+  ).length;
+  return running < runningSize ? { kind: 'mark-ready', member, running: true } : { kind: 'stop', member };
+};

@@ -1,0 +1,142 @@
+import type { PoolSpec } from '../config';
+
+/**
+ * Demand sizing. A pool of n ready members that is refilled after every claim is a loss system:
+ * requests arrive at rate λ, each hit takes one member away for the refill time T (launch +
+ * initialize + stop), and a request that finds no ready member is served cold (it is "lost" to the
+ * pool). With Poisson arrivals that is Erlang's loss model M/G/n/n, whose blocking probability
+ * B(n, a) with offered load a = λT holds for any distribution of T (Erlang-B insensitivity). The
+ * pool serves 1 − B(n, a) of its requests, so the size is the smallest n with
+ * 1 − B(n, a) ≥ target, clamped to [min, max].
+ */
+export const erlangB = (servers: number, offeredLoad: number): number => {
+  let blocking = 1;
+  for (let k = 1; k <= servers; k++) blocking = (offeredLoad * blocking) / (k + offeredLoad * blocking);
+  return blocking;
+};
+
+/** Smallest n with 1 − B(n, a) ≥ target (n ≤ limit). */
+export const membersForHitShare = (offeredLoad: number, target: number, limit = 500): number => {
+  if (offeredLoad <= 0) return 0;
+  for (let n = 1; n <= limit; n++) if (1 - erlangB(n, offeredLoad) >= target) return n;
+  return limit;
+};
+
+/** Measured EC2 timings (../shared/data/README.md, brevdev/ec2-coldboot-research, m7i.large). */
+export const TIMINGS = {
+  coldLaunchSeconds: 25.8,
+  startStoppedSeconds: 21.2,
+  runningConnectSeconds: 1.9,
+  /** Stop of an initialized member until EC2 reports stopped (simulator calibration). */
+  stopSeconds: 10,
+  /** Windows launches "often take 15 minutes or longer" (AWS EC2 Windows guide). */
+  windowsInitializeSeconds: 15 * 60,
+  linuxInitializeSeconds: 120,
+} as const;
+
+/** Time from a claim until its replacement is ready: launch, initialize, and stop for the stopped tier. */
+export const refillSeconds = (initializeSeconds: number, tier: 'stopped' | 'running'): number =>
+  TIMINGS.coldLaunchSeconds + initializeSeconds + (tier === 'stopped' ? TIMINGS.stopSeconds : 0);
+
+/** Recent request rate of one pool, from per-minute request counters. */
+export interface Demand {
+  /** Requests per hour over the short window (reacts to bursts). */
+  readonly shortRatePerHour: number;
+  /** Requests per hour over the long window (keeps a baseline through lulls). */
+  readonly longRatePerHour: number;
+}
+
+export const DEMAND_WINDOWS = { shortMinutes: 15, longMinutes: 6 * 60 } as const;
+
+/** Per-minute counters → the two rates. `counts` maps minute (epoch ms, floored) to requests. */
+export const demandFromCounts = (counts: ReadonlyMap<number, number>, now: number): Demand => {
+  let short = 0;
+  let long = 0;
+  for (const [minute, requests] of counts) {
+    const ageMinutes = (now - minute) / 60_000;
+    if (ageMinutes < 0) continue;
+    if (ageMinutes < DEMAND_WINDOWS.shortMinutes) short += requests;
+    if (ageMinutes < DEMAND_WINDOWS.longMinutes) long += requests;
+  }
+  return {
+    shortRatePerHour: (short * 60) / DEMAND_WINDOWS.shortMinutes,
+    longRatePerHour: (long * 60) / DEMAND_WINDOWS.longMinutes,
+  };
+};
+
+/** The rate sizing plans for: the larger of the two windows (scale up fast, down slowly). */
+export const planningRate = (demand: Demand): number =>
+  Math.max(demand.shortRatePerHour, demand.longRatePerHour);
+
+/** Where the last sizing decision left the pool; persisted on the pool record. */
+export interface SizingState {
+  readonly targetSize: number;
+  readonly runningSize: number;
+  /** Last time targetSize changed (ms), for the scale-down cool-down. */
+  readonly changedAt: number;
+}
+
+export interface SizingDecision extends SizingState {
+  readonly ratePerHour: number;
+  readonly offeredLoad: number;
+  readonly reason: string;
+}
+
+/**
+ * The pool's target size and how many ready members stay running. Fixed pools keep minSize
+ * (all running for the running tier). Demand pools use the Erlang-loss size; a larger size
+ * applies at once, a smaller one only one member at a time after the cool-down, so a lull
+ * between bursts does not throw away members that took minutes to initialize.
+ * The running tier: a pool whose rate reaches `runningTierAbovePerHour` keeps enough members
+ * running that a hot member is there for the target share of requests while the stopped ones
+ * are started behind it (offered load λ × start time).
+ */
+export const decideSize = (input: {
+  readonly spec: PoolSpec;
+  readonly demand: Demand;
+  readonly previous: SizingState | undefined;
+  readonly initializeSeconds: number;
+  readonly now: number;
+}): SizingDecision => {
+  const { spec, demand, previous, now } = input;
+  const rate = planningRate(demand);
+  const clamp = (n: number): number => Math.min(spec.maxSize, Math.max(spec.minSize, n));
+  if (spec.sizing.mode === 'fixed') {
+    const size = clamp(spec.minSize);
+    return {
+      targetSize: size,
+      runningSize: spec.tier === 'running' ? size : 0,
+      changedAt: previous?.targetSize === size ? previous.changedAt : now,
+      ratePerHour: rate,
+      offeredLoad: 0,
+      reason: 'fixed size',
+    };
+  }
+  const { targetHitShare, runningTierAbovePerHour, scaleDownCooldownMinutes } = spec.sizing;
+  const offeredLoad = (rate / 3600) * refillSeconds(input.initializeSeconds, spec.tier);
+  const wanted = clamp(membersForHitShare(offeredLoad, targetHitShare, spec.maxSize));
+  let targetSize = wanted;
+  let changedAt = now;
+  let reason = `Erlang-B size for λ=${rate.toFixed(2)}/h, a=${offeredLoad.toFixed(3)}`;
+  if (previous !== undefined && wanted < previous.targetSize) {
+    const cooled = now - previous.changedAt >= scaleDownCooldownMinutes * 60_000;
+    targetSize = cooled ? previous.targetSize - 1 : previous.targetSize;
+    changedAt = cooled ? now : previous.changedAt;
+    reason = cooled
+      ? `scale down one member toward ${wanted}`
+      : `hold ${previous.targetSize} during cool-down`;
+  } else if (previous !== undefined && wanted === previous.targetSize) {
+    changedAt = previous.changedAt;
+  }
+  const hot =
+    spec.tier === 'running' || (runningTierAbovePerHour !== undefined && rate >= runningTierAbovePerHour);
+  const runningSize = !hot
+    ? 0
+    : spec.tier === 'running'
+      ? targetSize
+      : Math.min(
+          targetSize,
+          membersForHitShare((rate / 3600) * TIMINGS.startStoppedSeconds, targetHitShare, targetSize),
+        );
+  return { targetSize, runningSize, changedAt, ratePerHour: rate, offeredLoad, reason };
+};

@@ -1,0 +1,12 @@
+/** warmboot's management tags on pool members (CONTRIBUTING: managed + capability tag). */
+export const TAG = {
+  managed: 'warmboot:managed',
+  pool: 'warmboot:pool',
+  memberState: 'warmboot:member-state',
+  /** On a claim's own cold launch: the request it belongs to. */
+  claim: 'warmboot:claim',
+} as const;
+
+/** True when warmboot may stop, start, modify or terminate the instance for this pool. */
+export const isManagedBy = (tags: Readonly<Record<string, string>>, pool: string): boolean =>
+  tags[TAG.managed] === 'true' && tags[TAG.pool] === pool;

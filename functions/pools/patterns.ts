@@ -1,0 +1,45 @@
+/**
+ * Every regular expression that guards a pool or claim value, defined once. The SSM documents in
+ * documents.ts use them as `allowedPattern` and the zod schemas in config.ts and the claim
+ * schemas use the very same strings, so a value that reaches a shell was checked twice with one
+ * rule (DESIGN.md invariants). All patterns are anchored: SSM matches the whole value.
+ */
+export const POOL_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
+export const AMI_ID_PATTERN = '^ami-[0-9a-f]{8,17}$';
+/** An SSM parameter that resolves to an AMI id, e.g. /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64. */
+export const SSM_PARAMETER_PATTERN = '^/[A-Za-z0-9_./-]+$';
+/** EC2 instance types: family (with generation and attributes), a dot, a size (m7i.large, c7gn.16xlarge, u-6tb1.metal). */
+export const INSTANCE_TYPE_PATTERN = '^[a-z][a-z0-9-]{1,15}\\.[a-z0-9]{2,16}$';
+export const SUBNET_ID_PATTERN = '^subnet-[0-9a-f]{8,17}$';
+export const SECURITY_GROUP_ID_PATTERN = '^sg-[0-9a-f]{8,17}$';
+export const LAUNCH_TEMPLATE_ID_PATTERN = '^lt-[0-9a-f]{8,17}$';
+export const LAUNCH_TEMPLATE_VERSION_PATTERN = '^(\\$Latest|\\$Default|[1-9][0-9]{0,8})$';
+export const AVAILABILITY_ZONE_PATTERN = '^[a-z]{2}(-[a-z0-9]+)+-[0-9][a-z]$';
+/** IAM instance profile names (IAM API reference, CreateInstanceProfile). */
+export const INSTANCE_PROFILE_PATTERN = '^[A-Za-z0-9+=,.@_-]{1,128}$';
+export const KEY_NAME_PATTERN = '^[A-Za-z0-9._-]{1,255}$';
+export const INSTANCE_ID_PATTERN = '^i-[0-9a-f]{8,17}$';
+
+/** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters. */
+export const HOSTNAME_PATTERN =
+  '^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$';
+export const SSH_PUBLIC_KEY_PATTERN =
+  '^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256) [A-Za-z0-9+/=]+( [A-Za-z0-9@._-]+)?$';
+/** A POSIX user name (useradd's default NAME_REGEX, lower case only). */
+export const LINUX_USER_PATTERN = '^[a-z_][a-z0-9_-]{0,31}$';
+/** Packages the initialize step installs (dnf/apt/choco names). */
+export const PACKAGE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9.+_-]{0,127}$';
+/** Container images the initialize step pulls: [registry/]repository[:tag][@sha256:digest]. */
+export const CONTAINER_IMAGE_PATTERN =
+  '^[a-z0-9]([a-z0-9._-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(@sha256:[a-f0-9]{64})?$';
+export const PLATFORM_PATTERN = '^(linux|windows)$';
+export const BOOLEAN_PATTERN = '^(true|false)$';
+/** Documents a pool may run: deployed by warmboot and routed to the pools function by name prefix. */
+export const POOL_DOCUMENT_NAME_PATTERN = '^Warmboot-Pool[A-Za-z0-9_.-]{1,100}$';
+/** Free-form parameter values of a named personalization document: no shell metacharacters at all. */
+export const SAFE_PARAMETER_VALUE_PATTERN = '^[A-Za-z0-9 ._:/=+@,-]{0,256}$';
+/** Owner tag keys: not warmboot's or AWS's namespace (aws: keys are reserved by EC2 anyway). */
+export const OWNER_TAG_KEY_PATTERN = '^(?!warmboot:)(?!aws:)[A-Za-z0-9 _.:/=+@-]{1,128}$';
+export const OWNER_TAG_VALUE_PATTERN = '^[A-Za-z0-9 _.:/=+@-]{0,256}$';
+
+export const regex = (pattern: string): RegExp => new RegExp(pattern);

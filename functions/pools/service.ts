@@ -1,0 +1,320 @@
+import type { FactPublisher } from '../shared/adapters/facts';
+import { errorMessage, ValidationError } from '../shared/errors';
+import { invalidDocumentParameter } from '../shared/ssm-document';
+import type { PoolEc2, PoolSsm } from './adapters/ec2';
+import type { PoolRecord, PoolStore } from './adapters/store';
+import type { PoolSpec } from './config';
+import { documentNamed } from './documents';
+import { type MemberState, type PoolMember, transition } from './domain/lifecycle';
+import {
+  afterInitialization,
+  type InitResult,
+  type ObservedInstance,
+  type PoolAction,
+  reconcilePool,
+} from './domain/reconcile';
+import { DEMAND_WINDOWS, decideSize, demandFromCounts, TIMINGS } from './domain/sizing';
+import { TAG } from './domain/tags';
+
+export interface PoolDeps {
+  readonly store: PoolStore;
+  readonly ec2: PoolEc2;
+  readonly ssm: PoolSsm;
+  readonly facts: FactPublisher;
+}
+
+export type ItemResult =
+  | { readonly id: string; readonly ok: true; readonly action: PoolAction['kind'] }
+  | {
+      readonly id: string;
+      readonly ok: false;
+      readonly action: PoolAction['kind'];
+      readonly error: { code: string; message: string };
+    };
+
+/** The init document's parameters for a spec, checked against the document's allowedPatterns. */
+export const initParameters = (spec: PoolSpec): Record<string, string[]> => {
+  const init = spec.initialization;
+  const parameters = {
+    platform: [init.platform],
+    packages: [...init.packages],
+    containerImages: [...init.containerImages],
+    generalize: [init.generalize],
+  };
+  const document = documentNamed(init.documentName);
+  if (!document)
+    throw new ValidationError('pool.initialization.documentName', `unknown document ${init.documentName}`);
+  const invalid = invalidDocumentParameter(document, parameters);
+  if (invalid) throw new ValidationError(`pool.initialization.${invalid.parameter}`, invalid.message);
+  return parameters;
+};
+
+export const initializeSecondsOf = (spec: PoolSpec): number =>
+  spec.initialization.platform === 'windows'
+    ? TIMINGS.windowsInitializeSeconds
+    : TIMINGS.linuxInitializeSeconds;
+
+const memberTags = (pool: string, state: MemberState): Record<string, string> => ({
+  [TAG.managed]: 'true',
+  [TAG.pool]: pool,
+  [TAG.memberState]: state,
+});
+
+/** Conditional write of a transition, then the member-state tag (the tag only mirrors the record). */
+const move = async (
+  deps: PoolDeps,
+  member: PoolMember,
+  to: MemberState,
+  now: number,
+  changes: Parameters<typeof transition>[3] = {},
+): Promise<PoolMember> => {
+  const next = transition(member, to, now, changes);
+  await deps.store.updateMember(member, next);
+  if (to !== 'terminated' && to !== 'handed-over') {
+    await deps.ec2.tag(member.instanceId, { [TAG.memberState]: to });
+  }
+  return next;
+};
+
+const requireInstance = async (deps: PoolDeps, instanceId: string): Promise<ObservedInstance> => {
+  const instance = await deps.ec2.describe(instanceId);
+  if (!instance) throw new ValidationError('instanceId', `${instanceId} not found`);
+  return instance;
+};
+
+/** Applies one decision through the adapters; every state change is a conditional write first. */
+export const applyAction = async (
+  deps: PoolDeps,
+  spec: PoolSpec,
+  action: PoolAction,
+  now: number,
+): Promise<void> => {
+  switch (action.kind) {
+    case 'launch': {
+      const instance = await deps.ec2.launch({
+        spec,
+        imageId: action.imageId,
+        subnetId: action.subnetId,
+        clientToken: action.clientToken,
+        tags: memberTags(spec.name, 'launching'),
+      });
+      await deps.store.createMember({
+        pool: spec.name,
+        instanceId: instance.instanceId,
+        origin: 'pool',
+        state: 'launching',
+        running: true,
+        imageId: action.imageId,
+        instanceType: instance.instanceType || spec.instanceType,
+        availabilityZone: instance.availabilityZone,
+        subnetId: instance.subnetId || action.subnetId,
+        launchedAt: now,
+        stateSince: now,
+        version: 0,
+      });
+      return;
+    }
+    case 'adopt':
+      await deps.store.createMember(action.member);
+      return;
+    case 'forget':
+      await deps.store.deleteMember(action.member);
+      return;
+    case 'initialize': {
+      // Record the intent first: a crash after the write leaves initializing without a command
+      // id, which reconcile re-sends; a second writer loses the conditional write and sends nothing.
+      const initializing =
+        action.member.state === 'initializing'
+          ? action.member
+          : await move(deps, action.member, 'initializing', now);
+      const commandId = await deps.ssm.send(
+        action.member.instanceId,
+        spec.initialization.documentName,
+        initParameters(spec),
+      );
+      await deps.store.updateMember(initializing, {
+        ...initializing,
+        initCommandId: commandId,
+        version: initializing.version + 1,
+      });
+      return;
+    }
+    case 'stop': {
+      const instance = await requireInstance(deps, action.member.instanceId);
+      if (action.member.state !== 'stopping') await move(deps, action.member, 'stopping', now);
+      await deps.ec2.stop(instance, spec.name);
+      return;
+    }
+    case 'start': {
+      const instance = await requireInstance(deps, action.member.instanceId);
+      await move(deps, action.member, 'starting', now);
+      await deps.ec2.start(instance, spec.name);
+      return;
+    }
+    case 'mark-ready':
+      if (action.member.state === 'ready') {
+        await deps.store.updateMember(action.member, {
+          ...action.member,
+          running: action.running,
+          version: action.member.version + 1,
+        });
+      } else {
+        await move(deps, action.member, 'ready', now, { running: action.running });
+      }
+      return;
+    case 'complete-cold-claim': {
+      const claimed = await move(deps, action.member, 'claimed', now);
+      // The claim function finishes the hand-over (ownership, personalization, Server Ready).
+      await deps.facts.publish([
+        { detailType: 'Request Server', detail: { requestId: claimed.claimId, resume: true }, resources: [] },
+      ]);
+      return;
+    }
+    case 'release':
+      await move(deps, action.member, 'ready', now, { running: false, claimId: undefined });
+      return;
+    case 'hand-over':
+      await deps.store.deleteMember(await move(deps, action.member, 'handed-over', now));
+      return;
+    case 'retire': {
+      const instance = await deps.ec2.describe(action.member.instanceId);
+      const retiring = await move(deps, action.member, 'retiring', now, { reason: action.reason });
+      if (instance) await deps.ec2.terminate(instance, spec.name);
+      else await deps.store.deleteMember(retiring);
+      return;
+    }
+    case 'terminate': {
+      const instance = await requireInstance(deps, action.member.instanceId);
+      await deps.ec2.terminate(instance, spec.name);
+      return;
+    }
+  }
+};
+
+const applyAll = async (deps: PoolDeps, spec: PoolSpec, actions: readonly PoolAction[], now: number) => {
+  const results: ItemResult[] = [];
+  for (const action of actions) {
+    const id = action.kind === 'launch' ? action.clientToken : action.member.instanceId;
+    try {
+      await applyAction(deps, spec, action, now);
+      results.push({ id, ok: true, action: action.kind });
+    } catch (error) {
+      const code = error instanceof Error && 'code' in error ? String(error.code) : 'Error';
+      results.push({ id, ok: false, action: action.kind, error: { code, message: errorMessage(error) } });
+    }
+  }
+  return results;
+};
+
+/** Level-triggered reconcile of one pool: re-derives everything from DynamoDB + EC2 + SSM. */
+export const reconcileOne = async (deps: PoolDeps, record: PoolRecord, now: number) => {
+  const { spec } = record;
+  const [members, observed, currentImageId, counts] = await Promise.all([
+    deps.store.listMembers(spec.name),
+    deps.ec2.describePool(spec.name),
+    deps.ssm.resolveImage(spec.image),
+    deps.store.demandCounts(spec.name, now - DEMAND_WINDOWS.longMinutes * 60_000),
+  ]);
+  const initResults = new Map<string, InitResult>();
+  for (const member of members) {
+    if (member.state === 'initializing' && member.initCommandId !== undefined) {
+      initResults.set(member.instanceId, await deps.ssm.result(member.initCommandId, member.instanceId));
+    }
+  }
+  const sizing = decideSize({
+    spec,
+    demand: demandFromCounts(counts, now),
+    previous: record.sizing,
+    initializeSeconds: initializeSecondsOf(spec),
+    now,
+  });
+  await deps.store.saveSizing(spec.name, {
+    targetSize: sizing.targetSize,
+    runningSize: sizing.runningSize,
+    changedAt: sizing.changedAt,
+  });
+  const actions = reconcilePool({
+    spec,
+    draining: record.status === 'draining',
+    members,
+    observed,
+    currentImageId,
+    sizing,
+    initResults,
+    now,
+  });
+  const results = await applyAll(deps, spec, actions, now);
+  const ready = members.filter((member) => member.state === 'ready').length;
+  return { pool: spec.name, targetSize: sizing.targetSize, runningSize: sizing.runningSize, ready, results };
+};
+
+/** An EC2 state change for a member: the event-driven fast path of what reconcile would do. */
+export const onInstanceState = async (
+  deps: PoolDeps,
+  instanceId: string,
+  state: ObservedInstance['state'],
+  now: number,
+) => {
+  const member = await deps.store.findMember(instanceId);
+  if (!member) return { instanceId, ignored: 'not a pool member' };
+  const record = await deps.store.getPool(member.pool);
+  if (!record) return { instanceId, ignored: 'pool not defined' };
+  let action: PoolAction | undefined;
+  if (state === 'terminated') action = { kind: 'forget', member, reason: 'terminated' };
+  else if (state === 'running' && member.state === 'launching') action = { kind: 'initialize', member };
+  else if (state === 'running' && member.state === 'starting')
+    action = { kind: 'mark-ready', member, running: true };
+  else if (state === 'stopped' && member.state === 'stopping')
+    action = { kind: 'mark-ready', member, running: false };
+  if (!action) return { instanceId, ignored: `no change for ${member.state} on ${state}` };
+  return { instanceId, results: await applyAll(deps, record.spec, [action], now) };
+};
+
+/** An SSM status for a member's init command: ready (or stopped first) on success, retire on failure. */
+export const onInitStatus = async (
+  deps: PoolDeps,
+  input: { instanceId: string; commandId: string; status: string },
+  now: number,
+) => {
+  const member = await deps.store.findMember(input.instanceId);
+  if (member?.state !== 'initializing' || member.initCommandId !== input.commandId) {
+    return { instanceId: input.instanceId, ignored: 'not an initializing member of this command' };
+  }
+  const record = await deps.store.getPool(member.pool);
+  if (!record) return { instanceId: input.instanceId, ignored: 'pool not defined' };
+  if (
+    !['Success', 'Failed', 'Cancelled', 'TimedOut', 'DeliveryTimedOut', 'ExecutionTimedOut'].includes(
+      input.status,
+    )
+  ) {
+    return { instanceId: input.instanceId, ignored: `in progress: ${input.status}` };
+  }
+  const action: PoolAction =
+    input.status === 'Success'
+      ? afterInitialization(
+          member,
+          await deps.store.listMembers(member.pool),
+          record.sizing?.runningSize ?? 0,
+        )
+      : { kind: 'retire', member, reason: 'init-failed' };
+  return { instanceId: input.instanceId, results: await applyAll(deps, record.spec, [action], now) };
+};
+
+/** Accepts a pool spec: its init parameters must pass the document's patterns before it is stored. */
+export const definePool = async (
+  deps: PoolDeps,
+  spec: PoolSpec,
+  source: PoolRecord['source'],
+  now: number,
+) => {
+  initParameters(spec);
+  const existing = await deps.store.getPool(spec.name);
+  const record: PoolRecord = {
+    spec,
+    source,
+    status: 'active',
+    ...(existing?.sizing ? { sizing: existing.sizing } : {}),
+  };
+  await deps.store.putPool(record, now);
+  return reconcileOne(deps, record, now);
+};

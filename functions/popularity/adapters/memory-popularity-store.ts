@@ -1,0 +1,91 @@
+import type { PopularityStanding } from '../domain/change';
+import { type CounterSettings, counterIncrements, counterKey, rankImages } from '../domain/counters';
+import { liveEras } from '../domain/decay';
+import { type PopularityScope, scopeKey } from '../domain/scope';
+import type { ChangeMarkerStore, PopularityStore } from './popularity-store';
+
+interface StoredCounter {
+  readonly scopeKey: string;
+  readonly image: string;
+  readonly era: number;
+  value: number;
+  launches: number;
+}
+
+/**
+ * The same store semantics as DynamoDB (same increments, same ranking) in memory: unit tests,
+ * the benchmark and the sandbox's fast paths use it.
+ */
+export class MemoryPopularityStore implements PopularityStore {
+  readonly #counters = new Map<string, StoredCounter>();
+  readonly #seen = new Set<string>();
+
+  constructor(private readonly settings: CounterSettings) {}
+
+  async recordLaunch(record: Parameters<PopularityStore['recordLaunch']>[0]) {
+    if (this.#seen.has(record.eventId)) return { recorded: false };
+    this.#seen.add(record.eventId);
+    for (const increment of counterIncrements(record, this.settings)) {
+      const key = counterKey(increment.scope, increment.image, increment.shard, increment.era);
+      const counter = this.#counters.get(key) ?? {
+        scopeKey: scopeKey(increment.scope),
+        image: increment.image,
+        era: increment.era,
+        value: 0,
+        launches: 0,
+      };
+      counter.value += increment.value;
+      counter.launches += increment.launches;
+      this.#counters.set(key, counter);
+    }
+    return { recorded: true };
+  }
+
+  async topK(
+    scope: PopularityScope,
+    k: number,
+    now: number,
+    options: { where?: (image: string) => boolean } = {},
+  ) {
+    const counters = this.#live(scope, now).filter((counter) => options.where?.(counter.image) ?? true);
+    return rankImages(counters, now, this.settings.decay, k);
+  }
+
+  async score(scope: PopularityScope, image: string, now: number) {
+    return rankImages(this.#live(scope, now, image), now, this.settings.decay)[0]?.score ?? 0;
+  }
+
+  async launches(scope: PopularityScope, image: string, now: number) {
+    return rankImages(this.#live(scope, now, image), now, this.settings.decay)[0]?.launches ?? 0;
+  }
+
+  #live(scope: PopularityScope, now: number, image?: string): StoredCounter[] {
+    const key = scopeKey(scope);
+    const eras = new Set(liveEras(now, this.settings.decay));
+    return [...this.#counters.values()].filter(
+      (counter) =>
+        counter.scopeKey === key && eras.has(counter.era) && (image === undefined || counter.image === image),
+    );
+  }
+}
+
+export class MemoryChangeMarkers implements ChangeMarkerStore {
+  readonly #markers = new Map<string, { nextCheckAt: number; standing?: PopularityStanding }>();
+
+  async claim(scope: PopularityScope, image: string, now: number, intervalMs: number) {
+    const key = `${scopeKey(scope)}#${image}`;
+    const marker = this.#markers.get(key);
+    if (marker && marker.nextCheckAt > now) return undefined;
+    this.#markers.set(key, {
+      nextCheckAt: now + intervalMs,
+      ...(marker?.standing ? { standing: marker.standing } : {}),
+    });
+    return { previous: marker?.standing };
+  }
+
+  async save(scope: PopularityScope, image: string, standing: PopularityStanding) {
+    const key = `${scopeKey(scope)}#${image}`;
+    const marker = this.#markers.get(key);
+    this.#markers.set(key, { nextCheckAt: marker?.nextCheckAt ?? 0, standing });
+  }
+}

@@ -1,0 +1,4 @@
+import { productionRuntime } from '../shared/runtime';
+import { createPopularityHandler } from './handler';
+
+export const handler = createPopularityHandler(productionRuntime('popularity'));

@@ -1,0 +1,84 @@
+import { z } from 'zod';
+import { HOST_GROUP_NAME_PATTERN, IMAGE_ID_PATTERN } from '../image-cache/patterns';
+
+/**
+ * The one image-id validator: popularity keys, fast-restore lookups and everything the cache
+ * planner later sends to a host through SSM use the same pattern (image-cache/patterns.ts, also
+ * the SSM documents' allowedPattern). It admits AMI ids, container references
+ * (`registry/repo:tag@sha256:…`) and opaque ids, and rejects shell metacharacters, whitespace
+ * and `..`, `./`, `//` (no path traversal).
+ */
+export const IMAGE_ID_MAX_LENGTH = 255;
+const imageIdRegex = new RegExp(IMAGE_ID_PATTERN);
+
+export const imageIdSchema = z
+  .string()
+  .min(1, 'image id is empty')
+  .max(IMAGE_ID_MAX_LENGTH, `image id longer than ${IMAGE_ID_MAX_LENGTH} characters`)
+  .regex(
+    imageIdRegex,
+    'image id must be letters, digits and _:@+- separated by single . or / (no shell metacharacters, no ..)',
+  );
+
+export const isValidImageId = (value: string): boolean => imageIdSchema.safeParse(value).success;
+
+/** Regional AZ names (`us-east-1a`) and Local Zones (`us-west-2-lax-1a`). */
+export const AVAILABILITY_ZONE_PATTERN = '^[a-z]{2}(?:-gov)?-[a-z]+-[0-9]+(?:-[a-z]+-[0-9]+)?[a-z]$';
+export const availabilityZoneSchema = z
+  .string()
+  .regex(new RegExp(AVAILABILITY_ZONE_PATTERN), 'not an availability zone name');
+
+export const hostGroupSchema = z
+  .string()
+  .regex(new RegExp(HOST_GROUP_NAME_PATTERN), 'host group: lower-case letters, digits and -');
+
+/** Operator event `warmboot` / `Image Launched`: launches on platforms warmboot does not watch. */
+export const IMAGE_LAUNCHED = 'Image Launched';
+export const imageLaunchedSchema = z.strictObject({
+  image: imageIdSchema,
+  availabilityZone: availabilityZoneSchema.optional(),
+  hostGroup: hostGroupSchema.optional(),
+  count: z.number().int().min(1).max(1000).default(1),
+});
+export type ImageLaunched = z.infer<typeof imageLaunchedSchema>;
+
+/**
+ * `aws.ec2` / EC2 Instance State-change Notification (EC2 user guide, "EventBridge for Amazon
+ * EC2"). The event names the instance only; the image is resolved with DescribeInstances.
+ */
+export const ec2StateChangeSchema = z.looseObject({
+  'instance-id': z.string().regex(/^i-[0-9a-f]{8,17}$/, 'not an instance id'),
+  state: z.string(),
+});
+
+/**
+ * `aws.ecs` / ECS Task State Change (ECS developer guide, "Amazon ECS task state change
+ * events"). Only the fields used; AWS adds fields over time, so the object stays loose.
+ * Container images are validated one by one so one odd image never drops the others.
+ */
+export const ecsTaskStateChangeSchema = z.looseObject({
+  taskArn: z.string().min(1),
+  lastStatus: z.string(),
+  availabilityZone: availabilityZoneSchema.optional(),
+  containers: z
+    .array(z.looseObject({ name: z.string().optional(), image: z.string().optional() }))
+    .default([]),
+});
+
+const scopeSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('global') }),
+  z.strictObject({ kind: z.literal('az'), az: availabilityZoneSchema }),
+  z.strictObject({ kind: z.literal('hostGroup'), hostGroup: hostGroupSchema }),
+]);
+
+/** The fact popularity publishes (`warmboot` / `Popularity Changed`); the cache planner parses it. */
+export const popularityChangedSchema = z.strictObject({
+  image: imageIdSchema,
+  scope: scopeSchema,
+  score: z.number().nonnegative(),
+  /** 1-based rank in the scope's top K, null when the image crossed the threshold outside it. */
+  rank: z.number().int().positive().nullable(),
+  reasons: z.array(z.enum(['entered-top-k', 'crossed-threshold'])).min(1),
+  at: z.iso.datetime(),
+});
+export type PopularityChanged = z.infer<typeof popularityChangedSchema>;

@@ -1,0 +1,403 @@
+import {
+  AttachVolumeCommand,
+  CreateSnapshotsCommand,
+  CreateTagsCommand,
+  DeleteSnapshotCommand,
+  DeleteTagsCommand,
+  DeleteVolumeCommand,
+  DescribeHostsCommand,
+  DescribeInstancesCommand,
+  DescribeSnapshotsCommand,
+  DescribeVolumesCommand,
+  DetachVolumeCommand,
+  type EC2Client,
+  type Filter,
+  type Instance,
+  ModifyInstanceAttributeCommand,
+  RunInstancesCommand,
+  type RunInstancesCommandInput,
+  StartInstancesCommand,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+  type Volume,
+  type VolumeType,
+} from '@aws-sdk/client-ec2';
+import { callAws } from '../../shared/aws-errors';
+import type { Clock } from '../../shared/clock';
+import { UnmanagedResourceError } from '../../shared/errors';
+import type { LaunchRequest } from '../domain/bulk';
+import type { Pacer } from '../domain/pacer';
+import { replacementRootDeletionRefusal, shelvedVolumeDeletionRefusal } from '../domain/safety';
+import { SHELVED_TAG } from '../domain/tags';
+import type {
+  InstanceStateName,
+  ObservedInstance,
+  ObservedSnapshot,
+  ObservedVolume,
+  VolumeStateName,
+} from '../domain/types';
+
+/** Exactly the EC2 calls shelving makes, in the domain's terms. */
+export interface ShelvingEc2 {
+  describeInstances(instanceIds: readonly string[]): Promise<ObservedInstance[]>;
+  /** Instances carrying `key` with any of `values` (replacement discovery after a crash). */
+  describeInstancesByTag(key: string, values: readonly string[]): Promise<ObservedInstance[]>;
+  /** Volumes that exist among `volumeIds` (missing ones are simply absent). */
+  describeVolumes(volumeIds: readonly string[]): Promise<ObservedVolume[]>;
+  /** Safety snapshots tagged `warmboot:shelved` with one of `recordIds`, by record id. */
+  describeShelvedSnapshots(recordIds: readonly string[]): Promise<Map<string, ObservedSnapshot[]>>;
+  /** How many more instances of `instanceType` each host takes now. */
+  describeHostRoom(hostIds: readonly string[], instanceType: (hostId: string) => string): Promise<Map<string, number>>;
+  setDeleteOnTermination(
+    instanceId: string,
+    devices: readonly { deviceName: string; deleteOnTermination: boolean }[],
+  ): Promise<void>;
+  createTags(resourceIds: readonly string[], tags: Readonly<Record<string, string>>): Promise<void>;
+  deleteTags(resourceIds: readonly string[], keys: readonly string[]): Promise<void>;
+  stopInstances(instanceIds: readonly string[], force: boolean): Promise<void>;
+  startInstances(instanceIds: readonly string[]): Promise<void>;
+  terminateInstances(instanceIds: readonly string[]): Promise<void>;
+  createSnapshots(instanceId: string, recordId: string): Promise<void>;
+  /** Launched instances with their AmiLaunchIndex. */
+  runInstances(request: LaunchRequest): Promise<{ instanceId: string; launchIndex: number }[]>;
+  attachVolume(volumeId: string, instanceId: string, device: string): Promise<void>;
+  detachVolume(volumeId: string, instanceId: string): Promise<void>;
+  /**
+   * Deletes a replacement's fresh root after re-describing it and checking the data-safety fence
+   * (domain/safety.ts). Refuses with UnmanagedResourceError; a volume already gone is success.
+   */
+  deleteReplacementRoot(volumeId: string, recordId: string, retainedVolumeIds: ReadonlySet<string>): Promise<void>;
+  /** 'Delete Shelved Record' only: re-describes and checks the record's shelved tag first. */
+  deleteShelvedVolume(volumeId: string, recordId: string): Promise<void>;
+  deleteSnapshot(snapshotId: string): Promise<void>;
+}
+
+/** EC2 accepts at most 200 values per filter. */
+const FILTER_VALUES_MAX = 200;
+
+const chunks = <T>(items: readonly T[], size: number): T[][] => {
+  const result: T[][] = [];
+  for (let start = 0; start < items.length; start += size) result.push(items.slice(start, start + size));
+  return result;
+};
+
+const tagsOf = (tags: readonly { Key?: string; Value?: string }[] | undefined): Record<string, string> =>
+  Object.fromEntries((tags ?? []).flatMap((tag) => (tag.Key ? [[tag.Key, tag.Value ?? '']] : [])));
+
+const toObservedInstance = (instance: Instance): ObservedInstance | undefined => {
+  if (!instance.InstanceId) return undefined;
+  const placement = instance.Placement ?? {};
+  const tenancy = placement.Tenancy === 'host' || placement.Tenancy === 'dedicated' ? placement.Tenancy : 'default';
+  return {
+    instanceId: instance.InstanceId,
+    state: (instance.State?.Name ?? 'pending') as InstanceStateName,
+    imageId: instance.ImageId ?? '',
+    instanceType: instance.InstanceType ?? '',
+    availabilityZone: placement.AvailabilityZone ?? '',
+    ...(instance.SubnetId ? { subnetId: instance.SubnetId } : {}),
+    securityGroupIds: (instance.SecurityGroups ?? []).flatMap((group) => (group.GroupId ? [group.GroupId] : [])),
+    ...(instance.IamInstanceProfile?.Arn ? { iamInstanceProfileArn: instance.IamInstanceProfile.Arn } : {}),
+    ...(instance.KeyName ? { keyName: instance.KeyName } : {}),
+    ...(instance.EbsOptimized !== undefined ? { ebsOptimized: instance.EbsOptimized } : {}),
+    tenancy,
+    ...(placement.HostId ? { hostId: placement.HostId } : {}),
+    ...(placement.Affinity === 'host' || placement.Affinity === 'default' ? { affinity: placement.Affinity } : {}),
+    rootDeviceName: instance.RootDeviceName ?? '',
+    rootDeviceType: instance.RootDeviceType === 'instance-store' ? 'instance-store' : 'ebs',
+    blockDevices: (instance.BlockDeviceMappings ?? []).flatMap((mapping) =>
+      mapping.DeviceName && mapping.Ebs?.VolumeId
+        ? [
+            {
+              deviceName: mapping.DeviceName,
+              volumeId: mapping.Ebs.VolumeId,
+              deleteOnTermination: mapping.Ebs.DeleteOnTermination === true,
+            },
+          ]
+        : [],
+    ),
+    tags: tagsOf(instance.Tags),
+    ...(instance.AmiLaunchIndex !== undefined ? { amiLaunchIndex: instance.AmiLaunchIndex } : {}),
+  };
+};
+
+const toObservedVolume = (volume: Volume): ObservedVolume | undefined => {
+  if (!volume.VolumeId) return undefined;
+  const attachment = (volume.Attachments ?? []).find((candidate) => candidate.InstanceId);
+  return {
+    volumeId: volume.VolumeId,
+    state: (volume.State ?? 'available') as VolumeStateName,
+    availabilityZone: volume.AvailabilityZone ?? '',
+    sizeGiB: volume.Size ?? 0,
+    volumeType: volume.VolumeType ?? 'gp3',
+    ...(volume.Iops !== undefined ? { iops: volume.Iops } : {}),
+    ...(volume.Throughput !== undefined ? { throughput: volume.Throughput } : {}),
+    ...(volume.Encrypted !== undefined ? { encrypted: volume.Encrypted } : {}),
+    ...(attachment?.InstanceId
+      ? {
+          attachment: {
+            instanceId: attachment.InstanceId,
+            device: attachment.Device ?? '',
+            state: (attachment.State ?? 'attached') as NonNullable<ObservedVolume['attachment']>['state'],
+          },
+        }
+      : {}),
+    tags: tagsOf(volume.Tags),
+  };
+};
+
+const tagSpecification = (resourceType: 'instance' | 'volume', tags: Readonly<Record<string, string>>) => ({
+  ResourceType: resourceType,
+  Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+});
+
+/** The SDK implementation. Every call waits for the pacer first, then goes through callAws. */
+export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): ShelvingEc2 => {
+  const paced = async <T>(operation: string, instances: number, call: () => Promise<T>): Promise<T> => {
+    const waitMs = pacer.reserve(operation, instances, clock.now());
+    if (waitMs > 0) await clock.sleep(waitMs);
+    return callAws(operation, call);
+  };
+
+  const describeInstancesFiltered = async (filters: Filter[]): Promise<ObservedInstance[]> => {
+    const found: ObservedInstance[] = [];
+    let nextToken: string | undefined;
+    do {
+      const token = nextToken;
+      const page = await paced('DescribeInstances', 0, () =>
+        client.send(
+          new DescribeInstancesCommand({ Filters: filters, MaxResults: 1000, ...(token ? { NextToken: token } : {}) }),
+        ),
+      );
+      for (const reservation of page.Reservations ?? []) {
+        for (const instance of reservation.Instances ?? []) {
+          const observed = toObservedInstance(instance);
+          if (observed) found.push(observed);
+        }
+      }
+      nextToken = page.NextToken;
+    } while (nextToken);
+    return found;
+  };
+
+  const describeVolumesFiltered = async (filters: Filter[]): Promise<ObservedVolume[]> => {
+    const found: ObservedVolume[] = [];
+    let nextToken: string | undefined;
+    do {
+      const token = nextToken;
+      const page = await paced('DescribeVolumes', 0, () =>
+        client.send(
+          new DescribeVolumesCommand({ Filters: filters, MaxResults: 500, ...(token ? { NextToken: token } : {}) }),
+        ),
+      );
+      for (const volume of page.Volumes ?? []) {
+        const observed = toObservedVolume(volume);
+        if (observed) found.push(observed);
+      }
+      nextToken = page.NextToken;
+    } while (nextToken);
+    return found;
+  };
+
+  const describeOneVolume = async (volumeId: string): Promise<ObservedVolume | undefined> =>
+    (await describeVolumesFiltered([{ Name: 'volume-id', Values: [volumeId] }]))[0];
+
+  return {
+    async describeInstances(instanceIds) {
+      const found: ObservedInstance[] = [];
+      for (const ids of chunks([...new Set(instanceIds)], FILTER_VALUES_MAX)) {
+        found.push(...(await describeInstancesFiltered([{ Name: 'instance-id', Values: ids }])));
+      }
+      return found;
+    },
+    async describeInstancesByTag(key, values) {
+      const found: ObservedInstance[] = [];
+      for (const part of chunks([...new Set(values)], FILTER_VALUES_MAX)) {
+        found.push(...(await describeInstancesFiltered([{ Name: `tag:${key}`, Values: part }])));
+      }
+      return found;
+    },
+    async describeVolumes(volumeIds) {
+      const found: ObservedVolume[] = [];
+      for (const ids of chunks([...new Set(volumeIds)], FILTER_VALUES_MAX)) {
+        found.push(...(await describeVolumesFiltered([{ Name: 'volume-id', Values: ids }])));
+      }
+      return found;
+    },
+    async describeShelvedSnapshots(recordIds) {
+      const byRecord = new Map<string, ObservedSnapshot[]>();
+      for (const ids of chunks([...new Set(recordIds)], FILTER_VALUES_MAX)) {
+        let nextToken: string | undefined;
+        do {
+          const token = nextToken;
+          const page = await paced('DescribeSnapshots', 0, () =>
+            client.send(
+              new DescribeSnapshotsCommand({
+                OwnerIds: ['self'],
+                Filters: [{ Name: `tag:${SHELVED_TAG}`, Values: ids }],
+                ...(token ? { NextToken: token } : {}),
+              }),
+            ),
+          );
+          for (const snapshot of page.Snapshots ?? []) {
+            const recordId = tagsOf(snapshot.Tags)[SHELVED_TAG];
+            if (!recordId || !snapshot.SnapshotId || !snapshot.VolumeId) continue;
+            const list = byRecord.get(recordId) ?? [];
+            list.push({
+              snapshotId: snapshot.SnapshotId,
+              volumeId: snapshot.VolumeId,
+              state: (snapshot.State ?? 'pending') as ObservedSnapshot['state'],
+            });
+            byRecord.set(recordId, list);
+          }
+          nextToken = page.NextToken;
+        } while (nextToken);
+      }
+      return byRecord;
+    },
+    async describeHostRoom(hostIds, instanceType) {
+      const room = new Map<string, number>();
+      for (const ids of chunks([...new Set(hostIds)], FILTER_VALUES_MAX)) {
+        const answer = await paced('DescribeHosts', 0, () =>
+          client.send(new DescribeHostsCommand({ HostIds: ids })),
+        );
+        for (const host of answer.Hosts ?? []) {
+          if (!host.HostId || host.State !== 'available') continue;
+          const type = instanceType(host.HostId);
+          const capacity = host.AvailableCapacity?.AvailableInstanceCapacity?.find(
+            (entry) => entry.InstanceType === type,
+          );
+          room.set(host.HostId, capacity?.AvailableCapacity ?? 0);
+        }
+      }
+      return room;
+    },
+    async setDeleteOnTermination(instanceId, devices) {
+      // One ModifyInstanceAttribute per device: the API changes one attribute per call.
+      for (const device of devices) {
+        await paced('ModifyInstanceAttribute', 0, () =>
+          client.send(
+            new ModifyInstanceAttributeCommand({
+              InstanceId: instanceId,
+              BlockDeviceMappings: [
+                { DeviceName: device.deviceName, Ebs: { DeleteOnTermination: device.deleteOnTermination } },
+              ],
+            }),
+          ),
+        );
+      }
+    },
+    async createTags(resourceIds, tags) {
+      await paced('CreateTags', 0, () =>
+        client.send(
+          new CreateTagsCommand({
+            Resources: [...resourceIds],
+            Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+          }),
+        ),
+      );
+    },
+    async deleteTags(resourceIds, keys) {
+      await paced('DeleteTags', 0, () =>
+        client.send(new DeleteTagsCommand({ Resources: [...resourceIds], Tags: keys.map((Key) => ({ Key })) })),
+      );
+    },
+    async stopInstances(instanceIds, force) {
+      await paced('StopInstances', instanceIds.length, () =>
+        client.send(new StopInstancesCommand({ InstanceIds: [...instanceIds], Force: force })),
+      );
+    },
+    async startInstances(instanceIds) {
+      await paced('StartInstances', instanceIds.length, () =>
+        client.send(new StartInstancesCommand({ InstanceIds: [...instanceIds] })),
+      );
+    },
+    async terminateInstances(instanceIds) {
+      await paced('TerminateInstances', instanceIds.length, () =>
+        client.send(new TerminateInstancesCommand({ InstanceIds: [...instanceIds] })),
+      );
+    },
+    async createSnapshots(instanceId, recordId) {
+      await paced('CreateSnapshots', 0, () =>
+        client.send(
+          new CreateSnapshotsCommand({
+            InstanceSpecification: { InstanceId: instanceId, ExcludeBootVolume: false },
+            Description: `warmboot safety copy for shelve record ${recordId}`,
+            TagSpecifications: [
+              { ResourceType: 'snapshot', Tags: [{ Key: SHELVED_TAG, Value: recordId }] },
+            ],
+          }),
+        ),
+      );
+    },
+    async runInstances(request) {
+      const input: RunInstancesCommandInput = {
+        ClientToken: request.clientToken,
+        ImageId: request.imageId,
+        InstanceType: request.instanceType as RunInstancesCommandInput['InstanceType'],
+        SubnetId: request.subnetId,
+        SecurityGroupIds: [...request.securityGroupIds],
+        ...(request.iamInstanceProfileArn ? { IamInstanceProfile: { Arn: request.iamInstanceProfileArn } } : {}),
+        ...(request.keyName ? { KeyName: request.keyName } : {}),
+        ...(request.ebsOptimized !== undefined ? { EbsOptimized: request.ebsOptimized } : {}),
+        Placement: {
+          AvailabilityZone: request.placement.availabilityZone,
+          Tenancy: request.placement.tenancy,
+          ...(request.placement.hostId ? { HostId: request.placement.hostId } : {}),
+          ...(request.placement.affinity ? { Affinity: request.placement.affinity } : {}),
+        },
+        MinCount: request.minCount,
+        MaxCount: request.maxCount,
+        BlockDeviceMappings: request.devices.map((device) =>
+          device.noDevice
+            ? { DeviceName: device.deviceName, NoDevice: '' }
+            : {
+                DeviceName: device.deviceName,
+                Ebs: {
+                  DeleteOnTermination: device.deleteOnTermination,
+                  ...(device.snapshotId ? { SnapshotId: device.snapshotId } : {}),
+                  ...(device.sizeGiB !== undefined ? { VolumeSize: device.sizeGiB } : {}),
+                  ...(device.volumeType ? { VolumeType: device.volumeType as VolumeType } : {}),
+                  ...(device.iops !== undefined ? { Iops: device.iops } : {}),
+                  ...(device.throughput !== undefined ? { Throughput: device.throughput } : {}),
+                },
+              },
+        ),
+        TagSpecifications: [
+          tagSpecification('instance', request.instanceTags),
+          tagSpecification('volume', request.volumeTags),
+        ],
+      };
+      const answer = await paced('RunInstances', request.maxCount, () => client.send(new RunInstancesCommand(input)));
+      return (answer.Instances ?? []).flatMap((instance, position) =>
+        instance.InstanceId ? [{ instanceId: instance.InstanceId, launchIndex: instance.AmiLaunchIndex ?? position }] : [],
+      );
+    },
+    async attachVolume(volumeId, instanceId, device) {
+      await paced('AttachVolume', 0, () =>
+        client.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device })),
+      );
+    },
+    async detachVolume(volumeId, instanceId) {
+      await paced('DetachVolume', 0, () =>
+        client.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId })),
+      );
+    },
+    async deleteReplacementRoot(volumeId, recordId, retainedVolumeIds) {
+      const volume = await describeOneVolume(volumeId);
+      if (!volume) return;
+      const refusal = replacementRootDeletionRefusal(volume, recordId, retainedVolumeIds);
+      if (refusal) throw new UnmanagedResourceError(`refusing DeleteVolume: ${refusal}`);
+      await paced('DeleteVolume', 0, () => client.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
+    },
+    async deleteShelvedVolume(volumeId, recordId) {
+      const volume = await describeOneVolume(volumeId);
+      if (!volume) return;
+      const refusal = shelvedVolumeDeletionRefusal(volume, recordId);
+      if (refusal) throw new UnmanagedResourceError(`refusing DeleteVolume: ${refusal}`);
+      await paced('DeleteVolume', 0, () => client.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
+    },
+    async deleteSnapshot(snapshotId) {
+      await paced('DeleteSnapshot', 0, () => client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })));
+    },
+  };
+};

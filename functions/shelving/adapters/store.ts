@@ -1,0 +1,356 @@
+import {
+  BatchGetCommand,
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { callAws, isConditionalCheckFailed } from '../../shared/aws-errors';
+import { ConflictError } from '../../shared/errors';
+import { TTL_ATTRIBUTE } from '../../shared/tables';
+import type { ShelfRecord, Step } from '../domain/types';
+
+/**
+ * The shelves table, behind a narrow interface with a DynamoDB and an in-memory implementation.
+ *
+ * Items (pk / sk):
+ * - `SHELF#<recordId>` / `RECORD`: the record (attribute `record`), `step` and `version` on top
+ *   for conditions; gsi1 = (`TENANT#<tenant>`, `SHELF#<recordId>`) for "all of tenant X";
+ *   gsi2 = (`SAGA#<phase>`, `<nextDueAt, zero-padded ms>#<recordId>`) only while work is due,
+ *   so the reconcile reads exactly the records whose time has come; TTL `expiresAt` once a
+ *   record is finished and owns no volume.
+ * - `INSTANCE#<instanceId>` / `SHELF`: which record an instance (shelved or replacement)
+ *   belongs to. Created with the record in one transaction, conditional on not existing: an
+ *   instance is in at most one live record, and a duplicate shelve request finds the first one.
+ *
+ * Every update is conditional on the (step, version) the caller read.
+ */
+export interface ShelfStore {
+  get(recordId: string): Promise<ShelfRecord | undefined>;
+  getMany(recordIds: readonly string[]): Promise<ShelfRecord[]>;
+  recordIdForInstance(instanceId: string): Promise<string | undefined>;
+  /** Creates the record and claims its instance; answers the existing record id when already claimed. */
+  create(record: ShelfRecord): Promise<{ readonly created: true } | { readonly created: false; readonly existingRecordId: string }>;
+  /** Writes `next` if the stored record still has `expected`'s step and version; false when it lost a race. */
+  update(expected: ShelfRecord, next: ShelfRecord, options?: UpdateOptions): Promise<boolean>;
+  byTenant(tenant: string, limit: number): Promise<ShelfRecord[]>;
+  /** Records whose nextDueAt ≤ now, oldest first. */
+  due(now: number, limit: number): Promise<ShelfRecord[]>;
+  /** Deletes the record and its instance links (conditional on version). */
+  remove(record: ShelfRecord): Promise<boolean>;
+}
+
+export interface UpdateOptions {
+  /** Also link this instance to the record (a replacement). */
+  readonly linkInstanceId?: string;
+  /** Release the link of this instance (the record no longer holds it). */
+  readonly unlinkInstanceId?: string;
+  /** Epoch seconds after which DynamoDB may drop the record. */
+  readonly expiresAt?: number;
+}
+
+export const SAGA_PHASES = ['shelving', 'offload', 'unshelving'] as const;
+export type SagaPhase = (typeof SAGA_PHASES)[number];
+
+export const phaseOf = (step: Step): SagaPhase | undefined => {
+  if (step.startsWith('shelve.')) return 'shelving';
+  if (step === 'shelved' || step === 'offload.terminate') return 'offload';
+  if (step.startsWith('unshelve.')) return 'unshelving';
+  return undefined;
+};
+
+const recordKey = (recordId: string) => ({ pk: `SHELF#${recordId}`, sk: 'RECORD' });
+const instanceKey = (instanceId: string) => ({ pk: `INSTANCE#${instanceId}`, sk: 'SHELF' });
+const dueKey = (at: number, recordId: string): string => `${String(Math.max(0, Math.floor(at))).padStart(15, '0')}#${recordId}`;
+
+const recordItem = (record: ShelfRecord, expiresAt?: number): Record<string, unknown> => {
+  const phase = phaseOf(record.step);
+  return {
+    ...recordKey(record.recordId),
+    gsi1pk: `TENANT#${record.tenant}`,
+    gsi1sk: `SHELF#${record.recordId}`,
+    ...(phase && record.nextDueAt !== null
+      ? { gsi2pk: `SAGA#${phase}`, gsi2sk: dueKey(record.nextDueAt, record.recordId) }
+      : {}),
+    step: record.step,
+    version: record.version,
+    record,
+    ...(expiresAt !== undefined ? { [TTL_ATTRIBUTE]: expiresAt } : {}),
+  };
+};
+
+export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: string): ShelfStore => {
+  const read = (item: Record<string, unknown> | undefined): ShelfRecord | undefined =>
+    item?.record ? (item.record as ShelfRecord) : undefined;
+
+  return {
+    async get(recordId) {
+      const answer = await callAws('GetItem', () =>
+        documents.send(new GetCommand({ TableName: tableName, Key: recordKey(recordId), ConsistentRead: true })),
+      );
+      return read(answer.Item);
+    },
+    async getMany(recordIds) {
+      const found: ShelfRecord[] = [];
+      const unique = [...new Set(recordIds)];
+      for (let start = 0; start < unique.length; start += 100) {
+        let keys: Record<string, unknown>[] = unique.slice(start, start + 100).map(recordKey);
+        while (keys.length > 0) {
+          const request = keys;
+          const answer = await callAws('BatchGetItem', () =>
+            documents.send(
+              new BatchGetCommand({ RequestItems: { [tableName]: { Keys: request, ConsistentRead: true } } }),
+            ),
+          );
+          for (const item of answer.Responses?.[tableName] ?? []) {
+            const record = read(item);
+            if (record) found.push(record);
+          }
+          keys = (answer.UnprocessedKeys?.[tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
+        }
+      }
+      return found;
+    },
+    async recordIdForInstance(instanceId) {
+      const answer = await callAws('GetItem', () =>
+        documents.send(new GetCommand({ TableName: tableName, Key: instanceKey(instanceId), ConsistentRead: true })),
+      );
+      return typeof answer.Item?.recordId === 'string' ? answer.Item.recordId : undefined;
+    },
+    async create(record) {
+      try {
+        await callAws('TransactWriteItems', () =>
+          documents.send(
+            new TransactWriteCommand({
+              TransactItems: [
+                {
+                  Put: {
+                    TableName: tableName,
+                    Item: recordItem(record),
+                    ConditionExpression: 'attribute_not_exists(pk)',
+                  },
+                },
+                {
+                  Put: {
+                    TableName: tableName,
+                    Item: { ...instanceKey(record.instanceId), recordId: record.recordId },
+                    ConditionExpression: 'attribute_not_exists(pk)',
+                  },
+                },
+              ],
+            }),
+          ),
+        );
+        return { created: true };
+      } catch (error) {
+        if (!(error instanceof ConflictError)) throw error;
+        const existing = await this.recordIdForInstance(record.instanceId);
+        if (existing) return { created: false, existingRecordId: existing };
+        throw error;
+      }
+    },
+    async update(expected, next, options = {}) {
+      const put = {
+        TableName: tableName,
+        Item: recordItem(next, options.expiresAt),
+        ConditionExpression: '#step = :step AND #version = :version',
+        ExpressionAttributeNames: { '#step': 'step', '#version': 'version' },
+        ExpressionAttributeValues: { ':step': expected.step, ':version': expected.version },
+      };
+      const links = [
+        ...(options.linkInstanceId
+          ? [
+              {
+                Put: {
+                  TableName: tableName,
+                  Item: { ...instanceKey(options.linkInstanceId), recordId: next.recordId },
+                  ConditionExpression: 'attribute_not_exists(pk) OR recordId = :recordId',
+                  ExpressionAttributeValues: { ':recordId': next.recordId },
+                },
+              },
+            ]
+          : []),
+        ...(options.unlinkInstanceId
+          ? [
+              {
+                Delete: {
+                  TableName: tableName,
+                  Key: instanceKey(options.unlinkInstanceId),
+                  ConditionExpression: 'attribute_not_exists(pk) OR recordId = :recordId',
+                  ExpressionAttributeValues: { ':recordId': next.recordId },
+                },
+              },
+            ]
+          : []),
+      ];
+      try {
+        if (links.length === 0) {
+          await callAws('PutItem', () => documents.send(new PutCommand(put)));
+        } else {
+          await callAws('TransactWriteItems', () =>
+            documents.send(new TransactWriteCommand({ TransactItems: [{ Put: put }, ...links] })),
+          );
+        }
+        return true;
+      } catch (error) {
+        if (error instanceof ConflictError && isConditionalCheckFailed(error.cause)) return false;
+        throw error;
+      }
+    },
+    async byTenant(tenant, limit) {
+      const found: ShelfRecord[] = [];
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const exclusiveStartKey = startKey;
+        const answer = await callAws('Query', () =>
+          documents.send(
+            new QueryCommand({
+              TableName: tableName,
+              IndexName: 'gsi1',
+              KeyConditionExpression: 'gsi1pk = :tenant',
+              ExpressionAttributeValues: { ':tenant': `TENANT#${tenant}` },
+              ...(exclusiveStartKey ? { ExclusiveStartKey: exclusiveStartKey } : {}),
+            }),
+          ),
+        );
+        for (const item of answer.Items ?? []) {
+          const record = read(item);
+          if (record) found.push(record);
+        }
+        startKey = answer.LastEvaluatedKey;
+      } while (startKey && found.length < limit);
+      return found.slice(0, limit);
+    },
+    async due(now, limit) {
+      const found: ShelfRecord[] = [];
+      for (const phase of SAGA_PHASES) {
+        let startKey: Record<string, unknown> | undefined;
+        do {
+          const exclusiveStartKey = startKey;
+          const answer = await callAws('Query', () =>
+            documents.send(
+              new QueryCommand({
+                TableName: tableName,
+                IndexName: 'gsi2',
+                KeyConditionExpression: 'gsi2pk = :phase AND gsi2sk <= :due',
+                ExpressionAttributeValues: { ':phase': `SAGA#${phase}`, ':due': dueKey(now, '~') },
+                ...(exclusiveStartKey ? { ExclusiveStartKey: exclusiveStartKey } : {}),
+              }),
+            ),
+          );
+          for (const item of answer.Items ?? []) {
+            const record = read(item);
+            if (record) found.push(record);
+          }
+          startKey = answer.LastEvaluatedKey;
+        } while (startKey && found.length < limit);
+      }
+      // The index is eventually consistent: read the records themselves before acting.
+      const fresh = await this.getMany(found.slice(0, limit).map((record) => record.recordId));
+      return fresh.filter((record) => record.nextDueAt !== null && record.nextDueAt <= now);
+    },
+    async remove(record) {
+      try {
+        await callAws('TransactWriteItems', () =>
+          documents.send(
+            new TransactWriteCommand({
+              TransactItems: [
+                {
+                  Delete: {
+                    TableName: tableName,
+                    Key: recordKey(record.recordId),
+                    ConditionExpression: '#version = :version',
+                    ExpressionAttributeNames: { '#version': 'version' },
+                    ExpressionAttributeValues: { ':version': record.version },
+                  },
+                },
+                ...[record.instanceId, record.unshelve?.replacementInstanceId]
+                  .filter((id): id is string => id !== undefined)
+                  .map((instanceId) => ({
+                    Delete: {
+                      TableName: tableName,
+                      Key: instanceKey(instanceId),
+                      ConditionExpression: 'attribute_not_exists(pk) OR recordId = :recordId',
+                      ExpressionAttributeValues: { ':recordId': record.recordId },
+                    },
+                  })),
+              ],
+            }),
+          ),
+        );
+        return true;
+      } catch (error) {
+        if (error instanceof ConflictError && isConditionalCheckFailed(error.cause)) return false;
+        throw error;
+      }
+    },
+  };
+};
+
+/** In-memory implementation with the same conditional semantics (unit tests, benchmarks). */
+export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap<string, ShelfRecord> } => {
+  const records = new Map<string, ShelfRecord>();
+  const instances = new Map<string, string>();
+  const clone = (record: ShelfRecord): ShelfRecord => structuredClone(record);
+  return {
+    records,
+    async get(recordId) {
+      const record = records.get(recordId);
+      return record ? clone(record) : undefined;
+    },
+    async getMany(recordIds) {
+      return [...new Set(recordIds)].flatMap((id) => {
+        const record = records.get(id);
+        return record ? [clone(record)] : [];
+      });
+    },
+    async recordIdForInstance(instanceId) {
+      return instances.get(instanceId);
+    },
+    async create(record) {
+      const existing = instances.get(record.instanceId);
+      if (existing) return { created: false, existingRecordId: existing };
+      if (records.has(record.recordId)) return { created: false, existingRecordId: record.recordId };
+      records.set(record.recordId, clone(record));
+      instances.set(record.instanceId, record.recordId);
+      return { created: true };
+    },
+    async update(expected, next, options = {}) {
+      const current = records.get(expected.recordId);
+      if (!current || current.step !== expected.step || current.version !== expected.version) return false;
+      if (options.linkInstanceId) {
+        const owner = instances.get(options.linkInstanceId);
+        if (owner !== undefined && owner !== next.recordId) return false;
+      }
+      records.set(next.recordId, clone(next));
+      if (options.linkInstanceId) instances.set(options.linkInstanceId, next.recordId);
+      if (options.unlinkInstanceId && instances.get(options.unlinkInstanceId) === next.recordId) {
+        instances.delete(options.unlinkInstanceId);
+      }
+      return true;
+    },
+    async byTenant(tenant, limit) {
+      return [...records.values()]
+        .filter((record) => record.tenant === tenant)
+        .sort((a, b) => a.recordId.localeCompare(b.recordId))
+        .slice(0, limit)
+        .map(clone);
+    },
+    async due(now, limit) {
+      return [...records.values()]
+        .filter((record) => phaseOf(record.step) && record.nextDueAt !== null && record.nextDueAt <= now)
+        .sort((a, b) => (a.nextDueAt ?? 0) - (b.nextDueAt ?? 0))
+        .slice(0, limit)
+        .map(clone);
+    },
+    async remove(record) {
+      const current = records.get(record.recordId);
+      if (!current || current.version !== record.version) return false;
+      records.delete(record.recordId);
+      for (const [instanceId, recordId] of instances) if (recordId === record.recordId) instances.delete(instanceId);
+      return true;
+    },
+  };
+};

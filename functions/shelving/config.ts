@@ -1,0 +1,59 @@
+import { z } from 'zod';
+import { envJson, envString, loadConfig } from '../shared/config';
+
+/**
+ * Settings of the shelving function, carried as one JSON document in `SHELVING_SETTINGS` so the
+ * CDK construct can set them from typed props. Every field has a default; an empty object is valid.
+ */
+export const shelvingSettingsSchema = z
+  .object({
+    /**
+     * Seconds after a shelve completes before the instance is offloaded (terminated, volumes kept),
+     * like Nova's shelved_offload_time: 0 offloads immediately, -1 never offloads automatically.
+     */
+    offloadAfterSeconds: z.number().int().min(-1).default(3600),
+    /** Snapshot every volume on shelve as the safety copy the slow unshelve path restores from. */
+    snapshotOnShelve: z.boolean().default(true),
+    /** Most instances per StartInstances / StopInstances / TerminateInstances / RunInstances call. */
+    maxBatch: z.number().int().min(1).max(1000).default(100),
+    /** Most instances one operator request may name (and one tenant-wide unshelve may resolve to). */
+    maxInstancesPerRequest: z.number().int().min(1).max(5000).default(1000),
+    /** Most records one reconcile round advances; the rest wait for the next schedule tick. */
+    reconcileBatch: z.number().int().min(1).max(5000).default(1000),
+    /** Give up waiting for a full Dedicated Host (affinity `host`) after this many seconds. */
+    hostWaitSeconds: z.number().int().min(0).default(3600),
+    /** A step that sees no progress for this long is re-examined by the reconcile. */
+    stepTimeoutSeconds: z.number().int().min(1).default(900),
+    /** Restore the recorded DeleteOnTermination flags once an unshelved instance is ready. */
+    restoreDeleteOnTermination: z.boolean().default(true),
+    /** How long a finished (unshelved or deleted) record stays readable before its TTL expires. */
+    finishedRecordTtlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .default(30 * 24 * 3600),
+  })
+  .strict();
+
+export type ShelvingSettings = z.infer<typeof shelvingSettingsSchema>;
+
+export const defaultShelvingSettings: ShelvingSettings = shelvingSettingsSchema.parse({});
+
+/** `tableEnvVar('shelves')`, spelled out so the schema stays typed. */
+export const SHELVES_TABLE_ENV = 'SHELVES_TABLE';
+
+/** The environment the shelving function reads at cold start (the CDK construct sets exactly these). */
+export const shelvingEnvSchema = z.object({
+  SHELVES_TABLE: envString,
+  SHELVING_SETTINGS: envJson(shelvingSettingsSchema).default(defaultShelvingSettings),
+});
+
+export interface ShelvingConfig {
+  readonly tableName: string;
+  readonly settings: ShelvingSettings;
+}
+
+export const loadShelvingConfig = (env: Record<string, string | undefined>): ShelvingConfig => {
+  const parsed = loadConfig(shelvingEnvSchema, env);
+  return { tableName: parsed.SHELVES_TABLE, settings: parsed.SHELVING_SETTINGS };
+};

@@ -1,0 +1,251 @@
+import { createHash } from 'node:crypto';
+import {
+  MANAGED_TAG,
+  REPLACEMENT_BATCH_TAG,
+  REPLACEMENT_FOR_TAG,
+  REPLACEMENT_ROOT_TAG,
+  TENANT_TAG,
+} from './tags';
+import type { HostAffinity, LaunchBatch, ShelfRecord, Tenancy } from './types';
+
+/**
+ * Bulk planning: turn hundreds of per-record actions into as few EC2 calls as the API allows.
+ *
+ * Replacements for the fast path are launched with one RunInstances per group of records whose
+ * launch configuration is identical (image, type, subnet, security groups, profile, key, tenant,
+ * placement, device layout), chunked by `maxBatch`. Mapping replacements back to records: the
+ * batch (id, size, each record's index) is written to every record *before* the call; the
+ * batch id is the call's ClientToken and the `warmboot:replacement-batch` tag of every
+ * instance it launches, and the replacement with AmiLaunchIndex i belongs to the record with
+ * index i. A crash after the call is healed by describing instances by that tag; a repeated
+ * call with the same ClientToken returns the same instances on EC2. Per-record tags
+ * (the recorded ones plus `warmboot:replacement-for`) are applied right after, with one
+ * CreateTags per replacement, which the CreateTags bucket (100 burst, 10/s) absorbs far faster
+ * than the RunInstances bucket (5 burst, 2/s) would absorb one launch per record.
+ */
+
+export interface LaunchPlacement {
+  readonly availabilityZone: string;
+  readonly tenancy: Tenancy;
+  readonly hostId?: string;
+  readonly affinity?: HostAffinity;
+}
+
+export type LaunchDevice =
+  | { readonly deviceName: string; readonly noDevice: true }
+  | {
+      readonly deviceName: string;
+      readonly noDevice?: false;
+      readonly snapshotId?: string;
+      readonly sizeGiB?: number;
+      readonly volumeType?: string;
+      readonly iops?: number;
+      readonly throughput?: number;
+      readonly deleteOnTermination: boolean;
+    };
+
+/** One RunInstances call, in the domain's terms (the adapter maps it to the SDK input). */
+export interface LaunchRequest {
+  readonly clientToken: string;
+  readonly imageId: string;
+  readonly instanceType: string;
+  readonly subnetId: string;
+  readonly securityGroupIds: readonly string[];
+  readonly iamInstanceProfileArn?: string;
+  readonly keyName?: string;
+  readonly ebsOptimized?: boolean;
+  readonly placement: LaunchPlacement;
+  readonly minCount: number;
+  readonly maxCount: number;
+  readonly devices: readonly LaunchDevice[];
+  readonly instanceTags: Readonly<Record<string, string>>;
+  readonly volumeTags: Readonly<Record<string, string>>;
+}
+
+export interface PlannedBatch {
+  readonly batchId: string;
+  /** Records in launch-index order. */
+  readonly recordIds: readonly string[];
+  readonly request: LaunchRequest;
+}
+
+export interface LaunchPlan {
+  readonly batches: readonly PlannedBatch[];
+  /** Records that cannot launch now (their recorded host is full and affinity is `host`). */
+  readonly waiting: readonly { readonly recordId: string; readonly reason: string }[];
+}
+
+const hash = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 40);
+
+/**
+ * The fast-path request for a batch. Data devices are suppressed (NoDevice), so the only volume
+ * the launch creates is the fresh root, tagged `warmboot:replacement-root=true`.
+ */
+export const fastLaunchRequest = (
+  record: ShelfRecord,
+  batch: Pick<LaunchBatch, 'batchId' | 'size' | 'hostId' | 'affinity'>,
+): LaunchRequest => {
+  const { config } = record;
+  const placement: LaunchPlacement = {
+    availabilityZone: config.availabilityZone,
+    tenancy: config.tenancy,
+    ...(batch.hostId ? { hostId: batch.hostId } : {}),
+    ...(batch.affinity ? { affinity: batch.affinity } : {}),
+  };
+  return {
+    clientToken: batch.batchId,
+    imageId: config.imageId,
+    instanceType: config.instanceType,
+    subnetId: config.subnetId,
+    securityGroupIds: [...config.securityGroupIds].sort(),
+    ...(config.iamInstanceProfileArn ? { iamInstanceProfileArn: config.iamInstanceProfileArn } : {}),
+    ...(config.keyName ? { keyName: config.keyName } : {}),
+    ...(config.ebsOptimized !== undefined ? { ebsOptimized: config.ebsOptimized } : {}),
+    placement,
+    // Partial launches are fine: records beyond what fitted are re-planned with a new batch.
+    minCount: 1,
+    maxCount: batch.size,
+    devices: [
+      { deviceName: config.rootDeviceName, noDevice: false, deleteOnTermination: true },
+      ...record.volumes
+        .filter((volume) => !volume.root)
+        .map((volume) => ({ deviceName: volume.deviceName, noDevice: true as const }))
+        .sort((a, b) => a.deviceName.localeCompare(b.deviceName)),
+    ],
+    instanceTags: { [MANAGED_TAG]: 'true', [TENANT_TAG]: record.tenant, [REPLACEMENT_BATCH_TAG]: batch.batchId },
+    volumeTags: {
+      [MANAGED_TAG]: 'true',
+      [REPLACEMENT_ROOT_TAG]: 'true',
+      [REPLACEMENT_BATCH_TAG]: batch.batchId,
+    },
+  };
+};
+
+/** Slow path: one record, every volume recreated from its safety snapshot. */
+export const slowLaunchRequest = (record: ShelfRecord): LaunchRequest => {
+  const { config } = record;
+  const attempt = record.unshelve?.attempt ?? 0;
+  return {
+    clientToken: `${record.recordId}-s${attempt}`,
+    imageId: config.imageId,
+    instanceType: config.instanceType,
+    subnetId: config.subnetId,
+    securityGroupIds: [...config.securityGroupIds].sort(),
+    ...(config.iamInstanceProfileArn ? { iamInstanceProfileArn: config.iamInstanceProfileArn } : {}),
+    ...(config.keyName ? { keyName: config.keyName } : {}),
+    ...(config.ebsOptimized !== undefined ? { ebsOptimized: config.ebsOptimized } : {}),
+    placement: {
+      availabilityZone: config.availabilityZone,
+      tenancy: config.tenancy,
+      ...(config.hostId ? { hostId: config.hostId } : {}),
+      ...(config.affinity ? { affinity: config.affinity } : {}),
+    },
+    minCount: 1,
+    maxCount: 1,
+    devices: record.volumes.map((volume) => ({
+      deviceName: volume.deviceName,
+      ...(volume.snapshotId ? { snapshotId: volume.snapshotId } : {}),
+      sizeGiB: volume.sizeGiB,
+      volumeType: volume.volumeType,
+      ...(volume.iops !== undefined ? { iops: volume.iops } : {}),
+      ...(volume.throughput !== undefined ? { throughput: volume.throughput } : {}),
+      deleteOnTermination: volume.deleteOnTermination,
+    })),
+    instanceTags: {
+      ...record.tags,
+      [MANAGED_TAG]: 'true',
+      [TENANT_TAG]: record.tenant,
+      [REPLACEMENT_FOR_TAG]: record.recordId,
+    },
+    volumeTags: { [MANAGED_TAG]: 'true', [REPLACEMENT_FOR_TAG]: record.recordId },
+  };
+};
+
+/** Everything that must be equal for two records to share one RunInstances call. */
+export const launchGroupKey = (record: ShelfRecord, hostId: string | undefined, affinity?: HostAffinity): string => {
+  const { config } = record;
+  return JSON.stringify([
+    config.imageId,
+    config.instanceType,
+    config.availabilityZone,
+    config.subnetId,
+    [...config.securityGroupIds].sort(),
+    config.iamInstanceProfileArn ?? null,
+    config.keyName ?? null,
+    config.ebsOptimized ?? null,
+    config.tenancy,
+    hostId ?? null,
+    affinity ?? null,
+    record.tenant,
+    config.rootDeviceName,
+    record.volumes
+      .filter((volume) => !volume.root)
+      .map((volume) => volume.deviceName)
+      .sort(),
+  ]);
+};
+
+/**
+ * Groups records that need a fresh-path launch into batches. `hostRoom` says how many more
+ * instances of the record's type each Dedicated Host takes now (from DescribeHosts); a record
+ * whose host is full launches on any host of the AZ when its affinity is `default`, and waits
+ * when it is `host`.
+ */
+export const planLaunchBatches = (
+  records: readonly ShelfRecord[],
+  hostRoom: ReadonlyMap<string, number>,
+  maxBatch: number,
+): LaunchPlan => {
+  const room = new Map(hostRoom);
+  const groups = new Map<string, { records: ShelfRecord[]; hostId?: string; affinity?: HostAffinity }>();
+  const waiting: { recordId: string; reason: string }[] = [];
+  for (const record of [...records].sort((a, b) => a.recordId.localeCompare(b.recordId))) {
+    const { config } = record;
+    let hostId: string | undefined;
+    let affinity: HostAffinity | undefined;
+    if (config.tenancy === 'host' && config.hostId) {
+      const free = room.get(config.hostId) ?? 0;
+      if (free > 0) {
+        room.set(config.hostId, free - 1);
+        hostId = config.hostId;
+        affinity = config.affinity;
+      } else if (config.affinity === 'host') {
+        waiting.push({ recordId: record.recordId, reason: `Dedicated Host ${config.hostId} is full` });
+        continue;
+      } else {
+        affinity = 'default';
+      }
+    }
+    const key = launchGroupKey(record, hostId, affinity);
+    const group = groups.get(key) ?? { records: [], ...(hostId ? { hostId } : {}), ...(affinity ? { affinity } : {}) };
+    group.records.push(record);
+    groups.set(key, group);
+  }
+  const batches: PlannedBatch[] = [];
+  for (const group of groups.values()) {
+    for (let start = 0; start < group.records.length; start += maxBatch) {
+      const members = group.records.slice(start, start + maxBatch);
+      const first = members[0];
+      if (!first) continue;
+      const batchId = `ub-${hash(members.map((member) => `${member.recordId}#${member.unshelve?.attempt ?? 0}`).join(','))}`;
+      batches.push({
+        batchId,
+        recordIds: members.map((member) => member.recordId),
+        request: fastLaunchRequest(first, {
+          batchId,
+          size: members.length,
+          ...(group.hostId ? { hostId: group.hostId } : {}),
+          ...(group.affinity ? { affinity: group.affinity } : {}),
+        }),
+      });
+    }
+  }
+  return { batches, waiting };
+};
+
+/** Splits instance ids into calls of at most `maxBatch` (Start/Stop/Terminate take lists). */
+export const chunk = <T>(items: readonly T[], size: number): T[][] => {
+  const chunks: T[][] = [];
+  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
+  return chunks;
+};

@@ -1,0 +1,671 @@
+import type { ShelvingSettings } from '../config';
+import { MANAGED_TAG, REPLACEMENT_FOR_TAG, SHELVED_TAG } from './tags';
+import type {
+  Action,
+  Decision,
+  ObservedInstance,
+  ObservedVolume,
+  Observation,
+  RecordError,
+  RetainedVolume,
+  ShelfRecord,
+  ShelvingFact,
+  UnshelvePath,
+  UnshelveState,
+} from './types';
+
+/**
+ * The shelve / offload / unshelve saga as one pure, level-triggered function: from the record
+ * (what warmboot decided so far) and a fresh observation of EC2 (what is true now), the next
+ * thing to do. Nothing here remembers that a call was made: every action is derived from what
+ * EC2 shows, so a call repeated after a crash, a duplicate event or a lost one is either skipped
+ * (EC2 already shows its effect) or harmless (EC2 treats it as a no-op). docs/shelving.md lists
+ * each step with its idempotency argument.
+ */
+
+/** Waiting on EC2 with no event expected sooner: look again after this long. */
+export const POLL_MS = 30_000;
+/** Volume attach / detach complete within seconds and send no event: look again this soon. */
+export const ATTACHMENT_POLL_MS = 3_000;
+/** Back-off while the recorded Dedicated Host is full and affinity says wait. */
+export const HOST_WAIT_RETRY_MS = 60_000;
+
+const wait = (reason: string, recheckAt: number | null): Decision => ({ actions: [], recheckAt, reason });
+
+const failed = (record: ShelfRecord, error: RecordError): Decision => ({
+  to: 'failed',
+  set: { error },
+  actions: [],
+  recheckAt: null,
+  reason: error.message,
+  facts: [
+    {
+      detailType: 'Shelve Failed',
+      detail: {
+        recordId: record.recordId,
+        instanceId: record.instanceId,
+        tenant: record.tenant,
+        step: record.step,
+        error,
+      },
+    },
+  ],
+});
+
+const rootOf = (record: ShelfRecord): RetainedVolume => {
+  const root = record.volumes.find((volume) => volume.root);
+  // planShelve refuses instances without an EBS root, so every record has one.
+  if (!root) throw new Error(`record ${record.recordId} has no root volume`);
+  return root;
+};
+
+const dataVolumesOf = (record: ShelfRecord): readonly RetainedVolume[] =>
+  record.volumes.filter((volume) => !volume.root);
+
+const volumeIds = (record: ShelfRecord): string[] => record.volumes.map((volume) => volume.volumeId);
+
+const shelvedGiB = (record: ShelfRecord): number =>
+  record.volumes.reduce((total, volume) => total + volume.sizeGiB, 0);
+
+/** Volumes whose DeleteOnTermination on `instance` differs from `wanted(volume)`. */
+const deleteOnTerminationFixes = (
+  record: ShelfRecord,
+  instance: ObservedInstance,
+  wanted: (volume: RetainedVolume) => boolean,
+): { deviceName: string; deleteOnTermination: boolean }[] =>
+  record.volumes.flatMap((volume) => {
+    const device = instance.blockDevices.find((candidate) => candidate.volumeId === volume.volumeId);
+    if (!device || device.deleteOnTermination === wanted(volume)) return [];
+    return [{ deviceName: device.deviceName, deleteOnTermination: wanted(volume) }];
+  });
+
+const untaggedRetained = (record: ShelfRecord, observation: Observation): string[] =>
+  record.volumes
+    .filter((volume) => {
+      const seen = observation.volumes.get(volume.volumeId);
+      return seen !== undefined && seen.tags[SHELVED_TAG] !== record.recordId;
+    })
+    .map((volume) => volume.volumeId);
+
+/** A retained volume claimed by another record breaks the one-owner invariant: stop, never guess. */
+const foreignClaim = (record: ShelfRecord, observation: Observation): ObservedVolume | undefined =>
+  record.volumes
+    .map((volume) => observation.volumes.get(volume.volumeId))
+    .find((seen) => seen !== undefined && seen.tags[SHELVED_TAG] !== undefined && seen.tags[SHELVED_TAG] !== record.recordId);
+
+const unshelvedFact = (
+  record: ShelfRecord,
+  instanceId: string,
+  path: UnshelvePath,
+  now: number,
+  reason?: string,
+): ShelvingFact => ({
+  detailType: 'Instance Unshelved',
+  detail: {
+    recordId: record.recordId,
+    instanceId,
+    tenant: record.tenant,
+    path,
+    timeToReadySeconds: Math.max(0, (now - (record.unshelve?.requestedAt ?? now)) / 1000),
+    ...(reason ? { reason } : {}),
+  },
+});
+
+const withUnshelve = (record: ShelfRecord, patch: Partial<UnshelveState>): UnshelveState => ({
+  requestId: record.unshelve?.requestId ?? 'reconcile',
+  requestedAt: record.unshelve?.requestedAt ?? record.stepSince,
+  attempt: record.unshelve?.attempt ?? 0,
+  ...record.unshelve,
+  ...patch,
+});
+
+export const nextStep = (
+  record: ShelfRecord,
+  observation: Observation,
+  now: number,
+  settings: ShelvingSettings,
+): Decision => {
+  switch (record.step) {
+    case 'shelve.prepare':
+      return prepare(record, observation, now);
+    case 'shelve.stop':
+      return stopForShelve(record, observation, now);
+    case 'shelve.snapshot':
+      return snapshot(record, observation, now);
+    case 'shelved':
+      return record.offloadAt !== null && now >= record.offloadAt
+        ? { to: 'offload.terminate', actions: [], recheckAt: now, reason: 'offload due' }
+        : wait('shelved', record.offloadAt);
+    case 'offload.terminate':
+      return offload(record, observation, now);
+    case 'offloaded':
+      return wait('offloaded', null);
+    case 'unshelve.start':
+      return startInPlace(record, observation, now);
+    case 'unshelve.choose':
+      return choosePath(record, observation, now);
+    case 'unshelve.launch':
+      return launch(record, observation, now, settings);
+    case 'unshelve.stop-replacement':
+      return stopReplacement(record, observation, now);
+    case 'unshelve.swap-root':
+      return swapRoot(record, observation, now);
+    case 'unshelve.start-replacement':
+      return startReplacement(record, observation, now);
+    case 'unshelve.launch-from-snapshots':
+      return launchFromSnapshots(record, observation, now);
+    case 'unshelve.finalize':
+      return finalize(record, observation, now, settings);
+    case 'unshelved':
+    case 'failed':
+      return wait(record.step, null);
+  }
+};
+
+const prepare = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+  const instance = observation.instance;
+  if (!instance || instance.state === 'terminated' || instance.state === 'shutting-down') {
+    return failed(record, { code: 'InstanceGone', message: `instance ${record.instanceId} disappeared while shelving` });
+  }
+  const claimed = foreignClaim(record, observation);
+  if (claimed) {
+    return failed(record, {
+      code: 'VolumeClaimed',
+      message: `volume ${claimed.volumeId} belongs to shelve record ${claimed.tags[SHELVED_TAG]}`,
+    });
+  }
+  const actions: Action[] = [];
+  const fixes = deleteOnTerminationFixes(record, instance, () => false);
+  if (fixes.length > 0) {
+    actions.push({ kind: 'set-delete-on-termination', instanceId: instance.instanceId, devices: fixes });
+  }
+  const untagged = untaggedRetained(record, observation);
+  if (untagged.length > 0) {
+    actions.push({ kind: 'tag', resourceIds: untagged, tags: { [SHELVED_TAG]: record.recordId, [MANAGED_TAG]: 'true' } });
+  }
+  if (actions.length > 0) return { actions, recheckAt: now + POLL_MS, reason: 'keeping volumes' };
+  return { to: 'shelve.stop', actions: [], recheckAt: now, reason: 'volumes kept' };
+};
+
+const stopForShelve = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+  const instance = observation.instance;
+  if (!instance || instance.state === 'terminated' || instance.state === 'shutting-down') {
+    return failed(record, { code: 'InstanceGone', message: `instance ${record.instanceId} disappeared while shelving` });
+  }
+  switch (instance.state) {
+    case 'running':
+      return {
+        actions: [{ kind: 'stop', instanceId: instance.instanceId, force: false }],
+        recheckAt: now + POLL_MS,
+        reason: 'stopping',
+      };
+    case 'pending':
+    case 'stopping':
+      return wait(`instance is ${instance.state}`, now + POLL_MS);
+    case 'stopped':
+      return record.snapshotOnShelve
+        ? { to: 'shelve.snapshot', actions: [], recheckAt: now, reason: 'stopped' }
+        : shelvedDecision(record, now, record.volumes);
+  }
+};
+
+const shelvedDecision = (
+  record: ShelfRecord,
+  now: number,
+  volumes: readonly RetainedVolume[],
+): Decision => {
+  const offloadAt = record.offloadAfterSeconds < 0 ? null : now + record.offloadAfterSeconds * 1000;
+  return {
+    to: 'shelved',
+    set: { volumes, offloadAt },
+    actions: [],
+    recheckAt: offloadAt,
+    reason: 'shelved',
+    facts: [
+      {
+        detailType: 'Instance Shelved',
+        detail: {
+          recordId: record.recordId,
+          instanceId: record.instanceId,
+          tenant: record.tenant,
+          volumeIds: volumeIds(record),
+          shelvedVolumeGiB: shelvedGiB(record),
+        },
+      },
+    ],
+  };
+};
+
+const snapshot = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+  const usable = observation.snapshots.filter((candidate) => candidate.state !== 'error');
+  const byVolume = new Map(usable.map((candidate) => [candidate.volumeId, candidate.snapshotId]));
+  const missing = record.volumes.filter((volume) => !byVolume.has(volume.volumeId));
+  if (missing.length === record.volumes.length) {
+    return {
+      actions: [{ kind: 'snapshot', instanceId: record.instanceId, recordId: record.recordId }],
+      recheckAt: now + POLL_MS,
+      reason: 'taking safety snapshots',
+    };
+  }
+  if (missing.length > 0) {
+    // CreateSnapshots covers every volume in one call; a partial set means a volume was attached
+    // after the call, which shelve does not allow. Record what exists and say so.
+    return failed(record, {
+      code: 'SnapshotIncomplete',
+      message: `no safety snapshot for ${missing.map((volume) => volume.volumeId).join(', ')}`,
+    });
+  }
+  const volumes = record.volumes.map((volume) => {
+    const snapshotId = byVolume.get(volume.volumeId);
+    return snapshotId ? { ...volume, snapshotId } : volume;
+  });
+  return shelvedDecision(record, now, volumes);
+};
+
+const offload = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+  const instance = observation.instance;
+  if (!instance || instance.state === 'terminated') {
+    const kept = volumeIds(record).filter((id) => observation.volumes.has(id));
+    return {
+      to: 'offloaded',
+      set: { offloadedAt: now },
+      actions: [],
+      recheckAt: null,
+      reason: `offloaded, ${kept.length} of ${record.volumes.length} volumes kept`,
+      facts: [
+        {
+          detailType: 'Instance Offloaded',
+          detail: { recordId: record.recordId, instanceId: record.instanceId, tenant: record.tenant, volumeIds: kept },
+        },
+      ],
+    };
+  }
+  if (instance.state === 'shutting-down') return wait('terminating', now + POLL_MS);
+  if (instance.state !== 'stopped') {
+    return failed(record, {
+      code: 'IncorrectState',
+      message: `instance ${instance.instanceId} is ${instance.state}: it was started outside warmboot after shelving; unshelve or shelve it again`,
+    });
+  }
+  const claimed = foreignClaim(record, observation);
+  if (claimed) {
+    return failed(record, {
+      code: 'VolumeClaimed',
+      message: `volume ${claimed.volumeId} belongs to shelve record ${claimed.tags[SHELVED_TAG]}`,
+    });
+  }
+  // Terminate only once EC2 itself shows every retained volume kept on termination and tagged:
+  // if anything reset DeleteOnTermination since shelving, fix it first and look again.
+  const fixes = deleteOnTerminationFixes(record, instance, () => false);
+  const untagged = untaggedRetained(record, observation);
+  if (fixes.length > 0 || untagged.length > 0) {
+    const actions: Action[] = [];
+    if (fixes.length > 0) {
+      actions.push({ kind: 'set-delete-on-termination', instanceId: instance.instanceId, devices: fixes });
+    }
+    if (untagged.length > 0) {
+      actions.push({ kind: 'tag', resourceIds: untagged, tags: { [SHELVED_TAG]: record.recordId, [MANAGED_TAG]: 'true' } });
+    }
+    return { actions, recheckAt: now + POLL_MS, reason: 're-securing volumes before terminate' };
+  }
+  return {
+    actions: [{ kind: 'terminate', instanceId: instance.instanceId }],
+    recheckAt: now + POLL_MS,
+    reason: 'terminating',
+  };
+};
+
+const startInPlace = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+  const instance = observation.instance;
+  if (!instance || instance.state === 'terminated' || instance.state === 'shutting-down') {
+    return { to: 'unshelve.choose', set: { offloadedAt: now }, actions: [], recheckAt: now, reason: 'instance gone' };
+  }
+  switch (instance.state) {
+    case 'stopped':
+      return {
+        actions: [{ kind: 'start', instanceId: instance.instanceId }],
+        recheckAt: now + POLL_MS,
+        reason: 'starting',
+      };
+    case 'pending':
+    case 'stopping':
+      return wait(`instance is ${instance.state}`, now + POLL_MS);
+    case 'running':
+      return {
+        to: 'unshelve.finalize',
+        set: { unshelve: withUnshelve(record, { path: 'start', readyAt: now }) },
+        actions: [],
+        recheckAt: now,
+        reason: 'running',
+        facts: [unshelvedFact(record, instance.instanceId, 'start', now)],
+      };
+  }
+};
+
+/** Fast when every retained volume is there and detached in the recorded AZ; slow from the snapshots otherwise. */
+const choosePath = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+  const problems = record.volumes.flatMap((volume) => {
+    const seen = observation.volumes.get(volume.volumeId);
+    if (!seen || seen.state === 'deleting' || seen.state === 'deleted' || seen.state === 'error') {
+      return [`${volume.volumeId} is gone`];
+    }
+    if (seen.availabilityZone !== record.config.availabilityZone) {
+      return [`${volume.volumeId} is in ${seen.availabilityZone}, not ${record.config.availabilityZone}`];
+    }
+    if (seen.state === 'in-use' && seen.attachment?.instanceId !== record.unshelve?.replacementInstanceId) {
+      return [`${volume.volumeId} is attached to ${seen.attachment?.instanceId}`];
+    }
+    return [];
+  });
+  if (problems.length === 0) {
+    return {
+      to: 'unshelve.launch',
+      set: { unshelve: withUnshelve(record, { path: 'fast' }) },
+      actions: [],
+      recheckAt: now,
+      reason: 'fast path: reattaching retained volumes',
+    };
+  }
+  const withoutSnapshot = record.volumes.filter((volume) => !volume.snapshotId);
+  if (withoutSnapshot.length > 0) {
+    return failed(record, {
+      code: 'NoWayBack',
+      message: `cannot unshelve: ${problems.join('; ')}; and no safety snapshot of ${withoutSnapshot.map((volume) => volume.volumeId).join(', ')}`,
+    });
+  }
+  const reason = `slow path from safety snapshots: ${problems.join('; ')}`;
+  return {
+    to: 'unshelve.launch-from-snapshots',
+    set: { unshelve: withUnshelve(record, { path: 'slow', reason }) },
+    actions: [],
+    recheckAt: now,
+    reason,
+  };
+};
+
+const launch = (
+  record: ShelfRecord,
+  observation: Observation,
+  now: number,
+  settings: ShelvingSettings,
+): Decision => {
+  const replacement = observation.replacement;
+  if (replacement && replacement.state !== 'terminated' && replacement.state !== 'shutting-down') {
+    return {
+      to: 'unshelve.stop-replacement',
+      set: { unshelve: withUnshelve(record, { replacementInstanceId: replacement.instanceId }) },
+      actions: [],
+      recheckAt: now,
+      reason: `replacement ${replacement.instanceId} launched`,
+    };
+  }
+  const waitingSince = record.unshelve?.waitingForHostSince;
+  if (waitingSince !== undefined) {
+    if (now - waitingSince > settings.hostWaitSeconds * 1000) {
+      return failed(record, {
+        code: 'HostFull',
+        message: `Dedicated Host ${record.config.hostId} stayed full for ${settings.hostWaitSeconds} s and affinity is host`,
+      });
+    }
+  }
+  return { actions: [{ kind: 'launch', recordId: record.recordId }], recheckAt: now + POLL_MS, reason: 'launching replacement' };
+};
+
+/** The volume at the replacement's root device that is not a retained one: its fresh root. */
+const freshRootOf = (record: ShelfRecord, replacement: ObservedInstance): string | undefined => {
+  const retained = new Set(volumeIds(record));
+  const atRoot = replacement.blockDevices.find((device) => device.deviceName === record.config.rootDeviceName);
+  return atRoot && !retained.has(atRoot.volumeId) ? atRoot.volumeId : undefined;
+};
+
+/**
+ * The replacement gets the recorded tags (so it keeps its owner and name) plus
+ * `warmboot:replacement-for`; its fresh root gets the same, which the deletion fence requires.
+ */
+const replacementTagging = (
+  record: ShelfRecord,
+  replacement: ObservedInstance,
+  observation: Observation,
+): Action | undefined => {
+  const wanted: Record<string, string> = { ...record.tags, [REPLACEMENT_FOR_TAG]: record.recordId };
+  const missing = (tags: Readonly<Record<string, string>>) =>
+    Object.entries(wanted).some(([key, value]) => tags[key] !== value);
+  const resources: string[] = [];
+  if (missing(replacement.tags)) resources.push(replacement.instanceId);
+  const freshRoot = freshRootOf(record, replacement);
+  const freshSeen = freshRoot ? observation.volumes.get(freshRoot) : undefined;
+  if (freshRoot && freshSeen && missing(freshSeen.tags)) resources.push(freshRoot);
+  return resources.length > 0 ? { kind: 'tag', resourceIds: resources, tags: wanted } : undefined;
+};
+
+const stopReplacement = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+  const replacement = observation.replacement;
+  if (!replacement || replacement.state === 'terminated' || replacement.state === 'shutting-down') {
+    return relaunch(record, now, 'replacement disappeared before the swap');
+  }
+  const tagging = replacementTagging(record, replacement, observation);
+  const actions: Action[] = tagging ? [tagging] : [];
+  switch (replacement.state) {
+    case 'pending':
+    case 'stopping':
+      return { actions, recheckAt: now + POLL_MS, reason: `replacement is ${replacement.state}` };
+    case 'running':
+      // Force: the replacement's fresh OS holds nothing worth a clean shutdown and its root is discarded.
+      actions.push({ kind: 'stop', instanceId: replacement.instanceId, force: true });
+      return { actions, recheckAt: now + POLL_MS, reason: 'stopping replacement' };
+    case 'stopped':
+      return { to: 'unshelve.swap-root', actions, recheckAt: now, reason: 'replacement stopped' };
+  }
+};
+
+const relaunch = (record: ShelfRecord, now: number, reason: string): Decision => ({
+  to: 'unshelve.launch',
+  set: {
+    unshelve: {
+      ...withUnshelve(record, { attempt: (record.unshelve?.attempt ?? 0) + 1 }),
+      batch: undefined,
+      replacementInstanceId: undefined,
+      freshRootVolumeId: undefined,
+    },
+  },
+  actions: [],
+  recheckAt: now,
+  reason,
+});
+
+const swapRoot = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+  const replacement = observation.replacement;
+  if (!replacement || replacement.state === 'terminated' || replacement.state === 'shutting-down') {
+    return relaunch(record, now, 'replacement disappeared during the swap');
+  }
+  if (replacement.state !== 'stopped') {
+    if (replacement.state === 'running') {
+      return {
+        actions: [{ kind: 'stop', instanceId: replacement.instanceId, force: true }],
+        recheckAt: now + POLL_MS,
+        reason: 'replacement was started during the swap; stopping it again',
+      };
+    }
+    return wait(`replacement is ${replacement.state}`, now + POLL_MS);
+  }
+  const retainedIds = new Set(volumeIds(record));
+  const root = rootOf(record);
+  const rootDevice = record.config.rootDeviceName;
+  const tagging = replacementTagging(record, replacement, observation);
+  if (tagging) {
+    return { actions: [tagging], recheckAt: now + ATTACHMENT_POLL_MS, reason: 'tagging replacement before the swap' };
+  }
+  const actions: Action[] = [];
+  let freshRootVolumeId = record.unshelve?.freshRootVolumeId;
+  let pending = false;
+
+  const atRoot = replacement.blockDevices.find((device) => device.deviceName === rootDevice);
+  if (atRoot && !retainedIds.has(atRoot.volumeId)) {
+    freshRootVolumeId = atRoot.volumeId;
+    const fresh = observation.volumes.get(atRoot.volumeId);
+    if (fresh?.attachment?.state === 'detaching') pending = true;
+    else actions.push({ kind: 'detach', volumeId: atRoot.volumeId, instanceId: replacement.instanceId });
+  }
+  for (const volume of record.volumes) {
+    const seen = observation.volumes.get(volume.volumeId);
+    if (!seen) return relaunchOrFail(record, `retained volume ${volume.volumeId} is gone`, now);
+    const attachment = seen.attachment;
+    if (attachment && attachment.instanceId !== replacement.instanceId && attachment.state !== 'detached') {
+      return failed(record, {
+        code: 'VolumeInUse',
+        message: `retained volume ${volume.volumeId} is attached to ${attachment.instanceId}; warmboot never detaches a retained volume from an instance it did not launch for this record`,
+      });
+    }
+    if (attachment?.instanceId === replacement.instanceId && attachment.state !== 'detached') {
+      if (attachment.device !== volume.deviceName) {
+        return failed(record, {
+          code: 'WrongDevice',
+          message: `retained volume ${volume.volumeId} is attached at ${attachment.device}, recorded ${volume.deviceName}`,
+        });
+      }
+      if (attachment.state !== 'attached') pending = true;
+      continue;
+    }
+    if (seen.state !== 'available') {
+      pending = true;
+      continue;
+    }
+    const occupant = replacement.blockDevices.find((device) => device.deviceName === volume.deviceName);
+    if (volume.root && occupant) continue; // the fresh root is being detached first
+    if (occupant && !retainedIds.has(occupant.volumeId)) {
+      return failed(record, {
+        code: 'DeviceTaken',
+        message: `device ${volume.deviceName} of replacement ${replacement.instanceId} holds ${occupant.volumeId}`,
+      });
+    }
+    actions.push({ kind: 'attach', volumeId: volume.volumeId, instanceId: replacement.instanceId, device: volume.deviceName });
+  }
+  const set =
+    freshRootVolumeId !== record.unshelve?.freshRootVolumeId
+      ? { unshelve: withUnshelve(record, freshRootVolumeId ? { freshRootVolumeId } : {}) }
+      : undefined;
+  if (actions.length === 0 && !pending) {
+    const rootSeen = observation.volumes.get(root.volumeId);
+    if (rootSeen?.attachment?.instanceId === replacement.instanceId && rootSeen.attachment.state === 'attached') {
+      return {
+        to: 'unshelve.start-replacement',
+        ...(set ? { set } : {}),
+        actions: [],
+        recheckAt: now,
+        reason: 'retained volumes attached',
+      };
+    }
+  }
+  return {
+    ...(set ? { set } : {}),
+    actions,
+    recheckAt: now + ATTACHMENT_POLL_MS,
+    reason: actions.length > 0 ? 'swapping root and attaching volumes' : 'waiting for attachments',
+  };
+};
+
+/** A retained volume vanished mid-swap: go back to path selection, which takes the slow path. */
+const relaunchOrFail = (record: ShelfRecord, reason: string, now: number): Decision => ({
+  to: 'unshelve.choose',
+  set: { unshelve: withUnshelve(record, { reason }) },
+  actions: [],
+  recheckAt: now,
+  reason,
+});
+
+const startReplacement = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+  const replacement = observation.replacement;
+  if (!replacement || replacement.state === 'terminated' || replacement.state === 'shutting-down') {
+    return relaunch(record, now, 'replacement disappeared before it started');
+  }
+  switch (replacement.state) {
+    case 'stopped':
+      return {
+        actions: [{ kind: 'start', instanceId: replacement.instanceId }],
+        recheckAt: now + POLL_MS,
+        reason: 'starting replacement',
+      };
+    case 'pending':
+    case 'stopping':
+      return wait(`replacement is ${replacement.state}`, now + POLL_MS);
+    case 'running':
+      return {
+        to: 'unshelve.finalize',
+        set: { unshelve: withUnshelve(record, { readyAt: now }) },
+        actions: [],
+        recheckAt: now,
+        reason: 'replacement running with its volumes',
+        facts: [unshelvedFact(record, replacement.instanceId, 'fast', now)],
+      };
+  }
+};
+
+const launchFromSnapshots = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+  const replacement = observation.replacement;
+  if (!replacement || replacement.state === 'terminated' || replacement.state === 'shutting-down') {
+    return {
+      actions: [{ kind: 'launch-from-snapshots', recordId: record.recordId }],
+      recheckAt: now + POLL_MS,
+      reason: 'launching from safety snapshots',
+    };
+  }
+  const unshelve = withUnshelve(record, { replacementInstanceId: replacement.instanceId });
+  if (replacement.state !== 'running') {
+    const set = record.unshelve?.replacementInstanceId !== replacement.instanceId ? { set: { unshelve } } : {};
+    return { ...set, actions: [], recheckAt: now + POLL_MS, reason: `replacement is ${replacement.state}` };
+  }
+  return {
+    to: 'unshelve.finalize',
+    set: { unshelve: { ...unshelve, readyAt: now } },
+    actions: [],
+    recheckAt: now,
+    reason: 'restored from snapshots',
+    facts: [unshelvedFact(record, replacement.instanceId, 'slow', now, record.unshelve?.reason)],
+  };
+};
+
+/**
+ * After the instance is ready: delete the replacement's fresh root (the only DeleteVolume in the
+ * saga, fenced by tags in the adapter), hand the retained volumes back to the instance (drop the
+ * shelved tag) and restore their DeleteOnTermination flags.
+ */
+const finalize = (
+  record: ShelfRecord,
+  observation: Observation,
+  now: number,
+  settings: ShelvingSettings,
+): Decision => {
+  const path = record.unshelve?.path ?? 'start';
+  const instance = path === 'start' ? observation.instance : observation.replacement;
+  const actions: Action[] = [];
+  const freshRoot = record.unshelve?.freshRootVolumeId;
+  let pending = false;
+  if (path === 'fast' && freshRoot) {
+    const seen = observation.volumes.get(freshRoot);
+    if (seen?.state === 'available') {
+      actions.push({ kind: 'delete-replacement-root', volumeId: freshRoot, recordId: record.recordId });
+    } else if (seen && seen.state !== 'deleting') {
+      pending = true;
+    }
+  }
+  if (path !== 'slow') {
+    const stillTagged = record.volumes
+      .filter((volume) => observation.volumes.get(volume.volumeId)?.tags[SHELVED_TAG] === record.recordId)
+      .map((volume) => volume.volumeId);
+    if (stillTagged.length > 0) actions.push({ kind: 'untag', resourceIds: stillTagged, keys: [SHELVED_TAG] });
+    if (settings.restoreDeleteOnTermination && instance && instance.state !== 'terminated') {
+      const fixes = deleteOnTerminationFixes(record, instance, (volume) => volume.deleteOnTermination);
+      if (fixes.length > 0) {
+        actions.push({ kind: 'set-delete-on-termination', instanceId: instance.instanceId, devices: fixes });
+      }
+    }
+  }
+  if (actions.length > 0 || pending) {
+    return { actions, recheckAt: now + ATTACHMENT_POLL_MS, reason: 'cleaning up after unshelve' };
+  }
+  return { to: 'unshelved', actions: [], recheckAt: null, reason: 'unshelved' };
+};
+
+/** Retained volumes a finished record still owns (the slow path leaves them to the operator). */
+export const ownedVolumeIds = (record: ShelfRecord): readonly string[] =>
+  record.step === 'unshelved' && record.unshelve?.path !== 'slow' ? [] : volumeIds(record);

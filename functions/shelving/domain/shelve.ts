@@ -1,0 +1,237 @@
+import type { ShelvingSettings } from '../config';
+import { isAwsReservedTag, isWarmbootOwnedTag, MANAGED_TAG, SHELVED_TAG, TENANT_TAG } from './tags';
+import type {
+  ObservedInstance,
+  ObservedVolume,
+  RecordError,
+  RetainedVolume,
+  ShelfRecord,
+  Step,
+} from './types';
+
+/**
+ * Shelve, offload and unshelve requests as pure decisions: given what EC2 and the table say,
+ * either the record to write (or the step to move to) or a refusal with a clear code.
+ */
+
+export type Refusal = { readonly ok: false; readonly error: RecordError };
+const refuse = (code: string, message: string): Refusal => ({ ok: false, error: { code, message } });
+
+/** Record ids are derived from the instance id and the shelve time: readable and unique per shelve. */
+export const RECORD_ID_PATTERN = /^sh-[0-9a-f]{8,17}-[0-9a-z]{1,12}$/;
+export const recordIdFor = (instanceId: string, now: number): string =>
+  `sh-${instanceId.slice(2)}-${Math.floor(now / 1000).toString(36)}`;
+
+export interface ShelveRequestItem {
+  readonly instanceId: string;
+  /** When given, the instance's tenant tag must say the same. */
+  readonly tenant?: string;
+  /** Overrides the setting for this request. */
+  readonly offloadAfterSeconds?: number;
+  readonly snapshot?: boolean;
+}
+
+/**
+ * Checks an instance can be shelved and builds its record. Refuses: instances warmboot does not
+ * manage (no `warmboot:managed=true`), without a tenant tag, of another tenant than requested,
+ * instance-store-backed ones (their root disk cannot be kept), instances not running or stopped,
+ * and volumes another shelve record already owns.
+ */
+export const planShelve = (
+  request: ShelveRequestItem,
+  instance: ObservedInstance | undefined,
+  volumes: ReadonlyMap<string, ObservedVolume>,
+  settings: ShelvingSettings,
+  now: number,
+): { readonly ok: true; readonly record: ShelfRecord } | Refusal => {
+  if (!instance || instance.state === 'terminated') {
+    return refuse('NotFound', `instance ${request.instanceId} does not exist`);
+  }
+  if (instance.tags[MANAGED_TAG] !== 'true') {
+    return refuse(
+      'UnmanagedResource',
+      `instance ${instance.instanceId} is not tagged ${MANAGED_TAG}=true; operators can only shelve instances they tagged into warmboot`,
+    );
+  }
+  const tenant = instance.tags[TENANT_TAG];
+  if (!tenant) {
+    return refuse('MissingTenant', `instance ${instance.instanceId} has no ${TENANT_TAG} tag`);
+  }
+  if (request.tenant !== undefined && request.tenant !== tenant) {
+    return refuse(
+      'TenantMismatch',
+      `instance ${instance.instanceId} belongs to tenant ${tenant}, not ${request.tenant}`,
+    );
+  }
+  if (instance.rootDeviceType !== 'ebs') {
+    return refuse(
+      'InstanceStoreBacked',
+      `instance ${instance.instanceId} is instance-store-backed: its root disk is lost when it stops, so it cannot be shelved`,
+    );
+  }
+  if (instance.state !== 'running' && instance.state !== 'stopped') {
+    return refuse(
+      'IncorrectState',
+      `instance ${instance.instanceId} is ${instance.state}; shelve needs a running or stopped instance`,
+    );
+  }
+  if (instance.blockDevices.length === 0) {
+    return refuse('NoVolumes', `instance ${instance.instanceId} has no EBS volumes to keep`);
+  }
+  const recordId = recordIdFor(instance.instanceId, now);
+  const retained: RetainedVolume[] = [];
+  for (const device of instance.blockDevices) {
+    const volume = volumes.get(device.volumeId);
+    if (!volume) {
+      return refuse('NotFound', `volume ${device.volumeId} of ${instance.instanceId} is not describable`);
+    }
+    const owner = volume.tags[SHELVED_TAG];
+    if (owner !== undefined && owner !== recordId) {
+      return refuse('VolumeClaimed', `volume ${volume.volumeId} already belongs to shelve record ${owner}`);
+    }
+    retained.push({
+      volumeId: volume.volumeId,
+      deviceName: device.deviceName,
+      root: device.deviceName === instance.rootDeviceName,
+      sizeGiB: volume.sizeGiB,
+      volumeType: volume.volumeType,
+      ...(volume.iops !== undefined ? { iops: volume.iops } : {}),
+      ...(volume.throughput !== undefined ? { throughput: volume.throughput } : {}),
+      ...(volume.encrypted !== undefined ? { encrypted: volume.encrypted } : {}),
+      deleteOnTermination: device.deleteOnTermination,
+    });
+  }
+  if (!retained.some((volume) => volume.root)) {
+    return refuse(
+      'NoRootVolume',
+      `instance ${instance.instanceId} has no EBS volume at its root device ${instance.rootDeviceName}`,
+    );
+  }
+  if (!instance.subnetId) {
+    return refuse('NoSubnet', `instance ${instance.instanceId} is not in a VPC subnet`);
+  }
+  const tags = Object.fromEntries(
+    Object.entries(instance.tags).filter(([key]) => !isWarmbootOwnedTag(key) && !isAwsReservedTag(key)),
+  );
+  return {
+    ok: true,
+    record: {
+      recordId,
+      tenant,
+      instanceId: instance.instanceId,
+      config: {
+        imageId: instance.imageId,
+        instanceType: instance.instanceType,
+        availabilityZone: instance.availabilityZone,
+        subnetId: instance.subnetId,
+        securityGroupIds: [...instance.securityGroupIds],
+        ...(instance.iamInstanceProfileArn ? { iamInstanceProfileArn: instance.iamInstanceProfileArn } : {}),
+        ...(instance.keyName ? { keyName: instance.keyName } : {}),
+        ...(instance.ebsOptimized !== undefined ? { ebsOptimized: instance.ebsOptimized } : {}),
+        rootDeviceName: instance.rootDeviceName,
+        tenancy: instance.tenancy,
+        ...(instance.hostId ? { hostId: instance.hostId } : {}),
+        ...(instance.affinity ? { affinity: instance.affinity } : {}),
+      },
+      tags,
+      volumes: retained,
+      snapshotOnShelve: request.snapshot ?? settings.snapshotOnShelve,
+      offloadAfterSeconds: request.offloadAfterSeconds ?? settings.offloadAfterSeconds,
+      shelvedAt: now,
+      offloadAt: null,
+      step: 'shelve.prepare',
+      version: 1,
+      stepSince: now,
+      nextDueAt: now,
+    },
+  };
+};
+
+/** A move requested by an operator: the step to write, or why not. `unchanged` = already there. */
+export type RequestedMove =
+  | { readonly ok: true; readonly to: Step; readonly unchanged: boolean }
+  | Refusal;
+
+/** Offload on request: allowed once shelved; repeating it is harmless. */
+export const requestOffload = (record: ShelfRecord): RequestedMove => {
+  switch (record.step) {
+    case 'shelved':
+      return { ok: true, to: 'offload.terminate', unchanged: false };
+    case 'offload.terminate':
+    case 'offloaded':
+      return { ok: true, to: record.step, unchanged: true };
+    default:
+      return refuse(
+        'IncorrectState',
+        `record ${record.recordId} is ${record.step}; only a shelved instance can be offloaded`,
+      );
+  }
+};
+
+/**
+ * Unshelve on request: a stopped (not offloaded) instance is started; an offloaded one goes to
+ * path selection. A record already unshelving answers with its current step (duplicate request).
+ * The requester cannot take the instance to another tenant than the one recorded.
+ */
+export const requestUnshelve = (record: ShelfRecord, requestedTenant: string | undefined): RequestedMove => {
+  if (requestedTenant !== undefined && requestedTenant !== record.tenant) {
+    return refuse('TenantMismatch', `record ${record.recordId} belongs to tenant ${record.tenant}`);
+  }
+  if (record.step.startsWith('unshelve.') || record.step === 'unshelved') {
+    return { ok: true, to: record.step, unchanged: true };
+  }
+  switch (record.step) {
+    case 'shelved':
+      return { ok: true, to: 'unshelve.start', unchanged: false };
+    case 'offloaded':
+      return { ok: true, to: 'unshelve.choose', unchanged: false };
+    case 'failed':
+      return { ok: true, to: record.offloadedAt !== undefined ? 'unshelve.choose' : 'unshelve.start', unchanged: false };
+    default:
+      return refuse(
+        'IncorrectState',
+        `record ${record.recordId} is ${record.step}; wait until it is shelved or offloaded`,
+      );
+  }
+};
+
+/** What 'Delete Shelved Record' will delete, and whether the confirmation matches. */
+export interface DeletionPlan {
+  readonly recordId: string;
+  readonly volumeIds: readonly string[];
+  readonly snapshotIds: readonly string[];
+}
+
+export const planDeletion = (
+  record: ShelfRecord,
+  existingVolumes: ReadonlyMap<string, ObservedVolume>,
+  snapshotIds: readonly string[],
+): { readonly ok: true; readonly plan: DeletionPlan } | Refusal => {
+  const deletable: Step[] = ['offloaded', 'failed', 'unshelved', 'shelved'];
+  if (!deletable.includes(record.step)) {
+    return refuse('IncorrectState', `record ${record.recordId} is ${record.step}; wait until it rests`);
+  }
+  const volumeIds: string[] = [];
+  for (const retained of record.volumes) {
+    const volume = existingVolumes.get(retained.volumeId);
+    if (!volume) continue;
+    if (volume.tags[SHELVED_TAG] !== record.recordId) continue;
+    if (volume.state !== 'available') {
+      return refuse(
+        'VolumeInUse',
+        `volume ${volume.volumeId} is ${volume.state}${volume.attachment ? ` on ${volume.attachment.instanceId}` : ''}; offload or unshelve first`,
+      );
+    }
+    volumeIds.push(volume.volumeId);
+  }
+  return { ok: true, plan: { recordId: record.recordId, volumeIds, snapshotIds: [...snapshotIds] } };
+};
+
+/** The confirmation is the record id itself, or exactly the list of volume ids the plan names. */
+export const confirms = (plan: DeletionPlan, confirm: string | readonly string[] | undefined): boolean => {
+  if (confirm === undefined) return false;
+  if (typeof confirm === 'string') return confirm === plan.recordId;
+  const given = [...confirm].sort();
+  const expected = [...plan.volumeIds].sort();
+  return given.length === expected.length && given.every((id, index) => id === expected[index]);
+};

@@ -1,0 +1,267 @@
+/**
+ * The shelving domain's own vocabulary: what a shelve record holds, what the saga observed in
+ * EC2, and the actions it asks the adapters to take. No SDK types here; adapters translate.
+ */
+
+export type Tenancy = 'default' | 'dedicated' | 'host';
+/** Dedicated Host affinity: `host` = must come back on the recorded host; `default` = any host in the AZ. */
+export type HostAffinity = 'host' | 'default';
+export type UnshelvePath = 'start' | 'fast' | 'slow';
+
+/** Everything RunInstances needs to bring an instance back as it was. */
+export interface LaunchConfig {
+  readonly imageId: string;
+  readonly instanceType: string;
+  readonly availabilityZone: string;
+  readonly subnetId: string;
+  readonly securityGroupIds: readonly string[];
+  readonly iamInstanceProfileArn?: string;
+  readonly keyName?: string;
+  readonly rootDeviceName: string;
+  readonly ebsOptimized?: boolean;
+  readonly tenancy: Tenancy;
+  readonly hostId?: string;
+  readonly affinity?: HostAffinity;
+}
+
+/** One EBS volume the record keeps, with what is needed to reattach or recreate it. */
+export interface RetainedVolume {
+  readonly volumeId: string;
+  readonly deviceName: string;
+  readonly root: boolean;
+  readonly sizeGiB: number;
+  readonly volumeType: string;
+  readonly iops?: number;
+  readonly throughput?: number;
+  readonly encrypted?: boolean;
+  /** DeleteOnTermination before shelving (restored after unshelve). */
+  readonly deleteOnTermination: boolean;
+  /** The safety snapshot the slow path restores from, once taken. */
+  readonly snapshotId?: string;
+}
+
+export type ShelveStep = 'shelve.prepare' | 'shelve.stop' | 'shelve.snapshot';
+export type UnshelveStep =
+  | 'unshelve.start'
+  | 'unshelve.choose'
+  | 'unshelve.launch'
+  | 'unshelve.stop-replacement'
+  | 'unshelve.swap-root'
+  | 'unshelve.start-replacement'
+  | 'unshelve.launch-from-snapshots'
+  | 'unshelve.finalize';
+export type Step =
+  | ShelveStep
+  | 'shelved'
+  | 'offload.terminate'
+  | 'offloaded'
+  | UnshelveStep
+  | 'unshelved'
+  | 'failed';
+
+export const TERMINAL_STEPS: readonly Step[] = ['unshelved', 'failed'];
+/** Resting states: nothing to do until a timer (offloadAt) or an operator request. */
+export const RESTING_STEPS: readonly Step[] = ['shelved', 'offloaded', 'unshelved', 'failed'];
+
+/** A grouped RunInstances call: records in one batch share a client token and a launch config. */
+export interface LaunchBatch {
+  /** Also the ClientToken and the `warmboot:replacement-batch` tag value. */
+  readonly batchId: string;
+  readonly size: number;
+  /** This record's position in the call: the replacement with AmiLaunchIndex == index is ours. */
+  readonly index: number;
+  readonly hostId?: string;
+  readonly affinity?: HostAffinity;
+  /** When the call was (last) made; a batch with no replacement is re-issued only after a grace period. */
+  readonly issuedAt: number;
+}
+
+export interface UnshelveState {
+  readonly requestId: string;
+  readonly requestedAt: number;
+  readonly path?: UnshelvePath;
+  /** Why the slow path was taken, or why the record waits. */
+  readonly reason?: string;
+  readonly attempt: number;
+  readonly batch?: LaunchBatch;
+  readonly replacementInstanceId?: string;
+  readonly freshRootVolumeId?: string;
+  /** When the slow-path RunInstances was (last) made. */
+  readonly slowLaunchIssuedAt?: number;
+  /** The recorded Dedicated Host was full and affinity allows another host. */
+  readonly hostFull?: boolean;
+  readonly waitingForHostSince?: number;
+  readonly readyAt?: number;
+}
+
+export interface RecordError {
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface ShelfRecord {
+  readonly recordId: string;
+  readonly tenant: string;
+  /** The instance that was shelved. */
+  readonly instanceId: string;
+  readonly config: LaunchConfig;
+  /** User tags of the instance when shelved (restored on the replacement). */
+  readonly tags: Readonly<Record<string, string>>;
+  readonly volumes: readonly RetainedVolume[];
+  readonly snapshotOnShelve: boolean;
+  /** Seconds from shelved to offload: 0 = immediately, -1 = never automatically. */
+  readonly offloadAfterSeconds: number;
+  readonly shelvedAt: number;
+  /** When the offload is due; null = never automatically. */
+  readonly offloadAt: number | null;
+  readonly offloadedAt?: number;
+  readonly step: Step;
+  /** Bumped by every write; every write is conditional on (step, version). */
+  readonly version: number;
+  readonly stepSince: number;
+  /** When the reconcile should look at this record again; null = only on request. */
+  readonly nextDueAt: number | null;
+  readonly unshelve?: UnshelveState;
+  readonly error?: RecordError;
+}
+
+export type InstanceStateName = 'pending' | 'running' | 'stopping' | 'stopped' | 'shutting-down' | 'terminated';
+
+export interface ObservedBlockDevice {
+  readonly deviceName: string;
+  readonly volumeId: string;
+  readonly deleteOnTermination: boolean;
+}
+
+export interface ObservedInstance {
+  readonly instanceId: string;
+  readonly state: InstanceStateName;
+  readonly imageId: string;
+  readonly instanceType: string;
+  readonly availabilityZone: string;
+  readonly subnetId?: string;
+  readonly securityGroupIds: readonly string[];
+  readonly iamInstanceProfileArn?: string;
+  readonly keyName?: string;
+  readonly ebsOptimized?: boolean;
+  readonly tenancy: Tenancy;
+  readonly hostId?: string;
+  readonly affinity?: HostAffinity;
+  readonly rootDeviceName: string;
+  readonly rootDeviceType: 'ebs' | 'instance-store';
+  readonly blockDevices: readonly ObservedBlockDevice[];
+  readonly tags: Readonly<Record<string, string>>;
+  readonly amiLaunchIndex?: number;
+}
+
+export type VolumeStateName = 'creating' | 'available' | 'in-use' | 'deleting' | 'deleted' | 'error';
+
+export interface ObservedVolume {
+  readonly volumeId: string;
+  readonly state: VolumeStateName;
+  readonly availabilityZone: string;
+  readonly sizeGiB: number;
+  readonly volumeType: string;
+  readonly iops?: number;
+  readonly throughput?: number;
+  readonly encrypted?: boolean;
+  readonly attachment?: {
+    readonly instanceId: string;
+    readonly device: string;
+    readonly state: 'attaching' | 'attached' | 'detaching' | 'detached' | 'busy';
+  };
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+export interface ObservedSnapshot {
+  readonly snapshotId: string;
+  readonly volumeId: string;
+  readonly state: 'pending' | 'completed' | 'error' | 'recoverable' | 'recovering';
+}
+
+/** What one reconcile round saw in EC2 for one record. Absent instance = not found (gone). */
+export interface Observation {
+  /** The shelved instance itself (absent once it is gone). */
+  readonly instance?: ObservedInstance;
+  /** The replacement launched for this record, if any is known or discoverable. */
+  readonly replacement?: ObservedInstance;
+  /** Every retained volume and the fresh root that still exists, by id. */
+  readonly volumes: ReadonlyMap<string, ObservedVolume>;
+  /** Safety snapshots tagged with this record. */
+  readonly snapshots: readonly ObservedSnapshot[];
+}
+
+/** What the saga asks EC2 to do. The planner groups these into as few calls as the API allows. */
+export type Action =
+  | {
+      readonly kind: 'set-delete-on-termination';
+      readonly instanceId: string;
+      readonly devices: readonly { readonly deviceName: string; readonly deleteOnTermination: boolean }[];
+    }
+  | {
+      readonly kind: 'tag';
+      readonly resourceIds: readonly string[];
+      readonly tags: Readonly<Record<string, string>>;
+    }
+  | { readonly kind: 'untag'; readonly resourceIds: readonly string[]; readonly keys: readonly string[] }
+  | { readonly kind: 'stop'; readonly instanceId: string; readonly force: boolean }
+  | { readonly kind: 'start'; readonly instanceId: string }
+  | { readonly kind: 'terminate'; readonly instanceId: string }
+  | { readonly kind: 'snapshot'; readonly instanceId: string; readonly recordId: string }
+  | { readonly kind: 'launch'; readonly recordId: string }
+  | { readonly kind: 'launch-from-snapshots'; readonly recordId: string }
+  | { readonly kind: 'detach'; readonly volumeId: string; readonly instanceId: string }
+  | { readonly kind: 'attach'; readonly volumeId: string; readonly instanceId: string; readonly device: string }
+  | { readonly kind: 'delete-replacement-root'; readonly volumeId: string; readonly recordId: string };
+
+export type ActionKind = Action['kind'];
+
+/** A fact the saga publishes when a record reaches a milestone. */
+export type ShelvingFact =
+  | {
+      readonly detailType: 'Instance Shelved';
+      readonly detail: {
+        recordId: string;
+        instanceId: string;
+        tenant: string;
+        volumeIds: string[];
+        shelvedVolumeGiB: number;
+      };
+    }
+  | {
+      readonly detailType: 'Instance Offloaded';
+      readonly detail: { recordId: string; instanceId: string; tenant: string; volumeIds: string[] };
+    }
+  | {
+      readonly detailType: 'Instance Unshelved';
+      readonly detail: {
+        recordId: string;
+        instanceId: string;
+        tenant: string;
+        path: UnshelvePath;
+        timeToReadySeconds: number;
+        reason?: string;
+      };
+    }
+  | {
+      readonly detailType: 'Shelve Failed';
+      readonly detail: { recordId: string; instanceId: string; tenant: string; step: Step; error: RecordError };
+    };
+
+/** The saga's answer for one record in one round. */
+export interface Decision {
+  /** The step to move to (absent: stay). */
+  readonly to?: Step;
+  /** Record fields to change together with the step (written before any action runs). */
+  readonly set?: Partial<Pick<ShelfRecord, 'volumes' | 'offloadAt' | 'offloadedAt' | 'unshelve' | 'error'>>;
+  readonly actions: readonly Action[];
+  /** When to look again if no event arrives first; null = only on request. */
+  readonly recheckAt: number | null;
+  /** What the record is doing or waiting for, for logs and per-item results. */
+  readonly reason: string;
+  readonly facts?: readonly ShelvingFact[];
+}
+
+export type ItemResult<T extends object = object> =
+  | ({ readonly id: string; readonly ok: true } & T)
+  | { readonly id: string; readonly ok: false; readonly error: RecordError };

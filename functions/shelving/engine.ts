@@ -1,0 +1,845 @@
+import type { Fact, FactPublisher } from '../shared/adapters/facts';
+import type { Clock } from '../shared/clock';
+import { errorMessage, ThrottledError, WarmbootError } from '../shared/errors';
+import type { ShelvingEc2 } from './adapters/ec2';
+import type { ShelfStore, UpdateOptions } from './adapters/store';
+import type { ShelvingSettings } from './config';
+import { chunk, fastLaunchRequest, planLaunchBatches, slowLaunchRequest } from './domain/bulk';
+import { HOST_WAIT_RETRY_MS, nextStep, ownedVolumeIds } from './domain/saga';
+import {
+  confirms,
+  planDeletion,
+  planShelve,
+  type RequestedMove,
+  requestOffload,
+  requestUnshelve,
+  type ShelveRequestItem,
+} from './domain/shelve';
+import { REPLACEMENT_BATCH_TAG, REPLACEMENT_FOR_TAG } from './domain/tags';
+import type {
+  Action,
+  Decision,
+  ItemResult,
+  Observation,
+  ObservedInstance,
+  ObservedSnapshot,
+  ObservedVolume,
+  RecordError,
+  ShelfRecord,
+  ShelvingFact,
+  Step,
+} from './domain/types';
+
+/**
+ * The application service of the shelving function: loads records, observes EC2, asks the pure
+ * saga what to do, writes the decision (conditionally) and then applies it through the adapters,
+ * grouping actions into as few EC2 calls as the API allows. Handlers, the scenario and the
+ * benchmark all drive this one class.
+ */
+export interface ShelvingDeps {
+  readonly ec2: ShelvingEc2;
+  readonly store: ShelfStore;
+  readonly facts: FactPublisher;
+  readonly clock: Clock;
+  readonly settings: ShelvingSettings;
+  /** Called for every fact published (metrics); optional. */
+  readonly onFact?: (fact: ShelvingFact) => void;
+  /** Called for every call still throttled after the SDK's retries (metrics); optional. */
+  readonly onThrottle?: () => void;
+}
+
+export interface RecordProgress {
+  readonly recordId: string;
+  readonly step: Step;
+  readonly reason: string;
+  /** When the saga wants to look again (null: only on request). */
+  readonly recheckAt?: number | null;
+  readonly error?: RecordError;
+}
+
+export interface RoundSummary {
+  readonly records: readonly RecordProgress[];
+  readonly throttled: number;
+  /** Records that got EC2 actions in this round (they may have more to do right away). */
+  readonly acted: number;
+}
+
+/** Rounds one invocation runs back to back while its records keep getting actions. */
+export const MAX_ROUNDS_PER_INVOCATION = 12;
+/** A record due again within this long is waited for inside the invocation. */
+export const SHORT_WAIT_MS = 10_000;
+
+/** A launch batch with no visible replacement is re-issued (same ClientToken) only after this long. */
+export const LAUNCH_REISSUE_MS = 60_000;
+/** Retry delay after a failed launch (not a capacity shortage). */
+const LAUNCH_RETRY_MS = 30_000;
+
+const errorOf = (error: unknown): RecordError =>
+  error instanceof WarmbootError
+    ? { code: error.code, message: error.message }
+    : { code: 'InternalError', message: errorMessage(error) };
+
+const failedItem = (id: string, error: RecordError): { id: string; ok: false; error: RecordError } => ({
+  id,
+  ok: false,
+  error,
+});
+
+const changes = (decision: Decision): boolean => decision.to !== undefined || decision.set !== undefined;
+
+/** Deep-ish equality for the few fields a decision sets (avoids writes that change nothing). */
+const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+export class ShelvingEngine {
+  readonly #deps: ShelvingDeps;
+  /** Records with actions still running in this process; a concurrent round leaves them alone. */
+  readonly #inFlight = new Set<string>();
+  readonly #running = new Set<Promise<void>>();
+  #throttled = 0;
+
+  constructor(deps: ShelvingDeps) {
+    this.#deps = deps;
+  }
+
+  get settings(): ShelvingSettings {
+    return this.#deps.settings;
+  }
+
+  /** How many calls were throttled past the SDK's retries since this engine was built. */
+  get throttled(): number {
+    return this.#throttled;
+  }
+
+  isInFlight(recordId: string): boolean {
+    return this.#inFlight.has(recordId);
+  }
+
+  /** Waits for every action started by rounds that did not wait. */
+  async settled(): Promise<void> {
+    while (this.#running.size > 0) await Promise.all([...this.#running]);
+  }
+
+  // ---------------------------------------------------------------- operator requests
+
+  async shelve(items: readonly ShelveRequestItem[]): Promise<ItemResult<{ recordId: string; created: boolean }>[]> {
+    const { ec2, store, clock, settings } = this.#deps;
+    const now = clock.now();
+    const instances = new Map(
+      (await ec2.describeInstances(items.map((item) => item.instanceId))).map((instance) => [
+        instance.instanceId,
+        instance,
+      ]),
+    );
+    const volumeIds = [...instances.values()].flatMap((instance) => instance.blockDevices.map((device) => device.volumeId));
+    const volumes = new Map((await ec2.describeVolumes(volumeIds)).map((volume) => [volume.volumeId, volume]));
+    const results: ItemResult<{ recordId: string; created: boolean }>[] = [];
+    const created: ShelfRecord[] = [];
+    for (const item of items) {
+      const existing = await store.recordIdForInstance(item.instanceId);
+      if (existing) {
+        results.push({ id: item.instanceId, ok: true, recordId: existing, created: false });
+        continue;
+      }
+      const plan = planShelve(item, instances.get(item.instanceId), volumes, settings, now);
+      if (!plan.ok) {
+        results.push(failedItem(item.instanceId, plan.error));
+        continue;
+      }
+      const outcome = await store.create(plan.record);
+      if (outcome.created) created.push(plan.record);
+      results.push({
+        id: item.instanceId,
+        ok: true,
+        recordId: outcome.created ? plan.record.recordId : outcome.existingRecordId,
+        created: outcome.created,
+      });
+    }
+    if (created.length > 0) await this.advance(created);
+    return results;
+  }
+
+  async offload(recordIds: readonly string[]): Promise<ItemResult<{ step: Step }>[]> {
+    return this.#move(recordIds, (record) => requestOffload(record), undefined);
+  }
+
+  async unshelve(recordIds: readonly string[], tenant: string | undefined, requestId: string) {
+    return this.#move(recordIds, (record) => requestUnshelve(record, tenant), requestId);
+  }
+
+  /** Resolves instance ids (shelved or replacement) to record ids; unknown ones are per-item errors. */
+  async recordIdsFor(instanceIds: readonly string[]): Promise<{ found: string[]; missing: ItemResult[] }> {
+    const found: string[] = [];
+    const missing: ItemResult[] = [];
+    for (const instanceId of instanceIds) {
+      const recordId = await this.#deps.store.recordIdForInstance(instanceId);
+      if (recordId) found.push(recordId);
+      else missing.push(failedItem(instanceId, { code: 'NotFound', message: `${instanceId} is not shelved` }));
+    }
+    return { found, missing };
+  }
+
+  async recordIdsOfTenant(tenant: string): Promise<string[]> {
+    const records = await this.#deps.store.byTenant(tenant, this.#deps.settings.maxInstancesPerRequest);
+    return records.filter((record) => ['shelved', 'offloaded', 'failed'].includes(record.step)).map((r) => r.recordId);
+  }
+
+  async #move(
+    recordIds: readonly string[],
+    decide: (record: ShelfRecord) => RequestedMove,
+    requestId: string | undefined,
+  ): Promise<ItemResult<{ step: Step }>[]> {
+    const { store, clock } = this.#deps;
+    const now = clock.now();
+    const records = new Map((await store.getMany(recordIds)).map((record) => [record.recordId, record]));
+    const results: ItemResult<{ step: Step }>[] = [];
+    const moved: ShelfRecord[] = [];
+    for (const recordId of new Set(recordIds)) {
+      const record = records.get(recordId);
+      if (!record) {
+        results.push(failedItem(recordId, { code: 'NotFound', message: `no shelve record ${recordId}` }));
+        continue;
+      }
+      const move = decide(record);
+      if (!move.ok) {
+        results.push(failedItem(recordId, move.error));
+        continue;
+      }
+      if (move.unchanged) {
+        results.push({ id: recordId, ok: true, step: record.step });
+        continue;
+      }
+      const next: ShelfRecord = {
+        ...record,
+        step: move.to,
+        version: record.version + 1,
+        stepSince: now,
+        nextDueAt: now,
+        error: undefined,
+        ...(requestId !== undefined
+          ? { unshelve: { requestId, requestedAt: now, attempt: (record.unshelve?.attempt ?? 0) + 1 } }
+          : {}),
+      };
+      if (await store.update(record, next)) {
+        moved.push(next);
+        results.push({ id: recordId, ok: true, step: next.step });
+      } else {
+        results.push(failedItem(recordId, { code: 'Conflict', message: `record ${recordId} changed concurrently; retry` }));
+      }
+    }
+    if (moved.length > 0) await this.advance(moved);
+    return results;
+  }
+
+  /**
+   * 'Delete Shelved Record': without a matching confirmation, answers with the volumes and
+   * snapshots it would delete and deletes nothing. With it, deletes them (each re-described and
+   * checked against the record's shelved tag right before DeleteVolume), then the record.
+   */
+  async deleteRecord(recordId: string, confirm: string | readonly string[] | undefined) {
+    const { store, ec2 } = this.#deps;
+    const record = await store.get(recordId);
+    if (!record) return { recordId, ok: false as const, error: { code: 'NotFound', message: `no shelve record ${recordId}` } };
+    const volumes = new Map(
+      (await ec2.describeVolumes(record.volumes.map((volume) => volume.volumeId))).map((volume) => [volume.volumeId, volume]),
+    );
+    const snapshots = (await ec2.describeShelvedSnapshots([recordId])).get(recordId) ?? [];
+    const plan = planDeletion(record, volumes, snapshots.map((snapshot) => snapshot.snapshotId));
+    if (!plan.ok) return { recordId, ok: false as const, error: plan.error };
+    if (!confirms(plan.plan, confirm)) {
+      return {
+        recordId,
+        ok: false as const,
+        confirmationRequired: true as const,
+        willDelete: { volumeIds: plan.plan.volumeIds, snapshotIds: plan.plan.snapshotIds },
+        error: {
+          code: 'ConfirmationRequired',
+          message: `deleting record ${recordId} deletes volumes [${plan.plan.volumeIds.join(', ')}] and snapshots [${plan.plan.snapshotIds.join(', ')}]; send confirm: "${recordId}" (or the list of volume ids) to proceed`,
+        },
+      };
+    }
+    const volumeResults: ItemResult[] = [];
+    for (const volumeId of plan.plan.volumeIds) {
+      try {
+        await ec2.deleteShelvedVolume(volumeId, recordId);
+        volumeResults.push({ id: volumeId, ok: true });
+      } catch (error) {
+        volumeResults.push(failedItem(volumeId, errorOf(error)));
+      }
+    }
+    const snapshotResults: ItemResult[] = [];
+    for (const snapshotId of plan.plan.snapshotIds) {
+      try {
+        await ec2.deleteSnapshot(snapshotId);
+        snapshotResults.push({ id: snapshotId, ok: true });
+      } catch (error) {
+        snapshotResults.push(failedItem(snapshotId, errorOf(error)));
+      }
+    }
+    // The record goes only when every volume it owned is gone, so no volume is ever orphaned. A
+    // snapshot that failed to delete is reported per item; it keeps its shelved tag for a retry.
+    const volumesGone = volumeResults.every((result) => result.ok);
+    const removed = volumesGone ? await store.remove(record) : false;
+    return { recordId, ok: volumesGone && removed, deleted: { volumes: volumeResults, snapshots: snapshotResults } };
+  }
+
+  // ---------------------------------------------------------------- events and reconcile
+
+  /** An EC2 state change: advance the record the instance belongs to, if any. */
+  async onInstanceState(instanceId: string): Promise<RoundSummary> {
+    const recordId = await this.#deps.store.recordIdForInstance(instanceId);
+    if (!recordId) return { records: [], throttled: 0, acted: 0 };
+    const record = await this.#deps.store.get(recordId);
+    if (!record) return { records: [], throttled: 0, acted: 0 };
+    return this.advance([record]);
+  }
+
+  /** The schedule: every record whose time has come (lost events, offload timers, retries). */
+  async reconcile(): Promise<RoundSummary> {
+    const due = await this.#deps.store.due(this.#deps.clock.now(), this.#deps.settings.reconcileBatch);
+    return this.advance(due);
+  }
+
+  /**
+   * Rounds back to back (each waiting for its actions) while the records keep getting actions:
+   * calls whose effect is visible at once (tags, DeleteOnTermination, attach) chain within one
+   * invocation; a record that waits for an EC2 transition resumes on its state-change event.
+   */
+  async advance(records: readonly ShelfRecord[]): Promise<RoundSummary> {
+    let summary = await this.round(records, { wait: true });
+    const progress = new Map(summary.records.map((entry) => [entry.recordId, entry]));
+    let throttled = summary.throttled;
+    for (let pass = 1; pass < MAX_ROUNDS_PER_INVOCATION; pass++) {
+      if (summary.acted === 0) {
+        // Volume attach and detach finish in seconds and send no event: wait for them here.
+        const now = this.#deps.clock.now();
+        const soonest = Math.min(
+          ...summary.records.map((entry) => entry.recheckAt ?? Number.POSITIVE_INFINITY),
+        );
+        if (!(soonest <= now + SHORT_WAIT_MS)) break;
+        await this.#deps.clock.sleep(Math.max(0, soonest - now));
+      }
+      const fresh = await this.#deps.store.getMany(records.map((record) => record.recordId));
+      summary = await this.round(fresh, { wait: true });
+      throttled += summary.throttled;
+      for (const entry of summary.records) progress.set(entry.recordId, entry);
+    }
+    return { records: [...progress.values()], throttled, acted: summary.acted };
+  }
+
+  async load(recordIds: readonly string[]): Promise<ShelfRecord[]> {
+    return this.#deps.store.getMany(recordIds);
+  }
+
+  // ---------------------------------------------------------------- the round
+
+  /**
+   * One pass over `records`: observe, decide, write, act. With `wait: false` the actions keep
+   * running after the round returns (the benchmark driver's pipelining); the records stay
+   * in-flight until they finish and later rounds skip them.
+   */
+  async round(records: readonly ShelfRecord[], options: { wait: boolean }): Promise<RoundSummary> {
+    const { clock, settings } = this.#deps;
+    const active = records.filter((record) => !this.#inFlight.has(record.recordId));
+    if (active.length === 0) return { records: [], throttled: 0, acted: 0 };
+    const throttledBefore = this.#throttled;
+    const observations = await this.#observe(active);
+    const now = clock.now();
+    const progress = new Map<string, RecordProgress>();
+    const work: { record: ShelfRecord; actions: readonly Action[] }[] = [];
+
+    for (const initial of active) {
+      let record = initial;
+      const observation = observations.get(record.recordId) ?? { volumes: new Map(), snapshots: [] };
+      // Pure transitions chain within one round (e.g. stopped → snapshot → shelved); actions end it.
+      for (let hop = 0; hop < 6; hop++) {
+        const decision = nextStep(record, observation, now, settings);
+        let current = record;
+        if (changes(decision) && !this.#noop(record, decision)) {
+          const written = await this.#write(record, decision, now);
+          if (!written) {
+            progress.set(record.recordId, { recordId: record.recordId, step: record.step, reason: 'changed concurrently' });
+            break;
+          }
+          current = written;
+        }
+        record = current;
+        progress.set(record.recordId, {
+          recordId: record.recordId,
+          step: record.step,
+          reason: decision.reason,
+          recheckAt: decision.recheckAt,
+          ...(record.error ? { error: record.error } : {}),
+        });
+        if (decision.actions.length > 0) {
+          work.push({ record, actions: decision.actions });
+          break;
+        }
+        if (decision.to === undefined) break;
+      }
+    }
+
+    if (work.length > 0) {
+      for (const item of work) this.#inFlight.add(item.record.recordId);
+      const execution = this.#execute(work, progress).finally(() => {
+        for (const item of work) this.#inFlight.delete(item.record.recordId);
+        this.#running.delete(execution);
+      });
+      this.#running.add(execution);
+      if (options.wait) await execution;
+    }
+    return { records: [...progress.values()], throttled: this.#throttled - throttledBefore, acted: work.length };
+  }
+
+  #noop(record: ShelfRecord, decision: Decision): boolean {
+    if (decision.to !== undefined && decision.to !== record.step) return false;
+    const set = decision.set ?? {};
+    return Object.entries(set).every(([key, value]) => sameJson(record[key as keyof ShelfRecord], value));
+  }
+
+  async #write(record: ShelfRecord, decision: Decision, now: number, options: UpdateOptions = {}): Promise<ShelfRecord | undefined> {
+    const { store, settings } = this.#deps;
+    const step = decision.to ?? record.step;
+    const next: ShelfRecord = {
+      ...record,
+      ...decision.set,
+      step,
+      version: record.version + 1,
+      stepSince: step === record.step ? record.stepSince : now,
+      nextDueAt: decision.recheckAt,
+    };
+    const replacement = next.unshelve?.replacementInstanceId;
+    const finished = step === 'unshelved' && ownedVolumeIds(next).length === 0;
+    const ok = await store.update(record, next, {
+      ...(replacement && replacement !== record.unshelve?.replacementInstanceId ? { linkInstanceId: replacement } : {}),
+      // An unshelved record no longer holds its original instance: it may be shelved again.
+      ...(step === 'unshelved' ? { unlinkInstanceId: record.instanceId } : {}),
+      ...(finished ? { expiresAt: Math.floor(now / 1000) + settings.finishedRecordTtlSeconds } : {}),
+      ...options,
+    });
+    if (!ok) return undefined;
+    if (decision.facts?.length) await this.#publish(decision.facts);
+    return next;
+  }
+
+  async #publish(facts: readonly ShelvingFact[]): Promise<void> {
+    const published: Fact[] = facts.map((fact) => ({
+      detailType: fact.detailType,
+      detail: fact.detail as unknown as Record<string, unknown>,
+    }));
+    await this.#deps.facts.publish(published);
+    for (const fact of facts) this.#deps.onFact?.(fact);
+  }
+
+  // ---------------------------------------------------------------- observe
+
+  async #observe(records: readonly ShelfRecord[]): Promise<Map<string, Observation>> {
+    const { ec2 } = this.#deps;
+    const instanceIds = new Set<string>();
+    for (const record of records) {
+      instanceIds.add(record.instanceId);
+      if (record.unshelve?.replacementInstanceId) instanceIds.add(record.unshelve.replacementInstanceId);
+    }
+    const instances = new Map((await ec2.describeInstances([...instanceIds])).map((i) => [i.instanceId, i]));
+
+    const batchIds = records.flatMap((record) =>
+      record.step === 'unshelve.launch' && record.unshelve?.batch && !record.unshelve.replacementInstanceId
+        ? [record.unshelve.batch.batchId]
+        : [],
+    );
+    const slowIds = records.flatMap((record) =>
+      record.step === 'unshelve.launch-from-snapshots' && !record.unshelve?.replacementInstanceId ? [record.recordId] : [],
+    );
+    const byBatch = new Map<string, ObservedInstance>();
+    if (batchIds.length > 0) {
+      for (const instance of await ec2.describeInstancesByTag(REPLACEMENT_BATCH_TAG, batchIds)) {
+        const batchId = instance.tags[REPLACEMENT_BATCH_TAG];
+        if (batchId && instance.amiLaunchIndex !== undefined) byBatch.set(`${batchId}#${instance.amiLaunchIndex}`, instance);
+      }
+    }
+    const bySlowRecord = new Map<string, ObservedInstance>();
+    if (slowIds.length > 0) {
+      for (const instance of await ec2.describeInstancesByTag(REPLACEMENT_FOR_TAG, slowIds)) {
+        const recordId = instance.tags[REPLACEMENT_FOR_TAG];
+        if (!recordId || instance.tags[REPLACEMENT_BATCH_TAG] || instance.state === 'terminated') continue;
+        const known = bySlowRecord.get(recordId);
+        if (!known || instance.instanceId < known.instanceId) bySlowRecord.set(recordId, instance);
+      }
+    }
+
+    const replacementOf = (record: ShelfRecord): ObservedInstance | undefined => {
+      const known = record.unshelve?.replacementInstanceId;
+      if (known) return instances.get(known);
+      const batch = record.unshelve?.batch;
+      if (record.step === 'unshelve.launch' && batch) return byBatch.get(`${batch.batchId}#${batch.index}`);
+      if (record.step === 'unshelve.launch-from-snapshots') return bySlowRecord.get(record.recordId);
+      return undefined;
+    };
+
+    const volumeIds = new Set<string>();
+    for (const record of records) {
+      for (const volume of record.volumes) volumeIds.add(volume.volumeId);
+      if (record.unshelve?.freshRootVolumeId) volumeIds.add(record.unshelve.freshRootVolumeId);
+      for (const device of replacementOf(record)?.blockDevices ?? []) volumeIds.add(device.volumeId);
+    }
+    const volumes = new Map((await ec2.describeVolumes([...volumeIds])).map((v) => [v.volumeId, v]));
+
+    const snapshotRecords = records
+      .filter((record) => record.step === 'shelve.snapshot' || record.step === 'unshelve.choose')
+      .map((record) => record.recordId);
+    const snapshots =
+      snapshotRecords.length > 0 ? await ec2.describeShelvedSnapshots(snapshotRecords) : new Map<string, ObservedSnapshot[]>();
+
+    const observations = new Map<string, Observation>();
+    for (const record of records) {
+      const replacement = replacementOf(record);
+      const own = new Map<string, ObservedVolume>();
+      for (const id of [
+        ...record.volumes.map((volume) => volume.volumeId),
+        ...(record.unshelve?.freshRootVolumeId ? [record.unshelve.freshRootVolumeId] : []),
+        ...(replacement?.blockDevices.map((device) => device.volumeId) ?? []),
+      ]) {
+        const volume = volumes.get(id);
+        if (volume) own.set(id, volume);
+      }
+      const instance = instances.get(record.instanceId);
+      observations.set(record.recordId, {
+        ...(instance ? { instance } : {}),
+        ...(replacement ? { replacement } : {}),
+        volumes: own,
+        snapshots: snapshots.get(record.recordId) ?? [],
+      });
+    }
+    return observations;
+  }
+
+  // ---------------------------------------------------------------- act
+
+  async #execute(
+    work: readonly { record: ShelfRecord; actions: readonly Action[] }[],
+    progress: Map<string, RecordProgress>,
+  ): Promise<void> {
+    const { ec2, settings } = this.#deps;
+    const fail = (recordIds: readonly string[], error: unknown) => {
+      if (error instanceof ThrottledError) {
+        this.#throttled += 1;
+        this.#deps.onThrottle?.();
+      }
+      for (const recordId of recordIds) {
+        const before = progress.get(recordId);
+        if (before) progress.set(recordId, { ...before, error: errorOf(error) });
+      }
+    };
+    const attempt = async (recordIds: readonly string[], call: () => Promise<unknown>) => {
+      try {
+        await call();
+      } catch (error) {
+        fail(recordIds, error);
+      }
+    };
+
+    const calls: Promise<void>[] = [];
+    const multi = new Map<'stop' | 'stop-force' | 'start' | 'terminate', { instanceId: string; recordId: string }[]>();
+    const launches: ShelfRecord[] = [];
+    const slowLaunches: ShelfRecord[] = [];
+    for (const { record, actions } of work) {
+      for (const action of actions) {
+        const recordIds = [record.recordId];
+        switch (action.kind) {
+          case 'stop':
+          case 'start':
+          case 'terminate': {
+            const key = action.kind === 'stop' && action.force ? 'stop-force' : action.kind;
+            const list = multi.get(key) ?? [];
+            list.push({ instanceId: action.instanceId, recordId: record.recordId });
+            multi.set(key, list);
+            break;
+          }
+          case 'launch':
+            launches.push(record);
+            break;
+          case 'launch-from-snapshots':
+            slowLaunches.push(record);
+            break;
+          case 'set-delete-on-termination':
+            calls.push(attempt(recordIds, () => ec2.setDeleteOnTermination(action.instanceId, action.devices)));
+            break;
+          case 'tag':
+            calls.push(attempt(recordIds, () => ec2.createTags(action.resourceIds, action.tags)));
+            break;
+          case 'untag':
+            calls.push(attempt(recordIds, () => ec2.deleteTags(action.resourceIds, action.keys)));
+            break;
+          case 'snapshot':
+            calls.push(attempt(recordIds, () => ec2.createSnapshots(action.instanceId, action.recordId)));
+            break;
+          case 'attach':
+            calls.push(attempt(recordIds, () => ec2.attachVolume(action.volumeId, action.instanceId, action.device)));
+            break;
+          case 'detach':
+            calls.push(attempt(recordIds, () => ec2.detachVolume(action.volumeId, action.instanceId)));
+            break;
+          case 'delete-replacement-root':
+            calls.push(
+              attempt(recordIds, () =>
+                ec2.deleteReplacementRoot(
+                  action.volumeId,
+                  action.recordId,
+                  new Set(record.volumes.map((volume) => volume.volumeId)),
+                ),
+              ),
+            );
+            break;
+        }
+      }
+    }
+    for (const [kind, targets] of multi) {
+      for (const part of chunk(targets, settings.maxBatch)) {
+        const ids = part.map((target) => target.instanceId);
+        const recordIds = part.map((target) => target.recordId);
+        calls.push(
+          attempt(recordIds, () => {
+            switch (kind) {
+              case 'stop':
+                return ec2.stopInstances(ids, false);
+              case 'stop-force':
+                return ec2.stopInstances(ids, true);
+              case 'start':
+                return ec2.startInstances(ids);
+              case 'terminate':
+                return ec2.terminateInstances(ids);
+            }
+          }),
+        );
+      }
+    }
+    if (launches.length > 0) calls.push(this.#launchFast(launches, progress, fail));
+    for (const record of slowLaunches) calls.push(this.#launchSlow(record, fail));
+    await Promise.all(calls);
+  }
+
+  async #launchFast(
+    records: readonly ShelfRecord[],
+    progress: Map<string, RecordProgress>,
+    fail: (recordIds: readonly string[], error: unknown) => void,
+  ): Promise<void> {
+    const { ec2, clock, settings } = this.#deps;
+    const now = clock.now();
+    // Batches already written but not visible: re-issue with the same ClientToken after a grace period.
+    const reissue = new Map<string, ShelfRecord[]>();
+    const fresh: ShelfRecord[] = [];
+    for (const record of records) {
+      const batch = record.unshelve?.batch;
+      if (!batch) fresh.push(record);
+      else if (now - batch.issuedAt >= LAUNCH_REISSUE_MS) reissue.set(batch.batchId, [...(reissue.get(batch.batchId) ?? []), record]);
+    }
+    const hostIds = [
+      ...new Set(fresh.flatMap((record) => (record.config.tenancy === 'host' && record.config.hostId ? [record.config.hostId] : []))),
+    ];
+    const typeOfHost = new Map(fresh.map((record) => [record.config.hostId ?? '', record.config.instanceType]));
+    let hostRoom = new Map<string, number>();
+    if (hostIds.length > 0) {
+      try {
+        hostRoom = await ec2.describeHostRoom(hostIds, (hostId) => typeOfHost.get(hostId) ?? '');
+      } catch (error) {
+        fail(
+          fresh.map((record) => record.recordId),
+          error,
+        );
+        return;
+      }
+    }
+    const plan = planLaunchBatches(fresh, hostRoom, settings.maxBatch);
+    const byId = new Map(records.map((record) => [record.recordId, record]));
+    const launches: Promise<void>[] = [];
+
+    for (const waiting of plan.waiting) {
+      const record = byId.get(waiting.recordId);
+      if (!record) continue;
+      await this.#write(
+        record,
+        {
+          set: {
+            unshelve: {
+              ...(record.unshelve ?? { requestId: 'reconcile', requestedAt: now, attempt: 0 }),
+              waitingForHostSince: record.unshelve?.waitingForHostSince ?? now,
+              reason: waiting.reason,
+            },
+          },
+          actions: [],
+          recheckAt: now + HOST_WAIT_RETRY_MS,
+          reason: waiting.reason,
+        },
+        now,
+      );
+      progress.set(record.recordId, { recordId: record.recordId, step: record.step, reason: waiting.reason });
+    }
+
+    for (const batch of plan.batches) {
+      launches.push(
+        (async () => {
+          const members: (ShelfRecord | undefined)[] = [];
+          for (const [index, recordId] of batch.recordIds.entries()) {
+            const record = byId.get(recordId);
+            if (!record) {
+              members.push(undefined);
+              continue;
+            }
+            const written = await this.#write(
+              record,
+              {
+                set: {
+                  unshelve: {
+                    ...(record.unshelve ?? { requestId: 'reconcile', requestedAt: now, attempt: 0 }),
+                    batch: {
+                      batchId: batch.batchId,
+                      size: batch.recordIds.length,
+                      index,
+                      issuedAt: now,
+                      ...(batch.request.placement.hostId ? { hostId: batch.request.placement.hostId } : {}),
+                      ...(batch.request.placement.affinity ? { affinity: batch.request.placement.affinity } : {}),
+                    },
+                  },
+                },
+                actions: [],
+                recheckAt: now + LAUNCH_REISSUE_MS,
+                reason: 'launching replacement',
+              },
+              now,
+            );
+            members.push(written);
+          }
+          await this.#runBatch(batch.request, members, fail);
+        })(),
+      );
+    }
+    for (const members of reissue.values()) {
+      const first = members[0];
+      const batch = first?.unshelve?.batch;
+      if (!first || !batch) continue;
+      const ordered: (ShelfRecord | undefined)[] = Array.from({ length: batch.size }, (_, index) =>
+        members.find((member) => member.unshelve?.batch?.index === index),
+      );
+      launches.push(this.#runBatch(fastLaunchRequest(first, batch), ordered, fail));
+    }
+    await Promise.all(launches);
+  }
+
+  /** One RunInstances for a batch, then map replacements back by launch index. */
+  async #runBatch(
+    request: ReturnType<typeof fastLaunchRequest>,
+    members: readonly (ShelfRecord | undefined)[],
+    fail: (recordIds: readonly string[], error: unknown) => void,
+  ): Promise<void> {
+    const { ec2, clock } = this.#deps;
+    const claimed = members.filter((member): member is ShelfRecord => member !== undefined);
+    let launched: { instanceId: string; launchIndex: number }[];
+    try {
+      launched = await ec2.runInstances(request);
+    } catch (error) {
+      fail(
+        claimed.map((record) => record.recordId),
+        error,
+      );
+      const capacity = error instanceof WarmbootError && error.code === 'InsufficientCapacity';
+      await Promise.all(claimed.map((record) => this.#retryLaunch(record, clock.now(), capacity, errorOf(error).message)));
+      return;
+    }
+    const now = clock.now();
+    const orphans: string[] = [];
+    for (const { instanceId, launchIndex } of launched) {
+      const record = members[launchIndex];
+      if (!record) {
+        orphans.push(instanceId);
+        continue;
+      }
+      const written = await this.#write(
+        record,
+        {
+          to: 'unshelve.stop-replacement',
+          set: { unshelve: { ...(record.unshelve ?? { requestId: 'reconcile', requestedAt: now, attempt: 0 }), replacementInstanceId: instanceId } },
+          actions: [],
+          recheckAt: now,
+          reason: `replacement ${instanceId} launched`,
+        },
+        now,
+      );
+      if (!written) orphans.push(instanceId);
+    }
+    const launchedIndexes = new Set(launched.map((entry) => entry.launchIndex));
+    const shortfall = claimed.filter((record) => !launchedIndexes.has(record.unshelve?.batch?.index ?? -1));
+    await Promise.all(shortfall.map((record) => this.#retryLaunch(record, now, true, 'not enough capacity in the batch')));
+    // Replacements no record claims (a member lost a race after the batch was planned) hold no
+    // retained volume: they are warmboot-tagged launches and go back at once.
+    if (orphans.length > 0) {
+      try {
+        await ec2.terminateInstances(orphans);
+      } catch (error) {
+        fail([], error);
+      }
+    }
+  }
+
+  async #retryLaunch(record: ShelfRecord, now: number, capacity: boolean, reason: string): Promise<void> {
+    const unshelve = record.unshelve ?? { requestId: 'reconcile', requestedAt: now, attempt: 0 };
+    const hostBound = record.config.tenancy === 'host' && record.config.affinity === 'host';
+    await this.#write(
+      record,
+      {
+        set: {
+          unshelve: {
+            ...unshelve,
+            batch: undefined,
+            attempt: unshelve.attempt + 1,
+            reason,
+            ...(capacity && hostBound ? { waitingForHostSince: unshelve.waitingForHostSince ?? now } : {}),
+            ...(capacity && !hostBound ? { hostFull: true } : {}),
+          },
+        },
+        actions: [],
+        recheckAt: now + (capacity ? HOST_WAIT_RETRY_MS : LAUNCH_RETRY_MS),
+        reason,
+      },
+      now,
+    );
+  }
+
+  async #launchSlow(record: ShelfRecord, fail: (recordIds: readonly string[], error: unknown) => void): Promise<void> {
+    const { ec2, clock } = this.#deps;
+    const now = clock.now();
+    const issuedAt = record.unshelve?.slowLaunchIssuedAt;
+    if (issuedAt !== undefined && now - issuedAt < LAUNCH_REISSUE_MS) return;
+    const written = await this.#write(
+      record,
+      {
+        set: {
+          unshelve: {
+            ...(record.unshelve ?? { requestId: 'reconcile', requestedAt: now, attempt: 0 }),
+            slowLaunchIssuedAt: now,
+          },
+        },
+        actions: [],
+        recheckAt: now + LAUNCH_REISSUE_MS,
+        reason: 'launching from snapshots',
+      },
+      now,
+    );
+    if (!written) return;
+    try {
+      const [launched] = await ec2.runInstances(slowLaunchRequest(written));
+      if (!launched) return;
+      const at = clock.now();
+      await this.#write(
+        written,
+        {
+          set: { unshelve: { ...(written.unshelve ?? { requestId: 'reconcile', requestedAt: at, attempt: 0 }), replacementInstanceId: launched.instanceId } },
+          actions: [],
+          recheckAt: at,
+          reason: `replacement ${launched.instanceId} restoring from snapshots`,
+        },
+        at,
+      );
+    } catch (error) {
+      fail([record.recordId], error);
+    }
+  }
+}

@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { createWarmbootApp } from './stack';
+
+createWarmbootApp();

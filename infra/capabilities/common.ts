@@ -1,0 +1,154 @@
+import { Stack } from 'aws-cdk-lib';
+import type * as events from 'aws-cdk-lib/aws-events';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import { FUNCTIONS, type FunctionId } from '../../functions/catalog';
+import { type CommandDocument, documentContent } from '../../functions/shared/ssm-document';
+import type { WarmbootData } from '../data';
+import { WarmbootFunction } from '../function';
+import { ec2AccountlessArns, ec2Arns, ssmDocumentArn, ssmParameterArn } from '../iam';
+
+/** What every capability passes on to its functions. */
+export interface CapabilityProps {
+  /** The tables (WarmbootData). */
+  readonly data: WarmbootData;
+  /** The bus the rules listen on and the functions publish to. */
+  readonly eventBus: events.IEventBus;
+  /** @default logs.RetentionDays.THREE_MONTHS */
+  readonly logRetention?: logs.RetentionDays;
+  /** Per-function reserved concurrency overrides. @default FUNCTION_DEFAULTS */
+  readonly reservedConcurrency?: Readonly<Partial<Record<FunctionId, number>>>;
+  /** Alarm notifications. @default - alarms without actions */
+  readonly alarmTopic?: sns.ITopic;
+}
+
+export const createFunction = (
+  scope: Construct,
+  id: FunctionId,
+  props: CapabilityProps,
+  settings: Readonly<Record<string, unknown>>,
+): WarmbootFunction =>
+  new WarmbootFunction(scope, pascalCase(id), {
+    spec: FUNCTIONS[id],
+    data: props.data,
+    eventBus: props.eventBus,
+    settings,
+    ...(props.logRetention !== undefined ? { logRetention: props.logRetention } : {}),
+    ...(props.reservedConcurrency?.[id] !== undefined
+      ? { reservedConcurrency: props.reservedConcurrency[id] }
+      : {}),
+    ...(props.alarmTopic ? { alarmTopic: props.alarmTopic } : {}),
+  });
+
+const pascalCase = (id: string): string => id.charAt(0).toUpperCase() + id.slice(1);
+
+/**
+ * The SSM Command documents of one capability, deployed under their fixed names: the catalog
+ * routes command-status events by name prefix and IAM grants SendCommand on exactly these ARNs.
+ * `NewVersion` updates the document in place instead of replacing a fixed-name resource.
+ */
+export class CommandDocuments extends Construct {
+  readonly documents: readonly ssm.CfnDocument[];
+  readonly arns: readonly string[];
+
+  constructor(scope: Construct, id: string, documents: readonly CommandDocument[]) {
+    super(scope, id);
+    this.documents = documents.map(
+      (document) =>
+        new ssm.CfnDocument(this, document.name, {
+          name: document.name,
+          documentType: 'Command',
+          documentFormat: 'JSON',
+          updateMethod: 'NewVersion',
+          content: documentContent(document),
+        }),
+    );
+    this.arns = documents.map((document) => ssmDocumentArn(this, document.name));
+  }
+}
+
+const DESCRIBE_REASON =
+  'ec2:Describe* actions support no resource-level permissions (Service Authorization Reference); read-only';
+
+/** Read-only EC2 calls; they only accept Resource "*". */
+export const allowDescribe = (fn: WarmbootFunction, actions: readonly string[]): void => {
+  fn.allow('Ec2Describe', DESCRIBE_REASON, { actions: [...actions], resources: ['*'] });
+};
+
+/** GetCommandInvocation / ListCommandInvocations support no resource-level permissions. */
+export const allowReadCommandResults = (fn: WarmbootFunction): void => {
+  fn.allow(
+    'SsmReadCommandResults',
+    'ssm:GetCommandInvocation and ssm:ListCommandInvocations support no resource-level permissions; read-only',
+    { actions: ['ssm:GetCommandInvocation', 'ssm:ListCommandInvocations'], resources: ['*'] },
+  );
+};
+
+/**
+ * RunInstances authorizes every resource the launch touches. The resources it creates (instance,
+ * volume) are granted by the caller with request-tag conditions; these are the ones it only
+ * references or creates implicitly with the instance (its network interface).
+ */
+export const allowLaunchReferences = (fn: WarmbootFunction, extra: readonly string[] = []): void => {
+  fn.allow(
+    'LaunchReferences',
+    'RunInstances also authorizes the image, snapshots, subnet, security groups, key pair, launch template and the ' +
+      'network interface it creates with the instance; none is modified, and AMIs/snapshots of public or shared ' +
+      'images live in other accounts, so they cannot carry warmboot tags. The instance and volumes are tag-conditioned.',
+    {
+      actions: ['ec2:RunInstances'],
+      resources: [
+        ...ec2AccountlessArns(fn, 'image', 'snapshot'),
+        ...ec2Arns(
+          fn,
+          'subnet',
+          'security-group',
+          'network-interface',
+          'key-pair',
+          'launch-template',
+          ...extra,
+        ),
+      ],
+    },
+  );
+  fn.allow('TagAtLaunch', 'tags applied by RunInstances to what it creates (ec2:CreateAction)', {
+    actions: ['ec2:CreateTags'],
+    resources: ec2Arns(fn, 'instance', 'volume', 'network-interface'),
+    conditions: { StringEquals: { 'ec2:CreateAction': 'RunInstances' } },
+  });
+};
+
+/**
+ * The instance profile's role is chosen per pool or recorded per shelved instance, and IAM knows
+ * profiles by role, not by profile name: any role of this account, but only handed to EC2.
+ */
+export const allowPassInstanceRoles = (fn: WarmbootFunction): void => {
+  fn.allow(
+    'PassInstanceRoles',
+    'instance profiles are named per pool (context) or recorded per shelved instance; role ARNs are not known ' +
+      'at synth, so PassRole is limited to roles of this account passed to ec2.amazonaws.com',
+    {
+      actions: ['iam:PassRole'],
+      resources: [`arn:${Stack.of(fn).partition}:iam::${Stack.of(fn).account}:role/*`],
+      conditions: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
+    },
+  );
+};
+
+/** `/aws/service/*` public AMI aliases plus the parameters the pools name in context. */
+export const allowResolveImageAliases = (fn: WarmbootFunction, configuredPaths: readonly string[]): void => {
+  const configured = configuredPaths.filter((path) => !path.startsWith('/aws/service/'));
+  fn.allow(
+    'ResolveImageAliases',
+    'public AMI alias parameters live under /aws/service/ (owned by AWS, no account in the ARN); read-only',
+    {
+      actions: ['ssm:GetParameter', 'ssm:GetParameters'],
+      resources: [
+        ssmParameterArn(fn, '/aws/service/*', ''),
+        ...[...new Set(configured)].map((path) => ssmParameterArn(fn, path)),
+      ],
+    },
+  );
+};

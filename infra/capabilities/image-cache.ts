@@ -1,0 +1,158 @@
+import { Construct } from 'constructs';
+import type { FastRestoreSettings } from '../../functions/fast-restore/config';
+import { FAST_RESTORE_SETTINGS_ENV } from '../../functions/fast-restore/config';
+import type { HostGroup } from '../../functions/image-cache/config';
+import { DOCUMENTS as IMAGE_DOCUMENTS } from '../../functions/image-cache/documents';
+import { POPULARITY_SETTINGS_ENV, type PopularitySettings } from '../../functions/popularity/config';
+import type { WarmbootFunction } from '../function';
+import { ec2AccountlessArns, ec2Arns, TAGS } from '../iam';
+import {
+  allowDescribe,
+  allowReadCommandResults,
+  type CapabilityProps,
+  CommandDocuments,
+  createFunction,
+} from './common';
+
+export interface ImageCacheCapabilityProps extends CapabilityProps {
+  /** Popularity settings (`POPULARITY_SETTINGS`), already validated. */
+  readonly popularity: PopularitySettings;
+  /**
+   * Host groups (`HOST_GROUPS`). IAM lets the image cache touch only instances and volumes tagged
+   * with one of these names. @default [] (nothing is warmed; popularity and fast restore still run)
+   */
+  readonly hostGroups?: readonly HostGroup[];
+  /** Fast-restore budget (`FAST_RESTORE_SETTINGS`), already validated. */
+  readonly fastRestore: FastRestoreSettings;
+}
+
+/**
+ * Warm images: popularity, the per-host-group image cache (SSM documents included), fast
+ * snapshot restore and placement advice.
+ */
+export class ImageCacheCapability extends Construct {
+  readonly popularity: WarmbootFunction;
+  readonly imageCache: WarmbootFunction;
+  readonly fastRestore: WarmbootFunction;
+  readonly placement: WarmbootFunction;
+  readonly documents: CommandDocuments;
+
+  constructor(scope: Construct, id: string, props: ImageCacheCapabilityProps) {
+    super(scope, id);
+    const hostGroups = props.hostGroups ?? [];
+    const hostGroupNames = hostGroups.map((group) => group.name);
+    this.documents = new CommandDocuments(this, 'Documents', IMAGE_DOCUMENTS);
+
+    this.popularity = createFunction(this, 'popularity', props, {
+      [POPULARITY_SETTINGS_ENV]: props.popularity,
+    });
+    this.popularity.grantTable('popularity', 'readWrite');
+    this.popularity.grantPublish();
+    allowDescribe(this.popularity, ['ec2:DescribeInstances']);
+
+    this.imageCache = createFunction(this, 'imageCache', props, { HOST_GROUPS: hostGroups });
+    this.imageCache.grantTable('imageCache', 'readWrite');
+    this.imageCache.grantTable('popularity', 'read');
+    this.imageCache.grantPublish();
+    allowDescribe(this.imageCache, [
+      'ec2:DescribeInstances',
+      'ec2:DescribeVolumes',
+      'ec2:DescribeImages',
+      'ec2:DescribeSnapshots',
+      'ec2:DescribeFastSnapshotRestores',
+    ]);
+    if (hostGroupNames.length > 0) this.allowHostGroupCache(this.imageCache, hostGroupNames);
+
+    this.fastRestore = createFunction(this, 'fastRestore', props, {
+      [FAST_RESTORE_SETTINGS_ENV]: props.fastRestore,
+      [POPULARITY_SETTINGS_ENV]: props.popularity,
+    });
+    this.fastRestore.grantTable('imageCache', 'readWrite');
+    this.fastRestore.grantTable('popularity', 'read');
+    this.fastRestore.grantPublish();
+    allowDescribe(this.fastRestore, [
+      'ec2:DescribeImages',
+      'ec2:DescribeSnapshots',
+      'ec2:DescribeFastSnapshotRestores',
+      'ec2:DescribeAvailabilityZones',
+    ]);
+    this.fastRestore.allow(
+      'FastRestoreAmiSnapshots',
+      'the snapshots behind popular AMIs are usually owned by other accounts (public/shared AMIs) and cannot ' +
+        'carry warmboot tags; FSR changes billing and volume initialization only, never data; the function ' +
+        'disables only pairs it recorded enabling, within maxPairs/maxUsdPerHour',
+      {
+        actions: ['ec2:EnableFastSnapshotRestores', 'ec2:DisableFastSnapshotRestores'],
+        resources: ec2AccountlessArns(this, 'snapshot'),
+      },
+    );
+
+    this.placement = createFunction(this, 'placement', props, { HOST_GROUPS: hostGroups });
+    this.placement.grantTable('imageCache', 'read');
+    // Placement asks the cache to warm by publishing `Plan Cache`; it never touches a host itself.
+    this.placement.grantPublish();
+  }
+
+  /**
+   * Volume links and warm commands, fenced by the `warmboot:host-group` tag of a configured group.
+   * A volume that carries `warmboot:shelved` holds a shelved instance's data and is never detached
+   * or deleted by the cache, even if it also carries a host-group tag.
+   */
+  private allowHostGroupCache(fn: WarmbootFunction, names: readonly string[]): void {
+    const inGroup = {
+      [`aws:ResourceTag/${TAGS.hostGroup}`]: [...names],
+      [`aws:ResourceTag/${TAGS.managed}`]: 'true',
+    };
+    fn.allow('CreateLinkVolumes', 'link volumes are created tagged with a configured host group', {
+      actions: ['ec2:CreateVolume'],
+      resources: ec2Arns(this, 'volume'),
+      conditions: {
+        StringEquals: {
+          [`aws:RequestTag/${TAGS.managed}`]: 'true',
+          [`aws:RequestTag/${TAGS.hostGroup}`]: [...names],
+        },
+      },
+    });
+    fn.allow(
+      'LinkVolumeSources',
+      'image snapshots may be owned by other accounts; only read as the volume source',
+      {
+        actions: ['ec2:CreateVolume'],
+        resources: ec2AccountlessArns(this, 'snapshot'),
+      },
+    );
+    fn.allow('TagLinkVolumesAtCreation', 'tags applied by CreateVolume to the volume it creates', {
+      actions: ['ec2:CreateTags'],
+      resources: ec2Arns(this, 'volume'),
+      conditions: { StringEquals: { 'ec2:CreateAction': 'CreateVolume' } },
+    });
+    fn.allow('AttachLinkVolumesToHosts', 'host-group hosts only', {
+      actions: ['ec2:AttachVolume', 'ec2:DetachVolume'],
+      resources: ec2Arns(this, 'instance'),
+      conditions: { StringEquals: inGroup },
+    });
+    fn.allow('ManageLinkVolumes', 'the cache’s own link volumes only; never a shelved volume', {
+      actions: ['ec2:AttachVolume', 'ec2:DetachVolume', 'ec2:DeleteVolume'],
+      resources: ec2Arns(this, 'volume'),
+      conditions: { StringEquals: inGroup, Null: { [`aws:ResourceTag/${TAGS.shelved}`]: 'true' } },
+    });
+    fn.allow('PublishWarmList', 'only the warm-list tag, only on host-group hosts', {
+      actions: ['ec2:CreateTags'],
+      resources: ec2Arns(this, 'instance'),
+      conditions: {
+        StringEquals: inGroup,
+        'ForAllValues:StringEquals': { 'aws:TagKeys': [TAGS.warmImages] },
+      },
+    });
+    fn.allow('RunImageDocuments', 'warmboot image documents only', {
+      actions: ['ssm:SendCommand'],
+      resources: [...this.documents.arns],
+    });
+    fn.allow('RunImageDocumentsOnHosts', 'host-group hosts only', {
+      actions: ['ssm:SendCommand'],
+      resources: ec2Arns(this, 'instance'),
+      conditions: { StringEquals: { [`ssm:resourceTag/${TAGS.hostGroup}`]: [...names] } },
+    });
+    allowReadCommandResults(fn);
+  }
+}

@@ -1,0 +1,126 @@
+import { Construct } from 'constructs';
+import { isSsmParameterRef, type PoolSpec } from '../../functions/pools/config';
+import { DOCUMENTS as POOL_DOCUMENTS } from '../../functions/pools/documents';
+import { TAG as POOL_TAGS } from '../../functions/pools/domain/tags';
+import { POPULARITY_SETTINGS_ENV, type PopularitySettings } from '../../functions/popularity/config';
+import type { WarmbootFunction } from '../function';
+import { createsManaged, ec2Arns, TAGS } from '../iam';
+import {
+  allowDescribe,
+  allowLaunchReferences,
+  allowPassInstanceRoles,
+  allowReadCommandResults,
+  allowResolveImageAliases,
+  type CapabilityProps,
+  CommandDocuments,
+  createFunction,
+} from './common';
+
+export interface PoolsCapabilityProps extends CapabilityProps {
+  /** Pools defined at deploy time (`POOLS`), already validated. @default [] */
+  readonly pools?: readonly PoolSpec[];
+  /** Popularity settings (`POPULARITY_SETTINGS`), already validated; pools size from demand. */
+  readonly popularity: PopularitySettings;
+}
+
+const MEMBER_ACTIONS = [
+  'ec2:StartInstances',
+  'ec2:StopInstances',
+  'ec2:TerminateInstances',
+  'ec2:ModifyInstanceAttribute',
+  'ec2:CreateTags',
+  'ec2:DeleteTags',
+];
+
+/**
+ * Prestarted pools: the pools function (fill, initialize, size, retire), the claim function
+ * (hand a member out, or launch cold) and the pool SSM documents.
+ */
+export class PoolsCapability extends Construct {
+  readonly pools: WarmbootFunction;
+  readonly claim: WarmbootFunction;
+  readonly documents: CommandDocuments;
+
+  constructor(scope: Construct, id: string, props: PoolsCapabilityProps) {
+    super(scope, id);
+    const pools = props.pools ?? [];
+    const imageParameters = pools.map((pool) => pool.image).filter(isSsmParameterRef);
+    this.documents = new CommandDocuments(this, 'Documents', POOL_DOCUMENTS);
+    const settings = { POOLS: pools, [POPULARITY_SETTINGS_ENV]: props.popularity };
+
+    this.pools = createFunction(this, 'pools', props, settings);
+    this.pools.grantTable('pools', 'readWrite');
+    this.pools.grantTable('popularity', 'read');
+    this.pools.grantPublish();
+    allowDescribe(this.pools, ['ec2:DescribeInstances', 'ec2:DescribeImages']);
+    this.allowLaunch(
+      this.pools,
+      'LaunchPoolMembers',
+      POOL_TAGS.pool,
+      'pool members are launched tagged with their pool',
+    );
+    this.allowManage(this.pools);
+    this.allowDocuments(this.pools, 'pool members only');
+    allowResolveImageAliases(this.pools, imageParameters);
+
+    this.claim = createFunction(this, 'claim', props, settings);
+    this.claim.grantTable('pools', 'readWrite');
+    // Claims are demand: the claim function records each request as a popularity launch.
+    this.claim.grantTable('popularity', 'readWrite');
+    this.claim.grantPublish();
+    allowDescribe(this.claim, ['ec2:DescribeInstances', 'ec2:DescribeImages', 'ec2:DescribeInstanceTypes']);
+    this.allowManage(this.claim);
+    // Cold fallback: when no member is ready, the claim launches one instance tagged with its pool
+    // and the claim, so every statement on pool members covers it too.
+    this.allowLaunch(this.claim, 'ColdLaunch', POOL_TAGS.claim, 'cold launches are tagged with their claim');
+    this.allowDocuments(this.claim, 'pool members (cold launches carry the pool tag too) only');
+    allowResolveImageAliases(this.claim, imageParameters);
+  }
+
+  /** RunInstances creating instances that carry `warmboot:managed=true` and the capability tag. */
+  private allowLaunch(fn: WarmbootFunction, sid: string, capabilityTag: string, reason: string): void {
+    fn.allow(sid, reason, {
+      actions: ['ec2:RunInstances'],
+      resources: ec2Arns(this, 'instance'),
+      conditions: { ...createsManaged(), Null: { [`aws:RequestTag/${capabilityTag}`]: 'false' } },
+    });
+    fn.allow(`${sid}Volumes`, 'launch volumes are tagged warmboot:managed=true', {
+      actions: ['ec2:RunInstances'],
+      resources: ec2Arns(this, 'volume'),
+      conditions: createsManaged(),
+    });
+    if (!fn.hasStatement('LaunchReferences')) {
+      allowLaunchReferences(fn);
+      allowPassInstanceRoles(fn);
+    }
+  }
+
+  /** Start/stop/resize/retag/terminate pool members: `warmboot:managed=true` and a `warmboot:pool` tag. */
+  private allowManage(fn: WarmbootFunction): void {
+    fn.allow('ManagePoolMembers', 'pool members only', {
+      actions: MEMBER_ACTIONS,
+      resources: ec2Arns(this, 'instance'),
+      conditions: {
+        StringEquals: { [`aws:ResourceTag/${TAGS.managed}`]: 'true' },
+        Null: { [`aws:ResourceTag/${POOL_TAGS.pool}`]: 'false' },
+      },
+    });
+  }
+
+  /** SendCommand of the pool documents, on pool members only. */
+  private allowDocuments(fn: WarmbootFunction, reason: string): void {
+    fn.allow('RunPoolDocuments', 'warmboot pool documents only', {
+      actions: ['ssm:SendCommand'],
+      resources: [...this.documents.arns],
+    });
+    fn.allow('RunPoolDocumentsOnMembers', reason, {
+      actions: ['ssm:SendCommand'],
+      resources: ec2Arns(this, 'instance'),
+      conditions: {
+        StringEquals: { [`ssm:resourceTag/${TAGS.managed}`]: 'true' },
+        StringLike: { [`ssm:resourceTag/${POOL_TAGS.pool}`]: '*' },
+      },
+    });
+    allowReadCommandResults(fn);
+  }
+}

@@ -1,0 +1,131 @@
+import { Construct } from 'constructs';
+import type { ShelvingSettings } from '../../functions/shelving/config';
+import type { WarmbootFunction } from '../function';
+import { createsManaged, ec2AccountlessArns, ec2Arns, managedResource, TAGS } from '../iam';
+import {
+  allowDescribe,
+  allowLaunchReferences,
+  allowPassInstanceRoles,
+  type CapabilityProps,
+  createFunction,
+} from './common';
+
+export interface ShelvingCapabilityProps extends CapabilityProps {
+  /** Shelving settings (`SHELVING_SETTINGS`), already validated. */
+  readonly shelving: ShelvingSettings;
+}
+
+/**
+ * Shelve / offload / unshelve. Instances opt in with `warmboot:managed=true`.
+ *
+ * Data safety (DESIGN.md): warmboot never deletes a volume that holds a shelved instance's data.
+ * The code checks the tags before every DeleteVolume; IAM is the second fence: the only volumes
+ * this role may delete are fresh replacement roots (`warmboot:replacement-root=true`), a tag that
+ * can only be set when RunInstances creates the volume, never added to an existing (retained)
+ * volume. Retained volumes (`warmboot:shelved`) can be moved (detach/attach) but not deleted.
+ */
+export class ShelvingCapability extends Construct {
+  readonly shelving: WarmbootFunction;
+
+  constructor(scope: Construct, id: string, props: ShelvingCapabilityProps) {
+    super(scope, id);
+    const fn = createFunction(this, 'shelving', props, { SHELVING_SETTINGS: props.shelving });
+    this.shelving = fn;
+    fn.grantTable('shelves', 'readWrite');
+    fn.grantPublish();
+    allowDescribe(fn, [
+      'ec2:DescribeInstances',
+      'ec2:DescribeVolumes',
+      'ec2:DescribeSnapshots',
+      'ec2:DescribeHosts',
+    ]);
+
+    const instances = ec2Arns(this, 'instance');
+    const volumes = ec2Arns(this, 'volume');
+    const snapshots = ec2AccountlessArns(this, 'snapshot');
+
+    fn.allow('ManageShelvableInstances', 'instances that opted in with warmboot:managed=true', {
+      actions: [
+        'ec2:StopInstances',
+        'ec2:StartInstances',
+        'ec2:TerminateInstances',
+        'ec2:ModifyInstanceAttribute',
+      ],
+      resources: instances,
+      conditions: managedResource(),
+    });
+    fn.allow(
+      'TagManagedResources',
+      'managed instances and volumes; never the replacement-root deletion tag',
+      {
+        actions: ['ec2:CreateTags'],
+        resources: [...instances, ...volumes],
+        conditions: {
+          ...managedResource(),
+          'ForAllValues:StringNotEquals': { 'aws:TagKeys': [TAGS.replacementRoot] },
+        },
+      },
+    );
+    // Shelve claims the volumes attached to a managed instance; they carry no tag yet, so IAM can
+    // only restrict what is written: exactly the shelve-record and managed tags, nothing else.
+    fn.allow(
+      'ClaimRetainedVolumes',
+      'writes only warmboot:shelved and warmboot:managed on retained volumes',
+      {
+        actions: ['ec2:CreateTags'],
+        resources: volumes,
+        conditions: { 'ForAllValues:StringEquals': { 'aws:TagKeys': [TAGS.shelved, TAGS.managed] } },
+      },
+    );
+    fn.allow('UntagManagedResources', 'managed instances and volumes only', {
+      actions: ['ec2:DeleteTags'],
+      resources: [...instances, ...volumes],
+      conditions: managedResource(),
+    });
+
+    fn.allow('MoveVolumesOfManagedInstances', 'managed instances only', {
+      actions: ['ec2:AttachVolume', 'ec2:DetachVolume'],
+      resources: instances,
+      conditions: managedResource(),
+    });
+    fn.allow('MoveRetainedVolumes', 'retained volumes (warmboot:shelved) move to their replacement', {
+      actions: ['ec2:AttachVolume', 'ec2:DetachVolume'],
+      resources: volumes,
+      conditions: { Null: { [`aws:ResourceTag/${TAGS.shelved}`]: 'false' } },
+    });
+    fn.allow('DeleteReplacementRoots', 'the fresh root of a replacement, never a retained volume', {
+      actions: ['ec2:DetachVolume', 'ec2:DeleteVolume'],
+      resources: volumes,
+      conditions: { StringEquals: { [`aws:ResourceTag/${TAGS.replacementRoot}`]: 'true' } },
+    });
+
+    fn.allow('SnapshotManagedInstances', 'safety snapshots of managed instances', {
+      actions: ['ec2:CreateSnapshots', 'ec2:CreateSnapshot'],
+      resources: instances,
+      conditions: managedResource(),
+    });
+    fn.allow('SnapshotSourceVolumes', 'volumes are read as the snapshot source, not modified', {
+      actions: ['ec2:CreateSnapshots', 'ec2:CreateSnapshot'],
+      resources: volumes,
+    });
+    fn.allow('CreateSafetySnapshots', 'snapshots are created tagged with their shelve record', {
+      actions: ['ec2:CreateSnapshots', 'ec2:CreateSnapshot'],
+      resources: snapshots,
+      conditions: { Null: { [`aws:RequestTag/${TAGS.shelved}`]: 'false' } },
+    });
+    fn.allow('TagSnapshotsAtCreation', 'tags applied by CreateSnapshot(s) to the snapshots it creates', {
+      actions: ['ec2:CreateTags'],
+      resources: snapshots,
+      conditions: { StringEquals: { 'ec2:CreateAction': ['CreateSnapshots', 'CreateSnapshot'] } },
+    });
+
+    fn.allow('LaunchReplacements', 'replacements are launched tagged warmboot:managed=true', {
+      actions: ['ec2:RunInstances'],
+      resources: [...instances, ...volumes],
+      conditions: createsManaged(),
+    });
+    // Unshelve goes back to the same Dedicated Host / placement group where possible.
+    allowLaunchReferences(fn, ['dedicated-host', 'placement-group']);
+    allowPassInstanceRoles(fn);
+  }
+}

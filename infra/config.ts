@@ -1,0 +1,139 @@
+import { z } from 'zod';
+import type { FunctionId } from '../functions/catalog';
+import { fastRestoreSettingsSchema } from '../functions/fast-restore/config';
+import { hostGroupSchema } from '../functions/image-cache/config';
+import { poolSpecSchema } from '../functions/pools/config';
+import { DOCUMENTS as POOL_DOCUMENTS } from '../functions/pools/documents';
+import { popularitySettingsSchema } from '../functions/popularity/config';
+import { shelvingSettingsSchema } from '../functions/shelving/config';
+
+/** Log retention periods CloudWatch Logs accepts (PutRetentionPolicy), in days. */
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+export const SHAREABLE_TEST_EVENTS = ['create-registry', 'existing-registry', 'none'] as const;
+export type ShareableTestEvents = (typeof SHAREABLE_TEST_EVENTS)[number];
+
+const FUNCTION_IDS = [
+  'popularity',
+  'imageCache',
+  'fastRestore',
+  'placement',
+  'pools',
+  'claim',
+  'shelving',
+] as const satisfies readonly FunctionId[];
+
+const uniqueNames = <T extends { name: string }>(items: readonly T[], ctx: z.RefinementCtx) => {
+  const seen = new Set<string>();
+  items.forEach((item, index) => {
+    if (seen.has(item.name)) {
+      ctx.addIssue({ code: 'custom', path: [index, 'name'], message: `duplicate name "${item.name}"` });
+    }
+    seen.add(item.name);
+  });
+};
+
+const poolDocumentNames = new Set(POOL_DOCUMENTS.map((document) => document.name));
+
+/**
+ * Everything an operator configures, composed from the capability teams' own schemas so the
+ * CDK context, the construct props and the functions' cold-start validation agree on one rule.
+ * Unknown keys are rejected: a typo such as `hostgroups` must fail synth, not silently deploy
+ * the defaults.
+ */
+export const warmbootSettingsSchema = z
+  .object({
+    /** DynamoDB deletion protection on every table. */
+    deletionProtection: z.boolean().default(true),
+    popularity: popularitySettingsSchema.prefault({}),
+    hostGroups: z.array(hostGroupSchema).superRefine(uniqueNames).default([]),
+    fastRestore: fastRestoreSettingsSchema.prefault({}),
+    pools: z
+      .array(poolSpecSchema)
+      .superRefine(uniqueNames)
+      .superRefine((pools, ctx) => {
+        // IAM lets the pool functions run only the documents warmboot deploys (infra/capabilities/pools.ts).
+        pools.forEach((pool, index) => {
+          if (!poolDocumentNames.has(pool.initialization.documentName)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [index, 'initialization', 'documentName'],
+              message: `must be one of the deployed pool documents: ${[...poolDocumentNames].join(', ')}`,
+            });
+          }
+        });
+      })
+      .default([]),
+    shelving: shelvingSettingsSchema.prefault({}),
+    /** Subscribe this address to the alarm topic; no topic is created without it. */
+    alarmEmail: z.email().optional(),
+    logRetentionDays: z
+      .number()
+      .refine((days) => (LOG_RETENTION_DAYS as readonly number[]).includes(days), {
+        message: `must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
+      })
+      .default(90),
+    shareableTestEvents: z.enum(SHAREABLE_TEST_EVENTS).default('create-registry'),
+    reservedConcurrency: z.partialRecord(z.enum(FUNCTION_IDS), z.number().int().min(1).max(1000)).default({}),
+  })
+  .strict();
+
+export type WarmbootSettings = z.output<typeof warmbootSettingsSchema>;
+export type WarmbootSettingsInput = z.input<typeof warmbootSettingsSchema>;
+
+/** A configuration value failed validation; the message names every offending key path. */
+export class WarmbootConfigError extends Error {
+  constructor(
+    message: string,
+    readonly issues: readonly string[],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'WarmbootConfigError';
+  }
+}
+
+const formatPath = (root: string, path: readonly PropertyKey[]): string =>
+  path.reduce<string>(
+    (text, segment) => (typeof segment === 'number' ? `${text}[${segment}]` : `${text}.${String(segment)}`),
+    root,
+  );
+
+const describeIssues = (root: string, issues: readonly z.core.$ZodIssue[]): string[] =>
+  issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => `${formatPath(root, [...issue.path, key])}: unknown key`)
+      : [`${formatPath(root, issue.path)}: ${issue.message}`],
+  );
+
+/**
+ * Validates settings and fills every default. `root` is the name the operator knows the value by
+ * (`warmboot` for CDK context, `props` for construct props) and prefixes every key path.
+ */
+export const parseWarmbootSettings = (raw: unknown, root: string): WarmbootSettings => {
+  const parsed = warmbootSettingsSchema.safeParse(raw ?? {});
+  if (parsed.success) return parsed.data;
+  const issues = describeIssues(root, parsed.error.issues);
+  throw new WarmbootConfigError(`Invalid warmboot configuration:\n  ${issues.join('\n  ')}`, issues);
+};
+
+/**
+ * Reads the `warmboot` CDK context. `cdk synth -c warmboot='{"...":...}'` delivers a string,
+ * cdk.json an object; both are accepted.
+ */
+export const loadWarmbootContext = (context: unknown): WarmbootSettings => {
+  if (typeof context === 'string') {
+    let value: unknown;
+    try {
+      value = JSON.parse(context);
+    } catch (error) {
+      throw new WarmbootConfigError('warmboot: context is not valid JSON', ['warmboot: not valid JSON'], {
+        cause: error,
+      });
+    }
+    return parseWarmbootSettings(value, 'warmboot');
+  }
+  return parseWarmbootSettings(context, 'warmboot');
+};

@@ -1,0 +1,445 @@
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Aspects, Duration, type IAspect, Stack, Token, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct, type IConstruct } from 'constructs';
+import { type FunctionId, type FunctionSpec, WARMBOOT } from '../functions/catalog';
+import type { EventPattern } from '../functions/shared/event-pattern';
+import { TABLES, type TableId, tableEnvVar } from '../functions/shared/tables';
+import type { WarmbootData } from './data';
+
+/** Repository root: entries live at `<root>/functions/<folder>/index.ts`. */
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Catalog id → folder: `imageCache` → `image-cache`. */
+export const functionFolder = (id: FunctionId): string => id.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+interface FunctionDefaults {
+  readonly timeout: Duration;
+  readonly memorySize: number;
+  readonly reservedConcurrency: number;
+}
+
+/**
+ * Per-function sizing. Reserved concurrency is first a blast-radius cap (a burst of events must
+ * not turn into thousands of parallel EC2 mutations and RequestLimitExceeded), second a guarantee
+ * that the synchronous claim and placement paths are never starved by the account's other work.
+ */
+export const FUNCTION_DEFAULTS: Readonly<Record<FunctionId, FunctionDefaults>> = {
+  // One invocation per launch event; 1,000 launches/s arrive batched by EventBridge.
+  popularity: { timeout: Duration.seconds(30), memorySize: 512, reservedConcurrency: 50 },
+  // Plans per host group and sends SSM commands: a handful of parallel planners is plenty.
+  imageCache: { timeout: Duration.minutes(2), memorySize: 512, reservedConcurrency: 5 },
+  // The FSR budget is global per Region: two planners at once could both spend it.
+  fastRestore: { timeout: Duration.minutes(2), memorySize: 256, reservedConcurrency: 1 },
+  // Synchronous, read-only answers.
+  placement: { timeout: Duration.seconds(10), memorySize: 512, reservedConcurrency: 20 },
+  // Reconciles every 2 minutes; launches and terminates members.
+  pools: { timeout: Duration.minutes(2), memorySize: 512, reservedConcurrency: 5 },
+  // Synchronous claims: the caller waits; conditional writes keep parallel claims safe.
+  claim: { timeout: Duration.seconds(30), memorySize: 512, reservedConcurrency: 20 },
+  // Bulk shelve/unshelve of hundreds of instances per request, paced against EC2 API limits.
+  shelving: { timeout: Duration.minutes(3), memorySize: 1024, reservedConcurrency: 5 },
+};
+
+/** Lambda rejects environments over 4 KB (sum of keys and values). */
+const LAMBDA_ENV_LIMIT_BYTES = 4096;
+/** Upper bound for a token (table or bus name) in the estimate: DynamoDB names are ≤ 255 chars. */
+const TOKEN_BYTES_ESTIMATE = 255;
+
+export type TableAccess = 'read' | 'readWrite';
+
+const TABLE_READ_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:DescribeTable',
+];
+const TABLE_WRITE_ACTIONS = [
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:BatchWriteItem',
+];
+
+export interface WarmbootFunctionProps {
+  /** The catalog entry: id, description, event patterns, schedule and tables. */
+  readonly spec: FunctionSpec;
+  /** The tables; the function gets `<TABLE>_TABLE` for every table its catalog entry lists. */
+  readonly data: WarmbootData;
+  /** The bus the rules listen on and the function publishes to (`EVENT_BUS_NAME`). */
+  readonly eventBus: events.IEventBus;
+  /**
+   * Settings variables, each serialized as JSON (`POPULARITY_SETTINGS`, `HOST_GROUPS`, …).
+   * @default - none
+   */
+  readonly settings?: Readonly<Record<string, unknown>>;
+  /** @default logs.RetentionDays.THREE_MONTHS */
+  readonly logRetention?: logs.RetentionDays;
+  /** @default FUNCTION_DEFAULTS[spec.id].reservedConcurrency */
+  readonly reservedConcurrency?: number;
+  /** Alarm notifications. @default - alarms without actions (visible on the dashboard) */
+  readonly alarmTopic?: sns.ITopic;
+}
+
+/**
+ * One warmboot Lambda function and everything that exists for it alone: role, log group, the
+ * EventBridge rules of its catalog patterns and schedule, its dead-letter queue, its alarms.
+ *
+ * Permissions are added with `allow(sid, reason, …)`: every statement has a Sid and a reason, and
+ * each wildcard the statement needs is acknowledged for cdk-nag with that reason. A wildcard
+ * without a reason fails synth.
+ */
+export class WarmbootFunction extends Construct {
+  readonly spec: FunctionSpec;
+  readonly function: nodejs.NodejsFunction;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
+  /**
+   * One queue for both failure paths; both deliver the original EventBridge event, so one redrive
+   * procedure (PutEvents of the body) serves both: EventBridge could not invoke the function
+   * (rule target DLQ) or the function failed after its async retries (Lambda DLQ).
+   */
+  readonly deadLetterQueue: sqs.Queue;
+  readonly rules: readonly events.Rule[];
+  readonly alarms: readonly cloudwatch.Alarm[];
+
+  private readonly data: WarmbootData;
+  private readonly eventBus: events.IEventBus;
+  private readonly reasons = new Map<string, string>();
+  private readonly tableAccess = new Map<TableId, TableAccess>();
+
+  constructor(scope: Construct, id: string, props: WarmbootFunctionProps) {
+    super(scope, id);
+    const { spec } = props;
+    const defaults = FUNCTION_DEFAULTS[spec.id];
+    this.spec = spec;
+    this.data = props.data;
+    this.eventBus = props.eventBus;
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+    });
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `warmboot ${spec.id}: ${spec.description}`.slice(0, 1000),
+    });
+    // Instead of the AWSLambdaBasicExecutionRole managed policy (Resource "*"): this log group only.
+    this.logGroup.grantWrite(this.role);
+
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetters', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+
+    const environment = this.environment(props);
+    this.function = new nodejs.NodejsFunction(this, 'Handler', {
+      entry: path.join(PROJECT_ROOT, 'functions', functionFolder(spec.id), 'index.ts'),
+      handler: 'handler',
+      description: spec.description.slice(0, 256),
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: defaults.memorySize,
+      timeout: defaults.timeout,
+      reservedConcurrentExecutions: props.reservedConcurrency ?? defaults.reservedConcurrency,
+      role: this.role,
+      logGroup: this.logGroup,
+      tracing: lambda.Tracing.ACTIVE,
+      environment,
+      deadLetterQueue: this.deadLetterQueue,
+      // Async invocations (every EventBridge delivery): handlers are idempotent per event id.
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(1),
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: path.join(PROJECT_ROOT, 'package-lock.json'),
+      bundling: localBundling(),
+    });
+
+    Validations.of(this.function).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        'nodejs22.x is pinned on purpose (DESIGN.md): the esbuild target, Powertools 2.x and the locked SDK are ' +
+        'tested on it; a runtime upgrade is a deliberate, tested change, not a side effect of a CDK bump',
+    });
+    this.grantTable('idempotency', 'readWrite');
+    this.rules = this.createRules(spec, props.eventBus);
+    this.alarms = this.createAlarms(props.alarmTopic);
+
+    Aspects.of(this).add(new AcknowledgeJustifiedWildcards(this));
+  }
+
+  /**
+   * Adds one policy statement. `reason` says why the statement is as wide as it is; it becomes the
+   * cdk-nag acknowledgement of every wildcard in the statement.
+   */
+  allow(sid: string, reason: string, statement: Omit<iam.PolicyStatementProps, 'sid' | 'effect'>): void {
+    if (this.reasons.has(sid)) throw new Error(`${this.node.path}: duplicate policy statement id ${sid}`);
+    this.reasons.set(sid, reason);
+    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ ...statement, sid, effect: iam.Effect.ALLOW }));
+  }
+
+  hasStatement(sid: string): boolean {
+    return this.reasons.has(sid);
+  }
+
+  /** Read, or read and write, one table and its GSIs (named, not `index/*`). */
+  grantTable(id: TableId, access: TableAccess): void {
+    if (!this.spec.tables.includes(id)) {
+      throw new Error(`${this.node.path}: table ${id} is not in the catalog entry of ${this.spec.id}`);
+    }
+    const table = this.data.table(id);
+    const indexes = TABLES[id].indexes.map((index) => `${table.tableArn}/index/${index.name}`);
+    this.tableAccess.set(id, access);
+    this.allow(`${pascalCase(id)}Table${access === 'read' ? 'Read' : 'ReadWrite'}`, `${id} table`, {
+      actions: access === 'read' ? TABLE_READ_ACTIONS : [...TABLE_READ_ACTIONS, ...TABLE_WRITE_ACTIONS],
+      resources: [table.tableArn, ...indexes],
+    });
+  }
+
+  /** PutEvents on the bus, only with source `warmboot` (warmboot's facts and requests to itself). */
+  grantPublish(): void {
+    this.allow('PublishWarmbootEvents', 'warmboot facts on the bus', {
+      actions: ['events:PutEvents'],
+      resources: [this.eventBus.eventBusArn],
+      conditions: { StringEquals: { 'events:source': [WARMBOOT] } },
+    });
+  }
+
+  /** Catalog tables the function was never granted: it would fail at its first call. */
+  missingTableGrants(): TableId[] {
+    return this.spec.tables.filter((id) => !this.tableAccess.has(id));
+  }
+
+  /** The reason registered for a statement id (used by the acknowledgement aspect). */
+  reasonFor(sid: string | undefined): string | undefined {
+    return sid === undefined ? undefined : this.reasons.get(sid);
+  }
+
+  private environment(props: WarmbootFunctionProps): Record<string, string> {
+    const environment: Record<string, string> = {};
+    for (const table of new Set<TableId>([...props.spec.tables, 'idempotency'])) {
+      environment[tableEnvVar(table)] = props.data.table(table).tableName;
+    }
+    environment.EVENT_BUS_NAME = props.eventBus.eventBusName;
+    for (const [name, value] of Object.entries(props.settings ?? {})) {
+      environment[name] = JSON.stringify(value);
+    }
+    const bytes = Object.entries(environment).reduce(
+      (sum, [key, value]) =>
+        sum + key.length + (Token.isUnresolved(value) ? TOKEN_BYTES_ESTIMATE : Buffer.byteLength(value)),
+      0,
+    );
+    if (bytes > LAMBDA_ENV_LIMIT_BYTES) {
+      throw new Error(
+        `${props.spec.id}: environment is about ${bytes} bytes, over Lambda's 4 KB limit; ` +
+          'shorten the settings (fewer or smaller pools / host groups)',
+      );
+    }
+    return environment;
+  }
+
+  private createRules(spec: FunctionSpec, eventBus: events.IEventBus): events.Rule[] {
+    const target = () =>
+      new targets.LambdaFunction(this.function, {
+        deadLetterQueue: this.deadLetterQueue,
+        retryAttempts: 8,
+        maxEventAge: Duration.hours(2),
+      });
+    const rules = spec.patterns.map(
+      ({ id, pattern }) =>
+        new events.Rule(this, id, {
+          eventBus,
+          description: `warmboot ${spec.id}: ${id}`,
+          eventPattern: toCdkEventPattern(pattern),
+          targets: [target()],
+        }),
+    );
+    if (spec.schedule) {
+      // Schedules are level-triggered reconciles; they heal any lost event (DESIGN.md).
+      rules.push(
+        new events.Rule(this, 'Schedule', {
+          description: `warmboot ${spec.id}: reconcile`,
+          schedule: events.Schedule.expression(spec.schedule),
+          targets: [target()],
+        }),
+      );
+    }
+    return rules;
+  }
+
+  private createAlarms(topic: sns.ITopic | undefined): cloudwatch.Alarm[] {
+    const deadLetters = new cloudwatch.Alarm(this, 'DeadLettersAlarm', {
+      alarmDescription: `warmboot ${this.spec.id}: events in the dead-letter queue (redrive with PutEvents)`,
+      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(1),
+        statistic: cloudwatch.Stats.MAXIMUM,
+      }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const errors = new cloudwatch.Alarm(this, 'ErrorsAlarm', {
+      alarmDescription: `warmboot ${this.spec.id}: handler errors in two consecutive 5-minute periods`,
+      metric: this.function.metricErrors({ period: Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 2,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const alarms = [deadLetters, errors];
+    if (topic) for (const alarm of alarms) alarm.addAlarmAction(new cloudwatchActions.SnsAction(topic));
+    return alarms;
+  }
+}
+
+/**
+ * esbuild from node_modules, never Docker: NodejsFunction silently falls back to a Docker build
+ * when it cannot find esbuild, which would make synth depend on a daemon and a registry.
+ */
+const localBundling = (): nodejs.BundlingOptions => {
+  try {
+    createRequire(import.meta.url).resolve('esbuild');
+  } catch (error) {
+    throw new Error('esbuild is not installed (npm ci): warmboot bundles locally, never in Docker', {
+      cause: error,
+    });
+  }
+  return {
+    forceDockerBundling: false,
+    format: nodejs.OutputFormat.ESM,
+    target: 'node22',
+    minify: true,
+    sourceMap: true,
+    sourcesContent: false,
+    mainFields: ['module', 'main'],
+    // Bundle the pinned AWS SDK too: the code runs with the versions it was tested with.
+    externalModules: [],
+    // Some bundled CommonJS dependencies call require(); ESM output has none without this.
+    banner:
+      "import { createRequire as warmbootCreateRequire } from 'node:module'; const require = warmbootCreateRequire(import.meta.url);",
+    tsconfig: path.join(PROJECT_ROOT, 'tsconfig.json'),
+  };
+};
+
+const PATTERN_KEYS: Readonly<Record<string, keyof events.EventPattern>> = {
+  version: 'version',
+  id: 'id',
+  'detail-type': 'detailType',
+  source: 'source',
+  account: 'account',
+  time: 'time',
+  region: 'region',
+  resources: 'resources',
+  detail: 'detail',
+};
+
+/**
+ * The catalog pattern (EventBridge JSON keys) as the CDK `EventPattern` (camelCase keys), which
+ * CDK renders back to exactly the catalog JSON. Tests assert the round trip.
+ */
+export const toCdkEventPattern = (pattern: EventPattern): events.EventPattern => {
+  const converted: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(pattern)) {
+    const cdkKey = PATTERN_KEYS[key];
+    if (!cdkKey) throw new Error(`event pattern key ${key} has no CDK equivalent`);
+    converted[cdkKey] = value;
+  }
+  return converted as events.EventPattern;
+};
+
+const pascalCase = (id: string): string => id.charAt(0).toUpperCase() + id.slice(1);
+
+/**
+ * Runs once the construct tree is complete (aspects run before validation plugins): resolves the
+ * role's policy, finds every wildcard the way cdk-nag's AwsSolutions-IAM5 reports it, and
+ * acknowledges it with the reason of the statement that needs it.
+ */
+class AcknowledgeJustifiedWildcards implements IAspect {
+  constructor(private readonly owner: WarmbootFunction) {}
+
+  visit(node: IConstruct): void {
+    if (node !== this.owner) return;
+    const policy = this.owner.role.node.tryFindChild('DefaultPolicy') as iam.Policy | undefined;
+    if (!policy) return;
+    const document = Stack.of(node).resolve(policy.document) as { Statement?: ResolvedStatement[] };
+    const findings = new Map<string, Set<string>>();
+    for (const statement of document.Statement ?? []) {
+      if (statement.Effect !== 'Allow') continue;
+      const wildcards = [
+        ...asArray(statement.Action)
+          .filter((action) => action.includes('*'))
+          .map((action) => `Action::${action}`),
+        ...asArray(statement.Resource)
+          .map(flattenReference)
+          .filter((resource) => resource.includes('*'))
+          .map((resource) => `Resource::${resource}`),
+      ];
+      if (wildcards.length === 0) continue;
+      const reason = this.owner.reasonFor(statement.Sid) ?? builtInReason(statement);
+      if (!reason) {
+        throw new Error(
+          `${this.owner.node.path}: policy statement ${JSON.stringify(statement)} has a wildcard and no reason`,
+        );
+      }
+      for (const wildcard of wildcards) {
+        const reasons = findings.get(wildcard) ?? new Set<string>();
+        reasons.add(statement.Sid ? `${statement.Sid}: ${reason}` : reason);
+        findings.set(wildcard, reasons);
+      }
+    }
+    for (const [finding, reasons] of findings) {
+      Validations.of(this.owner.role).acknowledge({
+        id: `AwsSolutions-IAM5[${finding}]`,
+        reason: [...reasons].join(' | '),
+      });
+    }
+  }
+}
+
+interface ResolvedStatement {
+  readonly Sid?: string;
+  readonly Effect: string;
+  readonly Action: string | string[];
+  readonly Resource: unknown;
+}
+
+const asArray = <T>(value: T | T[] | undefined): T[] =>
+  value === undefined ? [] : Array.isArray(value) ? value : [value];
+
+/** Statements CDK adds on its own (not through `allow`). */
+const builtInReason = (statement: ResolvedStatement): string | undefined =>
+  asArray(statement.Action).every((action) => action.startsWith('xray:'))
+    ? 'Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions'
+    : undefined;
+
+/** The same flattening cdk-nag applies before it names an IAM5 finding (`<Logical.Arn>`). */
+const flattenReference = (reference: unknown): string => {
+  if (reference === undefined) return '';
+  if (typeof reference === 'string') return reference.replace(/\${/g, '<').replace(/}/g, '>');
+  const node = reference as Record<string, unknown>;
+  if (Array.isArray(node['Fn::Join'])) {
+    const [delimiter, items] = node['Fn::Join'] as [string, unknown[]];
+    return items.map(flattenReference).join(delimiter);
+  }
+  if (node['Fn::Sub'] !== undefined) return flattenReference(node['Fn::Sub']);
+  if (Array.isArray(node['Fn::GetAtt'])) {
+    const [resource, attribute] = node['Fn::GetAtt'] as [unknown, unknown];
+    return `<${flattenReference(resource)}.${flattenReference(attribute)}>`;
+  }
+  if (node['Fn::ImportValue'] !== undefined) return flattenReference(node['Fn::ImportValue']);
+  if (node.Ref !== undefined) return `<${flattenReference(node.Ref)}>`;
+  return JSON.stringify(reference);
+};

@@ -1,0 +1,66 @@
+import { ArnFormat, Stack } from 'aws-cdk-lib';
+import type { IConstruct } from 'constructs';
+import { HOST_GROUP_TAG, MANAGED_TAG, WARM_IMAGES_TAG } from '../functions/image-cache/config';
+import { TAG as POOL_TAGS } from '../functions/pools/domain/tags';
+import { REPLACEMENT_ROOT_TAG, SHELVED_TAG } from '../functions/shelving/domain/tags';
+
+/**
+ * The management tags IAM conditions rely on, imported from the capability code that writes them
+ * so the second fence (IAM) and the first (the tag check in code) use the same keys.
+ */
+export const TAGS = {
+  managed: MANAGED_TAG,
+  hostGroup: HOST_GROUP_TAG,
+  warmImages: WARM_IMAGES_TAG,
+  pool: POOL_TAGS.pool,
+  shelved: SHELVED_TAG,
+  replacementRoot: REPLACEMENT_ROOT_TAG,
+} as const;
+
+/** `arn:<partition>:ec2:<region>:<account>:<type>/*` — resources owned by this account. */
+export const ec2Arns = (scope: IConstruct, ...types: string[]): string[] =>
+  types.map((type) =>
+    Stack.of(scope).formatArn({
+      service: 'ec2',
+      resource: type,
+      resourceName: '*',
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    }),
+  );
+
+/**
+ * Images and snapshots have no account in their ARN (`arn:aws:ec2:<region>::snapshot/*`): AMIs
+ * and their snapshots are often owned by another account (public or shared AMIs).
+ */
+export const ec2AccountlessArns = (scope: IConstruct, ...types: ('image' | 'snapshot')[]): string[] =>
+  types.map((type) =>
+    Stack.of(scope).formatArn({
+      service: 'ec2',
+      account: '',
+      resource: type,
+      resourceName: '*',
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    }),
+  );
+
+export const ssmDocumentArn = (scope: IConstruct, name: string): string =>
+  Stack.of(scope).formatArn({
+    service: 'ssm',
+    resource: 'document',
+    resourceName: name,
+    arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+  });
+
+/** Parameter ARNs keep the leading slash of the name: `arn:aws:ssm:<region>:<account>:parameter/a/b`. */
+export const ssmParameterArn = (scope: IConstruct, path: string, account?: string): string =>
+  `arn:${Stack.of(scope).partition}:ssm:${Stack.of(scope).region}:${account ?? Stack.of(scope).account}:parameter${path}`;
+
+export const resourceTagEquals = (key: string, values: string | readonly string[]) => ({
+  StringEquals: { [`aws:ResourceTag/${key}`]: values },
+});
+
+/** The resource carries `warmboot:managed=true`. */
+export const managedResource = () => resourceTagEquals(TAGS.managed, 'true');
+
+/** The request tags the resource it creates with `warmboot:managed=true`. */
+export const createsManaged = () => ({ StringEquals: { [`aws:RequestTag/${TAGS.managed}`]: 'true' } });

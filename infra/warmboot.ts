@@ -1,0 +1,208 @@
+import * as path from 'node:path';
+import { Stack } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+import type { FunctionId } from '../functions/catalog';
+import type { HostGroupInput } from '../functions/image-cache/config';
+import type { PoolSpecInput } from '../functions/pools/config';
+import { ImageCacheCapability } from './capabilities/image-cache';
+import { PoolsCapability } from './capabilities/pools';
+import { ShelvingCapability } from './capabilities/shelving';
+import {
+  parseWarmbootSettings,
+  type ShareableTestEvents as TestEventsMode,
+  type WarmbootSettingsInput,
+} from './config';
+import { WarmbootDashboard } from './dashboard';
+import { WarmbootData } from './data';
+import { PROJECT_ROOT, type WarmbootFunction } from './function';
+import { ShareableTestEvents } from './test-events';
+
+export interface WarmbootProps {
+  /**
+   * DynamoDB deletion protection on every table.
+   * @default true
+   */
+  readonly deletionProtection?: boolean;
+  /**
+   * Popularity: decay half-life, write shards, top-K, change threshold (functions/popularity/config.ts).
+   * @default - every field at its schema default
+   */
+  readonly popularity?: WarmbootSettingsInput['popularity'];
+  /**
+   * Host groups whose hosts warmboot keeps warm images on. Hosts join a group with the tags
+   * `warmboot:host-group=<name>` and `warmboot:managed=true`.
+   * @default - none: popularity, fast restore and placement still run
+   */
+  readonly hostGroups?: readonly HostGroupInput[];
+  /**
+   * Fast snapshot restore budget (functions/fast-restore/config.ts).
+   * @default - every field at its schema default (5 pairs, 3.75 USD/hour)
+   */
+  readonly fastRestore?: WarmbootSettingsInput['fastRestore'];
+  /**
+   * Prestarted pools defined at deploy time (more can be defined at runtime with `Define Pool`).
+   * @default - none
+   */
+  readonly pools?: readonly PoolSpecInput[];
+  /**
+   * Shelving timers and batch sizes (functions/shelving/config.ts).
+   * @default - every field at its schema default
+   */
+  readonly shelving?: WarmbootSettingsInput['shelving'];
+  /**
+   * Subscribe this address to an encrypted SNS topic that every alarm notifies.
+   * @default - no topic; alarms are visible on the dashboard only
+   */
+  readonly alarmEmail?: string;
+  /**
+   * Log retention of every function's log group.
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * Register `events/**\/*.json` as Lambda console shareable test events.
+   * @default 'create-registry'
+   */
+  readonly shareableTestEvents?: TestEventsMode;
+  /**
+   * Reserved concurrency per function, overriding FUNCTION_DEFAULTS (infra/function.ts).
+   * @default - FUNCTION_DEFAULTS
+   */
+  readonly reservedConcurrency?: Readonly<Partial<Record<FunctionId, number>>>;
+  /**
+   * The bus the operator requests arrive on and warmboot publishes its facts to. AWS service
+   * events (EC2, SSM, ECS) only arrive on the default bus.
+   * @default - the account's default event bus
+   */
+  readonly eventBus?: events.IEventBus;
+  /**
+   * Directory of sample events (full EventBridge envelopes) for the shareable test events.
+   * @default - `events/` at the repository root
+   */
+  readonly eventsDirectory?: string;
+}
+
+/**
+ * The whole of warmboot: tables, the seven functions grouped by capability with their rules,
+ * schedules, dead-letter queues, SSM documents and least-privilege roles, the dashboard and
+ * alarms, and the console test events. Props are validated with the same schemas the functions
+ * use at cold start; a bad value fails synth naming its path (`props.hostGroups[0].cacheBytes`).
+ *
+ * One instance per account and Region: the SSM documents have fixed names (the catalog routes
+ * command status events by name prefix) and both rules and IAM rely on those names.
+ */
+export class Warmboot extends Construct {
+  readonly data: WarmbootData;
+  readonly imageCache: ImageCacheCapability;
+  readonly pools: PoolsCapability;
+  readonly shelving: ShelvingCapability;
+  readonly functions: readonly WarmbootFunction[];
+  readonly dashboard: WarmbootDashboard;
+  readonly alarmTopic?: sns.Topic;
+
+  constructor(scope: Construct, id: string, props: WarmbootProps = {}) {
+    super(scope, id);
+    const settings = parseWarmbootSettings(
+      {
+        ...(props.deletionProtection !== undefined ? { deletionProtection: props.deletionProtection } : {}),
+        ...(props.popularity ? { popularity: props.popularity } : {}),
+        ...(props.hostGroups ? { hostGroups: props.hostGroups } : {}),
+        ...(props.fastRestore ? { fastRestore: props.fastRestore } : {}),
+        ...(props.pools ? { pools: props.pools } : {}),
+        ...(props.shelving ? { shelving: props.shelving } : {}),
+        ...(props.alarmEmail !== undefined ? { alarmEmail: props.alarmEmail } : {}),
+        ...(props.logRetention !== undefined ? { logRetentionDays: props.logRetention } : {}),
+        ...(props.shareableTestEvents ? { shareableTestEvents: props.shareableTestEvents } : {}),
+        ...(props.reservedConcurrency ? { reservedConcurrency: props.reservedConcurrency } : {}),
+      },
+      'props',
+    );
+    const eventBus = props.eventBus ?? events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
+
+    this.data = new WarmbootData(this, 'Data', { deletionProtection: settings.deletionProtection });
+    this.alarmTopic = settings.alarmEmail ? this.createAlarmTopic(settings.alarmEmail) : undefined;
+
+    const common = {
+      data: this.data,
+      eventBus,
+      logRetention: settings.logRetentionDays as logs.RetentionDays,
+      reservedConcurrency: settings.reservedConcurrency,
+      ...(this.alarmTopic ? { alarmTopic: this.alarmTopic } : {}),
+    };
+    this.imageCache = new ImageCacheCapability(this, 'ImageCache', {
+      ...common,
+      popularity: settings.popularity,
+      hostGroups: settings.hostGroups,
+      fastRestore: settings.fastRestore,
+    });
+    this.pools = new PoolsCapability(this, 'Pools', {
+      ...common,
+      pools: settings.pools,
+      popularity: settings.popularity,
+    });
+    this.shelving = new ShelvingCapability(this, 'Shelving', { ...common, shelving: settings.shelving });
+    this.functions = [
+      this.imageCache.popularity,
+      this.imageCache.imageCache,
+      this.imageCache.fastRestore,
+      this.imageCache.placement,
+      this.pools.pools,
+      this.pools.claim,
+      this.shelving.shelving,
+    ];
+    for (const fn of this.functions) {
+      const missing = fn.missingTableGrants();
+      if (missing.length > 0)
+        throw new Error(`${fn.spec.id}: no grant for catalog tables ${missing.join(', ')}`);
+    }
+
+    this.dashboard = new WarmbootDashboard(this, 'Dashboard', {
+      functions: this.functions,
+      hostGroups: settings.hostGroups,
+      pools: settings.pools,
+      fastRestore: settings.fastRestore,
+      ...(this.alarmTopic ? { alarmTopic: this.alarmTopic } : {}),
+    });
+
+    if (settings.shareableTestEvents !== 'none') {
+      new ShareableTestEvents(this, 'TestEvents', {
+        functions: this.functions,
+        registry: settings.shareableTestEvents,
+        eventsDirectory: props.eventsDirectory ?? path.join(PROJECT_ROOT, 'events'),
+      });
+    }
+  }
+
+  /**
+   * CloudWatch can publish to an encrypted topic only with a customer managed key whose policy
+   * lets cloudwatch.amazonaws.com use it (the AWS managed aws/sns key does not).
+   */
+  private createAlarmTopic(email: string): sns.Topic {
+    const key = new kms.Key(this, 'AlarmKey', {
+      description: 'warmboot alarm topic',
+      enableKeyRotation: true,
+    });
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+      }),
+    );
+    const topic = new sns.Topic(this, 'AlarmTopic', {
+      displayName: 'warmboot alarms',
+      masterKey: key,
+      enforceSSL: true,
+    });
+    topic.addSubscription(new subscriptions.EmailSubscription(email));
+    return topic;
+  }
+}

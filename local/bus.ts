@@ -1,0 +1,420 @@
+import type { Context } from 'aws-lambda';
+import { FUNCTIONS, type FunctionId, SCHEDULED_EVENT } from '../functions/catalog';
+import { errorMessage } from '../functions/shared/errors';
+import { matchesPattern } from '../functions/shared/event-pattern';
+import type { VirtualClock } from './clock';
+import { IdGenerator, seededRandom } from './ec2/ids';
+import { invocationScope } from './faults';
+import { lambdaContext } from './lambda-context';
+
+/** An EventBridge event as a target receives it (EventBridge user guide, eb-events-structure). */
+export interface EventEnvelope {
+  readonly version: '0';
+  readonly id: string;
+  readonly 'detail-type': string;
+  readonly source: string;
+  readonly account: string;
+  /** Second precision, like EventBridge: `2026-01-05T08:00:00Z`. */
+  readonly time: string;
+  readonly region: string;
+  readonly resources: readonly string[];
+  readonly detail: Record<string, unknown>;
+}
+
+/** What a producer decides; the bus adds id, time, account, region and version. */
+export interface BusEvent {
+  readonly source: string;
+  readonly detailType: string;
+  readonly detail: Record<string, unknown>;
+  readonly resources?: readonly string[];
+  /** PutEvents lets a producer set the time; default: now on the virtual clock. */
+  readonly time?: number;
+}
+
+/** A deployed function as the bus invokes it (asynchronous invocation). */
+export type FunctionTarget = (event: EventEnvelope, context: Context) => Promise<unknown>;
+
+export interface EventMatcher {
+  readonly source?: string;
+  readonly detailType?: string;
+  /** Only deliveries to this function (EventBridge delivers to each rule's target separately). */
+  readonly functionId?: FunctionId;
+  readonly where?: (event: EventEnvelope) => boolean;
+}
+
+export type EventFault =
+  | { readonly kind: 'drop' }
+  /** Deliver a second copy with the same event id, `afterMs` after the first (default together). */
+  | { readonly kind: 'duplicate'; readonly afterMs?: number }
+  | { readonly kind: 'delay'; readonly ms: number }
+  /**
+   * Hold matching deliveries until `window` are held (or `maxHoldMs`, default 10 s, passed since
+   * the first), then deliver them in a shuffled order.
+   */
+  | { readonly kind: 'reorder'; readonly window: number; readonly maxHoldMs?: number };
+
+export interface EventFaultRule {
+  readonly match: EventMatcher;
+  readonly fault: EventFault;
+  /** Affect only the next `times` matching deliveries (default: no limit). */
+  readonly times?: number;
+  /** Affect each matching delivery with this probability, drawn from the bus's seeded generator (default 1). */
+  readonly probability?: number;
+}
+
+export interface FunctionStats {
+  /** Every attempt, first attempts and retries alike. */
+  invocations: number;
+  succeeded: number;
+  /** Attempts that threw. */
+  errors: number;
+  /** Attempts whose handler was killed by fault injection (counted in `errors` too). */
+  crashes: number;
+  retries: number;
+  deadLettered: number;
+}
+
+export interface DeadLetter {
+  readonly event: EventEnvelope;
+  readonly attempts: number;
+  readonly error: string;
+}
+
+export interface InvocationRecord {
+  readonly functionId: FunctionId;
+  readonly invocationId: string;
+  readonly event: EventEnvelope;
+  /** 0 for the first attempt, 1 and 2 for Lambda's retries. */
+  readonly attempt: number;
+  readonly outcome: 'succeeded' | 'failed' | 'crashed';
+  readonly result?: unknown;
+  readonly error?: string;
+}
+
+export interface LocalEventBusOptions {
+  readonly clock: VirtualClock;
+  readonly region: string;
+  readonly accountId: string;
+  readonly seed?: number;
+  /** Put → target invocation. EventBridge typically delivers within about half a second. */
+  readonly deliveryLatencyMs?: number;
+}
+
+/**
+ * Lambda asynchronous invocation: two retries, one minute after the first failure and two
+ * minutes after the second (Lambda developer guide, invocation-async-error-handling), then the
+ * event goes to the target's dead-letter queue, which the stack deploys for every rule.
+ */
+export const ASYNC_RETRY_DELAYS_MS = [60_000, 120_000] as const;
+
+const DEFAULT_DELIVERY_LATENCY_MS = 500;
+const DEFAULT_REORDER_HOLD_MS = 10_000;
+
+interface ActiveRule extends EventFaultRule {
+  remaining: number;
+  held: Delivery[];
+  /** Bumped on every flush so a stale hold timer does not flush a newer window. */
+  generation: number;
+}
+
+interface Delivery {
+  readonly functionId: FunctionId;
+  readonly event: EventEnvelope;
+}
+
+const emptyStats = (): FunctionStats => ({
+  invocations: 0,
+  succeeded: 0,
+  errors: 0,
+  crashes: 0,
+  retries: 0,
+  deadLettered: 0,
+});
+
+const isoSeconds = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+const shuffle = <T>(items: readonly T[], random: () => number): T[] => {
+  const copy = [...items];
+  for (let index = copy.length - 1; index > 0; index--) {
+    const other = Math.floor(random() * (index + 1));
+    [copy[index], copy[other]] = [copy[other] as T, copy[index] as T];
+  }
+  return copy;
+};
+
+const RATE = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/;
+const UNIT_MS: Record<string, number> = {
+  minute: 60_000,
+  minutes: 60_000,
+  hour: 3_600_000,
+  hours: 3_600_000,
+  day: 86_400_000,
+  days: 86_400_000,
+};
+
+/** Period of an EventBridge `rate(...)` expression; the catalog uses no `cron(...)`. */
+export const schedulePeriodMs = (expression: string): number => {
+  const match = RATE.exec(expression);
+  const unit = match?.[2];
+  if (!match || unit === undefined) {
+    throw new Error(
+      `unsupported schedule expression ${JSON.stringify(expression)}: the local bus runs rate(N unit)`,
+    );
+  }
+  const period = Number(match[1]) * (UNIT_MS[unit] ?? 0);
+  if (period <= 0) throw new Error(`schedule ${expression} has no positive period`);
+  return period;
+};
+
+/**
+ * The local EventBridge default bus plus Lambda's asynchronous invocation of each rule's target.
+ * Routing uses the catalog's patterns (the same objects the CDK rules deploy), delivery and
+ * retries happen on the virtual clock, and event faults model what EventBridge's at-least-once
+ * delivery allows: lost, duplicated, late and reordered events.
+ */
+export class LocalEventBus {
+  readonly #clock: VirtualClock;
+  readonly #region: string;
+  readonly #accountId: string;
+  readonly #random: () => number;
+  /** Event and request ids from the seeded generator, so a seeded run names events identically. */
+  readonly #ids: IdGenerator;
+  readonly #latencyMs: number;
+  readonly #targets = new Map<FunctionId, FunctionTarget>();
+  readonly #stats = new Map<FunctionId, FunctionStats>();
+  readonly #deadLetters = new Map<FunctionId, DeadLetter[]>();
+  readonly #eventListeners = new Set<(event: EventEnvelope) => void>();
+  readonly #invocationListeners = new Set<(record: InvocationRecord) => void>();
+  #rules: ActiveRule[] = [];
+  #scheduleGeneration = 0;
+
+  constructor(options: LocalEventBusOptions) {
+    this.#clock = options.clock;
+    this.#region = options.region;
+    this.#accountId = options.accountId;
+    this.#random = seededRandom(options.seed ?? 1);
+    this.#ids = new IdGenerator(this.#random);
+    this.#latencyMs = options.deliveryLatencyMs ?? DEFAULT_DELIVERY_LATENCY_MS;
+  }
+
+  /** Deploys `functionId`: from now on its catalog rules deliver to `target`. */
+  register(functionId: FunctionId, target: FunctionTarget): void {
+    this.#targets.set(functionId, target);
+  }
+
+  /** Puts an event on the bus and schedules its delivery to every function whose rule matches. */
+  put(event: BusEvent): EventEnvelope {
+    const envelope: EventEnvelope = {
+      version: '0',
+      id: this.#ids.uuid(),
+      'detail-type': event.detailType,
+      source: event.source,
+      account: this.#accountId,
+      time: isoSeconds(event.time ?? this.#clock.now()),
+      region: this.#region,
+      resources: [...(event.resources ?? [])],
+      detail: event.detail,
+    };
+    for (const listener of this.#eventListeners) listener(envelope);
+    for (const functionId of this.#targets.keys()) {
+      // One delivery per matching rule, as EventBridge does for separate rules with the same target.
+      for (const { pattern } of FUNCTIONS[functionId].patterns) {
+        if (matchesPattern(envelope, pattern)) this.#deliver({ functionId, event: envelope });
+      }
+    }
+    return envelope;
+  }
+
+  /** Watches every event put on the bus (before routing and faults). Returns an unsubscribe. */
+  onEvent(listener: (event: EventEnvelope) => void): () => void {
+    this.#eventListeners.add(listener);
+    return () => this.#eventListeners.delete(listener);
+  }
+
+  /** Watches every finished invocation attempt. Returns an unsubscribe. */
+  onInvocation(listener: (record: InvocationRecord) => void): () => void {
+    this.#invocationListeners.add(listener);
+    return () => this.#invocationListeners.delete(listener);
+  }
+
+  injectFault(rule: EventFaultRule): void {
+    if (rule.fault.kind === 'reorder' && rule.fault.window < 2) {
+      throw new Error('a reorder fault needs a window of at least 2 events');
+    }
+    this.#rules.push({ ...rule, remaining: rule.times ?? Number.POSITIVE_INFINITY, held: [], generation: 0 });
+  }
+
+  /** Removes every event fault; deliveries held for reordering are released in their original order. */
+  clearFaults(): void {
+    const held = this.#rules.flatMap((rule) => rule.held);
+    this.#rules = [];
+    for (const delivery of held) this.#schedule(delivery, this.#latencyMs);
+  }
+
+  stats(functionId: FunctionId): Readonly<FunctionStats> {
+    return { ...(this.#stats.get(functionId) ?? emptyStats()) };
+  }
+
+  deadLetters(functionId: FunctionId): readonly DeadLetter[] {
+    return [...(this.#deadLetters.get(functionId) ?? [])];
+  }
+
+  /**
+   * Fires every registered function's catalog schedule as `aws.events` "Scheduled Event"s,
+   * first one period from now. Returns a function that stops them.
+   */
+  startSchedules(): () => void {
+    const generation = ++this.#scheduleGeneration;
+    for (const functionId of this.#targets.keys()) {
+      const expression = FUNCTIONS[functionId].schedule;
+      if (expression === undefined) continue;
+      const period = schedulePeriodMs(expression);
+      const fire = (): void => {
+        if (generation !== this.#scheduleGeneration) return;
+        this.#deliver({ functionId, event: this.#scheduledEvent(functionId) });
+        this.#clock.at(this.#clock.now() + period, fire);
+      };
+      this.#clock.at(this.#clock.now() + period, fire);
+    }
+    return () => {
+      if (generation === this.#scheduleGeneration) this.#scheduleGeneration++;
+    };
+  }
+
+  #scheduledEvent(functionId: FunctionId): EventEnvelope {
+    return {
+      version: '0',
+      id: this.#ids.uuid(),
+      'detail-type': SCHEDULED_EVENT,
+      source: 'aws.events',
+      account: this.#accountId,
+      time: isoSeconds(this.#clock.now()),
+      region: this.#region,
+      resources: [`arn:aws:events:${this.#region}:${this.#accountId}:rule/warmboot-${functionId}-schedule`],
+      detail: {},
+    };
+  }
+
+  #deliver(delivery: Delivery): void {
+    const rule = this.#rules.find((candidate) => this.#applies(candidate, delivery));
+    if (!rule) {
+      this.#schedule(delivery, this.#latencyMs);
+      return;
+    }
+    rule.remaining -= 1;
+    const fault = rule.fault;
+    switch (fault.kind) {
+      case 'drop':
+        return;
+      case 'duplicate':
+        this.#schedule(delivery, this.#latencyMs);
+        this.#schedule(delivery, this.#latencyMs + (fault.afterMs ?? 0));
+        return;
+      case 'delay':
+        this.#schedule(delivery, this.#latencyMs + fault.ms);
+        return;
+      case 'reorder':
+        this.#hold(rule, fault, delivery);
+        return;
+    }
+  }
+
+  #applies(rule: ActiveRule, delivery: Delivery): boolean {
+    const { match } = rule;
+    const { event } = delivery;
+    if (rule.remaining <= 0) return false;
+    if (match.source !== undefined && match.source !== event.source) return false;
+    if (match.detailType !== undefined && match.detailType !== event['detail-type']) return false;
+    if (match.functionId !== undefined && match.functionId !== delivery.functionId) return false;
+    if (match.where && !match.where(event)) return false;
+    return rule.probability === undefined || this.#random() < rule.probability;
+  }
+
+  #hold(rule: ActiveRule, fault: Extract<EventFault, { kind: 'reorder' }>, delivery: Delivery): void {
+    rule.held.push(delivery);
+    if (rule.held.length >= fault.window) {
+      this.#release(rule);
+      return;
+    }
+    if (rule.held.length === 1) {
+      const generation = rule.generation;
+      this.#clock.at(this.#clock.now() + (fault.maxHoldMs ?? DEFAULT_REORDER_HOLD_MS), () => {
+        if (rule.generation === generation) this.#release(rule);
+      });
+    }
+  }
+
+  #release(rule: ActiveRule): void {
+    const held = rule.held;
+    rule.held = [];
+    rule.generation += 1;
+    // Same instant, shuffled insertion order: the clock fires same-time timers in insertion order.
+    for (const delivery of shuffle(held, this.#random)) this.#schedule(delivery, this.#latencyMs);
+  }
+
+  #schedule(delivery: Delivery, afterMs: number, attempt = 0): void {
+    this.#clock.at(this.#clock.now() + afterMs, () => {
+      void this.#invoke(delivery, attempt);
+    });
+  }
+
+  async #invoke(delivery: Delivery, attempt: number): Promise<void> {
+    const { functionId, event } = delivery;
+    const target = this.#targets.get(functionId);
+    if (!target) return;
+    const stats = this.#statsOf(functionId);
+    stats.invocations += 1;
+    if (attempt > 0) stats.retries += 1;
+    const invocationId = this.#ids.uuid();
+    const scope = { functionId, invocationId, awsCalls: 0, killed: false };
+    const context = lambdaContext({
+      functionId,
+      requestId: invocationId,
+      clock: this.#clock,
+      region: this.#region,
+      accountId: this.#accountId,
+    });
+    let record: InvocationRecord;
+    try {
+      const result = await invocationScope.run(scope, () => target(event, context));
+      // A handler that swallowed its own death still died: Lambda would have seen the crash.
+      record = scope.killed
+        ? { functionId, invocationId, event, attempt, outcome: 'crashed', error: 'handler killed' }
+        : { functionId, invocationId, event, attempt, outcome: 'succeeded', result };
+    } catch (error) {
+      record = {
+        functionId,
+        invocationId,
+        event,
+        attempt,
+        outcome: scope.killed ? 'crashed' : 'failed',
+        error: errorMessage(error),
+      };
+    }
+    if (record.outcome === 'succeeded') {
+      stats.succeeded += 1;
+    } else {
+      stats.errors += 1;
+      if (record.outcome === 'crashed') stats.crashes += 1;
+      const retryDelay = ASYNC_RETRY_DELAYS_MS[attempt];
+      if (retryDelay !== undefined) {
+        this.#schedule(delivery, retryDelay, attempt + 1);
+      } else {
+        stats.deadLettered += 1;
+        const letters = this.#deadLetters.get(functionId) ?? [];
+        letters.push({ event, attempts: attempt + 1, error: record.error ?? 'unknown' });
+        this.#deadLetters.set(functionId, letters);
+      }
+    }
+    for (const listener of this.#invocationListeners) listener(record);
+  }
+
+  #statsOf(functionId: FunctionId): FunctionStats {
+    let stats = this.#stats.get(functionId);
+    if (!stats) {
+      stats = emptyStats();
+      this.#stats.set(functionId, stats);
+    }
+    return stats;
+  }
+}

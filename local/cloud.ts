@@ -1,0 +1,344 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { LogLevel } from '@aws-lambda-powertools/logger/types';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { FUNCTIONS, type FunctionId } from '../functions/catalog';
+import type { Runtime } from '../functions/shared/runtime';
+import type { CommandDocument } from '../functions/shared/ssm-document';
+import { type EventEnvelope, LocalEventBus } from './bus';
+import { VirtualClock } from './clock';
+import {
+  createTables,
+  type DynamoDbLocal,
+  deleteTables,
+  LOCAL_CREDENTIALS,
+  startDynamoDbLocal,
+  type TableNames,
+} from './dynamodb-local';
+import { IdGenerator, seededRandom } from './ec2/ids';
+import { Ec2Simulator } from './ec2/simulator';
+import { checkEntry, createEventsSimulator, entrySize, PUT_EVENTS_MAX_BYTES } from './events-simulator';
+import { FaultInjector, HandlerKilledError, invocationScope } from './faults';
+import { type FunctionHandler, functionFolder, type HandlerFactory, loadHandlerFactory } from './functions';
+import { lambdaContext } from './lambda-context';
+import type { LatencyMode } from './latency';
+import type { EmfSink } from './metrics';
+import { ClockTrackedHttpHandler, createLocalRuntime, holdClockWhileSending } from './runtime';
+import type { DocumentBehaviour } from './ssm/agent';
+import { SsmSimulator } from './ssm/simulator';
+
+export interface LocalCloudOptions {
+  /** A running DynamoDB Local (tests: `inject('dynamodbEndpoint')`); absent: start one for this cloud. */
+  readonly dynamodbEndpoint?: string;
+  /** Simulator latencies (default `calibrated`). */
+  readonly latency?: LatencyMode;
+  /** Seeds every random choice: ids, event ids, fault probabilities, jitter (default 1). */
+  readonly seed?: number;
+  readonly region?: string;
+  readonly accountId?: string;
+  /** Functions to deploy from `functions/<folder>/handler.ts` (default none). */
+  readonly functions?: readonly FunctionId[];
+  /** Deploy these factories under catalog ids instead of the real handlers (test doubles). */
+  readonly handlers?: Partial<Record<FunctionId, HandlerFactory>>;
+  /** Function settings, given to every deployed function as environment (e.g. `{ HOST_GROUPS: '[…]' }`). */
+  readonly settings?: Readonly<Record<string, string>>;
+  /** SSM documents (default: every `functions/<folder>/documents.ts` `DOCUMENTS`). */
+  readonly documents?: readonly CommandDocument[];
+  /** What each document does on a simulated host (default: every `local/ssm/behaviours/<folder>.ts` `BEHAVIOURS`). */
+  readonly behaviours?: Readonly<Record<string, DocumentBehaviour>>;
+  /** Powertools log level of every function (default SILENT). */
+  readonly logLevel?: LogLevel;
+}
+
+export interface PutEventInput {
+  readonly source: string;
+  readonly detailType: string;
+  readonly detail: Record<string, unknown>;
+  readonly resources?: readonly string[];
+}
+
+const DEFAULT_REGION = 'us-east-1';
+/** The placeholder account id AWS uses in its documentation. */
+const DEFAULT_ACCOUNT_ID = '123456789012';
+
+const moduleIfPresent = async (relativePath: string): Promise<Record<string, unknown> | undefined> => {
+  const url = new URL(relativePath, import.meta.url);
+  if (!existsSync(fileURLToPath(url))) return undefined;
+  return (await import(url.href)) as Record<string, unknown>;
+};
+
+/**
+ * Every capability's SSM documents and simulated behaviours, found by convention: a capability
+ * that runs commands exports `DOCUMENTS` from `functions/<folder>/documents.ts` and its host-side
+ * behaviour as `BEHAVIOURS` from `local/ssm/behaviours/<folder>.ts`.
+ */
+const capabilityCommands = async (): Promise<{
+  documents: CommandDocument[];
+  behaviours: Record<string, DocumentBehaviour>;
+}> => {
+  const documents: CommandDocument[] = [];
+  const behaviours: Record<string, DocumentBehaviour> = {};
+  for (const functionId of Object.keys(FUNCTIONS) as FunctionId[]) {
+    const folder = functionFolder(functionId);
+    const documentModule = await moduleIfPresent(`../functions/${folder}/documents.ts`);
+    documents.push(...((documentModule?.DOCUMENTS ?? []) as CommandDocument[]));
+    const behaviourModule = await moduleIfPresent(`./ssm/behaviours/${folder}.ts`);
+    Object.assign(behaviours, (behaviourModule?.BEHAVIOURS ?? {}) as Record<string, DocumentBehaviour>);
+  }
+  return { documents, behaviours };
+};
+
+/**
+ * The whole cloud warmboot needs, on one virtual clock: DynamoDB Local with the stack's tables,
+ * the EC2 and SSM simulators, the local EventBridge with the catalog's rules, and the deployed
+ * functions' handlers behind the real SDK clients.
+ *
+ * Time moves only while someone drives the clock: `run(task)`, `invoke()` and `settleFor()` do.
+ * Call them one at a time from the test; inside `run`, `invoke` and `settleFor` join the running
+ * drive instead of starting a second one.
+ */
+export class LocalCloud {
+  readonly clock: VirtualClock;
+  readonly faults: FaultInjector;
+  readonly bus: LocalEventBus;
+  readonly ec2: Ec2Simulator;
+  readonly ssm: SsmSimulator;
+  readonly region: string;
+  readonly accountId: string;
+  readonly tables: TableNames;
+  /** A DocumentClient on DynamoDB Local, for assertions and seeding. */
+  readonly documents: DynamoDBDocumentClient;
+  /** Every EMF document the deployed functions published, in order. */
+  readonly metrics: EmfSink;
+  readonly #runtimes: ReadonlyMap<FunctionId, Runtime>;
+  readonly #handlers: ReadonlyMap<FunctionId, FunctionHandler>;
+  readonly #ownDynamodb: DynamoDbLocal | undefined;
+  readonly #ids: IdGenerator;
+  #driving = 0;
+  #stopSchedules: (() => void) | undefined;
+
+  private constructor(parts: {
+    clock: VirtualClock;
+    faults: FaultInjector;
+    bus: LocalEventBus;
+    ec2: Ec2Simulator;
+    ssm: SsmSimulator;
+    region: string;
+    accountId: string;
+    tables: TableNames;
+    documents: DynamoDBDocumentClient;
+    metrics: EmfSink;
+    runtimes: ReadonlyMap<FunctionId, Runtime>;
+    handlers: ReadonlyMap<FunctionId, FunctionHandler>;
+    ownDynamodb: DynamoDbLocal | undefined;
+    random: () => number;
+  }) {
+    this.clock = parts.clock;
+    this.faults = parts.faults;
+    this.bus = parts.bus;
+    this.ec2 = parts.ec2;
+    this.ssm = parts.ssm;
+    this.region = parts.region;
+    this.accountId = parts.accountId;
+    this.tables = parts.tables;
+    this.documents = parts.documents;
+    this.metrics = parts.metrics;
+    this.#runtimes = parts.runtimes;
+    this.#handlers = parts.handlers;
+    this.#ownDynamodb = parts.ownDynamodb;
+    this.#ids = new IdGenerator(parts.random);
+  }
+
+  static async start(options: LocalCloudOptions = {}): Promise<LocalCloud> {
+    const region = options.region ?? DEFAULT_REGION;
+    const accountId = options.accountId ?? DEFAULT_ACCOUNT_ID;
+    const seeds = seededRandom(options.seed ?? 1);
+    const nextSeed = (): number => Math.floor(seeds() * 2 ** 32);
+    const clock = new VirtualClock();
+    const faults = new FaultInjector();
+
+    const ownDynamodb = options.dynamodbEndpoint ? undefined : await startDynamoDbLocal();
+    const dynamodbEndpoint = options.dynamodbEndpoint ?? (ownDynamodb as DynamoDbLocal).endpoint;
+    const assertions = new DynamoDBClient({
+      region,
+      endpoint: dynamodbEndpoint,
+      credentials: LOCAL_CREDENTIALS,
+      // No latency: tests read through this client without driving the clock.
+      requestHandler: new ClockTrackedHttpHandler(clock, 0),
+    });
+    holdClockWhileSending(assertions, clock);
+    const documents = DynamoDBDocumentClient.from(assertions, {
+      marshallOptions: { removeUndefinedValues: true },
+    });
+    // Unique per cloud: test files run in parallel processes against one DynamoDB Local.
+    const tables = await createTables(documents, `wb-${randomUUID().slice(0, 8)}`);
+
+    const bus = new LocalEventBus({ clock, region, accountId, seed: nextSeed() });
+    const emit = (event: Parameters<LocalEventBus['put']>[0]): void => {
+      bus.put(event);
+    };
+    const latency = options.latency ?? 'calibrated';
+    const ec2 = new Ec2Simulator({
+      clock,
+      region,
+      accountId,
+      emit,
+      faults,
+      latency,
+      random: seededRandom(nextSeed()),
+    });
+    // Discovery only fills in what the options leave out.
+    const discovered = options.documents && options.behaviours ? undefined : await capabilityCommands();
+    const ssm = new SsmSimulator({
+      clock,
+      region,
+      accountId,
+      ec2,
+      emit,
+      faults,
+      documents: [...(options.documents ?? discovered?.documents ?? [])],
+      behaviours: { ...(options.behaviours ?? discovered?.behaviours ?? {}) },
+      latency,
+      random: seededRandom(nextSeed()),
+    });
+    const simulators = {
+      ec2: ec2.dispatch,
+      ssm: ssm.dispatch,
+      events: createEventsSimulator(bus, faults),
+    };
+
+    const metrics: EmfSink = [];
+    const runtimes = new Map<FunctionId, Runtime>();
+    const handlers = new Map<FunctionId, FunctionHandler>();
+    const wired = new Set<FunctionId>([
+      ...(options.functions ?? []),
+      ...(Object.keys(options.handlers ?? {}) as FunctionId[]),
+    ]);
+    for (const functionId of wired) {
+      const factory = options.handlers?.[functionId] ?? (await loadHandlerFactory(functionId));
+      const runtime = createLocalRuntime({
+        clock,
+        functionId,
+        region,
+        random: seededRandom(nextSeed()),
+        simulators,
+        dynamodbEndpoint,
+        tables,
+        settings: options.settings ?? {},
+        latency,
+        metricsSink: metrics,
+        ...(options.logLevel ? { logLevel: options.logLevel } : {}),
+      });
+      const handler = factory(runtime);
+      runtimes.set(functionId, runtime);
+      handlers.set(functionId, handler);
+      bus.register(functionId, handler);
+    }
+
+    return new LocalCloud({
+      clock,
+      faults,
+      bus,
+      ec2,
+      ssm,
+      region,
+      accountId,
+      tables,
+      documents,
+      metrics,
+      runtimes,
+      handlers,
+      ownDynamodb,
+      random: seededRandom(nextSeed()),
+    });
+  }
+
+  /** The Runtime a deployed function was built with (its SDK clients, clock, env). */
+  runtime(functionId: FunctionId): Runtime {
+    const runtime = this.#runtimes.get(functionId);
+    if (!runtime) throw new Error(`${functionId} is not deployed in this LocalCloud (options.functions)`);
+    return runtime;
+  }
+
+  /**
+   * A synchronous (RequestResponse) invocation through the function's full middy chain. As in
+   * Lambda there is no retry: a failure, or a handler killed by fault injection, throws.
+   */
+  async invoke(functionId: FunctionId, event: unknown): Promise<unknown> {
+    const handler = this.#handlers.get(functionId);
+    if (!handler) throw new Error(`${functionId} is not deployed in this LocalCloud (options.functions)`);
+    const invocationId = this.#ids.uuid();
+    const scope = { functionId, invocationId, awsCalls: 0, killed: false };
+    const context = lambdaContext({
+      functionId,
+      requestId: invocationId,
+      clock: this.clock,
+      region: this.region,
+      accountId: this.accountId,
+    });
+    return this.run(async () => {
+      const result = await invocationScope.run(scope, () => handler(event, context));
+      if (scope.killed) throw new HandlerKilledError(functionId, scope.awsCalls);
+      return result;
+    });
+  }
+
+  /** PutEvents of one entry, validated like EventBridge; returns the event as targets receive it. */
+  putEvent(event: PutEventInput): EventEnvelope {
+    const entry = {
+      Source: event.source,
+      DetailType: event.detailType,
+      Detail: JSON.stringify(event.detail),
+      Resources: event.resources ?? [],
+    };
+    if (entrySize(entry) > PUT_EVENTS_MAX_BYTES)
+      throw new Error(`event is over ${PUT_EVENTS_MAX_BYTES} bytes`);
+    const checked = checkEntry(entry);
+    if (!checked.ok) throw new Error(`PutEvents refused the event: ${checked.code}: ${checked.message}`);
+    return this.bus.put(checked.event);
+  }
+
+  /** Runs `task` to completion, moving virtual time whenever everything waits. */
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#driving > 0) return task();
+    this.#driving += 1;
+    try {
+      return await this.clock.run(task);
+    } finally {
+      this.#driving -= 1;
+    }
+  }
+
+  /** Lets `ms` of virtual time pass, delivering every event, retry and transition due in it. */
+  async settleFor(ms: number): Promise<void> {
+    if (this.#driving > 0) return this.clock.sleep(ms);
+    this.#driving += 1;
+    try {
+      await this.clock.advanceBy(ms);
+    } finally {
+      this.#driving -= 1;
+    }
+  }
+
+  /** Starts every deployed function's catalog schedule (level-triggered reconciles). */
+  startSchedules(): void {
+    this.#stopSchedules ??= this.bus.startSchedules();
+  }
+
+  /** Stops schedules, drops this cloud's tables, closes its clients and its own DynamoDB Local. */
+  async stop(): Promise<void> {
+    this.#stopSchedules?.();
+    this.#stopSchedules = undefined;
+    try {
+      await deleteTables(this.documents, this.tables);
+    } finally {
+      for (const runtime of this.#runtimes.values()) {
+        for (const client of Object.values(runtime.clients)) client.destroy();
+      }
+      this.documents.destroy();
+      await this.#ownDynamodb?.stop();
+    }
+  }
+}

@@ -1,0 +1,694 @@
+import type {
+  DescribeInstanceStatusRequest,
+  DescribeInstanceStatusResult,
+  DescribeInstancesRequest,
+  DescribeInstancesResult,
+  Instance,
+  InstanceState,
+  InstanceStateChange,
+  ModifyInstanceAttributeRequest,
+  ModifyInstancePlacementRequest,
+  ModifyInstancePlacementResult,
+  Reservation,
+  RunInstancesRequest,
+  StartInstancesRequest,
+  StartInstancesResult,
+  StopInstancesRequest,
+  StopInstancesResult,
+  TerminateInstancesRequest,
+  TerminateInstancesResult,
+  VolumeType,
+} from '@aws-sdk/client-ec2';
+import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
+import { type InstanceStateName, instanceStateChange } from './events';
+import { applyFilters, paginate, tagList, tagsFor } from './filters';
+import { chooseHost } from './hosts';
+import { isWellFormedId } from './ids';
+import { imageOrThrow, platformValue } from './images';
+import { capacityKey, type Ec2Context, type InstanceRecord, type SubnetRecord } from './state';
+import {
+  attachedVolumes,
+  deleteVolumeRecord,
+  newVolume,
+  releaseVolume,
+  rootVolume,
+  volumeSizeFor,
+} from './volumes';
+
+/**
+ * Instances follow ec2-instance-lifecycle: pending → running; stopping → stopped;
+ * shutting-down → terminated. Every transition emits "EC2 Instance State-change Notification"
+ * (monitoring-instance-state-changes) and runs on the virtual clock with latency.ts delays.
+ */
+
+/** API_InstanceState: the low byte codes of each state. */
+const STATE_CODES: Record<InstanceStateName, number> = {
+  pending: 0,
+  running: 16,
+  'shutting-down': 32,
+  terminated: 48,
+  stopping: 64,
+  stopped: 80,
+};
+
+const stateOf = (name: InstanceStateName): InstanceState => ({ Code: STATE_CODES[name], Name: name });
+
+/** States in which an instance holds capacity in its AZ or on its Dedicated Host. */
+const HOLDS_CAPACITY = new Set<InstanceStateName>(['pending', 'running', 'stopping', 'shutting-down']);
+
+const instanceArn = (ctx: Ec2Context, instanceId: string): string =>
+  `arn:aws:ec2:${ctx.region}:${ctx.accountId}:instance/${instanceId}`;
+
+const enterState = (ctx: Ec2Context, instance: InstanceRecord, state: InstanceStateName): void => {
+  instance.state = state;
+  instance.generation += 1;
+  instance.osReadyAt = undefined;
+  ctx.emit(instanceStateChange(instanceArn(ctx, instance.instanceId), instance.instanceId, state));
+  ctx.notifyLifecycle({ kind: 'state', instanceId: instance.instanceId, state });
+};
+
+/** Runs `next` after `ms` unless the instance moved on (e.g. terminated while pending). */
+const later = (ctx: Ec2Context, instance: InstanceRecord, ms: number, next: () => void): void => {
+  const generation = instance.generation;
+  ctx.clock.at(ctx.clock.now() + ms, () => {
+    if (instance.generation === generation) next();
+  });
+};
+
+/** pending → running, then the OS boots and the SSM agent comes online (data/README timings). */
+const boot = (ctx: Ec2Context, instance: InstanceRecord, pendingMs: number, bootMs: number): void => {
+  instance.launchTime = ctx.clock.now();
+  enterState(ctx, instance, 'pending');
+  later(ctx, instance, pendingMs, () => {
+    enterState(ctx, instance, 'running');
+    later(ctx, instance, bootMs, () => {
+      instance.osReadyAt = ctx.clock.now();
+      ctx.notifyLifecycle({ kind: 'os-ready', instanceId: instance.instanceId });
+    });
+  });
+};
+
+const insufficientCapacity = (availabilityZone: string, instanceType: string): Error =>
+  ec2Error(
+    'InsufficientInstanceCapacity',
+    `We currently do not have sufficient ${instanceType} capacity in the Availability Zone you requested (${availabilityZone}). Our system will be working on provisioning additional capacity.`,
+  );
+
+/** ec2-capacity / troubleshooting-launch: shared-tenancy capacity set with setCapacity. */
+const hasSharedCapacity = (ctx: Ec2Context, availabilityZone: string, instanceType: string): boolean => {
+  const limit = ctx.capacity.get(capacityKey(availabilityZone, instanceType));
+  if (limit === undefined) return true;
+  let used = 0;
+  for (const instance of ctx.instances.values()) {
+    if (
+      instance.availabilityZone === availabilityZone &&
+      instance.instanceType === instanceType &&
+      instance.tenancy !== 'host' &&
+      HOLDS_CAPACITY.has(instance.state)
+    )
+      used += 1;
+  }
+  return used < limit;
+};
+
+/**
+ * Reserves capacity for one instance and returns the Dedicated Host it lands on, if any.
+ * dedicated-hosts-understanding: a launch naming a host, and a start with affinity 'host', must
+ * use that host; a start with affinity 'default' prefers the previous host but may move to any
+ * auto-placement host with room.
+ */
+const placeOne = (
+  ctx: Ec2Context,
+  instance: Pick<InstanceRecord, 'availabilityZone' | 'instanceType' | 'tenancy' | 'hostId'>,
+  mayMoveHost: boolean,
+): string | undefined => {
+  if (instance.tenancy !== 'host') {
+    if (!hasSharedCapacity(ctx, instance.availabilityZone, instance.instanceType))
+      throw insufficientCapacity(instance.availabilityZone, instance.instanceType);
+    return undefined;
+  }
+  const request = {
+    availabilityZone: instance.availabilityZone,
+    instanceType: instance.instanceType,
+    count: 1,
+  };
+  if (instance.hostId === undefined || !mayMoveHost)
+    return chooseHost(ctx, { ...request, hostId: instance.hostId }).hostId;
+  try {
+    return chooseHost(ctx, { ...request, hostId: instance.hostId }).hostId;
+  } catch {
+    return chooseHost(ctx, { ...request, hostId: undefined }).hostId;
+  }
+};
+
+/** Looks up instance ids: malformed ids and unknown ids are distinct errors (API_DescribeInstances). */
+export const lookupInstances = (ctx: Ec2Context, ids: readonly string[] | undefined): InstanceRecord[] => {
+  if (!ids?.length) throw missingParameter('InstanceId');
+  const malformed = ids.find((id) => !isWellFormedId('i', id));
+  if (malformed !== undefined) throw ec2Error('InvalidInstanceID.Malformed', `Invalid id: "${malformed}"`);
+  const missing = ids.filter((id) => !ctx.instances.has(id));
+  if (missing.length > 0) throw notFound('InvalidInstanceID.NotFound', missing, 'instance');
+  return ids.map((id) => ctx.instances.get(id) as InstanceRecord);
+};
+
+const toSdkInstance = (ctx: Ec2Context, instance: InstanceRecord, launchIndex: number): Instance => ({
+  InstanceId: instance.instanceId,
+  ImageId: instance.imageId,
+  InstanceType: instance.instanceType as Instance['InstanceType'],
+  LaunchTime: new Date(instance.launchTime),
+  AmiLaunchIndex: launchIndex,
+  State: stateOf(instance.state),
+  StateTransitionReason: instance.stateTransitionReason,
+  StateReason:
+    instance.state === 'stopped' || instance.state === 'stopping'
+      ? {
+          Code: 'Client.UserInitiatedShutdown',
+          Message: 'Client.UserInitiatedShutdown: User initiated shutdown',
+        }
+      : undefined,
+  Placement: {
+    AvailabilityZone: instance.availabilityZone,
+    Tenancy: instance.tenancy,
+    HostId: instance.hostId,
+    Affinity: instance.affinity,
+  },
+  SubnetId: instance.subnetId,
+  KeyName: instance.keyName,
+  SecurityGroups: instance.securityGroupIds.map((groupId) => ({ GroupId: groupId })),
+  IamInstanceProfile: instance.iamInstanceProfile ? { Arn: instance.iamInstanceProfile } : undefined,
+  Architecture: 'x86_64',
+  VirtualizationType: 'hvm',
+  Hypervisor: 'xen',
+  EnaSupport: true,
+  RootDeviceName: instance.rootDeviceName,
+  RootDeviceType: instance.rootDeviceType,
+  Platform: platformValue(instance.platform),
+  PlatformDetails: instance.platform === 'windows' ? 'Windows' : 'Linux/UNIX',
+  HibernationOptions: { Configured: instance.hibernationConfigured },
+  BlockDeviceMappings: attachedVolumes(ctx, instance.instanceId).flatMap((volume) => {
+    if (!volume.attachment) return [];
+    return [
+      {
+        DeviceName: volume.attachment.device,
+        Ebs: {
+          VolumeId: volume.volumeId,
+          Status: volume.attachment.state,
+          AttachTime: new Date(volume.attachment.attachTime),
+          DeleteOnTermination: volume.attachment.deleteOnTermination,
+        },
+      },
+    ];
+  }),
+  Tags: tagList(instance.tags),
+});
+
+interface PlannedDevice {
+  readonly deviceName: string;
+  readonly snapshotId: string | undefined;
+  readonly size: number;
+  readonly volumeType: VolumeType | undefined;
+  readonly deleteOnTermination: boolean;
+}
+
+/**
+ * The volumes a launch creates: the AMI's block devices, overridden or removed (NoDevice) by the
+ * request's BlockDeviceMappings, plus new ones (block-device-mapping-concepts). A size below the
+ * snapshot's is InvalidBlockDeviceMapping.
+ */
+const planBlockDevices = (
+  ctx: Ec2Context,
+  imageDevices: readonly PlannedDevice[],
+  mappings: RunInstancesRequest['BlockDeviceMappings'],
+): PlannedDevice[] => {
+  const devices = new Map(imageDevices.map((device) => [device.deviceName, device]));
+  for (const mapping of mappings ?? []) {
+    const deviceName = mapping.DeviceName;
+    if (!deviceName) throw missingParameter('BlockDeviceMapping.DeviceName');
+    if (mapping.NoDevice !== undefined) {
+      devices.delete(deviceName);
+      continue;
+    }
+    if (!mapping.Ebs) continue;
+    const existing = devices.get(deviceName);
+    const snapshotId = mapping.Ebs.SnapshotId ?? existing?.snapshotId;
+    const snapshot = snapshotId === undefined ? undefined : ctx.snapshots.get(snapshotId);
+    if (snapshotId !== undefined && !snapshot)
+      throw notFound('InvalidSnapshot.NotFound', [snapshotId], 'snapshot');
+    let size: number;
+    try {
+      size = volumeSizeFor(snapshot?.volumeSize, mapping.Ebs.VolumeSize ?? existing?.size);
+    } catch (error) {
+      throw ec2Error('InvalidBlockDeviceMapping', error instanceof Error ? error.message : String(error));
+    }
+    devices.set(deviceName, {
+      deviceName,
+      snapshotId,
+      size,
+      volumeType: mapping.Ebs.VolumeType ?? existing?.volumeType,
+      deleteOnTermination: mapping.Ebs.DeleteOnTermination ?? existing?.deleteOnTermination ?? true,
+    });
+  }
+  return [...devices.values()];
+};
+
+const resolveSubnet = (ctx: Ec2Context, input: RunInstancesRequest): SubnetRecord => {
+  const requestedZone = input.Placement?.AvailabilityZone;
+  if (input.SubnetId !== undefined) {
+    const subnet = ctx.subnets.get(input.SubnetId);
+    if (!subnet)
+      throw ec2Error('InvalidSubnetID.NotFound', `The subnet ID '${input.SubnetId}' does not exist`);
+    if (requestedZone !== undefined && requestedZone !== subnet.availabilityZone)
+      throw ec2Error(
+        'InvalidParameterCombination',
+        'The specified Availability Zone does not match the subnet.',
+      );
+    return subnet;
+  }
+  // Without a subnet, EC2 launches into the default subnet of the requested (or any) AZ.
+  const zone = requestedZone ?? ctx.availabilityZones[0];
+  const subnet = [...ctx.subnets.values()].find((candidate) => candidate.availabilityZone === zone);
+  if (!subnet) throw invalidParameterValue(`Invalid availability zone: [${zone}]`);
+  return subnet;
+};
+
+/**
+ * API_RunInstances. Launches between MinCount and MaxCount instances: as many as capacity
+ * allows, and InsufficientInstanceCapacity / InsufficientHostCapacity when fewer than MinCount
+ * fit (ec2-capacity). The answer comes after the measured API latency; the instances are then
+ * pending and reach running after the measured pending time.
+ */
+export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest): Promise<Reservation> => {
+  await ctx.clock.sleep(ctx.latency.runInstancesApiMs);
+  const image = imageOrThrow(ctx, input.ImageId);
+  if (image.state !== 'available')
+    throw ec2Error('InvalidAMIID.Unavailable', `The image id '[${image.imageId}]' is not available`);
+  const minCount = input.MinCount;
+  const maxCount = input.MaxCount;
+  if (minCount === undefined) throw missingParameter('MinCount');
+  if (maxCount === undefined) throw missingParameter('MaxCount');
+  if (minCount < 1 || maxCount < minCount)
+    throw invalidParameterValue(`Invalid MinCount/MaxCount: ${minCount}/${maxCount}`);
+  const subnet = resolveSubnet(ctx, input);
+  const devices = planBlockDevices(
+    ctx,
+    image.blockDevices.map((device) => ({ ...device, size: device.volumeSize })),
+    input.BlockDeviceMappings,
+  );
+  const placement = input.Placement;
+  const tenancy = placement?.HostId !== undefined ? 'host' : (placement?.Tenancy ?? 'default');
+  if (tenancy !== 'default' && tenancy !== 'dedicated' && tenancy !== 'host')
+    throw invalidParameterValue(`Invalid tenancy: ${tenancy}`);
+  const instanceType = input.InstanceType ?? 'm1.small';
+  const reservationId = ctx.ids.next('r');
+  const instanceTags = tagsFor(input.TagSpecifications, 'instance');
+  const volumeTags = tagsFor(input.TagSpecifications, 'volume');
+
+  const launched: InstanceRecord[] = [];
+  while (launched.length < maxCount) {
+    const instance: InstanceRecord = {
+      instanceId: ctx.ids.next('i'),
+      reservationId,
+      imageId: image.imageId,
+      instanceType,
+      availabilityZone: subnet.availabilityZone,
+      subnetId: subnet.subnetId,
+      tenancy,
+      hostId: placement?.HostId,
+      affinity: tenancy === 'host' ? (placement?.Affinity === 'host' ? 'host' : 'default') : undefined,
+      state: 'pending',
+      stateTransitionReason: '',
+      launchTime: ctx.clock.now(),
+      rootDeviceName: image.rootDeviceName,
+      rootDeviceType: image.rootDeviceType,
+      platform: image.platform,
+      keyName: input.KeyName,
+      securityGroupIds: input.SecurityGroupIds ?? [],
+      iamInstanceProfile:
+        input.IamInstanceProfile?.Arn ??
+        (input.IamInstanceProfile?.Name
+          ? `arn:aws:iam::${ctx.accountId}:instance-profile/${input.IamInstanceProfile.Name}`
+          : undefined),
+      userData: input.UserData,
+      shutdownBehavior: input.InstanceInitiatedShutdownBehavior === 'terminate' ? 'terminate' : 'stop',
+      hibernationConfigured: input.HibernationOptions?.Configured === true,
+      hibernated: false,
+      osReadyAt: undefined,
+      generation: 0,
+      tags: new Map(instanceTags),
+    };
+    try {
+      instance.hostId = placeOne(ctx, instance, false);
+    } catch (error) {
+      if (launched.length >= minCount) break;
+      for (const placed of launched) ctx.instances.delete(placed.instanceId);
+      throw error;
+    }
+    // The record holds capacity from here on, so the next placement sees it.
+    ctx.instances.set(instance.instanceId, instance);
+    launched.push(instance);
+  }
+
+  for (const instance of launched) {
+    for (const device of devices) {
+      newVolume(ctx, {
+        size: device.size,
+        snapshotId: device.snapshotId,
+        availabilityZone: instance.availabilityZone,
+        volumeType: device.volumeType,
+        tags: new Map(volumeTags),
+        attachTo: {
+          instanceId: instance.instanceId,
+          device: device.deviceName,
+          deleteOnTermination: device.deleteOnTermination,
+        },
+      });
+    }
+    boot(ctx, instance, ctx.latency.launchPendingMs, ctx.latency.launchBootMs);
+  }
+  return {
+    ReservationId: reservationId,
+    OwnerId: ctx.accountId,
+    Groups: [],
+    Instances: launched.map((instance, index) => toSdkInstance(ctx, instance, index)),
+  };
+};
+
+const change = (instance: InstanceRecord, previous: InstanceStateName): InstanceStateChange => ({
+  InstanceId: instance.instanceId,
+  CurrentState: stateOf(instance.state),
+  PreviousState: stateOf(previous),
+});
+
+/**
+ * API_StartInstances (Stop_Start): only a stopped instance starts; one already pending or running
+ * is reported as it is; stopping, shutting-down and terminated ones are IncorrectInstanceState.
+ * An EBS-backed instance needs a volume at its root device (IncorrectInstanceState otherwise).
+ * Capacity is taken again on start (InsufficientInstanceCapacity / InsufficientHostCapacity);
+ * the call is all or nothing.
+ */
+export const startInstances = async (
+  ctx: Ec2Context,
+  input: StartInstancesRequest,
+): Promise<StartInstancesResult> => {
+  const resuming = (input.InstanceIds ?? []).some((id) => ctx.instances.get(id)?.hibernated === true);
+  await ctx.clock.sleep(resuming ? ctx.latency.resumeApiMs : ctx.latency.startInstancesApiMs);
+  const instances = lookupInstances(ctx, input.InstanceIds);
+  for (const instance of instances) {
+    if (
+      instance.state === 'stopping' ||
+      instance.state === 'shutting-down' ||
+      instance.state === 'terminated'
+    ) {
+      throw ec2Error(
+        'IncorrectInstanceState',
+        `The instance '${instance.instanceId}' is not in a state from which it can be started.`,
+      );
+    }
+    if (instance.state === 'stopped' && instance.rootDeviceType === 'ebs' && !rootVolume(ctx, instance)) {
+      throw ec2Error(
+        'IncorrectInstanceState',
+        `Invalid value '${instance.instanceId}' for instanceId. Instance does not have a volume attached at root (${instance.rootDeviceName})`,
+      );
+    }
+  }
+  const toStart = instances.filter((instance) => instance.state === 'stopped');
+  const previousHosts = toStart.map((instance) => instance.hostId);
+  const held: InstanceRecord[] = [];
+  try {
+    for (const instance of toStart) {
+      instance.hostId = placeOne(ctx, instance, instance.affinity !== 'host');
+      // Held as pending (no event yet) so the next placement of this call counts it.
+      instance.state = 'pending';
+      held.push(instance);
+    }
+  } catch (error) {
+    held.forEach((instance) => {
+      instance.state = 'stopped';
+    });
+    toStart.forEach((instance, index) => {
+      instance.hostId = previousHosts[index];
+    });
+    throw error;
+  }
+  const previous = instances.map((instance) => (toStart.includes(instance) ? 'stopped' : instance.state));
+  for (const instance of toStart) {
+    const resume = instance.hibernated;
+    instance.hibernated = false;
+    boot(
+      ctx,
+      instance,
+      resume ? ctx.latency.resumePendingMs : ctx.latency.startPendingMs,
+      resume ? ctx.latency.resumeBootMs : ctx.latency.startBootMs,
+    );
+  }
+  return {
+    StartingInstances: instances.map((instance, index) => change(instance, previous[index] ?? 'stopped')),
+  };
+};
+
+/**
+ * API_StopInstances (Stop_Start, Hibernate): instance-store-backed instances cannot be stopped
+ * (UnsupportedOperation); pending, shutting-down and terminated ones are IncorrectInstanceState;
+ * stopping or stopped ones are reported as they are. Hibernation needs HibernationOptions at launch.
+ * EBS volumes stay attached; capacity is given back once stopped.
+ */
+export const stopInstances = async (
+  ctx: Ec2Context,
+  input: StopInstancesRequest,
+): Promise<StopInstancesResult> => {
+  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+  const instances = lookupInstances(ctx, input.InstanceIds);
+  for (const instance of instances) {
+    if (instance.rootDeviceType === 'instance-store') {
+      throw ec2Error(
+        'UnsupportedOperation',
+        `The instance '${instance.instanceId}' does not have an 'ebs' root device type and cannot be stopped.`,
+      );
+    }
+    if (
+      instance.state === 'pending' ||
+      instance.state === 'shutting-down' ||
+      instance.state === 'terminated'
+    ) {
+      throw ec2Error(
+        'IncorrectInstanceState',
+        `This instance '${instance.instanceId}' is not in a state from which it can be stopped.`,
+      );
+    }
+    if (input.Hibernate && !instance.hibernationConfigured)
+      throw ec2Error(
+        'UnsupportedOperation',
+        `The instance '${instance.instanceId}' is not enabled for hibernation.`,
+      );
+  }
+  return {
+    StoppingInstances: instances.map((instance) => {
+      const previous = instance.state;
+      if (instance.state === 'running') {
+        enterState(ctx, instance, 'stopping');
+        instance.stateTransitionReason = `User initiated (${new Date(ctx.clock.now()).toISOString()})`;
+        const hibernate = input.Hibernate === true;
+        later(ctx, instance, hibernate ? ctx.latency.hibernatingMs : ctx.latency.stoppingMs, () => {
+          instance.hibernated = hibernate;
+          enterState(ctx, instance, 'stopped');
+        });
+      }
+      return change(instance, previous);
+    }),
+  };
+};
+
+/**
+ * terminating-instances: volumes with DeleteOnTermination are deleted, the others become
+ * available; the terminated instance stays describable for about an hour.
+ */
+const finishTermination = (ctx: Ec2Context, instance: InstanceRecord): void => {
+  enterState(ctx, instance, 'terminated');
+  for (const volume of attachedVolumes(ctx, instance.instanceId)) {
+    if (volume.attachment?.deleteOnTermination) deleteVolumeRecord(ctx, volume);
+    else releaseVolume(ctx, volume);
+  }
+  ctx.attachments.delete(instance.instanceId);
+  later(ctx, instance, ctx.latency.terminatedVisibleMs, () => ctx.instances.delete(instance.instanceId));
+};
+
+/** API_TerminateInstances: terminating a shutting-down or terminated instance changes nothing. */
+export const terminateInstances = async (
+  ctx: Ec2Context,
+  input: TerminateInstancesRequest,
+): Promise<TerminateInstancesResult> => {
+  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+  const instances = lookupInstances(ctx, input.InstanceIds);
+  return {
+    TerminatingInstances: instances.map((instance) => {
+      const previous = instance.state;
+      if (instance.state !== 'shutting-down' && instance.state !== 'terminated') {
+        enterState(ctx, instance, 'shutting-down');
+        later(ctx, instance, ctx.latency.shuttingDownMs, () => finishTermination(ctx, instance));
+      }
+      return change(instance, previous);
+    }),
+  };
+};
+
+export const describeInstances = async (
+  ctx: Ec2Context,
+  input: DescribeInstancesRequest,
+): Promise<DescribeInstancesResult> => {
+  if (input.InstanceIds?.length && input.MaxResults !== undefined)
+    throw ec2Error(
+      'InvalidParameterCombination',
+      'The parameter instancesSet cannot be used with the parameter maxResults',
+    );
+  if (input.MaxResults !== undefined && (input.MaxResults < 5 || input.MaxResults > 1000))
+    throw invalidParameterValue(
+      `Value ( ${input.MaxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`,
+    );
+  const candidates = input.InstanceIds?.length
+    ? lookupInstances(ctx, input.InstanceIds)
+    : ctx.instances.values();
+  const matching = applyFilters(
+    candidates,
+    input.Filters,
+    {
+      'instance-id': (instance) => [instance.instanceId],
+      'instance-state-name': (instance) => [instance.state],
+      'instance-state-code': (instance) => [String(STATE_CODES[instance.state])],
+      'instance-type': (instance) => [instance.instanceType],
+      'availability-zone': (instance) => [instance.availabilityZone],
+      'image-id': (instance) => [instance.imageId],
+      'host-id': (instance) => [instance.hostId],
+      'subnet-id': (instance) => [instance.subnetId],
+      'reservation-id': (instance) => [instance.reservationId],
+      tenancy: (instance) => [instance.tenancy],
+      'key-name': (instance) => [instance.keyName],
+      'root-device-type': (instance) => [instance.rootDeviceType],
+      platform: (instance) => [instance.platform === 'windows' ? 'windows' : undefined],
+      'block-device-mapping.volume-id': (instance) =>
+        attachedVolumes(ctx, instance.instanceId).map((volume) => volume.volumeId),
+    },
+    (instance) => instance.tags,
+  );
+  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
+  const reservations = new Map<string, Reservation>();
+  for (const instance of page) {
+    const reservation = reservations.get(instance.reservationId) ?? {
+      ReservationId: instance.reservationId,
+      OwnerId: ctx.accountId,
+      Groups: [],
+      Instances: [],
+    };
+    reservation.Instances?.push(toSdkInstance(ctx, instance, reservation.Instances.length));
+    reservations.set(instance.reservationId, reservation);
+  }
+  return { Reservations: [...reservations.values()], NextToken: nextToken };
+};
+
+/**
+ * API_DescribeInstanceStatus: running instances only unless IncludeAllInstances. Status checks
+ * read "initializing" until the OS has booted, then "ok"; not-applicable when not running.
+ */
+export const describeInstanceStatus = async (
+  ctx: Ec2Context,
+  input: DescribeInstanceStatusRequest,
+): Promise<DescribeInstanceStatusResult> => {
+  const candidates = input.InstanceIds?.length
+    ? lookupInstances(ctx, input.InstanceIds)
+    : [...ctx.instances.values()];
+  const visible = candidates.filter((instance) => input.IncludeAllInstances || instance.state === 'running');
+  const checkOf = (instance: InstanceRecord) =>
+    instance.state !== 'running'
+      ? 'not-applicable'
+      : instance.osReadyAt === undefined
+        ? 'initializing'
+        : 'ok';
+  const matching = applyFilters(
+    visible,
+    input.Filters,
+    {
+      'instance-state-name': (instance) => [instance.state],
+      'availability-zone': (instance) => [instance.availabilityZone],
+      'instance-status.status': (instance) => [checkOf(instance)],
+      'system-status.status': (instance) => [checkOf(instance)],
+    },
+    (instance) => instance.tags,
+  );
+  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
+  return {
+    InstanceStatuses: page.map((instance) => ({
+      InstanceId: instance.instanceId,
+      AvailabilityZone: instance.availabilityZone,
+      InstanceState: stateOf(instance.state),
+      InstanceStatus: { Status: checkOf(instance) },
+      SystemStatus: { Status: checkOf(instance) },
+    })),
+    NextToken: nextToken,
+  };
+};
+
+const requireStopped = (instance: InstanceRecord): void => {
+  if (instance.state !== 'stopped')
+    throw ec2Error(
+      'IncorrectInstanceState',
+      `The instance '${instance.instanceId}' is not in the 'stopped' state.`,
+    );
+};
+
+/**
+ * API_ModifyInstanceAttribute: the instance type and user data change only while stopped
+ * (ec2-instance-resize, user-data); DeleteOnTermination of an attached volume changes at any time.
+ */
+export const modifyInstanceAttribute = async (
+  ctx: Ec2Context,
+  input: ModifyInstanceAttributeRequest,
+): Promise<Record<string, never>> => {
+  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+  const [instance] = lookupInstances(ctx, input.InstanceId === undefined ? undefined : [input.InstanceId]);
+  if (!instance) throw missingParameter('InstanceId');
+  if (input.InstanceType?.Value !== undefined) {
+    requireStopped(instance);
+    instance.instanceType = input.InstanceType.Value;
+  }
+  if (input.UserData?.Value !== undefined) {
+    requireStopped(instance);
+    instance.userData = Buffer.from(input.UserData.Value).toString('base64');
+  }
+  for (const mapping of input.BlockDeviceMappings ?? []) {
+    const volume = attachedVolumes(ctx, instance.instanceId).find(
+      (candidate) => candidate.attachment?.device === mapping.DeviceName,
+    );
+    if (!volume?.attachment)
+      throw invalidParameterValue(
+        `The device '${mapping.DeviceName}' is not attached to ${instance.instanceId}`,
+      );
+    if (mapping.Ebs?.DeleteOnTermination !== undefined)
+      volume.attachment.deleteOnTermination = mapping.Ebs.DeleteOnTermination;
+  }
+  return {};
+};
+
+/** API_ModifyInstancePlacement: host, affinity and tenancy change only while stopped. */
+export const modifyInstancePlacement = async (
+  ctx: Ec2Context,
+  input: ModifyInstancePlacementRequest,
+): Promise<ModifyInstancePlacementResult> => {
+  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+  const [instance] = lookupInstances(ctx, input.InstanceId === undefined ? undefined : [input.InstanceId]);
+  if (!instance) throw missingParameter('InstanceId');
+  requireStopped(instance);
+  if (input.HostId !== undefined) {
+    const host = ctx.hosts.get(input.HostId);
+    if (host?.state !== 'available') throw notFound('InvalidHostID.NotFound', [input.HostId], 'host');
+    if (host.availabilityZone !== instance.availabilityZone)
+      throw ec2Error(
+        'InvalidParameterCombination',
+        `Host ${host.hostId} is not in ${instance.availabilityZone}`,
+      );
+    instance.hostId = host.hostId;
+    instance.tenancy = 'host';
+  }
+  if (input.Tenancy !== undefined) instance.tenancy = input.Tenancy;
+  if (input.Affinity !== undefined) instance.affinity = input.Affinity;
+  if (instance.tenancy === 'host' && instance.affinity === undefined) instance.affinity = 'default';
+  return { Return: true };
+};

@@ -1,0 +1,258 @@
+import type { VirtualClock } from '../clock';
+import type { FaultInjector } from '../faults';
+import { ec2Latencies, type LatencyMode } from '../latency';
+import type { OperationDispatch } from '../sdk-bridge';
+import { ec2Error } from './errors';
+import type { SimulatorEvent } from './events';
+import { describeFastSnapshotRestores, disableFastSnapshotRestores, enableFastSnapshotRestores } from './fsr';
+import { allocateHosts, describeHosts, type HostSpec, newHost, releaseHosts } from './hosts';
+import { IdGenerator, type Random, seededRandom } from './ids';
+import {
+  createImage,
+  deregisterImage,
+  describeImages,
+  registerImage,
+  type SeedImage,
+  seedImage,
+} from './images';
+import {
+  describeInstanceStatus,
+  describeInstances,
+  modifyInstanceAttribute,
+  modifyInstancePlacement,
+  runInstances,
+  startInstances,
+  stopInstances,
+  terminateInstances,
+} from './instances';
+import { describeAvailabilityZones, describeSubnets } from './network';
+import { createSnapshot, createSnapshots, describeSnapshots } from './snapshots';
+import {
+  capacityKey,
+  type Ec2Context,
+  type FastRestoreRecord,
+  type HostRecord,
+  type ImageRecord,
+  type InstanceLifecycleChange,
+  type InstanceRecord,
+  type SnapshotRecord,
+  type VolumeRecord,
+} from './state';
+import { createTags, deleteTags, describeTags } from './tags';
+import { type ApiStats, Ec2Throttle } from './throttling';
+import { attachVolume, createVolume, deleteVolume, describeVolumes, detachVolume } from './volumes';
+
+export interface Ec2SimulatorOptions {
+  readonly clock: VirtualClock;
+  readonly region: string;
+  readonly accountId: string;
+  /** Receives every EventBridge event EC2 would send; the local bus adds the envelope. */
+  readonly emit: (event: SimulatorEvent) => void;
+  readonly faults: FaultInjector;
+  /** Default 'calibrated' (measured latencies); 'zero' for fast unit tests. */
+  readonly latency?: LatencyMode;
+  /** Source of ids; default a seeded PRNG so runs repeat exactly. */
+  readonly random?: Random;
+}
+
+type Handler = (ctx: Ec2Context, input: Record<string, unknown>) => Promise<Record<string, unknown>>;
+
+/**
+ * The one place where the untyped dispatch meets the typed operations: the real SDK client has
+ * already shaped `input` as the command's input type, and every output is an SDK output shape.
+ */
+const handler =
+  <I, O extends object>(operation: (ctx: Ec2Context, input: I) => Promise<O>): Handler =>
+  async (ctx, input) =>
+    (await operation(ctx, input as I)) as Record<string, unknown>;
+
+const OPERATIONS: Readonly<Record<string, Handler>> = {
+  RunInstances: handler(runInstances),
+  StartInstances: handler(startInstances),
+  StopInstances: handler(stopInstances),
+  TerminateInstances: handler(terminateInstances),
+  DescribeInstances: handler(describeInstances),
+  DescribeInstanceStatus: handler(describeInstanceStatus),
+  ModifyInstanceAttribute: handler(modifyInstanceAttribute),
+  ModifyInstancePlacement: handler(modifyInstancePlacement),
+  CreateTags: handler(createTags),
+  DeleteTags: handler(deleteTags),
+  DescribeTags: handler(describeTags),
+  CreateVolume: handler(createVolume),
+  AttachVolume: handler(attachVolume),
+  DetachVolume: handler(detachVolume),
+  DeleteVolume: handler(deleteVolume),
+  DescribeVolumes: handler(describeVolumes),
+  CreateSnapshot: handler(createSnapshot),
+  CreateSnapshots: handler(createSnapshots),
+  DescribeSnapshots: handler(describeSnapshots),
+  CreateImage: handler(createImage),
+  RegisterImage: handler(registerImage),
+  DescribeImages: handler(describeImages),
+  DeregisterImage: handler(deregisterImage),
+  EnableFastSnapshotRestores: handler(enableFastSnapshotRestores),
+  DisableFastSnapshotRestores: handler(disableFastSnapshotRestores),
+  DescribeFastSnapshotRestores: handler(describeFastSnapshotRestores),
+  AllocateHosts: handler(allocateHosts),
+  DescribeHosts: handler(describeHosts),
+  ReleaseHosts: handler(releaseHosts),
+  DescribeAvailabilityZones: handler(describeAvailabilityZones),
+  DescribeSubnets: handler(describeSubnets),
+};
+
+type View<T extends { tags: ReadonlyMap<string, string> }> = Readonly<Omit<T, 'generation' | 'tags'>> & {
+  readonly tags: Readonly<Record<string, string>>;
+};
+export type InstanceView = View<InstanceRecord>;
+export type VolumeView = View<VolumeRecord>;
+export type SnapshotView = View<SnapshotRecord>;
+export type ImageView = View<ImageRecord>;
+export type HostView = View<HostRecord>;
+export type FastRestoreView = Readonly<Omit<FastRestoreRecord, 'generation' | 'credits'>> & {
+  /** Volume creation credits left now; undefined unless enabled. */
+  readonly credits: number | undefined;
+};
+
+const view = <T extends { tags: ReadonlyMap<string, string> }>(record: T): View<T> => {
+  const { tags, ...rest } = record;
+  const copy: Record<string, unknown> = { ...rest, tags: Object.fromEntries(tags) };
+  delete copy.generation;
+  for (const [key, value] of Object.entries(copy)) {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) copy[key] = { ...value };
+  }
+  return copy as View<T>;
+};
+
+/**
+ * A stateful EC2 for the local cloud, plugged under a real EC2Client with attachSimulator.
+ *
+ * Every call goes: fault injection → per-API token buckets (RequestLimitExceeded) → the
+ * operation, which takes its API latency on the virtual clock, then validates and commits
+ * atomically and schedules the state machine's later transitions. The operation modules cite
+ * the AWS documentation page of each rule they model.
+ */
+export class Ec2Simulator {
+  readonly dispatch: OperationDispatch;
+  readonly #ctx: Ec2Context;
+  readonly #throttle: Ec2Throttle;
+  readonly #listeners = new Set<(change: InstanceLifecycleChange) => void>();
+
+  constructor(options: Ec2SimulatorOptions) {
+    const random = options.random ?? seededRandom();
+    const availabilityZones = ['a', 'b', 'c'].map((letter) => `${options.region}${letter}`);
+    this.#ctx = {
+      clock: options.clock,
+      region: options.region,
+      accountId: options.accountId,
+      latency: ec2Latencies(options.latency ?? 'calibrated'),
+      ids: new IdGenerator(random),
+      emit: options.emit,
+      notifyLifecycle: (change) => {
+        for (const listener of this.#listeners) listener(change);
+      },
+      instances: new Map(),
+      volumes: new Map(),
+      attachments: new Map(),
+      snapshots: new Map(),
+      images: new Map(),
+      hosts: new Map(),
+      fastRestores: new Map(),
+      subnets: new Map(),
+      availabilityZones,
+      capacity: new Map(),
+    };
+    for (const zone of availabilityZones) this.addSubnet({ availabilityZone: zone });
+    this.#throttle = new Ec2Throttle(options.clock);
+    this.dispatch = async (operation, input) => {
+      options.faults.beforeCall('ec2', operation);
+      const run = OPERATIONS[operation];
+      if (!run) throw ec2Error('InvalidAction', `The action ${operation} is not valid for this web service.`);
+      this.#throttle.admit(operation, input);
+      return run(this.#ctx, input);
+    };
+  }
+
+  /** AZs of the simulated Region (REGIONa, REGIONb, REGIONc). */
+  get availabilityZones(): readonly string[] {
+    return this.#ctx.availabilityZones;
+  }
+
+  /**
+   * Instance state changes and "OS booted" moments, synchronously as they happen; the SSM
+   * simulator uses it to bring agents online. Returns the unsubscribe function.
+   */
+  onInstanceLifecycle(listener: (change: InstanceLifecycleChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  // Seeding (not AWS operations).
+
+  /** An available AMI with a completed root snapshot of `rootSizeGiB`; returns its id. */
+  registerImage(seed: SeedImage): string {
+    return seedImage(this.#ctx, seed);
+  }
+
+  addSubnet(subnet: { subnetId?: string; availabilityZone: string }): string {
+    if (!this.#ctx.availabilityZones.includes(subnet.availabilityZone))
+      throw new Error(`unknown availability zone ${subnet.availabilityZone}`);
+    const subnetId =
+      subnet.subnetId === undefined ? this.#ctx.ids.next('subnet') : this.#ctx.ids.claim(subnet.subnetId);
+    this.#ctx.subnets.set(subnetId, { subnetId, availabilityZone: subnet.availabilityZone });
+    return subnetId;
+  }
+
+  /** A Dedicated Host (auto-placement off and 96 vCPUs unless given); returns its id. */
+  allocateHost(spec: HostSpec): string {
+    return newHost(this.#ctx, spec).hostId;
+  }
+
+  /** How many instances of a type the AZ holds at once (shared tenancy); undefined = unlimited. */
+  setCapacity(availabilityZone: string, instanceType: string, count: number | undefined): void {
+    const key = capacityKey(availabilityZone, instanceType);
+    if (count === undefined) this.#ctx.capacity.delete(key);
+    else this.#ctx.capacity.set(key, count);
+  }
+
+  // Read model: copies, safe to keep.
+
+  instances(): InstanceView[] {
+    return [...this.#ctx.instances.values()].map(view);
+  }
+
+  instance(instanceId: string): InstanceView | undefined {
+    const record = this.#ctx.instances.get(instanceId);
+    return record && view(record);
+  }
+
+  volumes(): VolumeView[] {
+    return [...this.#ctx.volumes.values()].map(view);
+  }
+
+  snapshots(): SnapshotView[] {
+    return [...this.#ctx.snapshots.values()].map(view);
+  }
+
+  images(): ImageView[] {
+    return [...this.#ctx.images.values()].map(view);
+  }
+
+  hosts(): HostView[] {
+    return [...this.#ctx.hosts.values()].map(view);
+  }
+
+  fastRestores(): FastRestoreView[] {
+    return [...this.#ctx.fastRestores.values()].map(
+      ({ generation: _generation, credits, times, ...rest }) => ({
+        ...rest,
+        times: { ...times },
+        credits: credits?.tokens,
+      }),
+    );
+  }
+
+  /** Calls and RequestLimitExceeded answers per API, for benchmark reports. */
+  stats(): Readonly<Record<string, ApiStats>> {
+    return this.#throttle.stats();
+  }
+}

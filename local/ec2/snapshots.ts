@@ -1,0 +1,160 @@
+import type {
+  CreateSnapshotRequest,
+  CreateSnapshotsRequest,
+  CreateSnapshotsResult,
+  DescribeSnapshotsRequest,
+  DescribeSnapshotsResult,
+  Snapshot,
+} from '@aws-sdk/client-ec2';
+import { ec2Error, missingParameter, notFound } from './errors';
+import { applyFilters, paginate, requireAll, tagList, tagsFor } from './filters';
+import type { Ec2Context, SnapshotRecord, Tags, VolumeRecord } from './state';
+import { attachedVolumes } from './volumes';
+
+/**
+ * EBS snapshots: pending → completed (ebs-creating-snapshot). A first snapshot copies every
+ * block, so the time grows with the volume size (latency.ts snapshotBaseMs + snapshotPerGiBMs).
+ */
+
+/** The volume id AWS shows for snapshots not taken from a volume of this account (e.g. copies). */
+const NO_SOURCE_VOLUME = 'vol-ffffffff';
+
+export const snapshotDurationMs = (ctx: Ec2Context, sizeGiB: number): number =>
+  ctx.latency.snapshotBaseMs + ctx.latency.snapshotPerGiBMs * sizeGiB;
+
+export const newSnapshot = (
+  ctx: Ec2Context,
+  spec: {
+    volumeId: string | undefined;
+    volumeSize: number;
+    description: string;
+    tags: Tags;
+    completed: boolean;
+  },
+): SnapshotRecord => {
+  const snapshot: SnapshotRecord = {
+    snapshotId: ctx.ids.next('snap'),
+    volumeId: spec.volumeId ?? NO_SOURCE_VOLUME,
+    volumeSize: spec.volumeSize,
+    state: spec.completed ? 'completed' : 'pending',
+    startTime: ctx.clock.now(),
+    description: spec.description,
+    tags: spec.tags,
+  };
+  ctx.snapshots.set(snapshot.snapshotId, snapshot);
+  if (!spec.completed) {
+    ctx.clock.at(ctx.clock.now() + snapshotDurationMs(ctx, spec.volumeSize), () => {
+      snapshot.state = 'completed';
+    });
+  }
+  return snapshot;
+};
+
+const snapshotOfVolume = (ctx: Ec2Context, volume: VolumeRecord, description: string, tags: Tags) =>
+  newSnapshot(ctx, {
+    volumeId: volume.volumeId,
+    volumeSize: volume.size,
+    description,
+    tags,
+    completed: false,
+  });
+
+const toSdkSnapshot = (ctx: Ec2Context, snapshot: SnapshotRecord): Snapshot => ({
+  SnapshotId: snapshot.snapshotId,
+  VolumeId: snapshot.volumeId,
+  VolumeSize: snapshot.volumeSize,
+  State: snapshot.state,
+  Progress: snapshot.state === 'completed' ? '100%' : '0%',
+  StartTime: new Date(snapshot.startTime),
+  Description: snapshot.description,
+  OwnerId: ctx.accountId,
+  Encrypted: false,
+  StorageTier: 'standard',
+  Tags: tagList(snapshot.tags),
+});
+
+export const createSnapshot = async (ctx: Ec2Context, input: CreateSnapshotRequest): Promise<Snapshot> => {
+  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+  if (!input.VolumeId) throw missingParameter('VolumeId');
+  const volume = ctx.volumes.get(input.VolumeId);
+  if (!volume) throw notFound('InvalidVolume.NotFound', [input.VolumeId], 'volume');
+  // ebs-creating-snapshot: a volume that is still being created or already deleting has no data to copy.
+  if (volume.state === 'creating' || volume.state === 'deleting')
+    throw ec2Error('IncorrectState', `Volume '${volume.volumeId}' is in the '${volume.state}' state.`);
+  const snapshot = snapshotOfVolume(
+    ctx,
+    volume,
+    input.Description ?? '',
+    tagsFor(input.TagSpecifications, 'snapshot'),
+  );
+  return toSdkSnapshot(ctx, snapshot);
+};
+
+/** API_CreateSnapshots: crash-consistent snapshots of every volume of an instance. */
+export const createSnapshots = async (
+  ctx: Ec2Context,
+  input: CreateSnapshotsRequest,
+): Promise<CreateSnapshotsResult> => {
+  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+  const instanceId = input.InstanceSpecification?.InstanceId;
+  if (!instanceId) throw missingParameter('InstanceSpecification.InstanceId');
+  const instance = ctx.instances.get(instanceId);
+  if (!instance) throw notFound('InvalidInstanceID.NotFound', [instanceId], 'instance');
+  const volumes = attachedVolumes(ctx, instanceId).filter(
+    (volume) =>
+      !(
+        input.InstanceSpecification?.ExcludeBootVolume &&
+        volume.attachment?.device === instance.rootDeviceName
+      ),
+  );
+  const requestedTags = tagsFor(input.TagSpecifications, 'snapshot');
+  const snapshots = volumes.map((volume) => {
+    const tags = new Map(input.CopyTagsFromSource === 'volume' ? volume.tags : []);
+    for (const [key, value] of requestedTags) tags.set(key, value);
+    return snapshotOfVolume(ctx, volume, input.Description ?? '', tags);
+  });
+  return {
+    Snapshots: snapshots.map((snapshot) => ({
+      SnapshotId: snapshot.snapshotId,
+      VolumeId: snapshot.volumeId,
+      VolumeSize: snapshot.volumeSize,
+      State: snapshot.state,
+      StartTime: new Date(snapshot.startTime),
+      Progress: '0%',
+      OwnerId: ctx.accountId,
+      Description: snapshot.description,
+      Encrypted: false,
+      Tags: tagList(snapshot.tags),
+    })),
+  };
+};
+
+export const describeSnapshots = async (
+  ctx: Ec2Context,
+  input: DescribeSnapshotsRequest,
+): Promise<DescribeSnapshotsResult> => {
+  const candidates = input.SnapshotIds?.length
+    ? requireAll(ctx.snapshots, input.SnapshotIds, (missing) =>
+        notFound('InvalidSnapshot.NotFound', missing, 'snapshot'),
+      )
+    : ctx.snapshots.values();
+  // Every simulated snapshot belongs to this account: owner 'self' or the account id selects all of them.
+  const owners = input.OwnerIds ?? [];
+  const ownedHere =
+    owners.length === 0 || owners.some((owner) => owner === 'self' || owner === ctx.accountId);
+  const matching = applyFilters(
+    ownedHere ? candidates : [],
+    input.Filters,
+    {
+      'snapshot-id': (snapshot) => [snapshot.snapshotId],
+      status: (snapshot) => [snapshot.state],
+      'volume-id': (snapshot) => [snapshot.volumeId],
+      'volume-size': (snapshot) => [String(snapshot.volumeSize)],
+      description: (snapshot) => [snapshot.description],
+      'owner-id': () => [ctx.accountId],
+    },
+    (snapshot) => snapshot.tags,
+  );
+  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
+  return { Snapshots: page.map((snapshot) => toSdkSnapshot(ctx, snapshot)), NextToken: nextToken };
+};

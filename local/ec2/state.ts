@@ -1,0 +1,164 @@
+import type { VolumeType } from '@aws-sdk/client-ec2';
+import type { VirtualClock } from '../clock';
+import type { Ec2Latencies } from '../latency';
+import type { TokenBucket } from '../token-bucket';
+import type { FastSnapshotRestoreStateName, InstanceStateName, SimulatorEvent } from './events';
+import type { IdGenerator } from './ids';
+
+/** The simulator's own records. Mutable inside local/ec2; the outside sees copies (views.ts). */
+
+export type Tags = Map<string, string>;
+
+export type RootDeviceType = 'ebs' | 'instance-store';
+export type Platform = 'linux' | 'windows';
+
+export interface InstanceRecord {
+  readonly instanceId: string;
+  readonly reservationId: string;
+  readonly imageId: string;
+  instanceType: string;
+  readonly availabilityZone: string;
+  readonly subnetId: string;
+  tenancy: 'default' | 'dedicated' | 'host';
+  hostId: string | undefined;
+  affinity: 'default' | 'host' | undefined;
+  state: InstanceStateName;
+  stateTransitionReason: string;
+  /** LaunchTime: set at launch and again at every start (ec2-instance-lifecycle). */
+  launchTime: number;
+  readonly rootDeviceName: string;
+  readonly rootDeviceType: RootDeviceType;
+  readonly platform: Platform;
+  readonly keyName: string | undefined;
+  readonly securityGroupIds: readonly string[];
+  readonly iamInstanceProfile: string | undefined;
+  userData: string | undefined;
+  readonly shutdownBehavior: 'stop' | 'terminate';
+  readonly hibernationConfigured: boolean;
+  /** The last stop was a hibernation: the next start resumes (measured latencies differ). */
+  hibernated: boolean;
+  /** When the OS finished booting in the current run; the SSM agent is online from then on. */
+  osReadyAt: number | undefined;
+  /** Bumped on every transition so a timer scheduled for an older transition does nothing. */
+  generation: number;
+  readonly tags: Tags;
+}
+
+export type VolumeState = 'creating' | 'available' | 'in-use' | 'deleting';
+
+export interface VolumeAttachmentRecord {
+  readonly instanceId: string;
+  readonly device: string;
+  deleteOnTermination: boolean;
+  state: 'attaching' | 'attached' | 'detaching';
+  readonly attachTime: number;
+}
+
+export interface VolumeRecord {
+  readonly volumeId: string;
+  readonly size: number;
+  readonly snapshotId: string | undefined;
+  readonly availabilityZone: string;
+  readonly volumeType: VolumeType;
+  state: VolumeState;
+  readonly createTime: number;
+  /** Created from a snapshot with FSR enabled in its AZ while a credit was available. */
+  readonly fastRestored: boolean;
+  attachment: VolumeAttachmentRecord | undefined;
+  generation: number;
+  readonly tags: Tags;
+}
+
+export interface SnapshotRecord {
+  readonly snapshotId: string;
+  readonly volumeId: string;
+  readonly volumeSize: number;
+  state: 'pending' | 'completed';
+  readonly startTime: number;
+  readonly description: string;
+  readonly tags: Tags;
+}
+
+export interface ImageBlockDevice {
+  readonly deviceName: string;
+  readonly snapshotId: string;
+  readonly volumeSize: number;
+  readonly volumeType: VolumeType;
+  readonly deleteOnTermination: boolean;
+}
+
+export interface ImageRecord {
+  readonly imageId: string;
+  readonly name: string;
+  readonly description: string;
+  state: 'pending' | 'available';
+  readonly rootDeviceName: string;
+  readonly rootDeviceType: RootDeviceType;
+  readonly platform: Platform;
+  /** For EBS-backed images the root device is among these; instance-store images have none. */
+  readonly blockDevices: readonly ImageBlockDevice[];
+  readonly creationDate: number;
+  readonly tags: Tags;
+}
+
+export interface HostRecord {
+  readonly hostId: string;
+  readonly availabilityZone: string;
+  /** A host supports one instance type, or every size of one family (dedicated-hosts-overview). */
+  readonly instanceType: string | undefined;
+  readonly instanceFamily: string;
+  readonly totalVCpus: number;
+  readonly autoPlacement: 'on' | 'off';
+  state: 'available' | 'released';
+  readonly allocationTime: number;
+  readonly tags: Tags;
+}
+
+export interface FastRestoreRecord {
+  readonly snapshotId: string;
+  readonly availabilityZone: string;
+  state: FastSnapshotRestoreStateName;
+  stateTransitionReason: string;
+  readonly times: Partial<Record<FastSnapshotRestoreStateName, number>>;
+  /** Volume creation credits; exists while the state is enabled. */
+  credits: TokenBucket | undefined;
+  generation: number;
+}
+
+export interface SubnetRecord {
+  readonly subnetId: string;
+  readonly availabilityZone: string;
+}
+
+export type InstanceLifecycleChange =
+  | { readonly kind: 'state'; readonly instanceId: string; readonly state: InstanceStateName }
+  | { readonly kind: 'os-ready'; readonly instanceId: string };
+
+/** Everything the operation modules share: dependencies and the resource tables. */
+export interface Ec2Context {
+  readonly clock: VirtualClock;
+  readonly region: string;
+  readonly accountId: string;
+  readonly latency: Ec2Latencies;
+  readonly ids: IdGenerator;
+  readonly emit: (event: SimulatorEvent) => void;
+  readonly notifyLifecycle: (change: InstanceLifecycleChange) => void;
+  readonly instances: Map<string, InstanceRecord>;
+  readonly volumes: Map<string, VolumeRecord>;
+  /** instance id → ids of the volumes attached to it (an index over `volumes`). */
+  readonly attachments: Map<string, Set<string>>;
+  readonly snapshots: Map<string, SnapshotRecord>;
+  readonly images: Map<string, ImageRecord>;
+  readonly hosts: Map<string, HostRecord>;
+  readonly fastRestores: Map<string, FastRestoreRecord>;
+  readonly subnets: Map<string, SubnetRecord>;
+  readonly availabilityZones: readonly string[];
+  /** Instances of a type an AZ can still hold (setCapacity); absent means unlimited. */
+  readonly capacity: Map<string, number>;
+}
+
+export const capacityKey = (availabilityZone: string, instanceType: string): string =>
+  `${availabilityZone}|${instanceType}`;
+
+export const fastRestoreKey = (snapshotId: string, availabilityZone: string): string =>
+  `${snapshotId}|${availabilityZone}`;

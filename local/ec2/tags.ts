@@ -1,0 +1,140 @@
+import type {
+  CreateTagsRequest,
+  DeleteTagsRequest,
+  DescribeTagsRequest,
+  DescribeTagsResult,
+  ResourceType,
+} from '@aws-sdk/client-ec2';
+import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
+import { applyFilters, paginate } from './filters';
+import type { Ec2Context, Tags } from './state';
+
+/** Tagging (Using_Tags): every taggable resource of the simulator, found by its id prefix. */
+
+interface TaggableKind {
+  readonly resourceType: ResourceType;
+  readonly notFoundCode: string;
+  readonly noun: string;
+  readonly table: (ctx: Ec2Context) => ReadonlyMap<string, { readonly tags: Tags }>;
+}
+
+const KINDS: Readonly<Record<string, TaggableKind>> = {
+  i: {
+    resourceType: 'instance',
+    notFoundCode: 'InvalidInstanceID.NotFound',
+    noun: 'instance',
+    table: (ctx) => ctx.instances,
+  },
+  vol: {
+    resourceType: 'volume',
+    notFoundCode: 'InvalidVolume.NotFound',
+    noun: 'volume',
+    table: (ctx) => ctx.volumes,
+  },
+  snap: {
+    resourceType: 'snapshot',
+    notFoundCode: 'InvalidSnapshot.NotFound',
+    noun: 'snapshot',
+    table: (ctx) => ctx.snapshots,
+  },
+  ami: {
+    resourceType: 'image',
+    notFoundCode: 'InvalidAMIID.NotFound',
+    noun: 'image',
+    table: (ctx) => ctx.images,
+  },
+  h: {
+    resourceType: 'dedicated-host',
+    notFoundCode: 'InvalidHostID.NotFound',
+    noun: 'host',
+    table: (ctx) => ctx.hosts,
+  },
+};
+
+/** Using_Tags "Tag restrictions": at most 50 tags per resource; the aws: prefix is reserved. */
+const MAX_TAGS_PER_RESOURCE = 50;
+
+const tagsOf = (ctx: Ec2Context, resourceId: string): Tags => {
+  const kind = KINDS[resourceId.slice(0, resourceId.indexOf('-'))];
+  if (!kind) throw ec2Error('InvalidID', `The ID '${resourceId}' is not valid`);
+  const resource = kind.table(ctx).get(resourceId);
+  if (!resource) throw notFound(kind.notFoundCode, [resourceId], kind.noun);
+  return resource.tags;
+};
+
+export const createTags = async (
+  ctx: Ec2Context,
+  input: CreateTagsRequest,
+): Promise<Record<string, never>> => {
+  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+  if (!input.Resources?.length) throw missingParameter('ResourceId');
+  if (!input.Tags?.length) throw missingParameter('Tag');
+  const targets = input.Resources.map((resourceId) => tagsOf(ctx, resourceId));
+  for (const tag of input.Tags) {
+    if (!tag.Key) throw missingParameter('Tag.Key');
+    if (tag.Key.toLowerCase().startsWith('aws:'))
+      throw invalidParameterValue("Tag keys starting with 'aws:' are reserved for internal use");
+  }
+  for (const [index, tags] of targets.entries()) {
+    const keys = new Set([...tags.keys(), ...input.Tags.map((tag) => tag.Key ?? '')]);
+    if (keys.size > MAX_TAGS_PER_RESOURCE)
+      throw ec2Error(
+        'TagLimitExceeded',
+        `The maximum number of tags for ${input.Resources[index]} has been reached`,
+      );
+  }
+  for (const tags of targets) for (const tag of input.Tags) tags.set(tag.Key ?? '', tag.Value ?? '');
+  return {};
+};
+
+/** API_DeleteTags: a tag given with a value is deleted only when the value matches. */
+export const deleteTags = async (
+  ctx: Ec2Context,
+  input: DeleteTagsRequest,
+): Promise<Record<string, never>> => {
+  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+  if (!input.Resources?.length) throw missingParameter('ResourceId');
+  for (const tags of input.Resources.map((resourceId) => tagsOf(ctx, resourceId))) {
+    if (input.Tags === undefined) {
+      tags.clear();
+      continue;
+    }
+    for (const tag of input.Tags) {
+      const key = tag.Key ?? '';
+      if (tag.Value === undefined || tags.get(key) === tag.Value) tags.delete(key);
+    }
+  }
+  return {};
+};
+
+export const describeTags = async (
+  ctx: Ec2Context,
+  input: DescribeTagsRequest,
+): Promise<DescribeTagsResult> => {
+  const rows = Object.values(KINDS).flatMap((kind) =>
+    [...kind.table(ctx)].flatMap(([resourceId, resource]) =>
+      [...resource.tags].map(([key, value]) => ({ resourceId, resourceType: kind.resourceType, key, value })),
+    ),
+  );
+  const matching = applyFilters(
+    rows,
+    input.Filters,
+    {
+      'resource-id': (row) => [row.resourceId],
+      'resource-type': (row) => [row.resourceType],
+      key: (row) => [row.key],
+      value: (row) => [row.value],
+    },
+    () => new Map(),
+  );
+  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
+  return {
+    Tags: page.map((row) => ({
+      ResourceId: row.resourceId,
+      ResourceType: row.resourceType,
+      Key: row.key,
+      Value: row.value,
+    })),
+    NextToken: nextToken,
+  };
+};

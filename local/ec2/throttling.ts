@@ -1,0 +1,114 @@
+import type { Clock } from '../../functions/shared/clock';
+import { TokenBucket, type TokenBucketLimits } from '../token-bucket';
+import { ec2Error } from './errors';
+
+/**
+ * ec2-api-throttling: one request bucket per API (per account and Region), and for the four
+ * instance-lifecycle APIs a second bucket counting instances. An empty bucket answers
+ * RequestLimitExceeded. Figures from ../shared/data/README.md.
+ */
+const limits = (capacity: number, refillPerSecond: number): TokenBucketLimits => ({
+  capacity,
+  refillPerSecond,
+});
+
+const REQUEST_LIMITS: Readonly<Record<string, TokenBucketLimits>> = {
+  RunInstances: limits(5, 2),
+  StartInstances: limits(5, 2),
+  TerminateInstances: limits(100, 5),
+  CreateVolume: limits(100, 5),
+  CreateSnapshot: limits(100, 5),
+  DeleteVolume: limits(100, 5),
+  CreateTags: limits(100, 10),
+};
+const NON_MUTATING = limits(100, 20);
+const UNFILTERED_UNPAGINATED = limits(50, 10);
+const OTHER_MUTATING = limits(50, 5);
+
+const RESOURCE_LIMITS: Readonly<Record<string, TokenBucketLimits>> = {
+  RunInstances: limits(1000, 2),
+  StartInstances: limits(1000, 2),
+  StopInstances: limits(1000, 20),
+  TerminateInstances: limits(1000, 20),
+};
+
+export interface ApiStats {
+  readonly calls: number;
+  readonly throttled: number;
+}
+
+interface Admission {
+  readonly bucket: string;
+  readonly limits: TokenBucketLimits;
+  readonly cost: number;
+}
+
+/** "Unfiltered and unpaginated" DescribeInstances: no ids, no filters, no MaxResults. */
+const isUnfilteredUnpaginated = (input: Record<string, unknown>): boolean =>
+  !(Array.isArray(input.InstanceIds) && input.InstanceIds.length > 0) &&
+  !(Array.isArray(input.Filters) && input.Filters.length > 0) &&
+  input.MaxResults === undefined;
+
+const instanceCount = (operation: string, input: Record<string, unknown>): number => {
+  if (operation === 'RunInstances') return typeof input.MaxCount === 'number' ? input.MaxCount : 1;
+  return Array.isArray(input.InstanceIds) ? input.InstanceIds.length : 0;
+};
+
+const admissionsFor = (operation: string, input: Record<string, unknown>): Admission[] => {
+  const request: Admission =
+    operation === 'DescribeInstances' && isUnfilteredUnpaginated(input)
+      ? { bucket: 'DescribeInstances (unfiltered, unpaginated)', limits: UNFILTERED_UNPAGINATED, cost: 1 }
+      : {
+          bucket: operation,
+          limits:
+            REQUEST_LIMITS[operation] ?? (operation.startsWith('Describe') ? NON_MUTATING : OTHER_MUTATING),
+          cost: 1,
+        };
+  const resource = RESOURCE_LIMITS[operation];
+  return resource
+    ? [
+        request,
+        { bucket: `${operation} (instances)`, limits: resource, cost: instanceCount(operation, input) },
+      ]
+    : [request];
+};
+
+export class Ec2Throttle {
+  readonly #clock: Clock;
+  readonly #buckets = new Map<string, TokenBucket>();
+  readonly #stats = new Map<string, { calls: number; throttled: number }>();
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  /** Counts the call and takes its tokens, or throws RequestLimitExceeded (HTTP 503). */
+  admit(operation: string, input: Record<string, unknown>): void {
+    const stats = this.#stats.get(operation) ?? { calls: 0, throttled: 0 };
+    this.#stats.set(operation, stats);
+    stats.calls += 1;
+    const admissions = admissionsFor(operation, input).map((admission) => ({
+      ...admission,
+      tokens: this.#bucket(admission),
+    }));
+    // All buckets must have room before any is charged, so a refused call costs nothing.
+    if (admissions.some((admission) => admission.tokens.tokens < admission.cost)) {
+      stats.throttled += 1;
+      throw ec2Error('RequestLimitExceeded', 'Request limit exceeded.');
+    }
+    for (const admission of admissions) admission.tokens.tryTake(admission.cost);
+  }
+
+  stats(): Readonly<Record<string, ApiStats>> {
+    return Object.fromEntries([...this.#stats].map(([operation, stats]) => [operation, { ...stats }]));
+  }
+
+  #bucket(admission: Admission): TokenBucket {
+    let bucket = this.#buckets.get(admission.bucket);
+    if (!bucket) {
+      bucket = new TokenBucket(this.#clock, admission.limits);
+      this.#buckets.set(admission.bucket, bucket);
+    }
+    return bucket;
+  }
+}

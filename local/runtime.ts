@@ -1,0 +1,180 @@
+import { buffer } from 'node:stream/consumers';
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { LogLevel } from '@aws-lambda-powertools/logger/types';
+import { Tracer } from '@aws-lambda-powertools/tracer';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { MiddlewareStack } from '@smithy/types';
+import type { FunctionId } from '../functions/catalog';
+import { createAwsClients } from '../functions/shared/aws-clients';
+import { ClockRetryStrategy, defaultRetryPolicy } from '../functions/shared/retry';
+import { METRICS_NAMESPACE, type Runtime } from '../functions/shared/runtime';
+import { TABLES, type TableId, tableEnvVar } from '../functions/shared/tables';
+import type { VirtualClock } from './clock';
+import { LOCAL_CREDENTIALS, type TableNames } from './dynamodb-local';
+import { assertInvocationAlive } from './faults';
+import type { LatencyMode } from './latency';
+import { CapturingMetrics, type EmfSink } from './metrics';
+import { attachSimulator, type OperationDispatch } from './sdk-bridge';
+
+/**
+ * The discard port. EC2, SSM and EventBridge clients point here so that, were the simulator
+ * bridge ever missing, a request would fail on this machine instead of reaching AWS.
+ */
+export const UNREACHABLE_ENDPOINT = 'http://127.0.0.1:9';
+
+export interface LocalRuntimeOptions {
+  readonly clock: VirtualClock;
+  readonly functionId: FunctionId;
+  readonly region: string;
+  readonly random: () => number;
+  /** The simulated services each SDK client is plugged into. */
+  readonly simulators: {
+    readonly ec2: OperationDispatch;
+    readonly ssm: OperationDispatch;
+    readonly events: OperationDispatch;
+  };
+  readonly dynamodbEndpoint: string;
+  readonly tables: TableNames;
+  /** The function's own settings (e.g. `HOST_GROUPS`); region and table names are added. */
+  readonly settings?: Readonly<Record<string, string>>;
+  /** Where the function's EMF metrics are kept. */
+  readonly metricsSink: EmfSink;
+  /** DynamoDB request latency in virtual time (see DYNAMODB_LATENCY_MS). */
+  readonly latency: LatencyMode;
+  /** Powertools log level; default SILENT, because a simulated fleet logs thousands of lines. */
+  readonly logLevel?: LogLevel;
+}
+
+/**
+ * Virtual time a DynamoDB request takes in `calibrated` mode. A documented choice, not a
+ * measurement: DynamoDB answers in single-digit milliseconds. It matters because without it
+ * two invocations could never overlap in virtual time, and races would never be exercised.
+ */
+export const DYNAMODB_LATENCY_MS = 5;
+
+export const dynamodbLatencyMs = (mode: LatencyMode): number =>
+  mode === 'calibrated' ? DYNAMODB_LATENCY_MS : 0;
+
+/**
+ * The HTTP handler of the DynamoDB client: `latencyMs` of virtual time, then real HTTP to
+ * DynamoDB Local counted as I/O in flight so the virtual clock never jumps while a request is on
+ * the wire. Refused once fault injection killed the invocation (a dead process sends nothing
+ * more). The response body is read inside the tracked span; the deserializer would otherwise
+ * read the socket untracked.
+ */
+export class ClockTrackedHttpHandler extends NodeHttpHandler {
+  readonly #clock: VirtualClock;
+  readonly #latencyMs: number;
+
+  constructor(clock: VirtualClock, latencyMs: number) {
+    super();
+    this.#clock = clock;
+    this.#latencyMs = latencyMs;
+  }
+
+  override async handle(
+    ...args: Parameters<NodeHttpHandler['handle']>
+  ): ReturnType<NodeHttpHandler['handle']> {
+    assertInvocationAlive();
+    if (this.#latencyMs > 0) await this.#clock.sleep(this.#latencyMs);
+    assertInvocationAlive();
+    return this.#clock.trackIo(async () => {
+      const { response } = await super.handle(...args);
+      response.body = await buffer(response.body);
+      return { response };
+    });
+  }
+}
+
+const RELEASE_CLOCK = Symbol('warmboot.releaseClock');
+
+/**
+ * From `send()` until the signed request leaves the client, the SDK does real work the virtual
+ * clock cannot see: on a client's first call it reads the shared AWS config files. Virtual time
+ * holds still over that stretch; otherwise the clock could take the pause for idleness and jump
+ * (or report a deadlock). Released before the transport, because retry backoff and simulated
+ * latency must pass on the clock.
+ */
+export const holdClockWhileSending = <Input extends object, Output extends object>(
+  client: { middlewareStack: MiddlewareStack<Input, Output> },
+  clock: VirtualClock,
+): void => {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      let release = (): void => undefined;
+      void clock.trackIo(
+        () =>
+          new Promise<void>((resolve) => {
+            release = resolve;
+          }),
+      );
+      (context as Record<symbol, unknown>)[RELEASE_CLOCK] = release;
+      try {
+        return await next(args);
+      } finally {
+        release();
+      }
+    },
+    { step: 'initialize', priority: 'high', name: 'warmbootHoldClock' },
+  );
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      (context as Record<symbol, (() => void) | undefined>)[RELEASE_CLOCK]?.();
+      return next(args);
+    },
+    { step: 'finalizeRequest', priority: 'low', name: 'warmbootReleaseClock' },
+  );
+};
+
+/** The environment a deployed function gets from its construct: every table name plus settings. */
+export const functionEnv = (
+  region: string,
+  tables: TableNames,
+  settings: Readonly<Record<string, string>> = {},
+): Record<string, string> => ({
+  AWS_REGION: region,
+  ...Object.fromEntries((Object.keys(TABLES) as TableId[]).map((id) => [tableEnvVar(id), tables[id]])),
+  ...settings,
+});
+
+/**
+ * The local composition root: the same Runtime `productionRuntime()` builds, with the virtual
+ * clock, dummy credentials, explicit local endpoints, the simulators under the EC2/SSM/EventBridge
+ * clients and DynamoDB Local under the DynamoDB client.
+ */
+export const createLocalRuntime = (options: LocalRuntimeOptions): Runtime => {
+  const { clock, functionId } = options;
+  const clients = createAwsClients({
+    region: options.region,
+    credentials: LOCAL_CREDENTIALS,
+    retryStrategy: new ClockRetryStrategy(clock, defaultRetryPolicy, options.random),
+    endpoints: {
+      ec2: UNREACHABLE_ENDPOINT,
+      ssm: UNREACHABLE_ENDPOINT,
+      events: UNREACHABLE_ENDPOINT,
+      dynamodb: options.dynamodbEndpoint,
+    },
+    dynamodbRequestHandler: new ClockTrackedHttpHandler(clock, dynamodbLatencyMs(options.latency)),
+  });
+  attachSimulator(clients.ec2, options.simulators.ec2);
+  attachSimulator(clients.ssm, options.simulators.ssm);
+  attachSimulator(clients.events, options.simulators.events);
+  holdClockWhileSending(clients.ec2, clock);
+  holdClockWhileSending(clients.ssm, clock);
+  holdClockWhileSending(clients.events, clock);
+  holdClockWhileSending(clients.dynamodb, clock);
+  return {
+    clock,
+    random: options.random,
+    clients,
+    logger: new Logger({ serviceName: functionId, logLevel: options.logLevel ?? 'SILENT' }),
+    metrics: new CapturingMetrics(
+      { namespace: METRICS_NAMESPACE, serviceName: functionId },
+      options.metricsSink,
+      clock,
+    ),
+    tracer: new Tracer({ serviceName: functionId, enabled: false }),
+    idempotencyTable: options.tables.idempotency,
+    env: functionEnv(options.region, options.tables, options.settings),
+  };
+};

@@ -1,0 +1,45 @@
+import { INITIALIZE_DOCUMENT, PERSONALIZE_DOCUMENT } from '../../../functions/pools/documents';
+import { TIMINGS } from '../../../functions/pools/domain/sizing';
+import type { DocumentBehaviour } from '../agent';
+
+export interface PoolBehaviourOptions {
+  /** Linux member initialization (agent install, image pulls), seconds; configurable. */
+  readonly linuxInitializeSeconds?: number;
+  /** Windows-like initialization (sysprep, OOBE): at least 15 minutes (AWS EC2 Windows guide). */
+  readonly windowsInitializeSeconds?: number;
+  /** Personalization: host name and one authorized key, a few seconds. */
+  readonly personalizeSeconds?: number;
+}
+
+/**
+ * What the pool documents do on a simulated host: initialization takes the pool's init time and
+ * leaves an `initialized` marker; personalization takes seconds and records the host name and
+ * key, so tests can assert which requester's key landed on which server.
+ */
+export const createPoolBehaviours = (
+  options: PoolBehaviourOptions = {},
+): Record<string, DocumentBehaviour> => {
+  const linux = options.linuxInitializeSeconds ?? TIMINGS.linuxInitializeSeconds;
+  const windows = Math.max(TIMINGS.windowsInitializeSeconds, options.windowsInitializeSeconds ?? 0);
+  const personalize = options.personalizeSeconds ?? 3;
+  return {
+    [INITIALIZE_DOCUMENT]: async ({ host, parameters, clock }) => {
+      const platform = parameters.platform?.[0] === 'windows' ? 'windows' : 'linux';
+      await clock.sleep((platform === 'windows' ? windows : linux) * 1000);
+      host.files.set('initialized', new Date(clock.now()).toISOString());
+      host.files.set('platform', platform);
+      for (const pkg of parameters.packages ?? []) host.files.set(`package:${pkg}`, 'installed');
+      return { status: 'Success', output: `initialized (${platform})` };
+    },
+    [PERSONALIZE_DOCUMENT]: async ({ host, parameters, clock }) => {
+      await clock.sleep(personalize * 1000);
+      const hostname = parameters.hostname?.[0] ?? '';
+      const key = parameters.sshPublicKey?.[0] ?? '';
+      if (hostname !== '') host.files.set('hostname', hostname);
+      if (key !== '') host.files.set(`authorized_keys:${parameters.sshUser?.[0] ?? 'ec2-user'}`, key);
+      return { status: 'Success', output: 'personalized' };
+    },
+  };
+};
+
+export const BEHAVIOURS: Record<string, DocumentBehaviour> = createPoolBehaviours();

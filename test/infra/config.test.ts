@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import { fastRestoreSettingsSchema } from '../../functions/fast-restore/config';
+import { hostGroupSchema } from '../../functions/image-cache/config';
+import { poolSpecSchema } from '../../functions/pools/config';
+import {
+  loadWarmbootContext,
+  parseWarmbootSettings,
+  WarmbootConfigError,
+  warmbootSettingsSchema,
+} from '../../infra/config';
+import { createWarmbootApp } from '../../infra/stack';
+import { cdkJsonContext } from './synth';
+
+const hostGroup = {
+  name: 'build-linux',
+  cacheBytes: 100_000_000_000,
+  cacheDirectory: '/var/lib/warmboot/cache',
+};
+
+const messageOf = (action: () => unknown): string => {
+  try {
+    action();
+  } catch (error) {
+    if (error instanceof Error) return error.message;
+  }
+  throw new Error('expected an error');
+};
+
+describe('warmboot context', () => {
+  it('fills every default from an empty context, the same defaults the functions use', () => {
+    const settings = parseWarmbootSettings(undefined, 'warmboot');
+
+    expect(settings.deletionProtection).toBe(true);
+    expect(settings.hostGroups).toEqual([]);
+    expect(settings.pools).toEqual([]);
+    expect(settings.fastRestore).toEqual(fastRestoreSettingsSchema.parse({}));
+    expect(settings.logRetentionDays).toBe(90);
+    expect(settings.shareableTestEvents).toBe('create-registry');
+    expect(settings.alarmEmail).toBeUndefined();
+  });
+
+  it('accepts the example in cdk.json: one host group, a Linux and a Windows pool', () => {
+    const settings = loadWarmbootContext(cdkJsonContext().warmboot);
+
+    expect(settings.hostGroups.map((group) => group.name)).toEqual(['build-linux']);
+    expect(settings.pools.map((pool) => [pool.name, pool.initialization.platform])).toEqual([
+      ['linux-builder', 'linux'],
+      ['windows-desktop', 'windows'],
+    ]);
+  });
+
+  it('names the key path of a bad value', () => {
+    const message = messageOf(() => loadWarmbootContext({ hostGroups: [{ ...hostGroup, cacheBytes: -5 }] }));
+
+    expect(message).toMatch(/^ {2}warmboot\.hostGroups\[0\]\.cacheBytes: .*>0/m);
+  });
+
+  it('rejects unknown keys, so a typo cannot silently deploy the defaults', () => {
+    const message = messageOf(() => loadWarmbootContext({ hostgroups: [hostGroup] }));
+
+    expect(message).toContain('warmboot.hostgroups: unknown key');
+  });
+
+  it('reports every problem at once, each with its own path', () => {
+    let caught: unknown;
+    try {
+      loadWarmbootContext({ deletionProtection: 'yes', shelving: { maxBatch: 0 }, alarmEmail: 'oncall' });
+    } catch (error) {
+      caught = error;
+    }
+
+    expect(caught).toBeInstanceOf(WarmbootConfigError);
+    expect((caught as WarmbootConfigError).issues.map((issue) => issue.split(':')[0])).toEqual([
+      'warmboot.deletionProtection',
+      'warmboot.shelving.maxBatch',
+      'warmboot.alarmEmail',
+    ]);
+  });
+
+  it('rejects duplicate host group and pool names', () => {
+    const pool = cdkJsonContext().warmboot as { pools: unknown[] };
+    const message = messageOf(() =>
+      loadWarmbootContext({ hostGroups: [hostGroup, hostGroup], pools: [pool.pools[0], pool.pools[0]] }),
+    );
+
+    expect(message).toContain('warmboot.hostGroups[1].name: duplicate name "build-linux"');
+    expect(message).toContain('warmboot.pools[1].name: duplicate name "linux-builder"');
+  });
+
+  it('only lets pools run the pool documents warmboot deploys (IAM allows no other)', () => {
+    const { pools } = cdkJsonContext().warmboot as { pools: Record<string, unknown>[] };
+    const message = messageOf(() =>
+      loadWarmbootContext({
+        pools: [{ ...pools[0], initialization: { documentName: 'Warmboot-PoolSomethingElse' } }],
+      }),
+    );
+
+    expect(message).toContain('warmboot.pools[0].initialization.documentName: must be one of');
+  });
+
+  it('accepts the context as a JSON string (cdk synth -c warmboot=...) and rejects broken JSON', () => {
+    expect(loadWarmbootContext(JSON.stringify({ hostGroups: [hostGroup] })).hostGroups).toHaveLength(1);
+    expect(messageOf(() => loadWarmbootContext('{"hostGroups": ['))).toContain(
+      'warmboot: context is not valid JSON',
+    );
+  });
+
+  it('accepts only retention periods CloudWatch Logs supports', () => {
+    expect(messageOf(() => loadWarmbootContext({ logRetentionDays: 42 }))).toContain(
+      'warmboot.logRetentionDays: must be one of',
+    );
+  });
+
+  it('composes the capability schemas rather than copying them', () => {
+    const shape = warmbootSettingsSchema.shape;
+
+    expect(shape.hostGroups.unwrap().element).toBe(hostGroupSchema);
+    expect(shape.pools.unwrap().element).toBe(poolSpecSchema);
+  });
+
+  it('fails the app before any resource exists when the context is bad', () => {
+    const message = messageOf(() =>
+      createWarmbootApp({ context: { warmboot: { hostGroups: [{ ...hostGroup, cacheBytes: 1.5 }] } } }),
+    );
+
+    expect(message).toContain('warmboot.hostGroups[0].cacheBytes');
+  });
+});

@@ -1,0 +1,268 @@
+import { describe, expect, it } from 'vitest';
+import { FUNCTIONS, type FunctionId } from '../../functions/catalog';
+import { DOCUMENTS as IMAGE_DOCUMENTS } from '../../functions/image-cache/documents';
+import { DOCUMENTS as POOL_DOCUMENTS } from '../../functions/pools/documents';
+import type { TableId } from '../../functions/shared/tables';
+import { cfnText, resourcesOfType, synthesize } from './synth';
+
+/**
+ * Assertions over every IAM policy statement in the synthesized template: the second fence of
+ * DESIGN.md's invariants ("warmboot only stops, terminates, modifies, attaches or detaches
+ * resources it manages, and its IAM policies say so with conditions").
+ */
+const { stack, template } = synthesize();
+
+interface Statement {
+  readonly Sid?: string;
+  readonly Effect: 'Allow' | 'Deny';
+  readonly Action: string | string[];
+  readonly NotAction?: unknown;
+  readonly Resource: unknown;
+  readonly Condition?: Record<string, Record<string, unknown>>;
+}
+
+interface FunctionStatement {
+  readonly fn: FunctionId;
+  readonly statement: Statement;
+  readonly actions: string[];
+  readonly resources: string[];
+  readonly conditionKeys: string[];
+}
+
+const asArray = <T>(value: T | T[] | undefined): T[] =>
+  value === undefined ? [] : Array.isArray(value) ? value : [value];
+
+const roleOf = new Map(
+  stack.warmboot.functions.map((fn) => [stack.getLogicalId(fn.role.node.defaultChild as never), fn.spec.id]),
+);
+
+const policies = resourcesOfType(template, 'AWS::IAM::Policy');
+const managedPolicies = resourcesOfType(template, 'AWS::IAM::ManagedPolicy');
+const statements: FunctionStatement[] = policies.flatMap(([id, policy]) => {
+  const properties = policy.Properties as { PolicyDocument: { Statement: Statement[] }; Roles: unknown[] };
+  const roles = properties.Roles.map((role) => cfnText(role).replace(/^\$\{|\}$/g, ''));
+  const fn = roles.map((role) => roleOf.get(role)).find((candidate) => candidate !== undefined);
+  if (!fn) throw new Error(`policy ${id} is attached to no warmboot function role`);
+  return properties.PolicyDocument.Statement.map((statement) => ({
+    fn,
+    statement,
+    actions: asArray(statement.Action),
+    resources: asArray(statement.Resource).map(cfnText),
+    conditionKeys: Object.values(statement.Condition ?? {}).flatMap((block) => Object.keys(block)),
+  }));
+});
+const allows = statements.filter(({ statement }) => statement.Effect === 'Allow');
+const granting = (action: string) => allows.filter(({ actions }) => actions.includes(action));
+const label = ({ fn, statement }: FunctionStatement) =>
+  `${fn} ${statement.Sid ?? JSON.stringify(statement.Action)}`;
+
+const DESTRUCTIVE_EC2 = [
+  'ec2:StopInstances',
+  'ec2:StartInstances',
+  'ec2:TerminateInstances',
+  'ec2:ModifyInstanceAttribute',
+  'ec2:ModifyInstancePlacement',
+  'ec2:AttachVolume',
+  'ec2:DetachVolume',
+  'ec2:DeleteVolume',
+  'ec2:DeleteSnapshot',
+  'ec2:DeleteTags',
+];
+
+/** Actions AWS authorizes only with Resource "*" (Service Authorization Reference). */
+const NO_RESOURCE_LEVEL =
+  /^(ec2:Describe[A-Za-z]+|xray:Put[A-Za-z]+|ssm:GetCommandInvocation|ssm:ListCommandInvocations)$/;
+
+const hasManagementTagCondition = (keys: readonly string[]) =>
+  keys.some((key) => /^(aws:ResourceTag|ssm:resourceTag)\/warmboot:/.test(key));
+
+describe('least privilege', () => {
+  it('finds the policy of every function and no managed policy', () => {
+    expect(new Set(statements.map(({ fn }) => fn))).toEqual(new Set(Object.keys(FUNCTIONS)));
+    expect(managedPolicies).toEqual([]);
+    for (const [, role] of resourcesOfType(template, 'AWS::IAM::Role')) {
+      expect(role.Properties?.ManagedPolicyArns).toBeUndefined();
+    }
+  });
+
+  it('grants no wildcard action and no NotAction', () => {
+    for (const entry of allows) {
+      expect(entry.statement.NotAction, label(entry)).toBeUndefined();
+      for (const action of entry.actions) expect(action, label(entry)).not.toMatch(/\*/);
+    }
+  });
+
+  it('uses Resource "*" only for actions that support no resource-level permissions', () => {
+    for (const entry of allows.filter(({ resources }) => resources.includes('*'))) {
+      for (const action of entry.actions) expect(action, label(entry)).toMatch(NO_RESOURCE_LEVEL);
+    }
+  });
+
+  it('conditions every destructive EC2 action on a warmboot management tag of the resource', () => {
+    for (const action of DESTRUCTIVE_EC2) {
+      for (const entry of granting(action)) {
+        expect(hasManagementTagCondition(entry.conditionKeys), `${label(entry)} ${action}`).toBe(true);
+      }
+    }
+  });
+
+  it('allows fast snapshot restore changes only to fastRestore, only on snapshots (documented exception)', () => {
+    // Snapshots behind public or shared AMIs belong to other accounts and cannot carry warmboot tags;
+    // FSR changes billing and volume initialization, never data (infra/capabilities/image-cache.ts).
+    for (const action of ['ec2:EnableFastSnapshotRestores', 'ec2:DisableFastSnapshotRestores']) {
+      const entries = granting(action);
+      expect(
+        entries.map(({ fn }) => fn),
+        action,
+      ).toEqual(['fastRestore']);
+      for (const entry of entries) {
+        for (const resource of entry.resources) expect(resource).toMatch(/:ec2:.*::snapshot\/\*$/);
+      }
+    }
+  });
+
+  it('lets CreateTags touch existing resources only when they are managed, or write only warmboot keys', () => {
+    for (const entry of granting('ec2:CreateTags')) {
+      const atCreation = entry.conditionKeys.includes('ec2:CreateAction');
+      const onManaged = hasManagementTagCondition(entry.conditionKeys);
+      const keys = asArray(
+        entry.statement.Condition?.['ForAllValues:StringEquals']?.['aws:TagKeys'] as string[],
+      );
+      const onlyWarmbootKeys =
+        keys.length > 0 &&
+        keys.every((key) => key.startsWith('warmboot:')) &&
+        !keys.includes('warmboot:replacement-root');
+      expect(atCreation || onManaged || onlyWarmbootKeys, label(entry)).toBe(true);
+    }
+  });
+
+  it('never lets anyone add the replacement-root tag to an existing volume', () => {
+    for (const entry of granting('ec2:CreateTags').filter(({ resources }) =>
+      resources.some((r) => r.includes(':volume/')),
+    )) {
+      if (entry.conditionKeys.includes('ec2:CreateAction')) continue;
+      const allowList = entry.statement.Condition?.['ForAllValues:StringEquals']?.['aws:TagKeys'];
+      const denyList = entry.statement.Condition?.['ForAllValues:StringNotEquals']?.['aws:TagKeys'];
+      const fenced =
+        (allowList !== undefined && !asArray(allowList as string[]).includes('warmboot:replacement-root')) ||
+        asArray(denyList as string[]).includes('warmboot:replacement-root');
+      expect(fenced, label(entry)).toBe(true);
+    }
+  });
+
+  it('conditions every create on the tags of the request (or the create action for CreateTags)', () => {
+    const created: Record<string, RegExp> = {
+      'ec2:RunInstances': /:(instance|volume)\//,
+      'ec2:CreateVolume': /:volume\//,
+      'ec2:CreateSnapshot': /:snapshot\//,
+      'ec2:CreateSnapshots': /:snapshot\//,
+    };
+    for (const [action, createdResource] of Object.entries(created)) {
+      for (const entry of granting(action).filter(({ resources }) =>
+        resources.some((r) => createdResource.test(r)),
+      )) {
+        expect(
+          entry.conditionKeys.some((key) => key.startsWith('aws:RequestTag/warmboot:')),
+          `${label(entry)} ${action}`,
+        ).toBe(true);
+      }
+    }
+  });
+
+  it('never deletes a volume that holds a shelved instance’s data (IAM is the second fence)', () => {
+    const deletes = granting('ec2:DeleteVolume');
+    expect(deletes.length).toBeGreaterThan(0);
+    for (const entry of deletes) {
+      const condition = entry.statement.Condition ?? {};
+      const onlyReplacementRoots =
+        condition.StringEquals?.['aws:ResourceTag/warmboot:replacement-root'] === 'true';
+      const neverShelved = condition.Null?.['aws:ResourceTag/warmboot:shelved'] === 'true';
+      expect(onlyReplacementRoots || neverShelved, label(entry)).toBe(true);
+    }
+    expect(granting('ec2:DeleteSnapshot')).toEqual([]);
+  });
+
+  it('sends commands only with warmboot documents, and only to instances carrying management tags', () => {
+    const documentArns = [...IMAGE_DOCUMENTS, ...POOL_DOCUMENTS].map(
+      (document) => `:document/${document.name}`,
+    );
+    for (const entry of granting('ssm:SendCommand')) {
+      for (const resource of entry.resources) {
+        if (resource.includes(':document/')) {
+          expect(
+            documentArns.some((suffix) => resource.endsWith(suffix)),
+            resource,
+          ).toBe(true);
+        } else {
+          expect(resource, label(entry)).toMatch(/:ec2:.*:instance\/\*$/);
+          expect(hasManagementTagCondition(entry.conditionKeys), label(entry)).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('names specific tables (and their GSIs) in every DynamoDB statement, read-only where the function only reads', () => {
+    const expected: Record<FunctionId, Partial<Record<TableId, 'read' | 'readWrite'>>> = {
+      popularity: { popularity: 'readWrite', idempotency: 'readWrite' },
+      imageCache: { imageCache: 'readWrite', popularity: 'read', idempotency: 'readWrite' },
+      fastRestore: { imageCache: 'readWrite', popularity: 'read', idempotency: 'readWrite' },
+      placement: { imageCache: 'read', idempotency: 'readWrite' },
+      pools: { pools: 'readWrite', popularity: 'read', idempotency: 'readWrite' },
+      claim: { pools: 'readWrite', popularity: 'readWrite', idempotency: 'readWrite' },
+      shelving: { shelves: 'readWrite', idempotency: 'readWrite' },
+    };
+    const tableIds = new Map(
+      (Object.entries(stack.warmboot.data.tables) as [TableId, never][]).map(([id, table]) => [
+        stack.getLogicalId((table as { node: { defaultChild: never } }).node.defaultChild),
+        id,
+      ]),
+    );
+    const observed: Record<string, Record<string, string>> = {};
+    for (const entry of allows.filter(({ actions }) =>
+      actions.some((action) => action.startsWith('dynamodb:')),
+    )) {
+      const tables = new Set<TableId>();
+      for (const resource of entry.resources) {
+        const match = /^\$\{([A-Za-z0-9]+)\.Arn\}(\/index\/gsi[12])?$/.exec(resource);
+        expect(match, `${label(entry)} ${resource}`).not.toBeNull();
+        const table = tableIds.get(match?.[1] ?? '');
+        expect(table, resource).toBeDefined();
+        if (table) tables.add(table);
+      }
+      const writes = entry.actions.some((action) => /dynamodb:(Put|Update|Delete|BatchWrite)/.test(action));
+      for (const table of tables) {
+        observed[entry.fn] = { ...observed[entry.fn], [table]: writes ? 'readWrite' : 'read' };
+      }
+    }
+    expect(observed).toEqual(expected);
+  });
+
+  it('publishes events only with source warmboot', () => {
+    const publishers = granting('events:PutEvents');
+    // Every function publishes its facts (functions/shared/adapters/facts.ts).
+    expect(new Set(publishers.map(({ fn }) => fn))).toEqual(new Set(Object.keys(FUNCTIONS)));
+    for (const entry of publishers) {
+      expect(entry.statement.Condition?.StringEquals?.['events:source'], label(entry)).toEqual(['warmboot']);
+      expect(entry.resources, label(entry)).toEqual([expect.stringMatching(/:event-bus\/default$/)]);
+    }
+  });
+
+  it('passes roles only to EC2', () => {
+    for (const entry of granting('iam:PassRole')) {
+      expect(entry.statement.Condition?.StringEquals?.['iam:PassedToService'], label(entry)).toBe(
+        'ec2.amazonaws.com',
+      );
+    }
+  });
+
+  it('keeps EC2 mutations away from the functions that only read or advise', () => {
+    const mutating = /^ec2:(?!Describe)|^ssm:SendCommand$|^iam:PassRole$/;
+    for (const fn of ['popularity', 'placement'] as const) {
+      const actions = allows.filter((entry) => entry.fn === fn).flatMap((entry) => entry.actions);
+      expect(
+        actions.filter((action) => mutating.test(action)),
+        fn,
+      ).toEqual([]);
+    }
+  });
+});

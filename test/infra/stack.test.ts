@@ -1,0 +1,347 @@
+import * as path from 'node:path';
+import { Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { describe, expect, it } from 'vitest';
+import { FUNCTIONS, type FunctionId } from '../../functions/catalog';
+import { DOCUMENTS as IMAGE_DOCUMENTS } from '../../functions/image-cache/documents';
+import { DOCUMENTS as POOL_DOCUMENTS } from '../../functions/pools/documents';
+import { documentContent } from '../../functions/shared/ssm-document';
+import { TABLES, tableEnvVar } from '../../functions/shared/tables';
+import { loadWarmbootContext } from '../../infra/config';
+import { WarmbootData } from '../../infra/data';
+import { PROJECT_ROOT } from '../../infra/function';
+import { readSampleEvents, samplesFor, TEST_EVENT_REGISTRY } from '../../infra/test-events';
+import { cdkJsonContext, cfnText, resourcesOfType, synthesize } from './synth';
+
+const { app, stack, template: json } = synthesize();
+const template = Template.fromJSON(json);
+const settings = loadWarmbootContext(cdkJsonContext().warmboot);
+const functionIds = Object.keys(FUNCTIONS) as FunctionId[];
+const warmbootFunctions = stack.warmboot.functions;
+
+/** Logical id of the Lambda function of one catalog entry. */
+const functionLogicalId = (id: FunctionId): string => {
+  const fn = warmbootFunctions.find((candidate) => candidate.spec.id === id);
+  if (!fn) throw new Error(`no function ${id}`);
+  return stack.getLogicalId(fn.function.node.defaultChild as never);
+};
+/** CloudFormation properties of the Lambda function of one catalog entry. */
+const functionProperties = <T = Record<string, unknown>>(id: FunctionId): T => {
+  const resource = json.Resources[functionLogicalId(id)];
+  if (!resource?.Properties) throw new Error(`no AWS::Lambda::Function for ${id}`);
+  return resource.Properties as T;
+};
+const targetsFunction = (target: Record<string, unknown>, id: FunctionId): boolean =>
+  cfnText(target.Arn) === `\${${functionLogicalId(id)}.Arn}`;
+
+describe('Warmboot stack', () => {
+  it('passes cdk-nag AwsSolutions with no unacknowledged finding', () => {
+    const report = new AwsSolutionsChecks().validateScope(app);
+
+    expect(
+      report.violations.map(
+        (violation) =>
+          `${violation.ruleName} ${violation.violatingResources.map((r) => r.constructPath).join(', ')}`,
+      ),
+    ).toEqual([]);
+  });
+
+  it('gives every nag acknowledgement a specific reason', () => {
+    const reasons = app.node
+      .findAll()
+      .flatMap((node) => node.node.metadata.filter((entry) => entry.type === 'aws:cdk:acknowledged-rules'))
+      .flatMap((entry) => Object.entries(entry.data as Record<string, string>));
+
+    expect(reasons.length).toBeGreaterThan(0);
+    for (const [id, reason] of reasons) {
+      expect(reason.length, id).toBeGreaterThan(30);
+    }
+  });
+
+  describe('tables', () => {
+    it('creates one on-demand table per TABLES entry with PITR, TTL, GSIs and deletion protection', () => {
+      for (const spec of Object.values(TABLES)) {
+        template.hasResourceProperties('AWS::DynamoDB::Table', {
+          BillingMode: 'PAY_PER_REQUEST',
+          PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+          TimeToLiveSpecification: { AttributeName: spec.ttlAttribute, Enabled: true },
+          DeletionProtectionEnabled: true,
+          KeySchema: [
+            { AttributeName: spec.partitionKey, KeyType: 'HASH' },
+            ...('sortKey' in spec ? [{ AttributeName: spec.sortKey, KeyType: 'RANGE' }] : []),
+          ],
+          ...(spec.indexes.length > 0
+            ? {
+                GlobalSecondaryIndexes: spec.indexes.map((index) =>
+                  Match.objectLike({
+                    IndexName: index.name,
+                    KeySchema: [
+                      { AttributeName: index.partitionKey, KeyType: 'HASH' },
+                      { AttributeName: index.sortKey, KeyType: 'RANGE' },
+                    ],
+                  }),
+                ),
+              }
+            : {}),
+        });
+      }
+      template.resourceCountIs('AWS::DynamoDB::Table', Object.keys(TABLES).length);
+    });
+
+    it('retains tables when the stack is deleted', () => {
+      for (const [, table] of resourcesOfType(json, 'AWS::DynamoDB::Table')) {
+        expect(table).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+      }
+    });
+
+    it('turns deletion protection off only when asked', () => {
+      const scratch = new Stack();
+      new WarmbootData(scratch, 'Data', { deletionProtection: false });
+
+      Template.fromStack(scratch).allResourcesProperties('AWS::DynamoDB::Table', {
+        DeletionProtectionEnabled: false,
+      });
+    });
+  });
+
+  describe('functions', () => {
+    it('deploys each catalog function from functions/<folder>/index.ts on Node.js 22 arm64 with tracing', () => {
+      for (const fn of warmbootFunctions) {
+        const properties = functionProperties(fn.spec.id);
+        expect(properties).toMatchObject({
+          Runtime: 'nodejs22.x',
+          Architectures: ['arm64'],
+          TracingConfig: { Mode: 'Active' },
+          Handler: 'index.handler',
+        });
+        expect(properties.ReservedConcurrentExecutions).toBeGreaterThan(0);
+      }
+      template.resourceCountIs('AWS::Lambda::Function', functionIds.length);
+    });
+
+    it('sets exactly the environment the functions read', () => {
+      const settingsVariables: Record<FunctionId, Record<string, unknown>> = {
+        popularity: { POPULARITY_SETTINGS: settings.popularity },
+        imageCache: { HOST_GROUPS: settings.hostGroups },
+        fastRestore: {
+          FAST_RESTORE_SETTINGS: settings.fastRestore,
+          POPULARITY_SETTINGS: settings.popularity,
+        },
+        placement: { HOST_GROUPS: settings.hostGroups },
+        pools: { POOLS: settings.pools, POPULARITY_SETTINGS: settings.popularity },
+        claim: { POOLS: settings.pools, POPULARITY_SETTINGS: settings.popularity },
+        shelving: { SHELVING_SETTINGS: settings.shelving },
+      };
+      for (const id of functionIds) {
+        const variables = functionProperties<{ Environment: { Variables: Record<string, unknown> } }>(id)
+          .Environment.Variables;
+        const expectedNames = [
+          ...FUNCTIONS[id].tables.map(tableEnvVar),
+          'IDEMPOTENCY_TABLE',
+          'EVENT_BUS_NAME',
+          ...Object.keys(settingsVariables[id]),
+        ];
+
+        expect(Object.keys(variables).sort(), id).toEqual([...new Set(expectedNames)].sort());
+        for (const [name, value] of Object.entries(settingsVariables[id])) {
+          expect(JSON.parse(variables[name] as string), `${id} ${name}`).toEqual(value);
+        }
+        expect(variables.EVENT_BUS_NAME).toBe('default');
+      }
+    });
+
+    it('gives each function its own log group with retention', () => {
+      for (const id of functionIds) {
+        const properties = functionProperties<{ LoggingConfig: { LogGroup: unknown } }>(id);
+        const logGroupId = cfnText(properties.LoggingConfig.LogGroup).replace(/^\$\{|\}$/g, '');
+        expect(json.Resources[logGroupId]).toMatchObject({
+          Type: 'AWS::Logs::LogGroup',
+          Properties: { RetentionInDays: settings.logRetentionDays },
+        });
+      }
+    });
+
+    it('sends failed async invocations to the function’s encrypted, TLS-only dead-letter queue after retries', () => {
+      for (const id of functionIds) {
+        const properties = functionProperties<{ DeadLetterConfig: { TargetArn: unknown } }>(id);
+        const queueId = cfnText(properties.DeadLetterConfig.TargetArn).replace(/^\$\{|\.Arn\}$/g, '');
+        expect(json.Resources[queueId]).toMatchObject({
+          Type: 'AWS::SQS::Queue',
+          Properties: { SqsManagedSseEnabled: true },
+        });
+        template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+          Queues: [{ Ref: queueId }],
+          PolicyDocument: {
+            Statement: Match.arrayWith([
+              Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+            ]),
+          },
+        });
+        template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+          FunctionName: { Ref: functionLogicalId(id) },
+          MaximumRetryAttempts: 2,
+          MaximumEventAgeInSeconds: 3600,
+        });
+      }
+    });
+  });
+
+  describe('EventBridge', () => {
+    const rules = resourcesOfType(json, 'AWS::Events::Rule').map(([, rule]) => rule.Properties ?? {});
+    const targetsOf = (rule: Record<string, unknown>) => rule.Targets as Record<string, unknown>[];
+
+    it('has one rule per catalog pattern whose pattern is exactly the catalog’s', () => {
+      for (const id of functionIds) {
+        for (const { pattern } of FUNCTIONS[id].patterns) {
+          const matching = rules.filter(
+            (rule) =>
+              JSON.stringify(rule.EventPattern) === JSON.stringify(pattern) &&
+              targetsOf(rule).some((target) => targetsFunction(target, id)),
+          );
+          expect(matching, `${id} ${JSON.stringify(pattern)}`).toHaveLength(1);
+        }
+      }
+    });
+
+    it('has one schedule per catalog schedule, on the default bus', () => {
+      for (const id of functionIds) {
+        const schedules = rules.filter(
+          (rule) =>
+            rule.ScheduleExpression !== undefined &&
+            targetsOf(rule).some((target) => targetsFunction(target, id)),
+        );
+        expect(
+          schedules.map((rule) => rule.ScheduleExpression),
+          id,
+        ).toEqual(FUNCTIONS[id].schedule ? [FUNCTIONS[id].schedule] : []);
+      }
+      const expectedRules = functionIds.reduce(
+        (count, id) => count + FUNCTIONS[id].patterns.length + (FUNCTIONS[id].schedule ? 1 : 0),
+        0,
+      );
+      expect(rules).toHaveLength(expectedRules);
+    });
+
+    it('gives every rule target a dead-letter queue and a retry policy', () => {
+      for (const rule of rules) {
+        for (const target of targetsOf(rule)) {
+          expect(target).toMatchObject({
+            DeadLetterConfig: { Arn: expect.anything() },
+            RetryPolicy: { MaximumRetryAttempts: 8, MaximumEventAgeInSeconds: 7200 },
+          });
+        }
+      }
+    });
+  });
+
+  it('deploys every SSM document with its allowedPatterns, as a Command document under its own name', () => {
+    for (const document of [...IMAGE_DOCUMENTS, ...POOL_DOCUMENTS]) {
+      template.hasResourceProperties('AWS::SSM::Document', {
+        Name: document.name,
+        DocumentType: 'Command',
+        Content: documentContent(document),
+      });
+    }
+    template.resourceCountIs('AWS::SSM::Document', IMAGE_DOCUMENTS.length + POOL_DOCUMENTS.length);
+  });
+
+  describe('shareable test events', () => {
+    const samples = readSampleEvents(path.join(PROJECT_ROOT, 'events'));
+    const schemas = resourcesOfType(json, 'AWS::EventSchemas::Schema').map(
+      ([, schema]) => schema.Properties ?? {},
+    );
+
+    it('registers each sample for every function that receives it, named _<function name>-schema', () => {
+      for (const fn of warmbootFunctions) {
+        const mine = samplesFor(fn, samples);
+        const schema = schemas.find(
+          (candidate) => cfnText(candidate.SchemaName) === `_\${${functionLogicalId(fn.spec.id)}}-schema`,
+        );
+        if (mine.length === 0) {
+          expect(schema, fn.spec.id).toBeUndefined();
+          continue;
+        }
+        expect(schema, fn.spec.id).toMatchObject({ Type: 'OpenApi3' });
+        const content = JSON.parse(schema?.Content as string) as {
+          openapi: string;
+          components: { examples: Record<string, { value: unknown }> };
+        };
+        expect(content.openapi).toBe('3.0.0');
+        expect(Object.values(content.components.examples).map((example) => example.value)).toEqual(
+          mine.map((sample) => sample.event),
+        );
+      }
+    });
+
+    it('creates the lambda-testevent-schemas registry and keeps it on stack deletion', () => {
+      template.hasResource('AWS::EventSchemas::Registry', {
+        Properties: { RegistryName: TEST_EVENT_REGISTRY },
+        DeletionPolicy: 'Retain',
+      });
+    });
+
+    it('has a receiver for every sample event (a sample no rule delivers is misfiled)', () => {
+      for (const sample of samples) {
+        expect(
+          warmbootFunctions.some((fn) => samplesFor(fn, [sample]).length > 0),
+          sample.file,
+        ).toBe(true);
+      }
+    });
+  });
+
+  describe('dashboard and alarms', () => {
+    it('has one dashboard with the capability metrics in namespace Warmboot', () => {
+      template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+      const body = cfnText(
+        resourcesOfType(json, 'AWS::CloudWatch::Dashboard')[0]?.[1].Properties?.DashboardBody,
+      );
+      for (const metric of [
+        'WarmRatio',
+        'CacheBytesUsed',
+        'CacheBudgetBytes',
+        'PinnedImages',
+        'FastRestorePairs',
+        'FastRestoreUsdPerHour',
+        'PoolReadyMembers',
+        'PoolHitRatio',
+        'TimeToReadySeconds',
+        'ShelvedVolumeGiB',
+        'Throttles',
+        'CachePlanPendingActions',
+      ]) {
+        expect(body, metric).toContain(`"Warmboot","${metric}"`);
+      }
+    });
+
+    it('alarms on dead letters and errors of every function, empty pools, cache convergence and FSR budget', () => {
+      const alarms = resourcesOfType(json, 'AWS::CloudWatch::Alarm').map(
+        ([, alarm]) => alarm.Properties ?? {},
+      );
+      const named = (metricName: string) => alarms.filter((alarm) => alarm.MetricName === metricName);
+
+      expect(named('ApproximateNumberOfMessagesVisible')).toHaveLength(functionIds.length);
+      expect(named('Errors')).toHaveLength(functionIds.length);
+      expect(named('PoolReadyMembers')).toHaveLength(
+        settings.pools.filter((pool) => pool.minSize > 0).length,
+      );
+      expect(named('CachePlanPendingActions')).toHaveLength(settings.hostGroups.length);
+      expect(named('FastRestoreUsdPerHour')).toEqual([
+        expect.objectContaining({ Threshold: settings.fastRestore.maxUsdPerHour }),
+      ]);
+    });
+
+    it('notifies an encrypted, TLS-only topic with the alarm email', () => {
+      template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+      template.hasResourceProperties('AWS::SNS::Subscription', {
+        Protocol: 'email',
+        Endpoint: settings.alarmEmail,
+      });
+      template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+      for (const [, alarm] of resourcesOfType(json, 'AWS::CloudWatch::Alarm')) {
+        expect(alarm.Properties?.AlarmActions, JSON.stringify(alarm.Properties?.MetricName)).toHaveLength(1);
+      }
+    });
+  });
+});

@@ -1,0 +1,158 @@
+import { readFileSync } from 'node:fs';
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { LocalCloud } from '../../local/cloud';
+
+const HOUR = 3_600_000;
+const planSample = JSON.parse(
+  readFileSync(new URL('../../events/fast-restore/plan-fast-restore.json', import.meta.url), 'utf8'),
+) as Record<string, unknown>;
+
+let cloud: LocalCloud | undefined;
+afterEach(async () => {
+  await cloud?.stop();
+  cloud = undefined;
+});
+
+const start = async (fastRestore: Record<string, unknown>): Promise<LocalCloud> => {
+  cloud = await LocalCloud.start({
+    dynamodbEndpoint: inject('dynamodbEndpoint'),
+    functions: ['popularity', 'fastRestore'],
+    settings: {
+      POPULARITY_SETTINGS: JSON.stringify({ halfLifeHours: 1, shards: 2 }),
+      FAST_RESTORE_SETTINGS: JSON.stringify({ cooldownMinutes: 30, minScore: 1, ...fastRestore }),
+    },
+  });
+  return cloud;
+};
+
+const launches = async (local: LocalCloud, image: string, availabilityZone: string, count: number) => {
+  local.putEvent({
+    source: 'warmboot',
+    detailType: 'Image Launched',
+    detail: { image, availabilityZone, count },
+  });
+  await local.settleFor(10_000);
+};
+
+let planCounter = 0;
+/** The console sample, as the operator would send it, with a fresh id and the clock's time. */
+const plan = (local: LocalCloud) =>
+  local.invoke('fastRestore', {
+    ...planSample,
+    id: `plan-${++planCounter}`,
+    time: new Date(local.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    detail: { dryRun: false },
+  });
+
+const rootSnapshot = (local: LocalCloud, imageId: string): string =>
+  local.ec2.images().find((image) => image.imageId === imageId)?.blockDevices[0]?.snapshotId ?? '';
+
+const fsrOn = (local: LocalCloud) =>
+  local.ec2
+    .fastRestores()
+    .filter((pair) => pair.state !== 'disabled')
+    .map((pair) => `${pair.snapshotId}@${pair.availabilityZone}:${pair.state}`)
+    .sort();
+
+const trackedStates = async (local: LocalCloud) => {
+  const page = await local.documents.send(
+    new QueryCommand({
+      TableName: local.tables.imageCache,
+      IndexName: 'gsi1',
+      KeyConditionExpression: 'gsi1pk = :fsr',
+      ExpressionAttributeValues: { ':fsr': 'FSR' },
+    }),
+  );
+  return (page.Items ?? []).map((item) => ({
+    pair: `${item.snapshotId}@${item.availabilityZone}`,
+    state: item.state,
+    managed: item.managed,
+  }));
+};
+
+describe('fast snapshot restore for hot AMIs', () => {
+  it('enables FSR for the hot AMI in its AZ, tracks its states, and disables it a cool-down after it went cold', async () => {
+    const local = await start({ maxPairs: 2, maxUsdPerHour: 1.5, topPerAz: 1 });
+    const hot = local.ec2.registerImage({ name: 'hot', rootSizeGiB: 8 });
+    const warm = local.ec2.registerImage({ name: 'warm', rootSizeGiB: 8 });
+    const launchedAt = local.clock.now();
+    await launches(local, hot, 'us-east-1a', 20);
+    await launches(local, warm, 'us-east-1a', 5);
+
+    await plan(local);
+    await local.settleFor(5 * 60_000);
+
+    const pair = `${rootSnapshot(local, hot)}@us-east-1a`;
+    expect(fsrOn(local)).toEqual([`${pair}:enabled`]);
+    expect(await trackedStates(local)).toEqual([{ pair, state: 'enabled', managed: true }]);
+    expect(local.metrics.some((document) => JSON.stringify(document).includes('FastRestoreUsdPerHour'))).toBe(
+      true,
+    );
+
+    // Half-life 1 h: 20 launches fall below minScore 1 after log2(20) ≈ 4.3 h. The schedule
+    // (every 15 minutes) keeps the pair through the 30-minute cool-down, then disables it.
+    local.startSchedules();
+    await local.settleFor(4 * HOUR);
+    expect(fsrOn(local)).toEqual([`${pair}:enabled`]);
+    await local.settleFor(2 * HOUR);
+    expect(fsrOn(local)).toEqual([]);
+    const coldSince = launchedAt + Math.log2(20) * HOUR;
+    // The cool-down counts from the last round that saw the AMI hot (rounds are 15 minutes apart).
+    const disablingAt = local.ec2.fastRestores()[0]?.times.disabling ?? 0;
+    expect(disablingAt - coldSince).toBeGreaterThanOrEqual(15 * 60_000);
+    expect(disablingAt - coldSince).toBeLessThanOrEqual(45 * 60_000);
+    expect(await trackedStates(local)).toEqual([{ pair, state: 'disabled', managed: false }]);
+  });
+
+  it('stays within the budget across AZs and never touches pairs it did not enable', async () => {
+    const local = await start({ maxPairs: 5, maxUsdPerHour: 1.5, topPerAz: 1 });
+    const images = ['a', 'b', 'c'].map((zone) =>
+      local.ec2.registerImage({ name: `ami-${zone}`, rootSizeGiB: 8 }),
+    );
+    const foreign = local.ec2.registerImage({ name: 'foreign', rootSizeGiB: 8 });
+    const seen: unknown[] = [];
+    local.bus.onInvocation((record) => seen.push({ id: record.event.id, time: record.event.time, result: record.result }));
+    await local.run(async () => {
+      const { EnableFastSnapshotRestoresCommand } = await import('@aws-sdk/client-ec2');
+      await local.runtime('popularity').clients.ec2.send(
+        new EnableFastSnapshotRestoresCommand({
+          SourceSnapshotIds: [rootSnapshot(local, foreign)],
+          AvailabilityZones: ['us-east-1c'],
+        }),
+      );
+    });
+    await launches(local, images[0] as string, 'us-east-1a', 30);
+    await launches(local, images[1] as string, 'us-east-1b', 20);
+    await launches(local, images[2] as string, 'us-east-1c', 10);
+
+    const outcome = await plan(local);
+    if (JSON.stringify(outcome).includes('us-east-1c')) console.log(JSON.stringify(seen), images, local.clock.now());
+    await local.settleFor(5 * 60_000);
+
+    // 1.50 USD/h at 0.75 per pair: the two hottest AZs' AMIs; the foreign pair is left alone.
+    expect(fsrOn(local)).toEqual(
+      [
+        `${rootSnapshot(local, images[0] as string)}@us-east-1a:enabled`,
+        `${rootSnapshot(local, images[1] as string)}@us-east-1b:enabled`,
+        `${rootSnapshot(local, foreign)}@us-east-1c:enabled`,
+      ].sort(),
+    );
+  });
+
+  it('a dry run reports the plan and changes nothing', async () => {
+    const local = await start({ maxPairs: 2, maxUsdPerHour: 10, topPerAz: 1 });
+    const hot = local.ec2.registerImage({ name: 'hot', rootSizeGiB: 8 });
+    await launches(local, hot, 'us-east-1a', 20);
+    const outcome = await local.invoke('fastRestore', { ...planSample, id: 'dry-run-1' });
+    expect(outcome).toMatchObject({
+      status: 'handled',
+      result: {
+        status: 'planned',
+        dryRun: true,
+        plan: { enable: [{ imageId: hot, availabilityZone: 'us-east-1a' }] },
+      },
+    });
+    expect(fsrOn(local)).toEqual([]);
+  });
+});

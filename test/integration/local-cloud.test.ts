@@ -1,0 +1,205 @@
+import {
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  DynamoDBClient,
+  type TableDescription,
+} from '@aws-sdk/client-dynamodb';
+import { RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { EC2_STATE_CHANGE } from '../../functions/catalog';
+import { eventBridgeFacts } from '../../functions/shared/adapters/facts';
+import { callAws } from '../../functions/shared/aws-errors';
+import { EventRegistry, route } from '../../functions/shared/event-registry';
+import { createLambdaHandler } from '../../functions/shared/lambda';
+import type { Runtime } from '../../functions/shared/runtime';
+import { ec2InstanceStateChangeDetail } from '../../functions/shared/schemas/aws-events';
+import { TABLES } from '../../functions/shared/tables';
+import type { EventEnvelope } from '../../local/bus';
+import { LocalCloud } from '../../local/cloud';
+import { LOCAL_CREDENTIALS } from '../../local/dynamodb-local';
+
+/**
+ * A registry-based handler deployed under the `popularity` id, so the catalog's Ec2Running rule
+ * routes to it: it counts each running instance in DynamoDB Local and publishes a fact.
+ */
+const launchCounter = (runtime: Runtime) => {
+  const table = runtime.env.POPULARITY_TABLE;
+  const facts = eventBridgeFacts(runtime.clients.events);
+  const registry = new EventRegistry([
+    route('aws.ec2', EC2_STATE_CHANGE, ec2InstanceStateChangeDetail, async (event) => {
+      const instanceId = event.detail['instance-id'];
+      await callAws('UpdateItem', () =>
+        runtime.clients.documents.send(
+          new UpdateCommand({
+            TableName: table,
+            Key: { pk: `instance#${instanceId}`, sk: 'launches' },
+            UpdateExpression: 'ADD launches :one',
+            ExpressionAttributeValues: { ':one': 1 },
+          }),
+        ),
+      );
+      await facts.publish([{ detailType: 'Launch Counted', detail: { instanceId } }]);
+      return instanceId;
+    }),
+  ]);
+  return createLambdaHandler(registry, runtime);
+};
+
+describe('LocalCloud', () => {
+  let cloud: LocalCloud;
+  let facts: EventEnvelope[];
+
+  beforeAll(async () => {
+    cloud = await LocalCloud.start({
+      dynamodbEndpoint: inject('dynamodbEndpoint'),
+      handlers: { popularity: launchCounter },
+      documents: [],
+      behaviours: {},
+    });
+    cloud.bus.onEvent((event) => {
+      if (event.source === 'warmboot') facts.push(event);
+    });
+  });
+
+  afterAll(async () => {
+    await cloud.stop();
+  });
+
+  beforeEach(() => {
+    facts = [];
+    cloud.bus.clearFaults();
+  });
+
+  const launches = async (instanceId: string): Promise<unknown> => {
+    const { Item } = await cloud.documents.send(
+      new GetCommand({
+        TableName: cloud.tables.popularity,
+        Key: { pk: `instance#${instanceId}`, sk: 'launches' },
+      }),
+    );
+    return Item?.launches;
+  };
+
+  const launchOne = async (): Promise<string> => {
+    const imageId = cloud.ec2.registerImage({
+      name: `web-${facts.length}-${cloud.clock.now()}`,
+      rootSizeGiB: 8,
+    });
+    const { Instances } = await cloud.run(() =>
+      cloud
+        .runtime('popularity')
+        .clients.ec2.send(
+          new RunInstancesCommand({ ImageId: imageId, InstanceType: 'm7i.large', MinCount: 1, MaxCount: 1 }),
+        ),
+    );
+    const instanceId = Instances?.[0]?.InstanceId;
+    if (!instanceId) throw new Error('RunInstances returned no instance');
+    return instanceId;
+  };
+
+  it('creates every table of the stack in DynamoDB Local, with its keys, indexes and TTL', async () => {
+    const admin = new DynamoDBClient({
+      region: cloud.region,
+      endpoint: inject('dynamodbEndpoint'),
+      credentials: LOCAL_CREDENTIALS,
+    });
+    try {
+      for (const spec of Object.values(TABLES)) {
+        const name = cloud.tables[spec.id];
+        const { Table } = await admin.send(new DescribeTableCommand({ TableName: name }));
+        const { TimeToLiveDescription } = await admin.send(
+          new DescribeTimeToLiveCommand({ TableName: name }),
+        );
+
+        expect(keysOf(Table)).toEqual({
+          partitionKey: spec.partitionKey,
+          sortKey: 'sortKey' in spec ? spec.sortKey : undefined,
+          indexes: spec.indexes.map((index) => index.name),
+        });
+        expect(TimeToLiveDescription).toMatchObject({
+          TimeToLiveStatus: 'ENABLED',
+          AttributeName: spec.ttlAttribute,
+        });
+      }
+    } finally {
+      admin.destroy();
+    }
+  });
+
+  it('delivers the EC2 running event of a simulated launch to the handler, which writes to DynamoDB Local', async () => {
+    const instanceId = await launchOne();
+    await cloud.settleFor(60_000);
+
+    expect(await launches(instanceId)).toBe(1);
+    expect(facts.map((fact) => [fact['detail-type'], fact.detail])).toEqual([
+      ['Launch Counted', { instanceId }],
+    ]);
+  });
+
+  it('handles an event delivered twice only once (idempotency on the event id)', async () => {
+    cloud.bus.injectFault({
+      match: { functionId: 'popularity', detailType: EC2_STATE_CHANGE },
+      fault: { kind: 'duplicate', afterMs: 10_000 },
+    });
+    const before = cloud.bus.stats('popularity');
+    const instanceId = await launchOne();
+    await cloud.settleFor(60_000);
+
+    expect(await launches(instanceId)).toBe(1);
+    expect(facts).toHaveLength(1);
+    const after = cloud.bus.stats('popularity');
+    expect(after.succeeded - before.succeeded).toBe(2);
+  });
+
+  it('handles a duplicate that arrives while the first is still running only once, after a retry', async () => {
+    cloud.bus.injectFault({
+      match: { functionId: 'popularity', detailType: EC2_STATE_CHANGE },
+      fault: { kind: 'duplicate' },
+    });
+    const before = cloud.bus.stats('popularity');
+    const instanceId = await launchOne();
+    await cloud.settleFor(5 * 60_000);
+
+    expect(await launches(instanceId)).toBe(1);
+    const after = cloud.bus.stats('popularity');
+    // The copy finds the first invocation in progress, fails, and its retry returns the stored result.
+    expect(after.errors - before.errors).toBe(1);
+    expect(after.succeeded - before.succeeded).toBe(2);
+    expect(cloud.bus.deadLetters('popularity')).toEqual([]);
+  });
+
+  it('invokes a function synchronously through the same chain', async () => {
+    const instanceId = await launchOne();
+    const result = await cloud.invoke('popularity', {
+      version: '0',
+      id: '6a7e8feb-b491-4cf7-a9f1-bf3703467718',
+      'detail-type': EC2_STATE_CHANGE,
+      source: 'aws.ec2',
+      account: cloud.accountId,
+      time: '2026-01-05T08:00:00Z',
+      region: cloud.region,
+      resources: [],
+      detail: { 'instance-id': instanceId, state: 'running' },
+    });
+
+    expect(result).toEqual({
+      status: 'handled',
+      source: 'aws.ec2',
+      detailType: EC2_STATE_CHANGE,
+      result: instanceId,
+    });
+  });
+
+  it('rejects an operator event PutEvents would refuse', () => {
+    expect(() =>
+      cloud.putEvent({ source: 'warmboot', detailType: '', detail: { image: 'ami-0123456789abcdef0' } }),
+    ).toThrow(/InvalidArgument/);
+  });
+});
+
+const keysOf = (table: TableDescription | undefined) => ({
+  partitionKey: table?.KeySchema?.find((key) => key.KeyType === 'HASH')?.AttributeName,
+  sortKey: table?.KeySchema?.find((key) => key.KeyType === 'RANGE')?.AttributeName,
+  indexes: (table?.GlobalSecondaryIndexes ?? []).map((index) => index.IndexName),
+});

@@ -1,0 +1,206 @@
+import { readFileSync } from 'node:fs';
+import { RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { DynamoPopularityStore } from '../../functions/popularity/adapters/dynamodb-popularity-store';
+import { decayParameters } from '../../functions/popularity/domain/decay';
+import { GLOBAL_SCOPE } from '../../functions/popularity/domain/scope';
+import { LocalCloud } from '../../local/cloud';
+
+const SETTINGS = { halfLifeHours: 24, shards: 4, topK: 5 };
+const sampleLaunch = JSON.parse(
+  readFileSync(new URL('../../events/popularity/image-launched.json', import.meta.url), 'utf8'),
+) as { detail: Record<string, unknown> };
+
+let cloud: LocalCloud | undefined;
+afterEach(async () => {
+  await cloud?.stop();
+  cloud = undefined;
+});
+
+const start = async (): Promise<LocalCloud> => {
+  cloud = await LocalCloud.start({
+    dynamodbEndpoint: inject('dynamodbEndpoint'),
+    functions: ['popularity'],
+    settings: { POPULARITY_SETTINGS: JSON.stringify(SETTINGS) },
+  });
+  return cloud;
+};
+
+/** Reads the popularity table the way the cache planner does. */
+const reader = (local: LocalCloud) =>
+  new DynamoPopularityStore({
+    client: local.runtime('popularity').clients.dynamodb,
+    tableName: local.tables.popularity,
+    settings: { decay: decayParameters(SETTINGS.halfLifeHours), shards: SETTINGS.shards },
+    dedupeTtlMs: 86_400_000,
+    sleep: (ms) => local.clock.sleep(ms),
+    random: Math.random,
+  });
+
+const launch = (local: LocalCloud, imageId: string, count: number, zone: string, hostGroup?: string) =>
+  local.run(() =>
+    local.runtime('popularity').clients.ec2.send(
+      new RunInstancesCommand({
+        ImageId: imageId,
+        InstanceType: 'm7i.large',
+        MinCount: count,
+        MaxCount: count,
+        Placement: { AvailabilityZone: zone },
+        ...(hostGroup
+          ? {
+              TagSpecifications: [
+                { ResourceType: 'instance', Tags: [{ Key: 'warmboot:host-group', Value: hostGroup }] },
+              ],
+            }
+          : {}),
+      }),
+    ),
+  );
+
+const imageLaunched = (local: LocalCloud, detail: Record<string, unknown>) =>
+  local.putEvent({ source: 'warmboot', detailType: 'Image Launched', detail });
+
+describe('popularity against DynamoDB Local and the EC2 simulator', () => {
+  it('counts EC2 launches exactly per image, AZ and host group, and ranks them', async () => {
+    const local = await start();
+    const web = local.ec2.registerImage({ name: 'web', rootSizeGiB: 8 });
+    const batch = local.ec2.registerImage({ name: 'batch', rootSizeGiB: 8 });
+    await launch(local, web, 3, 'us-east-1a', 'web');
+    await launch(local, web, 2, 'us-east-1b');
+    await launch(local, batch, 1, 'us-east-1a');
+    await local.settleFor(60_000);
+
+    const store = reader(local);
+    const now = local.clock.now();
+    expect(await store.launches(GLOBAL_SCOPE, web, now)).toBe(5);
+    expect(await store.launches({ kind: 'az', az: 'us-east-1a' }, web, now)).toBe(3);
+    expect(await store.launches({ kind: 'hostGroup', hostGroup: 'web' }, web, now)).toBe(3);
+    expect(await store.launches(GLOBAL_SCOPE, batch, now)).toBe(1);
+    const top = await store.topK(GLOBAL_SCOPE, 5, now);
+    expect(top.map((entry) => [entry.image, entry.launches])).toEqual([
+      [web, 5],
+      [batch, 1],
+    ]);
+    expect(top[0]?.score).toBeCloseTo(5, 2);
+    // Running events that arrive together resolve their instances in one DescribeInstances.
+    expect(local.ec2.stats().DescribeInstances?.calls).toBeLessThanOrEqual(3);
+    expect(local.bus.deadLetters('popularity')).toEqual([]);
+  });
+
+  it('counts an event delivered twice once', async () => {
+    const local = await start();
+    local.bus.injectFault({
+      match: { functionId: 'popularity', detailType: 'Image Launched' },
+      fault: { kind: 'duplicate', afterMs: 90_000 },
+    });
+    imageLaunched(local, sampleLaunch.detail);
+    await local.settleFor(5 * 60_000);
+
+    expect(local.bus.stats('popularity').invocations).toBe(2);
+    const image = String(sampleLaunch.detail.image);
+    expect(await reader(local).launches(GLOBAL_SCOPE, image, local.clock.now())).toBe(3);
+  });
+
+  it('counts a launch once when a retried invocation records it again (dedupe marker)', async () => {
+    const local = await start();
+    const store = reader(local);
+    const at = local.clock.now();
+    const record = { eventId: 'retried-event', at, images: [{ image: 'ami-0abcdef0123456789', count: 2 }] };
+    const first = await local.run(() => store.recordLaunch(record));
+    const second = await local.run(() => store.recordLaunch(record));
+    expect([first.recorded, second.recorded]).toEqual([true, false]);
+    expect(await local.run(() => store.launches(GLOBAL_SCOPE, 'ami-0abcdef0123456789', at))).toBe(2);
+  });
+
+  it('gives the same scores whatever order the launches arrive in', async () => {
+    const scoresAfter = async (reorder: boolean) => {
+      const local = await start();
+      if (reorder)
+        local.bus.injectFault({
+          match: { functionId: 'popularity', detailType: 'Image Launched' },
+          fault: { kind: 'reorder', window: 6 },
+        });
+      const hour = 3_600_000;
+      const at = local.clock.now();
+      const launches = [
+        ['ami-0aaaaaaaaaaaaaaa1', 0],
+        ['ami-0bbbbbbbbbbbbbbb2', 1],
+        ['ami-0aaaaaaaaaaaaaaa1', 5],
+        ['ami-0bbbbbbbbbbbbbbb2', 9],
+        ['ami-0aaaaaaaaaaaaaaa1', 12],
+        ['ami-0ccccccccccccccc3', 20],
+      ] as const;
+      for (const [image, hours] of launches)
+        local.bus.put({
+          source: 'warmboot',
+          detailType: 'Image Launched',
+          detail: { image, availabilityZone: 'us-east-1a' },
+          time: at + hours * hour,
+        });
+      await local.settleFor(60_000);
+      const top = await reader(local).topK({ kind: 'az', az: 'us-east-1a' }, 3, at + 24 * hour);
+      await local.stop();
+      cloud = undefined;
+      return top;
+    };
+    const inOrder = await scoresAfter(false);
+    const shuffled = await scoresAfter(true);
+    expect(shuffled).toEqual(inOrder);
+    expect(inOrder.map((entry) => entry.image)).toEqual([
+      'ami-0aaaaaaaaaaaaaaa1',
+      'ami-0bbbbbbbbbbbbbbb2',
+      'ami-0ccccccccccccccc3',
+    ]);
+  });
+
+  it('records every container image of an ECS task once, even when ECS reports it RUNNING twice', async () => {
+    const local = await start();
+    const detail = {
+      taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/web/0f1e2d3c4b5a69788796a5b4c3d2e1f0',
+      clusterArn: 'arn:aws:ecs:us-east-1:123456789012:cluster/web',
+      lastStatus: 'RUNNING',
+      desiredStatus: 'RUNNING',
+      availabilityZone: 'us-east-1b',
+      containers: [
+        {
+          name: 'app',
+          image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/web:2.4.1',
+          lastStatus: 'RUNNING',
+        },
+        { name: 'envoy', image: 'public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29', lastStatus: 'RUNNING' },
+      ],
+    };
+    local.putEvent({ source: 'aws.ecs', detailType: 'ECS Task State Change', detail });
+    local.putEvent({ source: 'aws.ecs', detailType: 'ECS Task State Change', detail });
+    await local.settleFor(60_000);
+
+    const top = await reader(local).topK({ kind: 'az', az: 'us-east-1b' }, 5, local.clock.now());
+    expect(top.map((entry) => [entry.image, entry.launches])).toEqual([
+      ['123456789012.dkr.ecr.us-east-1.amazonaws.com/web:2.4.1', 1],
+      ['public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29', 1],
+    ]);
+  });
+
+  it('keeps one hot image exact across shards and publishes Popularity Changed once', async () => {
+    const local = await start();
+    const changed: unknown[] = [];
+    local.bus.onEvent((event) => {
+      if (event['detail-type'] === 'Popularity Changed') changed.push(event.detail);
+    });
+    for (let index = 0; index < 40; index++) imageLaunched(local, { image: 'M0002', count: 25 });
+    await local.settleFor(60_000);
+
+    expect(await reader(local).launches(GLOBAL_SCOPE, 'M0002', local.clock.now())).toBe(1_000);
+    const shards = await local.documents.send(
+      new (await import('@aws-sdk/lib-dynamodb')).ScanCommand({
+        TableName: local.tables.popularity,
+        FilterExpression: 'begins_with(pk, :prefix)',
+        ExpressionAttributeValues: { ':prefix': 'POP#global#M0002#' },
+      }),
+    );
+    expect(new Set(shards.Items?.map((item) => item.pk)).size).toBe(SETTINGS.shards);
+    expect(changed).toEqual([
+      expect.objectContaining({ image: 'M0002', scope: { kind: 'global' }, rank: 1 }),
+    ]);
+  });
+});

@@ -1,0 +1,208 @@
+import { readFileSync } from 'node:fs';
+import { DeleteVolumeCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { dynamoShelfStore } from '../../functions/shelving/adapters/store';
+import type { ShelfRecord } from '../../functions/shelving/domain/types';
+import { LocalCloud } from '../../local/cloud';
+import { runShelvingScenario } from '../../local/scenarios/shelving';
+
+const MINUTE = 60_000;
+const sample = (name: string) =>
+  JSON.parse(readFileSync(new URL(`../../events/shelving/${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
+
+let cloud: LocalCloud | undefined;
+afterEach(async () => {
+  await cloud?.stop();
+  cloud = undefined;
+});
+
+const start = async (settings: Record<string, unknown> = {}): Promise<LocalCloud> => {
+  cloud = await LocalCloud.start({
+    dynamodbEndpoint: inject('dynamodbEndpoint'),
+    functions: ['shelving'],
+    settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, ...settings }) },
+  });
+  return cloud;
+};
+
+let counter = 0;
+const request = (local: LocalCloud, name: string, detail: Record<string, unknown>) =>
+  local.invoke('shelving', {
+    ...sample(name),
+    id: `req-${++counter}`,
+    time: new Date(local.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    detail,
+  }) as Promise<{ status: string; result: { kind: string; results?: { id: string; ok: boolean; recordId?: string }[] } }>;
+
+/** Launches managed instances with a root and a data volume, optionally on a Dedicated Host. */
+const launch = async (local: LocalCloud, count: number, placement: Record<string, string> = {}) => {
+  const imageId = local.ec2.images()[0]?.imageId ?? local.ec2.registerImage({ name: 'al2023', rootSizeGiB: 8 });
+  const answer = await local.run(() =>
+    local.runtime('shelving').clients.ec2.send(
+      new RunInstancesCommand({
+        ImageId: imageId,
+        InstanceType: 'm7i.large',
+        MinCount: count,
+        MaxCount: count,
+        Placement: { AvailabilityZone: 'us-east-1a', ...placement },
+        BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } }],
+        TagSpecifications: [
+          {
+            ResourceType: 'instance',
+            Tags: [
+              { Key: 'warmboot:managed', Value: 'true' },
+              { Key: 'warmboot:tenant', Value: 'tenant-a' },
+              { Key: 'Name', Value: 'web' },
+            ],
+          },
+        ],
+      }),
+    ),
+  );
+  await local.settleFor(MINUTE);
+  return (answer.Instances ?? []).map((instance) => instance.InstanceId ?? '');
+};
+
+const records = (local: LocalCloud) => dynamoShelfStore(local.documents, local.tables.shelves);
+const load = async (local: LocalCloud, ids: readonly string[]): Promise<ShelfRecord[]> =>
+  local.run(() => records(local).getMany(ids));
+
+const shelve = async (local: LocalCloud, instanceIds: string[]) => {
+  const answer = await request(local, 'shelve.json', { instanceIds, tenant: 'tenant-a', snapshot: true });
+  await local.settleFor(3 * MINUTE);
+  return (answer.result.results ?? []).map((result) => result.recordId ?? '');
+};
+
+const retainedVolumesIntact = (local: LocalCloud, all: readonly ShelfRecord[]) => {
+  const existing = new Set(local.ec2.volumes().map((volume) => volume.volumeId));
+  return all.flatMap((record) => record.volumes.map((volume) => volume.volumeId)).every((id) => existing.has(id));
+};
+
+describe('shelve, offload, unshelve on the local cloud', () => {
+  it('keeps every volume and comes back on the same Dedicated Host with the volumes at their device names', async () => {
+    const local = await start();
+    const hostId = local.ec2.allocateHost({ availabilityZone: 'us-east-1a', instanceType: 'm7i.large' });
+    const instanceIds = await launch(local, 2, { Tenancy: 'host', HostId: hostId, Affinity: 'host' });
+
+    const recordIds = await shelve(local, instanceIds);
+    const shelved = await load(local, recordIds);
+    expect(shelved.map((record) => record.step)).toEqual(['shelved', 'shelved']);
+    for (const instanceId of instanceIds) expect(local.ec2.instance(instanceId)?.state).toBe('stopped');
+    const kept = local.ec2.volumes().filter((volume) => recordIds.includes(volume.tags['warmboot:shelved'] ?? ''));
+    expect(kept).toHaveLength(4);
+    expect(kept.every((volume) => volume.attachment?.deleteOnTermination === false)).toBe(true);
+    expect(local.ec2.snapshots().filter((snapshot) => recordIds.includes(snapshot.tags['warmboot:shelved'] ?? ''))).toHaveLength(4);
+
+    await request(local, 'offload.json', { recordIds });
+    await local.settleFor(2 * MINUTE);
+    for (const instanceId of instanceIds) expect(local.ec2.instance(instanceId)?.state).toBe('terminated');
+    expect((await load(local, recordIds)).map((record) => record.step)).toEqual(['offloaded', 'offloaded']);
+    expect(retainedVolumesIntact(local, shelved)).toBe(true);
+
+    await request(local, 'unshelve.json', { recordIds, tenant: 'tenant-a' });
+    await local.settleFor(5 * MINUTE);
+
+    const done = await load(local, recordIds);
+    expect(done.map((record) => [record.step, record.unshelve?.path])).toEqual([
+      ['unshelved', 'fast'],
+      ['unshelved', 'fast'],
+    ]);
+    for (const record of done) {
+      const replacement = local.ec2.instance(record.unshelve?.replacementInstanceId ?? '');
+      expect(replacement).toMatchObject({ state: 'running', hostId, tags: { Name: 'web', 'warmboot:tenant': 'tenant-a' } });
+      for (const volume of record.volumes) {
+        expect(local.ec2.volumes().find((candidate) => candidate.volumeId === volume.volumeId)?.attachment).toMatchObject({
+          instanceId: replacement?.instanceId,
+          device: volume.deviceName,
+        });
+      }
+      expect(local.ec2.volumes().some((volume) => volume.volumeId === record.unshelve?.freshRootVolumeId)).toBe(false);
+    }
+  });
+
+  it('starts a shelved instance that was never offloaded', async () => {
+    const local = await start();
+    const [instanceId = ''] = await launch(local, 1);
+    const [recordId = ''] = await shelve(local, [instanceId]);
+
+    await request(local, 'unshelve.json', { instanceIds: [instanceId] });
+    await local.settleFor(2 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'start' } });
+    expect(local.ec2.instance(instanceId)?.state).toBe('running');
+  });
+
+  it('takes the slow path from the safety snapshots when a retained volume is gone, and says so', async () => {
+    const local = await start();
+    const [instanceId = ''] = await launch(local, 1);
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    await request(local, 'offload.json', { recordIds: [recordId] });
+    await local.settleFor(30 * MINUTE);
+    const [offloaded] = await load(local, [recordId]);
+    const data = offloaded?.volumes.find((volume) => !volume.root)?.volumeId ?? '';
+    await local.run(() => local.runtime('shelving').clients.ec2.send(new DeleteVolumeCommand({ VolumeId: data })));
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(3 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'slow', reason: expect.stringContaining(`${data} is gone`) } });
+    expect(local.ec2.instance(record?.unshelve?.replacementInstanceId ?? '')?.state).toBe('running');
+  });
+
+  it('resumes after the handler dies between any two calls, losing and duplicating nothing', async () => {
+    const local = await start();
+    const instanceIds = await launch(local, 3);
+    const recordIds = await shelve(local, instanceIds);
+    await request(local, 'offload.json', { recordIds });
+    await local.settleFor(2 * MINUTE);
+    const before = await load(local, recordIds);
+    local.startSchedules();
+
+    for (const afterCalls of [3, 6, 9, 12, 15]) local.faults.killInvocation({ functionId: 'shelving', afterCalls });
+    local.faults.failNextCall({ service: 'ec2', operation: 'AttachVolume' }, { code: 'RequestLimitExceeded' }, 8);
+    await request(local, 'unshelve-bulk.json', { tenant: 'tenant-a' }).catch(() => undefined);
+    await local.settleFor(15 * MINUTE);
+
+    const after = await load(local, recordIds);
+    expect(after.map((record) => record.step)).toEqual(['unshelved', 'unshelved', 'unshelved']);
+    expect(retainedVolumesIntact(local, before)).toBe(true);
+    const live = local.ec2.instances().filter((instance) => instance.state !== 'terminated' && instance.tags['warmboot:managed'] === 'true');
+    expect(live).toHaveLength(3);
+    expect(new Set(after.map((record) => record.unshelve?.replacementInstanceId))).toEqual(new Set(live.map((i) => i.instanceId)));
+  });
+
+  it('deletes a shelve record only after an explicit confirmation that names its volumes', async () => {
+    const local = await start();
+    const [instanceId = ''] = await launch(local, 1);
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    await request(local, 'offload.json', { recordIds: [recordId] });
+    await local.settleFor(2 * MINUTE);
+    const [record] = await load(local, [recordId]);
+    const volumeIds = record?.volumes.map((volume) => volume.volumeId) ?? [];
+
+    const unconfirmed = (await request(local, 'delete-shelved.json', { recordId })) as unknown as {
+      result: { result: { ok: boolean; willDelete: { volumeIds: string[] } } };
+    };
+    expect(unconfirmed.result.result).toMatchObject({ ok: false, willDelete: { volumeIds } });
+    expect(retainedVolumesIntact(local, record ? [record] : [])).toBe(true);
+
+    await request(local, 'delete-shelved.json', { recordId, confirm: recordId });
+    await local.settleFor(MINUTE);
+    const existing = new Set(local.ec2.volumes().map((volume) => volume.volumeId));
+    expect(volumeIds.some((id) => existing.has(id))).toBe(false);
+    expect(await load(local, [recordId])).toEqual([]);
+  });
+});
+
+describe('the shelving sandbox scenario', () => {
+  it('shelves 50 instances (10 on a Dedicated Host), offloads them and unshelves them all on the fast path', async () => {
+    const local = await start();
+
+    const summary = await runShelvingScenario(local, { count: 50, onHost: 10 });
+
+    expect(summary).toMatchObject({ shelved: 50, offloaded: 50, unshelved: 50, failed: [], sameHost: 10, retainedVolumesLost: 0 });
+    expect(summary.timeToReadySeconds.fast?.count).toBe(50);
+  });
+});

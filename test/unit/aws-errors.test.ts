@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type AwsErrorKind,
+  awsErrorCode,
+  callAws,
+  classifyAwsError,
+  isTransient,
+  translateAwsError,
+} from '../../functions/shared/aws-errors';
+import {
+  CapacityError,
+  ConflictError,
+  DependencyError,
+  IncorrectStateError,
+  NotFoundError,
+  ThrottledError,
+} from '../../functions/shared/errors';
+import { SimulatedAwsError } from '../../local/sdk-bridge';
+
+const aws = (code: string, extra: Record<string, unknown> = {}): Error =>
+  Object.assign(new SimulatedAwsError(code, `${code} from AWS`), extra);
+
+describe('the AWS error classifier', () => {
+  it.each<[string, AwsErrorKind]>([
+    ['RequestLimitExceeded', 'throttled'],
+    ['ThrottlingException', 'throttled'],
+    ['ProvisionedThroughputExceededException', 'throttled'],
+    ['InsufficientInstanceCapacity', 'insufficient-capacity'],
+    ['InsufficientHostCapacity', 'insufficient-capacity'],
+    ['IncorrectInstanceState', 'incorrect-state'],
+    ['VolumeInUse', 'incorrect-state'],
+    ['InvalidVolume.ZoneMismatch', 'incorrect-state'],
+    ['InvalidInstanceID.NotFound', 'not-found'],
+    ['InvalidSnapshot.NotFound', 'not-found'],
+    ['InvalidGroup.NotFound', 'not-found'],
+    ['InvocationDoesNotExist', 'not-found'],
+    ['ConditionalCheckFailedException', 'conditional-check-failed'],
+    ['TransactionConflictException', 'transaction-conflict'],
+    ['AttachmentLimitExceeded', 'limit-exceeded'],
+    ['UnauthorizedOperation', 'unauthorized'],
+    ['InternalError', 'internal'],
+    ['InvalidParameterValue', 'invalid-parameter'],
+    ['ValidationException', 'invalid-parameter'],
+    ['SomethingNew', 'unknown'],
+  ])('sorts %s as %s', (code, kind) => {
+    expect(classifyAwsError(aws(code))).toBe(kind);
+  });
+
+  it('reads the code from Code, then name, then code, and knows when there is none', () => {
+    expect(awsErrorCode({ Code: 'VolumeInUse', name: 'Error' })).toBe('VolumeInUse');
+    expect(awsErrorCode({ code: 'ECONNRESET', name: 'Error' })).toBe('ECONNRESET');
+    expect(awsErrorCode('boom')).toBe('Unknown');
+    expect(classifyAwsError(new Error('plain'))).toBe('unknown');
+  });
+
+  it('sorts a cancelled transaction by its cancellation reasons', () => {
+    const lostRace = aws('TransactionCanceledException', {
+      CancellationReasons: [{ Code: 'None' }, { Code: 'ConditionalCheckFailed' }],
+    });
+    const conflict = aws('TransactionCanceledException', {
+      CancellationReasons: [{ Code: 'TransactionConflict' }],
+    });
+
+    expect(classifyAwsError(lostRace)).toBe('conditional-check-failed');
+    expect(classifyAwsError(conflict)).toBe('transaction-conflict');
+  });
+
+  it('calls throttles, internal errors and transaction conflicts transient, and nothing permanent', () => {
+    expect(
+      ['RequestLimitExceeded', 'InternalError', 'TransactionConflictException'].map((code) =>
+        isTransient(aws(code)),
+      ),
+    ).toEqual([true, true, true]);
+    expect(
+      ['InvalidParameterValue', 'InsufficientInstanceCapacity', 'IncorrectInstanceState'].map((code) =>
+        isTransient(aws(code)),
+      ),
+    ).toEqual([false, false, false]);
+  });
+
+  it('translates each kind into the typed error the domain handles, keeping code and cause', () => {
+    const cases: [string, new (...args: never[]) => Error][] = [
+      ['InvalidVolume.NotFound', NotFoundError],
+      ['RequestLimitExceeded', ThrottledError],
+      ['InsufficientInstanceCapacity', CapacityError],
+      ['IncorrectInstanceState', IncorrectStateError],
+      ['ConditionalCheckFailedException', ConflictError],
+      ['AuthFailure', DependencyError],
+    ];
+    for (const [code, type] of cases) {
+      const cause = aws(code);
+      const error = translateAwsError('StopInstances', cause);
+      expect(error).toBeInstanceOf(type);
+      expect(error.message).toBe(`StopInstances failed: ${code}: ${code} from AWS`);
+      expect(error.cause).toBe(cause);
+    }
+  });
+
+  it('callAws returns the result, or throws the translated error', async () => {
+    expect(await callAws('DescribeInstances', async () => 'ok')).toBe('ok');
+    await expect(
+      callAws('AttachVolume', async () => {
+        throw aws('VolumeInUse');
+      }),
+    ).rejects.toBeInstanceOf(IncorrectStateError);
+  });
+});

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { type FleetConfig, type Launch, simulate } from '../../../bench/cache-sim';
+import { seededRandom, warmbootPolicy } from '../../../bench/cache-warmboot';
+
+const MB = 1_000_000;
+const config: FleetConfig = {
+  hosts: 2,
+  azs: 2,
+  cacheBytes: 300 * MB,
+  bandwidthBytesPerS: 100 * MB,
+  slots: 10,
+  holdS: 60,
+  outage: { startS: 1e9, endS: 1e9 + 7200 },
+};
+const sizes = { hot: 100 * MB, cold: 250 * MB };
+const launch = (index: number, timeS: number, image: keyof typeof sizes): Launch => ({
+  index,
+  timeS,
+  image,
+  sizeBytes: sizes[image],
+});
+const policy = () =>
+  warmbootPolicy({
+    cacheBytes: config.cacheBytes,
+    originS: 1_731_600_000,
+    imageSizes: sizes,
+    reconcileS: 300,
+    seed: 1,
+  });
+
+describe('warmboot policy (popularity + planner + placement)', () => {
+  it('warms a launched image and then places its launches on the hosts that hold it, spread', async () => {
+    const launches = Array.from({ length: 40 }, (_, index) => launch(index, index * 60, 'hot'));
+    const warmboot = policy();
+
+    const run = await simulate(
+      warmboot,
+      launches,
+      config,
+      launches.map(() => 20),
+    );
+
+    // Only the very first launch is cold: placement warmed its host, the planner replicated it.
+    expect(run.outcomes.filter((outcome) => !outcome.warm).map((outcome) => outcome.host)).toHaveLength(1);
+    expect(run.outcomes[0]?.warm).toBe(false);
+    expect(Math.min(...run.placedPerHost)).toBeGreaterThan(0);
+    expect(warmboot.stats.plans).toBeGreaterThan(0);
+  });
+
+  it('draws the same tie-breakers for the same seed', () => {
+    const a = seededRandom(42);
+    const b = seededRandom(42);
+
+    expect([a(), a(), a()]).toEqual([b(), b(), b()]);
+  });
+});

@@ -1,0 +1,380 @@
+import { readFileSync } from 'node:fs';
+import { beforeEach, describe, expect, it } from 'vitest';
+import {
+  EC2_STATE_CHANGE,
+  type FunctionId,
+  SCHEDULED_EVENT,
+  SSM_COMMAND_STATUS,
+} from '../../../functions/catalog';
+import { type EventEnvelope, type FunctionTarget, LocalEventBus } from '../../../local/bus';
+import { VirtualClock } from '../../../local/clock';
+import { FaultInjector, invocationScope } from '../../../local/faults';
+
+const ALL_FUNCTIONS: FunctionId[] = [
+  'popularity',
+  'imageCache',
+  'fastRestore',
+  'placement',
+  'pools',
+  'claim',
+  'shelving',
+];
+
+const awsSample = (
+  file: string,
+): { source: string; 'detail-type': string; detail: Record<string, unknown> } =>
+  JSON.parse(readFileSync(new URL(`../../fixtures/aws/${file}`, import.meta.url), 'utf8'));
+
+const ec2State = (state: string, instanceId = 'i-1234567890abcdef0') => ({
+  source: 'aws.ec2',
+  detailType: EC2_STATE_CHANGE,
+  detail: { ...awsSample('ec2-instance-state-change.json').detail, 'instance-id': instanceId, state },
+  resources: [`arn:aws:ec2:us-east-1:123456789012:instance/${instanceId}`],
+});
+
+interface Delivery {
+  readonly functionId: FunctionId;
+  readonly event: EventEnvelope;
+  readonly at: number;
+}
+
+describe('the local EventBridge bus', () => {
+  let clock: VirtualClock;
+  let bus: LocalEventBus;
+  let delivered: Delivery[];
+  const start = Date.UTC(2026, 0, 5, 8, 0, 0);
+
+  const recording =
+    (functionId: FunctionId): FunctionTarget =>
+    async (event) => {
+      delivered.push({ functionId, event, at: clock.now() });
+    };
+
+  const deliveredTo = (functionId: FunctionId): EventEnvelope[] =>
+    delivered.filter((delivery) => delivery.functionId === functionId).map((delivery) => delivery.event);
+
+  beforeEach(() => {
+    clock = new VirtualClock(start);
+    bus = new LocalEventBus({ clock, region: 'us-east-1', accountId: '123456789012', seed: 7 });
+    delivered = [];
+  });
+
+  const deployAll = (): void => {
+    for (const functionId of ALL_FUNCTIONS) bus.register(functionId, recording(functionId));
+  };
+
+  describe('routing with the catalog patterns', () => {
+    beforeEach(deployAll);
+
+    it('delivers an EC2 running event to every function with a matching rule, and no other', async () => {
+      bus.put(ec2State('running'));
+      await clock.advanceBy(1_000);
+
+      expect(delivered.map((delivery) => delivery.functionId).sort()).toEqual(
+        ['imageCache', 'pools', 'popularity', 'shelving'].sort(),
+      );
+    });
+
+    it('delivers shutting-down only to pools, and pending to nobody', async () => {
+      bus.put(ec2State('shutting-down'));
+      bus.put(ec2State('pending'));
+      await clock.advanceBy(1_000);
+
+      expect(delivered.map((delivery) => [delivery.functionId, delivery.event.detail.state])).toEqual([
+        ['pools', 'shutting-down'],
+      ]);
+    });
+
+    it('routes SSM command results by document-name prefix', async () => {
+      const sample = awsSample('ssm-command-invocation-status-change.json');
+      for (const documentName of ['Warmboot-ImageFetch', 'Warmboot-PoolInitialize', 'AWS-RunShellScript']) {
+        bus.put({
+          source: sample.source,
+          detailType: SSM_COMMAND_STATUS,
+          detail: { ...sample.detail, 'document-name': documentName },
+        });
+      }
+      await clock.advanceBy(1_000);
+
+      expect(
+        delivered.map((delivery) => [delivery.functionId, delivery.event.detail['document-name']]),
+      ).toEqual([
+        ['imageCache', 'Warmboot-ImageFetch'],
+        ['pools', 'Warmboot-PoolInitialize'],
+      ]);
+    });
+
+    it('routes an ECS task only once it runs, and operator requests by detail-type', async () => {
+      const ecs = awsSample('ecs-task-state-change.json');
+      bus.put({ source: ecs.source, detailType: ecs['detail-type'], detail: ecs.detail });
+      bus.put({
+        source: ecs.source,
+        detailType: ecs['detail-type'],
+        detail: { ...ecs.detail, lastStatus: 'STOPPED' },
+      });
+      bus.put({ source: 'warmboot', detailType: 'Request Server', detail: { pool: 'web' } });
+      await clock.advanceBy(1_000);
+
+      expect(delivered.map((delivery) => delivery.functionId)).toEqual(['popularity', 'claim']);
+    });
+
+    it('wraps the event in the EventBridge envelope, timed on the virtual clock', async () => {
+      await clock.advanceBy(1_234);
+      const envelope = bus.put(ec2State('running'));
+
+      expect(envelope).toMatchObject({
+        version: '0',
+        'detail-type': EC2_STATE_CHANGE,
+        source: 'aws.ec2',
+        account: '123456789012',
+        region: 'us-east-1',
+        time: '2026-01-05T08:00:01Z',
+        resources: ['arn:aws:ec2:us-east-1:123456789012:instance/i-1234567890abcdef0'],
+        detail: { 'instance-id': 'i-1234567890abcdef0', state: 'running' },
+      });
+      expect(envelope.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    });
+
+    it('delivers asynchronously, after the delivery latency', async () => {
+      bus.put(ec2State('running'));
+      expect(delivered).toEqual([]);
+
+      await clock.advanceBy(499);
+      expect(delivered).toEqual([]);
+      await clock.advanceBy(1);
+      expect(delivered.map((delivery) => delivery.at)).toEqual([
+        start + 500,
+        start + 500,
+        start + 500,
+        start + 500,
+      ]);
+    });
+
+    it('lets observers watch every event, routed or not', () => {
+      const seen: string[] = [];
+      const stop = bus.onEvent((event) => seen.push(event['detail-type']));
+      bus.put({ source: 'warmboot', detailType: 'Server Ready', detail: {} });
+      stop();
+      bus.put({ source: 'warmboot', detailType: 'Instance Unshelved', detail: {} });
+
+      expect(seen).toEqual(['Server Ready']);
+    });
+
+    it('runs each invocation in its own invocation scope with a Lambda context', async () => {
+      const scopes: { functionId?: string; invocationId?: string; requestId: string; remaining: number }[] =
+        [];
+      bus.register('placement', async (_event, context) => {
+        const scope = invocationScope.getStore();
+        scopes.push({
+          functionId: scope?.functionId,
+          invocationId: scope?.invocationId,
+          requestId: context.awsRequestId,
+          remaining: context.getRemainingTimeInMillis(),
+        });
+      });
+      bus.put({ source: 'warmboot', detailType: 'Advise Placement', detail: {} });
+      await clock.advanceBy(1_000);
+
+      expect(scopes).toHaveLength(1);
+      expect(scopes[0]).toMatchObject({ functionId: 'placement', remaining: 60_000 });
+      expect(scopes[0]?.invocationId).toBe(scopes[0]?.requestId);
+    });
+  });
+
+  describe('event faults', () => {
+    beforeEach(() => bus.register('popularity', recording('popularity')));
+
+    const putRunning = (count: number): EventEnvelope[] =>
+      Array.from({ length: count }, (_, index) => bus.put(ec2State('running', `i-0000000000000000${index}`)));
+
+    it('drops the next N matching deliveries and no more', async () => {
+      bus.injectFault({ match: { detailType: EC2_STATE_CHANGE }, fault: { kind: 'drop' }, times: 2 });
+      const events = putRunning(3);
+      await clock.advanceBy(1_000);
+
+      expect(deliveredTo('popularity').map((event) => event.id)).toEqual([events[2]?.id]);
+    });
+
+    it('aims a fault at one function only', async () => {
+      bus.register('pools', recording('pools'));
+      bus.injectFault({ match: { functionId: 'pools' }, fault: { kind: 'drop' } });
+      putRunning(1);
+      await clock.advanceBy(1_000);
+
+      expect(deliveredTo('popularity')).toHaveLength(1);
+      expect(deliveredTo('pools')).toHaveLength(0);
+    });
+
+    it('duplicates a delivery with the same event id', async () => {
+      bus.injectFault({
+        match: { source: 'aws.ec2' },
+        fault: { kind: 'duplicate', afterMs: 5_000 },
+        times: 1,
+      });
+      const [event] = putRunning(1);
+      await clock.advanceBy(10_000);
+
+      expect(delivered.map((delivery) => [delivery.event.id, delivery.at])).toEqual([
+        [event?.id, start + 500],
+        [event?.id, start + 5_500],
+      ]);
+    });
+
+    it('delays a delivery by the given time', async () => {
+      bus.injectFault({
+        match: { detailType: EC2_STATE_CHANGE },
+        fault: { kind: 'delay', ms: 30_000 },
+        times: 1,
+      });
+      putRunning(1);
+      await clock.advanceBy(30_000);
+      expect(delivered).toEqual([]);
+      await clock.advanceBy(500);
+
+      expect(delivered.map((delivery) => delivery.at)).toEqual([start + 30_500]);
+    });
+
+    it('matches with a predicate on the event', async () => {
+      bus.injectFault({
+        match: { where: (event) => event.detail['instance-id'] === 'i-00000000000000001' },
+        fault: { kind: 'drop' },
+      });
+      putRunning(3);
+      await clock.advanceBy(1_000);
+
+      expect(deliveredTo('popularity').map((event) => event.detail['instance-id'])).toEqual([
+        'i-00000000000000000',
+        'i-00000000000000002',
+      ]);
+    });
+
+    it('reorders a window of events: all delivered, not in the order they were put', async () => {
+      bus.injectFault({
+        match: { detailType: EC2_STATE_CHANGE },
+        fault: { kind: 'reorder', window: 5 },
+        times: 5,
+      });
+      const events = putRunning(5);
+      await clock.advanceBy(1_000);
+
+      const order = deliveredTo('popularity').map((event) => event.id);
+      expect([...order].sort()).toEqual(events.map((event) => event.id).sort());
+      expect(order).not.toEqual(events.map((event) => event.id));
+    });
+
+    it('releases a partly filled reorder window after its hold time', async () => {
+      bus.injectFault({ match: {}, fault: { kind: 'reorder', window: 10, maxHoldMs: 2_000 } });
+      putRunning(2);
+      await clock.advanceBy(2_000);
+      expect(delivered).toEqual([]);
+      await clock.advanceBy(500);
+
+      expect(delivered).toHaveLength(2);
+    });
+
+    it('applies a probabilistic fault from the seeded generator, the same way every run', async () => {
+      const dropsWith = async (seed: number): Promise<string[]> => {
+        const seeded = new LocalEventBus({ clock, region: 'us-east-1', accountId: '123456789012', seed });
+        const received: string[] = [];
+        seeded.register('popularity', async (event) => {
+          received.push(String(event.detail['instance-id']));
+        });
+        seeded.injectFault({ match: {}, fault: { kind: 'drop' }, probability: 0.5 });
+        for (let index = 0; index < 200; index++) {
+          seeded.put(ec2State('running', `i-${index.toString(16).padStart(17, '0')}`));
+        }
+        await clock.advanceBy(1_000);
+        return received;
+      };
+      const first = await dropsWith(11);
+      const again = await dropsWith(11);
+
+      expect(first.length).toBeGreaterThan(60);
+      expect(first.length).toBeLessThan(140);
+      expect(again).toEqual(first);
+    });
+  });
+
+  describe('Lambda asynchronous invocation', () => {
+    it('retries a failing handler after one and two minutes, then dead-letters the event', async () => {
+      const attempts: number[] = [];
+      bus.register('popularity', async () => {
+        attempts.push(clock.now() - start);
+        throw new Error('DynamoDB is down');
+      });
+      const event = bus.put(ec2State('running'));
+      await clock.advanceBy(10 * 60_000);
+
+      expect(attempts).toEqual([500, 60_500, 180_500]);
+      expect(bus.stats('popularity')).toEqual({
+        invocations: 3,
+        succeeded: 0,
+        errors: 3,
+        crashes: 0,
+        retries: 2,
+        deadLettered: 1,
+      });
+      expect(bus.deadLetters('popularity')).toEqual([{ event, attempts: 3, error: 'DynamoDB is down' }]);
+    });
+
+    it('stops retrying once an attempt succeeds', async () => {
+      let calls = 0;
+      bus.register('popularity', async () => {
+        calls += 1;
+        if (calls === 1) throw new Error('throttled');
+        return 'ok';
+      });
+      bus.put(ec2State('running'));
+      await clock.advanceBy(10 * 60_000);
+
+      expect(bus.stats('popularity')).toMatchObject({ invocations: 2, succeeded: 1, errors: 1, retries: 1 });
+      expect(bus.deadLetters('popularity')).toEqual([]);
+    });
+
+    it('counts a handler killed by fault injection as a crash and retries it, even if it swallowed the kill', async () => {
+      const faults = new FaultInjector();
+      faults.killInvocation({ functionId: 'shelving', afterCalls: 1 });
+      const outcomes: string[] = [];
+      bus.onInvocation((record) => outcomes.push(record.outcome));
+      bus.register('shelving', async () => {
+        faults.beforeCall('ec2', 'DescribeInstances');
+        try {
+          faults.beforeCall('ec2', 'StopInstances');
+        } catch {
+          // A batch handler records per-item failures instead of throwing.
+        }
+        return { status: 'handled' };
+      });
+      bus.put(ec2State('stopped'));
+      await clock.advanceBy(10 * 60_000);
+
+      expect(outcomes).toEqual(['crashed', 'succeeded']);
+      expect(bus.stats('shelving')).toMatchObject({ invocations: 2, crashes: 1, errors: 1, retries: 1 });
+    });
+  });
+
+  describe('schedules', () => {
+    it('fires each deployed function on its catalog rate as an aws.events Scheduled Event', async () => {
+      bus.register('shelving', recording('shelving'));
+      bus.register('pools', recording('pools'));
+      bus.register('placement', recording('placement'));
+      const stop = bus.startSchedules();
+      await clock.advanceBy(4 * 60_000 + 1_000);
+      stop();
+      await clock.advanceBy(10 * 60_000);
+
+      expect(deliveredTo('shelving')).toHaveLength(4);
+      expect(deliveredTo('pools')).toHaveLength(2);
+      expect(deliveredTo('placement')).toHaveLength(0);
+      const sample = awsSample('scheduled-event.json');
+      expect(deliveredTo('pools')[0]).toMatchObject({
+        version: '0',
+        source: sample.source,
+        'detail-type': SCHEDULED_EVENT,
+        detail: sample.detail,
+        time: '2026-01-05T08:02:00Z',
+        resources: ['arn:aws:events:us-east-1:123456789012:rule/warmboot-pools-schedule'],
+      });
+    });
+  });
+});

@@ -1,0 +1,93 @@
+import { DescribeAvailabilityZonesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeInstanceInformationCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { CommandDocument } from '../../../functions/shared/ssm-document';
+import { VirtualClock } from '../../../local/clock';
+import type { SimulatorEvent } from '../../../local/ec2/events';
+import { Ec2Simulator } from '../../../local/ec2/simulator';
+import { FaultInjector } from '../../../local/faults';
+import type { LatencyMode } from '../../../local/latency';
+import { attachSimulator } from '../../../local/sdk-bridge';
+import type { DocumentBehaviour } from '../../../local/ssm/agent';
+import { SsmSimulator } from '../../../local/ssm/simulator';
+
+/** Shared setup of the EC2/SSM simulator tests: real SDK clients on a virtual clock. */
+
+export const REGION = 'us-east-1';
+export const ACCOUNT = '123456789012';
+export const ZONE_A = 'us-east-1a';
+export const ZONE_B = 'us-east-1b';
+
+export interface RecordedEvent extends SimulatorEvent {
+  /** Virtual milliseconds since the cloud was created. */
+  readonly at: number;
+}
+
+const clientConfig = {
+  region: REGION,
+  credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  endpoint: 'http://127.0.0.1:9',
+  // One attempt: the tests assert on the first answer, and SDK back-off would wait in real time.
+  maxAttempts: 1,
+};
+
+export const createCloud = async (
+  options: {
+    latency?: LatencyMode;
+    documents?: readonly CommandDocument[];
+    behaviours?: Readonly<Record<string, DocumentBehaviour>>;
+  } = {},
+) => {
+  const clock = new VirtualClock();
+  const start = clock.now();
+  const events: RecordedEvent[] = [];
+  const emit = (event: SimulatorEvent) => events.push({ ...event, at: clock.now() - start });
+  const faults = new FaultInjector();
+  const latency = options.latency ?? 'zero';
+  const ec2 = new Ec2Simulator({ clock, region: REGION, accountId: ACCOUNT, emit, faults, latency });
+  const ssm = new SsmSimulator({
+    clock,
+    region: REGION,
+    accountId: ACCOUNT,
+    ec2,
+    emit,
+    faults,
+    latency,
+    documents: options.documents ?? [],
+    behaviours: options.behaviours ?? {},
+  });
+  const ec2Client = new EC2Client(clientConfig);
+  attachSimulator(ec2Client, ec2.dispatch);
+  const ssmClient = new SSMClient(clientConfig);
+  attachSimulator(ssmClient, ssm.dispatch);
+  const imageId = ec2.registerImage({ name: 'al2023', rootSizeGiB: 8 });
+  // A client's first call resolves its configuration with real (untracked) I/O; inside
+  // clock.run that could let virtual time jump. Two calls that take no virtual time warm them up.
+  await ec2Client.send(new DescribeAvailabilityZonesCommand({}));
+  await ssmClient.send(new DescribeInstanceInformationCommand({}));
+  return {
+    clock,
+    ec2,
+    ssm,
+    ec2Client,
+    ssmClient,
+    faults,
+    events,
+    imageId,
+    /** Virtual milliseconds since the cloud was created. */
+    elapsed: () => clock.now() - start,
+    run: <T>(task: () => Promise<T>) => clock.run(task),
+    /** Lets every scheduled transition happen (bounded, so the 1 h terminated cleanup is not forced). */
+    settle: (ms = 10 * 60_000) => clock.advanceBy(ms),
+  };
+};
+
+export type Cloud = Awaited<ReturnType<typeof createCloud>>;
+
+export const instanceEvents = (events: readonly RecordedEvent[], instanceId: string) =>
+  events
+    .filter(
+      (event) =>
+        event.detailType === 'EC2 Instance State-change Notification' &&
+        event.detail['instance-id'] === instanceId,
+    )
+    .map((event) => ({ at: event.at, state: event.detail.state }));

@@ -1,0 +1,382 @@
+import {
+  DescribeInstanceStatusCommand,
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  DetachVolumeCommand,
+  ModifyInstanceAttributeCommand,
+  RunInstancesCommand,
+  type RunInstancesCommandInput,
+  StartInstancesCommand,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import { describe, expect, it } from 'vitest';
+import { classifyAwsError } from '../../../functions/shared/aws-errors';
+import { type Cloud, createCloud, instanceEvents, ZONE_A } from './ec2-harness';
+
+const launch = async (cloud: Cloud, input: Partial<RunInstancesCommandInput> = {}): Promise<string> => {
+  const reservation = await cloud.run(() =>
+    cloud.ec2Client.send(
+      new RunInstancesCommand({
+        ImageId: cloud.imageId,
+        InstanceType: 'm7i.large',
+        MinCount: 1,
+        MaxCount: 1,
+        ...input,
+      }),
+    ),
+  );
+  return reservation.Instances?.[0]?.InstanceId ?? '';
+};
+
+const stateOf = (cloud: Cloud, instanceId: string) => cloud.ec2.instance(instanceId)?.state;
+
+const stop = (cloud: Cloud, instanceId: string) =>
+  cloud.run(() => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
+
+describe('EC2 instance lifecycle', () => {
+  it('RunInstances answers after 4.8 s, then emits pending and running 17.8 s later', async () => {
+    const cloud = await createCloud({ latency: 'calibrated' });
+
+    const instanceId = await launch(cloud);
+    await cloud.settle();
+
+    expect(instanceEvents(cloud.events, instanceId)).toEqual([
+      { state: 'pending', at: 4_800 },
+      { state: 'running', at: 4_800 + 17_800 },
+    ]);
+    expect(cloud.events[0]).toMatchObject({
+      source: 'aws.ec2',
+      detailType: 'EC2 Instance State-change Notification',
+      detail: { 'instance-id': instanceId, state: 'pending' },
+      resources: [`arn:aws:ec2:us-east-1:123456789012:instance/${instanceId}`],
+    });
+    expect(Object.keys(cloud.events[0]?.detail ?? {})).toEqual(['instance-id', 'state']);
+  });
+
+  it('reports the OS as booted (status checks ok) 3.2 s after running', async () => {
+    const cloud = await createCloud({ latency: 'calibrated' });
+    const instanceId = await launch(cloud);
+    await cloud.clock.advanceBy(17_800);
+    const initializing = await cloud.run(() =>
+      cloud.ec2Client.send(new DescribeInstanceStatusCommand({ InstanceIds: [instanceId] })),
+    );
+
+    await cloud.clock.advanceBy(3_200);
+    const ok = await cloud.run(() =>
+      cloud.ec2Client.send(new DescribeInstanceStatusCommand({ InstanceIds: [instanceId] })),
+    );
+
+    expect(initializing.InstanceStatuses?.[0]?.InstanceStatus?.Status).toBe('initializing');
+    expect(ok.InstanceStatuses?.[0]?.InstanceStatus?.Status).toBe('ok');
+  });
+
+  it('StartInstances of a stopped instance answers after 1.8 s and runs 16.4 s later', async () => {
+    const cloud = await createCloud({ latency: 'calibrated' });
+    const instanceId = await launch(cloud);
+    await cloud.settle();
+    await stop(cloud, instanceId);
+    await cloud.settle();
+    const before = cloud.elapsed();
+
+    await cloud.run(() => cloud.ec2Client.send(new StartInstancesCommand({ InstanceIds: [instanceId] })));
+    await cloud.settle();
+
+    expect(instanceEvents(cloud.events, instanceId).slice(-2)).toEqual([
+      { state: 'pending', at: before + 1_800 },
+      { state: 'running', at: before + 1_800 + 16_400 },
+    ]);
+  });
+
+  it('a hibernated instance resumes with the measured resume timings (2.0 s + 16.3 s)', async () => {
+    const cloud = await createCloud({ latency: 'calibrated' });
+    const instanceId = await launch(cloud, { HibernationOptions: { Configured: true } });
+    await cloud.settle();
+    await cloud.run(() =>
+      cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId], Hibernate: true })),
+    );
+    await cloud.settle();
+    const before = cloud.elapsed();
+
+    await cloud.run(() => cloud.ec2Client.send(new StartInstancesCommand({ InstanceIds: [instanceId] })));
+    await cloud.settle();
+
+    expect(instanceEvents(cloud.events, instanceId).slice(-1)).toEqual([
+      { state: 'running', at: before + 2_000 + 16_300 },
+    ]);
+  });
+
+  it('stop goes stopping then stopped and keeps the EBS volumes attached', async () => {
+    const cloud = await createCloud();
+    const instanceId = await launch(cloud);
+    await cloud.settle();
+
+    const answer = await stop(cloud, instanceId);
+    await cloud.settle();
+
+    expect(answer.StoppingInstances?.[0]).toMatchObject({
+      PreviousState: { Name: 'running' },
+      CurrentState: { Name: 'stopping', Code: 64 },
+    });
+    expect(instanceEvents(cloud.events, instanceId).map((event) => event.state)).toEqual([
+      'pending',
+      'running',
+      'stopping',
+      'stopped',
+    ]);
+    expect(cloud.ec2.volumes().filter((volume) => volume.attachment?.instanceId === instanceId)).toHaveLength(
+      1,
+    );
+  });
+
+  it('stopping a stopped instance is a no-op that reports its state', async () => {
+    const cloud = await createCloud();
+    const instanceId = await launch(cloud);
+    await cloud.settle();
+    await stop(cloud, instanceId);
+    await cloud.settle();
+    const eventsBefore = cloud.events.length;
+
+    const answer = await stop(cloud, instanceId);
+
+    expect(answer.StoppingInstances?.[0]).toMatchObject({
+      PreviousState: { Name: 'stopped' },
+      CurrentState: { Name: 'stopped' },
+    });
+    expect(cloud.events).toHaveLength(eventsBefore);
+  });
+
+  it('starting a stopping instance fails with IncorrectInstanceState', async () => {
+    const cloud = await createCloud({ latency: 'calibrated' });
+    const instanceId = await launch(cloud);
+    await cloud.settle();
+    await stop(cloud, instanceId);
+
+    const start = cloud.run(() =>
+      cloud.ec2Client.send(new StartInstancesCommand({ InstanceIds: [instanceId] })),
+    );
+
+    await expect(start).rejects.toMatchObject({ name: 'IncorrectInstanceState' });
+    expect(stateOf(cloud, instanceId)).toBe('stopping');
+  });
+
+  it('an instance-store-backed instance cannot be stopped (UnsupportedOperation)', async () => {
+    const cloud = await createCloud();
+    const imageId = cloud.ec2.registerImage({
+      name: 'store',
+      rootSizeGiB: 8,
+      rootDeviceType: 'instance-store',
+    });
+    const instanceId = await launch(cloud, { ImageId: imageId });
+    await cloud.settle();
+
+    await expect(stop(cloud, instanceId)).rejects.toMatchObject({ name: 'UnsupportedOperation' });
+  });
+
+  it('starting a stopped instance without a root volume fails with IncorrectInstanceState', async () => {
+    const cloud = await createCloud();
+    const instanceId = await launch(cloud);
+    await cloud.settle();
+    await stop(cloud, instanceId);
+    await cloud.settle();
+    const root = cloud.ec2.volumes().find((volume) => volume.attachment?.instanceId === instanceId);
+    await cloud.run(() => cloud.ec2Client.send(new DetachVolumeCommand({ VolumeId: root?.volumeId })));
+    await cloud.settle();
+
+    const start = cloud.run(() =>
+      cloud.ec2Client.send(new StartInstancesCommand({ InstanceIds: [instanceId] })),
+    );
+
+    await expect(start).rejects.toMatchObject({
+      name: 'IncorrectInstanceState',
+      message: expect.stringContaining('root'),
+    });
+  });
+
+  it('terminate deletes DeleteOnTermination volumes and keeps the others available', async () => {
+    const cloud = await createCloud();
+    const instanceId = await launch(cloud, {
+      BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: false } }],
+    });
+    await cloud.settle();
+    const [root, data] = ['/dev/xvda', '/dev/sdf'].map(
+      (device) => cloud.ec2.volumes().find((volume) => volume.attachment?.device === device)?.volumeId,
+    );
+
+    await cloud.run(() => cloud.ec2Client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })));
+    await cloud.settle();
+
+    const volumes = await cloud.run(() => cloud.ec2Client.send(new DescribeVolumesCommand({})));
+    expect(volumes.Volumes?.map((volume) => [volume.VolumeId, volume.State])).toEqual([[data, 'available']]);
+    expect(cloud.ec2.volumes().some((volume) => volume.volumeId === root)).toBe(false);
+    expect(
+      instanceEvents(cloud.events, instanceId)
+        .slice(-2)
+        .map((event) => event.state),
+    ).toEqual(['shutting-down', 'terminated']);
+  });
+
+  it('terminating a terminated instance is a no-op', async () => {
+    const cloud = await createCloud();
+    const instanceId = await launch(cloud);
+    const terminate = () =>
+      cloud.run(() => cloud.ec2Client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })));
+    await terminate();
+    await cloud.settle();
+
+    const answer = await terminate();
+
+    expect(answer.TerminatingInstances?.[0]).toMatchObject({
+      PreviousState: { Name: 'terminated' },
+      CurrentState: { Name: 'terminated' },
+    });
+  });
+
+  it('a terminated instance stays describable for about an hour, then vanishes', async () => {
+    const cloud = await createCloud();
+    const instanceId = await launch(cloud);
+    await cloud.run(() => cloud.ec2Client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })));
+    const describe = () =>
+      cloud.run(() => cloud.ec2Client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })));
+
+    await cloud.clock.advanceBy(59 * 60_000);
+    const within = await describe();
+    await cloud.clock.advanceBy(2 * 60_000);
+
+    expect(within.Reservations?.[0]?.Instances?.[0]?.State?.Name).toBe('terminated');
+    await expect(describe()).rejects.toMatchObject({ name: 'InvalidInstanceID.NotFound' });
+  });
+
+  it('changing the instance type of a running instance fails with IncorrectInstanceState; stopped it works', async () => {
+    const cloud = await createCloud();
+    const instanceId = await launch(cloud);
+    await cloud.settle();
+    const resize = () =>
+      cloud.run(() =>
+        cloud.ec2Client.send(
+          new ModifyInstanceAttributeCommand({
+            InstanceId: instanceId,
+            InstanceType: { Value: 'm7i.xlarge' },
+          }),
+        ),
+      );
+
+    await expect(resize()).rejects.toMatchObject({ name: 'IncorrectInstanceState' });
+    await stop(cloud, instanceId);
+    await cloud.settle();
+    await resize();
+    expect(cloud.ec2.instance(instanceId)?.instanceType).toBe('m7i.xlarge');
+  });
+
+  it('RunInstances beyond the AZ capacity fails with InsufficientInstanceCapacity, classified as capacity', async () => {
+    const cloud = await createCloud();
+    cloud.ec2.setCapacity(ZONE_A, 'm7i.large', 2);
+    await launch(cloud, { MaxCount: 2, MinCount: 2 });
+
+    const error = await launch(cloud).catch((caught: unknown) => caught);
+
+    expect(error).toMatchObject({ name: 'InsufficientInstanceCapacity' });
+    expect(classifyAwsError(error)).toBe('insufficient-capacity');
+  });
+
+  it('RunInstances launches as many as fit between MinCount and MaxCount', async () => {
+    const cloud = await createCloud();
+    cloud.ec2.setCapacity(ZONE_A, 'm7i.large', 3);
+
+    const reservation = await cloud.run(() =>
+      cloud.ec2Client.send(
+        new RunInstancesCommand({
+          ImageId: cloud.imageId,
+          InstanceType: 'm7i.large',
+          MinCount: 1,
+          MaxCount: 5,
+        }),
+      ),
+    );
+
+    expect(reservation.Instances).toHaveLength(3);
+  });
+
+  it('stopped instances give their capacity back, and StartInstances beyond capacity fails', async () => {
+    const cloud = await createCloud();
+    cloud.ec2.setCapacity(ZONE_A, 'm7i.large', 1);
+    const first = await launch(cloud);
+    await cloud.settle();
+    await stop(cloud, first);
+    await cloud.settle();
+    await launch(cloud);
+
+    const start = cloud.run(() => cloud.ec2Client.send(new StartInstancesCommand({ InstanceIds: [first] })));
+
+    await expect(start).rejects.toMatchObject({ name: 'InsufficientInstanceCapacity' });
+    expect(stateOf(cloud, first)).toBe('stopped');
+  });
+
+  it('terminating a pending instance cancels its move to running', async () => {
+    const cloud = await createCloud({ latency: 'calibrated' });
+    const instanceId = await launch(cloud);
+
+    await cloud.run(() => cloud.ec2Client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })));
+    await cloud.settle();
+
+    expect(instanceEvents(cloud.events, instanceId).map((event) => event.state)).toEqual([
+      'pending',
+      'shutting-down',
+      'terminated',
+    ]);
+  });
+});
+
+describe('DescribeInstances', () => {
+  it('fails with InvalidInstanceID.NotFound for an unknown id and InvalidInstanceID.Malformed for a bad one', async () => {
+    const cloud = await createCloud();
+    const describe = (id: string) =>
+      cloud.run(() => cloud.ec2Client.send(new DescribeInstancesCommand({ InstanceIds: [id] })));
+
+    await expect(describe('i-0123456789abcdef0')).rejects.toMatchObject({
+      name: 'InvalidInstanceID.NotFound',
+    });
+    await expect(describe('instance-1')).rejects.toMatchObject({ name: 'InvalidInstanceID.Malformed' });
+  });
+
+  it('filters by state, tag and availability zone', async () => {
+    const cloud = await createCloud();
+    const tagged = await launch(cloud, {
+      TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'warmboot:pool', Value: 'web' }] }],
+    });
+    await launch(cloud, { Placement: { AvailabilityZone: 'us-east-1b' } });
+    await cloud.settle();
+
+    const answer = await cloud.run(() =>
+      cloud.ec2Client.send(
+        new DescribeInstancesCommand({
+          Filters: [
+            { Name: 'instance-state-name', Values: ['running'] },
+            { Name: 'tag:warmboot:pool', Values: ['web'] },
+            { Name: 'availability-zone', Values: ['us-east-1*'] },
+          ],
+        }),
+      ),
+    );
+
+    expect(
+      answer.Reservations?.flatMap((reservation) =>
+        reservation.Instances?.map((instance) => instance.InstanceId),
+      ),
+    ).toEqual([tagged]);
+  });
+
+  it('pages with MaxResults and NextToken', async () => {
+    const cloud = await createCloud();
+    await launch(cloud, { MinCount: 7, MaxCount: 7 });
+    const describe = (NextToken?: string) =>
+      cloud.run(() => cloud.ec2Client.send(new DescribeInstancesCommand({ MaxResults: 5, NextToken })));
+
+    const first = await describe();
+    const second = await describe(first.NextToken);
+
+    const count = (page: typeof first) =>
+      page.Reservations?.flatMap((reservation) => reservation.Instances ?? []).length;
+    expect([count(first), count(second), second.NextToken]).toEqual([5, 2, undefined]);
+  });
+});

@@ -1,0 +1,78 @@
+import { DescribeInstancesCommand, DescribeVolumesCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { describe, expect, it } from 'vitest';
+import { classifyAwsError } from '../../../functions/shared/aws-errors';
+import { createCloud } from './ec2-harness';
+
+describe('EC2 API throttling', () => {
+  it('the 6th RunInstances call in one second is throttled with RequestLimitExceeded (HTTP 503)', async () => {
+    const cloud = await createCloud();
+    const launch = () =>
+      cloud.ec2Client.send(new RunInstancesCommand({ ImageId: cloud.imageId, MinCount: 1, MaxCount: 1 }));
+
+    const answers = await cloud.run(() => Promise.allSettled(Array.from({ length: 6 }, launch)));
+
+    expect(answers.map((answer) => answer.status)).toEqual([...Array(5).fill('fulfilled'), 'rejected']);
+    const refusal = answers[5]?.status === 'rejected' ? answers[5].reason : undefined;
+    expect(refusal).toMatchObject({ name: 'RequestLimitExceeded', $metadata: { httpStatusCode: 503 } });
+    expect(classifyAwsError(refusal)).toBe('throttled');
+    expect(cloud.ec2.stats().RunInstances).toEqual({ calls: 6, throttled: 1 });
+  });
+
+  it('RunInstances refills 2 requests per second', async () => {
+    const cloud = await createCloud();
+    const launch = () =>
+      cloud.run(() =>
+        cloud.ec2Client.send(new RunInstancesCommand({ ImageId: cloud.imageId, MinCount: 1, MaxCount: 1 })),
+      );
+    for (let call = 0; call < 5; call++) await launch();
+
+    await cloud.clock.advanceBy(500);
+
+    await expect(launch()).resolves.toBeDefined();
+    await expect(launch()).rejects.toMatchObject({ name: 'RequestLimitExceeded' });
+  });
+
+  it('instances are a second bucket: launching 1001 instances at once is throttled', async () => {
+    const cloud = await createCloud();
+
+    const launch = cloud.run(() =>
+      cloud.ec2Client.send(new RunInstancesCommand({ ImageId: cloud.imageId, MinCount: 1, MaxCount: 1001 })),
+    );
+
+    await expect(launch).rejects.toMatchObject({ name: 'RequestLimitExceeded' });
+  });
+
+  it('unfiltered, unpaginated DescribeInstances has its own smaller bucket (50) than filtered calls (100)', async () => {
+    const cloud = await createCloud();
+    const burst = (filtered: boolean) =>
+      cloud.run(() =>
+        Promise.allSettled(
+          Array.from({ length: 60 }, () =>
+            cloud.ec2Client.send(
+              new DescribeInstancesCommand(
+                filtered ? { Filters: [{ Name: 'instance-state-name', Values: ['running'] }] } : {},
+              ),
+            ),
+          ),
+        ),
+      );
+    const refused = (answers: PromiseSettledResult<unknown>[]) =>
+      answers.filter((answer) => answer.status === 'rejected').length;
+
+    expect(refused(await burst(false))).toBe(10);
+    expect(refused(await burst(true))).toBe(0);
+  });
+
+  it('each API has its own bucket: throttled DescribeInstances does not throttle DescribeVolumes', async () => {
+    const cloud = await createCloud();
+    await cloud.run(() =>
+      Promise.allSettled(
+        Array.from({ length: 51 }, () => cloud.ec2Client.send(new DescribeInstancesCommand({}))),
+      ),
+    );
+
+    await expect(
+      cloud.run(() => cloud.ec2Client.send(new DescribeVolumesCommand({}))),
+    ).resolves.toBeDefined();
+  });
+});

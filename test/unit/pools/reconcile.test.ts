@@ -1,0 +1,202 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { countsAgainstMax, MEMBER_STATES, type PoolMember } from '../../../functions/pools/domain/lifecycle';
+import {
+  CLAIM_TIMEOUT_MS,
+  type ReconcileInput,
+  reconcilePool,
+} from '../../../functions/pools/domain/reconcile';
+import { AMI, member, NOW, observedFor, spec } from './fixtures';
+
+const input = (overrides: Partial<ReconcileInput>): ReconcileInput => ({
+  spec: spec(),
+  draining: false,
+  members: [],
+  observed: [],
+  currentImageId: AMI,
+  sizing: { targetSize: 2, runningSize: 0 },
+  initResults: new Map(),
+  now: NOW,
+  ...overrides,
+});
+
+const kinds = (actions: ReturnType<typeof reconcilePool>) => actions.map((action) => action.kind).sort();
+
+describe('reconcilePool', () => {
+  it('launches up to the target, spread over the subnets', () => {
+    const actions = reconcilePool(input({ sizing: { targetSize: 2, runningSize: 0 } }));
+    expect(actions.filter((action) => action.kind === 'launch').map((action) => action.subnetId)).toEqual([
+      'subnet-0aaaaaaaaaaaaaaa1',
+      'subnet-0bbbbbbbbbbbbbbb2',
+    ]);
+  });
+
+  it('counts members still launching or initializing toward the target', () => {
+    const launching = member({ state: 'launching', stateSince: NOW - 10_000 });
+    const initializing = member({ state: 'initializing', initCommandId: 'cmd-1' });
+    const actions = reconcilePool(
+      input({
+        members: [launching, initializing],
+        observed: [observedFor(launching, 'pending'), observedFor(initializing)],
+      }),
+    );
+    expect(kinds(actions)).toEqual([]);
+  });
+
+  it('never launches past max even when the target is larger', () => {
+    const members = [member(), member({ state: 'retiring' }), member({ state: 'claimed', stateSince: NOW })];
+    const actions = reconcilePool(
+      input({
+        spec: spec({ maxSize: 4 }),
+        members,
+        observed: members.map((m) => observedFor(m, m.state === 'ready' ? 'stopped' : 'running')),
+        sizing: { targetSize: 10, runningSize: 0 },
+      }),
+    );
+    expect(actions.filter((action) => action.kind === 'launch')).toHaveLength(1);
+  });
+
+  it('retires a member whose image is no longer what the SSM alias resolves to, and replaces it', () => {
+    const old = member({ imageId: 'ami-00000000000000001' });
+    const current = member();
+    const actions = reconcilePool(
+      input({
+        members: [old, current],
+        observed: [observedFor(old), observedFor(current)],
+        sizing: { targetSize: 2, runningSize: 0 },
+      }),
+    );
+    expect(actions).toContainEqual({ kind: 'retire', member: old, reason: 'image-changed' });
+    expect(actions.filter((action) => action.kind === 'launch')).toHaveLength(1);
+  });
+
+  it('retires members older than maxAgeHours and members whose initialization failed or timed out', () => {
+    const aged = member({ launchedAt: NOW - 200 * 3_600_000 });
+    const failed = member({ state: 'initializing', initCommandId: 'cmd-f' });
+    const slow = member({ state: 'initializing', initCommandId: 'cmd-s', stateSince: NOW - 61 * 60_000 });
+    const actions = reconcilePool(
+      input({
+        members: [aged, failed, slow],
+        observed: [observedFor(aged), observedFor(failed), observedFor(slow)],
+        initResults: new Map([[failed.instanceId, 'failed']]),
+      }),
+    );
+    const reasons = actions.flatMap((action) => (action.kind === 'retire' ? [action.reason] : []));
+    expect(reasons.sort()).toEqual(['init-failed', 'init-timeout', 'max-age']);
+  });
+
+  it('heals lost events: launching member running → initialize; stopping member stopped → ready', () => {
+    const launched = member({ state: 'launching' });
+    const stopping = member({ state: 'stopping' });
+    const actions = reconcilePool(
+      input({
+        members: [launched, stopping],
+        observed: [observedFor(launched, 'running'), observedFor(stopping, 'stopped')],
+      }),
+    );
+    expect(actions).toContainEqual({ kind: 'initialize', member: launched });
+    expect(actions).toContainEqual({ kind: 'mark-ready', member: stopping, running: false });
+  });
+
+  it('adopts a tagged instance that has no member record (crash between RunInstances and the write)', () => {
+    const orphan = observedFor(member({ state: 'launching' }), 'running');
+    const actions = reconcilePool(input({ observed: [orphan], sizing: { targetSize: 1, runningSize: 0 } }));
+    expect(kinds(actions)).toEqual(['adopt']);
+  });
+
+  it('releases a claim stuck on a still-stopped member and retires one stuck after it started', () => {
+    const stale = NOW - CLAIM_TIMEOUT_MS - 1;
+    const untouched = member({ state: 'claimed', claimId: 'c1', stateSince: stale });
+    const started = member({ state: 'claimed', claimId: 'c2', stateSince: stale });
+    const transferred = member({ state: 'claimed', claimId: 'c3', stateSince: NOW });
+    const actions = reconcilePool(
+      input({
+        members: [untouched, started, transferred],
+        observed: [
+          observedFor(untouched, 'stopped'),
+          observedFor(started, 'running'),
+          { ...observedFor(transferred, 'running'), tags: { owner: 'team-a' } },
+        ],
+      }),
+    );
+    expect(actions).toContainEqual({ kind: 'release', member: untouched });
+    expect(actions).toContainEqual({ kind: 'retire', member: started, reason: 'claim-abandoned' });
+    expect(actions).toContainEqual({ kind: 'hand-over', member: transferred });
+  });
+
+  it('drains: retires every pool member, launches nothing, leaves claims alone', () => {
+    const ready = member();
+    const claimed = member({ state: 'claimed', claimId: 'c', stateSince: NOW });
+    const actions = reconcilePool(
+      input({
+        draining: true,
+        members: [ready, claimed],
+        observed: [observedFor(ready), observedFor(claimed, 'running')],
+      }),
+    );
+    expect(actions).toEqual([{ kind: 'retire', member: ready, reason: 'draining' }]);
+  });
+
+  it('starts stopped members to fill the running tier', () => {
+    const a = member();
+    const b = member();
+    const actions = reconcilePool(
+      input({
+        members: [a, b],
+        observed: [observedFor(a), observedFor(b)],
+        sizing: { targetSize: 2, runningSize: 1 },
+      }),
+    );
+    expect(kinds(actions)).toEqual(['start']);
+  });
+
+  it('property: members counted against max plus launches never exceed maxSize', () => {
+    const memberArb = fc.record({
+      state: fc.constantFrom(...MEMBER_STATES),
+      running: fc.boolean(),
+      ageMinutes: fc.integer({ min: 0, max: 400 * 60 }),
+      stale: fc.boolean(),
+      visible: fc.boolean(),
+      claim: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(memberArb, { maxLength: 12 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 0, max: 20 }),
+        fc.boolean(),
+        (shapes, maxSize, targetSize, draining) => {
+          const members: PoolMember[] = shapes.map((shape) =>
+            member({
+              state: shape.state,
+              running: shape.running,
+              origin: shape.claim ? 'claim' : 'pool',
+              launchedAt: NOW - shape.ageMinutes * 60_000,
+              stateSince: NOW - shape.ageMinutes * 30_000,
+              imageId: shape.stale ? 'ami-00000000000000001' : AMI,
+              initCommandId: 'cmd',
+            }),
+          );
+          const poolSpec = spec({ minSize: 0, maxSize });
+          const actions = reconcilePool(
+            input({
+              spec: poolSpec,
+              draining,
+              members,
+              observed: members.filter((_, i) => shapes[i]?.visible).map((m) => observedFor(m)),
+              sizing: { targetSize, runningSize: 0 },
+            }),
+          );
+          const forgotten = new Set(
+            actions.flatMap((a) => (a.kind === 'forget' ? [a.member.instanceId] : [])),
+          );
+          const counted = members.filter((m) => countsAgainstMax(m) && !forgotten.has(m.instanceId)).length;
+          const launches = actions.filter((action) => action.kind === 'launch').length;
+          expect(launches === 0 || counted + launches <= maxSize).toBe(true);
+          if (draining) expect(launches).toBe(0);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});

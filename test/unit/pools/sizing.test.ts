@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import {
+  decideSize,
+  demandFromCounts,
+  erlangB,
+  membersForHitShare,
+  refillSeconds,
+} from '../../../functions/pools/domain/sizing';
+import { NOW, spec } from './fixtures';
+
+const demandPool = (overrides = {}) =>
+  spec({
+    minSize: 0,
+    maxSize: 20,
+    sizing: { mode: 'demand', targetHitShare: 0.95, scaleDownCooldownMinutes: 30, ...overrides },
+  });
+
+describe('Erlang-loss sizing', () => {
+  it('matches the Erlang-B table (a = 2 Erlang: B(2) = 0.4, B(5) ≈ 0.0367)', () => {
+    expect(erlangB(2, 2)).toBeCloseTo(0.4, 10);
+    expect(erlangB(5, 2)).toBeCloseTo(0.0367, 4);
+    expect(erlangB(0, 3)).toBe(1);
+  });
+
+  it('picks the smallest size whose hit share reaches the target', () => {
+    const n = membersForHitShare(2, 0.95);
+    expect(1 - erlangB(n, 2)).toBeGreaterThanOrEqual(0.95);
+    expect(1 - erlangB(n - 1, 2)).toBeLessThan(0.95);
+    expect(membersForHitShare(0, 0.95)).toBe(0);
+  });
+
+  it('sizes a pool from its request rate and refill time, clamped to [min, max]', () => {
+    // 60 requests/h, Linux refill 25.8 + 120 + 10 s → a ≈ 2.6 Erlang.
+    const decision = decideSize({
+      spec: demandPool(),
+      demand: { shortRatePerHour: 60, longRatePerHour: 10 },
+      previous: undefined,
+      initializeSeconds: 120,
+      now: NOW,
+    });
+    expect(decision.offeredLoad).toBeCloseTo((60 / 3600) * refillSeconds(120, 'stopped'), 6);
+    expect(decision.targetSize).toBe(membersForHitShare(decision.offeredLoad, 0.95));
+    const capped = decideSize({
+      spec: demandPool(),
+      demand: { shortRatePerHour: 6000, longRatePerHour: 0 },
+      previous: undefined,
+      initializeSeconds: 900,
+      now: NOW,
+    });
+    expect(capped.targetSize).toBe(20);
+  });
+
+  it('scales down by one member per cool-down, and up at once', () => {
+    const previous = { targetSize: 8, runningSize: 0, changedAt: NOW - 10 * 60_000 };
+    const quiet = { shortRatePerHour: 0, longRatePerHour: 0 };
+    const held = decideSize({
+      spec: demandPool(),
+      demand: quiet,
+      previous,
+      initializeSeconds: 120,
+      now: NOW,
+    });
+    expect(held.targetSize).toBe(8);
+    const later = NOW + 25 * 60_000;
+    const stepped = decideSize({
+      spec: demandPool(),
+      demand: quiet,
+      previous,
+      initializeSeconds: 120,
+      now: later,
+    });
+    expect(stepped.targetSize).toBe(7);
+    expect(stepped.changedAt).toBe(later);
+    const burst = decideSize({
+      spec: demandPool(),
+      demand: { shortRatePerHour: 600, longRatePerHour: 0 },
+      previous,
+      initializeSeconds: 120,
+      now: NOW,
+    });
+    expect(burst.targetSize).toBeGreaterThan(8);
+  });
+
+  it('keeps part of a hot pool running, and none of a cool one', () => {
+    const hot = demandPool({ runningTierAbovePerHour: 100 });
+    const busy = decideSize({
+      spec: hot,
+      demand: { shortRatePerHour: 300, longRatePerHour: 100 },
+      previous: undefined,
+      initializeSeconds: 120,
+      now: NOW,
+    });
+    expect(busy.runningSize).toBeGreaterThan(0);
+    expect(busy.runningSize).toBeLessThanOrEqual(busy.targetSize);
+    const cool = decideSize({
+      spec: hot,
+      demand: { shortRatePerHour: 50, longRatePerHour: 50 },
+      previous: undefined,
+      initializeSeconds: 120,
+      now: NOW,
+    });
+    expect(cool.runningSize).toBe(0);
+  });
+
+  it('keeps minSize for fixed pools, all running for the running tier', () => {
+    const fixed = decideSize({
+      spec: spec({ minSize: 3, tier: 'running' }),
+      demand: { shortRatePerHour: 500, longRatePerHour: 500 },
+      previous: undefined,
+      initializeSeconds: 120,
+      now: NOW,
+    });
+    expect(fixed).toMatchObject({ targetSize: 3, runningSize: 3 });
+  });
+
+  it('turns per-minute counters into a short and a long rate', () => {
+    const counts = new Map([
+      [NOW - 5 * 60_000, 3],
+      [NOW - 60 * 60_000, 6],
+      [NOW - 7 * 3_600_000, 100],
+    ]);
+    expect(demandFromCounts(counts, NOW)).toEqual({ shortRatePerHour: 12, longRatePerHour: 1.5 });
+  });
+});

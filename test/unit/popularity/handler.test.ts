@@ -1,0 +1,193 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { InstanceFacts } from '../../../functions/popularity/adapters/instance-directory';
+import {
+  MemoryChangeMarkers,
+  MemoryPopularityStore,
+} from '../../../functions/popularity/adapters/memory-popularity-store';
+import { decayParameters } from '../../../functions/popularity/domain/decay';
+import { GLOBAL_SCOPE } from '../../../functions/popularity/domain/scope';
+import { createPopularityRegistry, type PopularityDependencies } from '../../../functions/popularity/handler';
+import { imageLaunchedSchema } from '../../../functions/popularity/schemas';
+import type { Fact } from '../../../functions/shared/adapters/facts';
+
+const sample = JSON.parse(
+  readFileSync(new URL('../../../events/popularity/image-launched.json', import.meta.url), 'utf8'),
+) as { id: string; time: string; detail: Record<string, unknown> };
+const now = Date.parse(sample.time);
+
+const setup = (instances: Record<string, InstanceFacts> = {}) => {
+  const store = new MemoryPopularityStore({ decay: decayParameters(24), shards: 8 });
+  const published: Fact[] = [];
+  const lookups: string[] = [];
+  const dependencies: PopularityDependencies = {
+    store,
+    markers: new MemoryChangeMarkers(),
+    facts: { publish: async (facts) => void published.push(...facts) },
+    instances: {
+      lookup: async (instanceId) => {
+        lookups.push(instanceId);
+        return instances[instanceId];
+      },
+    },
+    logger: { warn: () => undefined, info: () => undefined },
+    metrics: { addMetric: () => undefined },
+    topK: 3,
+    scoreThreshold: 5,
+    changedMinIntervalMs: 300_000,
+    localGate: new Map(),
+  };
+  return { registry: createPopularityRegistry(dependencies), store, published, lookups };
+};
+
+const operatorEvent = (detail: Record<string, unknown>, id = sample.id) => ({ ...sample, id, detail });
+
+describe('Image Launched (operator event)', () => {
+  it('the console sample parses with the handler schema', () => {
+    expect(imageLaunchedSchema.safeParse(sample.detail).success).toBe(true);
+  });
+
+  it('records the sample launch with its count in every scope it names', async () => {
+    const { registry, store } = setup();
+    const outcome = await registry.dispatch(sample);
+    expect(outcome).toMatchObject({ status: 'handled', result: { ok: true, recorded: true } });
+    const image = sample.detail.image as string;
+    expect(await store.launches(GLOBAL_SCOPE, image, now)).toBe(3);
+    expect(await store.launches({ kind: 'az', az: 'us-east-1a' }, image, now)).toBe(3);
+    expect(await store.launches({ kind: 'hostGroup', hostGroup: 'gpu-inference' }, image, now)).toBe(3);
+  });
+
+  it('counts a redelivered event once', async () => {
+    const { registry, store } = setup();
+    await registry.dispatch(sample);
+    const second = await registry.dispatch(sample);
+    expect(second).toMatchObject({ status: 'handled', result: { ok: true, recorded: false } });
+    expect(await store.launches(GLOBAL_SCOPE, sample.detail.image as string, now)).toBe(3);
+  });
+
+  it.each([
+    ['shell metacharacters', { image: 'nginx;rm -rf /' }, 'detail.image'],
+    ['command substitution', { image: 'app$(reboot)' }, 'detail.image'],
+    ['path traversal', { image: 'repo/../../etc/passwd' }, 'detail.image'],
+    ['a count above 1000', { image: 'ami-0abc', count: 1001 }, 'detail.count'],
+    ['a malformed AZ', { image: 'ami-0abc', availabilityZone: 'us-east-1a; ls' }, 'detail.availabilityZone'],
+    ['an unknown field', { image: 'ami-0abc', imgae: 'typo' }, 'detail'],
+  ])('rejects %s, naming the field, without touching the store', async (_name, detail, field) => {
+    const { registry, store } = setup();
+    const outcome = await registry.dispatch(operatorEvent(detail));
+    expect(outcome).toMatchObject({ status: 'rejected', error: { code: 'ValidationError', field } });
+    expect(await store.topK(GLOBAL_SCOPE, 10, now)).toEqual([]);
+  });
+
+  it('nudges the cache planner when an image enters the top K, once per interval', async () => {
+    const { registry, published } = setup();
+    await registry.dispatch(operatorEvent({ image: 'ami-0abc' }, 'e1'));
+    await registry.dispatch(operatorEvent({ image: 'ami-0abc' }, 'e2'));
+    const changed = published.filter((fact) => fact.detailType === 'Popularity Changed');
+    expect(changed.map((fact) => fact.detail.scope)).toEqual([{ kind: 'global' }]);
+    expect(changed[0]?.detail).toMatchObject({ image: 'ami-0abc', rank: 1, reasons: ['entered-top-k'] });
+  });
+});
+
+describe('EC2 running', () => {
+  const ec2Event = (instanceId: string, state = 'running', id = 'ec2-event-1') => ({
+    version: '0',
+    id,
+    'detail-type': 'EC2 Instance State-change Notification',
+    source: 'aws.ec2',
+    account: '123456789012',
+    time: sample.time,
+    region: 'us-east-1',
+    resources: [`arn:aws:ec2:us-east-1:123456789012:instance/${instanceId}`],
+    detail: { 'instance-id': instanceId, state },
+  });
+
+  it('resolves the image, AZ and host group of the instance', async () => {
+    const { registry, store } = setup({
+      'i-0123456789abcdef0': {
+        instanceId: 'i-0123456789abcdef0',
+        imageId: 'ami-0fedcba9876543210',
+        availabilityZone: 'us-east-1b',
+        hostGroup: 'web',
+      },
+    });
+    const outcome = await registry.dispatch(ec2Event('i-0123456789abcdef0'));
+    expect(outcome).toMatchObject({
+      result: { ok: true, recorded: true, images: ['ami-0fedcba9876543210'] },
+    });
+    expect(await store.launches({ kind: 'hostGroup', hostGroup: 'web' }, 'ami-0fedcba9876543210', now)).toBe(
+      1,
+    );
+  });
+
+  it('records nothing for an instance EC2 does not know, with a per-event NotFound result', async () => {
+    const { registry, store } = setup();
+    const outcome = await registry.dispatch(ec2Event('i-0123456789abcdef0'));
+    expect(outcome).toMatchObject({ status: 'handled', result: { ok: false, error: { code: 'NotFound' } } });
+    expect(await store.topK(GLOBAL_SCOPE, 10, now)).toEqual([]);
+  });
+
+  it('ignores other states without calling EC2', async () => {
+    const { registry, lookups } = setup();
+    const outcome = await registry.dispatch(ec2Event('i-0123456789abcdef0', 'stopped'));
+    expect(outcome).toMatchObject({ result: { ok: true, recorded: false, ignored: 'state stopped' } });
+    expect(lookups).toEqual([]);
+  });
+
+  it('rejects a malformed instance id without calling EC2', async () => {
+    const { registry, lookups } = setup();
+    const outcome = await registry.dispatch(ec2Event('i-$(reboot)'));
+    expect(outcome).toMatchObject({ status: 'rejected', error: { field: 'detail.instance-id' } });
+    expect(lookups).toEqual([]);
+  });
+});
+
+describe('ECS task running', () => {
+  const task = (id: string, containers: { name: string; image: string }[]) => ({
+    version: '0',
+    id,
+    'detail-type': 'ECS Task State Change',
+    source: 'aws.ecs',
+    account: '123456789012',
+    time: sample.time,
+    region: 'us-east-1',
+    resources: ['arn:aws:ecs:us-east-1:123456789012:task/web/0f1e2d3c4b5a69788796a5b4c3d2e1f0'],
+    detail: {
+      taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/web/0f1e2d3c4b5a69788796a5b4c3d2e1f0',
+      clusterArn: 'arn:aws:ecs:us-east-1:123456789012:cluster/web',
+      lastStatus: 'RUNNING',
+      desiredStatus: 'RUNNING',
+      availabilityZone: 'us-east-1c',
+      containers,
+    },
+  });
+
+  it('counts each container image; a task reported RUNNING twice counts once', async () => {
+    const { registry, store } = setup();
+    const containers = [
+      { name: 'app', image: 'public.ecr.aws/docker/library/nginx:1.27' },
+      { name: 'sidecar', image: 'public.ecr.aws/aws-observability/aws-otel-collector:latest' },
+    ];
+    await registry.dispatch(task('ecs-1', containers));
+    await registry.dispatch(task('ecs-2', containers));
+    const az = { kind: 'az', az: 'us-east-1c' } as const;
+    expect(await store.launches(az, 'public.ecr.aws/docker/library/nginx:1.27', now)).toBe(1);
+    expect(await store.launches(az, 'public.ecr.aws/aws-observability/aws-otel-collector:latest', now)).toBe(
+      1,
+    );
+  });
+
+  it('skips a container with an invalid image, naming it, and counts the others', async () => {
+    const { registry, store } = setup();
+    const outcome = await registry.dispatch(
+      task('ecs-1', [
+        { name: 'app', image: 'nginx:1.27' },
+        { name: 'evil', image: 'nginx`reboot`' },
+      ]),
+    );
+    expect(outcome).toMatchObject({
+      result: { ok: true, recorded: true, images: ['nginx:1.27'], skipped: [{ container: 'evil' }] },
+    });
+    expect(await store.launches(GLOBAL_SCOPE, 'nginx:1.27', now)).toBe(1);
+  });
+});

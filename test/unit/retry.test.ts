@@ -1,0 +1,85 @@
+import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { describe, expect, it } from 'vitest';
+import { backoffDelayMs, ClockRetryStrategy } from '../../functions/shared/retry';
+import { VirtualClock } from '../../local/clock';
+import { holdClockWhileSending } from '../../local/runtime';
+import { attachSimulator, SimulatedAwsError } from '../../local/sdk-bridge';
+
+/** An EC2 client whose first `failures` calls fail with `code`; records the virtual time of every attempt. */
+const flakyEc2 = (clock: VirtualClock, failures: number, code: string, httpStatusCode: number) => {
+  const attempts: number[] = [];
+  const client = new EC2Client({
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    endpoint: 'http://127.0.0.1:9',
+    // Jitter fixed at one half: the SDK's throttling backoff (base 1 s) is then 500 ms, 1 s, 2 s, …
+    retryStrategy: new ClockRetryStrategy(clock, { maxAttempts: 5 }, () => 0.5),
+  });
+  // As in the local cloud: virtual time holds still while the SDK reads its config files.
+  holdClockWhileSending(client, clock);
+  attachSimulator(client, async () => {
+    attempts.push(clock.now());
+    if (attempts.length <= failures)
+      throw new SimulatedAwsError(code, `injected ${code}`, { httpStatusCode });
+    return { Reservations: [] };
+  });
+  return { client, attempts };
+};
+
+describe('ClockRetryStrategy', () => {
+  it('retries a throttled call after a backoff that passes on the virtual clock', async () => {
+    const clock = new VirtualClock();
+    const { client, attempts } = flakyEc2(clock, 2, 'RequestLimitExceeded', 503);
+
+    // clock.run throws "deadlock" if the SDK waited on a real timer the virtual clock cannot see.
+    const output = await clock.run(() => client.send(new DescribeInstancesCommand({})));
+
+    expect(output.Reservations).toEqual([]);
+    expect(attempts).toHaveLength(3);
+    const waits = attempts.slice(1).map((at, index) => at - (attempts[index] as number));
+    expect(waits).toEqual([500, 1_000]);
+  });
+
+  it('gives the SDK a zero delay, because the wait already happened on the clock', async () => {
+    const clock = new VirtualClock();
+    const strategy = new ClockRetryStrategy(clock, { maxAttempts: 3 }, () => 0.5);
+    const token = await strategy.acquireInitialRetryToken('ec2');
+
+    const retry = await clock.run(() =>
+      strategy.refreshRetryTokenForRetry(token, { errorType: 'THROTTLING' }),
+    );
+
+    expect(retry.getRetryDelay()).toBe(0);
+    expect(retry.getRetryCount()).toBe(1);
+    expect(clock.now()).toBe(Date.UTC(2026, 0, 5, 8, 0, 0) + 500);
+  });
+
+  it('does not retry a client error', async () => {
+    const clock = new VirtualClock();
+    const { client, attempts } = flakyEc2(clock, 1, 'InvalidParameterValue', 400);
+
+    await expect(clock.run(() => client.send(new DescribeInstancesCommand({})))).rejects.toThrow(
+      'injected InvalidParameterValue',
+    );
+    expect(attempts).toHaveLength(1);
+  });
+
+  it("gives up after the policy's attempts and surfaces the throttle", async () => {
+    const clock = new VirtualClock();
+    const { client, attempts } = flakyEc2(clock, 100, 'RequestLimitExceeded', 503);
+
+    await expect(clock.run(() => client.send(new DescribeInstancesCommand({})))).rejects.toMatchObject({
+      name: 'RequestLimitExceeded',
+    });
+    expect(attempts).toHaveLength(5);
+  });
+});
+
+describe('backoffDelayMs', () => {
+  it('draws full jitter below an exponentially growing, capped ceiling', () => {
+    expect(backoffDelayMs(0, () => 0.999)).toBe(999);
+    expect(backoffDelayMs(3, () => 0.5)).toBe(4_000);
+    expect(backoffDelayMs(30, () => 0.999, { capMs: 60_000 })).toBe(59_940);
+    expect(backoffDelayMs(5, () => 0)).toBe(0);
+  });
+});

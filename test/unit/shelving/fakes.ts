@@ -1,0 +1,102 @@
+import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
+import { memoryShelfStore } from '../../../functions/shelving/adapters/store';
+import { defaultShelvingSettings } from '../../../functions/shelving/config';
+import type { ObservedInstance, ObservedVolume, RetainedVolume, ShelfRecord } from '../../../functions/shelving/domain/types';
+import { ShelvingEngine } from '../../../functions/shelving/engine';
+
+export const NOW = Date.UTC(2026, 0, 5, 8, 0, 0);
+
+/** An EC2 that answers every describe with nothing and counts every call. */
+export const countingEc2 = (): ShelvingEc2 & { calls: string[] } => {
+  const calls: string[] = [];
+  const empty = async () => [];
+  return new Proxy({ calls } as unknown as ShelvingEc2 & { calls: string[] }, {
+    get(target, property) {
+      if (property === 'calls') return calls;
+      return async (...args: unknown[]) => {
+        calls.push(String(property));
+        if (String(property) === 'describeShelvedSnapshots' || String(property) === 'describeHostRoom') return new Map();
+        void args;
+        return empty();
+      };
+    },
+  });
+};
+
+export const engineWith = (ec2: ShelvingEc2) => {
+  const store = memoryShelfStore();
+  const facts: unknown[] = [];
+  const engine = new ShelvingEngine({
+    ec2,
+    store,
+    facts: { publish: async (published) => void facts.push(...published) },
+    clock: { now: () => NOW, sleep: async () => {} },
+    settings: defaultShelvingSettings,
+  });
+  return { engine, store, facts };
+};
+
+export const instance = (overrides: Partial<ObservedInstance> = {}): ObservedInstance => ({
+  instanceId: 'i-0123456789abcdef0',
+  state: 'running',
+  imageId: 'ami-0123456789abcdef0',
+  instanceType: 'm7i.large',
+  availabilityZone: 'us-east-1a',
+  subnetId: 'subnet-0123456789abcdef0',
+  securityGroupIds: ['sg-0123456789abcdef0'],
+  tenancy: 'default',
+  rootDeviceName: '/dev/xvda',
+  rootDeviceType: 'ebs',
+  blockDevices: [
+    { deviceName: '/dev/xvda', volumeId: 'vol-0000000000000000a', deleteOnTermination: true },
+    { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b', deleteOnTermination: true },
+  ],
+  tags: { 'warmboot:managed': 'true', 'warmboot:tenant': 'tenant-a', Name: 'web-1' },
+  ...overrides,
+});
+
+export const volume = (volumeId: string, overrides: Partial<ObservedVolume> = {}): ObservedVolume => ({
+  volumeId,
+  state: 'in-use',
+  availabilityZone: 'us-east-1a',
+  sizeGiB: 8,
+  volumeType: 'gp3',
+  tags: {},
+  ...overrides,
+});
+
+export const retained = (volumeId: string, deviceName: string, root: boolean): RetainedVolume => ({
+  volumeId,
+  deviceName,
+  root,
+  sizeGiB: 8,
+  volumeType: 'gp3',
+  deleteOnTermination: true,
+  snapshotId: `snap-${volumeId.slice(4)}`,
+});
+
+export const record = (overrides: Partial<ShelfRecord> = {}): ShelfRecord => ({
+  recordId: 'sh-0123456789abcdef0-t8dsxz',
+  tenant: 'tenant-a',
+  instanceId: 'i-0123456789abcdef0',
+  config: {
+    imageId: 'ami-0123456789abcdef0',
+    instanceType: 'm7i.large',
+    availabilityZone: 'us-east-1a',
+    subnetId: 'subnet-0123456789abcdef0',
+    securityGroupIds: ['sg-0123456789abcdef0'],
+    rootDeviceName: '/dev/xvda',
+    tenancy: 'default',
+  },
+  tags: { Name: 'web-1', 'warmboot:managed': 'true', 'warmboot:tenant': 'tenant-a' },
+  volumes: [retained('vol-0000000000000000a', '/dev/xvda', true), retained('vol-0000000000000000b', '/dev/sdf', false)],
+  snapshotOnShelve: true,
+  offloadAfterSeconds: 3600,
+  shelvedAt: NOW,
+  offloadAt: null,
+  step: 'offloaded',
+  version: 3,
+  stepSince: NOW,
+  nextDueAt: null,
+  ...overrides,
+});
