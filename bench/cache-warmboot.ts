@@ -71,6 +71,11 @@ export interface WarmbootPolicy extends CachePolicy {
     nudges: number;
     fetchCommands: number;
     evictCommands: number;
+    /** (host, image) downloads the planner ordered ahead of demand, and their bytes. */
+    prefetches: number;
+    prefetchBytes: number;
+    /** Images evicted from a host (successful evictions). */
+    evictions: number;
     /** Placement advice per launch: on a warm host, on a cold host with room (warmed), or unplaced. */
     advisedWarm: number;
     advisedCold: number;
@@ -120,6 +125,9 @@ export const warmbootPolicy = (options: WarmbootPolicyOptions): WarmbootPolicy =
     nudges: 0,
     fetchCommands: 0,
     evictCommands: 0,
+    prefetches: 0,
+    prefetchBytes: 0,
+    evictions: 0,
     advisedWarm: 0,
     advisedCold: 0,
     unplaced: 0,
@@ -181,6 +189,7 @@ export const warmbootPolicy = (options: WarmbootPolicyOptions): WarmbootPolicy =
         if (command.action === 'evict') {
           if (!previous) continue;
           const ok = fleet.evict(host, command.imageId, nowS);
+          if (ok) stats.evictions++;
           const ended = evictionEnded(evictionStarted(previous, commandId, ms(nowS)), ok, ms(nowS));
           if (ended) map.set(command.imageId, ended);
           else map.delete(command.imageId);
@@ -199,6 +208,8 @@ export const warmbootPolicy = (options: WarmbootPolicyOptions): WarmbootPolicy =
         }
         const result = fleet.prefetch(host, command.imageId, bytes, nowS);
         if (result.ok) {
+          stats.prefetches++;
+          stats.prefetchBytes += bytes;
           map.set(command.imageId, started);
           continue;
         }

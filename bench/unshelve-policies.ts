@@ -1,10 +1,8 @@
 import {
   AttachVolumeCommand,
-  CreateTagsCommand,
   DescribeInstancesCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
-  type EC2Client,
   type Instance,
   RunInstancesCommand,
   StartInstancesCommand,
@@ -28,7 +26,7 @@ export const runWarmboot = async (fleet: Fleet): Promise<ReadyTimes> => {
   const { engine } = newEngine(fleet, fleet.store);
   const recordIds = fleet.records.map((record) => record.recordId);
   const t0 = fleet.clock.now();
-  await engine.unshelve(recordIds, undefined, 'bench');
+  await engine.unshelve(recordIds, undefined, 'bench', { advance: false });
   const records = await drive(engine, fleet.clock, recordIds, atStep('unshelved'));
   return readyTimes(records, t0);
 };

@@ -1,5 +1,6 @@
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { z } from 'zod';
-import type { FunctionId } from '../functions/catalog';
+import { FUNCTIONS, type FunctionId } from '../functions/catalog';
 import { fastRestoreSettingsSchema } from '../functions/fast-restore/config';
 import { hostGroupSchema } from '../functions/image-cache/config';
 import { poolSpecSchema } from '../functions/pools/config';
@@ -7,23 +8,15 @@ import { DOCUMENTS as POOL_DOCUMENTS } from '../functions/pools/documents';
 import { popularitySettingsSchema } from '../functions/popularity/config';
 import { shelvingSettingsSchema } from '../functions/shelving/config';
 
-/** Log retention periods CloudWatch Logs accepts (PutRetentionPolicy), in days. */
-export const LOG_RETENTION_DAYS = [
-  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
-] as const;
+/** Log retention periods CloudWatch Logs accepts, in days (`RetentionDays.INFINITE` is 9999). */
+export const LOG_RETENTION_DAYS = Object.values(RetentionDays).filter(
+  (value): value is RetentionDays => typeof value === 'number',
+);
 
 export const SHAREABLE_TEST_EVENTS = ['create-registry', 'existing-registry', 'none'] as const;
 export type ShareableTestEvents = (typeof SHAREABLE_TEST_EVENTS)[number];
 
-const FUNCTION_IDS = [
-  'popularity',
-  'imageCache',
-  'fastRestore',
-  'placement',
-  'pools',
-  'claim',
-  'shelving',
-] as const satisfies readonly FunctionId[];
+const FUNCTION_IDS = Object.keys(FUNCTIONS) as [FunctionId, ...FunctionId[]];
 
 const uniqueNames = <T extends { name: string }>(items: readonly T[], ctx: z.RefinementCtx) => {
   const seen = new Set<string>();
@@ -67,6 +60,12 @@ export const warmbootSettingsSchema = z
       })
       .default([]),
     shelving: shelvingSettingsSchema.prefault({}),
+    /**
+     * Let `Delete Shelved Record` (operator-confirmed) delete the record's retained volumes and
+     * safety snapshots. Off: IAM allows deleting only fresh replacement roots, and deleting a
+     * record's data stays a manual step.
+     */
+    allowShelvedDataDeletion: z.boolean().default(false),
     /** Subscribe this address to the alarm topic; no topic is created without it. */
     alarmEmail: z.email().optional(),
     logRetentionDays: z

@@ -26,7 +26,7 @@ import type { WarmbootFunction } from './function';
  * | FastRestorePairs         | fastRestore | -         | Count   |
  * | FastRestoreUsdPerHour    | fastRestore | -         | None    |
  * | PoolReadyMembers         | pools       | Pool      | Count   |
- * | PoolHitRatio             | pools       | Pool      | Percent |
+ * | PoolHitRatio             | claim       | Pool      | Percent (100 per hit, 0 per cold launch) |
  * | TimeToReadySeconds       | claim       | Path = hot, warm, cold                   | Seconds |
  * | TimeToReadySeconds       | shelving    | Path = fast-unshelve, slow-unshelve      | Seconds |
  * | ShelvedVolumeGiB         | shelving    | -         | Gigabytes |
@@ -142,8 +142,8 @@ export class WarmbootDashboard extends Construct {
           `${group.name} ${suffix}`.trim(),
         ),
       );
-    const byPool = (name: string, statistic: string) =>
-      pools.map((pool) => metric(name, 'pools', { Pool: pool.name }, statistic, period, pool.name));
+    const byPool = (name: string, service: FunctionId, statistic: string) =>
+      pools.map((pool) => metric(name, service, { Pool: pool.name }, statistic, period, pool.name));
     const perFunction = (make: (fn: WarmbootFunction) => cloudwatch.IMetric) => props.functions.map(make);
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
@@ -168,8 +168,8 @@ export class WarmbootDashboard extends Construct {
             left: [metric(METRICS.fastRestoreUsdPerHour, 'fastRestore', {}, 'Maximum', period)],
             leftAnnotations: [{ value: props.fastRestore.maxUsdPerHour, label: 'budget' }],
           }),
-          graph('Pool ready members', byPool(METRICS.poolReadyMembers, 'Minimum')),
-          graph('Pool hit ratio (%)', byPool(METRICS.poolHitRatio, 'Average'), { min: 0, max: 100 }),
+          graph('Pool ready members', byPool(METRICS.poolReadyMembers, 'pools', 'Minimum')),
+          graph('Pool hit ratio (%)', byPool(METRICS.poolHitRatio, 'claim', 'Average'), { min: 0, max: 100 }),
         ],
         [
           graph(

@@ -36,7 +36,8 @@ interface FunctionDefaults {
  * that the synchronous claim and placement paths are never starved by the account's other work.
  */
 export const FUNCTION_DEFAULTS: Readonly<Record<FunctionId, FunctionDefaults>> = {
-  // One invocation per launch event; 1,000 launches/s arrive batched by EventBridge.
+  // One invocation per launch event: 50 in parallel at ~50 ms each covers ~1,000 launches/s, and
+  // Lambda's async queue absorbs bursts above that.
   popularity: { timeout: Duration.seconds(30), memorySize: 512, reservedConcurrency: 50 },
   // Plans per host group and sends SSM commands: a handful of parallel planners is plenty.
   imageCache: { timeout: Duration.minutes(2), memorySize: 512, reservedConcurrency: 5 },
@@ -170,8 +171,8 @@ export class WarmbootFunction extends Construct {
     Validations.of(this.function).acknowledge({
       id: 'AwsSolutions-L1',
       reason:
-        'nodejs22.x is pinned on purpose (DESIGN.md): the esbuild target, Powertools 2.x and the locked SDK are ' +
-        'tested on it; a runtime upgrade is a deliberate, tested change, not a side effect of a CDK bump',
+        'nodejs22.x is the project runtime: the esbuild target (node22), Powertools 2.x and the locked SDK are ' +
+        'tested on it; moving runtimes is a deliberate, tested change, not a side effect of a CDK or cdk-nag bump',
     });
     this.grantTable('idempotency', 'readWrite');
     this.rules = this.createRules(spec, props.eventBus);
@@ -190,6 +191,7 @@ export class WarmbootFunction extends Construct {
     this.role.addToPrincipalPolicy(new iam.PolicyStatement({ ...statement, sid, effect: iam.Effect.ALLOW }));
   }
 
+  /** Whether a statement with this id was added (capabilities share helpers that add once). */
   hasStatement(sid: string): boolean {
     return this.reasons.has(sid);
   }

@@ -30,6 +30,7 @@ export class WarmbootStack extends Stack {
       fastRestore: settings.fastRestore,
       pools: settings.pools,
       shelving: settings.shelving,
+      allowShelvedDataDeletion: settings.allowShelvedDataDeletion,
       logRetention: settings.logRetentionDays as RetentionDays,
       shareableTestEvents: settings.shareableTestEvents,
       reservedConcurrency: settings.reservedConcurrency,

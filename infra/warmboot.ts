@@ -56,6 +56,12 @@ export interface WarmbootProps {
    */
   readonly shelving?: WarmbootSettingsInput['shelving'];
   /**
+   * Let the operator-confirmed `Delete Shelved Record` delete the record's retained volumes and
+   * safety snapshots (IAM: `warmboot:shelved`-tagged ones only).
+   * @default false - IAM lets warmboot delete only fresh replacement roots
+   */
+  readonly allowShelvedDataDeletion?: boolean;
+  /**
    * Subscribe this address to an encrypted SNS topic that every alarm notifies.
    * @default - no topic; alarms are visible on the dashboard only
    */
@@ -116,6 +122,9 @@ export class Warmboot extends Construct {
         ...(props.fastRestore ? { fastRestore: props.fastRestore } : {}),
         ...(props.pools ? { pools: props.pools } : {}),
         ...(props.shelving ? { shelving: props.shelving } : {}),
+        ...(props.allowShelvedDataDeletion !== undefined
+          ? { allowShelvedDataDeletion: props.allowShelvedDataDeletion }
+          : {}),
         ...(props.alarmEmail !== undefined ? { alarmEmail: props.alarmEmail } : {}),
         ...(props.logRetention !== undefined ? { logRetentionDays: props.logRetention } : {}),
         ...(props.shareableTestEvents ? { shareableTestEvents: props.shareableTestEvents } : {}),
@@ -146,7 +155,11 @@ export class Warmboot extends Construct {
       pools: settings.pools,
       popularity: settings.popularity,
     });
-    this.shelving = new ShelvingCapability(this, 'Shelving', { ...common, shelving: settings.shelving });
+    this.shelving = new ShelvingCapability(this, 'Shelving', {
+      ...common,
+      shelving: settings.shelving,
+      allowShelvedDataDeletion: settings.allowShelvedDataDeletion,
+    });
     this.functions = [
       this.imageCache.popularity,
       this.imageCache.imageCache,

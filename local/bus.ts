@@ -105,7 +105,7 @@ export interface LocalEventBusOptions {
  * minutes after the second (Lambda developer guide, invocation-async-error-handling), then the
  * event goes to the target's dead-letter queue, which the stack deploys for every rule.
  */
-export const ASYNC_RETRY_DELAYS_MS = [60_000, 120_000] as const;
+const ASYNC_RETRY_DELAYS_MS = [60_000, 120_000] as const;
 
 const DEFAULT_DELIVERY_LATENCY_MS = 500;
 const DEFAULT_REORDER_HOLD_MS = 10_000;
@@ -153,7 +153,7 @@ const UNIT_MS: Record<string, number> = {
 };
 
 /** Period of an EventBridge `rate(...)` expression; the catalog uses no `cron(...)`. */
-export const schedulePeriodMs = (expression: string): number => {
+const schedulePeriodMs = (expression: string): number => {
   const match = RATE.exec(expression);
   const unit = match?.[2];
   if (!match || unit === undefined) {

@@ -17,6 +17,7 @@ import {
   startDynamoDbLocal,
   type TableNames,
 } from './dynamodb-local';
+import type { SimulatorEvent } from './ec2/events';
 import { IdGenerator, seededRandom } from './ec2/ids';
 import { Ec2Simulator } from './ec2/simulator';
 import { checkEntry, createEventsSimulator, entrySize, PUT_EVENTS_MAX_BYTES } from './events-simulator';
@@ -114,6 +115,8 @@ export class LocalCloud {
   readonly metrics: EmfSink;
   readonly #runtimes: ReadonlyMap<FunctionId, Runtime>;
   readonly #handlers: ReadonlyMap<FunctionId, FunctionHandler>;
+  /** The client under `documents`; also creates and drops the tables. */
+  readonly #admin: DynamoDBClient;
   readonly #ownDynamodb: DynamoDbLocal | undefined;
   readonly #ids: IdGenerator;
   #driving = 0;
@@ -129,6 +132,7 @@ export class LocalCloud {
     accountId: string;
     tables: TableNames;
     documents: DynamoDBDocumentClient;
+    admin: DynamoDBClient;
     metrics: EmfSink;
     runtimes: ReadonlyMap<FunctionId, Runtime>;
     handlers: ReadonlyMap<FunctionId, FunctionHandler>;
@@ -144,6 +148,7 @@ export class LocalCloud {
     this.accountId = parts.accountId;
     this.tables = parts.tables;
     this.documents = parts.documents;
+    this.#admin = parts.admin;
     this.metrics = parts.metrics;
     this.#runtimes = parts.runtimes;
     this.#handlers = parts.handlers;
@@ -152,15 +157,33 @@ export class LocalCloud {
   }
 
   static async start(options: LocalCloudOptions = {}): Promise<LocalCloud> {
+    let ownDynamodb: DynamoDbLocal | undefined;
+    let dynamodbEndpoint = options.dynamodbEndpoint;
+    if (dynamodbEndpoint === undefined) {
+      ownDynamodb = await startDynamoDbLocal();
+      dynamodbEndpoint = ownDynamodb.endpoint;
+    }
+    try {
+      return await LocalCloud.#assemble(options, dynamodbEndpoint, ownDynamodb);
+    } catch (error) {
+      await ownDynamodb?.stop();
+      throw error;
+    }
+  }
+
+  static async #assemble(
+    options: LocalCloudOptions,
+    dynamodbEndpoint: string,
+    ownDynamodb: DynamoDbLocal | undefined,
+  ): Promise<LocalCloud> {
     const region = options.region ?? DEFAULT_REGION;
     const accountId = options.accountId ?? DEFAULT_ACCOUNT_ID;
+    const latency = options.latency ?? 'calibrated';
     const seeds = seededRandom(options.seed ?? 1);
     const nextSeed = (): number => Math.floor(seeds() * 2 ** 32);
     const clock = new VirtualClock();
     const faults = new FaultInjector();
 
-    const ownDynamodb = options.dynamodbEndpoint ? undefined : await startDynamoDbLocal();
-    const dynamodbEndpoint = options.dynamodbEndpoint ?? (ownDynamodb as DynamoDbLocal).endpoint;
     const assertions = new DynamoDBClient({
       region,
       endpoint: dynamodbEndpoint,
@@ -173,13 +196,12 @@ export class LocalCloud {
       marshallOptions: { removeUndefinedValues: true },
     });
     // Unique per cloud: test files run in parallel processes against one DynamoDB Local.
-    const tables = await createTables(documents, `wb-${randomUUID().slice(0, 8)}`);
+    const tables = await createTables(assertions, `wb-${randomUUID().slice(0, 8)}`);
 
     const bus = new LocalEventBus({ clock, region, accountId, seed: nextSeed() });
-    const emit = (event: Parameters<LocalEventBus['put']>[0]): void => {
+    const emit = (event: SimulatorEvent): void => {
       bus.put(event);
     };
-    const latency = options.latency ?? 'calibrated';
     const ec2 = new Ec2Simulator({
       clock,
       region,
@@ -203,20 +225,16 @@ export class LocalCloud {
       latency,
       random: seededRandom(nextSeed()),
     });
-    const simulators = {
-      ec2: ec2.dispatch,
-      ssm: ssm.dispatch,
-      events: createEventsSimulator(bus, faults),
-    };
+    const simulators = { ec2: ec2.dispatch, ssm: ssm.dispatch, events: createEventsSimulator(bus, faults) };
 
     const metrics: EmfSink = [];
     const runtimes = new Map<FunctionId, Runtime>();
     const handlers = new Map<FunctionId, FunctionHandler>();
-    const wired = new Set<FunctionId>([
+    const deployed = new Set<FunctionId>([
       ...(options.functions ?? []),
       ...(Object.keys(options.handlers ?? {}) as FunctionId[]),
     ]);
-    for (const functionId of wired) {
+    for (const functionId of deployed) {
       const factory = options.handlers?.[functionId] ?? (await loadHandlerFactory(functionId));
       const runtime = createLocalRuntime({
         clock,
@@ -247,6 +265,7 @@ export class LocalCloud {
       accountId,
       tables,
       documents,
+      admin: assertions,
       metrics,
       runtimes,
       handlers,
@@ -332,12 +351,12 @@ export class LocalCloud {
     this.#stopSchedules?.();
     this.#stopSchedules = undefined;
     try {
-      await deleteTables(this.documents, this.tables);
+      await deleteTables(this.#admin, this.tables);
     } finally {
       for (const runtime of this.#runtimes.values()) {
         for (const client of Object.values(runtime.clients)) client.destroy();
       }
-      this.documents.destroy();
+      this.#admin.destroy();
       await this.#ownDynamodb?.stop();
     }
   }

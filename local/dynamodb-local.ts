@@ -10,7 +10,6 @@ import {
   DeleteTableCommand,
   DynamoDBClient,
   ListTablesCommand,
-  UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
 import { TABLES, type TableId, type TableSpec } from '../functions/shared/tables';
 
@@ -176,7 +175,7 @@ export type TableNames = Readonly<Record<TableId, string>>;
  * Table names for one local cloud. The prefix keeps parallel test files apart on a shared
  * DynamoDB Local; it is short because DynamoDB limits names to 255 characters of [a-zA-Z0-9_.-].
  */
-export const tableNames = (prefix: string): TableNames =>
+const tableNames = (prefix: string): TableNames =>
   Object.fromEntries(Object.keys(TABLES).map((id) => [id, `${prefix}-${id}`])) as Record<TableId, string>;
 
 const createTableInput = (spec: TableSpec, name: string) => {
@@ -213,19 +212,17 @@ const createTableInput = (spec: TableSpec, name: string) => {
   };
 };
 
-/** Creates every table of functions/shared/tables.ts under `prefix`, with TTL enabled like the stack. */
+/** Creates every table of functions/shared/tables.ts under `prefix` (TTL off, see below). */
 export const createTables = async (client: DynamoDBClient, prefix: string): Promise<TableNames> => {
   const names = tableNames(prefix);
   await Promise.all(
     (Object.values(TABLES) as readonly TableSpec[]).map(async (spec) => {
       const name = names[spec.id];
       await client.send(new CreateTableCommand(createTableInput(spec, name)));
-      await client.send(
-        new UpdateTimeToLiveCommand({
-          TableName: name,
-          TimeToLiveSpecification: { AttributeName: spec.ttlAttribute, Enabled: true },
-        }),
-      );
+      // TTL stays off locally: DynamoDB Local's TTL sweeper compares `expiresAt` with the wall
+      // clock, while every item here is written on the virtual clock (which starts in January
+      // 2026), so it would delete live records at random. TTL is only cleanup in warmboot; no
+      // behaviour may depend on it.
     }),
   );
   return names;

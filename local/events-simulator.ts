@@ -3,7 +3,7 @@ import type { FaultInjector } from './faults';
 import { type OperationDispatch, SimulatedAwsError } from './sdk-bridge';
 
 /** EventBridge quotas: 10 entries per PutEvents, 256 KB per request (eb-quota, CalculatePutEventsEntrySize). */
-export const PUT_EVENTS_MAX_ENTRIES = 10;
+const PUT_EVENTS_MAX_ENTRIES = 10;
 export const PUT_EVENTS_MAX_BYTES = 256 * 1024;
 
 export interface PutEventsEntry {

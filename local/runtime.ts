@@ -52,7 +52,7 @@ export interface LocalRuntimeOptions {
  */
 export const DYNAMODB_LATENCY_MS = 5;
 
-export const dynamodbLatencyMs = (mode: LatencyMode): number =>
+const dynamodbLatencyMs = (mode: LatencyMode): number =>
   mode === 'calibrated' ? DYNAMODB_LATENCY_MS : 0;
 
 /**
@@ -127,7 +127,7 @@ export const holdClockWhileSending = <Input extends object, Output extends objec
 };
 
 /** The environment a deployed function gets from its construct: every table name plus settings. */
-export const functionEnv = (
+const functionEnv = (
   region: string,
   tables: TableNames,
   settings: Readonly<Record<string, string>> = {},

@@ -1,6 +1,7 @@
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { PoolEc2, PoolSsm } from '../pools/adapters/ec2';
+import type { ObservedInstance } from '../pools/domain/reconcile';
 import type { ClaimRecord, PoolRecord, PoolStore } from '../pools/adapters/store';
 import { documentNamed, PERSONALIZE_DOCUMENT } from '../pools/documents';
 import { type PoolMember, transition } from '../pools/domain/lifecycle';
@@ -169,36 +170,30 @@ export const claimServer = async (
     }
     await step({ step: 'member-claimed', instanceId: claimed.instanceId, path: candidate.path });
     const instance = await deps.ec2.describe(claimed.instanceId);
-    try {
-      if (!instance) throw new NotFoundError(`${claimed.instanceId} vanished`);
-      if (candidate.resize) await deps.ec2.resize(instance, spec.name, instanceType);
-      if (!claimed.running) {
-        await deps.ec2.start(instance, spec.name);
-        await waitFor(
-          deps.clock,
-          RUNNING_WAIT_MS,
-          async () => ((await deps.ec2.describe(claimed.instanceId))?.state === 'running' ? true : undefined),
-          'running',
-        );
-      }
-    } catch (error) {
-      if (
-        !(
-          error instanceof CapacityError ||
-          error instanceof IncorrectStateError ||
-          error instanceof NotFoundError
-        )
-      )
-        throw error;
-      // Give the member back untouched (still stopped, still tagged) and try the next one.
-      await deps.store.updateMember(
-        claimed,
-        transition(claimed, instance ? 'ready' : 'retiring', deps.clock.now(), {
-          running: false,
-          claimId: undefined,
-        }),
-      );
+    if (!instance) {
+      // Terminated behind warmboot's back: the reconcile forgets the record.
+      await deps.store.updateMember(claimed, transition(claimed, 'retiring', deps.clock.now(), { reason: 'vanished' }));
       continue;
+    }
+    let resized = false;
+    try {
+      if (candidate.resize) {
+        await deps.ec2.resize(instance, spec.name, instanceType);
+        resized = true;
+      }
+      if (!claimed.running) await deps.ec2.start(instance, spec.name);
+    } catch (error) {
+      if (!(error instanceof CapacityError || error instanceof IncorrectStateError)) throw error;
+      await giveBack(deps, spec.name, claimed, instance, resized);
+      continue;
+    }
+    if (!claimed.running) {
+      await waitFor(
+        deps.clock,
+        RUNNING_WAIT_MS,
+        async () => ((await deps.ec2.describe(claimed.instanceId))?.state === 'running' ? true : undefined),
+        'running',
+      );
     }
     await step({ step: 'started' });
     await deps.facts.publish([
@@ -210,6 +205,32 @@ export const claimServer = async (
     return handOver(deps, saga, claimed, request, candidate.path, step);
   }
   return coldLaunch(deps, saga, record, instanceType, step);
+};
+
+/**
+ * A start refused for capacity (or a member not in a startable state): the member goes back to
+ * the pool still stopped and pool-tagged, resized back to the type its record says, so the next
+ * claim sees what EC2 has. If the resize back fails too, the member is retired instead.
+ */
+const giveBack = async (
+  deps: ClaimDeps,
+  pool: string,
+  claimed: PoolMember,
+  instance: ObservedInstance,
+  resized: boolean,
+): Promise<void> => {
+  const now = deps.clock.now();
+  try {
+    if (resized) await deps.ec2.resize(instance, pool, claimed.instanceType);
+  } catch (error) {
+    if (!(error instanceof WarmbootError)) throw error;
+    await deps.store.updateMember(
+      claimed,
+      transition(claimed, 'retiring', now, { claimId: undefined, reason: `resize back failed: ${error.code}` }),
+    );
+    return;
+  }
+  await deps.store.updateMember(claimed, transition(claimed, 'ready', now, { running: false, claimId: undefined }));
 };
 
 const coldLaunch = async (

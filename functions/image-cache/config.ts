@@ -59,6 +59,13 @@ export const hostGroupSchema = z.object({
     .default(30 * 60_000),
   /** Images below this decayed score are not worth a download. */
   minScore: z.number().min(0).default(0),
+  /**
+   * Hysteresis of the knapsack: a copy a host already holds competes with its value density
+   * multiplied by (1 + keepMargin), so a candidate must beat it by that margin to take its place
+   * (a replacement costs the candidate's bytes now and the incumbent's bytes again if it comes
+   * back). 0 = no hysteresis.
+   */
+  keepMargin: z.number().min(0).max(100).default(1),
 });
 export type HostGroup = z.infer<typeof hostGroupSchema>;
 export type HostGroupInput = z.input<typeof hostGroupSchema>;

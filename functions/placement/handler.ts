@@ -48,6 +48,7 @@ export const advise = async (
       }),
     ...(image ? { imageBytes: image.sizeBytes } : {}),
     cacheBytes: group.cacheBytes,
+    pins: state.pins,
     now: deps.clock.now(),
   });
   await deps.facts.publish([

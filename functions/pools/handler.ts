@@ -2,7 +2,6 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS, WARMBOOT } from '../catalog';
 import { eventBridgeFacts } from '../shared/adapters/facts';
 import { loadConfig } from '../shared/config';
-import { NotFoundError } from '../shared/errors';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { Runtime } from '../shared/runtime';
@@ -15,7 +14,15 @@ import { sdkPoolEc2, sdkPoolSsm } from './adapters/ec2';
 import { dynamoPoolStore } from './adapters/store';
 import { poolsConfigSchema } from './config';
 import { definePoolDetail, drainPoolDetail, reconcilePoolsDetail, serverClaimedDetail } from './schemas';
-import { definePool, onInitStatus, onInstanceState, type PoolDeps, reconcileOne } from './service';
+import {
+  definePool,
+  drainPool,
+  onInitStatus,
+  onInstanceState,
+  type PoolDeps,
+  reconcileAllPools,
+  reconcileOne,
+} from './service';
 
 /**
  * The pools function: Define / Drain / Reconcile Pools, Server Claimed (refill), member EC2 state
@@ -29,25 +36,12 @@ export const createPoolsHandler = (runtime: Runtime) => {
     ec2: sdkPoolEc2(runtime.clients.ec2),
     ssm: sdkPoolSsm(runtime.clients.ssm),
     facts: eventBridgeFacts(runtime.clients.events),
+    clock: runtime.clock,
+    random: runtime.random,
   };
   const now = () => runtime.clock.now();
-
   const reconcileAll = async () => {
-    const stored = new Map((await deps.store.listPools()).map((record) => [record.spec.name, record]));
-    for (const spec of config.POOLS) {
-      const existing = stored.get(spec.name);
-      if (existing?.source === 'operator') continue;
-      const record = {
-        spec,
-        source: 'context' as const,
-        status: existing?.status ?? ('active' as const),
-        ...(existing?.sizing ? { sizing: existing.sizing } : {}),
-      };
-      await deps.store.putPool(record, now());
-      stored.set(spec.name, record);
-    }
-    const results = [];
-    for (const record of stored.values()) results.push(await reconcileOne(deps, record, now()));
+    const results = await reconcileAllPools(deps, config.POOLS, now());
     for (const result of results) {
       runtime.metrics
         .singleMetric()
@@ -57,25 +51,16 @@ export const createPoolsHandler = (runtime: Runtime) => {
     return results;
   };
 
-  const reconcileNamed = async (name: string) => {
-    const record = await deps.store.getPool(name);
-    if (!record) throw new NotFoundError(`pool ${name} is not defined`);
-    return reconcileOne(deps, record, now());
-  };
-
   const registry = new EventRegistry<unknown>([
     route(WARMBOOT, 'Define Pool', definePoolDetail, ({ detail }) =>
       definePool(deps, detail.pool, 'operator', now()),
     ),
-    route(WARMBOOT, 'Drain Pool', drainPoolDetail, async ({ detail }) => {
-      await deps.store.setStatus(detail.pool, 'draining', now());
-      return reconcileNamed(detail.pool);
-    }),
+    route(WARMBOOT, 'Drain Pool', drainPoolDetail, ({ detail }) => drainPool(deps, detail.pool, now())),
     route(WARMBOOT, 'Reconcile Pools', reconcilePoolsDetail, async ({ detail }) =>
-      detail.pool ? [await reconcileNamed(detail.pool)] : reconcileAll(),
+      detail.pool ? [await reconcileOne(deps, detail.pool, now())] : reconcileAll(),
     ),
     route('aws.events', SCHEDULED_EVENT, scheduledEventDetail, () => reconcileAll()),
-    route(WARMBOOT, 'Server Claimed', serverClaimedDetail, ({ detail }) => reconcileNamed(detail.pool)),
+    route(WARMBOOT, 'Server Claimed', serverClaimedDetail, ({ detail }) => reconcileOne(deps, detail.pool, now())),
     route('aws.ec2', EC2_STATE_CHANGE, ec2InstanceStateChangeDetail, ({ detail }) =>
       onInstanceState(deps, detail['instance-id'], detail.state, now()),
     ),

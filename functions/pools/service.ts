@@ -1,5 +1,6 @@
 import type { FactPublisher } from '../shared/adapters/facts';
-import { errorMessage, ValidationError } from '../shared/errors';
+import type { Clock } from '../shared/clock';
+import { errorMessage, IncorrectStateError, NotFoundError, ValidationError } from '../shared/errors';
 import { invalidDocumentParameter } from '../shared/ssm-document';
 import type { PoolEc2, PoolSsm } from './adapters/ec2';
 import type { PoolRecord, PoolStore } from './adapters/store';
@@ -21,7 +22,41 @@ export interface PoolDeps {
   readonly ec2: PoolEc2;
   readonly ssm: PoolSsm;
   readonly facts: FactPublisher;
+  readonly clock: Clock;
+  /** Names this invocation's reconcile lease. */
+  readonly random: () => number;
 }
+
+/** How long a reconcile may hold its pool's lease before another may take it over (crash). */
+export const RECONCILE_LEASE_MS = 5 * 60_000;
+/** A reconcile that finds the lease taken waits this long in total for it before giving up. */
+const LEASE_WAIT_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000] as const;
+
+/**
+ * EC2 reports `running` before the SSM agent has registered the instance (it does so once the OS
+ * booted: seconds on Linux, longer on Windows), and SendCommand refuses an unregistered node with
+ * InvalidInstanceId. Waiting that short while here starts initialization at once; a member whose
+ * agent is still not online after it stays `initializing` without a command id, and the
+ * reconcile sends the command again.
+ */
+const AGENT_WAIT_DELAYS_MS = [2_000, 4_000, 8_000, 16_000, 30_000, 30_000] as const;
+
+const sendWhenOnline = async (
+  deps: PoolDeps,
+  instanceId: string,
+  document: string,
+  parameters: Record<string, string[]>,
+): Promise<string> => {
+  for (const delay of AGENT_WAIT_DELAYS_MS) {
+    try {
+      return await deps.ssm.send(instanceId, document, parameters);
+    } catch (error) {
+      if (!(error instanceof IncorrectStateError)) throw error;
+      await deps.clock.sleep(delay);
+    }
+  }
+  return deps.ssm.send(instanceId, document, parameters);
+};
 
 export type ItemResult =
   | { readonly id: string; readonly ok: true; readonly action: PoolAction['kind'] }
@@ -127,7 +162,8 @@ export const applyAction = async (
         action.member.state === 'initializing'
           ? action.member
           : await move(deps, action.member, 'initializing', now);
-      const commandId = await deps.ssm.send(
+      const commandId = await sendWhenOnline(
+        deps,
         action.member.instanceId,
         spec.initialization.documentName,
         initParameters(spec),
@@ -206,8 +242,53 @@ const applyAll = async (deps: PoolDeps, spec: PoolSpec, actions: readonly PoolAc
   return results;
 };
 
-/** Level-triggered reconcile of one pool: re-derives everything from DynamoDB + EC2 + SSM. */
-export const reconcileOne = async (deps: PoolDeps, record: PoolRecord, now: number) => {
+export interface ReconcileSummary {
+  readonly pool: string;
+  readonly targetSize: number;
+  readonly runningSize: number;
+  readonly ready: number;
+  readonly results: ItemResult[];
+  /** Set when another reconcile held the pool's lease the whole time: it applies the changes. */
+  readonly skipped?: string;
+}
+
+const leaseOwner = (deps: PoolDeps): string =>
+  `reconcile-${Math.floor(deps.random() * 2 ** 48).toString(36)}`;
+
+/** Takes the pool's reconcile lease, waiting a little for a concurrent reconcile to finish. */
+const takeLease = async (deps: PoolDeps, pool: string, owner: string): Promise<boolean> => {
+  for (const delay of [...LEASE_WAIT_DELAYS_MS, undefined]) {
+    const now = deps.clock.now();
+    if (await deps.store.acquireLease(pool, owner, now, now + RECONCILE_LEASE_MS)) return true;
+    if (delay === undefined) return false;
+    await deps.clock.sleep(delay);
+  }
+  return false;
+};
+
+/**
+ * Level-triggered reconcile of one pool: re-derives everything from DynamoDB + EC2 + SSM under the
+ * pool's lease, so the members it counts are not changed by another reconcile's launches.
+ */
+export const reconcileOne = async (
+  deps: PoolDeps,
+  name: string,
+  now: number,
+): Promise<ReconcileSummary> => {
+  const owner = leaseOwner(deps);
+  if (!(await takeLease(deps, name, owner))) {
+    return { pool: name, targetSize: 0, runningSize: 0, ready: 0, results: [], skipped: 'lease held' };
+  }
+  try {
+    const record = await deps.store.getPool(name);
+    if (!record) throw new NotFoundError(`pool ${name} is not defined`);
+    return await reconcileHeld(deps, record, Math.max(now, deps.clock.now()));
+  } finally {
+    await deps.store.releaseLease(name, owner);
+  }
+};
+
+const reconcileHeld = async (deps: PoolDeps, record: PoolRecord, now: number): Promise<ReconcileSummary> => {
   const { spec } = record;
   const [members, observed, currentImageId, counts] = await Promise.all([
     deps.store.listMembers(spec.name),
@@ -246,6 +327,29 @@ export const reconcileOne = async (deps: PoolDeps, record: PoolRecord, now: numb
   const results = await applyAll(deps, spec, actions, now);
   const ready = members.filter((member) => member.state === 'ready').length;
   return { pool: spec.name, targetSize: sizing.targetSize, runningSize: sizing.runningSize, ready, results };
+};
+
+/**
+ * The scheduled reconcile: upserts the pools defined in CDK context (`POOLS`; a pool the operator
+ * defined by event keeps the operator's spec), then reconciles every stored pool.
+ */
+export const reconcileAllPools = async (
+  deps: PoolDeps,
+  contextPools: readonly PoolSpec[],
+  now: number,
+): Promise<ReconcileSummary[]> => {
+  const stored = new Map((await deps.store.listPools()).map((record) => [record.spec.name, record]));
+  for (const spec of contextPools) {
+    const existing = stored.get(spec.name);
+    if (existing?.source === 'operator') continue;
+    initParameters(spec);
+    const record: PoolRecord = { spec, source: 'context', status: existing?.status ?? 'active' };
+    await deps.store.putPool(record, now);
+    stored.set(spec.name, record);
+  }
+  const results: ReconcileSummary[] = [];
+  for (const name of stored.keys()) results.push(await reconcileOne(deps, name, deps.clock.now()));
+  return results;
 };
 
 /** An EC2 state change for a member: the event-driven fast path of what reconcile would do. */
@@ -316,5 +420,12 @@ export const definePool = async (
     ...(existing?.sizing ? { sizing: existing.sizing } : {}),
   };
   await deps.store.putPool(record, now);
-  return reconcileOne(deps, record, now);
+  return reconcileOne(deps, spec.name, now);
+};
+
+/** Stops refilling and retires every member (claims already under way finish). */
+export const drainPool = async (deps: PoolDeps, name: string, now: number): Promise<ReconcileSummary> => {
+  if (!(await deps.store.getPool(name))) throw new NotFoundError(`pool ${name} is not defined`);
+  await deps.store.setStatus(name, 'draining', now);
+  return reconcileOne(deps, name, now);
 };

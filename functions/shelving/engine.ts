@@ -121,7 +121,9 @@ export class ShelvingEngine {
 
   // ---------------------------------------------------------------- operator requests
 
-  async shelve(items: readonly ShelveRequestItem[]): Promise<ItemResult<{ recordId: string; created: boolean }>[]> {
+  async shelve(
+    items: readonly ShelveRequestItem[],
+  ): Promise<ItemResult<{ recordId: string; created: boolean }>[]> {
     const { ec2, store, clock, settings } = this.#deps;
     const now = clock.now();
     const instances = new Map(
@@ -130,8 +132,12 @@ export class ShelvingEngine {
         instance,
       ]),
     );
-    const volumeIds = [...instances.values()].flatMap((instance) => instance.blockDevices.map((device) => device.volumeId));
-    const volumes = new Map((await ec2.describeVolumes(volumeIds)).map((volume) => [volume.volumeId, volume]));
+    const volumeIds = [...instances.values()].flatMap((instance) =>
+      instance.blockDevices.map((device) => device.volumeId),
+    );
+    const volumes = new Map(
+      (await ec2.describeVolumes(volumeIds)).map((volume) => [volume.volumeId, volume]),
+    );
     const results: ItemResult<{ recordId: string; created: boolean }>[] = [];
     const created: ShelfRecord[] = [];
     for (const item of items) {
@@ -158,12 +164,23 @@ export class ShelvingEngine {
     return results;
   }
 
-  async offload(recordIds: readonly string[]): Promise<ItemResult<{ step: Step }>[]> {
-    return this.#move(recordIds, (record) => requestOffload(record), undefined);
+  /** `advance: false` only records the request; a driver (benchmark, scenario) then runs the rounds. */
+  async offload(recordIds: readonly string[], options: { advance?: boolean } = {}) {
+    return this.#move(recordIds, (record) => requestOffload(record), undefined, options.advance ?? true);
   }
 
-  async unshelve(recordIds: readonly string[], tenant: string | undefined, requestId: string) {
-    return this.#move(recordIds, (record) => requestUnshelve(record, tenant), requestId);
+  async unshelve(
+    recordIds: readonly string[],
+    tenant: string | undefined,
+    requestId: string,
+    options: { advance?: boolean } = {},
+  ) {
+    return this.#move(
+      recordIds,
+      (record) => requestUnshelve(record, tenant),
+      requestId,
+      options.advance ?? true,
+    );
   }
 
   /** Resolves instance ids (shelved or replacement) to record ids; unknown ones are per-item errors. */
@@ -173,20 +190,24 @@ export class ShelvingEngine {
     for (const instanceId of instanceIds) {
       const recordId = await this.#deps.store.recordIdForInstance(instanceId);
       if (recordId) found.push(recordId);
-      else missing.push(failedItem(instanceId, { code: 'NotFound', message: `${instanceId} is not shelved` }));
+      else
+        missing.push(failedItem(instanceId, { code: 'NotFound', message: `${instanceId} is not shelved` }));
     }
     return { found, missing };
   }
 
   async recordIdsOfTenant(tenant: string): Promise<string[]> {
     const records = await this.#deps.store.byTenant(tenant, this.#deps.settings.maxInstancesPerRequest);
-    return records.filter((record) => ['shelved', 'offloaded', 'failed'].includes(record.step)).map((r) => r.recordId);
+    return records
+      .filter((record) => ['shelved', 'offloaded', 'failed'].includes(record.step))
+      .map((r) => r.recordId);
   }
 
   async #move(
     recordIds: readonly string[],
     decide: (record: ShelfRecord) => RequestedMove,
     requestId: string | undefined,
+    advance: boolean,
   ): Promise<ItemResult<{ step: Step }>[]> {
     const { store, clock } = this.#deps;
     const now = clock.now();
@@ -223,10 +244,15 @@ export class ShelvingEngine {
         moved.push(next);
         results.push({ id: recordId, ok: true, step: next.step });
       } else {
-        results.push(failedItem(recordId, { code: 'Conflict', message: `record ${recordId} changed concurrently; retry` }));
+        results.push(
+          failedItem(recordId, {
+            code: 'Conflict',
+            message: `record ${recordId} changed concurrently; retry`,
+          }),
+        );
       }
     }
-    if (moved.length > 0) await this.advance(moved);
+    if (moved.length > 0 && advance) await this.advance(moved);
     return results;
   }
 
@@ -238,12 +264,24 @@ export class ShelvingEngine {
   async deleteRecord(recordId: string, confirm: string | readonly string[] | undefined) {
     const { store, ec2 } = this.#deps;
     const record = await store.get(recordId);
-    if (!record) return { recordId, ok: false as const, error: { code: 'NotFound', message: `no shelve record ${recordId}` } };
+    if (!record)
+      return {
+        recordId,
+        ok: false as const,
+        error: { code: 'NotFound', message: `no shelve record ${recordId}` },
+      };
     const volumes = new Map(
-      (await ec2.describeVolumes(record.volumes.map((volume) => volume.volumeId))).map((volume) => [volume.volumeId, volume]),
+      (await ec2.describeVolumes(record.volumes.map((volume) => volume.volumeId))).map((volume) => [
+        volume.volumeId,
+        volume,
+      ]),
     );
     const snapshots = (await ec2.describeShelvedSnapshots([recordId])).get(recordId) ?? [];
-    const plan = planDeletion(record, volumes, snapshots.map((snapshot) => snapshot.snapshotId));
+    const plan = planDeletion(
+      record,
+      volumes,
+      snapshots.map((snapshot) => snapshot.snapshotId),
+    );
     if (!plan.ok) return { recordId, ok: false as const, error: plan.error };
     if (!confirms(plan.plan, confirm)) {
       return {
@@ -279,7 +317,11 @@ export class ShelvingEngine {
     // snapshot that failed to delete is reported per item; it keeps its shelved tag for a retry.
     const volumesGone = volumeResults.every((result) => result.ok);
     const removed = volumesGone ? await store.remove(record) : false;
-    return { recordId, ok: volumesGone && removed, deleted: { volumes: volumeResults, snapshots: snapshotResults } };
+    return {
+      recordId,
+      ok: volumesGone && removed,
+      deleted: { volumes: volumeResults, snapshots: snapshotResults },
+    };
   }
 
   // ---------------------------------------------------------------- events and reconcile
@@ -357,7 +399,11 @@ export class ShelvingEngine {
         if (changes(decision) && !this.#noop(record, decision)) {
           const written = await this.#write(record, decision, now);
           if (!written) {
-            progress.set(record.recordId, { recordId: record.recordId, step: record.step, reason: 'changed concurrently' });
+            progress.set(record.recordId, {
+              recordId: record.recordId,
+              step: record.step,
+              reason: 'changed concurrently',
+            });
             break;
           }
           current = written;
@@ -387,7 +433,11 @@ export class ShelvingEngine {
       this.#running.add(execution);
       if (options.wait) await execution;
     }
-    return { records: [...progress.values()], throttled: this.#throttled - throttledBefore, acted: work.length };
+    return {
+      records: [...progress.values()],
+      throttled: this.#throttled - throttledBefore,
+      acted: work.length,
+    };
   }
 
   #noop(record: ShelfRecord, decision: Decision): boolean {
@@ -396,7 +446,12 @@ export class ShelvingEngine {
     return Object.entries(set).every(([key, value]) => sameJson(record[key as keyof ShelfRecord], value));
   }
 
-  async #write(record: ShelfRecord, decision: Decision, now: number, options: UpdateOptions = {}): Promise<ShelfRecord | undefined> {
+  async #write(
+    record: ShelfRecord,
+    decision: Decision,
+    now: number,
+    options: UpdateOptions = {},
+  ): Promise<ShelfRecord | undefined> {
     const { store, settings } = this.#deps;
     const step = decision.to ?? record.step;
     const next: ShelfRecord = {
@@ -410,7 +465,9 @@ export class ShelvingEngine {
     const replacement = next.unshelve?.replacementInstanceId;
     const finished = step === 'unshelved' && ownedVolumeIds(next).length === 0;
     const ok = await store.update(record, next, {
-      ...(replacement && replacement !== record.unshelve?.replacementInstanceId ? { linkInstanceId: replacement } : {}),
+      ...(replacement && replacement !== record.unshelve?.replacementInstanceId
+        ? { linkInstanceId: replacement }
+        : {}),
       // An unshelved record no longer holds its original instance: it may be shelved again.
       ...(step === 'unshelved' ? { unlinkInstanceId: record.instanceId } : {}),
       ...(finished ? { expiresAt: Math.floor(now / 1000) + settings.finishedRecordTtlSeconds } : {}),
@@ -447,13 +504,16 @@ export class ShelvingEngine {
         : [],
     );
     const slowIds = records.flatMap((record) =>
-      record.step === 'unshelve.launch-from-snapshots' && !record.unshelve?.replacementInstanceId ? [record.recordId] : [],
+      record.step === 'unshelve.launch-from-snapshots' && !record.unshelve?.replacementInstanceId
+        ? [record.recordId]
+        : [],
     );
     const byBatch = new Map<string, ObservedInstance>();
     if (batchIds.length > 0) {
       for (const instance of await ec2.describeInstancesByTag(REPLACEMENT_BATCH_TAG, batchIds)) {
         const batchId = instance.tags[REPLACEMENT_BATCH_TAG];
-        if (batchId && instance.amiLaunchIndex !== undefined) byBatch.set(`${batchId}#${instance.amiLaunchIndex}`, instance);
+        if (batchId && instance.amiLaunchIndex !== undefined)
+          byBatch.set(`${batchId}#${instance.amiLaunchIndex}`, instance);
       }
     }
     const bySlowRecord = new Map<string, ObservedInstance>();
@@ -487,7 +547,9 @@ export class ShelvingEngine {
       .filter((record) => record.step === 'shelve.snapshot' || record.step === 'unshelve.choose')
       .map((record) => record.recordId);
     const snapshots =
-      snapshotRecords.length > 0 ? await ec2.describeShelvedSnapshots(snapshotRecords) : new Map<string, ObservedSnapshot[]>();
+      snapshotRecords.length > 0
+        ? await ec2.describeShelvedSnapshots(snapshotRecords)
+        : new Map<string, ObservedSnapshot[]>();
 
     const observations = new Map<string, Observation>();
     for (const record of records) {
@@ -538,7 +600,10 @@ export class ShelvingEngine {
     };
 
     const calls: Promise<void>[] = [];
-    const multi = new Map<'stop' | 'stop-force' | 'start' | 'terminate', { instanceId: string; recordId: string }[]>();
+    const multi = new Map<
+      'stop' | 'stop-force' | 'start' | 'terminate',
+      { instanceId: string; recordId: string }[]
+    >();
     const launches: ShelfRecord[] = [];
     const slowLaunches: ShelfRecord[] = [];
     for (const { record, actions } of work) {
@@ -561,7 +626,9 @@ export class ShelvingEngine {
             slowLaunches.push(record);
             break;
           case 'set-delete-on-termination':
-            calls.push(attempt(recordIds, () => ec2.setDeleteOnTermination(action.instanceId, action.devices)));
+            calls.push(
+              attempt(recordIds, () => ec2.setDeleteOnTermination(action.instanceId, action.devices)),
+            );
             break;
           case 'tag':
             calls.push(attempt(recordIds, () => ec2.createTags(action.resourceIds, action.tags)));
@@ -573,7 +640,9 @@ export class ShelvingEngine {
             calls.push(attempt(recordIds, () => ec2.createSnapshots(action.instanceId, action.recordId)));
             break;
           case 'attach':
-            calls.push(attempt(recordIds, () => ec2.attachVolume(action.volumeId, action.instanceId, action.device)));
+            calls.push(
+              attempt(recordIds, () => ec2.attachVolume(action.volumeId, action.instanceId, action.device)),
+            );
             break;
           case 'detach':
             calls.push(attempt(recordIds, () => ec2.detachVolume(action.volumeId, action.instanceId)));
@@ -630,12 +699,19 @@ export class ShelvingEngine {
     for (const record of records) {
       const batch = record.unshelve?.batch;
       if (!batch) fresh.push(record);
-      else if (now - batch.issuedAt >= LAUNCH_REISSUE_MS) reissue.set(batch.batchId, [...(reissue.get(batch.batchId) ?? []), record]);
+      else if (now - batch.issuedAt >= LAUNCH_REISSUE_MS)
+        reissue.set(batch.batchId, [...(reissue.get(batch.batchId) ?? []), record]);
     }
     const hostIds = [
-      ...new Set(fresh.flatMap((record) => (record.config.tenancy === 'host' && record.config.hostId ? [record.config.hostId] : []))),
+      ...new Set(
+        fresh.flatMap((record) =>
+          record.config.tenancy === 'host' && record.config.hostId ? [record.config.hostId] : [],
+        ),
+      ),
     ];
-    const typeOfHost = new Map(fresh.map((record) => [record.config.hostId ?? '', record.config.instanceType]));
+    const typeOfHost = new Map(
+      fresh.map((record) => [record.config.hostId ?? '', record.config.instanceType]),
+    );
     let hostRoom = new Map<string, number>();
     if (hostIds.length > 0) {
       try {
@@ -696,7 +772,9 @@ export class ShelvingEngine {
                       index,
                       issuedAt: now,
                       ...(batch.request.placement.hostId ? { hostId: batch.request.placement.hostId } : {}),
-                      ...(batch.request.placement.affinity ? { affinity: batch.request.placement.affinity } : {}),
+                      ...(batch.request.placement.affinity
+                        ? { affinity: batch.request.placement.affinity }
+                        : {}),
                     },
                   },
                 },
@@ -741,7 +819,9 @@ export class ShelvingEngine {
         error,
       );
       const capacity = error instanceof WarmbootError && error.code === 'InsufficientCapacity';
-      await Promise.all(claimed.map((record) => this.#retryLaunch(record, clock.now(), capacity, errorOf(error).message)));
+      await Promise.all(
+        claimed.map((record) => this.#retryLaunch(record, clock.now(), capacity, errorOf(error).message)),
+      );
       return;
     }
     const now = clock.now();
@@ -756,7 +836,12 @@ export class ShelvingEngine {
         record,
         {
           to: 'unshelve.stop-replacement',
-          set: { unshelve: { ...(record.unshelve ?? { requestId: 'reconcile', requestedAt: now, attempt: 0 }), replacementInstanceId: instanceId } },
+          set: {
+            unshelve: {
+              ...(record.unshelve ?? { requestId: 'reconcile', requestedAt: now, attempt: 0 }),
+              replacementInstanceId: instanceId,
+            },
+          },
           actions: [],
           recheckAt: now,
           reason: `replacement ${instanceId} launched`,
@@ -767,7 +852,9 @@ export class ShelvingEngine {
     }
     const launchedIndexes = new Set(launched.map((entry) => entry.launchIndex));
     const shortfall = claimed.filter((record) => !launchedIndexes.has(record.unshelve?.batch?.index ?? -1));
-    await Promise.all(shortfall.map((record) => this.#retryLaunch(record, now, true, 'not enough capacity in the batch')));
+    await Promise.all(
+      shortfall.map((record) => this.#retryLaunch(record, now, true, 'not enough capacity in the batch')),
+    );
     // Replacements no record claims (a member lost a race after the batch was planned) hold no
     // retained volume: they are warmboot-tagged launches and go back at once.
     if (orphans.length > 0) {
@@ -803,7 +890,10 @@ export class ShelvingEngine {
     );
   }
 
-  async #launchSlow(record: ShelfRecord, fail: (recordIds: readonly string[], error: unknown) => void): Promise<void> {
+  async #launchSlow(
+    record: ShelfRecord,
+    fail: (recordIds: readonly string[], error: unknown) => void,
+  ): Promise<void> {
     const { ec2, clock } = this.#deps;
     const now = clock.now();
     const issuedAt = record.unshelve?.slowLaunchIssuedAt;
@@ -831,7 +921,12 @@ export class ShelvingEngine {
       await this.#write(
         written,
         {
-          set: { unshelve: { ...(written.unshelve ?? { requestId: 'reconcile', requestedAt: at, attempt: 0 }), replacementInstanceId: launched.instanceId } },
+          set: {
+            unshelve: {
+              ...(written.unshelve ?? { requestId: 'reconcile', requestedAt: at, attempt: 0 }),
+              replacementInstanceId: launched.instanceId,
+            },
+          },
           actions: [],
           recheckAt: at,
           reason: `replacement ${launched.instanceId} restoring from snapshots`,

@@ -10,7 +10,7 @@ import { dynamoShelfStore } from './adapters/store';
 import { loadShelvingConfig, type ShelvingSettings } from './config';
 import { Pacer } from './domain/pacer';
 import type { ItemResult, ShelvingFact } from './domain/types';
-import { type RoundSummary, ShelvingEngine, type ShelvingDeps } from './engine';
+import { type RoundSummary, type ShelvingDeps, ShelvingEngine } from './engine';
 import {
   deleteShelvedRecordDetail,
   instanceStateDetail,
@@ -31,7 +31,11 @@ export type ShelvingOutcome =
   | { readonly kind: 'round'; readonly round: RoundSummary }
   | { readonly kind: 'delete'; readonly result: Awaited<ReturnType<ShelvingEngine['deleteRecord']>> };
 
-const checkSize = (field: string, items: readonly unknown[] | undefined, settings: ShelvingSettings): void => {
+const checkSize = (
+  field: string,
+  items: readonly unknown[] | undefined,
+  settings: ShelvingSettings,
+): void => {
   if (items && items.length > settings.maxInstancesPerRequest) {
     throw new ValidationError(field, `at most ${settings.maxInstancesPerRequest} items per request`);
   }
@@ -46,7 +50,9 @@ export const createShelvingRegistry = (engine: ShelvingEngine): EventRegistry<Sh
         detail.instanceIds.map((instanceId) => ({
           instanceId,
           ...(detail.tenant !== undefined ? { tenant: detail.tenant } : {}),
-          ...(detail.offloadAfterSeconds !== undefined ? { offloadAfterSeconds: detail.offloadAfterSeconds } : {}),
+          ...(detail.offloadAfterSeconds !== undefined
+            ? { offloadAfterSeconds: detail.offloadAfterSeconds }
+            : {}),
           ...(detail.snapshot !== undefined ? { snapshot: detail.snapshot } : {}),
         })),
       );
@@ -65,7 +71,9 @@ export const createShelvingRegistry = (engine: ShelvingEngine): EventRegistry<Sh
       const resolved = await engine.recordIdsFor(detail.instanceIds ?? []);
       const named = [...(detail.recordIds ?? []), ...resolved.found];
       const recordIds =
-        named.length === 0 && detail.tenant !== undefined ? await engine.recordIdsOfTenant(detail.tenant) : named;
+        named.length === 0 && detail.tenant !== undefined
+          ? await engine.recordIdsOfTenant(detail.tenant)
+          : named;
       const results = await engine.unshelve(recordIds, detail.tenant, id);
       return { kind: 'items', results: [...resolved.missing, ...results] };
     }),

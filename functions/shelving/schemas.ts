@@ -18,7 +18,10 @@ export const volumeIdSchema = z
 export const tenantSchema = z.string().regex(/^[A-Za-z0-9._:@+=-]{1,128}$/, 'not a tenant name');
 
 const idList = <T extends z.ZodType>(item: T) =>
-  z.array(item).min(1, 'must name at least one').max(MAX_ITEMS_PER_REQUEST, `at most ${MAX_ITEMS_PER_REQUEST}`);
+  z
+    .array(item)
+    .min(1, 'must name at least one')
+    .max(MAX_ITEMS_PER_REQUEST, `at most ${MAX_ITEMS_PER_REQUEST}`);
 
 export const shelveInstancesDetail = z
   .object({
@@ -52,7 +55,8 @@ export const unshelveInstancesDetail = z
   })
   .strict()
   .refine(
-    (detail) => detail.recordIds !== undefined || detail.instanceIds !== undefined || detail.tenant !== undefined,
+    (detail) =>
+      detail.recordIds !== undefined || detail.instanceIds !== undefined || detail.tenant !== undefined,
     { message: 'name recordIds, instanceIds or tenant', path: ['recordIds'] },
   );
 

@@ -68,7 +68,7 @@ export class PoolsCapability extends Construct {
     // Claims are demand: the claim function records each request as a popularity launch.
     this.claim.grantTable('popularity', 'readWrite');
     this.claim.grantPublish();
-    allowDescribe(this.claim, ['ec2:DescribeInstances', 'ec2:DescribeImages', 'ec2:DescribeInstanceTypes']);
+    allowDescribe(this.claim, ['ec2:DescribeInstances', 'ec2:DescribeImages']);
     this.allowManage(this.claim);
     // Cold fallback: when no member is ready, the claim launches one instance tagged with its pool
     // and the claim, so every statement on pool members covers it too.

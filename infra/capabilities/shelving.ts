@@ -13,6 +13,12 @@ import {
 export interface ShelvingCapabilityProps extends CapabilityProps {
   /** Shelving settings (`SHELVING_SETTINGS`), already validated. */
   readonly shelving: ShelvingSettings;
+  /**
+   * Let the operator-confirmed `Delete Shelved Record` delete the record's retained volumes
+   * (`warmboot:shelved`) and safety snapshots.
+   * @default false - only fresh replacement roots can be deleted; a record's data is deleted by hand
+   */
+  readonly allowShelvedDataDeletion?: boolean;
 }
 
 /**
@@ -22,7 +28,8 @@ export interface ShelvingCapabilityProps extends CapabilityProps {
  * The code checks the tags before every DeleteVolume; IAM is the second fence: the only volumes
  * this role may delete are fresh replacement roots (`warmboot:replacement-root=true`), a tag that
  * can only be set when RunInstances creates the volume, never added to an existing (retained)
- * volume. Retained volumes (`warmboot:shelved`) can be moved (detach/attach) but not deleted.
+ * volume. Retained volumes (`warmboot:shelved`) can be moved (detach/attach) but not deleted,
+ * unless the operator opts in to `allowShelvedDataDeletion` for the confirmed `Delete Shelved Record`.
  */
 export class ShelvingCapability extends Construct {
   readonly shelving: WarmbootFunction;
@@ -98,6 +105,28 @@ export class ShelvingCapability extends Construct {
       resources: volumes,
       conditions: { StringEquals: { [`aws:ResourceTag/${TAGS.replacementRoot}`]: 'true' } },
     });
+
+    if (props.allowShelvedDataDeletion) {
+      // Opt-in: the operator deletes the record (with confirmation) and with it the data it owns.
+      fn.allow(
+        'DeleteShelvedData',
+        'operator-confirmed Delete Shelved Record; shelved, managed volumes only',
+        {
+          actions: ['ec2:DeleteVolume'],
+          resources: volumes,
+          conditions: { ...managedResource(), Null: { [`aws:ResourceTag/${TAGS.shelved}`]: 'false' } },
+        },
+      );
+      fn.allow(
+        'DeleteShelvedSnapshots',
+        'operator-confirmed Delete Shelved Record; its safety snapshots only',
+        {
+          actions: ['ec2:DeleteSnapshot'],
+          resources: snapshots,
+          conditions: { Null: { [`aws:ResourceTag/${TAGS.shelved}`]: 'false' } },
+        },
+      );
+    }
 
     fn.allow('SnapshotManagedInstances', 'safety snapshots of managed instances', {
       actions: ['ec2:CreateSnapshots', 'ec2:CreateSnapshot'],

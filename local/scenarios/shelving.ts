@@ -2,11 +2,7 @@ import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { WARMBOOT } from '../../functions/catalog';
 import { dynamoShelfStore } from '../../functions/shelving/adapters/store';
 import type { ShelfRecord } from '../../functions/shelving/domain/types';
-import {
-  OFFLOAD_INSTANCES,
-  SHELVE_INSTANCES,
-  UNSHELVE_INSTANCES,
-} from '../../functions/shelving/handler';
+import { OFFLOAD_INSTANCES, SHELVE_INSTANCES, UNSHELVE_INSTANCES } from '../../functions/shelving/handler';
 import type { LocalCloud } from '../cloud';
 
 export interface ShelvingScenarioOptions {
@@ -57,7 +53,9 @@ export async function runShelvingScenario(
           MinCount: size,
           MaxCount: size,
           Placement: { AvailabilityZone: availabilityZone, ...placement },
-          BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } }],
+          BlockDeviceMappings: [
+            { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } },
+          ],
           TagSpecifications: [
             {
               ResourceType: 'instance',
@@ -93,7 +91,9 @@ export async function runShelvingScenario(
     }) as Promise<{ result?: { results?: { recordId?: string }[] } }>;
 
   const shelved = await operator(SHELVE_INSTANCES, { instanceIds: ids, tenant, offloadAfterSeconds: -1 });
-  const recordIds = (shelved.result?.results ?? []).flatMap((result) => (result.recordId ? [result.recordId] : []));
+  const recordIds = (shelved.result?.results ?? []).flatMap((result) =>
+    result.recordId ? [result.recordId] : [],
+  );
   await cloud.settleFor(5 * MINUTE);
   const store = dynamoShelfStore(cloud.documents, cloud.tables.shelves);
   const load = (): Promise<ShelfRecord[]> => cloud.run(() => store.getMany(recordIds));
@@ -111,7 +111,9 @@ export async function runShelvingScenario(
   for (const record of done) {
     const { path, readyAt, requestedAt } = record.unshelve ?? {};
     if (record.step !== 'unshelved' || !path || readyAt === undefined || requestedAt === undefined) continue;
-    (byPath[path] ??= []).push((readyAt - requestedAt) / 1000);
+    const times = byPath[path] ?? [];
+    times.push((readyAt - requestedAt) / 1000);
+    byPath[path] = times;
   }
   const existing = new Set(cloud.ec2.volumes().map((volume) => volume.volumeId));
   const replacementHost = (record: ShelfRecord) =>
@@ -130,10 +132,16 @@ export async function runShelvingScenario(
     timeToReadySeconds: Object.fromEntries(
       Object.entries(byPath).map(([path, times]) => [
         path,
-        { count: times.length, max: Math.max(...times), mean: times.reduce((a, b) => a + b, 0) / times.length },
+        {
+          count: times.length,
+          max: Math.max(...times),
+          mean: times.reduce((a, b) => a + b, 0) / times.length,
+        },
       ]),
     ),
-    sameHost: done.filter((record) => record.config.hostId && replacementHost(record) === record.config.hostId).length,
+    sameHost: done.filter(
+      (record) => record.config.hostId && replacementHost(record) === record.config.hostId,
+    ).length,
     retainedVolumesLost: afterShelve
       .flatMap((record) => record.volumes.map((volume) => volume.volumeId))
       .filter((volumeId) => !existing.has(volumeId)).length,

@@ -1,8 +1,14 @@
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as events from 'aws-cdk-lib/aws-events';
 import { describe, expect, it } from 'vitest';
 import { FUNCTIONS, type FunctionId } from '../../functions/catalog';
 import { DOCUMENTS as IMAGE_DOCUMENTS } from '../../functions/image-cache/documents';
 import { DOCUMENTS as POOL_DOCUMENTS } from '../../functions/pools/documents';
 import type { TableId } from '../../functions/shared/tables';
+import { shelvingSettingsSchema } from '../../functions/shelving/config';
+import { ShelvingCapability } from '../../infra/capabilities/shelving';
+import { WarmbootData } from '../../infra/data';
 import { cfnText, resourcesOfType, synthesize } from './synth';
 
 /**
@@ -263,6 +269,34 @@ describe('least privilege', () => {
         actions.filter((action) => mutating.test(action)),
         fn,
       ).toEqual([]);
+    }
+  });
+
+  it('deletes a shelved record’s data only when the operator opted in, and then only shelved resources', () => {
+    const scratch = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Scratch');
+    new ShelvingCapability(scratch, 'Shelving', {
+      data: new WarmbootData(scratch, 'Data'),
+      eventBus: events.EventBus.fromEventBusName(scratch, 'Bus', 'default'),
+      shelving: shelvingSettingsSchema.parse({}),
+      allowShelvedDataDeletion: true,
+    });
+    const optedIn = Object.values(Template.fromStack(scratch).findResources('AWS::IAM::Policy')).flatMap(
+      (policy) =>
+        (policy.Properties as { PolicyDocument: { Statement: Statement[] } }).PolicyDocument.Statement,
+    );
+    const deleting = optedIn.filter((statement) =>
+      asArray(statement.Action).some(
+        (action) => action === 'ec2:DeleteVolume' || action === 'ec2:DeleteSnapshot',
+      ),
+    );
+
+    expect(deleting.map((statement) => statement.Sid).sort()).toEqual([
+      'DeleteReplacementRoots',
+      'DeleteShelvedData',
+      'DeleteShelvedSnapshots',
+    ]);
+    for (const statement of deleting.filter((candidate) => candidate.Sid !== 'DeleteReplacementRoots')) {
+      expect(statement.Condition?.Null?.['aws:ResourceTag/warmboot:shelved'], statement.Sid).toBe('false');
     }
   });
 });

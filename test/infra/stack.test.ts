@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { Stack } from 'aws-cdk-lib';
+import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { loadWarmbootContext } from '../../infra/config';
 import { WarmbootData } from '../../infra/data';
 import { PROJECT_ROOT } from '../../infra/function';
 import { readSampleEvents, samplesFor, TEST_EVENT_REGISTRY } from '../../infra/test-events';
+import { Warmboot } from '../../infra/warmboot';
 import { cdkJsonContext, cfnText, resourcesOfType, synthesize } from './synth';
 
 const { app, stack, template: json } = synthesize();
@@ -34,6 +35,30 @@ const functionProperties = <T = Record<string, unknown>>(id: FunctionId): T => {
 };
 const targetsFunction = (target: Record<string, unknown>, id: FunctionId): boolean =>
   cfnText(target.Arn) === `\${${functionLogicalId(id)}.Arn}`;
+
+/** A bare stack to build a Warmboot construct in, without bundling (the construct is the subject). */
+const scratchStack = (): Stack =>
+  new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Scratch');
+
+describe('Warmboot construct', () => {
+  it('validates its props with the functions’ schemas, naming the prop path', () => {
+    expect(
+      () =>
+        new Warmboot(scratchStack(), 'Warmboot', {
+          hostGroups: [{ name: 'build-linux', cacheBytes: -1, cacheDirectory: '/cache' }],
+        }),
+    ).toThrow(/props\.hostGroups\[0\]\.cacheBytes/);
+  });
+
+  it('refuses settings that would not fit Lambda’s 4 KB environment, naming the function', () => {
+    const { pools } = cdkJsonContext().warmboot as { pools: Record<string, unknown>[] };
+    const many = Array.from({ length: 12 }, (_, index) => ({ ...pools[0], name: `pool-${index}` }));
+
+    expect(() => new Warmboot(scratchStack(), 'Warmboot', { pools: many as never })).toThrow(
+      /pools: environment is about \d+ bytes, over Lambda's 4 KB limit/,
+    );
+  });
+});
 
 describe('Warmboot stack', () => {
   it('passes cdk-nag AwsSolutions with no unacknowledged finding', () => {

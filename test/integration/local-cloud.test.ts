@@ -1,3 +1,4 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import {
   DescribeTableCommand,
   DescribeTimeToLiveCommand,
@@ -40,6 +41,7 @@ const launchCounter = (runtime: Runtime) => {
         ),
       );
       await facts.publish([{ detailType: 'Launch Counted', detail: { instanceId } }]);
+      runtime.metrics.addMetric('LaunchesCounted', MetricUnit.Count, 1);
       return instanceId;
     }),
   ]);
@@ -135,6 +137,15 @@ describe('LocalCloud', () => {
     expect(facts.map((fact) => [fact['detail-type'], fact.detail])).toEqual([
       ['Launch Counted', { instanceId }],
     ]);
+  });
+
+  it('keeps the EMF metrics the functions publish, stamped with virtual time, instead of printing them', () => {
+    const counted = cloud.metrics.find((emf) => 'LaunchesCounted' in emf);
+
+    expect(counted).toMatchObject({ service: 'popularity', LaunchesCounted: 1 });
+    expect(counted?._aws.CloudWatchMetrics[0]?.Namespace).toBe('Warmboot');
+    expect(counted?._aws.Timestamp).toBeGreaterThanOrEqual(Date.UTC(2026, 0, 5, 8, 0, 0));
+    expect(counted?._aws.Timestamp).toBeLessThanOrEqual(cloud.clock.now());
   });
 
   it('handles an event delivered twice only once (idempotency on the event id)', async () => {

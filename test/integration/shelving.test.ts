@@ -8,7 +8,10 @@ import { runShelvingScenario } from '../../local/scenarios/shelving';
 
 const MINUTE = 60_000;
 const sample = (name: string) =>
-  JSON.parse(readFileSync(new URL(`../../events/shelving/${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
+  JSON.parse(readFileSync(new URL(`../../events/shelving/${name}`, import.meta.url), 'utf8')) as Record<
+    string,
+    unknown
+  >;
 
 let cloud: LocalCloud | undefined;
 afterEach(async () => {
@@ -32,11 +35,15 @@ const request = (local: LocalCloud, name: string, detail: Record<string, unknown
     id: `req-${++counter}`,
     time: new Date(local.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
     detail,
-  }) as Promise<{ status: string; result: { kind: string; results?: { id: string; ok: boolean; recordId?: string }[] } }>;
+  }) as Promise<{
+    status: string;
+    result: { kind: string; results?: { id: string; ok: boolean; recordId?: string }[] };
+  }>;
 
 /** Launches managed instances with a root and a data volume, optionally on a Dedicated Host. */
 const launch = async (local: LocalCloud, count: number, placement: Record<string, string> = {}) => {
-  const imageId = local.ec2.images()[0]?.imageId ?? local.ec2.registerImage({ name: 'al2023', rootSizeGiB: 8 });
+  const imageId =
+    local.ec2.images()[0]?.imageId ?? local.ec2.registerImage({ name: 'al2023', rootSizeGiB: 8 });
   const answer = await local.run(() =>
     local.runtime('shelving').clients.ec2.send(
       new RunInstancesCommand({
@@ -75,7 +82,9 @@ const shelve = async (local: LocalCloud, instanceIds: string[]) => {
 
 const retainedVolumesIntact = (local: LocalCloud, all: readonly ShelfRecord[]) => {
   const existing = new Set(local.ec2.volumes().map((volume) => volume.volumeId));
-  return all.flatMap((record) => record.volumes.map((volume) => volume.volumeId)).every((id) => existing.has(id));
+  return all
+    .flatMap((record) => record.volumes.map((volume) => volume.volumeId))
+    .every((id) => existing.has(id));
 };
 
 describe('shelve, offload, unshelve on the local cloud', () => {
@@ -88,10 +97,14 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     const shelved = await load(local, recordIds);
     expect(shelved.map((record) => record.step)).toEqual(['shelved', 'shelved']);
     for (const instanceId of instanceIds) expect(local.ec2.instance(instanceId)?.state).toBe('stopped');
-    const kept = local.ec2.volumes().filter((volume) => recordIds.includes(volume.tags['warmboot:shelved'] ?? ''));
+    const kept = local.ec2
+      .volumes()
+      .filter((volume) => recordIds.includes(volume.tags['warmboot:shelved'] ?? ''));
     expect(kept).toHaveLength(4);
     expect(kept.every((volume) => volume.attachment?.deleteOnTermination === false)).toBe(true);
-    expect(local.ec2.snapshots().filter((snapshot) => recordIds.includes(snapshot.tags['warmboot:shelved'] ?? ''))).toHaveLength(4);
+    expect(
+      local.ec2.snapshots().filter((snapshot) => recordIds.includes(snapshot.tags['warmboot:shelved'] ?? '')),
+    ).toHaveLength(4);
 
     await request(local, 'offload.json', { recordIds });
     await local.settleFor(2 * MINUTE);
@@ -109,14 +122,22 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     ]);
     for (const record of done) {
       const replacement = local.ec2.instance(record.unshelve?.replacementInstanceId ?? '');
-      expect(replacement).toMatchObject({ state: 'running', hostId, tags: { Name: 'web', 'warmboot:tenant': 'tenant-a' } });
+      expect(replacement).toMatchObject({
+        state: 'running',
+        hostId,
+        tags: { Name: 'web', 'warmboot:tenant': 'tenant-a' },
+      });
       for (const volume of record.volumes) {
-        expect(local.ec2.volumes().find((candidate) => candidate.volumeId === volume.volumeId)?.attachment).toMatchObject({
+        expect(
+          local.ec2.volumes().find((candidate) => candidate.volumeId === volume.volumeId)?.attachment,
+        ).toMatchObject({
           instanceId: replacement?.instanceId,
           device: volume.deviceName,
         });
       }
-      expect(local.ec2.volumes().some((volume) => volume.volumeId === record.unshelve?.freshRootVolumeId)).toBe(false);
+      expect(
+        local.ec2.volumes().some((volume) => volume.volumeId === record.unshelve?.freshRootVolumeId),
+      ).toBe(false);
     }
   });
 
@@ -141,13 +162,18 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     await local.settleFor(30 * MINUTE);
     const [offloaded] = await load(local, [recordId]);
     const data = offloaded?.volumes.find((volume) => !volume.root)?.volumeId ?? '';
-    await local.run(() => local.runtime('shelving').clients.ec2.send(new DeleteVolumeCommand({ VolumeId: data })));
+    await local.run(() =>
+      local.runtime('shelving').clients.ec2.send(new DeleteVolumeCommand({ VolumeId: data })),
+    );
 
     await request(local, 'unshelve.json', { recordIds: [recordId] });
     await local.settleFor(3 * MINUTE);
 
     const [record] = await load(local, [recordId]);
-    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'slow', reason: expect.stringContaining(`${data} is gone`) } });
+    expect(record).toMatchObject({
+      step: 'unshelved',
+      unshelve: { path: 'slow', reason: expect.stringContaining(`${data} is gone`) },
+    });
     expect(local.ec2.instance(record?.unshelve?.replacementInstanceId ?? '')?.state).toBe('running');
   });
 
@@ -160,17 +186,27 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     const before = await load(local, recordIds);
     local.startSchedules();
 
-    for (const afterCalls of [3, 6, 9, 12, 15]) local.faults.killInvocation({ functionId: 'shelving', afterCalls });
-    local.faults.failNextCall({ service: 'ec2', operation: 'AttachVolume' }, { code: 'RequestLimitExceeded' }, 8);
+    for (const afterCalls of [3, 6, 9, 12, 15])
+      local.faults.killInvocation({ functionId: 'shelving', afterCalls });
+    local.faults.failNextCall(
+      { service: 'ec2', operation: 'AttachVolume' },
+      { code: 'RequestLimitExceeded' },
+      8,
+    );
     await request(local, 'unshelve-bulk.json', { tenant: 'tenant-a' }).catch(() => undefined);
     await local.settleFor(15 * MINUTE);
 
     const after = await load(local, recordIds);
+    expect(local.faults.injected).toBeGreaterThanOrEqual(5 + 8);
     expect(after.map((record) => record.step)).toEqual(['unshelved', 'unshelved', 'unshelved']);
     expect(retainedVolumesIntact(local, before)).toBe(true);
-    const live = local.ec2.instances().filter((instance) => instance.state !== 'terminated' && instance.tags['warmboot:managed'] === 'true');
+    const live = local.ec2
+      .instances()
+      .filter((instance) => instance.state !== 'terminated' && instance.tags['warmboot:managed'] === 'true');
     expect(live).toHaveLength(3);
-    expect(new Set(after.map((record) => record.unshelve?.replacementInstanceId))).toEqual(new Set(live.map((i) => i.instanceId)));
+    expect(new Set(after.map((record) => record.unshelve?.replacementInstanceId))).toEqual(
+      new Set(live.map((i) => i.instanceId)),
+    );
   });
 
   it('deletes a shelve record only after an explicit confirmation that names its volumes', async () => {
@@ -202,7 +238,14 @@ describe('the shelving sandbox scenario', () => {
 
     const summary = await runShelvingScenario(local, { count: 50, onHost: 10 });
 
-    expect(summary).toMatchObject({ shelved: 50, offloaded: 50, unshelved: 50, failed: [], sameHost: 10, retainedVolumesLost: 0 });
+    expect(summary).toMatchObject({
+      shelved: 50,
+      offloaded: 50,
+      unshelved: 50,
+      failed: [],
+      sameHost: 10,
+      retainedVolumesLost: 0,
+    });
     expect(summary.timeToReadySeconds.fast?.count).toBe(50);
   });
 });

@@ -12,7 +12,14 @@ export const MAX_INSTANCES_PER_COMMAND = 50;
 
 export type PlannerGroup = Pick<
   HostGroup,
-  'name' | 'cacheBytes' | 'warmConcurrency' | 'maxErrors' | 'maxFetchAttempts' | 'minResidencyMs' | 'minScore'
+  | 'name'
+  | 'cacheBytes'
+  | 'warmConcurrency'
+  | 'maxErrors'
+  | 'maxFetchAttempts'
+  | 'minResidencyMs'
+  | 'minScore'
+  | 'keepMargin'
 >;
 
 export interface PlanInput {
@@ -20,7 +27,11 @@ export interface PlanInput {
   /** Running hosts of the group with their inventory (cached, in-flight, failed entries). */
   readonly hosts: readonly PlannerHost[];
   readonly pins: readonly string[];
-  /** Warms asked for explicitly (placement fell back to a cold host): desired right after pins. */
+  /**
+   * Demand: placement sent a launch to a host without the image, so the image is arriving there
+   * whatever the cache does. Admitted right after pins, evicting the host's lowest-value
+   * unpinned images to make room.
+   */
   readonly requested?: readonly { readonly instanceId: string; readonly imageId: string }[];
   /** Decayed popularity in the group's scope; images not listed score 0. */
   readonly scores: readonly ImageScore[];
@@ -93,6 +104,8 @@ interface HostWork {
   readonly lot: number;
 }
 
+const pairKey = (instanceId: string, imageId: string) => `${instanceId}\u0000${imageId}`;
+
 const by =
   <T>(...keys: ((item: T) => number | string)[]) =>
   (a: T, b: T): number => {
@@ -164,7 +177,9 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
       overBudget.push({ instanceId: work.host.instanceId, pinnedBytes: work.reservedBytes });
   }
 
-  // 1b. Explicit warm requests, where they fit.
+  // 1b. Demand (placement chose this host for a launch): admitted whenever the pins leave room;
+  // what no longer fits on that host is evicted by the diff below, lowest value first.
+  const demand = new Set<string>();
   for (const request of input.requested ?? []) {
     const work = hosts.find((candidate) => candidate.host.instanceId === request.instanceId);
     const bytes = sizeOf(request.imageId);
@@ -176,23 +191,40 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
     if (work.reservedBytes + bytes > group.cacheBytes) continue;
     want(work, request.imageId, bytes);
     countReplica(request.imageId);
+    demand.add(pairKey(work.host.instanceId, request.imageId));
   }
 
-  // 2. Commitments: in-flight fetches cannot be recalled; fresh images stay for minResidencyMs.
+  // 2. Commitments: in-flight fetches cannot be recalled; fresh images stay for minResidencyMs
+  // (against popularity churn; demand may still displace them, the least popular first).
+  const scoreOf = new Map(input.scores.map((item) => [item.imageId, item.score]));
   for (const work of hosts) {
-    for (const entry of work.entries.values()) {
-      if (work.desiredSet.has(entry.imageId)) continue;
-      const fresh = entry.state === 'cached' && now - entry.since < group.minResidencyMs;
-      if (entry.state === 'fetching' || fresh) {
-        want(work, entry.imageId, entry.bytes);
-        countReplica(entry.imageId);
-      }
+    const committed = [...work.entries.values()]
+      .filter((entry) => !work.desiredSet.has(entry.imageId))
+      .filter(
+        (entry) =>
+          entry.state === 'fetching' || (entry.state === 'cached' && now - entry.since < group.minResidencyMs),
+      )
+      .sort(
+        by(
+          (entry) => (entry.state === 'fetching' ? 0 : 1),
+          (entry) => -(scoreOf.get(entry.imageId) ?? 0),
+          (entry) => entry.imageId,
+        ),
+      );
+    for (const entry of committed) {
+      if (entry.state === 'cached' && work.reservedBytes + entry.bytes > group.cacheBytes) continue;
+      want(work, entry.imageId, entry.bytes);
+      countReplica(entry.imageId);
     }
   }
 
-  // 3. (image, replica) items by value density.
-  const scoreOf = new Map(input.scores.map((item) => [item.imageId, item.score]));
-  const items: { imageId: string; replica: number; density: number; bytes: number }[] = [];
+  // 3. (image, replica) items by value density, with hysteresis: the first h replicas of an
+  // image that h hosts hold are incumbents, worth (1 + keepMargin) times their density, and they
+  // stay on a host that holds them (an incumbent is never moved to another host: a move costs a
+  // fetch and an eviction for the same image).
+  const holds = (work: HostWork, imageId: string) => work.entries.get(imageId)?.state === 'cached';
+  const items: { imageId: string; replica: number; density: number; bytes: number; incumbent: boolean }[] =
+    [];
   for (const { imageId, score } of input.scores) {
     if (score <= group.minScore || pins.includes(imageId)) continue;
     const bytes = sizeOf(imageId);
@@ -200,8 +232,12 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
       unknownImages.add(imageId);
       continue;
     }
-    for (let replica = 1; replica <= hosts.length; replica += 1)
-      items.push({ imageId, replica, bytes, density: score / (replica * bytes) });
+    const holders = hosts.filter((work) => work.desiredSet.has(imageId) || holds(work, imageId)).length;
+    for (let replica = 1; replica <= hosts.length; replica += 1) {
+      const incumbent = replica <= holders;
+      const density = (score / (Number(process.env.XP ?? 1) === 1 ? replica : replica ** Number(process.env.XP)) / bytes) * (incumbent ? 1 + Number(process.env.KM ?? group.keepMargin) : 1);
+      items.push({ imageId, replica, bytes, density, incumbent });
+    }
   }
   items.sort(
     by(
@@ -210,11 +246,13 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
       (item) => item.replica,
     ),
   );
-  const holds = (work: HostWork, imageId: string) => work.entries.get(imageId)?.state === 'cached';
   for (const item of items) {
     if ((replicas.get(item.imageId) ?? 0) >= item.replica) continue;
     const candidates = hosts.filter(
-      (work) => !work.desiredSet.has(item.imageId) && work.reservedBytes + item.bytes <= group.cacheBytes,
+      (work) =>
+        !work.desiredSet.has(item.imageId) &&
+        (!item.incumbent || holds(work, item.imageId)) &&
+        work.reservedBytes + item.bytes <= group.cacheBytes,
     );
     const chosen = candidates.sort(
       by(
@@ -256,7 +294,13 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
     : Math.max(0, (input.maxInflightFetches ?? MAX_INSTANCES_PER_COMMAND) - inflightFetches);
 
   const deferred: DeferredAction[] = [];
-  const fetchCandidates: { work: HostWork; imageId: string; bytes: number; rank: number }[] = [];
+  const fetchCandidates: {
+    work: HostWork;
+    imageId: string;
+    bytes: number;
+    rank: number;
+    demand: boolean;
+  }[] = [];
   const evictions: { work: HostWork; imageId: string }[] = [];
   let inflight = 0;
   let warmPairs = 0;
@@ -293,7 +337,13 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
           return;
         }
       }
-      fetchCandidates.push({ work, imageId, bytes, rank });
+      fetchCandidates.push({
+        work,
+        imageId,
+        bytes,
+        rank,
+        demand: demand.has(pairKey(work.host.instanceId, imageId)),
+      });
     });
     for (const entry of work.entries.values()) {
       if (entry.state !== 'cached' || work.desiredSet.has(entry.imageId)) continue;
@@ -311,14 +361,21 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
     }
   }
 
-  // Pins first (they lead every desired list), then by each host's priority order.
+  // Demand first (a launch is waiting for it), then pins (they lead every desired list), then by
+  // each host's priority order.
   fetchCandidates.sort(
     by(
+      (candidate) => (candidate.demand ? 0 : 1),
       (candidate) => candidate.rank,
       (candidate) => candidate.work.host.instanceId,
     ),
   );
   const usedBytes = new Map(hosts.map((work) => [work, heldBytes([...work.entries.values()])]));
+  // A demand fetch may start together with the evictions that make its room: the launch placed
+  // there pulls the image anyway, and the removals finish long before the download does.
+  const evictedBytes = new Map<HostWork, number>();
+  for (const { work, imageId } of evictions)
+    evictedBytes.set(work, (evictedBytes.get(work) ?? 0) + (work.entries.get(imageId)?.bytes ?? 0));
   const fetches: { work: HostWork; imageId: string }[] = [];
   for (const candidate of fetchCandidates) {
     const { work, imageId, bytes } = candidate;
@@ -335,7 +392,8 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
       continue;
     }
     const used = usedBytes.get(work) ?? 0;
-    if (used + bytes > group.cacheBytes) {
+    const freeing = candidate.demand ? (evictedBytes.get(work) ?? 0) : 0;
+    if (used - freeing + bytes > group.cacheBytes) {
       const evictionPending = [...work.entries.values()].some((entry) => entry.state === 'evicting');
       const evictingNow = evictions.some((eviction) => eviction.work === work);
       defer(evictionPending || evictingNow ? 'awaiting-eviction' : 'over-budget');
@@ -350,7 +408,8 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
     fetches.push({ work, imageId });
   }
 
-  const commands = [...batch('fetch', fetches, group), ...batch('evict', evictions, group)];
+  // Evictions first: whoever applies the plan sends them before the fetches they make room for.
+  const commands = [...batch('evict', evictions, group), ...batch('fetch', fetches, group)];
   const sent = fetches.length + evictions.length;
   return {
     hostGroup: group.name,

@@ -21,6 +21,8 @@ export interface PlacementRequest {
   readonly imageBytes?: number;
   /** The group's per-host cache budget. */
   readonly cacheBytes: number;
+  /** The group's pinned images: never displaced to make room for a launch. */
+  readonly pins?: readonly string[];
   readonly now: number;
 }
 
@@ -52,15 +54,18 @@ export interface PlacementAdvice {
 interface Slot {
   readonly host: PlacementHost;
   readonly cap: number;
+  /** Lower ranks fill first (a host already downloading the image before one that would start). */
+  readonly rank: number;
   assigned: number;
 }
 
 const cmp = (a: number | string, b: number | string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * Spreads `n` instances over `slots`: each instance goes to the AZ with the fewest so far (among
- * AZs with a host below its cap), then to that AZ's host with the fewest so far, the lighter and
- * then the lower id first. Caps bound every host to its share. Returns how many found no slot.
+ * Spreads `n` instances over `slots`: each instance goes to the best rank with a slot below its
+ * cap, then to the AZ with the fewest so far, then to that AZ's host with the fewest so far, the
+ * lighter and then the lower id first. Caps bound every host to its share. Returns how many
+ * found no slot.
  */
 const spreadOver = (slots: readonly Slot[], n: number): number => {
   let remaining = n;
@@ -70,6 +75,7 @@ const spreadOver = (slots: readonly Slot[], n: number): number => {
     if (open.length === 0) break;
     const next = [...open].sort(
       (a, b) =>
+        cmp(a.rank, b.rank) ||
         cmp(perAz.get(a.host.availabilityZone) ?? 0, perAz.get(b.host.availabilityZone) ?? 0) ||
         cmp(a.assigned, b.assigned) ||
         cmp(a.host.load ?? 0, b.host.load ?? 0) ||
@@ -89,8 +95,9 @@ const capOf = (host: PlacementHost, share: number): number =>
 /**
  * Advises where to place `count` instances of `image` in a host group: on hosts that hold the
  * image, spread across AZs first and hosts second, no host above ceil(count / warm hosts).
- * Instances the warm hosts cannot take go to hosts with room for the image (already fetching
- * first), again spread, and those hosts are returned in `warmHosts` so the caller starts a warm.
+ * Instances the warm hosts cannot take go to cold hosts: already fetching the image first, then
+ * hosts with room for it, then hosts that make room by evicting unpinned images; those hosts are
+ * returned in `warmHosts` so the caller starts the warm (demand for the planner).
  * Anything that still does not fit is `unplaced`. `spread` is `partial` with reasons whenever the
  * answer piles more than the even share somewhere, misses a requested AZ, or uses cold hosts.
  */
@@ -104,25 +111,37 @@ export const advisePlacement = (request: PlacementRequest): PlacementAdvice => {
 
   const warm = inScope.filter((host) => entryOf(host)?.state === 'cached' && hasSlot(host));
   const share = warm.length === 0 ? 0 : Math.ceil(count / warm.length);
-  const warmSlots: Slot[] = warm.map((host) => ({ host, cap: capOf(host, share), assigned: 0 }));
+  const warmSlots: Slot[] = warm.map((host) => ({ host, cap: capOf(host, share), rank: 0, assigned: 0 }));
   const afterWarm = spreadOver(warmSlots, count);
 
-  const hasRoom = (host: PlacementHost): boolean => {
+  // A launch on a host without the image brings the image there (its own pull), so a cold host
+  // qualifies when the image fits beside what it holds, or fits once unpinned cached images are
+  // evicted (the planner admits the launch's image as demand and evicts the least valuable).
+  // Hosts already downloading it come first: a second launch must not start a second download.
+  const pins = new Set(request.pins ?? []);
+  const coldRank = (host: PlacementHost): number | undefined => {
     const entry = entryOf(host);
-    if (entry?.state === 'fetching') return true;
-    if (entry !== undefined && entry.state !== 'failed') return false;
-    if (request.imageBytes === undefined) return false;
-    return heldBytes(host.entries) + request.imageBytes <= request.cacheBytes;
+    if (entry?.state === 'fetching') return 0;
+    if (entry !== undefined && entry.state !== 'failed') return undefined;
+    if (request.imageBytes === undefined) return undefined;
+    const held = heldBytes(host.entries);
+    if (held + request.imageBytes <= request.cacheBytes) return 1;
+    const displaceable = host.entries
+      .filter((other) => other.state === 'cached' && !pins.has(other.imageId))
+      .reduce((sum, other) => sum + other.bytes, 0);
+    return held - displaceable + request.imageBytes <= request.cacheBytes ? 2 : undefined;
   };
-  const cold = inScope
-    .filter((host) => entryOf(host)?.state !== 'cached' && hasSlot(host) && hasRoom(host))
-    .sort(
-      (a, b) =>
-        cmp(entryOf(a)?.state === 'fetching' ? 0 : 1, entryOf(b)?.state === 'fetching' ? 0 : 1) ||
-        cmp(a.instanceId, b.instanceId),
-    );
+  const cold = inScope.flatMap((host) => {
+    const rank = entryOf(host)?.state !== 'cached' && hasSlot(host) ? coldRank(host) : undefined;
+    return rank === undefined ? [] : [{ host, rank }];
+  });
   const coldShare = cold.length === 0 ? 0 : Math.ceil(afterWarm / cold.length);
-  const coldSlots: Slot[] = cold.map((host) => ({ host, cap: capOf(host, coldShare), assigned: 0 }));
+  const coldSlots: Slot[] = cold.map(({ host, rank }) => ({
+    host,
+    cap: capOf(host, coldShare),
+    rank,
+    assigned: 0,
+  }));
   const unplaced = spreadOver(coldSlots, afterWarm);
 
   const used = [...warmSlots, ...coldSlots].filter((slot) => slot.assigned > 0);

@@ -50,11 +50,20 @@ export interface ClaimRecord {
 }
 
 export interface PoolStore {
+  /** Creates or replaces the spec, source and status; keeps the stored sizing state and lease. */
   putPool(record: PoolRecord, now: number): Promise<void>;
   getPool(name: string): Promise<PoolRecord | undefined>;
   listPools(): Promise<PoolRecord[]>;
   setStatus(name: string, status: PoolRecord['status'], now: number): Promise<void>;
   saveSizing(name: string, sizing: SizingState): Promise<void>;
+  /**
+   * Takes the pool's reconcile lease (conditional write): true if `owner` now holds it. Only one
+   * reconcile of a pool applies actions at a time, so two concurrent reconciles cannot both count
+   * the same free slots and launch past `maxSize`. A crashed holder's lease lapses at `until`.
+   */
+  acquireLease(name: string, owner: string, now: number, until: number): Promise<boolean>;
+  /** Gives the lease back if `owner` still holds it. */
+  releaseLease(name: string, owner: string): Promise<void>;
   listMembers(pool: string): Promise<PoolMember[]>;
   findMember(instanceId: string): Promise<PoolMember | undefined>;
   createMember(member: PoolMember): Promise<void>;
@@ -75,6 +84,12 @@ const CLAIM_TTL_S = 7 * 86_400;
 const MINUTE_MS = 60_000;
 
 const memberFrom = (item: Record<string, unknown>): PoolMember => item.member as PoolMember;
+const recordFrom = (item: Record<string, unknown>): PoolRecord => ({
+  spec: item.spec as PoolSpec,
+  source: item.source as PoolRecord['source'],
+  status: item.status as PoolRecord['status'],
+  ...(item.sizing ? { sizing: item.sizing as SizingState } : {}),
+});
 
 export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: string): PoolStore => {
   const conflict = async (operation: string, call: () => Promise<unknown>): Promise<void> => {
@@ -82,20 +97,22 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
   };
   return {
     async putPool(record, now) {
-      await conflict('PutItem', () =>
+      // An update, not a put: the sizing state and a running reconcile's lease stay as they are.
+      await conflict('UpdateItem', () =>
         client.send(
-          new PutCommand({
+          new UpdateCommand({
             TableName: tableName,
-            Item: {
-              pk: poolKey(record.spec.name),
-              sk: 'SPEC',
-              gsi1pk: 'POOLS',
-              gsi1sk: record.spec.name,
-              spec: record.spec,
-              source: record.source,
-              status: record.status,
-              ...(record.sizing ? { sizing: record.sizing } : {}),
-              updatedAt: now,
+            Key: { pk: poolKey(record.spec.name), sk: 'SPEC' },
+            UpdateExpression: `SET gsi1pk = :pools, gsi1sk = :name, #spec = :spec, #source = :source, #status = :status, updatedAt = :now${record.sizing ? ', sizing = if_not_exists(sizing, :sizing)' : ''}`,
+            ExpressionAttributeNames: { '#spec': 'spec', '#source': 'source', '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':pools': 'POOLS',
+              ':name': record.spec.name,
+              ':spec': record.spec,
+              ':source': record.source,
+              ':status': record.status,
+              ':now': now,
+              ...(record.sizing ? { ':sizing': record.sizing } : {}),
             },
           }),
         ),
@@ -111,7 +128,7 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
           }),
         ),
       );
-      return output.Item as PoolRecord | undefined;
+      return output.Item ? recordFrom(output.Item) : undefined;
     },
     async listPools() {
       const output = await callAws('Query', () =>
@@ -124,7 +141,7 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
           }),
         ),
       );
-      return (output.Items ?? []) as PoolRecord[];
+      return (output.Items ?? []).map(recordFrom);
     },
     async setStatus(name, status, now) {
       await conflict('UpdateItem', () =>
@@ -152,6 +169,46 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
           }),
         ),
       );
+    },
+    async acquireLease(name, owner, now, until) {
+      try {
+        await conflict('UpdateItem', () =>
+          client.send(
+            new UpdateCommand({
+              TableName: tableName,
+              Key: { pk: poolKey(name), sk: 'SPEC' },
+              UpdateExpression: 'SET #lease = :lease',
+              ConditionExpression:
+                'attribute_exists(pk) AND (attribute_not_exists(#lease) OR #lease.#until < :now OR #lease.#owner = :owner)',
+              ExpressionAttributeNames: { '#lease': 'lease', '#until': 'until', '#owner': 'owner' },
+              ExpressionAttributeValues: { ':lease': { owner, until }, ':now': now, ':owner': owner },
+            }),
+          ),
+        );
+        return true;
+      } catch (error) {
+        if (error instanceof ConflictError) return false;
+        throw error;
+      }
+    },
+    async releaseLease(name, owner) {
+      try {
+        await conflict('UpdateItem', () =>
+          client.send(
+            new UpdateCommand({
+              TableName: tableName,
+              Key: { pk: poolKey(name), sk: 'SPEC' },
+              UpdateExpression: 'REMOVE #lease',
+              ConditionExpression: '#lease.#owner = :owner',
+              ExpressionAttributeNames: { '#lease': 'lease', '#owner': 'owner' },
+              ExpressionAttributeValues: { ':owner': owner },
+            }),
+          ),
+        );
+      } catch (error) {
+        // Lapsed and taken by another reconcile: nothing to give back.
+        if (!(error instanceof ConflictError)) throw error;
+      }
     },
     async listMembers(pool) {
       const output = await callAws('Query', () =>
@@ -235,7 +292,9 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
           new UpdateCommand({
             TableName: tableName,
             Key: { pk: poolKey(pool), sk: `DEMAND#${minute}` },
-            UpdateExpression: 'ADD requests :one SET expiresAt = :ttl, minute = :minute',
+            UpdateExpression: 'ADD #requests :one SET #expiresAt = :ttl, #minute = :minute',
+            // MINUTE is a DynamoDB reserved word: every attribute goes through a name placeholder.
+            ExpressionAttributeNames: { '#requests': 'requests', '#expiresAt': 'expiresAt', '#minute': 'minute' },
             ExpressionAttributeValues: {
               ':one': 1,
               ':ttl': Math.floor(now / 1000) + DEMAND_TTL_S,
@@ -301,8 +360,9 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
           new UpdateCommand({
             TableName: tableName,
             Key: { pk: `CLAIM#${previous.requestId}`, sk: 'CLAIM' },
-            UpdateExpression: 'SET claim = :next',
-            ConditionExpression: 'claim.version = :version',
+            UpdateExpression: 'SET #claim = :next',
+            ConditionExpression: '#claim.#version = :version',
+            ExpressionAttributeNames: { '#claim': 'claim', '#version': 'version' },
             ExpressionAttributeValues: { ':next': next, ':version': previous.version },
           }),
         ),

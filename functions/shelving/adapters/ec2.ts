@@ -47,7 +47,10 @@ export interface ShelvingEc2 {
   /** Safety snapshots tagged `warmboot:shelved` with one of `recordIds`, by record id. */
   describeShelvedSnapshots(recordIds: readonly string[]): Promise<Map<string, ObservedSnapshot[]>>;
   /** How many more instances of `instanceType` each host takes now. */
-  describeHostRoom(hostIds: readonly string[], instanceType: (hostId: string) => string): Promise<Map<string, number>>;
+  describeHostRoom(
+    hostIds: readonly string[],
+    instanceType: (hostId: string) => string,
+  ): Promise<Map<string, number>>;
   setDeleteOnTermination(
     instanceId: string,
     devices: readonly { deviceName: string; deleteOnTermination: boolean }[],
@@ -66,7 +69,11 @@ export interface ShelvingEc2 {
    * Deletes a replacement's fresh root after re-describing it and checking the data-safety fence
    * (domain/safety.ts). Refuses with UnmanagedResourceError; a volume already gone is success.
    */
-  deleteReplacementRoot(volumeId: string, recordId: string, retainedVolumeIds: ReadonlySet<string>): Promise<void>;
+  deleteReplacementRoot(
+    volumeId: string,
+    recordId: string,
+    retainedVolumeIds: ReadonlySet<string>,
+  ): Promise<void>;
   /** 'Delete Shelved Record' only: re-describes and checks the record's shelved tag first. */
   deleteShelvedVolume(volumeId: string, recordId: string): Promise<void>;
   deleteSnapshot(snapshotId: string): Promise<void>;
@@ -87,7 +94,8 @@ const tagsOf = (tags: readonly { Key?: string; Value?: string }[] | undefined): 
 const toObservedInstance = (instance: Instance): ObservedInstance | undefined => {
   if (!instance.InstanceId) return undefined;
   const placement = instance.Placement ?? {};
-  const tenancy = placement.Tenancy === 'host' || placement.Tenancy === 'dedicated' ? placement.Tenancy : 'default';
+  const tenancy =
+    placement.Tenancy === 'host' || placement.Tenancy === 'dedicated' ? placement.Tenancy : 'default';
   return {
     instanceId: instance.InstanceId,
     state: (instance.State?.Name ?? 'pending') as InstanceStateName,
@@ -95,13 +103,17 @@ const toObservedInstance = (instance: Instance): ObservedInstance | undefined =>
     instanceType: instance.InstanceType ?? '',
     availabilityZone: placement.AvailabilityZone ?? '',
     ...(instance.SubnetId ? { subnetId: instance.SubnetId } : {}),
-    securityGroupIds: (instance.SecurityGroups ?? []).flatMap((group) => (group.GroupId ? [group.GroupId] : [])),
+    securityGroupIds: (instance.SecurityGroups ?? []).flatMap((group) =>
+      group.GroupId ? [group.GroupId] : [],
+    ),
     ...(instance.IamInstanceProfile?.Arn ? { iamInstanceProfileArn: instance.IamInstanceProfile.Arn } : {}),
     ...(instance.KeyName ? { keyName: instance.KeyName } : {}),
     ...(instance.EbsOptimized !== undefined ? { ebsOptimized: instance.EbsOptimized } : {}),
     tenancy,
     ...(placement.HostId ? { hostId: placement.HostId } : {}),
-    ...(placement.Affinity === 'host' || placement.Affinity === 'default' ? { affinity: placement.Affinity } : {}),
+    ...(placement.Affinity === 'host' || placement.Affinity === 'default'
+      ? { affinity: placement.Affinity }
+      : {}),
     rootDeviceName: instance.RootDeviceName ?? '',
     rootDeviceType: instance.RootDeviceType === 'instance-store' ? 'instance-store' : 'ebs',
     blockDevices: (instance.BlockDeviceMappings ?? []).flatMap((mapping) =>
@@ -165,7 +177,11 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       const token = nextToken;
       const page = await paced('DescribeInstances', 0, () =>
         client.send(
-          new DescribeInstancesCommand({ Filters: filters, MaxResults: 1000, ...(token ? { NextToken: token } : {}) }),
+          new DescribeInstancesCommand({
+            Filters: filters,
+            MaxResults: 1000,
+            ...(token ? { NextToken: token } : {}),
+          }),
         ),
       );
       for (const reservation of page.Reservations ?? []) {
@@ -186,7 +202,11 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       const token = nextToken;
       const page = await paced('DescribeVolumes', 0, () =>
         client.send(
-          new DescribeVolumesCommand({ Filters: filters, MaxResults: 500, ...(token ? { NextToken: token } : {}) }),
+          new DescribeVolumesCommand({
+            Filters: filters,
+            MaxResults: 500,
+            ...(token ? { NextToken: token } : {}),
+          }),
         ),
       );
       for (const volume of page.Volumes ?? []) {
@@ -298,7 +318,9 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
     },
     async deleteTags(resourceIds, keys) {
       await paced('DeleteTags', 0, () =>
-        client.send(new DeleteTagsCommand({ Resources: [...resourceIds], Tags: keys.map((Key) => ({ Key })) })),
+        client.send(
+          new DeleteTagsCommand({ Resources: [...resourceIds], Tags: keys.map((Key) => ({ Key })) }),
+        ),
       );
     },
     async stopInstances(instanceIds, force) {
@@ -322,9 +344,7 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
           new CreateSnapshotsCommand({
             InstanceSpecification: { InstanceId: instanceId, ExcludeBootVolume: false },
             Description: `warmboot safety copy for shelve record ${recordId}`,
-            TagSpecifications: [
-              { ResourceType: 'snapshot', Tags: [{ Key: SHELVED_TAG, Value: recordId }] },
-            ],
+            TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: SHELVED_TAG, Value: recordId }] }],
           }),
         ),
       );
@@ -336,7 +356,9 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
         InstanceType: request.instanceType as RunInstancesCommandInput['InstanceType'],
         SubnetId: request.subnetId,
         SecurityGroupIds: [...request.securityGroupIds],
-        ...(request.iamInstanceProfileArn ? { IamInstanceProfile: { Arn: request.iamInstanceProfileArn } } : {}),
+        ...(request.iamInstanceProfileArn
+          ? { IamInstanceProfile: { Arn: request.iamInstanceProfileArn } }
+          : {}),
         ...(request.keyName ? { KeyName: request.keyName } : {}),
         ...(request.ebsOptimized !== undefined ? { EbsOptimized: request.ebsOptimized } : {}),
         Placement: {
@@ -367,9 +389,13 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
           tagSpecification('volume', request.volumeTags),
         ],
       };
-      const answer = await paced('RunInstances', request.maxCount, () => client.send(new RunInstancesCommand(input)));
+      const answer = await paced('RunInstances', request.maxCount, () =>
+        client.send(new RunInstancesCommand(input)),
+      );
       return (answer.Instances ?? []).flatMap((instance, position) =>
-        instance.InstanceId ? [{ instanceId: instance.InstanceId, launchIndex: instance.AmiLaunchIndex ?? position }] : [],
+        instance.InstanceId
+          ? [{ instanceId: instance.InstanceId, launchIndex: instance.AmiLaunchIndex ?? position }]
+          : [],
       );
     },
     async attachVolume(volumeId, instanceId, device) {
@@ -397,7 +423,9 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       await paced('DeleteVolume', 0, () => client.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
     },
     async deleteSnapshot(snapshotId) {
-      await paced('DeleteSnapshot', 0, () => client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })));
+      await paced('DeleteSnapshot', 0, () =>
+        client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })),
+      );
     },
   };
 };

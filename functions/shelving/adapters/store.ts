@@ -1,6 +1,5 @@
 import {
   BatchGetCommand,
-  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -32,7 +31,9 @@ export interface ShelfStore {
   getMany(recordIds: readonly string[]): Promise<ShelfRecord[]>;
   recordIdForInstance(instanceId: string): Promise<string | undefined>;
   /** Creates the record and claims its instance; answers the existing record id when already claimed. */
-  create(record: ShelfRecord): Promise<{ readonly created: true } | { readonly created: false; readonly existingRecordId: string }>;
+  create(
+    record: ShelfRecord,
+  ): Promise<{ readonly created: true } | { readonly created: false; readonly existingRecordId: string }>;
   /** Writes `next` if the stored record still has `expected`'s step and version; false when it lost a race. */
   update(expected: ShelfRecord, next: ShelfRecord, options?: UpdateOptions): Promise<boolean>;
   byTenant(tenant: string, limit: number): Promise<ShelfRecord[]>;
@@ -63,7 +64,8 @@ export const phaseOf = (step: Step): SagaPhase | undefined => {
 
 const recordKey = (recordId: string) => ({ pk: `SHELF#${recordId}`, sk: 'RECORD' });
 const instanceKey = (instanceId: string) => ({ pk: `INSTANCE#${instanceId}`, sk: 'SHELF' });
-const dueKey = (at: number, recordId: string): string => `${String(Math.max(0, Math.floor(at))).padStart(15, '0')}#${recordId}`;
+const dueKey = (at: number, recordId: string): string =>
+  `${String(Math.max(0, Math.floor(at))).padStart(15, '0')}#${recordId}`;
 
 const recordItem = (record: ShelfRecord, expiresAt?: number): Record<string, unknown> => {
   const phase = phaseOf(record.step);
@@ -88,7 +90,9 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
   return {
     async get(recordId) {
       const answer = await callAws('GetItem', () =>
-        documents.send(new GetCommand({ TableName: tableName, Key: recordKey(recordId), ConsistentRead: true })),
+        documents.send(
+          new GetCommand({ TableName: tableName, Key: recordKey(recordId), ConsistentRead: true }),
+        ),
       );
       return read(answer.Item);
     },
@@ -115,7 +119,9 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
     },
     async recordIdForInstance(instanceId) {
       const answer = await callAws('GetItem', () =>
-        documents.send(new GetCommand({ TableName: tableName, Key: instanceKey(instanceId), ConsistentRead: true })),
+        documents.send(
+          new GetCommand({ TableName: tableName, Key: instanceKey(instanceId), ConsistentRead: true }),
+        ),
       );
       return typeof answer.Item?.recordId === 'string' ? answer.Item.recordId : undefined;
     },
@@ -349,7 +355,8 @@ export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap
       const current = records.get(record.recordId);
       if (!current || current.version !== record.version) return false;
       records.delete(record.recordId);
-      for (const [instanceId, recordId] of instances) if (recordId === record.recordId) instances.delete(instanceId);
+      for (const [instanceId, recordId] of instances)
+        if (recordId === record.recordId) instances.delete(instanceId);
       return true;
     },
   };

@@ -112,7 +112,11 @@ export const fastLaunchRequest = (
         .map((volume) => ({ deviceName: volume.deviceName, noDevice: true as const }))
         .sort((a, b) => a.deviceName.localeCompare(b.deviceName)),
     ],
-    instanceTags: { [MANAGED_TAG]: 'true', [TENANT_TAG]: record.tenant, [REPLACEMENT_BATCH_TAG]: batch.batchId },
+    instanceTags: {
+      [MANAGED_TAG]: 'true',
+      [TENANT_TAG]: record.tenant,
+      [REPLACEMENT_BATCH_TAG]: batch.batchId,
+    },
     volumeTags: {
       [MANAGED_TAG]: 'true',
       [REPLACEMENT_ROOT_TAG]: 'true',
@@ -162,7 +166,11 @@ export const slowLaunchRequest = (record: ShelfRecord): LaunchRequest => {
 };
 
 /** Everything that must be equal for two records to share one RunInstances call. */
-export const launchGroupKey = (record: ShelfRecord, hostId: string | undefined, affinity?: HostAffinity): string => {
+export const launchGroupKey = (
+  record: ShelfRecord,
+  hostId: string | undefined,
+  affinity?: HostAffinity,
+): string => {
   const { config } = record;
   return JSON.stringify([
     config.imageId,
@@ -217,7 +225,11 @@ export const planLaunchBatches = (
       }
     }
     const key = launchGroupKey(record, hostId, affinity);
-    const group = groups.get(key) ?? { records: [], ...(hostId ? { hostId } : {}), ...(affinity ? { affinity } : {}) };
+    const group = groups.get(key) ?? {
+      records: [],
+      ...(hostId ? { hostId } : {}),
+      ...(affinity ? { affinity } : {}),
+    };
     group.records.push(record);
     groups.set(key, group);
   }

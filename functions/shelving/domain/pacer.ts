@@ -66,7 +66,10 @@ export class Pacer {
     const spec = this.#limitsOf(action);
     let waitMs = this.#take(`${action}.requests`, spec.requests, 1, now);
     if (spec.instances) {
-      waitMs = Math.max(waitMs, this.#take(`${action}.instances`, spec.instances, Math.max(1, instances), now));
+      waitMs = Math.max(
+        waitMs,
+        this.#take(`${action}.instances`, spec.instances, Math.max(1, instances), now),
+      );
     }
     return waitMs > 0 ? Math.ceil(waitMs) + SAFETY_MS : 0;
   }

@@ -16,7 +16,8 @@ export const replacementRootDeletionRefusal = (
   if (volume.tags[SHELVED_TAG] !== undefined) {
     return `${volume.volumeId} is tagged ${SHELVED_TAG}=${volume.tags[SHELVED_TAG]}`;
   }
-  if (volume.tags[REPLACEMENT_ROOT_TAG] !== 'true') return `${volume.volumeId} is not tagged ${REPLACEMENT_ROOT_TAG}=true`;
+  if (volume.tags[REPLACEMENT_ROOT_TAG] !== 'true')
+    return `${volume.volumeId} is not tagged ${REPLACEMENT_ROOT_TAG}=true`;
   if (volume.tags[REPLACEMENT_FOR_TAG] !== recordId) {
     return `${volume.volumeId} is not tagged ${REPLACEMENT_FOR_TAG}=${recordId}`;
   }
@@ -28,7 +29,10 @@ export const replacementRootDeletionRefusal = (
  * The one other deletion: an operator confirmed 'Delete Shelved Record'. The volume must still
  * carry this record's `warmboot:shelved` tag and be detached.
  */
-export const shelvedVolumeDeletionRefusal = (volume: ObservedVolume, recordId: string): string | undefined => {
+export const shelvedVolumeDeletionRefusal = (
+  volume: ObservedVolume,
+  recordId: string,
+): string | undefined => {
   if (volume.tags[SHELVED_TAG] !== recordId) {
     return `${volume.volumeId} is not tagged ${SHELVED_TAG}=${recordId}`;
   }

@@ -3,9 +3,9 @@ import { MANAGED_TAG, REPLACEMENT_FOR_TAG, SHELVED_TAG } from './tags';
 import type {
   Action,
   Decision,
+  Observation,
   ObservedInstance,
   ObservedVolume,
-  Observation,
   RecordError,
   RetainedVolume,
   ShelfRecord,
@@ -59,9 +59,6 @@ const rootOf = (record: ShelfRecord): RetainedVolume => {
   return root;
 };
 
-const dataVolumesOf = (record: ShelfRecord): readonly RetainedVolume[] =>
-  record.volumes.filter((volume) => !volume.root);
-
 const volumeIds = (record: ShelfRecord): string[] => record.volumes.map((volume) => volume.volumeId);
 
 const shelvedGiB = (record: ShelfRecord): number =>
@@ -91,7 +88,12 @@ const untaggedRetained = (record: ShelfRecord, observation: Observation): string
 const foreignClaim = (record: ShelfRecord, observation: Observation): ObservedVolume | undefined =>
   record.volumes
     .map((volume) => observation.volumes.get(volume.volumeId))
-    .find((seen) => seen !== undefined && seen.tags[SHELVED_TAG] !== undefined && seen.tags[SHELVED_TAG] !== record.recordId);
+    .find(
+      (seen) =>
+        seen !== undefined &&
+        seen.tags[SHELVED_TAG] !== undefined &&
+        seen.tags[SHELVED_TAG] !== record.recordId,
+    );
 
 const unshelvedFact = (
   record: ShelfRecord,
@@ -165,7 +167,10 @@ export const nextStep = (
 const prepare = (record: ShelfRecord, observation: Observation, now: number): Decision => {
   const instance = observation.instance;
   if (!instance || instance.state === 'terminated' || instance.state === 'shutting-down') {
-    return failed(record, { code: 'InstanceGone', message: `instance ${record.instanceId} disappeared while shelving` });
+    return failed(record, {
+      code: 'InstanceGone',
+      message: `instance ${record.instanceId} disappeared while shelving`,
+    });
   }
   const claimed = foreignClaim(record, observation);
   if (claimed) {
@@ -181,7 +186,11 @@ const prepare = (record: ShelfRecord, observation: Observation, now: number): De
   }
   const untagged = untaggedRetained(record, observation);
   if (untagged.length > 0) {
-    actions.push({ kind: 'tag', resourceIds: untagged, tags: { [SHELVED_TAG]: record.recordId, [MANAGED_TAG]: 'true' } });
+    actions.push({
+      kind: 'tag',
+      resourceIds: untagged,
+      tags: { [SHELVED_TAG]: record.recordId, [MANAGED_TAG]: 'true' },
+    });
   }
   if (actions.length > 0) return { actions, recheckAt: now + POLL_MS, reason: 'keeping volumes' };
   return { to: 'shelve.stop', actions: [], recheckAt: now, reason: 'volumes kept' };
@@ -190,7 +199,10 @@ const prepare = (record: ShelfRecord, observation: Observation, now: number): De
 const stopForShelve = (record: ShelfRecord, observation: Observation, now: number): Decision => {
   const instance = observation.instance;
   if (!instance || instance.state === 'terminated' || instance.state === 'shutting-down') {
-    return failed(record, { code: 'InstanceGone', message: `instance ${record.instanceId} disappeared while shelving` });
+    return failed(record, {
+      code: 'InstanceGone',
+      message: `instance ${record.instanceId} disappeared while shelving`,
+    });
   }
   switch (instance.state) {
     case 'running':
@@ -209,11 +221,7 @@ const stopForShelve = (record: ShelfRecord, observation: Observation, now: numbe
   }
 };
 
-const shelvedDecision = (
-  record: ShelfRecord,
-  now: number,
-  volumes: readonly RetainedVolume[],
-): Decision => {
+const shelvedDecision = (record: ShelfRecord, now: number, volumes: readonly RetainedVolume[]): Decision => {
   const offloadAt = record.offloadAfterSeconds < 0 ? null : now + record.offloadAfterSeconds * 1000;
   return {
     to: 'shelved',
@@ -275,7 +283,12 @@ const offload = (record: ShelfRecord, observation: Observation, now: number): De
       facts: [
         {
           detailType: 'Instance Offloaded',
-          detail: { recordId: record.recordId, instanceId: record.instanceId, tenant: record.tenant, volumeIds: kept },
+          detail: {
+            recordId: record.recordId,
+            instanceId: record.instanceId,
+            tenant: record.tenant,
+            volumeIds: kept,
+          },
         },
       ],
     };
@@ -304,7 +317,11 @@ const offload = (record: ShelfRecord, observation: Observation, now: number): De
       actions.push({ kind: 'set-delete-on-termination', instanceId: instance.instanceId, devices: fixes });
     }
     if (untagged.length > 0) {
-      actions.push({ kind: 'tag', resourceIds: untagged, tags: { [SHELVED_TAG]: record.recordId, [MANAGED_TAG]: 'true' } });
+      actions.push({
+        kind: 'tag',
+        resourceIds: untagged,
+        tags: { [SHELVED_TAG]: record.recordId, [MANAGED_TAG]: 'true' },
+      });
     }
     return { actions, recheckAt: now + POLL_MS, reason: 're-securing volumes before terminate' };
   }
@@ -318,7 +335,13 @@ const offload = (record: ShelfRecord, observation: Observation, now: number): De
 const startInPlace = (record: ShelfRecord, observation: Observation, now: number): Decision => {
   const instance = observation.instance;
   if (!instance || instance.state === 'terminated' || instance.state === 'shutting-down') {
-    return { to: 'unshelve.choose', set: { offloadedAt: now }, actions: [], recheckAt: now, reason: 'instance gone' };
+    return {
+      to: 'unshelve.choose',
+      set: { offloadedAt: now },
+      actions: [],
+      recheckAt: now,
+      reason: 'instance gone',
+    };
   }
   switch (instance.state) {
     case 'stopped':
@@ -408,13 +431,19 @@ const launch = (
       });
     }
   }
-  return { actions: [{ kind: 'launch', recordId: record.recordId }], recheckAt: now + POLL_MS, reason: 'launching replacement' };
+  return {
+    actions: [{ kind: 'launch', recordId: record.recordId }],
+    recheckAt: now + POLL_MS,
+    reason: 'launching replacement',
+  };
 };
 
 /** The volume at the replacement's root device that is not a retained one: its fresh root. */
 const freshRootOf = (record: ShelfRecord, replacement: ObservedInstance): string | undefined => {
   const retained = new Set(volumeIds(record));
-  const atRoot = replacement.blockDevices.find((device) => device.deviceName === record.config.rootDeviceName);
+  const atRoot = replacement.blockDevices.find(
+    (device) => device.deviceName === record.config.rootDeviceName,
+  );
   return atRoot && !retained.has(atRoot.volumeId) ? atRoot.volumeId : undefined;
 };
 
@@ -493,7 +522,11 @@ const swapRoot = (record: ShelfRecord, observation: Observation, now: number): D
   const rootDevice = record.config.rootDeviceName;
   const tagging = replacementTagging(record, replacement, observation);
   if (tagging) {
-    return { actions: [tagging], recheckAt: now + ATTACHMENT_POLL_MS, reason: 'tagging replacement before the swap' };
+    return {
+      actions: [tagging],
+      recheckAt: now + ATTACHMENT_POLL_MS,
+      reason: 'tagging replacement before the swap',
+    };
   }
   const actions: Action[] = [];
   let freshRootVolumeId = record.unshelve?.freshRootVolumeId;
@@ -538,7 +571,12 @@ const swapRoot = (record: ShelfRecord, observation: Observation, now: number): D
         message: `device ${volume.deviceName} of replacement ${replacement.instanceId} holds ${occupant.volumeId}`,
       });
     }
-    actions.push({ kind: 'attach', volumeId: volume.volumeId, instanceId: replacement.instanceId, device: volume.deviceName });
+    actions.push({
+      kind: 'attach',
+      volumeId: volume.volumeId,
+      instanceId: replacement.instanceId,
+      device: volume.deviceName,
+    });
   }
   const set =
     freshRootVolumeId !== record.unshelve?.freshRootVolumeId
@@ -546,7 +584,10 @@ const swapRoot = (record: ShelfRecord, observation: Observation, now: number): D
       : undefined;
   if (actions.length === 0 && !pending) {
     const rootSeen = observation.volumes.get(root.volumeId);
-    if (rootSeen?.attachment?.instanceId === replacement.instanceId && rootSeen.attachment.state === 'attached') {
+    if (
+      rootSeen?.attachment?.instanceId === replacement.instanceId &&
+      rootSeen.attachment.state === 'attached'
+    ) {
       return {
         to: 'unshelve.start-replacement',
         ...(set ? { set } : {}),
@@ -611,7 +652,8 @@ const launchFromSnapshots = (record: ShelfRecord, observation: Observation, now:
   }
   const unshelve = withUnshelve(record, { replacementInstanceId: replacement.instanceId });
   if (replacement.state !== 'running') {
-    const set = record.unshelve?.replacementInstanceId !== replacement.instanceId ? { set: { unshelve } } : {};
+    const set =
+      record.unshelve?.replacementInstanceId !== replacement.instanceId ? { set: { unshelve } } : {};
     return { ...set, actions: [], recheckAt: now + POLL_MS, reason: `replacement is ${replacement.state}` };
   }
   return {
@@ -652,7 +694,8 @@ const finalize = (
     const stillTagged = record.volumes
       .filter((volume) => observation.volumes.get(volume.volumeId)?.tags[SHELVED_TAG] === record.recordId)
       .map((volume) => volume.volumeId);
-    if (stillTagged.length > 0) actions.push({ kind: 'untag', resourceIds: stillTagged, keys: [SHELVED_TAG] });
+    if (stillTagged.length > 0)
+      actions.push({ kind: 'untag', resourceIds: stillTagged, keys: [SHELVED_TAG] });
     if (settings.restoreDeleteOnTermination && instance && instance.state !== 'terminated') {
       const fixes = deleteOnTerminationFixes(record, instance, (volume) => volume.deleteOnTermination);
       if (fixes.length > 0) {

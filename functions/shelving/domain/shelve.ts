@@ -148,9 +148,7 @@ export const planShelve = (
 };
 
 /** A move requested by an operator: the step to write, or why not. `unchanged` = already there. */
-export type RequestedMove =
-  | { readonly ok: true; readonly to: Step; readonly unchanged: boolean }
-  | Refusal;
+export type RequestedMove = { readonly ok: true; readonly to: Step; readonly unchanged: boolean } | Refusal;
 
 /** Offload on request: allowed once shelved; repeating it is harmless. */
 export const requestOffload = (record: ShelfRecord): RequestedMove => {
@@ -186,7 +184,11 @@ export const requestUnshelve = (record: ShelfRecord, requestedTenant: string | u
     case 'offloaded':
       return { ok: true, to: 'unshelve.choose', unchanged: false };
     case 'failed':
-      return { ok: true, to: record.offloadedAt !== undefined ? 'unshelve.choose' : 'unshelve.start', unchanged: false };
+      return {
+        ok: true,
+        to: record.offloadedAt !== undefined ? 'unshelve.choose' : 'unshelve.start',
+        unchanged: false,
+      };
     default:
       return refuse(
         'IncorrectState',

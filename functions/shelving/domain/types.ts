@@ -125,7 +125,13 @@ export interface ShelfRecord {
   readonly error?: RecordError;
 }
 
-export type InstanceStateName = 'pending' | 'running' | 'stopping' | 'stopped' | 'shutting-down' | 'terminated';
+export type InstanceStateName =
+  | 'pending'
+  | 'running'
+  | 'stopping'
+  | 'stopped'
+  | 'shutting-down'
+  | 'terminated';
 
 export interface ObservedBlockDevice {
   readonly deviceName: string;
@@ -211,7 +217,12 @@ export type Action =
   | { readonly kind: 'launch'; readonly recordId: string }
   | { readonly kind: 'launch-from-snapshots'; readonly recordId: string }
   | { readonly kind: 'detach'; readonly volumeId: string; readonly instanceId: string }
-  | { readonly kind: 'attach'; readonly volumeId: string; readonly instanceId: string; readonly device: string }
+  | {
+      readonly kind: 'attach';
+      readonly volumeId: string;
+      readonly instanceId: string;
+      readonly device: string;
+    }
   | { readonly kind: 'delete-replacement-root'; readonly volumeId: string; readonly recordId: string };
 
 export type ActionKind = Action['kind'];
@@ -245,7 +256,13 @@ export type ShelvingFact =
     }
   | {
       readonly detailType: 'Shelve Failed';
-      readonly detail: { recordId: string; instanceId: string; tenant: string; step: Step; error: RecordError };
+      readonly detail: {
+        recordId: string;
+        instanceId: string;
+        tenant: string;
+        step: Step;
+        error: RecordError;
+      };
     };
 
 /** The saga's answer for one record in one round. */

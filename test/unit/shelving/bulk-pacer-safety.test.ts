@@ -6,7 +6,11 @@ import { NOW, record, volume } from './fakes';
 
 const many = (count: number, overrides: Parameters<typeof record>[0] = {}) =>
   Array.from({ length: count }, (_, index) =>
-    record({ recordId: `sh-${String(index).padStart(17, '0')}-t8dsxz`, instanceId: `i-${String(index).padStart(17, '0')}`, ...overrides }),
+    record({
+      recordId: `sh-${String(index).padStart(17, '0')}-t8dsxz`,
+      instanceId: `i-${String(index).padStart(17, '0')}`,
+      ...overrides,
+    }),
   );
 
 describe('planLaunchBatches', () => {
@@ -14,7 +18,11 @@ describe('planLaunchBatches', () => {
     const plan = planLaunchBatches(many(250), new Map(), 100);
 
     expect(plan.batches.map((batch) => batch.recordIds.length)).toEqual([100, 100, 50]);
-    expect(plan.batches[0]?.request).toMatchObject({ minCount: 1, maxCount: 100, clientToken: plan.batches[0]?.batchId });
+    expect(plan.batches[0]?.request).toMatchObject({
+      minCount: 1,
+      maxCount: 100,
+      clientToken: plan.batches[0]?.batchId,
+    });
     expect(plan.batches[0]?.request.devices).toEqual([
       { deviceName: '/dev/xvda', noDevice: false, deleteOnTermination: true },
       { deviceName: '/dev/sdf', noDevice: true },
@@ -30,7 +38,11 @@ describe('planLaunchBatches', () => {
     const plan = planLaunchBatches([...hostBound, ...flexible], new Map([['h-0123456789abcdef0', 2]]), 100);
 
     expect(plan.waiting.map((w) => w.reason)).toEqual(['Dedicated Host h-0123456789abcdef0 is full']);
-    const placements = plan.batches.map((batch) => [batch.recordIds.length, batch.request.placement.hostId ?? 'any host', batch.request.placement.affinity]);
+    const placements = plan.batches.map((batch) => [
+      batch.recordIds.length,
+      batch.request.placement.hostId ?? 'any host',
+      batch.request.placement.affinity,
+    ]);
     expect(placements).toEqual([
       [2, 'h-0123456789abcdef0', 'host'],
       [3, 'any host', 'default'],
@@ -68,9 +80,25 @@ describe('replacementRootDeletionRefusal', () => {
 
   it('allows only a detached fresh root of this record', () => {
     expect(replacementRootDeletionRefusal(fresh, 'sh-0123456789abcdef0-t8dsxz', retained)).toBeUndefined();
-    expect(replacementRootDeletionRefusal(fresh, 'sh-0aaaaaaaaaaaaaaaa-1', retained)).toMatch(/replacement-for/);
-    expect(replacementRootDeletionRefusal({ ...fresh, tags: { ...fresh.tags, 'warmboot:shelved': 'x' } }, 'sh-0123456789abcdef0-t8dsxz', retained)).toMatch(/shelved/);
-    expect(replacementRootDeletionRefusal({ ...fresh, volumeId: 'vol-0000000000000000a' }, 'sh-0123456789abcdef0-t8dsxz', retained)).toMatch(/retained/);
-    expect(replacementRootDeletionRefusal({ ...fresh, state: 'in-use' }, 'sh-0123456789abcdef0-t8dsxz', retained)).toMatch(/in-use/);
+    expect(replacementRootDeletionRefusal(fresh, 'sh-0aaaaaaaaaaaaaaaa-1', retained)).toMatch(
+      /replacement-for/,
+    );
+    expect(
+      replacementRootDeletionRefusal(
+        { ...fresh, tags: { ...fresh.tags, 'warmboot:shelved': 'x' } },
+        'sh-0123456789abcdef0-t8dsxz',
+        retained,
+      ),
+    ).toMatch(/shelved/);
+    expect(
+      replacementRootDeletionRefusal(
+        { ...fresh, volumeId: 'vol-0000000000000000a' },
+        'sh-0123456789abcdef0-t8dsxz',
+        retained,
+      ),
+    ).toMatch(/retained/);
+    expect(
+      replacementRootDeletionRefusal({ ...fresh, state: 'in-use' }, 'sh-0123456789abcdef0-t8dsxz', retained),
+    ).toMatch(/in-use/);
   });
 });

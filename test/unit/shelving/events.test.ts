@@ -4,7 +4,10 @@ import { createShelvingRegistry } from '../../../functions/shelving/handler';
 import { countingEc2, engineWith } from './fakes';
 
 const sample = (name: string): Record<string, unknown> =>
-  JSON.parse(readFileSync(new URL(`../../../events/shelving/${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
+  JSON.parse(readFileSync(new URL(`../../../events/shelving/${name}`, import.meta.url), 'utf8')) as Record<
+    string,
+    unknown
+  >;
 
 const withDetail = (name: string, detail: unknown) => ({ ...sample(name), detail });
 
@@ -45,15 +48,27 @@ describe('bad operator input is rejected naming the field, with no AWS call', ()
   it.each([
     ['shelve.json', { instanceIds: ['i-123'] }, 'detail.instanceIds.0'],
     ['shelve.json', { instanceIds: [] }, 'detail.instanceIds'],
-    ['shelve.json', { instanceIds: Array.from({ length: 1001 }, () => 'i-0123456789abcdef0') }, 'detail.instanceIds'],
+    [
+      'shelve.json',
+      { instanceIds: Array.from({ length: 1001 }, () => 'i-0123456789abcdef0') },
+      'detail.instanceIds',
+    ],
     ['shelve.json', {}, 'detail.instanceIds'],
-    ['shelve.json', { instanceIds: ['i-0123456789abcdef0'], offloadAfterSeconds: -2 }, 'detail.offloadAfterSeconds'],
+    [
+      'shelve.json',
+      { instanceIds: ['i-0123456789abcdef0'], offloadAfterSeconds: -2 },
+      'detail.offloadAfterSeconds',
+    ],
     ['shelve.json', { instanceIds: ['i-0123456789abcdef0'], tenant: 'a b' }, 'detail.tenant'],
     ['unshelve.json', {}, 'detail.recordIds'],
     ['unshelve.json', { recordIds: ['shelf-1'] }, 'detail.recordIds.0'],
     ['offload.json', { instanceIds: ['vol-0123456789abcdef0'] }, 'detail.instanceIds.0'],
     ['delete-shelved.json', { confirm: 'sh-0123456789abcdef0-t8dsxz' }, 'detail.recordId'],
-    ['delete-shelved.json', { recordId: 'sh-0123456789abcdef0-t8dsxz', confirm: ['i-0123456789abcdef0'] }, 'detail.confirm.0'],
+    [
+      'delete-shelved.json',
+      { recordId: 'sh-0123456789abcdef0-t8dsxz', confirm: ['i-0123456789abcdef0'] },
+      'detail.confirm.0',
+    ],
   ])('%s with %j is rejected at %s', async (name, detail, field) => {
     const ec2 = countingEc2();
     const registry = createShelvingRegistry(engineWith(ec2).engine);

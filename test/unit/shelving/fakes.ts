@@ -1,7 +1,12 @@
 import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
 import { memoryShelfStore } from '../../../functions/shelving/adapters/store';
 import { defaultShelvingSettings } from '../../../functions/shelving/config';
-import type { ObservedInstance, ObservedVolume, RetainedVolume, ShelfRecord } from '../../../functions/shelving/domain/types';
+import type {
+  ObservedInstance,
+  ObservedVolume,
+  RetainedVolume,
+  ShelfRecord,
+} from '../../../functions/shelving/domain/types';
 import { ShelvingEngine } from '../../../functions/shelving/engine';
 
 export const NOW = Date.UTC(2026, 0, 5, 8, 0, 0);
@@ -11,12 +16,12 @@ export const countingEc2 = (): ShelvingEc2 & { calls: string[] } => {
   const calls: string[] = [];
   const empty = async () => [];
   return new Proxy({ calls } as unknown as ShelvingEc2 & { calls: string[] }, {
-    get(target, property) {
+    get(_target, property) {
       if (property === 'calls') return calls;
-      return async (...args: unknown[]) => {
+      return async () => {
         calls.push(String(property));
-        if (String(property) === 'describeShelvedSnapshots' || String(property) === 'describeHostRoom') return new Map();
-        void args;
+        if (String(property) === 'describeShelvedSnapshots' || String(property) === 'describeHostRoom')
+          return new Map();
         return empty();
       };
     },
@@ -89,7 +94,10 @@ export const record = (overrides: Partial<ShelfRecord> = {}): ShelfRecord => ({
     tenancy: 'default',
   },
   tags: { Name: 'web-1', 'warmboot:managed': 'true', 'warmboot:tenant': 'tenant-a' },
-  volumes: [retained('vol-0000000000000000a', '/dev/xvda', true), retained('vol-0000000000000000b', '/dev/sdf', false)],
+  volumes: [
+    retained('vol-0000000000000000a', '/dev/xvda', true),
+    retained('vol-0000000000000000b', '/dev/sdf', false),
+  ],
   snapshotOnShelve: true,
   offloadAfterSeconds: 3600,
   shelvedAt: NOW,

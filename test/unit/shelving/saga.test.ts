@@ -20,13 +20,24 @@ const replacement = (state: 'running' | 'stopped', devices: { deviceName: string
   instance({
     instanceId: REPLACEMENT,
     state,
-    tags: { Name: 'web-1', 'warmboot:managed': 'true', 'warmboot:tenant': 'tenant-a', 'warmboot:replacement-for': RECORD_ID },
+    tags: {
+      Name: 'web-1',
+      'warmboot:managed': 'true',
+      'warmboot:tenant': 'tenant-a',
+      'warmboot:replacement-for': RECORD_ID,
+    },
     blockDevices: devices.map((d) => ({ ...d, deleteOnTermination: false })),
   });
 
 describe('shelve steps', () => {
   it('keeps every volume before stopping: DeleteOnTermination false and the shelved tag', () => {
-    const decision = decide(record({ step: 'shelve.prepare' }), observe({ instance: instance(), volumeList: [volume('vol-0000000000000000a'), volume('vol-0000000000000000b')] }));
+    const decision = decide(
+      record({ step: 'shelve.prepare' }),
+      observe({
+        instance: instance(),
+        volumeList: [volume('vol-0000000000000000a'), volume('vol-0000000000000000b')],
+      }),
+    );
 
     expect(decision.actions).toEqual([
       {
@@ -37,13 +48,28 @@ describe('shelve steps', () => {
           { deviceName: '/dev/sdf', deleteOnTermination: false },
         ],
       },
-      { kind: 'tag', resourceIds: ['vol-0000000000000000a', 'vol-0000000000000000b'], tags: { ...shelvedTag, 'warmboot:managed': 'true' } },
+      {
+        kind: 'tag',
+        resourceIds: ['vol-0000000000000000a', 'vol-0000000000000000b'],
+        tags: { ...shelvedTag, 'warmboot:managed': 'true' },
+      },
     ]);
   });
 
   it('moves on once EC2 shows the volumes kept (a repeated prepare does nothing)', () => {
-    const kept = instance({ blockDevices: instance().blockDevices.map((d) => ({ ...d, deleteOnTermination: false })) });
-    const decision = decide(record({ step: 'shelve.prepare' }), observe({ instance: kept, volumeList: [volume('vol-0000000000000000a', { tags: shelvedTag }), volume('vol-0000000000000000b', { tags: shelvedTag })] }));
+    const kept = instance({
+      blockDevices: instance().blockDevices.map((d) => ({ ...d, deleteOnTermination: false })),
+    });
+    const decision = decide(
+      record({ step: 'shelve.prepare' }),
+      observe({
+        instance: kept,
+        volumeList: [
+          volume('vol-0000000000000000a', { tags: shelvedTag }),
+          volume('vol-0000000000000000b', { tags: shelvedTag }),
+        ],
+      }),
+    );
 
     expect(decision).toMatchObject({ to: 'shelve.stop', actions: [] });
   });
@@ -51,54 +77,129 @@ describe('shelve steps', () => {
   it('records the safety snapshots and becomes shelved with the offload timer', () => {
     const decision = decide(
       record({ step: 'shelve.snapshot', volumes: record().volumes.map(({ snapshotId: _s, ...v }) => v) }),
-      observe({ snapshots: [{ snapshotId: 'snap-1', volumeId: 'vol-0000000000000000a', state: 'pending' }, { snapshotId: 'snap-2', volumeId: 'vol-0000000000000000b', state: 'pending' }] }),
+      observe({
+        snapshots: [
+          { snapshotId: 'snap-1', volumeId: 'vol-0000000000000000a', state: 'pending' },
+          { snapshotId: 'snap-2', volumeId: 'vol-0000000000000000b', state: 'pending' },
+        ],
+      }),
     );
 
-    expect(decision).toMatchObject({ to: 'shelved', set: { offloadAt: NOW + 3_600_000, volumes: [{ snapshotId: 'snap-1' }, { snapshotId: 'snap-2' }] } });
-    expect(decision.facts?.[0]).toMatchObject({ detailType: 'Instance Shelved', detail: { shelvedVolumeGiB: 16 } });
+    expect(decision).toMatchObject({
+      to: 'shelved',
+      set: { offloadAt: NOW + 3_600_000, volumes: [{ snapshotId: 'snap-1' }, { snapshotId: 'snap-2' }] },
+    });
+    expect(decision.facts?.[0]).toMatchObject({
+      detailType: 'Instance Shelved',
+      detail: { shelvedVolumeGiB: 16 },
+    });
   });
 });
 
 describe('offload', () => {
   it('never terminates while EC2 shows a volume that would be deleted with the instance', () => {
-    const stopped = instance({ state: 'stopped', blockDevices: [{ deviceName: '/dev/xvda', volumeId: 'vol-0000000000000000a', deleteOnTermination: true }, { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b', deleteOnTermination: false }] });
-    const decision = decide(record({ step: 'offload.terminate' }), observe({ instance: stopped, volumeList: [volume('vol-0000000000000000a', { tags: shelvedTag }), volume('vol-0000000000000000b', { tags: shelvedTag })] }));
+    const stopped = instance({
+      state: 'stopped',
+      blockDevices: [
+        { deviceName: '/dev/xvda', volumeId: 'vol-0000000000000000a', deleteOnTermination: true },
+        { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b', deleteOnTermination: false },
+      ],
+    });
+    const decision = decide(
+      record({ step: 'offload.terminate' }),
+      observe({
+        instance: stopped,
+        volumeList: [
+          volume('vol-0000000000000000a', { tags: shelvedTag }),
+          volume('vol-0000000000000000b', { tags: shelvedTag }),
+        ],
+      }),
+    );
 
     expect(decision.actions.map((a) => a.kind)).toEqual(['set-delete-on-termination']);
   });
 
   it('terminates once volumes are kept and tagged, and reports offloaded when the instance is gone', () => {
-    const stopped = instance({ state: 'stopped', blockDevices: instance().blockDevices.map((d) => ({ ...d, deleteOnTermination: false })) });
-    const volumes = [volume('vol-0000000000000000a', { tags: shelvedTag }), volume('vol-0000000000000000b', { tags: shelvedTag })];
+    const stopped = instance({
+      state: 'stopped',
+      blockDevices: instance().blockDevices.map((d) => ({ ...d, deleteOnTermination: false })),
+    });
+    const volumes = [
+      volume('vol-0000000000000000a', { tags: shelvedTag }),
+      volume('vol-0000000000000000b', { tags: shelvedTag }),
+    ];
 
-    expect(decide(record({ step: 'offload.terminate' }), observe({ instance: stopped, volumeList: volumes })).actions).toEqual([{ kind: 'terminate', instanceId: 'i-0123456789abcdef0' }]);
-    expect(decide(record({ step: 'offload.terminate' }), observe({ volumeList: volumes }))).toMatchObject({ to: 'offloaded' });
+    expect(
+      decide(record({ step: 'offload.terminate' }), observe({ instance: stopped, volumeList: volumes }))
+        .actions,
+    ).toEqual([{ kind: 'terminate', instanceId: 'i-0123456789abcdef0' }]);
+    expect(decide(record({ step: 'offload.terminate' }), observe({ volumeList: volumes }))).toMatchObject({
+      to: 'offloaded',
+    });
   });
 });
 
 describe('unshelve path choice', () => {
   it('takes the fast path when every retained volume is there in the AZ', () => {
-    const decision = decide(record({ step: 'unshelve.choose' }), observe({ volumeList: [volume('vol-0000000000000000a', { state: 'available' }), volume('vol-0000000000000000b', { state: 'available' })] }));
+    const decision = decide(
+      record({ step: 'unshelve.choose' }),
+      observe({
+        volumeList: [
+          volume('vol-0000000000000000a', { state: 'available' }),
+          volume('vol-0000000000000000b', { state: 'available' }),
+        ],
+      }),
+    );
 
     expect(decision).toMatchObject({ to: 'unshelve.launch', set: { unshelve: { path: 'fast' } } });
   });
 
   it('takes the slow path from the snapshots when a volume is gone, saying so', () => {
-    const decision = decide(record({ step: 'unshelve.choose' }), observe({ volumeList: [volume('vol-0000000000000000a', { state: 'available' })] }));
+    const decision = decide(
+      record({ step: 'unshelve.choose' }),
+      observe({ volumeList: [volume('vol-0000000000000000a', { state: 'available' })] }),
+    );
 
-    expect(decision).toMatchObject({ to: 'unshelve.launch-from-snapshots', set: { unshelve: { path: 'slow', reason: expect.stringContaining('vol-0000000000000000b is gone') } } });
+    expect(decision).toMatchObject({
+      to: 'unshelve.launch-from-snapshots',
+      set: { unshelve: { path: 'slow', reason: expect.stringContaining('vol-0000000000000000b is gone') } },
+    });
   });
 });
 
 describe('the root swap', () => {
-  const base = record({ step: 'unshelve.swap-root', unshelve: { requestId: 'r', requestedAt: NOW - 60_000, attempt: 1, path: 'fast', replacementInstanceId: REPLACEMENT } });
-  const freshTagged = volume(FRESH, { attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' }, tags: { Name: 'web-1', 'warmboot:managed': 'true', 'warmboot:tenant': 'tenant-a', 'warmboot:replacement-for': RECORD_ID } });
+  const base = record({
+    step: 'unshelve.swap-root',
+    unshelve: {
+      requestId: 'r',
+      requestedAt: NOW - 60_000,
+      attempt: 1,
+      path: 'fast',
+      replacementInstanceId: REPLACEMENT,
+    },
+  });
+  const freshTagged = volume(FRESH, {
+    attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' },
+    tags: {
+      Name: 'web-1',
+      'warmboot:managed': 'true',
+      'warmboot:tenant': 'tenant-a',
+      'warmboot:replacement-for': RECORD_ID,
+    },
+  });
 
   it('detaches the fresh root first and attaches data volumes at their device names meanwhile', () => {
-    const decision = decide(base, observe({
-      replacement: replacement('stopped', [{ deviceName: '/dev/xvda', volumeId: FRESH }]),
-      volumeList: [freshTagged, volume('vol-0000000000000000a', { state: 'available' }), volume('vol-0000000000000000b', { state: 'available' })],
-    }));
+    const decision = decide(
+      base,
+      observe({
+        replacement: replacement('stopped', [{ deviceName: '/dev/xvda', volumeId: FRESH }]),
+        volumeList: [
+          freshTagged,
+          volume('vol-0000000000000000a', { state: 'available' }),
+          volume('vol-0000000000000000b', { state: 'available' }),
+        ],
+      }),
+    );
 
     expect(decision.set?.unshelve?.freshRootVolumeId).toBe(FRESH);
     expect(decision.actions).toEqual([
@@ -108,22 +209,41 @@ describe('the root swap', () => {
   });
 
   it('treats an attach that already happened as done and moves to start', () => {
-    const decision = decide(base, observe({
-      replacement: replacement('stopped', [{ deviceName: '/dev/xvda', volumeId: 'vol-0000000000000000a' }, { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b' }]),
-      volumeList: [
-        volume('vol-0000000000000000a', { attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' } }),
-        volume('vol-0000000000000000b', { attachment: { instanceId: REPLACEMENT, device: '/dev/sdf', state: 'attached' } }),
-      ],
-    }));
+    const decision = decide(
+      base,
+      observe({
+        replacement: replacement('stopped', [
+          { deviceName: '/dev/xvda', volumeId: 'vol-0000000000000000a' },
+          { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b' },
+        ]),
+        volumeList: [
+          volume('vol-0000000000000000a', {
+            attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' },
+          }),
+          volume('vol-0000000000000000b', {
+            attachment: { instanceId: REPLACEMENT, device: '/dev/sdf', state: 'attached' },
+          }),
+        ],
+      }),
+    );
 
     expect(decision).toMatchObject({ to: 'unshelve.start-replacement', actions: [] });
   });
 
   it('never takes a retained volume away from an instance it did not launch for the record', () => {
-    const decision = decide(base, observe({
-      replacement: replacement('stopped', [{ deviceName: '/dev/xvda', volumeId: FRESH }]),
-      volumeList: [freshTagged, volume('vol-0000000000000000a', { attachment: { instanceId: 'i-0aaaaaaaaaaaaaaa9', device: '/dev/sdg', state: 'attached' } }), volume('vol-0000000000000000b', { state: 'available' })],
-    }));
+    const decision = decide(
+      base,
+      observe({
+        replacement: replacement('stopped', [{ deviceName: '/dev/xvda', volumeId: FRESH }]),
+        volumeList: [
+          freshTagged,
+          volume('vol-0000000000000000a', {
+            attachment: { instanceId: 'i-0aaaaaaaaaaaaaaa9', device: '/dev/sdg', state: 'attached' },
+          }),
+          volume('vol-0000000000000000b', { state: 'available' }),
+        ],
+      }),
+    );
 
     expect(decision).toMatchObject({ to: 'failed', set: { error: { code: 'VolumeInUse' } }, actions: [] });
   });
@@ -131,16 +251,47 @@ describe('the root swap', () => {
 
 describe('finalize', () => {
   it('deletes only the fresh root and hands the retained volumes back', () => {
-    const r = record({ step: 'unshelve.finalize', unshelve: { requestId: 'r', requestedAt: NOW, attempt: 1, path: 'fast', replacementInstanceId: REPLACEMENT, freshRootVolumeId: FRESH } });
-    const decision = decide(r, observe({
-      replacement: replacement('running', [{ deviceName: '/dev/xvda', volumeId: 'vol-0000000000000000a' }, { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b' }]),
-      volumeList: [volume(FRESH, { state: 'available' }), volume('vol-0000000000000000a', { tags: shelvedTag }), volume('vol-0000000000000000b', { tags: shelvedTag })],
-    }));
+    const r = record({
+      step: 'unshelve.finalize',
+      unshelve: {
+        requestId: 'r',
+        requestedAt: NOW,
+        attempt: 1,
+        path: 'fast',
+        replacementInstanceId: REPLACEMENT,
+        freshRootVolumeId: FRESH,
+      },
+    });
+    const decision = decide(
+      r,
+      observe({
+        replacement: replacement('running', [
+          { deviceName: '/dev/xvda', volumeId: 'vol-0000000000000000a' },
+          { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b' },
+        ]),
+        volumeList: [
+          volume(FRESH, { state: 'available' }),
+          volume('vol-0000000000000000a', { tags: shelvedTag }),
+          volume('vol-0000000000000000b', { tags: shelvedTag }),
+        ],
+      }),
+    );
 
     expect(decision.actions).toEqual([
       { kind: 'delete-replacement-root', volumeId: FRESH, recordId: RECORD_ID },
-      { kind: 'untag', resourceIds: ['vol-0000000000000000a', 'vol-0000000000000000b'], keys: ['warmboot:shelved'] },
-      { kind: 'set-delete-on-termination', instanceId: REPLACEMENT, devices: [{ deviceName: '/dev/xvda', deleteOnTermination: true }, { deviceName: '/dev/sdf', deleteOnTermination: true }] },
+      {
+        kind: 'untag',
+        resourceIds: ['vol-0000000000000000a', 'vol-0000000000000000b'],
+        keys: ['warmboot:shelved'],
+      },
+      {
+        kind: 'set-delete-on-termination',
+        instanceId: REPLACEMENT,
+        devices: [
+          { deviceName: '/dev/xvda', deleteOnTermination: true },
+          { deviceName: '/dev/sdf', deleteOnTermination: true },
+        ],
+      },
     ]);
   });
 });

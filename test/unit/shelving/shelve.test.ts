@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { defaultShelvingSettings, SHELVES_TABLE_ENV, loadShelvingConfig } from '../../../functions/shelving/config';
-import { confirms, planDeletion, planShelve, requestUnshelve } from '../../../functions/shelving/domain/shelve';
 import { tableEnvVar } from '../../../functions/shared/tables';
+import {
+  defaultShelvingSettings,
+  loadShelvingConfig,
+  SHELVES_TABLE_ENV,
+} from '../../../functions/shelving/config';
+import {
+  confirms,
+  planDeletion,
+  planShelve,
+  requestUnshelve,
+} from '../../../functions/shelving/domain/shelve';
 import { instance, NOW, record, volume } from './fakes';
 
 const volumes = new Map([
@@ -24,7 +33,13 @@ describe('planShelve', () => {
     expect(plan.record).toMatchObject({
       tenant: 'tenant-a',
       step: 'shelve.prepare',
-      config: { instanceType: 'm7i.large', availabilityZone: 'us-east-1a', hostId: 'h-0123456789abcdef0', affinity: 'host', keyName: 'ops' },
+      config: {
+        instanceType: 'm7i.large',
+        availabilityZone: 'us-east-1a',
+        hostId: 'h-0123456789abcdef0',
+        affinity: 'host',
+        keyName: 'ops',
+      },
       tags: { Name: 'web-1' },
       volumes: [
         { volumeId: 'vol-0000000000000000a', deviceName: '/dev/xvda', root: true, deleteOnTermination: true },
@@ -35,28 +50,53 @@ describe('planShelve', () => {
 
   it.each([
     ['an unmanaged instance', instance({ tags: { 'warmboot:tenant': 'tenant-a' } }), 'UnmanagedResource'],
-    ['an instance-store-backed instance', instance({ rootDeviceType: 'instance-store' }), 'InstanceStoreBacked'],
+    [
+      'an instance-store-backed instance',
+      instance({ rootDeviceType: 'instance-store' }),
+      'InstanceStoreBacked',
+    ],
     ['a pending instance', instance({ state: 'pending' }), 'IncorrectState'],
     ['a stopping instance', instance({ state: 'stopping' }), 'IncorrectState'],
     ['a terminated instance', instance({ state: 'terminated' }), 'NotFound'],
     ['an instance without tenant tag', instance({ tags: { 'warmboot:managed': 'true' } }), 'MissingTenant'],
   ])('refuses %s', (_, observed, code) => {
-    const plan = planShelve({ instanceId: observed.instanceId }, observed, volumes, defaultShelvingSettings, NOW);
+    const plan = planShelve(
+      { instanceId: observed.instanceId },
+      observed,
+      volumes,
+      defaultShelvingSettings,
+      NOW,
+    );
 
     expect(plan).toMatchObject({ ok: false, error: { code } });
   });
 
   it('refuses to move an instance to another tenant than its tag says', () => {
-    const plan = planShelve({ instanceId: 'i-0123456789abcdef0', tenant: 'tenant-b' }, instance(), volumes, defaultShelvingSettings, NOW);
+    const plan = planShelve(
+      { instanceId: 'i-0123456789abcdef0', tenant: 'tenant-b' },
+      instance(),
+      volumes,
+      defaultShelvingSettings,
+      NOW,
+    );
 
     expect(plan).toMatchObject({ ok: false, error: { code: 'TenantMismatch' } });
   });
 
   it('refuses a volume another shelve record owns', () => {
     const claimed = new Map(volumes);
-    claimed.set('vol-0000000000000000b', volume('vol-0000000000000000b', { tags: { 'warmboot:shelved': 'sh-0aaaaaaaaaaaaaaaa-1' } }));
+    claimed.set(
+      'vol-0000000000000000b',
+      volume('vol-0000000000000000b', { tags: { 'warmboot:shelved': 'sh-0aaaaaaaaaaaaaaaa-1' } }),
+    );
 
-    const plan = planShelve({ instanceId: 'i-0123456789abcdef0' }, instance(), claimed, defaultShelvingSettings, NOW);
+    const plan = planShelve(
+      { instanceId: 'i-0123456789abcdef0' },
+      instance(),
+      claimed,
+      defaultShelvingSettings,
+      NOW,
+    );
 
     expect(plan).toMatchObject({ ok: false, error: { code: 'VolumeClaimed' } });
   });
@@ -64,24 +104,56 @@ describe('planShelve', () => {
 
 describe('requestUnshelve', () => {
   it('starts a shelved instance, reattaches an offloaded one, and keeps the recorded tenant', () => {
-    expect(requestUnshelve(record({ step: 'shelved' }), undefined)).toEqual({ ok: true, to: 'unshelve.start', unchanged: false });
-    expect(requestUnshelve(record({ step: 'offloaded' }), 'tenant-a')).toEqual({ ok: true, to: 'unshelve.choose', unchanged: false });
-    expect(requestUnshelve(record({ step: 'offloaded' }), 'tenant-b')).toMatchObject({ ok: false, error: { code: 'TenantMismatch' } });
-    expect(requestUnshelve(record({ step: 'unshelve.swap-root' }), undefined)).toMatchObject({ ok: true, unchanged: true });
-    expect(requestUnshelve(record({ step: 'shelve.stop' }), undefined)).toMatchObject({ ok: false, error: { code: 'IncorrectState' } });
+    expect(requestUnshelve(record({ step: 'shelved' }), undefined)).toEqual({
+      ok: true,
+      to: 'unshelve.start',
+      unchanged: false,
+    });
+    expect(requestUnshelve(record({ step: 'offloaded' }), 'tenant-a')).toEqual({
+      ok: true,
+      to: 'unshelve.choose',
+      unchanged: false,
+    });
+    expect(requestUnshelve(record({ step: 'offloaded' }), 'tenant-b')).toMatchObject({
+      ok: false,
+      error: { code: 'TenantMismatch' },
+    });
+    expect(requestUnshelve(record({ step: 'unshelve.swap-root' }), undefined)).toMatchObject({
+      ok: true,
+      unchanged: true,
+    });
+    expect(requestUnshelve(record({ step: 'shelve.stop' }), undefined)).toMatchObject({
+      ok: false,
+      error: { code: 'IncorrectState' },
+    });
   });
 });
 
 describe('planDeletion and its confirmation', () => {
   const detached = new Map([
-    ['vol-0000000000000000a', volume('vol-0000000000000000a', { state: 'available', tags: { 'warmboot:shelved': 'sh-0123456789abcdef0-t8dsxz' } })],
-    ['vol-0000000000000000b', volume('vol-0000000000000000b', { state: 'available', tags: { 'warmboot:shelved': 'sh-0123456789abcdef0-t8dsxz' } })],
+    [
+      'vol-0000000000000000a',
+      volume('vol-0000000000000000a', {
+        state: 'available',
+        tags: { 'warmboot:shelved': 'sh-0123456789abcdef0-t8dsxz' },
+      }),
+    ],
+    [
+      'vol-0000000000000000b',
+      volume('vol-0000000000000000b', {
+        state: 'available',
+        tags: { 'warmboot:shelved': 'sh-0123456789abcdef0-t8dsxz' },
+      }),
+    ],
   ]);
 
   it('names every retained volume and accepts only the record id or exactly those volume ids', () => {
     const plan = planDeletion(record(), detached, ['snap-1']);
 
-    expect(plan).toMatchObject({ ok: true, plan: { volumeIds: ['vol-0000000000000000a', 'vol-0000000000000000b'] } });
+    expect(plan).toMatchObject({
+      ok: true,
+      plan: { volumeIds: ['vol-0000000000000000a', 'vol-0000000000000000b'] },
+    });
     if (!plan.ok) return;
     expect(confirms(plan.plan, undefined)).toBe(false);
     expect(confirms(plan.plan, 'sh-0aaaaaaaaaaaaaaaa-1')).toBe(false);
@@ -92,10 +164,19 @@ describe('planDeletion and its confirmation', () => {
 
   it('refuses while a retained volume is attached or the record is mid-saga', () => {
     const attached = new Map(detached);
-    attached.set('vol-0000000000000000a', volume('vol-0000000000000000a', { state: 'in-use', tags: { 'warmboot:shelved': 'sh-0123456789abcdef0-t8dsxz' } }));
+    attached.set(
+      'vol-0000000000000000a',
+      volume('vol-0000000000000000a', {
+        state: 'in-use',
+        tags: { 'warmboot:shelved': 'sh-0123456789abcdef0-t8dsxz' },
+      }),
+    );
 
     expect(planDeletion(record(), attached, [])).toMatchObject({ ok: false, error: { code: 'VolumeInUse' } });
-    expect(planDeletion(record({ step: 'unshelve.swap-root' }), detached, [])).toMatchObject({ ok: false, error: { code: 'IncorrectState' } });
+    expect(planDeletion(record({ step: 'unshelve.swap-root' }), detached, [])).toMatchObject({
+      ok: false,
+      error: { code: 'IncorrectState' },
+    });
   });
 });
 
@@ -103,7 +184,12 @@ describe('config', () => {
   it('reads SHELVING_SETTINGS with defaults and names a bad field', () => {
     expect(SHELVES_TABLE_ENV).toBe(tableEnvVar('shelves'));
     expect(loadShelvingConfig({ SHELVES_TABLE: 't' }).settings).toEqual(defaultShelvingSettings);
-    expect(loadShelvingConfig({ SHELVES_TABLE: 't', SHELVING_SETTINGS: '{"offloadAfterSeconds":0}' }).settings.offloadAfterSeconds).toBe(0);
-    expect(() => loadShelvingConfig({ SHELVES_TABLE: 't', SHELVING_SETTINGS: '{"offloadAfterSeconds":-2}' })).toThrow(/SHELVING_SETTINGS/);
+    expect(
+      loadShelvingConfig({ SHELVES_TABLE: 't', SHELVING_SETTINGS: '{"offloadAfterSeconds":0}' }).settings
+        .offloadAfterSeconds,
+    ).toBe(0);
+    expect(() =>
+      loadShelvingConfig({ SHELVES_TABLE: 't', SHELVING_SETTINGS: '{"offloadAfterSeconds":-2}' }),
+    ).toThrow(/SHELVING_SETTINGS/);
   });
 });

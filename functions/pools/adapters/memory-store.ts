@@ -1,0 +1,137 @@
+import { ConflictError } from '../../shared/errors';
+import type { PoolMember } from '../domain/lifecycle';
+import type { SizingState } from '../domain/sizing';
+import type { ClaimRecord, PoolRecord, PoolStore } from './store';
+
+const MINUTE_MS = 60_000;
+
+/**
+ * The pools table in memory, with the same conditional-write semantics as `dynamoPoolStore`
+ * (a lost condition is a ConflictError), for service tests and the bench. Values are copied in
+ * and out so a caller cannot change stored state by mutating what it holds.
+ */
+export class MemoryPoolStore implements PoolStore {
+  readonly #pools = new Map<
+    string,
+    { record: PoolRecord; lease?: { owner: string; until: number }; updatedAt: number }
+  >();
+  readonly #members = new Map<string, PoolMember>();
+  readonly #demand = new Map<string, Map<number, number>>();
+  readonly #claims = new Map<string, ClaimRecord>();
+
+  async putPool(record: PoolRecord, now: number): Promise<void> {
+    const existing = this.#pools.get(record.spec.name);
+    const sizing = existing?.record.sizing ?? record.sizing;
+    this.#pools.set(record.spec.name, {
+      record: structuredClone({ ...record, ...(sizing ? { sizing } : {}) }),
+      ...(existing?.lease ? { lease: existing.lease } : {}),
+      updatedAt: now,
+    });
+  }
+
+  async getPool(name: string): Promise<PoolRecord | undefined> {
+    const stored = this.#pools.get(name);
+    return stored && structuredClone(stored.record);
+  }
+
+  async listPools(): Promise<PoolRecord[]> {
+    return [...this.#pools.values()].map((stored) => structuredClone(stored.record));
+  }
+
+  async setStatus(name: string, status: PoolRecord['status'], now: number): Promise<void> {
+    const stored = this.#requirePool(name);
+    stored.record = { ...stored.record, status };
+    stored.updatedAt = now;
+  }
+
+  async saveSizing(name: string, sizing: SizingState): Promise<void> {
+    const stored = this.#requirePool(name);
+    stored.record = { ...stored.record, sizing: { ...sizing } };
+  }
+
+  async acquireLease(name: string, owner: string, now: number, until: number): Promise<boolean> {
+    const stored = this.#requirePool(name);
+    if (stored.lease && stored.lease.until >= now && stored.lease.owner !== owner) return false;
+    stored.lease = { owner, until };
+    return true;
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    const stored = this.#pools.get(name);
+    if (stored?.lease?.owner === owner) delete stored.lease;
+  }
+
+  async listMembers(pool: string): Promise<PoolMember[]> {
+    return [...this.#members.values()]
+      .filter((member) => member.pool === pool)
+      .map((member) => structuredClone(member));
+  }
+
+  async findMember(instanceId: string): Promise<PoolMember | undefined> {
+    const member = this.#members.get(instanceId);
+    return member && structuredClone(member);
+  }
+
+  async createMember(member: PoolMember): Promise<void> {
+    if (this.#members.has(member.instanceId)) {
+      throw new ConflictError(`member ${member.instanceId} already exists`);
+    }
+    this.#members.set(member.instanceId, structuredClone(member));
+  }
+
+  async updateMember(previous: PoolMember, next: PoolMember): Promise<void> {
+    const stored = this.#members.get(previous.instanceId);
+    if (stored?.version !== previous.version || stored.state !== previous.state) {
+      throw new ConflictError(
+        `member ${previous.instanceId} is not at version ${previous.version} in state ${previous.state}`,
+      );
+    }
+    this.#members.set(next.instanceId, structuredClone(next));
+  }
+
+  async deleteMember(member: PoolMember): Promise<void> {
+    const stored = this.#members.get(member.instanceId);
+    if (stored === undefined) return;
+    if (stored.version !== member.version) {
+      throw new ConflictError(`member ${member.instanceId} is not at version ${member.version}`);
+    }
+    this.#members.delete(member.instanceId);
+  }
+
+  async recordRequest(pool: string, now: number): Promise<void> {
+    const minute = Math.floor(now / MINUTE_MS) * MINUTE_MS;
+    const counts = this.#demand.get(pool) ?? new Map<number, number>();
+    counts.set(minute, (counts.get(minute) ?? 0) + 1);
+    this.#demand.set(pool, counts);
+  }
+
+  async demandCounts(pool: string, since: number): Promise<Map<number, number>> {
+    const from = Math.floor(since / MINUTE_MS) * MINUTE_MS;
+    return new Map([...(this.#demand.get(pool) ?? new Map<number, number>())].filter(([minute]) => minute >= from));
+  }
+
+  async createClaim(claim: ClaimRecord): Promise<boolean> {
+    if (this.#claims.has(claim.requestId)) return false;
+    this.#claims.set(claim.requestId, structuredClone(claim));
+    return true;
+  }
+
+  async getClaim(requestId: string): Promise<ClaimRecord | undefined> {
+    const claim = this.#claims.get(requestId);
+    return claim && structuredClone(claim);
+  }
+
+  async updateClaim(previous: ClaimRecord, next: ClaimRecord): Promise<void> {
+    const stored = this.#claims.get(previous.requestId);
+    if (stored?.version !== previous.version) {
+      throw new ConflictError(`claim ${previous.requestId} is not at version ${previous.version}`);
+    }
+    this.#claims.set(next.requestId, structuredClone(next));
+  }
+
+  #requirePool(name: string) {
+    const stored = this.#pools.get(name);
+    if (!stored) throw new ConflictError(`pool ${name} is not defined`);
+    return stored;
+  }
+}

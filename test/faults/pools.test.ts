@@ -1,0 +1,242 @@
+import fc from 'fast-check';
+import { afterAll, describe, inject, it } from 'vitest';
+import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS } from '../../functions/catalog';
+import { LocalCloud } from '../../local/cloud';
+import { type Assignment, claimedOnce, requestsAnswered, type Violation } from '../../local/invariants';
+import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
+import { faultScheduleArbitrary } from './support/schedule';
+
+/**
+ * Prestarted pools and claims under faults: a pool is defined and filled, then random Request
+ * Server traffic arrives (concurrent requests, client retries of the same requestId, other
+ * instance types and AZs, sometimes a drain) while events are lost, duplicated, delayed and
+ * reordered, EC2 and SSM calls fail and either function dies between any two calls. After the
+ * pools reconcile has run on a healthy cloud: no member went to two requesters, no request got
+ * two servers, and every request ended in Server Ready, Server Request Failed or a reported error.
+ */
+
+const MINUTE = 60_000;
+const FAULT_WINDOW_MS = 8 * MINUTE;
+const RECONCILE_MS = 12 * MINUTE;
+const SUBNET_A = 'subnet-0aaaaaaaaaaaaaaa1';
+const SUBNET_B = 'subnet-0bbbbbbbbbbbbbbb2';
+const POOL = 'linux-web';
+/** The owner tag carrying the request id, so EC2 itself shows who got which server. */
+const REQUEST_TAG = 'request';
+
+interface ServerRequest {
+  readonly afterMs: number;
+  readonly availabilityZone: 'us-east-1a' | 'us-east-1b';
+  readonly instanceType: 'm7i.large' | 'm7i.xlarge';
+  /** The client sends the same requestId again this long after (a client retry), or never. */
+  readonly retryAfterMs: number | null;
+}
+
+interface PoolWorkload {
+  readonly seed: number;
+  readonly tier: 'stopped' | 'running';
+  readonly minSize: number;
+  readonly extra: number;
+  readonly requests: readonly ServerRequest[];
+  readonly drainAfterMs: number | null;
+}
+
+const workloadArbitrary: fc.Arbitrary<PoolWorkload> = fc.record({
+  seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+  tier: fc.constantFrom('stopped' as const, 'running' as const),
+  minSize: fc.integer({ min: 1, max: 3 }),
+  extra: fc.integer({ min: 0, max: 1 }),
+  requests: fc.array(
+    fc.record({
+      afterMs: fc.oneof(
+        fc.constant(0),
+        fc.integer({ min: 1, max: 120 }).map((s) => s * 1000),
+      ),
+      availabilityZone: fc.constantFrom('us-east-1a' as const, 'us-east-1b' as const),
+      instanceType: fc.constantFrom('m7i.large' as const, 'm7i.xlarge' as const),
+      retryAfterMs: fc.option(
+        fc.integer({ min: 0, max: 90 }).map((s) => s * 1000),
+        { freq: 3 },
+      ),
+    }),
+    { minLength: 1, maxLength: 4 },
+  ),
+  drainAfterMs: fc.option(
+    fc.integer({ min: 0, max: 240 }).map((s) => s * 1000),
+    { freq: 6 },
+  ),
+});
+
+const faultArbitrary = faultScheduleArbitrary({
+  windowMs: FAULT_WINDOW_MS,
+  functionIds: ['pools', 'claim'],
+  events: [
+    { source: 'aws.ec2', detailType: EC2_STATE_CHANGE, droppable: true },
+    { source: 'aws.ssm', detailType: SSM_COMMAND_STATUS, droppable: true },
+    { source: 'aws.events', detailType: SCHEDULED_EVENT, droppable: true },
+    { source: 'warmboot', detailType: 'Request Server', droppable: false },
+    { source: 'warmboot', detailType: 'Server Claimed', droppable: false },
+  ],
+  calls: [
+    ...[
+      'RunInstances',
+      'StartInstances',
+      'StopInstances',
+      'TerminateInstances',
+      'ModifyInstanceAttribute',
+      'CreateTags',
+      'DeleteTags',
+      'DescribeInstances',
+    ].map((operation) => ({ service: 'ec2' as const, operation })),
+    ...['SendCommand', 'GetCommandInvocation'].map((operation) => ({ service: 'ssm' as const, operation })),
+  ],
+  maxCallsPerInvocation: 16,
+});
+
+const tally = new FaultTally('pools + claim', ['claimedOnce', 'requestAnswered']);
+
+const factsOf = (log: RunLog, detailType: string) =>
+  log.facts
+    .filter((fact) => fact['detail-type'] === detailType)
+    .map((fact) => fact.detail as { requestId?: string; instanceId?: string });
+
+/** Who got which server, from every witness: Server Ready facts, the handlers' answers, EC2's tags. */
+const assignmentsOf = (cloud: LocalCloud, log: RunLog): Assignment[] => {
+  const assignments: Assignment[] = [];
+  for (const fact of factsOf(log, 'Server Ready')) {
+    if (fact.requestId && fact.instanceId)
+      assignments.push({ requestId: fact.requestId, instanceId: fact.instanceId });
+  }
+  for (const outcome of log.outcomes) {
+    const answer = (
+      outcome.result as { result?: { status?: string; requestId?: string; instanceId?: string } }
+    )?.result;
+    if (answer?.status === 'ready' && answer.requestId && answer.instanceId) {
+      assignments.push({ requestId: answer.requestId, instanceId: answer.instanceId });
+    }
+  }
+  for (const instance of cloud.ec2.instances()) {
+    const requestId = instance.tags[REQUEST_TAG];
+    if (requestId !== undefined && instance.state !== 'terminated')
+      assignments.push({ requestId, instanceId: instance.instanceId });
+  }
+  return assignments;
+};
+
+/** Each requestId ends in Server Ready or Server Request Failed, or every event of it was rejected or dead-lettered. */
+const claimsFinished = (
+  log: RunLog,
+  requestIds: readonly string[],
+  requestEvents: Map<string, string[]>,
+): Violation[] => {
+  const finished = new Set(
+    [...factsOf(log, 'Server Ready'), ...factsOf(log, 'Server Request Failed')].map((fact) => fact.requestId),
+  );
+  const letters = new Set(
+    log
+      .allOutcomes()
+      .filter((outcome) => outcome.outcome === 'dead-lettered')
+      .map((o) => o.eventId),
+  );
+  const rejected = new Set(
+    log.outcomes
+      .filter((outcome) => (outcome.result as { status?: string } | undefined)?.status === 'rejected')
+      .map((outcome) => outcome.eventId),
+  );
+  return requestIds
+    .filter((requestId) => !finished.has(requestId))
+    .filter(
+      (requestId) => !(requestEvents.get(requestId) ?? []).every((id) => letters.has(id) || rejected.has(id)),
+    )
+    .map((requestId) => ({
+      invariant: 'requestAnswered' as const,
+      subject: requestId,
+      message:
+        'neither Server Ready nor Server Request Failed was published, and the request was not dead-lettered',
+    }));
+};
+
+describe('pools and claims under duplicate, lost and reordered events, throttling, capacity errors and crashes', () => {
+  afterAll(() => {
+    console.log(tally.summary());
+  });
+
+  it('never hands a member to two requesters and answers every request', async () => {
+    await fc.assert(
+      fc.asyncProperty(workloadArbitrary, faultArbitrary, async (workload, schedule) => {
+        tally.runs += 1;
+        const cloud = await LocalCloud.start({
+          dynamodbEndpoint: inject('dynamodbEndpoint'),
+          latency: 'zero',
+          seed: workload.seed,
+          functions: ['pools', 'claim'],
+        });
+        try {
+          cloud.ec2.addSubnet({ subnetId: SUBNET_A, availabilityZone: 'us-east-1a' });
+          cloud.ec2.addSubnet({ subnetId: SUBNET_B, availabilityZone: 'us-east-1b' });
+          const image = cloud.ec2.registerImage({ name: 'al2023-web', rootSizeGiB: 8 });
+          const log = new RunLog(cloud, ['pools', 'claim']);
+          cloud.putEvent({
+            source: 'warmboot',
+            detailType: 'Define Pool',
+            detail: {
+              pool: {
+                name: POOL,
+                image,
+                instanceType: 'm7i.large',
+                subnets: [SUBNET_A, SUBNET_B],
+                initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
+                tier: workload.tier,
+                minSize: workload.minSize,
+                maxSize: workload.minSize + workload.extra,
+              },
+            },
+          });
+          await cloud.settleFor(5 * MINUTE);
+          cloud.startSchedules();
+
+          const requestIds = workload.requests.map((_, index) => `req-${index + 1}`);
+          const requestEvents = new Map<string, string[]>();
+          const send = (index: number): void => {
+            const request = workload.requests[index];
+            const requestId = requestIds[index] ?? '';
+            if (!request) return;
+            const event = log.request('Request Server', {
+              requestId,
+              pool: POOL,
+              instanceType: request.instanceType,
+              availabilityZone: request.availabilityZone,
+              ownerTags: { owner: 'team-web', [REQUEST_TAG]: requestId },
+              personalization: { hostname: `web-${index + 1}` },
+            });
+            requestEvents.set(requestId, [...(requestEvents.get(requestId) ?? []), event.id]);
+          };
+          await withFaults(cloud, schedule, FAULT_WINDOW_MS, tally, async () => {
+            const start = cloud.clock.now();
+            if (workload.drainAfterMs !== null) {
+              cloud.clock.at(start + workload.drainAfterMs, () => {
+                log.request('Drain Pool', { pool: POOL });
+              });
+            }
+            for (const [index, request] of workload.requests.entries()) {
+              await cloud.settleFor(request.afterMs);
+              send(index);
+              if (request.retryAfterMs !== null)
+                cloud.clock.at(cloud.clock.now() + request.retryAfterMs, () => send(index));
+            }
+          });
+          await cloud.settleFor(RECONCILE_MS);
+
+          expectNoViolations(tally, [
+            ...claimedOnce(assignmentsOf(cloud, log)),
+            ...requestsAnswered(log.requests, log.allOutcomes()),
+            ...claimsFinished(log, requestIds, requestEvents),
+          ]);
+        } finally {
+          await cloud.stop();
+        }
+      }),
+      assertOptions(),
+    );
+  });
+});

@@ -1,0 +1,164 @@
+import { RunInstancesCommand } from '@aws-sdk/client-ec2';
+import fc from 'fast-check';
+import { afterAll, describe, inject, it } from 'vitest';
+import { EC2_STATE_CHANGE } from '../../functions/catalog';
+import { DynamoPopularityStore } from '../../functions/popularity/adapters/dynamodb-popularity-store';
+import { decayParameters } from '../../functions/popularity/domain/decay';
+import { GLOBAL_SCOPE } from '../../functions/popularity/domain/scope';
+import { LocalCloud } from '../../local/cloud';
+import { popularityExact, requestsAnswered } from '../../local/invariants';
+import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
+import { faultScheduleArbitrary } from './support/schedule';
+
+/**
+ * Popularity under faults: EC2 launches of a few AMIs and Image Launched reports of container
+ * images, delivered duplicated, late and out of order, with DescribeInstances failing and the
+ * function dying between any two calls. Popularity has no reconcile (a launch is an event, not a
+ * state to re-derive), so its events are never dropped here; a launch whose every delivery
+ * failed ends in the dead-letter queue and is expected there instead of in the count.
+ */
+
+const MINUTE = 60_000;
+const FAULT_WINDOW_MS = 5 * MINUTE;
+const SETTLE_MS = 6 * MINUTE;
+const SETTINGS = { halfLifeHours: 24, shards: 4, topK: 5 };
+const CONTAINER_IMAGES = [
+  '123456789012.dkr.ecr.us-east-1.amazonaws.com/inference/sdxl-base:1.0',
+  'public.ecr.aws/docker/library/nginx:1.27',
+] as const;
+
+interface Launch {
+  readonly kind: 'ec2' | 'reported';
+  readonly image: number;
+  readonly count: number;
+  readonly availabilityZone: 'us-east-1a' | 'us-east-1b';
+  readonly afterMs: number;
+}
+
+interface PopularityWorkload {
+  readonly seed: number;
+  readonly amis: number;
+  readonly launches: readonly Launch[];
+}
+
+const workloadArbitrary: fc.Arbitrary<PopularityWorkload> = fc.record({
+  seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+  amis: fc.integer({ min: 1, max: 3 }),
+  launches: fc.array(
+    fc.record({
+      kind: fc.constantFrom('ec2' as const, 'reported' as const),
+      image: fc.integer({ min: 0, max: 2 }),
+      count: fc.integer({ min: 1, max: 3 }),
+      availabilityZone: fc.constantFrom('us-east-1a' as const, 'us-east-1b' as const),
+      afterMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 60 }).map((s) => s * 1000)),
+    }),
+    { minLength: 1, maxLength: 6 },
+  ),
+});
+
+const faultArbitrary = faultScheduleArbitrary({
+  windowMs: FAULT_WINDOW_MS,
+  functionIds: ['popularity'],
+  events: [
+    { source: 'aws.ec2', detailType: EC2_STATE_CHANGE, droppable: false },
+    { source: 'warmboot', detailType: 'Image Launched', droppable: false },
+  ],
+  calls: [{ service: 'ec2', operation: 'DescribeInstances' }],
+  maxCallsPerInvocation: 6,
+});
+
+const tally = new FaultTally('popularity', ['popularityExact', 'requestAnswered']);
+
+describe('popularity under duplicate, delayed and reordered events, throttling and crashes', () => {
+  afterAll(() => {
+    console.log(tally.summary());
+  });
+
+  it('counts every distinct launch exactly once', async () => {
+    await fc.assert(
+      fc.asyncProperty(workloadArbitrary, faultArbitrary, async (workload, schedule) => {
+        tally.runs += 1;
+        const cloud = await LocalCloud.start({
+          dynamodbEndpoint: inject('dynamodbEndpoint'),
+          latency: 'zero',
+          seed: workload.seed,
+          functions: ['popularity'],
+          documents: [],
+          behaviours: {},
+          settings: { POPULARITY_SETTINGS: JSON.stringify(SETTINGS) },
+        });
+        try {
+          const amis = Array.from({ length: workload.amis }, (_, index) =>
+            cloud.ec2.registerImage({ name: `image-${index}`, rootSizeGiB: 8 }),
+          );
+          const log = new RunLog(cloud, ['popularity']);
+          /** Launches per image, and which instance or report event carried each. */
+          const distinct = new Map<string, number>();
+          const carriedBy = new Map<string, { image: string; count: number }>();
+          const add = (image: string, count: number) => distinct.set(image, (distinct.get(image) ?? 0) + count);
+
+          await withFaults(cloud, schedule, FAULT_WINDOW_MS, tally, async () => {
+            for (const launch of workload.launches) {
+              await cloud.settleFor(launch.afterMs);
+              if (launch.kind === 'reported') {
+                const image = CONTAINER_IMAGES[launch.image % CONTAINER_IMAGES.length] ?? '';
+                const event = log.request('Image Launched', {
+                  image,
+                  availabilityZone: launch.availabilityZone,
+                  count: launch.count,
+                });
+                carriedBy.set(event.id, { image, count: launch.count });
+                add(image, launch.count);
+                continue;
+              }
+              const image = amis[launch.image % amis.length] ?? '';
+              const answer = await cloud.run(() =>
+                cloud.runtime('popularity').clients.ec2.send(
+                  new RunInstancesCommand({
+                    ImageId: image,
+                    InstanceType: 'm7i.large',
+                    MinCount: launch.count,
+                    MaxCount: launch.count,
+                    Placement: { AvailabilityZone: launch.availabilityZone },
+                  }),
+                ),
+              );
+              for (const instance of answer.Instances ?? []) carriedBy.set(instance.InstanceId ?? '', { image, count: 1 });
+              add(image, launch.count);
+            }
+          });
+          await cloud.settleFor(SETTLE_MS);
+
+          // A launch whose every delivery failed is reported in the DLQ, not counted.
+          for (const letter of cloud.bus.deadLetters('popularity')) {
+            const key =
+              letter.event.source === 'aws.ec2' ? String(letter.event.detail['instance-id'] ?? '') : letter.event.id;
+            const carried = carriedBy.get(key);
+            if (carried) add(carried.image, -carried.count);
+            carriedBy.delete(key);
+          }
+          const store = new DynamoPopularityStore({
+            client: cloud.runtime('popularity').clients.dynamodb,
+            tableName: cloud.tables.popularity,
+            settings: { decay: decayParameters(SETTINGS.halfLifeHours), shards: SETTINGS.shards },
+            dedupeTtlMs: 86_400_000,
+            sleep: (ms) => cloud.clock.sleep(ms),
+            random: () => 0.5,
+          });
+          const now = cloud.clock.now();
+          const counted = new Map<string, number>();
+          for (const image of [...amis, ...CONTAINER_IMAGES]) {
+            counted.set(image, await cloud.run(() => store.launches(GLOBAL_SCOPE, image, now)));
+          }
+          expectNoViolations(tally, [
+            ...popularityExact(distinct, counted),
+            ...requestsAnswered(log.requests, log.allOutcomes()),
+          ]);
+        } finally {
+          await cloud.stop();
+        }
+      }),
+      assertOptions(),
+    );
+  });
+});

@@ -1,0 +1,251 @@
+import { RunInstancesCommand } from '@aws-sdk/client-ec2';
+import fc from 'fast-check';
+import { afterAll, describe, inject, it } from 'vitest';
+import { EC2_STATE_CHANGE, SCHEDULED_EVENT } from '../../functions/catalog';
+import { LocalCloud } from '../../local/cloud';
+import {
+  noHalfSwap,
+  outcomesPublished,
+  requestsAnswered,
+  retainedVolumesKept,
+  retainedVolumesOwned,
+  SHELVED_TAG,
+  type ShelfFacts,
+  type Violation,
+} from '../../local/invariants';
+import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
+import { scanTable } from './support/records';
+import { faultScheduleArbitrary } from './support/schedule';
+
+/**
+ * Shelving under faults: random shelve / offload / unshelve / delete requests on a few managed
+ * instances (some on a Dedicated Host), random faults for the first eight virtual minutes, then
+ * twelve minutes of healthy scheduled reconciles, then every shelving invariant of DESIGN.md.
+ */
+
+const MINUTE = 60_000;
+const FAULT_WINDOW_MS = 8 * MINUTE;
+const RECONCILE_MS = 12 * MINUTE;
+
+type Operation =
+  | {
+      readonly kind: 'shelve' | 'offload' | 'unshelve';
+      readonly targets: readonly number[];
+      readonly afterMs: number;
+    }
+  | { readonly kind: 'delete'; readonly target: number; readonly afterMs: number };
+
+interface ShelvingWorkload {
+  readonly seed: number;
+  readonly instances: number;
+  readonly onHost: boolean;
+  readonly offloadAfterSeconds: number;
+  readonly operations: readonly Operation[];
+}
+
+const workloadArbitrary: fc.Arbitrary<ShelvingWorkload> = fc
+  .integer({ min: 1, max: 3 })
+  .chain((instances) => {
+    const index = fc.integer({ min: 0, max: instances - 1 });
+    const afterMs = fc.integer({ min: 0, max: 180 }).map((s) => s * 1000);
+    const targets = fc.uniqueArray(index, { minLength: 1, maxLength: instances });
+    const move = fc.record({
+      kind: fc.constantFrom('shelve' as const, 'offload' as const, 'unshelve' as const),
+      targets,
+      afterMs,
+    });
+    const remove = fc.record({ kind: fc.constant('delete' as const), target: index, afterMs });
+    return fc.record({
+      seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+      instances: fc.constant(instances),
+      onHost: fc.boolean(),
+      offloadAfterSeconds: fc.constantFrom(-1, 0, 120),
+      operations: fc.array(fc.oneof({ weight: 4, arbitrary: move }, { weight: 1, arbitrary: remove }), {
+        minLength: 1,
+        maxLength: 6,
+      }),
+    });
+  });
+
+const faultArbitrary = faultScheduleArbitrary({
+  windowMs: FAULT_WINDOW_MS,
+  functionIds: ['shelving'],
+  events: [
+    { source: 'aws.ec2', detailType: EC2_STATE_CHANGE, droppable: true },
+    { source: 'aws.events', detailType: SCHEDULED_EVENT, droppable: true },
+    { source: 'warmboot', detailType: 'Shelve Instances', droppable: false },
+    { source: 'warmboot', detailType: 'Offload Instances', droppable: false },
+    { source: 'warmboot', detailType: 'Unshelve Instances', droppable: false },
+  ],
+  calls: [
+    'StopInstances',
+    'StartInstances',
+    'TerminateInstances',
+    'RunInstances',
+    'AttachVolume',
+    'DetachVolume',
+    'CreateSnapshots',
+    'CreateTags',
+    'DeleteTags',
+    'DeleteVolume',
+    'ModifyInstanceAttribute',
+    'DescribeInstances',
+    'DescribeVolumes',
+  ].map((operation) => ({ service: 'ec2' as const, operation })),
+  maxCallsPerInvocation: 14,
+});
+
+const tally = new FaultTally('shelving', [
+  'retainedVolumeKept',
+  'retainedVolumeOwned',
+  'noHalfSwap',
+  'recordAtRest',
+  'requestAnswered',
+]);
+
+const launchInstances = async (cloud: LocalCloud, workload: ShelvingWorkload): Promise<string[]> => {
+  const imageId = cloud.ec2.registerImage({ name: 'al2023', rootSizeGiB: 8 });
+  const hostId = workload.onHost
+    ? cloud.ec2.allocateHost({ availabilityZone: 'us-east-1a', instanceType: 'm7i.large' })
+    : undefined;
+  const answer = await cloud.run(() =>
+    cloud.runtime('shelving').clients.ec2.send(
+      new RunInstancesCommand({
+        ImageId: imageId,
+        InstanceType: 'm7i.large',
+        MinCount: workload.instances,
+        MaxCount: workload.instances,
+        Placement: {
+          AvailabilityZone: 'us-east-1a',
+          ...(hostId ? { Tenancy: 'host', HostId: hostId, Affinity: 'host' } : {}),
+        },
+        BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } }],
+        TagSpecifications: [
+          {
+            ResourceType: 'instance',
+            Tags: [
+              { Key: 'warmboot:managed', Value: 'true' },
+              { Key: 'warmboot:tenant', Value: 'tenant-a' },
+            ],
+          },
+        ],
+      }),
+    ),
+  );
+  await cloud.settleFor(MINUTE);
+  return (answer.Instances ?? []).map((instance) => instance.InstanceId ?? '');
+};
+
+const readRecords = async (cloud: LocalCloud): Promise<ShelfFacts[]> =>
+  (await scanTable(cloud, cloud.tables.shelves))
+    .filter((item) => item.sk === 'RECORD')
+    .map((item) => item.record as ShelfFacts);
+
+/** Every volume that is retained at this moment, by tag; sampled all through the run. */
+const sampleRetained = (cloud: LocalCloud, everRetained: Map<string, string>): void => {
+  for (const volume of cloud.ec2.volumes()) {
+    const owner = volume.tags[SHELVED_TAG];
+    if (owner !== undefined && !everRetained.has(volume.volumeId)) everRetained.set(volume.volumeId, owner);
+  }
+};
+
+const runWorkload = async (
+  cloud: LocalCloud,
+  log: RunLog,
+  instanceIds: readonly string[],
+  workload: ShelvingWorkload,
+  deleteRequested: Set<string>,
+): Promise<void> => {
+  for (const operation of workload.operations) {
+    await cloud.settleFor(operation.afterMs);
+    if (operation.kind === 'delete') {
+      const instanceId = instanceIds[operation.target] ?? '';
+      const record = (await readRecords(cloud)).find((candidate) => candidate.instanceId === instanceId);
+      if (!record) continue;
+      deleteRequested.add(record.recordId);
+      log.request('Delete Shelved Record', { recordId: record.recordId, confirm: record.recordId });
+      continue;
+    }
+    const ids = operation.targets.map((target) => instanceIds[target] ?? '');
+    const detailType =
+      operation.kind === 'shelve'
+        ? 'Shelve Instances'
+        : operation.kind === 'offload'
+          ? 'Offload Instances'
+          : 'Unshelve Instances';
+    log.request(detailType, {
+      instanceIds: ids,
+      ...(operation.kind === 'shelve' ? { tenant: 'tenant-a' } : {}),
+    });
+  }
+};
+
+describe('shelving under duplicate, lost and reordered events, throttling, capacity errors and crashes', () => {
+  afterAll(() => {
+    console.log(tally.summary());
+  });
+
+  it('keeps every retained volume, leaves nothing half-swapped and answers every request', async () => {
+    await fc.assert(
+      fc.asyncProperty(workloadArbitrary, faultArbitrary, async (workload, schedule) => {
+        tally.runs += 1;
+        const cloud = await LocalCloud.start({
+          dynamodbEndpoint: inject('dynamodbEndpoint'),
+          latency: 'zero',
+          seed: workload.seed,
+          functions: ['shelving'],
+          documents: [],
+          behaviours: {},
+          settings: {
+            SHELVING_SETTINGS: JSON.stringify({
+              offloadAfterSeconds: workload.offloadAfterSeconds,
+              stepTimeoutSeconds: 120,
+              hostWaitSeconds: 600,
+            }),
+          },
+        });
+        try {
+          const log = new RunLog(cloud, ['shelving']);
+          const everRetained = new Map<string, string>();
+          const deleteRequested = new Set<string>();
+          cloud.bus.onInvocation(() => sampleRetained(cloud, everRetained));
+          cloud.ec2.onInstanceLifecycle(() => sampleRetained(cloud, everRetained));
+          const instanceIds = await launchInstances(cloud, workload);
+          cloud.startSchedules();
+
+          await withFaults(cloud, schedule, FAULT_WINDOW_MS, tally, () =>
+            runWorkload(cloud, log, instanceIds, workload, deleteRequested),
+          );
+          await cloud.settleFor(RECONCILE_MS);
+
+          sampleRetained(cloud, everRetained);
+          const records = await readRecords(cloud);
+          const state = {
+            records,
+            volumes: cloud.ec2.volumes(),
+            instances: cloud.ec2.instances(),
+            everRetained,
+            deletedRecords: deleteRequested,
+          };
+          const violations: Violation[] = [
+            ...retainedVolumesKept(state),
+            ...retainedVolumesOwned(state),
+            ...noHalfSwap(state),
+            ...requestsAnswered(log.requests, log.allOutcomes()),
+            ...outcomesPublished(
+              records,
+              log.facts.map((fact) => ({
+                detailType: fact['detail-type'],
+                recordId: String((fact.detail as { recordId?: unknown }).recordId ?? ''),
+              })),
+            ),
+          ];
+          expectNoViolations(tally, violations);
+        } finally {
+          await cloud.stop();
+        }
+      }),
+      assertOptions(),
+    );
+  });
+});

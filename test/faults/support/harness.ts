@@ -1,0 +1,148 @@
+import type fc from 'fast-check';
+import type { FunctionId } from '../../../functions/catalog';
+import type { EventEnvelope } from '../../../local/bus';
+import type { LocalCloud } from '../../../local/cloud';
+import {
+  describeViolation,
+  INVARIANTS,
+  type InvariantId,
+  type OperatorRequest,
+  type RequestOutcome,
+  type Violation,
+} from '../../../local/invariants';
+import { armFaults, type FaultCounter, type FaultSchedule } from './schedule';
+
+/** Generated schedules per capability: `FAULT_RUNS` (npm run test:faults sets 1000; `npm test` runs 25). */
+export const FAULT_RUNS = Number(process.env.FAULT_RUNS ?? 25);
+
+/**
+ * fast-check options shared by every capability: `FAULT_SEED` and `FAULT_PATH` replay a reported
+ * failure exactly (fast-check prints both, with the shrunk workload and fault schedule).
+ */
+export const assertOptions = <T>(): fc.Parameters<T> => ({
+  numRuns: FAULT_RUNS,
+  verbose: 1,
+  ...(process.env.FAULT_SEED ? { seed: Number(process.env.FAULT_SEED) } : {}),
+  ...(process.env.FAULT_PATH ? { path: process.env.FAULT_PATH } : {}),
+});
+
+/** What one capability's property did over all its runs; printed once at the end. */
+export class FaultTally {
+  readonly capability: string;
+  readonly invariants: readonly InvariantId[];
+  /** Property executions, shrinking included. */
+  runs = 0;
+  failedRuns = 0;
+  callFaults = 0;
+  eventFaults = 0;
+  checks = 0;
+  violations = 0;
+  readonly #started = performance.now();
+
+  constructor(capability: string, invariants: readonly InvariantId[]) {
+    this.capability = capability;
+    this.invariants = invariants;
+  }
+
+  summary(): string {
+    const seconds = ((performance.now() - this.#started) / 1000).toFixed(1);
+    return (
+      `[faults] ${this.capability}: ${this.runs} runs in ${seconds}s, ` +
+      `${this.callFaults + this.eventFaults} faults injected ` +
+      `(${this.callFaults} failed calls and killed invocations, ${this.eventFaults} dropped/duplicated/delayed/reordered deliveries), ` +
+      `${this.checks} invariant checks (${this.invariants.map((id) => INVARIANTS[id]).join('; ')}), ` +
+      `${this.violations} violations in ${this.failedRuns} failing runs`
+    );
+  }
+}
+
+/**
+ * One run's view of the bus: the operator requests it put, every delivery's outcome, the dead
+ * letters, and the facts warmboot published.
+ */
+export class RunLog {
+  readonly requests: OperatorRequest[] = [];
+  readonly outcomes: RequestOutcome[] = [];
+  readonly facts: EventEnvelope[] = [];
+  readonly #cloud: LocalCloud;
+  readonly #functionIds: readonly FunctionId[];
+
+  constructor(cloud: LocalCloud, functionIds: readonly FunctionId[]) {
+    this.#cloud = cloud;
+    this.#functionIds = functionIds;
+    cloud.bus.onInvocation((record) => {
+      if (record.event.source !== 'warmboot') return;
+      this.outcomes.push({
+        eventId: record.event.id,
+        outcome: record.outcome,
+        ...(record.result !== undefined ? { result: record.result } : {}),
+        ...(record.error !== undefined ? { error: record.error } : {}),
+      });
+    });
+    cloud.bus.onEvent((event) => {
+      if (event.source === 'warmboot') this.facts.push(event);
+    });
+  }
+
+  /** An operator request through PutEvents, as a caller sends it. */
+  request(detailType: string, detail: Record<string, unknown>): EventEnvelope {
+    const event = this.#cloud.putEvent({ source: 'warmboot', detailType, detail });
+    this.requests.push({ eventId: event.id, detailType });
+    return event;
+  }
+
+  /** Delivery outcomes plus the dead-letter queue, which is where a failed request's error ends up. */
+  allOutcomes(): RequestOutcome[] {
+    return [
+      ...this.outcomes,
+      ...this.#functionIds
+        .flatMap((functionId) => this.#cloud.bus.deadLetters(functionId))
+        .map((letter) => ({
+          eventId: letter.event.id,
+          outcome: 'dead-lettered' as const,
+          error: letter.error,
+        })),
+    ];
+  }
+
+  /** The answer the handler gave to a request (its last successful delivery), if any. */
+  answer(eventId: string): unknown {
+    return this.outcomes
+      .filter((outcome) => outcome.eventId === eventId && outcome.outcome === 'succeeded')
+      .at(-1)?.result;
+  }
+}
+
+/**
+ * Runs the fault phase: arms the schedule, drives the workload, lets the window pass, then stops
+ * every fault (counting what fired) so the reconciles that follow run on a healthy cloud.
+ */
+export const withFaults = async (
+  cloud: LocalCloud,
+  schedule: FaultSchedule,
+  windowMs: number,
+  tally: FaultTally,
+  workload: () => Promise<void>,
+): Promise<void> => {
+  const counter: FaultCounter = { events: 0 };
+  const start = cloud.clock.now();
+  armFaults(cloud, schedule, counter);
+  await workload();
+  const left = start + windowMs - cloud.clock.now();
+  if (left > 0) await cloud.settleFor(left);
+  tally.callFaults += cloud.faults.injected;
+  tally.eventFaults += counter.events;
+  cloud.faults.reset();
+  cloud.bus.clearFaults();
+};
+
+/** Fails the run with every violation, one per line (fast-check prints it with the counterexample). */
+export const expectNoViolations = (tally: FaultTally, violations: readonly Violation[]): void => {
+  tally.checks += tally.invariants.length;
+  if (violations.length === 0) return;
+  tally.violations += violations.length;
+  tally.failedRuns += 1;
+  throw new Error(
+    `invariants violated:\n${violations.map((violation) => `  ${describeViolation(violation)}`).join('\n')}`,
+  );
+};

@@ -1,0 +1,33 @@
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { LocalCloud } from '../../local/cloud';
+import { poolsSettings, runPoolsScenario } from '../../local/scenarios/pools';
+
+let cloud: LocalCloud | undefined;
+afterEach(async () => {
+  await cloud?.stop();
+  cloud = undefined;
+});
+
+describe('the pools sandbox scenario', () => {
+  it('serves a slice of the Alibaba trace from a Linux and a Windows-like pool, mostly from ready members', async () => {
+    cloud = await LocalCloud.start({
+      dynamodbEndpoint: inject('dynamodbEndpoint'),
+      functions: ['pools', 'claim'],
+      settings: poolsSettings(),
+    });
+    const began = performance.now();
+
+    const summary = await runPoolsScenario(cloud, { requests: 120 });
+
+    console.log(JSON.stringify({ ...summary, levels: summary.levels.length, timeToReadySeconds: Object.fromEntries(Object.entries(summary.timeToReadySeconds).map(([k, v]) => [k, [v.length, Math.min(...v), Math.max(...v)]])) }), (performance.now() - began) / 1000);
+    expect(summary.requests).toBe(120);
+    expect(summary.failed).toBe(0);
+    expect(summary.served.hot + summary.served.warm + summary.served.cold).toBe(120);
+    expect(summary.hitRatio).toBeGreaterThan(0.8);
+    expect(Object.keys(summary.hitRatioByPool)).toEqual(['genai-linux', 'genai-windows']);
+    for (const seconds of summary.timeToReadySeconds.warm) expect(seconds).toBeGreaterThanOrEqual(21.2);
+    for (const seconds of summary.timeToReadySeconds.cold) expect(seconds).toBeGreaterThan(25.8 + 120);
+    const windowsLevels = summary.levels.filter((level) => level.pool === 'genai-windows');
+    expect(windowsLevels.some((level) => level.ready > 0)).toBe(true);
+  });
+});

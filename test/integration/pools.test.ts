@@ -1,0 +1,385 @@
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { type ClaimRecord, dynamoPoolStore } from '../../functions/pools/adapters/store';
+import type { PoolSpecInput } from '../../functions/pools/config';
+import type { EventEnvelope } from '../../local/bus';
+import { LocalCloud } from '../../local/cloud';
+import { SimulatedAwsError } from '../../local/sdk-bridge';
+
+const SECOND = 1_000;
+const MINUTE = 60_000;
+const SUBNET_A = 'subnet-0aaaaaaaaaaaaaaa1';
+const SUBNET_B = 'subnet-0bbbbbbbbbbbbbbb2';
+const POOL = 'linux-web';
+
+const sample = (path: string) =>
+  JSON.parse(readFileSync(new URL(`../../events/${path}`, import.meta.url), 'utf8')) as EventEnvelope;
+const definePoolEvent = sample('pools/define-pool.json');
+const requestServerEvent = sample('claim/request-server.json');
+const drainPoolEvent = sample('pools/drain-pool.json');
+
+let cloud: LocalCloud | undefined;
+afterEach(async () => {
+  await cloud?.stop();
+  cloud = undefined;
+});
+
+interface Started {
+  readonly local: LocalCloud;
+  readonly image: string;
+  /** Every fact warmboot published, in order. */
+  readonly facts: EventEnvelope[];
+}
+
+const start = async (settings: Record<string, string> = {}): Promise<Started> => {
+  const local = await LocalCloud.start({
+    dynamodbEndpoint: inject('dynamodbEndpoint'),
+    functions: ['pools', 'claim'],
+    settings,
+  });
+  cloud = local;
+  local.ec2.addSubnet({ subnetId: SUBNET_A, availabilityZone: 'us-east-1a' });
+  local.ec2.addSubnet({ subnetId: SUBNET_B, availabilityZone: 'us-east-1b' });
+  const image = local.ec2.registerImage({ name: 'al2023-web', rootSizeGiB: 8 });
+  const facts: EventEnvelope[] = [];
+  local.bus.onEvent((event) => {
+    if (event.source === 'warmboot') facts.push(event);
+  });
+  return { local, image, facts };
+};
+
+const linuxPool = (image: string, overrides: Partial<PoolSpecInput> = {}): PoolSpecInput => ({
+  name: POOL,
+  image,
+  instanceType: 'm7i.large',
+  subnets: [SUBNET_A, SUBNET_B],
+  initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
+  minSize: 2,
+  maxSize: 3,
+  ...overrides,
+});
+
+const definePool = (local: LocalCloud, pool: PoolSpecInput) =>
+  local.putEvent({ source: 'warmboot', detailType: definePoolEvent['detail-type'], detail: { pool } });
+
+const store = (local: LocalCloud) => dynamoPoolStore(local.documents, local.tables.pools);
+const membersOf = (local: LocalCloud, pool = POOL) => local.run(() => store(local).listMembers(pool));
+const claimOf = (local: LocalCloud, requestId: string): Promise<ClaimRecord | undefined> =>
+  local.run(() => store(local).getClaim(requestId));
+
+let requests = 0;
+type Outcome = { status: string; requestId: string; instanceId?: string; path?: string; timeToReadySeconds?: number; error?: { code: string } };
+const requestServer = async (local: LocalCloud, detail: Record<string, unknown> = {}): Promise<Outcome> => {
+  requests += 1;
+  const answer = (await local.invoke('claim', {
+    ...requestServerEvent,
+    id: `request-event-${requests}`,
+    time: new Date(local.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    detail: {
+      ...requestServerEvent.detail,
+      requestId: `req-${requests}`,
+      pool: POOL,
+      instanceType: 'm7i.large',
+      availabilityZone: 'us-east-1a',
+      ...detail,
+    },
+  })) as { result: Outcome };
+  return answer.result;
+};
+
+/** Instances the pool pays for: carrying the pool tag (not a claim's own launch) and not terminated. */
+const poolInstances = (local: LocalCloud, pool = POOL) =>
+  local.ec2
+    .instances()
+    .filter(
+      (instance) =>
+        instance.tags['warmboot:pool'] === pool &&
+        instance.tags['warmboot:claim'] === undefined &&
+        instance.state !== 'terminated' &&
+        instance.state !== 'shutting-down',
+    );
+
+const readyEvents = (facts: readonly EventEnvelope[]) => facts.filter((event) => event['detail-type'] === 'Server Ready');
+
+/** Defines the pool and waits until every member is initialized and stopped. */
+const filledPool = async (started: Started, overrides: Partial<PoolSpecInput> = {}) => {
+  definePool(started.local, linuxPool(started.image, overrides));
+  await started.local.settleFor(5 * MINUTE);
+  return membersOf(started.local);
+};
+
+/** Stands in for SSM Parameter Store (the SSM simulator only runs commands): answers GetParameter. */
+const serveParameters = (local: LocalCloud, values: Map<string, string>): void => {
+  for (const functionId of ['pools', 'claim'] as const) {
+    local.runtime(functionId).clients.ssm.middlewareStack.add(
+      (next, context) => async (args) => {
+        if ((context as { commandName?: string }).commandName !== 'GetParameterCommand') return next(args);
+        const name = String((args.input as { Name?: unknown }).Name);
+        const value = values.get(name);
+        if (value === undefined) throw new SimulatedAwsError('ParameterNotFound', `${name} not found`);
+        return {
+          output: { Parameter: { Name: name, Type: 'String', Value: value }, $metadata: {} },
+          response: { statusCode: 200, headers: {} },
+        } as never;
+      },
+      { step: 'initialize', priority: 'high', name: 'testParameterStore' },
+    );
+  }
+};
+
+describe('pool lifecycle on the local cloud', () => {
+  it('launches, initializes over SSM, stops and marks members ready, mirroring the state in a tag', async () => {
+    const { local, image } = await start();
+
+    const members = await filledPool({ local, image, facts: [] });
+
+    expect(members.map((member) => [member.state, member.running, member.origin])).toEqual([
+      ['ready', false, 'pool'],
+      ['ready', false, 'pool'],
+    ]);
+    expect(new Set(members.map((member) => member.availabilityZone))).toEqual(new Set(['us-east-1a', 'us-east-1b']));
+    for (const member of members) {
+      const instance = local.ec2.instance(member.instanceId);
+      expect(instance).toMatchObject({
+        state: 'stopped',
+        imageId: image,
+        tags: { 'warmboot:managed': 'true', 'warmboot:pool': POOL, 'warmboot:member-state': 'ready' },
+      });
+      expect(local.ssm.agent(member.instanceId).files.get('package:nginx')).toBe('installed');
+    }
+    const inits = local.ssm.invocations().filter((invocation) => invocation.documentName === 'Warmboot-PoolInitialize');
+    expect(inits.map((invocation) => invocation.status)).toEqual(['Success', 'Success']);
+  });
+
+  it('hands out a stopped member on the warm path: started, re-owned, personalized, Server Ready, refilled', async () => {
+    const started = await start();
+    const { local, facts } = started;
+    const before = await filledPool(started);
+
+    const outcome = await requestServer(local, { personalization: { hostname: 'web-0001' } });
+
+    expect(outcome).toMatchObject({ status: 'ready', path: 'warm' });
+    const claimedMember = before.find((member) => member.instanceId === outcome.instanceId);
+    expect(claimedMember?.availabilityZone).toBe('us-east-1a');
+    // Start a stopped instance: 21.2 s measured; plus polling for running and a 3 s personalization.
+    expect(outcome.timeToReadySeconds).toBeGreaterThanOrEqual(21.2);
+    expect(outcome.timeToReadySeconds).toBeLessThan(35);
+    const server = local.ec2.instance(outcome.instanceId ?? '');
+    expect(server?.state).toBe('running');
+    expect(server?.tags).toEqual(requestServerEvent.detail.ownerTags);
+    expect(local.ssm.agent(outcome.instanceId ?? '').files.get('hostname')).toBe('web-0001');
+    expect(readyEvents(facts).map((event) => event.detail)).toEqual([
+      { requestId: 'req-1', instanceId: outcome.instanceId, path: 'warm', timeToReadySeconds: outcome.timeToReadySeconds, pool: POOL },
+    ]);
+    expect((await claimOf(local, 'req-1'))?.step).toBe('ready');
+
+    await local.settleFor(4 * MINUTE);
+    const after = await membersOf(local);
+    expect(after.map((member) => member.state)).toEqual(['ready', 'ready']);
+    expect(after.map((member) => member.instanceId)).not.toContain(outcome.instanceId);
+    expect(poolInstances(local)).toHaveLength(2);
+  });
+
+  it('never gives one member to two concurrent requesters: the other one gets a cold launch', async () => {
+    const started = await start();
+    const { local, facts } = started;
+    await filledPool(started, { minSize: 1, maxSize: 2 });
+
+    const [first, second] = await local.run(() => Promise.all([requestServer(local), requestServer(local)]));
+
+    const outcomes = [first, second].sort((a, b) => String(a?.path).localeCompare(String(b?.path)));
+    expect(outcomes.map((outcome) => [outcome?.status, outcome?.path])).toEqual([
+      ['launching', 'cold'],
+      ['ready', 'warm'],
+    ]);
+    expect(first?.instanceId).not.toBe(second?.instanceId);
+
+    await local.settleFor(6 * MINUTE);
+    const ready = readyEvents(facts);
+    expect(ready.map((event) => event.detail.path).sort()).toEqual(['cold', 'warm']);
+    expect(new Set(ready.map((event) => event.detail.instanceId)).size).toBe(2);
+    const cold = ready.find((event) => event.detail.path === 'cold');
+    // Cold: launch (25.8 s measured) + initialization (120 s) + personalization.
+    expect(cold?.detail.timeToReadySeconds).toBeGreaterThan(145);
+    expect(local.ec2.instance(String(cold?.detail.instanceId))?.tags).toEqual(requestServerEvent.detail.ownerTags);
+    expect(poolInstances(local).length).toBeLessThanOrEqual(2);
+  });
+
+  it('on a capacity failure at start keeps the member in the pool and starts one in another AZ', async () => {
+    const started = await start();
+    const { local, facts } = started;
+    const before = await filledPool(started);
+    const inZoneA = before.find((member) => member.availabilityZone === 'us-east-1a');
+    local.ec2.setCapacity('us-east-1a', 'm7i.large', 0);
+
+    const outcome = await requestServer(local);
+
+    expect(outcome).toMatchObject({ status: 'ready', path: 'warm' });
+    expect(local.ec2.instance(outcome.instanceId ?? '')?.availabilityZone).toBe('us-east-1b');
+    const kept = (await membersOf(local)).find((member) => member.instanceId === inZoneA?.instanceId);
+    expect(kept).toMatchObject({ state: 'ready', running: false });
+    expect(local.ec2.instance(inZoneA?.instanceId ?? '')).toMatchObject({
+      state: 'stopped',
+      tags: { 'warmboot:pool': POOL, 'warmboot:managed': 'true' },
+    });
+
+    // No capacity in either subnet's AZ: no member starts, the cold launch fails everywhere.
+    local.ec2.setCapacity('us-east-1b', 'm7i.large', 0);
+    await local.settleFor(4 * MINUTE);
+    const failed = await requestServer(local);
+
+    expect(failed).toMatchObject({ status: 'failed', error: { code: 'InsufficientCapacity' } });
+    expect(facts.filter((event) => event['detail-type'] === 'Server Request Failed').map((e) => e.detail.requestId)).toEqual([
+      failed.requestId,
+    ]);
+    expect((await membersOf(local)).find((member) => member.instanceId === inZoneA?.instanceId)?.state).toBe('ready');
+  });
+
+  it('resizes a stopped member to the requested type before starting it', async () => {
+    const started = await start();
+    const { local } = started;
+    await filledPool(started);
+
+    const outcome = await requestServer(local, { instanceType: 'm7i.xlarge' });
+
+    expect(outcome).toMatchObject({ status: 'ready', path: 'warm' });
+    expect(local.ec2.instance(outcome.instanceId ?? '')).toMatchObject({ state: 'running', instanceType: 'm7i.xlarge' });
+
+    // A Graviton type cannot run this AMI's architecture: no member fits, the request goes cold.
+    const arm = await requestServer(local, { instanceType: 'm7g.large' });
+    expect(arm).toMatchObject({ status: 'launching', path: 'cold' });
+    expect(local.ec2.instance(arm.instanceId ?? '')?.instanceType).toBe('m7g.large');
+  });
+
+  it('serves a request cold when the pool is empty and finishes it asynchronously once initialized', async () => {
+    const started = await start();
+    const { local, facts } = started;
+    await filledPool(started, { minSize: 0 });
+
+    const outcome = await requestServer(local, { requestId: 'cold-1', personalization: { hostname: 'cold-0001' } });
+
+    expect(outcome).toMatchObject({ status: 'launching', path: 'cold' });
+    expect((await claimOf(local, 'cold-1'))?.step).toBe('cold-launching');
+    await local.settleFor(5 * MINUTE);
+    expect(readyEvents(facts).map((event) => [event.detail.requestId, event.detail.path])).toEqual([['cold-1', 'cold']]);
+    expect((await claimOf(local, 'cold-1'))?.step).toBe('ready');
+    const server = local.ec2.instance(outcome.instanceId ?? '');
+    expect(server?.state).toBe('running');
+    expect(server?.tags).toEqual(requestServerEvent.detail.ownerTags);
+    expect(local.ssm.agent(outcome.instanceId ?? '').files.get('hostname')).toBe('cold-0001');
+    expect(await membersOf(local)).toEqual([]);
+  });
+
+  it('hands out a running member on the hot path in seconds', async () => {
+    const started = await start();
+    const { local } = started;
+    const members = await filledPool(started, { tier: 'running', minSize: 1 });
+    expect(members.map((member) => [member.state, member.running])).toEqual([['ready', true]]);
+
+    const outcome = await requestServer(local);
+
+    expect(outcome).toMatchObject({ status: 'ready', path: 'hot' });
+    expect(outcome.timeToReadySeconds).toBeLessThan(10);
+  });
+});
+
+describe('pool reconcile on the local cloud', () => {
+  it('converges to ready members when every EC2 and SSM event to the pools function is lost', async () => {
+    const started = await start();
+    const { local } = started;
+    local.bus.injectFault({ match: { functionId: 'pools', source: 'aws.ec2' }, fault: { kind: 'drop' } });
+    local.bus.injectFault({ match: { functionId: 'pools', source: 'aws.ssm' }, fault: { kind: 'drop' } });
+    local.startSchedules();
+
+    definePool(local, linuxPool(started.image));
+    await local.settleFor(12 * MINUTE);
+
+    const members = await membersOf(local);
+    expect(members.map((member) => [member.state, member.running])).toEqual([
+      ['ready', false],
+      ['ready', false],
+    ]);
+    expect(poolInstances(local).map((instance) => instance.state)).toEqual(['stopped', 'stopped']);
+  });
+
+  it('upserts the pools given in settings on the schedule', async () => {
+    const probe = await start();
+    const image = probe.image;
+    await probe.local.stop();
+    cloud = undefined;
+    const { local } = await start({ POOLS: JSON.stringify([linuxPool(image, { minSize: 1 })]) });
+    local.ec2.registerImage({ name: 'al2023-web-2', rootSizeGiB: 8, imageId: image });
+    local.startSchedules();
+
+    await local.settleFor(8 * MINUTE);
+
+    const record = await local.run(() => store(local).getPool(POOL));
+    expect(record).toMatchObject({ source: 'context', status: 'active' });
+    expect((await membersOf(local)).map((member) => member.state)).toEqual(['ready']);
+  });
+
+  it('re-resolves an SSM alias image: members of the old AMI are retired and replaced', async () => {
+    const started = await start();
+    const { local, image } = started;
+    const parameter = '/warmboot/test/al2023-latest';
+    const values = new Map([[parameter, image]]);
+    serveParameters(local, values);
+    const before = await filledPool(started, { image: parameter });
+    expect(before.map((member) => member.imageId)).toEqual([image, image]);
+
+    const newer = local.ec2.registerImage({ name: 'al2023-web-newer', rootSizeGiB: 8 });
+    values.set(parameter, newer);
+    local.startSchedules();
+    local.putEvent({ source: 'warmboot', detailType: 'Reconcile Pools', detail: { pool: POOL } });
+    let most = 0;
+    local.bus.onInvocation(() => {
+      most = Math.max(most, poolInstances(local).length);
+    });
+    // Retiring members still count against maxSize (3) until terminated: replacements follow one by one.
+    await local.settleFor(10 * MINUTE);
+
+    expect(most).toBeLessThanOrEqual(3);
+
+    const after = await membersOf(local);
+    expect(after.map((member) => [member.state, member.imageId])).toEqual([
+      ['ready', newer],
+      ['ready', newer],
+    ]);
+    for (const member of before) expect(local.ec2.instance(member.instanceId)?.state).toBe('terminated');
+  });
+
+  it('drains a pool: every member terminated, no refill, requests refused', async () => {
+    const started = await start();
+    const { local } = started;
+    await filledPool(started);
+    local.startSchedules();
+
+    local.putEvent({ source: 'warmboot', detailType: drainPoolEvent['detail-type'], detail: { pool: POOL } });
+    await local.settleFor(6 * MINUTE);
+
+    expect(poolInstances(local)).toEqual([]);
+    expect(await membersOf(local)).toEqual([]);
+    expect(await requestServer(local)).toMatchObject({ status: 'failed', error: { code: 'NotFound' } });
+  });
+
+  it('never holds more than maxSize members while claims, refills and reconciles race', async () => {
+    const started = await start();
+    const { local } = started;
+    await filledPool(started, { minSize: 3, maxSize: 3 });
+    local.startSchedules();
+    let most = 0;
+    local.bus.onInvocation(() => {
+      most = Math.max(most, poolInstances(local).length);
+    });
+
+    for (let round = 0; round < 3; round++) {
+      await local.run(() => Promise.all([requestServer(local), requestServer(local)]));
+      local.putEvent({ source: 'warmboot', detailType: 'Reconcile Pools', detail: {} });
+      await local.settleFor(30 * SECOND);
+    }
+    await local.settleFor(6 * MINUTE);
+
+    expect(most).toBeLessThanOrEqual(3);
+    expect((await membersOf(local)).map((member) => member.state)).toEqual(['ready', 'ready', 'ready']);
+  });
+});

@@ -1,0 +1,301 @@
+import { describe, expect, it } from 'vitest';
+import {
+  cachesConverge,
+  claimedOnce,
+  describeViolation,
+  noHalfSwap,
+  outcomesPublished,
+  popularityExact,
+  requestsAnswered,
+  retainedVolumesKept,
+  retainedVolumesOwned,
+  type ShelfFacts,
+  type ShelvingState,
+} from '../../local/invariants';
+
+/**
+ * The fault suite is only as good as its checkers: each one must pass a healthy state and catch
+ * the violation it exists for, built here by hand.
+ */
+
+const offloaded: ShelfFacts = {
+  recordId: 'sh-0123456789abcdef0-t8dsxz',
+  instanceId: 'i-0123456789abcdef0',
+  step: 'offloaded',
+  volumes: [
+    { volumeId: 'vol-0000000000000000a', deviceName: '/dev/xvda', root: true },
+    { volumeId: 'vol-0000000000000000b', deviceName: '/dev/sdf', root: false },
+  ],
+};
+
+const unshelved: ShelfFacts = {
+  ...offloaded,
+  step: 'unshelved',
+  unshelve: {
+    path: 'fast',
+    replacementInstanceId: 'i-0fedcba9876543210',
+    freshRootVolumeId: 'vol-0000000000000000c',
+  },
+};
+
+const retainedVolume = (volumeId: string, recordId = offloaded.recordId) => ({
+  volumeId,
+  state: 'available',
+  tags: { 'warmboot:shelved': recordId },
+});
+
+const healthyOffloaded: ShelvingState = {
+  records: [offloaded],
+  volumes: [retainedVolume('vol-0000000000000000a'), retainedVolume('vol-0000000000000000b')],
+  instances: [{ instanceId: offloaded.instanceId, state: 'terminated', tags: {} }],
+  everRetained: new Map([
+    ['vol-0000000000000000a', offloaded.recordId],
+    ['vol-0000000000000000b', offloaded.recordId],
+  ]),
+  deletedRecords: new Set(),
+};
+
+const attachedTo = (volumeId: string, instanceId: string, device: string) => ({
+  volumeId,
+  state: 'in-use',
+  attachment: { instanceId, device },
+  tags: {},
+});
+
+const healthyUnshelved: ShelvingState = {
+  records: [unshelved],
+  volumes: [
+    attachedTo('vol-0000000000000000a', 'i-0fedcba9876543210', '/dev/xvda'),
+    attachedTo('vol-0000000000000000b', 'i-0fedcba9876543210', '/dev/sdf'),
+  ],
+  instances: [
+    { instanceId: offloaded.instanceId, state: 'terminated', tags: {} },
+    {
+      instanceId: 'i-0fedcba9876543210',
+      state: 'running',
+      tags: { 'warmboot:replacement-for': offloaded.recordId },
+    },
+  ],
+  everRetained: healthyOffloaded.everRetained,
+  deletedRecords: new Set(),
+};
+
+describe('shelving invariants', () => {
+  it('hold for an offloaded record and for a record unshelved on the fast path', () => {
+    for (const state of [healthyOffloaded, healthyUnshelved]) {
+      expect([...retainedVolumesKept(state), ...retainedVolumesOwned(state), ...noHalfSwap(state)]).toEqual(
+        [],
+      );
+    }
+  });
+
+  it('catch a retained volume that was deleted, unless the operator deleted its record', () => {
+    const deleted = { ...healthyOffloaded, volumes: [retainedVolume('vol-0000000000000000a')] };
+
+    expect(retainedVolumesKept(deleted).map(describeViolation)).toEqual([
+      '[no retained volume deleted] vol-0000000000000000b: retained by sh-0123456789abcdef0-t8dsxz, which the operator did not delete, and the volume is gone',
+    ]);
+    expect(retainedVolumesKept({ ...deleted, deletedRecords: new Set([offloaded.recordId]) })).toEqual([]);
+  });
+
+  it('catch a volume that was retained for a while and deleted before any record listed it', () => {
+    const sampled = {
+      ...healthyOffloaded,
+      everRetained: new Map([
+        ...healthyOffloaded.everRetained,
+        ['vol-0000000000000000d', offloaded.recordId],
+      ]),
+    };
+
+    expect(retainedVolumesKept(sampled).map((violation) => violation.subject)).toEqual([
+      'vol-0000000000000000d',
+    ]);
+  });
+
+  it('catch an orphaned retained volume and a volume two live records claim', () => {
+    const orphan = {
+      ...healthyOffloaded,
+      volumes: [
+        ...healthyOffloaded.volumes,
+        retainedVolume('vol-0000000000000000e', 'sh-0000000000000000f-abc'),
+      ],
+    };
+    const twice = {
+      ...healthyOffloaded,
+      records: [
+        offloaded,
+        { ...offloaded, recordId: 'sh-0fedcba9876543210-t8dsxz', instanceId: 'i-0fedcba9876543210' },
+      ],
+    };
+
+    expect(retainedVolumesOwned(orphan).map((violation) => violation.message)).toEqual([
+      'tagged warmboot:shelved=sh-0000000000000000f-abc but no such record exists (orphaned)',
+    ]);
+    expect(retainedVolumesOwned(twice).map((violation) => violation.subject)).toEqual([
+      'vol-0000000000000000a',
+      'vol-0000000000000000b',
+    ]);
+  });
+
+  it('catch a half-swapped unshelve: the retained root still detached from the replacement', () => {
+    const halfSwapped = {
+      ...healthyUnshelved,
+      volumes: [
+        { volumeId: 'vol-0000000000000000a', state: 'available', tags: {} },
+        attachedTo('vol-0000000000000000b', 'i-0fedcba9876543210', '/dev/sdf'),
+        attachedTo('vol-0000000000000000c', 'i-0fedcba9876543210', '/dev/xvda'),
+      ],
+    };
+
+    expect(noHalfSwap(halfSwapped).map(describeViolation)).toEqual([
+      '[no instance left half-swapped] sh-0123456789abcdef0-t8dsxz: unshelved on i-0fedcba9876543210, but retained root vol-0000000000000000a is unattached instead of at /dev/xvda',
+      "[no instance left half-swapped] sh-0123456789abcdef0-t8dsxz: the replacement's fresh root vol-0000000000000000c is left behind (on i-0fedcba9876543210)",
+    ]);
+  });
+
+  it('catch a record stuck mid-saga and a leaked replacement instance', () => {
+    const stuck = {
+      ...healthyOffloaded,
+      records: [{ ...offloaded, step: 'unshelve.swap-root' }],
+      instances: [
+        ...healthyOffloaded.instances,
+        {
+          instanceId: 'i-0aaaaaaaaaaaaaaaa',
+          state: 'stopped',
+          tags: { 'warmboot:replacement-for': offloaded.recordId },
+        },
+      ],
+    };
+
+    expect(noHalfSwap(stuck).map((violation) => [violation.invariant, violation.subject])).toEqual([
+      ['recordAtRest', offloaded.recordId],
+      ['noHalfSwap', 'i-0aaaaaaaaaaaaaaaa'],
+    ]);
+  });
+
+  it('catch an unshelved record whose instance is not running', () => {
+    const down = {
+      ...healthyUnshelved,
+      instances: healthyUnshelved.instances.map((instance) => ({ ...instance, state: 'stopped' })),
+    };
+
+    expect(noHalfSwap(down).map((violation) => violation.message)).toContain(
+      'unshelved, but i-0fedcba9876543210 is stopped',
+    );
+  });
+});
+
+describe('claimedOnce', () => {
+  it('passes distinct hand-outs and repeats of the same one', () => {
+    expect(
+      claimedOnce([
+        { requestId: 'r1', instanceId: 'i-1' },
+        { requestId: 'r2', instanceId: 'i-2' },
+        { requestId: 'r1', instanceId: 'i-1' },
+      ]),
+    ).toEqual([]);
+  });
+
+  it('catches a member handed to two requests and a request served twice', () => {
+    const violations = claimedOnce([
+      { requestId: 'r1', instanceId: 'i-1' },
+      { requestId: 'r2', instanceId: 'i-1' },
+      { requestId: 'r3', instanceId: 'i-2' },
+      { requestId: 'r3', instanceId: 'i-3' },
+    ]);
+
+    expect(violations.map(describeViolation)).toEqual([
+      '[no pool member claimed twice] i-1: handed to 2 requests: r1, r2',
+      '[no pool member claimed twice] r3: got 2 servers: i-2, i-3',
+    ]);
+  });
+});
+
+describe('popularityExact', () => {
+  it('catches a launch counted twice and one never counted', () => {
+    const violations = popularityExact(
+      new Map([
+        ['ami-1', 2],
+        ['ami-2', 1],
+      ]),
+      new Map([
+        ['ami-1', 3],
+        ['ami-2', 1],
+        ['ami-3', 1],
+      ]),
+    );
+
+    expect(violations.map((violation) => [violation.subject, violation.message])).toEqual([
+      ['ami-1', 'counted 3 launches, but 2 distinct launches happened'],
+      ['ami-3', 'counted 1 launches, but 0 distinct launches happened'],
+    ]);
+  });
+});
+
+describe('cachesConverge', () => {
+  it('passes equal sets and catches missing and unplanned images per host', () => {
+    const plan = new Map([['i-1', new Set(['a', 'b'])]]);
+
+    expect(cachesConverge(plan, new Map([['i-1', new Set(['b', 'a'])]]))).toEqual([]);
+    expect(
+      cachesConverge(
+        plan,
+        new Map([
+          ['i-1', new Set(['a', 'c'])],
+          ['i-2', new Set(['d'])],
+        ]),
+      ).map(describeViolation),
+    ).toEqual([
+      '[caches converge to the plan] i-1: missing b; not planned but cached c',
+      '[caches converge to the plan] i-2: not planned but cached d',
+    ]);
+  });
+});
+
+describe('requestsAnswered', () => {
+  const requests = [
+    { eventId: 'e1', detailType: 'Shelve Instances' },
+    { eventId: 'e2', detailType: 'Unshelve Instances' },
+    { eventId: 'e3', detailType: 'Request Server' },
+    { eventId: 'e4', detailType: 'Drain Pool' },
+  ];
+
+  it('accepts handled, rejected-with-error and dead-lettered requests', () => {
+    expect(
+      requestsAnswered(requests, [
+        { eventId: 'e1', outcome: 'crashed', error: 'handler killed' },
+        { eventId: 'e1', outcome: 'succeeded', result: { status: 'handled', result: {} } },
+        {
+          eventId: 'e2',
+          outcome: 'succeeded',
+          result: { status: 'rejected', error: { code: 'ValidationError', message: 'x' } },
+        },
+        { eventId: 'e3', outcome: 'dead-lettered', error: 'InsufficientInstanceCapacity' },
+        { eventId: 'e4', outcome: 'succeeded', result: { status: 'handled', result: null } },
+      ]),
+    ).toEqual([]);
+  });
+
+  it('catches a request never delivered, one that only failed, and one merely ignored', () => {
+    const violations = requestsAnswered(requests, [
+      { eventId: 'e2', outcome: 'failed', error: 'boom' },
+      { eventId: 'e3', outcome: 'succeeded', result: { status: 'ignored', reason: 'no handler' } },
+      { eventId: 'e4', outcome: 'succeeded', result: { status: 'handled' } },
+    ]);
+
+    expect(violations.map((violation) => [violation.subject, violation.message])).toEqual([
+      ['Shelve Instances e1', 'never delivered to a handler and not dead-lettered'],
+      ['Unshelve Instances e2', 'no answer: failed (boom)'],
+      ['Request Server e3', 'no answer: succeeded'],
+    ]);
+  });
+
+  it('catches a terminal record whose fact was never published', () => {
+    expect(
+      outcomesPublished(
+        [unshelved, { ...offloaded, recordId: 'sh-1', step: 'failed' }],
+        [{ detailType: 'Instance Unshelved', recordId: unshelved.recordId }],
+      ).map((violation) => violation.subject),
+    ).toEqual(['sh-1']);
+  });
+});
