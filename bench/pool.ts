@@ -36,8 +36,8 @@ const FLAGS = {
   target: { name: 'target-hit-share', description: 'warmboot sizing target (Erlang-loss)', default: '0.99' },
   hot: {
     name: 'running-tier-above-per-hour',
-    description: 'warmboot keeps part of a pool running at or above this request rate',
-    default: '60',
+    description: 'warmboot keeps part of a pool running at or above this request rate (0: stopped tier only)',
+    default: '0',
   },
   cooldown: {
     name: 'scale-down-cooldown-min',

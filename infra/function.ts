@@ -49,8 +49,9 @@ export const FUNCTION_DEFAULTS: Readonly<Record<FunctionId, FunctionDefaults>> =
   pools: { timeout: Duration.minutes(2), memorySize: 512, reservedConcurrency: 5 },
   // Synchronous claims: the caller waits; conditional writes keep parallel claims safe.
   claim: { timeout: Duration.seconds(30), memorySize: 512, reservedConcurrency: 20 },
-  // Bulk shelve/unshelve of hundreds of instances per request, paced against EC2 API limits.
-  shelving: { timeout: Duration.minutes(3), memorySize: 1024, reservedConcurrency: 5 },
+  // Bulk shelve/unshelve paced against EC2's token buckets by an in-process pacer: one invocation
+  // at a time keeps the pacer's view of the buckets true (parallel copies would each spend them).
+  shelving: { timeout: Duration.minutes(3), memorySize: 1024, reservedConcurrency: 1 },
 };
 
 /** Lambda rejects environments over 4 KB (sum of keys and values). */

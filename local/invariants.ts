@@ -17,6 +17,7 @@ export const INVARIANTS = {
   popularityExact: 'popularity counts equal distinct launches',
   cacheConverges: 'caches converge to the plan',
   requestAnswered: 'every operator request ends in success or a reported error',
+  handledOnce: 'handling the same event twice changes nothing the second time',
 } as const;
 
 export type InvariantId = keyof typeof INVARIANTS;
@@ -54,6 +55,8 @@ export interface ShelfFacts {
   readonly recordId: string;
   readonly instanceId: string;
   readonly step: string;
+  /** When the record was created (a later record of the same instance supersedes this one). */
+  readonly shelvedAt?: number;
   readonly volumes: readonly {
     readonly volumeId: string;
     readonly deviceName: string;
@@ -88,7 +91,12 @@ export interface ShelvingState {
 
 /** warmboot never deletes a volume holding a shelved instance's data unless the operator deleted the record. */
 export const retainedVolumesKept = (state: ShelvingState): Violation[] => {
-  const existing = new Set(state.volumes.map((volume) => volume.volumeId));
+  // A volume being deleted is as good as gone: DeleteVolume cannot be taken back.
+  const existing = new Set(
+    state.volumes
+      .filter((volume) => volume.state !== 'deleting' && volume.state !== 'deleted')
+      .map((v) => v.volumeId),
+  );
   const retained = new Map(state.everRetained);
   for (const record of state.records) {
     // The slow path restores from snapshots; the ids it lists afterwards are the restored volumes.
@@ -167,7 +175,10 @@ export const noHalfSwap = (state: ShelvingState): Violation[] => {
       continue;
     }
     const runsAs = record.unshelve?.replacementInstanceId ?? record.instanceId;
-    if (record.step === 'unshelved') {
+    const superseded = state.records.some(
+      (other) => other.instanceId === runsAs && (other.shelvedAt ?? 0) > (record.shelvedAt ?? 0),
+    );
+    if (record.step === 'unshelved' && !superseded) {
       const instance = instances.get(runsAs);
       if (instance?.state !== 'running') {
         report('noHalfSwap', record.recordId, `unshelved, but ${runsAs} is ${instance?.state ?? 'gone'}`);
@@ -404,3 +415,23 @@ export const outcomesPublished = (
   }
   return violations;
 };
+
+// ---------------------------------------------------------------- at-least-once delivery
+
+/**
+ * An event delivered (or retried) several times has the effect of one delivery: per subject (an
+ * instance, a request id), no more effects (records created, servers launched) than distinct
+ * events asked for.
+ */
+export const handledOnce = (
+  requested: ReadonlyMap<string, number>,
+  effects: ReadonlyMap<string, readonly string[]>,
+  what: string,
+): Violation[] =>
+  [...effects]
+    .filter(([subject, made]) => made.length > (requested.get(subject) ?? 0))
+    .map(([subject, made]) => ({
+      invariant: 'handledOnce' as const,
+      subject,
+      message: `${made.length} ${what} (${made.join(', ')}) for ${requested.get(subject) ?? 0} distinct request event(s)`,
+    }));

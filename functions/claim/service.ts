@@ -1,10 +1,10 @@
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { PoolEc2, PoolSsm } from '../pools/adapters/ec2';
-import type { ObservedInstance } from '../pools/domain/reconcile';
 import type { ClaimRecord, PoolRecord, PoolStore } from '../pools/adapters/store';
 import { documentNamed, PERSONALIZE_DOCUMENT } from '../pools/documents';
 import { type PoolMember, transition } from '../pools/domain/lifecycle';
+import type { ObservedInstance } from '../pools/domain/reconcile';
 import { TAG } from '../pools/domain/tags';
 import type { FactPublisher } from '../shared/adapters/facts';
 import type { Clock } from '../shared/clock';
@@ -103,7 +103,8 @@ const waitFor = async <T>(
     const value = await poll();
     if (value !== undefined) return value;
     if (clock.now() >= deadline) throw new IncorrectStateError(`timed out waiting for ${what}`);
-    await clock.sleep(Math.min(5_000, 1_000 * 2 ** Math.min(attempt, 3)));
+    // Fine-grained at first: the hot path is ~2 s and every poll step adds to time-to-ready.
+    await clock.sleep(Math.min(2_000, 500 * 2 ** Math.min(attempt, 2)));
   }
 };
 
@@ -172,7 +173,10 @@ export const claimServer = async (
     const instance = await deps.ec2.describe(claimed.instanceId);
     if (!instance) {
       // Terminated behind warmboot's back: the reconcile forgets the record.
-      await deps.store.updateMember(claimed, transition(claimed, 'retiring', deps.clock.now(), { reason: 'vanished' }));
+      await deps.store.updateMember(
+        claimed,
+        transition(claimed, 'retiring', deps.clock.now(), { reason: 'vanished' }),
+      );
       continue;
     }
     let resized = false;
@@ -226,11 +230,17 @@ const giveBack = async (
     if (!(error instanceof WarmbootError)) throw error;
     await deps.store.updateMember(
       claimed,
-      transition(claimed, 'retiring', now, { claimId: undefined, reason: `resize back failed: ${error.code}` }),
+      transition(claimed, 'retiring', now, {
+        claimId: undefined,
+        reason: `resize back failed: ${error.code}`,
+      }),
     );
     return;
   }
-  await deps.store.updateMember(claimed, transition(claimed, 'ready', now, { running: false, claimId: undefined }));
+  await deps.store.updateMember(
+    claimed,
+    transition(claimed, 'ready', now, { running: false, claimId: undefined }),
+  );
 };
 
 const coldLaunch = async (

@@ -16,6 +16,8 @@ import {
 export const HOST_GROUP_TAG = 'warmboot:host-group';
 export const MANAGED_TAG = 'warmboot:managed';
 export const WARM_IMAGES_TAG = 'warmboot:warm-images';
+/** Carried by every volume volume-link creates (value: the image id); marks a cache volume. */
+export const CACHE_VOLUME_IMAGE_TAG = 'warmboot:image';
 
 export const hostGroupNameSchema = z
   .string()
@@ -65,7 +67,13 @@ export const hostGroupSchema = z.object({
    * (a replacement costs the candidate's bytes now and the incumbent's bytes again if it comes
    * back). 0 = no hysteresis.
    */
-  keepMargin: z.number().min(0).max(100).default(1),
+  keepMargin: z.number().min(0).max(100).default(3),
+  /**
+   * How fast extra replicas lose value: the k-th copy of an image with score s is worth s / k^p.
+   * A second copy only serves launches that find the first host busy, so its value falls
+   * faster than 1/k; 1 gives hot images many copies, larger values cover more distinct images.
+   */
+  replicaExponent: z.number().min(0).max(8).default(3),
 });
 export type HostGroup = z.infer<typeof hostGroupSchema>;
 export type HostGroupInput = z.input<typeof hostGroupSchema>;

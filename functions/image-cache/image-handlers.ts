@@ -2,7 +2,14 @@ import type { Clock } from '../shared/clock';
 import { errorMessage, WarmbootError } from '../shared/errors';
 import type { HostInfo, VolumeLinks } from './adapters/ec2';
 import type { CacheCommands, SendOptions } from './adapters/ssm';
-import { type HandlerKind, HOST_GROUP_TAG, type HostGroup, type ImageSpec, MANAGED_TAG } from './config';
+import {
+  CACHE_VOLUME_IMAGE_TAG,
+  type HandlerKind,
+  HOST_GROUP_TAG,
+  type HostGroup,
+  type ImageSpec,
+  MANAGED_TAG,
+} from './config';
 import { DOCUMENT_NAMES } from './documents';
 import { type Cloneability, cloneable } from './domain/cloneable';
 import type { HostImageEntry } from './domain/model';
@@ -167,7 +174,7 @@ export const volumeLinkHandler = (deps: HandlerDependencies): ImageHandler => {
         {
           [MANAGED_TAG]: 'true',
           [HOST_GROUP_TAG]: deps.group.name,
-          'warmboot:image': image.id,
+          [CACHE_VOLUME_IMAGE_TAG]: image.id,
         },
       );
       volumeId = created;

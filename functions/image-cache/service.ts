@@ -3,7 +3,14 @@ import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { formatWarmList } from '../placement/domain/warm-list';
 import type { Fact, FactPublisher } from '../shared/adapters/facts';
 import type { Clock } from '../shared/clock';
-import { ConflictError, errorMessage, NotFoundError, WarmbootError } from '../shared/errors';
+import {
+  ConflictError,
+  errorMessage,
+  IncorrectStateError,
+  NotFoundError,
+  WarmbootError,
+} from '../shared/errors';
+import { backoffDelayMs } from '../shared/retry';
 import type { HostDirectory, HostInfo, VolumeLinks } from './adapters/ec2';
 import type { CacheCommands } from './adapters/ssm';
 import type { GroupState, ImageCacheStore, StoredEntry } from './adapters/store';
@@ -57,6 +64,11 @@ export const PLANNED_TOP_IMAGES = 100;
 const STALE_COMMAND_MS = 10 * 60_000;
 /** A claim that never got its command id (crash between claim and SendCommand) is dropped after this. */
 const STALE_CLAIM_MS = 15 * 60_000;
+/** Backoff of the agent-online checks of a joining host: 15 s, doubling with jitter, at most 5 min. */
+const AGENT_CHECK_BASE_MS = 15_000;
+const AGENT_CHECK_CAP_MS = 5 * 60_000;
+/** How long the `running` event's handler waits for the agent before leaving it to a due check. */
+const AGENT_WAIT_DELAYS_MS = [2_000, 4_000, 8_000, 16_000, 30_000] as const;
 
 export type ItemResult =
   | { readonly id: string; readonly ok: true; readonly commandId: string }
@@ -117,7 +129,8 @@ export class ImageCacheService {
   ): Promise<PlanSummary> {
     const group = this.group(groupName);
     const now = this.deps.clock.now();
-    const state = await this.deps.store.loadGroup(group.name);
+    let state = await this.deps.store.loadGroup(group.name);
+    if (await this.joinDue(group, state)) state = await this.deps.store.loadGroup(group.name);
     const scores = await this.deps.popularity.topImages(group.name, PLANNED_TOP_IMAGES, now);
     // A host is planned once its inventory is known: before that its agent may not even answer.
     const running = state.hosts.filter(
@@ -368,6 +381,11 @@ export class ImageCacheService {
     const command = await this.deps.store.getCommand(detail.commandId);
     if (!command) return { outcome: 'unknown command (the reconcile will catch up)' };
     const group = this.group(command.hostGroup);
+    if (command.orphanVolumeId !== undefined) {
+      if (detail.status !== 'Success') return { outcome: `orphan unmount ${detail.status}` };
+      await this.releaseLinkedVolume(command.orphanVolumeId, detail.instanceId);
+      return { outcome: `released orphan volume ${command.orphanVolumeId}` };
+    }
     const outcome = await this.settleInvocation(group, command, detail.instanceId, detail.status);
     return { outcome, plan: await this.plan(group.name) };
   }
@@ -561,29 +579,61 @@ export class ImageCacheService {
       return { outcome: 'marked stopped' };
     }
     if (state !== 'running') return { outcome: `ignored ${state}` };
-    return this.join(group, host, record);
+    return this.join(group, host, record, true);
   }
 
+  /**
+   * A running host joins its group. EC2 reports `running` before the SSM agent registers, and
+   * SendCommand refuses an unregistered node (InvalidInstanceId), so the host is recorded as
+   * `joining` until DescribeInstanceInformation shows its agent Online; each check that finds it
+   * offline sets the next one after an exponential backoff (`initDueAt`), which the next plan or
+   * reconcile honours. Nothing throws for a slow agent, so no handler retry is spent on it.
+   * `waitForAgent` (the `running` event): a Linux agent registers seconds after `running`, so the
+   * handler first waits that short while rather than leave the host to the next reconcile.
+   */
   private async join(
     group: HostGroup,
     host: HostInfo,
     record: GroupState['hosts'][number] | undefined,
+    waitForAgent = false,
   ): Promise<{ outcome: string }> {
+    if (waitForAgent) await this.awaitAgent(host.instanceId);
     const now = this.deps.clock.now();
-    await this.deps.store.putHost(
-      group.name,
-      {
-        instanceId: host.instanceId,
-        availabilityZone: host.availabilityZone,
-        status: 'running',
-        joinedAt: now,
-        ...(record?.warmList !== undefined ? { warmList: record.warmList } : {}),
-      },
-      record?.version ?? 'absent',
-    );
-    // Throws IncorrectStateError while the SSM agent is not online yet: the event's retry (or the
-    // reconcile, which re-inits hosts without an inventory) tries again.
-    const { commandId } = await imageHandlerFor(this.handlerDeps(group)).init(host);
+    const attempts = record?.status === 'joining' ? (record.initAttempts ?? 0) : 0;
+    const base = {
+      instanceId: host.instanceId,
+      availabilityZone: host.availabilityZone,
+      joinedAt: record?.status === 'joining' ? record.joinedAt : now,
+      ...(record?.warmList !== undefined ? { warmList: record.warmList } : {}),
+    };
+    const online = (await this.deps.commands.agentsOnline([host.instanceId])).has(host.instanceId);
+    let commandId: string | undefined;
+    if (online) {
+      try {
+        ({ commandId } = await imageHandlerFor(this.handlerDeps(group)).init(host));
+      } catch (error) {
+        // Registered a moment after DescribeInstanceInformation answered: treat as offline.
+        if (!(error instanceof IncorrectStateError)) throw error;
+      }
+    }
+    if (commandId === undefined) {
+      const initDueAt =
+        now +
+        Math.max(
+          AGENT_CHECK_BASE_MS,
+          backoffDelayMs(attempts + 1, this.deps.random, {
+            baseMs: AGENT_CHECK_BASE_MS,
+            capMs: AGENT_CHECK_CAP_MS,
+          }),
+        );
+      await this.putHostQuietly(
+        group,
+        { ...base, status: 'joining', initAttempts: attempts + 1, initDueAt },
+        record?.version ?? 'absent',
+      );
+      return { outcome: `joining ${group.name}: SSM agent not online yet, next check at ${initDueAt}` };
+    }
+    await this.putHostQuietly(group, { ...base, status: 'running' }, record?.version ?? 'absent');
     await this.deps.store.putCommand({
       commandId,
       hostGroup: group.name,
@@ -592,6 +642,38 @@ export class ImageCacheService {
       sentAt: now,
     });
     return { outcome: `joined ${group.name}, inventory ${commandId}` };
+  }
+
+  private async awaitAgent(instanceId: string): Promise<void> {
+    for (const delay of AGENT_WAIT_DELAYS_MS) {
+      if ((await this.deps.commands.agentsOnline([instanceId])).has(instanceId)) return;
+      await this.deps.clock.sleep(delay);
+    }
+  }
+
+  /** A host write that lost its race: another invocation moved the host first; it wins. */
+  private async putHostQuietly(
+    group: HostGroup,
+    host: Omit<GroupState['hosts'][number], 'version'>,
+    expected: number | 'absent',
+  ): Promise<void> {
+    try {
+      await this.deps.store.putHost(group.name, host, expected);
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+      this.deps.logger.info('host changed concurrently; leaving it', { instanceId: host.instanceId });
+    }
+  }
+
+  /** Joining hosts whose next agent check is due get it (every plan and reconcile look). */
+  private async joinDue(group: HostGroup, state: GroupState): Promise<boolean> {
+    const now = this.deps.clock.now();
+    const due = state.hosts.filter((host) => host.status === 'joining' && (host.initDueAt ?? 0) <= now);
+    for (const record of due) {
+      const host = await this.deps.hosts.host(record.instanceId);
+      if (host?.state === 'running') await this.join(group, host, record);
+    }
+    return due.length > 0;
   }
 
   /**
@@ -616,15 +698,18 @@ export class ImageCacheService {
     }
     for (const host of actual) {
       const record = state.hosts.find((candidate) => candidate.instanceId === host.instanceId);
-      if (host.state === 'running' && (record?.status !== 'running' || record.inventoriedAt === undefined))
+      if (host.state !== 'running') continue;
+      const waiting = record?.status === 'joining' && (record.initDueAt ?? 0) > now;
+      if (!waiting && (record?.status !== 'running' || record.inventoriedAt === undefined))
         await this.join(group, host, record).catch((error: unknown) =>
-          this.deps.logger.warn('host not initialized yet', {
+          this.deps.logger.warn('host not initialized', {
             instanceId: host.instanceId,
             error: errorMessage(error),
           }),
         );
     }
     state = await this.deps.store.loadGroup(group.name);
+    await this.releaseOrphanVolumes(group, state, actual, now);
     for (const entry of state.entries) {
       if (entry.state !== 'fetching' && entry.state !== 'evicting') continue;
       if (now - entry.since < STALE_COMMAND_MS) continue;
@@ -642,6 +727,60 @@ export class ImageCacheService {
       await this.settleLost(group, entry);
     }
     return this.plan(group.name);
+  }
+
+  /**
+   * Linked volumes of this group that no entry needs any more (a crash between CreateVolume and
+   * the entry write, a release that failed, an entry dropped with its host) are removed: an
+   * unattached one is deleted, one attached to a running host of the group is unmounted first
+   * (the unmount's success event releases it). Only volumes carrying the group's cache-volume
+   * tags are listed, `releaseVolume` re-checks the management tag, and a volume younger than a
+   * claim's lifetime is left alone (its fetch may still be recording it).
+   */
+  private async releaseOrphanVolumes(
+    group: HostGroup,
+    state: GroupState,
+    actual: readonly HostInfo[],
+    now: number,
+  ): Promise<void> {
+    if (group.handler === 'download') return;
+    const needed = new Set(
+      state.entries
+        .filter((entry) => entry.state !== 'failed' && entry.volumeId !== undefined)
+        .map((entry) => entry.volumeId),
+    );
+    const volumes = await this.deps.volumes.cacheVolumes(group.name);
+    for (const volume of volumes) {
+      if (needed.has(volume.volumeId) || now - volume.createdAt < STALE_CLAIM_MS) continue;
+      if (volume.state === 'available') {
+        await this.releaseLinkedVolume(volume.volumeId, '');
+        continue;
+      }
+      const host = actual.find((candidate) => candidate.instanceId === volume.attachedTo);
+      if (!host || host.state !== 'running' || volume.state !== 'in-use') continue;
+      try {
+        const commandId = await this.deps.commands.send(
+          DOCUMENT_NAMES.unmount,
+          [host.instanceId],
+          { ImageId: volume.imageId, CacheDirectory: group.cacheDirectory, VolumeId: volume.volumeId },
+          { maxConcurrency: '1', maxErrors: '0', comment: `warmboot release orphan ${volume.volumeId}` },
+        );
+        await this.deps.store.putCommand({
+          commandId,
+          hostGroup: group.name,
+          imageId: volume.imageId,
+          document: DOCUMENT_NAMES.unmount,
+          instanceIds: [host.instanceId],
+          sentAt: now,
+          orphanVolumeId: volume.volumeId,
+        });
+      } catch (error) {
+        this.deps.logger.warn('orphan volume not unmounted', {
+          volumeId: volume.volumeId,
+          error: errorMessage(error),
+        });
+      }
+    }
   }
 
   private async settleLost(group: HostGroup, entry: StoredEntry): Promise<void> {

@@ -60,14 +60,21 @@ export const createPoolsHandler = (runtime: Runtime) => {
       detail.pool ? [await reconcileOne(deps, detail.pool, now())] : reconcileAll(),
     ),
     route('aws.events', SCHEDULED_EVENT, scheduledEventDetail, () => reconcileAll()),
-    route(WARMBOOT, 'Server Claimed', serverClaimedDetail, ({ detail }) => reconcileOne(deps, detail.pool, now())),
+    route(WARMBOOT, 'Server Claimed', serverClaimedDetail, ({ detail }) =>
+      reconcileOne(deps, detail.pool, now()),
+    ),
     route('aws.ec2', EC2_STATE_CHANGE, ec2InstanceStateChangeDetail, ({ detail }) =>
       onInstanceState(deps, detail['instance-id'], detail.state, now()),
     ),
     route('aws.ssm', SSM_COMMAND_STATUS, ssmCommandInvocationStatusDetail, ({ detail }) =>
       onInitStatus(
         deps,
-        { instanceId: detail['instance-id'], commandId: detail['command-id'], status: detail.status },
+        {
+          instanceId: detail['instance-id'],
+          commandId: detail['command-id'],
+          status: detail.status,
+          documentName: detail['document-name'],
+        },
         now(),
       ),
     ),

@@ -5,7 +5,7 @@ import { invalidDocumentParameter } from '../shared/ssm-document';
 import type { PoolEc2, PoolSsm } from './adapters/ec2';
 import type { PoolRecord, PoolStore } from './adapters/store';
 import type { PoolSpec } from './config';
-import { documentNamed } from './documents';
+import { documentNamed, PERSONALIZE_DOCUMENT } from './documents';
 import { type MemberState, type PoolMember, transition } from './domain/lifecycle';
 import {
   afterInitialization,
@@ -14,7 +14,7 @@ import {
   type PoolAction,
   reconcilePool,
 } from './domain/reconcile';
-import { DEMAND_WINDOWS, decideSize, demandFromCounts, TIMINGS } from './domain/sizing';
+import { DEMAND_HISTORY_MINUTES, decideSize, demandFromCounts, TIMINGS } from './domain/sizing';
 import { TAG } from './domain/tags';
 
 export interface PoolDeps {
@@ -270,11 +270,7 @@ const takeLease = async (deps: PoolDeps, pool: string, owner: string): Promise<b
  * Level-triggered reconcile of one pool: re-derives everything from DynamoDB + EC2 + SSM under the
  * pool's lease, so the members it counts are not changed by another reconcile's launches.
  */
-export const reconcileOne = async (
-  deps: PoolDeps,
-  name: string,
-  now: number,
-): Promise<ReconcileSummary> => {
+export const reconcileOne = async (deps: PoolDeps, name: string, now: number): Promise<ReconcileSummary> => {
   const owner = leaseOwner(deps);
   if (!(await takeLease(deps, name, owner))) {
     return { pool: name, targetSize: 0, runningSize: 0, ready: 0, results: [], skipped: 'lease held' };
@@ -294,7 +290,7 @@ const reconcileHeld = async (deps: PoolDeps, record: PoolRecord, now: number): P
     deps.store.listMembers(spec.name),
     deps.ec2.describePool(spec.name),
     deps.ssm.resolveImage(spec.image),
-    deps.store.demandCounts(spec.name, now - DEMAND_WINDOWS.longMinutes * 60_000),
+    deps.store.demandCounts(spec.name, now - DEMAND_HISTORY_MINUTES * 60_000),
   ]);
   const initResults = new Map<string, InitResult>();
   for (const member of members) {
@@ -375,24 +371,36 @@ export const onInstanceState = async (
 };
 
 /** An SSM status for a member's init command: ready (or stopped first) on success, retire on failure. */
+const FINAL_COMMAND_STATUSES = new Set([
+  'Success',
+  'Failed',
+  'Cancelled',
+  'TimedOut',
+  'DeliveryTimedOut',
+  'ExecutionTimedOut',
+  'Undeliverable',
+  'Terminated',
+]);
+
 export const onInitStatus = async (
   deps: PoolDeps,
-  input: { instanceId: string; commandId: string; status: string },
+  input: { instanceId: string; commandId: string; status: string; documentName?: string },
   now: number,
 ) => {
+  // Decided from the event alone, before any read: personalization commands (the claim function
+  // waits for those itself) and in-progress statuses change nothing here.
+  if (input.documentName === PERSONALIZE_DOCUMENT) {
+    return { instanceId: input.instanceId, ignored: 'personalization is followed by the claim' };
+  }
+  if (!FINAL_COMMAND_STATUSES.has(input.status)) {
+    return { instanceId: input.instanceId, ignored: `in progress: ${input.status}` };
+  }
   const member = await deps.store.findMember(input.instanceId);
   if (member?.state !== 'initializing' || member.initCommandId !== input.commandId) {
     return { instanceId: input.instanceId, ignored: 'not an initializing member of this command' };
   }
   const record = await deps.store.getPool(member.pool);
   if (!record) return { instanceId: input.instanceId, ignored: 'pool not defined' };
-  if (
-    !['Success', 'Failed', 'Cancelled', 'TimedOut', 'DeliveryTimedOut', 'ExecutionTimedOut'].includes(
-      input.status,
-    )
-  ) {
-    return { instanceId: input.instanceId, ignored: `in progress: ${input.status}` };
-  }
   const action: PoolAction =
     input.status === 'Success'
       ? afterInitialization(

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { dataDir, DEFAULT_TRACE_FILE, loadTrace, type TraceRequest } from '../../bench/trace';
+import { DEFAULT_TRACE_FILE, dataDir, loadTrace, type TraceRequest } from '../../bench/trace';
 import { WARMBOOT } from '../../functions/catalog';
 import { dynamoPoolStore } from '../../functions/pools/adapters/store';
 import type { PoolSpecInput } from '../../functions/pools/config';
@@ -32,7 +32,12 @@ export const scenarioPoolSpecs = (): PoolSpecInput[] => [
     initialization: { platform: 'linux', packages: ['nvidia-container-toolkit'], timeoutMinutes: 30 },
     minSize: 1,
     maxSize: 10,
-    sizing: { mode: 'demand', targetHitShare: 0.95, runningTierAbovePerHour: 30, scaleDownCooldownMinutes: 30 },
+    sizing: {
+      mode: 'demand',
+      targetHitShare: 0.95,
+      runningTierAbovePerHour: 30,
+      scaleDownCooldownMinutes: 30,
+    },
   },
   {
     name: SCENARIO_POOLS.windows.name,
@@ -56,7 +61,7 @@ export const scenarioPoolSpecs = (): PoolSpecInput[] => [
 export const poolsSettings = (): Record<string, string> => ({ POOLS: JSON.stringify(scenarioPoolSpecs()) });
 
 export interface PoolsScenarioOptions {
-  /** Trace requests (for the two pooled images) to replay (default 300). */
+  /** Trace requests (for the two pooled images) to replay (default 100, about 35 s of real time). */
   readonly requests?: number;
   /** Where in the trace to start, seconds from its first request (default 6 days: a busy weekday). */
   readonly fromTraceSeconds?: number;
@@ -100,11 +105,16 @@ const seedNetwork = (cloud: LocalCloud): void => {
   const known = new Set(cloud.ec2.instances().map((instance) => instance.subnetId));
   for (const pool of [SCENARIO_POOLS.linux, SCENARIO_POOLS.windows]) {
     pool.subnets.forEach((subnetId, index) => {
-      if (!known.has(subnetId)) cloud.ec2.addSubnet({ subnetId, availabilityZone: SUBNET_ZONES[index] ?? 'us-east-1a' });
+      if (!known.has(subnetId))
+        cloud.ec2.addSubnet({ subnetId, availabilityZone: SUBNET_ZONES[index] ?? 'us-east-1a' });
     });
   }
   if (!cloud.ec2.images().some((image) => image.imageId === SCENARIO_POOLS.linux.imageId)) {
-    cloud.ec2.registerImage({ name: 'genai-linux-base', rootSizeGiB: 30, imageId: SCENARIO_POOLS.linux.imageId });
+    cloud.ec2.registerImage({
+      name: 'genai-linux-base',
+      rootSizeGiB: 30,
+      imageId: SCENARIO_POOLS.linux.imageId,
+    });
   }
   if (!cloud.ec2.images().some((image) => image.imageId === SCENARIO_POOLS.windows.imageId)) {
     cloud.ec2.registerImage({
@@ -130,7 +140,7 @@ const traceSlice = (options: PoolsScenarioOptions) => {
   const from = options.fromTraceSeconds ?? 6 * 86_400;
   const slice: TraceRequest[] = trace.requests
     .filter((request) => request.timeS >= from && poolOf.has(request.image))
-    .slice(0, options.requests ?? 300);
+    .slice(0, options.requests ?? 100);
   return { poolOf, slice, from };
 };
 
@@ -147,7 +157,10 @@ export async function runPoolsScenario(
 ): Promise<PoolsScenarioSummary> {
   seedNetwork(cloud);
   const { poolOf, slice, from } = traceSlice(options);
-  const outcomes = new Map<string, { pool: string; path?: ClaimPathName; seconds?: number; failed?: boolean }>();
+  const outcomes = new Map<
+    string,
+    { pool: string; path?: ClaimPathName; seconds?: number; failed?: boolean }
+  >();
   const unsubscribe = cloud.bus.onEvent((event: EventEnvelope) => {
     if (event.source !== WARMBOOT) return;
     const requestId = String(event.detail.requestId ?? '');
@@ -165,7 +178,9 @@ export async function runPoolsScenario(
   const startedAt = cloud.clock.now();
   const sample = async () => {
     for (const pool of [SCENARIO_POOLS.linux.name, SCENARIO_POOLS.windows.name]) {
-      const members = (await cloud.run(() => store.listMembers(pool))).filter((member) => member.origin === 'pool');
+      const members = (await cloud.run(() => store.listMembers(pool))).filter(
+        (member) => member.origin === 'pool',
+      );
       levels.push({
         atMinutes: Math.round((cloud.clock.now() - startedAt) / MINUTE),
         pool,
@@ -220,12 +235,13 @@ export async function runPoolsScenario(
 
   const all = [...outcomes.values()];
   const paths: ClaimPathName[] = ['hot', 'warm', 'cold'];
-  const served = Object.fromEntries(paths.map((path) => [path, all.filter((o) => o.path === path).length])) as Record<
-    ClaimPathName,
-    number
-  >;
+  const served = Object.fromEntries(
+    paths.map((path) => [path, all.filter((o) => o.path === path).length]),
+  ) as Record<ClaimPathName, number>;
   const hits = (subset: typeof all) =>
-    subset.length === 0 ? 0 : subset.filter((o) => o.path === 'hot' || o.path === 'warm').length / subset.length;
+    subset.length === 0
+      ? 0
+      : subset.filter((o) => o.path === 'hot' || o.path === 'warm').length / subset.length;
   const pools = [...new Set(poolOf.values())];
   return {
     pools: Object.fromEntries(poolOf),

@@ -227,11 +227,18 @@ describe('pools and claims under duplicate, lost and reordered events, throttlin
           });
           await cloud.settleFor(RECONCILE_MS);
 
-          expectNoViolations(tally, [
-            ...claimedOnce(assignmentsOf(cloud, log)),
-            ...requestsAnswered(log.requests, log.allOutcomes()),
-            ...claimsFinished(log, requestIds, requestEvents),
-          ]);
+          const assignments = assignmentsOf(cloud, log);
+          tally.observe('hand-outs', new Set(assignments.map((a) => `${a.requestId}|${a.instanceId}`)).size);
+          tally.observe('requests', requestIds.length);
+          expectNoViolations(
+            tally,
+            [
+              ...claimedOnce(assignments),
+              ...requestsAnswered(log.requests, log.allOutcomes()),
+              ...claimsFinished(log, requestIds, requestEvents),
+            ],
+            log,
+          );
         } finally {
           await cloud.stop();
         }

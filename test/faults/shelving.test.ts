@@ -1,9 +1,10 @@
-import { RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { DeleteVolumeCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
-import { afterAll, describe, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT } from '../../functions/catalog';
 import { LocalCloud } from '../../local/cloud';
 import {
+  handledOnce,
   noHalfSwap,
   outcomesPublished,
   requestsAnswered,
@@ -15,7 +16,7 @@ import {
 } from '../../local/invariants';
 import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
 import { scanTable } from './support/records';
-import { faultScheduleArbitrary } from './support/schedule';
+import { FaultSchedule, faultScheduleArbitrary } from './support/schedule';
 
 /**
  * Shelving under faults: random shelve / offload / unshelve / delete requests on a few managed
@@ -101,6 +102,7 @@ const tally = new FaultTally('shelving', [
   'noHalfSwap',
   'recordAtRest',
   'requestAnswered',
+  'handledOnce',
 ]);
 
 const launchInstances = async (cloud: LocalCloud, workload: ShelvingWorkload): Promise<string[]> => {
@@ -180,72 +182,131 @@ const runWorkload = async (
   }
 };
 
+/**
+ * The property, over any workloads and fault schedules; `sabotage` breaks the cloud right before
+ * the checks (only the test proving the property can fail passes one).
+ */
+const shelvingProperty = (
+  workloads: fc.Arbitrary<ShelvingWorkload>,
+  faults: fc.Arbitrary<FaultSchedule>,
+  counts: FaultTally,
+  sabotage?: (cloud: LocalCloud) => Promise<void>,
+) =>
+  fc.asyncProperty(workloads, faults, async (workload, schedule) => {
+    counts.runs += 1;
+    const cloud = await LocalCloud.start({
+      dynamodbEndpoint: inject('dynamodbEndpoint'),
+      latency: 'zero',
+      seed: workload.seed,
+      functions: ['shelving'],
+      documents: [],
+      behaviours: {},
+      settings: {
+        SHELVING_SETTINGS: JSON.stringify({
+          offloadAfterSeconds: workload.offloadAfterSeconds,
+          stepTimeoutSeconds: 120,
+          hostWaitSeconds: 600,
+        }),
+      },
+    });
+    try {
+      const log = new RunLog(cloud, ['shelving']);
+      const everRetained = new Map<string, string>();
+      const deleteRequested = new Set<string>();
+      cloud.bus.onInvocation(() => sampleRetained(cloud, everRetained));
+      cloud.ec2.onInstanceLifecycle(() => sampleRetained(cloud, everRetained));
+      const instanceIds = await launchInstances(cloud, workload);
+      cloud.startSchedules();
+
+      await withFaults(cloud, schedule, FAULT_WINDOW_MS, counts, () =>
+        runWorkload(cloud, log, instanceIds, workload, deleteRequested),
+      );
+      await cloud.settleFor(RECONCILE_MS);
+
+      sampleRetained(cloud, everRetained);
+      const records = await readRecords(cloud);
+      const state = {
+        records,
+        volumes: cloud.ec2.volumes(),
+        instances: cloud.ec2.instances(),
+        everRetained,
+        deletedRecords: deleteRequested,
+      };
+      const shelveRequests = new Map<string, number>();
+      for (const operation of workload.operations) {
+        if (operation.kind !== 'shelve') continue;
+        for (const target of operation.targets) {
+          const instanceId = instanceIds[target] ?? '';
+          shelveRequests.set(instanceId, (shelveRequests.get(instanceId) ?? 0) + 1);
+        }
+      }
+      const recordsByInstance = new Map<string, string[]>();
+      for (const record of records) {
+        if (!instanceIds.includes(record.instanceId)) continue;
+        recordsByInstance.set(record.instanceId, [
+          ...(recordsByInstance.get(record.instanceId) ?? []),
+          record.recordId,
+        ]);
+      }
+      counts.observe('shelve records', records.length);
+      counts.observe('retained volumes', everRetained.size);
+      counts.observe('unshelved records', records.filter((record) => record.step === 'unshelved').length);
+      const violations: Violation[] = [
+        ...handledOnce(shelveRequests, recordsByInstance, 'shelve records'),
+        ...retainedVolumesKept(state),
+        ...retainedVolumesOwned(state),
+        ...noHalfSwap(state),
+        ...requestsAnswered(log.requests, log.allOutcomes()),
+        ...outcomesPublished(
+          records,
+          log.facts.map((fact) => ({
+            detailType: fact['detail-type'],
+            recordId: String((fact.detail as { recordId?: unknown }).recordId ?? ''),
+          })),
+        ),
+      ];
+      expectNoViolations(counts, violations, log);
+    } finally {
+      await cloud.stop();
+    }
+  });
+
 describe('shelving under duplicate, lost and reordered events, throttling, capacity errors and crashes', () => {
   afterAll(() => {
     console.log(tally.summary());
   });
 
   it('keeps every retained volume, leaves nothing half-swapped and answers every request', async () => {
-    await fc.assert(
-      fc.asyncProperty(workloadArbitrary, faultArbitrary, async (workload, schedule) => {
-        tally.runs += 1;
-        const cloud = await LocalCloud.start({
-          dynamodbEndpoint: inject('dynamodbEndpoint'),
-          latency: 'zero',
-          seed: workload.seed,
-          functions: ['shelving'],
-          documents: [],
-          behaviours: {},
-          settings: {
-            SHELVING_SETTINGS: JSON.stringify({
-              offloadAfterSeconds: workload.offloadAfterSeconds,
-              stepTimeoutSeconds: 120,
-              hostWaitSeconds: 600,
-            }),
-          },
-        });
-        try {
-          const log = new RunLog(cloud, ['shelving']);
-          const everRetained = new Map<string, string>();
-          const deleteRequested = new Set<string>();
-          cloud.bus.onInvocation(() => sampleRetained(cloud, everRetained));
-          cloud.ec2.onInstanceLifecycle(() => sampleRetained(cloud, everRetained));
-          const instanceIds = await launchInstances(cloud, workload);
-          cloud.startSchedules();
+    await fc.assert(shelvingProperty(workloadArbitrary, faultArbitrary, tally), assertOptions());
+  });
 
-          await withFaults(cloud, schedule, FAULT_WINDOW_MS, tally, () =>
-            runWorkload(cloud, log, instanceIds, workload, deleteRequested),
-          );
-          await cloud.settleFor(RECONCILE_MS);
+  it('fails, naming the invariant, when a retained volume is deleted behind its record', async () => {
+    const offloaded = fc.constant<ShelvingWorkload>({
+      seed: 7,
+      instances: 1,
+      onHost: false,
+      offloadAfterSeconds: 0,
+      operations: [{ kind: 'shelve', targets: [0], afterMs: 0 }],
+    });
+    const deleteOneRetainedVolume = async (cloud: LocalCloud) => {
+      const retained = cloud.ec2.volumes().find((volume) => volume.tags[SHELVED_TAG] !== undefined);
+      if (!retained) throw new Error('the workload retained no volume to delete');
+      await cloud.run(() =>
+        cloud.runtime('shelving').clients.ec2.send(new DeleteVolumeCommand({ VolumeId: retained.volumeId })),
+      );
+    };
 
-          sampleRetained(cloud, everRetained);
-          const records = await readRecords(cloud);
-          const state = {
-            records,
-            volumes: cloud.ec2.volumes(),
-            instances: cloud.ec2.instances(),
-            everRetained,
-            deletedRecords: deleteRequested,
-          };
-          const violations: Violation[] = [
-            ...retainedVolumesKept(state),
-            ...retainedVolumesOwned(state),
-            ...noHalfSwap(state),
-            ...requestsAnswered(log.requests, log.allOutcomes()),
-            ...outcomesPublished(
-              records,
-              log.facts.map((fact) => ({
-                detailType: fact['detail-type'],
-                recordId: String((fact.detail as { recordId?: unknown }).recordId ?? ''),
-              })),
-            ),
-          ];
-          expectNoViolations(tally, violations);
-        } finally {
-          await cloud.stop();
-        }
-      }),
-      assertOptions(),
+    const result = await fc.check(
+      shelvingProperty(
+        offloaded,
+        fc.constant(new FaultSchedule([])),
+        new FaultTally('sabotage', []),
+        deleteOneRetainedVolume,
+      ),
+      { numRuns: 1 },
     );
+
+    expect(result.failed).toBe(true);
+    expect(String(result.errorInstance)).toContain('[no retained volume deleted] vol-');
   });
 });

@@ -68,7 +68,14 @@ const claimOf = (local: LocalCloud, requestId: string): Promise<ClaimRecord | un
   local.run(() => store(local).getClaim(requestId));
 
 let requests = 0;
-type Outcome = { status: string; requestId: string; instanceId?: string; path?: string; timeToReadySeconds?: number; error?: { code: string } };
+type Outcome = {
+  status: string;
+  requestId: string;
+  instanceId?: string;
+  path?: string;
+  timeToReadySeconds?: number;
+  error?: { code: string };
+};
 const requestServer = async (local: LocalCloud, detail: Record<string, unknown> = {}): Promise<Outcome> => {
   requests += 1;
   const answer = (await local.invoke('claim', {
@@ -99,7 +106,8 @@ const poolInstances = (local: LocalCloud, pool = POOL) =>
         instance.state !== 'shutting-down',
     );
 
-const readyEvents = (facts: readonly EventEnvelope[]) => facts.filter((event) => event['detail-type'] === 'Server Ready');
+const readyEvents = (facts: readonly EventEnvelope[]) =>
+  facts.filter((event) => event['detail-type'] === 'Server Ready');
 
 /** Defines the pool and waits until every member is initialized and stopped. */
 const filledPool = async (started: Started, overrides: Partial<PoolSpecInput> = {}) => {
@@ -137,7 +145,9 @@ describe('pool lifecycle on the local cloud', () => {
       ['ready', false, 'pool'],
       ['ready', false, 'pool'],
     ]);
-    expect(new Set(members.map((member) => member.availabilityZone))).toEqual(new Set(['us-east-1a', 'us-east-1b']));
+    expect(new Set(members.map((member) => member.availabilityZone))).toEqual(
+      new Set(['us-east-1a', 'us-east-1b']),
+    );
     for (const member of members) {
       const instance = local.ec2.instance(member.instanceId);
       expect(instance).toMatchObject({
@@ -147,7 +157,9 @@ describe('pool lifecycle on the local cloud', () => {
       });
       expect(local.ssm.agent(member.instanceId).files.get('package:nginx')).toBe('installed');
     }
-    const inits = local.ssm.invocations().filter((invocation) => invocation.documentName === 'Warmboot-PoolInitialize');
+    const inits = local.ssm
+      .invocations()
+      .filter((invocation) => invocation.documentName === 'Warmboot-PoolInitialize');
     expect(inits.map((invocation) => invocation.status)).toEqual(['Success', 'Success']);
   });
 
@@ -169,7 +181,13 @@ describe('pool lifecycle on the local cloud', () => {
     expect(server?.tags).toEqual(requestServerEvent.detail.ownerTags);
     expect(local.ssm.agent(outcome.instanceId ?? '').files.get('hostname')).toBe('web-0001');
     expect(readyEvents(facts).map((event) => event.detail)).toEqual([
-      { requestId: 'req-1', instanceId: outcome.instanceId, path: 'warm', timeToReadySeconds: outcome.timeToReadySeconds, pool: POOL },
+      {
+        requestId: 'req-1',
+        instanceId: outcome.instanceId,
+        path: 'warm',
+        timeToReadySeconds: outcome.timeToReadySeconds,
+        pool: POOL,
+      },
     ]);
     expect((await claimOf(local, 'req-1'))?.step).toBe('ready');
 
@@ -201,7 +219,9 @@ describe('pool lifecycle on the local cloud', () => {
     const cold = ready.find((event) => event.detail.path === 'cold');
     // Cold: launch (25.8 s measured) + initialization (120 s) + personalization.
     expect(cold?.detail.timeToReadySeconds).toBeGreaterThan(145);
-    expect(local.ec2.instance(String(cold?.detail.instanceId))?.tags).toEqual(requestServerEvent.detail.ownerTags);
+    expect(local.ec2.instance(String(cold?.detail.instanceId))?.tags).toEqual(
+      requestServerEvent.detail.ownerTags,
+    );
     expect(poolInstances(local).length).toBeLessThanOrEqual(2);
   });
 
@@ -229,10 +249,14 @@ describe('pool lifecycle on the local cloud', () => {
     const failed = await requestServer(local);
 
     expect(failed).toMatchObject({ status: 'failed', error: { code: 'InsufficientCapacity' } });
-    expect(facts.filter((event) => event['detail-type'] === 'Server Request Failed').map((e) => e.detail.requestId)).toEqual([
-      failed.requestId,
-    ]);
-    expect((await membersOf(local)).find((member) => member.instanceId === inZoneA?.instanceId)?.state).toBe('ready');
+    expect(
+      facts
+        .filter((event) => event['detail-type'] === 'Server Request Failed')
+        .map((e) => e.detail.requestId),
+    ).toEqual([failed.requestId]);
+    expect((await membersOf(local)).find((member) => member.instanceId === inZoneA?.instanceId)?.state).toBe(
+      'ready',
+    );
   });
 
   it('resizes a stopped member to the requested type before starting it', async () => {
@@ -243,7 +267,10 @@ describe('pool lifecycle on the local cloud', () => {
     const outcome = await requestServer(local, { instanceType: 'm7i.xlarge' });
 
     expect(outcome).toMatchObject({ status: 'ready', path: 'warm' });
-    expect(local.ec2.instance(outcome.instanceId ?? '')).toMatchObject({ state: 'running', instanceType: 'm7i.xlarge' });
+    expect(local.ec2.instance(outcome.instanceId ?? '')).toMatchObject({
+      state: 'running',
+      instanceType: 'm7i.xlarge',
+    });
 
     // A Graviton type cannot run this AMI's architecture: no member fits, the request goes cold.
     const arm = await requestServer(local, { instanceType: 'm7g.large' });
@@ -256,12 +283,17 @@ describe('pool lifecycle on the local cloud', () => {
     const { local, facts } = started;
     await filledPool(started, { minSize: 0 });
 
-    const outcome = await requestServer(local, { requestId: 'cold-1', personalization: { hostname: 'cold-0001' } });
+    const outcome = await requestServer(local, {
+      requestId: 'cold-1',
+      personalization: { hostname: 'cold-0001' },
+    });
 
     expect(outcome).toMatchObject({ status: 'launching', path: 'cold' });
     expect((await claimOf(local, 'cold-1'))?.step).toBe('cold-launching');
     await local.settleFor(5 * MINUTE);
-    expect(readyEvents(facts).map((event) => [event.detail.requestId, event.detail.path])).toEqual([['cold-1', 'cold']]);
+    expect(readyEvents(facts).map((event) => [event.detail.requestId, event.detail.path])).toEqual([
+      ['cold-1', 'cold'],
+    ]);
     expect((await claimOf(local, 'cold-1'))?.step).toBe('ready');
     const server = local.ec2.instance(outcome.instanceId ?? '');
     expect(server?.state).toBe('running');

@@ -3,6 +3,7 @@ import {
   cachesConverge,
   claimedOnce,
   describeViolation,
+  handledOnce,
   noHalfSwap,
   outcomesPublished,
   popularityExact,
@@ -96,6 +97,16 @@ describe('shelving invariants', () => {
       '[no retained volume deleted] vol-0000000000000000b: retained by sh-0123456789abcdef0-t8dsxz, which the operator did not delete, and the volume is gone',
     ]);
     expect(retainedVolumesKept({ ...deleted, deletedRecords: new Set([offloaded.recordId]) })).toEqual([]);
+    const deleting = {
+      ...healthyOffloaded,
+      volumes: [
+        retainedVolume('vol-0000000000000000a'),
+        { ...retainedVolume('vol-0000000000000000b'), state: 'deleting' },
+      ],
+    };
+    expect(retainedVolumesKept(deleting).map((violation) => violation.subject)).toEqual([
+      'vol-0000000000000000b',
+    ]);
   });
 
   it('catch a volume that was retained for a while and deleted before any record listed it', () => {
@@ -182,6 +193,38 @@ describe('shelving invariants', () => {
     expect(noHalfSwap(down).map((violation) => violation.message)).toContain(
       'unshelved, but i-0fedcba9876543210 is stopped',
     );
+  });
+});
+
+describe('handledOnce', () => {
+  it('catches a retried request that created a second record for one instance', () => {
+    const requested = new Map([['i-1', 1]]);
+
+    expect(handledOnce(requested, new Map([['i-1', ['sh-a']]]), 'shelve records')).toEqual([]);
+    expect(
+      handledOnce(requested, new Map([['i-1', ['sh-a', 'sh-b']]]), 'shelve records').map(describeViolation),
+    ).toEqual([
+      '[handling the same event twice changes nothing the second time] i-1: 2 shelve records (sh-a, sh-b) for 1 distinct request event(s)',
+    ]);
+  });
+
+  it('lets a later shelve record supersede an unshelved one of the same instance', () => {
+    const reshelved = {
+      ...healthyUnshelved,
+      records: [
+        { ...unshelved, shelvedAt: 1 },
+        {
+          ...offloaded,
+          recordId: 'sh-later',
+          instanceId: 'i-0fedcba9876543210',
+          step: 'shelved',
+          shelvedAt: 2,
+        },
+      ],
+      instances: healthyUnshelved.instances.map((instance) => ({ ...instance, state: 'stopped' })),
+    };
+
+    expect(noHalfSwap(reshelved).filter((violation) => violation.message.includes('is stopped'))).toEqual([]);
   });
 });
 

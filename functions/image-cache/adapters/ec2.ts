@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { callAws } from '../../shared/aws-errors';
 import { UnmanagedResourceError } from '../../shared/errors';
-import { HOST_GROUP_TAG, MANAGED_TAG } from '../config';
+import { CACHE_VOLUME_IMAGE_TAG, HOST_GROUP_TAG, MANAGED_TAG } from '../config';
 
 export interface HostInfo {
   readonly instanceId: string;
@@ -32,7 +32,18 @@ export interface HostDirectory {
   tagHost(host: HostInfo, tags: Readonly<Record<string, string>>): Promise<void>;
 }
 
+/** A volume warmboot created to link an image (tagged managed + host group + `warmboot:image`). */
+export interface CacheVolume {
+  readonly volumeId: string;
+  readonly imageId: string;
+  readonly state: string;
+  readonly attachedTo?: string;
+  readonly createdAt: number;
+}
+
 export interface VolumeLinks {
+  /** Volumes tagged as this group's linked image volumes (only those: nothing else is listed). */
+  cacheVolumes(group: string): Promise<CacheVolume[]>;
   createFromSnapshot(
     snapshotId: string,
     availabilityZone: string,
@@ -106,6 +117,42 @@ export const ec2HostDirectory = (client: EC2Client): HostDirectory => {
 };
 
 export const ec2VolumeLinks = (client: EC2Client): VolumeLinks => ({
+  async cacheVolumes(group) {
+    const found: CacheVolume[] = [];
+    let nextToken: string | undefined;
+    do {
+      const token = nextToken;
+      const output = await callAws('DescribeVolumes', () =>
+        client.send(
+          new DescribeVolumesCommand({
+            Filters: [
+              { Name: `tag:${MANAGED_TAG}`, Values: ['true'] },
+              { Name: `tag:${HOST_GROUP_TAG}`, Values: [group] },
+              { Name: 'tag-key', Values: [CACHE_VOLUME_IMAGE_TAG] },
+            ],
+            MaxResults: 500,
+            ...(token ? { NextToken: token } : {}),
+          }),
+        ),
+      );
+      for (const volume of output.Volumes ?? []) {
+        const imageId = volume.Tags?.find((tag) => tag.Key === CACHE_VOLUME_IMAGE_TAG)?.Value;
+        if (!volume.VolumeId || !imageId) continue;
+        const attachedTo = volume.Attachments?.find(
+          (attachment) => attachment.State === 'attached' || attachment.State === 'attaching',
+        )?.InstanceId;
+        found.push({
+          volumeId: volume.VolumeId,
+          imageId,
+          state: volume.State ?? 'unknown',
+          ...(attachedTo ? { attachedTo } : {}),
+          createdAt: volume.CreateTime?.getTime() ?? 0,
+        });
+      }
+      nextToken = output.NextToken;
+    } while (nextToken);
+    return found;
+  },
   async createFromSnapshot(snapshotId, availabilityZone, tags) {
     const output = await callAws('CreateVolume', () =>
       client.send(

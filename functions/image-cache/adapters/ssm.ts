@@ -1,4 +1,5 @@
 import {
+  DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
   ListCommandInvocationsCommand,
   SendCommandCommand,
@@ -33,6 +34,11 @@ export interface CacheCommands {
     options: SendOptions,
   ): Promise<string>;
   invocation(commandId: string, instanceId: string): Promise<InvocationResult>;
+  /**
+   * Which of `instanceIds` have their SSM agent Online (DescribeInstanceInformation): EC2 says
+   * `running` before the agent registers, and SendCommand refuses the others (InvalidInstanceId).
+   */
+  agentsOnline(instanceIds: readonly string[]): Promise<Set<string>>;
   /** Status of every invocation of a command (ListCommandInvocations), for reconciles. */
   invocations(commandId: string): Promise<{ instanceId: string; status: string }[]>;
 }
@@ -90,6 +96,32 @@ export const ssmCacheCommands = (client: SSMClient): CacheCommands => ({
         ? { error: (output.StandardErrorContent || output.StandardOutputContent || '').slice(0, 500) }
         : {}),
     };
+  },
+  async agentsOnline(instanceIds) {
+    const online = new Set<string>();
+    // DescribeInstanceInformation's InstanceIds filter takes at most 50 values (SSM API reference).
+    for (let start = 0; start < instanceIds.length; start += MAX_INSTANCES_PER_COMMAND) {
+      const ids = instanceIds.slice(start, start + MAX_INSTANCES_PER_COMMAND);
+      let nextToken: string | undefined;
+      do {
+        const token = nextToken;
+        const output = await callAws('DescribeInstanceInformation', () =>
+          client.send(
+            new DescribeInstanceInformationCommand({
+              Filters: [
+                { Key: 'InstanceIds', Values: [...ids] },
+                { Key: 'PingStatus', Values: ['Online'] },
+              ],
+              ...(token ? { NextToken: token } : {}),
+            }),
+          ),
+        );
+        for (const node of output.InstanceInformationList ?? [])
+          if (node.InstanceId && node.PingStatus === 'Online') online.add(node.InstanceId);
+        nextToken = output.NextToken;
+      } while (nextToken);
+    }
+    return online;
   },
   async invocations(commandId) {
     const found: { instanceId: string; status: string }[] = [];

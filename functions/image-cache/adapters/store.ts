@@ -21,7 +21,7 @@ import { HEALTHY_SOURCE } from '../domain/model';
  * |---|---|---|---|
  * | pin | `HG#<group>` | `PIN#<image>` | pinnedAt |
  * | source health | `HG#<group>` | `SOURCE` | consecutiveFailures, retryAt, version |
- * | host | `HG#<group>` | `HOST#<instance>` | az, status running/stopped, joinedAt, version |
+ * | host | `HG#<group>` | `HOST#<instance>` | az, status joining/running/stopped, joinedAt, initDueAt, version |
  * | entry | `HG#<group>` | `ENTRY#<instance>#<image>` | HostImageEntry + version |
  * | image | `IMG#<image>` | `SPEC` | the registered ImageSpec |
  * | command | `CMD#<commandId>` | `CMD` | group, image, action, instances; TTL 7 days |
@@ -32,8 +32,15 @@ import { HEALTHY_SOURCE } from '../domain/model';
 export interface HostRecord {
   readonly instanceId: string;
   readonly availabilityZone: string;
-  readonly status: 'running' | 'stopped';
+  /**
+   * `joining`: EC2 says running but the SSM agent was not Online yet; `init` runs once it is
+   * (the next plan or reconcile after `initDueAt`).
+   */
+  readonly status: 'joining' | 'running' | 'stopped';
   readonly joinedAt: number;
+  /** `joining` only: agent checks that found it offline, and when to check again. */
+  readonly initAttempts?: number;
+  readonly initDueAt?: number;
   /** The `warmboot:warm-images` value last tagged on the host (groups with publishWarmList: tag). */
   readonly warmList?: string;
   /** When the host's last inventory arrived; a host is planned only once it is known. */
@@ -48,6 +55,8 @@ export interface CommandRecord {
   readonly document: string;
   readonly instanceIds: readonly string[];
   readonly sentAt: number;
+  /** Unmount of an orphaned linked volume: release (detach + delete) it when the command succeeds. */
+  readonly orphanVolumeId?: string;
 }
 
 /** An entry as stored: the domain entry plus its optimistic-locking version. */

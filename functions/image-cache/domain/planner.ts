@@ -20,6 +20,7 @@ export type PlannerGroup = Pick<
   | 'minResidencyMs'
   | 'minScore'
   | 'keepMargin'
+  | 'replicaExponent'
 >;
 
 export interface PlanInput {
@@ -202,7 +203,8 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
       .filter((entry) => !work.desiredSet.has(entry.imageId))
       .filter(
         (entry) =>
-          entry.state === 'fetching' || (entry.state === 'cached' && now - entry.since < group.minResidencyMs),
+          entry.state === 'fetching' ||
+          (entry.state === 'cached' && now - entry.since < group.minResidencyMs),
       )
       .sort(
         by(
@@ -235,7 +237,8 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
     const holders = hosts.filter((work) => work.desiredSet.has(imageId) || holds(work, imageId)).length;
     for (let replica = 1; replica <= hosts.length; replica += 1) {
       const incumbent = replica <= holders;
-      const density = (score / (Number(process.env.XP ?? 1) === 1 ? replica : replica ** Number(process.env.XP)) / bytes) * (incumbent ? 1 + Number(process.env.KM ?? group.keepMargin) : 1);
+      const density =
+        (score / (replica ** group.replicaExponent * bytes)) * (incumbent ? 1 + group.keepMargin : 1);
       items.push({ imageId, replica, bytes, density, incumbent });
     }
   }

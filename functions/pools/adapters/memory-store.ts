@@ -107,7 +107,9 @@ export class MemoryPoolStore implements PoolStore {
 
   async demandCounts(pool: string, since: number): Promise<Map<number, number>> {
     const from = Math.floor(since / MINUTE_MS) * MINUTE_MS;
-    return new Map([...(this.#demand.get(pool) ?? new Map<number, number>())].filter(([minute]) => minute >= from));
+    return new Map(
+      [...(this.#demand.get(pool) ?? new Map<number, number>())].filter(([minute]) => minute >= from),
+    );
   }
 
   async createClaim(claim: ClaimRecord): Promise<boolean> {

@@ -79,7 +79,8 @@ export interface PoolStore {
 
 const poolKey = (name: string) => `POOL#${name}`;
 const memberSk = (instanceId: string) => `MEMBER#${instanceId}`;
-const DEMAND_TTL_S = 8 * 3600;
+// Sizing reads the same hour one day back: keep the counters a little longer than a day.
+const DEMAND_TTL_S = 26 * 3600;
 const CLAIM_TTL_S = 7 * 86_400;
 const MINUTE_MS = 60_000;
 
@@ -294,7 +295,11 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
             Key: { pk: poolKey(pool), sk: `DEMAND#${minute}` },
             UpdateExpression: 'ADD #requests :one SET #expiresAt = :ttl, #minute = :minute',
             // MINUTE is a DynamoDB reserved word: every attribute goes through a name placeholder.
-            ExpressionAttributeNames: { '#requests': 'requests', '#expiresAt': 'expiresAt', '#minute': 'minute' },
+            ExpressionAttributeNames: {
+              '#requests': 'requests',
+              '#expiresAt': 'expiresAt',
+              '#minute': 'minute',
+            },
             ExpressionAttributeValues: {
               ':one': 1,
               ':ttl': Math.floor(now / 1000) + DEMAND_TTL_S,

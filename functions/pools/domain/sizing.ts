@@ -38,35 +38,52 @@ export const TIMINGS = {
 export const refillSeconds = (initializeSeconds: number, tier: 'stopped' | 'running'): number =>
   TIMINGS.coldLaunchSeconds + initializeSeconds + (tier === 'stopped' ? TIMINGS.stopSeconds : 0);
 
-/** Recent request rate of one pool, from per-minute request counters. */
+/** Recent and expected request rate of one pool, from per-minute request counters. */
 export interface Demand {
-  /** Requests per hour over the short window (reacts to bursts). */
+  /** Requests per hour over the last 15 minutes (reacts to bursts). */
   readonly shortRatePerHour: number;
-  /** Requests per hour over the long window (keeps a baseline through lulls). */
-  readonly longRatePerHour: number;
+  /** Requests per hour over the last hour (rides through gaps between bursts). */
+  readonly recentRatePerHour: number;
+  /**
+   * Requests per hour in the coming hour one day earlier: the daily cycle says what is about to
+   * arrive, so a pool grows before the morning peak and shrinks at night instead of holding its
+   * daytime size for hours.
+   */
+  readonly dailyRatePerHour: number;
 }
 
-export const DEMAND_WINDOWS = { shortMinutes: 15, longMinutes: 6 * 60 } as const;
+export const DEMAND_WINDOWS = {
+  shortMinutes: 15,
+  recentMinutes: 60,
+  dailyLagMinutes: 24 * 60,
+  dailyMinutes: 60,
+} as const;
+/** The oldest counter sizing reads, relative to now (the counters' TTL must cover it). */
+export const DEMAND_HISTORY_MINUTES = DEMAND_WINDOWS.dailyLagMinutes;
 
-/** Per-minute counters → the two rates. `counts` maps minute (epoch ms, floored) to requests. */
+/** Per-minute counters → the three rates. `counts` maps minute (epoch ms, floored) to requests. */
 export const demandFromCounts = (counts: ReadonlyMap<number, number>, now: number): Demand => {
   let short = 0;
-  let long = 0;
+  let recent = 0;
+  let daily = 0;
+  const { shortMinutes, recentMinutes, dailyLagMinutes, dailyMinutes } = DEMAND_WINDOWS;
   for (const [minute, requests] of counts) {
     const ageMinutes = (now - minute) / 60_000;
     if (ageMinutes < 0) continue;
-    if (ageMinutes < DEMAND_WINDOWS.shortMinutes) short += requests;
-    if (ageMinutes < DEMAND_WINDOWS.longMinutes) long += requests;
+    if (ageMinutes < shortMinutes) short += requests;
+    if (ageMinutes < recentMinutes) recent += requests;
+    if (ageMinutes <= dailyLagMinutes && ageMinutes > dailyLagMinutes - dailyMinutes) daily += requests;
   }
   return {
-    shortRatePerHour: (short * 60) / DEMAND_WINDOWS.shortMinutes,
-    longRatePerHour: (long * 60) / DEMAND_WINDOWS.longMinutes,
+    shortRatePerHour: (short * 60) / shortMinutes,
+    recentRatePerHour: (recent * 60) / recentMinutes,
+    dailyRatePerHour: (daily * 60) / dailyMinutes,
   };
 };
 
-/** The rate sizing plans for: the larger of the two windows (scale up fast, down slowly). */
+/** The rate sizing plans for: the largest of the windows (scale up fast, down with the daily cycle). */
 export const planningRate = (demand: Demand): number =>
-  Math.max(demand.shortRatePerHour, demand.longRatePerHour);
+  Math.max(demand.shortRatePerHour, demand.recentRatePerHour, demand.dailyRatePerHour);
 
 /** Where the last sizing decision left the pool; persisted on the pool record. */
 export interface SizingState {

@@ -21,7 +21,7 @@ export const FAULT_RUNS = Number(process.env.FAULT_RUNS ?? 25);
  */
 export const assertOptions = <T>(): fc.Parameters<T> => ({
   numRuns: FAULT_RUNS,
-  verbose: 1,
+  verbose: Number(process.env.FAULT_VERBOSE ?? 0),
   ...(process.env.FAULT_SEED ? { seed: Number(process.env.FAULT_SEED) } : {}),
   ...(process.env.FAULT_PATH ? { path: process.env.FAULT_PATH } : {}),
 });
@@ -36,12 +36,18 @@ export class FaultTally {
   callFaults = 0;
   eventFaults = 0;
   checks = 0;
+  /** What the checks actually looked at (records, volumes, hand-outs, cached pairs…), so a vacuous pass shows. */
+  readonly observed = new Map<string, number>();
   violations = 0;
   readonly #started = performance.now();
 
   constructor(capability: string, invariants: readonly InvariantId[]) {
     this.capability = capability;
     this.invariants = invariants;
+  }
+
+  observe(what: string, count: number): void {
+    this.observed.set(what, (this.observed.get(what) ?? 0) + count);
   }
 
   summary(): string {
@@ -51,7 +57,9 @@ export class FaultTally {
       `${this.callFaults + this.eventFaults} faults injected ` +
       `(${this.callFaults} failed calls and killed invocations, ${this.eventFaults} dropped/duplicated/delayed/reordered deliveries), ` +
       `${this.checks} invariant checks (${this.invariants.map((id) => INVARIANTS[id]).join('; ')}), ` +
-      `${this.violations} violations in ${this.failedRuns} failing runs`
+      `${this.violations} violations in ${this.failedRuns} failing runs; checked ${
+        [...this.observed].map(([what, count]) => `${count} ${what}`).join(', ') || 'nothing'
+      }`
     );
   }
 }
@@ -105,6 +113,28 @@ export class RunLog {
     ];
   }
 
+  /** Each request and every delivery outcome of it, one line each, for a failing run's report. */
+  timeline(): string {
+    const outcomes = this.allOutcomes();
+    return this.requests
+      .map((request) => {
+        const seen = outcomes
+          .filter((outcome) => outcome.eventId === request.eventId)
+          .map((outcome) =>
+            outcome.outcome === 'succeeded'
+              ? `succeeded ${JSON.stringify(outcome.result).slice(0, 400)}`
+              : `${outcome.outcome}${outcome.error ? ` (${outcome.error})` : ''}`,
+          );
+        return `  ${request.detailType} ${request.eventId}: ${seen.join(' → ') || 'no delivery'}`;
+      })
+      .concat(
+        this.facts
+          .filter((fact) => !this.requests.some((request) => request.eventId === fact.id))
+          .map((fact) => `  fact ${fact['detail-type']} ${JSON.stringify(fact.detail).slice(0, 300)}`),
+      )
+      .join('\n');
+  }
+
   /** The answer the handler gave to a request (its last successful delivery), if any. */
   answer(eventId: string): unknown {
     return this.outcomes
@@ -137,12 +167,17 @@ export const withFaults = async (
 };
 
 /** Fails the run with every violation, one per line (fast-check prints it with the counterexample). */
-export const expectNoViolations = (tally: FaultTally, violations: readonly Violation[]): void => {
+export const expectNoViolations = (
+  tally: FaultTally,
+  violations: readonly Violation[],
+  log?: RunLog,
+): void => {
   tally.checks += tally.invariants.length;
   if (violations.length === 0) return;
   tally.violations += violations.length;
   tally.failedRuns += 1;
   throw new Error(
-    `invariants violated:\n${violations.map((violation) => `  ${describeViolation(violation)}`).join('\n')}`,
+    `invariants violated:\n${violations.map((violation) => `  ${describeViolation(violation)}`).join('\n')}` +
+      (log ? `\nwhat the requests got:\n${log.timeline()}` : ''),
   );
 };

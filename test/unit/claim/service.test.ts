@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { claimServer } from '../../../functions/claim/service';
 import type { ServerRequest } from '../../../functions/claim/schemas';
+import { claimServer } from '../../../functions/claim/service';
 import type { PoolMember } from '../../../functions/pools/domain/lifecycle';
 import { harness } from '../pools/fakes';
 import { member, NOW, spec } from '../pools/fixtures';
 
-const POOL_TAGS = { 'warmboot:managed': 'true', 'warmboot:pool': 'linux-web', 'warmboot:member-state': 'ready' };
+const POOL_TAGS = {
+  'warmboot:managed': 'true',
+  'warmboot:pool': 'linux-web',
+  'warmboot:member-state': 'ready',
+};
 const request: ServerRequest = {
   pool: 'linux-web',
   instanceType: 'm7i.large',
@@ -63,8 +67,14 @@ describe('claimServer', () => {
       instanceType: 'm7i.large',
       tags: POOL_TAGS,
     });
-    expect(await h.store.findMember(inA?.instanceId ?? '')).toMatchObject({ state: 'ready', instanceType: 'm7i.large' });
-    expect(h.ec2.instances.get(inB?.instanceId ?? '')).toMatchObject({ state: 'running', instanceType: 'm7i.xlarge' });
+    expect(await h.store.findMember(inA?.instanceId ?? '')).toMatchObject({
+      state: 'ready',
+      instanceType: 'm7i.large',
+    });
+    expect(h.ec2.instances.get(inB?.instanceId ?? '')).toMatchObject({
+      state: 'running',
+      instanceType: 'm7i.xlarge',
+    });
   });
 
   it('re-owns the server: only the owner tags remain, pool tags removed', async () => {
@@ -99,7 +109,10 @@ describe('claimServer', () => {
     const first = await claimServer(h.claims, 'r1', request);
     const again = await claimServer(h.claims, 'r1', request);
 
-    expect(again).toMatchObject({ status: 'ready', instanceId: first.status === 'ready' ? first.instanceId : '' });
+    expect(again).toMatchObject({
+      status: 'ready',
+      instanceId: first.status === 'ready' ? first.instanceId : '',
+    });
     expect((await h.store.listMembers('linux-web')).map((m) => m.state)).toEqual(['ready']);
   });
 });

@@ -32,8 +32,10 @@ const fakes = () => {
     },
     invocation: async () => ({ status: 'Success' }),
     invocations: async () => [],
+    agentsOnline: async (instanceIds) => new Set(instanceIds),
   };
   const links: VolumeLinks = {
+    cacheVolumes: async () => [],
     async createFromSnapshot() {
       const id = `vol-${String(volumes.size).padStart(8, '0')}`;
       volumes.set(id, { state: 'available' });
@@ -130,6 +132,7 @@ describe('auto image handler', () => {
         },
         invocation: async () => ({ status: 'Success' }),
         invocations: async () => [],
+        agentsOnline: async (instanceIds) => new Set(instanceIds),
       },
       volumes: {} as VolumeLinks,
       clock: { now: () => 0, sleep: async () => undefined },

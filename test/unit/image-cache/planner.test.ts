@@ -230,4 +230,78 @@ describe('planHostGroup', () => {
     expect(result.pendingActions).toBe(1);
     expect(result.warmRatio).toBe(0);
   });
+
+  it('admits demand on a full host: evicts its least valuable unpinned image and fetches in the same plan', () => {
+    const result = plan({
+      group: { ...group, cacheBytes: 3 * GB },
+      hosts: [host('i-1', [cached('pinned', GB), cached('popular', GB), cached('rare', GB)])],
+      pins: ['pinned'],
+      requested: [{ instanceId: 'i-1', imageId: 'launched' }],
+      scores: [
+        { imageId: 'popular', score: 50 },
+        { imageId: 'rare', score: 1 },
+      ],
+      imageSizes: { pinned: GB, popular: GB, rare: GB, launched: GB },
+    });
+
+    expect(evictedOn(result, 'rare')).toEqual(['i-1']);
+    expect(evictedOn(result, 'popular')).toEqual([]);
+    expect(evictedOn(result, 'pinned')).toEqual([]);
+    expect(fetchedOn(result, 'launched')).toEqual(['i-1']);
+    // Whoever applies the plan sends the evictions before the fetch they make room for.
+    expect(result.commands.map((command) => command.action)).toEqual(['evict', 'fetch']);
+  });
+
+  it('does not start a popularity prefetch before its eviction has finished (only demand may)', () => {
+    const result = plan({
+      group: { ...group, cacheBytes: 2 * GB, keepMargin: 0 },
+      hosts: [host('i-1', [cached('stale', GB), cached('kept', GB)])],
+      scores: [
+        { imageId: 'rising', score: 100 },
+        { imageId: 'kept', score: 50 },
+        { imageId: 'stale', score: 1 },
+      ],
+      imageSizes: { rising: GB, kept: GB, stale: GB },
+    });
+
+    expect(evictedOn(result, 'stale')).toEqual(['i-1']);
+    expect(fetchedOn(result, 'rising')).toEqual([]);
+    expect(result.deferred).toContainEqual(
+      expect.objectContaining({ imageId: 'rising', reason: 'awaiting-eviction' }),
+    );
+  });
+
+  it('keeps a cached image unless a candidate beats it by keepMargin (hysteresis)', () => {
+    const input = (keepMargin: number, rising: number) =>
+      plan({
+        group: { ...group, cacheBytes: GB, keepMargin },
+        hosts: [host('i-1', [cached('incumbent', GB)])],
+        scores: [
+          { imageId: 'incumbent', score: 10 },
+          { imageId: 'rising', score: rising },
+        ],
+        imageSizes: { incumbent: GB, rising: GB },
+      });
+
+    expect(input(3, 30).commands).toEqual([]);
+    expect(evictedOn(input(3, 50), 'incumbent')).toEqual(['i-1']);
+    expect(evictedOn(input(0, 11), 'incumbent')).toEqual(['i-1']);
+  });
+
+  it('keeps existing copies where they are instead of moving them to make way for a new image', () => {
+    const result = plan({
+      group: { ...group, cacheBytes: GB },
+      hosts: [host('i-1', [cached('held', GB)]), host('i-2')],
+      scores: [
+        { imageId: 'new', score: 25 },
+        { imageId: 'held', score: 20 },
+      ],
+      imageSizes: { new: GB, held: GB },
+    });
+
+    expect(result.commands.filter((command) => command.action === 'evict')).toEqual([]);
+    expect(result.desired).toEqual({ 'i-1': ['held'], 'i-2': ['new'] });
+    expect(fetchedOn(result, 'new')).toEqual(['i-2']);
+    expect(fetchedOn(result, 'held')).toEqual([]);
+  });
 });

@@ -24,8 +24,11 @@ const host = (
   ...extra,
 });
 
-const advise = (hosts: PlacementHost[], count: number, extra: { azs?: string[]; imageBytes?: number } = {}) =>
-  advisePlacement({ image: 'web', count, hostGroup: 'g', hosts, cacheBytes: 4 * GB, now: NOW, ...extra });
+const advise = (
+  hosts: PlacementHost[],
+  count: number,
+  extra: { azs?: string[]; imageBytes?: number; pins?: string[] } = {},
+) => advisePlacement({ image: 'web', count, hostGroup: 'g', hosts, cacheBytes: 4 * GB, now: NOW, ...extra });
 
 const perHost = (advice: ReturnType<typeof advise>) =>
   Object.fromEntries(advice.placements.map((placement) => [placement.instanceId, placement.count]));
@@ -102,6 +105,42 @@ describe('advisePlacement', () => {
     expect(advice.placed).toBe(1);
     expect(advice.unplaced).toBe(2);
     expect(advice.spread).toBe('partial');
+  });
+
+  it('sends a launch to a host already downloading the image, not to a lighter one that would start another download', () => {
+    const hosts = [
+      host('i-a', 'az-a', [], { load: 0 }),
+      host('i-z', 'az-b', [entry('web', 'fetching')], { load: 9 }),
+    ];
+
+    const advice = advise(hosts, 1, { imageBytes: GB });
+
+    expect(perHost(advice)).toEqual({ 'i-z': 1 });
+    expect(advice.warmHosts).toEqual([]);
+  });
+
+  it('places a cold launch on a full host that can evict unpinned images, never displacing pins', () => {
+    const full = [entry('x'), entry('y'), entry('z'), entry('w')];
+    const pinnedFull = [entry('p1'), entry('p2'), entry('p3'), entry('p4')];
+    const hosts = [
+      host('i-pinned', 'az-a', pinnedFull, { load: 0 }),
+      host('i-full', 'az-b', full, { load: 5 }),
+    ];
+
+    const advice = advise(hosts, 1, { imageBytes: GB, pins: ['p1', 'p2', 'p3', 'p4'] });
+
+    expect(perHost(advice)).toEqual({ 'i-full': 1 });
+    expect(advice.warmHosts).toEqual(['i-full']);
+    expect(advice.unplaced).toBe(0);
+  });
+
+  it('prefers a cold host with free room over one that must evict', () => {
+    const hosts = [
+      host('i-full', 'az-a', [entry('x'), entry('y'), entry('z'), entry('w')], { load: 0 }),
+      host('i-room', 'az-b', [entry('x')], { load: 5 }),
+    ];
+
+    expect(perHost(advise(hosts, 1, { imageBytes: GB }))).toEqual({ 'i-room': 1 });
   });
 });
 

@@ -39,7 +39,9 @@ export class FakeEc2 implements PoolEc2 {
     this.#clock = clock;
   }
 
-  add(instance: Partial<ObservedInstance> & { instanceId: string; tags: Record<string, string> }): ObservedInstance {
+  add(
+    instance: Partial<ObservedInstance> & { instanceId: string; tags: Record<string, string> },
+  ): ObservedInstance {
     const full: ObservedInstance = {
       state: 'stopped',
       imageId: 'ami-0a1b2c3d4e5f60718',
@@ -84,7 +86,8 @@ export class FakeEc2 implements PoolEc2 {
     await yieldTurn();
     const current = this.instances.get(instance.instanceId);
     if (current?.state !== 'stopped') throw new IncorrectStateError(`${instance.instanceId} is not stopped`);
-    if (this.noCapacity.has(current.availabilityZone)) throw new CapacityError('InsufficientInstanceCapacity');
+    if (this.noCapacity.has(current.availabilityZone))
+      throw new CapacityError('InsufficientInstanceCapacity');
     this.instances.set(instance.instanceId, { ...current, state: 'running' });
   }
   async stop(instance: ObservedInstance, pool: string) {
@@ -119,7 +122,8 @@ export class FakeEc2 implements PoolEc2 {
     if (current) this.instances.set(instanceId, { ...current, ...changes });
   }
   #fence(instance: ObservedInstance, pool: string) {
-    if (!isManagedBy(instance.tags, pool)) throw new UnmanagedResourceError(`${instance.instanceId} is not ${pool}'s`);
+    if (!isManagedBy(instance.tags, pool))
+      throw new UnmanagedResourceError(`${instance.instanceId} is not ${pool}'s`);
   }
 }
 

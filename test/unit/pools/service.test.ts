@@ -16,7 +16,11 @@ const POOL_TAGS = { 'warmboot:managed': 'true', 'warmboot:pool': 'linux-web' };
 
 const readyMember = (h: ReturnType<typeof harness>, overrides: Partial<PoolMember> = {}) => {
   const m = member(overrides);
-  h.ec2.add({ instanceId: m.instanceId, state: 'stopped', tags: { ...POOL_TAGS, 'warmboot:member-state': 'ready' } });
+  h.ec2.add({
+    instanceId: m.instanceId,
+    state: 'stopped',
+    tags: { ...POOL_TAGS, 'warmboot:member-state': 'ready' },
+  });
   return m;
 };
 
@@ -27,7 +31,9 @@ describe('MemoryPoolStore', () => {
     await store.createMember(m);
     await store.updateMember(m, { ...m, state: 'claimed', version: 2 });
 
-    await expect(store.updateMember(m, { ...m, state: 'retiring', version: 2 })).rejects.toBeInstanceOf(ConflictError);
+    await expect(store.updateMember(m, { ...m, state: 'retiring', version: 2 })).rejects.toBeInstanceOf(
+      ConflictError,
+    );
     await expect(store.createMember(m)).rejects.toBeInstanceOf(ConflictError);
     expect((await store.findMember(m.instanceId))?.state).toBe('claimed');
   });
@@ -63,11 +69,17 @@ describe('pools service', () => {
 
   it('never launches past maxSize when two reconciles of one pool run at the same time', async () => {
     const h = harness();
-    await h.store.putPool({ spec: spec({ minSize: 4, maxSize: 4 }), source: 'operator', status: 'active' }, NOW);
+    await h.store.putPool(
+      { spec: spec({ minSize: 4, maxSize: 4 }), source: 'operator', status: 'active' },
+      NOW,
+    );
     const existing = readyMember(h);
     await h.store.createMember(existing);
 
-    const summaries = await Promise.all([reconcileOne(h.pools, 'linux-web', NOW), reconcileOne(h.pools, 'linux-web', NOW)]);
+    const summaries = await Promise.all([
+      reconcileOne(h.pools, 'linux-web', NOW),
+      reconcileOne(h.pools, 'linux-web', NOW),
+    ]);
 
     expect(h.ec2.calls.filter((call) => call.startsWith('launch'))).toHaveLength(3);
     expect(await h.store.listMembers('linux-web')).toHaveLength(4);
@@ -89,7 +101,10 @@ describe('pools service', () => {
       state: 'initializing',
       initCommandId: 'command-1',
     });
-    expect(h.ssm.sent[0]).toMatchObject({ document: 'Warmboot-PoolInitialize', parameters: { platform: ['linux'] } });
+    expect(h.ssm.sent[0]).toMatchObject({
+      document: 'Warmboot-PoolInitialize',
+      parameters: { platform: ['linux'] },
+    });
   });
 
   it('stops a member whose init succeeded and retires one whose init failed', async () => {
@@ -102,7 +117,11 @@ describe('pools service', () => {
       await h.store.createMember(m);
     }
 
-    await onInitStatus(h.pools, { instanceId: good.instanceId, commandId: 'cmd-good', status: 'Success' }, NOW);
+    await onInitStatus(
+      h.pools,
+      { instanceId: good.instanceId, commandId: 'cmd-good', status: 'Success' },
+      NOW,
+    );
     await onInitStatus(h.pools, { instanceId: bad.instanceId, commandId: 'cmd-bad', status: 'Failed' }, NOW);
     const duplicate = await onInitStatus(
       h.pools,
@@ -112,7 +131,10 @@ describe('pools service', () => {
 
     expect((await h.store.findMember(good.instanceId))?.state).toBe('stopping');
     expect(h.ec2.instances.get(good.instanceId)?.state).toBe('stopped');
-    expect((await h.store.findMember(bad.instanceId))).toMatchObject({ state: 'retiring', reason: 'init-failed' });
+    expect(await h.store.findMember(bad.instanceId)).toMatchObject({
+      state: 'retiring',
+      reason: 'init-failed',
+    });
     expect(h.ec2.instances.get(bad.instanceId)?.state).toBe('terminated');
     expect(duplicate).toMatchObject({ ignored: expect.any(String) });
     expect(h.ec2.calls.filter((call) => call === `stop ${good.instanceId}`)).toHaveLength(1);
@@ -120,9 +142,16 @@ describe('pools service', () => {
 
   it('keeps the spec of a pool the operator defined when the same name comes from context', async () => {
     const h = harness();
-    await h.store.putPool({ spec: spec({ minSize: 0, maxSize: 9 }), source: 'operator', status: 'active' }, NOW);
+    await h.store.putPool(
+      { spec: spec({ minSize: 0, maxSize: 9 }), source: 'operator', status: 'active' },
+      NOW,
+    );
 
-    await reconcileAllPools(h.pools, [spec({ minSize: 0, maxSize: 2 }), spec({ name: 'other', minSize: 0 })], NOW);
+    await reconcileAllPools(
+      h.pools,
+      [spec({ minSize: 0, maxSize: 2 }), spec({ name: 'other', minSize: 0 })],
+      NOW,
+    );
 
     expect((await h.store.getPool('linux-web'))?.spec.maxSize).toBe(9);
     expect(await h.store.getPool('other')).toMatchObject({ source: 'context', status: 'active' });
@@ -132,7 +161,11 @@ describe('pools service', () => {
     const h = harness();
     await h.store.putPool({ spec: spec({ minSize: 0 }), source: 'operator', status: 'draining' }, NOW);
     const foreign = member({ state: 'ready' });
-    h.ec2.add({ instanceId: foreign.instanceId, state: 'stopped', tags: { 'warmboot:managed': 'true', 'warmboot:pool': 'elsewhere' } });
+    h.ec2.add({
+      instanceId: foreign.instanceId,
+      state: 'stopped',
+      tags: { 'warmboot:managed': 'true', 'warmboot:pool': 'elsewhere' },
+    });
     await h.store.createMember(foreign);
 
     const summary = await reconcileOne(h.pools, 'linux-web', NOW);

@@ -4,6 +4,7 @@ import {
   demandFromCounts,
   erlangB,
   membersForHitShare,
+  planningRate,
   refillSeconds,
 } from '../../../functions/pools/domain/sizing';
 import { NOW, spec } from './fixtures';
@@ -33,7 +34,7 @@ describe('Erlang-loss sizing', () => {
     // 60 requests/h, Linux refill 25.8 + 120 + 10 s → a ≈ 2.6 Erlang.
     const decision = decideSize({
       spec: demandPool(),
-      demand: { shortRatePerHour: 60, longRatePerHour: 10 },
+      demand: { shortRatePerHour: 60, recentRatePerHour: 10, dailyRatePerHour: 0 },
       previous: undefined,
       initializeSeconds: 120,
       now: NOW,
@@ -42,7 +43,7 @@ describe('Erlang-loss sizing', () => {
     expect(decision.targetSize).toBe(membersForHitShare(decision.offeredLoad, 0.95));
     const capped = decideSize({
       spec: demandPool(),
-      demand: { shortRatePerHour: 6000, longRatePerHour: 0 },
+      demand: { shortRatePerHour: 6000, recentRatePerHour: 0, dailyRatePerHour: 0 },
       previous: undefined,
       initializeSeconds: 900,
       now: NOW,
@@ -52,7 +53,7 @@ describe('Erlang-loss sizing', () => {
 
   it('scales down by one member per cool-down, and up at once', () => {
     const previous = { targetSize: 8, runningSize: 0, changedAt: NOW - 10 * 60_000 };
-    const quiet = { shortRatePerHour: 0, longRatePerHour: 0 };
+    const quiet = { shortRatePerHour: 0, recentRatePerHour: 0, dailyRatePerHour: 0 };
     const held = decideSize({
       spec: demandPool(),
       demand: quiet,
@@ -73,7 +74,7 @@ describe('Erlang-loss sizing', () => {
     expect(stepped.changedAt).toBe(later);
     const burst = decideSize({
       spec: demandPool(),
-      demand: { shortRatePerHour: 600, longRatePerHour: 0 },
+      demand: { shortRatePerHour: 600, recentRatePerHour: 0, dailyRatePerHour: 0 },
       previous,
       initializeSeconds: 120,
       now: NOW,
@@ -81,11 +82,24 @@ describe('Erlang-loss sizing', () => {
     expect(burst.targetSize).toBeGreaterThan(8);
   });
 
+  it('plans for what arrived in the coming hour one day earlier, not for the last six hours', () => {
+    const hour = 3_600_000;
+    // A busy hour that ended 5 h ago, and 30 requests in the hour that starts now, yesterday.
+    const counts = new Map<number, number>();
+    for (let minute = 0; minute < 60; minute++) counts.set(NOW - 6 * hour + minute * 60_000, 2);
+    for (let minute = 0; minute < 30; minute++) counts.set(NOW - 24 * hour + minute * 2 * 60_000, 1);
+
+    const demand = demandFromCounts(counts, NOW);
+
+    expect(demand).toEqual({ shortRatePerHour: 0, recentRatePerHour: 0, dailyRatePerHour: 30 });
+    expect(planningRate(demand)).toBe(30);
+  });
+
   it('keeps part of a hot pool running, and none of a cool one', () => {
     const hot = demandPool({ runningTierAbovePerHour: 100 });
     const busy = decideSize({
       spec: hot,
-      demand: { shortRatePerHour: 300, longRatePerHour: 100 },
+      demand: { shortRatePerHour: 300, recentRatePerHour: 100, dailyRatePerHour: 0 },
       previous: undefined,
       initializeSeconds: 120,
       now: NOW,
@@ -94,7 +108,7 @@ describe('Erlang-loss sizing', () => {
     expect(busy.runningSize).toBeLessThanOrEqual(busy.targetSize);
     const cool = decideSize({
       spec: hot,
-      demand: { shortRatePerHour: 50, longRatePerHour: 50 },
+      demand: { shortRatePerHour: 50, recentRatePerHour: 50, dailyRatePerHour: 0 },
       previous: undefined,
       initializeSeconds: 120,
       now: NOW,
@@ -105,7 +119,7 @@ describe('Erlang-loss sizing', () => {
   it('keeps minSize for fixed pools, all running for the running tier', () => {
     const fixed = decideSize({
       spec: spec({ minSize: 3, tier: 'running' }),
-      demand: { shortRatePerHour: 500, longRatePerHour: 500 },
+      demand: { shortRatePerHour: 500, recentRatePerHour: 500, dailyRatePerHour: 0 },
       previous: undefined,
       initializeSeconds: 120,
       now: NOW,
@@ -113,12 +127,18 @@ describe('Erlang-loss sizing', () => {
     expect(fixed).toMatchObject({ targetSize: 3, runningSize: 3 });
   });
 
-  it('turns per-minute counters into a short and a long rate', () => {
+  it('turns per-minute counters into a short, a recent and a daily rate', () => {
     const counts = new Map([
       [NOW - 5 * 60_000, 3],
-      [NOW - 60 * 60_000, 6],
+      [NOW - 30 * 60_000, 6],
       [NOW - 7 * 3_600_000, 100],
+      [NOW - 23.5 * 3_600_000, 4],
+      [NOW - 25 * 3_600_000, 50],
     ]);
-    expect(demandFromCounts(counts, NOW)).toEqual({ shortRatePerHour: 12, longRatePerHour: 1.5 });
+    expect(demandFromCounts(counts, NOW)).toEqual({
+      shortRatePerHour: 12,
+      recentRatePerHour: 9,
+      dailyRatePerHour: 4,
+    });
   });
 });

@@ -1,0 +1,207 @@
+import { RunInstancesCommand } from '@aws-sdk/client-ec2';
+import fc from 'fast-check';
+import { afterAll, describe, inject, it } from 'vitest';
+import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS } from '../../functions/catalog';
+import { DynamoImageCacheStore } from '../../functions/image-cache/adapters/store';
+import { hostGroupSchema } from '../../functions/image-cache/config';
+import { planHostGroup } from '../../functions/image-cache/domain/planner';
+import { LocalCloud } from '../../local/cloud';
+import { cachesConverge, requestsAnswered } from '../../local/invariants';
+import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
+import { faultScheduleArbitrary } from './support/schedule';
+
+/**
+ * Warm images under faults: a few hosts of one group, a few registered images, random pins and
+ * unpins while SSM status events are lost, duplicated, delayed and reordered, SSM and EC2 calls
+ * fail and the function dies between any two calls. After the scheduled reconciles on a healthy
+ * cloud, each host's simulated disk cache holds exactly what the planner (the production pure
+ * function, fed the final DynamoDB state) wants on it.
+ */
+
+const MINUTE = 60_000;
+const GiB = 1024 ** 3;
+const FAULT_WINDOW_MS = 8 * MINUTE;
+const RECONCILE_MS = 16 * MINUTE;
+const GROUP = 'gpu-inference';
+const HOST_GROUP = hostGroupSchema.parse({
+  name: GROUP,
+  cacheBytes: 20 * GiB,
+  cacheDirectory: '/var/cache/warmboot',
+  handler: 'download',
+  warmConcurrency: 2,
+  // Injected failures must not exhaust the fetch budget: convergence is what is under test.
+  maxFetchAttempts: 20,
+  retryBaseMs: 5_000,
+  minResidencyMs: 0,
+});
+
+const imageOf = (index: number) => ({
+  id: `model-${index}`,
+  kind: 'container' as const,
+  source: `123456789012.dkr.ecr.us-east-1.amazonaws.com/inference/model-${index}`,
+  digest: `sha256:${String(index).repeat(64).slice(0, 64)}`,
+  sizeBytes: (2 + index) * GiB,
+});
+
+interface CacheWorkload {
+  readonly seed: number;
+  readonly hosts: number;
+  readonly images: number;
+  readonly operations: readonly { readonly pin: boolean; readonly image: number; readonly afterMs: number }[];
+}
+
+const workloadArbitrary: fc.Arbitrary<CacheWorkload> = fc.record({
+  seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+  hosts: fc.integer({ min: 1, max: 3 }),
+  images: fc.integer({ min: 1, max: 3 }),
+  operations: fc.array(
+    fc.record({
+      pin: fc.boolean(),
+      image: fc.integer({ min: 0, max: 2 }),
+      afterMs: fc.oneof(
+        fc.constant(0),
+        fc.integer({ min: 1, max: 120 }).map((s) => s * 1000),
+      ),
+    }),
+    { minLength: 1, maxLength: 5 },
+  ),
+});
+
+const faultArbitrary = faultScheduleArbitrary({
+  windowMs: FAULT_WINDOW_MS,
+  functionIds: ['imageCache'],
+  events: [
+    { source: 'aws.ssm', detailType: SSM_COMMAND_STATUS, droppable: true },
+    { source: 'aws.ec2', detailType: EC2_STATE_CHANGE, droppable: true },
+    { source: 'aws.events', detailType: SCHEDULED_EVENT, droppable: true },
+    { source: 'warmboot', detailType: 'Pin Image', droppable: false },
+    { source: 'warmboot', detailType: 'Unpin Image', droppable: false },
+  ],
+  calls: [
+    ...['SendCommand', 'GetCommandInvocation', 'ListCommandInvocations'].map((operation) => ({
+      service: 'ssm' as const,
+      operation,
+    })),
+    { service: 'ec2', operation: 'DescribeInstances' },
+  ],
+  maxCallsPerInvocation: 14,
+});
+
+const tally = new FaultTally('image cache', ['cacheConverges', 'requestAnswered']);
+
+describe('warm images under lost, duplicated and reordered command results, throttling and crashes', () => {
+  afterAll(() => {
+    console.log(tally.summary());
+  });
+
+  it('converges every host cache to the plan', async () => {
+    await fc.assert(
+      fc.asyncProperty(workloadArbitrary, faultArbitrary, async (workload, schedule) => {
+        tally.runs += 1;
+        const cloud = await LocalCloud.start({
+          dynamodbEndpoint: inject('dynamodbEndpoint'),
+          latency: 'zero',
+          seed: workload.seed,
+          functions: ['imageCache'],
+          settings: { HOST_GROUPS: JSON.stringify([HOST_GROUP]) },
+        });
+        try {
+          const images = Array.from({ length: workload.images }, (_, index) => imageOf(index));
+          for (const image of images)
+            cloud.ssm.imageSource.add(image.source, { bytes: image.sizeBytes, digest: image.digest });
+          const hostImage = cloud.ec2.registerImage({ name: 'gpu-host', rootSizeGiB: 8 });
+          await cloud.run(() =>
+            cloud.runtime('imageCache').clients.ec2.send(
+              new RunInstancesCommand({
+                ImageId: hostImage,
+                InstanceType: 'g5.xlarge',
+                MinCount: workload.hosts,
+                MaxCount: workload.hosts,
+                Placement: { AvailabilityZone: 'us-east-1a' },
+                TagSpecifications: [
+                  {
+                    ResourceType: 'instance',
+                    Tags: [
+                      { Key: 'warmboot:host-group', Value: GROUP },
+                      { Key: 'warmboot:managed', Value: 'true' },
+                    ],
+                  },
+                ],
+              }),
+            ),
+          );
+          const log = new RunLog(cloud, ['imageCache']);
+          for (const image of images)
+            cloud.putEvent({ source: 'warmboot', detailType: 'Register Image', detail: { image } });
+          await cloud.settleFor(2 * MINUTE);
+          cloud.startSchedules();
+
+          await withFaults(cloud, schedule, FAULT_WINDOW_MS, tally, async () => {
+            for (const operation of workload.operations) {
+              await cloud.settleFor(operation.afterMs);
+              const image = images[operation.image % images.length];
+              if (!image) continue;
+              log.request(operation.pin ? 'Pin Image' : 'Unpin Image', {
+                hostGroup: GROUP,
+                imageId: image.id,
+              });
+            }
+          });
+          await cloud.settleFor(RECONCILE_MS);
+
+          const state = await cloud.run(() =>
+            new DynamoImageCacheStore(cloud.documents, cloud.tables.imageCache).loadGroup(GROUP),
+          );
+          const hosts = state.hosts.filter(
+            (host) => host.status === 'running' && host.inventoriedAt !== undefined,
+          );
+          const plan = planHostGroup({
+            group: HOST_GROUP,
+            hosts: hosts.map((host) => ({
+              instanceId: host.instanceId,
+              availabilityZone: host.availabilityZone,
+              entries: state.entries.filter((entry) => entry.instanceId === host.instanceId),
+            })),
+            pins: state.pins,
+            scores: [],
+            imageSizes: Object.fromEntries(images.map((image) => [image.id, image.sizeBytes])),
+            source: state.source,
+            now: cloud.clock.now(),
+            random: () => 0.5,
+          });
+          const sourceOf = new Map(images.map((image) => [image.id, image.source]));
+          const desired = new Map(
+            Object.entries(plan.desired).map(([host, ids]) => [
+              host,
+              new Set(ids.map((id) => sourceOf.get(id) ?? id)),
+            ]),
+          );
+          const sources = new Set(sourceOf.values());
+          const actual = new Map(
+            hosts.map((host) => [
+              host.instanceId,
+              new Set(
+                cloud.ssm
+                  .agent(host.instanceId)
+                  .cache.keys()
+                  .filter((key) => sources.has(key)),
+              ),
+            ]),
+          );
+          tally.observe(
+            'desired (host, image) pairs',
+            [...desired.values()].reduce((sum, set) => sum + set.size, 0),
+          );
+          expectNoViolations(
+            tally,
+            [...cachesConverge(desired, actual), ...requestsAnswered(log.requests, log.allOutcomes())],
+            log,
+          );
+        } finally {
+          await cloud.stop();
+        }
+      }),
+      assertOptions(),
+    );
+  });
+});

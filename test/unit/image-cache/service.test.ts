@@ -1,0 +1,276 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { describe, expect, it } from 'vitest';
+import type { CacheVolume, HostInfo, VolumeLinks } from '../../../functions/image-cache/adapters/ec2';
+import { MemoryImageCacheStore } from '../../../functions/image-cache/adapters/memory-store';
+import type { CacheCommands } from '../../../functions/image-cache/adapters/ssm';
+import { type HostGroupInput, hostGroupSchema, type ImageSpec } from '../../../functions/image-cache/config';
+import { DOCUMENT_NAMES } from '../../../functions/image-cache/documents';
+import { ImageCacheService } from '../../../functions/image-cache/service';
+import { ConflictError, IncorrectStateError } from '../../../functions/shared/errors';
+
+const START = Date.parse('2026-01-10T12:00:00Z');
+const GB = 1_000_000_000;
+const MINUTE = 60_000;
+const DIGEST = `sha256:${'a'.repeat(64)}`;
+
+const image = (id: string, sizeBytes = GB): ImageSpec => ({
+  id,
+  kind: 'container',
+  source: `registry.example.com/team/${id}`,
+  digest: DIGEST,
+  sizeBytes,
+});
+
+/** The service over the in-memory store and scripted EC2/SSM fakes. */
+const world = (groupInput: Partial<HostGroupInput> = {}) => {
+  let now = START;
+  const group = hostGroupSchema.parse({
+    name: 'g',
+    cacheBytes: 2 * GB,
+    cacheDirectory: '/var/cache/warmboot',
+    minResidencyMs: 0,
+    ...groupInput,
+  });
+  const store = new MemoryImageCacheStore();
+  const hosts = new Map<string, HostInfo>();
+  const online = new Set<string>();
+  const sent: { document: string; instanceIds: readonly string[]; parameters: Record<string, string> }[] = [];
+  const volumes = new Map<string, CacheVolume & { managed: boolean }>();
+  const deleted: string[] = [];
+  const commands: CacheCommands = {
+    async send(document, instanceIds, parameters) {
+      for (const instanceId of instanceIds)
+        if (!online.has(instanceId)) throw new IncorrectStateError(`InvalidInstanceId: ${instanceId}`);
+      sent.push({ document, instanceIds, parameters: { ...parameters } });
+      return `cmd-${sent.length}`;
+    },
+    invocation: async () => ({ status: 'Success', result: { images: [] } }),
+    invocations: async () => [],
+    agentsOnline: async (instanceIds) => new Set(instanceIds.filter((id) => online.has(id))),
+  };
+  const links: VolumeLinks = {
+    cacheVolumes: async () => [...volumes.values()].map(({ managed: _managed, ...volume }) => volume),
+    createFromSnapshot: async () => {
+      throw new Error('not used');
+    },
+    state: async (volumeId) => {
+      const volume = volumes.get(volumeId);
+      return (
+        volume && {
+          state: volume.state,
+          managed: volume.managed,
+          ...(volume.attachedTo ? { attachedTo: volume.attachedTo } : {}),
+        }
+      );
+    },
+    attach: async () => undefined,
+    async detach(volumeId) {
+      const volume = volumes.get(volumeId);
+      if (volume) volumes.set(volumeId, { ...volume, state: 'available', attachedTo: undefined });
+    },
+    async delete(volumeId) {
+      volumes.delete(volumeId);
+      deleted.push(volumeId);
+    },
+  };
+  const service = new ImageCacheService({
+    groups: [group],
+    region: 'us-east-1',
+    store,
+    hosts: {
+      groupHosts: async () => [...hosts.values()],
+      host: async (instanceId) => hosts.get(instanceId),
+      tagHost: async () => undefined,
+    },
+    commands,
+    volumes: links,
+    popularity: { topImages: async () => [] },
+    facts: { publish: async () => undefined },
+    clock: {
+      now: () => now,
+      sleep: async (ms) => {
+        now += ms;
+      },
+    },
+    random: () => 0.5,
+    logger: new Logger({ serviceName: 'test', logLevel: 'SILENT' }),
+    metrics: new Metrics({ namespace: 'Test', serviceName: 'imageCache' }),
+  });
+  const addHost = (instanceId: string, agentOnline: boolean) => {
+    hosts.set(instanceId, {
+      instanceId,
+      hostGroup: 'g',
+      availabilityZone: 'us-east-1a',
+      state: 'running',
+      devices: ['/dev/xvda'],
+      managed: true,
+    });
+    if (agentOnline) online.add(instanceId);
+  };
+  return {
+    service,
+    store,
+    sent,
+    volumes,
+    deleted,
+    online,
+    addHost,
+    advance: (ms: number) => {
+      now += ms;
+    },
+    now: () => now,
+  };
+};
+
+describe('ImageCacheService', () => {
+  it('records a host whose SSM agent is not online yet as joining, without throwing, and inits it once Online', async () => {
+    const w = world();
+    w.addHost('i-1', false);
+
+    const first = await w.service.onHostState('i-1', 'running');
+
+    expect(first.outcome).toMatch(/^joining g/);
+    expect(w.sent).toEqual([]);
+    const joining = (await w.store.loadGroup('g')).hosts[0];
+    expect(joining).toMatchObject({ status: 'joining', initAttempts: 1 });
+    expect(joining?.initDueAt).toBeGreaterThan(w.now());
+
+    // Not due yet: a plan does not ask again.
+    await w.service.plan('g');
+    expect((await w.store.loadGroup('g')).hosts[0]?.initAttempts).toBe(1);
+
+    w.online.add('i-1');
+    w.advance(10 * MINUTE);
+    await w.service.plan('g');
+
+    expect(w.sent.map((command) => command.document)).toEqual([DOCUMENT_NAMES.inventory]);
+    expect((await w.store.loadGroup('g')).hosts[0]?.status).toBe('running');
+  });
+
+  it('backs off the agent checks of a joining host exponentially, from the reconcile too', async () => {
+    const w = world();
+    w.addHost('i-1', false);
+    await w.service.onHostState('i-1', 'running');
+    const dueTimes: number[] = [];
+    for (let check = 0; check < 4; check += 1) {
+      const host = (await w.store.loadGroup('g')).hosts[0];
+      dueTimes.push((host?.initDueAt ?? 0) - w.now());
+      w.advance((host?.initDueAt ?? 0) - w.now());
+      await w.service.reconcile('g');
+    }
+
+    expect((await w.store.loadGroup('g')).hosts[0]).toMatchObject({ status: 'joining', initAttempts: 5 });
+    expect(dueTimes[3]).toBeGreaterThan(dueTimes[0] ?? 0);
+    expect(w.sent).toEqual([]);
+  });
+
+  it('admits demand from placement on a full host: evicts its least popular image, then fetches', async () => {
+    const w = world();
+    w.addHost('i-1', true);
+    for (const id of ['kept', 'rare', 'launched']) await w.service.registerImage(image(id));
+    await w.store.putHost(
+      'g',
+      {
+        instanceId: 'i-1',
+        availabilityZone: 'us-east-1a',
+        status: 'running',
+        joinedAt: START,
+        inventoriedAt: START,
+      },
+      'absent',
+    );
+    for (const id of ['kept', 'rare'])
+      await w.store.writeEntry(
+        'g',
+        'i-1',
+        id,
+        { imageId: id, state: 'cached', bytes: GB, since: START, attempts: 0 },
+        'absent',
+      );
+    await w.service.pin('g', 'kept');
+
+    const summary = await w.service.plan('g', [{ instanceId: 'i-1', imageId: 'launched' }]);
+
+    expect(summary.commands.map((command) => [command.action, command.imageId])).toEqual([
+      ['evict', 'rare'],
+      ['fetch', 'launched'],
+    ]);
+    expect(w.sent.map((command) => command.document)).toEqual([DOCUMENT_NAMES.remove, DOCUMENT_NAMES.fetch]);
+    const entries = (await w.store.loadGroup('g')).entries;
+    expect(entries.find((entry) => entry.imageId === 'launched')?.state).toBe('fetching');
+    expect(entries.find((entry) => entry.imageId === 'rare')?.state).toBe('evicting');
+  });
+
+  it('releases orphaned linked volumes: deletes unattached ones, unmounts attached ones first, keeps needed and fresh ones', async () => {
+    const w = world({ handler: 'volume-link' });
+    w.addHost('i-1', true);
+    await w.store.putHost(
+      'g',
+      {
+        instanceId: 'i-1',
+        availabilityZone: 'us-east-1a',
+        status: 'running',
+        joinedAt: START,
+        inventoriedAt: START,
+      },
+      'absent',
+    );
+    await w.store.writeEntry(
+      'g',
+      'i-1',
+      'linked',
+      {
+        imageId: 'linked',
+        state: 'cached',
+        bytes: GB,
+        since: START,
+        attempts: 0,
+        via: 'volume-link',
+        volumeId: 'vol-needed',
+      },
+      'absent',
+    );
+    const volume = (volumeId: string, extra: Partial<CacheVolume> = {}) =>
+      w.volumes.set(volumeId, {
+        volumeId,
+        imageId: 'linked',
+        state: 'available',
+        createdAt: START - 60 * MINUTE,
+        managed: true,
+        ...extra,
+      });
+    volume('vol-needed', { state: 'in-use', attachedTo: 'i-1' });
+    volume('vol-loose');
+    volume('vol-mounted', { state: 'in-use', attachedTo: 'i-1' });
+    volume('vol-creating', { createdAt: START - MINUTE });
+
+    await w.service.reconcile('g');
+
+    expect(w.deleted).toEqual(['vol-loose']);
+    const unmount = w.sent.find((command) => command.document === DOCUMENT_NAMES.unmount);
+    expect(unmount?.parameters.VolumeId).toBe('vol-mounted');
+    expect(w.volumes.has('vol-mounted')).toBe(true);
+
+    const commandId = `cmd-${w.sent.indexOf(unmount as (typeof w.sent)[number]) + 1}`;
+    const settled = await w.service.onCommandStatus({ commandId, instanceId: 'i-1', status: 'Success' });
+
+    expect(settled.outcome).toBe('released orphan volume vol-mounted');
+    expect(w.deleted).toEqual(['vol-loose', 'vol-mounted']);
+    expect([...w.volumes.keys()].sort()).toEqual(['vol-creating', 'vol-needed']);
+  });
+});
+
+describe('MemoryImageCacheStore', () => {
+  it('makes every versioned write conditional, like the DynamoDB store', async () => {
+    const store = new MemoryImageCacheStore();
+    const entry = { imageId: 'a', state: 'cached' as const, bytes: 1, since: 0, attempts: 0 };
+    await store.writeEntry('g', 'i-1', 'a', entry, 'absent');
+
+    await expect(store.writeEntry('g', 'i-1', 'a', entry, 'absent')).rejects.toBeInstanceOf(ConflictError);
+    await store.writeEntry('g', 'i-1', 'a', { ...entry, state: 'evicting' }, 1);
+    await expect(store.writeEntry('g', 'i-1', 'a', undefined, 1)).rejects.toBeInstanceOf(ConflictError);
+    await store.writeEntry('g', 'i-1', 'a', undefined, 2);
+    expect((await store.loadGroup('g')).entries).toEqual([]);
+  });
+});
