@@ -52,8 +52,7 @@ export interface LocalRuntimeOptions {
  */
 export const DYNAMODB_LATENCY_MS = 5;
 
-const dynamodbLatencyMs = (mode: LatencyMode): number =>
-  mode === 'calibrated' ? DYNAMODB_LATENCY_MS : 0;
+const dynamodbLatencyMs = (mode: LatencyMode): number => (mode === 'calibrated' ? DYNAMODB_LATENCY_MS : 0);
 
 /**
  * The HTTP handler of the DynamoDB client: `latencyMs` of virtual time, then real HTTP to

@@ -32,6 +32,21 @@ export type StartResult =
   | { readonly instanceId: string; readonly ok: false; readonly error: ItemError };
 
 /**
+ * Options of a fetch/remove: SendCommand's, plus `onStarted`, called with every batch of results
+ * as soon as its command was sent (before the next host's work starts), so the caller records
+ * the command before its status event can arrive: linking hosts one by one takes seconds each,
+ * and a fast host's Mount finishes long before the last host is linked.
+ */
+export interface StartOptions extends SendOptions {
+  readonly onStarted?: (results: readonly StartResult[]) => Promise<void>;
+}
+
+const reported = async (options: StartOptions, results: StartResult[]): Promise<StartResult[]> => {
+  if (results.length > 0) await options.onStarted?.(results);
+  return results;
+};
+
+/**
  * The template image handler interface: `init` re-prepares a host that joined or restarted (it
  * inventories what the host really holds; the planner then re-prepares what it should hold),
  * `fetch` puts an image on hosts, `remove` takes it off. Fetch and remove take a batch of hosts
@@ -40,11 +55,11 @@ export type StartResult =
 export interface ImageHandler {
   readonly kind: HandlerKind;
   init(host: HandlerHost): Promise<{ readonly commandId: string }>;
-  fetch(hosts: readonly HandlerHost[], image: ImageSpec, options: SendOptions): Promise<StartResult[]>;
+  fetch(hosts: readonly HandlerHost[], image: ImageSpec, options: StartOptions): Promise<StartResult[]>;
   remove(
     hosts: readonly { host: HandlerHost; entry: HostImageEntry }[],
     image: ImageSpec,
-    options: SendOptions,
+    options: StartOptions,
   ): Promise<StartResult[]>;
 }
 
@@ -93,9 +108,15 @@ export const downloadHandler = (deps: HandlerDependencies): ImageHandler => ({
         fetchParameters(image, deps.group),
         options,
       );
-      return hosts.map((host) => ({ instanceId: host.instanceId, ok: true, commandId, via: 'download' }));
+      return reported(
+        options,
+        hosts.map((host) => ({ instanceId: host.instanceId, ok: true, commandId, via: 'download' })),
+      );
     } catch (error) {
-      return hosts.map((host) => failure(host.instanceId, error));
+      return reported(
+        options,
+        hosts.map((host) => failure(host.instanceId, error)),
+      );
     }
   },
   async remove(targets, image, options) {
@@ -108,14 +129,15 @@ export const downloadHandler = (deps: HandlerDependencies): ImageHandler => ({
         { Kind, Source, Digest, ImageId, CacheDirectory } as Record<string, string>,
         options,
       );
-      return targets.map(({ host }) => ({
-        instanceId: host.instanceId,
-        ok: true,
-        commandId,
-        via: 'download',
-      }));
+      return reported(
+        options,
+        targets.map(({ host }) => ({ instanceId: host.instanceId, ok: true, commandId, via: 'download' })),
+      );
     } catch (error) {
-      return targets.map(({ host }) => failure(host.instanceId, error));
+      return reported(
+        options,
+        targets.map(({ host }) => failure(host.instanceId, error)),
+      );
     }
   },
 });
@@ -207,7 +229,7 @@ export const volumeLinkHandler = (deps: HandlerDependencies): ImageHandler => {
     init: inventory(deps),
     async fetch(hosts, image, options) {
       const results: StartResult[] = [];
-      for (const host of hosts) results.push(await linkOne(host, image, options));
+      for (const host of hosts) results.push(...(await reported(options, [await linkOne(host, image, options)])));
       return results;
     },
     async remove(targets, image, options) {
@@ -224,15 +246,13 @@ export const volumeLinkHandler = (deps: HandlerDependencies): ImageHandler => {
             { ImageId: image.id, CacheDirectory: deps.group.cacheDirectory, VolumeId: entry.volumeId },
             options,
           );
-          results.push({
-            instanceId: host.instanceId,
-            ok: true,
-            commandId,
-            via: 'volume-link',
-            volumeId: entry.volumeId,
-          });
+          results.push(
+            ...(await reported(options, [
+              { instanceId: host.instanceId, ok: true, commandId, via: 'volume-link', volumeId: entry.volumeId },
+            ])),
+          );
         } catch (error) {
-          results.push(failure(host.instanceId, error));
+          results.push(...(await reported(options, [failure(host.instanceId, error)])));
         }
       }
       return results;
@@ -281,18 +301,17 @@ export const autoHandler = (deps: HandlerDependencies): ImageHandler => {
         else fallback.push({ host, note: `download: ${verdict.reason}: ${verdict.detail}` });
       }
       const notes = new Map(fallback.map(({ host, note }) => [host.instanceId, note]));
+      const withNote = (result: StartResult): StartResult => {
+        const note = notes.get(result.instanceId);
+        return result.ok && note ? { ...result, note } : result;
+      };
+      const { onStarted } = options;
       const downloaded = await download.fetch(
         fallback.map(({ host }) => host),
         image,
-        options,
+        { ...options, ...(onStarted ? { onStarted: (results) => onStarted(results.map(withNote)) } : {}) },
       );
-      return [
-        ...(await link.fetch(linkable, image, options)),
-        ...downloaded.map((result) => {
-          const note = notes.get(result.instanceId);
-          return result.ok && note ? { ...result, note } : result;
-        }),
-      ];
+      return [...(await link.fetch(linkable, image, options)), ...downloaded.map(withNote)];
     },
     remove: (targets, image, options) => link.remove(targets, image, options),
   };

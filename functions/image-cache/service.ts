@@ -36,7 +36,13 @@ import {
   type ReportedImage,
   reconcileInventory,
 } from './domain/transitions';
-import { type HandlerHost, imageHandlerFor, releaseVolume, type StartResult } from './image-handlers';
+import {
+  type HandlerHost,
+  imageHandlerFor,
+  releaseVolume,
+  type StartOptions,
+  type StartResult,
+} from './image-handlers';
 
 /** What the planner reads from popularity: the top images of a host group's scope. */
 export interface GroupPopularity {
@@ -255,10 +261,22 @@ export class ImageCacheService {
     if (claimed.length === 0) return results;
 
     const handler = imageHandlerFor(this.handlerDeps(group));
-    const options = {
+    const settled = new Set<string>();
+    // Each batch is recorded the moment its command is sent, before the next host's work.
+    const settle = async (started: readonly StartResult[]) => {
+      const fresh = started.filter((start) => !settled.has(start.instanceId));
+      for (const start of fresh) settled.add(start.instanceId);
+      await this.recordCommands(group, image, command.action, fresh, now);
+      for (const start of fresh) {
+        const item = claimed.find((candidate) => candidate.host.instanceId === start.instanceId);
+        if (item) results.push(await this.settleStart(group, image, command.action, item, start, now));
+      }
+    };
+    const options: StartOptions = {
       maxConcurrency: command.maxConcurrency,
       maxErrors: command.maxErrors,
       comment: `warmboot ${command.action} ${image.id}`.slice(0, 100),
+      onStarted: settle,
     };
     const started =
       command.action === 'fetch'
@@ -272,12 +290,7 @@ export class ImageCacheService {
             image,
             options,
           );
-    await this.recordCommands(group, image, command.action, started, now);
-    for (const start of started) {
-      const item = claimed.find((candidate) => candidate.host.instanceId === start.instanceId);
-      if (!item) continue;
-      results.push(await this.settleStart(group, image, command.action, item, start, now));
-    }
+    await settle(started);
     return results;
   }
 

@@ -224,6 +224,7 @@ const shelvingProperty = (
       await cloud.settleFor(RECONCILE_MS);
 
       sampleRetained(cloud, everRetained);
+      await sabotage?.(cloud);
       const records = await readRecords(cloud);
       const state = {
         records,

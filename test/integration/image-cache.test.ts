@@ -210,3 +210,159 @@ describe('image cache on the local cloud', () => {
     expect(hosts.map((host) => stateOf(healed, host, other.id))).toEqual(hosts.map(() => 'cached'));
   });
 });
+
+/** A cloud with one group configured as given (handler, budget) plus the functions named. */
+const startWith = async (
+  group: Record<string, unknown>,
+  functions: ('imageCache' | 'placement' | 'popularity')[] = ['imageCache'],
+  settings: Record<string, string> = {},
+): Promise<LocalCloud> => {
+  cloud = await LocalCloud.start({
+    dynamodbEndpoint: inject('dynamodbEndpoint'),
+    functions,
+    settings: { HOST_GROUPS: JSON.stringify([{ ...HOST_GROUPS[0], ...group }]), ...settings },
+  });
+  return cloud;
+};
+
+/** An image whose content lives in an EBS snapshot of this region (the root snapshot of an AMI). */
+const snapshotImage = async (local: LocalCloud, id: string, fastRestoreAz?: string) => {
+  const ami = local.ec2.registerImage({ name: `${id}-content`, rootSizeGiB: 8 });
+  const snapshotId =
+    local.ec2.images().find((item) => item.imageId === ami)?.blockDevices[0]?.snapshotId ?? '';
+  if (fastRestoreAz) {
+    const { EnableFastSnapshotRestoresCommand } = await import('@aws-sdk/client-ec2');
+    await local.run(() =>
+      local
+        .runtime('imageCache')
+        .clients.ec2.send(
+          new EnableFastSnapshotRestoresCommand({
+            SourceSnapshotIds: [snapshotId],
+            AvailabilityZones: [fastRestoreAz],
+          }),
+        ),
+    );
+    await local.settleFor(60 * 60_000);
+  }
+  return {
+    ...image,
+    id,
+    snapshot: { snapshotId, region: 'us-east-1', fastRestoreAzs: fastRestoreAz ? [fastRestoreAz] : [] },
+  };
+};
+
+const pinEvent = (imageId: string, spec: Record<string, unknown>) => ({
+  'detail-type': 'Pin Image',
+  detail: { hostGroup: GROUP, imageId, image: spec },
+});
+
+describe('image handlers and popularity on the local cloud', () => {
+  it('volume-link: a volume from the snapshot in the host AZ, fast-restored where FSR is on, attached and mounted', async () => {
+    const local = await startWith({ handler: 'volume-link' });
+    const linked = await snapshotImage(local, 'sdxl-linked', 'us-east-1a');
+    const [inFsrAz] = await launchHosts(local, 'us-east-1a', 1);
+    const [elsewhere] = await launchHosts(local, 'us-east-1b', 1);
+    await local.settleFor(2 * 60_000);
+
+    put(local, pinEvent(linked.id, linked));
+    await local.settleFor(15 * 60_000);
+
+    const state = await groupState(local);
+    for (const [host, zone, fastRestored] of [
+      [inFsrAz, 'us-east-1a', true],
+      [elsewhere, 'us-east-1b', false],
+    ] as const) {
+      const entry = state.entries.find((item) => item.instanceId === host && item.imageId === linked.id);
+      expect(entry).toMatchObject({ state: 'cached', via: 'volume-link' });
+      const volume = local.ec2.volumes().find((item) => item.volumeId === entry?.volumeId);
+      expect(volume).toMatchObject({
+        availabilityZone: zone,
+        snapshotId: linked.snapshot.snapshotId,
+        fastRestored,
+        state: 'in-use',
+      });
+      expect(volume?.attachment?.instanceId).toBe(host);
+      expect([...local.ssm.agent(host ?? '').mounts.values()]).toContain(entry?.volumeId);
+    }
+    expect(local.ssm.invocations().filter((item) => item.documentName === 'Warmboot-ImageFetch')).toEqual([]);
+  });
+
+  it('auto: links where it can and downloads where the host has no free attachment, recording why', async () => {
+    const local = await startWith({ handler: 'auto' });
+    const linked = await snapshotImage(local, 'sdxl-auto');
+    const [full, free] = await launchHosts(local, 'us-east-1a', 2);
+    // Fill every device name volume-link may use on one host (/dev/sdf … /dev/sdp).
+    const { CreateVolumeCommand, AttachVolumeCommand } = await import('@aws-sdk/client-ec2');
+    const ec2 = local.runtime('imageCache').clients.ec2;
+    for (const letter of 'fghijklmnop') {
+      const volume = await local.run(() =>
+        ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 1 })),
+      );
+      await local.settleFor(30_000);
+      await local.run(() =>
+        ec2.send(
+          new AttachVolumeCommand({
+            VolumeId: volume.VolumeId,
+            InstanceId: full,
+            Device: `/dev/sd${letter}`,
+          }),
+        ),
+      );
+    }
+    local.ssm.imageSource.add(linked.source, { bytes: linked.sizeBytes, digest: linked.digest });
+    await local.settleFor(2 * 60_000);
+
+    put(local, pinEvent(linked.id, linked));
+    await local.settleFor(15 * 60_000);
+
+    const state = await groupState(local);
+    const entryOf = (host?: string) =>
+      state.entries.find((item) => item.instanceId === host && item.imageId === linked.id);
+    expect(entryOf(free)).toMatchObject({ state: 'cached', via: 'volume-link' });
+    expect(entryOf(full)).toMatchObject({ state: 'cached', via: 'download' });
+    expect(entryOf(full)?.note).toMatch(/^download: attach-limit: /);
+    expect(local.ssm.agent(full ?? '').cache.has(linked.source)).toBe(true);
+  });
+
+  it('a Popularity Changed nudge from the popularity function makes the planner warm the top images', async () => {
+    const local = await startWith({}, ['popularity', 'imageCache'], {
+      POPULARITY_SETTINGS: JSON.stringify({ scoreThreshold: 5, topK: 5 }),
+    });
+    const records: unknown[] = [];
+    local.bus.onInvocation((record) => records.push(record));
+    const hosts = [
+      ...(await launchHosts(local, 'us-east-1a', 1)),
+      ...(await launchHosts(local, 'us-east-1b', 1)),
+    ];
+    const rare = { ...image, id: 'rarely-used', source: `${image.source.split(':')[0]}-rare:1` };
+    local.ssm.imageSource.add(rare.source, { bytes: rare.sizeBytes, digest: rare.digest });
+    put(local, register);
+    put(local, { 'detail-type': 'Register Image', detail: { image: rare } });
+    await local.settleFor(2 * 60_000);
+    const nudges: unknown[] = [];
+    local.bus.onEvent((event) => {
+      if (event['detail-type'] === 'Popularity Changed') nudges.push(event.detail);
+    });
+
+    // No schedule runs: only the nudge can start the warm.
+    local.putEvent({
+      source: 'warmboot',
+      detailType: 'Image Launched',
+      detail: { image: image.id, hostGroup: GROUP, availabilityZone: 'us-east-1a', count: 12 },
+    });
+    local.putEvent({
+      source: 'warmboot',
+      detailType: 'Image Launched',
+      detail: { image: rare.id, hostGroup: GROUP, availabilityZone: 'us-east-1a', count: 1 },
+    });
+    await local.settleFor(10 * 60_000);
+
+    console.log(JSON.stringify((await groupState(local)).hosts), JSON.stringify(records.filter((r) => (r as {functionId: string}).functionId === 'imageCache' && JSON.stringify(r).includes('State-change'))).slice(0, 3000));
+    expect(nudges).toContainEqual(
+      expect.objectContaining({ scope: { kind: 'hostGroup', hostGroup: GROUP } }),
+    );
+    const state = await groupState(local);
+    expect(hosts.map((host) => stateOf(state, host))).toEqual(hosts.map(() => 'cached'));
+    for (const host of hosts) expect(local.ssm.agent(host).cache.has(image.source)).toBe(true);
+  });
+});

@@ -1,10 +1,5 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import {
-  DescribeTableCommand,
-  DescribeTimeToLiveCommand,
-  DynamoDBClient,
-  type TableDescription,
-} from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, DynamoDBClient, type TableDescription } from '@aws-sdk/client-dynamodb';
 import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
@@ -100,7 +95,7 @@ describe('LocalCloud', () => {
     return instanceId;
   };
 
-  it('creates every table of the stack in DynamoDB Local, with its keys, indexes and TTL', async () => {
+  it('creates every table of the stack in DynamoDB Local, with its keys and indexes', async () => {
     const admin = new DynamoDBClient({
       region: cloud.region,
       endpoint: inject('dynamodbEndpoint'),
@@ -110,18 +105,11 @@ describe('LocalCloud', () => {
       for (const spec of Object.values(TABLES)) {
         const name = cloud.tables[spec.id];
         const { Table } = await admin.send(new DescribeTableCommand({ TableName: name }));
-        const { TimeToLiveDescription } = await admin.send(
-          new DescribeTimeToLiveCommand({ TableName: name }),
-        );
 
         expect(keysOf(Table)).toEqual({
           partitionKey: spec.partitionKey,
           sortKey: 'sortKey' in spec ? spec.sortKey : undefined,
           indexes: spec.indexes.map((index) => index.name),
-        });
-        expect(TimeToLiveDescription).toMatchObject({
-          TimeToLiveStatus: 'ENABLED',
-          AttributeName: spec.ttlAttribute,
         });
       }
     } finally {
