@@ -2,7 +2,7 @@ import { groupPopularity } from '../functions/image-cache/adapters/popularity';
 import { type HostGroup, hostGroupSchema } from '../functions/image-cache/config';
 import type { HostImageEntry, PlannerHost, SourceHealth } from '../functions/image-cache/domain/model';
 import { HEALTHY_SOURCE } from '../functions/image-cache/domain/model';
-import { type CachePlan, planHostGroup } from '../functions/image-cache/domain/planner';
+import { type CachePlan, type PlanInput, planHostGroup } from '../functions/image-cache/domain/planner';
 import {
   evictionEnded,
   evictionStarted,
@@ -48,6 +48,11 @@ export interface WarmbootPolicyOptions {
   /** The imageCache reconcile period, seconds. */
   readonly reconcileS: number;
   readonly seed: number;
+  /**
+   * Every plan made, with its inputs and the random draws it consumed (one per host, the
+   * tie-break lots), so a test can replay the same decision through the Lambda path.
+   */
+  readonly onPlan?: (input: Omit<PlanInput, 'random'>, draws: readonly number[], plan: CachePlan) => void;
 }
 
 export const BENCH_HOST_GROUP = 'bench';
@@ -227,7 +232,8 @@ export const warmbootPolicy = (options: WarmbootPolicyOptions): WarmbootPolicy =
   /** What ImageCacheService.plan does, minus the tables: top images of the group, plan, apply. */
   const plan = async (fleet: Fleet, nowS: number, launchFetch?: { host: SimHost; imageId: string }) => {
     syncCompletions(fleet, nowS);
-    const result = planHostGroup({
+    const draws: number[] = [];
+    const input = {
       group,
       hosts: plannerHosts(fleet),
       pins: [],
@@ -238,8 +244,16 @@ export const warmbootPolicy = (options: WarmbootPolicyOptions): WarmbootPolicy =
       imageSizes: options.imageSizes,
       source,
       now: ms(nowS),
-      random,
+    };
+    const result = planHostGroup({
+      ...input,
+      random: () => {
+        const draw = random();
+        draws.push(draw);
+        return draw;
+      },
     });
+    options.onPlan?.(input, draws, result);
     stats.plans++;
     apply(result, fleet, nowS, launchFetch);
   };

@@ -70,6 +70,7 @@ export const handler = middy(async () => client.config.serviceId);
 export const benchLambdaEnv = (): Record<string, string> => ({
   PATH: process.env.PATH ?? '',
   AWS_REGION: 'us-east-1',
+  AWS_LAMBDA_FUNCTION_NAME: 'warmboot-bench',
   AWS_DEFAULT_REGION: 'us-east-1',
   AWS_ACCESS_KEY_ID: 'bench',
   AWS_SECRET_ACCESS_KEY: 'bench',

@@ -51,6 +51,11 @@ export interface LocalCloudOptions {
   readonly behaviours?: Readonly<Record<string, DocumentBehaviour>>;
   /** Powertools log level of every function (default SILENT). */
   readonly logLevel?: LogLevel;
+  /**
+   * Make every DynamoDB request of the deployed functions a fault point as well: `killInvocation`
+   * counts it in `afterCalls` and `failNextCall({ service: 'dynamodb' })` fails it (default false).
+   */
+  readonly faultsOnDynamodb?: boolean;
 }
 
 export interface PutEventInput {
@@ -248,6 +253,7 @@ export class LocalCloud {
         latency,
         metricsSink: metrics,
         ...(options.logLevel ? { logLevel: options.logLevel } : {}),
+        ...(options.faultsOnDynamodb ? { dynamodbFaults: faults } : {}),
       });
       const handler = factory(runtime);
       runtimes.set(functionId, runtime);

@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { SimulatedAwsError } from './sdk-bridge';
 
-export type SimulatedService = 'ec2' | 'ssm' | 'events';
+/** `dynamodb` only when the cloud was started with `faultsOnDynamodb` (DynamoDB Local is real, not simulated). */
+export type SimulatedService = 'ec2' | 'ssm' | 'events' | 'dynamodb';
 
 /** Which Lambda invocation is running, set by the local bus around every handler call. */
 export interface InvocationScope {

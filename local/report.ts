@@ -23,6 +23,8 @@ export interface HistogramChart {
   readonly title: string;
   readonly xLabel: string;
   readonly bins?: number;
+  /** Bin on a log10 scale: for times that span seconds to many minutes. */
+  readonly logScale?: boolean;
   readonly series: readonly { readonly name: string; readonly values: readonly number[] }[];
 }
 
@@ -72,14 +74,14 @@ const CHART_SCRIPT = String.raw`
     return node;
   };
   const fmt = (v) => Math.abs(v) >= 1000 ? v.toExponential(1) : Number(v.toPrecision(3)).toString();
-  const frame = (svg, x0, x1, y0, y1, chart) => {
+  const frame = (svg, x0, x1, y0, y1, chart, logX = false) => {
     const sx = (x) => M.l + ((x - x0) / (x1 - x0 || 1)) * (W - M.l - M.r);
     const sy = (y) => H - M.b - ((y - y0) / (y1 - y0 || 1)) * (H - M.t - M.b);
     el('line', { x1: M.l, y1: H - M.b, x2: W - M.r, y2: H - M.b, stroke: '#333' }, svg);
     el('line', { x1: M.l, y1: M.t, x2: M.l, y2: H - M.b, stroke: '#333' }, svg);
     for (let i = 0; i <= 4; i++) {
       const xv = x0 + ((x1 - x0) * i) / 4, yv = y0 + ((y1 - y0) * i) / 4;
-      text(svg, sx(xv), H - M.b + 16, fmt(xv));
+      text(svg, sx(xv), H - M.b + 16, fmt(logX ? 10 ** xv : xv));
       text(svg, M.l - 6, sy(yv) + 4, fmt(yv), 'end');
     }
     text(svg, (M.l + W - M.r) / 2, H - 6, chart.xLabel);
@@ -103,16 +105,18 @@ const CHART_SCRIPT = String.raw`
     return all.length;
   };
   const histogram = (svg, chart) => {
-    const all = chart.series.flatMap((s) => s.values);
+    const scaled = (v) => chart.logScale ? Math.log10(Math.max(v, 1e-3)) : v;
+    const series = chart.series.map((s) => ({ ...s, values: s.values.map(scaled) }));
+    const all = series.flatMap((s) => s.values);
     if (all.length === 0) return 0;
     const lo = Math.min(...all), hi = Math.max(...all), bins = chart.bins || 20;
     const width = (hi - lo) / bins || 1;
-    const counts = chart.series.map((s) => {
+    const counts = series.map((s) => {
       const c = new Array(bins).fill(0);
       for (const v of s.values) c[Math.min(bins - 1, Math.floor((v - lo) / width))]++;
       return c;
     });
-    const { sx, sy } = frame(svg, lo, lo + width * bins, 0, Math.max(...counts.flat()), { ...chart, yLabel: 'count' });
+    const { sx, sy } = frame(svg, lo, lo + width * bins, 0, Math.max(...counts.flat()), { ...chart, yLabel: 'count' }, chart.logScale);
     const barW = (sx(lo + width) - sx(lo)) / chart.series.length;
     counts.forEach((c, i) => c.forEach((n, b) => {
       if (n === 0) return;

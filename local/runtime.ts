@@ -11,7 +11,7 @@ import { METRICS_NAMESPACE, type Runtime } from '../functions/shared/runtime';
 import { TABLES, type TableId, tableEnvVar } from '../functions/shared/tables';
 import type { VirtualClock } from './clock';
 import { LOCAL_CREDENTIALS, type TableNames } from './dynamodb-local';
-import { assertInvocationAlive } from './faults';
+import { assertInvocationAlive, type FaultInjector } from './faults';
 import type { LatencyMode } from './latency';
 import { CapturingMetrics, type EmfSink } from './metrics';
 import { attachSimulator, type OperationDispatch } from './sdk-bridge';
@@ -43,6 +43,12 @@ export interface LocalRuntimeOptions {
   readonly latency: LatencyMode;
   /** Powertools log level; default SILENT, because a simulated fleet logs thousands of lines. */
   readonly logLevel?: LogLevel;
+  /**
+   * When given, every DynamoDB request is a fault point too: it counts toward `killInvocation`'s
+   * `afterCalls` and `failNextCall({ service: 'dynamodb' })` can fail it. Default: DynamoDB calls
+   * are only refused once the invocation was killed.
+   */
+  readonly dynamodbFaults?: FaultInjector;
 }
 
 /**
@@ -64,17 +70,20 @@ const dynamodbLatencyMs = (mode: LatencyMode): number => (mode === 'calibrated' 
 export class ClockTrackedHttpHandler extends NodeHttpHandler {
   readonly #clock: VirtualClock;
   readonly #latencyMs: number;
+  readonly #faults: FaultInjector | undefined;
 
-  constructor(clock: VirtualClock, latencyMs: number) {
+  constructor(clock: VirtualClock, latencyMs: number, faults?: FaultInjector) {
     super();
     this.#clock = clock;
     this.#latencyMs = latencyMs;
+    this.#faults = faults;
   }
 
   override async handle(
     ...args: Parameters<NodeHttpHandler['handle']>
   ): ReturnType<NodeHttpHandler['handle']> {
     assertInvocationAlive();
+    this.#faults?.beforeCall('dynamodb', dynamodbOperation(args[0]));
     if (this.#latencyMs > 0) await this.#clock.sleep(this.#latencyMs);
     assertInvocationAlive();
     return this.#clock.trackIo(async () => {
@@ -84,6 +93,12 @@ export class ClockTrackedHttpHandler extends NodeHttpHandler {
     });
   }
 }
+
+/** `PutItem` from the `X-Amz-Target: DynamoDB_20120810.PutItem` header of a DynamoDB request. */
+const dynamodbOperation = (request: { headers: Record<string, string | undefined> }): string => {
+  const target = Object.entries(request.headers).find(([name]) => name.toLowerCase() === 'x-amz-target')?.[1];
+  return target?.split('.').pop() ?? 'Unknown';
+};
 
 const RELEASE_CLOCK = Symbol('warmboot.releaseClock');
 
@@ -153,7 +168,11 @@ export const createLocalRuntime = (options: LocalRuntimeOptions): Runtime => {
       events: UNREACHABLE_ENDPOINT,
       dynamodb: options.dynamodbEndpoint,
     },
-    dynamodbRequestHandler: new ClockTrackedHttpHandler(clock, dynamodbLatencyMs(options.latency)),
+    dynamodbRequestHandler: new ClockTrackedHttpHandler(
+      clock,
+      dynamodbLatencyMs(options.latency),
+      options.dynamodbFaults,
+    ),
   });
   attachSimulator(clients.ec2, options.simulators.ec2);
   attachSimulator(clients.ssm, options.simulators.ssm);
@@ -163,6 +182,7 @@ export const createLocalRuntime = (options: LocalRuntimeOptions): Runtime => {
   holdClockWhileSending(clients.events, clock);
   holdClockWhileSending(clients.dynamodb, clock);
   return {
+    functionName: `warmboot-${functionId}`,
     clock,
     random: options.random,
     clients,

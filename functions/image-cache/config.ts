@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { envJson, envString, loadConfig } from '../shared/config';
+import { availabilityZoneSchema } from '../shared/schemas/aws-events';
 import { tableEnvVar } from '../shared/tables';
 import {
   AWS_REGION_PATTERN,
@@ -90,7 +91,7 @@ const imageBase = {
       snapshotId: z.string().regex(regex(SNAPSHOT_ID_PATTERN), 'an EBS snapshot id'),
       region: z.string().regex(regex(AWS_REGION_PATTERN), 'an AWS region'),
       /** AZs in which fast snapshot restore is enabled (volume creation is then fully initialized). */
-      fastRestoreAzs: z.array(z.string().max(32)).default([]),
+      fastRestoreAzs: z.array(availabilityZoneSchema).max(32).default([]),
     })
     .optional(),
 };

@@ -229,7 +229,8 @@ export const volumeLinkHandler = (deps: HandlerDependencies): ImageHandler => {
     init: inventory(deps),
     async fetch(hosts, image, options) {
       const results: StartResult[] = [];
-      for (const host of hosts) results.push(...(await reported(options, [await linkOne(host, image, options)])));
+      for (const host of hosts)
+        results.push(...(await reported(options, [await linkOne(host, image, options)])));
       return results;
     },
     async remove(targets, image, options) {
@@ -248,7 +249,13 @@ export const volumeLinkHandler = (deps: HandlerDependencies): ImageHandler => {
           );
           results.push(
             ...(await reported(options, [
-              { instanceId: host.instanceId, ok: true, commandId, via: 'volume-link', volumeId: entry.volumeId },
+              {
+                instanceId: host.instanceId,
+                ok: true,
+                commandId,
+                via: 'volume-link',
+                volumeId: entry.volumeId,
+              },
             ])),
           );
         } catch (error) {

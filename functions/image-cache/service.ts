@@ -770,7 +770,7 @@ export class ImageCacheService {
         continue;
       }
       const host = actual.find((candidate) => candidate.instanceId === volume.attachedTo);
-      if (!host || host.state !== 'running' || volume.state !== 'in-use') continue;
+      if (host?.state !== 'running' || volume.state !== 'in-use') continue;
       try {
         const commandId = await this.deps.commands.send(
           DOCUMENT_NAMES.unmount,

@@ -50,6 +50,9 @@ export const createLambdaHandler = <R>(
   if (options.idempotent !== false && runtime.idempotencyTable) {
     chain.use(
       makeHandlerIdempotent({
+        // Several functions receive the same EventBridge event (one rule each); the prefix keeps
+        // one function's record of an event id from answering for another's.
+        keyPrefix: runtime.functionName,
         persistenceStore: new DynamoDBPersistenceLayer({
           tableName: runtime.idempotencyTable,
           awsSdkV3Client: runtime.clients.dynamodb,

@@ -12,6 +12,8 @@ import { envString, loadConfig } from './config';
  * simulator under the same SDK clients.
  */
 export interface Runtime {
+  /** The deployed function's name: the namespace of its idempotency records. */
+  readonly functionName: string;
   readonly clock: Clock;
   readonly random: () => number;
   readonly clients: AwsClients;
@@ -26,6 +28,7 @@ export interface Runtime {
 export const METRICS_NAMESPACE = 'Warmboot';
 
 const runtimeEnv = z.object({
+  AWS_LAMBDA_FUNCTION_NAME: envString,
   AWS_REGION: envString,
   IDEMPOTENCY_TABLE: envString,
 });
@@ -40,6 +43,7 @@ export const productionRuntime = (serviceName: string): Runtime => {
   const clients = createAwsClients({ region: env.AWS_REGION });
   for (const client of Object.values(clients)) tracer.captureAWSv3Client(client);
   production = {
+    functionName: env.AWS_LAMBDA_FUNCTION_NAME,
     clock: systemClock,
     random: Math.random,
     clients,

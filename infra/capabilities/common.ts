@@ -152,3 +152,15 @@ export const allowResolveImageAliases = (fn: WarmbootFunction, configuredPaths: 
     },
   );
 };
+
+/** DescribeInstanceInformation (is the SSM agent online?) supports no resource-level permissions. */
+export const allowAgentStatus = (fn: WarmbootFunction): void => {
+  fn.allow(
+    'SsmAgentStatus',
+    'ssm:DescribeInstanceInformation supports no resource-level permissions; read-only',
+    {
+      actions: ['ssm:DescribeInstanceInformation'],
+      resources: ['*'],
+    },
+  );
+};

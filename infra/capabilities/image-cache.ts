@@ -7,6 +7,7 @@ import { POPULARITY_SETTINGS_ENV, type PopularitySettings } from '../../function
 import type { WarmbootFunction } from '../function';
 import { ec2AccountlessArns, ec2Arns, TAGS } from '../iam';
 import {
+  allowAgentStatus,
   allowDescribe,
   allowReadCommandResults,
   type CapabilityProps,
@@ -154,5 +155,7 @@ export class ImageCacheCapability extends Construct {
       conditions: { StringEquals: { [`ssm:resourceTag/${TAGS.hostGroup}`]: [...names] } },
     });
     allowReadCommandResults(fn);
+    // A joining host is warmed only once its SSM agent is online.
+    allowAgentStatus(fn);
   }
 }

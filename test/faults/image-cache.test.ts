@@ -8,7 +8,7 @@ import { planHostGroup } from '../../functions/image-cache/domain/planner';
 import { LocalCloud } from '../../local/cloud';
 import { cachesConverge, requestsAnswered } from '../../local/invariants';
 import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
-import { faultScheduleArbitrary } from './support/schedule';
+import { DYNAMODB_CALLS, faultScheduleArbitrary } from './support/schedule';
 
 /**
  * Warm images under faults: a few hosts of one group, a few registered images, random pins and
@@ -83,8 +83,9 @@ const faultArbitrary = faultScheduleArbitrary({
       operation,
     })),
     { service: 'ec2', operation: 'DescribeInstances' },
+    ...DYNAMODB_CALLS,
   ],
-  maxCallsPerInvocation: 14,
+  maxCallsPerInvocation: 30,
 });
 
 const tally = new FaultTally('image cache', ['cacheConverges', 'requestAnswered']);
@@ -101,6 +102,7 @@ describe('warm images under lost, duplicated and reordered command results, thro
         const cloud = await LocalCloud.start({
           dynamodbEndpoint: inject('dynamodbEndpoint'),
           latency: 'zero',
+          faultsOnDynamodb: true,
           seed: workload.seed,
           functions: ['imageCache'],
           settings: { HOST_GROUPS: JSON.stringify([HOST_GROUP]) },

@@ -4,7 +4,7 @@ import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS } from '../../fun
 import { LocalCloud } from '../../local/cloud';
 import { type Assignment, claimedOnce, requestsAnswered, type Violation } from '../../local/invariants';
 import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
-import { faultScheduleArbitrary } from './support/schedule';
+import { DYNAMODB_CALLS, FaultSchedule, faultScheduleArbitrary } from './support/schedule';
 
 /**
  * Prestarted pools and claims under faults: a pool is defined and filled, then random Request
@@ -13,6 +13,14 @@ import { faultScheduleArbitrary } from './support/schedule';
  * reordered, EC2 and SSM calls fail and either function dies between any two calls. After the
  * pools reconcile has run on a healthy cloud: no member went to two requesters, no request got
  * two servers, and every request ended in Server Ready, Server Request Failed or a reported error.
+ *
+ * Known findings (2026-11-21), red until the claim function fixes them:
+ * - A Request Server that arrives while (or after) the pool is draining is answered
+ *   `{ status: 'failed', error: NotFound }` by the handler but publishes no Server Request Failed:
+ *   an asynchronous requester (PutEvents) never learns. Shrunk: one request at t+1s, Drain Pool
+ *   at t+0s, no faults (seed 275925011, path "2:0:0:5:1:4:4:4:4:7:8:0:0:0").
+ * - A claim interrupted after its member was started is never finished: see the regression test
+ *   below.
  */
 
 const MINUTE = 60_000;
@@ -89,8 +97,9 @@ const faultArbitrary = faultScheduleArbitrary({
       'DescribeInstances',
     ].map((operation) => ({ service: 'ec2' as const, operation })),
     ...['SendCommand', 'GetCommandInvocation'].map((operation) => ({ service: 'ssm' as const, operation })),
+    ...DYNAMODB_CALLS,
   ],
-  maxCallsPerInvocation: 16,
+  maxCallsPerInvocation: 30,
 });
 
 const tally = new FaultTally('pools + claim', ['claimedOnce', 'requestAnswered']);
@@ -156,94 +165,138 @@ const claimsFinished = (
     }));
 };
 
+/** The property over any workloads and fault schedules, counted in `counts`. */
+const poolsProperty = (
+  workloads: fc.Arbitrary<PoolWorkload>,
+  faults: fc.Arbitrary<FaultSchedule>,
+  counts: FaultTally,
+) =>
+  fc.asyncProperty(workloads, faults, async (workload, schedule) => {
+    counts.runs += 1;
+    const cloud = await LocalCloud.start({
+      dynamodbEndpoint: inject('dynamodbEndpoint'),
+      latency: 'zero',
+      faultsOnDynamodb: true,
+      seed: workload.seed,
+      functions: ['pools', 'claim'],
+    });
+    try {
+      cloud.ec2.addSubnet({ subnetId: SUBNET_A, availabilityZone: 'us-east-1a' });
+      cloud.ec2.addSubnet({ subnetId: SUBNET_B, availabilityZone: 'us-east-1b' });
+      const image = cloud.ec2.registerImage({ name: 'al2023-web', rootSizeGiB: 8 });
+      const log = new RunLog(cloud, ['pools', 'claim']);
+      cloud.putEvent({
+        source: 'warmboot',
+        detailType: 'Define Pool',
+        detail: {
+          pool: {
+            name: POOL,
+            image,
+            instanceType: 'm7i.large',
+            subnets: [SUBNET_A, SUBNET_B],
+            initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
+            tier: workload.tier,
+            minSize: workload.minSize,
+            maxSize: workload.minSize + workload.extra,
+          },
+        },
+      });
+      await cloud.settleFor(5 * MINUTE);
+      cloud.startSchedules();
+
+      const requestIds = workload.requests.map((_, index) => `req-${index + 1}`);
+      const requestEvents = new Map<string, string[]>();
+      const send = (index: number): void => {
+        const request = workload.requests[index];
+        const requestId = requestIds[index] ?? '';
+        if (!request) return;
+        const event = log.request('Request Server', {
+          requestId,
+          pool: POOL,
+          instanceType: request.instanceType,
+          availabilityZone: request.availabilityZone,
+          ownerTags: { owner: 'team-web', [REQUEST_TAG]: requestId },
+          personalization: { hostname: `web-${index + 1}` },
+        });
+        requestEvents.set(requestId, [...(requestEvents.get(requestId) ?? []), event.id]);
+      };
+      await withFaults(cloud, schedule, FAULT_WINDOW_MS, counts, async () => {
+        const start = cloud.clock.now();
+        if (workload.drainAfterMs !== null) {
+          cloud.clock.at(start + workload.drainAfterMs, () => {
+            log.request('Drain Pool', { pool: POOL });
+          });
+        }
+        for (const [index, request] of workload.requests.entries()) {
+          await cloud.settleFor(request.afterMs);
+          send(index);
+          if (request.retryAfterMs !== null)
+            cloud.clock.at(cloud.clock.now() + request.retryAfterMs, () => send(index));
+        }
+      });
+      await cloud.settleFor(RECONCILE_MS);
+
+      const assignments = assignmentsOf(cloud, log);
+      counts.observe('hand-outs', new Set(assignments.map((a) => `${a.requestId}|${a.instanceId}`)).size);
+      counts.observe('requests', requestIds.length);
+      expectNoViolations(
+        counts,
+        [
+          ...claimedOnce(assignments),
+          ...requestsAnswered(log.requests, log.allOutcomes()),
+          ...claimsFinished(log, requestIds, requestEvents),
+        ],
+        log,
+      );
+    } finally {
+      await cloud.stop();
+    }
+  });
+
 describe('pools and claims under duplicate, lost and reordered events, throttling, capacity errors and crashes', () => {
   afterAll(() => {
     console.log(tally.summary());
   });
 
   it('never hands a member to two requesters and answers every request', async () => {
-    await fc.assert(
-      fc.asyncProperty(workloadArbitrary, faultArbitrary, async (workload, schedule) => {
-        tally.runs += 1;
-        const cloud = await LocalCloud.start({
-          dynamodbEndpoint: inject('dynamodbEndpoint'),
-          latency: 'zero',
-          seed: workload.seed,
-          functions: ['pools', 'claim'],
-        });
-        try {
-          cloud.ec2.addSubnet({ subnetId: SUBNET_A, availabilityZone: 'us-east-1a' });
-          cloud.ec2.addSubnet({ subnetId: SUBNET_B, availabilityZone: 'us-east-1b' });
-          const image = cloud.ec2.registerImage({ name: 'al2023-web', rootSizeGiB: 8 });
-          const log = new RunLog(cloud, ['pools', 'claim']);
-          cloud.putEvent({
-            source: 'warmboot',
-            detailType: 'Define Pool',
-            detail: {
-              pool: {
-                name: POOL,
-                image,
-                instanceType: 'm7i.large',
-                subnets: [SUBNET_A, SUBNET_B],
-                initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
-                tier: workload.tier,
-                minSize: workload.minSize,
-                maxSize: workload.minSize + workload.extra,
-              },
-            },
-          });
-          await cloud.settleFor(5 * MINUTE);
-          cloud.startSchedules();
+    await fc.assert(poolsProperty(workloadArbitrary, faultArbitrary, tally), assertOptions());
+  });
 
-          const requestIds = workload.requests.map((_, index) => `req-${index + 1}`);
-          const requestEvents = new Map<string, string[]>();
-          const send = (index: number): void => {
-            const request = workload.requests[index];
-            const requestId = requestIds[index] ?? '';
-            if (!request) return;
-            const event = log.request('Request Server', {
-              requestId,
-              pool: POOL,
-              instanceType: request.instanceType,
-              availabilityZone: request.availabilityZone,
-              ownerTags: { owner: 'team-web', [REQUEST_TAG]: requestId },
-              personalization: { hostname: `web-${index + 1}` },
-            });
-            requestEvents.set(requestId, [...(requestEvents.get(requestId) ?? []), event.id]);
-          };
-          await withFaults(cloud, schedule, FAULT_WINDOW_MS, tally, async () => {
-            const start = cloud.clock.now();
-            if (workload.drainAfterMs !== null) {
-              cloud.clock.at(start + workload.drainAfterMs, () => {
-                log.request('Drain Pool', { pool: POOL });
-              });
-            }
-            for (const [index, request] of workload.requests.entries()) {
-              await cloud.settleFor(request.afterMs);
-              send(index);
-              if (request.retryAfterMs !== null)
-                cloud.clock.at(cloud.clock.now() + request.retryAfterMs, () => send(index));
-            }
-          });
-          await cloud.settleFor(RECONCILE_MS);
-
-          const assignments = assignmentsOf(cloud, log);
-          tally.observe('hand-outs', new Set(assignments.map((a) => `${a.requestId}|${a.instanceId}`)).size);
-          tally.observe('requests', requestIds.length);
-          expectNoViolations(
-            tally,
-            [
-              ...claimedOnce(assignments),
-              ...requestsAnswered(log.requests, log.allOutcomes()),
-              ...claimsFinished(log, requestIds, requestEvents),
-            ],
-            log,
-          );
-        } finally {
-          await cloud.stop();
-        }
-      }),
-      assertOptions(),
+  /**
+   * Known bug, found by the property above (shrunk): a claim whose first delivery fails after the
+   * member was claimed and started (here CreateTags of the owner tags, throttled past the SDK's
+   * retries) is never finished. Lambda's retry re-delivers the request, `claimServer` finds the
+   * saga at step `started`, answers `in-progress`, and nothing resumes it: no Server Ready, no
+   * Server Request Failed, the member stays out of the pool. Claims need the same level-triggered
+   * resume the shelving saga has (the pools reconcile, or the retry itself, should drive a saga
+   * that is not `ready`/`failed` forward).
+   */
+  it('finishes a claim whose owner tagging was throttled past the SDK retries', async () => {
+    const oneRequest = fc.constant<PoolWorkload>({
+      seed: 1,
+      tier: 'stopped',
+      minSize: 1,
+      extra: 0,
+      requests: [
+        { afterMs: 0, availabilityZone: 'us-east-1a', instanceType: 'm7i.large', retryAfterMs: null },
+      ],
+      drainAfterMs: null,
+    });
+    const throttledTagging = fc.constant(
+      new FaultSchedule([
+        {
+          kind: 'call',
+          atMs: 0,
+          service: 'ec2',
+          operation: 'CreateTags',
+          code: 'RequestLimitExceeded',
+          times: 5,
+        },
+      ]),
     );
+
+    await fc.assert(poolsProperty(oneRequest, throttledTagging, new FaultTally('pools regression', [])), {
+      numRuns: 1,
+    });
   });
 });

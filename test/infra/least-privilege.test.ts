@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -9,6 +11,7 @@ import type { TableId } from '../../functions/shared/tables';
 import { shelvingSettingsSchema } from '../../functions/shelving/config';
 import { ShelvingCapability } from '../../infra/capabilities/shelving';
 import { WarmbootData } from '../../infra/data';
+import { PROJECT_ROOT } from '../../infra/function';
 import { cfnText, resourcesOfType, synthesize } from './synth';
 
 /**
@@ -77,7 +80,7 @@ const DESTRUCTIVE_EC2 = [
 
 /** Actions AWS authorizes only with Resource "*" (Service Authorization Reference). */
 const NO_RESOURCE_LEVEL =
-  /^(ec2:Describe[A-Za-z]+|xray:Put[A-Za-z]+|ssm:GetCommandInvocation|ssm:ListCommandInvocations)$/;
+  /^(ec2:Describe[A-Za-z]+|xray:Put[A-Za-z]+|ssm:GetCommandInvocation|ssm:ListCommandInvocations|ssm:DescribeInstanceInformation)$/;
 
 const hasManagementTagCondition = (keys: readonly string[]) =>
   keys.some((key) => /^(aws:ResourceTag|ssm:resourceTag)\/warmboot:/.test(key));
@@ -299,4 +302,55 @@ describe('least privilege', () => {
       expect(statement.Condition?.Null?.['aws:ResourceTag/warmboot:shelved'], statement.Sid).toBe('false');
     }
   });
+});
+
+/**
+ * The other direction: a permission missing from a role only shows up in a real account, as an
+ * AccessDenied in the middle of a saga. So every EC2/SSM command a function's code sends (found
+ * in its source folders) must be granted to that function's role.
+ */
+describe('every EC2 and SSM call in a function’s code is granted to its role', () => {
+  const SOURCE_FOLDERS: Record<FunctionId, readonly string[]> = {
+    popularity: ['functions/popularity'],
+    imageCache: ['functions/image-cache'],
+    fastRestore: ['functions/fast-restore'],
+    placement: ['functions/placement'],
+    pools: ['functions/pools'],
+    claim: ['functions/claim', 'functions/pools/adapters'],
+    shelving: ['functions/shelving'],
+  };
+  const sources = (folder: string): string[] =>
+    readdirSync(join(PROJECT_ROOT, folder), { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.ts'))
+      .map((file) => readFileSync(join(PROJECT_ROOT, folder, file), 'utf8'));
+  const SDK_IMPORT = /import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-(ec2|ssm)'/g;
+  const callsOf = (fn: FunctionId): string[] => {
+    const calls = new Set<string>();
+    for (const text of SOURCE_FOLDERS[fn].flatMap(sources)) {
+      for (const [, names = '', service] of [...text.matchAll(SDK_IMPORT)]) {
+        for (const name of names.split(',').map((entry) => entry.trim())) {
+          if (/^[A-Z]\w+Command$/.test(name)) calls.add(`${service}:${name.replace(/Command$/, '')}`);
+        }
+      }
+    }
+    return [...calls].sort();
+  };
+
+  /** Granted only when the operator opts in with `allowShelvedDataDeletion` (tested above). */
+  const OPT_IN: Partial<Record<FunctionId, readonly string[]>> = { shelving: ['ec2:DeleteSnapshot'] };
+
+  it('finds the calls it checks', () => {
+    expect(callsOf('claim')).toEqual(expect.arrayContaining(['ec2:RunInstances', 'ssm:SendCommand']));
+    expect(callsOf('shelving')).toEqual(expect.arrayContaining(['ec2:AttachVolume', 'ec2:DetachVolume']));
+  });
+
+  for (const fn of Object.keys(FUNCTIONS) as FunctionId[]) {
+    it(`${fn}`, () => {
+      const granted = new Set(allows.filter((entry) => entry.fn === fn).flatMap(({ actions }) => actions));
+
+      const missing = callsOf(fn).filter((action) => !granted.has(action) && !OPT_IN[fn]?.includes(action));
+
+      expect(missing).toEqual([]);
+    });
+  }
 });

@@ -3,6 +3,7 @@ import {
   cachesConverge,
   claimedOnce,
   describeViolation,
+  fastRestoreWithinBudget,
   handledOnce,
   noHalfSwap,
   outcomesPublished,
@@ -272,6 +273,46 @@ describe('popularityExact', () => {
       ['ami-1', 'counted 3 launches, but 2 distinct launches happened'],
       ['ami-3', 'counted 1 launches, but 0 distinct launches happened'],
     ]);
+  });
+});
+
+describe('popularityExact with dead-lettered launches', () => {
+  it('allows a dead-lettered launch to be counted or not, and nothing more', () => {
+    const distinct = new Map([['ami-1', 3]]);
+    const deadLettered = new Map([['ami-1', 1]]);
+
+    expect(popularityExact(distinct, new Map([['ami-1', 2]]), deadLettered)).toEqual([]);
+    expect(popularityExact(distinct, new Map([['ami-1', 3]]), deadLettered)).toEqual([]);
+    expect(popularityExact(distinct, new Map([['ami-1', 1]]), deadLettered).map(describeViolation)).toEqual([
+      '[popularity counts equal distinct launches] ami-1: counted 1 launches, but 3 distinct launches happened (1 of them dead-lettered)',
+    ]);
+    expect(popularityExact(distinct, new Map([['ami-1', 4]]), deadLettered)).toHaveLength(1);
+  });
+});
+
+describe('fastRestoreWithinBudget', () => {
+  const pair = (snapshotId: string, state: string) => ({ snapshotId, availabilityZone: 'us-east-1a', state });
+
+  it('counts billed warmboot pairs only and catches a pair over budget', () => {
+    const foreign = new Set(['snap-f@us-east-1a']);
+    const within = [pair('snap-1', 'enabled'), pair('snap-2', 'disabled'), pair('snap-f', 'enabled')];
+
+    expect(fastRestoreWithinBudget(within, foreign, 1, 't+0s')).toEqual([]);
+    expect(
+      fastRestoreWithinBudget([...within, pair('snap-3', 'disabling')], foreign, 1, 't+60s').map(
+        describeViolation,
+      ),
+    ).toEqual([
+      '[fast snapshot restore stays within its budget] t+60s: 2 pairs billed (snap-1@us-east-1a:enabled, snap-3@us-east-1a:disabling), budget 1',
+    ]);
+  });
+
+  it('catches a foreign pair that was disabled', () => {
+    expect(
+      fastRestoreWithinBudget([pair('snap-f', 'disabling')], new Set(['snap-f@us-east-1a']), 5, 't+5s').map(
+        (violation) => violation.invariant,
+      ),
+    ).toEqual(['onlyManaged']);
   });
 });
 

@@ -41,19 +41,29 @@ export interface EventTarget {
   readonly droppable: boolean;
 }
 
+/** What EC2 and SSM answer when they fail: throttling, no capacity, wrong state, their own fault. */
 export const AWS_FAULT_CODES = [
   'RequestLimitExceeded',
   'InsufficientInstanceCapacity',
   'IncorrectInstanceState',
   'InternalError',
 ] as const;
-export type AwsFaultCode = (typeof AWS_FAULT_CODES)[number];
+/** What DynamoDB answers when it fails: throttled (table or account), its own fault. */
+export const DYNAMODB_FAULT_CODES = [
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'InternalServerError',
+] as const;
+export type AwsFaultCode = (typeof AWS_FAULT_CODES)[number] | (typeof DYNAMODB_FAULT_CODES)[number];
 
 const HTTP_STATUS: Record<AwsFaultCode, number> = {
   RequestLimitExceeded: 503,
   InsufficientInstanceCapacity: 500,
   IncorrectInstanceState: 400,
   InternalError: 500,
+  ProvisionedThroughputExceededException: 400,
+  ThrottlingException: 400,
+  InternalServerError: 500,
 };
 
 export interface FaultSpace {
@@ -109,6 +119,17 @@ export const describeFault = (fault: ScheduledFault): string => {
   }
 };
 
+/** The DynamoDB operations warmboot's adapters and the idempotency layer use; each capability may fail them. */
+export const DYNAMODB_CALLS = [
+  'GetItem',
+  'PutItem',
+  'UpdateItem',
+  'DeleteItem',
+  'Query',
+  'BatchGetItem',
+  'TransactWriteItems',
+].map((operation) => ({ service: 'dynamodb' as const, operation }));
+
 /** Random fault schedules over one capability's events, calls and kill points. */
 export const faultScheduleArbitrary = (space: FaultSpace): fc.Arbitrary<FaultSchedule> => {
   // Most of a workload's traffic comes early; half the faults land in the first quarter of the window.
@@ -135,13 +156,17 @@ export const faultScheduleArbitrary = (space: FaultSpace): fc.Arbitrary<FaultSch
       times: fc.integer({ min: 1, max: 3 }),
     }),
   );
-  const callFault = fc.record({
-    kind: fc.constant('call' as const),
-    atMs,
-    call: fc.constantFrom(...space.calls),
-    code: fc.constantFrom(...AWS_FAULT_CODES),
-    times: fc.integer({ min: 1, max: 6 }),
-  });
+  const callFault = fc.constantFrom(...space.calls).chain((call) =>
+    fc.record({
+      kind: fc.constant('call' as const),
+      atMs,
+      call: fc.constant(call),
+      code: fc.constantFrom<AwsFaultCode>(
+        ...(call.service === 'dynamodb' ? DYNAMODB_FAULT_CODES : AWS_FAULT_CODES),
+      ),
+      times: fc.integer({ min: 1, max: 6 }),
+    }),
+  );
   const kill = fc.record({
     kind: fc.constant('kill' as const),
     atMs,

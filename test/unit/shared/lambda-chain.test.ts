@@ -45,6 +45,7 @@ describe('the shared Lambda chain', () => {
       return { FailedEntryCount: 0, Entries: [] };
     });
     runtime = {
+      functionName: 'warmboot-test',
       clock: systemClock,
       random: () => 0.5,
       clients,

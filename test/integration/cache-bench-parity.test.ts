@@ -1,0 +1,192 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { describe, expect, it } from 'vitest';
+import { type FleetConfig, type Launch, simulate } from '../../bench/cache-sim';
+import { BENCH_HOST_GROUP, warmbootPolicy } from '../../bench/cache-warmboot';
+import { loadTrace } from '../../bench/trace';
+import type { HostInfo, VolumeLinks } from '../../functions/image-cache/adapters/ec2';
+import { MemoryImageCacheStore } from '../../functions/image-cache/adapters/memory-store';
+import type { CacheCommands } from '../../functions/image-cache/adapters/ssm';
+import { hostGroupSchema } from '../../functions/image-cache/config';
+import { DOCUMENT_NAMES } from '../../functions/image-cache/documents';
+import type { CachePlan, PlanInput } from '../../functions/image-cache/domain/planner';
+import { ImageCacheService } from '../../functions/image-cache/service';
+
+/**
+ * The benchmark's `warmboot` policy drives the pure planner directly; the Lambda path reaches it
+ * through ImageCacheService (state from the store, sizes from registered images, popularity from
+ * the reader, commands applied through the image handler). This test replays the decisions the
+ * bench made on a slice of the Alibaba trace through the service and requires the same SSM
+ * commands. Deterministic: the bench's own seeded draws are replayed, and time is the plan's `now`.
+ */
+
+const GiB = 1024 ** 3;
+const SLICE = 1_500;
+const CONFIG: FleetConfig = {
+  hosts: 4,
+  azs: 2,
+  cacheBytes: GiB / 2,
+  bandwidthBytesPerS: 125e6,
+  slots: 4,
+  holdS: 300,
+  outage: { startS: Number.MAX_SAFE_INTEGER - 1, endS: Number.MAX_SAFE_INTEGER },
+};
+
+interface Captured {
+  readonly input: Omit<PlanInput, 'random'>;
+  readonly draws: readonly number[];
+  readonly plan: CachePlan;
+}
+
+const benchPlans = async (): Promise<Captured[]> => {
+  const trace = loadTrace();
+  const launches: Launch[] = trace.requests.slice(0, SLICE).map((request, index) => ({
+    index,
+    timeS: request.timeS,
+    image: request.image,
+    sizeBytes: request.sizeBytes,
+  }));
+  const captured: Captured[] = [];
+  const policy = warmbootPolicy({
+    cacheBytes: CONFIG.cacheBytes,
+    originS: trace.originS,
+    imageSizes: Object.fromEntries(launches.map((launch) => [launch.image, launch.sizeBytes])),
+    reconcileS: 300,
+    seed: 1,
+    onPlan: (input, draws, plan) => {
+      if (plan.commands.length > 0) captured.push({ input, draws: [...draws], plan });
+    },
+  });
+  await simulate(
+    policy,
+    launches,
+    CONFIG,
+    launches.map(() => 20),
+  );
+  return captured;
+};
+
+type Decision = { action: 'fetch' | 'evict'; imageId: string; instanceIds: string[] };
+const normalized = (decisions: Decision[]) =>
+  decisions
+    .map((decision) => ({ ...decision, instanceIds: [...decision.instanceIds].sort() }))
+    .sort((a, b) => `${a.action}${a.imageId}`.localeCompare(`${b.action}${b.imageId}`));
+
+/** The same state, through the service the imageCache Lambda runs; returns the commands it sent. */
+const lambdaPath = async ({
+  input,
+  draws,
+}: Captured): Promise<{ sent: Decision[]; plan: CachePlan['deferred'] }> => {
+  const group = hostGroupSchema.parse({
+    name: BENCH_HOST_GROUP,
+    cacheBytes: input.group.cacheBytes,
+    cacheDirectory: '/var/cache/warmboot',
+  });
+  const store = new MemoryImageCacheStore();
+  const imageIds = new Set([
+    ...input.scores.map((score) => score.imageId),
+    ...input.hosts.flatMap((host) => host.entries.map((entry) => entry.imageId)),
+    ...(input.requested ?? []).map((request) => request.imageId),
+  ]);
+  for (const id of imageIds) {
+    const sizeBytes = input.imageSizes[id];
+    if (sizeBytes === undefined) continue;
+    await store.putImage({
+      id,
+      kind: 'container',
+      source: `registry.example.com/bench/${id.toLowerCase()}`,
+      digest: `sha256:${'0'.repeat(64)}`,
+      sizeBytes,
+    });
+  }
+  for (const host of input.hosts) {
+    await store.putHost(
+      group.name,
+      {
+        instanceId: host.instanceId,
+        availabilityZone: host.availabilityZone,
+        status: 'running',
+        joinedAt: 0,
+        inventoriedAt: 0,
+      },
+      'absent',
+    );
+    for (const entry of host.entries)
+      await store.writeEntry(group.name, host.instanceId, entry.imageId, entry, 'absent');
+  }
+  if (input.source.consecutiveFailures > 0) await store.writeSource(group.name, input.source, 'absent');
+
+  const sent: Decision[] = [];
+  let sequence = 0;
+  const commands: CacheCommands = {
+    async send(document, instanceIds, parameters) {
+      if (document === DOCUMENT_NAMES.fetch || document === DOCUMENT_NAMES.remove)
+        sent.push({
+          action: document === DOCUMENT_NAMES.fetch ? 'fetch' : 'evict',
+          imageId: parameters.ImageId ?? '',
+          instanceIds: [...instanceIds],
+        });
+      sequence += 1;
+      return `cmd-${sequence}`;
+    },
+    invocation: async () => ({ status: 'InProgress' }),
+    invocations: async () => [],
+    agentsOnline: async (instanceIds) => new Set(instanceIds),
+  };
+  const hostInfo: HostInfo[] = input.hosts.map((host) => ({
+    instanceId: host.instanceId,
+    hostGroup: group.name,
+    availabilityZone: host.availabilityZone,
+    state: 'running',
+    devices: [],
+    managed: true,
+  }));
+  const replay = [...draws];
+  const service = new ImageCacheService({
+    groups: [group],
+    region: 'us-east-1',
+    store,
+    hosts: {
+      groupHosts: async () => hostInfo,
+      host: async (instanceId) => hostInfo.find((host) => host.instanceId === instanceId),
+      tagHost: async () => undefined,
+    },
+    commands,
+    volumes: {} as VolumeLinks,
+    popularity: { topImages: async () => [...input.scores] },
+    facts: { publish: async () => undefined },
+    clock: { now: () => input.now, sleep: async () => undefined },
+    random: () => {
+      const draw = replay.shift();
+      if (draw === undefined) throw new Error('the Lambda path drew more random numbers than the bench');
+      return draw;
+    },
+    logger: new Logger({ serviceName: 'parity', logLevel: 'SILENT' }),
+    metrics: new Metrics({ namespace: 'Test', serviceName: 'parity' }),
+  });
+  const summary = await service.plan(group.name, input.requested ?? []);
+  return { sent, plan: summary.deferred };
+};
+
+describe('cache benchmark parity', () => {
+  it('the Lambda path sends exactly the commands the bench applied, plan after plan', async () => {
+    const captured = await benchPlans();
+    const withDemand = captured.filter((item) => (item.input.requested ?? []).length > 0);
+    const withEvictions = captured.filter((item) => item.plan.commands.some((c) => c.action === 'evict'));
+    // The slice exercises every kind of decision: prefetches, demand admissions, evictions.
+    expect(captured.length).toBeGreaterThan(20);
+    expect(withDemand.length).toBeGreaterThan(0);
+    expect(withEvictions.length).toBeGreaterThan(0);
+
+    for (const item of captured) {
+      const { sent, plan } = await lambdaPath(item);
+      const expected = item.plan.commands.map((command) => ({
+        action: command.action,
+        imageId: command.imageId,
+        instanceIds: [...command.instanceIds],
+      }));
+      expect(normalized(sent)).toEqual(normalized(expected));
+      expect(plan).toEqual(item.plan.deferred);
+    }
+  });
+});

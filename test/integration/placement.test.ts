@@ -1,0 +1,167 @@
+import { readFileSync } from 'node:fs';
+import { RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { DynamoImageCacheStore, type GroupState } from '../../functions/image-cache/adapters/store';
+import { WARM_IMAGES_TAG } from '../../functions/image-cache/config';
+import type { PlacementAdvice } from '../../functions/placement/domain/advise';
+import { LocalCloud } from '../../local/cloud';
+
+const GiB = 1024 ** 3;
+const GROUP = 'gpu-inference';
+const HOST_GROUPS = [
+  {
+    name: GROUP,
+    cacheBytes: 20 * GiB,
+    cacheDirectory: '/var/cache/warmboot',
+    minResidencyMs: 0,
+    publishWarmList: 'tag',
+  },
+];
+
+const sample = (path: string) =>
+  JSON.parse(readFileSync(new URL(`../../events/${path}`, import.meta.url), 'utf8')) as {
+    'detail-type': string;
+    detail: Record<string, unknown>;
+  };
+const register = sample('image-cache/register-image.json');
+const pin = sample('image-cache/pin-image.json');
+const advise = sample('placement/advise-placement.json');
+const image = register.detail.image as { id: string; source: string; digest: string; sizeBytes: number };
+
+let cloud: LocalCloud | undefined;
+afterEach(async () => {
+  await cloud?.stop();
+  cloud = undefined;
+});
+
+const put = (local: LocalCloud, event: { 'detail-type': string; detail: Record<string, unknown> }) =>
+  local.putEvent({ source: 'warmboot', detailType: event['detail-type'], detail: event.detail });
+
+/** Two hosts in each of two AZs, joined and inventoried, the sample image registered. */
+const start = async (): Promise<{ local: LocalCloud; hosts: string[] }> => {
+  const local = await LocalCloud.start({
+    dynamodbEndpoint: inject('dynamodbEndpoint'),
+    functions: ['imageCache', 'placement'],
+    settings: { HOST_GROUPS: JSON.stringify(HOST_GROUPS) },
+  });
+  cloud = local;
+  local.ssm.imageSource.add(image.source, { bytes: image.sizeBytes, digest: image.digest });
+  const hostImage = local.ec2.registerImage({ name: 'cache-host', rootSizeGiB: 8 });
+  const hosts: string[] = [];
+  for (const zone of ['us-east-1a', 'us-east-1b']) {
+    const output = await local.run(() =>
+      local.runtime('imageCache').clients.ec2.send(
+        new RunInstancesCommand({
+          ImageId: hostImage,
+          InstanceType: 'g5.xlarge',
+          MinCount: 2,
+          MaxCount: 2,
+          Placement: { AvailabilityZone: zone },
+          TagSpecifications: [
+            {
+              ResourceType: 'instance',
+              Tags: [
+                { Key: 'warmboot:host-group', Value: GROUP },
+                { Key: 'warmboot:managed', Value: 'true' },
+              ],
+            },
+          ],
+        }),
+      ),
+    );
+    hosts.push(...(output.Instances ?? []).map((instance) => instance.InstanceId ?? ''));
+  }
+  put(local, register);
+  await local.settleFor(2 * 60_000);
+  return { local, hosts };
+};
+
+/** A synchronous invoke of the placement function with the sample event's envelope. */
+const advisePlacement = async (
+  local: LocalCloud,
+  detail: Record<string, unknown>,
+): Promise<PlacementAdvice> => {
+  const response = (await local.invoke('placement', {
+    version: '0',
+    id: `00000000-0000-4000-8000-${String(local.clock.now() % 1e12).padStart(12, '0')}`,
+    source: 'warmboot',
+    'detail-type': advise['detail-type'],
+    account: '123456789012',
+    time: new Date(local.clock.now()).toISOString(),
+    region: 'us-east-1',
+    resources: [],
+    detail,
+  })) as { status: string; result: PlacementAdvice };
+  expect(response.status).toBe('handled');
+  return response.result;
+};
+
+const groupState = (local: LocalCloud): Promise<GroupState> =>
+  local.run(() => new DynamoImageCacheStore(local.documents, local.tables.imageCache).loadGroup(GROUP));
+
+const cachedOn = (state: GroupState): string[] =>
+  state.entries
+    .filter((entry) => entry.imageId === image.id && entry.state === 'cached')
+    .map((entry) => entry.instanceId)
+    .sort();
+
+describe('placement on the local cloud', () => {
+  it('returns an even spread over hosts and AZs and keeps the warm-list tag on every host', async () => {
+    const { local, hosts } = await start();
+    put(local, pin);
+    await local.settleFor(10 * 60_000);
+    expect(cachedOn(await groupState(local))).toEqual([...hosts].sort());
+
+    const advice = await advisePlacement(local, advise.detail);
+
+    expect(advice).toMatchObject({ placed: 4, unplaced: 0, share: 1, spread: 'even', reasons: [] });
+    expect(advice.warmHosts).toEqual([]);
+    expect(advice.placements.map((placement) => placement.instanceId).sort()).toEqual([...hosts].sort());
+    expect(advice.placements.every((placement) => placement.warm && placement.count === 1)).toBe(true);
+    const perAz = advice.placements.reduce<Record<string, number>>((sum, placement) => {
+      sum[placement.availabilityZone] = (sum[placement.availabilityZone] ?? 0) + placement.count;
+      return sum;
+    }, {});
+    expect(perAz).toEqual({ 'us-east-1a': 2, 'us-east-1b': 2 });
+    for (const host of hosts) expect(local.ec2.instance(host)?.tags[WARM_IMAGES_TAG]).toBe(`v1 ${image.id}`);
+  });
+
+  it('reports a partial spread and warms the cold hosts it falls back to', async () => {
+    const { local, hosts } = await start();
+    const [warm, ...cold] = hosts;
+    put(local, {
+      'detail-type': 'Plan Cache',
+      detail: { hostGroup: GROUP, warm: [{ imageId: image.id, instanceIds: [warm] }] },
+    });
+    await local.settleFor(10 * 60_000);
+    expect(cachedOn(await groupState(local))).toEqual([warm]);
+    expect(local.ec2.instance(cold[0] ?? '')?.tags[WARM_IMAGES_TAG]).toBe('v1');
+
+    const advice = await advisePlacement(local, {
+      ...advise.detail,
+      count: 3,
+      freeSlots: { [warm ?? '']: 1 },
+    });
+
+    expect(advice.spread).toBe('partial');
+    expect(advice.reasons).toEqual(
+      expect.arrayContaining([
+        'only one host holds the image',
+        '2 instance(s) on hosts without the image (warming started)',
+      ]),
+    );
+    expect(advice.placements.find((placement) => placement.instanceId === warm)).toMatchObject({
+      warm: true,
+      count: 1,
+    });
+    expect(advice.warmHosts).toHaveLength(2);
+    // Spread: the two cold instances land in different AZs.
+    const coldAzs = advice.placements.filter((placement) => !placement.warm).map((p) => p.availabilityZone);
+    expect(new Set(coldAzs).size).toBe(2);
+
+    await local.settleFor(10 * 60_000);
+    expect(cachedOn(await groupState(local))).toEqual([warm, ...advice.warmHosts].sort());
+    for (const host of advice.warmHosts)
+      expect(local.ec2.instance(host)?.tags[WARM_IMAGES_TAG]).toBe(`v1 ${image.id}`);
+  });
+});
