@@ -9,7 +9,7 @@ import { IMAGE_LAUNCHED } from '../../functions/popularity/schemas';
 import type { LocalCloud } from '../cloud';
 
 export interface PopularityScenarioOptions {
-  /** Trace requests to replay (default 300: about 5 virtual hours of the Alibaba trace, ~20 s real). */
+  /** Trace requests to replay (default 150: a few virtual hours of the Alibaba trace, ~20 s real). */
   readonly requests?: number;
   /** First request of the slice (default 0). */
   readonly from?: number;
@@ -65,7 +65,7 @@ export async function runPopularityScenario(
   const traceFile = options.traceFile ?? resolve(dataDir(), DEFAULT_TRACE_FILE);
   const trace = loadTrace(traceFile);
   const from = options.from ?? 0;
-  const slice = trace.requests.slice(from, from + (options.requests ?? 300));
+  const slice = trace.requests.slice(from, from + (options.requests ?? 150));
   const zones = options.availabilityZones ?? cloud.ec2.availabilityZones;
   const firstS = slice[0]?.timeS ?? 0;
 

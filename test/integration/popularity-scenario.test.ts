@@ -9,7 +9,7 @@ afterEach(async () => {
 });
 
 describe('popularity sandbox scenario', () => {
-  it('replays the Alibaba trace: M0002 leads, FSR follows the hottest AMIs within budget', async () => {
+  it('replays a slice of the Alibaba trace: ranked scores, FSR decisions within budget', async () => {
     cloud = await LocalCloud.start({
       dynamodbEndpoint: inject('dynamodbEndpoint'),
       functions: ['popularity', 'fastRestore'],
