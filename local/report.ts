@@ -57,7 +57,7 @@ const renderTable = (table: ReportTable): string => {
 };
 
 /** Draws every chart into its <figure>; kept as plain browser JavaScript. */
-const CHART_SCRIPT = String.raw`
+const CHART_SCRIPT = `
 (() => {
   const SVG = 'http://www.w3.org/2000/svg';
   const W = 720, H = 300, M = { l: 60, r: 150, t: 16, b: 44 };
