@@ -1,5 +1,6 @@
 import type { Clock } from '../shared/clock';
 import { errorMessage, WarmbootError } from '../shared/errors';
+import { pollUntil } from '../shared/retry';
 import type { HostInfo, VolumeLinks } from './adapters/ec2';
 import type { CacheCommands, SendOptions } from './adapters/ssm';
 import {
@@ -153,12 +154,15 @@ export const freeDevice = (devices: readonly string[]): string | undefined => {
 const WAIT_STEP_MS = 2_000;
 const WAIT_LIMIT_MS = 5 * 60_000;
 
+/** EBS attach/detach/create have no event to wait for: poll, and fail the host after 5 minutes. */
 const waitFor = async (clock: Clock, what: string, done: () => Promise<boolean>): Promise<void> => {
-  for (let waited = 0; waited <= WAIT_LIMIT_MS; waited += WAIT_STEP_MS) {
-    if (await done()) return;
-    await clock.sleep(WAIT_STEP_MS);
-  }
-  throw new WarmbootError('Timeout', `${what} did not happen within ${WAIT_LIMIT_MS / 1000} s`);
+  const happened = await pollUntil(async () => ((await done()) ? true : undefined), {
+    clock,
+    timeoutMs: WAIT_LIMIT_MS,
+    intervalMs: () => WAIT_STEP_MS,
+  });
+  if (!happened)
+    throw new WarmbootError('Timeout', `${what} did not happen within ${WAIT_LIMIT_MS / 1000} s`);
 };
 
 /** Whether the host can link the image; no free device name counts as the attach limit. */

@@ -10,7 +10,7 @@ import {
   NotFoundError,
   WarmbootError,
 } from '../shared/errors';
-import { backoffDelayMs } from '../shared/retry';
+import { backoffDelayMs, pollUntil } from '../shared/retry';
 import type { HostDirectory, HostInfo, VolumeLinks } from './adapters/ec2';
 import type { CacheCommands } from './adapters/ssm';
 import type { GroupState, ImageCacheStore, StoredEntry } from './adapters/store';
@@ -74,7 +74,7 @@ const STALE_CLAIM_MS = 15 * 60_000;
 const AGENT_CHECK_BASE_MS = 15_000;
 const AGENT_CHECK_CAP_MS = 5 * 60_000;
 /** How long the `running` event's handler waits for the agent before leaving it to a due check. */
-const AGENT_WAIT_DELAYS_MS = [2_000, 4_000, 8_000, 16_000, 30_000] as const;
+const AGENT_WAIT_MS = 60_000;
 
 export type ItemResult =
   | { readonly id: string; readonly ok: true; readonly commandId: string }
@@ -658,10 +658,14 @@ export class ImageCacheService {
   }
 
   private async awaitAgent(instanceId: string): Promise<void> {
-    for (const delay of AGENT_WAIT_DELAYS_MS) {
-      if ((await this.deps.commands.agentsOnline([instanceId])).has(instanceId)) return;
-      await this.deps.clock.sleep(delay);
-    }
+    await pollUntil(
+      async () => ((await this.deps.commands.agentsOnline([instanceId])).has(instanceId) ? true : undefined),
+      {
+        clock: this.deps.clock,
+        timeoutMs: AGENT_WAIT_MS,
+        intervalMs: (attempt) => Math.min(2_000 * 2 ** attempt, 30_000),
+      },
+    );
   }
 
   /** A host write that lost its race: another invocation moved the host first; it wins. */

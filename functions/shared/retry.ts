@@ -99,3 +99,62 @@ export const backoffDelayMs = (
   const ceiling = Math.min(cap, base * 2 ** Math.max(0, attempt));
   return Math.floor(random() * ceiling);
 };
+
+export interface RetryingOptions {
+  readonly clock: Clock;
+  readonly random: () => number;
+  /** Attempts in all, the first included. */
+  readonly attempts: number;
+  /** Whether a failure is worth another attempt; anything else is thrown at once. */
+  readonly retryable: (error: unknown) => boolean;
+  readonly baseMs?: number;
+  readonly capMs?: number;
+}
+
+/**
+ * Runs `operation` again after a full-jitter backoff on `clock` while it fails with a retryable
+ * error, for conditions the SDK's own retry cannot know are transient (an SSM agent that has not
+ * registered yet, a transaction cancelled by a concurrent one). The last failure is thrown.
+ */
+export const retrying = async <T>(operation: () => Promise<T>, options: RetryingOptions): Promise<T> => {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await operation();
+    } catch (error) {
+      if (attempt + 1 >= options.attempts || !options.retryable(error)) throw error;
+      await options.clock.sleep(
+        backoffDelayMs(attempt, options.random, {
+          ...(options.baseMs !== undefined ? { baseMs: options.baseMs } : {}),
+          ...(options.capMs !== undefined ? { capMs: options.capMs } : {}),
+        }),
+      );
+    }
+  }
+};
+
+export interface PollOptions {
+  readonly clock: Clock;
+  /** Give up after this long on `clock`. */
+  readonly timeoutMs: number;
+  /** Wait before the next check; short first steps keep latency-sensitive paths fast. */
+  readonly intervalMs: (attempt: number) => number;
+}
+
+/**
+ * Checks until `check` yields a value, waiting on `clock` between checks, for EC2 and SSM changes
+ * that have no event to wait for (a detach finishing, an instance reaching running). Returns
+ * undefined when the time is up; the caller decides whether that is an error.
+ */
+export const pollUntil = async <T>(
+  check: () => Promise<T | undefined>,
+  options: PollOptions,
+): Promise<T | undefined> => {
+  const deadline = options.clock.now() + options.timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    const value = await check();
+    if (value !== undefined) return value;
+    const wait = Math.min(options.intervalMs(attempt), deadline - options.clock.now());
+    if (wait <= 0) return undefined;
+    await options.clock.sleep(wait);
+  }
+};

@@ -1,6 +1,6 @@
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
-import { backoffDelayMs, ClockRetryStrategy } from '../../functions/shared/retry';
+import { backoffDelayMs, ClockRetryStrategy, pollUntil, retrying } from '../../functions/shared/retry';
 import { VirtualClock } from '../../local/clock';
 import { holdClockWhileSending } from '../../local/runtime';
 import { attachSimulator, SimulatedAwsError } from '../../local/sdk-bridge';
@@ -81,5 +81,92 @@ describe('backoffDelayMs', () => {
     expect(backoffDelayMs(3, () => 0.5)).toBe(4_000);
     expect(backoffDelayMs(30, () => 0.999, { capMs: 60_000 })).toBe(59_940);
     expect(backoffDelayMs(5, () => 0)).toBe(0);
+  });
+});
+
+describe('retrying', () => {
+  class NotYet extends Error {}
+
+  it('re-attempts a retryable failure after a jittered backoff on the clock, until it succeeds', async () => {
+    const clock = new VirtualClock(0);
+    const calls: number[] = [];
+
+    const value = await clock.run(() =>
+      retrying(
+        async () => {
+          calls.push(clock.now());
+          if (calls.length < 3) throw new NotYet('agent offline');
+          return 'sent';
+        },
+        {
+          clock,
+          random: () => 0.5,
+          attempts: 5,
+          retryable: (error) => error instanceof NotYet,
+          baseMs: 2_000,
+        },
+      ),
+    );
+
+    expect(value).toBe('sent');
+    expect(calls).toEqual([0, 1_000, 3_000]);
+  });
+
+  it('throws a non-retryable failure at once and the last failure when attempts run out', async () => {
+    const clock = new VirtualClock(0);
+    let calls = 0;
+    const options = {
+      clock,
+      random: () => 0.5,
+      attempts: 3,
+      retryable: (error: unknown) => error instanceof NotYet,
+    };
+
+    await expect(
+      clock.run(() =>
+        retrying(async () => {
+          calls++;
+          throw new TypeError('bug');
+        }, options),
+      ),
+    ).rejects.toBeInstanceOf(TypeError);
+    expect(calls).toBe(1);
+
+    await expect(
+      clock.run(() =>
+        retrying(async () => {
+          calls++;
+          throw new NotYet(`attempt ${calls}`);
+        }, options),
+      ),
+    ).rejects.toThrow('attempt 4');
+  });
+});
+
+describe('pollUntil', () => {
+  it('checks on the clock until the value appears', async () => {
+    const clock = new VirtualClock(0);
+    const readyAt = 7_000;
+
+    const seenAt = await clock.run(() =>
+      pollUntil(async () => (clock.now() >= readyAt ? clock.now() : undefined), {
+        clock,
+        timeoutMs: 60_000,
+        intervalMs: () => 2_000,
+      }),
+    );
+
+    expect(seenAt).toBe(8_000);
+  });
+
+  it('returns undefined once the time is up, without sleeping past the deadline', async () => {
+    const clock = new VirtualClock(0);
+
+    const value = await clock.run(() =>
+      pollUntil(async () => undefined, { clock, timeoutMs: 5_000, intervalMs: () => 2_000 }),
+    );
+
+    expect(value).toBeUndefined();
+    expect(clock.now()).toBe(5_000);
   });
 });
