@@ -3,6 +3,11 @@ import { envJson, envString, loadConfig } from '../shared/config';
 
 /** Fast snapshot restore costs 0.75 USD per snapshot-AZ-hour (../shared/data/README.md). */
 export const FSR_USD_PER_PAIR_HOUR = 0.75;
+/**
+ * FSR is billed per minute a pair is enabled, with a minimum of one hour per enable (EBS User
+ * Guide, "Configure fast snapshot restore"): a pair disabled earlier costs that hour anyway.
+ */
+export const FSR_BILLING_MINIMUM_MINUTES = 60;
 
 /**
  * Fast-restore settings. The infra team validates the CDK context `fastRestore` with this schema
@@ -30,6 +35,17 @@ export const fastRestoreSettingsSchema = z
      * FSR is billed per hour, so swapping near-equals back and forth only costs money.
      */
     hysteresis: z.number().min(1).default(1.5),
+    /**
+     * A pair warmboot enabled stays at least this long before a challenger may take its place or
+     * a cool-down may end it: disabling it earlier saves nothing (FSR's one-hour billing minimum)
+     * and re-enabling elsewhere pays another hour. Never below the billing minimum.
+     */
+    minHoldMinutes: z
+      .number()
+      .int()
+      .min(FSR_BILLING_MINIMUM_MINUTES)
+      .max(7 * 24 * 60)
+      .default(FSR_BILLING_MINIMUM_MINUTES),
     /** Cost of one snapshot-AZ pair, USD per hour. */
     usdPerPairHour: z.number().positive().default(FSR_USD_PER_PAIR_HOUR),
   })

@@ -7,16 +7,12 @@ import { eventBridgeFacts } from '../shared/adapters/facts';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { Runtime } from '../shared/runtime';
+import { fastSnapshotRestoreStateChangeDetail, scheduledEventDetail } from '../shared/schemas/aws-events';
 import { ec2FastRestore } from './adapters/ec2-fast-restore';
 import { DynamoFsrRecords } from './adapters/fsr-records';
 import { loadFastRestoreConfig } from './config';
 import { type FastRestoreDependencies, type FastRestoreRound, runFastRestoreRound } from './round';
-import {
-  fsrStateChangeSchema,
-  PLAN_FAST_RESTORE,
-  planFastRestoreSchema,
-  scheduledEventSchema,
-} from './schemas';
+import { PLAN_FAST_RESTORE, planFastRestoreSchema } from './schemas';
 
 export type FastRestoreOutcome =
   | FastRestoreRound
@@ -34,13 +30,13 @@ export const createFastRestoreRegistry = (
   now: () => number,
 ): EventRegistry<FastRestoreOutcome> =>
   new EventRegistry<FastRestoreOutcome>([
-    route('aws.events', SCHEDULED_EVENT, scheduledEventSchema, () =>
+    route('aws.events', SCHEDULED_EVENT, scheduledEventDetail, () =>
       runFastRestoreRound(dependencies, now(), { dryRun: false }),
     ),
     route(WARMBOOT, PLAN_FAST_RESTORE, planFastRestoreSchema, (event) =>
       runFastRestoreRound(dependencies, now(), { dryRun: event.detail.dryRun }),
     ),
-    route('aws.ec2', FSR_STATE_CHANGE, fsrStateChangeSchema, async (event) => {
+    route('aws.ec2', FSR_STATE_CHANGE, fastSnapshotRestoreStateChangeDetail, async (event) => {
       const pair = { snapshotId: event.detail['snapshot-id'], availabilityZone: event.detail.zone };
       const applied = await dependencies.records.recordState(
         pair,

@@ -3,7 +3,7 @@ import type { FactPublisher } from '../shared/adapters/facts';
 import type { FastRestoreEc2, PairResult } from './adapters/ec2-fast-restore';
 import type { FsrRecordStore } from './adapters/fsr-records';
 import type { FastRestoreSettings } from './config';
-import { type AmiDemand, type FastRestorePlan, planFastRestore } from './domain/plan';
+import { type AmiDemand, type CurrentPair, type FastRestorePlan, planFastRestore } from './domain/plan';
 import { reconcilePairs } from './domain/reconcile';
 import type { FastRestoreMetrics, FastSnapshotRestoreLogger } from './ports';
 import { FAST_RESTORE_CHANGED, isAmiId } from './schemas';
@@ -48,9 +48,9 @@ export const runFastRestoreRound = async (
   const owner = `${now}-${Math.floor(dependencies.random() * 2 ** 32).toString(16)}`;
   if (!options.dryRun && !(await records.acquirePlanLease(owner, now, LEASE_MS))) return { status: 'busy' };
   try {
-    const demand = await demandOf(dependencies, now);
     const [remembered, described] = await Promise.all([records.list(), ec2.describeFastSnapshotRestores()]);
     const { current, corrections } = reconcilePairs(remembered, described);
+    const demand = await demandOf(dependencies, now, current);
     const plan = planFastRestore({
       demand,
       current,
@@ -60,6 +60,7 @@ export const runFastRestoreRound = async (
       minScore: settings.minScore,
       cooldownMs: settings.cooldownMinutes * 60_000,
       hysteresis: settings.hysteresis,
+      minHoldMs: settings.minHoldMinutes * 60_000,
       now,
     });
     if (options.dryRun) return { status: 'planned', dryRun: true, plan, disabled: [], enabled: [] };
@@ -99,8 +100,17 @@ export const runFastRestoreRound = async (
   }
 };
 
-/** The top AMIs of every AZ with their snapshots. Only AMIs warmboot saw launched qualify. */
-const demandOf = async (dependencies: FastRestoreDependencies, now: number): Promise<AmiDemand[]> => {
+/**
+ * The top AMIs of every AZ with their snapshots, plus the score of every AMI whose pairs warmboot
+ * has on in an AZ where it is not in that top list: the planner compares incumbents with
+ * challengers on score × hysteresis, so it needs the incumbents' scores too, not just their
+ * absence. Only AMIs warmboot saw launched qualify.
+ */
+const demandOf = async (
+  dependencies: FastRestoreDependencies,
+  now: number,
+  current: readonly CurrentPair[],
+): Promise<AmiDemand[]> => {
   const zones = await dependencies.ec2.availabilityZones();
   const tops = await Promise.all(
     zones.map(async (availabilityZone) => ({
@@ -113,16 +123,37 @@ const demandOf = async (dependencies: FastRestoreDependencies, now: number): Pro
       ),
     })),
   );
-  const imageIds = [...new Set(tops.flatMap(({ top }) => top.map((entry) => entry.image)))];
-  const snapshots = imageIds.length > 0 ? await dependencies.ec2.snapshotsOfImages(imageIds) : new Map();
-  return tops.flatMap(({ availabilityZone, top }) =>
-    top.map((entry) => ({
-      imageId: entry.image,
+  const listed = new Set(
+    tops.flatMap(({ availabilityZone, top }) => top.map((entry) => `${entry.image}@${availabilityZone}`)),
+  );
+  const incumbents = new Map<string, { image: string; availabilityZone: string }>();
+  for (const pair of current) {
+    if (!pair.managed || pair.imageId === undefined || !isAmiId(pair.imageId)) continue;
+    const key = `${pair.imageId}@${pair.availabilityZone}`;
+    if (!listed.has(key))
+      incumbents.set(key, { image: pair.imageId, availabilityZone: pair.availabilityZone });
+  }
+  const incumbentScores = await Promise.all(
+    [...incumbents.values()].map(async ({ image, availabilityZone }) => ({
       availabilityZone,
-      score: entry.score,
-      snapshotIds: snapshots.get(entry.image) ?? [],
+      entry: {
+        image,
+        score: await dependencies.popularity.score({ kind: 'az', az: availabilityZone }, image, now),
+      },
     })),
   );
+  const ranked = [
+    ...tops.flatMap(({ availabilityZone, top }) => top.map((entry) => ({ availabilityZone, entry }))),
+    ...incumbentScores,
+  ];
+  const imageIds = [...new Set(ranked.map(({ entry }) => entry.image))];
+  const snapshots = imageIds.length > 0 ? await dependencies.ec2.snapshotsOfImages(imageIds) : new Map();
+  return ranked.map(({ availabilityZone, entry }) => ({
+    imageId: entry.image,
+    availabilityZone,
+    score: entry.score,
+    snapshotIds: snapshots.get(entry.image) ?? [],
+  }));
 };
 
 const recordResults = async (records: FsrRecordStore, results: readonly PairResult[], now: number) => {

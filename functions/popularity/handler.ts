@@ -5,6 +5,7 @@ import { eventBridgeFacts } from '../shared/adapters/facts';
 import { EventRegistry, type ParsedEvent, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { Runtime } from '../shared/runtime';
+import { ec2InstanceStateChangeDetail, ecsTaskStateChangeDetail } from '../shared/schemas/aws-events';
 import { DynamoChangeMarkers, DynamoPopularityStore } from './adapters/dynamodb-popularity-store';
 import {
   CachedInstanceDirectory,
@@ -16,12 +17,7 @@ import type { LaunchRecord } from './domain/counters';
 import { decayParameters } from './domain/decay';
 import { launchFromEcsTask, launchFromInstance, launchFromOperator } from './domain/launches';
 import { type RecordLaunchDependencies, recordLaunch } from './record-launch';
-import {
-  ec2StateChangeSchema,
-  ecsTaskStateChangeSchema,
-  IMAGE_LAUNCHED,
-  imageLaunchedSchema,
-} from './schemas';
+import { IMAGE_LAUNCHED, imageLaunchedSchema } from './schemas';
 
 /** The result for one delivered event; one bad event or container never aborts the others. */
 export type LaunchOutcome =
@@ -63,7 +59,7 @@ export const createPopularityRegistry = (
   };
 
   return new EventRegistry<LaunchOutcome>([
-    route('aws.ec2', EC2_STATE_CHANGE, ec2StateChangeSchema, async (event) => {
+    route('aws.ec2', EC2_STATE_CHANGE, ec2InstanceStateChangeDetail, async (event) => {
       if (event.detail.state !== 'running')
         return {
           id: event.id,
@@ -86,7 +82,7 @@ export const createPopularityRegistry = (
       if (!('eventId' in record)) return { id: event.id, ok: false, error: record };
       return count(event, record);
     }),
-    route('aws.ecs', ECS_TASK_STATE, ecsTaskStateChangeSchema, async (event) => {
+    route('aws.ecs', ECS_TASK_STATE, ecsTaskStateChangeDetail, async (event) => {
       if (event.detail.lastStatus !== 'RUNNING')
         return {
           id: event.id,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HOST_GROUP_NAME_PATTERN, IMAGE_ID_PATTERN } from '../image-cache/patterns';
+import { availabilityZoneSchema } from '../shared/schemas/aws-events';
 
 /**
  * The one image-id validator: popularity keys, fast-restore lookups and everything the cache
@@ -22,11 +23,10 @@ export const imageIdSchema = z
 
 export const isValidImageId = (value: string): boolean => imageIdSchema.safeParse(value).success;
 
-/** Regional AZ names (`us-east-1a`) and Local Zones (`us-west-2-lax-1a`). */
-export const AVAILABILITY_ZONE_PATTERN = '^[a-z]{2}(?:-gov)?-[a-z]+-[0-9]+(?:-[a-z]+-[0-9]+)?[a-z]$';
-export const availabilityZoneSchema = z
-  .string()
-  .regex(new RegExp(AVAILABILITY_ZONE_PATTERN), 'not an availability zone name');
+/**
+ * The AWS events popularity counts (EC2 running, ECS task RUNNING) are parsed with the one shared
+ * schema per AWS event in shared/schemas/aws-events.ts, proven against AWS's published samples.
+ */
 
 export const hostGroupSchema = z
   .string()
@@ -41,29 +41,6 @@ export const imageLaunchedSchema = z.strictObject({
   count: z.number().int().min(1).max(1000).default(1),
 });
 export type ImageLaunched = z.infer<typeof imageLaunchedSchema>;
-
-/**
- * `aws.ec2` / EC2 Instance State-change Notification (EC2 user guide, "EventBridge for Amazon
- * EC2"). The event names the instance only; the image is resolved with DescribeInstances.
- */
-export const ec2StateChangeSchema = z.looseObject({
-  'instance-id': z.string().regex(/^i-[0-9a-f]{8,17}$/, 'not an instance id'),
-  state: z.string(),
-});
-
-/**
- * `aws.ecs` / ECS Task State Change (ECS developer guide, "Amazon ECS task state change
- * events"). Only the fields used; AWS adds fields over time, so the object stays loose.
- * Container images are validated one by one so one odd image never drops the others.
- */
-export const ecsTaskStateChangeSchema = z.looseObject({
-  taskArn: z.string().min(1),
-  lastStatus: z.string(),
-  availabilityZone: availabilityZoneSchema.optional(),
-  containers: z
-    .array(z.looseObject({ name: z.string().optional(), image: z.string().optional() }))
-    .default([]),
-});
 
 const scopeSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('global') }),

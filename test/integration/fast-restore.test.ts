@@ -137,6 +137,45 @@ describe('fast snapshot restore for hot AMIs', () => {
     );
   });
 
+  it('holds a pair for its first billed hour before a clearly hotter AMI takes its place', async () => {
+    const local = await start({ maxPairs: 1, maxUsdPerHour: 10, topPerAz: 1 });
+    const first = local.ec2.registerImage({ name: 'first', rootSizeGiB: 8 });
+    const challenger = local.ec2.registerImage({ name: 'challenger', rootSizeGiB: 8 });
+    await launches(local, first, 'us-east-1a', 20);
+    await plan(local);
+    await local.settleFor(5 * 60_000);
+    const firstPair = `${rootSnapshot(local, first)}@us-east-1a`;
+    expect(fsrOn(local)).toEqual([`${firstPair}:enabled`]);
+
+    // 15 minutes after the enable a challenger scores 5× higher: disabling now would save nothing
+    // (one-hour billing minimum), so the pair stays and the challenger waits for the hold.
+    await local.settleFor(10 * 60_000);
+    await launches(local, challenger, 'us-east-1a', 100);
+    const early = await plan(local);
+    expect(early).toMatchObject({
+      result: {
+        plan: {
+          disable: [],
+          enable: [],
+          deferred: [{ imageId: challenger, reason: 'waiting-for-hold' }],
+        },
+      },
+    });
+    expect(fsrOn(local)).toEqual([`${firstPair}:enabled`]);
+
+    // Past the hour: the first pair goes, and the challenger follows once it is disabled.
+    await local.settleFor(50 * 60_000);
+    await plan(local);
+    await local.settleFor(5 * 60_000);
+    expect(fsrOn(local)).toEqual([`${rootSnapshot(local, challenger)}@us-east-1a:enabled`]);
+    const disablingAt = local.ec2
+      .fastRestores()
+      .find((pair) => pair.snapshotId === rootSnapshot(local, first))?.times.disabling;
+    const enablingAt = local.ec2.fastRestores().find((pair) => pair.snapshotId === rootSnapshot(local, first))
+      ?.times.enabling;
+    expect((disablingAt ?? 0) - (enablingAt ?? 0)).toBeGreaterThanOrEqual(HOUR);
+  });
+
   it('a dry run reports the plan and changes nothing', async () => {
     const local = await start({ maxPairs: 2, maxUsdPerHour: 10, topPerAz: 1 });
     const hot = local.ec2.registerImage({ name: 'hot', rootSizeGiB: 8 });

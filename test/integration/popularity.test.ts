@@ -10,6 +10,9 @@ const SETTINGS = { halfLifeHours: 24, shards: 4, topK: 5 };
 const sampleLaunch = JSON.parse(
   readFileSync(new URL('../../events/popularity/image-launched.json', import.meta.url), 'utf8'),
 ) as { detail: Record<string, unknown> };
+const awsTaskEvent = JSON.parse(
+  readFileSync(new URL('../fixtures/aws/ecs-task-state-change.json', import.meta.url), 'utf8'),
+) as { detail: { containers: Record<string, unknown>[] } & Record<string, unknown> };
 
 let cloud: LocalCloud | undefined;
 afterEach(async () => {
@@ -165,28 +168,22 @@ describe('popularity against DynamoDB Local and the EC2 simulator', () => {
 
   it('records every container image of an ECS task once, even when ECS reports it RUNNING twice', async () => {
     const local = await start();
+    // AWS's published sample task (test/fixtures/aws/README.md), with a sidecar added.
+    const [awsContainer] = awsTaskEvent.detail.containers;
     const detail = {
-      taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/web/0f1e2d3c4b5a69788796a5b4c3d2e1f0',
-      clusterArn: 'arn:aws:ecs:us-east-1:123456789012:cluster/web',
-      lastStatus: 'RUNNING',
-      desiredStatus: 'RUNNING',
-      availabilityZone: 'us-east-1b',
+      ...awsTaskEvent.detail,
       containers: [
-        {
-          name: 'app',
-          image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/web:2.4.1',
-          lastStatus: 'RUNNING',
-        },
-        { name: 'envoy', image: 'public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29', lastStatus: 'RUNNING' },
+        awsContainer,
+        { ...awsContainer, name: 'envoy', image: 'public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29' },
       ],
     };
     local.putEvent({ source: 'aws.ecs', detailType: 'ECS Task State Change', detail });
     local.putEvent({ source: 'aws.ecs', detailType: 'ECS Task State Change', detail });
     await local.settleFor(60_000);
 
-    const top = await reader(local).topK({ kind: 'az', az: 'us-east-1b' }, 5, local.clock.now());
+    const top = await reader(local).topK({ kind: 'az', az: 'us-west-2c' }, 5, local.clock.now());
     expect(top.map((entry) => [entry.image, entry.launches])).toEqual([
-      ['123456789012.dkr.ecr.us-east-1.amazonaws.com/web:2.4.1', 1],
+      ['111122223333.dkr.ecr.us-west-2.amazonaws.com/hello-repository:latest', 1],
       ['public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29', 1],
     ]);
   });

@@ -12,11 +12,13 @@ export interface FsrRecord extends PairKey {
   /** Time of the state, epoch ms: older state events never overwrite newer ones. */
   readonly stateAt?: number;
   readonly lastWantedAt?: number;
+  /** When warmboot last claimed it to enable it, epoch ms: the start of its minimum hold. */
+  readonly enabledAt?: number;
 }
 
 export interface FsrRecordStore {
   list(): Promise<FsrRecord[]>;
-  /** Claims the pair for warmboot before enabling it. */
+  /** Claims the pair for warmboot before enabling it; its minimum hold counts from `now`. */
   markManaged(pair: PairKey, imageId: string, now: number): Promise<void>;
   /** Applies a state seen at `at` unless a newer one is stored. `disabled` releases the claim. */
   recordState(pair: PairKey, state: FsrState, at: number): Promise<'applied' | 'stale'>;
@@ -64,6 +66,7 @@ export class DynamoFsrRecords implements FsrRecordStore {
           ...(typeof item.state === 'string' ? { state: item.state as FsrState } : {}),
           ...(typeof item.stateAt === 'number' ? { stateAt: item.stateAt } : {}),
           ...(typeof item.lastWantedAt === 'number' ? { lastWantedAt: item.lastWantedAt } : {}),
+          ...(typeof item.enabledAt === 'number' ? { enabledAt: item.enabledAt } : {}),
         });
       }
       startKey = page.LastEvaluatedKey;
@@ -72,11 +75,15 @@ export class DynamoFsrRecords implements FsrRecordStore {
   }
 
   async markManaged(pair: PairKey, imageId: string, now: number): Promise<void> {
-    await this.#update(pair, 'SET managed = :true, imageId = :imageId, lastWantedAt = :now', {
-      ':true': true,
-      ':imageId': imageId,
-      ':now': now,
-    });
+    await this.#update(
+      pair,
+      'SET managed = :true, imageId = :imageId, lastWantedAt = :now, enabledAt = :now',
+      {
+        ':true': true,
+        ':imageId': imageId,
+        ':now': now,
+      },
+    );
   }
 
   async recordState(pair: PairKey, state: FsrState, at: number): Promise<'applied' | 'stale'> {

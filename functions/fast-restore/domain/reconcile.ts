@@ -11,6 +11,7 @@ export const reconcilePairs = (
     readonly imageId?: string | undefined;
     readonly state?: FsrState | undefined;
     readonly lastWantedAt?: number | undefined;
+    readonly enabledAt?: number | undefined;
   })[],
   described: readonly (PairKey & { readonly state: FsrState })[],
 ): { current: CurrentPair[]; corrections: (PairKey & { state: FsrState })[] } => {
@@ -28,6 +29,7 @@ export const reconcilePairs = (
       managed: record.managed,
       imageId: record.imageId,
       lastWantedAt: record.lastWantedAt,
+      enabledAt: record.enabledAt,
     });
   }
   for (const [id, pair] of seen) {

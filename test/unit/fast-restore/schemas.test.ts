@@ -2,17 +2,21 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { fastRestoreSettingsSchema } from '../../../functions/fast-restore/config';
 import { reconcilePairs } from '../../../functions/fast-restore/domain/reconcile';
-import {
-  fsrStateChangeSchema,
-  isAmiId,
-  planFastRestoreSchema,
-} from '../../../functions/fast-restore/schemas';
+import { isAmiId, planFastRestoreSchema } from '../../../functions/fast-restore/schemas';
 import { popularitySettingsSchema } from '../../../functions/popularity/config';
 import { parseOrThrow } from '../../../functions/shared/event-registry';
+import { fastSnapshotRestoreStateChangeDetail } from '../../../functions/shared/schemas/aws-events';
 
 const sample = JSON.parse(
   readFileSync(new URL('../../../events/fast-restore/plan-fast-restore.json', import.meta.url), 'utf8'),
 ) as { source: string; 'detail-type': string; detail: unknown };
+/** AWS's published EBS Fast Snapshot Restore State-change Notification (test/fixtures/aws/README.md). */
+const awsStateChange = JSON.parse(
+  readFileSync(
+    new URL('../../fixtures/aws/ebs-fast-snapshot-restore-state-change.json', import.meta.url),
+    'utf8',
+  ),
+) as { detail: Record<string, unknown> };
 
 describe('fast restore inputs', () => {
   it('the console sample is a warmboot Plan Fast Restore that parses with the handler schema', () => {
@@ -27,16 +31,19 @@ describe('fast restore inputs', () => {
     );
   });
 
-  it('parses the EBS state-change event and refuses a forged snapshot id', () => {
-    const detail = {
-      'snapshot-id': 'snap-0123456789abcdef0',
+  it("parses AWS's EBS state-change sample with the schema the handler routes it with, and refuses a forged snapshot id", () => {
+    const detail = awsStateChange.detail;
+    expect(fastSnapshotRestoreStateChangeDetail.parse(detail)).toMatchObject({
+      'snapshot-id': 'snap-1234567890abcdef0',
       state: 'optimizing',
       zone: 'us-east-1a',
-      message: 'x',
-    };
-    expect(fsrStateChangeSchema.parse(detail).state).toBe('optimizing');
+    });
     expect(() =>
-      parseOrThrow(fsrStateChangeSchema, { ...detail, 'snapshot-id': 'snap-1;reboot' }, 'detail'),
+      parseOrThrow(
+        fastSnapshotRestoreStateChangeDetail,
+        { ...detail, 'snapshot-id': 'snap-1;reboot' },
+        'detail',
+      ),
     ).toThrow(expect.objectContaining({ field: 'detail.snapshot-id' }));
   });
 

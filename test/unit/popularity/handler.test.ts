@@ -15,6 +15,14 @@ const sample = JSON.parse(
   readFileSync(new URL('../../../events/popularity/image-launched.json', import.meta.url), 'utf8'),
 ) as { id: string; time: string; detail: Record<string, unknown> };
 const now = Date.parse(sample.time);
+/** AWS's published ECS Task State Change sample (test/fixtures/aws/README.md): one Fargate task. */
+const awsTaskEvent = JSON.parse(
+  readFileSync(new URL('../../fixtures/aws/ecs-task-state-change.json', import.meta.url), 'utf8'),
+) as {
+  id: string;
+  time: string;
+  detail: { containers: Record<string, unknown>[] } & Record<string, unknown>;
+};
 
 const setup = (instances: Record<string, InstanceFacts> = {}) => {
   const store = new MemoryPopularityStore({ decay: decayParameters(24), shards: 8 });
@@ -143,51 +151,60 @@ describe('EC2 running', () => {
 });
 
 describe('ECS task running', () => {
-  const task = (id: string, containers: { name: string; image: string }[]) => ({
-    version: '0',
+  const [awsContainer] = awsTaskEvent.detail.containers;
+  const awsImage = '111122223333.dkr.ecr.us-west-2.amazonaws.com/hello-repository:latest';
+  const zone = { kind: 'az', az: 'us-west-2c' } as const;
+  const taskAt = Date.parse(awsTaskEvent.time);
+  /** AWS's sample as delivered again with a new event id, its containers optionally replaced. */
+  const task = (id: string, containers = awsTaskEvent.detail.containers) => ({
+    ...awsTaskEvent,
     id,
-    'detail-type': 'ECS Task State Change',
-    source: 'aws.ecs',
-    account: '123456789012',
-    time: sample.time,
-    region: 'us-east-1',
-    resources: ['arn:aws:ecs:us-east-1:123456789012:task/web/0f1e2d3c4b5a69788796a5b4c3d2e1f0'],
-    detail: {
-      taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/web/0f1e2d3c4b5a69788796a5b4c3d2e1f0',
-      clusterArn: 'arn:aws:ecs:us-east-1:123456789012:cluster/web',
-      lastStatus: 'RUNNING',
-      desiredStatus: 'RUNNING',
-      availabilityZone: 'us-east-1c',
-      containers,
-    },
+    detail: { ...awsTaskEvent.detail, containers },
+  });
+  const sidecar = (name: string, image: string) => ({ ...awsContainer, name, image });
+
+  it("counts the image of AWS's sample task in its AZ; the task reported RUNNING twice counts once", async () => {
+    const { registry, store } = setup();
+    const first = await registry.dispatch(task(awsTaskEvent.id));
+    expect(first).toMatchObject({
+      status: 'handled',
+      result: { ok: true, recorded: true, images: [awsImage] },
+    });
+    const second = await registry.dispatch(task('ecs-redelivered-with-new-id'));
+    expect(second).toMatchObject({ status: 'handled', result: { ok: true, recorded: false } });
+    expect(await store.launches(zone, awsImage, taskAt)).toBe(1);
   });
 
-  it('counts each container image; a task reported RUNNING twice counts once', async () => {
+  it('counts each container image of a task once', async () => {
     const { registry, store } = setup();
-    const containers = [
-      { name: 'app', image: 'public.ecr.aws/docker/library/nginx:1.27' },
-      { name: 'sidecar', image: 'public.ecr.aws/aws-observability/aws-otel-collector:latest' },
-    ];
+    const otel = 'public.ecr.aws/aws-observability/aws-otel-collector:latest';
+    const containers = [awsContainer as Record<string, unknown>, sidecar('otel', otel)];
     await registry.dispatch(task('ecs-1', containers));
     await registry.dispatch(task('ecs-2', containers));
-    const az = { kind: 'az', az: 'us-east-1c' } as const;
-    expect(await store.launches(az, 'public.ecr.aws/docker/library/nginx:1.27', now)).toBe(1);
-    expect(await store.launches(az, 'public.ecr.aws/aws-observability/aws-otel-collector:latest', now)).toBe(
-      1,
-    );
+    expect(await store.launches(zone, awsImage, taskAt)).toBe(1);
+    expect(await store.launches(zone, otel, taskAt)).toBe(1);
   });
 
   it('skips a container with an invalid image, naming it, and counts the others', async () => {
     const { registry, store } = setup();
     const outcome = await registry.dispatch(
-      task('ecs-1', [
-        { name: 'app', image: 'nginx:1.27' },
-        { name: 'evil', image: 'nginx`reboot`' },
-      ]),
+      task('ecs-1', [awsContainer as Record<string, unknown>, sidecar('evil', 'nginx`reboot`')]),
     );
     expect(outcome).toMatchObject({
-      result: { ok: true, recorded: true, images: ['nginx:1.27'], skipped: [{ container: 'evil' }] },
+      result: { ok: true, recorded: true, images: [awsImage], skipped: [{ container: 'evil' }] },
     });
-    expect(await store.launches(GLOBAL_SCOPE, 'nginx:1.27', now)).toBe(1);
+    expect(await store.launches(GLOBAL_SCOPE, awsImage, taskAt)).toBe(1);
+  });
+
+  it('ignores a task that is not RUNNING', async () => {
+    const { registry, store } = setup();
+    const outcome = await registry.dispatch({
+      ...awsTaskEvent,
+      detail: { ...awsTaskEvent.detail, lastStatus: 'PROVISIONING' },
+    });
+    expect(outcome).toMatchObject({
+      result: { ok: true, recorded: false, ignored: 'lastStatus PROVISIONING' },
+    });
+    expect(await store.topK(GLOBAL_SCOPE, 10, taskAt)).toEqual([]);
   });
 });

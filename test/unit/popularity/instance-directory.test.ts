@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CachedInstanceDirectory,
+  type InstanceDirectory,
+  type InstanceFacts,
+} from '../../../functions/popularity/adapters/instance-directory';
+
+/** An in-memory DescribeInstances: knows some instances, records every call's ids. */
+const fakeDirectory = (known: readonly string[]) => {
+  const calls: string[][] = [];
+  let failure: Error | undefined;
+  const directory: InstanceDirectory = {
+    async describe(instanceIds) {
+      calls.push([...instanceIds]);
+      if (failure) throw failure;
+      return new Map(
+        instanceIds
+          .filter((id) => known.includes(id))
+          .map((id): [string, InstanceFacts] => [id, { instanceId: id, imageId: `ami-for-${id}` }]),
+      );
+    },
+  };
+  return {
+    directory,
+    calls,
+    failNext: (error: Error) => {
+      failure = error;
+    },
+    heal: () => {
+      failure = undefined;
+    },
+  };
+};
+
+/** A gather step the test releases by hand, so "arrived together" is explicit. */
+const manualGather = () => {
+  const waiting: (() => void)[] = [];
+  return {
+    gather: () => new Promise<void>((resolve) => waiting.push(resolve)),
+    release: async () => {
+      for (const resolve of waiting.splice(0)) resolve();
+      // Let the flush run its describe and resolve the waiters.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    },
+  };
+};
+
+describe('CachedInstanceDirectory', () => {
+  it('coalesces lookups that arrive together into one DescribeInstances, duplicates included', async () => {
+    const fake = fakeDirectory(['i-1', 'i-2']);
+    const step = manualGather();
+    const cache = new CachedInstanceDirectory(fake.directory, 10, step.gather);
+    const lookups = Promise.all([cache.lookup('i-1'), cache.lookup('i-2'), cache.lookup('i-1')]);
+    await step.release();
+    expect((await lookups).map((facts) => facts?.imageId)).toEqual([
+      'ami-for-i-1',
+      'ami-for-i-2',
+      'ami-for-i-1',
+    ]);
+    expect(fake.calls).toEqual([['i-1', 'i-2']]);
+  });
+
+  it('answers a known instance from the cache and asks again for an unknown one', async () => {
+    const fake = fakeDirectory(['i-1']);
+    const cache = new CachedInstanceDirectory(fake.directory, 10, () => Promise.resolve());
+    expect(await cache.lookup('i-1')).toMatchObject({ imageId: 'ami-for-i-1' });
+    expect(await cache.lookup('i-1')).toMatchObject({ imageId: 'ami-for-i-1' });
+    // EC2 is eventually consistent: an instance it does not know yet may appear shortly.
+    expect(await cache.lookup('i-new')).toBeUndefined();
+    expect(await cache.lookup('i-new')).toBeUndefined();
+    expect(fake.calls).toEqual([['i-1'], ['i-new'], ['i-new']]);
+  });
+
+  it('keeps at most `capacity` instances, evicting the least recently used', async () => {
+    const fake = fakeDirectory(['i-1', 'i-2', 'i-3']);
+    const cache = new CachedInstanceDirectory(fake.directory, 2, () => Promise.resolve());
+    await cache.lookup('i-1');
+    await cache.lookup('i-2');
+    await cache.lookup('i-1'); // i-1 is now the most recently used
+    await cache.lookup('i-3'); // evicts i-2
+    fake.calls.length = 0;
+    await cache.lookup('i-1');
+    await cache.lookup('i-3');
+    await cache.lookup('i-2');
+    expect(fake.calls).toEqual([['i-2']]);
+  });
+
+  it('rejects every waiter of a failed call and recovers on the next lookup', async () => {
+    const fake = fakeDirectory(['i-1']);
+    const step = manualGather();
+    const cache = new CachedInstanceDirectory(fake.directory, 10, step.gather);
+    fake.failNext(new Error('RequestLimitExceeded'));
+    const first = cache.lookup('i-1');
+    const second = cache.lookup('i-1');
+    const settled = Promise.allSettled([first, second]);
+    await step.release();
+    expect((await settled).map((result) => result.status)).toEqual(['rejected', 'rejected']);
+    fake.heal();
+    const again = cache.lookup('i-1');
+    await step.release();
+    expect(await again).toMatchObject({ imageId: 'ami-for-i-1' });
+  });
+});
