@@ -101,7 +101,7 @@ export const backoffDelayMs = (
 };
 
 export interface RetryingOptions {
-  readonly clock: Clock;
+  readonly sleep: Clock['sleep'];
   readonly random: () => number;
   /** Attempts in all, the first included. */
   readonly attempts: number;
@@ -122,7 +122,7 @@ export const retrying = async <T>(operation: () => Promise<T>, options: Retrying
       return await operation();
     } catch (error) {
       if (attempt + 1 >= options.attempts || !options.retryable(error)) throw error;
-      await options.clock.sleep(
+      await options.sleep(
         backoffDelayMs(attempt, options.random, {
           ...(options.baseMs !== undefined ? { baseMs: options.baseMs } : {}),
           ...(options.capMs !== undefined ? { capMs: options.capMs } : {}),

@@ -99,7 +99,7 @@ describe('retrying', () => {
           return 'sent';
         },
         {
-          clock,
+          sleep: (ms) => clock.sleep(ms),
           random: () => 0.5,
           attempts: 5,
           retryable: (error) => error instanceof NotYet,
@@ -116,7 +116,7 @@ describe('retrying', () => {
     const clock = new VirtualClock(0);
     let calls = 0;
     const options = {
-      clock,
+      sleep: (ms: number) => clock.sleep(ms),
       random: () => 0.5,
       attempts: 3,
       retryable: (error: unknown) => error instanceof NotYet,

@@ -8,7 +8,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { callAws, classifyAwsError, translateAwsError } from '../../shared/aws-errors';
-import { backoffDelayMs } from '../../shared/retry';
+import { retrying } from '../../shared/retry';
 import type { PopularityStanding } from '../domain/change';
 import { type CounterSettings, type CounterValue, counterIncrements, rankImages } from '../domain/counters';
 import { liveEras } from '../domain/decay';
@@ -98,22 +98,21 @@ export class DynamoPopularityStore implements PopularityStore {
       },
     }));
     const command = new TransactWriteItemsCommand({ TransactItems: [marker, ...counters] });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.options.client.send(command);
-        return { recorded: true };
-      } catch (error) {
-        if (markerExisted(error)) return { recorded: false };
-        // Concurrent transactions on one counter item cancel each other (TransactionConflict);
-        // nothing was written, so trying again is safe, and the marker keeps it exact.
-        if (classifyAwsError(error) === 'transaction-conflict' && attempt + 1 < CONFLICT_ATTEMPTS) {
-          await this.options.sleep(
-            backoffDelayMs(attempt, this.options.random, { baseMs: 25, capMs: 1_000 }),
-          );
-          continue;
-        }
-        throw translateAwsError('TransactWriteItems', error);
-      }
+    try {
+      // Concurrent transactions on one counter item cancel each other (TransactionConflict);
+      // nothing was written, so trying again is safe, and the marker keeps it exact.
+      await retrying(() => this.options.client.send(command), {
+        sleep: this.options.sleep,
+        random: this.options.random,
+        attempts: CONFLICT_ATTEMPTS,
+        retryable: (error) => !markerExisted(error) && classifyAwsError(error) === 'transaction-conflict',
+        baseMs: 25,
+        capMs: 1_000,
+      });
+      return { recorded: true };
+    } catch (error) {
+      if (markerExisted(error)) return { recorded: false };
+      throw translateAwsError('TransactWriteItems', error);
     }
   }
 
