@@ -36,8 +36,19 @@ const FLAGS = {
   target: { name: 'target-hit-share', description: 'warmboot sizing target (Erlang-loss)', default: '0.99' },
   hot: {
     name: 'running-tier-above-per-hour',
-    description: 'warmboot keeps part of a pool running at or above this request rate (0: stopped tier only)',
-    default: '0',
+    description:
+      'warmboot: the hottest pools keep members running in hours at or above this rate (0: stopped tier only)',
+    default: '120',
+  },
+  hotPools: {
+    name: 'running-tier-pools',
+    description: 'warmboot: how many of the hottest pools (first-24 h requests) get the running tier',
+    default: '1',
+  },
+  hotShare: {
+    name: 'running-tier-hit-share',
+    description: 'warmboot: share of requests the running members serve hot (Erlang-B on 21.2 s)',
+    default: '0.5',
   },
   cooldown: {
     name: 'scale-down-cooldown-min',
@@ -90,6 +101,10 @@ const poolNameFor = (image: string, index: number): string => {
   return poolNameSchema.safeParse(candidate).success ? candidate : `pool-${index}`;
 };
 
+/** A path's median, or no key at all when no request took that path (metrics are numbers). */
+const medianOf = (name: string, samples: readonly number[]): Metrics =>
+  samples.length === 0 ? {} : { [name]: percentile(samples, 50) };
+
 const metricsOf = (result: SimResult, pooledIndexes: ReadonlySet<number>): Metrics => {
   const pooled = result.outcomes.filter((_, index) => pooledIndexes.has(index));
   const hits = pooled.filter((outcome) => outcome.path !== 'cold');
@@ -97,9 +112,9 @@ const metricsOf = (result: SimResult, pooledIndexes: ReadonlySet<number>): Metri
   const byPath = (path: string) =>
     pooled.filter((outcome) => outcome.path === path).map((o) => o.readySeconds);
   return {
-    pool_hit_ratio: pooled.length === 0 ? Number.NaN : hits.length / pooled.length,
-    p50_ready_s: percentile(ready, 50),
-    p95_ready_s: percentile(ready, 95),
+    pool_hit_ratio: pooled.length === 0 ? 0 : hits.length / pooled.length,
+    ...medianOf('p50_ready_s', ready),
+    ...(ready.length === 0 ? {} : { p95_ready_s: percentile(ready, 95) }),
     idle_cost_usd: result.idleCostUsd,
     refill_cost_usd: result.refillCostUsd,
     members_launched: result.membersLaunched,
@@ -107,9 +122,9 @@ const metricsOf = (result: SimResult, pooledIndexes: ReadonlySet<number>): Metri
     hot_requests: byPath('hot').length,
     warm_requests: byPath('warm').length,
     cold_requests: byPath('cold').length,
-    p50_hot_s: percentile(byPath('hot'), 50),
-    p50_warm_s: percentile(byPath('warm'), 50),
-    p50_cold_s: percentile(byPath('cold'), 50),
+    ...medianOf('p50_hot_s', byPath('hot')),
+    ...medianOf('p50_warm_s', byPath('warm')),
+    ...medianOf('p50_cold_s', byPath('cold')),
   };
 };
 
@@ -124,6 +139,8 @@ export const runPoolBench = async (args: BenchArgs): Promise<BenchResult> => {
   };
   const targetHitShare = numberFlag(args, FLAGS.target, { min: 0.5 });
   const hotRate = numberFlag(args, FLAGS.hot, { min: 0 });
+  const hotPools = numberFlag(args, FLAGS.hotPools, { min: 0, integer: true });
+  const hotShare = numberFlag(args, FLAGS.hotShare, { min: 0.1 });
   const minSize = numberFlag(args, FLAGS.minSize, { min: 0, integer: true });
   const cooldownMinutes = numberFlag(args, FLAGS.cooldown, { min: 1, integer: true });
   const maxSize = numberFlag(args, FLAGS.maxSize, { min: 1, integer: true });
@@ -183,39 +200,73 @@ export const runPoolBench = async (args: BenchArgs): Promise<BenchResult> => {
         sizing: { mode: 'fixed' },
       }),
     }));
-  const warmboot = run((image, index) => ({
-    initializeSeconds: initOf(image),
-    spec: benchPoolSpec({
-      name: poolNameFor(image, index),
-      instanceType: INSTANCE_TYPE,
-      volumeGiB,
-      platform: platformOf(image),
-      minSize,
-      maxSize,
-      sizing: {
-        mode: 'demand',
-        targetHitShare,
-        runningTierAbovePerHour: hotRate > 0 ? hotRate : undefined,
-        scaleDownCooldownMinutes: cooldownMinutes,
-      },
-    }),
-  }));
-  const warmbootMetrics = metricsOf(warmboot, pooledIndexes);
-  const warmbootHit = warmbootMetrics.pool_hit_ratio ?? 0;
-  const atOne = metricsOf(fixed(1), pooledIndexes);
-  let matched: { size: number; metrics: Metrics } | undefined;
-  let largest: { size: number; metrics: Metrics } = { size: 1, metrics: atOne };
-  for (let size = 1; size <= maxSize; size++) {
-    const metrics = size === 1 ? atOne : metricsOf(fixed(size), pooledIndexes);
-    largest = { size, metrics };
-    if ((metrics.pool_hit_ratio ?? 0) >= warmbootHit) {
-      matched = { size, metrics };
-      break;
+  type Variant = { readonly runningTier: boolean; readonly retireSurplus: 'at-once' | 'after-break-even' };
+  const warmbootRun = (variant: Variant): SimResult =>
+    run((image, index) => ({
+      initializeSeconds: initOf(image),
+      spec: benchPoolSpec({
+        name: poolNameFor(image, index),
+        instanceType: INSTANCE_TYPE,
+        volumeGiB,
+        platform: platformOf(image),
+        minSize,
+        maxSize,
+        sizing: {
+          mode: 'demand',
+          targetHitShare,
+          // pooledImages ranks by first-24 h requests: the running tier goes to the hottest only.
+          ...(variant.runningTier && index < hotPools
+            ? { runningTierAbovePerHour: hotRate, runningTierHitShare: hotShare }
+            : {}),
+          scaleDownCooldownMinutes: cooldownMinutes,
+          retireSurplus: variant.retireSurplus,
+          instanceHourUsd: prices.instanceHourUsd,
+          ebsGbMonthUsd: prices.ebsGbMonthUsd,
+        },
+      }),
+    }));
+  const hotPoolNames = pooled.slice(0, hotPools);
+  const hotTier = hotRate > 0 && hotPools > 0;
+  const variants: Record<string, Variant> = {
+    warmboot: { runningTier: hotTier, retireSurplus: 'at-once' },
+    ...(hotTier
+      ? { 'warmboot-stopped-only': { runningTier: false, retireSurplus: 'at-once' } as const }
+      : {}),
+    'warmboot-break-even': { runningTier: hotTier, retireSurplus: 'after-break-even' },
+  };
+  const warmboots = Object.entries(variants).map(([name, variant]) => {
+    const result = warmbootRun(variant);
+    return { name, result, metrics: metricsOf(result, pooledIndexes) };
+  });
+  const fixedBySize = new Map<number, Metrics>();
+  const fixedMetrics = (size: number): Metrics => {
+    let metrics = fixedBySize.get(size);
+    if (metrics === undefined) {
+      metrics = metricsOf(fixed(size), pooledIndexes);
+      fixedBySize.set(size, metrics);
     }
-  }
-  const equalService = matched ?? largest;
-  const costRatio = warmbootMetrics.idle_cost_usd ?? 0;
-  const fixedCost = equalService.metrics.idle_cost_usd ?? 0;
+    return metrics;
+  };
+  /** The smallest uniform fixed size whose hit ratio reaches `hit` (or the largest tried). */
+  const equalServiceFor = (hit: number): { size: number; metrics: Metrics; matched: boolean } => {
+    for (let size = 1; size <= maxSize; size++) {
+      const metrics = fixedMetrics(size);
+      if ((metrics.pool_hit_ratio ?? 0) >= hit) return { size, metrics, matched: true };
+    }
+    return { size: maxSize, metrics: fixedMetrics(maxSize), matched: false };
+  };
+  const comparisons = warmboots.map((entry) => {
+    const fixedAt = equalServiceFor(entry.metrics.pool_hit_ratio ?? 0);
+    const ratio = (entry.metrics.idle_cost_usd ?? 0) / (fixedAt.metrics.idle_cost_usd ?? Number.NaN);
+    const total = (m: Metrics) => (m.idle_cost_usd ?? 0) + (m.refill_cost_usd ?? 0);
+    return { ...entry, fixedAt, ratio, totalRatio: total(entry.metrics) / total(fixedAt.metrics) };
+  });
+  const atOne = fixedMetrics(1);
+  const fixedRows: Record<string, Metrics> = { 'fixed-warm-pool@1': atOne };
+  for (const entry of comparisons) fixedRows[`fixed-warm-pool@${entry.fixedAt.size}`] = entry.fixedAt.metrics;
+  const sortedFixedRows = Object.fromEntries(
+    Object.entries(fixedRows).sort((a, b) => Number(a[0].split('@')[1]) - Number(b[0].split('@')[1])),
+  );
   const unpooled = setup.requests.length - pooledIndexes.size;
   const windows = pooled.filter((image) => platformOf(image) === 'windows');
   return {
@@ -223,9 +274,8 @@ export const runPoolBench = async (args: BenchArgs): Promise<BenchResult> => {
     trace: trace.path,
     policies: {
       none: metricsOf(runNone(), pooledIndexes),
-      'fixed-warm-pool@1': atOne,
-      [`fixed-warm-pool@${equalService.size}`]: equalService.metrics,
-      warmboot: warmbootMetrics,
+      ...sortedFixedRows,
+      ...Object.fromEntries(comparisons.map((entry) => [entry.name, entry.metrics])),
     },
     parameters: {
       requests: setup.requests.length,
@@ -243,6 +293,8 @@ export const runPoolBench = async (args: BenchArgs): Promise<BenchResult> => {
       windows_init_s: windowsInit,
       target_hit_share: targetHitShare,
       running_tier_above_per_hour: hotRate,
+      running_tier_pools: hotPools,
+      running_tier_hit_share: hotShare,
       warmboot_min_size: minSize,
       scale_down_cooldown_min: cooldownMinutes,
       max_size: maxSize,
@@ -251,12 +303,17 @@ export const runPoolBench = async (args: BenchArgs): Promise<BenchResult> => {
     notes: [
       `pooled images (80% of the first 24 h): ${pooled.join(', ')}; Windows-like: ${windows.join(', ') || 'none'}`,
       `${unpooled} requests for other images are cold under every policy and not in pool_hit_ratio or p50/p95`,
-      matched
-        ? `fixed-warm-pool@${matched.size} is the smallest uniform size with pool_hit_ratio >= warmboot's`
-        : `no uniform size up to ${maxSize} reached warmboot's pool_hit_ratio; showing size ${largest.size}`,
-      `warmboot idle cost = ${(fixedCost > 0 ? costRatio / fixedCost : Number.NaN).toFixed(3)} x fixed-warm-pool at equal service`,
+      hotTier
+        ? `warmboot (default): demand sizing, surplus retired at once, running tier for ${hotPoolNames.join(', ')} in hours at >= ${hotRate} req/h with running members sized for ${hotShare} hot (Erlang-B on the 21.2 s start); warmboot-stopped-only: without the running tier`
+        : 'warmboot: demand sizing, stopped tier only, surplus retired at once',
+      'warmboot-break-even: warmboot, but a surplus member is retired only after idling past the break-even time (replacement cost / idle cost per hour)',
+      ...comparisons.map((entry) =>
+        entry.fixedAt.matched
+          ? `${entry.name}: idle cost = ${entry.ratio.toFixed(3)} x fixed-warm-pool@${entry.fixedAt.size} (smallest uniform size with pool_hit_ratio >= its ${(entry.metrics.pool_hit_ratio ?? 0).toFixed(3)}); idle + refill = ${entry.totalRatio.toFixed(3)} x`
+          : `${entry.name}: no uniform size up to ${maxSize} reached its pool_hit_ratio; idle cost = ${entry.ratio.toFixed(3)} x fixed-warm-pool@${maxSize}`,
+      ),
       'idle_cost_usd: ready members waiting for a claim: gp3 GB-hours, plus instance-hours for running (hot) ones; refill_cost_usd: launch + initialize + stop of members before they are ready (same prices)',
-      `quota check: max (members counted against max - maxSize) over every reconcile: warmboot ${warmboot.maxOverQuota}`,
+      `quota check: max (members counted against max - maxSize) over every reconcile: ${comparisons.map((entry) => `${entry.name} ${entry.result.maxOverQuota}`).join(', ')}`,
       'source: Alibaba cluster-trace-v2026-GenAI request trace; timings: brevdev/ec2-coldboot-research (../shared/data/README.md)',
     ],
   };

@@ -5,7 +5,7 @@ import type { ClaimRecord, PoolRecord, PoolStore } from '../pools/adapters/store
 import { documentNamed, PERSONALIZE_DOCUMENT } from '../pools/documents';
 import { type PoolMember, transition } from '../pools/domain/lifecycle';
 import type { ObservedInstance } from '../pools/domain/reconcile';
-import { TAG } from '../pools/domain/tags';
+import { isManagedBy, TAG } from '../pools/domain/tags';
 import type { FactPublisher } from '../shared/adapters/facts';
 import type { Clock } from '../shared/clock';
 import {
@@ -341,7 +341,14 @@ const handOver = async (
   const record = await deps.store.getPool(member.pool);
   const platform = record?.spec.initialization.platform ?? 'linux';
   await deps.ec2.tag(member.instanceId, request.ownerTags);
-  await deps.ec2.untag(member.instanceId, [TAG.pool, TAG.memberState, TAG.managed, TAG.claim]);
+  const poolTags = [TAG.pool, TAG.memberState, TAG.managed, TAG.claim];
+  // Volumes first: their fence is the instance's pool tags, which the next call removes. A retried
+  // hand-over that finds the instance already re-owned has done the volumes before.
+  const instance = await deps.ec2.describe(member.instanceId);
+  if (instance && isManagedBy(instance.tags, member.pool)) {
+    await deps.ec2.untagVolumes(instance, member.pool, poolTags);
+  }
+  await deps.ec2.untag(member.instanceId, poolTags);
   const handedOver = transition(member, 'handed-over', deps.clock.now());
   await deps.store.updateMember(member, handedOver);
   await deps.store.deleteMember(handedOver);

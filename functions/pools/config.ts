@@ -66,8 +66,25 @@ export const sizingSchema = z.discriminatedUnion('mode', [
     targetHitShare: z.number().min(0.5).max(0.999).default(0.95),
     /** Pools at or above this request rate keep part of their ready members running (hot tier). */
     runningTierAbovePerHour: z.number().positive().optional(),
+    /**
+     * Share of requests the running members should serve hot (Erlang-B on the start time);
+     * default targetHitShare. A lower share keeps fewer instances running (one running member
+     * costs as much as ~30 stopped members' storage).
+     */
+    runningTierHitShare: z.number().min(0.1).max(0.999).optional(),
     /** Minutes between two scale-down steps (one member each). */
     scaleDownCooldownMinutes: z.number().int().min(1).max(1440).default(30),
+    /**
+     * When a ready member above the target is retired: `at-once` (lowest idle cost), or
+     * `after-break-even`: only once it has idled longer than a replacement would cost (launch +
+     * initialize + stop ÷ idle price per hour: ~1.4 h Linux, ~8 h Windows-like at the default
+     * prices), which wastes fewer initialized members (lower idle + refill) but holds more idle
+     * storage. docs/pools.md has the measured trade-off.
+     */
+    retireSurplus: z.enum(['at-once', 'after-break-even']).default('at-once'),
+    /** Prices for the break-even; default m7i.large on-demand us-east-1 and gp3. */
+    instanceHourUsd: z.number().positive().max(1000).optional(),
+    ebsGbMonthUsd: z.number().positive().max(10).optional(),
   }),
 ]);
 

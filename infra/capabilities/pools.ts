@@ -70,6 +70,7 @@ export class PoolsCapability extends Construct {
     this.claim.grantPublish();
     allowDescribe(this.claim, ['ec2:DescribeInstances', 'ec2:DescribeImages']);
     this.allowManage(this.claim);
+    this.allowUntagMemberVolumes(this.claim);
     // Cold fallback: when no member is ready, the claim launches one instance tagged with its pool
     // and the claim, so every statement on pool members covers it too.
     this.allowLaunch(this.claim, 'ColdLaunch', POOL_TAGS.claim, 'cold launches are tagged with their claim');
@@ -103,6 +104,21 @@ export class PoolsCapability extends Construct {
       conditions: {
         StringEquals: { [`aws:ResourceTag/${TAGS.managed}`]: 'true' },
         Null: { [`aws:ResourceTag/${POOL_TAGS.pool}`]: 'false' },
+      },
+    });
+  }
+
+  /** At hand-over the member's volumes lose their pool tags too; only those tags, only on pool volumes. */
+  private allowUntagMemberVolumes(fn: WarmbootFunction): void {
+    fn.allow('UntagPoolMemberVolumes', 'volumes of pool members, pool tags only', {
+      actions: ['ec2:DeleteTags'],
+      resources: ec2Arns(this, 'volume'),
+      conditions: {
+        StringEquals: { [`aws:ResourceTag/${TAGS.managed}`]: 'true' },
+        Null: { [`aws:ResourceTag/${POOL_TAGS.pool}`]: 'false' },
+        'ForAllValues:StringEquals': {
+          'aws:TagKeys': [POOL_TAGS.pool, POOL_TAGS.memberState, TAGS.managed, POOL_TAGS.claim],
+        },
       },
     });
   }

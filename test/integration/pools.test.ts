@@ -179,6 +179,14 @@ describe('pool lifecycle on the local cloud', () => {
     const server = local.ec2.instance(outcome.instanceId ?? '');
     expect(server?.state).toBe('running');
     expect(server?.tags).toEqual(requestServerEvent.detail.ownerTags);
+    // Its volumes were launched with the pool tags; none of them stays pool-managed.
+    const volumes = local.ec2
+      .volumes()
+      .filter((volume) => volume.attachment?.instanceId === outcome.instanceId);
+    expect(volumes).not.toHaveLength(0);
+    for (const volume of volumes) {
+      expect(Object.keys(volume.tags).filter((key) => key.startsWith('warmboot:'))).toEqual([]);
+    }
     expect(local.ssm.agent(outcome.instanceId ?? '').files.get('hostname')).toBe('web-0001');
     expect(readyEvents(facts).map((event) => event.detail)).toEqual([
       {

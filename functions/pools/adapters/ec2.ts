@@ -40,6 +40,11 @@ export interface PoolEc2 {
   resize(instance: ObservedInstance, pool: string, instanceType: string): Promise<void>;
   tag(instanceId: string, tags: Record<string, string>): Promise<void>;
   untag(instanceId: string, keys: readonly string[]): Promise<void>;
+  /**
+   * Removes tag keys from the instance's attached volumes (RunInstances tagged them like the
+   * instance); fenced on the instance carrying `warmboot:managed` and `warmboot:pool=<pool>`.
+   */
+  untagVolumes(instance: ObservedInstance, pool: string, keys: readonly string[]): Promise<void>;
 }
 
 export interface PoolSsm {
@@ -58,6 +63,9 @@ const observe = (instance: Instance): ObservedInstance => ({
   subnetId: instance.SubnetId ?? '',
   launchedAt: instance.LaunchTime ? new Date(instance.LaunchTime).getTime() : 0,
   tags: Object.fromEntries((instance.Tags ?? []).map((tag) => [tag.Key ?? '', tag.Value ?? ''])),
+  volumeIds: (instance.BlockDeviceMappings ?? []).flatMap((mapping) =>
+    mapping.Ebs?.VolumeId ? [mapping.Ebs.VolumeId] : [],
+  ),
 });
 
 const fence = (instance: ObservedInstance, pool: string): void => {
@@ -182,6 +190,14 @@ export const sdkPoolEc2 = (client: EC2Client): PoolEc2 => ({
   async untag(instanceId, keys) {
     await callAws('DeleteTags', () =>
       client.send(new DeleteTagsCommand({ Resources: [instanceId], Tags: keys.map((Key) => ({ Key })) })),
+    );
+  },
+  async untagVolumes(instance, pool, keys) {
+    fence(instance, pool);
+    const volumeIds = instance.volumeIds ?? [];
+    if (volumeIds.length === 0) return;
+    await callAws('DeleteTags', () =>
+      client.send(new DeleteTagsCommand({ Resources: [...volumeIds], Tags: keys.map((Key) => ({ Key })) })),
     );
   },
 });

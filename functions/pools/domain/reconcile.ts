@@ -7,7 +7,7 @@ import {
   type PoolMember,
   SUPPLY_STATES,
 } from './lifecycle';
-import type { SizingState } from './sizing';
+import type { SizingDecision } from './sizing';
 import { TAG } from './tags';
 
 export type Ec2State = 'pending' | 'running' | 'stopping' | 'stopped' | 'shutting-down' | 'terminated';
@@ -22,6 +22,8 @@ export interface ObservedInstance {
   readonly subnetId: string;
   readonly launchedAt: number;
   readonly tags: Readonly<Record<string, string>>;
+  /** EBS volumes attached at describe time (launched with the same pool tags as the instance). */
+  readonly volumeIds?: readonly string[];
 }
 
 export type InitResult = 'pending' | 'success' | 'failed';
@@ -63,7 +65,7 @@ export interface ReconcileInput {
   readonly observed: readonly ObservedInstance[];
   /** The AMI the pool's image reference resolves to now (SSM aliases are resolved every reconcile). */
   readonly currentImageId: string;
-  readonly sizing: Pick<SizingState, 'targetSize' | 'runningSize'>;
+  readonly sizing: Pick<SizingDecision, 'targetSize' | 'runningSize' | 'retireSurplusAfterIdleMs'>;
   /** Latest known result of each initializing member's init command (ListCommandInvocations). */
   readonly initResults: ReadonlyMap<string, InitResult>;
   readonly now: number;
@@ -232,16 +234,27 @@ export const reconcilePool = (input: ReconcileInput): PoolAction[] => {
     (member) => isPoolMember(member) && SUPPLY_STATES.includes(member.state) && !leaving(member),
   );
 
-  // Over max (the quota was lowered) or above target: retire ready members, stopped and oldest first.
+  // Over max (the quota was lowered) or above target: retire ready members, stopped and oldest
+  // first. Over max they go at once; merely above target (demand fell) only those that idled past
+  // the break-even time, because retiring a member that a later claim would take means paying its
+  // launch and initialization again; the rest leave by being claimed without a refill.
   const target = input.draining ? 0 : Math.min(input.sizing.targetSize, spec.maxSize);
   const overMax = Math.max(0, counted.length - spec.maxSize);
-  const excess = Math.max(overMax, supply.length - target);
-  const retirable = supply
+  const surplus = Math.max(0, supply.length - target);
+  const idleEnough = (member: PoolMember): boolean =>
+    input.sizing.retireSurplusAfterIdleMs === undefined ||
+    now - member.stateSince >= input.sizing.retireSurplusAfterIdleMs;
+  const ready = supply
     .filter((member) => member.state === 'ready' && !settled.has(member.instanceId))
-    .sort((a, b) => Number(a.running) - Number(b.running) || oldestFirst(a, b))
-    .slice(0, excess);
+    .sort((a, b) => Number(a.running) - Number(b.running) || oldestFirst(a, b));
+  const overMaxRetired = ready.slice(0, overMax);
+  const scaledDown = ready
+    .slice(overMax)
+    .filter(idleEnough)
+    .slice(0, Math.max(0, surplus - overMaxRetired.length));
+  const retirable = [...overMaxRetired, ...scaledDown];
   for (const member of retirable) {
-    const reason: RetireReason = overMax > 0 ? 'over-max' : 'scale-down';
+    const reason: RetireReason = overMaxRetired.includes(member) ? 'over-max' : 'scale-down';
     settled.set(member.instanceId, { kind: 'retire', member, reason });
     actions.push({ kind: 'retire', member, reason });
   }

@@ -38,6 +38,35 @@ export const TIMINGS = {
 export const refillSeconds = (initializeSeconds: number, tier: 'stopped' | 'running'): number =>
   TIMINGS.coldLaunchSeconds + initializeSeconds + (tier === 'stopped' ? TIMINGS.stopSeconds : 0);
 
+/**
+ * Prices the break-even scale-down uses when a pool does not set its own: m7i.large on-demand
+ * (us-east-1) and gp3 storage, the bench's prices.
+ */
+export const DEFAULT_PRICES = { instanceHourUsd: 0.1008, ebsGbMonthUsd: 0.08 } as const;
+const HOURS_PER_MONTH = 730;
+
+/**
+ * How long a surplus ready member must have idled before retiring it is cheaper than keeping it:
+ * a replacement costs its refill time at instance + storage prices (launch, initialize, stop), a
+ * kept member costs its idle price per hour (storage only on the stopped tier, instance + storage
+ * on the running tier). Keeping a member up to this long and retiring it after is the
+ * rent-or-buy rule: never more than twice what hindsight would have paid. With the default
+ * prices and 30 GiB: ≈ 1.4 h for Linux (120 s init), ≈ 8.2 h for Windows-like (900 s init).
+ */
+export const breakEvenIdleMs = (input: {
+  readonly tier: 'stopped' | 'running';
+  readonly volumeGiB: number;
+  readonly initializeSeconds: number;
+  readonly instanceHourUsd: number;
+  readonly ebsGbMonthUsd: number;
+}): number => {
+  const storageHourUsd = (input.volumeGiB * input.ebsGbMonthUsd) / HOURS_PER_MONTH;
+  const replacementUsd =
+    (refillSeconds(input.initializeSeconds, input.tier) / 3600) * (input.instanceHourUsd + storageHourUsd);
+  const idleHourUsd = storageHourUsd + (input.tier === 'running' ? input.instanceHourUsd : 0);
+  return idleHourUsd > 0 ? (replacementUsd / idleHourUsd) * 3_600_000 : Number.POSITIVE_INFINITY;
+};
+
 /** Recent and expected request rate of one pool, from per-minute request counters. */
 export interface Demand {
   /** Requests per hour over the last 15 minutes (reacts to bursts). */
@@ -94,6 +123,12 @@ export interface SizingState {
 }
 
 export interface SizingDecision extends SizingState {
+  /**
+   * A ready member above the target is retired only once it has idled this long (break-even,
+   * `retireSurplus: 'after-break-even'`); absent: at once (the default, and fixed pools, whose
+   * size the operator chose).
+   */
+  readonly retireSurplusAfterIdleMs?: number;
   readonly ratePerHour: number;
   readonly offeredLoad: number;
   readonly reason: string;
@@ -153,7 +188,31 @@ export const decideSize = (input: {
       ? targetSize
       : Math.min(
           targetSize,
-          membersForHitShare((rate / 3600) * TIMINGS.startStoppedSeconds, targetHitShare, targetSize),
+          membersForHitShare(
+            (rate / 3600) * TIMINGS.startStoppedSeconds,
+            spec.sizing.runningTierHitShare ?? targetHitShare,
+            targetSize,
+          ),
         );
-  return { targetSize, runningSize, changedAt, ratePerHour: rate, offeredLoad, reason };
+  const breakEven =
+    spec.sizing.retireSurplus === 'after-break-even'
+      ? {
+          retireSurplusAfterIdleMs: breakEvenIdleMs({
+            tier: spec.tier,
+            volumeGiB: spec.volumeSizeGiB,
+            initializeSeconds: input.initializeSeconds,
+            instanceHourUsd: spec.sizing.instanceHourUsd ?? DEFAULT_PRICES.instanceHourUsd,
+            ebsGbMonthUsd: spec.sizing.ebsGbMonthUsd ?? DEFAULT_PRICES.ebsGbMonthUsd,
+          }),
+        }
+      : {};
+  return {
+    targetSize,
+    runningSize,
+    changedAt,
+    ...breakEven,
+    ratePerHour: rate,
+    offeredLoad,
+    reason,
+  };
 };

@@ -86,6 +86,17 @@ describe('claimServer', () => {
     expect(await h.store.listMembers('linux-web')).toEqual([]);
   });
 
+  it('removes the pool tags from the handed-over server’s volumes too', async () => {
+    const { h, members } = await setUp([{}]);
+    const instanceId = members[0]?.instanceId ?? '';
+    const [volumeId] = h.ec2.instances.get(instanceId)?.volumeIds ?? [];
+
+    await claimServer(h.claims, 'r1', request);
+
+    expect(h.ec2.volumeTags.get(volumeId ?? '')).toEqual({});
+    expect(h.ec2.calls).toContain(`untag-volumes ${instanceId}`);
+  });
+
   it('launches cold in the next subnet when one AZ has no capacity, and fails clearly when none has', async () => {
     const { h } = await setUp([]);
     h.ec2.noCapacity.add('us-east-1a');

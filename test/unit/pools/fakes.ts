@@ -33,6 +33,8 @@ export class FakeEc2 implements PoolEc2 {
   readonly instances = new Map<string, ObservedInstance>();
   readonly calls: string[] = [];
   readonly noCapacity = new Set<string>();
+  /** Tags of each instance's root volume, launched with the instance's tags like RunInstances does. */
+  readonly volumeTags = new Map<string, Record<string, string>>();
   readonly #clock: Clock;
   #next = 0;
   constructor(clock: Clock) {
@@ -49,9 +51,11 @@ export class FakeEc2 implements PoolEc2 {
       availabilityZone: 'us-east-1a',
       subnetId: 'subnet-0aaaaaaaaaaaaaaa1',
       launchedAt: this.#clock.now(),
+      volumeIds: [`vol-${instance.instanceId.slice(2)}`],
       ...instance,
     };
     this.instances.set(full.instanceId, full);
+    for (const volumeId of full.volumeIds ?? []) this.volumeTags.set(volumeId, { ...full.tags });
     return full;
   }
 
@@ -115,6 +119,18 @@ export class FakeEc2 implements PoolEc2 {
       this.#patch(instanceId, {
         tags: Object.fromEntries(Object.entries(current.tags).filter(([key]) => !keys.includes(key))),
       });
+    }
+  }
+  async untagVolumes(instance: ObservedInstance, pool: string, keys: readonly string[]) {
+    this.#fence(instance, pool);
+    this.calls.push(`untag-volumes ${instance.instanceId}`);
+    await yieldTurn();
+    for (const volumeId of instance.volumeIds ?? []) {
+      const tags = this.volumeTags.get(volumeId) ?? {};
+      this.volumeTags.set(
+        volumeId,
+        Object.fromEntries(Object.entries(tags).filter(([key]) => !keys.includes(key))),
+      );
     }
   }
   #patch(instanceId: string, changes: Partial<ObservedInstance>) {

@@ -137,6 +137,48 @@ describe('reconcilePool', () => {
     expect(actions).toEqual([{ kind: 'retire', member: ready, reason: 'draining' }]);
   });
 
+  it('retires surplus members only once they idled past the break-even, oldest first', () => {
+    const breakEven = 1.37 * 3_600_000;
+    const fresh = member({ stateSince: NOW - 10 * 60_000, launchedAt: NOW - 20 * 60_000 });
+    const idle = member({ stateSince: NOW - 2 * 3_600_000, launchedAt: NOW - 3 * 3_600_000 });
+    const oldest = member({ stateSince: NOW - 2 * 3_600_000, launchedAt: NOW - 50 * 3_600_000 });
+    const members = [fresh, idle, oldest];
+    const retired = (targetSize: number, retireSurplusAfterIdleMs?: number) =>
+      reconcilePool(
+        input({
+          spec: spec({ minSize: 0, maxSize: 4 }),
+          members,
+          observed: members.map((m) => observedFor(m)),
+          sizing: { targetSize, runningSize: 0, retireSurplusAfterIdleMs },
+        }),
+      ).flatMap((action) => (action.kind === 'retire' ? [[action.member, action.reason]] : []));
+
+    // One surplus member: the oldest of those idle past the break-even.
+    expect(retired(2, breakEven)).toEqual([[oldest, 'scale-down']]);
+    // Three surplus members, but the fresh one is kept: a claim may still take it.
+    expect(retired(0, breakEven)).toEqual([
+      [oldest, 'scale-down'],
+      [idle, 'scale-down'],
+    ]);
+    // Without a break-even (fixed pools, retireSurplus at-once) the surplus goes at once.
+    expect(retired(0)).toHaveLength(3);
+  });
+
+  it('retires over the quota at once, whatever the break-even', () => {
+    const members = [member({ stateSince: NOW - 60_000 }), member({ stateSince: NOW - 60_000 })];
+    const actions = reconcilePool(
+      input({
+        spec: spec({ minSize: 0, maxSize: 1 }),
+        members,
+        observed: members.map((m) => observedFor(m)),
+        sizing: { targetSize: 1, runningSize: 0, retireSurplusAfterIdleMs: 8 * 3_600_000 },
+      }),
+    );
+    expect(actions.filter((action) => action.kind === 'retire')).toEqual([
+      expect.objectContaining({ kind: 'retire', reason: 'over-max' }),
+    ]);
+  });
+
   it('starts stopped members to fill the running tier', () => {
     const a = member();
     const b = member();

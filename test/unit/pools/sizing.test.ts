@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  breakEvenIdleMs,
   decideSize,
   demandFromCounts,
   erlangB,
@@ -114,6 +115,51 @@ describe('Erlang-loss sizing', () => {
       now: NOW,
     });
     expect(cool.runningSize).toBe(0);
+  });
+
+  it('break-even: a surplus member is worth keeping for its replacement cost ÷ its idle cost per hour', () => {
+    const hour = 3_600_000;
+    const prices = { volumeGiB: 30, instanceHourUsd: 0.1008, ebsGbMonthUsd: 0.08 };
+    // Linux: (25.8 + 120 + 10) s × ($0.1008 + $0.00329)/h ÷ $0.00329/h ≈ 1.37 h.
+    const linux = breakEvenIdleMs({ ...prices, tier: 'stopped', initializeSeconds: 120 });
+    expect(linux / hour).toBeCloseTo(1.37, 2);
+    // Windows-like: 900 s init → ≈ 8.2 h.
+    const windows = breakEvenIdleMs({ ...prices, tier: 'stopped', initializeSeconds: 900 });
+    expect(windows / hour).toBeCloseTo(8.23, 1);
+    // A running member idles at instance price: replacing it pays off after minutes.
+    const running = breakEvenIdleMs({ ...prices, tier: 'running', initializeSeconds: 120 });
+    expect(running / 60_000).toBeLessThan(3);
+  });
+
+  it('hands reconcile the break-even only when the pool asks for it, at the pool’s prices', () => {
+    const decide = (overrides: object) =>
+      decideSize({
+        spec: demandPool(overrides),
+        demand: { shortRatePerHour: 60, recentRatePerHour: 0, dailyRatePerHour: 0 },
+        previous: undefined,
+        initializeSeconds: 120,
+        now: NOW,
+      });
+    expect(decide({}).retireSurplusAfterIdleMs).toBeUndefined();
+    const defaults = decide({ retireSurplus: 'after-break-even' }).retireSurplusAfterIdleMs ?? 0;
+    expect(defaults / 3_600_000).toBeCloseTo(1.37, 2);
+    const pricier = decide({ retireSurplus: 'after-break-even', instanceHourUsd: 0.2016 });
+    expect(pricier.retireSurplusAfterIdleMs ?? 0).toBeGreaterThan(1.9 * defaults);
+  });
+
+  it('sizes the running members for the running-tier share when one is set', () => {
+    const decide = (overrides: object) =>
+      decideSize({
+        spec: demandPool({ runningTierAbovePerHour: 100, ...overrides }),
+        demand: { shortRatePerHour: 150, recentRatePerHour: 0, dailyRatePerHour: 0 },
+        previous: undefined,
+        initializeSeconds: 120,
+        now: NOW,
+      });
+    // λ = 150/h × 21.2 s → a ≈ 0.88: one running member serves ≥ 50% hot, 0.95 needs three.
+    expect(decide({ runningTierHitShare: 0.5 }).runningSize).toBe(1);
+    expect(decide({}).runningSize).toBe(membersForHitShare((150 / 3600) * 21.2, 0.95));
+    expect(decide({}).runningSize).toBeGreaterThan(1);
   });
 
   it('keeps minSize for fixed pools, all running for the running tier', () => {
