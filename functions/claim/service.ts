@@ -17,6 +17,7 @@ import {
   ValidationError,
   WarmbootError,
 } from '../shared/errors';
+import { pollUntil } from '../shared/retry';
 import { invalidDocumentParameter } from '../shared/ssm-document';
 import { type ClaimPath, rankCandidates } from './domain/choice';
 import type { ServerRequest } from './schemas';
@@ -98,14 +99,14 @@ const waitFor = async <T>(
   poll: () => Promise<T | undefined>,
   what: string,
 ): Promise<T> => {
-  const deadline = clock.now() + timeoutMs;
-  for (let attempt = 0; ; attempt++) {
-    const value = await poll();
-    if (value !== undefined) return value;
-    if (clock.now() >= deadline) throw new IncorrectStateError(`timed out waiting for ${what}`);
+  const value = await pollUntil(poll, {
+    clock,
+    timeoutMs,
     // Fine-grained at first: the hot path is ~2 s and every poll step adds to time-to-ready.
-    await clock.sleep(Math.min(2_000, 500 * 2 ** Math.min(attempt, 2)));
-  }
+    intervalMs: (attempt) => Math.min(2_000, 500 * 2 ** attempt),
+  });
+  if (value === undefined) throw new IncorrectStateError(`timed out waiting for ${what}`);
+  return value;
 };
 
 /**

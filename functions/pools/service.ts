@@ -1,6 +1,7 @@
 import type { FactPublisher } from '../shared/adapters/facts';
 import type { Clock } from '../shared/clock';
 import { errorMessage, IncorrectStateError, NotFoundError, ValidationError } from '../shared/errors';
+import { pollUntil, retrying } from '../shared/retry';
 import { invalidDocumentParameter } from '../shared/ssm-document';
 import type { PoolEc2, PoolSsm } from './adapters/ec2';
 import type { PoolRecord, PoolStore } from './adapters/store';
@@ -30,7 +31,7 @@ export interface PoolDeps {
 /** How long a reconcile may hold its pool's lease before another may take it over (crash). */
 export const RECONCILE_LEASE_MS = 5 * 60_000;
 /** A reconcile that finds the lease taken waits this long in total for it before giving up. */
-const LEASE_WAIT_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000] as const;
+const LEASE_WAIT_MS = 30_000;
 
 /**
  * EC2 reports `running` before the SSM agent has registered the instance (it does so once the OS
@@ -39,24 +40,20 @@ const LEASE_WAIT_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000] as const;
  * agent is still not online after it stays `initializing` without a command id, and the
  * reconcile sends the command again.
  */
-const AGENT_WAIT_DELAYS_MS = [2_000, 4_000, 8_000, 16_000, 30_000, 30_000] as const;
+const AGENT_WAIT = { attempts: 7, baseMs: 4_000, capMs: 30_000 } as const;
 
-const sendWhenOnline = async (
+const sendWhenOnline = (
   deps: PoolDeps,
   instanceId: string,
   document: string,
   parameters: Record<string, string[]>,
-): Promise<string> => {
-  for (const delay of AGENT_WAIT_DELAYS_MS) {
-    try {
-      return await deps.ssm.send(instanceId, document, parameters);
-    } catch (error) {
-      if (!(error instanceof IncorrectStateError)) throw error;
-      await deps.clock.sleep(delay);
-    }
-  }
-  return deps.ssm.send(instanceId, document, parameters);
-};
+): Promise<string> =>
+  retrying(() => deps.ssm.send(instanceId, document, parameters), {
+    ...AGENT_WAIT,
+    sleep: (ms) => deps.clock.sleep(ms),
+    random: deps.random,
+    retryable: (error) => error instanceof IncorrectStateError,
+  });
 
 export type ItemResult =
   | { readonly id: string; readonly ok: true; readonly action: PoolAction['kind'] }
@@ -257,13 +254,18 @@ const leaseOwner = (deps: PoolDeps): string =>
 
 /** Takes the pool's reconcile lease, waiting a little for a concurrent reconcile to finish. */
 const takeLease = async (deps: PoolDeps, pool: string, owner: string): Promise<boolean> => {
-  for (const delay of [...LEASE_WAIT_DELAYS_MS, undefined]) {
-    const now = deps.clock.now();
-    if (await deps.store.acquireLease(pool, owner, now, now + RECONCILE_LEASE_MS)) return true;
-    if (delay === undefined) return false;
-    await deps.clock.sleep(delay);
-  }
-  return false;
+  const taken = await pollUntil(
+    async () => {
+      const now = deps.clock.now();
+      return (await deps.store.acquireLease(pool, owner, now, now + RECONCILE_LEASE_MS)) ? true : undefined;
+    },
+    {
+      clock: deps.clock,
+      timeoutMs: LEASE_WAIT_MS,
+      intervalMs: (attempt) => Math.min(1_000 * 2 ** attempt, 15_000),
+    },
+  );
+  return taken === true;
 };
 
 /**
