@@ -184,17 +184,26 @@ describe('fast snapshot restore under lost and reordered state changes, throttli
           });
           await cloud.settleFor(RECONCILE_MS);
 
-          const dryRun = (await cloud.invoke('fastRestore', {
-            version: '0',
-            id: `dry-run-${workload.seed}`,
-            'detail-type': 'Plan Fast Restore',
-            source: 'warmboot',
-            account: cloud.accountId,
-            time: new Date(cloud.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-            region: cloud.region,
-            resources: [],
-            detail: { dryRun: true },
-          })) as {
+          // Rounds run every 15 minutes and cool-downs expire in between, so the fixed point is
+          // checked right after a round: two rounds (the second enables what waited for a disable),
+          // then a dry run at the same state must find nothing to enable or disable.
+          const round = (dryRun: boolean, id: string) =>
+            cloud.invoke('fastRestore', {
+              version: '0',
+              id,
+              'detail-type': 'Plan Fast Restore',
+              source: 'warmboot',
+              account: cloud.accountId,
+              time: new Date(cloud.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+              region: cloud.region,
+              resources: [],
+              detail: { dryRun },
+            });
+          await round(false, 'final-round-1');
+          await cloud.settleFor(1_000);
+          await round(false, 'final-round-2');
+          await cloud.settleFor(1_000);
+          const dryRun = (await round(true, 'final-dry-run')) as {
             result?: {
               plan?: {
                 keep: readonly { snapshotId: string; availabilityZone: string }[];

@@ -15,15 +15,8 @@ import { UNREACHABLE_ENDPOINT } from '../../local/runtime';
 import { attachSimulator } from '../../local/sdk-bridge';
 
 /**
- * Known findings (2026-11-21), left red for the owning teams:
- * - popularity: the EC2 state-change route accepts any string as `detail.state` (its own schema
- *   says `z.string()`; functions/shared/schemas/aws-events.ts has the `z.enum(INSTANCE_STATES)`
- *   every other function uses), so `";rm -rf /running"` is handled (ignored as a state) instead
- *   of rejected.
- * - imageCache: Register Image accepts any `detail.image.snapshot.fastRestoreAzs` list — items
- *   are only `z.string().max(32)` (so `../us-east-1a` or `us-east-1a;id` pass) and the list has no
- *   maximum (5,001 items are stored); `availabilityZoneSchema` from aws-events.ts and a `.max()`
- *   would close both.
+ * Known finding (2026-11-21), left red for the owning team (the popularity `detail.state` and
+ * Register Image `fastRestoreAzs` findings of the same run are fixed):
  * - claim: the values of `detail.personalization.document.parameters` match
  *   SAFE_PARAMETER_VALUE_PATTERN (functions/pools/patterns.ts), which allows `.` and `/`, so
  *   `../eu-west` passes; no metacharacter does. Whether a named document may take paths is the
