@@ -14,6 +14,9 @@ const env = {
 export default defineConfig({
   test: {
     env,
+    // Vitest's default on 2 cores is one worker; the integration and fault files mostly wait on
+    // DynamoDB Local (another process), so two workers keep both cores busy.
+    maxWorkers: 2,
     projects: [
       {
         extends: true,
