@@ -24,6 +24,13 @@ export const shelvingSettingsSchema = z
     hostWaitSeconds: z.number().int().min(0).default(3600),
     /** A step that sees no progress for this long is re-examined by the reconcile. */
     stepTimeoutSeconds: z.number().int().min(1).default(900),
+    /**
+     * Fast path: attach the retained data volumes while the replacement still runs its fresh OS
+     * (before the stop), so their AttachVolume calls overlap the stop. The fresh OS sees them as
+     * hot-plugged disks and is then force-stopped; turn this off for images whose OS mounts or
+     * formats disks it finds at run time.
+     */
+    attachDataVolumesWhileRunning: z.boolean().default(true),
     /** Restore the recorded DeleteOnTermination flags once an unshelved instance is ready. */
     restoreDeleteOnTermination: z.boolean().default(true),
     /** How long a finished (unshelved or deleted) record stays readable before its TTL expires. */

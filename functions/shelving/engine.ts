@@ -69,6 +69,24 @@ export const MAX_ROUNDS_PER_INVOCATION = 12;
 /** A record due again within this long is waited for inside the invocation. */
 export const SHORT_WAIT_MS = 10_000;
 
+/** Steps that attach volumes (the fast path's root swap, and data volumes before the stop). */
+const ATTACH_STEPS: ReadonlySet<Step> = new Set(['unshelve.stop-replacement', 'unshelve.swap-root']);
+/** A round hands out the AttachVolume calls the pacer admits within this long; the rest wait a round. */
+export const ATTACH_HORIZON_MS = 3_000;
+
+/** Root swaps first (nearest to running), then data-before-stop, then the rest; earliest launched first. */
+const byAttachPriority = (a: ShelfRecord, b: ShelfRecord): number => {
+  const rank = (record: ShelfRecord): number =>
+    record.step === 'unshelve.swap-root' ? 0 : record.step === 'unshelve.stop-replacement' ? 1 : 2;
+  return (
+    rank(a) - rank(b) ||
+    (a.unshelve?.requestedAt ?? 0) - (b.unshelve?.requestedAt ?? 0) ||
+    (a.unshelve?.batch?.issuedAt ?? 0) - (b.unshelve?.batch?.issuedAt ?? 0) ||
+    (a.unshelve?.batch?.index ?? 0) - (b.unshelve?.batch?.index ?? 0) ||
+    a.recordId.localeCompare(b.recordId)
+  );
+};
+
 /** A launch batch with no visible replacement is re-issued (same ClientToken) only after this long. */
 export const LAUNCH_REISSUE_MS = 60_000;
 /** Retry delay after a failed launch (not a capacity shortage). */
@@ -93,7 +111,7 @@ const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON
 export class ShelvingEngine {
   readonly #deps: ShelvingDeps;
   /** Records with actions still running in this process; a concurrent round leaves them alone. */
-  readonly #inFlight = new Set<string>();
+  readonly #inFlight = new Map<string, symbol>();
   readonly #running = new Set<Promise<void>>();
   #throttled = 0;
 
@@ -380,21 +398,75 @@ export class ShelvingEngine {
    * in-flight until they finish and later rounds skip them.
    */
   async round(records: readonly ShelfRecord[], options: { wait: boolean }): Promise<RoundSummary> {
-    const { clock, settings } = this.#deps;
     const active = records.filter((record) => !this.#inFlight.has(record.recordId));
     if (active.length === 0) return { records: [], throttled: 0, acted: 0 };
-    const throttledBefore = this.#throttled;
+    // A record is in-flight from the moment a round picks it up: a round that starts while this
+    // one still observes must not decide the same record from the same EC2 state and repeat
+    // its calls (an attach repeated costs a token and answers VolumeInUse).
+    const claim = Symbol('round');
+    for (const record of active) this.#inFlight.set(record.recordId, claim);
+    // Only this round's own claim is released: a record finished here may already belong to a later round.
+    const release = (recordId: string) => {
+      if (this.#inFlight.get(recordId) === claim) this.#inFlight.delete(recordId);
+    };
+    let work: { record: ShelfRecord; actions: readonly Action[] }[] = [];
+    try {
+      const throttledBefore = this.#throttled;
+      const decided = await this.#decide(active);
+      work = decided.work;
+      const acting = new Set(work.map((item) => item.record.recordId));
+      for (const record of active) if (!acting.has(record.recordId)) release(record.recordId);
+      if (work.length > 0) {
+        // A record leaves in-flight as soon as its own calls are done, not when the whole round
+        // is: one paced call (an attach waiting its turn) must not hold back the records it
+        // shares a round with.
+        const started = work;
+        const execution = this.#execute(started, decided.progress, release).finally(() => {
+          for (const item of started) release(item.record.recordId);
+          this.#running.delete(execution);
+        });
+        this.#running.add(execution);
+        if (options.wait) await execution;
+      }
+      return {
+        records: [...decided.progress.values()],
+        throttled: this.#throttled - throttledBefore,
+        acted: work.length,
+      };
+    } catch (error) {
+      if (work.length === 0) for (const record of active) release(record.recordId);
+      throw error;
+    }
+  }
+
+  /** Observes `active`, asks the saga and writes each decision; returns the actions to take. */
+  async #decide(active: readonly ShelfRecord[]): Promise<{
+    work: { record: ShelfRecord; actions: readonly Action[] }[];
+    progress: Map<string, RecordProgress>;
+  }> {
+    const { clock, settings } = this.#deps;
     const observations = await this.#observe(active);
     const now = clock.now();
     const progress = new Map<string, RecordProgress>();
     const work: { record: ShelfRecord; actions: readonly Action[] }[] = [];
+    // AttachVolume is the bucket a bulk unshelve waits on: hand out what it admits soon to the
+    // records closest to running (the root swap, then the earliest launched), instead of
+    // queueing every attach far ahead and making every instance wait for the whole drain.
+    const swapping = active.some((record) => ATTACH_STEPS.has(record.step));
+    let attachSlots = swapping ? this.#deps.ec2.attachSlots?.(ATTACH_HORIZON_MS) : undefined;
+    const ordered = attachSlots === undefined ? active : [...active].sort(byAttachPriority);
 
-    for (const initial of active) {
+    for (const initial of ordered) {
       let record = initial;
-      const observation = observations.get(record.recordId) ?? { volumes: new Map(), snapshots: [] };
+      const observed = observations.get(record.recordId) ?? { volumes: new Map(), snapshots: [] };
+      const observation: Observation =
+        attachSlots === undefined ? observed : { ...observed, attachSlots: Math.max(0, attachSlots) };
       // Pure transitions chain within one round (e.g. stopped → snapshot → shelved); actions end it.
       for (let hop = 0; hop < 6; hop++) {
         const decision = nextStep(record, observation, now, settings);
+        if (attachSlots !== undefined) {
+          attachSlots -= decision.actions.filter((action) => action.kind === 'attach').length;
+        }
         let current = record;
         if (changes(decision) && !this.#noop(record, decision)) {
           const written = await this.#write(record, decision, now);
@@ -424,20 +496,7 @@ export class ShelvingEngine {
       }
     }
 
-    if (work.length > 0) {
-      for (const item of work) this.#inFlight.add(item.record.recordId);
-      const execution = this.#execute(work, progress).finally(() => {
-        for (const item of work) this.#inFlight.delete(item.record.recordId);
-        this.#running.delete(execution);
-      });
-      this.#running.add(execution);
-      if (options.wait) await execution;
-    }
-    return {
-      records: [...progress.values()],
-      throttled: this.#throttled - throttledBefore,
-      acted: work.length,
-    };
+    return { work, progress };
   }
 
   #noop(record: ShelfRecord, decision: Decision): boolean {
@@ -579,6 +638,7 @@ export class ShelvingEngine {
   async #execute(
     work: readonly { record: ShelfRecord; actions: readonly Action[] }[],
     progress: Map<string, RecordProgress>,
+    release: (recordId: string) => void,
   ): Promise<void> {
     const { ec2, settings } = this.#deps;
     const fail = (recordIds: readonly string[], error: unknown) => {
@@ -591,13 +651,26 @@ export class ShelvingEngine {
         if (before) progress.set(recordId, { ...before, error: errorOf(error) });
       }
     };
-    const attempt = async (recordIds: readonly string[], call: () => Promise<unknown>) => {
-      try {
-        await call();
-      } catch (error) {
-        fail(recordIds, error);
-      }
+    const outstanding = new Map<string, number>();
+    /** Counts `recordIds` as waiting on the call until it settles; the last one releases them. */
+    const track = (recordIds: readonly string[], start: () => Promise<void>): Promise<void> => {
+      for (const recordId of recordIds) outstanding.set(recordId, (outstanding.get(recordId) ?? 0) + 1);
+      return start().finally(() => {
+        for (const recordId of recordIds) {
+          const left = (outstanding.get(recordId) ?? 1) - 1;
+          outstanding.set(recordId, left);
+          if (left === 0) release(recordId);
+        }
+      });
     };
+    const attempt = (recordIds: readonly string[], call: () => Promise<unknown>): Promise<void> =>
+      track(recordIds, async () => {
+        try {
+          await call();
+        } catch (error) {
+          fail(recordIds, error);
+        }
+      });
 
     const calls: Promise<void>[] = [];
     const multi = new Map<
@@ -606,9 +679,20 @@ export class ShelvingEngine {
     >();
     const launches: ShelfRecord[] = [];
     const slowLaunches: ShelfRecord[] = [];
+    // A record that attaches data volumes and stops in one decision: the stop goes after the
+    // attach calls returned (AttachVolume needs the instance running or stopped, not stopping).
+    const attachesBeforeStop: Promise<void>[] = [];
+    const stopsAfterAttach: { instanceId: string; recordId: string }[] = [];
     for (const { record, actions } of work) {
+      const attachThenStop =
+        actions.some((action) => action.kind === 'attach') &&
+        actions.some((action) => action.kind === 'stop');
       for (const action of actions) {
         const recordIds = [record.recordId];
+        if (attachThenStop && action.kind === 'stop') {
+          stopsAfterAttach.push({ instanceId: action.instanceId, recordId: record.recordId });
+          continue;
+        }
         switch (action.kind) {
           case 'stop':
           case 'start':
@@ -639,11 +723,14 @@ export class ShelvingEngine {
           case 'snapshot':
             calls.push(attempt(recordIds, () => ec2.createSnapshots(action.instanceId, action.recordId)));
             break;
-          case 'attach':
-            calls.push(
-              attempt(recordIds, () => ec2.attachVolume(action.volumeId, action.instanceId, action.device)),
+          case 'attach': {
+            const call = attempt(recordIds, () =>
+              ec2.attachVolume(action.volumeId, action.instanceId, action.device),
             );
+            if (attachThenStop) attachesBeforeStop.push(call);
+            calls.push(call);
             break;
+          }
           case 'detach':
             calls.push(attempt(recordIds, () => ec2.detachVolume(action.volumeId, action.instanceId)));
             break;
@@ -681,8 +768,32 @@ export class ShelvingEngine {
         );
       }
     }
-    if (launches.length > 0) calls.push(this.#launchFast(launches, progress, fail));
-    for (const record of slowLaunches) calls.push(this.#launchSlow(record, fail));
+    if (stopsAfterAttach.length > 0) {
+      // `attempt` never rejects, so this waits for every attach to settle either way.
+      const attached = Promise.all(attachesBeforeStop);
+      for (const part of chunk(stopsAfterAttach, settings.maxBatch)) {
+        const ids = part.map((target) => target.instanceId);
+        calls.push(
+          attempt(
+            part.map((target) => target.recordId),
+            async () => {
+              await attached;
+              await ec2.stopInstances(ids, true);
+            },
+          ),
+        );
+      }
+    }
+    if (launches.length > 0) {
+      calls.push(
+        track(
+          launches.map((record) => record.recordId),
+          () => this.#launchFast(launches, progress, fail),
+        ),
+      );
+    }
+    for (const record of slowLaunches)
+      calls.push(track([record.recordId], () => this.#launchSlow(record, fail)));
     await Promise.all(calls);
   }
 

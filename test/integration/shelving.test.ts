@@ -179,7 +179,8 @@ describe('shelve, offload, unshelve on the local cloud', () => {
 
   it('resumes after the handler dies between any two calls, losing and duplicating nothing', async () => {
     const local = await start();
-    const instanceIds = await launch(local, 3);
+    // Five records, so invocations stay long enough for the kill after the 15th call to fire.
+    const instanceIds = await launch(local, 5);
     const recordIds = await shelve(local, instanceIds);
     await request(local, 'offload.json', { recordIds });
     await local.settleFor(2 * MINUTE);
@@ -198,12 +199,12 @@ describe('shelve, offload, unshelve on the local cloud', () => {
 
     const after = await load(local, recordIds);
     expect(local.faults.injected).toBeGreaterThanOrEqual(5 + 8);
-    expect(after.map((record) => record.step)).toEqual(['unshelved', 'unshelved', 'unshelved']);
+    expect(after.map((record) => record.step)).toEqual(recordIds.map(() => 'unshelved'));
     expect(retainedVolumesIntact(local, before)).toBe(true);
     const live = local.ec2
       .instances()
       .filter((instance) => instance.state !== 'terminated' && instance.tags['warmboot:managed'] === 'true');
-    expect(live).toHaveLength(3);
+    expect(live).toHaveLength(5);
     expect(new Set(after.map((record) => record.unshelve?.replacementInstanceId))).toEqual(
       new Set(live.map((i) => i.instanceId)),
     );

@@ -64,6 +64,12 @@ export interface ShelvingEc2 {
   /** Launched instances with their AmiLaunchIndex. */
   runInstances(request: LaunchRequest): Promise<{ instanceId: string; launchIndex: number }[]>;
   attachVolume(volumeId: string, instanceId: string, device: string): Promise<void>;
+  /**
+   * How many AttachVolume calls the client-side pacer admits within `withinMs` from now
+   * (absent: no pacing, no limit). Lets a round hand attaches out by priority instead of
+   * queueing every one of them far into the future.
+   */
+  attachSlots?(withinMs: number): number;
   detachVolume(volumeId: string, instanceId: string): Promise<void>;
   /**
    * Deletes a replacement's fresh root after re-describing it and checking the data-safety fence
@@ -402,6 +408,9 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       await paced('AttachVolume', 0, () =>
         client.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device })),
       );
+    },
+    attachSlots(withinMs) {
+      return pacer.admissible('AttachVolume', withinMs, clock.now());
     },
     async detachVolume(volumeId, instanceId) {
       await paced('DetachVolume', 0, () =>

@@ -74,6 +74,22 @@ export class Pacer {
     return waitMs > 0 ? Math.ceil(waitMs) + SAFETY_MS : 0;
   }
 
+  /**
+   * How many more `action` requests would be admitted by `now + withinMs` (the request bucket,
+   * counting the reservations already made). Reserves nothing.
+   */
+  admissible(action: string, withinMs: number, now: number): number {
+    const limits = this.#limitsOf(action).requests;
+    const state = this.#state.get(`${action}.requests`);
+    const tokens = state
+      ? Math.min(
+          limits.capacity,
+          state.tokens + (Math.max(0, now - state.updatedAt) / 1000) * limits.refillPerSecond,
+        )
+      : limits.capacity;
+    return Math.max(0, Math.floor(tokens + (withinMs / 1000) * limits.refillPerSecond));
+  }
+
   #take(bucket: string, limits: BucketLimits, count: number, now: number): number {
     const state = this.#state.get(bucket) ?? { tokens: limits.capacity, updatedAt: now };
     const elapsed = Math.max(0, now - state.updatedAt) / 1000;

@@ -149,7 +149,7 @@ export const nextStep = (
     case 'unshelve.launch':
       return launch(record, observation, now, settings);
     case 'unshelve.stop-replacement':
-      return stopReplacement(record, observation, now);
+      return stopReplacement(record, observation, now, settings);
     case 'unshelve.swap-root':
       return swapRoot(record, observation, now);
     case 'unshelve.start-replacement':
@@ -467,7 +467,41 @@ const replacementTagging = (
   return resources.length > 0 ? { kind: 'tag', resourceIds: resources, tags: wanted } : undefined;
 };
 
-const stopReplacement = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+/**
+ * Data volumes that can go onto the running replacement now (AttachVolume works on a running
+ * instance; only the root needs it stopped). Anything unusual (a volume gone, attached
+ * elsewhere or at another device, a device taken) is left for the swap, which decides it with
+ * the replacement stopped.
+ */
+const dataAttachmentsWhileRunning = (
+  record: ShelfRecord,
+  replacement: ObservedInstance,
+  observation: Observation,
+): Action[] => {
+  const attach: Action[] = [];
+  for (const volume of record.volumes) {
+    if (volume.root) continue;
+    const seen = observation.volumes.get(volume.volumeId);
+    if (!seen) continue;
+    if (seen.attachment && seen.attachment.state !== 'detached') continue;
+    if (seen.state !== 'available') continue;
+    if (replacement.blockDevices.some((device) => device.deviceName === volume.deviceName)) continue;
+    attach.push({
+      kind: 'attach',
+      volumeId: volume.volumeId,
+      instanceId: replacement.instanceId,
+      device: volume.deviceName,
+    });
+  }
+  return attach;
+};
+
+const stopReplacement = (
+  record: ShelfRecord,
+  observation: Observation,
+  now: number,
+  settings: ShelvingSettings,
+): Decision => {
   const replacement = observation.replacement;
   if (!replacement || replacement.state === 'terminated' || replacement.state === 'shutting-down') {
     return relaunch(record, now, 'replacement disappeared before the swap');
@@ -478,10 +512,30 @@ const stopReplacement = (record: ShelfRecord, observation: Observation, now: num
     case 'pending':
     case 'stopping':
       return { actions, recheckAt: now + POLL_MS, reason: `replacement is ${replacement.state}` };
-    case 'running':
+    case 'running': {
+      // Data volumes go on while the replacement runs, so their AttachVolume calls overlap the
+      // stop instead of queueing behind it. The engine issues the stop once the attach calls
+      // returned (an attachment still `attaching` completes on a stopped instance too, and the
+      // swap waits for `attached` before the start); should the stop win the race, the attach
+      // fails harmlessly and the swap attaches the volume instead.
+      // When the AttachVolume bucket has no room now, stopping at once is worth more: the data
+      // volumes then go on during the swap and the stop is never held up by the attach queue.
+      if (settings.attachDataVolumesWhileRunning) {
+        const data = dataAttachmentsWhileRunning(record, replacement, observation);
+        const room = data.length <= (observation.attachSlots ?? Number.POSITIVE_INFINITY);
+        if (data.length > 0 && room) {
+          actions.push(...data, { kind: 'stop', instanceId: replacement.instanceId, force: true });
+          return {
+            actions,
+            recheckAt: now + POLL_MS,
+            reason: 'attaching data volumes to the running replacement, then stopping it',
+          };
+        }
+      }
       // Force: the replacement's fresh OS holds nothing worth a clean shutdown and its root is discarded.
       actions.push({ kind: 'stop', instanceId: replacement.instanceId, force: true });
       return { actions, recheckAt: now + POLL_MS, reason: 'stopping replacement' };
+    }
     case 'stopped':
       return { to: 'unshelve.swap-root', actions, recheckAt: now, reason: 'replacement stopped' };
   }
@@ -529,6 +583,7 @@ const swapRoot = (record: ShelfRecord, observation: Observation, now: number): D
     };
   }
   const actions: Action[] = [];
+  const attaches: Action[] = [];
   let freshRootVolumeId = record.unshelve?.freshRootVolumeId;
   let pending = false;
 
@@ -571,13 +626,19 @@ const swapRoot = (record: ShelfRecord, observation: Observation, now: number): D
         message: `device ${volume.deviceName} of replacement ${replacement.instanceId} holds ${occupant.volumeId}`,
       });
     }
-    actions.push({
+    const attach: Action = {
       kind: 'attach',
       volumeId: volume.volumeId,
       instanceId: replacement.instanceId,
       device: volume.deviceName,
-    });
+    };
+    // The root first: it is the last thing between the replacement and its start.
+    if (volume.root) attaches.unshift(attach);
+    else attaches.push(attach);
   }
+  const slots = observation.attachSlots ?? Number.POSITIVE_INFINITY;
+  actions.push(...attaches.slice(0, Math.max(0, slots)));
+  if (attaches.length > slots) pending = true;
   const set =
     freshRootVolumeId !== record.unshelve?.freshRootVolumeId
       ? { unshelve: withUnshelve(record, freshRootVolumeId ? { freshRootVolumeId } : {}) }

@@ -195,6 +195,11 @@ export interface Observation {
   readonly volumes: ReadonlyMap<string, ObservedVolume>;
   /** Safety snapshots tagged with this record. */
   readonly snapshots: readonly ObservedSnapshot[];
+  /**
+   * AttachVolume calls this record may make now without queueing long behind the client-side
+   * token bucket (absent: no limit). The engine hands out the round's slots in priority order.
+   */
+  readonly attachSlots?: number;
 }
 
 /** What the saga asks EC2 to do. The planner groups these into as few calls as the API allows. */

@@ -63,6 +63,15 @@ describe('Pacer', () => {
     expect((Math.max(...sendTimes) - NOW) / 1000).toBeCloseTo((300 - 50) / 5, 0);
   });
 
+  it('answers how many calls it would admit soon, counting what is already reserved', () => {
+    const pacer = new Pacer();
+
+    expect(pacer.admissible('AttachVolume', 0, NOW)).toBe(50);
+    for (let call = 0; call < 60; call++) pacer.reserve('AttachVolume', 0, NOW);
+    expect(pacer.admissible('AttachVolume', 3_000, NOW)).toBe(5);
+    expect(pacer.admissible('AttachVolume', 3_000, NOW + 2_000)).toBe(15);
+  });
+
   it('meters the instances of StartInstances separately from its requests', () => {
     const pacer = new Pacer();
 

@@ -11,6 +11,7 @@ const observe = (parts: Partial<Observation> & { volumeList?: ObservedVolume[] }
   snapshots: parts.snapshots ?? [],
   ...(parts.instance ? { instance: parts.instance } : {}),
   ...(parts.replacement ? { replacement: parts.replacement } : {}),
+  ...(parts.attachSlots !== undefined ? { attachSlots: parts.attachSlots } : {}),
 });
 const decide = (r: ReturnType<typeof record>, o: Observation) => nextStep(r, o, NOW, defaultShelvingSettings);
 
@@ -246,6 +247,89 @@ describe('the root swap', () => {
     );
 
     expect(decision).toMatchObject({ to: 'failed', set: { error: { code: 'VolumeInUse' } }, actions: [] });
+  });
+});
+
+describe('data volumes before the stop', () => {
+  const stopping = record({
+    step: 'unshelve.stop-replacement',
+    unshelve: {
+      requestId: 'r',
+      requestedAt: NOW - 30_000,
+      attempt: 1,
+      path: 'fast',
+      replacementInstanceId: REPLACEMENT,
+    },
+  });
+  const running = observe({
+    replacement: replacement('running', [{ deviceName: '/dev/xvda', volumeId: FRESH }]),
+    volumeList: [
+      volume(FRESH, {
+        attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' },
+        tags: {
+          Name: 'web-1',
+          'warmboot:managed': 'true',
+          'warmboot:tenant': 'tenant-a',
+          'warmboot:replacement-for': RECORD_ID,
+        },
+      }),
+      volume('vol-0000000000000000a', { state: 'available' }),
+      volume('vol-0000000000000000b', { state: 'available' }),
+    ],
+  });
+  const stop = { kind: 'stop', instanceId: REPLACEMENT, force: true };
+
+  it('attaches the data volumes to the running replacement, then stops it; the root waits for the stop', () => {
+    expect(decide(stopping, running).actions).toEqual([
+      { kind: 'attach', volumeId: 'vol-0000000000000000b', instanceId: REPLACEMENT, device: '/dev/sdf' },
+      stop,
+    ]);
+  });
+
+  it('stops at once when the AttachVolume bucket has no room now (the swap attaches them later)', () => {
+    expect(decide(stopping, { ...running, attachSlots: 0 }).actions).toEqual([stop]);
+  });
+
+  it('stops at once when the setting is off', () => {
+    const settings = { ...defaultShelvingSettings, attachDataVolumesWhileRunning: false };
+
+    expect(nextStep(stopping, running, NOW, settings).actions).toEqual([stop]);
+  });
+
+  it('does not attach a data volume again once EC2 shows it on the replacement', () => {
+    const attached = observe({
+      replacement: replacement('running', [
+        { deviceName: '/dev/xvda', volumeId: FRESH },
+        { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b' },
+      ]),
+      volumeList: [
+        ...running.volumes.values(),
+        volume('vol-0000000000000000b', {
+          attachment: { instanceId: REPLACEMENT, device: '/dev/sdf', state: 'attaching' },
+        }),
+      ],
+    });
+
+    expect(decide(stopping, attached).actions).toEqual([stop]);
+  });
+
+  it('gives the root its attach before the data volumes when slots are short', () => {
+    const swap = record({ ...stopping, step: 'unshelve.swap-root' });
+    const detached = observe({
+      replacement: replacement('stopped', []),
+      volumeList: [
+        volume('vol-0000000000000000a', { state: 'available' }),
+        volume('vol-0000000000000000b', { state: 'available' }),
+      ],
+      attachSlots: 1,
+    });
+
+    expect(decide(swap, detached)).toMatchObject({
+      actions: [
+        { kind: 'attach', volumeId: 'vol-0000000000000000a', instanceId: REPLACEMENT, device: '/dev/xvda' },
+      ],
+      reason: 'swapping root and attaching volumes',
+    });
   });
 });
 
