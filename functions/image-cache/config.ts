@@ -75,6 +75,18 @@ export const hostGroupSchema = z.object({
    * faster than 1/k; 1 gives hot images many copies, larger values cover more distinct images.
    */
   replicaExponent: z.number().min(0).max(8).default(3),
+  /**
+   * Longest a host's recorded cache goes without the inventory document re-reading its disk, ms
+   * (each host is re-inventoried after a stable share of this, between half and all of it, so
+   * hosts that joined together do not all report in one reconcile). Divergence the function can
+   * see (a command result that contradicts the record, a claim dropped after a crash) re-inventories
+   * the host at the next reconcile; this bound covers what it cannot see (files removed on the host).
+   */
+  inventoryIntervalMs: z
+    .number()
+    .int()
+    .min(5 * 60_000)
+    .default(60 * 60_000),
 });
 export type HostGroup = z.infer<typeof hostGroupSchema>;
 export type HostGroupInput = z.input<typeof hostGroupSchema>;

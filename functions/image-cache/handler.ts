@@ -82,6 +82,7 @@ export const imageCacheRegistry = (service: ImageCacheService, groupNames: reado
         commandId: event.detail['command-id'],
         instanceId: event.detail['instance-id'],
         status: event.detail.status,
+        document: event.detail['document-name'],
       }),
     ),
     route('aws.ec2', EC2_STATE_CHANGE, ec2InstanceStateChangeDetail, (event) =>

@@ -10,12 +10,13 @@ import {
   NotFoundError,
   WarmbootError,
 } from '../shared/errors';
-import { backoffDelayMs, pollUntil } from '../shared/retry';
+import { backoffDelayMs, pollUntil, retrying } from '../shared/retry';
 import type { HostDirectory, HostInfo, VolumeLinks } from './adapters/ec2';
 import type { CacheCommands } from './adapters/ssm';
-import type { GroupState, ImageCacheStore, StoredEntry } from './adapters/store';
+import type { GroupState, HostRecord, ImageCacheStore, StoredEntry } from './adapters/store';
 import { type HostGroup, type ImageSpec, WARM_IMAGES_TAG } from './config';
 import { DOCUMENT_NAMES } from './documents';
+import { type CommandEffect, hostsDueForInventory, resultContradictsRecord } from './domain/inventory';
 import {
   type HostImageEntry,
   heldBytes,
@@ -23,7 +24,12 @@ import {
   type PlannerHost,
   warmImageIds,
 } from './domain/model';
-import { type CacheCommand, type CachePlan, planHostGroup } from './domain/planner';
+import {
+  type CacheCommand,
+  type CachePlan,
+  MAX_INSTANCES_PER_COMMAND,
+  planHostGroup,
+} from './domain/planner';
 import {
   classifyFetchFailure,
   evictionEnded,
@@ -75,6 +81,25 @@ const AGENT_CHECK_BASE_MS = 15_000;
 const AGENT_CHECK_CAP_MS = 5 * 60_000;
 /** How long the `running` event's handler waits for the agent before leaving it to a due check. */
 const AGENT_WAIT_MS = 60_000;
+/**
+ * A re-inventory whose status event has not arrived after this is looked up with
+ * GetCommandInvocation (the document lists one directory: it takes seconds).
+ */
+const INVENTORY_SETTLE_AFTER_MS = 60_000;
+/**
+ * Re-inventories one reconcile sends per group at most (10 SendCommands of 50). With the default
+ * one-hour interval that keeps every host of a group of up to ~4,500 within its bound;
+ * beyond that the oldest go first and the bound stretches instead of the reconcile.
+ */
+const MAX_INVENTORIES_PER_RECONCILE = 500;
+
+/** What a completed cache document did to the host's disk (the inventory document changes nothing). */
+const EFFECTS: Readonly<Record<string, CommandEffect>> = {
+  [DOCUMENT_NAMES.fetch]: 'adds',
+  [DOCUMENT_NAMES.mount]: 'adds',
+  [DOCUMENT_NAMES.remove]: 'removes',
+  [DOCUMENT_NAMES.unmount]: 'removes',
+};
 
 export type ItemResult =
   | { readonly id: string; readonly ok: true; readonly commandId: string }
@@ -389,60 +414,107 @@ export class ImageCacheService {
     commandId: string;
     instanceId: string;
     status: string;
+    /** The event's `document-name`: which document ran, even when no command record says so. */
+    document?: string;
   }): Promise<{ outcome: string; plan?: PlanSummary }> {
     if (!isTerminalStatus(detail.status)) return { outcome: `ignored ${detail.status}` };
     const command = await this.deps.store.getCommand(detail.commandId);
-    if (!command) return { outcome: 'unknown command (the reconcile will catch up)' };
+    if (!command) {
+      // Sent, then the sender died before recording it (or its record expired): the host may
+      // hold or lack an image the record does not know about. Re-read it at the next reconcile.
+      if (detail.document === undefined || EFFECTS[detail.document] === undefined)
+        return { outcome: 'unknown command (the reconcile will catch up)' };
+      const host = await this.deps.hosts.host(detail.instanceId);
+      const group = this.deps.groups.find((candidate) => candidate.name === host?.hostGroup);
+      if (!group) return { outcome: 'unknown command on a host of no configured group' };
+      await this.markInventoryDue(group, detail.instanceId, this.deps.clock.now());
+      return { outcome: `unknown ${detail.document} command: ${detail.instanceId} is re-inventoried` };
+    }
     const group = this.group(command.hostGroup);
     if (command.orphanVolumeId !== undefined) {
       if (detail.status !== 'Success') return { outcome: `orphan unmount ${detail.status}` };
       await this.releaseLinkedVolume(command.orphanVolumeId, detail.instanceId);
       return { outcome: `released orphan volume ${command.orphanVolumeId}` };
     }
+    if (command.document === DOCUMENT_NAMES.inventory) {
+      // Only a report that changed the record (or made the host plannable) moves the plan; the
+      // periodic re-inventories of unchanged hosts cost no group read.
+      const settled = await this.settleInventory(group, command, detail.instanceId, detail.status);
+      return {
+        outcome: settled.outcome,
+        ...(settled.changed ? { plan: await this.plan(group.name) } : {}),
+      };
+    }
     const outcome = await this.settleInvocation(group, command, detail.instanceId, detail.status);
     return { outcome, plan: await this.plan(group.name) };
   }
 
+  /**
+   * An inventory report replaces the host's recorded cache (host-scoped reads: this runs for
+   * every host once per inventory interval). Entries that changed after the inventory was sent
+   * are newer than the report and kept; the host's suspect mark is cleared if the inventory was
+   * sent after it.
+   */
+  private async settleInventory(
+    group: HostGroup,
+    command: { commandId: string; sentAt?: number },
+    instanceId: string,
+    status: string,
+  ): Promise<{ outcome: string; changed: boolean }> {
+    if (status !== 'Success') return { outcome: `inventory ${status}`, changed: false };
+    const now = this.deps.clock.now();
+    const invocation = await this.deps.commands.invocation(command.commandId, instanceId);
+    const { host, entries: recorded } = await this.deps.store.loadHost(group.name, instanceId);
+    const sentAt = command.sentAt ?? now;
+    const merged = reconcileInventory(recorded, reportedImages(invocation.result), now, sentAt);
+    let changed = host !== undefined && host.inventoriedAt === undefined;
+    for (const entry of merged.entries) {
+      const before = recorded.find((candidate) => candidate.imageId === entry.imageId);
+      if (before && sameEntry(before, entry)) continue;
+      changed = true;
+      await this.write(group, instanceId, entry.imageId, entry, before?.version ?? 'absent');
+    }
+    for (const imageId of merged.vanished) {
+      const before = recorded.find((candidate) => candidate.imageId === imageId);
+      if (!before) continue;
+      changed = true;
+      await this.write(group, instanceId, imageId, undefined, before.version);
+    }
+    await this.updateHost(group, instanceId, (current) => {
+      const {
+        inventoryDueAt,
+        inventoryCommandId,
+        inventorySentAt: _sentAt,
+        ...rest
+      } = withoutVersion(current);
+      const stillDue = inventoryDueAt !== undefined && inventoryDueAt > sentAt;
+      const stillWaiting = inventoryCommandId !== undefined && inventoryCommandId !== command.commandId;
+      return {
+        ...rest,
+        inventoriedAt: now,
+        ...(stillDue ? { inventoryDueAt } : {}),
+        ...(stillWaiting ? { inventoryCommandId, inventorySentAt: current.inventorySentAt ?? now } : {}),
+      };
+    });
+    if (changed) await this.publishWarmList(group, instanceId);
+    return {
+      outcome: `inventory: ${merged.added.length} added, ${merged.vanished.length} vanished`,
+      changed,
+    };
+  }
+
   private async settleInvocation(
     group: HostGroup,
-    command: { commandId: string; document: string; imageId?: string },
+    command: { commandId: string; document: string; imageId?: string; sentAt?: number },
     instanceId: string,
     status: string,
   ): Promise<string> {
+    if (command.document === DOCUMENT_NAMES.inventory)
+      return (await this.settleInventory(group, command, instanceId, status)).outcome;
     const now = this.deps.clock.now();
     const invocation = await this.deps.commands.invocation(command.commandId, instanceId);
     const ok = status === 'Success';
     const state = await this.deps.store.loadGroup(group.name);
-
-    if (command.document === DOCUMENT_NAMES.inventory) {
-      if (!ok) return `inventory ${status}`;
-      const reported = reportedImages(invocation.result);
-      const recorded = state.entries.filter((entry) => entry.instanceId === instanceId);
-      const merged = reconcileInventory(recorded, reported, now);
-      for (const entry of merged.entries) {
-        const before = recorded.find((candidate) => candidate.imageId === entry.imageId);
-        if (before && sameEntry(before, entry)) continue;
-        await this.write(group, instanceId, entry.imageId, entry, before?.version ?? 'absent');
-      }
-      for (const imageId of merged.vanished) {
-        const before = recorded.find((candidate) => candidate.imageId === imageId);
-        if (before) await this.write(group, instanceId, imageId, undefined, before.version);
-      }
-      const host = state.hosts.find((candidate) => candidate.instanceId === instanceId);
-      if (host) {
-        try {
-          await this.deps.store.putHost(
-            group.name,
-            { ...withoutVersion(host), inventoriedAt: now },
-            host.version,
-          );
-        } catch (error) {
-          if (!(error instanceof ConflictError)) throw error;
-        }
-      }
-      await this.publishWarmList(group, instanceId);
-      return `inventory: ${merged.added.length} added, ${merged.vanished.length} vanished`;
-    }
 
     const entry = state.entries.find(
       (candidate) =>
@@ -450,7 +522,20 @@ export class ImageCacheService {
         candidate.imageId === command.imageId &&
         candidate.commandId === command.commandId,
     );
-    if (!entry) return 'already settled';
+    if (!entry) {
+      // A duplicate or late result of settled work, or work the record lost track of (its entry
+      // was dropped or moved while the command ran): in the second case the disk and the record
+      // disagree, and only the host can say which images it holds.
+      const effect = EFFECTS[command.document];
+      const recorded = state.entries.find(
+        (candidate) => candidate.instanceId === instanceId && candidate.imageId === command.imageId,
+      );
+      if (effect && resultContradictsRecord(effect, status, recorded, command.sentAt ?? now)) {
+        await this.markInventoryDue(group, instanceId, now);
+        return 'result contradicts the record: host re-inventoried';
+      }
+      return 'already settled';
+    }
     const facts: Fact[] = [];
     const isFetch = command.document === DOCUMENT_NAMES.fetch || command.document === DOCUMENT_NAMES.mount;
     if (isFetch && entry.state === 'fetching') {
@@ -731,7 +816,7 @@ export class ImageCacheService {
       if (entry.state !== 'fetching' && entry.state !== 'evicting') continue;
       if (now - entry.since < STALE_COMMAND_MS) continue;
       if (!entry.commandId) {
-        if (now - entry.since >= STALE_CLAIM_MS)
+        if (now - entry.since >= STALE_CLAIM_MS) {
           await this.write(
             group,
             entry.instanceId,
@@ -739,11 +824,155 @@ export class ImageCacheService {
             entry.state === 'evicting' ? evictionEnded(entry, false, now) : undefined,
             entry.version,
           );
+          // Whether its SendCommand ran before the crash is unknown: ask the host.
+          await this.markInventoryDue(group, entry.instanceId, now);
+        }
         continue;
       }
       await this.settleLost(group, entry);
     }
+    await this.reinventory(group, actual, now);
     return this.plan(group.name);
+  }
+
+  /**
+   * Re-reads the disks the record may no longer describe: hosts marked suspect (a command
+   * result contradicted the record, a claim was dropped without knowing whether it ran) and
+   * hosts whose last inventory is older than their share of `inventoryIntervalMs`. A pending
+   * re-inventory whose event was lost is looked up first (and settled, or sent again).
+   * Converges what no event reports: an image that landed after its entry was removed is
+   * inventoried (then evicted by the plan if unwanted), a recorded image the host lost is
+   * dropped (then fetched again if wanted).
+   */
+  private async reinventory(group: HostGroup, actual: readonly HostInfo[], now: number): Promise<void> {
+    const state = await this.deps.store.loadGroup(group.name);
+    const running = new Set(actual.filter((host) => host.state === 'running').map((host) => host.instanceId));
+    const waiting = new Set<string>();
+    for (const host of state.hosts) {
+      if (host.inventoryCommandId === undefined) continue;
+      const age = now - (host.inventorySentAt ?? 0);
+      if (age < INVENTORY_SETTLE_AFTER_MS) {
+        waiting.add(host.instanceId);
+        continue;
+      }
+      try {
+        const invocation = await this.deps.commands.invocation(host.inventoryCommandId, host.instanceId);
+        if (invocation.status === 'Success') {
+          await this.settleInventory(
+            group,
+            {
+              commandId: host.inventoryCommandId,
+              ...(host.inventorySentAt ? { sentAt: host.inventorySentAt } : {}),
+            },
+            host.instanceId,
+            'Success',
+          );
+          waiting.add(host.instanceId);
+        } else if (!isTerminalStatus(invocation.status) && age < STALE_COMMAND_MS)
+          waiting.add(host.instanceId);
+      } catch (error) {
+        // NotFound: SSM never ran it; send another. Anything else: look again next time.
+        if (!(error instanceof WarmbootError && error.code === 'NotFound')) {
+          waiting.add(host.instanceId);
+          this.deps.logger.warn('inventory not looked up', {
+            instanceId: host.instanceId,
+            error: errorMessage(error),
+          });
+        }
+      }
+    }
+    const due = hostsDueForInventory(
+      state.hosts.filter((host) => running.has(host.instanceId) && !waiting.has(host.instanceId)),
+      { now, intervalMs: group.inventoryIntervalMs, limit: MAX_INVENTORIES_PER_RECONCILE },
+    );
+    for (let start = 0; start < due.length; start += MAX_INSTANCES_PER_COMMAND)
+      await this.sendInventory(
+        group,
+        due.slice(start, start + MAX_INSTANCES_PER_COMMAND).map((host) => host.instanceId),
+        now,
+      );
+  }
+
+  /**
+   * One inventory command for a batch of hosts, recorded before the hosts point at it. A batch
+   * SendCommand refused (one host deregistered its agent) is sent host by host, so one host
+   * never holds the others back.
+   */
+  private async sendInventory(group: HostGroup, instanceIds: readonly string[], now: number): Promise<void> {
+    let commandId: string;
+    try {
+      commandId = await this.deps.commands.send(
+        DOCUMENT_NAMES.inventory,
+        instanceIds,
+        { CacheDirectory: group.cacheDirectory },
+        {
+          maxConcurrency: String(MAX_INSTANCES_PER_COMMAND),
+          maxErrors: '100%',
+          comment: `warmboot inventory ${group.name}`,
+        },
+      );
+    } catch (error) {
+      if (instanceIds.length > 1) {
+        for (const instanceId of instanceIds) await this.sendInventory(group, [instanceId], now);
+        return;
+      }
+      this.deps.logger.warn('host not re-inventoried', { instanceIds, error: errorMessage(error) });
+      return;
+    }
+    await this.deps.store.putCommand({
+      commandId,
+      hostGroup: group.name,
+      document: DOCUMENT_NAMES.inventory,
+      instanceIds: [...instanceIds],
+      sentAt: now,
+    });
+    for (const instanceId of instanceIds)
+      await this.updateHost(group, instanceId, (current) => ({
+        ...withoutVersion(current),
+        inventoryCommandId: commandId,
+        inventorySentAt: now,
+      }));
+  }
+
+  /** The record of this host can no longer be trusted: the next reconcile re-inventories it. */
+  private async markInventoryDue(group: HostGroup, instanceId: string, now: number): Promise<void> {
+    await this.updateHost(group, instanceId, (current) =>
+      current.inventoryDueAt !== undefined && current.inventoryDueAt <= now
+        ? undefined
+        : { ...withoutVersion(current), inventoryDueAt: now },
+    );
+  }
+
+  /**
+   * Read-modify-write of one host record; a lost race re-reads and applies `change` again (a few
+   * times, then the change is left to the next reconcile). `change` returns undefined for "no
+   * change"; a host with no record is left alone.
+   */
+  private async updateHost(
+    group: HostGroup,
+    instanceId: string,
+    change: (current: HostRecord) => Omit<HostRecord, 'version'> | undefined,
+  ): Promise<void> {
+    try {
+      await retrying(
+        async () => {
+          const { host } = await this.deps.store.loadHost(group.name, instanceId);
+          const next = host && change(host);
+          if (host && next) await this.deps.store.putHost(group.name, next, host.version);
+        },
+        {
+          sleep: (ms) => this.deps.clock.sleep(ms),
+          random: this.deps.random,
+          attempts: 3,
+          retryable: (error) => error instanceof ConflictError,
+          baseMs: 100,
+          capMs: 1_000,
+        },
+      );
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+      this.deps.logger.info('host changed concurrently; leaving it to the next reconcile', { instanceId });
+    }
   }
 
   /**
@@ -817,9 +1046,10 @@ export class ImageCacheService {
         invocation.status,
       );
     } catch (error) {
-      if (error instanceof WarmbootError && error.code === 'NotFound')
-        await this.write(group, entry.instanceId, entry.imageId, undefined, entry.version);
-      else throw error;
+      if (!(error instanceof WarmbootError && error.code === 'NotFound')) throw error;
+      // SSM no longer knows the command: what it did to the host is unknown, so ask the host.
+      await this.write(group, entry.instanceId, entry.imageId, undefined, entry.version);
+      await this.markInventoryDue(group, entry.instanceId, this.deps.clock.now());
     }
   }
 

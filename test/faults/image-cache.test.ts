@@ -16,18 +16,6 @@ import { DYNAMODB_CALLS, faultScheduleArbitrary } from './support/schedule';
  * fail and the function dies between any two calls. After the scheduled reconciles on a healthy
  * cloud, each host's simulated disk cache holds exactly what the planner (the production pure
  * function, fed the final DynamoDB state) wants on it.
- *
- * Known finding (2026-11-21), red until the image-cache function fixes it: a fetch can land on a
- * host with no inventory entry left for it, and nothing ever removes it. Shrunk: one host, one
- * image; Pin at t+1s, Unpin at t+2s; `DescribeInstances` fails four times and the Pin's third
- * delivery dies after 24 AWS calls (seed 641335468, path "146:0:3:2:2:4:3:6:8:7:6:7:8:12:8:8:9:9:
- * 9:9:11:10:1:3:4:3:3:3:12:8:0:7:14:2:3:5:4:3:15:13:13:17:16:17:18:2:11:13:13:13:11:14:11:12:9:12:
- * 9:9"). The Pin's SendCommand went out, the Unpin's plan removed the in-flight entry, the fetch
- * succeeded on the host, and the status event found no entry. Final state: DynamoDB knows no
- * entry and no pin, the host's disk holds model-0, the planner wants nothing there — and the
- * reconcile never re-inventories hosts, so it cannot see the orphan. DESIGN.md asks every
- * reconcile to re-derive state from Describe* / the hosts themselves; running the inventory
- * document on the schedule (or evicting on a Success result that matches no entry) would heal it.
  */
 
 const MINUTE = 60_000;

@@ -35,11 +35,11 @@ afterEach(async () => {
   cloud = undefined;
 });
 
-const start = async (): Promise<LocalCloud> => {
+const start = async (group: Record<string, unknown> = {}): Promise<LocalCloud> => {
   cloud = await LocalCloud.start({
     dynamodbEndpoint: inject('dynamodbEndpoint'),
     functions: ['imageCache', 'placement'],
-    settings: { HOST_GROUPS: JSON.stringify(HOST_GROUPS) },
+    settings: { HOST_GROUPS: JSON.stringify(HOST_GROUPS.map((defined) => ({ ...defined, ...group }))) },
   });
   cloud.ssm.imageSource.add(image.source, { bytes: image.sizeBytes, digest: image.digest });
   return cloud;
@@ -147,6 +147,36 @@ describe('image cache on the local cloud', () => {
 
     const state = await groupState(local);
     expect(hosts.map((host) => stateOf(state, host))).toEqual(hosts.map(() => 'cached'));
+  });
+
+  it('re-inventories hosts on its interval: an image removed behind its back is fetched again', async () => {
+    const local = await start({ inventoryIntervalMs: 10 * 60_000 });
+    const hosts = await fleet(local);
+    put(local, pin);
+    await local.settleFor(10 * 60_000);
+    const [cleaned] = hosts;
+    expect(stateOf(await groupState(local), cleaned ?? '')).toBe('cached');
+
+    // Someone frees disk space on the host; no event tells warmboot.
+    local.ssm.agent(cleaned ?? '').cache.delete(image.source);
+    local.startSchedules();
+    await local.settleFor(30 * 60_000);
+
+    expect(local.ssm.agent(cleaned ?? '').cache.has(image.source)).toBe(true);
+    expect(stateOf(await groupState(local), cleaned ?? '')).toBe('cached');
+    const inventories = local.ssm
+      .invocations()
+      .filter((invocation) => invocation.documentName === 'Warmboot-ImageInventory');
+    // The join's inventory plus one per 5–10 minutes (the host's share of the interval), not one
+    // per 5-minute reconcile per host.
+    for (const host of hosts) {
+      const count = inventories.filter((invocation) => invocation.instanceId === host).length;
+      expect(count).toBeGreaterThanOrEqual(2);
+      expect(count).toBeLessThanOrEqual(1 + 30 / 5);
+    }
+    expect(
+      local.ssm.invocations().filter((invocation) => invocation.documentName === 'Warmboot-ImageFetch'),
+    ).toHaveLength(hosts.length + 1);
   });
 
   it('during an image-source outage still places pinned images warm and backs off new fetches', async () => {

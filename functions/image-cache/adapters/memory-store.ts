@@ -1,7 +1,15 @@
 import { ConflictError } from '../../shared/errors';
 import type { ImageSpec } from '../config';
 import { HEALTHY_SOURCE, type HostImageEntry, type SourceHealth } from '../domain/model';
-import type { CommandRecord, Expected, GroupState, HostRecord, ImageCacheStore, StoredEntry } from './store';
+import type {
+  CommandRecord,
+  Expected,
+  GroupState,
+  HostRecord,
+  HostState,
+  ImageCacheStore,
+  StoredEntry,
+} from './store';
 
 interface GroupItems {
   readonly pins: Set<string>;
@@ -46,6 +54,15 @@ export class MemoryImageCacheStore implements ImageCacheStore {
     });
   }
 
+  async loadHost(group: string, instanceId: string): Promise<HostState> {
+    const items = this.#group(group);
+    const host = items.hosts.get(instanceId);
+    return structuredClone({
+      ...(host ? { host } : {}),
+      entries: [...items.entries.values()].filter((entry) => entry.instanceId === instanceId),
+    });
+  }
+
   async putPin(group: string, imageId: string): Promise<void> {
     this.#group(group).pins.add(imageId);
   }
@@ -70,7 +87,9 @@ export class MemoryImageCacheStore implements ImageCacheStore {
   async putHost(group: string, host: Omit<HostRecord, 'version'>, expected: Expected): Promise<void> {
     const hosts = this.#group(group).hosts;
     const version = check(hosts.get(host.instanceId)?.version, expected, `host ${host.instanceId}`);
-    hosts.set(host.instanceId, structuredClone({ ...host, version }));
+    // Like a DynamoDB put: attributes set to undefined are simply not stored.
+    const stored = Object.fromEntries(Object.entries(host).filter(([, value]) => value !== undefined));
+    hosts.set(host.instanceId, structuredClone({ ...stored, version }) as HostRecord);
   }
 
   async deleteHost(group: string, instanceId: string): Promise<void> {

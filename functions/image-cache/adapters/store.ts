@@ -45,6 +45,15 @@ export interface HostRecord {
   readonly warmList?: string;
   /** When the host's last inventory arrived; a host is planned only once it is known. */
   readonly inventoriedAt?: number;
+  /**
+   * A command result contradicted the recorded entries (or a claim was dropped without knowing
+   * whether its command ran): the next reconcile re-inventories the host. Cleared by an
+   * inventory sent at or after this time.
+   */
+  readonly inventoryDueAt?: number;
+  /** The re-inventory the reconcile sent and is waiting for (its lost event is looked up). */
+  readonly inventoryCommandId?: string;
+  readonly inventorySentAt?: number;
   readonly version: number;
 }
 
@@ -72,8 +81,16 @@ export interface GroupState {
 /** `expected`: the version the caller read, or `absent` for a create. */
 export type Expected = number | 'absent';
 
+/** One host's record and entries: what settling that host's inventory reads. */
+export interface HostState {
+  readonly host?: HostRecord;
+  readonly entries: readonly StoredEntry[];
+}
+
 export interface ImageCacheStore {
   loadGroup(group: string): Promise<GroupState>;
+  /** One host of a group (a Get and a Query on its entries, not the group's partition). */
+  loadHost(group: string, instanceId: string): Promise<HostState>;
   putPin(group: string, imageId: string, now: number): Promise<void>;
   deletePin(group: string, imageId: string): Promise<void>;
   getImages(imageIds: readonly string[]): Promise<Map<string, ImageSpec>>;
@@ -145,6 +162,36 @@ export class DynamoImageCacheStore implements ImageCacheStore {
       }
     });
     return { pins, hosts, entries, source };
+  }
+
+  async loadHost(group: string, instanceId: string): Promise<HostState> {
+    const host = await callAws('GetItem', () =>
+      this.client.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: groupKey(group), sk: `HOST#${instanceId}` },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    const entries: StoredEntry[] = [];
+    const pages = paginateQuery(
+      { client: this.client },
+      {
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+        ExpressionAttributeValues: { ':pk': groupKey(group), ':prefix': `ENTRY#${instanceId}#` },
+        ConsistentRead: true,
+      },
+    );
+    await callAws('Query', async () => {
+      for await (const page of pages)
+        for (const item of page.Items ?? []) entries.push(withoutKeys(item) as unknown as StoredEntry);
+    });
+    return {
+      ...(host.Item ? { host: withoutKeys(host.Item) as unknown as HostRecord } : {}),
+      entries,
+    };
   }
 
   async putPin(group: string, imageId: string, now: number): Promise<void> {

@@ -160,12 +160,15 @@ export interface ReportedImage {
 /**
  * Merges what a host really holds into the recorded entries: reported images become cached
  * (keeping their original `since`), recorded cached images the host no longer holds are
- * dropped, in-flight and failed entries are kept (their commands still report).
+ * dropped, in-flight and failed entries are kept (their commands still report). `takenAt` is
+ * when the inventory was sent: an entry that became cached after it (a fetch that finished
+ * while the report travelled) is newer than the report and is kept.
  */
 export const reconcileInventory = (
   recorded: readonly HostImageEntry[],
   reported: readonly ReportedImage[],
   now: number,
+  takenAt: number = now,
 ): { entries: HostImageEntry[]; added: string[]; vanished: string[] } => {
   const byId = new Map(recorded.map((entry) => [entry.imageId, entry]));
   const reportedIds = new Set(reported.map((image) => image.imageId));
@@ -191,7 +194,7 @@ export const reconcileInventory = (
   }
   for (const entry of recorded) {
     if (reportedIds.has(entry.imageId)) continue;
-    if (entry.state === 'cached') vanished.push(entry.imageId);
+    if (entry.state === 'cached' && entry.since <= takenAt) vanished.push(entry.imageId);
     else if (entry.state !== 'evicting') entries.push(entry);
   }
   return { entries, added, vanished };

@@ -38,14 +38,32 @@ const world = (groupInput: Partial<HostGroupInput> = {}) => {
   const sent: { document: string; instanceIds: readonly string[]; parameters: Record<string, string> }[] = [];
   const volumes = new Map<string, CacheVolume & { managed: boolean }>();
   const deleted: string[] = [];
+  /** What each host's disk really holds (image ids): fetch and remove commands change it at once. */
+  const disk = new Map<string, Set<string>>();
+  const diskOf = (instanceId: string): Set<string> => {
+    const held = disk.get(instanceId) ?? new Set<string>();
+    disk.set(instanceId, held);
+    return held;
+  };
   const commands: CacheCommands = {
     async send(document, instanceIds, parameters) {
       for (const instanceId of instanceIds)
         if (!online.has(instanceId)) throw new IncorrectStateError(`InvalidInstanceId: ${instanceId}`);
       sent.push({ document, instanceIds, parameters: { ...parameters } });
+      for (const instanceId of instanceIds) {
+        const imageId = parameters.ImageId ?? '';
+        if (document === DOCUMENT_NAMES.fetch) diskOf(instanceId).add(imageId);
+        if (document === DOCUMENT_NAMES.remove) diskOf(instanceId).delete(imageId);
+      }
       return `cmd-${sent.length}`;
     },
-    invocation: async () => ({ status: 'Success', result: { images: [] } }),
+    async invocation(commandId, instanceId) {
+      const command = sent[Number(commandId.replace('cmd-', '')) - 1];
+      if (command?.document !== DOCUMENT_NAMES.inventory)
+        return { status: 'Success', result: { images: [] } };
+      const images = [...diskOf(instanceId)].map((imageId) => ({ imageId, bytes: GB }));
+      return { status: 'Success', result: { images } };
+    },
     invocations: async () => [],
     agentsOnline: async (instanceIds) => new Set(instanceIds.filter((id) => online.has(id))),
   };
@@ -115,6 +133,7 @@ const world = (groupInput: Partial<HostGroupInput> = {}) => {
     volumes,
     deleted,
     online,
+    disk: diskOf,
     addHost,
     advance: (ms: number) => {
       now += ms;
@@ -258,6 +277,170 @@ describe('ImageCacheService', () => {
     expect(settled.outcome).toBe('released orphan volume vol-mounted');
     expect(w.deleted).toEqual(['vol-loose', 'vol-mounted']);
     expect([...w.volumes.keys()].sort()).toEqual(['vol-creating', 'vol-needed']);
+  });
+});
+
+/** A running host of group `g` whose inventory arrived at `inventoriedAt`. */
+const knownHost = async (w: ReturnType<typeof world>, instanceId: string, inventoriedAt = START) => {
+  w.addHost(instanceId, true);
+  await w.store.putHost(
+    'g',
+    { instanceId, availabilityZone: 'us-east-1a', status: 'running', joinedAt: START, inventoriedAt },
+    'absent',
+  );
+};
+
+/** Delivers the status event of the last command sent to `document` on `instanceId`. */
+const deliverLast = async (w: ReturnType<typeof world>, document: string, instanceId: string) => {
+  const index = w.sent.findLastIndex(
+    (command) => command.document === document && command.instanceIds.includes(instanceId),
+  );
+  expect(index).toBeGreaterThanOrEqual(0);
+  return w.service.onCommandStatus({
+    commandId: `cmd-${index + 1}`,
+    instanceId,
+    status: 'Success',
+    document,
+  });
+};
+
+describe('ImageCacheService re-inventories hosts whose record may have drifted from their disk', () => {
+  it('evicts an image whose fetch landed after the sender died, once the unknown command reports', async () => {
+    // The red fault-suite story (seed 641335468): Pin claimed the entry and sent the fetch, then
+    // died before recording the command; Unpin came; the fetch landed on the host anyway.
+    const w = world();
+    await knownHost(w, 'i-1');
+    await w.service.registerImage(image('model-0'));
+    await w.store.writeEntry(
+      'g',
+      'i-1',
+      'model-0',
+      { imageId: 'model-0', state: 'fetching', bytes: GB, since: START, attempts: 0, via: 'download' },
+      'absent',
+    );
+    w.disk('i-1').add('model-0');
+
+    const unknown = await w.service.onCommandStatus({
+      commandId: 'cmd-never-recorded',
+      instanceId: 'i-1',
+      status: 'Success',
+      document: DOCUMENT_NAMES.fetch,
+    });
+    expect(unknown.outcome).toMatch(/re-inventoried/);
+    expect((await w.store.loadGroup('g')).hosts[0]?.inventoryDueAt).toBe(START);
+
+    w.advance(5 * MINUTE);
+    await w.service.reconcile('g');
+    expect(w.sent.map((command) => command.document)).toEqual([DOCUMENT_NAMES.inventory]);
+
+    const report = await deliverLast(w, DOCUMENT_NAMES.inventory, 'i-1');
+    expect(report.outcome).toBe('inventory: 1 added, 0 vanished');
+    let state = await w.store.loadGroup('g');
+    expect(state.entries).toMatchObject([{ instanceId: 'i-1', imageId: 'model-0', state: 'cached' }]);
+    expect(state.hosts[0]).toMatchObject({ inventoriedAt: w.now() });
+    expect(state.hosts[0]?.inventoryDueAt).toBeUndefined();
+    expect(state.hosts[0]?.inventoryCommandId).toBeUndefined();
+
+    // Known again, the orphan is managed like any cached image: it goes when the space is wanted.
+    const pinned = await w.service.pin('g', 'big', image('big', 2 * GB));
+    expect(pinned.commands.map((command) => [command.action, command.imageId])).toEqual([
+      ['evict', 'model-0'],
+    ]);
+    await deliverLast(w, DOCUMENT_NAMES.remove, 'i-1');
+    await deliverLast(w, DOCUMENT_NAMES.fetch, 'i-1');
+    expect([...w.disk('i-1')]).toEqual(['big']);
+    state = await w.store.loadGroup('g');
+    expect(state.entries).toMatchObject([{ imageId: 'big', state: 'cached' }]);
+  });
+
+  it('asks the host when a fetch result finds its entry gone, and when a stale claim is dropped', async () => {
+    const w = world();
+    await knownHost(w, 'i-1');
+    await knownHost(w, 'i-2');
+    for (const id of ['a', 'b']) await w.service.registerImage(image(id));
+    await w.service.pin('g', 'a');
+    const fetch = w.sent.findIndex((command) => command.document === DOCUMENT_NAMES.fetch);
+    // The Unpin's plan cannot recall the fetch; the entry vanishes behind its back (a dropped
+    // claim, an operator), and the result arrives to no entry.
+    await w.service.unpin('g', 'a');
+    const stale = (await w.store.loadGroup('g')).entries.find((entry) => entry.instanceId === 'i-1');
+    await w.store.writeEntry('g', 'i-1', 'a', undefined, stale?.version ?? 0);
+    const late = await w.service.onCommandStatus({
+      commandId: `cmd-${fetch + 1}`,
+      instanceId: 'i-1',
+      status: 'Success',
+      document: DOCUMENT_NAMES.fetch,
+    });
+    expect(late.outcome).toBe('result contradicts the record: host re-inventoried');
+
+    // i-2: a claim whose SendCommand may or may not have run, dropped after 15 minutes.
+    await w.store.writeEntry(
+      'g',
+      'i-2',
+      'b',
+      { imageId: 'b', state: 'fetching', bytes: GB, since: w.now(), attempts: 0, via: 'download' },
+      'absent',
+    );
+    w.disk('i-2').add('b');
+    w.advance(16 * MINUTE);
+    const sentBefore = w.sent.length;
+    await w.service.reconcile('g');
+
+    const inventories = w.sent
+      .slice(sentBefore)
+      .filter((command) => command.document === DOCUMENT_NAMES.inventory);
+    expect(inventories.flatMap((command) => command.instanceIds).sort()).toEqual(['i-1', 'i-2']);
+    await deliverLast(w, DOCUMENT_NAMES.inventory, 'i-1');
+    await deliverLast(w, DOCUMENT_NAMES.inventory, 'i-2');
+    // The record matches the disks again, so the plan's decisions act on what is really there.
+    const entries = (await w.store.loadGroup('g')).entries;
+    expect(entries.map((entry) => [entry.instanceId, entry.imageId, entry.state]).sort()).toEqual([
+      ['i-1', 'a', 'cached'],
+      ['i-2', 'a', 'cached'],
+      ['i-2', 'b', 'cached'],
+    ]);
+    expect([...w.disk('i-1')]).toEqual(['a']);
+    expect([...w.disk('i-2')].sort()).toEqual(['a', 'b']);
+  });
+
+  it('re-inventories each host once per interval share, not every reconcile; an unchanged report plans nothing', async () => {
+    const w = world({ inventoryIntervalMs: 60 * MINUTE });
+    for (const id of ['i-1', 'i-2', 'i-3']) await knownHost(w, id);
+    await w.service.registerImage(image('p'));
+    // i-1's record says `p` is cached, but someone cleaned the disk.
+    await w.store.writeEntry(
+      'g',
+      'i-1',
+      'p',
+      { imageId: 'p', state: 'cached', bytes: GB, since: START, attempts: 0 },
+      'absent',
+    );
+    for (let tick = 1; tick <= 5; tick += 1) {
+      w.advance(5 * MINUTE);
+      await w.service.reconcile('g');
+    }
+    expect(w.sent).toEqual([]);
+
+    w.advance(35 * MINUTE);
+    await w.service.reconcile('g');
+    const sweep = w.sent.filter((command) => command.document === DOCUMENT_NAMES.inventory);
+    expect(sweep).toHaveLength(1);
+    expect([...(sweep[0]?.instanceIds ?? [])].sort()).toEqual(['i-1', 'i-2', 'i-3']);
+
+    const unchanged = await deliverLast(w, DOCUMENT_NAMES.inventory, 'i-2');
+    expect(unchanged).toEqual({ outcome: 'inventory: 0 added, 0 vanished' });
+    const drifted = await deliverLast(w, DOCUMENT_NAMES.inventory, 'i-1');
+    expect(drifted.outcome).toBe('inventory: 0 added, 1 vanished');
+    // i-3's event is lost: the next reconcile looks the invocation up instead of sending again.
+    w.advance(5 * MINUTE);
+    const sentBefore = w.sent.length;
+    await w.service.reconcile('g');
+    expect(
+      w.sent.slice(sentBefore).filter((command) => command.document === DOCUMENT_NAMES.inventory),
+    ).toEqual([]);
+    const hosts = (await w.store.loadGroup('g')).hosts;
+    expect(hosts.every((host) => host.inventoriedAt !== undefined && host.inventoriedAt > START)).toBe(true);
+    expect(hosts.every((host) => host.inventoryCommandId === undefined)).toBe(true);
   });
 });
 
