@@ -39,6 +39,17 @@ export const shelvingSettingsSchema = z
       .int()
       .min(60)
       .default(30 * 24 * 3600),
+    /**
+     * How long a Shelve request's answers are remembered under its event id, so a retry or a
+     * redelivery of the same event answers them again instead of shelving anew. Default 14 days:
+     * longer than EventBridge (24 h) and Lambda (6 h) keep retrying, and as long as SQS keeps a
+     * dead-lettered event that an operator may redrive.
+     */
+    requestMemorySeconds: z
+      .number()
+      .int()
+      .min(3600)
+      .default(14 * 24 * 3600),
   })
   .strict();
 

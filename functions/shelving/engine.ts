@@ -2,7 +2,7 @@ import type { Fact, FactPublisher } from '../shared/adapters/facts';
 import type { Clock } from '../shared/clock';
 import { errorMessage, ThrottledError, WarmbootError } from '../shared/errors';
 import type { ShelvingEc2 } from './adapters/ec2';
-import type { ShelfStore, UpdateOptions } from './adapters/store';
+import { phaseOf, type ShelfStore, type UpdateOptions } from './adapters/store';
 import type { ShelvingSettings } from './config';
 import { chunk, fastLaunchRequest, planLaunchBatches, slowLaunchRequest } from './domain/bulk';
 import { HOST_WAIT_RETRY_MS, nextStep, ownedVolumeIds } from './domain/saga';
@@ -25,7 +25,9 @@ import type {
   ObservedSnapshot,
   ObservedVolume,
   RecordError,
+  RequestIdentity,
   ShelfRecord,
+  ShelveAnswer,
   ShelvingFact,
   Step,
 } from './domain/types';
@@ -139,47 +141,95 @@ export class ShelvingEngine {
 
   // ---------------------------------------------------------------- operator requests
 
-  async shelve(
-    items: readonly ShelveRequestItem[],
-  ): Promise<ItemResult<{ recordId: string; created: boolean }>[]> {
+  /**
+   * 'Shelve Instances'. `requestId` (the EventBridge event id, which every retry and duplicate
+   * delivery keeps) makes the request idempotent on its own, beyond the Powertools record: each
+   * instance's answer is remembered under it (in the record's own transaction when a record is
+   * created), and a later handling of the same request answers what the first one answered,
+   * even after that record was unshelved or deleted. A new request (new event id) is a new
+   * decision: it shelves the instance again if it is no longer in a live record.
+   */
+  async shelve(items: readonly ShelveRequestItem[], requestId?: string): Promise<ShelveAnswer[]> {
     const { ec2, store, clock, settings } = this.#deps;
     const now = clock.now();
+    const request: RequestIdentity | undefined =
+      requestId === undefined
+        ? undefined
+        : { requestId, expiresAt: Math.floor(now / 1000) + settings.requestMemorySeconds };
+    const answered = request ? await store.shelveAnswers(request.requestId, now) : new Map();
+    const pending = items.filter((item) => !answered.has(item.instanceId));
     const instances = new Map(
-      (await ec2.describeInstances(items.map((item) => item.instanceId))).map((instance) => [
-        instance.instanceId,
-        instance,
-      ]),
+      pending.length === 0
+        ? []
+        : (await ec2.describeInstances(pending.map((item) => item.instanceId))).map((instance) => [
+            instance.instanceId,
+            instance,
+          ]),
     );
     const volumeIds = [...instances.values()].flatMap((instance) =>
       instance.blockDevices.map((device) => device.volumeId),
     );
     const volumes = new Map(
-      (await ec2.describeVolumes(volumeIds)).map((volume) => [volume.volumeId, volume]),
+      volumeIds.length === 0
+        ? []
+        : (await ec2.describeVolumes(volumeIds)).map((volume) => [volume.volumeId, volume]),
     );
-    const results: ItemResult<{ recordId: string; created: boolean }>[] = [];
+    const results: ShelveAnswer[] = [];
     const created: ShelfRecord[] = [];
+    const remember = async (answer: ShelveAnswer): Promise<ShelveAnswer> =>
+      request ? store.rememberShelveAnswer(request, answer, now) : answer;
     for (const item of items) {
+      const before = answered.get(item.instanceId);
+      if (before) {
+        results.push(before);
+        continue;
+      }
       const existing = await store.recordIdForInstance(item.instanceId);
       if (existing) {
-        results.push({ id: item.instanceId, ok: true, recordId: existing, created: false });
+        results.push(await remember({ id: item.instanceId, ok: true, recordId: existing, created: false }));
         continue;
       }
       const plan = planShelve(item, instances.get(item.instanceId), volumes, settings, now);
       if (!plan.ok) {
-        results.push(failedItem(item.instanceId, plan.error));
+        results.push(await remember(failedItem(item.instanceId, plan.error)));
         continue;
       }
-      const outcome = await store.create(plan.record);
-      if (outcome.created) created.push(plan.record);
-      results.push({
-        id: item.instanceId,
-        ok: true,
-        recordId: outcome.created ? plan.record.recordId : outcome.existingRecordId,
-        created: outcome.created,
-      });
+      const outcome = await store.create(plan.record, request);
+      if (outcome.created) {
+        created.push(plan.record);
+        results.push({ id: item.instanceId, ok: true, recordId: plan.record.recordId, created: true });
+      } else if ('remembered' in outcome) {
+        results.push(outcome.remembered);
+      } else {
+        results.push(
+          await remember({
+            id: item.instanceId,
+            ok: true,
+            recordId: outcome.existingRecordId,
+            created: false,
+          }),
+        );
+      }
     }
-    if (created.length > 0) await this.advance(created);
+    // A handling that died after creating records may have left them before their first round:
+    // its retry finishes them (the reconcile would too, a schedule period later).
+    const unfinished = await this.#unfinishedShelves(results, created);
+    if (created.length + unfinished.length > 0) await this.advance([...created, ...unfinished]);
     return results;
+  }
+
+  /** Records this request created in an earlier handling that are still being shelved. */
+  async #unfinishedShelves(
+    results: readonly ShelveAnswer[],
+    created: readonly ShelfRecord[],
+  ): Promise<ShelfRecord[]> {
+    const createdNow = new Set(created.map((record) => record.recordId));
+    const earlier = results.flatMap((result) =>
+      result.ok && result.created && !createdNow.has(result.recordId) ? [result.recordId] : [],
+    );
+    if (earlier.length === 0) return [];
+    const records = await this.#deps.store.getMany(earlier);
+    return records.filter((record) => phaseOf(record.step) === 'shelving');
   }
 
   /** `advance: false` only records the request; a driver (benchmark, scenario) then runs the rounds. */

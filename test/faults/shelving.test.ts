@@ -285,18 +285,6 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
     await fc.assert(shelvingProperty(workloadArbitrary, faultArbitrary, tally), assertOptions());
   });
 
-  /**
-   * Known bug, found by the property above (shrunk to: shelve one instance at t+4s, unshelve it a
-   * minute later, the first Shelve invocation killed after 5 AWS calls, DynamoDB included). The killed
-   * invocation had created the record and stopped the instance, but it died before the Powertools
-   * idempotency record could be deleted, so its first retry finds the key still in progress and
-   * fails; the Unshelve then runs and finishes. When the second retry comes (three minutes after
-   * the request, the in-progress record expired) the same Shelve event runs again, finds no live
-   * record for the instance (the first one is `unshelved`) and shelves it a second time: one event,
-   * two records, and the operator's later Unshelve is undone. The shelve path should refuse a
-   * request older than the instance's latest record (compare the event time with
-   * `unshelve.requestedAt`), or keep the instance mapping until the record expires.
-   */
   it('does not shelve an instance again when a killed Shelve request is retried after an Unshelve', async () => {
     const shelveThenUnshelve = fc.constant<ShelvingWorkload>({
       seed: 1,

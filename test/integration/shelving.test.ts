@@ -233,6 +233,95 @@ describe('shelve, offload, unshelve on the local cloud', () => {
   });
 });
 
+describe('Shelve answers remembered under the request id (DynamoDB Local conditions)', () => {
+  const NOW = Date.UTC(2026, 0, 5, 8, 0, 0);
+  const expiresAt = NOW / 1000 + 3600;
+  const shelfRecord = (recordId: string): ShelfRecord => ({
+    recordId,
+    tenant: 'tenant-a',
+    instanceId: 'i-0123456789abcdef0',
+    config: {
+      imageId: 'ami-0123456789abcdef0',
+      instanceType: 'm7i.large',
+      availabilityZone: 'us-east-1a',
+      subnetId: 'subnet-0123456789abcdef0',
+      securityGroupIds: [],
+      rootDeviceName: '/dev/xvda',
+      tenancy: 'default',
+    },
+    tags: {},
+    volumes: [],
+    snapshotOnShelve: false,
+    offloadAfterSeconds: -1,
+    shelvedAt: NOW,
+    offloadAt: null,
+    step: 'shelve.prepare',
+    version: 1,
+    stepSince: NOW,
+    nextDueAt: NOW,
+  });
+
+  it('answers a request that created a record with that record, even once the instance link is gone', async () => {
+    const local = await start();
+    const store = records(local);
+    const first = shelfRecord('sh-0123456789abcdef0-t8dsxs');
+    expect(await local.run(() => store.create(first, { requestId: 'event-1', expiresAt }))).toEqual({
+      created: true,
+    });
+    const unshelved = { ...first, step: 'unshelved' as const, version: 2, nextDueAt: null };
+    expect(
+      await local.run(() => store.update(first, unshelved, { unlinkInstanceId: first.instanceId })),
+    ).toBe(true);
+
+    const retried = await local.run(() =>
+      store.create(shelfRecord('sh-0123456789abcdef0-t8dt2s'), { requestId: 'event-1', expiresAt }),
+    );
+
+    const answer = { id: first.instanceId, ok: true, recordId: first.recordId, created: true };
+    expect(retried).toEqual({ created: false, remembered: answer });
+    expect(await local.run(() => store.shelveAnswers('event-1', NOW))).toEqual(
+      new Map([[first.instanceId, answer]]),
+    );
+    expect(await load(local, ['sh-0123456789abcdef0-t8dt2s'])).toEqual([]);
+    expect(
+      await local.run(() =>
+        store.create(shelfRecord('sh-0123456789abcdef0-t8dt2s'), { requestId: 'event-2', expiresAt }),
+      ),
+    ).toEqual({ created: true });
+  });
+
+  it('keeps the first answer of a request, and forgets it once expired', async () => {
+    const local = await start();
+    const store = records(local);
+    const refused = {
+      id: 'i-0123456789abcdef0',
+      ok: false as const,
+      error: { code: 'IncorrectState', message: 'stopping' },
+    };
+    const found = {
+      id: 'i-0123456789abcdef0',
+      ok: true as const,
+      recordId: 'sh-0123456789abcdef0-t8dsxs',
+      created: false,
+    };
+
+    expect(
+      await local.run(() => store.rememberShelveAnswer({ requestId: 'event-1', expiresAt }, refused, NOW)),
+    ).toEqual(refused);
+    expect(
+      await local.run(() => store.rememberShelveAnswer({ requestId: 'event-1', expiresAt }, found, NOW)),
+    ).toEqual(refused);
+
+    const later = (expiresAt + 1) * 1000;
+    expect(await local.run(() => store.shelveAnswers('event-1', later))).toEqual(new Map());
+    expect(
+      await local.run(() =>
+        store.rememberShelveAnswer({ requestId: 'event-1', expiresAt: expiresAt + 3600 }, found, later),
+      ),
+    ).toEqual(found);
+  });
+});
+
 describe('the shelving sandbox scenario', () => {
   it('shelves 50 instances (10 on a Dedicated Host), offloads them and unshelves them all on the fast path', async () => {
     const local = await start();

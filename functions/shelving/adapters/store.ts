@@ -9,7 +9,7 @@ import {
 import { callAws, isConditionalCheckFailed } from '../../shared/aws-errors';
 import { ConflictError } from '../../shared/errors';
 import { TTL_ATTRIBUTE } from '../../shared/tables';
-import type { ShelfRecord, Step } from '../domain/types';
+import type { RequestIdentity, ShelfRecord, ShelveAnswer, Step } from '../domain/types';
 
 /**
  * The shelves table, behind a narrow interface with a DynamoDB and an in-memory implementation.
@@ -23,6 +23,12 @@ import type { ShelfRecord, Step } from '../domain/types';
  * - `INSTANCE#<instanceId>` / `SHELF`: which record an instance (shelved or replacement)
  *   belongs to. Created with the record in one transaction, conditional on not existing: an
  *   instance is in at most one live record, and a duplicate shelve request finds the first one.
+ * - `REQUEST#<requestId>` / `SHELVE#<instanceId>`: what Shelve request `requestId` answered for
+ *   the instance (attribute `answer`), TTL `expiresAt`. When the request created a record, this
+ *   item is written in the record's own transaction, so a record never exists without the
+ *   request that made it being recognizable. It outlives the instance link (which goes when the
+ *   instance is unshelved) and the record itself (Delete Shelved Record), so a retry of the same
+ *   event answers what the first handling answered instead of shelving the instance again.
  *
  * Every update is conditional on the (step, version) the caller read.
  */
@@ -30,10 +36,19 @@ export interface ShelfStore {
   get(recordId: string): Promise<ShelfRecord | undefined>;
   getMany(recordIds: readonly string[]): Promise<ShelfRecord[]>;
   recordIdForInstance(instanceId: string): Promise<string | undefined>;
-  /** Creates the record and claims its instance; answers the existing record id when already claimed. */
-  create(
-    record: ShelfRecord,
-  ): Promise<{ readonly created: true } | { readonly created: false; readonly existingRecordId: string }>;
+  /**
+   * Creates the record and claims its instance, and (given `request`) remembers in the same
+   * transaction that this request created it. Answers the existing record id when the instance is
+   * already claimed, or the remembered answer when this request was handled before.
+   */
+  create(record: ShelfRecord, request?: RequestIdentity): Promise<CreateOutcome>;
+  /** What request `requestId` answered before, by instance id (answers expired at `now` excluded). */
+  shelveAnswers(requestId: string, now: number): Promise<Map<string, ShelveAnswer>>;
+  /**
+   * Remembers an answer that created no record (found one, or refused). The first answer stays:
+   * when one is already remembered for the instance, that one is returned instead.
+   */
+  rememberShelveAnswer(request: RequestIdentity, answer: ShelveAnswer, now: number): Promise<ShelveAnswer>;
   /** Writes `next` if the stored record still has `expected`'s step and version; false when it lost a race. */
   update(expected: ShelfRecord, next: ShelfRecord, options?: UpdateOptions): Promise<boolean>;
   byTenant(tenant: string, limit: number): Promise<ShelfRecord[]>;
@@ -42,6 +57,11 @@ export interface ShelfStore {
   /** Deletes the record and its instance links (conditional on version). */
   remove(record: ShelfRecord): Promise<boolean>;
 }
+
+export type CreateOutcome =
+  | { readonly created: true }
+  | { readonly created: false; readonly existingRecordId: string }
+  | { readonly created: false; readonly remembered: ShelveAnswer };
 
 export interface UpdateOptions {
   /** Also link this instance to the record (a replacement). */
@@ -64,6 +84,26 @@ export const phaseOf = (step: Step): SagaPhase | undefined => {
 
 const recordKey = (recordId: string) => ({ pk: `SHELF#${recordId}`, sk: 'RECORD' });
 const instanceKey = (instanceId: string) => ({ pk: `INSTANCE#${instanceId}`, sk: 'SHELF' });
+const requestPk = (requestId: string) => `REQUEST#${requestId}`;
+const ANSWER_PREFIX = 'SHELVE#';
+const answerKey = (requestId: string, instanceId: string) => ({
+  pk: requestPk(requestId),
+  sk: `${ANSWER_PREFIX}${instanceId}`,
+});
+/** DynamoDB deletes expired items lazily: an expired answer is treated as gone. */
+const unexpired = (expiresAt: unknown, now: number): boolean =>
+  typeof expiresAt === 'number' && expiresAt > Math.floor(now / 1000);
+const answerItem = (request: RequestIdentity, answer: ShelveAnswer): Record<string, unknown> => ({
+  ...answerKey(request.requestId, answer.id),
+  answer,
+  [TTL_ATTRIBUTE]: request.expiresAt,
+});
+/** Put condition of an answer: none remembered yet (an expired one counts as none). */
+const answerAbsent = (now: number) => ({
+  ConditionExpression: 'attribute_not_exists(pk) OR #expiresAt <= :now',
+  ExpressionAttributeNames: { '#expiresAt': TTL_ATTRIBUTE },
+  ExpressionAttributeValues: { ':now': Math.floor(now / 1000) },
+});
 const dueKey = (at: number, recordId: string): string =>
   `${String(Math.max(0, Math.floor(at))).padStart(15, '0')}#${recordId}`;
 
@@ -86,6 +126,20 @@ const recordItem = (record: ShelfRecord, expiresAt?: number): Record<string, unk
 export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: string): ShelfStore => {
   const read = (item: Record<string, unknown> | undefined): ShelfRecord | undefined =>
     item?.record ? (item.record as ShelfRecord) : undefined;
+  const readAnswer = async (
+    requestId: string,
+    instanceId: string,
+    now: number,
+  ): Promise<ShelveAnswer | undefined> => {
+    const answer = await callAws('GetItem', () =>
+      documents.send(
+        new GetCommand({ TableName: tableName, Key: answerKey(requestId, instanceId), ConsistentRead: true }),
+      ),
+    );
+    return answer.Item?.answer && unexpired(answer.Item[TTL_ATTRIBUTE], now)
+      ? (answer.Item.answer as ShelveAnswer)
+      : undefined;
+  };
 
   return {
     async get(recordId) {
@@ -125,7 +179,13 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
       );
       return typeof answer.Item?.recordId === 'string' ? answer.Item.recordId : undefined;
     },
-    async create(record) {
+    async create(record, request) {
+      const answer: ShelveAnswer = {
+        id: record.instanceId,
+        ok: true,
+        recordId: record.recordId,
+        created: true,
+      };
       try {
         await callAws('TransactWriteItems', () =>
           documents.send(
@@ -145,6 +205,17 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
                     ConditionExpression: 'attribute_not_exists(pk)',
                   },
                 },
+                ...(request
+                  ? [
+                      {
+                        Put: {
+                          TableName: tableName,
+                          Item: answerItem(request, answer),
+                          ...answerAbsent(record.shelvedAt),
+                        },
+                      },
+                    ]
+                  : []),
               ],
             }),
           ),
@@ -152,9 +223,52 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
         return { created: true };
       } catch (error) {
         if (!(error instanceof ConflictError)) throw error;
+        if (request) {
+          const remembered = await readAnswer(request.requestId, record.instanceId, record.shelvedAt);
+          if (remembered) return { created: false, remembered };
+        }
         const existing = await this.recordIdForInstance(record.instanceId);
         if (existing) return { created: false, existingRecordId: existing };
         throw error;
+      }
+    },
+    async shelveAnswers(requestId, now) {
+      const answers = new Map<string, ShelveAnswer>();
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const exclusiveStartKey = startKey;
+        const page = await callAws('Query', () =>
+          documents.send(
+            new QueryCommand({
+              TableName: tableName,
+              KeyConditionExpression: 'pk = :pk AND begins_with(sk, :answers)',
+              ExpressionAttributeValues: { ':pk': requestPk(requestId), ':answers': ANSWER_PREFIX },
+              ConsistentRead: true,
+              ...(exclusiveStartKey ? { ExclusiveStartKey: exclusiveStartKey } : {}),
+            }),
+          ),
+        );
+        for (const item of page.Items ?? []) {
+          if (!unexpired(item[TTL_ATTRIBUTE], now) || !item.answer) continue;
+          const answer = item.answer as ShelveAnswer;
+          answers.set(answer.id, answer);
+        }
+        startKey = page.LastEvaluatedKey;
+      } while (startKey);
+      return answers;
+    },
+    async rememberShelveAnswer(request, answer, now) {
+      try {
+        await callAws('PutItem', () =>
+          documents.send(
+            new PutCommand({ TableName: tableName, Item: answerItem(request, answer), ...answerAbsent(now) }),
+          ),
+        );
+        return answer;
+      } catch (error) {
+        if (!(error instanceof ConflictError && isConditionalCheckFailed(error.cause))) throw error;
+        // An overlapping delivery of the same request answered first: its answer is the request's.
+        return (await readAnswer(request.requestId, answer.id, now)) ?? answer;
       }
     },
     async update(expected, next, options = {}) {
@@ -299,6 +413,8 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
 export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap<string, ShelfRecord> } => {
   const records = new Map<string, ShelfRecord>();
   const instances = new Map<string, string>();
+  const answers = new Map<string, { readonly answer: ShelveAnswer; readonly expiresAt: number }>();
+  const answerId = (requestId: string, instanceId: string) => `${requestId}#${instanceId}`;
   const clone = (record: ShelfRecord): ShelfRecord => structuredClone(record);
   return {
     records,
@@ -315,13 +431,38 @@ export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap
     async recordIdForInstance(instanceId) {
       return instances.get(instanceId);
     },
-    async create(record) {
+    async create(record, request) {
+      const remembered = request && answers.get(answerId(request.requestId, record.instanceId));
+      if (remembered && unexpired(remembered.expiresAt, record.shelvedAt)) {
+        return { created: false, remembered: structuredClone(remembered.answer) };
+      }
       const existing = instances.get(record.instanceId);
       if (existing) return { created: false, existingRecordId: existing };
       if (records.has(record.recordId)) return { created: false, existingRecordId: record.recordId };
       records.set(record.recordId, clone(record));
       instances.set(record.instanceId, record.recordId);
+      if (request) {
+        answers.set(answerId(request.requestId, record.instanceId), {
+          answer: { id: record.instanceId, ok: true, recordId: record.recordId, created: true },
+          expiresAt: request.expiresAt,
+        });
+      }
       return { created: true };
+    },
+    async shelveAnswers(requestId, now) {
+      const found = new Map<string, ShelveAnswer>();
+      for (const [key, { answer, expiresAt }] of answers) {
+        if (key.startsWith(`${requestId}#`) && unexpired(expiresAt, now))
+          found.set(answer.id, structuredClone(answer));
+      }
+      return found;
+    },
+    async rememberShelveAnswer(request, answer, now) {
+      const key = answerId(request.requestId, answer.id);
+      const remembered = answers.get(key);
+      if (remembered && unexpired(remembered.expiresAt, now)) return structuredClone(remembered.answer);
+      answers.set(key, { answer: structuredClone(answer), expiresAt: request.expiresAt });
+      return answer;
     },
     async update(expected, next, options = {}) {
       const current = records.get(expected.recordId);

@@ -287,3 +287,15 @@ export interface Decision {
 export type ItemResult<T extends object = object> =
   | ({ readonly id: string; readonly ok: true } & T)
   | { readonly id: string; readonly ok: false; readonly error: RecordError };
+
+/** What a Shelve request answered for one instance: the record it created or found, or why not. */
+export type ShelveAnswer = ItemResult<{ readonly recordId: string; readonly created: boolean }>;
+
+/**
+ * The identity a request's answers are remembered under (the EventBridge event id, which Lambda's
+ * and EventBridge's retries keep), and until when (epoch seconds, the table's TTL).
+ */
+export interface RequestIdentity {
+  readonly requestId: string;
+  readonly expiresAt: number;
+}
