@@ -47,8 +47,9 @@ export const FUNCTION_DEFAULTS: Readonly<Record<FunctionId, FunctionDefaults>> =
   placement: { timeout: Duration.seconds(10), memorySize: 512, reservedConcurrency: 20 },
   // Reconciles every 2 minutes; launches and terminates members.
   pools: { timeout: Duration.minutes(2), memorySize: 512, reservedConcurrency: 5 },
-  // Synchronous claims: the caller waits; conditional writes keep parallel claims safe.
-  claim: { timeout: Duration.seconds(30), memorySize: 512, reservedConcurrency: 20 },
+  // Synchronous claims: the caller waits for start (~21 s from stopped) and personalization over
+  // SSM; a claim that outlives this is resumed from its saga step by the pools reconcile.
+  claim: { timeout: Duration.minutes(10), memorySize: 512, reservedConcurrency: 20 },
   // Bulk shelve/unshelve paced against EC2's token buckets by an in-process pacer: one invocation
   // at a time keeps the pacer's view of the buckets true (parallel copies would each spend them).
   shelving: { timeout: Duration.minutes(3), memorySize: 1024, reservedConcurrency: 1 },

@@ -4,16 +4,16 @@ import { dynamoPoolStore } from '../pools/adapters/store';
 import { claimConfigSchema } from '../pools/config';
 import { eventBridgeFacts } from '../shared/adapters/facts';
 import { loadConfig } from '../shared/config';
-import { NotFoundError } from '../shared/errors';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { Runtime } from '../shared/runtime';
 import { parseRequestServer, requestServerDetail } from './schemas';
-import { type ClaimDeps, claimServer, failureOf, resumeClaim } from './service';
+import { type ClaimDeps, claimServer, resumeClaim } from './service';
 
 /**
  * The claim function ("Request Server"): synchronous invoke or event. Returns the outcome; a
- * request nobody can serve (unknown pool, no capacity anywhere) is a clear `failed` outcome.
+ * request nobody can serve (unknown or draining pool, no capacity anywhere) is a clear `failed`
+ * outcome and a `Server Request Failed` fact, so an asynchronous (PutEvents) requester learns too.
  */
 export const createClaimHandler = (runtime: Runtime) => {
   const config = loadConfig(claimConfigSchema, runtime.env);
@@ -29,13 +29,7 @@ export const createClaimHandler = (runtime: Runtime) => {
     route(WARMBOOT, 'Request Server', requestServerDetail, async ({ id, detail }) => {
       const parsed = parseRequestServer(detail);
       if (parsed.kind === 'resume') return resumeClaim(deps, parsed.requestId);
-      const requestId = parsed.request.requestId ?? id;
-      try {
-        return await claimServer(deps, requestId, parsed.request);
-      } catch (error) {
-        if (error instanceof NotFoundError) return failureOf(requestId, error);
-        throw error;
-      }
+      return claimServer(deps, parsed.request.requestId ?? id, parsed.request);
     }),
   ]);
   return createLambdaHandler(registry, runtime);

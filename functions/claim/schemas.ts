@@ -13,6 +13,7 @@ import {
   SAFE_PARAMETER_VALUE_PATTERN,
   SSH_PUBLIC_KEY_PATTERN,
 } from '../pools/config';
+import { documentNamed } from '../pools/documents';
 import { parseOrThrow } from '../shared/event-registry';
 
 export const requestIdSchema = z.string().regex(/^[A-Za-z0-9-]{1,64}$/);
@@ -21,7 +22,11 @@ export const personalizationSchema = z.object({
   hostname: z.string().regex(regex(HOSTNAME_PATTERN)).optional(),
   sshPublicKey: z.string().regex(regex(SSH_PUBLIC_KEY_PATTERN)).optional(),
   sshUser: z.string().regex(regex(LINUX_USER_PATTERN)).optional(),
-  /** A further warmboot-deployed pool document, its parameters checked against its allowedPatterns. */
+  /**
+   * A further warmboot-deployed pool document. Every value must be safe for any document
+   * (SAFE_PARAMETER_VALUE_PATTERN: no metacharacters, no `..`) and, for a document warmboot
+   * deploys, match that parameter's own allowedPattern — the pattern SSM checks again.
+   */
   document: z
     .object({
       name: z.string().regex(regex(POOL_DOCUMENT_NAME_PATTERN)),
@@ -29,6 +34,30 @@ export const personalizationSchema = z.object({
         z.string().regex(/^[A-Za-z0-9]{1,64}$/),
         z.array(z.string().regex(regex(SAFE_PARAMETER_VALUE_PATTERN))).max(20),
       ),
+    })
+    .superRefine(({ name, parameters }, context) => {
+      const document = documentNamed(name);
+      if (!document) return; // the claim refuses an unknown document by name, before any AWS call
+      for (const [parameter, values] of Object.entries(parameters)) {
+        const allowed = document.parameters[parameter]?.allowedPattern;
+        if (allowed === undefined) {
+          context.addIssue({
+            code: 'custom',
+            path: ['parameters', parameter],
+            message: `unknown parameter for ${name}`,
+          });
+          continue;
+        }
+        for (const [index, value] of values.entries()) {
+          if (!regex(allowed).test(value)) {
+            context.addIssue({
+              code: 'custom',
+              path: ['parameters', parameter, index],
+              message: `must match ${allowed}`,
+            });
+          }
+        }
+      }
     })
     .optional(),
 });

@@ -1,8 +1,15 @@
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { PoolEc2, PoolSsm } from '../pools/adapters/ec2';
-import type { ClaimRecord, PoolRecord, PoolStore } from '../pools/adapters/store';
+import type { PoolRecord, PoolStore } from '../pools/adapters/store';
 import { documentNamed, PERSONALIZE_DOCUMENT } from '../pools/documents';
+import {
+  CLAIM_LEASE_MS,
+  type ClaimError,
+  type ClaimRecord,
+  isLeased,
+  isTerminal,
+} from '../pools/domain/claims';
 import { type PoolMember, transition } from '../pools/domain/lifecycle';
 import type { ObservedInstance } from '../pools/domain/reconcile';
 import { isManagedBy, TAG } from '../pools/domain/tags';
@@ -11,7 +18,6 @@ import type { Clock } from '../shared/clock';
 import {
   CapacityError,
   ConflictError,
-  errorMessage,
   IncorrectStateError,
   NotFoundError,
   ValidationError,
@@ -57,7 +63,7 @@ export type ClaimOutcome =
 const RUNNING_WAIT_MS = 5 * 60_000;
 const COMMAND_WAIT_MS = 10 * 60_000;
 
-/** Personalization parameters, validated with the same patterns as the document's allowedPattern. */
+/** The personalization document's parameters, validated with the document's own allowedPatterns. */
 export const personalizeParameters = (request: ServerRequest, platform: string) => {
   const personalize = documentNamed(PERSONALIZE_DOCUMENT);
   const parameters: Record<string, string[]> = {
@@ -68,16 +74,22 @@ export const personalizeParameters = (request: ServerRequest, platform: string) 
   };
   const invalid = personalize && invalidDocumentParameter(personalize, parameters);
   if (invalid) throw new ValidationError(`detail.personalization.${invalid.parameter}`, invalid.message);
-  const named = request.personalization?.document;
-  if (named) {
-    const document = documentNamed(named.name);
-    if (!document)
-      throw new ValidationError('detail.personalization.document.name', `unknown document ${named.name}`);
-    const bad = invalidDocumentParameter(document, named.parameters);
-    if (bad)
-      throw new ValidationError(`detail.personalization.document.parameters.${bad.parameter}`, bad.message);
-  }
   return parameters;
+};
+
+/**
+ * A further named document must be one warmboot deploys (the schema checked its values against
+ * that document's allowedPatterns already). Checked before any AWS call, like the schema.
+ */
+const checkNamedDocument = (request: ServerRequest): void => {
+  const named = request.personalization?.document;
+  if (!named) return;
+  const document = documentNamed(named.name);
+  if (!document)
+    throw new ValidationError('detail.personalization.document.name', `unknown document ${named.name}`);
+  const bad = invalidDocumentParameter(document, named.parameters);
+  if (bad)
+    throw new ValidationError(`detail.personalization.document.parameters.${bad.parameter}`, bad.message);
 };
 
 const poolFor = async (store: PoolStore, request: ServerRequest): Promise<PoolRecord> => {
@@ -92,6 +104,83 @@ const poolFor = async (store: PoolStore, request: ServerRequest): Promise<PoolRe
   if (!match) throw new NotFoundError(`no active pool for image ${request.image}`);
   return match;
 };
+
+/**
+ * The saga as one driver holds it: every step is a conditional write on the claim's version that
+ * also extends the driver's lease, so a second driver (a Lambda retry, a client retry, a resume
+ * from the pools reconcile) takes over only a saga nobody drives, and a driver that was taken
+ * over learns it at its next write.
+ */
+class Saga {
+  #record: ClaimRecord;
+  constructor(
+    private readonly deps: ClaimDeps,
+    record: ClaimRecord,
+  ) {
+    this.#record = record;
+  }
+
+  get record(): ClaimRecord {
+    return this.#record;
+  }
+
+  get requestId(): string {
+    return this.#record.requestId;
+  }
+
+  get request(): ServerRequest {
+    return this.#record.request as ServerRequest;
+  }
+
+  /** Records a step (or just renews the lease); a finished saga needs no lease. */
+  async step(changes: Partial<Omit<ClaimRecord, 'version' | 'leaseUntil' | 'updatedAt'>> = {}) {
+    const now = this.deps.clock.now();
+    const { leaseUntil: _held, ...current } = this.#record;
+    const next: ClaimRecord = {
+      ...current,
+      ...changes,
+      version: this.#record.version + 1,
+      updatedAt: now,
+      ...(isTerminal(changes.step ?? current.step) ? {} : { leaseUntil: now + CLAIM_LEASE_MS }),
+    };
+    try {
+      await this.deps.store.updateClaim(this.#record, next);
+    } catch (error) {
+      if (error instanceof ConflictError) throw new ClaimTakenOverError(this.requestId, error);
+      throw error;
+    }
+    this.#record = next;
+  }
+
+  /** While waiting on EC2 or SSM: keep the saga ours once half the lease has passed. */
+  async keep(): Promise<void> {
+    const left = (this.#record.leaseUntil ?? 0) - this.deps.clock.now();
+    if (left < CLAIM_LEASE_MS / 2) await this.step();
+  }
+
+  /** After a failed invocation: let the next driver (Lambda's retry) take over at once. */
+  async letGo(): Promise<void> {
+    if (isTerminal(this.#record.step)) return;
+    const { leaseUntil: _held, ...released } = this.#record;
+    await this.deps.store
+      .updateClaim(this.#record, { ...released, version: this.#record.version + 1 })
+      .catch(() => undefined); // best effort: the lease lapses by itself
+  }
+}
+
+/** Another driver took the saga over (its lease had lapsed): it carries the claim on. */
+class ClaimTakenOverError extends ConflictError {
+  constructor(requestId: string, cause: unknown) {
+    super(`claim ${requestId} is driven by another invocation`, { cause });
+    this.name = 'ClaimTakenOverError';
+  }
+}
+
+const inProgress = (claim: ClaimRecord): ClaimOutcome => ({
+  status: 'in-progress',
+  requestId: claim.requestId,
+  step: claim.step,
+});
 
 const waitFor = async <T>(
   clock: Clock,
@@ -109,107 +198,294 @@ const waitFor = async <T>(
   return value;
 };
 
+/** Publishes the failure every asynchronous requester waits for. */
+const publishFailure = async (
+  deps: ClaimDeps,
+  detail: { requestId: string; pool?: string; image?: string; instanceId?: string; error: ClaimError },
+): Promise<ClaimOutcome> => {
+  await deps.facts.publish([{ detailType: 'Server Request Failed', detail }]);
+  return { status: 'failed', requestId: detail.requestId, error: detail.error };
+};
+
+/** Records the failure on the saga, then reports it (a retry of a failed saga reports it again). */
+const fail = async (deps: ClaimDeps, saga: Saga, error: ClaimError): Promise<ClaimOutcome> => {
+  await saga.step({ step: 'failed', error });
+  return republish(deps, saga.record);
+};
+
 /**
- * The claim saga. Every step is recorded on the claim record (conditional on its version), so a
- * crashed claim either resumes (cold launch finished) or is healed by the pools reconcile
- * (member stuck in `claimed`: released if never started, retired otherwise).
+ * A finished saga's fact, published again: a request seen again (client retry, a retry after a
+ * crash between the step write and the publish) gets the same answer, at least once.
+ */
+const republish = async (deps: ClaimDeps, claim: ClaimRecord): Promise<ClaimOutcome> => {
+  if (claim.step === 'ready' && claim.instanceId && claim.path) {
+    const timeToReadySeconds = secondsSince(claim.requestedAt, claim.updatedAt ?? claim.requestedAt);
+    await deps.facts.publish([
+      {
+        detailType: 'Server Ready',
+        detail: {
+          requestId: claim.requestId,
+          instanceId: claim.instanceId,
+          path: claim.path,
+          timeToReadySeconds,
+          pool: claim.pool,
+        },
+        resources: [],
+      },
+    ]);
+    return {
+      status: 'ready',
+      requestId: claim.requestId,
+      instanceId: claim.instanceId,
+      path: claim.path,
+      pool: claim.pool,
+      timeToReadySeconds,
+    };
+  }
+  return publishFailure(deps, {
+    requestId: claim.requestId,
+    pool: claim.pool,
+    ...(claim.instanceId ? { instanceId: claim.instanceId } : {}),
+    error: claim.error ?? { code: 'ClaimFailed', message: `claim ended at step ${claim.step}` },
+  });
+};
+
+const secondsSince = (from: number, to: number): number => Math.round((to - from) / 100) / 10;
+
+/**
+ * The claim saga: `requested → member-claimed → started → transferred → ready`, or
+ * `requested → cold-launching → (pools initializes) → transferred → ready`, or `failed`. A request
+ * whose saga exists already continues it from the recorded step instead of starting over, so a
+ * retried or re-sent request finishes what an interrupted one began; the pools reconcile resumes
+ * (or gives up and reports) a saga nobody drives.
  */
 export const claimServer = async (
   deps: ClaimDeps,
   requestId: string,
   request: ServerRequest,
 ): Promise<ClaimOutcome> => {
-  const started = deps.clock.now();
-  const record = await poolFor(deps.store, request);
+  checkNamedDocument(request);
+  const existing = await deps.store.getClaim(requestId);
+  if (existing) return continueClaim(deps, existing);
+  let record: PoolRecord;
+  try {
+    record = await poolFor(deps.store, request);
+  } catch (error) {
+    if (!(error instanceof NotFoundError)) throw error;
+    return publishFailure(deps, {
+      requestId,
+      ...(request.pool ? { pool: request.pool } : { image: request.image }),
+      error: { code: error.code, message: error.message },
+    });
+  }
   const spec = record.spec;
-  const platform = spec.initialization.platform;
-  personalizeParameters(request, platform);
+  personalizeParameters(request, spec.initialization.platform);
+  const now = deps.clock.now();
   const claim: ClaimRecord = {
     requestId,
     step: 'requested',
     pool: spec.name,
     request: request as Record<string, unknown>,
-    requestedAt: started,
+    requestedAt: now,
+    updatedAt: now,
+    leaseUntil: now + CLAIM_LEASE_MS,
     version: 0,
   };
   if (!(await deps.store.createClaim(claim))) {
-    const existing = await deps.store.getClaim(requestId);
-    return existing?.step === 'ready' && existing.instanceId && existing.path
-      ? {
-          status: 'ready',
-          requestId,
-          instanceId: existing.instanceId,
-          path: existing.path,
-          pool: existing.pool,
-          timeToReadySeconds: 0,
-        }
-      : { status: 'in-progress', requestId, step: existing?.step ?? 'unknown' };
+    const raced = await deps.store.getClaim(requestId);
+    return raced ? continueClaim(deps, raced) : { status: 'in-progress', requestId, step: 'requested' };
   }
-  await deps.store.recordRequest(spec.name, started);
-  let saga = claim;
-  const step = async (changes: Partial<ClaimRecord>) => {
-    const next = { ...saga, ...changes, version: saga.version + 1 };
-    await deps.store.updateClaim(saga, next);
-    saga = next;
-  };
+  await deps.store.recordRequest(spec.name, now);
+  const saga = new Saga(deps, claim);
+  return drive(saga, () => claimMember(deps, saga, record));
+};
+
+/** `Request Server {requestId, resume: true}`: the pools function initialized a cold launch, or its reconcile found the saga stalled. */
+export const resumeClaim = async (deps: ClaimDeps, requestId: string): Promise<ClaimOutcome> => {
+  const claim = await deps.store.getClaim(requestId);
+  if (!claim) return { status: 'in-progress', requestId, step: 'unknown' };
+  return continueClaim(deps, claim);
+};
+
+/** Continues a saga from its recorded step, unless another invocation is driving it. */
+const continueClaim = async (deps: ClaimDeps, claim: ClaimRecord): Promise<ClaimOutcome> => {
+  if (isTerminal(claim.step)) return republish(deps, claim);
+  const now = deps.clock.now();
+  if (isLeased(claim, now)) return inProgress(claim);
+  let member: PoolMember | undefined;
+  if (claim.step === 'cold-launching' && claim.instanceId) {
+    member = await deps.store.findMember(claim.instanceId);
+    // Still initializing: the pools function sends the resume when it is done.
+    if (member && (member.state === 'launching' || member.state === 'initializing')) {
+      return {
+        status: 'launching',
+        requestId: claim.requestId,
+        instanceId: claim.instanceId,
+        path: 'cold',
+        pool: claim.pool,
+      };
+    }
+  }
+  const saga = new Saga(deps, claim);
+  try {
+    await saga.step(); // take the saga over
+  } catch (error) {
+    if (error instanceof ClaimTakenOverError) return inProgress(claim);
+    throw error;
+  }
+  return drive(saga, () => advance(deps, saga, member));
+};
+
+/** Runs the saga; a failed invocation gives its lease up so Lambda's retry continues at once. */
+const drive = async (saga: Saga, run: () => Promise<ClaimOutcome>): Promise<ClaimOutcome> => {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof ClaimTakenOverError) return inProgress(saga.record);
+    await saga.letGo();
+    throw error;
+  }
+};
+
+const advance = async (deps: ClaimDeps, saga: Saga, coldMember?: PoolMember): Promise<ClaimOutcome> => {
+  const { step, instanceId } = saga.record;
+  if (step === 'cold-launching') {
+    if (coldMember && coldMember.state !== 'claimed' && coldMember.state !== 'handed-over') {
+      return fail(deps, saga, {
+        code: 'ColdLaunchFailed',
+        message: `the server launched for the request (${coldMember.instanceId}) is ${coldMember.state}: ${coldMember.reason ?? 'unknown'}`,
+      });
+    }
+    return handOver(deps, saga, instanceId ?? '', 'cold');
+  }
+  if (step === 'started') return handOver(deps, saga, instanceId ?? '', saga.record.path ?? 'warm');
+  if (step === 'transferred') return personalize(deps, saga, instanceId ?? '', saga.record.path ?? 'warm');
+  const record = await deps.store.getPool(saga.record.pool);
+  // A claim that holds a member already finishes even if the pool started draining meanwhile.
+  if (!record || (record.status !== 'active' && step === 'requested')) {
+    return fail(deps, saga, {
+      code: 'NotFound',
+      message: `pool ${saga.record.pool} is not defined or is draining`,
+    });
+  }
+  return claimMember(deps, saga, record);
+};
+
+/**
+ * Takes a ready member (or continues with the one this saga already took) and starts it; no
+ * member left → cold launch. A crash after the member's conditional write but before the step
+ * write is found again by the member's claim id.
+ */
+const claimMember = async (deps: ClaimDeps, saga: Saga, record: PoolRecord): Promise<ClaimOutcome> => {
+  const spec = record.spec;
+  const request = saga.request;
+  const requestId = saga.requestId;
   const instanceType = request.instanceType ?? spec.instanceType;
   const tried = new Set<string>();
   for (;;) {
     const members = await deps.store.listMembers(spec.name);
-    const [candidate] = rankCandidates(
-      members,
-      { instanceType, availabilityZone: request.availabilityZone },
-      tried,
+    // What an interrupted run of this saga took already: a claimed member, or its cold launch.
+    const mine = members.find(
+      (member) =>
+        member.claimId === requestId &&
+        !tried.has(member.instanceId) &&
+        (member.state === 'claimed' ||
+          (member.origin === 'claim' && (member.state === 'launching' || member.state === 'initializing'))),
     );
-    if (!candidate) break;
-    tried.add(candidate.member.instanceId);
-    const claimed = transition(candidate.member, 'claimed', deps.clock.now(), { claimId: requestId });
-    try {
-      await deps.store.updateMember(candidate.member, claimed);
-    } catch (error) {
-      if (error instanceof ConflictError) continue; // another claim won this member
-      throw error;
+    if (mine?.origin === 'claim') {
+      await saga.step({ step: 'cold-launching', instanceId: mine.instanceId, path: 'cold' });
+      return advance(deps, saga, mine);
     }
-    await step({ step: 'member-claimed', instanceId: claimed.instanceId, path: candidate.path });
-    const instance = await deps.ec2.describe(claimed.instanceId);
-    if (!instance) {
-      // Terminated behind warmboot's back: the reconcile forgets the record.
-      await deps.store.updateMember(
-        claimed,
-        transition(claimed, 'retiring', deps.clock.now(), { reason: 'vanished' }),
+    let claimed: PoolMember;
+    let path: Exclude<ClaimPath, 'cold'>;
+    if (mine?.state === 'claimed') {
+      claimed = mine;
+      path = pathOf(mine);
+    } else {
+      const [candidate] = rankCandidates(
+        members,
+        { instanceType, availabilityZone: request.availabilityZone },
+        tried,
       );
-      continue;
-    }
-    let resized = false;
-    try {
-      if (candidate.resize) {
-        await deps.ec2.resize(instance, spec.name, instanceType);
-        resized = true;
+      if (!candidate) break;
+      claimed = transition(candidate.member, 'claimed', deps.clock.now(), { claimId: requestId });
+      path = candidate.path;
+      try {
+        await deps.store.updateMember(candidate.member, claimed);
+      } catch (error) {
+        if (error instanceof ConflictError) {
+          tried.add(candidate.member.instanceId);
+          continue; // another claim won this member
+        }
+        throw error;
       }
-      if (!claimed.running) await deps.ec2.start(instance, spec.name);
-    } catch (error) {
-      if (!(error instanceof CapacityError || error instanceof IncorrectStateError)) throw error;
-      await giveBack(deps, spec.name, claimed, instance, resized);
-      continue;
     }
-    if (!claimed.running) {
-      await waitFor(
-        deps.clock,
-        RUNNING_WAIT_MS,
-        async () => ((await deps.ec2.describe(claimed.instanceId))?.state === 'running' ? true : undefined),
-        'running',
-      );
+    tried.add(claimed.instanceId);
+    if (saga.record.step !== 'member-claimed' || saga.record.instanceId !== claimed.instanceId) {
+      await saga.step({ step: 'member-claimed', instanceId: claimed.instanceId, path });
     }
-    await step({ step: 'started' });
+    if (!(await startMember(deps, saga, spec.name, claimed, instanceType))) continue;
+    await saga.step({ step: 'started' });
     await deps.facts.publish([
       {
         detailType: 'Server Claimed',
         detail: { pool: spec.name, requestId, instanceId: claimed.instanceId },
       },
     ]);
-    return handOver(deps, saga, claimed, request, candidate.path, step);
+    return handOver(deps, saga, claimed.instanceId, path);
   }
-  return coldLaunch(deps, saga, record, instanceType, step);
+  return coldLaunch(deps, saga, record, instanceType);
+};
+
+const pathOf = (member: PoolMember): Exclude<ClaimPath, 'cold'> => (member.running ? 'hot' : 'warm');
+
+const GONE: readonly ObservedInstance['state'][] = ['shutting-down', 'terminated'];
+
+/**
+ * Resizes and starts a claimed member, from whatever EC2 shows (a resumed saga may find it
+ * resized or already starting). False when the member cannot serve: vanished (retired), or a
+ * start refused for capacity or state (given back to the pool, so the next candidate is tried).
+ */
+const startMember = async (
+  deps: ClaimDeps,
+  saga: Saga,
+  pool: string,
+  claimed: PoolMember,
+  instanceType: string,
+): Promise<boolean> => {
+  const instance = await deps.ec2.describe(claimed.instanceId);
+  if (!instance || GONE.includes(instance.state)) {
+    // Terminated behind warmboot's back: the reconcile forgets the record.
+    await deps.store.updateMember(
+      claimed,
+      transition(claimed, 'retiring', deps.clock.now(), { reason: 'vanished' }),
+    );
+    return false;
+  }
+  let resized = instance.instanceType !== claimed.instanceType;
+  try {
+    if (instance.state === 'stopped' && instance.instanceType !== instanceType) {
+      await deps.ec2.resize(instance, pool, instanceType);
+      resized = instanceType !== claimed.instanceType;
+    }
+    if (instance.state !== 'running' && instance.state !== 'pending') await deps.ec2.start(instance, pool);
+  } catch (error) {
+    if (!(error instanceof CapacityError || error instanceof IncorrectStateError)) throw error;
+    await giveBack(deps, pool, claimed, instance, resized);
+    return false;
+  }
+  if (instance.state !== 'running') {
+    await waitFor(
+      deps.clock,
+      RUNNING_WAIT_MS,
+      async () => {
+        await saga.keep();
+        return (await deps.ec2.describe(claimed.instanceId))?.state === 'running' ? true : undefined;
+      },
+      'running',
+    );
+  }
+  return true;
 };
 
 /**
@@ -246,48 +522,54 @@ const giveBack = async (
 
 const coldLaunch = async (
   deps: ClaimDeps,
-  saga: ClaimRecord,
+  saga: Saga,
   record: PoolRecord,
   instanceType: string,
-  step: (changes: Partial<ClaimRecord>) => Promise<void>,
 ): Promise<ClaimOutcome> => {
   const { spec } = record;
+  const requestId = saga.requestId;
   let lastError: WarmbootError | undefined;
   for (const subnetId of spec.subnets) {
     try {
+      // The client token makes a retried launch return the instance a crashed attempt started.
       const instance = await deps.ec2.launch({
         spec,
         imageId: await deps.ssm.resolveImage(spec.image),
         subnetId,
-        clientToken: `${saga.requestId}-${subnetId}`.slice(0, 64),
+        clientToken: `${requestId}-${subnetId}`.slice(0, 64),
         instanceType,
         tags: {
           [TAG.managed]: 'true',
           [TAG.pool]: spec.name,
           [TAG.memberState]: 'launching',
-          [TAG.claim]: saga.requestId,
+          [TAG.claim]: requestId,
         },
       });
       const now = deps.clock.now();
-      await deps.store.createMember({
-        pool: spec.name,
-        instanceId: instance.instanceId,
-        origin: 'claim',
-        state: 'launching',
-        running: true,
-        imageId: instance.imageId,
-        instanceType,
-        availabilityZone: instance.availabilityZone,
-        subnetId,
-        launchedAt: now,
-        stateSince: now,
-        version: 0,
-        claimId: saga.requestId,
-      });
-      await step({ step: 'cold-launching', instanceId: instance.instanceId, path: 'cold' });
+      try {
+        await deps.store.createMember({
+          pool: spec.name,
+          instanceId: instance.instanceId,
+          origin: 'claim',
+          state: 'launching',
+          running: true,
+          imageId: instance.imageId,
+          instanceType,
+          availabilityZone: instance.availabilityZone,
+          subnetId,
+          launchedAt: now,
+          stateSince: now,
+          version: 0,
+          claimId: requestId,
+        });
+      } catch (error) {
+        // Created by the crashed attempt (or adopted by the reconcile from its tags).
+        if (!(error instanceof ConflictError)) throw error;
+      }
+      await saga.step({ step: 'cold-launching', instanceId: instance.instanceId, path: 'cold' });
       return {
         status: 'launching',
-        requestId: saga.requestId,
+        requestId,
         instanceId: instance.instanceId,
         path: 'cold',
         pool: spec.name,
@@ -297,126 +579,108 @@ const coldLaunch = async (
       lastError = error;
     }
   }
-  const failure = {
+  return fail(deps, saga, {
     code: lastError?.code ?? 'InsufficientCapacity',
     message: lastError?.message ?? 'no capacity',
-  };
-  await step({ step: 'failed', error: failure });
-  await deps.facts.publish([
-    {
-      detailType: 'Server Request Failed',
-      detail: { requestId: saga.requestId, pool: spec.name, error: failure },
-    },
-  ]);
-  return { status: 'failed', requestId: saga.requestId, error: failure };
+  });
 };
 
-/** Resumes a claim whose cold launch the pools function initialized (member now `claimed`). */
-export const resumeClaim = async (deps: ClaimDeps, requestId: string): Promise<ClaimOutcome> => {
-  const saga = await deps.store.getClaim(requestId);
-  if (!saga?.instanceId || saga.step !== 'cold-launching') {
-    return { status: 'in-progress', requestId, step: saga?.step ?? 'unknown' };
-  }
-  const member = await deps.store.findMember(saga.instanceId);
-  if (member?.state !== 'claimed' || member.claimId !== requestId) {
-    return { status: 'in-progress', requestId, step: saga.step };
-  }
-  let current = saga;
-  const step = async (changes: Partial<ClaimRecord>) => {
-    const next = { ...current, ...changes, version: current.version + 1 };
-    await deps.store.updateClaim(current, next);
-    current = next;
-  };
-  return handOver(deps, saga, member, saga.request as ServerRequest, 'cold', step);
-};
-
-/** Ownership transfer, personalization, Server Ready. Owner tags come only from the request. */
+/**
+ * Ownership transfer. Idempotent from any point: a saga resumed after a crash finds the owner
+ * tags applied and the pool tags gone, or the member record already handed over or deleted (the
+ * reconcile hands over a claimed member whose instance lost its pool tags).
+ */
 const handOver = async (
   deps: ClaimDeps,
-  saga: ClaimRecord,
-  member: PoolMember,
-  request: ServerRequest,
+  saga: Saga,
+  instanceId: string,
   path: ClaimPath,
-  step: (changes: Partial<ClaimRecord>) => Promise<void>,
 ): Promise<ClaimOutcome> => {
-  const record = await deps.store.getPool(member.pool);
-  const platform = record?.spec.initialization.platform ?? 'linux';
-  await deps.ec2.tag(member.instanceId, request.ownerTags);
-  const poolTags = [TAG.pool, TAG.memberState, TAG.managed, TAG.claim];
-  // Volumes first: their fence is the instance's pool tags, which the next call removes. A retried
-  // hand-over that finds the instance already re-owned has done the volumes before.
-  const instance = await deps.ec2.describe(member.instanceId);
-  if (instance && isManagedBy(instance.tags, member.pool)) {
-    await deps.ec2.untagVolumes(instance, member.pool, poolTags);
+  const requestId = saga.requestId;
+  const member = await deps.store.findMember(instanceId);
+  const ours =
+    member?.claimId === requestId && (member.state === 'claimed' || member.state === 'handed-over');
+  if (member && !ours) {
+    return fail(deps, saga, {
+      code: 'ClaimLost',
+      message: `${instanceId} went back to the pool (${member.state}) before it was handed over`,
+    });
   }
-  await deps.ec2.untag(member.instanceId, poolTags);
-  const handedOver = transition(member, 'handed-over', deps.clock.now());
-  await deps.store.updateMember(member, handedOver);
-  await deps.store.deleteMember(handedOver);
-  await step({ step: 'transferred' });
+  const instance = await deps.ec2.describe(instanceId);
+  if (!instance || GONE.includes(instance.state)) {
+    return fail(deps, saga, { code: 'ServerLost', message: `${instanceId} is gone` });
+  }
+  const pool = saga.record.pool;
+  if (isManagedBy(instance.tags, pool)) {
+    if (!member) {
+      return fail(deps, saga, {
+        code: 'ClaimLost',
+        message: `${instanceId} is no longer claimed for this request`,
+      });
+    }
+    await deps.ec2.tag(instanceId, saga.request.ownerTags);
+    // Volumes first: their fence is the instance's pool tags, which the next call removes.
+    await deps.ec2.untagVolumes(instance, pool, POOL_TAGS);
+    await deps.ec2.untag(instanceId, POOL_TAGS);
+  }
+  if (member?.state === 'claimed') {
+    const handedOver = transition(member, 'handed-over', deps.clock.now());
+    await deps.store.updateMember(member, handedOver);
+    await deps.store.deleteMember(handedOver);
+  } else if (member) {
+    await deps.store.deleteMember(member);
+  }
+  await saga.step({ step: 'transferred', instanceId, path });
+  return personalize(deps, saga, instanceId, path);
+};
+
+const POOL_TAGS = [TAG.pool, TAG.memberState, TAG.managed, TAG.claim];
+
+/** Personalization over SSM, then Server Ready. A resumed saga sends the commands again. */
+const personalize = async (
+  deps: ClaimDeps,
+  saga: Saga,
+  instanceId: string,
+  path: ClaimPath,
+): Promise<ClaimOutcome> => {
+  const request = saga.request;
+  const record = await deps.store.getPool(saga.record.pool);
+  const platform = record?.spec.initialization.platform ?? 'linux';
   const commands: [string, Record<string, string[]>][] = [
     [PERSONALIZE_DOCUMENT, personalizeParameters(request, platform)],
   ];
   const named = request.personalization?.document;
   if (named) commands.push([named.name, named.parameters]);
   for (const [document, parameters] of commands) {
-    const commandId = await deps.ssm.send(member.instanceId, document, parameters);
+    const commandId = await deps.ssm.send(instanceId, document, parameters);
     const result = await waitFor(
       deps.clock,
       COMMAND_WAIT_MS,
       async () => {
-        const status = await deps.ssm.result(commandId, member.instanceId);
+        await saga.keep();
+        const status = await deps.ssm.result(commandId, instanceId);
         return status === 'pending' ? undefined : status;
       },
-      `${document} on ${member.instanceId}`,
+      `${document} on ${instanceId}`,
     );
     if (result === 'failed') {
-      const error = { code: 'PersonalizationFailed', message: `${document} failed on ${member.instanceId}` };
-      await step({ step: 'failed', error });
-      await deps.facts.publish([
-        {
-          detailType: 'Server Request Failed',
-          detail: { requestId: saga.requestId, pool: member.pool, instanceId: member.instanceId, error },
-        },
-      ]);
-      return { status: 'failed', requestId: saga.requestId, error };
+      return fail(deps, saga, {
+        code: 'PersonalizationFailed',
+        message: `${document} failed on ${instanceId}`,
+      });
     }
   }
-  const timeToReadySeconds = Math.round((deps.clock.now() - saga.requestedAt) / 100) / 10;
-  await step({ step: 'ready' });
-  await deps.facts.publish([
-    {
-      detailType: 'Server Ready',
-      detail: {
-        requestId: saga.requestId,
-        instanceId: member.instanceId,
-        path,
-        timeToReadySeconds,
-        pool: member.pool,
-      },
-      resources: [],
-    },
-  ]);
-  deps.metrics
-    .singleMetric()
-    .addDimension('Path', path)
-    .addMetric('TimeToReadySeconds', MetricUnit.Seconds, timeToReadySeconds);
-  deps.metrics
-    .singleMetric()
-    .addDimension('Pool', member.pool)
-    .addMetric('PoolHitRatio', MetricUnit.Percent, path === 'cold' ? 0 : 100);
-  return {
-    status: 'ready',
-    requestId: saga.requestId,
-    instanceId: member.instanceId,
-    path,
-    pool: member.pool,
-    timeToReadySeconds,
-  };
+  await saga.step({ step: 'ready' });
+  const outcome = await republish(deps, saga.record);
+  if (outcome.status === 'ready') {
+    deps.metrics
+      .singleMetric()
+      .addDimension('Path', path)
+      .addMetric('TimeToReadySeconds', MetricUnit.Seconds, outcome.timeToReadySeconds);
+    deps.metrics
+      .singleMetric()
+      .addDimension('Pool', outcome.pool)
+      .addMetric('PoolHitRatio', MetricUnit.Percent, path === 'cold' ? 0 : 100);
+  }
+  return outcome;
 };
-
-export const failureOf = (requestId: string, error: unknown): ClaimOutcome => ({
-  status: 'failed',
-  requestId,
-  error: { code: error instanceof WarmbootError ? error.code : 'Error', message: errorMessage(error) },
-});

@@ -36,8 +36,11 @@ export const PLATFORM_PATTERN = '^(linux|windows)$';
 export const BOOLEAN_PATTERN = '^(true|false)$';
 /** Documents a pool may run: deployed by warmboot and routed to the pools function by name prefix. */
 export const POOL_DOCUMENT_NAME_PATTERN = '^Warmboot-Pool[A-Za-z0-9_.-]{1,100}$';
-/** Free-form parameter values of a named personalization document: no shell metacharacters at all. */
-export const SAFE_PARAMETER_VALUE_PATTERN = '^[A-Za-z0-9 ._:/=+@,-]{0,256}$';
+/**
+ * Free-form parameter values of a named personalization document: no shell metacharacters at all,
+ * and no `..` (a value may be a path, never one that climbs out of where the document puts it).
+ */
+export const SAFE_PARAMETER_VALUE_PATTERN = '^(?!.*\\.\\.)[A-Za-z0-9 ._:/=+@,-]{0,256}$';
 /** Owner tag keys: not warmboot's or AWS's namespace (aws: keys are reserved by EC2 anyway). */
 export const OWNER_TAG_KEY_PATTERN = '^(?!warmboot:)(?!aws:)[A-Za-z0-9 _.:/=+@-]{1,128}$';
 export const OWNER_TAG_VALUE_PATTERN = '^[A-Za-z0-9 _.:/=+@-]{0,256}$';

@@ -7,6 +7,7 @@ import type { PoolEc2, PoolSsm } from './adapters/ec2';
 import type { PoolRecord, PoolStore } from './adapters/store';
 import type { PoolSpec } from './config';
 import { documentNamed, PERSONALIZE_DOCUMENT } from './documents';
+import { type ClaimHealing, healClaims } from './domain/claims';
 import { type MemberState, type PoolMember, transition } from './domain/lifecycle';
 import {
   afterInitialization,
@@ -55,12 +56,14 @@ const sendWhenOnline = (
     retryable: (error) => error instanceof IncorrectStateError,
   });
 
+type ActionKind = PoolAction['kind'] | ClaimHealing['kind'];
+
 export type ItemResult =
-  | { readonly id: string; readonly ok: true; readonly action: PoolAction['kind'] }
+  | { readonly id: string; readonly ok: true; readonly action: ActionKind }
   | {
       readonly id: string;
       readonly ok: false;
-      readonly action: PoolAction['kind'];
+      readonly action: ActionKind;
       readonly error: { code: string; message: string };
     };
 
@@ -224,12 +227,57 @@ export const applyAction = async (
   }
 };
 
-const applyAll = async (deps: PoolDeps, spec: PoolSpec, actions: readonly PoolAction[], now: number) => {
+/**
+ * Heals one unfinished claim: a stalled saga is resumed by the claim function (`Request Server`
+ * with `resume`, the same event a finished cold launch sends), one given up is failed — a
+ * conditional write, so a claim someone drives meanwhile is left alone — and reported.
+ */
+export const applyHealing = async (deps: PoolDeps, healing: ClaimHealing, now: number): Promise<void> => {
+  const { claim } = healing;
+  if (healing.kind === 'resume-claim') {
+    await deps.facts.publish([
+      { detailType: 'Request Server', detail: { requestId: claim.requestId, resume: true }, resources: [] },
+    ]);
+    return;
+  }
+  const { leaseUntil: _lapsed, ...rest } = claim;
+  await deps.store.updateClaim(claim, {
+    ...rest,
+    step: 'failed',
+    error: healing.error,
+    updatedAt: now,
+    version: claim.version + 1,
+  });
+  await deps.facts.publish([
+    {
+      detailType: 'Server Request Failed',
+      detail: {
+        requestId: claim.requestId,
+        pool: claim.pool,
+        ...(claim.instanceId ? { instanceId: claim.instanceId } : {}),
+        error: healing.error,
+      },
+    },
+  ]);
+};
+
+const applyAll = async (
+  deps: PoolDeps,
+  spec: PoolSpec,
+  actions: readonly (PoolAction | ClaimHealing)[],
+  now: number,
+) => {
   const results: ItemResult[] = [];
   for (const action of actions) {
-    const id = action.kind === 'launch' ? action.clientToken : action.member.instanceId;
+    const id =
+      action.kind === 'launch'
+        ? action.clientToken
+        : 'claim' in action
+          ? action.claim.requestId
+          : action.member.instanceId;
     try {
-      await applyAction(deps, spec, action, now);
+      if ('claim' in action) await applyHealing(deps, action, now);
+      else await applyAction(deps, spec, action, now);
       results.push({ id, ok: true, action: action.kind });
     } catch (error) {
       const code = error instanceof Error && 'code' in error ? String(error.code) : 'Error';
@@ -270,7 +318,8 @@ const takeLease = async (deps: PoolDeps, pool: string, owner: string): Promise<b
 
 /**
  * Level-triggered reconcile of one pool: re-derives everything from DynamoDB + EC2 + SSM under the
- * pool's lease, so the members it counts are not changed by another reconcile's launches.
+ * pool's lease, so the members it counts are not changed by another reconcile's launches, and
+ * resumes or gives up the pool's claims that nobody drives any more.
  */
 export const reconcileOne = async (deps: PoolDeps, name: string, now: number): Promise<ReconcileSummary> => {
   const owner = leaseOwner(deps);
@@ -288,11 +337,12 @@ export const reconcileOne = async (deps: PoolDeps, name: string, now: number): P
 
 const reconcileHeld = async (deps: PoolDeps, record: PoolRecord, now: number): Promise<ReconcileSummary> => {
   const { spec } = record;
-  const [members, observed, currentImageId, counts] = await Promise.all([
+  const [members, observed, currentImageId, counts, claims] = await Promise.all([
     deps.store.listMembers(spec.name),
     deps.ec2.describePool(spec.name),
     deps.ssm.resolveImage(spec.image),
     deps.store.demandCounts(spec.name, now - DEMAND_HISTORY_MINUTES * 60_000),
+    deps.store.listOpenClaims(spec.name),
   ]);
   const initResults = new Map<string, InitResult>();
   for (const member of members) {
@@ -320,9 +370,10 @@ const reconcileHeld = async (deps: PoolDeps, record: PoolRecord, now: number): P
     currentImageId,
     sizing,
     initResults,
+    openClaims: new Set(claims.map((claim) => claim.requestId)),
     now,
   });
-  const results = await applyAll(deps, spec, actions, now);
+  const results = await applyAll(deps, spec, [...actions, ...healClaims(claims, members, now)], now);
   const ready = members.filter((member) => member.state === 'ready').length;
   return { pool: spec.name, targetSize: sizing.targetSize, runningSize: sizing.runningSize, ready, results };
 };

@@ -13,14 +13,6 @@ import { DYNAMODB_CALLS, FaultSchedule, faultScheduleArbitrary } from './support
  * reordered, EC2 and SSM calls fail and either function dies between any two calls. After the
  * pools reconcile has run on a healthy cloud: no member went to two requesters, no request got
  * two servers, and every request ended in Server Ready, Server Request Failed or a reported error.
- *
- * Known findings (2026-11-21), red until the claim function fixes them:
- * - A Request Server that arrives while (or after) the pool is draining is answered
- *   `{ status: 'failed', error: NotFound }` by the handler but publishes no Server Request Failed:
- *   an asynchronous requester (PutEvents) never learns. Shrunk: one request at t+1s, Drain Pool
- *   at t+0s, no faults (seed 275925011, path "2:0:0:5:1:4:4:4:4:7:8:0:0:0").
- * - A claim interrupted after its member was started is never finished: see the regression test
- *   below.
  */
 
 const MINUTE = 60_000;
@@ -262,15 +254,6 @@ describe('pools and claims under duplicate, lost and reordered events, throttlin
     await fc.assert(poolsProperty(workloadArbitrary, faultArbitrary, tally), assertOptions());
   });
 
-  /**
-   * Known bug, found by the property above (shrunk): a claim whose first delivery fails after the
-   * member was claimed and started (here CreateTags of the owner tags, throttled past the SDK's
-   * retries) is never finished. Lambda's retry re-delivers the request, `claimServer` finds the
-   * saga at step `started`, answers `in-progress`, and nothing resumes it: no Server Ready, no
-   * Server Request Failed, the member stays out of the pool. Claims need the same level-triggered
-   * resume the shelving saga has (the pools reconcile, or the retry itself, should drive a saga
-   * that is not `ready`/`failed` forward).
-   */
   it('finishes a claim whose owner tagging was throttled past the SDK retries', async () => {
     const oneRequest = fc.constant<PoolWorkload>({
       seed: 1,

@@ -15,13 +15,6 @@ import { UNREACHABLE_ENDPOINT } from '../../local/runtime';
 import { attachSimulator } from '../../local/sdk-bridge';
 
 /**
- * Known finding (2026-11-21), left red for the owning team (the popularity `detail.state` and
- * Register Image `fastRestoreAzs` findings of the same run are fixed):
- * - claim: the values of `detail.personalization.document.parameters` match
- *   SAFE_PARAMETER_VALUE_PATTERN (functions/pools/patterns.ts), which allows `.` and `/`, so
- *   `../eu-west` passes; no metacharacter does. Whether a named document may take paths is the
- *   pools team's call; the issue asks for traversal to be refused there.
- *
  * Every handler rejects malformed input before touching AWS. Each function's real handler runs
  * with SDK clients that record every call (DynamoDB included) instead of sending it; junk derived
  * from the sample events in events/ must come back `rejected` with `error.field` naming the

@@ -1,4 +1,5 @@
 import { ConflictError } from '../../shared/errors';
+import { isTerminal } from '../domain/claims';
 import type { PoolMember } from '../domain/lifecycle';
 import type { SizingState } from '../domain/sizing';
 import type { ClaimRecord, PoolRecord, PoolStore } from './store';
@@ -129,6 +130,12 @@ export class MemoryPoolStore implements PoolStore {
       throw new ConflictError(`claim ${previous.requestId} is not at version ${previous.version}`);
     }
     this.#claims.set(next.requestId, structuredClone(next));
+  }
+
+  async listOpenClaims(pool: string): Promise<ClaimRecord[]> {
+    return [...this.#claims.values()]
+      .filter((claim) => claim.pool === pool && !isTerminal(claim.step))
+      .map((claim) => structuredClone(claim));
   }
 
   #requirePool(name: string) {

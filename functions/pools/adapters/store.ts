@@ -9,6 +9,7 @@ import {
 import { callAws } from '../../shared/aws-errors';
 import { ConflictError } from '../../shared/errors';
 import type { PoolSpec } from '../config';
+import { type ClaimRecord, isTerminal } from '../domain/claims';
 import type { MemberState, PoolMember } from '../domain/lifecycle';
 import type { SizingState } from '../domain/sizing';
 
@@ -17,7 +18,8 @@ import type { SizingState } from '../domain/sizing';
  *   POOL#<name> / SPEC              the spec, its source (context | operator), status, sizing state
  *   POOL#<name> / MEMBER#<id>       one member; gsi1pk INSTANCE#<id> finds it from an EC2/SSM event
  *   POOL#<name> / DEMAND#<minute>   requests in that minute (ADD, TTL after the long window)
- *   CLAIM#<requestId> / CLAIM       the claim saga: request, step, member, outcome (TTL 7 days)
+ *   CLAIM#<requestId> / CLAIM       the claim saga: request, step, member, outcome (TTL 7 days);
+ *                                   gsi1pk CLAIMS#<pool> while unfinished, so the reconcile finds it
  * gsi1pk POOLS lists every pool.
  */
 export interface PoolRecord {
@@ -27,27 +29,7 @@ export interface PoolRecord {
   readonly sizing?: SizingState;
 }
 
-export type ClaimStep =
-  | 'requested'
-  | 'member-claimed'
-  | 'started'
-  | 'transferred'
-  | 'cold-launching'
-  | 'ready'
-  | 'failed';
-
-export interface ClaimRecord {
-  readonly requestId: string;
-  readonly step: ClaimStep;
-  readonly pool: string;
-  /** The validated request, so a resumed claim applies exactly what was asked. */
-  readonly request: Record<string, unknown>;
-  readonly requestedAt: number;
-  readonly instanceId?: string;
-  readonly path?: 'hot' | 'warm' | 'cold';
-  readonly error?: { readonly code: string; readonly message: string };
-  readonly version: number;
-}
+export type { ClaimRecord, ClaimStep } from '../domain/claims';
 
 export interface PoolStore {
   /** Creates or replaces the spec, source and status; keeps the stored sizing state and lease. */
@@ -74,7 +56,10 @@ export interface PoolStore {
   demandCounts(pool: string, since: number): Promise<Map<number, number>>;
   createClaim(claim: ClaimRecord): Promise<boolean>;
   getClaim(requestId: string): Promise<ClaimRecord | undefined>;
+  /** Writes `next` only if the stored claim is still at `previous.version`. */
   updateClaim(previous: ClaimRecord, next: ClaimRecord): Promise<void>;
+  /** The pool's claims not yet `ready` or `failed` (eventually consistent index). */
+  listOpenClaims(pool: string): Promise<ClaimRecord[]>;
 }
 
 const poolKey = (name: string) => `POOL#${name}`;
@@ -335,6 +320,7 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
                 pk: `CLAIM#${claim.requestId}`,
                 sk: 'CLAIM',
                 claim,
+                ...openClaimIndex(claim),
                 expiresAt: Math.floor(claim.requestedAt / 1000) + CLAIM_TTL_S,
               },
               ConditionExpression: 'attribute_not_exists(pk)',
@@ -360,21 +346,49 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
       return output.Item?.claim as ClaimRecord | undefined;
     },
     async updateClaim(previous, next) {
+      const index = openClaimIndex(next);
       await conflict('UpdateItem', () =>
         client.send(
           new UpdateCommand({
             TableName: tableName,
             Key: { pk: `CLAIM#${previous.requestId}`, sk: 'CLAIM' },
-            UpdateExpression: 'SET #claim = :next',
+            // A finished claim leaves the index the reconcile heals from.
+            UpdateExpression: index.gsi1pk
+              ? 'SET #claim = :next, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk'
+              : 'SET #claim = :next REMOVE gsi1pk, gsi1sk',
             ConditionExpression: '#claim.#version = :version',
             ExpressionAttributeNames: { '#claim': 'claim', '#version': 'version' },
-            ExpressionAttributeValues: { ':next': next, ':version': previous.version },
+            ExpressionAttributeValues: {
+              ':next': next,
+              ':version': previous.version,
+              ...(index.gsi1pk ? { ':gsi1pk': index.gsi1pk, ':gsi1sk': index.gsi1sk } : {}),
+            },
           }),
         ),
       );
     },
+    async listOpenClaims(pool) {
+      const output = await callAws('Query', () =>
+        client.send(
+          new QueryCommand({
+            TableName: tableName,
+            IndexName: 'gsi1',
+            KeyConditionExpression: 'gsi1pk = :claims',
+            ExpressionAttributeValues: { ':claims': openClaimsKey(pool) },
+          }),
+        ),
+      );
+      return (output.Items ?? [])
+        .map((item) => item.claim as ClaimRecord)
+        .filter((claim) => !isTerminal(claim.step));
+    },
   };
 };
+
+const openClaimsKey = (pool: string) => `CLAIMS#${pool}`;
+
+const openClaimIndex = (claim: ClaimRecord): { gsi1pk?: string; gsi1sk?: string } =>
+  isTerminal(claim.step) ? {} : { gsi1pk: openClaimsKey(claim.pool), gsi1sk: claim.requestId };
 
 const memberItem = (member: PoolMember): Record<string, unknown> => ({
   pk: poolKey(member.pool),

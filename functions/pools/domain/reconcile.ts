@@ -68,6 +68,12 @@ export interface ReconcileInput {
   readonly sizing: Pick<SizingDecision, 'targetSize' | 'runningSize' | 'retireSurplusAfterIdleMs'>;
   /** Latest known result of each initializing member's init command (ListCommandInvocations). */
   readonly initResults: ReadonlyMap<string, InitResult>;
+  /**
+   * Request ids of the pool's unfinished claims. Their members are the claim saga's to finish
+   * (the reconcile resumes or gives up the claim itself); the claimed-member timeout applies once
+   * the claim is finished or unknown.
+   */
+  readonly openClaims?: ReadonlySet<string>;
   readonly now: number;
 }
 
@@ -151,6 +157,7 @@ const memberAction = (
   if (member.state === 'retiring') return { kind: 'terminate', member };
   if (member.state === 'claimed') {
     if (instance.tags[TAG.pool] === undefined) return { kind: 'hand-over', member };
+    if (member.claimId !== undefined && input.openClaims?.has(member.claimId)) return undefined;
     if (now - member.stateSince <= CLAIM_TIMEOUT_MS) return undefined;
     // A stopped member still carrying only pool tags was never started for the requester: give it back.
     return instance.state === 'stopped' && member.origin === 'pool'

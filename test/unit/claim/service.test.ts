@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ServerRequest } from '../../../functions/claim/schemas';
-import { claimServer } from '../../../functions/claim/service';
+import { claimServer, resumeClaim } from '../../../functions/claim/service';
+import { CLAIM_LEASE_MS, type ClaimRecord } from '../../../functions/pools/domain/claims';
 import type { PoolMember } from '../../../functions/pools/domain/lifecycle';
+import { ThrottledError } from '../../../functions/shared/errors';
 import { harness } from '../pools/fakes';
 import { member, NOW, spec } from '../pools/fixtures';
 
@@ -125,5 +127,128 @@ describe('claimServer', () => {
       instanceId: first.status === 'ready' ? first.instanceId : '',
     });
     expect((await h.store.listMembers('linux-web')).map((m) => m.state)).toEqual(['ready']);
+  });
+
+  it('finishes a claim interrupted after the start when the same request is retried', async () => {
+    const { h, members } = await setUp([{}, {}]);
+    const tag = h.ec2.tag.bind(h.ec2);
+    h.ec2.tag = async () => {
+      throw new ThrottledError('CreateTags failed: RequestLimitExceeded');
+    };
+
+    await expect(claimServer(h.claims, 'r1', request)).rejects.toBeInstanceOf(ThrottledError);
+    expect(await h.store.getClaim('r1')).toMatchObject({ step: 'started' });
+    expect((await h.store.getClaim('r1'))?.leaseUntil).toBeUndefined();
+    h.ec2.tag = tag;
+    const retried = await claimServer(h.claims, 'r1', request);
+
+    const startedFirst = members.find((m) => h.ec2.calls.includes(`start ${m.instanceId}`));
+    expect(retried).toMatchObject({ status: 'ready', instanceId: startedFirst?.instanceId, path: 'warm' });
+    expect(h.ec2.calls.filter((call) => call.startsWith('start'))).toHaveLength(1);
+    expect(h.ec2.instances.get(startedFirst?.instanceId ?? '')?.tags).toEqual({ owner: 'team-a' });
+    expect(h.facts.filter((fact) => fact.detailType === 'Server Ready')).toHaveLength(1);
+    expect((await h.store.listMembers('linux-web')).map((m) => m.state)).toEqual(['ready']);
+  });
+
+  it('continues with the member an interrupted run claimed before it could record the step', async () => {
+    const { h, members } = await setUp([{}, {}]);
+    const [taken] = members;
+    const claim: ClaimRecord = {
+      requestId: 'r1',
+      step: 'requested',
+      pool: 'linux-web',
+      request,
+      requestedAt: NOW,
+      updatedAt: NOW,
+      leaseUntil: NOW + CLAIM_LEASE_MS,
+      version: 0,
+    };
+    await h.store.createClaim(claim);
+    if (taken) await h.store.updateMember(taken, { ...taken, state: 'claimed', claimId: 'r1', version: 4 });
+
+    expect(await resumeClaim(h.claims, 'r1')).toMatchObject({ status: 'in-progress', step: 'requested' });
+    await h.clock.sleep(CLAIM_LEASE_MS + 1);
+    const resumed = await resumeClaim(h.claims, 'r1');
+
+    expect(resumed).toMatchObject({ status: 'ready', instanceId: taken?.instanceId });
+    expect((await h.store.listMembers('linux-web')).map((m) => [m.instanceId, m.state])).toEqual([
+      [members[1]?.instanceId, 'ready'],
+    ]);
+  });
+
+  it('answers a request for a draining pool with a failure fact an asynchronous requester sees', async () => {
+    const { h } = await setUp([{}]);
+    await h.store.setStatus('linux-web', 'draining', NOW);
+
+    const outcome = await claimServer(h.claims, 'r1', request);
+
+    expect(outcome).toMatchObject({ status: 'failed', error: { code: 'NotFound' } });
+    expect(h.facts).toEqual([
+      {
+        detailType: 'Server Request Failed',
+        detail: {
+          requestId: 'r1',
+          pool: 'linux-web',
+          error: { code: 'NotFound', message: expect.stringContaining('draining') },
+        },
+      },
+    ]);
+  });
+
+  it('publishes the outcome of a finished claim again when the request is seen again', async () => {
+    const { h } = await setUp([{}]);
+    const first = await claimServer(h.claims, 'r1', request);
+    h.ec2.noCapacity.add('us-east-1a');
+    h.ec2.noCapacity.add('us-east-1b');
+    await claimServer(h.claims, 'r2', request);
+
+    await claimServer(h.claims, 'r1', request);
+    await claimServer(h.claims, 'r2', request);
+
+    const ready = h.facts.filter((fact) => fact.detailType === 'Server Ready');
+    expect(ready.map((fact) => fact.detail)).toEqual([
+      expect.objectContaining({
+        requestId: 'r1',
+        instanceId: first.status === 'ready' ? first.instanceId : '',
+      }),
+      expect.objectContaining({
+        requestId: 'r1',
+        instanceId: first.status === 'ready' ? first.instanceId : '',
+      }),
+    ]);
+    const failed = h.facts.filter((fact) => fact.detailType === 'Server Request Failed');
+    expect(failed.map((fact) => fact.detail)).toEqual([
+      expect.objectContaining({
+        requestId: 'r2',
+        error: expect.objectContaining({ code: 'InsufficientCapacity' }),
+      }),
+      expect.objectContaining({
+        requestId: 'r2',
+        error: expect.objectContaining({ code: 'InsufficientCapacity' }),
+      }),
+    ]);
+  });
+
+  it('fails a cold claim whose server was retired before it could be handed over', async () => {
+    const { h } = await setUp([]);
+    const cold = await claimServer(h.claims, 'r1', request);
+    const instanceId = cold.status === 'launching' ? cold.instanceId : '';
+    const launched = await h.store.findMember(instanceId);
+    if (launched)
+      await h.store.updateMember(launched, {
+        ...launched,
+        state: 'retiring',
+        reason: 'init-failed',
+        version: launched.version + 1,
+      });
+    await h.clock.sleep(CLAIM_LEASE_MS + 1);
+
+    const outcome = await resumeClaim(h.claims, 'r1');
+
+    expect(outcome).toMatchObject({ status: 'failed', error: { code: 'ColdLaunchFailed' } });
+    expect(h.facts.at(-1)).toMatchObject({
+      detailType: 'Server Request Failed',
+      detail: { requestId: 'r1', instanceId },
+    });
   });
 });

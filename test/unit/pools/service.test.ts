@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import type { ServerRequest } from '../../../functions/claim/schemas';
+import { claimServer, resumeClaim } from '../../../functions/claim/service';
 import { MemoryPoolStore } from '../../../functions/pools/adapters/memory-store';
+import { CLAIM_GIVE_UP_MS, CLAIM_LEASE_MS } from '../../../functions/pools/domain/claims';
 import type { PoolMember } from '../../../functions/pools/domain/lifecycle';
 import {
   definePool,
@@ -8,7 +11,7 @@ import {
   reconcileAllPools,
   reconcileOne,
 } from '../../../functions/pools/service';
-import { ConflictError } from '../../../functions/shared/errors';
+import { ConflictError, ThrottledError } from '../../../functions/shared/errors';
 import { harness } from './fakes';
 import { member, NOW, spec } from './fixtures';
 
@@ -173,5 +176,61 @@ describe('pools service', () => {
     expect(summary.results).toEqual([{ id: foreign.instanceId, ok: true, action: 'forget' }]);
     expect(h.ec2.instances.get(foreign.instanceId)?.state).toBe('stopped');
     expect(h.ec2.calls).toEqual([]);
+  });
+
+  it('heals a claim stuck mid-saga: resumed by the claim function, or given up, released and reported', async () => {
+    const h = harness();
+    await h.store.putPool({ spec: spec({ minSize: 0 }), source: 'operator', status: 'active' }, NOW);
+    const first = readyMember(h);
+    const second = readyMember(h);
+    await h.store.createMember(first);
+    await h.store.createMember(second);
+    const request: ServerRequest = { pool: 'linux-web', ownerTags: { owner: 'team-a' } };
+    const tag = h.ec2.tag.bind(h.ec2);
+    h.ec2.tag = async () => {
+      throw new ThrottledError('CreateTags failed: RequestLimitExceeded');
+    };
+    const failing = async (requestId: string) =>
+      expect(claimServer(h.claims, requestId, request)).rejects.toBeInstanceOf(ThrottledError);
+    await failing('stuck');
+    await h.clock.sleep(CLAIM_GIVE_UP_MS / 2);
+    await failing('abandoned');
+    h.ec2.tag = tag;
+
+    await h.clock.sleep(CLAIM_LEASE_MS + 1);
+    const summary = await reconcileOne(h.pools, 'linux-web', h.clock.now());
+
+    expect(summary.results).toEqual([
+      { id: 'stuck', ok: true, action: 'resume-claim' },
+      { id: 'abandoned', ok: true, action: 'resume-claim' },
+    ]);
+    expect(h.facts.filter((fact) => fact.detailType === 'Request Server').map((fact) => fact.detail)).toEqual(
+      [
+        { requestId: 'stuck', resume: true },
+        { requestId: 'abandoned', resume: true },
+      ],
+    );
+    expect(await resumeClaim(h.claims, 'stuck')).toMatchObject({ status: 'ready' });
+
+    // The other one is never resumed (its resume event lost); once too old it is given up.
+    await h.clock.sleep(CLAIM_GIVE_UP_MS);
+    const later = await reconcileOne(h.pools, 'linux-web', h.clock.now());
+
+    expect(later.results).toEqual(
+      expect.arrayContaining([{ id: 'abandoned', ok: true, action: 'fail-claim' }]),
+    );
+    expect(await h.store.getClaim('abandoned')).toMatchObject({
+      step: 'failed',
+      error: { code: 'ClaimTimedOut' },
+    });
+    expect(h.facts.at(-1)).toMatchObject({
+      detailType: 'Server Request Failed',
+      detail: { requestId: 'abandoned', pool: 'linux-web', error: { code: 'ClaimTimedOut' } },
+    });
+    expect(await h.store.listOpenClaims('linux-web')).toEqual([]);
+    // Its member, started for the requester but never handed over, leaves the pool.
+    const abandoned = (await h.store.getClaim('abandoned'))?.instanceId ?? '';
+    await reconcileOne(h.pools, 'linux-web', h.clock.now());
+    expect(h.ec2.instances.get(abandoned)?.state).toBe('terminated');
   });
 });
