@@ -65,6 +65,8 @@ export interface ShelfFacts {
     readonly root: boolean;
   }[];
   readonly unshelve?: {
+    /** The Unshelve request (event id) that last moved the record. */
+    readonly requestId?: string;
     readonly path?: string;
     readonly replacementInstanceId?: string;
     readonly freshRootVolumeId?: string;
@@ -489,3 +491,26 @@ export const handledOnce = (
       subject,
       message: `${made.length} ${what} (${made.join(', ')}) for ${requested.get(subject) ?? 0} distinct request event(s)`,
     }));
+
+/**
+ * A retried request acts on what its first handling resolved it to: a record an Unshelve request
+ * (event id) moved was shelved before that request was first handled (`firstHandledAt`: the
+ * earliest moment any handling of the event ended, by which it had resolved its instance ids and
+ * tenant). A record shelved later was found by a retry re-resolving the ids after a new Shelve.
+ */
+export const movedAsFirstResolved = (
+  records: readonly ShelfFacts[],
+  firstHandledAt: ReadonlyMap<string, number>,
+): Violation[] =>
+  records.flatMap((record) => {
+    const requestId = record.unshelve?.requestId;
+    const handledAt = requestId === undefined ? undefined : firstHandledAt.get(requestId);
+    if (handledAt === undefined || record.shelvedAt === undefined || record.shelvedAt <= handledAt) return [];
+    return [
+      {
+        invariant: 'handledOnce' as const,
+        subject: record.recordId,
+        message: `unshelved by request ${requestId}, first handled at ${handledAt}, but shelved at ${record.shelvedAt} (a retry re-resolved its instance ids)`,
+      },
+    ];
+  });

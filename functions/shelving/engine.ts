@@ -20,12 +20,14 @@ import type {
   Action,
   Decision,
   ItemResult,
+  MoveAnswer,
   Observation,
   ObservedInstance,
   ObservedSnapshot,
   ObservedVolume,
   RecordError,
   RequestIdentity,
+  RequestResolution,
   ShelfRecord,
   ShelveAnswer,
   ShelvingFact,
@@ -48,6 +50,12 @@ export interface ShelvingDeps {
   readonly onFact?: (fact: ShelvingFact) => void;
   /** Called for every call still throttled after the SDK's retries (metrics); optional. */
   readonly onThrottle?: () => void;
+}
+
+/** The records an operator request names: by record id and by instance id (shelved or replacement). */
+export interface NamedRecords {
+  readonly recordIds?: readonly string[] | undefined;
+  readonly instanceIds?: readonly string[] | undefined;
 }
 
 export interface RecordProgress {
@@ -232,9 +240,46 @@ export class ShelvingEngine {
     return records.filter((record) => phaseOf(record.step) === 'shelving');
   }
 
+  /**
+   * 'Offload Instances' and 'Unshelve Instances' as requested: the records named by id and by
+   * instance id (Unshelve: all of `tenant` when it names none). `requestId` (the event id) makes
+   * the request idempotent on its own, like Shelve: what the names resolved to is remembered
+   * before any record moves, and each record's answer with its move, so a later handling of the
+   * same event acts on the same records (not on a record of an instance shelved again since),
+   * answers the records it already answered with that answer, and resumes the records a killed
+   * handling moved but never advanced.
+   */
+  async offloadRequest(named: NamedRecords, requestId: string): Promise<ItemResult[]> {
+    const request = this.#requestIdentity(requestId);
+    const resolution = await this.#resolve(named, undefined, request);
+    const results = await this.#move(resolution.recordIds, requestOffload, request, {
+      marksUnshelve: false,
+      advance: true,
+    });
+    return [...resolution.missing, ...results];
+  }
+
+  async unshelveRequest(
+    named: NamedRecords & { readonly tenant?: string | undefined },
+    requestId: string,
+  ): Promise<ItemResult[]> {
+    const request = this.#requestIdentity(requestId);
+    const resolution = await this.#resolve(named, named.tenant, request);
+    const results = await this.#move(
+      resolution.recordIds,
+      (record) => requestUnshelve(record, named.tenant),
+      request,
+      { marksUnshelve: true, advance: true },
+    );
+    return [...resolution.missing, ...results];
+  }
+
   /** `advance: false` only records the request; a driver (benchmark, scenario) then runs the rounds. */
   async offload(recordIds: readonly string[], options: { advance?: boolean } = {}) {
-    return this.#move(recordIds, (record) => requestOffload(record), undefined, options.advance ?? true);
+    return this.#move(recordIds, requestOffload, undefined, {
+      marksUnshelve: false,
+      advance: options.advance ?? true,
+    });
   }
 
   async unshelve(
@@ -246,8 +291,8 @@ export class ShelvingEngine {
     return this.#move(
       recordIds,
       (record) => requestUnshelve(record, tenant),
-      requestId,
-      options.advance ?? true,
+      this.#requestIdentity(requestId),
+      { marksUnshelve: true, advance: options.advance ?? true },
     );
   }
 
@@ -271,30 +316,73 @@ export class ShelvingEngine {
       .map((r) => r.recordId);
   }
 
+  #requestIdentity(requestId: string): RequestIdentity {
+    const { clock, settings } = this.#deps;
+    return { requestId, expiresAt: Math.floor(clock.now() / 1000) + settings.requestMemorySeconds };
+  }
+
+  /**
+   * The records a request acts on: remembered from its first handling, or resolved now (instance
+   * ids through their links, a tenant alone to its resting records) and remembered before any
+   * record moves. A handling killed before the remembering moved nothing, so resolving afresh is
+   * what its first handling would have done.
+   */
+  async #resolve(
+    named: NamedRecords,
+    tenant: string | undefined,
+    request: RequestIdentity,
+  ): Promise<RequestResolution> {
+    const { store, clock } = this.#deps;
+    const now = clock.now();
+    const remembered = await store.resolution(request.requestId, now);
+    if (remembered) return remembered;
+    const resolved = await this.recordIdsFor(named.instanceIds ?? []);
+    const byName = [...(named.recordIds ?? []), ...resolved.found];
+    const recordIds =
+      byName.length === 0 && tenant !== undefined ? await this.recordIdsOfTenant(tenant) : byName;
+    return store.rememberResolution(request, { recordIds, missing: resolved.missing }, now);
+  }
+
   async #move(
     recordIds: readonly string[],
     decide: (record: ShelfRecord) => RequestedMove,
-    requestId: string | undefined,
-    advance: boolean,
-  ): Promise<ItemResult<{ step: Step }>[]> {
+    request: RequestIdentity | undefined,
+    options: { readonly marksUnshelve: boolean; readonly advance: boolean },
+  ): Promise<MoveAnswer[]> {
     const { store, clock } = this.#deps;
     const now = clock.now();
+    const answered = request
+      ? await store.moveAnswers(request.requestId, now)
+      : new Map<string, MoveAnswer>();
     const records = new Map((await store.getMany(recordIds)).map((record) => [record.recordId, record]));
-    const results: ItemResult<{ step: Step }>[] = [];
+    const remember = async (answer: MoveAnswer): Promise<MoveAnswer> =>
+      request ? store.rememberMoveAnswer(request, answer, now) : answer;
+    const results: MoveAnswer[] = [];
     const moved: ShelfRecord[] = [];
+    const resumed: ShelfRecord[] = [];
     for (const recordId of new Set(recordIds)) {
       const record = records.get(recordId);
+      const before = answered.get(recordId);
+      if (before) {
+        results.push(before);
+        if (before.ok && record && request && this.#startedBy(record, request.requestId, options)) {
+          resumed.push(record);
+        }
+        continue;
+      }
       if (!record) {
-        results.push(failedItem(recordId, { code: 'NotFound', message: `no shelve record ${recordId}` }));
+        results.push(
+          await remember(failedItem(recordId, { code: 'NotFound', message: `no shelve record ${recordId}` })),
+        );
         continue;
       }
       const move = decide(record);
       if (!move.ok) {
-        results.push(failedItem(recordId, move.error));
+        results.push(await remember(failedItem(recordId, move.error)));
         continue;
       }
       if (move.unchanged) {
-        results.push({ id: recordId, ok: true, step: record.step });
+        results.push(await remember({ id: recordId, ok: true, step: record.step }));
         continue;
       }
       const next: ShelfRecord = {
@@ -304,24 +392,44 @@ export class ShelvingEngine {
         stepSince: now,
         nextDueAt: now,
         error: undefined,
-        ...(requestId !== undefined
-          ? { unshelve: { requestId, requestedAt: now, attempt: (record.unshelve?.attempt ?? 0) + 1 } }
+        ...(options.marksUnshelve && request
+          ? {
+              unshelve: {
+                requestId: request.requestId,
+                requestedAt: now,
+                attempt: (record.unshelve?.attempt ?? 0) + 1,
+              },
+            }
           : {}),
       };
-      if (await store.update(record, next)) {
+      const answer: MoveAnswer = { id: recordId, ok: true, step: next.step };
+      if (await store.update(record, next, request ? { remember: { request, answer, now } } : {})) {
         moved.push(next);
-        results.push({ id: recordId, ok: true, step: next.step });
-      } else {
-        results.push(
+        results.push(answer);
+        continue;
+      }
+      // An overlapping delivery of the same request may have moved it first: its answer stands.
+      const overlapping = request
+        ? (await store.moveAnswers(request.requestId, now)).get(recordId)
+        : undefined;
+      results.push(
+        overlapping ??
           failedItem(recordId, {
             code: 'Conflict',
             message: `record ${recordId} changed concurrently; retry`,
           }),
-        );
-      }
+      );
     }
-    if (moved.length > 0 && advance) await this.advance(moved);
+    const toAdvance = [...moved, ...resumed];
+    if (toAdvance.length > 0 && options.advance) await this.advance(toAdvance);
     return results;
+  }
+
+  /** A record this request moved in an earlier handling that has not come to rest since. */
+  #startedBy(record: ShelfRecord, requestId: string, options: { readonly marksUnshelve: boolean }): boolean {
+    return options.marksUnshelve
+      ? phaseOf(record.step) === 'unshelving' && record.unshelve?.requestId === requestId
+      : record.step === 'offload.terminate';
   }
 
   /**

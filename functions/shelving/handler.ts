@@ -59,24 +59,27 @@ export const createShelvingRegistry = (engine: ShelvingEngine): EventRegistry<Sh
       );
       return { kind: 'items', results };
     }),
-    route(WARMBOOT, OFFLOAD_INSTANCES, offloadInstancesDetail, async ({ detail }) => {
+    route(WARMBOOT, OFFLOAD_INSTANCES, offloadInstancesDetail, async ({ id, detail }) => {
       checkSize('detail.recordIds', detail.recordIds, engine.settings);
       checkSize('detail.instanceIds', detail.instanceIds, engine.settings);
-      const resolved = await engine.recordIdsFor(detail.instanceIds ?? []);
-      const results = await engine.offload([...(detail.recordIds ?? []), ...resolved.found]);
-      return { kind: 'items', results: [...resolved.missing, ...results] };
+      return {
+        kind: 'items',
+        results: await engine.offloadRequest(
+          { recordIds: detail.recordIds, instanceIds: detail.instanceIds },
+          id,
+        ),
+      };
     }),
     route(WARMBOOT, UNSHELVE_INSTANCES, unshelveInstancesDetail, async ({ id, detail }) => {
       checkSize('detail.recordIds', detail.recordIds, engine.settings);
       checkSize('detail.instanceIds', detail.instanceIds, engine.settings);
-      const resolved = await engine.recordIdsFor(detail.instanceIds ?? []);
-      const named = [...(detail.recordIds ?? []), ...resolved.found];
-      const recordIds =
-        named.length === 0 && detail.tenant !== undefined
-          ? await engine.recordIdsOfTenant(detail.tenant)
-          : named;
-      const results = await engine.unshelve(recordIds, detail.tenant, id);
-      return { kind: 'items', results: [...resolved.missing, ...results] };
+      return {
+        kind: 'items',
+        results: await engine.unshelveRequest(
+          { recordIds: detail.recordIds, instanceIds: detail.instanceIds, tenant: detail.tenant },
+          id,
+        ),
+      };
     }),
     route(WARMBOOT, DELETE_SHELVED_RECORD, deleteShelvedRecordDetail, async ({ detail }) => ({
       kind: 'delete',

@@ -5,6 +5,7 @@ import { EC2_STATE_CHANGE, SCHEDULED_EVENT } from '../../functions/catalog';
 import { LocalCloud } from '../../local/cloud';
 import {
   handledOnce,
+  movedAsFirstResolved,
   noHalfSwap,
   outcomesPublished,
   requestsAnswered,
@@ -217,7 +218,12 @@ const shelvingProperty = (
       const log = new RunLog(cloud, ['shelving']);
       const everRetained = new Map<string, string>();
       const deleteRequested = new Set<string>();
-      cloud.bus.onInvocation(() => sampleRetained(cloud, everRetained));
+      const firstHandledAt = new Map<string, number>();
+      cloud.bus.onInvocation((invocation) => {
+        sampleRetained(cloud, everRetained);
+        if (invocation.event.source === 'warmboot' && !firstHandledAt.has(invocation.event.id))
+          firstHandledAt.set(invocation.event.id, cloud.clock.now());
+      });
       cloud.ec2.onInstanceLifecycle(() => sampleRetained(cloud, everRetained));
       const instanceIds = await launchInstances(cloud, workload);
       cloud.startSchedules();
@@ -258,6 +264,7 @@ const shelvingProperty = (
       counts.observe('unshelved records', records.filter((record) => record.step === 'unshelved').length);
       const violations: Violation[] = [
         ...handledOnce(shelveRequests, recordsByInstance, 'shelve records'),
+        ...movedAsFirstResolved(records, firstHandledAt),
         ...retainedVolumesKept(state),
         ...retainedVolumesOwned(state),
         ...noHalfSwap(state),

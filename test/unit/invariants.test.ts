@@ -5,6 +5,7 @@ import {
   describeViolation,
   fastRestoreWithinBudget,
   handledOnce,
+  movedAsFirstResolved,
   noHalfSwap,
   outcomesPublished,
   popularityExact,
@@ -226,6 +227,33 @@ describe('handledOnce', () => {
     };
 
     expect(noHalfSwap(reshelved).filter((violation) => violation.message.includes('is stopped'))).toEqual([]);
+  });
+});
+
+describe('movedAsFirstResolved', () => {
+  const reshelvedAt = (recordId: string, shelvedAt: number): ShelfFacts => ({
+    recordId,
+    instanceId: 'i-1',
+    step: 'unshelve.start',
+    shelvedAt,
+    volumes: [],
+    unshelve: { requestId: 'event-unshelve' },
+  });
+  const firstHandledAt = new Map([['event-unshelve', 1_000]]);
+
+  it('accepts an Unshelve that moved a record shelved before it was first handled', () => {
+    expect(movedAsFirstResolved([reshelvedAt('sh-first', 500)], firstHandledAt)).toEqual([]);
+  });
+
+  it('catches a retried Unshelve that moved the record of an instance shelved again since', () => {
+    expect(
+      movedAsFirstResolved(
+        [{ ...reshelvedAt('sh-first', 500), step: 'unshelved' }, reshelvedAt('sh-again', 2_000)],
+        firstHandledAt,
+      ).map(describeViolation),
+    ).toEqual([
+      '[handling the same event twice changes nothing the second time] sh-again: unshelved by request event-unshelve, first handled at 1000, but shelved at 2000 (a retry re-resolved its instance ids)',
+    ]);
   });
 });
 

@@ -9,7 +9,14 @@ import {
 import { callAws, isConditionalCheckFailed } from '../../shared/aws-errors';
 import { ConflictError } from '../../shared/errors';
 import { TTL_ATTRIBUTE } from '../../shared/tables';
-import type { RequestIdentity, ShelfRecord, ShelveAnswer, Step } from '../domain/types';
+import type {
+  MoveAnswer,
+  RequestIdentity,
+  RequestResolution,
+  ShelfRecord,
+  ShelveAnswer,
+  Step,
+} from '../domain/types';
 
 /**
  * The shelves table, behind a narrow interface with a DynamoDB and an in-memory implementation.
@@ -29,6 +36,13 @@ import type { RequestIdentity, ShelfRecord, ShelveAnswer, Step } from '../domain
  *   request that made it being recognizable. It outlives the instance link (which goes when the
  *   instance is unshelved) and the record itself (Delete Shelved Record), so a retry of the same
  *   event answers what the first handling answered instead of shelving the instance again.
+ * - `REQUEST#<requestId>` / `RESOLVED`: what an Offload or Unshelve request's instance ids and
+ *   tenant resolved to (attribute `resolution`: record ids, and the instance ids that named no
+ *   record), TTL `expiresAt`. Written conditionally (first wins) before the request moves any
+ *   record, so a retry acts on the same records even when an instance was shelved again since.
+ * - `REQUEST#<requestId>` / `MOVE#<recordId>`: what that request answered for the record
+ *   (attribute `answer`), TTL `expiresAt`; written in the record's own conditional write when the
+ *   request moved it, conditionally (first wins) otherwise.
  *
  * Every update is conditional on the (step, version) the caller read.
  */
@@ -49,6 +63,18 @@ export interface ShelfStore {
    * when one is already remembered for the instance, that one is returned instead.
    */
   rememberShelveAnswer(request: RequestIdentity, answer: ShelveAnswer, now: number): Promise<ShelveAnswer>;
+  /** What Offload/Unshelve request `requestId` resolved to when first handled (expired excluded). */
+  resolution(requestId: string, now: number): Promise<RequestResolution | undefined>;
+  /** Remembers the resolution; the first one stays (an overlapping delivery's is returned instead). */
+  rememberResolution(
+    request: RequestIdentity,
+    resolution: RequestResolution,
+    now: number,
+  ): Promise<RequestResolution>;
+  /** What Offload/Unshelve request `requestId` answered before, by record id. */
+  moveAnswers(requestId: string, now: number): Promise<Map<string, MoveAnswer>>;
+  /** Remembers an answer that moved nothing; the first answer stays (and is returned). */
+  rememberMoveAnswer(request: RequestIdentity, answer: MoveAnswer, now: number): Promise<MoveAnswer>;
   /** Writes `next` if the stored record still has `expected`'s step and version; false when it lost a race. */
   update(expected: ShelfRecord, next: ShelfRecord, options?: UpdateOptions): Promise<boolean>;
   byTenant(tenant: string, limit: number): Promise<ShelfRecord[]>;
@@ -70,6 +96,12 @@ export interface UpdateOptions {
   readonly unlinkInstanceId?: string;
   /** Epoch seconds after which DynamoDB may drop the record. */
   readonly expiresAt?: number;
+  /** Remember, in the same write, that this request answered `answer` for the record (first wins). */
+  readonly remember?: {
+    readonly request: RequestIdentity;
+    readonly answer: MoveAnswer;
+    readonly now: number;
+  };
 }
 
 export const SAGA_PHASES = ['shelving', 'offload', 'unshelving'] as const;
@@ -86,15 +118,27 @@ const recordKey = (recordId: string) => ({ pk: `SHELF#${recordId}`, sk: 'RECORD'
 const instanceKey = (instanceId: string) => ({ pk: `INSTANCE#${instanceId}`, sk: 'SHELF' });
 const requestPk = (requestId: string) => `REQUEST#${requestId}`;
 const ANSWER_PREFIX = 'SHELVE#';
+const MOVE_PREFIX = 'MOVE#';
+const RESOLVED_SK = 'RESOLVED';
 const answerKey = (requestId: string, instanceId: string) => ({
   pk: requestPk(requestId),
   sk: `${ANSWER_PREFIX}${instanceId}`,
 });
+const moveKey = (requestId: string, recordId: string) => ({
+  pk: requestPk(requestId),
+  sk: `${MOVE_PREFIX}${recordId}`,
+});
+const resolvedKey = (requestId: string) => ({ pk: requestPk(requestId), sk: RESOLVED_SK });
 /** DynamoDB deletes expired items lazily: an expired answer is treated as gone. */
 const unexpired = (expiresAt: unknown, now: number): boolean =>
   typeof expiresAt === 'number' && expiresAt > Math.floor(now / 1000);
 const answerItem = (request: RequestIdentity, answer: ShelveAnswer): Record<string, unknown> => ({
   ...answerKey(request.requestId, answer.id),
+  answer,
+  [TTL_ATTRIBUTE]: request.expiresAt,
+});
+const moveAnswerItem = (request: RequestIdentity, answer: MoveAnswer): Record<string, unknown> => ({
+  ...moveKey(request.requestId, answer.id),
   answer,
   [TTL_ATTRIBUTE]: request.expiresAt,
 });
@@ -126,19 +170,61 @@ const recordItem = (record: ShelfRecord, expiresAt?: number): Record<string, unk
 export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: string): ShelfStore => {
   const read = (item: Record<string, unknown> | undefined): ShelfRecord | undefined =>
     item?.record ? (item.record as ShelfRecord) : undefined;
-  const readAnswer = async (
-    requestId: string,
-    instanceId: string,
+  const readRemembered = async <T>(
+    key: Record<string, unknown>,
+    attribute: string,
     now: number,
-  ): Promise<ShelveAnswer | undefined> => {
+  ): Promise<T | undefined> => {
     const answer = await callAws('GetItem', () =>
-      documents.send(
-        new GetCommand({ TableName: tableName, Key: answerKey(requestId, instanceId), ConsistentRead: true }),
-      ),
+      documents.send(new GetCommand({ TableName: tableName, Key: key, ConsistentRead: true })),
     );
-    return answer.Item?.answer && unexpired(answer.Item[TTL_ATTRIBUTE], now)
-      ? (answer.Item.answer as ShelveAnswer)
+    return answer.Item?.[attribute] && unexpired(answer.Item[TTL_ATTRIBUTE], now)
+      ? (answer.Item[attribute] as T)
       : undefined;
+  };
+  const readAnswer = (requestId: string, instanceId: string, now: number) =>
+    readRemembered<ShelveAnswer>(answerKey(requestId, instanceId), 'answer', now);
+  /** Unexpired answers of a request under one sort-key prefix, by answer id. */
+  const answersUnder = async <T extends { readonly id: string }>(
+    requestId: string,
+    prefix: string,
+    now: number,
+  ): Promise<Map<string, T>> => {
+    const answers = new Map<string, T>();
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const exclusiveStartKey = startKey;
+      const page = await callAws('Query', () =>
+        documents.send(
+          new QueryCommand({
+            TableName: tableName,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :answers)',
+            ExpressionAttributeValues: { ':pk': requestPk(requestId), ':answers': prefix },
+            ConsistentRead: true,
+            ...(exclusiveStartKey ? { ExclusiveStartKey: exclusiveStartKey } : {}),
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        if (!unexpired(item[TTL_ATTRIBUTE], now) || !item.answer) continue;
+        const answer = item.answer as T;
+        answers.set(answer.id, answer);
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return answers;
+  };
+  /** Puts `item` unless an unexpired one is there; false when one was (a first one wins). */
+  const putFirst = async (item: Record<string, unknown>, now: number): Promise<boolean> => {
+    try {
+      await callAws('PutItem', () =>
+        documents.send(new PutCommand({ TableName: tableName, Item: item, ...answerAbsent(now) })),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConflictError && isConditionalCheckFailed(error.cause)) return false;
+      throw error;
+    }
   };
 
   return {
@@ -233,29 +319,7 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
       }
     },
     async shelveAnswers(requestId, now) {
-      const answers = new Map<string, ShelveAnswer>();
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        const exclusiveStartKey = startKey;
-        const page = await callAws('Query', () =>
-          documents.send(
-            new QueryCommand({
-              TableName: tableName,
-              KeyConditionExpression: 'pk = :pk AND begins_with(sk, :answers)',
-              ExpressionAttributeValues: { ':pk': requestPk(requestId), ':answers': ANSWER_PREFIX },
-              ConsistentRead: true,
-              ...(exclusiveStartKey ? { ExclusiveStartKey: exclusiveStartKey } : {}),
-            }),
-          ),
-        );
-        for (const item of page.Items ?? []) {
-          if (!unexpired(item[TTL_ATTRIBUTE], now) || !item.answer) continue;
-          const answer = item.answer as ShelveAnswer;
-          answers.set(answer.id, answer);
-        }
-        startKey = page.LastEvaluatedKey;
-      } while (startKey);
-      return answers;
+      return answersUnder<ShelveAnswer>(requestId, ANSWER_PREFIX, now);
     },
     async rememberShelveAnswer(request, answer, now) {
       try {
@@ -270,6 +334,23 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
         // An overlapping delivery of the same request answered first: its answer is the request's.
         return (await readAnswer(request.requestId, answer.id, now)) ?? answer;
       }
+    },
+    async resolution(requestId, now) {
+      return readRemembered<RequestResolution>(resolvedKey(requestId), 'resolution', now);
+    },
+    async rememberResolution(request, resolution, now) {
+      const item = { ...resolvedKey(request.requestId), resolution, [TTL_ATTRIBUTE]: request.expiresAt };
+      if (await putFirst(item, now)) return resolution;
+      return (await this.resolution(request.requestId, now)) ?? resolution;
+    },
+    async moveAnswers(requestId, now) {
+      return answersUnder<MoveAnswer>(requestId, MOVE_PREFIX, now);
+    },
+    async rememberMoveAnswer(request, answer, now) {
+      if (await putFirst(moveAnswerItem(request, answer), now)) return answer;
+      return (
+        (await readRemembered<MoveAnswer>(moveKey(request.requestId, answer.id), 'answer', now)) ?? answer
+      );
     },
     async update(expected, next, options = {}) {
       const put = {
@@ -300,6 +381,17 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
                   Key: instanceKey(options.unlinkInstanceId),
                   ConditionExpression: 'attribute_not_exists(pk) OR recordId = :recordId',
                   ExpressionAttributeValues: { ':recordId': next.recordId },
+                },
+              },
+            ]
+          : []),
+        ...(options.remember
+          ? [
+              {
+                Put: {
+                  TableName: tableName,
+                  Item: moveAnswerItem(options.remember.request, options.remember.answer),
+                  ...answerAbsent(options.remember.now),
                 },
               },
             ]
@@ -415,6 +507,11 @@ export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap
   const instances = new Map<string, string>();
   const answers = new Map<string, { readonly answer: ShelveAnswer; readonly expiresAt: number }>();
   const answerId = (requestId: string, instanceId: string) => `${requestId}#${instanceId}`;
+  const moves = new Map<string, { readonly answer: MoveAnswer; readonly expiresAt: number }>();
+  const resolutions = new Map<
+    string,
+    { readonly resolution: RequestResolution; readonly expiresAt: number }
+  >();
   const clone = (record: ShelfRecord): ShelfRecord => structuredClone(record);
   return {
     records,
@@ -464,12 +561,51 @@ export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap
       answers.set(key, { answer: structuredClone(answer), expiresAt: request.expiresAt });
       return answer;
     },
+    async resolution(requestId, now) {
+      const remembered = resolutions.get(requestId);
+      return remembered && unexpired(remembered.expiresAt, now)
+        ? structuredClone(remembered.resolution)
+        : undefined;
+    },
+    async rememberResolution(request, resolution, now) {
+      const remembered = await this.resolution(request.requestId, now);
+      if (remembered) return remembered;
+      resolutions.set(request.requestId, {
+        resolution: structuredClone(resolution),
+        expiresAt: request.expiresAt,
+      });
+      return resolution;
+    },
+    async moveAnswers(requestId, now) {
+      const found = new Map<string, MoveAnswer>();
+      for (const [key, { answer, expiresAt }] of moves) {
+        if (key.startsWith(`${requestId}#`) && unexpired(expiresAt, now))
+          found.set(answer.id, structuredClone(answer));
+      }
+      return found;
+    },
+    async rememberMoveAnswer(request, answer, now) {
+      const key = answerId(request.requestId, answer.id);
+      const remembered = moves.get(key);
+      if (remembered && unexpired(remembered.expiresAt, now)) return structuredClone(remembered.answer);
+      moves.set(key, { answer: structuredClone(answer), expiresAt: request.expiresAt });
+      return answer;
+    },
     async update(expected, next, options = {}) {
       const current = records.get(expected.recordId);
       if (!current || current.step !== expected.step || current.version !== expected.version) return false;
       if (options.linkInstanceId) {
         const owner = instances.get(options.linkInstanceId);
         if (owner !== undefined && owner !== next.recordId) return false;
+      }
+      if (options.remember) {
+        const { request, answer, now } = options.remember;
+        const remembered = moves.get(answerId(request.requestId, answer.id));
+        if (remembered && unexpired(remembered.expiresAt, now)) return false;
+        moves.set(answerId(request.requestId, answer.id), {
+          answer: structuredClone(answer),
+          expiresAt: request.expiresAt,
+        });
       }
       records.set(next.recordId, clone(next));
       if (options.linkInstanceId) instances.set(options.linkInstanceId, next.recordId);

@@ -291,6 +291,19 @@ export type ItemResult<T extends object = object> =
 /** What a Shelve request answered for one instance: the record it created or found, or why not. */
 export type ShelveAnswer = ItemResult<{ readonly recordId: string; readonly created: boolean }>;
 
+/** What an Offload or Unshelve request answered for one record: the step it is at, or why not. */
+export type MoveAnswer = ItemResult<{ readonly step: Step }>;
+
+/**
+ * What an Offload or Unshelve request's instance ids and tenant resolved to when it was first
+ * handled: the records it acts on, and the instance ids that named no record (answered NotFound).
+ * Every later handling of the same request acts on exactly these, whatever was shelved since.
+ */
+export interface RequestResolution {
+  readonly recordIds: readonly string[];
+  readonly missing: readonly ItemResult[];
+}
+
 /**
  * The identity a request's answers are remembered under (the EventBridge event id, which Lambda's
  * and EventBridge's retries keep), and until when (epoch seconds, the table's TTL).

@@ -1,0 +1,172 @@
+import { describe, expect, it } from 'vitest';
+import { memoryShelfStore } from '../../../functions/shelving/adapters/store';
+import { defaultShelvingSettings } from '../../../functions/shelving/config';
+import type { ShelfRecord } from '../../../functions/shelving/domain/types';
+import { ShelvingEngine } from '../../../functions/shelving/engine';
+import { countingEc2, NOW, record, retained } from './fakes';
+
+/**
+ * Offload and Unshelve requests are recognized by their event id, like Shelve: a retry of a killed
+ * handling acts on what the first handling resolved the instance ids (or the tenant) to, never on
+ * a record of an instance shelved again in between.
+ */
+
+const INSTANCE_A = 'i-0123456789abcdef0';
+const INSTANCE_B = 'i-0fedcba9876543210';
+const FIRST_A = 'sh-0123456789abcdef0-aaaaaa';
+const SECOND_A = 'sh-0123456789abcdef0-bbbbbb';
+const FIRST_B = 'sh-0fedcba9876543210-aaaaaa';
+
+const shelvedRecord = (recordId: string, instanceId: string, shelvedAt: number): ShelfRecord =>
+  record({
+    recordId,
+    instanceId,
+    shelvedAt,
+    step: 'shelved',
+    version: 1,
+    volumes: [
+      retained(`vol-${recordId.slice(-6)}${instanceId.slice(-11)}`, '/dev/xvda', true),
+      retained(
+        `vol-${recordId.slice(-6)}${instanceId.slice(-11)}`.replace('vol-', 'vol-d'),
+        '/dev/sdf',
+        false,
+      ),
+    ],
+  });
+
+/**
+ * An engine over a store whose first write of `killedStep` is the last thing the handling does:
+ * the write lands, then the handling dies (Lambda timeout, crash), as a kill after N calls does.
+ */
+const setUp = (killedStep: ShelfRecord['step']) => {
+  const memory = memoryShelfStore();
+  const clock = { at: NOW };
+  const kill = { armed: true };
+  const store: typeof memory = {
+    ...memory,
+    records: memory.records,
+    async update(expected, next, options) {
+      const written = await memory.update(expected, next, options);
+      if (written && kill.armed && next.step === killedStep) {
+        kill.armed = false;
+        throw new Error('killed after the write that moved the record');
+      }
+      return written;
+    },
+  };
+  const engine = new ShelvingEngine({
+    ec2: countingEc2(),
+    store,
+    facts: { publish: async () => {} },
+    clock: {
+      now: () => clock.at,
+      sleep: async (ms) => {
+        clock.at += ms;
+      },
+    },
+    settings: defaultShelvingSettings,
+  });
+  return { engine, store: memory, clock };
+};
+
+/** What the saga leaves behind once the record came back: unshelved, instance link released. */
+const finishUnshelve = async (store: ReturnType<typeof memoryShelfStore>, recordId: string) => {
+  const [stored] = await store.getMany([recordId]);
+  if (!stored) throw new Error(`no record ${recordId}`);
+  const done: ShelfRecord = { ...stored, step: 'unshelved', version: stored.version + 1, nextDueAt: null };
+  expect(await store.update(stored, done, { unlinkInstanceId: stored.instanceId })).toBe(true);
+};
+
+describe('a retried Unshelve request', () => {
+  it('does not unshelve the record of an instance shelved again after the killed first handling', async () => {
+    const { engine, store, clock } = setUp('unshelve.start');
+    await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
+    await expect(engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1')).rejects.toThrow(/killed/);
+    clock.at += 60_000;
+    await finishUnshelve(store, FIRST_A);
+    // A new Shelve of the same instance (a new event) before Lambda retries the Unshelve.
+    await store.create(shelvedRecord(SECOND_A, INSTANCE_A, clock.at));
+    clock.at += 5 * 60_000;
+
+    const retried = await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1');
+
+    expect(retried).toEqual([{ id: FIRST_A, ok: true, step: 'unshelve.start' }]);
+    expect(store.records.get(SECOND_A)?.step).toBe('shelved');
+    expect(store.records.get(FIRST_A)?.step).toBe('unshelved');
+  });
+
+  it('acts on the tenant as first resolved, not on records shelved since', async () => {
+    const { engine, store, clock } = setUp('unshelve.start');
+    await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
+    await expect(engine.unshelveRequest({ tenant: 'tenant-a' }, 'event-1')).rejects.toThrow(/killed/);
+    clock.at += 60_000;
+    await store.create(shelvedRecord(FIRST_B, INSTANCE_B, clock.at));
+    clock.at += 5 * 60_000;
+
+    const retried = await engine.unshelveRequest({ tenant: 'tenant-a' }, 'event-1');
+
+    expect(retried).toEqual([{ id: FIRST_A, ok: true, step: 'unshelve.start' }]);
+    expect(store.records.get(FIRST_B)?.step).toBe('shelved');
+  });
+
+  it('resumes the record its killed first handling moved but never advanced', async () => {
+    const { engine, store } = setUp('unshelve.start');
+    await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
+    await expect(engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1')).rejects.toThrow(/killed/);
+    expect(store.records.get(FIRST_A)?.version).toBe(2);
+
+    await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1');
+
+    // Its first round ran: the record was observed and written again.
+    expect(store.records.get(FIRST_A)?.version).toBeGreaterThan(2);
+    expect(store.records.get(FIRST_A)?.unshelve?.requestId).toBe('event-1');
+  });
+
+  it('answers an instance that named no record NotFound again, even once it is shelved', async () => {
+    const { engine, store, clock } = setUp('unshelve.start');
+    await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
+    const first = await engine.unshelveRequest({ instanceIds: [INSTANCE_B] }, 'event-1');
+    expect(first).toEqual([
+      expect.objectContaining({
+        id: INSTANCE_B,
+        ok: false,
+        error: expect.objectContaining({ code: 'NotFound' }),
+      }),
+    ]);
+    clock.at += 60_000;
+    await store.create(shelvedRecord(FIRST_B, INSTANCE_B, clock.at));
+
+    expect(await engine.unshelveRequest({ instanceIds: [INSTANCE_B] }, 'event-1')).toEqual(first);
+    expect(store.records.get(FIRST_B)?.step).toBe('shelved');
+  });
+
+  it('is new again once the request memory expired', async () => {
+    const { engine, store, clock } = setUp('failed');
+    await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
+    await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1');
+    await finishUnshelve(store, FIRST_A);
+    clock.at += (defaultShelvingSettings.requestMemorySeconds + 1) * 1000;
+    await store.create(shelvedRecord(SECOND_A, INSTANCE_A, clock.at));
+
+    const late = await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1');
+
+    expect(late).toEqual([expect.objectContaining({ id: SECOND_A, ok: true })]);
+  });
+});
+
+describe('a retried Offload request', () => {
+  it('does not offload the record of an instance shelved again after the killed first handling', async () => {
+    const { engine, store, clock } = setUp('offload.terminate');
+    await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
+    await expect(engine.offloadRequest({ instanceIds: [INSTANCE_A] }, 'event-1')).rejects.toThrow(/killed/);
+    clock.at += 60_000;
+    await finishUnshelve(store, FIRST_A);
+    await store.create(shelvedRecord(SECOND_A, INSTANCE_A, clock.at));
+    clock.at += 5 * 60_000;
+
+    const retried = await engine.offloadRequest({ instanceIds: [INSTANCE_A] }, 'event-1');
+
+    expect(retried).toEqual([{ id: FIRST_A, ok: true, step: 'offload.terminate' }]);
+    expect(store.records.get(SECOND_A)?.step).toBe('shelved');
+  });
+});
