@@ -38,7 +38,8 @@ export default defineConfig({
           name: 'faults',
           include: ['test/faults/**/*.test.ts'],
           globalSetup: ['test/integration/global-setup.ts'],
-          testTimeout: 1_800_000,
+          // 1,000 schedules of one capability take 10–30 minutes on 2 busy cores.
+          testTimeout: 3_600_000,
           hookTimeout: 120_000,
         },
       },
