@@ -85,6 +85,9 @@ const ATTACH_STEPS: ReadonlySet<Step> = new Set(['unshelve.stop-replacement', 'u
 export const ATTACH_HORIZON_MS = 3_000;
 
 /** Root swaps first (nearest to running), then data-before-stop, then the rest; earliest launched first. */
+/** EventBridge retries a delivery for up to 24 hours (maximum event age). */
+const RETRY_HORIZON_MS = 24 * 3_600_000;
+
 const byAttachPriority = (a: ShelfRecord, b: ShelfRecord): number => {
   const rank = (record: ShelfRecord): number =>
     record.step === 'unshelve.swap-root' ? 0 : record.step === 'unshelve.stop-replacement' ? 1 : 2;
@@ -249,9 +252,9 @@ export class ShelvingEngine {
    * answers the records it already answered with that answer, and resumes the records a killed
    * handling moved but never advanced.
    */
-  async offloadRequest(named: NamedRecords, requestId: string): Promise<ItemResult[]> {
+  async offloadRequest(named: NamedRecords, requestId: string, sentAt?: number): Promise<ItemResult[]> {
     const request = this.#requestIdentity(requestId);
-    const resolution = await this.#resolve(named, undefined, request);
+    const resolution = await this.#resolve(named, undefined, request, sentAt);
     const results = await this.#move(resolution.recordIds, requestOffload, request, {
       marksUnshelve: false,
       advance: true,
@@ -262,9 +265,10 @@ export class ShelvingEngine {
   async unshelveRequest(
     named: NamedRecords & { readonly tenant?: string | undefined },
     requestId: string,
+    sentAt?: number,
   ): Promise<ItemResult[]> {
     const request = this.#requestIdentity(requestId);
-    const resolution = await this.#resolve(named, named.tenant, request);
+    const resolution = await this.#resolve(named, named.tenant, request, sentAt);
     const results = await this.#move(
       resolution.recordIds,
       (record) => requestUnshelve(record, named.tenant),
@@ -325,12 +329,15 @@ export class ShelvingEngine {
    * The records a request acts on: remembered from its first handling, or resolved now (instance
    * ids through their links, a tenant alone to its resting records) and remembered before any
    * record moves. A handling killed before the remembering moved nothing, so resolving afresh is
-   * what its first handling would have done.
+   * what its first handling would have done — except that a record shelved after the request was
+   * sent (`sentAt`, the event's time) cannot be what the request meant: a retry that arrives after
+   * the instance was shelved again must not unshelve or offload the new record.
    */
   async #resolve(
     named: NamedRecords,
     tenant: string | undefined,
     request: RequestIdentity,
+    sentAt: number | undefined,
   ): Promise<RequestResolution> {
     const { store, clock } = this.#deps;
     const now = clock.now();
@@ -338,9 +345,35 @@ export class ShelvingEngine {
     if (remembered) return remembered;
     const resolved = await this.recordIdsFor(named.instanceIds ?? []);
     const byName = [...(named.recordIds ?? []), ...resolved.found];
-    const recordIds =
+    const candidates =
       byName.length === 0 && tenant !== undefined ? await this.recordIdsOfTenant(tenant) : byName;
-    return store.rememberResolution(request, { recordIds, missing: resolved.missing }, now);
+    // Only a delivery that can still be a retry is held to its send time (EventBridge retries for
+    // up to 24 h): a console test event or a replay with an old `time` is a request sent now.
+    const mayBeRetry = sentAt !== undefined && now - sentAt <= RETRY_HORIZON_MS;
+    const late = mayBeRetry ? await this.#shelvedAfter(candidates, sentAt) : [];
+    const recordIds = candidates.filter((recordId) => !late.some((record) => record.recordId === recordId));
+    const missing = [
+      ...resolved.missing,
+      ...late
+        .filter((record) => byName.includes(record.recordId))
+        .map((record) =>
+          failedItem(record.instanceId, {
+            code: 'NotFound',
+            message: `${record.instanceId} was shelved again (${record.recordId}) after this request was sent`,
+          }),
+        ),
+    ];
+    return store.rememberResolution(request, { recordIds, missing }, now);
+  }
+
+  /**
+   * Records created after a request sent at `sentAt`. EventBridge event times have one-second
+   * resolution, so the request could have been sent up to a second after its stated time.
+   */
+  async #shelvedAfter(recordIds: readonly string[], sentAt: number): Promise<ShelfRecord[]> {
+    if (recordIds.length === 0) return [];
+    const records = await this.#deps.store.getMany(recordIds);
+    return records.filter((record) => record.shelvedAt >= sentAt + 1_000);
   }
 
   async #move(

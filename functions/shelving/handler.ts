@@ -59,7 +59,7 @@ export const createShelvingRegistry = (engine: ShelvingEngine): EventRegistry<Sh
       );
       return { kind: 'items', results };
     }),
-    route(WARMBOOT, OFFLOAD_INSTANCES, offloadInstancesDetail, async ({ id, detail }) => {
+    route(WARMBOOT, OFFLOAD_INSTANCES, offloadInstancesDetail, async ({ id, time, detail }) => {
       checkSize('detail.recordIds', detail.recordIds, engine.settings);
       checkSize('detail.instanceIds', detail.instanceIds, engine.settings);
       return {
@@ -67,10 +67,11 @@ export const createShelvingRegistry = (engine: ShelvingEngine): EventRegistry<Sh
         results: await engine.offloadRequest(
           { recordIds: detail.recordIds, instanceIds: detail.instanceIds },
           id,
+          Date.parse(time),
         ),
       };
     }),
-    route(WARMBOOT, UNSHELVE_INSTANCES, unshelveInstancesDetail, async ({ id, detail }) => {
+    route(WARMBOOT, UNSHELVE_INSTANCES, unshelveInstancesDetail, async ({ id, time, detail }) => {
       checkSize('detail.recordIds', detail.recordIds, engine.settings);
       checkSize('detail.instanceIds', detail.instanceIds, engine.settings);
       return {
@@ -78,6 +79,7 @@ export const createShelvingRegistry = (engine: ShelvingEngine): EventRegistry<Sh
         results: await engine.unshelveRequest(
           { recordIds: detail.recordIds, instanceIds: detail.instanceIds, tenant: detail.tenant },
           id,
+          Date.parse(time),
         ),
       };
     }),

@@ -95,6 +95,39 @@ describe('a retried Unshelve request', () => {
     expect(store.records.get(FIRST_A)?.step).toBe('unshelved');
   });
 
+  it('does not act on a record shelved after the request was sent, when the first handling died before resolving', async () => {
+    const { engine, store, clock } = setUp('unshelve.start');
+    const sentAt = clock.at;
+    // The first handling died before any call; then the instance was shelved (a new event).
+    clock.at += 1_000;
+    await store.create(shelvedRecord(SECOND_A, INSTANCE_A, clock.at));
+    clock.at += 60_000;
+
+    const retried = await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1', sentAt);
+
+    expect(retried).toEqual([
+      {
+        id: INSTANCE_A,
+        ok: false,
+        error: { code: 'NotFound', message: expect.stringContaining('shelved again') },
+      },
+    ]);
+    expect(store.records.get(SECOND_A)?.step).toBe('shelved');
+  });
+
+  it('treats a request whose time is older than any retry (a console test event) as sent now', async () => {
+    const { engine, store, clock } = setUp('unshelve.start');
+    const staleSampleTime = clock.at - 30 * 24 * 3_600_000;
+    await store.create(shelvedRecord(FIRST_A, INSTANCE_A, clock.at));
+    clock.at += 60_000;
+
+    await expect(
+      engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1', staleSampleTime),
+    ).rejects.toThrow(/killed/);
+
+    expect(store.records.get(FIRST_A)?.step).toBe('unshelve.start');
+  });
+
   it('acts on the tenant as first resolved, not on records shelved since', async () => {
     const { engine, store, clock } = setUp('unshelve.start');
     await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
