@@ -501,13 +501,45 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
   };
 };
 
+/** Answers remembered per request and item until they expire; the first answer stored wins. */
+const rememberedAnswers = <A extends { readonly id: string }>() => {
+  const entries = new Map<string, { readonly answer: A; readonly expiresAt: number }>();
+  const key = (requestId: string, id: string) => `${requestId}#${id}`;
+  return {
+    find(requestId: string, id: string, now: number): A | undefined {
+      const entry = entries.get(key(requestId, id));
+      return entry && unexpired(entry.expiresAt, now) ? structuredClone(entry.answer) : undefined;
+    },
+    all(requestId: string, now: number): Map<string, A> {
+      const found = new Map<string, A>();
+      for (const [entryKey, { answer, expiresAt }] of entries) {
+        if (entryKey.startsWith(`${requestId}#`) && unexpired(expiresAt, now))
+          found.set(answer.id, structuredClone(answer));
+      }
+      return found;
+    },
+    store(request: RequestIdentity, answer: A): void {
+      entries.set(key(request.requestId, answer.id), {
+        answer: structuredClone(answer),
+        expiresAt: request.expiresAt,
+      });
+    },
+    /** Stores `answer` unless one is remembered; returns the one that stands. */
+    first(request: RequestIdentity, answer: A, now: number): A {
+      const remembered = this.find(request.requestId, answer.id, now);
+      if (remembered) return remembered;
+      this.store(request, answer);
+      return answer;
+    },
+  };
+};
+
 /** In-memory implementation with the same conditional semantics (unit tests, benchmarks). */
 export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap<string, ShelfRecord> } => {
   const records = new Map<string, ShelfRecord>();
   const instances = new Map<string, string>();
-  const answers = new Map<string, { readonly answer: ShelveAnswer; readonly expiresAt: number }>();
-  const answerId = (requestId: string, instanceId: string) => `${requestId}#${instanceId}`;
-  const moves = new Map<string, { readonly answer: MoveAnswer; readonly expiresAt: number }>();
+  const answers = rememberedAnswers<ShelveAnswer>();
+  const moves = rememberedAnswers<MoveAnswer>();
   const resolutions = new Map<
     string,
     { readonly resolution: RequestResolution; readonly expiresAt: number }
@@ -529,37 +561,23 @@ export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap
       return instances.get(instanceId);
     },
     async create(record, request) {
-      const remembered = request && answers.get(answerId(request.requestId, record.instanceId));
-      if (remembered && unexpired(remembered.expiresAt, record.shelvedAt)) {
-        return { created: false, remembered: structuredClone(remembered.answer) };
-      }
+      const remembered = request && answers.find(request.requestId, record.instanceId, record.shelvedAt);
+      if (remembered) return { created: false, remembered };
       const existing = instances.get(record.instanceId);
       if (existing) return { created: false, existingRecordId: existing };
       if (records.has(record.recordId)) return { created: false, existingRecordId: record.recordId };
       records.set(record.recordId, clone(record));
       instances.set(record.instanceId, record.recordId);
       if (request) {
-        answers.set(answerId(request.requestId, record.instanceId), {
-          answer: { id: record.instanceId, ok: true, recordId: record.recordId, created: true },
-          expiresAt: request.expiresAt,
-        });
+        answers.store(request, { id: record.instanceId, ok: true, recordId: record.recordId, created: true });
       }
       return { created: true };
     },
     async shelveAnswers(requestId, now) {
-      const found = new Map<string, ShelveAnswer>();
-      for (const [key, { answer, expiresAt }] of answers) {
-        if (key.startsWith(`${requestId}#`) && unexpired(expiresAt, now))
-          found.set(answer.id, structuredClone(answer));
-      }
-      return found;
+      return answers.all(requestId, now);
     },
     async rememberShelveAnswer(request, answer, now) {
-      const key = answerId(request.requestId, answer.id);
-      const remembered = answers.get(key);
-      if (remembered && unexpired(remembered.expiresAt, now)) return structuredClone(remembered.answer);
-      answers.set(key, { answer: structuredClone(answer), expiresAt: request.expiresAt });
-      return answer;
+      return answers.first(request, answer, now);
     },
     async resolution(requestId, now) {
       const remembered = resolutions.get(requestId);
@@ -577,19 +595,10 @@ export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap
       return resolution;
     },
     async moveAnswers(requestId, now) {
-      const found = new Map<string, MoveAnswer>();
-      for (const [key, { answer, expiresAt }] of moves) {
-        if (key.startsWith(`${requestId}#`) && unexpired(expiresAt, now))
-          found.set(answer.id, structuredClone(answer));
-      }
-      return found;
+      return moves.all(requestId, now);
     },
     async rememberMoveAnswer(request, answer, now) {
-      const key = answerId(request.requestId, answer.id);
-      const remembered = moves.get(key);
-      if (remembered && unexpired(remembered.expiresAt, now)) return structuredClone(remembered.answer);
-      moves.set(key, { answer: structuredClone(answer), expiresAt: request.expiresAt });
-      return answer;
+      return moves.first(request, answer, now);
     },
     async update(expected, next, options = {}) {
       const current = records.get(expected.recordId);
@@ -600,12 +609,8 @@ export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap
       }
       if (options.remember) {
         const { request, answer, now } = options.remember;
-        const remembered = moves.get(answerId(request.requestId, answer.id));
-        if (remembered && unexpired(remembered.expiresAt, now)) return false;
-        moves.set(answerId(request.requestId, answer.id), {
-          answer: structuredClone(answer),
-          expiresAt: request.expiresAt,
-        });
+        if (moves.find(request.requestId, answer.id, now)) return false;
+        moves.store(request, answer);
       }
       records.set(next.recordId, clone(next));
       if (options.linkInstanceId) instances.set(options.linkInstanceId, next.recordId);
