@@ -4,6 +4,7 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  type QueryCommandInput,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { callAws, isConditionalCheckFailed } from '../../shared/aws-errors';
@@ -227,6 +228,33 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
     }
   };
 
+  /** Records an index query finds, page after page, until `limit` of them are read. */
+  const queryRecords = async (
+    query: Pick<QueryCommandInput, 'IndexName' | 'KeyConditionExpression' | 'ExpressionAttributeValues'>,
+    limit: number,
+  ): Promise<ShelfRecord[]> => {
+    const found: ShelfRecord[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const exclusiveStartKey = startKey;
+      const answer = await callAws('Query', () =>
+        documents.send(
+          new QueryCommand({
+            TableName: tableName,
+            ...query,
+            ...(exclusiveStartKey ? { ExclusiveStartKey: exclusiveStartKey } : {}),
+          }),
+        ),
+      );
+      for (const item of answer.Items ?? []) {
+        const record = read(item);
+        if (record) found.push(record);
+      }
+      startKey = answer.LastEvaluatedKey;
+    } while (startKey && found.length < limit);
+    return found.slice(0, limit);
+  };
+
   return {
     async get(recordId) {
       const answer = await callAws('GetItem', () =>
@@ -412,52 +440,28 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
       }
     },
     async byTenant(tenant, limit) {
-      const found: ShelfRecord[] = [];
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        const exclusiveStartKey = startKey;
-        const answer = await callAws('Query', () =>
-          documents.send(
-            new QueryCommand({
-              TableName: tableName,
-              IndexName: 'gsi1',
-              KeyConditionExpression: 'gsi1pk = :tenant',
-              ExpressionAttributeValues: { ':tenant': `TENANT#${tenant}` },
-              ...(exclusiveStartKey ? { ExclusiveStartKey: exclusiveStartKey } : {}),
-            }),
-          ),
-        );
-        for (const item of answer.Items ?? []) {
-          const record = read(item);
-          if (record) found.push(record);
-        }
-        startKey = answer.LastEvaluatedKey;
-      } while (startKey && found.length < limit);
-      return found.slice(0, limit);
+      return queryRecords(
+        {
+          IndexName: 'gsi1',
+          KeyConditionExpression: 'gsi1pk = :tenant',
+          ExpressionAttributeValues: { ':tenant': `TENANT#${tenant}` },
+        },
+        limit,
+      );
     },
     async due(now, limit) {
       const found: ShelfRecord[] = [];
       for (const phase of SAGA_PHASES) {
-        let startKey: Record<string, unknown> | undefined;
-        do {
-          const exclusiveStartKey = startKey;
-          const answer = await callAws('Query', () =>
-            documents.send(
-              new QueryCommand({
-                TableName: tableName,
-                IndexName: 'gsi2',
-                KeyConditionExpression: 'gsi2pk = :phase AND gsi2sk <= :due',
-                ExpressionAttributeValues: { ':phase': `SAGA#${phase}`, ':due': dueKey(now, '~') },
-                ...(exclusiveStartKey ? { ExclusiveStartKey: exclusiveStartKey } : {}),
-              }),
-            ),
-          );
-          for (const item of answer.Items ?? []) {
-            const record = read(item);
-            if (record) found.push(record);
-          }
-          startKey = answer.LastEvaluatedKey;
-        } while (startKey && found.length < limit);
+        found.push(
+          ...(await queryRecords(
+            {
+              IndexName: 'gsi2',
+              KeyConditionExpression: 'gsi2pk = :phase AND gsi2sk <= :due',
+              ExpressionAttributeValues: { ':phase': `SAGA#${phase}`, ':due': dueKey(now, '~') },
+            },
+            limit,
+          )),
+        );
       }
       // The index is eventually consistent: read the records themselves before acting.
       const fresh = await this.getMany(found.slice(0, limit).map((record) => record.recordId));
