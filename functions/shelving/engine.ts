@@ -8,12 +8,16 @@ import { chunk, fastLaunchRequest, planLaunchBatches, slowLaunchRequest } from '
 import { HOST_WAIT_RETRY_MS, nextStep, ownedVolumeIds } from './domain/saga';
 import {
   confirms,
+  type DeletionPlan,
+  deletionUnderWay,
   planDeletion,
   planShelve,
   type RequestedMove,
   requestOffload,
   requestUnshelve,
   type ShelveRequestItem,
+  startDeletion,
+  undoDeletion,
 } from './domain/shelve';
 import { REPLACEMENT_BATCH_TAG, REPLACEMENT_FOR_TAG } from './domain/tags';
 import type {
@@ -66,6 +70,27 @@ export interface RecordProgress {
   readonly recheckAt?: number | null;
   readonly error?: RecordError;
 }
+
+/** The answer of 'Delete Shelved Record', per volume and snapshot once it acted. */
+export interface DeletionResult {
+  readonly recordId: string;
+  readonly ok: boolean;
+  readonly confirmationRequired?: true;
+  readonly willDelete?: { readonly volumeIds: readonly string[]; readonly snapshotIds: readonly string[] };
+  readonly deleted?: { readonly volumes: readonly ItemResult[]; readonly snapshots: readonly ItemResult[] };
+  readonly error?: RecordError;
+}
+
+const confirmationRequired = (plan: DeletionPlan): DeletionResult => ({
+  recordId: plan.recordId,
+  ok: false,
+  confirmationRequired: true,
+  willDelete: { volumeIds: plan.volumeIds, snapshotIds: plan.snapshotIds },
+  error: {
+    code: 'ConfirmationRequired',
+    message: `deleting record ${plan.recordId} deletes volumes [${plan.volumeIds.join(', ')}] and snapshots [${plan.snapshotIds.join(', ')}]; send confirm: "${plan.recordId}" (or the list of volume ids) to proceed`,
+  },
+});
 
 export interface RoundSummary {
   readonly records: readonly RecordProgress[];
@@ -467,18 +492,24 @@ export class ShelvingEngine {
 
   /**
    * 'Delete Shelved Record': without a matching confirmation, answers with the volumes and
-   * snapshots it would delete and deletes nothing. With it, deletes them (each re-described and
-   * checked against the record's shelved tag right before DeleteVolume), then the record.
+   * snapshots it would delete and deletes nothing. With it, first moves the record to `deleting`
+   * (a conditional write: an Unshelve or Offload that moved it meanwhile wins, and nothing is
+   * deleted), then deletes them (each volume re-described and checked against the record's
+   * shelved tag right before DeleteVolume), then the record. A retry of a deletion under way
+   * finishes it.
    */
-  async deleteRecord(recordId: string, confirm: string | readonly string[] | undefined) {
-    const { store, ec2 } = this.#deps;
+  async deleteRecord(
+    recordId: string,
+    confirm: string | readonly string[] | undefined,
+  ): Promise<DeletionResult> {
+    const { store, ec2, clock } = this.#deps;
     const record = await store.get(recordId);
     if (!record)
-      return {
-        recordId,
-        ok: false as const,
-        error: { code: 'NotFound', message: `no shelve record ${recordId}` },
-      };
+      return { recordId, ok: false, error: { code: 'NotFound', message: `no shelve record ${recordId}` } };
+    const underWay = deletionUnderWay(record);
+    if (underWay) {
+      return confirms(underWay, confirm) ? this.#finishDeletion(record) : confirmationRequired(underWay);
+    }
     const volumes = new Map(
       (await ec2.describeVolumes(record.volumes.map((volume) => volume.volumeId))).map((volume) => [
         volume.volumeId,
@@ -491,30 +522,43 @@ export class ShelvingEngine {
       volumes,
       snapshots.map((snapshot) => snapshot.snapshotId),
     );
-    if (!plan.ok) return { recordId, ok: false as const, error: plan.error };
-    if (!confirms(plan.plan, confirm)) {
+    if (!plan.ok) return { recordId, ok: false, error: plan.error };
+    if (!confirms(plan.plan, confirm)) return confirmationRequired(plan.plan);
+    const deleting = startDeletion(record, plan.plan, clock.now());
+    if (!(await store.update(record, deleting))) {
+      const now = await store.get(recordId);
       return {
         recordId,
-        ok: false as const,
-        confirmationRequired: true as const,
-        willDelete: { volumeIds: plan.plan.volumeIds, snapshotIds: plan.plan.snapshotIds },
+        ok: false,
         error: {
-          code: 'ConfirmationRequired',
-          message: `deleting record ${recordId} deletes volumes [${plan.plan.volumeIds.join(', ')}] and snapshots [${plan.plan.snapshotIds.join(', ')}]; send confirm: "${recordId}" (or the list of volume ids) to proceed`,
+          code: 'Conflict',
+          message: `record ${recordId} changed while the delete was checked (now ${now?.step ?? 'gone'}); nothing was deleted`,
         },
       };
     }
+    return this.#finishDeletion(deleting);
+  }
+
+  /**
+   * Deletes what a `deleting` record lists, then the record; if a volume cannot be deleted the
+   * record goes back to rest, saying which. Safe to run twice at once (the request and the
+   * reconcile): deletes of what is gone are no-ops and only one record write wins.
+   */
+  async #finishDeletion(record: ShelfRecord): Promise<DeletionResult> {
+    const { store, ec2, clock } = this.#deps;
+    const deletion = record.deletion;
+    if (!deletion) throw new Error(`record ${record.recordId} is ${record.step}, not deleting`);
     const volumeResults: ItemResult[] = [];
-    for (const volumeId of plan.plan.volumeIds) {
+    for (const volumeId of deletion.volumeIds) {
       try {
-        await ec2.deleteShelvedVolume(volumeId, recordId);
+        await ec2.deleteShelvedVolume(volumeId, record.recordId);
         volumeResults.push({ id: volumeId, ok: true });
       } catch (error) {
         volumeResults.push(failedItem(volumeId, errorOf(error)));
       }
     }
     const snapshotResults: ItemResult[] = [];
-    for (const snapshotId of plan.plan.snapshotIds) {
+    for (const snapshotId of deletion.snapshotIds) {
       try {
         await ec2.deleteSnapshot(snapshotId);
         snapshotResults.push({ id: snapshotId, ok: true });
@@ -522,14 +566,21 @@ export class ShelvingEngine {
         snapshotResults.push(failedItem(snapshotId, errorOf(error)));
       }
     }
+    const deleted = { volumes: volumeResults, snapshots: snapshotResults };
     // The record goes only when every volume it owned is gone, so no volume is ever orphaned. A
-    // snapshot that failed to delete is reported per item; it keeps its shelved tag for a retry.
-    const volumesGone = volumeResults.every((result) => result.ok);
-    const removed = volumesGone ? await store.remove(record) : false;
+    // snapshot that failed to delete is reported per item; it keeps its shelved tag.
+    const failures = volumeResults.flatMap((result) => (result.ok ? [] : [result]));
+    if (failures.length === 0) {
+      const removed = (await store.remove(record)) || (await store.get(record.recordId)) === undefined;
+      return { recordId: record.recordId, ok: removed, deleted };
+    }
+    const undone = undoDeletion(record, failures, clock.now());
+    await store.update(record, undone);
     return {
-      recordId,
-      ok: volumesGone && removed,
-      deleted: { volumes: volumeResults, snapshots: snapshotResults },
+      recordId: record.recordId,
+      ok: false,
+      deleted,
+      ...(undone.error ? { error: undone.error } : {}),
     };
   }
 
@@ -547,7 +598,21 @@ export class ShelvingEngine {
   /** The schedule: every record whose time has come (lost events, offload timers, retries). */
   async reconcile(): Promise<RoundSummary> {
     const due = await this.#deps.store.due(this.#deps.clock.now(), this.#deps.settings.reconcileBatch);
-    return this.advance(due);
+    const summary = await this.advance(due.filter((record) => record.step !== 'deleting'));
+    const deletions: RecordProgress[] = [];
+    for (const record of due.filter((candidate) => candidate.step === 'deleting')) {
+      // A deletion whose handling died: finish it, or put the record back to rest.
+      const result = await this.#finishDeletion(record).catch(
+        (error: unknown): DeletionResult => ({ recordId: record.recordId, ok: false, error: errorOf(error) }),
+      );
+      deletions.push({
+        recordId: record.recordId,
+        step: 'deleting',
+        reason: result.ok ? 'deleted' : 'deletion incomplete',
+        ...(result.error ? { error: result.error } : {}),
+      });
+    }
+    return { ...summary, records: [...summary.records, ...deletions] };
   }
 
   /**

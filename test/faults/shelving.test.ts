@@ -317,6 +317,41 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
     );
   });
 
+  it('never deletes the volumes of a record an Unshelve moved, when a confirmed Delete races it (finding 7)', async () => {
+    // The shrunk counterexample of seed 1265396480: the Unshelve's delivery held back by a
+    // reorder, the confirmed Delete five seconds after the start.
+    const deleteRacingUnshelve = fc.constant<ShelvingWorkload>({
+      seed: 1,
+      instances: 3,
+      onHost: false,
+      offloadAfterSeconds: -1,
+      operations: [
+        { kind: 'shelve', targets: [0], afterMs: 108_000 },
+        { kind: 'shelve', targets: [0], afterMs: 65_000 },
+        { kind: 'offload', targets: [0], afterMs: 62_000 },
+        { kind: 'shelve', targets: [0], afterMs: 177_000 },
+        { kind: 'unshelve', targets: [0], afterMs: 63_000 },
+        { kind: 'delete', target: 0, afterMs: 5_000 },
+      ],
+    });
+    const unshelveHeldBack = fc.constant(
+      new FaultSchedule([
+        {
+          kind: 'event',
+          atMs: 0,
+          target: { source: 'warmboot', detailType: 'Unshelve Instances', droppable: false },
+          fault: { kind: 'reorder', window: 2, maxHoldMs: 30_000 },
+          times: 1,
+        },
+      ]),
+    );
+
+    await fc.assert(
+      shelvingProperty(deleteRacingUnshelve, unshelveHeldBack, new FaultTally('shelving regression', [])),
+      { numRuns: 1 },
+    );
+  });
+
   it('fails, naming the invariant, when a retained volume is deleted behind its record', async () => {
     const offloaded = fc.constant<ShelvingWorkload>({
       seed: 7,

@@ -24,7 +24,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { callAws } from '../../shared/aws-errors';
 import type { Clock } from '../../shared/clock';
-import { UnmanagedResourceError } from '../../shared/errors';
+import { NotFoundError, UnmanagedResourceError } from '../../shared/errors';
 import type { LaunchRequest } from '../domain/bulk';
 import type { Pacer } from '../domain/pacer';
 import { replacementRootDeletionRefusal, shelvedVolumeDeletionRefusal } from '../domain/safety';
@@ -432,9 +432,14 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       await paced('DeleteVolume', 0, () => client.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
     },
     async deleteSnapshot(snapshotId) {
-      await paced('DeleteSnapshot', 0, () =>
-        client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })),
-      );
+      try {
+        await paced('DeleteSnapshot', 0, () =>
+          client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })),
+        );
+      } catch (error) {
+        // Already gone (a retried or concurrent deletion): the same outcome.
+        if (!(error instanceof NotFoundError)) throw error;
+      }
     },
   };
 };

@@ -105,13 +105,14 @@ export interface UpdateOptions {
   };
 }
 
-export const SAGA_PHASES = ['shelving', 'offload', 'unshelving'] as const;
+export const SAGA_PHASES = ['shelving', 'offload', 'unshelving', 'deleting'] as const;
 export type SagaPhase = (typeof SAGA_PHASES)[number];
 
 export const phaseOf = (step: Step): SagaPhase | undefined => {
   if (step.startsWith('shelve.')) return 'shelving';
   if (step === 'shelved' || step === 'offload.terminate') return 'offload';
   if (step.startsWith('unshelve.')) return 'unshelving';
+  if (step === 'deleting') return 'deleting';
   return undefined;
 };
 

@@ -161,6 +161,9 @@ export const nextStep = (
     case 'unshelved':
     case 'failed':
       return wait(record.step, null);
+    case 'deleting':
+      // The engine's deletion finishes it; the saga only keeps its reconcile time.
+      return wait('deleting', record.nextDueAt);
   }
 };
 

@@ -189,6 +189,8 @@ export const requestUnshelve = (record: ShelfRecord, requestedTenant: string | u
         to: record.offloadedAt !== undefined ? 'unshelve.choose' : 'unshelve.start',
         unchanged: false,
       };
+    case 'deleting':
+      return refuse('IncorrectState', `record ${record.recordId} is being deleted; it cannot be unshelved`);
     default:
       return refuse(
         'IncorrectState',
@@ -227,6 +229,61 @@ export const planDeletion = (
     volumeIds.push(volume.volumeId);
   }
   return { ok: true, plan: { recordId: record.recordId, volumeIds, snapshotIds: [...snapshotIds] } };
+};
+
+/**
+ * A deletion that dies between its calls is taken over by the reconcile after this long: longer
+ * than one handling needs for a record's few DeleteVolume calls, paced.
+ */
+export const DELETION_TAKEOVER_MS = 5 * 60_000;
+
+/** The record as a confirmed deletion writes it before it deletes anything. */
+export const startDeletion = (record: ShelfRecord, plan: DeletionPlan, now: number): ShelfRecord => ({
+  ...record,
+  step: 'deleting',
+  version: record.version + 1,
+  stepSince: now,
+  nextDueAt: now + DELETION_TAKEOVER_MS,
+  deletion: {
+    requestedAt: now,
+    volumeIds: [...plan.volumeIds],
+    snapshotIds: [...plan.snapshotIds],
+    from: { step: record.step, nextDueAt: record.nextDueAt },
+  },
+});
+
+/** The plan a deletion under way carries out (a retry must confirm the same one). */
+export const deletionUnderWay = (record: ShelfRecord): DeletionPlan | undefined =>
+  record.step === 'deleting' && record.deletion
+    ? {
+        recordId: record.recordId,
+        volumeIds: record.deletion.volumeIds,
+        snapshotIds: record.deletion.snapshotIds,
+      }
+    : undefined;
+
+/**
+ * A volume could not be deleted: the record goes back to where it rested, saying which volumes
+ * remain, so the operator can retry and an Unshelve still finds what is left.
+ */
+export const undoDeletion = (
+  record: ShelfRecord,
+  failures: readonly { readonly id: string; readonly error: RecordError }[],
+  now: number,
+): ShelfRecord => {
+  const { deletion, ...rest } = record;
+  const from = deletion?.from ?? { step: 'failed' as const, nextDueAt: null };
+  return {
+    ...rest,
+    step: from.step,
+    version: record.version + 1,
+    stepSince: now,
+    nextDueAt: from.nextDueAt,
+    error: {
+      code: 'DeletionIncomplete',
+      message: `could not delete ${failures.map((failure) => `${failure.id} (${failure.error.code}: ${failure.error.message})`).join(', ')}; the record is kept, retry the delete`,
+    },
+  };
 };
 
 /** The confirmation is the record id itself, or exactly the list of volume ids the plan names. */

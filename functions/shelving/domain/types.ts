@@ -57,7 +57,8 @@ export type Step =
   | 'offloaded'
   | UnshelveStep
   | 'unshelved'
-  | 'failed';
+  | 'failed'
+  | 'deleting';
 
 export const TERMINAL_STEPS: readonly Step[] = ['unshelved', 'failed'];
 /** Resting states: nothing to do until a timer (offloadAt) or an operator request. */
@@ -94,6 +95,19 @@ export interface UnshelveState {
   readonly readyAt?: number;
 }
 
+/**
+ * A confirmed 'Delete Shelved Record' under way. The record holds `deleting` from before the first
+ * DeleteVolume until it is removed, so no Unshelve or Offload can move it meanwhile; a handling
+ * that dies in between is finished (or undone) by the reconcile.
+ */
+export interface DeletionState {
+  readonly requestedAt: number;
+  readonly volumeIds: readonly string[];
+  readonly snapshotIds: readonly string[];
+  /** Where the record rested before: it goes back there if a deletion fails. */
+  readonly from: { readonly step: Step; readonly nextDueAt: number | null };
+}
+
 export interface RecordError {
   readonly code: string;
   readonly message: string;
@@ -122,6 +136,7 @@ export interface ShelfRecord {
   /** When the reconcile should look at this record again; null = only on request. */
   readonly nextDueAt: number | null;
   readonly unshelve?: UnshelveState;
+  readonly deletion?: DeletionState;
   readonly error?: RecordError;
 }
 
