@@ -22,6 +22,14 @@ export const shelvingSettingsSchema = z
     reconcileBatch: z.number().int().min(1).max(5000).default(1000),
     /** Give up waiting for a full Dedicated Host (affinity `host`) after this many seconds. */
     hostWaitSeconds: z.number().int().min(0).default(3600),
+    /**
+     * When the recorded AZ is unusable (DescribeAvailabilityZones says impaired or unavailable,
+     * the recorded subnet is gone, or the AZ has refused the replacement for lack of capacity for
+     * this many seconds), restore from the safety snapshots into another AZ of the same VPC: a
+     * new subnet and private IP, said in Instance Unshelved. -1 never leaves the recorded AZ
+     * (the unshelve waits for it). Instances on a Dedicated Host never move.
+     */
+    otherAzAfterSeconds: z.number().int().min(-1).default(900),
     /** A step that sees no progress for this long is re-examined by the reconcile. */
     stepTimeoutSeconds: z.number().int().min(1).default(900),
     /**

@@ -5,7 +5,7 @@ import type { ShelvingEc2 } from './adapters/ec2';
 import { phaseOf, type ShelfStore, type UpdateOptions } from './adapters/store';
 import type { ShelvingSettings } from './config';
 import { chunk, fastLaunchRequest, planLaunchBatches, slowLaunchRequest } from './domain/bulk';
-import { HOST_WAIT_RETRY_MS, nextStep, ownedVolumeIds } from './domain/saga';
+import { HOST_WAIT_RETRY_MS, mayNeedOtherZone, nextStep, ownedVolumeIds } from './domain/saga';
 import {
   confirms,
   type DeletionPlan,
@@ -866,6 +866,15 @@ export class ShelvingEngine {
         ? await ec2.describeShelvedSnapshots(snapshotRecords)
         : new Map<string, ObservedSnapshot[]>();
 
+    // AZ states and subnets only for records that may have to leave their AZ: two describes a round.
+    const movable = records.filter((record) => mayNeedOtherZone(record, this.#deps.settings));
+    const placement =
+      movable.length > 0
+        ? await ec2.describePlacement(
+            movable.flatMap((record) => (record.config.vpcId ? [record.config.vpcId] : [])),
+          )
+        : undefined;
+
     const observations = new Map<string, Observation>();
     for (const record of records) {
       const replacement = replacementOf(record);
@@ -884,6 +893,7 @@ export class ShelvingEngine {
         ...(replacement ? { replacement } : {}),
         volumes: own,
         snapshots: snapshots.get(record.recordId) ?? [],
+        ...(placement && movable.includes(record) ? { placement } : {}),
       });
     }
     return observations;
@@ -1246,7 +1256,9 @@ export class ShelvingEngine {
             attempt: unshelve.attempt + 1,
             reason,
             ...(capacity && hostBound ? { waitingForHostSince: unshelve.waitingForHostSince ?? now } : {}),
-            ...(capacity && !hostBound ? { hostFull: true } : {}),
+            ...(capacity && !hostBound
+              ? { hostFull: true, capacityRefusedSince: unshelve.capacityRefusedSince ?? now }
+              : {}),
           },
         },
         actions: [],
@@ -1302,6 +1314,29 @@ export class ShelvingEngine {
       );
     } catch (error) {
       fail([record.recordId], error);
+      if (error instanceof WarmbootError && error.code === 'InsufficientCapacity') {
+        // Nothing was launched: the next round may try again at once, or elsewhere once the AZ
+        // has refused long enough (otherAzAfterSeconds).
+        const at = clock.now();
+        const unshelve = written.unshelve ?? { requestId: 'reconcile', requestedAt: at, attempt: 0 };
+        await this.#write(
+          written,
+          {
+            set: {
+              unshelve: {
+                ...unshelve,
+                slowLaunchIssuedAt: undefined,
+                capacityRefusedSince: unshelve.capacityRefusedSince ?? at,
+                reason: errorOf(error).message,
+              },
+            },
+            actions: [],
+            recheckAt: at + HOST_WAIT_RETRY_MS,
+            reason: errorOf(error).message,
+          },
+          at,
+        );
+      }
     }
   }
 }

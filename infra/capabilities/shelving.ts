@@ -45,6 +45,9 @@ export class ShelvingCapability extends Construct {
       'ec2:DescribeVolumes',
       'ec2:DescribeSnapshots',
       'ec2:DescribeHosts',
+      // A slow-path unshelve into another AZ when the recorded one is unusable.
+      'ec2:DescribeAvailabilityZones',
+      'ec2:DescribeSubnets',
     ]);
 
     const instances = ec2Arns(this, 'instance');

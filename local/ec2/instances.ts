@@ -25,6 +25,7 @@ import { applyFilters, paginate, tagList, tagsFor } from './filters';
 import { chooseHost } from './hosts';
 import { isWellFormedId } from './ids';
 import { imageOrThrow, platformValue } from './images';
+import { VPC_ID, zoneState } from './network';
 import { capacityKey, type Ec2Context, type InstanceRecord, type SubnetRecord } from './state';
 import {
   attachedVolumes,
@@ -96,6 +97,10 @@ const insufficientCapacity = (availabilityZone: string, instanceType: string): E
 
 /** ec2-capacity / troubleshooting-launch: shared-tenancy capacity set with setCapacity. */
 const hasSharedCapacity = (ctx: Ec2Context, availabilityZone: string, instanceType: string): boolean => {
+  // An impaired or unavailable AZ (setZoneState) admits no launch or start: the simplest reading
+  // of ec2-instance-recover / aws-health AZ events, where launches there fail with no capacity.
+  const zone = zoneState(ctx, availabilityZone);
+  if (zone === 'impaired' || zone === 'unavailable') return false;
   const limit = ctx.capacity.get(capacityKey(availabilityZone, instanceType));
   if (limit === undefined) return true;
   let used = 0;
@@ -173,6 +178,7 @@ const toSdkInstance = (ctx: Ec2Context, instance: InstanceRecord, launchIndex: n
     Affinity: instance.affinity,
   },
   SubnetId: instance.subnetId,
+  VpcId: VPC_ID,
   KeyName: instance.keyName,
   SecurityGroups: instance.securityGroupIds.map((groupId) => ({ GroupId: groupId })),
   IamInstanceProfile: instance.iamInstanceProfile ? { Arn: instance.iamInstanceProfile } : undefined,

@@ -6,7 +6,7 @@ import type {
 } from '@aws-sdk/client-ec2';
 import { ec2Error } from './errors';
 import { applyFilters, paginate, requireAll } from './filters';
-import type { Ec2Context } from './state';
+import type { Ec2Context, ZoneStateName } from './state';
 
 /** The simulated Region's AZs and subnets: three AZs, a default subnet in each (default-vpc). */
 
@@ -20,6 +20,18 @@ const zoneIdPrefix = (region: string): string => {
 
 export const zoneIdOf = (ctx: Ec2Context, zone: string): string =>
   `${zoneIdPrefix(ctx.region)}-az${ctx.availabilityZones.indexOf(zone) + 1}`;
+
+export const zoneState = (ctx: Ec2Context, zone: string): ZoneStateName =>
+  ctx.zoneStates.get(zone) ?? 'available';
+
+/** A /20 default subnet has 4,096 addresses; AWS reserves 5 (subnet-sizing). */
+const DEFAULT_SUBNET_ADDRESSES = 4091;
+
+const availableAddresses = (ctx: Ec2Context, subnetId: string): number =>
+  DEFAULT_SUBNET_ADDRESSES -
+  [...ctx.instances.values()].filter(
+    (instance) => instance.subnetId === subnetId && instance.state !== 'terminated',
+  ).length;
 
 export const describeAvailabilityZones = async (
   ctx: Ec2Context,
@@ -35,7 +47,7 @@ export const describeAvailabilityZones = async (
     {
       'zone-name': (zone) => [zone],
       'zone-id': (zone) => [zoneIdOf(ctx, zone)],
-      state: () => ['available'],
+      state: (zone) => [zoneState(ctx, zone)],
       'region-name': () => [ctx.region],
     },
     () => new Map(),
@@ -44,7 +56,7 @@ export const describeAvailabilityZones = async (
     AvailabilityZones: matching.map((zone) => ({
       ZoneName: zone,
       ZoneId: zoneIdOf(ctx, zone),
-      State: 'available',
+      State: zoneState(ctx, zone),
       RegionName: ctx.region,
       ZoneType: 'availability-zone',
       OptInStatus: 'opt-in-not-required',
@@ -68,6 +80,7 @@ export const describeSubnets = async (
       'subnet-id': (subnet) => [subnet.subnetId],
       'availability-zone': (subnet) => [subnet.availabilityZone],
       'vpc-id': () => [VPC_ID],
+      state: () => ['available'],
     },
     () => new Map(),
   );
@@ -79,6 +92,9 @@ export const describeSubnets = async (
       AvailabilityZoneId: zoneIdOf(ctx, subnet.availabilityZone),
       VpcId: VPC_ID,
       State: 'available',
+      AvailableIpAddressCount: availableAddresses(ctx, subnet.subnetId),
+      MapPublicIpOnLaunch: subnet.mapPublicIpOnLaunch,
+      DefaultForAz: subnet.mapPublicIpOnLaunch,
       OwnerId: ctx.accountId,
     })),
     NextToken: nextToken,

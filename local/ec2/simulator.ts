@@ -37,6 +37,7 @@ import {
   type InstanceRecord,
   type SnapshotRecord,
   type VolumeRecord,
+  type ZoneStateName,
 } from './state';
 import { createTags, deleteTags, describeTags } from './tags';
 import { type ApiStats, Ec2Throttle } from './throttling';
@@ -159,6 +160,7 @@ export class Ec2Simulator {
       fastRestores: new Map(),
       subnets: new Map(),
       availabilityZones,
+      zoneStates: new Map(),
       capacity: new Map(),
     };
     for (const zone of availabilityZones) this.addSubnet({ availabilityZone: zone });
@@ -193,13 +195,34 @@ export class Ec2Simulator {
     return seedImage(this.#ctx, seed);
   }
 
-  addSubnet(subnet: { subnetId?: string; availabilityZone: string }): string {
+  addSubnet(subnet: { subnetId?: string; availabilityZone: string; mapPublicIpOnLaunch?: boolean }): string {
     if (!this.#ctx.availabilityZones.includes(subnet.availabilityZone))
       throw new Error(`unknown availability zone ${subnet.availabilityZone}`);
     const subnetId =
       subnet.subnetId === undefined ? this.#ctx.ids.next('subnet') : this.#ctx.ids.claim(subnet.subnetId);
-    this.#ctx.subnets.set(subnetId, { subnetId, availabilityZone: subnet.availabilityZone });
+    this.#ctx.subnets.set(subnetId, {
+      subnetId,
+      availabilityZone: subnet.availabilityZone,
+      mapPublicIpOnLaunch: subnet.mapPublicIpOnLaunch ?? true,
+    });
     return subnetId;
+  }
+
+  /** API_DeleteSubnet: refused (DependencyViolation) while an instance that is not terminated uses it. */
+  deleteSubnet(subnetId: string): void {
+    const inUse = [...this.#ctx.instances.values()].some(
+      (instance) => instance.subnetId === subnetId && instance.state !== 'terminated',
+    );
+    if (inUse) throw new Error(`DependencyViolation: subnet ${subnetId} has dependencies`);
+    this.#ctx.subnets.delete(subnetId);
+  }
+
+  /** An AZ's DescribeAvailabilityZones state; launches into an impaired or unavailable AZ get no capacity. */
+  setZoneState(availabilityZone: string, state: ZoneStateName): void {
+    if (!this.#ctx.availabilityZones.includes(availabilityZone))
+      throw new Error(`unknown availability zone ${availabilityZone}`);
+    if (state === 'available') this.#ctx.zoneStates.delete(availabilityZone);
+    else this.#ctx.zoneStates.set(availabilityZone, state);
   }
 
   /** A Dedicated Host (auto-placement off and 96 vCPUs unless given); returns its id. */

@@ -128,7 +128,12 @@ export interface FastRestoreRecord {
 export interface SubnetRecord {
   readonly subnetId: string;
   readonly availabilityZone: string;
+  /** Default subnets assign public IPv4 addresses on launch (default-vpc). */
+  readonly mapPublicIpOnLaunch: boolean;
 }
+
+/** DescribeAvailabilityZones `State` (API_AvailabilityZone). */
+export type ZoneStateName = 'available' | 'information' | 'impaired' | 'unavailable' | 'constrained';
 
 export type InstanceLifecycleChange =
   | { readonly kind: 'state'; readonly instanceId: string; readonly state: InstanceStateName }
@@ -153,6 +158,8 @@ export interface Ec2Context {
   readonly fastRestores: Map<string, FastRestoreRecord>;
   readonly subnets: Map<string, SubnetRecord>;
   readonly availabilityZones: readonly string[];
+  /** AZs not `available` (setZoneState); absent means available. */
+  readonly zoneStates: Map<string, ZoneStateName>;
   /** Instances of a type an AZ can still hold (setCapacity); absent means unlimited. */
   readonly capacity: Map<string, number>;
 }

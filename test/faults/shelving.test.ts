@@ -2,6 +2,7 @@ import { DeleteVolumeCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT } from '../../functions/catalog';
+import { REPLACEMENT_FOR_TAG } from '../../functions/shelving/domain/tags';
 import { LocalCloud } from '../../local/cloud';
 import {
   handledOnce,
@@ -43,6 +44,8 @@ interface ShelvingWorkload {
   readonly onHost: boolean;
   readonly offloadAfterSeconds: number;
   readonly operations: readonly Operation[];
+  /** The instances' AZ goes impaired for a while (the unshelve may move to another AZ). */
+  readonly outage?: { readonly atMs: number; readonly forMs: number };
 }
 
 const workloadArbitrary: fc.Arbitrary<ShelvingWorkload> = fc
@@ -68,6 +71,30 @@ const workloadArbitrary: fc.Arbitrary<ShelvingWorkload> = fc
       }),
     });
   });
+
+/**
+ * The same workloads with an outage of the instances' AZ early in the fault window, ending with an
+ * Unshelve of every instance, so unshelves meet the outage (and move) often.
+ */
+const outageWorkloadArbitrary: fc.Arbitrary<ShelvingWorkload> = fc
+  .tuple(
+    workloadArbitrary,
+    fc.integer({ min: 0, max: 240 }),
+    fc.integer({ min: 120, max: 900 }),
+    fc.integer({ min: 0, max: 180 }),
+  )
+  .map(([workload, atSeconds, forSeconds, unshelveAfterSeconds]) => ({
+    ...workload,
+    operations: [
+      ...workload.operations,
+      {
+        kind: 'unshelve' as const,
+        targets: Array.from({ length: workload.instances }, (_, index) => index),
+        afterMs: unshelveAfterSeconds * 1000,
+      },
+    ],
+    outage: { atMs: atSeconds * 1000, forMs: forSeconds * 1000 },
+  }));
 
 const faultArbitrary = faultScheduleArbitrary({
   windowMs: FAULT_WINDOW_MS,
@@ -100,19 +127,23 @@ const faultArbitrary = faultScheduleArbitrary({
   maxCallsPerInvocation: 30,
 });
 
-const tally = new FaultTally('shelving', [
+const SHELVING_INVARIANTS = [
   'retainedVolumeKept',
   'retainedVolumeOwned',
   'noHalfSwap',
   'recordAtRest',
   'requestAnswered',
   'handledOnce',
-]);
+] as const;
+const tally = new FaultTally('shelving', SHELVING_INVARIANTS);
+const outageTally = new FaultTally('shelving with an AZ outage', SHELVING_INVARIANTS);
+/** The AZ every workload launches in (and the one an outage impairs). */
+const ZONE = 'us-east-1a';
 
 const launchInstances = async (cloud: LocalCloud, workload: ShelvingWorkload): Promise<string[]> => {
   const imageId = cloud.ec2.registerImage({ name: 'al2023', rootSizeGiB: 8 });
   const hostId = workload.onHost
-    ? cloud.ec2.allocateHost({ availabilityZone: 'us-east-1a', instanceType: 'm7i.large' })
+    ? cloud.ec2.allocateHost({ availabilityZone: ZONE, instanceType: 'm7i.large' })
     : undefined;
   const answer = await cloud.run(() =>
     cloud.runtime('shelving').clients.ec2.send(
@@ -122,7 +153,7 @@ const launchInstances = async (cloud: LocalCloud, workload: ShelvingWorkload): P
         MinCount: workload.instances,
         MaxCount: workload.instances,
         Placement: {
-          AvailabilityZone: 'us-east-1a',
+          AvailabilityZone: ZONE,
           ...(hostId ? { Tenancy: 'host', HostId: hostId, Affinity: 'host' } : {}),
         },
         BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } }],
@@ -227,6 +258,12 @@ const shelvingProperty = (
       cloud.ec2.onInstanceLifecycle(() => sampleRetained(cloud, everRetained));
       const instanceIds = await launchInstances(cloud, workload);
       cloud.startSchedules();
+      const outage = workload.outage;
+      if (outage) {
+        const start = cloud.clock.now() + outage.atMs;
+        cloud.clock.at(start, () => cloud.ec2.setZoneState(ZONE, 'impaired'));
+        cloud.clock.at(start + outage.forMs, () => cloud.ec2.setZoneState(ZONE, 'available'));
+      }
 
       await withFaults(cloud, schedule, FAULT_WINDOW_MS, counts, () =>
         runWorkload(cloud, log, instanceIds, workload, deleteRequested),
@@ -262,6 +299,15 @@ const shelvingProperty = (
       counts.observe('shelve records', records.length);
       counts.observe('retained volumes', everRetained.size);
       counts.observe('unshelved records', records.filter((record) => record.step === 'unshelved').length);
+      counts.observe(
+        'unshelves into another AZ',
+        state.instances.filter(
+          (instance) =>
+            instance.tags[REPLACEMENT_FOR_TAG] !== undefined &&
+            instance.state !== 'terminated' &&
+            instance.availabilityZone !== ZONE,
+        ).length,
+      );
       const violations: Violation[] = [
         ...handledOnce(shelveRequests, recordsByInstance, 'shelve records'),
         ...movedAsFirstResolved(records, firstHandledAt),
@@ -286,10 +332,20 @@ const shelvingProperty = (
 describe('shelving under duplicate, lost and reordered events, throttling, capacity errors and crashes', () => {
   afterAll(() => {
     console.log(tally.summary());
+    console.log(outageTally.summary());
   });
 
   it('keeps every retained volume, leaves nothing half-swapped and answers every request', async () => {
     await fc.assert(shelvingProperty(workloadArbitrary, faultArbitrary, tally), assertOptions());
+  });
+
+  it("keeps every invariant when the instances' AZ goes impaired and unshelves move to another AZ", async () => {
+    // A quarter as many schedules as the main property: the outage adds one dimension to it.
+    const options = assertOptions<[ShelvingWorkload, FaultSchedule]>();
+    await fc.assert(shelvingProperty(outageWorkloadArbitrary, faultArbitrary, outageTally), {
+      ...options,
+      numRuns: Math.max(1, Math.ceil((options.numRuns ?? 1) / 4)),
+    });
   });
 
   it('does not shelve an instance again when a killed Shelve request is retried after an Unshelve', async () => {

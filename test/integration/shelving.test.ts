@@ -177,6 +177,73 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     expect(local.ec2.instance(record?.unshelve?.replacementInstanceId ?? '')?.state).toBe('running');
   });
 
+  const unshelvedFacts = (local: LocalCloud) => {
+    const facts: Record<string, unknown>[] = [];
+    local.bus.onEvent((event) => {
+      if (event.source === 'warmboot' && event['detail-type'] === 'Instance Unshelved')
+        facts.push(event.detail as Record<string, unknown>);
+    });
+    return facts;
+  };
+
+  it('restores into another AZ from the safety snapshots when the recorded AZ is impaired, and says so', async () => {
+    const local = await start();
+    const [instanceId = ''] = await launch(local, 1);
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    await request(local, 'offload.json', { recordIds: [recordId] });
+    await local.settleFor(30 * MINUTE);
+    const facts = unshelvedFacts(local);
+    local.ec2.setZoneState('us-east-1a', 'impaired');
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(5 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    const movedTo = record?.unshelve?.relocation?.availabilityZone;
+    expect(record).toMatchObject({
+      step: 'unshelved',
+      unshelve: { path: 'slow', relocation: { reason: 'us-east-1a is impaired' } },
+    });
+    expect(movedTo).toMatch(/^us-east-1[bc]$/);
+    const replacement = local.ec2.instance(record?.unshelve?.replacementInstanceId ?? '');
+    expect(replacement).toMatchObject({ state: 'running', availabilityZone: movedTo });
+    expect(facts).toEqual([
+      expect.objectContaining({
+        recordId,
+        path: 'slow',
+        availabilityZone: movedTo,
+        reason: expect.stringContaining('us-east-1a is impaired'),
+      }),
+    ]);
+    // The retained volumes stay where they were, still the record's: nothing is deleted.
+    expect(retainedVolumesIntact(local, record ? [record] : [])).toBe(true);
+  });
+
+  it('leaves an AZ that has refused the replacement for lack of capacity for otherAzAfterSeconds', async () => {
+    const local = await start({ otherAzAfterSeconds: 600 });
+    const [instanceId = ''] = await launch(local, 1);
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    await request(local, 'offload.json', { recordIds: [recordId] });
+    await local.settleFor(30 * MINUTE);
+    local.ec2.setCapacity('us-east-1a', 'm7i.large', 0);
+    local.startSchedules();
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(5 * MINUTE);
+    const [waiting] = await load(local, [recordId]);
+    expect(waiting).toMatchObject({ step: 'unshelve.launch', unshelve: { path: 'fast' } });
+
+    await local.settleFor(15 * MINUTE);
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({
+      step: 'unshelved',
+      unshelve: { path: 'slow', reason: expect.stringContaining('no m7i.large capacity') },
+    });
+    expect(local.ec2.instance(record?.unshelve?.replacementInstanceId ?? '')?.availabilityZone).not.toBe(
+      'us-east-1a',
+    );
+  });
+
   it('resumes after the handler dies between any two calls, losing and duplicating nothing', async () => {
     const local = await start();
     // Five records, so invocations stay long enough for the kill after the 15th call to fire.

@@ -5,9 +5,11 @@ import {
   DeleteSnapshotCommand,
   DeleteTagsCommand,
   DeleteVolumeCommand,
+  DescribeAvailabilityZonesCommand,
   DescribeHostsCommand,
   DescribeInstancesCommand,
   DescribeSnapshotsCommand,
+  DescribeSubnetsCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
   type EC2Client,
@@ -34,7 +36,9 @@ import type {
   ObservedInstance,
   ObservedSnapshot,
   ObservedVolume,
+  PlacementObservation,
   VolumeStateName,
+  ZoneState,
 } from '../domain/types';
 
 /** Exactly the EC2 calls shelving makes, in the domain's terms. */
@@ -46,6 +50,8 @@ export interface ShelvingEc2 {
   describeVolumes(volumeIds: readonly string[]): Promise<ObservedVolume[]>;
   /** Safety snapshots tagged `warmboot:shelved` with one of `recordIds`, by record id. */
   describeShelvedSnapshots(recordIds: readonly string[]): Promise<Map<string, ObservedSnapshot[]>>;
+  /** The Region's AZ states and the `available` subnets of `vpcIds` (for a move to another AZ). */
+  describePlacement(vpcIds: readonly string[]): Promise<PlacementObservation>;
   /** How many more instances of `instanceType` each host takes now. */
   describeHostRoom(
     hostIds: readonly string[],
@@ -109,6 +115,7 @@ const toObservedInstance = (instance: Instance): ObservedInstance | undefined =>
     instanceType: instance.InstanceType ?? '',
     availabilityZone: placement.AvailabilityZone ?? '',
     ...(instance.SubnetId ? { subnetId: instance.SubnetId } : {}),
+    ...(instance.VpcId ? { vpcId: instance.VpcId } : {}),
     securityGroupIds: (instance.SecurityGroups ?? []).flatMap((group) =>
       group.GroupId ? [group.GroupId] : [],
     ),
@@ -241,6 +248,47 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
         found.push(...(await describeInstancesFiltered([{ Name: `tag:${key}`, Values: part }])));
       }
       return found;
+    },
+    async describePlacement(vpcIds) {
+      const zones = await paced('DescribeAvailabilityZones', 0, () =>
+        client.send(new DescribeAvailabilityZonesCommand({})),
+      );
+      const subnets: PlacementObservation['subnets'][number][] = [];
+      let nextToken: string | undefined;
+      do {
+        const token = nextToken;
+        const page = await paced('DescribeSubnets', 0, () =>
+          client.send(
+            new DescribeSubnetsCommand({
+              Filters: [
+                { Name: 'vpc-id', Values: [...new Set(vpcIds)] },
+                { Name: 'state', Values: ['available'] },
+              ],
+              MaxResults: 1000,
+              ...(token ? { NextToken: token } : {}),
+            }),
+          ),
+        );
+        for (const subnet of page.Subnets ?? []) {
+          if (!subnet.SubnetId || !subnet.VpcId || !subnet.AvailabilityZone) continue;
+          subnets.push({
+            subnetId: subnet.SubnetId,
+            vpcId: subnet.VpcId,
+            availabilityZone: subnet.AvailabilityZone,
+            availableIpAddressCount: subnet.AvailableIpAddressCount ?? 0,
+            mapPublicIpOnLaunch: subnet.MapPublicIpOnLaunch ?? false,
+          });
+        }
+        nextToken = page.NextToken;
+      } while (nextToken);
+      return {
+        zones: new Map(
+          (zones.AvailabilityZones ?? []).flatMap((zone) =>
+            zone.ZoneName && zone.State ? [[zone.ZoneName, zone.State as ZoneState] as const] : [],
+          ),
+        ),
+        subnets,
+      };
     },
     async describeVolumes(volumeIds) {
       const found: ObservedVolume[] = [];

@@ -129,21 +129,25 @@ export const fastLaunchRequest = (
 export const slowLaunchRequest = (record: ShelfRecord): LaunchRequest => {
   const { config } = record;
   const attempt = record.unshelve?.attempt ?? 0;
+  // Moved to another AZ (docs/shelving.md, "Another AZ"): its subnet, and no Dedicated Host.
+  const moved = record.unshelve?.relocation;
   return {
     clientToken: `${record.recordId}-s${attempt}`,
     imageId: config.imageId,
     instanceType: config.instanceType,
-    subnetId: config.subnetId,
+    subnetId: moved?.subnetId ?? config.subnetId,
     securityGroupIds: [...config.securityGroupIds].sort(),
     ...(config.iamInstanceProfileArn ? { iamInstanceProfileArn: config.iamInstanceProfileArn } : {}),
     ...(config.keyName ? { keyName: config.keyName } : {}),
     ...(config.ebsOptimized !== undefined ? { ebsOptimized: config.ebsOptimized } : {}),
-    placement: {
-      availabilityZone: config.availabilityZone,
-      tenancy: config.tenancy,
-      ...(config.hostId ? { hostId: config.hostId } : {}),
-      ...(config.affinity ? { affinity: config.affinity } : {}),
-    },
+    placement: moved
+      ? { availabilityZone: moved.availabilityZone, tenancy: config.tenancy }
+      : {
+          availabilityZone: config.availabilityZone,
+          tenancy: config.tenancy,
+          ...(config.hostId ? { hostId: config.hostId } : {}),
+          ...(config.affinity ? { affinity: config.affinity } : {}),
+        },
     minCount: 1,
     maxCount: 1,
     devices: record.volumes.map((volume) => ({

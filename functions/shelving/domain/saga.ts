@@ -5,8 +5,11 @@ import type {
   Decision,
   Observation,
   ObservedInstance,
+  ObservedSubnet,
   ObservedVolume,
+  PlacementObservation,
   RecordError,
+  Relocation,
   RetainedVolume,
   ShelfRecord,
   ShelvingFact,
@@ -101,6 +104,7 @@ const unshelvedFact = (
   path: UnshelvePath,
   now: number,
   reason?: string,
+  relocation?: Relocation,
 ): ShelvingFact => ({
   detailType: 'Instance Unshelved',
   detail: {
@@ -110,8 +114,129 @@ const unshelvedFact = (
     path,
     timeToReadySeconds: Math.max(0, (now - (record.unshelve?.requestedAt ?? now)) / 1000),
     ...(reason ? { reason } : {}),
+    ...(relocation ? { availabilityZone: relocation.availabilityZone, subnetId: relocation.subnetId } : {}),
   },
 });
+
+/** Where the record launches now: the recorded placement, or the AZ the slow path moved it to. */
+const currentPlacement = (record: ShelfRecord): { availabilityZone: string; subnetId: string } =>
+  record.unshelve?.relocation ?? record.config;
+
+const UNUSABLE_ZONE_STATES = new Set(['impaired', 'unavailable']);
+
+/** Why the AZ the record launches in cannot be used now, if it cannot (docs/shelving.md, "Another AZ"). */
+export const unusableZoneReason = (
+  record: ShelfRecord,
+  observation: Observation,
+  now: number,
+  settings: ShelvingSettings,
+): string | undefined => {
+  const placement = observation.placement;
+  if (!placement) return undefined;
+  const { availabilityZone, subnetId } = currentPlacement(record);
+  const state = placement.zones.get(availabilityZone);
+  if (state !== undefined && UNUSABLE_ZONE_STATES.has(state)) return `${availabilityZone} is ${state}`;
+  if (!placement.subnets.some((subnet) => subnet.subnetId === subnetId)) return `subnet ${subnetId} is gone`;
+  const since = record.unshelve?.capacityRefusedSince;
+  if (since !== undefined && now - since >= settings.otherAzAfterSeconds * 1000) {
+    return `${availabilityZone} has had no ${record.config.instanceType} capacity for ${Math.round((now - since) / 1000)} s`;
+  }
+  return undefined;
+};
+
+/**
+ * The subnet of another usable AZ in the record's VPC to restore into: one like the recorded
+ * subnet (public IPs on launch or not), then the one with the most free addresses.
+ */
+export const otherSubnet = (
+  record: ShelfRecord,
+  placement: PlacementObservation,
+  refusedZones: readonly string[],
+): ObservedSubnet | undefined => {
+  const recorded = placement.subnets.find((subnet) => subnet.subnetId === record.config.subnetId);
+  const alike = (subnet: ObservedSubnet) =>
+    recorded === undefined || subnet.mapPublicIpOnLaunch === recorded.mapPublicIpOnLaunch ? 0 : 1;
+  return placement.subnets
+    .filter(
+      (subnet) =>
+        subnet.vpcId === record.config.vpcId &&
+        !refusedZones.includes(subnet.availabilityZone) &&
+        placement.zones.get(subnet.availabilityZone) === 'available' &&
+        subnet.availableIpAddressCount > 0,
+    )
+    .sort(
+      (a, b) =>
+        alike(a) - alike(b) ||
+        b.availableIpAddressCount - a.availableIpAddressCount ||
+        a.subnetId.localeCompare(b.subnetId),
+    )[0];
+};
+
+/** May this record leave its recorded AZ at all? */
+export const mayRelocate = (record: ShelfRecord, settings: ShelvingSettings): boolean =>
+  settings.otherAzAfterSeconds >= 0 &&
+  record.config.tenancy !== 'host' &&
+  record.config.vpcId !== undefined &&
+  record.volumes.every((volume) => volume.snapshotId !== undefined);
+
+/**
+ * Whether a round must observe AZ states and subnets for this record: when it chooses its path,
+ * or when a launch has failed and no replacement is known (not on every round of a bulk unshelve).
+ */
+export const mayNeedOtherZone = (record: ShelfRecord, settings: ShelvingSettings): boolean => {
+  if (!mayRelocate(record, settings)) return false;
+  if (record.step === 'unshelve.choose') return true;
+  const launching = record.step === 'unshelve.launch' || record.step === 'unshelve.launch-from-snapshots';
+  const unshelve = record.unshelve;
+  return (
+    launching &&
+    unshelve?.replacementInstanceId === undefined &&
+    (unshelve?.capacityRefusedSince !== undefined || (unshelve?.attempt ?? 0) > 0)
+  );
+};
+
+/**
+ * The recorded AZ (or the one the record already moved to) is unusable: the slow path restores
+ * from the safety snapshots into another AZ, saying why. Undefined when the record stays (no
+ * reason to move, moving not allowed, or no other AZ to go to: then it keeps waiting here).
+ */
+const relocation = (
+  record: ShelfRecord,
+  observation: Observation,
+  now: number,
+  settings: ShelvingSettings,
+): Decision | undefined => {
+  if (!mayRelocate(record, settings) || !observation.placement) return undefined;
+  const why = unusableZoneReason(record, observation, now, settings);
+  if (!why) return undefined;
+  const from = currentPlacement(record).availabilityZone;
+  const refusedZones = [...(record.unshelve?.relocation?.refusedZones ?? []), from];
+  const target = otherSubnet(record, observation.placement, refusedZones);
+  if (!target) return undefined;
+  const reason = `slow path from safety snapshots into ${target.availabilityZone} (${target.subnetId}): ${why}`;
+  // A new attempt: a new ClientToken for the new placement, and the old AZ's waits forgotten.
+  const unshelve = withUnshelve(record, {
+    path: 'slow',
+    reason,
+    attempt: (record.unshelve?.attempt ?? 0) + 1,
+    relocation: {
+      subnetId: target.subnetId,
+      availabilityZone: target.availabilityZone,
+      reason: why,
+      refusedZones,
+    },
+    batch: undefined,
+    capacityRefusedSince: undefined,
+    slowLaunchIssuedAt: undefined,
+  });
+  return {
+    to: 'unshelve.launch-from-snapshots',
+    set: { unshelve },
+    actions: [],
+    recheckAt: now,
+    reason,
+  };
+};
 
 const withUnshelve = (record: ShelfRecord, patch: Partial<UnshelveState>): UnshelveState => ({
   requestId: record.unshelve?.requestId ?? 'reconcile',
@@ -145,7 +270,7 @@ export const nextStep = (
     case 'unshelve.start':
       return startInPlace(record, observation, now);
     case 'unshelve.choose':
-      return choosePath(record, observation, now);
+      return choosePath(record, observation, now, settings);
     case 'unshelve.launch':
       return launch(record, observation, now, settings);
     case 'unshelve.stop-replacement':
@@ -155,7 +280,7 @@ export const nextStep = (
     case 'unshelve.start-replacement':
       return startReplacement(record, observation, now);
     case 'unshelve.launch-from-snapshots':
-      return launchFromSnapshots(record, observation, now);
+      return launchFromSnapshots(record, observation, now, settings);
     case 'unshelve.finalize':
       return finalize(record, observation, now, settings);
     case 'unshelved':
@@ -369,7 +494,12 @@ const startInPlace = (record: ShelfRecord, observation: Observation, now: number
 };
 
 /** Fast when every retained volume is there and detached in the recorded AZ; slow from the snapshots otherwise. */
-const choosePath = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+const choosePath = (
+  record: ShelfRecord,
+  observation: Observation,
+  now: number,
+  settings: ShelvingSettings,
+): Decision => {
   const problems = record.volumes.flatMap((volume) => {
     const seen = observation.volumes.get(volume.volumeId);
     if (!seen || seen.state === 'deleting' || seen.state === 'deleted' || seen.state === 'error') {
@@ -383,6 +513,8 @@ const choosePath = (record: ShelfRecord, observation: Observation, now: number):
     }
     return [];
   });
+  const move = relocation(record, observation, now, settings);
+  if (move) return move;
   if (problems.length === 0) {
     return {
       to: 'unshelve.launch',
@@ -424,6 +556,11 @@ const launch = (
       recheckAt: now,
       reason: `replacement ${replacement.instanceId} launched`,
     };
+  }
+  // Only between launches: a RunInstances still outstanding may yet bring a replacement here.
+  if (record.unshelve?.batch === undefined) {
+    const move = relocation(record, observation, now, settings);
+    if (move) return move;
   }
   const waitingSince = record.unshelve?.waitingForHostSince;
   if (waitingSince !== undefined) {
@@ -705,9 +842,18 @@ const startReplacement = (record: ShelfRecord, observation: Observation, now: nu
   }
 };
 
-const launchFromSnapshots = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+const launchFromSnapshots = (
+  record: ShelfRecord,
+  observation: Observation,
+  now: number,
+  settings: ShelvingSettings,
+): Decision => {
   const replacement = observation.replacement;
   if (!replacement || replacement.state === 'terminated' || replacement.state === 'shutting-down') {
+    if (record.unshelve?.slowLaunchIssuedAt === undefined) {
+      const move = relocation(record, observation, now, settings);
+      if (move) return move;
+    }
     return {
       actions: [{ kind: 'launch-from-snapshots', recordId: record.recordId }],
       recheckAt: now + POLL_MS,
@@ -726,7 +872,16 @@ const launchFromSnapshots = (record: ShelfRecord, observation: Observation, now:
     actions: [],
     recheckAt: now,
     reason: 'restored from snapshots',
-    facts: [unshelvedFact(record, replacement.instanceId, 'slow', now, record.unshelve?.reason)],
+    facts: [
+      unshelvedFact(
+        record,
+        replacement.instanceId,
+        'slow',
+        now,
+        record.unshelve?.reason,
+        record.unshelve?.relocation,
+      ),
+    ],
   };
 };
 

@@ -124,6 +124,7 @@ export const planShelve = (
         instanceType: instance.instanceType,
         availabilityZone: instance.availabilityZone,
         subnetId: instance.subnetId,
+        ...(instance.vpcId ? { vpcId: instance.vpcId } : {}),
         securityGroupIds: [...instance.securityGroupIds],
         ...(instance.iamInstanceProfileArn ? { iamInstanceProfileArn: instance.iamInstanceProfileArn } : {}),
         ...(instance.keyName ? { keyName: instance.keyName } : {}),

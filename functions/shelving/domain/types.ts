@@ -14,6 +14,8 @@ export interface LaunchConfig {
   readonly instanceType: string;
   readonly availabilityZone: string;
   readonly subnetId: string;
+  /** The subnet's VPC: another AZ's subnet for the slow path must be in it (security groups are per VPC). */
+  readonly vpcId?: string;
   readonly securityGroupIds: readonly string[];
   readonly iamInstanceProfileArn?: string;
   readonly keyName?: string;
@@ -89,6 +91,10 @@ export interface UnshelveState {
   readonly freshRootVolumeId?: string;
   /** When the slow-path RunInstances was (last) made. */
   readonly slowLaunchIssuedAt?: number;
+  /** Since when the recorded AZ has refused the replacement for lack of capacity. */
+  readonly capacityRefusedSince?: number;
+  /** The recorded AZ is unusable: the slow path restores into this subnet of another AZ instead. */
+  readonly relocation?: Relocation;
   /** The recorded Dedicated Host was full and affinity allows another host. */
   readonly hostFull?: boolean;
   readonly waitingForHostSince?: number;
@@ -106,6 +112,33 @@ export interface DeletionState {
   readonly snapshotIds: readonly string[];
   /** Where the record rested before: it goes back there if a deletion fails. */
   readonly from: { readonly step: Step; readonly nextDueAt: number | null };
+}
+
+export interface Relocation {
+  readonly subnetId: string;
+  readonly availabilityZone: string;
+  /** Why the recorded AZ could not be used. */
+  readonly reason: string;
+  /** AZs tried so far (the recorded one first): a later move never goes back to one of them. */
+  readonly refusedZones: readonly string[];
+}
+
+/** An AZ as DescribeAvailabilityZones reports it. */
+export type ZoneState = 'available' | 'information' | 'impaired' | 'unavailable' | 'constrained';
+
+export interface ObservedSubnet {
+  readonly subnetId: string;
+  readonly vpcId: string;
+  readonly availabilityZone: string;
+  readonly availableIpAddressCount: number;
+  readonly mapPublicIpOnLaunch: boolean;
+}
+
+/** Where a record could go instead of its recorded AZ, observed only when it may need to. */
+export interface PlacementObservation {
+  readonly zones: ReadonlyMap<string, ZoneState>;
+  /** The subnets of the record's VPC that are `available`. */
+  readonly subnets: readonly ObservedSubnet[];
 }
 
 export interface RecordError {
@@ -161,6 +194,7 @@ export interface ObservedInstance {
   readonly instanceType: string;
   readonly availabilityZone: string;
   readonly subnetId?: string;
+  readonly vpcId?: string;
   readonly securityGroupIds: readonly string[];
   readonly iamInstanceProfileArn?: string;
   readonly keyName?: string;
@@ -215,6 +249,8 @@ export interface Observation {
    * token bucket (absent: no limit). The engine hands out the round's slots in priority order.
    */
   readonly attachSlots?: number;
+  /** AZ states and the VPC's subnets, for a record that may have to leave its AZ. */
+  readonly placement?: PlacementObservation;
 }
 
 /** What the saga asks EC2 to do. The planner groups these into as few calls as the API allows. */
@@ -272,6 +308,9 @@ export type ShelvingFact =
         path: UnshelvePath;
         timeToReadySeconds: number;
         reason?: string;
+        /** Set when the slow path restored into another AZ than the recorded one. */
+        availabilityZone?: string;
+        subnetId?: string;
       };
     }
   | {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultShelvingSettings } from '../../../functions/shelving/config';
 import { nextStep } from '../../../functions/shelving/domain/saga';
-import type { Observation, ObservedVolume } from '../../../functions/shelving/domain/types';
+import type { Observation, ObservedVolume, ZoneState } from '../../../functions/shelving/domain/types';
 import { instance, NOW, record, volume } from './fakes';
 
 const RECORD_ID = 'sh-0123456789abcdef0-t8dsxz';
@@ -165,6 +165,197 @@ describe('unshelve path choice', () => {
       to: 'unshelve.launch-from-snapshots',
       set: { unshelve: { path: 'slow', reason: expect.stringContaining('vol-0000000000000000b is gone') } },
     });
+  });
+});
+
+describe('unshelve into another AZ when the recorded one is unusable', () => {
+  const VPC = 'vpc-0a1b2c3d4e5f60718';
+  const RECORDED_SUBNET = 'subnet-0123456789abcdef0';
+  const subnet = (subnetId: string, availabilityZone: string, free = 4000, mapPublicIpOnLaunch = false) => ({
+    subnetId,
+    vpcId: VPC,
+    availabilityZone,
+    availableIpAddressCount: free,
+    mapPublicIpOnLaunch,
+  });
+  const placement = (
+    zones: Record<string, ZoneState>,
+    subnets = [
+      subnet(RECORDED_SUBNET, 'us-east-1a'),
+      subnet('subnet-0bbbbbbbbbbbbbbb1', 'us-east-1b', 100),
+      subnet('subnet-0ccccccccccccccc1', 'us-east-1c', 3000),
+      subnet('subnet-0ccccccccccccccc2', 'us-east-1c', 4000, true),
+    ],
+  ) => ({ zones: new Map(Object.entries(zones)), subnets });
+  const allAvailable = {
+    'us-east-1a': 'available',
+    'us-east-1b': 'available',
+    'us-east-1c': 'available',
+  } as const;
+  const keptVolumes = [
+    volume('vol-0000000000000000a', { state: 'available' }),
+    volume('vol-0000000000000000b', { state: 'available' }),
+  ];
+  const movable = (overrides: Parameters<typeof record>[0] = {}) =>
+    record({ ...overrides, config: { ...record().config, vpcId: VPC, ...overrides.config } });
+  const withPlacement = (
+    zones: Record<string, ZoneState>,
+    subnets?: ReturnType<typeof subnet>[],
+  ): Observation => ({
+    ...observe({ volumeList: keptVolumes }),
+    placement: placement(zones, subnets),
+  });
+
+  it('restores from the snapshots into the most like subnet of another AZ when the recorded AZ is impaired', () => {
+    const decision = decide(
+      movable({ step: 'unshelve.choose' }),
+      withPlacement({ ...allAvailable, 'us-east-1a': 'impaired' }),
+    );
+
+    expect(decision).toMatchObject({
+      to: 'unshelve.launch-from-snapshots',
+      set: {
+        unshelve: {
+          path: 'slow',
+          relocation: {
+            subnetId: 'subnet-0ccccccccccccccc1',
+            availabilityZone: 'us-east-1c',
+            reason: 'us-east-1a is impaired',
+            refusedZones: ['us-east-1a'],
+          },
+        },
+      },
+    });
+    expect(decision.reason).toContain('into us-east-1c (subnet-0ccccccccccccccc1): us-east-1a is impaired');
+  });
+
+  it('moves when the recorded subnet is gone', () => {
+    const decision = decide(
+      movable({ step: 'unshelve.choose' }),
+      withPlacement(allAvailable, [subnet('subnet-0bbbbbbbbbbbbbbb1', 'us-east-1b')]),
+    );
+
+    expect(decision).toMatchObject({
+      to: 'unshelve.launch-from-snapshots',
+      set: {
+        unshelve: {
+          relocation: { subnetId: 'subnet-0bbbbbbbbbbbbbbb1', reason: `subnet ${RECORDED_SUBNET} is gone` },
+        },
+      },
+    });
+  });
+
+  it('keeps the fast path while the recorded AZ is usable', () => {
+    const decision = decide(movable({ step: 'unshelve.choose' }), withPlacement(allAvailable));
+
+    expect(decision).toMatchObject({ to: 'unshelve.launch', set: { unshelve: { path: 'fast' } } });
+  });
+
+  const refusedFor = (seconds: number) =>
+    movable({
+      step: 'unshelve.launch',
+      unshelve: {
+        requestId: 'r',
+        requestedAt: NOW - seconds * 1000,
+        attempt: 3,
+        path: 'fast',
+        capacityRefusedSince: NOW - seconds * 1000,
+      },
+    });
+
+  it('leaves the fast path once the AZ has refused the replacement for otherAzAfterSeconds', () => {
+    const waitSeconds = defaultShelvingSettings.otherAzAfterSeconds;
+
+    expect(decide(refusedFor(waitSeconds - 1), withPlacement(allAvailable))).toMatchObject({
+      actions: [{ kind: 'launch' }],
+    });
+    const moved = decide(refusedFor(waitSeconds), withPlacement(allAvailable));
+    expect(moved).toMatchObject({
+      to: 'unshelve.launch-from-snapshots',
+      set: { unshelve: { path: 'slow', attempt: 4, relocation: { availabilityZone: 'us-east-1c' } } },
+    });
+    expect(moved.set?.unshelve?.capacityRefusedSince).toBeUndefined();
+    expect(moved.reason).toContain(`no m7i.large capacity for ${waitSeconds} s`);
+  });
+
+  it('never moves while a launch is outstanding: its replacement may still appear here', () => {
+    const outstanding = refusedFor(3600);
+    const launching = {
+      ...outstanding,
+      unshelve: {
+        requestId: 'r',
+        requestedAt: NOW - 3_600_000,
+        attempt: 3,
+        capacityRefusedSince: NOW - 3_600_000,
+        batch: { batchId: 'b', size: 1, index: 0, issuedAt: NOW },
+      },
+    };
+    const decision = decide(launching, withPlacement({ ...allAvailable, 'us-east-1a': 'unavailable' }));
+
+    expect(decision.to).toBeUndefined();
+  });
+
+  it('goes on to a third AZ, never back, when the one it moved to refuses too', () => {
+    const decision = decide(
+      movable({
+        step: 'unshelve.launch-from-snapshots',
+        unshelve: {
+          requestId: 'r',
+          requestedAt: NOW - 3_600_000,
+          attempt: 4,
+          path: 'slow',
+          capacityRefusedSince: NOW - 3_600_000,
+          relocation: {
+            subnetId: 'subnet-0ccccccccccccccc1',
+            availabilityZone: 'us-east-1c',
+            reason: 'us-east-1a is impaired',
+            refusedZones: ['us-east-1a'],
+          },
+        },
+      }),
+      withPlacement({ ...allAvailable, 'us-east-1a': 'impaired' }),
+    );
+
+    expect(decision).toMatchObject({
+      set: {
+        unshelve: {
+          relocation: { availabilityZone: 'us-east-1b', refusedZones: ['us-east-1a', 'us-east-1c'] },
+        },
+      },
+    });
+  });
+
+  it.each([
+    [
+      'the setting says never',
+      movable({ step: 'unshelve.choose' }),
+      { ...defaultShelvingSettings, otherAzAfterSeconds: -1 },
+    ],
+    [
+      'the instance is on a Dedicated Host',
+      movable({
+        step: 'unshelve.choose',
+        config: { ...record().config, vpcId: VPC, tenancy: 'host', hostId: 'h-0123456789abcdef0' },
+      }),
+      defaultShelvingSettings,
+    ],
+    [
+      'a volume has no safety snapshot',
+      movable({
+        step: 'unshelve.choose',
+        volumes: record().volumes.map(({ snapshotId: _none, ...rest }) => rest),
+      }),
+      defaultShelvingSettings,
+    ],
+  ])('stays in the recorded AZ when %s', (_why, subject, settings) => {
+    const decision = nextStep(
+      subject,
+      withPlacement({ ...allAvailable, 'us-east-1a': 'impaired' }),
+      NOW,
+      settings,
+    );
+
+    expect(decision.set?.unshelve?.relocation).toBeUndefined();
   });
 });
 
