@@ -26,7 +26,7 @@ import {
   terminateInstances,
 } from './instances';
 import { describeAvailabilityZones, describeSubnets } from './network';
-import { createSnapshot, createSnapshots, describeSnapshots } from './snapshots';
+import { createSnapshot, createSnapshots, deleteSnapshot, describeSnapshots } from './snapshots';
 import {
   capacityKey,
   type Ec2Context,
@@ -87,6 +87,7 @@ const OPERATIONS: Readonly<Record<string, Handler>> = {
   CreateSnapshot: handler(createSnapshot),
   CreateSnapshots: handler(createSnapshots),
   DescribeSnapshots: handler(describeSnapshots),
+  DeleteSnapshot: handler(deleteSnapshot),
   CreateImage: handler(createImage),
   RegisterImage: handler(registerImage),
   DescribeImages: handler(describeImages),

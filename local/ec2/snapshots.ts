@@ -2,6 +2,7 @@ import type {
   CreateSnapshotRequest,
   CreateSnapshotsRequest,
   CreateSnapshotsResult,
+  DeleteSnapshotRequest,
   DescribeSnapshotsRequest,
   DescribeSnapshotsResult,
   Snapshot,
@@ -157,4 +158,30 @@ export const describeSnapshots = async (
   );
   const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
   return { Snapshots: page.map((snapshot) => toSdkSnapshot(ctx, snapshot)), NextToken: nextToken };
+};
+
+/**
+ * API_DeleteSnapshot: refused with InvalidSnapshot.InUse while a registered AMI uses it
+ * (ebs-deleting-snapshot: deregister the AMI first); volumes created from it are unaffected.
+ */
+export const deleteSnapshot = async (
+  ctx: Ec2Context,
+  input: DeleteSnapshotRequest,
+): Promise<Record<string, never>> => {
+  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+  if (!input.SnapshotId) throw missingParameter('SnapshotId');
+  const snapshot = ctx.snapshots.get(input.SnapshotId);
+  if (!snapshot) throw notFound('InvalidSnapshot.NotFound', [input.SnapshotId], 'snapshot');
+  // A deregistered image leaves the table (API_DeregisterImage), so every image here is registered.
+  const image = [...ctx.images.values()].find((candidate) =>
+    candidate.blockDevices.some((device) => device.snapshotId === snapshot.snapshotId),
+  );
+  if (image) {
+    throw ec2Error(
+      'InvalidSnapshot.InUse',
+      `The snapshot ${snapshot.snapshotId} is currently in use by ${image.imageId}`,
+    );
+  }
+  ctx.snapshots.delete(snapshot.snapshotId);
+  return {};
 };

@@ -285,6 +285,8 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     await local.settleFor(2 * MINUTE);
     const [record] = await load(local, [recordId]);
     const volumeIds = record?.volumes.map((volume) => volume.volumeId) ?? [];
+    const snapshotIds = record?.volumes.map((volume) => volume.snapshotId) ?? [];
+    expect(snapshotIds).toHaveLength(2);
 
     const unconfirmed = (await request(local, 'delete-shelved.json', { recordId })) as unknown as {
       result: { result: { ok: boolean; willDelete: { volumeIds: string[] } } };
@@ -296,6 +298,8 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     await local.settleFor(MINUTE);
     const existing = new Set(local.ec2.volumes().map((volume) => volume.volumeId));
     expect(volumeIds.some((id) => existing.has(id))).toBe(false);
+    const snapshotsLeft = new Set(local.ec2.snapshots().map((snapshot) => snapshot.snapshotId));
+    expect(snapshotIds.some((id) => id !== undefined && snapshotsLeft.has(id))).toBe(false);
     expect(await load(local, [recordId])).toEqual([]);
   });
 });

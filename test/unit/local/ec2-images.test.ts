@@ -1,6 +1,7 @@
 import {
   CreateImageCommand,
   CreateSnapshotCommand,
+  DeleteSnapshotCommand,
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
   RunInstancesCommand,
@@ -74,6 +75,32 @@ describe('snapshots and images', () => {
       ['/dev/xvda', 8],
       ['/dev/sdf', 30],
     ]);
+  });
+
+  it('DeleteSnapshot removes a snapshot, refuses one a registered AMI uses (InvalidSnapshot.InUse)', async () => {
+    const cloud = await createCloud();
+    const reservation = await cloud.run(() =>
+      cloud.ec2Client.send(new RunInstancesCommand({ ImageId: cloud.imageId, MinCount: 1, MaxCount: 1 })),
+    );
+    const volumeId = reservation.Instances?.[0]?.BlockDeviceMappings?.[0]?.Ebs?.VolumeId;
+    const snapshot = await cloud.run(() =>
+      cloud.ec2Client.send(new CreateSnapshotCommand({ VolumeId: volumeId })),
+    );
+    const deleteSnapshot = (snapshotId: string) =>
+      cloud.run(() => cloud.ec2Client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })));
+    const imageSnapshot = cloud.ec2.images()[0]?.blockDevices[0]?.snapshotId ?? '';
+
+    await deleteSnapshot(snapshot.SnapshotId ?? '');
+
+    await expect(
+      cloud.run(() =>
+        cloud.ec2Client.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshot.SnapshotId ?? ''] })),
+      ),
+    ).rejects.toMatchObject({ name: 'InvalidSnapshot.NotFound' });
+    await expect(deleteSnapshot(snapshot.SnapshotId ?? '')).rejects.toMatchObject({
+      name: 'InvalidSnapshot.NotFound',
+    });
+    await expect(deleteSnapshot(imageSnapshot)).rejects.toMatchObject({ name: 'InvalidSnapshot.InUse' });
   });
 
   it('an AMI name is unique (InvalidAMIName.Duplicate)', async () => {
