@@ -1,13 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { IncorrectStateError } from '../../../functions/shared/errors';
 import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
-import { memoryShelfStore } from '../../../functions/shelving/adapters/store';
-import { defaultShelvingSettings } from '../../../functions/shelving/config';
 import { DELETION_TAKEOVER_MS } from '../../../functions/shelving/domain/shelve';
 import { SHELVED_TAG } from '../../../functions/shelving/domain/tags';
-import type { ObservedVolume, ShelfRecord } from '../../../functions/shelving/domain/types';
-import { ShelvingEngine } from '../../../functions/shelving/engine';
-import { countingEc2, NOW, record, volume } from './fakes';
+import type { ObservedVolume } from '../../../functions/shelving/domain/types';
+import { countingEc2, engineOnClock, record, volume } from './fakes';
 
 /**
  * A confirmed 'Delete Shelved Record' first moves the record to `deleting` with a conditional
@@ -64,36 +61,7 @@ const ec2Holding = (
   return { ec2, volumes, snapshots };
 };
 
-const setUp = (ec2: ShelvingEc2, killAfterStep?: ShelfRecord['step']) => {
-  const memory = memoryShelfStore();
-  const clock = { at: NOW };
-  const kill = { armed: killAfterStep !== undefined };
-  const store: typeof memory = {
-    ...memory,
-    records: memory.records,
-    async update(expected, next, options) {
-      const written = await memory.update(expected, next, options);
-      if (written && kill.armed && next.step === killAfterStep) {
-        kill.armed = false;
-        throw new Error('killed after the write that moved the record');
-      }
-      return written;
-    },
-  };
-  const engine = new ShelvingEngine({
-    ec2,
-    store,
-    facts: { publish: async () => {} },
-    clock: {
-      now: () => clock.at,
-      sleep: async (ms) => {
-        clock.at += ms;
-      },
-    },
-    settings: defaultShelvingSettings,
-  });
-  return { engine, store: memory, clock };
-};
+const setUp = engineOnClock;
 
 describe('Delete Shelved Record against a concurrent Unshelve', () => {
   it('deletes nothing when an Unshelve moved the record after the delete checked it', async () => {

@@ -28,6 +28,42 @@ export const countingEc2 = (): ShelvingEc2 & { calls: string[] } => {
   });
 };
 
+/**
+ * An engine on a memory store and a clock the test moves (sleeps advance it). With `killAfterStep`,
+ * the store's first write of that step is the last thing a handling does: the write lands, then
+ * the handling dies (Lambda timeout, crash), as a kill after N calls does.
+ */
+export const engineOnClock = (ec2: ShelvingEc2, killAfterStep?: ShelfRecord['step']) => {
+  const memory = memoryShelfStore();
+  const clock = { at: NOW };
+  const kill = { armed: killAfterStep !== undefined };
+  const store: typeof memory = {
+    ...memory,
+    records: memory.records,
+    async update(expected, next, options) {
+      const written = await memory.update(expected, next, options);
+      if (written && kill.armed && next.step === killAfterStep) {
+        kill.armed = false;
+        throw new Error('killed after the write that moved the record');
+      }
+      return written;
+    },
+  };
+  const engine = new ShelvingEngine({
+    ec2,
+    store,
+    facts: { publish: async () => {} },
+    clock: {
+      now: () => clock.at,
+      sleep: async (ms) => {
+        clock.at += ms;
+      },
+    },
+    settings: defaultShelvingSettings,
+  });
+  return { engine, store: memory, clock };
+};
+
 export const engineWith = (ec2: ShelvingEc2) => {
   const store = memoryShelfStore();
   const facts: unknown[] = [];

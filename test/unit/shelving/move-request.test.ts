@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { memoryShelfStore } from '../../../functions/shelving/adapters/store';
 import { defaultShelvingSettings } from '../../../functions/shelving/config';
 import type { ShelfRecord } from '../../../functions/shelving/domain/types';
-import { ShelvingEngine } from '../../../functions/shelving/engine';
-import { countingEc2, NOW, record, retained } from './fakes';
+import { countingEc2, engineOnClock, NOW, record, retained } from './fakes';
 
 /**
  * Offload and Unshelve requests are recognized by their event id, like Shelve: a retry of a killed
@@ -34,40 +33,7 @@ const shelvedRecord = (recordId: string, instanceId: string, shelvedAt: number):
     ],
   });
 
-/**
- * An engine over a store whose first write of `killedStep` is the last thing the handling does:
- * the write lands, then the handling dies (Lambda timeout, crash), as a kill after N calls does.
- */
-const setUp = (killedStep: ShelfRecord['step']) => {
-  const memory = memoryShelfStore();
-  const clock = { at: NOW };
-  const kill = { armed: true };
-  const store: typeof memory = {
-    ...memory,
-    records: memory.records,
-    async update(expected, next, options) {
-      const written = await memory.update(expected, next, options);
-      if (written && kill.armed && next.step === killedStep) {
-        kill.armed = false;
-        throw new Error('killed after the write that moved the record');
-      }
-      return written;
-    },
-  };
-  const engine = new ShelvingEngine({
-    ec2: countingEc2(),
-    store,
-    facts: { publish: async () => {} },
-    clock: {
-      now: () => clock.at,
-      sleep: async (ms) => {
-        clock.at += ms;
-      },
-    },
-    settings: defaultShelvingSettings,
-  });
-  return { engine, store: memory, clock };
-};
+const setUp = (killedStep: ShelfRecord['step']) => engineOnClock(countingEc2(), killedStep);
 
 /** What the saga leaves behind once the record came back: unshelved, instance link released. */
 const finishUnshelve = async (store: ReturnType<typeof memoryShelfStore>, recordId: string) => {

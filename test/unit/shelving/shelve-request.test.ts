@@ -4,8 +4,7 @@ import { memoryShelfStore } from '../../../functions/shelving/adapters/store';
 import { defaultShelvingSettings } from '../../../functions/shelving/config';
 import { planShelve } from '../../../functions/shelving/domain/shelve';
 import type { ObservedInstance, ShelfRecord } from '../../../functions/shelving/domain/types';
-import { ShelvingEngine } from '../../../functions/shelving/engine';
-import { instance, NOW, volume } from './fakes';
+import { engineOnClock, instance, NOW, volume } from './fakes';
 
 /**
  * A Shelve request is recognized by its event id: Lambda's and EventBridge's retries keep it, and
@@ -42,21 +41,7 @@ const oneInstanceEc2 = (current: { instance: ObservedInstance }) => {
 const setUp = (initial: ObservedInstance = instance()) => {
   const current = { instance: initial };
   const { ec2, calls } = oneInstanceEc2(current);
-  const store = memoryShelfStore();
-  const clock = { at: NOW };
-  const engine = new ShelvingEngine({
-    ec2,
-    store,
-    facts: { publish: async () => {} },
-    clock: {
-      now: () => clock.at,
-      sleep: async (ms: number) => {
-        clock.at += ms;
-      },
-    },
-    settings: defaultShelvingSettings,
-  });
-  return { engine, store, calls, clock, current };
+  return { ...engineOnClock(ec2), calls, current };
 };
 
 /** What the Unshelve saga leaves behind: the record unshelved and the instance link released. */
