@@ -408,6 +408,30 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
     );
   });
 
+  it('deletes an unshelved record whose instance was shelved again (finding 9)', async () => {
+    const deleteAfterReshelve = fc.constant<ShelvingWorkload>({
+      seed: 1,
+      instances: 1,
+      onHost: false,
+      offloadAfterSeconds: -1,
+      operations: [
+        { kind: 'shelve', targets: [0], afterMs: 0 },
+        { kind: 'unshelve', targets: [0], afterMs: 1_000 },
+        { kind: 'shelve', targets: [0], afterMs: 1_000 },
+        { kind: 'delete', target: 0, afterMs: 0 },
+      ],
+    });
+
+    await fc.assert(
+      shelvingProperty(
+        deleteAfterReshelve,
+        fc.constant(new FaultSchedule([])),
+        new FaultTally('shelving regression', []),
+      ),
+      { numRuns: 1 },
+    );
+  });
+
   it('fails, naming the invariant, when a retained volume is deleted behind its record', async () => {
     const offloaded = fc.constant<ShelvingWorkload>({
       seed: 7,

@@ -361,6 +361,22 @@ describe('Shelve answers remembered under the request id (DynamoDB Local conditi
     ).toEqual({ created: true });
   });
 
+  it('removes an unshelved record without the instance link of a newer record of the same instance', async () => {
+    const local = await start();
+    const store = records(local);
+    const first = shelfRecord('sh-0123456789abcdef0-t8dsxo');
+    await local.run(() => store.create(first, { requestId: 'event-1', expiresAt }));
+    const unshelved = { ...first, step: 'unshelved' as const, version: 2, nextDueAt: null };
+    await local.run(() => store.update(first, unshelved, { unlinkInstanceId: first.instanceId }));
+    const second = shelfRecord('sh-0123456789abcdef0-t8dsxq');
+    await local.run(() => store.create(second, { requestId: 'event-2', expiresAt }));
+
+    expect(await local.run(() => store.remove(unshelved))).toBe(true);
+
+    expect(await load(local, [first.recordId])).toEqual([]);
+    expect(await local.run(() => store.recordIdForInstance(first.instanceId))).toBe(second.recordId);
+  });
+
   it('keeps the first answer of a request, and forgets it once expired', async () => {
     const local = await start();
     const store = records(local);

@@ -469,6 +469,14 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
       return fresh.filter((record) => record.nextDueAt !== null && record.nextDueAt <= now);
     },
     async remove(record) {
+      // Only the links that still name this record go with it: once unshelved, its instance may
+      // have been shelved again under a newer record, whose link must stay. A link that changes
+      // between this read and the write cancels the transaction (false: the caller tries again).
+      const candidates = [record.instanceId, record.unshelve?.replacementInstanceId].filter(
+        (id): id is string => id !== undefined,
+      );
+      const owners = await Promise.all(candidates.map((instanceId) => this.recordIdForInstance(instanceId)));
+      const linked = candidates.filter((_, index) => owners[index] === record.recordId);
       try {
         await callAws('TransactWriteItems', () =>
           documents.send(
@@ -483,16 +491,14 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
                     ExpressionAttributeValues: { ':version': record.version },
                   },
                 },
-                ...[record.instanceId, record.unshelve?.replacementInstanceId]
-                  .filter((id): id is string => id !== undefined)
-                  .map((instanceId) => ({
-                    Delete: {
-                      TableName: tableName,
-                      Key: instanceKey(instanceId),
-                      ConditionExpression: 'attribute_not_exists(pk) OR recordId = :recordId',
-                      ExpressionAttributeValues: { ':recordId': record.recordId },
-                    },
-                  })),
+                ...linked.map((instanceId) => ({
+                  Delete: {
+                    TableName: tableName,
+                    Key: instanceKey(instanceId),
+                    ConditionExpression: 'recordId = :recordId',
+                    ExpressionAttributeValues: { ':recordId': record.recordId },
+                  },
+                })),
               ],
             }),
           ),
