@@ -74,8 +74,12 @@ export interface ImageCacheDependencies {
 export const PLANNED_TOP_IMAGES = 100;
 /** An in-flight command older than this is checked with GetCommandInvocation by the reconcile. */
 const STALE_COMMAND_MS = 10 * 60_000;
-/** A claim that never got its command id (crash between claim and SendCommand) is dropped after this. */
-const STALE_CLAIM_MS = 15 * 60_000;
+/**
+ * A claim that never got its command id (crash between claim and SendCommand) is dropped after
+ * this, by the first reconcile past it, which then plans the pair again: the slowest way back
+ * from a crash, up to one schedule period more than this.
+ */
+export const STALE_CLAIM_MS = 15 * 60_000;
 /** Backoff of the agent-online checks of a joining host: 15 s, doubling with jitter, at most 5 min. */
 const AGENT_CHECK_BASE_MS = 15_000;
 const AGENT_CHECK_CAP_MS = 5 * 60_000;

@@ -5,10 +5,11 @@ import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS } from '../../fun
 import { DynamoImageCacheStore } from '../../functions/image-cache/adapters/store';
 import { hostGroupSchema } from '../../functions/image-cache/config';
 import { planHostGroup } from '../../functions/image-cache/domain/planner';
+import { STALE_CLAIM_MS } from '../../functions/image-cache/service';
 import { LocalCloud } from '../../local/cloud';
 import { cachesConverge, requestsAnswered } from '../../local/invariants';
 import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
-import { DYNAMODB_CALLS, faultScheduleArbitrary } from './support/schedule';
+import { DYNAMODB_CALLS, FaultSchedule, faultScheduleArbitrary } from './support/schedule';
 
 /**
  * Warm images under faults: a few hosts of one group, a few registered images, random pins and
@@ -21,7 +22,16 @@ import { DYNAMODB_CALLS, faultScheduleArbitrary } from './support/schedule';
 const MINUTE = 60_000;
 const GiB = 1024 ** 3;
 const FAULT_WINDOW_MS = 8 * MINUTE;
-const RECONCILE_MS = 16 * MINUTE;
+/** The imageCache schedule (`rate(5 minutes)` in functions/catalog.ts). */
+const RECONCILE_PERIOD_MS = 5 * MINUTE;
+/**
+ * How long the healthy cloud reconciles before the check: the slowest documented way back. A
+ * claim left by an invocation that died before its SendCommand holds its pair until the first
+ * reconcile at least STALE_CLAIM_MS later (up to one period after that), which drops it,
+ * re-inventories the host and sends the fetch again; one more period lets what it sent report.
+ * Checking sooner compares the disks with a plan the reconcile has not reached yet (finding 8).
+ */
+const RECONCILE_MS = STALE_CLAIM_MS + 2 * RECONCILE_PERIOD_MS;
 const GROUP = 'gpu-inference';
 const HOST_GROUP = hostGroupSchema.parse({
   name: GROUP,
@@ -90,120 +100,169 @@ const faultArbitrary = faultScheduleArbitrary({
 
 const tally = new FaultTally('image cache', ['cacheConverges', 'requestAnswered']);
 
+/** The property over any workloads and fault schedules, counted in `counts`. */
+const cacheProperty = (
+  workloads: fc.Arbitrary<CacheWorkload>,
+  faults: fc.Arbitrary<FaultSchedule>,
+  counts: FaultTally,
+) =>
+  fc.asyncProperty(workloads, faults, async (workload, schedule) => {
+    counts.runs += 1;
+    const cloud = await LocalCloud.start({
+      dynamodbEndpoint: inject('dynamodbEndpoint'),
+      latency: 'zero',
+      faultsOnDynamodb: true,
+      seed: workload.seed,
+      functions: ['imageCache'],
+      settings: { HOST_GROUPS: JSON.stringify([HOST_GROUP]) },
+    });
+    try {
+      const images = Array.from({ length: workload.images }, (_, index) => imageOf(index));
+      for (const image of images)
+        cloud.ssm.imageSource.add(image.source, { bytes: image.sizeBytes, digest: image.digest });
+      const hostImage = cloud.ec2.registerImage({ name: 'gpu-host', rootSizeGiB: 8 });
+      await cloud.run(() =>
+        cloud.runtime('imageCache').clients.ec2.send(
+          new RunInstancesCommand({
+            ImageId: hostImage,
+            InstanceType: 'g5.xlarge',
+            MinCount: workload.hosts,
+            MaxCount: workload.hosts,
+            Placement: { AvailabilityZone: 'us-east-1a' },
+            TagSpecifications: [
+              {
+                ResourceType: 'instance',
+                Tags: [
+                  { Key: 'warmboot:host-group', Value: GROUP },
+                  { Key: 'warmboot:managed', Value: 'true' },
+                ],
+              },
+            ],
+          }),
+        ),
+      );
+      const log = new RunLog(cloud, ['imageCache']);
+      for (const image of images)
+        cloud.putEvent({ source: 'warmboot', detailType: 'Register Image', detail: { image } });
+      await cloud.settleFor(2 * MINUTE);
+      cloud.startSchedules();
+
+      await withFaults(cloud, schedule, FAULT_WINDOW_MS, counts, async () => {
+        for (const operation of workload.operations) {
+          await cloud.settleFor(operation.afterMs);
+          const image = images[operation.image % images.length];
+          if (!image) continue;
+          log.request(operation.pin ? 'Pin Image' : 'Unpin Image', {
+            hostGroup: GROUP,
+            imageId: image.id,
+          });
+        }
+      });
+      await cloud.settleFor(RECONCILE_MS);
+
+      const state = await cloud.run(() =>
+        new DynamoImageCacheStore(cloud.documents, cloud.tables.imageCache).loadGroup(GROUP),
+      );
+      const hosts = state.hosts.filter(
+        (host) => host.status === 'running' && host.inventoriedAt !== undefined,
+      );
+      const plan = planHostGroup({
+        group: HOST_GROUP,
+        hosts: hosts.map((host) => ({
+          instanceId: host.instanceId,
+          availabilityZone: host.availabilityZone,
+          entries: state.entries.filter((entry) => entry.instanceId === host.instanceId),
+        })),
+        pins: state.pins,
+        scores: [],
+        imageSizes: Object.fromEntries(images.map((image) => [image.id, image.sizeBytes])),
+        source: state.source,
+        now: cloud.clock.now(),
+        random: () => 0.5,
+      });
+      const sourceOf = new Map(images.map((image) => [image.id, image.source]));
+      const desired = new Map(
+        Object.entries(plan.desired).map(([host, ids]) => [
+          host,
+          new Set(ids.map((id) => sourceOf.get(id) ?? id)),
+        ]),
+      );
+      const sources = new Set(sourceOf.values());
+      const actual = new Map(
+        hosts.map((host) => [
+          host.instanceId,
+          new Set(
+            cloud.ssm
+              .agent(host.instanceId)
+              .cache.keys()
+              .filter((key) => sources.has(key)),
+          ),
+        ]),
+      );
+      counts.observe(
+        'desired (host, image) pairs',
+        [...desired.values()].reduce((sum, set) => sum + set.size, 0),
+      );
+      expectNoViolations(
+        counts,
+        [...cachesConverge(desired, actual), ...requestsAnswered(log.requests, log.allOutcomes())],
+        log,
+      );
+    } finally {
+      await cloud.stop();
+    }
+  });
+
 describe('warm images under lost, duplicated and reordered command results, throttling and crashes', () => {
   afterAll(() => {
     console.log(tally.summary());
   });
 
   it('converges every host cache to the plan', async () => {
-    await fc.assert(
-      fc.asyncProperty(workloadArbitrary, faultArbitrary, async (workload, schedule) => {
-        tally.runs += 1;
-        const cloud = await LocalCloud.start({
-          dynamodbEndpoint: inject('dynamodbEndpoint'),
-          latency: 'zero',
-          faultsOnDynamodb: true,
-          seed: workload.seed,
-          functions: ['imageCache'],
-          settings: { HOST_GROUPS: JSON.stringify([HOST_GROUP]) },
-        });
-        try {
-          const images = Array.from({ length: workload.images }, (_, index) => imageOf(index));
-          for (const image of images)
-            cloud.ssm.imageSource.add(image.source, { bytes: image.sizeBytes, digest: image.digest });
-          const hostImage = cloud.ec2.registerImage({ name: 'gpu-host', rootSizeGiB: 8 });
-          await cloud.run(() =>
-            cloud.runtime('imageCache').clients.ec2.send(
-              new RunInstancesCommand({
-                ImageId: hostImage,
-                InstanceType: 'g5.xlarge',
-                MinCount: workload.hosts,
-                MaxCount: workload.hosts,
-                Placement: { AvailabilityZone: 'us-east-1a' },
-                TagSpecifications: [
-                  {
-                    ResourceType: 'instance',
-                    Tags: [
-                      { Key: 'warmboot:host-group', Value: GROUP },
-                      { Key: 'warmboot:managed', Value: 'true' },
-                    ],
-                  },
-                ],
-              }),
-            ),
-          );
-          const log = new RunLog(cloud, ['imageCache']);
-          for (const image of images)
-            cloud.putEvent({ source: 'warmboot', detailType: 'Register Image', detail: { image } });
-          await cloud.settleFor(2 * MINUTE);
-          cloud.startSchedules();
+    await fc.assert(cacheProperty(workloadArbitrary, faultArbitrary, tally), assertOptions());
+  });
 
-          await withFaults(cloud, schedule, FAULT_WINDOW_MS, tally, async () => {
-            for (const operation of workload.operations) {
-              await cloud.settleFor(operation.afterMs);
-              const image = images[operation.image % images.length];
-              if (!image) continue;
-              log.request(operation.pin ? 'Pin Image' : 'Unpin Image', {
-                hostGroup: GROUP,
-                imageId: image.id,
-              });
-            }
-          });
-          await cloud.settleFor(RECONCILE_MS);
-
-          const state = await cloud.run(() =>
-            new DynamoImageCacheStore(cloud.documents, cloud.tables.imageCache).loadGroup(GROUP),
-          );
-          const hosts = state.hosts.filter(
-            (host) => host.status === 'running' && host.inventoriedAt !== undefined,
-          );
-          const plan = planHostGroup({
-            group: HOST_GROUP,
-            hosts: hosts.map((host) => ({
-              instanceId: host.instanceId,
-              availabilityZone: host.availabilityZone,
-              entries: state.entries.filter((entry) => entry.instanceId === host.instanceId),
-            })),
-            pins: state.pins,
-            scores: [],
-            imageSizes: Object.fromEntries(images.map((image) => [image.id, image.sizeBytes])),
-            source: state.source,
-            now: cloud.clock.now(),
-            random: () => 0.5,
-          });
-          const sourceOf = new Map(images.map((image) => [image.id, image.source]));
-          const desired = new Map(
-            Object.entries(plan.desired).map(([host, ids]) => [
-              host,
-              new Set(ids.map((id) => sourceOf.get(id) ?? id)),
-            ]),
-          );
-          const sources = new Set(sourceOf.values());
-          const actual = new Map(
-            hosts.map((host) => [
-              host.instanceId,
-              new Set(
-                cloud.ssm
-                  .agent(host.instanceId)
-                  .cache.keys()
-                  .filter((key) => sources.has(key)),
-              ),
-            ]),
-          );
-          tally.observe(
-            'desired (host, image) pairs',
-            [...desired.values()].reduce((sum, set) => sum + set.size, 0),
-          );
-          expectNoViolations(
-            tally,
-            [...cachesConverge(desired, actual), ...requestsAnswered(log.requests, log.allOutcomes())],
-            log,
-          );
-        } finally {
-          await cloud.stop();
-        }
-      }),
-      assertOptions(),
+  it('converges after a Pin killed before its plan and a reconcile killed between its claim and SendCommand (finding 8)', async () => {
+    // Seed 399009523, path 154:0:4:3:2:2:4:5:12:12:19:0:19:18:17:17:21:23:25:24:23:23:23:28:26:
+    // 24:25:25:26:26:26:25:26:27:27:27, shrunk. The Pin dies after writing the pin; the reconcile
+    // at t+300s (0.3 s late: DescribeInstances retried) claims the fetch and dies before
+    // SendCommand; the late Unpin and the Pin's last retry leave the image pinned. The claim is
+    // 15 min old only after the reconcile at t+1200s, so the one at t+1500s drops it and fetches
+    // again: the check used to come at t+1440s, before it.
+    const killedPin = fc.constant<CacheWorkload>({
+      seed: 1,
+      hosts: 1,
+      images: 1,
+      operations: [
+        { pin: false, image: 0, afterMs: 24_000 },
+        { pin: true, image: 0, afterMs: 97_000 },
+        { pin: false, image: 0, afterMs: 0 },
+      ],
+    });
+    const killedClaim = fc.constant(
+      new FaultSchedule([
+        { kind: 'kill', atMs: 0, functionId: 'imageCache', afterCalls: 29 },
+        {
+          kind: 'call',
+          atMs: 25_000,
+          service: 'ec2',
+          operation: 'DescribeInstances',
+          code: 'InsufficientInstanceCapacity',
+          times: 4,
+        },
+        {
+          kind: 'event',
+          atMs: 25_000,
+          target: { source: 'warmboot', detailType: 'Unpin Image', droppable: false },
+          fault: { kind: 'delay', ms: 180_000 },
+          times: 1,
+        },
+        { kind: 'kill', atMs: 25_000, functionId: 'imageCache', afterCalls: 3 },
+      ]),
     );
+
+    await fc.assert(cacheProperty(killedPin, killedClaim, new FaultTally('image cache regression', [])), {
+      numRuns: 1,
+    });
   });
 });

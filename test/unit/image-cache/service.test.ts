@@ -6,7 +6,7 @@ import { MemoryImageCacheStore } from '../../../functions/image-cache/adapters/m
 import type { CacheCommands } from '../../../functions/image-cache/adapters/ssm';
 import { type HostGroupInput, hostGroupSchema, type ImageSpec } from '../../../functions/image-cache/config';
 import { DOCUMENT_NAMES } from '../../../functions/image-cache/documents';
-import { ImageCacheService } from '../../../functions/image-cache/service';
+import { ImageCacheService, STALE_CLAIM_MS } from '../../../functions/image-cache/service';
 import { ConflictError, IncorrectStateError } from '../../../functions/shared/errors';
 
 const START = Date.parse('2026-01-10T12:00:00Z');
@@ -401,6 +401,40 @@ describe('ImageCacheService re-inventories hosts whose record may have drifted f
     ]);
     expect([...w.disk('i-1')]).toEqual(['a']);
     expect([...w.disk('i-2')].sort()).toEqual(['a', 'b']);
+  });
+
+  it('holds a pinned pair whose plan died between claim and SendCommand until the claim is stale, then fetches it in that reconcile', async () => {
+    // Fault-suite finding 8 (seed 399009523): the reconcile claimed the pinned fetch and died
+    // before SendCommand. The pair waits for the stale-claim drop, the slowest way back from a
+    // crash (at most STALE_CLAIM_MS and one schedule period), which the fault suite settles past.
+    const w = world();
+    await knownHost(w, 'i-1');
+    await w.service.registerImage(image('p'));
+    await w.store.putPin('g', 'p');
+    await w.store.writeEntry(
+      'g',
+      'i-1',
+      'p',
+      { imageId: 'p', state: 'fetching', bytes: GB, since: w.now(), attempts: 0, via: 'download' },
+      'absent',
+    );
+
+    w.advance(STALE_CLAIM_MS - 300);
+    const early = await w.service.reconcile('g');
+    expect(w.sent).toEqual([]);
+    expect(early.pendingActions).toBe(1);
+
+    w.advance(5 * MINUTE);
+    const dropped = await w.service.reconcile('g');
+    expect(w.sent.map((command) => [command.document, command.instanceIds])).toEqual([
+      [DOCUMENT_NAMES.inventory, ['i-1']],
+      [DOCUMENT_NAMES.fetch, ['i-1']],
+    ]);
+    expect(dropped.commands).toMatchObject([{ action: 'fetch', imageId: 'p', results: [{ ok: true }] }]);
+    await deliverLast(w, DOCUMENT_NAMES.inventory, 'i-1');
+    await deliverLast(w, DOCUMENT_NAMES.fetch, 'i-1');
+    expect([...w.disk('i-1')]).toEqual(['p']);
+    expect((await w.store.loadGroup('g')).entries).toMatchObject([{ imageId: 'p', state: 'cached' }]);
   });
 
   it('re-inventories each host once per interval share, not every reconcile; an unchanged report plans nothing', async () => {
