@@ -38,8 +38,9 @@ export default defineConfig({
           name: 'faults',
           include: ['test/faults/**/*.test.ts'],
           globalSetup: ['test/integration/global-setup.ts'],
-          // 1,000 schedules of one capability take 10–30 minutes on 2 busy cores.
-          testTimeout: 3_600_000,
+          // 1,000 schedules of one capability take 10–30 minutes on 2 cores; the image cache's
+          // 25-minute settle made it exceed an hour (748 runs) with four suites sharing them.
+          testTimeout: 3 * 3_600_000,
           hookTimeout: 120_000,
         },
       },
