@@ -1,4 +1,9 @@
-import { DescribeAvailabilityZonesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  DescribeAvailabilityZonesCommand,
+  EC2Client,
+  RunInstancesCommand,
+  type RunInstancesCommandInput,
+} from '@aws-sdk/client-ec2';
 import { DescribeInstanceInformationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { CommandDocument } from '../../../functions/shared/ssm-document';
 import { VirtualClock } from '../../../local/clock';
@@ -82,6 +87,25 @@ export const createCloud = async (
 };
 
 export type Cloud = Awaited<ReturnType<typeof createCloud>>;
+
+/** One m7i.large from the cloud's image (overridable); its id. */
+export const launch = async (
+  cloud: Cloud,
+  input: Partial<RunInstancesCommandInput> = {},
+): Promise<string> => {
+  const reservation = await cloud.run(() =>
+    cloud.ec2Client.send(
+      new RunInstancesCommand({
+        ImageId: cloud.imageId,
+        InstanceType: 'm7i.large',
+        MinCount: 1,
+        MaxCount: 1,
+        ...input,
+      }),
+    ),
+  );
+  return reservation.Instances?.[0]?.InstanceId ?? '';
+};
 
 export const instanceEvents = (events: readonly RecordedEvent[], instanceId: string) =>
   events

@@ -5,29 +5,13 @@ import {
   DetachVolumeCommand,
   ModifyInstanceAttributeCommand,
   RunInstancesCommand,
-  type RunInstancesCommandInput,
   StartInstancesCommand,
   StopInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { classifyAwsError } from '../../../functions/shared/aws-errors';
-import { type Cloud, createCloud, instanceEvents, ZONE_A } from './ec2-harness';
-
-const launch = async (cloud: Cloud, input: Partial<RunInstancesCommandInput> = {}): Promise<string> => {
-  const reservation = await cloud.run(() =>
-    cloud.ec2Client.send(
-      new RunInstancesCommand({
-        ImageId: cloud.imageId,
-        InstanceType: 'm7i.large',
-        MinCount: 1,
-        MaxCount: 1,
-        ...input,
-      }),
-    ),
-  );
-  return reservation.Instances?.[0]?.InstanceId ?? '';
-};
+import { type Cloud, createCloud, instanceEvents, launch, ZONE_A } from './ec2-harness';
 
 const stateOf = (cloud: Cloud, instanceId: string) => cloud.ec2.instance(instanceId)?.state;
 
