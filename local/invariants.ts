@@ -59,6 +59,8 @@ export interface ShelfFacts {
   readonly step: string;
   /** When the record was created (a later record of the same instance supersedes this one). */
   readonly shelvedAt?: number;
+  /** The Shelve request (event id) that created the record. */
+  readonly shelvedBy?: { readonly requestId?: string };
   readonly volumes: readonly {
     readonly volumeId: string;
     readonly deviceName: string;
@@ -392,6 +394,8 @@ export interface OperatorRequest {
   /** The EventBridge event id of the request. */
   readonly eventId: string;
   readonly detailType: string;
+  /** When it was put on the bus (virtual ms). */
+  readonly sentAt: number;
 }
 
 /** What happened to one request delivery: the bus's invocation log and dead-letter queue. */
@@ -493,24 +497,32 @@ export const handledOnce = (
     }));
 
 /**
- * A retried request acts on what its first handling resolved it to: a record an Unshelve request
- * (event id) moved was shelved before that request was first handled (`firstHandledAt`: the
- * earliest moment any handling of the event ended, by which it had resolved its instance ids and
- * tenant). A record shelved later was found by a retry re-resolving the ids after a new Shelve.
+ * A request acts only on records it can mean: a record an Unshelve request (event id) moved was
+ * shelved by a Shelve request sent no later than the Unshelve, or within the same second (event
+ * times have one-second resolution: that is all warmboot can know of the order). Otherwise a retry,
+ * or a late delivery, resolved the instance ids to the record of a Shelve sent after it.
+ * `sentAt`: when each operator request of the run was put on the bus.
  */
-export const movedAsFirstResolved = (
+export const unshelvedOnlyEarlierShelves = (
   records: readonly ShelfFacts[],
-  firstHandledAt: ReadonlyMap<string, number>,
+  sentAt: ReadonlyMap<string, number>,
 ): Violation[] =>
   records.flatMap((record) => {
-    const requestId = record.unshelve?.requestId;
-    const handledAt = requestId === undefined ? undefined : firstHandledAt.get(requestId);
-    if (handledAt === undefined || record.shelvedAt === undefined || record.shelvedAt <= handledAt) return [];
+    const unshelveId = record.unshelve?.requestId;
+    const unshelveSent = unshelveId === undefined ? undefined : sentAt.get(unshelveId);
+    if (unshelveSent === undefined) return [];
+    const shelveId = record.shelvedBy?.requestId;
+    const shelveSent = shelveId === undefined ? undefined : sentAt.get(shelveId);
+    if (shelveSent !== undefined && Math.floor(shelveSent / 1000) <= Math.floor(unshelveSent / 1000))
+      return [];
     return [
       {
         invariant: 'handledOnce' as const,
         subject: record.recordId,
-        message: `unshelved by request ${requestId}, first handled at ${handledAt}, but shelved at ${record.shelvedAt} (a retry re-resolved its instance ids)`,
+        message:
+          shelveSent === undefined
+            ? `unshelved by request ${unshelveId}, but names no Shelve request of this run (shelvedBy: ${shelveId ?? 'none'})`
+            : `unshelved by request ${unshelveId} sent at ${unshelveSent}, but shelved by request ${shelveId} sent at ${shelveSent}, a later second (its instance ids were resolved to a later Shelve's record)`,
       },
     ];
   });

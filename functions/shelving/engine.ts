@@ -109,10 +109,18 @@ const ATTACH_STEPS: ReadonlySet<Step> = new Set(['unshelve.stop-replacement', 'u
 /** A round hands out the AttachVolume calls the pacer admits within this long; the rest wait a round. */
 export const ATTACH_HORIZON_MS = 3_000;
 
-/** Root swaps first (nearest to running), then data-before-stop, then the rest; earliest launched first. */
 /** EventBridge retries a delivery for up to 24 hours (maximum event age). */
 const RETRY_HORIZON_MS = 24 * 3_600_000;
 
+/**
+ * When a request was sent, for ordering it against others: its event time, unless no delivery of
+ * a request sent then can still arrive (older than EventBridge's retries: a console test event or
+ * a replay) or the time is in the future; such a request was sent when handled.
+ */
+const requestSentAt = (eventTime: number | undefined, now: number): number =>
+  eventTime === undefined || eventTime > now || now - eventTime > RETRY_HORIZON_MS ? now : eventTime;
+
+/** Root swaps first (nearest to running), then data-before-stop, then the rest; earliest launched first. */
 const byAttachPriority = (a: ShelfRecord, b: ShelfRecord): number => {
   const rank = (record: ShelfRecord): number =>
     record.step === 'unshelve.swap-root' ? 0 : record.step === 'unshelve.stop-replacement' ? 1 : 2;
@@ -185,7 +193,11 @@ export class ShelvingEngine {
    * even after that record was unshelved or deleted. A new request (new event id) is a new
    * decision: it shelves the instance again if it is no longer in a live record.
    */
-  async shelve(items: readonly ShelveRequestItem[], requestId?: string): Promise<ShelveAnswer[]> {
+  async shelve(
+    items: readonly ShelveRequestItem[],
+    requestId?: string,
+    sentAt?: number,
+  ): Promise<ShelveAnswer[]> {
     const { ec2, store, clock, settings } = this.#deps;
     const now = clock.now();
     const request: RequestIdentity | undefined =
@@ -230,10 +242,13 @@ export class ShelvingEngine {
         results.push(await remember(failedItem(item.instanceId, plan.error)));
         continue;
       }
-      const outcome = await store.create(plan.record, request);
+      const record: ShelfRecord = request
+        ? { ...plan.record, shelvedBy: { requestId: request.requestId, sentAt: requestSentAt(sentAt, now) } }
+        : plan.record;
+      const outcome = await store.create(record, request);
       if (outcome.created) {
-        created.push(plan.record);
-        results.push({ id: item.instanceId, ok: true, recordId: plan.record.recordId, created: true });
+        created.push(record);
+        results.push({ id: item.instanceId, ok: true, recordId: record.recordId, created: true });
       } else if ('remembered' in outcome) {
         results.push(outcome.remembered);
       } else {
@@ -354,9 +369,9 @@ export class ShelvingEngine {
    * The records a request acts on: remembered from its first handling, or resolved now (instance
    * ids through their links, a tenant alone to its resting records) and remembered before any
    * record moves. A handling killed before the remembering moved nothing, so resolving afresh is
-   * what its first handling would have done — except that a record shelved after the request was
-   * sent (`sentAt`, the event's time) cannot be what the request meant: a retry that arrives after
-   * the instance was shelved again must not unshelve or offload the new record.
+   * what its first handling would have done — except that a record whose Shelve was sent after
+   * this request (`sentAt`, the event's time) cannot be what the request meant: a retry that
+   * arrives after the instance was shelved again must not unshelve or offload the new record.
    */
   async #resolve(
     named: NamedRecords,
@@ -372,10 +387,9 @@ export class ShelvingEngine {
     const byName = [...(named.recordIds ?? []), ...resolved.found];
     const candidates =
       byName.length === 0 && tenant !== undefined ? await this.recordIdsOfTenant(tenant) : byName;
-    // Only a delivery that can still be a retry is held to its send time (EventBridge retries for
-    // up to 24 h): a console test event or a replay with an old `time` is a request sent now.
-    const mayBeRetry = sentAt !== undefined && now - sentAt <= RETRY_HORIZON_MS;
-    const late = mayBeRetry ? await this.#shelvedAfter(candidates, sentAt) : [];
+    // A request sent now (no delivery of it can be a retry) cannot precede any record.
+    const sent = requestSentAt(sentAt, now);
+    const late = sent < now ? await this.#shelvedAfter(candidates, sent) : [];
     const recordIds = candidates.filter((recordId) => !late.some((record) => record.recordId === recordId));
     const missing = [
       ...resolved.missing,
@@ -392,13 +406,15 @@ export class ShelvingEngine {
   }
 
   /**
-   * Records created after a request sent at `sentAt`. EventBridge event times have one-second
-   * resolution, so the request could have been sent up to a second after its stated time.
+   * Records whose Shelve was sent after a request sent at `sentAt`. What counts is when the Shelve
+   * was sent, not when it was handled: a Shelve sent first but delivered late is still what a later
+   * request means. Both times are event times of one-second resolution, so only a later second is
+   * certainly later; a record made outside a request counts from its creation.
    */
   async #shelvedAfter(recordIds: readonly string[], sentAt: number): Promise<ShelfRecord[]> {
     if (recordIds.length === 0) return [];
     const records = await this.#deps.store.getMany(recordIds);
-    return records.filter((record) => record.shelvedAt >= sentAt + 1_000);
+    return records.filter((record) => (record.shelvedBy?.sentAt ?? record.shelvedAt) >= sentAt + 1_000);
   }
 
   async #move(

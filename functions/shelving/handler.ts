@@ -44,7 +44,7 @@ const checkSize = (
 /** The routes: parse (by the registry), call the engine once, shape the answer. */
 export const createShelvingRegistry = (engine: ShelvingEngine): EventRegistry<ShelvingOutcome> =>
   new EventRegistry<ShelvingOutcome>([
-    route(WARMBOOT, SHELVE_INSTANCES, shelveInstancesDetail, async ({ id, detail }) => {
+    route(WARMBOOT, SHELVE_INSTANCES, shelveInstancesDetail, async ({ id, time, detail }) => {
       checkSize('detail.instanceIds', detail.instanceIds, engine.settings);
       const results = await engine.shelve(
         detail.instanceIds.map((instanceId) => ({
@@ -56,6 +56,7 @@ export const createShelvingRegistry = (engine: ShelvingEngine): EventRegistry<Sh
           ...(detail.snapshot !== undefined ? { snapshot: detail.snapshot } : {}),
         })),
         id,
+        Date.parse(time),
       );
       return { kind: 'items', results };
     }),

@@ -235,6 +235,7 @@ describe('fast snapshot restore under lost and reordered state changes, throttli
               ...requestsAnswered(log.requests, log.allOutcomes()),
             ],
             log,
+            [workload, schedule],
           );
         } finally {
           await cloud.stop();

@@ -207,6 +207,7 @@ const cacheProperty = (
         counts,
         [...cachesConverge(desired, actual), ...requestsAnswered(log.requests, log.allOutcomes())],
         log,
+        [workload, schedule],
       );
     } finally {
       await cloud.stop();

@@ -239,6 +239,7 @@ const poolsProperty = (
           ...claimsFinished(log, requestIds, requestEvents),
         ],
         log,
+        [workload, schedule],
       );
     } finally {
       await cloud.stop();

@@ -177,6 +177,7 @@ describe('popularity under duplicate, delayed and reordered events, throttling a
               ...requestsAnswered(log.requests, log.allOutcomes()),
             ],
             log,
+            [workload, schedule],
           );
         } finally {
           await cloud.stop();

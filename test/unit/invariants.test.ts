@@ -5,7 +5,6 @@ import {
   describeViolation,
   fastRestoreWithinBudget,
   handledOnce,
-  movedAsFirstResolved,
   noHalfSwap,
   outcomesPublished,
   popularityExact,
@@ -14,6 +13,7 @@ import {
   retainedVolumesOwned,
   type ShelfFacts,
   type ShelvingState,
+  unshelvedOnlyEarlierShelves,
 } from '../../local/invariants';
 
 /**
@@ -230,29 +230,52 @@ describe('handledOnce', () => {
   });
 });
 
-describe('movedAsFirstResolved', () => {
-  const reshelvedAt = (recordId: string, shelvedAt: number): ShelfFacts => ({
+describe('unshelvedOnlyEarlierShelves', () => {
+  const unshelvedRecord = (recordId: string, shelveRequestId: string): ShelfFacts => ({
     recordId,
     instanceId: 'i-1',
     step: 'unshelve.start',
-    shelvedAt,
+    shelvedBy: { requestId: shelveRequestId },
     volumes: [],
     unshelve: { requestId: 'event-unshelve' },
   });
-  const firstHandledAt = new Map([['event-unshelve', 1_000]]);
+  const sentAt = new Map([
+    ['event-shelve-first', 4_900],
+    ['event-unshelve', 10_200],
+    ['event-shelve-same-second', 10_900],
+    ['event-shelve-again', 11_000],
+  ]);
 
-  it('accepts an Unshelve that moved a record shelved before it was first handled', () => {
-    expect(movedAsFirstResolved([reshelvedAt('sh-first', 500)], firstHandledAt)).toEqual([]);
+  it('accepts an Unshelve that moved the record of a Shelve sent before it, however late that Shelve was handled', () => {
+    expect(unshelvedOnlyEarlierShelves([unshelvedRecord('sh-first', 'event-shelve-first')], sentAt)).toEqual(
+      [],
+    );
   });
 
-  it('catches a retried Unshelve that moved the record of an instance shelved again since', () => {
+  it('accepts a Shelve sent in the same second, which event times cannot order', () => {
     expect(
-      movedAsFirstResolved(
-        [{ ...reshelvedAt('sh-first', 500), step: 'unshelved' }, reshelvedAt('sh-again', 2_000)],
-        firstHandledAt,
+      unshelvedOnlyEarlierShelves([unshelvedRecord('sh-same', 'event-shelve-same-second')], sentAt),
+    ).toEqual([]);
+  });
+
+  it('catches an Unshelve that moved the record of an instance shelved again by a later request', () => {
+    expect(
+      unshelvedOnlyEarlierShelves(
+        [
+          { ...unshelvedRecord('sh-first', 'event-shelve-first'), step: 'unshelved' },
+          unshelvedRecord('sh-again', 'event-shelve-again'),
+        ],
+        sentAt,
       ).map(describeViolation),
     ).toEqual([
-      '[handling the same event twice changes nothing the second time] sh-again: unshelved by request event-unshelve, first handled at 1000, but shelved at 2000 (a retry re-resolved its instance ids)',
+      "[handling the same event twice changes nothing the second time] sh-again: unshelved by request event-unshelve sent at 10200, but shelved by request event-shelve-again sent at 11000, a later second (its instance ids were resolved to a later Shelve's record)",
+    ]);
+  });
+
+  it('catches a moved record that names no Shelve request', () => {
+    const { shelvedBy: _, ...unnamed } = unshelvedRecord('sh-unnamed', 'event-shelve-first');
+    expect(unshelvedOnlyEarlierShelves([unnamed], sentAt).map((violation) => violation.subject)).toEqual([
+      'sh-unnamed',
     ]);
   });
 });
@@ -366,10 +389,10 @@ describe('cachesConverge', () => {
 
 describe('requestsAnswered', () => {
   const requests = [
-    { eventId: 'e1', detailType: 'Shelve Instances' },
-    { eventId: 'e2', detailType: 'Unshelve Instances' },
-    { eventId: 'e3', detailType: 'Request Server' },
-    { eventId: 'e4', detailType: 'Drain Pool' },
+    { eventId: 'e1', detailType: 'Shelve Instances', sentAt: 0 },
+    { eventId: 'e2', detailType: 'Unshelve Instances', sentAt: 0 },
+    { eventId: 'e3', detailType: 'Request Server', sentAt: 0 },
+    { eventId: 'e4', detailType: 'Drain Pool', sentAt: 0 },
   ];
 
   it('accepts handled, rejected-with-error and dead-lettered requests', () => {

@@ -159,6 +159,12 @@ export interface ShelfRecord {
   /** Seconds from shelved to offload: 0 = immediately, -1 = never automatically. */
   readonly offloadAfterSeconds: number;
   readonly shelvedAt: number;
+  /**
+   * The Shelve request that created the record: its event id and when it was sent (its event
+   * time, one-second resolution, never later than the handling). Offload and Unshelve requests
+   * sent before it was cannot mean this record. Absent for records created outside a request.
+   */
+  readonly shelvedBy?: { readonly requestId: string; readonly sentAt: number };
   /** When the offload is due; null = never automatically. */
   readonly offloadAt: number | null;
   readonly offloadedAt?: number;

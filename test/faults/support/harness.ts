@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type fc from 'fast-check';
 import type { FunctionId } from '../../../functions/catalog';
 import type { EventEnvelope } from '../../../local/bus';
@@ -105,7 +107,7 @@ export class RunLog {
   /** An operator request through PutEvents, as a caller sends it. */
   request(detailType: string, detail: Record<string, unknown>): EventEnvelope {
     const event = this.#cloud.putEvent({ source: 'warmboot', detailType, detail });
-    this.requests.push({ eventId: event.id, detailType });
+    this.requests.push({ eventId: event.id, detailType, sentAt: this.#cloud.clock.now() });
     return event;
   }
 
@@ -176,18 +178,44 @@ export const withFaults = async (
   cloud.bus.clearFaults();
 };
 
-/** Fails the run with every violation, one per line (fast-check prints it with the counterexample). */
+/** Where a generated property's first failing run is written, named after the capability. */
+export const FAILURE_DIR = 'fault-failures';
+
+/**
+ * Writes a generated property's first failing run (its inputs and what went wrong) the moment it
+ * fails. fast-check prints the seed and path only after shrinking, which on a long pass can take
+ * longer than the pass itself; this file is the case even if the pass is stopped first.
+ */
+const recordFirstFailure = (tally: FaultTally, inputs: readonly unknown[], message: string): string => {
+  mkdirSync(FAILURE_DIR, { recursive: true });
+  const file = join(FAILURE_DIR, `${tally.capability.replace(/[^a-z0-9]+/gi, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify({ capability: tally.capability, message, inputs }, null, 2)}\n`);
+  return file;
+};
+
+/**
+ * Fails the run with every violation, one per line (fast-check prints it with the counterexample).
+ * `inputs` are the run's generated values, recorded on the first failure of a generated property
+ * (one that names invariants; fixed regressions and sabotage runs name none).
+ */
 export const expectNoViolations = (
   tally: FaultTally,
   violations: readonly Violation[],
-  log?: RunLog,
+  log: RunLog,
+  inputs: readonly unknown[],
 ): void => {
   tally.checks += tally.invariants.length;
   if (violations.length === 0) return;
   tally.violations += violations.length;
   tally.failedRuns += 1;
-  throw new Error(
+  const message =
     `invariants violated:\n${violations.map((violation) => `  ${describeViolation(violation)}`).join('\n')}` +
-      (log ? `\nwhat the requests got:\n${log.timeline()}` : ''),
-  );
+    `\nwhat the requests got:\n${log.timeline()}`;
+  if (tally.failedRuns === 1 && tally.invariants.length > 0) {
+    const file = recordFirstFailure(tally, inputs, message);
+    console.error(
+      `[faults] ${tally.capability}: first failing run written to ${file} (fast-check now shrinks it)`,
+    );
+  }
+  throw new Error(message);
 };

@@ -81,6 +81,46 @@ describe('a retried Unshelve request', () => {
     expect(store.records.get(SECOND_A)?.step).toBe('shelved');
   });
 
+  it('does not act on the record of a Shelve sent in a later second, when the first handling died before resolving', async () => {
+    const { engine, store, clock } = setUp('unshelve.start');
+    const sentAt = clock.at;
+    clock.at += 1_000;
+    await store.create({
+      ...shelvedRecord(SECOND_A, INSTANCE_A, clock.at),
+      shelvedBy: { requestId: 'event-shelve', sentAt: clock.at },
+    });
+    clock.at += 60_000;
+
+    const retried = await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1', sentAt);
+
+    expect(retried).toEqual([
+      {
+        id: INSTANCE_A,
+        ok: false,
+        error: { code: 'NotFound', message: expect.stringContaining('shelved again') },
+      },
+    ]);
+    expect(store.records.get(SECOND_A)?.step).toBe('shelved');
+  });
+
+  it('acts on the record of a Shelve sent before it, though EventBridge delivered that Shelve after it (finding 10)', async () => {
+    const { engine, store, clock } = setUp('failed');
+    const shelveSentAt = clock.at;
+    const unshelveSentAt = clock.at + 60_000;
+    // The Shelve's delivery was held back: its record is made 30 s after the Unshelve was sent.
+    clock.at = unshelveSentAt + 30_000;
+    await store.create({
+      ...shelvedRecord(FIRST_A, INSTANCE_A, clock.at),
+      shelvedBy: { requestId: 'event-shelve', sentAt: shelveSentAt },
+    });
+    clock.at += 5_000;
+
+    const answer = await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1', unshelveSentAt);
+
+    expect(answer).toEqual([expect.objectContaining({ id: FIRST_A, ok: true })]);
+    expect(store.records.get(FIRST_A)?.unshelve?.requestId).toBe('event-1');
+  });
+
   it('treats a request whose time is older than any retry (a console test event) as sent now', async () => {
     const { engine, store, clock } = setUp('unshelve.start');
     const staleSampleTime = clock.at - 30 * 24 * 3_600_000;

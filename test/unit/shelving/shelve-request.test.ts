@@ -161,3 +161,27 @@ describe('a new Shelve request (a new event id)', () => {
     expect(store.records.size).toBe(2);
   });
 });
+
+describe('the record a Shelve request creates', () => {
+  it('names the request and when it was sent, so later requests can tell whether they mean it', async () => {
+    const { engine, store, clock } = setUp();
+    const sentAt = clock.at - 95_000;
+
+    const [answer] = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1', sentAt);
+
+    const recordId = answer?.ok ? answer.recordId : '';
+    expect(store.records.get(recordId)?.shelvedBy).toEqual({ requestId: 'event-1', sentAt });
+  });
+
+  it.each([
+    ['older than EventBridge retries (a console test event)', -30 * 24 * 3_600_000],
+    ['in the future', 60_000],
+  ])('counts a request stamped %s as sent when handled', async (_, offsetMs) => {
+    const { engine, store, clock } = setUp();
+
+    const [answer] = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1', clock.at + offsetMs);
+
+    const recordId = answer?.ok ? answer.recordId : '';
+    expect(store.records.get(recordId)?.shelvedBy).toEqual({ requestId: 'event-1', sentAt: clock.at });
+  });
+});
