@@ -118,7 +118,12 @@ const RETRY_HORIZON_MS = 24 * 3_600_000;
  * a replay) or the time is in the future; such a request was sent when handled.
  */
 const requestSentAt = (eventTime: number | undefined, now: number): number =>
-  eventTime === undefined || eventTime > now || now - eventTime > RETRY_HORIZON_MS ? now : eventTime;
+  eventTime !== undefined &&
+  Number.isFinite(eventTime) &&
+  eventTime <= now &&
+  now - eventTime <= RETRY_HORIZON_MS
+    ? eventTime
+    : now;
 
 /** Root swaps first (nearest to running), then data-before-stop, then the rest; earliest launched first. */
 const byAttachPriority = (a: ShelfRecord, b: ShelfRecord): number => {
