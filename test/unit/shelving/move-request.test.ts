@@ -61,34 +61,24 @@ describe('a retried Unshelve request', () => {
     expect(store.records.get(FIRST_A)?.step).toBe('unshelved');
   });
 
-  it('does not act on a record shelved after the request was sent, when the first handling died before resolving', async () => {
+  it.each([
+    [
+      'the record of a Shelve sent in a later second',
+      (at: number): ShelfRecord => ({
+        ...shelvedRecord(SECOND_A, INSTANCE_A, at),
+        shelvedBy: { requestId: 'event-shelve', sentAt: at },
+      }),
+    ],
+    [
+      'a record made a second later that names no Shelve (stored before `shelvedBy`)',
+      (at: number): ShelfRecord => shelvedRecord(SECOND_A, INSTANCE_A, at),
+    ],
+  ])('does not act on %s, when the first handling died before resolving', async (_, shelvedLater) => {
     const { engine, store, clock } = setUp('unshelve.start');
     const sentAt = clock.at;
     // The first handling died before any call; then the instance was shelved (a new event).
     clock.at += 1_000;
-    await store.create(shelvedRecord(SECOND_A, INSTANCE_A, clock.at));
-    clock.at += 60_000;
-
-    const retried = await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1', sentAt);
-
-    expect(retried).toEqual([
-      {
-        id: INSTANCE_A,
-        ok: false,
-        error: { code: 'NotFound', message: expect.stringContaining('shelved again') },
-      },
-    ]);
-    expect(store.records.get(SECOND_A)?.step).toBe('shelved');
-  });
-
-  it('does not act on the record of a Shelve sent in a later second, when the first handling died before resolving', async () => {
-    const { engine, store, clock } = setUp('unshelve.start');
-    const sentAt = clock.at;
-    clock.at += 1_000;
-    await store.create({
-      ...shelvedRecord(SECOND_A, INSTANCE_A, clock.at),
-      shelvedBy: { requestId: 'event-shelve', sentAt: clock.at },
-    });
+    await store.create(shelvedLater(clock.at));
     clock.at += 60_000;
 
     const retried = await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1', sentAt);
