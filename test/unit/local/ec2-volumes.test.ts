@@ -4,13 +4,12 @@ import {
   DeleteVolumeCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
-  RunInstancesCommand,
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { classifyAwsError } from '../../../functions/shared/aws-errors';
 import { MAX_VOLUME_ATTACHMENTS } from '../../../local/ec2/volumes';
-import { type Cloud, createCloud, ZONE_A, ZONE_B } from './ec2-harness';
+import { type Cloud, createCloud, launch, ZONE_A, ZONE_B } from './ec2-harness';
 
 let cloud: Cloud;
 let instanceId: string;
@@ -39,18 +38,7 @@ const rootVolumeId = () =>
 
 const setup = async (latency: 'zero' | 'calibrated') => {
   cloud = await createCloud({ latency });
-  const reservation = await send(() =>
-    cloud.ec2Client.send(
-      new RunInstancesCommand({
-        ImageId: cloud.imageId,
-        InstanceType: 'm7i.large',
-        MinCount: 1,
-        MaxCount: 1,
-        Placement: { AvailabilityZone: ZONE_A },
-      }),
-    ),
-  );
-  instanceId = reservation.Instances?.[0]?.InstanceId ?? '';
+  instanceId = await launch(cloud, { Placement: { AvailabilityZone: ZONE_A } });
   await cloud.settle();
 };
 
