@@ -65,6 +65,7 @@ export interface ShelfFacts {
     readonly volumeId: string;
     readonly deviceName: string;
     readonly root: boolean;
+    readonly snapshotId?: string;
   }[];
   readonly unshelve?: {
     /** The Unshelve request (event id) that last moved the record. */

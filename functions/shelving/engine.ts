@@ -5,7 +5,14 @@ import type { ShelvingEc2 } from './adapters/ec2';
 import { phaseOf, type ShelfStore, type UpdateOptions } from './adapters/store';
 import type { ShelvingSettings } from './config';
 import { chunk, fastLaunchRequest, planLaunchBatches, slowLaunchRequest } from './domain/bulk';
-import { HOST_WAIT_RETRY_MS, mayNeedOtherZone, nextStep, ownedVolumeIds } from './domain/saga';
+import {
+  HOST_WAIT_RETRY_MS,
+  LAUNCH_REISSUE_MS,
+  mayNeedOtherZone,
+  nextStep,
+  ownedVolumeIds,
+  slowLaunchRefused,
+} from './domain/saga';
 import {
   confirms,
   type DeletionPlan,
@@ -138,8 +145,6 @@ const byAttachPriority = (a: ShelfRecord, b: ShelfRecord): number => {
   );
 };
 
-/** A launch batch with no visible replacement is re-issued (same ClientToken) only after this long. */
-export const LAUNCH_REISSUE_MS = 60_000;
 /** Retry delay after a failed launch (not a capacity shortage). */
 const LAUNCH_RETRY_MS = 30_000;
 
@@ -578,8 +583,20 @@ export class ShelvingEngine {
         volumeResults.push(failedItem(volumeId, errorOf(error)));
       }
     }
+    const failures = volumeResults.flatMap((result) => (result.ok ? [] : [result]));
+    // The safety snapshots go only once every volume is gone: a record that keeps a volume keeps
+    // its slow path too (an Unshelve into another AZ, or after that volume is lost, needs them).
     const snapshotResults: ItemResult[] = [];
     for (const snapshotId of deletion.snapshotIds) {
+      if (failures.length > 0) {
+        snapshotResults.push(
+          failedItem(snapshotId, {
+            code: 'Kept',
+            message: `kept: the record still holds ${failures.map((failure) => failure.id).join(', ')}`,
+          }),
+        );
+        continue;
+      }
       try {
         await ec2.deleteSnapshot(snapshotId);
         snapshotResults.push({ id: snapshotId, ok: true });
@@ -590,7 +607,6 @@ export class ShelvingEngine {
     const deleted = { volumes: volumeResults, snapshots: snapshotResults };
     // The record goes only when every volume it owned is gone, so no volume is ever orphaned. A
     // snapshot that failed to delete is reported per item; it keeps its shelved tag.
-    const failures = volumeResults.flatMap((result) => (result.ok ? [] : [result]));
     if (failures.length === 0) {
       const removed = (await store.remove(record)) || (await store.get(record.recordId)) === undefined;
       return { recordId: record.recordId, ok: removed, deleted };
@@ -1335,6 +1351,12 @@ export class ShelvingEngine {
       );
     } catch (error) {
       fail([record.recordId], error);
+      if (error instanceof WarmbootError && error.code === 'NotFound') {
+        // A snapshot or the image is gone: re-issuing the same launch can never succeed.
+        const at = clock.now();
+        await this.#write(written, slowLaunchRefused(written, errorOf(error), at), at);
+        return;
+      }
       if (error instanceof WarmbootError && error.code === 'InsufficientCapacity') {
         // Nothing was launched: the next round may try again at once, or elsewhere once the AZ
         // has refused long enough (otherAzAfterSeconds).

@@ -511,6 +511,67 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
     );
   });
 
+  it('keeps the safety snapshots when a confirmed Delete fails on a volume, so an Unshelve during an AZ outage restores from them (finding 11)', async () => {
+    // The first failing run of the combined pass's outage property (unshrunk): every DeleteVolume
+    // of a confirmed Delete failed, and the deletion, undone, had already deleted the snapshots;
+    // the second Unshelve, in the outage, then re-issued a launch from them for good.
+    const outageAfterFailedDelete = fc.constant<ShelvingWorkload>({
+      seed: 1_371_684_413,
+      instances: 1,
+      onHost: false,
+      offloadAfterSeconds: 0,
+      operations: [
+        { kind: 'delete', target: 0, afterMs: 88_000 },
+        { kind: 'shelve', targets: [0], afterMs: 173_000 },
+        { kind: 'delete', target: 0, afterMs: 48_000 },
+        { kind: 'offload', targets: [0], afterMs: 29_000 },
+        { kind: 'unshelve', targets: [0], afterMs: 46_000 },
+        { kind: 'shelve', targets: [0], afterMs: 100_000 },
+        { kind: 'unshelve', targets: [0], afterMs: 56_000 },
+      ],
+      outage: { atMs: 28_000, forMs: 632_000 },
+    });
+    const failedDeleteAndKills = fc.constant(
+      new FaultSchedule([
+        {
+          kind: 'event',
+          atMs: 45_000,
+          target: { source: 'warmboot', detailType: 'Unshelve Instances', droppable: false },
+          fault: { kind: 'reorder', window: 3, maxHoldMs: 30_000 },
+          times: 2,
+        },
+        {
+          kind: 'call',
+          atMs: 52_000,
+          code: 'IncorrectInstanceState',
+          times: 4,
+          service: 'ec2',
+          operation: 'DeleteVolume',
+        },
+        { kind: 'kill', atMs: 53_000, functionId: 'shelving', afterCalls: 25 },
+        { kind: 'kill', atMs: 259_000, functionId: 'shelving', afterCalls: 26 },
+      ]),
+    );
+
+    await fc.assert(
+      shelvingProperty(
+        outageAfterFailedDelete,
+        failedDeleteAndKills,
+        new FaultTally('shelving regression', []),
+        async (cloud) => {
+          const [record] = await readRecords(cloud);
+          expect(record).toMatchObject({
+            step: 'unshelved',
+            unshelve: { path: 'slow', relocation: { reason: `${ZONE} is impaired` } },
+          });
+          const snapshots = new Set(cloud.ec2.snapshots().map((snapshot) => snapshot.snapshotId));
+          expect(record?.volumes.every((volume) => snapshots.has(volume.snapshotId ?? ''))).toBe(true);
+        },
+      ),
+      { numRuns: 1 },
+    );
+  });
+
   it('fails, naming the invariant, when a retained volume is deleted behind its record', async () => {
     const offloaded = fc.constant<ShelvingWorkload>({
       seed: 7,

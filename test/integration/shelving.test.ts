@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { DeleteVolumeCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { DeleteSnapshotCommand, DeleteVolumeCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { dynamoShelfStore } from '../../functions/shelving/adapters/store';
 import type { ShelfRecord } from '../../functions/shelving/domain/types';
@@ -219,6 +219,51 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     expect(retainedVolumesIntact(local, record ? [record] : [])).toBe(true);
   });
 
+  it('waits for its impaired AZ on the fast path, saying why, when its safety snapshots were deleted outside warmboot', async () => {
+    const local = await start();
+    const [instanceId = ''] = await launch(local, 1);
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    await request(local, 'offload.json', { recordIds: [recordId] });
+    await local.settleFor(30 * MINUTE);
+    const [offloaded] = await load(local, [recordId]);
+    for (const { snapshotId } of offloaded?.volumes ?? []) {
+      await local.run(() =>
+        local.runtime('shelving').clients.ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })),
+      );
+    }
+    local.ec2.setZoneState('us-east-1a', 'impaired');
+    local.startSchedules();
+    const launchesBefore = local.ec2.stats().RunInstances?.calls ?? 0;
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(10 * MINUTE);
+
+    const [waiting] = await load(local, [recordId]);
+    expect(waiting).toMatchObject({
+      step: 'unshelve.launch',
+      unshelve: {
+        path: 'fast',
+        slowPathUnavailable: expect.stringContaining('no longer exist'),
+        reason: expect.stringContaining('InsufficientInstanceCapacity'),
+      },
+    });
+    expect(waiting?.unshelve?.relocation).toBeUndefined();
+    // One refused launch per retry interval, not one per round of every invocation.
+    const refusedLaunches = (local.ec2.stats().RunInstances?.calls ?? 0) - launchesBefore;
+    expect(refusedLaunches).toBeGreaterThan(0);
+    expect(refusedLaunches).toBeLessThanOrEqual(11);
+
+    local.ec2.setZoneState('us-east-1a', 'available');
+    await local.settleFor(5 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'fast' } });
+    expect(local.ec2.instance(record?.unshelve?.replacementInstanceId ?? '')).toMatchObject({
+      state: 'running',
+      availabilityZone: 'us-east-1a',
+    });
+  });
+
   it('leaves an AZ that has refused the replacement for lack of capacity for otherAzAfterSeconds', async () => {
     const local = await start({ otherAzAfterSeconds: 600 });
     const [instanceId = ''] = await launch(local, 1);
@@ -300,6 +345,47 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     expect(volumeIds.some((id) => existing.has(id))).toBe(false);
     const snapshotsLeft = new Set(local.ec2.snapshots().map((snapshot) => snapshot.snapshotId));
     expect(snapshotIds.some((id) => id !== undefined && snapshotsLeft.has(id))).toBe(false);
+    expect(await load(local, [recordId])).toEqual([]);
+  });
+
+  it('keeps the safety snapshots of a record whose deletion could not delete a volume (finding 11)', async () => {
+    const local = await start();
+    const [instanceId = ''] = await launch(local, 1);
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    await request(local, 'offload.json', { recordIds: [recordId] });
+    await local.settleFor(2 * MINUTE);
+    const [record] = await load(local, [recordId]);
+    const snapshotIds = record?.volumes.map((volume) => volume.snapshotId ?? '') ?? [];
+    const snapshotsExisting = () => {
+      const existing = new Set(local.ec2.snapshots().map((snapshot) => snapshot.snapshotId));
+      return snapshotIds.filter((id) => existing.has(id));
+    };
+    local.faults.failNextCall(
+      { service: 'ec2', operation: 'DeleteVolume' },
+      { code: 'IncorrectInstanceState' },
+      1,
+    );
+
+    const failed = (await request(local, 'delete-shelved.json', {
+      recordId,
+      confirm: recordId,
+    })) as unknown as {
+      result: { result: { ok: boolean; deleted: { snapshots: { id: string; ok: boolean }[] } } };
+    };
+
+    expect(failed.result.result.ok).toBe(false);
+    expect(failed.result.result.deleted.snapshots).toEqual(
+      snapshotIds.map((id) =>
+        expect.objectContaining({ id, ok: false, error: expect.objectContaining({ code: 'Kept' }) }),
+      ),
+    );
+    expect(snapshotsExisting()).toEqual(snapshotIds);
+    const [kept] = await load(local, [recordId]);
+    expect(kept).toMatchObject({ step: 'offloaded', error: { code: 'DeletionIncomplete' } });
+
+    await request(local, 'delete-shelved.json', { recordId, confirm: recordId });
+    await local.settleFor(MINUTE);
+    expect(snapshotsExisting()).toEqual([]);
     expect(await load(local, [recordId])).toEqual([]);
   });
 });

@@ -32,6 +32,8 @@ export const POLL_MS = 30_000;
 export const ATTACHMENT_POLL_MS = 3_000;
 /** Back-off while the recorded Dedicated Host is full and affinity says wait. */
 export const HOST_WAIT_RETRY_MS = 60_000;
+/** A launch with no visible replacement is re-issued (same ClientToken) only after this long. */
+export const LAUNCH_REISSUE_MS = 60_000;
 
 const wait = (reason: string, recheckAt: number | null): Decision => ({ actions: [], recheckAt, reason });
 
@@ -177,7 +179,30 @@ export const mayRelocate = (record: ShelfRecord, settings: ShelvingSettings): bo
   settings.otherAzAfterSeconds >= 0 &&
   record.config.tenancy !== 'host' &&
   record.config.vpcId !== undefined &&
+  record.unshelve?.slowPathUnavailable === undefined &&
   record.volumes.every((volume) => volume.snapshotId !== undefined);
+
+/**
+ * Why the slow path cannot restore this record, if it cannot: a volume has no safety snapshot,
+ * a recorded snapshot no longer exists (deleted outside the saga, or failed), or a slow-path
+ * launch was already refused for good. `observation.snapshots` is the record's tagged snapshots,
+ * which the engine observes whenever a record chooses its path.
+ */
+const slowPathUnavailable = (record: ShelfRecord, observation: Observation): string | undefined => {
+  if (record.unshelve?.slowPathUnavailable !== undefined) return record.unshelve.slowPathUnavailable;
+  const withoutSnapshot = record.volumes.filter((volume) => volume.snapshotId === undefined);
+  if (withoutSnapshot.length > 0) {
+    return `no safety snapshot of ${withoutSnapshot.map((volume) => volume.volumeId).join(', ')}`;
+  }
+  const usable = new Set(
+    observation.snapshots.filter((seen) => seen.state !== 'error').map((seen) => seen.snapshotId),
+  );
+  const lost = record.volumes.filter((volume) => !usable.has(volume.snapshotId ?? ''));
+  if (lost.length === 0) return undefined;
+  return `the safety snapshot${lost.length > 1 ? 's' : ''} ${lost
+    .map((volume) => `${volume.snapshotId} (of ${volume.volumeId})`)
+    .join(', ')} no longer exist${lost.length > 1 ? '' : 's'}`;
+};
 
 /**
  * Whether a round must observe AZ states and subnets for this record: when it chooses its path,
@@ -493,7 +518,11 @@ const startInPlace = (record: ShelfRecord, observation: Observation, now: number
   }
 };
 
-/** Fast when every retained volume is there and detached in the recorded AZ; slow from the snapshots otherwise. */
+/**
+ * Fast when every retained volume is there and detached in the recorded AZ; slow from the
+ * snapshots otherwise, or when the AZ is unusable. Without usable snapshots the record stays on
+ * the fast path in its AZ (waiting for it, saying why), or fails when its volumes are gone too.
+ */
 const choosePath = (
   record: ShelfRecord,
   observation: Observation,
@@ -513,22 +542,32 @@ const choosePath = (
     }
     return [];
   });
-  const move = relocation(record, observation, now, settings);
+  const noSlowPath = slowPathUnavailable(record, observation);
+  // Remembered on the record, so the launch step never moves it to another AZ either.
+  const deciding: ShelfRecord =
+    noSlowPath === undefined
+      ? record
+      : { ...record, unshelve: withUnshelve(record, { slowPathUnavailable: noSlowPath }) };
+  const move = relocation(deciding, observation, now, settings);
   if (move) return move;
   if (problems.length === 0) {
+    const zoneProblem =
+      noSlowPath === undefined ? undefined : unusableZoneReason(record, observation, now, settings);
+    const reason = zoneProblem
+      ? `fast path: reattaching retained volumes once ${record.config.availabilityZone} can launch (${zoneProblem}; ${noSlowPath})`
+      : 'fast path: reattaching retained volumes';
     return {
       to: 'unshelve.launch',
-      set: { unshelve: withUnshelve(record, { path: 'fast' }) },
+      set: { unshelve: withUnshelve(deciding, { path: 'fast', ...(zoneProblem ? { reason } : {}) }) },
       actions: [],
       recheckAt: now,
-      reason: 'fast path: reattaching retained volumes',
+      reason,
     };
   }
-  const withoutSnapshot = record.volumes.filter((volume) => !volume.snapshotId);
-  if (withoutSnapshot.length > 0) {
+  if (noSlowPath !== undefined) {
     return failed(record, {
       code: 'NoWayBack',
-      message: `cannot unshelve: ${problems.join('; ')}; and no safety snapshot of ${withoutSnapshot.map((volume) => volume.volumeId).join(', ')}`,
+      message: `cannot unshelve: ${problems.join('; ')}; and ${noSlowPath}`,
     });
   }
   const reason = `slow path from safety snapshots: ${problems.join('; ')}`;
@@ -540,6 +579,46 @@ const choosePath = (
     reason,
   };
 };
+
+/**
+ * EC2 refused the slow-path launch for good (a snapshot or the image is gone): back to path
+ * selection with the slow path ruled out, which takes the fast path if the retained volumes are
+ * still there and otherwise fails the record, saying both. A new attempt, so a new ClientToken.
+ */
+export const slowLaunchRefused = (record: ShelfRecord, error: RecordError, now: number): Decision => {
+  const why = `the slow-path launch was refused (${error.code}: ${error.message})`;
+  return {
+    to: 'unshelve.choose',
+    set: {
+      unshelve: withUnshelve(record, {
+        path: undefined,
+        reason: why,
+        slowPathUnavailable: why,
+        attempt: (record.unshelve?.attempt ?? 0) + 1,
+        relocation: undefined,
+        slowLaunchIssuedAt: undefined,
+        capacityRefusedSince: undefined,
+        replacementInstanceId: undefined,
+      }),
+    },
+    actions: [],
+    recheckAt: now,
+    reason: why,
+  };
+};
+
+/**
+ * A refused launch (no capacity, a full host, an error) wrote when to try again: until then the
+ * record waits, instead of every round of the invocation spending a RunInstances token on an AZ
+ * that just said no.
+ */
+const launchRetryNotDue = (record: ShelfRecord, now: number): Decision | undefined =>
+  record.nextDueAt !== null && now < record.nextDueAt
+    ? wait(
+        `${record.unshelve?.reason ?? 'launch refused'}; trying again in ${Math.ceil((record.nextDueAt - now) / 1000)} s`,
+        record.nextDueAt,
+      )
+    : undefined;
 
 const launch = (
   record: ShelfRecord,
@@ -571,6 +650,12 @@ const launch = (
       });
     }
   }
+  const batch = record.unshelve?.batch;
+  if (batch !== undefined && now - batch.issuedAt < LAUNCH_REISSUE_MS) {
+    return wait('waiting for the launched replacement to appear', batch.issuedAt + LAUNCH_REISSUE_MS);
+  }
+  const notDue = batch === undefined ? launchRetryNotDue(record, now) : undefined;
+  if (notDue) return notDue;
   return {
     actions: [{ kind: 'launch', recordId: record.recordId }],
     recheckAt: now + POLL_MS,
@@ -850,9 +935,16 @@ const launchFromSnapshots = (
 ): Decision => {
   const replacement = observation.replacement;
   if (!replacement || replacement.state === 'terminated' || replacement.state === 'shutting-down') {
-    if (record.unshelve?.slowLaunchIssuedAt === undefined) {
+    const issuedAt = record.unshelve?.slowLaunchIssuedAt;
+    if (issuedAt === undefined) {
       const move = relocation(record, observation, now, settings);
       if (move) return move;
+      const notDue = launchRetryNotDue(record, now);
+      if (notDue) return notDue;
+    } else if (now - issuedAt < LAUNCH_REISSUE_MS) {
+      // The launch may still bring a replacement (RunInstances is eventually consistent); it is
+      // re-issued with the same ClientToken only after this, so no round spins on it meanwhile.
+      return wait('waiting for the slow-path replacement to appear', issuedAt + LAUNCH_REISSUE_MS);
     }
     return {
       actions: [{ kind: 'launch-from-snapshots', recordId: record.recordId }],

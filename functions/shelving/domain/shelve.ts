@@ -221,6 +221,8 @@ export const planDeletion = (
     const volume = existingVolumes.get(retained.volumeId);
     if (!volume) continue;
     if (volume.tags[SHELVED_TAG] !== record.recordId) continue;
+    // Already going (an earlier attempt's DeleteVolume): nothing left to delete or to refuse.
+    if (volume.state === 'deleting' || volume.state === 'deleted') continue;
     if (volume.state !== 'available') {
       return refuse(
         'VolumeInUse',
@@ -282,7 +284,7 @@ export const undoDeletion = (
     nextDueAt: from.nextDueAt,
     error: {
       code: 'DeletionIncomplete',
-      message: `could not delete ${failures.map((failure) => `${failure.id} (${failure.error.code}: ${failure.error.message})`).join(', ')}; the record is kept, retry the delete`,
+      message: `could not delete ${failures.map((failure) => `${failure.id} (${failure.error.code}: ${failure.error.message})`).join(', ')}; the record and its safety snapshots are kept, retry the delete`,
     },
   };
 };

@@ -95,6 +95,8 @@ export interface UnshelveState {
   readonly capacityRefusedSince?: number;
   /** The recorded AZ is unusable: the slow path restores into this subnet of another AZ instead. */
   readonly relocation?: Relocation;
+  /** Why the slow path cannot restore this record (no usable safety snapshot): it stays in its AZ. */
+  readonly slowPathUnavailable?: string;
   /** The recorded Dedicated Host was full and affinity allows another host. */
   readonly hostFull?: boolean;
   readonly waitingForHostSince?: number;

@@ -163,4 +163,22 @@ describe('a deletion that does not finish in its handling', () => {
     expect(kept?.deletion).toBeUndefined();
     expect([...world.volumes.keys()]).toEqual([DATA]);
   });
+
+  it('keeps the safety snapshots while the record still holds a volume (finding 11)', async () => {
+    const world = ec2Holding({ failDeleting: DATA });
+    const { engine, store } = setUp(world.ec2);
+    await store.create({ ...RECORD, nextDueAt: null });
+
+    const result = await engine.deleteRecord(RECORD.recordId, RECORD.recordId);
+
+    expect(result.deleted?.snapshots).toEqual([
+      {
+        id: SNAPSHOT,
+        ok: false,
+        error: { code: 'Kept', message: `kept: the record still holds ${DATA}` },
+      },
+    ]);
+    expect([...world.snapshots]).toEqual([SNAPSHOT]);
+    expect(store.records.get(RECORD.recordId)?.error?.message).toContain('safety snapshots are kept');
+  });
 });

@@ -1,14 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { defaultShelvingSettings } from '../../../functions/shelving/config';
-import { nextStep } from '../../../functions/shelving/domain/saga';
+import { LAUNCH_REISSUE_MS, nextStep, slowLaunchRefused } from '../../../functions/shelving/domain/saga';
 import type { Observation, ObservedVolume, ZoneState } from '../../../functions/shelving/domain/types';
 import { instance, NOW, record, volume } from './fakes';
 
 const RECORD_ID = 'sh-0123456789abcdef0-t8dsxz';
 const shelvedTag = { 'warmboot:shelved': RECORD_ID };
+/** The safety snapshots of `record()`'s two volumes, as DescribeSnapshots lists them. */
+const SAFETY_SNAPSHOTS = record().volumes.map((retained) => ({
+  snapshotId: retained.snapshotId ?? '',
+  volumeId: retained.volumeId,
+  state: 'completed' as const,
+}));
 const observe = (parts: Partial<Observation> & { volumeList?: ObservedVolume[] } = {}): Observation => ({
   volumes: new Map((parts.volumeList ?? []).map((v) => [v.volumeId, v])),
-  snapshots: parts.snapshots ?? [],
+  snapshots: parts.snapshots ?? SAFETY_SNAPSHOTS,
   ...(parts.instance ? { instance: parts.instance } : {}),
   ...(parts.replacement ? { replacement: parts.replacement } : {}),
   ...(parts.attachSlots !== undefined ? { attachSlots: parts.attachSlots } : {}),
@@ -356,6 +362,162 @@ describe('unshelve into another AZ when the recorded one is unusable', () => {
     );
 
     expect(decision.set?.unshelve?.relocation).toBeUndefined();
+  });
+
+  it('stays on the fast path in the impaired AZ, saying why, when its safety snapshots no longer exist', () => {
+    const decision = decide(movable({ step: 'unshelve.choose' }), {
+      ...withPlacement({ ...allAvailable, 'us-east-1a': 'impaired' }),
+      snapshots: [SAFETY_SNAPSHOTS[1] as (typeof SAFETY_SNAPSHOTS)[number]],
+    });
+
+    expect(decision).toMatchObject({
+      to: 'unshelve.launch',
+      set: {
+        unshelve: {
+          path: 'fast',
+          slowPathUnavailable:
+            'the safety snapshot snap-0000000000000000a (of vol-0000000000000000a) no longer exists',
+        },
+      },
+    });
+    expect(decision.set?.unshelve?.relocation).toBeUndefined();
+    expect(decision.reason).toContain(
+      'once us-east-1a can launch (us-east-1a is impaired; the safety snapshot',
+    );
+  });
+
+  it('never leaves the AZ from the launch step once the slow path is ruled out', () => {
+    const refused = refusedFor(3600);
+    const ruledOut = { ...refused, unshelve: { ...refused.unshelve, slowPathUnavailable: 'snapshots gone' } };
+
+    const decision = decide(
+      ruledOut as typeof refused,
+      withPlacement({ ...allAvailable, 'us-east-1a': 'impaired' }),
+    );
+
+    expect(decision).toMatchObject({ actions: [{ kind: 'launch' }] });
+    expect(decision.to).toBeUndefined();
+  });
+});
+
+describe('a safety snapshot that is gone', () => {
+  it('fails the record, naming the snapshot, when a retained volume is gone too', () => {
+    const decision = decide(
+      record({ step: 'unshelve.choose' }),
+      observe({
+        volumeList: [volume('vol-0000000000000000a', { state: 'available' })],
+        snapshots: [SAFETY_SNAPSHOTS[0] as (typeof SAFETY_SNAPSHOTS)[number]],
+      }),
+    );
+
+    expect(decision).toMatchObject({
+      to: 'failed',
+      set: {
+        error: {
+          code: 'NoWayBack',
+          message:
+            'cannot unshelve: vol-0000000000000000b is gone; and the safety snapshot snap-0000000000000000b (of vol-0000000000000000b) no longer exists',
+        },
+      },
+    });
+  });
+
+  it('takes a refused slow-path launch back to path choice, as a new attempt with the slow path ruled out', () => {
+    const launching = record({
+      step: 'unshelve.launch-from-snapshots',
+      unshelve: {
+        requestId: 'r',
+        requestedAt: NOW - 60_000,
+        attempt: 2,
+        path: 'slow',
+        slowLaunchIssuedAt: NOW - 1_000,
+        relocation: {
+          subnetId: 'subnet-0bbbbbbbbbbbbbbb1',
+          availabilityZone: 'us-east-1b',
+          reason: 'us-east-1a is impaired',
+          refusedZones: ['us-east-1a'],
+        },
+      },
+    });
+
+    const back = slowLaunchRefused(
+      launching,
+      { code: 'NotFound', message: "snapshot 'snap-1' does not exist" },
+      NOW,
+    );
+
+    expect(back).toMatchObject({
+      to: 'unshelve.choose',
+      set: {
+        unshelve: {
+          attempt: 3,
+          slowPathUnavailable:
+            "the slow-path launch was refused (NotFound: snapshot 'snap-1' does not exist)",
+        },
+      },
+    });
+    expect(back.set?.unshelve?.relocation).toBeUndefined();
+    expect(back.set?.unshelve?.slowLaunchIssuedAt).toBeUndefined();
+    const chosen = decide(
+      { ...launching, step: 'unshelve.choose', unshelve: back.set?.unshelve },
+      observe({
+        volumeList: [
+          volume('vol-0000000000000000a', { state: 'available' }),
+          volume('vol-0000000000000000b', { state: 'available' }),
+        ],
+      }),
+    );
+    expect(chosen).toMatchObject({ to: 'unshelve.launch', set: { unshelve: { path: 'fast' } } });
+  });
+});
+
+describe('launch retries', () => {
+  const refusedLaunch = (step: 'unshelve.launch' | 'unshelve.launch-from-snapshots', retryAt: number) =>
+    record({
+      step,
+      nextDueAt: retryAt,
+      unshelve: {
+        requestId: 'r',
+        requestedAt: NOW - 120_000,
+        attempt: 1,
+        path: step === 'unshelve.launch' ? 'fast' : 'slow',
+        capacityRefusedSince: NOW - 60_000,
+        reason: 'RunInstances failed: InsufficientInstanceCapacity',
+      },
+    });
+
+  it.each(['unshelve.launch', 'unshelve.launch-from-snapshots'] as const)(
+    'waits in %s for the retry time a refused launch wrote, then launches again',
+    (step) => {
+      const early = decide(refusedLaunch(step, NOW + 30_000), observe());
+      expect(early).toMatchObject({ actions: [], recheckAt: NOW + 30_000 });
+      expect(early.reason).toContain('InsufficientInstanceCapacity; trying again in 30 s');
+
+      expect(decide(refusedLaunch(step, NOW), observe()).actions).toHaveLength(1);
+    },
+  );
+
+  it('waits for a launch still in flight instead of re-issuing it on every round', () => {
+    const issued = (issuedAt: number) =>
+      record({
+        step: 'unshelve.launch-from-snapshots',
+        nextDueAt: issuedAt + LAUNCH_REISSUE_MS,
+        unshelve: {
+          requestId: 'r',
+          requestedAt: issuedAt,
+          attempt: 0,
+          path: 'slow',
+          slowLaunchIssuedAt: issuedAt,
+        },
+      });
+
+    expect(decide(issued(NOW - 1_000), observe())).toMatchObject({
+      actions: [],
+      recheckAt: NOW - 1_000 + LAUNCH_REISSUE_MS,
+    });
+    expect(decide(issued(NOW - LAUNCH_REISSUE_MS), observe()).actions).toEqual([
+      { kind: 'launch-from-snapshots', recordId: RECORD_ID },
+    ]);
   });
 });
 

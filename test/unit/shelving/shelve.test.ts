@@ -178,6 +178,22 @@ describe('planDeletion and its confirmation', () => {
       error: { code: 'IncorrectState' },
     });
   });
+
+  it('leaves out a volume an earlier attempt already started deleting', () => {
+    const deleting = new Map(detached);
+    deleting.set(
+      'vol-0000000000000000a',
+      volume('vol-0000000000000000a', {
+        state: 'deleting',
+        tags: { 'warmboot:shelved': 'sh-0123456789abcdef0-t8dsxz' },
+      }),
+    );
+
+    expect(planDeletion(record(), deleting, ['snap-1'])).toMatchObject({
+      ok: true,
+      plan: { volumeIds: ['vol-0000000000000000b'], snapshotIds: ['snap-1'] },
+    });
+  });
 });
 
 describe('config', () => {
