@@ -6,6 +6,7 @@ import { phaseOf, type ShelfStore, type UpdateOptions } from './adapters/store';
 import type { ShelvingSettings } from './config';
 import { chunk, fastLaunchRequest, planLaunchBatches, slowLaunchRequest } from './domain/bulk';
 import {
+  fastLaunchRefused,
   HOST_WAIT_RETRY_MS,
   LAUNCH_REISSUE_MS,
   mayNeedOtherZone,
@@ -1232,6 +1233,13 @@ export class ShelvingEngine {
         claimed.map((record) => record.recordId),
         error,
       );
+      if (error instanceof WarmbootError && error.code === 'NotFound') {
+        const at = clock.now();
+        await Promise.all(
+          claimed.map((record) => this.#write(record, fastLaunchRefused(record, errorOf(error)), at)),
+        );
+        return;
+      }
       const capacity = error instanceof WarmbootError && error.code === 'InsufficientCapacity';
       await Promise.all(
         claimed.map((record) => this.#retryLaunch(record, clock.now(), capacity, errorOf(error).message)),

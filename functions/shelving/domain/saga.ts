@@ -581,6 +581,17 @@ const choosePath = (
 };
 
 /**
+ * EC2 refused the fast-path launch for good (the recorded image, subnet, security group or host
+ * is gone): no retry can succeed, so the record fails, keeping its volumes, until the operator
+ * fixes the cause and sends Unshelve again.
+ */
+export const fastLaunchRefused = (record: ShelfRecord, error: RecordError): Decision =>
+  failed(record, {
+    code: 'LaunchRefused',
+    message: `the recorded configuration no longer launches (${error.code}: ${error.message}); the retained volumes are kept, send Unshelve again once it is fixed`,
+  });
+
+/**
  * EC2 refused the slow-path launch for good (a snapshot or the image is gone): back to path
  * selection with the slow path ruled out, which takes the fast path if the retained volumes are
  * still there and otherwise fails the record, saying both. A new attempt, so a new ClientToken.
