@@ -80,6 +80,15 @@ const shelve = async (local: LocalCloud, instanceIds: string[]) => {
   return (answer.result.results ?? []).map((result) => result.recordId ?? '');
 };
 
+/** One managed instance shelved and offloaded; its record id once `settleMs` has passed. */
+const offloadedRecord = async (local: LocalCloud, settleMs: number): Promise<string> => {
+  const [instanceId = ''] = await launch(local, 1);
+  const [recordId = ''] = await shelve(local, [instanceId]);
+  await request(local, 'offload.json', { recordIds: [recordId] });
+  await local.settleFor(settleMs);
+  return recordId;
+};
+
 const retainedVolumesIntact = (local: LocalCloud, all: readonly ShelfRecord[]) => {
   const existing = new Set(local.ec2.volumes().map((volume) => volume.volumeId));
   return all
@@ -156,10 +165,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
 
   it('takes the slow path from the safety snapshots when a retained volume is gone, and says so', async () => {
     const local = await start();
-    const [instanceId = ''] = await launch(local, 1);
-    const [recordId = ''] = await shelve(local, [instanceId]);
-    await request(local, 'offload.json', { recordIds: [recordId] });
-    await local.settleFor(30 * MINUTE);
+    const recordId = await offloadedRecord(local, 30 * MINUTE);
     const [offloaded] = await load(local, [recordId]);
     const data = offloaded?.volumes.find((volume) => !volume.root)?.volumeId ?? '';
     await local.run(() =>
@@ -188,10 +194,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
 
   it('restores into another AZ from the safety snapshots when the recorded AZ is impaired, and says so', async () => {
     const local = await start();
-    const [instanceId = ''] = await launch(local, 1);
-    const [recordId = ''] = await shelve(local, [instanceId]);
-    await request(local, 'offload.json', { recordIds: [recordId] });
-    await local.settleFor(30 * MINUTE);
+    const recordId = await offloadedRecord(local, 30 * MINUTE);
     const facts = unshelvedFacts(local);
     local.ec2.setZoneState('us-east-1a', 'impaired');
 
@@ -221,10 +224,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
 
   it('waits for its impaired AZ on the fast path, saying why, when its safety snapshots were deleted outside warmboot', async () => {
     const local = await start();
-    const [instanceId = ''] = await launch(local, 1);
-    const [recordId = ''] = await shelve(local, [instanceId]);
-    await request(local, 'offload.json', { recordIds: [recordId] });
-    await local.settleFor(30 * MINUTE);
+    const recordId = await offloadedRecord(local, 30 * MINUTE);
     const [offloaded] = await load(local, [recordId]);
     for (const { snapshotId } of offloaded?.volumes ?? []) {
       await local.run(() =>
@@ -266,10 +266,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
 
   it('leaves an AZ that has refused the replacement for lack of capacity for otherAzAfterSeconds', async () => {
     const local = await start({ otherAzAfterSeconds: 600 });
-    const [instanceId = ''] = await launch(local, 1);
-    const [recordId = ''] = await shelve(local, [instanceId]);
-    await request(local, 'offload.json', { recordIds: [recordId] });
-    await local.settleFor(30 * MINUTE);
+    const recordId = await offloadedRecord(local, 30 * MINUTE);
     local.ec2.setCapacity('us-east-1a', 'm7i.large', 0);
     local.startSchedules();
 
@@ -324,10 +321,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
 
   it('deletes a shelve record only after an explicit confirmation that names its volumes', async () => {
     const local = await start();
-    const [instanceId = ''] = await launch(local, 1);
-    const [recordId = ''] = await shelve(local, [instanceId]);
-    await request(local, 'offload.json', { recordIds: [recordId] });
-    await local.settleFor(2 * MINUTE);
+    const recordId = await offloadedRecord(local, 2 * MINUTE);
     const [record] = await load(local, [recordId]);
     const volumeIds = record?.volumes.map((volume) => volume.volumeId) ?? [];
     const snapshotIds = record?.volumes.map((volume) => volume.snapshotId) ?? [];
@@ -350,10 +344,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
 
   it('keeps the safety snapshots of a record whose deletion could not delete a volume (finding 11)', async () => {
     const local = await start();
-    const [instanceId = ''] = await launch(local, 1);
-    const [recordId = ''] = await shelve(local, [instanceId]);
-    await request(local, 'offload.json', { recordIds: [recordId] });
-    await local.settleFor(2 * MINUTE);
+    const recordId = await offloadedRecord(local, 2 * MINUTE);
     const [record] = await load(local, [recordId]);
     const snapshotIds = record?.volumes.map((volume) => volume.snapshotId ?? '') ?? [];
     const snapshotsExisting = () => {

@@ -53,17 +53,22 @@ const refusingEc2 = (refusal: string, volumesKept = false) => {
   return { ec2, launches };
 };
 
+/** The record's Unshelve handled, then ten minutes of scheduled reconciles. */
+const unshelveForTenMinutes = async (ec2: ShelvingEc2) => {
+  const setUp = engineOnClock(ec2);
+  await setUp.store.create(RECORD);
+  await setUp.engine.advance([RECORD]);
+  setUp.clock.at += 10 * 60_000;
+  await setUp.engine.reconcile();
+  return setUp;
+};
+
 describe('a slow-path launch refused because a snapshot is gone', () => {
   it('fails the record once, saying why, instead of re-issuing the launch', async () => {
     const world = refusingEc2(
       `InvalidSnapshot.NotFound: The snapshot ID '${RECORD.volumes[0]?.snapshotId}' does not exist`,
     );
-    const { engine, store, clock } = engineOnClock(world.ec2);
-    await store.create(RECORD);
-
-    await engine.advance([RECORD]);
-    clock.at += 10 * 60_000;
-    await engine.reconcile();
+    const { store } = await unshelveForTenMinutes(world.ec2);
 
     expect(world.launches).toHaveLength(1);
     expect(store.records.get(RECORD.recordId)).toMatchObject({
@@ -84,12 +89,7 @@ describe('a fast-path launch refused because the recorded image is gone', () => 
       "InvalidAMIID.NotFound: The image id '[ami-0123456789abcdef0]' does not exist",
       true,
     );
-    const { engine, store, clock } = engineOnClock(world.ec2);
-    await store.create(RECORD);
-
-    await engine.advance([RECORD]);
-    clock.at += 10 * 60_000;
-    await engine.reconcile();
+    const { engine, store } = await unshelveForTenMinutes(world.ec2);
 
     expect(world.launches).toHaveLength(1);
     const failed = store.records.get(RECORD.recordId);
