@@ -1366,8 +1366,8 @@ export class ShelvingEngine {
         return;
       }
       if (error instanceof WarmbootError && error.code === 'InsufficientCapacity') {
-        // Nothing was launched: the next round may try again at once, or elsewhere once the AZ
-        // has refused long enough (otherAzAfterSeconds).
+        // Nothing was launched: try again at the retry time written here, or elsewhere once the
+        // AZ has refused long enough (otherAzAfterSeconds).
         const at = clock.now();
         const unshelve = written.unshelve ?? { requestId: 'reconcile', requestedAt: at, attempt: 0 };
         await this.#write(
