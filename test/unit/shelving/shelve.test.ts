@@ -11,6 +11,7 @@ import {
   planShelve,
   requestUnshelve,
 } from '../../../functions/shelving/domain/shelve';
+import type { ObservedVolume } from '../../../functions/shelving/domain/types';
 import { instance, NOW, record, volume } from './fakes';
 
 const volumes = new Map([
@@ -130,22 +131,14 @@ describe('requestUnshelve', () => {
 });
 
 describe('planDeletion and its confirmation', () => {
-  const detached = new Map([
-    [
-      'vol-0000000000000000a',
-      volume('vol-0000000000000000a', {
-        state: 'available',
-        tags: { 'warmboot:shelved': 'sh-0123456789abcdef0-t8dsxz' },
-      }),
-    ],
-    [
-      'vol-0000000000000000b',
-      volume('vol-0000000000000000b', {
-        state: 'available',
-        tags: { 'warmboot:shelved': 'sh-0123456789abcdef0-t8dsxz' },
-      }),
-    ],
-  ]);
+  const shelvedVolume = (volumeId: string, state: ObservedVolume['state']) =>
+    volume(volumeId, { state, tags: { 'warmboot:shelved': 'sh-0123456789abcdef0-t8dsxz' } });
+  const detached = new Map(
+    ['vol-0000000000000000a', 'vol-0000000000000000b'].map((id) => [id, shelvedVolume(id, 'available')]),
+  );
+  /** The two retained volumes, the root one in `state`. */
+  const rootIn = (state: ObservedVolume['state']) =>
+    new Map(detached).set('vol-0000000000000000a', shelvedVolume('vol-0000000000000000a', state));
 
   it('names every retained volume and accepts only the record id or exactly those volume ids', () => {
     const plan = planDeletion(record(), detached, ['snap-1']);
@@ -163,14 +156,7 @@ describe('planDeletion and its confirmation', () => {
   });
 
   it('refuses while a retained volume is attached or the record is mid-saga', () => {
-    const attached = new Map(detached);
-    attached.set(
-      'vol-0000000000000000a',
-      volume('vol-0000000000000000a', {
-        state: 'in-use',
-        tags: { 'warmboot:shelved': 'sh-0123456789abcdef0-t8dsxz' },
-      }),
-    );
+    const attached = rootIn('in-use');
 
     expect(planDeletion(record(), attached, [])).toMatchObject({ ok: false, error: { code: 'VolumeInUse' } });
     expect(planDeletion(record({ step: 'unshelve.swap-root' }), detached, [])).toMatchObject({
@@ -180,14 +166,7 @@ describe('planDeletion and its confirmation', () => {
   });
 
   it('leaves out a volume an earlier attempt already started deleting', () => {
-    const deleting = new Map(detached);
-    deleting.set(
-      'vol-0000000000000000a',
-      volume('vol-0000000000000000a', {
-        state: 'deleting',
-        tags: { 'warmboot:shelved': 'sh-0123456789abcdef0-t8dsxz' },
-      }),
-    );
+    const deleting = rootIn('deleting');
 
     expect(planDeletion(record(), deleting, ['snap-1'])).toMatchObject({
       ok: true,
