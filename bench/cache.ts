@@ -5,10 +5,10 @@ import { lruPolicy, nonePolicy, novaAgePolicy, oraclePolicy, staticPinsPolicy } 
 import { type CachePolicy, type FleetConfig, type Launch, simulate } from './cache-sim';
 import { warmbootPolicy } from './cache-warmboot';
 import type { BenchResult, Metrics, Scenario } from './report';
-import { loadLoadLatenciesMs, loadTrace, stableUnit, type Trace } from './trace';
+import { loadLoadLatenciesMs, loadTrace, stableUnit, type Trace, traceLabel } from './trace';
 
 /**
- * `cache` scenario (../shared/BENCHMARKS.md "cache"): one trace replayed over one simulated host
+ * `cache` scenario (docs/benchmark-definitions.md, "cache"): one trace replayed over one simulated host
  * group under every policy, with the same budget, bandwidth, slots, outage and seed.
  */
 
@@ -168,7 +168,7 @@ export const cacheScenario: Scenario = {
     ].reduce((sum, size) => sum + size, 0);
     return {
       scenario: 'cache',
-      trace: trace.path,
+      trace: traceLabel(trace.path),
       policies,
       parameters: {
         launches: launches.length,

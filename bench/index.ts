@@ -17,7 +17,7 @@
  * Flags are checked against the scenario's `flags` before `run` (unknown flag → error listing
  * the valid ones); read them with `numberFlag` / `bytesFlag` from bench/args.ts. Every policy of
  * a scenario runs in the same `run` call on the same trace, fleet, budget and seed
- * (../shared/BENCHMARKS.md). The harness prints the table and writes `--json FILE`.
+ * (docs/benchmark-definitions.md). The harness prints the table and writes `--json FILE`.
  */
 import { BenchUsageError, parseArgs } from './args';
 import { cacheScenario } from './cache';

@@ -3,10 +3,10 @@ import { TIMINGS } from '../functions/pools/domain/sizing';
 import { type BenchArgs, type FlagSpec, numberFlag } from './args';
 import { benchPoolSpec, type SimPool, type SimRequest, type SimResult, simulatePools } from './pool-sim';
 import { type BenchResult, type Metrics, percentile, type Scenario } from './report';
-import { loadTrace, stableUnit, type Trace } from './trace';
+import { loadTrace, stableUnit, type Trace, traceLabel } from './trace';
 
 /**
- * `npm run bench -- pool`: prestarted pools on a request trace (../shared/BENCHMARKS.md, pool).
+ * `npm run bench -- pool`: prestarted pools on a request trace (docs/benchmark-definitions.md, pool).
  * Pooled images: those that make 80% of the requests in the first 24 h (at most 50). Policies,
  * all on the same trace in one run: none (cold launch + initialize every time), fixed-warm-pool
  * (Auto Scaling warm-pool semantics: one fixed size, stopped tier, refilled after each claim) at
@@ -271,7 +271,7 @@ export const runPoolBench = async (args: BenchArgs): Promise<BenchResult> => {
   const windows = pooled.filter((image) => platformOf(image) === 'windows');
   return {
     scenario: 'pool',
-    trace: trace.path,
+    trace: traceLabel(trace.path),
     policies: {
       none: metricsOf(runNone(), pooledIndexes),
       ...sortedFixedRows,
@@ -314,7 +314,7 @@ export const runPoolBench = async (args: BenchArgs): Promise<BenchResult> => {
       ),
       'idle_cost_usd: ready members waiting for a claim: gp3 GB-hours, plus instance-hours for running (hot) ones; refill_cost_usd: launch + initialize + stop of members before they are ready (same prices)',
       `quota check: max (members counted against max - maxSize) over every reconcile: ${comparisons.map((entry) => `${entry.name} ${entry.result.maxOverQuota}`).join(', ')}`,
-      'source: Alibaba cluster-trace-v2026-GenAI request trace; timings: brevdev/ec2-coldboot-research (../shared/data/README.md)',
+      'source: Alibaba cluster-trace-v2026-GenAI request trace; timings: brevdev/ec2-coldboot-research (data/README.md, docs/ec2-timings.md)',
     ],
   };
 };

@@ -1,23 +1,32 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Trace loading for trace-driven benchmarks. Two formats (see ../shared/data/README.md):
+ * Trace loading for trace-driven benchmarks. Two formats (see data/README.md):
  * - the Alibaba GenAI request trace (`gmt_create`, `checkpoint_model_version_id`, `groupId`);
  * - the generic benchmark format: a header with at least `timestamp_s,image`, optionally
  *   `size_bytes`, `tenant`, `instance_type`.
  * Image ids are opaque strings: they are never validated as container references here.
  */
 
-/** Overrides where the shared data files are read from (default: `../shared/data` from the repo root). */
+/** Overrides where the data files are read from (default: the repository's own `data/`). */
 export const DATA_DIR_ENV = 'WARMBOOT_DATA_DIR';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 export const dataDir = (env: Readonly<Record<string, string | undefined>> = process.env): string =>
-  resolve(env[DATA_DIR_ENV] ?? resolve(projectRoot, '..', 'shared', 'data'));
+  resolve(env[DATA_DIR_ENV] ?? resolve(projectRoot, 'data'));
+
+/**
+ * How a report names the trace it read: relative to the repository when the file is inside it,
+ * so committed results do not carry the path of the machine that measured them.
+ */
+export const traceLabel = (path: string): string => {
+  const inside = relative(projectRoot, resolve(path));
+  return inside.startsWith('..') || isAbsolute(inside) ? resolve(path) : inside;
+};
 
 export const DEFAULT_TRACE_FILE = 'alibaba-genai-requests.csv';
 export const IMAGE_SIZES_FILE = 'dockerhub-image-sizes.csv';

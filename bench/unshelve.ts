@@ -12,7 +12,7 @@ import {
 } from './unshelve-policies';
 
 /**
- * `npm run bench -- unshelve [--count N] [--json FILE]` (../shared/BENCHMARKS.md, unshelve).
+ * `npm run bench -- unshelve [--count N] [--json FILE]` (docs/benchmark-definitions.md, unshelve).
  *
  * For each N, three identical fleets are built on the EC2 simulator (calibrated latencies, the
  * published token buckets): N instances with a root and data volumes, some on Dedicated Hosts,

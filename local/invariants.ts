@@ -1,5 +1,5 @@
 /**
- * The invariants of ../shared/DESIGN.md as pure checks over what the local cloud can show: the
+ * The invariants of docs/invariants.md as pure checks over what the local cloud can show: the
  * simulators' read models, DynamoDB records and the bus's invocation log. Every checker returns
  * the violations it found (empty = the invariant holds), each naming the invariant, the subject
  * and what is wrong, so a failing fault-injection run prints something a person can act on.

@@ -1,7 +1,7 @@
 /**
  * How long the simulated cloud takes, in virtual milliseconds.
  *
- * `calibrated` uses the measurements in ../shared/data/README.md (brevdev/ec2-coldboot-research,
+ * `calibrated` uses the measurements in docs/ec2-timings.md (brevdev/ec2-coldboot-research,
  * m7i.large, Amazon Linux 2023, Jan 2026) where they exist; every other figure is a documented
  * choice. `zero` keeps every transition on the clock (so ordering and events are unchanged) but
  * with no delay, for fast unit tests.

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { envJson, envString, loadConfig } from '../shared/config';
 
-/** Fast snapshot restore costs 0.75 USD per snapshot-AZ-hour (../shared/data/README.md). */
+/** Fast snapshot restore costs 0.75 USD per snapshot-AZ-hour (docs/ec2-timings.md). */
 export const FSR_USD_PER_PAIR_HOUR = 0.75;
 /**
  * FSR is billed per minute a pair is enabled, with a minimum of one hour per enable (EBS User

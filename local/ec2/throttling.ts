@@ -5,7 +5,7 @@ import { ec2Error } from './errors';
 /**
  * ec2-api-throttling: one request bucket per API (per account and Region), and for the four
  * instance-lifecycle APIs a second bucket counting instances. An empty bucket answers
- * RequestLimitExceeded. Figures from ../shared/data/README.md.
+ * RequestLimitExceeded. Figures from docs/ec2-timings.md.
  */
 const limits = (capacity: number, refillPerSecond: number): TokenBucketLimits => ({
   capacity,

@@ -22,7 +22,7 @@ export const membersForHitShare = (offeredLoad: number, target: number, limit = 
   return limit;
 };
 
-/** Measured EC2 timings (../shared/data/README.md, brevdev/ec2-coldboot-research, m7i.large). */
+/** Measured EC2 timings (docs/ec2-timings.md: brevdev/ec2-coldboot-research, m7i.large). */
 export const TIMINGS = {
   coldLaunchSeconds: 25.8,
   startStoppedSeconds: 21.2,

@@ -2,7 +2,7 @@
  * A client-side mirror of EC2's API token buckets, so bulk work stays inside them instead of
  * hammering into RequestLimitExceeded (the SDK's adaptive retry is only the second line).
  * Figures: AWS EC2 developer guide, ec2-api-throttling (burst / refill per second, per account
- * and Region), as listed in ../shared/data/README.md.
+ * and Region), as listed in docs/ec2-timings.md.
  *
  * Pure bookkeeping with time passed in: `reserve` answers how long a call must wait before it
  * may go. Reservations may run into debt, so callers queue in arrival order and each waits

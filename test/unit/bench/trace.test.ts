@@ -137,8 +137,8 @@ describe('image sizes and load latencies', () => {
     expect(latencies).toEqual([2639, 39010]);
   });
 
-  it('finds the shared data next to the repository unless the environment overrides it', () => {
-    expect(dataDir({})).toBe(resolve(__dirname, '../../../../shared/data'));
+  it("reads the repository's own data/ unless the environment overrides it", () => {
+    expect(dataDir({})).toBe(resolve(__dirname, '../../../data'));
     expect(dataDir({ [DATA_DIR_ENV]: '/elsewhere' })).toBe('/elsewhere');
   });
 });
