@@ -15,6 +15,12 @@ export interface FunctionSpec {
   readonly schedule?: string;
   /** Also invoked synchronously (RequestResponse) by callers who want the answer. */
   readonly synchronous?: boolean;
+  /**
+   * Lambda timeout: the stack deploys it and the local bus enforces it (an invocation still
+   * running then fails as `Task timed out`, and Lambda's async retries follow).
+   */
+  readonly timeoutSeconds: number;
+  readonly memoryMb: number;
   readonly tables: readonly TableId[];
 }
 
@@ -62,6 +68,8 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
       { id: 'ImageLaunched', pattern: operator('Image Launched') },
     ],
     tables: ['popularity', 'idempotency'],
+    timeoutSeconds: 30,
+    memoryMb: 512,
   },
   imageCache: {
     id: 'imageCache',
@@ -90,6 +98,8 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     ],
     schedule: 'rate(5 minutes)',
     tables: ['imageCache', 'popularity', 'idempotency'],
+    timeoutSeconds: 120,
+    memoryMb: 512,
   },
   fastRestore: {
     id: 'fastRestore',
@@ -100,6 +110,8 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     ],
     schedule: 'rate(15 minutes)',
     tables: ['imageCache', 'popularity', 'idempotency'],
+    timeoutSeconds: 120,
+    memoryMb: 256,
   },
   placement: {
     id: 'placement',
@@ -107,6 +119,8 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     patterns: [{ id: 'Operator', pattern: operator('Advise Placement') }],
     synchronous: true,
     tables: ['imageCache', 'idempotency'],
+    timeoutSeconds: 10,
+    memoryMb: 512,
   },
   pools: {
     id: 'pools',
@@ -132,6 +146,8 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     ],
     schedule: 'rate(2 minutes)',
     tables: ['pools', 'popularity', 'idempotency'],
+    timeoutSeconds: 120,
+    memoryMb: 512,
   },
   claim: {
     id: 'claim',
@@ -139,6 +155,8 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     patterns: [{ id: 'Operator', pattern: operator('Request Server') }],
     synchronous: true,
     tables: ['pools', 'popularity', 'idempotency'],
+    timeoutSeconds: 600,
+    memoryMb: 512,
   },
   shelving: {
     id: 'shelving',
@@ -164,5 +182,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     ],
     schedule: 'rate(1 minute)',
     tables: ['shelves', 'idempotency'],
+    timeoutSeconds: 180,
+    memoryMb: 1024,
   },
 };

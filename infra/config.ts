@@ -13,7 +13,7 @@ export const LOG_RETENTION_DAYS = Object.values(RetentionDays).filter(
   (value): value is RetentionDays => typeof value === 'number',
 );
 
-export const SHAREABLE_TEST_EVENTS = ['create-registry', 'existing-registry', 'none'] as const;
+export const SHAREABLE_TEST_EVENTS = ['ensure-registry', 'existing-registry', 'none'] as const;
 export type ShareableTestEvents = (typeof SHAREABLE_TEST_EVENTS)[number];
 
 const FUNCTION_IDS = Object.keys(FUNCTIONS) as [FunctionId, ...FunctionId[]];
@@ -74,7 +74,7 @@ export const warmbootSettingsSchema = z
         message: `must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
       })
       .default(90),
-    shareableTestEvents: z.enum(SHAREABLE_TEST_EVENTS).default('create-registry'),
+    shareableTestEvents: z.enum(SHAREABLE_TEST_EVENTS).default('ensure-registry'),
     reservedConcurrency: z.partialRecord(z.enum(FUNCTION_IDS), z.number().int().min(1).max(1000)).default({}),
   })
   .strict();

@@ -24,35 +24,33 @@ export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.
 /** Catalog id → folder: `imageCache` → `image-cache`. */
 export const functionFolder = (id: FunctionId): string => id.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
-interface FunctionDefaults {
-  readonly timeout: Duration;
-  readonly memorySize: number;
-  readonly reservedConcurrency: number;
-}
-
 /**
- * Per-function sizing. Reserved concurrency is first a blast-radius cap (a burst of events must
- * not turn into thousands of parallel EC2 mutations and RequestLimitExceeded), second a guarantee
- * that the synchronous claim and placement paths are never starved by the account's other work.
+ * Reserved concurrency for accounts with room for it, as the README recommends; nothing reserves
+ * it by default. Lambda keeps at least 100 of the account's concurrency unreserved, so reserving
+ * these 102 fails `cdk deploy` in any account whose quota is under 202 — a new account's is often
+ * 10 or 50 (Lambda developer guide, "Configuring reserved concurrency"). Correctness never depends
+ * on it: the fault suites run every function with unbounded parallel invocations. What it buys is
+ * a blast-radius cap, a floor for the synchronous claim and placement paths, and for shelving one
+ * invocation at a time, so its pacer's view of EC2's token buckets is the only one spending them.
  */
-export const FUNCTION_DEFAULTS: Readonly<Record<FunctionId, FunctionDefaults>> = {
-  // One invocation per launch event: 50 in parallel at ~50 ms each covers ~1,000 launches/s, and
-  // Lambda's async queue absorbs bursts above that.
-  popularity: { timeout: Duration.seconds(30), memorySize: 512, reservedConcurrency: 50 },
-  // Plans per host group and sends SSM commands: a handful of parallel planners is plenty.
-  imageCache: { timeout: Duration.minutes(2), memorySize: 512, reservedConcurrency: 5 },
-  // The FSR budget is global per Region: two planners at once could both spend it.
-  fastRestore: { timeout: Duration.minutes(2), memorySize: 256, reservedConcurrency: 1 },
-  // Synchronous, read-only answers.
-  placement: { timeout: Duration.seconds(10), memorySize: 512, reservedConcurrency: 20 },
-  // Reconciles every 2 minutes; launches and terminates members.
-  pools: { timeout: Duration.minutes(2), memorySize: 512, reservedConcurrency: 5 },
-  // Synchronous claims: the caller waits for start (~21 s from stopped) and personalization over
-  // SSM; a claim that outlives this is resumed from its saga step by the pools reconcile.
-  claim: { timeout: Duration.minutes(10), memorySize: 512, reservedConcurrency: 20 },
-  // Bulk shelve/unshelve paced against EC2's token buckets by an in-process pacer: one invocation
-  // at a time keeps the pacer's view of the buckets true (parallel copies would each spend them).
-  shelving: { timeout: Duration.minutes(3), memorySize: 1024, reservedConcurrency: 1 },
+export const RECOMMENDED_RESERVED_CONCURRENCY: Readonly<Record<FunctionId, number>> = {
+  popularity: 50,
+  imageCache: 5,
+  fastRestore: 1,
+  placement: 20,
+  pools: 5,
+  claim: 20,
+  shelving: 1,
+};
+
+/** A pattern that matches only events AWS services send (every source it names is `aws.*`). */
+export const isAwsServicePattern = (pattern: EventPattern): boolean => {
+  const sources = pattern.source;
+  return (
+    Array.isArray(sources) &&
+    sources.length > 0 &&
+    sources.every((source) => String(source).startsWith('aws.'))
+  );
 };
 
 /** Lambda rejects environments over 4 KB (sum of keys and values). */
@@ -90,7 +88,10 @@ export interface WarmbootFunctionProps {
   readonly settings?: Readonly<Record<string, unknown>>;
   /** @default logs.RetentionDays.THREE_MONTHS */
   readonly logRetention?: logs.RetentionDays;
-  /** @default FUNCTION_DEFAULTS[spec.id].reservedConcurrency */
+  /**
+   * Reserved concurrency; see RECOMMENDED_RESERVED_CONCURRENCY for values and why.
+   * @default - none (the function draws on the account's unreserved concurrency)
+   */
   readonly reservedConcurrency?: number;
   /** Alarm notifications. @default - alarms without actions (visible on the dashboard) */
   readonly alarmTopic?: sns.ITopic;
@@ -126,7 +127,7 @@ export class WarmbootFunction extends Construct {
   constructor(scope: Construct, id: string, props: WarmbootFunctionProps) {
     super(scope, id);
     const { spec } = props;
-    const defaults = FUNCTION_DEFAULTS[spec.id];
+    // Timeout and memory come from the catalog, which the local bus enforces too.
     this.spec = spec;
     this.data = props.data;
     this.eventBus = props.eventBus;
@@ -154,9 +155,11 @@ export class WarmbootFunction extends Construct {
       description: spec.description.slice(0, 256),
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
-      memorySize: defaults.memorySize,
-      timeout: defaults.timeout,
-      reservedConcurrentExecutions: props.reservedConcurrency ?? defaults.reservedConcurrency,
+      memorySize: spec.memoryMb,
+      timeout: Duration.seconds(spec.timeoutSeconds),
+      ...(props.reservedConcurrency !== undefined
+        ? { reservedConcurrentExecutions: props.reservedConcurrency }
+        : {}),
       role: this.role,
       logGroup: this.logGroup,
       tracing: lambda.Tracing.ACTIVE,
@@ -217,7 +220,14 @@ export class WarmbootFunction extends Construct {
     this.allow('PublishWarmbootEvents', 'warmboot facts on the bus', {
       actions: ['events:PutEvents'],
       resources: [this.eventBus.eventBusArn],
-      conditions: { StringEquals: { 'events:source': [WARMBOOT] } },
+      // events:source is multivalued (Service Authorization Reference: ArrayOfString, one value
+      // per entry), and a multivalued key matches only under a set operator (IAM User Guide,
+      // "Single-valued vs. multivalued context keys"): plain StringEquals never matches it. Null
+      // keeps a request without the key from satisfying ForAllValues vacuously.
+      conditions: {
+        'ForAllValues:StringEquals': { 'events:source': [WARMBOOT] },
+        Null: { 'events:source': 'false' },
+      },
     });
   }
 
@@ -261,17 +271,22 @@ export class WarmbootFunction extends Construct {
         retryAttempts: 8,
         maxEventAge: Duration.hours(2),
       });
+    // AWS services deliver their events only to the account's default bus (EventBridge API
+    // reference, EventBus: "Your account's default event bus receives events from AWS services"),
+    // so a rule for aws.* events on a dedicated bus would never fire; warmboot's own requests and
+    // facts stay on the bus the deployment chose.
+    const defaultBus = events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
     const rules = spec.patterns.map(
       ({ id, pattern }) =>
         new events.Rule(this, id, {
-          eventBus,
+          eventBus: isAwsServicePattern(pattern) ? defaultBus : eventBus,
           description: `warmboot ${spec.id}: ${id}`,
           eventPattern: toCdkEventPattern(pattern),
           targets: [target()],
         }),
     );
     if (spec.schedule) {
-      // Schedules are level-triggered reconciles; they heal any lost event (DESIGN.md).
+      // Schedules are level-triggered reconciles; they heal any lost event (docs/invariants.md).
       rules.push(
         new events.Rule(this, 'Schedule', {
           description: `warmboot ${spec.id}: reconcile`,

@@ -1,7 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as eventschemas from 'aws-cdk-lib/aws-eventschemas';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { SCHEDULED_EVENT } from '../functions/catalog';
 import { matchesPattern } from '../functions/shared/event-pattern';
@@ -9,6 +12,9 @@ import type { WarmbootFunction } from './function';
 
 /** The registry the Lambda console keeps shareable test events in (one schema per function). */
 export const TEST_EVENT_REGISTRY = 'lambda-testevent-schemas';
+
+/** Construct id of the provider function CDK creates once per stack for every AwsCustomResource. */
+const AWS_CUSTOM_RESOURCE_PROVIDER_ID = 'AWS679f53fac002430cb0da5b7982bd2287';
 
 /** The Lambda console lists at most this many characters of an event name. */
 const EVENT_NAME_MAX = 25;
@@ -104,11 +110,12 @@ export interface ShareableTestEventsProps {
   /** Functions whose matching samples are registered. */
   readonly functions: readonly WarmbootFunction[];
   /**
-   * `create-registry` creates `lambda-testevent-schemas` (retained on stack deletion, since the
-   * console keeps other functions' events in it too); `existing-registry` uses one that is already
-   * there (the console creates it the first time anyone saves a shareable event in the Region).
+   * `ensure-registry` creates `lambda-testevent-schemas` only if the account and Region do not have
+   * it yet, and never deletes it (the console keeps other functions' events in it too);
+   * `existing-registry` uses one that is already there (the console creates it the first time
+   * anyone saves a shareable event in the Region).
    */
-  readonly registry: 'create-registry' | 'existing-registry';
+  readonly registry: 'ensure-registry' | 'existing-registry';
   /** Where the samples live. */
   readonly eventsDirectory: string;
 }
@@ -124,28 +131,77 @@ export class ShareableTestEvents extends Construct {
   constructor(scope: Construct, id: string, props: ShareableTestEventsProps) {
     super(scope, id);
     const samples = readSampleEvents(props.eventsDirectory);
-    let registryName = TEST_EVENT_REGISTRY;
-    if (props.registry === 'create-registry') {
-      const registry = new eventschemas.CfnRegistry(this, 'Registry', {
-        registryName: TEST_EVENT_REGISTRY,
-        description: 'Lambda console shareable test events',
-      });
-      registry.applyRemovalPolicy(RemovalPolicy.RETAIN);
-      registryName = registry.attrRegistryName;
-    }
+    const ensured = props.registry === 'ensure-registry' ? this.ensureRegistry() : undefined;
     const schemas: eventschemas.CfnSchema[] = [];
     for (const fn of props.functions) {
       const mine = samplesFor(fn, samples);
       if (mine.length === 0) continue;
       const schema = new eventschemas.CfnSchema(this, fn.node.id, {
-        registryName,
+        registryName: TEST_EVENT_REGISTRY,
         schemaName: `_${fn.function.functionName}-schema`,
         type: 'OpenApi3',
         description: `Shareable test events of warmboot ${fn.spec.id}`,
         content: JSON.stringify(testEventSchemaContent(mine)),
       });
+      if (ensured) schema.node.addDependency(ensured);
       schemas.push(schema);
     }
     this.schemas = schemas;
+  }
+
+  /**
+   * The registry has a fixed, account-wide name, so a stack that declares it as a resource fails
+   * to deploy wherever anyone has ever saved a shareable test event (CloudFormation: already
+   * exists), and a retained copy from a failed first deploy breaks the retry the same way. So it
+   * is created by an SDK call that treats `ConflictException` (it exists) as success, and nothing
+   * deletes it: other functions' test events may live in it.
+   */
+  private ensureRegistry(): AwsCustomResource {
+    const stack = Stack.of(this);
+    const registryArn = stack.formatArn({
+      service: 'schemas',
+      resource: 'registry',
+      resourceName: TEST_EVENT_REGISTRY,
+    });
+    // Its own role and log group, so it needs no AWS managed policy and writes only its own logs.
+    const logGroup = new logs.LogGroup(this, 'EnsureRegistryLogs', {
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const role = new iam.Role(this, 'EnsureRegistryRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'Creates the lambda-testevent-schemas registry at deploy time if it is missing',
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn],
+      }),
+    );
+    const ensure = new AwsCustomResource(this, 'EnsureRegistry', {
+      onCreate: {
+        service: 'Schemas',
+        action: 'CreateRegistry',
+        parameters: {
+          RegistryName: TEST_EVENT_REGISTRY,
+          Description: 'Lambda console shareable test events',
+        },
+        physicalResourceId: PhysicalResourceId.of(TEST_EVENT_REGISTRY),
+        ignoreErrorCodesMatching: 'ConflictException',
+      },
+      policy: AwsCustomResourcePolicy.fromSdkCalls({ resources: [registryArn] }),
+      role,
+      logGroup,
+      installLatestAwsSdk: false,
+    });
+    // The provider function CDK shares across AwsCustomResources of the stack (a fixed id).
+    const provider = stack.node.tryFindChild(AWS_CUSTOM_RESOURCE_PROVIDER_ID);
+    if (provider) {
+      Validations.of(provider).acknowledge({
+        id: 'AwsSolutions-L1',
+        reason: "the runtime of CDK's AwsCustomResource provider is chosen and updated by aws-cdk-lib",
+      });
+    }
+    return ensure;
   }
 }

@@ -73,17 +73,19 @@ export interface WarmbootProps {
   readonly logRetention?: logs.RetentionDays;
   /**
    * Register `events/**\/*.json` as Lambda console shareable test events.
-   * @default 'create-registry'
+   * @default 'ensure-registry'
    */
   readonly shareableTestEvents?: TestEventsMode;
   /**
-   * Reserved concurrency per function, overriding FUNCTION_DEFAULTS (infra/function.ts).
-   * @default - FUNCTION_DEFAULTS
+   * Reserved concurrency per function; none by default (RECOMMENDED_RESERVED_CONCURRENCY in
+   * infra/function.ts has values for accounts whose Lambda concurrency quota leaves room).
+   * @default - none
    */
   readonly reservedConcurrency?: Readonly<Partial<Record<FunctionId, number>>>;
   /**
-   * The bus the operator requests arrive on and warmboot publishes its facts to. AWS service
-   * events (EC2, SSM, ECS) only arrive on the default bus.
+   * The bus the operator requests arrive on and warmboot publishes its facts to. The rules for
+   * AWS service events (EC2, SSM, ECS) stay on the default bus whatever this is, since AWS
+   * services deliver only there.
    * @default - the account's default event bus
    */
   readonly eventBus?: events.IEventBus;

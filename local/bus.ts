@@ -34,6 +34,13 @@ export interface BusEvent {
 /** A deployed function as the bus invokes it (asynchronous invocation). */
 export type FunctionTarget = (event: EventEnvelope, context: Context) => Promise<unknown>;
 
+/**
+ * Creates one execution environment of a function: its own module state (SDK clients, caches,
+ * coalescing), as Lambda gives every concurrent invocation its own environment and reuses an idle
+ * one for the next invocation (Lambda developer guide, lambda-runtime-environment).
+ */
+export type EnvironmentFactory = () => FunctionTarget;
+
 export interface EventMatcher {
   readonly source?: string;
   readonly detailType?: string;
@@ -65,6 +72,16 @@ export interface EventFaultRule {
 export interface FunctionStats {
   /** Every attempt, first attempts and retries alike. */
   invocations: number;
+  /** Attempts that ran past the function's timeout (counted in `errors` too). */
+  timeouts: number;
+  /** Deliveries that waited for a free environment because reserved concurrency was in use. */
+  throttled: number;
+  /** Events discarded to the dead-letter queue because they aged past the maximum event age. */
+  expired: number;
+  /** The most invocations that ran at once. */
+  peakConcurrency: number;
+  /** Execution environments created (cold starts). */
+  environments: number;
   succeeded: number;
   /** Attempts that threw. */
   errors: number;
@@ -96,6 +113,17 @@ export interface LocalEventBusOptions {
   readonly region: string;
   readonly accountId: string;
   readonly seed?: number;
+  /**
+   * Reserved concurrency per function, as the stack deploys it (`reservedConcurrency`): at most
+   * this many invocations run at once; the rest wait in Lambda's async queue. Unset: unbounded
+   * (the account's unreserved pool).
+   */
+  readonly reservedConcurrency?: Readonly<Partial<Record<FunctionId, number>>>;
+  /**
+   * How long an event may wait in the async queue, throttled or between retries, before Lambda
+   * discards it to the dead-letter queue (the stack's `maxEventAge`: 1 hour).
+   */
+  readonly maxEventAgeMs?: number;
   /** Put → target invocation. EventBridge typically delivers within about half a second. */
   readonly deliveryLatencyMs?: number;
 }
@@ -108,6 +136,8 @@ export interface LocalEventBusOptions {
 const ASYNC_RETRY_DELAYS_MS = [60_000, 120_000] as const;
 
 const DEFAULT_DELIVERY_LATENCY_MS = 500;
+/** The stack's async invoke config (infra/function.ts): `maxEventAge: Duration.hours(1)`. */
+const DEFAULT_MAX_EVENT_AGE_MS = 3_600_000;
 const DEFAULT_REORDER_HOLD_MS = 10_000;
 
 interface ActiveRule extends EventFaultRule {
@@ -122,8 +152,31 @@ interface Delivery {
   readonly event: EventEnvelope;
 }
 
+/** A delivery in Lambda's async queue: since when it is there, and which attempt is next. */
+interface Queued {
+  readonly delivery: Delivery;
+  readonly attempt: number;
+  readonly queuedAt: number;
+}
+
+interface Environment {
+  readonly target: FunctionTarget;
+  busy: boolean;
+}
+
+interface FunctionDeployment {
+  readonly newEnvironment: EnvironmentFactory;
+  readonly environments: Environment[];
+  readonly waiting: Queued[];
+}
+
 const emptyStats = (): FunctionStats => ({
   invocations: 0,
+  timeouts: 0,
+  throttled: 0,
+  expired: 0,
+  peakConcurrency: 0,
+  environments: 0,
   succeeded: 0,
   errors: 0,
   crashes: 0,
@@ -180,7 +233,9 @@ export class LocalEventBus {
   /** Event and request ids from the seeded generator, so a seeded run names events identically. */
   readonly #ids: IdGenerator;
   readonly #latencyMs: number;
-  readonly #targets = new Map<FunctionId, FunctionTarget>();
+  readonly #reservedConcurrency: Readonly<Partial<Record<FunctionId, number>>>;
+  readonly #maxEventAgeMs: number;
+  readonly #targets = new Map<FunctionId, FunctionDeployment>();
   readonly #stats = new Map<FunctionId, FunctionStats>();
   readonly #deadLetters = new Map<FunctionId, DeadLetter[]>();
   readonly #eventListeners = new Set<(event: EventEnvelope) => void>();
@@ -195,11 +250,21 @@ export class LocalEventBus {
     this.#random = seededRandom(options.seed ?? 1);
     this.#ids = new IdGenerator(this.#random);
     this.#latencyMs = options.deliveryLatencyMs ?? DEFAULT_DELIVERY_LATENCY_MS;
+    this.#reservedConcurrency = options.reservedConcurrency ?? {};
+    this.#maxEventAgeMs = options.maxEventAgeMs ?? DEFAULT_MAX_EVENT_AGE_MS;
   }
 
-  /** Deploys `functionId`: from now on its catalog rules deliver to `target`. */
-  register(functionId: FunctionId, target: FunctionTarget): void {
-    this.#targets.set(functionId, target);
+  /**
+   * Deploys `functionId`: from now on its catalog rules deliver to it. Given a target, every
+   * invocation shares that one environment; given an environment factory, each concurrent
+   * invocation gets its own, as in Lambda.
+   */
+  register(
+    functionId: FunctionId,
+    target: FunctionTarget | { readonly environments: EnvironmentFactory },
+  ): void {
+    const newEnvironment = typeof target === 'function' ? () => target : target.environments;
+    this.#targets.set(functionId, { newEnvironment, environments: [], waiting: [] });
   }
 
   /** Puts an event on the bus and schedules its delivery to every function whose rule matches. */
@@ -352,16 +417,80 @@ export class LocalEventBus {
     for (const delivery of shuffle(held, this.#random)) this.#schedule(delivery, this.#latencyMs);
   }
 
-  #schedule(delivery: Delivery, afterMs: number, attempt = 0): void {
-    this.#clock.at(this.#clock.now() + afterMs, () => {
-      void this.#invoke(delivery, attempt);
+  #schedule(delivery: Delivery, afterMs: number, attempt = 0, queuedAt?: number): void {
+    const at = this.#clock.now() + afterMs;
+    this.#clock.at(at, () => {
+      this.#dispatch({ delivery, attempt, queuedAt: queuedAt ?? at });
     });
   }
 
-  async #invoke(delivery: Delivery, attempt: number): Promise<void> {
+  /**
+   * Lambda's async queue: run the delivery in an idle environment, or a new one while reserved
+   * concurrency allows; otherwise it waits (throttled) until an invocation ends. An event that
+   * has been in the queue longer than the maximum event age is discarded to the dead-letter
+   * queue instead (Lambda developer guide, invocation-async-error-handling: throttled and
+   * retried events are kept "for up to 6 hours", or the configured maximum event age).
+   */
+  #dispatch(queued: Queued): void {
+    const { functionId } = queued.delivery;
+    const deployment = this.#targets.get(functionId);
+    if (!deployment) return;
+    const stats = this.#statsOf(functionId);
+    if (this.#clock.now() - queued.queuedAt > this.#maxEventAgeMs) {
+      stats.expired += 1;
+      this.#deadLetter(
+        queued.delivery,
+        queued.attempt,
+        'EventAgeExceeded: the event aged past the maximum event age',
+      );
+      return;
+    }
+    let environment = deployment.environments.find((candidate) => !candidate.busy);
+    const limit = this.#reservedConcurrency[functionId];
+    if (!environment && (limit === undefined || deployment.environments.length < limit)) {
+      environment = { target: deployment.newEnvironment(), busy: false };
+      deployment.environments.push(environment);
+      stats.environments += 1;
+    }
+    if (!environment) {
+      stats.throttled += 1;
+      deployment.waiting.push(queued);
+      return;
+    }
+    environment.busy = true;
+    const running = deployment.environments.filter((candidate) => candidate.busy).length;
+    stats.peakConcurrency = Math.max(stats.peakConcurrency, running);
+    void this.#invoke(queued, environment, deployment);
+  }
+
+  /** Hands waiting deliveries to free environments; an expired one frees its place for the next. */
+  #drain(functionId: FunctionId, deployment: FunctionDeployment): void {
+    const limit = this.#reservedConcurrency[functionId];
+    const hasRoom = () =>
+      deployment.environments.some((environment) => !environment.busy) ||
+      limit === undefined ||
+      deployment.environments.length < limit;
+    for (
+      let next = deployment.waiting.shift();
+      next;
+      next = hasRoom() ? deployment.waiting.shift() : undefined
+    ) {
+      this.#dispatch(next);
+    }
+  }
+
+  #deadLetter(delivery: Delivery, attempts: number, error: string): void {
+    const stats = this.#statsOf(delivery.functionId);
+    stats.deadLettered += 1;
+    const letters = this.#deadLetters.get(delivery.functionId) ?? [];
+    letters.push({ event: delivery.event, attempts, error });
+    this.#deadLetters.set(delivery.functionId, letters);
+  }
+
+  async #invoke(queued: Queued, environment: Environment, deployment: FunctionDeployment): Promise<void> {
+    const { delivery, attempt } = queued;
     const { functionId, event } = delivery;
-    const target = this.#targets.get(functionId);
-    if (!target) return;
+    const target = environment.target;
     const stats = this.#statsOf(functionId);
     stats.invocations += 1;
     if (attempt > 0) stats.retries += 1;
@@ -374,9 +503,22 @@ export class LocalEventBus {
       region: this.#region,
       accountId: this.#accountId,
     });
+    const timeoutSeconds = FUNCTIONS[functionId].timeoutSeconds;
+    let timedOut = false;
+    let cancelTimeout = (): void => undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      cancelTimeout = this.#clock.at(this.#clock.now() + timeoutSeconds * 1000, () => {
+        timedOut = true;
+        // The environment is stopped and discarded: nothing the handler still had in flight
+        // reaches AWS (the same fence fault injection uses for a killed process).
+        scope.killed = true;
+        reject(new Error(`Task timed out after ${timeoutSeconds.toFixed(2)} seconds`));
+      });
+    });
+    timeout.catch(() => undefined);
     let record: InvocationRecord;
     try {
-      const result = await invocationScope.run(scope, () => target(event, context));
+      const result = await Promise.race([invocationScope.run(scope, () => target(event, context)), timeout]);
       // A handler that swallowed its own death still died: Lambda would have seen the crash.
       record = scope.killed
         ? { functionId, invocationId, event, attempt, outcome: 'crashed', error: 'handler killed' }
@@ -387,10 +529,18 @@ export class LocalEventBus {
         invocationId,
         event,
         attempt,
-        outcome: scope.killed ? 'crashed' : 'failed',
+        outcome: scope.killed && !timedOut ? 'crashed' : 'failed',
         error: errorMessage(error),
       };
     }
+    cancelTimeout();
+    if (timedOut) {
+      stats.timeouts += 1;
+      deployment.environments.splice(deployment.environments.indexOf(environment), 1);
+    } else {
+      environment.busy = false;
+    }
+    this.#drain(functionId, deployment);
     if (record.outcome === 'succeeded') {
       stats.succeeded += 1;
     } else {
@@ -398,12 +548,10 @@ export class LocalEventBus {
       if (record.outcome === 'crashed') stats.crashes += 1;
       const retryDelay = ASYNC_RETRY_DELAYS_MS[attempt];
       if (retryDelay !== undefined) {
-        this.#schedule(delivery, retryDelay, attempt + 1);
+        // Back in the async queue: its age keeps counting from when it first arrived.
+        this.#schedule(delivery, retryDelay, attempt + 1, queued.queuedAt);
       } else {
-        stats.deadLettered += 1;
-        const letters = this.#deadLetters.get(functionId) ?? [];
-        letters.push({ event, attempts: attempt + 1, error: record.error ?? 'unknown' });
-        this.#deadLetters.set(functionId, letters);
+        this.#deadLetter(delivery, attempt + 1, record.error ?? 'unknown');
       }
     }
     for (const listener of this.#invocationListeners) listener(record);

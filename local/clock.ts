@@ -34,8 +34,11 @@ export class VirtualClock implements Clock {
     return new Promise((resolve) => this.at(this.#now + Math.max(0, ms), resolve));
   }
 
-  /** Run `fire` when virtual time reaches `at` (timers at the same instant fire in insertion order). */
-  at(at: number, fire: () => void): void {
+  /**
+   * Run `fire` when virtual time reaches `at` (timers at the same instant fire in insertion order).
+   * Returns a cancel function: a timer that is no longer needed must not hold time up or move it.
+   */
+  at(at: number, fire: () => void): () => void {
     this.#progress++;
     const timer = { at: Math.max(at, this.#now), seq: this.#seq++, fire };
     const timers = this.#timers;
@@ -48,6 +51,10 @@ export class VirtualClock implements Clock {
       else high = mid;
     }
     timers.splice(low, 0, timer);
+    return () => {
+      const index = this.#timers.indexOf(timer);
+      if (index >= 0) this.#timers.splice(index, 1);
+    };
   }
 
   /** Count a real asynchronous operation, so time does not jump while it is in flight. */

@@ -23,6 +23,9 @@ import { Ec2Simulator } from './ec2/simulator';
 import { checkEntry, createEventsSimulator, entrySize, PUT_EVENTS_MAX_BYTES } from './events-simulator';
 import { FaultInjector, HandlerKilledError, invocationScope } from './faults';
 import { type FunctionHandler, functionFolder, type HandlerFactory, loadHandlerFactory } from './functions';
+import { ec2ResourceState } from './iam/ec2-state';
+import { LocalIam } from './iam/evaluator';
+import { synthesizedRolePolicies } from './iam/policy-source';
 import { lambdaContext } from './lambda-context';
 import type { LatencyMode } from './latency';
 import type { EmfSink } from './metrics';
@@ -56,6 +59,18 @@ export interface LocalCloudOptions {
    * counts it in `afterCalls` and `failNextCall({ service: 'dynamodb' })` fails it (default false).
    */
   readonly faultsOnDynamodb?: boolean;
+  /**
+   * The deploy-time IAM opt-ins of this deployment. Every call of every deployed function is
+   * evaluated against its role policy as the CDK app synthesizes it for these settings (host
+   * groups and pool image parameters come from `settings`); see docs/iam-simulation.md.
+   */
+  readonly iam?: { readonly allowShelvedDataDeletion?: boolean };
+  /**
+   * Reserved concurrency per function, as a deployment may configure it (`reservedConcurrency`):
+   * the local bus then runs at most that many invocations at once and queues the rest. Default:
+   * none, like the stack's default.
+   */
+  readonly reservedConcurrency?: Readonly<Partial<Record<FunctionId, number>>>;
 }
 
 export interface PutEventInput {
@@ -97,6 +112,24 @@ const capabilityCommands = async (): Promise<{
 };
 
 /**
+ * What the function settings say about IAM: the synth grants the image cache only the configured
+ * host groups and the pools only the configured image parameters (infra/capabilities).
+ */
+const iamSettings = (
+  settings: Readonly<Record<string, string>>,
+): { hostGroups: string[]; imageParameters: string[] } => {
+  const hostGroups = settings.HOST_GROUPS
+    ? (JSON.parse(settings.HOST_GROUPS) as { name: string }[]).map((group) => group.name)
+    : [];
+  const imageParameters = settings.POOLS
+    ? (JSON.parse(settings.POOLS) as { image: string }[])
+        .map((pool) => pool.image)
+        .filter((image) => image.startsWith('/'))
+    : [];
+  return { hostGroups, imageParameters };
+};
+
+/**
  * The whole cloud warmboot needs, on one virtual clock: DynamoDB Local with the stack's tables,
  * the EC2 and SSM simulators, the local EventBridge with the catalog's rules, and the deployed
  * functions' handlers behind the real SDK clients.
@@ -118,6 +151,8 @@ export class LocalCloud {
   readonly documents: DynamoDBDocumentClient;
   /** Every EMF document the deployed functions published, in order. */
   readonly metrics: EmfSink;
+  /** The IAM evaluation of every deployed function's calls: `stats()`, `denials()`, `policies(fn)`. */
+  readonly iam: LocalIam;
   readonly #runtimes: ReadonlyMap<FunctionId, Runtime>;
   readonly #handlers: ReadonlyMap<FunctionId, FunctionHandler>;
   /** The client under `documents`; also creates and drops the tables. */
@@ -139,6 +174,7 @@ export class LocalCloud {
     documents: DynamoDBDocumentClient;
     admin: DynamoDBClient;
     metrics: EmfSink;
+    iam: LocalIam;
     runtimes: ReadonlyMap<FunctionId, Runtime>;
     handlers: ReadonlyMap<FunctionId, FunctionHandler>;
     ownDynamodb: DynamoDbLocal | undefined;
@@ -155,6 +191,7 @@ export class LocalCloud {
     this.documents = parts.documents;
     this.#admin = parts.admin;
     this.metrics = parts.metrics;
+    this.iam = parts.iam;
     this.#runtimes = parts.runtimes;
     this.#handlers = parts.handlers;
     this.#ownDynamodb = parts.ownDynamodb;
@@ -203,7 +240,13 @@ export class LocalCloud {
     // Unique per cloud: test files run in parallel processes against one DynamoDB Local.
     const tables = await createTables(assertions, `wb-${randomUUID().slice(0, 8)}`);
 
-    const bus = new LocalEventBus({ clock, region, accountId, seed: nextSeed() });
+    const bus = new LocalEventBus({
+      clock,
+      region,
+      accountId,
+      seed: nextSeed(),
+      ...(options.reservedConcurrency ? { reservedConcurrency: options.reservedConcurrency } : {}),
+    });
     const emit = (event: SimulatorEvent): void => {
       bus.put(event);
     };
@@ -231,6 +274,18 @@ export class LocalCloud {
       random: seededRandom(nextSeed()),
     });
     const simulators = { ec2: ec2.dispatch, ssm: ssm.dispatch, events: createEventsSimulator(bus, faults) };
+    const iam = new LocalIam({
+      synthesized: await synthesizedRolePolicies(),
+      deployment: {
+        partition: 'aws',
+        region,
+        accountId,
+        tables,
+        ...iamSettings(options.settings ?? {}),
+        allowShelvedDataDeletion: options.iam?.allowShelvedDataDeletion ?? false,
+      },
+      ec2: ec2ResourceState(ec2),
+    });
 
     const metrics: EmfSink = [];
     const runtimes = new Map<FunctionId, Runtime>();
@@ -241,24 +296,40 @@ export class LocalCloud {
     ]);
     for (const functionId of deployed) {
       const factory = options.handlers?.[functionId] ?? (await loadHandlerFactory(functionId));
-      const runtime = createLocalRuntime({
-        clock,
-        functionId,
-        region,
-        random: seededRandom(nextSeed()),
-        simulators,
-        dynamodbEndpoint,
-        tables,
-        settings: options.settings ?? {},
-        latency,
-        metricsSink: metrics,
-        ...(options.logLevel ? { logLevel: options.logLevel } : {}),
-        ...(options.faultsOnDynamodb ? { dynamodbFaults: faults } : {}),
+      // One execution environment: its own runtime (SDK clients, caches) and handler, as Lambda
+      // gives each concurrent invocation its own and nothing in module scope is shared between them.
+      const environment = () => {
+        const runtime = createLocalRuntime({
+          clock,
+          functionId,
+          region,
+          random: seededRandom(nextSeed()),
+          simulators,
+          dynamodbEndpoint,
+          tables,
+          settings: options.settings ?? {},
+          latency,
+          metricsSink: metrics,
+          ...(options.logLevel ? { logLevel: options.logLevel } : {}),
+          ...(options.faultsOnDynamodb ? { dynamodbFaults: faults } : {}),
+          iam,
+        });
+        return { runtime, handler: factory(runtime) };
+      };
+      // The first environment also serves synchronous invokes and lends tests its clients.
+      const first = environment();
+      runtimes.set(functionId, first.runtime);
+      handlers.set(functionId, first.handler);
+      let firstTaken = false;
+      bus.register(functionId, {
+        environments: () => {
+          if (!firstTaken) {
+            firstTaken = true;
+            return first.handler;
+          }
+          return environment().handler;
+        },
       });
-      const handler = factory(runtime);
-      runtimes.set(functionId, runtime);
-      handlers.set(functionId, handler);
-      bus.register(functionId, handler);
     }
 
     return new LocalCloud({
@@ -273,6 +344,7 @@ export class LocalCloud {
       documents,
       admin: assertions,
       metrics,
+      iam,
       runtimes,
       handlers,
       ownDynamodb,

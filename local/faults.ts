@@ -38,8 +38,19 @@ interface CallFault {
   remaining: number;
 }
 
+/** A call that takes effect but whose answer the caller never sees (`loseNextResponse`). */
+interface LostResponseFault {
+  readonly operation?: string;
+  readonly code: string;
+  readonly message: string;
+  readonly httpStatusCode: number;
+  remaining: number;
+}
+
 interface KillFault {
   readonly functionId?: string;
+  /** Only this invocation (its scope); absent: the next invocation of the function that gets there. */
+  readonly invocationId?: string;
   readonly afterCalls: number;
   remaining: number;
 }
@@ -50,7 +61,9 @@ interface KillFault {
  */
 export class FaultInjector {
   #callFaults: CallFault[] = [];
+  #lostResponses: LostResponseFault[] = [];
   #kills: KillFault[] = [];
+  #partialLaunches = 0;
   #injected = 0;
 
   /** The next `times` calls matching service/operation fail with the given AWS error code. */
@@ -68,9 +81,56 @@ export class FaultInjector {
     });
   }
 
+  /**
+   * The next `times` EC2 calls matching `operation` take effect, then answer the given error
+   * instead of their result: a server error or timeout after the work was done, the case EC2's
+   * client tokens exist for (Run_Instance_Idempotency). Only the EC2 simulator consults this.
+   */
+  loseNextResponse(
+    match: { service: 'ec2'; operation?: string },
+    error: { code: string; message?: string; httpStatusCode?: number },
+    times = 1,
+  ): void {
+    this.#lostResponses.push({
+      ...(match.operation === undefined ? {} : { operation: match.operation }),
+      code: error.code,
+      message: error.message ?? `injected ${error.code} after the call took effect`,
+      httpStatusCode: error.httpStatusCode ?? 500,
+      remaining: times,
+    });
+  }
+
   /** The next invocation of `functionId` (any function when absent) dies after `afterCalls` AWS calls. */
   killInvocation(match: { functionId?: string; afterCalls: number }): void {
     this.#kills.push({ ...match, remaining: 1 });
+  }
+
+  /**
+   * The next `times` RunInstances asking for more than one instance launch only one (capacity ran
+   * short: API_RunInstances launches between MinCount and MaxCount), and the invocation that made
+   * the call dies right after its next AWS call: it recorded what it got, but not the shortfall
+   * (security review C4). A call made outside an invocation only launches short.
+   */
+  partialLaunchThenCrash(times = 1): void {
+    this.#partialLaunches += times;
+  }
+
+  /** Called by the EC2 simulator for a RunInstances of more than one instance: launch short now? */
+  takePartialLaunch(): boolean {
+    if (this.#partialLaunches <= 0) return false;
+    this.#partialLaunches -= 1;
+    this.#injected += 1;
+    const scope = invocationScope.getStore();
+    if (scope) {
+      // This call counts once beforeCall ran, so after one more call the invocation dies.
+      this.#kills.push({
+        functionId: scope.functionId,
+        invocationId: scope.invocationId,
+        afterCalls: scope.awsCalls + 1,
+        remaining: 1,
+      });
+    }
+    return true;
   }
 
   /** How many faults have fired so far. */
@@ -80,7 +140,9 @@ export class FaultInjector {
 
   reset(): void {
     this.#callFaults = [];
+    this.#lostResponses = [];
     this.#kills = [];
+    this.#partialLaunches = 0;
     this.#injected = 0;
   }
 
@@ -92,6 +154,7 @@ export class FaultInjector {
         (fault) =>
           fault.remaining > 0 &&
           (fault.functionId === undefined || fault.functionId === scope.functionId) &&
+          (fault.invocationId === undefined || fault.invocationId === scope.invocationId) &&
           scope.awsCalls >= fault.afterCalls,
       );
       if (kill) {
@@ -115,5 +178,18 @@ export class FaultInjector {
       this.#injected += 1;
       throw new SimulatedAwsError(fault.code, fault.message, { httpStatusCode: fault.httpStatusCode });
     }
+  }
+
+  /** Called by the EC2 simulator once an operation took effect; throws a lost response's error. */
+  afterEc2Call(operation: string): void {
+    const fault = this.#lostResponses.find(
+      (candidate) =>
+        candidate.remaining > 0 && (candidate.operation === undefined || candidate.operation === operation),
+    );
+    if (!fault) return;
+    fault.remaining -= 1;
+    this.#lostResponses = this.#lostResponses.filter((candidate) => candidate.remaining > 0);
+    this.#injected += 1;
+    throw new SimulatedAwsError(fault.code, fault.message, { httpStatusCode: fault.httpStatusCode });
   }
 }

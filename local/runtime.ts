@@ -12,6 +12,7 @@ import { TABLES, type TableId, tableEnvVar } from '../functions/shared/tables';
 import type { VirtualClock } from './clock';
 import { LOCAL_CREDENTIALS, type TableNames } from './dynamodb-local';
 import { assertInvocationAlive, type FaultInjector } from './faults';
+import { attachIam, type LocalIam } from './iam/evaluator';
 import type { LatencyMode } from './latency';
 import { CapturingMetrics, type EmfSink } from './metrics';
 import { attachSimulator, type OperationDispatch } from './sdk-bridge';
@@ -49,6 +50,8 @@ export interface LocalRuntimeOptions {
    * are only refused once the invocation was killed.
    */
   readonly dynamodbFaults?: FaultInjector;
+  /** Evaluates every call of this function against its role policy (local/iam). */
+  readonly iam?: LocalIam;
 }
 
 /**
@@ -181,6 +184,12 @@ export const createLocalRuntime = (options: LocalRuntimeOptions): Runtime => {
   holdClockWhileSending(clients.ssm, clock);
   holdClockWhileSending(clients.events, clock);
   holdClockWhileSending(clients.dynamodb, clock);
+  if (options.iam) {
+    attachIam(clients.ec2, options.iam, functionId, 'ec2');
+    attachIam(clients.ssm, options.iam, functionId, 'ssm');
+    attachIam(clients.events, options.iam, functionId, 'events');
+    attachIam(clients.dynamodb, options.iam, functionId, 'dynamodb');
+  }
   return {
     functionName: `warmboot-${functionId}`,
     clock,

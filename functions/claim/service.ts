@@ -14,6 +14,7 @@ import { type PoolMember, transition } from '../pools/domain/lifecycle';
 import type { ObservedInstance } from '../pools/domain/reconcile';
 import { isManagedBy, TAG } from '../pools/domain/tags';
 import type { FactPublisher } from '../shared/adapters/facts';
+import { launchClientToken } from '../shared/client-token';
 import type { Clock } from '../shared/clock';
 import {
   CapacityError,
@@ -253,8 +254,9 @@ const republish = async (deps: ClaimDeps, claim: ClaimRecord): Promise<ClaimOutc
 const secondsSince = (from: number, to: number): number => Math.round((to - from) / 100) / 10;
 
 /**
- * The claim saga: `requested → member-claimed → started → transferred → ready`, or
- * `requested → cold-launching → (pools initializes) → transferred → ready`, or `failed`. A request
+ * The claim saga: `requested → member-claimed → started → personalized → transferred → ready`, or
+ * `requested → cold-launching → (pools initializes) → personalized → transferred → ready`, or
+ * `failed`. A request
  * whose saga exists already continues it from the recorded step instead of starting over, so a
  * retried or re-sent request finishes what an interrupted one began; the pools reconcile resumes
  * (or gives up and reports) a saga nobody drives.
@@ -358,8 +360,10 @@ const advance = async (deps: ClaimDeps, saga: Saga, coldMember?: PoolMember): Pr
     }
     return handOver(deps, saga, instanceId ?? '', 'cold');
   }
-  if (step === 'started') return handOver(deps, saga, instanceId ?? '', saga.record.path ?? 'warm');
-  if (step === 'transferred') return personalize(deps, saga, instanceId ?? '', saga.record.path ?? 'warm');
+  if (step === 'started' || step === 'personalized') {
+    return handOver(deps, saga, instanceId ?? '', saga.record.path ?? 'warm');
+  }
+  if (step === 'transferred') return finish(deps, saga, saga.record.path ?? 'warm');
   const record = await deps.store.getPool(saga.record.pool);
   // A claim that holds a member already finishes even if the pool started draining meanwhile.
   if (!record || (record.status !== 'active' && step === 'requested')) {
@@ -536,7 +540,7 @@ const coldLaunch = async (
         spec,
         imageId: await deps.ssm.resolveImage(spec.image),
         subnetId,
-        clientToken: `${requestId}-${subnetId}`.slice(0, 64),
+        clientToken: launchClientToken(`${requestId}-${subnetId}`),
         instanceType,
         tags: {
           [TAG.managed]: 'true',
@@ -586,9 +590,13 @@ const coldLaunch = async (
 };
 
 /**
- * Ownership transfer. Idempotent from any point: a saga resumed after a crash finds the owner
- * tags applied and the pool tags gone, or the member record already handed over or deleted (the
- * reconcile hands over a claimed member whose instance lost its pool tags).
+ * Personalization, then the ownership transfer. In that order because the claim role may send
+ * commands only to instances that still carry warmboot's pool tags (IAM conditions on
+ * `ssm:resourceTag/warmboot:*`): the transfer removes them, so a command sent after it is denied.
+ * Idempotent from any point: a saga resumed after a crash sends the commands again while the pool
+ * tags are on, and finds the owner tags applied and the pool tags gone once it transferred, or the
+ * member record already handed over or deleted (the reconcile hands over a claimed member whose
+ * instance lost its pool tags).
  */
 const handOver = async (
   deps: ClaimDeps,
@@ -611,13 +619,27 @@ const handOver = async (
     return fail(deps, saga, { code: 'ServerLost', message: `${instanceId} is gone` });
   }
   const pool = saga.record.pool;
-  if (isManagedBy(instance.tags, pool)) {
-    if (!member) {
+  const stillPooled = isManagedBy(instance.tags, pool);
+  if (stillPooled && !member) {
+    return fail(deps, saga, {
+      code: 'ClaimLost',
+      message: `${instanceId} is no longer claimed for this request`,
+    });
+  }
+  if (saga.record.step !== 'personalized') {
+    if (!stillPooled) {
+      // Only a transfer this saga did not record removes the pool tags before personalization
+      // (an older release transferred first): the commands can no longer be sent.
       return fail(deps, saga, {
-        code: 'ClaimLost',
-        message: `${instanceId} is no longer claimed for this request`,
+        code: 'PersonalizationFailed',
+        message: `${instanceId} left the pool before it was personalized`,
       });
     }
+    const failure = await personalize(deps, saga, instanceId);
+    if (failure) return fail(deps, saga, failure);
+    await saga.step({ step: 'personalized', instanceId, path });
+  }
+  if (stillPooled) {
     await deps.ec2.tag(instanceId, saga.request.ownerTags);
     // Volumes first: their fence is the instance's pool tags, which the next call removes.
     await deps.ec2.untagVolumes(instance, pool, POOL_TAGS);
@@ -631,18 +653,22 @@ const handOver = async (
     await deps.store.deleteMember(member);
   }
   await saga.step({ step: 'transferred', instanceId, path });
-  return personalize(deps, saga, instanceId, path);
+  return finish(deps, saga, path);
 };
 
 const POOL_TAGS = [TAG.pool, TAG.memberState, TAG.managed, TAG.claim];
 
-/** Personalization over SSM, then Server Ready. A resumed saga sends the commands again. */
+/**
+ * Personalization over SSM, on the still-pooled member; what went wrong, or nothing. A failed or
+ * timed-out personalization leaves the member claimed and pool-tagged: it is running, so the
+ * pools reconcile retires it once the claim is over (`claim-abandoned`) and it never goes back to
+ * the pool with a half-applied requester's key or host name on it.
+ */
 const personalize = async (
   deps: ClaimDeps,
   saga: Saga,
   instanceId: string,
-  path: ClaimPath,
-): Promise<ClaimOutcome> => {
+): Promise<ClaimError | undefined> => {
   const request = saga.request;
   const record = await deps.store.getPool(saga.record.pool);
   const platform = record?.spec.initialization.platform ?? 'linux';
@@ -664,12 +690,14 @@ const personalize = async (
       `${document} on ${instanceId}`,
     );
     if (result === 'failed') {
-      return fail(deps, saga, {
-        code: 'PersonalizationFailed',
-        message: `${document} failed on ${instanceId}`,
-      });
+      return { code: 'PersonalizationFailed', message: `${document} failed on ${instanceId}` };
     }
   }
+  return undefined;
+};
+
+/** The server is personalized and the requester's: Server Ready. */
+const finish = async (deps: ClaimDeps, saga: Saga, path: ClaimPath): Promise<ClaimOutcome> => {
   await saga.step({ step: 'ready' });
   const outcome = await republish(deps, saga.record);
   if (outcome.status === 'ready') {

@@ -1,10 +1,11 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: the strings are shell scripts; ${...} is shell expansion, not a template
 import type { CommandDocument } from '../shared/ssm-document';
 import {
   BOOLEAN_PATTERN,
-  CONTAINER_IMAGE_PATTERN,
+  CONTAINER_IMAGE_LIST_PATTERN,
   HOSTNAME_PATTERN,
   LINUX_USER_PATTERN,
-  PACKAGE_NAME_PATTERN,
+  PACKAGE_LIST_PATTERN,
   PLATFORM_PATTERN,
   SSH_PUBLIC_KEY_PATTERN,
 } from './patterns';
@@ -29,15 +30,19 @@ const initialize: CommandDocument = {
   description: 'warmboot pool: initialize a new member once (packages, image pulls, generalization)',
   parameters: {
     platform: { type: 'String', description: 'linux or windows', allowedPattern: PLATFORM_PATTERN },
+    // Lists travel as comma-separated Strings, not StringLists: the agent writes a StringList
+    // embedded in a script line as JSON (["git","docker"], or [] when empty), see patterns.ts.
     packages: {
-      type: 'StringList',
-      description: 'Packages to install (dnf/apt on Linux, choco on Windows)',
-      allowedPattern: PACKAGE_NAME_PATTERN,
+      type: 'String',
+      description: 'Comma-separated packages to install (dnf/yum/apt on Linux, choco on Windows), or empty',
+      allowedPattern: PACKAGE_LIST_PATTERN,
+      default: '',
     },
     containerImages: {
-      type: 'StringList',
-      description: 'Container images to pull into the local image store',
-      allowedPattern: CONTAINER_IMAGE_PATTERN,
+      type: 'String',
+      description: 'Comma-separated container images to pull into the local image store, or empty',
+      allowedPattern: CONTAINER_IMAGE_LIST_PATTERN,
+      default: '',
     },
     generalize: {
       type: 'String',
@@ -53,12 +58,39 @@ const initialize: CommandDocument = {
       ...linux,
       inputs: {
         timeoutSeconds: '3600',
+        // `#!/bin/bash` first: aws:runShellScript runs the file with `sh -c`, and on Debian and
+        // Ubuntu `sh` is dash, which rejects `set -o pipefail` (amazon-ssm-agent runshellscript.go).
+        // The values arrive as plain text (String parameters) whose patterns admit no quote, space
+        // or glob character, so single quotes hold them and splitting on commas yields the items.
+        // `${WARMBOOT_ROOT:-}` is empty on a real host; the local executor points it at a scratch dir.
         runCommand: [
+          '#!/bin/bash',
           'set -euo pipefail',
-          'for pkg in $(echo "{{ packages }}" | tr , " "); do (command -v dnf >/dev/null && dnf install -y "$pkg") || apt-get install -y "$pkg"; done',
-          'for image in $(echo "{{ containerImages }}" | tr , " "); do (command -v docker >/dev/null && docker pull "$image") || ctr image pull "$image"; done',
-          'if [ "{{ generalize }}" = "true" ]; then cloud-init clean --logs --machine-id; fi',
-          'mkdir -p /var/lib/warmboot && date -u +%FT%TZ > /var/lib/warmboot/initialized',
+          'set -f',
+          "PACKAGES='{{ packages }}'",
+          "CONTAINER_IMAGES='{{ containerImages }}'",
+          "GENERALIZE='{{ generalize }}'",
+          'STATE_DIR="${WARMBOOT_ROOT:-}/var/lib/warmboot"',
+          'IFS=,',
+          'if [ -n "$PACKAGES" ]; then',
+          '  # shellcheck disable=SC2086 # split on IFS=, on purpose: one argument per package',
+          '  if command -v dnf >/dev/null 2>&1; then dnf install -y $PACKAGES',
+          '  elif command -v yum >/dev/null 2>&1; then yum install -y $PACKAGES',
+          // Two simple commands, not `update && install`: set -e ignores a failure on the left of &&.
+          '  elif command -v apt-get >/dev/null 2>&1; then apt-get update; DEBIAN_FRONTEND=noninteractive apt-get install -y $PACKAGES',
+          '  else echo "no package manager (dnf, yum or apt-get) on this host" >&2; exit 69; fi',
+          'fi',
+          'if [ -n "$CONTAINER_IMAGES" ]; then',
+          '  for image in $CONTAINER_IMAGES; do',
+          '    if command -v docker >/dev/null 2>&1; then docker pull "$image"',
+          '    elif command -v ctr >/dev/null 2>&1; then ctr image pull "$image"',
+          '    else echo "no container runtime (docker or containerd) on this host" >&2; exit 69; fi',
+          '  done',
+          'fi',
+          'unset IFS',
+          'if [ "$GENERALIZE" = "true" ]; then cloud-init clean --logs --machine-id; fi',
+          'mkdir -p "$STATE_DIR"',
+          'date -u +%FT%TZ > "$STATE_DIR/initialized"',
         ],
       },
     },
@@ -117,14 +149,21 @@ const personalize: CommandDocument = {
       ...linux,
       inputs: {
         timeoutSeconds: '300',
+        // `#!/bin/bash` first for the same reason as initializeLinux (dash has no pipefail).
         runCommand: [
+          '#!/bin/bash',
           'set -euo pipefail',
-          'if [ -n "{{ hostname }}" ]; then hostnamectl set-hostname "{{ hostname }}"; fi',
-          'if [ -n "{{ sshPublicKey }}" ]; then',
-          '  home=$(getent passwd "{{ sshUser }}" | cut -d: -f6)',
-          '  install -d -m 700 -o "{{ sshUser }}" "$home/.ssh"',
-          '  printf "%s\\n" "{{ sshPublicKey }}" >> "$home/.ssh/authorized_keys"',
-          '  chown "{{ sshUser }}" "$home/.ssh/authorized_keys"; chmod 600 "$home/.ssh/authorized_keys"',
+          // Each value assigned once inside single quotes (the patterns exclude quotes), then used
+          // as a variable: a test on the substituted literal would be constant to the shell.
+          "WANTED_HOSTNAME='{{ hostname }}'",
+          "SSH_PUBLIC_KEY='{{ sshPublicKey }}'",
+          "SSH_USER='{{ sshUser }}'",
+          'if [ -n "$WANTED_HOSTNAME" ]; then hostnamectl set-hostname "$WANTED_HOSTNAME"; fi',
+          'if [ -n "$SSH_PUBLIC_KEY" ]; then',
+          '  home=$(getent passwd "$SSH_USER" | cut -d: -f6)',
+          '  install -d -m 700 -o "$SSH_USER" "$home/.ssh"',
+          '  printf "%s\\n" "$SSH_PUBLIC_KEY" >> "$home/.ssh/authorized_keys"',
+          '  chown "$SSH_USER" "$home/.ssh/authorized_keys"; chmod 600 "$home/.ssh/authorized_keys"',
           'fi',
         ],
       },

@@ -8,6 +8,14 @@ export const POOL_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
 export const AMI_ID_PATTERN = '^ami-[0-9a-f]{8,17}$';
 /** An SSM parameter that resolves to an AMI id, e.g. /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64. */
 export const SSM_PARAMETER_PATTERN = '^/[A-Za-z0-9_./-]+$';
+/** AWS's public AMI alias parameters (`/aws/service/ami-amazon-linux-latest/…`). */
+export const PUBLIC_IMAGE_PARAMETER_PREFIX = '/aws/service/';
+/**
+ * Where an operator keeps private image parameters that pools defined at run time may name. IAM
+ * grants GetParameter only on what it knows at deploy time: the public aliases, the parameters
+ * the deploy-time pools name, and this prefix (finding R11).
+ */
+export const OPERATOR_IMAGE_PARAMETER_PREFIX = '/warmboot/images/';
 /** EC2 instance types: family (with generation and attributes), a dot, a size (m7i.large, c7gn.16xlarge, u-6tb1.metal). */
 export const INSTANCE_TYPE_PATTERN = '^[a-z][a-z0-9-]{1,15}\\.[a-z0-9]{2,16}$';
 export const SUBNET_ID_PATTERN = '^subnet-[0-9a-f]{8,17}$';
@@ -32,6 +40,19 @@ export const PACKAGE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9.+_-]{0,127}$';
 /** Container images the initialize step pulls: [registry/]repository[:tag][@sha256:digest]. */
 export const CONTAINER_IMAGE_PATTERN =
   '^[a-z0-9]([a-z0-9._-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(@sha256:[a-f0-9]{64})?$';
+/**
+ * A comma-separated list whose every item matches `itemPattern` (anchored), or the empty string.
+ * The pool documents take their lists as String parameters in this form: SSM writes a StringList
+ * embedded in a script line as JSON (`["git","docker"]`, amazon-ssm-agent parameters.go
+ * ReplaceParameter), which no shell splits cleanly. Items cannot contain commas (their patterns
+ * exclude them), so joining and splitting on commas is lossless.
+ */
+export const commaListPattern = (itemPattern: string): string => {
+  const item = itemPattern.replace(/^\^/, '').replace(/\$$/, '');
+  return `^$|^(?:${item})(?:,(?:${item}))*$`;
+};
+export const PACKAGE_LIST_PATTERN = commaListPattern(PACKAGE_NAME_PATTERN);
+export const CONTAINER_IMAGE_LIST_PATTERN = commaListPattern(CONTAINER_IMAGE_PATTERN);
 export const PLATFORM_PATTERN = '^(linux|windows)$';
 export const BOOLEAN_PATTERN = '^(true|false)$';
 /** Documents a pool may run: deployed by warmboot and routed to the pools function by name prefix. */

@@ -67,13 +67,17 @@ export type ItemResult =
       readonly error: { code: string; message: string };
     };
 
-/** The init document's parameters for a spec, checked against the document's allowedPatterns. */
+/**
+ * The init document's parameters for a spec, checked against the document's allowedPatterns.
+ * Lists go as one comma-separated String (documents.ts says why); the items' own patterns
+ * exclude commas, so the document's list pattern accepts exactly the lists config.ts accepts.
+ */
 export const initParameters = (spec: PoolSpec): Record<string, string[]> => {
   const init = spec.initialization;
   const parameters = {
     platform: [init.platform],
-    packages: [...init.packages],
-    containerImages: [...init.containerImages],
+    packages: [init.packages.join(',')],
+    containerImages: [init.containerImages.join(',')],
     generalize: [init.generalize],
   };
   const document = documentNamed(init.documentName);

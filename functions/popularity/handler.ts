@@ -71,11 +71,15 @@ export const createPopularityRegistry = (
       const instanceId = event.detail['instance-id'];
       const facts = await dependencies.instances.lookup(instanceId);
       if (!facts) {
-        dependencies.logger.warn('instance not found, launch not recorded', { instanceId });
+        // EC2 does not know the instance (gone long ago, or not yet visible): nothing to count,
+        // and a retry could only land in the DLQ and wake the alarm.
+        dependencies.logger.warn('instance unknown to EC2, launch not recorded', { instanceId });
         return {
           id: event.id,
-          ok: false,
-          error: { code: 'NotFound', message: `instance ${instanceId} not found` },
+          ok: true,
+          recorded: false,
+          images: [],
+          ignored: `instance ${instanceId} unknown to EC2`,
         };
       }
       const record = launchFromInstance(event.id, at(event), facts);

@@ -5,7 +5,7 @@ import {
   IncorrectStateError,
   NotFoundError,
   ThrottledError,
-  type WarmbootError,
+  WarmbootError,
 } from './errors';
 
 /**
@@ -142,10 +142,44 @@ export const isInsufficientCapacity = (error: unknown): boolean =>
 export const isIncorrectState = (error: unknown): boolean => classifyAwsError(error) === 'incorrect-state';
 export const isConditionalCheckFailed = (error: unknown): boolean =>
   classifyAwsError(error) === 'conditional-check-failed';
+/**
+ * DescribeInstances refused an instance id it does not know: `InvalidInstanceID.NotFound` (EC2 is
+ * eventually consistent right after a launch, and forgets terminated instances after about an
+ * hour) or `InvalidInstanceID.Malformed` (EC2 API reference, "Error codes"). For an AWS event
+ * about that instance there is nothing to act on, so callers treat it as absent, not as a failure
+ * to retry. Only for reads: a destructive call must never take a malformed id for a gone instance.
+ */
+export const isUnknownInstance = (error: unknown): boolean => {
+  const cause = error instanceof WarmbootError && error.cause !== undefined ? error.cause : error;
+  const code = awsErrorCode(cause);
+  return code === 'InvalidInstanceID.NotFound' || code === 'InvalidInstanceID.Malformed';
+};
+
 /** Worth another attempt later (by a reconcile or a retry), as opposed to a permanent refusal. */
 export const isTransient = (error: unknown): boolean => {
   const kind = classifyAwsError(error);
   return kind === 'throttled' || kind === 'internal' || kind === 'transaction-conflict';
+};
+
+/**
+ * Whether a failed mutating call may still have taken effect, so that a retry must repeat it
+ * with the same client token rather than make a new request. EC2's retry recommendations for
+ * idempotent requests (ec2-api-idempotency, "Retry recommendations"): a 400-series answer means
+ * the request was refused as it stands; a 500-series one is a server-side issue after which the
+ * request is repeated; a timeout or a lost connection says nothing either way. Throttling
+ * (RequestLimitExceeded, HTTP 503) is a refusal before any work (ec2-api-throttling). Takes the
+ * typed error (its SDK cause) or the SDK error itself; a warmboot error with no SDK cause was
+ * raised before any call, so nothing happened.
+ */
+export const mayHaveTakenEffect = (error: unknown): boolean => {
+  let sdkError = error;
+  while (sdkError instanceof WarmbootError) sdkError = sdkError.cause;
+  if (sdkError === undefined) return false;
+  const kind = classifyAwsError(sdkError);
+  if (kind === 'throttled') return false;
+  if (kind === 'internal') return true;
+  const status = (sdkError as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata?.httpStatusCode;
+  return typeof status !== 'number' || status >= 500;
 };
 
 /** Translate an SDK exception into the typed error the domain understands, keeping the cause. */

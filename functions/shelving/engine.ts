@@ -1,4 +1,5 @@
 import type { Fact, FactPublisher } from '../shared/adapters/facts';
+import { mayHaveTakenEffect } from '../shared/aws-errors';
 import type { Clock } from '../shared/clock';
 import { errorMessage, ThrottledError, WarmbootError } from '../shared/errors';
 import type { ShelvingEc2 } from './adapters/ec2';
@@ -27,7 +28,7 @@ import {
   startDeletion,
   undoDeletion,
 } from './domain/shelve';
-import { REPLACEMENT_BATCH_TAG, REPLACEMENT_FOR_TAG } from './domain/tags';
+import { REPLACEMENT_BATCH_TAG, REPLACEMENT_FOR_TAG, SHELVED_TAG } from './domain/tags';
 import type {
   Action,
   Decision,
@@ -873,7 +874,14 @@ export class ShelvingEngine {
     if (slowIds.length > 0) {
       for (const instance of await ec2.describeInstancesByTag(REPLACEMENT_FOR_TAG, slowIds)) {
         const recordId = instance.tags[REPLACEMENT_FOR_TAG];
-        if (!recordId || instance.tags[REPLACEMENT_BATCH_TAG] || instance.state === 'terminated') continue;
+        // A replacement on its way out belongs to an earlier attempt, or ends this one (saga).
+        if (
+          !recordId ||
+          instance.tags[REPLACEMENT_BATCH_TAG] ||
+          instance.state === 'terminated' ||
+          instance.state === 'shutting-down'
+        )
+          continue;
         const known = bySlowRecord.get(recordId);
         if (!known || instance.instanceId < known.instanceId) bySlowRecord.set(recordId, instance);
       }
@@ -1233,6 +1241,10 @@ export class ShelvingEngine {
         claimed.map((record) => record.recordId),
         error,
       );
+      // A timeout or server error may have launched the batch: the records keep it, and its
+      // ClientToken, and the batch is re-issued as it is after LAUNCH_REISSUE_MS (written before
+      // the call), which returns what this call launched instead of launching it again.
+      if (mayHaveTakenEffect(error)) return;
       if (error instanceof WarmbootError && error.code === 'NotFound') {
         const at = clock.now();
         await Promise.all(
@@ -1277,15 +1289,45 @@ export class ShelvingEngine {
     await Promise.all(
       shortfall.map((record) => this.#retryLaunch(record, now, true, 'not enough capacity in the batch')),
     );
-    // Replacements no record claims (a member lost a race after the batch was planned) hold no
-    // retained volume: they are warmboot-tagged launches and go back at once.
+    // Replacements no record claims (a member lost a race after the batch was planned) go back
+    // at once, once proven unused: see #unclaimedReplacements.
     if (orphans.length > 0) {
       try {
-        await ec2.terminateInstances(orphans);
+        const unused = await this.#unclaimedReplacements(orphans);
+        if (unused.length > 0) await ec2.terminateInstances(unused);
       } catch (error) {
         fail([], error);
       }
     }
+  }
+
+  /**
+   * Of the instances a batch launch returned that no member of this call claims, those nothing
+   * else claims either. A re-issued batch gets back, under its ClientToken, every instance the
+   * first call launched (EC2 idempotency), including one an earlier member took and has since
+   * unshelved onto its retained root: terminating that one would have EC2 delete the retained
+   * volumes (security review C4). So an instance that any record links to, that carries a
+   * record's `warmboot:replacement-for` tag, or that holds a `warmboot:shelved` volume is kept.
+   */
+  async #unclaimedReplacements(instanceIds: readonly string[]): Promise<string[]> {
+    const { ec2, store } = this.#deps;
+    const observed = await ec2.describeInstances(instanceIds);
+    const attached = observed.flatMap((instance) => instance.blockDevices.map((device) => device.volumeId));
+    const volumes = attached.length > 0 ? await ec2.describeVolumes(attached) : [];
+    const holdingRetained = new Set(
+      volumes.flatMap((volume) =>
+        volume.tags[SHELVED_TAG] !== undefined && volume.attachment ? [volume.attachment.instanceId] : [],
+      ),
+    );
+    const unused: string[] = [];
+    for (const instance of observed) {
+      if (holdingRetained.has(instance.instanceId)) continue;
+      if (instance.tags[REPLACEMENT_FOR_TAG] !== undefined) continue;
+      if (instance.state === 'shutting-down' || instance.state === 'terminated') continue;
+      if ((await store.recordIdForInstance(instance.instanceId)) !== undefined) continue;
+      unused.push(instance.instanceId);
+    }
+    return unused;
   }
 
   async #retryLaunch(record: ShelfRecord, now: number, capacity: boolean, reason: string): Promise<void> {
@@ -1338,8 +1380,10 @@ export class ShelvingEngine {
       now,
     );
     if (!written) return;
+    let answered = false;
     try {
       const [launched] = await ec2.runInstances(slowLaunchRequest(written));
+      answered = true;
       if (!launched) return;
       const at = clock.now();
       await this.#write(
@@ -1365,6 +1409,10 @@ export class ShelvingEngine {
         await this.#write(written, slowLaunchRefused(written, errorOf(error), at), at);
         return;
       }
+      // A timeout or server error may have launched the replacement: the record keeps its
+      // ClientToken and slowLaunchIssuedAt, so the launch is re-issued with the same token after
+      // LAUNCH_REISSUE_MS and returns that replacement instead of launching a second one.
+      if (mayHaveTakenEffect(error)) return;
       if (error instanceof WarmbootError && error.code === 'InsufficientCapacity') {
         // Nothing was launched: try again at the retry time written here, or elsewhere once the
         // AZ has refused long enough (otherAzAfterSeconds).
@@ -1387,7 +1435,33 @@ export class ShelvingEngine {
           },
           at,
         );
+        return;
       }
+      // RunInstances answered and only recording its replacement failed: the replacement is found
+      // by its warmboot:replacement-for tag next round.
+      if (answered) return;
+      // Any other refusal launched nothing, and a refusal tied to the token itself (EC2 answering
+      // a terminated launch's token with an error instead of the instance, a parameter mismatch)
+      // would come back for the same token: the next launch is a new attempt with a new token.
+      const at = clock.now();
+      const unshelve = written.unshelve ?? { requestId: 'reconcile', requestedAt: at, attempt: 0 };
+      await this.#write(
+        written,
+        {
+          set: {
+            unshelve: {
+              ...unshelve,
+              attempt: unshelve.attempt + 1,
+              slowLaunchIssuedAt: undefined,
+              reason: errorOf(error).message,
+            },
+          },
+          actions: [],
+          recheckAt: at + LAUNCH_RETRY_MS,
+          reason: errorOf(error).message,
+        },
+        at,
+      );
     }
   }
 }

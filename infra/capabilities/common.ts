@@ -5,6 +5,10 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { FUNCTIONS, type FunctionId } from '../../functions/catalog';
+import {
+  OPERATOR_IMAGE_PARAMETER_PREFIX,
+  PUBLIC_IMAGE_PARAMETER_PREFIX,
+} from '../../functions/pools/patterns';
 import { type CommandDocument, documentContent } from '../../functions/shared/ssm-document';
 import type { WarmbootData } from '../data';
 import { WarmbootFunction } from '../function';
@@ -18,7 +22,7 @@ export interface CapabilityProps {
   readonly eventBus: events.IEventBus;
   /** @default logs.RetentionDays.THREE_MONTHS */
   readonly logRetention?: logs.RetentionDays;
-  /** Per-function reserved concurrency overrides. @default FUNCTION_DEFAULTS */
+  /** Per-function reserved concurrency. @default - none */
   readonly reservedConcurrency?: Readonly<Partial<Record<FunctionId, number>>>;
   /** Alarm notifications. @default - alarms without actions */
   readonly alarmTopic?: sns.ITopic;
@@ -137,16 +141,24 @@ export const allowPassInstanceRoles = (fn: WarmbootFunction): void => {
   );
 };
 
-/** `/aws/service/*` public AMI aliases plus the parameters the pools name in context. */
+/**
+ * `/aws/service/*` public AMI aliases, the parameters the pools name in context, and the operator
+ * prefix that pools defined at run time may use (their paths are not known at synth; R11).
+ */
 export const allowResolveImageAliases = (fn: WarmbootFunction, configuredPaths: readonly string[]): void => {
-  const configured = configuredPaths.filter((path) => !path.startsWith('/aws/service/'));
+  const configured = configuredPaths.filter(
+    (path) =>
+      !path.startsWith(PUBLIC_IMAGE_PARAMETER_PREFIX) && !path.startsWith(OPERATOR_IMAGE_PARAMETER_PREFIX),
+  );
   fn.allow(
     'ResolveImageAliases',
-    'public AMI alias parameters live under /aws/service/ (owned by AWS, no account in the ARN); read-only',
+    `public AMI alias parameters live under ${PUBLIC_IMAGE_PARAMETER_PREFIX} (owned by AWS, no account in the ARN), ` +
+      `and pools defined at run time may name only parameters under ${OPERATOR_IMAGE_PARAMETER_PREFIX}; read-only`,
     {
       actions: ['ssm:GetParameter', 'ssm:GetParameters'],
       resources: [
-        ssmParameterArn(fn, '/aws/service/*', ''),
+        ssmParameterArn(fn, `${PUBLIC_IMAGE_PARAMETER_PREFIX}*`, ''),
+        ssmParameterArn(fn, `${OPERATOR_IMAGE_PARAMETER_PREFIX}*`),
         ...[...new Set(configured)].map((path) => ssmParameterArn(fn, path)),
       ],
     },

@@ -48,6 +48,8 @@ export class ShelvingCapability extends Construct {
       // A slow-path unshelve into another AZ when the recorded one is unusable.
       'ec2:DescribeAvailabilityZones',
       'ec2:DescribeSubnets',
+      // A replacement keeps the shelved instance's key pair only while it still exists (R12).
+      'ec2:DescribeKeyPairs',
     ]);
 
     const instances = ec2Arns(this, 'instance');
@@ -93,6 +95,14 @@ export class ShelvingCapability extends Construct {
       conditions: managedResource(),
     });
 
+    // Unshelve restores DeleteOnTermination of the volumes it attached (AttachVolume leaves it
+    // false) with ModifyInstanceAttribute, which also authorizes each volume it names (Service
+    // Authorization Reference: ModifyInstanceAttribute takes instance* and volume).
+    fn.allow('RestoreDeleteOnTermination', 'managed volumes only; changes DeleteOnTermination, never data', {
+      actions: ['ec2:ModifyInstanceAttribute'],
+      resources: volumes,
+      conditions: managedResource(),
+    });
     fn.allow('MoveVolumesOfManagedInstances', 'managed instances only', {
       actions: ['ec2:AttachVolume', 'ec2:DetachVolume'],
       resources: instances,

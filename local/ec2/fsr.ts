@@ -11,6 +11,7 @@ import { TokenBucket } from '../token-bucket';
 import { missingParameter } from './errors';
 import { type FastSnapshotRestoreStateName, fastSnapshotRestoreStateChange } from './events';
 import { applyFilters, paginate } from './filters';
+import { canUseSnapshot } from './snapshots';
 import { type Ec2Context, type FastRestoreRecord, fastRestoreKey } from './state';
 
 /**
@@ -21,11 +22,21 @@ import { type Ec2Context, type FastRestoreRecord, fastRestoreKey } from './state
  *   credits and refills MIN(10, 1024 / size GiB) per hour; a volume created while a credit is
  *   available is fully initialized (FastRestored) and uses one credit. The bucket starts full when
  *   the state reaches enabled (a modelling choice; AWS does not document the initial balance).
+ * - Only for snapshots the account owns or that are shared with it (manage-fsr-enable: "for
+ *   snapshots that you own and for snapshots that are shared with you"); another account's
+ *   unshared snapshot, such as the root of an AWS public AMI, is answered per item as
+ *   InvalidSnapshot.NotFound, the way EC2 answers for resources an account cannot see.
+ * - At most FSR_SNAPSHOTS_PER_REGION snapshots with fast snapshot restore on at once (EBS service
+ *   quota "Fast snapshot restore", 5 per Region by default). A request past it is refused per
+ *   item; AWS documents no error code for that, so `ResourceLimitExceeded` is this simulator's
+ *   choice (stricter than guessing that AWS lets it through).
  * - State transitions emit "EBS Fast Snapshot Restore State-change Notification"
  *   (ebs-cloud-watch-events) with the stateTransitionReason as message
  *   (DescribeFastSnapshotRestoreSuccessItem).
  */
 const USER_INITIATED = 'Client.UserInitiated';
+/** The default EBS quota of snapshots with fast snapshot restore per Region. */
+export const FSR_SNAPSHOTS_PER_REGION = 5;
 const LIFECYCLE = 'Client.UserInitiated - Lifecycle state transition';
 
 export const fastRestoreCreditLimits = (sizeGiB: number): { capacity: number; refillPerHour: number } => ({
@@ -107,7 +118,8 @@ const pairs = (
   const failures: Unsuccessful[] = [];
   for (const snapshotId of snapshotIds) {
     for (const zone of zones) {
-      if (!ctx.snapshots.has(snapshotId)) {
+      const snapshot = ctx.snapshots.get(snapshotId);
+      if (!snapshot || !canUseSnapshot(ctx, snapshot)) {
         failures.push({
           SnapshotId: snapshotId,
           AvailabilityZone: zone,
@@ -132,7 +144,27 @@ export const enableFastSnapshotRestores = async (
   input: EnableFastSnapshotRestoresRequest,
 ): Promise<EnableFastSnapshotRestoresResult> => {
   await ctx.clock.sleep(ctx.latency.mutatingApiMs);
-  const { valid, failures } = pairs(ctx, input.SourceSnapshotIds, input.AvailabilityZones);
+  const { valid: requested, failures } = pairs(ctx, input.SourceSnapshotIds, input.AvailabilityZones);
+  // Snapshots that count against the quota: any AZ not disabled.
+  const counted = new Set(
+    [...ctx.fastRestores.values()]
+      .filter((record) => record.state !== 'disabled')
+      .map((record) => record.snapshotId),
+  );
+  const valid = requested.filter(({ snapshotId, zone }) => {
+    if (counted.has(snapshotId)) return true;
+    if (counted.size < FSR_SNAPSHOTS_PER_REGION) {
+      counted.add(snapshotId);
+      return true;
+    }
+    failures.push({
+      SnapshotId: snapshotId,
+      AvailabilityZone: zone,
+      code: 'ResourceLimitExceeded',
+      message: `fast snapshot restore is on for ${FSR_SNAPSHOTS_PER_REGION} snapshots in this Region already (quota)`,
+    });
+    return false;
+  });
   const successful = valid.map(({ snapshotId, zone }) => {
     const key = fastRestoreKey(snapshotId, zone);
     let record = ctx.fastRestores.get(key);

@@ -24,6 +24,17 @@ export interface SeedImage {
   readonly rootSizeGiB: number;
   readonly platform?: Platform;
   readonly rootDeviceType?: RootDeviceType;
+  /**
+   * The AMI's root device name. Amazon Linux and Debian AMIs use `/dev/xvda`; Ubuntu and RHEL
+   * AMIs (and Windows) use `/dev/sda1` (EC2 user guide, "Device names on Linux instances").
+   */
+  readonly rootDeviceName?: string;
+  /**
+   * Another account's AMI (e.g. Amazon's public images, owner 137112412989): its snapshots are
+   * that account's and not shared with this one unless `snapshotsShared`.
+   */
+  readonly ownerId?: string;
+  readonly snapshotsShared?: boolean;
   readonly imageId?: string;
   readonly tags?: Readonly<Record<string, string>>;
 }
@@ -55,7 +66,7 @@ export const seedImage = (ctx: Ec2Context, seed: SeedImage): string => {
   assertNameFree(ctx, seed.name);
   const platform = seed.platform ?? 'linux';
   const rootDeviceType = seed.rootDeviceType ?? 'ebs';
-  const rootDeviceName = DEFAULT_ROOT_DEVICE[platform];
+  const rootDeviceName = seed.rootDeviceName ?? DEFAULT_ROOT_DEVICE[platform];
   const blockDevices: ImageBlockDevice[] =
     rootDeviceType === 'ebs'
       ? [
@@ -67,6 +78,8 @@ export const seedImage = (ctx: Ec2Context, seed: SeedImage): string => {
               description: `root of ${seed.name}`,
               tags: new Map(),
               completed: true,
+              ...(seed.ownerId !== undefined ? { ownerId: seed.ownerId } : {}),
+              ...(seed.snapshotsShared ? { sharedWithAccount: true } : {}),
             }).snapshotId,
             volumeSize: seed.rootSizeGiB,
             volumeType: 'gp3',
@@ -78,6 +91,7 @@ export const seedImage = (ctx: Ec2Context, seed: SeedImage): string => {
     ctx,
     {
       name: seed.name,
+      ...(seed.ownerId !== undefined ? { ownerId: seed.ownerId, public: true } : {}),
       description: '',
       state: 'available',
       rootDeviceName,
@@ -205,11 +219,11 @@ const toSdkImage = (ctx: Ec2Context, image: ImageRecord): Image => ({
   Name: image.name,
   Description: image.description,
   State: image.state,
-  OwnerId: ctx.accountId,
+  OwnerId: image.ownerId ?? ctx.accountId,
   CreationDate: new Date(image.creationDate).toISOString(),
   Architecture: 'x86_64',
   ImageType: 'machine',
-  Public: false,
+  Public: image.public === true,
   VirtualizationType: 'hvm',
   Hypervisor: 'xen',
   EnaSupport: true,

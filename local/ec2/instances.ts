@@ -25,8 +25,15 @@ import { applyFilters, paginate, tagList, tagsFor } from './filters';
 import { chooseHost } from './hosts';
 import { isWellFormedId } from './ids';
 import { imageOrThrow, platformValue } from './images';
+import { assertKeyPairExists } from './key-pairs';
 import { VPC_ID, zoneState } from './network';
-import { capacityKey, type Ec2Context, type InstanceRecord, type SubnetRecord } from './state';
+import {
+  capacityKey,
+  clientTokenKey,
+  type Ec2Context,
+  type InstanceRecord,
+  type SubnetRecord,
+} from './state';
 import {
   attachedVolumes,
   deleteVolumeRecord,
@@ -158,6 +165,7 @@ export const lookupInstances = (ctx: Ec2Context, ids: readonly string[] | undefi
 
 const toSdkInstance = (ctx: Ec2Context, instance: InstanceRecord, launchIndex: number): Instance => ({
   InstanceId: instance.instanceId,
+  ClientToken: instance.clientToken,
   ImageId: instance.imageId,
   InstanceType: instance.instanceType as Instance['InstanceType'],
   LaunchTime: new Date(instance.launchTime),
@@ -180,6 +188,12 @@ const toSdkInstance = (ctx: Ec2Context, instance: InstanceRecord, launchIndex: n
   SubnetId: instance.subnetId,
   VpcId: VPC_ID,
   KeyName: instance.keyName,
+  MetadataOptions: {
+    State: 'applied',
+    HttpTokens: instance.metadataOptions.httpTokens,
+    HttpPutResponseHopLimit: instance.metadataOptions.httpPutResponseHopLimit,
+    HttpEndpoint: instance.metadataOptions.httpEndpoint,
+  },
   SecurityGroups: instance.securityGroupIds.map((groupId) => ({ GroupId: groupId })),
   IamInstanceProfile: instance.iamInstanceProfile ? { Arn: instance.iamInstanceProfile } : undefined,
   Architecture: 'x86_64',
@@ -278,6 +292,78 @@ const resolveSubnet = (ctx: Ec2Context, input: RunInstancesRequest): SubnetRecor
 };
 
 /**
+ * Run_Instance_Idempotency (EC2 API Reference and the EC2 developer guide "Ensuring idempotency
+ * in Amazon EC2 API requests"): a client token is "a unique, case-sensitive string of up to 64
+ * ASCII characters" (API_RunInstances: "Constraints: Maximum 64 ASCII characters"). Neither page
+ * names the error for a longer or non-ASCII token; InvalidParameterValue, the code EC2 uses for
+ * a parameter value outside its constraints, is an assumption (docs/ec2-fidelity-notes.md).
+ */
+const CLIENT_TOKEN_MAX = 64;
+const isAscii = (text: string): boolean =>
+  Array.from(text).every((character) => (character.codePointAt(0) ?? 0) <= 0x7f);
+
+const checkClientToken = (clientToken: string): void => {
+  if (clientToken.length > CLIENT_TOKEN_MAX || !isAscii(clientToken))
+    throw invalidParameterValue(
+      `Value (${clientToken}) for parameter clientToken is invalid. The client token must be at most ${CLIENT_TOKEN_MAX} ASCII characters.`,
+    );
+};
+
+/**
+ * RunInstances idempotency is zonal when the request names an AZ, explicitly (Placement) or
+ * through its subnet, and regional otherwise: the same token launches once per AZ, or once per
+ * Region (ec2-api-idempotency, "RunInstances idempotency").
+ */
+const idempotencyZone = (ctx: Ec2Context, input: RunInstancesRequest): string | undefined =>
+  input.Placement?.AvailabilityZone ??
+  (input.SubnetId === undefined ? undefined : ctx.subnets.get(input.SubnetId)?.availabilityZone);
+
+/** Every parameter but the token, with object keys sorted, so equal requests compare equal. */
+const launchParameters = (input: RunInstancesRequest): string => {
+  const canonical = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(canonical);
+    if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
+    if (typeof value !== 'object' || value === null) return value;
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, entry]) => entry !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([key, entry]) => [key, canonical(entry)]),
+    );
+  };
+  const { ClientToken: _token, ...parameters } = input;
+  return JSON.stringify(canonical(parameters));
+};
+
+/**
+ * A repeat of a completed launch with the same token: the same reservation and instances, in
+ * their current state, and nothing launched ("If you repeat the request with the same client
+ * token, the same response is returned ... The only information that might vary in the response
+ * is the state of the instance"). The token stays bound for at least 24 hours after the
+ * instances terminate; here it stays bound for the life of the simulated cloud, the strictest
+ * reading of "at least". Different parameters under the same token: IdempotentParameterMismatch.
+ */
+const repeatedLaunch = (
+  ctx: Ec2Context,
+  input: RunInstancesRequest,
+  clientToken: string,
+): Reservation | undefined => {
+  const original = ctx.clientTokens.get(clientTokenKey(idempotencyZone(ctx, input), clientToken));
+  if (!original) return undefined;
+  if (original.parameters !== launchParameters(input))
+    throw ec2Error(
+      'IdempotentParameterMismatch',
+      'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).',
+    );
+  return {
+    ReservationId: original.reservationId,
+    OwnerId: ctx.accountId,
+    Groups: [],
+    Instances: original.instances.map((instance, index) => toSdkInstance(ctx, instance, index)),
+  };
+};
+
+/**
  * API_RunInstances. Launches between MinCount and MaxCount instances: as many as capacity
  * allows, and InsufficientInstanceCapacity / InsufficientHostCapacity when fewer than MinCount
  * fit (ec2-capacity). The answer comes after the measured API latency; the instances are then
@@ -285,6 +371,12 @@ const resolveSubnet = (ctx: Ec2Context, input: RunInstancesRequest): SubnetRecor
  */
 export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest): Promise<Reservation> => {
   await ctx.clock.sleep(ctx.latency.runInstancesApiMs);
+  const clientToken = input.ClientToken;
+  if (clientToken !== undefined) {
+    checkClientToken(clientToken);
+    const repeated = repeatedLaunch(ctx, input, clientToken);
+    if (repeated) return repeated;
+  }
   const image = imageOrThrow(ctx, input.ImageId);
   if (image.state !== 'available')
     throw ec2Error('InvalidAMIID.Unavailable', `The image id '[${image.imageId}]' is not available`);
@@ -294,6 +386,7 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
   if (maxCount === undefined) throw missingParameter('MaxCount');
   if (minCount < 1 || maxCount < minCount)
     throw invalidParameterValue(`Invalid MinCount/MaxCount: ${minCount}/${maxCount}`);
+  assertKeyPairExists(ctx, input.KeyName);
   const subnet = resolveSubnet(ctx, input);
   const devices = planBlockDevices(
     ctx,
@@ -310,10 +403,13 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
   const volumeTags = tagsFor(input.TagSpecifications, 'volume');
 
   const launched: InstanceRecord[] = [];
-  while (launched.length < maxCount) {
+  // A fault (FaultInjector.partialLaunchThenCrash) lets only one instance find capacity.
+  const launchAtMost = ctx.shortLaunches.has(input) ? Math.max(minCount, 1) : maxCount;
+  while (launched.length < launchAtMost) {
     const instance: InstanceRecord = {
       instanceId: ctx.ids.next('i'),
       reservationId,
+      clientToken,
       imageId: image.imageId,
       instanceType,
       availabilityZone: subnet.availabilityZone,
@@ -336,6 +432,11 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
           : undefined),
       userData: input.UserData,
       shutdownBehavior: input.InstanceInitiatedShutdownBehavior === 'terminate' ? 'terminate' : 'stop',
+      metadataOptions: {
+        httpTokens: input.MetadataOptions?.HttpTokens === 'required' ? 'required' : 'optional',
+        httpPutResponseHopLimit: input.MetadataOptions?.HttpPutResponseHopLimit ?? 1,
+        httpEndpoint: input.MetadataOptions?.HttpEndpoint === 'disabled' ? 'disabled' : 'enabled',
+      },
       hibernationConfigured: input.HibernationOptions?.Configured === true,
       hibernated: false,
       osReadyAt: undefined,
@@ -370,6 +471,15 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
       });
     }
     boot(ctx, instance, ctx.latency.launchPendingMs, ctx.latency.launchBootMs);
+  }
+  // Only a launch that completed binds the token: a refused one (capacity, a bad parameter) may be
+  // repeated with the same token and then launches (Run_Instance_Idempotency, retry table).
+  if (clientToken !== undefined) {
+    ctx.clientTokens.set(clientTokenKey(idempotencyZone(ctx, input), clientToken), {
+      parameters: launchParameters(input),
+      reservationId,
+      instances: launched,
+    });
   }
   return {
     ReservationId: reservationId,
@@ -566,6 +676,7 @@ export const describeInstances = async (
       'host-id': (instance) => [instance.hostId],
       'subnet-id': (instance) => [instance.subnetId],
       'reservation-id': (instance) => [instance.reservationId],
+      'client-token': (instance) => [instance.clientToken],
       tenancy: (instance) => [instance.tenancy],
       'key-name': (instance) => [instance.keyName],
       'root-device-type': (instance) => [instance.rootDeviceType],

@@ -25,6 +25,7 @@ import {
   stopInstances,
   terminateInstances,
 } from './instances';
+import { describeKeyPairs } from './key-pairs';
 import { describeAvailabilityZones, describeSubnets } from './network';
 import { createSnapshot, createSnapshots, deleteSnapshot, describeSnapshots } from './snapshots';
 import {
@@ -100,6 +101,7 @@ const OPERATIONS: Readonly<Record<string, Handler>> = {
   ReleaseHosts: handler(releaseHosts),
   DescribeAvailabilityZones: handler(describeAvailabilityZones),
   DescribeSubnets: handler(describeSubnets),
+  DescribeKeyPairs: handler(describeKeyPairs),
 };
 
 type View<T extends { tags: ReadonlyMap<string, string> }> = Readonly<Omit<T, 'generation' | 'tags'>> & {
@@ -130,7 +132,8 @@ const view = <T extends { tags: ReadonlyMap<string, string> }>(record: T): View<
  *
  * Every call goes: fault injection → per-API token buckets (RequestLimitExceeded) → the
  * operation, which takes its API latency on the virtual clock, then validates and commits
- * atomically and schedules the state machine's later transitions. The operation modules cite
+ * atomically and schedules the state machine's later transitions → lost-response faults (the
+ * call took effect, the caller gets an error). The operation modules cite
  * the AWS documentation page of each rule they model.
  */
 export class Ec2Simulator {
@@ -160,9 +163,12 @@ export class Ec2Simulator {
       hosts: new Map(),
       fastRestores: new Map(),
       subnets: new Map(),
+      keyPairs: new Set(),
+      shortLaunches: new WeakSet(),
       availabilityZones,
       zoneStates: new Map(),
       capacity: new Map(),
+      clientTokens: new Map(),
     };
     for (const zone of availabilityZones) this.addSubnet({ availabilityZone: zone });
     this.#throttle = new Ec2Throttle(options.clock);
@@ -171,7 +177,12 @@ export class Ec2Simulator {
       const run = OPERATIONS[operation];
       if (!run) throw ec2Error('InvalidAction', `The action ${operation} is not valid for this web service.`);
       this.#throttle.admit(operation, input);
-      return run(this.#ctx, input);
+      const batch =
+        operation === 'RunInstances' && Number((input as { MaxCount?: number }).MaxCount ?? 1) > 1;
+      if (batch && options.faults.takePartialLaunch()) this.#ctx.shortLaunches.add(input);
+      const output = await run(this.#ctx, input);
+      options.faults.afterEc2Call(operation);
+      return output;
     };
   }
 
@@ -194,6 +205,16 @@ export class Ec2Simulator {
   /** An available AMI with a completed root snapshot of `rootSizeGiB`; returns its id. */
   registerImage(seed: SeedImage): string {
     return seedImage(this.#ctx, seed);
+  }
+
+  /** Seeding: a key pair the account has (CreateKeyPair / ImportKeyPair happen outside warmboot). */
+  registerKeyPair(keyName: string): void {
+    this.#ctx.keyPairs.add(keyName);
+  }
+
+  /** What DeleteKeyPair does: later launches naming it are refused. */
+  deleteKeyPair(keyName: string): void {
+    this.#ctx.keyPairs.delete(keyName);
   }
 
   addSubnet(subnet: { subnetId?: string; availabilityZone: string; mapPublicIpOnLaunch?: boolean }): string {
@@ -251,6 +272,32 @@ export class Ec2Simulator {
 
   volumes(): VolumeView[] {
     return [...this.#ctx.volumes.values()].map(view);
+  }
+
+  /** One resource by id (the local IAM reads tags and attributes at the moment of a call). */
+  volume(volumeId: string): VolumeView | undefined {
+    const record = this.#ctx.volumes.get(volumeId);
+    return record && view(record);
+  }
+
+  snapshot(snapshotId: string): SnapshotView | undefined {
+    const record = this.#ctx.snapshots.get(snapshotId);
+    return record && view(record);
+  }
+
+  image(imageId: string): ImageView | undefined {
+    const record = this.#ctx.images.get(imageId);
+    return record && view(record);
+  }
+
+  host(hostId: string): HostView | undefined {
+    const record = this.#ctx.hosts.get(hostId);
+    return record && view(record);
+  }
+
+  subnet(subnetId: string): { readonly subnetId: string; readonly availabilityZone: string } | undefined {
+    const record = this.#ctx.subnets.get(subnetId);
+    return record && { subnetId: record.subnetId, availabilityZone: record.availabilityZone };
   }
 
   snapshots(): SnapshotView[] {

@@ -31,9 +31,13 @@ export const newSnapshot = (
     description: string;
     tags: Tags;
     completed: boolean;
+    ownerId?: string;
+    sharedWithAccount?: boolean;
   },
 ): SnapshotRecord => {
   const snapshot: SnapshotRecord = {
+    ...(spec.ownerId !== undefined ? { ownerId: spec.ownerId } : {}),
+    ...(spec.sharedWithAccount ? { sharedWithAccount: true } : {}),
     snapshotId: ctx.ids.next('snap'),
     volumeId: spec.volumeId ?? NO_SOURCE_VOLUME,
     volumeSize: spec.volumeSize,
@@ -60,6 +64,18 @@ const snapshotOfVolume = (ctx: Ec2Context, volume: VolumeRecord, description: st
     completed: false,
   });
 
+/** Owned by this account. */
+export const ownsSnapshot = (ctx: Ec2Context, snapshot: SnapshotRecord): boolean =>
+  snapshot.ownerId === undefined || snapshot.ownerId === ctx.accountId;
+
+/**
+ * This account may see and restore it: it owns it, or the owner shared it (ebs-modifying-snapshot-
+ * permissions). DescribeSnapshots lists nothing else, and a request naming another account's
+ * unshared snapshot is answered as if it did not exist (InvalidSnapshot.NotFound).
+ */
+export const canUseSnapshot = (ctx: Ec2Context, snapshot: SnapshotRecord): boolean =>
+  ownsSnapshot(ctx, snapshot) || snapshot.sharedWithAccount === true;
+
 const toSdkSnapshot = (ctx: Ec2Context, snapshot: SnapshotRecord): Snapshot => ({
   SnapshotId: snapshot.snapshotId,
   VolumeId: snapshot.volumeId,
@@ -68,7 +84,7 @@ const toSdkSnapshot = (ctx: Ec2Context, snapshot: SnapshotRecord): Snapshot => (
   Progress: snapshot.state === 'completed' ? '100%' : '0%',
   StartTime: new Date(snapshot.startTime),
   Description: snapshot.description,
-  OwnerId: ctx.accountId,
+  OwnerId: snapshot.ownerId ?? ctx.accountId,
   Encrypted: false,
   StorageTier: 'standard',
   Tags: tagList(snapshot.tags),
@@ -134,17 +150,30 @@ export const describeSnapshots = async (
   ctx: Ec2Context,
   input: DescribeSnapshotsRequest,
 ): Promise<DescribeSnapshotsResult> => {
+  const unusable = (input.SnapshotIds ?? []).filter((id) => {
+    const snapshot = ctx.snapshots.get(id);
+    return snapshot !== undefined && !canUseSnapshot(ctx, snapshot);
+  });
+  if (unusable.length > 0) throw notFound('InvalidSnapshot.NotFound', unusable, 'snapshot');
   const candidates = input.SnapshotIds?.length
     ? requireAll(ctx.snapshots, input.SnapshotIds, (missing) =>
         notFound('InvalidSnapshot.NotFound', missing, 'snapshot'),
       )
-    : ctx.snapshots.values();
-  // Every simulated snapshot belongs to this account: owner 'self' or the account id selects all of them.
+    : [...ctx.snapshots.values()].filter((snapshot) => canUseSnapshot(ctx, snapshot));
+  // OwnerIds: 'self' or this account's id selects what it owns; another id, what that owner shared.
   const owners = input.OwnerIds ?? [];
-  const ownedHere =
-    owners.length === 0 || owners.some((owner) => owner === 'self' || owner === ctx.accountId);
+  const byOwner = (snapshot: SnapshotRecord) =>
+    owners.length === 0 ||
+    owners.some((owner) =>
+      owner === 'self' || owner === ctx.accountId ? ownsSnapshot(ctx, snapshot) : owner === snapshot.ownerId,
+    );
+  // RestorableByUserIds 'self': what this account owns or was given create-volume permission on.
+  const restorers = input.RestorableByUserIds ?? [];
+  const byRestorer = (snapshot: SnapshotRecord) =>
+    restorers.length === 0 ||
+    restorers.some((user) => (user === 'self' || user === ctx.accountId) && canUseSnapshot(ctx, snapshot));
   const matching = applyFilters(
-    ownedHere ? candidates : [],
+    [...candidates].filter((snapshot) => byOwner(snapshot) && byRestorer(snapshot)),
     input.Filters,
     {
       'snapshot-id': (snapshot) => [snapshot.snapshotId],
@@ -152,7 +181,7 @@ export const describeSnapshots = async (
       'volume-id': (snapshot) => [snapshot.volumeId],
       'volume-size': (snapshot) => [String(snapshot.volumeSize)],
       description: (snapshot) => [snapshot.description],
-      'owner-id': () => [ctx.accountId],
+      'owner-id': (snapshot) => [snapshot.ownerId ?? ctx.accountId],
     },
     (snapshot) => snapshot.tags,
   );

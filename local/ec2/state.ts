@@ -15,6 +15,8 @@ export type Platform = 'linux' | 'windows';
 export interface InstanceRecord {
   readonly instanceId: string;
   readonly reservationId: string;
+  /** The RunInstances ClientToken, if any; DescribeInstances reports it (Run_Instance_Idempotency). */
+  readonly clientToken: string | undefined;
   readonly imageId: string;
   instanceType: string;
   readonly availabilityZone: string;
@@ -34,6 +36,17 @@ export interface InstanceRecord {
   readonly iamInstanceProfile: string | undefined;
   userData: string | undefined;
   readonly shutdownBehavior: 'stop' | 'terminate';
+  /**
+   * Instance metadata options (RunInstances `MetadataOptions`). Without them an instance gets
+   * the AMI's and account's defaults, which for most AMIs still allow IMDSv1 (`optional`): the
+   * simulator takes that lenient-for-the-instance, strict-for-the-caller default, so code must
+   * ask for IMDSv2 to get it (configuring-instance-metadata-options).
+   */
+  readonly metadataOptions: {
+    readonly httpTokens: 'optional' | 'required';
+    readonly httpPutResponseHopLimit: number;
+    readonly httpEndpoint: 'enabled' | 'disabled';
+  };
   readonly hibernationConfigured: boolean;
   /** The last stop was a hibernation: the next start resumes (measured latencies differ). */
   hibernated: boolean;
@@ -73,6 +86,14 @@ export interface SnapshotRecord {
   readonly snapshotId: string;
   readonly volumeId: string;
   readonly volumeSize: number;
+  /**
+   * The account that owns it; absent: this account. A snapshot behind another account's AMI (an
+   * AWS public AMI, a marketplace or shared AMI) is owned elsewhere and, unless its owner shared
+   * it (`sharedWithAccount`), this account cannot describe it, restore volumes from it directly,
+   * or enable fast snapshot restore for it.
+   */
+  readonly ownerId?: string;
+  readonly sharedWithAccount?: boolean;
   state: 'pending' | 'completed';
   readonly startTime: number;
   readonly description: string;
@@ -90,6 +111,9 @@ export interface ImageBlockDevice {
 export interface ImageRecord {
   readonly imageId: string;
   readonly name: string;
+  /** The account that owns the AMI; absent: this account. */
+  readonly ownerId?: string;
+  readonly public?: boolean;
   readonly description: string;
   state: 'pending' | 'available';
   readonly rootDeviceName: string;
@@ -132,6 +156,19 @@ export interface SubnetRecord {
   readonly mapPublicIpOnLaunch: boolean;
 }
 
+/**
+ * A RunInstances that completed with a ClientToken (Run_Instance_Idempotency). The instances are
+ * the launched records themselves, so a repeat reports their current state even after they left
+ * `instances` (terminated instances stop being describable after about an hour, the token does not).
+ */
+export interface ClientTokenRecord {
+  /** Every request parameter but the token, canonically serialized: a repeat must match it. */
+  readonly parameters: string;
+  readonly reservationId: string;
+  /** In launch-index order. */
+  readonly instances: readonly InstanceRecord[];
+}
+
 /** DescribeAvailabilityZones `State` (API_AvailabilityZone). */
 export type ZoneStateName = 'available' | 'information' | 'impaired' | 'unavailable' | 'constrained';
 
@@ -162,10 +199,20 @@ export interface Ec2Context {
   readonly zoneStates: Map<string, ZoneStateName>;
   /** Instances of a type an AZ can still hold (setCapacity); absent means unlimited. */
   readonly capacity: Map<string, number>;
+  /** Key pair names that exist (registerKeyPair); a launch naming another is refused. */
+  readonly keyPairs: Set<string>;
+  /** RunInstances requests a fault made launch short (one instance): capacity ran out mid-call. */
+  readonly shortLaunches: WeakSet<object>;
+  /** Completed RunInstances by idempotency scope and ClientToken (clientTokenKey). */
+  readonly clientTokens: Map<string, ClientTokenRecord>;
 }
 
 export const capacityKey = (availabilityZone: string, instanceType: string): string =>
   `${availabilityZone}|${instanceType}`;
+
+/** Zonal idempotency keys a token by AZ, regional idempotency by the Region alone (`undefined`). */
+export const clientTokenKey = (availabilityZone: string | undefined, clientToken: string): string =>
+  `${availabilityZone ?? '(region)'}|${clientToken}`;
 
 export const fastRestoreKey = (snapshotId: string, availabilityZone: string): string =>
   `${snapshotId}|${availabilityZone}`;

@@ -12,6 +12,7 @@ import type {
 import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
 import { applyFilters, paginate, requireAll, tagList, tagsFor } from './filters';
 import { takeFastRestoreCredit } from './fsr';
+import { canUseSnapshot } from './snapshots';
 import type { Ec2Context, InstanceRecord, Tags, VolumeAttachmentRecord, VolumeRecord } from './state';
 
 /**
@@ -153,7 +154,9 @@ export const createVolume = async (ctx: Ec2Context, input: CreateVolumeRequest):
   let snapshotSize: number | undefined;
   if (input.SnapshotId !== undefined) {
     const snapshot = ctx.snapshots.get(input.SnapshotId);
-    if (!snapshot) throw notFound('InvalidSnapshot.NotFound', [input.SnapshotId], 'snapshot');
+    // Another account's snapshot that was not shared with this one cannot be restored directly.
+    if (!snapshot || !canUseSnapshot(ctx, snapshot))
+      throw notFound('InvalidSnapshot.NotFound', [input.SnapshotId], 'snapshot');
     // API_CreateVolume: a volume can only be created from a completed snapshot.
     if (snapshot.state !== 'completed')
       throw ec2Error('IncorrectState', `Snapshot '${snapshot.snapshotId}' is not in the 'completed' state.`);

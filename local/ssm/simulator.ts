@@ -32,6 +32,7 @@ import {
   ImageSource,
 } from './agent';
 import { commandInvocationStatusChange, commandStatusChange } from './events';
+import { EXECUTED_DOCUMENTS, executeLinuxSteps, hostFamilyOf } from './execute';
 
 export interface SsmSimulatorOptions {
   readonly clock: VirtualClock;
@@ -420,6 +421,19 @@ export class SsmSimulator {
         command.parameters[name] ?? (parameter.default === undefined ? [] : [parameter.default]),
       ]),
     );
+    if (EXECUTED_DOCUMENTS.has(command.document.name)) {
+      const instance = this.#ec2.instance(host.instanceId);
+      const image = instance && this.#ec2.image(instance.imageId);
+      const platform =
+        parameters.platform?.[0] === 'windows' || image?.platform === 'windows' ? 'Windows' : 'Linux';
+      const ran = executeLinuxSteps(
+        command.document,
+        command.parameters,
+        hostFamilyOf(image?.name),
+        platform,
+      );
+      if (ran?.status === 'Failed') return ran;
+    }
     try {
       return await behaviour({
         host,

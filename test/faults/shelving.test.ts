@@ -125,6 +125,8 @@ const faultArbitrary = faultScheduleArbitrary({
     ...DYNAMODB_CALLS,
   ],
   maxCallsPerInvocation: 30,
+  // Fast-path replacements launch in batches: a batch that comes back short, then a crash.
+  partialLaunches: true,
 });
 
 const SHELVING_INVARIANTS = [
@@ -238,6 +240,8 @@ const shelvingProperty = (
       functions: ['shelving'],
       documents: [],
       behaviours: {},
+      // The workload sends confirmed Delete Shelved Record requests: the deployment opted in.
+      iam: { allowShelvedDataDeletion: true },
       settings: {
         SHELVING_SETTINGS: JSON.stringify({
           offloadAfterSeconds: workload.offloadAfterSeconds,

@@ -9,7 +9,7 @@ import {
   warmbootSettingsSchema,
 } from '../../infra/config';
 import { createWarmbootApp } from '../../infra/stack';
-import { cdkJsonContext } from './synth';
+import { cdkJsonContext, exampleSettings } from './synth';
 
 const hostGroup = {
   name: 'build-linux',
@@ -35,12 +35,21 @@ describe('warmboot context', () => {
     expect(settings.pools).toEqual([]);
     expect(settings.fastRestore).toEqual(fastRestoreSettingsSchema.parse({}));
     expect(settings.logRetentionDays).toBe(90);
-    expect(settings.shareableTestEvents).toBe('create-registry');
+    expect(settings.shareableTestEvents).toBe('ensure-registry');
     expect(settings.alarmEmail).toBeUndefined();
   });
 
-  it('accepts the example in cdk.json: one host group, a Linux and a Windows pool', () => {
+  it('deploys nothing account-specific from cdk.json: no pool, host group or alarm address to replace', () => {
+    // Deploying "as documented" must not launch example pools into subnets that do not exist.
     const settings = loadWarmbootContext(cdkJsonContext().warmboot);
+
+    expect(settings.pools).toEqual([]);
+    expect(settings.hostGroups).toEqual([]);
+    expect(settings.alarmEmail).toBeUndefined();
+  });
+
+  it('accepts the example in examples/warmboot.json: one host group, a Linux and a Windows pool', () => {
+    const settings = loadWarmbootContext(exampleSettings());
 
     expect(settings.hostGroups.map((group) => group.name)).toEqual(['build-linux']);
     expect(settings.pools.map((pool) => [pool.name, pool.initialization.platform])).toEqual([
@@ -78,7 +87,7 @@ describe('warmboot context', () => {
   });
 
   it('rejects duplicate host group and pool names', () => {
-    const pool = cdkJsonContext().warmboot as { pools: unknown[] };
+    const pool = exampleSettings() as { pools: unknown[] };
     const message = messageOf(() =>
       loadWarmbootContext({ hostGroups: [hostGroup, hostGroup], pools: [pool.pools[0], pool.pools[0]] }),
     );
@@ -88,7 +97,7 @@ describe('warmboot context', () => {
   });
 
   it('only lets pools run the pool documents warmboot deploys (IAM allows no other)', () => {
-    const { pools } = cdkJsonContext().warmboot as { pools: Record<string, unknown>[] };
+    const { pools } = exampleSettings() as { pools: Record<string, unknown>[] };
     const message = messageOf(() =>
       loadWarmbootContext({
         pools: [{ ...pools[0], initialization: { documentName: 'Warmboot-PoolSomethingElse' } }],

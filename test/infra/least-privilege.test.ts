@@ -45,7 +45,14 @@ const roleOf = new Map(
   stack.warmboot.functions.map((fn) => [stack.getLogicalId(fn.role.node.defaultChild as never), fn.spec.id]),
 );
 
-const policies = resourcesOfType(template, 'AWS::IAM::Policy');
+/**
+ * The one policy that is not a function's: the deploy-time custom resource that creates the
+ * account-wide test-event registry when it is missing (infra/test-events.ts). It is checked on its
+ * own below, and must grant nothing else.
+ */
+const isEnsureRegistryPolicy = (id: string): boolean => id.startsWith('WarmbootTestEventsEnsureRegistry');
+const allPolicies = resourcesOfType(template, 'AWS::IAM::Policy');
+const policies = allPolicies.filter(([id]) => !isEnsureRegistryPolicy(id));
 const managedPolicies = resourcesOfType(template, 'AWS::IAM::ManagedPolicy');
 const statements: FunctionStatement[] = policies.flatMap(([id, policy]) => {
   const properties = policy.Properties as { PolicyDocument: { Statement: Statement[] }; Roles: unknown[] };
@@ -91,6 +98,45 @@ describe('least privilege', () => {
     expect(managedPolicies).toEqual([]);
     for (const [, role] of resourcesOfType(template, 'AWS::IAM::Role')) {
       expect(role.Properties?.ManagedPolicyArns).toBeUndefined();
+    }
+  });
+
+  it('lets the deploy-time registry helper create that one registry and write its own logs, nothing else', () => {
+    const helper = allPolicies
+      .filter(([id]) => isEnsureRegistryPolicy(id))
+      .flatMap(
+        ([, policy]) =>
+          (policy.Properties as { PolicyDocument: { Statement: Statement[] } }).PolicyDocument.Statement,
+      )
+      .map((statement) => ({
+        actions: asArray(statement.Action).sort(),
+        resources: asArray(statement.Resource).map(cfnText),
+        condition: statement.Condition,
+      }))
+      .sort((a, b) => a.actions[0]?.localeCompare(b.actions[0] ?? '') ?? 0);
+
+    expect(helper).toEqual([
+      {
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [expect.stringMatching(/EnsureRegistryLogs.*\.Arn/)],
+        condition: undefined,
+      },
+      {
+        actions: ['schemas:CreateRegistry'],
+        resources: [expect.stringMatching(/:schemas:.*:registry\/lambda-testevent-schemas$/)],
+        condition: undefined,
+      },
+    ]);
+  });
+
+  it('lets pools and claim read the image parameters a pool defined at run time may name (R11)', () => {
+    for (const fn of ['pools', 'claim'] as const) {
+      const resources = granting('ssm:GetParameter')
+        .filter((statement) => statement.fn === fn)
+        .flatMap((statement) => statement.resources);
+      expect(resources, fn).toEqual(
+        expect.arrayContaining([expect.stringMatching(/:parameter\/warmboot\/images\/\*$/)]),
+      );
     }
   });
 
@@ -251,7 +297,11 @@ describe('least privilege', () => {
     // Every function publishes its facts (functions/shared/adapters/facts.ts).
     expect(new Set(publishers.map(({ fn }) => fn))).toEqual(new Set(Object.keys(FUNCTIONS)));
     for (const entry of publishers) {
-      expect(entry.statement.Condition?.StringEquals?.['events:source'], label(entry)).toEqual(['warmboot']);
+      expect(
+        entry.statement.Condition?.['ForAllValues:StringEquals']?.['events:source'],
+        label(entry),
+      ).toEqual(['warmboot']);
+      expect(entry.statement.Condition?.Null?.['events:source'], label(entry)).toBe('false');
       expect(entry.resources, label(entry)).toEqual([expect.stringMatching(/:event-bus\/default$/)]);
     }
   });

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as events from 'aws-cdk-lib/aws-events';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
 import { FUNCTIONS, type FunctionId } from '../../functions/catalog';
@@ -13,11 +14,11 @@ import { WarmbootData } from '../../infra/data';
 import { PROJECT_ROOT } from '../../infra/function';
 import { readSampleEvents, samplesFor, TEST_EVENT_REGISTRY } from '../../infra/test-events';
 import { Warmboot } from '../../infra/warmboot';
-import { cdkJsonContext, cfnText, resourcesOfType, synthesize } from './synth';
+import { cfnText, exampleSettings, resourcesOfType, synthesize } from './synth';
 
 const { app, stack, template: json } = synthesize();
 const template = Template.fromJSON(json);
-const settings = loadWarmbootContext(cdkJsonContext().warmboot);
+const settings = loadWarmbootContext(exampleSettings());
 const functionIds = Object.keys(FUNCTIONS) as FunctionId[];
 const warmbootFunctions = stack.warmboot.functions;
 
@@ -50,8 +51,43 @@ describe('Warmboot construct', () => {
     ).toThrow(/props\.hostGroups\[0\]\.cacheBytes/);
   });
 
+  it('keeps the rules for AWS service events on the default bus when given a dedicated bus', () => {
+    const stack = scratchStack();
+    const bus = new events.EventBus(stack, 'Requests', { eventBusName: 'warmboot-requests' });
+    new Warmboot(stack, 'Warmboot', { eventBus: bus });
+    const rules = Object.values(Template.fromStack(stack).findResources('AWS::Events::Rule'))
+      .map(
+        (resource) => resource.Properties as { EventBusName?: unknown; EventPattern?: { source?: string[] } },
+      )
+      .filter((properties) => properties.EventPattern !== undefined);
+    const busOf = (properties: { EventBusName?: unknown }) =>
+      JSON.stringify(properties.EventBusName ?? 'default');
+
+    const awsRules = rules.filter((rule) =>
+      rule.EventPattern?.source?.every((source) => source.startsWith('aws.')),
+    );
+    const ownRules = rules.filter((rule) => rule.EventPattern?.source?.includes('warmboot'));
+    expect(awsRules.length).toBeGreaterThan(5);
+    expect(ownRules.length).toBeGreaterThan(5);
+    // AWS services deliver only to the default bus: a rule for them anywhere else never fires.
+    for (const rule of awsRules) expect(busOf(rule)).toBe('"default"');
+    for (const rule of ownRules) expect(busOf(rule)).toMatch(/Requests/);
+  });
+
+  it('reserves concurrency only for the functions it is asked to', () => {
+    const stack = scratchStack();
+    new Warmboot(stack, 'Warmboot', { reservedConcurrency: { shelving: 1, claim: 20 } });
+    const functions = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'));
+    const reserved = functions
+      .map((resource) => resource.Properties?.ReservedConcurrentExecutions as number | undefined)
+      .filter((value) => value !== undefined)
+      .sort();
+
+    expect(reserved).toEqual([1, 20]);
+  });
+
   it('refuses settings that would not fit Lambda’s 4 KB environment, naming the function', () => {
-    const { pools } = cdkJsonContext().warmboot as { pools: Record<string, unknown>[] };
+    const { pools } = exampleSettings() as { pools: Record<string, unknown>[] };
     const many = Array.from({ length: 12 }, (_, index) => ({ ...pools[0], name: `pool-${index}` }));
 
     expect(() => new Warmboot(scratchStack(), 'Warmboot', { pools: many as never })).toThrow(
@@ -140,9 +176,11 @@ describe('Warmboot stack', () => {
           TracingConfig: { Mode: 'Active' },
           Handler: 'index.handler',
         });
-        expect(properties.ReservedConcurrentExecutions).toBeGreaterThan(0);
+        // Lambda keeps 100 unreserved: reserving by default would fail in a new account (quota 10–100).
+        expect(properties.ReservedConcurrentExecutions).toBeUndefined();
       }
-      template.resourceCountIs('AWS::Lambda::Function', functionIds.length);
+      // The seven functions and the custom resource that ensures the test-event registry.
+      template.resourceCountIs('AWS::Lambda::Function', functionIds.length + 1);
     });
 
     it('sets exactly the environment the functions read', () => {
@@ -299,11 +337,26 @@ describe('Warmboot stack', () => {
       }
     });
 
-    it('creates the lambda-testevent-schemas registry and keeps it on stack deletion', () => {
-      template.hasResource('AWS::EventSchemas::Registry', {
-        Properties: { RegistryName: TEST_EVENT_REGISTRY },
-        DeletionPolicy: 'Retain',
+    it('never declares the account-wide registry: it creates it only when missing and never deletes it', () => {
+      // A declared AWS::EventSchemas::Registry fails deploy wherever the console already made it.
+      template.resourceCountIs('AWS::EventSchemas::Registry', 0);
+      const [ensure] = resourcesOfType(json, 'Custom::AWS').filter(([, resource]) =>
+        cfnText(resource.Properties?.Create).includes('CreateRegistry'),
+      );
+      expect(ensure).toBeDefined();
+      const create = JSON.parse(cfnText(ensure?.[1].Properties?.Create)) as Record<string, unknown>;
+      expect(create).toMatchObject({
+        service: 'Schemas',
+        action: 'CreateRegistry',
+        parameters: { RegistryName: TEST_EVENT_REGISTRY },
+        ignoreErrorCodesMatching: 'ConflictException',
       });
+      expect(ensure?.[1].Properties?.Update).toBeUndefined();
+      expect(ensure?.[1].Properties?.Delete).toBeUndefined();
+      for (const [, schema] of resourcesOfType(json, 'AWS::EventSchemas::Schema')) {
+        expect(schema.Properties?.RegistryName).toBe(TEST_EVENT_REGISTRY);
+        expect(JSON.stringify(schema.DependsOn ?? [])).toMatch(/EnsureRegistry/);
+      }
     });
 
     it('has a receiver for every sample event (a sample no rule delivers is misfiled)', () => {

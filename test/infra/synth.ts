@@ -9,6 +9,7 @@ export interface CfnResource {
   readonly Type: string;
   readonly Properties?: Record<string, unknown>;
   readonly Condition?: string;
+  readonly DependsOn?: string | string[];
 }
 
 export interface CfnTemplate {
@@ -31,7 +32,19 @@ export const cdkJsonContext = (): Record<string, unknown> =>
   ).context;
 
 /**
- * Synthesizes the app as `cdk synth` would (cdk.json context, cdk-nag plugin, validation), except
+ * The full example settings operators start from (examples/warmboot.json: a host group, a Linux
+ * and a Windows pool). cdk.json itself deploys none of it, so `cdk deploy` as documented creates
+ * no pool in subnets that do not exist.
+ */
+export const exampleSettings = (): Record<string, unknown> =>
+  JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'examples', 'warmboot.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+
+/**
+ * Synthesizes the app as `cdk synth` would (cdk.json context with the example settings, cdk-nag
+ * plugin, validation), except
  * that asset bundling is skipped (`aws:cdk:bundling-stacks: []`): bundling is covered by
  * `npm run test:synth`, and the infra suite stays fast. Call it once per test file.
  */
@@ -39,7 +52,12 @@ export const synthesize = (overrides: Record<string, unknown> = {}): Synthesized
   const outdir = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? '/tmp'), 'warmboot-cdk-'));
   const { app, stack } = createWarmbootApp({
     outdir,
-    context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], ...overrides },
+    context: {
+      ...cdkJsonContext(),
+      warmboot: exampleSettings(),
+      'aws:cdk:bundling-stacks': [],
+      ...overrides,
+    },
   });
   const assembly = app.synth();
   const template = assembly.getStackByName(stack.stackName).template as CfnTemplate;

@@ -17,9 +17,10 @@ const countingHandler = (runtime: Runtime) =>
         if (event.detail.state !== 'running') return 'ignored';
         await callAws('UpdateItem', () =>
           runtime.clients.documents.send(
+            // The idempotency table: the one table every function's role may write.
             new UpdateCommand({
-              TableName: runtime.env.SHELVES_TABLE,
-              Key: { pk: `handled#${runtime.functionName}`, sk: event.detail['instance-id'] },
+              TableName: runtime.idempotencyTable,
+              Key: { id: `handled#${runtime.functionName}#${event.detail['instance-id']}` },
               UpdateExpression: 'ADD handled :one',
               ExpressionAttributeValues: { ':one': 1 },
             }),
@@ -64,8 +65,8 @@ describe('one EventBridge event delivered to several functions', () => {
     for (const functionName of ['warmboot-popularity', 'warmboot-shelving', 'warmboot-pools']) {
       const { Item } = await cloud.documents.send(
         new GetCommand({
-          TableName: cloud.tables.shelves,
-          Key: { pk: `handled#${functionName}`, sk: instanceId },
+          TableName: cloud.tables.idempotency,
+          Key: { id: `handled#${functionName}#${instanceId}` },
         }),
       );
       expect({ functionName, handled: Item?.handled }).toEqual({ functionName, handled: 1 });

@@ -163,6 +163,21 @@ describe('pool lifecycle on the local cloud', () => {
     expect(inits.map((invocation) => invocation.status)).toEqual(['Success', 'Success']);
   });
 
+  it('fills a pool whose name takes all 63 characters (ClientToken at most 64, R10)', async () => {
+    const { local, image } = await start();
+    const name = `web${'-0'.repeat(30)}`;
+
+    definePool(local, linuxPool(image, { name }));
+    await local.settleFor(5 * MINUTE);
+
+    const members = await membersOf(local, name);
+    expect(name).toHaveLength(63);
+    expect(members.map((member) => member.state)).toEqual(['ready', 'ready']);
+    const tokens = members.map((member) => local.ec2.instance(member.instanceId)?.clientToken ?? '');
+    expect(tokens.every((token) => token.length > 0 && token.length <= 64)).toBe(true);
+    expect(new Set(tokens).size).toBe(2);
+  });
+
   it('hands out a stopped member on the warm path: started, re-owned, personalized, Server Ready, refilled', async () => {
     const started = await start();
     const { local, facts } = started;
@@ -361,7 +376,8 @@ describe('pool reconcile on the local cloud', () => {
   it('re-resolves an SSM alias image: members of the old AMI are retired and replaced', async () => {
     const started = await start();
     const { local, image } = started;
-    const parameter = '/warmboot/test/al2023-latest';
+    // Pools defined at run time may name parameters under /warmboot/images/ only (R11).
+    const parameter = '/warmboot/images/al2023-latest';
     const values = new Map([[parameter, image]]);
     serveParameters(local, values);
     const before = await filledPool(started, { image: parameter });

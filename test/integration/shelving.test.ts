@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { DeleteSnapshotCommand, DeleteVolumeCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import {
+  DeleteSnapshotCommand,
+  DeleteVolumeCommand,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { defaultRetryPolicy } from '../../functions/shared/retry';
 import { dynamoShelfStore } from '../../functions/shelving/adapters/store';
 import type { ShelfRecord } from '../../functions/shelving/domain/types';
 import { LocalCloud } from '../../local/cloud';
@@ -19,11 +25,19 @@ afterEach(async () => {
   cloud = undefined;
 });
 
-const start = async (settings: Record<string, unknown> = {}): Promise<LocalCloud> => {
+/**
+ * `allowShelvedDataDeletion`: the deployment opted in to deleting retained data on a confirmed
+ * Delete Shelved Record; without it IAM denies DeleteVolume on retained volumes.
+ */
+const start = async (
+  settings: Record<string, unknown> = {},
+  options: { readonly allowShelvedDataDeletion?: boolean } = {},
+): Promise<LocalCloud> => {
   cloud = await LocalCloud.start({
     dynamodbEndpoint: inject('dynamodbEndpoint'),
     functions: ['shelving'],
     settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, ...settings }) },
+    iam: { allowShelvedDataDeletion: options.allowShelvedDataDeletion ?? false },
   });
   return cloud;
 };
@@ -163,6 +177,58 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     expect(local.ec2.instance(instanceId)?.state).toBe('running');
   });
 
+  it.each([
+    ['keeps the key pair of an instance whose key still exists', false, 'ops'],
+    ['comes back without the key pair, not refused, when the key was deleted since (R12)', true, undefined],
+  ])('%s', async (_title, deleteKey, expectedKeyName) => {
+    const local = await start();
+    local.ec2.registerKeyPair('ops');
+    const imageId = local.ec2.registerImage({ name: 'al2023-keyed', rootSizeGiB: 8 });
+    const answer = await local.run(() =>
+      local.runtime('shelving').clients.ec2.send(
+        new RunInstancesCommand({
+          ImageId: imageId,
+          InstanceType: 'm7i.large',
+          KeyName: 'ops',
+          MetadataOptions: { HttpTokens: 'optional', HttpPutResponseHopLimit: 3 },
+          MinCount: 1,
+          MaxCount: 1,
+          Placement: { AvailabilityZone: 'us-east-1a' },
+          TagSpecifications: [
+            {
+              ResourceType: 'instance',
+              Tags: [
+                { Key: 'warmboot:managed', Value: 'true' },
+                { Key: 'warmboot:tenant', Value: 'tenant-a' },
+              ],
+            },
+          ],
+        }),
+      ),
+    );
+    await local.settleFor(MINUTE);
+    const instanceId = answer.Instances?.[0]?.InstanceId ?? '';
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    await request(local, 'offload.json', { recordIds: [recordId] });
+    await local.settleFor(5 * MINUTE);
+    if (deleteKey) local.ec2.deleteKeyPair('ops');
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(10 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({ step: 'unshelved' });
+    const replacement = local.ec2.instance(record?.unshelve?.replacementInstanceId ?? '');
+    expect(replacement?.state).toBe('running');
+    expect(replacement?.keyName).toBe(expectedKeyName);
+    // Its metadata options as they were, except that IMDSv2 is always required (M2).
+    expect(replacement?.metadataOptions).toEqual({
+      httpTokens: 'required',
+      httpPutResponseHopLimit: 3,
+      httpEndpoint: 'enabled',
+    });
+  });
+
   it('takes the slow path from the safety snapshots when a retained volume is gone, and says so', async () => {
     const local = await start();
     const recordId = await offloadedRecord(local, 30 * MINUTE);
@@ -181,6 +247,93 @@ describe('shelve, offload, unshelve on the local cloud', () => {
       unshelve: { path: 'slow', reason: expect.stringContaining(`${data} is gone`) },
     });
     expect(local.ec2.instance(record?.unshelve?.replacementInstanceId ?? '')?.state).toBe('running');
+  });
+
+  /** An offloaded record forced onto the slow path: one of its retained volumes deleted. */
+  const slowPathRecord = async (local: LocalCloud): Promise<string> => {
+    const recordId = await offloadedRecord(local, 30 * MINUTE);
+    const [offloaded] = await load(local, [recordId]);
+    const data = offloaded?.volumes.find((volume) => !volume.root)?.volumeId ?? '';
+    await local.run(() =>
+      local.runtime('shelving').clients.ec2.send(new DeleteVolumeCommand({ VolumeId: data })),
+    );
+    return recordId;
+  };
+  const replacementsFor = (local: LocalCloud, recordId: string) =>
+    local.ec2.instances().filter((instance) => instance.tags['warmboot:replacement-for'] === recordId);
+
+  it('launches a new slow-path replacement, with a new ClientToken, when the first one is terminated (R5)', async () => {
+    const local = await start();
+    const recordId = await slowPathRecord(local);
+    local.startSchedules();
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    const [first] = replacementsFor(local, recordId);
+    expect(first?.state).toBe('pending');
+    await local.run(() =>
+      local
+        .runtime('shelving')
+        .clients.ec2.send(new TerminateInstancesCommand({ InstanceIds: [first?.instanceId ?? ''] })),
+    );
+    await local.settleFor(10 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    const second = local.ec2.instance(record?.unshelve?.replacementInstanceId ?? '');
+    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'slow' } });
+    expect(second?.instanceId).not.toBe(first?.instanceId);
+    expect(second?.state).toBe('running');
+    expect(second?.clientToken).not.toBe(first?.clientToken);
+  });
+
+  it('repeats a slow-path launch that answered a server error with the same ClientToken, launching once (W5)', async () => {
+    const local = await start();
+    const recordId = await slowPathRecord(local);
+    local.startSchedules();
+    // Every SDK attempt of the first call: it launches, and the engine never hears of it.
+    local.faults.loseNextResponse(
+      { service: 'ec2', operation: 'RunInstances' },
+      { code: 'InternalError' },
+      defaultRetryPolicy.maxAttempts,
+    );
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(10 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(local.faults.injected).toBe(defaultRetryPolicy.maxAttempts);
+    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'slow' } });
+    expect(replacementsFor(local, recordId).map((instance) => instance.instanceId)).toEqual([
+      record?.unshelve?.replacementInstanceId,
+    ]);
+  });
+
+  it('repeats a fast-path batch launch that answered a server error with the same ClientToken, leaving no orphan (W5)', async () => {
+    const local = await start();
+    const instanceIds = await launch(local, 3);
+    const recordIds = await shelve(local, instanceIds);
+    await request(local, 'offload.json', { recordIds });
+    await local.settleFor(2 * MINUTE);
+    local.startSchedules();
+    local.faults.loseNextResponse(
+      { service: 'ec2', operation: 'RunInstances' },
+      { code: 'InternalError' },
+      defaultRetryPolicy.maxAttempts,
+    );
+
+    await request(local, 'unshelve.json', { recordIds });
+    await local.settleFor(10 * MINUTE);
+
+    const done = await load(local, recordIds);
+    expect(local.faults.injected).toBe(defaultRetryPolicy.maxAttempts);
+    expect(done.map((record) => [record.step, record.unshelve?.path])).toEqual(
+      recordIds.map(() => ['unshelved', 'fast']),
+    );
+    const launchedForBatches = local.ec2
+      .instances()
+      .filter((instance) => instance.tags['warmboot:replacement-batch'] !== undefined);
+    expect(new Set(launchedForBatches.map((instance) => instance.instanceId))).toEqual(
+      new Set(done.map((record) => record.unshelve?.replacementInstanceId)),
+    );
   });
 
   const unshelvedFacts = (local: LocalCloud) => {
@@ -288,7 +441,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
 
   it('resumes after the handler dies between any two calls, losing and duplicating nothing', async () => {
     const local = await start();
-    // Five records, so invocations stay long enough for the kill after the 15th call to fire.
+    // Five records, so invocations stay long enough for the kill after the 12th call to fire.
     const instanceIds = await launch(local, 5);
     const recordIds = await shelve(local, instanceIds);
     await request(local, 'offload.json', { recordIds });
@@ -296,7 +449,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     const before = await load(local, recordIds);
     local.startSchedules();
 
-    for (const afterCalls of [3, 6, 9, 12, 15])
+    for (const afterCalls of [3, 6, 9, 12])
       local.faults.killInvocation({ functionId: 'shelving', afterCalls });
     local.faults.failNextCall(
       { service: 'ec2', operation: 'AttachVolume' },
@@ -307,7 +460,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     await local.settleFor(15 * MINUTE);
 
     const after = await load(local, recordIds);
-    expect(local.faults.injected).toBeGreaterThanOrEqual(5 + 8);
+    expect(local.faults.injected).toBeGreaterThanOrEqual(4 + 8);
     expect(after.map((record) => record.step)).toEqual(recordIds.map(() => 'unshelved'));
     expect(retainedVolumesIntact(local, before)).toBe(true);
     const live = local.ec2
@@ -319,8 +472,41 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     );
   });
 
+  it('never terminates a replacement another record took, when a partial batch is re-issued after a crash (C4)', async () => {
+    cloud = await LocalCloud.start({
+      dynamodbEndpoint: inject('dynamodbEndpoint'),
+      functions: ['shelving'],
+      settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1 }) },
+      faultsOnDynamodb: true,
+    });
+    const local = cloud;
+    const instanceIds = await launch(local, 2);
+    const recordIds = await shelve(local, instanceIds);
+    await request(local, 'offload.json', { recordIds });
+    await local.settleFor(2 * MINUTE);
+    const before = await load(local, recordIds);
+    local.startSchedules();
+    // The batch of two launches one replacement, and the handler dies right after it recorded the
+    // one it got, before it recorded the other record's shortfall: that record keeps the batch and
+    // re-issues it with the same token, which returns the first record's replacement again.
+    const faults = local.faults;
+    faults.partialLaunchThenCrash();
+
+    await request(local, 'unshelve.json', { recordIds }).catch(() => undefined);
+    await local.settleFor(20 * MINUTE);
+
+    const after = await load(local, recordIds);
+    // The short launch and the crash after it both fired.
+    expect(faults.injected).toBe(2);
+    expect(after.map((record) => record.step)).toEqual(['unshelved', 'unshelved']);
+    expect(retainedVolumesIntact(local, before)).toBe(true);
+    for (const record of after) {
+      expect(local.ec2.instance(record.unshelve?.replacementInstanceId ?? '')?.state).toBe('running');
+    }
+  });
+
   it('deletes a shelve record only after an explicit confirmation that names its volumes', async () => {
-    const local = await start();
+    const local = await start({}, { allowShelvedDataDeletion: true });
     const recordId = await offloadedRecord(local, 2 * MINUTE);
     const [record] = await load(local, [recordId]);
     const volumeIds = record?.volumes.map((volume) => volume.volumeId) ?? [];
@@ -343,7 +529,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
   });
 
   it('keeps the safety snapshots of a record whose deletion could not delete a volume (finding 11)', async () => {
-    const local = await start();
+    const local = await start({}, { allowShelvedDataDeletion: true });
     const recordId = await offloadedRecord(local, 2 * MINUTE);
     const [record] = await load(local, [recordId]);
     const snapshotIds = record?.volumes.map((volume) => volume.snapshotId ?? '') ?? [];

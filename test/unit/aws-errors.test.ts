@@ -5,6 +5,7 @@ import {
   callAws,
   classifyAwsError,
   isTransient,
+  mayHaveTakenEffect,
   translateAwsError,
 } from '../../functions/shared/aws-errors';
 import {
@@ -103,5 +104,35 @@ describe('the AWS error classifier', () => {
         throw aws('VolumeInUse');
       }),
     ).rejects.toBeInstanceOf(IncorrectStateError);
+  });
+});
+
+/**
+ * EC2's retry recommendations for idempotent requests (ec2-api-idempotency): a 400-series answer
+ * is a refusal, a 500-series one is retried with the same client token; throttling (503) is
+ * refused before any work (ec2-api-throttling). A timeout says nothing, so it counts as maybe.
+ */
+describe('whether a failed call may have taken effect', () => {
+  const timeout = Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+
+  it.each<[string, unknown, boolean]>([
+    ['InternalError (500)', new SimulatedAwsError('InternalError', 'x', { httpStatusCode: 500 }), true],
+    ['an unknown 5xx code', new SimulatedAwsError('Mystery', 'x', { httpStatusCode: 502 }), true],
+    ['a timeout with no answer', timeout, true],
+    [
+      'RequestLimitExceeded (503)',
+      new SimulatedAwsError('RequestLimitExceeded', 'x', { httpStatusCode: 503 }),
+      false,
+    ],
+    ['InsufficientInstanceCapacity (400)', aws('InsufficientInstanceCapacity'), false],
+    ['InvalidParameterValue (400)', aws('InvalidParameterValue'), false],
+    ['IdempotentInstanceTerminated (400)', aws('IdempotentInstanceTerminated'), false],
+  ])('%s → %s', (_label, error, expected) => {
+    expect(mayHaveTakenEffect(error)).toBe(expected);
+    expect(mayHaveTakenEffect(translateAwsError('RunInstances', error))).toBe(expected);
+  });
+
+  it('a warmboot refusal raised before any call took no effect', () => {
+    expect(mayHaveTakenEffect(new NotFoundError('no such record'))).toBe(false);
   });
 });

@@ -53,8 +53,14 @@ const GOOD: Record<string, readonly string[]> = {
   SnapshotId: ['snap-0a1b2c3d4e5f60718'],
   Region: ['us-east-1', 'eu-west-2'],
   platform: ['linux', 'windows'],
-  packages: ['git', 'visualstudio2022buildtools', 'python3.11'],
-  containerImages: ['mcr.microsoft.com/windows/servercore:ltsc2022', 'nginx', 'ghcr.io/org/app:1.2.3'],
+  packages: ['git', 'visualstudio2022buildtools', 'python3.11', 'git,docker,python3.11', ''],
+  containerImages: [
+    'mcr.microsoft.com/windows/servercore:ltsc2022',
+    'nginx',
+    'ghcr.io/org/app:1.2.3',
+    'nginx,ghcr.io/org/app:1.2.3',
+    '',
+  ],
   generalize: ['true', 'false'],
   hostname: ['build-0001', 'web-1.example.internal', ''],
   sshPublicKey: [

@@ -3,6 +3,7 @@ import {
   DescribeFastSnapshotRestoresCommand,
   DescribeImagesCommand,
   type DescribeImagesCommandOutput,
+  DescribeSnapshotsCommand,
   DisableFastSnapshotRestoresCommand,
   type EC2Client,
   EnableFastSnapshotRestoresCommand,
@@ -22,7 +23,10 @@ export type PairResult =
 /** Exactly the EC2 calls fast restore makes. */
 export interface FastRestoreEc2 {
   availabilityZones(): Promise<string[]>;
-  /** EBS snapshots of each AMI (root and data volumes); AMIs EC2 does not know are absent. */
+  /**
+   * EBS snapshots of each AMI (root and data volumes) that this account may enable fast snapshot
+   * restore for; AMIs EC2 does not know are absent.
+   */
   snapshotsOfImages(imageIds: readonly string[]): Promise<ReadonlyMap<string, readonly string[]>>;
   describeFastSnapshotRestores(): Promise<DescribedPair[]>;
   enable(pairs: readonly PairKey[]): Promise<PairResult[]>;
@@ -33,6 +37,37 @@ const isFsrState = (value: string | undefined): value is FsrState => FSR_STATES.
 
 /** DescribeImages takes many ids; keep pages small enough to stay under the request limits. */
 const IMAGES_PER_CALL = 100;
+/** Snapshot ids per DescribeSnapshots filter, for the same reason. */
+const SNAPSHOTS_PER_CALL = 100;
+
+/**
+ * Of `snapshotIds`, those this account owns or that were shared with it. Fast snapshot restore
+ * can be enabled for no other (manage-fsr-enable): the snapshots behind AWS public and most
+ * marketplace AMIs are their owners' and not shared, so enabling them would only spend the budget
+ * on pairs EC2 refuses (finding W1). `RestorableByUserIds: self` lists exactly the usable ones,
+ * and a filter (not SnapshotIds) leaves the others out instead of failing the call.
+ */
+const usableSnapshots = async (ec2: EC2Client, snapshotIds: readonly string[]): Promise<Set<string>> => {
+  const usable = new Set<string>();
+  for (let start = 0; start < snapshotIds.length; start += SNAPSHOTS_PER_CALL) {
+    const chunk = snapshotIds.slice(start, start + SNAPSHOTS_PER_CALL);
+    let nextToken: string | undefined;
+    do {
+      const page = await callAws('DescribeSnapshots', () =>
+        ec2.send(
+          new DescribeSnapshotsCommand({
+            Filters: [{ Name: 'snapshot-id', Values: [...chunk] }],
+            RestorableByUserIds: ['self'],
+            NextToken: nextToken,
+          }),
+        ),
+      );
+      for (const snapshot of page.Snapshots ?? []) if (snapshot.SnapshotId) usable.add(snapshot.SnapshotId);
+      nextToken = page.NextToken;
+    } while (nextToken);
+  }
+  return usable;
+};
 
 type FsrOutput = {
   Successful?: { SnapshotId?: string; AvailabilityZone?: string; State?: string }[];
@@ -127,6 +162,12 @@ export const ec2FastRestore = (ec2: EC2Client): FastRestoreEc2 => ({
         snapshots.set(image.ImageId, [...new Set(ids)]);
       }
     }
+    const usable = await usableSnapshots(ec2, [...new Set([...snapshots.values()].flat())]);
+    for (const [imageId, ids] of snapshots)
+      snapshots.set(
+        imageId,
+        ids.filter((id) => usable.has(id)),
+      );
     return snapshots;
   },
 

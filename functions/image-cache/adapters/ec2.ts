@@ -9,7 +9,7 @@ import {
   type EC2Client,
   type Instance,
 } from '@aws-sdk/client-ec2';
-import { callAws } from '../../shared/aws-errors';
+import { callAws, isUnknownInstance } from '../../shared/aws-errors';
 import { UnmanagedResourceError } from '../../shared/errors';
 import { CACHE_VOLUME_IMAGE_TAG, HOST_GROUP_TAG, MANAGED_TAG } from '../config';
 
@@ -101,7 +101,15 @@ export const ec2HostDirectory = (client: EC2Client): HostDirectory => {
         ],
         MaxResults: 1000,
       }),
-    host: async (instanceId) => (await describe({ InstanceIds: [instanceId] }))[0],
+    async host(instanceId) {
+      try {
+        return (await describe({ InstanceIds: [instanceId] }))[0];
+      } catch (error) {
+        // An event about an instance EC2 does not know (long gone, or not visible yet): not a host.
+        if (isUnknownInstance(error)) return undefined;
+        throw error;
+      }
+    },
     async tagHost(host, tags) {
       if (!host.managed) throw new UnmanagedResourceError(`${host.instanceId} lacks ${MANAGED_TAG}=true`);
       await callAws('CreateTags', () =>

@@ -1,6 +1,7 @@
 import {
   CreateTagsCommand,
   DeleteTagsCommand,
+  DescribeImagesCommand,
   DescribeInstancesCommand,
   type EC2Client,
   type Instance,
@@ -76,131 +77,159 @@ const fence = (instance: ObservedInstance, pool: string): void => {
   }
 };
 
-export const sdkPoolEc2 = (client: EC2Client): PoolEc2 => ({
-  async describePool(pool) {
-    const found: ObservedInstance[] = [];
-    let token: string | undefined;
-    do {
+/**
+ * The device name of an AMI's root volume. A launch can resize the root only by mapping exactly
+ * this name; a mapping under another name (`/dev/xvda` on an Ubuntu or RHEL AMI whose root is
+ * `/dev/sda1`) adds a second, empty volume and leaves the root at the AMI's size (EC2 user guide,
+ * "Block device mappings"; finding R7). An AMI never changes its root device, so the answer is
+ * kept for the life of the adapter.
+ */
+const rootDeviceNames = (client: EC2Client) => {
+  const known = new Map<string, string>();
+  return async (imageId: string): Promise<string> => {
+    const cached = known.get(imageId);
+    if (cached) return cached;
+    const output = await callAws('DescribeImages', () =>
+      client.send(new DescribeImagesCommand({ ImageIds: [imageId] })),
+    );
+    const root = output.Images?.[0]?.RootDeviceName;
+    if (!root) throw new NotFoundError(`image ${imageId} has no root device name (DescribeImages)`);
+    known.set(imageId, root);
+    return root;
+  };
+};
+
+export const sdkPoolEc2 = (client: EC2Client): PoolEc2 => {
+  const rootDeviceOf = rootDeviceNames(client);
+  return {
+    async describePool(pool) {
+      const found: ObservedInstance[] = [];
+      let token: string | undefined;
+      do {
+        const output = await callAws('DescribeInstances', () =>
+          client.send(
+            new DescribeInstancesCommand({
+              Filters: [{ Name: `tag:${TAG.pool}`, Values: [pool] }],
+              MaxResults: 1000,
+              NextToken: token,
+            }),
+          ),
+        );
+        for (const reservation of output.Reservations ?? []) {
+          for (const instance of reservation.Instances ?? []) found.push(observe(instance));
+        }
+        token = output.NextToken;
+      } while (token);
+      return found;
+    },
+    async describe(instanceId) {
       const output = await callAws('DescribeInstances', () =>
+        client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })),
+      ).catch((error: unknown) => {
+        if (error instanceof NotFoundError) return undefined;
+        throw error;
+      });
+      const instance = output?.Reservations?.[0]?.Instances?.[0];
+      return instance ? observe(instance) : undefined;
+    },
+    async launch({ spec, imageId, subnetId, clientToken, instanceType, tags }) {
+      const tagList = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+      const rootDevice = await rootDeviceOf(imageId);
+      const output = await callAws('RunInstances', () =>
         client.send(
-          new DescribeInstancesCommand({
-            Filters: [{ Name: `tag:${TAG.pool}`, Values: [pool] }],
-            MaxResults: 1000,
-            NextToken: token,
+          new RunInstancesCommand({
+            ImageId: imageId,
+            InstanceType: (instanceType ?? spec.instanceType) as never,
+            MinCount: 1,
+            MaxCount: 1,
+            SubnetId: subnetId,
+            ClientToken: clientToken,
+            ...(spec.launchTemplate
+              ? {
+                  LaunchTemplate: {
+                    LaunchTemplateId: spec.launchTemplate.id,
+                    Version: spec.launchTemplate.version,
+                  },
+                }
+              : {}),
+            ...(spec.securityGroups.length > 0 ? { SecurityGroupIds: [...spec.securityGroups] } : {}),
+            ...(spec.instanceProfile ? { IamInstanceProfile: { Name: spec.instanceProfile } } : {}),
+            ...(spec.keyName ? { KeyName: spec.keyName } : {}),
+            // IMDSv2 only (security review M2); hop limit 2 so containers on the member reach it.
+            MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 2, HttpEndpoint: 'enabled' },
+            BlockDeviceMappings: [
+              {
+                DeviceName: rootDevice,
+                Ebs: { VolumeSize: spec.volumeSizeGiB, VolumeType: 'gp3', DeleteOnTermination: true },
+              },
+            ],
+            TagSpecifications: [
+              { ResourceType: 'instance', Tags: tagList },
+              { ResourceType: 'volume', Tags: tagList },
+            ],
           }),
         ),
       );
-      for (const reservation of output.Reservations ?? []) {
-        for (const instance of reservation.Instances ?? []) found.push(observe(instance));
-      }
-      token = output.NextToken;
-    } while (token);
-    return found;
-  },
-  async describe(instanceId) {
-    const output = await callAws('DescribeInstances', () =>
-      client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })),
-    ).catch((error: unknown) => {
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    });
-    const instance = output?.Reservations?.[0]?.Instances?.[0];
-    return instance ? observe(instance) : undefined;
-  },
-  async launch({ spec, imageId, subnetId, clientToken, instanceType, tags }) {
-    const tagList = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
-    const output = await callAws('RunInstances', () =>
-      client.send(
-        new RunInstancesCommand({
-          ImageId: imageId,
-          InstanceType: (instanceType ?? spec.instanceType) as never,
-          MinCount: 1,
-          MaxCount: 1,
-          SubnetId: subnetId,
-          ClientToken: clientToken,
-          ...(spec.launchTemplate
-            ? {
-                LaunchTemplate: {
-                  LaunchTemplateId: spec.launchTemplate.id,
-                  Version: spec.launchTemplate.version,
-                },
-              }
-            : {}),
-          ...(spec.securityGroups.length > 0 ? { SecurityGroupIds: [...spec.securityGroups] } : {}),
-          ...(spec.instanceProfile ? { IamInstanceProfile: { Name: spec.instanceProfile } } : {}),
-          ...(spec.keyName ? { KeyName: spec.keyName } : {}),
-          BlockDeviceMappings: [
-            {
-              DeviceName: spec.initialization.platform === 'windows' ? '/dev/sda1' : '/dev/xvda',
-              Ebs: { VolumeSize: spec.volumeSizeGiB, VolumeType: 'gp3', DeleteOnTermination: true },
-            },
-          ],
-          TagSpecifications: [
-            { ResourceType: 'instance', Tags: tagList },
-            { ResourceType: 'volume', Tags: tagList },
-          ],
-        }),
-      ),
-    );
-    const instance = output.Instances?.[0];
-    if (!instance?.InstanceId) throw new DependencyError('RunInstances returned no instance');
-    return observe(instance);
-  },
-  async start(instance, pool) {
-    fence(instance, pool);
-    await callAws('StartInstances', () =>
-      client.send(new StartInstancesCommand({ InstanceIds: [instance.instanceId] })),
-    );
-  },
-  async stop(instance, pool) {
-    fence(instance, pool);
-    await callAws('StopInstances', () =>
-      client.send(new StopInstancesCommand({ InstanceIds: [instance.instanceId] })),
-    );
-  },
-  async terminate(instance, pool) {
-    fence(instance, pool);
-    // EC2 is eventually consistent: an instance already shutting down needs no second call.
-    if (instance.state === 'shutting-down' || instance.state === 'terminated') return;
-    await callAws('TerminateInstances', () =>
-      client.send(new TerminateInstancesCommand({ InstanceIds: [instance.instanceId] })),
-    );
-  },
-  async resize(instance, pool, instanceType) {
-    fence(instance, pool);
-    await callAws('ModifyInstanceAttribute', () =>
-      client.send(
-        new ModifyInstanceAttributeCommand({
-          InstanceId: instance.instanceId,
-          InstanceType: { Value: instanceType },
-        }),
-      ),
-    );
-  },
-  async tag(instanceId, tags) {
-    await callAws('CreateTags', () =>
-      client.send(
-        new CreateTagsCommand({
-          Resources: [instanceId],
-          Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
-        }),
-      ),
-    );
-  },
-  async untag(instanceId, keys) {
-    await callAws('DeleteTags', () =>
-      client.send(new DeleteTagsCommand({ Resources: [instanceId], Tags: keys.map((Key) => ({ Key })) })),
-    );
-  },
-  async untagVolumes(instance, pool, keys) {
-    fence(instance, pool);
-    const volumeIds = instance.volumeIds ?? [];
-    if (volumeIds.length === 0) return;
-    await callAws('DeleteTags', () =>
-      client.send(new DeleteTagsCommand({ Resources: [...volumeIds], Tags: keys.map((Key) => ({ Key })) })),
-    );
-  },
-});
+      const instance = output.Instances?.[0];
+      if (!instance?.InstanceId) throw new DependencyError('RunInstances returned no instance');
+      return observe(instance);
+    },
+    async start(instance, pool) {
+      fence(instance, pool);
+      await callAws('StartInstances', () =>
+        client.send(new StartInstancesCommand({ InstanceIds: [instance.instanceId] })),
+      );
+    },
+    async stop(instance, pool) {
+      fence(instance, pool);
+      await callAws('StopInstances', () =>
+        client.send(new StopInstancesCommand({ InstanceIds: [instance.instanceId] })),
+      );
+    },
+    async terminate(instance, pool) {
+      fence(instance, pool);
+      // EC2 is eventually consistent: an instance already shutting down needs no second call.
+      if (instance.state === 'shutting-down' || instance.state === 'terminated') return;
+      await callAws('TerminateInstances', () =>
+        client.send(new TerminateInstancesCommand({ InstanceIds: [instance.instanceId] })),
+      );
+    },
+    async resize(instance, pool, instanceType) {
+      fence(instance, pool);
+      await callAws('ModifyInstanceAttribute', () =>
+        client.send(
+          new ModifyInstanceAttributeCommand({
+            InstanceId: instance.instanceId,
+            InstanceType: { Value: instanceType },
+          }),
+        ),
+      );
+    },
+    async tag(instanceId, tags) {
+      await callAws('CreateTags', () =>
+        client.send(
+          new CreateTagsCommand({
+            Resources: [instanceId],
+            Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+          }),
+        ),
+      );
+    },
+    async untag(instanceId, keys) {
+      await callAws('DeleteTags', () =>
+        client.send(new DeleteTagsCommand({ Resources: [instanceId], Tags: keys.map((Key) => ({ Key })) })),
+      );
+    },
+    async untagVolumes(instance, pool, keys) {
+      fence(instance, pool);
+      const volumeIds = instance.volumeIds ?? [];
+      if (volumeIds.length === 0) return;
+      await callAws('DeleteTags', () =>
+        client.send(new DeleteTagsCommand({ Resources: [...volumeIds], Tags: keys.map((Key) => ({ Key })) })),
+      );
+    },
+  };
+};
 
 const TERMINAL_FAILURES = new Set([
   'Failed',

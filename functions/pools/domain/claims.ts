@@ -4,6 +4,7 @@ export type ClaimStep =
   | 'requested'
   | 'member-claimed'
   | 'started'
+  | 'personalized'
   | 'transferred'
   | 'cold-launching'
   | 'ready'

@@ -1,3 +1,4 @@
+import { launchClientToken } from '../../shared/client-token';
 import type { PoolSpec } from '../config';
 import {
   countsAgainstMax,
@@ -279,7 +280,8 @@ export const reconcilePool = (input: ReconcileInput): PoolAction[] => {
       kind: 'launch',
       subnetId,
       imageId: input.currentImageId,
-      clientToken: `${spec.name}-${Math.floor(now / 1000)}-${index}`,
+      // A pool name may take 63 characters: with the time and index that exceeds EC2's 64.
+      clientToken: launchClientToken(`${spec.name}-${Math.floor(now / 1000)}-${index}`),
     });
   }
 

@@ -1,6 +1,5 @@
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { callAws } from '../../shared/aws-errors';
-import { NotFoundError } from '../../shared/errors';
+import { callAws, isUnknownInstance } from '../../shared/aws-errors';
 
 /** What a launch needs to know about an instance; the EC2 running event carries only its id. */
 export interface InstanceFacts {
@@ -51,9 +50,9 @@ export const ec2InstanceDirectory = (ec2: EC2Client): InstanceDirectory => {
         try {
           facts = await describeChunk(chunk);
         } catch (error) {
-          // One unknown id fails the whole call (InvalidInstanceID.NotFound); ask one by one so
-          // the known instances still resolve. A single unknown id is simply absent.
-          if (!(error instanceof NotFoundError)) throw error;
+          // One unknown id fails the whole call (InvalidInstanceID.NotFound or .Malformed); ask
+          // one by one so the known instances still resolve. A single unknown id is simply absent.
+          if (!isUnknownInstance(error)) throw error;
           if (chunk.length === 1) continue;
           facts = (await Promise.all(chunk.map((id) => directory.describe([id])))).flatMap((map) => [
             ...map.values(),

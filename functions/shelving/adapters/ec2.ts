@@ -8,6 +8,7 @@ import {
   DescribeAvailabilityZonesCommand,
   DescribeHostsCommand,
   DescribeInstancesCommand,
+  DescribeKeyPairsCommand,
   DescribeSnapshotsCommand,
   DescribeSubnetsCommand,
   DescribeVolumesCommand,
@@ -122,6 +123,19 @@ const toObservedInstance = (instance: Instance): ObservedInstance | undefined =>
     ...(instance.IamInstanceProfile?.Arn ? { iamInstanceProfileArn: instance.IamInstanceProfile.Arn } : {}),
     ...(instance.KeyName ? { keyName: instance.KeyName } : {}),
     ...(instance.EbsOptimized !== undefined ? { ebsOptimized: instance.EbsOptimized } : {}),
+    // EC2 answers "windows" in lower case, although the SDK's enum spells it "Windows".
+    ...(String(instance.Platform).toLowerCase() === 'windows' ? { platform: 'windows' as const } : {}),
+    ...(instance.MetadataOptions
+      ? {
+          metadata: {
+            hopLimit: instance.MetadataOptions.HttpPutResponseHopLimit ?? 1,
+            endpoint:
+              instance.MetadataOptions.HttpEndpoint === 'disabled'
+                ? ('disabled' as const)
+                : ('enabled' as const),
+          },
+        }
+      : {}),
     tenancy,
     ...(placement.HostId ? { hostId: placement.HostId } : {}),
     ...(placement.Affinity === 'host' || placement.Affinity === 'default'
@@ -181,6 +195,24 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
     const waitMs = pacer.reserve(operation, instances, clock.now());
     if (waitMs > 0) await clock.sleep(waitMs);
     return callAws(operation, call);
+  };
+
+  /**
+   * Whether a recorded key pair still exists. A replacement is launched with the shelved
+   * instance's key pair so it looks as it was, but that key may have been deleted since; RunInstances
+   * would then refuse the whole launch (InvalidKeyPair.NotFound, finding R12). The key is not
+   * needed to log in: the retained (or restored) root carries its own authorized_keys.
+   */
+  const keyPairExists = async (keyName: string): Promise<boolean> => {
+    try {
+      await paced('DescribeKeyPairs', 0, () =>
+        client.send(new DescribeKeyPairsCommand({ KeyNames: [keyName] })),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof NotFoundError) return false;
+      throw error;
+    }
   };
 
   const describeInstancesFiltered = async (filters: Filter[]): Promise<ObservedInstance[]> => {
@@ -404,6 +436,7 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       );
     },
     async runInstances(request) {
+      const keyName = request.keyName && (await keyPairExists(request.keyName)) ? request.keyName : undefined;
       const input: RunInstancesCommandInput = {
         ClientToken: request.clientToken,
         ImageId: request.imageId,
@@ -413,7 +446,13 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
         ...(request.iamInstanceProfileArn
           ? { IamInstanceProfile: { Arn: request.iamInstanceProfileArn } }
           : {}),
-        ...(request.keyName ? { KeyName: request.keyName } : {}),
+        ...(keyName ? { KeyName: keyName } : {}),
+        // IMDSv2 always (security review M2); the hop limit and endpoint as the instance had them.
+        MetadataOptions: {
+          HttpTokens: 'required',
+          HttpPutResponseHopLimit: request.metadata?.hopLimit ?? 1,
+          HttpEndpoint: request.metadata?.endpoint ?? 'enabled',
+        },
         ...(request.ebsOptimized !== undefined ? { EbsOptimized: request.ebsOptimized } : {}),
         Placement: {
           AvailabilityZone: request.placement.availabilityZone,

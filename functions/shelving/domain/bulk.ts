@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { launchClientToken } from '../../shared/client-token';
 import {
   MANAGED_TAG,
   REPLACEMENT_BATCH_TAG,
@@ -6,7 +7,7 @@ import {
   REPLACEMENT_ROOT_TAG,
   TENANT_TAG,
 } from './tags';
-import type { HostAffinity, LaunchBatch, ShelfRecord, Tenancy } from './types';
+import type { HostAffinity, InstanceMetadataOptions, LaunchBatch, ShelfRecord, Tenancy } from './types';
 
 /**
  * Bulk planning: turn hundreds of per-record actions into as few EC2 calls as the API allows.
@@ -54,6 +55,7 @@ export interface LaunchRequest {
   readonly iamInstanceProfileArn?: string;
   readonly keyName?: string;
   readonly ebsOptimized?: boolean;
+  readonly metadata?: InstanceMetadataOptions;
   readonly placement: LaunchPlacement;
   readonly minCount: number;
   readonly maxCount: number;
@@ -101,6 +103,7 @@ export const fastLaunchRequest = (
     ...(config.iamInstanceProfileArn ? { iamInstanceProfileArn: config.iamInstanceProfileArn } : {}),
     ...(config.keyName ? { keyName: config.keyName } : {}),
     ...(config.ebsOptimized !== undefined ? { ebsOptimized: config.ebsOptimized } : {}),
+    ...(config.metadata ? { metadata: config.metadata } : {}),
     placement,
     // Partial launches are fine: records beyond what fitted are re-planned with a new batch.
     minCount: 1,
@@ -132,7 +135,9 @@ export const slowLaunchRequest = (record: ShelfRecord): LaunchRequest => {
   // Moved to another AZ (docs/shelving.md, "Another AZ"): its subnet, and no Dedicated Host.
   const moved = record.unshelve?.relocation;
   return {
-    clientToken: `${record.recordId}-s${attempt}`,
+    // A new attempt (a replacement that terminated, a definitive refusal) is a new token: the old
+    // one stays bound to its launch for at least 24 h after the instance terminates.
+    clientToken: launchClientToken(`${record.recordId}-s${attempt}`),
     imageId: config.imageId,
     instanceType: config.instanceType,
     subnetId: moved?.subnetId ?? config.subnetId,
@@ -140,6 +145,7 @@ export const slowLaunchRequest = (record: ShelfRecord): LaunchRequest => {
     ...(config.iamInstanceProfileArn ? { iamInstanceProfileArn: config.iamInstanceProfileArn } : {}),
     ...(config.keyName ? { keyName: config.keyName } : {}),
     ...(config.ebsOptimized !== undefined ? { ebsOptimized: config.ebsOptimized } : {}),
+    ...(config.metadata ? { metadata: config.metadata } : {}),
     placement: moved
       ? { availabilityZone: moved.availabilityZone, tenancy: config.tenancy }
       : {
@@ -185,6 +191,7 @@ export const launchGroupKey = (
     config.iamInstanceProfileArn ?? null,
     config.keyName ?? null,
     config.ebsOptimized ?? null,
+    config.metadata ?? null,
     config.tenancy,
     hostId ?? null,
     affinity ?? null,

@@ -69,6 +69,25 @@ const volumeIds = (record: ShelfRecord): string[] => record.volumes.map((volume)
 const shelvedGiB = (record: ShelfRecord): number =>
   record.volumes.reduce((total, volume) => total + volume.sizeGiB, 0);
 
+/**
+ * What keeps a record's volumes through a termination: tagged as the record's (`warmboot:shelved`
+ * and `warmboot:managed`), then kept on termination (DeleteOnTermination false). Tags first, in a
+ * round of their own: ModifyInstanceAttribute is granted only on managed volumes, so changing an
+ * untagged one is denied (IAM conditions on `aws:ResourceTag/warmboot:managed`).
+ */
+const keepVolumes = (record: ShelfRecord, instance: ObservedInstance, observation: Observation): Action[] => {
+  const untagged = untaggedRetained(record, observation);
+  if (untagged.length > 0) {
+    return [
+      { kind: 'tag', resourceIds: untagged, tags: { [SHELVED_TAG]: record.recordId, [MANAGED_TAG]: 'true' } },
+    ];
+  }
+  const fixes = deleteOnTerminationFixes(record, instance, () => false);
+  return fixes.length > 0
+    ? [{ kind: 'set-delete-on-termination', instanceId: instance.instanceId, devices: fixes }]
+    : [];
+};
+
 /** Volumes whose DeleteOnTermination on `instance` differs from `wanted(volume)`. */
 const deleteOnTerminationFixes = (
   record: ShelfRecord,
@@ -332,19 +351,7 @@ const prepare = (record: ShelfRecord, observation: Observation, now: number): De
       message: `volume ${claimed.volumeId} belongs to shelve record ${claimed.tags[SHELVED_TAG]}`,
     });
   }
-  const actions: Action[] = [];
-  const fixes = deleteOnTerminationFixes(record, instance, () => false);
-  if (fixes.length > 0) {
-    actions.push({ kind: 'set-delete-on-termination', instanceId: instance.instanceId, devices: fixes });
-  }
-  const untagged = untaggedRetained(record, observation);
-  if (untagged.length > 0) {
-    actions.push({
-      kind: 'tag',
-      resourceIds: untagged,
-      tags: { [SHELVED_TAG]: record.recordId, [MANAGED_TAG]: 'true' },
-    });
-  }
+  const actions = keepVolumes(record, instance, observation);
   if (actions.length > 0) return { actions, recheckAt: now + POLL_MS, reason: 'keeping volumes' };
   return { to: 'shelve.stop', actions: [], recheckAt: now, reason: 'volumes kept' };
 };
@@ -462,21 +469,9 @@ const offload = (record: ShelfRecord, observation: Observation, now: number): De
   }
   // Terminate only once EC2 itself shows every retained volume kept on termination and tagged:
   // if anything reset DeleteOnTermination since shelving, fix it first and look again.
-  const fixes = deleteOnTerminationFixes(record, instance, () => false);
-  const untagged = untaggedRetained(record, observation);
-  if (fixes.length > 0 || untagged.length > 0) {
-    const actions: Action[] = [];
-    if (fixes.length > 0) {
-      actions.push({ kind: 'set-delete-on-termination', instanceId: instance.instanceId, devices: fixes });
-    }
-    if (untagged.length > 0) {
-      actions.push({
-        kind: 'tag',
-        resourceIds: untagged,
-        tags: { [SHELVED_TAG]: record.recordId, [MANAGED_TAG]: 'true' },
-      });
-    }
-    return { actions, recheckAt: now + POLL_MS, reason: 're-securing volumes before terminate' };
+  const securing = keepVolumes(record, instance, observation);
+  if (securing.length > 0) {
+    return { actions: securing, recheckAt: now + POLL_MS, reason: 're-securing volumes before terminate' };
   }
   return {
     actions: [{ kind: 'terminate', instanceId: instance.instanceId }],
@@ -638,7 +633,12 @@ const launch = (
   settings: ShelvingSettings,
 ): Decision => {
   const replacement = observation.replacement;
-  if (replacement && replacement.state !== 'terminated' && replacement.state !== 'shutting-down') {
+  if (replacement && (replacement.state === 'terminated' || replacement.state === 'shutting-down')) {
+    // Re-issuing the batch's ClientToken would only return this instance again, terminated, for
+    // at least 24 h (Run_Instance_Idempotency): a new attempt, so a new batch and token.
+    return relaunch(record, now, `replacement ${replacement.instanceId} terminated before the swap`);
+  }
+  if (replacement) {
     return {
       to: 'unshelve.stop-replacement',
       set: { unshelve: withUnshelve(record, { replacementInstanceId: replacement.instanceId }) },
@@ -756,7 +756,9 @@ const stopReplacement = (
       // fails harmlessly and the swap attaches the volume instead.
       // When the AttachVolume bucket has no room now, stopping at once is worth more: the data
       // volumes then go on during the swap and the stop is never held up by the attach queue.
-      if (settings.attachDataVolumesWhileRunning) {
+      // Never on Windows: its fresh OS brings new disks online and may write to the retained
+      // data before the forced stop (finding W4); they go on during the swap instead.
+      if (settings.attachDataVolumesWhileRunning && record.config.platform !== 'windows') {
         const data = dataAttachmentsWhileRunning(record, replacement, observation);
         const room = data.length <= (observation.attachSlots ?? Number.POSITIVE_INFINITY);
         if (data.length > 0 && room) {
@@ -938,6 +940,27 @@ const startReplacement = (record: ShelfRecord, observation: Observation, now: nu
   }
 };
 
+/**
+ * The slow-path replacement terminated on its own (capacity, a key it cannot use, someone
+ * terminated it). Its ClientToken stays bound to it for at least 24 h after termination
+ * (Run_Instance_Idempotency), so re-issuing it would only return the terminated instance: a
+ * new attempt, so a new token, after a pause so a cause that kills every replacement does not
+ * launch one a round.
+ */
+const relaunchFromSnapshots = (record: ShelfRecord, now: number, reason: string): Decision => ({
+  set: {
+    unshelve: withUnshelve(record, {
+      attempt: (record.unshelve?.attempt ?? 0) + 1,
+      reason,
+      replacementInstanceId: undefined,
+      slowLaunchIssuedAt: undefined,
+    }),
+  },
+  actions: [],
+  recheckAt: now + HOST_WAIT_RETRY_MS,
+  reason,
+});
+
 const launchFromSnapshots = (
   record: ShelfRecord,
   observation: Observation,
@@ -945,8 +968,21 @@ const launchFromSnapshots = (
   settings: ShelvingSettings,
 ): Decision => {
   const replacement = observation.replacement;
-  if (!replacement || replacement.state === 'terminated' || replacement.state === 'shutting-down') {
-    const issuedAt = record.unshelve?.slowLaunchIssuedAt;
+  const issuedAt = record.unshelve?.slowLaunchIssuedAt;
+  const known = record.unshelve?.replacementInstanceId;
+  const terminated = replacement?.state === 'terminated' || replacement?.state === 'shutting-down';
+  // A replacement RunInstances answered with that EC2 no longer describes was terminated over
+  // an hour ago (terminated instances stay describable about that long).
+  const gone =
+    !replacement && known !== undefined && (issuedAt === undefined || now - issuedAt >= LAUNCH_REISSUE_MS);
+  if (terminated || gone) {
+    return relaunchFromSnapshots(
+      record,
+      now,
+      `replacement ${replacement?.instanceId ?? known} ${terminated ? 'terminated' : 'is gone'} before it was ready`,
+    );
+  }
+  if (!replacement) {
     if (issuedAt === undefined) {
       const move = relocation(record, observation, now, settings);
       if (move) return move;

@@ -133,6 +133,8 @@ export const planShelve = (
         tenancy: instance.tenancy,
         ...(instance.hostId ? { hostId: instance.hostId } : {}),
         ...(instance.affinity ? { affinity: instance.affinity } : {}),
+        ...(instance.platform ? { platform: instance.platform } : {}),
+        ...(instance.metadata ? { metadata: instance.metadata } : {}),
       },
       tags,
       volumes: retained,

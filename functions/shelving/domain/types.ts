@@ -24,6 +24,15 @@ export interface LaunchConfig {
   readonly tenancy: Tenancy;
   readonly hostId?: string;
   readonly affinity?: HostAffinity;
+  /** `windows` for Windows instances (DescribeInstances `Platform`); absent for Linux. */
+  readonly platform?: 'windows';
+  /** The instance's metadata options when shelved; the replacement keeps them, with IMDSv2 required. */
+  readonly metadata?: InstanceMetadataOptions;
+}
+
+export interface InstanceMetadataOptions {
+  readonly hopLimit: number;
+  readonly endpoint: 'enabled' | 'disabled';
 }
 
 /** One EBS volume the record keeps, with what is needed to reattach or recreate it. */
@@ -207,6 +216,8 @@ export interface ObservedInstance {
   readonly iamInstanceProfileArn?: string;
   readonly keyName?: string;
   readonly ebsOptimized?: boolean;
+  readonly platform?: 'windows';
+  readonly metadata?: InstanceMetadataOptions;
   readonly tenancy: Tenancy;
   readonly hostId?: string;
   readonly affinity?: HostAffinity;

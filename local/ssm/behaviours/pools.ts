@@ -28,7 +28,9 @@ export const createPoolBehaviours = (
       await clock.sleep((platform === 'windows' ? windows : linux) * 1000);
       host.files.set('initialized', new Date(clock.now()).toISOString());
       host.files.set('platform', platform);
-      for (const pkg of parameters.packages ?? []) host.files.set(`package:${pkg}`, 'installed');
+      // `packages` is one comma-separated String (functions/pools/documents.ts).
+      const packages = (parameters.packages?.[0] ?? '').split(',').filter((pkg) => pkg !== '');
+      for (const pkg of packages) host.files.set(`package:${pkg}`, 'installed');
       return { status: 'Success', output: `initialized (${platform})` };
     },
     [PERSONALIZE_DOCUMENT]: async ({ host, parameters, clock }) => {

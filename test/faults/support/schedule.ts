@@ -31,7 +31,12 @@ export type ScheduledFault =
       readonly atMs: number;
       readonly functionId: FunctionId;
       readonly afterCalls: number;
-    };
+    }
+  /**
+   * The next batch RunInstances launches fewer instances than asked (one), and the invocation
+   * dies right after recording what it got, before it records the shortfall (C4).
+   */
+  | { readonly kind: 'partial-launch'; readonly atMs: number };
 
 /** The deliveries an event fault may hit. Operator requests are never dropped (see docs/reliability.md). */
 export interface EventTarget {
@@ -77,6 +82,8 @@ export interface FaultSpace {
   /** The most AWS calls one invocation of the function makes in these workloads (kill points). */
   readonly maxCallsPerInvocation: number;
   readonly maxFaults?: number;
+  /** The capability launches several instances per RunInstances: schedule partial launches too. */
+  readonly partialLaunches?: boolean;
 }
 
 export class FaultSchedule {
@@ -116,6 +123,8 @@ export const describeFault = (fault: ScheduledFault): string => {
       return `${seconds(fault.atMs)} fail next ${fault.times} × ${fault.service}:${fault.operation} with ${fault.code}`;
     case 'kill':
       return `${seconds(fault.atMs)} kill next ${fault.functionId} invocation after ${fault.afterCalls} AWS calls`;
+    case 'partial-launch':
+      return `${seconds(fault.atMs)} next batch RunInstances launches one instance, then its handler dies before recording the shortfall`;
   }
 };
 
@@ -173,6 +182,7 @@ export const faultScheduleArbitrary = (space: FaultSpace): fc.Arbitrary<FaultSch
     functionId: fc.constantFrom(...space.functionIds),
     afterCalls: fc.integer({ min: 0, max: space.maxCallsPerInvocation }),
   });
+  const partialLaunch = fc.record({ kind: fc.constant('partial-launch' as const), atMs });
   return fc
     .array(
       fc.oneof(
@@ -185,6 +195,7 @@ export const faultScheduleArbitrary = (space: FaultSpace): fc.Arbitrary<FaultSch
           }),
         ),
         kill,
+        ...(space.partialLaunches ? [partialLaunch] : []),
       ),
       { maxLength: space.maxFaults ?? 6 },
     )
@@ -228,6 +239,9 @@ export const armFaults = (cloud: LocalCloud, schedule: FaultSchedule, counter: F
           return;
         case 'kill':
           cloud.faults.killInvocation({ functionId: fault.functionId, afterCalls: fault.afterCalls });
+          return;
+        case 'partial-launch':
+          cloud.faults.partialLaunchThenCrash();
           return;
       }
     });

@@ -137,7 +137,8 @@ describe('claimServer', () => {
     };
 
     await expect(claimServer(h.claims, 'r1', request)).rejects.toBeInstanceOf(ThrottledError);
-    expect(await h.store.getClaim('r1')).toMatchObject({ step: 'started' });
+    // Personalized while still pool-tagged; the owner tags are what failed.
+    expect(await h.store.getClaim('r1')).toMatchObject({ step: 'personalized' });
     expect((await h.store.getClaim('r1'))?.leaseUntil).toBeUndefined();
     h.ec2.tag = tag;
     const retried = await claimServer(h.claims, 'r1', request);
@@ -148,6 +149,43 @@ describe('claimServer', () => {
     expect(h.ec2.instances.get(startedFirst?.instanceId ?? '')?.tags).toEqual({ owner: 'team-a' });
     expect(h.facts.filter((fact) => fact.detailType === 'Server Ready')).toHaveLength(1);
     expect((await h.store.listMembers('linux-web')).map((m) => m.state)).toEqual(['ready']);
+    // The retry continued after personalization: it was sent once.
+    expect(h.ssm.sent).toHaveLength(1);
+  });
+
+  it('personalizes the member while it still carries the pool tags IAM conditions SendCommand on', async () => {
+    const { h } = await setUp([{}]);
+    const tagsAtSend: Record<string, string>[] = [];
+    const send = h.ssm.send.bind(h.ssm);
+    h.ssm.send = async (instanceId, document, parameters) => {
+      tagsAtSend.push({ ...h.ec2.instances.get(instanceId)?.tags });
+      return send(instanceId, document, parameters);
+    };
+
+    const outcome = await claimServer(h.claims, 'r1', request);
+
+    expect(outcome).toMatchObject({ status: 'ready' });
+    expect(tagsAtSend).toEqual([
+      expect.objectContaining({ 'warmboot:managed': 'true', 'warmboot:pool': 'linux-web' }),
+    ]);
+    expect(tagsAtSend[0]).not.toHaveProperty('owner');
+  });
+
+  it('never hands a member whose personalization failed to the requester', async () => {
+    const { h, members } = await setUp([{}]);
+    const [only] = members;
+    h.ssm.results.set('command-1', 'failed');
+
+    const outcome = await claimServer(h.claims, 'r1', request);
+
+    expect(outcome).toMatchObject({ status: 'failed', error: { code: 'PersonalizationFailed' } });
+    expect(h.ec2.instances.get(only?.instanceId ?? '')?.tags).toMatchObject(POOL_TAGS);
+    expect(h.ec2.instances.get(only?.instanceId ?? '')?.tags).not.toHaveProperty('owner');
+    // Still claimed: the reconcile retires it after the claim, it never goes back to the pool.
+    expect(await h.store.findMember(only?.instanceId ?? '')).toMatchObject({
+      state: 'claimed',
+      claimId: 'r1',
+    });
   });
 
   it('continues with the member an interrupted run claimed before it could record the step', async () => {
@@ -227,6 +265,19 @@ describe('claimServer', () => {
         error: expect.objectContaining({ code: 'InsufficientCapacity' }),
       }),
     ]);
+  });
+
+  it('gives each cold launch of a request with a 64-character id its own ClientToken of at most 64 characters', async () => {
+    const { h } = await setUp([]);
+    h.ec2.noCapacity.add('us-east-1a');
+    const longId = 'r'.repeat(64);
+
+    const cold = await claimServer(h.claims, longId, request);
+
+    expect(cold).toMatchObject({ status: 'launching', path: 'cold' });
+    expect(h.ec2.clientTokens).toHaveLength(2);
+    expect(new Set(h.ec2.clientTokens).size).toBe(2);
+    for (const token of h.ec2.clientTokens) expect(token.length).toBeLessThanOrEqual(64);
   });
 
   it('fails a cold claim whose server was retired before it could be handed over', async () => {

@@ -118,9 +118,11 @@ describe('ec2FastRestore', () => {
   });
 
   it('maps AMIs to their distinct EBS snapshots, 100 ids per call, deregistered AMIs absent', async () => {
-    const { client, sent } = fakeClient<EC2Client>((_command, input) => {
+    const { client, sent } = fakeClient<EC2Client>((command, input) => {
       const [filter] = input.Filters as { Values: string[] }[];
       const ids = filter?.Values ?? [];
+      // Every snapshot here is the account's own: all usable.
+      if (command === 'DescribeSnapshots') return { Snapshots: ids.map((SnapshotId) => ({ SnapshotId })) };
       if (ids.includes('ami-gone')) return awsError('InvalidAMIID.NotFound');
       return {
         Images: ids.map((imageId) => ({
@@ -135,13 +137,39 @@ describe('ec2FastRestore', () => {
     });
     const known = Array.from({ length: 101 }, (_, index) => `ami-${index}`);
     const snapshots = await ec2FastRestore(client).snapshotsOfImages(known);
-    expect(sent.map((call) => (call.input.Filters as { Values: string[] }[])[0]?.Values.length)).toEqual([
-      100, 1,
-    ]);
+    const describedImages = sent.filter((call) => call.command === 'DescribeImages');
+    expect(
+      describedImages.map((call) => (call.input.Filters as { Values: string[] }[])[0]?.Values.length),
+    ).toEqual([100, 1]);
     expect(snapshots.get('ami-0')).toEqual(['snap-ami-0']);
     expect(snapshots.size).toBe(101);
     const withGone = await ec2FastRestore(client).snapshotsOfImages(['ami-gone']);
     expect(withGone.size).toBe(0);
+  });
+
+  it('keeps only the snapshots this account may enable (owned or shared), asking with RestorableByUserIds self', async () => {
+    const { client, sent } = fakeClient<EC2Client>((command, input) => {
+      if (command === 'DescribeSnapshots') return { Snapshots: [{ SnapshotId: 'snap-own' }] };
+      const [filter] = input.Filters as { Values: string[] }[];
+      return {
+        Images: (filter?.Values ?? []).map((imageId) => ({
+          ImageId: imageId,
+          BlockDeviceMappings: [
+            {
+              DeviceName: '/dev/xvda',
+              Ebs: { SnapshotId: imageId === 'ami-own' ? 'snap-own' : 'snap-amazon' },
+            },
+          ],
+        })),
+      };
+    });
+
+    const snapshots = await ec2FastRestore(client).snapshotsOfImages(['ami-own', 'ami-public']);
+
+    expect(Object.fromEntries(snapshots)).toEqual({ 'ami-own': ['snap-own'], 'ami-public': [] });
+    expect(sent.find((call) => call.command === 'DescribeSnapshots')?.input).toMatchObject({
+      RestorableByUserIds: ['self'],
+    });
   });
 });
 

@@ -295,6 +295,106 @@ describe('the local EventBridge bus', () => {
     });
   });
 
+  describe('Lambda as Lambda runs a function', () => {
+    it("fails an invocation that runs past the function's timeout, fences it, and retries it", async () => {
+      // shelving: timeoutSeconds 180 in the catalog.
+      const calls: string[] = [];
+      const faults = new FaultInjector();
+      bus.register('shelving', async () => {
+        calls.push(`start ${(clock.now() - start) / 1000}`);
+        await clock.sleep(200_000);
+        // Still running after the timeout: Lambda stopped it, so this must never reach AWS.
+        faults.beforeCall('ec2', 'TerminateInstances');
+        calls.push('terminated');
+      });
+      bus.put({ source: 'warmboot', detailType: 'Shelve Instances', detail: {} });
+      await clock.advanceBy(15 * 60_000);
+
+      // Each retry comes one, then two minutes after the timed-out attempt ended.
+      expect(calls).toEqual(['start 0.5', 'start 240.5', 'start 540.5']);
+      expect(bus.stats('shelving')).toMatchObject({
+        invocations: 3,
+        errors: 3,
+        timeouts: 3,
+        deadLettered: 1,
+      });
+      expect(bus.deadLetters('shelving')[0]?.error).toBe('Task timed out after 180.00 seconds');
+    });
+
+    it('runs at most the reserved concurrency at once; the rest wait in the async queue', async () => {
+      const limited = new LocalEventBus({
+        clock,
+        region: 'us-east-1',
+        accountId: '123456789012',
+        reservedConcurrency: { shelving: 1 },
+      });
+      const running: number[] = [];
+      let now = 0;
+      limited.register('shelving', async () => {
+        now += 1;
+        running.push(now);
+        await clock.sleep(30_000);
+        now -= 1;
+      });
+      for (let index = 0; index < 3; index++) {
+        limited.put({ source: 'warmboot', detailType: 'Shelve Instances', detail: { index } });
+      }
+      await clock.advanceBy(5 * 60_000);
+
+      expect(running).toEqual([1, 1, 1]);
+      expect(limited.stats('shelving')).toMatchObject({ succeeded: 3, throttled: 2, peakConcurrency: 1 });
+    });
+
+    it('discards an event that waited past the maximum event age to the dead-letter queue', async () => {
+      const limited = new LocalEventBus({
+        clock,
+        region: 'us-east-1',
+        accountId: '123456789012',
+        reservedConcurrency: { claim: 1 },
+        maxEventAgeMs: 3_600_000,
+      });
+      // claim: timeoutSeconds 600. Each invocation holds the one environment for 9 minutes.
+      limited.register('claim', async () => {
+        await clock.sleep(540_000);
+      });
+      const events = Array.from({ length: 9 }, (_, index) =>
+        limited.put({ source: 'warmboot', detailType: 'Request Server', detail: { index } }),
+      );
+      await clock.advanceBy(3 * 3_600_000);
+
+      // 0:00, 0:09, …, 0:54 run; the eighth would start at 1:03, older than an hour: discarded.
+      expect(limited.stats('claim')).toMatchObject({ succeeded: 7, expired: 2, deadLettered: 2 });
+      expect(limited.deadLetters('claim').map((letter) => letter.event.id)).toEqual([
+        events[7]?.id,
+        events[8]?.id,
+      ]);
+    });
+
+    it('gives each concurrent invocation its own execution environment and reuses idle ones', async () => {
+      let created = 0;
+      const seen: number[] = [];
+      bus.register('popularity', {
+        environments: () => {
+          created += 1;
+          const mine = created;
+          return async () => {
+            seen.push(mine);
+            await clock.sleep(1_000);
+          };
+        },
+      });
+      bus.put(ec2State('running', 'i-00000000000000001'));
+      bus.put(ec2State('running', 'i-00000000000000002'));
+      await clock.advanceBy(10_000);
+      bus.put(ec2State('running', 'i-00000000000000003'));
+      await clock.advanceBy(10_000);
+
+      expect(created).toBe(2);
+      expect(seen).toEqual([1, 2, 1]);
+      expect(bus.stats('popularity')).toMatchObject({ environments: 2, peakConcurrency: 2 });
+    });
+  });
+
   describe('Lambda asynchronous invocation', () => {
     it('retries a failing handler after one and two minutes, then dead-letters the event', async () => {
       const attempts: number[] = [];
@@ -306,13 +406,15 @@ describe('the local EventBridge bus', () => {
       await clock.advanceBy(10 * 60_000);
 
       expect(attempts).toEqual([500, 60_500, 180_500]);
-      expect(bus.stats('popularity')).toEqual({
+      expect(bus.stats('popularity')).toMatchObject({
         invocations: 3,
         succeeded: 0,
         errors: 3,
         crashes: 0,
         retries: 2,
         deadLettered: 1,
+        timeouts: 0,
+        expired: 0,
       });
       expect(bus.deadLetters('popularity')).toEqual([{ event, attempts: 3, error: 'DynamoDB is down' }]);
     });

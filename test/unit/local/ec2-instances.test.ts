@@ -5,13 +5,14 @@ import {
   DetachVolumeCommand,
   ModifyInstanceAttributeCommand,
   RunInstancesCommand,
+  type RunInstancesCommandInput,
   StartInstancesCommand,
   StopInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { classifyAwsError } from '../../../functions/shared/aws-errors';
-import { type Cloud, createCloud, instanceEvents, launch, ZONE_A } from './ec2-harness';
+import { type Cloud, createCloud, instanceEvents, launch, ZONE_A, ZONE_B } from './ec2-harness';
 
 const stateOf = (cloud: Cloud, instanceId: string) => cloud.ec2.instance(instanceId)?.state;
 
@@ -362,5 +363,143 @@ describe('DescribeInstances', () => {
     const count = (page: typeof first) =>
       page.Reservations?.flatMap((reservation) => reservation.Instances ?? []).length;
     expect([count(first), count(second), second.NextToken]).toEqual([5, 2, undefined]);
+  });
+});
+
+/**
+ * RunInstances client tokens, as "Ensuring idempotency in Amazon EC2 API requests" describes them
+ * (ec2/latest/devguide/ec2-api-idempotency.html; the API Reference's Run_Instance_Idempotency.html
+ * adds "A client token is valid for at least 24 hours after the termination of the instance").
+ */
+describe('RunInstances with a ClientToken', () => {
+  const runWith = (cloud: Cloud, input: Partial<RunInstancesCommandInput> = {}) =>
+    cloud.run(() =>
+      cloud.ec2Client.send(
+        new RunInstancesCommand({
+          ImageId: cloud.imageId,
+          InstanceType: 'm7i.large',
+          MinCount: 2,
+          MaxCount: 2,
+          Placement: { AvailabilityZone: ZONE_A },
+          ClientToken: 'launch-1',
+          ...input,
+        }),
+      ),
+    );
+  const idsOf = (reservation: { Instances?: { InstanceId?: string }[] }) =>
+    (reservation.Instances ?? []).map((instance) => instance.InstanceId);
+
+  it('a repeat returns the original reservation and instances in their current state, launching nothing', async () => {
+    const cloud = await createCloud();
+    const first = await runWith(cloud);
+    await cloud.settle();
+    const eventsBefore = cloud.events.length;
+
+    const repeat = await runWith(cloud);
+
+    expect(repeat.ReservationId).toBe(first.ReservationId);
+    expect(idsOf(repeat)).toEqual(idsOf(first));
+    expect(repeat.Instances?.map((instance) => [instance.AmiLaunchIndex, instance.State?.Name])).toEqual([
+      [0, 'running'],
+      [1, 'running'],
+    ]);
+    expect(cloud.ec2.instances()).toHaveLength(2);
+    expect(cloud.events).toHaveLength(eventsBefore);
+  });
+
+  it('a repeat 25 h after the instances terminated still returns them, terminated, and launches nothing', async () => {
+    const cloud = await createCloud();
+    const first = await runWith(cloud);
+    await cloud.settle();
+    await cloud.run(() =>
+      cloud.ec2Client.send(new TerminateInstancesCommand({ InstanceIds: idsOf(first) as string[] })),
+    );
+    await cloud.clock.advanceBy(25 * 60 * 60_000);
+    expect(cloud.ec2.instances()).toHaveLength(0);
+
+    const repeat = await runWith(cloud);
+
+    expect(repeat.ReservationId).toBe(first.ReservationId);
+    expect(idsOf(repeat)).toEqual(idsOf(first));
+    expect(repeat.Instances?.map((instance) => instance.State?.Name)).toEqual(['terminated', 'terminated']);
+    expect(cloud.ec2.instances()).toHaveLength(0);
+  });
+
+  it('the same token with another parameter fails with IdempotentParameterMismatch', async () => {
+    const cloud = await createCloud();
+    await runWith(cloud);
+
+    const changed = runWith(cloud, { InstanceType: 'm7i.xlarge' });
+
+    await expect(changed).rejects.toMatchObject({ name: 'IdempotentParameterMismatch' });
+    expect(cloud.ec2.instances()).toHaveLength(2);
+  });
+
+  it('the same token in another AZ launches there (zonal idempotency), and without an AZ once per Region', async () => {
+    const cloud = await createCloud();
+    const inA = await runWith(cloud);
+
+    const inB = await runWith(cloud, { Placement: { AvailabilityZone: ZONE_B } });
+    const regional = await runWith(cloud, { Placement: undefined, ClientToken: 'regional-1' });
+    const regionalAgain = await runWith(cloud, { Placement: undefined, ClientToken: 'regional-1' });
+
+    expect(inB.ReservationId).not.toBe(inA.ReservationId);
+    expect(inB.Instances?.map((instance) => instance.Placement?.AvailabilityZone)).toEqual([ZONE_B, ZONE_B]);
+    expect(regionalAgain.ReservationId).toBe(regional.ReservationId);
+    expect(cloud.ec2.instances()).toHaveLength(6);
+  });
+
+  it('a refused launch does not bind its token: the same request launches once capacity is back', async () => {
+    const cloud = await createCloud();
+    cloud.ec2.setCapacity(ZONE_A, 'm7i.large', 0);
+    await expect(runWith(cloud)).rejects.toMatchObject({ name: 'InsufficientInstanceCapacity' });
+    cloud.ec2.setCapacity(ZONE_A, 'm7i.large', undefined);
+
+    const launched = await runWith(cloud);
+
+    expect(launched.Instances).toHaveLength(2);
+  });
+
+  it('a call that took effect but answered a server error is made good by repeating it with its token', async () => {
+    const cloud = await createCloud();
+    cloud.faults.loseNextResponse({ service: 'ec2', operation: 'RunInstances' }, { code: 'InternalError' });
+
+    await expect(runWith(cloud)).rejects.toMatchObject({ name: 'InternalError' });
+    const launchedAnyway = cloud.ec2.instances().map((instance) => instance.instanceId);
+    const repeat = await runWith(cloud);
+
+    expect(launchedAnyway).toHaveLength(2);
+    expect(idsOf(repeat)).toEqual(launchedAnyway);
+    expect(cloud.ec2.instances()).toHaveLength(2);
+  });
+
+  it('a token of up to 64 ASCII characters is accepted; a longer or non-ASCII one is InvalidParameterValue', async () => {
+    const cloud = await createCloud();
+
+    const longest = await runWith(cloud, { ClientToken: 'a'.repeat(64) });
+    const tooLong = runWith(cloud, { ClientToken: 'b'.repeat(65) });
+    const nonAscii = runWith(cloud, { ClientToken: 'pool-é' });
+
+    expect(longest.Instances).toHaveLength(2);
+    await expect(tooLong).rejects.toMatchObject({ name: 'InvalidParameterValue' });
+    await expect(nonAscii).rejects.toMatchObject({ name: 'InvalidParameterValue' });
+    expect(cloud.ec2.instances()).toHaveLength(2);
+  });
+
+  it('DescribeInstances reports the token and filters by client-token', async () => {
+    const cloud = await createCloud();
+    const tokened = await runWith(cloud, { MinCount: 1, MaxCount: 1 });
+    await launch(cloud);
+
+    const answer = await cloud.run(() =>
+      cloud.ec2Client.send(
+        new DescribeInstancesCommand({ Filters: [{ Name: 'client-token', Values: ['launch-1'] }] }),
+      ),
+    );
+
+    const described = answer.Reservations?.flatMap((reservation) => reservation.Instances ?? []);
+    expect(described?.map((instance) => [instance.InstanceId, instance.ClientToken])).toEqual([
+      [idsOf(tokened)[0], 'launch-1'],
+    ]);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { poolSpecSchema } from '../../../functions/pools/config';
 import { DOCUMENTS, PERSONALIZE_DOCUMENT } from '../../../functions/pools/documents';
+import { definePoolDetail } from '../../../functions/pools/schemas';
 import { ValidationError } from '../../../functions/shared/errors';
 import { parseOrThrow } from '../../../functions/shared/event-registry';
 import { invalidDocumentParameter } from '../../../functions/shared/ssm-document';
@@ -101,5 +102,25 @@ describe('pool SSM documents', () => {
         sshUser: ['ec2-user'],
       }),
     ).toBeUndefined();
+  });
+});
+
+describe('Define Pool: an SSM parameter image the deployed role can read', () => {
+  const define = (image: string) => definePoolDetail.safeParse({ pool: { ...valid, image } });
+
+  it.each([
+    '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64',
+    '/warmboot/images/builder',
+    'ami-0a1b2c3d4e5f60718',
+  ])('accepts %s', (image) => {
+    expect(define(image).success).toBe(true);
+  });
+
+  it('refuses a private parameter outside /warmboot/images/, naming the field (IAM would deny reading it)', () => {
+    const parsed = define('/team/private/builder-ami');
+
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues.map((issue) => issue.path.join('.'))).toEqual(['pool.image']);
+    expect(parsed.error?.issues[0]?.message).toMatch(/\/warmboot\/images\//);
   });
 });

@@ -7,7 +7,12 @@ import { isManagedBy } from '../../../functions/pools/domain/tags';
 import type { PoolDeps } from '../../../functions/pools/service';
 import type { Fact } from '../../../functions/shared/adapters/facts';
 import type { Clock } from '../../../functions/shared/clock';
-import { CapacityError, IncorrectStateError, UnmanagedResourceError } from '../../../functions/shared/errors';
+import {
+  CapacityError,
+  DependencyError,
+  IncorrectStateError,
+  UnmanagedResourceError,
+} from '../../../functions/shared/errors';
 import { NOW } from './fixtures';
 
 /** A clock whose sleeps pass at once (after yielding), so concurrent service calls interleave. */
@@ -67,8 +72,14 @@ export class FakeEc2 implements PoolEc2 {
     await yieldTurn();
     return this.instances.get(instanceId);
   }
+  /** Every ClientToken RunInstances was sent, in order. */
+  readonly clientTokens: string[] = [];
   async launch(input: Parameters<PoolEc2['launch']>[0]) {
     this.calls.push(`launch ${input.subnetId}`);
+    this.clientTokens.push(input.clientToken);
+    // RunInstances: "Maximum 64 ASCII characters" (API_RunInstances, ClientToken).
+    if (input.clientToken.length > 64)
+      throw new DependencyError('RunInstances failed: InvalidParameterValue');
     await yieldTurn();
     await yieldTurn();
     const zone = input.subnetId.endsWith('1') ? 'us-east-1a' : 'us-east-1b';
@@ -143,17 +154,32 @@ export class FakeEc2 implements PoolEc2 {
   }
 }
 
-/** Run Command with scripted results: `offlineSends` refusals first (agent not registered yet). */
+/**
+ * Run Command with scripted results: `offlineSends` refusals first (agent not registered yet).
+ * IAM as the pools and claim roles have it (infra/capabilities/pools.ts, RunPoolDocumentsOnMembers):
+ * SendCommand is allowed only on instances that carry `warmboot:managed=true` and a
+ * `warmboot:pool` tag at the moment of the call, else AccessDeniedException.
+ */
 export class FakeSsm implements PoolSsm {
   readonly sent: { instanceId: string; document: string; parameters: Record<string, string[]> }[] = [];
   readonly results = new Map<string, InitResult>();
   readonly parameters = new Map<string, string>();
   offlineSends = 0;
 
+  constructor(
+    private readonly ec2?: { readonly instances: ReadonlyMap<string, { tags: Record<string, string> }> },
+  ) {}
+
   async resolveImage(image: string) {
     return image.startsWith('/') ? (this.parameters.get(image) ?? 'ami-00000000000000000') : image;
   }
   async send(instanceId: string, document: string, parameters: Record<string, string[]>) {
+    const tags = this.ec2?.instances.get(instanceId)?.tags;
+    if (this.ec2 && (tags?.['warmboot:managed'] !== 'true' || tags['warmboot:pool'] === undefined)) {
+      throw new DependencyError(
+        `SendCommand failed: AccessDeniedException: not authorized to perform ssm:SendCommand on ${instanceId}`,
+      );
+    }
     if (this.offlineSends > 0) {
       this.offlineSends -= 1;
       throw new IncorrectStateError(`SendCommand failed: InvalidInstanceId: ${instanceId} not registered`);
@@ -180,7 +206,7 @@ export const harness = (): Harness => {
   const clock = new TestClock();
   const store = new MemoryPoolStore();
   const ec2 = new FakeEc2(clock);
-  const ssm = new FakeSsm();
+  const ssm = new FakeSsm(ec2);
   const facts: Fact[] = [];
   const publisher = {
     async publish(published: readonly Fact[]) {

@@ -31,6 +31,31 @@ describe('reconcilePool', () => {
     ]);
   });
 
+  it('gives every launch a ClientToken of at most 64 characters, distinct per launch and the same on a retry (R10)', () => {
+    // The longest pool name POOL_NAME_PATTERN allows; API_RunInstances ClientToken: "Maximum 64 ASCII characters".
+    const longName = spec({ name: `p${'-x'.repeat(31)}` });
+    const tokens = (now: number) =>
+      reconcilePool(input({ spec: longName, now, sizing: { targetSize: 3, runningSize: 0 } })).flatMap(
+        (action) => (action.kind === 'launch' ? [action.clientToken] : []),
+      );
+
+    const first = tokens(NOW);
+
+    expect(longName.name).toHaveLength(63);
+    expect(first).toHaveLength(3);
+    for (const token of first) expect(token).toMatch(/^[\x21-\x7e]{1,64}$/);
+    expect(new Set([...first, ...tokens(NOW + 1_000)]).size).toBe(6);
+    expect(tokens(NOW)).toEqual(first);
+  });
+
+  it('keeps a short pool name readable in its ClientToken', () => {
+    const [launch] = reconcilePool(input({ sizing: { targetSize: 1, runningSize: 0 } }));
+    expect(launch).toMatchObject({
+      kind: 'launch',
+      clientToken: `${spec().name}-${Math.floor(NOW / 1000)}-0`,
+    });
+  });
+
   it('counts members still launching or initializing toward the target', () => {
     const launching = member({ state: 'launching', stateSince: NOW - 10_000 });
     const initializing = member({ state: 'initializing', initCommandId: 'cmd-1' });

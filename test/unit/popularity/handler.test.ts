@@ -128,10 +128,13 @@ describe('EC2 running', () => {
     );
   });
 
-  it('records nothing for an instance EC2 does not know, with a per-event NotFound result', async () => {
+  it('records nothing for an instance EC2 does not know: a logged no-op, not an error to retry', async () => {
     const { registry, store } = setup();
     const outcome = await registry.dispatch(ec2Event('i-0123456789abcdef0'));
-    expect(outcome).toMatchObject({ status: 'handled', result: { ok: false, error: { code: 'NotFound' } } });
+    expect(outcome).toMatchObject({
+      status: 'handled',
+      result: { ok: true, recorded: false, ignored: 'instance i-0123456789abcdef0 unknown to EC2' },
+    });
     expect(await store.topK(GLOBAL_SCOPE, 10, now)).toEqual([]);
   });
 

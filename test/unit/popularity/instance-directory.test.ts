@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   CachedInstanceDirectory,
+  ec2InstanceDirectory,
   type InstanceDirectory,
   type InstanceFacts,
 } from '../../../functions/popularity/adapters/instance-directory';
+import { createCloud, launch } from '../local/ec2-harness';
 
 /** An in-memory DescribeInstances: knows some instances, records every call's ids. */
 const fakeDirectory = (known: readonly string[]) => {
@@ -99,5 +101,20 @@ describe('CachedInstanceDirectory', () => {
     const again = cache.lookup('i-1');
     await step.release();
     expect(await again).toMatchObject({ imageId: 'ami-for-i-1' });
+  });
+});
+
+describe('ec2InstanceDirectory against the EC2 simulator', () => {
+  it('answers ids EC2 does not know, or that are malformed, as absent and still resolves the rest', async () => {
+    const cloud = await createCloud();
+    const known = await launch(cloud);
+    const directory = ec2InstanceDirectory(cloud.ec2Client);
+
+    // DescribeInstances refuses the whole call for one unknown (InvalidInstanceID.NotFound) or
+    // malformed (InvalidInstanceID.Malformed) id; neither may fail the event that named it.
+    const found = await cloud.run(() => directory.describe([known, 'i-0000000000000dead', 'i-zz']));
+
+    expect([...found.keys()]).toEqual([known]);
+    expect(found.get(known)?.imageId).toBe(cloud.imageId);
   });
 });

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { defaultShelvingSettings } from '../../../functions/shelving/config';
+import { slowLaunchRequest } from '../../../functions/shelving/domain/bulk';
 import { LAUNCH_REISSUE_MS, nextStep, slowLaunchRefused } from '../../../functions/shelving/domain/saga';
-import type { Observation, ObservedVolume, ZoneState } from '../../../functions/shelving/domain/types';
+import type {
+  Observation,
+  ObservedVolume,
+  ShelfRecord,
+  ZoneState,
+} from '../../../functions/shelving/domain/types';
 import { instance, NOW, record, volume } from './fakes';
 
 const RECORD_ID = 'sh-0123456789abcdef0-t8dsxz';
@@ -37,16 +43,34 @@ const replacement = (state: 'running' | 'stopped', devices: { deviceName: string
   });
 
 describe('shelve steps', () => {
-  it('keeps every volume before stopping: DeleteOnTermination false and the shelved tag', () => {
-    const decision = decide(
+  it('keeps every volume before stopping: first the shelved tag, then DeleteOnTermination false', () => {
+    const untagged = decide(
       record({ step: 'shelve.prepare' }),
       observe({
         instance: instance(),
         volumeList: [volume('vol-0000000000000000a'), volume('vol-0000000000000000b')],
       }),
     );
+    // IAM lets ModifyInstanceAttribute change only managed volumes: the tags go on in a round of their own.
+    const tagged = decide(
+      record({ step: 'shelve.prepare' }),
+      observe({
+        instance: instance(),
+        volumeList: [
+          volume('vol-0000000000000000a', { tags: { ...shelvedTag, 'warmboot:managed': 'true' } }),
+          volume('vol-0000000000000000b', { tags: { ...shelvedTag, 'warmboot:managed': 'true' } }),
+        ],
+      }),
+    );
 
-    expect(decision.actions).toEqual([
+    expect(untagged.actions).toEqual([
+      {
+        kind: 'tag',
+        resourceIds: ['vol-0000000000000000a', 'vol-0000000000000000b'],
+        tags: { ...shelvedTag, 'warmboot:managed': 'true' },
+      },
+    ]);
+    expect(tagged.actions).toEqual([
       {
         kind: 'set-delete-on-termination',
         instanceId: 'i-0123456789abcdef0',
@@ -54,11 +78,6 @@ describe('shelve steps', () => {
           { deviceName: '/dev/xvda', deleteOnTermination: false },
           { deviceName: '/dev/sdf', deleteOnTermination: false },
         ],
-      },
-      {
-        kind: 'tag',
-        resourceIds: ['vol-0000000000000000a', 'vol-0000000000000000b'],
-        tags: { ...shelvedTag, 'warmboot:managed': 'true' },
       },
     ]);
   });
@@ -521,6 +540,77 @@ describe('launch retries', () => {
   });
 });
 
+/**
+ * A ClientToken stays bound to its launch "for at least 24 hours after the termination of the
+ * instance" (EC2 API Reference, Run_Instance_Idempotency): re-issuing it after the replacement
+ * terminated returns the terminated replacement, never a new one (R5).
+ */
+describe('a replacement that terminated before it was used', () => {
+  const terminatedReplacement = instance({
+    instanceId: REPLACEMENT,
+    state: 'terminated',
+    tags: { 'warmboot:replacement-for': RECORD_ID },
+  });
+  const slowLaunched = (issuedAt: number) =>
+    record({
+      step: 'unshelve.launch-from-snapshots',
+      unshelve: {
+        requestId: 'r',
+        requestedAt: issuedAt,
+        attempt: 2,
+        path: 'slow',
+        slowLaunchIssuedAt: issuedAt,
+        replacementInstanceId: REPLACEMENT,
+      },
+    });
+
+  it('takes the slow path to a new attempt (a new token) after a pause, instead of re-issuing the spent one', () => {
+    const decision = decide(
+      slowLaunched(NOW - 10 * LAUNCH_REISSUE_MS),
+      observe({ replacement: terminatedReplacement }),
+    );
+
+    expect(decision).toMatchObject({
+      actions: [],
+      recheckAt: NOW + 60_000,
+      set: { unshelve: { attempt: 3, replacementInstanceId: undefined, slowLaunchIssuedAt: undefined } },
+    });
+    expect(decision.reason).toContain(`replacement ${REPLACEMENT} terminated`);
+    expect(slowLaunchRequest({ ...slowLaunched(NOW), ...decision.set } as ShelfRecord).clientToken).not.toBe(
+      slowLaunchRequest(slowLaunched(NOW)).clientToken,
+    );
+  });
+
+  it('takes the slow path to a new attempt when its known replacement is no longer described at all', () => {
+    const gone = decide(slowLaunched(NOW - 2 * 3_600_000), observe());
+    const justLaunched = decide(slowLaunched(NOW - 1_000), observe());
+
+    expect(gone).toMatchObject({ set: { unshelve: { attempt: 3 } } });
+    expect(gone.reason).toContain('is gone');
+    expect(justLaunched).toMatchObject({ actions: [], recheckAt: NOW - 1_000 + LAUNCH_REISSUE_MS });
+  });
+
+  it('takes the fast path to a new attempt (a new batch) when its batch replacement terminated', () => {
+    const launching = record({
+      step: 'unshelve.launch',
+      unshelve: {
+        requestId: 'r',
+        requestedAt: NOW - 120_000,
+        attempt: 0,
+        path: 'fast',
+        batch: { batchId: 'ub-1', size: 1, index: 0, issuedAt: NOW - 120_000 },
+      },
+    });
+
+    const decision = decide(launching, observe({ replacement: terminatedReplacement }));
+
+    expect(decision).toMatchObject({
+      to: 'unshelve.launch',
+      set: { unshelve: { attempt: 1, batch: undefined, replacementInstanceId: undefined } },
+    });
+  });
+});
+
 describe('the root swap', () => {
   const base = record({
     step: 'unshelve.swap-root',
@@ -647,6 +737,12 @@ describe('data volumes before the stop', () => {
     const settings = { ...defaultShelvingSettings, attachDataVolumesWhileRunning: false };
 
     expect(nextStep(stopping, running, NOW, settings).actions).toEqual([stop]);
+  });
+
+  it('stops a Windows replacement at once: its fresh OS would bring the retained data disks online (W4)', () => {
+    const windows = { ...stopping, config: { ...stopping.config, platform: 'windows' as const } };
+
+    expect(decide(windows, running).actions).toEqual([stop]);
   });
 
   it('does not attach a data volume again once EC2 shows it on the replacement', () => {

@@ -111,8 +111,8 @@ describe('a retried Shelve request', () => {
     const retried = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1');
 
     expect(retried).toEqual([{ id: INSTANCE_ID, ok: true, recordId: plan.record.recordId, created: true }]);
-    // Its first round: keep the volumes (DeleteOnTermination false, shelved tag) before the stop.
-    expect(calls).toEqual(expect.arrayContaining(['setDeleteOnTermination', 'createTags']));
+    // Its first round keeps the volumes, starting with the shelved tag (DeleteOnTermination follows).
+    expect(calls).toEqual(expect.arrayContaining(['createTags']));
     expect(store.records.size).toBe(1);
   });
 });

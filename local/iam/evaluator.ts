@@ -1,0 +1,300 @@
+import { runSimulation, runUnsafeSimulation, type Simulation } from '@cloud-copilot/iam-simulate';
+import type { MiddlewareStack } from '@smithy/types';
+import type { FunctionId } from '../../functions/catalog';
+import { assertInvocationAlive, invocationScope } from '../faults';
+import { SimulatedAwsError } from '../sdk-bridge';
+import {
+  type IamDeployment,
+  type RolePolicyDocument,
+  rolePolicies,
+  type SynthesizedRolePolicies,
+} from './policy-template';
+import {
+  type AuthorizationCheck,
+  type AwsEnvironment,
+  dynamodbChecks,
+  type Ec2ResourceState,
+  ec2Checks,
+  eventsChecks,
+  ssmChecks,
+} from './request-context';
+
+/**
+ * IAM for the local cloud: every call a deployed function makes is evaluated against that
+ * function's role policy, as the CDK app synthesizes it, before the simulator (or DynamoDB Local)
+ * sees it. Evaluation is @cloud-copilot/iam-simulate's (identity policies, every condition
+ * operator, and iam-data's per-action resource types and condition keys); see docs/iam-simulation.md.
+ *
+ * IAM User Guide, "Policy evaluation logic": a request is allowed only if an identity-based policy
+ * statement allows it and none denies it; no matching statement is an implicit deny. A call that
+ * needs several authorizations (request-context.ts) is allowed only if all of them are.
+ */
+
+export type IamService = 'ec2' | 'ssm' | 'events' | 'dynamodb';
+
+export interface IamDenial {
+  readonly functionId: FunctionId;
+  readonly operation: string;
+  readonly action: string;
+  readonly resource: string;
+  readonly explicit: boolean;
+  readonly context: Readonly<Record<string, string | string[]>>;
+  /**
+   * Statements whose action and resource matched but whose conditions did not: the ones that
+   * would have allowed the call had the request context been what the statement expects.
+   */
+  readonly nearMisses: readonly string[];
+}
+
+export interface IamStats {
+  readonly evaluated: number;
+  readonly denied: number;
+  /** Denied calls per function and action. */
+  readonly denials: Readonly<Partial<Record<FunctionId, Readonly<Record<string, number>>>>>;
+}
+
+export interface Decision {
+  readonly allowed: boolean;
+  readonly explicit: boolean;
+  readonly nearMisses: readonly string[];
+}
+
+/** An ARN of a resource AWS owns: no account field (`arn:aws:ssm:us-east-1::parameter/aws/service/…`). */
+const AWS_OWNED = /^arn:[^:]+:ssm:[^:]*::parameter\/aws\/service\//;
+
+/** Decisions depend only on the function and the check; the same check recurs thousands of times. */
+const MAX_MEMOIZED = 100_000;
+
+export class LocalIam {
+  readonly #synthesized: SynthesizedRolePolicies;
+  readonly #deployment: IamDeployment;
+  readonly #env: AwsEnvironment;
+  readonly #ec2: Ec2ResourceState;
+  readonly #policies = new Map<FunctionId, RolePolicyDocument[]>();
+  readonly #decisions = new Map<string, Decision>();
+  readonly #denials: IamDenial[] = [];
+  readonly #counts = new Map<FunctionId, Map<string, number>>();
+  #evaluated = 0;
+
+  constructor(options: {
+    synthesized: SynthesizedRolePolicies;
+    deployment: IamDeployment;
+    ec2: Ec2ResourceState;
+  }) {
+    this.#synthesized = options.synthesized;
+    this.#deployment = options.deployment;
+    this.#env = {
+      partition: options.deployment.partition,
+      region: options.deployment.region,
+      accountId: options.deployment.accountId,
+    };
+    this.#ec2 = options.ec2;
+  }
+
+  /** The role's policy documents in this deployment (tokens resolved to the local names). */
+  policies(functionId: FunctionId): RolePolicyDocument[] {
+    let documents = this.#policies.get(functionId);
+    if (!documents) {
+      documents = rolePolicies(this.#synthesized, functionId, this.#deployment);
+      this.#policies.set(functionId, documents);
+    }
+    return documents;
+  }
+
+  /** The session a function's calls are signed with: its role, assumed by Lambda. */
+  principalArn(functionId: FunctionId): string {
+    return `arn:${this.#env.partition}:sts::${this.#env.accountId}:assumed-role/warmboot-${functionId}-role/warmboot-${functionId}`;
+  }
+
+  /** Every authorization the call needs, read from the simulators' state now. */
+  checks(functionId: FunctionId, service: IamService, operation: string, input: Record<string, unknown>) {
+    const principal = this.principalArn(functionId);
+    switch (service) {
+      case 'ec2':
+        return ec2Checks(operation, input, this.#env, principal, this.#ec2);
+      case 'ssm':
+        return ssmChecks(operation, input, this.#env, principal, this.#ec2);
+      case 'events':
+        return eventsChecks(operation, input, this.#env, principal);
+      case 'dynamodb':
+        return dynamodbChecks(operation, input, this.#env, principal);
+    }
+  }
+
+  /**
+   * Authorizes one call; throws the error the service returns on a denial. The checks are built
+   * synchronously, so the tags are those of this instant, before any other call can change them.
+   */
+  async authorize(
+    functionId: FunctionId,
+    service: IamService,
+    operation: string,
+    input: Record<string, unknown>,
+  ): Promise<void> {
+    const checks = this.checks(functionId, service, operation, input);
+    this.#evaluated += 1;
+    for (const check of checks) {
+      const decision = await this.evaluate(functionId, check);
+      if (decision.allowed) continue;
+      const denial: IamDenial = {
+        functionId,
+        operation,
+        action: check.action,
+        resource: check.resource,
+        explicit: decision.explicit,
+        context: check.context,
+        nearMisses: decision.nearMisses,
+      };
+      this.#denials.push(denial);
+      // WARMBOOT_IAM_TRACE=1 prints each denial (which statement nearly matched, and the context).
+      if (process.env.WARMBOOT_IAM_TRACE) console.warn(`local IAM denied: ${JSON.stringify(denial)}`);
+      const counts = this.#counts.get(functionId) ?? new Map<string, number>();
+      counts.set(check.action, (counts.get(check.action) ?? 0) + 1);
+      this.#counts.set(functionId, counts);
+      throw deniedError(service, this.principalArn(functionId), denial);
+    }
+  }
+
+  stats(): IamStats {
+    const denials: Partial<Record<FunctionId, Record<string, number>>> = {};
+    for (const [functionId, counts] of this.#counts) denials[functionId] = Object.fromEntries(counts);
+    return { evaluated: this.#evaluated, denied: this.#denials.length, denials };
+  }
+
+  /** Every denial so far, oldest first (the first check of a call that failed). */
+  denials(): readonly IamDenial[] {
+    return [...this.#denials];
+  }
+
+  /** One authorization against the function's role policy (memoized: it depends on nothing else). */
+  async evaluate(functionId: FunctionId, check: AuthorizationCheck): Promise<Decision> {
+    const key = JSON.stringify([functionId, check.action, check.resource, check.context]);
+    const known = this.#decisions.get(key);
+    if (known) return known;
+    const simulation: Simulation = {
+      request: {
+        principal: this.principalArn(functionId),
+        action: check.action,
+        resource: { resource: check.resource, accountId: this.#env.accountId },
+        contextVariables: { ...check.context },
+      },
+      identityPolicies: this.policies(functionId).map((policy, index) => ({
+        name: `${functionId}-${index}`,
+        policy,
+      })),
+      serviceControlPolicies: [],
+      resourceControlPolicies: [],
+    };
+    const result = await runSimulation(simulation, { simulationMode: 'Strict' });
+    if (
+      result.resultType === 'error' &&
+      result.errors.message === 'no.resource.types' &&
+      AWS_OWNED.test(check.resource)
+    ) {
+      // AWS's public parameters (`arn:aws:ssm:<region>::parameter/aws/service/…`) have no account
+      // in their ARN, which iam-data's parameter pattern does not accept; their context holds
+      // global keys only, so evaluating without that validation loses nothing.
+      const allowed = runUnsafeSimulation(simulation, { simulationMode: 'Strict' }) === 'Allowed';
+      return this.#remember(key, { allowed, explicit: false, nearMisses: [] });
+    }
+    if (result.resultType === 'error') {
+      // A request the Service Authorization Reference does not allow (unknown action, an ARN of a
+      // resource type the action does not take): a modelling error in request-context.ts.
+      throw new Error(
+        `local IAM cannot evaluate ${check.action} on ${check.resource}: ${JSON.stringify(result.errors)}`,
+      );
+    }
+    const analyses =
+      result.resultType === 'single' ? [result.result.analysis] : result.results.map((r) => r.analysis);
+    const nearMisses = analyses.flatMap((analysis) =>
+      (analysis.identityAnalysis?.unmatchedStatements ?? [])
+        .filter((statement) => statement.actionMatch && statement.resourceMatch)
+        .map((statement) => statement.statement.sid() ?? `#${statement.statement.index()}`),
+    );
+    const decision: Decision = {
+      allowed: result.overallResult === 'Allowed',
+      explicit: result.overallResult === 'ExplicitlyDenied',
+      nearMisses: [...new Set(nearMisses)],
+    };
+    return this.#remember(key, decision);
+  }
+
+  #remember(key: string, decision: Decision): Decision {
+    if (this.#decisions.size >= MAX_MEMOIZED) this.#decisions.clear();
+    this.#decisions.set(key, decision);
+    return decision;
+  }
+}
+
+const reason = (denial: IamDenial): string =>
+  denial.explicit
+    ? `with an explicit deny in an identity-based policy`
+    : `because no identity-based policy allows the ${denial.action} action`;
+
+/**
+ * The error each service returns on a denial:
+ * - EC2: `UnauthorizedOperation`, HTTP 403, with an encoded authorization message (EC2 API
+ *   Reference, "Error codes"; the message decodes with sts:DecodeAuthorizationMessage, whose
+ *   documented shape — allowed, explicitDeny, matchedStatements, failures, context — is used here).
+ * - SSM, EventBridge, DynamoDB: `AccessDeniedException`, HTTP 400 (each API reference's
+ *   "Common Errors"; DynamoDB Developer Guide, "Error handling": 400 AccessDeniedException).
+ */
+const deniedError = (service: IamService, principal: string, denial: IamDenial): SimulatedAwsError => {
+  const text = `User: ${principal} is not authorized to perform: ${denial.action} on resource: ${denial.resource} ${reason(denial)}`;
+  if (service === 'ec2') {
+    const encoded = Buffer.from(
+      JSON.stringify({
+        allowed: false,
+        explicitDeny: denial.explicit,
+        matchedStatements: { items: [] },
+        failures: { items: [] },
+        context: {
+          principal: { arn: principal },
+          action: denial.action,
+          resource: denial.resource,
+          conditions: {
+            items: Object.entries(denial.context).map(([key, value]) => ({
+              key,
+              values: { items: [value].flat().map((item) => ({ value: item })) },
+            })),
+          },
+        },
+      }),
+    ).toString('base64');
+    return new SimulatedAwsError(
+      'UnauthorizedOperation',
+      `You are not authorized to perform this operation. ${text}. Encoded authorization failure message: ${encoded}`,
+      { httpStatusCode: 403 },
+    );
+  }
+  return new SimulatedAwsError('AccessDeniedException', text, { httpStatusCode: 400 });
+};
+
+/**
+ * Evaluates every call a function's invocation makes through its SDK client before it is sent,
+ * from the command's name and input (for the DocumentClient, the marshalled input of the
+ * underlying DynamoDB command: the table names and item actions DynamoDB receives). It runs in
+ * the build step, once per call (retries re-send the authorized request), where the clock hold
+ * of `holdClockWhileSending` covers iam-data's first file reads.
+ */
+export const attachIam = <Input extends object, Output extends object>(
+  client: { middlewareStack: MiddlewareStack<Input, Output> },
+  iam: LocalIam,
+  functionId: FunctionId,
+  service: IamService,
+): void => {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      // Only a function's own invocations run as its role. A test or the sandbox that borrows a
+      // deployed function's client outside any invocation (to launch the fleet it then watches,
+      // or to play an outside actor) acts as the account's administrator.
+      if (!invocationScope.getStore()) return next(args);
+      assertInvocationAlive();
+      const commandName = String((context as { commandName?: unknown }).commandName ?? '');
+      const input = (args as { input: Record<string, unknown> }).input;
+      await iam.authorize(functionId, service, commandName.replace(/Command$/, ''), input);
+      return next(args);
+    },
+    { step: 'build', priority: 'low', name: 'warmbootLocalIam' },
+  );
+};

@@ -1,0 +1,143 @@
+import type { FunctionId } from '../../functions/catalog';
+import type { TableId } from '../../functions/shared/tables';
+
+/**
+ * The synthesized role policies with placeholders, and how a local cloud fills them in.
+ *
+ * Placeholders: `${AWS::Partition}`, `${AWS::Region}`, `${AWS::AccountId}` (CloudFormation pseudo
+ * parameters) and `${Table:<id>}` (a table's name: the local cloud's prefixed names). The sentinel
+ * host group and image parameter stand for the deployment's own host-group names and pool image
+ * parameters (see synthesize.ts).
+ */
+
+export const SENTINEL_HOST_GROUP = 'warmboot-iam-sentinel-host-group';
+export const SENTINEL_IMAGE_PARAMETER = '/warmboot-iam-sentinel/image';
+
+export interface PolicyStatement {
+  readonly Sid?: string;
+  readonly Effect: 'Allow' | 'Deny';
+  readonly Action?: string | string[];
+  readonly NotAction?: string | string[];
+  readonly Resource?: string | string[];
+  readonly NotResource?: string | string[];
+  readonly Condition?: Record<string, Record<string, string | string[]>>;
+}
+
+export interface RolePolicyDocument {
+  readonly Version: string;
+  readonly Statement: PolicyStatement[];
+}
+
+/** Every function role's policy documents (inline and attached), as CloudFormation renders them. */
+export type SynthesizedVariant = Readonly<Record<FunctionId, readonly RolePolicyDocument[]>>;
+
+export interface SynthesizedRolePolicies {
+  /** The content hash of the sources the synth read (policy-source.ts). */
+  readonly key: string;
+  /** No host groups, shelved data deletion off. */
+  readonly base: SynthesizedVariant;
+  /** The sentinel host group, shelved data deletion on. */
+  readonly optIn: SynthesizedVariant;
+}
+
+/** The deploy-time settings IAM depends on, as the local cloud runs them. */
+export interface IamDeployment {
+  readonly partition: string;
+  readonly region: string;
+  readonly accountId: string;
+  readonly tables: Readonly<Record<TableId, string>>;
+  /** `HOST_GROUPS` names: the image cache may touch only hosts and volumes tagged with one. */
+  readonly hostGroups: readonly string[];
+  /** Pool images given as SSM parameter paths (`POOLS[].image` starting with `/`). */
+  readonly imageParameters: readonly string[];
+  /** The `allowShelvedDataDeletion` opt-in. */
+  readonly allowShelvedDataDeletion: boolean;
+}
+
+const fillPlaceholders = (text: string, deployment: IamDeployment): string =>
+  text.replace(
+    /\$\{(AWS::Partition|AWS::Region|AWS::AccountId|Table:([A-Za-z]+))\}/g,
+    (_match, name, table) => {
+      if (name === 'AWS::Partition') return deployment.partition;
+      if (name === 'AWS::Region') return deployment.region;
+      if (name === 'AWS::AccountId') return deployment.accountId;
+      const local = deployment.tables[table as TableId];
+      if (local === undefined) throw new Error(`no local table for placeholder ${name}`);
+      return local;
+    },
+  );
+
+/**
+ * One value list with the sentinels replaced: the host-group sentinel by every host-group name,
+ * a parameter ARN ending in the sentinel path by one ARN per configured image parameter.
+ */
+const expandValues = (values: readonly string[], deployment: IamDeployment): string[] =>
+  values.flatMap((value) => {
+    if (value === SENTINEL_HOST_GROUP) return [...deployment.hostGroups];
+    if (value.endsWith(`:parameter${SENTINEL_IMAGE_PARAMETER}`)) {
+      const prefix = value.slice(0, -SENTINEL_IMAGE_PARAMETER.length);
+      return deployment.imageParameters.map((parameter) => `${prefix}${parameter}`);
+    }
+    return [value];
+  });
+
+const asList = (value: string | string[]): string[] => (Array.isArray(value) ? value : [value]);
+
+/**
+ * A statement for this deployment; undefined when a list it needs became empty, which is what the
+ * synth does with no names to put there (it renders no such statement, or no such resource).
+ */
+const fillStatement = (
+  statement: PolicyStatement,
+  deployment: IamDeployment,
+): PolicyStatement | undefined => {
+  const filled: Record<string, unknown> = { ...statement };
+  for (const field of ['Resource', 'NotResource'] as const) {
+    const value = statement[field];
+    if (value === undefined) continue;
+    const expanded = expandValues(asList(value), deployment).map((item) =>
+      fillPlaceholders(item, deployment),
+    );
+    if (expanded.length === 0) return undefined;
+    filled[field] = expanded;
+  }
+  if (statement.Condition) {
+    const condition: Record<string, Record<string, string[]>> = {};
+    for (const [operator, keys] of Object.entries(statement.Condition)) {
+      condition[operator] = {};
+      for (const [key, value] of Object.entries(keys)) {
+        const expanded = expandValues(asList(value), deployment).map((item) =>
+          fillPlaceholders(item, deployment),
+        );
+        if (expanded.length === 0) return undefined;
+        condition[operator][key] = expanded;
+      }
+    }
+    filled.Condition = condition;
+  }
+  return filled as unknown as PolicyStatement;
+};
+
+/**
+ * The policy documents of one function's role in this deployment: the variant the synth would
+ * have produced for its settings, with the placeholders and sentinels filled in.
+ */
+export const rolePolicies = (
+  synthesized: SynthesizedRolePolicies,
+  functionId: FunctionId,
+  deployment: IamDeployment,
+): RolePolicyDocument[] => {
+  const optIn =
+    (functionId === 'imageCache' && deployment.hostGroups.length > 0) ||
+    (functionId === 'shelving' && deployment.allowShelvedDataDeletion);
+  const documents = (optIn ? synthesized.optIn : synthesized.base)[functionId];
+  const filled = documents.map((document) => ({
+    ...document,
+    Statement: document.Statement.flatMap((statement) => fillStatement(statement, deployment) ?? []),
+  }));
+  const text = JSON.stringify(filled);
+  if (text.includes(SENTINEL_HOST_GROUP) || text.includes(SENTINEL_IMAGE_PARAMETER) || text.includes('${')) {
+    throw new Error(`${functionId}: a placeholder of the synthesized policy was left unfilled: ${text}`);
+  }
+  return filled;
+};

@@ -1,0 +1,375 @@
+import {
+  CreateTagsCommand,
+  DeleteTagsCommand,
+  EC2Client,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { FunctionId } from '../../../functions/catalog';
+import { classifyAwsError } from '../../../functions/shared/aws-errors';
+import { invocationScope } from '../../../local/faults';
+import { ec2ResourceState } from '../../../local/iam/ec2-state';
+import { attachIam, LocalIam } from '../../../local/iam/evaluator';
+import { synthesizedRolePolicies } from '../../../local/iam/policy-source';
+import type { IamDeployment, SynthesizedRolePolicies } from '../../../local/iam/policy-template';
+import { ec2Checks, eventsChecks, ssmChecks } from '../../../local/iam/request-context';
+import { holdClockWhileSending } from '../../../local/runtime';
+import { attachSimulator } from '../../../local/sdk-bridge';
+import { ACCOUNT, type Cloud, createCloud, launch, REGION } from './ec2-harness';
+
+/**
+ * Denials the role policies synthesized from infra/ produce on the simulators' current state.
+ * Each case is a call the code makes (or one outside the role), evaluated as AWS would.
+ */
+
+const DEPLOYMENT: IamDeployment = {
+  partition: 'aws',
+  region: REGION,
+  accountId: ACCOUNT,
+  tables: {
+    popularity: 'wb-popularity',
+    imageCache: 'wb-image-cache',
+    pools: 'wb-pools',
+    shelves: 'wb-shelves',
+    idempotency: 'wb-idempotency',
+  },
+  hostGroups: ['web'],
+  imageParameters: [],
+  allowShelvedDataDeletion: false,
+};
+
+const MEMBER_TAGS = [
+  { Key: 'warmboot:managed', Value: 'true' },
+  { Key: 'warmboot:pool', Value: 'web' },
+  { Key: 'warmboot:member-state', Value: 'ready' },
+];
+
+let synthesized: SynthesizedRolePolicies;
+beforeAll(async () => {
+  // Cached under node_modules/.cache after the first synth (~30 s).
+  synthesized = await synthesizedRolePolicies();
+}, 180_000);
+
+const setup = async (deployment: Partial<IamDeployment> = {}) => {
+  const cloud = await createCloud();
+  const iam = new LocalIam({
+    synthesized,
+    deployment: { ...DEPLOYMENT, ...deployment },
+    ec2: ec2ResourceState(cloud.ec2),
+  });
+  return { cloud, iam };
+};
+
+const member = (cloud: Cloud) =>
+  launch(cloud, { TagSpecifications: [{ ResourceType: 'instance', Tags: MEMBER_TAGS }] });
+
+const rejection = async (promise: Promise<unknown>) => {
+  const error = (await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  )) as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+  return { name: error?.name, message: error?.message ?? '', status: error?.$metadata?.httpStatusCode };
+};
+
+/** A function's EC2 client, as the local cloud gives it, called from inside an invocation. */
+const functionClient = (cloud: Cloud, iam: LocalIam, functionId: FunctionId) => {
+  const client = new EC2Client({
+    region: REGION,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    endpoint: 'http://127.0.0.1:9',
+    maxAttempts: 1,
+  });
+  attachSimulator(client, cloud.ec2.dispatch);
+  holdClockWhileSending(client, cloud.clock);
+  attachIam(client, iam, functionId, 'ec2');
+  const scope = { functionId, invocationId: 'test', awsCalls: 0, killed: false };
+  return <T>(call: (ec2: EC2Client) => Promise<T>): Promise<T> =>
+    cloud.run(() => invocationScope.run(scope, () => call(client)));
+};
+
+describe('local IAM on the synthesized role policies', () => {
+  it('lets the pools role terminate a pool member and refuses an instance without warmboot:managed', async () => {
+    const { cloud, iam } = await setup();
+    const poolMember = await member(cloud);
+    const outsider = await launch(cloud, {
+      TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'warmboot:pool', Value: 'web' }] }],
+    });
+    const asPools = functionClient(cloud, iam, 'pools');
+
+    await asPools((ec2) => ec2.send(new TerminateInstancesCommand({ InstanceIds: [poolMember] })));
+    const refused = await rejection(
+      asPools((ec2) => ec2.send(new TerminateInstancesCommand({ InstanceIds: [outsider] }))),
+    );
+
+    expect(cloud.ec2.instance(poolMember)?.state).toBe('shutting-down');
+    expect(refused.name).toBe('UnauthorizedOperation');
+    expect(refused.status).toBe(403);
+    expect(refused.message).toContain(
+      `ec2:TerminateInstances on resource: arn:aws:ec2:us-east-1:${ACCOUNT}:instance/${outsider}`,
+    );
+    expect(refused.message).toMatch(/Encoded authorization failure message: [A-Za-z0-9+/=]+$/);
+    expect(classifyAwsError(Object.assign(new Error(refused.message), { name: refused.name }))).toBe(
+      'unauthorized',
+    );
+    expect(cloud.ec2.instance(outsider)?.state).not.toMatch(/shutting-down|terminated/);
+    expect(iam.stats().denials).toEqual({ pools: { 'ec2:TerminateInstances': 1 } });
+  });
+
+  it('refuses the whole call when one of its instances is not allowed', async () => {
+    const { cloud, iam } = await setup();
+    const poolMember = await member(cloud);
+    const outsider = await launch(cloud);
+    const asPools = functionClient(cloud, iam, 'pools');
+
+    const refused = await rejection(
+      asPools((ec2) => ec2.send(new TerminateInstancesCommand({ InstanceIds: [poolMember, outsider] }))),
+    );
+
+    expect(refused.name).toBe('UnauthorizedOperation');
+    expect(cloud.ec2.instance(poolMember)?.state).not.toMatch(/shutting-down|terminated/);
+  });
+
+  it('denies SendCommand on a member whose pool tags the claim just removed (finding R1)', async () => {
+    const { cloud, iam } = await setup();
+    const claimed = await member(cloud);
+    const personalize = { DocumentName: 'Warmboot-PoolPersonalize', InstanceIds: [claimed] };
+
+    await iam.authorize('claim', 'ssm', 'SendCommand', personalize);
+    // The hand-over: the member loses its pool tags (functions/claim/service.ts handOver).
+    await functionClient(
+      cloud,
+      iam,
+      'claim',
+    )((ec2) =>
+      ec2.send(
+        new DeleteTagsCommand({
+          Resources: [claimed],
+          Tags: [{ Key: 'warmboot:managed' }, { Key: 'warmboot:pool' }, { Key: 'warmboot:member-state' }],
+        }),
+      ),
+    );
+    const refused = await rejection(iam.authorize('claim', 'ssm', 'SendCommand', personalize));
+
+    expect(refused.name).toBe('AccessDeniedException');
+    expect(refused.status).toBe(400);
+    expect(iam.denials()).toEqual([
+      expect.objectContaining({
+        functionId: 'claim',
+        action: 'ssm:SendCommand',
+        resource: `arn:aws:ec2:us-east-1:${ACCOUNT}:instance/${claimed}`,
+        nearMisses: ['RunPoolDocumentsOnMembers'],
+      }),
+    ]);
+  });
+
+  it('lets the image cache publish its warm list only on hosts of a configured host group', async () => {
+    const hostTags = [
+      { Key: 'warmboot:managed', Value: 'true' },
+      { Key: 'warmboot:host-group', Value: 'web' },
+    ];
+    const { cloud, iam } = await setup({ hostGroups: ['web'] });
+    const host = await launch(cloud, { TagSpecifications: [{ ResourceType: 'instance', Tags: hostTags }] });
+    const asCache = functionClient(cloud, iam, 'imageCache');
+    const warmList = (resource: string, key = 'warmboot:warm-images') =>
+      asCache((ec2) =>
+        ec2.send(new CreateTagsCommand({ Resources: [resource], Tags: [{ Key: key, Value: 'ami-1' }] })),
+      );
+
+    await warmList(host);
+    const otherKey = await rejection(warmList(host, 'warmboot:pool'));
+    const { cloud: otherCloud, iam: otherIam } = await setup({ hostGroups: ['gpu'] });
+    const otherHost = await launch(otherCloud, {
+      TagSpecifications: [{ ResourceType: 'instance', Tags: hostTags }],
+    });
+    const otherGroup = await rejection(
+      functionClient(
+        otherCloud,
+        otherIam,
+        'imageCache',
+      )((ec2) =>
+        ec2.send(
+          new CreateTagsCommand({
+            Resources: [otherHost],
+            Tags: [{ Key: 'warmboot:warm-images', Value: 'x' }],
+          }),
+        ),
+      ),
+    );
+
+    expect(cloud.ec2.instance(host)?.tags['warmboot:warm-images']).toBe('ami-1');
+    expect(otherKey.name).toBe('UnauthorizedOperation');
+    expect(otherGroup.name).toBe('UnauthorizedOperation');
+  });
+
+  it('lets shelving delete a retained volume only in a deployment that opted in', async () => {
+    const { cloud, iam } = await setup();
+    const optedIn = new LocalIam({
+      synthesized,
+      deployment: { ...DEPLOYMENT, allowShelvedDataDeletion: true },
+      ec2: ec2ResourceState(cloud.ec2),
+    });
+    const instanceId = await launch(cloud);
+    const root = cloud.ec2.volumes().find((volume) => volume.attachment?.instanceId === instanceId)?.volumeId;
+    await cloud.run(() =>
+      cloud.ec2Client.send(
+        new CreateTagsCommand({
+          Resources: [root ?? ''],
+          Tags: [
+            { Key: 'warmboot:managed', Value: 'true' },
+            { Key: 'warmboot:shelved', Value: 'rec-1' },
+          ],
+        }),
+      ),
+    );
+
+    const refused = await rejection(iam.authorize('shelving', 'ec2', 'DeleteVolume', { VolumeId: root }));
+    await optedIn.authorize('shelving', 'ec2', 'DeleteVolume', { VolumeId: root });
+
+    expect(refused.name).toBe('UnauthorizedOperation');
+    expect(optedIn.stats().denied).toBe(0);
+  });
+
+  it('resolves only public AMI aliases and the image parameters deployed in context (finding R11)', async () => {
+    const { iam } = await setup({ imageParameters: ['/team/ami/web'] });
+    const resolve = (Name: string) => iam.authorize('pools', 'ssm', 'GetParameter', { Name });
+
+    await resolve('/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64');
+    await resolve('/team/ami/web');
+    // A pool defined at run time (Define Pool) with its own parameter: not in the synthesized policy.
+    const runtimeDefined = await rejection(resolve('/team/ami/batch'));
+
+    expect(runtimeDefined.name).toBe('AccessDeniedException');
+    expect(iam.denials().map((denial) => denial.resource)).toEqual([
+      `arn:aws:ssm:us-east-1:${ACCOUNT}:parameter/team/ami/batch`,
+    ]);
+  });
+
+  it('refuses DynamoDB and EventBridge calls outside the role with AccessDeniedException', async () => {
+    const { iam } = await setup();
+
+    await iam.authorize('placement', 'dynamodb', 'Query', { TableName: 'wb-image-cache', IndexName: 'gsi1' });
+    const write = await rejection(
+      iam.authorize('placement', 'dynamodb', 'PutItem', { TableName: 'wb-image-cache', Item: {} }),
+    );
+    await iam.authorize('placement', 'events', 'PutEvents', {
+      Entries: [{ Source: 'warmboot', DetailType: 'Plan Cache', Detail: '{}' }],
+    });
+    const spoof = await rejection(
+      iam.authorize('placement', 'events', 'PutEvents', {
+        Entries: [{ Source: 'aws.ec2', DetailType: 'EC2 Instance State-change Notification', Detail: '{}' }],
+      }),
+    );
+
+    expect(write.name).toBe('AccessDeniedException');
+    expect(spoof.name).toBe('AccessDeniedException');
+    expect(iam.stats().denials).toEqual({ placement: { 'dynamodb:PutItem': 1, 'events:PutEvents': 1 } });
+  });
+
+  it('treats a condition on a key the action does not support as a missing key, as AWS does', async () => {
+    const { cloud, iam } = await setup();
+    const volume = `arn:aws:ec2:us-east-1:${ACCOUNT}:volume/vol-0123456789abcdef0`;
+    const policy = (operator: string) =>
+      new LocalIam({
+        synthesized: {
+          ...synthesized,
+          base: {
+            ...synthesized.base,
+            placement: [
+              {
+                Version: '2012-10-17',
+                Statement: [
+                  {
+                    Effect: 'Allow',
+                    Action: 'ec2:DeleteVolume',
+                    Resource: `arn:aws:ec2:us-east-1:${ACCOUNT}:volume/*`,
+                    Condition: { [operator]: { 'ec2:InstanceType': 'm7i.large' } },
+                  },
+                ],
+              },
+            ],
+          },
+        },
+        deployment: DEPLOYMENT,
+        ec2: ec2ResourceState(cloud.ec2),
+      });
+    // ec2:InstanceType is not a condition key of DeleteVolume's volume resource (SAR), so even a
+    // request that carries it arrives without it.
+    const check = {
+      action: 'ec2:DeleteVolume',
+      resource: volume,
+      context: { 'ec2:InstanceType': 'm7i.large' },
+    };
+
+    expect((await policy('StringEquals').evaluate('placement', check)).allowed).toBe(false);
+    expect((await policy('StringEqualsIfExists').evaluate('placement', check)).allowed).toBe(true);
+    expect(iam.stats().denied).toBe(0);
+  });
+
+  it('supplies every condition key the synthesized policies use, on the calls where AWS supplies it', async () => {
+    const { cloud } = await setup();
+    const instanceId = await member(cloud);
+    const state = ec2ResourceState(cloud.ec2);
+    const env = { partition: 'aws', region: REGION, accountId: ACCOUNT };
+    const principal = `arn:aws:sts::${ACCOUNT}:assumed-role/r/s`;
+    const tags = (keys: string[]) => keys.map((Key) => ({ Key, Value: 'x' }));
+    const policyKeys = new Set<string>();
+    for (const variant of [synthesized.base, synthesized.optIn]) {
+      for (const documents of Object.values(variant)) {
+        for (const statement of documents.flatMap((document) => document.Statement)) {
+          for (const keys of Object.values(statement.Condition ?? {})) {
+            for (const key of Object.keys(keys)) policyKeys.add(key.replace(/\/.*$/, '/*'));
+          }
+        }
+      }
+    }
+    const contexts = [
+      ...ec2Checks(
+        'RunInstances',
+        {
+          ImageId: cloud.imageId,
+          IamInstanceProfile: { Name: 'builder' },
+          TagSpecifications: [
+            { ResourceType: 'instance', Tags: tags(['warmboot:managed', 'warmboot:pool']) },
+            { ResourceType: 'volume', Tags: tags(['warmboot:managed']) },
+          ],
+        },
+        env,
+        principal,
+        state,
+      ),
+      ...ec2Checks(
+        'CreateTags',
+        { Resources: [instanceId], Tags: tags(['warmboot:warm-images']) },
+        env,
+        principal,
+        state,
+      ),
+      ...ec2Checks(
+        'DeleteTags',
+        { Resources: [instanceId], Tags: [{ Key: 'warmboot:pool' }] },
+        env,
+        principal,
+        state,
+      ),
+      ...ssmChecks(
+        'SendCommand',
+        { DocumentName: 'Warmboot-PoolInitialize', InstanceIds: [instanceId] },
+        env,
+        principal,
+        state,
+      ),
+      ...eventsChecks(
+        'PutEvents',
+        { Entries: [{ Source: 'warmboot', DetailType: 'Server Ready' }] },
+        env,
+        principal,
+      ),
+    ].map((check) => check.context);
+    const supplied = new Set(
+      contexts.flatMap((context) => Object.keys(context).map((key) => key.replace(/\/.*$/, '/*'))),
+    );
+
+    expect([...policyKeys].filter((key) => !supplied.has(key))).toEqual([]);
+    expect(policyKeys.size).toBeGreaterThan(5);
+  });
+});

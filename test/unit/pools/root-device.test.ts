@@ -1,0 +1,44 @@
+import { DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
+import { describe, expect, it } from 'vitest';
+import { sdkPoolEc2 } from '../../../functions/pools/adapters/ec2';
+import { createCloud } from '../local/ec2-harness';
+import { spec } from './fixtures';
+
+/**
+ * A pool member's root is sized by mapping the AMI's own root device name. Ubuntu and RHEL AMIs
+ * use `/dev/sda1`: a mapping for `/dev/xvda` there would add a second, empty volume and leave the
+ * root at the AMI's 8 GiB (finding R7).
+ */
+describe('pool launches size the root the AMI actually has and require IMDSv2', () => {
+  it.each([
+    ['ubuntu-22.04', '/dev/sda1'],
+    ['amazon-linux-2023', '/dev/xvda'],
+  ])('%s (root %s): one volume, the root, at the pool size', async (name, rootDeviceName) => {
+    const cloud = await createCloud();
+    const imageId = cloud.ec2.registerImage({ name, rootSizeGiB: 8, rootDeviceName });
+    const subnets = await cloud.run(() => cloud.ec2Client.send(new DescribeSubnetsCommand({})));
+    const subnetId = subnets.Subnets?.[0]?.SubnetId ?? '';
+
+    const launched = await cloud.run(() =>
+      sdkPoolEc2(cloud.ec2Client).launch({
+        spec: spec({ image: imageId, volumeSizeGiB: 40 }),
+        imageId,
+        subnetId,
+        clientToken: `root-device-${name}`,
+        tags: { 'warmboot:managed': 'true', 'warmboot:pool': 'linux-web' },
+      }),
+    );
+    await cloud.settle();
+
+    const volumes = cloud.ec2
+      .volumes()
+      .filter((volume) => volume.attachment?.instanceId === launched.instanceId);
+    expect(volumes.map((volume) => [volume.attachment?.device, volume.size])).toEqual([[rootDeviceName, 40]]);
+    // IMDSv2 only (security review M2), hop limit 2 for the member's containers.
+    expect(cloud.ec2.instance(launched.instanceId)?.metadataOptions).toEqual({
+      httpTokens: 'required',
+      httpPutResponseHopLimit: 2,
+      httpEndpoint: 'enabled',
+    });
+  });
+});
