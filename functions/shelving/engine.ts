@@ -1,5 +1,5 @@
 import type { Fact, FactPublisher } from '../shared/adapters/facts';
-import { mayHaveTakenEffect } from '../shared/aws-errors';
+import { isTransient, mayHaveTakenEffect } from '../shared/aws-errors';
 import type { Clock } from '../shared/clock';
 import { errorMessage, ThrottledError, WarmbootError } from '../shared/errors';
 import type { ShelvingEc2 } from './adapters/ec2';
@@ -46,6 +46,13 @@ import type {
   ShelvingFact,
   Step,
 } from './domain/types';
+
+/**
+ * Throttling, EC2's own fault, or no AWS answer at all (a killed invocation): worth repeating as
+ * it was. Anything else is a refusal of something in the request.
+ */
+const isTransientFailure = (error: unknown): boolean =>
+  !(error instanceof WarmbootError) || error instanceof ThrottledError || isTransient(error.cause);
 
 /**
  * The application service of the shelving function: loads records, observes EC2, asks the pure
@@ -1060,21 +1067,43 @@ export class ShelvingEngine {
         }
       }
     }
+    const powerCall = (kind: 'stop' | 'stop-force' | 'start' | 'terminate', ids: readonly string[]) => {
+      switch (kind) {
+        case 'stop':
+          return ec2.stopInstances(ids, false);
+        case 'stop-force':
+          return ec2.stopInstances(ids, true);
+        case 'start':
+          return ec2.startInstances(ids);
+        case 'terminate':
+          return ec2.terminateInstances(ids);
+      }
+    };
     for (const [kind, targets] of multi) {
       for (const part of chunk(targets, settings.maxBatch)) {
         const ids = part.map((target) => target.instanceId);
         const recordIds = part.map((target) => target.recordId);
         calls.push(
-          attempt(recordIds, () => {
-            switch (kind) {
-              case 'stop':
-                return ec2.stopInstances(ids, false);
-              case 'stop-force':
-                return ec2.stopInstances(ids, true);
-              case 'start':
-                return ec2.startInstances(ids);
-              case 'terminate':
-                return ec2.terminateInstances(ids);
+          track(recordIds, async () => {
+            try {
+              await powerCall(kind, ids);
+            } catch (error) {
+              // These calls are all-or-nothing: one instance EC2 or IAM refuses (termination or
+              // stop protection, a one-time Spot instance, a lost management tag) fails the whole
+              // call (API_TerminateInstances, API_StopInstances). Retrying the batch would fail it
+              // every round, so a refusal that is not throttling or EC2's own fault is answered
+              // one instance at a time: only the refused record keeps the error (finding R6).
+              if (part.length === 1 || isTransientFailure(error)) {
+                fail(recordIds, error);
+                return;
+              }
+              await Promise.all(
+                part.map((target) =>
+                  powerCall(kind, [target.instanceId]).catch((single: unknown) =>
+                    fail([target.recordId], single),
+                  ),
+                ),
+              );
             }
           }),
         );

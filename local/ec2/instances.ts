@@ -355,6 +355,7 @@ const repeatedLaunch = (
       'IdempotentParameterMismatch',
       'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).',
     );
+  ctx.counters.clientTokenReplays += 1;
   return {
     ReservationId: original.reservationId,
     OwnerId: ctx.accountId,
@@ -432,6 +433,8 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
           : undefined),
       userData: input.UserData,
       shutdownBehavior: input.InstanceInitiatedShutdownBehavior === 'terminate' ? 'terminate' : 'stop',
+      disableApiTermination: input.DisableApiTermination === true,
+      disableApiStop: input.DisableApiStop === true,
       metadataOptions: {
         httpTokens: input.MetadataOptions?.HttpTokens === 'required' ? 'required' : 'optional',
         httpPutResponseHopLimit: input.MetadataOptions?.HttpPutResponseHopLimit ?? 1,
@@ -596,6 +599,12 @@ export const stopInstances = async (
         'UnsupportedOperation',
         `The instance '${instance.instanceId}' is not enabled for hibernation.`,
       );
+    // Stop protection fails the whole call, whatever else it names (Stop_Start, "Enable stop protection").
+    if (instance.disableApiStop)
+      throw ec2Error(
+        'OperationNotPermitted',
+        `The instance '${instance.instanceId}' may not be stopped. Modify its 'disableApiStop' instance attribute and try again.`,
+      );
   }
   return {
     StoppingInstances: instances.map((instance) => {
@@ -635,6 +644,17 @@ export const terminateInstances = async (
 ): Promise<TerminateInstancesResult> => {
   await ctx.clock.sleep(ctx.latency.mutatingApiMs);
   const instances = lookupInstances(ctx, input.InstanceIds);
+  // API_TerminateInstances: "If you specify multiple instances and the request fails (for example,
+  // because of a single incorrect instance ID), none of the instances are terminated"; termination
+  // protection is such a failure.
+  const protectedInstance = instances.find(
+    (instance) => instance.disableApiTermination && instance.state !== 'terminated',
+  );
+  if (protectedInstance)
+    throw ec2Error(
+      'OperationNotPermitted',
+      `The instance '${protectedInstance.instanceId}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.`,
+    );
   return {
     TerminatingInstances: instances.map((instance) => {
       const previous = instance.state;
@@ -765,6 +785,12 @@ export const modifyInstanceAttribute = async (
   if (input.InstanceType?.Value !== undefined) {
     requireStopped(instance);
     instance.instanceType = input.InstanceType.Value;
+  }
+  if (input.DisableApiTermination?.Value !== undefined) {
+    instance.disableApiTermination = input.DisableApiTermination.Value;
+  }
+  if (input.DisableApiStop?.Value !== undefined) {
+    instance.disableApiStop = input.DisableApiStop.Value;
   }
   if (input.UserData?.Value !== undefined) {
     requireStopped(instance);

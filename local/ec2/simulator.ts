@@ -165,6 +165,7 @@ export class Ec2Simulator {
       subnets: new Map(),
       keyPairs: new Set(),
       shortLaunches: new WeakSet(),
+      counters: { clientTokenReplays: 0 },
       availabilityZones,
       zoneStates: new Map(),
       capacity: new Map(),
@@ -245,6 +246,11 @@ export class Ec2Simulator {
       throw new Error(`unknown availability zone ${availabilityZone}`);
     if (state === 'available') this.#ctx.zoneStates.delete(availabilityZone);
     else this.#ctx.zoneStates.set(availabilityZone, state);
+  }
+
+  /** RunInstances answered from an earlier launch's ClientToken so far. */
+  get clientTokenReplays(): number {
+    return this.#ctx.counters.clientTokenReplays;
   }
 
   /** A Dedicated Host (auto-placement off and 96 vCPUs unless given); returns its id. */

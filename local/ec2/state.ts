@@ -36,6 +36,10 @@ export interface InstanceRecord {
   readonly iamInstanceProfile: string | undefined;
   userData: string | undefined;
   readonly shutdownBehavior: 'stop' | 'terminate';
+  /** Termination protection (`DisableApiTermination`): TerminateInstances refuses it. */
+  disableApiTermination: boolean;
+  /** Stop protection (`DisableApiStop`): StopInstances refuses it. */
+  disableApiStop: boolean;
   /**
    * Instance metadata options (RunInstances `MetadataOptions`). Without them an instance gets
    * the AMI's and account's defaults, which for most AMIs still allow IMDSv1 (`optional`): the
@@ -201,6 +205,8 @@ export interface Ec2Context {
   readonly capacity: Map<string, number>;
   /** Key pair names that exist (registerKeyPair); a launch naming another is refused. */
   readonly keyPairs: Set<string>;
+  /** How many RunInstances were answered from an earlier launch's ClientToken (fault-suite counts). */
+  readonly counters: { clientTokenReplays: number };
   /** RunInstances requests a fault made launch short (one instance): capacity ran out mid-call. */
   readonly shortLaunches: WeakSet<object>;
   /** Completed RunInstances by idempotency scope and ClientToken (clientTokenKey). */

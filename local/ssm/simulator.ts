@@ -152,6 +152,12 @@ export class SsmSimulator {
   readonly #region: string;
   readonly #accountId: string;
   readonly #ec2: Ec2Simulator;
+  #executedCommands = 0;
+
+  /** Command invocations whose document was rendered and run in a real shell (local/ssm/execute.ts). */
+  get executedCommands(): number {
+    return this.#executedCommands;
+  }
   readonly #emit: (event: SimulatorEvent) => void;
   readonly #documents: ReadonlyMap<string, CommandDocument>;
   readonly #behaviours: Readonly<Record<string, DocumentBehaviour>>;
@@ -432,6 +438,7 @@ export class SsmSimulator {
         hostFamilyOf(image?.name),
         platform,
       );
+      if (ran) this.#executedCommands += 1;
       if (ran?.status === 'Failed') return ran;
     }
     try {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import {
   DeleteSnapshotCommand,
   DeleteVolumeCommand,
+  ModifyInstanceAttributeCommand,
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
@@ -469,6 +470,36 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     expect(live).toHaveLength(5);
     expect(new Set(after.map((record) => record.unshelve?.replacementInstanceId))).toEqual(
       new Set(live.map((i) => i.instanceId)),
+    );
+  });
+
+  it('offloads the rest of a batch when one instance is termination-protected (R6)', async () => {
+    const local = await start();
+    const instanceIds = await launch(local, 3);
+    const protectedId = instanceIds[1] ?? '';
+    await local.run(() =>
+      local.runtime('shelving').clients.ec2.send(
+        new ModifyInstanceAttributeCommand({
+          InstanceId: protectedId,
+          DisableApiTermination: { Value: true },
+        }),
+      ),
+    );
+    const recordIds = await shelve(local, instanceIds);
+    local.startSchedules();
+
+    await request(local, 'offload.json', { recordIds });
+    await local.settleFor(5 * MINUTE);
+
+    const after = await load(local, recordIds);
+    expect(after.map((record) => record.instanceId === protectedId || record.step === 'offloaded')).toEqual([
+      true,
+      true,
+      true,
+    ]);
+    expect(local.ec2.instance(protectedId)?.state).toBe('stopped');
+    expect(instanceIds.filter((id) => id !== protectedId).map((id) => local.ec2.instance(id)?.state)).toEqual(
+      ['terminated', 'terminated'],
     );
   });
 

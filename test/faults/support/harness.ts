@@ -51,6 +51,8 @@ export class FaultTally {
   /** What the checks actually looked at (records, volumes, hand-outs, cached pairs…), so a vacuous pass shows. */
   readonly observed = new Map<string, number>();
   violations = 0;
+  /** What the strict local cloud did across the runs (docs/aws-fidelity.md). */
+  readonly strict = { iamEvaluations: 0, iamDenials: 0, commandsExecuted: 0, clientTokenReplays: 0 };
   readonly #started = performance.now();
 
   constructor(capability: string, invariants: readonly InvariantId[]) {
@@ -71,7 +73,9 @@ export class FaultTally {
       `${this.checks} invariant checks (${this.invariants.map((id) => INVARIANTS[id]).join('; ')}), ` +
       `${this.violations} violations in ${this.failedRuns} failing runs; checked ${
         [...this.observed].map(([what, count]) => `${count} ${what}`).join(', ') || 'nothing'
-      }`
+      }; strict cloud: ${this.strict.iamEvaluations} IAM evaluations, ${this.strict.iamDenials} denied, ` +
+      `${this.strict.commandsExecuted} commands rendered and run in a shell, ` +
+      `${this.strict.clientTokenReplays} ClientToken replays`
     );
   }
 }
@@ -86,6 +90,17 @@ export class RunLog {
   readonly facts: EventEnvelope[] = [];
   readonly #cloud: LocalCloud;
   readonly #functionIds: readonly FunctionId[];
+
+  /** What the strict cloud did in this run: IAM decisions, commands run in a shell, token replays. */
+  strictCloudCounts() {
+    const iam = this.#cloud.iam.stats();
+    return {
+      iamEvaluations: iam.evaluated,
+      iamDenials: iam.denied,
+      commandsExecuted: this.#cloud.ssm.executedCommands,
+      clientTokenReplays: this.#cloud.ec2.clientTokenReplays,
+    };
+  }
 
   constructor(cloud: LocalCloud, functionIds: readonly FunctionId[]) {
     this.#cloud = cloud;
@@ -205,6 +220,11 @@ export const expectNoViolations = (
   inputs: readonly unknown[],
 ): void => {
   tally.checks += tally.invariants.length;
+  const strict = log.strictCloudCounts();
+  tally.strict.iamEvaluations += strict.iamEvaluations;
+  tally.strict.iamDenials += strict.iamDenials;
+  tally.strict.commandsExecuted += strict.commandsExecuted;
+  tally.strict.clientTokenReplays += strict.clientTokenReplays;
   if (violations.length === 0) return;
   tally.violations += violations.length;
   tally.failedRuns += 1;
