@@ -14,6 +14,7 @@ import { type PoolMember, transition } from '../pools/domain/lifecycle';
 import type { ObservedInstance } from '../pools/domain/reconcile';
 import { isManagedBy, TAG } from '../pools/domain/tags';
 import type { FactPublisher } from '../shared/adapters/facts';
+import { awsErrorCode } from '../shared/aws-errors';
 import { launchClientToken } from '../shared/client-token';
 import type { Clock } from '../shared/clock';
 import {
@@ -26,7 +27,7 @@ import {
 } from '../shared/errors';
 import { pollUntil } from '../shared/retry';
 import { invalidDocumentParameter } from '../shared/ssm-document';
-import { type ClaimPath, rankCandidates } from './domain/choice';
+import { architectureOf, type ClaimPath, rankCandidates, resizeCompatible } from './domain/choice';
 import type { ServerRequest } from './schemas';
 
 export interface ClaimDeps {
@@ -282,6 +283,19 @@ export const claimServer = async (
   }
   const spec = record.spec;
   personalizeParameters(request, spec.initialization.platform);
+  const wanted = request.instanceType ?? spec.instanceType;
+  if (!resizeCompatible(spec.instanceType, wanted)) {
+    // No member can be resized to it and a cold launch of the pool's image on it is refused
+    // (RunInstances: the instance type's architecture must match the AMI's).
+    return publishFailure(deps, {
+      requestId,
+      pool: spec.name,
+      error: {
+        code: 'IncompatibleInstanceType',
+        message: `detail.instanceType: ${wanted} (${architectureOf(wanted)}) cannot run pool ${spec.name}'s image (${architectureOf(spec.instanceType)})`,
+      },
+    });
+  }
   const now = deps.clock.now();
   const claim: ClaimRecord = {
     requestId,
@@ -474,7 +488,12 @@ const startMember = async (
     }
     if (instance.state !== 'running' && instance.state !== 'pending') await deps.ec2.start(instance, pool);
   } catch (error) {
-    if (!(error instanceof CapacityError || error instanceof IncorrectStateError)) throw error;
+    // A resize EC2 refuses for this member (resize-limitations: boot mode, drivers, hibernation)
+    // is the member's problem, not the request's: it goes back and the next candidate is tried.
+    const resizeRefused =
+      error instanceof WarmbootError && awsErrorCode(error.cause) === 'InvalidInstanceAttributeValue';
+    if (!(error instanceof CapacityError || error instanceof IncorrectStateError || resizeRefused))
+      throw error;
     await giveBack(deps, pool, claimed, instance, resized);
     return false;
   }

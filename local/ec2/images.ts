@@ -13,6 +13,7 @@ import type {
 import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
 import { applyFilters, paginate, requireAll, tagList, tagsFor } from './filters';
 import { isWellFormedId } from './ids';
+import { architectureOfType, imageArchitectureOf } from './instance-types';
 import { newSnapshot, snapshotDurationMs } from './snapshots';
 import type { Ec2Context, ImageBlockDevice, ImageRecord, Platform, RootDeviceType } from './state';
 import { attachedVolumes } from './volumes';
@@ -35,6 +36,8 @@ export interface SeedImage {
    */
   readonly ownerId?: string;
   readonly snapshotsShared?: boolean;
+  /** Default x86_64; `arm64` for Graviton AMIs. */
+  readonly architecture?: 'x86_64' | 'arm64';
   readonly imageId?: string;
   readonly tags?: Readonly<Record<string, string>>;
 }
@@ -92,6 +95,7 @@ export const seedImage = (ctx: Ec2Context, seed: SeedImage): string => {
     {
       name: seed.name,
       ...(seed.ownerId !== undefined ? { ownerId: seed.ownerId, public: true } : {}),
+      architecture: seed.architecture ?? 'x86_64',
       description: '',
       state: 'available',
       rootDeviceName,
@@ -147,6 +151,7 @@ export const createImage = async (ctx: Ec2Context, input: CreateImageRequest): P
     rootDeviceName: instance.rootDeviceName,
     rootDeviceType: 'ebs',
     platform: instance.platform,
+    architecture: imageArchitectureOf(architectureOfType(instance.instanceType)),
     blockDevices,
     tags: tagsFor(input.TagSpecifications, 'image'),
   });
@@ -192,6 +197,7 @@ export const registerImage = async (
     rootDeviceName,
     rootDeviceType: 'ebs',
     platform: 'linux',
+    architecture: input.Architecture === 'arm64' ? 'arm64' : 'x86_64',
     blockDevices,
     tags: tagsFor(input.TagSpecifications, 'image'),
   });
@@ -221,7 +227,7 @@ const toSdkImage = (ctx: Ec2Context, image: ImageRecord): Image => ({
   State: image.state,
   OwnerId: image.ownerId ?? ctx.accountId,
   CreationDate: new Date(image.creationDate).toISOString(),
-  Architecture: 'x86_64',
+  Architecture: image.architecture,
   ImageType: 'machine',
   Public: image.public === true,
   VirtualizationType: 'hvm',

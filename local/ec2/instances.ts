@@ -25,6 +25,7 @@ import { applyFilters, paginate, tagList, tagsFor } from './filters';
 import { chooseHost } from './hosts';
 import { isWellFormedId } from './ids';
 import { imageOrThrow, platformValue } from './images';
+import { architectureOfType, imageArchitectureOf } from './instance-types';
 import { assertKeyPairExists } from './key-pairs';
 import { VPC_ID, zoneState } from './network';
 import {
@@ -196,7 +197,7 @@ const toSdkInstance = (ctx: Ec2Context, instance: InstanceRecord, launchIndex: n
   },
   SecurityGroups: instance.securityGroupIds.map((groupId) => ({ GroupId: groupId })),
   IamInstanceProfile: instance.iamInstanceProfile ? { Arn: instance.iamInstanceProfile } : undefined,
-  Architecture: 'x86_64',
+  Architecture: imageArchitectureOf(architectureOfType(instance.instanceType)),
   VirtualizationType: 'hvm',
   Hypervisor: 'xen',
   EnaSupport: true,
@@ -388,6 +389,11 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
   if (minCount < 1 || maxCount < minCount)
     throw invalidParameterValue(`Invalid MinCount/MaxCount: ${minCount}/${maxCount}`);
   assertKeyPairExists(ctx, input.KeyName);
+  const typeArchitecture = imageArchitectureOf(architectureOfType(input.InstanceType ?? 'm1.small'));
+  if (typeArchitecture !== image.architecture)
+    throw invalidParameterValue(
+      `The architecture '${typeArchitecture}' of the specified instance type does not match the architecture '${image.architecture}' of the specified AMI. Specify an instance type and an AMI that have matching architectures, and try again.`,
+    );
   const subnet = resolveSubnet(ctx, input);
   const devices = planBlockDevices(
     ctx,
@@ -784,6 +790,13 @@ export const modifyInstanceAttribute = async (
   if (!instance) throw missingParameter('InstanceId');
   if (input.InstanceType?.Value !== undefined) {
     requireStopped(instance);
+    // resize-limitations: the new type must run the instance's AMI (same architecture; a Mac only
+    // as another Mac of that architecture). EC2 answers an incompatible change this way.
+    if (architectureOfType(input.InstanceType.Value) !== architectureOfType(instance.instanceType))
+      throw ec2Error(
+        'InvalidInstanceAttributeValue',
+        `Modifying the instance type from ${instance.instanceType} to ${input.InstanceType.Value} is not allowed.`,
+      );
     instance.instanceType = input.InstanceType.Value;
   }
   if (input.DisableApiTermination?.Value !== undefined) {

@@ -117,6 +117,8 @@ export interface ImageRecord {
   readonly name: string;
   /** The account that owns the AMI; absent: this account. */
   readonly ownerId?: string;
+  /** The processor architecture it was built for. */
+  readonly architecture: 'x86_64' | 'arm64';
   readonly public?: boolean;
   readonly description: string;
   state: 'pending' | 'available';

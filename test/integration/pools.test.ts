@@ -295,10 +295,12 @@ describe('pool lifecycle on the local cloud', () => {
       instanceType: 'm7i.xlarge',
     });
 
-    // A Graviton type cannot run this AMI's architecture: no member fits, the request goes cold.
+    // A Graviton type cannot run this x86_64 AMI: no member can be resized to it, and EC2 refuses
+    // to launch the image on it, so the request fails at once, naming the field.
     const arm = await requestServer(local, { instanceType: 'm7g.large' });
-    expect(arm).toMatchObject({ status: 'launching', path: 'cold' });
-    expect(local.ec2.instance(arm.instanceId ?? '')?.instanceType).toBe('m7g.large');
+    expect(arm).toMatchObject({ status: 'failed', error: { code: 'IncompatibleInstanceType' } });
+    expect(JSON.stringify(arm)).toContain('detail.instanceType');
+    expect(local.ec2.instances().filter((instance) => instance.instanceType === 'm7g.large')).toEqual([]);
   });
 
   it('serves a request cold when the pool is empty and finishes it asynchronously once initialized', async () => {

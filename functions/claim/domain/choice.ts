@@ -12,10 +12,14 @@ export interface Candidate {
 /**
  * CPU architecture of an instance type. Changing the type of a stopped instance only works within
  * one architecture (the AMI is built for one); Graviton families carry a `g` after the generation
- * digit (m7g, c7gn, r8gd, g5g, is4gen), plus the first-generation a1.
+ * digit (m7g, c7gn, r8gd, g5g, is4gen), plus the first-generation a1. Mac instances run only macOS
+ * AMIs and resize only to another Mac of their architecture: mac1 is Intel, every later Mac family
+ * (mac2, mac2-m2, mac2-m2pro, …) Apple silicon (EC2 user guide, "Amazon EC2 Mac instances").
  */
-export const architectureOf = (instanceType: string): 'arm64' | 'x86_64' => {
+export const architectureOf = (instanceType: string): 'arm64' | 'x86_64' | 'arm64_mac' | 'x86_64_mac' => {
   const family = instanceType.split('.')[0] ?? '';
+  if (family === 'mac1') return 'x86_64_mac';
+  if (family.startsWith('mac')) return 'arm64_mac';
   if (family === 'a1') return 'arm64';
   const attributes = /^[a-z]+-?\d+([a-z-]*)$/.exec(family)?.[1] ?? '';
   return attributes.includes('g') ? 'arm64' : 'x86_64';

@@ -52,4 +52,15 @@ describe('claim choice', () => {
     expect(resizeCompatible('m7i.large', 'c7i.2xlarge')).toBe(true);
     expect(resizeCompatible('m7i.large', 'm7g.large')).toBe(false);
   });
+
+  it('keeps Mac instances apart: mac1 is Intel, the later Mac families Apple silicon (W3)', () => {
+    expect(['mac1.metal', 'mac2.metal', 'mac2-m2pro.metal'].map(architectureOf)).toEqual([
+      'x86_64_mac',
+      'arm64_mac',
+      'arm64_mac',
+    ]);
+    expect(resizeCompatible('mac2.metal', 'mac2-m2.metal')).toBe(true);
+    expect(resizeCompatible('mac2.metal', 'm7g.large')).toBe(false);
+    expect(resizeCompatible('mac1.metal', 'm7i.large')).toBe(false);
+  });
 });
