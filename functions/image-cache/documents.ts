@@ -235,7 +235,17 @@ const mountDocument: CommandDocument = {
       `if [ -z "\${DEV:-}" ]; then echo "volume $VOLUME_ID did not appear as a block device" >&2; exit ${EXIT_CODES.deviceMissing}; fi`,
       'MNT="$CACHE_DIR/volumes/$VOLUME_ID"',
       'mkdir -p "$MNT"',
-      'mountpoint -q "$MNT" || mount -o ro "$DEV" "$MNT"',
+      // A snapshot of a whole disk carries a partition table: its first partition holds the image.
+      `PART=$(lsblk -nrpo NAME,TYPE "$DEV" 2>/dev/null | awk '$2 == "part" { print $1; exit }')`,
+      'if [ -n "$PART" ]; then DEV="$PART"; fi',
+      // Read-only, nothing on it executable or a device, and no journal replay (a replay writes,
+      // which a read-only mount refuses): XFS needs norecovery, ext3/ext4 noload (mount(8), xfs(5)).
+      'OPTIONS="ro,nosuid,nodev,noexec"',
+      'case "$(blkid -o value -s TYPE "$DEV" 2>/dev/null)" in',
+      '  xfs) OPTIONS="$OPTIONS,norecovery" ;;',
+      '  ext3 | ext4) OPTIONS="$OPTIONS,noload" ;;',
+      'esac',
+      'mountpoint -q "$MNT" || mount -o "$OPTIONS" "$DEV" "$MNT"',
       `BYTES=$(df -PB1 "$MNT" | awk 'NR==2 { print $3 }')`,
       'RESULT=$(printf \'{"imageId":"%s","kind":"volume","volumeId":"%s","bytes":0,"linkedBytes":%s}\' "$IMAGE_ID" "$VOLUME_ID" "$BYTES")',
       'echo "$RESULT" > "$CACHE_DIR/$VOLUME_ID.json"',
