@@ -129,6 +129,11 @@ const iamSettings = (
   return { hostGroups, imageParameters };
 };
 
+/** Whether SHELVING_SETTINGS opts in to deleting shelved data (the stack's allowShelvedDataDeletion). */
+const shelvedDataDeletion = (settings: Readonly<Record<string, string>>): boolean =>
+  settings.SHELVING_SETTINGS !== undefined &&
+  (JSON.parse(settings.SHELVING_SETTINGS) as { allowDataDeletion?: boolean }).allowDataDeletion === true;
+
 /**
  * The whole cloud warmboot needs, on one virtual clock: DynamoDB Local with the stack's tables,
  * the EC2 and SSM simulators, the local EventBridge with the catalog's rules, and the deployed
@@ -282,7 +287,9 @@ export class LocalCloud {
         accountId,
         tables,
         ...iamSettings(options.settings ?? {}),
-        allowShelvedDataDeletion: options.iam?.allowShelvedDataDeletion ?? false,
+        // The deployment setting reaches both the role (IAM) and the function (SHELVING_SETTINGS).
+        allowShelvedDataDeletion:
+          options.iam?.allowShelvedDataDeletion ?? shelvedDataDeletion(options.settings ?? {}),
       },
       ec2: ec2ResourceState(ec2),
     });

@@ -30,6 +30,12 @@ export const shelvingSettingsSchema = z
      * (the unshelve waits for it). Instances on a Dedicated Host never move.
      */
     otherAzAfterSeconds: z.number().int().min(-1).default(900),
+    /**
+     * The deployment let a confirmed Delete Shelved Record delete retained data (the stack's
+     * `allowShelvedDataDeletion`, which also grants DeleteVolume and DeleteSnapshot on it). Off:
+     * a Delete is refused before anything is touched, saying so, instead of failing on IAM.
+     */
+    allowDataDeletion: z.boolean().default(false),
     /** A step that sees no progress for this long is re-examined by the reconcile. */
     stepTimeoutSeconds: z.number().int().min(1).default(900),
     /**

@@ -537,7 +537,18 @@ export class ShelvingEngine {
     recordId: string,
     confirm: string | readonly string[] | undefined,
   ): Promise<DeletionResult> {
-    const { store, ec2, clock } = this.#deps;
+    const { store, ec2, clock, settings } = this.#deps;
+    if (!settings.allowDataDeletion) {
+      return {
+        recordId,
+        ok: false,
+        error: {
+          code: 'DeletionNotEnabled',
+          message:
+            'this deployment keeps shelved data: deploying with allowShelvedDataDeletion lets a confirmed Delete Shelved Record delete it',
+        },
+      };
+    }
     const record = await store.get(recordId);
     if (!record)
       return { recordId, ok: false, error: { code: 'NotFound', message: `no shelve record ${recordId}` } };

@@ -36,7 +36,9 @@ export class ShelvingCapability extends Construct {
 
   constructor(scope: Construct, id: string, props: ShelvingCapabilityProps) {
     super(scope, id);
-    const fn = createFunction(this, 'shelving', props, { SHELVING_SETTINGS: props.shelving });
+    const fn = createFunction(this, 'shelving', props, {
+      SHELVING_SETTINGS: { ...props.shelving, allowDataDeletion: props.allowShelvedDataDeletion === true },
+    });
     this.shelving = fn;
     fn.grantTable('shelves', 'readWrite');
     fn.grantPublish();

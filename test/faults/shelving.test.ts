@@ -240,10 +240,10 @@ const shelvingProperty = (
       functions: ['shelving'],
       documents: [],
       behaviours: {},
-      // The workload sends confirmed Delete Shelved Record requests: the deployment opted in.
-      iam: { allowShelvedDataDeletion: true },
       settings: {
         SHELVING_SETTINGS: JSON.stringify({
+          // The workload sends confirmed Delete Shelved Record requests: the deployment opted in.
+          allowDataDeletion: true,
           offloadAfterSeconds: workload.offloadAfterSeconds,
           stepTimeoutSeconds: 120,
           hostWaitSeconds: 600,

@@ -37,8 +37,13 @@ const start = async (
   cloud = await LocalCloud.start({
     dynamodbEndpoint: inject('dynamodbEndpoint'),
     functions: ['shelving'],
-    settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, ...settings }) },
-    iam: { allowShelvedDataDeletion: options.allowShelvedDataDeletion ?? false },
+    settings: {
+      SHELVING_SETTINGS: JSON.stringify({
+        offloadAfterSeconds: -1,
+        ...settings,
+        allowDataDeletion: options.allowShelvedDataDeletion ?? false,
+      }),
+    },
   });
   return cloud;
 };

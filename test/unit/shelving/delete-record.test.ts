@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { IncorrectStateError } from '../../../functions/shared/errors';
 import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
+import { defaultShelvingSettings } from '../../../functions/shelving/config';
 import { DELETION_TAKEOVER_MS } from '../../../functions/shelving/domain/shelve';
 import { SHELVED_TAG } from '../../../functions/shelving/domain/tags';
 import type { ObservedVolume } from '../../../functions/shelving/domain/types';
@@ -61,7 +62,27 @@ const ec2Holding = (
   return { ec2, volumes, snapshots };
 };
 
-const setUp = engineOnClock;
+/** The deployment opted in to deleting shelved data (allowShelvedDataDeletion). */
+const ALLOW_DELETION = { ...defaultShelvingSettings, allowDataDeletion: true };
+const setUp = (
+  ec2: Parameters<typeof engineOnClock>[0],
+  killAfterStep?: Parameters<typeof engineOnClock>[1],
+) => engineOnClock(ec2, killAfterStep, ALLOW_DELETION);
+
+describe('Delete Shelved Record in a deployment that keeps shelved data', () => {
+  it('is refused before anything is described or deleted, naming the setting', async () => {
+    const ec2 = countingEc2();
+    const { engine, store } = engineOnClock(ec2);
+    await store.create(RECORD);
+
+    const result = await engine.deleteRecord(RECORD.recordId, RECORD.recordId);
+
+    expect(result).toMatchObject({ ok: false, error: { code: 'DeletionNotEnabled' } });
+    expect(JSON.stringify(result)).toContain('allowShelvedDataDeletion');
+    expect(ec2.calls).toEqual([]);
+    expect(await store.get(RECORD.recordId)).toMatchObject({ step: RECORD.step });
+  });
+});
 
 describe('Delete Shelved Record against a concurrent Unshelve', () => {
   it('deletes nothing when an Unshelve moved the record after the delete checked it', async () => {

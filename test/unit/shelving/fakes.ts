@@ -1,6 +1,6 @@
 import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
 import { memoryShelfStore } from '../../../functions/shelving/adapters/store';
-import { defaultShelvingSettings } from '../../../functions/shelving/config';
+import { defaultShelvingSettings, type ShelvingSettings } from '../../../functions/shelving/config';
 import type {
   ObservedInstance,
   ObservedVolume,
@@ -33,7 +33,11 @@ export const countingEc2 = (): ShelvingEc2 & { calls: string[] } => {
  * the store's first write of that step is the last thing a handling does: the write lands, then
  * the handling dies (Lambda timeout, crash), as a kill after N calls does.
  */
-export const engineOnClock = (ec2: ShelvingEc2, killAfterStep?: ShelfRecord['step']) => {
+export const engineOnClock = (
+  ec2: ShelvingEc2,
+  killAfterStep?: ShelfRecord['step'],
+  settings: ShelvingSettings = defaultShelvingSettings,
+) => {
   const memory = memoryShelfStore();
   const clock = { at: NOW };
   const kill = { armed: killAfterStep !== undefined };
@@ -59,7 +63,7 @@ export const engineOnClock = (ec2: ShelvingEc2, killAfterStep?: ShelfRecord['ste
         clock.at += ms;
       },
     },
-    settings: defaultShelvingSettings,
+    settings,
   });
   return { engine, store: memory, clock };
 };
