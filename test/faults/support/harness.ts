@@ -52,7 +52,13 @@ export class FaultTally {
   readonly observed = new Map<string, number>();
   violations = 0;
   /** What the strict local cloud did across the runs (docs/aws-fidelity.md). */
-  readonly strict = { iamEvaluations: 0, iamDenials: 0, commandsExecuted: 0, clientTokenReplays: 0 };
+  readonly strict = {
+    iamEvaluations: 0,
+    iamDenials: 0,
+    commandsExecuted: 0,
+    clientTokenReplays: 0,
+    lambdaTimeouts: 0,
+  };
   readonly #started = performance.now();
 
   constructor(capability: string, invariants: readonly InvariantId[]) {
@@ -75,7 +81,7 @@ export class FaultTally {
         [...this.observed].map(([what, count]) => `${count} ${what}`).join(', ') || 'nothing'
       }; strict cloud: ${this.strict.iamEvaluations} IAM evaluations, ${this.strict.iamDenials} denied, ` +
       `${this.strict.commandsExecuted} commands rendered and run in a shell, ` +
-      `${this.strict.clientTokenReplays} ClientToken replays`
+      `${this.strict.clientTokenReplays} ClientToken replays, ${this.strict.lambdaTimeouts} Lambda timeouts`
     );
   }
 }
@@ -99,6 +105,7 @@ export class RunLog {
       iamDenials: iam.denied,
       commandsExecuted: this.#cloud.ssm.executedCommands,
       clientTokenReplays: this.#cloud.ec2.clientTokenReplays,
+      lambdaTimeouts: this.#functionIds.reduce((sum, id) => sum + this.#cloud.bus.stats(id).timeouts, 0),
     };
   }
 
@@ -225,6 +232,7 @@ export const expectNoViolations = (
   tally.strict.iamDenials += strict.iamDenials;
   tally.strict.commandsExecuted += strict.commandsExecuted;
   tally.strict.clientTokenReplays += strict.clientTokenReplays;
+  tally.strict.lambdaTimeouts += strict.lambdaTimeouts;
   if (violations.length === 0) return;
   tally.violations += violations.length;
   tally.failedRuns += 1;
