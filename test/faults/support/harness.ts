@@ -59,6 +59,8 @@ export class FaultTally {
     clientTokenReplays: 0,
     lambdaTimeouts: 0,
   };
+  /** The distinct calls IAM denied (function, action, resource type), so a denial can be read. */
+  readonly denied = new Set<string>();
   readonly #started = performance.now();
 
   constructor(capability: string, invariants: readonly InvariantId[]) {
@@ -81,7 +83,8 @@ export class FaultTally {
         [...this.observed].map(([what, count]) => `${count} ${what}`).join(', ') || 'nothing'
       }; strict cloud: ${this.strict.iamEvaluations} IAM evaluations, ${this.strict.iamDenials} denied, ` +
       `${this.strict.commandsExecuted} commands rendered and run in a shell, ` +
-      `${this.strict.clientTokenReplays} ClientToken replays, ${this.strict.lambdaTimeouts} Lambda timeouts`
+      `${this.strict.clientTokenReplays} ClientToken replays, ${this.strict.lambdaTimeouts} Lambda timeouts` +
+      (this.denied.size > 0 ? ` (denied: ${[...this.denied].join('; ')})` : '')
     );
   }
 }
@@ -106,6 +109,12 @@ export class RunLog {
       commandsExecuted: this.#cloud.ssm.executedCommands,
       clientTokenReplays: this.#cloud.ec2.clientTokenReplays,
       lambdaTimeouts: this.#functionIds.reduce((sum, id) => sum + this.#cloud.bus.stats(id).timeouts, 0),
+      denials: this.#cloud.iam
+        .denials()
+        .map(
+          (denial) =>
+            `${denial.functionId} ${denial.action} on ${denial.resource.split(':').pop()?.split('/')[0]}`,
+        ),
     };
   }
 
@@ -233,6 +242,7 @@ export const expectNoViolations = (
   tally.strict.commandsExecuted += strict.commandsExecuted;
   tally.strict.clientTokenReplays += strict.clientTokenReplays;
   tally.strict.lambdaTimeouts += strict.lambdaTimeouts;
+  for (const denial of strict.denials) tally.denied.add(denial);
   if (violations.length === 0) return;
   tally.violations += violations.length;
   tally.failedRuns += 1;
