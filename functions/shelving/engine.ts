@@ -45,6 +45,7 @@ import type {
   ShelveAnswer,
   ShelvingFact,
   Step,
+  UnshelveState,
 } from './domain/types';
 
 /**
@@ -1456,25 +1457,9 @@ export class ShelvingEngine {
       if (error instanceof WarmbootError && error.code === 'InsufficientCapacity') {
         // Nothing was launched: try again at the retry time written here, or elsewhere once the
         // AZ has refused long enough (otherAzAfterSeconds).
-        const at = clock.now();
-        const unshelve = written.unshelve ?? { requestId: 'reconcile', requestedAt: at, attempt: 0 };
-        await this.#write(
-          written,
-          {
-            set: {
-              unshelve: {
-                ...unshelve,
-                slowLaunchIssuedAt: undefined,
-                capacityRefusedSince: unshelve.capacityRefusedSince ?? at,
-                reason: errorOf(error).message,
-              },
-            },
-            actions: [],
-            recheckAt: at + HOST_WAIT_RETRY_MS,
-            reason: errorOf(error).message,
-          },
-          at,
-        );
+        await this.#retrySlowLaunch(written, errorOf(error).message, HOST_WAIT_RETRY_MS, (unshelve, at) => ({
+          capacityRefusedSince: unshelve.capacityRefusedSince ?? at,
+        }));
         return;
       }
       // RunInstances answered and only recording its replacement failed: the replacement is found
@@ -1483,25 +1468,30 @@ export class ShelvingEngine {
       // Any other refusal launched nothing, and a refusal tied to the token itself (EC2 answering
       // a terminated launch's token with an error instead of the instance, a parameter mismatch)
       // would come back for the same token: the next launch is a new attempt with a new token.
-      const at = clock.now();
-      const unshelve = written.unshelve ?? { requestId: 'reconcile', requestedAt: at, attempt: 0 };
-      await this.#write(
-        written,
-        {
-          set: {
-            unshelve: {
-              ...unshelve,
-              attempt: unshelve.attempt + 1,
-              slowLaunchIssuedAt: undefined,
-              reason: errorOf(error).message,
-            },
-          },
-          actions: [],
-          recheckAt: at + LAUNCH_RETRY_MS,
-          reason: errorOf(error).message,
-        },
-        at,
-      );
+      await this.#retrySlowLaunch(written, errorOf(error).message, LAUNCH_RETRY_MS, (unshelve) => ({
+        attempt: unshelve.attempt + 1,
+      }));
     }
+  }
+
+  /** A slow-path launch that launched nothing: forget it was issued and look again after `waitMs`. */
+  async #retrySlowLaunch(
+    record: ShelfRecord,
+    reason: string,
+    waitMs: number,
+    change: (unshelve: UnshelveState, at: number) => Partial<UnshelveState>,
+  ): Promise<void> {
+    const at = this.#deps.clock.now();
+    const unshelve = record.unshelve ?? { requestId: 'reconcile', requestedAt: at, attempt: 0 };
+    await this.#write(
+      record,
+      {
+        set: { unshelve: { ...unshelve, ...change(unshelve, at), slowLaunchIssuedAt: undefined, reason } },
+        actions: [],
+        recheckAt: at + waitMs,
+        reason,
+      },
+      at,
+    );
   }
 }

@@ -5,7 +5,7 @@ import {
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
-import { createCloud } from './ec2-harness';
+import { createCloud, launch } from './ec2-harness';
 
 /**
  * An instance type runs AMIs of its architecture only: RunInstances refuses a mismatch with
@@ -45,17 +45,7 @@ describe('instance type and AMI architecture', () => {
 
   it('resizes a stopped instance within its architecture only', async () => {
     const cloud = await createCloud();
-    const launched = await cloud.run(() =>
-      cloud.ec2Client.send(
-        new RunInstancesCommand({
-          ImageId: cloud.imageId,
-          InstanceType: 'm7i.large',
-          MinCount: 1,
-          MaxCount: 1,
-        }),
-      ),
-    );
-    const instanceId = launched.Instances?.[0]?.InstanceId ?? '';
+    const instanceId = await launch(cloud);
     await cloud.settle();
     await cloud.run(() => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
     await cloud.settle();
