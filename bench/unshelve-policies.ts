@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { isThrottled } from '../functions/shared/aws-errors';
 import { sdkShelvingEc2 } from '../functions/shelving/adapters/ec2';
+import { defaultShelvingSettings, type ShelvingSettings } from '../functions/shelving/config';
 import { fastLaunchRequest, slowLaunchRequest } from '../functions/shelving/domain/bulk';
 import { Pacer } from '../functions/shelving/domain/pacer';
 import { REPLACEMENT_FOR_TAG } from '../functions/shelving/domain/tags';
@@ -21,9 +22,15 @@ import { atStep, drive, type Fleet, newEngine } from './unshelve-fleet';
 /** Seconds from the unshelve request until each record was running with all its volumes. */
 export type ReadyTimes = ReadonlyMap<string, number>;
 
-/** warmboot: the production engine, batched and paced, fast path for offloaded records. */
-export const runWarmboot = async (fleet: Fleet): Promise<ReadyTimes> => {
-  const { engine } = newEngine(fleet, fleet.store);
+/**
+ * warmboot: the production engine, batched and paced, fast path for offloaded records. With the
+ * default settings every replacement keeps its private IP, so it is its own RunInstances call.
+ */
+export const runWarmboot = async (
+  fleet: Fleet,
+  settings: ShelvingSettings = defaultShelvingSettings,
+): Promise<ReadyTimes> => {
+  const { engine } = newEngine(fleet, fleet.store, settings);
   const recordIds = fleet.records.map((record) => record.recordId);
   const t0 = fleet.clock.now();
   await engine.unshelve(recordIds, undefined, 'bench', { advance: false });

@@ -1,3 +1,4 @@
+import { defaultShelvingSettings } from '../functions/shelving/config';
 import { limitsOf } from '../functions/shelving/domain/pacer';
 import { ec2Latencies } from '../local/latency';
 import { type BenchArgs, type FlagSpec, numberFlag } from './args';
@@ -104,13 +105,17 @@ export const reattachBound = (
       : 0;
   const detachPipeline =
     fast > 0 ? launch + stop + drainSeconds('DetachVolume', 'requests', fast) + detach + attach + startUp : 0;
+  // The last replacement cannot launch before the RunInstances bucket admits its call (one call
+  // per replacement when private IPs are kept), and then has its whole path ahead of it.
+  const launchPipeline =
+    fast > 0 ? drainSeconds('RunInstances', 'requests', calls['RunInstances.requests'] ?? 0) + fastPath : 0;
   return {
     boundSeconds: Math.max(critical, worst.seconds),
     criticalPathSeconds: critical,
     bucketSeconds: worst.seconds,
     bottleneck: worst.key,
     calls,
-    pipelineBoundSeconds: Math.max(critical, worst.seconds, attachPipeline, detachPipeline),
+    pipelineBoundSeconds: Math.max(critical, worst.seconds, attachPipeline, detachPipeline, launchPipeline),
   };
 };
 
@@ -183,15 +188,23 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
       });
     const fast = Math.ceil(count / 2);
     const onHosts = Math.round(count * options.hostShare);
-    // Launch configurations: shared tenancy, plus per host and affinity.
-    const configurations = 1 + Math.ceil(onHosts / 48);
-    const reattach = reattachBound(fast, count - fast, options.dataVolumes, configurations);
+    // Launch configurations: shared tenancy, plus per host and affinity; a replacement that keeps
+    // its private IP (the default) is a launch of its own (API_RunInstances PrivateIpAddress).
+    const batchedConfigurations = 1 + Math.ceil(onHosts / 48);
+    const reattach = reattachBound(fast, count - fast, options.dataVolumes, fast);
+    const batched = reattachBound(fast, count - fast, options.dataVolumes, batchedConfigurations);
     const snapshot = snapshotBound(count, options.dataVolumes > 0 ? DATA_GIB : ROOT_GIB);
     policies[`warmboot N=${count}`] = await measure(fleetOf, runWarmboot, reattach);
-    policies[`naive N=${count}`] = await measure(fleetOf, runNaive, reattach);
+    policies[`warmboot, new IPs N=${count}`] = await measure(
+      fleetOf,
+      (fleet) => runWarmboot(fleet, { ...defaultShelvingSettings, keepPrivateIp: false }),
+      batched,
+    );
+    policies[`naive N=${count}`] = await measure(fleetOf, runNaive, batched);
     policies[`snapshot-restore N=${count}`] = await measure(fleetOf, runSnapshotRestore, snapshot);
     notes.push(
       `N=${count}: reattach bound = max(critical path ${round(reattach.criticalPathSeconds)} s, buckets ${round(reattach.bucketSeconds)} s on ${reattach.bottleneck}); calls counted ${JSON.stringify(reattach.calls)}`,
+      `N=${count}: with new IPs (keepPrivateIp off) replacements batch: buckets ${round(batched.bucketSeconds)} s on ${batched.bottleneck}`,
     );
   }
   notes.push(

@@ -18,6 +18,9 @@ export type ShareableTestEvents = (typeof SHAREABLE_TEST_EVENTS)[number];
 
 const FUNCTION_IDS = Object.keys(FUNCTIONS) as [FunctionId, ...FunctionId[]];
 
+/** A KMS key ARN (KMS Developer Guide, "Key identifiers"): IAM authorizes key use on key ARNs, not aliases. */
+export const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
+
 const uniqueNames = <T extends { name: string }>(items: readonly T[], ctx: z.RefinementCtx) => {
   const seen = new Set<string>();
   items.forEach((item, index) => {
@@ -59,6 +62,14 @@ export const warmbootSettingsSchema = z
         });
       })
       .default([]),
+    /**
+     * Systems Manager's Default Host Management Configuration is on in the account and Region the
+     * stack deploys to. A pool member's SSM agent registers only with it on, or with an instance
+     * profile whose role carries AmazonSSMManagedInstanceCore; so a pool without `instanceProfile`
+     * is refused at synth unless this says DHMC is on (docs/pools.md, finding W6). The stack does
+     * not turn DHMC on: it is an account-wide setting.
+     */
+    ssmDefaultHostManagement: z.boolean().default(false),
     shelving: shelvingSettingsSchema.prefault({}),
     /**
      * Let `Delete Shelved Record` (operator-confirmed) delete the record's retained volumes and
@@ -66,6 +77,23 @@ export const warmbootSettingsSchema = z
      * record's data stays a manual step.
      */
     allowShelvedDataDeletion: z.boolean().default(false),
+    /**
+     * Customer managed KMS keys (key ARNs) that encrypt EBS volumes warmboot launches, starts,
+     * attaches or creates: the volumes of shelved instances, pool images, image snapshots, or the
+     * account's default EBS key. The roles may use only these keys, only through EC2. None: a
+     * volume under any other customer managed key fails (EncryptionKeyUnusable).
+     */
+    ebsKmsKeyArns: z
+      .array(
+        z
+          .string()
+          .regex(
+            KMS_KEY_ARN,
+            'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key-id>), not an alias',
+          ),
+      )
+      .refine((arns) => new Set(arns).size === arns.length, { message: 'duplicate key ARN' })
+      .default([]),
     /** Subscribe this address to the alarm topic; no topic is created without it. */
     alarmEmail: z.email().optional(),
     logRetentionDays: z
@@ -77,7 +105,21 @@ export const warmbootSettingsSchema = z
     shareableTestEvents: z.enum(SHAREABLE_TEST_EVENTS).default('ensure-registry'),
     reservedConcurrency: z.partialRecord(z.enum(FUNCTION_IDS), z.number().int().min(1).max(1000)).default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((settings, ctx) => {
+    if (settings.ssmDefaultHostManagement) return;
+    settings.pools.forEach((pool, index) => {
+      if (pool.instanceProfile !== undefined) return;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['pools', index, 'instanceProfile'],
+        message:
+          "required unless ssmDefaultHostManagement is true: the members' SSM agents register only with an " +
+          'instance profile whose role carries AmazonSSMManagedInstanceCore, or with Default Host Management ' +
+          'Configuration on; without either every member is retired as agent-never-registered',
+      });
+    });
+  });
 
 export type WarmbootSettings = z.output<typeof warmbootSettingsSchema>;
 export type WarmbootSettingsInput = z.input<typeof warmbootSettingsSchema>;

@@ -31,6 +31,7 @@ export class WarmbootStack extends Stack {
       pools: settings.pools,
       shelving: settings.shelving,
       allowShelvedDataDeletion: settings.allowShelvedDataDeletion,
+      ebsKmsKeyArns: settings.ebsKmsKeyArns,
       logRetention: settings.logRetentionDays as RetentionDays,
       shareableTestEvents: settings.shareableTestEvents,
       reservedConcurrency: settings.reservedConcurrency,

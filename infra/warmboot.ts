@@ -62,6 +62,12 @@ export interface WarmbootProps {
    */
   readonly allowShelvedDataDeletion?: boolean;
   /**
+   * Customer managed KMS keys (key ARNs) of the EBS volumes warmboot launches, starts, attaches or
+   * creates; the roles may use only these, only through EC2.
+   * @default - none: only unencrypted volumes and the AWS managed key `aws/ebs`
+   */
+  readonly ebsKmsKeyArns?: readonly string[];
+  /**
    * Subscribe this address to an encrypted SNS topic that every alarm notifies.
    * @default - no topic; alarms are visible on the dashboard only
    */
@@ -127,6 +133,7 @@ export class Warmboot extends Construct {
         ...(props.allowShelvedDataDeletion !== undefined
           ? { allowShelvedDataDeletion: props.allowShelvedDataDeletion }
           : {}),
+        ...(props.ebsKmsKeyArns ? { ebsKmsKeyArns: props.ebsKmsKeyArns } : {}),
         ...(props.alarmEmail !== undefined ? { alarmEmail: props.alarmEmail } : {}),
         ...(props.logRetention !== undefined ? { logRetentionDays: props.logRetention } : {}),
         ...(props.shareableTestEvents ? { shareableTestEvents: props.shareableTestEvents } : {}),
@@ -144,6 +151,7 @@ export class Warmboot extends Construct {
       eventBus,
       logRetention: settings.logRetentionDays as logs.RetentionDays,
       reservedConcurrency: settings.reservedConcurrency,
+      ebsKmsKeyArns: settings.ebsKmsKeyArns,
       ...(this.alarmTopic ? { alarmTopic: this.alarmTopic } : {}),
     };
     this.imageCache = new ImageCacheCapability(this, 'ImageCache', {

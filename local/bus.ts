@@ -496,14 +496,16 @@ export class LocalEventBus {
     if (attempt > 0) stats.retries += 1;
     const invocationId = this.#ids.uuid();
     const scope = { functionId, invocationId, awsCalls: 0, killed: false };
+    const timeoutSeconds = FUNCTIONS[functionId].timeoutSeconds;
+    // getRemainingTimeInMillis counts down from the same timeout the bus enforces below.
     const context = lambdaContext({
       functionId,
       requestId: invocationId,
       clock: this.#clock,
       region: this.#region,
       accountId: this.#accountId,
+      timeoutMs: timeoutSeconds * 1000,
     });
-    const timeoutSeconds = FUNCTIONS[functionId].timeoutSeconds;
     let timedOut = false;
     let cancelTimeout = (): void => undefined;
     const timeout = new Promise<never>((_, reject) => {

@@ -8,6 +8,7 @@ import { FUNCTIONS, type FunctionId } from '../functions/catalog';
 import type { Runtime } from '../functions/shared/runtime';
 import type { CommandDocument } from '../functions/shared/ssm-document';
 import { type EventEnvelope, LocalEventBus } from './bus';
+import { CallJournal } from './call-journal';
 import { VirtualClock } from './clock';
 import {
   createTables,
@@ -24,8 +25,10 @@ import { checkEntry, createEventsSimulator, entrySize, PUT_EVENTS_MAX_BYTES } fr
 import { FaultInjector, HandlerKilledError, invocationScope } from './faults';
 import { type FunctionHandler, functionFolder, type HandlerFactory, loadHandlerFactory } from './functions';
 import { ec2ResourceState } from './iam/ec2-state';
-import { LocalIam } from './iam/evaluator';
+import { ebsKeyAuthorizer, LocalIam } from './iam/evaluator';
+import { InstanceProfiles } from './iam/instance-profiles';
 import { synthesizedRolePolicies } from './iam/policy-source';
+import { KmsKeys } from './kms/keys';
 import { lambdaContext } from './lambda-context';
 import type { LatencyMode } from './latency';
 import type { EmfSink } from './metrics';
@@ -64,13 +67,27 @@ export interface LocalCloudOptions {
    * evaluated against its role policy as the CDK app synthesizes it for these settings (host
    * groups and pool image parameters come from `settings`); see docs/iam-simulation.md.
    */
-  readonly iam?: { readonly allowShelvedDataDeletion?: boolean };
+  readonly iam?: {
+    readonly allowShelvedDataDeletion?: boolean;
+    /**
+     * The deployment's `ebsKmsKeyArns`: the customer managed keys of encrypted volumes its roles
+     * may use (create them with `cloud.kms.createKey({ keyId })`; `cloud.kms.arnOf(keyId)`).
+     */
+    readonly ebsKmsKeyArns?: readonly string[];
+  };
   /**
    * Reserved concurrency per function, as a deployment may configure it (`reservedConcurrency`):
    * the local bus then runs at most that many invocations at once and queues the rest. Default:
    * none, like the stack's default.
    */
   readonly reservedConcurrency?: Readonly<Partial<Record<FunctionId, number>>>;
+  /**
+   * Systems Manager's Default Host Management Configuration in the account and Region: with it on,
+   * every instance's SSM agent registers without an instance profile. Default off, as in a new
+   * account: an agent then registers only with an instance profile from `instanceProfiles` whose
+   * role carries AmazonSSMManagedInstanceCore (local/ssm/registration.ts).
+   */
+  readonly defaultHostManagement?: boolean;
 }
 
 export interface PutEventInput {
@@ -148,7 +165,11 @@ export class LocalCloud {
   readonly faults: FaultInjector;
   readonly bus: LocalEventBus;
   readonly ec2: Ec2Simulator;
+  /** The account's KMS keys (encrypted volumes): create, disable or look them up. */
+  readonly kms: KmsKeys;
   readonly ssm: SsmSimulator;
+  /** The account's IAM instance profiles (which of them let an SSM agent register). */
+  readonly instanceProfiles: InstanceProfiles;
   readonly region: string;
   readonly accountId: string;
   readonly tables: TableNames;
@@ -158,6 +179,8 @@ export class LocalCloud {
   readonly metrics: EmfSink;
   /** The IAM evaluation of every deployed function's calls: `stats()`, `denials()`, `policies(fn)`. */
   readonly iam: LocalIam;
+  /** Every destructive EC2 call with its caller and the resource as it was, and who-manages-what writes. */
+  readonly calls: CallJournal;
   readonly #runtimes: ReadonlyMap<FunctionId, Runtime>;
   readonly #handlers: ReadonlyMap<FunctionId, FunctionHandler>;
   /** The client under `documents`; also creates and drops the tables. */
@@ -173,6 +196,7 @@ export class LocalCloud {
     bus: LocalEventBus;
     ec2: Ec2Simulator;
     ssm: SsmSimulator;
+    instanceProfiles: InstanceProfiles;
     region: string;
     accountId: string;
     tables: TableNames;
@@ -180,6 +204,7 @@ export class LocalCloud {
     admin: DynamoDBClient;
     metrics: EmfSink;
     iam: LocalIam;
+    calls: CallJournal;
     runtimes: ReadonlyMap<FunctionId, Runtime>;
     handlers: ReadonlyMap<FunctionId, FunctionHandler>;
     ownDynamodb: DynamoDbLocal | undefined;
@@ -189,7 +214,9 @@ export class LocalCloud {
     this.faults = parts.faults;
     this.bus = parts.bus;
     this.ec2 = parts.ec2;
+    this.kms = parts.ec2.kms;
     this.ssm = parts.ssm;
+    this.instanceProfiles = parts.instanceProfiles;
     this.region = parts.region;
     this.accountId = parts.accountId;
     this.tables = parts.tables;
@@ -197,6 +224,7 @@ export class LocalCloud {
     this.#admin = parts.admin;
     this.metrics = parts.metrics;
     this.iam = parts.iam;
+    this.calls = parts.calls;
     this.#runtimes = parts.runtimes;
     this.#handlers = parts.handlers;
     this.#ownDynamodb = parts.ownDynamodb;
@@ -255,6 +283,7 @@ export class LocalCloud {
     const emit = (event: SimulatorEvent): void => {
       bus.put(event);
     };
+    const kms = new KmsKeys({ region, accountId });
     const ec2 = new Ec2Simulator({
       clock,
       region,
@@ -263,9 +292,11 @@ export class LocalCloud {
       faults,
       latency,
       random: seededRandom(nextSeed()),
+      kms,
     });
     // Discovery only fills in what the options leave out.
     const discovered = options.documents && options.behaviours ? undefined : await capabilityCommands();
+    const instanceProfiles = new InstanceProfiles(accountId);
     const ssm = new SsmSimulator({
       clock,
       region,
@@ -277,8 +308,12 @@ export class LocalCloud {
       behaviours: { ...(options.behaviours ?? discovered?.behaviours ?? {}) },
       latency,
       random: seededRandom(nextSeed()),
+      instanceProfiles,
+      defaultHostManagement: options.defaultHostManagement ?? false,
     });
     const simulators = { ec2: ec2.dispatch, ssm: ssm.dispatch, events: createEventsSimulator(bus, faults) };
+    // The tables whose records say who manages what: shelve records and pool members.
+    const calls = new CallJournal({ ec2, clock, tables: [tables.shelves, tables.pools] });
     const iam = new LocalIam({
       synthesized: await synthesizedRolePolicies(),
       deployment: {
@@ -290,9 +325,11 @@ export class LocalCloud {
         // The deployment setting reaches both the role (IAM) and the function (SHELVING_SETTINGS).
         allowShelvedDataDeletion:
           options.iam?.allowShelvedDataDeletion ?? shelvedDataDeletion(options.settings ?? {}),
+        ebsKmsKeyArns: options.iam?.ebsKmsKeyArns ?? [],
       },
       ec2: ec2ResourceState(ec2),
     });
+    kms.authorizeWith(ebsKeyAuthorizer(iam));
 
     const metrics: EmfSink = [];
     const runtimes = new Map<FunctionId, Runtime>();
@@ -321,6 +358,7 @@ export class LocalCloud {
           ...(options.faultsOnDynamodb ? { dynamodbFaults: faults } : {}),
           iam,
         });
+        calls.attachWrites(runtime.clients.dynamodb, functionId);
         return { runtime, handler: factory(runtime) };
       };
       // The first environment also serves synchronous invokes and lends tests its clients.
@@ -345,6 +383,7 @@ export class LocalCloud {
       bus,
       ec2,
       ssm,
+      instanceProfiles,
       region,
       accountId,
       tables,
@@ -352,6 +391,7 @@ export class LocalCloud {
       admin: assertions,
       metrics,
       iam,
+      calls,
       runtimes,
       handlers,
       ownDynamodb,
@@ -381,6 +421,7 @@ export class LocalCloud {
       clock: this.clock,
       region: this.region,
       accountId: this.accountId,
+      timeoutMs: FUNCTIONS[functionId].timeoutSeconds * 1000,
     });
     return this.run(async () => {
       const result = await invocationScope.run(scope, () => handler(event, context));

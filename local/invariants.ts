@@ -19,7 +19,9 @@ export const INVARIANTS = {
   requestAnswered: 'every operator request ends in success or a reported error',
   handledOnce: 'handling the same event twice changes nothing the second time',
   withinBudget: 'fast snapshot restore stays within its budget',
-  onlyManaged: 'warmboot only changes resources it manages',
+  onlyManaged: 'a capability only changes resources it manages',
+  runningInstanceKept: 'no instance terminated that a shelve record runs as or that holds a retained volume',
+  safetySnapshotKept: 'safety snapshots stay until their record is confirmed deleted',
 } as const;
 
 export type InvariantId = keyof typeof INVARIANTS;
@@ -61,6 +63,8 @@ export interface ShelfFacts {
   readonly shelvedAt?: number;
   /** The Shelve request (event id) that created the record. */
   readonly shelvedBy?: { readonly requestId?: string };
+  /** Set once the shelved instance was terminated (offloaded, or found gone). */
+  readonly offloadedAt?: number;
   readonly volumes: readonly {
     readonly volumeId: string;
     readonly deviceName: string;
@@ -73,7 +77,11 @@ export interface ShelfFacts {
     readonly path?: string;
     readonly replacementInstanceId?: string;
     readonly freshRootVolumeId?: string;
+    /** When the instance it unshelves to was running: from then on the record runs as it. */
+    readonly readyAt?: number;
   };
+  /** A confirmed 'Delete Shelved Record' under way (step `deleting`): what it deletes. */
+  readonly deletion?: { readonly volumeIds: readonly string[]; readonly snapshotIds: readonly string[] };
 }
 
 export const SHELVED_TAG = 'warmboot:shelved';
@@ -527,3 +535,357 @@ export const unshelvedOnlyEarlierShelves = (
       },
     ];
   });
+
+// ---------------------------------------------------------------- calls as they happened
+
+/**
+ * The caller of a call made outside any invocation: a test, the sandbox or an operator acting as
+ * the account's administrator (local/call-journal.ts `OUTSIDE`). Its calls are the customer's own.
+ */
+export const OUTSIDE_CALLER = 'outside';
+
+/** A destructive EC2 call that took effect, as the call journal recorded it (a JournalCall). */
+export interface CallFacts {
+  /** Order among every call and every record write of the run. */
+  readonly seq: number;
+  /** Virtual time, ms. */
+  readonly at: number;
+  /** The function whose invocation made it, or OUTSIDE_CALLER. */
+  readonly caller: string;
+  readonly operation: string;
+  /** The resource as EC2 showed it when the call arrived. */
+  readonly resource: {
+    readonly kind: string;
+    readonly id: string;
+    readonly state?: string;
+    readonly tags: Readonly<Record<string, string>>;
+    readonly createdBy?: string;
+    readonly attachedVolumes?: readonly {
+      readonly volumeId: string;
+      readonly device: string;
+      readonly deleteOnTermination: boolean;
+      readonly tags: Readonly<Record<string, string>>;
+    }[];
+    readonly attachment?: { readonly instanceId: string; readonly device: string };
+    readonly sourceVolumeId?: string;
+    readonly liveVolumeIds?: readonly string[];
+    readonly enabledBy?: string;
+  };
+}
+
+/** A shelve record as one accepted write left it; no `record`: the write removed it. */
+export interface ShelfVersion {
+  readonly seq: number;
+  readonly recordId: string;
+  readonly record?: ShelfFacts;
+}
+
+/** A pool member item as one accepted write left it; no `state`: the write removed it. */
+export interface PoolMemberVersion {
+  readonly seq: number;
+  readonly pool: string;
+  readonly instanceId: string;
+  readonly state?: string;
+}
+
+export type Capability = 'shelving' | 'pools' | 'image-cache' | 'fast-restore' | 'popularity';
+
+/** The capability each function of the catalog belongs to. */
+export const FUNCTION_CAPABILITY: Readonly<Record<string, Capability>> = {
+  popularity: 'popularity',
+  imageCache: 'image-cache',
+  placement: 'image-cache',
+  fastRestore: 'fast-restore',
+  pools: 'pools',
+  claim: 'pools',
+  shelving: 'shelving',
+};
+
+/** The capability tags (CONTRIBUTING, "Management tags") and the capability each one names. */
+export const CAPABILITY_TAGS: Readonly<Record<string, Capability>> = {
+  [SHELVED_TAG]: 'shelving',
+  [REPLACEMENT_FOR_TAG]: 'shelving',
+  'warmboot:replacement-root': 'shelving',
+  'warmboot:replacement-batch': 'shelving',
+  'warmboot:pool': 'pools',
+  'warmboot:member-state': 'pools',
+  'warmboot:claim': 'pools',
+  'warmboot:host-group': 'image-cache',
+  'warmboot:image': 'image-cache',
+};
+
+/** A capability's claim on a resource from its DynamoDB records, between two record writes. */
+export interface ManagementClaim {
+  readonly capability: Capability;
+  readonly resourceId: string;
+  /** The write that made the claim (seq); the claim holds for calls after it. */
+  readonly from: number;
+  /** The write that ended it (seq); absent: it still holds. */
+  readonly until?: number;
+  /** Which record makes it, for messages. */
+  readonly by: string;
+}
+
+const callName = (call: CallFacts): string =>
+  `${call.caller} ${call.operation} at ${new Date(call.at).toISOString()} (call ${call.seq})`;
+
+/** Each record's versions in write order, and the version in force just before a call. */
+const versionsByRecord = (history: readonly ShelfVersion[]): Map<string, ShelfVersion[]> => {
+  const byRecord = new Map<string, ShelfVersion[]>();
+  for (const version of [...history].sort((a, b) => a.seq - b.seq))
+    byRecord.set(version.recordId, [...(byRecord.get(version.recordId) ?? []), version]);
+  return byRecord;
+};
+const before = <T extends { readonly seq: number }>(versions: readonly T[], seq: number): T[] =>
+  versions.filter((version) => version.seq < seq);
+
+/** Every live record just before `seq`. */
+const recordsBefore = (byRecord: ReadonlyMap<string, readonly ShelfVersion[]>, seq: number): ShelfFacts[] =>
+  [...byRecord.values()].flatMap((versions) => {
+    const record = before(versions, seq).at(-1)?.record;
+    return record ? [record] : [];
+  });
+
+/**
+ * The instance a record runs as, if it names one: once its unshelve was ready, the instance it
+ * unshelved to (the original on the start path); before, the original instance until it was
+ * offloaded (or found gone). A later record of that same instance (it was shelved again) governs it.
+ */
+const runsAs = (record: ShelfFacts, live: readonly ShelfFacts[]): string | undefined => {
+  let instanceId: string | undefined;
+  if (record.unshelve?.readyAt !== undefined) {
+    const path = record.unshelve.path ?? 'start';
+    instanceId = path === 'start' ? record.instanceId : record.unshelve.replacementInstanceId;
+  } else if (
+    record.offloadedAt === undefined &&
+    record.step !== 'offload.terminate' &&
+    record.step !== 'offloaded'
+  ) {
+    instanceId = record.instanceId;
+  }
+  const superseded = live.some(
+    (other) => other.instanceId === instanceId && (other.shelvedAt ?? 0) > (record.shelvedAt ?? 0),
+  );
+  return superseded ? undefined : instanceId;
+};
+
+/**
+ * warmboot never terminates an instance that a shelve record runs as at the time of the call
+ * (an unshelved record's instance, or the original instance of a record not offloaded), nor one
+ * with a retained volume attached (tagged `warmboot:shelved`, or listed by a record not yet
+ * unshelved) — except the offload itself: the record's own original instance, while the record is
+ * in `offload.terminate`, with every retained volume on it kept on termination. Judged per call on
+ * the call journal and the shelve records as they were just before it (security review C4).
+ */
+export const runningInstancesKept = (
+  calls: readonly CallFacts[],
+  history: readonly ShelfVersion[],
+): Violation[] => {
+  const byRecord = versionsByRecord(history);
+  const violations: Violation[] = [];
+  for (const call of calls) {
+    if (call.operation !== 'TerminateInstances' || call.caller === OUTSIDE_CALLER) continue;
+    const instanceId = call.resource.id;
+    const live = recordsBefore(byRecord, call.seq);
+    for (const record of live) {
+      if (runsAs(record, live) !== instanceId) continue;
+      violations.push({
+        invariant: 'runningInstanceKept',
+        subject: instanceId,
+        message: `${callName(call)} terminated it while ${record.recordId} (step ${record.step}) runs as it`,
+      });
+    }
+    for (const volume of call.resource.attachedVolumes ?? []) {
+      const recordId =
+        volume.tags[SHELVED_TAG] ??
+        live.find(
+          (record) =>
+            record.unshelve?.readyAt === undefined &&
+            record.volumes.some((kept) => kept.volumeId === volume.volumeId),
+        )?.recordId;
+      if (recordId === undefined) continue;
+      const record = live.find((candidate) => candidate.recordId === recordId);
+      const offload =
+        record?.instanceId === instanceId &&
+        record.step === 'offload.terminate' &&
+        !volume.deleteOnTermination;
+      if (offload) continue;
+      violations.push({
+        invariant: 'runningInstanceKept',
+        subject: instanceId,
+        message: `${callName(call)} terminated it with ${volume.volumeId}, retained by ${recordId} (${
+          record ? `step ${record.step}` : 'no such record'
+        }), attached at ${volume.device} (DeleteOnTermination ${volume.deleteOnTermination})`,
+      });
+    }
+  }
+  return violations;
+};
+
+/**
+ * A safety snapshot is deleted only once its record is confirmed deleted (step `deleting`, which
+ * only a confirmed 'Delete Shelved Record' enters, or already removed from it) and none of the
+ * volumes the deletion removes is left; and only a snapshot taken from one of that record's own
+ * volumes. A record owns a snapshot by its `warmboot:shelved` tag at the time of the call and by
+ * listing it. Judged per DeleteSnapshot on the call journal and the records just before it.
+ */
+export const safetySnapshotsKept = (
+  calls: readonly CallFacts[],
+  history: readonly ShelfVersion[],
+): Violation[] => {
+  const byRecord = versionsByRecord(history);
+  const violations: Violation[] = [];
+  const lists = (record: ShelfFacts | undefined, snapshotId: string): boolean =>
+    record !== undefined &&
+    (record.volumes.some((volume) => volume.snapshotId === snapshotId) ||
+      (record.deletion?.snapshotIds ?? []).includes(snapshotId));
+  for (const call of calls) {
+    if (call.operation !== 'DeleteSnapshot' || call.caller === OUTSIDE_CALLER) continue;
+    const snapshot = call.resource;
+    const owners = new Set<string>();
+    const tagged = snapshot.tags[SHELVED_TAG];
+    if (tagged !== undefined) owners.add(tagged);
+    for (const [recordId, versions] of byRecord)
+      if (before(versions, call.seq).some((version) => lists(version.record, snapshot.id)))
+        owners.add(recordId);
+    for (const recordId of owners) {
+      const report = (message: string): void => {
+        violations.push({
+          invariant: 'safetySnapshotKept',
+          subject: snapshot.id,
+          message: `${callName(call)} deleted the safety snapshot of ${recordId}, ${message}`,
+        });
+      };
+      const versions = before(byRecord.get(recordId) ?? [], call.seq);
+      const current = versions.at(-1);
+      if (!current) {
+        report('a record that never existed');
+        continue;
+      }
+      const lastLive = current.record ?? versions.findLast((version) => version.record)?.record;
+      if (lastLive?.step !== 'deleting') {
+        report(
+          current.record
+            ? `which is ${current.record.step}, not confirmed deleted`
+            : `which was removed from ${lastLive?.step ?? 'nothing'}, not by a confirmed deletion`,
+        );
+        continue;
+      }
+      if (current.record) {
+        const live = new Set(snapshot.liveVolumeIds ?? []);
+        const deleting = current.record.deletion?.volumeIds ?? current.record.volumes.map((v) => v.volumeId);
+        const held = deleting.filter((volumeId) => live.has(volumeId));
+        if (held.length > 0) report(`while the record still holds ${held.join(', ')}`);
+      }
+      const own = new Set(
+        versions.flatMap((version) => [
+          ...(version.record?.volumes ?? []).map((volume) => volume.volumeId),
+          ...(version.record?.deletion?.volumeIds ?? []),
+        ]),
+      );
+      if (snapshot.sourceVolumeId !== undefined && !own.has(snapshot.sourceVolumeId))
+        report(`but it was taken from ${snapshot.sourceVolumeId}, never one of that record's volumes`);
+    }
+  }
+  return violations;
+};
+
+/** What a shelve record makes shelving's, from each version until the next write of that record. */
+export const shelvingClaims = (history: readonly ShelfVersion[]): ManagementClaim[] =>
+  [...versionsByRecord(history).values()].flatMap((versions) =>
+    versions.flatMap((version, index) => {
+      const record = version.record;
+      if (!record) return [];
+      const until = versions[index + 1]?.seq;
+      const named = [
+        record.instanceId,
+        record.unshelve?.replacementInstanceId,
+        record.unshelve?.freshRootVolumeId,
+        ...record.volumes.flatMap((volume) => [volume.volumeId, volume.snapshotId]),
+        ...(record.deletion?.volumeIds ?? []),
+        ...(record.deletion?.snapshotIds ?? []),
+      ].filter((id): id is string => id !== undefined);
+      return [...new Set(named)].map((resourceId) => ({
+        capability: 'shelving' as const,
+        resourceId,
+        from: version.seq,
+        ...(until !== undefined ? { until } : {}),
+        by: `shelve record ${record.recordId} (${record.step})`,
+      }));
+    }),
+  );
+
+/** What a pool member item makes the pools', from each version until the next; a handed-over member is its requester's. */
+export const poolClaims = (history: readonly PoolMemberVersion[]): ManagementClaim[] => {
+  const byMember = new Map<string, PoolMemberVersion[]>();
+  for (const version of [...history].sort((a, b) => a.seq - b.seq)) {
+    const key = `${version.pool}|${version.instanceId}`;
+    byMember.set(key, [...(byMember.get(key) ?? []), version]);
+  }
+  return [...byMember.values()].flatMap((versions) =>
+    versions.flatMap((version, index) => {
+      if (version.state === undefined || version.state === 'handed-over') return [];
+      const until = versions[index + 1]?.seq;
+      return [
+        {
+          capability: 'pools' as const,
+          resourceId: version.instanceId,
+          from: version.seq,
+          ...(until !== undefined ? { until } : {}),
+          by: `member of pool ${version.pool} (${version.state})`,
+        },
+      ];
+    }),
+  );
+};
+
+/**
+ * No capability stops, terminates, modifies, attaches, detaches or deletes a resource another
+ * capability manages or that nothing manages. Each call is attributed to the function that made
+ * it; who manages the resource comes from provenance at the time of the call: its capability tags,
+ * the DynamoDB records that claim it (`shelvingClaims`, `poolClaims`) and, for a fast snapshot
+ * restore pair, which function enabled it. Calls from outside any invocation are the customer's.
+ */
+export const onlyManagedTouched = (
+  calls: readonly CallFacts[],
+  claims: readonly ManagementClaim[],
+): Violation[] => {
+  const claimsOf = new Map<string, ManagementClaim[]>();
+  for (const claim of claims)
+    claimsOf.set(claim.resourceId, [...(claimsOf.get(claim.resourceId) ?? []), claim]);
+  const violations: Violation[] = [];
+  for (const call of calls) {
+    if (call.caller === OUTSIDE_CALLER) continue;
+    const capability = FUNCTION_CAPABILITY[call.caller];
+    const resource = call.resource;
+    const owners = new Map<string, string[]>();
+    const own = (owner: string, why: string): void => {
+      owners.set(owner, [...(owners.get(owner) ?? []), why]);
+    };
+    for (const [key, value] of Object.entries(resource.tags)) {
+      const tagged = CAPABILITY_TAGS[key];
+      if (tagged) own(tagged, `tag ${key}=${value}`);
+    }
+    if (resource.enabledBy !== undefined) {
+      const enabler = FUNCTION_CAPABILITY[resource.enabledBy];
+      if (enabler) own(enabler, `enabled by ${resource.enabledBy}`);
+    }
+    for (const claim of claimsOf.get(resource.id) ?? [])
+      if (claim.from < call.seq && (claim.until === undefined || call.seq < claim.until))
+        own(claim.capability, claim.by);
+    const others = [...owners].filter(([owner]) => owner !== capability);
+    if (capability !== undefined && owners.has(capability) && others.length === 0) continue;
+    const whose =
+      owners.size === 0
+        ? `which nothing manages (tags: ${JSON.stringify(resource.tags)}${
+            resource.createdBy ? `; created by ${resource.createdBy}` : ''
+          })`
+        : `which ${others.map(([owner, why]) => `${owner} manages (${why.join('; ')})`).join(' and ')}`;
+    violations.push({
+      invariant: 'onlyManaged',
+      subject: resource.id,
+      message: `${callName(call)}, by capability ${capability ?? 'unknown'}, on a ${resource.kind} ${whose}`,
+    });
+  }
+  return violations;
+};

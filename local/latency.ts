@@ -13,7 +13,10 @@ export interface Ec2Latencies {
   readonly runInstancesApiMs: number;
   /** pending → running after RunInstances (measured 17.8 s). */
   readonly launchPendingMs: number;
-  /** running → OS booted after a launch (measured boot→SSH 3.2 s); the SSM agent is online then. */
+  /**
+   * running → OS booted after a launch (measured boot→SSH 3.2 s). A registered SSM agent is back
+   * online then; a first registration takes longer (SsmLatencies.firstRegistrationMs).
+   */
   readonly launchBootMs: number;
   /** StartInstances API call (measured 1.8 s). */
   readonly startInstancesApiMs: number;
@@ -57,9 +60,23 @@ export interface Ec2Latencies {
   readonly fsrOptimizingPerTiBMs: number;
 }
 
+/** A delay drawn uniformly between `minMs` and `maxMs`. */
+export interface DelayRange {
+  readonly minMs: number;
+  readonly maxMs: number;
+}
+
 export interface SsmLatencies {
   /** SendCommand until an online agent picks the invocation up (InProgress). Chosen. */
   readonly commandDeliveryMs: number;
+  /**
+   * From the OS having booted (`launchBootMs` after `running`) until the agent's first
+   * registration (the instance becomes a managed node), per platform. AWS publishes no figure; chosen, conservatively (docs/ssm-fidelity.md,
+   * "Agent registration"): Linux tens of seconds after boot; Windows after EC2Launch's first-boot
+   * tasks, which AWS says take "a few minutes" and up to 15 (API_GetPasswordData). The same
+   * Windows range applies to the first boot after a sysprep generalization (specialize + OOBE).
+   */
+  readonly firstRegistrationMs: { readonly linux: DelayRange; readonly windows: DelayRange };
 }
 
 const SECOND = 1000;
@@ -103,5 +120,19 @@ const zeroEc2: Ec2Latencies = {
 export const ec2Latencies = (mode: LatencyMode): Ec2Latencies =>
   mode === 'calibrated' ? calibratedEc2 : zeroEc2;
 
+const calibratedSsm: SsmLatencies = {
+  commandDeliveryMs: 0.5 * SECOND,
+  firstRegistrationMs: {
+    linux: { minMs: 20 * SECOND, maxMs: 60 * SECOND },
+    windows: { minMs: 4 * MINUTE, maxMs: 15 * MINUTE },
+  },
+};
+
+/** Zero mode: an agent allowed to register does so as soon as the OS has booted. */
+const zeroSsm: SsmLatencies = {
+  commandDeliveryMs: 0,
+  firstRegistrationMs: { linux: { minMs: 0, maxMs: 0 }, windows: { minMs: 0, maxMs: 0 } },
+};
+
 export const ssmLatencies = (mode: LatencyMode): SsmLatencies =>
-  mode === 'calibrated' ? { commandDeliveryMs: 0.5 * SECOND } : { commandDeliveryMs: 0 };
+  mode === 'calibrated' ? calibratedSsm : zeroSsm;

@@ -10,7 +10,8 @@
  *   2. pools    — a Linux and a Windows-like prestarted pool serve requests from the trace;
  *   3. shelving — 50 instances (some on a Dedicated Host) are shelved, offloaded and unshelved.
  * It prints a summary and writes `.sandbox/report.html` (charts) and `.sandbox/summary.json`.
- * Exit code 1 when an invariant was broken (a retained volume lost, a request left unanswered).
+ * Exit code 1 when an invariant was broken (a retained volume lost, a request left unanswered, a
+ * destructive call on what another capability or nothing manages: local/provenance.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -20,7 +21,9 @@ import { decayedValue, decayParameters, eraOf, launchWeight } from '../functions
 import { IMAGE_LAUNCHED } from '../functions/popularity/schemas';
 import { LocalCloud } from './cloud';
 import { startDynamoDbLocal } from './dynamodb-local';
+import { describeViolation } from './invariants';
 import { VirtualProgress } from './progress';
+import { callProvenance, callViolations } from './provenance';
 import { type Chart, type ReportTable, renderReport } from './report';
 import { runImageCacheScenario } from './scenarios/image-cache';
 import { poolsSettings, runPoolsScenario } from './scenarios/pools';
@@ -217,6 +220,7 @@ async function imagesStage(endpoint: string, progress: VirtualProgress) {
         },
       ] satisfies Chart[],
       errors: deadLetters(cloud),
+      violations: callChecks(cloud),
     };
   } finally {
     await cloud.stop();
@@ -262,6 +266,7 @@ async function poolsStage(endpoint: string, progress: VirtualProgress) {
         },
       ] satisfies Chart[],
       errors: deadLetters(cloud),
+      violations: callChecks(cloud),
     };
   } finally {
     await cloud.stop();
@@ -312,11 +317,20 @@ async function shelvingStage(endpoint: string, progress: VirtualProgress) {
         },
       ] satisfies Chart[],
       errors: deadLetters(cloud),
+      violations: callChecks(cloud),
     };
   } finally {
     await cloud.stop();
   }
 }
+
+/**
+ * The invariants judged call by call on the stage's call journal, with every function deployed:
+ * no capability touched what another (or nothing) manages, no instance a shelve record runs as was
+ * terminated, no safety snapshot deleted before its record's confirmed deletion.
+ */
+const callChecks = (cloud: LocalCloud): string[] =>
+  callViolations(callProvenance(cloud)).map(describeViolation);
 
 /** Events that exhausted their retries, per function: in AWS they would sit in the DLQ. */
 const deadLetters = (cloud: LocalCloud): Record<string, number> =>
@@ -433,6 +447,9 @@ async function main(): Promise<number> {
       broken.push(`${shelving.shelving.failed.length} shelve records failed`);
     if (Object.keys(deadLettered).length > 0)
       broken.push(`dead-lettered events: ${JSON.stringify(deadLettered)}`);
+    const callBroken = [...images.violations, ...pools.violations, ...shelving.violations];
+    if (callBroken.length > 0)
+      broken.push(`invariants broken by ${callBroken.length} calls:\n  ${callBroken.join('\n  ')}`);
     if (broken.length > 0) {
       console.error(`\nSandbox found problems: ${broken.join('; ')}`);
       return 1;

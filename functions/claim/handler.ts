@@ -4,6 +4,7 @@ import { dynamoPoolStore } from '../pools/adapters/store';
 import { claimConfigSchema } from '../pools/config';
 import { eventBridgeFacts } from '../shared/adapters/facts';
 import { loadConfig } from '../shared/config';
+import { InvocationDeadline } from '../shared/deadline';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { Runtime } from '../shared/runtime';
@@ -17,6 +18,8 @@ import { type ClaimDeps, claimServer, resumeClaim } from './service';
  */
 export const createClaimHandler = (runtime: Runtime) => {
   const config = loadConfig(claimConfigSchema, runtime.env);
+  // Waits for a start or a personalization end before the Lambda timeout (service.ts).
+  const deadline = new InvocationDeadline(runtime.clock);
   const deps: ClaimDeps = {
     store: dynamoPoolStore(runtime.clients.documents, config.POOLS_TABLE),
     ec2: sdkPoolEc2(runtime.clients.ec2),
@@ -24,6 +27,7 @@ export const createClaimHandler = (runtime: Runtime) => {
     facts: eventBridgeFacts(runtime.clients.events),
     clock: runtime.clock,
     metrics: runtime.metrics,
+    deadline,
   };
   const registry = new EventRegistry([
     route(WARMBOOT, 'Request Server', requestServerDetail, async ({ id, detail }) => {
@@ -32,5 +36,5 @@ export const createClaimHandler = (runtime: Runtime) => {
       return claimServer(deps, parsed.request.requestId ?? id, parsed.request);
     }),
   ]);
-  return createLambdaHandler(registry, runtime);
+  return createLambdaHandler(registry, runtime, { deadline });
 };

@@ -9,14 +9,16 @@ import {
   type ClaimRecord,
   isLeased,
   isTerminal,
+  WAITING_FOR_INIT,
 } from '../pools/domain/claims';
 import { type PoolMember, transition } from '../pools/domain/lifecycle';
 import type { ObservedInstance } from '../pools/domain/reconcile';
 import { isManagedBy, TAG } from '../pools/domain/tags';
 import type { FactPublisher } from '../shared/adapters/facts';
-import { awsErrorCode } from '../shared/aws-errors';
+import { awsErrorCode, classifyAwsError } from '../shared/aws-errors';
 import { launchClientToken } from '../shared/client-token';
 import type { Clock } from '../shared/clock';
+import { boundedWait, type Deadline, NO_DEADLINE } from '../shared/deadline';
 import {
   CapacityError,
   ConflictError,
@@ -37,6 +39,8 @@ export interface ClaimDeps {
   readonly facts: FactPublisher;
   readonly clock: Clock;
   readonly metrics: Metrics;
+  /** The invocation's time left (Lambda context): no wait runs past it (W7). */
+  readonly deadline?: Deadline;
 }
 
 export type ClaimOutcome =
@@ -63,6 +67,12 @@ export type ClaimOutcome =
   | { readonly status: 'in-progress'; readonly requestId: string; readonly step: string };
 
 const RUNNING_WAIT_MS = 5 * 60_000;
+/** The codes EC2 refuses a resize of a stopped instance with (resize-limitations). */
+const RESIZE_REFUSALS: ReadonlySet<string> = new Set([
+  'InvalidInstanceAttributeValue',
+  'InvalidParameterCombination',
+  'UnsupportedOperation',
+]);
 const COMMAND_WAIT_MS = 10 * 60_000;
 
 /** The personalization document's parameters, validated with the document's own allowedPatterns. */
@@ -184,18 +194,38 @@ const inProgress = (claim: ClaimRecord): ClaimOutcome => ({
   step: claim.step,
 });
 
+/**
+ * Kept back from the invocation after a wait: the hand-over's tag and record writes and the
+ * Server Ready fact take seconds.
+ */
+const STEP_RESERVE_MS = 15_000;
+
+/**
+ * The invocation ran out of time before a wait was over (not the wait's own limit): the saga is
+ * given up by this driver and continued by the next one — a retried request, or the pools
+ * reconcile's resume once the lease period has passed (`healClaims`).
+ */
+class OutOfTimeError extends Error {
+  constructor(what: string) {
+    super(`the invocation ran out of time waiting for ${what}`);
+    this.name = 'OutOfTimeError';
+  }
+}
+
 const waitFor = async <T>(
-  clock: Clock,
+  deps: Pick<ClaimDeps, 'clock' | 'deadline'>,
   timeoutMs: number,
   poll: () => Promise<T | undefined>,
   what: string,
 ): Promise<T> => {
+  const allowedMs = boundedWait(deps.deadline ?? NO_DEADLINE, timeoutMs, STEP_RESERVE_MS);
   const value = await pollUntil(poll, {
-    clock,
-    timeoutMs,
+    clock: deps.clock,
+    timeoutMs: allowedMs,
     // Fine-grained at first: the hot path is ~2 s and every poll step adds to time-to-ready.
     intervalMs: (attempt) => Math.min(2_000, 500 * 2 ** attempt),
   });
+  if (value === undefined && allowedMs < timeoutMs) throw new OutOfTimeError(what);
   if (value === undefined) throw new IncorrectStateError(`timed out waiting for ${what}`);
   return value;
 };
@@ -332,7 +362,7 @@ const continueClaim = async (deps: ClaimDeps, claim: ClaimRecord): Promise<Claim
   if (claim.step === 'cold-launching' && claim.instanceId) {
     member = await deps.store.findMember(claim.instanceId);
     // Still initializing: the pools function sends the resume when it is done.
-    if (member && (member.state === 'launching' || member.state === 'initializing')) {
+    if (member && WAITING_FOR_INIT.includes(member.state)) {
       return {
         status: 'launching',
         requestId: claim.requestId,
@@ -352,13 +382,18 @@ const continueClaim = async (deps: ClaimDeps, claim: ClaimRecord): Promise<Claim
   return drive(saga, () => advance(deps, saga, member));
 };
 
-/** Runs the saga; a failed invocation gives its lease up so Lambda's retry continues at once. */
+/**
+ * Runs the saga; a failed invocation gives its lease up so Lambda's retry continues at once. One
+ * that ran out of time gives it up too and answers `in-progress`: not an error for Lambda, and
+ * the next driver continues from the recorded step.
+ */
 const drive = async (saga: Saga, run: () => Promise<ClaimOutcome>): Promise<ClaimOutcome> => {
   try {
     return await run();
   } catch (error) {
     if (error instanceof ClaimTakenOverError) return inProgress(saga.record);
     await saga.letGo();
+    if (error instanceof OutOfTimeError) return inProgress(saga.record);
     throw error;
   }
 };
@@ -408,7 +443,7 @@ const claimMember = async (deps: ClaimDeps, saga: Saga, record: PoolRecord): Pro
         member.claimId === requestId &&
         !tried.has(member.instanceId) &&
         (member.state === 'claimed' ||
-          (member.origin === 'claim' && (member.state === 'launching' || member.state === 'initializing'))),
+          (member.origin === 'claim' && WAITING_FOR_INIT.includes(member.state))),
     );
     if (mine?.origin === 'claim') {
       await saga.step({ step: 'cold-launching', instanceId: mine.instanceId, path: 'cold' });
@@ -481,17 +516,22 @@ const startMember = async (
     return false;
   }
   let resized = instance.instanceType !== claimed.instanceType;
+  let resizing = false;
   try {
     if (instance.state === 'stopped' && instance.instanceType !== instanceType) {
+      resizing = true;
       await deps.ec2.resize(instance, pool, instanceType);
+      resizing = false;
       resized = instanceType !== claimed.instanceType;
     }
     if (instance.state !== 'running' && instance.state !== 'pending') await deps.ec2.start(instance, pool);
   } catch (error) {
-    // A resize EC2 refuses for this member (resize-limitations: boot mode, drivers, hibernation)
-    // is the member's problem, not the request's: it goes back and the next candidate is tried.
+    // A resize EC2 refuses for this member (resize-limitations: architecture or boot mode
+    // InvalidInstanceAttributeValue, ENA InvalidParameterCombination, hibernation
+    // UnsupportedOperation) is the member's problem, not the request's: it goes back and the next
+    // candidate is tried.
     const resizeRefused =
-      error instanceof WarmbootError && awsErrorCode(error.cause) === 'InvalidInstanceAttributeValue';
+      resizing && error instanceof WarmbootError && RESIZE_REFUSALS.has(awsErrorCode(error.cause));
     if (!(error instanceof CapacityError || error instanceof IncorrectStateError || resizeRefused))
       throw error;
     await giveBack(deps, pool, claimed, instance, resized);
@@ -499,7 +539,7 @@ const startMember = async (
   }
   if (instance.state !== 'running') {
     await waitFor(
-      deps.clock,
+      deps,
       RUNNING_WAIT_MS,
       async () => {
         await saga.keep();
@@ -598,6 +638,14 @@ const coldLaunch = async (
         pool: spec.name,
       };
     } catch (error) {
+      if (error instanceof WarmbootError && classifyAwsError(error.cause) === 'invalid-parameter') {
+        // EC2 refuses the pool's image on this type (architecture, boot mode, ENA): another subnet
+        // or a retry of the request would be refused the same way, so the request ends here.
+        return fail(deps, saga, {
+          code: 'LaunchRefused',
+          message: `detail.instanceType: EC2 refused ${instanceType} for pool ${spec.name}'s image (${awsErrorCode(error.cause)}): ${error.message}`,
+        });
+      }
       if (!(error instanceof CapacityError)) throw error;
       lastError = error;
     }
@@ -699,7 +747,7 @@ const personalize = async (
   for (const [document, parameters] of commands) {
     const commandId = await deps.ssm.send(instanceId, document, parameters);
     const result = await waitFor(
-      deps.clock,
+      deps,
       COMMAND_WAIT_MS,
       async () => {
         await saga.keep();

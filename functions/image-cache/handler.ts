@@ -3,10 +3,12 @@ import { DynamoPopularityStore } from '../popularity/adapters/dynamodb-popularit
 import { loadPopularityConfig } from '../popularity/config';
 import { decayParameters } from '../popularity/domain/decay';
 import { eventBridgeFacts } from '../shared/adapters/facts';
+import { InvocationDeadline } from '../shared/deadline';
 import { errorMessage, WarmbootError } from '../shared/errors';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { Runtime } from '../shared/runtime';
+import { logicalDocumentName } from '../shared/ssm-document';
 import { ec2HostDirectory, ec2VolumeLinks } from './adapters/ec2';
 import { groupPopularity } from './adapters/popularity';
 import { ssmCacheCommands } from './adapters/ssm';
@@ -82,7 +84,7 @@ export const imageCacheRegistry = (service: ImageCacheService, groupNames: reado
         commandId: event.detail['command-id'],
         instanceId: event.detail['instance-id'],
         status: event.detail.status,
-        document: event.detail['document-name'],
+        document: logicalDocumentName(event.detail['document-name']),
       }),
     ),
     route('aws.ec2', EC2_STATE_CHANGE, ec2InstanceStateChangeDetail, (event) =>
@@ -126,12 +128,15 @@ export const imageCacheDependencies = (runtime: Runtime): ImageCacheDependencies
 };
 
 export const createImageCacheHandler = (runtime: Runtime) => {
-  const deps = imageCacheDependencies(runtime);
+  // The wait for a joining host's agent ends before the Lambda timeout (service.ts).
+  const deadline = new InvocationDeadline(runtime.clock);
+  const deps = { ...imageCacheDependencies(runtime), deadline };
   return createLambdaHandler(
     imageCacheRegistry(
       new ImageCacheService(deps),
       deps.groups.map((group) => group.name),
     ),
     runtime,
+    { deadline },
   );
 };

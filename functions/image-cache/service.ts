@@ -3,6 +3,7 @@ import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { formatWarmList } from '../placement/domain/warm-list';
 import type { Fact, FactPublisher } from '../shared/adapters/facts';
 import type { Clock } from '../shared/clock';
+import { boundedWait, type Deadline, NO_DEADLINE } from '../shared/deadline';
 import {
   ConflictError,
   errorMessage,
@@ -68,6 +69,8 @@ export interface ImageCacheDependencies {
   readonly random: () => number;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** The invocation's time left (Lambda context): the wait for a host's agent ends within it. */
+  readonly deadline?: Deadline;
 }
 
 /** How many popular images per group the planner considers. */
@@ -83,8 +86,22 @@ export const STALE_CLAIM_MS = 15 * 60_000;
 /** Backoff of the agent-online checks of a joining host: 15 s, doubling with jitter, at most 5 min. */
 const AGENT_CHECK_BASE_MS = 15_000;
 const AGENT_CHECK_CAP_MS = 5 * 60_000;
-/** How long the `running` event's handler waits for the agent before leaving it to a due check. */
-const AGENT_WAIT_MS = 60_000;
+/**
+ * How long the `running` event's handler waits for the agent before leaving it to a due check: a
+ * first registration takes tens of seconds after boot on Linux (docs/ssm-fidelity.md), and the
+ * wait also ends within the invocation's deadline.
+ */
+const AGENT_WAIT_MS = 90_000;
+/** Kept back from the invocation after that wait: the join's SendCommand and record writes. */
+const AGENT_WAIT_RESERVE_MS = 15_000;
+/**
+ * A host still `joining` this long after it was first seen running has an agent that is not
+ * coming: no instance profile with AmazonSSMManagedInstanceCore and no Default Host Management
+ * Configuration (a refused agent retries only every 25-30 minutes). It is recorded as
+ * `agent-never-registered`, logged and counted, and checked at the agent's own retry pace.
+ */
+export const HOST_AGENT_DEADLINE_MS = 30 * 60_000;
+const AGENT_RECHECK_AFTER_DEADLINE_MS = 30 * 60_000;
 /**
  * A re-inventory whose status event has not arrived after this is looked up with
  * GetCommandInvocation (the document lists one directory: it takes seconds).
@@ -690,8 +707,9 @@ export class ImageCacheService {
    * `joining` until DescribeInstanceInformation shows its agent Online; each check that finds it
    * offline sets the next one after an exponential backoff (`initDueAt`), which the next plan or
    * reconcile honours. Nothing throws for a slow agent, so no handler retry is spent on it.
-   * `waitForAgent` (the `running` event): a Linux agent registers seconds after `running`, so the
-   * handler first waits that short while rather than leave the host to the next reconcile.
+   * `waitForAgent` (the `running` event): a Linux agent registers tens of seconds after
+   * `running`, so the handler first waits that while rather than leave the host to the next
+   * reconcile. An agent still missing after `HOST_AGENT_DEADLINE_MS` is named on the record.
    */
   private async join(
     group: HostGroup,
@@ -719,21 +737,45 @@ export class ImageCacheService {
       }
     }
     if (commandId === undefined) {
-      const initDueAt =
-        now +
-        Math.max(
-          AGENT_CHECK_BASE_MS,
-          backoffDelayMs(attempts + 1, this.deps.random, {
-            baseMs: AGENT_CHECK_BASE_MS,
-            capMs: AGENT_CHECK_CAP_MS,
-          }),
-        );
+      const overdue = now - base.joinedAt > HOST_AGENT_DEADLINE_MS;
+      const initDueAt = overdue
+        ? now + AGENT_RECHECK_AFTER_DEADLINE_MS
+        : now +
+          Math.max(
+            AGENT_CHECK_BASE_MS,
+            backoffDelayMs(attempts + 1, this.deps.random, {
+              baseMs: AGENT_CHECK_BASE_MS,
+              capMs: AGENT_CHECK_CAP_MS,
+            }),
+          );
+      if (overdue && record?.joinProblem === undefined) {
+        this.deps.logger.warn('SSM agent never registered', {
+          instanceId: host.instanceId,
+          hostGroup: group.name,
+          joinedAt: base.joinedAt,
+          hint: 'the host needs an instance profile with AmazonSSMManagedInstanceCore, or Default Host Management Configuration on',
+        });
+        this.deps.metrics
+          .singleMetric()
+          .addDimension('HostGroup', group.name)
+          .addMetric('HostAgentNeverRegistered', MetricUnit.Count, 1);
+      }
       await this.putHostQuietly(
         group,
-        { ...base, status: 'joining', initAttempts: attempts + 1, initDueAt },
+        {
+          ...base,
+          status: 'joining',
+          initAttempts: attempts + 1,
+          initDueAt,
+          ...(overdue ? { joinProblem: 'agent-never-registered' as const } : {}),
+        },
         record?.version ?? 'absent',
       );
-      return { outcome: `joining ${group.name}: SSM agent not online yet, next check at ${initDueAt}` };
+      return {
+        outcome: overdue
+          ? `joining ${group.name}: SSM agent never registered (agent-never-registered), next check at ${initDueAt}`
+          : `joining ${group.name}: SSM agent not online yet, next check at ${initDueAt}`,
+      };
     }
     await this.putHostQuietly(group, { ...base, status: 'running' }, record?.version ?? 'absent');
     await this.deps.store.putCommand({
@@ -751,7 +793,7 @@ export class ImageCacheService {
       async () => ((await this.deps.commands.agentsOnline([instanceId])).has(instanceId) ? true : undefined),
       {
         clock: this.deps.clock,
-        timeoutMs: AGENT_WAIT_MS,
+        timeoutMs: boundedWait(this.deps.deadline ?? NO_DEADLINE, AGENT_WAIT_MS, AGENT_WAIT_RESERVE_MS),
         intervalMs: (attempt) => Math.min(2_000 * 2 ** attempt, 30_000),
       },
     );

@@ -2,6 +2,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS, WARMBOOT } from '../catalog';
 import { eventBridgeFacts } from '../shared/adapters/facts';
 import { loadConfig } from '../shared/config';
+import { InvocationDeadline } from '../shared/deadline';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { Runtime } from '../shared/runtime';
@@ -10,6 +11,7 @@ import {
   scheduledEventDetail,
   ssmCommandInvocationStatusDetail,
 } from '../shared/schemas/aws-events';
+import { logicalDocumentName } from '../shared/ssm-document';
 import { sdkPoolEc2, sdkPoolSsm } from './adapters/ec2';
 import { dynamoPoolStore } from './adapters/store';
 import { poolsConfigSchema } from './config';
@@ -31,6 +33,8 @@ import {
  */
 export const createPoolsHandler = (runtime: Runtime) => {
   const config = loadConfig(poolsConfigSchema, runtime.env);
+  // Every wait and every action of an invocation ends before the Lambda timeout (service.ts).
+  const deadline = new InvocationDeadline(runtime.clock);
   const deps: PoolDeps = {
     store: dynamoPoolStore(runtime.clients.documents, config.POOLS_TABLE),
     ec2: sdkPoolEc2(runtime.clients.ec2),
@@ -38,6 +42,7 @@ export const createPoolsHandler = (runtime: Runtime) => {
     facts: eventBridgeFacts(runtime.clients.events),
     clock: runtime.clock,
     random: runtime.random,
+    deadline,
   };
   const now = () => runtime.clock.now();
   const reconcileAll = async () => {
@@ -73,11 +78,11 @@ export const createPoolsHandler = (runtime: Runtime) => {
           instanceId: detail['instance-id'],
           commandId: detail['command-id'],
           status: detail.status,
-          documentName: detail['document-name'],
+          documentName: logicalDocumentName(detail['document-name']),
         },
         now(),
       ),
     ),
   ]);
-  return createLambdaHandler(registry, runtime);
+  return createLambdaHandler(registry, runtime, { deadline });
 };

@@ -1,5 +1,6 @@
 import type { FactPublisher } from '../shared/adapters/facts';
 import type { Clock } from '../shared/clock';
+import { boundedWait, type Deadline, NO_DEADLINE } from '../shared/deadline';
 import { errorMessage, IncorrectStateError, NotFoundError, ValidationError } from '../shared/errors';
 import { pollUntil, retrying } from '../shared/retry';
 import { invalidDocumentParameter } from '../shared/ssm-document';
@@ -11,7 +12,9 @@ import { type ClaimHealing, healClaims } from './domain/claims';
 import { type MemberState, type PoolMember, transition } from './domain/lifecycle';
 import {
   afterInitialization,
+  encryptionKeyHold,
   type InitResult,
+  KEY_FAILURE_HOLD_MS,
   type ObservedInstance,
   type PoolAction,
   reconcilePool,
@@ -27,34 +30,59 @@ export interface PoolDeps {
   readonly clock: Clock;
   /** Names this invocation's reconcile lease. */
   readonly random: () => number;
+  /** The invocation's time left (Lambda context); every wait and every further action fits in it. */
+  readonly deadline?: Deadline;
 }
 
 /** How long a reconcile may hold its pool's lease before another may take it over (crash). */
 export const RECONCILE_LEASE_MS = 5 * 60_000;
-/** A reconcile that finds the lease taken waits this long in total for it before giving up. */
+/** A reconcile that finds the lease taken waits at most this long for it (within its deadline). */
 const LEASE_WAIT_MS = 30_000;
+/**
+ * Time an action may take once started (RunInstances alone answers in ~5 s; then DynamoDB and
+ * CreateTags): no action starts, and no wait runs into, the last this much of the invocation.
+ */
+export const ACTION_RESERVE_MS = 15_000;
+/** What reconciling one more pool needs at least: its reads, the sizing write, one action. */
+export const POOL_RESERVE_MS = 30_000;
 
 /**
- * EC2 reports `running` before the SSM agent has registered the instance (it does so once the OS
- * booted: seconds on Linux, longer on Windows), and SendCommand refuses an unregistered node with
- * InvalidInstanceId. Waiting that short while here starts initialization at once; a member whose
- * agent is still not online after it stays `initializing` without a command id, and the
- * reconcile sends the command again.
+ * EC2 reports `running` before the SSM agent has registered the instance (tens of seconds after
+ * boot on Linux, minutes on Windows; never without an instance profile carrying
+ * AmazonSSMManagedInstanceCore or Default Host Management Configuration), and SendCommand refuses
+ * an unregistered node with InvalidInstanceId. The `running` event's handler waits up to
+ * `AGENT_WAIT_MS` (within its deadline) so a Linux member starts initializing at once; a member
+ * whose agent is still not registered stays `joining`, and each reconcile tries once more until
+ * its registration deadline (`agent-never-registered`, domain/reconcile.ts).
  */
-const AGENT_WAIT = { attempts: 7, baseMs: 4_000, capMs: 30_000 } as const;
+const AGENT_WAIT_MS = 90_000;
+const AGENT_RETRY = { baseMs: 5_000, capMs: 20_000 } as const;
 
-const sendWhenOnline = (
+const deadlineOf = (deps: PoolDeps): Deadline => deps.deadline ?? NO_DEADLINE;
+
+/** The init command's id, or undefined while the agent has not registered (InvalidInstanceId). */
+const sendOnceRegistered = async (
   deps: PoolDeps,
   instanceId: string,
   document: string,
   parameters: Record<string, string[]>,
-): Promise<string> =>
-  retrying(() => deps.ssm.send(instanceId, document, parameters), {
-    ...AGENT_WAIT,
-    sleep: (ms) => deps.clock.sleep(ms),
-    random: deps.random,
-    retryable: (error) => error instanceof IncorrectStateError,
-  });
+  waitMs: number,
+): Promise<string | undefined> => {
+  const giveUpAt = deps.clock.now() + boundedWait(deadlineOf(deps), waitMs, ACTION_RESERVE_MS);
+  try {
+    return await retrying(() => deps.ssm.send(instanceId, document, parameters), {
+      ...AGENT_RETRY,
+      attempts: Number.POSITIVE_INFINITY,
+      sleep: (ms) => deps.clock.sleep(ms),
+      random: deps.random,
+      retryable: (error) => error instanceof IncorrectStateError,
+      remainingMs: () => giveUpAt - deps.clock.now(),
+    });
+  } catch (error) {
+    if (error instanceof IncorrectStateError) return undefined;
+    throw error;
+  }
+};
 
 type ActionKind = PoolAction['kind'] | ClaimHealing['kind'];
 
@@ -88,10 +116,11 @@ export const initParameters = (spec: PoolSpec): Record<string, string[]> => {
   return parameters;
 };
 
+/** From `running` until a member is initialized: its SSM agent registers, then the init runs. */
 export const initializeSecondsOf = (spec: PoolSpec): number =>
   spec.initialization.platform === 'windows'
-    ? TIMINGS.windowsInitializeSeconds
-    : TIMINGS.linuxInitializeSeconds;
+    ? TIMINGS.windowsAgentRegistrationSeconds + TIMINGS.windowsInitializeSeconds
+    : TIMINGS.linuxAgentRegistrationSeconds + TIMINGS.linuxInitializeSeconds;
 
 const memberTags = (pool: string, state: MemberState): Record<string, string> => ({
   [TAG.managed]: 'true',
@@ -112,6 +141,13 @@ const move = async (
   if (to !== 'terminated' && to !== 'handed-over') {
     await deps.ec2.tag(member.instanceId, { [TAG.memberState]: to });
   }
+  return next;
+};
+
+/** A conditional write that changes nothing but the version: this invocation's turn. */
+const touch = async (deps: PoolDeps, member: PoolMember): Promise<PoolMember> => {
+  const next = { ...member, version: member.version + 1 };
+  await deps.store.updateMember(member, next);
   return next;
 };
 
@@ -160,23 +196,33 @@ export const applyAction = async (
       await deps.store.deleteMember(action.member);
       return;
     case 'initialize': {
-      // Record the intent first: a crash after the write leaves initializing without a command
-      // id, which reconcile re-sends; a second writer loses the conditional write and sends nothing.
-      const initializing =
-        action.member.state === 'initializing'
-          ? action.member
-          : await move(deps, action.member, 'initializing', now);
-      const commandId = await sendWhenOnline(
+      // Each attempt is a conditional write first (launching → joining, or a version bump of a
+      // joining member): of two invocations only one sends. A crash after the send leaves the
+      // member joining, and the next attempt sends again (the init document is idempotent).
+      const { member } = action;
+      const attempt =
+        member.state === 'launching'
+          ? await move(deps, member, 'joining', now)
+          : member.state === 'joining'
+            ? await touch(deps, member)
+            : member; // initializing without a command id, as an older release recorded it
+      const commandId = await sendOnceRegistered(
         deps,
-        action.member.instanceId,
+        member.instanceId,
         spec.initialization.documentName,
         initParameters(spec),
+        action.waitForAgent === true ? AGENT_WAIT_MS : 0,
       );
-      await deps.store.updateMember(initializing, {
-        ...initializing,
-        initCommandId: commandId,
-        version: initializing.version + 1,
-      });
+      if (commandId === undefined) return; // still joining: the next reconcile tries again
+      if (attempt.state === 'joining') {
+        await move(deps, attempt, 'initializing', deps.clock.now(), { initCommandId: commandId });
+      } else {
+        await deps.store.updateMember(attempt, {
+          ...attempt,
+          initCommandId: commandId,
+          version: attempt.version + 1,
+        });
+      }
       return;
     }
     case 'stop': {
@@ -219,6 +265,8 @@ export const applyAction = async (
     case 'retire': {
       const instance = await deps.ec2.describe(action.member.instanceId);
       const retiring = await move(deps, action.member, 'retiring', now, { reason: action.reason });
+      if (instance && action.reason === 'agent-never-registered')
+        await deps.ec2.tag(instance.instanceId, { [TAG.retiredFor]: action.reason });
       if (instance) await deps.ec2.terminate(instance, spec.name);
       else await deps.store.deleteMember(retiring);
       return;
@@ -265,14 +313,21 @@ export const applyHealing = async (deps: PoolDeps, healing: ClaimHealing, now: n
   ]);
 };
 
+/**
+ * Applies the actions in order, each a result; actions that would start in the last
+ * `ACTION_RESERVE_MS` of the invocation are left to the next reconcile (`deferred`), which
+ * decides them again from what it then finds.
+ */
 const applyAll = async (
   deps: PoolDeps,
   spec: PoolSpec,
   actions: readonly (PoolAction | ClaimHealing)[],
   now: number,
-) => {
+): Promise<{ results: ItemResult[]; deferred: number }> => {
   const results: ItemResult[] = [];
-  for (const action of actions) {
+  for (const [index, action] of actions.entries()) {
+    if (deadlineOf(deps).remainingMs() < ACTION_RESERVE_MS)
+      return { results, deferred: actions.length - index };
     const id =
       action.kind === 'launch'
         ? action.clientToken
@@ -288,8 +343,13 @@ const applyAll = async (
       results.push({ id, ok: false, action: action.kind, error: { code, message: errorMessage(error) } });
     }
   }
-  return results;
+  return { results, deferred: 0 };
 };
+
+const applied = ({ results, deferred }: { results: ItemResult[]; deferred: number }) => ({
+  results,
+  ...(deferred > 0 ? { deferred } : {}),
+});
 
 export interface ReconcileSummary {
   readonly pool: string;
@@ -297,14 +357,19 @@ export interface ReconcileSummary {
   readonly runningSize: number;
   readonly ready: number;
   readonly results: ItemResult[];
-  /** Set when another reconcile held the pool's lease the whole time: it applies the changes. */
+  /** Actions left to the next reconcile because this invocation was running out of time. */
+  readonly deferred?: number;
+  /**
+   * Set when nothing was applied: another reconcile held the pool's lease the whole time (it
+   * applies the changes), or too little of the invocation was left to start.
+   */
   readonly skipped?: string;
 }
 
 const leaseOwner = (deps: PoolDeps): string =>
   `reconcile-${Math.floor(deps.random() * 2 ** 48).toString(36)}`;
 
-/** Takes the pool's reconcile lease, waiting a little for a concurrent reconcile to finish. */
+/** Takes the pool's reconcile lease, waiting a little (within the deadline) for a concurrent reconcile to finish. */
 const takeLease = async (deps: PoolDeps, pool: string, owner: string): Promise<boolean> => {
   const taken = await pollUntil(
     async () => {
@@ -313,7 +378,7 @@ const takeLease = async (deps: PoolDeps, pool: string, owner: string): Promise<b
     },
     {
       clock: deps.clock,
-      timeoutMs: LEASE_WAIT_MS,
+      timeoutMs: boundedWait(deadlineOf(deps), LEASE_WAIT_MS, POOL_RESERVE_MS),
       intervalMs: (attempt) => Math.min(1_000 * 2 ** attempt, 15_000),
     },
   );
@@ -326,6 +391,9 @@ const takeLease = async (deps: PoolDeps, pool: string, owner: string): Promise<b
  * resumes or gives up the pool's claims that nobody drives any more.
  */
 export const reconcileOne = async (deps: PoolDeps, name: string, now: number): Promise<ReconcileSummary> => {
+  if (deadlineOf(deps).remainingMs() < POOL_RESERVE_MS) {
+    return { pool: name, targetSize: 0, runningSize: 0, ready: 0, results: [], skipped: 'out of time' };
+  }
   const owner = leaseOwner(deps);
   if (!(await takeLease(deps, name, owner))) {
     return { pool: name, targetSize: 0, runningSize: 0, ready: 0, results: [], skipped: 'lease held' };
@@ -377,9 +445,33 @@ const reconcileHeld = async (deps: PoolDeps, record: PoolRecord, now: number): P
     openClaims: new Set(claims.map((claim) => claim.requestId)),
     now,
   });
-  const results = await applyAll(deps, spec, [...actions, ...healClaims(claims, members, now)], now);
+  const { results, deferred } = await applyAll(
+    deps,
+    spec,
+    [...actions, ...healClaims(claims, members, now)],
+    now,
+  );
+  const held = encryptionKeyHold(observed, now);
+  if (held) {
+    results.push({
+      id: held.instanceId,
+      ok: false,
+      action: 'launch',
+      error: {
+        code: 'EncryptionKeyUnusable',
+        message: `member ${held.instanceId} ended at launch (${held.stateReason}): EC2 could not use an EBS encryption key for the pools role; no launch for ${KEY_FAILURE_HOLD_MS / 60_000} min. Add the key to ebsKmsKeyArns (or enable it)`,
+      },
+    });
+  }
   const ready = members.filter((member) => member.state === 'ready').length;
-  return { pool: spec.name, targetSize: sizing.targetSize, runningSize: sizing.runningSize, ready, results };
+  return {
+    pool: spec.name,
+    targetSize: sizing.targetSize,
+    runningSize: sizing.runningSize,
+    ready,
+    results,
+    ...(deferred > 0 ? { deferred } : {}),
+  };
 };
 
 /**
@@ -418,13 +510,14 @@ export const onInstanceState = async (
   if (!record) return { instanceId, ignored: 'pool not defined' };
   let action: PoolAction | undefined;
   if (state === 'terminated') action = { kind: 'forget', member, reason: 'terminated' };
-  else if (state === 'running' && member.state === 'launching') action = { kind: 'initialize', member };
+  else if (state === 'running' && (member.state === 'launching' || member.state === 'joining'))
+    action = { kind: 'initialize', member, waitForAgent: true };
   else if (state === 'running' && member.state === 'starting')
     action = { kind: 'mark-ready', member, running: true };
   else if (state === 'stopped' && member.state === 'stopping')
     action = { kind: 'mark-ready', member, running: false };
   if (!action) return { instanceId, ignored: `no change for ${member.state} on ${state}` };
-  return { instanceId, results: await applyAll(deps, record.spec, [action], now) };
+  return { instanceId, ...applied(await applyAll(deps, record.spec, [action], now)) };
 };
 
 /** An SSM status for a member's init command: ready (or stopped first) on success, retire on failure. */
@@ -466,7 +559,7 @@ export const onInitStatus = async (
           record.sizing?.runningSize ?? 0,
         )
       : { kind: 'retire', member, reason: 'init-failed' };
-  return { instanceId: input.instanceId, results: await applyAll(deps, record.spec, [action], now) };
+  return { instanceId: input.instanceId, ...applied(await applyAll(deps, record.spec, [action], now)) };
 };
 
 /** Accepts a pool spec: its init parameters must pass the document's patterns before it is stored. */

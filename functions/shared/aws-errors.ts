@@ -2,6 +2,7 @@ import {
   CapacityError,
   ConflictError,
   DependencyError,
+  EncryptionKeyError,
   IncorrectStateError,
   NotFoundError,
   ThrottledError,
@@ -24,6 +25,7 @@ export type AwsErrorKind =
   | 'limit-exceeded'
   | 'invalid-parameter'
   | 'unauthorized'
+  | 'encryption-key'
   | 'internal'
   | 'unknown';
 
@@ -128,12 +130,24 @@ export const classifyAwsError = (error: unknown): AwsErrorKind => {
   if (code === 'UnauthorizedOperation' || code === 'AccessDeniedException' || code === 'AuthFailure') {
     return 'unauthorized';
   }
+  // AttachVolume of an encrypted volume whose KMS key EC2 cannot use for the caller (no kms:*
+  // permission on it, or the key disabled): the code EC2 answers in reported cases.
+  if (code === 'CustomerKeyHasBeenRevoked') return 'encryption-key';
   if (INTERNAL.has(code)) return 'internal';
   if (code.startsWith('Invalid') || code === 'ValidationException' || code === 'MissingParameter') {
     return 'invalid-parameter';
   }
   return 'unknown';
 };
+
+/**
+ * An instance's state reason (API_StateReason) when EC2 ended its launch or start because it could
+ * not use an encrypted volume's KMS key: `Client.InternalError` ("Client error on launch", the
+ * caller lacks the KMS permissions: re:Post knowledge center "kms-iam-ec2-permission") or
+ * `Client.InvalidKMSKey.*` (the key is disabled, pending deletion or gone).
+ */
+export const isEncryptionKeyStateReason = (code: string | undefined): boolean =>
+  code === 'Client.InternalError' || (code?.startsWith('Client.InvalidKMSKey') ?? false);
 
 export const isNotFound = (error: unknown): boolean => classifyAwsError(error) === 'not-found';
 export const isThrottled = (error: unknown): boolean => classifyAwsError(error) === 'throttled';
@@ -153,6 +167,15 @@ export const isUnknownInstance = (error: unknown): boolean => {
   const cause = error instanceof WarmbootError && error.cause !== undefined ? error.cause : error;
   const code = awsErrorCode(cause);
   return code === 'InvalidInstanceID.NotFound' || code === 'InvalidInstanceID.Malformed';
+};
+
+/**
+ * RunInstances asked for a private IPv4 address that another network interface holds
+ * (`InvalidIPAddress.InUse`, EC2 API reference "Error codes"): the launch can go ahead without it.
+ */
+export const isAddressInUse = (error: unknown): boolean => {
+  const cause = error instanceof WarmbootError && error.cause !== undefined ? error.cause : error;
+  return awsErrorCode(cause) === 'InvalidIPAddress.InUse';
 };
 
 /** Worth another attempt later (by a reconcile or a retry), as opposed to a permanent refusal. */
@@ -198,6 +221,8 @@ export const translateAwsError = (operation: string, error: unknown): WarmbootEr
     case 'conditional-check-failed':
     case 'transaction-conflict':
       return new ConflictError(message, { cause: error });
+    case 'encryption-key':
+      return new EncryptionKeyError(message, { cause: error });
     default:
       return new DependencyError(message, { cause: error });
   }

@@ -81,6 +81,17 @@ export class IncorrectStateError extends WarmbootError {
   }
 }
 
+/**
+ * EC2 could not use the KMS key of an encrypted EBS volume for warmboot's role: the key is not in
+ * the deployment's `ebsKmsKeyArns` (no kms:* permission on it), or it is disabled or being deleted.
+ */
+export class EncryptionKeyError extends WarmbootError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('EncryptionKeyUnusable', message, options);
+    this.name = 'EncryptionKeyError';
+  }
+}
+
 /** Any other failure of a dependency; the message keeps the AWS error code. */
 export class DependencyError extends WarmbootError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -8,6 +8,7 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { eventBridgeFacts, WARMBOOT_SOURCE } from './adapters/facts';
+import type { InvocationDeadline } from './deadline';
 import type { DispatchResult, EventRegistry } from './event-registry';
 import type { Runtime } from './runtime';
 
@@ -18,6 +19,8 @@ export interface LambdaOptions {
   readonly idempotent?: boolean;
   /** How long a completed event id is remembered, seconds (default 1 hour). */
   readonly idempotencyWindowSeconds?: number;
+  /** Set from each invocation's context before the handler runs, so the handler's waits can end in time. */
+  readonly deadline?: InvocationDeadline;
 }
 
 /**
@@ -32,7 +35,8 @@ export const createLambdaHandler = <R>(
   options: LambdaOptions = {},
 ): LambdaHandler<R> => {
   const facts = eventBridgeFacts(runtime.clients.events);
-  const dispatch = async (event: unknown): Promise<DispatchResult<R>> => {
+  const dispatch = async (event: unknown, context?: Context): Promise<DispatchResult<R>> => {
+    options.deadline?.begin(context);
     const outcome = await registry.dispatch(event);
     if (outcome.status === 'ignored') {
       runtime.logger.info('event ignored', { reason: outcome.reason });

@@ -109,6 +109,11 @@ export interface RetryingOptions {
   readonly retryable: (error: unknown) => boolean;
   readonly baseMs?: number;
   readonly capMs?: number;
+  /**
+   * How long the caller may still wait (its invocation's deadline): no retry whose backoff would
+   * not fit is waited for; the last failure is thrown instead.
+   */
+  readonly remainingMs?: () => number;
 }
 
 /**
@@ -122,12 +127,13 @@ export const retrying = async <T>(operation: () => Promise<T>, options: Retrying
       return await operation();
     } catch (error) {
       if (attempt + 1 >= options.attempts || !options.retryable(error)) throw error;
-      await options.sleep(
-        backoffDelayMs(attempt, options.random, {
-          ...(options.baseMs !== undefined ? { baseMs: options.baseMs } : {}),
-          ...(options.capMs !== undefined ? { capMs: options.capMs } : {}),
-        }),
-      );
+      const delay = backoffDelayMs(attempt, options.random, {
+        ...(options.baseMs !== undefined ? { baseMs: options.baseMs } : {}),
+        ...(options.capMs !== undefined ? { capMs: options.capMs } : {}),
+      });
+      const remaining = options.remainingMs?.();
+      if (remaining !== undefined && (remaining <= 0 || delay > remaining)) throw error;
+      await options.sleep(delay);
     }
   }
 };

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * An SSM Command document as data. The CDK stack deploys it (CfnDocument, schemaVersion 2.2),
  * the local SSM simulator validates SendCommand parameters against the same `allowedPattern`s,
@@ -62,3 +64,29 @@ export const invalidDocumentParameter = (
   }
   return undefined;
 };
+
+/**
+ * The name a document is deployed under: its logical name and the first 10 hex digits of the
+ * SHA-256 of its content. Why: a function must run the script it was built and tested with. A
+ * fixed name's `$DEFAULT` version is whatever was deployed or edited last — during a stack update
+ * the old function sends the new script, and anyone with `ssm:UpdateDocument` can change what a
+ * pinned-looking name runs. A content-addressed name changes with every content change (the stack
+ * replaces the document), and the function computes the same name from the same module.
+ */
+export const deployedDocumentName = (document: CommandDocument): string =>
+  `${document.name}-${createHash('sha256')
+    .update(JSON.stringify(documentContent(document)))
+    .digest('hex')
+    .slice(0, 10)}`;
+
+/**
+ * The version every SendCommand asks for: CreateDocument makes version 1, and a content-addressed
+ * name is never updated by the stack, so version 1 is exactly the deployed content even if
+ * someone later adds versions or changes the default (SSM API reference, SendCommand
+ * `DocumentVersion`: "$DEFAULT, $LATEST, or a specific version number").
+ */
+export const PINNED_DOCUMENT_VERSION = '1';
+
+/** The logical name of a deployed document name (events carry the deployed name). */
+export const logicalDocumentName = (deployedName: string): string =>
+  deployedName.replace(/-[0-9a-f]{10}$/, '');

@@ -45,6 +45,14 @@ export const shelvingSettingsSchema = z
      * formats disks it finds at run time.
      */
     attachDataVolumesWhileRunning: z.boolean().default(true),
+    /**
+     * Launch each replacement with the shelved instance's private IPv4 address when it comes back
+     * in its recorded subnet (an address still in use falls back to a new one, said in Instance
+     * Unshelved). EC2 takes a private address only on a launch of one instance, so with this on
+     * every fast-path replacement is its own RunInstances call (5 burst, 2/s) instead of one call
+     * per launch configuration; off, replacements batch and get new addresses.
+     */
+    keepPrivateIp: z.boolean().default(true),
     /** Restore the recorded DeleteOnTermination flags once an unshelved instance is ready. */
     restoreDeleteOnTermination: z.boolean().default(true),
     /** How long a finished (unshelved or deleted) record stays readable before its TTL expires. */

@@ -1,18 +1,20 @@
 import type { Fact, FactPublisher } from '../shared/adapters/facts';
-import { isTransient, mayHaveTakenEffect } from '../shared/aws-errors';
+import { isAddressInUse, isTransient, isUnknownInstance, mayHaveTakenEffect } from '../shared/aws-errors';
 import type { Clock } from '../shared/clock';
-import { errorMessage, ThrottledError, WarmbootError } from '../shared/errors';
+import { EncryptionKeyError, errorMessage, ThrottledError, WarmbootError } from '../shared/errors';
 import type { ShelvingEc2 } from './adapters/ec2';
 import { phaseOf, type ShelfStore, type UpdateOptions } from './adapters/store';
 import type { ShelvingSettings } from './config';
 import { chunk, fastLaunchRequest, planLaunchBatches, slowLaunchRequest } from './domain/bulk';
 import {
+  encryptionKeyUnusable,
   fastLaunchRefused,
   HOST_WAIT_RETRY_MS,
   LAUNCH_REISSUE_MS,
   mayNeedOtherZone,
   nextStep,
   ownedVolumeIds,
+  privateIpInUse,
   slowLaunchRefused,
 } from './domain/saga';
 import {
@@ -47,6 +49,7 @@ import type {
   Step,
   UnshelveState,
 } from './domain/types';
+import { describeForShelve, observeRestoration } from './reads';
 
 /**
  * Throttling, EC2's own fault, or no AWS answer at all (a killed invocation): worth repeating as
@@ -115,6 +118,9 @@ export interface RoundSummary {
   /** Records that got EC2 actions in this round (they may have more to do right away). */
   readonly acted: number;
 }
+
+/** Instances a Shelve request describes in full (with their details) at a time. */
+const SHELVE_PART = 50;
 
 /** Rounds one invocation runs back to back while its records keep getting actions. */
 export const MAX_ROUNDS_PER_INVOCATION = 12;
@@ -218,35 +224,31 @@ export class ShelvingEngine {
     requestId?: string,
     sentAt?: number,
   ): Promise<ShelveAnswer[]> {
-    const { ec2, store, clock, settings } = this.#deps;
+    const { store, clock, settings } = this.#deps;
     const now = clock.now();
     const request: RequestIdentity | undefined =
       requestId === undefined
         ? undefined
         : { requestId, expiresAt: Math.floor(now / 1000) + settings.requestMemorySeconds };
     const answered = request ? await store.shelveAnswers(request.requestId, now) : new Map();
-    const pending = items.filter((item) => !answered.has(item.instanceId));
-    const instances = new Map(
-      pending.length === 0
-        ? []
-        : (await ec2.describeInstances(pending.map((item) => item.instanceId))).map((instance) => [
-            instance.instanceId,
-            instance,
-          ]),
-    );
-    const volumeIds = [...instances.values()].flatMap((instance) =>
-      instance.blockDevices.map((device) => device.volumeId),
-    );
-    const volumes = new Map(
-      volumeIds.length === 0
-        ? []
-        : (await ec2.describeVolumes(volumeIds)).map((volume) => [volume.volumeId, volume]),
-    );
     const results: ShelveAnswer[] = [];
     const created: ShelfRecord[] = [];
     const remember = async (answer: ShelveAnswer): Promise<ShelveAnswer> =>
       request ? store.rememberShelveAnswer(request, answer, now) : answer;
-    for (const item of items) {
+    // A part at a time: reading an instance's details takes three DescribeInstanceAttribute calls,
+    // so a handling that runs out of time has answered (and remembered) the parts before.
+    let seen = await describeForShelve(this.#deps.ec2, []);
+    for (const [position, item] of items.entries()) {
+      if (position % SHELVE_PART === 0) {
+        const part = items.slice(position, position + SHELVE_PART);
+        seen = await describeForShelve(
+          this.#deps.ec2,
+          part
+            .filter((candidate) => !answered.has(candidate.instanceId))
+            .map((candidate) => candidate.instanceId),
+        );
+      }
+      const { instances, volumes, details } = seen;
       const before = answered.get(item.instanceId);
       if (before) {
         results.push(before);
@@ -257,7 +259,14 @@ export class ShelvingEngine {
         results.push(await remember({ id: item.instanceId, ok: true, recordId: existing, created: false }));
         continue;
       }
-      const plan = planShelve(item, instances.get(item.instanceId), volumes, settings, now);
+      const plan = planShelve(
+        item,
+        instances.get(item.instanceId),
+        volumes,
+        settings,
+        now,
+        details.get(item.instanceId),
+      );
       if (!plan.ok) {
         results.push(await remember(failedItem(item.instanceId, plan.error)));
         continue;
@@ -315,11 +324,34 @@ export class ShelvingEngine {
   async offloadRequest(named: NamedRecords, requestId: string, sentAt?: number): Promise<ItemResult[]> {
     const request = this.#requestIdentity(requestId);
     const resolution = await this.#resolve(named, undefined, request, sentAt);
-    const results = await this.#move(resolution.recordIds, requestOffload, request, {
-      marksUnshelve: false,
-      advance: true,
-    });
+    const protectedNow = await this.#terminationProtected(resolution.recordIds);
+    const results = await this.#move(
+      resolution.recordIds,
+      (record) => requestOffload(record, protectedNow.has(record.instanceId)),
+      request,
+      { marksUnshelve: false, advance: true },
+    );
     return [...resolution.missing, ...results];
+  }
+
+  /** The shelved instances of these records that have termination protection now. */
+  async #terminationProtected(recordIds: readonly string[]): Promise<Set<string>> {
+    const { ec2, store } = this.#deps;
+    const shelved = (await store.getMany(recordIds)).filter((record) => record.step === 'shelved');
+    const protectedIds = new Set<string>();
+    await Promise.all(
+      shelved.map(async (record) => {
+        // An instance EC2 no longer knows is not protected: the offload step sees it gone.
+        const attributes = await ec2
+          .describeInstanceAttributes(record.instanceId, ['disableApiTermination'])
+          .catch((error: unknown) => {
+            if (isUnknownInstance(error)) return { disableApiTermination: false };
+            throw error;
+          });
+        if (attributes.disableApiTermination === true) protectedIds.add(record.instanceId);
+      }),
+    );
+    return protectedIds;
   }
 
   async unshelveRequest(
@@ -940,6 +972,7 @@ export class ShelvingEngine {
           )
         : undefined;
 
+    const restoring = await observeRestoration(ec2, records, replacementOf);
     const observations = new Map<string, Observation>();
     for (const record of records) {
       const replacement = replacementOf(record);
@@ -959,6 +992,7 @@ export class ShelvingEngine {
         volumes: own,
         snapshots: snapshots.get(record.recordId) ?? [],
         ...(placement && movable.includes(record) ? { placement } : {}),
+        ...restoring(record),
       });
     }
     return observations;
@@ -1055,15 +1089,39 @@ export class ShelvingEngine {
             calls.push(attempt(recordIds, () => ec2.createSnapshots(action.instanceId, action.recordId)));
             break;
           case 'attach': {
-            const call = attempt(recordIds, () =>
-              ec2.attachVolume(action.volumeId, action.instanceId, action.device),
-            );
+            const call = attempt(recordIds, async () => {
+              try {
+                await ec2.attachVolume(action.volumeId, action.instanceId, action.device);
+              } catch (error) {
+                // EC2 cannot use the volume's KMS key for this role: every later attach would be
+                // refused the same way, so the record fails instead of retrying each round (R4).
+                if (error instanceof EncryptionKeyError) {
+                  const at = this.#deps.clock.now();
+                  const what = `retained volume ${action.volumeId} could not be attached to ${action.instanceId} (${error.message})`;
+                  await this.#write(record, encryptionKeyUnusable(record, what), at);
+                }
+                throw error;
+              }
+            });
             if (attachThenStop) attachesBeforeStop.push(call);
             calls.push(call);
             break;
           }
           case 'detach':
             calls.push(attempt(recordIds, () => ec2.detachVolume(action.volumeId, action.instanceId)));
+            break;
+          case 'set-user-data':
+            calls.push(attempt(recordIds, () => ec2.setUserData(action.instanceId, action.userData)));
+            break;
+          case 'set-protection':
+            calls.push(
+              attempt(recordIds, () => ec2.setProtection(action.instanceId, action.attribute, action.value)),
+            );
+            break;
+          case 'associate-address':
+            calls.push(
+              attempt(recordIds, () => ec2.associateAddress(action.allocationId, action.instanceId)),
+            );
             break;
           case 'delete-replacement-root':
             calls.push(
@@ -1137,14 +1195,9 @@ export class ShelvingEngine {
         );
       }
     }
-    if (launches.length > 0) {
-      calls.push(
-        track(
-          launches.map((record) => record.recordId),
-          () => this.#launchFast(launches, progress, fail),
-        ),
-      );
-    }
+    // Each batch releases its records when it settles, not when every batch of the round has:
+    // with private IPs kept every replacement is a launch of its own, paced at 2 per second.
+    if (launches.length > 0) calls.push(this.#launchFast(launches, progress, fail, track));
     for (const record of slowLaunches)
       calls.push(track([record.recordId], () => this.#launchSlow(record, fail)));
     await Promise.all(calls);
@@ -1154,6 +1207,7 @@ export class ShelvingEngine {
     records: readonly ShelfRecord[],
     progress: Map<string, RecordProgress>,
     fail: (recordIds: readonly string[], error: unknown) => void,
+    track: (recordIds: readonly string[], start: () => Promise<void>) => Promise<void>,
   ): Promise<void> {
     const { ec2, clock, settings } = this.#deps;
     const now = clock.now();
@@ -1188,7 +1242,7 @@ export class ShelvingEngine {
         return;
       }
     }
-    const plan = planLaunchBatches(fresh, hostRoom, settings.maxBatch);
+    const plan = planLaunchBatches(fresh, hostRoom, settings.maxBatch, settings.keepPrivateIp);
     const byId = new Map(records.map((record) => [record.recordId, record]));
     const launches: Promise<void>[] = [];
 
@@ -1216,7 +1270,7 @@ export class ShelvingEngine {
 
     for (const batch of plan.batches) {
       launches.push(
-        (async () => {
+        track(batch.recordIds, async () => {
           const members: (ShelfRecord | undefined)[] = [];
           for (const [index, recordId] of batch.recordIds.entries()) {
             const record = byId.get(recordId);
@@ -1251,7 +1305,7 @@ export class ShelvingEngine {
             members.push(written);
           }
           await this.#runBatch(batch.request, members, fail);
-        })(),
+        }),
       );
     }
     for (const members of reissue.values()) {
@@ -1261,7 +1315,12 @@ export class ShelvingEngine {
       const ordered: (ShelfRecord | undefined)[] = Array.from({ length: batch.size }, (_, index) =>
         members.find((member) => member.unshelve?.batch?.index === index),
       );
-      launches.push(this.#runBatch(fastLaunchRequest(first, batch), ordered, fail));
+      launches.push(
+        track(
+          members.map((member) => member.recordId),
+          () => this.#runBatch(fastLaunchRequest(first, batch, settings.keepPrivateIp), ordered, fail),
+        ),
+      );
     }
     await Promise.all(launches);
   }
@@ -1291,6 +1350,11 @@ export class ShelvingEngine {
         await Promise.all(
           claimed.map((record) => this.#write(record, fastLaunchRefused(record, errorOf(error)), at)),
         );
+        return;
+      }
+      if (isAddressInUse(error)) {
+        const at = clock.now();
+        await Promise.all(claimed.map((record) => this.#write(record, privateIpInUse(record, at), at)));
         return;
       }
       const capacity = error instanceof WarmbootError && error.code === 'InsufficientCapacity';
@@ -1423,7 +1487,9 @@ export class ShelvingEngine {
     if (!written) return;
     let answered = false;
     try {
-      const [launched] = await ec2.runInstances(slowLaunchRequest(written));
+      const [launched] = await ec2.runInstances(
+        slowLaunchRequest(written, this.#deps.settings.keepPrivateIp),
+      );
       answered = true;
       if (!launched) return;
       const at = clock.now();
@@ -1454,6 +1520,11 @@ export class ShelvingEngine {
       // ClientToken and slowLaunchIssuedAt, so the launch is re-issued with the same token after
       // LAUNCH_REISSUE_MS and returns that replacement instead of launching a second one.
       if (mayHaveTakenEffect(error)) return;
+      if (isAddressInUse(error)) {
+        const at = clock.now();
+        await this.#write(written, privateIpInUse(written, at), at);
+        return;
+      }
       if (error instanceof WarmbootError && error.code === 'InsufficientCapacity') {
         // Nothing was launched: try again at the retry time written here, or elsewhere once the
         // AZ has refused long enough (otherAzAfterSeconds).

@@ -9,7 +9,11 @@ import {
   OPERATOR_IMAGE_PARAMETER_PREFIX,
   PUBLIC_IMAGE_PARAMETER_PREFIX,
 } from '../../functions/pools/patterns';
-import { type CommandDocument, documentContent } from '../../functions/shared/ssm-document';
+import {
+  type CommandDocument,
+  deployedDocumentName,
+  documentContent,
+} from '../../functions/shared/ssm-document';
 import type { WarmbootData } from '../data';
 import { WarmbootFunction } from '../function';
 import { ec2AccountlessArns, ec2Arns, ssmDocumentArn, ssmParameterArn } from '../iam';
@@ -26,6 +30,11 @@ export interface CapabilityProps {
   readonly reservedConcurrency?: Readonly<Partial<Record<FunctionId, number>>>;
   /** Alarm notifications. @default - alarms without actions */
   readonly alarmTopic?: sns.ITopic;
+  /**
+   * Customer managed KMS keys of the EBS volumes warmboot launches, starts, attaches or creates
+   * (`ebsKmsKeyArns`). @default [] - only unencrypted volumes and the AWS managed key `aws/ebs`
+   */
+  readonly ebsKmsKeyArns?: readonly string[];
 }
 
 export const createFunction = (
@@ -49,9 +58,12 @@ export const createFunction = (
 const pascalCase = (id: string): string => id.charAt(0).toUpperCase() + id.slice(1);
 
 /**
- * The SSM Command documents of one capability, deployed under their fixed names: the catalog
- * routes command-status events by name prefix and IAM grants SendCommand on exactly these ARNs.
- * `NewVersion` updates the document in place instead of replacing a fixed-name resource.
+ * The SSM Command documents of one capability, each deployed under its content-addressed name
+ * (`deployedDocumentName`): the functions send exactly that name at version 1, so a command runs
+ * the content this deployment shipped. A content change is a new name, so CloudFormation creates
+ * the new document before it deletes the old one and commands already sent keep theirs. The
+ * catalog routes command-status events by the logical name's prefix, and IAM grants SendCommand
+ * on exactly these ARNs.
  */
 export class CommandDocuments extends Construct {
   readonly documents: readonly ssm.CfnDocument[];
@@ -62,14 +74,13 @@ export class CommandDocuments extends Construct {
     this.documents = documents.map(
       (document) =>
         new ssm.CfnDocument(this, document.name, {
-          name: document.name,
+          name: deployedDocumentName(document),
           documentType: 'Command',
           documentFormat: 'JSON',
-          updateMethod: 'NewVersion',
           content: documentContent(document),
         }),
     );
-    this.arns = documents.map((document) => ssmDocumentArn(this, document.name));
+    this.arns = documents.map((document) => ssmDocumentArn(this, deployedDocumentName(document)));
   }
 }
 
@@ -175,4 +186,32 @@ export const allowAgentStatus = (fn: WarmbootFunction): void => {
       resources: ['*'],
     },
   );
+};
+
+/**
+ * Use of the deployment's customer managed EBS keys, the way EC2 uses them on the caller's behalf
+ * when it launches, starts, attaches or creates an encrypted volume (EBS User Guide, "Requirements
+ * for Amazon EBS encryption", "Permissions for users"): only the named keys, only through EC2 in
+ * this Region (`kms:ViaService`), and grants only for AWS resources (the grant EC2 gives the
+ * instance: `kms:GrantIsForAWSResource`, which KMS sets on every CreateGrant and on nothing else,
+ * hence `IfExists` so one statement covers all six actions; the role's inline policy is near its
+ * size limit). Nothing without configured keys: the AWS managed key `aws/ebs` needs no permission.
+ */
+export const allowEbsKeys = (fn: WarmbootFunction, keyArns: readonly string[] | undefined): void => {
+  if (!keyArns || keyArns.length === 0) return;
+  fn.allow('UseEbsKeys', 'the configured EBS keys (ebsKmsKeyArns), only as EC2 uses them for volumes', {
+    actions: [
+      'kms:CreateGrant',
+      'kms:Decrypt',
+      'kms:DescribeKey',
+      'kms:GenerateDataKeyWithoutPlaintext',
+      'kms:ReEncryptFrom',
+      'kms:ReEncryptTo',
+    ],
+    resources: [...keyArns],
+    conditions: {
+      StringEquals: { 'kms:ViaService': `ec2.${Stack.of(fn).region}.amazonaws.com` },
+      BoolIfExists: { 'kms:GrantIsForAWSResource': 'true' },
+    },
+  });
 };

@@ -9,6 +9,7 @@ import { ec2AccountlessArns, ec2Arns, TAGS } from '../iam';
 import {
   allowAgentStatus,
   allowDescribe,
+  allowEbsKeys,
   allowReadCommandResults,
   type CapabilityProps,
   CommandDocuments,
@@ -62,7 +63,11 @@ export class ImageCacheCapability extends Construct {
       'ec2:DescribeSnapshots',
       'ec2:DescribeFastSnapshotRestores',
     ]);
-    if (hostGroupNames.length > 0) this.allowHostGroupCache(this.imageCache, hostGroupNames);
+    if (hostGroupNames.length > 0) {
+      this.allowHostGroupCache(this.imageCache, hostGroupNames);
+      // Link volumes are created from image snapshots, encrypted like them, and attached to hosts.
+      allowEbsKeys(this.imageCache, props.ebsKmsKeyArns);
+    }
 
     this.fastRestore = createFunction(this, 'fastRestore', props, {
       [FAST_RESTORE_SETTINGS_ENV]: props.fastRestore,

@@ -7,6 +7,7 @@ import type { WarmbootFunction } from '../function';
 import { createsManaged, ec2Arns, TAGS } from '../iam';
 import {
   allowDescribe,
+  allowEbsKeys,
   allowLaunchReferences,
   allowPassInstanceRoles,
   allowReadCommandResults,
@@ -62,6 +63,8 @@ export class PoolsCapability extends Construct {
     this.allowManage(this.pools);
     this.allowDocuments(this.pools, 'pool members only');
     allowResolveImageAliases(this.pools, imageParameters);
+    // Members launch and start with volumes encrypted by the image's or the account's EBS key.
+    allowEbsKeys(this.pools, props.ebsKmsKeyArns);
 
     this.claim = createFunction(this, 'claim', props, settings);
     this.claim.grantTable('pools', 'readWrite');
@@ -76,6 +79,7 @@ export class PoolsCapability extends Construct {
     this.allowLaunch(this.claim, 'ColdLaunch', POOL_TAGS.claim, 'cold launches are tagged with their claim');
     this.allowDocuments(this.claim, 'pool members (cold launches carry the pool tag too) only');
     allowResolveImageAliases(this.claim, imageParameters);
+    allowEbsKeys(this.claim, props.ebsKmsKeyArns);
   }
 
   /** RunInstances creating instances that carry `warmboot:managed=true` and the capability tag. */

@@ -4,6 +4,7 @@ import type { WarmbootFunction } from '../function';
 import { createsManaged, ec2AccountlessArns, ec2Arns, managedResource, TAGS } from '../iam';
 import {
   allowDescribe,
+  allowEbsKeys,
   allowLaunchReferences,
   allowPassInstanceRoles,
   type CapabilityProps,
@@ -52,6 +53,11 @@ export class ShelvingCapability extends Construct {
       'ec2:DescribeSubnets',
       // A replacement keeps the shelved instance's key pair only while it still exists (R12).
       'ec2:DescribeKeyPairs',
+      // What a shelve records so the replacement comes back as it was (W2): the instance's Elastic
+      // IP, CPU credit option and placement strategy.
+      'ec2:DescribeAddresses',
+      'ec2:DescribeInstanceCreditSpecifications',
+      'ec2:DescribePlacementGroups',
     ]);
 
     const instances = ec2Arns(this, 'instance');
@@ -68,6 +74,29 @@ export class ShelvingCapability extends Construct {
       resources: instances,
       conditions: managedResource(),
     });
+    // User data and protection are instance attributes DescribeInstances does not show; the SAR
+    // gives DescribeInstanceAttribute an instance resource, so it is limited like the calls above.
+    fn.allow('ReadManagedInstanceAttributes', 'user data and protection of managed instances', {
+      actions: ['ec2:DescribeInstanceAttribute'],
+      resources: instances,
+      conditions: managedResource(),
+    });
+    // The replacement gets the shelved instance's Elastic IP back. warmboot does not tag addresses,
+    // so IAM limits the instance side; the code never takes an address from another resource
+    // (AllowReassociation false), which no IAM condition key can express.
+    fn.allow('AssociateElasticIpWithManagedInstances', 'managed instances only', {
+      actions: ['ec2:AssociateAddress'],
+      resources: instances,
+      conditions: managedResource(),
+    });
+    fn.allow(
+      'AssociateRecordedElasticIps',
+      'the Elastic IP a shelve recorded, associated with its replacement',
+      {
+        actions: ['ec2:AssociateAddress'],
+        resources: ec2Arns(this, 'elastic-ip'),
+      },
+    );
     fn.allow(
       'TagManagedResources',
       'managed instances and volumes; never the replacement-root deletion tag',
@@ -171,5 +200,7 @@ export class ShelvingCapability extends Construct {
     // Unshelve goes back to the same Dedicated Host / placement group where possible.
     allowLaunchReferences(fn, ['dedicated-host', 'placement-group']);
     allowPassInstanceRoles(fn);
+    // Launches, starts and attaches the volumes of shelved instances, encrypted as they were.
+    allowEbsKeys(fn, props.ebsKmsKeyArns);
   }
 }

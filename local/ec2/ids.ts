@@ -20,7 +20,17 @@ export const seededRandom = (seed = 1): Random => {
 const hex = (random: Random, digits: number): string =>
   Array.from({ length: digits }, () => Math.floor(random() * 16).toString(16)).join('');
 
-export type ResourcePrefix = 'i' | 'r' | 'vol' | 'snap' | 'ami' | 'h' | 'subnet';
+export type ResourcePrefix =
+  | 'i'
+  | 'r'
+  | 'vol'
+  | 'snap'
+  | 'ami'
+  | 'h'
+  | 'subnet'
+  | 'eipalloc'
+  | 'eipassoc'
+  | 'pg';
 
 export class IdGenerator {
   readonly #random: Random;

@@ -10,6 +10,7 @@ import type {
   RegisterImageRequest,
   RegisterImageResult,
 } from '@aws-sdk/client-ec2';
+import type { ImageBootMode } from './compatibility';
 import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
 import { applyFilters, paginate, requireAll, tagList, tagsFor } from './filters';
 import { isWellFormedId } from './ids';
@@ -38,6 +39,12 @@ export interface SeedImage {
   readonly snapshotsShared?: boolean;
   /** Default x86_64; `arm64` for Graviton AMIs. */
   readonly architecture?: 'x86_64' | 'arm64';
+  /** Default: none, so the instance type's default boot mode applies (compatibility.ts). */
+  readonly bootMode?: ImageBootMode;
+  /** Default true; false for an AMI whose OS has no ENA driver. */
+  readonly enaSupport?: boolean;
+  /** The root snapshot is encrypted with this KMS key (key id, ARN or alias); default unencrypted. */
+  readonly rootKmsKeyId?: string;
   readonly imageId?: string;
   readonly tags?: Readonly<Record<string, string>>;
 }
@@ -83,6 +90,10 @@ export const seedImage = (ctx: Ec2Context, seed: SeedImage): string => {
               completed: true,
               ...(seed.ownerId !== undefined ? { ownerId: seed.ownerId } : {}),
               ...(seed.snapshotsShared ? { sharedWithAccount: true } : {}),
+              kmsKeyId:
+                seed.rootKmsKeyId === undefined
+                  ? undefined
+                  : (ctx.kms.key(seed.rootKmsKeyId)?.arn ?? seed.rootKmsKeyId),
             }).snapshotId,
             volumeSize: seed.rootSizeGiB,
             volumeType: 'gp3',
@@ -96,6 +107,8 @@ export const seedImage = (ctx: Ec2Context, seed: SeedImage): string => {
       name: seed.name,
       ...(seed.ownerId !== undefined ? { ownerId: seed.ownerId, public: true } : {}),
       architecture: seed.architecture ?? 'x86_64',
+      ...(seed.bootMode !== undefined ? { bootMode: seed.bootMode } : {}),
+      ...(seed.enaSupport !== undefined ? { enaSupport: seed.enaSupport } : {}),
       description: '',
       state: 'available',
       rootDeviceName,
@@ -135,6 +148,7 @@ export const createImage = async (ctx: Ec2Context, input: CreateImageRequest): P
       description: `Created by CreateImage(${instance.instanceId})`,
       tags: new Map(snapshotTags),
       completed: false,
+      kmsKeyId: volume.kmsKeyId,
     });
     return {
       deviceName: volume.attachment?.device ?? '',
@@ -244,7 +258,8 @@ const toSdkImage = (ctx: Ec2Context, image: ImageRecord): Image => ({
       VolumeSize: device.volumeSize,
       VolumeType: device.volumeType,
       DeleteOnTermination: device.deleteOnTermination,
-      Encrypted: false,
+      Encrypted: ctx.snapshots.get(device.snapshotId)?.kmsKeyId !== undefined,
+      KmsKeyId: ctx.snapshots.get(device.snapshotId)?.kmsKeyId,
     },
   })),
   Tags: tagList(image.tags),

@@ -50,3 +50,18 @@ export const architectureOfType = (instanceType: string): Architecture => {
 /** The AMI architecture an instance type runs (a Mac type runs its plain architecture's macOS AMIs). */
 export const imageArchitectureOf = (architecture: Architecture): 'x86_64' | 'arm64' =>
   architecture === 'arm64' || architecture === 'arm64_mac' ? 'arm64' : 'x86_64';
+
+/**
+ * Burstable performance families (burstable-performance-instances): the only types with a CPU
+ * credit option. Launch default: `standard` for T2, `unlimited` for T3, T3a and T4g (API_RunInstances
+ * `CreditSpecification`).
+ */
+const BURSTABLE_FAMILIES = new Set(['t2', 't3', 't3a', 't4g']);
+
+export const isBurstable = (instanceType: string): boolean =>
+  BURSTABLE_FAMILIES.has(instanceType.split('.')[0] ?? '');
+
+export const defaultCpuCredits = (instanceType: string): 'standard' | 'unlimited' | undefined => {
+  if (!isBurstable(instanceType)) return undefined;
+  return instanceType.startsWith('t2.') ? 'standard' : 'unlimited';
+};

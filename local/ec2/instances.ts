@@ -19,15 +19,32 @@ import type {
   TerminateInstancesResult,
   VolumeType,
 } from '@aws-sdk/client-ec2';
+import type { EbsKeyRefusal } from '../kms/keys';
+import { publicAddressOf, releaseAddressesOf } from './addresses';
+import { launchRefusal, oneTimeSpotStopRefusal, resizeRefusal } from './compatibility';
+import { keyRefusal, keyStateReason, newVolumeKey, type RequestedEncryption } from './encryption';
 import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
 import { type InstanceStateName, instanceStateChange } from './events';
 import { applyFilters, paginate, tagList, tagsFor } from './filters';
 import { chooseHost } from './hosts';
 import { isWellFormedId } from './ids';
 import { imageOrThrow, platformValue } from './images';
+import {
+  checkLaunchUserData,
+  checkOneAttribute,
+  launchCpuCredits,
+  modifiedUserData,
+} from './instance-attributes';
 import { architectureOfType, imageArchitectureOf } from './instance-types';
 import { assertKeyPairExists } from './key-pairs';
-import { VPC_ID, zoneState } from './network';
+import {
+  assignPrivateAddress,
+  availableAddresses,
+  checkRequestedAddress,
+  VPC_ID,
+  zoneState,
+} from './network';
+import { checkPlacementGroup, partitionFor } from './placement-groups';
 import {
   capacityKey,
   clientTokenKey,
@@ -84,11 +101,34 @@ const later = (ctx: Ec2Context, instance: InstanceRecord, ms: number, next: () =
   });
 };
 
-/** pending → running, then the OS boots and the SSM agent comes online (data/README timings). */
-const boot = (ctx: Ec2Context, instance: InstanceRecord, pendingMs: number, bootMs: number): void => {
+/**
+ * pending → running, then the OS boots and the SSM agent comes online (data/README timings).
+ * With `keyFailure` (an encrypted volume whose KMS key the caller could not use, encryption.ts)
+ * the instance never runs: a launch goes pending → shutting-down → terminated, a start pending →
+ * stopped, with that state reason (re:Post knowledge center "encrypted-volumes-stops-immediately",
+ * "kms-iam-ec2-permission").
+ */
+const boot = (
+  ctx: Ec2Context,
+  instance: InstanceRecord,
+  pendingMs: number,
+  bootMs: number,
+  keyFailure?: { readonly reason: { code: string; message: string }; readonly end: 'stopped' | 'terminated' },
+): void => {
   instance.launchTime = ctx.clock.now();
+  instance.stateReason = undefined;
   enterState(ctx, instance, 'pending');
   later(ctx, instance, pendingMs, () => {
+    if (keyFailure) {
+      instance.stateReason = keyFailure.reason;
+      if (keyFailure.end === 'stopped') {
+        enterState(ctx, instance, 'stopped');
+        return;
+      }
+      enterState(ctx, instance, 'shutting-down');
+      later(ctx, instance, ctx.latency.shuttingDownMs, () => finishTermination(ctx, instance));
+      return;
+    }
     enterState(ctx, instance, 'running');
     later(ctx, instance, bootMs, () => {
       instance.osReadyAt = ctx.clock.now();
@@ -164,6 +204,26 @@ export const lookupInstances = (ctx: Ec2Context, ids: readonly string[] | undefi
   return ids.map((id) => ctx.instances.get(id) as InstanceRecord);
 };
 
+/**
+ * RunInstances `InstanceMarketOptions` (API_SpotMarketOptions): `SpotInstanceType` defaults to
+ * one-time; a persistent request needs `InstanceInterruptionBehavior` stop or hibernate.
+ */
+const spotRequestType = (
+  options: RunInstancesRequest['InstanceMarketOptions'],
+): 'one-time' | 'persistent' | undefined => {
+  if (options?.MarketType !== 'spot') return undefined;
+  const type = options.SpotOptions?.SpotInstanceType ?? 'one-time';
+  if (
+    type === 'persistent' &&
+    (options.SpotOptions?.InstanceInterruptionBehavior ?? 'terminate') === 'terminate'
+  )
+    throw ec2Error(
+      'InvalidParameterCombination',
+      'A persistent Spot Instance request needs InstanceInterruptionBehavior stop or hibernate to be started and stopped.',
+    );
+  return type === 'persistent' ? 'persistent' : 'one-time';
+};
+
 const toSdkInstance = (ctx: Ec2Context, instance: InstanceRecord, launchIndex: number): Instance => ({
   InstanceId: instance.instanceId,
   ClientToken: instance.clientToken,
@@ -173,8 +233,11 @@ const toSdkInstance = (ctx: Ec2Context, instance: InstanceRecord, launchIndex: n
   AmiLaunchIndex: launchIndex,
   State: stateOf(instance.state),
   StateTransitionReason: instance.stateTransitionReason,
-  StateReason:
-    instance.state === 'stopped' || instance.state === 'stopping'
+  ...(instance.spotInstanceType ? { InstanceLifecycle: 'spot' as const } : {}),
+  EnaSupport: instance.enaSupport ?? true,
+  StateReason: instance.stateReason
+    ? { Code: instance.stateReason.code, Message: instance.stateReason.message }
+    : instance.state === 'stopped' || instance.state === 'stopping'
       ? {
           Code: 'Client.UserInitiatedShutdown',
           Message: 'Client.UserInitiatedShutdown: User initiated shutdown',
@@ -185,9 +248,14 @@ const toSdkInstance = (ctx: Ec2Context, instance: InstanceRecord, launchIndex: n
     Tenancy: instance.tenancy,
     HostId: instance.hostId,
     Affinity: instance.affinity,
+    ...(instance.placementGroupName !== undefined ? { GroupName: instance.placementGroupName } : {}),
+    ...(instance.partitionNumber !== undefined ? { PartitionNumber: instance.partitionNumber } : {}),
   },
   SubnetId: instance.subnetId,
   VpcId: VPC_ID,
+  // A terminated instance's network interface is gone, and its addresses with it.
+  PrivateIpAddress: instance.state === 'terminated' ? undefined : instance.privateIpAddress,
+  PublicIpAddress: publicAddressOf(ctx, instance.instanceId),
   KeyName: instance.keyName,
   MetadataOptions: {
     State: 'applied',
@@ -200,7 +268,6 @@ const toSdkInstance = (ctx: Ec2Context, instance: InstanceRecord, launchIndex: n
   Architecture: imageArchitectureOf(architectureOfType(instance.instanceType)),
   VirtualizationType: 'hvm',
   Hypervisor: 'xen',
-  EnaSupport: true,
   RootDeviceName: instance.rootDeviceName,
   RootDeviceType: instance.rootDeviceType,
   Platform: platformValue(instance.platform),
@@ -229,6 +296,8 @@ interface PlannedDevice {
   readonly size: number;
   readonly volumeType: VolumeType | undefined;
   readonly deleteOnTermination: boolean;
+  /** The mapping's `Encrypted` and `KmsKeyId` (encryption.ts decides the volume's key). */
+  readonly encryption?: RequestedEncryption;
 }
 
 /**
@@ -267,6 +336,7 @@ const planBlockDevices = (
       size,
       volumeType: mapping.Ebs.VolumeType ?? existing?.volumeType,
       deleteOnTermination: mapping.Ebs.DeleteOnTermination ?? existing?.deleteOnTermination ?? true,
+      encryption: { encrypted: mapping.Ebs.Encrypted, kmsKeyId: mapping.Ebs.KmsKeyId },
     });
   }
   return [...devices.values()];
@@ -394,6 +464,13 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
     throw invalidParameterValue(
       `The architecture '${typeArchitecture}' of the specified instance type does not match the architecture '${image.architecture}' of the specified AMI. Specify an instance type and an AMI that have matching architectures, and try again.`,
     );
+  const bootable = {
+    bootMode: image.bootMode ?? 'uefi-preferred',
+    enaSupport: image.enaSupport ?? true,
+  } as const;
+  const incompatible = launchRefusal(input.InstanceType ?? 'm1.small', bootable);
+  if (incompatible) throw incompatible;
+  const spotInstanceType = spotRequestType(input.InstanceMarketOptions);
   const subnet = resolveSubnet(ctx, input);
   const devices = planBlockDevices(
     ctx,
@@ -404,6 +481,46 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
   const tenancy = placement?.HostId !== undefined ? 'host' : (placement?.Tenancy ?? 'default');
   if (tenancy !== 'default' && tenancy !== 'dedicated' && tenancy !== 'host')
     throw invalidParameterValue(`Invalid tenancy: ${tenancy}`);
+  // User data, credit option, placement group and private address, checked before anything launches.
+  checkLaunchUserData(input.UserData);
+  const cpuCredits = launchCpuCredits(input, input.InstanceType ?? 'm1.small', tenancy);
+  const group = checkPlacementGroup(ctx, placement, subnet.availabilityZone, tenancy);
+  if (input.PrivateIpAddress !== undefined) {
+    // API_RunInstances: "You cannot specify this option if you're launching more than one instance
+    // in the request" (no code documented: InvalidParameterCombination is the simulator's choice).
+    if (maxCount > 1)
+      throw ec2Error(
+        'InvalidParameterCombination',
+        'PrivateIpAddress cannot be specified when launching more than one instance',
+      );
+    checkRequestedAddress(ctx, subnet, input.PrivateIpAddress);
+  }
+  const freeAddresses = availableAddresses(ctx, subnet);
+  if (freeAddresses < minCount)
+    throw ec2Error(
+      'InsufficientFreeAddressesInSubnet',
+      `There are not enough free addresses in subnet '${subnet.subnetId}' to satisfy the requested number of instances.`,
+    );
+  // Each new volume's key (encryption.ts). A key the caller may not use does not refuse the call:
+  // the instances launch and then terminate (boot).
+  const deviceKeys = devices.map((device) =>
+    newVolumeKey(
+      ctx,
+      device.snapshotId === undefined ? undefined : ctx.snapshots.get(device.snapshotId)?.kmsKeyId,
+      device.encryption ?? {},
+    ),
+  );
+  const checking = keyRefusal(
+    ctx,
+    'RunInstances',
+    deviceKeys.map((kmsKeyId) => ({ kmsKeyId })),
+  );
+  const refusal = checking && (await checking);
+  if (checking && clientToken !== undefined) {
+    // Another launch with this token may have completed while the caller's IAM was evaluated.
+    const repeated = repeatedLaunch(ctx, input, clientToken);
+    if (repeated) return repeated;
+  }
   const instanceType = input.InstanceType ?? 'm1.small';
   const reservationId = ctx.ids.next('r');
   const instanceTags = tagsFor(input.TagSpecifications, 'instance');
@@ -411,7 +528,10 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
 
   const launched: InstanceRecord[] = [];
   // A fault (FaultInjector.partialLaunchThenCrash) lets only one instance find capacity.
-  const launchAtMost = ctx.shortLaunches.has(input) ? Math.max(minCount, 1) : maxCount;
+  const launchAtMost = Math.min(
+    freeAddresses,
+    ctx.shortLaunches.has(input) ? Math.max(minCount, 1) : maxCount,
+  );
   while (launched.length < launchAtMost) {
     const instance: InstanceRecord = {
       instanceId: ctx.ids.next('i'),
@@ -421,6 +541,10 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
       instanceType,
       availabilityZone: subnet.availabilityZone,
       subnetId: subnet.subnetId,
+      privateIpAddress: assignPrivateAddress(ctx, subnet, input.PrivateIpAddress),
+      placementGroupName: group?.groupName,
+      partitionNumber: partitionFor(ctx, group, placement?.PartitionNumber),
+      cpuCredits,
       tenancy,
       hostId: placement?.HostId,
       affinity: tenancy === 'host' ? (placement?.Affinity === 'host' ? 'host' : 'default') : undefined,
@@ -447,6 +571,8 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
         httpEndpoint: input.MetadataOptions?.HttpEndpoint === 'disabled' ? 'disabled' : 'enabled',
       },
       hibernationConfigured: input.HibernationOptions?.Configured === true,
+      ...bootable,
+      ...(spotInstanceType ? { spotInstanceType } : {}),
       hibernated: false,
       osReadyAt: undefined,
       generation: 0,
@@ -465,8 +591,9 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
   }
 
   for (const instance of launched) {
-    for (const device of devices) {
+    for (const [index, device] of devices.entries()) {
       newVolume(ctx, {
+        kmsKeyId: deviceKeys[index],
         size: device.size,
         snapshotId: device.snapshotId,
         availabilityZone: instance.availabilityZone,
@@ -479,7 +606,13 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
         },
       });
     }
-    boot(ctx, instance, ctx.latency.launchPendingMs, ctx.latency.launchBootMs);
+    boot(
+      ctx,
+      instance,
+      ctx.latency.launchPendingMs,
+      ctx.latency.launchBootMs,
+      refusal ? { reason: keyStateReason(refusal), end: 'terminated' } : undefined,
+    );
   }
   // Only a launch that completed binds the token: a refused one (capacity, a bad parameter) may be
   // repeated with the same token and then launches (Run_Instance_Idempotency, retry table).
@@ -517,6 +650,17 @@ export const startInstances = async (
 ): Promise<StartInstancesResult> => {
   const resuming = (input.InstanceIds ?? []).some((id) => ctx.instances.get(id)?.hibernated === true);
   await ctx.clock.sleep(resuming ? ctx.latency.resumeApiMs : ctx.latency.startInstancesApiMs);
+  // A stopped instance's encrypted volumes are decrypted again at start with the caller's KMS
+  // permissions; without them (or with the key disabled) the start is accepted and the instance
+  // goes pending → stopped (re:Post "kms-iam-ec2-permission"). Asked before anything changes.
+  const refusals = new Map<string, EbsKeyRefusal>();
+  for (const id of new Set(input.InstanceIds ?? [])) {
+    const candidate = ctx.instances.get(id);
+    if (candidate?.state !== 'stopped') continue;
+    const checking = keyRefusal(ctx, 'StartInstances', attachedVolumes(ctx, id));
+    const refusal = checking && (await checking);
+    if (refusal) refusals.set(id, refusal);
+  }
   const instances = lookupInstances(ctx, input.InstanceIds);
   for (const instance of instances) {
     if (
@@ -559,11 +703,13 @@ export const startInstances = async (
   for (const instance of toStart) {
     const resume = instance.hibernated;
     instance.hibernated = false;
+    const refusal = refusals.get(instance.instanceId);
     boot(
       ctx,
       instance,
       resume ? ctx.latency.resumePendingMs : ctx.latency.startPendingMs,
       resume ? ctx.latency.resumeBootMs : ctx.latency.startBootMs,
+      refusal ? { reason: keyStateReason(refusal), end: 'stopped' } : undefined,
     );
   }
   return {
@@ -605,6 +751,8 @@ export const stopInstances = async (
         'UnsupportedOperation',
         `The instance '${instance.instanceId}' is not enabled for hibernation.`,
       );
+    // Only a persistent Spot request's instance can be stopped (spot-interruptions, "Stop a Spot Instance").
+    if (instance.spotInstanceType === 'one-time') throw oneTimeSpotStopRefusal(instance.instanceId);
     // Stop protection fails the whole call, whatever else it names (Stop_Start, "Enable stop protection").
     if (instance.disableApiStop)
       throw ec2Error(
@@ -635,6 +783,7 @@ export const stopInstances = async (
  */
 const finishTermination = (ctx: Ec2Context, instance: InstanceRecord): void => {
   enterState(ctx, instance, 'terminated');
+  releaseAddressesOf(ctx, instance.instanceId);
   for (const volume of attachedVolumes(ctx, instance.instanceId)) {
     if (volume.attachment?.deleteOnTermination) deleteVolumeRecord(ctx, volume);
     else releaseVolume(ctx, volume);
@@ -665,6 +814,7 @@ export const terminateInstances = async (
     TerminatingInstances: instances.map((instance) => {
       const previous = instance.state;
       if (instance.state !== 'shutting-down' && instance.state !== 'terminated') {
+        instance.stateReason = undefined;
         enterState(ctx, instance, 'shutting-down');
         later(ctx, instance, ctx.latency.shuttingDownMs, () => finishTermination(ctx, instance));
       }
@@ -701,6 +851,10 @@ export const describeInstances = async (
       'image-id': (instance) => [instance.imageId],
       'host-id': (instance) => [instance.hostId],
       'subnet-id': (instance) => [instance.subnetId],
+      'private-ip-address': (instance) => [
+        instance.state === 'terminated' ? undefined : instance.privateIpAddress,
+      ],
+      'placement-group-name': (instance) => [instance.placementGroupName],
       'reservation-id': (instance) => [instance.reservationId],
       'client-token': (instance) => [instance.clientToken],
       tenancy: (instance) => [instance.tenancy],
@@ -788,6 +942,7 @@ export const modifyInstanceAttribute = async (
   await ctx.clock.sleep(ctx.latency.mutatingApiMs);
   const [instance] = lookupInstances(ctx, input.InstanceId === undefined ? undefined : [input.InstanceId]);
   if (!instance) throw missingParameter('InstanceId');
+  checkOneAttribute(input);
   if (input.InstanceType?.Value !== undefined) {
     requireStopped(instance);
     // resize-limitations: the new type must run the instance's AMI (same architecture; a Mac only
@@ -797,6 +952,16 @@ export const modifyInstanceAttribute = async (
         'InvalidInstanceAttributeValue',
         `Modifying the instance type from ${instance.instanceType} to ${input.InstanceType.Value} is not allowed.`,
       );
+    const incompatible = resizeRefusal(
+      {
+        instanceId: instance.instanceId,
+        hibernationConfigured: instance.hibernationConfigured,
+        bootMode: instance.bootMode ?? 'uefi-preferred',
+        enaSupport: instance.enaSupport ?? true,
+      },
+      input.InstanceType.Value,
+    );
+    if (incompatible) throw incompatible;
     instance.instanceType = input.InstanceType.Value;
   }
   if (input.DisableApiTermination?.Value !== undefined) {
@@ -807,7 +972,7 @@ export const modifyInstanceAttribute = async (
   }
   if (input.UserData?.Value !== undefined) {
     requireStopped(instance);
-    instance.userData = Buffer.from(input.UserData.Value).toString('base64');
+    instance.userData = modifiedUserData(input.UserData.Value);
   }
   for (const mapping of input.BlockDeviceMappings ?? []) {
     const volume = attachedVolumes(ctx, instance.instanceId).find(

@@ -1,7 +1,23 @@
 import type { VirtualClock } from '../clock';
 import type { FaultInjector } from '../faults';
+import { KmsKeys } from '../kms/keys';
 import { ec2Latencies, type LatencyMode } from '../latency';
 import type { OperationDispatch } from '../sdk-bridge';
+import {
+  allocateAddress,
+  associateAddress,
+  describeAddresses,
+  disassociateAddress,
+  releaseAddress,
+} from './addresses';
+import {
+  disableEbsEncryptionByDefault,
+  enableEbsEncryptionByDefault,
+  getEbsDefaultKmsKeyId,
+  getEbsEncryptionByDefault,
+  modifyEbsDefaultKmsKeyId,
+  resetEbsDefaultKmsKeyId,
+} from './encryption';
 import { ec2Error } from './errors';
 import type { SimulatorEvent } from './events';
 import { describeFastSnapshotRestores, disableFastSnapshotRestores, enableFastSnapshotRestores } from './fsr';
@@ -15,6 +31,7 @@ import {
   type SeedImage,
   seedImage,
 } from './images';
+import { describeInstanceAttribute, describeInstanceCreditSpecifications } from './instance-attributes';
 import {
   describeInstanceStatus,
   describeInstances,
@@ -26,7 +43,8 @@ import {
   terminateInstances,
 } from './instances';
 import { describeKeyPairs } from './key-pairs';
-import { describeAvailabilityZones, describeSubnets } from './network';
+import { describeAvailabilityZones, describeSubnets, subnetCidrBlock } from './network';
+import { createPlacementGroup, deletePlacementGroup, describePlacementGroups } from './placement-groups';
 import { createSnapshot, createSnapshots, deleteSnapshot, describeSnapshots } from './snapshots';
 import {
   capacityKey,
@@ -55,9 +73,23 @@ export interface Ec2SimulatorOptions {
   readonly latency?: LatencyMode;
   /** Source of ids; default a seeded PRNG so runs repeat exactly. */
   readonly random?: Random;
+  /** The account's KMS keys (the local cloud shares them with its IAM); default a fresh set. */
+  readonly kms?: KmsKeys;
 }
 
 type Handler = (ctx: Ec2Context, input: Record<string, unknown>) => Promise<Record<string, unknown>>;
+
+/** How an operation the simulator ran ended: its output, or the error it refused the call with. */
+export type CallOutcome = { readonly output: Record<string, unknown> } | { readonly error: unknown };
+
+/**
+ * Sees every operation as the simulator is about to run it (faults and throttling passed, state
+ * not yet changed), and may return a callback that gets its outcome (local/call-journal.ts).
+ */
+export type CallObserver = (
+  operation: string,
+  input: Record<string, unknown>,
+) => ((outcome: CallOutcome) => void) | undefined;
 
 /**
  * The one place where the untyped dispatch meets the typed operations: the real SDK client has
@@ -102,6 +134,22 @@ const OPERATIONS: Readonly<Record<string, Handler>> = {
   DescribeAvailabilityZones: handler(describeAvailabilityZones),
   DescribeSubnets: handler(describeSubnets),
   DescribeKeyPairs: handler(describeKeyPairs),
+  DescribeInstanceAttribute: handler(describeInstanceAttribute),
+  DescribeInstanceCreditSpecifications: handler(describeInstanceCreditSpecifications),
+  AllocateAddress: handler(allocateAddress),
+  AssociateAddress: handler(associateAddress),
+  DisassociateAddress: handler(disassociateAddress),
+  ReleaseAddress: handler(releaseAddress),
+  DescribeAddresses: handler(describeAddresses),
+  CreatePlacementGroup: handler(createPlacementGroup),
+  DescribePlacementGroups: handler(describePlacementGroups),
+  DeletePlacementGroup: handler(deletePlacementGroup),
+  EnableEbsEncryptionByDefault: handler(enableEbsEncryptionByDefault),
+  DisableEbsEncryptionByDefault: handler(disableEbsEncryptionByDefault),
+  GetEbsEncryptionByDefault: handler(getEbsEncryptionByDefault),
+  GetEbsDefaultKmsKeyId: handler(getEbsDefaultKmsKeyId),
+  ModifyEbsDefaultKmsKeyId: handler(modifyEbsDefaultKmsKeyId),
+  ResetEbsDefaultKmsKeyId: handler(resetEbsDefaultKmsKeyId),
 };
 
 type View<T extends { tags: ReadonlyMap<string, string> }> = Readonly<Omit<T, 'generation' | 'tags'>> & {
@@ -141,6 +189,9 @@ export class Ec2Simulator {
   readonly #ctx: Ec2Context;
   readonly #throttle: Ec2Throttle;
   readonly #listeners = new Set<(change: InstanceLifecycleChange) => void>();
+  /** Subnets created so far: each takes the next /20 of the VPC, never one a deleted subnet had. */
+  #subnetBlocks = 0;
+  readonly #callObservers = new Set<CallObserver>();
 
   constructor(options: Ec2SimulatorOptions) {
     const random = options.random ?? seededRandom();
@@ -163,7 +214,11 @@ export class Ec2Simulator {
       hosts: new Map(),
       fastRestores: new Map(),
       subnets: new Map(),
+      addresses: new Map(),
+      placementGroups: new Map(),
       keyPairs: new Set(),
+      kms: options.kms ?? new KmsKeys({ region: options.region, accountId: options.accountId }),
+      ebsEncryption: { byDefault: false, defaultKmsKeyId: undefined },
       shortLaunches: new WeakSet(),
       counters: { clientTokenReplays: 0 },
       availabilityZones,
@@ -181,10 +236,36 @@ export class Ec2Simulator {
       const batch =
         operation === 'RunInstances' && Number((input as { MaxCount?: number }).MaxCount ?? 1) > 1;
       if (batch && options.faults.takePartialLaunch()) this.#ctx.shortLaunches.add(input);
-      const output = await run(this.#ctx, input);
+      const settle = [...this.#callObservers].flatMap((observe) => observe(operation, input) ?? []);
+      let output: Record<string, unknown>;
+      try {
+        output = await run(this.#ctx, input);
+      } catch (error) {
+        for (const done of settle) done({ error });
+        throw error;
+      }
+      // Before a lost response's error: the call took effect whatever its caller hears.
+      for (const done of settle) done({ output });
       options.faults.afterEc2Call(operation);
       return output;
     };
+  }
+
+  /** The account's KMS keys: create, disable or look up the keys encrypted volumes use. */
+  get kms(): KmsKeys {
+    return this.#ctx.kms;
+  }
+
+  /**
+   * Seeding: the account's EBS encryption by default (what EnableEbsEncryptionByDefault and
+   * ModifyEbsDefaultKmsKeyId set), with the default key given as a key id, ARN or alias.
+   */
+  setEbsEncryptionByDefault(enabled: boolean, defaultKmsKeyId?: string): void {
+    this.#ctx.ebsEncryption.byDefault = enabled;
+    this.#ctx.ebsEncryption.defaultKmsKeyId =
+      defaultKmsKeyId === undefined
+        ? undefined
+        : (this.#ctx.kms.key(defaultKmsKeyId)?.arn ?? defaultKmsKeyId);
   }
 
   /** AZs of the simulated Region (REGIONa, REGIONb, REGIONc). */
@@ -199,6 +280,12 @@ export class Ec2Simulator {
   onInstanceLifecycle(listener: (change: InstanceLifecycleChange) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** Observes every operation from now on (the call journal); returns the unsubscribe function. */
+  observeCalls(observer: CallObserver): () => void {
+    this.#callObservers.add(observer);
+    return () => this.#callObservers.delete(observer);
   }
 
   // Seeding (not AWS operations).
@@ -226,6 +313,8 @@ export class Ec2Simulator {
     this.#ctx.subnets.set(subnetId, {
       subnetId,
       availabilityZone: subnet.availabilityZone,
+      cidrBlock: subnetCidrBlock(this.#subnetBlocks++),
+      nextAddressOffset: 4,
       mapPublicIpOnLaunch: subnet.mapPublicIpOnLaunch ?? true,
     });
     return subnetId;
@@ -301,9 +390,28 @@ export class Ec2Simulator {
     return record && view(record);
   }
 
-  subnet(subnetId: string): { readonly subnetId: string; readonly availabilityZone: string } | undefined {
+  subnet(
+    subnetId: string,
+  ):
+    | { readonly subnetId: string; readonly availabilityZone: string; readonly cidrBlock: string }
+    | undefined {
     const record = this.#ctx.subnets.get(subnetId);
-    return record && { subnetId: record.subnetId, availabilityZone: record.availabilityZone };
+    return (
+      record && {
+        subnetId: record.subnetId,
+        availabilityZone: record.availabilityZone,
+        cidrBlock: record.cidrBlock,
+      }
+    );
+  }
+
+  /** Elastic IP addresses: allocation id, public address and the instance it is associated with. */
+  addresses(): { readonly allocationId: string; readonly publicIp: string; readonly instanceId?: string }[] {
+    return [...this.#ctx.addresses.values()].map((address) => ({
+      allocationId: address.allocationId,
+      publicIp: address.publicIp,
+      ...(address.association ? { instanceId: address.association.instanceId } : {}),
+    }));
   }
 
   snapshots(): SnapshotView[] {

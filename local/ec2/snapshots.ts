@@ -33,11 +33,14 @@ export const newSnapshot = (
     completed: boolean;
     ownerId?: string;
     sharedWithAccount?: boolean;
+    /** Encrypted with this KMS key ARN (a snapshot of an encrypted volume keeps its key). */
+    kmsKeyId?: string | undefined;
   },
 ): SnapshotRecord => {
   const snapshot: SnapshotRecord = {
     ...(spec.ownerId !== undefined ? { ownerId: spec.ownerId } : {}),
     ...(spec.sharedWithAccount ? { sharedWithAccount: true } : {}),
+    ...(spec.kmsKeyId !== undefined ? { kmsKeyId: spec.kmsKeyId } : {}),
     snapshotId: ctx.ids.next('snap'),
     volumeId: spec.volumeId ?? NO_SOURCE_VOLUME,
     volumeSize: spec.volumeSize,
@@ -62,6 +65,8 @@ const snapshotOfVolume = (ctx: Ec2Context, volume: VolumeRecord, description: st
     description,
     tags,
     completed: false,
+    // ebs-encryption: snapshots of encrypted volumes are encrypted, with the volume's key.
+    kmsKeyId: volume.kmsKeyId,
   });
 
 /** Owned by this account. */
@@ -85,7 +90,8 @@ const toSdkSnapshot = (ctx: Ec2Context, snapshot: SnapshotRecord): Snapshot => (
   StartTime: new Date(snapshot.startTime),
   Description: snapshot.description,
   OwnerId: snapshot.ownerId ?? ctx.accountId,
-  Encrypted: false,
+  Encrypted: snapshot.kmsKeyId !== undefined,
+  KmsKeyId: snapshot.kmsKeyId,
   StorageTier: 'standard',
   Tags: tagList(snapshot.tags),
 });
@@ -140,7 +146,7 @@ export const createSnapshots = async (
       Progress: '0%',
       OwnerId: ctx.accountId,
       Description: snapshot.description,
-      Encrypted: false,
+      Encrypted: snapshot.kmsKeyId !== undefined,
       Tags: tagList(snapshot.tags),
     })),
   };

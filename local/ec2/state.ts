@@ -1,7 +1,9 @@
 import type { VolumeType } from '@aws-sdk/client-ec2';
 import type { VirtualClock } from '../clock';
+import type { KmsKeys } from '../kms/keys';
 import type { Ec2Latencies } from '../latency';
 import type { TokenBucket } from '../token-bucket';
+import type { ImageBootMode } from './compatibility';
 import type { FastSnapshotRestoreStateName, InstanceStateName, SimulatorEvent } from './events';
 import type { IdGenerator } from './ids';
 
@@ -21,6 +23,13 @@ export interface InstanceRecord {
   instanceType: string;
   readonly availabilityZone: string;
   readonly subnetId: string;
+  /** The primary private IPv4 address (of the primary network interface); free again once terminated. */
+  readonly privateIpAddress: string;
+  /** The placement group it was launched into (placement-groups) and, in a partition group, its partition. */
+  readonly placementGroupName: string | undefined;
+  readonly partitionNumber: number | undefined;
+  /** Burstable types only (T2, T3, T3a, T4g): the CPU credit option (burstable-performance-instances). */
+  readonly cpuCredits: 'standard' | 'unlimited' | undefined;
   tenancy: 'default' | 'dedicated' | 'host';
   hostId: string | undefined;
   affinity: 'default' | 'host' | undefined;
@@ -52,6 +61,11 @@ export interface InstanceRecord {
     readonly httpEndpoint: 'enabled' | 'disabled';
   };
   readonly hibernationConfigured: boolean;
+  /** From the AMI at launch (compatibility.ts): what a resize must still be able to boot. */
+  readonly bootMode?: ImageBootMode;
+  readonly enaSupport?: boolean;
+  /** RunInstances `InstanceMarketOptions`: a Spot instance and its request type (default one-time). */
+  readonly spotInstanceType?: 'one-time' | 'persistent';
   /** The last stop was a hibernation: the next start resumes (measured latencies differ). */
   hibernated: boolean;
   /** When the OS finished booting in the current run; the SSM agent is online from then on. */
@@ -59,6 +73,11 @@ export interface InstanceRecord {
   /** Bumped on every transition so a timer scheduled for an older transition does nothing. */
   generation: number;
   readonly tags: Tags;
+  /**
+   * Why the instance last changed state when EC2 did it on its own (API_StateReason): a launch or
+   * start that could not use an encrypted volume's KMS key. Absent: the state change was asked for.
+   */
+  stateReason?: { readonly code: string; readonly message: string };
 }
 
 export type VolumeState = 'creating' | 'available' | 'in-use' | 'deleting';
@@ -81,6 +100,8 @@ export interface VolumeRecord {
   readonly createTime: number;
   /** Created from a snapshot with FSR enabled in its AZ while a credit was available. */
   readonly fastRestored: boolean;
+  /** The ARN of the KMS key the volume is encrypted with; absent: not encrypted (ebs-encryption). */
+  readonly kmsKeyId?: string;
   attachment: VolumeAttachmentRecord | undefined;
   generation: number;
   readonly tags: Tags;
@@ -98,6 +119,8 @@ export interface SnapshotRecord {
    */
   readonly ownerId?: string;
   readonly sharedWithAccount?: boolean;
+  /** The KMS key ARN of an encrypted snapshot (that of its volume); absent: not encrypted. */
+  readonly kmsKeyId?: string;
   state: 'pending' | 'completed';
   readonly startTime: number;
   readonly description: string;
@@ -119,6 +142,10 @@ export interface ImageRecord {
   readonly ownerId?: string;
   /** The processor architecture it was built for. */
   readonly architecture: 'x86_64' | 'arm64';
+  /** RegisterImage `BootMode`; absent: the instance type's default, so any type runs it. */
+  readonly bootMode?: ImageBootMode;
+  /** RegisterImage `EnaSupport`; absent: enabled (current public AMIs all have the driver). */
+  readonly enaSupport?: boolean;
   readonly public?: boolean;
   readonly description: string;
   state: 'pending' | 'available';
@@ -158,8 +185,33 @@ export interface FastRestoreRecord {
 export interface SubnetRecord {
   readonly subnetId: string;
   readonly availabilityZone: string;
+  /** A /20 of the default VPC's 172.31.0.0/16, as default subnets are (default-vpc). */
+  readonly cidrBlock: string;
+  /** Where the search for the next automatically assigned private address starts. */
+  nextAddressOffset: number;
   /** Default subnets assign public IPv4 addresses on launch (default-vpc). */
   readonly mapPublicIpOnLaunch: boolean;
+}
+
+/** An Elastic IP address (elastic-ip-addresses-eip): allocated to the account until released. */
+export interface AddressRecord {
+  readonly allocationId: string;
+  readonly publicIp: string;
+  /** Present while the address is associated with an instance's primary private address. */
+  association:
+    | { readonly associationId: string; readonly instanceId: string; readonly privateIpAddress: string }
+    | undefined;
+  readonly tags: Tags;
+}
+
+/** A placement group (placement-groups, API_CreatePlacementGroup). */
+export interface PlacementGroupRecord {
+  readonly groupName: string;
+  readonly groupId: string;
+  readonly strategy: 'cluster' | 'spread' | 'partition';
+  /** Partition groups only: how many partitions (1–7 per AZ). */
+  readonly partitionCount: number | undefined;
+  readonly tags: Tags;
 }
 
 /**
@@ -200,6 +252,10 @@ export interface Ec2Context {
   readonly hosts: Map<string, HostRecord>;
   readonly fastRestores: Map<string, FastRestoreRecord>;
   readonly subnets: Map<string, SubnetRecord>;
+  /** Elastic IP addresses of the account, by allocation id (addresses.ts). */
+  readonly addresses: Map<string, AddressRecord>;
+  /** Placement groups of the account, by name (placement-groups.ts). */
+  readonly placementGroups: Map<string, PlacementGroupRecord>;
   readonly availabilityZones: readonly string[];
   /** AZs not `available` (setZoneState); absent means available. */
   readonly zoneStates: Map<string, ZoneStateName>;
@@ -209,6 +265,14 @@ export interface Ec2Context {
   readonly keyPairs: Set<string>;
   /** How many RunInstances were answered from an earlier launch's ClientToken (fault-suite counts). */
   readonly counters: { clientTokenReplays: number };
+  /** The account's KMS keys, which encrypted volumes use on the caller's behalf (local/kms). */
+  readonly kms: KmsKeys;
+  /**
+   * EBS encryption by default for the account in this Region (encryption-by-default): new volumes
+   * are encrypted even when the request does not ask, with `defaultKmsKeyId` (a key id, ARN or
+   * alias) or, when that is unset, the AWS managed key `alias/aws/ebs`.
+   */
+  readonly ebsEncryption: { byDefault: boolean; defaultKmsKeyId: string | undefined };
   /** RunInstances requests a fault made launch short (one instance): capacity ran out mid-call. */
   readonly shortLaunches: WeakSet<object>;
   /** Completed RunInstances by idempotency scope and ClientToken (clientTokenKey). */

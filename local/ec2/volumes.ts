@@ -9,6 +9,7 @@ import type {
   VolumeAttachment,
   VolumeType,
 } from '@aws-sdk/client-ec2';
+import { keyRefusal, newVolumeKey } from './encryption';
 import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
 import { applyFilters, paginate, requireAll, tagList, tagsFor } from './filters';
 import { takeFastRestoreCredit } from './fsr';
@@ -66,6 +67,8 @@ export const newVolume = (
     volumeType: VolumeType | undefined;
     tags: Tags;
     attachTo?: { instanceId: string; device: string; deleteOnTermination: boolean };
+    /** The KMS key ARN it is encrypted with (encryption.ts newVolumeKey); absent: unencrypted. */
+    kmsKeyId?: string | undefined;
   },
 ): VolumeRecord => {
   const volume: VolumeRecord = {
@@ -78,6 +81,7 @@ export const newVolume = (
     createTime: ctx.clock.now(),
     fastRestored:
       spec.snapshotId !== undefined && takeFastRestoreCredit(ctx, spec.snapshotId, spec.availabilityZone),
+    ...(spec.kmsKeyId !== undefined ? { kmsKeyId: spec.kmsKeyId } : {}),
     attachment: undefined,
     generation: 0,
     tags: spec.tags,
@@ -121,7 +125,8 @@ const toSdkVolume = (volume: VolumeRecord): Volume => ({
   State: volume.state,
   CreateTime: new Date(volume.createTime),
   VolumeType: volume.volumeType,
-  Encrypted: false,
+  Encrypted: volume.kmsKeyId !== undefined,
+  KmsKeyId: volume.kmsKeyId,
   MultiAttachEnabled: false,
   FastRestored: volume.fastRestored,
   Attachments: volume.attachment ? [toSdkAttachment(volume, volume.attachment)] : [],
@@ -152,6 +157,7 @@ export const createVolume = async (ctx: Ec2Context, input: CreateVolumeRequest):
   if (!ctx.availabilityZones.includes(zone))
     throw invalidParameterValue(`Invalid availability zone: [${zone}]`);
   let snapshotSize: number | undefined;
+  let snapshotKey: string | undefined;
   if (input.SnapshotId !== undefined) {
     const snapshot = ctx.snapshots.get(input.SnapshotId);
     // Another account's snapshot that was not shared with this one cannot be restored directly.
@@ -161,17 +167,29 @@ export const createVolume = async (ctx: Ec2Context, input: CreateVolumeRequest):
     if (snapshot.state !== 'completed')
       throw ec2Error('IncorrectState', `Snapshot '${snapshot.snapshotId}' is not in the 'completed' state.`);
     snapshotSize = snapshot.volumeSize;
+    snapshotKey = snapshot.kmsKeyId;
   }
+  const size = volumeSizeFor(snapshotSize, input.Size);
+  const kmsKeyId = newVolumeKey(ctx, snapshotKey, { encrypted: input.Encrypted, kmsKeyId: input.KmsKeyId });
+  // ebs-cloud-watch-events, createVolume: "Creation will fail if an invalid AWS KMS key was
+  // provided"; the call itself answers `creating` (API_CreateVolume: the key is authenticated
+  // asynchronously), and the volume is then deleted, never `available` (EC2 sends the
+  // `deleteVolume` notification for it). The same happens when the caller may not use the key.
+  const checking = keyRefusal(ctx, 'CreateVolume', [{ kmsKeyId }]);
+  const refusal = checking && (await checking);
   const volume = newVolume(ctx, {
-    size: volumeSizeFor(snapshotSize, input.Size),
+    size,
     snapshotId: input.SnapshotId,
     availabilityZone: zone,
     volumeType: input.VolumeType,
     tags: tagsFor(input.TagSpecifications, 'volume'),
+    kmsKeyId,
   });
   const generation = volume.generation;
   ctx.clock.at(ctx.clock.now() + ctx.latency.createVolumeMs, () => {
-    if (volume.generation === generation && volume.state === 'creating') volume.state = 'available';
+    if (volume.generation !== generation || volume.state !== 'creating') return;
+    if (refusal) deleteVolumeRecord(ctx, volume);
+    else volume.state = 'available';
   });
   return toSdkVolume(volume);
 };
@@ -188,6 +206,43 @@ export const attachVolume = async (
   input: AttachVolumeRequest,
 ): Promise<VolumeAttachment> => {
   await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+  let { volume, instance, device } = attachable(ctx, input);
+  // An encrypted volume is attached with a grant EC2 creates on the caller's behalf (KMS
+  // Developer Guide, "How Amazon EBS uses AWS KMS": CreateGrant during AttachVolume); without the
+  // key ("the next time the encrypted EBS volume is attached to an EC2 instance, the attachment
+  // fails", KMS "How unusable KMS keys affect data keys") EC2 refuses the call. The code
+  // CustomerKeyHasBeenRevoked is what EC2 answers in reported cases; no AWS page lists it.
+  const checking = keyRefusal(ctx, 'AttachVolume', [volume]);
+  if (checking) {
+    const refusal = await checking;
+    if (refusal) {
+      throw ec2Error(
+        'CustomerKeyHasBeenRevoked',
+        `Volume ${volume.volumeId} cannot be attached. The encrypted volume was unable to access the KMS master key (${refusal.keyArn}).`,
+      );
+    }
+    // Checked again: other calls may have run while the caller's IAM was evaluated.
+    ({ volume, instance, device } = attachable(ctx, input));
+  }
+  const attachment: VolumeAttachmentRecord = {
+    instanceId: instance.instanceId,
+    device,
+    deleteOnTermination: false,
+    state: 'attaching',
+    attachTime: ctx.clock.now(),
+  };
+  link(ctx, volume, attachment);
+  const generation = volume.generation;
+  ctx.clock.at(ctx.clock.now() + ctx.latency.attachMs, () => {
+    if (volume.generation === generation && volume.attachment === attachment) attachment.state = 'attached';
+  });
+  return toSdkAttachment(volume, attachment);
+};
+
+const attachable = (
+  ctx: Ec2Context,
+  input: AttachVolumeRequest,
+): { volume: VolumeRecord; instance: InstanceRecord; device: string } => {
   const volume = volumeOrThrow(ctx, input.VolumeId);
   if (!input.InstanceId) throw missingParameter('InstanceId');
   const instance = ctx.instances.get(input.InstanceId);
@@ -218,19 +273,7 @@ export const attachVolume = async (
       `Instance '${instance.instanceId}' has reached its limit of ${MAX_VOLUME_ATTACHMENTS} volume attachments`,
     );
   }
-  const attachment: VolumeAttachmentRecord = {
-    instanceId: instance.instanceId,
-    device: input.Device,
-    deleteOnTermination: false,
-    state: 'attaching',
-    attachTime: ctx.clock.now(),
-  };
-  link(ctx, volume, attachment);
-  const generation = volume.generation;
-  ctx.clock.at(ctx.clock.now() + ctx.latency.attachMs, () => {
-    if (volume.generation === generation && volume.attachment === attachment) attachment.state = 'attached';
-  });
-  return toSdkAttachment(volume, attachment);
+  return { volume, instance, device: input.Device };
 };
 
 const ROOT_BUSY_STATES = new Set(['pending', 'running', 'stopping', 'shutting-down']);
@@ -313,6 +356,7 @@ export const describeVolumes = async (
       'volume-type': (volume) => [volume.volumeType],
       size: (volume) => [String(volume.size)],
       'fast-restored': (volume) => [String(volume.fastRestored)],
+      encrypted: (volume) => [String(volume.kmsKeyId !== undefined)],
       'attachment.instance-id': (volume) => [volume.attachment?.instanceId],
       'attachment.device': (volume) => [volume.attachment?.device],
       'attachment.status': (volume) => [volume.attachment?.state],

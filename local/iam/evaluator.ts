@@ -1,7 +1,8 @@
 import { runSimulation, runUnsafeSimulation, type Simulation } from '@cloud-copilot/iam-simulate';
 import type { MiddlewareStack } from '@smithy/types';
-import type { FunctionId } from '../../functions/catalog';
+import { FUNCTIONS, type FunctionId } from '../../functions/catalog';
 import { assertInvocationAlive, invocationScope } from '../faults';
+import { EBS_KEY_ACTIONS, type EbsKeyAuthorizer, type KmsKeyView } from '../kms/keys';
 import { SimulatedAwsError } from '../sdk-bridge';
 import {
   type IamDeployment,
@@ -14,6 +15,7 @@ import {
   type AwsEnvironment,
   dynamodbChecks,
   type Ec2ResourceState,
+  ebsKeyUseChecks,
   ec2Checks,
   eventsChecks,
   ssmChecks,
@@ -145,14 +147,49 @@ export class LocalIam {
         context: check.context,
         nearMisses: decision.nearMisses,
       };
-      this.#denials.push(denial);
-      // WARMBOOT_IAM_TRACE=1 prints each denial (which statement nearly matched, and the context).
-      if (process.env.WARMBOOT_IAM_TRACE) console.warn(`local IAM denied: ${JSON.stringify(denial)}`);
-      const counts = this.#counts.get(functionId) ?? new Map<string, number>();
-      counts.set(check.action, (counts.get(check.action) ?? 0) + 1);
-      this.#counts.set(functionId, counts);
+      this.#record(denial);
       throw deniedError(service, this.principalArn(functionId), denial);
     }
+  }
+
+  /**
+   * Whether the function's role lets EC2 use a customer managed KMS key on its behalf for an
+   * encrypted volume (request-context.ts ebsKeyUseChecks). EC2 accepts the call either way and the
+   * instance or volume fails later, so nothing is thrown: the first denial is recorded (operation
+   * `<operation> via EC2`) and its message returned; undefined when every action is allowed.
+   */
+  async ebsKeyUseDenial(
+    functionId: FunctionId,
+    operation: string,
+    key: KmsKeyView,
+    actions: readonly string[],
+  ): Promise<string | undefined> {
+    const principal = this.principalArn(functionId);
+    for (const check of ebsKeyUseChecks(this.#env, principal, key, actions)) {
+      const decision = await this.evaluate(functionId, check);
+      if (decision.allowed) continue;
+      const denial: IamDenial = {
+        functionId,
+        operation: `${operation} via EC2`,
+        action: check.action,
+        resource: check.resource,
+        explicit: decision.explicit,
+        context: check.context,
+        nearMisses: decision.nearMisses,
+      };
+      this.#record(denial);
+      return `User: ${principal} is not authorized to perform: ${check.action} on resource: ${check.resource} ${reason(denial)}`;
+    }
+    return undefined;
+  }
+
+  #record(denial: IamDenial): void {
+    this.#denials.push(denial);
+    // WARMBOOT_IAM_TRACE=1 prints each denial (which statement nearly matched, and the context).
+    if (process.env.WARMBOOT_IAM_TRACE) console.warn(`local IAM denied: ${JSON.stringify(denial)}`);
+    const counts = this.#counts.get(denial.functionId) ?? new Map<string, number>();
+    counts.set(denial.action, (counts.get(denial.action) ?? 0) + 1);
+    this.#counts.set(denial.functionId, counts);
   }
 
   stats(): IamStats {
@@ -168,7 +205,13 @@ export class LocalIam {
 
   /** One authorization against the function's role policy (memoized: it depends on nothing else). */
   async evaluate(functionId: FunctionId, check: AuthorizationCheck): Promise<Decision> {
-    const key = JSON.stringify([functionId, check.action, check.resource, check.context]);
+    const key = JSON.stringify([
+      functionId,
+      check.action,
+      check.resource,
+      check.context,
+      check.resourcePolicy,
+    ]);
     const known = this.#decisions.get(key);
     if (known) return known;
     const simulation: Simulation = {
@@ -182,6 +225,7 @@ export class LocalIam {
         name: `${functionId}-${index}`,
         policy,
       })),
+      ...(check.resourcePolicy ? { resourcePolicy: check.resourcePolicy } : {}),
       serviceControlPolicies: [],
       resourceControlPolicies: [],
     };
@@ -225,6 +269,19 @@ export class LocalIam {
     return decision;
   }
 }
+
+/**
+ * Who EC2 acts for when it uses a customer managed key (local/kms): a function's invocation as its
+ * role, evaluated against its policy; anything outside one (a test or the sandbox seeding the
+ * fleet) as the account's administrator, which the default key policy lets use every key.
+ */
+export const ebsKeyAuthorizer =
+  (iam: LocalIam): EbsKeyAuthorizer =>
+  async (operation, key) => {
+    const functionId = invocationScope.getStore()?.functionId;
+    if (functionId === undefined || !(functionId in FUNCTIONS)) return undefined;
+    return iam.ebsKeyUseDenial(functionId as FunctionId, operation, key, EBS_KEY_ACTIONS);
+  };
 
 const reason = (denial: IamDenial): string =>
   denial.explicit

@@ -6,12 +6,15 @@ import type { TableId } from '../../functions/shared/tables';
  *
  * Placeholders: `${AWS::Partition}`, `${AWS::Region}`, `${AWS::AccountId}` (CloudFormation pseudo
  * parameters) and `${Table:<id>}` (a table's name: the local cloud's prefixed names). The sentinel
- * host group and image parameter stand for the deployment's own host-group names and pool image
- * parameters (see synthesize.ts).
+ * host group, image parameter and EBS key ARN stand for the deployment's own host-group names,
+ * pool image parameters and `ebsKmsKeyArns` (see synthesize.ts).
  */
 
 export const SENTINEL_HOST_GROUP = 'warmboot-iam-sentinel-host-group';
 export const SENTINEL_IMAGE_PARAMETER = '/warmboot-iam-sentinel/image';
+/** Stands for the deployment's `ebsKmsKeyArns` (a well-formed key ARN, so the config accepts it). */
+export const SENTINEL_EBS_KMS_KEY_ARN =
+  'arn:aws:kms:us-east-1:111111111111:key/warmboot-iam-sentinel-ebs-key';
 
 export interface PolicyStatement {
   readonly Sid?: string;
@@ -52,6 +55,8 @@ export interface IamDeployment {
   readonly imageParameters: readonly string[];
   /** The `allowShelvedDataDeletion` opt-in. */
   readonly allowShelvedDataDeletion: boolean;
+  /** `ebsKmsKeyArns`: the customer managed keys of encrypted volumes warmboot may use (default none). */
+  readonly ebsKmsKeyArns?: readonly string[];
 }
 
 const fillPlaceholders = (text: string, deployment: IamDeployment): string =>
@@ -74,6 +79,7 @@ const fillPlaceholders = (text: string, deployment: IamDeployment): string =>
 const expandValues = (values: readonly string[], deployment: IamDeployment): string[] =>
   values.flatMap((value) => {
     if (value === SENTINEL_HOST_GROUP) return [...deployment.hostGroups];
+    if (value === SENTINEL_EBS_KMS_KEY_ARN) return [...(deployment.ebsKmsKeyArns ?? [])];
     if (value.endsWith(`:parameter${SENTINEL_IMAGE_PARAMETER}`)) {
       const prefix = value.slice(0, -SENTINEL_IMAGE_PARAMETER.length);
       return deployment.imageParameters.map((parameter) => `${prefix}${parameter}`);
@@ -136,7 +142,12 @@ export const rolePolicies = (
     Statement: document.Statement.flatMap((statement) => fillStatement(statement, deployment) ?? []),
   }));
   const text = JSON.stringify(filled);
-  if (text.includes(SENTINEL_HOST_GROUP) || text.includes(SENTINEL_IMAGE_PARAMETER) || text.includes('${')) {
+  if (
+    text.includes(SENTINEL_HOST_GROUP) ||
+    text.includes(SENTINEL_IMAGE_PARAMETER) ||
+    text.includes(SENTINEL_EBS_KMS_KEY_ARN) ||
+    text.includes('${')
+  ) {
     throw new Error(`${functionId}: a placeholder of the synthesized policy was left unfilled: ${text}`);
   }
   return filled;

@@ -21,6 +21,12 @@ export interface AuthorizationCheck {
   /** The resource ARN, or `*` for actions without resource-level permissions. */
   readonly resource: string;
   readonly context: Readonly<Record<string, string | string[]>>;
+  /**
+   * The resource's own policy, for services whose resources always have one and need it to allow
+   * the call too (a KMS key policy: IAM policies alone give no access to a key, KMS Developer
+   * Guide, "Key policies"). Absent: the identity policy decides alone (same account).
+   */
+  readonly resourcePolicy?: Readonly<Record<string, unknown>>;
 }
 
 export interface AwsEnvironment {
@@ -440,6 +446,9 @@ export const ec2Checks = (
       },
     };
   };
+  // SAR: DescribeInstanceAttribute is the one Describe action warmboot uses that takes a resource
+  // (instance*), so a policy may limit it to managed instances.
+  if (operation === 'DescribeInstanceAttribute') return [instanceCheck(String(input.InstanceId ?? ''))];
   if (operation.startsWith('Describe')) {
     // Describe* support no resource-level permissions (SAR: no resource type listed).
     return [{ action, resource: '*', context: ec2Base }];
@@ -568,6 +577,20 @@ export const ec2Checks = (
     }
     case 'DeleteSnapshot':
       return [snapshotCheck(String(input.SnapshotId ?? ''))];
+    case 'AssociateAddress': {
+      // SAR: elastic-ip, instance, network-interface (each when the request uses it). The
+      // simulator's addresses carry no tags, so the elastic-ip context has none.
+      const allocationId = String(input.AllocationId ?? '*');
+      const instanceId = input.InstanceId as string | undefined;
+      return [
+        {
+          action,
+          resource: ec2Arn(env, 'elastic-ip', allocationId),
+          context: { ...ec2Base, 'ec2:AllocationId': allocationId, 'ec2:Domain': 'vpc' },
+        },
+        ...(instanceId ? [instanceCheck(instanceId)] : []),
+      ];
+    }
     case 'EnableFastSnapshotRestores':
     case 'DisableFastSnapshotRestores':
       return strings(input.SourceSnapshotIds).map(snapshotCheck);
@@ -669,6 +692,37 @@ export const eventsChecks = (
       },
     };
   });
+};
+
+/**
+ * What EC2 asks KMS for, as the caller, when it gives an instance a volume encrypted with a
+ * customer managed key (launch, start, attach, create): the actions of ebs-encryption-requirements
+ * ("Permissions for users") on the key. The request reaches KMS through EC2, so it carries the
+ * caller's principal with `aws:ViaAWSService` true, `kms:ViaService` = `ec2.<region>.amazonaws.com`
+ * and `kms:CallerAccount` (KMS Developer Guide, "kms:ViaService", "kms:CallerAccount"); the grant
+ * EC2 creates for the instance is for an AWS resource (`kms:GrantIsForAWSResource` true, "Grants
+ * in AWS KMS"). The key policy is evaluated with the role's policies: the default one lets the
+ * account's IAM policies decide. The encryption context (`aws:ebs:id`) and the grant's operations
+ * and grantee are not supplied: no warmboot policy conditions on them.
+ */
+export const ebsKeyUseChecks = (
+  env: AwsEnvironment,
+  principalArn: string,
+  key: { readonly arn: string; readonly policy: Readonly<Record<string, unknown>> },
+  actions: readonly string[],
+): AuthorizationCheck[] => {
+  const context = {
+    ...globalContext(env, principalArn),
+    'aws:ViaAWSService': 'true',
+    'kms:ViaService': `ec2.${env.region}.amazonaws.com`,
+    'kms:CallerAccount': env.accountId,
+  };
+  return actions.map((action) => ({
+    action,
+    resource: key.arn,
+    context: action === 'kms:CreateGrant' ? { ...context, 'kms:GrantIsForAWSResource': 'true' } : context,
+    resourcePolicy: key.policy,
+  }));
 };
 
 const tableArn = (env: AwsEnvironment, table: string): string =>

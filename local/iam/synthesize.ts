@@ -8,6 +8,7 @@ import { PROJECT_ROOT } from '../../infra/function';
 import { createWarmbootApp } from '../../infra/stack';
 import {
   type RolePolicyDocument,
+  SENTINEL_EBS_KMS_KEY_ARN,
   SENTINEL_HOST_GROUP,
   SENTINEL_IMAGE_PARAMETER,
   type SynthesizedRolePolicies,
@@ -22,9 +23,10 @@ import {
  * so it never runs inside a test worker and its result is cached by content hash).
  *
  * Two variants cover every statement a role can have: `base` (no host groups, shelved data
- * deletion off) and `optIn` (one sentinel host group, deletion on). The sentinel host-group name
- * and image-parameter path mark the places where a deployment's own names go; the loader puts the
- * local cloud's names there, which is exactly what a synth with those names renders.
+ * deletion off) and `optIn` (one sentinel host group, deletion on); both name a sentinel EBS key.
+ * The sentinel host-group name, image-parameter path and key ARN mark the places where a
+ * deployment's own names go; the loader puts the local cloud's names there (and drops a statement
+ * left with none), which is exactly what a synth with those names renders.
  */
 
 const SENTINEL_POOL = {
@@ -32,6 +34,8 @@ const SENTINEL_POOL = {
   image: SENTINEL_IMAGE_PARAMETER,
   instanceType: 'm7i.large',
   subnets: ['subnet-0123456789abcdef0'],
+  // The synth refuses a pool without one unless DHMC is declared on (infra/config.ts, W6).
+  instanceProfile: 'warmboot-iam-sentinel',
   maxSize: 1,
 };
 
@@ -113,10 +117,13 @@ const synthesizeVariant = (warmboot: Record<string, unknown>): SynthesizedVarian
       const inline = ((role?.Properties?.Policies ?? []) as { PolicyDocument: unknown }[]).map(
         (policy) => policy.PolicyDocument,
       );
+      // The default policy, and the customer managed policy CDK moves statements into when the
+      // role's inline policy would pass IAM's size limit (`<Role>OverflowPolicy<n>`): both are in
+      // the template, so both are evaluated.
       const attached = Object.values(template.Resources)
         .filter(
           (resource) =>
-            resource.Type === 'AWS::IAM::Policy' &&
+            (resource.Type === 'AWS::IAM::Policy' || resource.Type === 'AWS::IAM::ManagedPolicy') &&
             ((resource.Properties?.Roles ?? []) as { Ref?: string }[]).some((ref) => ref.Ref === roleId),
         )
         .map((resource) => resource.Properties?.PolicyDocument);
@@ -138,13 +145,19 @@ const main = (): void => {
   if (!outFile || !key) throw new Error('usage: synthesize.ts <out.json> <key>');
   const result: SynthesizedRolePolicies = {
     key,
-    base: synthesizeVariant({ hostGroups: [], pools: [SENTINEL_POOL], allowShelvedDataDeletion: false }),
+    base: synthesizeVariant({
+      hostGroups: [],
+      pools: [SENTINEL_POOL],
+      allowShelvedDataDeletion: false,
+      ebsKmsKeyArns: [SENTINEL_EBS_KMS_KEY_ARN],
+    }),
     optIn: synthesizeVariant({
       hostGroups: [
         { name: SENTINEL_HOST_GROUP, cacheBytes: 1024 ** 3, cacheDirectory: '/var/cache/warmboot' },
       ],
       pools: [SENTINEL_POOL],
       allowShelvedDataDeletion: true,
+      ebsKmsKeyArns: [SENTINEL_EBS_KMS_KEY_ARN],
     }),
   };
   const temporary = `${outFile}.${process.pid}.tmp`;

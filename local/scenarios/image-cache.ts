@@ -2,6 +2,7 @@ import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { DynamoImageCacheStore } from '../../functions/image-cache/adapters/store';
 import type { HostGroupInput, ImageSpec } from '../../functions/image-cache/config';
 import type { LocalCloud } from '../cloud';
+import { ensureSsmManagedProfile } from '../iam/instance-profiles';
 
 export interface ImageCacheScenarioOptions {
   /** Must be one of the groups in the cloud's HOST_GROUPS setting. */
@@ -50,6 +51,8 @@ export async function runImageCacheScenario(
       digest: image.digest,
     });
   const hostImage = cloud.ec2.registerImage({ name: `${group}-host`, rootSizeGiB: 8 });
+  // Without a role carrying AmazonSSMManagedInstanceCore the hosts' SSM agents never register.
+  const profile = ensureSsmManagedProfile(cloud.instanceProfiles);
   for (const zone of zones)
     await cloud.run(() =>
       ec2.send(
@@ -59,6 +62,7 @@ export async function runImageCacheScenario(
           MinCount: options.hostsPerAz ?? 2,
           MaxCount: options.hostsPerAz ?? 2,
           Placement: { AvailabilityZone: zone },
+          IamInstanceProfile: { Name: profile },
           TagSpecifications: [
             {
               ResourceType: 'instance',

@@ -6,6 +6,7 @@ import type { PoolSpecInput } from '../../functions/pools/config';
 import type { MemberState } from '../../functions/pools/domain/lifecycle';
 import type { EventEnvelope } from '../bus';
 import type { LocalCloud } from '../cloud';
+import { ensureSsmManagedProfile } from '../iam/instance-profiles';
 
 /** The two pools of the sandbox story; their ids are fixed so settings can name them before the cloud exists. */
 export const SCENARIO_POOLS = {
@@ -21,6 +22,11 @@ export const SCENARIO_POOLS = {
   },
 } as const;
 const SUBNET_ZONES = ['us-east-1a', 'us-east-1b'] as const;
+/**
+ * The members' instance profile: its role carries AmazonSSMManagedInstanceCore, without which
+ * their SSM agents never register (docs/pools.md, "Before you define a pool").
+ */
+export const POOL_MEMBER_PROFILE = 'genai-pool-member';
 
 /** The pool specs: a Linux pool (2 min init) and a Windows-like pool (sysprep-like init, ≥ 15 min). */
 export const scenarioPoolSpecs = (): PoolSpecInput[] => [
@@ -29,6 +35,7 @@ export const scenarioPoolSpecs = (): PoolSpecInput[] => [
     image: SCENARIO_POOLS.linux.imageId,
     instanceType: 'm7i.large',
     subnets: [...SCENARIO_POOLS.linux.subnets],
+    instanceProfile: POOL_MEMBER_PROFILE,
     initialization: { platform: 'linux', packages: ['nvidia-container-toolkit'], timeoutMinutes: 30 },
     minSize: 1,
     maxSize: 10,
@@ -44,6 +51,7 @@ export const scenarioPoolSpecs = (): PoolSpecInput[] => [
     image: SCENARIO_POOLS.windows.imageId,
     instanceType: 'm7i.xlarge',
     subnets: [...SCENARIO_POOLS.windows.subnets],
+    instanceProfile: POOL_MEMBER_PROFILE,
     volumeSizeGiB: 50,
     initialization: { platform: 'windows', generalize: 'true', timeoutMinutes: 60 },
     minSize: 1,
@@ -67,7 +75,10 @@ export interface PoolsScenarioOptions {
   readonly fromTraceSeconds?: number;
   /** A trace file in the bench format (default the Alibaba GenAI trace in the shared data directory). */
   readonly tracePath?: string;
-  /** Virtual time the pools get to fill before the first request (default 20 min: Windows init is 15). */
+  /**
+   * Virtual time the pools get to fill before the first request (default 35 min: a Windows
+   * member's agent registers 4-15 min after boot, then its init takes 15).
+   */
   readonly warmupMinutes?: number;
   /** How often pool levels are sampled (default 5 min of virtual time). */
   readonly sampleEveryMinutes?: number;
@@ -99,9 +110,11 @@ export interface PoolsScenarioSummary {
 }
 
 const MINUTE = 60_000;
-const FILLING: readonly MemberState[] = ['launching', 'initializing', 'stopping', 'starting'];
+const FILLING: readonly MemberState[] = ['launching', 'joining', 'initializing', 'stopping', 'starting'];
 
+/** The subnets and AMIs the pools name, and the members' instance profile. */
 const seedNetwork = (cloud: LocalCloud): void => {
+  ensureSsmManagedProfile(cloud.instanceProfiles, POOL_MEMBER_PROFILE);
   const known = new Set(cloud.ec2.instances().map((instance) => instance.subnetId));
   for (const pool of [SCENARIO_POOLS.linux, SCENARIO_POOLS.windows]) {
     pool.subnets.forEach((subnetId, index) => {
@@ -195,7 +208,7 @@ export async function runPoolsScenario(
   try {
     cloud.startSchedules();
     const sampleEvery = (options.sampleEveryMinutes ?? 5) * MINUTE;
-    const warmup = (options.warmupMinutes ?? 20) * MINUTE;
+    const warmup = (options.warmupMinutes ?? 35) * MINUTE;
     for (let elapsed = 0; elapsed < warmup; elapsed += sampleEvery) {
       await sample();
       await cloud.settleFor(Math.min(sampleEvery, warmup - elapsed));

@@ -87,6 +87,12 @@ export interface HostAgentState {
   readonly files: Map<string, string>;
 }
 
+/**
+ * The host file a Windows sysprep generalization leaves: the next boot runs Windows setup's
+ * specialize pass and OOBE again, so the agent is back only after a first boot's delay.
+ */
+export const SYSPREP_GENERALIZED = 'sysprep-generalized';
+
 export interface AgentDefaults {
   readonly runtime: ContainerRuntime;
   readonly diskCapacityBytes: number;

@@ -14,12 +14,17 @@ import type {
   SendCommandResult,
   Target,
 } from '@aws-sdk/client-ssm';
-import { type CommandDocument, invalidDocumentParameter } from '../../functions/shared/ssm-document';
+import {
+  type CommandDocument,
+  deployedDocumentName,
+  invalidDocumentParameter,
+} from '../../functions/shared/ssm-document';
 import type { VirtualClock } from '../clock';
 import type { SimulatorEvent } from '../ec2/events';
 import { IdGenerator, type Random, seededRandom } from '../ec2/ids';
 import type { Ec2Simulator } from '../ec2/simulator';
 import type { FaultInjector } from '../faults';
+import { InstanceProfiles } from '../iam/instance-profiles';
 import { type LatencyMode, type SsmLatencies, ssmLatencies } from '../latency';
 import { type OperationDispatch, SimulatedAwsError } from '../sdk-bridge';
 import {
@@ -30,9 +35,11 @@ import {
   type DocumentOutcome,
   type HostAgentState,
   ImageSource,
+  SYSPREP_GENERALIZED,
 } from './agent';
 import { commandInvocationStatusChange, commandStatusChange } from './events';
 import { EXECUTED_DOCUMENTS, executeLinuxSteps, hostFamilyOf } from './execute';
+import { AgentRegistration } from './registration';
 
 export interface SsmSimulatorOptions {
   readonly clock: VirtualClock;
@@ -50,6 +57,13 @@ export interface SsmSimulatorOptions {
   /** Default: an empty, reachable source. */
   readonly imageSource?: ImageSource;
   readonly agentDefaults?: Partial<AgentDefaults>;
+  /**
+   * The account's instance profiles: an agent registers only with a role that allows it
+   * (local/ssm/registration.ts). Default: none.
+   */
+  readonly instanceProfiles?: InstanceProfiles;
+  /** Default Host Management Configuration in this account and Region (default off, as in a new account). */
+  readonly defaultHostManagement?: boolean;
 }
 
 /** Run Command limits (send-commands-multiple, API_SendCommand). */
@@ -62,9 +76,22 @@ const DEFAULT_TIMEOUT_SECONDS = 3600;
 const MAX_CONCURRENCY = /^(?:[1-9]\d*|[1-9]\d%|[1-9]%|100%)$/;
 const MAX_ERRORS = /^(?:[1-9]\d*|0|[1-9]\d%|\d%|100%)$/;
 
+/** API_SendCommand `DocumentVersion` pattern. */
+const DOCUMENT_VERSION = /^(?:\$LATEST|\$DEFAULT|[1-9][0-9]*)$/;
+
+/** A deployed document's versions (version n at index n - 1) and which one is `$DEFAULT`. */
+interface DeployedDocument {
+  readonly versions: CommandDocument[];
+  defaultVersion: number;
+}
+
 interface CommandRecord {
   readonly commandId: string;
+  /** The content of the version the command runs. */
   readonly document: CommandDocument;
+  /** The name SendCommand was given (the deployed, content-addressed name). */
+  readonly documentName: string;
+  readonly documentVersion: string;
   readonly parameters: Record<string, string[]>;
   readonly comment: string;
   readonly requestedAt: number;
@@ -138,8 +165,11 @@ const page = <T>(items: readonly T[], maxResults: number | undefined, nextToken:
  *   InvalidInstanceId) and then runs invocations in the background, at most MaxConcurrency at a
  *   time, launching no new one once more than MaxErrors failed (send-commands-multiple); those
  *   never launched end Cancelled.
- * - An invocation waits for the instance's agent (online once the OS booted, ~3 s after running)
- *   until TimeoutSeconds; then it is Delivery Timed Out. A node that terminates meanwhile makes
+ * - An agent registers only with an instance profile whose role allows it, or with Default Host
+ *   Management Configuration on, and its first registration takes tens of seconds (Linux) to
+ *   minutes (Windows) after boot (./registration.ts).
+ * - An invocation waits for the instance's agent (online again once a registered node's OS
+ *   booted) until TimeoutSeconds; then it is Delivery Timed Out. A node that terminates meanwhile makes
  *   it Undeliverable (monitor-commands). Delivery timeouts and undeliverable invocations do not
  *   count against MaxErrors.
  * - Every invocation status change emits "EC2 Command Invocation Status-change Notification",
@@ -159,14 +189,15 @@ export class SsmSimulator {
     return this.#executedCommands;
   }
   readonly #emit: (event: SimulatorEvent) => void;
-  readonly #documents: ReadonlyMap<string, CommandDocument>;
+  /** Deployed documents by their deployed name (functions/shared/ssm-document.ts). */
+  readonly #documents: Map<string, DeployedDocument>;
   readonly #behaviours: Readonly<Record<string, DocumentBehaviour>>;
   readonly #latency: SsmLatencies;
   readonly #random: Random;
   readonly #ids: IdGenerator;
   readonly #agents: AgentRegistry;
-  /** Instances whose agent registered (first boot) and that still exist: SSM's managed nodes. */
-  readonly #managed = new Set<string>();
+  /** Which agents registered (SSM's managed nodes) and which are online now. */
+  readonly #registration: AgentRegistration;
   readonly #commands = new Map<string, CommandRecord>();
   readonly #waiters = new Map<string, Set<(outcome: DeliveryOutcome) => void>>();
 
@@ -176,22 +207,38 @@ export class SsmSimulator {
     this.#accountId = options.accountId;
     this.#ec2 = options.ec2;
     this.#emit = options.emit;
-    this.#documents = new Map(options.documents.map((document) => [document.name, document]));
+    this.#documents = new Map(
+      options.documents.map((document) => [
+        deployedDocumentName(document),
+        { versions: [document], defaultVersion: 1 },
+      ]),
+    );
     this.#behaviours = options.behaviours;
     this.#latency = ssmLatencies(options.latency ?? 'calibrated');
     this.#random = options.random ?? seededRandom(2);
     this.#ids = new IdGenerator(this.#random);
     this.#agents = new AgentRegistry({ ...DEFAULT_AGENT, ...options.agentDefaults });
+    this.#registration = new AgentRegistration({
+      clock: options.clock,
+      ec2: options.ec2,
+      profiles: options.instanceProfiles ?? new InstanceProfiles(options.accountId),
+      latencies: this.#latency,
+      random: this.#random,
+      defaultHostManagement: options.defaultHostManagement ?? false,
+      onOnline: (instanceId) => {
+        if (this.#registration.receivesCommands(instanceId)) this.#wake(instanceId, 'online');
+      },
+    });
     this.imageSource = options.imageSource ?? new ImageSource();
     options.ec2.onInstanceLifecycle((change) => {
       if (change.kind === 'os-ready') {
-        this.#managed.add(change.instanceId);
-        this.#agents.get(change.instanceId);
-        this.#wake(change.instanceId, 'online');
+        // The pool document's sysprep leaves this marker: the next boot specializes the OS again.
+        const generalized = this.#agents.get(change.instanceId).files.delete(SYSPREP_GENERALIZED);
+        this.#registration.booted(change.instanceId, { generalized });
       } else if (change.state === 'shutting-down' || change.state === 'terminated') {
         this.#wake(change.instanceId, 'gone');
         if (change.state === 'terminated') {
-          this.#managed.delete(change.instanceId);
+          this.#registration.forget(change.instanceId);
           this.#agents.forget(change.instanceId);
         }
       }
@@ -220,12 +267,24 @@ export class SsmSimulator {
     };
   }
 
+  /** The account's Default Host Management Configuration (UpdateServiceSetting); see registration.ts. */
+  get defaultHostManagement(): boolean {
+    return this.#registration.defaultHostManagement;
+  }
+
+  setDefaultHostManagement(on: boolean): void {
+    this.#registration.setDefaultHostManagement(on);
+  }
+
   /** The agent state of an instance (created if needed), e.g. to seed a warm cache in a test. */
   agent(instanceId: string): HostAgentState {
     return this.#agents.get(instanceId);
   }
 
-  /** Read model: every invocation with its current status, oldest command first. */
+  /**
+   * Read model: every invocation with its current status, oldest command first. `documentName` is
+   * the logical name (tests ask "how many fetches"); the SDK and events carry the deployed one.
+   */
   invocations(): {
     commandId: string;
     instanceId: string;
@@ -246,9 +305,44 @@ export class SsmSimulator {
     );
   }
 
+  /**
+   * Resolves SendCommand's `DocumentVersion` (API_SendCommand): `$DEFAULT` when omitted, `$LATEST`,
+   * or a version number that must exist (`InvalidDocumentVersion`); anything else fails the
+   * parameter's pattern (`ValidationException`).
+   */
+  #resolveVersion(deployed: DeployedDocument, requested: string | undefined): number {
+    if (requested === undefined || requested === '$DEFAULT') return deployed.defaultVersion;
+    if (!DOCUMENT_VERSION.test(requested))
+      throw validationError(`Value '${requested}' at 'documentVersion' failed to satisfy constraint`);
+    if (requested === '$LATEST') return deployed.versions.length;
+    const version = Number(requested);
+    if (version > deployed.versions.length)
+      throw ssmError('InvalidDocumentVersion', `Document version ${requested} does not exist.`);
+    return version;
+  }
+
+  /**
+   * What UpdateDocument and UpdateDocumentDefaultVersion do when someone edits a deployed
+   * document outside the stack (the console, a script): a new version, optionally the default.
+   * Tests use it to show warmboot still runs the version it was deployed with.
+   */
+  publishDocumentVersion(
+    deployedName: string,
+    content: CommandDocument,
+    options: { makeDefault: boolean },
+  ): number {
+    const deployed = this.#documents.get(deployedName);
+    if (!deployed) throw ssmError('InvalidDocument', `Document ${deployedName} does not exist.`);
+    deployed.versions.push(content);
+    if (options.makeDefault) deployed.defaultVersion = deployed.versions.length;
+    return deployed.versions.length;
+  }
+
   async #sendCommand(input: SendCommandRequest): Promise<SendCommandResult> {
-    const document = input.DocumentName === undefined ? undefined : this.#documents.get(input.DocumentName);
-    if (!document) throw ssmError('InvalidDocument', `Document ${input.DocumentName ?? ''} does not exist.`);
+    const deployed = input.DocumentName === undefined ? undefined : this.#documents.get(input.DocumentName);
+    if (!deployed) throw ssmError('InvalidDocument', `Document ${input.DocumentName ?? ''} does not exist.`);
+    const documentVersion = this.#resolveVersion(deployed, input.DocumentVersion);
+    const document = deployed.versions[documentVersion - 1] as CommandDocument;
     const parameters = input.Parameters ?? {};
     const invalid = invalidDocumentParameter(document, parameters);
     if (invalid) throw ssmError('InvalidParameters', `${invalid.parameter}: ${invalid.message}`);
@@ -286,6 +380,8 @@ export class SsmSimulator {
     const command: CommandRecord = {
       commandId: this.#ids.uuid(),
       document,
+      documentName: input.DocumentName as string,
+      documentVersion: String(documentVersion),
       parameters,
       comment: input.Comment ?? '',
       requestedAt: now,
@@ -319,7 +415,7 @@ export class SsmSimulator {
 
   #isManaged(instanceId: string): boolean {
     const state = this.#ec2.instance(instanceId)?.state;
-    return this.#managed.has(instanceId) && state !== 'shutting-down' && state !== 'terminated';
+    return this.#registration.isManaged(instanceId) && state !== 'shutting-down' && state !== 'terminated';
   }
 
   /** send-commands-multiple: tag:KEY targets every managed node with that tag value; InstanceIds lists ids. */
@@ -392,7 +488,7 @@ export class SsmSimulator {
   async #deliver(invocation: InvocationRecord): Promise<DeliveryOutcome> {
     const instance = this.#ec2.instance(invocation.instanceId);
     if (!instance || instance.state === 'shutting-down' || instance.state === 'terminated') return 'gone';
-    if (instance.state === 'running' && instance.osReadyAt !== undefined) return 'online';
+    if (this.#registration.receivesCommands(invocation.instanceId)) return 'online';
     if (instance.state !== 'running' && instance.state !== 'pending') {
       invocation.status = 'Delayed';
       invocation.statusDetails = 'Delayed';
@@ -476,7 +572,7 @@ export class SsmSimulator {
       commandInvocationStatusChange({
         instanceArn: this.#instanceArn(invocation.instanceId),
         commandId: invocation.command.commandId,
-        documentName: invocation.command.document.name,
+        documentName: invocation.command.documentName,
         instanceId: invocation.instanceId,
         requestedAt: invocation.command.requestedAt,
         status,
@@ -512,7 +608,7 @@ export class SsmSimulator {
       commandStatusChange({
         instanceArns: command.invocations.map((invocation) => this.#instanceArn(invocation.instanceId)),
         commandId: command.commandId,
-        documentName: command.document.name,
+        documentName: command.documentName,
         expiresAt: command.expiresAt,
         parameters: command.parameters,
         requestedAt: command.requestedAt,
@@ -534,8 +630,8 @@ export class SsmSimulator {
     const completed = command.invocations.filter((invocation) => invocation.endedAt !== undefined);
     return {
       CommandId: command.commandId,
-      DocumentName: command.document.name,
-      DocumentVersion: '$DEFAULT',
+      DocumentName: command.documentName,
+      DocumentVersion: command.documentVersion,
       Comment: command.comment,
       ExpiresAfter: new Date(command.expiresAt),
       Parameters: command.parameters,
@@ -572,8 +668,8 @@ export class SsmSimulator {
       CommandId: invocation.command.commandId,
       InstanceId: invocation.instanceId,
       Comment: invocation.command.comment,
-      DocumentName: invocation.command.document.name,
-      DocumentVersion: '$DEFAULT',
+      DocumentName: invocation.command.documentName,
+      DocumentVersion: invocation.command.documentVersion,
       PluginName: this.#pluginName(invocation.command),
       ResponseCode: invocation.responseCode,
       ExecutionStartDateTime: startedAt === undefined ? '' : new Date(startedAt).toISOString(),
@@ -596,8 +692,8 @@ export class SsmSimulator {
     return {
       CommandId: command.commandId,
       InstanceId: invocation.instanceId,
-      DocumentName: command.document.name,
-      DocumentVersion: '$DEFAULT',
+      DocumentName: command.documentName,
+      DocumentVersion: command.documentVersion,
       Comment: command.comment,
       RequestedDateTime: new Date(command.requestedAt),
       Status: invocation.status,
@@ -666,10 +762,10 @@ export class SsmSimulator {
     };
     const ids = filterValues('InstanceIds');
     const pingStatuses = filterValues('PingStatus');
-    const nodes = [...this.#managed].flatMap((instanceId): InstanceInformation[] => {
+    const nodes = this.#registration.managedNodes().flatMap((instanceId): InstanceInformation[] => {
       const instance = this.#ec2.instance(instanceId);
       if (!instance) return [];
-      const online = instance.state === 'running' && instance.osReadyAt !== undefined;
+      const online = this.#registration.isOnline(instanceId);
       return [
         {
           InstanceId: instanceId,

@@ -9,6 +9,7 @@ import {
   requestsAnswered,
   type Violation,
 } from '../../local/invariants';
+import { callProvenance, callViolations } from '../../local/provenance';
 import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
 import { DYNAMODB_CALLS, faultScheduleArbitrary } from './support/schedule';
 
@@ -227,10 +228,13 @@ describe('fast snapshot restore under lost and reordered state changes, throttli
               (pair) => ACTIVE.has(pair.state) && !foreign.has(`${pair.snapshotId}@${pair.availabilityZone}`),
             );
           tally.observe('enabled pairs', active.length);
+          const provenance = callProvenance(cloud);
+          tally.observe('destructive calls', provenance.calls.length);
           expectNoViolations(
             tally,
             [
               ...violations,
+              ...callViolations(provenance),
               ...cachesConverge(byZone([...plan.keep, ...plan.enable]), byZone(active)),
               ...requestsAnswered(log.requests, log.allOutcomes()),
             ],

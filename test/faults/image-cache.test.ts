@@ -8,6 +8,7 @@ import { planHostGroup } from '../../functions/image-cache/domain/planner';
 import { STALE_CLAIM_MS } from '../../functions/image-cache/service';
 import { LocalCloud } from '../../local/cloud';
 import { cachesConverge, requestsAnswered } from '../../local/invariants';
+import { callProvenance, callViolations } from '../../local/provenance';
 import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
 import { DYNAMODB_CALLS, FaultSchedule, faultScheduleArbitrary } from './support/schedule';
 
@@ -98,7 +99,7 @@ const faultArbitrary = faultScheduleArbitrary({
   maxCallsPerInvocation: 30,
 });
 
-const tally = new FaultTally('image cache', ['cacheConverges', 'requestAnswered']);
+const tally = new FaultTally('image cache', ['cacheConverges', 'requestAnswered', 'onlyManaged']);
 
 /** The property over any workloads and fault schedules, counted in `counts`. */
 const cacheProperty = (
@@ -114,6 +115,8 @@ const cacheProperty = (
       faultsOnDynamodb: true,
       seed: workload.seed,
       functions: ['imageCache'],
+      // The account has Default Host Management Configuration on: every agent registers (S4).
+      defaultHostManagement: true,
       settings: { HOST_GROUPS: JSON.stringify([HOST_GROUP]) },
     });
     try {
@@ -203,9 +206,15 @@ const cacheProperty = (
         'desired (host, image) pairs',
         [...desired.values()].reduce((sum, set) => sum + set.size, 0),
       );
+      const provenance = callProvenance(cloud);
+      counts.observe('destructive calls', provenance.calls.length);
       expectNoViolations(
         counts,
-        [...cachesConverge(desired, actual), ...requestsAnswered(log.requests, log.allOutcomes())],
+        [
+          ...cachesConverge(desired, actual),
+          ...callViolations(provenance),
+          ...requestsAnswered(log.requests, log.allOutcomes()),
+        ],
         log,
         [workload, schedule],
       );

@@ -3,6 +3,7 @@ import { afterAll, describe, inject, it } from 'vitest';
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS } from '../../functions/catalog';
 import { LocalCloud } from '../../local/cloud';
 import { type Assignment, claimedOnce, requestsAnswered, type Violation } from '../../local/invariants';
+import { callProvenance, callViolations } from '../../local/provenance';
 import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
 import { DYNAMODB_CALLS, FaultSchedule, faultScheduleArbitrary } from './support/schedule';
 
@@ -94,7 +95,13 @@ const faultArbitrary = faultScheduleArbitrary({
   maxCallsPerInvocation: 30,
 });
 
-const tally = new FaultTally('pools + claim', ['claimedOnce', 'requestAnswered']);
+const tally = new FaultTally('pools + claim', [
+  'claimedOnce',
+  'requestAnswered',
+  'onlyManaged',
+  'runningInstanceKept',
+  'safetySnapshotKept',
+]);
 
 const factsOf = (log: RunLog, detailType: string) =>
   log.facts
@@ -171,6 +178,8 @@ const poolsProperty = (
       faultsOnDynamodb: true,
       seed: workload.seed,
       functions: ['pools', 'claim'],
+      // The account has Default Host Management Configuration on: every agent registers (S4).
+      defaultHostManagement: true,
     });
     try {
       cloud.ec2.addSubnet({ subnetId: SUBNET_A, availabilityZone: 'us-east-1a' });
@@ -231,10 +240,13 @@ const poolsProperty = (
       const assignments = assignmentsOf(cloud, log);
       counts.observe('hand-outs', new Set(assignments.map((a) => `${a.requestId}|${a.instanceId}`)).size);
       counts.observe('requests', requestIds.length);
+      const provenance = callProvenance(cloud);
+      counts.observe('destructive calls', provenance.calls.length);
       expectNoViolations(
         counts,
         [
           ...claimedOnce(assignments),
+          ...callViolations(provenance),
           ...requestsAnswered(log.requests, log.allOutcomes()),
           ...claimsFinished(log, requestIds, requestEvents),
         ],

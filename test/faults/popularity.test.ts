@@ -7,6 +7,7 @@ import { decayParameters } from '../../functions/popularity/domain/decay';
 import { GLOBAL_SCOPE } from '../../functions/popularity/domain/scope';
 import { LocalCloud } from '../../local/cloud';
 import { popularityExact, requestsAnswered } from '../../local/invariants';
+import { callProvenance, callViolations } from '../../local/provenance';
 import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
 import { DYNAMODB_CALLS, faultScheduleArbitrary } from './support/schedule';
 
@@ -70,7 +71,7 @@ const faultArbitrary = faultScheduleArbitrary({
   maxCallsPerInvocation: 12,
 });
 
-const tally = new FaultTally('popularity', ['popularityExact', 'requestAnswered']);
+const tally = new FaultTally('popularity', ['popularityExact', 'requestAnswered', 'onlyManaged']);
 
 describe('popularity under duplicate, delayed and reordered events, throttling and crashes', () => {
   afterAll(() => {
@@ -170,10 +171,14 @@ describe('popularity under duplicate, delayed and reordered events, throttling a
             'launches',
             [...distinct.values()].reduce((sum, count) => sum + count, 0),
           );
+          // The launches are the customer's, untagged: popularity reads them and must touch none.
+          const provenance = callProvenance(cloud);
+          tally.observe('destructive calls', provenance.calls.length);
           expectNoViolations(
             tally,
             [
               ...popularityExact(distinct, counted, deadLettered),
+              ...callViolations(provenance),
               ...requestsAnswered(log.requests, log.allOutcomes()),
             ],
             log,

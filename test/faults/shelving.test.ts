@@ -1,9 +1,10 @@
-import { DeleteVolumeCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { DeleteVolumeCommand, RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT } from '../../functions/catalog';
 import { REPLACEMENT_FOR_TAG } from '../../functions/shelving/domain/tags';
 import { LocalCloud } from '../../local/cloud';
+import { invocationScope } from '../../local/faults';
 import {
   handledOnce,
   noHalfSwap,
@@ -16,6 +17,7 @@ import {
   unshelvedOnlyEarlierShelves,
   type Violation,
 } from '../../local/invariants';
+import { callProvenance, callViolations } from '../../local/provenance';
 import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
 import { scanTable } from './support/records';
 import { DYNAMODB_CALLS, FaultSchedule, faultScheduleArbitrary } from './support/schedule';
@@ -43,6 +45,8 @@ interface ShelvingWorkload {
   readonly instances: number;
   readonly onHost: boolean;
   readonly offloadAfterSeconds: number;
+  /** Off: fast-path replacements batch (new private IPs); on (the default): one launch each. */
+  readonly keepPrivateIp?: boolean;
   readonly operations: readonly Operation[];
   /** The instances' AZ goes impaired for a while (the unshelve may move to another AZ). */
   readonly outage?: { readonly atMs: number; readonly forMs: number };
@@ -65,6 +69,7 @@ const workloadArbitrary: fc.Arbitrary<ShelvingWorkload> = fc
       instances: fc.constant(instances),
       onHost: fc.boolean(),
       offloadAfterSeconds: fc.constantFrom(-1, 0, 120),
+      keepPrivateIp: fc.boolean(),
       operations: fc.array(fc.oneof({ weight: 4, arbitrary: move }, { weight: 1, arbitrary: remove }), {
         minLength: 1,
         maxLength: 6,
@@ -121,11 +126,14 @@ const faultArbitrary = faultScheduleArbitrary({
       'ModifyInstanceAttribute',
       'DescribeInstances',
       'DescribeVolumes',
+      'DescribeInstanceAttribute',
+      'DescribeAddresses',
     ].map((operation) => ({ service: 'ec2' as const, operation })),
     ...DYNAMODB_CALLS,
   ],
   maxCallsPerInvocation: 30,
-  // Fast-path replacements launch in batches: a batch that comes back short, then a crash.
+  // Fast-path replacements launch in batches (keepPrivateIp off): a batch that comes back short,
+  // then a crash.
   partialLaunches: true,
 });
 
@@ -136,6 +144,9 @@ const SHELVING_INVARIANTS = [
   'recordAtRest',
   'requestAnswered',
   'handledOnce',
+  'runningInstanceKept',
+  'safetySnapshotKept',
+  'onlyManaged',
 ] as const;
 const tally = new FaultTally('shelving', SHELVING_INVARIANTS);
 const outageTally = new FaultTally('shelving with an AZ outage', SHELVING_INVARIANTS);
@@ -245,6 +256,7 @@ const shelvingProperty = (
           // The workload sends confirmed Delete Shelved Record requests: the deployment opted in.
           allowDataDeletion: true,
           offloadAfterSeconds: workload.offloadAfterSeconds,
+          keepPrivateIp: workload.keepPrivateIp ?? true,
           stepTimeoutSeconds: 120,
           hostWaitSeconds: 600,
         }),
@@ -296,7 +308,14 @@ const shelvingProperty = (
           record.recordId,
         ]);
       }
+      const provenance = callProvenance(cloud);
       counts.observe('shelve records', records.length);
+      counts.observe('destructive calls', provenance.calls.length);
+      for (const operation of ['TerminateInstances', 'DeleteSnapshot'])
+        counts.observe(
+          `${operation} calls`,
+          provenance.calls.filter((call) => call.operation === operation).length,
+        );
       counts.observe('retained volumes', everRetained.size);
       counts.observe('unshelved records', records.filter((record) => record.step === 'unshelved').length);
       counts.observe(
@@ -317,6 +336,7 @@ const shelvingProperty = (
         ...retainedVolumesKept(state),
         ...retainedVolumesOwned(state),
         ...noHalfSwap(state),
+        ...callViolations(provenance),
         ...requestsAnswered(log.requests, log.allOutcomes()),
         ...outcomesPublished(
           records,
@@ -604,5 +624,44 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
 
     expect(result.failed).toBe(true);
     expect(String(result.errorInstance)).toContain('[no retained volume deleted] vol-');
+  });
+
+  it('fails, naming the invariant, when the shelving function terminates a shelved instance it was not offloading', async () => {
+    const shelvedForGood = fc.constant<ShelvingWorkload>({
+      seed: 7,
+      instances: 1,
+      onHost: false,
+      offloadAfterSeconds: -1,
+      operations: [{ kind: 'shelve', targets: [0], afterMs: 0 }],
+    });
+    // The call a bug in shelving would make: inside one of its invocations, so the journal
+    // attributes it to shelving and the local IAM evaluates it against shelving's role.
+    const terminateAsShelving = async (cloud: LocalCloud) => {
+      const [record] = await readRecords(cloud);
+      if (record?.step !== 'shelved') throw new Error('the workload shelved no instance');
+      const scope = { functionId: 'shelving', invocationId: 'sabotage', awsCalls: 0, killed: false };
+      await cloud.run(() =>
+        invocationScope.run(scope, () =>
+          cloud
+            .runtime('shelving')
+            .clients.ec2.send(new TerminateInstancesCommand({ InstanceIds: [record.instanceId] })),
+        ),
+      );
+    };
+
+    const result = await fc.check(
+      shelvingProperty(
+        shelvedForGood,
+        fc.constant(new FaultSchedule([])),
+        new FaultTally('sabotage', []),
+        terminateAsShelving,
+      ),
+      { numRuns: 1 },
+    );
+
+    expect(result.failed).toBe(true);
+    expect(String(result.errorInstance)).toContain(
+      '[no instance terminated that a shelve record runs as or that holds a retained volume] i-',
+    );
   });
 });

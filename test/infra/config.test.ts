@@ -58,6 +58,21 @@ describe('warmboot context', () => {
     ]);
   });
 
+  it('takes EBS key ARNs (ebsKmsKeyArns, none by default) and refuses an alias, which IAM cannot authorize', () => {
+    const key = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+
+    expect(parseWarmbootSettings(undefined, 'warmboot').ebsKmsKeyArns).toEqual([]);
+    expect(loadWarmbootContext({ ebsKmsKeyArns: [key] }).ebsKmsKeyArns).toEqual([key]);
+    expect(
+      messageOf(() =>
+        loadWarmbootContext({ ebsKmsKeyArns: ['arn:aws:kms:us-east-1:123456789012:alias/ebs'] }),
+      ),
+    ).toContain('warmboot.ebsKmsKeyArns[0]: must be a KMS key ARN');
+    expect(messageOf(() => loadWarmbootContext({ ebsKmsKeyArns: [key, key] }))).toContain(
+      'warmboot.ebsKmsKeyArns: duplicate key ARN',
+    );
+  });
+
   it('names the key path of a bad value', () => {
     const message = messageOf(() => loadWarmbootContext({ hostGroups: [{ ...hostGroup, cacheBytes: -5 }] }));
 
@@ -105,6 +120,19 @@ describe('warmboot context', () => {
     );
 
     expect(message).toContain('warmboot.pools[0].initialization.documentName: must be one of');
+  });
+
+  it("refuses a pool without an instance profile unless DHMC is on: its members' SSM agents would never register (W6)", () => {
+    const { pools } = exampleSettings() as { pools: Record<string, unknown>[] };
+    const { instanceProfile: _profile, ...withoutProfile } = pools[0] ?? {};
+
+    expect(messageOf(() => loadWarmbootContext({ pools: [withoutProfile] }))).toContain(
+      'warmboot.pools[0].instanceProfile: required unless ssmDefaultHostManagement is true',
+    );
+    expect(
+      loadWarmbootContext({ pools: [withoutProfile], ssmDefaultHostManagement: true }).pools,
+    ).toHaveLength(1);
+    expect(loadWarmbootContext({ pools: [pools[0]] }).pools).toHaveLength(1);
   });
 
   it('accepts the context as a JSON string (cdk synth -c warmboot=...) and rejects broken JSON', () => {

@@ -3,16 +3,18 @@ import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as events from 'aws-cdk-lib/aws-events';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
 import { FUNCTIONS, type FunctionId } from '../../functions/catalog';
 import { DOCUMENTS as IMAGE_DOCUMENTS } from '../../functions/image-cache/documents';
 import { DOCUMENTS as POOL_DOCUMENTS } from '../../functions/pools/documents';
+import { deployedDocumentName } from '../../functions/shared/ssm-document';
 import type { TableId } from '../../functions/shared/tables';
 import { shelvingSettingsSchema } from '../../functions/shelving/config';
 import { ShelvingCapability } from '../../infra/capabilities/shelving';
 import { WarmbootData } from '../../infra/data';
 import { PROJECT_ROOT } from '../../infra/function';
-import { cfnText, resourcesOfType, synthesize } from './synth';
+import { cfnText, exampleSettings, resourcesOfType, synthesize } from './synth';
 
 /**
  * Assertions over every IAM policy statement in the synthesized template: the second fence of
@@ -224,6 +226,22 @@ describe('least privilege', () => {
     }
   });
 
+  it('associates Elastic IPs only with managed instances, and only shelving does (W2)', () => {
+    const entries = granting('ec2:AssociateAddress');
+    expect(new Set(entries.map(({ fn }) => fn))).toEqual(new Set(['shelving']));
+    for (const entry of entries) {
+      const onInstances = entry.resources.every((resource) => resource.includes(':instance/'));
+      const onAddresses = entry.resources.every((resource) => resource.includes(':elastic-ip/'));
+      expect(
+        onAddresses || (onInstances && hasManagementTagCondition(entry.conditionKeys)),
+        label(entry),
+      ).toBe(true);
+    }
+    for (const entry of granting('ec2:DescribeInstanceAttribute').filter(({ fn }) => fn === 'shelving')) {
+      expect(hasManagementTagCondition(entry.conditionKeys), label(entry)).toBe(true);
+    }
+  });
+
   it('never deletes a volume that holds a shelved instance’s data (IAM is the second fence)', () => {
     const deletes = granting('ec2:DeleteVolume');
     expect(deletes.length).toBeGreaterThan(0);
@@ -239,7 +257,7 @@ describe('least privilege', () => {
 
   it('sends commands only with warmboot documents, and only to instances carrying management tags', () => {
     const documentArns = [...IMAGE_DOCUMENTS, ...POOL_DOCUMENTS].map(
-      (document) => `:document/${document.name}`,
+      (document) => `:document/${deployedDocumentName(document)}`,
     );
     for (const entry of granting('ssm:SendCommand')) {
       for (const resource of entry.resources) {
@@ -323,6 +341,63 @@ describe('least privilege', () => {
         fn,
       ).toEqual([]);
     }
+  });
+
+  it('grants no KMS key to any role unless the deployment names EBS keys (ebsKmsKeyArns)', () => {
+    expect(allows.filter(({ actions }) => actions.some((action) => action.startsWith('kms:')))).toEqual([]);
+  });
+
+  it('lets the roles that launch, start, attach or create volumes use only the named EBS keys, only through EC2 (R4)', () => {
+    const key = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    // The example settings (a host group and two pools) with a key, as an operator deploys them.
+    const keyed = synthesize({ warmboot: { ...exampleSettings(), ebsKmsKeyArns: [key] } });
+    const roles = new Map(
+      keyed.stack.warmboot.functions.map((fn) => [
+        keyed.stack.getLogicalId(fn.role.node.defaultChild as never),
+        fn.spec.id,
+      ]),
+    );
+    // A role whose inline policy would pass IAM's size limit gets CDK's overflow managed policy.
+    const keyStatements = [
+      ...resourcesOfType(keyed.template, 'AWS::IAM::Policy'),
+      ...resourcesOfType(keyed.template, 'AWS::IAM::ManagedPolicy'),
+    ].flatMap(([, policy]) => {
+      const properties = policy.Properties as {
+        PolicyDocument: { Statement: Statement[] };
+        Roles: unknown[];
+      };
+      const fn = properties.Roles.map((role) => roles.get(cfnText(role).replace(/^\$\{|\}$/g, ''))).find(
+        (id) => id !== undefined,
+      );
+      return properties.PolicyDocument.Statement.filter((statement) =>
+        asArray(statement.Action).some((action) => action.startsWith('kms:')),
+      ).map((statement) => ({ fn, statement }));
+    });
+
+    expect([...new Set(keyStatements.map(({ fn }) => fn))].sort()).toEqual([
+      'claim',
+      'imageCache',
+      'pools',
+      'shelving',
+    ]);
+    for (const { fn, statement } of keyStatements) {
+      const label = `${fn} ${statement.Sid}`;
+      expect(asArray(statement.Resource as string[]), label).toEqual([key]);
+      expect(asArray(statement.Action).sort(), label).toEqual([
+        'kms:CreateGrant',
+        'kms:Decrypt',
+        'kms:DescribeKey',
+        'kms:GenerateDataKeyWithoutPlaintext',
+        'kms:ReEncryptFrom',
+        'kms:ReEncryptTo',
+      ]);
+      expect(cfnText(statement.Condition?.StringEquals?.['kms:ViaService']), label).toMatch(
+        /^ec2\.\$\{AWS::Region\}\.amazonaws\.com$/,
+      );
+      // KMS sets it on every CreateGrant (and on no other action), so IfExists binds the grant only.
+      expect(statement.Condition?.BoolIfExists?.['kms:GrantIsForAWSResource'], label).toBe('true');
+    }
+    expect(new AwsSolutionsChecks().validateScope(keyed.app).violations.map((v) => v.ruleName)).toEqual([]);
   });
 
   it('deletes a shelved record’s data only when the operator opted in, and then only shelved resources', () => {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { FUNCTIONS, type FunctionId } from '../../functions/catalog';
 import { DOCUMENTS as IMAGE_DOCUMENTS } from '../../functions/image-cache/documents';
 import { DOCUMENTS as POOL_DOCUMENTS } from '../../functions/pools/documents';
-import { documentContent } from '../../functions/shared/ssm-document';
+import { deployedDocumentName, documentContent } from '../../functions/shared/ssm-document';
 import { TABLES, tableEnvVar } from '../../functions/shared/tables';
 import { loadWarmbootContext } from '../../infra/config';
 import { WarmbootData } from '../../infra/data';
@@ -298,10 +298,10 @@ describe('Warmboot stack', () => {
     });
   });
 
-  it('deploys every SSM document with its allowedPatterns, as a Command document under its own name', () => {
+  it('deploys every SSM document with its allowedPatterns under its content-addressed name', () => {
     for (const document of [...IMAGE_DOCUMENTS, ...POOL_DOCUMENTS]) {
       template.hasResourceProperties('AWS::SSM::Document', {
-        Name: document.name,
+        Name: deployedDocumentName(document),
         DocumentType: 'Command',
         Content: documentContent(document),
       });

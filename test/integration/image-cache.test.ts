@@ -4,6 +4,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { SSM_COMMAND_STATUS } from '../../functions/catalog';
 import { DynamoImageCacheStore, type GroupState } from '../../functions/image-cache/adapters/store';
 import { LocalCloud } from '../../local/cloud';
+import { ensureSsmManagedProfile } from '../../local/iam/instance-profiles';
 
 const GiB = 1024 ** 3;
 const GROUP = 'gpu-inference';
@@ -57,6 +58,8 @@ const launchHosts = async (local: LocalCloud, zone: string, count: number): Prom
         MinCount: count,
         MaxCount: count,
         Placement: { AvailabilityZone: zone },
+        // The hosts' SSM agents register only with a role carrying AmazonSSMManagedInstanceCore.
+        IamInstanceProfile: { Name: ensureSsmManagedProfile(local.instanceProfiles) },
         TagSpecifications: [
           {
             ResourceType: 'instance',
@@ -147,6 +150,39 @@ describe('image cache on the local cloud', () => {
 
     const state = await groupState(local);
     expect(hosts.map((host) => stateOf(state, host))).toEqual(hosts.map(() => 'cached'));
+  });
+
+  it('a host launched without an SSM-enabled instance profile stays joining and is named agent-never-registered', async () => {
+    const local = await start();
+    const output = await local.run(() =>
+      local.runtime('imageCache').clients.ec2.send(
+        new RunInstancesCommand({
+          ImageId: local.ec2.registerImage({ name: 'host-no-profile', rootSizeGiB: 8 }),
+          InstanceType: 'g5.xlarge',
+          MinCount: 1,
+          MaxCount: 1,
+          TagSpecifications: [
+            {
+              ResourceType: 'instance',
+              Tags: [
+                { Key: 'warmboot:host-group', Value: GROUP },
+                { Key: 'warmboot:managed', Value: 'true' },
+              ],
+            },
+          ],
+        }),
+      ),
+    );
+    const host = output.Instances?.[0]?.InstanceId ?? '';
+    local.startSchedules();
+
+    await local.settleFor(40 * 60_000);
+
+    expect((await groupState(local)).hosts).toMatchObject([
+      { instanceId: host, status: 'joining', joinProblem: 'agent-never-registered' },
+    ]);
+    expect(local.ssm.invocations()).toEqual([]);
+    expect(local.bus.stats('imageCache')).toMatchObject({ timeouts: 0 });
   });
 
   it('re-inventories hosts on its interval: an image removed behind its back is fetched again', async () => {

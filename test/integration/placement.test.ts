@@ -5,6 +5,7 @@ import { DynamoImageCacheStore, type GroupState } from '../../functions/image-ca
 import { WARM_IMAGES_TAG } from '../../functions/image-cache/config';
 import type { PlacementAdvice } from '../../functions/placement/domain/advise';
 import { LocalCloud } from '../../local/cloud';
+import { ensureSsmManagedProfile } from '../../local/iam/instance-profiles';
 
 const GiB = 1024 ** 3;
 const GROUP = 'gpu-inference';
@@ -57,6 +58,8 @@ const start = async (): Promise<{ local: LocalCloud; hosts: string[] }> => {
           MinCount: 2,
           MaxCount: 2,
           Placement: { AvailabilityZone: zone },
+          // The hosts' SSM agents register only with a role carrying AmazonSSMManagedInstanceCore.
+          IamInstanceProfile: { Name: ensureSsmManagedProfile(local.instanceProfiles) },
           TagSpecifications: [
             {
               ResourceType: 'instance',

@@ -4,6 +4,7 @@ import { type ClaimRecord, dynamoPoolStore } from '../../functions/pools/adapter
 import type { PoolSpecInput } from '../../functions/pools/config';
 import type { EventEnvelope } from '../../local/bus';
 import { LocalCloud } from '../../local/cloud';
+import { AMAZON_SSM_MANAGED_INSTANCE_CORE } from '../../local/iam/instance-profiles';
 import { SimulatedAwsError } from '../../local/sdk-bridge';
 
 const SECOND = 1_000;
@@ -11,6 +12,8 @@ const MINUTE = 60_000;
 const SUBNET_A = 'subnet-0aaaaaaaaaaaaaaa1';
 const SUBNET_B = 'subnet-0bbbbbbbbbbbbbbb2';
 const POOL = 'linux-web';
+/** The members' instance profile: its role carries AmazonSSMManagedInstanceCore, so their agents register. */
+const MEMBER_PROFILE = 'web-member';
 
 const sample = (path: string) =>
   JSON.parse(readFileSync(new URL(`../../events/${path}`, import.meta.url), 'utf8')) as EventEnvelope;
@@ -38,6 +41,7 @@ const start = async (settings: Record<string, string> = {}): Promise<Started> =>
     settings,
   });
   cloud = local;
+  local.instanceProfiles.create(MEMBER_PROFILE, { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
   local.ec2.addSubnet({ subnetId: SUBNET_A, availabilityZone: 'us-east-1a' });
   local.ec2.addSubnet({ subnetId: SUBNET_B, availabilityZone: 'us-east-1b' });
   const image = local.ec2.registerImage({ name: 'al2023-web', rootSizeGiB: 8 });
@@ -53,6 +57,7 @@ const linuxPool = (image: string, overrides: Partial<PoolSpecInput> = {}): PoolS
   image,
   instanceType: 'm7i.large',
   subnets: [SUBNET_A, SUBNET_B],
+  instanceProfile: MEMBER_PROFILE,
   initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
   minSize: 2,
   maxSize: 3,
@@ -439,5 +444,52 @@ describe('pool reconcile on the local cloud', () => {
 
     expect(most).toBeLessThanOrEqual(3);
     expect((await membersOf(local)).map((member) => member.state)).toEqual(['ready', 'ready', 'ready']);
+  });
+});
+
+describe('pools with SSM agents that register late or never (S4, W6, W7)', () => {
+  it('retires members whose instance profile lacks the SSM core policy as agent-never-registered', async () => {
+    const started = await start();
+    const { local } = started;
+    local.instanceProfiles.create('no-ssm', { allowedActions: ['s3:GetObject'] });
+    const seen = new Map<string, string>();
+    local.startSchedules();
+
+    definePool(local, linuxPool(started.image, { instanceProfile: 'no-ssm', minSize: 1, maxSize: 1 }));
+    // A retiring member is recorded until its termination is seen (seconds): sample often.
+    for (let elapsed = 0; elapsed < 14 * MINUTE; elapsed += 10 * SECOND) {
+      await local.settleFor(10 * SECOND);
+      for (const member of await membersOf(local))
+        seen.set(`${member.instanceId}:${member.state}`, member.reason ?? '');
+    }
+
+    expect([...seen.keys()].some((key) => key.endsWith(':joining'))).toBe(true);
+    expect([...seen.keys()].some((key) => key.endsWith(':initializing'))).toBe(false);
+    expect(
+      [...seen.entries()].filter(([key]) => key.endsWith(':retiring')).map(([, reason]) => reason),
+    ).toEqual(['agent-never-registered']);
+    expect(local.ssm.invocations()).toEqual([]);
+    expect(
+      local.ec2
+        .instances()
+        .filter((instance) => instance.tags['warmboot:retired-for'] === 'agent-never-registered'),
+    ).not.toEqual([]);
+    expect(local.iam.denials()).toEqual([]);
+    expect(local.bus.stats('pools')).toMatchObject({ timeouts: 0, errors: 0 });
+  });
+
+  it('a Define Pool with more launches than one invocation has time for defers the rest instead of timing out', async () => {
+    const started = await start();
+    const { local } = started;
+    local.startSchedules();
+
+    definePool(local, linuxPool(started.image, { minSize: 30, maxSize: 30 }));
+    await local.settleFor(2 * MINUTE + 30 * SECOND);
+
+    expect(local.bus.stats('pools')).toMatchObject({ timeouts: 0 });
+    await local.settleFor(6 * MINUTE);
+    expect(poolInstances(local)).toHaveLength(30);
+    expect(local.bus.stats('pools')).toMatchObject({ timeouts: 0, errors: 0 });
+    expect(local.bus.deadLetters('pools')).toEqual([]);
   });
 });

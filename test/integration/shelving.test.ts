@@ -1,9 +1,15 @@
 import { readFileSync } from 'node:fs';
 import {
+  AllocateAddressCommand,
+  AssociateAddressCommand,
+  CreatePlacementGroupCommand,
   DeleteSnapshotCommand,
   DeleteVolumeCommand,
+  DescribeInstanceAttributeCommand,
+  DescribeSubnetsCommand,
   ModifyInstanceAttributeCommand,
   RunInstancesCommand,
+  StopInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -314,7 +320,8 @@ describe('shelve, offload, unshelve on the local cloud', () => {
   });
 
   it('repeats a fast-path batch launch that answered a server error with the same ClientToken, leaving no orphan (W5)', async () => {
-    const local = await start();
+    // Batches of several replacements exist only when private addresses are not kept.
+    const local = await start({ keepPrivateIp: false });
     const instanceIds = await launch(local, 3);
     const recordIds = await shelve(local, instanceIds);
     await request(local, 'offload.json', { recordIds });
@@ -493,9 +500,14 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     const recordIds = await shelve(local, instanceIds);
     local.startSchedules();
 
-    await request(local, 'offload.json', { recordIds });
+    const answer = await request(local, 'offload.json', { recordIds });
     await local.settleFor(5 * MINUTE);
 
+    // Refused by name: warmboot never turns protection off (W2).
+    expect(answer.result.results?.find((result) => !result.ok)).toMatchObject({
+      id: recordIds[1],
+      error: { code: 'TerminationProtected' },
+    });
     const after = await load(local, recordIds);
     expect(after.map((record) => record.instanceId === protectedId || record.step === 'offloaded')).toEqual([
       true,
@@ -512,7 +524,8 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     cloud = await LocalCloud.start({
       dynamodbEndpoint: inject('dynamodbEndpoint'),
       functions: ['shelving'],
-      settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1 }) },
+      // Batches of several replacements exist only when private addresses are not kept.
+      settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, keepPrivateIp: false }) },
       faultsOnDynamodb: true,
     });
     const local = cloud;
@@ -600,6 +613,285 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     await local.settleFor(MINUTE);
     expect(snapshotsExisting()).toEqual([]);
     expect(await load(local, [recordId])).toEqual([]);
+  });
+});
+
+describe('an unshelved instance comes back as it was (W2)', () => {
+  const USER_DATA = Buffer.from('#!/bin/sh\necho "hello from user data"\n').toString('base64');
+  const ADDRESS = '172.31.5.10';
+
+  /** The account's administrator (outside any invocation): what the owner set up before shelving. */
+  const admin = (local: LocalCloud) => local.runtime('shelving').clients.ec2;
+
+  /**
+   * A stopped t3.large as its owner configured it: a chosen private address, an Elastic IP, user
+   * data, stop and termination protection, a spread placement group, the standard credit option
+   * (T3 defaults to unlimited) and its tags.
+   */
+  const configuredInstance = async (local: LocalCloud) => {
+    const imageId = local.ec2.registerImage({ name: 'al2023-w2', rootSizeGiB: 8 });
+    const subnets = await local.run(() =>
+      admin(local).send(
+        new DescribeSubnetsCommand({ Filters: [{ Name: 'availability-zone', Values: ['us-east-1a'] }] }),
+      ),
+    );
+    const subnetId = subnets.Subnets?.[0]?.SubnetId ?? '';
+    await local.run(() =>
+      admin(local).send(new CreatePlacementGroupCommand({ GroupName: 'web', Strategy: 'spread' })),
+    );
+    const launched = await local.run(() =>
+      admin(local).send(
+        new RunInstancesCommand({
+          ImageId: imageId,
+          InstanceType: 't3.large',
+          MinCount: 1,
+          MaxCount: 1,
+          SubnetId: subnetId,
+          PrivateIpAddress: ADDRESS,
+          UserData: USER_DATA,
+          CreditSpecification: { CpuCredits: 'standard' },
+          Placement: { AvailabilityZone: 'us-east-1a', GroupName: 'web' },
+          BlockDeviceMappings: [
+            { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } },
+          ],
+          TagSpecifications: [
+            {
+              ResourceType: 'instance',
+              Tags: [
+                { Key: 'warmboot:managed', Value: 'true' },
+                { Key: 'warmboot:tenant', Value: 'tenant-a' },
+                { Key: 'Name', Value: 'web' },
+              ],
+            },
+          ],
+        }),
+      ),
+    );
+    const instanceId = launched.Instances?.[0]?.InstanceId ?? '';
+    await local.settleFor(MINUTE);
+    const { AllocationId: allocationId = '' } = await local.run(() =>
+      admin(local).send(new AllocateAddressCommand({ Domain: 'vpc' })),
+    );
+    await local.run(() =>
+      admin(local).send(new AssociateAddressCommand({ AllocationId: allocationId, InstanceId: instanceId })),
+    );
+    // Stop protection refuses the stop a shelve makes: the owner stops the instance first.
+    await local.run(() => admin(local).send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
+    await local.settleFor(MINUTE);
+    for (const protection of [
+      { DisableApiStop: { Value: true } },
+      { DisableApiTermination: { Value: true } },
+    ]) {
+      await local.run(() =>
+        admin(local).send(new ModifyInstanceAttributeCommand({ InstanceId: instanceId, ...protection })),
+      );
+    }
+    return { instanceId, allocationId, subnetId };
+  };
+
+  const unshelvedFacts = (local: LocalCloud) => {
+    const facts: Record<string, unknown>[] = [];
+    local.bus.onEvent((event) => {
+      if (event.source === 'warmboot' && event['detail-type'] === 'Instance Unshelved')
+        facts.push(event.detail as Record<string, unknown>);
+    });
+    return facts;
+  };
+
+  /** Shelved and offloaded; the owner lifts termination protection, which refused the first offload. */
+  const shelvedAndOffloaded = async (local: LocalCloud, instanceId: string): Promise<string> => {
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    const refused = await request(local, 'offload.json', { recordIds: [recordId] });
+    expect(refused.result.results).toEqual([
+      expect.objectContaining({
+        id: recordId,
+        ok: false,
+        error: expect.objectContaining({ code: 'TerminationProtected' }),
+      }),
+    ]);
+    expect(local.ec2.instance(instanceId)?.state).toBe('stopped');
+    await local.run(() =>
+      admin(local).send(
+        new ModifyInstanceAttributeCommand({
+          InstanceId: instanceId,
+          DisableApiTermination: { Value: false },
+        }),
+      ),
+    );
+    await request(local, 'offload.json', { recordIds: [recordId] });
+    await local.settleFor(5 * MINUTE);
+    expect(local.ec2.instance(instanceId)?.state).toBe('terminated');
+    return recordId;
+  };
+
+  const attributesOf = async (local: LocalCloud, instanceId: string) => {
+    const read = async (Attribute: 'userData' | 'disableApiTermination' | 'disableApiStop') =>
+      local.run(() =>
+        admin(local).send(new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute })),
+      );
+    return {
+      userData: (await read('userData')).UserData?.Value,
+      disableApiTermination: (await read('disableApiTermination')).DisableApiTermination?.Value,
+      disableApiStop: (await read('disableApiStop')).DisableApiStop?.Value,
+    };
+  };
+
+  it('keeps the private IP, Elastic IP, user data, protection, placement group, credit option and tags on the fast path', async () => {
+    const local = await start();
+    const { instanceId, allocationId } = await configuredInstance(local);
+    const facts = unshelvedFacts(local);
+    const recordId = await shelvedAndOffloaded(local, instanceId);
+    // The Elastic IP stays allocated, disassociated from the terminated instance.
+    expect(local.ec2.addresses()).toEqual([expect.objectContaining({ allocationId })]);
+    expect(local.ec2.addresses()[0]?.instanceId).toBeUndefined();
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(5 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'fast' } });
+    const replacementId = record?.unshelve?.replacementInstanceId ?? '';
+    expect(local.ec2.instance(replacementId)).toMatchObject({
+      state: 'running',
+      privateIpAddress: ADDRESS,
+      placementGroupName: 'web',
+      cpuCredits: 'standard',
+      tags: { Name: 'web', 'warmboot:tenant': 'tenant-a' },
+    });
+    expect(local.ec2.addresses()).toEqual([
+      expect.objectContaining({ allocationId, instanceId: replacementId }),
+    ]);
+    expect(await attributesOf(local, replacementId)).toEqual({
+      userData: USER_DATA,
+      disableApiTermination: true,
+      disableApiStop: true,
+    });
+    expect(facts).toEqual([
+      expect.objectContaining({
+        recordId,
+        path: 'fast',
+        privateIpAddress: ADDRESS,
+        notKept: [expect.objectContaining({ attribute: 'instanceId', was: instanceId, now: replacementId })],
+      }),
+    ]);
+  });
+
+  it('comes back with a new private IP, and says so, when its address was taken since the shelve', async () => {
+    const local = await start();
+    const { instanceId, subnetId } = await configuredInstance(local);
+    const facts = unshelvedFacts(local);
+    const recordId = await shelvedAndOffloaded(local, instanceId);
+    const imageId = local.ec2.images()[0]?.imageId ?? '';
+    await local.run(() =>
+      admin(local).send(
+        new RunInstancesCommand({
+          ImageId: imageId,
+          InstanceType: 't3.large',
+          MinCount: 1,
+          MaxCount: 1,
+          SubnetId: subnetId,
+          PrivateIpAddress: ADDRESS,
+        }),
+      ),
+    );
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(5 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'fast', privateIpInUse: true } });
+    const replacement = local.ec2.instance(record?.unshelve?.replacementInstanceId ?? '');
+    expect(replacement?.state).toBe('running');
+    expect(replacement?.privateIpAddress).not.toBe(ADDRESS);
+    expect(facts).toEqual([
+      expect.objectContaining({
+        privateIpAddress: replacement?.privateIpAddress,
+        notKept: expect.arrayContaining([
+          expect.objectContaining({
+            attribute: 'privateIpAddress',
+            was: ADDRESS,
+            now: replacement?.privateIpAddress,
+            reason: expect.stringContaining('in use'),
+          }),
+        ]),
+      }),
+    ]);
+  });
+
+  it('restores into another AZ with a new subnet and private IP, says so, and keeps the rest', async () => {
+    const local = await start();
+    const { instanceId, allocationId } = await configuredInstance(local);
+    const facts = unshelvedFacts(local);
+    const recordId = await shelvedAndOffloaded(local, instanceId);
+    await local.settleFor(30 * MINUTE);
+    local.ec2.setZoneState('us-east-1a', 'impaired');
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(5 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'slow' } });
+    const replacementId = record?.unshelve?.replacementInstanceId ?? '';
+    const replacement = local.ec2.instance(replacementId);
+    const movedTo = record?.unshelve?.relocation;
+    expect(replacement).toMatchObject({
+      state: 'running',
+      availabilityZone: movedTo?.availabilityZone,
+      subnetId: movedTo?.subnetId,
+      placementGroupName: 'web',
+      cpuCredits: 'standard',
+    });
+    expect(replacement?.privateIpAddress).not.toBe(ADDRESS);
+    expect(local.ec2.addresses()).toEqual([
+      expect.objectContaining({ allocationId, instanceId: replacementId }),
+    ]);
+    expect(await attributesOf(local, replacementId)).toEqual({
+      userData: USER_DATA,
+      disableApiTermination: true,
+      disableApiStop: true,
+    });
+    expect(facts).toEqual([
+      expect.objectContaining({
+        path: 'slow',
+        subnetId: movedTo?.subnetId,
+        privateIpAddress: replacement?.privateIpAddress,
+        notKept: [
+          expect.objectContaining({ attribute: 'instanceId' }),
+          expect.objectContaining({
+            attribute: 'subnet',
+            now: expect.stringContaining(movedTo?.subnetId ?? '-'),
+          }),
+          expect.objectContaining({
+            attribute: 'privateIpAddress',
+            was: ADDRESS,
+            now: replacement?.privateIpAddress,
+          }),
+        ],
+      }),
+    ]);
+  });
+
+  it('refuses to shelve a running instance with stop protection, naming it, and changes nothing', async () => {
+    const local = await start();
+    const [instanceId = ''] = await launch(local, 1);
+    await local.run(() =>
+      admin(local).send(
+        new ModifyInstanceAttributeCommand({ InstanceId: instanceId, DisableApiStop: { Value: true } }),
+      ),
+    );
+
+    const answer = await request(local, 'shelve.json', { instanceIds: [instanceId], tenant: 'tenant-a' });
+    await local.settleFor(MINUTE);
+
+    expect(answer.result.results).toEqual([
+      expect.objectContaining({
+        id: instanceId,
+        ok: false,
+        error: expect.objectContaining({ code: 'StopProtected' }),
+      }),
+    ]);
+    expect(local.ec2.instance(instanceId)?.state).toBe('running');
+    expect(local.ec2.volumes().filter((volume) => volume.tags['warmboot:shelved'] !== undefined)).toEqual([]);
   });
 });
 
@@ -723,5 +1015,159 @@ describe('the shelving sandbox scenario', () => {
       retainedVolumesLost: 0,
     });
     expect(summary.timeToReadySeconds.fast?.count).toBe(50);
+  });
+});
+
+/**
+ * Volumes encrypted with a customer managed KMS key (finding R4). EC2 uses the key as the caller:
+ * the shelving role needs kms:CreateGrant, Decrypt, DescribeKey, GenerateDataKeyWithoutPlaintext
+ * and ReEncrypt on it (ebs-encryption-requirements), which the stack grants only for the keys the
+ * deployment names in `ebsKmsKeyArns`. Without them a start ends pending → stopped, a launch ends
+ * terminated (Client.InternalError) and an attach is refused: the record fails, naming the key, and
+ * keeps its volumes, instead of starting or launching again every round.
+ */
+describe('shelving volumes encrypted with a customer managed KMS key (R4)', () => {
+  const KEY_ID = '1234abcd-12ab-34cd-56ef-1234567890ab';
+  const KEY_ARN = `arn:aws:kms:us-east-1:123456789012:key/${KEY_ID}`;
+
+  const startWithKeys = async (ebsKmsKeyArns: readonly string[]): Promise<LocalCloud> => {
+    cloud = await LocalCloud.start({
+      dynamodbEndpoint: inject('dynamodbEndpoint'),
+      functions: ['shelving'],
+      settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, allowDataDeletion: false }) },
+      iam: { ebsKmsKeyArns },
+    });
+    cloud.kms.createKey({ keyId: KEY_ID });
+    return cloud;
+  };
+
+  /** A managed instance whose root and data volumes the owner encrypted with the key. */
+  const launchEncrypted = async (local: LocalCloud): Promise<string> => {
+    const imageId = local.ec2.registerImage({ name: 'al2023-encrypted', rootSizeGiB: 8 });
+    const answer = await local.run(() =>
+      local.runtime('shelving').clients.ec2.send(
+        new RunInstancesCommand({
+          ImageId: imageId,
+          InstanceType: 'm7i.large',
+          MinCount: 1,
+          MaxCount: 1,
+          Placement: { AvailabilityZone: 'us-east-1a' },
+          BlockDeviceMappings: [
+            { DeviceName: '/dev/xvda', Ebs: { Encrypted: true, KmsKeyId: KEY_ARN } },
+            { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, Encrypted: true, KmsKeyId: KEY_ARN } },
+          ],
+          TagSpecifications: [
+            {
+              ResourceType: 'instance',
+              Tags: [
+                { Key: 'warmboot:managed', Value: 'true' },
+                { Key: 'warmboot:tenant', Value: 'tenant-a' },
+              ],
+            },
+          ],
+        }),
+      ),
+    );
+    await local.settleFor(MINUTE);
+    return answer.Instances?.[0]?.InstanceId ?? '';
+  };
+
+  const calls = (local: LocalCloud, api: string): number => local.ec2.stats()[api]?.calls ?? 0;
+  const retained = (local: LocalCloud, recordId: string) =>
+    local.ec2.volumes().filter((volume) => volume.tags['warmboot:shelved'] === recordId);
+  const kmsDenials = (local: LocalCloud) =>
+    local.iam.denials().filter((denial) => denial.action.startsWith('kms:'));
+
+  it('fails an in-place unshelve with EncryptionKeyUnusable when the deployment does not name the key: one start, volumes kept', async () => {
+    const local = await startWithKeys([]);
+    const instanceId = await launchEncrypted(local);
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    const volumeIds = retained(local, recordId).map((volume) => volume.volumeId);
+    const startsBefore = calls(local, 'StartInstances');
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(30 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({ step: 'failed', error: { code: 'EncryptionKeyUnusable' } });
+    expect(record?.error?.message).toContain(KEY_ARN);
+    expect(record?.error?.message).toContain('ebsKmsKeyArns');
+    // Without the fix the saga started it again on every `stopped` for ever.
+    expect(calls(local, 'StartInstances') - startsBefore).toBe(1);
+    expect(local.ec2.instance(instanceId)).toMatchObject({
+      state: 'stopped',
+      stateReason: { code: 'Client.InternalError' },
+    });
+    expect(volumeIds).toHaveLength(2);
+    for (const volumeId of volumeIds) expect(local.ec2.volume(volumeId)?.kmsKeyId).toBe(KEY_ARN);
+    expect(kmsDenials(local)[0]).toMatchObject({
+      functionId: 'shelving',
+      operation: 'StartInstances via EC2',
+      resource: KEY_ARN,
+    });
+  });
+
+  it('fails the fast path at the first attach EC2 refuses for the key, launching once and keeping the volumes', async () => {
+    const local = await startWithKeys([]);
+    const instanceId = await launchEncrypted(local);
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    await request(local, 'offload.json', { recordIds: [recordId] });
+    await local.settleFor(5 * MINUTE);
+    const before = { launches: calls(local, 'RunInstances'), attaches: calls(local, 'AttachVolume') };
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(30 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({ step: 'failed', error: { code: 'EncryptionKeyUnusable' } });
+    expect(record?.error?.message).toMatch(/could not be attached.*CustomerKeyHasBeenRevoked/);
+    expect(calls(local, 'RunInstances') - before.launches).toBe(1);
+    expect(calls(local, 'AttachVolume') - before.attaches).toBe(1);
+    const kept = retained(local, recordId);
+    expect(kept.map((volume) => volume.state)).toEqual(['available', 'available']);
+    expect(kmsDenials(local).map((denial) => denial.operation)).toContain('AttachVolume via EC2');
+  });
+
+  it('fails, launching once, when the account encrypts new volumes by default with a key the role may not use', async () => {
+    const local = await startWithKeys([]);
+    const [instanceId = ''] = await launch(local, 1);
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    await request(local, 'offload.json', { recordIds: [recordId] });
+    await local.settleFor(5 * MINUTE);
+    // The replacement's fresh root is encrypted although the launch does not ask (encryption by default).
+    local.ec2.setEbsEncryptionByDefault(true, KEY_ARN);
+    const launchesBefore = calls(local, 'RunInstances');
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(30 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({ step: 'failed', error: { code: 'EncryptionKeyUnusable' } });
+    expect(record?.error?.message).toContain('terminated at launch (Client.InternalError');
+    expect(calls(local, 'RunInstances') - launchesBefore).toBe(1);
+    expect(retained(local, recordId).map((volume) => volume.state)).toEqual(['available', 'available']);
+  });
+
+  it('shelves, offloads and unshelves encrypted volumes on the fast path when the deployment names the key', async () => {
+    const local = await startWithKeys([KEY_ARN]);
+    const instanceId = await launchEncrypted(local);
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    const [shelved] = await load(local, [recordId]);
+    await request(local, 'offload.json', { recordIds: [recordId] });
+    await local.settleFor(5 * MINUTE);
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(10 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'fast' } });
+    const replacementId = record?.unshelve?.replacementInstanceId ?? '';
+    expect(local.ec2.instance(replacementId)?.state).toBe('running');
+    const root = shelved?.volumes.find((volume) => volume.root);
+    expect(local.ec2.volume(root?.volumeId ?? '')).toMatchObject({
+      kmsKeyId: KEY_ARN,
+      attachment: { instanceId: replacementId, device: '/dev/xvda' },
+    });
+    expect(kmsDenials(local)).toEqual([]);
   });
 });

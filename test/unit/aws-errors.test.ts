@@ -4,6 +4,7 @@ import {
   awsErrorCode,
   callAws,
   classifyAwsError,
+  isEncryptionKeyStateReason,
   isTransient,
   mayHaveTakenEffect,
   translateAwsError,
@@ -39,12 +40,21 @@ describe('the AWS error classifier', () => {
     ['TransactionConflictException', 'transaction-conflict'],
     ['AttachmentLimitExceeded', 'limit-exceeded'],
     ['UnauthorizedOperation', 'unauthorized'],
+    ['CustomerKeyHasBeenRevoked', 'encryption-key'],
     ['InternalError', 'internal'],
     ['InvalidParameterValue', 'invalid-parameter'],
     ['ValidationException', 'invalid-parameter'],
     ['SomethingNew', 'unknown'],
   ])('sorts %s as %s', (code, kind) => {
     expect(classifyAwsError(aws(code))).toBe(kind);
+  });
+
+  it('reads a state reason that says EC2 could not use an EBS encryption key (R4)', () => {
+    expect(isEncryptionKeyStateReason('Client.InternalError')).toBe(true);
+    expect(isEncryptionKeyStateReason('Client.InvalidKMSKey.InvalidState')).toBe(true);
+    expect(isEncryptionKeyStateReason('Client.UserInitiatedShutdown')).toBe(false);
+    expect(isEncryptionKeyStateReason('Server.InsufficientInstanceCapacity')).toBe(false);
+    expect(isEncryptionKeyStateReason(undefined)).toBe(false);
   });
 
   it('reads the code from Code, then name, then code, and knows when there is none', () => {

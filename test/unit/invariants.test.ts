@@ -1,18 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type CallFacts,
   cachesConverge,
   claimedOnce,
   describeViolation,
   fastRestoreWithinBudget,
   handledOnce,
   noHalfSwap,
+  onlyManagedTouched,
   outcomesPublished,
+  poolClaims,
   popularityExact,
   requestsAnswered,
   retainedVolumesKept,
   retainedVolumesOwned,
+  runningInstancesKept,
   type ShelfFacts,
+  type ShelfVersion,
   type ShelvingState,
+  safetySnapshotsKept,
+  shelvingClaims,
   unshelvedOnlyEarlierShelves,
 } from '../../local/invariants';
 
@@ -432,5 +439,315 @@ describe('requestsAnswered', () => {
         [{ detailType: 'Instance Unshelved', recordId: unshelved.recordId }],
       ).map((violation) => violation.subject),
     ).toEqual(['sh-1']);
+  });
+});
+
+// ---------------------------------------------------------------- calls as they happened
+
+/** A destructive call as the call journal records it, at virtual time 0 unless given. */
+const call = (
+  seq: number,
+  caller: string,
+  operation: string,
+  resource: CallFacts['resource'],
+): CallFacts => ({ seq, at: Date.UTC(2026, 0, 5, 8, 0, seq), caller, operation, resource });
+
+const instanceX = 'i-0123456789abcdef0';
+const replacementY = 'i-0fedcba9876543210';
+const recordR = offloaded.recordId;
+const version = (seq: number, record?: ShelfFacts): ShelfVersion => ({
+  seq,
+  recordId: record?.recordId ?? recordR,
+  ...(record ? { record } : {}),
+});
+const shelvedR: ShelfFacts = { ...offloaded, step: 'shelved', shelvedAt: 1 };
+const offloadingR: ShelfFacts = { ...shelvedR, step: 'offload.terminate' };
+const unshelvedR: ShelfFacts = {
+  ...unshelved,
+  shelvedAt: 1,
+  offloadedAt: 2,
+  unshelve: { ...unshelved.unshelve, readyAt: 3 },
+};
+/** X as EC2 shows it while shelved: stopped, its retained volumes kept on termination. */
+const shelvedInstance = (deleteOnTermination = false): CallFacts['resource'] => ({
+  kind: 'instance',
+  id: instanceX,
+  state: 'stopped',
+  tags: { 'warmboot:managed': 'true' },
+  attachedVolumes: offloaded.volumes.map((volume) => ({
+    volumeId: volume.volumeId,
+    device: volume.deviceName,
+    deleteOnTermination,
+    tags: { 'warmboot:shelved': recordR, 'warmboot:managed': 'true' },
+  })),
+});
+
+describe('runningInstancesKept', () => {
+  it("accepts the offload of a record's own instance with its volumes kept, and calls from outside warmboot", () => {
+    const history = [version(1, shelvedR), version(2, offloadingR)];
+
+    expect(
+      runningInstancesKept([call(3, 'shelving', 'TerminateInstances', shelvedInstance())], history),
+    ).toEqual([]);
+    expect(
+      runningInstancesKept(
+        [call(3, 'outside', 'TerminateInstances', shelvedInstance(true))],
+        [version(1, shelvedR)],
+      ),
+    ).toEqual([]);
+  });
+
+  it('catches a shelved instance terminated before its record was offloading, judged by the record at the time of the call', () => {
+    const history = [version(1, shelvedR), version(5, offloadingR)];
+
+    expect(
+      runningInstancesKept([call(3, 'shelving', 'TerminateInstances', shelvedInstance())], history).map(
+        describeViolation,
+      ),
+    ).toEqual([
+      `[no instance terminated that a shelve record runs as or that holds a retained volume] ${instanceX}: shelving TerminateInstances at 2026-01-05T08:00:03.000Z (call 3) terminated it while ${recordR} (step shelved) runs as it`,
+      `[no instance terminated that a shelve record runs as or that holds a retained volume] ${instanceX}: shelving TerminateInstances at 2026-01-05T08:00:03.000Z (call 3) terminated it with vol-0000000000000000a, retained by ${recordR} (step shelved), attached at /dev/xvda (DeleteOnTermination false)`,
+      `[no instance terminated that a shelve record runs as or that holds a retained volume] ${instanceX}: shelving TerminateInstances at 2026-01-05T08:00:03.000Z (call 3) terminated it with vol-0000000000000000b, retained by ${recordR} (step shelved), attached at /dev/sdf (DeleteOnTermination false)`,
+    ]);
+    // Before the Shelve wrote its record (and tagged the volumes), nothing named X.
+    const beforeShelve = {
+      ...shelvedInstance(),
+      attachedVolumes: (shelvedInstance().attachedVolumes ?? []).map((volume) => ({ ...volume, tags: {} })),
+    };
+    expect(
+      runningInstancesKept([call(3, 'shelving', 'TerminateInstances', beforeShelve)], [version(4, shelvedR)]),
+    ).toEqual([]);
+  });
+
+  it('catches an offload that would take a retained volume with it (DeleteOnTermination still true)', () => {
+    const history = [version(1, shelvedR), version(2, offloadingR)];
+
+    expect(
+      runningInstancesKept([call(3, 'shelving', 'TerminateInstances', shelvedInstance(true))], history).map(
+        (violation) => violation.message.split(' terminated it ')[1],
+      ),
+    ).toEqual([
+      `with vol-0000000000000000a, retained by ${recordR} (step offload.terminate), attached at /dev/xvda (DeleteOnTermination true)`,
+      `with vol-0000000000000000b, retained by ${recordR} (step offload.terminate), attached at /dev/sdf (DeleteOnTermination true)`,
+    ]);
+  });
+
+  it('catches the instance an unshelved record runs as being terminated as an unclaimed replacement (security review C4)', () => {
+    const replacement = {
+      kind: 'instance',
+      id: replacementY,
+      state: 'running',
+      tags: { 'warmboot:replacement-for': recordR, 'warmboot:replacement-batch': 'batch-1' },
+      attachedVolumes: [],
+    };
+
+    expect(
+      runningInstancesKept(
+        [call(4, 'shelving', 'TerminateInstances', replacement)],
+        [version(1, shelvedR), version(3, unshelvedR)],
+      ).map((violation) => violation.message),
+    ).toEqual([
+      `shelving TerminateInstances at 2026-01-05T08:00:04.000Z (call 4) terminated it while ${recordR} (step unshelved) runs as it`,
+    ]);
+  });
+
+  it('lets the offload of a newer record of the same instance terminate it (the instance was shelved again)', () => {
+    const reshelved: ShelfFacts = {
+      ...offloadingR,
+      recordId: 'sh-later',
+      instanceId: replacementY,
+      shelvedAt: 9,
+    };
+    const replacement = {
+      kind: 'instance',
+      id: replacementY,
+      state: 'stopped',
+      tags: {},
+      attachedVolumes: offloaded.volumes.map((volume) => ({
+        volumeId: volume.volumeId,
+        device: volume.deviceName,
+        deleteOnTermination: false,
+        tags: { 'warmboot:shelved': 'sh-later' },
+      })),
+    };
+
+    expect(
+      runningInstancesKept(
+        [call(11, 'shelving', 'TerminateInstances', replacement)],
+        [version(3, unshelvedR), version(10, reshelved)],
+      ),
+    ).toEqual([]);
+  });
+});
+
+describe('safetySnapshotsKept', () => {
+  const withSnapshots: ShelfFacts = {
+    ...offloaded,
+    volumes: offloaded.volumes.map((volume, index) => ({ ...volume, snapshotId: `snap-${index}` })),
+  };
+  const deleting: ShelfFacts = {
+    ...withSnapshots,
+    step: 'deleting',
+    deletion: {
+      volumeIds: offloaded.volumes.map((volume) => volume.volumeId),
+      snapshotIds: ['snap-0', 'snap-1'],
+    },
+  };
+  const snapshot = (id: string, sourceVolumeId: string, liveVolumeIds: string[] = []) => ({
+    kind: 'snapshot',
+    id,
+    state: 'completed',
+    tags: { 'warmboot:shelved': recordR },
+    sourceVolumeId,
+    liveVolumeIds,
+  });
+  const deleteSnapshot = (
+    seq: number,
+    id = 'snap-0',
+    source = 'vol-0000000000000000a',
+    live: string[] = [],
+  ) => call(seq, 'shelving', 'DeleteSnapshot', snapshot(id, source, live));
+
+  it("accepts deleting a record's own snapshots once its confirmed deletion removed its volumes, even after the record went", () => {
+    expect(
+      safetySnapshotsKept(
+        [deleteSnapshot(3), deleteSnapshot(5, 'snap-1', 'vol-0000000000000000b')],
+        [version(1, withSnapshots), version(2, deleting), version(4)],
+      ),
+    ).toEqual([]);
+  });
+
+  it('catches a snapshot deleted while its record rests, or after it was removed without a confirmed deletion', () => {
+    expect(
+      safetySnapshotsKept([deleteSnapshot(3)], [version(1, withSnapshots), version(4, deleting)]).map(
+        describeViolation,
+      ),
+    ).toEqual([
+      `[safety snapshots stay until their record is confirmed deleted] snap-0: shelving DeleteSnapshot at 2026-01-05T08:00:03.000Z (call 3) deleted the safety snapshot of ${recordR}, which is offloaded, not confirmed deleted`,
+    ]);
+    expect(
+      safetySnapshotsKept([deleteSnapshot(3)], [version(1, withSnapshots), version(2)]).map(
+        (violation) => violation.message.split(`${recordR}, `)[1],
+      ),
+    ).toEqual(['which was removed from offloaded, not by a confirmed deletion']);
+  });
+
+  it('catches a snapshot deleted while a volume of the deletion is left (finding 11)', () => {
+    expect(
+      safetySnapshotsKept(
+        [deleteSnapshot(3, 'snap-0', 'vol-0000000000000000a', ['vol-0000000000000000b'])],
+        [version(1, withSnapshots), version(2, deleting)],
+      ).map((violation) => violation.message.split(`${recordR}, `)[1]),
+    ).toEqual(['while the record still holds vol-0000000000000000b']);
+  });
+
+  it("catches a snapshot deleted under a record's name that was not taken from one of its volumes", () => {
+    expect(
+      safetySnapshotsKept(
+        [deleteSnapshot(3, 'snap-9', 'vol-0000000000000000f')],
+        [version(1, withSnapshots), version(2, deleting)],
+      ).map((violation) => violation.message.split(`${recordR}, `)[1]),
+    ).toEqual(["but it was taken from vol-0000000000000000f, never one of that record's volumes"]);
+  });
+});
+
+describe('onlyManagedTouched', () => {
+  const customer = {
+    kind: 'instance',
+    id: 'i-0c0c0c0c0c0c0c0c0',
+    state: 'running',
+    tags: { owner: 'team-web' },
+  };
+  const poolMember = {
+    kind: 'instance',
+    id: 'i-0d0d0d0d0d0d0d0d0',
+    state: 'stopped',
+    tags: { 'warmboot:managed': 'true', 'warmboot:pool': 'linux-web' },
+  };
+  const retained = {
+    kind: 'volume',
+    id: 'vol-0000000000000000a',
+    state: 'available',
+    tags: { 'warmboot:managed': 'true', 'warmboot:shelved': recordR },
+  };
+  const pair = (enabledBy: string) => ({
+    kind: 'fast-restore-pair',
+    id: 'snap-1@us-east-1a',
+    state: 'enabled',
+    tags: {},
+    enabledBy,
+  });
+  const shelvedCustomerInstance = { ...customer, id: instanceX, tags: { 'warmboot:managed': 'true' } };
+
+  it('accepts each capability on what it manages, by tag, by record or by who enabled it, and the customer on anything', () => {
+    const claims = shelvingClaims([version(1, shelvedR)]);
+
+    expect(
+      onlyManagedTouched(
+        [
+          call(2, 'shelving', 'StopInstances', shelvedCustomerInstance),
+          call(3, 'shelving', 'DeleteVolume', retained),
+          call(4, 'pools', 'TerminateInstances', poolMember),
+          call(5, 'claim', 'ModifyInstanceAttribute', poolMember),
+          call(6, 'fastRestore', 'DisableFastSnapshotRestores', pair('fastRestore')),
+          call(7, 'outside', 'TerminateInstances', customer),
+        ],
+        claims,
+      ),
+    ).toEqual([]);
+  });
+
+  it("catches shelving on a pool member, pools on a shelved instance's volume, and anyone on an unmanaged instance", () => {
+    expect(
+      onlyManagedTouched(
+        [
+          call(2, 'shelving', 'TerminateInstances', poolMember),
+          call(3, 'pools', 'DetachVolume', retained),
+          call(4, 'claim', 'StopInstances', customer),
+        ],
+        [],
+      ).map(describeViolation),
+    ).toEqual([
+      '[a capability only changes resources it manages] i-0d0d0d0d0d0d0d0d0: shelving TerminateInstances at 2026-01-05T08:00:02.000Z (call 2), by capability shelving, on a instance which pools manages (tag warmboot:pool=linux-web)',
+      `[a capability only changes resources it manages] vol-0000000000000000a: pools DetachVolume at 2026-01-05T08:00:03.000Z (call 3), by capability pools, on a volume which shelving manages (tag warmboot:shelved=${recordR})`,
+      '[a capability only changes resources it manages] i-0c0c0c0c0c0c0c0c0: claim StopInstances at 2026-01-05T08:00:04.000Z (call 4), by capability pools, on a instance which nothing manages (tags: {"owner":"team-web"})',
+    ]);
+  });
+
+  it('judges by the records at the time of the call: a record not yet written, or a member already handed over, manages nothing', () => {
+    const handedOver = { ...poolMember, tags: { owner: 'team-web' } };
+    const members = poolClaims([
+      { seq: 1, pool: 'linux-web', instanceId: poolMember.id, state: 'claimed' },
+      { seq: 3, pool: 'linux-web', instanceId: poolMember.id, state: 'handed-over' },
+    ]);
+
+    expect(
+      onlyManagedTouched(
+        [
+          call(2, 'shelving', 'StopInstances', shelvedCustomerInstance),
+          call(2, 'pools', 'ModifyInstanceAttribute', handedOver),
+          call(4, 'pools', 'TerminateInstances', handedOver),
+        ],
+        [...shelvingClaims([version(5, shelvedR)]), ...members],
+      ).map((violation) => [violation.subject, violation.message.includes('nothing manages')]),
+    ).toEqual([
+      [instanceX, true],
+      [poolMember.id, true],
+    ]);
+  });
+
+  it('catches a fast snapshot restore pair someone else enabled being disabled, and a resource two capabilities claim', () => {
+    expect(
+      onlyManagedTouched(
+        [
+          call(2, 'fastRestore', 'DisableFastSnapshotRestores', pair('outside')),
+          call(3, 'shelving', 'StopInstances', { ...poolMember, id: instanceX }),
+        ],
+        shelvingClaims([version(1, shelvedR)]),
+      ).map((violation) => violation.message.split(' on a ')[1]),
+    ).toEqual([
+      'fast-restore-pair which nothing manages (tags: {})',
+      'instance which pools manages (tag warmboot:pool=linux-web)',
+    ]);
   });
 });

@@ -141,6 +141,34 @@ describe('retrying', () => {
       ),
     ).rejects.toThrow('attempt 4');
   });
+
+  it('waits for no retry that would not fit in the time the caller has left (its deadline)', async () => {
+    const clock = new VirtualClock(0);
+    const calls: number[] = [];
+    const endsAt = 10_000;
+
+    await expect(
+      clock.run(() =>
+        retrying(
+          async () => {
+            calls.push(clock.now());
+            throw new NotYet(`attempt ${calls.length}`);
+          },
+          {
+            sleep: (ms) => clock.sleep(ms),
+            random: () => 0.5,
+            attempts: Number.POSITIVE_INFINITY,
+            retryable: (error) => error instanceof NotYet,
+            baseMs: 2_000,
+            remainingMs: () => endsAt - clock.now(),
+          },
+        ),
+      ),
+    ).rejects.toThrow('attempt 4');
+    // Waits of 1 s, 2 s and 4 s; the next (8 s, from 7 s) would end after 10 s.
+    expect(calls).toEqual([0, 1_000, 3_000, 7_000]);
+    expect(clock.now()).toBeLessThanOrEqual(endsAt);
+  });
 });
 
 describe('pollUntil', () => {

@@ -7,7 +7,11 @@ import {
 } from '@aws-sdk/client-ssm';
 import { callAws } from '../../shared/aws-errors';
 import { ValidationError } from '../../shared/errors';
-import { invalidDocumentParameter } from '../../shared/ssm-document';
+import {
+  deployedDocumentName,
+  invalidDocumentParameter,
+  PINNED_DOCUMENT_VERSION,
+} from '../../shared/ssm-document';
 import { type DocumentName, documentNamed, RESULT_MARKER } from '../documents';
 import { MAX_INSTANCES_PER_COMMAND } from '../domain/planner';
 
@@ -70,7 +74,8 @@ export const ssmCacheCommands = (client: SSMClient): CacheCommands => ({
     const output = await callAws('SendCommand', () =>
       client.send(
         new SendCommandCommand({
-          DocumentName: document,
+          DocumentName: deployedDocumentName(documentNamed(document)),
+          DocumentVersion: PINNED_DOCUMENT_VERSION,
           InstanceIds: [...instanceIds],
           Parameters: Object.fromEntries(Object.entries(parameters).map(([name, value]) => [name, [value]])),
           MaxConcurrency: options.maxConcurrency,

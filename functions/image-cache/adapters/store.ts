@@ -41,6 +41,11 @@ export interface HostRecord {
   /** `joining` only: agent checks that found it offline, and when to check again. */
   readonly initAttempts?: number;
   readonly initDueAt?: number;
+  /**
+   * `joining` only: set once the host's agent is past its registration deadline
+   * (`agent-never-registered`: no instance profile with the SSM core policy, DHMC off).
+   */
+  readonly joinProblem?: 'agent-never-registered';
   /** The `warmboot:warm-images` value last tagged on the host (groups with publishWarmList: tag). */
   readonly warmList?: string;
   /** When the host's last inventory arrived; a host is planned only once it is known. */

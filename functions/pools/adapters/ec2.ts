@@ -19,7 +19,9 @@ import {
 } from '@aws-sdk/client-ssm';
 import { callAws } from '../../shared/aws-errors';
 import { DependencyError, NotFoundError, UnmanagedResourceError } from '../../shared/errors';
+import { deployedDocumentName, PINNED_DOCUMENT_VERSION } from '../../shared/ssm-document';
 import type { PoolSpec } from '../config';
+import { documentNamed } from '../documents';
 import type { Ec2State, InitResult, ObservedInstance } from '../domain/reconcile';
 import { isManagedBy, TAG } from '../domain/tags';
 
@@ -67,6 +69,7 @@ const observe = (instance: Instance): ObservedInstance => ({
   volumeIds: (instance.BlockDeviceMappings ?? []).flatMap((mapping) =>
     mapping.Ebs?.VolumeId ? [mapping.Ebs.VolumeId] : [],
   ),
+  ...(instance.StateReason?.Code ? { stateReason: instance.StateReason.Code } : {}),
 });
 
 const fence = (instance: ObservedInstance, pool: string): void => {
@@ -243,6 +246,13 @@ const TERMINAL_FAILURES = new Set([
   'ExecutionTimedOut',
 ]);
 
+/** The deployed (content-addressed) name of a pool document named by its logical name. */
+const deployedName = (logicalName: string): string => {
+  const document = documentNamed(logicalName);
+  if (!document) throw new NotFoundError(`SSM document ${logicalName} is not one warmboot deploys`);
+  return deployedDocumentName(document);
+};
+
 export const sdkPoolSsm = (client: SSMClient): PoolSsm => ({
   async resolveImage(image) {
     if (!image.startsWith('/')) return image;
@@ -254,7 +264,12 @@ export const sdkPoolSsm = (client: SSMClient): PoolSsm => ({
   async send(instanceId, document, parameters) {
     const output = await callAws('SendCommand', () =>
       client.send(
-        new SendCommandCommand({ InstanceIds: [instanceId], DocumentName: document, Parameters: parameters }),
+        new SendCommandCommand({
+          InstanceIds: [instanceId],
+          DocumentName: deployedName(document),
+          DocumentVersion: PINNED_DOCUMENT_VERSION,
+          Parameters: parameters,
+        }),
       ),
     );
     const commandId = output.Command?.CommandId;

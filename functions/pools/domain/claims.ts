@@ -58,7 +58,8 @@ export type ClaimHealing =
   | { readonly kind: 'resume-claim'; readonly claim: ClaimRecord }
   | { readonly kind: 'fail-claim'; readonly claim: ClaimRecord; readonly error: ClaimError };
 
-const WAITING_FOR_INIT: readonly PoolMember['state'][] = ['launching', 'initializing'];
+/** A cold launch's server is on its way: launched, waiting for its SSM agent, or initializing. */
+export const WAITING_FOR_INIT: readonly PoolMember['state'][] = ['launching', 'joining', 'initializing'];
 
 /**
  * What the pools reconcile does about a pool's unfinished claims (pure, level-triggered): a claim

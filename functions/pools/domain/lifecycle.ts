@@ -5,15 +5,21 @@ import { ConflictError } from '../../shared/errors';
  * conditionally on the previous state and version, so a duplicate or reordered event cannot move
  * a member backwards and two writers cannot both win.
  *
- *   launching → initializing → stopping → ready(stopped) → claimed → handed-over
- *                            ↘ ready(running) ↗            ↘ ready (claim released)
+ *   launching → joining → initializing → stopping → ready(stopped) → claimed → handed-over
+ *                                      ↘ ready(running) ↗            ↘ ready (claim released)
  *   ready(stopped) → starting → ready(running) → stopping     (running tier)
  *   any live state → retiring → terminated
  *
  * A claim's own cold launch (origin `claim`) skips the pool: initializing → claimed.
+ *
+ * `joining`: EC2 says running, but the SSM agent has not registered yet, so the init command
+ * cannot be sent (SendCommand answers InvalidInstanceId). A member leaves it when the command
+ * is sent, or is retired (`agent-never-registered`) once its registration deadline passed.
+ * `launching → initializing` stays allowed for members recorded by an older release.
  */
 export const MEMBER_STATES = [
   'launching',
+  'joining',
   'initializing',
   'stopping',
   'starting',
@@ -26,7 +32,8 @@ export const MEMBER_STATES = [
 export type MemberState = (typeof MEMBER_STATES)[number];
 
 export const TRANSITIONS: Readonly<Record<MemberState, readonly MemberState[]>> = {
-  launching: ['initializing', 'retiring', 'terminated'],
+  launching: ['joining', 'initializing', 'retiring', 'terminated'],
+  joining: ['initializing', 'retiring', 'terminated'],
   initializing: ['stopping', 'ready', 'claimed', 'retiring', 'terminated'],
   stopping: ['ready', 'retiring', 'terminated'],
   starting: ['ready', 'retiring', 'terminated'],
@@ -89,6 +96,7 @@ export const transition = (
 /** States that hold an instance the pool pays for: they count against the pool's max. */
 export const COUNTED_STATES: readonly MemberState[] = [
   'launching',
+  'joining',
   'initializing',
   'stopping',
   'starting',
@@ -99,6 +107,7 @@ export const COUNTED_STATES: readonly MemberState[] = [
 /** States that will become (or are) ready members: the pool's supply toward its target size. */
 export const SUPPLY_STATES: readonly MemberState[] = [
   'launching',
+  'joining',
   'initializing',
   'stopping',
   'starting',

@@ -1,3 +1,4 @@
+import { isEncryptionKeyStateReason } from '../../shared/aws-errors';
 import { launchClientToken } from '../../shared/client-token';
 import type { PoolSpec } from '../config';
 import {
@@ -25,6 +26,8 @@ export interface ObservedInstance {
   readonly tags: Readonly<Record<string, string>>;
   /** EBS volumes attached at describe time (launched with the same pool tags as the instance). */
   readonly volumeIds?: readonly string[];
+  /** The StateReason code when EC2 changed its state on its own (e.g. a KMS key it could not use). */
+  readonly stateReason?: string;
 }
 
 export type InitResult = 'pending' | 'success' | 'failed';
@@ -34,6 +37,7 @@ export type RetireReason =
   | 'max-age'
   | 'init-failed'
   | 'init-timeout'
+  | 'agent-never-registered'
   | 'scale-down'
   | 'over-max'
   | 'draining'
@@ -48,7 +52,12 @@ export type PoolAction =
     }
   | { readonly kind: 'adopt'; readonly member: PoolMember }
   | { readonly kind: 'forget'; readonly member: PoolMember; readonly reason: string }
-  | { readonly kind: 'initialize'; readonly member: PoolMember }
+  | {
+      readonly kind: 'initialize';
+      readonly member: PoolMember;
+      /** The `running` event's handler waits a while for the agent; a reconcile tries once. */
+      readonly waitForAgent?: boolean;
+    }
   | { readonly kind: 'stop'; readonly member: PoolMember }
   | { readonly kind: 'start'; readonly member: PoolMember }
   | { readonly kind: 'mark-ready'; readonly member: PoolMember; readonly running: boolean }
@@ -84,8 +93,74 @@ export const LAUNCH_VISIBILITY_GRACE_MS = 5 * 60_000;
 export const CLAIM_TIMEOUT_MS = 15 * 60_000;
 /** Re-issue a stop or start that EC2 has not carried out after this long. */
 export const POWER_RETRY_MS = 5 * 60_000;
+/**
+ * How long a member may stay `joining` (running, SSM agent not registered) before it is retired
+ * as `agent-never-registered`. A first registration takes tens of seconds on Linux and minutes on
+ * Windows (AWS: Windows first-boot tasks take "a few minutes", up to 15); an agent that was
+ * refused credentials (no instance profile with AmazonSSMManagedInstanceCore, DHMC off) tries
+ * again only 25 to 30 minutes later (amazon-ssm-agent credential refresher). Past these limits the
+ * member is not coming: retiring it frees its slot and names the cause (docs/pools.md).
+ */
+export const AGENT_REGISTRATION_DEADLINE_MS = { linux: 10 * 60_000, windows: 30 * 60_000 } as const;
+
+export const agentRegistrationDeadlineMs = (spec: PoolSpec): number =>
+  AGENT_REGISTRATION_DEADLINE_MS[spec.initialization.platform];
+
+/**
+ * After a member was retired as `agent-never-registered`, the pool keeps at most one member on its
+ * way (launching or joining) until a member launched since has registered, or for this long after
+ * that member's launch (EC2 shows a terminated instance about an hour): every other launch would
+ * most likely wait in vain the same way (no instance profile with the SSM core policy, DHMC off),
+ * and the one probe notices when the operator has fixed it.
+ */
+export const AGENT_FAILURE_HOLD_MS = 60 * 60_000;
+
+/** Whether launches are held to one probe because the pool's agents did not register lately. */
+export const agentRegistrationHold = (
+  observed: readonly ObservedInstance[],
+  members: readonly PoolMember[],
+  now: number,
+): boolean => {
+  const failedLaunches = observed
+    .filter(
+      (instance) =>
+        instance.tags[TAG.retiredFor] === 'agent-never-registered' &&
+        now - instance.launchedAt < AGENT_FAILURE_HOLD_MS,
+    )
+    .map((instance) => instance.launchedAt);
+  if (failedLaunches.length === 0) return false;
+  const lastFailure = Math.max(...failedLaunches);
+  const registered = (member: PoolMember) =>
+    !['launching', 'joining', 'retiring', 'terminated'].includes(member.state);
+  return !members.some((member) => member.launchedAt > lastFailure && registered(member));
+};
 
 const GONE: readonly Ec2State[] = ['shutting-down', 'terminated'];
+
+/**
+ * After a member's launch ended because EC2 could not use an EBS encryption key for the role
+ * (state reason Client.InternalError or Client.InvalidKMSKey.*: the key is not in `ebsKmsKeyArns`,
+ * or disabled), the pool launches nothing for this long: every launch would die the same way.
+ */
+export const KEY_FAILURE_HOLD_MS = 15 * 60_000;
+
+/** The pool's latest launch that EC2 ended for its EBS key, within KEY_FAILURE_HOLD_MS; else undefined. */
+export const encryptionKeyHold = (
+  observed: readonly ObservedInstance[],
+  now: number,
+): ObservedInstance | undefined =>
+  observed
+    .filter(
+      (instance) =>
+        GONE.includes(instance.state) &&
+        isEncryptionKeyStateReason(instance.stateReason) &&
+        now - instance.launchedAt < KEY_FAILURE_HOLD_MS,
+    )
+    .sort((a, b) => b.launchedAt - a.launchedAt)[0];
+
+/** A start EC2 ended for the member's EBS key: starting it again would fail the same way. */
+const stoppedByEncryptionKey = (instance: ObservedInstance | undefined): boolean =>
+  instance?.state === 'stopped' && isEncryptionKeyStateReason(instance.stateReason);
 
 export const staleReason = (
   member: PoolMember,
@@ -95,6 +170,9 @@ export const staleReason = (
   now: number,
 ): RetireReason | undefined => {
   if (member.state === 'initializing' && initResult === 'failed') return 'init-failed';
+  if (member.state === 'joining' && now - member.stateSince > agentRegistrationDeadlineMs(spec)) {
+    return 'agent-never-registered';
+  }
   if (
     member.state === 'initializing' &&
     now - member.stateSince > spec.initialization.timeoutMinutes * 60_000
@@ -176,6 +254,7 @@ const memberAction = (
   if (input.draining && isPoolMember(member)) return { kind: 'retire', member, reason: 'draining' };
   switch (member.state) {
     case 'launching':
+    case 'joining':
       return instance.state === 'running' ? { kind: 'initialize', member } : undefined;
     case 'initializing': {
       if (member.initCommandId === undefined) {
@@ -268,7 +347,13 @@ export const reconcilePool = (input: ReconcileInput): PoolAction[] => {
   }
   const remainingSupply = supply.length - retirable.length;
 
-  const launches = Math.max(0, Math.min(target - remainingSupply, spec.maxSize - counted.length));
+  const unheld = encryptionKeyHold(input.observed, now)
+    ? 0
+    : Math.max(0, Math.min(target - remainingSupply, spec.maxSize - counted.length));
+  const onTheirWay = supply.filter((member) => member.state === 'launching' || member.state === 'joining');
+  const launches = agentRegistrationHold(input.observed, input.members, now)
+    ? Math.min(unheld, Math.max(0, 1 - onTheirWay.length))
+    : unheld;
   const perSubnet = new Map(spec.subnets.map((subnet) => [subnet, 0]));
   for (const member of supply) perSubnet.set(member.subnetId, (perSubnet.get(member.subnetId) ?? 0) + 1);
   for (let index = 0; index < launches; index++) {
@@ -294,7 +379,7 @@ export const reconcilePool = (input: ReconcileInput): PoolAction[] => {
     const wanted = Math.min(input.sizing.runningSize, target);
     if (runningNow < wanted) {
       for (const member of idle
-        .filter((m) => !m.running)
+        .filter((m) => !m.running && !stoppedByEncryptionKey(observedById.get(m.instanceId)))
         .sort(oldestFirst)
         .slice(0, wanted - runningNow)) {
         actions.push({ kind: 'start', member });

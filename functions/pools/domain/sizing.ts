@@ -32,6 +32,14 @@ export const TIMINGS = {
   /** Windows launches "often take 15 minutes or longer" (AWS EC2 Windows guide). */
   windowsInitializeSeconds: 15 * 60,
   linuxInitializeSeconds: 120,
+  /**
+   * From `running` until the member's SSM agent has registered and the init command can be sent.
+   * AWS publishes no figure: tens of seconds on Linux; on Windows after the first-boot tasks, "a
+   * few minutes" and up to 15 (API_GetPasswordData). The middle of the ranges the local cloud
+   * assumes (docs/ssm-fidelity.md, "Agent registration").
+   */
+  linuxAgentRegistrationSeconds: 40,
+  windowsAgentRegistrationSeconds: 9.5 * 60,
 } as const;
 
 /** Time from a claim until its replacement is ready: launch, initialize, and stop for the stopped tier. */

@@ -5,6 +5,11 @@ export const TAG = {
   memberState: 'warmboot:member-state',
   /** On a claim's own cold launch: the request it belongs to. */
   claim: 'warmboot:claim',
+  /**
+   * On a member retired because its SSM agent never registered: EC2 keeps showing a terminated
+   * instance's tags for about an hour, and the reconcile holds launches on it (domain/reconcile.ts).
+   */
+  retiredFor: 'warmboot:retired-for',
 } as const;
 
 /** True when warmboot may stop, start, modify or terminate the instance for this pool. */

@@ -1,14 +1,19 @@
 import {
+  AssociateAddressCommand,
   AttachVolumeCommand,
   CreateSnapshotsCommand,
   CreateTagsCommand,
   DeleteSnapshotCommand,
   DeleteTagsCommand,
   DeleteVolumeCommand,
+  DescribeAddressesCommand,
   DescribeAvailabilityZonesCommand,
   DescribeHostsCommand,
+  DescribeInstanceAttributeCommand,
+  DescribeInstanceCreditSpecificationsCommand,
   DescribeInstancesCommand,
   DescribeKeyPairsCommand,
+  DescribePlacementGroupsCommand,
   DescribeSnapshotsCommand,
   DescribeSubnetsCommand,
   DescribeVolumesCommand,
@@ -29,15 +34,23 @@ import { callAws } from '../../shared/aws-errors';
 import type { Clock } from '../../shared/clock';
 import { NotFoundError, UnmanagedResourceError } from '../../shared/errors';
 import type { LaunchRequest } from '../domain/bulk';
+import { isBurstableType } from '../domain/fidelity';
 import type { Pacer } from '../domain/pacer';
 import { replacementRootDeletionRefusal, shelvedVolumeDeletionRefusal } from '../domain/safety';
 import { SHELVED_TAG } from '../domain/tags';
 import type {
+  CpuCredits,
+  ElasticIp,
+  InstanceDetails,
   InstanceStateName,
+  ObservedAddress,
   ObservedInstance,
   ObservedSnapshot,
   ObservedVolume,
+  PlacementGroupRef,
   PlacementObservation,
+  ReplacementAttribute,
+  ReplacementAttributes,
   VolumeStateName,
   ZoneState,
 } from '../domain/types';
@@ -90,6 +103,27 @@ export interface ShelvingEc2 {
   /** 'Delete Shelved Record' only: re-describes and checks the record's shelved tag first. */
   deleteShelvedVolume(volumeId: string, recordId: string): Promise<void>;
   deleteSnapshot(snapshotId: string): Promise<void>;
+  /**
+   * What a shelve records beyond DescribeInstances (user data, protection, the Elastic IP of the
+   * primary private address, the credit option of burstable types, the placement strategy).
+   */
+  describeShelveDetails(instances: readonly ObservedInstance[]): Promise<InstanceDetails[]>;
+  /** DescribeInstanceAttribute, one call per attribute. */
+  describeInstanceAttributes(
+    instanceId: string,
+    attributes: readonly ReplacementAttribute[],
+  ): Promise<ReplacementAttributes>;
+  /** The Elastic IPs among `allocationIds` that still exist (a released one is simply absent). */
+  describeAddresses(allocationIds: readonly string[]): Promise<ObservedAddress[]>;
+  /** ModifyInstanceAttribute UserData (the instance must be stopped); `userData` is base64. */
+  setUserData(instanceId: string, userData: string): Promise<void>;
+  setProtection(
+    instanceId: string,
+    attribute: 'disableApiTermination' | 'disableApiStop',
+    value: boolean,
+  ): Promise<void>;
+  /** AssociateAddress, never taking the address from another resource (AllowReassociation false). */
+  associateAddress(allocationId: string, instanceId: string): Promise<void>;
 }
 
 /** EC2 accepts at most 200 values per filter. */
@@ -156,6 +190,13 @@ const toObservedInstance = (instance: Instance): ObservedInstance | undefined =>
     ),
     tags: tagsOf(instance.Tags),
     ...(instance.AmiLaunchIndex !== undefined ? { amiLaunchIndex: instance.AmiLaunchIndex } : {}),
+    ...(instance.PrivateIpAddress ? { privateIpAddress: instance.PrivateIpAddress } : {}),
+    ...(placement.GroupName ? { placementGroupName: placement.GroupName } : {}),
+    ...(placement.PartitionNumber !== undefined ? { partitionNumber: placement.PartitionNumber } : {}),
+    ...(instance.LaunchTime ? { launchTime: instance.LaunchTime.getTime() } : {}),
+    ...(instance.StateReason?.Code
+      ? { stateReason: { code: instance.StateReason.Code, message: instance.StateReason.Message ?? '' } }
+      : {}),
   };
 };
 
@@ -171,6 +212,7 @@ const toObservedVolume = (volume: Volume): ObservedVolume | undefined => {
     ...(volume.Iops !== undefined ? { iops: volume.Iops } : {}),
     ...(volume.Throughput !== undefined ? { throughput: volume.Throughput } : {}),
     ...(volume.Encrypted !== undefined ? { encrypted: volume.Encrypted } : {}),
+    ...(volume.KmsKeyId ? { kmsKeyId: volume.KmsKeyId } : {}),
     ...(attachment?.InstanceId
       ? {
           attachment: {
@@ -265,6 +307,29 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
 
   const describeOneVolume = async (volumeId: string): Promise<ObservedVolume | undefined> =>
     (await describeVolumesFiltered([{ Name: 'volume-id', Values: [volumeId] }]))[0];
+
+  /** DescribeInstanceAttribute, one call per attribute (the API reads one at a time). */
+  const describeAttributes = async (
+    instanceId: string,
+    attributes: readonly ReplacementAttribute[],
+  ): Promise<ReplacementAttributes> => {
+    const answers = await Promise.all(
+      attributes.map(async (attribute): Promise<ReplacementAttributes> => {
+        const answer = await paced('DescribeInstanceAttribute', 0, () =>
+          client.send(new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: attribute })),
+        );
+        switch (attribute) {
+          case 'userData':
+            return { userData: answer.UserData?.Value ?? null };
+          case 'disableApiTermination':
+            return { disableApiTermination: answer.DisableApiTermination?.Value === true };
+          case 'disableApiStop':
+            return { disableApiStop: answer.DisableApiStop?.Value === true };
+        }
+      }),
+    );
+    return Object.assign({}, ...answers) as ReplacementAttributes;
+  };
 
   return {
     async describeInstances(instanceIds) {
@@ -459,7 +524,18 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
           Tenancy: request.placement.tenancy,
           ...(request.placement.hostId ? { HostId: request.placement.hostId } : {}),
           ...(request.placement.affinity ? { Affinity: request.placement.affinity } : {}),
+          ...(request.placement.placementGroup
+            ? {
+                GroupName: request.placement.placementGroup.groupName,
+                ...(request.placement.placementGroup.partitionNumber !== undefined
+                  ? { PartitionNumber: request.placement.placementGroup.partitionNumber }
+                  : {}),
+              }
+            : {}),
         },
+        ...(request.privateIpAddress ? { PrivateIpAddress: request.privateIpAddress } : {}),
+        ...(request.userData ? { UserData: request.userData } : {}),
+        ...(request.cpuCredits ? { CreditSpecification: { CpuCredits: request.cpuCredits } } : {}),
         MinCount: request.minCount,
         MaxCount: request.maxCount,
         BlockDeviceMappings: request.devices.map((device) =>
@@ -527,6 +603,141 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
         // Already gone (a retried or concurrent deletion): the same outcome.
         if (!(error instanceof NotFoundError)) throw error;
       }
+    },
+    async describeShelveDetails(instances) {
+      if (instances.length === 0) return [];
+      const ids = instances.map((instance) => instance.instanceId);
+      const privateIpOf = new Map(
+        instances.map((instance) => [instance.instanceId, instance.privateIpAddress]),
+      );
+      // The address of the primary private IP only: the one a replacement can get back with
+      // AssociateAddress InstanceId (secondary addresses and interfaces are not recreated).
+      const elasticIps = new Map<string, ElasticIp>();
+      for (const part of chunks(ids, FILTER_VALUES_MAX)) {
+        const answer = await paced('DescribeAddresses', 0, () =>
+          client.send(new DescribeAddressesCommand({ Filters: [{ Name: 'instance-id', Values: part }] })),
+        );
+        for (const address of answer.Addresses ?? []) {
+          if (!address.InstanceId || !address.AllocationId || !address.PublicIp) continue;
+          if (address.PrivateIpAddress !== privateIpOf.get(address.InstanceId)) continue;
+          elasticIps.set(address.InstanceId, {
+            allocationId: address.AllocationId,
+            publicIp: address.PublicIp,
+          });
+        }
+      }
+      const credits = new Map<string, CpuCredits>();
+      const burstable = instances.filter((instance) => isBurstableType(instance.instanceType));
+      for (const part of chunks(
+        burstable.map((instance) => instance.instanceId),
+        1000,
+      )) {
+        const answer = await paced('DescribeInstanceCreditSpecifications', 0, () =>
+          client.send(new DescribeInstanceCreditSpecificationsCommand({ InstanceIds: part })),
+        );
+        for (const entry of answer.InstanceCreditSpecifications ?? []) {
+          if (entry.InstanceId && (entry.CpuCredits === 'standard' || entry.CpuCredits === 'unlimited'))
+            credits.set(entry.InstanceId, entry.CpuCredits);
+        }
+      }
+      const groupNames = [
+        ...new Set(
+          instances.flatMap((instance) => (instance.placementGroupName ? [instance.placementGroupName] : [])),
+        ),
+      ];
+      const strategies = new Map<string, PlacementGroupRef['strategy']>();
+      if (groupNames.length > 0) {
+        // By filter: a group shared from another account is absent rather than an error.
+        const answer = await paced('DescribePlacementGroups', 0, () =>
+          client.send(
+            new DescribePlacementGroupsCommand({ Filters: [{ Name: 'group-name', Values: groupNames }] }),
+          ),
+        );
+        for (const group of answer.PlacementGroups ?? []) {
+          const strategy = group.Strategy;
+          if (
+            group.GroupName &&
+            (strategy === 'cluster' || strategy === 'spread' || strategy === 'partition')
+          )
+            strategies.set(group.GroupName, strategy);
+        }
+      }
+      return Promise.all(
+        instances.map(async (instance): Promise<InstanceDetails> => {
+          const attributes = await describeAttributes(instance.instanceId, [
+            'userData',
+            'disableApiTermination',
+            'disableApiStop',
+          ]);
+          const elasticIp = elasticIps.get(instance.instanceId);
+          const cpuCredits = credits.get(instance.instanceId);
+          const strategy = instance.placementGroupName
+            ? strategies.get(instance.placementGroupName)
+            : undefined;
+          return {
+            instanceId: instance.instanceId,
+            ...(attributes.userData ? { userData: attributes.userData } : {}),
+            disableApiTermination: attributes.disableApiTermination === true,
+            disableApiStop: attributes.disableApiStop === true,
+            ...(elasticIp ? { elasticIp } : {}),
+            ...(cpuCredits ? { cpuCredits } : {}),
+            ...(strategy ? { placementGroupStrategy: strategy } : {}),
+          };
+        }),
+      );
+    },
+    describeInstanceAttributes: describeAttributes,
+    async describeAddresses(allocationIds) {
+      const found: ObservedAddress[] = [];
+      for (const part of chunks([...new Set(allocationIds)], FILTER_VALUES_MAX)) {
+        // By filter: a released address is absent, where AllocationIds would fail the whole call.
+        const answer = await paced('DescribeAddresses', 0, () =>
+          client.send(new DescribeAddressesCommand({ Filters: [{ Name: 'allocation-id', Values: part }] })),
+        );
+        for (const address of answer.Addresses ?? []) {
+          if (!address.AllocationId || !address.PublicIp) continue;
+          found.push({
+            allocationId: address.AllocationId,
+            publicIp: address.PublicIp,
+            ...(address.InstanceId ? { instanceId: address.InstanceId } : {}),
+          });
+        }
+      }
+      return found;
+    },
+    async setUserData(instanceId, userData) {
+      await paced('ModifyInstanceAttribute', 0, () =>
+        client.send(
+          new ModifyInstanceAttributeCommand({
+            InstanceId: instanceId,
+            // The raw bytes: the SDK encodes this blob on the wire.
+            UserData: { Value: Buffer.from(userData, 'base64') },
+          }),
+        ),
+      );
+    },
+    async setProtection(instanceId, attribute, value) {
+      await paced('ModifyInstanceAttribute', 0, () =>
+        client.send(
+          new ModifyInstanceAttributeCommand({
+            InstanceId: instanceId,
+            ...(attribute === 'disableApiTermination'
+              ? { DisableApiTermination: { Value: value } }
+              : { DisableApiStop: { Value: value } }),
+          }),
+        ),
+      );
+    },
+    async associateAddress(allocationId, instanceId) {
+      await paced('AssociateAddress', 0, () =>
+        client.send(
+          new AssociateAddressCommand({
+            AllocationId: allocationId,
+            InstanceId: instanceId,
+            AllowReassociation: false,
+          }),
+        ),
+      );
     },
   };
 };

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { launchClientToken } from '../../shared/client-token';
+import { launchPlacementGroup, launchPrivateIp } from './fidelity';
 import {
   MANAGED_TAG,
   REPLACEMENT_BATCH_TAG,
@@ -7,14 +8,24 @@ import {
   REPLACEMENT_ROOT_TAG,
   TENANT_TAG,
 } from './tags';
-import type { HostAffinity, InstanceMetadataOptions, LaunchBatch, ShelfRecord, Tenancy } from './types';
+import type {
+  CpuCredits,
+  HostAffinity,
+  InstanceMetadataOptions,
+  LaunchBatch,
+  PlacementGroupRef,
+  ShelfRecord,
+  Tenancy,
+} from './types';
 
 /**
  * Bulk planning: turn hundreds of per-record actions into as few EC2 calls as the API allows.
  *
  * Replacements for the fast path are launched with one RunInstances per group of records whose
  * launch configuration is identical (image, type, subnet, security groups, profile, key, tenant,
- * placement, device layout), chunked by `maxBatch`. Mapping replacements back to records: the
+ * placement, device layout, credit option), chunked by `maxBatch`. A record that asks for its
+ * private address again is a group of its own: EC2 takes `PrivateIpAddress` only on a launch of
+ * one instance (API_RunInstances). Mapping replacements back to records: the
  * batch (id, size, each record's index) is written to every record *before* the call; the
  * batch id is the call's ClientToken and the `warmboot:replacement-batch` tag of every
  * instance it launches, and the replacement with AmiLaunchIndex i belongs to the record with
@@ -30,6 +41,7 @@ export interface LaunchPlacement {
   readonly tenancy: Tenancy;
   readonly hostId?: string;
   readonly affinity?: HostAffinity;
+  readonly placementGroup?: Omit<PlacementGroupRef, 'strategy'>;
 }
 
 export type LaunchDevice =
@@ -57,6 +69,11 @@ export interface LaunchRequest {
   readonly ebsOptimized?: boolean;
   readonly metadata?: InstanceMetadataOptions;
   readonly placement: LaunchPlacement;
+  /** Only on a launch of one instance (maxCount 1). */
+  readonly privateIpAddress?: string;
+  /** Base64. */
+  readonly userData?: string;
+  readonly cpuCredits?: CpuCredits;
   readonly minCount: number;
   readonly maxCount: number;
   readonly devices: readonly LaunchDevice[];
@@ -79,13 +96,28 @@ export interface LaunchPlan {
 
 const hash = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 40);
 
+/** The placement group part of a launch's placement (domain/fidelity.ts decides which group). */
+const groupPlacement = (record: ShelfRecord): Pick<LaunchPlacement, 'placementGroup'> => {
+  const group = launchPlacementGroup(record);
+  return group
+    ? {
+        placementGroup: {
+          groupName: group.groupName,
+          ...(group.partitionNumber !== undefined ? { partitionNumber: group.partitionNumber } : {}),
+        },
+      }
+    : {};
+};
+
 /**
  * The fast-path request for a batch. Data devices are suppressed (NoDevice), so the only volume
- * the launch creates is the fresh root, tagged `warmboot:replacement-root=true`.
+ * the launch creates is the fresh root, tagged `warmboot:replacement-root=true`. No user data: the
+ * fresh OS must not run the owner's boot script (it is set before the retained root boots).
  */
 export const fastLaunchRequest = (
   record: ShelfRecord,
   batch: Pick<LaunchBatch, 'batchId' | 'size' | 'hostId' | 'affinity'>,
+  keepPrivateIp = false,
 ): LaunchRequest => {
   const { config } = record;
   const placement: LaunchPlacement = {
@@ -93,7 +125,9 @@ export const fastLaunchRequest = (
     tenancy: config.tenancy,
     ...(batch.hostId ? { hostId: batch.hostId } : {}),
     ...(batch.affinity ? { affinity: batch.affinity } : {}),
+    ...groupPlacement(record),
   };
+  const privateIpAddress = batch.size === 1 ? launchPrivateIp(record, keepPrivateIp) : undefined;
   return {
     clientToken: batch.batchId,
     imageId: config.imageId,
@@ -105,6 +139,8 @@ export const fastLaunchRequest = (
     ...(config.ebsOptimized !== undefined ? { ebsOptimized: config.ebsOptimized } : {}),
     ...(config.metadata ? { metadata: config.metadata } : {}),
     placement,
+    ...(privateIpAddress ? { privateIpAddress } : {}),
+    ...(config.cpuCredits ? { cpuCredits: config.cpuCredits } : {}),
     // Partial launches are fine: records beyond what fitted are re-planned with a new batch.
     minCount: 1,
     maxCount: batch.size,
@@ -128,9 +164,14 @@ export const fastLaunchRequest = (
   };
 };
 
-/** Slow path: one record, every volume recreated from its safety snapshot. */
-export const slowLaunchRequest = (record: ShelfRecord): LaunchRequest => {
+/**
+ * Slow path: one record, every volume recreated from its safety snapshot. Its root is the
+ * restored original, so it launches with the recorded user data; in its recorded subnet, with
+ * its private address (another AZ means another subnet, and another address).
+ */
+export const slowLaunchRequest = (record: ShelfRecord, keepPrivateIp = false): LaunchRequest => {
   const { config } = record;
+  const privateIpAddress = launchPrivateIp(record, keepPrivateIp);
   const attempt = record.unshelve?.attempt ?? 0;
   // Moved to another AZ (docs/shelving.md, "Another AZ"): its subnet, and no Dedicated Host.
   const moved = record.unshelve?.relocation;
@@ -147,13 +188,17 @@ export const slowLaunchRequest = (record: ShelfRecord): LaunchRequest => {
     ...(config.ebsOptimized !== undefined ? { ebsOptimized: config.ebsOptimized } : {}),
     ...(config.metadata ? { metadata: config.metadata } : {}),
     placement: moved
-      ? { availabilityZone: moved.availabilityZone, tenancy: config.tenancy }
+      ? { availabilityZone: moved.availabilityZone, tenancy: config.tenancy, ...groupPlacement(record) }
       : {
           availabilityZone: config.availabilityZone,
           tenancy: config.tenancy,
           ...(config.hostId ? { hostId: config.hostId } : {}),
           ...(config.affinity ? { affinity: config.affinity } : {}),
+          ...groupPlacement(record),
         },
+    ...(privateIpAddress ? { privateIpAddress } : {}),
+    ...(config.userData ? { userData: config.userData } : {}),
+    ...(config.cpuCredits ? { cpuCredits: config.cpuCredits } : {}),
     minCount: 1,
     maxCount: 1,
     devices: record.volumes.map((volume) => ({
@@ -180,9 +225,13 @@ export const launchGroupKey = (
   record: ShelfRecord,
   hostId: string | undefined,
   affinity?: HostAffinity,
+  keepPrivateIp = false,
 ): string => {
   const { config } = record;
   return JSON.stringify([
+    launchPrivateIp(record, keepPrivateIp) ?? null,
+    launchPlacementGroup(record) ?? null,
+    config.cpuCredits ?? null,
     config.imageId,
     config.instanceType,
     config.availabilityZone,
@@ -214,9 +263,13 @@ export const planLaunchBatches = (
   records: readonly ShelfRecord[],
   hostRoom: ReadonlyMap<string, number>,
   maxBatch: number,
+  keepPrivateIp = false,
 ): LaunchPlan => {
   const room = new Map(hostRoom);
-  const groups = new Map<string, { records: ShelfRecord[]; hostId?: string; affinity?: HostAffinity }>();
+  const groups = new Map<
+    string,
+    { records: ShelfRecord[]; hostId?: string; affinity?: HostAffinity; size: number }
+  >();
   const waiting: { recordId: string; reason: string }[] = [];
   for (const record of [...records].sort((a, b) => a.recordId.localeCompare(b.recordId))) {
     const { config } = record;
@@ -235,31 +288,37 @@ export const planLaunchBatches = (
         affinity = 'default';
       }
     }
-    const key = launchGroupKey(record, hostId, affinity);
+    const key = launchGroupKey(record, hostId, affinity, keepPrivateIp);
     const group = groups.get(key) ?? {
       records: [],
       ...(hostId ? { hostId } : {}),
       ...(affinity ? { affinity } : {}),
+      // A private address fits a launch of one instance only.
+      size: launchPrivateIp(record, keepPrivateIp) === undefined ? maxBatch : 1,
     };
     group.records.push(record);
     groups.set(key, group);
   }
   const batches: PlannedBatch[] = [];
   for (const group of groups.values()) {
-    for (let start = 0; start < group.records.length; start += maxBatch) {
-      const members = group.records.slice(start, start + maxBatch);
+    for (let start = 0; start < group.records.length; start += group.size) {
+      const members = group.records.slice(start, start + group.size);
       const first = members[0];
       if (!first) continue;
       const batchId = `ub-${hash(members.map((member) => `${member.recordId}#${member.unshelve?.attempt ?? 0}`).join(','))}`;
       batches.push({
         batchId,
         recordIds: members.map((member) => member.recordId),
-        request: fastLaunchRequest(first, {
-          batchId,
-          size: members.length,
-          ...(group.hostId ? { hostId: group.hostId } : {}),
-          ...(group.affinity ? { affinity: group.affinity } : {}),
-        }),
+        request: fastLaunchRequest(
+          first,
+          {
+            batchId,
+            size: members.length,
+            ...(group.hostId ? { hostId: group.hostId } : {}),
+            ...(group.affinity ? { affinity: group.affinity } : {}),
+          },
+          keepPrivateIp,
+        ),
       });
     }
   }

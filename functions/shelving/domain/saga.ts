@@ -1,8 +1,11 @@
+import { isEncryptionKeyStateReason } from '../../shared/aws-errors';
 import type { ShelvingSettings } from '../config';
+import { restoration, userDataAction } from './fidelity';
 import { MANAGED_TAG, REPLACEMENT_FOR_TAG, SHELVED_TAG } from './tags';
 import type {
   Action,
   Decision,
+  NotKept,
   Observation,
   ObservedInstance,
   ObservedSubnet,
@@ -126,6 +129,7 @@ const unshelvedFact = (
   now: number,
   reason?: string,
   relocation?: Relocation,
+  replacement?: { readonly privateIpAddress?: string; readonly notKept: readonly NotKept[] },
 ): ShelvingFact => ({
   detailType: 'Instance Unshelved',
   detail: {
@@ -136,8 +140,74 @@ const unshelvedFact = (
     timeToReadySeconds: Math.max(0, (now - (record.unshelve?.requestedAt ?? now)) / 1000),
     ...(reason ? { reason } : {}),
     ...(relocation ? { availabilityZone: relocation.availabilityZone, subnetId: relocation.subnetId } : {}),
+    ...(replacement?.privateIpAddress ? { privateIpAddress: replacement.privateIpAddress } : {}),
+    ...(replacement ? { notKept: [...replacement.notKept] } : {}),
   },
 });
+
+/**
+ * The replacement runs. What is set only after the launch (protection, the Elastic IP) is
+ * restored first (domain/fidelity.ts); then the record is unshelved, and Instance Unshelved says
+ * what the replacement could not keep.
+ */
+const replacementReady = (
+  record: ShelfRecord,
+  replacement: ObservedInstance,
+  observation: Observation,
+  now: number,
+  settings: ShelvingSettings,
+  unshelve: UnshelveState,
+  fact: (outcome: { privateIpAddress?: string; notKept: readonly NotKept[] }) => ShelvingFact,
+  reason: string,
+): Decision => {
+  const restore = restoration(record, replacement, observation, settings);
+  if (restore.actions.length > 0 || restore.waiting !== undefined) {
+    return {
+      // The slow path learns its replacement here; nothing else changes while restoring.
+      ...(unshelve.replacementInstanceId === record.unshelve?.replacementInstanceId
+        ? {}
+        : { set: { unshelve } }),
+      actions: restore.actions,
+      recheckAt: now + ATTACHMENT_POLL_MS,
+      reason: restore.waiting ?? 'setting protection and the Elastic IP on the replacement',
+    };
+  }
+  const outcome = {
+    ...(replacement.privateIpAddress ? { privateIpAddress: replacement.privateIpAddress } : {}),
+    notKept: restore.notKept,
+  };
+  return {
+    to: 'unshelve.finalize',
+    set: { unshelve: { ...unshelve, readyAt: now, notKept: [...restore.notKept] } },
+    actions: [],
+    recheckAt: now,
+    reason,
+    facts: [fact(outcome)],
+  };
+};
+
+/**
+ * EC2 answered `InvalidIPAddress.InUse` for the recorded private address (another interface took
+ * it since the shelve): a new attempt (a new ClientToken: the parameters change) without it, at
+ * once; Instance Unshelved says so.
+ */
+export const privateIpInUse = (record: ShelfRecord, now: number): Decision => {
+  const reason = `private address ${record.config.privateIpAddress} is in use; launching with a new one`;
+  return {
+    set: {
+      unshelve: withUnshelve(record, {
+        privateIpInUse: true,
+        attempt: (record.unshelve?.attempt ?? 0) + 1,
+        batch: undefined,
+        slowLaunchIssuedAt: undefined,
+        reason,
+      }),
+    },
+    actions: [],
+    recheckAt: now,
+    reason,
+  };
+};
 
 /** Where the record launches now: the recorded placement, or the AZ the slow path moved it to. */
 const currentPlacement = (record: ShelfRecord): { availabilityZone: string; subnetId: string } =>
@@ -322,7 +392,7 @@ export const nextStep = (
     case 'unshelve.swap-root':
       return swapRoot(record, observation, now);
     case 'unshelve.start-replacement':
-      return startReplacement(record, observation, now);
+      return startReplacement(record, observation, now, settings);
     case 'unshelve.launch-from-snapshots':
       return launchFromSnapshots(record, observation, now, settings);
     case 'unshelve.finalize':
@@ -382,13 +452,17 @@ const stopForShelve = (record: ShelfRecord, observation: Observation, now: numbe
 };
 
 const shelvedDecision = (record: ShelfRecord, now: number, volumes: readonly RetainedVolume[]): Decision => {
-  const offloadAt = record.offloadAfterSeconds < 0 ? null : now + record.offloadAfterSeconds * 1000;
+  // Termination protection refuses the offload's TerminateInstances, and warmboot never turns it
+  // off: such an instance is offloaded only on request, once its owner turned it off (shelve.ts).
+  const protectedFromOffload = record.config.disableApiTermination === true;
+  const offloadAt =
+    record.offloadAfterSeconds < 0 || protectedFromOffload ? null : now + record.offloadAfterSeconds * 1000;
   return {
     to: 'shelved',
     set: { volumes, offloadAt },
     actions: [],
     recheckAt: offloadAt,
-    reason: 'shelved',
+    reason: protectedFromOffload ? 'shelved; termination protection: offloaded only on request' : 'shelved',
     facts: [
       {
         detailType: 'Instance Shelved',
@@ -493,6 +567,13 @@ const startInPlace = (record: ShelfRecord, observation: Observation, now: number
   }
   switch (instance.state) {
     case 'stopped':
+      if (endedByEncryptionKey(instance, record.stepSince)) {
+        return encryptionKeyUnusable(
+          record,
+          `instance ${instance.instanceId} did not start (${stateReasonOf(instance)})`,
+          observation.volumes,
+        );
+      }
       return {
         actions: [{ kind: 'start', instanceId: instance.instanceId }],
         recheckAt: now + POLL_MS,
@@ -576,6 +657,46 @@ const choosePath = (
 };
 
 /**
+ * EC2 ended a launch or start because it could not use the KMS key of an encrypted volume for
+ * warmboot's role: the state reason says so (`Client.InternalError`, `Client.InvalidKMSKey.*`), and
+ * for a start, the instance entered `pending` since `since` (its LaunchTime), so this was a start of
+ * this step, not an older one. Nothing warmboot retries can succeed until the key is usable.
+ */
+const endedByEncryptionKey = (instance: ObservedInstance, since?: number): boolean =>
+  instance.stateReason !== undefined &&
+  isEncryptionKeyStateReason(instance.stateReason.code) &&
+  (since === undefined || (instance.launchTime ?? since) >= since);
+
+/**
+ * The instance (or replacement) could not launch or start, or a retained volume could not be
+ * attached, because EC2 could not use an EBS encryption key for warmboot's role (the key is not in
+ * the deployment's `ebsKmsKeyArns`, or it is disabled or being deleted). Starting or launching
+ * again every round would only fail the same way, so the record fails, naming the keys of its
+ * encrypted volumes and keeping every volume, until the operator makes the key usable and sends
+ * Unshelve again. Nothing is deleted.
+ */
+export const encryptionKeyUnusable = (
+  record: ShelfRecord,
+  what: string,
+  volumes: ReadonlyMap<string, ObservedVolume> = new Map(),
+): Decision => {
+  const keys = record.volumes.flatMap((volume) => {
+    const kmsKeyId = volumes.get(volume.volumeId)?.kmsKeyId;
+    return kmsKeyId ? [`${volume.volumeId} (${kmsKeyId})`] : [];
+  });
+  return failed(record, {
+    code: 'EncryptionKeyUnusable',
+    message: `${what}: EC2 could not use an EBS encryption key for warmboot${
+      keys.length > 0 ? `; encrypted volumes: ${keys.join(', ')}` : ''
+    }. Add the key to ebsKmsKeyArns (or enable it) and send Unshelve again; the retained volumes are kept`,
+  });
+};
+
+/** What a refused attach or an instance's state reason says, for the record's error. */
+const stateReasonOf = (instance: ObservedInstance): string =>
+  instance.stateReason ? `${instance.stateReason.code}: ${instance.stateReason.message}` : instance.state;
+
+/**
  * EC2 refused the fast-path launch for good (the recorded image, subnet, security group or host
  * is gone): no retry can succeed, so the record fails, keeping its volumes, until the operator
  * fixes the cause and sends Unshelve again.
@@ -634,6 +755,13 @@ const launch = (
 ): Decision => {
   const replacement = observation.replacement;
   if (replacement && (replacement.state === 'terminated' || replacement.state === 'shutting-down')) {
+    if (endedByEncryptionKey(replacement)) {
+      return encryptionKeyUnusable(
+        record,
+        `replacement ${replacement.instanceId} terminated at launch (${stateReasonOf(replacement)})`,
+        observation.volumes,
+      );
+    }
     // Re-issuing the batch's ClientToken would only return this instance again, terminated, for
     // at least 24 h (Run_Instance_Idempotency): a new attempt, so a new batch and token.
     return relaunch(record, now, `replacement ${replacement.instanceId} terminated before the swap`);
@@ -739,6 +867,15 @@ const stopReplacement = (
   settings: ShelvingSettings,
 ): Decision => {
   const replacement = observation.replacement;
+  if (replacement && (replacement.state === 'terminated' || replacement.state === 'shutting-down')) {
+    if (endedByEncryptionKey(replacement)) {
+      return encryptionKeyUnusable(
+        record,
+        `replacement ${replacement.instanceId} terminated at launch (${stateReasonOf(replacement)})`,
+        observation.volumes,
+      );
+    }
+  }
   if (!replacement || replacement.state === 'terminated' || replacement.state === 'shutting-down') {
     return relaunch(record, now, 'replacement disappeared before the swap');
   }
@@ -913,13 +1050,35 @@ const relaunchOrFail = (record: ShelfRecord, reason: string, now: number): Decis
   reason,
 });
 
-const startReplacement = (record: ShelfRecord, observation: Observation, now: number): Decision => {
+const startReplacement = (
+  record: ShelfRecord,
+  observation: Observation,
+  now: number,
+  settings: ShelvingSettings,
+): Decision => {
   const replacement = observation.replacement;
   if (!replacement || replacement.state === 'terminated' || replacement.state === 'shutting-down') {
     return relaunch(record, now, 'replacement disappeared before it started');
   }
   switch (replacement.state) {
     case 'stopped':
+      // A start EC2 ended for the key would be re-issued every round for ever (finding R4).
+      if (endedByEncryptionKey(replacement, record.stepSince)) {
+        return encryptionKeyUnusable(
+          record,
+          `replacement ${replacement.instanceId} with the retained volumes did not start (${stateReasonOf(replacement)})`,
+          observation.volumes,
+        );
+      }
+      {
+        const userData = userDataAction(record, replacement, observation);
+        if (userData)
+          return {
+            actions: [userData],
+            recheckAt: now + ATTACHMENT_POLL_MS,
+            reason: 'setting user data before the start',
+          };
+      }
       return {
         actions: [{ kind: 'start', instanceId: replacement.instanceId }],
         recheckAt: now + POLL_MS,
@@ -929,14 +1088,17 @@ const startReplacement = (record: ShelfRecord, observation: Observation, now: nu
     case 'stopping':
       return wait(`replacement is ${replacement.state}`, now + POLL_MS);
     case 'running':
-      return {
-        to: 'unshelve.finalize',
-        set: { unshelve: withUnshelve(record, { readyAt: now }) },
-        actions: [],
-        recheckAt: now,
-        reason: 'replacement running with its volumes',
-        facts: [unshelvedFact(record, replacement.instanceId, 'fast', now)],
-      };
+      return replacementReady(
+        record,
+        replacement,
+        observation,
+        now,
+        settings,
+        withUnshelve(record, {}),
+        (outcome) =>
+          unshelvedFact(record, replacement.instanceId, 'fast', now, undefined, undefined, outcome),
+        'replacement running with its volumes',
+      );
   }
 };
 
@@ -975,6 +1137,13 @@ const launchFromSnapshots = (
   // an hour ago (terminated instances stay describable about that long).
   const gone =
     !replacement && known !== undefined && (issuedAt === undefined || now - issuedAt >= LAUNCH_REISSUE_MS);
+  if (replacement && terminated && endedByEncryptionKey(replacement)) {
+    return encryptionKeyUnusable(
+      record,
+      `slow-path replacement ${replacement.instanceId} terminated at launch (${stateReasonOf(replacement)})`,
+      observation.volumes,
+    );
+  }
   if (terminated || gone) {
     return relaunchFromSnapshots(
       record,
@@ -1005,13 +1174,14 @@ const launchFromSnapshots = (
       record.unshelve?.replacementInstanceId !== replacement.instanceId ? { set: { unshelve } } : {};
     return { ...set, actions: [], recheckAt: now + POLL_MS, reason: `replacement is ${replacement.state}` };
   }
-  return {
-    to: 'unshelve.finalize',
-    set: { unshelve: { ...unshelve, readyAt: now } },
-    actions: [],
-    recheckAt: now,
-    reason: 'restored from snapshots',
-    facts: [
+  return replacementReady(
+    record,
+    replacement,
+    observation,
+    now,
+    settings,
+    unshelve,
+    (outcome) =>
       unshelvedFact(
         record,
         replacement.instanceId,
@@ -1019,9 +1189,10 @@ const launchFromSnapshots = (
         now,
         record.unshelve?.reason,
         record.unshelve?.relocation,
+        outcome,
       ),
-    ],
-  };
+    'restored from snapshots',
+  );
 };
 
 /**

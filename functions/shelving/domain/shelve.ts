@@ -1,6 +1,8 @@
 import type { ShelvingSettings } from '../config';
+import { keptAttributes, stopProtectionRefusal } from './fidelity';
 import { isAwsReservedTag, isWarmbootOwnedTag, MANAGED_TAG, SHELVED_TAG, TENANT_TAG } from './tags';
 import type {
+  InstanceDetails,
   ObservedInstance,
   ObservedVolume,
   RecordError,
@@ -35,7 +37,9 @@ export interface ShelveRequestItem {
  * Checks an instance can be shelved and builds its record. Refuses: instances warmboot does not
  * manage (no `warmboot:managed=true`), without a tenant tag, of another tenant than requested,
  * instance-store-backed ones (their root disk cannot be kept), instances not running or stopped,
- * and volumes another shelve record already owns.
+ * running instances with stop protection (`StopProtected`), and volumes another shelve record
+ * already owns. `details` (user data, protection, Elastic IP, credit option, placement strategy)
+ * is recorded so the replacement comes back with them (domain/fidelity.ts).
  */
 export const planShelve = (
   request: ShelveRequestItem,
@@ -43,6 +47,7 @@ export const planShelve = (
   volumes: ReadonlyMap<string, ObservedVolume>,
   settings: ShelvingSettings,
   now: number,
+  details?: InstanceDetails,
 ): { readonly ok: true; readonly record: ShelfRecord } | Refusal => {
   if (!instance || instance.state === 'terminated') {
     return refuse('NotFound', `instance ${request.instanceId} does not exist`);
@@ -78,6 +83,8 @@ export const planShelve = (
   if (instance.blockDevices.length === 0) {
     return refuse('NoVolumes', `instance ${instance.instanceId} has no EBS volumes to keep`);
   }
+  const stopProtected = stopProtectionRefusal(instance, details);
+  if (stopProtected) return { ok: false, error: stopProtected };
   const recordId = recordIdFor(instance.instanceId, now);
   const retained: RetainedVolume[] = [];
   for (const device of instance.blockDevices) {
@@ -135,6 +142,7 @@ export const planShelve = (
         ...(instance.affinity ? { affinity: instance.affinity } : {}),
         ...(instance.platform ? { platform: instance.platform } : {}),
         ...(instance.metadata ? { metadata: instance.metadata } : {}),
+        ...keptAttributes(instance, details),
       },
       tags,
       volumes: retained,
@@ -153,10 +161,20 @@ export const planShelve = (
 /** A move requested by an operator: the step to write, or why not. `unchanged` = already there. */
 export type RequestedMove = { readonly ok: true; readonly to: Step; readonly unchanged: boolean } | Refusal;
 
-/** Offload on request: allowed once shelved; repeating it is harmless. */
-export const requestOffload = (record: ShelfRecord): RequestedMove => {
+/**
+ * Offload on request: allowed once shelved; repeating it is harmless. An instance with termination
+ * protection now (`terminationProtected`, read right before) is refused, named: the offload
+ * terminates it and warmboot never turns protection off. Once its owner did, the offload goes
+ * ahead, and the replacement gets the protection it had when shelved back.
+ */
+export const requestOffload = (record: ShelfRecord, terminationProtected = false): RequestedMove => {
   switch (record.step) {
     case 'shelved':
+      if (terminationProtected)
+        return refuse(
+          'TerminationProtected',
+          `instance ${record.instanceId} has termination protection (DisableApiTermination) and offloading terminates it; warmboot never turns protection off: turn it off and send Offload again (the replacement gets it back when unshelved)`,
+        );
       return { ok: true, to: 'offload.terminate', unchanged: false };
     case 'offload.terminate':
     case 'offloaded':

@@ -28,6 +28,54 @@ export interface LaunchConfig {
   readonly platform?: 'windows';
   /** The instance's metadata options when shelved; the replacement keeps them, with IMDSv2 required. */
   readonly metadata?: InstanceMetadataOptions;
+  /** Its primary private IPv4 address: asked for again in the recorded subnet (setting keepPrivateIp). */
+  readonly privateIpAddress?: string;
+  /** Its user data, base64 as DescribeInstanceAttribute answers it. */
+  readonly userData?: string;
+  /** Termination and stop protection when shelved: set again on the replacement once it is ready. */
+  readonly disableApiTermination?: boolean;
+  readonly disableApiStop?: boolean;
+  readonly placementGroup?: PlacementGroupRef;
+  /** Burstable (T) types only: the CPU credit option. */
+  readonly cpuCredits?: CpuCredits;
+  /** The Elastic IP associated with its primary private address: associated again once it is ready. */
+  readonly elasticIp?: ElasticIp;
+}
+
+export type CpuCredits = 'standard' | 'unlimited';
+
+export interface PlacementGroupRef {
+  readonly groupName: string;
+  readonly partitionNumber?: number;
+  /** A cluster group lives in one AZ: a move to another AZ leaves it (DescribePlacementGroups). */
+  readonly strategy?: 'cluster' | 'spread' | 'partition';
+}
+
+export interface ElasticIp {
+  readonly allocationId: string;
+  readonly publicIp: string;
+}
+
+/**
+ * What DescribeInstances does not show of an instance being shelved (DescribeInstanceAttribute,
+ * DescribeAddresses, DescribeInstanceCreditSpecifications, DescribePlacementGroups).
+ */
+export interface InstanceDetails {
+  readonly instanceId: string;
+  readonly userData?: string;
+  readonly disableApiTermination: boolean;
+  readonly disableApiStop: boolean;
+  readonly elasticIp?: ElasticIp;
+  readonly cpuCredits?: CpuCredits;
+  readonly placementGroupStrategy?: PlacementGroupRef['strategy'];
+}
+
+/** Something of the shelved instance its replacement could not keep, as Instance Unshelved states it. */
+export interface NotKept {
+  readonly attribute: 'instanceId' | 'privateIpAddress' | 'subnet' | 'elasticIp' | 'placementGroup';
+  readonly was: string;
+  readonly now?: string;
+  readonly reason: string;
 }
 
 export interface InstanceMetadataOptions {
@@ -110,6 +158,10 @@ export interface UnshelveState {
   readonly hostFull?: boolean;
   readonly waitingForHostSince?: number;
   readonly readyAt?: number;
+  /** EC2 answered InvalidIPAddress.InUse for the recorded private IP: later attempts launch without it. */
+  readonly privateIpInUse?: boolean;
+  /** What the replacement could not keep (written with the Instance Unshelved fact). */
+  readonly notKept?: readonly NotKept[];
 }
 
 /**
@@ -226,6 +278,13 @@ export interface ObservedInstance {
   readonly blockDevices: readonly ObservedBlockDevice[];
   readonly tags: Readonly<Record<string, string>>;
   readonly amiLaunchIndex?: number;
+  readonly privateIpAddress?: string;
+  readonly placementGroupName?: string;
+  readonly partitionNumber?: number;
+  /** When it last entered `pending` (DescribeInstances LaunchTime: the launch, then every start). */
+  readonly launchTime?: number;
+  /** Why EC2 last changed its state on its own (StateReason), e.g. a KMS key it could not use. */
+  readonly stateReason?: { readonly code: string; readonly message: string };
 }
 
 export type VolumeStateName = 'creating' | 'available' | 'in-use' | 'deleting' | 'deleted' | 'error';
@@ -239,6 +298,8 @@ export interface ObservedVolume {
   readonly iops?: number;
   readonly throughput?: number;
   readonly encrypted?: boolean;
+  /** The KMS key (ARN) an encrypted volume is encrypted with. */
+  readonly kmsKeyId?: string;
   readonly attachment?: {
     readonly instanceId: string;
     readonly device: string;
@@ -270,6 +331,27 @@ export interface Observation {
   readonly attachSlots?: number;
   /** AZ states and the VPC's subnets, for a record that may have to leave its AZ. */
   readonly placement?: PlacementObservation;
+  /** The replacement's attributes the saga restores, read only while it restores them. */
+  readonly replacementAttributes?: ReplacementAttributes;
+  /** The recorded Elastic IP as DescribeAddresses shows it now (null: released), while restoring it. */
+  readonly elasticIp?: ObservedAddress | null;
+}
+
+/** DescribeInstanceAttribute answers; an attribute not read is absent. */
+export interface ReplacementAttributes {
+  /** Base64; null when the instance has none. */
+  readonly userData?: string | null;
+  readonly disableApiTermination?: boolean;
+  readonly disableApiStop?: boolean;
+}
+
+export type ReplacementAttribute = keyof ReplacementAttributes;
+
+export interface ObservedAddress {
+  readonly allocationId: string;
+  readonly publicIp: string;
+  /** The instance it is associated with, if any. */
+  readonly instanceId?: string;
 }
 
 /** What the saga asks EC2 to do. The planner groups these into as few calls as the API allows. */
@@ -298,7 +380,15 @@ export type Action =
       readonly instanceId: string;
       readonly device: string;
     }
-  | { readonly kind: 'delete-replacement-root'; readonly volumeId: string; readonly recordId: string };
+  | { readonly kind: 'delete-replacement-root'; readonly volumeId: string; readonly recordId: string }
+  | { readonly kind: 'set-user-data'; readonly instanceId: string; readonly userData: string }
+  | {
+      readonly kind: 'set-protection';
+      readonly instanceId: string;
+      readonly attribute: 'disableApiTermination' | 'disableApiStop';
+      readonly value: boolean;
+    }
+  | { readonly kind: 'associate-address'; readonly allocationId: string; readonly instanceId: string };
 
 export type ActionKind = Action['kind'];
 
@@ -330,6 +420,10 @@ export type ShelvingFact =
         /** Set when the slow path restored into another AZ than the recorded one. */
         availabilityZone?: string;
         subnetId?: string;
+        /** The replacement's primary private IPv4 address. */
+        privateIpAddress?: string;
+        /** What it could not keep of the shelved instance (always its instance id). */
+        notKept?: NotKept[];
       };
     }
   | {

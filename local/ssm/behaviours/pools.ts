@@ -1,6 +1,6 @@
 import { INITIALIZE_DOCUMENT, PERSONALIZE_DOCUMENT } from '../../../functions/pools/documents';
 import { TIMINGS } from '../../../functions/pools/domain/sizing';
-import type { DocumentBehaviour } from '../agent';
+import { type DocumentBehaviour, SYSPREP_GENERALIZED } from '../agent';
 
 export interface PoolBehaviourOptions {
   /** Linux member initialization (agent install, image pulls), seconds; configurable. */
@@ -13,7 +13,8 @@ export interface PoolBehaviourOptions {
 
 /**
  * What the pool documents do on a simulated host: initialization takes the pool's init time and
- * leaves an `initialized` marker; personalization takes seconds and records the host name and
+ * leaves an `initialized` marker (and, for a Windows generalization, the sysprep marker the SSM
+ * simulator reads at the next boot); personalization takes seconds and records the host name and
  * key, so tests can assert which requester's key landed on which server.
  */
 export const createPoolBehaviours = (
@@ -31,6 +32,9 @@ export const createPoolBehaviours = (
       // `packages` is one comma-separated String (functions/pools/documents.ts).
       const packages = (parameters.packages?.[0] ?? '').split(',').filter((pkg) => pkg !== '');
       for (const pkg of packages) host.files.set(`package:${pkg}`, 'installed');
+      // sysprep /generalize: the next boot runs specialize and OOBE, and the agent waits for them.
+      if (platform === 'windows' && parameters.generalize?.[0] === 'true')
+        host.files.set(SYSPREP_GENERALIZED, new Date(clock.now()).toISOString());
       return { status: 'Success', output: `initialized (${platform})` };
     },
     [PERSONALIZE_DOCUMENT]: async ({ host, parameters, clock }) => {

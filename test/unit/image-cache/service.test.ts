@@ -6,7 +6,11 @@ import { MemoryImageCacheStore } from '../../../functions/image-cache/adapters/m
 import type { CacheCommands } from '../../../functions/image-cache/adapters/ssm';
 import { type HostGroupInput, hostGroupSchema, type ImageSpec } from '../../../functions/image-cache/config';
 import { DOCUMENT_NAMES } from '../../../functions/image-cache/documents';
-import { ImageCacheService, STALE_CLAIM_MS } from '../../../functions/image-cache/service';
+import {
+  HOST_AGENT_DEADLINE_MS,
+  ImageCacheService,
+  STALE_CLAIM_MS,
+} from '../../../functions/image-cache/service';
 import { ConflictError, IncorrectStateError } from '../../../functions/shared/errors';
 
 const START = Date.parse('2026-01-10T12:00:00Z');
@@ -181,6 +185,24 @@ describe('ImageCacheService', () => {
 
     expect((await w.store.loadGroup('g')).hosts[0]).toMatchObject({ status: 'joining', initAttempts: 5 });
     expect(dueTimes[3]).toBeGreaterThan(dueTimes[0] ?? 0);
+    expect(w.sent).toEqual([]);
+  });
+
+  it('names a host whose agent never registered after 30 minutes and checks it at the agent retry pace', async () => {
+    const w = world();
+    w.addHost('i-1', false);
+    await w.service.onHostState('i-1', 'running');
+    const joinedAt = (await w.store.loadGroup('g')).hosts[0]?.joinedAt ?? START;
+    while (w.now() - joinedAt <= HOST_AGENT_DEADLINE_MS) {
+      const host = (await w.store.loadGroup('g')).hosts[0];
+      expect(host?.joinProblem).toBeUndefined();
+      w.advance(Math.max(0, (host?.initDueAt ?? 0) - w.now()));
+      await w.service.reconcile('g');
+    }
+
+    const host = (await w.store.loadGroup('g')).hosts[0];
+    expect(host).toMatchObject({ status: 'joining', joinProblem: 'agent-never-registered' });
+    expect((host?.initDueAt ?? 0) - w.now()).toBe(30 * MINUTE);
     expect(w.sent).toEqual([]);
   });
 

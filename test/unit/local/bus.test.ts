@@ -176,7 +176,8 @@ describe('the local EventBridge bus', () => {
       await clock.advanceBy(1_000);
 
       expect(scopes).toHaveLength(1);
-      expect(scopes[0]).toMatchObject({ functionId: 'placement', remaining: 60_000 });
+      // The remaining time counts down from the function's own timeout (placement: 10 s).
+      expect(scopes[0]).toMatchObject({ functionId: 'placement', remaining: 10_000 });
       expect(scopes[0]?.invocationId).toBe(scopes[0]?.requestId);
     });
   });

@@ -10,6 +10,7 @@ import { VirtualClock } from '../../../local/clock';
 import type { SimulatorEvent } from '../../../local/ec2/events';
 import { Ec2Simulator } from '../../../local/ec2/simulator';
 import { FaultInjector } from '../../../local/faults';
+import { InstanceProfiles } from '../../../local/iam/instance-profiles';
 import type { LatencyMode } from '../../../local/latency';
 import { attachSimulator } from '../../../local/sdk-bridge';
 import type { DocumentBehaviour } from '../../../local/ssm/agent';
@@ -40,6 +41,11 @@ export const createCloud = async (
     latency?: LatencyMode;
     documents?: readonly CommandDocument[];
     behaviours?: Readonly<Record<string, DocumentBehaviour>>;
+    /**
+     * Default Host Management Configuration. On by default here, so an SSM test launches instances
+     * whose agents register without a profile; the registration tests turn it off.
+     */
+    defaultHostManagement?: boolean;
   } = {},
 ) => {
   const clock = new VirtualClock();
@@ -49,6 +55,7 @@ export const createCloud = async (
   const faults = new FaultInjector();
   const latency = options.latency ?? 'zero';
   const ec2 = new Ec2Simulator({ clock, region: REGION, accountId: ACCOUNT, emit, faults, latency });
+  const instanceProfiles = new InstanceProfiles(ACCOUNT);
   const ssm = new SsmSimulator({
     clock,
     region: REGION,
@@ -59,6 +66,8 @@ export const createCloud = async (
     latency,
     documents: options.documents ?? [],
     behaviours: options.behaviours ?? {},
+    instanceProfiles,
+    defaultHostManagement: options.defaultHostManagement ?? true,
   });
   const ec2Client = new EC2Client(clientConfig);
   attachSimulator(ec2Client, ec2.dispatch);
@@ -73,6 +82,7 @@ export const createCloud = async (
     clock,
     ec2,
     ssm,
+    instanceProfiles,
     ec2Client,
     ssmClient,
     faults,

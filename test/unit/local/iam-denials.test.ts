@@ -6,13 +6,16 @@ import {
 } from '@aws-sdk/client-ec2';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { FunctionId } from '../../../functions/catalog';
+import { documentNamed, INITIALIZE_DOCUMENT, PERSONALIZE_DOCUMENT } from '../../../functions/pools/documents';
 import { classifyAwsError } from '../../../functions/shared/aws-errors';
+import { deployedDocumentName } from '../../../functions/shared/ssm-document';
 import { invocationScope } from '../../../local/faults';
 import { ec2ResourceState } from '../../../local/iam/ec2-state';
 import { attachIam, LocalIam } from '../../../local/iam/evaluator';
 import { synthesizedRolePolicies } from '../../../local/iam/policy-source';
 import type { IamDeployment, SynthesizedRolePolicies } from '../../../local/iam/policy-template';
-import { ec2Checks, eventsChecks, ssmChecks } from '../../../local/iam/request-context';
+import { ebsKeyUseChecks, ec2Checks, eventsChecks, ssmChecks } from '../../../local/iam/request-context';
+import { EBS_KEY_ACTIONS } from '../../../local/kms/keys';
 import { holdClockWhileSending } from '../../../local/runtime';
 import { attachSimulator } from '../../../local/sdk-bridge';
 import { ACCOUNT, type Cloud, createCloud, launch, REGION } from './ec2-harness';
@@ -87,6 +90,12 @@ const functionClient = (cloud: Cloud, iam: LocalIam, functionId: FunctionId) => 
     cloud.run(() => invocationScope.run(scope, () => call(client)));
 };
 
+const deployedName = (logicalName: string): string => {
+  const document = documentNamed(logicalName);
+  if (!document) throw new Error(`no pool document ${logicalName}`);
+  return deployedDocumentName(document);
+};
+
 describe('local IAM on the synthesized role policies', () => {
   it('lets the pools role terminate a pool member and refuses an instance without warmboot:managed', async () => {
     const { cloud, iam } = await setup();
@@ -132,7 +141,7 @@ describe('local IAM on the synthesized role policies', () => {
   it('denies SendCommand on a member whose pool tags the claim just removed (finding R1)', async () => {
     const { cloud, iam } = await setup();
     const claimed = await member(cloud);
-    const personalize = { DocumentName: 'Warmboot-PoolPersonalize', InstanceIds: [claimed] };
+    const personalize = { DocumentName: deployedName(PERSONALIZE_DOCUMENT), InstanceIds: [claimed] };
 
     await iam.authorize('claim', 'ssm', 'SendCommand', personalize);
     // The hand-over: the member loses its pool tags (functions/claim/service.ts handOver).
@@ -353,7 +362,7 @@ describe('local IAM on the synthesized role policies', () => {
       ),
       ...ssmChecks(
         'SendCommand',
-        { DocumentName: 'Warmboot-PoolInitialize', InstanceIds: [instanceId] },
+        { DocumentName: deployedName(INITIALIZE_DOCUMENT), InstanceIds: [instanceId] },
         env,
         principal,
         state,
@@ -364,6 +373,8 @@ describe('local IAM on the synthesized role policies', () => {
         env,
         principal,
       ),
+      // What EC2 asks KMS as the caller for an encrypted volume (the ebsKmsKeyArns statement).
+      ...ebsKeyUseChecks(env, principal, cloud.ec2.kms.createKey(), EBS_KEY_ACTIONS),
     ].map((check) => check.context);
     const supplied = new Set(
       contexts.flatMap((context) => Object.keys(context).map((key) => key.replace(/\/.*$/, '/*'))),

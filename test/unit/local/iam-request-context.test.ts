@@ -285,6 +285,38 @@ describe('the IAM request context of an EC2 call', () => {
     expect(checks[3]?.context).toMatchObject({ 'ec2:CreateAction': 'CreateSnapshots' });
   });
 
+  it('authorizes DescribeInstanceAttribute on the instance, and AssociateAddress on the address and the instance', () => {
+    const { state } = fleet();
+    const [describe] = ec2Checks(
+      'DescribeInstanceAttribute',
+      { InstanceId: 'i-0000000000000000a', Attribute: 'userData' },
+      ENV,
+      PRINCIPAL,
+      state,
+    );
+    expect(describe).toMatchObject({
+      resource: 'arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a',
+      context: { 'aws:ResourceTag/warmboot:managed': 'true' },
+    });
+
+    const associate = ec2Checks(
+      'AssociateAddress',
+      {
+        AllocationId: 'eipalloc-0000000000000000a',
+        InstanceId: 'i-0000000000000000a',
+        AllowReassociation: false,
+      },
+      ENV,
+      PRINCIPAL,
+      state,
+    );
+    expect(associate.map((check) => [check.action, check.resource])).toEqual([
+      ['ec2:AssociateAddress', 'arn:aws:ec2:us-east-1:123456789012:elastic-ip/eipalloc-0000000000000000a'],
+      ['ec2:AssociateAddress', 'arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a'],
+    ]);
+    expect(associate[1]?.context).toMatchObject({ 'aws:ResourceTag/warmboot:managed': 'true' });
+  });
+
   it('refuses an operation it has no request context for instead of guessing', () => {
     const { state } = fleet();
     expect(() => ec2Checks('ModifyInstancePlacement', {}, ENV, PRINCIPAL, state)).toThrow(

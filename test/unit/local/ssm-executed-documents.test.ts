@@ -2,7 +2,7 @@ import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetCommandInvocationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { describe, expect, it } from 'vitest';
 import { DOCUMENTS, INITIALIZE_DOCUMENT } from '../../../functions/pools/documents';
-import type { CommandDocument } from '../../../functions/shared/ssm-document';
+import { type CommandDocument, deployedDocumentName } from '../../../functions/shared/ssm-document';
 import { createPoolBehaviours } from '../../../local/ssm/behaviours/pools';
 import { type Cloud, createCloud } from './ec2-harness';
 
@@ -39,11 +39,16 @@ const launchOn = async (cloud: Cloud, imageName: string): Promise<string> => {
   return reservation.Instances?.[0]?.InstanceId ?? '';
 };
 
-const initializeOn = async (cloud: Cloud, instanceId: string) => {
-  const sent = await cloud.run(() =>
+const initializeOn = async (
+  cloud: Cloud,
+  instanceId: string,
+  sent: { document: CommandDocument; version?: string } = { document: initialize },
+) => {
+  const command = await cloud.run(() =>
     cloud.ssmClient.send(
       new SendCommandCommand({
-        DocumentName: INITIALIZE_DOCUMENT,
+        DocumentName: deployedDocumentName(sent.document),
+        ...(sent.version ? { DocumentVersion: sent.version } : {}),
         InstanceIds: [instanceId],
         Parameters: {
           platform: ['linux'],
@@ -57,7 +62,10 @@ const initializeOn = async (cloud: Cloud, instanceId: string) => {
   await cloud.settle();
   return cloud.run(() =>
     cloud.ssmClient.send(
-      new GetCommandInvocationCommand({ CommandId: sent.Command?.CommandId ?? '', InstanceId: instanceId }),
+      new GetCommandInvocationCommand({
+        CommandId: command.Command?.CommandId ?? '',
+        InstanceId: instanceId,
+      }),
     ),
   );
 };
@@ -80,10 +88,38 @@ describe('pool documents run for real in the SSM simulator', () => {
     const cloud = await cloudWith(withoutShebang);
     const instanceId = await launchOn(cloud, 'ubuntu-22.04');
 
-    const invocation = await initializeOn(cloud, instanceId);
+    const invocation = await initializeOn(cloud, instanceId, { document: withoutShebang });
 
     expect(invocation).toMatchObject({ Status: 'Failed' });
     expect(invocation.StandardOutputContent).toMatch(/pipefail/);
     expect(cloud.ssm.agent(instanceId).files.get('initialized')).toBeUndefined();
+  });
+
+  it('runs the version warmboot pins, not a newer default someone published outside the stack', async () => {
+    const cloud = await cloudWith(initialize);
+    const instanceId = await launchOn(cloud, 'ubuntu-22.04');
+    const deployedName = deployedDocumentName(initialize);
+    // An edit in the console: UpdateDocument, then UpdateDocumentDefaultVersion to the new one.
+    cloud.ssm.publishDocumentVersion(deployedName, withoutShebang, { makeDefault: true });
+
+    const pinned = await initializeOn(cloud, instanceId, { document: initialize, version: '1' });
+    const byDefault = await initializeOn(cloud, instanceId, { document: initialize });
+
+    expect(pinned).toMatchObject({ Status: 'Success', DocumentName: deployedName, DocumentVersion: '1' });
+    expect(byDefault).toMatchObject({ Status: 'Failed', DocumentVersion: '2' });
+  });
+
+  it('refuses a version that does not exist (InvalidDocumentVersion) or is malformed (ValidationException)', async () => {
+    const cloud = await cloudWith(initialize);
+    const instanceId = await launchOn(cloud, 'amazon-linux-2023');
+
+    await expect(
+      initializeOn(cloud, instanceId, { document: initialize, version: '2' }),
+    ).rejects.toMatchObject({
+      name: 'InvalidDocumentVersion',
+    });
+    await expect(
+      initializeOn(cloud, instanceId, { document: initialize, version: 'latest' }),
+    ).rejects.toMatchObject({ name: 'ValidationException' });
   });
 });

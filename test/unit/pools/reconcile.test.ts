@@ -2,7 +2,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { countsAgainstMax, MEMBER_STATES, type PoolMember } from '../../../functions/pools/domain/lifecycle';
 import {
+  AGENT_FAILURE_HOLD_MS,
+  AGENT_REGISTRATION_DEADLINE_MS,
   CLAIM_TIMEOUT_MS,
+  KEY_FAILURE_HOLD_MS,
+  type ObservedInstance,
   type ReconcileInput,
   reconcilePool,
 } from '../../../functions/pools/domain/reconcile';
@@ -215,6 +219,91 @@ describe('reconcilePool', () => {
       }),
     );
     expect(kinds(actions)).toEqual(['start']);
+  });
+
+  it('launches nothing for a while after EC2 ended a launch for its EBS key, instead of relaunching every reconcile (R4)', () => {
+    const died: ObservedInstance = {
+      ...observedFor(member({ state: 'launching', launchedAt: NOW - 60_000 }), 'terminated'),
+      stateReason: 'Client.InternalError',
+    };
+    const userTerminated = observedFor(member({ launchedAt: NOW - 60_000 }), 'terminated');
+    const launches = (now: number, observed = [died]) =>
+      reconcilePool(input({ observed, now, sizing: { targetSize: 2, runningSize: 0 } })).filter(
+        (action) => action.kind === 'launch',
+      ).length;
+
+    expect(launches(NOW)).toBe(0);
+    expect(launches(NOW - 60_000 + KEY_FAILURE_HOLD_MS)).toBe(2);
+    expect(launches(NOW, [userTerminated])).toBe(2);
+  });
+
+  it('retires a member still joining past its registration deadline as agent-never-registered', () => {
+    const joining = member({
+      state: 'joining',
+      running: true,
+      stateSince: NOW - AGENT_REGISTRATION_DEADLINE_MS.linux - 1,
+    });
+    const recent = member({ state: 'joining', running: true, stateSince: NOW - 60_000 });
+    const actions = reconcilePool(
+      input({
+        members: [joining, recent],
+        observed: [observedFor(joining), observedFor(recent)],
+        sizing: { targetSize: 2, runningSize: 0 },
+      }),
+    );
+
+    expect(actions).toContainEqual({ kind: 'retire', member: joining, reason: 'agent-never-registered' });
+    expect(actions).toContainEqual({ kind: 'initialize', member: recent });
+  });
+
+  it('adopts an instance tagged joining as a joining member', () => {
+    const instance = observedFor(member({ state: 'joining', running: true }));
+    const [adopt] = reconcilePool(input({ observed: [instance], sizing: { targetSize: 1, runningSize: 0 } }));
+    expect(adopt).toMatchObject({ kind: 'adopt', member: { state: 'joining' } });
+  });
+
+  it('after a member was retired as agent-never-registered, keeps one probe on its way until one registers', () => {
+    const retired = observedFor(member({ state: 'retiring', launchedAt: NOW - 11 * 60_000 }), 'terminated', {
+      'warmboot:retired-for': 'agent-never-registered',
+    });
+    const probe = member({
+      state: 'joining',
+      running: true,
+      launchedAt: NOW - 60_000,
+      stateSince: NOW - 60_000,
+    });
+    const registered = member({
+      state: 'initializing',
+      running: true,
+      launchedAt: NOW - 60_000,
+      initCommandId: 'c',
+    });
+    const launches = (members: PoolMember[], now = NOW) =>
+      reconcilePool(
+        input({
+          members,
+          observed: [retired, ...members.map((m) => observedFor(m))],
+          now,
+          sizing: { targetSize: 3, runningSize: 0 },
+        }),
+      ).filter((action) => action.kind === 'launch').length;
+
+    expect(launches([])).toBe(1);
+    expect(launches([probe])).toBe(0);
+    expect(launches([registered])).toBe(2);
+    expect(launches([], NOW - 11 * 60_000 + AGENT_FAILURE_HOLD_MS)).toBe(3);
+  });
+
+  it('does not start again a stopped member whose start EC2 ended for its EBS key (R4)', () => {
+    const refused = member();
+    const actions = reconcilePool(
+      input({
+        members: [refused],
+        observed: [{ ...observedFor(refused, 'stopped'), stateReason: 'Client.InvalidKMSKey.InvalidState' }],
+        sizing: { targetSize: 1, runningSize: 1 },
+      }),
+    );
+    expect(kinds(actions)).toEqual([]);
   });
 
   it('property: members counted against max plus launches never exceed maxSize', () => {

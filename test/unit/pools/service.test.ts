@@ -4,13 +4,17 @@ import { claimServer, resumeClaim } from '../../../functions/claim/service';
 import { MemoryPoolStore } from '../../../functions/pools/adapters/memory-store';
 import { CLAIM_GIVE_UP_MS, CLAIM_LEASE_MS } from '../../../functions/pools/domain/claims';
 import type { PoolMember } from '../../../functions/pools/domain/lifecycle';
+import { AGENT_REGISTRATION_DEADLINE_MS } from '../../../functions/pools/domain/reconcile';
 import {
+  ACTION_RESERVE_MS,
   definePool,
   onInitStatus,
   onInstanceState,
+  POOL_RESERVE_MS,
   reconcileAllPools,
   reconcileOne,
 } from '../../../functions/pools/service';
+import type { Deadline } from '../../../functions/shared/deadline';
 import { ConflictError, ThrottledError } from '../../../functions/shared/errors';
 import { harness } from './fakes';
 import { member, NOW, spec } from './fixtures';
@@ -232,5 +236,152 @@ describe('pools service', () => {
     const abandoned = (await h.store.getClaim('abandoned'))?.instanceId ?? '';
     await reconcileOne(h.pools, 'linux-web', h.clock.now());
     expect(h.ec2.instances.get(abandoned)?.state).toBe('terminated');
+  });
+});
+
+/** An invocation's deadline on the harness clock: `ms` from now. */
+const deadlineIn = (h: ReturnType<typeof harness>, ms: number): Deadline => {
+  const endsAt = h.clock.now() + ms;
+  return { remainingMs: () => endsAt - h.clock.now() };
+};
+
+/** A running member whose agent has not registered (SendCommand answers InvalidInstanceId). */
+const unregistered = async (h: ReturnType<typeof harness>, overrides: Partial<PoolMember> = {}) => {
+  const m = member({ state: 'launching', running: true, stateSince: h.clock.now(), ...overrides });
+  h.ec2.add({ instanceId: m.instanceId, state: 'running', tags: { ...POOL_TAGS } });
+  await h.store.createMember(m);
+  h.ssm.offlineSends = Number.POSITIVE_INFINITY;
+  return m;
+};
+
+describe('pools and a slow or absent SSM agent', () => {
+  it('keeps a member joining while its agent has not registered, and a later reconcile sends the init', async () => {
+    const h = harness();
+    await h.store.putPool(
+      { spec: spec({ minSize: 1, maxSize: 1 }), source: 'operator', status: 'active' },
+      NOW,
+    );
+    const m = await unregistered(h);
+
+    const result = await onInstanceState(h.pools, m.instanceId, 'running', NOW);
+
+    expect(result).toMatchObject({ results: [{ action: 'initialize', ok: true }] });
+    expect(await h.store.findMember(m.instanceId)).toMatchObject({ state: 'joining', stateSince: NOW });
+    expect(h.ec2.instances.get(m.instanceId)?.tags['warmboot:member-state']).toBe('joining');
+    expect(h.ssm.sent).toEqual([]);
+
+    h.ssm.offlineSends = 0;
+    await reconcileOne(h.pools, 'linux-web', h.clock.now());
+
+    expect(await h.store.findMember(m.instanceId)).toMatchObject({
+      state: 'initializing',
+      initCommandId: 'command-1',
+    });
+  });
+
+  it('retires a member whose agent never registered once its platform deadline passed (agent-never-registered)', async () => {
+    const h = harness();
+    await h.store.putPool(
+      { spec: spec({ minSize: 1, maxSize: 1 }), source: 'operator', status: 'active' },
+      NOW,
+    );
+    const m = await unregistered(h);
+    await onInstanceState(h.pools, m.instanceId, 'running', NOW);
+
+    await h.clock.sleep(AGENT_REGISTRATION_DEADLINE_MS.linux - (h.clock.now() - NOW));
+    await reconcileOne(h.pools, 'linux-web', h.clock.now());
+    expect((await h.store.findMember(m.instanceId))?.state).toBe('joining');
+    await h.clock.sleep(1_000);
+    const summary = await reconcileOne(h.pools, 'linux-web', h.clock.now());
+
+    expect(summary.results).toContainEqual({ id: m.instanceId, ok: true, action: 'retire' });
+    expect(await h.store.findMember(m.instanceId)).toMatchObject({
+      state: 'retiring',
+      reason: 'agent-never-registered',
+    });
+    expect(h.ec2.instances.get(m.instanceId)?.state).toBe('terminated');
+  });
+
+  it('gives a Windows member 30 minutes to register, not 10', async () => {
+    const h = harness();
+    const windows = spec({ minSize: 1, maxSize: 1, initialization: { platform: 'windows' } });
+    await h.store.putPool({ spec: windows, source: 'operator', status: 'active' }, NOW);
+    const m = await unregistered(h, { state: 'joining', stateSince: NOW - 20 * 60_000 });
+
+    await reconcileOne(h.pools, 'linux-web', NOW);
+    expect((await h.store.findMember(m.instanceId))?.state).toBe('joining');
+    await h.clock.sleep(AGENT_REGISTRATION_DEADLINE_MS.windows - 20 * 60_000 + 1_000);
+    await reconcileOne(h.pools, 'linux-web', h.clock.now());
+
+    expect(await h.store.findMember(m.instanceId)).toMatchObject({ reason: 'agent-never-registered' });
+  });
+
+  it('the running event waits for the agent no longer than the invocation has left (W7)', async () => {
+    const h = harness();
+    await h.store.putPool(
+      { spec: spec({ minSize: 1, maxSize: 1 }), source: 'operator', status: 'active' },
+      NOW,
+    );
+    const m = await unregistered(h);
+
+    await onInstanceState({ ...h.pools, deadline: deadlineIn(h, 40_000) }, m.instanceId, 'running', NOW);
+
+    expect(h.clock.now() - NOW).toBeLessThanOrEqual(40_000 - ACTION_RESERVE_MS);
+    expect((await h.store.findMember(m.instanceId))?.state).toBe('joining');
+  });
+
+  it('a reconcile waits for a held lease only as long as the invocation allows, then leaves the pool', async () => {
+    const h = harness();
+    await h.store.putPool({ spec: spec(), source: 'operator', status: 'active' }, NOW);
+    await h.store.acquireLease('linux-web', 'someone-else', NOW, NOW + 10 * 60_000);
+
+    const summary = await reconcileOne({ ...h.pools, deadline: deadlineIn(h, 45_000) }, 'linux-web', NOW);
+
+    expect(summary.skipped).toBe('lease held');
+    expect(h.clock.now() - NOW).toBeLessThanOrEqual(45_000 - POOL_RESERVE_MS);
+  });
+
+  it('leaves actions it has no time to start to the next reconcile, and a pool it cannot start', async () => {
+    const h = harness();
+    await h.store.putPool(
+      { spec: spec({ minSize: 3, maxSize: 4 }), source: 'operator', status: 'active' },
+      NOW,
+    );
+    const launched = () => h.ec2.calls.filter((call) => call.startsWith('launch')).length;
+    const shrinking: Deadline = { remainingMs: () => (launched() === 0 ? 60_000 : ACTION_RESERVE_MS - 1) };
+
+    const summary = await reconcileOne({ ...h.pools, deadline: shrinking }, 'linux-web', NOW);
+    expect(summary.results.map((result) => result.action)).toEqual(['launch']);
+    expect(summary.deferred).toBe(2);
+    const none = await reconcileOne(
+      { ...h.pools, deadline: deadlineIn(h, POOL_RESERVE_MS - 1) },
+      'linux-web',
+      NOW,
+    );
+
+    expect(none.skipped).toBe('out of time');
+    expect(launched()).toBe(1);
+    const next = await reconcileOne(h.pools, 'linux-web', h.clock.now());
+    expect(next.results.filter((result) => result.action === 'launch')).toHaveLength(2);
+  });
+
+  it('a claim out of time waiting for personalization answers in-progress and lets the next driver take over', async () => {
+    const h = harness();
+    await h.store.putPool({ spec: spec(), source: 'operator', status: 'active' }, NOW);
+    await h.store.createMember(readyMember(h));
+    h.ssm.results.set('command-1', 'pending');
+
+    const outcome = await claimServer({ ...h.claims, deadline: deadlineIn(h, 60_000) }, 'slow-agent', {
+      pool: 'linux-web',
+      ownerTags: { owner: 'team-a' },
+    });
+
+    expect(outcome).toMatchObject({ status: 'in-progress', requestId: 'slow-agent' });
+    expect(h.clock.now() - NOW).toBeLessThanOrEqual(60_000);
+    const claim = await h.store.getClaim('slow-agent');
+    expect(claim?.leaseUntil).toBeUndefined();
+    expect(claim?.step).toBe('started');
+    h.ssm.results.set('command-1', 'success');
+    expect(await resumeClaim(h.claims, 'slow-agent')).toMatchObject({ status: 'ready' });
   });
 });

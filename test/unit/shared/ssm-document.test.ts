@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   type CommandDocument,
+  deployedDocumentName,
   documentContent,
   invalidDocumentParameter,
+  logicalDocumentName,
 } from '../../../functions/shared/ssm-document';
 
 const fetchDocument: CommandDocument = {
@@ -62,5 +64,31 @@ describe('SSM document parameters', () => {
       allowedPattern: '^(fast|slow)$',
       default: 'fast',
     });
+  });
+});
+
+describe('the name a document is deployed under', () => {
+  it('is the logical name and a digest of the content, the same every time it is computed', () => {
+    const name = deployedDocumentName(fetchDocument);
+
+    expect(name).toMatch(/^Warmboot-Example-[0-9a-f]{10}$/);
+    expect(deployedDocumentName({ ...fetchDocument })).toBe(name);
+    expect(logicalDocumentName(name)).toBe('Warmboot-Example');
+  });
+
+  it("changes when the script changes, so a deployment never runs another deployment's script", () => {
+    const edited: CommandDocument = {
+      ...fetchDocument,
+      mainSteps: [
+        { action: 'aws:runShellScript', name: 'run', inputs: { runCommand: ['echo "{{ image }}"'] } },
+      ],
+    };
+
+    expect(deployedDocumentName(edited)).not.toBe(deployedDocumentName(fetchDocument));
+    expect(logicalDocumentName(deployedDocumentName(edited))).toBe('Warmboot-Example');
+  });
+
+  it('leaves a name without a digest as it is (AWS documents in events)', () => {
+    expect(logicalDocumentName('AWS-RunShellScript')).toBe('AWS-RunShellScript');
   });
 });

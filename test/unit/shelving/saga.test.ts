@@ -828,3 +828,81 @@ describe('finalize', () => {
     ]);
   });
 });
+
+describe('an EBS encryption key EC2 could not use for the role (R4)', () => {
+  const KEY = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+  const refusedByKey = {
+    code: 'Client.InternalError',
+    message: 'Client.InternalError: Client error on launch',
+  };
+  const encrypted = record().volumes.map((retained) =>
+    volume(retained.volumeId, { tags: shelvedTag, encrypted: true, kmsKeyId: KEY }),
+  );
+  const starting = record({
+    step: 'unshelve.start-replacement',
+    stepSince: NOW - 60_000,
+    unshelve: {
+      requestId: 'r',
+      requestedAt: NOW - 300_000,
+      attempt: 0,
+      path: 'fast',
+      replacementInstanceId: REPLACEMENT,
+    },
+  });
+  const stoppedReplacement = (launchTime: number, stateReason?: { code: string; message: string }) => ({
+    ...replacement('stopped', []),
+    launchTime,
+    ...(stateReason ? { stateReason } : {}),
+  });
+
+  it('fails a replacement start EC2 ended for the key, naming the key, instead of starting it every 30 s', () => {
+    const decision = decide(
+      starting,
+      observe({ replacement: stoppedReplacement(NOW - 20_000, refusedByKey), volumeList: encrypted }),
+    );
+
+    expect(decision).toMatchObject({
+      to: 'failed',
+      actions: [],
+      set: { error: { code: 'EncryptionKeyUnusable' } },
+    });
+    expect(decision.set?.error?.message).toContain(`did not start (Client.InternalError`);
+    expect(decision.set?.error?.message).toContain(KEY);
+    expect(decision.facts?.[0]).toMatchObject({ detailType: 'Shelve Failed' });
+  });
+
+  it('still starts a replacement whose key failure is older than the step (a start of an earlier attempt)', () => {
+    const decision = decide(
+      starting,
+      observe({ replacement: stoppedReplacement(NOW - 600_000, refusedByKey), volumeList: encrypted }),
+    );
+
+    expect(decision.actions).toEqual([{ kind: 'start', instanceId: REPLACEMENT }]);
+  });
+
+  it('fails a slow-path replacement that terminated at launch for the key instead of launching another', () => {
+    const slow = record({
+      step: 'unshelve.launch-from-snapshots',
+      unshelve: {
+        requestId: 'r',
+        requestedAt: NOW - 300_000,
+        attempt: 1,
+        path: 'slow',
+        slowLaunchIssuedAt: NOW - 120_000,
+        replacementInstanceId: REPLACEMENT,
+      },
+    });
+    const terminated = instance({
+      instanceId: REPLACEMENT,
+      state: 'terminated',
+      stateReason: {
+        code: 'Client.InvalidKMSKey.InvalidState',
+        message: 'The KMS key provided is in an incorrect state',
+      },
+    });
+
+    const decision = decide(slow, observe({ replacement: terminated }));
+
+    expect(decision).toMatchObject({ to: 'failed', set: { error: { code: 'EncryptionKeyUnusable' } } });
+  });
+});

@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { dynamoPoolStore } from '../../functions/pools/adapters/store';
+import type { EventEnvelope } from '../../local/bus';
+import { LocalCloud } from '../../local/cloud';
+
+const MINUTE = 60_000;
+const SUBNET = 'subnet-0aaaaaaaaaaaaaaa1';
+const POOL = 'legacy-web';
+
+const sample = (path: string) =>
+  JSON.parse(readFileSync(new URL(`../../events/${path}`, import.meta.url), 'utf8')) as EventEnvelope;
+const definePoolEvent = sample('pools/define-pool.json');
+const requestServerEvent = sample('claim/request-server.json');
+
+let cloud: LocalCloud | undefined;
+afterEach(async () => {
+  await cloud?.stop();
+  cloud = undefined;
+});
+
+/**
+ * A resize EC2 refuses for a member (resize-limitations) is the member's problem: the member goes
+ * back to the pool unchanged and the request is answered, never left half-claimed. Here the pool's
+ * AMI has no ENA driver, so EC2 refuses its members on every Nitro type with
+ * InvalidParameterCombination, a code the claim used to treat as a failure of the whole request.
+ */
+describe('a claim whose resize EC2 refuses', () => {
+  it('gives the member back ready and answers the request with the refusal', async () => {
+    const local = await LocalCloud.start({
+      dynamodbEndpoint: inject('dynamodbEndpoint'),
+      functions: ['pools', 'claim'],
+      // The account has Default Host Management Configuration on: the members' agents register (S4).
+      defaultHostManagement: true,
+    });
+    cloud = local;
+    local.ec2.addSubnet({ subnetId: SUBNET, availabilityZone: 'us-east-1a' });
+    const image = local.ec2.registerImage({ name: 'centos-6-web', rootSizeGiB: 8, enaSupport: false });
+    local.putEvent({
+      source: 'warmboot',
+      detailType: definePoolEvent['detail-type'],
+      detail: {
+        pool: {
+          name: POOL,
+          image,
+          instanceType: 't2.large',
+          subnets: [SUBNET],
+          initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
+          minSize: 1,
+          maxSize: 1,
+        },
+      },
+    });
+    await local.settleFor(5 * MINUTE);
+    const store = dynamoPoolStore(local.documents, local.tables.pools);
+    const [member] = await local.run(() => store.listMembers(POOL));
+    expect(member?.state).toBe('ready');
+
+    const answer = (await local.invoke('claim', {
+      ...requestServerEvent,
+      id: 'request-event-resize',
+      time: new Date(local.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      detail: {
+        ...requestServerEvent.detail,
+        requestId: 'req-resize',
+        pool: POOL,
+        instanceType: 'm7i.large',
+        availabilityZone: 'us-east-1a',
+      },
+    })) as { result: { status: string; error?: { code: string; message?: string } } };
+    await local.settleFor(2 * MINUTE);
+
+    // The member was given back; the cold launch EC2 refuses for the same reason ends the request.
+    expect(answer.result).toMatchObject({ status: 'failed', error: { code: 'LaunchRefused' } });
+    expect(answer.result.error?.message).toContain('detail.instanceType');
+    expect(answer.result.error?.message).toContain('ENA');
+    const members = await local.run(() => store.listMembers(POOL));
+    expect(members.map((each) => [each.instanceId, each.state])).toEqual([[member?.instanceId, 'ready']]);
+    expect(local.ec2.instance(member?.instanceId ?? '')).toMatchObject({
+      state: 'stopped',
+      instanceType: 't2.large',
+    });
+  });
+});

@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { dynamoPoolStore } from '../../functions/pools/adapters/store';
+import { documentNamed, INITIALIZE_DOCUMENT } from '../../functions/pools/documents';
+import { type CommandDocument, deployedDocumentName } from '../../functions/shared/ssm-document';
+import type { EventEnvelope } from '../../local/bus';
+import { LocalCloud } from '../../local/cloud';
+
+const MINUTE = 60_000;
+const SUBNET = 'subnet-0aaaaaaaaaaaaaaa1';
+
+const definePoolEvent = JSON.parse(
+  readFileSync(new URL('../../events/pools/define-pool.json', import.meta.url), 'utf8'),
+) as EventEnvelope;
+
+let cloud: LocalCloud | undefined;
+afterEach(async () => {
+  await cloud?.stop();
+  cloud = undefined;
+});
+
+const initialize = documentNamed(INITIALIZE_DOCUMENT) as CommandDocument;
+
+/** What someone with ssm:UpdateDocument could publish: the same parameters, a script that fails. */
+const tampered: CommandDocument = {
+  ...initialize,
+  mainSteps: initialize.mainSteps.map((step) => ({
+    ...step,
+    inputs: { ...(step.inputs as object), runCommand: ['#!/bin/sh', 'echo tampered; exit 7'] },
+  })),
+};
+
+describe('SSM documents are pinned to the deployed version', () => {
+  it('initializes pool members with the deployed script after someone made another version the default', async () => {
+    const local = await LocalCloud.start({
+      dynamodbEndpoint: inject('dynamodbEndpoint'),
+      functions: ['pools'],
+      // The account has Default Host Management Configuration on: the members' agents register (S4).
+      defaultHostManagement: true,
+    });
+    cloud = local;
+    local.ec2.addSubnet({ subnetId: SUBNET, availabilityZone: 'us-east-1a' });
+    const image = local.ec2.registerImage({ name: 'al2023-web', rootSizeGiB: 8 });
+    // UpdateDocument + UpdateDocumentDefaultVersion in the console, outside the stack.
+    local.ssm.publishDocumentVersion(deployedDocumentName(initialize), tampered, { makeDefault: true });
+
+    local.putEvent({
+      source: 'warmboot',
+      detailType: definePoolEvent['detail-type'],
+      detail: {
+        pool: {
+          name: 'pinned',
+          image,
+          instanceType: 'm7i.large',
+          subnets: [SUBNET],
+          initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
+          minSize: 2,
+          maxSize: 2,
+        },
+      },
+    });
+    await local.settleFor(5 * MINUTE);
+
+    const members = await local.run(() =>
+      dynamoPoolStore(local.documents, local.tables.pools).listMembers('pinned'),
+    );
+    expect(members.map((member) => member.state)).toEqual(['ready', 'ready']);
+    const inits = local.ssm
+      .invocations()
+      .filter((invocation) => invocation.documentName === INITIALIZE_DOCUMENT);
+    expect(inits.map((invocation) => [invocation.status, invocation.output.includes('tampered')])).toEqual([
+      ['Success', false],
+      ['Success', false],
+    ]);
+  });
+});
