@@ -79,7 +79,7 @@ export const benchLambdaEnv = (): Record<string, string> => ({
   POWERTOOLS_LOG_LEVEL: 'SILENT',
   POWERTOOLS_METRICS_DISABLED: 'true',
   POWERTOOLS_TRACE_ENABLED: 'false',
-  EVENT_BUS_NAME: 'default',
+  FACTS_BUS_NAME: 'warmboot-facts',
   HOST_GROUPS: JSON.stringify([
     { name: 'bench', cacheBytes: 2 ** 31, cacheDirectory: '/var/cache/warmboot', handler: 'download' },
   ]),

@@ -10,7 +10,18 @@ export interface FunctionSpec {
   /** Stable id: construct id, log group, and the folder `functions/<id>/`. */
   readonly id: FunctionId;
   readonly description: string;
+  /**
+   * One rule per pattern. The bus a rule sits on follows from the pattern's source
+   * (`patternBus`): AWS services on the default bus, operator requests on the request bus,
+   * warmboot's facts on the facts bus. Deployed, every pattern also matches only this account
+   * (`deployedPattern`).
+   */
   readonly patterns: readonly { readonly id: string; readonly pattern: EventPattern }[];
+  /**
+   * The detail-types the function publishes as facts (source `warmboot.fact`, on the facts bus).
+   * Its role may put exactly these, and `Request Rejected` (the shared chain's report), there.
+   */
+  readonly publishes: readonly string[];
   /** Level-triggered reconcile, as an EventBridge schedule expression. */
   readonly schedule?: string;
   /** Also invoked synchronously (RequestResponse) by callers who want the answer. */
@@ -38,12 +49,39 @@ export const SSM_COMMAND_STATUS = 'EC2 Command Invocation Status-change Notifica
 export const ECS_TASK_STATE = 'ECS Task State Change';
 export const FSR_STATE_CHANGE = 'EBS Fast Snapshot Restore State-change Notification';
 export const SCHEDULED_EVENT = 'Scheduled Event';
+/**
+ * The source of operator requests. Only principals the request bus's policy names may put events
+ * with it there (infra/buses.ts); the Lambda console sample events in `events/` carry it.
+ */
 export const WARMBOOT = 'warmboot';
+/**
+ * The source of everything warmboot publishes (facts, and the requests its functions pass each
+ * other), on the facts bus, which only warmboot's own roles may write to.
+ */
+export const WARMBOOT_FACT = 'warmboot.fact';
 /** Every SSM document warmboot deploys has a name starting with this (see infra/documents). */
 export const DOCUMENT_PREFIX = 'Warmboot-';
+/** The shared chain's report of a request that failed validation; every function may publish it. */
+export const REQUEST_REJECTED = 'Request Rejected';
+/**
+ * The alias every EventBridge rule (and schedule) invokes. A function invoked through it is
+ * receiving a rule delivery; invoked any other way (unqualified: the console, `aws lambda
+ * invoke`) it accepts only operator requests (functions/shared/envelope.ts).
+ */
+export const RULE_DELIVERY_ALIAS = 'rules';
+/** Default names of the buses the stack creates (`requestBus.name`, `factsBus.name`). */
+export const DEFAULT_REQUEST_BUS_NAME = 'warmboot-requests';
+export const DEFAULT_FACTS_BUS_NAME = 'warmboot-facts';
 
-const operator = (...detailTypes: string[]): EventPattern => ({
+/** An operator request the function serves: it arrives on the request bus. */
+const request = (...detailTypes: string[]): EventPattern => ({
   source: [WARMBOOT],
+  'detail-type': detailTypes,
+});
+
+/** A fact another warmboot function published that this one acts on: it arrives on the facts bus. */
+const fact = (...detailTypes: string[]): EventPattern => ({
+  source: [WARMBOOT_FACT],
   'detail-type': detailTypes,
 });
 
@@ -65,8 +103,9 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
           detail: { lastStatus: ['RUNNING'] },
         },
       },
-      { id: 'ImageLaunched', pattern: operator('Image Launched') },
+      { id: 'ImageLaunched', pattern: request('Image Launched') },
     ],
+    publishes: ['Popularity Changed'],
     tables: ['popularity', 'idempotency'],
     timeoutSeconds: 30,
     memoryMb: 512,
@@ -75,10 +114,8 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     id: 'imageCache',
     description: 'Plans and applies warm images per host group: pins, warm/evict over SSM, host join/leave',
     patterns: [
-      {
-        id: 'Operator',
-        pattern: operator('Register Image', 'Pin Image', 'Unpin Image', 'Plan Cache', 'Popularity Changed'),
-      },
+      { id: 'Operator', pattern: request('Register Image', 'Pin Image', 'Unpin Image', 'Plan Cache') },
+      { id: 'Facts', pattern: fact('Popularity Changed', 'Plan Cache') },
       {
         id: 'CommandStatus',
         pattern: {
@@ -96,6 +133,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
         },
       },
     ],
+    publishes: ['Image Warmed', 'Image Evicted', 'Image Warm Failed'],
     schedule: 'rate(5 minutes)',
     tables: ['imageCache', 'popularity', 'idempotency'],
     timeoutSeconds: 120,
@@ -106,8 +144,9 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     description: 'Keeps fast snapshot restore on for the AMIs launched most per AZ, within a budget',
     patterns: [
       { id: 'FsrState', pattern: { source: ['aws.ec2'], 'detail-type': [FSR_STATE_CHANGE] } },
-      { id: 'Operator', pattern: operator('Plan Fast Restore') },
+      { id: 'Operator', pattern: request('Plan Fast Restore') },
     ],
+    publishes: ['Fast Restore Changed'],
     schedule: 'rate(15 minutes)',
     tables: ['imageCache', 'popularity', 'idempotency'],
     timeoutSeconds: 120,
@@ -116,7 +155,8 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
   placement: {
     id: 'placement',
     description: 'Advises which warm hosts to place instances on, spread across hosts and AZs',
-    patterns: [{ id: 'Operator', pattern: operator('Advise Placement') }],
+    patterns: [{ id: 'Operator', pattern: request('Advise Placement') }],
+    publishes: ['Placement Advised', 'Plan Cache'],
     synchronous: true,
     tables: ['imageCache', 'idempotency'],
     timeoutSeconds: 10,
@@ -126,7 +166,8 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     id: 'pools',
     description: 'Defines, fills, initializes, sizes and retires prestarted pools',
     patterns: [
-      { id: 'Operator', pattern: operator('Define Pool', 'Drain Pool', 'Reconcile Pools', 'Server Claimed') },
+      { id: 'Operator', pattern: request('Define Pool', 'Drain Pool', 'Reconcile Pools') },
+      { id: 'Facts', pattern: fact('Server Claimed') },
       {
         id: 'MemberState',
         pattern: {
@@ -144,6 +185,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
         },
       },
     ],
+    publishes: ['Request Server', 'Server Request Failed'],
     schedule: 'rate(2 minutes)',
     tables: ['pools', 'popularity', 'idempotency'],
     timeoutSeconds: 120,
@@ -152,7 +194,12 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
   claim: {
     id: 'claim',
     description: 'Hands out a prestarted server: claim, resize, re-own, start, personalize',
-    patterns: [{ id: 'Operator', pattern: operator('Request Server') }],
+    patterns: [
+      { id: 'Operator', pattern: request('Request Server') },
+      // A claim the pools function resumes after its saga was interrupted.
+      { id: 'Facts', pattern: fact('Request Server') },
+    ],
+    publishes: ['Server Ready', 'Server Claimed', 'Server Request Failed'],
     synchronous: true,
     tables: ['pools', 'popularity', 'idempotency'],
     timeoutSeconds: 600,
@@ -164,7 +211,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     patterns: [
       {
         id: 'Operator',
-        pattern: operator(
+        pattern: request(
           'Shelve Instances',
           'Offload Instances',
           'Unshelve Instances',
@@ -180,9 +227,53 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
         },
       },
     ],
+    publishes: ['Instance Shelved', 'Instance Offloaded', 'Instance Unshelved', 'Shelve Failed'],
     schedule: 'rate(1 minute)',
     tables: ['shelves', 'idempotency'],
     timeoutSeconds: 180,
     memoryMb: 1024,
   },
 };
+
+/** Which bus a rule with this pattern sits on. */
+export type BusKind = 'default' | 'requests' | 'facts';
+
+/**
+ * The bus a catalog pattern's rule belongs on, from its sources: AWS services deliver only to the
+ * account's default bus (EventBridge API reference, EventBus: "Your account's default event bus
+ * receives events from AWS services"), operator requests arrive on the request bus and facts on
+ * the facts bus. A pattern mixing them would need two rules, so it is refused.
+ */
+export const patternBus = (pattern: EventPattern): BusKind => {
+  const sources = Array.isArray(pattern.source) ? pattern.source.map(String) : [];
+  if (sources.length > 0 && sources.every((source) => source.startsWith('aws.'))) return 'default';
+  if (sources.length > 0 && sources.every((source) => source === WARMBOOT)) return 'requests';
+  if (sources.length > 0 && sources.every((source) => source === WARMBOOT_FACT)) return 'facts';
+  throw new Error(`event pattern ${JSON.stringify(pattern)} mixes sources of different buses`);
+};
+
+/**
+ * A catalog pattern as it is deployed in `account`: it also matches only events of that account,
+ * so an event another account forwards onto one of the buses never reaches a function (security
+ * review C1/M5; the handlers check it again, functions/shared/envelope.ts).
+ */
+export const deployedPattern = (pattern: EventPattern, account: string): EventPattern => ({
+  ...pattern,
+  account: [account],
+});
+
+/** The detail-types operators may send a function (its request-bus rules); sorted. */
+export const requestTypesOf = (spec: FunctionSpec): string[] =>
+  [
+    ...new Set(
+      spec.patterns
+        .filter(({ pattern }) => patternBus(pattern) === 'requests')
+        .flatMap(({ pattern }) => (Array.isArray(pattern['detail-type']) ? pattern['detail-type'] : []))
+        .map(String),
+    ),
+  ].sort();
+
+/** Every operator request type warmboot serves (what `operators[].requests` may name); sorted. */
+export const REQUEST_TYPES: readonly string[] = [
+  ...new Set(Object.values(FUNCTIONS).flatMap(requestTypesOf)),
+].sort();

@@ -1,12 +1,19 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { z } from 'zod';
-import { FUNCTIONS, type FunctionId } from '../functions/catalog';
+import {
+  DEFAULT_FACTS_BUS_NAME,
+  DEFAULT_REQUEST_BUS_NAME,
+  FUNCTIONS,
+  type FunctionId,
+  REQUEST_TYPES,
+} from '../functions/catalog';
 import { fastRestoreSettingsSchema } from '../functions/fast-restore/config';
 import { hostGroupSchema } from '../functions/image-cache/config';
 import { poolSpecSchema } from '../functions/pools/config';
 import { DOCUMENTS as POOL_DOCUMENTS } from '../functions/pools/documents';
 import { popularitySettingsSchema } from '../functions/popularity/config';
 import { shelvingSettingsSchema } from '../functions/shelving/config';
+import { requestBusPolicy } from './bus-policies';
 
 /** Log retention periods CloudWatch Logs accepts, in days (`RetentionDays.INFINITE` is 9999). */
 export const LOG_RETENTION_DAYS = Object.values(RetentionDays).filter(
@@ -32,6 +39,59 @@ const uniqueNames = <T extends { name: string }>(items: readonly T[], ctx: z.Ref
 };
 
 const poolDocumentNames = new Set(POOL_DOCUMENTS.map((document) => document.name));
+
+/**
+ * An IAM principal a bus policy can name: a role or user ARN, or an account's root (`…:root`,
+ * meaning every principal of that account its own IAM policies allow). A role is named by its ARN
+ * (`arn:aws:iam::<account>:role/<path><name>`), never a session (`sts::…:assumed-role/…`): the
+ * policy matches `aws:PrincipalArn`, which for a session is its role's ARN (IAM User Guide,
+ * "AWS global condition context keys", aws:PrincipalArn).
+ */
+export const OPERATOR_PRINCIPAL =
+  /^arn:aws[a-z-]*:iam::\d{12}:(root|role\/[\w+=,.@/-]{1,512}|user\/[\w+=,.@/-]{1,512})$/;
+
+/**
+ * A custom event bus name (EventBridge API reference, CreateEventBus: `[/\.\-_A-Za-z0-9]+`, at most
+ * 256 characters; a `/` names a partner event bus, which warmboot does not use).
+ */
+export const EVENT_BUS_NAME = /^[A-Za-z0-9._-]{1,256}$/;
+
+const busName = (fallback: string) =>
+  z
+    .string()
+    .regex(
+      EVENT_BUS_NAME,
+      'must be an event bus name: letters, digits, ".", "-", "_", at most 256 characters',
+    )
+    .refine((name) => name !== 'default', {
+      message:
+        'must not be the default bus: every principal allowed PutEvents on it could send requests, and facts would mix with AWS events',
+    })
+    .refine((name) => !name.startsWith('aws.'), { message: 'must not start with "aws." (reserved for AWS)' })
+    .default(fallback);
+
+/** "The permission policy on the event bus cannot exceed 10 KB in size" (AWS::Events::EventBusPolicy). */
+export const EVENT_BUS_POLICY_MAX_BYTES = 10 * 1024;
+
+/** One principal allowed to send requests, and which ones (`*`: every request warmboot serves). */
+export const operatorSchema = z
+  .object({
+    principal: z
+      .string()
+      .regex(
+        OPERATOR_PRINCIPAL,
+        'must be an IAM role or user ARN, or an account root (arn:aws:iam::<account>:root); not a role session',
+      ),
+    requests: z
+      .array(z.enum(['*', ...REQUEST_TYPES] as [string, ...string[]]))
+      .min(1)
+      .refine((requests) => new Set(requests).size === requests.length, { message: 'duplicate request' })
+      .refine((requests) => !requests.includes('*') || requests.length === 1, {
+        message: '"*" stands for every request; list it alone',
+      }),
+  })
+  .strict();
+export type Operator = z.output<typeof operatorSchema>;
 
 /**
  * Everything an operator configures, composed from the capability teams' own schemas so the
@@ -104,8 +164,69 @@ export const warmbootSettingsSchema = z
       .default(90),
     shareableTestEvents: z.enum(SHAREABLE_TEST_EVENTS).default('ensure-registry'),
     reservedConcurrency: z.partialRecord(z.enum(FUNCTION_IDS), z.number().int().min(1).max(1000)).default({}),
+    /**
+     * Who may send which requests. The request bus's policy admits PutEvents only from these
+     * principals, each only with source `warmboot` and the listed detail-types; none (the default)
+     * means nobody can send a request over the bus (Lambda console test events still work: a
+     * console invoke is an IAM-authenticated `lambda:Invoke`).
+     */
+    operators: z
+      .array(operatorSchema)
+      .superRefine((operators, ctx) => {
+        const seen = new Set<string>();
+        operators.forEach((operator, index) => {
+          if (seen.has(operator.principal)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [index, 'principal'],
+              message: `duplicate principal "${operator.principal}": list its requests once`,
+            });
+          }
+          seen.add(operator.principal);
+        });
+      })
+      .default([]),
+    /**
+     * The bus operators send requests to. Created by the stack unless `existing`: then a bus of that
+     * name must already exist in the account and Region, and the stack adds its policy statements
+     * to that bus's policy.
+     */
+    requestBus: z
+      .object({ name: busName(DEFAULT_REQUEST_BUS_NAME), existing: z.boolean().default(false) })
+      .strict()
+      .prefault({}),
+    /** The bus warmboot publishes its facts to; created by the stack, writable only by its roles. */
+    factsBus: z
+      .object({ name: busName(DEFAULT_FACTS_BUS_NAME) })
+      .strict()
+      .prefault({}),
   })
   .strict()
+  .superRefine((settings, ctx) => {
+    // The longest ARN the bus can have: the policy must fit in any Region and partition.
+    const size = JSON.stringify(
+      requestBusPolicy({
+        busArn: `arn:aws-us-gov:events:us-gov-west-1:123456789012:event-bus/${settings.requestBus.name}`,
+        operators: settings.operators,
+        shared: settings.requestBus.existing,
+      }),
+    ).length;
+    if (size > EVENT_BUS_POLICY_MAX_BYTES) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['operators'],
+        message: `the request bus policy would be about ${size} bytes, over EventBridge's 10 KB limit: name fewer principals (an account root covers a whole account)`,
+      });
+    }
+    if (settings.requestBus.name === settings.factsBus.name) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['factsBus', 'name'],
+        message:
+          'must differ from requestBus.name: operators may write to the request bus, only warmboot to the facts bus',
+      });
+    }
+  })
   .superRefine((settings, ctx) => {
     if (settings.ssmDefaultHostManagement) return;
     settings.pools.forEach((pool, index) => {

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Aspects, Duration, type IAspect, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Aspects, Duration, type IAspect, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -13,9 +13,19 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
-import { type FunctionId, type FunctionSpec, WARMBOOT } from '../functions/catalog';
+import {
+  deployedPattern,
+  type FunctionId,
+  type FunctionSpec,
+  patternBus,
+  REQUEST_REJECTED,
+  RULE_DELIVERY_ALIAS,
+  WARMBOOT_FACT,
+} from '../functions/catalog';
+import { FACTS_BUS_ENV } from '../functions/shared/adapters/facts';
 import type { EventPattern } from '../functions/shared/event-pattern';
 import { TABLES, type TableId, tableEnvVar } from '../functions/shared/tables';
+import type { WarmbootBuses } from './buses';
 import type { WarmbootData } from './data';
 
 /** Repository root: entries live at `<root>/functions/<folder>/index.ts`. */
@@ -41,16 +51,6 @@ export const RECOMMENDED_RESERVED_CONCURRENCY: Readonly<Record<FunctionId, numbe
   pools: 5,
   claim: 20,
   shelving: 1,
-};
-
-/** A pattern that matches only events AWS services send (every source it names is `aws.*`). */
-export const isAwsServicePattern = (pattern: EventPattern): boolean => {
-  const sources = pattern.source;
-  return (
-    Array.isArray(sources) &&
-    sources.length > 0 &&
-    sources.every((source) => String(source).startsWith('aws.'))
-  );
 };
 
 /** Lambda rejects environments over 4 KB (sum of keys and values). */
@@ -79,8 +79,11 @@ export interface WarmbootFunctionProps {
   readonly spec: FunctionSpec;
   /** The tables; the function gets `<TABLE>_TABLE` for every table its catalog entry lists. */
   readonly data: WarmbootData;
-  /** The bus the rules listen on and the function publishes to (`EVENT_BUS_NAME`). */
-  readonly eventBus: events.IEventBus;
+  /**
+   * The default, request and facts buses: each rule goes on the bus of its pattern's source
+   * (`patternBus`); the function publishes to the facts bus (`FACTS_BUS_NAME`).
+   */
+  readonly buses: WarmbootBuses;
   /**
    * Settings variables, each serialized as JSON (`POPULARITY_SETTINGS`, `HOST_GROUPS`, …).
    * @default - none
@@ -116,11 +119,16 @@ export class WarmbootFunction extends Construct {
    * (rule target DLQ) or the function failed after its async retries (Lambda DLQ).
    */
   readonly deadLetterQueue: sqs.Queue;
+  /**
+   * What every rule and schedule invokes: the function through its `rules` alias, so the handler
+   * can tell a rule delivery from a direct invoke (functions/shared/envelope.ts).
+   */
+  readonly ruleAlias: lambda.Alias;
   readonly rules: readonly events.Rule[];
   readonly alarms: readonly cloudwatch.Alarm[];
 
   private readonly data: WarmbootData;
-  private readonly eventBus: events.IEventBus;
+  private readonly buses: WarmbootBuses;
   private readonly reasons = new Map<string, string>();
   private readonly tableAccess = new Map<TableId, TableAccess>();
 
@@ -130,7 +138,7 @@ export class WarmbootFunction extends Construct {
     // Timeout and memory come from the catalog, which the local bus enforces too.
     this.spec = spec;
     this.data = props.data;
-    this.eventBus = props.eventBus;
+    this.buses = props.buses;
 
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
@@ -170,6 +178,9 @@ export class WarmbootFunction extends Construct {
       maxEventAge: Duration.hours(1),
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: path.join(PROJECT_ROOT, 'package-lock.json'),
+      // The rule alias points at the version of each deploy; the one it pointed at before is
+      // deleted once the alias moved, instead of piling up against the code storage quota.
+      currentVersionOptions: { removalPolicy: RemovalPolicy.DESTROY },
       bundling: localBundling(),
     });
 
@@ -180,7 +191,15 @@ export class WarmbootFunction extends Construct {
         'tested on it; moving runtimes is a deliberate, tested change, not a side effect of a CDK or cdk-nag bump',
     });
     this.grantTable('idempotency', 'readWrite');
-    this.rules = this.createRules(spec, props.eventBus);
+    this.ruleAlias = new lambda.Alias(this, 'RuleAlias', {
+      aliasName: RULE_DELIVERY_ALIAS,
+      version: this.function.currentVersion,
+      description: 'What the EventBridge rules and schedules invoke; a direct invoke uses the function',
+      // Async invoke config is per qualifier: the rules' deliveries get the same as the function.
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(1),
+    });
+    this.rules = this.createRules(spec);
     this.alarms = this.createAlarms(props.alarmTopic);
 
     Aspects.of(this).add(new AcknowledgeJustifiedWildcards(this));
@@ -215,18 +234,26 @@ export class WarmbootFunction extends Construct {
     });
   }
 
-  /** PutEvents on the bus, only with source `warmboot` (warmboot's facts and requests to itself). */
+  /**
+   * PutEvents on the facts bus only, only with source `warmboot.fact` and only the detail-types
+   * the catalog says the function publishes (plus `Request Rejected`, the shared chain's answer
+   * to an invalid request): the read-only placement role cannot emit `Delete Shelved Record`.
+   */
   grantPublish(): void {
-    this.allow('PublishWarmbootEvents', 'warmboot facts on the bus', {
+    this.allow('PublishWarmbootFacts', 'warmboot facts on the facts bus', {
       actions: ['events:PutEvents'],
-      resources: [this.eventBus.eventBusArn],
-      // events:source is multivalued (Service Authorization Reference: ArrayOfString, one value
-      // per entry), and a multivalued key matches only under a set operator (IAM User Guide,
-      // "Single-valued vs. multivalued context keys"): plain StringEquals never matches it. Null
-      // keeps a request without the key from satisfying ForAllValues vacuously.
+      resources: [this.buses.factsBusArn],
+      // events:source and events:detail-type are multivalued (Service Authorization Reference:
+      // ArrayOfString, one value per entry), and a multivalued key matches only under a set
+      // operator (IAM User Guide, "Single-valued vs. multivalued context keys"): plain
+      // StringEquals never matches it. Null keeps a request without the key from satisfying
+      // ForAllValues vacuously.
       conditions: {
-        'ForAllValues:StringEquals': { 'events:source': [WARMBOOT] },
-        Null: { 'events:source': 'false' },
+        'ForAllValues:StringEquals': {
+          'events:source': [WARMBOOT_FACT],
+          'events:detail-type': [...new Set([...this.spec.publishes, REQUEST_REJECTED])].sort(),
+        },
+        Null: { 'events:source': 'false', 'events:detail-type': 'false' },
       },
     });
   }
@@ -246,7 +273,7 @@ export class WarmbootFunction extends Construct {
     for (const table of new Set<TableId>([...props.spec.tables, 'idempotency'])) {
       environment[tableEnvVar(table)] = props.data.table(table).tableName;
     }
-    environment.EVENT_BUS_NAME = props.eventBus.eventBusName;
+    environment[FACTS_BUS_ENV] = props.buses.factsBus.eventBusName;
     for (const [name, value] of Object.entries(props.settings ?? {})) {
       environment[name] = JSON.stringify(value);
     }
@@ -264,24 +291,24 @@ export class WarmbootFunction extends Construct {
     return environment;
   }
 
-  private createRules(spec: FunctionSpec, eventBus: events.IEventBus): events.Rule[] {
+  private createRules(spec: FunctionSpec): events.Rule[] {
     const target = () =>
-      new targets.LambdaFunction(this.function, {
+      new targets.LambdaFunction(this.ruleAlias, {
         deadLetterQueue: this.deadLetterQueue,
         retryAttempts: 8,
         maxEventAge: Duration.hours(2),
       });
     // AWS services deliver their events only to the account's default bus (EventBridge API
     // reference, EventBus: "Your account's default event bus receives events from AWS services"),
-    // so a rule for aws.* events on a dedicated bus would never fire; warmboot's own requests and
-    // facts stay on the bus the deployment chose.
-    const defaultBus = events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
+    // so their rules stay there; operator requests are ruled on the request bus and facts on the
+    // facts bus. Every pattern also matches only this account's events.
+    const account = Stack.of(this).account;
     const rules = spec.patterns.map(
       ({ id, pattern }) =>
         new events.Rule(this, id, {
-          eventBus: isAwsServicePattern(pattern) ? defaultBus : eventBus,
+          eventBus: this.buses.bus(patternBus(pattern)),
           description: `warmboot ${spec.id}: ${id}`,
-          eventPattern: toCdkEventPattern(pattern),
+          eventPattern: toCdkEventPattern(deployedPattern(pattern, account)),
           targets: [target()],
         }),
     );

@@ -35,6 +35,9 @@ export class WarmbootStack extends Stack {
       logRetention: settings.logRetentionDays as RetentionDays,
       shareableTestEvents: settings.shareableTestEvents,
       reservedConcurrency: settings.reservedConcurrency,
+      operators: settings.operators,
+      requestBus: settings.requestBus,
+      factsBus: settings.factsBus,
       ...(settings.alarmEmail ? { alarmEmail: settings.alarmEmail } : {}),
     });
   }

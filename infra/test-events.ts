@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Aws, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as eventschemas from 'aws-cdk-lib/aws-eventschemas';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -134,14 +134,19 @@ export class ShareableTestEvents extends Construct {
     const ensured = props.registry === 'ensure-registry' ? this.ensureRegistry() : undefined;
     const schemas: eventschemas.CfnSchema[] = [];
     for (const fn of props.functions) {
-      const mine = samplesFor(fn, samples);
+      // Each function refuses an event of another account or Region (functions/shared/envelope.ts),
+      // so the registered events carry the deployment's own, resolved by CloudFormation.
+      const mine = samplesFor(fn, samples).map((sample) => ({
+        ...sample,
+        event: { ...sample.event, account: Aws.ACCOUNT_ID, region: Aws.REGION },
+      }));
       if (mine.length === 0) continue;
       const schema = new eventschemas.CfnSchema(this, fn.node.id, {
         registryName: TEST_EVENT_REGISTRY,
         schemaName: `_${fn.function.functionName}-schema`,
         type: 'OpenApi3',
         description: `Shareable test events of warmboot ${fn.spec.id}`,
-        content: JSON.stringify(testEventSchemaContent(mine)),
+        content: Stack.of(this).toJsonString(testEventSchemaContent(mine)),
       });
       if (ensured) schema.node.addDependency(ensured);
       schemas.push(schema);

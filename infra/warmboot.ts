@@ -1,6 +1,5 @@
 import * as path from 'node:path';
 import { Stack } from 'aws-cdk-lib';
-import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
@@ -10,10 +9,12 @@ import { Construct } from 'constructs';
 import type { FunctionId } from '../functions/catalog';
 import type { HostGroupInput } from '../functions/image-cache/config';
 import type { PoolSpecInput } from '../functions/pools/config';
+import { WarmbootBuses } from './buses';
 import { ImageCacheCapability } from './capabilities/image-cache';
 import { PoolsCapability } from './capabilities/pools';
 import { ShelvingCapability } from './capabilities/shelving';
 import {
+  type Operator,
   parseWarmbootSettings,
   type ShareableTestEvents as TestEventsMode,
   type WarmbootSettingsInput,
@@ -89,12 +90,22 @@ export interface WarmbootProps {
    */
   readonly reservedConcurrency?: Readonly<Partial<Record<FunctionId, number>>>;
   /**
-   * The bus the operator requests arrive on and warmboot publishes its facts to. The rules for
-   * AWS service events (EC2, SSM, ECS) stay on the default bus whatever this is, since AWS
-   * services deliver only there.
-   * @default - the account's default event bus
+   * Who may send which requests over the request bus: each principal (a role or user ARN, or an
+   * account root) with the request detail-types it may send, or `['*']` for all.
+   * @default - none: nobody can send requests over the bus (console test events still work)
    */
-  readonly eventBus?: events.IEventBus;
+  readonly operators?: readonly Operator[];
+  /**
+   * The bus operators send requests to. `existing: true` uses a bus of that name that already
+   * exists in the account and Region and adds warmboot's policy statements to it.
+   * @default - a bus named `warmboot-requests`, created by the stack
+   */
+  readonly requestBus?: WarmbootSettingsInput['requestBus'];
+  /**
+   * The bus warmboot publishes its facts to, created by the stack; only warmboot's roles may write.
+   * @default - `{ name: 'warmboot-facts' }`
+   */
+  readonly factsBus?: WarmbootSettingsInput['factsBus'];
   /**
    * Directory of sample events (full EventBridge envelopes) for the shareable test events.
    * @default - `events/` at the repository root
@@ -116,6 +127,7 @@ export class Warmboot extends Construct {
   readonly imageCache: ImageCacheCapability;
   readonly pools: PoolsCapability;
   readonly shelving: ShelvingCapability;
+  readonly buses: WarmbootBuses;
   readonly functions: readonly WarmbootFunction[];
   readonly dashboard: WarmbootDashboard;
   readonly alarmTopic?: sns.Topic;
@@ -138,17 +150,24 @@ export class Warmboot extends Construct {
         ...(props.logRetention !== undefined ? { logRetentionDays: props.logRetention } : {}),
         ...(props.shareableTestEvents ? { shareableTestEvents: props.shareableTestEvents } : {}),
         ...(props.reservedConcurrency ? { reservedConcurrency: props.reservedConcurrency } : {}),
+        ...(props.operators ? { operators: props.operators } : {}),
+        ...(props.requestBus ? { requestBus: props.requestBus } : {}),
+        ...(props.factsBus ? { factsBus: props.factsBus } : {}),
       },
       'props',
     );
-    const eventBus = props.eventBus ?? events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
+    this.buses = new WarmbootBuses(this, 'Buses', {
+      operators: settings.operators,
+      requestBus: settings.requestBus,
+      factsBusName: settings.factsBus.name,
+    });
 
     this.data = new WarmbootData(this, 'Data', { deletionProtection: settings.deletionProtection });
     this.alarmTopic = settings.alarmEmail ? this.createAlarmTopic(settings.alarmEmail) : undefined;
 
     const common = {
       data: this.data,
-      eventBus,
+      buses: this.buses,
       logRetention: settings.logRetentionDays as logs.RetentionDays,
       reservedConcurrency: settings.reservedConcurrency,
       ebsKmsKeyArns: settings.ebsKmsKeyArns,
@@ -179,6 +198,7 @@ export class Warmboot extends Construct {
       this.pools.claim,
       this.shelving.shelving,
     ];
+    this.buses.restrictFactsTo(this.functions.map((fn) => fn.role));
     for (const fn of this.functions) {
       const missing = fn.missingTableGrants();
       if (missing.length > 0)

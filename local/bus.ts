@@ -1,5 +1,15 @@
 import type { Context } from 'aws-lambda';
-import { FUNCTIONS, type FunctionId, SCHEDULED_EVENT } from '../functions/catalog';
+import {
+  type BusKind,
+  DEFAULT_FACTS_BUS_NAME,
+  DEFAULT_REQUEST_BUS_NAME,
+  deployedPattern,
+  FUNCTIONS,
+  type FunctionId,
+  patternBus,
+  RULE_DELIVERY_ALIAS,
+  SCHEDULED_EVENT,
+} from '../functions/catalog';
 import { errorMessage } from '../functions/shared/errors';
 import { matchesPattern } from '../functions/shared/event-pattern';
 import type { VirtualClock } from './clock';
@@ -126,6 +136,8 @@ export interface LocalEventBusOptions {
   readonly maxEventAgeMs?: number;
   /** Put → target invocation. EventBridge typically delivers within about half a second. */
   readonly deliveryLatencyMs?: number;
+  /** The names of warmboot's request and facts buses (default: the stack's defaults). */
+  readonly busNames?: { readonly requests?: string; readonly facts?: string };
 }
 
 /**
@@ -220,10 +232,14 @@ const schedulePeriodMs = (expression: string): number => {
 };
 
 /**
- * The local EventBridge default bus plus Lambda's asynchronous invocation of each rule's target.
- * Routing uses the catalog's patterns (the same objects the CDK rules deploy), delivery and
- * retries happen on the virtual clock, and event faults model what EventBridge's at-least-once
- * delivery allows: lost, duplicated, late and reordered events.
+ * The local EventBridge buses — the account's default bus, where AWS services deliver, and
+ * warmboot's request and facts buses — plus Lambda's asynchronous invocation of each rule's
+ * target. An event put on a bus reaches only the rules on that bus (EventBridge user guide,
+ * "Event buses": a rule matches events on the bus it is associated with). Routing uses the
+ * catalog's patterns as deployed (the same objects the CDK rules deploy, each on the bus of its
+ * source and pinned to this account), every delivery invokes the function through its rule
+ * alias, delivery and retries happen on the virtual clock, and event faults model what
+ * EventBridge's at-least-once delivery allows: lost, duplicated, late and reordered events.
  */
 export class LocalEventBus {
   readonly #clock: VirtualClock;
@@ -238,7 +254,9 @@ export class LocalEventBus {
   readonly #targets = new Map<FunctionId, FunctionDeployment>();
   readonly #stats = new Map<FunctionId, FunctionStats>();
   readonly #deadLetters = new Map<FunctionId, DeadLetter[]>();
-  readonly #eventListeners = new Set<(event: EventEnvelope) => void>();
+  readonly #eventListeners = new Set<(event: EventEnvelope, bus: string) => void>();
+  /** Bus name → which of warmboot's rules sit on it. */
+  readonly #buses: ReadonlyMap<string, BusKind>;
   readonly #invocationListeners = new Set<(record: InvocationRecord) => void>();
   #rules: ActiveRule[] = [];
   #scheduleGeneration = 0;
@@ -252,6 +270,32 @@ export class LocalEventBus {
     this.#latencyMs = options.deliveryLatencyMs ?? DEFAULT_DELIVERY_LATENCY_MS;
     this.#reservedConcurrency = options.reservedConcurrency ?? {};
     this.#maxEventAgeMs = options.maxEventAgeMs ?? DEFAULT_MAX_EVENT_AGE_MS;
+    this.#buses = new Map<string, BusKind>([
+      ['default', 'default'],
+      [options.busNames?.requests ?? DEFAULT_REQUEST_BUS_NAME, 'requests'],
+      [options.busNames?.facts ?? DEFAULT_FACTS_BUS_NAME, 'facts'],
+    ]);
+  }
+
+  /** The name of the bus of this kind. */
+  busName(kind: BusKind): string {
+    for (const [name, candidate] of this.#buses) if (candidate === kind) return name;
+    throw new Error(`no ${kind} bus`);
+  }
+
+  /**
+   * The bus a PutEvents `EventBusName` names (a name or an event-bus ARN of this account and
+   * Region; absent: the default bus), or undefined when no such bus exists.
+   */
+  resolveBus(nameOrArn: string | undefined): string | undefined {
+    if (nameOrArn === undefined) return 'default';
+    const prefix = `arn:aws:events:${this.#region}:${this.#accountId}:event-bus/`;
+    const name = nameOrArn.startsWith('arn:')
+      ? nameOrArn.startsWith(prefix)
+        ? nameOrArn.slice(prefix.length)
+        : undefined
+      : nameOrArn;
+    return name !== undefined && this.#buses.has(name) ? name : undefined;
   }
 
   /**
@@ -267,8 +311,15 @@ export class LocalEventBus {
     this.#targets.set(functionId, { newEnvironment, environments: [], waiting: [] });
   }
 
-  /** Puts an event on the bus and schedules its delivery to every function whose rule matches. */
-  put(event: BusEvent): EventEnvelope {
+  /**
+   * Puts an event on a bus (default: the default bus, where AWS services deliver) and schedules
+   * its delivery to every function with a matching rule on that bus. No authorization happens
+   * here: this is AWS delivering, or a PutEvents the caller already passed (local/cloud.ts,
+   * local/events-simulator.ts).
+   */
+  put(event: BusEvent, bus = 'default'): EventEnvelope {
+    const kind = this.#buses.get(bus);
+    if (kind === undefined) throw new Error(`Event bus ${bus} does not exist.`);
     const envelope: EventEnvelope = {
       version: '0',
       id: this.#ids.uuid(),
@@ -280,18 +331,21 @@ export class LocalEventBus {
       resources: [...(event.resources ?? [])],
       detail: event.detail,
     };
-    for (const listener of this.#eventListeners) listener(envelope);
+    for (const listener of this.#eventListeners) listener(envelope, bus);
     for (const functionId of this.#targets.keys()) {
       // One delivery per matching rule, as EventBridge does for separate rules with the same target.
       for (const { pattern } of FUNCTIONS[functionId].patterns) {
-        if (matchesPattern(envelope, pattern)) this.#deliver({ functionId, event: envelope });
+        if (patternBus(pattern) !== kind) continue;
+        if (matchesPattern(envelope, deployedPattern(pattern, this.#accountId))) {
+          this.#deliver({ functionId, event: envelope });
+        }
       }
     }
     return envelope;
   }
 
-  /** Watches every event put on the bus (before routing and faults). Returns an unsubscribe. */
-  onEvent(listener: (event: EventEnvelope) => void): () => void {
+  /** Watches every event put on any bus (before routing and faults). Returns an unsubscribe. */
+  onEvent(listener: (event: EventEnvelope, bus: string) => void): () => void {
     this.#eventListeners.add(listener);
     return () => this.#eventListeners.delete(listener);
   }
@@ -505,6 +559,8 @@ export class LocalEventBus {
       region: this.#region,
       accountId: this.#accountId,
       timeoutMs: timeoutSeconds * 1000,
+      // Every rule and schedule targets the function's rule alias (infra/function.ts).
+      qualifier: RULE_DELIVERY_ALIAS,
     });
     let timedOut = false;
     let cancelTimeout = (): void => undefined;

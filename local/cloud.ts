@@ -4,9 +4,12 @@ import { fileURLToPath } from 'node:url';
 import type { LogLevel } from '@aws-lambda-powertools/logger/types';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { FUNCTIONS, type FunctionId } from '../functions/catalog';
+import { FUNCTIONS, type FunctionId, RULE_DELIVERY_ALIAS } from '../functions/catalog';
+import { FACTS_BUS_ENV } from '../functions/shared/adapters/facts';
 import type { Runtime } from '../functions/shared/runtime';
 import type { CommandDocument } from '../functions/shared/ssm-document';
+import { factsBusPolicy, requestBusPolicy } from '../infra/bus-policies';
+import type { Operator } from '../infra/config';
 import { type EventEnvelope, LocalEventBus } from './bus';
 import { CallJournal } from './call-journal';
 import { VirtualClock } from './clock';
@@ -25,7 +28,7 @@ import { checkEntry, createEventsSimulator, entrySize, PUT_EVENTS_MAX_BYTES } fr
 import { FaultInjector, HandlerKilledError, invocationScope } from './faults';
 import { type FunctionHandler, functionFolder, type HandlerFactory, loadHandlerFactory } from './functions';
 import { ec2ResourceState } from './iam/ec2-state';
-import { ebsKeyAuthorizer, LocalIam } from './iam/evaluator';
+import { ebsKeyAuthorizer, LocalIam, type OutsideCaller } from './iam/evaluator';
 import { InstanceProfiles } from './iam/instance-profiles';
 import { synthesizedRolePolicies } from './iam/policy-source';
 import { KmsKeys } from './kms/keys';
@@ -33,6 +36,7 @@ import { lambdaContext } from './lambda-context';
 import type { LatencyMode } from './latency';
 import type { EmfSink } from './metrics';
 import { ClockTrackedHttpHandler, createLocalRuntime, holdClockWhileSending } from './runtime';
+import { SimulatedAwsError } from './sdk-bridge';
 import type { DocumentBehaviour } from './ssm/agent';
 import { SsmSimulator } from './ssm/simulator';
 
@@ -88,6 +92,20 @@ export interface LocalCloudOptions {
    * role carries AmazonSSMManagedInstanceCore (local/ssm/registration.ts).
    */
   readonly defaultHostManagement?: boolean;
+  /**
+   * Who may send which requests over the request bus (the deployment's `operators`). Default: one
+   * operator role, `role/warmboot-operator` of the cloud's account, allowed every request; it is
+   * who `putEvent` acts as unless told otherwise. `[]` is the stack's default: nobody.
+   */
+  readonly operators?: readonly Operator[];
+}
+
+/** Options of one PutEvents call made from outside warmboot. */
+export interface PutEventOptions {
+  /** Who calls, with its own IAM policies (default: the cloud's operator role, with none). */
+  readonly as?: OutsideCaller;
+  /** The bus, by name or ARN (default: the request bus). */
+  readonly bus?: string;
 }
 
 export interface PutEventInput {
@@ -98,6 +116,9 @@ export interface PutEventInput {
 }
 
 const DEFAULT_REGION = 'us-east-1';
+/** The role the local cloud's default operator acts as (`operators` default). */
+export const localOperatorArn = (accountId: string): string =>
+  `arn:aws:iam::${accountId}:role/warmboot-operator`;
 /** The placeholder account id AWS uses in its documentation. */
 const DEFAULT_ACCOUNT_ID = '123456789012';
 
@@ -181,6 +202,8 @@ export class LocalCloud {
   readonly iam: LocalIam;
   /** Every destructive EC2 call with its caller and the resource as it was, and who-manages-what writes. */
   readonly calls: CallJournal;
+  /** Who `putEvent` acts as by default: the deployment's first operator (none: the account root). */
+  readonly operator: OutsideCaller;
   readonly #runtimes: ReadonlyMap<FunctionId, Runtime>;
   readonly #handlers: ReadonlyMap<FunctionId, FunctionHandler>;
   /** The client under `documents`; also creates and drops the tables. */
@@ -205,6 +228,7 @@ export class LocalCloud {
     metrics: EmfSink;
     iam: LocalIam;
     calls: CallJournal;
+    operator: OutsideCaller;
     runtimes: ReadonlyMap<FunctionId, Runtime>;
     handlers: ReadonlyMap<FunctionId, FunctionHandler>;
     ownDynamodb: DynamoDbLocal | undefined;
@@ -225,6 +249,7 @@ export class LocalCloud {
     this.metrics = parts.metrics;
     this.iam = parts.iam;
     this.calls = parts.calls;
+    this.operator = parts.operator;
     this.#runtimes = parts.runtimes;
     this.#handlers = parts.handlers;
     this.#ownDynamodb = parts.ownDynamodb;
@@ -312,6 +337,24 @@ export class LocalCloud {
       defaultHostManagement: options.defaultHostManagement ?? false,
     });
     const simulators = { ec2: ec2.dispatch, ssm: ssm.dispatch, events: createEventsSimulator(bus, faults) };
+    // The buses' policies, as the stack attaches them (infra/buses.ts).
+    const operators = options.operators ?? [{ principal: localOperatorArn(accountId), requests: ['*'] }];
+    const busArn = (name: string) => `arn:aws:events:${region}:${accountId}:event-bus/${name}`;
+    const busPolicies = new Map<string, Readonly<Record<string, unknown>>>([
+      [
+        bus.busName('requests'),
+        requestBusPolicy({ busArn: busArn(bus.busName('requests')), operators, shared: false }),
+      ],
+      [
+        bus.busName('facts'),
+        factsBusPolicy({
+          busArn: busArn(bus.busName('facts')),
+          writerRoleArns: (Object.keys(FUNCTIONS) as FunctionId[]).map(
+            (functionId) => `arn:aws:iam::${accountId}:role/warmboot-${functionId}-role`,
+          ),
+        }),
+      ],
+    ]);
     // The tables whose records say who manages what: shelve records and pool members.
     const calls = new CallJournal({ ec2, clock, tables: [tables.shelves, tables.pools] });
     const iam = new LocalIam({
@@ -328,6 +371,7 @@ export class LocalCloud {
         ebsKmsKeyArns: options.iam?.ebsKmsKeyArns ?? [],
       },
       ec2: ec2ResourceState(ec2),
+      busPolicies,
     });
     kms.authorizeWith(ebsKeyAuthorizer(iam));
 
@@ -351,7 +395,7 @@ export class LocalCloud {
           simulators,
           dynamodbEndpoint,
           tables,
-          settings: options.settings ?? {},
+          settings: { [FACTS_BUS_ENV]: bus.busName('facts'), ...(options.settings ?? {}) },
           latency,
           metricsSink: metrics,
           ...(options.logLevel ? { logLevel: options.logLevel } : {}),
@@ -392,6 +436,7 @@ export class LocalCloud {
       metrics,
       iam,
       calls,
+      operator: { principalArn: operators[0]?.principal ?? `arn:aws:iam::${accountId}:root` },
       runtimes,
       handlers,
       ownDynamodb,
@@ -407,10 +452,25 @@ export class LocalCloud {
   }
 
   /**
-   * A synchronous (RequestResponse) invocation through the function's full middy chain. As in
-   * Lambda there is no retry: a failure, or a handler killed by fault injection, throws.
+   * A synchronous (RequestResponse) invocation of the function itself, unqualified, through its
+   * full middy chain: what the Lambda console's test event and `aws lambda invoke` do. As in
+   * Lambda there is no retry: a failure, or a handler killed by fault injection, throws. Such a
+   * direct invoke may carry only operator requests (functions/shared/envelope.ts).
    */
   async invoke(functionId: FunctionId, event: unknown): Promise<unknown> {
+    return this.#invokeSync(functionId, event, undefined);
+  }
+
+  /**
+   * Invokes the function as a rule does, through its rule alias, and waits for the answer: an
+   * EventBridge delivery (an AWS event, a schedule, a fact) handed over now instead of after the
+   * bus's latency, for a test that must act on its outcome. No retry.
+   */
+  async deliverByRule(functionId: FunctionId, event: unknown): Promise<unknown> {
+    return this.#invokeSync(functionId, event, RULE_DELIVERY_ALIAS);
+  }
+
+  async #invokeSync(functionId: FunctionId, event: unknown, qualifier: string | undefined): Promise<unknown> {
     const handler = this.#handlers.get(functionId);
     if (!handler) throw new Error(`${functionId} is not deployed in this LocalCloud (options.functions)`);
     const invocationId = this.#ids.uuid();
@@ -422,6 +482,7 @@ export class LocalCloud {
       region: this.region,
       accountId: this.accountId,
       timeoutMs: FUNCTIONS[functionId].timeoutSeconds * 1000,
+      ...(qualifier ? { qualifier } : {}),
     });
     return this.run(async () => {
       const result = await invocationScope.run(scope, () => handler(event, context));
@@ -430,19 +491,34 @@ export class LocalCloud {
     });
   }
 
-  /** PutEvents of one entry, validated like EventBridge; returns the event as targets receive it. */
-  putEvent(event: PutEventInput): EventEnvelope {
+  /**
+   * PutEvents of one entry by a principal outside warmboot (default: the cloud's operator, on
+   * the request bus), validated like EventBridge and authorized like it: the caller's own
+   * policies and the bus's policy (infra/bus-policies.ts). A denied call throws
+   * AccessDeniedException and puts nothing. Returns the event as targets receive it.
+   */
+  async putEvent(event: PutEventInput, options: PutEventOptions = {}): Promise<EventEnvelope> {
     const entry = {
       Source: event.source,
       DetailType: event.detailType,
       Detail: JSON.stringify(event.detail),
       Resources: event.resources ?? [],
+      EventBusName: options.bus ?? this.bus.busName('requests'),
     };
     if (entrySize(entry) > PUT_EVENTS_MAX_BYTES)
       throw new Error(`event is over ${PUT_EVENTS_MAX_BYTES} bytes`);
-    const checked = checkEntry(entry);
-    if (!checked.ok) throw new Error(`PutEvents refused the event: ${checked.code}: ${checked.message}`);
-    return this.bus.put(checked.event);
+    const checked = checkEntry(entry, (name) => this.bus.resolveBus(name));
+    if (!checked.ok) {
+      throw new SimulatedAwsError(
+        checked.code,
+        `PutEvents refused the event: ${checked.code}: ${checked.message}`,
+      );
+    }
+    // Virtual time holds still while the policies are evaluated (iam-data reads files).
+    await this.clock.trackIo(() =>
+      this.iam.authorizeCaller(options.as ?? this.operator, 'PutEvents', { Entries: [entry] }),
+    );
+    return this.bus.put(checked.event, checked.bus);
   }
 
   /** Runs `task` to completion, moving virtual time whenever everything waits. */

@@ -16,17 +16,24 @@ export interface PutEventsEntry {
 }
 
 export type EntryCheck =
-  | { readonly ok: true; readonly event: BusEvent }
-  | { readonly ok: false; readonly code: 'InvalidArgument' | 'MalformedDetail'; readonly message: string };
-
-const isDefaultBus = (name: string | undefined): boolean =>
-  name === undefined || name === 'default' || name.endsWith(':event-bus/default');
+  | { readonly ok: true; readonly event: BusEvent; readonly bus: string }
+  | {
+      readonly ok: false;
+      readonly code: 'InvalidArgument' | 'MalformedDetail' | 'NotAuthorizedForSourceException';
+      readonly message: string;
+    };
 
 /**
  * One PutEvents entry checked as EventBridge checks it (API reference, PutEventsResultEntry):
- * Source, DetailType and Detail are required, and Detail must be a JSON object.
+ * Source, DetailType and Detail are required, Detail must be a JSON object, the bus must exist,
+ * and nobody but AWS may publish with an `aws.` source (NotAuthorizedForSourceException: "You do
+ * not have permissions to publish events with this source onto this event bus"). `resolveBus`
+ * names the bus an `EventBusName` (name or ARN) means, or undefined when there is none.
  */
-export const checkEntry = (entry: PutEventsEntry): EntryCheck => {
+export const checkEntry = (
+  entry: PutEventsEntry,
+  resolveBus: (nameOrArn: string | undefined) => string | undefined,
+): EntryCheck => {
   for (const field of ['Source', 'DetailType', 'Detail'] as const) {
     if (typeof entry[field] !== 'string' || entry[field].length === 0) {
       return {
@@ -36,8 +43,16 @@ export const checkEntry = (entry: PutEventsEntry): EntryCheck => {
       };
     }
   }
-  if (!isDefaultBus(entry.EventBusName)) {
+  const bus = resolveBus(entry.EventBusName);
+  if (bus === undefined) {
     return { ok: false, code: 'InvalidArgument', message: `Event bus ${entry.EventBusName} does not exist.` };
+  }
+  if ((entry.Source as string).startsWith('aws.')) {
+    return {
+      ok: false,
+      code: 'NotAuthorizedForSourceException',
+      message: 'Not authorized for the source.',
+    };
   }
   let detail: unknown;
   try {
@@ -50,6 +65,7 @@ export const checkEntry = (entry: PutEventsEntry): EntryCheck => {
   }
   return {
     ok: true,
+    bus,
     event: {
       source: entry.Source as string,
       detailType: entry.DetailType as string,
@@ -74,7 +90,8 @@ export const entrySize = (entry: PutEventsEntry): number => {
 };
 
 /**
- * The EventBridge API under the SDK's EventBridgeClient: PutEvents onto the local bus. Entries
+ * The EventBridge API under the SDK's EventBridgeClient: PutEvents onto the local buses (the
+ * caller's IAM, and the bus's policy, were evaluated before: local/iam/evaluator.ts). Entries
  * fail one by one (the response says which), the request as a whole only for too many entries
  * or too many bytes, as in EventBridge.
  */
@@ -102,9 +119,9 @@ export const createEventsSimulator = (bus: LocalEventBus, faults: FaultInjector)
       );
     }
     const results = entries.map((entry) => {
-      const checked = checkEntry(entry);
+      const checked = checkEntry(entry, (name) => bus.resolveBus(name));
       if (!checked.ok) return { ErrorCode: checked.code, ErrorMessage: checked.message };
-      const envelope: EventEnvelope = bus.put(checked.event);
+      const envelope: EventEnvelope = bus.put(checked.event, checked.bus);
       return { EventId: envelope.id };
     });
     return { FailedEntryCount: results.filter((result) => 'ErrorCode' in result).length, Entries: results };

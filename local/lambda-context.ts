@@ -9,6 +9,11 @@ export interface LambdaContextOptions {
   readonly accountId: string;
   /** The function's timeout; `getRemainingTimeInMillis` counts down from it on `clock`. */
   readonly timeoutMs?: number;
+  /**
+   * The alias the function was invoked through: the bus invokes the rule alias, as every deployed
+   * rule does; a direct invoke (the console, `aws lambda invoke`) names the unqualified function.
+   */
+  readonly qualifier?: string;
 }
 
 /** Lambda's default for functions deployed by the stack. */
@@ -26,7 +31,9 @@ export const lambdaContext = (options: LambdaContextOptions): Context => {
     callbackWaitsForEmptyEventLoop: true,
     functionName,
     functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:${options.region}:${options.accountId}:function:${functionName}`,
+    invokedFunctionArn: `arn:aws:lambda:${options.region}:${options.accountId}:function:${functionName}${
+      options.qualifier ? `:${options.qualifier}` : ''
+    }`,
     memoryLimitInMB: '512',
     awsRequestId: options.requestId,
     logGroupName: `/aws/lambda/${functionName}`,

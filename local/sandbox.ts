@@ -16,7 +16,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_TRACE_FILE, dataDir, loadImageSizes, loadTrace, sampledSize } from '../bench/trace';
-import { FUNCTIONS, type FunctionId, WARMBOOT } from '../functions/catalog';
+import { FUNCTIONS, type FunctionId, WARMBOOT, WARMBOOT_FACT } from '../functions/catalog';
 import { decayedValue, decayParameters, eraOf, launchWeight } from '../functions/popularity/domain/decay';
 import { IMAGE_LAUNCHED } from '../functions/popularity/schemas';
 import { LocalCloud } from './cloud';
@@ -69,7 +69,7 @@ const observe = (
   const events: Observed[] = [];
   const wanted = new Set(detailTypes);
   const stop = cloud.bus.onEvent((event) => {
-    if (event.source === WARMBOOT && wanted.has(event['detail-type'])) {
+    if ((event.source === WARMBOOT || event.source === WARMBOOT_FACT) && wanted.has(event['detail-type'])) {
       events.push({ atMs: cloud.clock.now(), detailType: event['detail-type'], detail: event.detail });
     }
   });
@@ -146,13 +146,14 @@ async function imagesStage(endpoint: string, progress: VirtualProgress) {
       const at = startedAt + 10 * MINUTE + (request.timeS - firstS) * 1000;
       const image = refOf(request.image);
       const availabilityZone = zones[index % zones.length] as string;
+      // The clock holds still while each PutEvents is authorized, so both land at `at`.
       cloud.clock.at(at, () => {
-        cloud.putEvent({
+        void cloud.putEvent({
           source: WARMBOOT,
           detailType: IMAGE_LAUNCHED,
           detail: { image, hostGroup: HOST_GROUP.name, availabilityZone },
         });
-        cloud.putEvent({
+        void cloud.putEvent({
           source: WARMBOOT,
           detailType: 'Advise Placement',
           detail: { imageId: image, count: 1, hostGroup: HOST_GROUP.name },

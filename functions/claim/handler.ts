@@ -1,8 +1,8 @@
-import { WARMBOOT } from '../catalog';
+import { WARMBOOT, WARMBOOT_FACT } from '../catalog';
 import { sdkPoolEc2, sdkPoolSsm } from '../pools/adapters/ec2';
 import { dynamoPoolStore } from '../pools/adapters/store';
 import { claimConfigSchema } from '../pools/config';
-import { eventBridgeFacts } from '../shared/adapters/facts';
+import { factPublisher } from '../shared/adapters/facts';
 import { loadConfig } from '../shared/config';
 import { InvocationDeadline } from '../shared/deadline';
 import { EventRegistry, route } from '../shared/event-registry';
@@ -24,17 +24,20 @@ export const createClaimHandler = (runtime: Runtime) => {
     store: dynamoPoolStore(runtime.clients.documents, config.POOLS_TABLE),
     ec2: sdkPoolEc2(runtime.clients.ec2),
     ssm: sdkPoolSsm(runtime.clients.ssm),
-    facts: eventBridgeFacts(runtime.clients.events),
+    facts: factPublisher(runtime),
     clock: runtime.clock,
     metrics: runtime.metrics,
     deadline,
   };
+  const serve = async ({ id, detail }: { id: string; detail: unknown }) => {
+    const parsed = parseRequestServer(detail);
+    if (parsed.kind === 'resume') return resumeClaim(deps, parsed.requestId);
+    return claimServer(deps, parsed.request.requestId ?? id, parsed.request);
+  };
   const registry = new EventRegistry([
-    route(WARMBOOT, 'Request Server', requestServerDetail, async ({ id, detail }) => {
-      const parsed = parseRequestServer(detail);
-      if (parsed.kind === 'resume') return resumeClaim(deps, parsed.requestId);
-      return claimServer(deps, parsed.request.requestId ?? id, parsed.request);
-    }),
+    route(WARMBOOT, 'Request Server', requestServerDetail, serve),
+    // The pools function resumes a claim whose saga was interrupted.
+    route(WARMBOOT_FACT, 'Request Server', requestServerDetail, serve),
   ]);
   return createLambdaHandler(registry, runtime, { deadline });
 };

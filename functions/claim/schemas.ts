@@ -87,7 +87,7 @@ export const serverRequestSchema = z
   });
 export type ServerRequest = z.infer<typeof serverRequestSchema>;
 
-/** `warmboot` / Request Server with `resume`: the pools function finished a claim's cold launch. */
+/** Request Server with `resume`: the pools function (`warmboot.fact`) finished a claim's cold launch. */
 export const resumeClaimSchema = z.object({ requestId: requestIdSchema, resume: z.literal(true) });
 
 /** The route's envelope check; `parseRequestServer` then applies the schema that fits, naming fields. */

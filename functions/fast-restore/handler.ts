@@ -3,7 +3,7 @@ import { FSR_STATE_CHANGE, SCHEDULED_EVENT, WARMBOOT } from '../catalog';
 import { DynamoPopularityStore } from '../popularity/adapters/dynamodb-popularity-store';
 import { loadPopularityConfig } from '../popularity/config';
 import { decayParameters } from '../popularity/domain/decay';
-import { eventBridgeFacts } from '../shared/adapters/facts';
+import { factPublisher } from '../shared/adapters/facts';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { Runtime } from '../shared/runtime';
@@ -71,7 +71,7 @@ export const fastRestoreDependencies = (runtime: Runtime): FastRestoreDependenci
       sleep: (ms) => runtime.clock.sleep(ms),
       random: runtime.random,
     }),
-    facts: eventBridgeFacts(runtime.clients.events),
+    facts: factPublisher(runtime),
     metrics: {
       // EMF has no currency unit: USD per hour goes out unit-less, its name says what it is.
       gauge: (name, value) =>

@@ -6,7 +6,7 @@ export const planFastRestoreSchema = z.strictObject({
   dryRun: z.boolean().default(false),
 });
 
-/** Published after a round changed something (`warmboot` / `Fast Restore Changed`). */
+/** Published after a round changed something (`warmboot.fact` / `Fast Restore Changed`). */
 export const FAST_RESTORE_CHANGED = 'Fast Restore Changed';
 
 export const AMI_ID_PATTERN = '^ami-[0-9a-f]{8,17}$';

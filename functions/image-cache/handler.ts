@@ -1,11 +1,11 @@
-import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS, WARMBOOT } from '../catalog';
+import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS, WARMBOOT, WARMBOOT_FACT } from '../catalog';
 import { DynamoPopularityStore } from '../popularity/adapters/dynamodb-popularity-store';
 import { loadPopularityConfig } from '../popularity/config';
 import { decayParameters } from '../popularity/domain/decay';
-import { eventBridgeFacts } from '../shared/adapters/facts';
+import { factPublisher } from '../shared/adapters/facts';
 import { InvocationDeadline } from '../shared/deadline';
 import { errorMessage, WarmbootError } from '../shared/errors';
-import { EventRegistry, route } from '../shared/event-registry';
+import { EventRegistry, type ParsedEvent, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { Runtime } from '../shared/runtime';
 import { logicalDocumentName } from '../shared/ssm-document';
@@ -16,6 +16,7 @@ import { DynamoImageCacheStore } from './adapters/store';
 import { loadImageCacheConfig } from './config';
 import {
   ec2InstanceStateChangeDetail,
+  type PlanCacheDetail,
   pinImageDetail,
   planCacheDetail,
   popularityChangedDetail,
@@ -54,8 +55,16 @@ const perGroup = async (
   return results;
 };
 
-export const imageCacheRegistry = (service: ImageCacheService, groupNames: readonly string[]) =>
-  new EventRegistry<unknown>([
+export const imageCacheRegistry = (service: ImageCacheService, groupNames: readonly string[]) => {
+  const planCache = async (event: ParsedEvent<PlanCacheDetail>): Promise<PlanSummary | GroupResult[]> => {
+    const requested = (event.detail.warm ?? []).flatMap((warm) =>
+      warm.instanceIds.map((instanceId) => ({ instanceId, imageId: warm.imageId })),
+    );
+    return event.detail.hostGroup
+      ? service.plan(event.detail.hostGroup, requested)
+      : perGroup(groupNames, (group) => service.plan(group));
+  };
+  return new EventRegistry<unknown>([
     route(WARMBOOT, 'Register Image', registerImageDetail, (event) =>
       service.registerImage(event.detail.image),
     ),
@@ -65,15 +74,10 @@ export const imageCacheRegistry = (service: ImageCacheService, groupNames: reado
     route(WARMBOOT, 'Unpin Image', unpinImageDetail, (event) =>
       service.unpin(event.detail.hostGroup, event.detail.imageId),
     ),
-    route(WARMBOOT, 'Plan Cache', planCacheDetail, async (event): Promise<PlanSummary | GroupResult[]> => {
-      const requested = (event.detail.warm ?? []).flatMap((warm) =>
-        warm.instanceIds.map((instanceId) => ({ instanceId, imageId: warm.imageId })),
-      );
-      return event.detail.hostGroup
-        ? service.plan(event.detail.hostGroup, requested)
-        : perGroup(groupNames, (group) => service.plan(group));
-    }),
-    route(WARMBOOT, 'Popularity Changed', popularityChangedDetail, (event) => {
+    route(WARMBOOT, 'Plan Cache', planCacheDetail, planCache),
+    // Placement asks for a plan when it found no warm host for an image.
+    route(WARMBOOT_FACT, 'Plan Cache', planCacheDetail, planCache),
+    route(WARMBOOT_FACT, 'Popularity Changed', popularityChangedDetail, (event) => {
       const { scope } = event.detail;
       const groups =
         scope.kind === 'hostGroup' ? groupNames.filter((name) => name === scope.hostGroup) : groupNames;
@@ -94,6 +98,7 @@ export const imageCacheRegistry = (service: ImageCacheService, groupNames: reado
       perGroup(groupNames, (group) => service.reconcile(group)),
     ),
   ]);
+};
 
 /** The composition root: production adapters over the runtime's clients. */
 export const imageCacheDependencies = (runtime: Runtime): ImageCacheDependencies => {
@@ -119,7 +124,7 @@ export const imageCacheDependencies = (runtime: Runtime): ImageCacheDependencies
         random: runtime.random,
       }),
     ),
-    facts: eventBridgeFacts(runtime.clients.events),
+    facts: factPublisher(runtime),
     clock: runtime.clock,
     random: runtime.random,
     logger: runtime.logger,

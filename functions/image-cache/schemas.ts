@@ -28,7 +28,10 @@ export const pinImageDetail = z.strictObject({
 
 export const unpinImageDetail = z.strictObject({ hostGroup: hostGroupNameSchema, imageId: imageIdSchema });
 
-/** `warmboot` / Plan Cache: plan one group (or all) now; `warm` carries placement's explicit requests. */
+/**
+ * Plan Cache: plan one group (or all) now; an operator request (`warmboot`) or placement's fact
+ * (`warmboot.fact`), whose `warm` carries its explicit requests.
+ */
 export const planCacheDetail = z.strictObject({
   hostGroup: hostGroupNameSchema.optional(),
   warm: z
@@ -36,6 +39,7 @@ export const planCacheDetail = z.strictObject({
     .max(50)
     .optional(),
 });
+export type PlanCacheDetail = z.infer<typeof planCacheDetail>;
 
-/** `warmboot` / Popularity Changed: the popularity function's own schema of its fact. */
+/** `warmboot.fact` / Popularity Changed: the popularity function's own schema of its fact. */
 export { popularityChangedSchema as popularityChangedDetail } from '../popularity/schemas';

@@ -1,7 +1,7 @@
 import { WARMBOOT } from '../catalog';
 import { DynamoImageCacheStore, type ImageCacheStore } from '../image-cache/adapters/store';
 import { type HostGroup, loadImageCacheConfig } from '../image-cache/config';
-import { eventBridgeFacts, type FactPublisher } from '../shared/adapters/facts';
+import { type FactPublisher, factPublisher } from '../shared/adapters/facts';
 import type { Clock } from '../shared/clock';
 import { NotFoundError } from '../shared/errors';
 import { EventRegistry, route } from '../shared/event-registry';
@@ -82,7 +82,7 @@ export const placementDependencies = (runtime: Runtime): PlacementDependencies =
   return {
     groups: config.HOST_GROUPS,
     store: new DynamoImageCacheStore(runtime.clients.documents, config.IMAGE_CACHE_TABLE),
-    facts: eventBridgeFacts(runtime.clients.events),
+    facts: factPublisher(runtime),
     clock: runtime.clock,
   };
 };

@@ -1,6 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS, WARMBOOT } from '../catalog';
-import { eventBridgeFacts } from '../shared/adapters/facts';
+import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS, WARMBOOT, WARMBOOT_FACT } from '../catalog';
+import { factPublisher } from '../shared/adapters/facts';
 import { loadConfig } from '../shared/config';
 import { InvocationDeadline } from '../shared/deadline';
 import { EventRegistry, route } from '../shared/event-registry';
@@ -39,7 +39,7 @@ export const createPoolsHandler = (runtime: Runtime) => {
     store: dynamoPoolStore(runtime.clients.documents, config.POOLS_TABLE),
     ec2: sdkPoolEc2(runtime.clients.ec2),
     ssm: sdkPoolSsm(runtime.clients.ssm),
-    facts: eventBridgeFacts(runtime.clients.events),
+    facts: factPublisher(runtime),
     clock: runtime.clock,
     random: runtime.random,
     deadline,
@@ -65,7 +65,7 @@ export const createPoolsHandler = (runtime: Runtime) => {
       detail.pool ? [await reconcileOne(deps, detail.pool, now())] : reconcileAll(),
     ),
     route('aws.events', SCHEDULED_EVENT, scheduledEventDetail, () => reconcileAll()),
-    route(WARMBOOT, 'Server Claimed', serverClaimedDetail, ({ detail }) =>
+    route(WARMBOOT_FACT, 'Server Claimed', serverClaimedDetail, ({ detail }) =>
       reconcileOne(deps, detail.pool, now()),
     ),
     route('aws.ec2', EC2_STATE_CHANGE, ec2InstanceStateChangeDetail, ({ detail }) =>

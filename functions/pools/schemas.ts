@@ -28,5 +28,5 @@ export const definePoolDetail = z.object({
 export const drainPoolDetail = z.object({ pool: poolNameSchema });
 /** `warmboot` / Reconcile Pools: reconcile one pool now, or all of them. */
 export const reconcilePoolsDetail = z.object({ pool: poolNameSchema.optional() });
-/** `warmboot` / Server Claimed: a claim took a member; refill at once. */
+/** `warmboot.fact` / Server Claimed: a claim took a member; refill at once. */
 export const serverClaimedDetail = z.looseObject({ pool: poolNameSchema });

@@ -1,7 +1,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { MetricUnit as MetricUnitValue } from '@aws-lambda-powertools/metrics/types';
 import { EC2_STATE_CHANGE, ECS_TASK_STATE, WARMBOOT } from '../catalog';
-import { eventBridgeFacts } from '../shared/adapters/facts';
+import { factPublisher } from '../shared/adapters/facts';
 import { EventRegistry, type ParsedEvent, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { Runtime } from '../shared/runtime';
@@ -121,7 +121,7 @@ export const popularityDependencies = (runtime: Runtime): PopularityDependencies
       random: runtime.random,
     }),
     markers: new DynamoChangeMarkers({ client: runtime.clients.dynamodb, tableName: popularityTable }),
-    facts: eventBridgeFacts(runtime.clients.events),
+    facts: factPublisher(runtime),
     instances: new CachedInstanceDirectory(
       ec2InstanceDirectory(runtime.clients.ec2),
       settings.instanceCacheSize,

@@ -48,7 +48,7 @@ const scopeSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('hostGroup'), hostGroup: hostGroupSchema }),
 ]);
 
-/** The fact popularity publishes (`warmboot` / `Popularity Changed`); the cache planner parses it. */
+/** The fact popularity publishes (`warmboot.fact` / `Popularity Changed`); the cache planner parses it. */
 export const popularityChangedSchema = z.strictObject({
   image: imageIdSchema,
   scope: scopeSchema,

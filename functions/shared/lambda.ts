@@ -7,8 +7,10 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { eventBridgeFacts, WARMBOOT_SOURCE } from './adapters/facts';
+import { REQUEST_REJECTED, WARMBOOT } from '../catalog';
+import { type FactPublisher, factPublisher } from './adapters/facts';
 import type { InvocationDeadline } from './deadline';
+import { checkEnvelope, type EnvelopeRefusal } from './envelope';
 import type { DispatchResult, EventRegistry } from './event-registry';
 import type { Runtime } from './runtime';
 
@@ -24,17 +26,22 @@ export interface LambdaOptions {
 }
 
 /**
- * The middy + Powertools chain every warmboot function shares: logger with the event id as
- * correlation id, EMF metrics, tracing, idempotency on the event id, then the parser registry.
- * Rejected input is logged, counted and, for operator requests, reported back as a
- * `Request Rejected` fact; it is never retried.
+ * The middy + Powertools chain every warmboot function shares: first the envelope check (an
+ * event of another account or Region, or a direct invoke that is not an operator request this
+ * function serves, is refused before anything else runs: functions/shared/envelope.ts), then
+ * logger with the event id as correlation id, EMF metrics, tracing, idempotency on the event id,
+ * then the parser registry. Rejected input is logged, counted and, for operator requests,
+ * reported back as a `Request Rejected` fact; it is never retried.
  */
 export const createLambdaHandler = <R>(
   registry: EventRegistry<R>,
   runtime: Runtime,
   options: LambdaOptions = {},
 ): LambdaHandler<R> => {
-  const facts = eventBridgeFacts(runtime.clients.events);
+  const facts = factPublisher(runtime);
+  const requestTypes = new Set(
+    registry.accepted.filter(({ source }) => source === WARMBOOT).map(({ detailType }) => detailType),
+  );
   const dispatch = async (event: unknown, context?: Context): Promise<DispatchResult<R>> => {
     options.deadline?.begin(context);
     const outcome = await registry.dispatch(event);
@@ -69,21 +76,45 @@ export const createLambdaHandler = <R>(
       }),
     );
   }
-  return chain as unknown as LambdaHandler<R>;
+  const handled = chain as unknown as LambdaHandler<R>;
+  return async (event, context) => {
+    const refusal = checkEnvelope(event, context?.invokedFunctionArn, requestTypes);
+    if (!refusal) return handled(event, context);
+    logRefusal(runtime, event, refusal);
+    return refusal;
+  };
 };
 
+/**
+ * A refused envelope is logged and counted here, outside the chain: nothing of the chain ran for
+ * it (no idempotency record, no trace segment), so the metric is flushed on its own.
+ */
+const logRefusal = (runtime: Runtime, event: unknown, refusal: EnvelopeRefusal): void => {
+  const envelope = (typeof event === 'object' && event !== null ? event : {}) as Record<string, unknown>;
+  runtime.logger.warn('event refused', {
+    error: refusal.error,
+    eventId: envelope.id,
+    source: envelope.source,
+    detailType: envelope['detail-type'],
+    account: envelope.account,
+    region: envelope.region,
+  });
+  runtime.metrics.singleMetric().addMetric('RefusedEvents', MetricUnit.Count, 1);
+};
+
+/** Only an operator request is answered with a fact: facts between warmboot's functions are not. */
 const reportRejection = async (
   event: unknown,
   error: { code: string; field?: string; message: string },
-  facts: ReturnType<typeof eventBridgeFacts>,
+  facts: FactPublisher,
 ): Promise<void> => {
   if (typeof event !== 'object' || event === null) return;
   const { source, id } = event as { source?: unknown; id?: unknown };
   const detailType = (event as Record<string, unknown>)['detail-type'];
-  if (source !== WARMBOOT_SOURCE || detailType === 'Request Rejected') return;
+  if (source !== WARMBOOT) return;
   await facts.publish([
     {
-      detailType: 'Request Rejected',
+      detailType: REQUEST_REJECTED,
       detail: { requestId: typeof id === 'string' ? id : null, requestType: detailType ?? null, error },
     },
   ]);

@@ -1,6 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT, WARMBOOT } from '../catalog';
-import { eventBridgeFacts } from '../shared/adapters/facts';
+import { factPublisher } from '../shared/adapters/facts';
 import { ValidationError } from '../shared/errors';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
@@ -115,7 +115,7 @@ export const shelvingDependencies = (runtime: Runtime): ShelvingDeps => {
   return {
     ec2: sdkShelvingEc2(runtime.clients.ec2, new Pacer(), runtime.clock),
     store: dynamoShelfStore(runtime.clients.documents, config.tableName),
-    facts: eventBridgeFacts(runtime.clients.events),
+    facts: factPublisher(runtime),
     clock: runtime.clock,
     settings: config.settings,
     onFact: recordFactMetrics(runtime),

@@ -1,5 +1,4 @@
 import { Stack } from 'aws-cdk-lib';
-import type * as events from 'aws-cdk-lib/aws-events';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
@@ -14,6 +13,7 @@ import {
   deployedDocumentName,
   documentContent,
 } from '../../functions/shared/ssm-document';
+import type { WarmbootBuses } from '../buses';
 import type { WarmbootData } from '../data';
 import { WarmbootFunction } from '../function';
 import { ec2AccountlessArns, ec2Arns, ssmDocumentArn, ssmParameterArn } from '../iam';
@@ -22,8 +22,8 @@ import { ec2AccountlessArns, ec2Arns, ssmDocumentArn, ssmParameterArn } from '..
 export interface CapabilityProps {
   /** The tables (WarmbootData). */
   readonly data: WarmbootData;
-  /** The bus the rules listen on and the functions publish to. */
-  readonly eventBus: events.IEventBus;
+  /** The default, request and facts buses the functions' rules sit on and their facts go to. */
+  readonly buses: WarmbootBuses;
   /** @default logs.RetentionDays.THREE_MONTHS */
   readonly logRetention?: logs.RetentionDays;
   /** Per-function reserved concurrency. @default - none */
@@ -46,7 +46,7 @@ export const createFunction = (
   new WarmbootFunction(scope, pascalCase(id), {
     spec: FUNCTIONS[id],
     data: props.data,
-    eventBus: props.eventBus,
+    buses: props.buses,
     settings,
     ...(props.logRetention !== undefined ? { logRetention: props.logRetention } : {}),
     ...(props.reservedConcurrency?.[id] !== undefined

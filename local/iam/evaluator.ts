@@ -55,6 +55,15 @@ export interface IamStats {
   readonly denials: Readonly<Partial<Record<FunctionId, Readonly<Record<string, number>>>>>;
 }
 
+/**
+ * A principal outside warmboot calling AWS (an operator, a CI role, another account): its ARN (a
+ * role, user or account root; a role acts through a session of it) and its own IAM policies.
+ */
+export interface OutsideCaller {
+  readonly principalArn: string;
+  readonly identityPolicies?: readonly RolePolicyDocument[];
+}
+
 export interface Decision {
   readonly allowed: boolean;
   readonly explicit: boolean;
@@ -72,6 +81,8 @@ export class LocalIam {
   readonly #deployment: IamDeployment;
   readonly #env: AwsEnvironment;
   readonly #ec2: Ec2ResourceState;
+  /** Event bus name → its resource policy (buses without one are absent). */
+  readonly #busPolicies: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
   readonly #policies = new Map<FunctionId, RolePolicyDocument[]>();
   readonly #decisions = new Map<string, Decision>();
   readonly #denials: IamDenial[] = [];
@@ -82,6 +93,8 @@ export class LocalIam {
     synthesized: SynthesizedRolePolicies;
     deployment: IamDeployment;
     ec2: Ec2ResourceState;
+    /** The resource policies of the deployment's event buses, by bus name (infra/bus-policies.ts). */
+    busPolicies?: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
   }) {
     this.#synthesized = options.synthesized;
     this.#deployment = options.deployment;
@@ -91,6 +104,7 @@ export class LocalIam {
       accountId: options.deployment.accountId,
     };
     this.#ec2 = options.ec2;
+    this.#busPolicies = options.busPolicies ?? new Map();
   }
 
   /** The role's policy documents in this deployment (tokens resolved to the local names). */
@@ -117,7 +131,7 @@ export class LocalIam {
       case 'ssm':
         return ssmChecks(operation, input, this.#env, principal, this.#ec2);
       case 'events':
-        return eventsChecks(operation, input, this.#env, principal);
+        return eventsChecks(operation, input, this.#env, principal, (bus) => this.#busPolicies.get(bus));
       case 'dynamodb':
         return dynamodbChecks(operation, input, this.#env, principal);
     }
@@ -149,6 +163,40 @@ export class LocalIam {
       };
       this.#record(denial);
       throw deniedError(service, this.principalArn(functionId), denial);
+    }
+  }
+
+  /**
+   * Authorizes one EventBridge call of a principal outside warmboot (cloud.putEvent): its own
+   * policies and the bus's policy, as for a function. Throws AccessDeniedException on a denial;
+   * such denials are not counted with the functions'.
+   */
+  async authorizeCaller(
+    caller: OutsideCaller,
+    operation: string,
+    input: Record<string, unknown>,
+  ): Promise<void> {
+    const principal = sessionOf(caller.principalArn);
+    // A role's session: aws:PrincipalArn is the role's ARN as IAM knows it, path included.
+    const checks = eventsChecks(operation, input, this.#env, principal, (bus) =>
+      this.#busPolicies.get(bus),
+    ).map((check) =>
+      principal === caller.principalArn
+        ? check
+        : { ...check, context: { ...check.context, 'aws:PrincipalArn': caller.principalArn } },
+    );
+    for (const check of checks) {
+      const decision = await this.#simulate(
+        JSON.stringify(caller),
+        principal,
+        (caller.identityPolicies ?? []).map((policy, index) => ({ name: `caller-${index}`, policy })),
+        check,
+      );
+      if (decision.allowed) continue;
+      const text = `User: ${principal} is not authorized to perform: ${check.action} on resource: ${check.resource} ${
+        decision.explicit ? 'with an explicit deny in a resource-based policy' : 'because no policy allows it'
+      }`;
+      throw new SimulatedAwsError('AccessDeniedException', text, { httpStatusCode: 400 });
     }
   }
 
@@ -205,26 +253,32 @@ export class LocalIam {
 
   /** One authorization against the function's role policy (memoized: it depends on nothing else). */
   async evaluate(functionId: FunctionId, check: AuthorizationCheck): Promise<Decision> {
-    const key = JSON.stringify([
-      functionId,
-      check.action,
-      check.resource,
-      check.context,
-      check.resourcePolicy,
-    ]);
+    return this.#simulate(
+      `function:${functionId}`,
+      this.principalArn(functionId),
+      this.policies(functionId).map((policy, index) => ({ name: `${functionId}-${index}`, policy })),
+      check,
+    );
+  }
+
+  /** `who` names the principal and its policies in the memo key (a function's never change). */
+  async #simulate(
+    who: string,
+    principal: string,
+    identityPolicies: readonly { name: string; policy: RolePolicyDocument }[],
+    check: AuthorizationCheck,
+  ): Promise<Decision> {
+    const key = JSON.stringify([who, check.action, check.resource, check.context, check.resourcePolicy]);
     const known = this.#decisions.get(key);
     if (known) return known;
     const simulation: Simulation = {
       request: {
-        principal: this.principalArn(functionId),
+        principal,
         action: check.action,
         resource: { resource: check.resource, accountId: this.#env.accountId },
         contextVariables: { ...check.context },
       },
-      identityPolicies: this.policies(functionId).map((policy, index) => ({
-        name: `${functionId}-${index}`,
-        policy,
-      })),
+      identityPolicies: identityPolicies.map(({ name, policy }) => ({ name, policy })),
       ...(check.resourcePolicy ? { resourcePolicy: check.resourcePolicy } : {}),
       serviceControlPolicies: [],
       resourceControlPolicies: [],
@@ -282,6 +336,12 @@ export const ebsKeyAuthorizer =
     if (functionId === undefined || !(functionId in FUNCTIONS)) return undefined;
     return iam.ebsKeyUseDenial(functionId as FunctionId, operation, key, EBS_KEY_ACTIONS);
   };
+
+/** A role acts through a session of it (`sts::…:assumed-role/<role>/<session>`); users and roots as themselves. */
+const sessionOf = (principalArn: string): string => {
+  const role = /^arn:([^:]+):iam::(\d{12}):role\/(?:.*\/)?([^/]+)$/.exec(principalArn);
+  return role ? `arn:${role[1]}:sts::${role[2]}:assumed-role/${role[3]}/operator-session` : principalArn;
+};
 
 const reason = (denial: IamDenial): string =>
   denial.explicit

@@ -124,15 +124,39 @@ const ec2ArnOfId = (env: AwsEnvironment, id: string): string => {
   }
 };
 
+const ASSUMED_ROLE = /^arn:([^:]+):sts::(\d{12}):assumed-role\/([^/]+)\/.+$/;
+const IAM_PRINCIPAL = /^arn:[^:]+:iam::(\d{12}):(root|user\/.+|role\/.+)$/;
+
 /**
- * Global keys present in every request of a role session (IAM User Guide, "AWS global condition
- * context keys").
+ * The principal keys of a request (IAM User Guide, "AWS global condition context keys"):
+ * `aws:PrincipalArn` is, for a role session, the ARN of its role ("Do not specify the assumed
+ * role session ARN as a value for this condition key"), for a user its ARN, for the root user
+ * `arn:aws:iam::<account>:root`; `aws:PrincipalType` is AssumedRole, User or Account.
  */
+export const principalContext = (principalArn: string): Record<string, string> => {
+  const session = ASSUMED_ROLE.exec(principalArn);
+  if (session) {
+    const [, partition, account, role] = session;
+    return {
+      'aws:PrincipalArn': `arn:${partition}:iam::${account}:role/${role}`,
+      'aws:PrincipalAccount': account as string,
+      'aws:PrincipalType': 'AssumedRole',
+    };
+  }
+  const iam = IAM_PRINCIPAL.exec(principalArn);
+  if (!iam) throw new Error(`local IAM: ${principalArn} is not a principal ARN it models`);
+  const [, account, kind] = iam;
+  return {
+    'aws:PrincipalArn': principalArn,
+    'aws:PrincipalAccount': account as string,
+    'aws:PrincipalType': kind === 'root' ? 'Account' : kind?.startsWith('user/') ? 'User' : 'AssumedRole',
+  };
+};
+
+/** Global keys present in every request (IAM User Guide, "AWS global condition context keys"). */
 const globalContext = (env: AwsEnvironment, principalArn: string): Record<string, string> => ({
   'aws:RequestedRegion': env.region,
-  'aws:PrincipalArn': principalArn,
-  'aws:PrincipalAccount': env.accountId,
-  'aws:PrincipalType': 'AssumedRole',
+  ...principalContext(principalArn),
   'aws:SecureTransport': 'true',
   'aws:ViaAWSService': 'false',
 });
@@ -667,29 +691,35 @@ export const ssmChecks = (
 
 /**
  * PutEvents (SAR, "Actions defined by Amazon EventBridge": event-bus, with events:source and
- * events:detail-type): each entry is authorized on its bus with its own source and detail type.
+ * events:detail-type): each entry is authorized on its bus with its own source and detail type,
+ * and the bus's resource policy, when it has one, is evaluated with the caller's policies
+ * (EventBridge user guide, "Using resource-based policies for Amazon EventBridge").
  */
 export const eventsChecks = (
   operation: string,
   input: Input,
   env: AwsEnvironment,
   principalArn: string,
+  busPolicy: (busName: string) => Readonly<Record<string, unknown>> | undefined = () => undefined,
 ): AuthorizationCheck[] => {
   if (operation !== 'PutEvents') throw new UnmodelledCallError('events', operation);
   const base = globalContext(env, principalArn);
   const entries = (input.Entries ?? []) as { Source?: string; DetailType?: string; EventBusName?: string }[];
   return entries.map((entry) => {
     const bus = entry.EventBusName ?? 'default';
+    const resource = bus.startsWith('arn:')
+      ? bus
+      : `arn:${env.partition}:events:${env.region}:${env.accountId}:event-bus/${bus}`;
+    const policy = busPolicy(resource.slice(resource.indexOf(':event-bus/') + ':event-bus/'.length));
     return {
       action: 'events:PutEvents',
-      resource: bus.startsWith('arn:')
-        ? bus
-        : `arn:${env.partition}:events:${env.region}:${env.accountId}:event-bus/${bus}`,
+      resource,
       context: {
         ...base,
         ...(entry.Source !== undefined ? { 'events:source': entry.Source } : {}),
         ...(entry.DetailType !== undefined ? { 'events:detail-type': entry.DetailType } : {}),
       },
+      ...(policy ? { resourcePolicy: policy } : {}),
     };
   });
 };

@@ -76,9 +76,13 @@ export async function runImageCacheScenario(
       ),
     );
   for (const image of options.images)
-    cloud.putEvent({ source: 'warmboot', detailType: 'Register Image', detail: { image } });
+    await cloud.putEvent({ source: 'warmboot', detailType: 'Register Image', detail: { image } });
   for (const imageId of options.pins ?? [])
-    cloud.putEvent({ source: 'warmboot', detailType: 'Pin Image', detail: { hostGroup: group, imageId } });
+    await cloud.putEvent({
+      source: 'warmboot',
+      detailType: 'Pin Image',
+      detail: { hostGroup: group, imageId },
+    });
   cloud.startSchedules();
 
   const store = new DynamoImageCacheStore(cloud.documents, cloud.tables.imageCache);

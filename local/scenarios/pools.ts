@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { DEFAULT_TRACE_FILE, dataDir, loadTrace, type TraceRequest } from '../../bench/trace';
-import { WARMBOOT } from '../../functions/catalog';
+import { WARMBOOT, WARMBOOT_FACT } from '../../functions/catalog';
 import { dynamoPoolStore } from '../../functions/pools/adapters/store';
 import type { PoolSpecInput } from '../../functions/pools/config';
 import type { MemberState } from '../../functions/pools/domain/lifecycle';
@@ -175,7 +175,7 @@ export async function runPoolsScenario(
     { pool: string; path?: ClaimPathName; seconds?: number; failed?: boolean }
   >();
   const unsubscribe = cloud.bus.onEvent((event: EventEnvelope) => {
-    if (event.source !== WARMBOOT) return;
+    if (event.source !== WARMBOOT_FACT) return;
     const requestId = String(event.detail.requestId ?? '');
     const outcome = outcomes.get(requestId);
     if (!outcome) return;
@@ -226,7 +226,7 @@ export async function runPoolsScenario(
       const pool = poolOf.get(request.image) ?? SCENARIO_POOLS.linux.name;
       const requestId = `trace-${index}`;
       outcomes.set(requestId, { pool });
-      cloud.putEvent({
+      await cloud.putEvent({
         source: WARMBOOT,
         detailType: 'Request Server',
         detail: {

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { DEFAULT_TRACE_FILE, dataDir, loadTrace } from '../../bench/trace';
+import { WARMBOOT } from '../../functions/catalog';
 import { FAST_RESTORE_CHANGED } from '../../functions/fast-restore/schemas';
 import { DynamoPopularityStore } from '../../functions/popularity/adapters/dynamodb-popularity-store';
 import { loadPopularityConfig } from '../../functions/popularity/config';
@@ -111,12 +112,17 @@ export async function runPopularityScenario(
         await cloud.settleFor(due - cloud.clock.now());
         settledUntil = due;
       }
-      cloud.bus.put({
-        source: 'warmboot',
-        detailType: IMAGE_LAUNCHED,
-        detail: { image: amiOf.get(request.image), availabilityZone: zoneOf(request.tenant, zones) },
-        time: Math.max(due, cloud.clock.now()),
-      });
+      // Straight onto the request bus, as the operator's authorized PutEvents would put it: a
+      // trace replays thousands of launches, each with its own time.
+      cloud.bus.put(
+        {
+          source: WARMBOOT,
+          detailType: IMAGE_LAUNCHED,
+          detail: { image: amiOf.get(request.image), availabilityZone: zoneOf(request.tenant, zones) },
+          time: Math.max(due, cloud.clock.now()),
+        },
+        cloud.bus.busName('requests'),
+      );
     }
     await cloud.settleFor(SETTLE_EVERY_MS);
 

@@ -173,10 +173,10 @@ describe('fast snapshot restore under lost and reordered state changes, throttli
             for (const operation of workload.operations) {
               await cloud.settleFor(operation.afterMs);
               if (operation.kind === 'plan') {
-                log.request('Plan Fast Restore', { dryRun: false });
+                await log.request('Plan Fast Restore', { dryRun: false });
                 continue;
               }
-              log.request('Image Launched', {
+              await log.request('Image Launched', {
                 image: amis[operation.image % amis.length] ?? '',
                 availabilityZone: ZONES[operation.zone] ?? 'us-east-1a',
                 count: operation.count,

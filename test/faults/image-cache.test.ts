@@ -146,7 +146,7 @@ const cacheProperty = (
       );
       const log = new RunLog(cloud, ['imageCache']);
       for (const image of images)
-        cloud.putEvent({ source: 'warmboot', detailType: 'Register Image', detail: { image } });
+        await cloud.putEvent({ source: 'warmboot', detailType: 'Register Image', detail: { image } });
       await cloud.settleFor(2 * MINUTE);
       cloud.startSchedules();
 
@@ -155,7 +155,7 @@ const cacheProperty = (
           await cloud.settleFor(operation.afterMs);
           const image = images[operation.image % images.length];
           if (!image) continue;
-          log.request(operation.pin ? 'Pin Image' : 'Unpin Image', {
+          await log.request(operation.pin ? 'Pin Image' : 'Unpin Image', {
             hostGroup: GROUP,
             imageId: image.id,
           });

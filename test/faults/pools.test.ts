@@ -76,7 +76,9 @@ const faultArbitrary = faultScheduleArbitrary({
     { source: 'aws.ssm', detailType: SSM_COMMAND_STATUS, droppable: true },
     { source: 'aws.events', detailType: SCHEDULED_EVENT, droppable: true },
     { source: 'warmboot', detailType: 'Request Server', droppable: false },
-    { source: 'warmboot', detailType: 'Server Claimed', droppable: false },
+    // The pools function's resume of an interrupted claim.
+    { source: 'warmboot.fact', detailType: 'Request Server', droppable: false },
+    { source: 'warmboot.fact', detailType: 'Server Claimed', droppable: false },
   ],
   calls: [
     ...[
@@ -186,7 +188,7 @@ const poolsProperty = (
       cloud.ec2.addSubnet({ subnetId: SUBNET_B, availabilityZone: 'us-east-1b' });
       const image = cloud.ec2.registerImage({ name: 'al2023-web', rootSizeGiB: 8 });
       const log = new RunLog(cloud, ['pools', 'claim']);
-      cloud.putEvent({
+      await cloud.putEvent({
         source: 'warmboot',
         detailType: 'Define Pool',
         detail: {
@@ -207,11 +209,11 @@ const poolsProperty = (
 
       const requestIds = workload.requests.map((_, index) => `req-${index + 1}`);
       const requestEvents = new Map<string, string[]>();
-      const send = (index: number): void => {
+      const send = async (index: number): Promise<void> => {
         const request = workload.requests[index];
         const requestId = requestIds[index] ?? '';
         if (!request) return;
-        const event = log.request('Request Server', {
+        const event = await log.request('Request Server', {
           requestId,
           pool: POOL,
           instanceType: request.instanceType,
@@ -225,14 +227,14 @@ const poolsProperty = (
         const start = cloud.clock.now();
         if (workload.drainAfterMs !== null) {
           cloud.clock.at(start + workload.drainAfterMs, () => {
-            log.request('Drain Pool', { pool: POOL });
+            void log.request('Drain Pool', { pool: POOL });
           });
         }
         for (const [index, request] of workload.requests.entries()) {
           await cloud.settleFor(request.afterMs);
-          send(index);
+          await send(index);
           if (request.retryAfterMs !== null)
-            cloud.clock.at(cloud.clock.now() + request.retryAfterMs, () => send(index));
+            cloud.clock.at(cloud.clock.now() + request.retryAfterMs, () => void send(index));
         }
       });
       await cloud.settleFor(RECONCILE_MS);

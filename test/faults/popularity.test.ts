@@ -112,7 +112,7 @@ describe('popularity under duplicate, delayed and reordered events, throttling a
               await cloud.settleFor(launch.afterMs);
               if (launch.kind === 'reported') {
                 const image = CONTAINER_IMAGES[launch.image % CONTAINER_IMAGES.length] ?? '';
-                const event = log.request('Image Launched', {
+                const event = await log.request('Image Launched', {
                   image,
                   availabilityZone: launch.availabilityZone,
                   count: launch.count,

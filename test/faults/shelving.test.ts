@@ -213,7 +213,7 @@ const runWorkload = async (
       const record = (await readRecords(cloud)).find((candidate) => candidate.instanceId === instanceId);
       if (!record) continue;
       deleteRequested.add(record.recordId);
-      log.request('Delete Shelved Record', { recordId: record.recordId, confirm: record.recordId });
+      await log.request('Delete Shelved Record', { recordId: record.recordId, confirm: record.recordId });
       continue;
     }
     const ids = operation.targets.map((target) => instanceIds[target] ?? '');
@@ -223,7 +223,7 @@ const runWorkload = async (
         : operation.kind === 'offload'
           ? 'Offload Instances'
           : 'Unshelve Instances';
-    log.request(detailType, {
+    await log.request(detailType, {
       instanceIds: ids,
       ...(operation.kind === 'shelve' ? { tenant: 'tenant-a' } : {}),
     });

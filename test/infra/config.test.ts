@@ -37,6 +37,90 @@ describe('warmboot context', () => {
     expect(settings.logRetentionDays).toBe(90);
     expect(settings.shareableTestEvents).toBe('ensure-registry');
     expect(settings.alarmEmail).toBeUndefined();
+    // Nobody may send requests until the deployment names operators.
+    expect(settings.operators).toEqual([]);
+    expect(settings.requestBus).toEqual({ name: 'warmboot-requests', existing: false });
+    expect(settings.factsBus).toEqual({ name: 'warmboot-facts' });
+  });
+
+  it('takes operators: a role, user or account-root principal with the requests it may send, or "*"', () => {
+    const role = 'arn:aws:iam::123456789012:role/team/requester';
+    const settings = loadWarmbootContext({
+      operators: [
+        { principal: role, requests: ['Request Server', 'Advise Placement'] },
+        { principal: 'arn:aws:iam::123456789012:user/alice', requests: ['*'] },
+        { principal: 'arn:aws:iam::210987654321:root', requests: ['Image Launched'] },
+      ],
+    });
+
+    expect(settings.operators.map((operator) => operator.principal)).toEqual([
+      role,
+      'arn:aws:iam::123456789012:user/alice',
+      'arn:aws:iam::210987654321:root',
+    ]);
+  });
+
+  it('refuses an operator it could not enforce, naming the field', () => {
+    const principal = 'arn:aws:iam::123456789012:role/requester';
+    // A session ARN never equals aws:PrincipalArn (the role's ARN).
+    expect(
+      messageOf(() =>
+        loadWarmbootContext({
+          operators: [
+            { principal: 'arn:aws:sts::123456789012:assumed-role/requester/alice', requests: ['*'] },
+          ],
+        }),
+      ),
+    ).toContain('warmboot.operators[0].principal: must be an IAM role or user ARN');
+    expect(
+      messageOf(() => loadWarmbootContext({ operators: [{ principal, requests: ['Popularity Changed'] }] })),
+    ).toContain('warmboot.operators[0].requests[0]');
+    expect(messageOf(() => loadWarmbootContext({ operators: [{ principal, requests: [] }] }))).toContain(
+      'warmboot.operators[0].requests',
+    );
+    expect(
+      messageOf(() => loadWarmbootContext({ operators: [{ principal, requests: ['*', 'Request Server'] }] })),
+    ).toContain('warmboot.operators[0].requests: "*" stands for every request');
+    expect(
+      messageOf(() =>
+        loadWarmbootContext({
+          operators: [
+            { principal, requests: ['Request Server'] },
+            { principal, requests: ['Shelve Instances'] },
+          ],
+        }),
+      ),
+    ).toContain('warmboot.operators[1].principal: duplicate principal');
+  });
+
+  it('refuses more operators than fit in an event bus policy (10 KB), naming operators', () => {
+    const many = Array.from({ length: 20 }, (_, index) => ({
+      principal: `arn:aws:iam::123456789012:role/operator-${index}`,
+      requests: ['*'],
+    }));
+
+    expect(messageOf(() => loadWarmbootContext({ operators: many }))).toMatch(
+      /warmboot\.operators: the request bus policy would be about \d+ bytes, over EventBridge's 10 KB limit/,
+    );
+    expect(loadWarmbootContext({ operators: many.slice(0, 3) }).operators).toHaveLength(3);
+  });
+
+  it('refuses the default bus, a reserved name, or one bus for both requests and facts', () => {
+    expect(messageOf(() => loadWarmbootContext({ requestBus: { name: 'default' } }))).toContain(
+      'warmboot.requestBus.name: must not be the default bus',
+    );
+    expect(messageOf(() => loadWarmbootContext({ factsBus: { name: 'aws.facts' } }))).toContain(
+      'warmboot.factsBus.name: must not start with "aws."',
+    );
+    expect(
+      messageOf(() => loadWarmbootContext({ requestBus: { name: 'shared' }, factsBus: { name: 'shared' } })),
+    ).toContain('warmboot.factsBus.name: must differ from requestBus.name');
+    expect(loadWarmbootContext({ requestBus: { name: 'team-requests', existing: true } }).requestBus).toEqual(
+      {
+        name: 'team-requests',
+        existing: true,
+      },
+    );
   });
 
   it('deploys nothing account-specific from cdk.json: no pool, host group or alarm address to replace', () => {

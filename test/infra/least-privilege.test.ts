@@ -2,15 +2,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import * as events from 'aws-cdk-lib/aws-events';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
-import { FUNCTIONS, type FunctionId } from '../../functions/catalog';
+import { FUNCTIONS, type FunctionId, REQUEST_REJECTED } from '../../functions/catalog';
 import { DOCUMENTS as IMAGE_DOCUMENTS } from '../../functions/image-cache/documents';
 import { DOCUMENTS as POOL_DOCUMENTS } from '../../functions/pools/documents';
 import { deployedDocumentName } from '../../functions/shared/ssm-document';
 import type { TableId } from '../../functions/shared/tables';
 import { shelvingSettingsSchema } from '../../functions/shelving/config';
+import { WarmbootBuses } from '../../infra/buses';
 import { ShelvingCapability } from '../../infra/capabilities/shelving';
 import { WarmbootData } from '../../infra/data';
 import { PROJECT_ROOT } from '../../infra/function';
@@ -310,18 +310,29 @@ describe('least privilege', () => {
     expect(observed).toEqual(expected);
   });
 
-  it('publishes events only with source warmboot', () => {
+  it('publishes only on the facts bus, only as warmboot.fact, only the detail-types the catalog lists (C1, H3)', () => {
     const publishers = granting('events:PutEvents');
-    // Every function publishes its facts (functions/shared/adapters/facts.ts).
-    expect(new Set(publishers.map(({ fn }) => fn))).toEqual(new Set(Object.keys(FUNCTIONS)));
+    // Every function publishes its facts (functions/shared/adapters/facts.ts), in one statement.
+    expect(publishers.map(({ fn }) => fn).sort()).toEqual(Object.keys(FUNCTIONS).sort());
     for (const entry of publishers) {
-      expect(
-        entry.statement.Condition?.['ForAllValues:StringEquals']?.['events:source'],
-        label(entry),
-      ).toEqual(['warmboot']);
-      expect(entry.statement.Condition?.Null?.['events:source'], label(entry)).toBe('false');
-      expect(entry.resources, label(entry)).toEqual([expect.stringMatching(/:event-bus\/default$/)]);
+      const set = entry.statement.Condition?.['ForAllValues:StringEquals'];
+      expect(set?.['events:source'], label(entry)).toEqual(['warmboot.fact']);
+      expect(set?.['events:detail-type'], label(entry)).toEqual(
+        [...new Set([...FUNCTIONS[entry.fn].publishes, REQUEST_REJECTED])].sort(),
+      );
+      expect(entry.statement.Condition?.Null, label(entry)).toEqual({
+        'events:source': 'false',
+        'events:detail-type': 'false',
+      });
+      expect(entry.resources, label(entry)).toEqual([
+        `arn:\${AWS::Partition}:events:\${AWS::Region}:\${AWS::AccountId}:event-bus/warmboot-facts`,
+      ]);
     }
+    // The review's example: the read-only placement role cannot emit a destructive request.
+    const placement = publishers.find(({ fn }) => fn === 'placement');
+    expect(
+      placement?.statement.Condition?.['ForAllValues:StringEquals']?.['events:detail-type'],
+    ).not.toContain('Delete Shelved Record');
   });
 
   it('passes roles only to EC2', () => {
@@ -404,7 +415,11 @@ describe('least privilege', () => {
     const scratch = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Scratch');
     new ShelvingCapability(scratch, 'Shelving', {
       data: new WarmbootData(scratch, 'Data'),
-      eventBus: events.EventBus.fromEventBusName(scratch, 'Bus', 'default'),
+      buses: new WarmbootBuses(scratch, 'Buses', {
+        operators: [],
+        requestBus: { name: 'warmboot-requests', existing: false },
+        factsBusName: 'warmboot-facts',
+      }),
       shelving: shelvingSettingsSchema.parse({}),
       allowShelvedDataDeletion: true,
     });

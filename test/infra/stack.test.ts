@@ -1,14 +1,24 @@
 import * as path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import * as events from 'aws-cdk-lib/aws-events';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
-import { FUNCTIONS, type FunctionId } from '../../functions/catalog';
+import {
+  deployedPattern,
+  FUNCTIONS,
+  type FunctionId,
+  patternBus,
+  REQUEST_TYPES,
+  RULE_DELIVERY_ALIAS,
+  WARMBOOT,
+  WARMBOOT_FACT,
+} from '../../functions/catalog';
 import { DOCUMENTS as IMAGE_DOCUMENTS } from '../../functions/image-cache/documents';
 import { DOCUMENTS as POOL_DOCUMENTS } from '../../functions/pools/documents';
+import type { EventPattern } from '../../functions/shared/event-pattern';
 import { deployedDocumentName, documentContent } from '../../functions/shared/ssm-document';
 import { TABLES, tableEnvVar } from '../../functions/shared/tables';
+import { factsBusPolicy, requestBusPolicy } from '../../infra/bus-policies';
 import { loadWarmbootContext } from '../../infra/config';
 import { WarmbootData } from '../../infra/data';
 import { PROJECT_ROOT } from '../../infra/function';
@@ -34,8 +44,27 @@ const functionProperties = <T = Record<string, unknown>>(id: FunctionId): T => {
   if (!resource?.Properties) throw new Error(`no AWS::Lambda::Function for ${id}`);
   return resource.Properties as T;
 };
+/** Logical id of the rule alias of one catalog entry (what every rule targets). */
+const aliasLogicalId = (id: FunctionId): string => {
+  const fn = warmbootFunctions.find((candidate) => candidate.spec.id === id);
+  if (!fn) throw new Error(`no function ${id}`);
+  return stack.getLogicalId(fn.ruleAlias.node.defaultChild as never);
+};
 const targetsFunction = (target: Record<string, unknown>, id: FunctionId): boolean =>
-  cfnText(target.Arn) === `\${${functionLogicalId(id)}.Arn}`;
+  cfnText(target.Arn) === `\${${aliasLogicalId(id)}}`;
+/** The bus a synthesized rule sits on: the default bus when the rule names none. */
+const busOfRule = (rule: Record<string, unknown>): string =>
+  rule.EventBusName === undefined ? 'default' : cfnText(rule.EventBusName);
+const busLogicalId = (bus: 'requestBus' | 'factsBus'): string =>
+  stack.getLogicalId(stack.warmboot.buses[bus].node.defaultChild as never);
+/** A catalog pattern as the template renders it: pinned to the stack's own account. */
+const renderedPattern = (pattern: EventPattern): unknown =>
+  JSON.parse(
+    JSON.stringify(deployedPattern(pattern, '__ACCOUNT__')).replace(
+      '"__ACCOUNT__"',
+      '{"Ref":"AWS::AccountId"}',
+    ),
+  );
 
 /** A bare stack to build a Warmboot construct in, without bundling (the construct is the subject). */
 const scratchStack = (): Stack =>
@@ -51,27 +80,73 @@ describe('Warmboot construct', () => {
     ).toThrow(/props\.hostGroups\[0\]\.cacheBytes/);
   });
 
-  it('keeps the rules for AWS service events on the default bus when given a dedicated bus', () => {
+  it('by default creates a request bus nobody may put events on, and a facts bus only its roles may write', () => {
     const stack = scratchStack();
-    const bus = new events.EventBus(stack, 'Requests', { eventBusName: 'warmboot-requests' });
-    new Warmboot(stack, 'Warmboot', { eventBus: bus });
-    const rules = Object.values(Template.fromStack(stack).findResources('AWS::Events::Rule'))
-      .map(
-        (resource) => resource.Properties as { EventBusName?: unknown; EventPattern?: { source?: string[] } },
-      )
-      .filter((properties) => properties.EventPattern !== undefined);
-    const busOf = (properties: { EventBusName?: unknown }) =>
-      JSON.stringify(properties.EventBusName ?? 'default');
-
-    const awsRules = rules.filter((rule) =>
-      rule.EventPattern?.source?.every((source) => source.startsWith('aws.')),
+    new Warmboot(stack, 'Warmboot');
+    const buses = Template.fromStack(stack).findResources('AWS::Events::EventBus');
+    const byName = new Map(
+      Object.values(buses).map((bus) => [bus.Properties?.Name as string, bus.Properties?.Policy]),
     );
-    const ownRules = rules.filter((rule) => rule.EventPattern?.source?.includes('warmboot'));
-    expect(awsRules.length).toBeGreaterThan(5);
-    expect(ownRules.length).toBeGreaterThan(5);
-    // AWS services deliver only to the default bus: a rule for them anywhere else never fires.
-    for (const rule of awsRules) expect(busOf(rule)).toBe('"default"');
-    for (const rule of ownRules) expect(busOf(rule)).toMatch(/Requests/);
+
+    expect([...byName.keys()].sort()).toEqual(['warmboot-facts', 'warmboot-requests']);
+    // No operators: one statement, an unconditional Deny of every PutEvents.
+    expect(byName.get('warmboot-requests')).toEqual({
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: 'OnlyOperators',
+          Effect: 'Deny',
+          Principal: '*',
+          Action: 'events:PutEvents',
+          Resource: expect.anything(),
+        },
+      ],
+    });
+    const facts = byName.get('warmboot-facts') as { Statement: Record<string, unknown>[] };
+    expect(facts.Statement.map((statement) => [statement.Sid, statement.Effect])).toEqual([
+      ['OnlyWarmbootRoles', 'Deny'],
+      ['OnlyFacts', 'Deny'],
+    ]);
+  });
+
+  it('adds its policy statements to an existing request bus, and rules only warmboot requests there', () => {
+    const stack = scratchStack();
+    const operators = [
+      { principal: 'arn:aws:iam::123456789012:role/requester', requests: ['Request Server'] },
+    ];
+    new Warmboot(stack, 'Warmboot', { requestBus: { name: 'team-requests', existing: true }, operators });
+    const template = Template.fromStack(stack);
+    const created = Object.values(template.findResources('AWS::Events::EventBus')).map(
+      (bus) => bus.Properties?.Name,
+    );
+    const statements = Object.values(template.findResources('AWS::Events::EventBusPolicy')).map(
+      (resource) =>
+        resource.Properties as { EventBusName: string; Statement: { Sid: string; Condition?: unknown } },
+    );
+    const rules = Object.values(template.findResources('AWS::Events::Rule'))
+      .map((resource) => resource.Properties as { EventBusName?: string; EventPattern?: EventPattern })
+      .filter((rule) => rule.EventPattern !== undefined);
+
+    expect(created).toEqual(['warmboot-facts']);
+    expect(statements.map((statement) => statement.Statement.Sid).sort()).toEqual([
+      'OnlyOperators',
+      'Operator0OnlyItsRequests',
+      'Operator0Requests',
+    ]);
+    for (const statement of statements) expect(statement.EventBusName).toBe('team-requests');
+    // Scoped to warmboot's request source: the bus's other publishers keep what their statements give.
+    expect(
+      statements.find((statement) => statement.Statement.Sid === 'OnlyOperators')?.Statement,
+    ).toMatchObject({
+      Effect: 'Deny',
+      Condition: { 'ForAnyValue:StringEquals': { 'events:source': ['warmboot'] } },
+    });
+    const requestRules = rules.filter((rule) => rule.EventBusName === 'team-requests');
+    const requestPatterns = Object.values(FUNCTIONS).flatMap((spec) =>
+      spec.patterns.filter(({ pattern }) => patternBus(pattern) === 'requests'),
+    );
+    expect(requestRules).toHaveLength(requestPatterns.length);
+    for (const rule of requestRules) expect(rule.EventPattern?.source).toEqual(['warmboot']);
   });
 
   it('reserves concurrency only for the functions it is asked to', () => {
@@ -202,7 +277,7 @@ describe('Warmboot stack', () => {
         const expectedNames = [
           ...FUNCTIONS[id].tables.map(tableEnvVar),
           'IDEMPOTENCY_TABLE',
-          'EVENT_BUS_NAME',
+          'FACTS_BUS_NAME',
           ...Object.keys(settingsVariables[id]),
         ];
 
@@ -210,7 +285,7 @@ describe('Warmboot stack', () => {
         for (const [name, value] of Object.entries(settingsVariables[id])) {
           expect(JSON.parse(variables[name] as string), `${id} ${name}`).toEqual(value);
         }
-        expect(variables.EVENT_BUS_NAME).toBe('default');
+        expect(cfnText(variables.FACTS_BUS_NAME)).toBe(`\${${busLogicalId('factsBus')}}`);
       }
     });
 
@@ -241,11 +316,22 @@ describe('Warmboot stack', () => {
             ]),
           },
         });
-        template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
-          FunctionName: { Ref: functionLogicalId(id) },
-          MaximumRetryAttempts: 2,
-          MaximumEventAgeInSeconds: 3600,
-        });
+        // Async invoke config is per qualifier: the unqualified function and the rule alias (whose
+        // name CDK takes from the alias's ARN).
+        const configs = resourcesOfType(json, 'AWS::Lambda::EventInvokeConfig')
+          .map(([, config]) => config.Properties ?? {})
+          .filter((config) => cfnText(config.FunctionName) === `\${${functionLogicalId(id)}}`);
+        expect(
+          configs.map((config) => [
+            JSON.stringify(config.Qualifier).includes(aliasLogicalId(id)) ? 'rule alias' : config.Qualifier,
+            config.MaximumRetryAttempts,
+            config.MaximumEventAgeInSeconds,
+          ]),
+          id,
+        ).toEqual([
+          ['$LATEST', 2, 3600],
+          ['rule alias', 2, 3600],
+        ]);
       }
     });
   });
@@ -254,15 +340,132 @@ describe('Warmboot stack', () => {
     const rules = resourcesOfType(json, 'AWS::Events::Rule').map(([, rule]) => rule.Properties ?? {});
     const targetsOf = (rule: Record<string, unknown>) => rule.Targets as Record<string, unknown>[];
 
-    it('has one rule per catalog pattern whose pattern is exactly the catalog’s', () => {
+    it('has one rule per catalog pattern: the catalog’s pattern pinned to the own account, on its source’s bus', () => {
+      const expectedBus = {
+        default: 'default',
+        requests: `\${${busLogicalId('requestBus')}}`,
+        facts: `\${${busLogicalId('factsBus')}}`,
+      };
       for (const id of functionIds) {
         for (const { pattern } of FUNCTIONS[id].patterns) {
           const matching = rules.filter(
             (rule) =>
-              JSON.stringify(rule.EventPattern) === JSON.stringify(pattern) &&
+              JSON.stringify(rule.EventPattern) === JSON.stringify(renderedPattern(pattern)) &&
               targetsOf(rule).some((target) => targetsFunction(target, id)),
           );
           expect(matching, `${id} ${JSON.stringify(pattern)}`).toHaveLength(1);
+          expect(busOfRule(matching[0] ?? {}), `${id} ${JSON.stringify(pattern)}`).toBe(
+            expectedBus[patternBus(pattern)],
+          );
+        }
+      }
+    });
+
+    it('keeps AWS service rules on the default bus, operator rules on the request bus, fact rules on the facts bus (H3)', () => {
+      const patterned = rules.filter((rule) => rule.EventPattern !== undefined);
+      const sourcesOf = (rule: Record<string, unknown>) => (rule.EventPattern as { source: string[] }).source;
+      const onBus = (bus: string) => patterned.filter((rule) => busOfRule(rule) === bus);
+
+      const aws = onBus('default');
+      const requests = onBus(`\${${busLogicalId('requestBus')}}`);
+      const facts = onBus(`\${${busLogicalId('factsBus')}}`);
+      expect(aws.length + requests.length + facts.length).toBe(patterned.length);
+      expect(aws.flatMap(sourcesOf).every((source) => source.startsWith('aws.'))).toBe(true);
+      expect(new Set(requests.flatMap(sourcesOf))).toEqual(new Set([WARMBOOT]));
+      expect(new Set(facts.flatMap(sourcesOf))).toEqual(new Set([WARMBOOT_FACT]));
+      // Every operator request warmboot serves has a rule on the request bus.
+      const requestTypes = requests.flatMap(
+        (rule) => (rule.EventPattern as { 'detail-type': string[] })['detail-type'],
+      );
+      expect([...new Set(requestTypes)].sort()).toEqual([...REQUEST_TYPES]);
+      // Every pattern matches only the stack's own account, wherever it sits.
+      for (const rule of patterned) {
+        expect((rule.EventPattern as { account?: unknown }).account).toEqual([{ Ref: 'AWS::AccountId' }]);
+      }
+    });
+
+    it('puts on the request bus exactly the policy bus-policies.ts builds for the configured operators', () => {
+      const bus = json.Resources[busLogicalId('requestBus')];
+      const busArn = {
+        'Fn::Join': [
+          '',
+          [
+            'arn:',
+            { Ref: 'AWS::Partition' },
+            ':events:',
+            { Ref: 'AWS::Region' },
+            ':',
+            { Ref: 'AWS::AccountId' },
+            ':event-bus/warmboot-requests',
+          ],
+        ],
+      };
+      const expected = requestBusPolicy({ busArn: '__BUS__', operators: settings.operators, shared: false });
+
+      expect(settings.operators.length).toBeGreaterThan(1);
+      expect(bus?.Properties?.Policy).toEqual(
+        JSON.parse(JSON.stringify(expected).replaceAll('"__BUS__"', JSON.stringify(busArn))),
+      );
+      // Each operator: allowed its own request types with source warmboot, denied every other.
+      const statements = expected.Statement;
+      settings.operators.forEach((operator, index) => {
+        expect(statements.find((statement) => statement.Sid === `Operator${index}Requests`)).toMatchObject({
+          Effect: 'Allow',
+          Principal: { AWS: operator.principal },
+          Condition: { 'ForAllValues:StringEquals': { 'events:source': [WARMBOOT] } },
+        });
+        expect(
+          statements.find((statement) => statement.Sid === `Operator${index}OnlyItsRequests`),
+        ).toMatchObject({
+          Effect: 'Deny',
+          Condition: { ArnEquals: { 'aws:PrincipalArn': operator.principal } },
+        });
+      });
+      expect(statements.find((statement) => statement.Sid === 'OnlyOperators')).toMatchObject({
+        Effect: 'Deny',
+        Principal: '*',
+        Condition: {
+          ArnNotEquals: { 'aws:PrincipalArn': settings.operators.map((operator) => operator.principal) },
+        },
+      });
+    });
+
+    it('lets only the seven function roles write to the facts bus', () => {
+      const bus = json.Resources[busLogicalId('factsBus')];
+      const roleArns = warmbootFunctions.map((fn) => ({
+        'Fn::GetAtt': [stack.getLogicalId(fn.role.node.defaultChild as never), 'Arn'],
+      }));
+      const policy = bus?.Properties?.Policy as { Statement: { Sid: string; Condition: unknown }[] };
+
+      expect(policy.Statement.map((statement) => statement.Sid)).toEqual(
+        factsBusPolicy({ busArn: '', writerRoleArns: [] }).Statement.map((statement) => statement.Sid),
+      );
+      expect(policy.Statement[0]).toMatchObject({
+        Effect: 'Deny',
+        Principal: '*',
+        Action: 'events:PutEvents',
+        Condition: { ArnNotEquals: { 'aws:PrincipalArn': roleArns } },
+      });
+      expect(policy.Statement[1]).toMatchObject({
+        Effect: 'Deny',
+        Condition: { 'ForAnyValue:StringNotEquals': { 'events:source': [WARMBOOT_FACT] } },
+      });
+    });
+
+    it('targets every rule at the function’s rule alias, never the unqualified function', () => {
+      for (const id of functionIds) {
+        const alias = json.Resources[aliasLogicalId(id)];
+        expect(alias?.Properties).toMatchObject({
+          Name: RULE_DELIVERY_ALIAS,
+          FunctionName: { Ref: functionLogicalId(id) },
+        });
+      }
+      for (const rule of rules) {
+        for (const target of targetsOf(rule)) {
+          expect(
+            functionIds.some((id) => targetsFunction(target, id)),
+            JSON.stringify(target.Arn),
+          ).toBe(true);
         }
       }
     });
@@ -326,13 +529,18 @@ describe('Warmboot stack', () => {
           continue;
         }
         expect(schema, fn.spec.id).toMatchObject({ Type: 'OpenApi3' });
-        const content = JSON.parse(schema?.Content as string) as {
+        const content = JSON.parse(cfnText(schema?.Content)) as {
           openapi: string;
           components: { examples: Record<string, { value: unknown }> };
         };
         expect(content.openapi).toBe('3.0.0');
+        // In the deployment's own account and Region, which the functions insist on.
         expect(Object.values(content.components.examples).map((example) => example.value)).toEqual(
-          mine.map((sample) => sample.event),
+          mine.map((sample) => ({
+            ...sample.event,
+            account: `\${AWS::AccountId}`,
+            region: `\${AWS::Region}`,
+          })),
         );
       }
     });

@@ -36,7 +36,7 @@ describe('a claim whose resize EC2 refuses', () => {
     cloud = local;
     local.ec2.addSubnet({ subnetId: SUBNET, availabilityZone: 'us-east-1a' });
     const image = local.ec2.registerImage({ name: 'centos-6-web', rootSizeGiB: 8, enaSupport: false });
-    local.putEvent({
+    await local.putEvent({
       source: 'warmboot',
       detailType: definePoolEvent['detail-type'],
       detail: {

@@ -44,7 +44,7 @@ describe('SSM documents are pinned to the deployed version', () => {
     // UpdateDocument + UpdateDocumentDefaultVersion in the console, outside the stack.
     local.ssm.publishDocumentVersion(deployedDocumentName(initialize), tampered, { makeDefault: true });
 
-    local.putEvent({
+    await local.putEvent({
       source: 'warmboot',
       detailType: definePoolEvent['detail-type'],
       detail: {

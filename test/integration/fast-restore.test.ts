@@ -27,7 +27,7 @@ const start = async (fastRestore: Record<string, unknown>): Promise<LocalCloud> 
 };
 
 const launches = async (local: LocalCloud, image: string, availabilityZone: string, count: number) => {
-  local.putEvent({
+  await local.putEvent({
     source: 'warmboot',
     detailType: 'Image Launched',
     detail: { image, availabilityZone, count },

@@ -14,8 +14,8 @@ import { LocalCloud } from '../../local/cloud';
 type Attempt = 'terminate' | 'write' | 'spoof';
 
 /**
- * Deployed under the `placement` id, whose role reads the image-cache table, publishes `warmboot`
- * events and has no EC2 permission at all.
+ * Deployed under the `placement` id, whose role reads the image-cache table, publishes its own
+ * facts (`warmboot.fact`, on the facts bus) and has no EC2 permission at all.
  */
 const outsideTheRole = (runtime: Runtime) => async (event: unknown) => {
   const { attempt, instanceId } = event as { attempt: Attempt; instanceId: string };
@@ -91,7 +91,7 @@ describe('IAM on the local cloud', () => {
     expect(Item).toBeUndefined();
   });
 
-  it('refuses PutEvents with a source other than warmboot', async () => {
+  it('refuses PutEvents of anything but its own facts on the facts bus', async () => {
     const refused = await failure(cloud.invoke('placement', { attempt: 'spoof', instanceId }));
 
     expect(refused.name).toBe('AccessDeniedException');

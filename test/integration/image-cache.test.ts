@@ -87,7 +87,7 @@ const fleet = async (local: LocalCloud) => {
     ...(await launchHosts(local, 'us-east-1a', 2)),
     ...(await launchHosts(local, 'us-east-1b', 2)),
   ];
-  put(local, register);
+  await put(local, register);
   await local.settleFor(2 * 60_000);
   return hosts;
 };
@@ -98,7 +98,7 @@ describe('image cache on the local cloud', () => {
     const hosts = await fleet(local);
     expect((await groupState(local)).hosts.map((host) => host.instanceId).sort()).toEqual([...hosts].sort());
 
-    put(local, pin);
+    await put(local, pin);
     await local.settleFor(10 * 60_000);
 
     const state = await groupState(local);
@@ -116,7 +116,7 @@ describe('image cache on the local cloud', () => {
   it('drops a terminated host from the inventory', async () => {
     const local = await start();
     const hosts = await fleet(local);
-    put(local, pin);
+    await put(local, pin);
     await local.settleFor(10 * 60_000);
     const [gone] = hosts;
 
@@ -139,7 +139,7 @@ describe('image cache on the local cloud', () => {
       match: { source: 'aws.ssm', detailType: SSM_COMMAND_STATUS, functionId: 'imageCache' },
       fault: { kind: 'drop' },
     });
-    put(local, pin);
+    await put(local, pin);
     await local.settleFor(5 * 60_000);
     const stuck = await groupState(local);
     expect(hosts.map((host) => stateOf(stuck, host))).toEqual(hosts.map(() => 'fetching'));
@@ -188,7 +188,7 @@ describe('image cache on the local cloud', () => {
   it('re-inventories hosts on its interval: an image removed behind its back is fetched again', async () => {
     const local = await start({ inventoryIntervalMs: 10 * 60_000 });
     const hosts = await fleet(local);
-    put(local, pin);
+    await put(local, pin);
     await local.settleFor(10 * 60_000);
     const [cleaned] = hosts;
     expect(stateOf(await groupState(local), cleaned ?? '')).toBe('cached');
@@ -218,7 +218,7 @@ describe('image cache on the local cloud', () => {
   it('during an image-source outage still places pinned images warm and backs off new fetches', async () => {
     const local = await start();
     const hosts = await fleet(local);
-    put(local, pin);
+    await put(local, pin);
     await local.settleFor(10 * 60_000);
     const other = {
       ...image,
@@ -234,7 +234,10 @@ describe('image cache on the local cloud', () => {
         failures.push(record.error ?? record.outcome);
     });
     local.ssm.imageSource.setReachable(false);
-    put(local, { 'detail-type': 'Pin Image', detail: { hostGroup: GROUP, imageId: other.id, image: other } });
+    await put(local, {
+      'detail-type': 'Pin Image',
+      detail: { hostGroup: GROUP, imageId: other.id, image: other },
+    });
     await local.settleFor(30 * 60_000);
 
     const state = await groupState(local);
@@ -329,7 +332,7 @@ describe('image handlers and popularity on the local cloud', () => {
     const [elsewhere] = await launchHosts(local, 'us-east-1b', 1);
     await local.settleFor(2 * 60_000);
 
-    put(local, pinEvent(linked.id, linked));
+    await put(local, pinEvent(linked.id, linked));
     await local.settleFor(15 * 60_000);
 
     const state = await groupState(local);
@@ -377,7 +380,7 @@ describe('image handlers and popularity on the local cloud', () => {
     local.ssm.imageSource.add(linked.source, { bytes: linked.sizeBytes, digest: linked.digest });
     await local.settleFor(2 * 60_000);
 
-    put(local, pinEvent(linked.id, linked));
+    await put(local, pinEvent(linked.id, linked));
     await local.settleFor(15 * 60_000);
 
     const state = await groupState(local);
@@ -399,13 +402,13 @@ describe('image handlers and popularity on the local cloud', () => {
     ];
     const rare = { ...image, id: 'rarely-used', source: `${image.source.split(':')[0]}-rare:1` };
     local.ssm.imageSource.add(rare.source, { bytes: rare.sizeBytes, digest: rare.digest });
-    put(local, register);
-    put(local, { 'detail-type': 'Register Image', detail: { image: rare } });
+    await put(local, register);
+    await put(local, { 'detail-type': 'Register Image', detail: { image: rare } });
     await local.settleFor(2 * 60_000);
     // The local cloud runs every function in one process, where Powertools' idempotency keys carry
     // no function name: imageCache's copy of a `running` event collides with popularity's. One
     // reconcile (what the schedule does) joins the hosts; nothing is popular yet, so it warms nothing.
-    await local.invoke('imageCache', {
+    await local.deliverByRule('imageCache', {
       version: '0',
       id: 'c0ffee00-0000-4000-8000-000000000001',
       source: 'aws.events',
@@ -425,12 +428,12 @@ describe('image handlers and popularity on the local cloud', () => {
     });
 
     // No schedule runs: only the nudge can start the warm.
-    local.putEvent({
+    await local.putEvent({
       source: 'warmboot',
       detailType: 'Image Launched',
       detail: { image: image.id, hostGroup: GROUP, availabilityZone: 'us-east-1a', count: 12 },
     });
-    local.putEvent({
+    await local.putEvent({
       source: 'warmboot',
       detailType: 'Image Launched',
       detail: { image: rare.id, hostGroup: GROUP, availabilityZone: 'us-east-1a', count: 1 },

@@ -3,8 +3,8 @@ import { DescribeTableCommand, DynamoDBClient, type TableDescription } from '@aw
 import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { EC2_STATE_CHANGE } from '../../functions/catalog';
-import { eventBridgeFacts } from '../../functions/shared/adapters/facts';
+import { EC2_STATE_CHANGE, WARMBOOT_FACT } from '../../functions/catalog';
+import { factPublisher } from '../../functions/shared/adapters/facts';
 import { callAws } from '../../functions/shared/aws-errors';
 import { EventRegistry, route } from '../../functions/shared/event-registry';
 import { createLambdaHandler } from '../../functions/shared/lambda';
@@ -17,11 +17,12 @@ import { LOCAL_CREDENTIALS } from '../../local/dynamodb-local';
 
 /**
  * A registry-based handler deployed under the `popularity` id, so the catalog's Ec2Running rule
- * routes to it: it counts each running instance in DynamoDB Local and publishes a fact.
+ * routes to it: it counts each running instance in DynamoDB Local and publishes a fact (one the
+ * popularity role may publish on the facts bus).
  */
 const launchCounter = (runtime: Runtime) => {
   const table = runtime.env.POPULARITY_TABLE;
-  const facts = eventBridgeFacts(runtime.clients.events);
+  const facts = factPublisher(runtime);
   const registry = new EventRegistry([
     route('aws.ec2', EC2_STATE_CHANGE, ec2InstanceStateChangeDetail, async (event) => {
       const instanceId = event.detail['instance-id'];
@@ -35,7 +36,7 @@ const launchCounter = (runtime: Runtime) => {
           }),
         ),
       );
-      await facts.publish([{ detailType: 'Launch Counted', detail: { instanceId } }]);
+      await facts.publish([{ detailType: 'Popularity Changed', detail: { instanceId } }]);
       runtime.metrics.addMetric('LaunchesCounted', MetricUnit.Count, 1);
       return instanceId;
     }),
@@ -54,8 +55,8 @@ describe('LocalCloud', () => {
       documents: [],
       behaviours: {},
     });
-    cloud.bus.onEvent((event) => {
-      if (event.source === 'warmboot') facts.push(event);
+    cloud.bus.onEvent((event, bus) => {
+      if (event.source === WARMBOOT_FACT && bus === cloud.bus.busName('facts')) facts.push(event);
     });
   });
 
@@ -123,7 +124,7 @@ describe('LocalCloud', () => {
 
     expect(await launches(instanceId)).toBe(1);
     expect(facts.map((fact) => [fact['detail-type'], fact.detail])).toEqual([
-      ['Launch Counted', { instanceId }],
+      ['Popularity Changed', { instanceId }],
     ]);
   });
 
@@ -168,19 +169,24 @@ describe('LocalCloud', () => {
     expect(cloud.bus.deadLetters('popularity')).toEqual([]);
   });
 
-  it('invokes a function synchronously through the same chain', async () => {
+  const runningEvent = (instanceId: string, id: string) => ({
+    version: '0',
+    id,
+    'detail-type': EC2_STATE_CHANGE,
+    source: 'aws.ec2',
+    account: cloud.accountId,
+    time: '2026-01-05T08:00:00Z',
+    region: cloud.region,
+    resources: [],
+    detail: { 'instance-id': instanceId, state: 'running' },
+  });
+
+  it('delivers an event synchronously through the rule alias and the same chain', async () => {
     const instanceId = await launchOne();
-    const result = await cloud.invoke('popularity', {
-      version: '0',
-      id: '6a7e8feb-b491-4cf7-a9f1-bf3703467718',
-      'detail-type': EC2_STATE_CHANGE,
-      source: 'aws.ec2',
-      account: cloud.accountId,
-      time: '2026-01-05T08:00:00Z',
-      region: cloud.region,
-      resources: [],
-      detail: { 'instance-id': instanceId, state: 'running' },
-    });
+    const result = await cloud.deliverByRule(
+      'popularity',
+      runningEvent(instanceId, '6a7e8feb-b491-4cf7-a9f1-bf3703467718'),
+    );
 
     expect(result).toEqual({
       status: 'handled',
@@ -190,10 +196,33 @@ describe('LocalCloud', () => {
     });
   });
 
-  it('rejects an operator event PutEvents would refuse', () => {
-    expect(() =>
+  it('refuses an AWS event passed by a direct invoke, touching nothing', async () => {
+    const instanceId = await launchOne();
+    await cloud.settleFor(60_000);
+    const before = await launches(instanceId);
+
+    const result = await cloud.invoke(
+      'popularity',
+      runningEvent(instanceId, 'f0e1d2c3-b4a5-4968-8776-655443322110'),
+    );
+
+    expect(result).toMatchObject({ status: 'rejected', error: { code: 'EnvelopeRefused', field: 'source' } });
+    expect(await launches(instanceId)).toBe(before);
+  });
+
+  it('rejects an operator event PutEvents would refuse', async () => {
+    await expect(
       cloud.putEvent({ source: 'warmboot', detailType: '', detail: { image: 'ami-0123456789abcdef0' } }),
-    ).toThrow(/InvalidArgument/);
+    ).rejects.toThrow(/InvalidArgument/);
+  });
+
+  it('refuses an aws.* source from anyone but AWS (NotAuthorizedForSourceException)', async () => {
+    await expect(
+      cloud.putEvent(
+        { source: 'aws.ec2', detailType: EC2_STATE_CHANGE, detail: { state: 'running' } },
+        { bus: 'default' },
+      ),
+    ).rejects.toThrow(/NotAuthorizedForSourceException/);
   });
 });
 

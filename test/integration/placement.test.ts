@@ -74,7 +74,7 @@ const start = async (): Promise<{ local: LocalCloud; hosts: string[] }> => {
     );
     hosts.push(...(output.Instances ?? []).map((instance) => instance.InstanceId ?? ''));
   }
-  put(local, register);
+  await put(local, register);
   await local.settleFor(2 * 60_000);
   return { local, hosts };
 };
@@ -111,7 +111,7 @@ const cachedOn = (state: GroupState): string[] =>
 describe('placement on the local cloud', () => {
   it('returns an even spread over hosts and AZs and keeps the warm-list tag on every host', async () => {
     const { local, hosts } = await start();
-    put(local, pin);
+    await put(local, pin);
     await local.settleFor(10 * 60_000);
     expect(cachedOn(await groupState(local))).toEqual([...hosts].sort());
 
@@ -132,7 +132,7 @@ describe('placement on the local cloud', () => {
   it('reports a partial spread and warms the cold hosts it falls back to', async () => {
     const { local, hosts } = await start();
     const [warm, ...cold] = hosts;
-    put(local, {
+    await put(local, {
       'detail-type': 'Plan Cache',
       detail: { hostGroup: GROUP, warm: [{ imageId: image.id, instanceIds: [warm] }] },
     });

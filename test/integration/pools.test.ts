@@ -47,7 +47,7 @@ const start = async (settings: Record<string, string> = {}): Promise<Started> =>
   const image = local.ec2.registerImage({ name: 'al2023-web', rootSizeGiB: 8 });
   const facts: EventEnvelope[] = [];
   local.bus.onEvent((event) => {
-    if (event.source === 'warmboot') facts.push(event);
+    if (event.source === 'warmboot.fact') facts.push(event);
   });
   return { local, image, facts };
 };
@@ -116,7 +116,7 @@ const readyEvents = (facts: readonly EventEnvelope[]) =>
 
 /** Defines the pool and waits until every member is initialized and stopped. */
 const filledPool = async (started: Started, overrides: Partial<PoolSpecInput> = {}) => {
-  definePool(started.local, linuxPool(started.image, overrides));
+  await definePool(started.local, linuxPool(started.image, overrides));
   await started.local.settleFor(5 * MINUTE);
   return membersOf(started.local);
 };
@@ -172,7 +172,7 @@ describe('pool lifecycle on the local cloud', () => {
     const { local, image } = await start();
     const name = `web${'-0'.repeat(30)}`;
 
-    definePool(local, linuxPool(image, { name }));
+    await definePool(local, linuxPool(image, { name }));
     await local.settleFor(5 * MINUTE);
 
     const members = await membersOf(local, name);
@@ -353,7 +353,7 @@ describe('pool reconcile on the local cloud', () => {
     local.bus.injectFault({ match: { functionId: 'pools', source: 'aws.ssm' }, fault: { kind: 'drop' } });
     local.startSchedules();
 
-    definePool(local, linuxPool(started.image));
+    await definePool(local, linuxPool(started.image));
     await local.settleFor(12 * MINUTE);
 
     const members = await membersOf(local);
@@ -393,7 +393,7 @@ describe('pool reconcile on the local cloud', () => {
     const newer = local.ec2.registerImage({ name: 'al2023-web-newer', rootSizeGiB: 8 });
     values.set(parameter, newer);
     local.startSchedules();
-    local.putEvent({ source: 'warmboot', detailType: 'Reconcile Pools', detail: { pool: POOL } });
+    await local.putEvent({ source: 'warmboot', detailType: 'Reconcile Pools', detail: { pool: POOL } });
     let most = 0;
     local.bus.onInvocation(() => {
       most = Math.max(most, poolInstances(local).length);
@@ -417,7 +417,11 @@ describe('pool reconcile on the local cloud', () => {
     await filledPool(started);
     local.startSchedules();
 
-    local.putEvent({ source: 'warmboot', detailType: drainPoolEvent['detail-type'], detail: { pool: POOL } });
+    await local.putEvent({
+      source: 'warmboot',
+      detailType: drainPoolEvent['detail-type'],
+      detail: { pool: POOL },
+    });
     await local.settleFor(6 * MINUTE);
 
     expect(poolInstances(local)).toEqual([]);
@@ -437,7 +441,7 @@ describe('pool reconcile on the local cloud', () => {
 
     for (let round = 0; round < 3; round++) {
       await local.run(() => Promise.all([requestServer(local), requestServer(local)]));
-      local.putEvent({ source: 'warmboot', detailType: 'Reconcile Pools', detail: {} });
+      await local.putEvent({ source: 'warmboot', detailType: 'Reconcile Pools', detail: {} });
       await local.settleFor(30 * SECOND);
     }
     await local.settleFor(6 * MINUTE);
@@ -455,7 +459,7 @@ describe('pools with SSM agents that register late or never (S4, W6, W7)', () =>
     const seen = new Map<string, string>();
     local.startSchedules();
 
-    definePool(local, linuxPool(started.image, { instanceProfile: 'no-ssm', minSize: 1, maxSize: 1 }));
+    await definePool(local, linuxPool(started.image, { instanceProfile: 'no-ssm', minSize: 1, maxSize: 1 }));
     // A retiring member is recorded until its termination is seen (seconds): sample often.
     for (let elapsed = 0; elapsed < 14 * MINUTE; elapsed += 10 * SECOND) {
       await local.settleFor(10 * SECOND);
@@ -483,7 +487,7 @@ describe('pools with SSM agents that register late or never (S4, W6, W7)', () =>
     const { local } = started;
     local.startSchedules();
 
-    definePool(local, linuxPool(started.image, { minSize: 30, maxSize: 30 }));
+    await definePool(local, linuxPool(started.image, { minSize: 30, maxSize: 30 }));
     await local.settleFor(2 * MINUTE + 30 * SECOND);
 
     expect(local.bus.stats('pools')).toMatchObject({ timeouts: 0 });

@@ -108,7 +108,7 @@ describe('popularity against DynamoDB Local and the EC2 simulator', () => {
       match: { functionId: 'popularity', detailType: 'Image Launched' },
       fault: { kind: 'duplicate', afterMs: 90_000 },
     });
-    imageLaunched(local, sampleLaunch.detail);
+    await imageLaunched(local, sampleLaunch.detail);
     await local.settleFor(5 * 60_000);
 
     expect(local.bus.stats('popularity').invocations).toBe(2);
@@ -145,13 +145,17 @@ describe('popularity against DynamoDB Local and the EC2 simulator', () => {
         ['ami-0aaaaaaaaaaaaaaa1', 12],
         ['ami-0ccccccccccccccc3', 20],
       ] as const;
+      // Straight onto the request bus with a chosen event time, as an operator's PutEvents may set it.
       for (const [image, hours] of launches)
-        local.bus.put({
-          source: 'warmboot',
-          detailType: 'Image Launched',
-          detail: { image, availabilityZone: 'us-east-1a' },
-          time: at + hours * hour,
-        });
+        local.bus.put(
+          {
+            source: 'warmboot',
+            detailType: 'Image Launched',
+            detail: { image, availabilityZone: 'us-east-1a' },
+            time: at + hours * hour,
+          },
+          local.bus.busName('requests'),
+        );
       await local.settleFor(60_000);
       const top = await reader(local).topK({ kind: 'az', az: 'us-east-1a' }, 3, at + 24 * hour);
       await local.stop();
@@ -179,8 +183,9 @@ describe('popularity against DynamoDB Local and the EC2 simulator', () => {
         { ...awsContainer, name: 'envoy', image: 'public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29' },
       ],
     };
-    local.putEvent({ source: 'aws.ecs', detailType: 'ECS Task State Change', detail });
-    local.putEvent({ source: 'aws.ecs', detailType: 'ECS Task State Change', detail });
+    // ECS delivers the same task change twice, on the default bus (nobody else may use aws.ecs).
+    local.bus.put({ source: 'aws.ecs', detailType: 'ECS Task State Change', detail });
+    local.bus.put({ source: 'aws.ecs', detailType: 'ECS Task State Change', detail });
     await local.settleFor(60_000);
 
     const top = await reader(local).topK({ kind: 'az', az: 'us-west-2c' }, 5, local.clock.now());

@@ -178,7 +178,7 @@ describe('unshelve under duplicated, lost and reordered EC2 events', () => {
     ]);
     const unshelvedFacts = new Map<string, number>();
     local.bus.onEvent((event) => {
-      if (event.source !== 'warmboot' || event['detail-type'] !== 'Instance Unshelved') return;
+      if (event.source !== 'warmboot.fact' || event['detail-type'] !== 'Instance Unshelved') return;
       const recordId = String((event.detail as { recordId?: unknown }).recordId);
       unshelvedFacts.set(recordId, (unshelvedFacts.get(recordId) ?? 0) + 1);
     });

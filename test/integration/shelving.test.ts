@@ -352,7 +352,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
   const unshelvedFacts = (local: LocalCloud) => {
     const facts: Record<string, unknown>[] = [];
     local.bus.onEvent((event) => {
-      if (event.source === 'warmboot' && event['detail-type'] === 'Instance Unshelved')
+      if (event.source === 'warmboot.fact' && event['detail-type'] === 'Instance Unshelved')
         facts.push(event.detail as Record<string, unknown>);
     });
     return facts;
@@ -692,7 +692,7 @@ describe('an unshelved instance comes back as it was (W2)', () => {
   const unshelvedFacts = (local: LocalCloud) => {
     const facts: Record<string, unknown>[] = [];
     local.bus.onEvent((event) => {
-      if (event.source === 'warmboot' && event['detail-type'] === 'Instance Unshelved')
+      if (event.source === 'warmboot.fact' && event['detail-type'] === 'Instance Unshelved')
         facts.push(event.detail as Record<string, unknown>);
     });
     return facts;

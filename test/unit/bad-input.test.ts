@@ -4,7 +4,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EC2_STATE_CHANGE, FUNCTIONS, type FunctionId } from '../../functions/catalog';
+import { EC2_STATE_CHANGE, FUNCTIONS, type FunctionId, RULE_DELIVERY_ALIAS } from '../../functions/catalog';
 import { createAwsClients } from '../../functions/shared/aws-clients';
 import { TABLES, type TableId, tableEnvVar } from '../../functions/shared/tables';
 import { VirtualClock } from '../../local/clock';
@@ -65,7 +65,12 @@ const recordingRuntime = (functionId: FunctionId, calls: RecordedCall[]) => {
     logger: new Logger({ serviceName: functionId, logLevel: 'SILENT' }),
     metrics: new Metrics({ namespace: 'Warmboot', serviceName: functionId }),
     tracer: new Tracer({ serviceName: functionId, enabled: false }),
-    env: { AWS_REGION: REGION, ...tables, HOST_GROUPS: JSON.stringify(HOST_GROUPS) },
+    env: {
+      AWS_REGION: REGION,
+      ...tables,
+      HOST_GROUPS: JSON.stringify(HOST_GROUPS),
+      FACTS_BUS_NAME: 'warmboot-facts',
+    },
   };
 };
 
@@ -322,17 +327,25 @@ describe.each(FUNCTION_IDS)('the %s handler on bad input', (functionId) => {
         ]
       : []),
   ];
-  const context = lambdaContext({
+  const contextOptions = {
     functionId,
     requestId: 'bad-input',
     clock,
     region: REGION,
     accountId: '123456789012',
-  });
+  };
+  /** The console or `aws lambda invoke`: operator requests arrive so. */
+  const context = lambdaContext(contextOptions);
+  /** An EventBridge rule: AWS events (and any request a rule delivers) arrive so. */
+  const ruleContext = lambdaContext({ ...contextOptions, qualifier: RULE_DELIVERY_ALIAS });
 
-  const dispatch = async (handler: Awaited<ReturnType<typeof handlerOf>>, event: Record<string, Json>) => {
+  const dispatch = async (
+    handler: Awaited<ReturnType<typeof handlerOf>>,
+    event: Record<string, Json>,
+    invocation = event.source === 'warmboot' ? context : ruleContext,
+  ) => {
     calls.length = 0;
-    const outcome = (await handler(event, context)) as {
+    const outcome = (await handler(event, invocation)) as {
       status: string;
       error?: { code?: string; field?: string; message?: string };
     };
@@ -401,14 +414,70 @@ describe.each(FUNCTION_IDS)('the %s handler on bad input', (functionId) => {
     const handler = await handlerOf();
     await fc.assert(
       fc.asyncProperty(fc.string({ minLength: 1, maxLength: 40 }), async (suffix) => {
-        const { outcome, calls: made } = await dispatch(handler, {
-          ...event,
-          'detail-type': `Unknown ${suffix}`,
-        });
+        const { outcome, calls: made } = await dispatch(
+          handler,
+          { ...event, 'detail-type': `Unknown ${suffix}` },
+          ruleContext,
+        );
         expect(outcome.status).toBe('ignored');
         expect(made).toEqual([]);
       }),
       { numRuns: 25 },
     );
   });
+
+  it.each(samples)(
+    'refuses $name of another account or Region, by rule or direct invoke, naming the field, with no AWS call',
+    async ({ event }) => {
+      const handler = await handlerOf();
+      const foreign: [string, Record<string, Json>][] = [
+        ['account', { account: '210987654321' }],
+        ['region', { region: 'eu-west-1' }],
+      ];
+      for (const [field, overrides] of foreign) {
+        for (const invocation of [context, ruleContext]) {
+          const { outcome, calls: made } = await dispatch(handler, { ...event, ...overrides }, invocation);
+          expect(outcome, field).toMatchObject({
+            status: 'rejected',
+            error: { code: 'EnvelopeRefused', field },
+          });
+          expect(made).toEqual([]);
+        }
+      }
+    },
+  );
+
+  const sourceOf = (event: object): unknown => (event as Record<string, Json>).source;
+
+  it.each(samples.filter(({ event }) => sourceOf(event) !== 'warmboot'))(
+    'refuses $name passed by a direct invoke: AWS events arrive only through rules',
+    async ({ event }) => {
+      const handler = await handlerOf();
+      const { outcome, calls: made } = await dispatch(handler, event, context);
+
+      expect(outcome).toMatchObject({
+        status: 'rejected',
+        error: { code: 'EnvelopeRefused', field: 'source' },
+      });
+      expect(made).toEqual([]);
+    },
+  );
+
+  it.each(samples.filter(({ event }) => sourceOf(event) === 'warmboot'))(
+    'refuses $name by direct invoke under a request type this function does not serve',
+    async ({ event }) => {
+      const handler = await handlerOf();
+      const { outcome, calls: made } = await dispatch(
+        handler,
+        { ...event, 'detail-type': 'Unknown Request' },
+        context,
+      );
+
+      expect(outcome).toMatchObject({
+        status: 'rejected',
+        error: { code: 'EnvelopeRefused', field: 'detail-type' },
+      });
+      expect(made).toEqual([]);
+    },
+  );
 });

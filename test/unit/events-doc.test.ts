@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FUNCTIONS } from '../../functions/catalog';
+import { FUNCTIONS, type FunctionId, REQUEST_REJECTED } from '../../functions/catalog';
+import { functionFolder } from '../../local/functions';
 
 /**
  * docs/events.md is the event catalogue a user reads before wiring warmboot into an account. It is
@@ -20,11 +21,11 @@ const routedDetailTypes = (): string[] =>
     }),
   );
 
-/** The literal detail-types in `detailType: '…'` and the constants they are built from. */
-const publishedDetailTypes = (): string[] => {
+/** The literal detail-types in `detailType: '…'` and the constants they are built from, under `path`. */
+const publishedDetailTypes = (path = 'functions'): string[] => {
   const source = execFileSync(
     'git',
-    ['grep', '-h', '-E', "detailType: '|fact\\('|_CHANGED = '", '--', 'functions'],
+    ['grep', '-h', '-E', "detailType: '|fact\\('|_CHANGED = '", '--', path],
     {
       cwd: root,
       encoding: 'utf8',
@@ -44,9 +45,26 @@ describe('docs/events.md', () => {
   });
 
   it('lists every fact a function publishes', () => {
-    const published = [...new Set(publishedDetailTypes())];
+    const published = [
+      ...new Set([
+        ...publishedDetailTypes(),
+        ...Object.values(FUNCTIONS).flatMap((spec) => spec.publishes),
+        REQUEST_REJECTED,
+      ]),
+    ];
     expect(published).toEqual(expect.arrayContaining(['Image Warmed', 'Server Ready', 'Request Rejected']));
 
     expect(published.filter((detailType) => !catalogue.includes(`\`${detailType}\``))).toEqual([]);
+  });
+
+  it('has in each catalog entry every fact the function’s code publishes (its role may put only those)', () => {
+    for (const id of Object.keys(FUNCTIONS) as FunctionId[]) {
+      const literals = [...new Set(publishedDetailTypes(`functions/${functionFolder(id)}`))];
+      expect(literals.length, id).toBeGreaterThan(0);
+      expect(
+        literals.filter((detailType) => !FUNCTIONS[id].publishes.includes(detailType)),
+        id,
+      ).toEqual([]);
+    }
   });
 });

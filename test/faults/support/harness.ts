@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type fc from 'fast-check';
-import type { FunctionId } from '../../../functions/catalog';
+import { type FunctionId, WARMBOOT, WARMBOOT_FACT } from '../../../functions/catalog';
 import type { EventEnvelope } from '../../../local/bus';
 import type { LocalCloud } from '../../../local/cloud';
 import {
@@ -122,7 +122,7 @@ export class RunLog {
     this.#cloud = cloud;
     this.#functionIds = functionIds;
     cloud.bus.onInvocation((record) => {
-      if (record.event.source !== 'warmboot') return;
+      if (record.event.source !== WARMBOOT && record.event.source !== WARMBOOT_FACT) return;
       this.outcomes.push({
         eventId: record.event.id,
         outcome: record.outcome,
@@ -131,13 +131,13 @@ export class RunLog {
       });
     });
     cloud.bus.onEvent((event) => {
-      if (event.source === 'warmboot') this.facts.push(event);
+      if (event.source === WARMBOOT || event.source === WARMBOOT_FACT) this.facts.push(event);
     });
   }
 
-  /** An operator request through PutEvents, as a caller sends it. */
-  request(detailType: string, detail: Record<string, unknown>): EventEnvelope {
-    const event = this.#cloud.putEvent({ source: 'warmboot', detailType, detail });
+  /** An operator request through PutEvents on the request bus, as the operator sends it. */
+  async request(detailType: string, detail: Record<string, unknown>): Promise<EventEnvelope> {
+    const event = await this.#cloud.putEvent({ source: WARMBOOT, detailType, detail });
     this.requests.push({ eventId: event.id, detailType, sentAt: this.#cloud.clock.now() });
     return event;
   }

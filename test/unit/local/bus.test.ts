@@ -10,6 +10,9 @@ import { type EventEnvelope, type FunctionTarget, LocalEventBus } from '../../..
 import { VirtualClock } from '../../../local/clock';
 import { FaultInjector, invocationScope } from '../../../local/faults';
 
+const REQUESTS = 'warmboot-requests';
+const FACTS = 'warmboot-facts';
+
 const ALL_FUNCTIONS: FunctionId[] = [
   'popularity',
   'imageCache',
@@ -112,7 +115,7 @@ describe('the local EventBridge bus', () => {
         detailType: ecs['detail-type'],
         detail: { ...ecs.detail, lastStatus: 'STOPPED' },
       });
-      bus.put({ source: 'warmboot', detailType: 'Request Server', detail: { pool: 'web' } });
+      bus.put({ source: 'warmboot', detailType: 'Request Server', detail: { pool: 'web' } }, REQUESTS);
       await clock.advanceBy(1_000);
 
       expect(delivered.map((delivery) => delivery.functionId)).toEqual(['popularity', 'claim']);
@@ -153,16 +156,21 @@ describe('the local EventBridge bus', () => {
     it('lets observers watch every event, routed or not', () => {
       const seen: string[] = [];
       const stop = bus.onEvent((event) => seen.push(event['detail-type']));
-      bus.put({ source: 'warmboot', detailType: 'Server Ready', detail: {} });
+      bus.put({ source: 'warmboot.fact', detailType: 'Server Ready', detail: {} }, FACTS);
       stop();
-      bus.put({ source: 'warmboot', detailType: 'Instance Unshelved', detail: {} });
+      bus.put({ source: 'warmboot.fact', detailType: 'Instance Unshelved', detail: {} }, FACTS);
 
       expect(seen).toEqual(['Server Ready']);
     });
 
-    it('runs each invocation in its own invocation scope with a Lambda context', async () => {
-      const scopes: { functionId?: string; invocationId?: string; requestId: string; remaining: number }[] =
-        [];
+    it('runs each invocation in its own invocation scope with a Lambda context, through the rule alias', async () => {
+      const scopes: {
+        functionId?: string;
+        invocationId?: string;
+        requestId: string;
+        remaining: number;
+        arn: string;
+      }[] = [];
       bus.register('placement', async (_event, context) => {
         const scope = invocationScope.getStore();
         scopes.push({
@@ -170,15 +178,64 @@ describe('the local EventBridge bus', () => {
           invocationId: scope?.invocationId,
           requestId: context.awsRequestId,
           remaining: context.getRemainingTimeInMillis(),
+          arn: context.invokedFunctionArn,
         });
       });
-      bus.put({ source: 'warmboot', detailType: 'Advise Placement', detail: {} });
+      bus.put({ source: 'warmboot', detailType: 'Advise Placement', detail: {} }, REQUESTS);
       await clock.advanceBy(1_000);
 
       expect(scopes).toHaveLength(1);
       // The remaining time counts down from the function's own timeout (placement: 10 s).
       expect(scopes[0]).toMatchObject({ functionId: 'placement', remaining: 10_000 });
+      // Every rule targets the function's rule alias; the handler tells rule deliveries by it.
+      expect(scopes[0]?.arn).toBe('arn:aws:lambda:us-east-1:123456789012:function:warmboot-placement:rules');
       expect(scopes[0]?.invocationId).toBe(scopes[0]?.requestId);
+    });
+  });
+
+  describe('buses', () => {
+    beforeEach(deployAll);
+
+    it('delivers an event only to the rules of the bus it was put on', async () => {
+      const request = { source: 'warmboot', detailType: 'Request Server', detail: { pool: 'web' } };
+      bus.put(request, 'default');
+      bus.put(request, FACTS);
+      await clock.advanceBy(1_000);
+      expect(delivered).toEqual([]);
+
+      bus.put(request, REQUESTS);
+      await clock.advanceBy(1_000);
+      expect(delivered.map((delivery) => delivery.functionId)).toEqual(['claim']);
+    });
+
+    it('routes a fact only from the facts bus, and an AWS event only from the default bus', async () => {
+      const claimed = { source: 'warmboot.fact', detailType: 'Server Claimed', detail: { pool: 'web' } };
+      bus.put(claimed, REQUESTS);
+      bus.put(ec2State('running'), REQUESTS);
+      bus.put(ec2State('running'), FACTS);
+      await clock.advanceBy(1_000);
+      expect(delivered).toEqual([]);
+
+      bus.put(claimed, FACTS);
+      await clock.advanceBy(1_000);
+      expect(delivered.map((delivery) => delivery.functionId)).toEqual(['pools']);
+    });
+
+    it('refuses a bus that does not exist, and resolves names and ARNs of the ones that do', () => {
+      expect(() => bus.put(ec2State('running'), 'elsewhere')).toThrow(/Event bus elsewhere does not exist/);
+      expect(bus.resolveBus(undefined)).toBe('default');
+      expect(bus.resolveBus(`arn:aws:events:us-east-1:123456789012:event-bus/${REQUESTS}`)).toBe(REQUESTS);
+      expect(bus.resolveBus(`arn:aws:events:us-east-1:210987654321:event-bus/${REQUESTS}`)).toBeUndefined();
+      expect(bus.resolveBus('elsewhere')).toBeUndefined();
+    });
+
+    it('names the bus to whoever watches it', () => {
+      const seen: string[] = [];
+      bus.onEvent((event, name) => seen.push(`${event['detail-type']}@${name}`));
+      bus.put({ source: 'warmboot.fact', detailType: 'Server Ready', detail: {} }, FACTS);
+      bus.put(ec2State('running'));
+
+      expect(seen).toEqual(['Server Ready@warmboot-facts', `${EC2_STATE_CHANGE}@default`]);
     });
   });
 
@@ -308,7 +365,7 @@ describe('the local EventBridge bus', () => {
         faults.beforeCall('ec2', 'TerminateInstances');
         calls.push('terminated');
       });
-      bus.put({ source: 'warmboot', detailType: 'Shelve Instances', detail: {} });
+      bus.put({ source: 'warmboot', detailType: 'Shelve Instances', detail: {} }, REQUESTS);
       await clock.advanceBy(15 * 60_000);
 
       // Each retry comes one, then two minutes after the timed-out attempt ended.
@@ -338,7 +395,7 @@ describe('the local EventBridge bus', () => {
         now -= 1;
       });
       for (let index = 0; index < 3; index++) {
-        limited.put({ source: 'warmboot', detailType: 'Shelve Instances', detail: { index } });
+        limited.put({ source: 'warmboot', detailType: 'Shelve Instances', detail: { index } }, REQUESTS);
       }
       await clock.advanceBy(5 * 60_000);
 
@@ -359,7 +416,7 @@ describe('the local EventBridge bus', () => {
         await clock.sleep(540_000);
       });
       const events = Array.from({ length: 9 }, (_, index) =>
-        limited.put({ source: 'warmboot', detailType: 'Request Server', detail: { index } }),
+        limited.put({ source: 'warmboot', detailType: 'Request Server', detail: { index } }, REQUESTS),
       );
       await clock.advanceBy(3 * 3_600_000);
 

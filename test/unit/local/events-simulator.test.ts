@@ -10,6 +10,7 @@ describe('the local EventBridge API (PutEvents)', () => {
   let client: EventBridgeClient;
   let faults: FaultInjector;
   let onBus: EventEnvelope[];
+  let buses: string[];
 
   beforeEach(() => {
     const bus = new LocalEventBus({
@@ -18,7 +19,11 @@ describe('the local EventBridge API (PutEvents)', () => {
       accountId: '123456789012',
     });
     onBus = [];
-    bus.onEvent((event) => onBus.push(event));
+    buses = [];
+    bus.onEvent((event, name) => {
+      onBus.push(event);
+      buses.push(name);
+    });
     faults = new FaultInjector();
     client = new EventBridgeClient({
       region: 'us-east-1',
@@ -52,6 +57,43 @@ describe('the local EventBridge API (PutEvents)', () => {
       detail: { pool: 'web' },
       resources: ['arn:aws:ec2:::instance/i-1'],
     });
+  });
+
+  it('puts each entry on the bus it names (name or ARN), and refuses a bus that does not exist', async () => {
+    const output = await client.send(
+      new PutEventsCommand({
+        Entries: [
+          entry('{}', { EventBusName: 'warmboot-facts', Source: 'warmboot.fact' }),
+          entry('{}', { EventBusName: 'arn:aws:events:us-east-1:123456789012:event-bus/warmboot-requests' }),
+          entry('{}', { EventBusName: 'someone-elses' }),
+          entry('{}'),
+        ],
+      }),
+    );
+
+    expect(output.Entries?.map((result) => result.ErrorCode ?? 'ok')).toEqual([
+      'ok',
+      'ok',
+      'InvalidArgument',
+      'ok',
+    ]);
+    expect(buses).toEqual(['warmboot-facts', 'warmboot-requests', 'default']);
+  });
+
+  it('refuses an aws.* source from anyone but AWS (PutEventsResultEntry: NotAuthorizedForSourceException)', async () => {
+    const output = await client.send(
+      new PutEventsCommand({
+        Entries: [
+          entry('{"state":"running"}', {
+            Source: 'aws.ec2',
+            DetailType: 'EC2 Instance State-change Notification',
+          }),
+        ],
+      }),
+    );
+
+    expect(output.Entries?.map((result) => result.ErrorCode)).toEqual(['NotAuthorizedForSourceException']);
+    expect(onBus).toEqual([]);
   });
 
   it('fails bad entries one by one, as EventBridge does, and puts the rest', async () => {

@@ -260,18 +260,22 @@ describe('local IAM on the synthesized role policies', () => {
     const write = await rejection(
       iam.authorize('placement', 'dynamodb', 'PutItem', { TableName: 'wb-image-cache', Item: {} }),
     );
-    await iam.authorize('placement', 'events', 'PutEvents', {
-      Entries: [{ Source: 'warmboot', DetailType: 'Plan Cache', Detail: '{}' }],
-    });
-    const spoof = await rejection(
+    const put = (bus: string, source: string, detailType: string) =>
       iam.authorize('placement', 'events', 'PutEvents', {
-        Entries: [{ Source: 'aws.ec2', DetailType: 'EC2 Instance State-change Notification', Detail: '{}' }],
-      }),
-    );
+        Entries: [{ EventBusName: bus, Source: source, DetailType: detailType, Detail: '{}' }],
+      });
+    // Placement publishes Plan Cache as a fact, on the facts bus.
+    await put('warmboot-facts', 'warmboot.fact', 'Plan Cache');
+    const spoof = await rejection(put('warmboot-facts', 'aws.ec2', 'EC2 Instance State-change Notification'));
+    // Security review C1: the read-only role cannot emit a destructive request, as a fact or a request.
+    const destructive = await rejection(put('warmboot-facts', 'warmboot.fact', 'Delete Shelved Record'));
+    const request = await rejection(put('warmboot-requests', 'warmboot', 'Delete Shelved Record'));
+    const defaultBus = await rejection(put('default', 'warmboot.fact', 'Plan Cache'));
 
     expect(write.name).toBe('AccessDeniedException');
-    expect(spoof.name).toBe('AccessDeniedException');
-    expect(iam.stats().denials).toEqual({ placement: { 'dynamodb:PutItem': 1, 'events:PutEvents': 1 } });
+    for (const denied of [spoof, destructive, request, defaultBus])
+      expect(denied.name).toBe('AccessDeniedException');
+    expect(iam.stats().denials).toEqual({ placement: { 'dynamodb:PutItem': 1, 'events:PutEvents': 4 } });
   });
 
   it('treats a condition on a key the action does not support as a missing key, as AWS does', async () => {

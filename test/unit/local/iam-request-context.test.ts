@@ -5,6 +5,7 @@ import {
   type Ec2ResourceState,
   ec2Checks,
   eventsChecks,
+  principalContext,
   ssmChecks,
   UnmodelledCallError,
 } from '../../../local/iam/request-context';
@@ -383,6 +384,51 @@ describe('the IAM request context of SSM, EventBridge and DynamoDB calls', () =>
       }),
       expect.objectContaining({ context: expect.objectContaining({ 'events:source': 'aws.ec2' }) }),
     ]);
+  });
+
+  it('evaluates a PutEvents with the resource policy of the bus it names (by name or ARN)', () => {
+    const policy = { Version: '2012-10-17', Statement: [] };
+    const policies = new Map([['warmboot-facts', policy]]);
+    const checks = eventsChecks(
+      'PutEvents',
+      {
+        Entries: [
+          {
+            Source: 'warmboot.fact',
+            DetailType: 'Server Ready',
+            Detail: '{}',
+            EventBusName: 'warmboot-facts',
+          },
+          {
+            Source: 'warmboot.fact',
+            DetailType: 'Server Ready',
+            Detail: '{}',
+            EventBusName: 'arn:aws:events:us-east-1:123456789012:event-bus/warmboot-facts',
+          },
+          { Source: 'warmboot', DetailType: 'Server Ready', Detail: '{}' },
+        ],
+      },
+      ENV,
+      PRINCIPAL,
+      (bus) => policies.get(bus),
+    );
+
+    expect(checks.map((check) => check.resourcePolicy)).toEqual([policy, policy, undefined]);
+  });
+
+  it('gives a role session the role’s ARN as aws:PrincipalArn, as IAM does', () => {
+    expect(principalContext(PRINCIPAL)).toEqual({
+      'aws:PrincipalArn': 'arn:aws:iam::123456789012:role/warmboot-pools-role',
+      'aws:PrincipalAccount': '123456789012',
+      'aws:PrincipalType': 'AssumedRole',
+    });
+    expect(principalContext('arn:aws:iam::210987654321:user/alice')).toMatchObject({
+      'aws:PrincipalAccount': '210987654321',
+      'aws:PrincipalType': 'User',
+    });
+    expect(principalContext('arn:aws:iam::210987654321:root')).toMatchObject({
+      'aws:PrincipalType': 'Account',
+    });
   });
 
   it('needs the item action of every item of a transaction, and the index ARN for an index query', () => {

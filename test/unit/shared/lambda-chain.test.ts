@@ -11,11 +11,18 @@ import { createLambdaHandler } from '../../../functions/shared/lambda';
 import type { Runtime } from '../../../functions/shared/runtime';
 import { attachSimulator } from '../../../local/sdk-bridge';
 
-const context = {
-  functionName: 'warmboot-test',
-  awsRequestId: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
-  getRemainingTimeInMillis: () => 30_000,
-} as unknown as Context;
+const FUNCTION_ARN = 'arn:aws:lambda:us-east-1:123456789012:function:warmboot-test';
+const contextOf = (invokedFunctionArn: string) =>
+  ({
+    functionName: 'warmboot-test',
+    invokedFunctionArn,
+    awsRequestId: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
+    getRemainingTimeInMillis: () => 30_000,
+  }) as unknown as Context;
+/** The console or `aws lambda invoke`: the unqualified function. */
+const context = contextOf(FUNCTION_ARN);
+/** An EventBridge rule: through the rule alias. */
+const ruleContext = contextOf(`${FUNCTION_ARN}:rules`);
 
 const operatorEvent = (detail: unknown) => ({
   version: '0',
@@ -52,7 +59,7 @@ describe('the shared Lambda chain', () => {
       logger: new Logger({ serviceName: 'test', logLevel: 'SILENT' }),
       metrics: new Metrics({ namespace: 'Test', serviceName: 'test' }),
       tracer: new Tracer({ serviceName: 'test', enabled: false }),
-      env: {},
+      env: { FACTS_BUS_NAME: 'warmboot-facts' },
     };
   });
 
@@ -87,7 +94,11 @@ describe('the shared Lambda chain', () => {
       error: { code: 'ValidationError', field: 'detail.image' },
     });
     expect(published).toHaveLength(1);
-    expect(published[0]).toMatchObject({ Source: 'warmboot', DetailType: 'Request Rejected' });
+    expect(published[0]).toMatchObject({
+      EventBusName: 'warmboot-facts',
+      Source: 'warmboot.fact',
+      DetailType: 'Request Rejected',
+    });
     expect(JSON.parse(String(published[0]?.Detail))).toMatchObject({
       requestId: '9f1d6b2e-1c3a-4a53-9d5e-0a0f4c2b7e11',
       requestType: 'Pin Image',
@@ -95,10 +106,10 @@ describe('the shared Lambda chain', () => {
     });
   });
 
-  it('treats an event nobody registered as a logged no-op', async () => {
+  it('treats an event a rule delivers that nobody registered as a logged no-op', async () => {
     const handler = createLambdaHandler(registry, runtime, { idempotent: false });
 
-    const outcome = await handler({ ...operatorEvent({}), 'detail-type': 'Something Else' }, context);
+    const outcome = await handler({ ...operatorEvent({}), 'detail-type': 'Something Else' }, ruleContext);
 
     expect(outcome).toEqual({ status: 'ignored', reason: 'no handler for warmboot / Something Else' });
     expect(published).toHaveLength(0);
@@ -113,5 +124,119 @@ describe('the shared Lambda chain', () => {
       status: 'rejected',
       error: { code: 'ValidationError', field: 'version' },
     });
+  });
+});
+
+/**
+ * Security review M5: the envelope decides before anything else runs. A foreign account or Region
+ * is refused whatever the route; a direct invoke carries only this function's operator requests.
+ */
+describe('the envelope check of the shared chain', () => {
+  let published: unknown[];
+  let handled: string[];
+  let handler: ReturnType<typeof createLambdaHandler>;
+
+  beforeEach(() => {
+    published = [];
+    handled = [];
+    const clients = createAwsClients({
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      endpoints: { ec2: 'http://127.0.0.1:9', ssm: 'http://127.0.0.1:9', events: 'http://127.0.0.1:9' },
+    });
+    attachSimulator(clients.events, async (_operation, input) => {
+      published.push(...(input.Entries as unknown[]));
+      return { FailedEntryCount: 0, Entries: [] };
+    });
+    const registry = new EventRegistry([
+      route('warmboot', 'Pin Image', z.object({ image: z.string() }), async (event) => {
+        handled.push(`request ${event.detail.image}`);
+        return 'pinned';
+      }),
+      route('warmboot.fact', 'Popularity Changed', z.looseObject({}), async () => {
+        handled.push('fact');
+        return 'planned';
+      }),
+      route('aws.ec2', 'EC2 Instance State-change Notification', z.looseObject({}), async () => {
+        handled.push('aws.ec2');
+        return 'seen';
+      }),
+    ]);
+    handler = createLambdaHandler(
+      registry,
+      {
+        functionName: 'warmboot-test',
+        clock: systemClock,
+        random: () => 0.5,
+        clients,
+        logger: new Logger({ serviceName: 'test', logLevel: 'SILENT' }),
+        metrics: new Metrics({ namespace: 'Test', serviceName: 'test' }),
+        tracer: new Tracer({ serviceName: 'test', enabled: false }),
+        env: { FACTS_BUS_NAME: 'warmboot-facts' },
+      },
+      { idempotent: false },
+    );
+  });
+
+  const event = (overrides: Record<string, unknown>) => ({
+    ...operatorEvent({ image: 'nginx:1.27' }),
+    ...overrides,
+  });
+  const ec2Event = event({
+    source: 'aws.ec2',
+    'detail-type': 'EC2 Instance State-change Notification',
+    detail: {},
+  });
+  const factEvent = event({ source: 'warmboot.fact', 'detail-type': 'Popularity Changed', detail: {} });
+
+  it('serves an operator request by direct invoke (the console test event)', async () => {
+    expect(await handler(event({}), context)).toMatchObject({ status: 'handled', result: 'pinned' });
+    expect(handled).toEqual(['request nginx:1.27']);
+  });
+
+  it('serves AWS events, facts and requests delivered through the rule alias', async () => {
+    for (const delivered of [ec2Event, factEvent, event({})]) {
+      expect(await handler(delivered, ruleContext)).toMatchObject({ status: 'handled' });
+    }
+    expect(handled).toEqual(['aws.ec2', 'fact', 'request nginx:1.27']);
+  });
+
+  it.each([
+    ['an aws.* event', ec2Event, 'source'],
+    ['a fact', factEvent, 'source'],
+    [
+      'a request this function does not serve',
+      event({ 'detail-type': 'Delete Shelved Record' }),
+      'detail-type',
+    ],
+    ['a schedule', event({ source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} }), 'source'],
+  ])('refuses %s passed by a direct invoke, naming the field', async (_name, refused, field) => {
+    const outcome = await handler(refused, context);
+
+    expect(outcome).toMatchObject({ status: 'rejected', error: { code: 'EnvelopeRefused', field } });
+    expect(handled).toEqual([]);
+    expect(published).toEqual([]);
+  });
+
+  it.each([
+    ['account', { account: '210987654321' }],
+    ['region', { region: 'eu-west-1' }],
+  ])('refuses an event of another %s, even through the rule alias', async (field, overrides) => {
+    for (const refused of [event(overrides), { ...ec2Event, ...overrides }]) {
+      for (const invocation of [context, ruleContext]) {
+        const outcome = await handler(refused, invocation);
+        expect(outcome).toMatchObject({ status: 'rejected', error: { code: 'EnvelopeRefused', field } });
+      }
+    }
+    expect(handled).toEqual([]);
+    // A caller that may not send the event does not make warmboot publish either.
+    expect(published).toEqual([]);
+  });
+
+  it('refuses everything when the invocation cannot be placed (no function ARN)', async () => {
+    const outcome = await handler(event({}), contextOf('not-an-arn'));
+
+    expect(outcome).toMatchObject({ error: { field: 'context.invokedFunctionArn' } });
+    expect(handled).toEqual([]);
   });
 });
