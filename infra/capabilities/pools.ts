@@ -53,7 +53,7 @@ export class PoolsCapability extends Construct {
     this.pools.grantTable('pools', 'readWrite');
     this.pools.grantTable('popularity', 'read');
     this.pools.grantPublish();
-    allowDescribe(this.pools, ['ec2:DescribeInstances', 'ec2:DescribeImages']);
+    allowDescribe(this.pools, ['ec2:DescribeInstances', 'ec2:DescribeImages', 'ec2:DescribeVolumes']);
     this.allowLaunch(
       this.pools,
       'LaunchPoolMembers',
@@ -71,7 +71,7 @@ export class PoolsCapability extends Construct {
     // Claims are demand: the claim function records each request as a popularity launch.
     this.claim.grantTable('popularity', 'readWrite');
     this.claim.grantPublish();
-    allowDescribe(this.claim, ['ec2:DescribeInstances', 'ec2:DescribeImages']);
+    allowDescribe(this.claim, ['ec2:DescribeInstances', 'ec2:DescribeImages', 'ec2:DescribeVolumes']);
     this.allowManage(this.claim);
     this.allowUntagMemberVolumes(this.claim);
     // Cold fallback: when no member is ready, the claim launches one instance tagged with its pool

@@ -3,6 +3,7 @@ import {
   DeleteTagsCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
+  DescribeVolumesCommand,
   type EC2Client,
   type Instance,
   ModifyInstanceAttributeCommand,
@@ -227,8 +228,23 @@ export const sdkPoolEc2 = (client: EC2Client): PoolEc2 => {
       fence(instance, pool);
       const volumeIds = instance.volumeIds ?? [];
       if (volumeIds.length === 0) return;
+      // A hand-over retried after a crash finds volumes it already untagged. IAM lets the claim
+      // untag only volumes that still carry the pool tag (UntagPoolMemberVolumes), so DeleteTags
+      // on those would be denied: only the volumes still tagged are untagged.
+      const output = await callAws('DescribeVolumes', () =>
+        client.send(
+          new DescribeVolumesCommand({
+            VolumeIds: [...volumeIds],
+            Filters: [{ Name: 'tag-key', Values: [TAG.pool] }],
+          }),
+        ),
+      );
+      const stillTagged = (output.Volumes ?? []).flatMap((volume) =>
+        volume.VolumeId ? [volume.VolumeId] : [],
+      );
+      if (stillTagged.length === 0) return;
       await callAws('DeleteTags', () =>
-        client.send(new DeleteTagsCommand({ Resources: [...volumeIds], Tags: keys.map((Key) => ({ Key })) })),
+        client.send(new DeleteTagsCommand({ Resources: stillTagged, Tags: keys.map((Key) => ({ Key })) })),
       );
     },
   };
