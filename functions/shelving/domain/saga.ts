@@ -747,6 +747,17 @@ const launchRetryNotDue = (record: ShelfRecord, now: number): Decision | undefin
       )
     : undefined;
 
+/** The fast-path replacement EC2 terminated at launch because it could not use a volume's key. */
+const replacementKilledByKey = (record: ShelfRecord, observation: Observation): Decision | undefined => {
+  const replacement = observation.replacement;
+  if (!replacement || !endedByEncryptionKey(replacement)) return undefined;
+  return encryptionKeyUnusable(
+    record,
+    `replacement ${replacement.instanceId} terminated at launch (${stateReasonOf(replacement)})`,
+    observation.volumes,
+  );
+};
+
 const launch = (
   record: ShelfRecord,
   observation: Observation,
@@ -755,13 +766,8 @@ const launch = (
 ): Decision => {
   const replacement = observation.replacement;
   if (replacement && (replacement.state === 'terminated' || replacement.state === 'shutting-down')) {
-    if (endedByEncryptionKey(replacement)) {
-      return encryptionKeyUnusable(
-        record,
-        `replacement ${replacement.instanceId} terminated at launch (${stateReasonOf(replacement)})`,
-        observation.volumes,
-      );
-    }
+    const keyFailure = replacementKilledByKey(record, observation);
+    if (keyFailure) return keyFailure;
     // Re-issuing the batch's ClientToken would only return this instance again, terminated, for
     // at least 24 h (Run_Instance_Idempotency): a new attempt, so a new batch and token.
     return relaunch(record, now, `replacement ${replacement.instanceId} terminated before the swap`);
@@ -868,13 +874,8 @@ const stopReplacement = (
 ): Decision => {
   const replacement = observation.replacement;
   if (replacement && (replacement.state === 'terminated' || replacement.state === 'shutting-down')) {
-    if (endedByEncryptionKey(replacement)) {
-      return encryptionKeyUnusable(
-        record,
-        `replacement ${replacement.instanceId} terminated at launch (${stateReasonOf(replacement)})`,
-        observation.volumes,
-      );
-    }
+    const keyFailure = replacementKilledByKey(record, observation);
+    if (keyFailure) return keyFailure;
   }
   if (!replacement || replacement.state === 'terminated' || replacement.state === 'shutting-down') {
     return relaunch(record, now, 'replacement disappeared before the swap');
