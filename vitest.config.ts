@@ -46,7 +46,12 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'infra', include: ['test/infra/**/*.test.ts'], testTimeout: 300_000 },
+        test: {
+          name: 'infra',
+          // test/package: the construct packed, installed into a plain CDK app and synthesized.
+          include: ['test/infra/**/*.test.ts', 'test/package/**/*.test.ts'],
+          testTimeout: 300_000,
+        },
       },
     ],
   },

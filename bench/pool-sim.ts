@@ -272,6 +272,9 @@ export const simulatePools = (input: {
       currentImageId: simPool.spec.image,
       sizing: decision,
       initResults: new Map(),
+      // Every member is written with its launch here (no crashes): no intent is ever left to adopt.
+      intents: [],
+      launchNonce: 'bench',
       now,
     });
     for (const action of actions) {

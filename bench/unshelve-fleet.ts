@@ -4,34 +4,34 @@ import {
   EC2Client,
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import type { FactPublisher } from '../functions/shared/adapters/facts';
+import { WARMBOOT } from '../functions/catalog';
 import { ClockRetryStrategy } from '../functions/shared/retry';
-import { sdkShelvingEc2 } from '../functions/shelving/adapters/ec2';
-import { memoryShelfStore } from '../functions/shelving/adapters/store';
-import { defaultShelvingSettings, type ShelvingSettings } from '../functions/shelving/config';
-import { Pacer } from '../functions/shelving/domain/pacer';
+import { dynamoShelfStore } from '../functions/shelving/adapters/store';
+import type { ShelvingSettings } from '../functions/shelving/config';
 import { MANAGED_TAG, TENANT_TAG } from '../functions/shelving/domain/tags';
 import type { ShelfRecord, Step } from '../functions/shelving/domain/types';
-import { ShelvingEngine } from '../functions/shelving/engine';
-import { VirtualClock } from '../local/clock';
-import { seededRandom } from '../local/ec2/ids';
-import { Ec2Simulator } from '../local/ec2/simulator';
-import { FaultInjector } from '../local/faults';
+import { createShelvingHandler, OFFLOAD_INSTANCES, SHELVE_INSTANCES } from '../functions/shelving/handler';
+import { LocalCloud } from '../local/cloud';
+import type { Ec2Simulator } from '../local/ec2/simulator';
 import { attachSimulator } from '../local/sdk-bridge';
 
 /**
- * A shelved fleet on the EC2 simulator (calibrated latencies, published token buckets), built
- * through warmboot's own shelve and offload code, and a driver that advances records on the
- * virtual clock. The benchmark builds one fresh, identical fleet per policy.
+ * A shelved fleet on the strict local cloud (local/cloud.ts: EC2 simulator with calibrated
+ * latencies and the published token buckets, DynamoDB Local, the local EventBridge, IAM evaluated
+ * on every call of the deployed function). The deployed `shelving` function shelves every
+ * instance and offloads half of them through operator requests on the request bus, driven only
+ * by its own control loop (EC2 state-change events, its 1-minute schedule). The benchmark builds
+ * one fresh, identical fleet per policy.
  */
 
 export const REGION = 'us-east-1';
 export const INSTANCE_TYPE = 'm7i.large';
 export const ROOT_GIB = 8;
 export const DATA_GIB = 20;
-export const DATA_DEVICE = '/dev/sdf';
+export const TENANT = 'tenant-bench';
 /** m7i.large is 2 vCPUs; a 96-vCPU host holds 48. */
 export const HOST_VCPUS = 96;
+export const MINUTE = 60_000;
 
 export interface FleetOptions {
   readonly count: number;
@@ -39,90 +39,49 @@ export interface FleetOptions {
   readonly hostShare: number;
   readonly dataVolumes: number;
   readonly seed: number;
+  /** The DynamoDB Local every fleet's cloud uses (each cloud creates its own tables). */
+  readonly dynamodbEndpoint: string;
+  /** The deployment's shelving settings beyond `offloadAfterSeconds: -1` (the bench offloads by request). */
+  readonly settings?: Partial<ShelvingSettings>;
+  /** The deployment's `reservedConcurrency` for shelving (absent: none, the stack's default). */
+  readonly reservedConcurrency?: number;
+  /**
+   * Deploy the shelving function so it can be removed once the fleet is shelved: the baselines
+   * unshelve a fleet warmboot shelved, with warmboot no longer reacting to anything.
+   */
+  readonly removable?: boolean;
 }
 
 export interface Fleet {
-  readonly clock: VirtualClock;
+  readonly cloud: LocalCloud;
+  /** The EC2 simulator of the cloud (its counters give api_calls and throttled). */
   readonly simulator: Ec2Simulator;
+  /**
+   * The bench's own EC2 client: an outside principal (the baselines' script). LocalCloud
+   * evaluates IAM for the deployed functions' calls and for PutEvents of outside callers
+   * (`iam.authorizeCaller`), not for an outside principal's EC2 calls, so these are unevaluated.
+   */
   readonly client: EC2Client;
-  /** The shelve records, as warmboot wrote them. */
-  readonly store: ReturnType<typeof memoryShelfStore>;
+  /** The shelve records, as the deployed function wrote them. */
   readonly records: readonly ShelfRecord[];
   readonly offloaded: readonly string[];
   readonly stopped: readonly string[];
-  readonly imageId: string;
-  readonly subnetId: string;
-  readonly availabilityZone: string;
+  /** Stops the deployed function from acting on anything further (only for `removable` fleets). */
+  removeWarmboot(): void;
+  stop(): Promise<void>;
 }
 
-export const noFacts: FactPublisher = { publish: async () => {} };
-
-export const sdkClient = (clock: VirtualClock, simulator: Ec2Simulator): EC2Client => {
+/** An EC2 client on the cloud's simulator and clock, outside every function's role. */
+export const outsideClient = (cloud: LocalCloud): EC2Client => {
   const client = new EC2Client({
-    region: REGION,
+    region: cloud.region,
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     endpoint: 'http://127.0.0.1:9',
-    retryStrategy: new ClockRetryStrategy(clock),
+    retryStrategy: new ClockRetryStrategy(cloud.clock),
   });
-  attachSimulator(client, simulator.dispatch);
+  attachSimulator(client, cloud.ec2.dispatch);
   return client;
 };
-
-/** A fresh engine (its own pacer, so its buckets start full like EC2's after a quiet period). */
-export const newEngine = (
-  fleet: Pick<Fleet, 'clock' | 'client'>,
-  store = memoryShelfStore(),
-  settings: ShelvingSettings = defaultShelvingSettings,
-) => ({
-  store,
-  engine: new ShelvingEngine({
-    ec2: sdkShelvingEc2(fleet.client, new Pacer(), fleet.clock),
-    store,
-    facts: noFacts,
-    clock: fleet.clock,
-    settings,
-  }),
-});
-
-/**
- * Advances `recordIds` round after round every `tickMs` until `done` holds for all of them (or
- * `timeoutMs` of virtual time passed). Rounds do not wait for their actions, so calls of
- * different records overlap as they would across concurrent invocations; each round batches the
- * Start/Stop/Terminate/RunInstances work that is due in it.
- */
-export const drive = async (
-  engine: ShelvingEngine,
-  clock: VirtualClock,
-  recordIds: readonly string[],
-  done: (record: ShelfRecord) => boolean,
-  options: { tickMs?: number; timeoutMs?: number } = {},
-): Promise<ShelfRecord[]> => {
-  const tickMs = options.tickMs ?? 1000;
-  const deadline = clock.now() + (options.timeoutMs ?? 6 * 3600_000);
-  for (;;) {
-    const records = await engine.load(recordIds);
-    const open = records.filter((record) => !done(record));
-    if (open.length === 0 || clock.now() >= deadline) {
-      await engine.settled();
-      return engine.load(recordIds);
-    }
-    const due = open.filter(
-      (record) =>
-        !engine.isInFlight(record.recordId) && record.nextDueAt !== null && record.step !== 'failed',
-    );
-    if (due.length === 0 && open.every((record) => record.step === 'failed' || record.nextDueAt === null)) {
-      await engine.settled();
-      return engine.load(recordIds);
-    }
-    await engine.round(due, { wait: false });
-    await clock.sleep(tickMs);
-  }
-};
-
-export const atStep =
-  (...steps: Step[]) =>
-  (record: ShelfRecord): boolean =>
-    steps.includes(record.step) || record.step === 'failed';
 
 const deviceMappings = (dataVolumes: number): BlockDeviceMapping[] =>
   Array.from({ length: dataVolumes }, (_, index) => ({
@@ -130,101 +89,167 @@ const deviceMappings = (dataVolumes: number): BlockDeviceMapping[] =>
     Ebs: { VolumeSize: DATA_GIB, VolumeType: 'gp3', DeleteOnTermination: true },
   }));
 
-/** Launches the fleet, shelves every instance with warmboot, offloads half, lets the buckets refill. */
-export const buildShelvedFleet = async (options: FleetOptions): Promise<Fleet> => {
-  const clock = new VirtualClock();
-  const simulator = new Ec2Simulator({
-    clock,
-    region: REGION,
-    accountId: '123456789012',
-    emit: () => {},
-    faults: new FaultInjector(),
-    latency: 'calibrated',
-    random: seededRandom(options.seed),
-  });
-  const availabilityZone = simulator.availabilityZones[0] ?? `${REGION}a`;
-  const subnetId = simulator.addSubnet({ availabilityZone });
-  const imageId = simulator.registerImage({ name: 'al2023-bench', rootSizeGiB: ROOT_GIB });
-  const client = sdkClient(clock, simulator);
-  const onHosts = Math.round(options.count * options.hostShare);
-  const perHost = HOST_VCPUS / 2;
-  const hosts = Array.from({ length: Math.ceil(onHosts / perHost) }, () =>
-    simulator.allocateHost({ availabilityZone, instanceType: INSTANCE_TYPE, totalVCpus: HOST_VCPUS }),
-  );
+export const recordStore = (cloud: LocalCloud) => dynamoShelfStore(cloud.documents, cloud.tables.shelves);
 
-  // The SDK reads its shared config files on a client's first call: real I/O the virtual clock
-  // cannot see, so that first call happens before the clock drives anything.
-  await client.send(new DescribeInstancesCommand({ MaxResults: 5 }));
-  return clock.run(async () => {
-    const launch = async (count: number, placement: Record<string, string>) => {
-      for (let start = 0; start < count; start += 100) {
-        const size = Math.min(100, count - start);
-        await client.send(
-          new RunInstancesCommand({
-            ImageId: imageId,
-            InstanceType: INSTANCE_TYPE,
-            SubnetId: subnetId,
-            SecurityGroupIds: ['sg-0bench'],
-            MinCount: size,
-            MaxCount: size,
-            Placement: { AvailabilityZone: availabilityZone, ...placement },
-            BlockDeviceMappings: deviceMappings(options.dataVolumes),
-            TagSpecifications: [
-              {
-                ResourceType: 'instance',
-                Tags: [
-                  { Key: MANAGED_TAG, Value: 'true' },
-                  { Key: TENANT_TAG, Value: 'tenant-bench' },
-                  { Key: 'Name', Value: 'bench' },
-                ],
-              },
-            ],
-          }),
-        );
-        await clock.sleep(1000);
-      }
-    };
-    let remaining = onHosts;
-    for (const [index, hostId] of hosts.entries()) {
-      const count = Math.min(perHost, remaining);
-      remaining -= count;
-      await launch(count, {
-        Tenancy: 'host',
-        HostId: hostId,
-        Affinity: index % 2 === 0 ? 'host' : 'default',
-      });
+/** Lets virtual time pass a minute at a time until every record is at one of `steps` (or failed). */
+export const settleUntil = async (
+  cloud: LocalCloud,
+  recordIds: readonly string[],
+  steps: readonly Step[],
+  limitMs: number,
+): Promise<ShelfRecord[]> => {
+  const deadline = cloud.clock.now() + limitMs;
+  for (;;) {
+    const records = await cloud.run(() => recordStore(cloud).getMany(recordIds));
+    const open = records.filter((record) => !steps.includes(record.step) && record.step !== 'failed');
+    if (records.length === recordIds.length && open.length === 0) return records;
+    if (cloud.clock.now() >= deadline) {
+      throw new Error(
+        `${open.length + recordIds.length - records.length} of ${recordIds.length} records did not reach ${steps.join('/')} within ${limitMs / MINUTE} min`,
+      );
     }
-    await launch(options.count - onHosts, {});
-    await clock.sleep(60_000);
+    await cloud.settleFor(MINUTE);
+  }
+};
 
-    const { engine, store } = newEngine({ clock, client });
-    const instanceIds = simulator
-      .instances()
-      .filter((instance) => instance.state === 'running')
-      .map((instance) => instance.instanceId)
-      .sort();
-    const shelved = await engine.shelve(
-      instanceIds.map((instanceId) => ({ instanceId, offloadAfterSeconds: -1, snapshot: true })),
+/**
+ * Launches the fleet, then shelves every instance and offloads half with operator requests on
+ * the request bus (`cloud.putEvent`, authorized by the bus policy and IAM), waits for the deployed
+ * function to finish them, and lets the safety snapshots complete and every bucket refill.
+ */
+export const buildShelvedFleet = async (options: FleetOptions): Promise<Fleet> => {
+  let active = true;
+  const cloud = await LocalCloud.start({
+    dynamodbEndpoint: options.dynamodbEndpoint,
+    seed: options.seed,
+    latency: 'calibrated',
+    functions: ['shelving'],
+    ...(options.removable
+      ? {
+          handlers: {
+            shelving: (runtime) => {
+              const handler = createShelvingHandler(runtime);
+              return async (event, context) => (active ? handler(event, context) : undefined);
+            },
+          },
+        }
+      : {}),
+    settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, ...options.settings }) },
+    ...(options.reservedConcurrency !== undefined
+      ? { reservedConcurrency: { shelving: options.reservedConcurrency } }
+      : {}),
+  });
+  try {
+    const simulator = cloud.ec2;
+    const availabilityZone = simulator.availabilityZones[0] ?? `${REGION}a`;
+    const subnetId = simulator.addSubnet({ availabilityZone });
+    const imageId = simulator.registerImage({ name: 'al2023-bench', rootSizeGiB: ROOT_GIB });
+    const client = outsideClient(cloud);
+    const onHosts = Math.round(options.count * options.hostShare);
+    const perHost = HOST_VCPUS / 2;
+    const hosts = Array.from({ length: Math.ceil(onHosts / perHost) }, () =>
+      simulator.allocateHost({ availabilityZone, instanceType: INSTANCE_TYPE, totalVCpus: HOST_VCPUS }),
     );
-    const recordIds = shelved.flatMap((result) => (result.ok ? [result.recordId] : []));
-    await drive(engine, clock, recordIds, atStep('shelved'));
+    // The SDK reads its shared config files on a client's first call: real I/O the virtual clock
+    // cannot see, so that first call happens before the clock drives anything.
+    await client.send(new DescribeInstancesCommand({ MaxResults: 5 }));
+    const instanceIds = await cloud.run(async () => {
+      const launched: string[] = [];
+      const launch = async (count: number, placement: Record<string, string>) => {
+        for (let start = 0; start < count; start += 100) {
+          const size = Math.min(100, count - start);
+          const answer = await client.send(
+            new RunInstancesCommand({
+              ImageId: imageId,
+              InstanceType: INSTANCE_TYPE,
+              SubnetId: subnetId,
+              MinCount: size,
+              MaxCount: size,
+              Placement: { AvailabilityZone: availabilityZone, ...placement },
+              BlockDeviceMappings: deviceMappings(options.dataVolumes),
+              TagSpecifications: [
+                {
+                  ResourceType: 'instance',
+                  Tags: [
+                    { Key: MANAGED_TAG, Value: 'true' },
+                    { Key: TENANT_TAG, Value: TENANT },
+                    { Key: 'Name', Value: 'bench' },
+                  ],
+                },
+              ],
+            }),
+          );
+          launched.push(...(answer.Instances ?? []).map((instance) => instance.InstanceId ?? ''));
+          await cloud.clock.sleep(1000);
+        }
+      };
+      let remaining = onHosts;
+      for (const [index, hostId] of hosts.entries()) {
+        const count = Math.min(perHost, remaining);
+        remaining -= count;
+        await launch(count, {
+          Tenancy: 'host',
+          HostId: hostId,
+          Affinity: index % 2 === 0 ? 'host' : 'default',
+        });
+      }
+      await launch(options.count - onHosts, {});
+      return launched.sort();
+    });
+    await cloud.settleFor(MINUTE);
+    cloud.startSchedules();
+
+    await cloud.putEvent({
+      source: WARMBOOT,
+      detailType: SHELVE_INSTANCES,
+      detail: { instanceIds, tenant: TENANT, snapshot: true },
+    });
+    await cloud.settleFor(MINUTE);
+    const store = recordStore(cloud);
+    const recordIds = await cloud.run(async () => {
+      const ids: string[] = [];
+      for (const instanceId of instanceIds) {
+        const recordId = await store.recordIdForInstance(instanceId);
+        if (!recordId) throw new Error(`the Shelve request left ${instanceId} without a record`);
+        ids.push(recordId);
+      }
+      return ids;
+    });
+    await settleUntil(cloud, recordIds, ['shelved'], 60 * MINUTE);
     const offloaded = recordIds.filter((_, index) => index % 2 === 0);
-    await engine.offload(offloaded);
-    await drive(engine, clock, offloaded, atStep('offloaded'));
+    await cloud.putEvent({
+      source: WARMBOOT,
+      detailType: OFFLOAD_INSTANCES,
+      detail: { recordIds: offloaded },
+    });
+    await settleUntil(cloud, offloaded, ['offloaded'], 60 * MINUTE);
     // Safety snapshots complete and every token bucket refills before the measured phase.
-    await clock.sleep(30 * 60_000);
-    const records = await engine.load(recordIds);
+    await cloud.settleFor(30 * MINUTE);
+    const records = await settleUntil(cloud, recordIds, ['shelved', 'offloaded'], 0);
+    const failed = records.filter((record) => record.step === 'failed');
+    if (failed.length > 0) {
+      throw new Error(
+        `${failed.length} records failed while the fleet was shelved: ${failed[0]?.error?.message}`,
+      );
+    }
     return {
-      clock,
+      cloud,
       simulator,
       client,
-      store,
       records,
       offloaded,
       stopped: recordIds.filter((_, index) => index % 2 === 1),
-      imageId,
-      subnetId,
-      availabilityZone,
+      removeWarmboot: () => {
+        if (!options.removable) throw new Error('this fleet was built with its shelving function fixed');
+        active = false;
+      },
+      stop: async () => {
+        client.destroy();
+        await cloud.stop();
+      },
     };
-  });
+  } catch (error) {
+    await cloud.stop();
+    throw error;
+  }
 };

@@ -8,43 +8,62 @@ import {
   StartInstancesCommand,
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
+import { WARMBOOT } from '../functions/catalog';
 import { isThrottled } from '../functions/shared/aws-errors';
 import { sdkShelvingEc2 } from '../functions/shelving/adapters/ec2';
-import { defaultShelvingSettings, type ShelvingSettings } from '../functions/shelving/config';
+import { defaultShelvingSettings } from '../functions/shelving/config';
 import { fastLaunchRequest, slowLaunchRequest } from '../functions/shelving/domain/bulk';
 import { Pacer } from '../functions/shelving/domain/pacer';
 import { REPLACEMENT_FOR_TAG } from '../functions/shelving/domain/tags';
 import type { ShelfRecord } from '../functions/shelving/domain/types';
-import type { VirtualClock } from '../local/clock';
+import { UNSHELVE_INSTANCES } from '../functions/shelving/handler';
 import { seededRandom } from '../local/ec2/ids';
-import { atStep, drive, type Fleet, newEngine } from './unshelve-fleet';
+import { LAZY_LOAD_MIB_PER_SECOND } from './unshelve-bounds';
+import { type Fleet, MINUTE, recordStore } from './unshelve-fleet';
+
+const INSTANCE_UNSHELVED = 'Instance Unshelved';
 
 /** Seconds from the unshelve request until each record was running with all its volumes. */
 export type ReadyTimes = ReadonlyMap<string, number>;
 
-/**
- * warmboot: the production engine, batched and paced, fast path for offloaded records. With the
- * default settings every replacement keeps its private IP, so it is its own RunInstances call.
- */
-export const runWarmboot = async (
-  fleet: Fleet,
-  settings: ShelvingSettings = defaultShelvingSettings,
-): Promise<ReadyTimes> => {
-  const { engine } = newEngine(fleet, fleet.store, settings);
-  const recordIds = fleet.records.map((record) => record.recordId);
-  const t0 = fleet.clock.now();
-  await engine.unshelve(recordIds, undefined, 'bench', { advance: false });
-  const records = await drive(engine, fleet.clock, recordIds, atStep('unshelved'));
-  return readyTimes(records, t0);
-};
+/** Virtual time the deployed function may take before the records still open count as failed. */
+const WARMBOOT_LIMIT_MS = 6 * 3600_000;
 
-const readyTimes = (records: readonly ShelfRecord[], t0: number): ReadyTimes =>
-  new Map(
-    records.map((record) => [
-      record.recordId,
-      record.unshelve?.readyAt !== undefined ? (record.unshelve.readyAt - t0) / 1000 : Number.NaN,
-    ]),
-  );
+/**
+ * warmboot: the deployed shelving function, asked by one `Unshelve Instances` request on the
+ * request bus. Nothing else drives it: EC2 state-change events, its 1-minute schedule, the
+ * reserved concurrency and timeout the local bus enforces. A record is ready when its
+ * `Instance Unshelved` fact reaches the facts bus. Returns once every record is ready or failed.
+ */
+export const runWarmboot = async (fleet: Fleet): Promise<ReadyTimes> => {
+  const { cloud } = fleet;
+  const recordIds = fleet.records.map((record) => record.recordId);
+  const ready = new Map<string, number>();
+  const t0 = cloud.clock.now();
+  const factsBus = cloud.bus.busName('facts');
+  const unsubscribe = cloud.bus.onEvent((event, bus) => {
+    if (bus !== factsBus || event['detail-type'] !== INSTANCE_UNSHELVED) return;
+    const { recordId } = event.detail as { recordId?: unknown };
+    if (typeof recordId === 'string' && !ready.has(recordId)) {
+      ready.set(recordId, (cloud.clock.now() - t0) / 1000);
+    }
+  });
+  try {
+    await cloud.putEvent({ source: WARMBOOT, detailType: UNSHELVE_INSTANCES, detail: { recordIds } });
+    for (;;) {
+      await cloud.settleFor(MINUTE);
+      if (ready.size === recordIds.length) break;
+      const open = (await cloud.run(() => recordStore(cloud).getMany(recordIds))).filter(
+        (record) => !ready.has(record.recordId),
+      );
+      if (open.every((record) => record.step === 'failed') || cloud.clock.now() - t0 >= WARMBOOT_LIMIT_MS)
+        break;
+    }
+  } finally {
+    unsubscribe();
+  }
+  return new Map(recordIds.map((recordId) => [recordId, ready.get(recordId) ?? Number.NaN]));
+};
 
 /**
  * naive: what a straightforward script does. Every record gets its own workflow, all started at
@@ -53,7 +72,8 @@ const readyTimes = (records: readonly ShelfRecord[], t0: number): ReadyTimes =>
  * instance; a throttled call (after the SDK's own retries) is retried with exponential backoff.
  */
 export const runNaive = async (fleet: Fleet): Promise<ReadyTimes> => {
-  const { client, clock } = fleet;
+  const { client } = fleet;
+  const { clock } = fleet.cloud;
   const random = seededRandom(7);
   const t0 = clock.now();
   const ready = new Map<string, number>();
@@ -168,48 +188,67 @@ export const runNaive = async (fleet: Fleet): Promise<ReadyTimes> => {
   return ready;
 };
 
-/**
- * EBS "Initialize Amazon EBS volumes": a volume restored from a snapshot reaches full
- * performance only once every block was downloaded from S3; the fastest rate a user can buy for
- * that (Provisioned Rate for Volume Initialization) is 300 MiB/s. The penalty modelled is the
- * time to initialize the largest restored volume at that best rate: a lower bound of the real one.
- */
-export const LAZY_LOAD_MIB_PER_SECOND = 300;
 export const lazyLoadPenaltySeconds = (record: ShelfRecord): number =>
   Math.max(...record.volumes.map((volume) => (volume.sizeGiB * 1024) / LAZY_LOAD_MIB_PER_SECOND));
 
+/** What snapshot-restore measures per record: running with its volumes, and also initialized. */
+export interface RestoreTimes {
+  readonly running: ReadyTimes;
+  readonly hydrated: ReadyTimes;
+}
+
 /**
- * snapshot-restore: every record comes back from its safety snapshots (what Nova does for an
- * offloaded instance): one RunInstances per instance (each has its own snapshot mappings),
- * paced by the same client-side token buckets as warmboot; ready = running + lazy-load penalty.
+ * snapshot-restore: records come back from their safety snapshots (what Nova does for an
+ * offloaded instance): one RunInstances per instance (each has its own snapshot mappings), paced
+ * by the same client-side token buckets as warmboot. `scope: 'all'` restores every record;
+ * `'offloaded'` restores only the offloaded ones and starts the stopped ones (their volumes are
+ * still attached) with multi-instance StartInstances calls. A restored instance is hydrated once
+ * its largest volume is initialized; a started one needs no initialization.
  */
-export const runSnapshotRestore = async (fleet: Fleet): Promise<ReadyTimes> => {
-  const { client, clock } = fleet;
+export const runSnapshotRestore = async (fleet: Fleet, scope: 'all' | 'offloaded'): Promise<RestoreTimes> => {
+  const { client } = fleet;
+  const { clock } = fleet.cloud;
   const ec2 = sdkShelvingEc2(client, new Pacer(), clock);
   const t0 = clock.now();
-  const launched = new Map<string, string>();
-  await Promise.all(
-    fleet.records.map(async (record) => {
+  const offloaded = new Set(fleet.offloaded);
+  const restored = fleet.records.filter((record) => scope === 'all' || offloaded.has(record.recordId));
+  const started = fleet.records.filter((record) => !restored.includes(record));
+  /** Instance id → the record it brings back, and whether it came from snapshots. */
+  const watched = new Map<string, { record: ShelfRecord; fromSnapshots: boolean }>();
+  for (const record of started) watched.set(record.instanceId, { record, fromSnapshots: false });
+  const maxBatch = defaultShelvingSettings.maxBatch;
+  await Promise.all([
+    ...restored.map(async (record) => {
       const [instance] = await ec2.runInstances(slowLaunchRequest(record));
-      if (instance) launched.set(instance.instanceId, record.recordId);
+      if (instance) watched.set(instance.instanceId, { record, fromSnapshots: true });
     }),
-  );
+    ...Array.from({ length: Math.ceil(started.length / maxBatch) }, (_, index) =>
+      ec2.startInstances(
+        started.slice(index * maxBatch, (index + 1) * maxBatch).map((record) => record.instanceId),
+      ),
+    ),
+  ]);
   const running = new Map<string, number>();
-  while (running.size < launched.size) {
-    const pending = [...launched.keys()].filter((id) => !running.has(id));
+  while (running.size < watched.size) {
+    const pending = [...watched.keys()].filter((id) => !running.has(id));
     for (const instance of await ec2.describeInstances(pending)) {
       if (instance.state === 'running') running.set(instance.instanceId, clock.now());
     }
-    if (running.size < launched.size) await clock.sleep(1000);
+    if (running.size < watched.size) await clock.sleep(1000);
   }
-  const byRecord = new Map(fleet.records.map((record) => [record.recordId, record]));
-  return new Map(
-    [...launched].map(([instanceId, recordId]) => {
-      const record = byRecord.get(recordId);
-      const at = running.get(instanceId) ?? Number.NaN;
-      return [recordId, (at - t0) / 1000 + (record ? lazyLoadPenaltySeconds(record) : 0)];
-    }),
+  const seconds = (instanceId: string) => ((running.get(instanceId) ?? Number.NaN) - t0) / 1000;
+  const all = fleet.records.map((record) => record.recordId);
+  const byRecord = new Map(
+    [...watched].map(([instanceId, entry]) => [entry.record.recordId, { instanceId, ...entry }]),
   );
+  const timesOf = (hydrate: boolean): ReadyTimes =>
+    new Map(
+      all.map((recordId) => {
+        const entry = byRecord.get(recordId);
+        if (!entry) return [recordId, Number.NaN];
+        const penalty = hydrate && entry.fromSnapshots ? lazyLoadPenaltySeconds(entry.record) : 0;
+        return [recordId, seconds(entry.instanceId) + penalty];
+      }),
+    );
+  return { running: timesOf(false), hydrated: timesOf(true) };
 };
-
-export const runOn = <T>(clock: VirtualClock, task: () => Promise<T>): Promise<T> => clock.run(task);

@@ -1,29 +1,29 @@
-import { defaultShelvingSettings } from '../functions/shelving/config';
-import { limitsOf } from '../functions/shelving/domain/pacer';
-import { ec2Latencies } from '../local/latency';
-import { type BenchArgs, type FlagSpec, numberFlag } from './args';
+import { startDynamoDbLocal } from '../local/dynamodb-local';
+import { type BenchArgs, BenchUsageError, type FlagSpec, numberFlag } from './args';
 import type { BenchResult, Metrics, Scenario } from './report';
-import { buildShelvedFleet, DATA_GIB, type Fleet, ROOT_GIB } from './unshelve-fleet';
 import {
   LAZY_LOAD_MIB_PER_SECOND,
-  type ReadyTimes,
-  runNaive,
-  runSnapshotRestore,
-  runWarmboot,
-} from './unshelve-policies';
+  reattachBound,
+  snapshotBound,
+  type UnshelveBound,
+} from './unshelve-bounds';
+import { buildShelvedFleet, DATA_GIB, type Fleet, type FleetOptions, ROOT_GIB } from './unshelve-fleet';
+import { type ReadyTimes, runNaive, runSnapshotRestore, runWarmboot } from './unshelve-policies';
 
 /**
  * `npm run bench -- unshelve [--count N] [--json FILE]` (docs/benchmark-definitions.md, unshelve).
  *
- * For each N, three identical fleets are built on the EC2 simulator (calibrated latencies, the
- * published token buckets): N instances with a root and data volumes, some on Dedicated Hosts,
- * all shelved by warmboot, half of them offloaded. Then each policy unshelves every instance and
- * the simulator's own counters give api_calls and throttled; all_ready_s is virtual time.
+ * For each N, one identical fleet per policy is built on the strict local cloud (local/cloud.ts:
+ * calibrated EC2 latencies, the published token buckets, DynamoDB Local, the local EventBridge,
+ * IAM on every call of the deployed function): N instances with a root and data volumes, some on
+ * Dedicated Hosts, shelved by the deployed shelving function, half of them offloaded. Then each
+ * policy unshelves every instance; the simulator's own counters give api_calls and throttled;
+ * all_ready_s is virtual time.
  */
 
 const COUNT: FlagSpec = {
   name: 'count',
-  description: 'one fleet size instead of 10, 100 and 500',
+  description: 'fleet sizes, comma-separated (all: 10,100,500)',
   default: 'all',
 };
 const HOST_SHARE: FlagSpec = {
@@ -37,102 +37,10 @@ const DATA_VOLUMES: FlagSpec = {
   default: '1',
 };
 const SEED: FlagSpec = { name: 'seed', description: 'simulator seed', default: '1' };
-
-const SECOND = 1000;
-
-export interface UnshelveBound {
-  readonly boundSeconds: number;
-  readonly criticalPathSeconds: number;
-  readonly bucketSeconds: number;
-  readonly bottleneck: string;
-  /** Calls (or instances, for `.instances` buckets) the path requires, per token bucket. */
-  readonly calls: Readonly<Record<string, number>>;
-  /** Also a lower bound: a bucket's calls cannot start before the path makes them possible. */
-  readonly pipelineBoundSeconds: number;
-}
-
-const drainSeconds = (action: string, bucket: 'requests' | 'instances', count: number): number => {
-  const limits = bucket === 'requests' ? limitsOf(action).requests : limitsOf(action).instances;
-  if (!limits || count <= limits.capacity) return 0;
-  return (count - limits.capacity) / limits.refillPerSecond;
-};
-
-/**
- * BENCHMARKS.md bound_s for the reattach path: the larger of (a) one instance's critical path at
- * the simulator's latencies and (b) the time the buckets need to admit every call the path
- * requires. Counted: per offloaded instance one CreateTags (its recorded tags), one DetachVolume
- * (fresh root), 1 + dataVolumes AttachVolume; per call of up to 1000 instances RunInstances
- * (one per distinct launch configuration), StopInstances, StartInstances. Describe calls and the
- * cleanup after ready (DeleteVolume, DeleteTags, restoring DeleteOnTermination) are not counted.
- */
-export const reattachBound = (
-  fast: number,
-  start: number,
-  dataVolumes: number,
-  configurations: number,
-): UnshelveBound => {
-  const l = ec2Latencies('calibrated');
-  const launch = (l.runInstancesApiMs + l.launchPendingMs) / SECOND;
-  const stop = (l.mutatingApiMs + l.stoppingMs) / SECOND;
-  const detach = (l.mutatingApiMs + l.detachMs) / SECOND;
-  const attach = (l.mutatingApiMs + l.attachMs) / SECOND;
-  const startUp = (l.startInstancesApiMs + l.startPendingMs) / SECOND;
-  const fastPath = launch + stop + detach + attach + startUp;
-  const critical = fast > 0 ? fastPath : start > 0 ? startUp : 0;
-  const calls: Record<string, number> = {
-    'RunInstances.requests': fast > 0 ? Math.max(configurations, Math.ceil(fast / 1000)) : 0,
-    'RunInstances.instances': fast,
-    'StartInstances.requests': Math.ceil((fast + start) / 1000),
-    'StartInstances.instances': fast + start,
-    'StopInstances.instances': fast,
-    'CreateTags.requests': fast,
-    'DetachVolume.requests': fast,
-    'AttachVolume.requests': fast * (1 + dataVolumes),
-  };
-  const drains = Object.entries(calls).map(([key, count]) => {
-    const [action = '', bucket = 'requests'] = key.split('.');
-    return { key, seconds: drainSeconds(action, bucket as 'requests' | 'instances', count) };
-  });
-  const worst = drains.reduce((a, b) => (b.seconds > a.seconds ? b : a), { key: 'none', seconds: 0 });
-  // Attach and detach need a replacement that exists: data attaches from `launch`, the fresh
-  // root's detach from `launch + stop`; after a bucket's last call the path still has to finish.
-  const attachPipeline =
-    fast > 0
-      ? launch +
-        drainSeconds('AttachVolume', 'requests', calls['AttachVolume.requests'] ?? 0) +
-        attach +
-        startUp
-      : 0;
-  const detachPipeline =
-    fast > 0 ? launch + stop + drainSeconds('DetachVolume', 'requests', fast) + detach + attach + startUp : 0;
-  // The last replacement cannot launch before the RunInstances bucket admits its call (one call
-  // per replacement when private IPs are kept), and then has its whole path ahead of it.
-  const launchPipeline =
-    fast > 0 ? drainSeconds('RunInstances', 'requests', calls['RunInstances.requests'] ?? 0) + fastPath : 0;
-  return {
-    boundSeconds: Math.max(critical, worst.seconds),
-    criticalPathSeconds: critical,
-    bucketSeconds: worst.seconds,
-    bottleneck: worst.key,
-    calls,
-    pipelineBoundSeconds: Math.max(critical, worst.seconds, attachPipeline, detachPipeline, launchPipeline),
-  };
-};
-
-/** The snapshot path: one RunInstances per instance (each has its own snapshots), then lazy load. */
-export const snapshotBound = (count: number, largestVolumeGiB: number): UnshelveBound => {
-  const l = ec2Latencies('calibrated');
-  const critical =
-    (l.runInstancesApiMs + l.launchPendingMs) / SECOND + (largestVolumeGiB * 1024) / LAZY_LOAD_MIB_PER_SECOND;
-  const bucket = drainSeconds('RunInstances', 'requests', count);
-  return {
-    boundSeconds: Math.max(critical, bucket),
-    criticalPathSeconds: critical,
-    bucketSeconds: bucket,
-    bottleneck: 'RunInstances.requests',
-    calls: { 'RunInstances.requests': count, 'RunInstances.instances': count },
-    pipelineBoundSeconds: Math.max(critical, bucket + critical),
-  };
+const RESERVED_CONCURRENCY: FlagSpec = {
+  name: 'reserved-concurrency',
+  description: "the shelving function's reserved concurrency ('none': the stack's default)",
+  default: 'none',
 };
 
 const statsTotals = (fleet: Fleet): { calls: number; throttled: number } =>
@@ -141,75 +49,159 @@ const statsTotals = (fleet: Fleet): { calls: number; throttled: number } =>
     { calls: 0, throttled: 0 },
   );
 
-const measure = async (
-  fleetOf: () => Promise<Fleet>,
-  run: (fleet: Fleet) => Promise<ReadyTimes>,
-  bound: UnshelveBound,
-): Promise<Metrics> => {
-  const fleet = await fleetOf();
-  const before = statsTotals(fleet);
-  const ready = await fleet.clock.run(() => run(fleet));
-  const after = statsTotals(fleet);
+const round = (value: number): number => Math.round(value * 100) / 100;
+
+const readyMetrics = (ready: ReadyTimes, prefix = ''): Metrics => {
   const times = [...ready.values()];
   const failed = times.filter((time) => Number.isNaN(time)).length;
-  const allReady = failed > 0 ? Number.NaN : Math.max(...times);
-  const calls = after.calls - before.calls;
+  const done = times.filter((time) => !Number.isNaN(time));
   return {
-    all_ready_s: round(allReady),
-    api_calls: calls,
-    api_calls_per_instance: round(calls / times.length),
-    throttled: after.throttled - before.throttled,
-    bound_s: round(bound.boundSeconds),
-    ratio_to_bound: round(allReady / bound.boundSeconds),
-    pipeline_bound_s: round(bound.pipelineBoundSeconds),
-    failed,
+    [`${prefix}all_ready_s`]: round(failed > 0 ? Number.NaN : Math.max(...times)),
+    [`${prefix}mean_ready_s`]: round(done.reduce((sum, time) => sum + time, 0) / done.length),
   };
 };
 
-const round = (value: number): number => Math.round(value * 100) / 100;
+/**
+ * Builds a fleet, runs one policy on it and reads the EC2 counters around the run. `ready` picks
+ * the times all_ready_s is judged on; `extra` adds metrics of the same run.
+ */
+const measure = async <T>(
+  fleetOf: () => Promise<Fleet>,
+  run: (fleet: Fleet) => Promise<T>,
+  ready: (outcome: T) => ReadyTimes,
+  bound: UnshelveBound,
+  extra: (outcome: T) => Metrics = () => ({}),
+): Promise<Metrics> => {
+  const fleet = await fleetOf();
+  try {
+    const before = statsTotals(fleet);
+    const outcome = await run(fleet);
+    const after = statsTotals(fleet);
+    const times = ready(outcome);
+    const calls = after.calls - before.calls;
+    const metrics = readyMetrics(times);
+    const allReady = metrics.all_ready_s ?? Number.NaN;
+    return {
+      ...metrics,
+      ...extra(outcome),
+      api_calls: calls,
+      api_calls_per_instance: round(calls / times.size),
+      throttled: after.throttled - before.throttled,
+      bound_s: round(bound.boundSeconds),
+      ratio_to_bound: round(allReady / bound.boundSeconds),
+      causal_bound_s: round(bound.causalBoundSeconds),
+      ratio_to_causal_bound: round(allReady / bound.causalBoundSeconds),
+      failed: [...times.values()].filter((time) => Number.isNaN(time)).length,
+    };
+  } finally {
+    await fleet.stop();
+  }
+};
 
 export interface UnshelveBenchOptions {
   readonly counts: readonly number[];
   readonly hostShare: number;
   readonly dataVolumes: number;
   readonly seed: number;
+  readonly reservedConcurrency: number | undefined;
 }
+
+const wallClock = async <T>(label: string, task: () => Promise<T>): Promise<T> => {
+  const started = performance.now();
+  try {
+    return await task();
+  } finally {
+    process.stderr.write(
+      `unshelve: ${label} took ${((performance.now() - started) / 1000).toFixed(0)} s wall time\n`,
+    );
+  }
+};
 
 export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<BenchResult> => {
   const policies: Record<string, Metrics> = {};
   const notes: string[] = [];
-  for (const count of options.counts) {
-    const fleetOf = () =>
-      buildShelvedFleet({
-        count,
-        hostShare: options.hostShare,
-        dataVolumes: options.dataVolumes,
-        seed: options.seed,
+  const dynamodb = await startDynamoDbLocal();
+  try {
+    for (const count of options.counts) {
+      const fleetOf =
+        (extra: Partial<FleetOptions> = {}) =>
+        () =>
+          buildShelvedFleet({
+            count,
+            hostShare: options.hostShare,
+            dataVolumes: options.dataVolumes,
+            seed: options.seed,
+            dynamodbEndpoint: dynamodb.endpoint,
+            ...(options.reservedConcurrency !== undefined
+              ? { reservedConcurrency: options.reservedConcurrency }
+              : {}),
+            ...extra,
+          });
+      // The baselines unshelve a fleet warmboot shelved, with warmboot removed first.
+      const baselineFleet = fleetOf({ removable: true });
+      const withoutWarmboot =
+        <T>(run: (fleet: Fleet) => Promise<T>) =>
+        (fleet: Fleet) => {
+          fleet.removeWarmboot();
+          return fleet.cloud.run(() => run(fleet));
+        };
+      const fast = Math.ceil(count / 2);
+      const onHosts = Math.round(count * options.hostShare);
+      // Launch configurations: shared tenancy, plus per host and affinity; a replacement that keeps
+      // its private IP (the default) is a launch of its own (API_RunInstances PrivateIpAddress).
+      const batchedConfigurations = 1 + Math.ceil(onHosts / 48);
+      const reattach = reattachBound(fast, count - fast, options.dataVolumes, fast);
+      const batched = reattachBound(fast, count - fast, options.dataVolumes, batchedConfigurations);
+      const largest = options.dataVolumes > 0 ? DATA_GIB : ROOT_GIB;
+      const identity = (times: ReadyTimes) => times;
+      await wallClock(`N=${count}`, async () => {
+        policies[`warmboot N=${count}`] = await measure(fleetOf(), runWarmboot, identity, reattach);
+        policies[`warmboot, new IPs N=${count}`] = await measure(
+          fleetOf({ settings: { keepPrivateIp: false } }),
+          runWarmboot,
+          identity,
+          batched,
+        );
+        // The recommended setting (README, reservedConcurrency): one invocation at a time, so one
+        // pacer spends the buckets and the events wait their turn in the async queue.
+        if (options.reservedConcurrency === undefined) {
+          policies[`warmboot, reserved concurrency 1 N=${count}`] = await measure(
+            fleetOf({ reservedConcurrency: 1 }),
+            runWarmboot,
+            identity,
+            reattach,
+          );
+        }
+        policies[`naive N=${count}`] = await measure(
+          baselineFleet,
+          withoutWarmboot(runNaive),
+          identity,
+          batched,
+        );
+        for (const scope of ['offloaded', 'all'] as const) {
+          policies[`snapshot-restore, ${scope === 'all' ? 'all' : 'offloaded only'} N=${count}`] =
+            await measure(
+              baselineFleet,
+              withoutWarmboot((fleet) => runSnapshotRestore(fleet, scope)),
+              (times) => times.hydrated,
+              scope === 'all' ? snapshotBound(count, 0, largest) : snapshotBound(fast, count - fast, largest),
+              (times) => readyMetrics(times.running, 'running_'),
+            );
+        }
       });
-    const fast = Math.ceil(count / 2);
-    const onHosts = Math.round(count * options.hostShare);
-    // Launch configurations: shared tenancy, plus per host and affinity; a replacement that keeps
-    // its private IP (the default) is a launch of its own (API_RunInstances PrivateIpAddress).
-    const batchedConfigurations = 1 + Math.ceil(onHosts / 48);
-    const reattach = reattachBound(fast, count - fast, options.dataVolumes, fast);
-    const batched = reattachBound(fast, count - fast, options.dataVolumes, batchedConfigurations);
-    const snapshot = snapshotBound(count, options.dataVolumes > 0 ? DATA_GIB : ROOT_GIB);
-    policies[`warmboot N=${count}`] = await measure(fleetOf, runWarmboot, reattach);
-    policies[`warmboot, new IPs N=${count}`] = await measure(
-      fleetOf,
-      (fleet) => runWarmboot(fleet, { ...defaultShelvingSettings, keepPrivateIp: false }),
-      batched,
-    );
-    policies[`naive N=${count}`] = await measure(fleetOf, runNaive, batched);
-    policies[`snapshot-restore N=${count}`] = await measure(fleetOf, runSnapshotRestore, snapshot);
-    notes.push(
-      `N=${count}: reattach bound = max(critical path ${round(reattach.criticalPathSeconds)} s, buckets ${round(reattach.bucketSeconds)} s on ${reattach.bottleneck}); calls counted ${JSON.stringify(reattach.calls)}`,
-      `N=${count}: with new IPs (keepPrivateIp off) replacements batch: buckets ${round(batched.bucketSeconds)} s on ${batched.bottleneck}`,
-    );
+      notes.push(
+        `N=${count}: reattach bound = max(critical path ${round(reattach.criticalPathSeconds)} s, buckets ${round(reattach.bucketSeconds)} s on ${reattach.bottleneck}); calls counted ${JSON.stringify(reattach.calls)}`,
+        `N=${count}: with new IPs (keepPrivateIp off) replacements batch: buckets ${round(batched.bucketSeconds)} s on ${batched.bottleneck}`,
+      );
+    }
+  } finally {
+    await dynamodb.stop();
   }
   notes.push(
-    'ratio_to_bound = all_ready_s / bound_s; pipeline_bound_s also counts that attach/detach calls cannot start before a replacement exists (still a lower bound)',
-    `snapshot-restore ready = running + initialization of the largest restored volume at ${LAZY_LOAD_MIB_PER_SECOND} MiB/s (EBS provisioned initialization rate maximum)`,
+    'warmboot: the deployed shelving function on the local cloud, one Unshelve Instances request on the request bus (PutEvents, bus policy and IAM evaluated), then only its EC2 state-change events and 1-minute schedule; every call it makes evaluated against its synthesized role; ready = its Instance Unshelved fact; api_calls counted up to the minute after the last fact (cleanup included)',
+    'baselines: the same fleet shelved by the deployed function, which is then removed; their EC2 calls are an outside principal the local cloud does not evaluate IAM for',
+    'ratio_to_bound = all_ready_s / bound_s; causal_bound_s: the least any client needs, also counting that an attach needs a launched replacement, a root attach a detached fresh root and a start its root (data volumes may attach after the start)',
+    `snapshot-restore all_ready_s = running + initialization of the largest restored volume at ${LAZY_LOAD_MIB_PER_SECOND} MiB/s (EBS provisioned initialization rate maximum; the default rate is not published and fluctuates); running_all_ready_s without it; offloaded only: stopped instances are started, not restored`,
     'naive: one instance per call, all workflows at once, no client pacing, 5 s polling per instance, backoff on throttle',
   );
   return {
@@ -225,24 +217,49 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
       dataGiB: DATA_GIB,
       seed: options.seed,
       latency: 'calibrated',
+      reservedConcurrency: options.reservedConcurrency ?? 'none',
     },
     notes,
   };
 };
 
+const reservedConcurrencyFlag = (args: BenchArgs): number | undefined => {
+  const text = args.flags.get(RESERVED_CONCURRENCY.name) ?? RESERVED_CONCURRENCY.default;
+  if (text === 'none') return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > 1000) {
+    throw new BenchUsageError(`--${RESERVED_CONCURRENCY.name} must be 'none' or an integer from 1 to 1000`);
+  }
+  return value;
+};
+
+const countsFlag = (args: BenchArgs): number[] => {
+  const text = args.flags.get(COUNT.name) ?? COUNT.default;
+  if (text === 'all') return [10, 100, 500];
+  return text.split(',').map((part) => {
+    const value = Number(part);
+    if (part.trim() === '' || !Number.isInteger(value) || value < 1) {
+      throw new BenchUsageError(
+        `--${COUNT.name} must be 'all' or positive integers separated by commas, got '${text}'`,
+      );
+    }
+    return value;
+  });
+};
+
 export const unshelveScenario: Scenario = {
   name: 'unshelve',
-  description: 'shelve N instances, offload half, unshelve all: warmboot vs naive vs snapshot-restore',
-  flags: [COUNT, HOST_SHARE, DATA_VOLUMES, SEED],
+  description:
+    'shelve N instances, offload half, unshelve all: the deployed function on the local cloud vs naive vs snapshot-restore',
+  flags: [COUNT, HOST_SHARE, DATA_VOLUMES, SEED, RESERVED_CONCURRENCY],
   run: (args: BenchArgs) => {
-    const countText = args.flags.get(COUNT.name);
-    const counts =
-      countText === undefined ? [10, 100, 500] : [numberFlag(args, COUNT, { min: 1, integer: true })];
+    const counts = countsFlag(args);
     return runUnshelveBench({
       counts,
       hostShare: numberFlag(args, HOST_SHARE, { min: 0 }),
       dataVolumes: numberFlag(args, DATA_VOLUMES, { min: 0, integer: true }),
       seed: numberFlag(args, SEED, { integer: true }),
+      reservedConcurrency: reservedConcurrencyFlag(args),
     });
   },
 };

@@ -24,6 +24,11 @@ export interface FunctionSpec {
   readonly publishes: readonly string[];
   /** Level-triggered reconcile, as an EventBridge schedule expression. */
   readonly schedule?: string;
+  /**
+   * Administrative requests the function serves (ADMIN_REQUEST_TYPES): no rule delivers them;
+   * they arrive only by an IAM-authenticated invoke (functions/shared/caller.ts).
+   */
+  readonly adminRequests?: readonly string[];
   /** Also invoked synchronously (RequestResponse) by callers who want the answer. */
   readonly synchronous?: boolean;
   /**
@@ -59,6 +64,12 @@ export const WARMBOOT = 'warmboot';
  * other), on the facts bus, which only warmboot's own roles may write to.
  */
 export const WARMBOOT_FACT = 'warmboot.fact';
+/**
+ * The source prefix of a request from an operator bound to tenants: `warmboot.tenant.<tenant>`.
+ * The request bus's policy lets each operator put only its own tenants' sources, so the tenant a
+ * request acts for is the one its source names (functions/shared/caller.ts).
+ */
+export const TENANT_SOURCE_PREFIX = 'warmboot.tenant.';
 /** Every SSM document warmboot deploys has a name starting with this (see infra/documents). */
 export const DOCUMENT_PREFIX = 'Warmboot-';
 /** The shared chain's report of a request that failed validation; every function may publish it. */
@@ -75,7 +86,7 @@ export const DEFAULT_FACTS_BUS_NAME = 'warmboot-facts';
 
 /** An operator request the function serves: it arrives on the request bus. */
 const request = (...detailTypes: string[]): EventPattern => ({
-  source: [WARMBOOT],
+  source: [WARMBOOT, { prefix: TENANT_SOURCE_PREFIX }],
   'detail-type': detailTypes,
 });
 
@@ -114,7 +125,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     id: 'imageCache',
     description: 'Plans and applies warm images per host group: pins, warm/evict over SSM, host join/leave',
     patterns: [
-      { id: 'Operator', pattern: request('Register Image', 'Pin Image', 'Unpin Image', 'Plan Cache') },
+      { id: 'Operator', pattern: request('Pin Image', 'Unpin Image', 'Plan Cache') },
       { id: 'Facts', pattern: fact('Popularity Changed', 'Plan Cache') },
       {
         id: 'CommandStatus',
@@ -133,6 +144,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
         },
       },
     ],
+    adminRequests: ['Register Image'],
     publishes: ['Image Warmed', 'Image Evicted', 'Image Warm Failed'],
     schedule: 'rate(5 minutes)',
     tables: ['imageCache', 'popularity', 'idempotency'],
@@ -166,7 +178,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     id: 'pools',
     description: 'Defines, fills, initializes, sizes and retires prestarted pools',
     patterns: [
-      { id: 'Operator', pattern: request('Define Pool', 'Drain Pool', 'Reconcile Pools') },
+      { id: 'Operator', pattern: request('Reconcile Pools') },
       { id: 'Facts', pattern: fact('Server Claimed') },
       {
         id: 'MemberState',
@@ -185,6 +197,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
         },
       },
     ],
+    adminRequests: ['Define Pool', 'Drain Pool'],
     publishes: ['Request Server', 'Server Request Failed'],
     schedule: 'rate(2 minutes)',
     tables: ['pools', 'popularity', 'idempotency'],
@@ -211,12 +224,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     patterns: [
       {
         id: 'Operator',
-        pattern: request(
-          'Shelve Instances',
-          'Offload Instances',
-          'Unshelve Instances',
-          'Delete Shelved Record',
-        ),
+        pattern: request('Shelve Instances', 'Offload Instances', 'Unshelve Instances'),
       },
       {
         id: 'InstanceState',
@@ -227,6 +235,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
         },
       },
     ],
+    adminRequests: ['Delete Shelved Record'],
     publishes: ['Instance Shelved', 'Instance Offloaded', 'Instance Unshelved', 'Shelve Failed'],
     schedule: 'rate(1 minute)',
     tables: ['shelves', 'idempotency'],
@@ -245,9 +254,17 @@ export type BusKind = 'default' | 'requests' | 'facts';
  * the facts bus. A pattern mixing them would need two rules, so it is refused.
  */
 export const patternBus = (pattern: EventPattern): BusKind => {
-  const sources = Array.isArray(pattern.source) ? pattern.source.map(String) : [];
+  const sources = Array.isArray(pattern.source)
+    ? pattern.source.map((value) =>
+        typeof value === 'object' && value !== null && 'prefix' in value ? `${value.prefix}*` : String(value),
+      )
+    : [];
   if (sources.length > 0 && sources.every((source) => source.startsWith('aws.'))) return 'default';
-  if (sources.length > 0 && sources.every((source) => source === WARMBOOT)) return 'requests';
+  if (
+    sources.length > 0 &&
+    sources.every((source) => source === WARMBOOT || source === `${TENANT_SOURCE_PREFIX}*`)
+  )
+    return 'requests';
   if (sources.length > 0 && sources.every((source) => source === WARMBOOT_FACT)) return 'facts';
   throw new Error(`event pattern ${JSON.stringify(pattern)} mixes sources of different buses`);
 };
@@ -273,7 +290,20 @@ export const requestTypesOf = (spec: FunctionSpec): string[] =>
     ),
   ].sort();
 
-/** Every operator request type warmboot serves (what `operators[].requests` may name); sorted. */
+/**
+ * Requests that change what warmboot may do or delete data (define or drain a pool, register an
+ * image, delete retained data): never events (issue 15). Only an administrator's IAM-authenticated
+ * invoke carries them; the shared chain refuses them from anyone else (functions/shared/event-registry.ts).
+ */
+export const ADMIN_REQUEST_TYPES: ReadonlySet<string> = new Set(
+  Object.values(FUNCTIONS).flatMap((spec) => spec.adminRequests ?? []),
+);
+
+/** The function that serves an administrative request, if `detailType` is one. */
+export const adminRequestFunction = (detailType: string): FunctionId | undefined =>
+  (Object.keys(FUNCTIONS) as FunctionId[]).find((id) => FUNCTIONS[id].adminRequests?.includes(detailType));
+
+/** Every operator request type warmboot serves over the bus (what `operators[].requests` may name); sorted. */
 export const REQUEST_TYPES: readonly string[] = [
   ...new Set(Object.values(FUNCTIONS).flatMap(requestTypesOf)),
 ].sort();

@@ -1,4 +1,5 @@
-import { REQUEST_TYPES, WARMBOOT, WARMBOOT_FACT } from '../functions/catalog';
+import { REQUEST_TYPES, TENANT_SOURCE_PREFIX, WARMBOOT, WARMBOOT_FACT } from '../functions/catalog';
+import { tenantSource } from '../functions/shared/caller';
 import type { Operator } from './config';
 
 /**
@@ -41,9 +42,20 @@ export const operatorRequestTypes = (operator: Operator): string[] =>
   operator.requests.includes('*') ? [...REQUEST_TYPES] : [...operator.requests].sort();
 
 /**
- * The request bus: each operator may put events with source `warmboot` and its own detail-types;
- * nobody else may put any (on a bus warmboot owns) or any `warmboot` event (on an existing bus
- * the deployment shares with other publishers, `shared`). With no operators, nobody may.
+ * The sources an operator may put, which bind the tenants it acts for (functions/shared/caller.ts):
+ * `warmboot` for an operator of every tenant, else `warmboot.tenant.<t>` for each of its tenants.
+ */
+export const operatorSources = (operator: Operator): string[] =>
+  operator.tenants.includes('*') ? [WARMBOOT] : [...operator.tenants].sort().map(tenantSource);
+
+/** Every source a request can have: `warmboot` and any tenant's (`StringLike`). */
+const REQUEST_SOURCES = [WARMBOOT, `${TENANT_SOURCE_PREFIX}*`];
+
+/**
+ * The request bus: each operator may put events with its own sources (its tenants) and its own
+ * detail-types; nobody else may put any (on a bus warmboot owns) or any request event (on an
+ * existing bus the deployment shares with other publishers, `shared`). With no operators, nobody
+ * may. An operator's own IAM policy cannot widen this: the Deny statements hold whatever it allows.
  */
 export const requestBusPolicy = (options: {
   readonly busArn: string;
@@ -53,7 +65,7 @@ export const requestBusPolicy = (options: {
   const { busArn, operators, shared } = options;
   type Conditions = Record<string, Record<string, string | readonly string[]>>;
   const onlyRequests: Conditions = shared
-    ? { 'ForAnyValue:StringEquals': { 'events:source': [WARMBOOT] } }
+    ? { 'ForAnyValue:StringLike': { 'events:source': REQUEST_SOURCES } }
     : {};
   const named = operators.map((operator) => operator.principal).filter((principal) => !ROOT.test(principal));
   const accounts = operators
@@ -69,7 +81,7 @@ export const requestBusPolicy = (options: {
       Resource: busArn,
       Condition: {
         'ForAllValues:StringEquals': {
-          'events:source': [WARMBOOT],
+          'events:source': operatorSources(operator),
           'events:detail-type': operatorRequestTypes(operator),
         },
         Null: { 'events:source': 'false', 'events:detail-type': 'false' },
@@ -92,8 +104,12 @@ export const requestBusPolicy = (options: {
         }
       : {}),
   };
-  // An operator whose own IAM policy allows PutEvents on `*` would otherwise send any request.
-  const onlyItsRequests = operators.map((operator, index): BusPolicyStatement => {
+  // An operator whose own IAM policy allows PutEvents on `*` would otherwise send any request, for
+  // any tenant: one Deny for detail-types outside its list, and, for an operator bound to tenants,
+  // one for sources outside them (two statements: the keys of one condition must all match, and
+  // either suffices). An operator of every tenant needs no source Deny: any request source acts
+  // for every tenant or for one, never beyond what it may, and the policy stays within 10 KB.
+  const onlyItsRequests = operators.flatMap((operator, index): BusPolicyStatement[] => {
     const root = ROOT.exec(operator.principal)?.[1];
     const namedInAccount = named.filter((principal) => accountOf(principal) === root);
     const who: Conditions =
@@ -104,18 +120,28 @@ export const requestBusPolicy = (options: {
             // Principals named on their own follow their own list.
             ...(namedInAccount.length > 0 ? { ArnNotEquals: { 'aws:PrincipalArn': namedInAccount } } : {}),
           };
-    return {
-      Sid: `Operator${index}OnlyItsRequests`,
+    const deny = (sid: string, what: Conditions): BusPolicyStatement => ({
+      Sid: `Operator${index}${sid}`,
       Effect: 'Deny',
       Principal: '*',
       Action: 'events:PutEvents',
       Resource: busArn,
-      Condition: {
-        ...who,
-        ...(shared ? onlyRequests : {}),
+      Condition: { ...who, ...(shared ? onlyRequests : {}), ...what },
+    });
+    return [
+      deny('OnlyItsRequests', {
         'ForAnyValue:StringNotEquals': { 'events:detail-type': operatorRequestTypes(operator) },
-      },
-    };
+      }),
+      // On a shared bus this also refuses an entry list that mixes a request with another
+      // publisher's event: safe, since an operator sends its requests on their own.
+      ...(operator.tenants.includes('*')
+        ? []
+        : [
+            deny('OnlyItsTenants', {
+              'ForAnyValue:StringNotEquals': { 'events:source': operatorSources(operator) },
+            }),
+          ]),
+    ];
   });
   return { Version: '2012-10-17', Statement: [...allows, notAnOperator, ...onlyItsRequests] };
 };

@@ -9,10 +9,11 @@ import {
 } from '../functions/catalog';
 import { fastRestoreSettingsSchema } from '../functions/fast-restore/config';
 import { hostGroupSchema } from '../functions/image-cache/config';
-import { poolSpecSchema } from '../functions/pools/config';
+import { poolPolicySchema, poolSpecSchema } from '../functions/pools/config';
 import { DOCUMENTS as POOL_DOCUMENTS } from '../functions/pools/documents';
 import { popularitySettingsSchema } from '../functions/popularity/config';
 import { shelvingSettingsSchema } from '../functions/shelving/config';
+import { tenantSchema } from '../functions/shelving/schemas';
 import { requestBusPolicy } from './bus-policies';
 
 /** Log retention periods CloudWatch Logs accepts, in days (`RetentionDays.INFINITE` is 9999). */
@@ -51,6 +52,12 @@ export const OPERATOR_PRINCIPAL =
   /^arn:aws[a-z-]*:iam::\d{12}:(root|role\/[\w+=,.@/-]{1,512}|user\/[\w+=,.@/-]{1,512})$/;
 
 /**
+ * An administrator: a role or user named on its own, never a whole account (an account root would
+ * make every principal of the account an administrator) and never a role session.
+ */
+export const ADMIN_PRINCIPAL = /^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]{1,512}$/;
+
+/**
  * A custom event bus name (EventBridge API reference, CreateEventBus: `[/\.\-_A-Za-z0-9]+`, at most
  * 256 characters; a `/` names a partner event bus, which warmboot does not use).
  */
@@ -73,7 +80,12 @@ const busName = (fallback: string) =>
 /** "The permission policy on the event bus cannot exceed 10 KB in size" (AWS::Events::EventBusPolicy). */
 export const EVENT_BUS_POLICY_MAX_BYTES = 10 * 1024;
 
-/** One principal allowed to send requests, and which ones (`*`: every request warmboot serves). */
+/**
+ * One principal allowed to send requests, which ones (`*`: every request warmboot serves) and for
+ * which tenants (`["*"]`: every tenant). The request bus policy binds the tenants: an operator of
+ * tenants T may put only events with source `warmboot.tenant.<T>`, and warmboot acts for the tenant
+ * the source names (functions/shared/caller.ts); only an operator of every tenant puts `warmboot`.
+ */
 export const operatorSchema = z
   .object({
     principal: z
@@ -88,6 +100,23 @@ export const operatorSchema = z
       .refine((requests) => new Set(requests).size === requests.length, { message: 'duplicate request' })
       .refine((requests) => !requests.includes('*') || requests.length === 1, {
         message: '"*" stands for every request; list it alone',
+      }),
+    tenants: z
+      .array(
+        z.string().refine((tenant) => tenant === '*' || tenantSchema.safeParse(tenant).success, {
+          message: 'must be a tenant name (1-128 of A-Z a-z 0-9 . _ : @ + = -) or "*"',
+        }),
+        {
+          error: (issue) =>
+            issue.input === undefined
+              ? 'required: the tenants this principal acts for, or ["*"] for every tenant'
+              : undefined,
+        },
+      )
+      .min(1, 'must name at least one tenant, or ["*"] for every tenant')
+      .refine((tenants) => new Set(tenants).size === tenants.length, { message: 'duplicate tenant' })
+      .refine((tenants) => !tenants.includes('*') || tenants.length === 1, {
+        message: '"*" stands for every tenant; list it alone',
       }),
   })
   .strict();
@@ -122,6 +151,12 @@ export const warmbootSettingsSchema = z
         });
       })
       .default([]),
+    /**
+     * What any pool may launch (AMI owners, instance profiles beyond the pools' own) and how many
+     * requests one caller may make per pool and hour; IAM grants exactly that
+     * (functions/pools/config.ts poolPolicySchema).
+     */
+    poolPolicy: poolPolicySchema.prefault({}),
     /**
      * Systems Manager's Default Host Management Configuration is on in the account and Region the
      * stack deploys to. A pool member's SSM agent registers only with it on, or with an instance
@@ -187,6 +222,23 @@ export const warmbootSettingsSchema = z
       })
       .default([]),
     /**
+     * Administrators: IAM role or user ARNs that may send the administrative requests (define or
+     * drain a pool, register an image, delete shelved data) through the functions' IAM-authenticated
+     * URLs, for every tenant (functions/shared/function-url.ts). Default: nobody (an administrator
+     * can still invoke a function directly: the console or `aws lambda invoke`).
+     */
+    admins: z
+      .array(
+        z
+          .string()
+          .regex(
+            ADMIN_PRINCIPAL,
+            'must be an IAM role or user ARN (arn:aws:iam::<account>:role/<name>); not an account root or a role session',
+          ),
+      )
+      .refine((admins) => new Set(admins).size === admins.length, { message: 'duplicate admin' })
+      .default([]),
+    /**
      * The bus operators send requests to. Created by the stack unless `existing`: then a bus of that
      * name must already exist in the account and Region, and the stack adds its policy statements
      * to that bus's policy.
@@ -215,7 +267,7 @@ export const warmbootSettingsSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['operators'],
-        message: `the request bus policy would be about ${size} bytes, over EventBridge's 10 KB limit: name fewer principals (an account root covers a whole account)`,
+        message: `the request bus policy would be about ${size} bytes, over EventBridge's 10 KB limit: name fewer principals or tenants (an account root covers a whole account)`,
       });
     }
     if (settings.requestBus.name === settings.factsBus.name) {

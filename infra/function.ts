@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,12 +26,31 @@ import {
 } from '../functions/catalog';
 import { FACTS_BUS_ENV } from '../functions/shared/adapters/facts';
 import type { EventPattern } from '../functions/shared/event-pattern';
+import {
+  FUNCTION_URL_ALIAS,
+  REQUEST_CALLERS_ENV,
+  type RequestCallers,
+} from '../functions/shared/function-url';
 import { TABLES, type TableId, tableEnvVar } from '../functions/shared/tables';
 import type { WarmbootBuses } from './buses';
 import type { WarmbootData } from './data';
+import { LAMBDA_RESOURCE_POLICY_MAX_BYTES, urlPolicyBytes, urlPrincipals } from './request-urls';
 
-/** Repository root: entries live at `<root>/functions/<folder>/index.ts`. */
+/**
+ * Repository root (entries live at `<root>/functions/<folder>/index.ts`), or the installed
+ * package's root: the package's build is `<root>/dist/index.js`, one folder deep like this file.
+ */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * Whether this module runs as the built package (`dist/index.js`, `npm run build`) rather than
+ * from the TypeScript sources (tsx, vitest).
+ */
+const RUNS_AS_PACKAGE = !fileURLToPath(import.meta.url).endsWith('.ts');
+
+/** Where the package carries each function's bundle: `dist/lambda/<folder>/index.mjs`. */
+export const packagedBundleDirectory = (id: FunctionId): string =>
+  path.join(PROJECT_ROOT, 'dist', 'lambda', functionFolder(id));
 
 /** Catalog id → folder: `imageCache` → `image-cache`. */
 export const functionFolder = (id: FunctionId): string => id.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -52,6 +73,9 @@ export const RECOMMENDED_RESERVED_CONCURRENCY: Readonly<Record<FunctionId, numbe
   claim: 20,
   shelving: 1,
 };
+
+/** An account root (`arn:aws:iam::<account>:root`): a Lambda permission names the account by its id. */
+const ACCOUNT_ROOT = /^arn:[^:]+:iam::(\d{12}):root$/;
 
 /** Lambda rejects environments over 4 KB (sum of keys and values). */
 const LAMBDA_ENV_LIMIT_BYTES = 4096;
@@ -126,11 +150,18 @@ export class WarmbootFunction extends Construct {
   readonly ruleAlias: lambda.Alias;
   readonly rules: readonly events.Rule[];
   readonly alarms: readonly cloudwatch.Alarm[];
+  /**
+   * The IAM-authenticated entry point for operator and admin requests (`serveRequestsByUrl`): a
+   * function URL on the `requests` alias. Undefined for a function that takes no requests.
+   */
+  requestUrl?: lambda.FunctionUrl;
 
   private readonly data: WarmbootData;
   private readonly buses: WarmbootBuses;
   private readonly reasons = new Map<string, string>();
   private readonly tableAccess = new Map<TableId, TableAccess>();
+  /** The size of the environment as estimated at construction (the 4 KB check). */
+  private environmentBytes = 0;
 
   constructor(scope: Construct, id: string, props: WarmbootFunctionProps) {
     super(scope, id);
@@ -158,8 +189,7 @@ export class WarmbootFunction extends Construct {
 
     const environment = this.environment(props);
     this.function = new nodejs.NodejsFunction(this, 'Handler', {
-      entry: path.join(PROJECT_ROOT, 'functions', functionFolder(spec.id), 'index.ts'),
-      handler: 'handler',
+      ...handlerCode(spec.id),
       description: spec.description.slice(0, 256),
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
@@ -176,12 +206,9 @@ export class WarmbootFunction extends Construct {
       // Async invocations (every EventBridge delivery): handlers are idempotent per event id.
       retryAttempts: 2,
       maxEventAge: Duration.hours(1),
-      projectRoot: PROJECT_ROOT,
-      depsLockFilePath: path.join(PROJECT_ROOT, 'package-lock.json'),
       // The rule alias points at the version of each deploy; the one it pointed at before is
       // deleted once the alias moved, instead of piling up against the code storage quota.
       currentVersionOptions: { removalPolicy: RemovalPolicy.DESTROY },
-      bundling: localBundling(),
     });
 
     Validations.of(this.function).acknowledge({
@@ -258,6 +285,65 @@ export class WarmbootFunction extends Construct {
     });
   }
 
+  /**
+   * The IAM-authenticated entry point (functions/shared/function-url.ts): a function URL with auth
+   * type AWS_IAM on a `requests` alias of the deployed version, and a resource policy admitting
+   * exactly `callers`' principals. Since October 2025 a new function URL needs both
+   * `lambda:InvokeFunctionUrl` and `lambda:InvokeFunction` (Lambda developer guide, "Control access
+   * to Lambda function URLs"), so each principal gets two statements: the first only for a URL whose
+   * auth type is AWS_IAM (`lambda:FunctionUrlAuthType`), the second only for invocations through a
+   * function URL (`lambda:InvokedViaFunctionUrl`), so neither lets anyone invoke the alias directly.
+   * The callers also go to the function as REQUEST_CALLERS: within the account, a principal whose
+   * own IAM policy allows both actions gets through without the resource policy, and only the
+   * function can refuse it.
+   */
+  serveRequestsByUrl(callers: RequestCallers): void {
+    if (this.requestUrl) throw new Error(`${this.node.path}: the request URL exists already`);
+    const value = JSON.stringify(callers);
+    const bytes = this.environmentBytes + REQUEST_CALLERS_ENV.length + Buffer.byteLength(value);
+    if (bytes > LAMBDA_ENV_LIMIT_BYTES) {
+      throw new Error(
+        `${this.spec.id}: with its ${callers.operators.length} operators and ${callers.admins.length} admins ` +
+          `(REQUEST_CALLERS, ${Buffer.byteLength(value)} bytes) the environment is about ${bytes} bytes, over ` +
+          "Lambda's 4 KB limit: name fewer operators, tenants or admins (an account root covers a whole account)",
+      );
+    }
+    const principals = urlPrincipals(callers);
+    const policyBytes = urlPolicyBytes(principals);
+    if (policyBytes > LAMBDA_RESOURCE_POLICY_MAX_BYTES) {
+      throw new Error(
+        `${this.spec.id}: the function URL's resource policy for ${principals.length} principals would be about ` +
+          `${policyBytes} bytes, over Lambda's 20 KB limit: name fewer operators or admins`,
+      );
+    }
+    this.function.addEnvironment(REQUEST_CALLERS_ENV, value);
+    this.environmentBytes = bytes;
+    const alias = new lambda.Alias(this, 'RequestAlias', {
+      aliasName: FUNCTION_URL_ALIAS,
+      version: this.function.currentVersion,
+      description: 'What the IAM-authenticated function URL invokes (operator and admin requests)',
+    });
+    this.requestUrl = new lambda.FunctionUrl(this, 'RequestUrl', {
+      function: alias,
+      authType: lambda.FunctionUrlAuthType.AWS_IAM,
+    });
+    for (const principal of principals) {
+      // Ids from the principal, not its position: reordering the settings changes no resource.
+      const id = createHash('sha256').update(principal).digest('hex').slice(0, 12);
+      const who = ACCOUNT_ROOT.exec(principal)?.[1] ?? principal;
+      alias.addPermission(`InvokeUrl${id}`, {
+        principal: /^\d{12}$/.test(who) ? new iam.AccountPrincipal(who) : new iam.ArnPrincipal(who),
+        action: 'lambda:InvokeFunctionUrl',
+        functionUrlAuthType: lambda.FunctionUrlAuthType.AWS_IAM,
+      });
+      alias.addPermission(`InvokeViaUrl${id}`, {
+        principal: /^\d{12}$/.test(who) ? new iam.AccountPrincipal(who) : new iam.ArnPrincipal(who),
+        action: 'lambda:InvokeFunction',
+        invokedViaFunctionUrl: true,
+      });
+    }
+  }
+
   /** Catalog tables the function was never granted: it would fail at its first call. */
   missingTableGrants(): TableId[] {
     return this.spec.tables.filter((id) => !this.tableAccess.has(id));
@@ -288,6 +374,7 @@ export class WarmbootFunction extends Construct {
           'shorten the settings (fewer or smaller pools / host groups)',
       );
     }
+    this.environmentBytes = bytes;
     return environment;
   }
 
@@ -350,6 +437,34 @@ export class WarmbootFunction extends Construct {
     return alarms;
   }
 }
+
+/**
+ * The function's code. From the sources, NodejsFunction bundles `functions/<folder>/index.ts` with
+ * the local esbuild. The package instead carries the bundles its build made exactly that way
+ * (infra/build-package.ts): an app that installs it needs neither esbuild nor warmboot's sources,
+ * tsconfig and lockfile to synthesize, and deploys the very bundles the package was built with.
+ */
+export const handlerCode = (
+  id: FunctionId,
+): Pick<
+  nodejs.NodejsFunctionProps,
+  'code' | 'entry' | 'handler' | 'projectRoot' | 'depsLockFilePath' | 'bundling'
+> => {
+  if (!RUNS_AS_PACKAGE) {
+    return {
+      entry: path.join(PROJECT_ROOT, 'functions', functionFolder(id), 'index.ts'),
+      handler: 'handler',
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: path.join(PROJECT_ROOT, 'package-lock.json'),
+      bundling: localBundling(),
+    };
+  }
+  const directory = packagedBundleDirectory(id);
+  if (!fs.existsSync(path.join(directory, 'index.mjs'))) {
+    throw new Error(`${directory}/index.mjs is missing: the package was packed without \`npm run build\``);
+  }
+  return { code: lambda.Code.fromAsset(directory), handler: 'index.handler' };
+};
 
 /**
  * esbuild from node_modules, never Docker: NodejsFunction silently falls back to a Docker build

@@ -1,8 +1,10 @@
-import { App, type AppProps, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { App, type AppProps, CfnOutput, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { Construct } from 'constructs';
 import { loadWarmbootContext, type WarmbootSettings } from './config';
+import { addGuardrailOutputs } from './guardrails';
+import { requestUrlOutputId } from './request-urls';
 import { Warmboot } from './warmboot';
 
 /** The CDK context key operators configure warmboot under (cdk.json or `-c warmboot=...`). */
@@ -29,6 +31,8 @@ export class WarmbootStack extends Stack {
       hostGroups: settings.hostGroups,
       fastRestore: settings.fastRestore,
       pools: settings.pools,
+      poolPolicy: settings.poolPolicy,
+      ssmDefaultHostManagement: settings.ssmDefaultHostManagement,
       shelving: settings.shelving,
       allowShelvedDataDeletion: settings.allowShelvedDataDeletion,
       ebsKmsKeyArns: settings.ebsKmsKeyArns,
@@ -36,9 +40,23 @@ export class WarmbootStack extends Stack {
       shareableTestEvents: settings.shareableTestEvents,
       reservedConcurrency: settings.reservedConcurrency,
       operators: settings.operators,
+      admins: settings.admins,
       requestBus: settings.requestBus,
       factsBus: settings.factsBus,
       ...(settings.alarmEmail ? { alarmEmail: settings.alarmEmail } : {}),
+    });
+    // Where operators and admins send requests (`npx warmboot … --stack Warmboot` reads these).
+    for (const fn of this.warmboot.functions) {
+      if (!fn.requestUrl) continue;
+      new CfnOutput(this, requestUrlOutputId(fn.spec.id), {
+        description: `warmboot ${fn.spec.id}: IAM-authenticated URL for operator and admin requests`,
+        value: fn.requestUrl.url,
+      });
+    }
+    // The SCP and permissions boundary that keep warmboot:* tags to warmboot and its admins.
+    addGuardrailOutputs(this, {
+      warmbootRoleArns: this.warmboot.functions.map((fn) => fn.role.roleArn),
+      adminArns: settings.admins,
     });
   }
 }

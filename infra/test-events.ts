@@ -6,7 +6,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { SCHEDULED_EVENT } from '../functions/catalog';
+import { SCHEDULED_EVENT, WARMBOOT } from '../functions/catalog';
 import { matchesPattern } from '../functions/shared/event-pattern';
 import type { WarmbootFunction } from './function';
 
@@ -46,14 +46,18 @@ export const readSampleEvents = (directory: string): SampleEvent[] => {
   });
 };
 
-/** The samples a function receives: those its rules (or its schedule) would deliver to it. */
+/**
+ * The samples a function receives: those its rules (or its schedule) would deliver to it, and its
+ * administrative requests, which arrive only by a direct invoke such as the console's test event.
+ */
 export const samplesFor = (fn: WarmbootFunction, samples: readonly SampleEvent[]): SampleEvent[] =>
   samples.filter(
     ({ event }) =>
       fn.spec.patterns.some(({ pattern }) => matchesPattern(event, pattern)) ||
       (fn.spec.schedule !== undefined &&
         event.source === 'aws.events' &&
-        event['detail-type'] === SCHEDULED_EVENT),
+        event['detail-type'] === SCHEDULED_EVENT) ||
+      (event.source === WARMBOOT && (fn.spec.adminRequests ?? []).includes(String(event['detail-type']))),
   );
 
 /** `image-cache/pin-image.json` → `pin-image`; unique within one function, ≤ 25 characters. */

@@ -22,6 +22,7 @@ import {
 import { WarmbootDashboard } from './dashboard';
 import { WarmbootData } from './data';
 import { PROJECT_ROOT, type WarmbootFunction } from './function';
+import { requestCallersOf, servesRequests } from './request-urls';
 import { ShareableTestEvents } from './test-events';
 
 export interface WarmbootProps {
@@ -51,6 +52,19 @@ export interface WarmbootProps {
    * @default - none
    */
   readonly pools?: readonly PoolSpecInput[];
+  /**
+   * What any pool may launch: AMI owners (`allowedImageOwners`), instance profiles a pool defined
+   * at run time may use besides the deploy-time pools' own (`instanceProfiles`), and how many
+   * requests one caller may make per pool and hour (`requestsPerCallerPerHour`).
+   * @default - `{ allowedImageOwners: ['self', 'amazon'], instanceProfiles: [], requestsPerCallerPerHour: 300 }`
+   */
+  readonly poolPolicy?: WarmbootSettingsInput['poolPolicy'];
+  /**
+   * Systems Manager's Default Host Management Configuration is on in the target account and
+   * Region (the stack does not turn it on): only then may a pool leave out `instanceProfile`.
+   * @default false
+   */
+  readonly ssmDefaultHostManagement?: boolean;
   /**
    * Shelving timers and batch sizes (functions/shelving/config.ts).
    * @default - every field at its schema default
@@ -95,6 +109,13 @@ export interface WarmbootProps {
    * @default - none: nobody can send requests over the bus (console test events still work)
    */
   readonly operators?: readonly Operator[];
+  /**
+   * Administrators: IAM role or user ARNs that may send the administrative requests (define or
+   * drain a pool, register an image, delete shelved data) through the functions' IAM-authenticated
+   * URLs, for every tenant. Operators reach the same URLs with their own request types.
+   * @default - none (an administrator can still invoke a function directly)
+   */
+  readonly admins?: readonly string[];
   /**
    * The bus operators send requests to. `existing: true` uses a bus of that name that already
    * exists in the account and Region and adds warmboot's policy statements to it.
@@ -141,6 +162,10 @@ export class Warmboot extends Construct {
         ...(props.hostGroups ? { hostGroups: props.hostGroups } : {}),
         ...(props.fastRestore ? { fastRestore: props.fastRestore } : {}),
         ...(props.pools ? { pools: props.pools } : {}),
+        ...(props.poolPolicy ? { poolPolicy: props.poolPolicy } : {}),
+        ...(props.ssmDefaultHostManagement !== undefined
+          ? { ssmDefaultHostManagement: props.ssmDefaultHostManagement }
+          : {}),
         ...(props.shelving ? { shelving: props.shelving } : {}),
         ...(props.allowShelvedDataDeletion !== undefined
           ? { allowShelvedDataDeletion: props.allowShelvedDataDeletion }
@@ -151,6 +176,7 @@ export class Warmboot extends Construct {
         ...(props.shareableTestEvents ? { shareableTestEvents: props.shareableTestEvents } : {}),
         ...(props.reservedConcurrency ? { reservedConcurrency: props.reservedConcurrency } : {}),
         ...(props.operators ? { operators: props.operators } : {}),
+        ...(props.admins ? { admins: props.admins } : {}),
         ...(props.requestBus ? { requestBus: props.requestBus } : {}),
         ...(props.factsBus ? { factsBus: props.factsBus } : {}),
       },
@@ -182,6 +208,7 @@ export class Warmboot extends Construct {
     this.pools = new PoolsCapability(this, 'Pools', {
       ...common,
       pools: settings.pools,
+      poolPolicy: settings.poolPolicy,
       popularity: settings.popularity,
     });
     this.shelving = new ShelvingCapability(this, 'Shelving', {
@@ -199,6 +226,12 @@ export class Warmboot extends Construct {
       this.shelving.shelving,
     ];
     this.buses.restrictFactsTo(this.functions.map((fn) => fn.role));
+    // The IAM-authenticated entry point of operator and admin requests (functions/shared/function-url.ts).
+    for (const fn of this.functions) {
+      if (servesRequests(fn.spec)) {
+        fn.serveRequestsByUrl(requestCallersOf(fn.spec, settings.operators, settings.admins));
+      }
+    }
     for (const fn of this.functions) {
       const missing = fn.missingTableGrants();
       if (missing.length > 0)

@@ -320,17 +320,7 @@ export class LocalEventBus {
   put(event: BusEvent, bus = 'default'): EventEnvelope {
     const kind = this.#buses.get(bus);
     if (kind === undefined) throw new Error(`Event bus ${bus} does not exist.`);
-    const envelope: EventEnvelope = {
-      version: '0',
-      id: this.#ids.uuid(),
-      'detail-type': event.detailType,
-      source: event.source,
-      account: this.#accountId,
-      time: isoSeconds(event.time ?? this.#clock.now()),
-      region: this.#region,
-      resources: [...(event.resources ?? [])],
-      detail: event.detail,
-    };
+    const envelope = this.envelopeOf(event);
     for (const listener of this.#eventListeners) listener(envelope, bus);
     for (const functionId of this.#targets.keys()) {
       // One delivery per matching rule, as EventBridge does for separate rules with the same target.
@@ -342,6 +332,24 @@ export class LocalEventBus {
       }
     }
     return envelope;
+  }
+
+  /**
+   * The envelope EventBridge would deliver for `event`, with an id from the seeded generator: also
+   * what a console test event or `aws lambda invoke` passes to a function directly.
+   */
+  envelopeOf(event: BusEvent): EventEnvelope {
+    return {
+      version: '0',
+      id: this.#ids.uuid(),
+      'detail-type': event.detailType,
+      source: event.source,
+      account: this.#accountId,
+      time: isoSeconds(event.time ?? this.#clock.now()),
+      region: this.#region,
+      resources: [...(event.resources ?? [])],
+      detail: event.detail,
+    };
   }
 
   /** Watches every event put on any bus (before routing and faults). Returns an unsubscribe. */

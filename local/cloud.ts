@@ -4,12 +4,21 @@ import { fileURLToPath } from 'node:url';
 import type { LogLevel } from '@aws-lambda-powertools/logger/types';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { FUNCTIONS, type FunctionId, RULE_DELIVERY_ALIAS } from '../functions/catalog';
+import {
+  adminRequestFunction,
+  FUNCTIONS,
+  type FunctionId,
+  RULE_DELIVERY_ALIAS,
+  WARMBOOT,
+} from '../functions/catalog';
+import { poolPolicySchema } from '../functions/pools/config';
 import { FACTS_BUS_ENV } from '../functions/shared/adapters/facts';
+import { REQUEST_CALLERS_ENV } from '../functions/shared/function-url';
 import type { Runtime } from '../functions/shared/runtime';
 import type { CommandDocument } from '../functions/shared/ssm-document';
 import { factsBusPolicy, requestBusPolicy } from '../infra/bus-policies';
 import type { Operator } from '../infra/config';
+import { requestCallersOf } from '../infra/request-urls';
 import { type EventEnvelope, LocalEventBus } from './bus';
 import { CallJournal } from './call-journal';
 import { VirtualClock } from './clock';
@@ -29,6 +38,7 @@ import { FaultInjector, HandlerKilledError, invocationScope } from './faults';
 import { type FunctionHandler, functionFolder, type HandlerFactory, loadHandlerFactory } from './functions';
 import { ec2ResourceState } from './iam/ec2-state';
 import { ebsKeyAuthorizer, LocalIam, type OutsideCaller } from './iam/evaluator';
+import { functionUrlPolicy } from './iam/function-url-policy';
 import { InstanceProfiles } from './iam/instance-profiles';
 import { synthesizedRolePolicies } from './iam/policy-source';
 import { KmsKeys } from './kms/keys';
@@ -94,10 +104,34 @@ export interface LocalCloudOptions {
   readonly defaultHostManagement?: boolean;
   /**
    * Who may send which requests over the request bus (the deployment's `operators`). Default: one
-   * operator role, `role/warmboot-operator` of the cloud's account, allowed every request; it is
-   * who `putEvent` acts as unless told otherwise. `[]` is the stack's default: nobody.
+   * operator role, `role/warmboot-operator` of the cloud's account, allowed every request for
+   * every tenant; it is who `putEvent` acts as unless told otherwise. `[]` is the stack's default: nobody.
    */
   readonly operators?: readonly Operator[];
+  /**
+   * The deployment's `admins`: role or user ARNs that may send administrative requests through
+   * the functions' URLs (`invokeUrl`). Default: none, the stack's default.
+   */
+  readonly admins?: readonly string[];
+}
+
+/** One call of a function URL (`invokeUrl`). */
+export interface UrlRequestOptions {
+  /** Who signs the request: a role (it signs as a session of it), a user, or with its own IAM policies. */
+  readonly as: string | OutsideCaller;
+  /** The JSON the caller POSTs: `{"detail-type": …, "detail": {…}}`, or any text. */
+  readonly body: unknown;
+  /** Request headers (lower-case names), e.g. the idempotency key `x-warmboot-request-id`. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Default POST. */
+  readonly method?: string;
+}
+
+/** What the caller of a function URL receives: the HTTP status, headers, and the body as JSON. */
+export interface UrlResponse {
+  readonly statusCode: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: unknown;
 }
 
 /** Options of one PutEvents call made from outside warmboot. */
@@ -119,6 +153,24 @@ const DEFAULT_REGION = 'us-east-1';
 /** The role the local cloud's default operator acts as (`operators` default). */
 export const localOperatorArn = (accountId: string): string =>
   `arn:aws:iam::${accountId}:role/warmboot-operator`;
+/**
+ * The identity a principal signs a request as: a role through a session of it (STS
+ * AssumeRole: `arn:aws:sts::<account>:assumed-role/<role name>/<session>`, caller id
+ * `<role id>:<session>`), a user or root as itself.
+ */
+const signedAs = (principalArn: string): { arn: string; account: string; callerId: string } => {
+  const role = /^arn:([^:]+):iam::(\d{12}):role\/(?:.*\/)?([^/]+)$/.exec(principalArn);
+  const account = principalArn.split(':')[4] ?? '';
+  if (role) {
+    return {
+      arn: `arn:${role[1]}:sts::${role[2]}:assumed-role/${role[3]}/operator-session`,
+      account,
+      callerId: 'AROALOCALCLOUDROLE:operator-session',
+    };
+  }
+  return { arn: principalArn, account, callerId: 'AIDALOCALCLOUDUSER' };
+};
+
 /** The placeholder account id AWS uses in its documentation. */
 const DEFAULT_ACCOUNT_ID = '123456789012';
 
@@ -155,16 +207,21 @@ const capabilityCommands = async (): Promise<{
  */
 const iamSettings = (
   settings: Readonly<Record<string, string>>,
-): { hostGroups: string[]; imageParameters: string[] } => {
+): { hostGroups: string[]; imageParameters: string[]; imageOwners: string[]; instanceRoles: string[] } => {
   const hostGroups = settings.HOST_GROUPS
     ? (JSON.parse(settings.HOST_GROUPS) as { name: string }[]).map((group) => group.name)
     : [];
-  const imageParameters = settings.POOLS
-    ? (JSON.parse(settings.POOLS) as { image: string }[])
-        .map((pool) => pool.image)
-        .filter((image) => image.startsWith('/'))
+  const pools = settings.POOLS
+    ? (JSON.parse(settings.POOLS) as { image: string; instanceProfile?: string; instanceRole?: string }[])
     : [];
-  return { hostGroups, imageParameters };
+  const imageParameters = pools.map((pool) => pool.image).filter((image) => image.startsWith('/'));
+  // The pool policy as the stack reads it: the AMI owners and the instance profiles' roles IAM grants.
+  const policy = poolPolicySchema.parse(settings.POOL_POLICY ? JSON.parse(settings.POOL_POLICY) : {});
+  const instanceRoles = [
+    ...pools.flatMap((pool) => pool.instanceRole ?? pool.instanceProfile ?? []),
+    ...policy.instanceProfiles.map((profile) => profile.role ?? profile.name),
+  ];
+  return { hostGroups, imageParameters, imageOwners: policy.allowedImageOwners, instanceRoles };
 };
 
 /** Whether SHELVING_SETTINGS opts in to deleting shelved data (the stack's allowShelvedDataDeletion). */
@@ -204,6 +261,9 @@ export class LocalCloud {
   readonly calls: CallJournal;
   /** Who `putEvent` acts as by default: the deployment's first operator (none: the account root). */
   readonly operator: OutsideCaller;
+  /** The deployment's operators and admins: who the function URLs admit (infra/request-urls.ts). */
+  readonly #operators: readonly Operator[];
+  readonly #admins: readonly string[];
   readonly #runtimes: ReadonlyMap<FunctionId, Runtime>;
   readonly #handlers: ReadonlyMap<FunctionId, FunctionHandler>;
   /** The client under `documents`; also creates and drops the tables. */
@@ -229,6 +289,8 @@ export class LocalCloud {
     iam: LocalIam;
     calls: CallJournal;
     operator: OutsideCaller;
+    operators: readonly Operator[];
+    admins: readonly string[];
     runtimes: ReadonlyMap<FunctionId, Runtime>;
     handlers: ReadonlyMap<FunctionId, FunctionHandler>;
     ownDynamodb: DynamoDbLocal | undefined;
@@ -250,6 +312,8 @@ export class LocalCloud {
     this.iam = parts.iam;
     this.calls = parts.calls;
     this.operator = parts.operator;
+    this.#operators = parts.operators;
+    this.#admins = parts.admins;
     this.#runtimes = parts.runtimes;
     this.#handlers = parts.handlers;
     this.#ownDynamodb = parts.ownDynamodb;
@@ -338,7 +402,10 @@ export class LocalCloud {
     });
     const simulators = { ec2: ec2.dispatch, ssm: ssm.dispatch, events: createEventsSimulator(bus, faults) };
     // The buses' policies, as the stack attaches them (infra/buses.ts).
-    const operators = options.operators ?? [{ principal: localOperatorArn(accountId), requests: ['*'] }];
+    const operators = options.operators ?? [
+      { principal: localOperatorArn(accountId), requests: ['*'], tenants: ['*'] },
+    ];
+    const admins = options.admins ?? [];
     const busArn = (name: string) => `arn:aws:events:${region}:${accountId}:event-bus/${name}`;
     const busPolicies = new Map<string, Readonly<Record<string, unknown>>>([
       [
@@ -395,7 +462,12 @@ export class LocalCloud {
           simulators,
           dynamodbEndpoint,
           tables,
-          settings: { [FACTS_BUS_ENV]: bus.busName('facts'), ...(options.settings ?? {}) },
+          settings: {
+            [FACTS_BUS_ENV]: bus.busName('facts'),
+            // Who may call the function's URL, as the stack writes it (infra/function.ts).
+            [REQUEST_CALLERS_ENV]: JSON.stringify(requestCallersOf(FUNCTIONS[functionId], operators, admins)),
+            ...(options.settings ?? {}),
+          },
           latency,
           metricsSink: metrics,
           ...(options.logLevel ? { logLevel: options.logLevel } : {}),
@@ -437,6 +509,8 @@ export class LocalCloud {
       iam,
       calls,
       operator: { principalArn: operators[0]?.principal ?? `arn:aws:iam::${accountId}:root` },
+      operators,
+      admins,
       runtimes,
       handlers,
       ownDynamodb,
@@ -459,6 +533,113 @@ export class LocalCloud {
    */
   async invoke(functionId: FunctionId, event: unknown): Promise<unknown> {
     return this.#invokeSync(functionId, event, undefined);
+  }
+
+  /**
+   * An administrative request (functions/catalog.ts ADMIN_REQUEST_TYPES) as an administrator sends
+   * it: a direct invoke of the function that serves it, with the envelope a console test event
+   * carries. Synchronous with no retry, as `aws lambda invoke` is; the answer is the handler's.
+   */
+  async adminRequest(
+    detailType: string,
+    detail: Record<string, unknown>,
+  ): Promise<{ readonly envelope: EventEnvelope; readonly answer: unknown }> {
+    const functionId = adminRequestFunction(detailType);
+    if (!functionId) throw new Error(`${detailType} is not an administrative request`);
+    const envelope = this.bus.envelopeOf({ source: WARMBOOT, detailType, detail });
+    return { envelope, answer: await this.invoke(functionId, envelope) };
+  }
+
+  /**
+   * A signed HTTP request to the function's URL (auth type AWS_IAM, on its `requests` alias), as
+   * `npx warmboot` or `curl --aws-sigv4` sends it. Lambda first authorizes the caller against its
+   * own policies and the URL's resource policy, built from the synthesized AWS::Lambda::Permission
+   * resources for this deployment's operators and admins (local/iam/function-url-policy.ts): a
+   * denied caller gets 403 `{"Message":"Forbidden"}` with `x-amzn-ErrorType: AccessDeniedException`
+   * and the function never runs. An allowed one reaches the handler as a payload format 2.0 event
+   * whose `requestContext.authorizer.iam.userArn` is the ARN it signed as: for a role, a session of
+   * it (Lambda developer guide, "Invoking Lambda function URLs", request payload). Synchronous, no
+   * retry; the function's answer is returned as the caller receives it.
+   */
+  async invokeUrl(functionId: FunctionId, options: UrlRequestOptions): Promise<UrlResponse> {
+    const caller: OutsideCaller = typeof options.as === 'string' ? { principalArn: options.as } : options.as;
+    const url = this.iam.functionUrl(functionId);
+    if (!url) throw new Error(`${functionId} has no function URL in the synthesized stack`);
+    const functionName = `warmboot-${functionId}`;
+    const targetArn = `arn:aws:lambda:${this.region}:${this.accountId}:function:${functionName}:${url.qualifier}`;
+    const policy = functionUrlPolicy(
+      url,
+      requestCallersOf(FUNCTIONS[functionId], this.#operators, this.#admins),
+      targetArn,
+    );
+    const denial = await this.clock.trackIo(() =>
+      this.iam.functionUrlDenial(caller, { targetArn, authType: url.authType }, policy),
+    );
+    if (denial) {
+      return {
+        statusCode: 403,
+        headers: { 'content-type': 'application/json', 'x-amzn-errortype': 'AccessDeniedException' },
+        body: { Message: 'Forbidden' },
+      };
+    }
+    const requestId = this.#ids.uuid();
+    const body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+    const now = this.clock.now();
+    const signer = signedAs(caller.principalArn);
+    const domain = `${requestId.replaceAll('-', '').slice(0, 32)}.lambda-url.${this.region}.on.aws`;
+    const event = {
+      version: '2.0',
+      routeKey: '$default',
+      rawPath: '/',
+      rawQueryString: '',
+      headers: {
+        'content-type': 'application/json',
+        host: domain,
+        'x-amz-date': new Date(now).toISOString().replace(/[-:]|\.\d{3}/g, ''),
+        ...(options.headers ?? {}),
+      },
+      requestContext: {
+        accountId: signer.account,
+        apiId: domain.split('.')[0],
+        authorizer: {
+          iam: {
+            accessKey: 'ASIALOCALCLOUDCALLER',
+            accountId: signer.account,
+            callerId: signer.callerId,
+            cognitoIdentity: null,
+            principalOrgId: null,
+            userArn: signer.arn,
+            userId: signer.callerId,
+          },
+        },
+        domainName: domain,
+        domainPrefix: domain.split('.')[0],
+        http: {
+          method: options.method ?? 'POST',
+          path: '/',
+          protocol: 'HTTP/1.1',
+          sourceIp: '198.51.100.7',
+          userAgent: 'warmboot-local',
+        },
+        requestId,
+        routeKey: '$default',
+        stage: '$default',
+        time: new Date(now).toUTCString(),
+        timeEpoch: now,
+      },
+      body,
+      isBase64Encoded: false,
+    };
+    const answer = (await this.#invokeSync(functionId, event, url.qualifier)) as {
+      statusCode: number;
+      headers?: Record<string, string>;
+      body?: string;
+    };
+    return {
+      statusCode: answer.statusCode,
+      headers: answer.headers ?? {},
+      body: answer.body === undefined ? undefined : (JSON.parse(answer.body) as unknown),
+    };
   }
 
   /**

@@ -22,6 +22,8 @@ export const INVARIANTS = {
   onlyManaged: 'a capability only changes resources it manages',
   runningInstanceKept: 'no instance terminated that a shelve record runs as or that holds a retained volume',
   safetySnapshotKept: 'safety snapshots stay until their record is confirmed deleted',
+  onlyBoundCallers: 'the request bus admits a caller only with a source it is bound to',
+  tenantIsolated: "a tenant's instances and records change only by requests of callers acting for it",
 } as const;
 
 export type InvariantId = keyof typeof INVARIANTS;

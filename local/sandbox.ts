@@ -42,6 +42,8 @@ const HOST_GROUP = {
   handler: 'download',
   warmConcurrency: 4,
   publishWarmList: 'tag',
+  // The sandbox's images live in this (example) registry; only listed registries are pulled from.
+  allowedRegistries: ['registry.example.com'] as string[],
 } as const;
 
 /** Every function, with every capability's settings: the stack as `cdk deploy` would create it. */

@@ -3,6 +3,7 @@ import { sdkPoolEc2, sdkPoolSsm } from '../pools/adapters/ec2';
 import { dynamoPoolStore } from '../pools/adapters/store';
 import { claimConfigSchema } from '../pools/config';
 import { factPublisher } from '../shared/adapters/facts';
+import type { Caller } from '../shared/caller';
 import { loadConfig } from '../shared/config';
 import { InvocationDeadline } from '../shared/deadline';
 import { EventRegistry, route } from '../shared/event-registry';
@@ -22,17 +23,18 @@ export const createClaimHandler = (runtime: Runtime) => {
   const deadline = new InvocationDeadline(runtime.clock);
   const deps: ClaimDeps = {
     store: dynamoPoolStore(runtime.clients.documents, config.POOLS_TABLE),
-    ec2: sdkPoolEc2(runtime.clients.ec2),
+    ec2: sdkPoolEc2(runtime.clients.ec2, config.POOL_POLICY.allowedImageOwners),
     ssm: sdkPoolSsm(runtime.clients.ssm),
     facts: factPublisher(runtime),
     clock: runtime.clock,
     metrics: runtime.metrics,
+    policy: config.POOL_POLICY,
     deadline,
   };
-  const serve = async ({ id, detail }: { id: string; detail: unknown }) => {
+  const serve = async ({ id, detail, caller }: { id: string; detail: unknown; caller?: Caller }) => {
     const parsed = parseRequestServer(detail);
     if (parsed.kind === 'resume') return resumeClaim(deps, parsed.requestId);
-    return claimServer(deps, parsed.request.requestId ?? id, parsed.request);
+    return claimServer(deps, parsed.request.requestId ?? id, parsed.request, caller);
   };
   const registry = new EventRegistry([
     route(WARMBOOT, 'Request Server', requestServerDetail, serve),

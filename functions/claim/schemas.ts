@@ -5,9 +5,10 @@ import {
   imageRefSchema,
   instanceTypeSchema,
   LINUX_USER_PATTERN,
-  OWNER_TAG_KEY_PATTERN,
   OWNER_TAG_VALUE_PATTERN,
+  ownerTagKeySchema,
   POOL_DOCUMENT_NAME_PATTERN,
+  plainRecord,
   poolNameSchema,
   regex,
   SAFE_PARAMETER_VALUE_PATTERN,
@@ -18,10 +19,25 @@ import { parseOrThrow } from '../shared/event-registry';
 
 export const requestIdSchema = z.string().regex(/^[A-Za-z0-9-]{1,64}$/);
 
+/**
+ * Users a requester may not put its key on: the superuser (root, or the Administrator account of a
+ * Windows server), so a claimed server is never a root foothold (security review H5).
+ */
+export const PRIVILEGED_USERS: ReadonlySet<string> = new Set(['root', 'administrator']);
+
+/** An RSA key of 16,384 bits is about 2.8 KB in OpenSSH form; anything near 16 KB is no key. */
+export const SSH_PUBLIC_KEY_MAX_LENGTH = 16 * 1024;
+
 export const personalizationSchema = z.object({
-  hostname: z.string().regex(regex(HOSTNAME_PATTERN)).optional(),
-  sshPublicKey: z.string().regex(regex(SSH_PUBLIC_KEY_PATTERN)).optional(),
-  sshUser: z.string().regex(regex(LINUX_USER_PATTERN)).optional(),
+  hostname: z.string().max(253).regex(regex(HOSTNAME_PATTERN)).optional(),
+  sshPublicKey: z.string().max(SSH_PUBLIC_KEY_MAX_LENGTH).regex(regex(SSH_PUBLIC_KEY_PATTERN)).optional(),
+  sshUser: z
+    .string()
+    .regex(regex(LINUX_USER_PATTERN))
+    .refine((user) => !PRIVILEGED_USERS.has(user.toLowerCase()), {
+      message: 'must not be a superuser (root, Administrator): name an unprivileged user',
+    })
+    .optional(),
   /**
    * A further warmboot-deployed pool document. Every value must be safe for any document
    * (SAFE_PARAMETER_VALUE_PATTERN: no metacharacters, no `..`) and, for a document warmboot
@@ -30,16 +46,20 @@ export const personalizationSchema = z.object({
   document: z
     .object({
       name: z.string().regex(regex(POOL_DOCUMENT_NAME_PATTERN)),
-      parameters: z.record(
+      parameters: plainRecord(
         z.string().regex(/^[A-Za-z0-9]{1,64}$/),
         z.array(z.string().regex(regex(SAFE_PARAMETER_VALUE_PATTERN))).max(20),
-      ),
+      ).refine((parameters) => Object.keys(parameters).length <= 20, {
+        message: 'at most 20 parameters',
+      }),
     })
     .superRefine(({ name, parameters }, context) => {
       const document = documentNamed(name);
       if (!document) return; // the claim refuses an unknown document by name, before any AWS call
       for (const [parameter, values] of Object.entries(parameters)) {
-        const allowed = document.parameters[parameter]?.allowedPattern;
+        const allowed = Object.hasOwn(document.parameters, parameter)
+          ? document.parameters[parameter]?.allowedPattern
+          : undefined;
         if (allowed === undefined) {
           context.addIssue({
             code: 'custom',
@@ -71,14 +91,12 @@ export const serverRequestSchema = z
     instanceType: instanceTypeSchema.optional(),
     availabilityZone: availabilityZoneSchema.optional(),
     /** The only tags the server gets at hand-over: the requester names its owner, nobody else. */
-    ownerTags: z
-      .record(
-        z.string().regex(regex(OWNER_TAG_KEY_PATTERN)),
-        z.string().regex(regex(OWNER_TAG_VALUE_PATTERN)),
-      )
-      .refine((tags) => Object.keys(tags).length >= 1 && Object.keys(tags).length <= 40, {
+    ownerTags: plainRecord(ownerTagKeySchema, z.string().regex(regex(OWNER_TAG_VALUE_PATTERN))).refine(
+      (tags) => Object.keys(tags).length >= 1 && Object.keys(tags).length <= 40,
+      {
         message: 'between 1 and 40 owner tags',
-      }),
+      },
+    ),
     personalization: personalizationSchema.optional(),
   })
   .refine((request) => request.pool !== undefined || request.image !== undefined, {

@@ -2,21 +2,24 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { PoolEc2, PoolSsm } from '../pools/adapters/ec2';
 import type { PoolRecord, PoolStore } from '../pools/adapters/store';
+import { allowedInstanceTypes, type PoolPolicy } from '../pools/config';
 import { documentNamed, PERSONALIZE_DOCUMENT } from '../pools/documents';
 import {
   CLAIM_LEASE_MS,
   type ClaimError,
   type ClaimRecord,
+  type ClaimStep,
   isLeased,
   isTerminal,
+  usesPoolCapacity,
   WAITING_FOR_INIT,
 } from '../pools/domain/claims';
-import { type PoolMember, transition } from '../pools/domain/lifecycle';
+import { isPoolMember, type PoolMember, SUPPLY_STATES, transition } from '../pools/domain/lifecycle';
 import type { ObservedInstance } from '../pools/domain/reconcile';
 import { isManagedBy, TAG } from '../pools/domain/tags';
 import type { FactPublisher } from '../shared/adapters/facts';
 import { awsErrorCode, classifyAwsError } from '../shared/aws-errors';
-import { launchClientToken } from '../shared/client-token';
+import type { Caller } from '../shared/caller';
 import type { Clock } from '../shared/clock';
 import { boundedWait, type Deadline, NO_DEADLINE } from '../shared/deadline';
 import {
@@ -30,6 +33,13 @@ import {
 import { pollUntil } from '../shared/retry';
 import { invalidDocumentParameter } from '../shared/ssm-document';
 import { architectureOf, type ClaimPath, rankCandidates, resizeCompatible } from './domain/choice';
+import {
+  canonicalJson,
+  coldLaunchClientToken,
+  quotaKeyOf,
+  requestDigest,
+  sha256Hex,
+} from './domain/request-digest';
 import type { ServerRequest } from './schemas';
 
 export interface ClaimDeps {
@@ -39,8 +49,26 @@ export interface ClaimDeps {
   readonly facts: FactPublisher;
   readonly clock: Clock;
   readonly metrics: Metrics;
+  /** What pools may launch and how many requests a caller may make (POOL_POLICY). */
+  readonly policy: PoolPolicy;
   /** The invocation's time left (Lambda context): no wait runs past it (W7). */
   readonly deadline?: Deadline;
+}
+
+/**
+ * A request id that names an earlier request with another payload (security review H5: a
+ * squatted id must not hand the later requester the squatter's server). Reported like a schema
+ * rejection, naming `detail.requestId`, with EC2's code for a reused ClientToken.
+ */
+export class IdempotentParameterMismatchError extends ValidationError {
+  override readonly code = 'IdempotentParameterMismatch';
+  constructor(requestId: string) {
+    super(
+      'detail.requestId',
+      `${requestId} was already used for a request with other parameters; use a new request id`,
+    );
+    this.name = 'IdempotentParameterMismatchError';
+  }
 }
 
 export type ClaimOutcome =
@@ -144,17 +172,22 @@ class Saga {
     return this.#record.request as ServerRequest;
   }
 
-  /** Records a step (or just renews the lease); a finished saga needs no lease. */
+  /**
+   * Records a step (or just renews the lease); a finished saga needs no lease. Once the
+   * personalization was sent (or the saga failed) its values are replaced by their digest.
+   */
   async step(changes: Partial<Omit<ClaimRecord, 'version' | 'leaseUntil' | 'updatedAt'>> = {}) {
     const now = this.deps.clock.now();
     const { leaseUntil: _held, ...current } = this.#record;
-    const next: ClaimRecord = {
+    const step = changes.step ?? current.step;
+    const merged: ClaimRecord = {
       ...current,
       ...changes,
       version: this.#record.version + 1,
       updatedAt: now,
-      ...(isTerminal(changes.step ?? current.step) ? {} : { leaseUntil: now + CLAIM_LEASE_MS }),
+      ...(isTerminal(step) ? {} : { leaseUntil: now + CLAIM_LEASE_MS }),
     };
+    const next = PERSONALIZATION_SPENT.includes(step) ? forgetPersonalization(merged) : merged;
     try {
       await this.deps.store.updateClaim(this.#record, next);
     } catch (error) {
@@ -179,6 +212,19 @@ class Saga {
       .catch(() => undefined); // best effort: the lease lapses by itself
   }
 }
+
+/** Steps after which the saga never sends the personalization again. */
+const PERSONALIZATION_SPENT: readonly ClaimStep[] = ['personalized', 'transferred', 'ready', 'failed'];
+
+/**
+ * The claim without its personalization values (SSH key, host name, document parameters), only
+ * their digest: the record outlives the hand-over by days and is backed up (security review M6).
+ */
+const forgetPersonalization = (claim: ClaimRecord): ClaimRecord => {
+  const { personalization, ...request } = claim.request;
+  if (personalization === undefined) return claim;
+  return { ...claim, request, personalizationSha256: sha256Hex(canonicalJson(personalization)) };
+};
 
 /** Another driver took the saga over (its lease had lapsed): it carries the claim on. */
 class ClaimTakenOverError extends ConflictError {
@@ -296,10 +342,12 @@ export const claimServer = async (
   deps: ClaimDeps,
   requestId: string,
   request: ServerRequest,
+  caller?: Caller,
 ): Promise<ClaimOutcome> => {
   checkNamedDocument(request);
+  const digest = requestDigest(request);
   const existing = await deps.store.getClaim(requestId);
-  if (existing) return continueClaim(deps, existing);
+  if (existing) return continueRequest(deps, existing, digest);
   let record: PoolRecord;
   try {
     record = await poolFor(deps.store, request);
@@ -313,25 +361,29 @@ export const claimServer = async (
   }
   const spec = record.spec;
   personalizeParameters(request, spec.initialization.platform);
-  const wanted = request.instanceType ?? spec.instanceType;
-  if (!resizeCompatible(spec.instanceType, wanted)) {
-    // No member can be resized to it and a cold launch of the pool's image on it is refused
-    // (RunInstances: the instance type's architecture must match the AMI's).
+  const refusal = poolRefusal(spec, request);
+  if (refusal) return publishFailure(deps, { requestId, pool: spec.name, error: refusal });
+  const now = deps.clock.now();
+  const quotaKey = quotaKeyOf(caller);
+  if (
+    quotaKey !== undefined &&
+    !(await deps.store.takeRequestQuota(spec.name, quotaKey, now, deps.policy.requestsPerCallerPerHour))
+  ) {
     return publishFailure(deps, {
       requestId,
       pool: spec.name,
       error: {
-        code: 'IncompatibleInstanceType',
-        message: `detail.instanceType: ${wanted} (${architectureOf(wanted)}) cannot run pool ${spec.name}'s image (${architectureOf(spec.instanceType)})`,
+        code: 'RequestQuotaExceeded',
+        message: `the caller made ${deps.policy.requestsPerCallerPerHour} requests for pool ${spec.name} this hour (requestsPerCallerPerHour); retry next hour`,
       },
     });
   }
-  const now = deps.clock.now();
   const claim: ClaimRecord = {
     requestId,
     step: 'requested',
     pool: spec.name,
     request: request as Record<string, unknown>,
+    requestSha256: digest,
     requestedAt: now,
     updatedAt: now,
     leaseUntil: now + CLAIM_LEASE_MS,
@@ -339,11 +391,56 @@ export const claimServer = async (
   };
   if (!(await deps.store.createClaim(claim))) {
     const raced = await deps.store.getClaim(requestId);
-    return raced ? continueClaim(deps, raced) : { status: 'in-progress', requestId, step: 'requested' };
+    return raced
+      ? continueRequest(deps, raced, digest)
+      : { status: 'in-progress', requestId, step: 'requested' };
   }
   await deps.store.recordRequest(spec.name, now);
   const saga = new Saga(deps, claim);
   return drive(saga, () => claimMember(deps, saga, record));
+};
+
+/** A request whose id has a saga already: the same request continues it, another one is refused. */
+const continueRequest = (deps: ClaimDeps, claim: ClaimRecord, digest: string): Promise<ClaimOutcome> => {
+  // A saga recorded by an earlier release has no digest: it continues as before.
+  if (claim.requestSha256 !== undefined && claim.requestSha256 !== digest)
+    throw new IdempotentParameterMismatchError(claim.requestId);
+  return continueClaim(deps, claim);
+};
+
+/**
+ * What the pool does not allow a request, named by the field (security review H4, H5): an
+ * instance type the image cannot run or the pool does not list, or an owner tag key outside the
+ * pool's list.
+ */
+const poolRefusal = (spec: PoolRecord['spec'], request: ServerRequest): ClaimError | undefined => {
+  const wanted = request.instanceType ?? spec.instanceType;
+  if (!resizeCompatible(spec.instanceType, wanted)) {
+    // No member can be resized to it and a cold launch of the pool's image on it is refused
+    // (RunInstances: the instance type's architecture must match the AMI's).
+    return {
+      code: 'IncompatibleInstanceType',
+      message: `detail.instanceType: ${wanted} (${architectureOf(wanted)}) cannot run pool ${spec.name}'s image (${architectureOf(spec.instanceType)})`,
+    };
+  }
+  const allowedTypes = allowedInstanceTypes(spec);
+  if (!allowedTypes.has(wanted)) {
+    return {
+      code: 'InstanceTypeNotAllowed',
+      message: `detail.instanceType: pool ${spec.name} serves only ${[...allowedTypes].join(', ')} (its instanceTypes)`,
+    };
+  }
+  if (spec.ownerTagKeys !== undefined) {
+    const allowedKeys = new Set(spec.ownerTagKeys);
+    const foreign = Object.keys(request.ownerTags).find((key) => !allowedKeys.has(key));
+    if (foreign !== undefined) {
+      return {
+        code: 'OwnerTagNotAllowed',
+        message: `detail.ownerTags.${foreign}: pool ${spec.name} allows only the owner tag keys ${spec.ownerTagKeys.join(', ')}`,
+      };
+    }
+  }
+  return undefined;
 };
 
 /** `Request Server {requestId, resume: true}`: the pools function initialized a cold launch, or its reconcile found the saga stalled. */
@@ -490,6 +587,10 @@ const claimMember = async (deps: ClaimDeps, saga: Saga, record: PoolRecord): Pro
   return coldLaunch(deps, saga, record, instanceType);
 };
 
+/** A pool member that will be ready without anyone's claim: launching, initializing, stopping, starting. */
+const isOnItsWay = (member: PoolMember): boolean =>
+  isPoolMember(member) && SUPPLY_STATES.includes(member.state) && member.state !== 'ready';
+
 const pathOf = (member: PoolMember): Exclude<ClaimPath, 'cold'> => (member.running ? 'hot' : 'warm');
 
 const GONE: readonly ObservedInstance['state'][] = ['shutting-down', 'terminated'];
@@ -591,15 +692,44 @@ const coldLaunch = async (
 ): Promise<ClaimOutcome> => {
   const { spec } = record;
   const requestId = saga.requestId;
+  const members = await deps.store.listMembers(spec.name);
+  const live = members.filter(usesPoolCapacity).length;
+  if (live >= spec.maxSize) {
+    // The pool is full of members still on their way: the claim waits for one instead of failing,
+    // at most as long as a member may take to initialize. It stays at `requested`; once its lease
+    // ends the pools reconcile resumes it (pools/domain/claims.ts healClaims).
+    const waitedMs = deps.clock.now() - saga.record.requestedAt;
+    if (members.some(isOnItsWay) && waitedMs < spec.initialization.timeoutMinutes * 60_000) {
+      await saga.step(); // marks the wait, so the give-up counts from here
+      return inProgress(saga.record);
+    }
+    return fail(deps, saga, {
+      code: 'PoolAtCapacity',
+      message: `pool ${spec.name} has ${live} members and cold launches under way, its maxSize is ${spec.maxSize}: no ready member and no room for a cold launch`,
+    });
+  }
   let lastError: WarmbootError | undefined;
   for (const subnetId of spec.subnets) {
     try {
       // The client token makes a retried launch return the instance a crashed attempt started.
+      const clientToken = coldLaunchClientToken(requestId, subnetId);
+      // The intent first: if this saga dies before the member write and is never resumed, the
+      // pools reconcile adopts the instance only because its ClientToken names this intent
+      // (pools/domain/launch-intents.ts); the tags alone would not do.
+      await deps.store.recordLaunchIntent({
+        clientToken,
+        pool: spec.name,
+        subnetId,
+        count: 1,
+        origin: 'claim',
+        claimId: requestId,
+        createdAt: deps.clock.now(),
+      });
       const instance = await deps.ec2.launch({
         spec,
         imageId: await deps.ssm.resolveImage(spec.image),
         subnetId,
-        clientToken: launchClientToken(`${requestId}-${subnetId}`),
+        clientToken,
         instanceType,
         tags: {
           [TAG.managed]: 'true',
@@ -626,7 +756,7 @@ const coldLaunch = async (
           claimId: requestId,
         });
       } catch (error) {
-        // Created by the crashed attempt (or adopted by the reconcile from its tags).
+        // Created by the crashed attempt (or adopted by the reconcile under its launch intent).
         if (!(error instanceof ConflictError)) throw error;
       }
       await saga.step({ step: 'cold-launching', instanceId: instance.instanceId, path: 'cold' });

@@ -48,6 +48,15 @@ export const fastRestoreSettingsSchema = z
       .default(FSR_BILLING_MINIMUM_MINUTES),
     /** Cost of one snapshot-AZ pair, USD per hour. */
     usdPerPairHour: z.number().positive().default(FSR_USD_PER_PAIR_HOUR),
+    /**
+     * Accounts besides this one whose snapshots FSR may be enabled on (security review H4): a
+     * popular AMI of anyone else (a public AMI an `Image Launched` names) never spends the budget.
+     * Default: none, only this account's snapshots.
+     */
+    allowedSnapshotOwners: z
+      .array(z.string().regex(/^[0-9]{12}$/, 'a 12-digit account id'))
+      .max(50)
+      .default([]),
   })
   .strict();
 

@@ -61,7 +61,7 @@ export const fastRestoreDependencies = (runtime: Runtime): FastRestoreDependenci
   // Popularity is read with popularity's own settings: same half-life, same shard count.
   const popularity = loadPopularityConfig(runtime.env).settings;
   return {
-    ec2: ec2FastRestore(runtime.clients.ec2),
+    ec2: ec2FastRestore(runtime.clients.ec2, config.settings.allowedSnapshotOwners),
     records: new DynamoFsrRecords(runtime.clients.documents, config.imageCacheTable),
     popularity: new DynamoPopularityStore({
       client: runtime.clients.dynamodb,

@@ -4,14 +4,18 @@ import { availabilityZoneSchema } from '../shared/schemas/aws-events';
 import { tableEnvVar } from '../shared/tables';
 import {
   AWS_REGION_PATTERN,
+  BUCKET_PATTERN,
   CACHE_DIRECTORY_PATTERN,
   CONTAINER_REF_PATTERN,
   DIGEST_PATTERN,
+  FORBIDDEN_REGISTRY_PATTERN,
   HOST_GROUP_NAME_PATTERN,
   IMAGE_ID_PATTERN,
+  REGISTRY_HOST_PATTERN,
   regex,
   S3_URI_PATTERN,
   SNAPSHOT_ID_PATTERN,
+  SNAPSHOT_OWNER_PATTERN,
 } from './patterns';
 
 export const HOST_GROUP_TAG = 'warmboot:host-group';
@@ -30,6 +34,22 @@ export const hostGroupNameSchema = z
  * of 0 would).
  */
 export const MAX_ERRORS_PATTERN = '^(?:[0-9]{1,4}|[1-9]?[0-9]%|100%)$';
+
+/**
+ * `self` in `allowedRegistries`: this account's private ECR registries, in any Region
+ * (`<account>.dkr.ecr.<region>.amazonaws.com`); the account is the one the function runs in.
+ */
+export const OWN_REGISTRY = 'self';
+
+const registryAllowlistEntry = z
+  .string()
+  .max(253)
+  .refine((value) => value === OWN_REGISTRY || regex(REGISTRY_HOST_PATTERN).test(value), {
+    message: '"self" or a registry host[:port] as it appears in a container reference',
+  })
+  .refine((value) => !regex(FORBIDDEN_REGISTRY_PATTERN).test(value), {
+    message: 'loopback, link-local, localhost and IP-literal registries are never allowed',
+  });
 
 export const handlerKindSchema = z.enum(['download', 'volume-link', 'auto']);
 export type HandlerKind = z.infer<typeof handlerKindSchema>;
@@ -87,6 +107,27 @@ export const hostGroupSchema = z.object({
     .int()
     .min(5 * 60_000)
     .default(60 * 60_000),
+  /**
+   * Container registries the group's hosts may pull from (security review H2, L4): registry hosts
+   * exactly as in the reference (`ghcr.io`, `public.ecr.aws`, `docker.io` for Docker Hub), or
+   * `self` for this account's private ECR. Default: `["self"]`, this account's ECR only.
+   */
+  allowedRegistries: z.array(registryAllowlistEntry).max(50).default([OWN_REGISTRY]),
+  /** S3 buckets the group's hosts may copy images from. Default: none. */
+  allowedBuckets: z
+    .array(z.string().regex(regex(BUCKET_PATTERN), 'an S3 bucket name'))
+    .max(50)
+    .default([]),
+  /**
+   * Accounts whose snapshots may be linked as volumes (`self`: this account). Default: `["self"]`.
+   * A snapshot must also carry the tag `warmboot:image=<image id>` (tags are the owner's and are
+   * visible to it only, so a snapshot of another account must be tagged in that account's view:
+   * in practice, copy it into this account).
+   */
+  allowedSnapshotOwners: z
+    .array(z.string().regex(regex(SNAPSHOT_OWNER_PATTERN), '"self" or a 12-digit account id'))
+    .max(50)
+    .default(['self']),
 });
 export type HostGroup = z.infer<typeof hostGroupSchema>;
 export type HostGroupInput = z.input<typeof hostGroupSchema>;

@@ -37,6 +37,7 @@ export const EXIT_CODES = {
   deviceMissing: 66, // EX_NOINPUT
   noRuntime: 69, // EX_UNAVAILABLE
   sourceUnreachable: 75, // EX_TEMPFAIL: the registry or S3 did not answer; retry later
+  insecureCacheDirectory: 77, // EX_NOPERM: the cache directory is not root's alone
 } as const;
 
 const FETCH_KIND_PATTERN = '^(?:container|s3)$';
@@ -58,6 +59,19 @@ const shell = (name: string, lines: readonly string[]) => ({
   name,
   inputs: { timeoutSeconds: '3600', runCommand: ['#!/bin/bash', 'set -euo pipefail', ...lines] },
 });
+
+/**
+ * Creates the cache directory root-owned and 0755 and refuses one that is anything else
+ * (security review L8): the scripts run as root, and a directory another user can write would
+ * let that user swap files under them through symlinks. `-O`: owned by the user running the
+ * script, which is root under the SSM agent.
+ */
+const SECURE_CACHE_DIR = [
+  '(umask 022 && mkdir -p "$CACHE_DIR")',
+  'if [ -L "$CACHE_DIR" ] || [ ! -d "$CACHE_DIR" ] || [ ! -O "$CACHE_DIR" ] || [ "$(stat -c %a "$CACHE_DIR")" != 755 ]; then',
+  `  echo "cache directory $CACHE_DIR must be a directory owned by root with mode 0755" >&2; exit ${EXIT_CODES.insecureCacheDirectory}`,
+  'fi',
+];
 
 /** Detects the container runtime the host actually runs: docker if its daemon answers, else containerd. */
 const DETECT_RUNTIME = [
@@ -86,7 +100,10 @@ const fetchDocument: CommandDocument = {
     Kind: parameter('container or s3', FETCH_KIND_PATTERN),
     Source: parameter('container reference without digest, or s3://bucket/key', IMAGE_SOURCE_PATTERN),
     Digest: parameter('sha256:<hex> the content must match', DIGEST_PATTERN),
-    ExpectedBytes: parameter('declared size, checked against free space before fetching', BYTES_PATTERN),
+    ExpectedBytes: parameter(
+      'declared size: checked against free space before fetching; an S3 object larger than this is refused',
+      BYTES_PATTERN,
+    ),
   },
   mainSteps: [
     shell('fetchImage', [
@@ -99,7 +116,7 @@ const fetchDocument: CommandDocument = {
       'HEX="${DIGEST#sha256:}"',
       ...DETECT_RUNTIME,
       ...CTR_BYTES,
-      'mkdir -p "$CACHE_DIR"',
+      ...SECURE_CACHE_DIR,
       `FREE=$(df -PB1 "$CACHE_DIR" | awk 'NR==2 { print $4 }')`,
       'if [ "$FREE" -lt "$EXPECTED_BYTES" ]; then',
       `  echo "disk full: $FREE bytes free, $EXPECTED_BYTES needed" >&2; exit ${EXIT_CODES.diskFull}`,
@@ -122,11 +139,22 @@ const fetchDocument: CommandDocument = {
       '    esac',
       '    ;;',
       '  s3)',
-      '    PARTIAL="$CACHE_DIR/.partial-$HEX"',
-      `    aws s3 cp --only-show-errors "$SOURCE" "$PARTIAL" || { echo "image source unreachable" >&2; exit ${EXIT_CODES.sourceUnreachable}; }`,
+      // A fresh name only root can have created (mktemp: O_EXCL, mode 0600), removed on any exit.
+      '    PARTIAL=$(mktemp "$CACHE_DIR/.partial-XXXXXXXXXX")',
+      '    trap \'rm -f "$PARTIAL"\' EXIT',
+      // Streamed through head: an object bigger than declared stops one byte past the declared
+      // size instead of filling the disk (aws then fails on the closed pipe; the size says why).
+      '    COPIED=0',
+      '    aws s3 cp --only-show-errors "$SOURCE" - | head -c "$((EXPECTED_BYTES + 1))" > "$PARTIAL" || COPIED=$?',
+      '    if [ "$(stat -c %s "$PARTIAL")" -gt "$EXPECTED_BYTES" ]; then',
+      `      echo "$SOURCE is larger than its declared $EXPECTED_BYTES bytes" >&2; exit ${EXIT_CODES.verificationFailed}`,
+      '    fi',
+      `    if [ "$COPIED" -ne 0 ]; then echo "image source unreachable" >&2; exit ${EXIT_CODES.sourceUnreachable}; fi`,
       '    if ! echo "$HEX  $PARTIAL" | sha256sum --check --status; then',
       `      rm -f "$PARTIAL"; echo "checksum mismatch for $SOURCE" >&2; exit ${EXIT_CODES.verificationFailed}`,
       '    fi',
+      // Readable as an `aws s3 cp` download was (mktemp creates it 0600).
+      '    chmod 0644 "$PARTIAL"',
       '    mv "$PARTIAL" "$CACHE_DIR/$HEX.blob"',
       '    BYTES=$(stat -c %s "$CACHE_DIR/$HEX.blob")',
       '    ;;',
@@ -181,7 +209,7 @@ const inventoryDocument: CommandDocument = {
       "CACHE_DIR='{{ CacheDirectory }}'",
       ...DETECT_RUNTIME,
       'RUNTIME=$(detect_runtime)',
-      'mkdir -p "$CACHE_DIR"',
+      ...SECURE_CACHE_DIR,
       'present() {',
       `  local kind source digest volume`,
       `  kind=$(grep -o '"kind":"[a-z0-9]*"' "$1" | cut -d'"' -f4)`,
@@ -223,11 +251,13 @@ const mountDocument: CommandDocument = {
       "CACHE_DIR='{{ CacheDirectory }}'",
       "VOLUME_ID='{{ VolumeId }}'",
       "DEVICE='{{ Device }}'",
+      ...SECURE_CACHE_DIR,
       // Nitro instances expose EBS as NVMe; the serial is the volume id without its dash.
-      'NVME="/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${VOLUME_ID/-/}"',
-      'XEN="/dev/xvd${DEVICE: -1}"',
+      // (`WARMBOOT_ROOT` is never set by the agent; tests point /dev into a scratch root with it.)
+      'NVME="${WARMBOOT_ROOT:-}/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${VOLUME_ID/-/}"',
+      'XEN="${WARMBOOT_ROOT:-}/dev/xvd${DEVICE: -1}"',
       'for _ in $(seq 1 60); do',
-      '  for CANDIDATE in "$NVME" "$DEVICE" "$XEN"; do',
+      '  for CANDIDATE in "$NVME" "${WARMBOOT_ROOT:-}$DEVICE" "$XEN"; do',
       '    if [ -b "$CANDIDATE" ]; then DEV="$CANDIDATE"; break 2; fi',
       '  done',
       '  sleep 1',
@@ -238,6 +268,15 @@ const mountDocument: CommandDocument = {
       // A snapshot of a whole disk carries a partition table: its first partition holds the image.
       `PART=$(lsblk -nrpo NAME,TYPE "$DEV" 2>/dev/null | awk '$2 == "part" { print $1; exit }')`,
       'if [ -n "$PART" ]; then DEV="$PART"; fi',
+      // A copy of the host's root filesystem (same UUID or label) is never mounted: with a
+      // duplicate UUID or label the next boot may take it for the root (security review H2).
+      'ROOT_UUID=$(findmnt -n -o UUID / 2>/dev/null || true)',
+      'ROOT_LABEL=$(findmnt -n -o LABEL / 2>/dev/null || true)',
+      'IMAGE_UUID=$(blkid -o value -s UUID "$DEV" 2>/dev/null || true)',
+      'IMAGE_LABEL=$(blkid -o value -s LABEL "$DEV" 2>/dev/null || true)',
+      'if { [ -n "$IMAGE_UUID" ] && [ "$IMAGE_UUID" = "$ROOT_UUID" ]; } || { [ -n "$IMAGE_LABEL" ] && [ "$IMAGE_LABEL" = "$ROOT_LABEL" ]; }; then',
+      `  echo "volume $VOLUME_ID has the root filesystem's UUID or label; not mounted" >&2; exit ${EXIT_CODES.verificationFailed}`,
+      'fi',
       // Read-only, nothing on it executable or a device, and no journal replay (a replay writes,
       // which a read-only mount refuses): XFS needs norecovery, ext3/ext4 noload (mount(8), xfs(5)).
       'OPTIONS="ro,nosuid,nodev,noexec"',

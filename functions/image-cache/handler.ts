@@ -55,8 +55,16 @@ const perGroup = async (
   return results;
 };
 
-export const imageCacheRegistry = (service: ImageCacheService, groupNames: readonly string[]) => {
+/**
+ * The routes. `serviceFor(account)`: the service of the account the event is for, which the
+ * envelope check has pinned to the function's own (what `self` in the allowlists stands for).
+ */
+export const imageCacheRegistry = (
+  serviceFor: (account: string) => ImageCacheService,
+  groupNames: readonly string[],
+) => {
   const planCache = async (event: ParsedEvent<PlanCacheDetail>): Promise<PlanSummary | GroupResult[]> => {
+    const service = serviceFor(event.account);
     const requested = (event.detail.warm ?? []).flatMap((warm) =>
       warm.instanceIds.map((instanceId) => ({ instanceId, imageId: warm.imageId })),
     );
@@ -66,13 +74,23 @@ export const imageCacheRegistry = (service: ImageCacheService, groupNames: reado
   };
   return new EventRegistry<unknown>([
     route(WARMBOOT, 'Register Image', registerImageDetail, (event) =>
-      service.registerImage(event.detail.image),
+      serviceFor(event.account).registerImage(event.detail.image, {
+        ...(event.detail.expectedVersion !== undefined
+          ? { expectedVersion: event.detail.expectedVersion }
+          : {}),
+        ...(event.caller ? { caller: event.caller } : {}),
+      }),
     ),
     route(WARMBOOT, 'Pin Image', pinImageDetail, (event) =>
-      service.pin(event.detail.hostGroup, event.detail.imageId, event.detail.image),
+      serviceFor(event.account).pin(
+        event.detail.hostGroup,
+        event.detail.imageId,
+        event.detail.image,
+        event.caller,
+      ),
     ),
     route(WARMBOOT, 'Unpin Image', unpinImageDetail, (event) =>
-      service.unpin(event.detail.hostGroup, event.detail.imageId),
+      serviceFor(event.account).unpin(event.detail.hostGroup, event.detail.imageId),
     ),
     route(WARMBOOT, 'Plan Cache', planCacheDetail, planCache),
     // Placement asks for a plan when it found no warm host for an image.
@@ -81,10 +99,10 @@ export const imageCacheRegistry = (service: ImageCacheService, groupNames: reado
       const { scope } = event.detail;
       const groups =
         scope.kind === 'hostGroup' ? groupNames.filter((name) => name === scope.hostGroup) : groupNames;
-      return perGroup(groups, (group) => service.plan(group));
+      return perGroup(groups, (group) => serviceFor(event.account).plan(group));
     }),
     route('aws.ssm', SSM_COMMAND_STATUS, ssmCommandInvocationStatusDetail, (event) =>
-      service.onCommandStatus({
+      serviceFor(event.account).onCommandStatus({
         commandId: event.detail['command-id'],
         instanceId: event.detail['instance-id'],
         status: event.detail.status,
@@ -92,21 +110,22 @@ export const imageCacheRegistry = (service: ImageCacheService, groupNames: reado
       }),
     ),
     route('aws.ec2', EC2_STATE_CHANGE, ec2InstanceStateChangeDetail, (event) =>
-      service.onHostState(event.detail['instance-id'], event.detail.state),
+      serviceFor(event.account).onHostState(event.detail['instance-id'], event.detail.state),
     ),
-    route('aws.events', SCHEDULED_EVENT, scheduledEventDetail, () =>
-      perGroup(groupNames, (group) => service.reconcile(group)),
+    route('aws.events', SCHEDULED_EVENT, scheduledEventDetail, (event) =>
+      perGroup(groupNames, (group) => serviceFor(event.account).reconcile(group)),
     ),
   ]);
 };
 
 /** The composition root: production adapters over the runtime's clients. */
-export const imageCacheDependencies = (runtime: Runtime): ImageCacheDependencies => {
+export const imageCacheDependencies = (runtime: Runtime, account: string): ImageCacheDependencies => {
   const config = loadImageCacheConfig(runtime.env);
   const popularity = loadPopularityConfig(runtime.env);
   return {
     groups: config.HOST_GROUPS,
     region: runtime.env.AWS_REGION ?? 'us-east-1',
+    account,
     store: new DynamoImageCacheStore(runtime.clients.documents, config.IMAGE_CACHE_TABLE),
     hosts: ec2HostDirectory(runtime.clients.ec2),
     commands: ssmCacheCommands(runtime.clients.ssm),
@@ -135,11 +154,21 @@ export const imageCacheDependencies = (runtime: Runtime): ImageCacheDependencies
 export const createImageCacheHandler = (runtime: Runtime) => {
   // The wait for a joining host's agent ends before the Lambda timeout (service.ts).
   const deadline = new InvocationDeadline(runtime.clock);
-  const deps = { ...imageCacheDependencies(runtime), deadline };
+  const config = loadImageCacheConfig(runtime.env);
+  // One account per function in practice (the envelope check refuses any other); the service is
+  // built on its first event, when the account is known.
+  const services = new Map<string, ImageCacheService>();
+  const serviceFor = (account: string): ImageCacheService => {
+    const existing = services.get(account);
+    if (existing) return existing;
+    const service = new ImageCacheService({ ...imageCacheDependencies(runtime, account), deadline });
+    services.set(account, service);
+    return service;
+  };
   return createLambdaHandler(
     imageCacheRegistry(
-      new ImageCacheService(deps),
-      deps.groups.map((group) => group.name),
+      serviceFor,
+      config.HOST_GROUPS.map((group) => group.name),
     ),
     runtime,
     { deadline },

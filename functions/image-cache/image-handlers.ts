@@ -14,6 +14,7 @@ import {
 import { DOCUMENT_NAMES } from './documents';
 import { type Cloneability, cloneable } from './domain/cloneable';
 import type { HostImageEntry } from './domain/model';
+import { snapshotOwnerAllowed } from './domain/sources';
 
 export type HandlerHost = Pick<HostInfo, 'instanceId' | 'availabilityZone' | 'devices'>;
 
@@ -67,6 +68,8 @@ export interface ImageHandler {
 export interface HandlerDependencies {
   readonly group: HostGroup;
   readonly region: string;
+  /** The account the function runs in (`self` in the group's allowedSnapshotOwners). */
+  readonly account: string;
   readonly commands: CacheCommands;
   readonly volumes: VolumeLinks;
   readonly clock: Clock;
@@ -194,6 +197,7 @@ export const volumeLinkHandler = (deps: HandlerDependencies): ImageHandler => {
     const device = freeDevice(host.devices) ?? '/dev/sdf';
     let volumeId: string | undefined;
     try {
+      await verifySnapshot(deps, image, image.snapshot.snapshotId);
       const created = await deps.volumes.createFromSnapshot(
         image.snapshot.snapshotId,
         host.availabilityZone,
@@ -224,7 +228,9 @@ export const volumeLinkHandler = (deps: HandlerDependencies): ImageHandler => {
       return { instanceId: host.instanceId, ok: true, commandId, via: 'volume-link', volumeId: created };
     } catch (error) {
       if (volumeId)
-        await releaseVolume(deps.volumes, deps.clock, volumeId, host.instanceId).catch(() => undefined);
+        await releaseVolume(deps.volumes, deps.clock, volumeId, host.instanceId, deps.group.name).catch(
+          () => undefined,
+        );
       return failure(host.instanceId, error);
     }
   };
@@ -272,18 +278,49 @@ export const volumeLinkHandler = (deps: HandlerDependencies): ImageHandler => {
 };
 
 /**
- * After a successful Unmount: detach and delete the volume, only if it carries warmboot's
- * management tag (IAM conditions in infra/ are the second fence).
+ * Before CreateVolume (security review H2): the snapshot must be owned by an account the group
+ * allows and carry `warmboot:image=<image id>`, so neither another tenant's safety snapshot nor a
+ * public snapshot can be linked onto the group's hosts, and one image's snapshot cannot be
+ * registered under another id. IAM's `ec2:Owner` condition (infra/) is the second fence.
+ */
+const verifySnapshot = async (deps: HandlerDependencies, image: ImageSpec, snapshotId: string) => {
+  const snapshot = await deps.volumes.snapshot(snapshotId);
+  if (!snapshot)
+    throw new WarmbootError('SnapshotNotAllowed', `${snapshotId} is not visible to this account`);
+  if (!snapshotOwnerAllowed(snapshot.ownerId, deps.group, deps.account))
+    throw new WarmbootError(
+      'SnapshotNotAllowed',
+      `${snapshotId} is owned by ${snapshot.ownerId}, not an account in host group ${deps.group.name}'s allowedSnapshotOwners`,
+    );
+  if (snapshot.imageTag !== image.id)
+    throw new WarmbootError(
+      'SnapshotNotAllowed',
+      `${snapshotId} does not carry ${CACHE_VOLUME_IMAGE_TAG}=${image.id}`,
+    );
+};
+
+/**
+ * After a successful Unmount: detach and delete the volume, only if it is one of the group's
+ * cache volumes: warmboot's management tag, the `warmboot:image` tag and the group's host-group
+ * tag (security review M4; IAM conditions in infra/ are the second fence).
  */
 export const releaseVolume = async (
   volumes: VolumeLinks,
   clock: Clock,
   volumeId: string,
   instanceId: string,
+  hostGroup: string,
 ): Promise<void> => {
   const state = await volumes.state(volumeId);
   if (!state) return;
   if (!state.managed) throw new WarmbootError('UnmanagedResource', `${volumeId} lacks ${MANAGED_TAG}=true`);
+  if (state.imageId === undefined)
+    throw new WarmbootError(
+      'UnmanagedResource',
+      `${volumeId} lacks ${CACHE_VOLUME_IMAGE_TAG}: not a cache volume`,
+    );
+  if (state.hostGroup !== hostGroup)
+    throw new WarmbootError('UnmanagedResource', `${volumeId} is not tagged ${HOST_GROUP_TAG}=${hostGroup}`);
   if (state.attachedTo === instanceId) await volumes.detach(volumeId, instanceId);
   // DetachVolume is asynchronous; DeleteVolume needs the volume available.
   await waitFor(clock, `${volumeId} detached`, async () => {

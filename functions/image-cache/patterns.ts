@@ -47,5 +47,27 @@ export const DEVICE_PATTERN = '^/dev/(?:sd[f-p]|xvd[f-p])$';
 
 export const AWS_REGION_PATTERN = '^[a-z]{2}(?:-gov)?-[a-z]+-[0-9]$';
 
+/**
+ * A container registry host as Docker reads it from a reference: the first path component when it
+ * has a `.` or a `:`, or is `localhost`; any other reference is on Docker Hub (`docker.io`).
+ */
+export const REGISTRY_HOST_PATTERN = '^[a-z0-9]+(?:[.-]+[a-z0-9]+)*(?::[0-9]{1,5})?$';
+
+/**
+ * Registries no host may pull from, whatever an allowlist says (security review L4): loopback
+ * (Docker treats 127.0.0.0/8 as an insecure registry and sends it plain HTTP), link-local
+ * 169.254.0.0/16 (the instance metadata service), `localhost` and its subdomains, the
+ * unspecified 0.0.0.0/8, and IP literals written in numeric or hex labels (`0x7f.1`,
+ * `2130706433`), which resolvers read as addresses.
+ */
+export const FORBIDDEN_REGISTRY_PATTERN =
+  '^(?:(?:[a-z0-9-]+\\.)*localhost|127(?:\\.[0-9]+)*|0(?:\\.[0-9]+)*|169\\.254(?:\\.[0-9]+)*|(?:0x[0-9a-f]+|[0-9]+)(?:\\.(?:0x[0-9a-f]+|[0-9]+))*)(?::[0-9]{1,5})?$';
+
+/** An S3 bucket name as the S3 URI pattern admits it. */
+export const BUCKET_PATTERN = '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$';
+
+/** A 12-digit AWS account id, or `self` (the account warmboot runs in, as DescribeSnapshots reads it). */
+export const SNAPSHOT_OWNER_PATTERN = '^(?:self|[0-9]{12})$';
+
 /** Build a RegExp from one of the patterns above (they are stored as strings for SSM). */
 export const regex = (pattern: string): RegExp => new RegExp(pattern);

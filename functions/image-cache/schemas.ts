@@ -15,8 +15,15 @@ export const imageIdSchema = z
   .max(256)
   .regex(regex(IMAGE_ID_PATTERN), 'letters, digits and _:@+- separated by single . or /');
 
-/** `warmboot` / Register Image: how to fetch and verify an image. */
-export const registerImageDetail = z.strictObject({ image: imageSpecSchema });
+/**
+ * `warmboot` / Register Image (administrators only): how to fetch and verify an image. A new id
+ * is registered without `expectedVersion`; changing a registered one needs the version its last
+ * answer gave.
+ */
+export const registerImageDetail = z.strictObject({
+  image: imageSpecSchema,
+  expectedVersion: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+});
 
 /** `warmboot` / Pin Image: keep the image on every host of the group; never evict it. */
 export const pinImageDetail = z.strictObject({

@@ -1,7 +1,9 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { formatWarmList } from '../placement/domain/warm-list';
 import type { Fact, FactPublisher } from '../shared/adapters/facts';
+import type { Caller } from '../shared/caller';
 import type { Clock } from '../shared/clock';
 import { boundedWait, type Deadline, NO_DEADLINE } from '../shared/deadline';
 import {
@@ -31,6 +33,7 @@ import {
   MAX_INSTANCES_PER_COMMAND,
   planHostGroup,
 } from './domain/planner';
+import { sourceRefusal } from './domain/sources';
 import {
   classifyFetchFailure,
   evictionEnded,
@@ -43,6 +46,7 @@ import {
   type ReportedImage,
   reconcileInventory,
 } from './domain/transitions';
+import { FieldRefusal, RegistryVersionConflictError, SourceNotAllowedError } from './errors';
 import {
   type HandlerHost,
   imageHandlerFor,
@@ -50,6 +54,7 @@ import {
   type StartOptions,
   type StartResult,
 } from './image-handlers';
+import { IMAGE_ID_PATTERN, regex, VOLUME_ID_PATTERN } from './patterns';
 
 /** What the planner reads from popularity: the top images of a host group's scope. */
 export interface GroupPopularity {
@@ -59,6 +64,8 @@ export interface GroupPopularity {
 export interface ImageCacheDependencies {
   readonly groups: readonly HostGroup[];
   readonly region: string;
+  /** The account the function runs in: what `self` in a group's allowlists stands for. */
+  readonly account: string;
   readonly store: ImageCacheStore;
   readonly hosts: HostDirectory;
   readonly commands: CacheCommands;
@@ -130,6 +137,14 @@ export type ItemResult =
       readonly error: { readonly code: string; readonly message: string };
     };
 
+export interface RegisteredImageAnswer {
+  readonly imageId: string;
+  /** The registry entry's version now: send it as `expectedVersion` to change the image. */
+  readonly version: number;
+  /** False: the same spec was registered already; nothing was written. */
+  readonly changed: boolean;
+}
+
 export interface PlanSummary {
   readonly hostGroup: string;
   readonly hosts: number;
@@ -154,16 +169,69 @@ export class ImageCacheService {
     return group;
   }
 
-  async registerImage(image: ImageSpec): Promise<{ imageId: string }> {
-    await this.deps.store.putImage(image, this.deps.clock.now());
-    return { imageId: image.id };
+  /**
+   * Writes the registry entry (security review H2): a new image id only if it is not registered
+   * yet; a change only with `expectedVersion` equal to the stored version, which it bumps. The
+   * same spec again is answered with its version and changes nothing (a retried request). The
+   * source must be one that at least one host group allows; the item records who wrote it, when.
+   */
+  async registerImage(
+    image: ImageSpec,
+    request: { readonly expectedVersion?: number; readonly caller?: Caller },
+  ): Promise<RegisteredImageAnswer> {
+    const refusals = this.deps.groups.map((group) => sourceRefusal(image, group, this.deps.account));
+    if (refusals.every((refusal) => refusal !== undefined))
+      throw new SourceNotAllowedError(
+        'detail.image.source',
+        refusals.length === 0 ? 'no host group is configured' : refusals.join('; '),
+      );
+    const write = {
+      at: this.deps.clock.now(),
+      via: request.caller?.via ?? 'unknown',
+      ...(request.caller?.principal ? { principal: request.caller.principal } : {}),
+    };
+    const current = await this.deps.store.getRegisteredImage(image.id);
+    if (current && isDeepStrictEqual(current.spec, image))
+      return { imageId: image.id, version: current.version, changed: false };
+    const expected = request.expectedVersion ?? 'absent';
+    const conflict = (stored: number | undefined) =>
+      new RegistryVersionConflictError(
+        stored === undefined
+          ? `image ${image.id} is not registered: leave out expectedVersion to register it`
+          : `image ${image.id} is at version ${stored}${expected === 'absent' ? ' already' : `, not ${expected}`}: send expectedVersion ${stored} to change it`,
+      );
+    if ((current?.version ?? 'absent') !== expected) throw conflict(current?.version);
+    try {
+      const version = await this.deps.store.putImage(image, write, expected);
+      this.deps.logger.info('image registered', { imageId: image.id, version, ...write });
+      return { imageId: image.id, version, changed: true };
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+      throw conflict((await this.deps.store.getRegisteredImage(image.id))?.version);
+    }
   }
 
-  async pin(groupName: string, imageId: string, image?: ImageSpec): Promise<PlanSummary> {
+  /**
+   * Pins an image on a group. `image` registers it in the same request, as Register Image does
+   * but only for an administrator (the registry is admin-only); anyone may pin a registered image
+   * whose source the group allows.
+   */
+  async pin(groupName: string, imageId: string, image?: ImageSpec, caller?: Caller): Promise<PlanSummary> {
     const group = this.group(groupName);
-    if (image) await this.registerImage(image);
-    else if (!(await this.deps.store.getImages([imageId])).has(imageId))
+    if (image) {
+      if (!caller?.admin)
+        throw new FieldRefusal(
+          'AdminRequestOnly',
+          'detail.image',
+          'registering an image is an administrative request: send Register Image by an IAM-authenticated invoke, then pin it by id',
+        );
+      await this.registerImage(image, { ...(caller ? { caller } : {}) });
+    }
+    const registered = (await this.deps.store.getImages([imageId])).get(imageId);
+    if (!registered)
       throw new NotFoundError(`image ${imageId} is not registered: send Register Image or include "image"`);
+    const refusal = sourceRefusal(registered, group, this.deps.account);
+    if (refusal) throw new SourceNotAllowedError(image ? 'detail.image.source' : 'detail.imageId', refusal);
     await this.deps.store.putPin(group.name, imageId, this.deps.clock.now());
     return this.plan(group.name);
   }
@@ -261,6 +329,21 @@ export class ImageCacheService {
     now: number,
   ): Promise<ItemResult[]> {
     const results: ItemResult[] = [];
+    // The registry may hold an image whose source this group does not allow (another group's,
+    // or the allowlist changed since): it is never fetched here, and evicting it is always fine.
+    const refusal = command.action === 'fetch' ? sourceRefusal(image, group, this.deps.account) : undefined;
+    if (refusal) {
+      this.deps.logger.warn('image source not allowed for this host group', {
+        hostGroup: group.name,
+        imageId: image.id,
+        refusal,
+      });
+      return command.instanceIds.map((id) => ({
+        id,
+        ok: false,
+        error: { code: 'SourceNotAllowed', message: refusal },
+      }));
+    }
     const claimed: { host: HandlerHost; entry: HostImageEntry; version: number; previous?: StoredEntry }[] =
       [];
     for (const instanceId of command.instanceIds) {
@@ -420,6 +503,7 @@ export class ImageCacheService {
     return {
       group,
       region: this.deps.region,
+      account: this.deps.account,
       commands: this.deps.commands,
       volumes: this.deps.volumes,
       clock: this.deps.clock,
@@ -454,7 +538,7 @@ export class ImageCacheService {
     const group = this.group(command.hostGroup);
     if (command.orphanVolumeId !== undefined) {
       if (detail.status !== 'Success') return { outcome: `orphan unmount ${detail.status}` };
-      await this.releaseLinkedVolume(command.orphanVolumeId, detail.instanceId);
+      await this.releaseLinkedVolume(group, command.orphanVolumeId, detail.instanceId);
       return { outcome: `released orphan volume ${command.orphanVolumeId}` };
     }
     if (command.document === DOCUMENT_NAMES.inventory) {
@@ -487,7 +571,8 @@ export class ImageCacheService {
     const invocation = await this.deps.commands.invocation(command.commandId, instanceId);
     const { host, entries: recorded } = await this.deps.store.loadHost(group.name, instanceId);
     const sentAt = command.sentAt ?? now;
-    const merged = reconcileInventory(recorded, reportedImages(invocation.result), now, sentAt);
+    const reported = await this.withOwnVolumes(group, instanceId, reportedImages(invocation.result));
+    const merged = reconcileInventory(recorded, reported, now, sentAt);
     let changed = host !== undefined && host.inventoriedAt === undefined;
     for (const entry of merged.entries) {
       const before = recorded.find((candidate) => candidate.imageId === entry.imageId);
@@ -561,7 +646,7 @@ export class ImageCacheService {
     const isFetch = command.document === DOCUMENT_NAMES.fetch || command.document === DOCUMENT_NAMES.mount;
     if (isFetch && entry.state === 'fetching') {
       if (ok) {
-        const bytes = typeof invocation.result?.bytes === 'number' ? invocation.result.bytes : undefined;
+        const bytes = reportedBytes(invocation.result?.bytes);
         await this.write(
           group,
           instanceId,
@@ -591,12 +676,12 @@ export class ImageCacheService {
             nextSourceHealth(state.source, 'source-unreachable', group, now, this.deps.random),
             state.source.version,
           );
-        if (entry.volumeId) await this.releaseLinkedVolume(entry.volumeId, instanceId);
+        if (entry.volumeId) await this.releaseLinkedVolume(group, entry.volumeId, instanceId);
         facts.push(fact('Image Warm Failed', group, instanceId, entry, { reason: failure }));
       }
     } else if (!isFetch && entry.state === 'evicting') {
       await this.write(group, instanceId, entry.imageId, evictionEnded(entry, ok, now), entry.version);
-      if (ok && entry.volumeId) await this.releaseLinkedVolume(entry.volumeId, instanceId);
+      if (ok && entry.volumeId) await this.releaseLinkedVolume(group, entry.volumeId, instanceId);
       if (ok) facts.push(fact('Image Evicted', group, instanceId, entry, {}));
     } else return 'already settled';
     await this.deps.facts.publish(facts);
@@ -604,9 +689,37 @@ export class ImageCacheService {
     return `${isFetch ? 'fetch' : 'evict'} ${status}`;
   }
 
-  private async releaseLinkedVolume(volumeId: string, instanceId: string): Promise<void> {
+  /**
+   * A host's report of a linked volume is believed only for one of the group's cache volumes
+   * attached to that host (security review M4): anything else is dropped from the report, so a
+   * host cannot make warmboot record, detach or delete a volume that is not its cache's.
+   */
+  private async withOwnVolumes(
+    group: HostGroup,
+    instanceId: string,
+    reported: readonly ReportedImage[],
+  ): Promise<ReportedImage[]> {
+    if (!reported.some((image) => image.volumeId !== undefined)) return [...reported];
+    const own = new Set(
+      (await this.deps.volumes.cacheVolumes(group.name))
+        .filter((volume) => volume.attachedTo === instanceId)
+        .map((volume) => volume.volumeId),
+    );
+    return reported.filter((image) => {
+      if (image.volumeId === undefined || own.has(image.volumeId)) return true;
+      this.deps.logger.warn('host reported a volume that is not its cache volume; ignored', {
+        hostGroup: group.name,
+        instanceId,
+        imageId: image.imageId,
+        volumeId: image.volumeId,
+      });
+      return false;
+    });
+  }
+
+  private async releaseLinkedVolume(group: HostGroup, volumeId: string, instanceId: string): Promise<void> {
     try {
-      await releaseVolume(this.deps.volumes, this.deps.clock, volumeId, instanceId);
+      await releaseVolume(this.deps.volumes, this.deps.clock, volumeId, instanceId, group.name);
     } catch (error) {
       // The volume stays tagged and managed; the next reconcile or an operator removes it.
       this.deps.logger.warn('linked volume not released', {
@@ -1045,7 +1158,7 @@ export class ImageCacheService {
     for (const volume of volumes) {
       if (needed.has(volume.volumeId) || now - volume.createdAt < STALE_CLAIM_MS) continue;
       if (volume.state === 'available') {
-        await this.releaseLinkedVolume(volume.volumeId, '');
+        await this.releaseLinkedVolume(group, volume.volumeId, '');
         continue;
       }
       const host = actual.find((candidate) => candidate.instanceId === volume.attachedTo);
@@ -1152,20 +1265,47 @@ const fact = (
   resources: [instanceId],
 });
 
-/** The inventory document's `images` array, tolerant of anything a host may print. */
+/**
+ * Most images one inventory report may list: far more than a cache holds (a host's budget over
+ * the smallest image), few enough that a hostile host cannot flood the table.
+ */
+export const MAX_REPORTED_IMAGES = 1_000;
+
+/** A byte count a host reported, if it is one: a non-negative safe integer. */
+export const reportedBytes = (value: unknown): number | undefined =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+
+const imageIdPattern = regex(IMAGE_ID_PATTERN);
+const volumeIdPattern = regex(VOLUME_ID_PATTERN);
+
+/**
+ * The inventory document's `images` array, as untrusted input (security review M4): root on a
+ * host can print anything. An item is kept only if its image id and volume id match the
+ * patterns the documents use, its kind is one the documents write and its bytes are a
+ * non-negative safe integer; an image listed twice counts once; at most MAX_REPORTED_IMAGES.
+ */
 export const reportedImages = (result: Record<string, unknown> | undefined): ReportedImage[] => {
   const images = Array.isArray(result?.images) ? (result.images as unknown[]) : [];
-  return images.flatMap((raw) => {
-    if (typeof raw !== 'object' || raw === null) return [];
+  const seen = new Set<string>();
+  const accepted: ReportedImage[] = [];
+  for (const raw of images) {
+    if (accepted.length >= MAX_REPORTED_IMAGES) break;
+    if (typeof raw !== 'object' || raw === null) continue;
     const item = raw as Record<string, unknown>;
-    if (typeof item.imageId !== 'string') return [];
-    return [
-      {
-        imageId: item.imageId,
-        bytes: typeof item.bytes === 'number' ? item.bytes : 0,
-        via: item.kind === 'volume' ? ('volume-link' as const) : ('download' as const),
-        ...(typeof item.volumeId === 'string' ? { volumeId: item.volumeId } : {}),
-      },
-    ];
-  });
+    const { imageId, volumeId, kind } = item;
+    if (typeof imageId !== 'string' || imageId.length > 256 || !imageIdPattern.test(imageId)) continue;
+    if (seen.has(imageId)) continue;
+    if (kind !== 'container' && kind !== 's3' && kind !== 'volume') continue;
+    const bytes = item.bytes === undefined ? 0 : reportedBytes(item.bytes);
+    if (bytes === undefined) continue;
+    if (kind === 'volume' && (typeof volumeId !== 'string' || !volumeIdPattern.test(volumeId))) continue;
+    seen.add(imageId);
+    accepted.push({
+      imageId,
+      bytes,
+      via: kind === 'volume' ? 'volume-link' : 'download',
+      ...(kind === 'volume' ? { volumeId: volumeId as string } : {}),
+    });
+  }
+  return accepted;
 };

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { envJson, envString } from '../shared/config';
 import { tableEnvVar } from '../shared/tables';
 import {
+  ACCOUNT_ID_PATTERN,
   AMI_ID_PATTERN,
   AVAILABILITY_ZONE_PATTERN,
   BOOLEAN_PATTERN,
@@ -11,9 +12,13 @@ import {
   KEY_NAME_PATTERN,
   LAUNCH_TEMPLATE_ID_PATTERN,
   LAUNCH_TEMPLATE_VERSION_PATTERN,
+  OWNER_TAG_KEY_PATTERN,
   PACKAGE_NAME_PATTERN,
   POOL_DOCUMENT_NAME_PATTERN,
   POOL_NAME_PATTERN,
+  PROTOTYPE_KEYS,
+  RESERVED_TAG_KEY_PREFIX,
+  ROLE_PATH_AND_NAME_PATTERN,
   regex,
   SECURITY_GROUP_ID_PATTERN,
   SSM_PARAMETER_PATTERN,
@@ -25,6 +30,8 @@ export * from './patterns';
 /** An AMI id, or an SSM parameter path that resolves to the latest AMI (re-resolved every reconcile). */
 export const imageRefSchema = z
   .string()
+  // GetParameter `Name`: at most 2048 characters (SSM API reference); an AMI id is far shorter.
+  .max(2048)
   .refine((value) => regex(AMI_ID_PATTERN).test(value) || regex(SSM_PARAMETER_PATTERN).test(value), {
     message: `must match ${AMI_ID_PATTERN} or ${SSM_PARAMETER_PATTERN}`,
   })
@@ -34,7 +41,31 @@ export const isSsmParameterRef = (image: string): boolean => image.startsWith('/
 
 export const poolNameSchema = z.string().regex(regex(POOL_NAME_PATTERN));
 export const instanceTypeSchema = z.string().regex(regex(INSTANCE_TYPE_PATTERN));
-export const availabilityZoneSchema = z.string().regex(regex(AVAILABILITY_ZONE_PATTERN));
+export const availabilityZoneSchema = z.string().max(32).regex(regex(AVAILABILITY_ZONE_PATTERN));
+
+/**
+ * A string-keyed record that refuses `__proto__`, `constructor` and `prototype` keys by name
+ * instead of dropping or shadowing them (security review L2): the refusal names the key.
+ */
+export const plainRecord = <K extends z.ZodType<string, string>, V extends z.ZodType>(key: K, value: V) =>
+  z
+    .unknown()
+    .superRefine((input, context) => {
+      if (typeof input !== 'object' || input === null) return;
+      for (const name of Object.keys(input)) {
+        if (PROTOTYPE_KEYS.has(name))
+          context.addIssue({ code: 'custom', path: [name], message: 'reserved key name' });
+      }
+    })
+    .pipe(z.record(key, value));
+
+/** An owner tag key: EC2's characters, never in warmboot's or AWS's namespace in any letter case (L1). */
+export const ownerTagKeySchema = z
+  .string()
+  .regex(regex(OWNER_TAG_KEY_PATTERN))
+  .refine((key) => !RESERVED_TAG_KEY_PREFIX.test(key), {
+    message: 'must not start with warmboot: or aws: (in any letter case)',
+  });
 
 /**
  * How a member is initialized once after its first boot. The document runs over SSM Run Command
@@ -49,7 +80,7 @@ export const initializationSchema = z.object({
     .max(50)
     .default([]),
   containerImages: z
-    .array(z.string().regex(regex(CONTAINER_IMAGE_PATTERN)))
+    .array(z.string().max(512).regex(regex(CONTAINER_IMAGE_PATTERN)))
     .max(20)
     .default([]),
   /** Run the sysprep-like generalization step (Windows: sysprep /generalize; Linux: cloud-init clean). */
@@ -93,6 +124,11 @@ export const poolSpecSchema = z
     name: poolNameSchema,
     image: imageRefSchema,
     instanceType: instanceTypeSchema,
+    /**
+     * Further instance types a request may ask for (a stopped member is resized to it, or a cold
+     * launch uses it); the pool's own type is always allowed. None: only the pool's type (H4).
+     */
+    instanceTypes: z.array(instanceTypeSchema).max(20).default([]),
     launchTemplate: z
       .object({
         id: z.string().regex(regex(LAUNCH_TEMPLATE_ID_PATTERN)),
@@ -108,6 +144,18 @@ export const poolSpecSchema = z
       .max(5)
       .default([]),
     instanceProfile: z.string().regex(regex(INSTANCE_PROFILE_PATTERN)).optional(),
+    /**
+     * The role inside `instanceProfile` (its name, with its path if any: `pools/build-role`):
+     * launching with the profile needs iam:PassRole on that role, and IAM grants it only on the
+     * roles configuration names. Default: the profile's own name (the IAM console names a role's
+     * instance profile after the role).
+     */
+    instanceRole: z.string().regex(regex(ROLE_PATH_AND_NAME_PATTERN)).optional(),
+    /**
+     * The owner tag keys a request may set on a server of this pool; none: any key outside the
+     * reserved namespaces (H5).
+     */
+    ownerTagKeys: z.array(ownerTagKeySchema).max(50).optional(),
     keyName: z.string().regex(regex(KEY_NAME_PATTERN)).optional(),
     volumeSizeGiB: z.number().int().min(8).max(16_384).default(30),
     initialization: initializationSchema.default(initializationSchema.parse({})),
@@ -123,20 +171,107 @@ export const poolSpecSchema = z
       .default(168),
     sizing: sizingSchema.default({ mode: 'fixed' }),
   })
-  .refine((spec) => spec.minSize <= spec.maxSize, { message: 'must be <= maxSize', path: ['minSize'] });
+  .refine((spec) => spec.minSize <= spec.maxSize, { message: 'must be <= maxSize', path: ['minSize'] })
+  .refine((spec) => spec.instanceRole === undefined || spec.instanceProfile !== undefined, {
+    message: 'names the role of instanceProfile: give instanceProfile too',
+    path: ['instanceRole'],
+  });
 
 export type PoolSpec = z.infer<typeof poolSpecSchema>;
 export type PoolSpecInput = z.input<typeof poolSpecSchema>;
 export type Initialization = z.infer<typeof initializationSchema>;
 
+/** An instance profile pools may launch with, and the role inside it (default: the profile's name). */
+export const instanceProfileSchema = z
+  .object({
+    name: z.string().regex(regex(INSTANCE_PROFILE_PATTERN)),
+    role: z.string().regex(regex(ROLE_PATH_AND_NAME_PATTERN)).optional(),
+  })
+  .strict();
+export type InstanceProfile = z.infer<typeof instanceProfileSchema>;
+
+/**
+ * What any pool may launch and how much a caller may ask of one, for deploy-time pools and pools
+ * an administrator defines at run time alike (security review C2, H4). IAM says the same: the
+ * RunInstances grant names only images of these owners (`ec2:Owner`) and PassRole names only the
+ * roles of these profiles and of the deploy-time pools' profiles (infra/capabilities/pools.ts).
+ */
+export const poolPolicySchema = z
+  .object({
+    /**
+     * Owners whose AMIs pools may launch: `self` (this account), `amazon` (AWS's public AMIs),
+     * `aws-marketplace`, `aws-backup-vault` or a 12-digit account ID, as DescribeImages `Owners`
+     * and the IAM condition key `ec2:Owner` spell them.
+     */
+    allowedImageOwners: z
+      .array(
+        z.union([
+          z.enum(['self', 'amazon', 'aws-marketplace', 'aws-backup-vault']),
+          z.string().regex(regex(ACCOUNT_ID_PATTERN)),
+        ]),
+      )
+      .min(1)
+      .max(20)
+      .default(['self', 'amazon']),
+    /**
+     * Instance profiles a pool defined at run time may use besides the deploy-time pools' own.
+     * None: a run-time pool may use only those, or none.
+     */
+    instanceProfiles: z.array(instanceProfileSchema).max(20).default([]),
+    /**
+     * New Request Server requests one caller may make per pool and clock hour (H4); retries of a
+     * request id do not count, nor does an administrator's direct invoke. One caller is a principal
+     * (function URL), the tenants a request-bus operator is bound to, or every unbound request-bus
+     * operator together. The cost a flood can cause is bounded by `maxSize` anyway (cold launches
+     * count against it); this keeps one caller from taking every member of a shared pool.
+     */
+    requestsPerCallerPerHour: z.number().int().min(1).max(100_000).default(300),
+  })
+  .strict();
+export type PoolPolicy = z.infer<typeof poolPolicySchema>;
+export const POOL_POLICY_ENV = 'POOL_POLICY';
+
+/** The role a pool's members get: what IAM must let warmboot pass (undefined: no profile). */
+export const instanceRoleOf = (spec: Pick<PoolSpec, 'instanceProfile' | 'instanceRole'>) =>
+  spec.instanceRole ?? spec.instanceProfile;
+
+/**
+ * The instance profiles pools may launch with: the deploy-time pools' own and the policy's; each
+ * with its role. Pools defined at run time must pick one of these.
+ */
+export const allowedInstanceProfiles = (
+  contextPools: readonly PoolSpec[],
+  policy: PoolPolicy,
+): InstanceProfile[] => {
+  const profiles = new Map<string, InstanceProfile>();
+  for (const pool of contextPools) {
+    if (pool.instanceProfile === undefined) continue;
+    profiles.set(pool.instanceProfile, { name: pool.instanceProfile, role: instanceRoleOf(pool) });
+  }
+  for (const profile of policy.instanceProfiles) {
+    profiles.set(profile.name, { name: profile.name, role: profile.role ?? profile.name });
+  }
+  return [...profiles.values()];
+};
+
+/**
+ * The instance types a request may ask of a pool: its own and the listed ones. A pool stored by
+ * an earlier release has no list.
+ */
+export const allowedInstanceTypes = (spec: Pick<PoolSpec, 'instanceType'> & { instanceTypes?: string[] }) =>
+  new Set([spec.instanceType, ...(spec.instanceTypes ?? [])]);
+
+const poolPolicyEnv = envJson(poolPolicySchema).default(poolPolicySchema.parse({}));
+
 /** Pools defined in CDK context arrive as the `POOLS` JSON array; each is upserted on reconcile. */
 export const poolsConfigSchema = z.object({
   POOLS: envJson(z.array(poolSpecSchema)).default([]),
+  POOL_POLICY: poolPolicyEnv,
   POOLS_TABLE: envString,
 });
 export type PoolsConfig = z.infer<typeof poolsConfigSchema>;
 
 export const POOLS_TABLE_ENV = tableEnvVar('pools');
 
-export const claimConfigSchema = z.object({ POOLS_TABLE: envString });
+export const claimConfigSchema = z.object({ POOL_POLICY: poolPolicyEnv, POOLS_TABLE: envString });
 export type ClaimConfig = z.infer<typeof claimConfigSchema>;

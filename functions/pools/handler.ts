@@ -14,14 +14,15 @@ import {
 import { logicalDocumentName } from '../shared/ssm-document';
 import { sdkPoolEc2, sdkPoolSsm } from './adapters/ec2';
 import { dynamoPoolStore } from './adapters/store';
+import { defineRuntimePool } from './admission';
 import { poolsConfigSchema } from './config';
 import { definePoolDetail, drainPoolDetail, reconcilePoolsDetail, serverClaimedDetail } from './schemas';
 import {
-  definePool,
   drainPool,
   onInitStatus,
   onInstanceState,
   type PoolDeps,
+  type ReconcileSummary,
   reconcileAllPools,
   reconcileOne,
 } from './service';
@@ -37,7 +38,7 @@ export const createPoolsHandler = (runtime: Runtime) => {
   const deadline = new InvocationDeadline(runtime.clock);
   const deps: PoolDeps = {
     store: dynamoPoolStore(runtime.clients.documents, config.POOLS_TABLE),
-    ec2: sdkPoolEc2(runtime.clients.ec2),
+    ec2: sdkPoolEc2(runtime.clients.ec2, config.POOL_POLICY.allowedImageOwners),
     ssm: sdkPoolSsm(runtime.clients.ssm),
     facts: factPublisher(runtime),
     clock: runtime.clock,
@@ -45,9 +46,28 @@ export const createPoolsHandler = (runtime: Runtime) => {
     deadline,
   };
   const now = () => runtime.clock.now();
+  /**
+   * Instances someone else tagged as pool members (security review H1): left alone, but an
+   * operator must hear of them; `ForeignTaggedInstances` is the metric to alarm on.
+   */
+  const reportForeign = (summary: ReconcileSummary): ReconcileSummary => {
+    const foreign = summary.foreignTagged ?? [];
+    if (foreign.length > 0) {
+      runtime.logger.warn('instances carry the pool tag but warmboot did not launch them; left alone', {
+        pool: summary.pool,
+        instanceIds: foreign,
+      });
+    }
+    runtime.metrics
+      .singleMetric()
+      .addDimension('Pool', summary.pool)
+      .addMetric('ForeignTaggedInstances', MetricUnit.Count, foreign.length);
+    return summary;
+  };
   const reconcileAll = async () => {
     const results = await reconcileAllPools(deps, config.POOLS, now());
     for (const result of results) {
+      reportForeign(result);
       runtime.metrics
         .singleMetric()
         .addDimension('Pool', result.pool)
@@ -58,15 +78,17 @@ export const createPoolsHandler = (runtime: Runtime) => {
 
   const registry = new EventRegistry<unknown>([
     route(WARMBOOT, 'Define Pool', definePoolDetail, ({ detail }) =>
-      definePool(deps, detail.pool, 'operator', now()),
+      defineRuntimePool(deps, detail.pool, config.POOLS, config.POOL_POLICY, now()).then(reportForeign),
     ),
-    route(WARMBOOT, 'Drain Pool', drainPoolDetail, ({ detail }) => drainPool(deps, detail.pool, now())),
+    route(WARMBOOT, 'Drain Pool', drainPoolDetail, ({ detail }) =>
+      drainPool(deps, detail.pool, now()).then(reportForeign),
+    ),
     route(WARMBOOT, 'Reconcile Pools', reconcilePoolsDetail, async ({ detail }) =>
-      detail.pool ? [await reconcileOne(deps, detail.pool, now())] : reconcileAll(),
+      detail.pool ? [reportForeign(await reconcileOne(deps, detail.pool, now()))] : reconcileAll(),
     ),
     route('aws.events', SCHEDULED_EVENT, scheduledEventDetail, () => reconcileAll()),
     route(WARMBOOT_FACT, 'Server Claimed', serverClaimedDetail, ({ detail }) =>
-      reconcileOne(deps, detail.pool, now()),
+      reconcileOne(deps, detail.pool, now()).then(reportForeign),
     ),
     route('aws.ec2', EC2_STATE_CHANGE, ec2InstanceStateChangeDetail, ({ detail }) =>
       onInstanceState(deps, detail['instance-id'], detail.state, now()),

@@ -62,8 +62,32 @@ export const POOL_DOCUMENT_NAME_PATTERN = '^Warmboot-Pool[A-Za-z0-9_.-]{1,100}$'
  * and no `..` (a value may be a path, never one that climbs out of where the document puts it).
  */
 export const SAFE_PARAMETER_VALUE_PATTERN = '^(?!.*\\.\\.)[A-Za-z0-9 ._:/=+@,-]{0,256}$';
-/** Owner tag keys: not warmboot's or AWS's namespace (aws: keys are reserved by EC2 anyway). */
-export const OWNER_TAG_KEY_PATTERN = '^(?!warmboot:)(?!aws:)[A-Za-z0-9 _.:/=+@-]{1,128}$';
+/**
+ * Owner tag keys: the characters EC2 allows; the reserved namespaces are refused separately with
+ * RESERVED_TAG_KEY_PREFIX, in any letter case.
+ */
+export const OWNER_TAG_KEY_PATTERN = '^[A-Za-z0-9 _.:/=+@-]{1,128}$';
+/**
+ * warmboot's and AWS's tag namespaces, in any letter case. IAM condition key names are not
+ * case-sensitive (IAM User Guide, "IAM JSON policy elements: Condition"), so the key part of
+ * `aws:ResourceTag/warmboot:managed` may match an owner tag `Warmboot:Managed` and a handed-over
+ * server would satisfy warmboot's own IAM conditions again (security review L1). AWS reserves the
+ * `aws:` prefix in any case (EC2 refuses such keys at CreateTags).
+ */
+export const RESERVED_TAG_KEY_PREFIX = /^(warmboot|aws):/i;
+/**
+ * Keys that name Object.prototype machinery: a record keyed by one is dropped or shadows a
+ * prototype member when it is read back (security review L2), so such keys are refused by name.
+ */
+export const PROTOTYPE_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+/** A 12-digit AWS account ID. */
+export const ACCOUNT_ID_PATTERN = '^[0-9]{12}$';
+/**
+ * An IAM role as it follows `role/` in its ARN: an optional path without its leading slash, then
+ * the name (`build-role`, `pools/build-role`). IAM API reference, CreateRole: `RoleName`
+ * `[\\w+=,.@-]+`, at most 64 characters; `Path` segments of the same characters.
+ */
+export const ROLE_PATH_AND_NAME_PATTERN = '^([\\w+=,.@-]{1,64}/){0,16}[\\w+=,.@-]{1,64}$';
 export const OWNER_TAG_VALUE_PATTERN = '^[A-Za-z0-9 _.:/=+@-]{0,256}$';
 
 export const regex = (pattern: string): RegExp => new RegExp(pattern);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { FactPublisher } from '../shared/adapters/facts';
 import type { Clock } from '../shared/clock';
 import { boundedWait, type Deadline, NO_DEADLINE } from '../shared/deadline';
@@ -9,6 +10,7 @@ import type { PoolRecord, PoolStore } from './adapters/store';
 import type { PoolSpec } from './config';
 import { documentNamed, PERSONALIZE_DOCUMENT } from './documents';
 import { type ClaimHealing, healClaims } from './domain/claims';
+import { launchedByPool, sortTagged } from './domain/launch-intents';
 import { type MemberState, type PoolMember, transition } from './domain/lifecycle';
 import {
   afterInitialization,
@@ -59,6 +61,12 @@ const AGENT_WAIT_MS = 90_000;
 const AGENT_RETRY = { baseMs: 5_000, capMs: 20_000 } as const;
 
 const deadlineOf = (deps: PoolDeps): Deadline => deps.deadline ?? NO_DEADLINE;
+
+/**
+ * Random bytes in each reconcile's launch tokens (domain/launch-intents.ts poolLaunchToken): from
+ * the system's CSPRNG, not `deps.random`, because the tokens must be impossible to guess.
+ */
+const LAUNCH_NONCE_BYTES = 16;
 
 /** The init command's id, or undefined while the agent has not registered (InvalidInstanceId). */
 const sendOnceRegistered = async (
@@ -166,6 +174,17 @@ export const applyAction = async (
 ): Promise<void> => {
   switch (action.kind) {
     case 'launch': {
+      // The intent first: an instance this launch leaves without a member record (a crash before
+      // the write below) is adopted by the next reconcile because its ClientToken names the intent.
+      await deps.store.recordLaunchIntent({
+        clientToken: action.clientToken,
+        pool: spec.name,
+        subnetId: action.subnetId,
+        count: 1,
+        origin: 'pool',
+        nonce: action.nonce,
+        createdAt: now,
+      });
       const instance = await deps.ec2.launch({
         spec,
         imageId: action.imageId,
@@ -173,24 +192,30 @@ export const applyAction = async (
         clientToken: action.clientToken,
         tags: memberTags(spec.name, 'launching'),
       });
-      await deps.store.createMember({
-        pool: spec.name,
-        instanceId: instance.instanceId,
-        origin: 'pool',
-        state: 'launching',
-        running: true,
-        imageId: action.imageId,
-        instanceType: instance.instanceType || spec.instanceType,
-        availabilityZone: instance.availabilityZone,
-        subnetId: instance.subnetId || action.subnetId,
-        launchedAt: now,
-        stateSince: now,
-        version: 0,
-      });
+      await deps.store.recordLaunch(
+        {
+          pool: spec.name,
+          instanceId: instance.instanceId,
+          origin: 'pool',
+          state: 'launching',
+          running: true,
+          imageId: action.imageId,
+          instanceType: instance.instanceType || spec.instanceType,
+          availabilityZone: instance.availabilityZone,
+          subnetId: instance.subnetId || action.subnetId,
+          launchedAt: now,
+          stateSince: now,
+          version: 0,
+        },
+        action.clientToken,
+      );
       return;
     }
     case 'adopt':
-      await deps.store.createMember(action.member);
+      await deps.store.recordLaunch(action.member, action.clientToken);
+      return;
+    case 'close-intent':
+      await deps.store.closeLaunchIntent(spec.name, action.intent.clientToken, action.instanceId);
       return;
     case 'forget':
       await deps.store.deleteMember(action.member);
@@ -331,9 +356,11 @@ const applyAll = async (
     const id =
       action.kind === 'launch'
         ? action.clientToken
-        : 'claim' in action
-          ? action.claim.requestId
-          : action.member.instanceId;
+        : action.kind === 'close-intent'
+          ? action.instanceId
+          : 'claim' in action
+            ? action.claim.requestId
+            : action.member.instanceId;
     try {
       if ('claim' in action) await applyHealing(deps, action, now);
       else await applyAction(deps, spec, action, now);
@@ -364,6 +391,12 @@ export interface ReconcileSummary {
    * applies the changes), or too little of the invocation was left to start.
    */
   readonly skipped?: string;
+  /**
+   * Live instances carrying the pool's tag that warmboot did not launch (no member record, no
+   * open launch intent: someone else tagged them). Never adopted, stopped, handed out or
+   * terminated; the handler logs them and counts them in the `ForeignTaggedInstances` metric.
+   */
+  readonly foreignTagged?: readonly string[];
 }
 
 const leaseOwner = (deps: PoolDeps): string =>
@@ -409,12 +442,13 @@ export const reconcileOne = async (deps: PoolDeps, name: string, now: number): P
 
 const reconcileHeld = async (deps: PoolDeps, record: PoolRecord, now: number): Promise<ReconcileSummary> => {
   const { spec } = record;
-  const [members, observed, currentImageId, counts, claims] = await Promise.all([
+  const [members, observed, currentImageId, counts, claims, intents] = await Promise.all([
     deps.store.listMembers(spec.name),
     deps.ec2.describePool(spec.name),
     deps.ssm.resolveImage(spec.image),
     deps.store.demandCounts(spec.name, now - DEMAND_HISTORY_MINUTES * 60_000),
     deps.store.listOpenClaims(spec.name),
+    deps.store.launchIntents(spec.name, now),
   ]);
   const initResults = new Map<string, InitResult>();
   for (const member of members) {
@@ -443,6 +477,8 @@ const reconcileHeld = async (deps: PoolDeps, record: PoolRecord, now: number): P
     sizing,
     initResults,
     openClaims: new Set(claims.map((claim) => claim.requestId)),
+    intents,
+    launchNonce: randomBytes(LAUNCH_NONCE_BYTES).toString('hex'),
     now,
   });
   const { results, deferred } = await applyAll(
@@ -451,7 +487,7 @@ const reconcileHeld = async (deps: PoolDeps, record: PoolRecord, now: number): P
     [...actions, ...healClaims(claims, members, now)],
     now,
   );
-  const held = encryptionKeyHold(observed, now);
+  const held = encryptionKeyHold(launchedByPool(spec.name, observed, intents), now);
   if (held) {
     results.push({
       id: held.instanceId,
@@ -464,6 +500,13 @@ const reconcileHeld = async (deps: PoolDeps, record: PoolRecord, now: number): P
     });
   }
   const ready = members.filter((member) => member.state === 'ready').length;
+  const { foreign } = sortTagged(
+    spec.name,
+    observed,
+    new Set(members.map((member) => member.instanceId)),
+    intents,
+    now,
+  );
   return {
     pool: spec.name,
     targetSize: sizing.targetSize,
@@ -471,12 +514,13 @@ const reconcileHeld = async (deps: PoolDeps, record: PoolRecord, now: number): P
     ready,
     results,
     ...(deferred > 0 ? { deferred } : {}),
+    ...(foreign.length > 0 ? { foreignTagged: foreign.map((instance) => instance.instanceId) } : {}),
   };
 };
 
 /**
- * The scheduled reconcile: upserts the pools defined in CDK context (`POOLS`; a pool the operator
- * defined by event keeps the operator's spec), then reconciles every stored pool.
+ * The scheduled reconcile: upserts the pools defined in CDK context (`POOLS`, always their
+ * configured spec), then reconciles every stored pool.
  */
 export const reconcileAllPools = async (
   deps: PoolDeps,
@@ -486,7 +530,8 @@ export const reconcileAllPools = async (
   const stored = new Map((await deps.store.listPools()).map((record) => [record.spec.name, record]));
   for (const spec of contextPools) {
     const existing = stored.get(spec.name);
-    if (existing?.source === 'operator') continue;
+    // A deploy-time pool is configuration: an operator record of the same name (Define Pool of an
+    // earlier release) never shadows it (security review C2).
     initParameters(spec);
     const record: PoolRecord = { spec, source: 'context', status: existing?.status ?? 'active' };
     await deps.store.putPool(record, now);

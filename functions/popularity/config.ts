@@ -34,6 +34,12 @@ export const popularitySettingsSchema = z
       .default(24 * 7),
     /** Instance → image lookups cached per execution environment. */
     instanceCacheSize: z.number().int().min(1).max(100_000).default(5_000),
+    /**
+     * Launches one caller may report with `Image Launched` per hour (security review H4); EC2 and
+     * ECS events are not limited. A caller is the request's principal when AWS names it, else
+     * its source (`warmboot` or `warmboot.tenant.<t>`, which the request bus policy binds).
+     */
+    imageLaunchedPerCallerPerHour: z.number().int().min(0).max(1_000_000).default(10_000),
   })
   .strict();
 

@@ -12,6 +12,7 @@ import {
   ec2InstanceDirectory,
   type InstanceFacts,
 } from './adapters/instance-directory';
+import { DynamoLaunchQuota, hourOf, type LaunchQuota } from './adapters/launch-quota';
 import { loadPopularityConfig } from './config';
 import type { LaunchRecord } from './domain/counters';
 import { decayParameters } from './domain/decay';
@@ -40,6 +41,8 @@ export type LaunchOutcome =
     };
 
 export interface PopularityDependencies extends RecordLaunchDependencies {
+  readonly quota: LaunchQuota;
+  readonly imageLaunchedPerCallerPerHour: number;
   readonly instances: { lookup(instanceId: string): Promise<InstanceFacts | undefined> };
   readonly metrics: { addMetric(name: string, unit: MetricUnitValue, value: number): unknown };
   readonly logger: Pick<Runtime['logger'], 'warn' | 'info'>;
@@ -101,9 +104,27 @@ export const createPopularityRegistry = (
         : ({ id: event.id, ok: true, recorded: false, images: [] } as const);
       return rejected.length > 0 ? { ...outcome, skipped: rejected } : outcome;
     }),
-    route(WARMBOOT, IMAGE_LAUNCHED, imageLaunchedSchema, (event) =>
-      count(event, launchFromOperator(event.id, at(event), event.detail)),
-    ),
+    route(WARMBOOT, IMAGE_LAUNCHED, imageLaunchedSchema, async (event) => {
+      const caller = event.caller?.principal ?? `${event.caller?.via ?? 'unknown'}:${event.source}`;
+      const allowed = await dependencies.quota.consume(
+        caller,
+        hourOf(at(event)),
+        event.detail.count,
+        dependencies.imageLaunchedPerCallerPerHour,
+      );
+      if (!allowed) {
+        dependencies.logger.warn('Image Launched over the caller quota, not counted', { caller });
+        return {
+          id: event.id,
+          ok: false,
+          error: {
+            code: 'QuotaExceeded',
+            message: `${caller} reported more than ${dependencies.imageLaunchedPerCallerPerHour} launches this hour (imageLaunchedPerCallerPerHour)`,
+          },
+        };
+      }
+      return count(event, launchFromOperator(event.id, at(event), event.detail));
+    }),
   ]);
 };
 
@@ -121,6 +142,8 @@ export const popularityDependencies = (runtime: Runtime): PopularityDependencies
       random: runtime.random,
     }),
     markers: new DynamoChangeMarkers({ client: runtime.clients.dynamodb, tableName: popularityTable }),
+    quota: new DynamoLaunchQuota({ client: runtime.clients.dynamodb, tableName: popularityTable }),
+    imageLaunchedPerCallerPerHour: settings.imageLaunchedPerCallerPerHour,
     facts: factPublisher(runtime),
     instances: new CachedInstanceDirectory(
       ec2InstanceDirectory(runtime.clients.ec2),

@@ -1,5 +1,6 @@
 import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
 import { RULE_DELIVERY_ALIAS, WARMBOOT } from '../catalog';
+import { isRequestSource } from './caller';
 
 /**
  * Which events a function accepts, decided on the envelope before anything else runs (security
@@ -94,7 +95,7 @@ export const checkEnvelope = (
     );
   }
   if (invocation.ruleDelivery) return undefined;
-  if (envelope.source !== WARMBOOT) {
+  if (!isRequestSource(envelope.source)) {
     return refuse(
       'source',
       `a direct invoke may carry only operator requests (source ${WARMBOOT}), not ${String(envelope.source)}: ` +

@@ -1,5 +1,7 @@
 import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
 import type { z } from 'zod';
+import { ADMIN_REQUEST_TYPES, WARMBOOT } from '../catalog';
+import { type Caller, isRequestSource } from './caller';
 import { errorMessage, ValidationError, WarmbootError } from './errors';
 
 /** An EventBridge event whose envelope and detail passed their schemas. */
@@ -12,6 +14,8 @@ export interface ParsedEvent<D> {
   readonly region: string;
   readonly resources: readonly string[];
   readonly detail: D;
+  /** Who an operator request acts for (functions/shared/caller.ts); undefined for AWS events and facts. */
+  readonly caller?: Caller;
 }
 
 export interface EventRoute<R> {
@@ -94,14 +98,21 @@ export class EventRegistry<R> {
     return [...this.routes.values()].map(({ source, detailType }) => ({ source, detailType }));
   }
 
-  async dispatch(raw: unknown): Promise<DispatchResult<R>> {
+  /**
+   * Routes one event. An operator request (source `warmboot` or a tenant-bound
+   * `warmboot.tenant.<t>`) is routed as `warmboot` and handed the `caller` the shared chain
+   * derived from how it arrived; without one it acts for nobody (`tenants: []`).
+   */
+  async dispatch(raw: unknown, caller?: Caller): Promise<DispatchResult<R>> {
     let envelope: z.infer<typeof EventBridgeSchema>;
     try {
       envelope = envelopeOf(raw);
     } catch (error) {
       return rejection(error);
     }
-    const entry = this.routes.get(keyOf(envelope.source, envelope['detail-type']));
+    const request = isRequestSource(envelope.source);
+    const routedSource = request ? WARMBOOT : envelope.source;
+    const entry = this.routes.get(keyOf(routedSource, envelope['detail-type']));
     if (!entry)
       return { status: 'ignored', reason: `no handler for ${envelope.source} / ${envelope['detail-type']}` };
     let parsed: ParsedEvent<unknown>;
@@ -109,6 +120,20 @@ export class EventRegistry<R> {
       parsed = entry.parse(raw as Record<string, unknown>);
     } catch (error) {
       return rejection(error);
+    }
+    if (request) {
+      const who = caller ?? { via: 'request-bus' as const, tenants: [], admin: false };
+      if (ADMIN_REQUEST_TYPES.has(parsed.detailType) && !who.admin) {
+        return {
+          status: 'rejected',
+          error: {
+            code: 'AdminRequestOnly',
+            field: 'detail-type',
+            message: `${parsed.detailType} is an administrative request: send it by an IAM-authenticated invoke (aws lambda invoke, the console, or the function URL as an administrator), not as an event`,
+          },
+        };
+      }
+      parsed = { ...parsed, caller: who };
     }
     try {
       const result = await entry.handle(parsed);

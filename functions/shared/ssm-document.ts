@@ -49,7 +49,8 @@ export const invalidDocumentParameter = (
   values: Readonly<Record<string, readonly string[]>>,
 ): { parameter: string; message: string } | undefined => {
   for (const name of Object.keys(values)) {
-    if (!(name in document.parameters))
+    // Own properties only: `in` also finds `constructor` and `toString` (security review L2).
+    if (!Object.hasOwn(document.parameters, name))
       return { parameter: name, message: `unknown parameter for ${document.name}` };
   }
   for (const [name, parameter] of Object.entries(document.parameters)) {

@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import type { Fact, FactPublisher } from '../shared/adapters/facts';
 import { isAddressInUse, isTransient, isUnknownInstance, mayHaveTakenEffect } from '../shared/aws-errors';
+import type { Caller } from '../shared/caller';
 import type { Clock } from '../shared/clock';
 import { EncryptionKeyError, errorMessage, ThrottledError, WarmbootError } from '../shared/errors';
 import type { ShelvingEc2 } from './adapters/ec2';
@@ -18,9 +20,11 @@ import {
   slowLaunchRefused,
 } from './domain/saga';
 import {
-  confirms,
+  CONFIRMATION_TTL_MS,
+  confirmedPlan,
   type DeletionPlan,
   deletionUnderWay,
+  issueConfirmation,
   planDeletion,
   planShelve,
   type RequestedMove,
@@ -31,6 +35,12 @@ import {
   undoDeletion,
 } from './domain/shelve';
 import { REPLACEMENT_BATCH_TAG, REPLACEMENT_FOR_TAG, SHELVED_TAG } from './domain/tags';
+import {
+  forCallersRecords,
+  IN_PROCESS_CALLER,
+  recordTenantRefusal,
+  shelveTenantRefusal,
+} from './domain/tenancy';
 import type {
   Action,
   Decision,
@@ -97,20 +107,19 @@ export interface DeletionResult {
   readonly ok: boolean;
   readonly confirmationRequired?: true;
   readonly willDelete?: { readonly volumeIds: readonly string[]; readonly snapshotIds: readonly string[] };
+  /** The token a confirmed request sends as `confirm`, and until when (ISO 8601) it is good. */
+  readonly confirm?: string;
+  readonly confirmBefore?: string;
   readonly deleted?: { readonly volumes: readonly ItemResult[]; readonly snapshots: readonly ItemResult[] };
   readonly error?: RecordError;
 }
 
-const confirmationRequired = (plan: DeletionPlan): DeletionResult => ({
-  recordId: plan.recordId,
-  ok: false,
-  confirmationRequired: true,
-  willDelete: { volumeIds: plan.volumeIds, snapshotIds: plan.snapshotIds },
-  error: {
-    code: 'ConfirmationRequired',
-    message: `deleting record ${plan.recordId} deletes volumes [${plan.volumeIds.join(', ')}] and snapshots [${plan.snapshotIds.join(', ')}]; send confirm: "${plan.recordId}" (or the list of volume ids) to proceed`,
-  },
-});
+const willDelete = (plan: DeletionPlan) => ({ volumeIds: plan.volumeIds, snapshotIds: plan.snapshotIds });
+const planText = (plan: DeletionPlan): string =>
+  `volumes [${plan.volumeIds.join(', ')}] and snapshots [${plan.snapshotIds.join(', ')}]`;
+
+/** A new confirmation token: 128 random bits (domain/shelve.ts CONFIRMATION_TOKEN_PATTERN). */
+const newConfirmationToken = (): string => randomBytes(16).toString('hex');
 
 export interface RoundSummary {
   readonly records: readonly RecordProgress[];
@@ -184,7 +193,6 @@ export class ShelvingEngine {
   readonly #deps: ShelvingDeps;
   /** Records with actions still running in this process; a concurrent round leaves them alone. */
   readonly #inFlight = new Map<string, symbol>();
-  readonly #running = new Set<Promise<void>>();
   #throttled = 0;
 
   constructor(deps: ShelvingDeps) {
@@ -200,15 +208,6 @@ export class ShelvingEngine {
     return this.#throttled;
   }
 
-  isInFlight(recordId: string): boolean {
-    return this.#inFlight.has(recordId);
-  }
-
-  /** Waits for every action started by rounds that did not wait. */
-  async settled(): Promise<void> {
-    while (this.#running.size > 0) await Promise.all([...this.#running]);
-  }
-
   // ---------------------------------------------------------------- operator requests
 
   /**
@@ -217,12 +216,15 @@ export class ShelvingEngine {
    * instance's answer is remembered under it (in the record's own transaction when a record is
    * created), and a later handling of the same request answers what the first one answered,
    * even after that record was unshelved or deleted. A new request (new event id) is a new
-   * decision: it shelves the instance again if it is no longer in a live record.
+   * decision: it shelves the instance again if it is no longer in a live record. An instance (or
+   * its record) of a tenant `caller` does not act for gets its own error, before anything else
+   * is told about it.
    */
   async shelve(
     items: readonly ShelveRequestItem[],
     requestId?: string,
     sentAt?: number,
+    caller: Caller = IN_PROCESS_CALLER,
   ): Promise<ShelveAnswer[]> {
     const { store, clock, settings } = this.#deps;
     const now = clock.now();
@@ -254,9 +256,24 @@ export class ShelvingEngine {
         results.push(before);
         continue;
       }
+      const notTheCallers = shelveTenantRefusal(caller, instances.get(item.instanceId));
+      if (notTheCallers) {
+        results.push(await remember(failedItem(item.instanceId, notTheCallers)));
+        continue;
+      }
       const existing = await store.recordIdForInstance(item.instanceId);
       if (existing) {
-        results.push(await remember({ id: item.instanceId, ok: true, recordId: existing, created: false }));
+        const held = await store.get(existing);
+        const recordNotTheCallers = held
+          ? recordTenantRefusal(caller, held, `instance ${item.instanceId}`)
+          : undefined;
+        results.push(
+          await remember(
+            recordNotTheCallers
+              ? failedItem(item.instanceId, recordNotTheCallers)
+              : { id: item.instanceId, ok: true, recordId: existing, created: false },
+          ),
+        );
         continue;
       }
       const plan = planShelve(
@@ -319,25 +336,33 @@ export class ShelvingEngine {
    * before any record moves, and each record's answer with its move, so a later handling of the
    * same event acts on the same records (not on a record of an instance shelved again since),
    * answers the records it already answered with that answer, and resumes the records a killed
-   * handling moved but never advanced.
+   * handling moved but never advanced. A record of a tenant `caller` does not act for is refused
+   * item by item (`NotAuthorizedForTenant`).
    */
-  async offloadRequest(named: NamedRecords, requestId: string, sentAt?: number): Promise<ItemResult[]> {
+  async offloadRequest(
+    named: NamedRecords,
+    requestId: string,
+    sentAt?: number,
+    caller: Caller = IN_PROCESS_CALLER,
+  ): Promise<ItemResult[]> {
     const request = this.#requestIdentity(requestId);
     const resolution = await this.#resolve(named, undefined, request, sentAt);
-    const protectedNow = await this.#terminationProtected(resolution.recordIds);
+    const protectedNow = await this.#terminationProtected(resolution.recordIds, caller);
     const results = await this.#move(
       resolution.recordIds,
-      (record) => requestOffload(record, protectedNow.has(record.instanceId)),
+      forCallersRecords(caller, (record) => requestOffload(record, protectedNow.has(record.instanceId))),
       request,
       { marksUnshelve: false, advance: true },
     );
     return [...resolution.missing, ...results];
   }
 
-  /** The shelved instances of these records that have termination protection now. */
-  async #terminationProtected(recordIds: readonly string[]): Promise<Set<string>> {
+  /** The shelved instances of these records (the caller's) that have termination protection now. */
+  async #terminationProtected(recordIds: readonly string[], caller: Caller): Promise<Set<string>> {
     const { ec2, store } = this.#deps;
-    const shelved = (await store.getMany(recordIds)).filter((record) => record.step === 'shelved');
+    const shelved = (await store.getMany(recordIds)).filter(
+      (record) => record.step === 'shelved' && recordTenantRefusal(caller, record) === undefined,
+    );
     const protectedIds = new Set<string>();
     await Promise.all(
       shelved.map(async (record) => {
@@ -354,16 +379,18 @@ export class ShelvingEngine {
     return protectedIds;
   }
 
+  /** 'Unshelve Instances'; like offloadRequest, only the records of the caller's tenants move. */
   async unshelveRequest(
     named: NamedRecords & { readonly tenant?: string | undefined },
     requestId: string,
     sentAt?: number,
+    caller: Caller = IN_PROCESS_CALLER,
   ): Promise<ItemResult[]> {
     const request = this.#requestIdentity(requestId);
     const resolution = await this.#resolve(named, named.tenant, request, sentAt);
     const results = await this.#move(
       resolution.recordIds,
-      (record) => requestUnshelve(record, named.tenant),
+      forCallersRecords(caller, (record) => requestUnshelve(record, named.tenant)),
       request,
       { marksUnshelve: true, advance: true },
     );
@@ -559,17 +586,17 @@ export class ShelvingEngine {
   }
 
   /**
-   * 'Delete Shelved Record': without a matching confirmation, answers with the volumes and
-   * snapshots it would delete and deletes nothing. With it, first moves the record to `deleting`
-   * (a conditional write: an Unshelve or Offload that moved it meanwhile wins, and nothing is
-   * deleted), then deletes them (each volume re-described and checked against the record's
-   * shelved tag right before DeleteVolume), then the record. A retry of a deletion under way
-   * finishes it.
+   * 'Delete Shelved Record' (an administrative request), in two steps (security review C3, M3).
+   * Without `confirm`: works out the plan (the record's retained volumes still tagged with it and
+   * available, and the safety snapshots it recorded), stores it under a new random token that
+   * expires after CONFIRMATION_TTL_MS, and answers both; nothing is deleted. With `confirm`: the
+   * stored plan of that token and record, unexpired and made when the record was as it is now,
+   * or nothing (`ConfirmationInvalid`). The record then moves to `deleting` (a conditional write:
+   * an Unshelve or Offload that moved it meanwhile wins, and nothing is deleted), exactly the
+   * stored volumes and snapshots are deleted (each re-described and checked against the record
+   * right before), then the record. A retry with the token of a deletion under way finishes it.
    */
-  async deleteRecord(
-    recordId: string,
-    confirm: string | readonly string[] | undefined,
-  ): Promise<DeletionResult> {
+  async deleteRecord(recordId: string, confirm: string | undefined): Promise<DeletionResult> {
     const { store, ec2, clock, settings } = this.#deps;
     if (!settings.allowDataDeletion) {
       return {
@@ -587,23 +614,45 @@ export class ShelvingEngine {
       return { recordId, ok: false, error: { code: 'NotFound', message: `no shelve record ${recordId}` } };
     const underWay = deletionUnderWay(record);
     if (underWay) {
-      return confirms(underWay, confirm) ? this.#finishDeletion(record) : confirmationRequired(underWay);
+      if (confirm !== undefined && confirm === record.deletion?.confirmation)
+        return this.#finishDeletion(record);
+      return {
+        recordId,
+        ok: false,
+        willDelete: willDelete(underWay),
+        error: {
+          code: 'DeletionUnderWay',
+          message: `record ${recordId} is being deleted (${planText(underWay)}); the reconcile finishes it, or send the confirm token that started it again`,
+        },
+      };
     }
-    const volumes = new Map(
-      (await ec2.describeVolumes(record.volumes.map((volume) => volume.volumeId))).map((volume) => [
-        volume.volumeId,
-        volume,
-      ]),
-    );
-    const snapshots = (await ec2.describeShelvedSnapshots([recordId])).get(recordId) ?? [];
-    const plan = planDeletion(
-      record,
-      volumes,
-      snapshots.map((snapshot) => snapshot.snapshotId),
-    );
-    if (!plan.ok) return { recordId, ok: false, error: plan.error };
-    if (!confirms(plan.plan, confirm)) return confirmationRequired(plan.plan);
-    const deleting = startDeletion(record, plan.plan, clock.now());
+    if (confirm === undefined) {
+      const volumes = new Map(
+        (await ec2.describeVolumes(record.volumes.map((volume) => volume.volumeId))).map((volume) => [
+          volume.volumeId,
+          volume,
+        ]),
+      );
+      const plan = planDeletion(record, volumes);
+      if (!plan.ok) return { recordId, ok: false, error: plan.error };
+      const confirmation = issueConfirmation(record, plan.plan, newConfirmationToken(), clock.now());
+      await store.rememberConfirmation(confirmation);
+      return {
+        recordId,
+        ok: false,
+        confirmationRequired: true,
+        willDelete: willDelete(plan.plan),
+        confirm: confirmation.token,
+        confirmBefore: new Date(confirmation.expiresAt).toISOString(),
+        error: {
+          code: 'ConfirmationRequired',
+          message: `deleting record ${recordId} deletes ${planText(plan.plan)}; send confirm: "${confirmation.token}" within ${CONFIRMATION_TTL_MS / 60_000} minutes to delete exactly these`,
+        },
+      };
+    }
+    const confirmed = confirmedPlan(record, await store.confirmation(recordId, confirm), clock.now());
+    if (!confirmed.ok) return { recordId, ok: false, error: confirmed.error };
+    const deleting = startDeletion(record, confirmed.plan, confirm, clock.now());
     if (!(await store.update(record, deleting))) {
       const now = await store.get(recordId);
       return {
@@ -637,6 +686,7 @@ export class ShelvingEngine {
       }
     }
     const failures = volumeResults.flatMap((result) => (result.ok ? [] : [result]));
+    const retained = new Set(record.volumes.map((volume) => volume.volumeId));
     // The safety snapshots go only once every volume is gone: a record that keeps a volume keeps
     // its slow path too (an Unshelve into another AZ, or after that volume is lost, needs them).
     const snapshotResults: ItemResult[] = [];
@@ -651,7 +701,7 @@ export class ShelvingEngine {
         continue;
       }
       try {
-        await ec2.deleteSnapshot(snapshotId);
+        await ec2.deleteShelvedSnapshot(snapshotId, record.recordId, retained);
         snapshotResults.push({ id: snapshotId, ok: true });
       } catch (error) {
         snapshotResults.push(failedItem(snapshotId, errorOf(error)));
@@ -711,7 +761,7 @@ export class ShelvingEngine {
    * invocation; a record that waits for an EC2 transition resumes on its state-change event.
    */
   async advance(records: readonly ShelfRecord[]): Promise<RoundSummary> {
-    let summary = await this.round(records, { wait: true });
+    let summary = await this.round(records);
     const progress = new Map(summary.records.map((entry) => [entry.recordId, entry]));
     let throttled = summary.throttled;
     for (let pass = 1; pass < MAX_ROUNDS_PER_INVOCATION; pass++) {
@@ -725,7 +775,7 @@ export class ShelvingEngine {
         await this.#deps.clock.sleep(Math.max(0, soonest - now));
       }
       const fresh = await this.#deps.store.getMany(records.map((record) => record.recordId));
-      summary = await this.round(fresh, { wait: true });
+      summary = await this.round(fresh);
       throttled += summary.throttled;
       for (const entry of summary.records) progress.set(entry.recordId, entry);
     }
@@ -739,11 +789,10 @@ export class ShelvingEngine {
   // ---------------------------------------------------------------- the round
 
   /**
-   * One pass over `records`: observe, decide, write, act. With `wait: false` the actions keep
-   * running after the round returns (the benchmark driver's pipelining); the records stay
-   * in-flight until they finish and later rounds skip them.
+   * One pass over `records`: observe, decide, write, act; returns once the actions are done. The
+   * records stay in-flight until their own calls finish and a concurrent round skips them.
    */
-  async round(records: readonly ShelfRecord[], options: { wait: boolean }): Promise<RoundSummary> {
+  async round(records: readonly ShelfRecord[]): Promise<RoundSummary> {
     const active = records.filter((record) => !this.#inFlight.has(record.recordId));
     if (active.length === 0) return { records: [], throttled: 0, acted: 0 };
     // A record is in-flight from the moment a round picks it up: a round that starts while this
@@ -767,12 +816,9 @@ export class ShelvingEngine {
         // is: one paced call (an attach waiting its turn) must not hold back the records it
         // shares a round with.
         const started = work;
-        const execution = this.#execute(started, decided.progress, release).finally(() => {
+        await this.#execute(started, decided.progress, release).finally(() => {
           for (const item of started) release(item.record.recordId);
-          this.#running.delete(execution);
         });
-        this.#running.add(execution);
-        if (options.wait) await execution;
       }
       return {
         records: [...decided.progress.values()],

@@ -1,6 +1,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT, WARMBOOT } from '../catalog';
 import { factPublisher } from '../shared/adapters/facts';
+import type { Caller } from '../shared/caller';
 import { ValidationError } from '../shared/errors';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
@@ -9,6 +10,7 @@ import { sdkShelvingEc2 } from './adapters/ec2';
 import { dynamoShelfStore } from './adapters/store';
 import { loadShelvingConfig, type ShelvingSettings } from './config';
 import { Pacer } from './domain/pacer';
+import { NO_CALLER, requestedTenantRefusal } from './domain/tenancy';
 import type { ItemResult, ShelvingFact } from './domain/types';
 import { type RoundSummary, type ShelvingDeps, ShelvingEngine } from './engine';
 import {
@@ -41,11 +43,22 @@ const checkSize = (
   }
 };
 
-/** The routes: parse (by the registry), call the engine once, shape the answer. */
+/** A `detail.tenant` the caller does not act for refuses the whole request, naming the field. */
+const checkRequestedTenant = (caller: Caller, tenant: string | undefined): void => {
+  const refusal = requestedTenantRefusal(caller, tenant);
+  if (refusal) throw new ValidationError('detail.tenant', refusal);
+};
+
+/**
+ * The routes: parse (by the registry), call the engine once, shape the answer. Every request acts
+ * for the caller the registry derived from how it arrived (functions/shared/caller.ts).
+ */
 export const createShelvingRegistry = (engine: ShelvingEngine): EventRegistry<ShelvingOutcome> =>
   new EventRegistry<ShelvingOutcome>([
-    route(WARMBOOT, SHELVE_INSTANCES, shelveInstancesDetail, async ({ id, time, detail }) => {
+    route(WARMBOOT, SHELVE_INSTANCES, shelveInstancesDetail, async ({ id, time, detail, caller }) => {
       checkSize('detail.instanceIds', detail.instanceIds, engine.settings);
+      const actingFor = caller ?? NO_CALLER;
+      checkRequestedTenant(actingFor, detail.tenant);
       const results = await engine.shelve(
         detail.instanceIds.map((instanceId) => ({
           instanceId,
@@ -57,10 +70,11 @@ export const createShelvingRegistry = (engine: ShelvingEngine): EventRegistry<Sh
         })),
         id,
         Date.parse(time),
+        actingFor,
       );
       return { kind: 'items', results };
     }),
-    route(WARMBOOT, OFFLOAD_INSTANCES, offloadInstancesDetail, async ({ id, time, detail }) => {
+    route(WARMBOOT, OFFLOAD_INSTANCES, offloadInstancesDetail, async ({ id, time, detail, caller }) => {
       checkSize('detail.recordIds', detail.recordIds, engine.settings);
       checkSize('detail.instanceIds', detail.instanceIds, engine.settings);
       return {
@@ -69,18 +83,22 @@ export const createShelvingRegistry = (engine: ShelvingEngine): EventRegistry<Sh
           { recordIds: detail.recordIds, instanceIds: detail.instanceIds },
           id,
           Date.parse(time),
+          caller ?? NO_CALLER,
         ),
       };
     }),
-    route(WARMBOOT, UNSHELVE_INSTANCES, unshelveInstancesDetail, async ({ id, time, detail }) => {
+    route(WARMBOOT, UNSHELVE_INSTANCES, unshelveInstancesDetail, async ({ id, time, detail, caller }) => {
       checkSize('detail.recordIds', detail.recordIds, engine.settings);
       checkSize('detail.instanceIds', detail.instanceIds, engine.settings);
+      const actingFor = caller ?? NO_CALLER;
+      checkRequestedTenant(actingFor, detail.tenant);
       return {
         kind: 'items',
         results: await engine.unshelveRequest(
           { recordIds: detail.recordIds, instanceIds: detail.instanceIds, tenant: detail.tenant },
           id,
           Date.parse(time),
+          actingFor,
         ),
       };
     }),

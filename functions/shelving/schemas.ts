@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ec2InstanceStateChangeDetail, instanceIdSchema } from '../shared/schemas/aws-events';
-import { RECORD_ID_PATTERN } from './domain/shelve';
+import { CONFIRMATION_TOKEN_PATTERN, RECORD_ID_PATTERN } from './domain/shelve';
 
 /**
  * Every event detail the shelving function accepts. Lists are capped here (the settings may cap
@@ -11,9 +11,6 @@ export const MAX_ITEMS_PER_REQUEST = 1000;
 export const recordIdSchema = z
   .string()
   .regex(RECORD_ID_PATTERN, 'not a shelve record id (sh-<instance hex>-<base36 time>)');
-export const volumeIdSchema = z
-  .string()
-  .regex(/^vol-[0-9a-f]{8,17}$/, 'not an EBS volume id (vol- and 8 or 17 hex digits)');
 /** The value of the `warmboot:tenant` tag an operator may name. */
 export const tenantSchema = z.string().regex(/^[A-Za-z0-9._:@+=-]{1,128}$/, 'not a tenant name');
 
@@ -26,7 +23,10 @@ const idList = <T extends z.ZodType>(item: T) =>
 export const shelveInstancesDetail = z
   .object({
     instanceIds: idList(instanceIdSchema),
-    /** When given, every instance's tenant tag must say the same. */
+    /**
+     * When given, every instance's tenant tag must say the same, and the caller must act for it.
+     * Every instance must be of a tenant the caller acts for either way (domain/tenancy.ts).
+     */
     tenant: tenantSchema.optional(),
     /** Overrides the setting for this request: 0 offloads at once, -1 never automatically. */
     offloadAfterSeconds: z.number().int().min(-1).optional(),
@@ -50,7 +50,7 @@ export const unshelveInstancesDetail = z
   .object({
     recordIds: idList(recordIdSchema).optional(),
     instanceIds: idList(instanceIdSchema).optional(),
-    /** Alone: every shelved record of the tenant. With ids: each must belong to it. */
+    /** Alone: every shelved record of the tenant. With ids: each must belong to it. Must be the caller's. */
     tenant: tenantSchema.optional(),
   })
   .strict()
@@ -63,8 +63,17 @@ export const unshelveInstancesDetail = z
 export const deleteShelvedRecordDetail = z
   .object({
     recordId: recordIdSchema,
-    /** The record id again, or exactly the volume ids the first (unconfirmed) answer listed. */
-    confirm: z.union([recordIdSchema, idList(volumeIdSchema)]).optional(),
+    /**
+     * The confirmation token the unconfirmed request answered (server-issued, bound to that
+     * record and its exact volumes and snapshots, short-lived). Absent: answer the plan and a token.
+     */
+    confirm: z
+      .string()
+      .regex(
+        CONFIRMATION_TOKEN_PATTERN,
+        'not a confirmation token: send the "confirm" the unconfirmed Delete Shelved Record answered',
+      )
+      .optional(),
   })
   .strict();
 

@@ -105,8 +105,34 @@ export const allowReadCommandResults = (fn: WarmbootFunction): void => {
  * RunInstances authorizes every resource the launch touches. The resources it creates (instance,
  * volume) are granted by the caller with request-tag conditions; these are the ones it only
  * references or creates implicitly with the instance (its network interface).
+ *
+ * `imageOwners`: only AMIs of these owners (`self` stands for this account), by the condition key
+ * `ec2:Owner` of the image resource ("the owner of the resource: amazon, aws-marketplace, or an
+ * AWS account ID", Service Authorization Reference, Amazon EC2 condition keys). Without it, any
+ * AMI: shelving relaunches an instance from the AMI it was launched from, whoever owns that.
+ * Launch templates are this account's either way (their ARN names the account).
  */
-export const allowLaunchReferences = (fn: WarmbootFunction, extra: readonly string[] = []): void => {
+export const allowLaunchReferences = (
+  fn: WarmbootFunction,
+  extra: readonly string[] = [],
+  imageOwners?: readonly string[],
+): void => {
+  const [images, snapshots] = ec2AccountlessArns(fn, 'image', 'snapshot');
+  if (imageOwners) {
+    fn.allow(
+      'LaunchImagesOfAllowedOwners',
+      'RunInstances authorizes the AMI it launches; only AMIs of the configured owners (allowedImageOwners)',
+      {
+        actions: ['ec2:RunInstances'],
+        resources: [images ?? ''],
+        conditions: {
+          StringEquals: {
+            'ec2:Owner': imageOwners.map((owner) => (owner === 'self' ? Stack.of(fn).account : owner)),
+          },
+        },
+      },
+    );
+  }
   fn.allow(
     'LaunchReferences',
     'RunInstances also authorizes the image, snapshots, subnet, security groups, key pair, launch template and the ' +
@@ -115,7 +141,8 @@ export const allowLaunchReferences = (fn: WarmbootFunction, extra: readonly stri
     {
       actions: ['ec2:RunInstances'],
       resources: [
-        ...ec2AccountlessArns(fn, 'image', 'snapshot'),
+        ...(imageOwners ? [] : [images ?? '']),
+        snapshots ?? '',
         ...ec2Arns(
           fn,
           'subnet',
@@ -136,13 +163,14 @@ export const allowLaunchReferences = (fn: WarmbootFunction, extra: readonly stri
 };
 
 /**
- * The instance profile's role is chosen per pool or recorded per shelved instance, and IAM knows
- * profiles by role, not by profile name: any role of this account, but only handed to EC2.
+ * Shelving relaunches an instance with the instance profile it had, recorded per shelved
+ * instance, and IAM knows profiles by role, not by profile name: any role of this account, but
+ * only handed to EC2. A shelving request cannot name a profile: it restores the one the instance had.
  */
 export const allowPassInstanceRoles = (fn: WarmbootFunction): void => {
   fn.allow(
     'PassInstanceRoles',
-    'instance profiles are named per pool (context) or recorded per shelved instance; role ARNs are not known ' +
+    'instance profiles are recorded per shelved instance (a request cannot name one); role ARNs are not known ' +
       'at synth, so PassRole is limited to roles of this account passed to ec2.amazonaws.com',
     {
       actions: ['iam:PassRole'],
@@ -150,6 +178,22 @@ export const allowPassInstanceRoles = (fn: WarmbootFunction): void => {
       conditions: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
     },
   );
+};
+
+/**
+ * PassRole on exactly the roles of the instance profiles configuration names (`role` is the role's
+ * path and name), only handed to EC2 (security review C2). None configured: no statement, so no
+ * launch with a profile is possible.
+ */
+export const allowPassConfiguredRoles = (fn: WarmbootFunction, roles: readonly string[]): void => {
+  if (roles.length === 0) return;
+  fn.allow('PassConfiguredInstanceRoles', 'only the roles of the instance profiles configuration names', {
+    actions: ['iam:PassRole'],
+    resources: [...new Set(roles)].map(
+      (role) => `arn:${Stack.of(fn).partition}:iam::${Stack.of(fn).account}:role/${role}`,
+    ),
+    conditions: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
+  });
 };
 
 /**

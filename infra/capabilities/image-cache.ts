@@ -1,7 +1,8 @@
+import { Stack } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import type { FastRestoreSettings } from '../../functions/fast-restore/config';
 import { FAST_RESTORE_SETTINGS_ENV } from '../../functions/fast-restore/config';
-import type { HostGroup } from '../../functions/image-cache/config';
+import { CACHE_VOLUME_IMAGE_TAG, type HostGroup } from '../../functions/image-cache/config';
 import { DOCUMENTS as IMAGE_DOCUMENTS } from '../../functions/image-cache/documents';
 import { POPULARITY_SETTINGS_ENV, type PopularitySettings } from '../../functions/popularity/config';
 import type { WarmbootFunction } from '../function';
@@ -64,7 +65,7 @@ export class ImageCacheCapability extends Construct {
       'ec2:DescribeFastSnapshotRestores',
     ]);
     if (hostGroupNames.length > 0) {
-      this.allowHostGroupCache(this.imageCache, hostGroupNames);
+      this.allowHostGroupCache(this.imageCache, hostGroups);
       // Link volumes are created from image snapshots, encrypted like them, and attached to hosts.
       allowEbsKeys(this.imageCache, props.ebsKmsKeyArns);
     }
@@ -84,12 +85,18 @@ export class ImageCacheCapability extends Construct {
     ]);
     this.fastRestore.allow(
       'FastRestoreAmiSnapshots',
-      'the snapshots behind popular AMIs are usually owned by other accounts (public/shared AMIs) and cannot ' +
-        'carry warmboot tags; FSR changes billing and volume initialization only, never data; the function ' +
+      'only snapshots of this account or of fastRestore.allowedSnapshotOwners (ec2:Owner, SAR: a condition ' +
+        'key of the snapshot resource in Enable/DisableFastSnapshotRestores), so a popular public AMI never ' +
+        'spends the budget; FSR changes billing and volume initialization only, never data; the function ' +
         'disables only pairs it recorded enabling, within maxPairs/maxUsdPerHour',
       {
         actions: ['ec2:EnableFastSnapshotRestores', 'ec2:DisableFastSnapshotRestores'],
         resources: ec2AccountlessArns(this, 'snapshot'),
+        conditions: {
+          StringEquals: {
+            'ec2:Owner': [Stack.of(this).account, ...props.fastRestore.allowedSnapshotOwners],
+          },
+        },
       },
     );
 
@@ -104,7 +111,16 @@ export class ImageCacheCapability extends Construct {
    * A volume that carries `warmboot:shelved` holds a shelved instance's data and is never detached
    * or deleted by the cache, even if it also carries a host-group tag.
    */
-  private allowHostGroupCache(fn: WarmbootFunction, names: readonly string[]): void {
+  private allowHostGroupCache(fn: WarmbootFunction, groups: readonly HostGroup[]): void {
+    const names = groups.map((group) => group.name);
+    const account = Stack.of(this).account;
+    const snapshotOwners = [
+      ...new Set(
+        groups.flatMap((group) =>
+          group.allowedSnapshotOwners.map((owner) => (owner === 'self' ? account : owner)),
+        ),
+      ),
+    ];
     const inGroup = {
       [`aws:ResourceTag/${TAGS.hostGroup}`]: [...names],
       [`aws:ResourceTag/${TAGS.managed}`]: 'true',
@@ -121,10 +137,15 @@ export class ImageCacheCapability extends Construct {
     });
     fn.allow(
       'LinkVolumeSources',
-      'image snapshots may be owned by other accounts; only read as the volume source',
+      'only snapshots of the host groups’ allowedSnapshotOwners (ec2:Owner, SAR: a condition key of the ' +
+        'snapshot resource in CreateVolume) tagged warmboot:image; only read as the volume source',
       {
         actions: ['ec2:CreateVolume'],
         resources: ec2AccountlessArns(this, 'snapshot'),
+        conditions: {
+          StringEquals: { 'ec2:Owner': snapshotOwners },
+          Null: { [`aws:ResourceTag/${CACHE_VOLUME_IMAGE_TAG}`]: 'false' },
+        },
       },
     );
     fn.allow('TagLinkVolumesAtCreation', 'tags applied by CreateVolume to the volume it creates', {
@@ -137,11 +158,21 @@ export class ImageCacheCapability extends Construct {
       resources: ec2Arns(this, 'instance'),
       conditions: { StringEquals: inGroup },
     });
-    fn.allow('ManageLinkVolumes', 'the cache’s own link volumes only; never a shelved volume', {
-      actions: ['ec2:AttachVolume', 'ec2:DetachVolume', 'ec2:DeleteVolume'],
-      resources: ec2Arns(this, 'volume'),
-      conditions: { StringEquals: inGroup, Null: { [`aws:ResourceTag/${TAGS.shelved}`]: 'true' } },
-    });
+    fn.allow(
+      'ManageLinkVolumes',
+      'the cache’s own link volumes only (host group, managed and warmboot:image tags); never a shelved volume',
+      {
+        actions: ['ec2:AttachVolume', 'ec2:DetachVolume', 'ec2:DeleteVolume'],
+        resources: ec2Arns(this, 'volume'),
+        conditions: {
+          StringEquals: inGroup,
+          Null: {
+            [`aws:ResourceTag/${TAGS.shelved}`]: 'true',
+            [`aws:ResourceTag/${CACHE_VOLUME_IMAGE_TAG}`]: 'false',
+          },
+        },
+      },
+    );
     fn.allow('PublishWarmList', 'only the warm-list tag, only on host-group hosts', {
       actions: ['ec2:CreateTags'],
       resources: ec2Arns(this, 'instance'),

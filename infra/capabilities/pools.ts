@@ -1,5 +1,11 @@
 import { Construct } from 'constructs';
-import { isSsmParameterRef, type PoolSpec } from '../../functions/pools/config';
+import {
+  allowedInstanceProfiles,
+  isSsmParameterRef,
+  POOL_POLICY_ENV,
+  type PoolPolicy,
+  type PoolSpec,
+} from '../../functions/pools/config';
 import { DOCUMENTS as POOL_DOCUMENTS } from '../../functions/pools/documents';
 import { TAG as POOL_TAGS } from '../../functions/pools/domain/tags';
 import { POPULARITY_SETTINGS_ENV, type PopularitySettings } from '../../functions/popularity/config';
@@ -9,7 +15,7 @@ import {
   allowDescribe,
   allowEbsKeys,
   allowLaunchReferences,
-  allowPassInstanceRoles,
+  allowPassConfiguredRoles,
   allowReadCommandResults,
   allowResolveImageAliases,
   type CapabilityProps,
@@ -20,6 +26,8 @@ import {
 export interface PoolsCapabilityProps extends CapabilityProps {
   /** Pools defined at deploy time (`POOLS`), already validated. @default [] */
   readonly pools?: readonly PoolSpec[];
+  /** What pools may launch and how many requests a caller may make (`POOL_POLICY`), already validated. */
+  readonly poolPolicy: PoolPolicy;
   /** Popularity settings (`POPULARITY_SETTINGS`), already validated; pools size from demand. */
   readonly popularity: PopularitySettings;
 }
@@ -41,13 +49,25 @@ export class PoolsCapability extends Construct {
   readonly pools: WarmbootFunction;
   readonly claim: WarmbootFunction;
   readonly documents: CommandDocuments;
+  /** Owners whose AMIs the pool roles may launch (`ec2:Owner`). */
+  private readonly imageOwners: readonly string[];
+  /** The roles the pool roles may pass to EC2: those of the configured instance profiles. */
+  private readonly instanceRoles: readonly string[];
 
   constructor(scope: Construct, id: string, props: PoolsCapabilityProps) {
     super(scope, id);
     const pools = props.pools ?? [];
     const imageParameters = pools.map((pool) => pool.image).filter(isSsmParameterRef);
     this.documents = new CommandDocuments(this, 'Documents', POOL_DOCUMENTS);
-    const settings = { POOLS: pools, [POPULARITY_SETTINGS_ENV]: props.popularity };
+    const settings = {
+      POOLS: pools,
+      [POOL_POLICY_ENV]: props.poolPolicy,
+      [POPULARITY_SETTINGS_ENV]: props.popularity,
+    };
+    this.imageOwners = props.poolPolicy.allowedImageOwners;
+    this.instanceRoles = allowedInstanceProfiles(pools, props.poolPolicy).flatMap((profile) =>
+      profile.role === undefined ? [] : [profile.role],
+    );
 
     this.pools = createFunction(this, 'pools', props, settings);
     this.pools.grantTable('pools', 'readWrite');
@@ -95,8 +115,8 @@ export class PoolsCapability extends Construct {
       conditions: createsManaged(),
     });
     if (!fn.hasStatement('LaunchReferences')) {
-      allowLaunchReferences(fn);
-      allowPassInstanceRoles(fn);
+      allowLaunchReferences(fn, [], this.imageOwners);
+      allowPassConfiguredRoles(fn, this.instanceRoles);
     }
   }
 

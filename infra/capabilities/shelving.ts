@@ -99,25 +99,36 @@ export class ShelvingCapability extends Construct {
     );
     fn.allow(
       'TagManagedResources',
-      'managed instances and volumes; never the replacement-root deletion tag',
+      'managed instances and volumes; never a deletion tag (replacement-root, shelved)',
       {
         actions: ['ec2:CreateTags'],
         resources: [...instances, ...volumes],
         conditions: {
           ...managedResource(),
-          'ForAllValues:StringNotEquals': { 'aws:TagKeys': [TAGS.replacementRoot] },
+          'ForAllValues:StringNotEquals': { 'aws:TagKeys': [TAGS.replacementRoot, TAGS.shelved] },
         },
       },
     );
-    // Shelve claims the volumes attached to a managed instance; they carry no tag yet, so IAM can
-    // only restrict what is written: exactly the shelve-record and managed tags, nothing else.
+    // Shelve claims the volumes attached to a managed instance. IAM cannot limit the claim to
+    // those volumes: CreateTags on a volume offers no condition key about its attachment or its
+    // instance (Service Authorization Reference, Amazon EC2, resource type `volume`: tag, AZ,
+    // encryption, parent snapshot/volume, id, size, type, IOPS, throughput keys only), and the
+    // volumes carry no tag yet. So IAM restricts what and when: exactly a shelve-record id and
+    // the managed tag, and only on a volume no record claimed yet, so the role can never move a
+    // volume from one record to another. What it claims is decided in code (the volumes
+    // DescribeInstances shows on the managed instance), and a deletion deletes only the volumes a
+    // record lists in a confirmed plan, each re-checked (domain/safety.ts).
     fn.allow(
       'ClaimRetainedVolumes',
-      'writes only warmboot:shelved and warmboot:managed on retained volumes',
+      'writes only warmboot:shelved (a record id) and warmboot:managed, on volumes no record claimed',
       {
         actions: ['ec2:CreateTags'],
         resources: volumes,
-        conditions: { 'ForAllValues:StringEquals': { 'aws:TagKeys': [TAGS.shelved, TAGS.managed] } },
+        conditions: {
+          'ForAllValues:StringEquals': { 'aws:TagKeys': [TAGS.shelved, TAGS.managed] },
+          StringLike: { [`aws:RequestTag/${TAGS.shelved}`]: 'sh-*' },
+          Null: { [`aws:ResourceTag/${TAGS.shelved}`]: 'true' },
+        },
       },
     );
     fn.allow('UntagManagedResources', 'managed instances and volumes only', {
@@ -144,10 +155,15 @@ export class ShelvingCapability extends Construct {
       resources: volumes,
       conditions: { Null: { [`aws:ResourceTag/${TAGS.shelved}`]: 'false' } },
     });
+    // A fresh root that later became user data and was shelved keeps replacement-root=true: the
+    // shelved tag then rules it out (security review H6).
     fn.allow('DeleteReplacementRoots', 'the fresh root of a replacement, never a retained volume', {
       actions: ['ec2:DetachVolume', 'ec2:DeleteVolume'],
       resources: volumes,
-      conditions: { StringEquals: { [`aws:ResourceTag/${TAGS.replacementRoot}`]: 'true' } },
+      conditions: {
+        StringEquals: { [`aws:ResourceTag/${TAGS.replacementRoot}`]: 'true' },
+        Null: { [`aws:ResourceTag/${TAGS.shelved}`]: 'true' },
+      },
     });
 
     if (props.allowShelvedDataDeletion) {

@@ -36,6 +36,8 @@ export interface SeedImage {
    * that account's and not shared with this one unless `snapshotsShared`.
    */
   readonly ownerId?: string;
+  /** With `ownerId`: the owner's alias (`amazon` for AWS's public AMIs). */
+  readonly ownerAlias?: ImageRecord['ownerAlias'];
   readonly snapshotsShared?: boolean;
   /** Default x86_64; `arm64` for Graviton AMIs. */
   readonly architecture?: 'x86_64' | 'arm64';
@@ -106,6 +108,7 @@ export const seedImage = (ctx: Ec2Context, seed: SeedImage): string => {
     {
       name: seed.name,
       ...(seed.ownerId !== undefined ? { ownerId: seed.ownerId, public: true } : {}),
+      ...(seed.ownerAlias !== undefined ? { ownerAlias: seed.ownerAlias } : {}),
       architecture: seed.architecture ?? 'x86_64',
       ...(seed.bootMode !== undefined ? { bootMode: seed.bootMode } : {}),
       ...(seed.enaSupport !== undefined ? { enaSupport: seed.enaSupport } : {}),
@@ -240,6 +243,7 @@ const toSdkImage = (ctx: Ec2Context, image: ImageRecord): Image => ({
   Description: image.description,
   State: image.state,
   OwnerId: image.ownerId ?? ctx.accountId,
+  ...(image.ownerAlias !== undefined ? { ImageOwnerAlias: image.ownerAlias } : {}),
   CreationDate: new Date(image.creationDate).toISOString(),
   Architecture: image.architecture,
   ImageType: 'machine',
@@ -274,12 +278,18 @@ export const describeImages = async (
         ec2Error('InvalidAMIID.NotFound', `The image ids '[${missing.join(', ')}]' do not exist`),
       )
     : ctx.images.values();
-  // Every simulated AMI is owned by this account; other owners (e.g. 'amazon') have none here.
+  // `Owners`: "a combination of AWS account IDs, self, amazon, aws-backup-vault, and
+  // aws-marketplace"; an image of another owner is not described (EC2 API reference, DescribeImages).
   const owners = input.Owners ?? [];
-  const ownedHere =
-    owners.length === 0 || owners.some((owner) => owner === 'self' || owner === ctx.accountId);
+  const ownedBy = (image: ImageRecord): boolean =>
+    owners.length === 0 ||
+    owners.some((owner) =>
+      owner === 'self'
+        ? (image.ownerId ?? ctx.accountId) === ctx.accountId
+        : owner === image.ownerAlias || owner === (image.ownerId ?? ctx.accountId),
+    );
   const matching = applyFilters(
-    ownedHere ? candidates : [],
+    [...candidates].filter(ownedBy),
     input.Filters,
     {
       'image-id': (image) => [image.imageId],
@@ -287,7 +297,7 @@ export const describeImages = async (
       state: (image) => [image.state],
       'root-device-type': (image) => [image.rootDeviceType],
       platform: (image) => [image.platform === 'windows' ? 'windows' : undefined],
-      'owner-id': () => [ctx.accountId],
+      'owner-id': (image) => [image.ownerId ?? ctx.accountId],
       'block-device-mapping.snapshot-id': (image) => image.blockDevices.map((device) => device.snapshotId),
     },
     (image) => image.tags,

@@ -140,6 +140,11 @@ export interface ImageRecord {
   readonly name: string;
   /** The account that owns the AMI; absent: this account. */
   readonly ownerId?: string;
+  /**
+   * DescribeImages `ImageOwnerAlias` of an AMI AWS publishes (`amazon`) or sells through AWS
+   * Marketplace (`aws-marketplace`); IAM's `ec2:Owner` is this alias for such an AMI.
+   */
+  readonly ownerAlias?: 'amazon' | 'aws-marketplace' | 'aws-backup-vault';
   /** The processor architecture it was built for. */
   readonly architecture: 'x86_64' | 'arm64';
   /** RegisterImage `BootMode`; absent: the instance type's default, so any type runs it. */

@@ -4,6 +4,7 @@ import { FUNCTIONS, type FunctionId } from '../../functions/catalog';
 import { assertInvocationAlive, invocationScope } from '../faults';
 import { EBS_KEY_ACTIONS, type EbsKeyAuthorizer, type KmsKeyView } from '../kms/keys';
 import { SimulatedAwsError } from '../sdk-bridge';
+import type { SynthesizedFunctionUrl } from './function-url-policy';
 import {
   type IamDeployment,
   type RolePolicyDocument,
@@ -18,6 +19,7 @@ import {
   ebsKeyUseChecks,
   ec2Checks,
   eventsChecks,
+  functionUrlChecks,
   ssmChecks,
 } from './request-context';
 
@@ -62,7 +64,25 @@ export interface IamStats {
 export interface OutsideCaller {
   readonly principalArn: string;
   readonly identityPolicies?: readonly RolePolicyDocument[];
+  /**
+   * Service control policies attached to the caller's account (besides the default
+   * FullAWSAccess, which Organizations attaches to the root, every OU and every account). IAM
+   * User Guide, "Policy evaluation logic": a request is allowed only if the SCPs of every level
+   * allow it, and an explicit Deny in any of them wins.
+   */
+  readonly serviceControlPolicies?: readonly RolePolicyDocument[];
+  /**
+   * The caller's permissions boundary: the most its identity policies may grant (IAM User Guide,
+   * "Permissions boundaries for IAM entities": allowed only if both allow it; a Deny in either wins).
+   */
+  readonly permissionsBoundary?: RolePolicyDocument;
 }
+
+/** Organizations' default SCP, attached to the root, every OU and every account. */
+const FULL_AWS_ACCESS: RolePolicyDocument = {
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
+};
 
 export interface Decision {
   readonly allowed: boolean;
@@ -177,27 +197,69 @@ export class LocalIam {
     input: Record<string, unknown>,
   ): Promise<void> {
     const principal = sessionOf(caller.principalArn);
-    // A role's session: aws:PrincipalArn is the role's ARN as IAM knows it, path included.
-    const checks = eventsChecks(operation, input, this.#env, principal, (bus) =>
-      this.#busPolicies.get(bus),
-    ).map((check) =>
-      principal === caller.principalArn
-        ? check
-        : { ...check, context: { ...check.context, 'aws:PrincipalArn': caller.principalArn } },
-    );
-    for (const check of checks) {
+    const checks = eventsChecks(operation, input, this.#env, principal, (bus) => this.#busPolicies.get(bus));
+    const denial = await this.#outsideCallerDenial(caller, checks);
+    if (denial) throw new SimulatedAwsError('AccessDeniedException', denial, { httpStatusCode: 400 });
+  }
+
+  /**
+   * Whether a principal outside warmboot may make an EC2 call (request-context.ts ec2Checks on the
+   * simulated EC2's state now), under its identity policies, its account's SCPs and its
+   * permissions boundary. Returns the denial's message, or undefined when IAM allows the call.
+   */
+  async ec2CallerDenial(
+    caller: OutsideCaller,
+    operation: string,
+    input: Record<string, unknown>,
+  ): Promise<string | undefined> {
+    const principal = sessionOf(caller.principalArn);
+    return this.#outsideCallerDenial(caller, ec2Checks(operation, input, this.#env, principal, this.#ec2));
+  }
+
+  /** A function's URL as synthesized (auth type, alias, the permission templates); undefined: none. */
+  functionUrl(functionId: FunctionId): SynthesizedFunctionUrl | undefined {
+    return this.#synthesized.functionUrls?.[functionId];
+  }
+
+  /**
+   * Whether a principal outside warmboot may call a function URL (request-context.ts
+   * functionUrlChecks against the URL's resource policy, function-url-policy.ts). Returns the
+   * denial's message, or undefined when Lambda would let the request through.
+   */
+  async functionUrlDenial(
+    caller: OutsideCaller,
+    url: { readonly targetArn: string; readonly authType: string },
+    resourcePolicy: Readonly<Record<string, unknown>>,
+  ): Promise<string | undefined> {
+    const principal = sessionOf(caller.principalArn);
+    return this.#outsideCallerDenial(caller, functionUrlChecks(this.#env, principal, url, resourcePolicy));
+  }
+
+  /** The first of `checks` the caller's own policies and the resource's policy deny, as AWS words it. */
+  async #outsideCallerDenial(
+    caller: OutsideCaller,
+    checks: readonly AuthorizationCheck[],
+  ): Promise<string | undefined> {
+    const principal = sessionOf(caller.principalArn);
+    for (const unadjusted of checks) {
+      // A role's session: aws:PrincipalArn is the role's ARN as IAM knows it, path included.
+      const check =
+        principal === caller.principalArn
+          ? unadjusted
+          : { ...unadjusted, context: { ...unadjusted.context, 'aws:PrincipalArn': caller.principalArn } };
       const decision = await this.#simulate(
         JSON.stringify(caller),
         principal,
         (caller.identityPolicies ?? []).map((policy, index) => ({ name: `caller-${index}`, policy })),
         check,
+        caller,
       );
       if (decision.allowed) continue;
-      const text = `User: ${principal} is not authorized to perform: ${check.action} on resource: ${check.resource} ${
+      return `User: ${principal} is not authorized to perform: ${check.action} on resource: ${check.resource} ${
         decision.explicit ? 'with an explicit deny in a resource-based policy' : 'because no policy allows it'
       }`;
-      throw new SimulatedAwsError('AccessDeniedException', text, { httpStatusCode: 400 });
     }
+    return undefined;
   }
 
   /**
@@ -261,12 +323,16 @@ export class LocalIam {
     );
   }
 
-  /** `who` names the principal and its policies in the memo key (a function's never change). */
+  /**
+   * `who` names the principal and its policies (guardrails included) in the memo key (a
+   * function's never change); `guardrails`: the outside caller's SCPs and permissions boundary.
+   */
   async #simulate(
     who: string,
     principal: string,
     identityPolicies: readonly { name: string; policy: RolePolicyDocument }[],
     check: AuthorizationCheck,
+    guardrails: Pick<OutsideCaller, 'serviceControlPolicies' | 'permissionsBoundary'> = {},
   ): Promise<Decision> {
     const key = JSON.stringify([who, check.action, check.resource, check.context, check.resourcePolicy]);
     const known = this.#decisions.get(key);
@@ -280,8 +346,25 @@ export class LocalIam {
       },
       identityPolicies: identityPolicies.map(({ name, policy }) => ({ name, policy })),
       ...(check.resourcePolicy ? { resourcePolicy: check.resourcePolicy } : {}),
-      serviceControlPolicies: [],
+      serviceControlPolicies: guardrails.serviceControlPolicies
+        ? [
+            { orgIdentifier: 'root', policies: [{ name: 'FullAWSAccess', policy: FULL_AWS_ACCESS }] },
+            {
+              orgIdentifier: this.#env.accountId,
+              policies: [
+                { name: 'FullAWSAccess', policy: FULL_AWS_ACCESS },
+                ...guardrails.serviceControlPolicies.map((policy, index) => ({
+                  name: `scp-${index}`,
+                  policy,
+                })),
+              ],
+            },
+          ]
+        : [],
       resourceControlPolicies: [],
+      ...(guardrails.permissionsBoundary
+        ? { permissionBoundaryPolicies: [{ name: 'boundary', policy: guardrails.permissionsBoundary }] }
+        : {}),
     };
     const result = await runSimulation(simulation, { simulationMode: 'Strict' });
     if (

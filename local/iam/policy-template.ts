@@ -1,13 +1,15 @@
 import type { FunctionId } from '../../functions/catalog';
 import type { TableId } from '../../functions/shared/tables';
+import type { SynthesizedFunctionUrls } from './function-url-policy';
 
 /**
  * The synthesized role policies with placeholders, and how a local cloud fills them in.
  *
  * Placeholders: `${AWS::Partition}`, `${AWS::Region}`, `${AWS::AccountId}` (CloudFormation pseudo
  * parameters) and `${Table:<id>}` (a table's name: the local cloud's prefixed names). The sentinel
- * host group, image parameter and EBS key ARN stand for the deployment's own host-group names,
- * pool image parameters and `ebsKmsKeyArns` (see synthesize.ts).
+ * host group, image parameter, EBS key ARN, image owner and instance role stand for the
+ * deployment's own host-group names, pool image parameters, `ebsKmsKeyArns`, allowed AMI owners
+ * and instance profile roles (see synthesize.ts).
  */
 
 export const SENTINEL_HOST_GROUP = 'warmboot-iam-sentinel-host-group';
@@ -15,6 +17,12 @@ export const SENTINEL_IMAGE_PARAMETER = '/warmboot-iam-sentinel/image';
 /** Stands for the deployment's `ebsKmsKeyArns` (a well-formed key ARN, so the config accepts it). */
 export const SENTINEL_EBS_KMS_KEY_ARN =
   'arn:aws:kms:us-east-1:111111111111:key/warmboot-iam-sentinel-ebs-key';
+/** Stands for `poolPolicy.allowedImageOwners` (an account ID, so the config accepts it). */
+export const SENTINEL_IMAGE_OWNER = '999999999999';
+/** Stands for the roles of the configured instance profiles (the role of the sentinel pool's profile). */
+export const SENTINEL_INSTANCE_ROLE = 'warmboot-iam-sentinel-role';
+/** The pool policy's default AMI owners (functions/pools/config.ts poolPolicySchema). */
+const DEFAULT_IMAGE_OWNERS = ['self', 'amazon'];
 
 export interface PolicyStatement {
   readonly Sid?: string;
@@ -41,6 +49,11 @@ export interface SynthesizedRolePolicies {
   readonly base: SynthesizedVariant;
   /** The sentinel host group, shelved data deletion on. */
   readonly optIn: SynthesizedVariant;
+  /**
+   * Every function URL and its alias's permissions, for the sentinel callers (function-url-policy.ts).
+   * Absent in an evaluator built for role policies only: then no URL can be called.
+   */
+  readonly functionUrls?: SynthesizedFunctionUrls;
 }
 
 /** The deploy-time settings IAM depends on, as the local cloud runs them. */
@@ -57,6 +70,10 @@ export interface IamDeployment {
   readonly allowShelvedDataDeletion: boolean;
   /** `ebsKmsKeyArns`: the customer managed keys of encrypted volumes warmboot may use (default none). */
   readonly ebsKmsKeyArns?: readonly string[];
+  /** `poolPolicy.allowedImageOwners` (`self` for this account); default self and amazon. */
+  readonly imageOwners?: readonly string[];
+  /** The roles of the instance profiles pools may launch with (path and name); default none. */
+  readonly instanceRoles?: readonly string[];
 }
 
 const fillPlaceholders = (text: string, deployment: IamDeployment): string =>
@@ -80,6 +97,15 @@ const expandValues = (values: readonly string[], deployment: IamDeployment): str
   values.flatMap((value) => {
     if (value === SENTINEL_HOST_GROUP) return [...deployment.hostGroups];
     if (value === SENTINEL_EBS_KMS_KEY_ARN) return [...(deployment.ebsKmsKeyArns ?? [])];
+    if (value === SENTINEL_IMAGE_OWNER) {
+      return (deployment.imageOwners ?? DEFAULT_IMAGE_OWNERS).map((owner) =>
+        owner === 'self' ? deployment.accountId : owner,
+      );
+    }
+    if (value.endsWith(`:role/${SENTINEL_INSTANCE_ROLE}`)) {
+      const prefix = value.slice(0, -SENTINEL_INSTANCE_ROLE.length);
+      return (deployment.instanceRoles ?? []).map((role) => `${prefix}${role}`);
+    }
     if (value.endsWith(`:parameter${SENTINEL_IMAGE_PARAMETER}`)) {
       const prefix = value.slice(0, -SENTINEL_IMAGE_PARAMETER.length);
       return deployment.imageParameters.map((parameter) => `${prefix}${parameter}`);
@@ -146,6 +172,8 @@ export const rolePolicies = (
     text.includes(SENTINEL_HOST_GROUP) ||
     text.includes(SENTINEL_IMAGE_PARAMETER) ||
     text.includes(SENTINEL_EBS_KMS_KEY_ARN) ||
+    text.includes(SENTINEL_IMAGE_OWNER) ||
+    text.includes(SENTINEL_INSTANCE_ROLE) ||
     text.includes('${')
   ) {
     throw new Error(`${functionId}: a placeholder of the synthesized policy was left unfilled: ${text}`);

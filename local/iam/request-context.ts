@@ -62,10 +62,18 @@ export interface Ec2ResourceState {
     | undefined;
   /** Volumes attached to an instance (CreateSnapshots reads them). */
   attachedVolumes(instanceId: string): readonly { readonly volumeId: string; readonly device: string }[];
-  snapshot(id: string): { readonly tags: Tags; readonly volumeSize: number } | undefined;
+  /** `ownerId`: set only for a snapshot of another account (shared with this one or public). */
+  snapshot(
+    id: string,
+  ): { readonly tags: Tags; readonly volumeSize: number; readonly ownerId?: string } | undefined;
   image(id: string):
     | {
         readonly tags: Tags;
+        /** The owning account; absent: this account. */
+        readonly ownerId?: string;
+        /** The owner's alias (`amazon`, `aws-marketplace`) where AWS gives one. */
+        readonly ownerAlias?: string;
+        readonly public?: boolean;
         readonly rootDeviceType: string;
         readonly rootDeviceName: string;
         readonly blockDevices: readonly {
@@ -315,8 +323,10 @@ const runInstances = (
         ...ec2Base,
         ...ec2ResourceTags(image?.tags),
         'ec2:ImageType': 'machine',
-        'ec2:Owner': env.accountId,
-        'ec2:Public': 'false',
+        // SAR, Amazon EC2 condition keys: ec2:Owner is "the owner of the resource (amazon,
+        // aws-marketplace, or an AWS account ID)": the alias of an AMI AWS publishes, else the account.
+        'ec2:Owner': image?.ownerAlias ?? image?.ownerId ?? env.accountId,
+        'ec2:Public': String(image?.public === true),
         ...(image ? { 'ec2:RootDeviceType': image.rootDeviceType } : {}),
       },
     });
@@ -465,7 +475,8 @@ export const ec2Checks = (
       context: {
         ...ec2Base,
         ...ec2ResourceTags(snapshot?.tags),
-        'ec2:Owner': env.accountId,
+        // SAR: ec2:Owner is the account that owns the snapshot (another account's, when shared).
+        'ec2:Owner': snapshot?.ownerId ?? env.accountId,
         ...(snapshot ? { 'ec2:VolumeSize': String(snapshot.volumeSize) } : {}),
       },
     };
@@ -722,6 +733,37 @@ export const eventsChecks = (
       ...(policy ? { resourcePolicy: policy } : {}),
     };
   });
+};
+
+/**
+ * A call of a function URL whose auth type is AWS_IAM (Lambda developer guide, "Control access to
+ * Lambda function URLs"): Lambda authorizes `lambda:InvokeFunctionUrl` with
+ * `lambda:FunctionUrlAuthType` (the URL's auth type) and, for URLs created since October 2025,
+ * also `lambda:InvokeFunction` with `lambda:InvokedViaFunctionUrl` true, both on the ARN of what the
+ * URL invokes (here its alias) and both against the function's resource policy (Service
+ * Authorization Reference, AWS Lambda: the keys each action supports).
+ */
+export const functionUrlChecks = (
+  env: AwsEnvironment,
+  principalArn: string,
+  url: { readonly targetArn: string; readonly authType: string },
+  resourcePolicy: Readonly<Record<string, unknown>>,
+): AuthorizationCheck[] => {
+  const base = globalContext(env, principalArn);
+  return [
+    {
+      action: 'lambda:InvokeFunctionUrl',
+      resource: url.targetArn,
+      context: { ...base, 'lambda:FunctionUrlAuthType': url.authType, 'lambda:FunctionArn': url.targetArn },
+      resourcePolicy,
+    },
+    {
+      action: 'lambda:InvokeFunction',
+      resource: url.targetArn,
+      context: { ...base, 'lambda:InvokedViaFunctionUrl': 'true' },
+      resourcePolicy,
+    },
+  ];
 };
 
 /**

@@ -7,10 +7,19 @@ import { TABLES, type TableId } from '../../functions/shared/tables';
 import { PROJECT_ROOT } from '../../infra/function';
 import { createWarmbootApp } from '../../infra/stack';
 import {
+  SENTINEL_ADMIN,
+  SENTINEL_OPERATOR,
+  type SynthesizedFunctionUrl,
+  type SynthesizedFunctionUrls,
+  type SynthesizedUrlPermission,
+} from './function-url-policy';
+import {
   type RolePolicyDocument,
   SENTINEL_EBS_KMS_KEY_ARN,
   SENTINEL_HOST_GROUP,
+  SENTINEL_IMAGE_OWNER,
   SENTINEL_IMAGE_PARAMETER,
+  SENTINEL_INSTANCE_ROLE,
   type SynthesizedRolePolicies,
   type SynthesizedVariant,
 } from './policy-template';
@@ -21,6 +30,8 @@ import {
  *
  * Run as a child process by `policy-source.ts` (aws-cdk-lib is large and the synth takes ~20 s,
  * so it never runs inside a test worker and its result is cached by content hash).
+ *
+ * The function URLs' permissions are read too, for a sentinel operator and admin (function-url-policy.ts).
  *
  * Two variants cover every statement a role can have: `base` (no host groups, shelved data
  * deletion off) and `optIn` (one sentinel host group, deletion on); both name a sentinel EBS key.
@@ -36,8 +47,13 @@ const SENTINEL_POOL = {
   subnets: ['subnet-0123456789abcdef0'],
   // The synth refuses a pool without one unless DHMC is declared on (infra/config.ts, W6).
   instanceProfile: 'warmboot-iam-sentinel',
+  // PassRole is granted on the role of each configured profile: the sentinel role stands for them.
+  instanceRole: SENTINEL_INSTANCE_ROLE,
   maxSize: 1,
 };
+
+/** The only AMI owner the synth allows stands for the deployment's `allowedImageOwners`. */
+const SENTINEL_POOL_POLICY = { allowedImageOwners: [SENTINEL_IMAGE_OWNER] };
 
 const cdkJsonContext = (): Record<string, unknown> =>
   (
@@ -85,7 +101,57 @@ const render = (value: unknown, tables: ReadonlyMap<string, TableId>): unknown =
   return rendered;
 };
 
-const synthesizeVariant = (warmboot: Record<string, unknown>): SynthesizedVariant => {
+/**
+ * Who may call the function URLs in both variants: a sentinel operator of every request and tenant,
+ * and a sentinel admin; their permissions are the templates of every deployment's callers.
+ */
+const SENTINEL_CALLERS = {
+  operators: [{ principal: SENTINEL_OPERATOR, requests: ['*'], tenants: ['*'] }],
+  admins: [SENTINEL_ADMIN],
+};
+
+/** Each function's AWS::Lambda::Url (auth type, alias) and the permissions on that alias. */
+const functionUrlsOf = (
+  template: { Resources: Record<string, CfnResource> },
+  functionLogicalIds: ReadonlyMap<FunctionId, string>,
+): SynthesizedFunctionUrls => {
+  const urls: Partial<Record<FunctionId, SynthesizedFunctionUrl>> = {};
+  const resources = Object.entries(template.Resources);
+  for (const [functionId, logicalId] of functionLogicalIds) {
+    const url = resources.find(
+      ([, resource]) =>
+        resource.Type === 'AWS::Lambda::Url' &&
+        JSON.stringify(resource.Properties?.TargetFunctionArn) ===
+          JSON.stringify({ 'Fn::GetAtt': [logicalId, 'Arn'] }),
+    )?.[1];
+    if (!url) continue;
+    const qualifier = String(url.Properties?.Qualifier);
+    const alias = resources.find(
+      ([, resource]) =>
+        resource.Type === 'AWS::Lambda::Alias' &&
+        resource.Properties?.Name === qualifier &&
+        JSON.stringify(resource.Properties?.FunctionName) === JSON.stringify({ Ref: logicalId }),
+    )?.[0];
+    if (!alias)
+      throw new Error(`${functionId}: the function URL's alias ${qualifier} is not in the template`);
+    const permissions = resources
+      .filter(
+        ([, resource]) =>
+          resource.Type === 'AWS::Lambda::Permission' &&
+          JSON.stringify(resource.Properties?.FunctionName) === JSON.stringify({ Ref: alias }),
+      )
+      .map(([, resource]) => {
+        const { FunctionName: _alias, ...permission } = resource.Properties ?? {};
+        return permission as unknown as SynthesizedUrlPermission;
+      });
+    urls[functionId] = { authType: String(url.Properties?.AuthType), qualifier, permissions };
+  }
+  return urls;
+};
+
+const synthesizeVariant = (
+  warmboot: Record<string, unknown>,
+): { roles: SynthesizedVariant; functionUrls: SynthesizedFunctionUrls } => {
   const outdir = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), 'warmboot-iam-cdk-'));
   try {
     const context = cdkJsonContext();
@@ -95,7 +161,7 @@ const synthesizeVariant = (warmboot: Record<string, unknown>): SynthesizedVarian
         ...context,
         // Bundling is covered by `npm run test:synth`; policies do not depend on the bundles.
         'aws:cdk:bundling-stacks': [],
-        warmboot: { ...(context.warmboot as Record<string, unknown>), ...warmboot },
+        warmboot: { ...(context.warmboot as Record<string, unknown>), ...SENTINEL_CALLERS, ...warmboot },
       },
     });
     const template = app.synth().getStackByName(stack.stackName).template as {
@@ -134,7 +200,13 @@ const synthesizeVariant = (warmboot: Record<string, unknown>): SynthesizedVarian
     for (const id of Object.keys(FUNCTIONS) as FunctionId[]) {
       if (!roles[id]) throw new Error(`the stack has no function ${id}`);
     }
-    return roles as SynthesizedVariant;
+    const functionLogicalIds = new Map<FunctionId, string>(
+      stack.warmboot.functions.map((fn) => [
+        fn.spec.id,
+        stack.getLogicalId(fn.function.node.defaultChild as CfnElement),
+      ]),
+    );
+    return { roles: roles as SynthesizedVariant, functionUrls: functionUrlsOf(template, functionLogicalIds) };
   } finally {
     fs.rmSync(outdir, { recursive: true, force: true });
   }
@@ -143,22 +215,26 @@ const synthesizeVariant = (warmboot: Record<string, unknown>): SynthesizedVarian
 const main = (): void => {
   const [outFile, key] = process.argv.slice(2);
   if (!outFile || !key) throw new Error('usage: synthesize.ts <out.json> <key>');
+  const base = synthesizeVariant({
+    hostGroups: [],
+    pools: [SENTINEL_POOL],
+    poolPolicy: SENTINEL_POOL_POLICY,
+    allowShelvedDataDeletion: false,
+    ebsKmsKeyArns: [SENTINEL_EBS_KMS_KEY_ARN],
+  });
+  const optIn = synthesizeVariant({
+    hostGroups: [{ name: SENTINEL_HOST_GROUP, cacheBytes: 1024 ** 3, cacheDirectory: '/var/cache/warmboot' }],
+    pools: [SENTINEL_POOL],
+    poolPolicy: SENTINEL_POOL_POLICY,
+    allowShelvedDataDeletion: true,
+    ebsKmsKeyArns: [SENTINEL_EBS_KMS_KEY_ARN],
+  });
   const result: SynthesizedRolePolicies = {
     key,
-    base: synthesizeVariant({
-      hostGroups: [],
-      pools: [SENTINEL_POOL],
-      allowShelvedDataDeletion: false,
-      ebsKmsKeyArns: [SENTINEL_EBS_KMS_KEY_ARN],
-    }),
-    optIn: synthesizeVariant({
-      hostGroups: [
-        { name: SENTINEL_HOST_GROUP, cacheBytes: 1024 ** 3, cacheDirectory: '/var/cache/warmboot' },
-      ],
-      pools: [SENTINEL_POOL],
-      allowShelvedDataDeletion: true,
-      ebsKmsKeyArns: [SENTINEL_EBS_KMS_KEY_ARN],
-    }),
+    base: base.roles,
+    optIn: optIn.roles,
+    // The URLs and their permissions do not depend on host groups or deletion: one variant's serve.
+    functionUrls: base.functionUrls,
   };
   const temporary = `${outFile}.${process.pid}.tmp`;
   fs.writeFileSync(temporary, JSON.stringify(result));

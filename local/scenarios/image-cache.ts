@@ -75,8 +75,7 @@ export async function runImageCacheScenario(
         }),
       ),
     );
-  for (const image of options.images)
-    await cloud.putEvent({ source: 'warmboot', detailType: 'Register Image', detail: { image } });
+  for (const image of options.images) await cloud.adminRequest('Register Image', { image });
   for (const imageId of options.pins ?? [])
     await cloud.putEvent({
       source: 'warmboot',

@@ -55,7 +55,9 @@ export const scenarioPoolSpecs = (): PoolSpecInput[] => [
     volumeSizeGiB: 50,
     initialization: { platform: 'windows', generalize: 'true', timeoutMinutes: 60 },
     minSize: 1,
-    maxSize: 10,
+    // Cold launches count against maxSize too (security review H4), and a Windows member holds its
+    // room for the 4–15 min its agent takes to register: sized for the trace's bursts.
+    maxSize: 24,
     sizing: { mode: 'demand', targetHitShare: 0.95, scaleDownCooldownMinutes: 60 },
   },
 ];

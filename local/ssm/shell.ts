@@ -63,6 +63,7 @@ const REAL_TOOLS = [
   'head',
   'ls',
   'mkdir',
+  'mktemp',
   'mv',
   'rm',
   'rmdir',
@@ -204,6 +205,7 @@ const COMMON_TOOLS: Readonly<Record<string, StubTool>> = {
   nvme: {},
   lsblk: {},
   blkid: {},
+  findmnt: {},
   systemctl: {},
   // A document that waits must not take real time here.
   sleep: {},

@@ -1,3 +1,4 @@
+import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
 import { afterAll, describe, inject, it } from 'vitest';
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS } from '../../functions/catalog';
@@ -105,6 +106,63 @@ const tally = new FaultTally('pools + claim', [
   'safetySnapshotKept',
 ]);
 
+/**
+ * An instance someone else (not a warmboot role) launched in the pool's subnet and tagged as a
+ * ready member, under the readable ClientToken warmboot's first launch once had (H1).
+ */
+const plantForeignMember = async (cloud: LocalCloud, image: string): Promise<string> => {
+  const ec2 = cloud.runtime('pools').clients.ec2;
+  const launched = await cloud.run(() =>
+    ec2.send(
+      new RunInstancesCommand({
+        ImageId: image,
+        InstanceType: 'm7i.large',
+        MinCount: 1,
+        MaxCount: 1,
+        SubnetId: SUBNET_A,
+        ClientToken: `${POOL}-${Math.floor(cloud.clock.now() / 1000)}-0`,
+        TagSpecifications: [
+          {
+            ResourceType: 'instance',
+            Tags: [
+              { Key: 'warmboot:managed', Value: 'true' },
+              { Key: 'warmboot:pool', Value: POOL },
+              { Key: 'warmboot:member-state', Value: 'ready' },
+            ],
+          },
+        ],
+      }),
+    ),
+  );
+  return launched.Instances?.[0]?.InstanceId ?? '';
+};
+
+/** The planted instance was never started, stopped, modified, tagged, terminated or handed out by warmboot. */
+const foreignUntouched = (
+  cloud: LocalCloud,
+  planted: string,
+  assignments: readonly Assignment[],
+): Violation[] => [
+  ...cloud.calls
+    .calls()
+    .filter((call) => call.resource.id === planted && call.caller !== 'outside')
+    .map((call) => ({
+      invariant: 'onlyManaged' as const,
+      subject: planted,
+      message: `${call.caller} called ${call.operation} on an instance someone else tagged as a pool member`,
+    })),
+  ...assignments
+    .filter((assignment) => assignment.instanceId === planted)
+    .map((assignment) => ({
+      invariant: 'onlyManaged' as const,
+      subject: planted,
+      message: `handed to ${assignment.requestId}, but warmboot never launched it`,
+    })),
+  ...(cloud.ec2.instance(planted)?.state === 'running'
+    ? []
+    : [{ invariant: 'onlyManaged' as const, subject: planted, message: 'no longer running' }]),
+];
+
 const factsOf = (log: RunLog, detailType: string) =>
   log.facts
     .filter((fact) => fact['detail-type'] === detailType)
@@ -188,20 +246,19 @@ const poolsProperty = (
       cloud.ec2.addSubnet({ subnetId: SUBNET_B, availabilityZone: 'us-east-1b' });
       const image = cloud.ec2.registerImage({ name: 'al2023-web', rootSizeGiB: 8 });
       const log = new RunLog(cloud, ['pools', 'claim']);
-      await cloud.putEvent({
-        source: 'warmboot',
-        detailType: 'Define Pool',
-        detail: {
-          pool: {
-            name: POOL,
-            image,
-            instanceType: 'm7i.large',
-            subnets: [SUBNET_A, SUBNET_B],
-            initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
-            tier: workload.tier,
-            minSize: workload.minSize,
-            maxSize: workload.minSize + workload.extra,
-          },
+      const planted = await plantForeignMember(cloud, image);
+      // An administrative request: a direct invoke, not an event on the request bus.
+      await cloud.adminRequest('Define Pool', {
+        pool: {
+          name: POOL,
+          image,
+          instanceType: 'm7i.large',
+          instanceTypes: ['m7i.xlarge'],
+          subnets: [SUBNET_A, SUBNET_B],
+          initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
+          tier: workload.tier,
+          minSize: workload.minSize,
+          maxSize: workload.minSize + workload.extra,
         },
       });
       await cloud.settleFor(5 * MINUTE);
@@ -251,6 +308,7 @@ const poolsProperty = (
           ...callViolations(provenance),
           ...requestsAnswered(log.requests, log.allOutcomes()),
           ...claimsFinished(log, requestIds, requestEvents),
+          ...foreignUntouched(cloud, planted, assignments),
         ],
         log,
         [workload, schedule],

@@ -199,6 +199,19 @@ const sampleRetained = (cloud: LocalCloud, everRetained: Map<string, string>): v
   }
 };
 
+/** The confirmation token an answered, unconfirmed Delete Shelved Record issued, if any. */
+const confirmationOf = (log: RunLog, eventId: string): string | undefined => {
+  for (const outcome of log.outcomes) {
+    if (outcome.eventId !== eventId || outcome.outcome !== 'succeeded') continue;
+    const answer = outcome.result as
+      | { result?: { kind?: string; result?: { confirm?: string } } }
+      | undefined;
+    if (answer?.result?.kind === 'delete' && answer.result.result?.confirm)
+      return answer.result.result.confirm;
+  }
+  return undefined;
+};
+
 const runWorkload = async (
   cloud: LocalCloud,
   log: RunLog,
@@ -213,7 +226,11 @@ const runWorkload = async (
       const record = (await readRecords(cloud)).find((candidate) => candidate.instanceId === instanceId);
       if (!record) continue;
       deleteRequested.add(record.recordId);
-      await log.request('Delete Shelved Record', { recordId: record.recordId, confirm: record.recordId });
+      // Two steps, as an administrator deletes: the plan and its token, then the confirmation.
+      const planned = await log.request('Delete Shelved Record', { recordId: record.recordId });
+      const confirm = confirmationOf(log, planned.id);
+      if (confirm !== undefined)
+        await log.request('Delete Shelved Record', { recordId: record.recordId, confirm });
       continue;
     }
     const ids = operation.targets.map((target) => instanceIds[target] ?? '');

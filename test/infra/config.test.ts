@@ -47,9 +47,9 @@ describe('warmboot context', () => {
     const role = 'arn:aws:iam::123456789012:role/team/requester';
     const settings = loadWarmbootContext({
       operators: [
-        { principal: role, requests: ['Request Server', 'Advise Placement'] },
-        { principal: 'arn:aws:iam::123456789012:user/alice', requests: ['*'] },
-        { principal: 'arn:aws:iam::210987654321:root', requests: ['Image Launched'] },
+        { principal: role, requests: ['Request Server', 'Advise Placement'], tenants: ['*'] },
+        { principal: 'arn:aws:iam::123456789012:user/alice', requests: ['*'], tenants: ['*'] },
+        { principal: 'arn:aws:iam::210987654321:root', requests: ['Image Launched'], tenants: ['*'] },
       ],
     });
 
@@ -67,36 +67,90 @@ describe('warmboot context', () => {
       messageOf(() =>
         loadWarmbootContext({
           operators: [
-            { principal: 'arn:aws:sts::123456789012:assumed-role/requester/alice', requests: ['*'] },
+            {
+              principal: 'arn:aws:sts::123456789012:assumed-role/requester/alice',
+              requests: ['*'],
+              tenants: ['*'],
+            },
           ],
         }),
       ),
     ).toContain('warmboot.operators[0].principal: must be an IAM role or user ARN');
     expect(
-      messageOf(() => loadWarmbootContext({ operators: [{ principal, requests: ['Popularity Changed'] }] })),
+      messageOf(() =>
+        loadWarmbootContext({ operators: [{ principal, requests: ['Popularity Changed'], tenants: ['*'] }] }),
+      ),
     ).toContain('warmboot.operators[0].requests[0]');
-    expect(messageOf(() => loadWarmbootContext({ operators: [{ principal, requests: [] }] }))).toContain(
-      'warmboot.operators[0].requests',
-    );
     expect(
-      messageOf(() => loadWarmbootContext({ operators: [{ principal, requests: ['*', 'Request Server'] }] })),
+      messageOf(() => loadWarmbootContext({ operators: [{ principal, requests: [], tenants: ['*'] }] })),
+    ).toContain('warmboot.operators[0].requests');
+    expect(
+      messageOf(() =>
+        loadWarmbootContext({
+          operators: [{ principal, requests: ['*', 'Request Server'], tenants: ['*'] }],
+        }),
+      ),
     ).toContain('warmboot.operators[0].requests: "*" stands for every request');
     expect(
       messageOf(() =>
         loadWarmbootContext({
           operators: [
-            { principal, requests: ['Request Server'] },
-            { principal, requests: ['Shelve Instances'] },
+            { principal, requests: ['Request Server'], tenants: ['*'] },
+            { principal, requests: ['Shelve Instances'], tenants: ['*'] },
           ],
         }),
       ),
     ).toContain('warmboot.operators[1].principal: duplicate principal');
   });
 
+  it('takes the tenants each operator acts for, or "*" for every tenant, and refuses bad ones naming the field', () => {
+    const principal = 'arn:aws:iam::123456789012:role/requester';
+    const withTenants = (tenants: unknown) =>
+      loadWarmbootContext({ operators: [{ principal, requests: ['Shelve Instances'], tenants }] });
+
+    expect(withTenants(['team-a', 'team-b']).operators[0]?.tenants).toEqual(['team-a', 'team-b']);
+    expect(withTenants(['*']).operators[0]?.tenants).toEqual(['*']);
+    expect(
+      messageOf(() => loadWarmbootContext({ operators: [{ principal, requests: ['Shelve Instances'] }] })),
+    ).toContain('warmboot.operators[0].tenants: required');
+    expect(messageOf(() => withTenants([]))).toContain(
+      'warmboot.operators[0].tenants: must name at least one',
+    );
+    expect(messageOf(() => withTenants(['team a']))).toContain(
+      'warmboot.operators[0].tenants[0]: must be a tenant name',
+    );
+    expect(messageOf(() => withTenants(['*', 'team-a']))).toContain(
+      'warmboot.operators[0].tenants: "*" stands for every tenant',
+    );
+    expect(messageOf(() => withTenants(['team-a', 'team-a']))).toContain(
+      'warmboot.operators[0].tenants: duplicate tenant',
+    );
+  });
+
+  it('refuses more tenants than fit in an event bus policy (10 KB), naming operators', () => {
+    const tenants = Array.from({ length: 100 }, (_, index) => `tenant-${index}-${'x'.repeat(100)}`);
+    expect(
+      messageOf(() =>
+        loadWarmbootContext({
+          operators: [
+            {
+              principal: 'arn:aws:iam::123456789012:role/requester',
+              requests: ['Shelve Instances'],
+              tenants,
+            },
+          ],
+        }),
+      ),
+    ).toMatch(
+      /warmboot\.operators: the request bus policy would be about \d+ bytes, over EventBridge's 10 KB limit/,
+    );
+  });
+
   it('refuses more operators than fit in an event bus policy (10 KB), naming operators', () => {
     const many = Array.from({ length: 20 }, (_, index) => ({
       principal: `arn:aws:iam::123456789012:role/operator-${index}`,
       requests: ['*'],
+      tenants: ['*'],
     }));
 
     expect(messageOf(() => loadWarmbootContext({ operators: many }))).toMatch(
@@ -217,6 +271,17 @@ describe('warmboot context', () => {
       loadWarmbootContext({ pools: [withoutProfile], ssmDefaultHostManagement: true }).pools,
     ).toHaveLength(1);
     expect(loadWarmbootContext({ pools: [pools[0]] }).pools).toHaveLength(1);
+  });
+
+  it('passes ssmDefaultHostManagement from the context to the construct, so such a pool builds a stack', () => {
+    const { pools } = exampleSettings() as { pools: Record<string, unknown>[] };
+    const { instanceProfile: _profile, ...withoutProfile } = pools[0] ?? {};
+
+    const { stack } = createWarmbootApp({
+      context: { warmboot: { pools: [withoutProfile], ssmDefaultHostManagement: true } },
+    });
+
+    expect(stack.warmboot.functions.length).toBeGreaterThan(0);
   });
 
   it('accepts the context as a JSON string (cdk synth -c warmboot=...) and rejects broken JSON', () => {

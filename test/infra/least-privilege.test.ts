@@ -174,7 +174,33 @@ describe('least privilege', () => {
       ).toEqual(['fastRestore']);
       for (const entry of entries) {
         for (const resource of entry.resources) expect(resource).toMatch(/:ec2:.*::snapshot\/\*$/);
+        // Only snapshots this account owns or fastRestore.allowedSnapshotOwners (security review H4).
+        expect(entry.conditionKeys, label(entry)).toContain('ec2:Owner');
       }
+    }
+  });
+
+  it('lets the image cache create volumes only from snapshots of allowed owners tagged with an image (H2)', () => {
+    const fromSnapshots = granting('ec2:CreateVolume').filter((entry) =>
+      entry.resources.some((resource) => /::snapshot\//.test(resource)),
+    );
+    expect(fromSnapshots.map(({ fn }) => fn)).toEqual(['imageCache']);
+    for (const entry of fromSnapshots) {
+      expect(entry.conditionKeys, label(entry)).toEqual(
+        expect.arrayContaining(['ec2:Owner', 'aws:ResourceTag/warmboot:image']),
+      );
+    }
+  });
+
+  it('lets the image cache detach and delete only volumes carrying warmboot:image (M4)', () => {
+    for (const action of ['ec2:DetachVolume', 'ec2:DeleteVolume']) {
+      const onVolumes = granting(action).filter(
+        (entry) =>
+          entry.fn === 'imageCache' && entry.resources.some((resource) => /:volume\//.test(resource)),
+      );
+      expect(onVolumes.length, action).toBeGreaterThan(0);
+      for (const entry of onVolumes)
+        expect(entry.conditionKeys, `${label(entry)} ${action}`).toContain('aws:ResourceTag/warmboot:image');
     }
   });
 
@@ -204,6 +230,30 @@ describe('least privilege', () => {
         (allowList !== undefined && !asArray(allowList as string[]).includes('warmboot:replacement-root')) ||
         asArray(denyList as string[]).includes('warmboot:replacement-root');
       expect(fenced, label(entry)).toBe(true);
+    }
+  });
+
+  it('never lets anyone move a volume to a shelve record once another record claimed it (H6)', () => {
+    // IAM cannot limit a claim to the volumes of managed instances (no attachment condition key on
+    // a volume, infra/capabilities/shelving.ts), but it can keep a claimed volume claimed: the
+    // deletion fence (warmboot:shelved) can only be written on a volume that has none yet.
+    for (const entry of granting('ec2:CreateTags').filter(({ resources }) =>
+      resources.some((r) => r.includes(':volume/')),
+    )) {
+      if (entry.conditionKeys.includes('ec2:CreateAction')) continue;
+      const allowList = entry.statement.Condition?.['ForAllValues:StringEquals']?.['aws:TagKeys'];
+      const denyList = entry.statement.Condition?.['ForAllValues:StringNotEquals']?.['aws:TagKeys'];
+      const writesShelved =
+        allowList !== undefined
+          ? asArray(allowList as string[]).includes('warmboot:shelved')
+          : !asArray(denyList as string[]).includes('warmboot:shelved');
+      if (!writesShelved) continue;
+      expect(entry.statement.Condition?.Null?.['aws:ResourceTag/warmboot:shelved'], label(entry)).toBe(
+        'true',
+      );
+      expect(entry.statement.Condition?.StringLike?.['aws:RequestTag/warmboot:shelved'], label(entry)).toBe(
+        'sh-*',
+      );
     }
   });
 
@@ -343,6 +393,110 @@ describe('least privilege', () => {
     }
   });
 
+  it('lets pools and claim launch only AMIs of the allowed owners, and launch templates only of this account (C2)', () => {
+    for (const fn of ['pools', 'claim'] as const) {
+      const launches = granting('ec2:RunInstances').filter((entry) => entry.fn === fn);
+      const onImages = launches.filter(({ resources }) => resources.some((r) => r.includes(':image/')));
+      expect(
+        onImages.map(({ statement }) => statement.Sid),
+        fn,
+      ).toEqual(['LaunchImagesOfAllowedOwners']);
+      for (const entry of onImages) {
+        expect(entry.resources, label(entry)).toEqual([
+          `arn:\${AWS::Partition}:ec2:\${AWS::Region}::image/*`,
+        ]);
+        // The default poolPolicy: this account's AMIs and AWS's public ones.
+        expect(Object.keys(entry.statement.Condition ?? {}), label(entry)).toEqual(['StringEquals']);
+        expect(
+          asArray(entry.statement.Condition?.StringEquals?.['ec2:Owner'] as unknown[]).map(cfnText),
+          label(entry),
+        ).toEqual([`\${AWS::AccountId}`, 'amazon']);
+      }
+      const templates = launches.flatMap(({ resources }) =>
+        resources.filter((r) => r.includes('launch-template')),
+      );
+      expect(templates, fn).toEqual([
+        `arn:\${AWS::Partition}:ec2:\${AWS::Region}:\${AWS::AccountId}:launch-template/*`,
+      ]);
+    }
+  });
+
+  it('lets pools and claim pass only the roles of the configured instance profiles, only to EC2 (C2)', () => {
+    // examples/warmboot.json: two pools, profiles warmboot-builder and warmboot-desktop (role = profile name).
+    for (const fn of ['pools', 'claim'] as const) {
+      const passes = granting('iam:PassRole').filter((entry) => entry.fn === fn);
+      expect(
+        passes.map(({ statement }) => statement.Sid),
+        fn,
+      ).toEqual(['PassConfiguredInstanceRoles']);
+      expect(passes.flatMap(({ resources }) => resources).sort(), fn).toEqual([
+        `arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/warmboot-builder`,
+        `arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/warmboot-desktop`,
+      ]);
+    }
+  });
+
+  it('follows poolPolicy: named owners in ec2:Owner, extra profiles’ roles in PassRole, and no PassRole without profiles', () => {
+    const statementsOf = (synthesized: ReturnType<typeof synthesize>, fn: FunctionId) => {
+      const roleIds = new Set(
+        synthesized.stack.warmboot.functions
+          .filter((candidate) => candidate.spec.id === fn)
+          .map((candidate) => synthesized.stack.getLogicalId(candidate.role.node.defaultChild as never)),
+      );
+      return resourcesOfType(synthesized.template, 'AWS::IAM::Policy')
+        .filter(([, policy]) =>
+          (policy.Properties as { Roles: unknown[] }).Roles.some((role) =>
+            roleIds.has(cfnText(role).replace(/^\$\{|\}$/g, '')),
+          ),
+        )
+        .flatMap(
+          ([, policy]) =>
+            (policy.Properties as { PolicyDocument: { Statement: Statement[] } }).PolicyDocument.Statement,
+        );
+    };
+    const settings = exampleSettings() as { pools: Record<string, unknown>[] };
+    const configured = synthesize({
+      warmboot: {
+        ...settings,
+        pools: settings.pools.map((pool, index) =>
+          index === 0 ? { ...pool, instanceRole: 'pools/builder-role' } : pool,
+        ),
+        poolPolicy: {
+          allowedImageOwners: ['self', '123456789012', 'aws-marketplace'],
+          instanceProfiles: [{ name: 'warmboot-extra', role: 'warmboot-extra-role' }],
+        },
+      },
+    });
+    // No pool and no poolPolicy profile: no profile is configured at all.
+    const withoutProfiles = synthesize({ warmboot: { ...settings, pools: [] } });
+
+    for (const fn of ['pools', 'claim'] as const) {
+      const statements = statementsOf(configured, fn);
+      expect(
+        statements.find((statement) => statement.Sid === 'LaunchImagesOfAllowedOwners')?.Condition,
+        fn,
+      ).toEqual({
+        StringEquals: { 'ec2:Owner': [{ Ref: 'AWS::AccountId' }, '123456789012', 'aws-marketplace'] },
+      });
+      const passed = asArray(
+        statements.find((statement) => statement.Sid === 'PassConfiguredInstanceRoles')?.Resource,
+      )
+        .map(cfnText)
+        .sort();
+      expect(passed, fn).toEqual([
+        `arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/pools/builder-role`,
+        `arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/warmboot-desktop`,
+        `arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/warmboot-extra-role`,
+      ]);
+      expect(
+        statementsOf(withoutProfiles, fn).filter((statement) =>
+          asArray(statement.Action).includes('iam:PassRole'),
+        ),
+        fn,
+      ).toEqual([]);
+    }
+  });
+
   it('keeps EC2 mutations away from the functions that only read or advise', () => {
     const mutating = /^ec2:(?!Describe)|^ssm:SendCommand$|^iam:PassRole$/;
     for (const fn of ['popularity', 'placement'] as const) {
@@ -441,6 +595,13 @@ describe('least privilege', () => {
     for (const statement of deleting.filter((candidate) => candidate.Sid !== 'DeleteReplacementRoots')) {
       expect(statement.Condition?.Null?.['aws:ResourceTag/warmboot:shelved'], statement.Sid).toBe('false');
     }
+    // A replacement's fresh root that became retained data keeps replacement-root=true: while it is
+    // shelved, only the opted-in, confirmed deletion may delete it (H6).
+    const replacementRoots = deleting.find((statement) => statement.Sid === 'DeleteReplacementRoots');
+    expect(replacementRoots?.Condition?.StringEquals?.['aws:ResourceTag/warmboot:replacement-root']).toBe(
+      'true',
+    );
+    expect(replacementRoots?.Condition?.Null?.['aws:ResourceTag/warmboot:shelved']).toBe('true');
   });
 });
 

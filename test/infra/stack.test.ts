@@ -10,18 +10,21 @@ import {
   patternBus,
   REQUEST_TYPES,
   RULE_DELIVERY_ALIAS,
+  TENANT_SOURCE_PREFIX,
   WARMBOOT,
   WARMBOOT_FACT,
 } from '../../functions/catalog';
 import { DOCUMENTS as IMAGE_DOCUMENTS } from '../../functions/image-cache/documents';
 import { DOCUMENTS as POOL_DOCUMENTS } from '../../functions/pools/documents';
 import type { EventPattern } from '../../functions/shared/event-pattern';
+import { REQUEST_CALLERS_ENV } from '../../functions/shared/function-url';
 import { deployedDocumentName, documentContent } from '../../functions/shared/ssm-document';
 import { TABLES, tableEnvVar } from '../../functions/shared/tables';
 import { factsBusPolicy, requestBusPolicy } from '../../infra/bus-policies';
 import { loadWarmbootContext } from '../../infra/config';
 import { WarmbootData } from '../../infra/data';
 import { PROJECT_ROOT } from '../../infra/function';
+import { requestCallersOf, requestUrlOutputId, servesRequests } from '../../infra/request-urls';
 import { readSampleEvents, samplesFor, TEST_EVENT_REGISTRY } from '../../infra/test-events';
 import { Warmboot } from '../../infra/warmboot';
 import { cfnText, exampleSettings, resourcesOfType, synthesize } from './synth';
@@ -112,7 +115,12 @@ describe('Warmboot construct', () => {
   it('adds its policy statements to an existing request bus, and rules only warmboot requests there', () => {
     const stack = scratchStack();
     const operators = [
-      { principal: 'arn:aws:iam::123456789012:role/requester', requests: ['Request Server'] },
+      { principal: 'arn:aws:iam::123456789012:role/requester', requests: ['Request Server'], tenants: ['*'] },
+      {
+        principal: 'arn:aws:iam::123456789012:role/team-a',
+        requests: ['Shelve Instances'],
+        tenants: ['team-a'],
+      },
     ];
     new Warmboot(stack, 'Warmboot', { requestBus: { name: 'team-requests', existing: true }, operators });
     const template = Template.fromStack(stack);
@@ -132,21 +140,42 @@ describe('Warmboot construct', () => {
       'OnlyOperators',
       'Operator0OnlyItsRequests',
       'Operator0Requests',
+      'Operator1OnlyItsRequests',
+      'Operator1OnlyItsTenants',
+      'Operator1Requests',
     ]);
     for (const statement of statements) expect(statement.EventBusName).toBe('team-requests');
-    // Scoped to warmboot's request source: the bus's other publishers keep what their statements give.
-    expect(
-      statements.find((statement) => statement.Statement.Sid === 'OnlyOperators')?.Statement,
-    ).toMatchObject({
+    const statement = (sid: string) =>
+      statements.find((candidate) => candidate.Statement.Sid === sid)?.Statement;
+    // Scoped to warmboot's request sources: the bus's other publishers keep what their statements give.
+    expect(statement('OnlyOperators')).toMatchObject({
       Effect: 'Deny',
-      Condition: { 'ForAnyValue:StringEquals': { 'events:source': ['warmboot'] } },
+      Condition: { 'ForAnyValue:StringLike': { 'events:source': ['warmboot', 'warmboot.tenant.*'] } },
+    });
+    // Each operator puts only the sources of its tenants (security review C3).
+    expect(statement('Operator0Requests')).toMatchObject({
+      Effect: 'Allow',
+      Condition: { 'ForAllValues:StringEquals': { 'events:source': ['warmboot'] } },
+    });
+    expect(statement('Operator1Requests')).toMatchObject({
+      Effect: 'Allow',
+      Condition: { 'ForAllValues:StringEquals': { 'events:source': ['warmboot.tenant.team-a'] } },
+    });
+    expect(statement('Operator1OnlyItsTenants')).toMatchObject({
+      Effect: 'Deny',
+      Condition: {
+        ArnEquals: { 'aws:PrincipalArn': 'arn:aws:iam::123456789012:role/team-a' },
+        'ForAnyValue:StringNotEquals': { 'events:source': ['warmboot.tenant.team-a'] },
+      },
     });
     const requestRules = rules.filter((rule) => rule.EventBusName === 'team-requests');
     const requestPatterns = Object.values(FUNCTIONS).flatMap((spec) =>
       spec.patterns.filter(({ pattern }) => patternBus(pattern) === 'requests'),
     );
     expect(requestRules).toHaveLength(requestPatterns.length);
-    for (const rule of requestRules) expect(rule.EventPattern?.source).toEqual(['warmboot']);
+    for (const rule of requestRules) {
+      expect(rule.EventPattern?.source).toEqual(['warmboot', { prefix: 'warmboot.tenant.' }]);
+    }
   });
 
   it('reserves concurrency only for the functions it is asked to', () => {
@@ -267,8 +296,16 @@ describe('Warmboot stack', () => {
           POPULARITY_SETTINGS: settings.popularity,
         },
         placement: { HOST_GROUPS: settings.hostGroups },
-        pools: { POOLS: settings.pools, POPULARITY_SETTINGS: settings.popularity },
-        claim: { POOLS: settings.pools, POPULARITY_SETTINGS: settings.popularity },
+        pools: {
+          POOLS: settings.pools,
+          POOL_POLICY: settings.poolPolicy,
+          POPULARITY_SETTINGS: settings.popularity,
+        },
+        claim: {
+          POOLS: settings.pools,
+          POOL_POLICY: settings.poolPolicy,
+          POPULARITY_SETTINGS: settings.popularity,
+        },
         shelving: { SHELVING_SETTINGS: settings.shelving },
       };
       for (const id of functionIds) {
@@ -279,6 +316,8 @@ describe('Warmboot stack', () => {
           'IDEMPOTENCY_TABLE',
           'FACTS_BUS_NAME',
           ...Object.keys(settingsVariables[id]),
+          // Who may call its request URL (functions/shared/lambda.ts reads it).
+          ...(servesRequests(FUNCTIONS[id]) ? [REQUEST_CALLERS_ENV] : []),
         ];
 
         expect(Object.keys(variables).sort(), id).toEqual([...new Set(expectedNames)].sort());
@@ -371,7 +410,10 @@ describe('Warmboot stack', () => {
       const facts = onBus(`\${${busLogicalId('factsBus')}}`);
       expect(aws.length + requests.length + facts.length).toBe(patterned.length);
       expect(aws.flatMap(sourcesOf).every((source) => source.startsWith('aws.'))).toBe(true);
-      expect(new Set(requests.flatMap(sourcesOf))).toEqual(new Set([WARMBOOT]));
+      // Operators of every tenant put `warmboot`; operators bound to tenants `warmboot.tenant.<t>`.
+      for (const rule of requests) {
+        expect(sourcesOf(rule)).toEqual([WARMBOOT, { prefix: TENANT_SOURCE_PREFIX }]);
+      }
       expect(new Set(facts.flatMap(sourcesOf))).toEqual(new Set([WARMBOOT_FACT]));
       // Every operator request warmboot serves has a rule on the request bus.
       const requestTypes = requests.flatMap(
@@ -406,13 +448,17 @@ describe('Warmboot stack', () => {
       expect(bus?.Properties?.Policy).toEqual(
         JSON.parse(JSON.stringify(expected).replaceAll('"__BUS__"', JSON.stringify(busArn))),
       );
-      // Each operator: allowed its own request types with source warmboot, denied every other.
+      // Each operator: allowed its own request types with its tenants' sources (`warmboot` for
+      // every tenant, `warmboot.tenant.<t>` for each of its own), denied every other.
       const statements = expected.Statement;
       settings.operators.forEach((operator, index) => {
+        const sources = operator.tenants.includes('*')
+          ? [WARMBOOT]
+          : operator.tenants.map((tenant) => `${TENANT_SOURCE_PREFIX}${tenant}`);
         expect(statements.find((statement) => statement.Sid === `Operator${index}Requests`)).toMatchObject({
           Effect: 'Allow',
           Principal: { AWS: operator.principal },
-          Condition: { 'ForAllValues:StringEquals': { 'events:source': [WARMBOOT] } },
+          Condition: { 'ForAllValues:StringEquals': { 'events:source': sources } },
         });
         expect(
           statements.find((statement) => statement.Sid === `Operator${index}OnlyItsRequests`),
@@ -420,7 +466,20 @@ describe('Warmboot stack', () => {
           Effect: 'Deny',
           Condition: { ArnEquals: { 'aws:PrincipalArn': operator.principal } },
         });
+        const onlyItsTenants = statements.find(
+          (statement) => statement.Sid === `Operator${index}OnlyItsTenants`,
+        );
+        if (operator.tenants.includes('*')) expect(onlyItsTenants).toBeUndefined();
+        else
+          expect(onlyItsTenants).toMatchObject({
+            Effect: 'Deny',
+            Condition: {
+              ArnEquals: { 'aws:PrincipalArn': operator.principal },
+              'ForAnyValue:StringNotEquals': { 'events:source': sources },
+            },
+          });
       });
+      expect(settings.operators.some((operator) => !operator.tenants.includes('*'))).toBe(true);
       expect(statements.find((statement) => statement.Sid === 'OnlyOperators')).toMatchObject({
         Effect: 'Deny',
         Principal: '*',
@@ -629,5 +688,92 @@ describe('Warmboot stack', () => {
         expect(alarm.Properties?.AlarmActions, JSON.stringify(alarm.Properties?.MetricName)).toHaveLength(1);
       }
     });
+  });
+});
+
+describe('IAM-authenticated request URLs', () => {
+  const account = '123456789012';
+  const tenantOps = `arn:aws:iam::${account}:role/tenant-a-operators`;
+  const admin = `arn:aws:iam::${account}:role/warmboot-admin`;
+  const build = (props: ConstructorParameters<typeof Warmboot>[2] = {}) => {
+    const stack = scratchStack();
+    const warmboot = new Warmboot(stack, 'Warmboot', props);
+    return { stack, warmboot, template: Template.fromStack(stack) };
+  };
+  const urlCallers = build({
+    operators: [{ principal: tenantOps, requests: ['Shelve Instances'], tenants: ['tenant-a'] }],
+    admins: [admin],
+  });
+  /** The permissions on a function's URL alias: principal, action and condition of each. */
+  const permissionsOf = (id: FunctionId) => {
+    const { stack, warmboot, template } = urlCallers;
+    const fn = warmboot.functions.find((candidate) => candidate.spec.id === id);
+    const alias = fn?.node.findChild('RequestAlias');
+    const aliasId = stack.getLogicalId(alias?.node.defaultChild as never);
+    return Object.values(template.findResources('AWS::Lambda::Permission'))
+      .filter(
+        (resource) => JSON.stringify(resource.Properties.FunctionName) === JSON.stringify({ Ref: aliasId }),
+      )
+      .map(({ Properties: { FunctionName: _alias, ...permission } }) => permission)
+      .sort((a, b) => `${a.Principal}${a.Action}`.localeCompare(`${b.Principal}${b.Action}`));
+  };
+
+  it('gives every function that takes requests an AWS_IAM function URL on its requests alias, as a stack output', () => {
+    for (const fn of warmbootFunctions) {
+      expect(servesRequests(fn.spec), fn.spec.id).toBe(true);
+      expect(
+        cfnText(
+          json.Resources[stack.getLogicalId(fn.requestUrl?.node.defaultChild as never)]?.Properties?.AuthType,
+        ),
+      ).toBe('AWS_IAM');
+      expect(
+        json.Resources[stack.getLogicalId(fn.requestUrl?.node.defaultChild as never)]?.Properties?.Qualifier,
+      ).toBe('requests');
+      const outputs = (json as unknown as { Outputs: Record<string, { Value: unknown }> }).Outputs;
+      expect(cfnText(outputs[requestUrlOutputId(fn.spec.id)]?.Value), fn.spec.id).toBe(
+        `\${${stack.getLogicalId(fn.requestUrl?.node.defaultChild as never)}.FunctionUrl}`,
+      );
+    }
+  });
+
+  it('admits to a URL exactly the operators that may send its function something, and the admins where it serves admin requests', () => {
+    const both = (principal: string) => [
+      { Action: 'lambda:InvokeFunction', InvokedViaFunctionUrl: true, Principal: principal },
+      { Action: 'lambda:InvokeFunctionUrl', FunctionUrlAuthType: 'AWS_IAM', Principal: principal },
+    ];
+
+    expect(permissionsOf('shelving')).toEqual([...both(tenantOps), ...both(admin)]);
+    expect(permissionsOf('pools')).toEqual(both(admin));
+    // Popularity serves no admin request, and the operator sends it nothing: nobody is admitted.
+    expect(permissionsOf('popularity')).toEqual([]);
+  });
+
+  it('tells each function who may call its URL, with what, for which tenants', () => {
+    const { stack, warmboot, template } = urlCallers;
+    const shelving = warmboot.functions.find((fn) => fn.spec.id === 'shelving');
+    const properties = template.toJSON().Resources[
+      stack.getLogicalId(shelving?.function.node.defaultChild as never)
+    ].Properties as { Environment: { Variables: Record<string, string> } };
+
+    expect(JSON.parse(properties.Environment.Variables.REQUEST_CALLERS ?? '')).toEqual({
+      operators: [{ principal: tenantOps, requests: ['Shelve Instances'], tenants: ['tenant-a'] }],
+      admins: [admin],
+    });
+    expect(requestCallersOf(FUNCTIONS.shelving, [], [admin])).toEqual({ operators: [], admins: [admin] });
+  });
+
+  it('refuses at synth a caller list that would push a function environment over 4 KB', () => {
+    // One operator of many long-named tenants: still under the request bus policy's 10 KB.
+    const tenants = Array.from({ length: 40 }, (_, index) => `tenant-${index}-${'x'.repeat(80)}`);
+    const operators = [{ principal: tenantOps, requests: ['Shelve Instances'], tenants }];
+
+    expect(() => build({ operators })).toThrow(/shelving: .*REQUEST_CALLERS.*over Lambda's 4 KB limit/);
+  });
+
+  it('takes admins only as role or user ARNs, naming the prop', () => {
+    expect(() => build({ admins: [`arn:aws:iam::${account}:root`] })).toThrow(/props\.admins\[0\]/);
+    expect(() => build({ admins: [`arn:aws:sts::${account}:assumed-role/admin/session`] })).toThrow(
+      /props\.admins\[0\]/,
+    );
   });
 });

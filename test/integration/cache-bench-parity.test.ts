@@ -81,6 +81,7 @@ const lambdaPath = async ({
     name: BENCH_HOST_GROUP,
     cacheBytes: input.group.cacheBytes,
     cacheDirectory: '/var/cache/warmboot',
+    allowedRegistries: ['registry.example.com'],
   });
   const store = new MemoryImageCacheStore();
   const imageIds = new Set([
@@ -91,13 +92,17 @@ const lambdaPath = async ({
   for (const id of imageIds) {
     const sizeBytes = input.imageSizes[id];
     if (sizeBytes === undefined) continue;
-    await store.putImage({
-      id,
-      kind: 'container',
-      source: `registry.example.com/bench/${id.toLowerCase()}`,
-      digest: `sha256:${'0'.repeat(64)}`,
-      sizeBytes,
-    });
+    await store.putImage(
+      {
+        id,
+        kind: 'container',
+        source: `registry.example.com/bench/${id.toLowerCase()}`,
+        digest: `sha256:${'0'.repeat(64)}`,
+        sizeBytes,
+      },
+      { at: 0, via: 'direct-invoke' },
+      'absent',
+    );
   }
   for (const host of input.hosts) {
     await store.putHost(
@@ -145,6 +150,7 @@ const lambdaPath = async ({
   const service = new ImageCacheService({
     groups: [group],
     region: 'us-east-1',
+    account: '123456789012',
     store,
     hosts: {
       groupHosts: async () => hostInfo,

@@ -36,18 +36,23 @@ describe('a claim whose resize EC2 refuses', () => {
     cloud = local;
     local.ec2.addSubnet({ subnetId: SUBNET, availabilityZone: 'us-east-1a' });
     const image = local.ec2.registerImage({ name: 'centos-6-web', rootSizeGiB: 8, enaSupport: false });
-    await local.putEvent({
-      source: 'warmboot',
-      detailType: definePoolEvent['detail-type'],
+    // Define Pool is an administrator's request: a direct (IAM-authenticated) invoke.
+    await local.invoke('pools', {
+      ...definePoolEvent,
+      id: 'define-legacy-web',
+      time: new Date(local.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
       detail: {
         pool: {
           name: POOL,
           image,
           instanceType: 't2.large',
+          // Requests may ask for m7i.large (H4: only listed types).
+          instanceTypes: ['m7i.large'],
           subnets: [SUBNET],
           initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
           minSize: 1,
-          maxSize: 1,
+          // Room for the cold launch after the refused resize (H4: cold launches count against it).
+          maxSize: 2,
         },
       },
     });

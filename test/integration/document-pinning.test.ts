@@ -44,21 +44,19 @@ describe('SSM documents are pinned to the deployed version', () => {
     // UpdateDocument + UpdateDocumentDefaultVersion in the console, outside the stack.
     local.ssm.publishDocumentVersion(deployedDocumentName(initialize), tampered, { makeDefault: true });
 
-    await local.putEvent({
-      source: 'warmboot',
-      detailType: definePoolEvent['detail-type'],
-      detail: {
-        pool: {
-          name: 'pinned',
-          image,
-          instanceType: 'm7i.large',
-          subnets: [SUBNET],
-          initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
-          minSize: 2,
-          maxSize: 2,
-        },
+    // Define Pool is an administrator's request: a direct invoke.
+    const { answer } = await local.adminRequest(definePoolEvent['detail-type'], {
+      pool: {
+        name: 'pinned',
+        image,
+        instanceType: 'm7i.large',
+        subnets: [SUBNET],
+        initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
+        minSize: 2,
+        maxSize: 2,
       },
     });
+    expect(answer).toMatchObject({ status: 'handled' });
     await local.settleFor(5 * MINUTE);
 
     const members = await local.run(() =>

@@ -105,27 +105,30 @@ describe('fast snapshot restore for hot AMIs', () => {
     expect(await trackedStates(local)).toEqual([{ pair, state: 'disabled', managed: false }]);
   });
 
-  it("spends the budget only on AMIs whose snapshots this account may enable, not AWS's public ones (W1)", async () => {
-    const local = await start({ maxPairs: 1, maxUsdPerHour: 0.75, topPerAz: 2 });
+  it("spends the budget only on this account's snapshots, not AWS's public ones (W1) nor a partner's shared ones (H4)", async () => {
+    const local = await start({ maxPairs: 1, maxUsdPerHour: 0.75, topPerAz: 3 });
     // The hottest AMI is Amazon's public one: its root snapshot is Amazon's and not shared.
     const publicAmi = local.ec2.registerImage({
       name: 'al2023-public',
       rootSizeGiB: 8,
       ownerId: '137112412989',
     });
+    // A partner shared its snapshots with this account, but fastRestore.allowedSnapshotOwners does not list it.
     const sharedAmi = local.ec2.registerImage({
       name: 'partner-shared',
       rootSizeGiB: 8,
       ownerId: '210987654321',
       snapshotsShared: true,
     });
+    const ownAmi = local.ec2.registerImage({ name: 'own-build', rootSizeGiB: 8 });
     await launches(local, publicAmi, 'us-east-1a', 50);
     await launches(local, sharedAmi, 'us-east-1a', 20);
+    await launches(local, ownAmi, 'us-east-1a', 10);
 
     await plan(local);
     await local.settleFor(5 * 60_000);
 
-    expect(fsrOn(local)).toEqual([`${rootSnapshot(local, sharedAmi)}@us-east-1a:enabled`]);
+    expect(fsrOn(local)).toEqual([`${rootSnapshot(local, ownAmi)}@us-east-1a:enabled`]);
   });
 
   it('stays within the budget across AZs and never touches pairs it did not enable', async () => {

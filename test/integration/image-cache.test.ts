@@ -1,10 +1,16 @@
 import { readFileSync } from 'node:fs';
-import { RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import {
+  CreateTagsCommand,
+  EC2Client,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { SSM_COMMAND_STATUS } from '../../functions/catalog';
 import { DynamoImageCacheStore, type GroupState } from '../../functions/image-cache/adapters/store';
 import { LocalCloud } from '../../local/cloud';
 import { ensureSsmManagedProfile } from '../../local/iam/instance-profiles';
+import { attachSimulator } from '../../local/sdk-bridge';
 
 const GiB = 1024 ** 3;
 const GROUP = 'gpu-inference';
@@ -49,6 +55,10 @@ const start = async (group: Record<string, unknown> = {}): Promise<LocalCloud> =
 const put = (local: LocalCloud, event: { 'detail-type': string; detail: Record<string, unknown> }) =>
   local.putEvent({ source: 'warmboot', detailType: event['detail-type'], detail: event.detail });
 
+/** Register Image is an administrator's direct invoke, never an event on the request bus. */
+const registerImage = (local: LocalCloud, spec: Record<string, unknown>) =>
+  local.adminRequest('Register Image', { image: spec });
+
 const launchHosts = async (local: LocalCloud, zone: string, count: number): Promise<string[]> => {
   const output = await local.run(() =>
     local.runtime('imageCache').clients.ec2.send(
@@ -87,7 +97,7 @@ const fleet = async (local: LocalCloud) => {
     ...(await launchHosts(local, 'us-east-1a', 2)),
     ...(await launchHosts(local, 'us-east-1b', 2)),
   ];
-  await put(local, register);
+  await registerImage(local, image);
   await local.settleFor(2 * 60_000);
   return hosts;
 };
@@ -234,10 +244,7 @@ describe('image cache on the local cloud', () => {
         failures.push(record.error ?? record.outcome);
     });
     local.ssm.imageSource.setReachable(false);
-    await put(local, {
-      'detail-type': 'Pin Image',
-      detail: { hostGroup: GROUP, imageId: other.id, image: other },
-    });
+    await registerAndPin(local, other);
     await local.settleFor(30 * 60_000);
 
     const state = await groupState(local);
@@ -300,6 +307,19 @@ const snapshotImage = async (local: LocalCloud, id: string, fastRestoreAz?: stri
   const ami = local.ec2.registerImage({ name: `${id}-content`, rootSizeGiB: 8 });
   const snapshotId =
     local.ec2.images().find((item) => item.imageId === ami)?.blockDevices[0]?.snapshotId ?? '';
+  // The operator marks the snapshot as this image's: volume-link refuses any other (H2).
+  const operator = new EC2Client({
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'operator', secretAccessKey: 'operator' },
+    endpoint: 'http://127.0.0.1:9',
+    maxAttempts: 1,
+  });
+  attachSimulator(operator, local.ec2.dispatch);
+  await local.run(() =>
+    operator.send(
+      new CreateTagsCommand({ Resources: [snapshotId], Tags: [{ Key: 'warmboot:image', Value: id }] }),
+    ),
+  );
   if (fastRestoreAz) {
     const { EnableFastSnapshotRestoresCommand } = await import('@aws-sdk/client-ec2');
     await local.run(() =>
@@ -319,10 +339,11 @@ const snapshotImage = async (local: LocalCloud, id: string, fastRestoreAz?: stri
   };
 };
 
-const pinEvent = (imageId: string, spec: Record<string, unknown>) => ({
-  'detail-type': 'Pin Image',
-  detail: { hostGroup: GROUP, imageId, image: spec },
-});
+/** An administrator registers the image; an operator then pins it by id. */
+const registerAndPin = async (local: LocalCloud, spec: { id: string } & Record<string, unknown>) => {
+  await registerImage(local, spec);
+  await put(local, { 'detail-type': 'Pin Image', detail: { hostGroup: GROUP, imageId: spec.id } });
+};
 
 describe('image handlers and popularity on the local cloud', () => {
   it('volume-link: a volume from the snapshot in the host AZ, fast-restored where FSR is on, attached and mounted', async () => {
@@ -332,7 +353,7 @@ describe('image handlers and popularity on the local cloud', () => {
     const [elsewhere] = await launchHosts(local, 'us-east-1b', 1);
     await local.settleFor(2 * 60_000);
 
-    await put(local, pinEvent(linked.id, linked));
+    await registerAndPin(local, linked);
     await local.settleFor(15 * 60_000);
 
     const state = await groupState(local);
@@ -380,7 +401,7 @@ describe('image handlers and popularity on the local cloud', () => {
     local.ssm.imageSource.add(linked.source, { bytes: linked.sizeBytes, digest: linked.digest });
     await local.settleFor(2 * 60_000);
 
-    await put(local, pinEvent(linked.id, linked));
+    await registerAndPin(local, linked);
     await local.settleFor(15 * 60_000);
 
     const state = await groupState(local);
@@ -402,8 +423,8 @@ describe('image handlers and popularity on the local cloud', () => {
     ];
     const rare = { ...image, id: 'rarely-used', source: `${image.source.split(':')[0]}-rare:1` };
     local.ssm.imageSource.add(rare.source, { bytes: rare.sizeBytes, digest: rare.digest });
-    await put(local, register);
-    await put(local, { 'detail-type': 'Register Image', detail: { image: rare } });
+    await registerImage(local, image);
+    await registerImage(local, rare);
     await local.settleFor(2 * 60_000);
     // The local cloud runs every function in one process, where Powertools' idempotency keys carry
     // no function name: imageCache's copy of a `running` event collides with popularity's. One

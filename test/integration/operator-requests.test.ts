@@ -23,7 +23,7 @@ const sample = JSON.parse(
 ) as { 'detail-type': string; detail: { image: string; count: number } & Record<string, unknown> };
 
 const requester = `arn:aws:iam::${ACCOUNT}:role/team/launch-reporter`;
-const operators: Operator[] = [{ principal: requester, requests: ['Image Launched'] }];
+const operators: Operator[] = [{ principal: requester, requests: ['Image Launched'], tenants: ['*'] }];
 
 /** What many application, CI and power-user roles hold: PutEvents on every bus. */
 const putEventsAnywhere = [

@@ -74,7 +74,8 @@ const start = async (): Promise<{ local: LocalCloud; hosts: string[] }> => {
     );
     hosts.push(...(output.Instances ?? []).map((instance) => instance.InstanceId ?? ''));
   }
-  await put(local, register);
+  // Register Image is an administrator's direct invoke, never a request-bus event.
+  await local.adminRequest('Register Image', register.detail);
   await local.settleFor(2 * 60_000);
   return { local, hosts };
 };

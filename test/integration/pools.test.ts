@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { RunInstancesCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { type ClaimRecord, dynamoPoolStore } from '../../functions/pools/adapters/store';
 import type { PoolSpecInput } from '../../functions/pools/config';
@@ -34,11 +35,14 @@ interface Started {
   readonly facts: EventEnvelope[];
 }
 
+/** The instance profiles the pools of these tests launch with, allowed by the deployment's pool policy. */
+const POOL_POLICY = JSON.stringify({ instanceProfiles: [{ name: MEMBER_PROFILE }, { name: 'no-ssm' }] });
+
 const start = async (settings: Record<string, string> = {}): Promise<Started> => {
   const local = await LocalCloud.start({
     dynamodbEndpoint: inject('dynamodbEndpoint'),
     functions: ['pools', 'claim'],
-    settings,
+    settings: { POOL_POLICY, ...settings },
   });
   cloud = local;
   local.instanceProfiles.create(MEMBER_PROFILE, { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
@@ -64,8 +68,9 @@ const linuxPool = (image: string, overrides: Partial<PoolSpecInput> = {}): PoolS
   ...overrides,
 });
 
+/** Define Pool is an administrative request: a direct invoke, not an event on the request bus. */
 const definePool = (local: LocalCloud, pool: PoolSpecInput) =>
-  local.putEvent({ source: 'warmboot', detailType: definePoolEvent['detail-type'], detail: { pool } });
+  local.adminRequest(definePoolEvent['detail-type'], { pool });
 
 const store = (local: LocalCloud) => dynamoPoolStore(local.documents, local.tables.pools);
 const membersOf = (local: LocalCloud, pool = POOL) => local.run(() => store(local).listMembers(pool));
@@ -290,7 +295,8 @@ describe('pool lifecycle on the local cloud', () => {
   it('resizes a stopped member to the requested type before starting it', async () => {
     const started = await start();
     const { local } = started;
-    await filledPool(started);
+    // The types requests may ask of the pool besides its own (security review H4).
+    await filledPool(started, { instanceTypes: ['m7i.xlarge', 'm7g.large'] });
 
     const outcome = await requestServer(local, { instanceType: 'm7i.xlarge' });
 
@@ -417,16 +423,63 @@ describe('pool reconcile on the local cloud', () => {
     await filledPool(started);
     local.startSchedules();
 
-    await local.putEvent({
-      source: 'warmboot',
-      detailType: drainPoolEvent['detail-type'],
-      detail: { pool: POOL },
-    });
+    await local.adminRequest(drainPoolEvent['detail-type'], { pool: POOL });
     await local.settleFor(6 * MINUTE);
 
     expect(poolInstances(local)).toEqual([]);
     expect(await membersOf(local)).toEqual([]);
     expect(await requestServer(local)).toMatchObject({ status: 'failed', error: { code: 'NotFound' } });
+  });
+
+  it('never adopts, hands out or terminates an instance someone else tagged as a ready member (H1)', async () => {
+    const started = await start();
+    const { local } = started;
+    // Someone with ec2:RunInstances and tagging rights (not a warmboot role) plants a server of
+    // their own, tagged as a stopped ready member, under the readable token warmboot once used.
+    const ec2 = local.runtime('pools').clients.ec2;
+    const planted = await local.run(async () => {
+      const launched = await ec2.send(
+        new RunInstancesCommand({
+          ImageId: started.image,
+          InstanceType: 'm7i.large',
+          MinCount: 1,
+          MaxCount: 1,
+          SubnetId: SUBNET_A,
+          ClientToken: `${POOL}-${Math.floor(local.clock.now() / 1000)}-0`,
+          TagSpecifications: [
+            {
+              ResourceType: 'instance',
+              Tags: [
+                { Key: 'warmboot:managed', Value: 'true' },
+                { Key: 'warmboot:pool', Value: POOL },
+                { Key: 'warmboot:member-state', Value: 'ready' },
+              ],
+            },
+          ],
+        }),
+      );
+      return launched.Instances?.[0]?.InstanceId ?? '';
+    });
+    await local.settleFor(MINUTE);
+    await local.run(() => ec2.send(new StopInstancesCommand({ InstanceIds: [planted] })));
+    await local.settleFor(MINUTE);
+
+    const members = await filledPool(started, { minSize: 1, maxSize: 2 });
+    local.startSchedules();
+    const served = await requestServer(local);
+    const { answer } = await local.adminRequest(drainPoolEvent['detail-type'], { pool: POOL });
+    await local.settleFor(6 * MINUTE);
+
+    expect(members.map((member) => member.instanceId)).not.toContain(planted);
+    expect(served).toMatchObject({ status: 'ready' });
+    expect(served.instanceId).not.toBe(planted);
+    expect(answer).toMatchObject({ result: { foreignTagged: [planted] } });
+    expect(local.ec2.instance(planted)?.state).toBe('stopped');
+    const touched = local.calls
+      .calls()
+      .filter((call) => call.resource.id === planted && call.caller !== 'outside');
+    expect(touched.map((call) => `${call.caller} ${call.operation}`)).toEqual([]);
+    expect(poolInstances(local).map((instance) => instance.instanceId)).toEqual([planted]);
   });
 
   it('never holds more than maxSize members while claims, refills and reconciles race', async () => {

@@ -96,6 +96,20 @@ const launch = async (local: LocalCloud, count: number, placement: Record<string
   return (answer.Instances ?? []).map((instance) => instance.InstanceId ?? '');
 };
 
+/** The unconfirmed Delete Shelved Record (an administrator's direct invoke): its plan and token. */
+const deletionPlan = async (local: LocalCloud, recordId: string) =>
+  (
+    (await request(local, 'delete-shelved.json', { recordId })) as unknown as {
+      result: {
+        result: {
+          ok: boolean;
+          confirm: string;
+          willDelete: { volumeIds: string[]; snapshotIds: string[] };
+        };
+      };
+    }
+  ).result.result;
+
 const records = (local: LocalCloud) => dynamoShelfStore(local.documents, local.tables.shelves);
 const load = async (local: LocalCloud, ids: readonly string[]): Promise<ShelfRecord[]> =>
   local.run(() => records(local).getMany(ids));
@@ -554,7 +568,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     }
   });
 
-  it('deletes a shelve record only after an explicit confirmation that names its volumes', async () => {
+  it('deletes a shelve record only with the server-issued confirmation of its exact volumes and snapshots', async () => {
     const local = await start({}, { allowShelvedDataDeletion: true });
     const recordId = await offloadedRecord(local, 2 * MINUTE);
     const [record] = await load(local, [recordId]);
@@ -562,13 +576,15 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     const snapshotIds = record?.volumes.map((volume) => volume.snapshotId) ?? [];
     expect(snapshotIds).toHaveLength(2);
 
-    const unconfirmed = (await request(local, 'delete-shelved.json', { recordId })) as unknown as {
-      result: { result: { ok: boolean; willDelete: { volumeIds: string[] } } };
-    };
-    expect(unconfirmed.result.result).toMatchObject({ ok: false, willDelete: { volumeIds } });
+    const unconfirmed = await deletionPlan(local, recordId);
+    expect(unconfirmed).toMatchObject({ ok: false, willDelete: { volumeIds, snapshotIds } });
+    expect(retainedVolumesIntact(local, record ? [record] : [])).toBe(true);
+    // The record id, the sample's old "confirmation", deletes nothing.
+    const byRecordId = await request(local, 'delete-shelved.json', { recordId, confirm: recordId });
+    expect(byRecordId).toMatchObject({ status: 'rejected', error: { field: 'detail.confirm' } });
     expect(retainedVolumesIntact(local, record ? [record] : [])).toBe(true);
 
-    await request(local, 'delete-shelved.json', { recordId, confirm: recordId });
+    await request(local, 'delete-shelved.json', { recordId, confirm: unconfirmed.confirm });
     await local.settleFor(MINUTE);
     const existing = new Set(local.ec2.volumes().map((volume) => volume.volumeId));
     expect(volumeIds.some((id) => existing.has(id))).toBe(false);
@@ -594,7 +610,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
 
     const failed = (await request(local, 'delete-shelved.json', {
       recordId,
-      confirm: recordId,
+      confirm: (await deletionPlan(local, recordId)).confirm,
     })) as unknown as {
       result: { result: { ok: boolean; deleted: { snapshots: { id: string; ok: boolean }[] } } };
     };
@@ -609,10 +625,81 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     const [kept] = await load(local, [recordId]);
     expect(kept).toMatchObject({ step: 'offloaded', error: { code: 'DeletionIncomplete' } });
 
-    await request(local, 'delete-shelved.json', { recordId, confirm: recordId });
+    await request(local, 'delete-shelved.json', {
+      recordId,
+      confirm: (await deletionPlan(local, recordId)).confirm,
+    });
     await local.settleFor(MINUTE);
     expect(snapshotsExisting()).toEqual([]);
     expect(await load(local, [recordId])).toEqual([]);
+  });
+});
+
+describe('shelving requests over the request bus act for the caller’s tenant (security review C3)', () => {
+  const ACCOUNT = '123456789012';
+  const operatorOf = (tenant: string) => ({
+    principalArn: `arn:aws:iam::${ACCOUNT}:role/${tenant}-operator`,
+  });
+  const SHELVING_REQUESTS = ['Shelve Instances', 'Offload Instances', 'Unshelve Instances'];
+
+  it('shelves a tenant’s instance for its own operator only, whatever the request says', async () => {
+    cloud = await LocalCloud.start({
+      dynamodbEndpoint: inject('dynamodbEndpoint'),
+      functions: ['shelving'],
+      accountId: ACCOUNT,
+      settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1 }) },
+      operators: ['tenant-a', 'tenant-b'].map((tenant) => ({
+        principal: operatorOf(tenant).principalArn,
+        requests: SHELVING_REQUESTS,
+        tenants: [tenant],
+      })),
+    });
+    const local = cloud;
+    const [instanceId = ''] = await launch(local, 1);
+    const shelveAs = (tenant: string, source: string, detail: Record<string, unknown>) =>
+      local.putEvent({ source, detailType: 'Shelve Instances', detail }, { as: operatorOf(tenant) });
+
+    // tenant-b's operator, with its own source: the instance is tenant-a's, so nothing happens.
+    await shelveAs('tenant-b', 'warmboot.tenant.tenant-b', { instanceIds: [instanceId] });
+    // Claiming tenant-a in the request does not help: the source binds the tenant.
+    await shelveAs('tenant-b', 'warmboot.tenant.tenant-b', { instanceIds: [instanceId], tenant: 'tenant-a' });
+    // Nor does putting tenant-a's source or the unbound one: the bus policy refuses them.
+    await expect(
+      shelveAs('tenant-b', 'warmboot.tenant.tenant-a', { instanceIds: [instanceId] }),
+    ).rejects.toMatchObject({ name: 'AccessDeniedException' });
+    await expect(shelveAs('tenant-b', 'warmboot', { instanceIds: [instanceId] })).rejects.toMatchObject({
+      name: 'AccessDeniedException',
+    });
+    await local.settleFor(3 * MINUTE);
+    expect(local.ec2.instance(instanceId)?.state).toBe('running');
+    expect(await local.run(() => records(local).recordIdForInstance(instanceId))).toBeUndefined();
+
+    await shelveAs('tenant-a', 'warmboot.tenant.tenant-a', { instanceIds: [instanceId], snapshot: false });
+    await local.settleFor(3 * MINUTE);
+    expect(local.ec2.instance(instanceId)?.state).toBe('stopped');
+    const recordId = (await local.run(() => records(local).recordIdForInstance(instanceId))) ?? '';
+    expect((await load(local, [recordId]))[0]).toMatchObject({ tenant: 'tenant-a', step: 'shelved' });
+
+    // tenant-b cannot offload or unshelve it either.
+    await local.putEvent(
+      {
+        source: 'warmboot.tenant.tenant-b',
+        detailType: 'Offload Instances',
+        detail: { recordIds: [recordId] },
+      },
+      { as: operatorOf('tenant-b') },
+    );
+    await local.putEvent(
+      {
+        source: 'warmboot.tenant.tenant-b',
+        detailType: 'Unshelve Instances',
+        detail: { instanceIds: [instanceId] },
+      },
+      { as: operatorOf('tenant-b') },
+    );
+    await local.settleFor(3 * MINUTE);
+    expect((await load(local, [recordId]))[0]).toMatchObject({ step: 'shelved' });
+    expect(local.ec2.instance(instanceId)?.state).toBe('stopped');
   });
 });
 

@@ -481,3 +481,102 @@ describe.each(FUNCTION_IDS)('the %s handler on bad input', (functionId) => {
     },
   );
 });
+
+/**
+ * The classes the security review (§5) found missing, on the requests that launch and hand out
+ * servers: 200 KB strings in every field, prototype keys in every record, owner tag keys in
+ * warmboot's or AWS's namespace in any letter case, and a superuser as SSH user. Each is
+ * rejected naming the field, before any AWS call.
+ */
+describe('Request Server and Define Pool on the review’s missing classes of bad input', () => {
+  const HUGE = 'a'.repeat(200 * 1024);
+  const cases: { functionId: FunctionId; sample: string; junk: { field: string; detail: Json }[] }[] = [];
+  const stringsOf = (detail: Json) =>
+    pathsOf(detail).filter(
+      (entry): entry is { path: Path; value: string } => typeof entry.value === 'string',
+    );
+  const withKeys = (detail: Json, path: Path, keys: Record<string, Json>): Json =>
+    setAt(detail, path, JSON.parse(JSON.stringify(keys)) as Json);
+  for (const functionId of ['claim', 'pools'] as const) {
+    for (const { name, event } of samplesOf(functionId)) {
+      const detail = event.detail as Json;
+      cases.push({
+        functionId,
+        sample: name,
+        junk: stringsOf(detail).map(({ path, value }) => ({
+          field: fieldOf(path),
+          detail: setAt(detail, path, `${value}${HUGE}`),
+        })),
+      });
+    }
+  }
+  const request = samplesOf('claim')[0]?.event.detail as Json;
+  // A document warmboot deploys, so a parameter it does not have is refused by name.
+  const personalizationDocument = setAt(request, ['personalization', 'document'], {
+    name: 'Warmboot-PoolPersonalize',
+    parameters: { hostname: ['build-0001'] },
+  });
+  cases.push({
+    functionId: 'claim',
+    sample: 'claim/request-server.json, record keys and users',
+    junk: [
+      // JSON.parse makes `__proto__` an own key, as the Lambda runtime's parser does.
+      ...['__proto__', 'constructor', 'prototype'].map((key) => ({
+        field: `detail.ownerTags.${key}`,
+        detail: withKeys(request, ['ownerTags'], JSON.parse(`{"${key}": "x", "owner": "team-build"}`)),
+      })),
+      ...['__proto__', 'constructor', 'toString'].map((key) => ({
+        field: `detail.personalization.document.parameters.${key}`,
+        detail: withKeys(
+          personalizationDocument,
+          ['personalization', 'document', 'parameters'],
+          JSON.parse(`{"${key}": ["corp.example.com"]}`),
+        ),
+      })),
+      ...[
+        'Warmboot:Managed',
+        'WARMBOOT:POOL',
+        'warmBoot:claim',
+        'AWS:x',
+        'Aws:cloudformation:stack-name',
+      ].map((key) => ({
+        field: `detail.ownerTags.${key}`,
+        detail: withKeys(request, ['ownerTags'], { [key]: 'true' }),
+      })),
+      ...['root', 'administrator'].map((user) => ({
+        field: 'detail.personalization.sshUser',
+        detail: setAt(request, ['personalization', 'sshUser'], user),
+      })),
+    ],
+  });
+
+  it.each(cases)(
+    '$functionId rejects each from $sample, naming the field, with no AWS call',
+    async ({ functionId, junk }) => {
+      const calls: RecordedCall[] = [];
+      const handler = (await loadHandlerFactory(functionId))(recordingRuntime(functionId, calls) as never);
+      const context = lambdaContext({
+        functionId,
+        requestId: 'bad-input',
+        clock,
+        region: REGION,
+        accountId: '123456789012',
+      });
+      const [sample] = samplesOf(functionId);
+      expect(junk.length).toBeGreaterThan(0);
+      for (const { field, detail } of junk) {
+        calls.length = 0;
+        const outcome = (await handler({ ...sample?.event, detail }, context)) as {
+          status: string;
+          error?: { field?: string };
+        };
+        expect(outcome.status, field).toBe('rejected');
+        expect(outcome.error?.field, field).toBe(field);
+        expect(
+          calls.filter((call) => !(call.service === 'events' && call.operation === 'PutEvents')),
+          field,
+        ).toEqual([]);
+      }
+    },
+  );
+});

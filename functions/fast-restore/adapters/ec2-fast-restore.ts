@@ -45,9 +45,15 @@ const SNAPSHOTS_PER_CALL = 100;
  * can be enabled for no other (manage-fsr-enable): the snapshots behind AWS public and most
  * marketplace AMIs are their owners' and not shared, so enabling them would only spend the budget
  * on pairs EC2 refuses (finding W1). `RestorableByUserIds: self` lists exactly the usable ones,
- * and a filter (not SnapshotIds) leaves the others out instead of failing the call.
+ * and a filter (not SnapshotIds) leaves the others out instead of failing the call. Of those,
+ * only snapshots of this account (`OwnerIds: self`) or of `allowedOwners` (security review H4):
+ * IAM's `ec2:Owner` condition in infra/ is the second fence.
  */
-const usableSnapshots = async (ec2: EC2Client, snapshotIds: readonly string[]): Promise<Set<string>> => {
+const usableSnapshots = async (
+  ec2: EC2Client,
+  snapshotIds: readonly string[],
+  allowedOwners: readonly string[],
+): Promise<Set<string>> => {
   const usable = new Set<string>();
   for (let start = 0; start < snapshotIds.length; start += SNAPSHOTS_PER_CALL) {
     const chunk = snapshotIds.slice(start, start + SNAPSHOTS_PER_CALL);
@@ -58,6 +64,7 @@ const usableSnapshots = async (ec2: EC2Client, snapshotIds: readonly string[]): 
           new DescribeSnapshotsCommand({
             Filters: [{ Name: 'snapshot-id', Values: [...chunk] }],
             RestorableByUserIds: ['self'],
+            OwnerIds: ['self', ...allowedOwners],
             NextToken: nextToken,
           }),
         ),
@@ -131,7 +138,7 @@ const perSnapshot = async (
   return results;
 };
 
-export const ec2FastRestore = (ec2: EC2Client): FastRestoreEc2 => ({
+export const ec2FastRestore = (ec2: EC2Client, allowedOwners: readonly string[]): FastRestoreEc2 => ({
   async availabilityZones() {
     const output = await callAws('DescribeAvailabilityZones', () =>
       ec2.send(new DescribeAvailabilityZonesCommand({ Filters: [{ Name: 'state', Values: ['available'] }] })),
@@ -162,7 +169,7 @@ export const ec2FastRestore = (ec2: EC2Client): FastRestoreEc2 => ({
         snapshots.set(image.ImageId, [...new Set(ids)]);
       }
     }
-    const usable = await usableSnapshots(ec2, [...new Set([...snapshots.values()].flat())]);
+    const usable = await usableSnapshots(ec2, [...new Set([...snapshots.values()].flat())], allowedOwners);
     for (const [imageId, ids] of snapshots)
       snapshots.set(
         imageId,

@@ -4,13 +4,14 @@ import {
   CreateVolumeCommand,
   DeleteVolumeCommand,
   DescribeInstancesCommand,
+  DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
   type EC2Client,
   type Instance,
 } from '@aws-sdk/client-ec2';
 import { callAws, isUnknownInstance } from '../../shared/aws-errors';
-import { UnmanagedResourceError } from '../../shared/errors';
+import { NotFoundError, UnmanagedResourceError } from '../../shared/errors';
 import { CACHE_VOLUME_IMAGE_TAG, HOST_GROUP_TAG, MANAGED_TAG } from '../config';
 
 export interface HostInfo {
@@ -41,6 +42,15 @@ export interface CacheVolume {
   readonly createdAt: number;
 }
 
+export interface VolumeState {
+  readonly state: string;
+  readonly attachedTo?: string;
+  readonly managed: boolean;
+  /** The `warmboot:image` tag: set only on the cache's own link volumes. */
+  readonly imageId?: string;
+  readonly hostGroup?: string;
+}
+
 export interface VolumeLinks {
   /** Volumes tagged as this group's linked image volumes (only those: nothing else is listed). */
   cacheVolumes(group: string): Promise<CacheVolume[]>;
@@ -49,7 +59,9 @@ export interface VolumeLinks {
     availabilityZone: string,
     tags: Readonly<Record<string, string>>,
   ): Promise<string>;
-  state(volumeId: string): Promise<{ state: string; attachedTo?: string; managed: boolean } | undefined>;
+  state(volumeId: string): Promise<VolumeState | undefined>;
+  /** Owner and `warmboot:image` tag of a snapshot this account can see (DescribeSnapshots). */
+  snapshot(snapshotId: string): Promise<{ ownerId: string; imageTag?: string } | undefined>;
   attach(volumeId: string, instanceId: string, device: string): Promise<void>;
   detach(volumeId: string, instanceId: string): Promise<void>;
   delete(volumeId: string): Promise<void>;
@@ -184,11 +196,31 @@ export const ec2VolumeLinks = (client: EC2Client): VolumeLinks => ({
     const volume = output.Volumes?.[0];
     if (!volume) return undefined;
     const attachedTo = volume.Attachments?.find((attachment) => attachment.State === 'attached')?.InstanceId;
+    const tag = (key: string) => volume.Tags?.find((candidate) => candidate.Key === key)?.Value;
+    const imageId = tag(CACHE_VOLUME_IMAGE_TAG);
+    const hostGroup = tag(HOST_GROUP_TAG);
     return {
       state: volume.State ?? 'unknown',
       ...(attachedTo ? { attachedTo } : {}),
-      managed: volume.Tags?.some((tag) => tag.Key === MANAGED_TAG && tag.Value === 'true') ?? false,
+      managed: tag(MANAGED_TAG) === 'true',
+      ...(imageId !== undefined ? { imageId } : {}),
+      ...(hostGroup !== undefined ? { hostGroup } : {}),
     };
+  },
+  async snapshot(snapshotId) {
+    try {
+      const output = await callAws('DescribeSnapshots', () =>
+        client.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })),
+      );
+      const snapshot = output.Snapshots?.[0];
+      if (!snapshot?.OwnerId) return undefined;
+      const imageTag = snapshot.Tags?.find((tag) => tag.Key === CACHE_VOLUME_IMAGE_TAG)?.Value;
+      return { ownerId: snapshot.OwnerId, ...(imageTag !== undefined ? { imageTag } : {}) };
+    } catch (error) {
+      // A snapshot this account may not see is reported by EC2 as not found.
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
   },
   async attach(volumeId, instanceId, device) {
     await callAws('AttachVolume', () =>

@@ -8,6 +8,8 @@ import type {
   HostRecord,
   HostState,
   ImageCacheStore,
+  RegisteredImage,
+  RegistryWrite,
   StoredEntry,
 } from './store';
 
@@ -27,7 +29,7 @@ interface GroupItems {
  */
 export class MemoryImageCacheStore implements ImageCacheStore {
   readonly #groups = new Map<string, GroupItems>();
-  readonly #images = new Map<string, ImageSpec>();
+  readonly #images = new Map<string, { spec: ImageSpec; version: number }>();
   readonly #commands = new Map<string, CommandRecord>();
 
   #group(group: string): GroupItems {
@@ -75,13 +77,22 @@ export class MemoryImageCacheStore implements ImageCacheStore {
     const found = new Map<string, ImageSpec>();
     for (const id of imageIds) {
       const image = this.#images.get(id);
-      if (image) found.set(id, structuredClone(image));
+      if (image) found.set(id, structuredClone(image.spec));
     }
     return found;
   }
 
-  async putImage(image: ImageSpec): Promise<void> {
-    this.#images.set(image.id, structuredClone(image));
+  async getRegisteredImage(imageId: string): Promise<RegisteredImage | undefined> {
+    return structuredClone(this.#images.get(imageId));
+  }
+
+  async putImage(image: ImageSpec, _write: RegistryWrite, expected: Expected): Promise<number> {
+    const current = this.#images.get(image.id)?.version ?? 'absent';
+    if (current !== expected)
+      throw new ConflictError('PutItem lost a race (the item changed since it was read)');
+    const version = expected === 'absent' ? 1 : expected + 1;
+    this.#images.set(image.id, { spec: structuredClone(image), version });
+    return version;
   }
 
   async putHost(group: string, host: Omit<HostRecord, 'version'>, expected: Expected): Promise<void> {

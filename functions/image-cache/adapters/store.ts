@@ -5,6 +5,7 @@ import {
   GetCommand,
   PutCommand,
   paginateQuery,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { callAws } from '../../shared/aws-errors';
 import { ConflictError } from '../../shared/errors';
@@ -23,7 +24,7 @@ import { HEALTHY_SOURCE } from '../domain/model';
  * | source health | `HG#<group>` | `SOURCE` | consecutiveFailures, retryAt, version |
  * | host | `HG#<group>` | `HOST#<instance>` | az, status joining/running/stopped, joinedAt, initDueAt, version |
  * | entry | `HG#<group>` | `ENTRY#<instance>#<image>` | HostImageEntry + version |
- * | image | `IMG#<image>` | `SPEC` | the registered ImageSpec |
+ * | image | `IMG#<image>` | `SPEC` | the registered ImageSpec, version, who registered and changed it, when |
  * | command | `CMD#<commandId>` | `CMD` | group, image, action, instances; TTL 7 days |
  *
  * Every state change is a conditional write on `version` (or on absence), so two invocations
@@ -86,6 +87,19 @@ export interface GroupState {
 /** `expected`: the version the caller read, or `absent` for a create. */
 export type Expected = number | 'absent';
 
+/** Who wrote a registry entry and when (the item keeps the first and the latest writer). */
+export interface RegistryWrite {
+  readonly at: number;
+  readonly via: string;
+  readonly principal?: string;
+}
+
+/** A registry entry as stored; `version` 0 is an entry written before registry versions existed. */
+export interface RegisteredImage {
+  readonly spec: unknown;
+  readonly version: number;
+}
+
 /** One host's record and entries: what settling that host's inventory reads. */
 export interface HostState {
   readonly host?: HostRecord;
@@ -99,7 +113,12 @@ export interface ImageCacheStore {
   putPin(group: string, imageId: string, now: number): Promise<void>;
   deletePin(group: string, imageId: string): Promise<void>;
   getImages(imageIds: readonly string[]): Promise<Map<string, ImageSpec>>;
-  putImage(image: ImageSpec, now: number): Promise<void>;
+  getRegisteredImage(imageId: string): Promise<RegisteredImage | undefined>;
+  /**
+   * Writes the registry entry if it is still at `expected` (`absent`: not registered yet) and
+   * returns its new version; a ConflictError if another write came first.
+   */
+  putImage(image: ImageSpec, write: RegistryWrite, expected: Expected): Promise<number>;
   putHost(group: string, host: Omit<HostRecord, 'version'>, expected: Expected): Promise<void>;
   deleteHost(group: string, instanceId: string): Promise<void>;
   /** Writes `next` over the entry if it still has `expected` version; `undefined` deletes it. */
@@ -241,15 +260,56 @@ export class DynamoImageCacheStore implements ImageCacheStore {
     return found;
   }
 
-  async putImage(image: ImageSpec, now: number): Promise<void> {
-    await callAws('PutItem', () =>
+  async getRegisteredImage(imageId: string): Promise<RegisteredImage | undefined> {
+    const output = await callAws('GetItem', () =>
       this.client.send(
-        new PutCommand({
+        new GetCommand({
           TableName: this.tableName,
-          Item: { pk: `IMG#${image.id}`, sk: 'SPEC', spec: image, registeredAt: now },
+          Key: { pk: `IMG#${imageId}`, sk: 'SPEC' },
+          ConsistentRead: true,
         }),
       ),
     );
+    if (!output.Item) return undefined;
+    return { spec: output.Item.spec, version: Number(output.Item.version ?? 0) };
+  }
+
+  async putImage(image: ImageSpec, write: RegistryWrite, expected: Expected): Promise<number> {
+    const key = { pk: `IMG#${image.id}`, sk: 'SPEC' };
+    const writer = {
+      at: write.at,
+      via: write.via,
+      ...(write.principal ? { principal: write.principal } : {}),
+    };
+    if (expected === 'absent') {
+      await this.conditionalPut(
+        { ...key, spec: image, version: 1, registered: writer, changed: writer },
+        expected,
+      );
+      return 1;
+    }
+    // An entry from before registry versions has no version attribute: it is version 0.
+    await this.conditional('UpdateItem', () =>
+      this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: 'SET spec = :spec, #version = :next, changed = :changed',
+          ConditionExpression:
+            expected === 0
+              ? 'attribute_exists(pk) AND attribute_not_exists(#version)'
+              : '#version = :expected',
+          ExpressionAttributeNames: { '#version': 'version' },
+          ExpressionAttributeValues: {
+            ':spec': image,
+            ':next': expected + 1,
+            ':changed': writer,
+            ...(expected === 0 ? {} : { ':expected': expected }),
+          },
+        }),
+      ),
+    );
+    return expected + 1;
   }
 
   async putHost(group: string, host: Omit<HostRecord, 'version'>, expected: Expected): Promise<void> {

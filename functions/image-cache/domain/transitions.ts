@@ -39,7 +39,12 @@ export const classifyFetchFailure = (
   if (responseCode === EXIT_CODES.sourceUnreachable || message.includes('image source unreachable'))
     return 'source-unreachable';
   if (responseCode === EXIT_CODES.diskFull || message.includes('disk full')) return 'disk-full';
-  if (responseCode === EXIT_CODES.verificationFailed || message.includes('checksum mismatch'))
+  if (
+    responseCode === EXIT_CODES.verificationFailed ||
+    message.includes('checksum mismatch') ||
+    message.includes('larger than its declared') ||
+    message.includes("root filesystem's UUID or label")
+  )
     return 'verification-failed';
   if (responseCode === EXIT_CODES.noRuntime || message.includes('no container runtime')) return 'no-runtime';
   if (responseCode === EXIT_CODES.deviceMissing || message.includes('did not appear as a block device'))

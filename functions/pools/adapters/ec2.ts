@@ -21,6 +21,7 @@ import {
 import { callAws } from '../../shared/aws-errors';
 import { DependencyError, NotFoundError, UnmanagedResourceError } from '../../shared/errors';
 import { deployedDocumentName, PINNED_DOCUMENT_VERSION } from '../../shared/ssm-document';
+import { ImageOwnerNotAllowedError } from '../admission';
 import type { PoolSpec } from '../config';
 import { documentNamed } from '../documents';
 import type { Ec2State, InitResult, ObservedInstance } from '../domain/reconcile';
@@ -28,6 +29,8 @@ import { isManagedBy, TAG } from '../domain/tags';
 
 /** Exactly the EC2 calls pools and claims make. Destructive calls check the pool tag first. */
 export interface PoolEc2 {
+  /** Throws ImageOwnerNotAllowedError unless the AMI is owned by an allowed owner (every launch checks too). */
+  checkImageOwner(imageId: string): Promise<void>;
   describePool(pool: string): Promise<ObservedInstance[]>;
   describe(instanceId: string): Promise<ObservedInstance | undefined>;
   launch(input: {
@@ -67,6 +70,7 @@ const observe = (instance: Instance): ObservedInstance => ({
   subnetId: instance.SubnetId ?? '',
   launchedAt: instance.LaunchTime ? new Date(instance.LaunchTime).getTime() : 0,
   tags: Object.fromEntries((instance.Tags ?? []).map((tag) => [tag.Key ?? '', tag.Value ?? ''])),
+  ...(instance.ClientToken ? { clientToken: instance.ClientToken } : {}),
   volumeIds: (instance.BlockDeviceMappings ?? []).flatMap((mapping) =>
     mapping.Ebs?.VolumeId ? [mapping.Ebs.VolumeId] : [],
   ),
@@ -88,24 +92,46 @@ const fence = (instance: ObservedInstance, pool: string): void => {
  * "Block device mappings"; finding R7). An AMI never changes its root device, so the answer is
  * kept for the life of the adapter.
  */
-const rootDeviceNames = (client: EC2Client) => {
+const rootDeviceNames = (client: EC2Client, allowedImageOwners: readonly string[]) => {
   const known = new Map<string, string>();
   return async (imageId: string): Promise<string> => {
     const cached = known.get(imageId);
     if (cached) return cached;
+    // Only images of the allowed owners (security review C2): DescribeImages `Owners` takes the
+    // same words (self, amazon, aws-marketplace, aws-backup-vault, account IDs) and describes an
+    // image of anyone else as no image (EC2 API reference, DescribeImages). IAM's `ec2:Owner`
+    // condition on RunInstances is the second fence (infra/capabilities/pools.ts).
     const output = await callAws('DescribeImages', () =>
-      client.send(new DescribeImagesCommand({ ImageIds: [imageId] })),
+      client.send(new DescribeImagesCommand({ ImageIds: [imageId], Owners: [...allowedImageOwners] })),
     );
-    const root = output.Images?.[0]?.RootDeviceName;
+    if (!output.Images?.length) throw new ImageOwnerNotAllowedError(imageId, allowedImageOwners);
+    const root = output.Images[0]?.RootDeviceName;
     if (!root) throw new NotFoundError(`image ${imageId} has no root device name (DescribeImages)`);
     known.set(imageId, root);
     return root;
   };
 };
 
-export const sdkPoolEc2 = (client: EC2Client): PoolEc2 => {
-  const rootDeviceOf = rootDeviceNames(client);
+/**
+ * IMDSv2 only (security review M2). The hop limit is 1, so the instance's credentials do not
+ * reach anything one network hop away; 2 when the pool pulls container images, because a
+ * container on a bridge network is one hop further and gets no IMDSv2 token with a limit of 1
+ * (EC2 user guide, "Configure the Instance Metadata Service options": in a container
+ * environment a hop limit of 1 can cause issues; "Instance metadata access considerations").
+ */
+export const metadataOptions = (spec: PoolSpec) =>
+  ({
+    HttpTokens: 'required',
+    HttpPutResponseHopLimit: spec.initialization.containerImages.length > 0 ? 2 : 1,
+    HttpEndpoint: 'enabled',
+  }) as const;
+
+export const sdkPoolEc2 = (client: EC2Client, allowedImageOwners: readonly string[]): PoolEc2 => {
+  const rootDeviceOf = rootDeviceNames(client, allowedImageOwners);
   return {
+    async checkImageOwner(imageId) {
+      await rootDeviceOf(imageId);
+    },
     async describePool(pool) {
       const found: ObservedInstance[] = [];
       let token: string | undefined;
@@ -159,8 +185,7 @@ export const sdkPoolEc2 = (client: EC2Client): PoolEc2 => {
             ...(spec.securityGroups.length > 0 ? { SecurityGroupIds: [...spec.securityGroups] } : {}),
             ...(spec.instanceProfile ? { IamInstanceProfile: { Name: spec.instanceProfile } } : {}),
             ...(spec.keyName ? { KeyName: spec.keyName } : {}),
-            // IMDSv2 only (security review M2); hop limit 2 so containers on the member reach it.
-            MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 2, HttpEndpoint: 'enabled' },
+            MetadataOptions: metadataOptions(spec),
             BlockDeviceMappings: [
               {
                 DeviceName: rootDevice,

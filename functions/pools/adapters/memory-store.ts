@@ -1,8 +1,9 @@
 import { ConflictError } from '../../shared/errors';
 import { isTerminal } from '../domain/claims';
+import { LAUNCH_INTENT_TTL_MS, type LaunchIntent } from '../domain/launch-intents';
 import type { PoolMember } from '../domain/lifecycle';
 import type { SizingState } from '../domain/sizing';
-import type { ClaimRecord, PoolRecord, PoolStore } from './store';
+import { type ClaimRecord, type PoolRecord, type PoolStore, sameLaunch } from './store';
 
 const MINUTE_MS = 60_000;
 
@@ -18,7 +19,11 @@ export class MemoryPoolStore implements PoolStore {
   >();
   readonly #members = new Map<string, PoolMember>();
   readonly #demand = new Map<string, Map<number, number>>();
+  /** Request quota counters: pool, clock hour and caller. */
+  readonly #quotas = new Map<string, number>();
   readonly #claims = new Map<string, ClaimRecord>();
+  /** By `<pool>|<clientToken>`. */
+  readonly #intents = new Map<string, LaunchIntent>();
 
   async putPool(record: PoolRecord, now: number): Promise<void> {
     const existing = this.#pools.get(record.spec.name);
@@ -80,6 +85,41 @@ export class MemoryPoolStore implements PoolStore {
     this.#members.set(member.instanceId, structuredClone(member));
   }
 
+  async recordLaunchIntent(intent: LaunchIntent): Promise<void> {
+    const key = `${intent.pool}|${intent.clientToken}`;
+    const stored = this.#intents.get(key);
+    if (stored === undefined) {
+      this.#intents.set(key, structuredClone(intent));
+      return;
+    }
+    if (!sameLaunch(stored, intent)) {
+      throw new ConflictError(`launch intent ${intent.clientToken} exists for another launch`);
+    }
+  }
+
+  async launchIntents(pool: string, now: number): Promise<LaunchIntent[]> {
+    return [...this.#intents.values()]
+      .filter((intent) => intent.pool === pool && now - intent.createdAt < LAUNCH_INTENT_TTL_MS)
+      .map((intent) => structuredClone(intent));
+  }
+
+  async recordLaunch(member: PoolMember, clientToken: string): Promise<void> {
+    const key = `${member.pool}|${clientToken}`;
+    const intent = this.#intents.get(key);
+    if (intent === undefined || intent.instanceId !== undefined) {
+      throw new ConflictError(`launch intent ${clientToken} is not open`);
+    }
+    await this.createMember(member);
+    this.#intents.set(key, { ...intent, instanceId: member.instanceId });
+  }
+
+  async closeLaunchIntent(pool: string, clientToken: string, instanceId: string): Promise<void> {
+    const key = `${pool}|${clientToken}`;
+    const intent = this.#intents.get(key);
+    if (intent !== undefined && intent.instanceId === undefined)
+      this.#intents.set(key, { ...intent, instanceId });
+  }
+
   async updateMember(previous: PoolMember, next: PoolMember): Promise<void> {
     const stored = this.#members.get(previous.instanceId);
     if (stored?.version !== previous.version || stored.state !== previous.state) {
@@ -97,6 +137,14 @@ export class MemoryPoolStore implements PoolStore {
       throw new ConflictError(`member ${member.instanceId} is not at version ${member.version}`);
     }
     this.#members.delete(member.instanceId);
+  }
+
+  async takeRequestQuota(pool: string, caller: string, now: number, limit: number): Promise<boolean> {
+    const key = `${pool}\u0000${Math.floor(now / 3_600_000)}\u0000${caller}`;
+    const taken = this.#quotas.get(key) ?? 0;
+    if (taken >= limit) return false;
+    this.#quotas.set(key, taken + 1);
+    return true;
   }
 
   async recordRequest(pool: string, now: number): Promise<void> {

@@ -4,12 +4,14 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { callAws } from '../../shared/aws-errors';
 import { ConflictError } from '../../shared/errors';
 import type { PoolSpec } from '../config';
 import { type ClaimRecord, isTerminal } from '../domain/claims';
+import { LAUNCH_INTENT_TTL_MS, type LaunchIntent } from '../domain/launch-intents';
 import type { MemberState, PoolMember } from '../domain/lifecycle';
 import type { SizingState } from '../domain/sizing';
 
@@ -18,6 +20,9 @@ import type { SizingState } from '../domain/sizing';
  *   POOL#<name> / SPEC              the spec, its source (context | operator), status, sizing state
  *   POOL#<name> / MEMBER#<id>       one member; gsi1pk INSTANCE#<id> finds it from an EC2/SSM event
  *   POOL#<name> / DEMAND#<minute>   requests in that minute (ADD, TTL after the long window)
+ *   POOL#<name> / QUOTA#<hour>#<caller>  one caller's new requests in that hour (ADD, TTL 2 h)
+ *   POOL#<name> / LAUNCH#<token>    a launch intent, written before the RunInstances with that
+ *                                   ClientToken; closed (instanceId) with the member write (TTL 24 h)
  *   CLAIM#<requestId> / CLAIM       the claim saga: request, step, member, outcome (TTL 7 days);
  *                                   gsi1pk CLAIMS#<pool> while unfinished, so the reconcile finds it
  * gsi1pk POOLS lists every pool.
@@ -49,10 +54,31 @@ export interface PoolStore {
   listMembers(pool: string): Promise<PoolMember[]>;
   findMember(instanceId: string): Promise<PoolMember | undefined>;
   createMember(member: PoolMember): Promise<void>;
+  /**
+   * Records a launch intent before the RunInstances that uses its ClientToken (domain/
+   * launch-intents.ts). Writing the same launch again (same token, pool, subnet and origin: a
+   * retried claim) changes nothing; another launch under the token is a ConflictError.
+   */
+  recordLaunchIntent(intent: LaunchIntent): Promise<void>;
+  /** The pool's intents of the last LAUNCH_INTENT_TTL_MS before `now`, open and closed (strongly consistent). */
+  launchIntents(pool: string, now: number): Promise<LaunchIntent[]>;
+  /**
+   * Creates the member of an instance launched under `clientToken` and closes that open intent, in
+   * one transaction: ConflictError (nothing written) if the member exists or the intent is not open.
+   */
+  recordLaunch(member: PoolMember, clientToken: string): Promise<void>;
+  /** Closes an open intent whose instance already has a member record (no-op if already closed). */
+  closeLaunchIntent(pool: string, clientToken: string, instanceId: string): Promise<void>;
   /** Writes `next` only if the stored member is still at `previous.version` and `previous.state`. */
   updateMember(previous: PoolMember, next: PoolMember): Promise<void>;
   deleteMember(member: PoolMember): Promise<void>;
   recordRequest(pool: string, now: number): Promise<void>;
+  /**
+   * Counts one new request of `caller` (an opaque key) against its quota for the pool in the clock
+   * hour of `now`: true if it was under `limit` (and is now counted), false if the quota is spent.
+   * Conditional, so concurrent requests never count past the limit.
+   */
+  takeRequestQuota(pool: string, caller: string, now: number, limit: number): Promise<boolean>;
   demandCounts(pool: string, since: number): Promise<Map<number, number>>;
   createClaim(claim: ClaimRecord): Promise<boolean>;
   getClaim(requestId: string): Promise<ClaimRecord | undefined>;
@@ -64,12 +90,15 @@ export interface PoolStore {
 
 const poolKey = (name: string) => `POOL#${name}`;
 const memberSk = (instanceId: string) => `MEMBER#${instanceId}`;
+const intentSk = (clientToken: string) => `LAUNCH#${clientToken}`;
 // Sizing reads the same hour one day back: keep the counters a little longer than a day.
 const DEMAND_TTL_S = 26 * 3600;
 const CLAIM_TTL_S = 7 * 86_400;
 const MINUTE_MS = 60_000;
+const HOUR_MS = 60 * MINUTE_MS;
 
 const memberFrom = (item: Record<string, unknown>): PoolMember => item.member as PoolMember;
+const intentFrom = (item: Record<string, unknown>): LaunchIntent => item.intent as LaunchIntent;
 const recordFrom = (item: Record<string, unknown>): PoolRecord => ({
   spec: item.spec as PoolSpec,
   source: item.source as PoolRecord['source'],
@@ -245,6 +274,102 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
         ),
       );
     },
+    async recordLaunchIntent(intent) {
+      await conflict('PutItem', () =>
+        client.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: {
+              pk: poolKey(intent.pool),
+              sk: intentSk(intent.clientToken),
+              intent,
+              expiresAt: Math.floor((intent.createdAt + LAUNCH_INTENT_TTL_MS) / 1000),
+            },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      ).catch(async (error: unknown) => {
+        if (!(error instanceof ConflictError)) throw error;
+        // A retried claim writes its launch again: the stored intent (maybe closed) stays as it is.
+        const stored = await callAws('GetItem', () =>
+          client.send(
+            new GetCommand({
+              TableName: tableName,
+              Key: { pk: poolKey(intent.pool), sk: intentSk(intent.clientToken) },
+              ConsistentRead: true,
+            }),
+          ),
+        );
+        const existing = stored.Item ? intentFrom(stored.Item) : undefined;
+        if (!sameLaunch(existing, intent)) throw error;
+      });
+    },
+    async launchIntents(pool, now) {
+      const intents: LaunchIntent[] = [];
+      let start: Record<string, unknown> | undefined;
+      do {
+        const output = await callAws('Query', () =>
+          client.send(
+            new QueryCommand({
+              TableName: tableName,
+              KeyConditionExpression: 'pk = :pk AND begins_with(sk, :launch)',
+              ExpressionAttributeValues: { ':pk': poolKey(pool), ':launch': 'LAUNCH#' },
+              ConsistentRead: true,
+              ExclusiveStartKey: start,
+            }),
+          ),
+        );
+        intents.push(...(output.Items ?? []).map(intentFrom));
+        start = output.LastEvaluatedKey;
+      } while (start);
+      // DynamoDB deletes expired items eventually (days later): the window is applied here.
+      return intents.filter((intent) => now - intent.createdAt < LAUNCH_INTENT_TTL_MS);
+    },
+    async recordLaunch(member, clientToken) {
+      await conflict('TransactWriteItems', () =>
+        client.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Put: {
+                  TableName: tableName,
+                  Item: memberItem(member),
+                  ConditionExpression: 'attribute_not_exists(pk)',
+                },
+              },
+              {
+                Update: {
+                  TableName: tableName,
+                  Key: { pk: poolKey(member.pool), sk: intentSk(clientToken) },
+                  UpdateExpression: 'SET #intent.#instance = :instance',
+                  ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#intent.#instance)',
+                  ExpressionAttributeNames: { '#intent': 'intent', '#instance': 'instanceId' },
+                  ExpressionAttributeValues: { ':instance': member.instanceId },
+                },
+              },
+            ],
+          }),
+        ),
+      );
+    },
+    async closeLaunchIntent(pool, clientToken, instanceId) {
+      try {
+        await conflict('UpdateItem', () =>
+          client.send(
+            new UpdateCommand({
+              TableName: tableName,
+              Key: { pk: poolKey(pool), sk: intentSk(clientToken) },
+              UpdateExpression: 'SET #intent.#instance = :instance',
+              ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#intent.#instance)',
+              ExpressionAttributeNames: { '#intent': 'intent', '#instance': 'instanceId' },
+              ExpressionAttributeValues: { ':instance': instanceId },
+            }),
+          ),
+        );
+      } catch (error) {
+        if (!(error instanceof ConflictError)) throw error;
+      }
+    },
     async updateMember(previous, next) {
       await conflict('PutItem', () =>
         client.send(
@@ -270,6 +395,31 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
           }),
         ),
       );
+    },
+    async takeRequestQuota(pool, caller, now, limit) {
+      const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
+      try {
+        await conflict('UpdateItem', () =>
+          client.send(
+            new UpdateCommand({
+              TableName: tableName,
+              Key: { pk: poolKey(pool), sk: `QUOTA#${hour}#${caller}` },
+              UpdateExpression: 'ADD #requests :one SET #expiresAt = :ttl',
+              ConditionExpression: 'attribute_not_exists(#requests) OR #requests < :limit',
+              ExpressionAttributeNames: { '#requests': 'requests', '#expiresAt': 'expiresAt' },
+              ExpressionAttributeValues: {
+                ':one': 1,
+                ':limit': limit,
+                ':ttl': Math.floor((hour + 2 * HOUR_MS) / 1000),
+              },
+            }),
+          ),
+        );
+        return true;
+      } catch (error) {
+        if (error instanceof ConflictError) return false;
+        throw error;
+      }
     },
     async recordRequest(pool, now) {
       const minute = Math.floor(now / MINUTE_MS) * MINUTE_MS;
@@ -386,6 +536,14 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
 };
 
 const openClaimsKey = (pool: string) => `CLAIMS#${pool}`;
+
+/** The stored intent is the same launch written again (a retried claim), not another one under its token. */
+export const sameLaunch = (stored: LaunchIntent | undefined, intent: LaunchIntent): boolean =>
+  stored !== undefined &&
+  stored.pool === intent.pool &&
+  stored.subnetId === intent.subnetId &&
+  stored.origin === intent.origin &&
+  stored.claimId === intent.claimId;
 
 const openClaimIndex = (claim: ClaimRecord): { gsi1pk?: string; gsi1sk?: string } =>
   isTerminal(claim.step) ? {} : { gsi1pk: openClaimsKey(claim.pool), gsi1sk: claim.requestId };

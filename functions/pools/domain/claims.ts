@@ -1,4 +1,4 @@
-import type { PoolMember } from './lifecycle';
+import { countsAgainstMax, type PoolMember } from './lifecycle';
 
 export type ClaimStep =
   | 'requested'
@@ -24,8 +24,16 @@ export interface ClaimRecord {
   readonly requestId: string;
   readonly step: ClaimStep;
   readonly pool: string;
-  /** The validated request, so a resumed claim applies exactly what was asked. */
+  /**
+   * The validated request, so a resumed claim applies exactly what was asked. Its
+   * `personalization` (SSH key, host name, document parameters) is kept only until the server is
+   * personalized; then only `personalizationSha256` remains (security review M6).
+   */
   readonly request: Record<string, unknown>;
+  /** SHA-256 of the canonical request: the same request id with another payload is refused. */
+  readonly requestSha256?: string;
+  /** SHA-256 of the canonical personalization, once the values themselves are dropped. */
+  readonly personalizationSha256?: string;
   readonly requestedAt: number;
   /** When a step was last written (the saga's last progress). */
   readonly updatedAt?: number;
@@ -61,6 +69,18 @@ export type ClaimHealing =
 /** A cold launch's server is on its way: launched, waiting for its SSM agent, or initializing. */
 export const WAITING_FOR_INIT: readonly PoolMember['state'][] = ['launching', 'joining', 'initializing'];
 
+/** A claim's own cold launch until it is handed over. */
+export const isColdLaunchInFlight = (member: PoolMember): boolean =>
+  member.origin === 'claim' && (WAITING_FOR_INIT.includes(member.state) || member.state === 'claimed');
+
+/**
+ * What uses the pool's `maxSize` (security review H4): the members the pool counts and the claims'
+ * cold launches not yet handed over. A claim's cold launch waits for room, and the pool's refill
+ * leaves room for the cold launches under way, so the two together never exceed it.
+ */
+export const usesPoolCapacity = (member: PoolMember): boolean =>
+  countsAgainstMax(member) || isColdLaunchInFlight(member);
+
 /**
  * What the pools reconcile does about a pool's unfinished claims (pure, level-triggered): a claim
  * nobody has driven for a lease period is resumed (the claim function continues from its step),
@@ -80,7 +100,9 @@ export const healClaims = (
     if (now - (claim.updatedAt ?? claim.requestedAt) < CLAIM_LEASE_MS) continue;
     // A cold launch is waited for while its server initializes (the member's init timeout bounds
     // that); the hand-over after it is bounded like a warm claim's, from when the server was ready.
-    let since = claim.requestedAt;
+    // A claim gives up when it made no progress for CLAIM_GIVE_UP_MS: one that waited for a
+    // member (functions/claim/service.ts, a full pool) counts from its last step, not its request.
+    let since = claim.updatedAt ?? claim.requestedAt;
     if (claim.step === 'cold-launching') {
       const member = claim.instanceId === undefined ? undefined : byInstance.get(claim.instanceId);
       if (member && WAITING_FOR_INIT.includes(member.state)) continue;

@@ -1,14 +1,8 @@
 import { isEncryptionKeyStateReason } from '../../shared/aws-errors';
-import { launchClientToken } from '../../shared/client-token';
 import type { PoolSpec } from '../config';
-import {
-  countsAgainstMax,
-  isPoolMember,
-  MEMBER_STATES,
-  type MemberState,
-  type PoolMember,
-  SUPPLY_STATES,
-} from './lifecycle';
+import { isColdLaunchInFlight } from './claims';
+import { isOpen, type LaunchIntent, launchedByPool, poolLaunchToken, sortTagged } from './launch-intents';
+import { countsAgainstMax, isPoolMember, type PoolMember, SUPPLY_STATES } from './lifecycle';
 import type { SizingDecision } from './sizing';
 import { TAG } from './tags';
 
@@ -24,6 +18,8 @@ export interface ObservedInstance {
   readonly subnetId: string;
   readonly launchedAt: number;
   readonly tags: Readonly<Record<string, string>>;
+  /** The RunInstances ClientToken it was launched with (DescribeInstances `Instance.ClientToken`). */
+  readonly clientToken?: string;
   /** EBS volumes attached at describe time (launched with the same pool tags as the instance). */
   readonly volumeIds?: readonly string[];
   /** The StateReason code when EC2 changed its state on its own (e.g. a KMS key it could not use). */
@@ -47,10 +43,15 @@ export type PoolAction =
   | {
       readonly kind: 'launch';
       readonly subnetId: string;
+      /** Recorded, with its nonce, as a launch intent before the RunInstances (launch-intents.ts). */
       readonly clientToken: string;
+      readonly nonce: string;
       readonly imageId: string;
     }
-  | { readonly kind: 'adopt'; readonly member: PoolMember }
+  /** A member record for an instance an open intent launched, written with the intent's closing. */
+  | { readonly kind: 'adopt'; readonly member: PoolMember; readonly clientToken: string }
+  /** An open intent whose instance already has a member record (written by a launcher that then died). */
+  | { readonly kind: 'close-intent'; readonly intent: LaunchIntent; readonly instanceId: string }
   | { readonly kind: 'forget'; readonly member: PoolMember; readonly reason: string }
   | {
       readonly kind: 'initialize';
@@ -71,8 +72,15 @@ export interface ReconcileInput {
   readonly spec: PoolSpec;
   readonly draining: boolean;
   readonly members: readonly PoolMember[];
-  /** Every instance tagged `warmboot:pool=<name>`, including ones without a member record. */
+  /**
+   * Every instance tagged `warmboot:pool=<name>`, including ones without a member record; the tag
+   * only selects them: which ones warmboot launched, the `intents` say.
+   */
   readonly observed: readonly ObservedInstance[];
+  /** The pool's launch intents of the last LAUNCH_INTENT_TTL_MS, open and closed. */
+  readonly intents: readonly LaunchIntent[];
+  /** Random, fresh for each reconcile: part of every launch's ClientToken (poolLaunchToken). */
+  readonly launchNonce: string;
   /** The AMI the pool's image reference resolves to now (SSM aliases are resolved every reconcile). */
   readonly currentImageId: string;
   readonly sizing: Pick<SizingDecision, 'targetSize' | 'runningSize' | 'retireSurplusAfterIdleMs'>;
@@ -115,7 +123,11 @@ export const agentRegistrationDeadlineMs = (spec: PoolSpec): number =>
  */
 export const AGENT_FAILURE_HOLD_MS = 60 * 60_000;
 
-/** Whether launches are held to one probe because the pool's agents did not register lately. */
+/**
+ * Whether launches are held to one probe because the pool's agents did not register lately.
+ * `observed`: only instances the pool launched (launchedByPool), so a tag someone else put on
+ * an instance of theirs holds nothing.
+ */
 export const agentRegistrationHold = (
   observed: readonly ObservedInstance[],
   members: readonly PoolMember[],
@@ -144,7 +156,10 @@ const GONE: readonly Ec2State[] = ['shutting-down', 'terminated'];
  */
 export const KEY_FAILURE_HOLD_MS = 15 * 60_000;
 
-/** The pool's latest launch that EC2 ended for its EBS key, within KEY_FAILURE_HOLD_MS; else undefined. */
+/**
+ * The pool's latest launch that EC2 ended for its EBS key, within KEY_FAILURE_HOLD_MS; else
+ * undefined. `observed`: only instances the pool launched (launchedByPool).
+ */
 export const encryptionKeyHold = (
   observed: readonly ObservedInstance[],
   now: number,
@@ -185,21 +200,24 @@ export const staleReason = (
   return undefined;
 };
 
-const adoptedState = (instance: ObservedInstance): MemberState => {
-  const tagged = instance.tags[TAG.memberState];
-  const known = MEMBER_STATES.find((state) => state === tagged);
-  if (known !== undefined && known !== 'terminated' && known !== 'handed-over') return known;
-  return instance.state === 'stopped' ? 'ready' : 'initializing';
-};
-
-/** A member record for an instance that carries the pool's tags but has none (crash after launch). */
-export const adoptInstance = (pool: string, instance: ObservedInstance, now: number): PoolMember => {
-  const claimId = instance.tags[TAG.claim];
+/**
+ * A member record for an instance an open intent of the pool launched but that has none (the
+ * launcher died between RunInstances and the member write). Origin and claim come from the
+ * intent, never from tags. It is `launching`: no init command is ever sent to an instance without
+ * a member record, so whatever its `warmboot:member-state` tag says, it was never initialized.
+ */
+export const adoptInstance = (
+  pool: string,
+  instance: ObservedInstance,
+  intent: LaunchIntent,
+  now: number,
+): PoolMember => {
+  const claimId = intent.origin === 'claim' ? intent.claimId : undefined;
   return {
     pool,
     instanceId: instance.instanceId,
-    origin: claimId === undefined ? 'pool' : 'claim',
-    state: adoptedState(instance),
+    origin: intent.origin,
+    state: 'launching',
     running: instance.state === 'running' || instance.state === 'pending',
     imageId: instance.imageId,
     instanceType: instance.instanceType,
@@ -295,11 +313,22 @@ export const reconcilePool = (input: ReconcileInput): PoolAction[] => {
   const actions: PoolAction[] = [];
   const observedById = new Map(input.observed.map((instance) => [instance.instanceId, instance]));
   const known = new Set(input.members.map((member) => member.instanceId));
-  const adopted = input.observed
-    .filter((instance) => !known.has(instance.instanceId) && !GONE.includes(instance.state))
-    .filter((instance) => instance.tags[TAG.managed] === 'true' && instance.tags[TAG.pool] === spec.name)
-    .map((instance) => adoptInstance(spec.name, instance, now));
-  for (const member of adopted) actions.push({ kind: 'adopt', member });
+  const adopted: PoolMember[] = [];
+  for (const { instance, intent } of sortTagged(spec.name, input.observed, known, input.intents, now)
+    .adoptable) {
+    const member = adoptInstance(spec.name, instance, intent, now);
+    adopted.push(member);
+    actions.push({ kind: 'adopt', member, clientToken: intent.clientToken });
+  }
+  const openIntents = new Map(
+    input.intents.filter((intent) => isOpen(intent, now)).map((intent) => [intent.clientToken, intent]),
+  );
+  for (const member of input.members) {
+    const token = observedById.get(member.instanceId)?.clientToken;
+    const intent = token === undefined ? undefined : openIntents.get(token);
+    if (intent) actions.push({ kind: 'close-intent', intent, instanceId: member.instanceId });
+  }
+  const launchedHere = launchedByPool(spec.name, input.observed, input.intents);
 
   const settled = new Map<string, PoolAction>();
   for (const member of input.members) {
@@ -347,11 +376,18 @@ export const reconcilePool = (input: ReconcileInput): PoolAction[] => {
   }
   const remainingSupply = supply.length - retirable.length;
 
-  const unheld = encryptionKeyHold(input.observed, now)
+  const unheld = encryptionKeyHold(launchedHere, now)
     ? 0
-    : Math.max(0, Math.min(target - remainingSupply, spec.maxSize - counted.length));
+    : Math.max(
+        0,
+        Math.min(
+          target - remainingSupply,
+          // Claims' cold launches under way use the pool's room too (security review H4).
+          spec.maxSize - counted.length - all.filter(isColdLaunchInFlight).length,
+        ),
+      );
   const onTheirWay = supply.filter((member) => member.state === 'launching' || member.state === 'joining');
-  const launches = agentRegistrationHold(input.observed, input.members, now)
+  const launches = agentRegistrationHold(launchedHere, input.members, now)
     ? Math.min(unheld, Math.max(0, 1 - onTheirWay.length))
     : unheld;
   const perSubnet = new Map(spec.subnets.map((subnet) => [subnet, 0]));
@@ -365,8 +401,8 @@ export const reconcilePool = (input: ReconcileInput): PoolAction[] => {
       kind: 'launch',
       subnetId,
       imageId: input.currentImageId,
-      // A pool name may take 63 characters: with the time and index that exceeds EC2's 64.
-      clientToken: launchClientToken(`${spec.name}-${Math.floor(now / 1000)}-${index}`),
+      clientToken: poolLaunchToken({ pool: spec.name, subnetId, now, index, nonce: input.launchNonce }),
+      nonce: input.launchNonce,
     });
   }
 

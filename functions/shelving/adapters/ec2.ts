@@ -36,7 +36,11 @@ import { NotFoundError, UnmanagedResourceError } from '../../shared/errors';
 import type { LaunchRequest } from '../domain/bulk';
 import { isBurstableType } from '../domain/fidelity';
 import type { Pacer } from '../domain/pacer';
-import { replacementRootDeletionRefusal, shelvedVolumeDeletionRefusal } from '../domain/safety';
+import {
+  replacementRootDeletionRefusal,
+  shelvedSnapshotDeletionRefusal,
+  shelvedVolumeDeletionRefusal,
+} from '../domain/safety';
 import { SHELVED_TAG } from '../domain/tags';
 import type {
   CpuCredits,
@@ -102,7 +106,15 @@ export interface ShelvingEc2 {
   ): Promise<void>;
   /** 'Delete Shelved Record' only: re-describes and checks the record's shelved tag first. */
   deleteShelvedVolume(volumeId: string, recordId: string): Promise<void>;
-  deleteSnapshot(snapshotId: string): Promise<void>;
+  /**
+   * 'Delete Shelved Record' only: re-describes the snapshot and checks it is still tagged with
+   * the record and of one of its retained volumes (domain/safety.ts). A snapshot gone is success.
+   */
+  deleteShelvedSnapshot(
+    snapshotId: string,
+    recordId: string,
+    retainedVolumeIds: ReadonlySet<string>,
+  ): Promise<void>;
   /**
    * What a shelve records beyond DescribeInstances (user data, protection, the Elastic IP of the
    * primary private address, the credit option of burstable types, the placement strategy).
@@ -417,6 +429,7 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
               snapshotId: snapshot.SnapshotId,
               volumeId: snapshot.VolumeId,
               state: (snapshot.State ?? 'pending') as ObservedSnapshot['state'],
+              startedAt: snapshot.StartTime?.getTime() ?? 0,
             });
             byRecord.set(recordId, list);
           }
@@ -594,7 +607,24 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       if (refusal) throw new UnmanagedResourceError(`refusing DeleteVolume: ${refusal}`);
       await paced('DeleteVolume', 0, () => client.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
     },
-    async deleteSnapshot(snapshotId) {
+    async deleteShelvedSnapshot(snapshotId, recordId, retainedVolumeIds) {
+      const page = await paced('DescribeSnapshots', 0, () =>
+        client.send(
+          new DescribeSnapshotsCommand({
+            OwnerIds: ['self'],
+            // A filter, not SnapshotIds: a snapshot already gone answers empty, not NotFound.
+            Filters: [{ Name: 'snapshot-id', Values: [snapshotId] }],
+          }),
+        ),
+      );
+      const snapshot = page.Snapshots?.[0];
+      if (!snapshot) return;
+      const refusal = shelvedSnapshotDeletionRefusal(
+        { snapshotId, volumeId: snapshot.VolumeId ?? '', tags: tagsOf(snapshot.Tags) },
+        recordId,
+        retainedVolumeIds,
+      );
+      if (refusal) throw new UnmanagedResourceError(`refusing DeleteSnapshot: ${refusal}`);
       try {
         await paced('DeleteSnapshot', 0, () =>
           client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })),

@@ -10,6 +10,7 @@ import {
 import { callAws, isConditionalCheckFailed } from '../../shared/aws-errors';
 import { ConflictError } from '../../shared/errors';
 import { TTL_ATTRIBUTE } from '../../shared/tables';
+import type { DeletionConfirmation } from '../domain/shelve';
 import type {
   MoveAnswer,
   RequestIdentity,
@@ -44,6 +45,9 @@ import type {
  * - `REQUEST#<requestId>` / `MOVE#<recordId>`: what that request answered for the record
  *   (attribute `answer`), TTL `expiresAt`; written in the record's own conditional write when the
  *   request moved it, conditionally (first wins) otherwise.
+ * - `SHELF#<recordId>` / `CONFIRM#<token>`: a deletion plan the unconfirmed Delete Shelved Record
+ *   issued (attribute `confirmation`: the exact volume and snapshot ids, the record's version, the
+ *   expiry), TTL `expiresAt`. Keyed by record and token, so a token works for its record only.
  *
  * Every update is conditional on the (step, version) the caller read.
  */
@@ -83,6 +87,10 @@ export interface ShelfStore {
   due(now: number, limit: number): Promise<ShelfRecord[]>;
   /** Deletes the record and its instance links (conditional on version). */
   remove(record: ShelfRecord): Promise<boolean>;
+  /** Stores a deletion's confirmation under its record and token until it expires (a new token each time). */
+  rememberConfirmation(confirmation: DeletionConfirmation): Promise<void>;
+  /** The confirmation issued for `recordId` under `token`, expired or not (the domain judges). */
+  confirmation(recordId: string, token: string): Promise<DeletionConfirmation | undefined>;
 }
 
 export type CreateOutcome =
@@ -131,6 +139,10 @@ const moveKey = (requestId: string, recordId: string) => ({
   sk: `${MOVE_PREFIX}${recordId}`,
 });
 const resolvedKey = (requestId: string) => ({ pk: requestPk(requestId), sk: RESOLVED_SK });
+const confirmationKey = (recordId: string, token: string) => ({
+  pk: recordKey(recordId).pk,
+  sk: `CONFIRM#${token}`,
+});
 /** DynamoDB deletes expired items lazily: an expired answer is treated as gone. */
 const unexpired = (expiresAt: unknown, now: number): boolean =>
   typeof expiresAt === 'number' && expiresAt > Math.floor(now / 1000);
@@ -440,6 +452,34 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
         throw error;
       }
     },
+    async rememberConfirmation(confirmation) {
+      await callAws('PutItem', () =>
+        documents.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: {
+              ...confirmationKey(confirmation.recordId, confirmation.token),
+              confirmation,
+              [TTL_ATTRIBUTE]: Math.ceil(confirmation.expiresAt / 1000),
+            },
+            // A token is never issued twice: refuse to overwrite one.
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      );
+    },
+    async confirmation(recordId, token) {
+      const answer = await callAws('GetItem', () =>
+        documents.send(
+          new GetCommand({
+            TableName: tableName,
+            Key: confirmationKey(recordId, token),
+            ConsistentRead: true,
+          }),
+        ),
+      );
+      return answer.Item?.confirmation as DeletionConfirmation | undefined;
+    },
     async byTenant(tenant, limit) {
       return queryRecords(
         {
@@ -556,8 +596,19 @@ export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap
     { readonly resolution: RequestResolution; readonly expiresAt: number }
   >();
   const clone = (record: ShelfRecord): ShelfRecord => structuredClone(record);
+  const confirmations = new Map<string, DeletionConfirmation>();
+  const confirmationId = (recordId: string, token: string) => `${recordId}#${token}`;
   return {
     records,
+    async rememberConfirmation(confirmation) {
+      const id = confirmationId(confirmation.recordId, confirmation.token);
+      if (confirmations.has(id)) throw new ConflictError(`confirmation ${confirmation.token} exists`);
+      confirmations.set(id, structuredClone(confirmation));
+    },
+    async confirmation(recordId, token) {
+      const found = confirmations.get(confirmationId(recordId, token));
+      return found ? structuredClone(found) : undefined;
+    },
     async get(recordId) {
       const record = records.get(recordId);
       return record ? clone(record) : undefined;

@@ -39,3 +39,26 @@ export const shelvedVolumeDeletionRefusal = (
   if (volume.state !== 'available') return `${volume.volumeId} is ${volume.state}, not available`;
   return undefined;
 };
+
+/**
+ * A safety snapshot a confirmed 'Delete Shelved Record' deletes: one the record recorded (the
+ * plan), still tagged with this record and taken of one of its retained volumes (security review
+ * H6: a tag alone, which others may be able to set, never makes a snapshot deletable).
+ */
+export const shelvedSnapshotDeletionRefusal = (
+  snapshot: {
+    readonly snapshotId: string;
+    readonly volumeId: string;
+    readonly tags: Readonly<Record<string, string>>;
+  },
+  recordId: string,
+  retainedVolumeIds: ReadonlySet<string>,
+): string | undefined => {
+  if (snapshot.tags[SHELVED_TAG] !== recordId) {
+    return `${snapshot.snapshotId} is not tagged ${SHELVED_TAG}=${recordId}`;
+  }
+  if (!retainedVolumeIds.has(snapshot.volumeId)) {
+    return `${snapshot.snapshotId} is of ${snapshot.volumeId}, not a volume record ${recordId} retains`;
+  }
+  return undefined;
+};

@@ -478,8 +478,23 @@ const shelvedDecision = (record: ShelfRecord, now: number, volumes: readonly Ret
   };
 };
 
+/**
+ * How far EC2's StartTime may lag the function's clock: a snapshot started this much before the
+ * snapshot step began is still taken as the step's own (else a lagging clock would make every
+ * round take the snapshots again).
+ */
+const SNAPSHOT_CLOCK_SKEW_MS = 60_000;
+
+/**
+ * The safety snapshots: the ones CreateSnapshots started for this record in this step. A snapshot
+ * tagged with the (predictable) record id but started before the step began is not one of them
+ * (security review L5: a pre-planted, stale copy would otherwise be restored by the slow path).
+ */
 const snapshot = (record: ShelfRecord, observation: Observation, now: number): Decision => {
-  const usable = observation.snapshots.filter((candidate) => candidate.state !== 'error');
+  const usable = observation.snapshots.filter(
+    (candidate) =>
+      candidate.state !== 'error' && candidate.startedAt >= record.stepSince - SNAPSHOT_CLOCK_SKEW_MS,
+  );
   const byVolume = new Map(usable.map((candidate) => [candidate.volumeId, candidate.snapshotId]));
   const missing = record.volumes.filter((volume) => !byVolume.has(volume.volumeId));
   if (missing.length === record.volumes.length) {
@@ -539,6 +554,18 @@ const offload = (record: ShelfRecord, observation: Observation, now: number): De
     return failed(record, {
       code: 'VolumeClaimed',
       message: `volume ${claimed.volumeId} belongs to shelve record ${claimed.tags[SHELVED_TAG]}`,
+    });
+  }
+  // A volume attached after shelving is no retained volume: terminating would delete it with the
+  // instance (security review L6). warmboot never changes a volume it does not own: it stops.
+  const recorded = new Set(volumeIds(record));
+  const unrecorded = instance.blockDevices.filter(
+    (device) => device.deleteOnTermination && !recorded.has(device.volumeId),
+  );
+  if (unrecorded.length > 0) {
+    return failed(record, {
+      code: 'UnrecordedVolume',
+      message: `${unrecorded.map((device) => `${device.volumeId} (${device.deviceName})`).join(', ')} attached to ${instance.instanceId} after shelving would be deleted by the terminate; nothing was terminated: unshelve it, or detach the volume and shelve again`,
     });
   }
   // Terminate only once EC2 itself shows every retained volume kept on termination and tagged:

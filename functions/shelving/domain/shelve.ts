@@ -220,17 +220,21 @@ export const requestUnshelve = (record: ShelfRecord, requestedTenant: string | u
   }
 };
 
-/** What 'Delete Shelved Record' will delete, and whether the confirmation matches. */
+/** What 'Delete Shelved Record' will delete: exactly these, never what a tag search finds later. */
 export interface DeletionPlan {
   readonly recordId: string;
   readonly volumeIds: readonly string[];
   readonly snapshotIds: readonly string[];
 }
 
+/**
+ * The plan of a deletion: the record's retained volumes that still carry its shelved tag and are
+ * available, and the safety snapshots the record recorded (security review H6, L5: never a
+ * snapshot found by tag, which anyone allowed to tag a snapshot could add).
+ */
 export const planDeletion = (
   record: ShelfRecord,
   existingVolumes: ReadonlyMap<string, ObservedVolume>,
-  snapshotIds: readonly string[],
 ): { readonly ok: true; readonly plan: DeletionPlan } | Refusal => {
   const deletable: Step[] = ['offloaded', 'failed', 'unshelved', 'shelved'];
   if (!deletable.includes(record.step)) {
@@ -251,7 +255,70 @@ export const planDeletion = (
     }
     volumeIds.push(volume.volumeId);
   }
-  return { ok: true, plan: { recordId: record.recordId, volumeIds, snapshotIds: [...snapshotIds] } };
+  const snapshotIds = [
+    ...new Set(record.volumes.flatMap((retained) => (retained.snapshotId ? [retained.snapshotId] : []))),
+  ];
+  return { ok: true, plan: { recordId: record.recordId, volumeIds, snapshotIds } };
+};
+
+/** How long a deletion's confirmation token is good for (security review C3, M3). */
+export const CONFIRMATION_TTL_MS = 15 * 60_000;
+/** A confirmation token: 128 random bits, hex. */
+export const CONFIRMATION_TOKEN_PATTERN = /^[0-9a-f]{32}$/;
+
+/**
+ * A server-issued confirmation of one deletion plan: the unconfirmed request stores it (by record
+ * and token) and answers the token; only the confirmed request echoing it deletes, and it deletes
+ * exactly `volumeIds` and `snapshotIds`.
+ */
+export interface DeletionConfirmation extends DeletionPlan {
+  readonly token: string;
+  /** The record's version when the plan was made: any change to the record since voids it. */
+  readonly recordVersion: number;
+  /** Epoch ms after which the token is refused. */
+  readonly expiresAt: number;
+}
+
+export const issueConfirmation = (
+  record: ShelfRecord,
+  plan: DeletionPlan,
+  token: string,
+  now: number,
+): DeletionConfirmation => ({
+  ...plan,
+  token,
+  recordVersion: record.version,
+  expiresAt: now + CONFIRMATION_TTL_MS,
+});
+
+/**
+ * The plan a confirmed request may carry out: the stored confirmation of this record under the
+ * token it sent, unexpired, made when the record was as it is now. Anything else is refused
+ * (`ConfirmationInvalid`, naming `detail.confirm`) and deletes nothing.
+ */
+export const confirmedPlan = (
+  record: ShelfRecord,
+  confirmation: DeletionConfirmation | undefined,
+  now: number,
+): { readonly ok: true; readonly plan: DeletionPlan } | Refusal => {
+  const invalid = (why: string) =>
+    refuse(
+      'ConfirmationInvalid',
+      `detail.confirm: ${why}; send Delete Shelved Record without confirm for a new plan and token`,
+    );
+  if (!confirmation || confirmation.recordId !== record.recordId) {
+    return invalid(`no confirmation with this token was issued for record ${record.recordId}`);
+  }
+  if (now >= confirmation.expiresAt) {
+    return invalid(`the confirmation expired at ${new Date(confirmation.expiresAt).toISOString()}`);
+  }
+  if (confirmation.recordVersion !== record.version) {
+    return invalid(
+      `record ${record.recordId} changed since the confirmation was issued (now ${record.step})`,
+    );
+  }
+  const { recordId, volumeIds, snapshotIds } = confirmation;
+  return { ok: true, plan: { recordId, volumeIds, snapshotIds } };
 };
 
 /**
@@ -261,7 +328,12 @@ export const planDeletion = (
 export const DELETION_TAKEOVER_MS = 5 * 60_000;
 
 /** The record as a confirmed deletion writes it before it deletes anything. */
-export const startDeletion = (record: ShelfRecord, plan: DeletionPlan, now: number): ShelfRecord => ({
+export const startDeletion = (
+  record: ShelfRecord,
+  plan: DeletionPlan,
+  token: string,
+  now: number,
+): ShelfRecord => ({
   ...record,
   step: 'deleting',
   version: record.version + 1,
@@ -271,11 +343,12 @@ export const startDeletion = (record: ShelfRecord, plan: DeletionPlan, now: numb
     requestedAt: now,
     volumeIds: [...plan.volumeIds],
     snapshotIds: [...plan.snapshotIds],
+    confirmation: token,
     from: { step: record.step, nextDueAt: record.nextDueAt },
   },
 });
 
-/** The plan a deletion under way carries out (a retry must confirm the same one). */
+/** The plan a deletion under way carries out (a retry must send the token that started it). */
 export const deletionUnderWay = (record: ShelfRecord): DeletionPlan | undefined =>
   record.step === 'deleting' && record.deletion
     ? {
@@ -307,13 +380,4 @@ export const undoDeletion = (
       message: `could not delete ${failures.map((failure) => `${failure.id} (${failure.error.code}: ${failure.error.message})`).join(', ')}; the record and its safety snapshots are kept, retry the delete`,
     },
   };
-};
-
-/** The confirmation is the record id itself, or exactly the list of volume ids the plan names. */
-export const confirms = (plan: DeletionPlan, confirm: string | readonly string[] | undefined): boolean => {
-  if (confirm === undefined) return false;
-  if (typeof confirm === 'string') return confirm === plan.recordId;
-  const given = [...confirm].sort();
-  const expected = [...plan.volumeIds].sort();
-  return given.length === expected.length && given.every((id, index) => id === expected[index]);
 };

@@ -173,6 +173,8 @@ export interface DeletionState {
   readonly requestedAt: number;
   readonly volumeIds: readonly string[];
   readonly snapshotIds: readonly string[];
+  /** The confirmation token that started it: a retry of that confirmed request finishes it. */
+  readonly confirmation: string;
   /** Where the record rested before: it goes back there if a deletion fails. */
   readonly from: { readonly step: Step; readonly nextDueAt: number | null };
 }
@@ -312,6 +314,8 @@ export interface ObservedSnapshot {
   readonly snapshotId: string;
   readonly volumeId: string;
   readonly state: 'pending' | 'completed' | 'error' | 'recoverable' | 'recovering';
+  /** When EC2 started it (epoch ms): only one started after the shelve asked for it is its safety copy. */
+  readonly startedAt: number;
 }
 
 /** What one reconcile round saw in EC2 for one record. Absent instance = not found (gone). */

@@ -58,6 +58,11 @@ const fetchImage: DocumentBehaviour = async (ctx) => {
     case 'disk-full':
       return failed(`disk full: ${ctx.host.cache.freeBytes} bytes free, ${expected} needed`);
   }
+  // The S3 download is streamed through a cap at the declared size (documents.ts).
+  if (kind === 's3' && pulled.bytes > expected) {
+    if (pulled.outcome === 'pulled') ctx.host.cache.delete(source);
+    return failed(`${source} is larger than its declared ${expected} bytes`);
+  }
   if (pulled.digest !== digest) {
     if (pulled.outcome === 'pulled') ctx.host.cache.delete(source);
     return failed(`checksum mismatch for ${source}: got ${pulled.digest}`);

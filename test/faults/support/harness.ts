@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type fc from 'fast-check';
-import { type FunctionId, WARMBOOT, WARMBOOT_FACT } from '../../../functions/catalog';
+import { adminRequestFunction, type FunctionId, WARMBOOT, WARMBOOT_FACT } from '../../../functions/catalog';
 import type { EventEnvelope } from '../../../local/bus';
 import type { LocalCloud } from '../../../local/cloud';
 import {
@@ -13,6 +13,9 @@ import {
   type Violation,
 } from '../../../local/invariants';
 import { armFaults, type FaultCounter, type FaultSchedule } from './schedule';
+
+/** How many times the administrator re-sends a direct invoke that failed (no Lambda retry there). */
+const ADMIN_ATTEMPTS = 5;
 
 /** Generated schedules per capability: `FAULT_RUNS` (npm run test:faults sets 1000; `npm test` runs 25). */
 export const FAULT_RUNS = Number(process.env.FAULT_RUNS ?? 25);
@@ -135,10 +138,30 @@ export class RunLog {
     });
   }
 
-  /** An operator request through PutEvents on the request bus, as the operator sends it. */
+  /**
+   * An operator request as the operator sends it: through PutEvents on the request bus, or, for an
+   * administrative request, a direct invoke of the function that serves it. A direct invoke has no
+   * retry, so the administrator re-sends the same event (as a console test event is re-sent) until
+   * it is answered, at most `ADMIN_ATTEMPTS` times; each failed attempt is an outcome.
+   */
   async request(detailType: string, detail: Record<string, unknown>): Promise<EventEnvelope> {
-    const event = await this.#cloud.putEvent({ source: WARMBOOT, detailType, detail });
+    const functionId = adminRequestFunction(detailType);
+    if (functionId === undefined) {
+      const event = await this.#cloud.putEvent({ source: WARMBOOT, detailType, detail });
+      this.requests.push({ eventId: event.id, detailType, sentAt: this.#cloud.clock.now() });
+      return event;
+    }
+    const event = this.#cloud.bus.envelopeOf({ source: WARMBOOT, detailType, detail });
     this.requests.push({ eventId: event.id, detailType, sentAt: this.#cloud.clock.now() });
+    for (let attempt = 1; attempt <= ADMIN_ATTEMPTS; attempt++) {
+      try {
+        const result = await this.#cloud.invoke(functionId, event);
+        this.outcomes.push({ eventId: event.id, outcome: 'succeeded', result });
+        break;
+      } catch (error) {
+        this.outcomes.push({ eventId: event.id, outcome: 'crashed', error: String(error) });
+      }
+    }
     return event;
   }
 

@@ -21,7 +21,11 @@ const request: ServerRequest = {
 
 const setUp = async (members: Partial<PoolMember>[]) => {
   const h = harness();
-  await h.store.putPool({ spec: spec({ minSize: 0 }), source: 'operator', status: 'active' }, NOW);
+  await h.store.putPool(
+    // Requests may resize a member to m7i.xlarge: the pool lists that type (H4).
+    { spec: spec({ minSize: 0, instanceTypes: ['m7i.xlarge'] }), source: 'operator', status: 'active' },
+    NOW,
+  );
   const created: PoolMember[] = [];
   for (const overrides of members) {
     const m = member({ launchedAt: NOW - 1000 * (created.length + 1), ...overrides });

@@ -49,7 +49,7 @@ describe('ec2FastRestore', () => {
         ],
       };
     });
-    const results = await ec2FastRestore(client).enable([
+    const results = await ec2FastRestore(client, []).enable([
       { snapshotId: 'snap-a', availabilityZone: 'us-east-1a' },
       { snapshotId: 'snap-throttled', availabilityZone: 'us-east-1a' },
       { snapshotId: 'snap-a', availabilityZone: 'us-east-1b' },
@@ -85,7 +85,7 @@ describe('ec2FastRestore', () => {
     const { client, sent } = fakeClient<EC2Client>(() => ({
       Successful: [{ SnapshotId: 'snap-a', AvailabilityZone: 'us-east-1a', State: 'disabling' }],
     }));
-    const results = await ec2FastRestore(client).disable([
+    const results = await ec2FastRestore(client, []).disable([
       { snapshotId: 'snap-a', availabilityZone: 'us-east-1a' },
     ]);
     expect(sent.map((call) => call.command)).toEqual(['DisableFastSnapshotRestores']);
@@ -110,7 +110,7 @@ describe('ec2FastRestore', () => {
             ],
           },
     );
-    expect(await ec2FastRestore(client).describeFastSnapshotRestores()).toEqual([
+    expect(await ec2FastRestore(client, []).describeFastSnapshotRestores()).toEqual([
       { snapshotId: 'snap-a', availabilityZone: 'us-east-1a', state: 'optimizing' },
       { snapshotId: 'snap-c', availabilityZone: 'us-east-1b', state: 'enabled' },
     ]);
@@ -136,14 +136,14 @@ describe('ec2FastRestore', () => {
       };
     });
     const known = Array.from({ length: 101 }, (_, index) => `ami-${index}`);
-    const snapshots = await ec2FastRestore(client).snapshotsOfImages(known);
+    const snapshots = await ec2FastRestore(client, []).snapshotsOfImages(known);
     const describedImages = sent.filter((call) => call.command === 'DescribeImages');
     expect(
       describedImages.map((call) => (call.input.Filters as { Values: string[] }[])[0]?.Values.length),
     ).toEqual([100, 1]);
     expect(snapshots.get('ami-0')).toEqual(['snap-ami-0']);
     expect(snapshots.size).toBe(101);
-    const withGone = await ec2FastRestore(client).snapshotsOfImages(['ami-gone']);
+    const withGone = await ec2FastRestore(client, []).snapshotsOfImages(['ami-gone']);
     expect(withGone.size).toBe(0);
   });
 
@@ -164,7 +164,7 @@ describe('ec2FastRestore', () => {
       };
     });
 
-    const snapshots = await ec2FastRestore(client).snapshotsOfImages(['ami-own', 'ami-public']);
+    const snapshots = await ec2FastRestore(client, []).snapshotsOfImages(['ami-own', 'ami-public']);
 
     expect(Object.fromEntries(snapshots)).toEqual({ 'ami-own': ['snap-own'], 'ami-public': [] });
     expect(sent.find((call) => call.command === 'DescribeSnapshots')?.input).toMatchObject({

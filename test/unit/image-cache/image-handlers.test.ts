@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { VolumeLinks } from '../../../functions/image-cache/adapters/ec2';
 import type { CacheCommands } from '../../../functions/image-cache/adapters/ssm';
-import { hostGroupSchema, type ImageSpec } from '../../../functions/image-cache/config';
+import { type HostGroup, hostGroupSchema, type ImageSpec } from '../../../functions/image-cache/config';
 import { cloneable } from '../../../functions/image-cache/domain/cloneable';
-import { autoHandler, freeDevice } from '../../../functions/image-cache/image-handlers';
+import { autoHandler, freeDevice, releaseVolume } from '../../../functions/image-cache/image-handlers';
 import { ConflictError } from '../../../functions/shared/errors';
 
 const group = hostGroupSchema.parse({
@@ -11,6 +11,7 @@ const group = hostGroupSchema.parse({
   cacheBytes: 10,
   cacheDirectory: '/var/cache/wb',
   handler: 'auto',
+  allowedBuckets: ['models'],
 });
 const image: ImageSpec = {
   id: 'model-a',
@@ -21,10 +22,14 @@ const image: ImageSpec = {
   snapshot: { snapshotId: 'snap-0123456789abcdef0', region: 'us-east-1', fastRestoreAzs: ['us-east-1a'] },
 };
 const options = { maxConcurrency: '2', maxErrors: '0', comment: 'test' };
+const ACCOUNT = '123456789012';
 
-const fakes = () => {
+const fakes = (groupOverrides: Partial<HostGroup> = {}) => {
   const sent: { document: string; instanceIds: readonly string[]; parameters: Record<string, string> }[] = [];
   const volumes = new Map<string, { state: string; attachedTo?: string }>();
+  const snapshots = new Map<string, { ownerId: string; imageTag?: string }>([
+    [image.snapshot?.snapshotId ?? '', { ownerId: ACCOUNT, imageTag: image.id }],
+  ]);
   const commands: CacheCommands = {
     async send(document, instanceIds, parameters) {
       sent.push({ document, instanceIds, parameters: { ...parameters } });
@@ -43,8 +48,9 @@ const fakes = () => {
     },
     state: async (id) => {
       const volume = volumes.get(id);
-      return volume ? { ...volume, managed: true } : undefined;
+      return volume ? { ...volume, managed: true, imageId: image.id, hostGroup: group.name } : undefined;
     },
+    snapshot: async (snapshotId) => snapshots.get(snapshotId),
     async attach(id, instanceId) {
       volumes.set(id, { state: 'in-use', attachedTo: instanceId });
     },
@@ -59,7 +65,15 @@ const fakes = () => {
   return {
     sent,
     volumes,
-    handler: autoHandler({ group, region: 'us-east-1', commands, volumes: links, clock }),
+    handler: autoHandler({
+      group: { ...group, ...groupOverrides },
+      region: 'us-east-1',
+      account: ACCOUNT,
+      commands,
+      volumes: links,
+      clock,
+    }),
+    snapshots,
   };
 };
 
@@ -126,6 +140,7 @@ describe('auto image handler', () => {
     const refusing = autoHandler({
       group,
       region: 'us-east-1',
+      account: ACCOUNT,
       commands: {
         send: async () => {
           throw new ConflictError('busy');
@@ -146,6 +161,85 @@ describe('auto image handler', () => {
     );
 
     expect(results).toEqual([{ instanceId: 'i-1', ok: false, error: { code: 'Conflict', message: 'busy' } }]);
+  });
+});
+
+describe('volume-link sources (security review H2)', () => {
+  const linkable = { instanceId: 'i-1', availabilityZone: 'us-east-1a', devices: ['/dev/xvda'] };
+
+  it.each([
+    { what: "another account's snapshot", snapshot: { ownerId: '999999999999', imageTag: image.id } },
+    { what: 'a snapshot without the warmboot:image tag', snapshot: { ownerId: ACCOUNT } },
+    { what: "another image's snapshot", snapshot: { ownerId: ACCOUNT, imageTag: 'model-z' } },
+  ])('never creates a volume from $what', async ({ snapshot }) => {
+    const { sent, volumes, snapshots, handler } = fakes();
+    snapshots.set(image.snapshot?.snapshotId ?? '', snapshot);
+
+    const [result] = await handler.fetch([linkable], image, options);
+
+    expect(result).toEqual(
+      expect.objectContaining({ ok: false, error: expect.objectContaining({ code: 'SnapshotNotAllowed' }) }),
+    );
+    expect(volumes.size).toBe(0);
+    expect(sent).toEqual([]);
+  });
+
+  it('links a snapshot of another owner the group allows', async () => {
+    const { volumes, snapshots, handler } = fakes({ allowedSnapshotOwners: ['self', '999999999999'] });
+    snapshots.set(image.snapshot?.snapshotId ?? '', { ownerId: '999999999999', imageTag: image.id });
+
+    const [result] = await handler.fetch([linkable], image, options);
+
+    expect(result).toEqual(expect.objectContaining({ ok: true, via: 'volume-link' }));
+    expect(volumes.size).toBe(1);
+  });
+});
+
+describe('releaseVolume (security review M4)', () => {
+  const clock = { now: () => 0, sleep: async () => undefined };
+  const links = (state: Awaited<ReturnType<VolumeLinks['state']>>) => {
+    const calls: string[] = [];
+    const volumes = {
+      state: async () => state,
+      detach: async (id: string) => {
+        calls.push(`detach ${id}`);
+      },
+      delete: async (id: string) => {
+        calls.push(`delete ${id}`);
+      },
+    } as unknown as VolumeLinks;
+    return { calls, volumes };
+  };
+
+  it.each([
+    {
+      what: 'no warmboot:image tag',
+      state: { state: 'in-use', attachedTo: 'i-1', managed: true, hostGroup: 'g' },
+    },
+    {
+      what: "another group's host-group tag",
+      state: { state: 'in-use', attachedTo: 'i-1', managed: true, hostGroup: 'other', imageId: 'model-a' },
+    },
+  ])('refuses a volume with $what, touching nothing', async ({ state }) => {
+    const { calls, volumes } = links(state);
+
+    await expect(releaseVolume(volumes, clock, 'vol-00000001', 'i-1', 'g')).rejects.toMatchObject({
+      code: 'UnmanagedResource',
+    });
+    expect(calls).toEqual([]);
+  });
+
+  it("detaches and deletes one of the group's cache volumes", async () => {
+    const { calls, volumes } = links({
+      state: 'available',
+      managed: true,
+      hostGroup: 'g',
+      imageId: 'model-a',
+    });
+
+    await releaseVolume(volumes, clock, 'vol-00000001', 'i-1', 'g');
+
+    expect(calls).toEqual(['delete vol-00000001']);
   });
 });
 

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { FUNCTIONS } from '../../../functions/catalog';
+import { ADMIN_REQUEST_TYPES, FUNCTIONS } from '../../../functions/catalog';
 import { imageCacheRegistry } from '../../../functions/image-cache/handler';
 import {
   pinImageDetail,
@@ -44,13 +44,15 @@ describe('sample console events', () => {
       const event = read(path);
       expect(schema.safeParse(event.detail).error).toBeUndefined();
       const owner = path.includes('placement') ? FUNCTIONS.placement : FUNCTIONS.imageCache;
-      expect(owner.patterns.some(({ pattern }) => matchesPattern(event, pattern))).toBe(true);
+      // An administrative request is a direct invoke, never delivered by a rule.
+      const delivered = owner.patterns.some(({ pattern }) => matchesPattern(event, pattern));
+      expect(delivered).toBe(!ADMIN_REQUEST_TYPES.has(event['detail-type']));
     },
   );
 
   it('is routed (not ignored) by the registries', () => {
     const service = {} as ImageCacheService;
-    const routed = imageCacheRegistry(service, []).accepted.map((route) => route.detailType);
+    const routed = imageCacheRegistry(() => service, []).accepted.map((route) => route.detailType);
     expect(routed).toEqual(
       expect.arrayContaining(['Register Image', 'Pin Image', 'Unpin Image', 'Plan Cache']),
     );

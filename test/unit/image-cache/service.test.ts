@@ -9,14 +9,19 @@ import { DOCUMENT_NAMES } from '../../../functions/image-cache/documents';
 import {
   HOST_AGENT_DEADLINE_MS,
   ImageCacheService,
+  MAX_REPORTED_IMAGES,
+  reportedImages,
   STALE_CLAIM_MS,
 } from '../../../functions/image-cache/service';
+import type { Caller } from '../../../functions/shared/caller';
 import { ConflictError, IncorrectStateError } from '../../../functions/shared/errors';
 
 const START = Date.parse('2026-01-10T12:00:00Z');
 const GB = 1_000_000_000;
 const MINUTE = 60_000;
 const DIGEST = `sha256:${'a'.repeat(64)}`;
+const ACCOUNT = '123456789012';
+const ADMIN: Caller = { via: 'direct-invoke', tenants: '*', admin: true };
 
 const image = (id: string, sizeBytes = GB): ImageSpec => ({
   id,
@@ -34,6 +39,7 @@ const world = (groupInput: Partial<HostGroupInput> = {}) => {
     cacheBytes: 2 * GB,
     cacheDirectory: '/var/cache/warmboot',
     minResidencyMs: 0,
+    allowedRegistries: ['registry.example.com'],
     ...groupInput,
   });
   const store = new MemoryImageCacheStore();
@@ -65,7 +71,7 @@ const world = (groupInput: Partial<HostGroupInput> = {}) => {
       const command = sent[Number(commandId.replace('cmd-', '')) - 1];
       if (command?.document !== DOCUMENT_NAMES.inventory)
         return { status: 'Success', result: { images: [] } };
-      const images = [...diskOf(instanceId)].map((imageId) => ({ imageId, bytes: GB }));
+      const images = [...diskOf(instanceId)].map((imageId) => ({ imageId, kind: 'container', bytes: GB }));
       return { status: 'Success', result: { images } };
     },
     invocations: async () => [],
@@ -76,6 +82,7 @@ const world = (groupInput: Partial<HostGroupInput> = {}) => {
     createFromSnapshot: async () => {
       throw new Error('not used');
     },
+    snapshot: async () => undefined,
     state: async (volumeId) => {
       const volume = volumes.get(volumeId);
       return (
@@ -83,6 +90,9 @@ const world = (groupInput: Partial<HostGroupInput> = {}) => {
           state: volume.state,
           managed: volume.managed,
           ...(volume.attachedTo ? { attachedTo: volume.attachedTo } : {}),
+          // cacheVolumes lists only volumes with the group's cache tags: these are they.
+          imageId: volume.imageId,
+          hostGroup: group.name,
         }
       );
     },
@@ -99,6 +109,7 @@ const world = (groupInput: Partial<HostGroupInput> = {}) => {
   const service = new ImageCacheService({
     groups: [group],
     region: 'us-east-1',
+    account: ACCOUNT,
     store,
     hosts: {
       groupHosts: async () => [...hosts.values()],
@@ -209,7 +220,8 @@ describe('ImageCacheService', () => {
   it('admits demand from placement on a full host: evicts its least popular image, then fetches', async () => {
     const w = world();
     w.addHost('i-1', true);
-    for (const id of ['kept', 'rare', 'launched']) await w.service.registerImage(image(id));
+    for (const id of ['kept', 'rare', 'launched'])
+      await w.service.registerImage(image(id), { caller: ADMIN });
     await w.store.putHost(
       'g',
       {
@@ -332,7 +344,7 @@ describe('ImageCacheService re-inventories hosts whose record may have drifted f
     // died before recording the command; Unpin came; the fetch landed on the host anyway.
     const w = world();
     await knownHost(w, 'i-1');
-    await w.service.registerImage(image('model-0'));
+    await w.service.registerImage(image('model-0'), { caller: ADMIN });
     await w.store.writeEntry(
       'g',
       'i-1',
@@ -364,7 +376,7 @@ describe('ImageCacheService re-inventories hosts whose record may have drifted f
     expect(state.hosts[0]?.inventoryCommandId).toBeUndefined();
 
     // Known again, the orphan is managed like any cached image: it goes when the space is wanted.
-    const pinned = await w.service.pin('g', 'big', image('big', 2 * GB));
+    const pinned = await w.service.pin('g', 'big', image('big', 2 * GB), ADMIN);
     expect(pinned.commands.map((command) => [command.action, command.imageId])).toEqual([
       ['evict', 'model-0'],
     ]);
@@ -379,7 +391,7 @@ describe('ImageCacheService re-inventories hosts whose record may have drifted f
     const w = world();
     await knownHost(w, 'i-1');
     await knownHost(w, 'i-2');
-    for (const id of ['a', 'b']) await w.service.registerImage(image(id));
+    for (const id of ['a', 'b']) await w.service.registerImage(image(id), { caller: ADMIN });
     await w.service.pin('g', 'a');
     const fetch = w.sent.findIndex((command) => command.document === DOCUMENT_NAMES.fetch);
     // The Unpin's plan cannot recall the fetch; the entry vanishes behind its back (a dropped
@@ -431,7 +443,7 @@ describe('ImageCacheService re-inventories hosts whose record may have drifted f
     // crash (at most STALE_CLAIM_MS and one schedule period), which the fault suite settles past.
     const w = world();
     await knownHost(w, 'i-1');
-    await w.service.registerImage(image('p'));
+    await w.service.registerImage(image('p'), { caller: ADMIN });
     await w.store.putPin('g', 'p');
     await w.store.writeEntry(
       'g',
@@ -462,7 +474,7 @@ describe('ImageCacheService re-inventories hosts whose record may have drifted f
   it('re-inventories each host once per interval share, not every reconcile; an unchanged report plans nothing', async () => {
     const w = world({ inventoryIntervalMs: 60 * MINUTE });
     for (const id of ['i-1', 'i-2', 'i-3']) await knownHost(w, id);
-    await w.service.registerImage(image('p'));
+    await w.service.registerImage(image('p'), { caller: ADMIN });
     // i-1's record says `p` is cached, but someone cleaned the disk.
     await w.store.writeEntry(
       'g',
@@ -511,5 +523,107 @@ describe('MemoryImageCacheStore', () => {
     await expect(store.writeEntry('g', 'i-1', 'a', undefined, 1)).rejects.toBeInstanceOf(ConflictError);
     await store.writeEntry('g', 'i-1', 'a', undefined, 2);
     expect((await store.loadGroup('g')).entries).toEqual([]);
+  });
+});
+
+describe('the image registry (security review H2)', () => {
+  const BUS_CALLER: Caller = { via: 'request-bus', tenants: '*', admin: false };
+
+  it('registers a new id once; a change needs the stored version, which it bumps', async () => {
+    const w = world();
+    const first = await w.service.registerImage(image('m'), { caller: ADMIN });
+    const again = await w.service.registerImage(image('m'), { caller: ADMIN });
+    const unversioned = w.service.registerImage(image('m', 2 * GB), { caller: ADMIN });
+    const stale = w.service.registerImage(image('m', 2 * GB), { caller: ADMIN, expectedVersion: 7 });
+
+    expect(first).toEqual({ imageId: 'm', version: 1, changed: true });
+    expect(again).toEqual({ imageId: 'm', version: 1, changed: false });
+    await expect(unversioned).rejects.toMatchObject({
+      code: 'RegistryVersionConflict',
+      field: 'detail.expectedVersion',
+    });
+    await expect(stale).rejects.toMatchObject({ code: 'RegistryVersionConflict' });
+    expect((await w.store.getImages(['m'])).get('m')?.sizeBytes).toBe(GB);
+
+    const changed = await w.service.registerImage(image('m', 2 * GB), { caller: ADMIN, expectedVersion: 1 });
+
+    expect(changed).toEqual({ imageId: 'm', version: 2, changed: true });
+    expect((await w.store.getImages(['m'])).get('m')?.sizeBytes).toBe(2 * GB);
+  });
+
+  it.each([
+    ['a registry no group allows', { ...image('x'), source: 'ghcr.io/someone/x' }],
+    ['loopback', { ...image('x'), source: '127.0.0.1:5000/x' }],
+    ['link-local (instance metadata)', { ...image('x'), source: '169.254.169.254:80/x' }],
+    ['localhost', { ...image('x'), source: 'localhost:2375/x' }],
+    ['Docker Hub, not listed', { ...image('x'), source: 'nginx' }],
+    [
+      'a bucket no group allows',
+      { ...image('x'), kind: 's3', source: 's3://someone-else/x.bin' } as ImageSpec,
+    ],
+  ])('refuses to register a source from %s, naming the field', async (_what, spec) => {
+    const w = world();
+
+    await expect(w.service.registerImage(spec, { caller: ADMIN })).rejects.toMatchObject({
+      code: 'SourceNotAllowed',
+      field: 'detail.image.source',
+    });
+    expect((await w.store.getImages(['x'])).size).toBe(0);
+  });
+
+  it("accepts this account's own ECR by default (allowedRegistries: self)", async () => {
+    const w = world({ allowedRegistries: undefined });
+    const own = { ...image('own'), source: `${ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/team/own:1` };
+    const foreign = { ...image('foreign'), source: '999999999999.dkr.ecr.eu-west-1.amazonaws.com/team/x:1' };
+
+    expect(await w.service.registerImage(own, { caller: ADMIN })).toMatchObject({ version: 1 });
+    await expect(w.service.registerImage(foreign, { caller: ADMIN })).rejects.toMatchObject({
+      code: 'SourceNotAllowed',
+    });
+  });
+
+  it('lets only an administrator register through Pin Image; anyone may pin a registered image', async () => {
+    const w = world();
+
+    await expect(w.service.pin('g', 'p', image('p'), BUS_CALLER)).rejects.toMatchObject({
+      code: 'AdminRequestOnly',
+      field: 'detail.image',
+    });
+    expect((await w.store.getImages(['p'])).size).toBe(0);
+    await w.service.registerImage(image('p'), { caller: ADMIN });
+    await expect(w.service.pin('g', 'p', undefined, BUS_CALLER)).resolves.toMatchObject({ hostGroup: 'g' });
+  });
+});
+
+describe('host reports (security review M4)', () => {
+  it('keeps only report items with valid ids, kinds and byte counts, each image once', () => {
+    const valid = { imageId: 'model-a', kind: 'container', bytes: 10 };
+    const reported = reportedImages({
+      images: [
+        valid,
+        { ...valid },
+        { imageId: 'x;reboot', kind: 'container', bytes: 1 },
+        { imageId: 'b', kind: 'container', bytes: -1 },
+        { imageId: 'c', kind: 'container', bytes: 2 ** 60 },
+        { imageId: 'd', kind: 'elsewhere', bytes: 1 },
+        { imageId: 'e', kind: 'volume', volumeId: 'vol-../../x', bytes: 0 },
+        { imageId: 'f', kind: 'volume', volumeId: 'vol-0123456789abcdef0', bytes: 0 },
+      ],
+    });
+
+    expect(reported).toEqual([
+      { imageId: 'model-a', bytes: 10, via: 'download' },
+      { imageId: 'f', bytes: 0, via: 'volume-link', volumeId: 'vol-0123456789abcdef0' },
+    ]);
+  });
+
+  it(`caps a report at ${MAX_REPORTED_IMAGES} images`, () => {
+    const images = Array.from({ length: MAX_REPORTED_IMAGES + 5 }, (_, index) => ({
+      imageId: `img-${index}`,
+      kind: 's3',
+      bytes: 1,
+    }));
+
+    expect(reportedImages({ images })).toHaveLength(MAX_REPORTED_IMAGES);
   });
 });

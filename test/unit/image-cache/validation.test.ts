@@ -119,3 +119,27 @@ describe('shell-bound values are rejected by the function and by the document al
     expect(parsed.error?.issues.map((issue) => issue.path.join('.'))).toEqual(['name', 'warmConcurrency']);
   });
 });
+
+describe('host group allowlists (security review L4)', () => {
+  const base = { name: 'g', cacheBytes: 1, cacheDirectory: '/var/cache/warmboot' };
+
+  it.each([
+    'localhost:2375',
+    '127.0.0.1:5000',
+    '169.254.169.254',
+    '0x7f.1',
+    '2130706433',
+    'registry.localhost',
+  ])('refuses %j as an allowed registry, naming the field', (registry) => {
+    const parsed = hostGroupSchema.safeParse({ ...base, allowedRegistries: [registry] });
+    expect(parsed.error?.issues[0]?.path).toEqual(['allowedRegistries', 0]);
+  });
+
+  it("defaults to this account's ECR, its own snapshots and no bucket", () => {
+    expect(hostGroupSchema.parse(base)).toMatchObject({
+      allowedRegistries: ['self'],
+      allowedBuckets: [],
+      allowedSnapshotOwners: ['self'],
+    });
+  });
+});

@@ -18,10 +18,12 @@ const busArn = (name: string) => `arn:aws:events:us-east-1:${ACCOUNT}:event-bus/
 
 const requester = `arn:aws:iam::${ACCOUNT}:role/team/requester`;
 const admin = `arn:aws:iam::${ACCOUNT}:user/admin`;
+const tenantOperator = `arn:aws:iam::${ACCOUNT}:role/team-a-operator`;
 const operators: Operator[] = [
-  { principal: requester, requests: ['Request Server', 'Advise Placement'] },
-  { principal: admin, requests: ['*'] },
-  { principal: `arn:aws:iam::${OTHER_ACCOUNT}:root`, requests: ['Image Launched'] },
+  { principal: requester, requests: ['Request Server', 'Advise Placement'], tenants: ['*'] },
+  { principal: admin, requests: ['*'], tenants: ['*'] },
+  { principal: `arn:aws:iam::${OTHER_ACCOUNT}:root`, requests: ['Image Launched'], tenants: ['*'] },
+  { principal: tenantOperator, requests: ['Shelve Instances', 'Unshelve Instances'], tenants: ['team-a'] },
 ];
 
 /** Allows PutEvents on everything: what many application, CI and power-user roles hold. */
@@ -99,13 +101,76 @@ describe('the request bus policy', () => {
     expect(await put(iam, caller, request('Delete Shelved Record'))).toBe('denied');
   });
 
-  it('lets a "*" operator send every request warmboot serves, and nothing else', async () => {
+  it('lets a "*" operator send every request warmboot serves over the bus, and nothing else', async () => {
     const caller = { principalArn: admin };
 
-    for (const detailType of ['Delete Shelved Record', 'Define Pool', 'Request Server']) {
+    for (const detailType of ['Shelve Instances', 'Unshelve Instances', 'Request Server']) {
       expect(await put(iam, caller, request(detailType)), detailType).toBe('allowed');
     }
     expect(await put(iam, caller, request('Popularity Changed'))).toBe('denied');
+    // Administrative requests are direct invokes only: no operator can put them on the bus.
+    for (const detailType of ['Delete Shelved Record', 'Define Pool']) {
+      expect(await put(iam, caller, request(detailType)), detailType).toBe('denied');
+    }
+  });
+
+  describe('binds each operator to its tenants by the source it may put (security review C3)', () => {
+    const forTenant = (tenant: string, detailType = 'Shelve Instances') => ({
+      bus: REQUESTS,
+      source: `warmboot.tenant.${tenant}`,
+      detailType,
+    });
+
+    it('lets an operator bound to a tenant put that tenant’s source only', async () => {
+      const caller = { principalArn: tenantOperator };
+
+      expect(await put(iam, caller, forTenant('team-a'))).toBe('allowed');
+      expect(await put(iam, caller, forTenant('team-b'))).toBe('denied');
+      // The unbound source acts for every tenant: not for an operator bound to one.
+      expect(await put(iam, caller, request('Shelve Instances'))).toBe('denied');
+    });
+
+    it('keeps it to its tenant even when its own IAM policy allows PutEvents everywhere', async () => {
+      const caller = { principalArn: tenantOperator, identityPolicies: putEventsAnywhere };
+
+      expect(await put(iam, caller, forTenant('team-a'))).toBe('allowed');
+      expect(await put(iam, caller, forTenant('team-b'))).toBe('denied');
+      expect(await put(iam, caller, forTenant('team-a.x'))).toBe('denied');
+      expect(await put(iam, caller, request('Shelve Instances'))).toBe('denied');
+      expect(await put(iam, caller, forTenant('team-a', 'Request Server'))).toBe('denied');
+    });
+
+    it('lets an operator of every tenant put source warmboot, and allows it no tenant’s source', async () => {
+      const caller = { principalArn: admin };
+
+      expect(await put(iam, caller, request('Shelve Instances'))).toBe('allowed');
+      expect(await put(iam, caller, forTenant('team-a'))).toBe('denied');
+    });
+
+    it('lets no one but operators put a tenant’s source, whatever their own IAM policy allows', async () => {
+      for (const principalArn of [
+        `arn:aws:iam::${ACCOUNT}:role/ci-deployer`,
+        `arn:aws:iam::${ACCOUNT}:root`,
+      ]) {
+        const caller = { principalArn, identityPolicies: putEventsAnywhere };
+        expect(await put(iam, caller, forTenant('team-a')), principalArn).toBe('denied');
+        expect(await put(iam, caller, forTenant('team-a', 'Request Server')), principalArn).toBe('denied');
+      }
+    });
+
+    it('binds a tenant operator on a shared bus too, and keeps other publishers off tenant sources', async () => {
+      const shared = iamWith(operators, true);
+      const app = {
+        principalArn: `arn:aws:iam::${ACCOUNT}:role/orders`,
+        identityPolicies: putEventsAnywhere,
+      };
+      const bound = { principalArn: tenantOperator, identityPolicies: putEventsAnywhere };
+
+      expect(await put(shared, bound, forTenant('team-a'))).toBe('allowed');
+      expect(await put(shared, bound, forTenant('team-b'))).toBe('denied');
+      expect(await put(shared, bound, request('Shelve Instances'))).toBe('denied');
+      expect(await put(shared, app, forTenant('team-a'))).toBe('denied');
+    });
   });
 
   it('denies anyone else, whatever their own IAM policy allows (security review C1)', async () => {

@@ -2,6 +2,7 @@ import {
   CreateTagsCommand,
   DeleteTagsCommand,
   EC2Client,
+  RunInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -122,6 +123,68 @@ describe('local IAM on the synthesized role policies', () => {
     );
     expect(cloud.ec2.instance(outsider)?.state).not.toMatch(/shutting-down|terminated/);
     expect(iam.stats().denials).toEqual({ pools: { 'ec2:TerminateInstances': 1 } });
+  });
+
+  it('lets the pool roles launch only AMIs of the allowed owners, with only the configured roles (C2)', async () => {
+    const { cloud, iam } = await setup({ instanceRoles: ['builder'] });
+    const amazon = cloud.ec2.registerImage({
+      name: 'al2023-public',
+      rootSizeGiB: 8,
+      ownerId: '137112412989',
+      ownerAlias: 'amazon',
+    });
+    const stranger = cloud.ec2.registerImage({ name: 'stranger', rootSizeGiB: 8, ownerId: '210987654321' });
+    const asPools = functionClient(cloud, iam, 'pools');
+    const launchAs = (imageId: string, profile = 'builder') =>
+      asPools((ec2) =>
+        ec2.send(
+          new RunInstancesCommand({
+            ImageId: imageId,
+            InstanceType: 'm7i.large',
+            MinCount: 1,
+            MaxCount: 1,
+            IamInstanceProfile: { Name: profile },
+            TagSpecifications: [
+              { ResourceType: 'instance', Tags: MEMBER_TAGS },
+              { ResourceType: 'volume', Tags: [{ Key: 'warmboot:managed', Value: 'true' }] },
+            ],
+          }),
+        ),
+      );
+
+    await launchAs(cloud.imageId);
+    await launchAs(amazon);
+    const foreignImage = await rejection(launchAs(stranger));
+    const otherRole = await rejection(launchAs(cloud.imageId, 'admin'));
+
+    expect(foreignImage.message).toContain(
+      `ec2:RunInstances on resource: arn:aws:ec2:us-east-1::image/${stranger}`,
+    );
+    expect(otherRole.message).toContain(`iam:PassRole on resource: arn:aws:iam::${ACCOUNT}:role/admin`);
+    // A deployment that trusts one other account's AMIs only: not even this account's own.
+    const { cloud: trusting, iam: trustingIam } = await setup({ imageOwners: ['210987654321'] });
+    const shared = trusting.ec2.registerImage({ name: 'shared', rootSizeGiB: 8, ownerId: '210987654321' });
+    const coldLaunch = (imageId: string) =>
+      functionClient(
+        trusting,
+        trustingIam,
+        'claim',
+      )((ec2) =>
+        ec2.send(
+          new RunInstancesCommand({
+            ImageId: imageId,
+            InstanceType: 'm7i.large',
+            MinCount: 1,
+            MaxCount: 1,
+            TagSpecifications: [
+              { ResourceType: 'instance', Tags: [...MEMBER_TAGS, { Key: 'warmboot:claim', Value: 'r1' }] },
+              { ResourceType: 'volume', Tags: [{ Key: 'warmboot:managed', Value: 'true' }] },
+            ],
+          }),
+        ),
+      );
+    await coldLaunch(shared);
+    expect((await rejection(coldLaunch(trusting.imageId))).name).toBe('UnauthorizedOperation');
   });
 
   it('refuses the whole call when one of its instances is not allowed', async () => {

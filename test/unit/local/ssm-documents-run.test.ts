@@ -243,8 +243,8 @@ const DOCKER: StubTool = {
 const CTR: StubTool = {
   script: `case "$3 $4" in "images ls") printf 'REF TYPE DIGEST SIZE PLATFORMS LABELS\\n%s application/vnd.oci.image.index.v1+json ${CONTAINER_DIGEST} 27.1 MiB linux/amd64 -\\n' "\${5#name==}" ;; esac`,
 };
-/** aws s3 cp --only-show-errors <source> <destination>: writes "hello" to the destination. */
-const AWS_S3: StubTool = { script: `printf hello > "$5"` };
+/** aws s3 cp --only-show-errors <source> -: streams "hello" to stdout. */
+const AWS_S3: StubTool = { script: 'printf hello' };
 
 describe.each(SHELLS)('image-cache documents run where sh is %s', (shell) => {
   const fetchParameters = (host: ScratchHost, overrides: Record<string, string[]> = {}) => ({
@@ -303,7 +303,7 @@ describe.each(SHELLS)('image-cache documents run where sh is %s', (shell) => {
       succeeded(run);
       const hex = DIGEST_OF_HELLO.slice('sha256:'.length);
       expect(lines(run)).toEqual([
-        `aws s3 cp --only-show-errors s3://warmboot-images/models/sdxl-base-1.0.tar ${cacheDirectory(host)}/.partial-${hex}`,
+        'aws s3 cp --only-show-errors s3://warmboot-images/models/sdxl-base-1.0.tar -',
       ]);
       expect(readFileSync(join(cacheDirectory(host), `${hex}.blob`), 'utf8')).toBe('hello');
       expect(result(run)).toMatchObject({ kind: 's3', bytes: 5, runtime: 'none' });

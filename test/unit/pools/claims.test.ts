@@ -35,12 +35,25 @@ describe('healClaims', () => {
     expect(healClaims([driven, recent, ...finished], [], NOW)).toEqual([]);
   });
 
-  it('gives up and fails a claim still unfinished long after the request', () => {
-    const old = claim({ requestedAt: NOW - CLAIM_GIVE_UP_MS - 1 });
+  it('gives up and fails a claim that made no progress for CLAIM_GIVE_UP_MS', () => {
+    const old = claim({
+      requestedAt: NOW - CLAIM_GIVE_UP_MS - 1,
+      updatedAt: NOW - CLAIM_GIVE_UP_MS - 1,
+    });
 
     expect(healClaims([old], [], NOW)).toEqual([
       { kind: 'fail-claim', claim: old, error: expect.objectContaining({ code: 'ClaimTimedOut' }) },
     ]);
+  });
+
+  it('resumes, not fails, a claim requested long ago that waited for a member and moved on since', () => {
+    const waited = claim({
+      step: 'started',
+      requestedAt: NOW - 3 * CLAIM_GIVE_UP_MS,
+      updatedAt: NOW - CLAIM_GIVE_UP_MS / 2,
+    });
+
+    expect(healClaims([waited], [], NOW)).toEqual([{ kind: 'resume-claim', claim: waited }]);
   });
 
   it('waits for a cold launch while it initializes, however long, and fails it once its server is retired', () => {

@@ -2,6 +2,8 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { ClaimDeps } from '../../../functions/claim/service';
 import type { PoolEc2, PoolSsm } from '../../../functions/pools/adapters/ec2';
 import { MemoryPoolStore } from '../../../functions/pools/adapters/memory-store';
+import { ImageOwnerNotAllowedError } from '../../../functions/pools/admission';
+import { poolPolicySchema } from '../../../functions/pools/config';
 import type { InitResult, ObservedInstance } from '../../../functions/pools/domain/reconcile';
 import { isManagedBy } from '../../../functions/pools/domain/tags';
 import type { PoolDeps } from '../../../functions/pools/service';
@@ -74,7 +76,15 @@ export class FakeEc2 implements PoolEc2 {
   }
   /** Every ClientToken RunInstances was sent, in order. */
   readonly clientTokens: string[] = [];
+  /** AMIs of an owner the pool policy does not allow. */
+  readonly foreignImages = new Set<string>();
+
+  async checkImageOwner(imageId: string) {
+    if (this.foreignImages.has(imageId)) throw new ImageOwnerNotAllowedError(imageId, ['self', 'amazon']);
+  }
+
   async launch(input: Parameters<PoolEc2['launch']>[0]) {
+    await this.checkImageOwner(input.imageId);
     this.calls.push(`launch ${input.subnetId}`);
     this.clientTokens.push(input.clientToken);
     // RunInstances: "Maximum 64 ASCII characters" (API_RunInstances, ClientToken).
@@ -93,6 +103,7 @@ export class FakeEc2 implements PoolEc2 {
       availabilityZone: zone,
       subnetId: input.subnetId,
       tags: { ...input.tags },
+      clientToken: input.clientToken,
     });
   }
   async start(instance: ObservedInstance, pool: string) {
@@ -232,6 +243,7 @@ export const harness = (): Harness => {
       facts: publisher,
       clock,
       metrics: new Metrics({ namespace: 'Test', serviceName: 'claim' }),
+      policy: poolPolicySchema.parse({}),
     },
   };
 };

@@ -1,4 +1,5 @@
 import { type PoolSpec, type PoolSpecInput, poolSpecSchema } from '../../../functions/pools/config';
+import type { LaunchIntent } from '../../../functions/pools/domain/launch-intents';
 import type { PoolMember } from '../../../functions/pools/domain/lifecycle';
 import type { ObservedInstance } from '../../../functions/pools/domain/reconcile';
 
@@ -49,4 +50,20 @@ export const observedFor = (
   subnetId: of.subnetId,
   launchedAt: of.launchedAt,
   tags: { 'warmboot:managed': 'true', 'warmboot:pool': of.pool, 'warmboot:member-state': of.state, ...tags },
+  clientToken: `token-${of.instanceId}`,
+});
+
+/** The launch intent warmboot recorded before launching `instance` (open unless `instanceId` is given). */
+export const intentFor = (
+  instance: ObservedInstance,
+  overrides: Partial<LaunchIntent> = {},
+): LaunchIntent => ({
+  clientToken: instance.clientToken ?? `token-${instance.instanceId}`,
+  pool: 'linux-web',
+  subnetId: instance.subnetId,
+  count: 1,
+  origin: 'pool',
+  nonce: 'nonce',
+  createdAt: instance.launchedAt,
+  ...overrides,
 });

@@ -10,7 +10,7 @@ import {
   type ReconcileInput,
   reconcilePool,
 } from '../../../functions/pools/domain/reconcile';
-import { AMI, member, NOW, observedFor, spec } from './fixtures';
+import { AMI, intentFor, member, NOW, observedFor, spec } from './fixtures';
 
 const input = (overrides: Partial<ReconcileInput>): ReconcileInput => ({
   spec: spec(),
@@ -20,6 +20,8 @@ const input = (overrides: Partial<ReconcileInput>): ReconcileInput => ({
   currentImageId: AMI,
   sizing: { targetSize: 2, runningSize: 0 },
   initResults: new Map(),
+  intents: [],
+  launchNonce: '5f0c6a1e9d2b4c7a8e3f1b0d2c4a6e8f',
   now: NOW,
   ...overrides,
 });
@@ -52,12 +54,19 @@ describe('reconcilePool', () => {
     expect(tokens(NOW)).toEqual(first);
   });
 
-  it('keeps a short pool name readable in its ClientToken', () => {
-    const [launch] = reconcilePool(input({ sizing: { targetSize: 1, runningSize: 0 } }));
-    expect(launch).toMatchObject({
-      kind: 'launch',
-      clientToken: `${spec().name}-${Math.floor(NOW / 1000)}-0`,
-    });
+  it("makes launch tokens nobody can compute in advance: they depend on the reconcile's secret nonce (L7)", () => {
+    const launchOf = (launchNonce: string) =>
+      reconcilePool(input({ launchNonce, sizing: { targetSize: 1, runningSize: 0 } }))[0];
+
+    const launch = launchOf('5f0c6a1e9d2b4c7a8e3f1b0d2c4a6e8f');
+
+    expect(launch).toMatchObject({ kind: 'launch', nonce: '5f0c6a1e9d2b4c7a8e3f1b0d2c4a6e8f' });
+    const token = launch?.kind === 'launch' ? launch.clientToken : '';
+    expect(token).toMatch(/^[0-9a-f]{64}$/);
+    expect(token).not.toContain(spec().name);
+    expect(token).not.toContain(String(Math.floor(NOW / 1000)));
+    expect(launchOf('0b7e4d2c9a1f3e5d7c9b1a3f5e7d9c1b')).toMatchObject({ kind: 'launch' });
+    expect(launchOf('0b7e4d2c9a1f3e5d7c9b1a3f5e7d9c1b')).not.toMatchObject({ clientToken: token });
   });
 
   it('counts members still launching or initializing toward the target', () => {
@@ -80,6 +89,23 @@ describe('reconcilePool', () => {
         members,
         observed: members.map((m) => observedFor(m, m.state === 'ready' ? 'stopped' : 'running')),
         sizing: { targetSize: 10, runningSize: 0 },
+      }),
+    );
+    expect(actions.filter((action) => action.kind === 'launch')).toHaveLength(1);
+  });
+
+  it("leaves room for claims' cold launches under way: refill and cold launches together stay within max (H4)", () => {
+    const members = [
+      member(),
+      member({ origin: 'claim', claimId: 'req-1', state: 'initializing' }),
+      member({ origin: 'claim', claimId: 'req-2', state: 'launching' }),
+    ];
+    const actions = reconcilePool(
+      input({
+        spec: spec({ maxSize: 4 }),
+        members,
+        observed: members.map((m) => observedFor(m, m.state === 'ready' ? 'stopped' : 'running')),
+        sizing: { targetSize: 4, runningSize: 0 },
       }),
     );
     expect(actions.filter((action) => action.kind === 'launch')).toHaveLength(1);
@@ -127,10 +153,76 @@ describe('reconcilePool', () => {
     expect(actions).toContainEqual({ kind: 'mark-ready', member: stopping, running: false });
   });
 
-  it('adopts a tagged instance that has no member record (crash between RunInstances and the write)', () => {
+  it('adopts a tagged instance without a member record whose ClientToken names an open intent (crash between RunInstances and the write)', () => {
     const orphan = observedFor(member({ state: 'launching' }), 'running');
-    const actions = reconcilePool(input({ observed: [orphan], sizing: { targetSize: 1, runningSize: 0 } }));
+    const actions = reconcilePool(
+      input({ observed: [orphan], intents: [intentFor(orphan)], sizing: { targetSize: 1, runningSize: 0 } }),
+    );
     expect(kinds(actions)).toEqual(['adopt']);
+    expect(actions[0]).toMatchObject({ clientToken: orphan.clientToken });
+  });
+
+  describe('never adopts an instance only because it carries the pool tags (H1)', () => {
+    const planted = observedFor(member({ state: 'ready' }), 'stopped');
+    const cases: [string, Partial<ReconcileInput>][] = [
+      ['no intent at all', { intents: [] }],
+      ['an intent of another pool', { intents: [intentFor(planted, { pool: 'other-pool' })] }],
+      [
+        'its token in another subnet (EC2 binds a token per zone)',
+        { intents: [intentFor(planted, { subnetId: 'subnet-0bbbbbbbbbbbbbbb2' })] },
+      ],
+      [
+        'a closed intent (a handed-over server tagged again)',
+        { intents: [intentFor(planted, { instanceId: 'i-0000000000000abcd' })] },
+      ],
+      [
+        'an intent older than its TTL',
+        { intents: [intentFor(planted, { createdAt: NOW - 25 * 3_600_000 })] },
+      ],
+      [
+        'no ClientToken',
+        { observed: [{ ...planted, clientToken: undefined }], intents: [intentFor(planted)] },
+      ],
+    ];
+    it.each(cases)('%s', (_, overrides) => {
+      const actions = reconcilePool(
+        input({ observed: [planted], sizing: { targetSize: 0, runningSize: 0 }, ...overrides }),
+      );
+      expect(actions).toEqual([]);
+    });
+
+    it("adopts at most the intent's count of instances under one token", () => {
+      const first = observedFor(member({ state: 'launching', launchedAt: NOW - 2_000 }), 'running');
+      const second = {
+        ...observedFor(member({ state: 'launching', launchedAt: NOW - 1_000 }), 'running'),
+        clientToken: first.clientToken,
+      };
+      const actions = reconcilePool(
+        input({
+          observed: [second, first],
+          intents: [intentFor(first)],
+          sizing: { targetSize: 0, runningSize: 0 },
+        }),
+      );
+      expect(
+        actions.map((action) => (action.kind === 'adopt' ? action.member.instanceId : action.kind)),
+      ).toEqual([first.instanceId]);
+    });
+  });
+
+  it('closes an open intent whose instance already has a member record (launcher died after the member write)', () => {
+    const recorded = member({ state: 'launching', stateSince: NOW - 10_000 });
+    const instance = observedFor(recorded, 'pending');
+    const intent = intentFor(instance);
+    const actions = reconcilePool(
+      input({
+        members: [recorded],
+        observed: [instance],
+        intents: [intent],
+        sizing: { targetSize: 1, runningSize: 0 },
+      }),
+    );
+    expect(actions).toEqual([{ kind: 'close-intent', intent, instanceId: recorded.instanceId }]);
   });
 
   it('releases a claim stuck on a still-stopped member and retires one stuck after it started', () => {
@@ -227,14 +319,19 @@ describe('reconcilePool', () => {
       stateReason: 'Client.InternalError',
     };
     const userTerminated = observedFor(member({ launchedAt: NOW - 60_000 }), 'terminated');
-    const launches = (now: number, observed = [died]) =>
-      reconcilePool(input({ observed, now, sizing: { targetSize: 2, runningSize: 0 } })).filter(
+    const launched = [died, userTerminated].map((instance) =>
+      intentFor(instance, { instanceId: instance.instanceId }),
+    );
+    const launches = (now: number, observed = [died], intents = launched) =>
+      reconcilePool(input({ observed, intents, now, sizing: { targetSize: 2, runningSize: 0 } })).filter(
         (action) => action.kind === 'launch',
       ).length;
 
     expect(launches(NOW)).toBe(0);
     expect(launches(NOW - 60_000 + KEY_FAILURE_HOLD_MS)).toBe(2);
     expect(launches(NOW, [userTerminated])).toBe(2);
+    // An instance the pool did not launch holds nothing, whatever EC2 says ended it.
+    expect(launches(NOW, [died], [])).toBe(2);
   });
 
   it('retires a member still joining past its registration deadline as agent-never-registered', () => {
@@ -256,10 +353,31 @@ describe('reconcilePool', () => {
     expect(actions).toContainEqual({ kind: 'initialize', member: recent });
   });
 
-  it('adopts an instance tagged joining as a joining member', () => {
-    const instance = observedFor(member({ state: 'joining', running: true }));
-    const [adopt] = reconcilePool(input({ observed: [instance], sizing: { targetSize: 1, runningSize: 0 } }));
-    expect(adopt).toMatchObject({ kind: 'adopt', member: { state: 'joining' } });
+  it('adopts as launching whatever its member-state tag says: state never comes from a tag (H1)', () => {
+    const instance = observedFor(member({ state: 'ready', running: false }), 'stopped');
+    const [adopt] = reconcilePool(
+      input({
+        observed: [instance],
+        intents: [intentFor(instance)],
+        sizing: { targetSize: 1, runningSize: 0 },
+      }),
+    );
+    expect(instance.tags['warmboot:member-state']).toBe('ready');
+    expect(adopt).toMatchObject({ kind: 'adopt', member: { state: 'launching', origin: 'pool' } });
+  });
+
+  it("adopts a claim's cold launch with the claim its intent names, not the one a tag names", () => {
+    const instance = observedFor(member({ state: 'launching' }), 'running', {
+      'warmboot:claim': 'req-forged',
+    });
+    const [adopt] = reconcilePool(
+      input({
+        observed: [instance],
+        intents: [intentFor(instance, { origin: 'claim', claimId: 'req-1' })],
+        sizing: { targetSize: 0, runningSize: 0 },
+      }),
+    );
+    expect(adopt).toMatchObject({ kind: 'adopt', member: { origin: 'claim', claimId: 'req-1' } });
   });
 
   it('after a member was retired as agent-never-registered, keeps one probe on its way until one registers', () => {
@@ -278,17 +396,24 @@ describe('reconcilePool', () => {
       launchedAt: NOW - 60_000,
       initCommandId: 'c',
     });
-    const launches = (members: PoolMember[], now = NOW) =>
+    const launches = (
+      members: PoolMember[],
+      now = NOW,
+      intents = [intentFor(retired, { instanceId: retired.instanceId })],
+    ) =>
       reconcilePool(
         input({
           members,
           observed: [retired, ...members.map((m) => observedFor(m))],
+          intents,
           now,
           sizing: { targetSize: 3, runningSize: 0 },
         }),
       ).filter((action) => action.kind === 'launch').length;
 
     expect(launches([])).toBe(1);
+    // The tag on an instance the pool did not launch holds nothing.
+    expect(launches([], NOW, [])).toBe(3);
     expect(launches([probe])).toBe(0);
     expect(launches([registered])).toBe(2);
     expect(launches([], NOW - 11 * 60_000 + AGENT_FAILURE_HOLD_MS)).toBe(3);

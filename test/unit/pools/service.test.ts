@@ -147,7 +147,7 @@ describe('pools service', () => {
     expect(h.ec2.calls.filter((call) => call === `stop ${good.instanceId}`)).toHaveLength(1);
   });
 
-  it('keeps the spec of a pool the operator defined when the same name comes from context', async () => {
+  it('reasserts a deploy-time pool over an operator record of the same name (C2: configuration wins)', async () => {
     const h = harness();
     await h.store.putPool(
       { spec: spec({ minSize: 0, maxSize: 9 }), source: 'operator', status: 'active' },
@@ -160,7 +160,7 @@ describe('pools service', () => {
       NOW,
     );
 
-    expect((await h.store.getPool('linux-web'))?.spec.maxSize).toBe(9);
+    expect(await h.store.getPool('linux-web')).toMatchObject({ source: 'context', spec: { maxSize: 2 } });
     expect(await h.store.getPool('other')).toMatchObject({ source: 'context', status: 'active' });
   });
 
@@ -383,5 +383,98 @@ describe('pools and a slow or absent SSM agent', () => {
     expect(claim?.step).toBe('started');
     h.ssm.results.set('command-1', 'success');
     expect(await resumeClaim(h.claims, 'slow-agent')).toMatchObject({ status: 'ready' });
+  });
+});
+
+describe('pool members by provenance, not tags (H1)', () => {
+  it('records a launch intent under the ClientToken before RunInstances, and closes it with the member write', async () => {
+    const h = harness();
+    const launch = h.ec2.launch.bind(h.ec2);
+    const intentsAtLaunch: number[] = [];
+    h.ec2.launch = async (input) => {
+      intentsAtLaunch.push((await h.store.launchIntents('linux-web', NOW)).length);
+      return launch(input);
+    };
+
+    await definePool(h.pools, spec({ minSize: 1 }), 'operator', NOW);
+
+    const [instance] = h.ec2.instances.values();
+    expect(intentsAtLaunch).toEqual([1]);
+    expect(await h.store.launchIntents('linux-web', NOW)).toEqual([
+      {
+        clientToken: instance?.clientToken,
+        pool: 'linux-web',
+        subnetId: instance?.subnetId,
+        count: 1,
+        origin: 'pool',
+        nonce: expect.stringMatching(/^[0-9a-f]{32}$/),
+        createdAt: NOW,
+        instanceId: instance?.instanceId,
+      },
+    ]);
+  });
+
+  it('converges after a crash between the intent and RunInstances: the next reconcile launches afresh', async () => {
+    const h = harness();
+    const launch = h.ec2.launch.bind(h.ec2);
+    h.ec2.launch = async () => {
+      throw new Error('the function died before RunInstances');
+    };
+    await definePool(h.pools, spec({ minSize: 1, maxSize: 1 }), 'operator', NOW);
+    h.ec2.launch = launch;
+
+    await reconcileOne(h.pools, 'linux-web', NOW + 60_000);
+
+    expect(h.ec2.instances.size).toBe(1);
+    expect((await h.store.listMembers('linux-web')).map((m) => m.state)).toEqual(['launching']);
+  });
+
+  it('converges after a crash between RunInstances and the member write: the next reconcile adopts the instance', async () => {
+    const h = harness();
+    const recordLaunch = h.store.recordLaunch.bind(h.store);
+    h.store.recordLaunch = async () => {
+      throw new Error('the function died after RunInstances');
+    };
+    await definePool(h.pools, spec({ minSize: 1, maxSize: 1 }), 'operator', NOW);
+    h.store.recordLaunch = recordLaunch;
+    const [orphan] = h.ec2.instances.values();
+
+    const summary = await reconcileOne(h.pools, 'linux-web', NOW + 60_000);
+
+    expect(summary.results).toEqual([{ id: orphan?.instanceId, ok: true, action: 'adopt' }]);
+    expect(h.ec2.instances.size).toBe(1);
+    expect(await h.store.listMembers('linux-web')).toMatchObject([
+      { instanceId: orphan?.instanceId, state: 'launching', origin: 'pool', reason: 'adopted' },
+    ]);
+    expect((await h.store.launchIntents('linux-web', NOW))[0]?.instanceId).toBe(orphan?.instanceId);
+  });
+
+  it('never adopts, stops, hands out or terminates an instance someone else tagged as a ready member', async () => {
+    const h = harness();
+    await h.store.putPool(
+      { spec: spec({ minSize: 1, maxSize: 2 }), source: 'operator', status: 'active' },
+      NOW,
+    );
+    const planted = h.ec2.add({
+      instanceId: 'i-0bad0bad0bad0bad0',
+      state: 'stopped',
+      tags: { ...POOL_TAGS, 'warmboot:member-state': 'ready' },
+      clientToken: 'linux-web-1767600000-0',
+    });
+
+    const summary = await reconcileOne(h.pools, 'linux-web', NOW);
+    const outcome = await claimServer(h.claims, 'req-victim', {
+      pool: 'linux-web',
+      ownerTags: { owner: 'team-a' },
+    });
+    await h.store.setStatus('linux-web', 'draining', NOW);
+    const drained = await reconcileOne(h.pools, 'linux-web', h.clock.now());
+
+    expect(summary.foreignTagged).toEqual([planted.instanceId]);
+    expect(drained.foreignTagged).toEqual([planted.instanceId]);
+    expect(await h.store.findMember(planted.instanceId)).toBeUndefined();
+    expect(outcome).not.toMatchObject({ instanceId: planted.instanceId });
+    expect(h.ec2.calls.filter((call) => call.includes(planted.instanceId))).toEqual([]);
+    expect(h.ec2.instances.get(planted.instanceId)?.state).toBe('stopped');
   });
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { InstanceFacts } from '../../../functions/popularity/adapters/instance-directory';
+import { MemoryLaunchQuota } from '../../../functions/popularity/adapters/launch-quota';
 import {
   MemoryChangeMarkers,
   MemoryPopularityStore,
@@ -24,13 +25,15 @@ const awsTaskEvent = JSON.parse(
   detail: { containers: Record<string, unknown>[] } & Record<string, unknown>;
 };
 
-const setup = (instances: Record<string, InstanceFacts> = {}) => {
+const setup = (instances: Record<string, InstanceFacts> = {}, imageLaunchedPerCallerPerHour = 10_000) => {
   const store = new MemoryPopularityStore({ decay: decayParameters(24), shards: 8 });
   const published: Fact[] = [];
   const lookups: string[] = [];
   const dependencies: PopularityDependencies = {
     store,
     markers: new MemoryChangeMarkers(),
+    quota: new MemoryLaunchQuota(),
+    imageLaunchedPerCallerPerHour,
     facts: { publish: async (facts) => void published.push(...facts) },
     instances: {
       lookup: async (instanceId) => {
@@ -85,6 +88,18 @@ describe('Image Launched (operator event)', () => {
     const outcome = await registry.dispatch(operatorEvent(detail));
     expect(outcome).toMatchObject({ status: 'rejected', error: { code: 'ValidationError', field } });
     expect(await store.topK(GLOBAL_SCOPE, 10, now)).toEqual([]);
+  });
+
+  it('counts at most imageLaunchedPerCallerPerHour launches per caller and hour (H4)', async () => {
+    const { registry, store } = setup({}, 5);
+    const first = await registry.dispatch(operatorEvent({ image: 'ami-0abc', count: 4 }, 'q1'));
+    const over = await registry.dispatch(operatorEvent({ image: 'ami-0abc', count: 2 }, 'q2'));
+    const fits = await registry.dispatch(operatorEvent({ image: 'ami-0abc', count: 1 }, 'q3'));
+
+    expect(first).toMatchObject({ result: { ok: true, recorded: true } });
+    expect(over).toMatchObject({ result: { ok: false, error: { code: 'QuotaExceeded' } } });
+    expect(fits).toMatchObject({ result: { ok: true, recorded: true } });
+    expect(await store.launches(GLOBAL_SCOPE, 'ami-0abc', now)).toBe(5);
   });
 
   it('nudges the cache planner when an image enters the top K, once per interval', async () => {

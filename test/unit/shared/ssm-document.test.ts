@@ -51,6 +51,15 @@ describe('SSM document parameters', () => {
     ).toBe('extra');
   });
 
+  it('reports a parameter named after an Object.prototype member as unknown (L2)', () => {
+    for (const name of ['constructor', 'toString', 'hasOwnProperty']) {
+      expect(
+        invalidDocumentParameter(fetchDocument, { image: ['a'], hosts: [], [name]: ['x'] })?.parameter,
+        name,
+      ).toBe(name);
+    }
+  });
+
   it('renders a schemaVersion 2.2 document carrying every allowedPattern', () => {
     const content = documentContent(fetchDocument) as {
       schemaVersion: string;

@@ -2,10 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { IncorrectStateError } from '../../../functions/shared/errors';
 import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
 import { defaultShelvingSettings } from '../../../functions/shelving/config';
-import { DELETION_TAKEOVER_MS } from '../../../functions/shelving/domain/shelve';
+import {
+  CONFIRMATION_TOKEN_PATTERN,
+  CONFIRMATION_TTL_MS,
+  DELETION_TAKEOVER_MS,
+} from '../../../functions/shelving/domain/shelve';
 import { SHELVED_TAG } from '../../../functions/shelving/domain/tags';
 import type { ObservedVolume } from '../../../functions/shelving/domain/types';
-import { countingEc2, engineOnClock, record, volume } from './fakes';
+import type { ShelvingEngine } from '../../../functions/shelving/engine';
+import { countingEc2, engineOnClock, NOW, record, volume } from './fakes';
 
 /**
  * A confirmed 'Delete Shelved Record' first moves the record to `deleting` with a conditional
@@ -15,19 +20,27 @@ import { countingEc2, engineOnClock, record, volume } from './fakes';
 
 const RECORD = record();
 const [ROOT, DATA] = RECORD.volumes.map((retained) => retained.volumeId) as [string, string];
-const SNAPSHOT = 'snap-0000000000000000a';
+/** The safety snapshots the record recorded (one per retained volume). */
+const [ROOT_SNAPSHOT, DATA_SNAPSHOT] = RECORD.volumes.map((retained) => retained.snapshotId) as [
+  string,
+  string,
+];
+/** A snapshot tagged with the record that the record never recorded (someone else tagged it). */
+const PLANTED = 'snap-0000000000000000f';
 
-/** An EC2 holding the record's two retained volumes (available, tagged) and its safety snapshot. */
-const ec2Holding = (
-  options: { failDeleting?: string; beforeSnapshotsDescribed?: () => Promise<void> } = {},
-) => {
+/**
+ * An EC2 holding the record's two retained volumes (available, tagged), its two recorded safety
+ * snapshots, and a snapshot of ROOT someone else tagged with the record.
+ */
+const ec2Holding = (options: { failDeleting?: string } = {}) => {
   const volumes = new Map<string, ObservedVolume>(
     [ROOT, DATA].map((volumeId) => [
       volumeId,
       volume(volumeId, { state: 'available', tags: { [SHELVED_TAG]: RECORD.recordId } }),
     ]),
   );
-  const snapshots = new Set([SNAPSHOT]);
+  const snapshots = new Set([ROOT_SNAPSHOT, DATA_SNAPSHOT, PLANTED]);
+  const calls: string[] = [];
   const overrides: Partial<ShelvingEc2> = {
     describeVolumes: async (ids) =>
       ids.flatMap((id) => {
@@ -35,11 +48,12 @@ const ec2Holding = (
         return found ? [found] : [];
       }),
     describeShelvedSnapshots: async () => {
-      await options.beforeSnapshotsDescribed?.();
+      calls.push('describeShelvedSnapshots');
       const listed = [...snapshots].map((snapshotId) => ({
         snapshotId,
         volumeId: ROOT,
         state: 'completed' as const,
+        startedAt: NOW,
       }));
       return new Map([[RECORD.recordId, listed]]);
     },
@@ -49,7 +63,7 @@ const ec2Holding = (
       }
       volumes.delete(volumeId);
     },
-    deleteSnapshot: async (snapshotId) => {
+    deleteShelvedSnapshot: async (snapshotId) => {
       snapshots.delete(snapshotId);
     },
   };
@@ -59,7 +73,7 @@ const ec2Holding = (
     get: (target, property) =>
       property in target ? target[property as keyof ShelvingEc2] : Reflect.get(base, property),
   });
-  return { ec2, volumes, snapshots };
+  return { ec2, volumes, snapshots, calls };
 };
 
 /** The deployment opted in to deleting shelved data (allowShelvedDataDeletion). */
@@ -69,38 +83,137 @@ const setUp = (
   killAfterStep?: Parameters<typeof engineOnClock>[1],
 ) => engineOnClock(ec2, killAfterStep, ALLOW_DELETION);
 
+/** The unconfirmed request: its answer carries the plan and the token to confirm it with. */
+const tokenFor = async (engine: ShelvingEngine): Promise<string> => {
+  const unconfirmed = await engine.deleteRecord(RECORD.recordId, undefined);
+  if (!unconfirmed.confirm) throw new Error(`no confirmation issued: ${JSON.stringify(unconfirmed)}`);
+  return unconfirmed.confirm;
+};
+
+describe('Delete Shelved Record confirmation (security review C3, M3)', () => {
+  it('answers the exact plan and a fresh random token, and deletes nothing', async () => {
+    const world = ec2Holding();
+    const { engine, store } = setUp(world.ec2);
+    await store.create(RECORD);
+
+    const first = await engine.deleteRecord(RECORD.recordId, undefined);
+    const second = await engine.deleteRecord(RECORD.recordId, undefined);
+
+    expect(first).toMatchObject({
+      ok: false,
+      confirmationRequired: true,
+      willDelete: { volumeIds: [ROOT, DATA], snapshotIds: [ROOT_SNAPSHOT, DATA_SNAPSHOT] },
+      confirm: expect.stringMatching(CONFIRMATION_TOKEN_PATTERN),
+      confirmBefore: new Date(NOW + CONFIRMATION_TTL_MS).toISOString(),
+      error: { code: 'ConfirmationRequired' },
+    });
+    expect(second.confirm).not.toBe(first.confirm);
+    // The record id is not a confirmation: a caller who knows it knows nothing more.
+    expect(first.confirm).not.toContain(RECORD.recordId);
+    expect(world.volumes.size).toBe(2);
+    expect(world.snapshots.size).toBe(3);
+    expect(store.records.get(RECORD.recordId)?.step).toBe(RECORD.step);
+  });
+
+  it('deletes exactly the planned volumes and recorded snapshots, never a snapshot found by tag (H6, L5)', async () => {
+    const world = ec2Holding();
+    const { engine, store } = setUp(world.ec2);
+    await store.create(RECORD);
+    const token = await tokenFor(engine);
+
+    const result = await engine.deleteRecord(RECORD.recordId, token);
+
+    expect(result.ok).toBe(true);
+    expect(result.deleted).toEqual({
+      volumes: [
+        { id: ROOT, ok: true },
+        { id: DATA, ok: true },
+      ],
+      snapshots: [
+        { id: ROOT_SNAPSHOT, ok: true },
+        { id: DATA_SNAPSHOT, ok: true },
+      ],
+    });
+    expect([...world.snapshots]).toEqual([PLANTED]);
+    expect(world.calls).not.toContain('describeShelvedSnapshots');
+    expect(store.records.has(RECORD.recordId)).toBe(false);
+  });
+
+  it('refuses a token it did not issue, one for another record, and the record id, naming detail.confirm', async () => {
+    const world = ec2Holding();
+    const { engine, store } = setUp(world.ec2);
+    const other = record({ recordId: 'sh-0fedcba9876543210-t8dsxz', instanceId: 'i-0fedcba9876543210' });
+    await store.create(RECORD);
+    await store.create(other);
+    const othersToken = (await engine.deleteRecord(other.recordId, undefined)).confirm;
+    await tokenFor(engine);
+
+    for (const confirm of ['0123456789abcdef0123456789abcdef', othersToken, RECORD.recordId]) {
+      const result = await engine.deleteRecord(RECORD.recordId, confirm);
+      expect(result, String(confirm)).toMatchObject({ ok: false, error: { code: 'ConfirmationInvalid' } });
+      expect(result.error?.message).toContain('detail.confirm');
+    }
+    expect(world.volumes.size).toBe(2);
+    expect(world.snapshots.size).toBe(3);
+    expect(store.records.get(RECORD.recordId)?.step).toBe(RECORD.step);
+  });
+
+  it('refuses a token once it expired (15 minutes on the injected clock)', async () => {
+    const world = ec2Holding();
+    const { engine, store, clock } = setUp(world.ec2);
+    await store.create(RECORD);
+    const token = await tokenFor(engine);
+
+    clock.at += CONFIRMATION_TTL_MS;
+    const result = await engine.deleteRecord(RECORD.recordId, token);
+
+    expect(result).toMatchObject({ ok: false, error: { code: 'ConfirmationInvalid' } });
+    expect(result.error?.message).toContain('expired');
+    expect(world.volumes.size).toBe(2);
+  });
+
+  it('accepts a token until it expires', async () => {
+    const world = ec2Holding();
+    const { engine, store, clock } = setUp(world.ec2);
+    await store.create(RECORD);
+    const token = await tokenFor(engine);
+
+    clock.at += CONFIRMATION_TTL_MS - 1;
+    expect((await engine.deleteRecord(RECORD.recordId, token)).ok).toBe(true);
+  });
+});
+
 describe('Delete Shelved Record in a deployment that keeps shelved data', () => {
   it('is refused before anything is described or deleted, naming the setting', async () => {
     const ec2 = countingEc2();
     const { engine, store } = engineOnClock(ec2);
     await store.create(RECORD);
 
-    const result = await engine.deleteRecord(RECORD.recordId, RECORD.recordId);
+    for (const confirm of [undefined, '0123456789abcdef0123456789abcdef']) {
+      const result = await engine.deleteRecord(RECORD.recordId, confirm);
 
-    expect(result).toMatchObject({ ok: false, error: { code: 'DeletionNotEnabled' } });
-    expect(JSON.stringify(result)).toContain('allowShelvedDataDeletion');
+      expect(result).toMatchObject({ ok: false, error: { code: 'DeletionNotEnabled' } });
+      expect(JSON.stringify(result)).toContain('allowShelvedDataDeletion');
+    }
     expect(ec2.calls).toEqual([]);
     expect(await store.get(RECORD.recordId)).toMatchObject({ step: RECORD.step });
   });
 });
 
 describe('Delete Shelved Record against a concurrent Unshelve', () => {
-  it('deletes nothing when an Unshelve moved the record after the delete checked it', async () => {
-    const holder: { move?: () => Promise<void> } = {};
-    const world = ec2Holding({ beforeSnapshotsDescribed: () => holder.move?.() ?? Promise.resolve() });
+  it('deletes nothing when an Unshelve moved the record after the plan was issued', async () => {
+    const world = ec2Holding();
     const { engine, store } = setUp(world.ec2);
     await store.create(RECORD);
-    holder.move = async () => {
-      holder.move = undefined;
-      await engine.unshelve([RECORD.recordId], undefined, 'unshelve-event', { advance: false });
-    };
+    const token = await tokenFor(engine);
+    await engine.unshelve([RECORD.recordId], undefined, 'unshelve-event', { advance: false });
 
-    const result = await engine.deleteRecord(RECORD.recordId, RECORD.recordId);
+    const result = await engine.deleteRecord(RECORD.recordId, token);
 
-    expect(result).toMatchObject({ ok: false, error: { code: 'Conflict' } });
-    expect(result.error?.message).toContain('nothing was deleted');
+    expect(result).toMatchObject({ ok: false, error: { code: 'ConfirmationInvalid' } });
+    expect(result.error?.message).toContain('changed since the confirmation was issued');
     expect([...world.volumes.keys()]).toEqual([ROOT, DATA]);
-    expect([...world.snapshots]).toEqual([SNAPSHOT]);
+    expect(world.snapshots.size).toBe(3);
     expect(store.records.get(RECORD.recordId)?.step).toBe('unshelve.choose');
   });
 
@@ -108,7 +221,7 @@ describe('Delete Shelved Record against a concurrent Unshelve', () => {
     const world = ec2Holding();
     const { engine, store } = setUp(world.ec2, 'deleting');
     await store.create(RECORD);
-    await expect(engine.deleteRecord(RECORD.recordId, RECORD.recordId)).rejects.toThrow(/killed/);
+    await expect(engine.deleteRecord(RECORD.recordId, await tokenFor(engine))).rejects.toThrow(/killed/);
 
     const answers = await engine.unshelve([RECORD.recordId], undefined, 'unshelve-event', { advance: false });
 
@@ -128,7 +241,7 @@ describe('a deletion that does not finish in its handling', () => {
     const world = ec2Holding();
     const { engine, store, clock } = setUp(world.ec2, 'deleting');
     await store.create(RECORD);
-    await expect(engine.deleteRecord(RECORD.recordId, RECORD.recordId)).rejects.toThrow(/killed/);
+    await expect(engine.deleteRecord(RECORD.recordId, await tokenFor(engine))).rejects.toThrow(/killed/);
 
     await engine.reconcile();
     expect(store.records.get(RECORD.recordId)?.step).toBe('deleting');
@@ -141,25 +254,28 @@ describe('a deletion that does not finish in its handling', () => {
     );
     expect(store.records.has(RECORD.recordId)).toBe(false);
     expect(world.volumes.size).toBe(0);
-    expect(world.snapshots.size).toBe(0);
+    expect([...world.snapshots]).toEqual([PLANTED]);
   });
 
-  it('is finished by a retry of the confirmed request', async () => {
+  it('is finished by a retry of the confirmed request, and by no other request', async () => {
     const world = ec2Holding();
     const { engine, store } = setUp(world.ec2, 'deleting');
     await store.create(RECORD);
-    await expect(engine.deleteRecord(RECORD.recordId, RECORD.recordId)).rejects.toThrow(/killed/);
+    const token = await tokenFor(engine);
+    await expect(engine.deleteRecord(RECORD.recordId, token)).rejects.toThrow(/killed/);
 
     expect(await engine.deleteRecord(RECORD.recordId, undefined)).toMatchObject({
       ok: false,
-      confirmationRequired: true,
-      willDelete: { volumeIds: [ROOT, DATA], snapshotIds: [SNAPSHOT] },
+      willDelete: { volumeIds: [ROOT, DATA], snapshotIds: [ROOT_SNAPSHOT, DATA_SNAPSHOT] },
+      error: { code: 'DeletionUnderWay' },
     });
-    const retried = await engine.deleteRecord(RECORD.recordId, RECORD.recordId);
+    expect(world.volumes.size).toBe(2);
+    const retried = await engine.deleteRecord(RECORD.recordId, token);
 
     expect(retried.ok).toBe(true);
     expect(store.records.has(RECORD.recordId)).toBe(false);
     expect(world.volumes.size).toBe(0);
+    expect([...world.snapshots]).toEqual([PLANTED]);
   });
 
   it('puts the record back to rest, naming the volume it could not delete', async () => {
@@ -167,7 +283,7 @@ describe('a deletion that does not finish in its handling', () => {
     const { engine, store } = setUp(world.ec2);
     await store.create({ ...RECORD, nextDueAt: null });
 
-    const result = await engine.deleteRecord(RECORD.recordId, RECORD.recordId);
+    const result = await engine.deleteRecord(RECORD.recordId, await tokenFor(engine));
 
     expect(result.ok).toBe(false);
     expect(result.deleted?.volumes).toEqual([
@@ -190,16 +306,16 @@ describe('a deletion that does not finish in its handling', () => {
     const { engine, store } = setUp(world.ec2);
     await store.create({ ...RECORD, nextDueAt: null });
 
-    const result = await engine.deleteRecord(RECORD.recordId, RECORD.recordId);
+    const result = await engine.deleteRecord(RECORD.recordId, await tokenFor(engine));
 
-    expect(result.deleted?.snapshots).toEqual([
-      {
-        id: SNAPSHOT,
+    expect(result.deleted?.snapshots).toEqual(
+      [ROOT_SNAPSHOT, DATA_SNAPSHOT].map((id) => ({
+        id,
         ok: false,
         error: { code: 'Kept', message: `kept: the record still holds ${DATA}` },
-      },
-    ]);
-    expect([...world.snapshots]).toEqual([SNAPSHOT]);
+      })),
+    );
+    expect([...world.snapshots]).toEqual([ROOT_SNAPSHOT, DATA_SNAPSHOT, PLANTED]);
     expect(store.records.get(RECORD.recordId)?.error?.message).toContain('safety snapshots are kept');
   });
 });

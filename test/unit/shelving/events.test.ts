@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import type { Caller } from '../../../functions/shared/caller';
 import { createShelvingRegistry } from '../../../functions/shelving/handler';
 import { countingEc2, engineWith } from './fakes';
+
+/** The console's test events are direct invokes: an administrator, acting for every tenant. */
+const CONSOLE: Caller = { via: 'direct-invoke', tenants: '*', admin: true };
 
 const sample = (name: string): Record<string, unknown> =>
   JSON.parse(readFileSync(new URL(`../../../events/shelving/${name}`, import.meta.url), 'utf8')) as Record<
@@ -21,7 +25,7 @@ describe('shelving sample console events', () => {
   ])('%s is accepted by the handler schema and handled', async (name, detailType) => {
     const registry = createShelvingRegistry(engineWith(countingEc2()).engine);
 
-    const outcome = await registry.dispatch(sample(name));
+    const outcome = await registry.dispatch(sample(name), CONSOLE);
 
     expect(outcome).toMatchObject({ status: 'handled', source: 'warmboot', detailType });
   });
@@ -29,7 +33,7 @@ describe('shelving sample console events', () => {
   it('answers a shelve of unknown instances with a per-item error for each', async () => {
     const registry = createShelvingRegistry(engineWith(countingEc2()).engine);
 
-    const outcome = await registry.dispatch(sample('shelve.json'));
+    const outcome = await registry.dispatch(sample('shelve.json'), CONSOLE);
 
     expect(outcome).toMatchObject({
       status: 'handled',
@@ -64,18 +68,42 @@ describe('bad operator input is rejected naming the field, with no AWS call', ()
     ['unshelve.json', { recordIds: ['shelf-1'] }, 'detail.recordIds.0'],
     ['offload.json', { instanceIds: ['vol-0123456789abcdef0'] }, 'detail.instanceIds.0'],
     ['delete-shelved.json', { confirm: 'sh-0123456789abcdef0-t8dsxz' }, 'detail.recordId'],
+    // The record id is no confirmation: only the token the unconfirmed request answered is.
     [
       'delete-shelved.json',
-      { recordId: 'sh-0123456789abcdef0-t8dsxz', confirm: ['i-0123456789abcdef0'] },
-      'detail.confirm.0',
+      { recordId: 'sh-0123456789abcdef0-t8dsxz', confirm: 'sh-0123456789abcdef0-t8dsxz' },
+      'detail.confirm',
     ],
   ])('%s with %j is rejected at %s', async (name, detail, field) => {
     const ec2 = countingEc2();
     const registry = createShelvingRegistry(engineWith(ec2).engine);
 
-    const outcome = await registry.dispatch(withDetail(name, detail));
+    const outcome = await registry.dispatch(withDetail(name, detail), CONSOLE);
 
     expect(outcome).toMatchObject({ status: 'rejected', error: { code: 'ValidationError', field } });
     expect(ec2.calls).toEqual([]);
   });
+
+  it.each([
+    ['shelve.json', { instanceIds: ['i-0123456789abcdef0'], tenant: 'tenant-a' }],
+    ['unshelve.json', { tenant: 'tenant-a' }],
+  ])(
+    '%s naming a tenant the caller does not act for (%j) is refused at detail.tenant',
+    async (name, detail) => {
+      const ec2 = countingEc2();
+      const registry = createShelvingRegistry(engineWith(ec2).engine);
+      const operatorOfB: Caller = { via: 'request-bus', tenants: ['tenant-b'], admin: false };
+
+      const outcome = await registry.dispatch(
+        { ...withDetail(name, detail), source: 'warmboot.tenant.tenant-b' },
+        operatorOfB,
+      );
+
+      expect(outcome).toMatchObject({
+        status: 'rejected',
+        error: { code: 'ValidationError', field: 'detail.tenant' },
+      });
+      expect(ec2.calls).toEqual([]);
+    },
+  );
 });

@@ -144,6 +144,7 @@ describe('what a shelve records', () => {
           snapshotId: retained.snapshotId ?? '',
           volumeId: retained.volumeId,
           state: 'completed' as const,
+          startedAt: NOW,
         })),
       }),
       NOW,

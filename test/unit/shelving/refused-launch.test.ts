@@ -34,6 +34,7 @@ const refusingEc2 = (refusal: string, volumesKept = false) => {
             snapshotId: volume.snapshotId ?? '',
             volumeId: volume.volumeId,
             state: 'completed' as const,
+            startedAt: NOW,
           })),
         ],
       ]),

@@ -17,6 +17,7 @@ const SAFETY_SNAPSHOTS = record().volumes.map((retained) => ({
   snapshotId: retained.snapshotId ?? '',
   volumeId: retained.volumeId,
   state: 'completed' as const,
+  startedAt: NOW,
 }));
 const observe = (parts: Partial<Observation> & { volumeList?: ObservedVolume[] } = {}): Observation => ({
   volumes: new Map((parts.volumeList ?? []).map((v) => [v.volumeId, v])),
@@ -105,8 +106,8 @@ describe('shelve steps', () => {
       record({ step: 'shelve.snapshot', volumes: record().volumes.map(({ snapshotId: _s, ...v }) => v) }),
       observe({
         snapshots: [
-          { snapshotId: 'snap-1', volumeId: 'vol-0000000000000000a', state: 'pending' },
-          { snapshotId: 'snap-2', volumeId: 'vol-0000000000000000b', state: 'pending' },
+          { snapshotId: 'snap-1', volumeId: 'vol-0000000000000000a', state: 'pending', startedAt: NOW },
+          { snapshotId: 'snap-2', volumeId: 'vol-0000000000000000b', state: 'pending', startedAt: NOW },
         ],
       }),
     );
@@ -119,6 +120,30 @@ describe('shelve steps', () => {
       detailType: 'Instance Shelved',
       detail: { shelvedVolumeGiB: 16 },
     });
+  });
+
+  it('never adopts a snapshot tagged with the record but started before the snapshot step (L5)', () => {
+    const planted = {
+      volumeId: 'vol-0000000000000000a',
+      state: 'completed' as const,
+      startedAt: NOW - 24 * 3_600_000,
+    };
+    const decision = decide(
+      record({
+        step: 'shelve.snapshot',
+        stepSince: NOW,
+        volumes: record().volumes.map(({ snapshotId: _s, ...v }) => v),
+      }),
+      observe({
+        snapshots: [
+          { ...planted, snapshotId: 'snap-old-a' },
+          { ...planted, volumeId: 'vol-0000000000000000b', snapshotId: 'snap-old-b' },
+        ],
+      }),
+    );
+
+    expect(decision).toMatchObject({ actions: [{ kind: 'snapshot' }] });
+    expect(decision.to).toBeUndefined();
   });
 });
 
@@ -143,6 +168,33 @@ describe('offload', () => {
     );
 
     expect(decision.actions.map((a) => a.kind)).toEqual(['set-delete-on-termination']);
+  });
+
+  it('never terminates while a volume attached after shelving would be deleted with the instance (L6)', () => {
+    const stopped = instance({
+      state: 'stopped',
+      blockDevices: [
+        ...instance().blockDevices.map((d) => ({ ...d, deleteOnTermination: false })),
+        { deviceName: '/dev/sdg', volumeId: 'vol-0000000000000000c', deleteOnTermination: true },
+      ],
+    });
+    const decision = decide(
+      record({ step: 'offload.terminate' }),
+      observe({
+        instance: stopped,
+        volumeList: [
+          volume('vol-0000000000000000a', { tags: shelvedTag }),
+          volume('vol-0000000000000000b', { tags: shelvedTag }),
+          volume('vol-0000000000000000c'),
+        ],
+      }),
+    );
+
+    expect(decision.actions).toEqual([]);
+    expect(decision).toMatchObject({
+      to: 'failed',
+      set: { error: { code: 'UnrecordedVolume', message: expect.stringContaining('vol-0000000000000000c') } },
+    });
   });
 
   it('terminates once volumes are kept and tagged, and reports offloaded when the instance is gone', () => {

@@ -6,7 +6,9 @@ import {
   SHELVES_TABLE_ENV,
 } from '../../../functions/shelving/config';
 import {
-  confirms,
+  CONFIRMATION_TTL_MS,
+  confirmedPlan,
+  issueConfirmation,
   planDeletion,
   planShelve,
   requestUnshelve,
@@ -140,26 +142,47 @@ describe('planDeletion and its confirmation', () => {
   const rootIn = (state: ObservedVolume['state']) =>
     new Map(detached).set('vol-0000000000000000a', shelvedVolume('vol-0000000000000000a', state));
 
-  it('names every retained volume and accepts only the record id or exactly those volume ids', () => {
-    const plan = planDeletion(record(), detached, ['snap-1']);
+  it('names every retained volume and exactly the safety snapshots the record recorded', () => {
+    const plan = planDeletion(record(), detached);
 
-    expect(plan).toMatchObject({
+    expect(plan).toEqual({
       ok: true,
-      plan: { volumeIds: ['vol-0000000000000000a', 'vol-0000000000000000b'] },
+      plan: {
+        recordId: 'sh-0123456789abcdef0-t8dsxz',
+        volumeIds: ['vol-0000000000000000a', 'vol-0000000000000000b'],
+        snapshotIds: ['snap-0000000000000000a', 'snap-0000000000000000b'],
+      },
     });
-    if (!plan.ok) return;
-    expect(confirms(plan.plan, undefined)).toBe(false);
-    expect(confirms(plan.plan, 'sh-0aaaaaaaaaaaaaaaa-1')).toBe(false);
-    expect(confirms(plan.plan, ['vol-0000000000000000a'])).toBe(false);
-    expect(confirms(plan.plan, 'sh-0123456789abcdef0-t8dsxz')).toBe(true);
-    expect(confirms(plan.plan, ['vol-0000000000000000b', 'vol-0000000000000000a'])).toBe(true);
+  });
+
+  it('confirms a plan only with its own unexpired confirmation, issued for the record as it is now', () => {
+    const shelved = record();
+    const plan = planDeletion(shelved, detached);
+    if (!plan.ok) throw new Error('no plan');
+    const issued = issueConfirmation(shelved, plan.plan, '0123456789abcdef0123456789abcdef', NOW);
+
+    expect(confirmedPlan(shelved, issued, NOW + CONFIRMATION_TTL_MS - 1)).toEqual({
+      ok: true,
+      plan: plan.plan,
+    });
+    for (const [why, against, confirmation, now] of [
+      ['unknown token', shelved, undefined, NOW],
+      ['expired', shelved, issued, NOW + CONFIRMATION_TTL_MS],
+      ['record moved since', record({ version: shelved.version + 1 }), issued, NOW],
+      ['another record', record({ recordId: 'sh-0fedcba9876543210-t8dsxz' }), issued, NOW],
+    ] as const) {
+      expect(confirmedPlan(against, confirmation, now), why).toMatchObject({
+        ok: false,
+        error: { code: 'ConfirmationInvalid', message: expect.stringContaining('detail.confirm') },
+      });
+    }
   });
 
   it('refuses while a retained volume is attached or the record is mid-saga', () => {
     const attached = rootIn('in-use');
 
-    expect(planDeletion(record(), attached, [])).toMatchObject({ ok: false, error: { code: 'VolumeInUse' } });
-    expect(planDeletion(record({ step: 'unshelve.swap-root' }), detached, [])).toMatchObject({
+    expect(planDeletion(record(), attached)).toMatchObject({ ok: false, error: { code: 'VolumeInUse' } });
+    expect(planDeletion(record({ step: 'unshelve.swap-root' }), detached)).toMatchObject({
       ok: false,
       error: { code: 'IncorrectState' },
     });
@@ -168,9 +191,9 @@ describe('planDeletion and its confirmation', () => {
   it('leaves out a volume an earlier attempt already started deleting', () => {
     const deleting = rootIn('deleting');
 
-    expect(planDeletion(record(), deleting, ['snap-1'])).toMatchObject({
+    expect(planDeletion(record(), deleting)).toMatchObject({
       ok: true,
-      plan: { volumeIds: ['vol-0000000000000000b'], snapshotIds: ['snap-1'] },
+      plan: { volumeIds: ['vol-0000000000000000b'] },
     });
   });
 });
