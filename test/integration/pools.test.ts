@@ -492,14 +492,20 @@ describe('pool reconcile on the local cloud', () => {
       most = Math.max(most, poolInstances(local).length);
     });
 
+    const outcomes: Outcome[] = [];
     for (let round = 0; round < 3; round++) {
-      await local.run(() => Promise.all([requestServer(local), requestServer(local)]));
+      outcomes.push(...(await local.run(() => Promise.all([requestServer(local), requestServer(local)]))));
       await local.putEvent({ source: 'warmboot', detailType: 'Reconcile Pools', detail: {} });
       await local.settleFor(30 * SECOND);
     }
-    await local.settleFor(6 * MINUTE);
+    // The later requests find the pool full of members on their way and wait for them (a cold
+    // launch would pass maxSize): their hand-overs, then the refill, take a few more minutes.
+    await local.settleFor(14 * MINUTE);
 
     expect(most).toBeLessThanOrEqual(3);
+    for (const { requestId } of outcomes) {
+      expect((await claimOf(local, requestId))?.step, requestId).toBe('ready');
+    }
     expect((await membersOf(local)).map((member) => member.state)).toEqual(['ready', 'ready', 'ready']);
   });
 });
