@@ -5,8 +5,8 @@ import { WARMBOOT } from '../../functions/catalog';
 import { tenantSource } from '../../functions/shared/caller';
 import type { Operator } from '../../infra/config';
 import { LocalCloud } from '../../local/cloud';
-import type { ShelfFacts } from '../../local/invariants';
-import { assertOptions, FaultTally } from './support/harness';
+import type { ShelfFacts, Violation } from '../../local/invariants';
+import { assertOptions, expectNoViolations, FaultTally, RunLog } from './support/harness';
 import { scanTable } from './support/records';
 
 /**
@@ -200,6 +200,7 @@ const authorizationProperty = fc.asyncProperty(workloadArbitrary, async (workloa
     },
   });
   try {
+    const log = new RunLog(cloud, ['shelving']);
     const instanceIds = await launch(cloud, workload.tenants);
     const tenantOf = new Map(instanceIds.map((id, index) => [id, workload.tenants[index] as string]));
     cloud.startSchedules();
@@ -250,47 +251,60 @@ const authorizationProperty = fc.asyncProperty(workloadArbitrary, async (workloa
           (request.instanceIds.includes(instanceId) ||
             (request.instanceIds.length === 0 && request.tenant === tenantOf.get(instanceId))),
       );
-    const violations: string[] = [
-      ...wronglyAdmitted.map((what) => `onlyBoundCallers: the bus admitted ${what}`),
-      ...wronglyRefused.map((what) => `onlyBoundCallers: the bus refused a bound operator: ${what}`),
+    const violations: Violation[] = [
+      ...wronglyAdmitted.map(
+        (what): Violation => ({
+          invariant: 'onlyBoundCallers',
+          subject: what,
+          message: 'the bus admitted it',
+        }),
+      ),
+      ...wronglyRefused.map(
+        (what): Violation => ({
+          invariant: 'onlyBoundCallers',
+          subject: what,
+          message: 'the bus refused a bound operator',
+        }),
+      ),
     ];
     for (const record of records) {
       const tenant = tenantOf.get(record.instanceId);
       if (tenant === undefined) continue;
       const shelvedBy = record.shelvedBy?.requestId;
       if (!authorizedFor(record.instanceId, ['shelve']).some((request) => request.eventId === shelvedBy)) {
-        violations.push(
-          `tenantIsolated: ${record.recordId} (${tenant}) was shelved by ${shelvedBy}, not a request of a caller acting for ${tenant}`,
-        );
+        violations.push({
+          invariant: 'tenantIsolated',
+          subject: record.recordId,
+          message: `(${tenant}) was shelved by ${shelvedBy}, not a request of a caller acting for ${tenant}`,
+        });
       }
       const unshelvedBy = record.unshelve?.requestId;
       if (
         unshelvedBy !== undefined &&
         !authorizedFor(record.instanceId, ['unshelve']).some((request) => request.eventId === unshelvedBy)
       ) {
-        violations.push(
-          `tenantIsolated: ${record.recordId} (${tenant}) was unshelved by ${unshelvedBy}, not a request of a caller acting for ${tenant}`,
-        );
+        violations.push({
+          invariant: 'tenantIsolated',
+          subject: record.recordId,
+          message: `(${tenant}) was unshelved by ${unshelvedBy}, not a request of a caller acting for ${tenant}`,
+        });
       }
     }
     for (const instance of cloud.ec2.instances()) {
       const tenant = tenantOf.get(instance.instanceId);
       if (tenant === undefined || instance.state === 'running' || instance.state === 'pending') continue;
       if (authorizedFor(instance.instanceId, ['shelve', 'offload']).length === 0) {
-        violations.push(
-          `tenantIsolated: ${instance.instanceId} (${tenant}) is ${instance.state} but no caller acting for ${tenant} asked`,
-        );
+        violations.push({
+          invariant: 'tenantIsolated',
+          subject: instance.instanceId,
+          message: `(${tenant}) is ${instance.state} but no caller acting for ${tenant} asked`,
+        });
       }
     }
     tally.observe('requests admitted', accepted.length);
     tally.observe('requests refused by the bus', refused);
     tally.observe('records', records.length);
-    tally.checks += 1;
-    if (violations.length > 0) {
-      tally.violations += violations.length;
-      tally.failedRuns += 1;
-      throw new Error(`${violations.join('\n')}\nworkload: ${JSON.stringify(workload)}`);
-    }
+    expectNoViolations(tally, violations, log, [workload]);
   } finally {
     await cloud.stop();
   }
