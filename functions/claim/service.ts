@@ -10,11 +10,12 @@ import {
   type ClaimRecord,
   type ClaimStep,
   isLeased,
+  isOnItsWay,
   isTerminal,
   usesPoolCapacity,
   WAITING_FOR_INIT,
 } from '../pools/domain/claims';
-import { isPoolMember, type PoolMember, SUPPLY_STATES, transition } from '../pools/domain/lifecycle';
+import { type PoolMember, transition } from '../pools/domain/lifecycle';
 import type { ObservedInstance } from '../pools/domain/reconcile';
 import { isManagedBy, TAG } from '../pools/domain/tags';
 import type { FactPublisher } from '../shared/adapters/facts';
@@ -586,10 +587,6 @@ const claimMember = async (deps: ClaimDeps, saga: Saga, record: PoolRecord): Pro
   }
   return coldLaunch(deps, saga, record, instanceType);
 };
-
-/** A pool member that will be ready without anyone's claim: launching, initializing, stopping, starting. */
-const isOnItsWay = (member: PoolMember): boolean =>
-  isPoolMember(member) && SUPPLY_STATES.includes(member.state) && member.state !== 'ready';
 
 const pathOf = (member: PoolMember): Exclude<ClaimPath, 'cold'> => (member.running ? 'hot' : 'warm');
 

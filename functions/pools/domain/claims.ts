@@ -1,4 +1,4 @@
-import { countsAgainstMax, type PoolMember } from './lifecycle';
+import { countsAgainstMax, isPoolMember, type PoolMember, SUPPLY_STATES } from './lifecycle';
 
 export type ClaimStep =
   | 'requested'
@@ -68,6 +68,10 @@ export type ClaimHealing =
 
 /** A cold launch's server is on its way: launched, waiting for its SSM agent, or initializing. */
 export const WAITING_FOR_INIT: readonly PoolMember['state'][] = ['launching', 'joining', 'initializing'];
+
+/** A pool member that will be ready without anyone's claim: launching, initializing, stopping, starting. */
+export const isOnItsWay = (member: PoolMember): boolean =>
+  isPoolMember(member) && SUPPLY_STATES.includes(member.state) && member.state !== 'ready';
 
 /** A claim's own cold launch until it is handed over. */
 export const isColdLaunchInFlight = (member: PoolMember): boolean =>
