@@ -45,7 +45,7 @@ export class WarmbootStack extends Stack {
       factsBus: settings.factsBus,
       ...(settings.alarmEmail ? { alarmEmail: settings.alarmEmail } : {}),
     });
-    // Where operators and admins send requests (`npx warmboot … --stack Warmboot` reads these).
+    // Where operators and admins send requests: `npx warmboot … --function-url` takes one of these.
     for (const fn of this.warmboot.functions) {
       if (!fn.requestUrl) continue;
       new CfnOutput(this, requestUrlOutputId(fn.spec.id), {
