@@ -32,10 +32,14 @@ const DIST = path.join(PROJECT_ROOT, 'dist');
 const TYPES = path.join(DIST, 'types');
 const LAMBDA = path.join(DIST, 'lambda');
 
-const bundleConstruct = async (): Promise<void> => {
-  await esbuild.build({
-    entryPoints: [path.join(PROJECT_ROOT, 'infra', 'index.ts')],
-    outfile: path.join(DIST, 'index.js'),
+/**
+ * One of the package's own modules as a single ES module for Node, its dependencies left as
+ * imports (they are the package's dependencies, installed beside it).
+ */
+const bundleModule = (entry: string, outfile: string, banner?: string): Promise<esbuild.BuildResult> =>
+  esbuild.build({
+    entryPoints: [path.join(PROJECT_ROOT, entry)],
+    outfile: path.join(DIST, outfile),
     bundle: true,
     packages: 'external',
     platform: 'node',
@@ -44,7 +48,11 @@ const bundleConstruct = async (): Promise<void> => {
     target: 'node20',
     tsconfig: path.join(PROJECT_ROOT, 'tsconfig.json'),
     logLevel: 'warning',
+    ...(banner ? { banner: { js: banner } } : {}),
   });
+
+const bundleConstruct = async (): Promise<void> => {
+  await bundleModule('infra/index.ts', 'index.js');
 };
 
 /**
@@ -52,18 +60,7 @@ const bundleConstruct = async (): Promise<void> => {
  * has no tsx, and its imports other than the SDK's signer and credential chain are bundled in.
  */
 const bundleCli = async (): Promise<void> => {
-  await esbuild.build({
-    entryPoints: [path.join(PROJECT_ROOT, 'cli', 'warmboot.ts')],
-    outfile: path.join(DIST, 'cli.js'),
-    bundle: true,
-    packages: 'external',
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    banner: { js: '#!/usr/bin/env node' },
-    tsconfig: path.join(PROJECT_ROOT, 'tsconfig.json'),
-    logLevel: 'warning',
-  });
+  await bundleModule('cli/warmboot.ts', 'cli.js', '#!/usr/bin/env node');
   fs.chmodSync(path.join(DIST, 'cli.js'), 0o755);
 };
 

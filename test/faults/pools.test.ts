@@ -1,8 +1,8 @@
-import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
 import { afterAll, describe, inject, it } from 'vitest';
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS } from '../../functions/catalog';
 import { LocalCloud } from '../../local/cloud';
+import { plantForeignPoolMember } from '../../local/foreign-resources';
 import { type Assignment, claimedOnce, requestsAnswered, type Violation } from '../../local/invariants';
 import { callProvenance, callViolations } from '../../local/provenance';
 import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
@@ -105,37 +105,6 @@ const tally = new FaultTally('pools + claim', [
   'runningInstanceKept',
   'safetySnapshotKept',
 ]);
-
-/**
- * An instance someone else (not a warmboot role) launched in the pool's subnet and tagged as a
- * ready member, under the readable ClientToken warmboot's first launch once had (H1).
- */
-const plantForeignMember = async (cloud: LocalCloud, image: string): Promise<string> => {
-  const ec2 = cloud.runtime('pools').clients.ec2;
-  const launched = await cloud.run(() =>
-    ec2.send(
-      new RunInstancesCommand({
-        ImageId: image,
-        InstanceType: 'm7i.large',
-        MinCount: 1,
-        MaxCount: 1,
-        SubnetId: SUBNET_A,
-        ClientToken: `${POOL}-${Math.floor(cloud.clock.now() / 1000)}-0`,
-        TagSpecifications: [
-          {
-            ResourceType: 'instance',
-            Tags: [
-              { Key: 'warmboot:managed', Value: 'true' },
-              { Key: 'warmboot:pool', Value: POOL },
-              { Key: 'warmboot:member-state', Value: 'ready' },
-            ],
-          },
-        ],
-      }),
-    ),
-  );
-  return launched.Instances?.[0]?.InstanceId ?? '';
-};
 
 /** The planted instance was never started, stopped, modified, tagged, terminated or handed out by warmboot. */
 const foreignUntouched = (
@@ -246,7 +215,7 @@ const poolsProperty = (
       cloud.ec2.addSubnet({ subnetId: SUBNET_B, availabilityZone: 'us-east-1b' });
       const image = cloud.ec2.registerImage({ name: 'al2023-web', rootSizeGiB: 8 });
       const log = new RunLog(cloud, ['pools', 'claim']);
-      const planted = await plantForeignMember(cloud, image);
+      const planted = await plantForeignPoolMember(cloud, { pool: POOL, imageId: image, subnetId: SUBNET_A });
       // An administrative request: a direct invoke, not an event on the request bus.
       await cloud.adminRequest('Define Pool', {
         pool: {

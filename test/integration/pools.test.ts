@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { RunInstancesCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
+import { StopInstancesCommand } from '@aws-sdk/client-ec2';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { type ClaimRecord, dynamoPoolStore } from '../../functions/pools/adapters/store';
 import type { PoolSpecInput } from '../../functions/pools/config';
 import type { EventEnvelope } from '../../local/bus';
 import { LocalCloud } from '../../local/cloud';
+import { plantForeignPoolMember } from '../../local/foreign-resources';
 import { AMAZON_SSM_MANAGED_INSTANCE_CORE } from '../../local/iam/instance-profiles';
 import { SimulatedAwsError } from '../../local/sdk-bridge';
 
@@ -436,30 +437,12 @@ describe('pool reconcile on the local cloud', () => {
     const { local } = started;
     // Someone with ec2:RunInstances and tagging rights (not a warmboot role) plants a server of
     // their own, tagged as a stopped ready member, under the readable token warmboot once used.
-    const ec2 = local.runtime('pools').clients.ec2;
-    const planted = await local.run(async () => {
-      const launched = await ec2.send(
-        new RunInstancesCommand({
-          ImageId: started.image,
-          InstanceType: 'm7i.large',
-          MinCount: 1,
-          MaxCount: 1,
-          SubnetId: SUBNET_A,
-          ClientToken: `${POOL}-${Math.floor(local.clock.now() / 1000)}-0`,
-          TagSpecifications: [
-            {
-              ResourceType: 'instance',
-              Tags: [
-                { Key: 'warmboot:managed', Value: 'true' },
-                { Key: 'warmboot:pool', Value: POOL },
-                { Key: 'warmboot:member-state', Value: 'ready' },
-              ],
-            },
-          ],
-        }),
-      );
-      return launched.Instances?.[0]?.InstanceId ?? '';
+    const planted = await plantForeignPoolMember(local, {
+      pool: POOL,
+      imageId: started.image,
+      subnetId: SUBNET_A,
     });
+    const ec2 = local.runtime('pools').clients.ec2;
     await local.settleFor(MINUTE);
     await local.run(() => ec2.send(new StopInstancesCommand({ InstanceIds: [planted] })));
     await local.settleFor(MINUTE);
