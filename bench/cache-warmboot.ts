@@ -1,4 +1,5 @@
 import { groupPopularity } from '../functions/image-cache/adapters/popularity';
+import { PLANNED_TOP_IMAGES } from '../functions/image-cache/application/plan';
 import { type HostGroup, hostGroupSchema } from '../functions/image-cache/config';
 import type { HostImageEntry, PlannerHost, SourceHealth } from '../functions/image-cache/domain/model';
 import { HEALTHY_SOURCE } from '../functions/image-cache/domain/model';
@@ -11,15 +12,14 @@ import {
   fetchSucceeded,
   nextSourceHealth,
 } from '../functions/image-cache/domain/transitions';
-import { PLANNED_TOP_IMAGES } from '../functions/image-cache/service';
 import { advisePlacement, type PlacementHost } from '../functions/placement/domain/advise';
 import {
   MemoryChangeMarkers,
   MemoryPopularityStore,
 } from '../functions/popularity/adapters/memory-popularity-store';
+import { recordLaunch } from '../functions/popularity/application/record-launch';
 import { popularitySettingsSchema } from '../functions/popularity/config';
 import { decayParameters } from '../functions/popularity/domain/decay';
-import { recordLaunch } from '../functions/popularity/record-launch';
 import type { Fact } from '../functions/shared/adapters/facts';
 import { type CachePolicy, type Fleet, type Launch, type SimHost, spreadPick } from './cache-sim';
 

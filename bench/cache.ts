@@ -1,11 +1,11 @@
 import { FUNCTIONS } from '../functions/catalog';
+import { loadLoadLatenciesMs, loadTrace, stableUnit, type Trace, traceLabel } from '../local/trace';
 import { type BenchArgs, BenchUsageError, bytesFlag, type FlagSpec, numberFlag } from './args';
 import { cacheMetrics } from './cache-metrics';
 import { lruPolicy, nonePolicy, novaAgePolicy, oraclePolicy, staticPinsPolicy } from './cache-policies';
 import { type CachePolicy, type FleetConfig, type Launch, simulate } from './cache-sim';
 import { warmbootPolicy } from './cache-warmboot';
 import type { BenchResult, Metrics, Scenario } from './report';
-import { loadLoadLatenciesMs, loadTrace, stableUnit, type Trace, traceLabel } from './trace';
 
 /**
  * `cache` scenario (docs/benchmark-definitions.md, "cache"): one trace replayed over one simulated host

@@ -1,9 +1,9 @@
 import { poolNameSchema } from '../functions/pools/config';
 import { TIMINGS } from '../functions/pools/domain/sizing';
+import { loadTrace, stableUnit, type Trace, traceLabel } from '../local/trace';
 import { type BenchArgs, type FlagSpec, numberFlag } from './args';
 import { benchPoolSpec, type SimPool, type SimRequest, type SimResult, simulatePools } from './pool-sim';
 import { type BenchResult, type Metrics, percentile, type Scenario } from './report';
-import { loadTrace, stableUnit, type Trace, traceLabel } from './trace';
 
 /**
  * `npm run bench -- pool`: prestarted pools on a request trace (docs/benchmark-definitions.md, pool).

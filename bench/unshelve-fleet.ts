@@ -5,14 +5,15 @@ import {
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { WARMBOOT } from '../functions/catalog';
-import { ClockRetryStrategy } from '../functions/shared/retry';
+import { MANAGED_TAG } from '../functions/shared/tags';
 import { dynamoShelfStore } from '../functions/shelving/adapters/store';
 import type { ShelvingSettings } from '../functions/shelving/config';
-import { MANAGED_TAG, TENANT_TAG } from '../functions/shelving/domain/tags';
+import { TENANT_TAG } from '../functions/shelving/domain/tags';
 import type { ShelfRecord, Step } from '../functions/shelving/domain/types';
 import { createShelvingHandler, OFFLOAD_INSTANCES, SHELVE_INSTANCES } from '../functions/shelving/handler';
 import { LocalCloud } from '../local/cloud';
 import type { Ec2Simulator } from '../local/ec2/simulator';
+import { ClockRetryStrategy } from '../local/retry-strategy';
 import { attachSimulator } from '../local/sdk-bridge';
 
 /**

@@ -90,6 +90,13 @@ const request = (...detailTypes: string[]): EventPattern => ({
   'detail-type': detailTypes,
 });
 
+/** An EC2 instance reaching one of `states`: AWS delivers it on the default bus. */
+const instanceState = (...states: string[]): EventPattern => ({
+  source: ['aws.ec2'],
+  'detail-type': [EC2_STATE_CHANGE],
+  detail: { state: states },
+});
+
 /** A fact another warmboot function published that this one acts on: it arrives on the facts bus. */
 const fact = (...detailTypes: string[]): EventPattern => ({
   source: [WARMBOOT_FACT],
@@ -104,7 +111,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     patterns: [
       {
         id: 'Ec2Running',
-        pattern: { source: ['aws.ec2'], 'detail-type': [EC2_STATE_CHANGE], detail: { state: ['running'] } },
+        pattern: instanceState('running'),
       },
       {
         id: 'EcsTaskRunning',
@@ -137,11 +144,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
       },
       {
         id: 'HostState',
-        pattern: {
-          source: ['aws.ec2'],
-          'detail-type': [EC2_STATE_CHANGE],
-          detail: { state: ['running', 'stopped', 'terminated'] },
-        },
+        pattern: instanceState('running', 'stopped', 'terminated'),
       },
     ],
     adminRequests: ['Register Image'],
@@ -182,11 +185,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
       { id: 'Facts', pattern: fact('Server Claimed') },
       {
         id: 'MemberState',
-        pattern: {
-          source: ['aws.ec2'],
-          'detail-type': [EC2_STATE_CHANGE],
-          detail: { state: ['running', 'stopped', 'terminated', 'shutting-down'] },
-        },
+        pattern: instanceState('running', 'stopped', 'terminated', 'shutting-down'),
       },
       {
         id: 'InitStatus',
@@ -228,11 +227,7 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
       },
       {
         id: 'InstanceState',
-        pattern: {
-          source: ['aws.ec2'],
-          'detail-type': [EC2_STATE_CHANGE],
-          detail: { state: ['running', 'stopped', 'terminated'] },
-        },
+        pattern: instanceState('running', 'stopped', 'terminated'),
       },
     ],
     adminRequests: ['Delete Shelved Record'],

@@ -1,8 +1,9 @@
 import { ArnFormat, Stack } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
-import { HOST_GROUP_TAG, MANAGED_TAG, WARM_IMAGES_TAG } from '../functions/image-cache/config';
+import { WARM_IMAGES_TAG } from '../functions/image-cache/config';
 import { TAG as POOL_TAGS } from '../functions/pools/domain/tags';
-import { REPLACEMENT_ROOT_TAG, SHELVED_TAG } from '../functions/shelving/domain/tags';
+import { HOST_GROUP_TAG, MANAGED_TAG } from '../functions/shared/tags';
+import { REPLACEMENT_FOR_TAG, REPLACEMENT_ROOT_TAG, SHELVED_TAG } from '../functions/shelving/domain/tags';
 
 /**
  * The management tags IAM conditions rely on, imported from the capability code that writes them
@@ -15,6 +16,7 @@ export const TAGS = {
   pool: POOL_TAGS.pool,
   shelved: SHELVED_TAG,
   replacementRoot: REPLACEMENT_ROOT_TAG,
+  replacementFor: REPLACEMENT_FOR_TAG,
 } as const;
 
 /** `arn:<partition>:ec2:<region>:<account>:<type>/*` — resources owned by this account. */

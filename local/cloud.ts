@@ -43,7 +43,7 @@ import { InstanceProfiles } from './iam/instance-profiles';
 import { synthesizedRolePolicies } from './iam/policy-source';
 import { KmsKeys } from './kms/keys';
 import { lambdaContext } from './lambda-context';
-import type { LatencyMode } from './latency';
+import type { Ec2Latencies, LatencyMode } from './latency';
 import type { EmfSink } from './metrics';
 import { ClockTrackedHttpHandler, createLocalRuntime, holdClockWhileSending } from './runtime';
 import { SimulatedAwsError } from './sdk-bridge';
@@ -55,6 +55,8 @@ export interface LocalCloudOptions {
   readonly dynamodbEndpoint?: string;
   /** Simulator latencies (default `calibrated`). */
   readonly latency?: LatencyMode;
+  /** EC2 figures replacing the mode's: a benchmark sweeping an assumption (e.g. `replaceRootSwapMs`). */
+  readonly ec2LatencyOverrides?: Partial<Ec2Latencies>;
   /** Seeds every random choice: ids, event ids, fault probabilities, jitter (default 1). */
   readonly seed?: number;
   readonly region?: string;
@@ -380,6 +382,7 @@ export class LocalCloud {
       emit,
       faults,
       latency,
+      ...(options.ec2LatencyOverrides ? { latencyOverrides: options.ec2LatencyOverrides } : {}),
       random: seededRandom(nextSeed()),
       kms,
     });

@@ -6,7 +6,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { MiddlewareStack } from '@smithy/types';
 import type { FunctionId } from '../functions/catalog';
 import { createAwsClients } from '../functions/shared/aws-clients';
-import { ClockRetryStrategy, defaultRetryPolicy } from '../functions/shared/retry';
+import { defaultRetryPolicy } from '../functions/shared/retry';
 import { METRICS_NAMESPACE, type Runtime } from '../functions/shared/runtime';
 import { TABLES, type TableId, tableEnvVar } from '../functions/shared/tables';
 import type { VirtualClock } from './clock';
@@ -15,6 +15,7 @@ import { assertInvocationAlive, type FaultInjector } from './faults';
 import { attachIam, type LocalIam } from './iam/evaluator';
 import type { LatencyMode } from './latency';
 import { CapturingMetrics, type EmfSink } from './metrics';
+import { ClockRetryStrategy } from './retry-strategy';
 import { attachSimulator, type OperationDispatch } from './sdk-bridge';
 
 /**
@@ -59,7 +60,7 @@ export interface LocalRuntimeOptions {
  * measurement: DynamoDB answers in single-digit milliseconds. It matters because without it
  * two invocations could never overlap in virtual time, and races would never be exercised.
  */
-export const DYNAMODB_LATENCY_MS = 5;
+const DYNAMODB_LATENCY_MS = 5;
 
 const dynamodbLatencyMs = (mode: LatencyMode): number => (mode === 'calibrated' ? DYNAMODB_LATENCY_MS : 0);
 

@@ -15,7 +15,6 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DEFAULT_TRACE_FILE, dataDir, loadImageSizes, loadTrace, sampledSize } from '../bench/trace';
 import { FUNCTIONS, type FunctionId, WARMBOOT, WARMBOOT_FACT } from '../functions/catalog';
 import { decayedValue, decayParameters, eraOf, launchWeight } from '../functions/popularity/domain/decay';
 import { IMAGE_LAUNCHED } from '../functions/popularity/schemas';
@@ -29,6 +28,7 @@ import { runImageCacheScenario } from './scenarios/image-cache';
 import { poolsSettings, runPoolsScenario } from './scenarios/pools';
 import { runPopularityScenario } from './scenarios/popularity';
 import { runShelvingScenario } from './scenarios/shelving';
+import { DEFAULT_TRACE_FILE, dataDir, loadImageSizes, loadTrace, sampledSize } from './trace';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

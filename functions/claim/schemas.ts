@@ -1,21 +1,25 @@
 import { z } from 'zod';
 import {
   availabilityZoneSchema,
-  HOSTNAME_PATTERN,
   imageRefSchema,
   instanceTypeSchema,
-  LINUX_USER_PATTERN,
-  OWNER_TAG_VALUE_PATTERN,
   ownerTagKeySchema,
-  POOL_DOCUMENT_NAME_PATTERN,
   plainRecord,
   poolNameSchema,
-  regex,
+} from '../pools/config';
+import { documentNamed, PERSONALIZE_DOCUMENT } from '../pools/documents';
+import {
+  HOSTNAME_PATTERN,
+  LINUX_USER_PATTERN,
+  OWNER_TAG_VALUE_PATTERN,
+  POOL_DOCUMENT_NAME_PATTERN,
   SAFE_PARAMETER_VALUE_PATTERN,
   SSH_PUBLIC_KEY_PATTERN,
-} from '../pools/config';
-import { documentNamed } from '../pools/documents';
+} from '../pools/patterns';
+import { regex } from '../shared/aws-ids';
+import { ValidationError } from '../shared/errors';
 import { parseOrThrow } from '../shared/event-registry';
+import { invalidDocumentParameter } from '../shared/ssm-document';
 
 export const requestIdSchema = z.string().regex(/^[A-Za-z0-9-]{1,64}$/);
 
@@ -121,4 +125,33 @@ export const parseRequestServer = (
   if (resume)
     return { kind: 'resume', requestId: parseOrThrow(resumeClaimSchema, detail, 'detail').requestId };
   return { kind: 'request', request: parseOrThrow(serverRequestSchema, detail, 'detail') };
+};
+
+/** The personalization document's parameters, validated with the document's own allowedPatterns. */
+export const personalizeParameters = (request: ServerRequest, platform: string) => {
+  const personalize = documentNamed(PERSONALIZE_DOCUMENT);
+  const parameters: Record<string, string[]> = {
+    platform: [platform],
+    hostname: [request.personalization?.hostname ?? ''],
+    sshPublicKey: [request.personalization?.sshPublicKey ?? ''],
+    sshUser: [request.personalization?.sshUser ?? 'ec2-user'],
+  };
+  const invalid = personalize && invalidDocumentParameter(personalize, parameters);
+  if (invalid) throw new ValidationError(`detail.personalization.${invalid.parameter}`, invalid.message);
+  return parameters;
+};
+
+/**
+ * A further named document must be one warmboot deploys (the schema checked its values against
+ * that document's allowedPatterns already). Checked before any AWS call, like the schema.
+ */
+export const checkNamedDocument = (request: ServerRequest): void => {
+  const named = request.personalization?.document;
+  if (!named) return;
+  const document = documentNamed(named.name);
+  if (!document)
+    throw new ValidationError('detail.personalization.document.name', `unknown document ${named.name}`);
+  const bad = invalidDocumentParameter(document, named.parameters);
+  if (bad)
+    throw new ValidationError(`detail.personalization.document.parameters.${bad.parameter}`, bad.message);
 };

@@ -2,12 +2,12 @@ import { z } from 'zod';
 import { envJson, envString, loadConfig } from '../shared/config';
 
 /** Fast snapshot restore costs 0.75 USD per snapshot-AZ-hour (docs/ec2-timings.md). */
-export const FSR_USD_PER_PAIR_HOUR = 0.75;
+const FSR_USD_PER_PAIR_HOUR = 0.75;
 /**
  * FSR is billed per minute a pair is enabled, with a minimum of one hour per enable (EBS User
  * Guide, "Configure fast snapshot restore"): a pair disabled earlier costs that hour anyway.
  */
-export const FSR_BILLING_MINIMUM_MINUTES = 60;
+const FSR_BILLING_MINIMUM_MINUTES = 60;
 
 /**
  * Fast-restore settings. The infra team validates the CDK context `fastRestore` with this schema
@@ -66,7 +66,6 @@ export const FAST_RESTORE_SETTINGS_ENV = 'FAST_RESTORE_SETTINGS';
 
 /** Variable names follow tableEnvVar() in shared/tables.ts. */
 const fastRestoreEnvSchema = z.object({
-  POPULARITY_TABLE: envString,
   IMAGE_CACHE_TABLE: envString,
   [FAST_RESTORE_SETTINGS_ENV]: envJson(fastRestoreSettingsSchema).default(
     fastRestoreSettingsSchema.parse({}),
@@ -74,18 +73,18 @@ const fastRestoreEnvSchema = z.object({
 });
 
 export interface FastRestoreConfig {
-  readonly popularityTable: string;
-  readonly imageCacheTable: string;
+  /** Popularity is read through popularity's own config (its table and settings). */
+  readonly tables: { readonly imageCache: string };
   readonly settings: FastRestoreSettings;
 }
 
+/** Reads the function's environment; fails the cold start naming the missing variable. */
 export const loadFastRestoreConfig = (
   env: Readonly<Record<string, string | undefined>>,
 ): FastRestoreConfig => {
   const parsed = loadConfig(fastRestoreEnvSchema, { ...env });
   return {
-    popularityTable: parsed.POPULARITY_TABLE,
-    imageCacheTable: parsed.IMAGE_CACHE_TABLE,
+    tables: { imageCache: parsed.IMAGE_CACHE_TABLE },
     settings: parsed.FAST_RESTORE_SETTINGS,
   };
 };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AMI_ID_PATTERN, regex } from '../shared/aws-ids';
 
 /** Operator event `warmboot` / `Plan Fast Restore`: run a round now; `dryRun` only reports it. */
 export const PLAN_FAST_RESTORE = 'Plan Fast Restore';
@@ -9,8 +10,8 @@ export const planFastRestoreSchema = z.strictObject({
 /** Published after a round changed something (`warmboot.fact` / `Fast Restore Changed`). */
 export const FAST_RESTORE_CHANGED = 'Fast Restore Changed';
 
-export const AMI_ID_PATTERN = '^ami-[0-9a-f]{8,17}$';
-export const isAmiId = (image: string): boolean => new RegExp(AMI_ID_PATTERN).test(image);
+const amiId = regex(AMI_ID_PATTERN);
+export const isAmiId = (image: string): boolean => amiId.test(image);
 
 /*
  * The AWS events fast restore reads (EBS Fast Snapshot Restore State-change Notification,

@@ -1,25 +1,20 @@
 import { z } from 'zod';
+import { AWS_REGION_PATTERN, regex, SNAPSHOT_ID_PATTERN } from '../shared/aws-ids';
 import { envJson, envString, loadConfig } from '../shared/config';
+import { HOST_GROUP_NAME_PATTERN, IMAGE_ID_PATTERN } from '../shared/names';
 import { availabilityZoneSchema } from '../shared/schemas/aws-events';
-import { tableEnvVar } from '../shared/tables';
 import {
-  AWS_REGION_PATTERN,
   BUCKET_PATTERN,
   CACHE_DIRECTORY_PATTERN,
   CONTAINER_REF_PATTERN,
   DIGEST_PATTERN,
   FORBIDDEN_REGISTRY_PATTERN,
-  HOST_GROUP_NAME_PATTERN,
-  IMAGE_ID_PATTERN,
   REGISTRY_HOST_PATTERN,
-  regex,
   S3_URI_PATTERN,
-  SNAPSHOT_ID_PATTERN,
   SNAPSHOT_OWNER_PATTERN,
 } from './patterns';
 
-export const HOST_GROUP_TAG = 'warmboot:host-group';
-export const MANAGED_TAG = 'warmboot:managed';
+/** On a host of a group that publishes its warm list: the images it holds (domain/warm-list.ts). */
 export const WARM_IMAGES_TAG = 'warmboot:warm-images';
 /** Carried by every volume volume-link creates (value: the image id); marks a cache volume. */
 export const CACHE_VOLUME_IMAGE_TAG = 'warmboot:image';
@@ -51,8 +46,9 @@ const registryAllowlistEntry = z
     message: 'loopback, link-local, localhost and IP-literal registries are never allowed',
   });
 
-export const handlerKindSchema = z.enum(['download', 'volume-link', 'auto']);
-export type HandlerKind = z.infer<typeof handlerKindSchema>;
+/** How a group's hosts get images (application/fetch-strategies.ts); the setting is named `handler`. */
+const fetchStrategyKindSchema = z.enum(['download', 'volume-link', 'auto']);
+export type FetchStrategyKind = z.infer<typeof fetchStrategyKindSchema>;
 
 /** One host group: the instances tagged `warmboot:host-group=<name>` and how their cache is run. */
 export const hostGroupSchema = z.object({
@@ -64,7 +60,7 @@ export const hostGroupSchema = z.object({
     .string()
     .max(1024)
     .regex(regex(CACHE_DIRECTORY_PATTERN), 'absolute path of [A-Za-z0-9._-] segments, no ".." or "//"'),
-  handler: handlerKindSchema.default('download'),
+  handler: fetchStrategyKindSchema.default('download'),
   /** SSM MaxConcurrency for warm commands: hosts pulling at once, so the image source is not flooded. */
   warmConcurrency: z.number().int().min(1).max(50).default(10),
   maxErrors: z.string().regex(regex(MAX_ERRORS_PATTERN), 'a count (0-9999) or a percentage').default('10%'),
@@ -166,21 +162,32 @@ export const imageSpecSchema = z.discriminatedUnion('kind', [
 ]);
 export type ImageSpec = z.infer<typeof imageSpecSchema>;
 
-/** The environment the imageCache and placement functions read at cold start. */
-export const imageCacheEnvSchema = z.object({
-  HOST_GROUPS: envJson(
-    z
-      .array(hostGroupSchema)
-      .refine((groups) => new Set(groups.map((group) => group.name)).size === groups.length, {
-        message: 'host group names must be unique',
-      }),
-  ),
+/** The host groups, as the imageCache and placement functions read them from `HOST_GROUPS`. */
+export const hostGroupsSetting = envJson(
+  z
+    .array(hostGroupSchema)
+    .refine((groups) => new Set(groups.map((group) => group.name)).size === groups.length, {
+      message: 'host group names must be unique',
+    }),
+);
+
+const imageCacheEnvSchema = z.object({
+  HOST_GROUPS: hostGroupsSetting,
   IMAGE_CACHE_TABLE: envString,
-  POPULARITY_TABLE: envString.optional(),
+  /** Set by Lambda: the Region the function runs in (volume-link compares snapshot Regions to it). */
+  AWS_REGION: z.string().regex(regex(AWS_REGION_PATTERN), 'an AWS Region'),
 });
-export type ImageCacheEnv = z.infer<typeof imageCacheEnvSchema>;
 
-export const IMAGE_CACHE_TABLE_ENV = tableEnvVar('imageCache');
+export interface ImageCacheConfig {
+  readonly tables: { readonly imageCache: string };
+  readonly settings: { readonly hostGroups: readonly HostGroup[]; readonly region: string };
+}
 
-export const loadImageCacheConfig = (env: Record<string, string | undefined>): ImageCacheEnv =>
-  loadConfig(imageCacheEnvSchema, env);
+/** The imageCache function's configuration; a missing or malformed variable fails the cold start. */
+export const loadImageCacheConfig = (env: Record<string, string | undefined>): ImageCacheConfig => {
+  const parsed = loadConfig(imageCacheEnvSchema, env);
+  return {
+    tables: { imageCache: parsed.IMAGE_CACHE_TABLE },
+    settings: { hostGroups: parsed.HOST_GROUPS, region: parsed.AWS_REGION },
+  };
+};

@@ -1,13 +1,9 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: the strings are bash scripts; ${...} is shell expansion, not a template
+import { VOLUME_ID_PATTERN } from '../shared/aws-ids';
+import { IMAGE_ID_PATTERN } from '../shared/names';
 import type { CommandDocument } from '../shared/ssm-document';
-import {
-  CACHE_DIRECTORY_PATTERN,
-  DEVICE_PATTERN,
-  DIGEST_PATTERN,
-  IMAGE_ID_PATTERN,
-  IMAGE_SOURCE_PATTERN,
-  VOLUME_ID_PATTERN,
-} from './patterns';
+import type { CommandEffect } from './domain/inventory';
+import { CACHE_DIRECTORY_PATTERN, DEVICE_PATTERN, DIGEST_PATTERN, IMAGE_SOURCE_PATTERN } from './patterns';
 
 /**
  * The SSM Command documents of the image cache. Names start with `Warmboot-Image` so the
@@ -26,6 +22,20 @@ export const DOCUMENT_NAMES = {
   unmount: 'Warmboot-ImageUnmount',
 } as const;
 export type DocumentName = (typeof DOCUMENT_NAMES)[keyof typeof DOCUMENT_NAMES];
+
+/** The document that runs one planned action on a host, by how the image is held there. */
+export const documentFor = (action: 'fetch' | 'evict', via: 'download' | 'volume-link'): DocumentName => {
+  if (action === 'fetch') return via === 'volume-link' ? DOCUMENT_NAMES.mount : DOCUMENT_NAMES.fetch;
+  return via === 'volume-link' ? DOCUMENT_NAMES.unmount : DOCUMENT_NAMES.remove;
+};
+
+/** What a completed cache document did to the host's disk (the inventory document changes nothing). */
+export const DOCUMENT_EFFECTS: Readonly<Record<string, CommandEffect>> = {
+  [DOCUMENT_NAMES.fetch]: 'adds',
+  [DOCUMENT_NAMES.mount]: 'adds',
+  [DOCUMENT_NAMES.remove]: 'removes',
+  [DOCUMENT_NAMES.unmount]: 'removes',
+};
 
 /** Prefix of the one output line the function parses. */
 export const RESULT_MARKER = 'WARMBOOT_RESULT ';

@@ -2,25 +2,17 @@
  * The regular expressions that guard every value reaching a shell through the image-cache SSM
  * documents. Each one is used twice: as the document parameter's `allowedPattern` (SSM rejects
  * the command) and in the zod schemas of the operator events and the adapters (the function
- * rejects the value first). All are anchored, contain no lookaround (SSM evaluates them as Java
+ * rejects the value first). AWS resource id patterns (volume, snapshot, Region) and warmboot's
+ * own names (image id, host group) are shared: functions/shared/aws-ids.ts, names.ts. All are anchored, contain no lookaround (SSM evaluates them as Java
  * regular expressions) and exclude every shell metacharacter: quotes, `$`, backtick, `;`, `&`,
  * `|`, `<`, `>`, parentheses, backslash, whitespace, `*`, `?`.
  */
-
-/** A host group name; also the `warmboot:host-group` tag value. */
-export const HOST_GROUP_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
 
 /**
  * An absolute directory: `/`-separated segments that start with a letter, digit or `_`, so no
  * segment can be `.` or `..` (no traversal), no `//`, no trailing slash.
  */
 export const CACHE_DIRECTORY_PATTERN = '^(?:/[A-Za-z0-9_][A-Za-z0-9._-]{0,127}){1,16}$';
-
-/**
- * warmboot's opaque image id (popularity key, table key, tag content). Separators `.` and `/`
- * must be followed by a name character, so `..`, `./` and `//` cannot occur.
- */
-export const IMAGE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_:@+-]*(?:[./][A-Za-z0-9_:@+-]+)*$';
 
 /** Content digest; container images and S3 objects are verified against it. */
 export const DIGEST_PATTERN = '^sha256:[a-f0-9]{64}$';
@@ -37,15 +29,8 @@ export const S3_URI_PATTERN = `^${S3_URI_BODY}$`;
 /** The fetch document's `Source`: either kind; the function checks the one matching `Kind`. */
 export const IMAGE_SOURCE_PATTERN = `^(?:${CONTAINER_REF_BODY}|${S3_URI_BODY})$`;
 
-export const IMAGE_KIND_PATTERN = '^(?:container|s3|volume)$';
-
-export const VOLUME_ID_PATTERN = '^vol-[0-9a-f]{8,17}$';
-export const SNAPSHOT_ID_PATTERN = '^snap-[0-9a-f]{8,17}$';
-
 /** Device names EC2 accepts for additional EBS volumes on Linux. */
 export const DEVICE_PATTERN = '^/dev/(?:sd[f-p]|xvd[f-p])$';
-
-export const AWS_REGION_PATTERN = '^[a-z]{2}(?:-gov)?-[a-z]+-[0-9]$';
 
 /**
  * A container registry host as Docker reads it from a reference: the first path component when it
@@ -68,6 +53,3 @@ export const BUCKET_PATTERN = '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$';
 
 /** A 12-digit AWS account id, or `self` (the account warmboot runs in, as DescribeSnapshots reads it). */
 export const SNAPSHOT_OWNER_PATTERN = '^(?:self|[0-9]{12})$';
-
-/** Build a RegExp from one of the patterns above (they are stored as strings for SSM). */
-export const regex = (pattern: string): RegExp => new RegExp(pattern);

@@ -1,16 +1,20 @@
 import { z } from 'zod';
-import { envJson, envString } from '../shared/config';
-import { tableEnvVar } from '../shared/tables';
 import {
-  ACCOUNT_ID_PATTERN,
   AMI_ID_PATTERN,
   AVAILABILITY_ZONE_PATTERN,
+  LAUNCH_TEMPLATE_ID_PATTERN,
+  regex,
+  SECURITY_GROUP_ID_PATTERN,
+  SUBNET_ID_PATTERN,
+} from '../shared/aws-ids';
+import { envJson, envString, loadConfig } from '../shared/config';
+import {
+  ACCOUNT_ID_PATTERN,
   BOOLEAN_PATTERN,
   CONTAINER_IMAGE_PATTERN,
   INSTANCE_PROFILE_PATTERN,
   INSTANCE_TYPE_PATTERN,
   KEY_NAME_PATTERN,
-  LAUNCH_TEMPLATE_ID_PATTERN,
   LAUNCH_TEMPLATE_VERSION_PATTERN,
   OWNER_TAG_KEY_PATTERN,
   PACKAGE_NAME_PATTERN,
@@ -19,13 +23,8 @@ import {
   PROTOTYPE_KEYS,
   RESERVED_TAG_KEY_PREFIX,
   ROLE_PATH_AND_NAME_PATTERN,
-  regex,
-  SECURITY_GROUP_ID_PATTERN,
   SSM_PARAMETER_PATTERN,
-  SUBNET_ID_PATTERN,
 } from './patterns';
-
-export * from './patterns';
 
 /** An AMI id, or an SSM parameter path that resolves to the latest AMI (re-resolved every reconcile). */
 export const imageRefSchema = z
@@ -261,17 +260,31 @@ export const allowedInstanceProfiles = (
 export const allowedInstanceTypes = (spec: Pick<PoolSpec, 'instanceType'> & { instanceTypes?: string[] }) =>
   new Set([spec.instanceType, ...(spec.instanceTypes ?? [])]);
 
-const poolPolicyEnv = envJson(poolPolicySchema).default(poolPolicySchema.parse({}));
+/** `POOL_POLICY`: the policy as JSON, all defaults when unset. */
+export const poolPolicyEnv = envJson(poolPolicySchema).default(poolPolicySchema.parse({}));
 
 /** Pools defined in CDK context arrive as the `POOLS` JSON array; each is upserted on reconcile. */
-export const poolsConfigSchema = z.object({
+const poolsEnvSchema = z.object({
   POOLS: envJson(z.array(poolSpecSchema)).default([]),
-  POOL_POLICY: poolPolicyEnv,
+  [POOL_POLICY_ENV]: poolPolicyEnv,
   POOLS_TABLE: envString,
 });
-export type PoolsConfig = z.infer<typeof poolsConfigSchema>;
 
-export const POOLS_TABLE_ENV = tableEnvVar('pools');
+/** What both functions of the pool model (pools and claim) read: the pools table and the pool policy. */
+export interface PoolModelConfig {
+  readonly tables: { readonly pools: string };
+  readonly settings: { readonly policy: PoolPolicy };
+}
 
-export const claimConfigSchema = z.object({ POOL_POLICY: poolPolicyEnv, POOLS_TABLE: envString });
-export type ClaimConfig = z.infer<typeof claimConfigSchema>;
+export interface PoolsConfig extends PoolModelConfig {
+  readonly settings: { readonly policy: PoolPolicy; readonly pools: readonly PoolSpec[] };
+}
+
+/** Reads the pools function's environment; fails the cold start naming the missing variable. */
+export const loadPoolsConfig = (env: Readonly<Record<string, string | undefined>>): PoolsConfig => {
+  const parsed = loadConfig(poolsEnvSchema, { ...env });
+  return {
+    tables: { pools: parsed.POOLS_TABLE },
+    settings: { policy: parsed.POOL_POLICY, pools: parsed.POOLS },
+  };
+};

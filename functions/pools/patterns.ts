@@ -1,11 +1,11 @@
 /**
- * Every regular expression that guards a pool or claim value, defined once. The SSM documents in
+ * Every pool- or claim-specific regular expression that guards a value, defined once (AWS ids are
+ * in shared/aws-ids.ts). The SSM documents in
  * documents.ts use them as `allowedPattern` and the zod schemas in config.ts and the claim
  * schemas use the very same strings, so a value that reaches a shell was checked twice with one
  * rule (DESIGN.md invariants). All patterns are anchored: SSM matches the whole value.
  */
 export const POOL_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
-export const AMI_ID_PATTERN = '^ami-[0-9a-f]{8,17}$';
 /** An SSM parameter that resolves to an AMI id, e.g. /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64. */
 export const SSM_PARAMETER_PATTERN = '^/[A-Za-z0-9_./-]+$';
 /** AWS's public AMI alias parameters (`/aws/service/ami-amazon-linux-latest/…`). */
@@ -18,15 +18,10 @@ export const PUBLIC_IMAGE_PARAMETER_PREFIX = '/aws/service/';
 export const OPERATOR_IMAGE_PARAMETER_PREFIX = '/warmboot/images/';
 /** EC2 instance types: family (with generation and attributes), a dot, a size (m7i.large, c7gn.16xlarge, u-6tb1.metal). */
 export const INSTANCE_TYPE_PATTERN = '^[a-z][a-z0-9-]{1,15}\\.[a-z0-9]{2,16}$';
-export const SUBNET_ID_PATTERN = '^subnet-[0-9a-f]{8,17}$';
-export const SECURITY_GROUP_ID_PATTERN = '^sg-[0-9a-f]{8,17}$';
-export const LAUNCH_TEMPLATE_ID_PATTERN = '^lt-[0-9a-f]{8,17}$';
 export const LAUNCH_TEMPLATE_VERSION_PATTERN = '^(\\$Latest|\\$Default|[1-9][0-9]{0,8})$';
-export const AVAILABILITY_ZONE_PATTERN = '^[a-z]{2}(-[a-z0-9]+)+-[0-9][a-z]$';
 /** IAM instance profile names (IAM API reference, CreateInstanceProfile). */
 export const INSTANCE_PROFILE_PATTERN = '^[A-Za-z0-9+=,.@_-]{1,128}$';
 export const KEY_NAME_PATTERN = '^[A-Za-z0-9._-]{1,255}$';
-export const INSTANCE_ID_PATTERN = '^i-[0-9a-f]{8,17}$';
 
 /** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters. */
 export const HOSTNAME_PATTERN =
@@ -89,5 +84,3 @@ export const ACCOUNT_ID_PATTERN = '^[0-9]{12}$';
  */
 export const ROLE_PATH_AND_NAME_PATTERN = '^([\\w+=,.@-]{1,64}/){0,16}[\\w+=,.@-]{1,64}$';
 export const OWNER_TAG_VALUE_PATTERN = '^[A-Za-z0-9 _.:/=+@-]{0,256}$';
-
-export const regex = (pattern: string): RegExp => new RegExp(pattern);

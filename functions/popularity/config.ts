@@ -54,12 +54,12 @@ const popularityEnvSchema = z.object({
 });
 
 export interface PopularityConfig {
-  readonly popularityTable: string;
+  readonly tables: { readonly popularity: string };
   readonly settings: PopularitySettings;
 }
 
 /** Reads the function's environment; fails the cold start naming the missing variable. */
 export const loadPopularityConfig = (env: Readonly<Record<string, string | undefined>>): PopularityConfig => {
   const parsed = loadConfig(popularityEnvSchema, { ...env });
-  return { popularityTable: parsed.POPULARITY_TABLE, settings: parsed.POPULARITY_SETTINGS };
+  return { tables: { popularity: parsed.POPULARITY_TABLE }, settings: parsed.POPULARITY_SETTINGS };
 };

@@ -1,23 +1,23 @@
 import { z } from 'zod';
-import { HOST_GROUP_NAME_PATTERN, IMAGE_ID_PATTERN } from '../image-cache/patterns';
+import { regex } from '../shared/aws-ids';
+import { HOST_GROUP_NAME_PATTERN, IMAGE_ID_PATTERN } from '../shared/names';
 import { availabilityZoneSchema } from '../shared/schemas/aws-events';
 
 /**
  * The one image-id validator: popularity keys, fast-restore lookups and everything the cache
- * planner later sends to a host through SSM use the same pattern (image-cache/patterns.ts, also
- * the SSM documents' allowedPattern). It admits AMI ids, container references
+ * planner later sends to a host through SSM use the same pattern (shared/names.ts, also the
+ * SSM documents' allowedPattern). It admits AMI ids, container references
  * (`registry/repo:tag@sha256:…`) and opaque ids, and rejects shell metacharacters, whitespace
  * and `..`, `./`, `//` (no path traversal).
  */
-export const IMAGE_ID_MAX_LENGTH = 255;
-const imageIdRegex = new RegExp(IMAGE_ID_PATTERN);
+const IMAGE_ID_MAX_LENGTH = 255;
 
-export const imageIdSchema = z
+const imageIdSchema = z
   .string()
   .min(1, 'image id is empty')
   .max(IMAGE_ID_MAX_LENGTH, `image id longer than ${IMAGE_ID_MAX_LENGTH} characters`)
   .regex(
-    imageIdRegex,
+    regex(IMAGE_ID_PATTERN),
     'image id must be letters, digits and _:@+- separated by single . or / (no shell metacharacters, no ..)',
   );
 
@@ -30,7 +30,7 @@ export const isValidImageId = (value: string): boolean => imageIdSchema.safePars
 
 export const hostGroupSchema = z
   .string()
-  .regex(new RegExp(HOST_GROUP_NAME_PATTERN), 'host group: lower-case letters, digits and -');
+  .regex(regex(HOST_GROUP_NAME_PATTERN), 'host group: lower-case letters, digits and -');
 
 /** Operator event `warmboot` / `Image Launched`: launches on platforms warmboot does not watch. */
 export const IMAGE_LAUNCHED = 'Image Launched';
@@ -49,6 +49,7 @@ const scopeSchema = z.discriminatedUnion('kind', [
 ]);
 
 /** The fact popularity publishes (`warmboot.fact` / `Popularity Changed`); the cache planner parses it. */
+export const POPULARITY_CHANGED = 'Popularity Changed';
 export const popularityChangedSchema = z.strictObject({
   image: imageIdSchema,
   scope: scopeSchema,

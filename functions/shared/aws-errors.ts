@@ -1,11 +1,12 @@
 import {
   CapacityError,
-  ConflictError,
+  ConditionFailedError,
   DependencyError,
   EncryptionKeyError,
   IncorrectStateError,
   NotFoundError,
   ThrottledError,
+  TransactionConflictError,
   WarmbootError,
 } from './errors';
 
@@ -149,13 +150,7 @@ export const classifyAwsError = (error: unknown): AwsErrorKind => {
 export const isEncryptionKeyStateReason = (code: string | undefined): boolean =>
   code === 'Client.InternalError' || (code?.startsWith('Client.InvalidKMSKey') ?? false);
 
-export const isNotFound = (error: unknown): boolean => classifyAwsError(error) === 'not-found';
 export const isThrottled = (error: unknown): boolean => classifyAwsError(error) === 'throttled';
-export const isInsufficientCapacity = (error: unknown): boolean =>
-  classifyAwsError(error) === 'insufficient-capacity';
-export const isIncorrectState = (error: unknown): boolean => classifyAwsError(error) === 'incorrect-state';
-export const isConditionalCheckFailed = (error: unknown): boolean =>
-  classifyAwsError(error) === 'conditional-check-failed';
 /**
  * DescribeInstances refused an instance id it does not know: `InvalidInstanceID.NotFound` (EC2 is
  * eventually consistent right after a launch, and forgets terminated instances after about an
@@ -219,8 +214,9 @@ export const translateAwsError = (operation: string, error: unknown): WarmbootEr
     case 'incorrect-state':
       return new IncorrectStateError(message, { cause: error });
     case 'conditional-check-failed':
+      return new ConditionFailedError(message, { cause: error });
     case 'transaction-conflict':
-      return new ConflictError(message, { cause: error });
+      return new TransactionConflictError(message, { cause: error });
     case 'encryption-key':
       return new EncryptionKeyError(message, { cause: error });
     default:
@@ -234,5 +230,20 @@ export const callAws = async <T>(operation: string, call: () => Promise<T>): Pro
     return await call();
   } catch (error) {
     throw translateAwsError(operation, error);
+  }
+};
+
+/**
+ * A conditional DynamoDB write through callAws, with the one convention every store follows:
+ * true when written, false when its condition failed (someone else changed the item first,
+ * `ConditionFailedError`); anything else, a transaction conflict included, is thrown typed.
+ */
+export const conditionalWrite = async (operation: string, call: () => Promise<unknown>): Promise<boolean> => {
+  try {
+    await callAws(operation, call);
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return false;
+    throw error;
   }
 };

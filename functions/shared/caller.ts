@@ -32,7 +32,7 @@ export interface Caller {
 export const tenantSource = (tenant: string): string => `${TENANT_SOURCE_PREFIX}${tenant}`;
 
 /** The tenant a request source binds, or undefined for the unbound `warmboot` source. */
-export const tenantOfSource = (source: string): string | undefined =>
+const tenantOfSource = (source: string): string | undefined =>
   source.startsWith(TENANT_SOURCE_PREFIX) ? source.slice(TENANT_SOURCE_PREFIX.length) : undefined;
 
 /** Whether `source` is an operator request's: `warmboot` or a tenant-bound `warmboot.tenant.<t>`. */

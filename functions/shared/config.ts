@@ -20,8 +20,6 @@ export const loadConfig = <S extends z.ZodObject>(
 
 export const envString = z.string().min(1);
 export const envInt = z.coerce.number().int();
-export const envNumber = z.coerce.number();
-export const envBool = z.enum(['true', 'false']).transform((value) => value === 'true');
 export const envJson = <T extends z.ZodType>(schema: T) =>
   z.string().transform((text, ctx) => {
     try {

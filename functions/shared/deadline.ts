@@ -19,7 +19,7 @@ export const NO_DEADLINE: Deadline = { remainingMs: () => Number.POSITIVE_INFINI
  * Kept back from Lambda's remaining time for what follows the last wait: the writes that record
  * the outcome, releasing a lease, and the Powertools idempotency record and metrics flush.
  */
-export const INVOCATION_SAFETY_MARGIN_MS = 10_000;
+const INVOCATION_SAFETY_MARGIN_MS = 10_000;
 
 /**
  * The deadline of the invocation an execution environment is running (Lambda runs one at a time

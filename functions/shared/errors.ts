@@ -49,6 +49,29 @@ export class ConflictError extends WarmbootError {
   }
 }
 
+/**
+ * A DynamoDB condition was false (ConditionalCheckFailedException, or a transaction cancelled
+ * for ConditionalCheckFailed): someone else changed the item first. Final for this attempt; the
+ * caller re-reads, it does not retry the same write.
+ */
+export class ConditionFailedError extends ConflictError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ConditionFailedError';
+  }
+}
+
+/**
+ * A DynamoDB transaction collided with another one on an item (TransactionConflict,
+ * TransactionInProgress): nothing was written and the same write may succeed when retried.
+ */
+export class TransactionConflictError extends ConflictError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TransactionConflictError';
+  }
+}
+
 /** The operation touches a resource warmboot does not manage (missing management tags). */
 export class UnmanagedResourceError extends WarmbootError {
   constructor(message: string) {

@@ -1,8 +1,13 @@
 import { createHash } from 'node:crypto';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { WARMBOOT } from '../catalog';
 import type { Caller } from './caller';
-import { parseOrThrow } from './event-registry';
+import { checkEnvelope, invocationOf } from './envelope';
+import { ValidationError } from './errors';
+import { type DispatchResult, parseOrThrow } from './event-registry';
+import type { Runtime } from './runtime';
 
 /**
  * The IAM-authenticated entry point (security review, "Target design" 2 and 5): every function
@@ -34,7 +39,7 @@ export const REQUEST_CALLERS_ENV = 'REQUEST_CALLERS';
 export const REQUEST_ID_HEADER = 'x-warmboot-request-id';
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 /** The response header carrying the id of the event the request became (for logs and support). */
-export const EVENT_ID_HEADER = 'x-warmboot-event-id';
+const EVENT_ID_HEADER = 'x-warmboot-event-id';
 
 /** Who may call one function's URL and with what: infra/request-urls.ts writes it per function. */
 export const requestCallersSchema = z
@@ -108,7 +113,7 @@ const sameIdentity = (a: Identity | undefined, b: Identity): boolean =>
   a.kind === b.kind &&
   a.name === b.name;
 
-export interface UrlCaller {
+interface UrlCaller {
   readonly caller: Caller;
   /** The request types it may send this function. */
   readonly requestTypes: ReadonlySet<string>;
@@ -178,7 +183,7 @@ export const qualifierOf = (invokedFunctionArn: unknown): string | undefined =>
   typeof invokedFunctionArn === 'string' ? invokedFunctionArn.split(':')[7] : undefined;
 
 /** What a caller POSTs: the request as the detail-type and detail of an EventBridge event. */
-export const requestBodySchema = z
+const requestBodySchema = z
   .object({
     'detail-type': z.string().min(1).max(128),
     detail: z.record(z.string(), z.unknown()),
@@ -186,7 +191,7 @@ export const requestBodySchema = z
   .strict();
 
 /** The request body, parsed; a ValidationError names the field (`body.detail-type`). */
-export const requestBodyOf = (event: FunctionUrlEvent): z.output<typeof requestBodySchema> => {
+const requestBodyOf = (event: FunctionUrlEvent): z.output<typeof requestBodySchema> => {
   const text =
     event.body === undefined
       ? ''
@@ -203,25 +208,21 @@ export const requestBodyOf = (event: FunctionUrlEvent): z.output<typeof requestB
 };
 
 /** A header's value; function URL events carry header names in lower case. */
-export const headerOf = (event: FunctionUrlEvent, name: string): string | undefined => event.headers?.[name];
+const headerOf = (event: FunctionUrlEvent, name: string): string | undefined => event.headers?.[name];
 
 /**
  * The id of the event a request becomes. With the client's idempotency key, a hash of the caller
  * and the key, so one caller's key can never answer for another's request; without one, Lambda's
  * request id (every invocation is new). UUID-shaped, like an EventBridge event id.
  */
-export const eventIdOf = (
-  principal: string,
-  clientKey: string | undefined,
-  lambdaRequestId: string,
-): string => {
+const eventIdOf = (principal: string, clientKey: string | undefined, lambdaRequestId: string): string => {
   if (clientKey === undefined) return lambdaRequestId;
   const hex = createHash('sha256').update(`${principal}\u0000${clientKey}`).digest('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 };
 
 /** The EventBridge envelope a function URL request is handled as (source `warmboot`). */
-export const envelopeOfUrlRequest = (request: {
+const envelopeOfUrlRequest = (request: {
   readonly id: string;
   readonly detailType: string;
   readonly detail: Record<string, unknown>;
@@ -247,7 +248,7 @@ export interface FunctionUrlResponse {
   readonly body: string;
 }
 
-export const httpAnswer = (
+const httpAnswer = (
   statusCode: number,
   body: unknown,
   headers: Readonly<Record<string, string>> = {},
@@ -260,4 +261,115 @@ export const httpAnswer = (
 /** Codes that mean "not this caller": 403; any other rejection is the request's fault: 400. */
 const FORBIDDEN_CODES = new Set(['NotAnOperator', 'RequestNotAllowed', 'AdminRequestOnly']);
 
-export const statusOfRejection = (code: string): number => (FORBIDDEN_CODES.has(code) ? 403 : 400);
+const statusOfRejection = (code: string): number => (FORBIDDEN_CODES.has(code) ? 403 : 400);
+
+/** What a function URL request needs of the handler chain (functions/shared/lambda.ts). */
+export interface UrlRequestChain<R> {
+  readonly runtime: Runtime;
+  readonly callers: RequestCallers;
+  /** The request types the function serves. */
+  readonly requestTypes: ReadonlySet<string>;
+  /** Runs the envelope the request became through the chain, as `caller`. */
+  readonly run: (envelope: Record<string, unknown>, caller: Caller) => Promise<DispatchResult<R>>;
+}
+
+/**
+ * A function URL request: only through the URL's alias, and only from a configured operator or
+ * admin, only with its request types. It becomes the EventBridge envelope a console test event
+ * would be and runs through the same chain with its `Caller`; the answer is HTTP.
+ */
+export const answerUrlRequest = async <R>(
+  event: unknown,
+  context: Context,
+  chain: UrlRequestChain<R>,
+): Promise<FunctionUrlResponse> => {
+  const { runtime, callers, requestTypes } = chain;
+  const refuse = (status: number, code: string, field: string, message: string): FunctionUrlResponse => {
+    // Nothing of the chain ran (no idempotency record, no fact): logged and counted here.
+    const userArn = isFunctionUrlEvent(event) ? event.requestContext.authorizer?.iam?.userArn : undefined;
+    runtime.logger.warn('request refused', {
+      via: 'function-url',
+      callerArn: userArn,
+      code,
+      field,
+      message,
+    });
+    runtime.metrics.singleMetric().addMetric('RefusedEvents', MetricUnit.Count, 1);
+    return httpAnswer(status, { status: 'rejected', error: { code, field, message } });
+  };
+  const invocation = invocationOf(context?.invokedFunctionArn);
+  if (
+    !isFunctionUrlEvent(event) ||
+    !invocation ||
+    qualifierOf(context.invokedFunctionArn) !== FUNCTION_URL_ALIAS
+  ) {
+    // A URL-shaped event invoked any other way, or anything else invoked through the URL's alias,
+    // was passed by someone calling lambda:Invoke with a payload of their choosing.
+    return refuse(
+      400,
+      'EnvelopeRefused',
+      'requestContext',
+      `function URL requests arrive only through the ${FUNCTION_URL_ALIAS} alias's function URL, and that alias serves nothing else`,
+    );
+  }
+  if (event.requestContext.http.method !== 'POST') {
+    return refuse(405, 'MethodNotAllowed', 'requestContext.http.method', 'send requests with POST');
+  }
+  const userArn = event.requestContext.authorizer?.iam?.userArn;
+  const who = userArn === undefined ? undefined : urlCallerOf(userArn, callers, requestTypes);
+  if (!who) {
+    return refuse(
+      403,
+      'NotAnOperator',
+      'requestContext.authorizer.iam.userArn',
+      `${userArn ?? 'an unsigned caller'} is neither an operator nor an admin of warmboot (settings: operators, admins)`,
+    );
+  }
+  let body: ReturnType<typeof requestBodyOf>;
+  try {
+    body = requestBodyOf(event);
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    return refuse(400, error.code, error.field, error.message);
+  }
+  const detailType = body['detail-type'];
+  if (!who.requestTypes.has(detailType)) {
+    return refuse(
+      403,
+      'RequestNotAllowed',
+      'body.detail-type',
+      `${who.caller.principal} may not send ${detailType} to this function; it may send: ${[...who.requestTypes].sort().join(', ') || 'nothing'}`,
+    );
+  }
+  const clientKey = headerOf(event, REQUEST_ID_HEADER);
+  if (clientKey !== undefined && !REQUEST_ID_PATTERN.test(clientKey)) {
+    return refuse(400, 'ValidationError', `headers.${REQUEST_ID_HEADER}`, `must match ${REQUEST_ID_PATTERN}`);
+  }
+  const envelope = envelopeOfUrlRequest({
+    id: eventIdOf(who.caller.principal ?? '', clientKey, context.awsRequestId),
+    detailType,
+    detail: body.detail,
+    account: invocation.account,
+    region: invocation.region,
+    time: new Date(runtime.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+  });
+  // Audit (security review, "Target design" 5): EventBridge never says who put an event; a
+  // function URL does, so every accepted request is logged with its caller.
+  runtime.logger.info('request accepted', {
+    via: 'function-url',
+    principal: who.caller.principal,
+    callerArn: userArn,
+    admin: who.caller.admin,
+    tenants: who.caller.tenants,
+    detailType,
+    eventId: envelope.id,
+  });
+  const refusal = checkEnvelope(envelope, context.invokedFunctionArn, requestTypes);
+  const outcome = refusal ?? (await chain.run(envelope, who.caller));
+  const headers = { [EVENT_ID_HEADER]: String(envelope.id) };
+  return httpAnswer(
+    outcome.status === 'rejected' ? statusOfRejection(outcome.error.code) : 200,
+    outcome,
+    headers,
+  );
+};

@@ -14,25 +14,15 @@ import { type Caller, callerOfEnvelope, isRequestSource } from './caller';
 import { envJson, loadConfig } from './config';
 import type { InvocationDeadline } from './deadline';
 import { checkEnvelope, type EnvelopeRefusal, invocationOf } from './envelope';
-import { ValidationError } from './errors';
 import type { DispatchResult, EventRegistry } from './event-registry';
 import {
-  EVENT_ID_HEADER,
-  envelopeOfUrlRequest,
-  eventIdOf,
+  answerUrlRequest,
   FUNCTION_URL_ALIAS,
   type FunctionUrlResponse,
-  headerOf,
-  httpAnswer,
   isFunctionUrlEvent,
   qualifierOf,
   REQUEST_CALLERS_ENV,
-  REQUEST_ID_HEADER,
-  REQUEST_ID_PATTERN,
-  requestBodyOf,
   requestCallersSchema,
-  statusOfRejection,
-  urlCallerOf,
 } from './function-url';
 import type { Runtime } from './runtime';
 
@@ -120,111 +110,17 @@ export const createLambdaHandler = <R>(
   }
   const handled = chain as unknown as (event: unknown, context: Context) => Promise<DispatchResult<R>>;
 
-  /**
-   * A function URL request: only through the URL's alias, and only from a configured operator or
-   * admin, only with its request types. It becomes the EventBridge envelope a console test event
-   * would be and runs through the same chain with its `Caller`; the answer is HTTP.
-   */
-  const answerUrlRequest = async (event: unknown, context: Context): Promise<FunctionUrlResponse> => {
-    const refuse = (status: number, code: string, field: string, message: string): FunctionUrlResponse => {
-      // Nothing of the chain ran (no idempotency record, no fact): logged and counted here.
-      const userArn = isFunctionUrlEvent(event) ? event.requestContext.authorizer?.iam?.userArn : undefined;
-      runtime.logger.warn('request refused', {
-        via: 'function-url',
-        callerArn: userArn,
-        code,
-        field,
-        message,
-      });
-      runtime.metrics.singleMetric().addMetric('RefusedEvents', MetricUnit.Count, 1);
-      return httpAnswer(status, { status: 'rejected', error: { code, field, message } });
-    };
-    const invocation = invocationOf(context?.invokedFunctionArn);
-    if (
-      !isFunctionUrlEvent(event) ||
-      !invocation ||
-      qualifierOf(context.invokedFunctionArn) !== FUNCTION_URL_ALIAS
-    ) {
-      // A URL-shaped event invoked any other way, or anything else invoked through the URL's alias,
-      // was passed by someone calling lambda:Invoke with a payload of their choosing.
-      return refuse(
-        400,
-        'EnvelopeRefused',
-        'requestContext',
-        `function URL requests arrive only through the ${FUNCTION_URL_ALIAS} alias's function URL, and that alias serves nothing else`,
-      );
-    }
-    if (event.requestContext.http.method !== 'POST') {
-      return refuse(405, 'MethodNotAllowed', 'requestContext.http.method', 'send requests with POST');
-    }
-    const userArn = event.requestContext.authorizer?.iam?.userArn;
-    const who = userArn === undefined ? undefined : urlCallerOf(userArn, callers, requestTypes);
-    if (!who) {
-      return refuse(
-        403,
-        'NotAnOperator',
-        'requestContext.authorizer.iam.userArn',
-        `${userArn ?? 'an unsigned caller'} is neither an operator nor an admin of warmboot (settings: operators, admins)`,
-      );
-    }
-    let body: ReturnType<typeof requestBodyOf>;
-    try {
-      body = requestBodyOf(event);
-    } catch (error) {
-      if (!(error instanceof ValidationError)) throw error;
-      return refuse(400, error.code, error.field, error.message);
-    }
-    const detailType = body['detail-type'];
-    if (!who.requestTypes.has(detailType)) {
-      return refuse(
-        403,
-        'RequestNotAllowed',
-        'body.detail-type',
-        `${who.caller.principal} may not send ${detailType} to this function; it may send: ${[...who.requestTypes].sort().join(', ') || 'nothing'}`,
-      );
-    }
-    const clientKey = headerOf(event, REQUEST_ID_HEADER);
-    if (clientKey !== undefined && !REQUEST_ID_PATTERN.test(clientKey)) {
-      return refuse(
-        400,
-        'ValidationError',
-        `headers.${REQUEST_ID_HEADER}`,
-        `must match ${REQUEST_ID_PATTERN}`,
-      );
-    }
-    const envelope = envelopeOfUrlRequest({
-      id: eventIdOf(who.caller.principal ?? '', clientKey, context.awsRequestId),
-      detailType,
-      detail: body.detail,
-      account: invocation.account,
-      region: invocation.region,
-      time: new Date(runtime.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    });
-    // Audit (security review, "Target design" 5): EventBridge never says who put an event; a
-    // function URL does, so every accepted request is logged with its caller.
-    runtime.logger.info('request accepted', {
-      via: 'function-url',
-      principal: who.caller.principal,
-      callerArn: userArn,
-      admin: who.caller.admin,
-      tenants: who.caller.tenants,
-      detailType,
-      eventId: envelope.id,
-    });
-    urlCallers.set(envelope, who.caller);
-    const refusal = checkEnvelope(envelope, context.invokedFunctionArn, requestTypes);
-    const outcome = refusal ?? (await handled(envelope, context));
-    const headers = { [EVENT_ID_HEADER]: String(envelope.id) };
-    return httpAnswer(
-      outcome.status === 'rejected' ? statusOfRejection(outcome.error.code) : 200,
-      outcome,
-      headers,
-    );
-  };
-
   return async (event, context) => {
     if (isFunctionUrlEvent(event) || qualifierOf(context?.invokedFunctionArn) === FUNCTION_URL_ALIAS) {
-      return answerUrlRequest(event, context);
+      return answerUrlRequest(event, context, {
+        runtime,
+        callers,
+        requestTypes,
+        run: (envelope, caller) => {
+          urlCallers.set(envelope, caller);
+          return handled(envelope, context);
+        },
+      });
     }
     const refusal = checkEnvelope(event, context?.invokedFunctionArn, requestTypes);
     if (!refusal) return handled(event, context);

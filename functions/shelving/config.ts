@@ -36,8 +36,6 @@ export const shelvingSettingsSchema = z
      * a Delete is refused before anything is touched, saying so, instead of failing on IAM.
      */
     allowDataDeletion: z.boolean().default(false),
-    /** A step that sees no progress for this long is re-examined by the reconcile. */
-    stepTimeoutSeconds: z.number().int().min(1).default(900),
     /**
      * Fast path: attach the retained data volumes while the replacement still runs its fresh OS
      * (before the stop), so their AttachVolume calls overlap the stop. The fresh OS sees them as
@@ -45,6 +43,12 @@ export const shelvingSettingsSchema = z
      * formats disks it finds at run time.
      */
     attachDataVolumesWhileRunning: z.boolean().default(true),
+    /**
+     * Unshelve in place: the running replacement's root is swapped for the retained one with one
+     * CreateReplaceRootVolumeTask (EC2 reboots it), instead of stop, detach, attach and start.
+     * Records it cannot serve (user data, Windows, bare metal) take the stopped swap regardless.
+     */
+    replaceRootInPlace: z.boolean().default(true),
     /**
      * Launch each replacement with the shelved instance's private IPv4 address when it comes back
      * in its recorded subnet (an address still in use falls back to a new one, said in Instance
@@ -83,17 +87,17 @@ export const defaultShelvingSettings: ShelvingSettings = shelvingSettingsSchema.
 export const SHELVES_TABLE_ENV = 'SHELVES_TABLE';
 
 /** The environment the shelving function reads at cold start (the CDK construct sets exactly these). */
-export const shelvingEnvSchema = z.object({
+const shelvingEnvSchema = z.object({
   SHELVES_TABLE: envString,
   SHELVING_SETTINGS: envJson(shelvingSettingsSchema).default(defaultShelvingSettings),
 });
 
 export interface ShelvingConfig {
-  readonly tableName: string;
+  readonly tables: { readonly shelf: string };
   readonly settings: ShelvingSettings;
 }
 
 export const loadShelvingConfig = (env: Record<string, string | undefined>): ShelvingConfig => {
   const parsed = loadConfig(shelvingEnvSchema, env);
-  return { tableName: parsed.SHELVES_TABLE, settings: parsed.SHELVING_SETTINGS };
+  return { tables: { shelf: parsed.SHELVES_TABLE }, settings: parsed.SHELVING_SETTINGS };
 };

@@ -1,14 +1,14 @@
 import { z } from 'zod';
 import { ec2InstanceStateChangeDetail, instanceIdSchema } from '../shared/schemas/aws-events';
-import { CONFIRMATION_TOKEN_PATTERN, RECORD_ID_PATTERN } from './domain/shelve';
+import { CONFIRMATION_TOKEN_PATTERN, RECORD_ID_PATTERN } from './domain/requests';
 
 /**
  * Every event detail the shelving function accepts. Lists are capped here (the settings may cap
  * them lower); a bad id names its field and no AWS call is made.
  */
-export const MAX_ITEMS_PER_REQUEST = 1000;
+const MAX_ITEMS_PER_REQUEST = 1000;
 
-export const recordIdSchema = z
+const recordIdSchema = z
   .string()
   .regex(RECORD_ID_PATTERN, 'not a shelve record id (sh-<instance hex>-<base36 time>)');
 /** The value of the `warmboot:tenant` tag an operator may name. */
@@ -83,4 +83,3 @@ export const scheduledDetail = z.looseObject({});
 export type ShelveInstancesDetail = z.infer<typeof shelveInstancesDetail>;
 export type OffloadInstancesDetail = z.infer<typeof offloadInstancesDetail>;
 export type UnshelveInstancesDetail = z.infer<typeof unshelveInstancesDetail>;
-export type DeleteShelvedRecordDetail = z.infer<typeof deleteShelvedRecordDetail>;

@@ -58,6 +58,8 @@ export class ShelvingCapability extends Construct {
       'ec2:DescribeAddresses',
       'ec2:DescribeInstanceCreditSpecifications',
       'ec2:DescribePlacementGroups',
+      // Unshelve in place: the replace-root-volume task's progress (the SAR gives it no resource).
+      'ec2:DescribeReplaceRootVolumeTasks',
     ]);
 
     const instances = ec2Arns(this, 'instance');
@@ -155,6 +157,26 @@ export class ShelvingCapability extends Construct {
       resources: volumes,
       conditions: { Null: { [`aws:ResourceTag/${TAGS.shelved}`]: 'false' } },
     });
+    // Unshelve in place (issue 19): CreateReplaceRootVolumeTask authorizes the instance, the
+    // volume and the task (Service Authorization Reference, Amazon EC2). Only the instance offers
+    // tag conditions: for this action the volume resource takes aws:RequestTag, aws:TagKeys,
+    // ec2:VolumeID and ec2:VolumeInitializationRate only, so a tag condition on it would never
+    // match on AWS. IAM therefore limits the call to warmboot's own replacements; the code
+    // replaces a root only with the retained root volume its record names (provenance in DynamoDB),
+    // and EC2 requires that volume to be available in the replacement's AZ.
+    fn.allow('ReplaceRootOfReplacements', 'replacements only (warmboot:replacement-for), managed', {
+      actions: ['ec2:CreateReplaceRootVolumeTask'],
+      resources: instances,
+      conditions: { ...managedResource(), Null: { [`aws:ResourceTag/${TAGS.replacementFor}`]: 'false' } },
+    });
+    fn.allow(
+      'ReplaceRootWithRetainedVolumes',
+      'volume and task side of the call above; no tag condition exists',
+      {
+        actions: ['ec2:CreateReplaceRootVolumeTask'],
+        resources: [...volumes, ...ec2Arns(this, 'replace-root-volume-task')],
+      },
+    );
     // A fresh root that later became user data and was shelved keeps replacement-root=true: the
     // shelved tag then rules it out (security review H6).
     fn.allow('DeleteReplacementRoots', 'the fresh root of a replacement, never a retained volume', {

@@ -1,4 +1,5 @@
 import type { Filter, Tag, TagSpecification } from '@aws-sdk/client-ec2';
+import { pageOf } from '../pagination';
 import { ec2Error } from './errors';
 import type { Tags } from './state';
 
@@ -16,6 +17,9 @@ const wildcard = (pattern: string): RegExp =>
       .join('')}$`,
   );
 
+/** Resources without tags (zones, subnets, tag rows): `tag:KEY` and `tag-key` match none of them. */
+const untagged = (): Tags => new Map();
+
 /**
  * Applies Describe* filters: every filter must match (AND), any value of a filter may match (OR).
  * `tag:KEY` and `tag-key` work for every resource. An unknown filter name is an error, as in EC2.
@@ -24,7 +28,7 @@ export const applyFilters = <T>(
   records: Iterable<T>,
   filters: readonly Filter[] | undefined,
   fields: FilterFields<T>,
-  tagsOf: (record: T) => Tags,
+  tagsOf: (record: T) => Tags = untagged,
 ): T[] => {
   const predicates = (filters ?? []).map((filter) => {
     const name = filter.Name ?? '';
@@ -43,28 +47,34 @@ export const applyFilters = <T>(
   return [...records].filter((record) => predicates.every((predicate) => predicate(record)));
 };
 
-/** MaxResults / NextToken: the token is an opaque position in the (stable) result order. */
-export const paginate = <T>(
-  items: readonly T[],
-  maxResults: number | undefined,
-  nextToken: string | undefined,
-): { page: T[]; nextToken: string | undefined } => {
-  const start = nextToken === undefined ? 0 : Number(Buffer.from(nextToken, 'base64url').toString());
-  if (!Number.isInteger(start) || start < 0 || start > items.length)
-    throw ec2Error('InvalidPaginationToken', `Invalid pagination token '${nextToken}'`);
-  const end = maxResults === undefined ? items.length : Math.min(items.length, start + maxResults);
-  return {
-    page: items.slice(start, end),
-    nextToken: end < items.length ? Buffer.from(String(end)).toString('base64url') : undefined,
-  };
-};
+/** What a Describe* request says besides the ids it names: its filters and the page it asks for. */
+export interface DescribeRequest {
+  readonly Filters?: readonly Filter[];
+  readonly MaxResults?: number;
+  readonly NextToken?: string;
+}
 
-/** Requested ids must all exist: EC2 fails the whole call naming the missing ones. */
-export const requireAll = <T>(
+/** Describe*: every filter of the request (applyFilters), then the page it asks for. */
+export const describePage = <T>(
+  records: Iterable<T>,
+  request: DescribeRequest,
+  fields: FilterFields<T>,
+  tagsOf: (record: T) => Tags = untagged,
+): { page: T[]; nextToken: string | undefined } =>
+  pageOf(applyFilters(records, request.Filters, fields, tagsOf), request, (token) =>
+    ec2Error('InvalidPaginationToken', `Invalid pagination token '${token}'`),
+  );
+
+/**
+ * The records a Describe* call names by id or, naming none, every record. Named ids must all
+ * exist: EC2 fails the whole call naming the missing ones.
+ */
+export const namedOrAll = <T>(
   table: ReadonlyMap<string, T>,
-  ids: readonly string[],
+  ids: readonly string[] | undefined,
   onMissing: (missing: string[]) => Error,
-): T[] => {
+): Iterable<T> => {
+  if (!ids?.length) return table.values();
   const missing = ids.filter((id) => !table.has(id));
   if (missing.length > 0) throw onMissing(missing);
   return ids.map((id) => table.get(id) as T);

@@ -10,7 +10,7 @@ import type {
 import { TokenBucket } from '../token-bucket';
 import { missingParameter } from './errors';
 import { type FastSnapshotRestoreStateName, fastSnapshotRestoreStateChange } from './events';
-import { applyFilters, paginate } from './filters';
+import { describePage } from './filters';
 import { canUseSnapshot } from './snapshots';
 import { type Ec2Context, type FastRestoreRecord, fastRestoreKey } from './state';
 
@@ -226,17 +226,11 @@ export const describeFastSnapshotRestores = async (
   ctx: Ec2Context,
   input: DescribeFastSnapshotRestoresRequest,
 ): Promise<DescribeFastSnapshotRestoresResult> => {
-  const matching = applyFilters(
-    ctx.fastRestores.values(),
-    input.Filters,
-    {
-      'snapshot-id': (record) => [record.snapshotId],
-      'availability-zone': (record) => [record.availabilityZone],
-      state: (record) => [record.state],
-      'owner-id': () => [ctx.accountId],
-    },
-    () => new Map(),
-  );
-  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
+  const { page, nextToken } = describePage(ctx.fastRestores.values(), input, {
+    'snapshot-id': (record) => [record.snapshotId],
+    'availability-zone': (record) => [record.availabilityZone],
+    state: (record) => [record.state],
+    'owner-id': () => [ctx.accountId],
+  });
   return { FastSnapshotRestores: page.map((record) => successItem(ctx, record)), NextToken: nextToken };
 };

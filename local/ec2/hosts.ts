@@ -8,7 +8,7 @@ import type {
   ReleaseHostsResult,
 } from '@aws-sdk/client-ec2';
 import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
-import { applyFilters, paginate, requireAll, tagList, tagsFor } from './filters';
+import { describePage, type FilterFields, namedOrAll, tagList, tagsFor } from './filters';
 import type { Ec2Context, HostRecord, InstanceRecord } from './state';
 
 /**
@@ -186,25 +186,23 @@ const toSdkHost = (ctx: Ec2Context, host: HostRecord): Host => {
   };
 };
 
+const HOST_FILTERS: FilterFields<HostRecord> = {
+  'availability-zone': (host) => [host.availabilityZone],
+  state: (host) => [host.state],
+  'instance-type': (host) => [host.instanceType],
+  'auto-placement': (host) => [host.autoPlacement],
+};
+
 export const describeHosts = async (
   ctx: Ec2Context,
   input: DescribeHostsRequest,
 ): Promise<DescribeHostsResult> => {
-  const candidates = input.HostIds?.length
-    ? requireAll(ctx.hosts, input.HostIds, (missing) => notFound('InvalidHostID.NotFound', missing, 'host'))
-    : ctx.hosts.values();
-  const matching = applyFilters(
-    candidates,
-    input.Filter,
-    {
-      'availability-zone': (host) => [host.availabilityZone],
-      state: (host) => [host.state],
-      'instance-type': (host) => [host.instanceType],
-      'auto-placement': (host) => [host.autoPlacement],
-    },
-    (host) => host.tags,
+  const named = namedOrAll(ctx.hosts, input.HostIds, (missing) =>
+    notFound('InvalidHostID.NotFound', missing, 'host'),
   );
-  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
+  // DescribeHosts names its filter list `Filter`, not `Filters`.
+  const request = { Filters: input.Filter, MaxResults: input.MaxResults, NextToken: input.NextToken };
+  const { page, nextToken } = describePage(named, request, HOST_FILTERS, (host) => host.tags);
   return { Hosts: page.map((host) => toSdkHost(ctx, host)), NextToken: nextToken };
 };
 

@@ -30,7 +30,8 @@ export type ResourcePrefix =
   | 'subnet'
   | 'eipalloc'
   | 'eipassoc'
-  | 'pg';
+  | 'pg'
+  | 'replacevol';
 
 export class IdGenerator {
   readonly #random: Random;

@@ -12,7 +12,7 @@ import type {
 } from '@aws-sdk/client-ec2';
 import type { ImageBootMode } from './compatibility';
 import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
-import { applyFilters, paginate, requireAll, tagList, tagsFor } from './filters';
+import { describePage, namedOrAll, tagList, tagsFor } from './filters';
 import { isWellFormedId } from './ids';
 import { architectureOfType, imageArchitectureOf } from './instance-types';
 import { newSnapshot, snapshotDurationMs } from './snapshots';
@@ -273,11 +273,9 @@ export const describeImages = async (
   ctx: Ec2Context,
   input: DescribeImagesRequest,
 ): Promise<DescribeImagesResult> => {
-  const candidates = input.ImageIds?.length
-    ? requireAll(ctx.images, input.ImageIds, (missing) =>
-        ec2Error('InvalidAMIID.NotFound', `The image ids '[${missing.join(', ')}]' do not exist`),
-      )
-    : ctx.images.values();
+  const named = namedOrAll(ctx.images, input.ImageIds, (missing) =>
+    ec2Error('InvalidAMIID.NotFound', `The image ids '[${missing.join(', ')}]' do not exist`),
+  );
   // `Owners`: "a combination of AWS account IDs, self, amazon, aws-backup-vault, and
   // aws-marketplace"; an image of another owner is not described (EC2 API reference, DescribeImages).
   const owners = input.Owners ?? [];
@@ -288,9 +286,9 @@ export const describeImages = async (
         ? (image.ownerId ?? ctx.accountId) === ctx.accountId
         : owner === image.ownerAlias || owner === (image.ownerId ?? ctx.accountId),
     );
-  const matching = applyFilters(
-    [...candidates].filter(ownedBy),
-    input.Filters,
+  const { page, nextToken } = describePage(
+    [...named].filter(ownedBy),
+    input,
     {
       'image-id': (image) => [image.imageId],
       name: (image) => [image.name],
@@ -302,7 +300,6 @@ export const describeImages = async (
     },
     (image) => image.tags,
   );
-  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
   return { Images: page.map((image) => toSdkImage(ctx, image)), NextToken: nextToken };
 };
 

@@ -7,7 +7,7 @@ import type {
   RunInstancesRequest,
 } from '@aws-sdk/client-ec2';
 import { ec2Error, invalidParameterValue, missingParameter } from './errors';
-import { applyFilters, paginate } from './filters';
+import { describePage } from './filters';
 import { defaultCpuCredits, isBurstable } from './instance-types';
 import type { Ec2Context, InstanceRecord } from './state';
 
@@ -168,13 +168,12 @@ export const describeInstanceCreditSpecifications = async (
       : [...ctx.instances.values()].filter(
           (instance) => instance.cpuCredits === 'unlimited' && instance.state !== 'terminated',
         );
-  const matching = applyFilters(
+  const { page, nextToken } = describePage(
     candidates,
-    input.Filters,
+    input,
     { 'instance-id': (instance) => [instance.instanceId] },
     (instance) => instance.tags,
   );
-  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
   return {
     InstanceCreditSpecifications: page.map((instance) => ({
       InstanceId: instance.instanceId,

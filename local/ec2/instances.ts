@@ -25,7 +25,7 @@ import { launchRefusal, oneTimeSpotStopRefusal, resizeRefusal } from './compatib
 import { keyRefusal, keyStateReason, newVolumeKey, type RequestedEncryption } from './encryption';
 import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
 import { type InstanceStateName, instanceStateChange } from './events';
-import { applyFilters, paginate, tagList, tagsFor } from './filters';
+import { describePage, tagList, tagsFor } from './filters';
 import { chooseHost } from './hosts';
 import { isWellFormedId } from './ids';
 import { imageOrThrow, platformValue } from './images';
@@ -135,6 +135,34 @@ const boot = (
       ctx.notifyLifecycle({ kind: 'os-ready', instanceId: instance.instanceId });
     });
   });
+};
+
+/**
+ * A reboot EC2 performs itself (replace-root: "The instance is automatically rebooted during the
+ * process. The contents of the memory (RAM) is erased"): the instance stays `running`, so no
+ * state-change notification is sent, but its OS is down from now on (the SSM agent offline, a
+ * running command interrupted) until `restart`, which boots it in `bootMs`. `stillDown` turns
+ * false once the instance moved on (stopped or terminated meanwhile); `restart` then does nothing.
+ */
+export const shutDownOs = (
+  ctx: Ec2Context,
+  instance: InstanceRecord,
+): { readonly stillDown: () => boolean; readonly restart: (bootMs: number, booted: () => void) => void } => {
+  instance.generation += 1;
+  instance.osReadyAt = undefined;
+  const generation = instance.generation;
+  const stillDown = (): boolean => instance.generation === generation && instance.state === 'running';
+  return {
+    stillDown,
+    restart: (bootMs, booted) => {
+      if (!stillDown()) return;
+      later(ctx, instance, bootMs, () => {
+        instance.osReadyAt = ctx.clock.now();
+        ctx.notifyLifecycle({ kind: 'os-ready', instanceId: instance.instanceId });
+        booted();
+      });
+    },
+  };
 };
 
 const insufficientCapacity = (availabilityZone: string, instanceType: string): Error =>
@@ -373,7 +401,7 @@ const CLIENT_TOKEN_MAX = 64;
 const isAscii = (text: string): boolean =>
   Array.from(text).every((character) => (character.codePointAt(0) ?? 0) <= 0x7f);
 
-const checkClientToken = (clientToken: string): void => {
+export const checkClientToken = (clientToken: string): void => {
   if (clientToken.length > CLIENT_TOKEN_MAX || !isAscii(clientToken))
     throw invalidParameterValue(
       `Value (${clientToken}) for parameter clientToken is invalid. The client token must be at most ${CLIENT_TOKEN_MAX} ASCII characters.`,
@@ -389,8 +417,11 @@ const idempotencyZone = (ctx: Ec2Context, input: RunInstancesRequest): string | 
   input.Placement?.AvailabilityZone ??
   (input.SubnetId === undefined ? undefined : ctx.subnets.get(input.SubnetId)?.availabilityZone);
 
-/** Every parameter but the token, with object keys sorted, so equal requests compare equal. */
-const launchParameters = (input: RunInstancesRequest): string => {
+/**
+ * Every parameter but the token, with object keys sorted, so equal requests compare equal (the
+ * request a ClientToken binds: RunInstances, CreateReplaceRootVolumeTask).
+ */
+export const idempotentParameters = (input: { readonly ClientToken?: string | undefined }): string => {
   const canonical = (value: unknown): unknown => {
     if (Array.isArray(value)) return value.map(canonical);
     if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
@@ -421,7 +452,7 @@ const repeatedLaunch = (
 ): Reservation | undefined => {
   const original = ctx.clientTokens.get(clientTokenKey(idempotencyZone(ctx, input), clientToken));
   if (!original) return undefined;
-  if (original.parameters !== launchParameters(input))
+  if (original.parameters !== idempotentParameters(input))
     throw ec2Error(
       'IdempotentParameterMismatch',
       'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).',
@@ -618,7 +649,7 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
   // repeated with the same token and then launches (Run_Instance_Idempotency, retry table).
   if (clientToken !== undefined) {
     ctx.clientTokens.set(clientTokenKey(idempotencyZone(ctx, input), clientToken), {
-      parameters: launchParameters(input),
+      parameters: idempotentParameters(input),
       reservationId,
       instances: launched,
     });
@@ -839,9 +870,9 @@ export const describeInstances = async (
   const candidates = input.InstanceIds?.length
     ? lookupInstances(ctx, input.InstanceIds)
     : ctx.instances.values();
-  const matching = applyFilters(
+  const { page, nextToken } = describePage(
     candidates,
-    input.Filters,
+    input,
     {
       'instance-id': (instance) => [instance.instanceId],
       'instance-state-name': (instance) => [instance.state],
@@ -866,7 +897,6 @@ export const describeInstances = async (
     },
     (instance) => instance.tags,
   );
-  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
   const reservations = new Map<string, Reservation>();
   for (const instance of page) {
     const reservation = reservations.get(instance.reservationId) ?? {
@@ -899,9 +929,9 @@ export const describeInstanceStatus = async (
       : instance.osReadyAt === undefined
         ? 'initializing'
         : 'ok';
-  const matching = applyFilters(
+  const { page, nextToken } = describePage(
     visible,
-    input.Filters,
+    input,
     {
       'instance-state-name': (instance) => [instance.state],
       'availability-zone': (instance) => [instance.availabilityZone],
@@ -910,7 +940,6 @@ export const describeInstanceStatus = async (
     },
     (instance) => instance.tags,
   );
-  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
   return {
     InstanceStatuses: page.map((instance) => ({
       InstanceId: instance.instanceId,

@@ -5,7 +5,7 @@ import type {
   DescribeSubnetsResult,
 } from '@aws-sdk/client-ec2';
 import { ec2Error } from './errors';
-import { applyFilters, paginate, requireAll } from './filters';
+import { applyFilters, describePage, namedOrAll } from './filters';
 import type { Ec2Context, SubnetRecord, ZoneStateName } from './state';
 
 /** The simulated Region's AZs and subnets: three AZs, a default subnet in each (default-vpc). */
@@ -125,17 +125,12 @@ export const describeAvailabilityZones = async (
   if (unknown !== undefined)
     throw ec2Error('InvalidParameterValue', `Invalid availability zone: [${unknown}]`);
   const zones = input.ZoneNames?.length ? input.ZoneNames : ctx.availabilityZones;
-  const matching = applyFilters(
-    zones,
-    input.Filters,
-    {
-      'zone-name': (zone) => [zone],
-      'zone-id': (zone) => [zoneIdOf(ctx, zone)],
-      state: (zone) => [zoneState(ctx, zone)],
-      'region-name': () => [ctx.region],
-    },
-    () => new Map(),
-  );
+  const matching = applyFilters(zones, input.Filters, {
+    'zone-name': (zone) => [zone],
+    'zone-id': (zone) => [zoneIdOf(ctx, zone)],
+    state: (zone) => [zoneState(ctx, zone)],
+    'region-name': () => [ctx.region],
+  });
   return {
     AvailabilityZones: matching.map((zone) => ({
       ZoneName: zone,
@@ -152,24 +147,16 @@ export const describeSubnets = async (
   ctx: Ec2Context,
   input: DescribeSubnetsRequest,
 ): Promise<DescribeSubnetsResult> => {
-  const candidates = input.SubnetIds?.length
-    ? requireAll(ctx.subnets, input.SubnetIds, (missing) =>
-        ec2Error('InvalidSubnetID.NotFound', `The subnet ID '${missing.join(', ')}' does not exist`),
-      )
-    : ctx.subnets.values();
-  const matching = applyFilters(
-    candidates,
-    input.Filters,
-    {
-      'subnet-id': (subnet) => [subnet.subnetId],
-      'availability-zone': (subnet) => [subnet.availabilityZone],
-      'vpc-id': () => [VPC_ID],
-      'cidr-block': (subnet) => [subnet.cidrBlock],
-      state: () => ['available'],
-    },
-    () => new Map(),
+  const named = namedOrAll(ctx.subnets, input.SubnetIds, (missing) =>
+    ec2Error('InvalidSubnetID.NotFound', `The subnet ID '${missing.join(', ')}' does not exist`),
   );
-  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
+  const { page, nextToken } = describePage(named, input, {
+    'subnet-id': (subnet) => [subnet.subnetId],
+    'availability-zone': (subnet) => [subnet.availabilityZone],
+    'vpc-id': () => [VPC_ID],
+    'cidr-block': (subnet) => [subnet.cidrBlock],
+    state: () => ['available'],
+  });
   return {
     Subnets: page.map((subnet) => ({
       SubnetId: subnet.subnetId,

@@ -1,7 +1,7 @@
 import type { VirtualClock } from '../clock';
 import type { FaultInjector } from '../faults';
 import { KmsKeys } from '../kms/keys';
-import { ec2Latencies, type LatencyMode } from '../latency';
+import { type Ec2Latencies, ec2Latencies, type LatencyMode } from '../latency';
 import type { OperationDispatch } from '../sdk-bridge';
 import {
   allocateAddress,
@@ -45,6 +45,7 @@ import {
 import { describeKeyPairs } from './key-pairs';
 import { describeAvailabilityZones, describeSubnets, subnetCidrBlock } from './network';
 import { createPlacementGroup, deletePlacementGroup, describePlacementGroups } from './placement-groups';
+import { createReplaceRootVolumeTask, describeReplaceRootVolumeTasks } from './replace-root-volume';
 import { createSnapshot, createSnapshots, deleteSnapshot, describeSnapshots } from './snapshots';
 import {
   capacityKey,
@@ -71,6 +72,8 @@ export interface Ec2SimulatorOptions {
   readonly faults: FaultInjector;
   /** Default 'calibrated' (measured latencies); 'zero' for fast unit tests. */
   readonly latency?: LatencyMode;
+  /** Figures replacing the mode's (a benchmark sweeping an assumed latency, e.g. `replaceRootSwapMs`). */
+  readonly latencyOverrides?: Partial<Ec2Latencies>;
   /** Source of ids; default a seeded PRNG so runs repeat exactly. */
   readonly random?: Random;
   /** The account's KMS keys (the local cloud shares them with its IAM); default a fresh set. */
@@ -117,6 +120,8 @@ const OPERATIONS: Readonly<Record<string, Handler>> = {
   DetachVolume: handler(detachVolume),
   DeleteVolume: handler(deleteVolume),
   DescribeVolumes: handler(describeVolumes),
+  CreateReplaceRootVolumeTask: handler(createReplaceRootVolumeTask),
+  DescribeReplaceRootVolumeTasks: handler(describeReplaceRootVolumeTasks),
   CreateSnapshot: handler(createSnapshot),
   CreateSnapshots: handler(createSnapshots),
   DescribeSnapshots: handler(describeSnapshots),
@@ -175,6 +180,14 @@ const view = <T extends { tags: ReadonlyMap<string, string> }>(record: T): View<
   return copy as View<T>;
 };
 
+const viewOf = <T extends { tags: ReadonlyMap<string, string> }>(
+  table: ReadonlyMap<string, T>,
+  id: string,
+): View<T> | undefined => {
+  const record = table.get(id);
+  return record && view(record);
+};
+
 /**
  * A stateful EC2 for the local cloud, plugged under a real EC2Client with attachSimulator.
  *
@@ -200,7 +213,7 @@ export class Ec2Simulator {
       clock: options.clock,
       region: options.region,
       accountId: options.accountId,
-      latency: ec2Latencies(options.latency ?? 'calibrated'),
+      latency: ec2Latencies(options.latency ?? 'calibrated', options.latencyOverrides),
       ids: new IdGenerator(random),
       emit: options.emit,
       notifyLifecycle: (change) => {
@@ -225,6 +238,8 @@ export class Ec2Simulator {
       zoneStates: new Map(),
       capacity: new Map(),
       clientTokens: new Map(),
+      replaceRootVolumeTasks: new Map(),
+      replaceRootVolumeTokens: new Map(),
     };
     for (const zone of availabilityZones) this.addSubnet({ availabilityZone: zone });
     this.#throttle = new Ec2Throttle(options.clock);
@@ -361,8 +376,7 @@ export class Ec2Simulator {
   }
 
   instance(instanceId: string): InstanceView | undefined {
-    const record = this.#ctx.instances.get(instanceId);
-    return record && view(record);
+    return viewOf(this.#ctx.instances, instanceId);
   }
 
   volumes(): VolumeView[] {
@@ -371,23 +385,19 @@ export class Ec2Simulator {
 
   /** One resource by id (the local IAM reads tags and attributes at the moment of a call). */
   volume(volumeId: string): VolumeView | undefined {
-    const record = this.#ctx.volumes.get(volumeId);
-    return record && view(record);
+    return viewOf(this.#ctx.volumes, volumeId);
   }
 
   snapshot(snapshotId: string): SnapshotView | undefined {
-    const record = this.#ctx.snapshots.get(snapshotId);
-    return record && view(record);
+    return viewOf(this.#ctx.snapshots, snapshotId);
   }
 
   image(imageId: string): ImageView | undefined {
-    const record = this.#ctx.images.get(imageId);
-    return record && view(record);
+    return viewOf(this.#ctx.images, imageId);
   }
 
   host(hostId: string): HostView | undefined {
-    const record = this.#ctx.hosts.get(hostId);
-    return record && view(record);
+    return viewOf(this.#ctx.hosts, hostId);
   }
 
   subnet(

@@ -6,9 +6,10 @@ import type {
   DescribeSnapshotsRequest,
   DescribeSnapshotsResult,
   Snapshot,
+  SnapshotInfo,
 } from '@aws-sdk/client-ec2';
 import { ec2Error, missingParameter, notFound } from './errors';
-import { applyFilters, paginate, requireAll, tagList, tagsFor } from './filters';
+import { describePage, namedOrAll, tagList, tagsFor } from './filters';
 import type { Ec2Context, SnapshotRecord, Tags, VolumeRecord } from './state';
 import { attachedVolumes } from './volumes';
 
@@ -81,7 +82,8 @@ export const ownsSnapshot = (ctx: Ec2Context, snapshot: SnapshotRecord): boolean
 export const canUseSnapshot = (ctx: Ec2Context, snapshot: SnapshotRecord): boolean =>
   ownsSnapshot(ctx, snapshot) || snapshot.sharedWithAccount === true;
 
-const toSdkSnapshot = (ctx: Ec2Context, snapshot: SnapshotRecord): Snapshot => ({
+/** What CreateSnapshots answers per snapshot (API_SnapshotInfo: no key id, no storage tier). */
+const toSdkSnapshotInfo = (ctx: Ec2Context, snapshot: SnapshotRecord): SnapshotInfo => ({
   SnapshotId: snapshot.snapshotId,
   VolumeId: snapshot.volumeId,
   VolumeSize: snapshot.volumeSize,
@@ -91,9 +93,13 @@ const toSdkSnapshot = (ctx: Ec2Context, snapshot: SnapshotRecord): Snapshot => (
   Description: snapshot.description,
   OwnerId: snapshot.ownerId ?? ctx.accountId,
   Encrypted: snapshot.kmsKeyId !== undefined,
+  Tags: tagList(snapshot.tags),
+});
+
+const toSdkSnapshot = (ctx: Ec2Context, snapshot: SnapshotRecord): Snapshot => ({
+  ...toSdkSnapshotInfo(ctx, snapshot),
   KmsKeyId: snapshot.kmsKeyId,
   StorageTier: 'standard',
-  Tags: tagList(snapshot.tags),
 });
 
 export const createSnapshot = async (ctx: Ec2Context, input: CreateSnapshotRequest): Promise<Snapshot> => {
@@ -136,20 +142,7 @@ export const createSnapshots = async (
     for (const [key, value] of requestedTags) tags.set(key, value);
     return snapshotOfVolume(ctx, volume, input.Description ?? '', tags);
   });
-  return {
-    Snapshots: snapshots.map((snapshot) => ({
-      SnapshotId: snapshot.snapshotId,
-      VolumeId: snapshot.volumeId,
-      VolumeSize: snapshot.volumeSize,
-      State: snapshot.state,
-      StartTime: new Date(snapshot.startTime),
-      Progress: '0%',
-      OwnerId: ctx.accountId,
-      Description: snapshot.description,
-      Encrypted: snapshot.kmsKeyId !== undefined,
-      Tags: tagList(snapshot.tags),
-    })),
-  };
+  return { Snapshots: snapshots.map((snapshot) => toSdkSnapshotInfo(ctx, snapshot)) };
 };
 
 export const describeSnapshots = async (
@@ -161,11 +154,9 @@ export const describeSnapshots = async (
     return snapshot !== undefined && !canUseSnapshot(ctx, snapshot);
   });
   if (unusable.length > 0) throw notFound('InvalidSnapshot.NotFound', unusable, 'snapshot');
-  const candidates = input.SnapshotIds?.length
-    ? requireAll(ctx.snapshots, input.SnapshotIds, (missing) =>
-        notFound('InvalidSnapshot.NotFound', missing, 'snapshot'),
-      )
-    : [...ctx.snapshots.values()].filter((snapshot) => canUseSnapshot(ctx, snapshot));
+  const named = namedOrAll(ctx.snapshots, input.SnapshotIds, (missing) =>
+    notFound('InvalidSnapshot.NotFound', missing, 'snapshot'),
+  );
   // OwnerIds: 'self' or this account's id selects what it owns; another id, what that owner shared.
   const owners = input.OwnerIds ?? [];
   const byOwner = (snapshot: SnapshotRecord) =>
@@ -178,9 +169,12 @@ export const describeSnapshots = async (
   const byRestorer = (snapshot: SnapshotRecord) =>
     restorers.length === 0 ||
     restorers.some((user) => (user === 'self' || user === ctx.accountId) && canUseSnapshot(ctx, snapshot));
-  const matching = applyFilters(
-    [...candidates].filter((snapshot) => byOwner(snapshot) && byRestorer(snapshot)),
-    input.Filters,
+  const { page, nextToken } = describePage(
+    // Named snapshots are all usable (checked above); unnamed, the ones this account cannot use are not listed.
+    [...named].filter(
+      (snapshot) => canUseSnapshot(ctx, snapshot) && byOwner(snapshot) && byRestorer(snapshot),
+    ),
+    input,
     {
       'snapshot-id': (snapshot) => [snapshot.snapshotId],
       status: (snapshot) => [snapshot.state],
@@ -191,7 +185,6 @@ export const describeSnapshots = async (
     },
     (snapshot) => snapshot.tags,
   );
-  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
   return { Snapshots: page.map((snapshot) => toSdkSnapshot(ctx, snapshot)), NextToken: nextToken };
 };
 

@@ -232,6 +232,33 @@ export interface ClientTokenRecord {
   readonly instances: readonly InstanceRecord[];
 }
 
+/**
+ * API_ReplaceRootVolumeTask `TaskState`. The page also lists `failing-detached`; the SDK's enum
+ * (client-ec2 3.1169) has no such value, and the simulator never enters it.
+ */
+export type ReplaceRootVolumeTaskState =
+  | 'pending'
+  | 'in-progress'
+  | 'failing'
+  | 'succeeded'
+  | 'failed'
+  | 'failed-detached';
+
+/** A root volume replacement task (replace-root-volume.ts). */
+export interface ReplaceRootVolumeTaskRecord {
+  readonly taskId: string;
+  readonly instanceId: string;
+  /** The volume that replaces the root (`VolumeId`). */
+  readonly volumeId: string;
+  readonly deleteReplacedRootVolume: boolean;
+  state: ReplaceRootVolumeTaskState;
+  readonly startTime: number;
+  completeTime: number | undefined;
+  readonly tags: Tags;
+  /** Every request parameter but the token, canonically serialized: a repeat must match it. */
+  readonly parameters: string;
+}
+
 /** DescribeAvailabilityZones `State` (API_AvailabilityZone). */
 export type ZoneStateName = 'available' | 'information' | 'impaired' | 'unavailable' | 'constrained';
 
@@ -282,6 +309,9 @@ export interface Ec2Context {
   readonly shortLaunches: WeakSet<object>;
   /** Completed RunInstances by idempotency scope and ClientToken (clientTokenKey). */
   readonly clientTokens: Map<string, ClientTokenRecord>;
+  /** Root volume replacement tasks by id, and by the ClientToken that created them. */
+  readonly replaceRootVolumeTasks: Map<string, ReplaceRootVolumeTaskRecord>;
+  readonly replaceRootVolumeTokens: Map<string, ReplaceRootVolumeTaskRecord>;
 }
 
 export const capacityKey = (availabilityZone: string, instanceType: string): string =>

@@ -6,7 +6,7 @@ import type {
   ResourceType,
 } from '@aws-sdk/client-ec2';
 import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
-import { applyFilters, paginate } from './filters';
+import { describePage } from './filters';
 import type { Ec2Context, Tags } from './state';
 
 /** Tagging (Using_Tags): every taggable resource of the simulator, found by its id prefix. */
@@ -18,37 +18,20 @@ interface TaggableKind {
   readonly table: (ctx: Ec2Context) => ReadonlyMap<string, { readonly tags: Tags }>;
 }
 
+const kind = (
+  resourceType: ResourceType,
+  notFoundCode: string,
+  noun: string,
+  table: TaggableKind['table'],
+): TaggableKind => ({ resourceType, notFoundCode, noun, table });
+
+/** By id prefix: the resource type, the error naming an unknown id of it, and its table. */
 const KINDS: Readonly<Record<string, TaggableKind>> = {
-  i: {
-    resourceType: 'instance',
-    notFoundCode: 'InvalidInstanceID.NotFound',
-    noun: 'instance',
-    table: (ctx) => ctx.instances,
-  },
-  vol: {
-    resourceType: 'volume',
-    notFoundCode: 'InvalidVolume.NotFound',
-    noun: 'volume',
-    table: (ctx) => ctx.volumes,
-  },
-  snap: {
-    resourceType: 'snapshot',
-    notFoundCode: 'InvalidSnapshot.NotFound',
-    noun: 'snapshot',
-    table: (ctx) => ctx.snapshots,
-  },
-  ami: {
-    resourceType: 'image',
-    notFoundCode: 'InvalidAMIID.NotFound',
-    noun: 'image',
-    table: (ctx) => ctx.images,
-  },
-  h: {
-    resourceType: 'dedicated-host',
-    notFoundCode: 'InvalidHostID.NotFound',
-    noun: 'host',
-    table: (ctx) => ctx.hosts,
-  },
+  i: kind('instance', 'InvalidInstanceID.NotFound', 'instance', (ctx) => ctx.instances),
+  vol: kind('volume', 'InvalidVolume.NotFound', 'volume', (ctx) => ctx.volumes),
+  snap: kind('snapshot', 'InvalidSnapshot.NotFound', 'snapshot', (ctx) => ctx.snapshots),
+  ami: kind('image', 'InvalidAMIID.NotFound', 'image', (ctx) => ctx.images),
+  h: kind('dedicated-host', 'InvalidHostID.NotFound', 'host', (ctx) => ctx.hosts),
 };
 
 /** Using_Tags "Tag restrictions": at most 50 tags per resource; the aws: prefix is reserved. */
@@ -116,18 +99,12 @@ export const describeTags = async (
       [...resource.tags].map(([key, value]) => ({ resourceId, resourceType: kind.resourceType, key, value })),
     ),
   );
-  const matching = applyFilters(
-    rows,
-    input.Filters,
-    {
-      'resource-id': (row) => [row.resourceId],
-      'resource-type': (row) => [row.resourceType],
-      key: (row) => [row.key],
-      value: (row) => [row.value],
-    },
-    () => new Map(),
-  );
-  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
+  const { page, nextToken } = describePage(rows, input, {
+    'resource-id': (row) => [row.resourceId],
+    'resource-type': (row) => [row.resourceType],
+    key: (row) => [row.key],
+    value: (row) => [row.value],
+  });
   return {
     Tags: page.map((row) => ({
       ResourceId: row.resourceId,

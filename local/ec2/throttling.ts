@@ -23,6 +23,10 @@ const REQUEST_LIMITS: Readonly<Record<string, TokenBucketLimits>> = {
 };
 const NON_MUTATING = limits(100, 20);
 const UNFILTERED_UNPAGINATED = limits(50, 10);
+/**
+ * Every other mutating action. CreateReplaceRootVolumeTask is among them by assumption: the
+ * stored copies of ec2-api-throttling do not show it in a category or with its own bucket.
+ */
 const OTHER_MUTATING = limits(50, 5);
 
 const RESOURCE_LIMITS: Readonly<Record<string, TokenBucketLimits>> = {

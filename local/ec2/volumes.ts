@@ -11,7 +11,7 @@ import type {
 } from '@aws-sdk/client-ec2';
 import { keyRefusal, newVolumeKey } from './encryption';
 import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
-import { applyFilters, paginate, requireAll, tagList, tagsFor } from './filters';
+import { describePage, type FilterFields, namedOrAll, tagList, tagsFor } from './filters';
 import { takeFastRestoreCredit } from './fsr';
 import { canUseSnapshot } from './snapshots';
 import type { Ec2Context, InstanceRecord, Tags, VolumeAttachmentRecord, VolumeRecord } from './state';
@@ -38,7 +38,12 @@ export const rootVolume = (ctx: Ec2Context, instance: InstanceRecord): VolumeRec
     (volume) => volume.attachment?.device === instance.rootDeviceName,
   );
 
-const link = (ctx: Ec2Context, volume: VolumeRecord, attachment: VolumeAttachmentRecord): void => {
+/** Records an attachment at once (a launch's volumes, a root volume replacement's new root). */
+export const linkAttachment = (
+  ctx: Ec2Context,
+  volume: VolumeRecord,
+  attachment: VolumeAttachmentRecord,
+): void => {
   volume.attachment = attachment;
   volume.state = 'in-use';
   const ids = ctx.attachments.get(attachment.instanceId) ?? new Set<string>();
@@ -88,7 +93,7 @@ export const newVolume = (
   };
   ctx.volumes.set(volume.volumeId, volume);
   if (spec.attachTo) {
-    link(ctx, volume, { ...spec.attachTo, state: 'attached', attachTime: ctx.clock.now() });
+    linkAttachment(ctx, volume, { ...spec.attachTo, state: 'attached', attachTime: ctx.clock.now() });
   }
   return volume;
 };
@@ -231,7 +236,7 @@ export const attachVolume = async (
     state: 'attaching',
     attachTime: ctx.clock.now(),
   };
-  link(ctx, volume, attachment);
+  linkAttachment(ctx, volume, attachment);
   const generation = volume.generation;
   ctx.clock.at(ctx.clock.now() + ctx.latency.attachMs, () => {
     if (volume.generation === generation && volume.attachment === attachment) attachment.state = 'attached';
@@ -336,36 +341,30 @@ export const deleteVolume = async (
   return {};
 };
 
+const VOLUME_FILTERS: FilterFields<VolumeRecord> = {
+  'volume-id': (volume) => [volume.volumeId],
+  status: (volume) => [volume.state],
+  'availability-zone': (volume) => [volume.availabilityZone],
+  'snapshot-id': (volume) => [volume.snapshotId],
+  'volume-type': (volume) => [volume.volumeType],
+  size: (volume) => [String(volume.size)],
+  'fast-restored': (volume) => [String(volume.fastRestored)],
+  encrypted: (volume) => [String(volume.kmsKeyId !== undefined)],
+  'attachment.instance-id': (volume) => [volume.attachment?.instanceId],
+  'attachment.device': (volume) => [volume.attachment?.device],
+  'attachment.status': (volume) => [volume.attachment?.state],
+  'attachment.delete-on-termination': (volume) => [
+    volume.attachment ? String(volume.attachment.deleteOnTermination) : undefined,
+  ],
+};
+
 export const describeVolumes = async (
   ctx: Ec2Context,
   input: DescribeVolumesRequest,
 ): Promise<DescribeVolumesResult> => {
-  const candidates = input.VolumeIds?.length
-    ? requireAll(ctx.volumes, input.VolumeIds, (missing) =>
-        notFound('InvalidVolume.NotFound', missing, 'volume'),
-      )
-    : ctx.volumes.values();
-  const matching = applyFilters(
-    candidates,
-    input.Filters,
-    {
-      'volume-id': (volume) => [volume.volumeId],
-      status: (volume) => [volume.state],
-      'availability-zone': (volume) => [volume.availabilityZone],
-      'snapshot-id': (volume) => [volume.snapshotId],
-      'volume-type': (volume) => [volume.volumeType],
-      size: (volume) => [String(volume.size)],
-      'fast-restored': (volume) => [String(volume.fastRestored)],
-      encrypted: (volume) => [String(volume.kmsKeyId !== undefined)],
-      'attachment.instance-id': (volume) => [volume.attachment?.instanceId],
-      'attachment.device': (volume) => [volume.attachment?.device],
-      'attachment.status': (volume) => [volume.attachment?.state],
-      'attachment.delete-on-termination': (volume) => [
-        volume.attachment ? String(volume.attachment.deleteOnTermination) : undefined,
-      ],
-    },
-    (volume) => volume.tags,
+  const named = namedOrAll(ctx.volumes, input.VolumeIds, (missing) =>
+    notFound('InvalidVolume.NotFound', missing, 'volume'),
   );
-  const { page, nextToken } = paginate(matching, input.MaxResults, input.NextToken);
+  const { page, nextToken } = describePage(named, input, VOLUME_FILTERS, (volume) => volume.tags);
   return { Volumes: page.map(toSdkVolume), NextToken: nextToken };
 };

@@ -172,16 +172,7 @@ export class LocalIam {
     for (const check of checks) {
       const decision = await this.evaluate(functionId, check);
       if (decision.allowed) continue;
-      const denial: IamDenial = {
-        functionId,
-        operation,
-        action: check.action,
-        resource: check.resource,
-        explicit: decision.explicit,
-        context: check.context,
-        nearMisses: decision.nearMisses,
-      };
-      this.#record(denial);
+      const denial = this.#record(functionId, operation, check, decision);
       throw deniedError(service, this.principalArn(functionId), denial);
     }
   }
@@ -278,28 +269,35 @@ export class LocalIam {
     for (const check of ebsKeyUseChecks(this.#env, principal, key, actions)) {
       const decision = await this.evaluate(functionId, check);
       if (decision.allowed) continue;
-      const denial: IamDenial = {
-        functionId,
-        operation: `${operation} via EC2`,
-        action: check.action,
-        resource: check.resource,
-        explicit: decision.explicit,
-        context: check.context,
-        nearMisses: decision.nearMisses,
-      };
-      this.#record(denial);
+      const denial = this.#record(functionId, `${operation} via EC2`, check, decision);
       return `User: ${principal} is not authorized to perform: ${check.action} on resource: ${check.resource} ${reason(denial)}`;
     }
     return undefined;
   }
 
-  #record(denial: IamDenial): void {
+  /** Records a denied check of a function's call (stats(), denials()) and returns it. */
+  #record(
+    functionId: FunctionId,
+    operation: string,
+    check: AuthorizationCheck,
+    decision: Decision,
+  ): IamDenial {
+    const denial: IamDenial = {
+      functionId,
+      operation,
+      action: check.action,
+      resource: check.resource,
+      explicit: decision.explicit,
+      context: check.context,
+      nearMisses: decision.nearMisses,
+    };
     this.#denials.push(denial);
     // WARMBOOT_IAM_TRACE=1 prints each denial (which statement nearly matched, and the context).
     if (process.env.WARMBOOT_IAM_TRACE) console.warn(`local IAM denied: ${JSON.stringify(denial)}`);
     const counts = this.#counts.get(denial.functionId) ?? new Map<string, number>();
     counts.set(denial.action, (counts.get(denial.action) ?? 0) + 1);
     this.#counts.set(denial.functionId, counts);
+    return denial;
   }
 
   stats(): IamStats {

@@ -108,28 +108,22 @@ const ec2Arn = (env: AwsEnvironment, type: string, id: string): string =>
 const ec2AccountlessArn = (env: AwsEnvironment, type: 'image' | 'snapshot', id: string): string =>
   `arn:${env.partition}:ec2:${env.region}::${type}/${id}`;
 
+/** The ARN resource type of an EC2 id, by its prefix. */
+const ARN_TYPE_BY_ID_PREFIX = new Map([
+  ['i', 'instance'],
+  ['vol', 'volume'],
+  ['snap', 'snapshot'],
+  ['ami', 'image'],
+  ['h', 'dedicated-host'],
+  ['subnet', 'subnet'],
+  ['sg', 'security-group'],
+  ['eni', 'network-interface'],
+]);
+
 const ec2ArnOfId = (env: AwsEnvironment, id: string): string => {
-  const prefix = id.slice(0, id.indexOf('-'));
-  switch (prefix) {
-    case 'i':
-      return ec2Arn(env, 'instance', id);
-    case 'vol':
-      return ec2Arn(env, 'volume', id);
-    case 'snap':
-      return ec2AccountlessArn(env, 'snapshot', id);
-    case 'ami':
-      return ec2AccountlessArn(env, 'image', id);
-    case 'h':
-      return ec2Arn(env, 'dedicated-host', id);
-    case 'subnet':
-      return ec2Arn(env, 'subnet', id);
-    case 'sg':
-      return ec2Arn(env, 'security-group', id);
-    case 'eni':
-      return ec2Arn(env, 'network-interface', id);
-    default:
-      throw new UnmodelledCallError('ec2', 'CreateTags/DeleteTags', `resource id ${id}`);
-  }
+  const type = ARN_TYPE_BY_ID_PREFIX.get(id.slice(0, id.indexOf('-')));
+  if (type === undefined) throw new UnmodelledCallError('ec2', 'CreateTags/DeleteTags', `resource id ${id}`);
+  return type === 'image' || type === 'snapshot' ? ec2AccountlessArn(env, type, id) : ec2Arn(env, type, id);
 };
 
 const ASSUMED_ROLE = /^arn:([^:]+):sts::(\d{12}):assumed-role\/([^/]+)\/.+$/;
@@ -568,6 +562,34 @@ export const ec2Checks = (
     }
     case 'DeleteVolume':
       return [volumeCheck(String(input.VolumeId ?? ''))];
+    case 'CreateReplaceRootVolumeTask': {
+      // SAR: instance*, replace-root-volume-task*, volume*, image, snapshot. The task is created
+      // (`replace-root-volume-task/*`, with the request's tags for it); the volume is the given
+      // one (`VolumeId`), with its tags and ec2:VolumeID. The action's row lists only
+      // aws:RequestTag, aws:TagKeys, ec2:VolumeID and ec2:VolumeInitializationRate for the volume;
+      // the evaluator (iam-simulate) also admits the volume resource type's own keys, its
+      // resource tags among them, so a tag condition on the volume is evaluated. Whether AWS
+      // supplies them for this action is not documented further (docs/aws-fidelity.md).
+      // The modes that restore a new volume (launch state, SnapshotId, ImageId) are not modelled.
+      if (input.VolumeId === undefined || input.SnapshotId !== undefined || input.ImageId !== undefined)
+        throw new UnmodelledCallError('ec2', operation, 'only the VolumeId mode is modelled');
+      const volumeId = String(input.VolumeId);
+      const specifications = input.TagSpecifications as TagSpecification[] | undefined;
+      const taskTags = requestTags(tagsFor(specifications, 'replace-root-volume-task'));
+      const volume = volumeCheck(volumeId);
+      return [
+        instanceCheck(String(input.InstanceId ?? '')),
+        {
+          action,
+          resource: ec2Arn(env, 'replace-root-volume-task', '*'),
+          context: { ...ec2Base, ...taskTags },
+        },
+        { ...volume, context: { ...volume.context, 'ec2:VolumeID': volumeId } },
+        ...tagOnCreate(env, base, 'CreateReplaceRootVolumeTask', specifications, (type) =>
+          ec2Arn(env, type, '*'),
+        ),
+      ];
+    }
     case 'CreateSnapshot': {
       const specifications = input.TagSpecifications as TagSpecification[] | undefined;
       return [

@@ -1,5 +1,4 @@
 import { resolve } from 'node:path';
-import { DEFAULT_TRACE_FILE, dataDir, loadTrace, type TraceRequest } from '../../bench/trace';
 import { WARMBOOT, WARMBOOT_FACT } from '../../functions/catalog';
 import { dynamoPoolStore } from '../../functions/pools/adapters/store';
 import type { PoolSpecInput } from '../../functions/pools/config';
@@ -7,6 +6,7 @@ import type { MemberState } from '../../functions/pools/domain/lifecycle';
 import type { EventEnvelope } from '../bus';
 import type { LocalCloud } from '../cloud';
 import { ensureSsmManagedProfile } from '../iam/instance-profiles';
+import { DEFAULT_TRACE_FILE, dataDir, loadTrace, type TraceRequest } from '../trace';
 
 /** The two pools of the sandbox story; their ids are fixed so settings can name them before the cloud exists. */
 export const SCENARIO_POOLS = {

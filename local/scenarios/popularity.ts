@@ -1,13 +1,15 @@
 import { resolve } from 'node:path';
-import { DEFAULT_TRACE_FILE, dataDir, loadTrace } from '../../bench/trace';
 import { WARMBOOT } from '../../functions/catalog';
 import { FAST_RESTORE_CHANGED } from '../../functions/fast-restore/schemas';
-import { DynamoPopularityStore } from '../../functions/popularity/adapters/dynamodb-popularity-store';
+import {
+  type DynamoPopularityStore,
+  popularityStoreFor,
+} from '../../functions/popularity/adapters/dynamodb-popularity-store';
 import { loadPopularityConfig } from '../../functions/popularity/config';
-import { decayParameters } from '../../functions/popularity/domain/decay';
 import { GLOBAL_SCOPE } from '../../functions/popularity/domain/scope';
 import { IMAGE_LAUNCHED } from '../../functions/popularity/schemas';
 import type { LocalCloud } from '../cloud';
+import { DEFAULT_TRACE_FILE, dataDir, loadTrace } from '../trace';
 
 export interface PopularityScenarioOptions {
   /** Trace requests to replay (default 150: a few virtual hours of the Alibaba trace, ~20 s real). */
@@ -174,13 +176,5 @@ const round = (value: number): number => Math.round(value * 1000) / 1000;
 /** Reads popularity with the deployed function's own settings. */
 const popularityReader = (cloud: LocalCloud): DynamoPopularityStore => {
   const runtime = cloud.runtime('popularity');
-  const { settings } = loadPopularityConfig(runtime.env);
-  return new DynamoPopularityStore({
-    client: runtime.clients.dynamodb,
-    tableName: cloud.tables.popularity,
-    settings: { decay: decayParameters(settings.halfLifeHours), shards: settings.shards },
-    dedupeTtlMs: settings.dedupeTtlHours * HOUR,
-    sleep: (ms) => cloud.clock.sleep(ms),
-    random: runtime.random,
-  });
+  return popularityStoreFor(runtime, loadPopularityConfig(runtime.env));
 };

@@ -1,12 +1,14 @@
 import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
-import { afterAll, describe, inject, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { WARMBOOT } from '../../functions/catalog';
 import { tenantSource } from '../../functions/shared/caller';
 import type { Operator } from '../../infra/config';
-import { LocalCloud } from '../../local/cloud';
+import type { LocalCloud } from '../../local/cloud';
 import type { ShelfFacts, Violation } from '../../local/invariants';
-import { assertOptions, expectNoViolations, FaultTally, RunLog } from './support/harness';
+import { managedInstanceTags } from '../support/instances';
+import { startLocalCloud } from '../support/local-cloud';
+import { assertOptions, expectNoViolations, FaultTally, RunLog, summarizeAfterAll } from './support/harness';
 import { scanTable } from './support/records';
 
 /**
@@ -163,15 +165,7 @@ const launch = async (cloud: LocalCloud, tenants: readonly Tenant[]): Promise<st
           BlockDeviceMappings: [
             { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } },
           ],
-          TagSpecifications: [
-            {
-              ResourceType: 'instance',
-              Tags: [
-                { Key: 'warmboot:managed', Value: 'true' },
-                { Key: 'warmboot:tenant', Value: tenant },
-              ],
-            },
-          ],
+          TagSpecifications: managedInstanceTags({ 'warmboot:tenant': tenant }),
         }),
       ),
     );
@@ -183,8 +177,7 @@ const launch = async (cloud: LocalCloud, tenants: readonly Tenant[]): Promise<st
 
 const authorizationProperty = fc.asyncProperty(workloadArbitrary, async (workload) => {
   tally.runs += 1;
-  const cloud = await LocalCloud.start({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
+  const cloud = await startLocalCloud({
     latency: 'zero',
     seed: workload.seed,
     functions: ['shelving'],
@@ -194,7 +187,6 @@ const authorizationProperty = fc.asyncProperty(workloadArbitrary, async (workloa
     settings: {
       SHELVING_SETTINGS: JSON.stringify({
         offloadAfterSeconds: -1,
-        stepTimeoutSeconds: 120,
         hostWaitSeconds: 600,
       }),
     },
@@ -311,7 +303,7 @@ const authorizationProperty = fc.asyncProperty(workloadArbitrary, async (workloa
 });
 
 describe('authorization: a caller changes only what its tenants own', () => {
-  afterAll(() => console.log(tally.summary()));
+  summarizeAfterAll(tally);
 
   it('admits only bound callers, and every change to a tenant traces to a request of a caller acting for it', async () => {
     await fc.assert(authorizationProperty, assertOptions());

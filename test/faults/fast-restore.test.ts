@@ -1,17 +1,12 @@
 import { EnableFastSnapshotRestoresCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
-import { afterAll, describe, inject, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { FSR_STATE_CHANGE, SCHEDULED_EVENT } from '../../functions/catalog';
-import { LocalCloud } from '../../local/cloud';
-import {
-  cachesConverge,
-  fastRestoreWithinBudget,
-  requestsAnswered,
-  type Violation,
-} from '../../local/invariants';
-import { callProvenance, callViolations } from '../../local/provenance';
-import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
-import { DYNAMODB_CALLS, faultScheduleArbitrary } from './support/schedule';
+import { cachesConverge, fastRestoreWithinBudget, type Violation } from '../../local/invariants';
+import { sampleEvent } from '../support/events';
+import { invokeSample } from '../support/local-cloud';
+import { assertOptions, FaultTally, faultProperty, summarizeAfterAll } from './support/harness';
+import { faultScheduleArbitrary, pauseArbitrary, serviceCalls } from './support/schedule';
 
 /**
  * Fast snapshot restore under faults: launches of a few AMIs in three AZs (Image Launched, counted
@@ -49,10 +44,7 @@ interface FastRestoreWorkload {
   readonly operations: readonly Operation[];
 }
 
-const afterMs = fc.oneof(
-  fc.constant(0),
-  fc.integer({ min: 1, max: 120 }).map((s) => s * 1000),
-);
+const afterMs = pauseArbitrary(120);
 const workloadArbitrary: fc.Arbitrary<FastRestoreWorkload> = fc.record({
   seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
   amis: fc.integer({ min: 1, max: 3 }),
@@ -88,13 +80,12 @@ const faultArbitrary = faultScheduleArbitrary({
     { source: 'warmboot', detailType: 'Image Launched', droppable: false },
   ],
   calls: [
-    ...[
+    ...serviceCalls('ec2', [
       'EnableFastSnapshotRestores',
       'DisableFastSnapshotRestores',
       'DescribeFastSnapshotRestores',
       'DescribeImages',
-    ].map((operation) => ({ service: 'ec2' as const, operation })),
-    ...DYNAMODB_CALLS,
+    ]),
   ],
   maxCallsPerInvocation: 20,
 });
@@ -107,145 +98,124 @@ const tally = new FaultTally('fast restore', [
 ]);
 
 const ACTIVE = new Set(['enabling', 'optimizing', 'enabled']);
+/** The console sample of the operator's Plan Fast Restore: the final rounds are sent as it is. */
+const planSample = sampleEvent('fast-restore/plan-fast-restore.json');
+
+interface FastRestoreRun {
+  readonly amis: readonly string[];
+  /** The pair someone else enabled, `snapshot@zone`, if the workload has one. */
+  readonly foreign: Set<string>;
+  /** Budget breaches and foreign pairs touched, sampled all through the run. */
+  readonly violations: Violation[];
+}
+
+const fastRestoreProperty = faultProperty<FastRestoreWorkload, FastRestoreRun>({
+  functions: ['popularity', 'fastRestore'],
+  cloud: (workload) => ({
+    documents: [],
+    behaviours: {},
+    settings: {
+      POPULARITY_SETTINGS: JSON.stringify({ halfLifeHours: 1, shards: 2 }),
+      FAST_RESTORE_SETTINGS: JSON.stringify({
+        maxPairs: workload.maxPairs,
+        maxUsdPerHour: workload.usdPairs * USD_PER_PAIR_HOUR,
+        topPerAz: workload.topPerAz,
+        cooldownMinutes: 30,
+        minScore: 1,
+      }),
+    },
+  }),
+  windowMs: FAULT_WINDOW_MS,
+  settleMs: RECONCILE_MS,
+  setup: async ({ cloud, workload }) => {
+    const budget = Math.min(workload.maxPairs, workload.usdPairs);
+    const amis = Array.from({ length: workload.amis }, (_, index) =>
+      cloud.ec2.registerImage({ name: `ami-${index}`, rootSizeGiB: 8 }),
+    );
+    const foreign = new Set<string>();
+    if (workload.foreignPair) {
+      const image = cloud.ec2.registerImage({ name: 'foreign', rootSizeGiB: 8 });
+      const snapshotId =
+        cloud.ec2.images().find((view) => view.imageId === image)?.blockDevices[0]?.snapshotId ?? '';
+      await cloud.run(() =>
+        cloud.runtime('popularity').clients.ec2.send(
+          new EnableFastSnapshotRestoresCommand({
+            SourceSnapshotIds: [snapshotId],
+            AvailabilityZones: ['us-east-1c'],
+          }),
+        ),
+      );
+      foreign.add(`${snapshotId}@us-east-1c`);
+    }
+    const violations: Violation[] = [];
+    const sample = (): void => {
+      const at = `t+${Math.round((cloud.clock.now() - started) / 1000)}s`;
+      violations.push(...fastRestoreWithinBudget(cloud.ec2.fastRestores(), foreign, budget, at));
+    };
+    const started = cloud.clock.now();
+    cloud.bus.onInvocation(sample);
+    cloud.bus.onEvent((event) => {
+      if (event['detail-type'] === FSR_STATE_CHANGE) sample();
+    });
+    cloud.startSchedules();
+    return { amis, foreign, violations };
+  },
+  apply: async ({ cloud, log, workload }, { amis }) => {
+    for (const operation of workload.operations) {
+      await cloud.settleFor(operation.afterMs);
+      if (operation.kind === 'plan') {
+        await log.request('Plan Fast Restore', { dryRun: false });
+        continue;
+      }
+      await log.request('Image Launched', {
+        image: amis[operation.image % amis.length] ?? '',
+        availabilityZone: ZONES[operation.zone] ?? 'us-east-1a',
+        count: operation.count,
+      });
+    }
+  },
+  checks: async ({ cloud }, { foreign, violations }, counts) => {
+    // Rounds run every 15 minutes and cool-downs expire in between, so the fixed point is
+    // checked right after a round: two rounds (the second enables what waited for a disable),
+    // then a dry run at the same state must find nothing to enable or disable.
+    const round = (dryRun: boolean, id: string) =>
+      invokeSample(cloud, 'fastRestore', planSample, { id, detail: { dryRun } });
+    await round(false, 'final-round-1');
+    await cloud.settleFor(1_000);
+    await round(false, 'final-round-2');
+    await cloud.settleFor(1_000);
+    const dryRun = (await round(true, 'final-dry-run')) as {
+      result?: {
+        plan?: {
+          keep: readonly { snapshotId: string; availabilityZone: string }[];
+          enable: readonly { snapshotId: string; availabilityZone: string }[];
+        };
+      };
+    };
+    const plan = dryRun.result?.plan ?? { keep: [], enable: [] };
+    const byZone = (pairs: readonly { snapshotId: string; availabilityZone: string }[]) => {
+      const zones = new Map<string, Set<string>>();
+      for (const pair of pairs)
+        zones.set(
+          pair.availabilityZone,
+          (zones.get(pair.availabilityZone) ?? new Set()).add(pair.snapshotId),
+        );
+      return zones;
+    };
+    const active = cloud.ec2
+      .fastRestores()
+      .filter(
+        (pair) => ACTIVE.has(pair.state) && !foreign.has(`${pair.snapshotId}@${pair.availabilityZone}`),
+      );
+    counts.observe('enabled pairs', active.length);
+    return [...violations, ...cachesConverge(byZone([...plan.keep, ...plan.enable]), byZone(active))];
+  },
+});
 
 describe('fast snapshot restore under lost and reordered state changes, throttling and crashes', () => {
-  afterAll(() => {
-    console.log(tally.summary());
-  });
+  summarizeAfterAll(tally);
 
   it('stays within budget, leaves foreign pairs alone and converges to its plan', async () => {
-    await fc.assert(
-      fc.asyncProperty(workloadArbitrary, faultArbitrary, async (workload, schedule) => {
-        tally.runs += 1;
-        const budget = Math.min(workload.maxPairs, workload.usdPairs);
-        const cloud = await LocalCloud.start({
-          dynamodbEndpoint: inject('dynamodbEndpoint'),
-          latency: 'zero',
-          faultsOnDynamodb: true,
-          seed: workload.seed,
-          functions: ['popularity', 'fastRestore'],
-          documents: [],
-          behaviours: {},
-          settings: {
-            POPULARITY_SETTINGS: JSON.stringify({ halfLifeHours: 1, shards: 2 }),
-            FAST_RESTORE_SETTINGS: JSON.stringify({
-              maxPairs: workload.maxPairs,
-              maxUsdPerHour: workload.usdPairs * USD_PER_PAIR_HOUR,
-              topPerAz: workload.topPerAz,
-              cooldownMinutes: 30,
-              minScore: 1,
-            }),
-          },
-        });
-        try {
-          const amis = Array.from({ length: workload.amis }, (_, index) =>
-            cloud.ec2.registerImage({ name: `ami-${index}`, rootSizeGiB: 8 }),
-          );
-          const foreign = new Set<string>();
-          if (workload.foreignPair) {
-            const image = cloud.ec2.registerImage({ name: 'foreign', rootSizeGiB: 8 });
-            const snapshotId =
-              cloud.ec2.images().find((view) => view.imageId === image)?.blockDevices[0]?.snapshotId ?? '';
-            await cloud.run(() =>
-              cloud.runtime('popularity').clients.ec2.send(
-                new EnableFastSnapshotRestoresCommand({
-                  SourceSnapshotIds: [snapshotId],
-                  AvailabilityZones: ['us-east-1c'],
-                }),
-              ),
-            );
-            foreign.add(`${snapshotId}@us-east-1c`);
-          }
-          const log = new RunLog(cloud, ['fastRestore', 'popularity']);
-          const violations: Violation[] = [];
-          const sample = (): void => {
-            const at = `t+${Math.round((cloud.clock.now() - started) / 1000)}s`;
-            violations.push(...fastRestoreWithinBudget(cloud.ec2.fastRestores(), foreign, budget, at));
-          };
-          const started = cloud.clock.now();
-          cloud.bus.onInvocation(sample);
-          cloud.bus.onEvent((event) => {
-            if (event['detail-type'] === FSR_STATE_CHANGE) sample();
-          });
-          cloud.startSchedules();
-
-          await withFaults(cloud, schedule, FAULT_WINDOW_MS, tally, async () => {
-            for (const operation of workload.operations) {
-              await cloud.settleFor(operation.afterMs);
-              if (operation.kind === 'plan') {
-                await log.request('Plan Fast Restore', { dryRun: false });
-                continue;
-              }
-              await log.request('Image Launched', {
-                image: amis[operation.image % amis.length] ?? '',
-                availabilityZone: ZONES[operation.zone] ?? 'us-east-1a',
-                count: operation.count,
-              });
-            }
-          });
-          await cloud.settleFor(RECONCILE_MS);
-
-          // Rounds run every 15 minutes and cool-downs expire in between, so the fixed point is
-          // checked right after a round: two rounds (the second enables what waited for a disable),
-          // then a dry run at the same state must find nothing to enable or disable.
-          const round = (dryRun: boolean, id: string) =>
-            cloud.invoke('fastRestore', {
-              version: '0',
-              id,
-              'detail-type': 'Plan Fast Restore',
-              source: 'warmboot',
-              account: cloud.accountId,
-              time: new Date(cloud.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-              region: cloud.region,
-              resources: [],
-              detail: { dryRun },
-            });
-          await round(false, 'final-round-1');
-          await cloud.settleFor(1_000);
-          await round(false, 'final-round-2');
-          await cloud.settleFor(1_000);
-          const dryRun = (await round(true, 'final-dry-run')) as {
-            result?: {
-              plan?: {
-                keep: readonly { snapshotId: string; availabilityZone: string }[];
-                enable: readonly { snapshotId: string; availabilityZone: string }[];
-              };
-            };
-          };
-          const plan = dryRun.result?.plan ?? { keep: [], enable: [] };
-          const byZone = (pairs: readonly { snapshotId: string; availabilityZone: string }[]) => {
-            const zones = new Map<string, Set<string>>();
-            for (const pair of pairs)
-              zones.set(
-                pair.availabilityZone,
-                (zones.get(pair.availabilityZone) ?? new Set()).add(pair.snapshotId),
-              );
-            return zones;
-          };
-          const active = cloud.ec2
-            .fastRestores()
-            .filter(
-              (pair) => ACTIVE.has(pair.state) && !foreign.has(`${pair.snapshotId}@${pair.availabilityZone}`),
-            );
-          tally.observe('enabled pairs', active.length);
-          const provenance = callProvenance(cloud);
-          tally.observe('destructive calls', provenance.calls.length);
-          expectNoViolations(
-            tally,
-            [
-              ...violations,
-              ...callViolations(provenance),
-              ...cachesConverge(byZone([...plan.keep, ...plan.enable]), byZone(active)),
-              ...requestsAnswered(log.requests, log.allOutcomes()),
-            ],
-            log,
-            [workload, schedule],
-          );
-        } finally {
-          await cloud.stop();
-        }
-      }),
-      assertOptions(),
-    );
+    await fc.assert(fastRestoreProperty(workloadArbitrary, faultArbitrary, tally), assertOptions());
   });
 });

@@ -1,16 +1,14 @@
-import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
-import { afterAll, describe, inject, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS } from '../../functions/catalog';
 import { DynamoImageCacheStore } from '../../functions/image-cache/adapters/store';
 import { hostGroupSchema } from '../../functions/image-cache/config';
+import { STALE_CLAIM_MS } from '../../functions/image-cache/domain/command-results';
 import { planHostGroup } from '../../functions/image-cache/domain/planner';
-import { STALE_CLAIM_MS } from '../../functions/image-cache/service';
-import { LocalCloud } from '../../local/cloud';
-import { cachesConverge, requestsAnswered } from '../../local/invariants';
-import { callProvenance, callViolations } from '../../local/provenance';
-import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
-import { DYNAMODB_CALLS, FaultSchedule, faultScheduleArbitrary } from './support/schedule';
+import { cachesConverge } from '../../local/invariants';
+import { launchGroupHosts } from '../support/instances';
+import { assertOptions, FaultTally, faultProperty, summarizeAfterAll } from './support/harness';
+import { FaultSchedule, faultScheduleArbitrary, pauseArbitrary, serviceCalls } from './support/schedule';
 
 /**
  * Warm images under faults: a few hosts of one group, a few registered images, random pins and
@@ -69,10 +67,7 @@ const workloadArbitrary: fc.Arbitrary<CacheWorkload> = fc.record({
     fc.record({
       pin: fc.boolean(),
       image: fc.integer({ min: 0, max: 2 }),
-      afterMs: fc.oneof(
-        fc.constant(0),
-        fc.integer({ min: 1, max: 120 }).map((s) => s * 1000),
-      ),
+      afterMs: pauseArbitrary(120),
     }),
     { minLength: 1, maxLength: 5 },
   ),
@@ -89,144 +84,99 @@ const faultArbitrary = faultScheduleArbitrary({
     { source: 'warmboot', detailType: 'Unpin Image', droppable: false },
   ],
   calls: [
-    ...['SendCommand', 'GetCommandInvocation', 'ListCommandInvocations'].map((operation) => ({
-      service: 'ssm' as const,
-      operation,
-    })),
+    ...serviceCalls('ssm', ['SendCommand', 'GetCommandInvocation', 'ListCommandInvocations']),
     { service: 'ec2', operation: 'DescribeInstances' },
-    ...DYNAMODB_CALLS,
   ],
   maxCallsPerInvocation: 30,
 });
 
 const tally = new FaultTally('image cache', ['cacheConverges', 'requestAnswered', 'onlyManaged']);
 
-/** The property over any workloads and fault schedules, counted in `counts`. */
-const cacheProperty = (
-  workloads: fc.Arbitrary<CacheWorkload>,
-  faults: fc.Arbitrary<FaultSchedule>,
-  counts: FaultTally,
-) =>
-  fc.asyncProperty(workloads, faults, async (workload, schedule) => {
-    counts.runs += 1;
-    const cloud = await LocalCloud.start({
-      dynamodbEndpoint: inject('dynamodbEndpoint'),
-      latency: 'zero',
-      faultsOnDynamodb: true,
-      seed: workload.seed,
-      functions: ['imageCache'],
-      // The account has Default Host Management Configuration on: every agent registers (S4).
-      defaultHostManagement: true,
-      settings: { HOST_GROUPS: JSON.stringify([HOST_GROUP]) },
+/** The property over any workloads and fault schedules. */
+const cacheProperty = faultProperty<CacheWorkload, { readonly images: ReturnType<typeof imageOf>[] }>({
+  functions: ['imageCache'],
+  cloud: () => ({
+    // The account has Default Host Management Configuration on: every agent registers (S4).
+    defaultHostManagement: true,
+    settings: { HOST_GROUPS: JSON.stringify([HOST_GROUP]) },
+  }),
+  windowMs: FAULT_WINDOW_MS,
+  settleMs: RECONCILE_MS,
+  setup: async ({ cloud, workload }) => {
+    const images = Array.from({ length: workload.images }, (_, index) => imageOf(index));
+    for (const image of images)
+      cloud.ssm.imageSource.add(image.source, { bytes: image.sizeBytes, digest: image.digest });
+    await launchGroupHosts(cloud, {
+      group: GROUP,
+      imageId: cloud.ec2.registerImage({ name: 'gpu-host', rootSizeGiB: 8 }),
+      availabilityZone: 'us-east-1a',
+      count: workload.hosts,
     });
-    try {
-      const images = Array.from({ length: workload.images }, (_, index) => imageOf(index));
-      for (const image of images)
-        cloud.ssm.imageSource.add(image.source, { bytes: image.sizeBytes, digest: image.digest });
-      const hostImage = cloud.ec2.registerImage({ name: 'gpu-host', rootSizeGiB: 8 });
-      await cloud.run(() =>
-        cloud.runtime('imageCache').clients.ec2.send(
-          new RunInstancesCommand({
-            ImageId: hostImage,
-            InstanceType: 'g5.xlarge',
-            MinCount: workload.hosts,
-            MaxCount: workload.hosts,
-            Placement: { AvailabilityZone: 'us-east-1a' },
-            TagSpecifications: [
-              {
-                ResourceType: 'instance',
-                Tags: [
-                  { Key: 'warmboot:host-group', Value: GROUP },
-                  { Key: 'warmboot:managed', Value: 'true' },
-                ],
-              },
-            ],
-          }),
-        ),
-      );
-      const log = new RunLog(cloud, ['imageCache']);
-      // Register Image is an administrator's direct invoke (security review H2).
-      for (const image of images) await cloud.adminRequest('Register Image', { image });
-      await cloud.settleFor(2 * MINUTE);
-      cloud.startSchedules();
-
-      await withFaults(cloud, schedule, FAULT_WINDOW_MS, counts, async () => {
-        for (const operation of workload.operations) {
-          await cloud.settleFor(operation.afterMs);
-          const image = images[operation.image % images.length];
-          if (!image) continue;
-          await log.request(operation.pin ? 'Pin Image' : 'Unpin Image', {
-            hostGroup: GROUP,
-            imageId: image.id,
-          });
-        }
+    // Register Image is an administrator's direct invoke (security review H2).
+    for (const image of images) await cloud.adminRequest('Register Image', { image });
+    await cloud.settleFor(2 * MINUTE);
+    cloud.startSchedules();
+    return { images };
+  },
+  apply: async ({ cloud, log, workload }, { images }) => {
+    for (const operation of workload.operations) {
+      await cloud.settleFor(operation.afterMs);
+      const image = images[operation.image % images.length];
+      if (!image) continue;
+      await log.request(operation.pin ? 'Pin Image' : 'Unpin Image', {
+        hostGroup: GROUP,
+        imageId: image.id,
       });
-      await cloud.settleFor(RECONCILE_MS);
-
-      const state = await cloud.run(() =>
-        new DynamoImageCacheStore(cloud.documents, cloud.tables.imageCache).loadGroup(GROUP),
-      );
-      const hosts = state.hosts.filter(
-        (host) => host.status === 'running' && host.inventoriedAt !== undefined,
-      );
-      const plan = planHostGroup({
-        group: HOST_GROUP,
-        hosts: hosts.map((host) => ({
-          instanceId: host.instanceId,
-          availabilityZone: host.availabilityZone,
-          entries: state.entries.filter((entry) => entry.instanceId === host.instanceId),
-        })),
-        pins: state.pins,
-        scores: [],
-        imageSizes: Object.fromEntries(images.map((image) => [image.id, image.sizeBytes])),
-        source: state.source,
-        now: cloud.clock.now(),
-        random: () => 0.5,
-      });
-      const sourceOf = new Map(images.map((image) => [image.id, image.source]));
-      const desired = new Map(
-        Object.entries(plan.desired).map(([host, ids]) => [
-          host,
-          new Set(ids.map((id) => sourceOf.get(id) ?? id)),
-        ]),
-      );
-      const sources = new Set(sourceOf.values());
-      const actual = new Map(
-        hosts.map((host) => [
-          host.instanceId,
-          new Set(
-            cloud.ssm
-              .agent(host.instanceId)
-              .cache.keys()
-              .filter((key) => sources.has(key)),
-          ),
-        ]),
-      );
-      counts.observe(
-        'desired (host, image) pairs',
-        [...desired.values()].reduce((sum, set) => sum + set.size, 0),
-      );
-      const provenance = callProvenance(cloud);
-      counts.observe('destructive calls', provenance.calls.length);
-      expectNoViolations(
-        counts,
-        [
-          ...cachesConverge(desired, actual),
-          ...callViolations(provenance),
-          ...requestsAnswered(log.requests, log.allOutcomes()),
-        ],
-        log,
-        [workload, schedule],
-      );
-    } finally {
-      await cloud.stop();
     }
-  });
+  },
+  checks: async ({ cloud }, { images }, counts) => {
+    const state = await cloud.run(() =>
+      new DynamoImageCacheStore(cloud.documents, cloud.tables.imageCache).loadGroup(GROUP),
+    );
+    const hosts = state.hosts.filter((host) => host.status === 'running' && host.inventoriedAt !== undefined);
+    const plan = planHostGroup({
+      group: HOST_GROUP,
+      hosts: hosts.map((host) => ({
+        instanceId: host.instanceId,
+        availabilityZone: host.availabilityZone,
+        entries: state.entries.filter((entry) => entry.instanceId === host.instanceId),
+      })),
+      pins: state.pins,
+      scores: [],
+      imageSizes: Object.fromEntries(images.map((image) => [image.id, image.sizeBytes])),
+      source: state.source,
+      now: cloud.clock.now(),
+      random: () => 0.5,
+    });
+    const sourceOf = new Map(images.map((image) => [image.id, image.source]));
+    const desired = new Map(
+      Object.entries(plan.desired).map(([host, ids]) => [
+        host,
+        new Set(ids.map((id) => sourceOf.get(id) ?? id)),
+      ]),
+    );
+    const sources = new Set(sourceOf.values());
+    const actual = new Map(
+      hosts.map((host) => [
+        host.instanceId,
+        new Set(
+          cloud.ssm
+            .agent(host.instanceId)
+            .cache.keys()
+            .filter((key) => sources.has(key)),
+        ),
+      ]),
+    );
+    counts.observe(
+      'desired (host, image) pairs',
+      [...desired.values()].reduce((sum, set) => sum + set.size, 0),
+    );
+    return cachesConverge(desired, actual);
+  },
+});
 
 describe('warm images under lost, duplicated and reordered command results, throttling and crashes', () => {
-  afterAll(() => {
-    console.log(tally.summary());
-  });
+  summarizeAfterAll(tally);
 
   it('converges every host cache to the plan', async () => {
     await fc.assert(cacheProperty(workloadArbitrary, faultArbitrary, tally), assertOptions());

@@ -1,12 +1,11 @@
 import fc from 'fast-check';
-import { afterAll, describe, inject, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS } from '../../functions/catalog';
-import { LocalCloud } from '../../local/cloud';
+import type { LocalCloud } from '../../local/cloud';
 import { plantForeignPoolMember } from '../../local/foreign-resources';
-import { type Assignment, claimedOnce, requestsAnswered, type Violation } from '../../local/invariants';
-import { callProvenance, callViolations } from '../../local/provenance';
-import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
-import { DYNAMODB_CALLS, FaultSchedule, faultScheduleArbitrary } from './support/schedule';
+import { type Assignment, claimedOnce, type Violation } from '../../local/invariants';
+import { assertOptions, FaultTally, faultProperty, type RunLog, summarizeAfterAll } from './support/harness';
+import { FaultSchedule, faultScheduleArbitrary, pauseArbitrary, serviceCalls } from './support/schedule';
 
 /**
  * Prestarted pools and claims under faults: a pool is defined and filled, then random Request
@@ -50,10 +49,7 @@ const workloadArbitrary: fc.Arbitrary<PoolWorkload> = fc.record({
   extra: fc.integer({ min: 0, max: 1 }),
   requests: fc.array(
     fc.record({
-      afterMs: fc.oneof(
-        fc.constant(0),
-        fc.integer({ min: 1, max: 120 }).map((s) => s * 1000),
-      ),
+      afterMs: pauseArbitrary(120),
       availabilityZone: fc.constantFrom('us-east-1a' as const, 'us-east-1b' as const),
       instanceType: fc.constantFrom('m7i.large' as const, 'm7i.xlarge' as const),
       retryAfterMs: fc.option(
@@ -82,7 +78,7 @@ const faultArbitrary = faultScheduleArbitrary({
     { source: 'warmboot.fact', detailType: 'Server Claimed', droppable: false },
   ],
   calls: [
-    ...[
+    ...serviceCalls('ec2', [
       'RunInstances',
       'StartInstances',
       'StopInstances',
@@ -91,9 +87,8 @@ const faultArbitrary = faultScheduleArbitrary({
       'CreateTags',
       'DeleteTags',
       'DescribeInstances',
-    ].map((operation) => ({ service: 'ec2' as const, operation })),
-    ...['SendCommand', 'GetCommandInvocation'].map((operation) => ({ service: 'ssm' as const, operation })),
-    ...DYNAMODB_CALLS,
+    ]),
+    ...serviceCalls('ssm', ['SendCommand', 'GetCommandInvocation']),
   ],
   maxCallsPerInvocation: 30,
 });
@@ -193,104 +188,90 @@ const claimsFinished = (
     }));
 };
 
-/** The property over any workloads and fault schedules, counted in `counts`. */
-const poolsProperty = (
-  workloads: fc.Arbitrary<PoolWorkload>,
-  faults: fc.Arbitrary<FaultSchedule>,
-  counts: FaultTally,
-) =>
-  fc.asyncProperty(workloads, faults, async (workload, schedule) => {
-    counts.runs += 1;
-    const cloud = await LocalCloud.start({
-      dynamodbEndpoint: inject('dynamodbEndpoint'),
-      latency: 'zero',
-      faultsOnDynamodb: true,
-      seed: workload.seed,
-      functions: ['pools', 'claim'],
-      // The account has Default Host Management Configuration on: every agent registers (S4).
-      defaultHostManagement: true,
+interface PoolRun {
+  /** The instance someone else tagged as a member of the pool. */
+  readonly planted: string;
+  readonly requestIds: readonly string[];
+  /** Every event that carried each requestId (client retries send it again). */
+  readonly requestEvents: Map<string, string[]>;
+}
+
+/** The property over any workloads and fault schedules. */
+const poolsProperty = faultProperty<PoolWorkload, PoolRun>({
+  functions: ['pools', 'claim'],
+  // The account has Default Host Management Configuration on: every agent registers (S4).
+  cloud: () => ({ defaultHostManagement: true }),
+  windowMs: FAULT_WINDOW_MS,
+  settleMs: RECONCILE_MS,
+  setup: async ({ cloud, workload }) => {
+    cloud.ec2.addSubnet({ subnetId: SUBNET_A, availabilityZone: 'us-east-1a' });
+    cloud.ec2.addSubnet({ subnetId: SUBNET_B, availabilityZone: 'us-east-1b' });
+    const image = cloud.ec2.registerImage({ name: 'al2023-web', rootSizeGiB: 8 });
+    const planted = await plantForeignPoolMember(cloud, { pool: POOL, imageId: image, subnetId: SUBNET_A });
+    // An administrative request: a direct invoke, not an event on the request bus.
+    await cloud.adminRequest('Define Pool', {
+      pool: {
+        name: POOL,
+        image,
+        instanceType: 'm7i.large',
+        instanceTypes: ['m7i.xlarge'],
+        subnets: [SUBNET_A, SUBNET_B],
+        initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
+        tier: workload.tier,
+        minSize: workload.minSize,
+        maxSize: workload.minSize + workload.extra,
+      },
     });
-    try {
-      cloud.ec2.addSubnet({ subnetId: SUBNET_A, availabilityZone: 'us-east-1a' });
-      cloud.ec2.addSubnet({ subnetId: SUBNET_B, availabilityZone: 'us-east-1b' });
-      const image = cloud.ec2.registerImage({ name: 'al2023-web', rootSizeGiB: 8 });
-      const log = new RunLog(cloud, ['pools', 'claim']);
-      const planted = await plantForeignPoolMember(cloud, { pool: POOL, imageId: image, subnetId: SUBNET_A });
-      // An administrative request: a direct invoke, not an event on the request bus.
-      await cloud.adminRequest('Define Pool', {
-        pool: {
-          name: POOL,
-          image,
-          instanceType: 'm7i.large',
-          instanceTypes: ['m7i.xlarge'],
-          subnets: [SUBNET_A, SUBNET_B],
-          initialization: { platform: 'linux', packages: ['nginx'], timeoutMinutes: 30 },
-          tier: workload.tier,
-          minSize: workload.minSize,
-          maxSize: workload.minSize + workload.extra,
-        },
+    await cloud.settleFor(5 * MINUTE);
+    cloud.startSchedules();
+    return {
+      planted,
+      requestIds: workload.requests.map((_, index) => `req-${index + 1}`),
+      requestEvents: new Map(),
+    };
+  },
+  apply: async ({ cloud, log, workload }, { requestIds, requestEvents }) => {
+    const send = async (index: number): Promise<void> => {
+      const request = workload.requests[index];
+      const requestId = requestIds[index] ?? '';
+      if (!request) return;
+      const event = await log.request('Request Server', {
+        requestId,
+        pool: POOL,
+        instanceType: request.instanceType,
+        availabilityZone: request.availabilityZone,
+        ownerTags: { owner: 'team-web', [REQUEST_TAG]: requestId },
+        personalization: { hostname: `web-${index + 1}` },
       });
-      await cloud.settleFor(5 * MINUTE);
-      cloud.startSchedules();
-
-      const requestIds = workload.requests.map((_, index) => `req-${index + 1}`);
-      const requestEvents = new Map<string, string[]>();
-      const send = async (index: number): Promise<void> => {
-        const request = workload.requests[index];
-        const requestId = requestIds[index] ?? '';
-        if (!request) return;
-        const event = await log.request('Request Server', {
-          requestId,
-          pool: POOL,
-          instanceType: request.instanceType,
-          availabilityZone: request.availabilityZone,
-          ownerTags: { owner: 'team-web', [REQUEST_TAG]: requestId },
-          personalization: { hostname: `web-${index + 1}` },
-        });
-        requestEvents.set(requestId, [...(requestEvents.get(requestId) ?? []), event.id]);
-      };
-      await withFaults(cloud, schedule, FAULT_WINDOW_MS, counts, async () => {
-        const start = cloud.clock.now();
-        if (workload.drainAfterMs !== null) {
-          cloud.clock.at(start + workload.drainAfterMs, () => {
-            void log.request('Drain Pool', { pool: POOL });
-          });
-        }
-        for (const [index, request] of workload.requests.entries()) {
-          await cloud.settleFor(request.afterMs);
-          await send(index);
-          if (request.retryAfterMs !== null)
-            cloud.clock.at(cloud.clock.now() + request.retryAfterMs, () => void send(index));
-        }
+      requestEvents.set(requestId, [...(requestEvents.get(requestId) ?? []), event.id]);
+    };
+    const start = cloud.clock.now();
+    if (workload.drainAfterMs !== null) {
+      cloud.clock.at(start + workload.drainAfterMs, () => {
+        void log.request('Drain Pool', { pool: POOL });
       });
-      await cloud.settleFor(RECONCILE_MS);
-
-      const assignments = assignmentsOf(cloud, log);
-      counts.observe('hand-outs', new Set(assignments.map((a) => `${a.requestId}|${a.instanceId}`)).size);
-      counts.observe('requests', requestIds.length);
-      const provenance = callProvenance(cloud);
-      counts.observe('destructive calls', provenance.calls.length);
-      expectNoViolations(
-        counts,
-        [
-          ...claimedOnce(assignments),
-          ...callViolations(provenance),
-          ...requestsAnswered(log.requests, log.allOutcomes()),
-          ...claimsFinished(log, requestIds, requestEvents),
-          ...foreignUntouched(cloud, planted, assignments),
-        ],
-        log,
-        [workload, schedule],
-      );
-    } finally {
-      await cloud.stop();
     }
-  });
+    for (const [index, request] of workload.requests.entries()) {
+      await cloud.settleFor(request.afterMs);
+      await send(index);
+      if (request.retryAfterMs !== null)
+        cloud.clock.at(cloud.clock.now() + request.retryAfterMs, () => void send(index));
+    }
+  },
+  checks: async ({ cloud, log }, { planted, requestIds, requestEvents }, counts) => {
+    const assignments = assignmentsOf(cloud, log);
+    counts.observe('hand-outs', new Set(assignments.map((a) => `${a.requestId}|${a.instanceId}`)).size);
+    counts.observe('requests', requestIds.length);
+    return [
+      ...claimedOnce(assignments),
+      ...claimsFinished(log, requestIds, requestEvents),
+      ...foreignUntouched(cloud, planted, assignments),
+    ];
+  },
+});
 
 describe('pools and claims under duplicate, lost and reordered events, throttling, capacity errors and crashes', () => {
-  afterAll(() => {
-    console.log(tally.summary());
-  });
+  summarizeAfterAll(tally);
 
   it('never hands a member to two requesters and answers every request', async () => {
     await fc.assert(poolsProperty(workloadArbitrary, faultArbitrary, tally), assertOptions());
@@ -321,6 +302,35 @@ describe('pools and claims under duplicate, lost and reordered events, throttlin
     );
 
     await fc.assert(poolsProperty(oneRequest, throttledTagging, new FaultTally('pools regression', [])), {
+      numRuns: 1,
+    });
+  });
+
+  it('answers a Drain Pool whose first reconcile pass cannot describe the pool (1,000-run pass, seed 20261205)', async () => {
+    const drainAtOnce = fc.constant<PoolWorkload>({
+      seed: 1,
+      tier: 'stopped',
+      minSize: 1,
+      extra: 0,
+      requests: [
+        { afterMs: 0, availabilityZone: 'us-east-1a', instanceType: 'm7i.large', retryAfterMs: null },
+      ],
+      drainAfterMs: 0,
+    });
+    const describesFail = fc.constant(
+      new FaultSchedule([
+        {
+          kind: 'call',
+          atMs: 0,
+          service: 'ec2',
+          operation: 'DescribeInstances',
+          code: 'IncorrectInstanceState',
+          times: 5,
+        },
+      ]),
+    );
+
+    await fc.assert(poolsProperty(drainAtOnce, describesFail, new FaultTally('pools regression', [])), {
       numRuns: 1,
     });
   });

@@ -1,15 +1,12 @@
 import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
-import { afterAll, describe, inject, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { EC2_STATE_CHANGE } from '../../functions/catalog';
-import { DynamoPopularityStore } from '../../functions/popularity/adapters/dynamodb-popularity-store';
-import { decayParameters } from '../../functions/popularity/domain/decay';
 import { GLOBAL_SCOPE } from '../../functions/popularity/domain/scope';
-import { LocalCloud } from '../../local/cloud';
-import { popularityExact, requestsAnswered } from '../../local/invariants';
-import { callProvenance, callViolations } from '../../local/provenance';
-import { assertOptions, expectNoViolations, FaultTally, RunLog, withFaults } from './support/harness';
-import { DYNAMODB_CALLS, faultScheduleArbitrary } from './support/schedule';
+import { popularityExact } from '../../local/invariants';
+import { popularityStoreOn } from '../support/stores';
+import { assertOptions, FaultTally, faultProperty, summarizeAfterAll } from './support/harness';
+import { faultScheduleArbitrary, pauseArbitrary } from './support/schedule';
 
 /**
  * Popularity under faults: EC2 launches of a few AMIs and Image Launched reports of container
@@ -51,10 +48,7 @@ const workloadArbitrary: fc.Arbitrary<PopularityWorkload> = fc.record({
       image: fc.integer({ min: 0, max: 2 }),
       count: fc.integer({ min: 1, max: 3 }),
       availabilityZone: fc.constantFrom('us-east-1a' as const, 'us-east-1b' as const),
-      afterMs: fc.oneof(
-        fc.constant(0),
-        fc.integer({ min: 1, max: 60 }).map((s) => s * 1000),
-      ),
+      afterMs: pauseArbitrary(60),
     }),
     { minLength: 1, maxLength: 6 },
   ),
@@ -67,128 +61,108 @@ const faultArbitrary = faultScheduleArbitrary({
     { source: 'aws.ec2', detailType: EC2_STATE_CHANGE, droppable: false },
     { source: 'warmboot', detailType: 'Image Launched', droppable: false },
   ],
-  calls: [{ service: 'ec2', operation: 'DescribeInstances' }, ...DYNAMODB_CALLS],
+  calls: [{ service: 'ec2', operation: 'DescribeInstances' }],
   maxCallsPerInvocation: 12,
 });
 
 const tally = new FaultTally('popularity', ['popularityExact', 'requestAnswered', 'onlyManaged']);
 
+interface PopularityRun {
+  readonly amis: readonly string[];
+  /** Deliveries some copy of which succeeded. */
+  readonly succeeded: Set<string>;
+  /** Launches per image. */
+  readonly distinct: Map<string, number>;
+  /** Which instance or report event carried each launch. */
+  readonly carriedBy: Map<string, { image: string; count: number }>;
+}
+
+const popularityProperty = faultProperty<PopularityWorkload, PopularityRun>({
+  functions: ['popularity'],
+  cloud: () => ({
+    documents: [],
+    behaviours: {},
+    settings: { POPULARITY_SETTINGS: JSON.stringify(SETTINGS) },
+  }),
+  windowMs: FAULT_WINDOW_MS,
+  settleMs: SETTLE_MS,
+  setup: async ({ cloud, workload }) => {
+    const amis = Array.from({ length: workload.amis }, (_, index) =>
+      cloud.ec2.registerImage({ name: `image-${index}`, rootSizeGiB: 8 }),
+    );
+    const succeeded = new Set<string>();
+    cloud.bus.onInvocation((record) => {
+      if (record.outcome === 'succeeded') succeeded.add(record.event.id);
+    });
+    return { amis, succeeded, distinct: new Map(), carriedBy: new Map() };
+  },
+  apply: async ({ cloud, log, workload }, { amis, distinct, carriedBy }) => {
+    const add = (image: string, count: number) => distinct.set(image, (distinct.get(image) ?? 0) + count);
+    for (const launch of workload.launches) {
+      await cloud.settleFor(launch.afterMs);
+      if (launch.kind === 'reported') {
+        const image = CONTAINER_IMAGES[launch.image % CONTAINER_IMAGES.length] ?? '';
+        const event = await log.request('Image Launched', {
+          image,
+          availabilityZone: launch.availabilityZone,
+          count: launch.count,
+        });
+        carriedBy.set(event.id, { image, count: launch.count });
+        add(image, launch.count);
+        continue;
+      }
+      const image = amis[launch.image % amis.length] ?? '';
+      const answer = await cloud.run(() =>
+        cloud.runtime('popularity').clients.ec2.send(
+          new RunInstancesCommand({
+            ImageId: image,
+            InstanceType: 'm7i.large',
+            MinCount: launch.count,
+            MaxCount: launch.count,
+            Placement: { AvailabilityZone: launch.availabilityZone },
+          }),
+        ),
+      );
+      for (const instance of answer.Instances ?? [])
+        carriedBy.set(instance.InstanceId ?? '', { image, count: 1 });
+      add(image, launch.count);
+    }
+  },
+  checks: async ({ cloud }, { amis, succeeded, distinct, carriedBy }, counts) => {
+    // A launch whose every delivery failed is reported in the DLQ (it may have been counted
+    // before the last failure). A duplicate copy may end there while the other copy succeeded.
+    const deadLettered = new Map<string, number>();
+    for (const letter of cloud.bus.deadLetters('popularity')) {
+      if (succeeded.has(letter.event.id)) continue;
+      const key =
+        letter.event.source === 'aws.ec2'
+          ? String(letter.event.detail['instance-id'] ?? '')
+          : letter.event.id;
+      const carried = carriedBy.get(key);
+      if (!carried) continue;
+      deadLettered.set(carried.image, (deadLettered.get(carried.image) ?? 0) + carried.count);
+      carriedBy.delete(key);
+    }
+    const store = popularityStoreOn(cloud);
+    const now = cloud.clock.now();
+    const counted = new Map<string, number>();
+    for (const image of [...amis, ...CONTAINER_IMAGES]) {
+      counted.set(image, await cloud.run(() => store.launches(GLOBAL_SCOPE, image, now)));
+    }
+    counts.observe(
+      'launches',
+      [...distinct.values()].reduce((sum, count) => sum + count, 0),
+    );
+    // The launches are the customer's, untagged: popularity reads them and must touch none (the
+    // harness checks every destructive call).
+    return popularityExact(distinct, counted, deadLettered);
+  },
+});
+
 describe('popularity under duplicate, delayed and reordered events, throttling and crashes', () => {
-  afterAll(() => {
-    console.log(tally.summary());
-  });
+  summarizeAfterAll(tally);
 
   it('counts every distinct launch exactly once', async () => {
-    await fc.assert(
-      fc.asyncProperty(workloadArbitrary, faultArbitrary, async (workload, schedule) => {
-        tally.runs += 1;
-        const cloud = await LocalCloud.start({
-          dynamodbEndpoint: inject('dynamodbEndpoint'),
-          latency: 'zero',
-          faultsOnDynamodb: true,
-          seed: workload.seed,
-          functions: ['popularity'],
-          documents: [],
-          behaviours: {},
-          settings: { POPULARITY_SETTINGS: JSON.stringify(SETTINGS) },
-        });
-        try {
-          const amis = Array.from({ length: workload.amis }, (_, index) =>
-            cloud.ec2.registerImage({ name: `image-${index}`, rootSizeGiB: 8 }),
-          );
-          const log = new RunLog(cloud, ['popularity']);
-          const succeeded = new Set<string>();
-          cloud.bus.onInvocation((record) => {
-            if (record.outcome === 'succeeded') succeeded.add(record.event.id);
-          });
-          /** Launches per image, and which instance or report event carried each. */
-          const distinct = new Map<string, number>();
-          const carriedBy = new Map<string, { image: string; count: number }>();
-          const add = (image: string, count: number) =>
-            distinct.set(image, (distinct.get(image) ?? 0) + count);
-
-          await withFaults(cloud, schedule, FAULT_WINDOW_MS, tally, async () => {
-            for (const launch of workload.launches) {
-              await cloud.settleFor(launch.afterMs);
-              if (launch.kind === 'reported') {
-                const image = CONTAINER_IMAGES[launch.image % CONTAINER_IMAGES.length] ?? '';
-                const event = await log.request('Image Launched', {
-                  image,
-                  availabilityZone: launch.availabilityZone,
-                  count: launch.count,
-                });
-                carriedBy.set(event.id, { image, count: launch.count });
-                add(image, launch.count);
-                continue;
-              }
-              const image = amis[launch.image % amis.length] ?? '';
-              const answer = await cloud.run(() =>
-                cloud.runtime('popularity').clients.ec2.send(
-                  new RunInstancesCommand({
-                    ImageId: image,
-                    InstanceType: 'm7i.large',
-                    MinCount: launch.count,
-                    MaxCount: launch.count,
-                    Placement: { AvailabilityZone: launch.availabilityZone },
-                  }),
-                ),
-              );
-              for (const instance of answer.Instances ?? [])
-                carriedBy.set(instance.InstanceId ?? '', { image, count: 1 });
-              add(image, launch.count);
-            }
-          });
-          await cloud.settleFor(SETTLE_MS);
-
-          // A launch whose every delivery failed is reported in the DLQ (it may have been counted
-          // before the last failure). A duplicate copy may end there while the other copy succeeded.
-          const deadLettered = new Map<string, number>();
-          for (const letter of cloud.bus.deadLetters('popularity')) {
-            if (succeeded.has(letter.event.id)) continue;
-            const key =
-              letter.event.source === 'aws.ec2'
-                ? String(letter.event.detail['instance-id'] ?? '')
-                : letter.event.id;
-            const carried = carriedBy.get(key);
-            if (!carried) continue;
-            deadLettered.set(carried.image, (deadLettered.get(carried.image) ?? 0) + carried.count);
-            carriedBy.delete(key);
-          }
-          const store = new DynamoPopularityStore({
-            client: cloud.runtime('popularity').clients.dynamodb,
-            tableName: cloud.tables.popularity,
-            settings: { decay: decayParameters(SETTINGS.halfLifeHours), shards: SETTINGS.shards },
-            dedupeTtlMs: 86_400_000,
-            sleep: (ms) => cloud.clock.sleep(ms),
-            random: () => 0.5,
-          });
-          const now = cloud.clock.now();
-          const counted = new Map<string, number>();
-          for (const image of [...amis, ...CONTAINER_IMAGES]) {
-            counted.set(image, await cloud.run(() => store.launches(GLOBAL_SCOPE, image, now)));
-          }
-          tally.observe(
-            'launches',
-            [...distinct.values()].reduce((sum, count) => sum + count, 0),
-          );
-          // The launches are the customer's, untagged: popularity reads them and must touch none.
-          const provenance = callProvenance(cloud);
-          tally.observe('destructive calls', provenance.calls.length);
-          expectNoViolations(
-            tally,
-            [
-              ...popularityExact(distinct, counted, deadLettered),
-              ...callViolations(provenance),
-              ...requestsAnswered(log.requests, log.allOutcomes()),
-            ],
-            log,
-            [workload, schedule],
-          );
-        } finally {
-          await cloud.stop();
-        }
-      }),
-      assertOptions(),
-    );
+    await fc.assert(popularityProperty(workloadArbitrary, faultArbitrary, tally), assertOptions());
   });
 });

@@ -3,14 +3,14 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { describe, expect, it } from 'vitest';
 import { type FleetConfig, type Launch, simulate } from '../../bench/cache-sim';
 import { BENCH_HOST_GROUP, warmbootPolicy } from '../../bench/cache-warmboot';
-import { loadTrace } from '../../bench/trace';
 import type { HostInfo, VolumeLinks } from '../../functions/image-cache/adapters/ec2';
 import { MemoryImageCacheStore } from '../../functions/image-cache/adapters/memory-store';
 import type { CacheCommands } from '../../functions/image-cache/adapters/ssm';
+import { ImageCacheService } from '../../functions/image-cache/application/image-cache';
 import { hostGroupSchema } from '../../functions/image-cache/config';
 import { DOCUMENT_NAMES } from '../../functions/image-cache/documents';
 import type { CachePlan, PlanInput } from '../../functions/image-cache/domain/planner';
-import { ImageCacheService } from '../../functions/image-cache/service';
+import { loadTrace } from '../../local/trace';
 
 /**
  * The benchmark's `warmboot` policy drives the pure planner directly; the Lambda path reaches it

@@ -1,23 +1,16 @@
-import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dynamoPoolStore } from '../../functions/pools/adapters/store';
-import type { EventEnvelope } from '../../local/bus';
-import { LocalCloud } from '../../local/cloud';
+import { sampleEvent } from '../support/events';
+import { invokeSample, localCloudPerTest } from '../support/local-cloud';
 
 const MINUTE = 60_000;
 const SUBNET = 'subnet-0aaaaaaaaaaaaaaa1';
 const POOL = 'legacy-web';
 
-const sample = (path: string) =>
-  JSON.parse(readFileSync(new URL(`../../events/${path}`, import.meta.url), 'utf8')) as EventEnvelope;
-const definePoolEvent = sample('pools/define-pool.json');
-const requestServerEvent = sample('claim/request-server.json');
+const definePoolEvent = sampleEvent('pools/define-pool.json');
+const requestServerEvent = sampleEvent('claim/request-server.json');
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
-});
+const startCloud = localCloudPerTest();
 
 /**
  * A resize EC2 refuses for a member (resize-limitations) is the member's problem: the member goes
@@ -27,20 +20,16 @@ afterEach(async () => {
  */
 describe('a claim whose resize EC2 refuses', () => {
   it('gives the member back ready and answers the request with the refusal', async () => {
-    const local = await LocalCloud.start({
-      dynamodbEndpoint: inject('dynamodbEndpoint'),
+    const local = await startCloud({
       functions: ['pools', 'claim'],
       // The account has Default Host Management Configuration on: the members' agents register (S4).
       defaultHostManagement: true,
     });
-    cloud = local;
     local.ec2.addSubnet({ subnetId: SUBNET, availabilityZone: 'us-east-1a' });
     const image = local.ec2.registerImage({ name: 'centos-6-web', rootSizeGiB: 8, enaSupport: false });
     // Define Pool is an administrator's request: a direct (IAM-authenticated) invoke.
-    await local.invoke('pools', {
-      ...definePoolEvent,
+    await invokeSample(local, 'pools', definePoolEvent, {
       id: 'define-legacy-web',
-      time: new Date(local.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
       detail: {
         pool: {
           name: POOL,
@@ -61,10 +50,8 @@ describe('a claim whose resize EC2 refuses', () => {
     const [member] = await local.run(() => store.listMembers(POOL));
     expect(member?.state).toBe('ready');
 
-    const answer = (await local.invoke('claim', {
-      ...requestServerEvent,
+    const answer = (await invokeSample(local, 'claim', requestServerEvent, {
       id: 'request-event-resize',
-      time: new Date(local.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
       detail: {
         ...requestServerEvent.detail,
         requestId: 'req-resize',

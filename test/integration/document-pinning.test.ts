@@ -1,23 +1,16 @@
-import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dynamoPoolStore } from '../../functions/pools/adapters/store';
 import { documentNamed, INITIALIZE_DOCUMENT } from '../../functions/pools/documents';
 import { type CommandDocument, deployedDocumentName } from '../../functions/shared/ssm-document';
-import type { EventEnvelope } from '../../local/bus';
-import { LocalCloud } from '../../local/cloud';
+import { sampleEvent } from '../support/events';
+import { localCloudPerTest } from '../support/local-cloud';
 
 const MINUTE = 60_000;
 const SUBNET = 'subnet-0aaaaaaaaaaaaaaa1';
 
-const definePoolEvent = JSON.parse(
-  readFileSync(new URL('../../events/pools/define-pool.json', import.meta.url), 'utf8'),
-) as EventEnvelope;
+const definePoolEvent = sampleEvent('pools/define-pool.json');
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
-});
+const startCloud = localCloudPerTest();
 
 const initialize = documentNamed(INITIALIZE_DOCUMENT) as CommandDocument;
 
@@ -32,13 +25,11 @@ const tampered: CommandDocument = {
 
 describe('SSM documents are pinned to the deployed version', () => {
   it('initializes pool members with the deployed script after someone made another version the default', async () => {
-    const local = await LocalCloud.start({
-      dynamodbEndpoint: inject('dynamodbEndpoint'),
+    const local = await startCloud({
       functions: ['pools'],
       // The account has Default Host Management Configuration on: the members' agents register (S4).
       defaultHostManagement: true,
     });
-    cloud = local;
     local.ec2.addSubnet({ subnetId: SUBNET, availabilityZone: 'us-east-1a' });
     const image = local.ec2.registerImage({ name: 'al2023-web', rootSizeGiB: 8 });
     // UpdateDocument + UpdateDocumentDefaultVersion in the console, outside the stack.

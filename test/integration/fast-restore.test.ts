@@ -1,30 +1,22 @@
-import { readFileSync } from 'node:fs';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { LocalCloud } from '../../local/cloud';
+import { describe, expect, it } from 'vitest';
+import type { LocalCloud } from '../../local/cloud';
+import { sampleEvent } from '../support/events';
+import { invokeSample, localCloudPerTest } from '../support/local-cloud';
 
 const HOUR = 3_600_000;
-const planSample = JSON.parse(
-  readFileSync(new URL('../../events/fast-restore/plan-fast-restore.json', import.meta.url), 'utf8'),
-) as Record<string, unknown>;
+const planSample = sampleEvent('fast-restore/plan-fast-restore.json');
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
-});
+const startCloud = localCloudPerTest();
 
-const start = async (fastRestore: Record<string, unknown>): Promise<LocalCloud> => {
-  cloud = await LocalCloud.start({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
+const start = (fastRestore: Record<string, unknown>): Promise<LocalCloud> =>
+  startCloud({
     functions: ['popularity', 'fastRestore'],
     settings: {
       POPULARITY_SETTINGS: JSON.stringify({ halfLifeHours: 1, shards: 2 }),
       FAST_RESTORE_SETTINGS: JSON.stringify({ cooldownMinutes: 30, minScore: 1, ...fastRestore }),
     },
   });
-  return cloud;
-};
 
 const launches = async (local: LocalCloud, image: string, availabilityZone: string, count: number) => {
   await local.putEvent({
@@ -38,12 +30,7 @@ const launches = async (local: LocalCloud, image: string, availabilityZone: stri
 let planCounter = 0;
 /** The console sample, as the operator would send it, with a fresh id and the clock's time. */
 const plan = (local: LocalCloud) =>
-  local.invoke('fastRestore', {
-    ...planSample,
-    id: `plan-${++planCounter}`,
-    time: new Date(local.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    detail: { dryRun: false },
-  });
+  invokeSample(local, 'fastRestore', planSample, { id: `plan-${++planCounter}`, detail: { dryRun: false } });
 
 const rootSnapshot = (local: LocalCloud, imageId: string): string =>
   local.ec2.images().find((image) => image.imageId === imageId)?.blockDevices[0]?.snapshotId ?? '';

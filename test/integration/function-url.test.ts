@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { WARMBOOT } from '../../functions/catalog';
 import { dynamoPoolStore } from '../../functions/pools/adapters/store';
@@ -8,8 +8,9 @@ import { EventRegistry, route } from '../../functions/shared/event-registry';
 import { REQUEST_ID_HEADER } from '../../functions/shared/function-url';
 import { createLambdaHandler } from '../../functions/shared/lambda';
 import type { Operator } from '../../infra/config';
-import { LocalCloud } from '../../local/cloud';
+import type { LocalCloud } from '../../local/cloud';
 import { AMAZON_SSM_MANAGED_INSTANCE_CORE } from '../../local/iam/instance-profiles';
+import { localCloudPerTest } from '../support/local-cloud';
 
 /**
  * The IAM-authenticated entry point (security review, "Target design" 2 and 5): every function
@@ -59,16 +60,13 @@ const recordingShelving = (runtime: Parameters<typeof createLambdaHandler>[1]) =
     runtime,
   );
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
+const startCloud = localCloudPerTest();
+afterEach(() => {
   callersSeen.length = 0;
 });
 
 const start = async (): Promise<LocalCloud> => {
-  cloud = await LocalCloud.start({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
+  const cloud = await startCloud({
     functions: ['pools'],
     handlers: { shelving: recordingShelving },
     operators,

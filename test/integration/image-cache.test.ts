@@ -1,16 +1,13 @@
-import { readFileSync } from 'node:fs';
-import {
-  CreateTagsCommand,
-  EC2Client,
-  RunInstancesCommand,
-  TerminateInstancesCommand,
-} from '@aws-sdk/client-ec2';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { CreateTagsCommand, EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import { describe, expect, it } from 'vitest';
 import { SSM_COMMAND_STATUS } from '../../functions/catalog';
 import { DynamoImageCacheStore, type GroupState } from '../../functions/image-cache/adapters/store';
-import { LocalCloud } from '../../local/cloud';
+import type { LocalCloud } from '../../local/cloud';
 import { ensureSsmManagedProfile } from '../../local/iam/instance-profiles';
 import { attachSimulator } from '../../local/sdk-bridge';
+import { sampleEvent } from '../support/events';
+import { launchGroupHosts } from '../support/instances';
+import { localCloudPerTest, putRequest as put } from '../support/local-cloud';
 
 const GiB = 1024 ** 3;
 const GROUP = 'gpu-inference';
@@ -26,25 +23,15 @@ const HOST_GROUPS = [
   },
 ];
 
-const sample = (path: string) =>
-  JSON.parse(readFileSync(new URL(`../../events/${path}`, import.meta.url), 'utf8')) as {
-    'detail-type': string;
-    detail: Record<string, unknown>;
-  };
-const register = sample('image-cache/register-image.json');
-const pin = sample('image-cache/pin-image.json');
-const advise = sample('placement/advise-placement.json');
+const register = sampleEvent('image-cache/register-image.json');
+const pin = sampleEvent('image-cache/pin-image.json');
+const advise = sampleEvent('placement/advise-placement.json');
 const image = register.detail.image as { id: string; source: string; digest: string; sizeBytes: number };
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
-});
+const startCloud = localCloudPerTest();
 
 const start = async (group: Record<string, unknown> = {}): Promise<LocalCloud> => {
-  cloud = await LocalCloud.start({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
+  const cloud = await startCloud({
     functions: ['imageCache', 'placement'],
     settings: { HOST_GROUPS: JSON.stringify(HOST_GROUPS.map((defined) => ({ ...defined, ...group }))) },
   });
@@ -52,38 +39,18 @@ const start = async (group: Record<string, unknown> = {}): Promise<LocalCloud> =
   return cloud;
 };
 
-const put = (local: LocalCloud, event: { 'detail-type': string; detail: Record<string, unknown> }) =>
-  local.putEvent({ source: 'warmboot', detailType: event['detail-type'], detail: event.detail });
-
 /** Register Image is an administrator's direct invoke, never an event on the request bus. */
 const registerImage = (local: LocalCloud, spec: Record<string, unknown>) =>
   local.adminRequest('Register Image', { image: spec });
 
-const launchHosts = async (local: LocalCloud, zone: string, count: number): Promise<string[]> => {
-  const output = await local.run(() =>
-    local.runtime('imageCache').clients.ec2.send(
-      new RunInstancesCommand({
-        ImageId: local.ec2.registerImage({ name: `host-${zone}`, rootSizeGiB: 8 }),
-        InstanceType: 'g5.xlarge',
-        MinCount: count,
-        MaxCount: count,
-        Placement: { AvailabilityZone: zone },
-        // The hosts' SSM agents register only with a role carrying AmazonSSMManagedInstanceCore.
-        IamInstanceProfile: { Name: ensureSsmManagedProfile(local.instanceProfiles) },
-        TagSpecifications: [
-          {
-            ResourceType: 'instance',
-            Tags: [
-              { Key: 'warmboot:host-group', Value: GROUP },
-              { Key: 'warmboot:managed', Value: 'true' },
-            ],
-          },
-        ],
-      }),
-    ),
-  );
-  return (output.Instances ?? []).map((instance) => instance.InstanceId ?? '');
-};
+const launchHosts = (local: LocalCloud, zone: string, count: number): Promise<string[]> =>
+  launchGroupHosts(local, {
+    group: GROUP,
+    imageId: local.ec2.registerImage({ name: `host-${zone}`, rootSizeGiB: 8 }),
+    availabilityZone: zone,
+    count,
+    instanceProfile: ensureSsmManagedProfile(local.instanceProfiles),
+  });
 
 const groupState = (local: LocalCloud): Promise<GroupState> =>
   local.run(() => new DynamoImageCacheStore(local.documents, local.tables.imageCache).loadGroup(GROUP));
@@ -164,26 +131,11 @@ describe('image cache on the local cloud', () => {
 
   it('a host launched without an SSM-enabled instance profile stays joining and is named agent-never-registered', async () => {
     const local = await start();
-    const output = await local.run(() =>
-      local.runtime('imageCache').clients.ec2.send(
-        new RunInstancesCommand({
-          ImageId: local.ec2.registerImage({ name: 'host-no-profile', rootSizeGiB: 8 }),
-          InstanceType: 'g5.xlarge',
-          MinCount: 1,
-          MaxCount: 1,
-          TagSpecifications: [
-            {
-              ResourceType: 'instance',
-              Tags: [
-                { Key: 'warmboot:host-group', Value: GROUP },
-                { Key: 'warmboot:managed', Value: 'true' },
-              ],
-            },
-          ],
-        }),
-      ),
-    );
-    const host = output.Instances?.[0]?.InstanceId ?? '';
+    const [host = ''] = await launchGroupHosts(local, {
+      group: GROUP,
+      imageId: local.ec2.registerImage({ name: 'host-no-profile', rootSizeGiB: 8 }),
+      count: 1,
+    });
     local.startSchedules();
 
     await local.settleFor(40 * 60_000);
@@ -293,8 +245,7 @@ const startWith = async (
   functions: ('imageCache' | 'placement' | 'popularity')[] = ['imageCache'],
   settings: Record<string, string> = {},
 ): Promise<LocalCloud> => {
-  cloud = await LocalCloud.start({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
+  const cloud = await startCloud({
     functions,
     settings: { HOST_GROUPS: JSON.stringify([{ ...HOST_GROUPS[0], ...group }]), ...settings },
   });

@@ -1,12 +1,12 @@
-import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WARMBOOT, WARMBOOT_FACT } from '../../functions/catalog';
-import { DynamoPopularityStore } from '../../functions/popularity/adapters/dynamodb-popularity-store';
-import { decayParameters } from '../../functions/popularity/domain/decay';
 import { GLOBAL_SCOPE } from '../../functions/popularity/domain/scope';
 import type { Operator } from '../../infra/config';
 import type { InvocationRecord } from '../../local/bus';
-import { LocalCloud, type LocalCloudOptions } from '../../local/cloud';
+import type { LocalCloud } from '../../local/cloud';
+import { sampleEvent } from '../support/events';
+import { localCloudPerTest, type TestCloudOptions } from '../support/local-cloud';
+import { popularityStoreOn } from '../support/stores';
 
 /**
  * Requests only from authorized callers (security review C1, H3, M5): on the local cloud, a
@@ -18,9 +18,10 @@ import { LocalCloud, type LocalCloudOptions } from '../../local/cloud';
 const ACCOUNT = '123456789012';
 const SETTINGS = { halfLifeHours: 24, shards: 2, topK: 5, scoreThreshold: 5 };
 const GROUP = 'gpu-inference';
-const sample = JSON.parse(
-  readFileSync(new URL('../../events/popularity/image-launched.json', import.meta.url), 'utf8'),
-) as { 'detail-type': string; detail: { image: string; count: number } & Record<string, unknown> };
+const sample = sampleEvent<{
+  'detail-type': string;
+  detail: { image: string; count: number } & Record<string, unknown>;
+}>('popularity/image-launched.json');
 
 const requester = `arn:aws:iam::${ACCOUNT}:role/team/launch-reporter`;
 const operators: Operator[] = [{ principal: requester, requests: ['Image Launched'], tenants: ['*'] }];
@@ -37,34 +38,18 @@ const ciRole = {
   identityPolicies: putEventsAnywhere,
 };
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
-});
+const startCloud = localCloudPerTest();
 
-const start = async (options: Partial<LocalCloudOptions> = {}): Promise<LocalCloud> => {
-  cloud = await LocalCloud.start({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
+const start = (options: Partial<TestCloudOptions> = {}): Promise<LocalCloud> =>
+  startCloud({
     functions: ['popularity'],
     settings: { POPULARITY_SETTINGS: JSON.stringify(SETTINGS) },
     operators,
     ...options,
   });
-  return cloud;
-};
 
-const launches = (local: LocalCloud): Promise<number> => {
-  const store = new DynamoPopularityStore({
-    client: local.runtime('popularity').clients.dynamodb,
-    tableName: local.tables.popularity,
-    settings: { decay: decayParameters(SETTINGS.halfLifeHours), shards: SETTINGS.shards },
-    dedupeTtlMs: 86_400_000,
-    sleep: (ms) => local.clock.sleep(ms),
-    random: Math.random,
-  });
-  return local.run(() => store.launches(GLOBAL_SCOPE, sample.detail.image, local.clock.now()));
-};
+const launches = (local: LocalCloud): Promise<number> =>
+  local.run(() => popularityStoreOn(local).launches(GLOBAL_SCOPE, sample.detail.image, local.clock.now()));
 
 const launched = { source: WARMBOOT, detailType: sample['detail-type'], detail: sample.detail };
 

@@ -1,11 +1,12 @@
-import { readFileSync } from 'node:fs';
-import { RunInstancesCommand } from '@aws-sdk/client-ec2';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoImageCacheStore, type GroupState } from '../../functions/image-cache/adapters/store';
 import { WARM_IMAGES_TAG } from '../../functions/image-cache/config';
 import type { PlacementAdvice } from '../../functions/placement/domain/advise';
-import { LocalCloud } from '../../local/cloud';
+import type { LocalCloud } from '../../local/cloud';
 import { ensureSsmManagedProfile } from '../../local/iam/instance-profiles';
+import { sampleEvent } from '../support/events';
+import { launchGroupHosts } from '../support/instances';
+import { localCloudPerTest, putRequest as put } from '../support/local-cloud';
 
 const GiB = 1024 ** 3;
 const GROUP = 'gpu-inference';
@@ -19,60 +20,32 @@ const HOST_GROUPS = [
   },
 ];
 
-const sample = (path: string) =>
-  JSON.parse(readFileSync(new URL(`../../events/${path}`, import.meta.url), 'utf8')) as {
-    'detail-type': string;
-    detail: Record<string, unknown>;
-  };
-const register = sample('image-cache/register-image.json');
-const pin = sample('image-cache/pin-image.json');
-const advise = sample('placement/advise-placement.json');
+const register = sampleEvent('image-cache/register-image.json');
+const pin = sampleEvent('image-cache/pin-image.json');
+const advise = sampleEvent('placement/advise-placement.json');
 const image = register.detail.image as { id: string; source: string; digest: string; sizeBytes: number };
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
-});
-
-const put = (local: LocalCloud, event: { 'detail-type': string; detail: Record<string, unknown> }) =>
-  local.putEvent({ source: 'warmboot', detailType: event['detail-type'], detail: event.detail });
+const startCloud = localCloudPerTest();
 
 /** Two hosts in each of two AZs, joined and inventoried, the sample image registered. */
 const start = async (): Promise<{ local: LocalCloud; hosts: string[] }> => {
-  const local = await LocalCloud.start({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
+  const local = await startCloud({
     functions: ['imageCache', 'placement'],
     settings: { HOST_GROUPS: JSON.stringify(HOST_GROUPS) },
   });
-  cloud = local;
   local.ssm.imageSource.add(image.source, { bytes: image.sizeBytes, digest: image.digest });
   const hostImage = local.ec2.registerImage({ name: 'cache-host', rootSizeGiB: 8 });
   const hosts: string[] = [];
   for (const zone of ['us-east-1a', 'us-east-1b']) {
-    const output = await local.run(() =>
-      local.runtime('imageCache').clients.ec2.send(
-        new RunInstancesCommand({
-          ImageId: hostImage,
-          InstanceType: 'g5.xlarge',
-          MinCount: 2,
-          MaxCount: 2,
-          Placement: { AvailabilityZone: zone },
-          // The hosts' SSM agents register only with a role carrying AmazonSSMManagedInstanceCore.
-          IamInstanceProfile: { Name: ensureSsmManagedProfile(local.instanceProfiles) },
-          TagSpecifications: [
-            {
-              ResourceType: 'instance',
-              Tags: [
-                { Key: 'warmboot:host-group', Value: GROUP },
-                { Key: 'warmboot:managed', Value: 'true' },
-              ],
-            },
-          ],
-        }),
-      ),
+    hosts.push(
+      ...(await launchGroupHosts(local, {
+        group: GROUP,
+        imageId: hostImage,
+        availabilityZone: zone,
+        count: 2,
+        instanceProfile: ensureSsmManagedProfile(local.instanceProfiles),
+      })),
     );
-    hosts.push(...(output.Instances ?? []).map((instance) => instance.InstanceId ?? ''));
   }
   // Register Image is an administrator's direct invoke, never a request-bus event.
   await local.adminRequest('Register Image', register.detail);

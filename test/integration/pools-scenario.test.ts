@@ -1,12 +1,8 @@
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { LocalCloud } from '../../local/cloud';
+import { describe, expect, it } from 'vitest';
 import { poolsSettings, runPoolsScenario } from '../../local/scenarios/pools';
+import { localCloudPerTest } from '../support/local-cloud';
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
-});
+const startCloud = localCloudPerTest();
 
 /**
  * A scenario replays minutes of a real trace through every deployed function on the strict
@@ -20,8 +16,7 @@ describe('the pools sandbox scenario', () => {
   it(
     'serves a slice of the Alibaba trace from a Linux and a Windows-like pool, mostly from ready members',
     async () => {
-      cloud = await LocalCloud.start({
-        dynamodbEndpoint: inject('dynamodbEndpoint'),
+      const cloud = await startCloud({
         functions: ['pools', 'claim'],
         settings: poolsSettings(),
       });

@@ -1,13 +1,14 @@
-import { readFileSync } from 'node:fs';
 import { StopInstancesCommand } from '@aws-sdk/client-ec2';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type ClaimRecord, dynamoPoolStore } from '../../functions/pools/adapters/store';
 import type { PoolSpecInput } from '../../functions/pools/config';
 import type { EventEnvelope } from '../../local/bus';
-import { LocalCloud } from '../../local/cloud';
+import type { LocalCloud } from '../../local/cloud';
 import { plantForeignPoolMember } from '../../local/foreign-resources';
 import { AMAZON_SSM_MANAGED_INSTANCE_CORE } from '../../local/iam/instance-profiles';
 import { SimulatedAwsError } from '../../local/sdk-bridge';
+import { sampleEvent } from '../support/events';
+import { invokeSample, localCloudPerTest } from '../support/local-cloud';
 
 const SECOND = 1_000;
 const MINUTE = 60_000;
@@ -17,17 +18,11 @@ const POOL = 'linux-web';
 /** The members' instance profile: its role carries AmazonSSMManagedInstanceCore, so their agents register. */
 const MEMBER_PROFILE = 'web-member';
 
-const sample = (path: string) =>
-  JSON.parse(readFileSync(new URL(`../../events/${path}`, import.meta.url), 'utf8')) as EventEnvelope;
-const definePoolEvent = sample('pools/define-pool.json');
-const requestServerEvent = sample('claim/request-server.json');
-const drainPoolEvent = sample('pools/drain-pool.json');
+const definePoolEvent = sampleEvent('pools/define-pool.json');
+const requestServerEvent = sampleEvent('claim/request-server.json');
+const drainPoolEvent = sampleEvent('pools/drain-pool.json');
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
-});
+const startCloud = localCloudPerTest();
 
 interface Started {
   readonly local: LocalCloud;
@@ -40,12 +35,7 @@ interface Started {
 const POOL_POLICY = JSON.stringify({ instanceProfiles: [{ name: MEMBER_PROFILE }, { name: 'no-ssm' }] });
 
 const start = async (settings: Record<string, string> = {}): Promise<Started> => {
-  const local = await LocalCloud.start({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
-    functions: ['pools', 'claim'],
-    settings: { POOL_POLICY, ...settings },
-  });
-  cloud = local;
+  const local = await startCloud({ functions: ['pools', 'claim'], settings: { POOL_POLICY, ...settings } });
   local.instanceProfiles.create(MEMBER_PROFILE, { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
   local.ec2.addSubnet({ subnetId: SUBNET_A, availabilityZone: 'us-east-1a' });
   local.ec2.addSubnet({ subnetId: SUBNET_B, availabilityZone: 'us-east-1b' });
@@ -89,10 +79,8 @@ type Outcome = {
 };
 const requestServer = async (local: LocalCloud, detail: Record<string, unknown> = {}): Promise<Outcome> => {
   requests += 1;
-  const answer = (await local.invoke('claim', {
-    ...requestServerEvent,
+  const answer = (await invokeSample(local, 'claim', requestServerEvent, {
     id: `request-event-${requests}`,
-    time: new Date(local.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
     detail: {
       ...requestServerEvent.detail,
       requestId: `req-${requests}`,
@@ -374,8 +362,6 @@ describe('pool reconcile on the local cloud', () => {
   it('upserts the pools given in settings on the schedule', async () => {
     const probe = await start();
     const image = probe.image;
-    await probe.local.stop();
-    cloud = undefined;
     const { local } = await start({ POOLS: JSON.stringify([linuxPool(image, { minSize: 1 })]) });
     local.ec2.registerImage({ name: 'al2023-web-2', rootSizeGiB: 8, imageId: image });
     local.startSchedules();

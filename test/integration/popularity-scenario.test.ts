@@ -1,12 +1,8 @@
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { LocalCloud } from '../../local/cloud';
+import { describe, expect, it } from 'vitest';
 import { runPopularityScenario } from '../../local/scenarios/popularity';
+import { localCloudPerTest } from '../support/local-cloud';
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
-});
+const startCloud = localCloudPerTest();
 
 /**
  * A scenario replays minutes of a real trace through every deployed function on the strict
@@ -20,8 +16,7 @@ describe('popularity sandbox scenario', () => {
   it(
     'replays a slice of the Alibaba trace: ranked scores, FSR decisions within budget',
     async () => {
-      cloud = await LocalCloud.start({
-        dynamodbEndpoint: inject('dynamodbEndpoint'),
+      const cloud = await startCloud({
         functions: ['popularity', 'fastRestore'],
         settings: {
           POPULARITY_SETTINGS: JSON.stringify({ halfLifeHours: 6 }),

@@ -1,47 +1,28 @@
-import { readFileSync } from 'node:fs';
 import { RunInstancesCommand } from '@aws-sdk/client-ec2';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { DynamoPopularityStore } from '../../functions/popularity/adapters/dynamodb-popularity-store';
-import { decayParameters } from '../../functions/popularity/domain/decay';
+import { describe, expect, it } from 'vitest';
 import { GLOBAL_SCOPE } from '../../functions/popularity/domain/scope';
-import { LocalCloud } from '../../local/cloud';
+import type { LocalCloud } from '../../local/cloud';
+import { awsSampleEvent, sampleEvent } from '../support/events';
+import { localCloudPerTest } from '../support/local-cloud';
+import { popularityStoreOn } from '../support/stores';
 
 const SETTINGS = { halfLifeHours: 24, shards: 4, topK: 5 };
-const sampleLaunch = JSON.parse(
-  readFileSync(new URL('../../events/popularity/image-launched.json', import.meta.url), 'utf8'),
-) as { detail: Record<string, unknown> };
-const awsTaskEvent = JSON.parse(
-  readFileSync(new URL('../fixtures/aws/ecs-task-state-change.json', import.meta.url), 'utf8'),
-) as { detail: { containers: Record<string, unknown>[] } & Record<string, unknown> };
+const sampleLaunch = sampleEvent('popularity/image-launched.json');
+const awsTaskEvent = awsSampleEvent<{
+  detail: { containers: Record<string, unknown>[] } & Record<string, unknown>;
+}>('ecs-task-state-change.json');
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
-});
+const startCloud = localCloudPerTest();
 
-const start = async (): Promise<LocalCloud> => {
-  cloud = await LocalCloud.start({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
-    functions: ['popularity'],
-    settings: { POPULARITY_SETTINGS: JSON.stringify(SETTINGS) },
-  });
-  return cloud;
-};
+const start = (): Promise<LocalCloud> =>
+  startCloud({ functions: ['popularity'], settings: { POPULARITY_SETTINGS: JSON.stringify(SETTINGS) } });
 
 /**
  * Reads the popularity table the way the cache planner does. DynamoDB requests take virtual
  * time in the local cloud, so every read runs inside `local.run`.
  */
 const reader = (local: LocalCloud) => {
-  const store = new DynamoPopularityStore({
-    client: local.runtime('popularity').clients.dynamodb,
-    tableName: local.tables.popularity,
-    settings: { decay: decayParameters(SETTINGS.halfLifeHours), shards: SETTINGS.shards },
-    dedupeTtlMs: 86_400_000,
-    sleep: (ms) => local.clock.sleep(ms),
-    random: Math.random,
-  });
+  const store = popularityStoreOn(local);
   return {
     recordLaunch: (...args: Parameters<typeof store.recordLaunch>) =>
       local.run(() => store.recordLaunch(...args)),
@@ -157,10 +138,7 @@ describe('popularity against DynamoDB Local and the EC2 simulator', () => {
           local.bus.busName('requests'),
         );
       await local.settleFor(60_000);
-      const top = await reader(local).topK({ kind: 'az', az: 'us-east-1a' }, 3, at + 24 * hour);
-      await local.stop();
-      cloud = undefined;
-      return top;
+      return reader(local).topK({ kind: 'az', az: 'us-east-1a' }, 3, at + 24 * hour);
     };
     const inOrder = await scoresAfter(false);
     const shuffled = await scoresAfter(true);

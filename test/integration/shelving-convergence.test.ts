@@ -1,11 +1,12 @@
-import { readFileSync } from 'node:fs';
-import { RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import { describe, expect, it } from 'vitest';
 import { EC2_STATE_CHANGE, FUNCTIONS } from '../../functions/catalog';
 import { matchesPattern } from '../../functions/shared/event-pattern';
 import { dynamoShelfStore } from '../../functions/shelving/adapters/store';
 import type { ShelfRecord } from '../../functions/shelving/domain/types';
-import { LocalCloud } from '../../local/cloud';
+import type { LocalCloud } from '../../local/cloud';
+import { localCloudPerTest } from '../support/local-cloud';
+import { launchWithDataVolume, SHELVING_ZONE, shelvingRequest } from '../support/shelving';
 
 /**
  * Unshelve where the world does not cooperate: a full Dedicated Host (affinity decides between
@@ -14,73 +15,30 @@ import { LocalCloud } from '../../local/cloud';
  */
 
 const MINUTE = 60_000;
-const AZ = 'us-east-1a';
-const sample = (name: string) =>
-  JSON.parse(readFileSync(new URL(`../../events/shelving/${name}`, import.meta.url), 'utf8')) as Record<
-    string,
-    unknown
-  >;
+const AZ = SHELVING_ZONE;
+const startCloud = localCloudPerTest();
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
-});
-
-const start = async (): Promise<LocalCloud> => {
-  cloud = await LocalCloud.start({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
+const start = (settings: Record<string, unknown> = {}): Promise<LocalCloud> =>
+  startCloud({
     functions: ['shelving'],
-    settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1 }) },
+    settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, ...settings }) },
   });
-  return cloud;
-};
 
-let counter = 0;
-const request = (local: LocalCloud, name: string, detail: Record<string, unknown>) =>
-  local.invoke('shelving', {
-    ...sample(name),
-    id: `conv-${++counter}`,
-    time: new Date(local.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    detail,
-  }) as Promise<{ result: { results?: { id: string; ok: boolean; recordId?: string }[] } }>;
+const request = shelvingRequest;
 
 /** Launches instances with a root and a data volume; `managed: false` launches a plain tenant instance. */
-const launch = async (
+const launch = (
   local: LocalCloud,
   count: number,
   placement: Record<string, string> = {},
   managed = true,
-): Promise<string[]> => {
-  const imageId =
-    local.ec2.images()[0]?.imageId ?? local.ec2.registerImage({ name: 'al2023', rootSizeGiB: 8 });
-  const answer = await local.run(() =>
-    local.runtime('shelving').clients.ec2.send(
-      new RunInstancesCommand({
-        ImageId: imageId,
-        InstanceType: 'm7i.large',
-        MinCount: count,
-        MaxCount: count,
-        Placement: { AvailabilityZone: AZ, ...placement },
-        BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } }],
-        TagSpecifications: [
-          {
-            ResourceType: 'instance',
-            Tags: managed
-              ? [
-                  { Key: 'warmboot:managed', Value: 'true' },
-                  { Key: 'warmboot:tenant', Value: 'tenant-a' },
-                  { Key: 'Name', Value: 'web' },
-                ]
-              : [{ Key: 'Name', Value: 'someone-else' }],
-          },
-        ],
-      }),
-    ),
-  );
-  await local.settleFor(MINUTE);
-  return (answer.Instances ?? []).map((instance) => instance.InstanceId ?? '');
-};
+): Promise<string[]> =>
+  launchWithDataVolume(local, count, {
+    placement,
+    ...(managed
+      ? {}
+      : { tags: [{ ResourceType: 'instance', Tags: [{ Key: 'Name', Value: 'someone-else' }] }] }),
+  });
 
 const present = (records: readonly (ShelfRecord | undefined)[]): ShelfRecord[] =>
   records.flatMap((record) => (record ? [record] : []));
@@ -139,7 +97,7 @@ describe('unshelve when the recorded Dedicated Host is full', () => {
       unshelve: { waitingForHostSince: expect.any(Number), reason: `Dedicated Host ${recorded} is full` },
     });
     expect(waiting?.unshelve?.replacementInstanceId).toBeUndefined();
-    expect(moved).toMatchObject({ step: 'unshelved', unshelve: { path: 'fast' } });
+    expect(moved).toMatchObject({ step: 'unshelved', unshelve: { path: 'in-place' } });
     expect(local.ec2.instance(moved?.unshelve?.replacementInstanceId ?? '')).toMatchObject({
       state: 'running',
       hostId: other,
@@ -154,7 +112,7 @@ describe('unshelve when the recorded Dedicated Host is full', () => {
     await local.settleFor(5 * MINUTE);
 
     const [back] = await load(local, [pinnedRecord]);
-    expect(back).toMatchObject({ step: 'unshelved', unshelve: { path: 'fast' } });
+    expect(back).toMatchObject({ step: 'unshelved', unshelve: { path: 'in-place' } });
     expect(local.ec2.instance(back?.unshelve?.replacementInstanceId ?? '')).toMatchObject({
       state: 'running',
       hostId: recorded,
@@ -164,7 +122,9 @@ describe('unshelve when the recorded Dedicated Host is full', () => {
 
 describe('unshelve under duplicated, lost and reordered EC2 events', () => {
   it('converges through the 1-minute reconcile with nothing lost and nothing done twice', async () => {
-    const local = await start();
+    // The stopped swap: its progress rides on the replacements' state changes, which the faults
+    // below drop, duplicate and reorder (the in-place swap waits on no event).
+    const local = await start({ replaceRootInPlace: false });
     const instanceIds = await launch(local, 5);
     // Four come back on the fast path (offloaded), one by a plain start.
     const recordIds = await shelveAndOffload(local, instanceIds, instanceIds.slice(0, 4));

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import {
   AllocateAddressCommand,
   AssociateAddressCommand,
@@ -12,36 +11,29 @@ import {
   StopInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defaultRetryPolicy } from '../../functions/shared/retry';
 import { dynamoShelfStore } from '../../functions/shelving/adapters/store';
 import type { ShelfRecord } from '../../functions/shelving/domain/types';
-import { LocalCloud } from '../../local/cloud';
+import type { LocalCloud } from '../../local/cloud';
 import { runShelvingScenario } from '../../local/scenarios/shelving';
+import { managedInstanceTags } from '../support/instances';
+import { localCloudPerTest } from '../support/local-cloud';
+import { launchWithDataVolume, shelvingRequest } from '../support/shelving';
 
 const MINUTE = 60_000;
-const sample = (name: string) =>
-  JSON.parse(readFileSync(new URL(`../../events/shelving/${name}`, import.meta.url), 'utf8')) as Record<
-    string,
-    unknown
-  >;
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
-});
+const startCloud = localCloudPerTest();
 
 /**
  * `allowShelvedDataDeletion`: the deployment opted in to deleting retained data on a confirmed
  * Delete Shelved Record; without it IAM denies DeleteVolume on retained volumes.
  */
-const start = async (
+const start = (
   settings: Record<string, unknown> = {},
   options: { readonly allowShelvedDataDeletion?: boolean } = {},
-): Promise<LocalCloud> => {
-  cloud = await LocalCloud.start({
-    dynamodbEndpoint: inject('dynamodbEndpoint'),
+): Promise<LocalCloud> =>
+  startCloud({
     functions: ['shelving'],
     settings: {
       SHELVING_SETTINGS: JSON.stringify({
@@ -51,50 +43,12 @@ const start = async (
       }),
     },
   });
-  return cloud;
-};
 
-let counter = 0;
-const request = (local: LocalCloud, name: string, detail: Record<string, unknown>) =>
-  local.invoke('shelving', {
-    ...sample(name),
-    id: `req-${++counter}`,
-    time: new Date(local.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    detail,
-  }) as Promise<{
-    status: string;
-    result: { kind: string; results?: { id: string; ok: boolean; recordId?: string }[] };
-  }>;
+const request = shelvingRequest;
 
 /** Launches managed instances with a root and a data volume, optionally on a Dedicated Host. */
-const launch = async (local: LocalCloud, count: number, placement: Record<string, string> = {}) => {
-  const imageId =
-    local.ec2.images()[0]?.imageId ?? local.ec2.registerImage({ name: 'al2023', rootSizeGiB: 8 });
-  const answer = await local.run(() =>
-    local.runtime('shelving').clients.ec2.send(
-      new RunInstancesCommand({
-        ImageId: imageId,
-        InstanceType: 'm7i.large',
-        MinCount: count,
-        MaxCount: count,
-        Placement: { AvailabilityZone: 'us-east-1a', ...placement },
-        BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } }],
-        TagSpecifications: [
-          {
-            ResourceType: 'instance',
-            Tags: [
-              { Key: 'warmboot:managed', Value: 'true' },
-              { Key: 'warmboot:tenant', Value: 'tenant-a' },
-              { Key: 'Name', Value: 'web' },
-            ],
-          },
-        ],
-      }),
-    ),
-  );
-  await local.settleFor(MINUTE);
-  return (answer.Instances ?? []).map((instance) => instance.InstanceId ?? '');
-};
+const launch = (local: LocalCloud, count: number, placement: Record<string, string> = {}) =>
+  launchWithDataVolume(local, count, { placement });
 
 /** The unconfirmed Delete Shelved Record (an administrator's direct invoke): its plan and token. */
 const deletionPlan = async (local: LocalCloud, recordId: string) =>
@@ -166,8 +120,8 @@ describe('shelve, offload, unshelve on the local cloud', () => {
 
     const done = await load(local, recordIds);
     expect(done.map((record) => [record.step, record.unshelve?.path])).toEqual([
-      ['unshelved', 'fast'],
-      ['unshelved', 'fast'],
+      ['unshelved', 'in-place'],
+      ['unshelved', 'in-place'],
     ]);
     for (const record of done) {
       const replacement = local.ec2.instance(record.unshelve?.replacementInstanceId ?? '');
@@ -188,6 +142,66 @@ describe('shelve, offload, unshelve on the local cloud', () => {
         local.ec2.volumes().some((volume) => volume.volumeId === record.unshelve?.freshRootVolumeId),
       ).toBe(false);
     }
+  });
+
+  it('unshelves in place: the running replacement takes the retained root from EC2, never stopped, with the fresh root deleted by EC2', async () => {
+    const local = await start();
+    const recordId = await offloadedRecord(local, 2 * MINUTE);
+    const [offloaded] = await load(local, [recordId]);
+    const before = local.ec2.stats();
+    const calls = (operation: string) =>
+      (local.ec2.stats()[operation]?.calls ?? 0) - (before[operation]?.calls ?? 0);
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(3 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'in-place' } });
+    const replacementId = record?.unshelve?.replacementInstanceId ?? '';
+    const replacement = local.ec2.instance(replacementId);
+    expect(replacement?.state).toBe('running');
+    for (const volume of offloaded?.volumes ?? []) {
+      expect(local.ec2.volume(volume.volumeId)?.attachment).toMatchObject({
+        instanceId: replacementId,
+        device: volume.deviceName,
+      });
+    }
+    // One launch, one data attach, one root replacement; no stop, start, detach or DeleteVolume.
+    expect([
+      calls('RunInstances'),
+      calls('AttachVolume'),
+      calls('CreateReplaceRootVolumeTask'),
+      calls('StopInstances'),
+      calls('StartInstances'),
+      calls('DetachVolume'),
+      calls('DeleteVolume'),
+    ]).toEqual([1, 1, 1, 0, 0, 0, 0]);
+    // The fresh root the replacement launched with is gone: EC2 deleted it with the task.
+    const retained = new Set(offloaded?.volumes.map((volume) => volume.volumeId));
+    expect(
+      local.ec2
+        .volumes()
+        .filter(
+          (volume) => volume.tags['warmboot:replacement-for'] === recordId && !retained.has(volume.volumeId),
+        ),
+    ).toEqual([]);
+  });
+
+  it('takes the stopped swap for an instance with user data, and says why in the record', async () => {
+    const local = await start();
+    const [instanceId = ''] = await launchWithDataVolume(local, 1, { userData: 'IyEvYmluL3NoCmVjaG8gaGkK' });
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    await request(local, 'offload.json', { recordIds: [recordId] });
+    await local.settleFor(2 * MINUTE);
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(5 * MINUTE);
+
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({
+      step: 'unshelved',
+      unshelve: { path: 'fast', inPlaceSkipped: expect.stringContaining('user data') },
+    });
   });
 
   it('starts a shelved instance that was never offloaded', async () => {
@@ -220,15 +234,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
           MinCount: 1,
           MaxCount: 1,
           Placement: { AvailabilityZone: 'us-east-1a' },
-          TagSpecifications: [
-            {
-              ResourceType: 'instance',
-              Tags: [
-                { Key: 'warmboot:managed', Value: 'true' },
-                { Key: 'warmboot:tenant', Value: 'tenant-a' },
-              ],
-            },
-          ],
+          TagSpecifications: managedInstanceTags({ 'warmboot:tenant': 'tenant-a' }),
         }),
       ),
     );
@@ -353,7 +359,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     const done = await load(local, recordIds);
     expect(local.faults.injected).toBe(defaultRetryPolicy.maxAttempts);
     expect(done.map((record) => [record.step, record.unshelve?.path])).toEqual(
-      recordIds.map(() => ['unshelved', 'fast']),
+      recordIds.map(() => ['unshelved', 'in-place']),
     );
     const launchedForBatches = local.ec2
       .instances()
@@ -437,7 +443,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     await local.settleFor(5 * MINUTE);
 
     const [record] = await load(local, [recordId]);
-    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'fast' } });
+    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'in-place' } });
     expect(local.ec2.instance(record?.unshelve?.replacementInstanceId ?? '')).toMatchObject({
       state: 'running',
       availabilityZone: 'us-east-1a',
@@ -535,14 +541,12 @@ describe('shelve, offload, unshelve on the local cloud', () => {
   });
 
   it('never terminates a replacement another record took, when a partial batch is re-issued after a crash (C4)', async () => {
-    cloud = await LocalCloud.start({
-      dynamodbEndpoint: inject('dynamodbEndpoint'),
+    const local = await startCloud({
       functions: ['shelving'],
       // Batches of several replacements exist only when private addresses are not kept.
       settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, keepPrivateIp: false }) },
       faultsOnDynamodb: true,
     });
-    const local = cloud;
     const instanceIds = await launch(local, 2);
     const recordIds = await shelve(local, instanceIds);
     await request(local, 'offload.json', { recordIds });
@@ -643,8 +647,7 @@ describe('shelving requests over the request bus act for the caller’s tenant (
   const SHELVING_REQUESTS = ['Shelve Instances', 'Offload Instances', 'Unshelve Instances'];
 
   it('shelves a tenant’s instance for its own operator only, whatever the request says', async () => {
-    cloud = await LocalCloud.start({
-      dynamodbEndpoint: inject('dynamodbEndpoint'),
+    const local = await startCloud({
       functions: ['shelving'],
       accountId: ACCOUNT,
       settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1 }) },
@@ -654,7 +657,6 @@ describe('shelving requests over the request bus act for the caller’s tenant (
         tenants: [tenant],
       })),
     });
-    const local = cloud;
     const [instanceId = ''] = await launch(local, 1);
     const shelveAs = (tenant: string, source: string, detail: Record<string, unknown>) =>
       local.putEvent({ source, detailType: 'Shelve Instances', detail }, { as: operatorOf(tenant) });
@@ -741,16 +743,7 @@ describe('an unshelved instance comes back as it was (W2)', () => {
           BlockDeviceMappings: [
             { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } },
           ],
-          TagSpecifications: [
-            {
-              ResourceType: 'instance',
-              Tags: [
-                { Key: 'warmboot:managed', Value: 'true' },
-                { Key: 'warmboot:tenant', Value: 'tenant-a' },
-                { Key: 'Name', Value: 'web' },
-              ],
-            },
-          ],
+          TagSpecifications: managedInstanceTags({ 'warmboot:tenant': 'tenant-a', Name: 'web' }),
         }),
       ),
     );
@@ -823,6 +816,22 @@ describe('an unshelved instance comes back as it was (W2)', () => {
     };
   };
 
+  /** The replacement holds the Elastic IP and the user data and protections the instance had. */
+  const expectAddressAndAttributesOn = async (
+    local: LocalCloud,
+    replacementId: string,
+    allocationId: string,
+  ) => {
+    expect(local.ec2.addresses()).toEqual([
+      expect.objectContaining({ allocationId, instanceId: replacementId }),
+    ]);
+    expect(await attributesOf(local, replacementId)).toEqual({
+      userData: USER_DATA,
+      disableApiTermination: true,
+      disableApiStop: true,
+    });
+  };
+
   it('keeps the private IP, Elastic IP, user data, protection, placement group, credit option and tags on the fast path', async () => {
     const local = await start();
     const { instanceId, allocationId } = await configuredInstance(local);
@@ -845,14 +854,7 @@ describe('an unshelved instance comes back as it was (W2)', () => {
       cpuCredits: 'standard',
       tags: { Name: 'web', 'warmboot:tenant': 'tenant-a' },
     });
-    expect(local.ec2.addresses()).toEqual([
-      expect.objectContaining({ allocationId, instanceId: replacementId }),
-    ]);
-    expect(await attributesOf(local, replacementId)).toEqual({
-      userData: USER_DATA,
-      disableApiTermination: true,
-      disableApiStop: true,
-    });
+    await expectAddressAndAttributesOn(local, replacementId, allocationId);
     expect(facts).toEqual([
       expect.objectContaining({
         recordId,
@@ -929,14 +931,7 @@ describe('an unshelved instance comes back as it was (W2)', () => {
       cpuCredits: 'standard',
     });
     expect(replacement?.privateIpAddress).not.toBe(ADDRESS);
-    expect(local.ec2.addresses()).toEqual([
-      expect.objectContaining({ allocationId, instanceId: replacementId }),
-    ]);
-    expect(await attributesOf(local, replacementId)).toEqual({
-      userData: USER_DATA,
-      disableApiTermination: true,
-      disableApiStop: true,
-    });
+    await expectAddressAndAttributesOn(local, replacementId, allocationId);
     expect(facts).toEqual([
       expect.objectContaining({
         path: 'slow',
@@ -1101,7 +1096,7 @@ describe('the shelving sandbox scenario', () => {
       sameHost: 10,
       retainedVolumesLost: 0,
     });
-    expect(summary.timeToReadySeconds.fast?.count).toBe(50);
+    expect(summary.timeToReadySeconds['in-place']?.count).toBe(50);
   });
 });
 
@@ -1118,8 +1113,7 @@ describe('shelving volumes encrypted with a customer managed KMS key (R4)', () =
   const KEY_ARN = `arn:aws:kms:us-east-1:123456789012:key/${KEY_ID}`;
 
   const startWithKeys = async (ebsKmsKeyArns: readonly string[]): Promise<LocalCloud> => {
-    cloud = await LocalCloud.start({
-      dynamodbEndpoint: inject('dynamodbEndpoint'),
+    const cloud = await startCloud({
       functions: ['shelving'],
       settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, allowDataDeletion: false }) },
       iam: { ebsKmsKeyArns },
@@ -1143,15 +1137,7 @@ describe('shelving volumes encrypted with a customer managed KMS key (R4)', () =
             { DeviceName: '/dev/xvda', Ebs: { Encrypted: true, KmsKeyId: KEY_ARN } },
             { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, Encrypted: true, KmsKeyId: KEY_ARN } },
           ],
-          TagSpecifications: [
-            {
-              ResourceType: 'instance',
-              Tags: [
-                { Key: 'warmboot:managed', Value: 'true' },
-                { Key: 'warmboot:tenant', Value: 'tenant-a' },
-              ],
-            },
-          ],
+          TagSpecifications: managedInstanceTags({ 'warmboot:tenant': 'tenant-a' }),
         }),
       ),
     );
@@ -1247,7 +1233,7 @@ describe('shelving volumes encrypted with a customer managed KMS key (R4)', () =
     await local.settleFor(10 * MINUTE);
 
     const [record] = await load(local, [recordId]);
-    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'fast' } });
+    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'in-place' } });
     const replacementId = record?.unshelve?.replacementInstanceId ?? '';
     expect(local.ec2.instance(replacementId)?.state).toBe('running');
     const root = shelved?.volumes.find((volume) => volume.root);

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { LocalCloud } from '../../local/cloud';
+import { describe, expect, it } from 'vitest';
+import { awsSampleEvent } from '../support/events';
+import { localCloudPerTest } from '../support/local-cloud';
 
 /**
  * EC2 sends state-change events for every instance in the account. One that DescribeInstances
@@ -8,24 +8,17 @@ import { LocalCloud } from '../../local/cloud';
  * an instance terminated long ago) is nothing to act on: a logged no-op for that event, never an
  * error that Lambda retries into the dead-letter queue and that wakes the alarm.
  */
-const awsSample = JSON.parse(
-  readFileSync(new URL('../fixtures/aws/ec2-instance-state-change.json', import.meta.url), 'utf8'),
-) as { source: string; 'detail-type': string; resources: string[]; detail: Record<string, unknown> };
+const awsSample = awsSampleEvent('ec2-instance-state-change.json');
 
 const HOST_GROUPS = [{ name: 'web', cacheBytes: 1024 ** 3, cacheDirectory: '/var/cache/warmboot' }];
 
-let cloud: LocalCloud | undefined;
-afterEach(async () => {
-  await cloud?.stop();
-  cloud = undefined;
-});
+const startCloud = localCloudPerTest();
 
 describe('an EC2 event about an instance EC2 does not know', () => {
   it.each(['running', 'stopped'])(
     'is a no-op for popularity and the image cache (state %s)',
     async (state) => {
-      cloud = await LocalCloud.start({
-        dynamodbEndpoint: inject('dynamodbEndpoint'),
+      const cloud = await startCloud({
         functions: ['popularity', 'imageCache'],
         settings: { HOST_GROUPS: JSON.stringify(HOST_GROUPS) },
       });

@@ -4,6 +4,7 @@ import {
   awsErrorCode,
   callAws,
   classifyAwsError,
+  conditionalWrite,
   isEncryptionKeyStateReason,
   isTransient,
   mayHaveTakenEffect,
@@ -16,6 +17,7 @@ import {
   IncorrectStateError,
   NotFoundError,
   ThrottledError,
+  TransactionConflictError,
 } from '../../functions/shared/errors';
 import { SimulatedAwsError } from '../../local/sdk-bridge';
 
@@ -114,6 +116,24 @@ describe('the AWS error classifier', () => {
         throw aws('VolumeInUse');
       }),
     ).rejects.toBeInstanceOf(IncorrectStateError);
+  });
+
+  it('conditionalWrite answers false for a failed condition and throws a transaction conflict', async () => {
+    const failing = (error: unknown) => async () => {
+      throw error;
+    };
+    expect(await conditionalWrite('PutItem', async () => ({}))).toBe(true);
+    expect(await conditionalWrite('PutItem', failing(aws('ConditionalCheckFailedException')))).toBe(false);
+    const lostRace = aws('TransactionCanceledException', {
+      CancellationReasons: [{ Code: 'ConditionalCheckFailed' }, { Code: 'None' }],
+    });
+    expect(await conditionalWrite('TransactWriteItems', failing(lostRace))).toBe(false);
+    const conflict = aws('TransactionCanceledException', {
+      CancellationReasons: [{ Code: 'TransactionConflict' }],
+    });
+    await expect(conditionalWrite('TransactWriteItems', failing(conflict))).rejects.toBeInstanceOf(
+      TransactionConflictError,
+    );
   });
 });
 

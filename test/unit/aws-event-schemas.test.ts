@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { ValidationError } from '../../functions/shared/errors';
@@ -10,13 +9,9 @@ import {
   scheduledEventDetail,
   ssmCommandInvocationStatusDetail,
 } from '../../functions/shared/schemas/aws-events';
+import { awsSampleEvent } from '../support/events';
 
-const sampleDetail = (file: string): Record<string, unknown> => {
-  const event = JSON.parse(readFileSync(new URL(`../fixtures/aws/${file}`, import.meta.url), 'utf8')) as {
-    detail: Record<string, unknown>;
-  };
-  return event.detail;
-};
+const sampleDetail = (file: string): Record<string, unknown> => awsSampleEvent(file).detail;
 
 /** The field a rejection names, as the event registry reports it. */
 const rejectedField = (schema: z.ZodType, detail: unknown): string => {

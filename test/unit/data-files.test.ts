@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadImageSizes, loadLoadLatenciesMs, loadTrace } from '../../bench/trace';
+import { loadImageSizes, loadLoadLatenciesMs, loadTrace } from '../../local/trace';
 
 /**
  * The data in `data/` is kept byte for byte as published (data/README.md). These are the digests

@@ -1,10 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FUNCTIONS } from '../../functions/catalog';
 import { type EventPattern, matchesPattern } from '../../functions/shared/event-pattern';
+import { awsSampleEvent } from '../support/events';
 
-const sample = (file: string): Record<string, unknown> =>
-  JSON.parse(readFileSync(new URL(`../fixtures/aws/${file}`, import.meta.url), 'utf8'));
+const sample = (file: string) => awsSampleEvent<Record<string, unknown>>(file);
 
 const patternOf = (functionId: keyof typeof FUNCTIONS, ruleId: string): EventPattern => {
   const rule = FUNCTIONS[functionId].patterns.find((candidate) => candidate.id === ruleId);

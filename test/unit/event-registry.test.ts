@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ECS_TASK_STATE, SSM_COMMAND_STATUS } from '../../functions/catalog';
 import { DependencyError, ValidationError } from '../../functions/shared/errors';
@@ -8,9 +7,10 @@ import {
   type SsmCommandInvocationStatusDetail,
   ssmCommandInvocationStatusDetail,
 } from '../../functions/shared/schemas/aws-events';
+import { awsSampleEvent } from '../support/events';
 
-const sample = (file: string): Record<string, unknown> & { detail: Record<string, unknown> } =>
-  JSON.parse(readFileSync(new URL(`../fixtures/aws/${file}`, import.meta.url), 'utf8'));
+const sample = (file: string) =>
+  awsSampleEvent<Record<string, unknown> & { detail: Record<string, unknown> }>(file);
 
 describe('EventRegistry', () => {
   const handled: ParsedEvent<SsmCommandInvocationStatusDetail>[] = [];

@@ -1,7 +1,8 @@
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
-import { backoffDelayMs, ClockRetryStrategy, pollUntil, retrying } from '../../functions/shared/retry';
+import { backoffDelayMs, pollUntil, retrying } from '../../functions/shared/retry';
 import { VirtualClock } from '../../local/clock';
+import { ClockRetryStrategy } from '../../local/retry-strategy';
 import { holdClockWhileSending } from '../../local/runtime';
 import { attachSimulator, SimulatedAwsError } from '../../local/sdk-bridge';
 

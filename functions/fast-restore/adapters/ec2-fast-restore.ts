@@ -10,7 +10,9 @@ import {
 } from '@aws-sdk/client-ec2';
 import { callAws } from '../../shared/aws-errors';
 import { NotFoundError, WarmbootError } from '../../shared/errors';
-import { FSR_STATES, type FsrState, type PairKey } from '../domain/plan';
+import { collectPages } from '../../shared/pagination';
+import { type ItemError, itemErrorOf } from '../../shared/results';
+import { type FsrState, isFsrState, type PairKey } from '../domain/plan';
 
 export interface DescribedPair extends PairKey {
   readonly state: FsrState;
@@ -18,7 +20,7 @@ export interface DescribedPair extends PairKey {
 
 export type PairResult =
   | (PairKey & { readonly ok: true; readonly state: FsrState })
-  | (PairKey & { readonly ok: false; readonly error: { readonly code: string; readonly message: string } });
+  | (PairKey & { readonly ok: false; readonly error: ItemError });
 
 /** Exactly the EC2 calls fast restore makes. */
 export interface FastRestoreEc2 {
@@ -32,8 +34,6 @@ export interface FastRestoreEc2 {
   enable(pairs: readonly PairKey[]): Promise<PairResult[]>;
   disable(pairs: readonly PairKey[]): Promise<PairResult[]>;
 }
-
-const isFsrState = (value: string | undefined): value is FsrState => FSR_STATES.includes(value as FsrState);
 
 /** DescribeImages takes many ids; keep pages small enough to stay under the request limits. */
 const IMAGES_PER_CALL = 100;
@@ -57,8 +57,7 @@ const usableSnapshots = async (
   const usable = new Set<string>();
   for (let start = 0; start < snapshotIds.length; start += SNAPSHOTS_PER_CALL) {
     const chunk = snapshotIds.slice(start, start + SNAPSHOTS_PER_CALL);
-    let nextToken: string | undefined;
-    do {
+    const snapshots = await collectPages(async (nextToken) => {
       const page = await callAws('DescribeSnapshots', () =>
         ec2.send(
           new DescribeSnapshotsCommand({
@@ -69,9 +68,9 @@ const usableSnapshots = async (
           }),
         ),
       );
-      for (const snapshot of page.Snapshots ?? []) if (snapshot.SnapshotId) usable.add(snapshot.SnapshotId);
-      nextToken = page.NextToken;
-    } while (nextToken);
+      return { items: page.Snapshots ?? [], nextToken: page.NextToken };
+    });
+    for (const snapshot of snapshots) if (snapshot.SnapshotId) usable.add(snapshot.SnapshotId);
   }
   return usable;
 };
@@ -107,12 +106,7 @@ const perSnapshot = async (
       // One snapshot's failure (throttled, gone) is that snapshot's result; the others go on.
       if (!(error instanceof WarmbootError)) throw error;
       for (const availabilityZone of zones)
-        results.push({
-          snapshotId,
-          availabilityZone,
-          ok: false,
-          error: { code: error.code, message: error.message },
-        });
+        results.push({ snapshotId, availabilityZone, ok: false, error: itemErrorOf(error) });
       continue;
     }
     for (const item of output.Successful ?? []) {
@@ -179,23 +173,17 @@ export const ec2FastRestore = (ec2: EC2Client, allowedOwners: readonly string[])
   },
 
   async describeFastSnapshotRestores() {
-    const pairs: DescribedPair[] = [];
-    let nextToken: string | undefined;
-    do {
+    const described = await collectPages(async (nextToken) => {
       const page = await callAws('DescribeFastSnapshotRestores', () =>
         ec2.send(new DescribeFastSnapshotRestoresCommand({ MaxResults: 200, NextToken: nextToken })),
       );
-      for (const item of page.FastSnapshotRestores ?? []) {
-        if (!item.SnapshotId || !item.AvailabilityZone || !isFsrState(item.State)) continue;
-        pairs.push({
-          snapshotId: item.SnapshotId,
-          availabilityZone: item.AvailabilityZone,
-          state: item.State,
-        });
-      }
-      nextToken = page.NextToken;
-    } while (nextToken);
-    return pairs;
+      return { items: page.FastSnapshotRestores ?? [], nextToken: page.NextToken };
+    });
+    return described.flatMap((item) =>
+      item.SnapshotId && item.AvailabilityZone && isFsrState(item.State)
+        ? [{ snapshotId: item.SnapshotId, availabilityZone: item.AvailabilityZone, state: item.State }]
+        : [],
+    );
   },
 
   enable: (pairs) =>

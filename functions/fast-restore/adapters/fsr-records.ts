@@ -1,7 +1,7 @@
 import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { callAws, classifyAwsError, translateAwsError } from '../../shared/aws-errors';
-import { ConflictError } from '../../shared/errors';
-import type { FsrState, PairKey } from '../domain/plan';
+import { callAws, conditionalWrite } from '../../shared/aws-errors';
+import { collectPages } from '../../shared/pagination';
+import { type FsrState, isFsrState, type PairKey } from '../domain/plan';
 
 /** What warmboot remembers about one snapshot-AZ pair (imageCache table). */
 export interface FsrRecord extends PairKey {
@@ -42,10 +42,8 @@ export class DynamoFsrRecords implements FsrRecordStore {
     private readonly tableName: string,
   ) {}
 
-  async list(): Promise<FsrRecord[]> {
-    const records: FsrRecord[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
+  list(): Promise<FsrRecord[]> {
+    return collectPages<FsrRecord, Record<string, unknown>>(async (startKey) => {
       const page = await callAws('Query', () =>
         this.documents.send(
           new QueryCommand({
@@ -57,21 +55,8 @@ export class DynamoFsrRecords implements FsrRecordStore {
           }),
         ),
       );
-      for (const item of page.Items ?? []) {
-        records.push({
-          snapshotId: String(item.snapshotId),
-          availabilityZone: String(item.availabilityZone),
-          managed: item.managed === true,
-          ...(typeof item.imageId === 'string' ? { imageId: item.imageId } : {}),
-          ...(typeof item.state === 'string' ? { state: item.state as FsrState } : {}),
-          ...(typeof item.stateAt === 'number' ? { stateAt: item.stateAt } : {}),
-          ...(typeof item.lastWantedAt === 'number' ? { lastWantedAt: item.lastWantedAt } : {}),
-          ...(typeof item.enabledAt === 'number' ? { enabledAt: item.enabledAt } : {}),
-        });
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return records;
+      return { items: (page.Items ?? []).map(fsrRecordOf), nextToken: page.LastEvaluatedKey };
+    });
   }
 
   async markManaged(pair: PairKey, imageId: string, now: number): Promise<void> {
@@ -87,75 +72,62 @@ export class DynamoFsrRecords implements FsrRecordStore {
   }
 
   async recordState(pair: PairKey, state: FsrState, at: number): Promise<'applied' | 'stale'> {
-    try {
-      await this.#update(
-        pair,
-        `SET #state = :state, stateAt = :at${state === 'disabled' ? ', managed = :false' : ''}`,
-        { ':state': state, ':at': at, ...(state === 'disabled' ? { ':false': false } : {}) },
-        'attribute_not_exists(stateAt) OR stateAt <= :at',
-      );
-      return 'applied';
-    } catch (error) {
-      // callAws turned ConditionalCheckFailedException into a ConflictError: a newer state is stored.
-      if (error instanceof ConflictError) return 'stale';
-      throw error;
-    }
+    const applied = await this.#update(
+      pair,
+      `SET #state = :state, stateAt = :at${state === 'disabled' ? ', managed = :false' : ''}`,
+      { ':state': state, ':at': at, ...(state === 'disabled' ? { ':false': false } : {}) },
+      'attribute_not_exists(stateAt) OR stateAt <= :at',
+    );
+    // Not applied: a newer state is stored.
+    return applied ? 'applied' : 'stale';
   }
 
   async markWanted(pair: PairKey, now: number): Promise<void> {
     await this.#update(pair, 'SET lastWantedAt = :now', { ':now': now });
   }
 
-  async acquirePlanLease(owner: string, now: number, ttlMs: number): Promise<boolean> {
-    try {
-      await this.documents.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: 'FSR-PLAN', sk: 'LEASE' },
-          UpdateExpression: 'SET #owner = :owner, leaseUntil = :until, expiresAt = :expiresAt',
-          ConditionExpression: 'attribute_not_exists(pk) OR leaseUntil <= :now OR #owner = :owner',
-          ExpressionAttributeNames: { '#owner': 'owner' },
-          ExpressionAttributeValues: {
-            ':owner': owner,
-            ':until': now + ttlMs,
-            ':now': now,
-            ':expiresAt': Math.floor((now + ttlMs) / 1000) + 86_400,
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (classifyAwsError(error) === 'conditional-check-failed') return false;
-      throw translateAwsError('UpdateItem', error);
-    }
+  acquirePlanLease(owner: string, now: number, ttlMs: number): Promise<boolean> {
+    // False: another round holds the lease.
+    return this.#updateLease(
+      'SET #owner = :owner, leaseUntil = :until, expiresAt = :expiresAt',
+      'attribute_not_exists(pk) OR leaseUntil <= :now OR #owner = :owner',
+      {
+        ':owner': owner,
+        ':until': now + ttlMs,
+        ':now': now,
+        ':expiresAt': Math.floor((now + ttlMs) / 1000) + 86_400,
+      },
+    );
   }
 
   async releasePlanLease(owner: string): Promise<void> {
-    try {
-      await this.documents.send(
+    // Not released: someone else holds it now (ours expired), theirs to release.
+    await this.#updateLease('SET leaseUntil = :zero', '#owner = :owner', { ':owner': owner, ':zero': 0 });
+  }
+
+  #updateLease(expression: string, condition: string, values: Record<string, unknown>): Promise<boolean> {
+    return conditionalWrite('UpdateItem', () =>
+      this.documents.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: 'FSR-PLAN', sk: 'LEASE' },
-          UpdateExpression: 'SET leaseUntil = :zero',
-          ConditionExpression: '#owner = :owner',
+          UpdateExpression: expression,
+          ConditionExpression: condition,
           ExpressionAttributeNames: { '#owner': 'owner' },
-          ExpressionAttributeValues: { ':owner': owner, ':zero': 0 },
+          ExpressionAttributeValues: values,
         }),
-      );
-    } catch (error) {
-      // Someone else holds it now (ours expired): theirs to release.
-      if (classifyAwsError(error) !== 'conditional-check-failed')
-        throw translateAwsError('UpdateItem', error);
-    }
+      ),
+    );
   }
 
-  async #update(
+  /** Updates the pair's item; false when `condition` failed and nothing was written. */
+  #update(
     pair: PairKey,
     expression: string,
     values: Record<string, unknown>,
     condition?: string,
-  ): Promise<void> {
-    await callAws('UpdateItem', () =>
+  ): Promise<boolean> {
+    return conditionalWrite('UpdateItem', () =>
       this.documents.send(
         new UpdateCommand({
           TableName: this.tableName,
@@ -175,3 +147,15 @@ export class DynamoFsrRecords implements FsrRecordStore {
     );
   }
 }
+
+/** A pair item read back; a field of the wrong type is absent, as if never written. */
+const fsrRecordOf = (item: Record<string, unknown>): FsrRecord => ({
+  snapshotId: String(item.snapshotId),
+  availabilityZone: String(item.availabilityZone),
+  managed: item.managed === true,
+  ...(typeof item.imageId === 'string' ? { imageId: item.imageId } : {}),
+  ...(typeof item.state === 'string' && isFsrState(item.state) ? { state: item.state } : {}),
+  ...(typeof item.stateAt === 'number' ? { stateAt: item.stateAt } : {}),
+  ...(typeof item.lastWantedAt === 'number' ? { lastWantedAt: item.lastWantedAt } : {}),
+  ...(typeof item.enabledAt === 'number' ? { enabledAt: item.enabledAt } : {}),
+});

@@ -28,6 +28,8 @@
 
 export const FSR_STATES = ['enabling', 'optimizing', 'enabled', 'disabling', 'disabled'] as const;
 export type FsrState = (typeof FSR_STATES)[number];
+export const isFsrState = (value: string | undefined): value is FsrState =>
+  FSR_STATES.includes(value as FsrState);
 
 export interface PairKey {
   readonly snapshotId: string;

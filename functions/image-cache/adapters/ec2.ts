@@ -11,8 +11,10 @@ import {
   type Instance,
 } from '@aws-sdk/client-ec2';
 import { callAws, isUnknownInstance } from '../../shared/aws-errors';
-import { NotFoundError, UnmanagedResourceError } from '../../shared/errors';
-import { CACHE_VOLUME_IMAGE_TAG, HOST_GROUP_TAG, MANAGED_TAG } from '../config';
+import { DependencyError, NotFoundError, UnmanagedResourceError } from '../../shared/errors';
+import { collectPages } from '../../shared/pagination';
+import { HOST_GROUP_TAG, MANAGED_TAG } from '../../shared/tags';
+import { CACHE_VOLUME_IMAGE_TAG } from '../config';
 
 export interface HostInfo {
   readonly instanceId: string;
@@ -85,23 +87,18 @@ const toHost = (instance: Instance): HostInfo | undefined => {
 };
 
 export const ec2HostDirectory = (client: EC2Client): HostDirectory => {
-  const describe = async (input: ConstructorParameters<typeof DescribeInstancesCommand>[0]) => {
-    const hosts: HostInfo[] = [];
-    let nextToken: string | undefined;
-    do {
-      const token = nextToken;
+  const describe = (input: ConstructorParameters<typeof DescribeInstancesCommand>[0]) =>
+    collectPages(async (token) => {
       const output = await callAws('DescribeInstances', () =>
         client.send(new DescribeInstancesCommand({ ...input, ...(token ? { NextToken: token } : {}) })),
       );
-      for (const reservation of output.Reservations ?? [])
-        for (const instance of reservation.Instances ?? []) {
-          const host = toHost(instance);
-          if (host) hosts.push(host);
-        }
-      nextToken = output.NextToken;
-    } while (nextToken);
-    return hosts;
-  };
+      return {
+        items: (output.Reservations ?? []).flatMap((reservation) =>
+          (reservation.Instances ?? []).flatMap((instance) => toHost(instance) ?? []),
+        ),
+        nextToken: output.NextToken,
+      };
+    });
   return {
     groupHosts: (group) =>
       describe({
@@ -137,11 +134,8 @@ export const ec2HostDirectory = (client: EC2Client): HostDirectory => {
 };
 
 export const ec2VolumeLinks = (client: EC2Client): VolumeLinks => ({
-  async cacheVolumes(group) {
-    const found: CacheVolume[] = [];
-    let nextToken: string | undefined;
-    do {
-      const token = nextToken;
+  cacheVolumes: (group) =>
+    collectPages(async (token) => {
       const output = await callAws('DescribeVolumes', () =>
         client.send(
           new DescribeVolumesCommand({
@@ -155,24 +149,24 @@ export const ec2VolumeLinks = (client: EC2Client): VolumeLinks => ({
           }),
         ),
       );
-      for (const volume of output.Volumes ?? []) {
+      const items = (output.Volumes ?? []).flatMap((volume): CacheVolume[] => {
         const imageId = volume.Tags?.find((tag) => tag.Key === CACHE_VOLUME_IMAGE_TAG)?.Value;
-        if (!volume.VolumeId || !imageId) continue;
+        if (!volume.VolumeId || !imageId) return [];
         const attachedTo = volume.Attachments?.find(
           (attachment) => attachment.State === 'attached' || attachment.State === 'attaching',
         )?.InstanceId;
-        found.push({
-          volumeId: volume.VolumeId,
-          imageId,
-          state: volume.State ?? 'unknown',
-          ...(attachedTo ? { attachedTo } : {}),
-          createdAt: volume.CreateTime?.getTime() ?? 0,
-        });
-      }
-      nextToken = output.NextToken;
-    } while (nextToken);
-    return found;
-  },
+        return [
+          {
+            volumeId: volume.VolumeId,
+            imageId,
+            state: volume.State ?? 'unknown',
+            ...(attachedTo ? { attachedTo } : {}),
+            createdAt: volume.CreateTime?.getTime() ?? 0,
+          },
+        ];
+      });
+      return { items, nextToken: output.NextToken };
+    }),
   async createFromSnapshot(snapshotId, availabilityZone, tags) {
     const output = await callAws('CreateVolume', () =>
       client.send(
@@ -186,7 +180,7 @@ export const ec2VolumeLinks = (client: EC2Client): VolumeLinks => ({
         }),
       ),
     );
-    if (!output.VolumeId) throw new UnmanagedResourceError('CreateVolume returned no volume id');
+    if (!output.VolumeId) throw new DependencyError('CreateVolume returned no volume id');
     return output.VolumeId;
   },
   async state(volumeId) {

@@ -1,4 +1,3 @@
-import { ConflictError } from '../../shared/errors';
 import type { ImageSpec } from '../config';
 import { HEALTHY_SOURCE, type HostImageEntry, type SourceHealth } from '../domain/model';
 import type {
@@ -23,7 +22,7 @@ interface GroupItems {
 
 /**
  * `ImageCacheStore` in memory, with the DynamoDB store's semantics: every versioned write is
- * conditional (a stale `expected` throws ConflictError, `absent` fails when the item exists),
+ * conditional (a stale `expected` answers false, `absent` fails when the item exists),
  * reads return copies, a group is read in one consistent snapshot. For unit tests of the
  * service and for deterministic replays (the cache benchmark's parity test).
  */
@@ -86,21 +85,18 @@ export class MemoryImageCacheStore implements ImageCacheStore {
     return structuredClone(this.#images.get(imageId));
   }
 
-  async putImage(image: ImageSpec, _write: RegistryWrite, expected: Expected): Promise<number> {
-    const current = this.#images.get(image.id)?.version ?? 'absent';
-    if (current !== expected)
-      throw new ConflictError('PutItem lost a race (the item changed since it was read)');
-    const version = expected === 'absent' ? 1 : expected + 1;
-    this.#images.set(image.id, { spec: structuredClone(image), version });
+  async putImage(image: ImageSpec, _write: RegistryWrite, expected: Expected): Promise<number | false> {
+    const version = nextVersion(this.#images.get(image.id)?.version, expected);
+    if (version !== false) this.#images.set(image.id, { spec: structuredClone(image), version });
     return version;
   }
 
-  async putHost(group: string, host: Omit<HostRecord, 'version'>, expected: Expected): Promise<void> {
+  async putHost(group: string, host: Omit<HostRecord, 'version'>, expected: Expected): Promise<boolean> {
     const hosts = this.#group(group).hosts;
-    const version = check(hosts.get(host.instanceId)?.version, expected, `host ${host.instanceId}`);
-    // Like a DynamoDB put: attributes set to undefined are simply not stored.
-    const stored = Object.fromEntries(Object.entries(host).filter(([, value]) => value !== undefined));
-    hosts.set(host.instanceId, structuredClone({ ...stored, version }) as HostRecord);
+    const version = nextVersion(hosts.get(host.instanceId)?.version, expected);
+    if (version === false) return false;
+    hosts.set(host.instanceId, structuredClone({ ...stored(host), version }) as HostRecord);
+    return true;
   }
 
   async deleteHost(group: string, instanceId: string): Promise<void> {
@@ -115,26 +111,23 @@ export class MemoryImageCacheStore implements ImageCacheStore {
     imageId: string,
     next: HostImageEntry | undefined,
     expected: Expected,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const entries = this.#group(group).entries;
     const key = `${instanceId}\u0000${imageId}`;
-    if (next === undefined) {
-      if (expected === 'absent') return;
-      check(entries.get(key)?.version, expected, `entry ${instanceId}/${imageId}`);
-      entries.delete(key);
-      return;
-    }
-    const version = check(entries.get(key)?.version, expected, `entry ${instanceId}/${imageId}`);
-    // Like a DynamoDB put: attributes set to undefined are simply not stored.
-    const stored = Object.fromEntries(Object.entries(next).filter(([, value]) => value !== undefined));
-    entries.set(key, structuredClone({ ...stored, instanceId, version }) as StoredEntry);
+    if (next === undefined && expected === 'absent') return true;
+    const version = nextVersion(entries.get(key)?.version, expected);
+    if (version === false) return false;
+    if (next === undefined) entries.delete(key);
+    else entries.set(key, structuredClone({ ...stored(next), instanceId, version }) as StoredEntry);
+    return true;
   }
 
-  async writeSource(group: string, next: SourceHealth, expected: Expected): Promise<void> {
+  async writeSource(group: string, next: SourceHealth, expected: Expected): Promise<boolean> {
     const items = this.#group(group);
-    const current = items.source.version === 0 ? undefined : items.source.version;
-    const version = check(current, expected, 'source health');
+    const version = nextVersion(items.source.version === 0 ? undefined : items.source.version, expected);
+    if (version === false) return false;
     items.source = structuredClone({ ...next, version });
+    return true;
   }
 
   async putCommand(command: CommandRecord): Promise<void> {
@@ -147,12 +140,12 @@ export class MemoryImageCacheStore implements ImageCacheStore {
   }
 }
 
-/** The condition of a versioned write; returns the new version. */
-const check = (current: number | undefined, expected: Expected, what: string): number => {
-  if (expected === 'absent') {
-    if (current !== undefined) throw new ConflictError(`${what} already exists`);
-    return 1;
-  }
-  if (current !== expected) throw new ConflictError(`${what} changed since it was read`);
-  return expected + 1;
+/** The condition of a versioned write: the new version, or false when the item is not at `expected`. */
+const nextVersion = (current: number | undefined, expected: Expected): number | false => {
+  if (expected === 'absent') return current === undefined && 1;
+  return current === expected && expected + 1;
 };
+
+/** Like a DynamoDB put: attributes set to undefined are simply not stored. */
+const stored = (item: object): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(item).filter(([, value]) => value !== undefined));

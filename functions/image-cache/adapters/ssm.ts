@@ -6,7 +6,8 @@ import {
   type SSMClient,
 } from '@aws-sdk/client-ssm';
 import { callAws } from '../../shared/aws-errors';
-import { ValidationError } from '../../shared/errors';
+import { DependencyError, ValidationError } from '../../shared/errors';
+import { collectPages } from '../../shared/pagination';
 import {
   deployedDocumentName,
   invalidDocumentParameter,
@@ -85,7 +86,7 @@ export const ssmCacheCommands = (client: SSMClient): CacheCommands => ({
       ),
     );
     const commandId = output.Command?.CommandId;
-    if (!commandId) throw new ValidationError('CommandId', 'SendCommand returned no command id');
+    if (!commandId) throw new DependencyError('SendCommand returned no command id');
     return commandId;
   },
   async invocation(commandId, instanceId) {
@@ -107,9 +108,7 @@ export const ssmCacheCommands = (client: SSMClient): CacheCommands => ({
     // DescribeInstanceInformation's InstanceIds filter takes at most 50 values (SSM API reference).
     for (let start = 0; start < instanceIds.length; start += MAX_INSTANCES_PER_COMMAND) {
       const ids = instanceIds.slice(start, start + MAX_INSTANCES_PER_COMMAND);
-      let nextToken: string | undefined;
-      do {
-        const token = nextToken;
+      const nodes = await collectPages(async (token) => {
         const output = await callAws('DescribeInstanceInformation', () =>
           client.send(
             new DescribeInstanceInformationCommand({
@@ -121,28 +120,27 @@ export const ssmCacheCommands = (client: SSMClient): CacheCommands => ({
             }),
           ),
         );
-        for (const node of output.InstanceInformationList ?? [])
-          if (node.InstanceId && node.PingStatus === 'Online') online.add(node.InstanceId);
-        nextToken = output.NextToken;
-      } while (nextToken);
+        return { items: output.InstanceInformationList ?? [], nextToken: output.NextToken };
+      });
+      for (const node of nodes)
+        if (node.InstanceId && node.PingStatus === 'Online') online.add(node.InstanceId);
     }
     return online;
   },
-  async invocations(commandId) {
-    const found: { instanceId: string; status: string }[] = [];
-    let nextToken: string | undefined;
-    do {
-      const token = nextToken;
+  invocations: (commandId) =>
+    collectPages(async (token) => {
       const output = await callAws('ListCommandInvocations', () =>
         client.send(
           new ListCommandInvocationsCommand({ CommandId: commandId, ...(token ? { NextToken: token } : {}) }),
         ),
       );
-      for (const invocation of output.CommandInvocations ?? [])
-        if (invocation.InstanceId)
-          found.push({ instanceId: invocation.InstanceId, status: invocation.Status ?? 'Pending' });
-      nextToken = output.NextToken;
-    } while (nextToken);
-    return found;
-  },
+      return {
+        items: (output.CommandInvocations ?? []).flatMap((invocation) =>
+          invocation.InstanceId
+            ? [{ instanceId: invocation.InstanceId, status: invocation.Status ?? 'Pending' }]
+            : [],
+        ),
+        nextToken: output.NextToken,
+      };
+    }),
 });

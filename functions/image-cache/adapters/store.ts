@@ -7,11 +7,13 @@ import {
   paginateQuery,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { callAws } from '../../shared/aws-errors';
-import { ConflictError } from '../../shared/errors';
+import type { z } from 'zod';
+import { callAws, conditionalWrite } from '../../shared/aws-errors';
+import { DependencyError } from '../../shared/errors';
 import { type ImageSpec, imageSpecSchema } from '../config';
 import type { HostImageEntry, SourceHealth } from '../domain/model';
 import { HEALTHY_SOURCE } from '../domain/model';
+import { commandRecordItem, hostRecordItem, storedEntryItem } from '../schemas';
 
 /**
  * Image-cache state in the `imageCache` table (shared with fast restore, whose keys start
@@ -28,7 +30,8 @@ import { HEALTHY_SOURCE } from '../domain/model';
  * | command | `CMD#<commandId>` | `CMD` | group, image, action, instances; TTL 7 days |
  *
  * Every state change is a conditional write on `version` (or on absence), so two invocations
- * racing on one entry cannot both win: the loser gets a ConflictError and leaves it alone.
+ * racing on one entry cannot both win: the loser's write answers false (nothing was written)
+ * and it leaves the item alone.
  */
 export interface HostRecord {
   readonly instanceId: string;
@@ -116,10 +119,11 @@ export interface ImageCacheStore {
   getRegisteredImage(imageId: string): Promise<RegisteredImage | undefined>;
   /**
    * Writes the registry entry if it is still at `expected` (`absent`: not registered yet) and
-   * returns its new version; a ConflictError if another write came first.
+   * returns its new version; false if another write came first.
    */
-  putImage(image: ImageSpec, write: RegistryWrite, expected: Expected): Promise<number>;
-  putHost(group: string, host: Omit<HostRecord, 'version'>, expected: Expected): Promise<void>;
+  putImage(image: ImageSpec, write: RegistryWrite, expected: Expected): Promise<number | false>;
+  /** The versioned writes: true if written, false if the item is no longer at `expected`. */
+  putHost(group: string, host: Omit<HostRecord, 'version'>, expected: Expected): Promise<boolean>;
   deleteHost(group: string, instanceId: string): Promise<void>;
   /** Writes `next` over the entry if it still has `expected` version; `undefined` deletes it. */
   writeEntry(
@@ -128,8 +132,8 @@ export interface ImageCacheStore {
     imageId: string,
     next: HostImageEntry | undefined,
     expected: Expected,
-  ): Promise<void>;
-  writeSource(group: string, next: SourceHealth, expected: Expected): Promise<void>;
+  ): Promise<boolean>;
+  writeSource(group: string, next: SourceHealth, expected: Expected): Promise<boolean>;
   putCommand(command: CommandRecord): Promise<void>;
   getCommand(commandId: string): Promise<CommandRecord | undefined>;
 }
@@ -174,8 +178,8 @@ export class DynamoImageCacheStore implements ImageCacheStore {
         for (const item of page.Items ?? []) {
           const sk = String(item.sk);
           if (sk.startsWith('PIN#')) pins.push(String(item.imageId));
-          else if (sk.startsWith('HOST#')) hosts.push(withoutKeys(item) as unknown as HostRecord);
-          else if (sk.startsWith('ENTRY#')) entries.push(withoutKeys(item) as unknown as StoredEntry);
+          else if (sk.startsWith('HOST#')) hosts.push(parseItem(hostRecordItem, item));
+          else if (sk.startsWith('ENTRY#')) entries.push(parseItem(storedEntryItem, item));
           else if (sk === 'SOURCE')
             source = {
               consecutiveFailures: Number(item.consecutiveFailures),
@@ -189,15 +193,7 @@ export class DynamoImageCacheStore implements ImageCacheStore {
   }
 
   async loadHost(group: string, instanceId: string): Promise<HostState> {
-    const host = await callAws('GetItem', () =>
-      this.client.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: { pk: groupKey(group), sk: `HOST#${instanceId}` },
-          ConsistentRead: true,
-        }),
-      ),
-    );
+    const host = await this.getItem({ pk: groupKey(group), sk: `HOST#${instanceId}` });
     const entries: StoredEntry[] = [];
     const pages = paginateQuery(
       { client: this.client },
@@ -210,10 +206,10 @@ export class DynamoImageCacheStore implements ImageCacheStore {
     );
     await callAws('Query', async () => {
       for await (const page of pages)
-        for (const item of page.Items ?? []) entries.push(withoutKeys(item) as unknown as StoredEntry);
+        for (const item of page.Items ?? []) entries.push(parseItem(storedEntryItem, item));
     });
     return {
-      ...(host.Item ? { host: withoutKeys(host.Item) as unknown as HostRecord } : {}),
+      ...(host ? { host: parseItem(hostRecordItem, host) } : {}),
       entries,
     };
   }
@@ -261,20 +257,12 @@ export class DynamoImageCacheStore implements ImageCacheStore {
   }
 
   async getRegisteredImage(imageId: string): Promise<RegisteredImage | undefined> {
-    const output = await callAws('GetItem', () =>
-      this.client.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: { pk: `IMG#${imageId}`, sk: 'SPEC' },
-          ConsistentRead: true,
-        }),
-      ),
-    );
-    if (!output.Item) return undefined;
-    return { spec: output.Item.spec, version: Number(output.Item.version ?? 0) };
+    const item = await this.getItem({ pk: `IMG#${imageId}`, sk: 'SPEC' });
+    if (!item) return undefined;
+    return { spec: item.spec, version: Number(item.version ?? 0) };
   }
 
-  async putImage(image: ImageSpec, write: RegistryWrite, expected: Expected): Promise<number> {
+  async putImage(image: ImageSpec, write: RegistryWrite, expected: Expected): Promise<number | false> {
     const key = { pk: `IMG#${image.id}`, sk: 'SPEC' };
     const writer = {
       at: write.at,
@@ -282,14 +270,14 @@ export class DynamoImageCacheStore implements ImageCacheStore {
       ...(write.principal ? { principal: write.principal } : {}),
     };
     if (expected === 'absent') {
-      await this.conditionalPut(
+      const written = await this.conditionalPut(
         { ...key, spec: image, version: 1, registered: writer, changed: writer },
         expected,
       );
-      return 1;
+      return written && 1;
     }
     // An entry from before registry versions has no version attribute: it is version 0.
-    await this.conditional('UpdateItem', () =>
+    const written = await conditionalWrite('UpdateItem', () =>
       this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
@@ -309,11 +297,11 @@ export class DynamoImageCacheStore implements ImageCacheStore {
         }),
       ),
     );
-    return expected + 1;
+    return written && expected + 1;
   }
 
-  async putHost(group: string, host: Omit<HostRecord, 'version'>, expected: Expected): Promise<void> {
-    await this.conditionalPut(
+  putHost(group: string, host: Omit<HostRecord, 'version'>, expected: Expected): Promise<boolean> {
+    return this.conditionalPut(
       { pk: groupKey(group), sk: `HOST#${host.instanceId}`, ...host, version: nextVersion(expected) },
       expected,
     );
@@ -339,20 +327,19 @@ export class DynamoImageCacheStore implements ImageCacheStore {
     imageId: string,
     next: HostImageEntry | undefined,
     expected: Expected,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const key = { pk: groupKey(group), sk: entryKey(instanceId, imageId) };
     if (next === undefined) {
-      if (expected === 'absent') return;
-      await this.conditional('DeleteItem', () =>
+      if (expected === 'absent') return true;
+      return conditionalWrite('DeleteItem', () =>
         this.client.send(new DeleteCommand({ TableName: this.tableName, Key: key, ...condition(expected) })),
       );
-      return;
     }
-    await this.conditionalPut({ ...key, ...next, instanceId, version: nextVersion(expected) }, expected);
+    return this.conditionalPut({ ...key, ...next, instanceId, version: nextVersion(expected) }, expected);
   }
 
-  async writeSource(group: string, next: SourceHealth, expected: Expected): Promise<void> {
-    await this.conditionalPut(
+  writeSource(group: string, next: SourceHealth, expected: Expected): Promise<boolean> {
+    return this.conditionalPut(
       { pk: groupKey(group), sk: 'SOURCE', ...next, version: nextVersion(expected) },
       expected,
     );
@@ -375,38 +362,31 @@ export class DynamoImageCacheStore implements ImageCacheStore {
   }
 
   async getCommand(commandId: string): Promise<CommandRecord | undefined> {
-    const output = await callAws('GetItem', () =>
-      this.client.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: { pk: `CMD#${commandId}`, sk: 'CMD' },
-          ConsistentRead: true,
-        }),
-      ),
-    );
-    return output.Item ? (withoutKeys(output.Item) as unknown as CommandRecord) : undefined;
+    const item = await this.getItem({ pk: `CMD#${commandId}`, sk: 'CMD' });
+    return item ? parseItem(commandRecordItem, item) : undefined;
   }
 
-  private async conditionalPut(item: Record<string, unknown>, expected: Expected): Promise<void> {
-    await this.conditional('PutItem', () =>
+  private async getItem(key: { pk: string; sk: string }): Promise<Record<string, unknown> | undefined> {
+    const output = await callAws('GetItem', () =>
+      this.client.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true })),
+    );
+    return output.Item;
+  }
+
+  private conditionalPut(item: Record<string, unknown>, expected: Expected): Promise<boolean> {
+    return conditionalWrite('PutItem', () =>
       this.client.send(new PutCommand({ TableName: this.tableName, Item: item, ...condition(expected) })),
     );
   }
-
-  private async conditional(operation: string, call: () => Promise<unknown>): Promise<void> {
-    try {
-      await callAws(operation, call);
-    } catch (error) {
-      if (error instanceof ConflictError)
-        throw new ConflictError(`${operation} lost a race (the item changed since it was read)`, {
-          cause: error,
-        });
-      throw error;
-    }
-  }
 }
 
-const withoutKeys = (item: Record<string, unknown>): Record<string, unknown> => {
-  const { pk: _pk, sk: _sk, expiresAt: _expiresAt, ...rest } = item;
-  return rest;
+/** An item as its record: keys and TTL dropped, the rest parsed (a malformed item is an error). */
+const parseItem = <T>(schema: z.ZodType<T>, item: Record<string, unknown>): T => {
+  const { pk, sk, expiresAt: _expiresAt, ...rest } = item;
+  const parsed = schema.safeParse(rest);
+  if (!parsed.success)
+    throw new DependencyError(
+      `imageCache item ${String(pk)} ${String(sk)} is malformed: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`,
+    );
+  return parsed.data;
 };

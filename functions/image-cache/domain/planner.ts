@@ -77,6 +77,18 @@ export interface DeferredAction {
   readonly until?: number;
 }
 
+/** Records why the fetch of `imageId` on a host waits (and until when, if known). */
+const fetchDeferral =
+  (deferred: DeferredAction[], instanceId: string, imageId: string) =>
+  (reason: DeferReason, until?: number) =>
+    deferred.push({
+      instanceId,
+      imageId,
+      action: 'fetch',
+      reason,
+      ...(until !== undefined ? { until } : {}),
+    });
+
 export interface CachePlan {
   readonly hostGroup: string;
   readonly commands: readonly CacheCommand[];
@@ -314,14 +326,7 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
       desiredPairs += 1;
       const entry = work.entries.get(imageId);
       const bytes = sizeOf(imageId) ?? entry?.bytes ?? 0;
-      const defer = (reason: DeferReason, until?: number) =>
-        deferred.push({
-          instanceId: work.host.instanceId,
-          imageId,
-          action: 'fetch',
-          reason,
-          ...(until !== undefined ? { until } : {}),
-        });
+      const defer = fetchDeferral(deferred, work.host.instanceId, imageId);
       if (entry?.state === 'cached') {
         warmPairs += 1;
         return;
@@ -382,14 +387,7 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
   const fetches: { work: HostWork; imageId: string }[] = [];
   for (const candidate of fetchCandidates) {
     const { work, imageId, bytes } = candidate;
-    const defer = (reason: DeferReason, until?: number) =>
-      deferred.push({
-        instanceId: work.host.instanceId,
-        imageId,
-        action: 'fetch',
-        reason,
-        ...(until !== undefined ? { until } : {}),
-      });
+    const defer = fetchDeferral(deferred, work.host.instanceId, imageId);
     if (sourceBackingOff && !probeDue) {
       defer('source-backoff', input.source.retryAt);
       continue;

@@ -1,6 +1,7 @@
+import { regex } from '../../shared/aws-ids';
 import type { HostGroup, ImageSpec } from '../config';
 import { OWN_REGISTRY } from '../config';
-import { FORBIDDEN_REGISTRY_PATTERN, regex } from '../patterns';
+import { FORBIDDEN_REGISTRY_PATTERN } from '../patterns';
 
 /**
  * Where a host group may fetch images from (security review H2, L4): the registries, buckets and

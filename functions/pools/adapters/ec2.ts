@@ -20,10 +20,12 @@ import {
 } from '@aws-sdk/client-ssm';
 import { callAws } from '../../shared/aws-errors';
 import { DependencyError, NotFoundError, UnmanagedResourceError } from '../../shared/errors';
+import { collectPages } from '../../shared/pagination';
 import { deployedDocumentName, PINNED_DOCUMENT_VERSION } from '../../shared/ssm-document';
-import { ImageOwnerNotAllowedError } from '../admission';
 import type { PoolSpec } from '../config';
 import { documentNamed } from '../documents';
+import { ImageOwnerNotAllowedError } from '../domain/admission';
+import { isGone } from '../domain/instances';
 import type { Ec2State, InitResult, ObservedInstance } from '../domain/reconcile';
 import { isManagedBy, TAG } from '../domain/tags';
 
@@ -132,26 +134,22 @@ export const sdkPoolEc2 = (client: EC2Client, allowedImageOwners: readonly strin
     async checkImageOwner(imageId) {
       await rootDeviceOf(imageId);
     },
-    async describePool(pool) {
-      const found: ObservedInstance[] = [];
-      let token: string | undefined;
-      do {
+    describePool: (pool) =>
+      collectPages(async (nextToken) => {
         const output = await callAws('DescribeInstances', () =>
           client.send(
             new DescribeInstancesCommand({
               Filters: [{ Name: `tag:${TAG.pool}`, Values: [pool] }],
               MaxResults: 1000,
-              NextToken: token,
+              NextToken: nextToken,
             }),
           ),
         );
-        for (const reservation of output.Reservations ?? []) {
-          for (const instance of reservation.Instances ?? []) found.push(observe(instance));
-        }
-        token = output.NextToken;
-      } while (token);
-      return found;
-    },
+        const items = (output.Reservations ?? []).flatMap((reservation) =>
+          (reservation.Instances ?? []).map(observe),
+        );
+        return { items, ...(output.NextToken ? { nextToken: output.NextToken } : {}) };
+      }),
     async describe(instanceId) {
       const output = await callAws('DescribeInstances', () =>
         client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })),
@@ -218,7 +216,7 @@ export const sdkPoolEc2 = (client: EC2Client, allowedImageOwners: readonly strin
     async terminate(instance, pool) {
       fence(instance, pool);
       // EC2 is eventually consistent: an instance already shutting down needs no second call.
-      if (instance.state === 'shutting-down' || instance.state === 'terminated') return;
+      if (isGone(instance.state)) return;
       await callAws('TerminateInstances', () =>
         client.send(new TerminateInstancesCommand({ InstanceIds: [instance.instanceId] })),
       );

@@ -1,4 +1,3 @@
-import { ConflictError } from '../../shared/errors';
 import { isTerminal } from '../domain/claims';
 import { LAUNCH_INTENT_TTL_MS, type LaunchIntent } from '../domain/launch-intents';
 import type { PoolMember } from '../domain/lifecycle';
@@ -9,7 +8,7 @@ const MINUTE_MS = 60_000;
 
 /**
  * The pools table in memory, with the same conditional-write semantics as `dynamoPoolStore`
- * (a lost condition is a ConflictError), for service tests and the bench. Values are copied in
+ * (a lost condition is `false`), for service tests and the bench. Values are copied in
  * and out so a caller cannot change stored state by mutating what it holds.
  */
 export class MemoryPoolStore implements PoolStore {
@@ -44,27 +43,34 @@ export class MemoryPoolStore implements PoolStore {
     return [...this.#pools.values()].map((stored) => structuredClone(stored.record));
   }
 
-  async setStatus(name: string, status: PoolRecord['status'], now: number): Promise<void> {
-    const stored = this.#requirePool(name);
+  async setStatus(name: string, status: PoolRecord['status'], now: number): Promise<boolean> {
+    const stored = this.#pools.get(name);
+    if (!stored) return false;
     stored.record = { ...stored.record, status };
     stored.updatedAt = now;
+    return true;
   }
 
-  async saveSizing(name: string, sizing: SizingState): Promise<void> {
-    const stored = this.#requirePool(name);
+  async saveSizing(name: string, sizing: SizingState): Promise<boolean> {
+    const stored = this.#pools.get(name);
+    if (!stored) return false;
     stored.record = { ...stored.record, sizing: { ...sizing } };
+    return true;
   }
 
   async acquireLease(name: string, owner: string, now: number, until: number): Promise<boolean> {
-    const stored = this.#requirePool(name);
+    const stored = this.#pools.get(name);
+    if (!stored) return false;
     if (stored.lease && stored.lease.until >= now && stored.lease.owner !== owner) return false;
     stored.lease = { owner, until };
     return true;
   }
 
-  async releaseLease(name: string, owner: string): Promise<void> {
+  async releaseLease(name: string, owner: string): Promise<boolean> {
     const stored = this.#pools.get(name);
-    if (stored?.lease?.owner === owner) delete stored.lease;
+    if (stored?.lease?.owner !== owner) return false;
+    delete stored.lease;
+    return true;
   }
 
   async listMembers(pool: string): Promise<PoolMember[]> {
@@ -78,23 +84,18 @@ export class MemoryPoolStore implements PoolStore {
     return member && structuredClone(member);
   }
 
-  async createMember(member: PoolMember): Promise<void> {
-    if (this.#members.has(member.instanceId)) {
-      throw new ConflictError(`member ${member.instanceId} already exists`);
-    }
+  async createMember(member: PoolMember): Promise<boolean> {
+    if (this.#members.has(member.instanceId)) return false;
     this.#members.set(member.instanceId, structuredClone(member));
+    return true;
   }
 
-  async recordLaunchIntent(intent: LaunchIntent): Promise<void> {
+  async recordLaunchIntent(intent: LaunchIntent): Promise<boolean> {
     const key = `${intent.pool}|${intent.clientToken}`;
     const stored = this.#intents.get(key);
-    if (stored === undefined) {
-      this.#intents.set(key, structuredClone(intent));
-      return;
-    }
-    if (!sameLaunch(stored, intent)) {
-      throw new ConflictError(`launch intent ${intent.clientToken} exists for another launch`);
-    }
+    if (stored !== undefined) return sameLaunch(stored, intent);
+    this.#intents.set(key, structuredClone(intent));
+    return true;
   }
 
   async launchIntents(pool: string, now: number): Promise<LaunchIntent[]> {
@@ -103,40 +104,35 @@ export class MemoryPoolStore implements PoolStore {
       .map((intent) => structuredClone(intent));
   }
 
-  async recordLaunch(member: PoolMember, clientToken: string): Promise<void> {
+  async recordLaunch(member: PoolMember, clientToken: string): Promise<boolean> {
     const key = `${member.pool}|${clientToken}`;
     const intent = this.#intents.get(key);
-    if (intent === undefined || intent.instanceId !== undefined) {
-      throw new ConflictError(`launch intent ${clientToken} is not open`);
-    }
-    await this.createMember(member);
+    if (intent === undefined || intent.instanceId !== undefined) return false;
+    if (!(await this.createMember(member))) return false;
     this.#intents.set(key, { ...intent, instanceId: member.instanceId });
+    return true;
   }
 
-  async closeLaunchIntent(pool: string, clientToken: string, instanceId: string): Promise<void> {
+  async closeLaunchIntent(pool: string, clientToken: string, instanceId: string): Promise<boolean> {
     const key = `${pool}|${clientToken}`;
     const intent = this.#intents.get(key);
-    if (intent !== undefined && intent.instanceId === undefined)
-      this.#intents.set(key, { ...intent, instanceId });
+    if (intent === undefined || intent.instanceId !== undefined) return false;
+    this.#intents.set(key, { ...intent, instanceId });
+    return true;
   }
 
-  async updateMember(previous: PoolMember, next: PoolMember): Promise<void> {
+  async updateMember(previous: PoolMember, next: PoolMember): Promise<boolean> {
     const stored = this.#members.get(previous.instanceId);
-    if (stored?.version !== previous.version || stored.state !== previous.state) {
-      throw new ConflictError(
-        `member ${previous.instanceId} is not at version ${previous.version} in state ${previous.state}`,
-      );
-    }
+    if (stored?.version !== previous.version || stored.state !== previous.state) return false;
     this.#members.set(next.instanceId, structuredClone(next));
+    return true;
   }
 
-  async deleteMember(member: PoolMember): Promise<void> {
+  async deleteMember(member: PoolMember): Promise<boolean> {
     const stored = this.#members.get(member.instanceId);
-    if (stored === undefined) return;
-    if (stored.version !== member.version) {
-      throw new ConflictError(`member ${member.instanceId} is not at version ${member.version}`);
-    }
+    if (stored !== undefined && stored.version !== member.version) return false;
     this.#members.delete(member.instanceId);
+    return true;
   }
 
   async takeRequestQuota(pool: string, caller: string, now: number, limit: number): Promise<boolean> {
@@ -172,23 +168,16 @@ export class MemoryPoolStore implements PoolStore {
     return claim && structuredClone(claim);
   }
 
-  async updateClaim(previous: ClaimRecord, next: ClaimRecord): Promise<void> {
+  async updateClaim(previous: ClaimRecord, next: ClaimRecord): Promise<boolean> {
     const stored = this.#claims.get(previous.requestId);
-    if (stored?.version !== previous.version) {
-      throw new ConflictError(`claim ${previous.requestId} is not at version ${previous.version}`);
-    }
+    if (stored?.version !== previous.version) return false;
     this.#claims.set(next.requestId, structuredClone(next));
+    return true;
   }
 
   async listOpenClaims(pool: string): Promise<ClaimRecord[]> {
     return [...this.#claims.values()]
       .filter((claim) => claim.pool === pool && !isTerminal(claim.step))
       .map((claim) => structuredClone(claim));
-  }
-
-  #requirePool(name: string) {
-    const stored = this.#pools.get(name);
-    if (!stored) throw new ConflictError(`pool ${name} is not defined`);
-    return stored;
   }
 }

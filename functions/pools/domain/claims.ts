@@ -1,14 +1,16 @@
 import { countsAgainstMax, isPoolMember, type PoolMember, SUPPLY_STATES } from './lifecycle';
 
-export type ClaimStep =
-  | 'requested'
-  | 'member-claimed'
-  | 'started'
-  | 'personalized'
-  | 'transferred'
-  | 'cold-launching'
-  | 'ready'
-  | 'failed';
+export const CLAIM_STEPS = [
+  'requested',
+  'member-claimed',
+  'started',
+  'personalized',
+  'transferred',
+  'cold-launching',
+  'ready',
+  'failed',
+] as const;
+export type ClaimStep = (typeof CLAIM_STEPS)[number];
 
 export interface ClaimError {
   readonly code: string;
@@ -105,7 +107,7 @@ export const healClaims = (
     // A cold launch is waited for while its server initializes (the member's init timeout bounds
     // that); the hand-over after it is bounded like a warm claim's, from when the server was ready.
     // A claim gives up when it made no progress for CLAIM_GIVE_UP_MS: one that waited for a
-    // member (functions/claim/service.ts, a full pool) counts from its last step, not its request.
+    // member (functions/claim/application/cold-launch.ts, a full pool) counts from its last step, not its request.
     let since = claim.updatedAt ?? claim.requestedAt;
     if (claim.step === 'cold-launching') {
       const member = claim.instanceId === undefined ? undefined : byInstance.get(claim.instanceId);

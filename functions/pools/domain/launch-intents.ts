@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isGone } from './instances';
 import type { ObservedInstance } from './reconcile';
 import { TAG } from './tags';
 
@@ -69,8 +70,6 @@ export interface TaggedInstances {
   readonly foreign: readonly ObservedInstance[];
 }
 
-const GONE: readonly ObservedInstance['state'][] = ['shutting-down', 'terminated'];
-
 /**
  * Sorts the live instances tagged `warmboot:pool=<pool>` that no member record names into the
  * ones warmboot launched (adoptable, oldest first, at most `count` per intent) and foreign ones.
@@ -95,7 +94,7 @@ export const sortTagged = (
       (instance) =>
         instance.tags[TAG.pool] === pool &&
         !knownInstanceIds.has(instance.instanceId) &&
-        !GONE.includes(instance.state),
+        !isGone(instance.state),
     )
     .sort((a, b) => a.launchedAt - b.launchedAt || a.instanceId.localeCompare(b.instanceId));
   for (const instance of candidates) {

@@ -94,25 +94,13 @@ export const transition = (
 };
 
 /** States that hold an instance the pool pays for: they count against the pool's max. */
-export const COUNTED_STATES: readonly MemberState[] = [
-  'launching',
-  'joining',
-  'initializing',
-  'stopping',
-  'starting',
-  'ready',
-  'claimed',
-  'retiring',
-];
+export const COUNTED_STATES: readonly MemberState[] = MEMBER_STATES.filter(
+  (state) => state !== 'handed-over' && state !== 'terminated',
+);
 /** States that will become (or are) ready members: the pool's supply toward its target size. */
-export const SUPPLY_STATES: readonly MemberState[] = [
-  'launching',
-  'joining',
-  'initializing',
-  'stopping',
-  'starting',
-  'ready',
-];
+export const SUPPLY_STATES: readonly MemberState[] = COUNTED_STATES.filter(
+  (state) => state !== 'claimed' && state !== 'retiring',
+);
 
 /** A claim's own cold launch is the requester's server, not idle pool capacity. */
 export const isPoolMember = (member: PoolMember): boolean => member.origin === 'pool';

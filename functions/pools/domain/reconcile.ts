@@ -1,6 +1,7 @@
 import { isEncryptionKeyStateReason } from '../../shared/aws-errors';
 import type { PoolSpec } from '../config';
 import { isColdLaunchInFlight } from './claims';
+import { isGone } from './instances';
 import { isOpen, type LaunchIntent, launchedByPool, poolLaunchToken, sortTagged } from './launch-intents';
 import { countsAgainstMax, isPoolMember, type PoolMember, SUPPLY_STATES } from './lifecycle';
 import type { SizingDecision } from './sizing';
@@ -147,8 +148,6 @@ export const agentRegistrationHold = (
   return !members.some((member) => member.launchedAt > lastFailure && registered(member));
 };
 
-const GONE: readonly Ec2State[] = ['shutting-down', 'terminated'];
-
 /**
  * After a member's launch ended because EC2 could not use an EBS encryption key for the role
  * (state reason Client.InternalError or Client.InvalidKMSKey.*: the key is not in `ebsKmsKeyArns`,
@@ -167,7 +166,7 @@ export const encryptionKeyHold = (
   observed
     .filter(
       (instance) =>
-        GONE.includes(instance.state) &&
+        isGone(instance.state) &&
         isEncryptionKeyStateReason(instance.stateReason) &&
         now - instance.launchedAt < KEY_FAILURE_HOLD_MS,
     )
@@ -241,7 +240,7 @@ const memberAction = (
   if (member.state === 'terminated' || member.state === 'handed-over') {
     return { kind: 'forget', member, reason: member.state };
   }
-  if (instance === undefined || GONE.includes(instance.state)) {
+  if (instance === undefined || isGone(instance.state)) {
     if (
       instance === undefined &&
       member.state === 'launching' &&

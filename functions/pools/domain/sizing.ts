@@ -224,3 +224,9 @@ export const decideSize = (input: {
     reason,
   };
 };
+
+/** From `running` until a member is initialized: its SSM agent registers, then the init runs. */
+export const initializeSecondsOf = (spec: PoolSpec): number =>
+  spec.initialization.platform === 'windows'
+    ? TIMINGS.windowsAgentRegistrationSeconds + TIMINGS.windowsInitializeSeconds
+    : TIMINGS.linuxAgentRegistrationSeconds + TIMINGS.linuxInitializeSeconds;

@@ -1,6 +1,8 @@
+import { MANAGED_TAG } from '../../shared/tags';
+
 /** warmboot's management tags on pool members (CONTRIBUTING: managed + capability tag). */
 export const TAG = {
-  managed: 'warmboot:managed',
+  managed: MANAGED_TAG,
   pool: 'warmboot:pool',
   memberState: 'warmboot:member-state',
   /** On a claim's own cold launch: the request it belongs to. */

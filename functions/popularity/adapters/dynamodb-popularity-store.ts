@@ -7,11 +7,15 @@ import {
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { callAws, classifyAwsError, translateAwsError } from '../../shared/aws-errors';
+import { callAws, conditionalWrite } from '../../shared/aws-errors';
+import { ConditionFailedError, TransactionConflictError } from '../../shared/errors';
+import { collectPages } from '../../shared/pagination';
 import { retrying } from '../../shared/retry';
+import type { Runtime } from '../../shared/runtime';
+import type { PopularityConfig } from '../config';
 import type { PopularityStanding } from '../domain/change';
 import { type CounterSettings, type CounterValue, counterIncrements, rankImages } from '../domain/counters';
-import { liveEras } from '../domain/decay';
+import { decayParameters, liveEras } from '../domain/decay';
 import { type PopularityScope, scopeKey } from '../domain/scope';
 import type { ChangeMarkerStore, LaunchRecord, PopularityStore, TopKOptions } from './popularity-store';
 
@@ -55,9 +59,9 @@ const n = (value: number): AttributeValue => ({
 const eraSortKey = (era: number): string => `ERA#${String(era).padStart(8, '0')}`;
 const epochSeconds = (ms: number): number => Math.floor(ms / 1000);
 
-export const counterPartitionKey = (scope: PopularityScope, image: string, shard: number): string =>
+const counterPartitionKey = (scope: PopularityScope, image: string, shard: number): string =>
   `POP#${scopeKey(scope)}#${image}#${shard}`;
-export const topPartitionKey = (scope: PopularityScope, era: number, shard: number): string =>
+const topPartitionKey = (scope: PopularityScope, era: number, shard: number): string =>
   `TOP#${scopeKey(scope)}#ERA#${era}#${shard}`;
 
 export class DynamoPopularityStore implements PopularityStore {
@@ -98,22 +102,21 @@ export class DynamoPopularityStore implements PopularityStore {
       },
     }));
     const command = new TransactWriteItemsCommand({ TransactItems: [marker, ...counters] });
-    try {
-      // Concurrent transactions on one counter item cancel each other (TransactionConflict);
-      // nothing was written, so trying again is safe, and the marker keeps it exact.
-      await retrying(() => this.options.client.send(command), {
+    // Concurrent transactions on one counter item cancel each other (TransactionConflict);
+    // nothing was written, so trying again is safe, and the marker keeps it exact. Only the
+    // dedupe marker carries a condition: when it fails, this event was counted before.
+    const recorded = await retrying(
+      () => conditionalWrite('TransactWriteItems', () => this.options.client.send(command)),
+      {
         sleep: this.options.sleep,
         random: this.options.random,
         attempts: CONFLICT_ATTEMPTS,
-        retryable: (error) => !markerExisted(error) && classifyAwsError(error) === 'transaction-conflict',
+        retryable: (error) => error instanceof TransactionConflictError,
         baseMs: 25,
         capMs: 1_000,
-      });
-      return { recorded: true };
-    } catch (error) {
-      if (markerExisted(error)) return { recorded: false };
-      throw translateAwsError('TransactWriteItems', error);
-    }
+      },
+    );
+    return { recorded };
   }
 
   async topK(scope: PopularityScope, k: number, now: number, options: TopKOptions = {}) {
@@ -161,35 +164,40 @@ export class DynamoPopularityStore implements PopularityStore {
     return rankImages((await Promise.all(queries)).flat(), now, settings.decay)[0];
   }
 
-  async #queryAll(input: Omit<QueryCommandInput, 'TableName'>): Promise<CounterValue[]> {
-    const counters: CounterValue[] = [];
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
+  #queryAll(input: Omit<QueryCommandInput, 'TableName'>): Promise<CounterValue[]> {
+    return collectPages<CounterValue, Record<string, AttributeValue>>(async (startKey) => {
       const page = await callAws('Query', () =>
         this.options.client.send(
           new QueryCommand({ ...input, TableName: this.options.tableName, ExclusiveStartKey: startKey }),
         ),
       );
-      for (const item of page.Items ?? []) {
-        counters.push({
-          image: item.image?.S ?? '',
-          era: Number(item.era?.N ?? 0),
-          value: Number(item.value?.N ?? 0),
-          launches: Number(item.launches?.N ?? 0),
-        });
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return counters;
+      return { items: (page.Items ?? []).map(counterOf), nextToken: page.LastEvaluatedKey };
+    });
   }
 }
 
-/** The transaction was cancelled because the dedupe marker (item 0) already exists. */
-const markerExisted = (error: unknown): boolean => {
-  if (typeof error !== 'object' || error === null) return false;
-  const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
-  return reasons?.[0]?.Code === 'ConditionalCheckFailed';
-};
+/** A counter item as the ranking reads it. */
+const counterOf = (item: Record<string, AttributeValue>): CounterValue => ({
+  image: item.image?.S ?? '',
+  era: Number(item.era?.N ?? 0),
+  value: Number(item.value?.N ?? 0),
+  launches: Number(item.launches?.N ?? 0),
+});
+
+/**
+ * The popularity store over the runtime's DynamoDB client, with popularity's own settings (same
+ * half-life, same shard count): the popularity function writes through it, and the cache planner
+ * and fast restore read through it.
+ */
+export const popularityStoreFor = (runtime: Runtime, config: PopularityConfig): DynamoPopularityStore =>
+  new DynamoPopularityStore({
+    client: runtime.clients.dynamodb,
+    tableName: config.tables.popularity,
+    settings: { decay: decayParameters(config.settings.halfLifeHours), shards: config.settings.shards },
+    dedupeTtlMs: config.settings.dedupeTtlHours * 3_600_000,
+    sleep: (ms) => runtime.clock.sleep(ms),
+    random: runtime.random,
+  });
 
 export interface DynamoChangeMarkersOptions {
   readonly client: DynamoDBClient;
@@ -201,20 +209,22 @@ export class DynamoChangeMarkers implements ChangeMarkerStore {
 
   async claim(scope: PopularityScope, image: string, now: number, intervalMs: number) {
     try {
-      const output = await this.options.client.send(
-        new UpdateItemCommand({
-          TableName: this.options.tableName,
-          Key: this.#key(scope, image),
-          UpdateExpression: 'SET nextCheckAt = :next, expiresAt = :expiresAt',
-          ConditionExpression: 'attribute_not_exists(pk) OR nextCheckAt <= :now',
-          ExpressionAttributeValues: {
-            ':next': n(now + intervalMs),
-            ':now': n(now),
-            // Kept a week past the slot so the last announced standing survives quiet spells.
-            ':expiresAt': n(epochSeconds(now + intervalMs + 7 * 86_400_000)),
-          },
-          ReturnValues: 'ALL_OLD',
-        }),
+      const output = await callAws('UpdateItem', () =>
+        this.options.client.send(
+          new UpdateItemCommand({
+            TableName: this.options.tableName,
+            Key: this.#key(scope, image),
+            UpdateExpression: 'SET nextCheckAt = :next, expiresAt = :expiresAt',
+            ConditionExpression: 'attribute_not_exists(pk) OR nextCheckAt <= :now',
+            ExpressionAttributeValues: {
+              ':next': n(now + intervalMs),
+              ':now': n(now),
+              // Kept a week past the slot so the last announced standing survives quiet spells.
+              ':expiresAt': n(epochSeconds(now + intervalMs + 7 * 86_400_000)),
+            },
+            ReturnValues: 'ALL_OLD',
+          }),
+        ),
       );
       const old = output.Attributes;
       const previous: PopularityStanding | undefined =
@@ -223,8 +233,9 @@ export class DynamoChangeMarkers implements ChangeMarkerStore {
           : undefined;
       return { previous };
     } catch (error) {
-      if (classifyAwsError(error) === 'conditional-check-failed') return undefined;
-      throw translateAwsError('UpdateItem', error);
+      // Another caller holds the slot until a later time.
+      if (error instanceof ConditionFailedError) return undefined;
+      throw error;
     }
   }
 

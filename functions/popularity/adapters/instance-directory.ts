@@ -1,5 +1,7 @@
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { callAws, isUnknownInstance } from '../../shared/aws-errors';
+import { collectPages } from '../../shared/pagination';
+import { HOST_GROUP_TAG } from '../../shared/tags';
 
 /** What a launch needs to know about an instance; the EC2 running event carries only its id. */
 export interface InstanceFacts {
@@ -14,33 +16,32 @@ export interface InstanceDirectory {
   describe(instanceIds: readonly string[]): Promise<ReadonlyMap<string, InstanceFacts>>;
 }
 
-export const HOST_GROUP_TAG = 'warmboot:host-group';
 /** DescribeInstances takes up to 1,000 instance ids per call (EC2 API reference). */
 const DESCRIBE_MAX_IDS = 1_000;
 
 export const ec2InstanceDirectory = (ec2: EC2Client): InstanceDirectory => {
-  const describeChunk = async (ids: readonly string[]): Promise<InstanceFacts[]> => {
-    const facts: InstanceFacts[] = [];
-    let nextToken: string | undefined;
-    do {
+  const describeChunk = (ids: readonly string[]): Promise<InstanceFacts[]> =>
+    collectPages(async (nextToken) => {
       const page = await callAws('DescribeInstances', () =>
         ec2.send(new DescribeInstancesCommand({ InstanceIds: [...ids], NextToken: nextToken })),
       );
-      for (const instance of (page.Reservations ?? []).flatMap(
-        (reservation) => reservation.Instances ?? [],
-      )) {
-        if (!instance.InstanceId || !instance.ImageId) continue;
-        facts.push({
-          instanceId: instance.InstanceId,
-          imageId: instance.ImageId,
-          availabilityZone: instance.Placement?.AvailabilityZone,
-          hostGroup: instance.Tags?.find((tag) => tag.Key === HOST_GROUP_TAG)?.Value,
-        });
-      }
-      nextToken = page.NextToken;
-    } while (nextToken);
-    return facts;
-  };
+      const instances = (page.Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []);
+      return {
+        items: instances.flatMap((instance) =>
+          instance.InstanceId && instance.ImageId
+            ? [
+                {
+                  instanceId: instance.InstanceId,
+                  imageId: instance.ImageId,
+                  availabilityZone: instance.Placement?.AvailabilityZone,
+                  hostGroup: instance.Tags?.find((tag) => tag.Key === HOST_GROUP_TAG)?.Value,
+                },
+              ]
+            : [],
+        ),
+        nextToken: page.NextToken,
+      };
+    });
   const directory: InstanceDirectory = {
     async describe(instanceIds) {
       const found = new Map<string, InstanceFacts>();

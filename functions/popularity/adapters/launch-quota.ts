@@ -1,6 +1,5 @@
 import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import { callAws } from '../../shared/aws-errors';
-import { ConflictError } from '../../shared/errors';
+import { conditionalWrite } from '../../shared/aws-errors';
 
 /**
  * How many `Image Launched` launches one caller may report per hour (security review H4: forged
@@ -19,42 +18,23 @@ export class DynamoLaunchQuota implements LaunchQuota {
 
   async consume(caller: string, hour: number, count: number, limit: number): Promise<boolean> {
     if (count > limit) return false;
-    try {
-      await callAws('UpdateItem', () =>
-        this.options.client.send(
-          new UpdateItemCommand({
-            TableName: this.options.tableName,
-            Key: { pk: { S: `QUOTA#${caller}#${hour}` }, sk: { S: 'QUOTA' } },
-            UpdateExpression: 'ADD #used :count SET expiresAt = :expiresAt',
-            ConditionExpression: 'attribute_not_exists(#used) OR #used <= :room',
-            ExpressionAttributeNames: { '#used': 'used' },
-            ExpressionAttributeValues: {
-              ':count': { N: String(count) },
-              ':room': { N: String(limit - count) },
-              ':expiresAt': { N: String(Math.floor(((hour + 2) * HOUR_MS) / 1000)) },
-            },
-          }),
-        ),
-      );
-      return true;
-    } catch (error) {
-      // callAws reports the failed condition (the hour is full) as a ConflictError.
-      if (error instanceof ConflictError) return false;
-      throw error;
-    }
-  }
-}
-
-/** The same, in memory (tests). */
-export class MemoryLaunchQuota implements LaunchQuota {
-  readonly #used = new Map<string, number>();
-
-  async consume(caller: string, hour: number, count: number, limit: number): Promise<boolean> {
-    const key = `${caller}#${hour}`;
-    const used = this.#used.get(key) ?? 0;
-    if (used + count > limit) return false;
-    this.#used.set(key, used + count);
-    return true;
+    // False: the condition failed, the hour is full.
+    return conditionalWrite('UpdateItem', () =>
+      this.options.client.send(
+        new UpdateItemCommand({
+          TableName: this.options.tableName,
+          Key: { pk: { S: `QUOTA#${caller}#${hour}` }, sk: { S: 'QUOTA' } },
+          UpdateExpression: 'ADD #used :count SET expiresAt = :expiresAt',
+          ConditionExpression: 'attribute_not_exists(#used) OR #used <= :room',
+          ExpressionAttributeNames: { '#used': 'used' },
+          ExpressionAttributeValues: {
+            ':count': { N: String(count) },
+            ':room': { N: String(limit - count) },
+            ':expiresAt': { N: String(Math.floor(((hour + 2) * HOUR_MS) / 1000)) },
+          },
+        }),
+      ),
+    );
   }
 }
 

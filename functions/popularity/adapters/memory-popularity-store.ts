@@ -2,6 +2,7 @@ import type { PopularityStanding } from '../domain/change';
 import { type CounterSettings, counterIncrements, counterKey, rankImages } from '../domain/counters';
 import { liveEras } from '../domain/decay';
 import { type PopularityScope, scopeKey } from '../domain/scope';
+import type { LaunchQuota } from './launch-quota';
 import type { ChangeMarkerStore, PopularityStore } from './popularity-store';
 
 interface StoredCounter {
@@ -87,5 +88,18 @@ export class MemoryChangeMarkers implements ChangeMarkerStore {
     const key = `${scopeKey(scope)}#${image}`;
     const marker = this.#markers.get(key);
     this.#markers.set(key, { nextCheckAt: marker?.nextCheckAt ?? 0, standing });
+  }
+}
+
+/** The launch quota in memory (tests). */
+export class MemoryLaunchQuota implements LaunchQuota {
+  readonly #used = new Map<string, number>();
+
+  async consume(caller: string, hour: number, count: number, limit: number): Promise<boolean> {
+    const key = `${caller}#${hour}`;
+    const used = this.#used.get(key) ?? 0;
+    if (used + count > limit) return false;
+    this.#used.set(key, used + count);
+    return true;
   }
 }

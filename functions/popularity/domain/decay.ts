@@ -25,7 +25,7 @@ export const eraLengthMs = (decay: DecayParameters): number => decay.halfLifeMs 
 /** The era a time falls in (eras start at the Unix epoch). */
 export const eraOf = (at: number, decay: DecayParameters): number => Math.floor(at / eraLengthMs(decay));
 
-export const eraStart = (era: number, decay: DecayParameters): number => era * eraLengthMs(decay);
+const eraStart = (era: number, decay: DecayParameters): number => era * eraLengthMs(decay);
 
 /** What one launch at `at` adds to the counter of its own era: 2^((at - E_k) / h), in [1, 2^20). */
 export const launchWeight = (at: number, decay: DecayParameters): number =>

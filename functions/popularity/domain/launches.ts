@@ -1,3 +1,4 @@
+import type { ItemError } from '../../shared/results';
 import { hostGroupSchema, isValidImageId } from '../schemas';
 import type { LaunchRecord } from './counters';
 
@@ -5,11 +6,6 @@ import type { LaunchRecord } from './counters';
  * Turning the three kinds of launch events into launch records. Pure: the instance facts come
  * from the adapter, the time from the event.
  */
-
-export interface ItemError {
-  readonly code: string;
-  readonly message: string;
-}
 
 export const launchFromOperator = (
   eventId: string,
@@ -28,28 +24,39 @@ export const launchFromOperator = (
   hostGroup: detail.hostGroup,
 });
 
+/** An instance's launch, or why it cannot be counted (its image id is not a valid image id). */
+export type InstanceLaunch =
+  | { readonly ok: true; readonly record: LaunchRecord }
+  | { readonly ok: false; readonly error: ItemError };
+
 export const launchFromInstance = (
   eventId: string,
   at: number,
   instance: { imageId: string; availabilityZone?: string | undefined; hostGroup?: string | undefined },
-): LaunchRecord | ItemError =>
+): InstanceLaunch =>
   isValidImageId(instance.imageId)
     ? {
-        eventId,
-        at,
-        images: [{ image: instance.imageId, count: 1 }],
-        availabilityZone: instance.availabilityZone,
-        // The tag is set by people; a malformed one only loses the host-group scope.
-        hostGroup: hostGroupSchema.safeParse(instance.hostGroup).success ? instance.hostGroup : undefined,
+        ok: true,
+        record: {
+          eventId,
+          at,
+          images: [{ image: instance.imageId, count: 1 }],
+          availabilityZone: instance.availabilityZone,
+          // The tag is set by people; a malformed one only loses the host-group scope.
+          hostGroup: hostGroupSchema.safeParse(instance.hostGroup).success ? instance.hostGroup : undefined,
+        },
       }
-    : { code: 'ValidationError', message: `image id of instance is not a valid image id` };
+    : {
+        ok: false,
+        error: { code: 'ValidationError', message: `image id of instance is not a valid image id` },
+      };
 
 /**
  * ECS sends a Task State Change with `lastStatus: RUNNING` more than once per task (container
  * health, a desired-status change, a network attachment…), each with its own event id. A task
  * is one launch, so the dedupe key is the task ARN, not the event id.
  */
-export const ecsTaskDedupeKey = (taskArn: string): string => `ecs-task:${taskArn}`;
+const ecsTaskDedupeKey = (taskArn: string): string => `ecs-task:${taskArn}`;
 
 export interface EcsLaunch {
   readonly record: LaunchRecord | undefined;

@@ -22,13 +22,6 @@ export const scopeKey = (scope: PopularityScope): string => {
   }
 };
 
-export const scopeFromKey = (key: string): PopularityScope => {
-  if (key === 'global') return GLOBAL_SCOPE;
-  if (key.startsWith('az=')) return { kind: 'az', az: key.slice(3) };
-  if (key.startsWith('hg=')) return { kind: 'hostGroup', hostGroup: key.slice(3) };
-  throw new Error(`not a popularity scope key: ${key}`);
-};
-
 export const scopesOf = (where: {
   readonly availabilityZone?: string | undefined;
   readonly hostGroup?: string | undefined;

@@ -25,7 +25,7 @@ const PUT_EVENTS_MAX = 10;
  * warmboot's roles put events there, and each role only the detail-types its catalog entry
  * publishes (infra/buses.ts, infra/function.ts), so a consumer of a fact knows warmboot sent it.
  */
-export const eventBridgeFacts = (client: EventBridgeClient, busName: string): FactPublisher => ({
+const eventBridgeFacts = (client: EventBridgeClient, busName: string): FactPublisher => ({
   async publish(facts) {
     for (let start = 0; start < facts.length; start += PUT_EVENTS_MAX) {
       const batch = facts.slice(start, start + PUT_EVENTS_MAX);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { INSTANCE_ID_PATTERN, regex, SNAPSHOT_ID_PATTERN } from '../aws-ids';
 
 /**
  * The `detail` of every AWS event warmboot consumes. Each schema is strict on the fields warmboot
@@ -7,23 +8,20 @@ import { z } from 'zod';
  * proves each one against AWS's published sample (test/fixtures/aws/).
  */
 
-/** EC2 resource ids: the prefix and 8 (older) or 17 hex digits (EC2 User Guide, resource-ids). */
-export const INSTANCE_ID_PATTERN = '^i-[0-9a-f]{8,17}$';
-export const SNAPSHOT_ID_PATTERN = '^snap-[0-9a-f]{8,17}$';
 /** Regional AZ names (`us-east-1a`) and Local Zones (`us-west-2-lax-1a`). */
-export const AVAILABILITY_ZONE_PATTERN = '^[a-z]{2}(?:-gov)?-[a-z]+-[0-9]+(?:-[a-z]+-[0-9]+)?[a-z]$';
+const EVENT_AVAILABILITY_ZONE_PATTERN = '^[a-z]{2}(?:-gov)?-[a-z]+-[0-9]+(?:-[a-z]+-[0-9]+)?[a-z]$';
 /** SSM document names (SSM API reference, CommandInvocation.DocumentName). */
-export const DOCUMENT_NAME_PATTERN = '^[a-zA-Z0-9_\\-.]{3,128}$';
+const DOCUMENT_NAME_PATTERN = '^[a-zA-Z0-9_\\-.]{3,128}$';
 
 export const instanceIdSchema = z
   .string()
-  .regex(new RegExp(INSTANCE_ID_PATTERN), 'not an EC2 instance id (i- and 8 or 17 hex digits)');
-export const snapshotIdSchema = z
+  .regex(regex(INSTANCE_ID_PATTERN), 'not an EC2 instance id (i- and 8 or 17 hex digits)');
+const snapshotIdSchema = z
   .string()
-  .regex(new RegExp(SNAPSHOT_ID_PATTERN), 'not an EBS snapshot id (snap- and 8 or 17 hex digits)');
+  .regex(regex(SNAPSHOT_ID_PATTERN), 'not an EBS snapshot id (snap- and 8 or 17 hex digits)');
 export const availabilityZoneSchema = z
   .string()
-  .regex(new RegExp(AVAILABILITY_ZONE_PATTERN), 'not an availability zone name');
+  .regex(regex(EVENT_AVAILABILITY_ZONE_PATTERN), 'not an availability zone name');
 
 export const INSTANCE_STATES = [
   'pending',
@@ -48,7 +46,7 @@ export type Ec2InstanceStateChangeDetail = z.infer<typeof ec2InstanceStateChange
  */
 export const ssmCommandInvocationStatusDetail = z.looseObject({
   'command-id': z.guid('not an SSM command id'),
-  'document-name': z.string().regex(new RegExp(DOCUMENT_NAME_PATTERN), 'not an SSM document name'),
+  'document-name': z.string().regex(regex(DOCUMENT_NAME_PATTERN), 'not an SSM document name'),
   'instance-id': instanceIdSchema,
   status: z.string().min(1),
   'requested-date-time': z.string().optional(),
@@ -72,13 +70,7 @@ export const ecsTaskStateChangeDetail = z.looseObject({
 });
 export type EcsTaskStateChangeDetail = z.infer<typeof ecsTaskStateChangeDetail>;
 
-export const FAST_SNAPSHOT_RESTORE_STATES = [
-  'enabling',
-  'optimizing',
-  'enabled',
-  'disabling',
-  'disabled',
-] as const;
+const FAST_SNAPSHOT_RESTORE_STATES = ['enabling', 'optimizing', 'enabled', 'disabling', 'disabled'] as const;
 
 /** `aws.ec2` / EBS Fast Snapshot Restore State-change Notification (EBS User Guide, ebs-cloud-watch-events). */
 export const fastSnapshotRestoreStateChangeDetail = z.looseObject({

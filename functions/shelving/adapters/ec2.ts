@@ -3,61 +3,54 @@ import {
   AttachVolumeCommand,
   CreateSnapshotsCommand,
   CreateTagsCommand,
-  DeleteSnapshotCommand,
   DeleteTagsCommand,
-  DeleteVolumeCommand,
   DescribeAddressesCommand,
   DescribeAvailabilityZonesCommand,
   DescribeHostsCommand,
-  DescribeInstanceAttributeCommand,
-  DescribeInstanceCreditSpecificationsCommand,
   DescribeInstancesCommand,
   DescribeKeyPairsCommand,
-  DescribePlacementGroupsCommand,
   DescribeSnapshotsCommand,
   DescribeSubnetsCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
   type EC2Client,
   type Filter,
-  type Instance,
   ModifyInstanceAttributeCommand,
   RunInstancesCommand,
-  type RunInstancesCommandInput,
   StartInstancesCommand,
   StopInstancesCommand,
   TerminateInstancesCommand,
-  type Volume,
-  type VolumeType,
 } from '@aws-sdk/client-ec2';
 import { callAws } from '../../shared/aws-errors';
 import type { Clock } from '../../shared/clock';
-import { NotFoundError, UnmanagedResourceError } from '../../shared/errors';
-import type { LaunchRequest } from '../domain/bulk';
-import { isBurstableType } from '../domain/fidelity';
+import { NotFoundError } from '../../shared/errors';
+import { collectPages } from '../../shared/pagination';
+import { chunk, type LaunchRequest } from '../domain/bulk';
 import type { Pacer } from '../domain/pacer';
-import {
-  replacementRootDeletionRefusal,
-  shelvedSnapshotDeletionRefusal,
-  shelvedVolumeDeletionRefusal,
-} from '../domain/safety';
 import { SHELVED_TAG } from '../domain/tags';
 import type {
-  CpuCredits,
-  ElasticIp,
   InstanceDetails,
-  InstanceStateName,
   ObservedAddress,
   ObservedInstance,
+  ObservedRootReplacement,
   ObservedSnapshot,
   ObservedVolume,
-  PlacementGroupRef,
   PlacementObservation,
   ReplacementAttribute,
   ReplacementAttributes,
-  VolumeStateName,
   ZoneState,
 } from '../domain/types';
+
+import { fencedDeletions } from './ec2-deletions';
+import { instanceAttributes, type Paced, shelveDetails } from './ec2-details';
+import {
+  FILTER_VALUES_MAX,
+  runInstancesInput,
+  tagsOf,
+  toObservedInstance,
+  toObservedVolume,
+} from './ec2-mapping';
+import { rootReplacement } from './ec2-root-replacement';
 
 /** Exactly the EC2 calls shelving makes, in the domain's terms. */
 export interface ShelvingEc2 {
@@ -136,116 +129,29 @@ export interface ShelvingEc2 {
   ): Promise<void>;
   /** AssociateAddress, never taking the address from another resource (AllowReassociation false). */
   associateAddress(allocationId: string, instanceId: string): Promise<void>;
+  /**
+   * CreateReplaceRootVolumeTask with `VolumeId` and DeleteReplacedRootVolume, after re-describing
+   * the instance and checking the fence (domain/safety.ts, rootReplacementRefusal).
+   */
+  replaceRootVolume(request: RootReplacementRequest): Promise<void>;
+  /** The newest replace-root-volume task of each of `instanceIds` that has one. */
+  describeRootReplacements(instanceIds: readonly string[]): Promise<ObservedRootReplacement[]>;
 }
 
-/** EC2 accepts at most 200 values per filter. */
-const FILTER_VALUES_MAX = 200;
-
-const chunks = <T>(items: readonly T[], size: number): T[][] => {
-  const result: T[][] = [];
-  for (let start = 0; start < items.length; start += size) result.push(items.slice(start, start + size));
-  return result;
-};
-
-const tagsOf = (tags: readonly { Key?: string; Value?: string }[] | undefined): Record<string, string> =>
-  Object.fromEntries((tags ?? []).flatMap((tag) => (tag.Key ? [[tag.Key, tag.Value ?? '']] : [])));
-
-const toObservedInstance = (instance: Instance): ObservedInstance | undefined => {
-  if (!instance.InstanceId) return undefined;
-  const placement = instance.Placement ?? {};
-  const tenancy =
-    placement.Tenancy === 'host' || placement.Tenancy === 'dedicated' ? placement.Tenancy : 'default';
-  return {
-    instanceId: instance.InstanceId,
-    state: (instance.State?.Name ?? 'pending') as InstanceStateName,
-    imageId: instance.ImageId ?? '',
-    instanceType: instance.InstanceType ?? '',
-    availabilityZone: placement.AvailabilityZone ?? '',
-    ...(instance.SubnetId ? { subnetId: instance.SubnetId } : {}),
-    ...(instance.VpcId ? { vpcId: instance.VpcId } : {}),
-    securityGroupIds: (instance.SecurityGroups ?? []).flatMap((group) =>
-      group.GroupId ? [group.GroupId] : [],
-    ),
-    ...(instance.IamInstanceProfile?.Arn ? { iamInstanceProfileArn: instance.IamInstanceProfile.Arn } : {}),
-    ...(instance.KeyName ? { keyName: instance.KeyName } : {}),
-    ...(instance.EbsOptimized !== undefined ? { ebsOptimized: instance.EbsOptimized } : {}),
-    // EC2 answers "windows" in lower case, although the SDK's enum spells it "Windows".
-    ...(String(instance.Platform).toLowerCase() === 'windows' ? { platform: 'windows' as const } : {}),
-    ...(instance.MetadataOptions
-      ? {
-          metadata: {
-            hopLimit: instance.MetadataOptions.HttpPutResponseHopLimit ?? 1,
-            endpoint:
-              instance.MetadataOptions.HttpEndpoint === 'disabled'
-                ? ('disabled' as const)
-                : ('enabled' as const),
-          },
-        }
-      : {}),
-    tenancy,
-    ...(placement.HostId ? { hostId: placement.HostId } : {}),
-    ...(placement.Affinity === 'host' || placement.Affinity === 'default'
-      ? { affinity: placement.Affinity }
-      : {}),
-    rootDeviceName: instance.RootDeviceName ?? '',
-    rootDeviceType: instance.RootDeviceType === 'instance-store' ? 'instance-store' : 'ebs',
-    blockDevices: (instance.BlockDeviceMappings ?? []).flatMap((mapping) =>
-      mapping.DeviceName && mapping.Ebs?.VolumeId
-        ? [
-            {
-              deviceName: mapping.DeviceName,
-              volumeId: mapping.Ebs.VolumeId,
-              deleteOnTermination: mapping.Ebs.DeleteOnTermination === true,
-            },
-          ]
-        : [],
-    ),
-    tags: tagsOf(instance.Tags),
-    ...(instance.AmiLaunchIndex !== undefined ? { amiLaunchIndex: instance.AmiLaunchIndex } : {}),
-    ...(instance.PrivateIpAddress ? { privateIpAddress: instance.PrivateIpAddress } : {}),
-    ...(placement.GroupName ? { placementGroupName: placement.GroupName } : {}),
-    ...(placement.PartitionNumber !== undefined ? { partitionNumber: placement.PartitionNumber } : {}),
-    ...(instance.LaunchTime ? { launchTime: instance.LaunchTime.getTime() } : {}),
-    ...(instance.StateReason?.Code
-      ? { stateReason: { code: instance.StateReason.Code, message: instance.StateReason.Message ?? '' } }
-      : {}),
-  };
-};
-
-const toObservedVolume = (volume: Volume): ObservedVolume | undefined => {
-  if (!volume.VolumeId) return undefined;
-  const attachment = (volume.Attachments ?? []).find((candidate) => candidate.InstanceId);
-  return {
-    volumeId: volume.VolumeId,
-    state: (volume.State ?? 'available') as VolumeStateName,
-    availabilityZone: volume.AvailabilityZone ?? '',
-    sizeGiB: volume.Size ?? 0,
-    volumeType: volume.VolumeType ?? 'gp3',
-    ...(volume.Iops !== undefined ? { iops: volume.Iops } : {}),
-    ...(volume.Throughput !== undefined ? { throughput: volume.Throughput } : {}),
-    ...(volume.Encrypted !== undefined ? { encrypted: volume.Encrypted } : {}),
-    ...(volume.KmsKeyId ? { kmsKeyId: volume.KmsKeyId } : {}),
-    ...(attachment?.InstanceId
-      ? {
-          attachment: {
-            instanceId: attachment.InstanceId,
-            device: attachment.Device ?? '',
-            state: (attachment.State ?? 'attached') as NonNullable<ObservedVolume['attachment']>['state'],
-          },
-        }
-      : {}),
-    tags: tagsOf(volume.Tags),
-  };
-};
-
-const tagSpecification = (resourceType: 'instance' | 'volume', tags: Readonly<Record<string, string>>) => ({
-  ResourceType: resourceType,
-  Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
-});
+export interface RootReplacementRequest {
+  readonly recordId: string;
+  readonly instanceId: string;
+  /** The replacement the record holds; the instance must be it. */
+  readonly replacementInstanceId?: string;
+  readonly volumeId: string;
+  readonly retainedRootVolumeId: string;
+  readonly retainedVolumeIds: ReadonlySet<string>;
+  readonly clientToken: string;
+}
 
 /** The SDK implementation. Every call waits for the pacer first, then goes through callAws. */
 export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): ShelvingEc2 => {
-  const paced = async <T>(operation: string, instances: number, call: () => Promise<T>): Promise<T> => {
+  const paced: Paced = async (operation, instances, call) => {
     const waitMs = pacer.reserve(operation, instances, clock.now());
     if (waitMs > 0) await clock.sleep(waitMs);
     return callAws(operation, call);
@@ -269,11 +175,8 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
     }
   };
 
-  const describeInstancesFiltered = async (filters: Filter[]): Promise<ObservedInstance[]> => {
-    const found: ObservedInstance[] = [];
-    let nextToken: string | undefined;
-    do {
-      const token = nextToken;
+  const describeInstancesFiltered = (filters: Filter[]): Promise<ObservedInstance[]> =>
+    collectPages(async (token) => {
       const page = await paced('DescribeInstances', 0, () =>
         client.send(
           new DescribeInstancesCommand({
@@ -283,22 +186,15 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
           }),
         ),
       );
-      for (const reservation of page.Reservations ?? []) {
-        for (const instance of reservation.Instances ?? []) {
-          const observed = toObservedInstance(instance);
-          if (observed) found.push(observed);
-        }
-      }
-      nextToken = page.NextToken;
-    } while (nextToken);
-    return found;
-  };
+      const instances = (page.Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []);
+      return {
+        items: instances.flatMap((instance) => toObservedInstance(instance) ?? []),
+        nextToken: page.NextToken,
+      };
+    });
 
-  const describeVolumesFiltered = async (filters: Filter[]): Promise<ObservedVolume[]> => {
-    const found: ObservedVolume[] = [];
-    let nextToken: string | undefined;
-    do {
-      const token = nextToken;
+  const describeVolumesFiltered = (filters: Filter[]): Promise<ObservedVolume[]> =>
+    collectPages(async (token) => {
       const page = await paced('DescribeVolumes', 0, () =>
         client.send(
           new DescribeVolumesCommand({
@@ -308,52 +204,28 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
           }),
         ),
       );
-      for (const volume of page.Volumes ?? []) {
-        const observed = toObservedVolume(volume);
-        if (observed) found.push(observed);
-      }
-      nextToken = page.NextToken;
-    } while (nextToken);
-    return found;
-  };
+      return {
+        items: (page.Volumes ?? []).flatMap((volume) => toObservedVolume(volume) ?? []),
+        nextToken: page.NextToken,
+      };
+    });
 
   const describeOneVolume = async (volumeId: string): Promise<ObservedVolume | undefined> =>
     (await describeVolumesFiltered([{ Name: 'volume-id', Values: [volumeId] }]))[0];
 
-  /** DescribeInstanceAttribute, one call per attribute (the API reads one at a time). */
-  const describeAttributes = async (
-    instanceId: string,
-    attributes: readonly ReplacementAttribute[],
-  ): Promise<ReplacementAttributes> => {
-    const answers = await Promise.all(
-      attributes.map(async (attribute): Promise<ReplacementAttributes> => {
-        const answer = await paced('DescribeInstanceAttribute', 0, () =>
-          client.send(new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: attribute })),
-        );
-        switch (attribute) {
-          case 'userData':
-            return { userData: answer.UserData?.Value ?? null };
-          case 'disableApiTermination':
-            return { disableApiTermination: answer.DisableApiTermination?.Value === true };
-          case 'disableApiStop':
-            return { disableApiStop: answer.DisableApiStop?.Value === true };
-        }
-      }),
-    );
-    return Object.assign({}, ...answers) as ReplacementAttributes;
-  };
+  const describeAttributes = instanceAttributes(client, paced);
 
   return {
     async describeInstances(instanceIds) {
       const found: ObservedInstance[] = [];
-      for (const ids of chunks([...new Set(instanceIds)], FILTER_VALUES_MAX)) {
+      for (const ids of chunk([...new Set(instanceIds)], FILTER_VALUES_MAX)) {
         found.push(...(await describeInstancesFiltered([{ Name: 'instance-id', Values: ids }])));
       }
       return found;
     },
     async describeInstancesByTag(key, values) {
       const found: ObservedInstance[] = [];
-      for (const part of chunks([...new Set(values)], FILTER_VALUES_MAX)) {
+      for (const part of chunk([...new Set(values)], FILTER_VALUES_MAX)) {
         found.push(...(await describeInstancesFiltered([{ Name: `tag:${key}`, Values: part }])));
       }
       return found;
@@ -362,10 +234,7 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       const zones = await paced('DescribeAvailabilityZones', 0, () =>
         client.send(new DescribeAvailabilityZonesCommand({})),
       );
-      const subnets: PlacementObservation['subnets'][number][] = [];
-      let nextToken: string | undefined;
-      do {
-        const token = nextToken;
+      const subnets = await collectPages(async (token) => {
         const page = await paced('DescribeSubnets', 0, () =>
           client.send(
             new DescribeSubnetsCommand({
@@ -378,18 +247,21 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
             }),
           ),
         );
-        for (const subnet of page.Subnets ?? []) {
-          if (!subnet.SubnetId || !subnet.VpcId || !subnet.AvailabilityZone) continue;
-          subnets.push({
-            subnetId: subnet.SubnetId,
-            vpcId: subnet.VpcId,
-            availabilityZone: subnet.AvailabilityZone,
-            availableIpAddressCount: subnet.AvailableIpAddressCount ?? 0,
-            mapPublicIpOnLaunch: subnet.MapPublicIpOnLaunch ?? false,
-          });
-        }
-        nextToken = page.NextToken;
-      } while (nextToken);
+        const items = (page.Subnets ?? []).flatMap((subnet) =>
+          subnet.SubnetId && subnet.VpcId && subnet.AvailabilityZone
+            ? [
+                {
+                  subnetId: subnet.SubnetId,
+                  vpcId: subnet.VpcId,
+                  availabilityZone: subnet.AvailabilityZone,
+                  availableIpAddressCount: subnet.AvailableIpAddressCount ?? 0,
+                  mapPublicIpOnLaunch: subnet.MapPublicIpOnLaunch ?? false,
+                },
+              ]
+            : [],
+        );
+        return { items, nextToken: page.NextToken };
+      });
       return {
         zones: new Map(
           (zones.AvailabilityZones ?? []).flatMap((zone) =>
@@ -401,17 +273,15 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
     },
     async describeVolumes(volumeIds) {
       const found: ObservedVolume[] = [];
-      for (const ids of chunks([...new Set(volumeIds)], FILTER_VALUES_MAX)) {
+      for (const ids of chunk([...new Set(volumeIds)], FILTER_VALUES_MAX)) {
         found.push(...(await describeVolumesFiltered([{ Name: 'volume-id', Values: ids }])));
       }
       return found;
     },
     async describeShelvedSnapshots(recordIds) {
       const byRecord = new Map<string, ObservedSnapshot[]>();
-      for (const ids of chunks([...new Set(recordIds)], FILTER_VALUES_MAX)) {
-        let nextToken: string | undefined;
-        do {
-          const token = nextToken;
+      for (const ids of chunk([...new Set(recordIds)], FILTER_VALUES_MAX)) {
+        const snapshots = await collectPages(async (token) => {
           const page = await paced('DescribeSnapshots', 0, () =>
             client.send(
               new DescribeSnapshotsCommand({
@@ -421,26 +291,26 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
               }),
             ),
           );
-          for (const snapshot of page.Snapshots ?? []) {
-            const recordId = tagsOf(snapshot.Tags)[SHELVED_TAG];
-            if (!recordId || !snapshot.SnapshotId || !snapshot.VolumeId) continue;
-            const list = byRecord.get(recordId) ?? [];
-            list.push({
-              snapshotId: snapshot.SnapshotId,
-              volumeId: snapshot.VolumeId,
-              state: (snapshot.State ?? 'pending') as ObservedSnapshot['state'],
-              startedAt: snapshot.StartTime?.getTime() ?? 0,
-            });
-            byRecord.set(recordId, list);
-          }
-          nextToken = page.NextToken;
-        } while (nextToken);
+          return { items: page.Snapshots ?? [], nextToken: page.NextToken };
+        });
+        for (const snapshot of snapshots) {
+          const recordId = tagsOf(snapshot.Tags)[SHELVED_TAG];
+          if (!recordId || !snapshot.SnapshotId || !snapshot.VolumeId) continue;
+          const list = byRecord.get(recordId) ?? [];
+          list.push({
+            snapshotId: snapshot.SnapshotId,
+            volumeId: snapshot.VolumeId,
+            state: (snapshot.State ?? 'pending') as ObservedSnapshot['state'],
+            startedAt: snapshot.StartTime?.getTime() ?? 0,
+          });
+          byRecord.set(recordId, list);
+        }
       }
       return byRecord;
     },
     async describeHostRoom(hostIds, instanceType) {
       const room = new Map<string, number>();
-      for (const ids of chunks([...new Set(hostIds)], FILTER_VALUES_MAX)) {
+      for (const ids of chunk([...new Set(hostIds)], FILTER_VALUES_MAX)) {
         const answer = await paced('DescribeHosts', 0, () =>
           client.send(new DescribeHostsCommand({ HostIds: ids })),
         );
@@ -515,62 +385,7 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
     },
     async runInstances(request) {
       const keyName = request.keyName && (await keyPairExists(request.keyName)) ? request.keyName : undefined;
-      const input: RunInstancesCommandInput = {
-        ClientToken: request.clientToken,
-        ImageId: request.imageId,
-        InstanceType: request.instanceType as RunInstancesCommandInput['InstanceType'],
-        SubnetId: request.subnetId,
-        SecurityGroupIds: [...request.securityGroupIds],
-        ...(request.iamInstanceProfileArn
-          ? { IamInstanceProfile: { Arn: request.iamInstanceProfileArn } }
-          : {}),
-        ...(keyName ? { KeyName: keyName } : {}),
-        // IMDSv2 always (security review M2); the hop limit and endpoint as the instance had them.
-        MetadataOptions: {
-          HttpTokens: 'required',
-          HttpPutResponseHopLimit: request.metadata?.hopLimit ?? 1,
-          HttpEndpoint: request.metadata?.endpoint ?? 'enabled',
-        },
-        ...(request.ebsOptimized !== undefined ? { EbsOptimized: request.ebsOptimized } : {}),
-        Placement: {
-          AvailabilityZone: request.placement.availabilityZone,
-          Tenancy: request.placement.tenancy,
-          ...(request.placement.hostId ? { HostId: request.placement.hostId } : {}),
-          ...(request.placement.affinity ? { Affinity: request.placement.affinity } : {}),
-          ...(request.placement.placementGroup
-            ? {
-                GroupName: request.placement.placementGroup.groupName,
-                ...(request.placement.placementGroup.partitionNumber !== undefined
-                  ? { PartitionNumber: request.placement.placementGroup.partitionNumber }
-                  : {}),
-              }
-            : {}),
-        },
-        ...(request.privateIpAddress ? { PrivateIpAddress: request.privateIpAddress } : {}),
-        ...(request.userData ? { UserData: request.userData } : {}),
-        ...(request.cpuCredits ? { CreditSpecification: { CpuCredits: request.cpuCredits } } : {}),
-        MinCount: request.minCount,
-        MaxCount: request.maxCount,
-        BlockDeviceMappings: request.devices.map((device) =>
-          device.noDevice
-            ? { DeviceName: device.deviceName, NoDevice: '' }
-            : {
-                DeviceName: device.deviceName,
-                Ebs: {
-                  DeleteOnTermination: device.deleteOnTermination,
-                  ...(device.snapshotId ? { SnapshotId: device.snapshotId } : {}),
-                  ...(device.sizeGiB !== undefined ? { VolumeSize: device.sizeGiB } : {}),
-                  ...(device.volumeType ? { VolumeType: device.volumeType as VolumeType } : {}),
-                  ...(device.iops !== undefined ? { Iops: device.iops } : {}),
-                  ...(device.throughput !== undefined ? { Throughput: device.throughput } : {}),
-                },
-              },
-        ),
-        TagSpecifications: [
-          tagSpecification('instance', request.instanceTags),
-          tagSpecification('volume', request.volumeTags),
-        ],
-      };
+      const input = runInstancesInput(request, keyName);
       const answer = await paced('RunInstances', request.maxCount, () =>
         client.send(new RunInstancesCommand(input)),
       );
@@ -593,133 +408,18 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
         client.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId })),
       );
     },
-    async deleteReplacementRoot(volumeId, recordId, retainedVolumeIds) {
-      const volume = await describeOneVolume(volumeId);
-      if (!volume) return;
-      const refusal = replacementRootDeletionRefusal(volume, recordId, retainedVolumeIds);
-      if (refusal) throw new UnmanagedResourceError(`refusing DeleteVolume: ${refusal}`);
-      await paced('DeleteVolume', 0, () => client.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
-    },
-    async deleteShelvedVolume(volumeId, recordId) {
-      const volume = await describeOneVolume(volumeId);
-      if (!volume) return;
-      const refusal = shelvedVolumeDeletionRefusal(volume, recordId);
-      if (refusal) throw new UnmanagedResourceError(`refusing DeleteVolume: ${refusal}`);
-      await paced('DeleteVolume', 0, () => client.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
-    },
-    async deleteShelvedSnapshot(snapshotId, recordId, retainedVolumeIds) {
-      const page = await paced('DescribeSnapshots', 0, () =>
-        client.send(
-          new DescribeSnapshotsCommand({
-            OwnerIds: ['self'],
-            // A filter, not SnapshotIds: a snapshot already gone answers empty, not NotFound.
-            Filters: [{ Name: 'snapshot-id', Values: [snapshotId] }],
-          }),
-        ),
-      );
-      const snapshot = page.Snapshots?.[0];
-      if (!snapshot) return;
-      const refusal = shelvedSnapshotDeletionRefusal(
-        { snapshotId, volumeId: snapshot.VolumeId ?? '', tags: tagsOf(snapshot.Tags) },
-        recordId,
-        retainedVolumeIds,
-      );
-      if (refusal) throw new UnmanagedResourceError(`refusing DeleteSnapshot: ${refusal}`);
-      try {
-        await paced('DeleteSnapshot', 0, () =>
-          client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })),
-        );
-      } catch (error) {
-        // Already gone (a retried or concurrent deletion): the same outcome.
-        if (!(error instanceof NotFoundError)) throw error;
-      }
-    },
-    async describeShelveDetails(instances) {
-      if (instances.length === 0) return [];
-      const ids = instances.map((instance) => instance.instanceId);
-      const privateIpOf = new Map(
-        instances.map((instance) => [instance.instanceId, instance.privateIpAddress]),
-      );
-      // The address of the primary private IP only: the one a replacement can get back with
-      // AssociateAddress InstanceId (secondary addresses and interfaces are not recreated).
-      const elasticIps = new Map<string, ElasticIp>();
-      for (const part of chunks(ids, FILTER_VALUES_MAX)) {
-        const answer = await paced('DescribeAddresses', 0, () =>
-          client.send(new DescribeAddressesCommand({ Filters: [{ Name: 'instance-id', Values: part }] })),
-        );
-        for (const address of answer.Addresses ?? []) {
-          if (!address.InstanceId || !address.AllocationId || !address.PublicIp) continue;
-          if (address.PrivateIpAddress !== privateIpOf.get(address.InstanceId)) continue;
-          elasticIps.set(address.InstanceId, {
-            allocationId: address.AllocationId,
-            publicIp: address.PublicIp,
-          });
-        }
-      }
-      const credits = new Map<string, CpuCredits>();
-      const burstable = instances.filter((instance) => isBurstableType(instance.instanceType));
-      for (const part of chunks(
-        burstable.map((instance) => instance.instanceId),
-        1000,
-      )) {
-        const answer = await paced('DescribeInstanceCreditSpecifications', 0, () =>
-          client.send(new DescribeInstanceCreditSpecificationsCommand({ InstanceIds: part })),
-        );
-        for (const entry of answer.InstanceCreditSpecifications ?? []) {
-          if (entry.InstanceId && (entry.CpuCredits === 'standard' || entry.CpuCredits === 'unlimited'))
-            credits.set(entry.InstanceId, entry.CpuCredits);
-        }
-      }
-      const groupNames = [
-        ...new Set(
-          instances.flatMap((instance) => (instance.placementGroupName ? [instance.placementGroupName] : [])),
-        ),
-      ];
-      const strategies = new Map<string, PlacementGroupRef['strategy']>();
-      if (groupNames.length > 0) {
-        // By filter: a group shared from another account is absent rather than an error.
-        const answer = await paced('DescribePlacementGroups', 0, () =>
-          client.send(
-            new DescribePlacementGroupsCommand({ Filters: [{ Name: 'group-name', Values: groupNames }] }),
-          ),
-        );
-        for (const group of answer.PlacementGroups ?? []) {
-          const strategy = group.Strategy;
-          if (
-            group.GroupName &&
-            (strategy === 'cluster' || strategy === 'spread' || strategy === 'partition')
-          )
-            strategies.set(group.GroupName, strategy);
-        }
-      }
-      return Promise.all(
-        instances.map(async (instance): Promise<InstanceDetails> => {
-          const attributes = await describeAttributes(instance.instanceId, [
-            'userData',
-            'disableApiTermination',
-            'disableApiStop',
-          ]);
-          const elasticIp = elasticIps.get(instance.instanceId);
-          const cpuCredits = credits.get(instance.instanceId);
-          const strategy = instance.placementGroupName
-            ? strategies.get(instance.placementGroupName)
-            : undefined;
-          return {
-            instanceId: instance.instanceId,
-            ...(attributes.userData ? { userData: attributes.userData } : {}),
-            disableApiTermination: attributes.disableApiTermination === true,
-            disableApiStop: attributes.disableApiStop === true,
-            ...(elasticIp ? { elasticIp } : {}),
-            ...(cpuCredits ? { cpuCredits } : {}),
-            ...(strategy ? { placementGroupStrategy: strategy } : {}),
-          };
-        }),
-      );
-    },
+    ...fencedDeletions(client, paced, describeOneVolume),
+    ...rootReplacement(
+      client,
+      paced,
+      async (instanceId) =>
+        (await describeInstancesFiltered([{ Name: 'instance-id', Values: [instanceId] }]))[0],
+    ),
+    describeShelveDetails: (instances) => shelveDetails(client, paced, describeAttributes, instances),
     describeInstanceAttributes: describeAttributes,
     async describeAddresses(allocationIds) {
       const found: ObservedAddress[] = [];
-      for (const part of chunks([...new Set(allocationIds)], FILTER_VALUES_MAX)) {
+      for (const part of chunk([...new Set(allocationIds)], FILTER_VALUES_MAX)) {
         // By filter: a released address is absent, where AllocationIds would fail the whole call.
         const answer = await paced('DescribeAddresses', 0, () =>
           client.send(new DescribeAddressesCommand({ Filters: [{ Name: 'allocation-id', Values: part }] })),

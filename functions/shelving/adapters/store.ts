@@ -3,22 +3,43 @@ import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
-  QueryCommand,
+  paginateQuery,
   type QueryCommandInput,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { callAws, isConditionalCheckFailed } from '../../shared/aws-errors';
-import { ConflictError } from '../../shared/errors';
+import { callAws } from '../../shared/aws-errors';
+import { ConditionFailedError, ConflictError } from '../../shared/errors';
 import { TTL_ATTRIBUTE } from '../../shared/tables';
-import type { DeletionConfirmation } from '../domain/shelve';
-import type {
-  MoveAnswer,
-  RequestIdentity,
-  RequestResolution,
-  ShelfRecord,
-  ShelveAnswer,
-  Step,
+import type { DeletionConfirmation } from '../domain/requests';
+import {
+  type MoveAnswer,
+  type RequestIdentity,
+  type RequestResolution,
+  SAGA_PHASES,
+  type ShelfRecord,
+  type ShelveAnswer,
 } from '../domain/types';
+
+import {
+  ANSWER_PREFIX,
+  answerAbsent,
+  answerItem,
+  answerKey,
+  answerOf,
+  confirmationKey,
+  dueKey,
+  instanceKey,
+  linkItems,
+  MOVE_PREFIX,
+  moveAnswerItem,
+  moveKey,
+  recordItem,
+  recordKey,
+  recordOf,
+  requestPk,
+  resolvedKey,
+  unexpired,
+} from './store-items';
 
 /**
  * The shelves table, behind a narrow interface with a DynamoDB and an in-memory implementation.
@@ -113,77 +134,7 @@ export interface UpdateOptions {
   };
 }
 
-export const SAGA_PHASES = ['shelving', 'offload', 'unshelving', 'deleting'] as const;
-export type SagaPhase = (typeof SAGA_PHASES)[number];
-
-export const phaseOf = (step: Step): SagaPhase | undefined => {
-  if (step.startsWith('shelve.')) return 'shelving';
-  if (step === 'shelved' || step === 'offload.terminate') return 'offload';
-  if (step.startsWith('unshelve.')) return 'unshelving';
-  if (step === 'deleting') return 'deleting';
-  return undefined;
-};
-
-const recordKey = (recordId: string) => ({ pk: `SHELF#${recordId}`, sk: 'RECORD' });
-const instanceKey = (instanceId: string) => ({ pk: `INSTANCE#${instanceId}`, sk: 'SHELF' });
-const requestPk = (requestId: string) => `REQUEST#${requestId}`;
-const ANSWER_PREFIX = 'SHELVE#';
-const MOVE_PREFIX = 'MOVE#';
-const RESOLVED_SK = 'RESOLVED';
-const answerKey = (requestId: string, instanceId: string) => ({
-  pk: requestPk(requestId),
-  sk: `${ANSWER_PREFIX}${instanceId}`,
-});
-const moveKey = (requestId: string, recordId: string) => ({
-  pk: requestPk(requestId),
-  sk: `${MOVE_PREFIX}${recordId}`,
-});
-const resolvedKey = (requestId: string) => ({ pk: requestPk(requestId), sk: RESOLVED_SK });
-const confirmationKey = (recordId: string, token: string) => ({
-  pk: recordKey(recordId).pk,
-  sk: `CONFIRM#${token}`,
-});
-/** DynamoDB deletes expired items lazily: an expired answer is treated as gone. */
-const unexpired = (expiresAt: unknown, now: number): boolean =>
-  typeof expiresAt === 'number' && expiresAt > Math.floor(now / 1000);
-const answerItem = (request: RequestIdentity, answer: ShelveAnswer): Record<string, unknown> => ({
-  ...answerKey(request.requestId, answer.id),
-  answer,
-  [TTL_ATTRIBUTE]: request.expiresAt,
-});
-const moveAnswerItem = (request: RequestIdentity, answer: MoveAnswer): Record<string, unknown> => ({
-  ...moveKey(request.requestId, answer.id),
-  answer,
-  [TTL_ATTRIBUTE]: request.expiresAt,
-});
-/** Put condition of an answer: none remembered yet (an expired one counts as none). */
-const answerAbsent = (now: number) => ({
-  ConditionExpression: 'attribute_not_exists(pk) OR #expiresAt <= :now',
-  ExpressionAttributeNames: { '#expiresAt': TTL_ATTRIBUTE },
-  ExpressionAttributeValues: { ':now': Math.floor(now / 1000) },
-});
-const dueKey = (at: number, recordId: string): string =>
-  `${String(Math.max(0, Math.floor(at))).padStart(15, '0')}#${recordId}`;
-
-const recordItem = (record: ShelfRecord, expiresAt?: number): Record<string, unknown> => {
-  const phase = phaseOf(record.step);
-  return {
-    ...recordKey(record.recordId),
-    gsi1pk: `TENANT#${record.tenant}`,
-    gsi1sk: `SHELF#${record.recordId}`,
-    ...(phase && record.nextDueAt !== null
-      ? { gsi2pk: `SAGA#${phase}`, gsi2sk: dueKey(record.nextDueAt, record.recordId) }
-      : {}),
-    step: record.step,
-    version: record.version,
-    record,
-    ...(expiresAt !== undefined ? { [TTL_ATTRIBUTE]: expiresAt } : {}),
-  };
-};
-
 export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: string): ShelfStore => {
-  const read = (item: Record<string, unknown> | undefined): ShelfRecord | undefined =>
-    item?.record ? (item.record as ShelfRecord) : undefined;
   const readRemembered = async <T>(
     key: Record<string, unknown>,
     attribute: string,
@@ -205,27 +156,23 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
     now: number,
   ): Promise<Map<string, T>> => {
     const answers = new Map<string, T>();
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const exclusiveStartKey = startKey;
-      const page = await callAws('Query', () =>
-        documents.send(
-          new QueryCommand({
-            TableName: tableName,
-            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :answers)',
-            ExpressionAttributeValues: { ':pk': requestPk(requestId), ':answers': prefix },
-            ConsistentRead: true,
-            ...(exclusiveStartKey ? { ExclusiveStartKey: exclusiveStartKey } : {}),
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        if (!unexpired(item[TTL_ATTRIBUTE], now) || !item.answer) continue;
-        const answer = item.answer as T;
-        answers.set(answer.id, answer);
+    const pages = paginateQuery(
+      { client: documents },
+      {
+        TableName: tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :answers)',
+        ExpressionAttributeValues: { ':pk': requestPk(requestId), ':answers': prefix },
+        ConsistentRead: true,
+      },
+    );
+    await callAws('Query', async () => {
+      for await (const page of pages) {
+        for (const item of page.Items ?? []) {
+          const answer = unexpired(item[TTL_ATTRIBUTE], now) ? answerOf<T>(item.answer) : undefined;
+          if (answer) answers.set(answer.id, answer);
+        }
       }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    });
     return answers;
   };
   /** Puts `item` unless an unexpired one is there; false when one was (a first one wins). */
@@ -236,7 +183,7 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
       );
       return true;
     } catch (error) {
-      if (error instanceof ConflictError && isConditionalCheckFailed(error.cause)) return false;
+      if (error instanceof ConditionFailedError) return false;
       throw error;
     }
   };
@@ -247,24 +194,16 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
     limit: number,
   ): Promise<ShelfRecord[]> => {
     const found: ShelfRecord[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const exclusiveStartKey = startKey;
-      const answer = await callAws('Query', () =>
-        documents.send(
-          new QueryCommand({
-            TableName: tableName,
-            ...query,
-            ...(exclusiveStartKey ? { ExclusiveStartKey: exclusiveStartKey } : {}),
-          }),
-        ),
-      );
-      for (const item of answer.Items ?? []) {
-        const record = read(item);
-        if (record) found.push(record);
+    const pages = paginateQuery({ client: documents }, { TableName: tableName, ...query });
+    await callAws('Query', async () => {
+      for await (const page of pages) {
+        for (const item of page.Items ?? []) {
+          const record = recordOf(item);
+          if (record) found.push(record);
+        }
+        if (found.length >= limit) break;
       }
-      startKey = answer.LastEvaluatedKey;
-    } while (startKey && found.length < limit);
+    });
     return found.slice(0, limit);
   };
 
@@ -275,7 +214,7 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
           new GetCommand({ TableName: tableName, Key: recordKey(recordId), ConsistentRead: true }),
         ),
       );
-      return read(answer.Item);
+      return recordOf(answer.Item);
     },
     async getMany(recordIds) {
       const found: ShelfRecord[] = [];
@@ -290,7 +229,7 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
             ),
           );
           for (const item of answer.Responses?.[tableName] ?? []) {
-            const record = read(item);
+            const record = recordOf(item);
             if (record) found.push(record);
           }
           keys = (answer.UnprocessedKeys?.[tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
@@ -371,7 +310,7 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
         );
         return answer;
       } catch (error) {
-        if (!(error instanceof ConflictError && isConditionalCheckFailed(error.cause))) throw error;
+        if (!(error instanceof ConditionFailedError)) throw error;
         // An overlapping delivery of the same request answered first: its answer is the request's.
         return (await readAnswer(request.requestId, answer.id, now)) ?? answer;
       }
@@ -401,43 +340,7 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
         ExpressionAttributeNames: { '#step': 'step', '#version': 'version' },
         ExpressionAttributeValues: { ':step': expected.step, ':version': expected.version },
       };
-      const links = [
-        ...(options.linkInstanceId
-          ? [
-              {
-                Put: {
-                  TableName: tableName,
-                  Item: { ...instanceKey(options.linkInstanceId), recordId: next.recordId },
-                  ConditionExpression: 'attribute_not_exists(pk) OR recordId = :recordId',
-                  ExpressionAttributeValues: { ':recordId': next.recordId },
-                },
-              },
-            ]
-          : []),
-        ...(options.unlinkInstanceId
-          ? [
-              {
-                Delete: {
-                  TableName: tableName,
-                  Key: instanceKey(options.unlinkInstanceId),
-                  ConditionExpression: 'attribute_not_exists(pk) OR recordId = :recordId',
-                  ExpressionAttributeValues: { ':recordId': next.recordId },
-                },
-              },
-            ]
-          : []),
-        ...(options.remember
-          ? [
-              {
-                Put: {
-                  TableName: tableName,
-                  Item: moveAnswerItem(options.remember.request, options.remember.answer),
-                  ...answerAbsent(options.remember.now),
-                },
-              },
-            ]
-          : []),
-      ];
+      const links = linkItems(tableName, next, options);
       try {
         if (links.length === 0) {
           await callAws('PutItem', () => documents.send(new PutCommand(put)));
@@ -448,7 +351,7 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
         }
         return true;
       } catch (error) {
-        if (error instanceof ConflictError && isConditionalCheckFailed(error.cause)) return false;
+        if (error instanceof ConditionFailedError) return false;
         throw error;
       }
     },
@@ -545,163 +448,9 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
         );
         return true;
       } catch (error) {
-        if (error instanceof ConflictError && isConditionalCheckFailed(error.cause)) return false;
+        if (error instanceof ConditionFailedError) return false;
         throw error;
       }
-    },
-  };
-};
-
-/** Answers remembered per request and item until they expire; the first answer stored wins. */
-const rememberedAnswers = <A extends { readonly id: string }>() => {
-  const entries = new Map<string, { readonly answer: A; readonly expiresAt: number }>();
-  const key = (requestId: string, id: string) => `${requestId}#${id}`;
-  return {
-    find(requestId: string, id: string, now: number): A | undefined {
-      const entry = entries.get(key(requestId, id));
-      return entry && unexpired(entry.expiresAt, now) ? structuredClone(entry.answer) : undefined;
-    },
-    all(requestId: string, now: number): Map<string, A> {
-      const found = new Map<string, A>();
-      for (const [entryKey, { answer, expiresAt }] of entries) {
-        if (entryKey.startsWith(`${requestId}#`) && unexpired(expiresAt, now))
-          found.set(answer.id, structuredClone(answer));
-      }
-      return found;
-    },
-    store(request: RequestIdentity, answer: A): void {
-      entries.set(key(request.requestId, answer.id), {
-        answer: structuredClone(answer),
-        expiresAt: request.expiresAt,
-      });
-    },
-    /** Stores `answer` unless one is remembered; returns the one that stands. */
-    first(request: RequestIdentity, answer: A, now: number): A {
-      const remembered = this.find(request.requestId, answer.id, now);
-      if (remembered) return remembered;
-      this.store(request, answer);
-      return answer;
-    },
-  };
-};
-
-/** In-memory implementation with the same conditional semantics (unit tests, benchmarks). */
-export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap<string, ShelfRecord> } => {
-  const records = new Map<string, ShelfRecord>();
-  const instances = new Map<string, string>();
-  const answers = rememberedAnswers<ShelveAnswer>();
-  const moves = rememberedAnswers<MoveAnswer>();
-  const resolutions = new Map<
-    string,
-    { readonly resolution: RequestResolution; readonly expiresAt: number }
-  >();
-  const clone = (record: ShelfRecord): ShelfRecord => structuredClone(record);
-  const confirmations = new Map<string, DeletionConfirmation>();
-  const confirmationId = (recordId: string, token: string) => `${recordId}#${token}`;
-  return {
-    records,
-    async rememberConfirmation(confirmation) {
-      const id = confirmationId(confirmation.recordId, confirmation.token);
-      if (confirmations.has(id)) throw new ConflictError(`confirmation ${confirmation.token} exists`);
-      confirmations.set(id, structuredClone(confirmation));
-    },
-    async confirmation(recordId, token) {
-      const found = confirmations.get(confirmationId(recordId, token));
-      return found ? structuredClone(found) : undefined;
-    },
-    async get(recordId) {
-      const record = records.get(recordId);
-      return record ? clone(record) : undefined;
-    },
-    async getMany(recordIds) {
-      return [...new Set(recordIds)].flatMap((id) => {
-        const record = records.get(id);
-        return record ? [clone(record)] : [];
-      });
-    },
-    async recordIdForInstance(instanceId) {
-      return instances.get(instanceId);
-    },
-    async create(record, request) {
-      const remembered = request && answers.find(request.requestId, record.instanceId, record.shelvedAt);
-      if (remembered) return { created: false, remembered };
-      const existing = instances.get(record.instanceId);
-      if (existing) return { created: false, existingRecordId: existing };
-      if (records.has(record.recordId)) return { created: false, existingRecordId: record.recordId };
-      records.set(record.recordId, clone(record));
-      instances.set(record.instanceId, record.recordId);
-      if (request) {
-        answers.store(request, { id: record.instanceId, ok: true, recordId: record.recordId, created: true });
-      }
-      return { created: true };
-    },
-    async shelveAnswers(requestId, now) {
-      return answers.all(requestId, now);
-    },
-    async rememberShelveAnswer(request, answer, now) {
-      return answers.first(request, answer, now);
-    },
-    async resolution(requestId, now) {
-      const remembered = resolutions.get(requestId);
-      return remembered && unexpired(remembered.expiresAt, now)
-        ? structuredClone(remembered.resolution)
-        : undefined;
-    },
-    async rememberResolution(request, resolution, now) {
-      const remembered = await this.resolution(request.requestId, now);
-      if (remembered) return remembered;
-      resolutions.set(request.requestId, {
-        resolution: structuredClone(resolution),
-        expiresAt: request.expiresAt,
-      });
-      return resolution;
-    },
-    async moveAnswers(requestId, now) {
-      return moves.all(requestId, now);
-    },
-    async rememberMoveAnswer(request, answer, now) {
-      return moves.first(request, answer, now);
-    },
-    async update(expected, next, options = {}) {
-      const current = records.get(expected.recordId);
-      if (!current || current.step !== expected.step || current.version !== expected.version) return false;
-      if (options.linkInstanceId) {
-        const owner = instances.get(options.linkInstanceId);
-        if (owner !== undefined && owner !== next.recordId) return false;
-      }
-      if (options.remember) {
-        const { request, answer, now } = options.remember;
-        if (moves.find(request.requestId, answer.id, now)) return false;
-        moves.store(request, answer);
-      }
-      records.set(next.recordId, clone(next));
-      if (options.linkInstanceId) instances.set(options.linkInstanceId, next.recordId);
-      if (options.unlinkInstanceId && instances.get(options.unlinkInstanceId) === next.recordId) {
-        instances.delete(options.unlinkInstanceId);
-      }
-      return true;
-    },
-    async byTenant(tenant, limit) {
-      return [...records.values()]
-        .filter((record) => record.tenant === tenant)
-        .sort((a, b) => a.recordId.localeCompare(b.recordId))
-        .slice(0, limit)
-        .map(clone);
-    },
-    async due(now, limit) {
-      return [...records.values()]
-        .filter((record) => phaseOf(record.step) && record.nextDueAt !== null && record.nextDueAt <= now)
-        .sort((a, b) => (a.nextDueAt ?? 0) - (b.nextDueAt ?? 0))
-        .slice(0, limit)
-        .map(clone);
-    },
-    async remove(record) {
-      const current = records.get(record.recordId);
-      if (!current || current.version !== record.version) return false;
-      records.delete(record.recordId);
-      for (const [instanceId, recordId] of instances)
-        if (recordId === record.recordId) instances.delete(instanceId);
-      return true;
     },
   };
 };

@@ -1,13 +1,8 @@
 import { createHash } from 'node:crypto';
 import { launchClientToken } from '../../shared/client-token';
+import { MANAGED_TAG } from '../../shared/tags';
 import { launchPlacementGroup, launchPrivateIp } from './fidelity';
-import {
-  MANAGED_TAG,
-  REPLACEMENT_BATCH_TAG,
-  REPLACEMENT_FOR_TAG,
-  REPLACEMENT_ROOT_TAG,
-  TENANT_TAG,
-} from './tags';
+import { REPLACEMENT_BATCH_TAG, REPLACEMENT_FOR_TAG, REPLACEMENT_ROOT_TAG, TENANT_TAG } from './tags';
 import type {
   CpuCredits,
   HostAffinity,
@@ -221,7 +216,7 @@ export const slowLaunchRequest = (record: ShelfRecord, keepPrivateIp = false): L
 };
 
 /** Everything that must be equal for two records to share one RunInstances call. */
-export const launchGroupKey = (
+const launchGroupKey = (
   record: ShelfRecord,
   hostId: string | undefined,
   affinity?: HostAffinity,
@@ -330,4 +325,26 @@ export const chunk = <T>(items: readonly T[], size: number): T[][] => {
   const chunks: T[][] = [];
   for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
   return chunks;
+};
+
+/** Steps that attach volumes (the fast path's root swap, and data volumes before the stop). */
+export const ATTACH_STEPS: ReadonlySet<ShelfRecord['step']> = new Set([
+  'unshelve.stop-replacement',
+  'unshelve.swap-root',
+]);
+
+/**
+ * The order a round hands out the AttachVolume calls the pacer admits: root swaps first (nearest
+ * to running), then data-before-stop, then the rest; earliest requested and launched first.
+ */
+export const byAttachPriority = (a: ShelfRecord, b: ShelfRecord): number => {
+  const rank = (record: ShelfRecord): number =>
+    record.step === 'unshelve.swap-root' ? 0 : record.step === 'unshelve.stop-replacement' ? 1 : 2;
+  return (
+    rank(a) - rank(b) ||
+    (a.unshelve?.requestedAt ?? 0) - (b.unshelve?.requestedAt ?? 0) ||
+    (a.unshelve?.batch?.issuedAt ?? 0) - (b.unshelve?.batch?.issuedAt ?? 0) ||
+    (a.unshelve?.batch?.index ?? 0) - (b.unshelve?.batch?.index ?? 0) ||
+    a.recordId.localeCompare(b.recordId)
+  );
 };

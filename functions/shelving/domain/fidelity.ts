@@ -1,14 +1,14 @@
+import type { ItemError } from '../../shared/results';
+import { MANAGED_TAG } from '../../shared/tags';
 import type { ShelvingSettings } from '../config';
-import { MANAGED_TAG } from './tags';
+import type { Action } from './actions';
 import type {
-  Action,
   InstanceDetails,
   LaunchConfig,
   NotKept,
   Observation,
   ObservedInstance,
   PlacementGroupRef,
-  RecordError,
   ReplacementAttribute,
   ShelfRecord,
 } from './types';
@@ -47,12 +47,12 @@ export const keptAttributes = (
 /**
  * Shelving stops a running instance, and stop protection (DisableApiStop) refuses that. warmboot
  * never turns a protection off on the owner's behalf, so such an instance is refused, named.
- * Termination protection does not stop a shelve (it only refuses the offload: shelve.ts).
+ * Termination protection does not stop a shelve (it only refuses the offload: requests.ts).
  */
 export const stopProtectionRefusal = (
   instance: ObservedInstance,
   details: InstanceDetails | undefined,
-): RecordError | undefined =>
+): ItemError | undefined =>
   instance.state === 'running' && details?.disableApiStop
     ? {
         code: 'StopProtected',

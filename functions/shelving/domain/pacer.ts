@@ -28,7 +28,7 @@ export const NON_MUTATING = limits(100, 20);
 export const OTHER_MUTATING = limits(50, 5);
 
 /** Each action has its own buckets (ec2-api-throttling); the category only sets their size. */
-export const PUBLISHED_EC2_LIMITS: Readonly<Record<string, ApiLimits>> = {
+const PUBLISHED_EC2_LIMITS: Readonly<Record<string, ApiLimits>> = {
   RunInstances: { requests: limits(5, 2), instances: limits(1000, 2) },
   StartInstances: { requests: limits(5, 2), instances: limits(1000, 2) },
   StopInstances: { requests: OTHER_MUTATING, instances: limits(1000, 20) },

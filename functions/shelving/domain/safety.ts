@@ -62,3 +62,40 @@ export const shelvedSnapshotDeletionRefusal = (
   }
   return undefined;
 };
+
+/**
+ * Before CreateReplaceRootVolumeTask (unshelve in place), on a fresh DescribeInstances answer:
+ * EC2 deletes whatever root it replaces (`DeleteReplacedRootVolume`), so the instance must be
+ * this record's replacement (`warmboot:replacement-for`, and the id the record holds) and its
+ * current root must not be a volume any record retains; the new root must be this record's.
+ */
+export const rootReplacementRefusal = (
+  instance: {
+    readonly instanceId: string;
+    readonly rootDeviceName: string;
+    readonly blockDevices: readonly { readonly deviceName: string; readonly volumeId: string }[];
+    readonly tags: Readonly<Record<string, string>>;
+  },
+  request: {
+    readonly recordId: string;
+    readonly replacementInstanceId?: string;
+    readonly volumeId: string;
+    readonly retainedRootVolumeId: string;
+    readonly retainedVolumeIds: ReadonlySet<string>;
+  },
+): string | undefined => {
+  if (instance.instanceId !== request.replacementInstanceId) {
+    return `${instance.instanceId} is not the replacement record ${request.recordId} holds`;
+  }
+  if (instance.tags[REPLACEMENT_FOR_TAG] !== request.recordId) {
+    return `${instance.instanceId} is not tagged ${REPLACEMENT_FOR_TAG}=${request.recordId}`;
+  }
+  if (request.volumeId !== request.retainedRootVolumeId) {
+    return `${request.volumeId} is not the root volume record ${request.recordId} retains`;
+  }
+  const root = instance.blockDevices.find((device) => device.deviceName === instance.rootDeviceName);
+  if (root && request.retainedVolumeIds.has(root.volumeId)) {
+    return `the root of ${instance.instanceId} is retained volume ${root.volumeId}, which EC2 would delete`;
+  }
+  return undefined;
+};

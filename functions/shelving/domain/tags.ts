@@ -1,9 +1,9 @@
 /**
- * The tags warmboot's shelving reads and writes. IAM conditions in infra/ use the same keys:
- * DeleteVolume is allowed only on `warmboot:replacement-root=true` (the fresh root of a
- * replacement) and, for the explicit 'Delete Shelved Record' action, on `warmboot:shelved`.
+ * The tags warmboot's shelving reads and writes (`warmboot:managed` is shared, in
+ * functions/shared/tags.ts). IAM conditions in infra/ use the same keys: DeleteVolume is allowed
+ * only on `warmboot:replacement-root=true` (the fresh root of a replacement) and, for the
+ * explicit 'Delete Shelved Record' action, on `warmboot:shelved`.
  */
-export const MANAGED_TAG = 'warmboot:managed';
 export const TENANT_TAG = 'warmboot:tenant';
 /** On every retained volume and safety snapshot: the shelve record that owns it. */
 export const SHELVED_TAG = 'warmboot:shelved';

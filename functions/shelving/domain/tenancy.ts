@@ -1,7 +1,8 @@
 import { actsFor, type Caller } from '../../shared/caller';
-import type { RequestedMove } from './shelve';
+import type { ItemError } from '../../shared/results';
+import type { RequestedMove } from './requests';
 import { TENANT_TAG } from './tags';
-import type { ObservedInstance, RecordError, ShelfRecord } from './types';
+import type { ObservedInstance, ShelfRecord } from './types';
 
 /**
  * Which tenant's instances and records a request may touch (security review C3): the caller's,
@@ -16,9 +17,9 @@ export const IN_PROCESS_CALLER: Caller = { via: 'direct-invoke', tenants: '*', a
 /** A request that reached a handler without a caller acts for nobody. */
 export const NO_CALLER: Caller = { via: 'request-bus', tenants: [], admin: false };
 
-export const NOT_AUTHORIZED_FOR_TENANT = 'NotAuthorizedForTenant';
+const NOT_AUTHORIZED_FOR_TENANT = 'NotAuthorizedForTenant';
 
-const notAuthorized = (subject: string, tenant: string): RecordError => ({
+const notAuthorized = (subject: string, tenant: string): ItemError => ({
   code: NOT_AUTHORIZED_FOR_TENANT,
   message: `${subject} belongs to tenant ${tenant}, which the caller does not act for`,
 });
@@ -30,7 +31,7 @@ const notAuthorized = (subject: string, tenant: string): RecordError => ({
 export const shelveTenantRefusal = (
   caller: Caller,
   instance: ObservedInstance | undefined,
-): RecordError | undefined => {
+): ItemError | undefined => {
   const tenant = instance?.tags[TENANT_TAG];
   if (!instance || tenant === undefined || actsFor(caller, tenant)) return undefined;
   return notAuthorized(`instance ${instance.instanceId}`, tenant);
@@ -45,7 +46,7 @@ export const recordTenantRefusal = (
   caller: Caller,
   record: { readonly recordId: string; readonly tenant: string },
   subject = `record ${record.recordId}`,
-): RecordError | undefined =>
+): ItemError | undefined =>
   actsFor(caller, record.tenant) ? undefined : notAuthorized(subject, record.tenant);
 
 /** `decide`, for the records of the caller's tenants only; another tenant's record is refused. */

@@ -1,12 +1,20 @@
+import type { ItemError, ItemResult } from '../../shared/results';
+import type { INSTANCE_STATES } from '../../shared/schemas/aws-events';
+
 /**
- * The shelving domain's own vocabulary: what a shelve record holds, what the saga observed in
- * EC2, and the actions it asks the adapters to take. No SDK types here; adapters translate.
+ * The shelving domain's own vocabulary: what a shelve record holds and what the saga observed in
+ * EC2 (what it asks the adapters to take is in actions.ts). No SDK types here; adapters translate.
  */
 
 export type Tenancy = 'default' | 'dedicated' | 'host';
 /** Dedicated Host affinity: `host` = must come back on the recorded host; `default` = any host in the AZ. */
 export type HostAffinity = 'host' | 'default';
-export type UnshelvePath = 'start' | 'fast' | 'slow';
+/**
+ * How an unshelve brought the instance back: `start` (it was only stopped), `in-place` (a
+ * replacement whose root EC2 swapped for the retained one while it ran), `fast` (a replacement
+ * stopped, its root swapped by detach and attach, started again), `slow` (from the snapshots).
+ */
+export type UnshelvePath = 'start' | 'in-place' | 'fast' | 'slow';
 
 /** Everything RunInstances needs to bring an instance back as it was. */
 export interface LaunchConfig {
@@ -104,6 +112,7 @@ export type UnshelveStep =
   | 'unshelve.start'
   | 'unshelve.choose'
   | 'unshelve.launch'
+  | 'unshelve.replace-root'
   | 'unshelve.stop-replacement'
   | 'unshelve.swap-root'
   | 'unshelve.start-replacement'
@@ -118,10 +127,6 @@ export type Step =
   | 'unshelved'
   | 'failed'
   | 'deleting';
-
-export const TERMINAL_STEPS: readonly Step[] = ['unshelved', 'failed'];
-/** Resting states: nothing to do until a timer (offloadAt) or an operator request. */
-export const RESTING_STEPS: readonly Step[] = ['shelved', 'offloaded', 'unshelved', 'failed'];
 
 /** A grouped RunInstances call: records in one batch share a client token and a launch config. */
 export interface LaunchBatch {
@@ -142,6 +147,8 @@ export interface UnshelveState {
   readonly path?: UnshelvePath;
   /** Why the slow path was taken, or why the record waits. */
   readonly reason?: string;
+  /** Why this unshelve swaps the root by stop, detach and attach rather than in place. */
+  readonly inPlaceSkipped?: string;
   readonly attempt: number;
   readonly batch?: LaunchBatch;
   readonly replacementInstanceId?: string;
@@ -206,11 +213,6 @@ export interface PlacementObservation {
   readonly subnets: readonly ObservedSubnet[];
 }
 
-export interface RecordError {
-  readonly code: string;
-  readonly message: string;
-}
-
 export interface ShelfRecord {
   readonly recordId: string;
   readonly tenant: string;
@@ -241,16 +243,11 @@ export interface ShelfRecord {
   readonly nextDueAt: number | null;
   readonly unshelve?: UnshelveState;
   readonly deletion?: DeletionState;
-  readonly error?: RecordError;
+  readonly error?: ItemError;
 }
 
-export type InstanceStateName =
-  | 'pending'
-  | 'running'
-  | 'stopping'
-  | 'stopped'
-  | 'shutting-down'
-  | 'terminated';
+/** An instance's state as EC2 reports it (DescribeInstances, the state-change event). */
+export type InstanceStateName = (typeof INSTANCE_STATES)[number];
 
 export interface ObservedBlockDevice {
   readonly deviceName: string;
@@ -288,6 +285,10 @@ export interface ObservedInstance {
   /** Why EC2 last changed its state on its own (StateReason), e.g. a KMS key it could not use. */
   readonly stateReason?: { readonly code: string; readonly message: string };
 }
+
+/** Shutting down or terminated: nothing started, stopped or attached on it can help any more. */
+export const isGone = (instance: ObservedInstance): boolean =>
+  instance.state === 'shutting-down' || instance.state === 'terminated';
 
 export type VolumeStateName = 'creating' | 'available' | 'in-use' | 'deleting' | 'deleted' | 'error';
 
@@ -339,6 +340,26 @@ export interface Observation {
   readonly replacementAttributes?: ReplacementAttributes;
   /** The recorded Elastic IP as DescribeAddresses shows it now (null: released), while restoring it. */
   readonly elasticIp?: ObservedAddress | null;
+  /** The replacement's latest replace-root-volume task (DescribeReplaceRootVolumeTasks), if any. */
+  readonly rootReplacement?: ObservedRootReplacement;
+}
+
+/**
+ * A replace-root-volume task as DescribeReplaceRootVolumeTasks shows it (API_ReplaceRootVolumeTask,
+ * `taskState`): `failed` leaves the original root attached; `failed-detached` leaves the instance
+ * with no root volume.
+ */
+export interface ObservedRootReplacement {
+  readonly taskId: string;
+  readonly instanceId: string;
+  readonly state:
+    | 'pending'
+    | 'in-progress'
+    | 'failing'
+    | 'succeeded'
+    | 'failed'
+    | 'failing-detached'
+    | 'failed-detached';
 }
 
 /** DescribeInstanceAttribute answers; an attribute not read is absent. */
@@ -357,107 +378,6 @@ export interface ObservedAddress {
   /** The instance it is associated with, if any. */
   readonly instanceId?: string;
 }
-
-/** What the saga asks EC2 to do. The planner groups these into as few calls as the API allows. */
-export type Action =
-  | {
-      readonly kind: 'set-delete-on-termination';
-      readonly instanceId: string;
-      readonly devices: readonly { readonly deviceName: string; readonly deleteOnTermination: boolean }[];
-    }
-  | {
-      readonly kind: 'tag';
-      readonly resourceIds: readonly string[];
-      readonly tags: Readonly<Record<string, string>>;
-    }
-  | { readonly kind: 'untag'; readonly resourceIds: readonly string[]; readonly keys: readonly string[] }
-  | { readonly kind: 'stop'; readonly instanceId: string; readonly force: boolean }
-  | { readonly kind: 'start'; readonly instanceId: string }
-  | { readonly kind: 'terminate'; readonly instanceId: string }
-  | { readonly kind: 'snapshot'; readonly instanceId: string; readonly recordId: string }
-  | { readonly kind: 'launch'; readonly recordId: string }
-  | { readonly kind: 'launch-from-snapshots'; readonly recordId: string }
-  | { readonly kind: 'detach'; readonly volumeId: string; readonly instanceId: string }
-  | {
-      readonly kind: 'attach';
-      readonly volumeId: string;
-      readonly instanceId: string;
-      readonly device: string;
-    }
-  | { readonly kind: 'delete-replacement-root'; readonly volumeId: string; readonly recordId: string }
-  | { readonly kind: 'set-user-data'; readonly instanceId: string; readonly userData: string }
-  | {
-      readonly kind: 'set-protection';
-      readonly instanceId: string;
-      readonly attribute: 'disableApiTermination' | 'disableApiStop';
-      readonly value: boolean;
-    }
-  | { readonly kind: 'associate-address'; readonly allocationId: string; readonly instanceId: string };
-
-export type ActionKind = Action['kind'];
-
-/** A fact the saga publishes when a record reaches a milestone. */
-export type ShelvingFact =
-  | {
-      readonly detailType: 'Instance Shelved';
-      readonly detail: {
-        recordId: string;
-        instanceId: string;
-        tenant: string;
-        volumeIds: string[];
-        shelvedVolumeGiB: number;
-      };
-    }
-  | {
-      readonly detailType: 'Instance Offloaded';
-      readonly detail: { recordId: string; instanceId: string; tenant: string; volumeIds: string[] };
-    }
-  | {
-      readonly detailType: 'Instance Unshelved';
-      readonly detail: {
-        recordId: string;
-        instanceId: string;
-        tenant: string;
-        path: UnshelvePath;
-        timeToReadySeconds: number;
-        reason?: string;
-        /** Set when the slow path restored into another AZ than the recorded one. */
-        availabilityZone?: string;
-        subnetId?: string;
-        /** The replacement's primary private IPv4 address. */
-        privateIpAddress?: string;
-        /** What it could not keep of the shelved instance (always its instance id). */
-        notKept?: NotKept[];
-      };
-    }
-  | {
-      readonly detailType: 'Shelve Failed';
-      readonly detail: {
-        recordId: string;
-        instanceId: string;
-        tenant: string;
-        step: Step;
-        error: RecordError;
-      };
-    };
-
-/** The saga's answer for one record in one round. */
-export interface Decision {
-  /** The step to move to (absent: stay). */
-  readonly to?: Step;
-  /** Record fields to change together with the step (written before any action runs). */
-  readonly set?: Partial<Pick<ShelfRecord, 'volumes' | 'offloadAt' | 'offloadedAt' | 'unshelve' | 'error'>>;
-  readonly actions: readonly Action[];
-  /** When to look again if no event arrives first; null = only on request. */
-  readonly recheckAt: number | null;
-  /** What the record is doing or waiting for, for logs and per-item results. */
-  readonly reason: string;
-  readonly facts?: readonly ShelvingFact[];
-}
-
-export type ItemResult<T extends object = object> =
-  | ({ readonly id: string; readonly ok: true } & T)
-  | { readonly id: string; readonly ok: false; readonly error: RecordError };
 
 /** What a Shelve request answered for one instance: the record it created or found, or why not. */
 export type ShelveAnswer = ItemResult<{ readonly recordId: string; readonly created: boolean }>;
@@ -483,3 +403,16 @@ export interface RequestIdentity {
   readonly requestId: string;
   readonly expiresAt: number;
 }
+
+/** The saga's phases: a record in one of them has work that comes due (the store indexes it). */
+export const SAGA_PHASES = ['shelving', 'offload', 'unshelving', 'deleting'] as const;
+export type SagaPhase = (typeof SAGA_PHASES)[number];
+
+/** The phase a step belongs to; undefined for a resting or finished step. */
+export const phaseOf = (step: Step): SagaPhase | undefined => {
+  if (step.startsWith('shelve.')) return 'shelving';
+  if (step === 'shelved' || step === 'offload.terminate') return 'offload';
+  if (step.startsWith('unshelve.')) return 'unshelving';
+  if (step === 'deleting') return 'deleting';
+  return undefined;
+};

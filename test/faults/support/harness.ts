@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type fc from 'fast-check';
+import fc from 'fast-check';
+import { afterAll } from 'vitest';
 import { adminRequestFunction, type FunctionId, WARMBOOT, WARMBOOT_FACT } from '../../../functions/catalog';
 import type { EventEnvelope } from '../../../local/bus';
 import type { LocalCloud } from '../../../local/cloud';
@@ -10,8 +11,11 @@ import {
   type InvariantId,
   type OperatorRequest,
   type RequestOutcome,
+  requestsAnswered,
   type Violation,
 } from '../../../local/invariants';
+import { callProvenance, callViolations } from '../../../local/provenance';
+import { startLocalCloud, type TestCloudOptions } from '../../support/local-cloud';
 import { armFaults, type FaultCounter, type FaultSchedule } from './schedule';
 
 /** How many times the administrator re-sends a direct invoke that failed (no Lambda retry there). */
@@ -91,6 +95,12 @@ export class FaultTally {
     );
   }
 }
+
+/** Prints each tally's summary once the file's tests are done: what a long pass reports. */
+export const summarizeAfterAll = (...tallies: readonly FaultTally[]): void =>
+  afterAll(() => {
+    for (const tally of tallies) console.log(tally.summary());
+  });
 
 /**
  * One run's view of the bus: the operator requests it put, every delivery's outcome, the dead
@@ -213,7 +223,7 @@ export class RunLog {
  * Runs the fault phase: arms the schedule, drives the workload, lets the window pass, then stops
  * every fault (counting what fired) so the reconciles that follow run on a healthy cloud.
  */
-export const withFaults = async (
+const withFaults = async (
   cloud: LocalCloud,
   schedule: FaultSchedule,
   windowMs: number,
@@ -280,3 +290,77 @@ export const expectNoViolations = (
   }
   throw new Error(message);
 };
+
+/** One generated run: its cloud, its log of requests and answers, its workload. */
+interface FaultRun<W> {
+  readonly cloud: LocalCloud;
+  readonly log: RunLog;
+  readonly workload: W;
+}
+
+/**
+ * One capability's fault property: what runs, what the operators do while the faults fire, what
+ * must hold once the cloud is healthy again. `S` is what `setup` prepares for `apply` and `checks`.
+ */
+interface FaultPropertySpec<W extends { readonly seed: number }, S> {
+  /** The functions deployed: the ones the faults may kill and whose dead letters the log reads. */
+  readonly functions: readonly FunctionId[];
+  /** The rest of the cloud's options for this workload: settings, SSM documents, host management. */
+  readonly cloud?: (
+    workload: W,
+  ) => Omit<TestCloudOptions, 'functions' | 'seed' | 'latency' | 'faultsOnDynamodb'>;
+  /** Faults happen within this many virtual ms from the start of the workload. */
+  readonly windowMs: number;
+  /** How long the healthy cloud runs (schedules, retries, reconciles) before the checks. */
+  readonly settleMs: number;
+  /** Before the faults: the resources the workload acts on; returns what `apply` and `checks` share. */
+  readonly setup: (run: FaultRun<W>) => Promise<S>;
+  /** What the operators (and the account) do while the faults fire. */
+  readonly apply: (run: FaultRun<W>, state: S) => Promise<void>;
+  /**
+   * On the settled cloud: every violation of the capability's own invariants; what it looked at
+   * goes to `tally.observe`. Every run also checks that each destructive call touched only what
+   * warmboot manages (onlyManaged) and that every operator request was answered (requestAnswered).
+   */
+  readonly checks: (run: FaultRun<W>, state: S, tally: FaultTally) => Promise<readonly Violation[]>;
+}
+
+/**
+ * The skeleton every fault suite shares, as a property over any workloads and fault schedules
+ * (counted in `tally`): start a strict cloud seeded by the workload, set up, run the workload while
+ * the schedule's faults fire, let the healthy cloud settle, check, stop the cloud.
+ */
+export const faultProperty =
+  <W extends { readonly seed: number }, S>(spec: FaultPropertySpec<W, S>) =>
+  (workloads: fc.Arbitrary<W>, faults: fc.Arbitrary<FaultSchedule>, tally: FaultTally) =>
+    fc.asyncProperty(workloads, faults, async (workload, schedule) => {
+      tally.runs += 1;
+      const cloud = await startLocalCloud({
+        latency: 'zero',
+        faultsOnDynamodb: true,
+        seed: workload.seed,
+        functions: spec.functions,
+        ...spec.cloud?.(workload),
+      });
+      try {
+        const run: FaultRun<W> = { cloud, log: new RunLog(cloud, spec.functions), workload };
+        const state = await spec.setup(run);
+        await withFaults(cloud, schedule, spec.windowMs, tally, () => spec.apply(run, state));
+        await cloud.settleFor(spec.settleMs);
+        const violations = await spec.checks(run, state, tally);
+        const provenance = callProvenance(cloud);
+        tally.observe('destructive calls', provenance.calls.length);
+        expectNoViolations(
+          tally,
+          [
+            ...violations,
+            ...callViolations(provenance),
+            ...requestsAnswered(run.log.requests, run.log.allOutcomes()),
+          ],
+          run.log,
+          [workload, schedule],
+        );
+      } finally {
+        await cloud.stop();
+      }
+    });

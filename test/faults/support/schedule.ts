@@ -77,7 +77,10 @@ export interface FaultSpace {
   /** The functions whose invocations may be killed. */
   readonly functionIds: readonly FunctionId[];
   readonly events: readonly EventTarget[];
-  /** AWS operations of the capability worth failing, by service. */
+  /**
+   * AWS operations of the capability worth failing, by service; the DynamoDB operations every
+   * capability makes (DYNAMODB_CALLS) come after them.
+   */
   readonly calls: readonly { readonly service: SimulatedService; readonly operation: string }[];
   /** The most AWS calls one invocation of the function makes in these workloads (kill points). */
   readonly maxCallsPerInvocation: number;
@@ -128,8 +131,15 @@ export const describeFault = (fault: ScheduledFault): string => {
   }
 };
 
+/** Operations of one service, as a fault space lists the calls worth failing. */
+export const serviceCalls = (
+  service: SimulatedService,
+  operations: readonly string[],
+): { readonly service: SimulatedService; readonly operation: string }[] =>
+  operations.map((operation) => ({ service, operation }));
+
 /** The DynamoDB operations warmboot's adapters and the idempotency layer use; each capability may fail them. */
-export const DYNAMODB_CALLS = [
+const DYNAMODB_CALLS = serviceCalls('dynamodb', [
   'GetItem',
   'PutItem',
   'UpdateItem',
@@ -137,7 +147,14 @@ export const DYNAMODB_CALLS = [
   'Query',
   'BatchGetItem',
   'TransactWriteItems',
-].map((operation) => ({ service: 'dynamodb' as const, operation }));
+]);
+
+/** A workload's pause before its next step: often none, else whole seconds up to `maxSeconds`. */
+export const pauseArbitrary = (maxSeconds: number): fc.Arbitrary<number> =>
+  fc.oneof(
+    fc.constant(0),
+    fc.integer({ min: 1, max: maxSeconds }).map((s) => s * 1000),
+  );
 
 /** Random fault schedules over one capability's events, calls and kill points. */
 export const faultScheduleArbitrary = (space: FaultSpace): fc.Arbitrary<FaultSchedule> => {
@@ -165,7 +182,7 @@ export const faultScheduleArbitrary = (space: FaultSpace): fc.Arbitrary<FaultSch
       times: fc.integer({ min: 1, max: 3 }),
     }),
   );
-  const callFault = fc.constantFrom(...space.calls).chain((call) =>
+  const callFault = fc.constantFrom(...space.calls, ...DYNAMODB_CALLS).chain((call) =>
     fc.record({
       kind: fc.constant('call' as const),
       atMs,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { claimServer, IdempotentParameterMismatchError } from '../../../functions/claim/application/requests';
 import type { ServerRequest } from '../../../functions/claim/schemas';
-import { claimServer, IdempotentParameterMismatchError } from '../../../functions/claim/service';
 import type { PoolSpecInput } from '../../../functions/pools/config';
 import type { PoolMember } from '../../../functions/pools/domain/lifecycle';
 import type { Caller } from '../../../functions/shared/caller';

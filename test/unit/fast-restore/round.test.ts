@@ -1,8 +1,9 @@
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { describe, expect, it } from 'vitest';
 import type { FastRestoreEc2 } from '../../../functions/fast-restore/adapters/ec2-fast-restore';
 import type { FsrRecord, FsrRecordStore } from '../../../functions/fast-restore/adapters/fsr-records';
+import { runFastRestoreRound } from '../../../functions/fast-restore/application/rounds';
 import { fastRestoreSettingsSchema } from '../../../functions/fast-restore/config';
-import { runFastRestoreRound } from '../../../functions/fast-restore/round';
 import { MemoryPopularityStore } from '../../../functions/popularity/adapters/memory-popularity-store';
 import { decayParameters } from '../../../functions/popularity/domain/decay';
 
@@ -53,9 +54,10 @@ const roundWith = async (launches: Record<string, number>, enabledAt: number) =>
       records,
       popularity,
       facts: { publish: async () => undefined },
-      metrics: { gauge: () => undefined },
+      metrics: new Metrics({ namespace: 'Test', serviceName: 'fastRestore' }),
       logger: { warn: () => undefined, info: () => undefined },
       settings: fastRestoreSettingsSchema.parse({ maxPairs: 1, topPerAz: 1 }),
+      clock: { now: () => now },
       random: () => 0.5,
     },
     now,

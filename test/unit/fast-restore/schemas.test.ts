@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { fastRestoreSettingsSchema } from '../../../functions/fast-restore/config';
 import { reconcilePairs } from '../../../functions/fast-restore/domain/reconcile';
@@ -6,17 +5,11 @@ import { isAmiId, planFastRestoreSchema } from '../../../functions/fast-restore/
 import { popularitySettingsSchema } from '../../../functions/popularity/config';
 import { parseOrThrow } from '../../../functions/shared/event-registry';
 import { fastSnapshotRestoreStateChangeDetail } from '../../../functions/shared/schemas/aws-events';
+import { awsSampleEvent, sampleEvent } from '../../support/events';
 
-const sample = JSON.parse(
-  readFileSync(new URL('../../../events/fast-restore/plan-fast-restore.json', import.meta.url), 'utf8'),
-) as { source: string; 'detail-type': string; detail: unknown };
+const sample = sampleEvent('fast-restore/plan-fast-restore.json');
 /** AWS's published EBS Fast Snapshot Restore State-change Notification (test/fixtures/aws/README.md). */
-const awsStateChange = JSON.parse(
-  readFileSync(
-    new URL('../../fixtures/aws/ebs-fast-snapshot-restore-state-change.json', import.meta.url),
-    'utf8',
-  ),
-) as { detail: Record<string, unknown> };
+const awsStateChange = awsSampleEvent('ebs-fast-snapshot-restore-state-change.json');
 
 describe('fast restore inputs', () => {
   it('the console sample is a warmboot Plan Fast Restore that parses with the handler schema', () => {

@@ -27,6 +27,16 @@ const VOLUME_ID = 'vol-0123456789abcdef0';
 const ROOT_UUID = '6f1c2d3e-aaaa-4bbb-8ccc-0123456789ab';
 const DIGEST_OF_HELLO = 'sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824';
 
+/** Fetch parameters of a 5-byte S3 object holding `hello`, into `cacheDirectory`. */
+const helloFetch = (cacheDirectory: string) => ({
+  ImageId: 'sdxl-base-1.0',
+  Kind: 's3',
+  Source: 's3://warmboot-images/a.tar',
+  Digest: DIGEST_OF_HELLO,
+  CacheDirectory: cacheDirectory,
+  ExpectedBytes: '5',
+});
+
 const cacheDirectory = (host: ScratchHost) => join(host.root, 'var/lib/warmboot/cache');
 
 const run = (host: ScratchHost, name: string, parameters: Record<string, string>, shell: Shell): ShellRun => {
@@ -136,19 +146,7 @@ describe.each(SHELLS)('image documents run where sh is %s', (shell) => {
 
   it('Fetch creates the cache directory root-only (0755) and keeps a verified S3 object readable', () => {
     withScratchHost(amazonLinuxTools({ aws: { script: 'printf hello' } }), (host) => {
-      const result = run(
-        host,
-        DOCUMENT_NAMES.fetch,
-        {
-          ImageId: 'sdxl-base-1.0',
-          Kind: 's3',
-          Source: 's3://warmboot-images/a.tar',
-          Digest: DIGEST_OF_HELLO,
-          CacheDirectory: cacheDirectory(host),
-          ExpectedBytes: '5',
-        },
-        shell,
-      );
+      const result = run(host, DOCUMENT_NAMES.fetch, helloFetch(cacheDirectory(host)), shell);
 
       expect(result.exitCode, result.stderr).toBe(0);
       expect(statSync(cacheDirectory(host)).mode & 0o7777).toBe(0o755);
@@ -178,19 +176,7 @@ describe.each(SHELLS)('image documents run where sh is %s', (shell) => {
       mkdirSync(dirname(directory), { recursive: true });
       create(directory);
 
-      const fetch = run(
-        host,
-        DOCUMENT_NAMES.fetch,
-        {
-          ImageId: 'sdxl-base-1.0',
-          Kind: 's3',
-          Source: 's3://warmboot-images/a.tar',
-          Digest: DIGEST_OF_HELLO,
-          CacheDirectory: directory,
-          ExpectedBytes: '5',
-        },
-        shell,
-      );
+      const fetch = run(host, DOCUMENT_NAMES.fetch, helloFetch(directory), shell);
       const inventory = run(host, DOCUMENT_NAMES.inventory, { CacheDirectory: directory }, shell);
 
       for (const result of [fetch, inventory]) {

@@ -1,24 +1,20 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ADMIN_REQUEST_TYPES, FUNCTIONS } from '../../../functions/catalog';
-import { imageCacheRegistry } from '../../../functions/image-cache/handler';
+import { ImageCacheService } from '../../../functions/image-cache/application/image-cache';
+import { createImageCacheRegistry } from '../../../functions/image-cache/handler';
 import {
   pinImageDetail,
   planCacheDetail,
   registerImageDetail,
   unpinImageDetail,
 } from '../../../functions/image-cache/schemas';
-import { ImageCacheService } from '../../../functions/image-cache/service';
-import { placementRegistry } from '../../../functions/placement/handler';
+import { createPlacementRegistry } from '../../../functions/placement/handler';
 import { advisePlacementDetail } from '../../../functions/placement/schemas';
 import { matchesPattern } from '../../../functions/shared/event-pattern';
+import { sampleEvent } from '../../support/events';
 
-const read = (path: string) =>
-  JSON.parse(readFileSync(new URL(`../../../${path}`, import.meta.url), 'utf8')) as {
-    source: string;
-    'detail-type': string;
-    detail: unknown;
-  };
+const read = (path: string) => sampleEvent(path.replace(/^events\//, ''));
 
 const SAMPLES = {
   'events/image-cache/register-image.json': registerImageDetail,
@@ -52,11 +48,11 @@ describe('sample console events', () => {
 
   it('is routed (not ignored) by the registries', () => {
     const service = {} as ImageCacheService;
-    const routed = imageCacheRegistry(() => service, []).accepted.map((route) => route.detailType);
+    const routed = createImageCacheRegistry(() => service).accepted.map((route) => route.detailType);
     expect(routed).toEqual(
       expect.arrayContaining(['Register Image', 'Pin Image', 'Unpin Image', 'Plan Cache']),
     );
-    const placement = placementRegistry({
+    const placement = createPlacementRegistry({
       groups: [],
       store: {} as never,
       facts: {} as never,

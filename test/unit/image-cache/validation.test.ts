@@ -4,10 +4,10 @@ import { DOCUMENT_NAMES, DOCUMENTS, documentNamed } from '../../../functions/ima
 import {
   CACHE_DIRECTORY_PATTERN,
   CONTAINER_REF_PATTERN,
-  IMAGE_ID_PATTERN,
   IMAGE_SOURCE_PATTERN,
   S3_URI_PATTERN,
 } from '../../../functions/image-cache/patterns';
+import { IMAGE_ID_PATTERN } from '../../../functions/shared/names';
 import { invalidDocumentParameter } from '../../../functions/shared/ssm-document';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
   EC2_STATE_CHANGE,
@@ -9,6 +8,7 @@ import {
 import { type EventEnvelope, type FunctionTarget, LocalEventBus } from '../../../local/bus';
 import { VirtualClock } from '../../../local/clock';
 import { FaultInjector, invocationScope } from '../../../local/faults';
+import { awsSampleEvent } from '../../support/events';
 
 const REQUESTS = 'warmboot-requests';
 const FACTS = 'warmboot-facts';
@@ -23,15 +23,10 @@ const ALL_FUNCTIONS: FunctionId[] = [
   'shelving',
 ];
 
-const awsSample = (
-  file: string,
-): { source: string; 'detail-type': string; detail: Record<string, unknown> } =>
-  JSON.parse(readFileSync(new URL(`../../fixtures/aws/${file}`, import.meta.url), 'utf8'));
-
 const ec2State = (state: string, instanceId = 'i-1234567890abcdef0') => ({
   source: 'aws.ec2',
   detailType: EC2_STATE_CHANGE,
-  detail: { ...awsSample('ec2-instance-state-change.json').detail, 'instance-id': instanceId, state },
+  detail: { ...awsSampleEvent('ec2-instance-state-change.json').detail, 'instance-id': instanceId, state },
   resources: [`arn:aws:ec2:us-east-1:123456789012:instance/${instanceId}`],
 });
 
@@ -89,7 +84,7 @@ describe('the local EventBridge bus', () => {
     });
 
     it('routes SSM command results by document-name prefix', async () => {
-      const sample = awsSample('ssm-command-invocation-status-change.json');
+      const sample = awsSampleEvent('ssm-command-invocation-status-change.json');
       for (const documentName of ['Warmboot-ImageFetch', 'Warmboot-PoolInitialize', 'AWS-RunShellScript']) {
         bus.put({
           source: sample.source,
@@ -108,7 +103,7 @@ describe('the local EventBridge bus', () => {
     });
 
     it('routes an ECS task only once it runs, and operator requests by detail-type', async () => {
-      const ecs = awsSample('ecs-task-state-change.json');
+      const ecs = awsSampleEvent('ecs-task-state-change.json');
       bus.put({ source: ecs.source, detailType: ecs['detail-type'], detail: ecs.detail });
       bus.put({
         source: ecs.source,
@@ -526,7 +521,7 @@ describe('the local EventBridge bus', () => {
       expect(deliveredTo('shelving')).toHaveLength(4);
       expect(deliveredTo('pools')).toHaveLength(2);
       expect(deliveredTo('placement')).toHaveLength(0);
-      const sample = awsSample('scheduled-event.json');
+      const sample = awsSampleEvent('scheduled-event.json');
       expect(deliveredTo('pools')[0]).toMatchObject({
         version: '0',
         source: sample.source,

@@ -11,7 +11,7 @@ import type { SimulatorEvent } from '../../../local/ec2/events';
 import { Ec2Simulator } from '../../../local/ec2/simulator';
 import { FaultInjector } from '../../../local/faults';
 import { InstanceProfiles } from '../../../local/iam/instance-profiles';
-import type { LatencyMode } from '../../../local/latency';
+import type { Ec2Latencies, LatencyMode } from '../../../local/latency';
 import { attachSimulator } from '../../../local/sdk-bridge';
 import type { DocumentBehaviour } from '../../../local/ssm/agent';
 import { SsmSimulator } from '../../../local/ssm/simulator';
@@ -39,6 +39,8 @@ const clientConfig = {
 export const createCloud = async (
   options: {
     latency?: LatencyMode;
+    /** Figures replacing the mode's (an assumed latency a test sweeps). */
+    latencyOverrides?: Partial<Ec2Latencies>;
     documents?: readonly CommandDocument[];
     behaviours?: Readonly<Record<string, DocumentBehaviour>>;
     /**
@@ -54,7 +56,15 @@ export const createCloud = async (
   const emit = (event: SimulatorEvent) => events.push({ ...event, at: clock.now() - start });
   const faults = new FaultInjector();
   const latency = options.latency ?? 'zero';
-  const ec2 = new Ec2Simulator({ clock, region: REGION, accountId: ACCOUNT, emit, faults, latency });
+  const ec2 = new Ec2Simulator({
+    clock,
+    region: REGION,
+    accountId: ACCOUNT,
+    emit,
+    faults,
+    latency,
+    ...(options.latencyOverrides ? { latencyOverrides: options.latencyOverrides } : {}),
+  });
   const instanceProfiles = new InstanceProfiles(ACCOUNT);
   const ssm = new SsmSimulator({
     clock,

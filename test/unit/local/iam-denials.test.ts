@@ -207,7 +207,7 @@ describe('local IAM on the synthesized role policies', () => {
     const personalize = { DocumentName: deployedName(PERSONALIZE_DOCUMENT), InstanceIds: [claimed] };
 
     await iam.authorize('claim', 'ssm', 'SendCommand', personalize);
-    // The hand-over: the member loses its pool tags (functions/claim/service.ts handOver).
+    // The hand-over: the member loses its pool tags (functions/claim/application/hand-over.ts handOver).
     await functionClient(
       cloud,
       iam,

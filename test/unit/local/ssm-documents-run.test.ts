@@ -13,7 +13,7 @@ import {
   PERSONALIZE_DOCUMENT,
   DOCUMENTS as POOL_DOCUMENTS,
 } from '../../../functions/pools/documents';
-import { initParameters } from '../../../functions/pools/service';
+import { initParameters } from '../../../functions/pools/schemas';
 import { type CommandDocument, invalidDocumentParameter } from '../../../functions/shared/ssm-document';
 import { type RenderedStep, renderDocument, stepsFor } from '../../../local/ssm/render';
 import {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { HostImageEntry } from '../../../functions/image-cache/domain/model';
+import { formatWarmList, parseWarmList } from '../../../functions/image-cache/domain/warm-list';
 import { advisePlacement, type PlacementHost } from '../../../functions/placement/domain/advise';
-import { formatWarmList, parseWarmList } from '../../../functions/placement/domain/warm-list';
 
 const NOW = Date.parse('2026-01-10T12:00:00Z');
 const GB = 1_000_000_000;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { defineRuntimePool, PoolNotAllowedError } from '../../../functions/pools/admission';
+import { defineRuntimePool } from '../../../functions/pools/application/requests';
 import { type PoolSpecInput, poolPolicySchema } from '../../../functions/pools/config';
+import { PoolNotAllowedError } from '../../../functions/pools/domain/admission';
 import { harness } from './fakes';
 import { AMI, NOW, spec } from './fixtures';
 

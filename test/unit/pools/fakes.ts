@@ -1,12 +1,12 @@
-import { Metrics } from '@aws-lambda-powertools/metrics';
-import type { ClaimDeps } from '../../../functions/claim/service';
+import type { ClaimDependencies } from '../../../functions/claim/dependencies';
 import type { PoolEc2, PoolSsm } from '../../../functions/pools/adapters/ec2';
 import { MemoryPoolStore } from '../../../functions/pools/adapters/memory-store';
-import { ImageOwnerNotAllowedError } from '../../../functions/pools/admission';
+import type { PoolTelemetry } from '../../../functions/pools/adapters/telemetry';
 import { poolPolicySchema } from '../../../functions/pools/config';
+import type { PoolsDependencies } from '../../../functions/pools/dependencies';
+import { ImageOwnerNotAllowedError } from '../../../functions/pools/domain/admission';
 import type { InitResult, ObservedInstance } from '../../../functions/pools/domain/reconcile';
 import { isManagedBy } from '../../../functions/pools/domain/tags';
-import type { PoolDeps } from '../../../functions/pools/service';
 import type { Fact } from '../../../functions/shared/adapters/facts';
 import type { Clock } from '../../../functions/shared/clock';
 import {
@@ -209,9 +209,16 @@ export interface Harness {
   readonly ec2: FakeEc2;
   readonly ssm: FakeSsm;
   readonly facts: Fact[];
-  readonly pools: PoolDeps;
-  readonly claims: ClaimDeps;
+  readonly pools: PoolsDependencies;
+  readonly claims: ClaimDependencies;
 }
+
+/** Metrics and logs the services report: nobody reads them in these tests. */
+const telemetry: PoolTelemetry = {
+  foreignTagged: () => undefined,
+  readyMembers: () => undefined,
+  serverReady: () => undefined,
+};
 
 export const harness = (): Harness => {
   const clock = new TestClock();
@@ -235,14 +242,15 @@ export const harness = (): Harness => {
     ec2,
     ssm,
     facts,
-    pools: { store, ec2, ssm, facts: publisher, clock, random },
+    pools: { store, ec2, ssm, facts: publisher, clock, random, telemetry },
     claims: {
       store,
       ec2,
       ssm,
       facts: publisher,
       clock,
-      metrics: new Metrics({ namespace: 'Test', serviceName: 'claim' }),
+      random,
+      telemetry,
       policy: poolPolicySchema.parse({}),
     },
   };

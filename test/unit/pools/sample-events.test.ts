@@ -1,17 +1,15 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseRequestServer, requestServerDetail } from '../../../functions/claim/schemas';
-import { personalizeParameters } from '../../../functions/claim/service';
-import { definePoolDetail, drainPoolDetail } from '../../../functions/pools/schemas';
-import { initParameters } from '../../../functions/pools/service';
+import {
+  parseRequestServer,
+  personalizeParameters,
+  requestServerDetail,
+} from '../../../functions/claim/schemas';
+import { definePoolDetail, drainPoolDetail, initParameters } from '../../../functions/pools/schemas';
 import { ValidationError } from '../../../functions/shared/errors';
 import { route } from '../../../functions/shared/event-registry';
+import { sampleEvent } from '../../support/events';
 
-const sample = (path: string): Record<string, unknown> =>
-  JSON.parse(readFileSync(new URL(`../../../events/${path}`, import.meta.url), 'utf8')) as Record<
-    string,
-    unknown
-  >;
+const sample = (path: string) => sampleEvent<Record<string, unknown>>(path);
 
 const parse = <S extends Parameters<typeof route>[2]>(
   detailType: string,

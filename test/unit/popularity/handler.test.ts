@@ -1,29 +1,27 @@
-import { readFileSync } from 'node:fs';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { describe, expect, it } from 'vitest';
 import type { InstanceFacts } from '../../../functions/popularity/adapters/instance-directory';
-import { MemoryLaunchQuota } from '../../../functions/popularity/adapters/launch-quota';
 import {
   MemoryChangeMarkers,
+  MemoryLaunchQuota,
   MemoryPopularityStore,
 } from '../../../functions/popularity/adapters/memory-popularity-store';
+import type { PopularityDependencies } from '../../../functions/popularity/dependencies';
 import { decayParameters } from '../../../functions/popularity/domain/decay';
 import { GLOBAL_SCOPE } from '../../../functions/popularity/domain/scope';
-import { createPopularityRegistry, type PopularityDependencies } from '../../../functions/popularity/handler';
+import { createPopularityRegistry } from '../../../functions/popularity/handler';
 import { imageLaunchedSchema } from '../../../functions/popularity/schemas';
 import type { Fact } from '../../../functions/shared/adapters/facts';
+import { awsSampleEvent, sampleEvent } from '../../support/events';
 
-const sample = JSON.parse(
-  readFileSync(new URL('../../../events/popularity/image-launched.json', import.meta.url), 'utf8'),
-) as { id: string; time: string; detail: Record<string, unknown> };
+const sample = sampleEvent('popularity/image-launched.json');
 const now = Date.parse(sample.time);
 /** AWS's published ECS Task State Change sample (test/fixtures/aws/README.md): one Fargate task. */
-const awsTaskEvent = JSON.parse(
-  readFileSync(new URL('../../fixtures/aws/ecs-task-state-change.json', import.meta.url), 'utf8'),
-) as {
+const awsTaskEvent = awsSampleEvent<{
   id: string;
   time: string;
   detail: { containers: Record<string, unknown>[] } & Record<string, unknown>;
-};
+}>('ecs-task-state-change.json');
 
 const setup = (instances: Record<string, InstanceFacts> = {}, imageLaunchedPerCallerPerHour = 10_000) => {
   const store = new MemoryPopularityStore({ decay: decayParameters(24), shards: 8 });
@@ -42,7 +40,7 @@ const setup = (instances: Record<string, InstanceFacts> = {}, imageLaunchedPerCa
       },
     },
     logger: { warn: () => undefined, info: () => undefined },
-    metrics: { addMetric: () => undefined },
+    metrics: new Metrics({ namespace: 'Test', serviceName: 'popularity' }),
     topK: 3,
     scoreThreshold: 5,
     changedMinIntervalMs: 300_000,

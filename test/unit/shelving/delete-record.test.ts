@@ -1,16 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { IncorrectStateError } from '../../../functions/shared/errors';
 import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
+import { deleteShelvedRecord } from '../../../functions/shelving/application/deletion';
+import { unshelveInstances } from '../../../functions/shelving/application/requests';
 import { defaultShelvingSettings } from '../../../functions/shelving/config';
+import type { ShelvingDependencies } from '../../../functions/shelving/dependencies';
 import {
   CONFIRMATION_TOKEN_PATTERN,
   CONFIRMATION_TTL_MS,
   DELETION_TAKEOVER_MS,
-} from '../../../functions/shelving/domain/shelve';
+} from '../../../functions/shelving/domain/requests';
 import { SHELVED_TAG } from '../../../functions/shelving/domain/tags';
 import type { ObservedVolume } from '../../../functions/shelving/domain/types';
-import type { ShelvingEngine } from '../../../functions/shelving/engine';
-import { countingEc2, engineOnClock, NOW, record, volume } from './fakes';
+import { countingEc2, NOW, RECORD_ONLY, record, shelvingOnClock, volume } from './fakes';
 
 /**
  * A confirmed 'Delete Shelved Record' first moves the record to `deleting` with a conditional
@@ -79,13 +81,13 @@ const ec2Holding = (options: { failDeleting?: string } = {}) => {
 /** The deployment opted in to deleting shelved data (allowShelvedDataDeletion). */
 const ALLOW_DELETION = { ...defaultShelvingSettings, allowDataDeletion: true };
 const setUp = (
-  ec2: Parameters<typeof engineOnClock>[0],
-  killAfterStep?: Parameters<typeof engineOnClock>[1],
-) => engineOnClock(ec2, killAfterStep, ALLOW_DELETION);
+  ec2: Parameters<typeof shelvingOnClock>[0],
+  killAfterStep?: Parameters<typeof shelvingOnClock>[1],
+) => shelvingOnClock(ec2, killAfterStep, ALLOW_DELETION);
 
 /** The unconfirmed request: its answer carries the plan and the token to confirm it with. */
-const tokenFor = async (engine: ShelvingEngine): Promise<string> => {
-  const unconfirmed = await engine.deleteRecord(RECORD.recordId, undefined);
+const tokenFor = async (deps: ShelvingDependencies): Promise<string> => {
+  const unconfirmed = await deleteShelvedRecord(deps, RECORD.recordId, undefined);
   if (!unconfirmed.confirm) throw new Error(`no confirmation issued: ${JSON.stringify(unconfirmed)}`);
   return unconfirmed.confirm;
 };
@@ -93,11 +95,11 @@ const tokenFor = async (engine: ShelvingEngine): Promise<string> => {
 describe('Delete Shelved Record confirmation (security review C3, M3)', () => {
   it('answers the exact plan and a fresh random token, and deletes nothing', async () => {
     const world = ec2Holding();
-    const { engine, store } = setUp(world.ec2);
+    const { deps, store } = setUp(world.ec2);
     await store.create(RECORD);
 
-    const first = await engine.deleteRecord(RECORD.recordId, undefined);
-    const second = await engine.deleteRecord(RECORD.recordId, undefined);
+    const first = await deleteShelvedRecord(deps, RECORD.recordId, undefined);
+    const second = await deleteShelvedRecord(deps, RECORD.recordId, undefined);
 
     expect(first).toMatchObject({
       ok: false,
@@ -117,11 +119,11 @@ describe('Delete Shelved Record confirmation (security review C3, M3)', () => {
 
   it('deletes exactly the planned volumes and recorded snapshots, never a snapshot found by tag (H6, L5)', async () => {
     const world = ec2Holding();
-    const { engine, store } = setUp(world.ec2);
+    const { deps, store } = setUp(world.ec2);
     await store.create(RECORD);
-    const token = await tokenFor(engine);
+    const token = await tokenFor(deps);
 
-    const result = await engine.deleteRecord(RECORD.recordId, token);
+    const result = await deleteShelvedRecord(deps, RECORD.recordId, token);
 
     expect(result.ok).toBe(true);
     expect(result.deleted).toEqual({
@@ -141,15 +143,15 @@ describe('Delete Shelved Record confirmation (security review C3, M3)', () => {
 
   it('refuses a token it did not issue, one for another record, and the record id, naming detail.confirm', async () => {
     const world = ec2Holding();
-    const { engine, store } = setUp(world.ec2);
+    const { deps, store } = setUp(world.ec2);
     const other = record({ recordId: 'sh-0fedcba9876543210-t8dsxz', instanceId: 'i-0fedcba9876543210' });
     await store.create(RECORD);
     await store.create(other);
-    const othersToken = (await engine.deleteRecord(other.recordId, undefined)).confirm;
-    await tokenFor(engine);
+    const othersToken = (await deleteShelvedRecord(deps, other.recordId, undefined)).confirm;
+    await tokenFor(deps);
 
     for (const confirm of ['0123456789abcdef0123456789abcdef', othersToken, RECORD.recordId]) {
-      const result = await engine.deleteRecord(RECORD.recordId, confirm);
+      const result = await deleteShelvedRecord(deps, RECORD.recordId, confirm);
       expect(result, String(confirm)).toMatchObject({ ok: false, error: { code: 'ConfirmationInvalid' } });
       expect(result.error?.message).toContain('detail.confirm');
     }
@@ -160,12 +162,12 @@ describe('Delete Shelved Record confirmation (security review C3, M3)', () => {
 
   it('refuses a token once it expired (15 minutes on the injected clock)', async () => {
     const world = ec2Holding();
-    const { engine, store, clock } = setUp(world.ec2);
+    const { deps, store, clock } = setUp(world.ec2);
     await store.create(RECORD);
-    const token = await tokenFor(engine);
+    const token = await tokenFor(deps);
 
     clock.at += CONFIRMATION_TTL_MS;
-    const result = await engine.deleteRecord(RECORD.recordId, token);
+    const result = await deleteShelvedRecord(deps, RECORD.recordId, token);
 
     expect(result).toMatchObject({ ok: false, error: { code: 'ConfirmationInvalid' } });
     expect(result.error?.message).toContain('expired');
@@ -174,23 +176,23 @@ describe('Delete Shelved Record confirmation (security review C3, M3)', () => {
 
   it('accepts a token until it expires', async () => {
     const world = ec2Holding();
-    const { engine, store, clock } = setUp(world.ec2);
+    const { deps, store, clock } = setUp(world.ec2);
     await store.create(RECORD);
-    const token = await tokenFor(engine);
+    const token = await tokenFor(deps);
 
     clock.at += CONFIRMATION_TTL_MS - 1;
-    expect((await engine.deleteRecord(RECORD.recordId, token)).ok).toBe(true);
+    expect((await deleteShelvedRecord(deps, RECORD.recordId, token)).ok).toBe(true);
   });
 });
 
 describe('Delete Shelved Record in a deployment that keeps shelved data', () => {
   it('is refused before anything is described or deleted, naming the setting', async () => {
     const ec2 = countingEc2();
-    const { engine, store } = engineOnClock(ec2);
+    const { deps, store } = shelvingOnClock(ec2);
     await store.create(RECORD);
 
     for (const confirm of [undefined, '0123456789abcdef0123456789abcdef']) {
-      const result = await engine.deleteRecord(RECORD.recordId, confirm);
+      const result = await deleteShelvedRecord(deps, RECORD.recordId, confirm);
 
       expect(result).toMatchObject({ ok: false, error: { code: 'DeletionNotEnabled' } });
       expect(JSON.stringify(result)).toContain('allowShelvedDataDeletion');
@@ -203,12 +205,17 @@ describe('Delete Shelved Record in a deployment that keeps shelved data', () => 
 describe('Delete Shelved Record against a concurrent Unshelve', () => {
   it('deletes nothing when an Unshelve moved the record after the plan was issued', async () => {
     const world = ec2Holding();
-    const { engine, store } = setUp(world.ec2);
+    const { deps, store } = setUp(world.ec2);
     await store.create(RECORD);
-    const token = await tokenFor(engine);
-    await engine.unshelve([RECORD.recordId], undefined, 'unshelve-event', { advance: false });
+    const token = await tokenFor(deps);
+    await unshelveInstances(
+      deps,
+      RECORD_ONLY,
+      { recordIds: [RECORD.recordId] },
+      { requestId: 'unshelve-event' },
+    );
 
-    const result = await engine.deleteRecord(RECORD.recordId, token);
+    const result = await deleteShelvedRecord(deps, RECORD.recordId, token);
 
     expect(result).toMatchObject({ ok: false, error: { code: 'ConfirmationInvalid' } });
     expect(result.error?.message).toContain('changed since the confirmation was issued');
@@ -219,11 +226,16 @@ describe('Delete Shelved Record against a concurrent Unshelve', () => {
 
   it('refuses an Unshelve of a record being deleted', async () => {
     const world = ec2Holding();
-    const { engine, store } = setUp(world.ec2, 'deleting');
+    const { deps, store } = setUp(world.ec2, 'deleting');
     await store.create(RECORD);
-    await expect(engine.deleteRecord(RECORD.recordId, await tokenFor(engine))).rejects.toThrow(/killed/);
+    await expect(deleteShelvedRecord(deps, RECORD.recordId, await tokenFor(deps))).rejects.toThrow(/killed/);
 
-    const answers = await engine.unshelve([RECORD.recordId], undefined, 'unshelve-event', { advance: false });
+    const answers = await unshelveInstances(
+      deps,
+      RECORD_ONLY,
+      { recordIds: [RECORD.recordId] },
+      { requestId: 'unshelve-event' },
+    );
 
     expect(answers).toEqual([
       {
@@ -239,15 +251,15 @@ describe('Delete Shelved Record against a concurrent Unshelve', () => {
 describe('a deletion that does not finish in its handling', () => {
   it('is finished by the reconcile once its handling is overdue', async () => {
     const world = ec2Holding();
-    const { engine, store, clock } = setUp(world.ec2, 'deleting');
+    const { deps, rounds, store, clock } = setUp(world.ec2, 'deleting');
     await store.create(RECORD);
-    await expect(engine.deleteRecord(RECORD.recordId, await tokenFor(engine))).rejects.toThrow(/killed/);
+    await expect(deleteShelvedRecord(deps, RECORD.recordId, await tokenFor(deps))).rejects.toThrow(/killed/);
 
-    await engine.reconcile();
+    await rounds.reconcile();
     expect(store.records.get(RECORD.recordId)?.step).toBe('deleting');
 
     clock.at += DELETION_TAKEOVER_MS;
-    const round = await engine.reconcile();
+    const round = await rounds.reconcile();
 
     expect(round.records).toContainEqual(
       expect.objectContaining({ recordId: RECORD.recordId, reason: 'deleted' }),
@@ -259,18 +271,18 @@ describe('a deletion that does not finish in its handling', () => {
 
   it('is finished by a retry of the confirmed request, and by no other request', async () => {
     const world = ec2Holding();
-    const { engine, store } = setUp(world.ec2, 'deleting');
+    const { deps, store } = setUp(world.ec2, 'deleting');
     await store.create(RECORD);
-    const token = await tokenFor(engine);
-    await expect(engine.deleteRecord(RECORD.recordId, token)).rejects.toThrow(/killed/);
+    const token = await tokenFor(deps);
+    await expect(deleteShelvedRecord(deps, RECORD.recordId, token)).rejects.toThrow(/killed/);
 
-    expect(await engine.deleteRecord(RECORD.recordId, undefined)).toMatchObject({
+    expect(await deleteShelvedRecord(deps, RECORD.recordId, undefined)).toMatchObject({
       ok: false,
       willDelete: { volumeIds: [ROOT, DATA], snapshotIds: [ROOT_SNAPSHOT, DATA_SNAPSHOT] },
       error: { code: 'DeletionUnderWay' },
     });
     expect(world.volumes.size).toBe(2);
-    const retried = await engine.deleteRecord(RECORD.recordId, token);
+    const retried = await deleteShelvedRecord(deps, RECORD.recordId, token);
 
     expect(retried.ok).toBe(true);
     expect(store.records.has(RECORD.recordId)).toBe(false);
@@ -280,10 +292,10 @@ describe('a deletion that does not finish in its handling', () => {
 
   it('puts the record back to rest, naming the volume it could not delete', async () => {
     const world = ec2Holding({ failDeleting: DATA });
-    const { engine, store } = setUp(world.ec2);
+    const { deps, store } = setUp(world.ec2);
     await store.create({ ...RECORD, nextDueAt: null });
 
-    const result = await engine.deleteRecord(RECORD.recordId, await tokenFor(engine));
+    const result = await deleteShelvedRecord(deps, RECORD.recordId, await tokenFor(deps));
 
     expect(result.ok).toBe(false);
     expect(result.deleted?.volumes).toEqual([
@@ -303,10 +315,10 @@ describe('a deletion that does not finish in its handling', () => {
 
   it('keeps the safety snapshots while the record still holds a volume (finding 11)', async () => {
     const world = ec2Holding({ failDeleting: DATA });
-    const { engine, store } = setUp(world.ec2);
+    const { deps, store } = setUp(world.ec2);
     await store.create({ ...RECORD, nextDueAt: null });
 
-    const result = await engine.deleteRecord(RECORD.recordId, await tokenFor(engine));
+    const result = await deleteShelvedRecord(deps, RECORD.recordId, await tokenFor(deps));
 
     expect(result.deleted?.snapshots).toEqual(
       [ROOT_SNAPSHOT, DATA_SNAPSHOT].map((id) => ({

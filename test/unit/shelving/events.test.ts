@@ -1,17 +1,13 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../../functions/shared/caller';
 import { createShelvingRegistry } from '../../../functions/shelving/handler';
-import { countingEc2, engineWith } from './fakes';
+import { sampleEvent } from '../../support/events';
+import { countingEc2, shelvingWith } from './fakes';
 
 /** The console's test events are direct invokes: an administrator, acting for every tenant. */
 const CONSOLE: Caller = { via: 'direct-invoke', tenants: '*', admin: true };
 
-const sample = (name: string): Record<string, unknown> =>
-  JSON.parse(readFileSync(new URL(`../../../events/shelving/${name}`, import.meta.url), 'utf8')) as Record<
-    string,
-    unknown
-  >;
+const sample = (name: string) => sampleEvent<Record<string, unknown>>(`shelving/${name}`);
 
 const withDetail = (name: string, detail: unknown) => ({ ...sample(name), detail });
 
@@ -23,7 +19,7 @@ describe('shelving sample console events', () => {
     ['unshelve-bulk.json', 'Unshelve Instances'],
     ['delete-shelved.json', 'Delete Shelved Record'],
   ])('%s is accepted by the handler schema and handled', async (name, detailType) => {
-    const registry = createShelvingRegistry(engineWith(countingEc2()).engine);
+    const registry = createShelvingRegistry(shelvingWith(countingEc2()).deps);
 
     const outcome = await registry.dispatch(sample(name), CONSOLE);
 
@@ -31,7 +27,7 @@ describe('shelving sample console events', () => {
   });
 
   it('answers a shelve of unknown instances with a per-item error for each', async () => {
-    const registry = createShelvingRegistry(engineWith(countingEc2()).engine);
+    const registry = createShelvingRegistry(shelvingWith(countingEc2()).deps);
 
     const outcome = await registry.dispatch(sample('shelve.json'), CONSOLE);
 
@@ -76,7 +72,7 @@ describe('bad operator input is rejected naming the field, with no AWS call', ()
     ],
   ])('%s with %j is rejected at %s', async (name, detail, field) => {
     const ec2 = countingEc2();
-    const registry = createShelvingRegistry(engineWith(ec2).engine);
+    const registry = createShelvingRegistry(shelvingWith(ec2).deps);
 
     const outcome = await registry.dispatch(withDetail(name, detail), CONSOLE);
 
@@ -91,7 +87,7 @@ describe('bad operator input is rejected naming the field, with no AWS call', ()
     '%s naming a tenant the caller does not act for (%j) is refused at detail.tenant',
     async (name, detail) => {
       const ec2 = countingEc2();
-      const registry = createShelvingRegistry(engineWith(ec2).engine);
+      const registry = createShelvingRegistry(shelvingWith(ec2).deps);
       const operatorOfB: Caller = { via: 'request-bus', tenants: ['tenant-b'], admin: false };
 
       const outcome = await registry.dispatch(

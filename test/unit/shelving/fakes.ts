@@ -1,13 +1,15 @@
 import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
-import { memoryShelfStore } from '../../../functions/shelving/adapters/store';
+import { memoryShelfStore } from '../../../functions/shelving/adapters/memory-store';
+import type { Rounds } from '../../../functions/shelving/application/requests';
+import { RoundRunner } from '../../../functions/shelving/application/rounds';
 import { defaultShelvingSettings, type ShelvingSettings } from '../../../functions/shelving/config';
+import type { ShelvingDependencies } from '../../../functions/shelving/dependencies';
 import type {
   ObservedInstance,
   ObservedVolume,
   RetainedVolume,
   ShelfRecord,
 } from '../../../functions/shelving/domain/types';
-import { ShelvingEngine } from '../../../functions/shelving/engine';
 
 export const NOW = Date.UTC(2026, 0, 5, 8, 0, 0);
 
@@ -28,12 +30,17 @@ export const countingEc2 = (): ShelvingEc2 & { calls: string[] } => {
   });
 };
 
+/** Rounds that never run: a request is only recorded (a driver runs the rounds, or none does). */
+export const RECORD_ONLY: Rounds = {
+  advance: async () => ({ records: [], throttled: 0, acted: 0 }),
+};
+
 /**
- * An engine on a memory store and a clock the test moves (sleeps advance it). With `killAfterStep`,
- * the store's first write of that step is the last thing a handling does: the write lands, then
- * the handling dies (Lambda timeout, crash), as a kill after N calls does.
+ * The shelving use cases on a memory store and a clock the test moves (sleeps advance it). With
+ * `killAfterStep`, the store's first write of that step is the last thing a handling does: the
+ * write lands, then the handling dies (Lambda timeout, crash), as a kill after N calls does.
  */
-export const engineOnClock = (
+export const shelvingOnClock = (
   ec2: ShelvingEc2,
   killAfterStep?: ShelfRecord['step'],
   settings: ShelvingSettings = defaultShelvingSettings,
@@ -53,7 +60,7 @@ export const engineOnClock = (
       return written;
     },
   };
-  const engine = new ShelvingEngine({
+  const deps: ShelvingDependencies = {
     ec2,
     store,
     facts: { publish: async () => {} },
@@ -64,21 +71,21 @@ export const engineOnClock = (
       },
     },
     settings,
-  });
-  return { engine, store: memory, clock };
+  };
+  return { deps, rounds: new RoundRunner(deps), store: memory, clock };
 };
 
-export const engineWith = (ec2: ShelvingEc2) => {
+export const shelvingWith = (ec2: ShelvingEc2) => {
   const store = memoryShelfStore();
   const facts: unknown[] = [];
-  const engine = new ShelvingEngine({
+  const deps: ShelvingDependencies = {
     ec2,
     store,
     facts: { publish: async (published) => void facts.push(...published) },
     clock: { now: () => NOW, sleep: async () => {} },
     settings: defaultShelvingSettings,
-  });
-  return { engine, store, facts };
+  };
+  return { deps, store, facts };
 };
 
 export const instance = (overrides: Partial<ObservedInstance> = {}): ObservedInstance => ({

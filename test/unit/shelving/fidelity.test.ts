@@ -11,8 +11,8 @@ import {
   isBurstableType,
   keptAttributes,
 } from '../../../functions/shelving/domain/fidelity';
+import { planShelve, requestOffload } from '../../../functions/shelving/domain/requests';
 import { nextStep, privateIpInUse } from '../../../functions/shelving/domain/saga';
-import { planShelve, requestOffload } from '../../../functions/shelving/domain/shelve';
 import type { InstanceDetails, Observation, ShelfRecord } from '../../../functions/shelving/domain/types';
 import { instance, NOW, record, volume } from './fakes';
 

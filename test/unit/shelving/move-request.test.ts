@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { memoryShelfStore } from '../../../functions/shelving/adapters/store';
+import { memoryShelfStore } from '../../../functions/shelving/adapters/memory-store';
+import { offloadInstances, unshelveInstances } from '../../../functions/shelving/application/requests';
 import { defaultShelvingSettings } from '../../../functions/shelving/config';
 import type { ShelfRecord } from '../../../functions/shelving/domain/types';
-import { countingEc2, engineOnClock, NOW, record, retained } from './fakes';
+import { countingEc2, NOW, record, retained, shelvingOnClock } from './fakes';
 
 /**
  * Offload and Unshelve requests are recognized by their event id, like Shelve: a retry of a killed
@@ -34,7 +35,7 @@ const shelvedRecord = (recordId: string, instanceId: string, shelvedAt: number):
   });
 
 /** With `killedStep`, the first handling dies right after it writes that step. */
-const setUp = (killedStep?: ShelfRecord['step']) => engineOnClock(countingEc2(), killedStep);
+const setUp = (killedStep?: ShelfRecord['step']) => shelvingOnClock(countingEc2(), killedStep);
 
 /** What the saga leaves behind once the record came back: unshelved, instance link released. */
 const finishUnshelve = async (store: ReturnType<typeof memoryShelfStore>, recordId: string) => {
@@ -46,16 +47,23 @@ const finishUnshelve = async (store: ReturnType<typeof memoryShelfStore>, record
 
 describe('a retried Unshelve request', () => {
   it('does not unshelve the record of an instance shelved again after the killed first handling', async () => {
-    const { engine, store, clock } = setUp('unshelve.start');
+    const { deps, rounds, store, clock } = setUp('unshelve.start');
     await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
-    await expect(engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1')).rejects.toThrow(/killed/);
+    await expect(
+      unshelveInstances(deps, rounds, { instanceIds: [INSTANCE_A] }, { requestId: 'event-1' }),
+    ).rejects.toThrow(/killed/);
     clock.at += 60_000;
     await finishUnshelve(store, FIRST_A);
     // A new Shelve of the same instance (a new event) before Lambda retries the Unshelve.
     await store.create(shelvedRecord(SECOND_A, INSTANCE_A, clock.at));
     clock.at += 5 * 60_000;
 
-    const retried = await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1');
+    const retried = await unshelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_A] },
+      { requestId: 'event-1' },
+    );
 
     expect(retried).toEqual([{ id: FIRST_A, ok: true, step: 'unshelve.start' }]);
     expect(store.records.get(SECOND_A)?.step).toBe('shelved');
@@ -75,14 +83,19 @@ describe('a retried Unshelve request', () => {
       (at: number): ShelfRecord => shelvedRecord(SECOND_A, INSTANCE_A, at),
     ],
   ])('does not act on %s, when the first handling died before resolving', async (_, shelvedLater) => {
-    const { engine, store, clock } = setUp('unshelve.start');
+    const { deps, rounds, store, clock } = setUp('unshelve.start');
     const sentAt = clock.at;
     // The first handling died before any call; then the instance was shelved (a new event).
     clock.at += 1_000;
     await store.create(shelvedLater(clock.at));
     clock.at += 60_000;
 
-    const retried = await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1', sentAt);
+    const retried = await unshelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_A] },
+      { requestId: 'event-1', sentAt: sentAt },
+    );
 
     expect(retried).toEqual([
       {
@@ -95,7 +108,7 @@ describe('a retried Unshelve request', () => {
   });
 
   it('acts on the record of a Shelve sent before it, though EventBridge delivered that Shelve after it (finding 10)', async () => {
-    const { engine, store, clock } = setUp();
+    const { deps, rounds, store, clock } = setUp();
     const shelveSentAt = clock.at;
     const unshelveSentAt = clock.at + 60_000;
     // The Shelve's delivery was held back: its record is made 30 s after the Unshelve was sent.
@@ -106,46 +119,60 @@ describe('a retried Unshelve request', () => {
     });
     clock.at += 5_000;
 
-    const answer = await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1', unshelveSentAt);
+    const answer = await unshelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_A] },
+      { requestId: 'event-1', sentAt: unshelveSentAt },
+    );
 
     expect(answer).toEqual([expect.objectContaining({ id: FIRST_A, ok: true })]);
     expect(store.records.get(FIRST_A)?.unshelve?.requestId).toBe('event-1');
   });
 
   it('treats a request whose time is older than any retry (a console test event) as sent now', async () => {
-    const { engine, store, clock } = setUp('unshelve.start');
+    const { deps, rounds, store, clock } = setUp('unshelve.start');
     const staleSampleTime = clock.at - 30 * 24 * 3_600_000;
     await store.create(shelvedRecord(FIRST_A, INSTANCE_A, clock.at));
     clock.at += 60_000;
 
     await expect(
-      engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1', staleSampleTime),
+      unshelveInstances(
+        deps,
+        rounds,
+        { instanceIds: [INSTANCE_A] },
+        { requestId: 'event-1', sentAt: staleSampleTime },
+      ),
     ).rejects.toThrow(/killed/);
 
     expect(store.records.get(FIRST_A)?.step).toBe('unshelve.start');
   });
 
   it('acts on the tenant as first resolved, not on records shelved since', async () => {
-    const { engine, store, clock } = setUp('unshelve.start');
+    const { deps, rounds, store, clock } = setUp('unshelve.start');
     await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
-    await expect(engine.unshelveRequest({ tenant: 'tenant-a' }, 'event-1')).rejects.toThrow(/killed/);
+    await expect(
+      unshelveInstances(deps, rounds, { tenant: 'tenant-a' }, { requestId: 'event-1' }),
+    ).rejects.toThrow(/killed/);
     clock.at += 60_000;
     await store.create(shelvedRecord(FIRST_B, INSTANCE_B, clock.at));
     clock.at += 5 * 60_000;
 
-    const retried = await engine.unshelveRequest({ tenant: 'tenant-a' }, 'event-1');
+    const retried = await unshelveInstances(deps, rounds, { tenant: 'tenant-a' }, { requestId: 'event-1' });
 
     expect(retried).toEqual([{ id: FIRST_A, ok: true, step: 'unshelve.start' }]);
     expect(store.records.get(FIRST_B)?.step).toBe('shelved');
   });
 
   it('resumes the record its killed first handling moved but never advanced', async () => {
-    const { engine, store } = setUp('unshelve.start');
+    const { deps, rounds, store } = setUp('unshelve.start');
     await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
-    await expect(engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1')).rejects.toThrow(/killed/);
+    await expect(
+      unshelveInstances(deps, rounds, { instanceIds: [INSTANCE_A] }, { requestId: 'event-1' }),
+    ).rejects.toThrow(/killed/);
     expect(store.records.get(FIRST_A)?.version).toBe(2);
 
-    await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1');
+    await unshelveInstances(deps, rounds, { instanceIds: [INSTANCE_A] }, { requestId: 'event-1' });
 
     // Its first round ran: the record was observed and written again.
     expect(store.records.get(FIRST_A)?.version).toBeGreaterThan(2);
@@ -153,9 +180,14 @@ describe('a retried Unshelve request', () => {
   });
 
   it('answers an instance that named no record NotFound again, even once it is shelved', async () => {
-    const { engine, store, clock } = setUp('unshelve.start');
+    const { deps, rounds, store, clock } = setUp('unshelve.start');
     await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
-    const first = await engine.unshelveRequest({ instanceIds: [INSTANCE_B] }, 'event-1');
+    const first = await unshelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_B] },
+      { requestId: 'event-1' },
+    );
     expect(first).toEqual([
       expect.objectContaining({
         id: INSTANCE_B,
@@ -166,19 +198,26 @@ describe('a retried Unshelve request', () => {
     clock.at += 60_000;
     await store.create(shelvedRecord(FIRST_B, INSTANCE_B, clock.at));
 
-    expect(await engine.unshelveRequest({ instanceIds: [INSTANCE_B] }, 'event-1')).toEqual(first);
+    expect(
+      await unshelveInstances(deps, rounds, { instanceIds: [INSTANCE_B] }, { requestId: 'event-1' }),
+    ).toEqual(first);
     expect(store.records.get(FIRST_B)?.step).toBe('shelved');
   });
 
   it('is new again once the request memory expired', async () => {
-    const { engine, store, clock } = setUp();
+    const { deps, rounds, store, clock } = setUp();
     await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
-    await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1');
+    await unshelveInstances(deps, rounds, { instanceIds: [INSTANCE_A] }, { requestId: 'event-1' });
     await finishUnshelve(store, FIRST_A);
     clock.at += (defaultShelvingSettings.requestMemorySeconds + 1) * 1000;
     await store.create(shelvedRecord(SECOND_A, INSTANCE_A, clock.at));
 
-    const late = await engine.unshelveRequest({ instanceIds: [INSTANCE_A] }, 'event-1');
+    const late = await unshelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_A] },
+      { requestId: 'event-1' },
+    );
 
     expect(late).toEqual([expect.objectContaining({ id: SECOND_A, ok: true })]);
   });
@@ -186,15 +225,22 @@ describe('a retried Unshelve request', () => {
 
 describe('a retried Offload request', () => {
   it('does not offload the record of an instance shelved again after the killed first handling', async () => {
-    const { engine, store, clock } = setUp('offload.terminate');
+    const { deps, rounds, store, clock } = setUp('offload.terminate');
     await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
-    await expect(engine.offloadRequest({ instanceIds: [INSTANCE_A] }, 'event-1')).rejects.toThrow(/killed/);
+    await expect(
+      offloadInstances(deps, rounds, { instanceIds: [INSTANCE_A] }, { requestId: 'event-1' }),
+    ).rejects.toThrow(/killed/);
     clock.at += 60_000;
     await finishUnshelve(store, FIRST_A);
     await store.create(shelvedRecord(SECOND_A, INSTANCE_A, clock.at));
     clock.at += 5 * 60_000;
 
-    const retried = await engine.offloadRequest({ instanceIds: [INSTANCE_A] }, 'event-1');
+    const retried = await offloadInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_A] },
+      { requestId: 'event-1' },
+    );
 
     expect(retried).toEqual([{ id: FIRST_A, ok: true, step: 'offload.terminate' }]);
     expect(store.records.get(SECOND_A)?.step).toBe('shelved');

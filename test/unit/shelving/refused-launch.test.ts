@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { NotFoundError } from '../../../functions/shared/errors';
 import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
+import { unshelveInstances } from '../../../functions/shelving/application/requests';
 import { SHELVED_TAG } from '../../../functions/shelving/domain/tags';
-import { countingEc2, engineOnClock, NOW, record, volume } from './fakes';
+import { countingEc2, NOW, RECORD_ONLY, record, shelvingOnClock, volume } from './fakes';
 
 /**
  * A launch EC2 refuses for good is not re-issued forever. A slow-path launch (a safety snapshot
@@ -56,11 +57,11 @@ const refusingEc2 = (refusal: string, volumesKept = false) => {
 
 /** The record's Unshelve handled, then ten minutes of scheduled reconciles. */
 const unshelveForTenMinutes = async (ec2: ShelvingEc2) => {
-  const setUp = engineOnClock(ec2);
+  const setUp = shelvingOnClock(ec2);
   await setUp.store.create(RECORD);
-  await setUp.engine.advance([RECORD]);
+  await setUp.rounds.advance([RECORD]);
   setUp.clock.at += 10 * 60_000;
-  await setUp.engine.reconcile();
+  await setUp.rounds.reconcile();
   return setUp;
 };
 
@@ -90,7 +91,7 @@ describe('a fast-path launch refused because the recorded image is gone', () => 
       "InvalidAMIID.NotFound: The image id '[ami-0123456789abcdef0]' does not exist",
       true,
     );
-    const { engine, store } = await unshelveForTenMinutes(world.ec2);
+    const { deps, store } = await unshelveForTenMinutes(world.ec2);
 
     expect(world.launches).toHaveLength(1);
     const failed = store.records.get(RECORD.recordId);
@@ -98,7 +99,12 @@ describe('a fast-path launch refused because the recorded image is gone', () => 
     expect(failed?.error?.message).toContain('InvalidAMIID.NotFound');
     expect(failed?.error?.message).toContain('the retained volumes are kept');
 
-    const again = await engine.unshelve([RECORD.recordId], undefined, 'unshelve-again', { advance: false });
+    const again = await unshelveInstances(
+      deps,
+      RECORD_ONLY,
+      { recordIds: [RECORD.recordId] },
+      { requestId: 'unshelve-again' },
+    );
     expect(again).toEqual([{ id: RECORD.recordId, ok: true, step: 'unshelve.choose' }]);
   });
 });

@@ -4,8 +4,11 @@ import { slowLaunchRequest } from '../../../functions/shelving/domain/bulk';
 import { LAUNCH_REISSUE_MS, nextStep, slowLaunchRefused } from '../../../functions/shelving/domain/saga';
 import type {
   Observation,
+  ObservedInstance,
   ObservedVolume,
   ShelfRecord,
+  Step,
+  UnshelveState,
   ZoneState,
 } from '../../../functions/shelving/domain/types';
 import { instance, NOW, record, volume } from './fakes';
@@ -28,20 +31,72 @@ const observe = (parts: Partial<Observation> & { volumeList?: ObservedVolume[] }
 });
 const decide = (r: ReturnType<typeof record>, o: Observation) => nextStep(r, o, NOW, defaultShelvingSettings);
 
+/** Both retained volumes detached and available in the recorded AZ, as an unshelve finds them. */
+const atRest = (): ObservedVolume[] => [
+  volume('vol-0000000000000000a', { state: 'available' }),
+  volume('vol-0000000000000000b', { state: 'available' }),
+];
+/** Both retained volumes tagged as the record's (plus `tags`), as shelving leaves them. */
+const shelvedVolumes = (tags: Record<string, string> = {}, more: Partial<ObservedVolume> = {}) =>
+  record().volumes.map((retained) =>
+    volume(retained.volumeId, { tags: { ...shelvedTag, ...tags }, ...more }),
+  );
+/** The instance with every volume kept on termination (DeleteOnTermination false), as prepare leaves it. */
+const keptInstance = (overrides: Partial<ObservedInstance> = {}) =>
+  instance({
+    blockDevices: instance().blockDevices.map((d) => ({ ...d, deleteOnTermination: false })),
+    ...overrides,
+  });
+
 const REPLACEMENT = 'i-0fffffffffffffff1';
 const FRESH = 'vol-0ffffffffffffff01';
-const replacement = (state: 'running' | 'stopped', devices: { deviceName: string; volumeId: string }[]) =>
+/** What a replacement and its fresh root are tagged with: the recorded tags and replacement-for. */
+const REPLACEMENT_TAGS = {
+  Name: 'web-1',
+  'warmboot:managed': 'true',
+  'warmboot:tenant': 'tenant-a',
+  'warmboot:replacement-for': RECORD_ID,
+};
+/** The devices of the shelved instance: the retained root and data volume. */
+const RETAINED_DEVICES = instance().blockDevices;
+const replacement = (
+  state: 'running' | 'stopped',
+  devices: readonly { deviceName: string; volumeId: string }[],
+) =>
   instance({
     instanceId: REPLACEMENT,
     state,
-    tags: {
-      Name: 'web-1',
-      'warmboot:managed': 'true',
-      'warmboot:tenant': 'tenant-a',
-      'warmboot:replacement-for': RECORD_ID,
-    },
+    tags: REPLACEMENT_TAGS,
     blockDevices: devices.map((d) => ({ ...d, deleteOnTermination: false })),
   });
+/** The replacement's fresh root, attached at the root device and tagged like the replacement. */
+const freshRoot = volume(FRESH, {
+  attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' },
+  tags: REPLACEMENT_TAGS,
+});
+/** A retained volume attached to the replacement at `device`. */
+const onReplacement = (volumeId: string, device: string, state: 'attaching' | 'attached' = 'attached') =>
+  volume(volumeId, { attachment: { instanceId: REPLACEMENT, device, state } });
+
+/** A record at an unshelve `step`, with this unshelve state of request 'r'. */
+const unshelving = (
+  step: Step,
+  unshelve: Omit<UnshelveState, 'requestId'>,
+  overrides: Partial<ShelfRecord> = {},
+): ShelfRecord => record({ ...overrides, step, unshelve: { requestId: 'r', ...unshelve } });
+/** A record on the fast path at `step`, its replacement known. */
+const swapping = (
+  step: Step,
+  requestedAt: number,
+  attempt: number,
+  more: Partial<UnshelveState> = {},
+  overrides: Partial<ShelfRecord> = {},
+): ShelfRecord =>
+  unshelving(
+    step,
+    { requestedAt, attempt, path: 'fast', replacementInstanceId: REPLACEMENT, ...more },
+    overrides,
+  );
 
 describe('shelve steps', () => {
   it('keeps every volume before stopping: first the shelved tag, then DeleteOnTermination false', () => {
@@ -55,13 +110,7 @@ describe('shelve steps', () => {
     // IAM lets ModifyInstanceAttribute change only managed volumes: the tags go on in a round of their own.
     const tagged = decide(
       record({ step: 'shelve.prepare' }),
-      observe({
-        instance: instance(),
-        volumeList: [
-          volume('vol-0000000000000000a', { tags: { ...shelvedTag, 'warmboot:managed': 'true' } }),
-          volume('vol-0000000000000000b', { tags: { ...shelvedTag, 'warmboot:managed': 'true' } }),
-        ],
-      }),
+      observe({ instance: instance(), volumeList: shelvedVolumes({ 'warmboot:managed': 'true' }) }),
     );
 
     expect(untagged.actions).toEqual([
@@ -84,18 +133,9 @@ describe('shelve steps', () => {
   });
 
   it('moves on once EC2 shows the volumes kept (a repeated prepare does nothing)', () => {
-    const kept = instance({
-      blockDevices: instance().blockDevices.map((d) => ({ ...d, deleteOnTermination: false })),
-    });
     const decision = decide(
       record({ step: 'shelve.prepare' }),
-      observe({
-        instance: kept,
-        volumeList: [
-          volume('vol-0000000000000000a', { tags: shelvedTag }),
-          volume('vol-0000000000000000b', { tags: shelvedTag }),
-        ],
-      }),
+      observe({ instance: keptInstance(), volumeList: shelvedVolumes() }),
     );
 
     expect(decision).toMatchObject({ to: 'shelve.stop', actions: [] });
@@ -158,13 +198,7 @@ describe('offload', () => {
     });
     const decision = decide(
       record({ step: 'offload.terminate' }),
-      observe({
-        instance: stopped,
-        volumeList: [
-          volume('vol-0000000000000000a', { tags: shelvedTag }),
-          volume('vol-0000000000000000b', { tags: shelvedTag }),
-        ],
-      }),
+      observe({ instance: stopped, volumeList: shelvedVolumes() }),
     );
 
     expect(decision.actions.map((a) => a.kind)).toEqual(['set-delete-on-termination']);
@@ -174,20 +208,13 @@ describe('offload', () => {
     const stopped = instance({
       state: 'stopped',
       blockDevices: [
-        ...instance().blockDevices.map((d) => ({ ...d, deleteOnTermination: false })),
+        ...keptInstance().blockDevices,
         { deviceName: '/dev/sdg', volumeId: 'vol-0000000000000000c', deleteOnTermination: true },
       ],
     });
     const decision = decide(
       record({ step: 'offload.terminate' }),
-      observe({
-        instance: stopped,
-        volumeList: [
-          volume('vol-0000000000000000a', { tags: shelvedTag }),
-          volume('vol-0000000000000000b', { tags: shelvedTag }),
-          volume('vol-0000000000000000c'),
-        ],
-      }),
+      observe({ instance: stopped, volumeList: [...shelvedVolumes(), volume('vol-0000000000000000c')] }),
     );
 
     expect(decision.actions).toEqual([]);
@@ -198,14 +225,8 @@ describe('offload', () => {
   });
 
   it('terminates once volumes are kept and tagged, and reports offloaded when the instance is gone', () => {
-    const stopped = instance({
-      state: 'stopped',
-      blockDevices: instance().blockDevices.map((d) => ({ ...d, deleteOnTermination: false })),
-    });
-    const volumes = [
-      volume('vol-0000000000000000a', { tags: shelvedTag }),
-      volume('vol-0000000000000000b', { tags: shelvedTag }),
-    ];
+    const stopped = keptInstance({ state: 'stopped' });
+    const volumes = shelvedVolumes();
 
     expect(
       decide(record({ step: 'offload.terminate' }), observe({ instance: stopped, volumeList: volumes }))
@@ -219,15 +240,7 @@ describe('offload', () => {
 
 describe('unshelve path choice', () => {
   it('takes the fast path when every retained volume is there in the AZ', () => {
-    const decision = decide(
-      record({ step: 'unshelve.choose' }),
-      observe({
-        volumeList: [
-          volume('vol-0000000000000000a', { state: 'available' }),
-          volume('vol-0000000000000000b', { state: 'available' }),
-        ],
-      }),
-    );
+    const decision = decide(record({ step: 'unshelve.choose' }), observe({ volumeList: atRest() }));
 
     expect(decision).toMatchObject({ to: 'unshelve.launch', set: { unshelve: { path: 'fast' } } });
   });
@@ -269,17 +282,13 @@ describe('unshelve into another AZ when the recorded one is unusable', () => {
     'us-east-1b': 'available',
     'us-east-1c': 'available',
   } as const;
-  const keptVolumes = [
-    volume('vol-0000000000000000a', { state: 'available' }),
-    volume('vol-0000000000000000b', { state: 'available' }),
-  ];
   const movable = (overrides: Parameters<typeof record>[0] = {}) =>
     record({ ...overrides, config: { ...record().config, vpcId: VPC, ...overrides.config } });
   const withPlacement = (
     zones: Record<string, ZoneState>,
     subnets?: ReturnType<typeof subnet>[],
   ): Observation => ({
-    ...observe({ volumeList: keptVolumes }),
+    ...observe({ volumeList: atRest() }),
     placement: placement(zones, subnets),
   });
 
@@ -494,20 +503,16 @@ describe('a safety snapshot that is gone', () => {
   });
 
   it('takes a refused slow-path launch back to path choice, as a new attempt with the slow path ruled out', () => {
-    const launching = record({
-      step: 'unshelve.launch-from-snapshots',
-      unshelve: {
-        requestId: 'r',
-        requestedAt: NOW - 60_000,
-        attempt: 2,
-        path: 'slow',
-        slowLaunchIssuedAt: NOW - 1_000,
-        relocation: {
-          subnetId: 'subnet-0bbbbbbbbbbbbbbb1',
-          availabilityZone: 'us-east-1b',
-          reason: 'us-east-1a is impaired',
-          refusedZones: ['us-east-1a'],
-        },
+    const launching = unshelving('unshelve.launch-from-snapshots', {
+      requestedAt: NOW - 60_000,
+      attempt: 2,
+      path: 'slow',
+      slowLaunchIssuedAt: NOW - 1_000,
+      relocation: {
+        subnetId: 'subnet-0bbbbbbbbbbbbbbb1',
+        availabilityZone: 'us-east-1b',
+        reason: 'us-east-1a is impaired',
+        refusedZones: ['us-east-1a'],
       },
     });
 
@@ -531,12 +536,7 @@ describe('a safety snapshot that is gone', () => {
     expect(back.set?.unshelve?.slowLaunchIssuedAt).toBeUndefined();
     const chosen = decide(
       { ...launching, step: 'unshelve.choose', unshelve: back.set?.unshelve },
-      observe({
-        volumeList: [
-          volume('vol-0000000000000000a', { state: 'available' }),
-          volume('vol-0000000000000000b', { state: 'available' }),
-        ],
-      }),
+      observe({ volumeList: atRest() }),
     );
     expect(chosen).toMatchObject({ to: 'unshelve.launch', set: { unshelve: { path: 'fast' } } });
   });
@@ -544,18 +544,17 @@ describe('a safety snapshot that is gone', () => {
 
 describe('launch retries', () => {
   const refusedLaunch = (step: 'unshelve.launch' | 'unshelve.launch-from-snapshots', retryAt: number) =>
-    record({
+    unshelving(
       step,
-      nextDueAt: retryAt,
-      unshelve: {
-        requestId: 'r',
+      {
         requestedAt: NOW - 120_000,
         attempt: 1,
         path: step === 'unshelve.launch' ? 'fast' : 'slow',
         capacityRefusedSince: NOW - 60_000,
         reason: 'RunInstances failed: InsufficientInstanceCapacity',
       },
-    });
+      { nextDueAt: retryAt },
+    );
 
   it.each(['unshelve.launch', 'unshelve.launch-from-snapshots'] as const)(
     'waits in %s for the retry time a refused launch wrote, then launches again',
@@ -570,17 +569,11 @@ describe('launch retries', () => {
 
   it('waits for a launch still in flight instead of re-issuing it on every round', () => {
     const issued = (issuedAt: number) =>
-      record({
-        step: 'unshelve.launch-from-snapshots',
-        nextDueAt: issuedAt + LAUNCH_REISSUE_MS,
-        unshelve: {
-          requestId: 'r',
-          requestedAt: issuedAt,
-          attempt: 0,
-          path: 'slow',
-          slowLaunchIssuedAt: issuedAt,
-        },
-      });
+      unshelving(
+        'unshelve.launch-from-snapshots',
+        { requestedAt: issuedAt, attempt: 0, path: 'slow', slowLaunchIssuedAt: issuedAt },
+        { nextDueAt: issuedAt + LAUNCH_REISSUE_MS },
+      );
 
     expect(decide(issued(NOW - 1_000), observe())).toMatchObject({
       actions: [],
@@ -604,16 +597,12 @@ describe('a replacement that terminated before it was used', () => {
     tags: { 'warmboot:replacement-for': RECORD_ID },
   });
   const slowLaunched = (issuedAt: number) =>
-    record({
-      step: 'unshelve.launch-from-snapshots',
-      unshelve: {
-        requestId: 'r',
-        requestedAt: issuedAt,
-        attempt: 2,
-        path: 'slow',
-        slowLaunchIssuedAt: issuedAt,
-        replacementInstanceId: REPLACEMENT,
-      },
+    unshelving('unshelve.launch-from-snapshots', {
+      requestedAt: issuedAt,
+      attempt: 2,
+      path: 'slow',
+      slowLaunchIssuedAt: issuedAt,
+      replacementInstanceId: REPLACEMENT,
     });
 
   it('takes the slow path to a new attempt (a new token) after a pause, instead of re-issuing the spent one', () => {
@@ -643,15 +632,11 @@ describe('a replacement that terminated before it was used', () => {
   });
 
   it('takes the fast path to a new attempt (a new batch) when its batch replacement terminated', () => {
-    const launching = record({
-      step: 'unshelve.launch',
-      unshelve: {
-        requestId: 'r',
-        requestedAt: NOW - 120_000,
-        attempt: 0,
-        path: 'fast',
-        batch: { batchId: 'ub-1', size: 1, index: 0, issuedAt: NOW - 120_000 },
-      },
+    const launching = unshelving('unshelve.launch', {
+      requestedAt: NOW - 120_000,
+      attempt: 0,
+      path: 'fast',
+      batch: { batchId: 'ub-1', size: 1, index: 0, issuedAt: NOW - 120_000 },
     });
 
     const decision = decide(launching, observe({ replacement: terminatedReplacement }));
@@ -664,36 +649,14 @@ describe('a replacement that terminated before it was used', () => {
 });
 
 describe('the root swap', () => {
-  const base = record({
-    step: 'unshelve.swap-root',
-    unshelve: {
-      requestId: 'r',
-      requestedAt: NOW - 60_000,
-      attempt: 1,
-      path: 'fast',
-      replacementInstanceId: REPLACEMENT,
-    },
-  });
-  const freshTagged = volume(FRESH, {
-    attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' },
-    tags: {
-      Name: 'web-1',
-      'warmboot:managed': 'true',
-      'warmboot:tenant': 'tenant-a',
-      'warmboot:replacement-for': RECORD_ID,
-    },
-  });
+  const base = swapping('unshelve.swap-root', NOW - 60_000, 1);
 
   it('detaches the fresh root first and attaches data volumes at their device names meanwhile', () => {
     const decision = decide(
       base,
       observe({
         replacement: replacement('stopped', [{ deviceName: '/dev/xvda', volumeId: FRESH }]),
-        volumeList: [
-          freshTagged,
-          volume('vol-0000000000000000a', { state: 'available' }),
-          volume('vol-0000000000000000b', { state: 'available' }),
-        ],
+        volumeList: [freshRoot, ...atRest()],
       }),
     );
 
@@ -708,17 +671,10 @@ describe('the root swap', () => {
     const decision = decide(
       base,
       observe({
-        replacement: replacement('stopped', [
-          { deviceName: '/dev/xvda', volumeId: 'vol-0000000000000000a' },
-          { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b' },
-        ]),
+        replacement: replacement('stopped', RETAINED_DEVICES),
         volumeList: [
-          volume('vol-0000000000000000a', {
-            attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' },
-          }),
-          volume('vol-0000000000000000b', {
-            attachment: { instanceId: REPLACEMENT, device: '/dev/sdf', state: 'attached' },
-          }),
+          onReplacement('vol-0000000000000000a', '/dev/xvda'),
+          onReplacement('vol-0000000000000000b', '/dev/sdf'),
         ],
       }),
     );
@@ -732,7 +688,7 @@ describe('the root swap', () => {
       observe({
         replacement: replacement('stopped', [{ deviceName: '/dev/xvda', volumeId: FRESH }]),
         volumeList: [
-          freshTagged,
+          freshRoot,
           volume('vol-0000000000000000a', {
             attachment: { instanceId: 'i-0aaaaaaaaaaaaaaa9', device: '/dev/sdg', state: 'attached' },
           }),
@@ -746,31 +702,10 @@ describe('the root swap', () => {
 });
 
 describe('data volumes before the stop', () => {
-  const stopping = record({
-    step: 'unshelve.stop-replacement',
-    unshelve: {
-      requestId: 'r',
-      requestedAt: NOW - 30_000,
-      attempt: 1,
-      path: 'fast',
-      replacementInstanceId: REPLACEMENT,
-    },
-  });
+  const stopping = swapping('unshelve.stop-replacement', NOW - 30_000, 1);
   const running = observe({
     replacement: replacement('running', [{ deviceName: '/dev/xvda', volumeId: FRESH }]),
-    volumeList: [
-      volume(FRESH, {
-        attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' },
-        tags: {
-          Name: 'web-1',
-          'warmboot:managed': 'true',
-          'warmboot:tenant': 'tenant-a',
-          'warmboot:replacement-for': RECORD_ID,
-        },
-      }),
-      volume('vol-0000000000000000a', { state: 'available' }),
-      volume('vol-0000000000000000b', { state: 'available' }),
-    ],
+    volumeList: [freshRoot, ...atRest()],
   });
   const stop = { kind: 'stop', instanceId: REPLACEMENT, force: true };
 
@@ -805,9 +740,7 @@ describe('data volumes before the stop', () => {
       ]),
       volumeList: [
         ...running.volumes.values(),
-        volume('vol-0000000000000000b', {
-          attachment: { instanceId: REPLACEMENT, device: '/dev/sdf', state: 'attaching' },
-        }),
+        onReplacement('vol-0000000000000000b', '/dev/sdf', 'attaching'),
       ],
     });
 
@@ -818,10 +751,7 @@ describe('data volumes before the stop', () => {
     const swap = record({ ...stopping, step: 'unshelve.swap-root' });
     const detached = observe({
       replacement: replacement('stopped', []),
-      volumeList: [
-        volume('vol-0000000000000000a', { state: 'available' }),
-        volume('vol-0000000000000000b', { state: 'available' }),
-      ],
+      volumeList: atRest(),
       attachSlots: 1,
     });
 
@@ -836,29 +766,12 @@ describe('data volumes before the stop', () => {
 
 describe('finalize', () => {
   it('deletes only the fresh root and hands the retained volumes back', () => {
-    const r = record({
-      step: 'unshelve.finalize',
-      unshelve: {
-        requestId: 'r',
-        requestedAt: NOW,
-        attempt: 1,
-        path: 'fast',
-        replacementInstanceId: REPLACEMENT,
-        freshRootVolumeId: FRESH,
-      },
-    });
+    const r = swapping('unshelve.finalize', NOW, 1, { freshRootVolumeId: FRESH });
     const decision = decide(
       r,
       observe({
-        replacement: replacement('running', [
-          { deviceName: '/dev/xvda', volumeId: 'vol-0000000000000000a' },
-          { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b' },
-        ]),
-        volumeList: [
-          volume(FRESH, { state: 'available' }),
-          volume('vol-0000000000000000a', { tags: shelvedTag }),
-          volume('vol-0000000000000000b', { tags: shelvedTag }),
-        ],
+        replacement: replacement('running', RETAINED_DEVICES),
+        volumeList: [volume(FRESH, { state: 'available' }), ...shelvedVolumes()],
       }),
     );
 
@@ -887,20 +800,8 @@ describe('an EBS encryption key EC2 could not use for the role (R4)', () => {
     code: 'Client.InternalError',
     message: 'Client.InternalError: Client error on launch',
   };
-  const encrypted = record().volumes.map((retained) =>
-    volume(retained.volumeId, { tags: shelvedTag, encrypted: true, kmsKeyId: KEY }),
-  );
-  const starting = record({
-    step: 'unshelve.start-replacement',
-    stepSince: NOW - 60_000,
-    unshelve: {
-      requestId: 'r',
-      requestedAt: NOW - 300_000,
-      attempt: 0,
-      path: 'fast',
-      replacementInstanceId: REPLACEMENT,
-    },
-  });
+  const encrypted = shelvedVolumes({}, { encrypted: true, kmsKeyId: KEY });
+  const starting = swapping('unshelve.start-replacement', NOW - 300_000, 0, {}, { stepSince: NOW - 60_000 });
   const stoppedReplacement = (launchTime: number, stateReason?: { code: string; message: string }) => ({
     ...replacement('stopped', []),
     launchTime,
@@ -933,16 +834,12 @@ describe('an EBS encryption key EC2 could not use for the role (R4)', () => {
   });
 
   it('fails a slow-path replacement that terminated at launch for the key instead of launching another', () => {
-    const slow = record({
-      step: 'unshelve.launch-from-snapshots',
-      unshelve: {
-        requestId: 'r',
-        requestedAt: NOW - 300_000,
-        attempt: 1,
-        path: 'slow',
-        slowLaunchIssuedAt: NOW - 120_000,
-        replacementInstanceId: REPLACEMENT,
-      },
+    const slow = unshelving('unshelve.launch-from-snapshots', {
+      requestedAt: NOW - 300_000,
+      attempt: 1,
+      path: 'slow',
+      slowLaunchIssuedAt: NOW - 120_000,
+      replacementInstanceId: REPLACEMENT,
     });
     const terminated = instance({
       instanceId: REPLACEMENT,

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
-import { memoryShelfStore } from '../../../functions/shelving/adapters/store';
+import { memoryShelfStore } from '../../../functions/shelving/adapters/memory-store';
+import { shelveInstances } from '../../../functions/shelving/application/requests';
 import { defaultShelvingSettings } from '../../../functions/shelving/config';
-import { planShelve } from '../../../functions/shelving/domain/shelve';
+import { planShelve } from '../../../functions/shelving/domain/requests';
 import type { ObservedInstance, ShelfRecord } from '../../../functions/shelving/domain/types';
-import { engineOnClock, instance, NOW, volume } from './fakes';
+import { instance, NOW, shelvingOnClock, volume } from './fakes';
 
 /**
  * A Shelve request is recognized by its event id: Lambda's and EventBridge's retries keep it, and
@@ -41,7 +42,7 @@ const oneInstanceEc2 = (current: { instance: ObservedInstance }) => {
 const setUp = (initial: ObservedInstance = instance()) => {
   const current = { instance: initial };
   const { ec2, calls } = oneInstanceEc2(current);
-  return { ...engineOnClock(ec2), calls, current };
+  return { ...shelvingOnClock(ec2), calls, current };
 };
 
 /** What the Unshelve saga leaves behind: the record unshelved and the instance link released. */
@@ -54,8 +55,13 @@ const unshelved = async (store: ReturnType<typeof memoryShelfStore>, recordId: s
 
 describe('a retried Shelve request', () => {
   it('answers its first answer and shelves nothing again after the instance was unshelved', async () => {
-    const { engine, store, calls, clock } = setUp();
-    const [first] = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1');
+    const { deps, rounds, store, calls, clock } = setUp();
+    const [first] = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_ID] },
+      { requestId: 'event-1' },
+    );
     expect(first).toMatchObject({ ok: true, created: true });
     const recordId = first?.ok ? first.recordId : '';
     clock.at += 60_000;
@@ -63,7 +69,12 @@ describe('a retried Shelve request', () => {
     calls.length = 0;
     clock.at += 120_000;
 
-    const retried = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1');
+    const retried = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_ID] },
+      { requestId: 'event-1' },
+    );
 
     expect(retried).toEqual([first]);
     expect([...store.records.keys()]).toEqual([recordId]);
@@ -72,8 +83,13 @@ describe('a retried Shelve request', () => {
   });
 
   it('answers its first answer after the record was deleted', async () => {
-    const { engine, store, clock } = setUp();
-    const [first] = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1');
+    const { deps, rounds, store, clock } = setUp();
+    const [first] = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_ID] },
+      { requestId: 'event-1' },
+    );
     const [stored] = await store.getMany([first?.ok ? first.recordId : '']);
     clock.at += 60_000;
     await unshelved(store, stored?.recordId ?? '');
@@ -81,22 +97,31 @@ describe('a retried Shelve request', () => {
     expect(finished && (await store.remove(finished))).toBe(true);
     clock.at += 60_000;
 
-    expect(await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1')).toEqual([first]);
+    expect(
+      await shelveInstances(deps, rounds, { instanceIds: [INSTANCE_ID] }, { requestId: 'event-1' }),
+    ).toEqual([first]);
     expect(store.records.size).toBe(0);
   });
 
   it('repeats a refusal even when the instance could be shelved by now', async () => {
-    const { engine, store, current } = setUp(instance({ state: 'stopping' }));
-    const [refused] = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1');
+    const { deps, rounds, store, current } = setUp(instance({ state: 'stopping' }));
+    const [refused] = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_ID] },
+      { requestId: 'event-1' },
+    );
     expect(refused).toMatchObject({ ok: false, error: { code: 'IncorrectState' } });
     current.instance = instance({ state: 'stopped' });
 
-    expect(await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1')).toEqual([refused]);
+    expect(
+      await shelveInstances(deps, rounds, { instanceIds: [INSTANCE_ID] }, { requestId: 'event-1' }),
+    ).toEqual([refused]);
     expect(store.records.size).toBe(0);
   });
 
   it('finishes the shelve a killed first handling created but never started', async () => {
-    const { engine, store, calls } = setUp();
+    const { deps, rounds, store, calls } = setUp();
     const plan = planShelve(
       { instanceId: INSTANCE_ID },
       instance(),
@@ -108,7 +133,12 @@ describe('a retried Shelve request', () => {
     // The first handling died right after the transaction that created the record and its answer.
     await store.create(plan.record, { requestId: 'event-1', expiresAt: NOW / 1000 + 3600 });
 
-    const retried = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1');
+    const retried = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_ID] },
+      { requestId: 'event-1' },
+    );
 
     expect(retried).toEqual([{ id: INSTANCE_ID, ok: true, recordId: plan.record.recordId, created: true }]);
     // Its first round keeps the volumes, starting with the shelved tag (DeleteOnTermination follows).
@@ -119,14 +149,24 @@ describe('a retried Shelve request', () => {
 
 describe('a new Shelve request (a new event id)', () => {
   it('shelves the instance again once the earlier record was unshelved', async () => {
-    const { engine, store, clock } = setUp();
-    const [first] = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1');
+    const { deps, rounds, store, clock } = setUp();
+    const [first] = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_ID] },
+      { requestId: 'event-1' },
+    );
     const firstRecordId = first?.ok ? first.recordId : '';
     clock.at += 60_000;
     await unshelved(store, firstRecordId);
     clock.at += 60_000;
 
-    const [again] = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-2');
+    const [again] = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_ID] },
+      { requestId: 'event-2' },
+    );
 
     expect(again).toMatchObject({ ok: true, created: true });
     expect(again?.ok && again.recordId).not.toBe(firstRecordId);
@@ -134,28 +174,50 @@ describe('a new Shelve request (a new event id)', () => {
   });
 
   it('finds the live record while the instance is still shelved, and keeps answering that', async () => {
-    const { engine, store, clock } = setUp();
-    const [first] = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1');
+    const { deps, rounds, store, clock } = setUp();
+    const [first] = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_ID] },
+      { requestId: 'event-1' },
+    );
     const recordId = first?.ok ? first.recordId : '';
 
-    const [duplicate] = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-2');
+    const [duplicate] = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_ID] },
+      { requestId: 'event-2' },
+    );
     expect(duplicate).toEqual({ id: INSTANCE_ID, ok: true, recordId, created: false });
     clock.at += 60_000;
     await unshelved(store, recordId);
     clock.at += 60_000;
 
-    expect(await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-2')).toEqual([duplicate]);
+    expect(
+      await shelveInstances(deps, rounds, { instanceIds: [INSTANCE_ID] }, { requestId: 'event-2' }),
+    ).toEqual([duplicate]);
     expect(store.records.size).toBe(1);
   });
 
   it('is new again once the answers of an old one expired', async () => {
-    const { engine, store, clock } = setUp();
-    const [first] = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1');
+    const { deps, rounds, store, clock } = setUp();
+    const [first] = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_ID] },
+      { requestId: 'event-1' },
+    );
     clock.at += 60_000;
     await unshelved(store, first?.ok ? first.recordId : '');
     clock.at += (defaultShelvingSettings.requestMemorySeconds + 1) * 1000;
 
-    const [late] = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1');
+    const [late] = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_ID] },
+      { requestId: 'event-1' },
+    );
 
     expect(late).toMatchObject({ ok: true, created: true });
     expect(store.records.size).toBe(2);
@@ -164,10 +226,15 @@ describe('a new Shelve request (a new event id)', () => {
 
 describe('the record a Shelve request creates', () => {
   it('names the request and when it was sent, so later requests can tell whether they mean it', async () => {
-    const { engine, store, clock } = setUp();
+    const { deps, rounds, store, clock } = setUp();
     const sentAt = clock.at - 95_000;
 
-    const [answer] = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1', sentAt);
+    const [answer] = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_ID] },
+      { requestId: 'event-1', sentAt: sentAt },
+    );
 
     const recordId = answer?.ok ? answer.recordId : '';
     expect(store.records.get(recordId)?.shelvedBy).toEqual({ requestId: 'event-1', sentAt });
@@ -177,9 +244,14 @@ describe('the record a Shelve request creates', () => {
     ['older than EventBridge retries (a console test event)', -30 * 24 * 3_600_000],
     ['in the future', 60_000],
   ])('counts a request stamped %s as sent when handled', async (_, offsetMs) => {
-    const { engine, store, clock } = setUp();
+    const { deps, rounds, store, clock } = setUp();
 
-    const [answer] = await engine.shelve([{ instanceId: INSTANCE_ID }], 'event-1', clock.at + offsetMs);
+    const [answer] = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [INSTANCE_ID] },
+      { requestId: 'event-1', sentAt: clock.at + offsetMs },
+    );
 
     const recordId = answer?.ok ? answer.recordId : '';
     expect(store.records.get(recordId)?.shelvedBy).toEqual({ requestId: 'event-1', sentAt: clock.at });

@@ -12,7 +12,7 @@ import {
   planDeletion,
   planShelve,
   requestUnshelve,
-} from '../../../functions/shelving/domain/shelve';
+} from '../../../functions/shelving/domain/requests';
 import type { ObservedVolume } from '../../../functions/shelving/domain/types';
 import { instance, NOW, record, volume } from './fakes';
 

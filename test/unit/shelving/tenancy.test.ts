@@ -1,8 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../../functions/shared/caller';
 import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
+import {
+  offloadInstances,
+  shelveInstances,
+  unshelveInstances,
+} from '../../../functions/shelving/application/requests';
 import type { ObservedInstance, ShelfRecord } from '../../../functions/shelving/domain/types';
-import { engineOnClock, instance, NOW, record, retained, volume } from './fakes';
+import { instance, NOW, record, retained, shelvingOnClock, volume } from './fakes';
 
 /**
  * Every shelving request acts for the tenants the caller is bound to (security review C3), item by
@@ -74,13 +79,13 @@ const touched = (calls: { operation: string; args: unknown[] }[], instanceId: st
 describe('Shelve by an operator bound to a tenant', () => {
   it('shelves its own tenant’s instance and refuses the other tenant’s, item by item', async () => {
     const { ec2, calls } = twoTenantsEc2();
-    const { engine, store } = engineOnClock(ec2);
+    const { deps, rounds, store } = shelvingOnClock(ec2);
 
-    const results = await engine.shelve(
-      [{ instanceId: MINE }, { instanceId: THEIRS }],
-      'event-1',
-      NOW,
-      operatorOfA,
+    const results = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [MINE, THEIRS] },
+      { requestId: 'event-1', sentAt: NOW, caller: operatorOfA },
     );
 
     expect(results[0]).toMatchObject({ id: MINE, ok: true, created: true });
@@ -101,10 +106,15 @@ describe('Shelve by an operator bound to a tenant', () => {
   it('does not tell another tenant’s caller the record of an instance already offloaded', async () => {
     // Terminated by the offload: EC2 no longer describes it, so its record's tenant decides.
     const { ec2 } = twoTenantsEc2(new Map([[MINE, instances.get(MINE) as ObservedInstance]]));
-    const { engine, store } = engineOnClock(ec2);
+    const { deps, rounds, store } = shelvingOnClock(ec2);
     await store.create(THEIR_RECORD);
 
-    const [answer] = await engine.shelve([{ instanceId: THEIRS }], 'event-1', NOW, operatorOfA);
+    const [answer] = await shelveInstances(
+      deps,
+      rounds,
+      { instanceIds: [THEIRS] },
+      { requestId: 'event-1', sentAt: NOW, caller: operatorOfA },
+    );
 
     expect(answer).toMatchObject({ id: THEIRS, ok: false, error: { code: 'NotAuthorizedForTenant' } });
     expect(JSON.stringify(answer)).not.toContain(THEIR_RECORD.recordId);
@@ -114,15 +124,15 @@ describe('Shelve by an operator bound to a tenant', () => {
 describe('Offload and Unshelve by an operator bound to a tenant', () => {
   it('offloads its own record and refuses the other tenant’s', async () => {
     const { ec2, calls } = twoTenantsEc2();
-    const { engine, store } = engineOnClock(ec2);
+    const { deps, rounds, store } = shelvingOnClock(ec2);
     await store.create(MY_RECORD);
     await store.create(THEIR_RECORD);
 
-    const results = await engine.offloadRequest(
+    const results = await offloadInstances(
+      deps,
+      rounds,
       { recordIds: [MY_RECORD.recordId, THEIR_RECORD.recordId] },
-      'event-1',
-      NOW,
-      operatorOfA,
+      { requestId: 'event-1', sentAt: NOW, caller: operatorOfA },
     );
 
     expect(results).toContainEqual(expect.objectContaining({ id: MY_RECORD.recordId, ok: true }));
@@ -137,15 +147,15 @@ describe('Offload and Unshelve by an operator bound to a tenant', () => {
 
   it('unshelves its own record by instance id and refuses the other tenant’s', async () => {
     const { ec2 } = twoTenantsEc2();
-    const { engine, store } = engineOnClock(ec2);
+    const { deps, rounds, store } = shelvingOnClock(ec2);
     await store.create(MY_RECORD);
     await store.create(THEIR_RECORD);
 
-    const results = await engine.unshelveRequest(
+    const results = await unshelveInstances(
+      deps,
+      rounds,
       { instanceIds: [MINE, THEIRS] },
-      'event-1',
-      NOW,
-      operatorOfA,
+      { requestId: 'event-1', sentAt: NOW, caller: operatorOfA },
     );
 
     expect(results).toContainEqual(expect.objectContaining({ id: MY_RECORD.recordId, ok: true }));
@@ -161,11 +171,16 @@ describe('Offload and Unshelve by an operator bound to a tenant', () => {
 
   it('unshelves its own tenant by name', async () => {
     const { ec2 } = twoTenantsEc2();
-    const { engine, store } = engineOnClock(ec2);
+    const { deps, rounds, store } = shelvingOnClock(ec2);
     await store.create(MY_RECORD);
     await store.create(THEIR_RECORD);
 
-    const results = await engine.unshelveRequest({ tenant: 'tenant-a' }, 'event-1', NOW, operatorOfA);
+    const results = await unshelveInstances(
+      deps,
+      rounds,
+      { tenant: 'tenant-a' },
+      { requestId: 'event-1', sentAt: NOW, caller: operatorOfA },
+    );
 
     expect(results.map((result) => result.id)).toEqual([MY_RECORD.recordId]);
     expect(store.records.get(THEIR_RECORD.recordId)).toMatchObject({ step: 'shelved', version: 1 });
@@ -173,16 +188,16 @@ describe('Offload and Unshelve by an operator bound to a tenant', () => {
 
   it('lets an operator of every tenant act on both', async () => {
     const { ec2 } = twoTenantsEc2();
-    const { engine, store } = engineOnClock(ec2);
+    const { deps, rounds, store } = shelvingOnClock(ec2);
     await store.create(MY_RECORD);
     await store.create(THEIR_RECORD);
     const everyTenant: Caller = { via: 'request-bus', tenants: '*', admin: false };
 
-    const results = await engine.offloadRequest(
+    const results = await offloadInstances(
+      deps,
+      rounds,
       { recordIds: [MY_RECORD.recordId, THEIR_RECORD.recordId] },
-      'event-1',
-      NOW,
-      everyTenant,
+      { requestId: 'event-1', sentAt: NOW, caller: everyTenant },
     );
 
     expect(results.every((result) => result.ok)).toBe(true);

@@ -1,0 +1,59 @@
+import { NotFoundError } from '../../shared/errors';
+import type { PlacementDependencies } from '../dependencies';
+import { advisePlacement, type PlacementAdvice } from '../domain/advise';
+import type { AdvisePlacementDetail } from '../schemas';
+
+/**
+ * Reads the group's inventory, asks the pure `advisePlacement`, publishes the advice as a
+ * `Placement Advised` fact and, when it chose hosts without the image, a `Plan Cache` request
+ * that warms exactly those hosts. A synchronous invoke gets the advice as the result.
+ */
+export const advise = async (
+  deps: PlacementDependencies,
+  request: AdvisePlacementDetail,
+): Promise<PlacementAdvice> => {
+  const group = deps.groups.find((candidate) => candidate.name === request.hostGroup);
+  if (!group) throw new NotFoundError(`host group ${request.hostGroup} is not configured (HOST_GROUPS)`);
+  const state = await deps.store.loadGroup(group.name);
+  const image = (await deps.store.getImages([request.imageId])).get(request.imageId);
+  const advice = advisePlacement({
+    image: request.imageId,
+    count: request.count,
+    hostGroup: group.name,
+    ...(request.azs ? { azs: request.azs } : {}),
+    hosts: state.hosts
+      .filter((host) => host.status === 'running')
+      .map((host) => {
+        const slots = request.freeSlots?.[host.instanceId];
+        return {
+          instanceId: host.instanceId,
+          availabilityZone: host.availabilityZone,
+          entries: state.entries.filter((entry) => entry.instanceId === host.instanceId),
+          ...(slots !== undefined ? { freeSlots: slots } : {}),
+        };
+      }),
+    ...(image ? { imageBytes: image.sizeBytes } : {}),
+    cacheBytes: group.cacheBytes,
+    pins: state.pins,
+    now: deps.clock.now(),
+  });
+  await deps.facts.publish([
+    {
+      detailType: 'Placement Advised',
+      detail: { ...advice },
+      resources: advice.placements.map((p) => p.instanceId),
+    },
+    ...(advice.warmHosts.length > 0
+      ? [
+          {
+            detailType: 'Plan Cache',
+            detail: {
+              hostGroup: group.name,
+              warm: [{ imageId: request.imageId, instanceIds: [...advice.warmHosts] }],
+            },
+          },
+        ]
+      : []),
+  ]);
+  return advice;
+};

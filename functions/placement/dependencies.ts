@@ -1,0 +1,21 @@
+import { DynamoImageCacheStore, type ImageCacheStore } from '../image-cache/adapters/store';
+import type { HostGroup } from '../image-cache/config';
+import { type FactPublisher, factPublisher } from '../shared/adapters/facts';
+import type { Clock } from '../shared/clock';
+import type { Runtime } from '../shared/runtime';
+import type { PlacementConfig } from './config';
+
+export interface PlacementDependencies {
+  readonly groups: readonly HostGroup[];
+  readonly store: Pick<ImageCacheStore, 'loadGroup' | 'getImages'>;
+  readonly facts: FactPublisher;
+  readonly clock: Clock;
+}
+
+/** The composition root: the image cache's table (read only) and the facts bus. */
+export const placementDependencies = (runtime: Runtime, config: PlacementConfig): PlacementDependencies => ({
+  groups: config.settings.hostGroups,
+  store: new DynamoImageCacheStore(runtime.clients.documents, config.tables.imageCache),
+  facts: factPublisher(runtime),
+  clock: runtime.clock,
+});

@@ -1,0 +1,47 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { factPublisher } from '../shared/adapters/facts';
+import type { Runtime } from '../shared/runtime';
+import { DynamoChangeMarkers, popularityStoreFor } from './adapters/dynamodb-popularity-store';
+import {
+  CachedInstanceDirectory,
+  ec2InstanceDirectory,
+  type InstanceFacts,
+} from './adapters/instance-directory';
+import { DynamoLaunchQuota, type LaunchQuota } from './adapters/launch-quota';
+import type { RecordLaunchDependencies } from './application/record-launch';
+import type { PopularityConfig } from './config';
+
+export interface PopularityDependencies extends RecordLaunchDependencies {
+  readonly quota: LaunchQuota;
+  readonly imageLaunchedPerCallerPerHour: number;
+  readonly instances: { lookup(instanceId: string): Promise<InstanceFacts | undefined> };
+  readonly metrics: Metrics;
+  readonly logger: Pick<Logger, 'warn' | 'info'>;
+}
+
+/** The composition root: production adapters over the runtime's clients. */
+export const popularityDependencies = (
+  runtime: Runtime,
+  config: PopularityConfig,
+): PopularityDependencies => {
+  const { tables, settings } = config;
+  return {
+    store: popularityStoreFor(runtime, config),
+    markers: new DynamoChangeMarkers({ client: runtime.clients.dynamodb, tableName: tables.popularity }),
+    quota: new DynamoLaunchQuota({ client: runtime.clients.dynamodb, tableName: tables.popularity }),
+    imageLaunchedPerCallerPerHour: settings.imageLaunchedPerCallerPerHour,
+    facts: factPublisher(runtime),
+    instances: new CachedInstanceDirectory(
+      ec2InstanceDirectory(runtime.clients.ec2),
+      settings.instanceCacheSize,
+      () => runtime.clock.sleep(0),
+    ),
+    logger: runtime.logger,
+    metrics: runtime.metrics,
+    topK: settings.topK,
+    scoreThreshold: settings.scoreThreshold,
+    changedMinIntervalMs: settings.changedMinIntervalSeconds * 1000,
+    localGate: new Map(),
+  };
+};

@@ -1,0 +1,20 @@
+/**
+ * Every page of a paginated AWS read. `page` makes one call with the token of the previous page
+ * (undefined first) and returns its items and the next token (a NextToken string, or DynamoDB's
+ * LastEvaluatedKey); a call that must be paced or retried does that inside `page`, so each page
+ * goes through the same budget.
+ */
+export const collectPages = async <T, Token = string>(
+  page: (
+    nextToken: Token | undefined,
+  ) => Promise<{ readonly items: readonly T[]; readonly nextToken?: Token }>,
+): Promise<T[]> => {
+  const items: T[] = [];
+  let nextToken: Token | undefined;
+  do {
+    const answer = await page(nextToken);
+    items.push(...answer.items);
+    nextToken = answer.nextToken;
+  } while (nextToken);
+  return items;
+};

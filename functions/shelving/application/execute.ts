@@ -1,0 +1,240 @@
+import { isTransient } from '../../shared/aws-errors';
+import { EncryptionKeyError, ThrottledError, WarmbootError } from '../../shared/errors';
+import { itemErrorOf } from '../../shared/results';
+import type { ShelvingDependencies } from '../dependencies';
+import { chunk } from '../domain/bulk';
+import { encryptionKeyUnusable } from '../domain/saga';
+import { rootOf } from '../domain/saga/decisions';
+import type { ShelfRecord } from '../domain/types';
+import { writeDecision } from './decisions';
+import { launchFast, launchSlow } from './launch';
+import type { FailCalls, RecordProgress, TrackCall, Work } from './progress';
+
+/**
+ * Throttling, EC2's own fault, or no AWS answer at all (a killed invocation): worth repeating as
+ * it was. Anything else is a refusal of something in the request.
+ */
+const isTransientFailure = (error: unknown): boolean =>
+  !(error instanceof WarmbootError) || error instanceof ThrottledError || isTransient(error.cause);
+
+type PowerCall = 'stop' | 'stop-force' | 'start' | 'terminate';
+interface PowerTarget {
+  readonly instanceId: string;
+  readonly recordId: string;
+}
+
+/**
+ * Applies the actions of a round's written decisions through the adapters, in as few EC2 calls as
+ * the API allows: one Stop/Start/Terminate per `maxBatch` instances, launches grouped by the
+ * fast path's batches, everything else one call per action. A failed call's error goes to the
+ * progress of the records it was for; `release` is told when a record's own calls are all done.
+ * `onThrottled` counts calls still throttled after the SDK's retries.
+ */
+export const execute = async (
+  deps: ShelvingDependencies,
+  work: readonly Work[],
+  progress: Map<string, RecordProgress>,
+  release: (recordId: string) => void,
+  onThrottled: () => void,
+): Promise<void> => {
+  const { ec2, settings } = deps;
+  const fail: FailCalls = (recordIds, error) => {
+    if (error instanceof ThrottledError) onThrottled();
+    for (const recordId of recordIds) {
+      const before = progress.get(recordId);
+      if (before) progress.set(recordId, { ...before, error: itemErrorOf(error) });
+    }
+  };
+  const outstanding = new Map<string, number>();
+  /** Counts `recordIds` as waiting on the call until it settles; the last one releases them. */
+  const track: TrackCall = (recordIds, start) => {
+    for (const recordId of recordIds) outstanding.set(recordId, (outstanding.get(recordId) ?? 0) + 1);
+    return start().finally(() => {
+      for (const recordId of recordIds) {
+        const left = (outstanding.get(recordId) ?? 1) - 1;
+        outstanding.set(recordId, left);
+        if (left === 0) release(recordId);
+      }
+    });
+  };
+  const attempt = (recordIds: readonly string[], call: () => Promise<unknown>): Promise<void> =>
+    track(recordIds, async () => {
+      try {
+        await call();
+      } catch (error) {
+        fail(recordIds, error);
+      }
+    });
+
+  const calls: Promise<void>[] = [];
+  const multi = new Map<PowerCall, PowerTarget[]>();
+  const launches: ShelfRecord[] = [];
+  const slowLaunches: ShelfRecord[] = [];
+  // A record that attaches data volumes and stops in one decision: the stop goes after the
+  // attach calls returned (AttachVolume needs the instance running or stopped, not stopping).
+  const attachesBeforeStop: Promise<void>[] = [];
+  const stopsAfterAttach: PowerTarget[] = [];
+  for (const { record, actions } of work) {
+    const attachThenStop =
+      actions.some((action) => action.kind === 'attach') && actions.some((action) => action.kind === 'stop');
+    for (const action of actions) {
+      const recordIds = [record.recordId];
+      if (attachThenStop && action.kind === 'stop') {
+        stopsAfterAttach.push({ instanceId: action.instanceId, recordId: record.recordId });
+        continue;
+      }
+      switch (action.kind) {
+        case 'stop':
+        case 'start':
+        case 'terminate': {
+          const key = action.kind === 'stop' && action.force ? 'stop-force' : action.kind;
+          const list = multi.get(key) ?? [];
+          list.push({ instanceId: action.instanceId, recordId: record.recordId });
+          multi.set(key, list);
+          break;
+        }
+        case 'launch':
+          launches.push(record);
+          break;
+        case 'launch-from-snapshots':
+          slowLaunches.push(record);
+          break;
+        case 'set-delete-on-termination':
+          calls.push(attempt(recordIds, () => ec2.setDeleteOnTermination(action.instanceId, action.devices)));
+          break;
+        case 'tag':
+          calls.push(attempt(recordIds, () => ec2.createTags(action.resourceIds, action.tags)));
+          break;
+        case 'untag':
+          calls.push(attempt(recordIds, () => ec2.deleteTags(action.resourceIds, action.keys)));
+          break;
+        case 'snapshot':
+          calls.push(attempt(recordIds, () => ec2.createSnapshots(action.instanceId, action.recordId)));
+          break;
+        case 'attach': {
+          const call = attempt(recordIds, async () => {
+            try {
+              await ec2.attachVolume(action.volumeId, action.instanceId, action.device);
+            } catch (error) {
+              // EC2 cannot use the volume's KMS key for this role: every later attach would be
+              // refused the same way, so the record fails instead of retrying each round (R4).
+              if (error instanceof EncryptionKeyError) {
+                const at = deps.clock.now();
+                const what = `retained volume ${action.volumeId} could not be attached to ${action.instanceId} (${error.message})`;
+                await writeDecision(deps, record, encryptionKeyUnusable(record, what), at);
+              }
+              throw error;
+            }
+          });
+          if (attachThenStop) attachesBeforeStop.push(call);
+          calls.push(call);
+          break;
+        }
+        case 'detach':
+          calls.push(attempt(recordIds, () => ec2.detachVolume(action.volumeId, action.instanceId)));
+          break;
+        case 'set-user-data':
+          calls.push(attempt(recordIds, () => ec2.setUserData(action.instanceId, action.userData)));
+          break;
+        case 'set-protection':
+          calls.push(
+            attempt(recordIds, () => ec2.setProtection(action.instanceId, action.attribute, action.value)),
+          );
+          break;
+        case 'associate-address':
+          calls.push(attempt(recordIds, () => ec2.associateAddress(action.allocationId, action.instanceId)));
+          break;
+        case 'replace-root':
+          calls.push(
+            attempt(recordIds, () =>
+              ec2.replaceRootVolume({
+                recordId: action.recordId,
+                instanceId: action.instanceId,
+                replacementInstanceId: record.unshelve?.replacementInstanceId,
+                volumeId: action.volumeId,
+                retainedRootVolumeId: rootOf(record).volumeId,
+                retainedVolumeIds: new Set(record.volumes.map((volume) => volume.volumeId)),
+                clientToken: action.clientToken,
+              }),
+            ),
+          );
+          break;
+        case 'delete-replacement-root':
+          calls.push(
+            attempt(recordIds, () =>
+              ec2.deleteReplacementRoot(
+                action.volumeId,
+                action.recordId,
+                new Set(record.volumes.map((volume) => volume.volumeId)),
+              ),
+            ),
+          );
+          break;
+      }
+    }
+  }
+  const powerCall = (kind: PowerCall, ids: readonly string[]) => {
+    switch (kind) {
+      case 'stop':
+        return ec2.stopInstances(ids, false);
+      case 'stop-force':
+        return ec2.stopInstances(ids, true);
+      case 'start':
+        return ec2.startInstances(ids);
+      case 'terminate':
+        return ec2.terminateInstances(ids);
+    }
+  };
+  for (const [kind, targets] of multi) {
+    for (const part of chunk(targets, settings.maxBatch)) {
+      const ids = part.map((target) => target.instanceId);
+      const recordIds = part.map((target) => target.recordId);
+      calls.push(
+        track(recordIds, async () => {
+          try {
+            await powerCall(kind, ids);
+          } catch (error) {
+            // These calls are all-or-nothing: one instance EC2 or IAM refuses (termination or
+            // stop protection, a one-time Spot instance, a lost management tag) fails the whole
+            // call (API_TerminateInstances, API_StopInstances). Retrying the batch would fail it
+            // every round, so a refusal that is not throttling or EC2's own fault is answered
+            // one instance at a time: only the refused record keeps the error (finding R6).
+            if (part.length === 1 || isTransientFailure(error)) {
+              fail(recordIds, error);
+              return;
+            }
+            await Promise.all(
+              part.map((target) =>
+                powerCall(kind, [target.instanceId]).catch((single: unknown) =>
+                  fail([target.recordId], single),
+                ),
+              ),
+            );
+          }
+        }),
+      );
+    }
+  }
+  if (stopsAfterAttach.length > 0) {
+    // `attempt` never rejects, so this waits for every attach to settle either way.
+    const attached = Promise.all(attachesBeforeStop);
+    for (const part of chunk(stopsAfterAttach, settings.maxBatch)) {
+      const ids = part.map((target) => target.instanceId);
+      calls.push(
+        attempt(
+          part.map((target) => target.recordId),
+          async () => {
+            await attached;
+            await ec2.stopInstances(ids, true);
+          },
+        ),
+      );
+    }
+  }
+  // Each batch releases its records when it settles, not when every batch of the round has:
+  // with private IPs kept every replacement is a launch of its own, paced at 2 per second.
+  if (launches.length > 0) calls.push(launchFast(deps, launches, progress, fail, track));
+  for (const record of slowLaunches)
+    calls.push(track([record.recordId], () => launchSlow(deps, record, fail)));
+  await Promise.all(calls);
+};

@@ -1,0 +1,44 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { type FactPublisher, factPublisher } from '../shared/adapters/facts';
+import type { Clock } from '../shared/clock';
+import type { Runtime } from '../shared/runtime';
+import { type ShelvingEc2, sdkShelvingEc2 } from './adapters/ec2';
+import { dynamoShelfStore, type ShelfStore } from './adapters/store';
+import type { ShelvingConfig, ShelvingSettings } from './config';
+import type { ShelvingFact } from './domain/actions';
+import { Pacer } from './domain/pacer';
+
+/** What the shelving use cases (application/) work with: the ports, the clock and the settings. */
+export interface ShelvingDependencies {
+  readonly ec2: ShelvingEc2;
+  readonly store: ShelfStore;
+  readonly facts: FactPublisher;
+  readonly clock: Clock;
+  readonly settings: ShelvingSettings;
+  /** Called for every fact published (metrics); optional. */
+  readonly onFact?: (fact: ShelvingFact) => void;
+  /** Called for every call still throttled after the SDK's retries (metrics); optional. */
+  readonly onThrottle?: () => void;
+}
+
+/** EMF: time to ready per path, shelved GiB. */
+const recordFactMetrics = (runtime: Runtime) => (fact: ShelvingFact) => {
+  if (fact.detailType === 'Instance Unshelved') {
+    const metric = runtime.metrics.singleMetric();
+    metric.addDimension('Path', `${fact.detail.path}-unshelve`);
+    metric.addMetric('TimeToReadySeconds', MetricUnit.Seconds, fact.detail.timeToReadySeconds);
+  } else if (fact.detailType === 'Instance Shelved') {
+    runtime.metrics.addMetric('ShelvedVolumeGiB', MetricUnit.Gigabytes, fact.detail.shelvedVolumeGiB);
+  }
+};
+
+/** The composition root: production adapters over the runtime's clients, one pacer per environment. */
+export const shelvingDependencies = (runtime: Runtime, config: ShelvingConfig): ShelvingDependencies => ({
+  ec2: sdkShelvingEc2(runtime.clients.ec2, new Pacer(), runtime.clock),
+  store: dynamoShelfStore(runtime.clients.documents, config.tables.shelf),
+  facts: factPublisher(runtime),
+  clock: runtime.clock,
+  settings: config.settings,
+  onFact: recordFactMetrics(runtime),
+  onThrottle: () => runtime.metrics.addMetric('Throttles', MetricUnit.Count, 1),
+});
