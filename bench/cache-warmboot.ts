@@ -21,6 +21,7 @@ import { recordLaunch } from '../functions/popularity/application/record-launch'
 import { popularitySettingsSchema } from '../functions/popularity/config';
 import { decayParameters } from '../functions/popularity/domain/decay';
 import type { Fact } from '../functions/shared/adapters/facts';
+import { seededRandom } from '../local/ec2/ids';
 import { type CachePolicy, type Fleet, type Launch, type SimHost, spreadPick } from './cache-sim';
 
 /**
@@ -56,18 +57,6 @@ export interface WarmbootPolicyOptions {
 }
 
 export const BENCH_HOST_GROUP = 'bench';
-
-/** mulberry32: a small seeded PRNG, so planner tie-breaks repeat run after run. */
-export const seededRandom = (seed: number): (() => number) => {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-};
 
 export interface WarmbootPolicy extends CachePolicy {
   /** Plans made so far (scheduled and nudged), for the report. */

@@ -38,6 +38,43 @@ export const drainSeconds = (action: string, bucket: 'requests' | 'instances', c
   return (count - limits.capacity) / limits.refillPerSecond;
 };
 
+/** One step of each path at the simulator's calibrated latencies, in seconds (call + transition). */
+const calibratedSteps = () => {
+  const l = ec2Latencies('calibrated');
+  return {
+    mutatingApi: l.mutatingApiMs / SECOND,
+    launch: (l.runInstancesApiMs + l.launchPendingMs) / SECOND,
+    stop: (l.mutatingApiMs + l.stoppingMs) / SECOND,
+    detach: (l.mutatingApiMs + l.detachMs) / SECOND,
+    attach: (l.mutatingApiMs + l.attachMs) / SECOND,
+    startUp: (l.startInstancesApiMs + l.startPendingMs) / SECOND,
+  };
+};
+
+/** A path's bound from its critical path, its slowest bucket and its causal pipelines. */
+const boundOf = (
+  critical: number,
+  worst: { readonly key: string; readonly seconds: number },
+  calls: Readonly<Record<string, number>>,
+  pipelines: readonly number[],
+): UnshelveBound => ({
+  boundSeconds: Math.max(critical, worst.seconds),
+  criticalPathSeconds: critical,
+  bucketSeconds: worst.seconds,
+  bottleneck: worst.key,
+  calls,
+  causalBoundSeconds: Math.max(critical, worst.seconds, ...pipelines),
+});
+
+/** The bucket that needs longest to admit `calls` (`Action.requests` / `Action.instances`). */
+const slowestBucket = (calls: Readonly<Record<string, number>>): { key: string; seconds: number } =>
+  Object.entries(calls)
+    .map(([key, count]) => {
+      const [action = '', bucket = 'requests'] = key.split('.');
+      return { key, seconds: drainSeconds(action, bucket as 'requests' | 'instances', count) };
+    })
+    .reduce((a, b) => (b.seconds > a.seconds ? b : a), { key: 'none', seconds: 0 });
+
 /**
  * BENCHMARKS.md bound_s for the reattach path: the larger of (a) one instance's critical path at
  * the simulator's latencies and (b) the time the buckets need to admit every call the path
@@ -52,12 +89,7 @@ export const reattachBound = (
   dataVolumes: number,
   configurations: number,
 ): UnshelveBound => {
-  const l = ec2Latencies('calibrated');
-  const launch = (l.runInstancesApiMs + l.launchPendingMs) / SECOND;
-  const stop = (l.mutatingApiMs + l.stoppingMs) / SECOND;
-  const detach = (l.mutatingApiMs + l.detachMs) / SECOND;
-  const attach = (l.mutatingApiMs + l.attachMs) / SECOND;
-  const startUp = (l.startInstancesApiMs + l.startPendingMs) / SECOND;
+  const { launch, stop, detach, attach, startUp } = calibratedSteps();
   const fastPath = launch + stop + detach + attach + startUp;
   const critical = fast > 0 ? fastPath : start > 0 ? startUp : 0;
   const calls: Record<string, number> = {
@@ -70,11 +102,7 @@ export const reattachBound = (
     'DetachVolume.requests': fast,
     'AttachVolume.requests': fast * (1 + dataVolumes),
   };
-  const drains = Object.entries(calls).map(([key, count]) => {
-    const [action = '', bucket = 'requests'] = key.split('.');
-    return { key, seconds: drainSeconds(action, bucket as 'requests' | 'instances', count) };
-  });
-  const worst = drains.reduce((a, b) => (b.seconds > a.seconds ? b : a), { key: 'none', seconds: 0 });
+  const worst = slowestBucket(calls);
   // After a bucket's last call the path still has to finish. Every attach needs a launched
   // replacement; the last one may be a data volume of a replacement already running.
   const attachPipeline =
@@ -90,21 +118,7 @@ export const reattachBound = (
   // per replacement when private IPs are kept), and then has its whole path ahead of it.
   const launchPipeline =
     fast > 0 ? drainSeconds('RunInstances', 'requests', calls['RunInstances.requests'] ?? 0) + fastPath : 0;
-  return {
-    boundSeconds: Math.max(critical, worst.seconds),
-    criticalPathSeconds: critical,
-    bucketSeconds: worst.seconds,
-    bottleneck: worst.key,
-    calls,
-    causalBoundSeconds: Math.max(
-      critical,
-      worst.seconds,
-      attachPipeline,
-      rootPipeline,
-      detachPipeline,
-      launchPipeline,
-    ),
-  };
+  return boundOf(critical, worst, calls, [attachPipeline, rootPipeline, detachPipeline, launchPipeline]);
 };
 
 /**
@@ -133,4 +147,49 @@ export const snapshotBound = (restored: number, started: number, largestVolumeGi
     },
     causalBoundSeconds: Math.max(critical, restored > 0 ? bucket + restore : 0),
   };
+};
+
+/**
+ * bound_s for the in-place path (issue 19): per offloaded instance RunInstances, its data volumes
+ * attached while the replacement runs, then one CreateReplaceRootVolumeTask that reboots it onto
+ * the retained root (`swapMs`: the simulator's pending + swap + boot of the task, the swept
+ * assumption). Counted: per offloaded instance one CreateTags, dataVolumes AttachVolume, one
+ * CreateReplaceRootVolumeTask; RunInstances as for the reattach path; StartInstances for the
+ * stopped ones. Cleanup after ready is not counted.
+ */
+export const inPlaceBound = (path: {
+  readonly fast: number;
+  readonly start: number;
+  readonly dataVolumes: number;
+  readonly configurations: number;
+  /** The replace-root task from the call to the instance back on the new root. */
+  readonly taskMs: number;
+}): UnshelveBound => {
+  const { fast, start, dataVolumes, configurations } = path;
+  const steps = calibratedSteps();
+  const { launch, startUp } = steps;
+  const attach = dataVolumes > 0 ? steps.attach : 0;
+  const replace = steps.mutatingApi + path.taskMs / SECOND;
+  const inPlacePath = launch + attach + replace;
+  const critical = fast > 0 ? inPlacePath : start > 0 ? startUp : 0;
+  const calls: Record<string, number> = {
+    'RunInstances.requests': fast > 0 ? Math.max(configurations, Math.ceil(fast / 1000)) : 0,
+    'RunInstances.instances': fast,
+    'StartInstances.requests': start > 0 ? Math.ceil(start / 1000) : 0,
+    'StartInstances.instances': start,
+    'CreateTags.requests': fast,
+    'AttachVolume.requests': fast * dataVolumes,
+    'CreateReplaceRootVolumeTask.requests': fast,
+  };
+  const worst = slowestBucket(calls);
+  // The replace of the last instance waits for its data attach and its own bucket token.
+  const attachPipeline =
+    fast > 0 ? launch + drainSeconds('AttachVolume', 'requests', fast * dataVolumes) + attach + replace : 0;
+  const replacePipeline =
+    fast > 0 ? launch + attach + drainSeconds('CreateReplaceRootVolumeTask', 'requests', fast) + replace : 0;
+  const launchPipeline =
+    fast > 0
+      ? drainSeconds('RunInstances', 'requests', calls['RunInstances.requests'] ?? 0) + inPlacePath
+      : 0;
+  return boundOf(critical, worst, calls, [attachPipeline, replacePipeline, launchPipeline]);
 };

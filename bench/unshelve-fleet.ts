@@ -13,6 +13,7 @@ import type { ShelfRecord, Step } from '../functions/shelving/domain/types';
 import { createShelvingHandler, OFFLOAD_INSTANCES, SHELVE_INSTANCES } from '../functions/shelving/handler';
 import { LocalCloud } from '../local/cloud';
 import type { Ec2Simulator } from '../local/ec2/simulator';
+import type { Ec2Latencies } from '../local/latency';
 import { ClockRetryStrategy } from '../local/retry-strategy';
 import { attachSimulator } from '../local/sdk-bridge';
 
@@ -51,6 +52,8 @@ export interface FleetOptions {
    * unshelve a fleet warmboot shelved, with warmboot no longer reacting to anything.
    */
   readonly removable?: boolean;
+  /** EC2 latencies replacing the calibrated ones (the replace-root swap sweep). */
+  readonly latencyOverrides?: Partial<Ec2Latencies>;
 }
 
 export interface Fleet {
@@ -124,6 +127,7 @@ export const buildShelvedFleet = async (options: FleetOptions): Promise<Fleet> =
     dynamodbEndpoint: options.dynamodbEndpoint,
     seed: options.seed,
     latency: 'calibrated',
+    ...(options.latencyOverrides ? { ec2LatencyOverrides: options.latencyOverrides } : {}),
     functions: ['shelving'],
     ...(options.removable
       ? {

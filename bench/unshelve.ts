@@ -1,7 +1,9 @@
 import { startDynamoDbLocal } from '../local/dynamodb-local';
+import { ec2Latencies } from '../local/latency';
 import { type BenchArgs, BenchUsageError, type FlagSpec, numberFlag } from './args';
 import type { BenchResult, Metrics, Scenario } from './report';
 import {
+  inPlaceBound,
   LAZY_LOAD_MIB_PER_SECOND,
   reattachBound,
   snapshotBound,
@@ -37,6 +39,18 @@ const DATA_VOLUMES: FlagSpec = {
   default: '1',
 };
 const SEED: FlagSpec = { name: 'seed', description: 'simulator seed', default: '1' };
+const SWAP_SWEEP: FlagSpec = {
+  name: 'swap-sweep',
+  description:
+    "seconds the replace-root task's reboot onto the new root takes (the simulator's replaceRootSwapMs), comma-separated, each run as its own in-place policy ('none': no sweep)",
+  default: 'none',
+};
+const BASELINES: FlagSpec = {
+  name: 'baselines',
+  description:
+    "'yes': also the naive and snapshot-restore baselines and the new-IP and concurrency-1 settings; 'no': only the two warmboot paths (and the sweep)",
+  default: 'yes',
+};
 const RESERVED_CONCURRENCY: FlagSpec = {
   name: 'reserved-concurrency',
   description: "the shelving function's reserved concurrency ('none': the stack's default)",
@@ -104,6 +118,9 @@ export interface UnshelveBenchOptions {
   readonly dataVolumes: number;
   readonly seed: number;
   readonly reservedConcurrency: number | undefined;
+  /** Swap durations (s) for the in-place restart sweep; empty: none. */
+  readonly swapSweep: readonly number[];
+  readonly baselines: boolean;
 }
 
 const wallClock = async <T>(label: string, task: () => Promise<T>): Promise<T> => {
@@ -150,17 +167,48 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
       // Launch configurations: shared tenancy, plus per host and affinity; a replacement that keeps
       // its private IP (the default) is a launch of its own (API_RunInstances PrivateIpAddress).
       const batchedConfigurations = 1 + Math.ceil(onHosts / 48);
+      const latencies = ec2Latencies('calibrated');
+      const taskMs = (swapMs: number) =>
+        latencies.replaceRootPendingMs + swapMs + latencies.replaceRootBootMs;
+      const inPlaceOf = (configurations: number, swapMs: number) =>
+        inPlaceBound({
+          fast,
+          start: count - fast,
+          dataVolumes: options.dataVolumes,
+          configurations,
+          taskMs: taskMs(swapMs),
+        });
+      const inPlace = inPlaceOf(fast, latencies.replaceRootSwapMs);
+      const inPlaceBatched = inPlaceOf(batchedConfigurations, latencies.replaceRootSwapMs);
       const reattach = reattachBound(fast, count - fast, options.dataVolumes, fast);
       const batched = reattachBound(fast, count - fast, options.dataVolumes, batchedConfigurations);
       const largest = options.dataVolumes > 0 ? DATA_GIB : ROOT_GIB;
       const identity = (times: ReadyTimes) => times;
       await wallClock(`N=${count}`, async () => {
-        policies[`warmboot N=${count}`] = await measure(fleetOf(), runWarmboot, identity, reattach);
+        // The default: in place wherever EC2 and the record allow it (issue 19).
+        policies[`warmboot N=${count}`] = await measure(fleetOf(), runWarmboot, identity, inPlace);
+        // The fallback path, for every record: stop, detach, attach, start.
+        policies[`warmboot, stopped swap N=${count}`] = await measure(
+          fleetOf({ settings: { replaceRootInPlace: false } }),
+          runWarmboot,
+          identity,
+          reattach,
+        );
+        for (const swapSeconds of options.swapSweep) {
+          const swapMs = swapSeconds * 1000;
+          policies[`warmboot, in-place swap ${swapSeconds} s N=${count}`] = await measure(
+            fleetOf({ latencyOverrides: { replaceRootSwapMs: swapMs } }),
+            runWarmboot,
+            identity,
+            inPlaceOf(fast, swapMs),
+          );
+        }
+        if (!options.baselines) return;
         policies[`warmboot, new IPs N=${count}`] = await measure(
           fleetOf({ settings: { keepPrivateIp: false } }),
           runWarmboot,
           identity,
-          batched,
+          inPlaceBatched,
         );
         // The recommended setting (README, reservedConcurrency): one invocation at a time, so one
         // pacer spends the buckets and the events wait their turn in the async queue.
@@ -169,7 +217,7 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
             fleetOf({ reservedConcurrency: 1 }),
             runWarmboot,
             identity,
-            reattach,
+            inPlace,
           );
         }
         policies[`naive N=${count}`] = await measure(
@@ -190,6 +238,7 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
         }
       });
       notes.push(
+        `N=${count}: in-place bound = max(critical path ${round(inPlace.criticalPathSeconds)} s, buckets ${round(inPlace.bucketSeconds)} s on ${inPlace.bottleneck}); calls counted ${JSON.stringify(inPlace.calls)}`,
         `N=${count}: reattach bound = max(critical path ${round(reattach.criticalPathSeconds)} s, buckets ${round(reattach.bucketSeconds)} s on ${reattach.bottleneck}); calls counted ${JSON.stringify(reattach.calls)}`,
         `N=${count}: with new IPs (keepPrivateIp off) replacements batch: buckets ${round(batched.bucketSeconds)} s on ${batched.bottleneck}`,
       );
@@ -218,6 +267,8 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
       seed: options.seed,
       latency: 'calibrated',
       reservedConcurrency: options.reservedConcurrency ?? 'none',
+      replaceRootTaskSeconds:
+        'pending 1 + swap 16.4 (swept) + boot 3.0 (local/latency.ts, an assumption: AWS publishes none)',
     },
     notes,
   };
@@ -247,11 +298,32 @@ const countsFlag = (args: BenchArgs): number[] => {
   });
 };
 
+const swapSweepFlag = (args: BenchArgs): number[] => {
+  const text = args.flags.get(SWAP_SWEEP.name) ?? SWAP_SWEEP.default;
+  if (text === 'none') return [];
+  return text.split(',').map((part) => {
+    const value = Number(part);
+    if (part.trim() === '' || !Number.isFinite(value) || value <= 0 || value > 600) {
+      throw new BenchUsageError(
+        `--${SWAP_SWEEP.name} must be 'none' or seconds (0 to 600) separated by commas, got '${text}'`,
+      );
+    }
+    return value;
+  });
+};
+
+const baselinesFlag = (args: BenchArgs): boolean => {
+  const text = args.flags.get(BASELINES.name) ?? BASELINES.default;
+  if (text !== 'yes' && text !== 'no')
+    throw new BenchUsageError(`--${BASELINES.name} must be 'yes' or 'no', got '${text}'`);
+  return text === 'yes';
+};
+
 export const unshelveScenario: Scenario = {
   name: 'unshelve',
   description:
     'shelve N instances, offload half, unshelve all: the deployed function on the local cloud vs naive vs snapshot-restore',
-  flags: [COUNT, HOST_SHARE, DATA_VOLUMES, SEED, RESERVED_CONCURRENCY],
+  flags: [COUNT, HOST_SHARE, DATA_VOLUMES, SEED, RESERVED_CONCURRENCY, SWAP_SWEEP, BASELINES],
   run: (args: BenchArgs) => {
     const counts = countsFlag(args);
     return runUnshelveBench({
@@ -260,6 +332,8 @@ export const unshelveScenario: Scenario = {
       dataVolumes: numberFlag(args, DATA_VOLUMES, { min: 0, integer: true }),
       seed: numberFlag(args, SEED, { integer: true }),
       reservedConcurrency: reservedConcurrencyFlag(args),
+      swapSweep: swapSweepFlag(args),
+      baselines: baselinesFlag(args),
     });
   },
 };

@@ -138,6 +138,19 @@ const noEffect = (operation: string, state: string | undefined): boolean => {
   }
 };
 
+/**
+ * A resource as EC2 shows it at a call: its state, tags and what `details` reads of the kind; only
+ * tags (none) when EC2 does not know it.
+ */
+const atCall = <R extends { readonly state: string; readonly tags: Readonly<Record<string, string>> }>(
+  base: Pick<ResourceAtCall, 'kind' | 'id' | 'createdBy'>,
+  resource: R | undefined,
+  details: (resource: R) => Partial<ResourceAtCall> = () => ({}),
+): ResourceAtCall =>
+  resource
+    ? { ...base, state: resource.state, tags: resource.tags, ...details(resource) }
+    : { ...base, tags: {} };
+
 /** An AttributeValue as DynamoDB receives it, as the plain value the DocumentClient was given. */
 const fromAttribute = (value: unknown): unknown => {
   if (typeof value !== 'object' || value === null) return value;
@@ -319,13 +332,8 @@ export class CallJournal {
     const createdBy = this.#createdBy.get(target.id);
     const base = { kind: target.kind, id: target.id, ...(createdBy !== undefined ? { createdBy } : {}) };
     switch (target.kind) {
-      case 'instance': {
-        const instance = this.#ec2.instance(target.id);
-        if (!instance) return { ...base, tags: {} };
-        return {
-          ...base,
-          state: instance.state,
-          tags: instance.tags,
+      case 'instance':
+        return atCall(base, this.#ec2.instance(target.id), () => ({
           attachedVolumes: this.#ec2.volumes().flatMap((volume) =>
             volume.attachment?.instanceId === target.id
               ? [
@@ -338,17 +346,10 @@ export class CallJournal {
                 ]
               : [],
           ),
-        };
-      }
-      case 'volume': {
-        const volume = this.#ec2.volume(target.id);
-        if (!volume) return { ...base, tags: {} };
-        const attachment = volume.attachment;
-        return {
-          ...base,
-          state: volume.state,
-          tags: volume.tags,
-          ...(attachment
+        }));
+      case 'volume':
+        return atCall(base, this.#ec2.volume(target.id), ({ attachment }) =>
+          attachment
             ? {
                 attachment: {
                   instanceId: attachment.instanceId,
@@ -357,16 +358,10 @@ export class CallJournal {
                   instanceTags: this.#ec2.instance(attachment.instanceId)?.tags ?? {},
                 },
               }
-            : {}),
-        };
-      }
-      case 'snapshot': {
-        const snapshot = this.#ec2.snapshot(target.id);
-        if (!snapshot) return { ...base, tags: {} };
-        return {
-          ...base,
-          state: snapshot.state,
-          tags: snapshot.tags,
+            : {},
+        );
+      case 'snapshot':
+        return atCall(base, this.#ec2.snapshot(target.id), (snapshot) => ({
           sourceVolumeId: snapshot.volumeId,
           ...(operation === 'DeleteSnapshot'
             ? {
@@ -376,16 +371,11 @@ export class CallJournal {
                   .map((volume) => volume.volumeId),
               }
             : {}),
-        };
-      }
-      case 'image': {
-        const image = this.#ec2.image(target.id);
-        return image ? { ...base, state: image.state, tags: image.tags } : { ...base, tags: {} };
-      }
-      case 'host': {
-        const host = this.#ec2.host(target.id);
-        return host ? { ...base, state: host.state, tags: host.tags } : { ...base, tags: {} };
-      }
+        }));
+      case 'image':
+        return atCall(base, this.#ec2.image(target.id));
+      case 'host':
+        return atCall(base, this.#ec2.host(target.id));
       case 'fast-restore-pair': {
         const state = this.#pairState(target.id);
         const enabledBy = this.#enabledBy.get(target.id);

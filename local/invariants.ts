@@ -35,6 +35,18 @@ export interface Violation {
   readonly message: string;
 }
 
+/** Items under their keys, each list in the items' order (Map.groupBy, which Node 20 lacks). */
+const groupBy = <T>(items: Iterable<T>, keyOf: (item: T) => string): Map<string, T[]> => {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group) group.push(item);
+    else groups.set(key, [item]);
+  }
+  return groups;
+};
+
 export const describeViolation = (violation: Violation): string =>
   `[${INVARIANTS[violation.invariant]}] ${violation.subject}: ${violation.message}`;
 
@@ -438,9 +450,7 @@ export const requestsAnswered = (
   requests: readonly OperatorRequest[],
   outcomes: readonly RequestOutcome[],
 ): Violation[] => {
-  const byEvent = new Map<string, RequestOutcome[]>();
-  for (const outcome of outcomes)
-    byEvent.set(outcome.eventId, [...(byEvent.get(outcome.eventId) ?? []), outcome]);
+  const byEvent = groupBy(outcomes, (outcome) => outcome.eventId);
   const violations: Violation[] = [];
   for (const request of requests) {
     const seen = byEvent.get(request.eventId) ?? [];
@@ -632,12 +642,11 @@ const callName = (call: CallFacts): string =>
   `${call.caller} ${call.operation} at ${new Date(call.at).toISOString()} (call ${call.seq})`;
 
 /** Each record's versions in write order, and the version in force just before a call. */
-const versionsByRecord = (history: readonly ShelfVersion[]): Map<string, ShelfVersion[]> => {
-  const byRecord = new Map<string, ShelfVersion[]>();
-  for (const version of [...history].sort((a, b) => a.seq - b.seq))
-    byRecord.set(version.recordId, [...(byRecord.get(version.recordId) ?? []), version]);
-  return byRecord;
-};
+const versionsByRecord = (history: readonly ShelfVersion[]): Map<string, ShelfVersion[]> =>
+  groupBy(
+    [...history].sort((a, b) => a.seq - b.seq),
+    (version) => version.recordId,
+  );
 const before = <T extends { readonly seq: number }>(versions: readonly T[], seq: number): T[] =>
   versions.filter((version) => version.seq < seq);
 
@@ -819,11 +828,10 @@ export const shelvingClaims = (history: readonly ShelfVersion[]): ManagementClai
 
 /** What a pool member item makes the pools', from each version until the next; a handed-over member is its requester's. */
 export const poolClaims = (history: readonly PoolMemberVersion[]): ManagementClaim[] => {
-  const byMember = new Map<string, PoolMemberVersion[]>();
-  for (const version of [...history].sort((a, b) => a.seq - b.seq)) {
-    const key = `${version.pool}|${version.instanceId}`;
-    byMember.set(key, [...(byMember.get(key) ?? []), version]);
-  }
+  const byMember = groupBy(
+    [...history].sort((a, b) => a.seq - b.seq),
+    (version) => `${version.pool}|${version.instanceId}`,
+  );
   return [...byMember.values()].flatMap((versions) =>
     versions.flatMap((version, index) => {
       if (version.state === undefined || version.state === 'handed-over') return [];
@@ -852,9 +860,7 @@ export const onlyManagedTouched = (
   calls: readonly CallFacts[],
   claims: readonly ManagementClaim[],
 ): Violation[] => {
-  const claimsOf = new Map<string, ManagementClaim[]>();
-  for (const claim of claims)
-    claimsOf.set(claim.resourceId, [...(claimsOf.get(claim.resourceId) ?? []), claim]);
+  const claimsOf = groupBy(claims, (claim) => claim.resourceId);
   const violations: Violation[] = [];
   for (const call of calls) {
     if (call.caller === OUTSIDE_CALLER) continue;

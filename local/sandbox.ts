@@ -110,9 +110,23 @@ const BUSY_FROM_S = 6 * 86_400;
 const POPULARITY_REQUESTS = 600;
 const PLACEMENT_REQUESTS = 400;
 
-async function imagesStage(endpoint: string, progress: VirtualProgress) {
-  const cloud = await LocalCloud.start({ dynamodbEndpoint: endpoint, seed: 11, ...wholeStack() });
+/** A stage on a fresh local cloud with every function deployed, and what its DLQs and call journal say. */
+const onFreshCloud = async <T extends object>(
+  endpoint: string,
+  seed: number,
+  stage: (cloud: LocalCloud) => Promise<T>,
+): Promise<T & { errors: Record<string, number>; violations: string[] }> => {
+  const cloud = await LocalCloud.start({ dynamodbEndpoint: endpoint, seed, ...wholeStack() });
   try {
+    const result = await stage(cloud);
+    return { ...result, errors: deadLetters(cloud), violations: callChecks(cloud) };
+  } finally {
+    await cloud.stop();
+  }
+};
+
+const imagesStage = (endpoint: string, progress: VirtualProgress) =>
+  onFreshCloud(endpoint, 11, async (cloud) => {
     const trace = loadTrace(resolve(dataDir(), DEFAULT_TRACE_FILE));
     const busyFrom = Math.max(
       0,
@@ -222,17 +236,11 @@ async function imagesStage(endpoint: string, progress: VirtualProgress) {
           ],
         },
       ] satisfies Chart[],
-      errors: deadLetters(cloud),
-      violations: callChecks(cloud),
     };
-  } finally {
-    await cloud.stop();
-  }
-}
+  });
 
-async function poolsStage(endpoint: string, progress: VirtualProgress) {
-  const cloud = await LocalCloud.start({ dynamodbEndpoint: endpoint, seed: 12, ...wholeStack() });
-  try {
+const poolsStage = (endpoint: string, progress: VirtualProgress) =>
+  onFreshCloud(endpoint, 12, async (cloud) => {
     const run = progress.stage('2/3 prestarted pools', cloud.clock, 2.5 * HOUR);
     const pools = await runPoolsScenario(cloud, { requests: 100 });
     run.done(
@@ -268,17 +276,11 @@ async function poolsStage(endpoint: string, progress: VirtualProgress) {
           })),
         },
       ] satisfies Chart[],
-      errors: deadLetters(cloud),
-      violations: callChecks(cloud),
     };
-  } finally {
-    await cloud.stop();
-  }
-}
+  });
 
-async function shelvingStage(endpoint: string, progress: VirtualProgress) {
-  const cloud = await LocalCloud.start({ dynamodbEndpoint: endpoint, seed: 13, ...wholeStack() });
-  try {
+const shelvingStage = (endpoint: string, progress: VirtualProgress) =>
+  onFreshCloud(endpoint, 13, async (cloud) => {
     const watched = observe(cloud, ['Instance Unshelved']);
     const run = progress.stage('3/3 shelve, offload, unshelve', cloud.clock, 3 * HOUR);
     const shelving = await runShelvingScenario(cloud, { count: 50, onHost: 10 });
@@ -319,13 +321,8 @@ async function shelvingStage(endpoint: string, progress: VirtualProgress) {
           })),
         },
       ] satisfies Chart[],
-      errors: deadLetters(cloud),
-      violations: callChecks(cloud),
     };
-  } finally {
-    await cloud.stop();
-  }
-}
+  });
 
 /**
  * The invariants judged call by call on the stage's call journal, with every function deployed:

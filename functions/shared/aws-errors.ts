@@ -3,6 +3,7 @@ import {
   ConditionFailedError,
   DependencyError,
   EncryptionKeyError,
+  falseIfConditionFailed,
   IncorrectStateError,
   NotFoundError,
   ThrottledError,
@@ -238,12 +239,5 @@ export const callAws = async <T>(operation: string, call: () => Promise<T>): Pro
  * true when written, false when its condition failed (someone else changed the item first,
  * `ConditionFailedError`); anything else, a transaction conflict included, is thrown typed.
  */
-export const conditionalWrite = async (operation: string, call: () => Promise<unknown>): Promise<boolean> => {
-  try {
-    await callAws(operation, call);
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return false;
-    throw error;
-  }
-};
+export const conditionalWrite = (operation: string, call: () => Promise<unknown>): Promise<boolean> =>
+  callAws(operation, call).then(() => true, falseIfConditionFailed);

@@ -62,6 +62,15 @@ export class ConditionFailedError extends ConflictError {
 }
 
 /**
+ * The one conditional-write convention (conditionalWrite), for a write whose error is already
+ * typed (a store call, a retried one): false when its condition failed, anything else thrown again.
+ */
+export const falseIfConditionFailed = (error: unknown): false => {
+  if (error instanceof ConditionFailedError) return false;
+  throw error;
+};
+
+/**
  * A DynamoDB transaction collided with another one on an item (TransactionConflict,
  * TransactionInProgress): nothing was written and the same write may succeed when retried.
  */

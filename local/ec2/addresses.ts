@@ -41,11 +41,7 @@ const publicAddress = (index: number): string => {
   return `${block}.${(index % 254) + 1}`;
 };
 
-export const allocateAddress = async (
-  ctx: Ec2Context,
-  input: AllocateAddressRequest,
-): Promise<AllocateAddressResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const allocateAddress = (ctx: Ec2Context, input: AllocateAddressRequest): AllocateAddressResult => {
   if (input.Domain !== undefined && input.Domain !== 'vpc')
     throw invalidParameterValue(`Invalid value '${input.Domain}' for domain: only vpc is supported`);
   if (input.Address !== undefined || input.PublicIpv4Pool !== undefined)
@@ -71,11 +67,7 @@ export const allocateAddress = async (
  * ("If you perform the operation more than once, Amazon EC2 doesn't return an error"); an address
  * the instance already had is disassociated from it and stays allocated.
  */
-export const associateAddress = async (
-  ctx: Ec2Context,
-  input: AssociateAddressRequest,
-): Promise<AssociateAddressResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const associateAddress = (ctx: Ec2Context, input: AssociateAddressRequest): AssociateAddressResult => {
   if (input.PublicIp !== undefined && input.AllocationId === undefined)
     throw invalidParameterValue(
       'EC2-Classic addresses (PublicIp alone) no longer exist; name the AllocationId',
@@ -112,11 +104,10 @@ export const associateAddress = async (
   return { AssociationId: associationId };
 };
 
-export const disassociateAddress = async (
+export const disassociateAddress = (
   ctx: Ec2Context,
   input: DisassociateAddressRequest,
-): Promise<Record<string, never>> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+): Record<string, never> => {
   const associationId = input.AssociationId;
   if (associationId === undefined) throw missingParameter('AssociationId');
   const address = [...ctx.addresses.values()].find(
@@ -129,11 +120,7 @@ export const disassociateAddress = async (
 };
 
 /** API_ReleaseAddress: an address still associated cannot be released (`InvalidIPAddress.InUse`). */
-export const releaseAddress = async (
-  ctx: Ec2Context,
-  input: ReleaseAddressRequest,
-): Promise<Record<string, never>> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const releaseAddress = (ctx: Ec2Context, input: ReleaseAddressRequest): Record<string, never> => {
   const address = addressOrThrow(ctx, input.AllocationId);
   if (address.association) throw ec2Error('InvalidIPAddress.InUse', `Address ${address.publicIp} is in use.`);
   ctx.addresses.delete(address.allocationId);

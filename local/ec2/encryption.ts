@@ -104,21 +104,20 @@ export const keyRefusal = (
 
 // The account's encryption-by-default settings (API_EnableEbsEncryptionByDefault and siblings).
 
-export const enableEbsEncryptionByDefault = async (
-  ctx: Ec2Context,
-  _input: EnableEbsEncryptionByDefaultRequest,
-): Promise<EnableEbsEncryptionByDefaultResult> => {
-  ctx.ebsEncryption.byDefault = true;
-  return { EbsEncryptionByDefault: true };
-};
+/** Enable- and DisableEbsEncryptionByDefault: each answers with the setting it leaves. */
+const setEncryptionByDefault =
+  (byDefault: boolean) =>
+  async (
+    ctx: Ec2Context,
+    _input: EnableEbsEncryptionByDefaultRequest | DisableEbsEncryptionByDefaultRequest,
+  ): Promise<EnableEbsEncryptionByDefaultResult & DisableEbsEncryptionByDefaultResult> => {
+    ctx.ebsEncryption.byDefault = byDefault;
+    return { EbsEncryptionByDefault: byDefault };
+  };
 
-export const disableEbsEncryptionByDefault = async (
-  ctx: Ec2Context,
-  _input: DisableEbsEncryptionByDefaultRequest,
-): Promise<DisableEbsEncryptionByDefaultResult> => {
-  ctx.ebsEncryption.byDefault = false;
-  return { EbsEncryptionByDefault: false };
-};
+export const enableEbsEncryptionByDefault = setEncryptionByDefault(true);
+
+export const disableEbsEncryptionByDefault = setEncryptionByDefault(false);
 
 export const getEbsEncryptionByDefault = async (
   ctx: Ec2Context,

@@ -139,11 +139,10 @@ const pairs = (
   return { valid, failures };
 };
 
-export const enableFastSnapshotRestores = async (
+export const enableFastSnapshotRestores = (
   ctx: Ec2Context,
   input: EnableFastSnapshotRestoresRequest,
-): Promise<EnableFastSnapshotRestoresResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+): EnableFastSnapshotRestoresResult => {
   const { valid: requested, failures } = pairs(ctx, input.SourceSnapshotIds, input.AvailabilityZones);
   // Snapshots that count against the quota: any AZ not disabled.
   const counted = new Set(
@@ -203,11 +202,10 @@ const startEnabling = (ctx: Ec2Context, record: FastRestoreRecord): void => {
   });
 };
 
-export const disableFastSnapshotRestores = async (
+export const disableFastSnapshotRestores = (
   ctx: Ec2Context,
   input: DisableFastSnapshotRestoresRequest,
-): Promise<DisableFastSnapshotRestoresResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+): DisableFastSnapshotRestoresResult => {
   const { valid, failures } = pairs(ctx, input.SourceSnapshotIds, input.AvailabilityZones);
   const successful = valid.flatMap(({ snapshotId, zone }) => {
     const record = ctx.fastRestores.get(fastRestoreKey(snapshotId, zone));

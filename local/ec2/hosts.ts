@@ -82,6 +82,15 @@ export const newHost = (ctx: Ec2Context, spec: HostSpec): HostRecord => {
   return host;
 };
 
+/** A host named by a call: it must be allocated (available) and in the instance's AZ. */
+export const availableHostIn = (ctx: Ec2Context, hostId: string, availabilityZone: string): HostRecord => {
+  const host = ctx.hosts.get(hostId);
+  if (host?.state !== 'available') throw notFound('InvalidHostID.NotFound', [hostId], 'host');
+  if (host.availabilityZone !== availabilityZone)
+    throw ec2Error('InvalidParameterCombination', `Host ${host.hostId} is not in ${availabilityZone}`);
+  return host;
+};
+
 /**
  * Where `count` instances of a type go on Dedicated Hosts (dedicated-hosts-understanding,
  * "Understand auto-placement and affinity"): a named host must exist in the AZ, support the type
@@ -93,13 +102,7 @@ export const chooseHost = (
   request: { availabilityZone: string; instanceType: string; hostId: string | undefined; count: number },
 ): HostRecord => {
   if (request.hostId !== undefined) {
-    const host = ctx.hosts.get(request.hostId);
-    if (host?.state !== 'available') throw notFound('InvalidHostID.NotFound', [request.hostId], 'host');
-    if (host.availabilityZone !== request.availabilityZone)
-      throw ec2Error(
-        'InvalidParameterCombination',
-        `Host ${host.hostId} is not in ${request.availabilityZone}`,
-      );
+    const host = availableHostIn(ctx, request.hostId, request.availabilityZone);
     if (!supports(host, request.instanceType))
       throw invalidParameterValue(
         `Host ${host.hostId} does not support instance type ${request.instanceType}`,
@@ -124,11 +127,7 @@ export const chooseHost = (
 };
 
 /** API_AllocateHosts. */
-export const allocateHosts = async (
-  ctx: Ec2Context,
-  input: AllocateHostsRequest,
-): Promise<AllocateHostsResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const allocateHosts = (ctx: Ec2Context, input: AllocateHostsRequest): AllocateHostsResult => {
   if (!input.AvailabilityZone) throw missingParameter('AvailabilityZone');
   if (input.InstanceType && input.InstanceFamily)
     throw ec2Error('InvalidParameterCombination', 'Specify either InstanceType or InstanceFamily, not both.');
@@ -207,11 +206,7 @@ export const describeHosts = async (
 };
 
 /** API_ReleaseHosts: a host with instances on it cannot be released (per-host failure). */
-export const releaseHosts = async (
-  ctx: Ec2Context,
-  input: ReleaseHostsRequest,
-): Promise<ReleaseHostsResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const releaseHosts = (ctx: Ec2Context, input: ReleaseHostsRequest): ReleaseHostsResult => {
   const successful: string[] = [];
   const unsuccessful: NonNullable<ReleaseHostsResult['Unsuccessful']> = [];
   for (const hostId of input.HostIds ?? []) {

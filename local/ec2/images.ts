@@ -129,8 +129,7 @@ export const seedImage = (ctx: Ec2Context, seed: SeedImage): string => {
  * attached volume, and the AMI becomes available when the last snapshot completes. The reboot a
  * running instance goes through without NoReboot is not modelled.
  */
-export const createImage = async (ctx: Ec2Context, input: CreateImageRequest): Promise<CreateImageResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const createImage = (ctx: Ec2Context, input: CreateImageRequest): CreateImageResult => {
   if (!input.InstanceId) throw missingParameter('InstanceId');
   if (!input.Name) throw missingParameter('Name');
   const instance = ctx.instances.get(input.InstanceId);
@@ -180,11 +179,7 @@ export const createImage = async (ctx: Ec2Context, input: CreateImageRequest): P
 };
 
 /** API_RegisterImage from existing snapshots (EBS-backed); the root device must map a snapshot. */
-export const registerImage = async (
-  ctx: Ec2Context,
-  input: RegisterImageRequest,
-): Promise<RegisterImageResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const registerImage = (ctx: Ec2Context, input: RegisterImageRequest): RegisterImageResult => {
   if (!input.Name) throw missingParameter('Name');
   const rootDeviceName = input.RootDeviceName ?? DEFAULT_ROOT_DEVICE.linux;
   const blockDevices = (input.BlockDeviceMappings ?? []).flatMap((mapping): ImageBlockDevice[] => {
@@ -304,11 +299,7 @@ export const describeImages = async (
 };
 
 /** API_DeregisterImage: the AMI goes; its snapshots stay (deregister-ami). */
-export const deregisterImage = async (
-  ctx: Ec2Context,
-  input: DeregisterImageRequest,
-): Promise<DeregisterImageResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const deregisterImage = (ctx: Ec2Context, input: DeregisterImageRequest): DeregisterImageResult => {
   const image = imageOrThrow(ctx, input.ImageId);
   ctx.images.delete(image.imageId);
   return {};

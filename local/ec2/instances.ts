@@ -26,7 +26,7 @@ import { keyRefusal, keyStateReason, newVolumeKey, type RequestedEncryption } fr
 import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
 import { type InstanceStateName, instanceStateChange } from './events';
 import { describePage, tagList, tagsFor } from './filters';
-import { chooseHost } from './hosts';
+import { availableHostIn, chooseHost } from './hosts';
 import { isWellFormedId } from './ids';
 import { imageOrThrow, platformValue } from './images';
 import {
@@ -668,6 +668,37 @@ const change = (instance: InstanceRecord, previous: InstanceStateName): Instance
   PreviousState: stateOf(previous),
 });
 
+/** Each instance's state change as the call answers it, once `transition` has acted on it. */
+const changes = (
+  instances: readonly InstanceRecord[],
+  transition: (instance: InstanceRecord) => void,
+): InstanceStateChange[] =>
+  instances.map((instance) => {
+    const previous = instance.state;
+    transition(instance);
+    return change(instance, previous);
+  });
+
+/** OperationNotPermitted while the instance's stop or termination protection is on. */
+const protectionRefusal = (
+  instanceId: string,
+  refused: 'stopped' | 'terminated',
+  attribute: 'disableApiStop' | 'disableApiTermination',
+): Error =>
+  ec2Error(
+    'OperationNotPermitted',
+    `The instance '${instanceId}' may not be ${refused}. Modify its '${attribute}' instance attribute and try again.`,
+  );
+
+/** IncorrectInstanceState, in the call's own words, for an instance in a state the call refuses. */
+const refuseStates = (
+  instance: InstanceRecord,
+  refused: readonly InstanceStateName[],
+  message: string,
+): void => {
+  if (refused.includes(instance.state)) throw ec2Error('IncorrectInstanceState', message);
+};
+
 /**
  * API_StartInstances (Stop_Start): only a stopped instance starts; one already pending or running
  * is reported as it is; stopping, shutting-down and terminated ones are IncorrectInstanceState.
@@ -694,16 +725,11 @@ export const startInstances = async (
   }
   const instances = lookupInstances(ctx, input.InstanceIds);
   for (const instance of instances) {
-    if (
-      instance.state === 'stopping' ||
-      instance.state === 'shutting-down' ||
-      instance.state === 'terminated'
-    ) {
-      throw ec2Error(
-        'IncorrectInstanceState',
-        `The instance '${instance.instanceId}' is not in a state from which it can be started.`,
-      );
-    }
+    refuseStates(
+      instance,
+      ['stopping', 'shutting-down', 'terminated'],
+      `The instance '${instance.instanceId}' is not in a state from which it can be started.`,
+    );
     if (instance.state === 'stopped' && instance.rootDeviceType === 'ebs' && !rootVolume(ctx, instance)) {
       throw ec2Error(
         'IncorrectInstanceState',
@@ -754,11 +780,7 @@ export const startInstances = async (
  * stopping or stopped ones are reported as they are. Hibernation needs HibernationOptions at launch.
  * EBS volumes stay attached; capacity is given back once stopped.
  */
-export const stopInstances = async (
-  ctx: Ec2Context,
-  input: StopInstancesRequest,
-): Promise<StopInstancesResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const stopInstances = (ctx: Ec2Context, input: StopInstancesRequest): StopInstancesResult => {
   const instances = lookupInstances(ctx, input.InstanceIds);
   for (const instance of instances) {
     if (instance.rootDeviceType === 'instance-store') {
@@ -767,16 +789,11 @@ export const stopInstances = async (
         `The instance '${instance.instanceId}' does not have an 'ebs' root device type and cannot be stopped.`,
       );
     }
-    if (
-      instance.state === 'pending' ||
-      instance.state === 'shutting-down' ||
-      instance.state === 'terminated'
-    ) {
-      throw ec2Error(
-        'IncorrectInstanceState',
-        `This instance '${instance.instanceId}' is not in a state from which it can be stopped.`,
-      );
-    }
+    refuseStates(
+      instance,
+      ['pending', 'shutting-down', 'terminated'],
+      `This instance '${instance.instanceId}' is not in a state from which it can be stopped.`,
+    );
     if (input.Hibernate && !instance.hibernationConfigured)
       throw ec2Error(
         'UnsupportedOperation',
@@ -785,15 +802,10 @@ export const stopInstances = async (
     // Only a persistent Spot request's instance can be stopped (spot-interruptions, "Stop a Spot Instance").
     if (instance.spotInstanceType === 'one-time') throw oneTimeSpotStopRefusal(instance.instanceId);
     // Stop protection fails the whole call, whatever else it names (Stop_Start, "Enable stop protection").
-    if (instance.disableApiStop)
-      throw ec2Error(
-        'OperationNotPermitted',
-        `The instance '${instance.instanceId}' may not be stopped. Modify its 'disableApiStop' instance attribute and try again.`,
-      );
+    if (instance.disableApiStop) throw protectionRefusal(instance.instanceId, 'stopped', 'disableApiStop');
   }
   return {
-    StoppingInstances: instances.map((instance) => {
-      const previous = instance.state;
+    StoppingInstances: changes(instances, (instance) => {
       if (instance.state === 'running') {
         enterState(ctx, instance, 'stopping');
         instance.stateTransitionReason = `User initiated (${new Date(ctx.clock.now()).toISOString()})`;
@@ -803,7 +815,6 @@ export const stopInstances = async (
           enterState(ctx, instance, 'stopped');
         });
       }
-      return change(instance, previous);
     }),
   };
 };
@@ -824,11 +835,10 @@ const finishTermination = (ctx: Ec2Context, instance: InstanceRecord): void => {
 };
 
 /** API_TerminateInstances: terminating a shutting-down or terminated instance changes nothing. */
-export const terminateInstances = async (
+export const terminateInstances = (
   ctx: Ec2Context,
   input: TerminateInstancesRequest,
-): Promise<TerminateInstancesResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+): TerminateInstancesResult => {
   const instances = lookupInstances(ctx, input.InstanceIds);
   // API_TerminateInstances: "If you specify multiple instances and the request fails (for example,
   // because of a single incorrect instance ID), none of the instances are terminated"; termination
@@ -837,19 +847,14 @@ export const terminateInstances = async (
     (instance) => instance.disableApiTermination && instance.state !== 'terminated',
   );
   if (protectedInstance)
-    throw ec2Error(
-      'OperationNotPermitted',
-      `The instance '${protectedInstance.instanceId}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.`,
-    );
+    throw protectionRefusal(protectedInstance.instanceId, 'terminated', 'disableApiTermination');
   return {
-    TerminatingInstances: instances.map((instance) => {
-      const previous = instance.state;
+    TerminatingInstances: changes(instances, (instance) => {
       if (instance.state !== 'shutting-down' && instance.state !== 'terminated') {
         instance.stateReason = undefined;
         enterState(ctx, instance, 'shutting-down');
         later(ctx, instance, ctx.latency.shuttingDownMs, () => finishTermination(ctx, instance));
       }
-      return change(instance, previous);
     }),
   };
 };
@@ -964,11 +969,10 @@ const requireStopped = (instance: InstanceRecord): void => {
  * API_ModifyInstanceAttribute: the instance type and user data change only while stopped
  * (ec2-instance-resize, user-data); DeleteOnTermination of an attached volume changes at any time.
  */
-export const modifyInstanceAttribute = async (
+export const modifyInstanceAttribute = (
   ctx: Ec2Context,
   input: ModifyInstanceAttributeRequest,
-): Promise<Record<string, never>> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+): Record<string, never> => {
   const [instance] = lookupInstances(ctx, input.InstanceId === undefined ? undefined : [input.InstanceId]);
   if (!instance) throw missingParameter('InstanceId');
   checkOneAttribute(input);
@@ -1018,23 +1022,15 @@ export const modifyInstanceAttribute = async (
 };
 
 /** API_ModifyInstancePlacement: host, affinity and tenancy change only while stopped. */
-export const modifyInstancePlacement = async (
+export const modifyInstancePlacement = (
   ctx: Ec2Context,
   input: ModifyInstancePlacementRequest,
-): Promise<ModifyInstancePlacementResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+): ModifyInstancePlacementResult => {
   const [instance] = lookupInstances(ctx, input.InstanceId === undefined ? undefined : [input.InstanceId]);
   if (!instance) throw missingParameter('InstanceId');
   requireStopped(instance);
   if (input.HostId !== undefined) {
-    const host = ctx.hosts.get(input.HostId);
-    if (host?.state !== 'available') throw notFound('InvalidHostID.NotFound', [input.HostId], 'host');
-    if (host.availabilityZone !== instance.availabilityZone)
-      throw ec2Error(
-        'InvalidParameterCombination',
-        `Host ${host.hostId} is not in ${instance.availabilityZone}`,
-      );
-    instance.hostId = host.hostId;
+    instance.hostId = availableHostIn(ctx, input.HostId, instance.availabilityZone).hostId;
     instance.tenancy = 'host';
   }
   if (input.Tenancy !== undefined) instance.tenancy = input.Tenancy;

@@ -23,11 +23,10 @@ const MAX_PARTITIONS = 7;
 const unknownGroup = (name: string) =>
   ec2Error('InvalidPlacementGroup.Unknown', `The Placement Group '${name}' is unknown.`);
 
-export const createPlacementGroup = async (
+export const createPlacementGroup = (
   ctx: Ec2Context,
   input: CreatePlacementGroupRequest,
-): Promise<CreatePlacementGroupResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+): CreatePlacementGroupResult => {
   const groupName = input.GroupName;
   if (groupName === undefined) throw missingParameter('GroupName');
   if (groupName.length > 255)
@@ -97,11 +96,10 @@ const liveMembers = (ctx: Ec2Context, groupName: string) =>
   );
 
 /** API_DeletePlacementGroup: "You must terminate all instances in the placement group before you can delete it." */
-export const deletePlacementGroup = async (
+export const deletePlacementGroup = (
   ctx: Ec2Context,
   input: DeletePlacementGroupRequest,
-): Promise<Record<string, never>> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+): Record<string, never> => {
   const groupName = input.GroupName;
   if (groupName === undefined) throw missingParameter('GroupName');
   if (!ctx.placementGroups.has(groupName)) throw unknownGroup(groupName);

@@ -252,7 +252,6 @@ export const createReplaceRootVolumeTask = async (
   ctx: Ec2Context,
   input: CreateReplaceRootVolumeTaskRequest,
 ): Promise<CreateReplaceRootVolumeTaskResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
   if (input.ClientToken !== undefined) checkClientToken(input.ClientToken);
   const repeated = repeatedTask(ctx, input);
   if (repeated) return { ReplaceRootVolumeTask: toSdkTask(repeated) };

@@ -102,8 +102,7 @@ const toSdkSnapshot = (ctx: Ec2Context, snapshot: SnapshotRecord): Snapshot => (
   StorageTier: 'standard',
 });
 
-export const createSnapshot = async (ctx: Ec2Context, input: CreateSnapshotRequest): Promise<Snapshot> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const createSnapshot = (ctx: Ec2Context, input: CreateSnapshotRequest): Snapshot => {
   if (!input.VolumeId) throw missingParameter('VolumeId');
   const volume = ctx.volumes.get(input.VolumeId);
   if (!volume) throw notFound('InvalidVolume.NotFound', [input.VolumeId], 'volume');
@@ -120,11 +119,7 @@ export const createSnapshot = async (ctx: Ec2Context, input: CreateSnapshotReque
 };
 
 /** API_CreateSnapshots: crash-consistent snapshots of every volume of an instance. */
-export const createSnapshots = async (
-  ctx: Ec2Context,
-  input: CreateSnapshotsRequest,
-): Promise<CreateSnapshotsResult> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const createSnapshots = (ctx: Ec2Context, input: CreateSnapshotsRequest): CreateSnapshotsResult => {
   const instanceId = input.InstanceSpecification?.InstanceId;
   if (!instanceId) throw missingParameter('InstanceSpecification.InstanceId');
   const instance = ctx.instances.get(instanceId);
@@ -192,11 +187,7 @@ export const describeSnapshots = async (
  * API_DeleteSnapshot: refused with InvalidSnapshot.InUse while a registered AMI uses it
  * (ebs-deleting-snapshot: deregister the AMI first); volumes created from it are unaffected.
  */
-export const deleteSnapshot = async (
-  ctx: Ec2Context,
-  input: DeleteSnapshotRequest,
-): Promise<Record<string, never>> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const deleteSnapshot = (ctx: Ec2Context, input: DeleteSnapshotRequest): Record<string, never> => {
   if (!input.SnapshotId) throw missingParameter('SnapshotId');
   const snapshot = ctx.snapshots.get(input.SnapshotId);
   if (!snapshot) throw notFound('InvalidSnapshot.NotFound', [input.SnapshotId], 'snapshot');

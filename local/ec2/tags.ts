@@ -45,11 +45,7 @@ const tagsOf = (ctx: Ec2Context, resourceId: string): Tags => {
   return resource.tags;
 };
 
-export const createTags = async (
-  ctx: Ec2Context,
-  input: CreateTagsRequest,
-): Promise<Record<string, never>> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const createTags = (ctx: Ec2Context, input: CreateTagsRequest): Record<string, never> => {
   if (!input.Resources?.length) throw missingParameter('ResourceId');
   if (!input.Tags?.length) throw missingParameter('Tag');
   const targets = input.Resources.map((resourceId) => tagsOf(ctx, resourceId));
@@ -71,11 +67,7 @@ export const createTags = async (
 };
 
 /** API_DeleteTags: a tag given with a value is deleted only when the value matches. */
-export const deleteTags = async (
-  ctx: Ec2Context,
-  input: DeleteTagsRequest,
-): Promise<Record<string, never>> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const deleteTags = (ctx: Ec2Context, input: DeleteTagsRequest): Record<string, never> => {
   if (!input.Resources?.length) throw missingParameter('ResourceId');
   for (const tags of input.Resources.map((resourceId) => tagsOf(ctx, resourceId))) {
     if (input.Tags === undefined) {

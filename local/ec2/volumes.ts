@@ -156,7 +156,6 @@ export const deleteVolumeRecord = (ctx: Ec2Context, volume: VolumeRecord): void 
 export const releaseVolume = (ctx: Ec2Context, volume: VolumeRecord): void => unlink(ctx, volume);
 
 export const createVolume = async (ctx: Ec2Context, input: CreateVolumeRequest): Promise<Volume> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
   const zone = input.AvailabilityZone;
   if (!zone) throw missingParameter('AvailabilityZone');
   if (!ctx.availabilityZones.includes(zone))
@@ -210,7 +209,6 @@ export const attachVolume = async (
   ctx: Ec2Context,
   input: AttachVolumeRequest,
 ): Promise<VolumeAttachment> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
   let { volume, instance, device } = attachable(ctx, input);
   // An encrypted volume is attached with a grant EC2 creates on the caller's behalf (KMS
   // Developer Guide, "How Amazon EBS uses AWS KMS": CreateGrant during AttachVolume); without the
@@ -288,11 +286,7 @@ const ROOT_BUSY_STATES = new Set(['pending', 'running', 'stopping', 'shutting-do
  * device if given (InvalidAttachment.NotFound). ebs-detaching-volume: the root volume can only be
  * detached from a stopped instance; Force does not lift that (IncorrectState).
  */
-export const detachVolume = async (
-  ctx: Ec2Context,
-  input: DetachVolumeRequest,
-): Promise<VolumeAttachment> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const detachVolume = (ctx: Ec2Context, input: DetachVolumeRequest): VolumeAttachment => {
   const volume = volumeOrThrow(ctx, input.VolumeId);
   const attachment = volume.attachment;
   if (!attachment)
@@ -325,11 +319,7 @@ export const detachVolume = async (
 };
 
 /** API_DeleteVolume: an attached volume cannot be deleted (VolumeInUse). */
-export const deleteVolume = async (
-  ctx: Ec2Context,
-  input: DeleteVolumeRequest,
-): Promise<Record<string, never>> => {
-  await ctx.clock.sleep(ctx.latency.mutatingApiMs);
+export const deleteVolume = (ctx: Ec2Context, input: DeleteVolumeRequest): Record<string, never> => {
   const volume = volumeOrThrow(ctx, input.VolumeId);
   if (volume.attachment) {
     throw ec2Error(

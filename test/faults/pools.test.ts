@@ -42,6 +42,17 @@ interface PoolWorkload {
   readonly drainAfterMs: number | null;
 }
 
+/** One stopped member and one claim of it at once; a Drain Pool `drainAfterMs` later, or none. */
+const oneRequest = (drainAfterMs: number | null) =>
+  fc.constant<PoolWorkload>({
+    seed: 1,
+    tier: 'stopped',
+    minSize: 1,
+    extra: 0,
+    requests: [{ afterMs: 0, availabilityZone: 'us-east-1a', instanceType: 'm7i.large', retryAfterMs: null }],
+    drainAfterMs,
+  });
+
 const workloadArbitrary: fc.Arbitrary<PoolWorkload> = fc.record({
   seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
   tier: fc.constantFrom('stopped' as const, 'running' as const),
@@ -278,16 +289,7 @@ describe('pools and claims under duplicate, lost and reordered events, throttlin
   });
 
   it('finishes a claim whose owner tagging was throttled past the SDK retries', async () => {
-    const oneRequest = fc.constant<PoolWorkload>({
-      seed: 1,
-      tier: 'stopped',
-      minSize: 1,
-      extra: 0,
-      requests: [
-        { afterMs: 0, availabilityZone: 'us-east-1a', instanceType: 'm7i.large', retryAfterMs: null },
-      ],
-      drainAfterMs: null,
-    });
+    const oneClaim = oneRequest(null);
     const throttledTagging = fc.constant(
       new FaultSchedule([
         {
@@ -301,22 +303,13 @@ describe('pools and claims under duplicate, lost and reordered events, throttlin
       ]),
     );
 
-    await fc.assert(poolsProperty(oneRequest, throttledTagging, new FaultTally('pools regression', [])), {
+    await fc.assert(poolsProperty(oneClaim, throttledTagging, new FaultTally('pools regression', [])), {
       numRuns: 1,
     });
   });
 
   it('answers a Drain Pool whose first reconcile pass cannot describe the pool (1,000-run pass, seed 20261205)', async () => {
-    const drainAtOnce = fc.constant<PoolWorkload>({
-      seed: 1,
-      tier: 'stopped',
-      minSize: 1,
-      extra: 0,
-      requests: [
-        { afterMs: 0, availabilityZone: 'us-east-1a', instanceType: 'm7i.large', retryAfterMs: null },
-      ],
-      drainAfterMs: 0,
-    });
+    const drainAtOnce = oneRequest(0);
     const describesFail = fc.constant(
       new FaultSchedule([
         {

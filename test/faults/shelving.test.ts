@@ -341,6 +341,28 @@ const shelvingProperty = (
     },
   })(workloads, faults, counts);
 
+/** A regression: one run of a recorded case, `check`ed on the settled cloud before the invariants. */
+const replay = (
+  workload: fc.Arbitrary<ShelvingWorkload>,
+  faults: fc.Arbitrary<FaultSchedule>,
+  check?: (cloud: LocalCloud) => Promise<void>,
+) =>
+  fc.assert(shelvingProperty(workload, faults, new FaultTally('shelving regression', []), check), {
+    numRuns: 1,
+  });
+
+/** The property over one run of `workload` without faults, `sabotage` done to the settled cloud. */
+const sabotaged = (
+  workload: fc.Arbitrary<ShelvingWorkload>,
+  sabotage: (cloud: LocalCloud) => Promise<void>,
+) =>
+  fc.check(
+    shelvingProperty(workload, fc.constant(new FaultSchedule([])), new FaultTally('sabotage', []), sabotage),
+    {
+      numRuns: 1,
+    },
+  );
+
 describe('shelving under duplicate, lost and reordered events, throttling, capacity errors and crashes', () => {
   summarizeAfterAll(tally, outageTally);
 
@@ -411,10 +433,7 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
       ]),
     );
 
-    await fc.assert(
-      shelvingProperty(deleteRacingUnshelve, unshelveHeldBack, new FaultTally('shelving regression', [])),
-      { numRuns: 1 },
-    );
+    await replay(deleteRacingUnshelve, unshelveHeldBack);
   });
 
   it('deletes an unshelved record whose instance was shelved again (finding 9)', async () => {
@@ -431,14 +450,7 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
       ],
     });
 
-    await fc.assert(
-      shelvingProperty(
-        deleteAfterReshelve,
-        fc.constant(new FaultSchedule([])),
-        new FaultTally('shelving regression', []),
-      ),
-      { numRuns: 1 },
-    );
+    await replay(deleteAfterReshelve, fc.constant(new FaultSchedule([])));
   });
 
   it('unshelves the record of a Shelve sent before the Unshelve but delivered late and retried (finding 10)', async () => {
@@ -507,18 +519,10 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
       ]),
     );
 
-    await fc.assert(
-      shelvingProperty(
-        delayedShelve,
-        lateShelve,
-        new FaultTally('shelving regression', []),
-        async (cloud) => {
-          const records = await readRecords(cloud);
-          expect(records.map((record) => record.step)).toEqual(['unshelved']);
-        },
-      ),
-      { numRuns: 1 },
-    );
+    await replay(delayedShelve, lateShelve, async (cloud) => {
+      const records = await readRecords(cloud);
+      expect(records.map((record) => record.step)).toEqual(['unshelved']);
+    });
   });
 
   it('keeps the safety snapshots when a confirmed Delete fails on a volume, so an Unshelve during an AZ outage restores from them (finding 11)', async () => {
@@ -563,23 +567,15 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
       ]),
     );
 
-    await fc.assert(
-      shelvingProperty(
-        outageAfterFailedDelete,
-        failedDeleteAndKills,
-        new FaultTally('shelving regression', []),
-        async (cloud) => {
-          const [record] = await readRecords(cloud);
-          expect(record).toMatchObject({
-            step: 'unshelved',
-            unshelve: { path: 'slow', relocation: { reason: `${ZONE} is impaired` } },
-          });
-          const snapshots = new Set(cloud.ec2.snapshots().map((snapshot) => snapshot.snapshotId));
-          expect(record?.volumes.every((volume) => snapshots.has(volume.snapshotId ?? ''))).toBe(true);
-        },
-      ),
-      { numRuns: 1 },
-    );
+    await replay(outageAfterFailedDelete, failedDeleteAndKills, async (cloud) => {
+      const [record] = await readRecords(cloud);
+      expect(record).toMatchObject({
+        step: 'unshelved',
+        unshelve: { path: 'slow', relocation: { reason: `${ZONE} is impaired` } },
+      });
+      const snapshots = new Set(cloud.ec2.snapshots().map((snapshot) => snapshot.snapshotId));
+      expect(record?.volumes.every((volume) => snapshots.has(volume.snapshotId ?? ''))).toBe(true);
+    });
   });
 
   it('fails, naming the invariant, when a retained volume is deleted behind its record', async () => {
@@ -598,15 +594,7 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
       );
     };
 
-    const result = await fc.check(
-      shelvingProperty(
-        offloaded,
-        fc.constant(new FaultSchedule([])),
-        new FaultTally('sabotage', []),
-        deleteOneRetainedVolume,
-      ),
-      { numRuns: 1 },
-    );
+    const result = await sabotaged(offloaded, deleteOneRetainedVolume);
 
     expect(result.failed).toBe(true);
     expect(String(result.errorInstance)).toContain('[no retained volume deleted] vol-');
@@ -635,15 +623,7 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
       );
     };
 
-    const result = await fc.check(
-      shelvingProperty(
-        shelvedForGood,
-        fc.constant(new FaultSchedule([])),
-        new FaultTally('sabotage', []),
-        terminateAsShelving,
-      ),
-      { numRuns: 1 },
-    );
+    const result = await sabotaged(shelvedForGood, terminateAsShelving);
 
     expect(result.failed).toBe(true);
     expect(String(result.errorInstance)).toContain(

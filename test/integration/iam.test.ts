@@ -1,9 +1,10 @@
 import { RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Runtime } from '../../functions/shared/runtime';
-import { LocalCloud } from '../../local/cloud';
+import type { LocalCloud } from '../../local/cloud';
+import { startLocalCloud } from '../support/local-cloud';
 
 /**
  * Every call a deployed function makes runs as its role: the role policy the CDK app synthesizes
@@ -47,8 +48,7 @@ describe('IAM on the local cloud', () => {
   let instanceId: string;
 
   beforeAll(async () => {
-    cloud = await LocalCloud.start({
-      dynamodbEndpoint: inject('dynamodbEndpoint'),
+    cloud = await startLocalCloud({
       handlers: { placement: outsideTheRole },
       documents: [],
       behaviours: {},

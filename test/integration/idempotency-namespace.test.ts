@@ -1,13 +1,14 @@
 import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EC2_STATE_CHANGE } from '../../functions/catalog';
 import { callAws } from '../../functions/shared/aws-errors';
 import { EventRegistry, route } from '../../functions/shared/event-registry';
 import { createLambdaHandler } from '../../functions/shared/lambda';
 import type { Runtime } from '../../functions/shared/runtime';
 import { ec2InstanceStateChangeDetail } from '../../functions/shared/schemas/aws-events';
-import { LocalCloud } from '../../local/cloud';
+import type { LocalCloud } from '../../local/cloud';
+import { startLocalCloud } from '../support/local-cloud';
 
 /** Counts, per function, the running events it really handled (idempotency on, as deployed). */
 const countingHandler = (runtime: Runtime) =>
@@ -36,8 +37,7 @@ describe('one EventBridge event delivered to several functions', () => {
   let cloud: LocalCloud;
 
   beforeAll(async () => {
-    cloud = await LocalCloud.start({
-      dynamodbEndpoint: inject('dynamodbEndpoint'),
+    cloud = await startLocalCloud({
       latency: 'zero',
       handlers: { popularity: countingHandler, shelving: countingHandler, pools: countingHandler },
       documents: [],

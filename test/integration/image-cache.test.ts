@@ -1,43 +1,27 @@
 import { CreateTagsCommand, EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { SSM_COMMAND_STATUS } from '../../functions/catalog';
-import { DynamoImageCacheStore, type GroupState } from '../../functions/image-cache/adapters/store';
+import type { GroupState } from '../../functions/image-cache/adapters/store';
 import type { LocalCloud } from '../../local/cloud';
 import { ensureSsmManagedProfile } from '../../local/iam/instance-profiles';
 import { attachSimulator } from '../../local/sdk-bridge';
-import { sampleEvent } from '../support/events';
 import { launchGroupHosts } from '../support/instances';
-import { localCloudPerTest, putRequest as put } from '../support/local-cloud';
+import { putRequest as put } from '../support/local-cloud';
+import {
+  advise,
+  advisePlacement,
+  cacheCloudPerTest,
+  GiB,
+  GROUP,
+  groupState,
+  image,
+  pin,
+} from './cache-cloud';
 
-const GiB = 1024 ** 3;
-const GROUP = 'gpu-inference';
-const HOST_GROUPS = [
-  {
-    name: GROUP,
-    cacheBytes: 20 * GiB,
-    cacheDirectory: '/var/cache/warmboot',
-    handler: 'download',
-    warmConcurrency: 2,
-    retryBaseMs: 60_000,
-    minResidencyMs: 0,
-  },
-];
+/** The download handler, two warms at once, retried after a minute at first. */
+const DOWNLOAD_GROUP = { handler: 'download', warmConcurrency: 2, retryBaseMs: 60_000 };
 
-const register = sampleEvent('image-cache/register-image.json');
-const pin = sampleEvent('image-cache/pin-image.json');
-const advise = sampleEvent('placement/advise-placement.json');
-const image = register.detail.image as { id: string; source: string; digest: string; sizeBytes: number };
-
-const startCloud = localCloudPerTest();
-
-const start = async (group: Record<string, unknown> = {}): Promise<LocalCloud> => {
-  const cloud = await startCloud({
-    functions: ['imageCache', 'placement'],
-    settings: { HOST_GROUPS: JSON.stringify(HOST_GROUPS.map((defined) => ({ ...defined, ...group }))) },
-  });
-  cloud.ssm.imageSource.add(image.source, { bytes: image.sizeBytes, digest: image.digest });
-  return cloud;
-};
+const startCacheCloud = cacheCloudPerTest();
 
 /** Register Image is an administrator's direct invoke, never an event on the request bus. */
 const registerImage = (local: LocalCloud, spec: Record<string, unknown>) =>
@@ -51,9 +35,6 @@ const launchHosts = (local: LocalCloud, zone: string, count: number): Promise<st
     count,
     instanceProfile: ensureSsmManagedProfile(local.instanceProfiles),
   });
-
-const groupState = (local: LocalCloud): Promise<GroupState> =>
-  local.run(() => new DynamoImageCacheStore(local.documents, local.tables.imageCache).loadGroup(GROUP));
 
 const stateOf = (state: GroupState, instanceId: string, imageId = image.id) =>
   state.entries.find((entry) => entry.instanceId === instanceId && entry.imageId === imageId)?.state;
@@ -212,24 +193,10 @@ describe('image cache on the local cloud', () => {
     expect(attempts.length).toBeLessThan(hosts.length + 6);
     expect(failures).toEqual([]);
 
-    const advice = (await local.invoke('placement', {
-      version: '0',
-      id: 'b6f3c2d1-0000-4000-8000-000000000001',
-      source: 'warmboot',
-      'detail-type': advise['detail-type'],
-      account: '123456789012',
-      time: new Date(local.clock.now()).toISOString(),
-      region: 'us-east-1',
-      resources: [],
-      detail: advise.detail,
-    })) as {
-      status: string;
-      result: { placed: number; spread: string; placements: { warm: boolean; count: number }[] };
-    };
-    expect(advice.status).toBe('handled');
-    expect(advice.result.placed).toBe(4);
-    expect(advice.result.spread).toBe('even');
-    expect(advice.result.placements.every((placement) => placement.warm && placement.count === 1)).toBe(true);
+    const advice = await advisePlacement(local, advise.detail);
+    expect(advice.placed).toBe(4);
+    expect(advice.spread).toBe('even');
+    expect(advice.placements.every((placement) => placement.warm && placement.count === 1)).toBe(true);
 
     local.ssm.imageSource.setReachable(true);
     local.startSchedules();
@@ -244,14 +211,11 @@ const startWith = async (
   group: Record<string, unknown>,
   functions: ('imageCache' | 'placement' | 'popularity')[] = ['imageCache'],
   settings: Record<string, string> = {},
-): Promise<LocalCloud> => {
-  const cloud = await startCloud({
-    functions,
-    settings: { HOST_GROUPS: JSON.stringify([{ ...HOST_GROUPS[0], ...group }]), ...settings },
-  });
-  cloud.ssm.imageSource.add(image.source, { bytes: image.sizeBytes, digest: image.digest });
-  return cloud;
-};
+): Promise<LocalCloud> => startCacheCloud({ ...DOWNLOAD_GROUP, ...group }, functions, settings);
+
+/** The cache and placement functions, the group as configured (plus `group`). */
+const start = (group: Record<string, unknown> = {}): Promise<LocalCloud> =>
+  startWith(group, ['imageCache', 'placement']);
 
 /** An image whose content lives in an EBS snapshot of this region (the root snapshot of an AMI). */
 const snapshotImage = async (local: LocalCloud, id: string, fastRestoreAz?: string) => {

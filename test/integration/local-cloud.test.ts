@@ -12,8 +12,9 @@ import type { Runtime } from '../../functions/shared/runtime';
 import { ec2InstanceStateChangeDetail } from '../../functions/shared/schemas/aws-events';
 import { TABLES } from '../../functions/shared/tables';
 import type { EventEnvelope } from '../../local/bus';
-import { LocalCloud } from '../../local/cloud';
+import type { LocalCloud } from '../../local/cloud';
 import { LOCAL_CREDENTIALS } from '../../local/dynamodb-local';
+import { startLocalCloud } from '../support/local-cloud';
 
 /**
  * A registry-based handler deployed under the `popularity` id, so the catalog's Ec2Running rule
@@ -49,8 +50,7 @@ describe('LocalCloud', () => {
   let facts: EventEnvelope[];
 
   beforeAll(async () => {
-    cloud = await LocalCloud.start({
-      dynamodbEndpoint: inject('dynamodbEndpoint'),
+    cloud = await startLocalCloud({
       handlers: { popularity: launchCounter },
       documents: [],
       behaviours: {},

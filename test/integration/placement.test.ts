@@ -1,39 +1,26 @@
 import { describe, expect, it } from 'vitest';
-import { DynamoImageCacheStore, type GroupState } from '../../functions/image-cache/adapters/store';
+import type { GroupState } from '../../functions/image-cache/adapters/store';
 import { WARM_IMAGES_TAG } from '../../functions/image-cache/config';
-import type { PlacementAdvice } from '../../functions/placement/domain/advise';
 import type { LocalCloud } from '../../local/cloud';
 import { ensureSsmManagedProfile } from '../../local/iam/instance-profiles';
-import { sampleEvent } from '../support/events';
 import { launchGroupHosts } from '../support/instances';
-import { localCloudPerTest, putRequest as put } from '../support/local-cloud';
+import { putRequest as put } from '../support/local-cloud';
+import {
+  advise,
+  advisePlacement,
+  cacheCloudPerTest,
+  GROUP,
+  groupState,
+  image,
+  pin,
+  register,
+} from './cache-cloud';
 
-const GiB = 1024 ** 3;
-const GROUP = 'gpu-inference';
-const HOST_GROUPS = [
-  {
-    name: GROUP,
-    cacheBytes: 20 * GiB,
-    cacheDirectory: '/var/cache/warmboot',
-    minResidencyMs: 0,
-    publishWarmList: 'tag',
-  },
-];
-
-const register = sampleEvent('image-cache/register-image.json');
-const pin = sampleEvent('image-cache/pin-image.json');
-const advise = sampleEvent('placement/advise-placement.json');
-const image = register.detail.image as { id: string; source: string; digest: string; sizeBytes: number };
-
-const startCloud = localCloudPerTest();
+const startCacheCloud = cacheCloudPerTest();
 
 /** Two hosts in each of two AZs, joined and inventoried, the sample image registered. */
 const start = async (): Promise<{ local: LocalCloud; hosts: string[] }> => {
-  const local = await startCloud({
-    functions: ['imageCache', 'placement'],
-    settings: { HOST_GROUPS: JSON.stringify(HOST_GROUPS) },
-  });
-  local.ssm.imageSource.add(image.source, { bytes: image.sizeBytes, digest: image.digest });
+  const local = await startCacheCloud({ publishWarmList: 'tag' }, ['imageCache', 'placement']);
   const hostImage = local.ec2.registerImage({ name: 'cache-host', rootSizeGiB: 8 });
   const hosts: string[] = [];
   for (const zone of ['us-east-1a', 'us-east-1b']) {
@@ -52,29 +39,6 @@ const start = async (): Promise<{ local: LocalCloud; hosts: string[] }> => {
   await local.settleFor(2 * 60_000);
   return { local, hosts };
 };
-
-/** A synchronous invoke of the placement function with the sample event's envelope. */
-const advisePlacement = async (
-  local: LocalCloud,
-  detail: Record<string, unknown>,
-): Promise<PlacementAdvice> => {
-  const response = (await local.invoke('placement', {
-    version: '0',
-    id: `00000000-0000-4000-8000-${String(local.clock.now() % 1e12).padStart(12, '0')}`,
-    source: 'warmboot',
-    'detail-type': advise['detail-type'],
-    account: '123456789012',
-    time: new Date(local.clock.now()).toISOString(),
-    region: 'us-east-1',
-    resources: [],
-    detail,
-  })) as { status: string; result: PlacementAdvice };
-  expect(response.status).toBe('handled');
-  return response.result;
-};
-
-const groupState = (local: LocalCloud): Promise<GroupState> =>
-  local.run(() => new DynamoImageCacheStore(local.documents, local.tables.imageCache).loadGroup(GROUP));
 
 const cachedOn = (state: GroupState): string[] =>
   state.entries

@@ -7,7 +7,9 @@ import {
   DescribeInstanceAttributeCommand,
   DescribeSubnetsCommand,
   ModifyInstanceAttributeCommand,
+  type ModifyInstanceAttributeCommandInput,
   RunInstancesCommand,
+  type RunInstancesCommandInput,
   StopInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
@@ -20,6 +22,7 @@ import { runShelvingScenario } from '../../local/scenarios/shelving';
 import { managedInstanceTags } from '../support/instances';
 import { localCloudPerTest } from '../support/local-cloud';
 import { launchWithDataVolume, shelvingRequest } from '../support/shelving';
+import { NOW, record as recordFixture } from '../unit/shelving/fakes';
 
 const MINUTE = 60_000;
 
@@ -68,6 +71,52 @@ const records = (local: LocalCloud) => dynamoShelfStore(local.documents, local.t
 const load = async (local: LocalCloud, ids: readonly string[]): Promise<ShelfRecord[]> =>
   local.run(() => records(local).getMany(ids));
 
+/** Unshelves one record and lets `settleMs` pass: the record then. */
+const unshelvedAfter = async (local: LocalCloud, recordId: string, settleMs: number) => {
+  await request(local, 'unshelve.json', { recordIds: [recordId] });
+  await local.settleFor(settleMs);
+  const [record] = await load(local, [recordId]);
+  return record;
+};
+
+/** The details of every Instance Unshelved fact published from now on. */
+const unshelvedFacts = (local: LocalCloud) => {
+  const facts: Record<string, unknown>[] = [];
+  local.bus.onEvent((event) => {
+    if (event.source === 'warmboot.fact' && event['detail-type'] === 'Instance Unshelved')
+      facts.push(event.detail as Record<string, unknown>);
+  });
+  return facts;
+};
+
+/** The account's administrator (outside any invocation): what an owner does to its instances. */
+const admin = (local: LocalCloud) => local.runtime('shelving').clients.ec2;
+
+/** Runs one instance as its owner: its id. */
+const runOne = async (
+  local: LocalCloud,
+  input: Omit<RunInstancesCommandInput, 'MinCount' | 'MaxCount'>,
+): Promise<string> => {
+  const answer = await local.run(() =>
+    admin(local).send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, ...input })),
+  );
+  return answer.Instances?.[0]?.InstanceId ?? '';
+};
+
+/** Turns a protection of an instance on or off, as its owner. */
+const protect = (
+  local: LocalCloud,
+  instanceId: string,
+  protection: Pick<ModifyInstanceAttributeCommandInput, 'DisableApiStop' | 'DisableApiTermination'>,
+) =>
+  local.run(() =>
+    admin(local).send(new ModifyInstanceAttributeCommand({ InstanceId: instanceId, ...protection })),
+  );
+
+/** The answer item of a request refused for `id` with `code`. */
+const refusal = (id: string, code: string) =>
+  expect.objectContaining({ id, ok: false, error: expect.objectContaining({ code }) });
+
 const shelve = async (local: LocalCloud, instanceIds: string[]) => {
   const answer = await request(local, 'shelve.json', { instanceIds, tenant: 'tenant-a', snapshot: true });
   await local.settleFor(3 * MINUTE);
@@ -76,11 +125,16 @@ const shelve = async (local: LocalCloud, instanceIds: string[]) => {
 
 /** One managed instance shelved and offloaded; its record id once `settleMs` has passed. */
 const offloadedRecord = async (local: LocalCloud, settleMs: number): Promise<string> => {
-  const [instanceId = ''] = await launch(local, 1);
-  const [recordId = ''] = await shelve(local, [instanceId]);
-  await request(local, 'offload.json', { recordIds: [recordId] });
-  await local.settleFor(settleMs);
+  const [recordId = ''] = await offloadedRecords(local, 1, settleMs);
   return recordId;
+};
+
+/** `count` managed instances shelved and offloaded in one request; their record ids once `settleMs` has passed. */
+const offloadedRecords = async (local: LocalCloud, count: number, settleMs: number): Promise<string[]> => {
+  const recordIds = await shelve(local, await launch(local, count));
+  await request(local, 'offload.json', { recordIds });
+  await local.settleFor(settleMs);
+  return recordIds;
 };
 
 const retainedVolumesIntact = (local: LocalCloud, all: readonly ShelfRecord[]) => {
@@ -152,10 +206,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     const calls = (operation: string) =>
       (local.ec2.stats()[operation]?.calls ?? 0) - (before[operation]?.calls ?? 0);
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    await local.settleFor(3 * MINUTE);
-
-    const [record] = await load(local, [recordId]);
+    const record = await unshelvedAfter(local, recordId, 3 * MINUTE);
     expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'in-place' } });
     const replacementId = record?.unshelve?.replacementInstanceId ?? '';
     const replacement = local.ec2.instance(replacementId);
@@ -194,10 +245,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     await request(local, 'offload.json', { recordIds: [recordId] });
     await local.settleFor(2 * MINUTE);
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    await local.settleFor(5 * MINUTE);
-
-    const [record] = await load(local, [recordId]);
+    const record = await unshelvedAfter(local, recordId, 5 * MINUTE);
     expect(record).toMatchObject({
       step: 'unshelved',
       unshelve: { path: 'fast', inPlaceSkipped: expect.stringContaining('user data') },
@@ -224,31 +272,21 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     const local = await start();
     local.ec2.registerKeyPair('ops');
     const imageId = local.ec2.registerImage({ name: 'al2023-keyed', rootSizeGiB: 8 });
-    const answer = await local.run(() =>
-      local.runtime('shelving').clients.ec2.send(
-        new RunInstancesCommand({
-          ImageId: imageId,
-          InstanceType: 'm7i.large',
-          KeyName: 'ops',
-          MetadataOptions: { HttpTokens: 'optional', HttpPutResponseHopLimit: 3 },
-          MinCount: 1,
-          MaxCount: 1,
-          Placement: { AvailabilityZone: 'us-east-1a' },
-          TagSpecifications: managedInstanceTags({ 'warmboot:tenant': 'tenant-a' }),
-        }),
-      ),
-    );
+    const instanceId = await runOne(local, {
+      ImageId: imageId,
+      InstanceType: 'm7i.large',
+      KeyName: 'ops',
+      MetadataOptions: { HttpTokens: 'optional', HttpPutResponseHopLimit: 3 },
+      Placement: { AvailabilityZone: 'us-east-1a' },
+      TagSpecifications: managedInstanceTags({ 'warmboot:tenant': 'tenant-a' }),
+    });
     await local.settleFor(MINUTE);
-    const instanceId = answer.Instances?.[0]?.InstanceId ?? '';
     const [recordId = ''] = await shelve(local, [instanceId]);
     await request(local, 'offload.json', { recordIds: [recordId] });
     await local.settleFor(5 * MINUTE);
     if (deleteKey) local.ec2.deleteKeyPair('ops');
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    await local.settleFor(10 * MINUTE);
-
-    const [record] = await load(local, [recordId]);
+    const record = await unshelvedAfter(local, recordId, 10 * MINUTE);
     expect(record).toMatchObject({ step: 'unshelved' });
     const replacement = local.ec2.instance(record?.unshelve?.replacementInstanceId ?? '');
     expect(replacement?.state).toBe('running');
@@ -270,10 +308,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
       local.runtime('shelving').clients.ec2.send(new DeleteVolumeCommand({ VolumeId: data })),
     );
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    await local.settleFor(3 * MINUTE);
-
-    const [record] = await load(local, [recordId]);
+    const record = await unshelvedAfter(local, recordId, 3 * MINUTE);
     expect(record).toMatchObject({
       step: 'unshelved',
       unshelve: { path: 'slow', reason: expect.stringContaining(`${data} is gone`) },
@@ -328,10 +363,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
       defaultRetryPolicy.maxAttempts,
     );
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    await local.settleFor(10 * MINUTE);
-
-    const [record] = await load(local, [recordId]);
+    const record = await unshelvedAfter(local, recordId, 10 * MINUTE);
     expect(local.faults.injected).toBe(defaultRetryPolicy.maxAttempts);
     expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'slow' } });
     expect(replacementsFor(local, recordId).map((instance) => instance.instanceId)).toEqual([
@@ -342,10 +374,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
   it('repeats a fast-path batch launch that answered a server error with the same ClientToken, leaving no orphan (W5)', async () => {
     // Batches of several replacements exist only when private addresses are not kept.
     const local = await start({ keepPrivateIp: false });
-    const instanceIds = await launch(local, 3);
-    const recordIds = await shelve(local, instanceIds);
-    await request(local, 'offload.json', { recordIds });
-    await local.settleFor(2 * MINUTE);
+    const recordIds = await offloadedRecords(local, 3, 2 * MINUTE);
     local.startSchedules();
     local.faults.loseNextResponse(
       { service: 'ec2', operation: 'RunInstances' },
@@ -369,25 +398,13 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     );
   });
 
-  const unshelvedFacts = (local: LocalCloud) => {
-    const facts: Record<string, unknown>[] = [];
-    local.bus.onEvent((event) => {
-      if (event.source === 'warmboot.fact' && event['detail-type'] === 'Instance Unshelved')
-        facts.push(event.detail as Record<string, unknown>);
-    });
-    return facts;
-  };
-
   it('restores into another AZ from the safety snapshots when the recorded AZ is impaired, and says so', async () => {
     const local = await start();
     const recordId = await offloadedRecord(local, 30 * MINUTE);
     const facts = unshelvedFacts(local);
     local.ec2.setZoneState('us-east-1a', 'impaired');
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    await local.settleFor(5 * MINUTE);
-
-    const [record] = await load(local, [recordId]);
+    const record = await unshelvedAfter(local, recordId, 5 * MINUTE);
     const movedTo = record?.unshelve?.relocation?.availabilityZone;
     expect(record).toMatchObject({
       step: 'unshelved',
@@ -475,10 +492,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
   it('resumes after the handler dies between any two calls, losing and duplicating nothing', async () => {
     const local = await start();
     // Five records, so invocations stay long enough for the kill after the 12th call to fire.
-    const instanceIds = await launch(local, 5);
-    const recordIds = await shelve(local, instanceIds);
-    await request(local, 'offload.json', { recordIds });
-    await local.settleFor(2 * MINUTE);
+    const recordIds = await offloadedRecords(local, 5, 2 * MINUTE);
     const before = await load(local, recordIds);
     local.startSchedules();
 
@@ -509,14 +523,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     const local = await start();
     const instanceIds = await launch(local, 3);
     const protectedId = instanceIds[1] ?? '';
-    await local.run(() =>
-      local.runtime('shelving').clients.ec2.send(
-        new ModifyInstanceAttributeCommand({
-          InstanceId: protectedId,
-          DisableApiTermination: { Value: true },
-        }),
-      ),
-    );
+    await protect(local, protectedId, { DisableApiTermination: { Value: true } });
     const recordIds = await shelve(local, instanceIds);
     local.startSchedules();
 
@@ -547,10 +554,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
       settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, keepPrivateIp: false }) },
       faultsOnDynamodb: true,
     });
-    const instanceIds = await launch(local, 2);
-    const recordIds = await shelve(local, instanceIds);
-    await request(local, 'offload.json', { recordIds });
-    await local.settleFor(2 * MINUTE);
+    const recordIds = await offloadedRecords(local, 2, 2 * MINUTE);
     const before = await load(local, recordIds);
     local.startSchedules();
     // The batch of two launches one replacement, and the handler dies right after it recorded the
@@ -620,11 +624,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     };
 
     expect(failed.result.result.ok).toBe(false);
-    expect(failed.result.result.deleted.snapshots).toEqual(
-      snapshotIds.map((id) =>
-        expect.objectContaining({ id, ok: false, error: expect.objectContaining({ code: 'Kept' }) }),
-      ),
-    );
+    expect(failed.result.result.deleted.snapshots).toEqual(snapshotIds.map((id) => refusal(id, 'Kept')));
     expect(snapshotsExisting()).toEqual(snapshotIds);
     const [kept] = await load(local, [recordId]);
     expect(kept).toMatchObject({ step: 'offloaded', error: { code: 'DeletionIncomplete' } });
@@ -709,9 +709,6 @@ describe('an unshelved instance comes back as it was (W2)', () => {
   const USER_DATA = Buffer.from('#!/bin/sh\necho "hello from user data"\n').toString('base64');
   const ADDRESS = '172.31.5.10';
 
-  /** The account's administrator (outside any invocation): what the owner set up before shelving. */
-  const admin = (local: LocalCloud) => local.runtime('shelving').clients.ec2;
-
   /**
    * A stopped t3.large as its owner configured it: a chosen private address, an Elastic IP, user
    * data, stop and termination protection, a spread placement group, the standard credit option
@@ -728,26 +725,17 @@ describe('an unshelved instance comes back as it was (W2)', () => {
     await local.run(() =>
       admin(local).send(new CreatePlacementGroupCommand({ GroupName: 'web', Strategy: 'spread' })),
     );
-    const launched = await local.run(() =>
-      admin(local).send(
-        new RunInstancesCommand({
-          ImageId: imageId,
-          InstanceType: 't3.large',
-          MinCount: 1,
-          MaxCount: 1,
-          SubnetId: subnetId,
-          PrivateIpAddress: ADDRESS,
-          UserData: USER_DATA,
-          CreditSpecification: { CpuCredits: 'standard' },
-          Placement: { AvailabilityZone: 'us-east-1a', GroupName: 'web' },
-          BlockDeviceMappings: [
-            { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } },
-          ],
-          TagSpecifications: managedInstanceTags({ 'warmboot:tenant': 'tenant-a', Name: 'web' }),
-        }),
-      ),
-    );
-    const instanceId = launched.Instances?.[0]?.InstanceId ?? '';
+    const instanceId = await runOne(local, {
+      ImageId: imageId,
+      InstanceType: 't3.large',
+      SubnetId: subnetId,
+      PrivateIpAddress: ADDRESS,
+      UserData: USER_DATA,
+      CreditSpecification: { CpuCredits: 'standard' },
+      Placement: { AvailabilityZone: 'us-east-1a', GroupName: 'web' },
+      BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } }],
+      TagSpecifications: managedInstanceTags({ 'warmboot:tenant': 'tenant-a', Name: 'web' }),
+    });
     await local.settleFor(MINUTE);
     const { AllocationId: allocationId = '' } = await local.run(() =>
       admin(local).send(new AllocateAddressCommand({ Domain: 'vpc' })),
@@ -762,42 +750,18 @@ describe('an unshelved instance comes back as it was (W2)', () => {
       { DisableApiStop: { Value: true } },
       { DisableApiTermination: { Value: true } },
     ]) {
-      await local.run(() =>
-        admin(local).send(new ModifyInstanceAttributeCommand({ InstanceId: instanceId, ...protection })),
-      );
+      await protect(local, instanceId, protection);
     }
     return { instanceId, allocationId, subnetId };
-  };
-
-  const unshelvedFacts = (local: LocalCloud) => {
-    const facts: Record<string, unknown>[] = [];
-    local.bus.onEvent((event) => {
-      if (event.source === 'warmboot.fact' && event['detail-type'] === 'Instance Unshelved')
-        facts.push(event.detail as Record<string, unknown>);
-    });
-    return facts;
   };
 
   /** Shelved and offloaded; the owner lifts termination protection, which refused the first offload. */
   const shelvedAndOffloaded = async (local: LocalCloud, instanceId: string): Promise<string> => {
     const [recordId = ''] = await shelve(local, [instanceId]);
     const refused = await request(local, 'offload.json', { recordIds: [recordId] });
-    expect(refused.result.results).toEqual([
-      expect.objectContaining({
-        id: recordId,
-        ok: false,
-        error: expect.objectContaining({ code: 'TerminationProtected' }),
-      }),
-    ]);
+    expect(refused.result.results).toEqual([refusal(recordId, 'TerminationProtected')]);
     expect(local.ec2.instance(instanceId)?.state).toBe('stopped');
-    await local.run(() =>
-      admin(local).send(
-        new ModifyInstanceAttributeCommand({
-          InstanceId: instanceId,
-          DisableApiTermination: { Value: false },
-        }),
-      ),
-    );
+    await protect(local, instanceId, { DisableApiTermination: { Value: false } });
     await request(local, 'offload.json', { recordIds: [recordId] });
     await local.settleFor(5 * MINUTE);
     expect(local.ec2.instance(instanceId)?.state).toBe('terminated');
@@ -841,10 +805,7 @@ describe('an unshelved instance comes back as it was (W2)', () => {
     expect(local.ec2.addresses()).toEqual([expect.objectContaining({ allocationId })]);
     expect(local.ec2.addresses()[0]?.instanceId).toBeUndefined();
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    await local.settleFor(5 * MINUTE);
-
-    const [record] = await load(local, [recordId]);
+    const record = await unshelvedAfter(local, recordId, 5 * MINUTE);
     expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'fast' } });
     const replacementId = record?.unshelve?.replacementInstanceId ?? '';
     expect(local.ec2.instance(replacementId)).toMatchObject({
@@ -871,23 +832,14 @@ describe('an unshelved instance comes back as it was (W2)', () => {
     const facts = unshelvedFacts(local);
     const recordId = await shelvedAndOffloaded(local, instanceId);
     const imageId = local.ec2.images()[0]?.imageId ?? '';
-    await local.run(() =>
-      admin(local).send(
-        new RunInstancesCommand({
-          ImageId: imageId,
-          InstanceType: 't3.large',
-          MinCount: 1,
-          MaxCount: 1,
-          SubnetId: subnetId,
-          PrivateIpAddress: ADDRESS,
-        }),
-      ),
-    );
+    await runOne(local, {
+      ImageId: imageId,
+      InstanceType: 't3.large',
+      SubnetId: subnetId,
+      PrivateIpAddress: ADDRESS,
+    });
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    await local.settleFor(5 * MINUTE);
-
-    const [record] = await load(local, [recordId]);
+    const record = await unshelvedAfter(local, recordId, 5 * MINUTE);
     expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'fast', privateIpInUse: true } });
     const replacement = local.ec2.instance(record?.unshelve?.replacementInstanceId ?? '');
     expect(replacement?.state).toBe('running');
@@ -915,10 +867,7 @@ describe('an unshelved instance comes back as it was (W2)', () => {
     await local.settleFor(30 * MINUTE);
     local.ec2.setZoneState('us-east-1a', 'impaired');
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    await local.settleFor(5 * MINUTE);
-
-    const [record] = await load(local, [recordId]);
+    const record = await unshelvedAfter(local, recordId, 5 * MINUTE);
     expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'slow' } });
     const replacementId = record?.unshelve?.replacementInstanceId ?? '';
     const replacement = local.ec2.instance(replacementId);
@@ -956,54 +905,22 @@ describe('an unshelved instance comes back as it was (W2)', () => {
   it('refuses to shelve a running instance with stop protection, naming it, and changes nothing', async () => {
     const local = await start();
     const [instanceId = ''] = await launch(local, 1);
-    await local.run(() =>
-      admin(local).send(
-        new ModifyInstanceAttributeCommand({ InstanceId: instanceId, DisableApiStop: { Value: true } }),
-      ),
-    );
+    await protect(local, instanceId, { DisableApiStop: { Value: true } });
 
     const answer = await request(local, 'shelve.json', { instanceIds: [instanceId], tenant: 'tenant-a' });
     await local.settleFor(MINUTE);
 
-    expect(answer.result.results).toEqual([
-      expect.objectContaining({
-        id: instanceId,
-        ok: false,
-        error: expect.objectContaining({ code: 'StopProtected' }),
-      }),
-    ]);
+    expect(answer.result.results).toEqual([refusal(instanceId, 'StopProtected')]);
     expect(local.ec2.instance(instanceId)?.state).toBe('running');
     expect(local.ec2.volumes().filter((volume) => volume.tags['warmboot:shelved'] !== undefined)).toEqual([]);
   });
 });
 
 describe('Shelve answers remembered under the request id (DynamoDB Local conditions)', () => {
-  const NOW = Date.UTC(2026, 0, 5, 8, 0, 0);
   const expiresAt = NOW / 1000 + 3600;
-  const shelfRecord = (recordId: string): ShelfRecord => ({
-    recordId,
-    tenant: 'tenant-a',
-    instanceId: 'i-0123456789abcdef0',
-    config: {
-      imageId: 'ami-0123456789abcdef0',
-      instanceType: 'm7i.large',
-      availabilityZone: 'us-east-1a',
-      subnetId: 'subnet-0123456789abcdef0',
-      securityGroupIds: [],
-      rootDeviceName: '/dev/xvda',
-      tenancy: 'default',
-    },
-    tags: {},
-    volumes: [],
-    snapshotOnShelve: false,
-    offloadAfterSeconds: -1,
-    shelvedAt: NOW,
-    offloadAt: null,
-    step: 'shelve.prepare',
-    version: 1,
-    stepSince: NOW,
-    nextDueAt: NOW,
-  });
+  /** A record a Shelve request just created (shelve.prepare). */
+  const shelfRecord = (recordId: string): ShelfRecord =>
+    recordFixture({ recordId, step: 'shelve.prepare', version: 1, nextDueAt: NOW });
 
   it('answers a request that created a record with that record, even once the instance link is gone', async () => {
     const local = await start();
@@ -1125,24 +1042,18 @@ describe('shelving volumes encrypted with a customer managed KMS key (R4)', () =
   /** A managed instance whose root and data volumes the owner encrypted with the key. */
   const launchEncrypted = async (local: LocalCloud): Promise<string> => {
     const imageId = local.ec2.registerImage({ name: 'al2023-encrypted', rootSizeGiB: 8 });
-    const answer = await local.run(() =>
-      local.runtime('shelving').clients.ec2.send(
-        new RunInstancesCommand({
-          ImageId: imageId,
-          InstanceType: 'm7i.large',
-          MinCount: 1,
-          MaxCount: 1,
-          Placement: { AvailabilityZone: 'us-east-1a' },
-          BlockDeviceMappings: [
-            { DeviceName: '/dev/xvda', Ebs: { Encrypted: true, KmsKeyId: KEY_ARN } },
-            { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, Encrypted: true, KmsKeyId: KEY_ARN } },
-          ],
-          TagSpecifications: managedInstanceTags({ 'warmboot:tenant': 'tenant-a' }),
-        }),
-      ),
-    );
+    const instanceId = await runOne(local, {
+      ImageId: imageId,
+      InstanceType: 'm7i.large',
+      Placement: { AvailabilityZone: 'us-east-1a' },
+      BlockDeviceMappings: [
+        { DeviceName: '/dev/xvda', Ebs: { Encrypted: true, KmsKeyId: KEY_ARN } },
+        { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, Encrypted: true, KmsKeyId: KEY_ARN } },
+      ],
+      TagSpecifications: managedInstanceTags({ 'warmboot:tenant': 'tenant-a' }),
+    });
     await local.settleFor(MINUTE);
-    return answer.Instances?.[0]?.InstanceId ?? '';
+    return instanceId;
   };
 
   const calls = (local: LocalCloud, api: string): number => local.ec2.stats()[api]?.calls ?? 0;
@@ -1158,10 +1069,7 @@ describe('shelving volumes encrypted with a customer managed KMS key (R4)', () =
     const volumeIds = retained(local, recordId).map((volume) => volume.volumeId);
     const startsBefore = calls(local, 'StartInstances');
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    await local.settleFor(30 * MINUTE);
-
-    const [record] = await load(local, [recordId]);
+    const record = await unshelvedAfter(local, recordId, 30 * MINUTE);
     expect(record).toMatchObject({ step: 'failed', error: { code: 'EncryptionKeyUnusable' } });
     expect(record?.error?.message).toContain(KEY_ARN);
     expect(record?.error?.message).toContain('ebsKmsKeyArns');
@@ -1188,10 +1096,7 @@ describe('shelving volumes encrypted with a customer managed KMS key (R4)', () =
     await local.settleFor(5 * MINUTE);
     const before = { launches: calls(local, 'RunInstances'), attaches: calls(local, 'AttachVolume') };
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    await local.settleFor(30 * MINUTE);
-
-    const [record] = await load(local, [recordId]);
+    const record = await unshelvedAfter(local, recordId, 30 * MINUTE);
     expect(record).toMatchObject({ step: 'failed', error: { code: 'EncryptionKeyUnusable' } });
     expect(record?.error?.message).toMatch(/could not be attached.*CustomerKeyHasBeenRevoked/);
     expect(calls(local, 'RunInstances') - before.launches).toBe(1);
@@ -1211,10 +1116,7 @@ describe('shelving volumes encrypted with a customer managed KMS key (R4)', () =
     local.ec2.setEbsEncryptionByDefault(true, KEY_ARN);
     const launchesBefore = calls(local, 'RunInstances');
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    await local.settleFor(30 * MINUTE);
-
-    const [record] = await load(local, [recordId]);
+    const record = await unshelvedAfter(local, recordId, 30 * MINUTE);
     expect(record).toMatchObject({ step: 'failed', error: { code: 'EncryptionKeyUnusable' } });
     expect(record?.error?.message).toContain('terminated at launch (Client.InternalError');
     expect(calls(local, 'RunInstances') - launchesBefore).toBe(1);
@@ -1229,10 +1131,7 @@ describe('shelving volumes encrypted with a customer managed KMS key (R4)', () =
     await request(local, 'offload.json', { recordIds: [recordId] });
     await local.settleFor(5 * MINUTE);
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    await local.settleFor(10 * MINUTE);
-
-    const [record] = await load(local, [recordId]);
+    const record = await unshelvedAfter(local, recordId, 10 * MINUTE);
     expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'in-place' } });
     const replacementId = record?.unshelve?.replacementInstanceId ?? '';
     expect(local.ec2.instance(replacementId)?.state).toBe('running');

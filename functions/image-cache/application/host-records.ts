@@ -1,4 +1,4 @@
-import { ConditionFailedError } from '../../shared/errors';
+import { ConditionFailedError, falseIfConditionFailed } from '../../shared/errors';
 import { retrying } from '../../shared/retry';
 import type { Expected, HostRecord } from '../adapters/store';
 import type { HostGroup } from '../config';
@@ -76,10 +76,7 @@ export class GroupRecords {
           retryable: (error) => error instanceof ConditionFailedError,
           baseMs: 100,
           capMs: 1_000,
-        }).catch((error: unknown) => {
-          if (error instanceof ConditionFailedError) return false;
-          throw error;
-        }),
+        }).catch(falseIfConditionFailed),
     );
   }
 

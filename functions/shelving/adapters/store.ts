@@ -7,8 +7,8 @@ import {
   type QueryCommandInput,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { callAws } from '../../shared/aws-errors';
-import { ConditionFailedError, ConflictError } from '../../shared/errors';
+import { callAws, conditionalWrite } from '../../shared/aws-errors';
+import { ConflictError } from '../../shared/errors';
 import { TTL_ATTRIBUTE } from '../../shared/tables';
 import type { DeletionConfirmation } from '../domain/requests';
 import {
@@ -176,17 +176,10 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
     return answers;
   };
   /** Puts `item` unless an unexpired one is there; false when one was (a first one wins). */
-  const putFirst = async (item: Record<string, unknown>, now: number): Promise<boolean> => {
-    try {
-      await callAws('PutItem', () =>
-        documents.send(new PutCommand({ TableName: tableName, Item: item, ...answerAbsent(now) })),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionFailedError) return false;
-      throw error;
-    }
-  };
+  const putFirst = (item: Record<string, unknown>, now: number): Promise<boolean> =>
+    conditionalWrite('PutItem', () =>
+      documents.send(new PutCommand({ TableName: tableName, Item: item, ...answerAbsent(now) })),
+    );
 
   /** Records an index query finds, page after page, until `limit` of them are read. */
   const queryRecords = async (
@@ -302,18 +295,9 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
       return answersUnder<ShelveAnswer>(requestId, ANSWER_PREFIX, now);
     },
     async rememberShelveAnswer(request, answer, now) {
-      try {
-        await callAws('PutItem', () =>
-          documents.send(
-            new PutCommand({ TableName: tableName, Item: answerItem(request, answer), ...answerAbsent(now) }),
-          ),
-        );
-        return answer;
-      } catch (error) {
-        if (!(error instanceof ConditionFailedError)) throw error;
-        // An overlapping delivery of the same request answered first: its answer is the request's.
-        return (await readAnswer(request.requestId, answer.id, now)) ?? answer;
-      }
+      if (await putFirst(answerItem(request, answer), now)) return answer;
+      // An overlapping delivery of the same request answered first: its answer is the request's.
+      return (await readAnswer(request.requestId, answer.id, now)) ?? answer;
     },
     async resolution(requestId, now) {
       return readRemembered<RequestResolution>(resolvedKey(requestId), 'resolution', now);
@@ -341,19 +325,10 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
         ExpressionAttributeValues: { ':step': expected.step, ':version': expected.version },
       };
       const links = linkItems(tableName, next, options);
-      try {
-        if (links.length === 0) {
-          await callAws('PutItem', () => documents.send(new PutCommand(put)));
-        } else {
-          await callAws('TransactWriteItems', () =>
-            documents.send(new TransactWriteCommand({ TransactItems: [{ Put: put }, ...links] })),
-          );
-        }
-        return true;
-      } catch (error) {
-        if (error instanceof ConditionFailedError) return false;
-        throw error;
-      }
+      if (links.length === 0) return conditionalWrite('PutItem', () => documents.send(new PutCommand(put)));
+      return conditionalWrite('TransactWriteItems', () =>
+        documents.send(new TransactWriteCommand({ TransactItems: [{ Put: put }, ...links] })),
+      );
     },
     async rememberConfirmation(confirmation) {
       await callAws('PutItem', () =>
@@ -420,37 +395,31 @@ export const dynamoShelfStore = (documents: DynamoDBDocumentClient, tableName: s
       );
       const owners = await Promise.all(candidates.map((instanceId) => this.recordIdForInstance(instanceId)));
       const linked = candidates.filter((_, index) => owners[index] === record.recordId);
-      try {
-        await callAws('TransactWriteItems', () =>
-          documents.send(
-            new TransactWriteCommand({
-              TransactItems: [
-                {
-                  Delete: {
-                    TableName: tableName,
-                    Key: recordKey(record.recordId),
-                    ConditionExpression: '#version = :version',
-                    ExpressionAttributeNames: { '#version': 'version' },
-                    ExpressionAttributeValues: { ':version': record.version },
-                  },
+      return conditionalWrite('TransactWriteItems', () =>
+        documents.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Delete: {
+                  TableName: tableName,
+                  Key: recordKey(record.recordId),
+                  ConditionExpression: '#version = :version',
+                  ExpressionAttributeNames: { '#version': 'version' },
+                  ExpressionAttributeValues: { ':version': record.version },
                 },
-                ...linked.map((instanceId) => ({
-                  Delete: {
-                    TableName: tableName,
-                    Key: instanceKey(instanceId),
-                    ConditionExpression: 'recordId = :recordId',
-                    ExpressionAttributeValues: { ':recordId': record.recordId },
-                  },
-                })),
-              ],
-            }),
-          ),
-        );
-        return true;
-      } catch (error) {
-        if (error instanceof ConditionFailedError) return false;
-        throw error;
-      }
+              },
+              ...linked.map((instanceId) => ({
+                Delete: {
+                  TableName: tableName,
+                  Key: instanceKey(instanceId),
+                  ConditionExpression: 'recordId = :recordId',
+                  ExpressionAttributeValues: { ':recordId': record.recordId },
+                },
+              })),
+            ],
+          }),
+        ),
+      );
     },
   };
 };

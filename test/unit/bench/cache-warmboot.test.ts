@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type FleetConfig, type Launch, simulate } from '../../../bench/cache-sim';
-import { seededRandom, warmbootPolicy } from '../../../bench/cache-warmboot';
+import { warmbootPolicy } from '../../../bench/cache-warmboot';
+import { seededRandom } from '../../../local/ec2/ids';
 
 const MB = 1_000_000;
 const config: FleetConfig = {

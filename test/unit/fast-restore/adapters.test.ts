@@ -192,36 +192,27 @@ describe('DynamoFsrRecords', () => {
   });
 
   it('lists every page of pair records with their hold start, ownership and state', async () => {
+    // An item the table holds, and the record read back: every attribute as written.
+    const held = {
+      snapshotId: 'snap-a',
+      availabilityZone: 'us-east-1a',
+      managed: true,
+      imageId: 'ami-a',
+      state: 'enabled',
+      stateAt: 2_000,
+      lastWantedAt: 3_000,
+      enabledAt: 1_000,
+    };
     const { client } = fakeClient<DynamoDBDocumentClient>((_command, input) =>
       input.ExclusiveStartKey === undefined
         ? {
-            Items: [
-              {
-                snapshotId: 'snap-a',
-                availabilityZone: 'us-east-1a',
-                managed: true,
-                imageId: 'ami-a',
-                state: 'enabled',
-                stateAt: 2_000,
-                lastWantedAt: 3_000,
-                enabledAt: 1_000,
-              },
-            ],
+            Items: [held],
             LastEvaluatedKey: { pk: 'FSR#snap-a', sk: 'us-east-1a' },
           }
         : { Items: [{ snapshotId: 'snap-b', availabilityZone: 'us-east-1b' }] },
     );
     expect(await new DynamoFsrRecords(client, 'image-cache').list()).toEqual([
-      {
-        snapshotId: 'snap-a',
-        availabilityZone: 'us-east-1a',
-        managed: true,
-        imageId: 'ami-a',
-        state: 'enabled',
-        stateAt: 2_000,
-        lastWantedAt: 3_000,
-        enabledAt: 1_000,
-      },
+      held,
       { snapshotId: 'snap-b', availabilityZone: 'us-east-1b', managed: false },
     ]);
   });

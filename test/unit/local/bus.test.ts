@@ -5,7 +5,12 @@ import {
   SCHEDULED_EVENT,
   SSM_COMMAND_STATUS,
 } from '../../../functions/catalog';
-import { type EventEnvelope, type FunctionTarget, LocalEventBus } from '../../../local/bus';
+import {
+  type EventEnvelope,
+  type FunctionTarget,
+  LocalEventBus,
+  type LocalEventBusOptions,
+} from '../../../local/bus';
 import { VirtualClock } from '../../../local/clock';
 import { FaultInjector, invocationScope } from '../../../local/faults';
 import { awsSampleEvent } from '../../support/events';
@@ -51,9 +56,13 @@ describe('the local EventBridge bus', () => {
   const deliveredTo = (functionId: FunctionId): EventEnvelope[] =>
     delivered.filter((delivery) => delivery.functionId === functionId).map((delivery) => delivery.event);
 
+  /** A bus of the test account and Region on the test's clock; `options` add to it. */
+  const busWith = (options: Partial<LocalEventBusOptions>) =>
+    new LocalEventBus({ clock, region: 'us-east-1', accountId: '123456789012', ...options });
+
   beforeEach(() => {
     clock = new VirtualClock(start);
-    bus = new LocalEventBus({ clock, region: 'us-east-1', accountId: '123456789012', seed: 7 });
+    bus = busWith({ seed: 7 });
     delivered = [];
   });
 
@@ -327,7 +336,7 @@ describe('the local EventBridge bus', () => {
 
     it('applies a probabilistic fault from the seeded generator, the same way every run', async () => {
       const dropsWith = async (seed: number): Promise<string[]> => {
-        const seeded = new LocalEventBus({ clock, region: 'us-east-1', accountId: '123456789012', seed });
+        const seeded = busWith({ seed });
         const received: string[] = [];
         seeded.register('popularity', async (event) => {
           received.push(String(event.detail['instance-id']));
@@ -375,12 +384,7 @@ describe('the local EventBridge bus', () => {
     });
 
     it('runs at most the reserved concurrency at once; the rest wait in the async queue', async () => {
-      const limited = new LocalEventBus({
-        clock,
-        region: 'us-east-1',
-        accountId: '123456789012',
-        reservedConcurrency: { shelving: 1 },
-      });
+      const limited = busWith({ reservedConcurrency: { shelving: 1 } });
       const running: number[] = [];
       let now = 0;
       limited.register('shelving', async () => {
@@ -399,13 +403,7 @@ describe('the local EventBridge bus', () => {
     });
 
     it('discards an event that waited past the maximum event age to the dead-letter queue', async () => {
-      const limited = new LocalEventBus({
-        clock,
-        region: 'us-east-1',
-        accountId: '123456789012',
-        reservedConcurrency: { claim: 1 },
-        maxEventAgeMs: 3_600_000,
-      });
+      const limited = busWith({ reservedConcurrency: { claim: 1 }, maxEventAgeMs: 3_600_000 });
       // claim: timeoutSeconds 600. Each invocation holds the one environment for 9 minutes.
       limited.register('claim', async () => {
         await clock.sleep(540_000);

@@ -1,11 +1,10 @@
 import {
   DescribeImagesCommand,
   ModifyInstanceAttributeCommand,
-  RunInstancesCommand,
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
-import { createCloud, launch } from './ec2-harness';
+import { createCloud, launch, runInstances } from './ec2-harness';
 
 /**
  * An instance type runs AMIs of its architecture only: RunInstances refuses a mismatch with
@@ -19,18 +18,8 @@ describe('instance type and AMI architecture', () => {
     const cloud = await createCloud();
     const arm = cloud.ec2.registerImage({ name: 'al2023-arm64', rootSizeGiB: 8, architecture: 'arm64' });
 
-    const graviton = await cloud.run(() =>
-      cloud.ec2Client.send(
-        new RunInstancesCommand({ ImageId: arm, InstanceType: 'c7g.xlarge', MinCount: 1, MaxCount: 1 }),
-      ),
-    );
-    const intel = await cloud
-      .run(() =>
-        cloud.ec2Client.send(
-          new RunInstancesCommand({ ImageId: arm, InstanceType: 'm7i.large', MinCount: 1, MaxCount: 1 }),
-        ),
-      )
-      .catch((error: unknown) => error);
+    const graviton = await runInstances(cloud, { ImageId: arm, InstanceType: 'c7g.xlarge' });
+    const intel = await runInstances(cloud, { ImageId: arm }).catch((error: unknown) => error);
     const described = await cloud.run(() =>
       cloud.ec2Client.send(new DescribeImagesCommand({ ImageIds: [arm] })),
     );

@@ -1,25 +1,23 @@
-import {
-  CreateVolumeCommand,
-  DescribeFastSnapshotRestoresCommand,
-  DisableFastSnapshotRestoresCommand,
-  EnableFastSnapshotRestoresCommand,
-} from '@aws-sdk/client-ec2';
+import { DescribeFastSnapshotRestoresCommand, DisableFastSnapshotRestoresCommand } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { fastRestoreCreditLimits } from '../../../local/ec2/fsr';
-import { type Cloud, createCloud, ZONE_A, ZONE_B } from './ec2-harness';
-
-const rootSnapshotOf = (cloud: Cloud, imageId: string): string =>
-  cloud.ec2.images().find((image) => image.imageId === imageId)?.blockDevices[0]?.snapshotId ?? '';
+import {
+  type Cloud,
+  createCloud,
+  createVolume,
+  enableFastRestore,
+  rootSnapshotOf,
+  ZONE_A,
+  ZONE_B,
+} from './ec2-harness';
 
 const fsrEvents = (cloud: Cloud) =>
   cloud.events
     .filter((event) => event.detailType === 'EBS Fast Snapshot Restore State-change Notification')
     .map(({ at, detail }) => ({ at, detail }));
 
-const createVolume = (cloud: Cloud, snapshotId: string, zone = ZONE_A) =>
-  cloud.run(() =>
-    cloud.ec2Client.send(new CreateVolumeCommand({ AvailabilityZone: zone, SnapshotId: snapshotId })),
-  );
+const restoreVolume = (cloud: Cloud, snapshotId: string, zone = ZONE_A) =>
+  createVolume(cloud, { AvailabilityZone: zone, SnapshotId: snapshotId });
 
 describe('fast snapshot restore', () => {
   it('credit buckets follow MAX(1, MIN(10, 1024/size)) and refill MIN(10, 1024/size) per hour', () => {
@@ -34,14 +32,7 @@ describe('fast snapshot restore', () => {
     const snapshotId = rootSnapshotOf(cloud, imageId);
     const before = cloud.elapsed();
 
-    const answer = await cloud.run(() =>
-      cloud.ec2Client.send(
-        new EnableFastSnapshotRestoresCommand({
-          SourceSnapshotIds: [snapshotId],
-          AvailabilityZones: [ZONE_A],
-        }),
-      ),
-    );
+    const answer = await enableFastRestore(cloud, [snapshotId]);
     await cloud.settle(2 * 60 * 60_000);
 
     expect(answer.Successful?.[0]).toMatchObject({
@@ -74,22 +65,15 @@ describe('fast snapshot restore', () => {
     const cloud = await createCloud();
     const imageId = cloud.ec2.registerImage({ name: 'big', rootSizeGiB: 512 });
     const snapshotId = rootSnapshotOf(cloud, imageId);
-    await cloud.run(() =>
-      cloud.ec2Client.send(
-        new EnableFastSnapshotRestoresCommand({
-          SourceSnapshotIds: [snapshotId],
-          AvailabilityZones: [ZONE_A],
-        }),
-      ),
-    );
+    await enableFastRestore(cloud, [snapshotId]);
     await cloud.settle();
 
     // 1024 / 512 GiB = 2 credits.
     const volumes = [
-      await createVolume(cloud, snapshotId),
-      await createVolume(cloud, snapshotId),
-      await createVolume(cloud, snapshotId),
-      await createVolume(cloud, snapshotId, ZONE_B),
+      await restoreVolume(cloud, snapshotId),
+      await restoreVolume(cloud, snapshotId),
+      await restoreVolume(cloud, snapshotId),
+      await restoreVolume(cloud, snapshotId, ZONE_B),
     ];
 
     expect(volumes.map((volume) => volume.FastRestored)).toEqual([true, true, false, false]);
@@ -99,31 +83,30 @@ describe('fast snapshot restore', () => {
   it('credits refill over time: one credit after 30 minutes at 2 per hour', async () => {
     const cloud = await createCloud();
     const snapshotId = rootSnapshotOf(cloud, cloud.ec2.registerImage({ name: 'big', rootSizeGiB: 512 }));
-    await cloud.run(() =>
-      cloud.ec2Client.send(
-        new EnableFastSnapshotRestoresCommand({
-          SourceSnapshotIds: [snapshotId],
-          AvailabilityZones: [ZONE_A],
-        }),
-      ),
-    );
+    await enableFastRestore(cloud, [snapshotId]);
     await cloud.settle();
-    await createVolume(cloud, snapshotId);
-    await createVolume(cloud, snapshotId);
+    await restoreVolume(cloud, snapshotId);
+    await restoreVolume(cloud, snapshotId);
 
     await cloud.clock.advanceBy(30 * 60_000);
 
-    expect((await createVolume(cloud, snapshotId)).FastRestored).toBe(true);
+    expect((await restoreVolume(cloud, snapshotId)).FastRestored).toBe(true);
   });
 
   it('disabling goes disabling → disabled and stops fast restores', async () => {
     const cloud = await createCloud();
     const snapshotId = rootSnapshotOf(cloud, cloud.imageId);
-    const pair = { SourceSnapshotIds: [snapshotId], AvailabilityZones: [ZONE_A] };
-    await cloud.run(() => cloud.ec2Client.send(new EnableFastSnapshotRestoresCommand(pair)));
+    await enableFastRestore(cloud, [snapshotId]);
     await cloud.settle();
 
-    await cloud.run(() => cloud.ec2Client.send(new DisableFastSnapshotRestoresCommand(pair)));
+    await cloud.run(() =>
+      cloud.ec2Client.send(
+        new DisableFastSnapshotRestoresCommand({
+          SourceSnapshotIds: [snapshotId],
+          AvailabilityZones: [ZONE_A],
+        }),
+      ),
+    );
     await cloud.settle();
 
     const described = await cloud.run(() =>
@@ -135,20 +118,13 @@ describe('fast snapshot restore', () => {
         .slice(-2)
         .map((event) => event.detail.state),
     ).toEqual(['disabling', 'disabled']);
-    expect((await createVolume(cloud, snapshotId)).FastRestored).toBe(false);
+    expect((await restoreVolume(cloud, snapshotId)).FastRestored).toBe(false);
   });
 
   it('an unknown snapshot is reported as unsuccessful, not as an error', async () => {
     const cloud = await createCloud();
 
-    const answer = await cloud.run(() =>
-      cloud.ec2Client.send(
-        new EnableFastSnapshotRestoresCommand({
-          SourceSnapshotIds: ['snap-0123456789abcdef0'],
-          AvailabilityZones: [ZONE_A],
-        }),
-      ),
-    );
+    const answer = await enableFastRestore(cloud, ['snap-0123456789abcdef0']);
 
     expect(answer.Unsuccessful?.[0]?.FastSnapshotRestoreStateErrors?.[0]?.Error?.Code).toBe(
       'InvalidSnapshot.NotFound',

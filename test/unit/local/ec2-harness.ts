@@ -1,6 +1,9 @@
 import {
+  CreateVolumeCommand,
+  type CreateVolumeCommandInput,
   DescribeAvailabilityZonesCommand,
   EC2Client,
+  EnableFastSnapshotRestoresCommand,
   RunInstancesCommand,
   type RunInstancesCommandInput,
 } from '@aws-sdk/client-ec2';
@@ -108,24 +111,39 @@ export const createCloud = async (
 
 export type Cloud = Awaited<ReturnType<typeof createCloud>>;
 
+/** A RunInstances request for one m7i.large of `imageId`; `input` overrides any field. */
+export const runRequest = (imageId: string | undefined, input: Partial<RunInstancesCommandInput> = {}) =>
+  new RunInstancesCommand({
+    ImageId: imageId,
+    InstanceType: 'm7i.large',
+    MinCount: 1,
+    MaxCount: 1,
+    ...input,
+  });
+
+/** RunInstances of one m7i.large from the cloud's image (overridable); the reservation. */
+export const runInstances = (cloud: Cloud, input: Partial<RunInstancesCommandInput> = {}) =>
+  cloud.run(() => cloud.ec2Client.send(runRequest(cloud.imageId, input)));
+
 /** One m7i.large from the cloud's image (overridable); its id. */
-export const launch = async (
-  cloud: Cloud,
-  input: Partial<RunInstancesCommandInput> = {},
-): Promise<string> => {
-  const reservation = await cloud.run(() =>
+export const launch = async (cloud: Cloud, input: Partial<RunInstancesCommandInput> = {}): Promise<string> =>
+  (await runInstances(cloud, input)).Instances?.[0]?.InstanceId ?? '';
+
+/** CreateVolume in ZONE_A (overridable); EC2's answer. */
+export const createVolume = (cloud: Cloud, input: Partial<CreateVolumeCommandInput> = {}) =>
+  cloud.run(() => cloud.ec2Client.send(new CreateVolumeCommand({ AvailabilityZone: ZONE_A, ...input })));
+
+/** The snapshot behind an image's root device. */
+export const rootSnapshotOf = (cloud: Cloud, imageId: string): string =>
+  cloud.ec2.images().find((image) => image.imageId === imageId)?.blockDevices[0]?.snapshotId ?? '';
+
+/** EnableFastSnapshotRestores for the snapshots in `zones` (ZONE_A unless named); EC2's answer. */
+export const enableFastRestore = (cloud: Cloud, snapshotIds: string[], zones: string[] = [ZONE_A]) =>
+  cloud.run(() =>
     cloud.ec2Client.send(
-      new RunInstancesCommand({
-        ImageId: cloud.imageId,
-        InstanceType: 'm7i.large',
-        MinCount: 1,
-        MaxCount: 1,
-        ...input,
-      }),
+      new EnableFastSnapshotRestoresCommand({ SourceSnapshotIds: snapshotIds, AvailabilityZones: zones }),
     ),
   );
-  return reservation.Instances?.[0]?.InstanceId ?? '';
-};
 
 export const instanceEvents = (events: readonly RecordedEvent[], instanceId: string) =>
   events
@@ -135,3 +153,7 @@ export const instanceEvents = (events: readonly RecordedEvent[], instanceId: str
         event.detail['instance-id'] === instanceId,
     )
     .map((event) => ({ at: event.at, state: event.detail.state }));
+
+/** The states an instance's state-change events announced, in order. */
+export const stateChanges = (cloud: Cloud, instanceId: string) =>
+  instanceEvents(cloud.events, instanceId).map((event) => event.state);

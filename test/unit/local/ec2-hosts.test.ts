@@ -3,31 +3,24 @@ import {
   DescribeHostsCommand,
   ModifyInstancePlacementCommand,
   ReleaseHostsCommand,
-  RunInstancesCommand,
   type RunInstancesCommandInput,
   StartInstancesCommand,
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { classifyAwsError } from '../../../functions/shared/aws-errors';
-import { type Cloud, createCloud, ZONE_A } from './ec2-harness';
+import { type Cloud, createCloud, runInstances, ZONE_A } from './ec2-harness';
 
 const launchOnHosts = (
   cloud: Cloud,
   placement: RunInstancesCommandInput['Placement'],
   instanceType: RunInstancesCommandInput['InstanceType'] = 'm7i.4xlarge',
 ) =>
-  cloud.run(() =>
-    cloud.ec2Client.send(
-      new RunInstancesCommand({
-        ImageId: cloud.imageId,
-        InstanceType: instanceType,
-        MinCount: 1,
-        MaxCount: 1,
-        Placement: { AvailabilityZone: ZONE_A, ...placement },
-      }),
-    ),
-  );
+  runInstances(cloud, { InstanceType: instanceType, Placement: { AvailabilityZone: ZONE_A, ...placement } });
+
+/** A Dedicated Host for m7i.4xlarge in ZONE_A; `spec` adds auto-placement or a vCPU count. */
+const m7iHost = (cloud: Cloud, spec: { autoPlacement?: 'on'; totalVCpus?: number } = {}) =>
+  cloud.ec2.allocateHost({ availabilityZone: ZONE_A, instanceType: 'm7i.4xlarge', ...spec });
 
 describe('Dedicated Hosts', () => {
   it('AllocateHosts creates hosts that DescribeHosts reports with their capacity', async () => {
@@ -50,11 +43,7 @@ describe('Dedicated Hosts', () => {
 
   it('InsufficientHostCapacity on a full Dedicated Host', async () => {
     const cloud = await createCloud();
-    const hostId = cloud.ec2.allocateHost({
-      availabilityZone: ZONE_A,
-      instanceType: 'm7i.4xlarge',
-      totalVCpus: 32,
-    });
+    const hostId = m7iHost(cloud, { totalVCpus: 32 });
     await launchOnHosts(cloud, { HostId: hostId });
     await launchOnHosts(cloud, { HostId: hostId });
 
@@ -66,18 +55,9 @@ describe('Dedicated Hosts', () => {
 
   it('Tenancy host without HostId picks a host with auto-placement and room in the AZ', async () => {
     const cloud = await createCloud();
-    const manual = cloud.ec2.allocateHost({ availabilityZone: ZONE_A, instanceType: 'm7i.4xlarge' });
-    const full = cloud.ec2.allocateHost({
-      availabilityZone: ZONE_A,
-      instanceType: 'm7i.4xlarge',
-      autoPlacement: 'on',
-      totalVCpus: 16,
-    });
-    const open = cloud.ec2.allocateHost({
-      availabilityZone: ZONE_A,
-      instanceType: 'm7i.4xlarge',
-      autoPlacement: 'on',
-    });
+    const manual = m7iHost(cloud);
+    const full = m7iHost(cloud, { autoPlacement: 'on', totalVCpus: 16 });
+    const open = m7iHost(cloud, { autoPlacement: 'on' });
     await launchOnHosts(cloud, { HostId: full });
 
     const reservation = await launchOnHosts(cloud, { Tenancy: 'host' });
@@ -88,7 +68,7 @@ describe('Dedicated Hosts', () => {
 
   it('a host for one instance type refuses other types', async () => {
     const cloud = await createCloud();
-    const hostId = cloud.ec2.allocateHost({ availabilityZone: ZONE_A, instanceType: 'm7i.4xlarge' });
+    const hostId = m7iHost(cloud);
 
     await expect(launchOnHosts(cloud, { HostId: hostId }, 'm7i.large')).rejects.toMatchObject({
       name: 'InvalidParameterValue',
@@ -97,12 +77,8 @@ describe('Dedicated Hosts', () => {
 
   it('a stopped instance with affinity host restarts only on its host', async () => {
     const cloud = await createCloud();
-    const hostId = cloud.ec2.allocateHost({
-      availabilityZone: ZONE_A,
-      instanceType: 'm7i.4xlarge',
-      totalVCpus: 16,
-    });
-    cloud.ec2.allocateHost({ availabilityZone: ZONE_A, instanceType: 'm7i.4xlarge', autoPlacement: 'on' });
+    const hostId = m7iHost(cloud, { totalVCpus: 16 });
+    m7iHost(cloud, { autoPlacement: 'on' });
     const reservation = await launchOnHosts(cloud, { HostId: hostId, Affinity: 'host' });
     const instanceId = reservation.Instances?.[0]?.InstanceId ?? '';
     await cloud.settle();
@@ -119,7 +95,7 @@ describe('Dedicated Hosts', () => {
 
   it('ModifyInstancePlacement needs a stopped instance', async () => {
     const cloud = await createCloud();
-    const hostId = cloud.ec2.allocateHost({ availabilityZone: ZONE_A, instanceType: 'm7i.4xlarge' });
+    const hostId = m7iHost(cloud);
     const reservation = await launchOnHosts(cloud, {});
     const instanceId = reservation.Instances?.[0]?.InstanceId ?? '';
     await cloud.settle();
@@ -139,7 +115,7 @@ describe('Dedicated Hosts', () => {
 
   it('a host with running instances is not released', async () => {
     const cloud = await createCloud();
-    const hostId = cloud.ec2.allocateHost({ availabilityZone: ZONE_A, instanceType: 'm7i.4xlarge' });
+    const hostId = m7iHost(cloud);
     await launchOnHosts(cloud, { HostId: hostId });
 
     const answer = await cloud.run(() =>

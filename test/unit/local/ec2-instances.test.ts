@@ -4,7 +4,6 @@ import {
   DescribeVolumesCommand,
   DetachVolumeCommand,
   ModifyInstanceAttributeCommand,
-  RunInstancesCommand,
   type RunInstancesCommandInput,
   StartInstancesCommand,
   StopInstancesCommand,
@@ -12,12 +11,30 @@ import {
 } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { classifyAwsError } from '../../../functions/shared/aws-errors';
-import { type Cloud, createCloud, instanceEvents, launch, ZONE_A, ZONE_B } from './ec2-harness';
+import {
+  type Cloud,
+  createCloud,
+  instanceEvents,
+  launch,
+  runInstances,
+  stateChanges,
+  ZONE_A,
+  ZONE_B,
+} from './ec2-harness';
 
 const stateOf = (cloud: Cloud, instanceId: string) => cloud.ec2.instance(instanceId)?.state;
 
 const stop = (cloud: Cloud, instanceId: string) =>
   cloud.run(() => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
+
+/** A launched instance, run and then stopped; its id. */
+const stoppedInstance = async (cloud: Cloud) => {
+  const instanceId = await launch(cloud);
+  await cloud.settle();
+  await stop(cloud, instanceId);
+  await cloud.settle();
+  return instanceId;
+};
 
 describe('EC2 instance lifecycle', () => {
   it('RunInstances answers after 4.8 s, then emits pending and running 17.8 s later', async () => {
@@ -58,10 +75,7 @@ describe('EC2 instance lifecycle', () => {
 
   it('StartInstances of a stopped instance answers after 1.8 s and runs 16.4 s later', async () => {
     const cloud = await createCloud({ latency: 'calibrated' });
-    const instanceId = await launch(cloud);
-    await cloud.settle();
-    await stop(cloud, instanceId);
-    await cloud.settle();
+    const instanceId = await stoppedInstance(cloud);
     const before = cloud.elapsed();
 
     await cloud.run(() => cloud.ec2Client.send(new StartInstancesCommand({ InstanceIds: [instanceId] })));
@@ -103,12 +117,7 @@ describe('EC2 instance lifecycle', () => {
       PreviousState: { Name: 'running' },
       CurrentState: { Name: 'stopping', Code: 64 },
     });
-    expect(instanceEvents(cloud.events, instanceId).map((event) => event.state)).toEqual([
-      'pending',
-      'running',
-      'stopping',
-      'stopped',
-    ]);
+    expect(stateChanges(cloud, instanceId)).toEqual(['pending', 'running', 'stopping', 'stopped']);
     expect(cloud.ec2.volumes().filter((volume) => volume.attachment?.instanceId === instanceId)).toHaveLength(
       1,
     );
@@ -116,10 +125,7 @@ describe('EC2 instance lifecycle', () => {
 
   it('stopping a stopped instance is a no-op that reports its state', async () => {
     const cloud = await createCloud();
-    const instanceId = await launch(cloud);
-    await cloud.settle();
-    await stop(cloud, instanceId);
-    await cloud.settle();
+    const instanceId = await stoppedInstance(cloud);
     const eventsBefore = cloud.events.length;
 
     const answer = await stop(cloud, instanceId);
@@ -160,10 +166,7 @@ describe('EC2 instance lifecycle', () => {
 
   it('starting a stopped instance without a root volume fails with IncorrectInstanceState', async () => {
     const cloud = await createCloud();
-    const instanceId = await launch(cloud);
-    await cloud.settle();
-    await stop(cloud, instanceId);
-    await cloud.settle();
+    const instanceId = await stoppedInstance(cloud);
     const root = cloud.ec2.volumes().find((volume) => volume.attachment?.instanceId === instanceId);
     await cloud.run(() => cloud.ec2Client.send(new DetachVolumeCommand({ VolumeId: root?.volumeId })));
     await cloud.settle();
@@ -194,11 +197,7 @@ describe('EC2 instance lifecycle', () => {
     const volumes = await cloud.run(() => cloud.ec2Client.send(new DescribeVolumesCommand({})));
     expect(volumes.Volumes?.map((volume) => [volume.VolumeId, volume.State])).toEqual([[data, 'available']]);
     expect(cloud.ec2.volumes().some((volume) => volume.volumeId === root)).toBe(false);
-    expect(
-      instanceEvents(cloud.events, instanceId)
-        .slice(-2)
-        .map((event) => event.state),
-    ).toEqual(['shutting-down', 'terminated']);
+    expect(stateChanges(cloud, instanceId).slice(-2)).toEqual(['shutting-down', 'terminated']);
   });
 
   it('terminating a terminated instance is a no-op', async () => {
@@ -268,16 +267,7 @@ describe('EC2 instance lifecycle', () => {
     const cloud = await createCloud();
     cloud.ec2.setCapacity(ZONE_A, 'm7i.large', 3);
 
-    const reservation = await cloud.run(() =>
-      cloud.ec2Client.send(
-        new RunInstancesCommand({
-          ImageId: cloud.imageId,
-          InstanceType: 'm7i.large',
-          MinCount: 1,
-          MaxCount: 5,
-        }),
-      ),
-    );
+    const reservation = await runInstances(cloud, { MaxCount: 5 });
 
     expect(reservation.Instances).toHaveLength(3);
   });
@@ -304,11 +294,7 @@ describe('EC2 instance lifecycle', () => {
     await cloud.run(() => cloud.ec2Client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })));
     await cloud.settle();
 
-    expect(instanceEvents(cloud.events, instanceId).map((event) => event.state)).toEqual([
-      'pending',
-      'shutting-down',
-      'terminated',
-    ]);
+    expect(stateChanges(cloud, instanceId)).toEqual(['pending', 'shutting-down', 'terminated']);
   });
 });
 
@@ -373,19 +359,13 @@ describe('DescribeInstances', () => {
  */
 describe('RunInstances with a ClientToken', () => {
   const runWith = (cloud: Cloud, input: Partial<RunInstancesCommandInput> = {}) =>
-    cloud.run(() =>
-      cloud.ec2Client.send(
-        new RunInstancesCommand({
-          ImageId: cloud.imageId,
-          InstanceType: 'm7i.large',
-          MinCount: 2,
-          MaxCount: 2,
-          Placement: { AvailabilityZone: ZONE_A },
-          ClientToken: 'launch-1',
-          ...input,
-        }),
-      ),
-    );
+    runInstances(cloud, {
+      MinCount: 2,
+      MaxCount: 2,
+      Placement: { AvailabilityZone: ZONE_A },
+      ClientToken: 'launch-1',
+      ...input,
+    });
   const idsOf = (reservation: { Instances?: { InstanceId?: string }[] }) =>
     (reservation.Instances ?? []).map((instance) => instance.InstanceId);
 

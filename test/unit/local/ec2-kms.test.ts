@@ -7,24 +7,21 @@ import {
   EnableEbsEncryptionByDefaultCommand,
   GetEbsDefaultKmsKeyIdCommand,
   ModifyEbsDefaultKmsKeyIdCommand,
-  RunInstancesCommand,
   StartInstancesCommand,
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTIONS, type FunctionId } from '../../../functions/catalog';
 import { classifyAwsError } from '../../../functions/shared/aws-errors';
-import { invocationScope } from '../../../local/faults';
-import { ec2ResourceState } from '../../../local/iam/ec2-state';
-import { ebsKeyAuthorizer, LocalIam } from '../../../local/iam/evaluator';
+import { ebsKeyAuthorizer } from '../../../local/iam/evaluator';
 import { synthesizedRolePolicies } from '../../../local/iam/policy-source';
 import type {
-  IamDeployment,
   PolicyStatement,
   SynthesizedRolePolicies,
   SynthesizedVariant,
 } from '../../../local/iam/policy-template';
-import { ACCOUNT, type Cloud, createCloud, instanceEvents, REGION, ZONE_A } from './ec2-harness';
+import { ACCOUNT, type Cloud, createCloud, REGION, runInstances, stateChanges, ZONE_A } from './ec2-harness';
+import { asFunction, localIamOn } from './iam-harness';
 
 /**
  * EBS encryption with customer managed KMS keys (finding R4): which key a volume gets, and what a
@@ -42,21 +39,31 @@ const rejection = (promise: Promise<unknown>) =>
   );
 
 const launchWith = (cloud: Cloud, keyArn: string) =>
-  send(cloud, () =>
-    cloud.ec2Client.send(
-      new RunInstancesCommand({
-        ImageId: cloud.imageId,
-        InstanceType: 'm7i.large',
-        MinCount: 1,
-        MaxCount: 1,
-        Placement: { AvailabilityZone: ZONE_A },
-        BlockDeviceMappings: [
-          { DeviceName: '/dev/xvda', Ebs: { Encrypted: true, KmsKeyId: keyArn } },
-          { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, Encrypted: true, KmsKeyId: keyArn } },
-        ],
-      }),
-    ),
-  );
+  runInstances(cloud, {
+    Placement: { AvailabilityZone: ZONE_A },
+    BlockDeviceMappings: [
+      { DeviceName: '/dev/xvda', Ebs: { Encrypted: true, KmsKeyId: keyArn } },
+      { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, Encrypted: true, KmsKeyId: keyArn } },
+    ],
+  });
+
+type Caller = <T>(call: () => Promise<T>) => Promise<T>;
+const asAdministrator: Caller = (call) => call();
+
+/** launchWith as `as` calls it, then lets the launch, or its failure, play out. */
+const launchSettled = async (cloud: Cloud, keyArn: string, as: Caller = asAdministrator) => {
+  const reservation = await as(() => launchWith(cloud, keyArn));
+  await cloud.settle();
+  return { reservation, instanceId: reservation.Instances?.[0]?.InstanceId ?? '' };
+};
+
+/** An instance launched with the key, run and then stopped; its id. */
+const stoppedWith = async (cloud: Cloud, keyArn: string) => {
+  const { instanceId } = await launchSettled(cloud, keyArn);
+  await send(cloud, () => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
+  await cloud.settle();
+  return instanceId;
+};
 
 const describeInstance = async (cloud: Cloud, instanceId: string) => {
   const output = await send(cloud, () =>
@@ -67,6 +74,23 @@ const describeInstance = async (cloud: Cloud, instanceId: string) => {
 
 const volumesOf = (cloud: Cloud, instanceId: string) =>
   cloud.ec2.volumes().filter((volume) => volume.attachment?.instanceId === instanceId);
+
+/** AttachVolume of `volumeId` to `instanceId` as /dev/sdg, as `as` calls it; the refusal, if any. */
+const attachRefusal = (
+  cloud: Cloud,
+  volumeId: string | undefined,
+  instanceId: string | undefined,
+  as: Caller = asAdministrator,
+) =>
+  rejection(
+    as(() =>
+      send(cloud, () =>
+        cloud.ec2Client.send(
+          new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: '/dev/sdg' }),
+        ),
+      ),
+    ),
+  );
 
 const createVolume = async (cloud: Cloud, input: Record<string, unknown>) =>
   send(cloud, () =>
@@ -116,11 +140,7 @@ describe('which KMS key an EBS volume is encrypted with', () => {
     await cloud.settle();
     const restored = await createVolume(cloud, { SnapshotId: snapshot.SnapshotId, Size: undefined });
     const image = cloud.ec2.registerImage({ name: 'encrypted-ami', rootSizeGiB: 8, rootKmsKeyId: key.arn });
-    const reservation = await send(cloud, () =>
-      cloud.ec2Client.send(
-        new RunInstancesCommand({ ImageId: image, InstanceType: 'm7i.large', MinCount: 1, MaxCount: 1 }),
-      ),
-    );
+    const reservation = await runInstances(cloud, { ImageId: image });
     const instanceId = reservation.Instances?.[0]?.InstanceId ?? '';
 
     expect(snapshot).toMatchObject({ Encrypted: true, KmsKeyId: key.arn });
@@ -138,16 +158,7 @@ describe('which KMS key an EBS volume is encrypted with', () => {
       cloud.ec2Client.send(new ModifyEbsDefaultKmsKeyIdCommand({ KmsKeyId: key.keyId })),
     );
     const volume = await createVolume(cloud, {});
-    const reservation = await send(cloud, () =>
-      cloud.ec2Client.send(
-        new RunInstancesCommand({
-          ImageId: cloud.imageId,
-          InstanceType: 'm7i.large',
-          MinCount: 1,
-          MaxCount: 1,
-        }),
-      ),
-    );
+    const reservation = await runInstances(cloud);
     const instanceId = reservation.Instances?.[0]?.InstanceId ?? '';
 
     expect(before.KmsKeyId).toBe('alias/aws/ebs');
@@ -161,17 +172,9 @@ describe('which KMS key an EBS volume is encrypted with', () => {
     cloud.ec2.kms.authorizeWith(async () => 'not authorized');
 
     const volume = await createVolume(cloud, { Encrypted: true });
-    const reservation = await send(cloud, () =>
-      cloud.ec2Client.send(
-        new RunInstancesCommand({
-          ImageId: cloud.imageId,
-          InstanceType: 'm7i.large',
-          MinCount: 1,
-          MaxCount: 1,
-          BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { Encrypted: true } }],
-        }),
-      ),
-    );
+    const reservation = await runInstances(cloud, {
+      BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { Encrypted: true } }],
+    });
     await cloud.settle();
     const instanceId = reservation.Instances?.[0]?.InstanceId ?? '';
 
@@ -194,17 +197,11 @@ describe('a key EBS cannot use (disabled), whoever calls', () => {
     const { cloud, key } = await setup();
     cloud.ec2.kms.setKeyState(key.arn, 'Disabled');
 
-    const reservation = await launchWith(cloud, key.arn);
-    await cloud.settle();
-    const instanceId = reservation.Instances?.[0]?.InstanceId ?? '';
+    const { reservation, instanceId } = await launchSettled(cloud, key.arn);
     const described = await describeInstance(cloud, instanceId);
 
     expect(reservation.Instances?.[0]?.State?.Name).toBe('pending');
-    expect(instanceEvents(cloud.events, instanceId).map((event) => event.state)).toEqual([
-      'pending',
-      'shutting-down',
-      'terminated',
-    ]);
+    expect(stateChanges(cloud, instanceId)).toEqual(['pending', 'shutting-down', 'terminated']);
     expect(described?.StateReason).toEqual({
       Code: 'Client.InvalidKMSKey.InvalidState',
       Message: 'Client.InvalidKMSKey.InvalidState: The KMS key provided is in an incorrect state',
@@ -213,11 +210,7 @@ describe('a key EBS cannot use (disabled), whoever calls', () => {
 
   it('accepts StartInstances, then the instance goes pending → stopped and keeps its volumes', async () => {
     const { cloud, key } = await setup();
-    const reservation = await launchWith(cloud, key.arn);
-    await cloud.settle();
-    const instanceId = reservation.Instances?.[0]?.InstanceId ?? '';
-    await send(cloud, () => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
-    await cloud.settle();
+    const instanceId = await stoppedWith(cloud, key.arn);
     cloud.ec2.kms.setKeyState(key.arn, 'PendingDeletion');
 
     const started = await send(cloud, () =>
@@ -227,7 +220,7 @@ describe('a key EBS cannot use (disabled), whoever calls', () => {
     const described = await describeInstance(cloud, instanceId);
 
     expect(started.StartingInstances?.[0]?.CurrentState?.Name).toBe('pending');
-    expect(instanceEvents(cloud.events, instanceId).map((event) => event.state)).toEqual([
+    expect(stateChanges(cloud, instanceId)).toEqual([
       'pending',
       'running',
       'stopping',
@@ -241,32 +234,12 @@ describe('a key EBS cannot use (disabled), whoever calls', () => {
 
   it('refuses AttachVolume with CustomerKeyHasBeenRevoked, which warmboot reads as an unusable key', async () => {
     const { cloud, key } = await setup();
-    const reservation = await send(cloud, () =>
-      cloud.ec2Client.send(
-        new RunInstancesCommand({
-          ImageId: cloud.imageId,
-          InstanceType: 'm7i.large',
-          MinCount: 1,
-          MaxCount: 1,
-          Placement: { AvailabilityZone: ZONE_A },
-        }),
-      ),
-    );
+    const reservation = await runInstances(cloud, { Placement: { AvailabilityZone: ZONE_A } });
     const volume = await createVolume(cloud, { Encrypted: true, KmsKeyId: key.arn });
     await cloud.settle();
     cloud.ec2.kms.setKeyState(key.arn, 'Disabled');
 
-    const refused = await rejection(
-      send(cloud, () =>
-        cloud.ec2Client.send(
-          new AttachVolumeCommand({
-            VolumeId: volume.VolumeId,
-            InstanceId: reservation.Instances?.[0]?.InstanceId,
-            Device: '/dev/sdg',
-          }),
-        ),
-      ),
-    );
+    const refused = await attachRefusal(cloud, volume.VolumeId, reservation.Instances?.[0]?.InstanceId);
 
     expect(refused).toMatchObject({ name: 'CustomerKeyHasBeenRevoked' });
     expect(refused?.message).toContain(key.arn);
@@ -294,10 +267,9 @@ describe('a key EBS cannot use (disabled), whoever calls', () => {
     const { cloud } = await setup();
     const missing = `arn:aws:kms:${REGION}:${ACCOUNT}:key/00000000-0000-4000-8000-000000000000`;
 
-    const reservation = await launchWith(cloud, missing);
-    await cloud.settle();
+    const { instanceId } = await launchSettled(cloud, missing);
 
-    expect(cloud.ec2.instance(reservation.Instances?.[0]?.InstanceId ?? '')?.state).toBe('terminated');
+    expect(cloud.ec2.instance(instanceId)?.state).toBe('terminated');
   });
 });
 
@@ -306,21 +278,6 @@ describe('a key EBS cannot use (disabled), whoever calls', () => {
  * the condition keys EC2 presents: a role policy made for each case.
  */
 describe("the caller's KMS permissions (IAM as the function's role)", () => {
-  const DEPLOYMENT: IamDeployment = {
-    partition: 'aws',
-    region: REGION,
-    accountId: ACCOUNT,
-    tables: {
-      popularity: 'wb-popularity',
-      imageCache: 'wb-image-cache',
-      pools: 'wb-pools',
-      shelves: 'wb-shelves',
-      idempotency: 'wb-idempotency',
-    },
-    hostGroups: [],
-    imageParameters: [],
-    allowShelvedDataDeletion: false,
-  };
   const USE = [
     'kms:Decrypt',
     'kms:DescribeKey',
@@ -343,14 +300,9 @@ describe("the caller's KMS permissions (IAM as the function's role)", () => {
   const setup = async (statements: (keyArn: string) => PolicyStatement[]) => {
     const cloud = await createCloud();
     const key = cloud.ec2.kms.createKey();
-    const iam = new LocalIam({
-      synthesized: policiesWith(statements(key.arn)),
-      deployment: DEPLOYMENT,
-      ec2: ec2ResourceState(cloud.ec2),
-    });
+    const iam = localIamOn(cloud, policiesWith(statements(key.arn)));
     cloud.ec2.kms.authorizeWith(ebsKeyAuthorizer(iam));
-    const scope = { functionId: 'shelving', invocationId: 'test', awsCalls: 0, killed: false };
-    const asShelving = <T>(call: () => Promise<T>) => invocationScope.run(scope, call);
+    const asShelving: Caller = (call) => asFunction('shelving', call);
     return { cloud, key, iam, asShelving };
   };
 
@@ -368,9 +320,7 @@ describe("the caller's KMS permissions (IAM as the function's role)", () => {
   it('launches and starts for a role allowed the five actions through EC2, grants only for AWS resources', async () => {
     const { cloud, key, iam, asShelving } = await setup(leastPrivilege);
 
-    const reservation = await asShelving(() => launchWith(cloud, key.arn));
-    await cloud.settle();
-    const instanceId = reservation.Instances?.[0]?.InstanceId ?? '';
+    const { instanceId } = await launchSettled(cloud, key.arn, asShelving);
 
     expect(cloud.ec2.instance(instanceId)?.state).toBe('running');
     expect(iam.denials()).toEqual([]);
@@ -379,9 +329,8 @@ describe("the caller's KMS permissions (IAM as the function's role)", () => {
   it('ends the launch (Client.InternalError) of a role without them, and names the missing action', async () => {
     const { cloud, key, iam, asShelving } = await setup(() => []);
 
-    const reservation = await asShelving(() => launchWith(cloud, key.arn));
-    await cloud.settle();
-    const described = await describeInstance(cloud, reservation.Instances?.[0]?.InstanceId ?? '');
+    const { instanceId } = await launchSettled(cloud, key.arn, asShelving);
+    const described = await describeInstance(cloud, instanceId);
 
     expect(described?.State?.Name).toBe('terminated');
     expect(described?.StateReason).toEqual({
@@ -399,11 +348,7 @@ describe("the caller's KMS permissions (IAM as the function's role)", () => {
 
   it('stops the start of a role that lost the key: pending → stopped, Client.InternalError', async () => {
     const { cloud, key, asShelving } = await setup(() => []);
-    const reservation = await launchWith(cloud, key.arn);
-    await cloud.settle();
-    const instanceId = reservation.Instances?.[0]?.InstanceId ?? '';
-    await send(cloud, () => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
-    await cloud.settle();
+    const instanceId = await stoppedWith(cloud, key.arn);
 
     await asShelving(() =>
       send(cloud, () => cloud.ec2Client.send(new StartInstancesCommand({ InstanceIds: [instanceId] }))),
@@ -430,18 +375,11 @@ describe("the caller's KMS permissions (IAM as the function's role)", () => {
     const volume = await createVolume(cloud, { Encrypted: true, KmsKeyId: key.arn });
     await cloud.settle();
 
-    const refused = await rejection(
-      asShelving(() =>
-        send(cloud, () =>
-          cloud.ec2Client.send(
-            new AttachVolumeCommand({
-              VolumeId: volume.VolumeId,
-              InstanceId: reservation.Instances?.[0]?.InstanceId,
-              Device: '/dev/sdg',
-            }),
-          ),
-        ),
-      ),
+    const refused = await attachRefusal(
+      cloud,
+      volume.VolumeId,
+      reservation.Instances?.[0]?.InstanceId,
+      asShelving,
     );
 
     expect(refused).toMatchObject({ name: 'CustomerKeyHasBeenRevoked' });
@@ -467,36 +405,13 @@ describe('the synthesized roles and ebsKmsKeyArns', () => {
     synthesized = await synthesizedRolePolicies();
   }, 300_000);
 
-  const tables = {
-    popularity: 'wb-popularity',
-    imageCache: 'wb-image-cache',
-    pools: 'wb-pools',
-    shelves: 'wb-shelves',
-    idempotency: 'wb-idempotency',
-  };
-
   const launchAs = async (functionId: FunctionId, ebsKmsKeyArns: (keyArn: string) => string[]) => {
     const cloud = await createCloud();
     const key = cloud.ec2.kms.createKey();
-    const iam = new LocalIam({
-      synthesized,
-      deployment: {
-        partition: 'aws',
-        region: REGION,
-        accountId: ACCOUNT,
-        tables,
-        hostGroups: [],
-        imageParameters: [],
-        allowShelvedDataDeletion: false,
-        ebsKmsKeyArns: ebsKmsKeyArns(key.arn),
-      },
-      ec2: ec2ResourceState(cloud.ec2),
-    });
+    const iam = localIamOn(cloud, synthesized, { ebsKmsKeyArns: ebsKmsKeyArns(key.arn) });
     cloud.ec2.kms.authorizeWith(ebsKeyAuthorizer(iam));
-    const scope = { functionId, invocationId: 'test', awsCalls: 0, killed: false };
-    const reservation = await invocationScope.run(scope, () => launchWith(cloud, key.arn));
-    await cloud.settle();
-    return { state: cloud.ec2.instance(reservation.Instances?.[0]?.InstanceId ?? '')?.state, iam };
+    const { instanceId } = await launchSettled(cloud, key.arn, (call) => asFunction(functionId, call));
+    return { state: cloud.ec2.instance(instanceId)?.state, iam };
   };
 
   it('lets shelving, pools and claim use a key the deployment names', async () => {

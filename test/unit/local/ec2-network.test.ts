@@ -1,11 +1,7 @@
-import {
-  DescribeAvailabilityZonesCommand,
-  DescribeSubnetsCommand,
-  RunInstancesCommand,
-} from '@aws-sdk/client-ec2';
+import { DescribeAvailabilityZonesCommand, DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { classifyAwsError } from '../../../functions/shared/aws-errors';
-import { createCloud, launch, ZONE_A, ZONE_B } from './ec2-harness';
+import { createCloud, launch, runInstances, ZONE_A, ZONE_B } from './ec2-harness';
 
 describe('Availability Zones and subnets (API_AvailabilityZone, API_Subnet)', () => {
   it('reports a zone state set with setZoneState, and filters on it', async () => {
@@ -38,17 +34,7 @@ describe('Availability Zones and subnets (API_AvailabilityZone, API_Subnet)', ()
   it('lists subnets with their VPC, free addresses and public-IP setting; a deleted subnet is gone', async () => {
     const cloud = await createCloud();
     const privateSubnet = cloud.ec2.addSubnet({ availabilityZone: ZONE_B, mapPublicIpOnLaunch: false });
-    await cloud.run(() =>
-      cloud.ec2Client.send(
-        new RunInstancesCommand({
-          ImageId: cloud.imageId,
-          InstanceType: 'm7i.large',
-          MinCount: 2,
-          MaxCount: 2,
-          SubnetId: privateSubnet,
-        }),
-      ),
-    );
+    await runInstances(cloud, { MinCount: 2, MaxCount: 2, SubnetId: privateSubnet });
 
     const listed = await cloud.run(() =>
       cloud.ec2Client.send(

@@ -1,11 +1,7 @@
-import {
-  CreateVolumeCommand,
-  DescribeSnapshotsCommand,
-  EnableFastSnapshotRestoresCommand,
-} from '@aws-sdk/client-ec2';
+import { CreateVolumeCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { FSR_SNAPSHOTS_PER_REGION } from '../../../local/ec2/fsr';
-import { type Cloud, createCloud, ZONE_A } from './ec2-harness';
+import { createCloud, enableFastRestore, rootSnapshotOf, ZONE_A } from './ec2-harness';
 
 /**
  * Snapshots belong to accounts. Behind another account's AMI is that account's snapshot, which
@@ -13,18 +9,16 @@ import { type Cloud, createCloud, ZONE_A } from './ec2-harness';
  * was shared (EBS user guide, manage-fsr-enable and ebs-modifying-snapshot-permissions). And fast
  * snapshot restore is on for at most 5 snapshots per Region by default (EBS service quotas).
  */
-const rootSnapshotOf = (cloud: Cloud, imageId: string): string =>
-  cloud.ec2.images().find((image) => image.imageId === imageId)?.blockDevices[0]?.snapshotId ?? '';
+
+/** A cloud holding an 8 GiB image of another account; the snapshot behind its root. */
+const cloudWithImageOf = async (image: { name: string; ownerId: string; snapshotsShared?: boolean }) => {
+  const cloud = await createCloud();
+  return { cloud, snapshotId: rootSnapshotOf(cloud, cloud.ec2.registerImage({ ...image, rootSizeGiB: 8 })) };
+};
 
 describe('snapshot ownership', () => {
   it("hides another account's unshared snapshot and refuses to restore or fast-restore it", async () => {
-    const cloud = await createCloud();
-    const publicAmi = cloud.ec2.registerImage({
-      name: 'amazon-public',
-      rootSizeGiB: 8,
-      ownerId: '137112412989',
-    });
-    const snapshotId = rootSnapshotOf(cloud, publicAmi);
+    const { cloud, snapshotId } = await cloudWithImageOf({ name: 'amazon-public', ownerId: '137112412989' });
 
     const listed = await cloud.run(() =>
       cloud.ec2Client.send(new DescribeSnapshotsCommand({ RestorableByUserIds: ['self'] })),
@@ -37,14 +31,7 @@ describe('snapshot ownership', () => {
         cloud.ec2Client.send(new CreateVolumeCommand({ SnapshotId: snapshotId, AvailabilityZone: ZONE_A })),
       )
       .catch((error: unknown) => error);
-    const fsr = await cloud.run(() =>
-      cloud.ec2Client.send(
-        new EnableFastSnapshotRestoresCommand({
-          SourceSnapshotIds: [snapshotId],
-          AvailabilityZones: [ZONE_A],
-        }),
-      ),
-    );
+    const fsr = await enableFastRestore(cloud, [snapshotId]);
 
     expect(listed.Snapshots?.map((snapshot) => snapshot.SnapshotId)).not.toContain(snapshotId);
     expect(named).toMatchObject({ name: 'InvalidSnapshot.NotFound' });
@@ -56,14 +43,11 @@ describe('snapshot ownership', () => {
   });
 
   it('lets the account use a snapshot shared with it, and reports its owner', async () => {
-    const cloud = await createCloud();
-    const shared = cloud.ec2.registerImage({
+    const { cloud, snapshotId } = await cloudWithImageOf({
       name: 'partner',
-      rootSizeGiB: 8,
       ownerId: '210987654321',
       snapshotsShared: true,
     });
-    const snapshotId = rootSnapshotOf(cloud, shared);
 
     const listed = await cloud.run(() =>
       cloud.ec2Client.send(new DescribeSnapshotsCommand({ RestorableByUserIds: ['self'] })),
@@ -71,14 +55,7 @@ describe('snapshot ownership', () => {
     const owned = await cloud.run(() =>
       cloud.ec2Client.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'] })),
     );
-    const fsr = await cloud.run(() =>
-      cloud.ec2Client.send(
-        new EnableFastSnapshotRestoresCommand({
-          SourceSnapshotIds: [snapshotId],
-          AvailabilityZones: [ZONE_A],
-        }),
-      ),
-    );
+    const fsr = await enableFastRestore(cloud, [snapshotId]);
 
     expect(listed.Snapshots?.find((snapshot) => snapshot.SnapshotId === snapshotId)?.OwnerId).toBe(
       '210987654321',
@@ -93,11 +70,7 @@ describe('snapshot ownership', () => {
       rootSnapshotOf(cloud, cloud.ec2.registerImage({ name: `own-${index}`, rootSizeGiB: 8 })),
     );
 
-    const answer = await cloud.run(() =>
-      cloud.ec2Client.send(
-        new EnableFastSnapshotRestoresCommand({ SourceSnapshotIds: snapshots, AvailabilityZones: [ZONE_A] }),
-      ),
-    );
+    const answer = await enableFastRestore(cloud, snapshots);
 
     expect(answer.Successful).toHaveLength(5);
     expect(answer.Unsuccessful?.map((item) => item.SnapshotId)).toEqual([snapshots[5]]);

@@ -1,6 +1,5 @@
 import {
   AttachVolumeCommand,
-  CreateVolumeCommand,
   DeleteVolumeCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
@@ -9,17 +8,16 @@ import {
 import { beforeEach, describe, expect, it } from 'vitest';
 import { classifyAwsError } from '../../../functions/shared/aws-errors';
 import { MAX_VOLUME_ATTACHMENTS } from '../../../local/ec2/volumes';
-import { type Cloud, createCloud, launch, ZONE_A, ZONE_B } from './ec2-harness';
+import { type Cloud, createCloud, createVolume, launch, ZONE_A, ZONE_B } from './ec2-harness';
 
 let cloud: Cloud;
 let instanceId: string;
 
 const send = <T>(call: () => Promise<T>) => cloud.run(call);
 
-const createVolume = async (zone = ZONE_A): Promise<string> => {
-  const volume = await send(() =>
-    cloud.ec2Client.send(new CreateVolumeCommand({ AvailabilityZone: zone, Size: 10, VolumeType: 'gp3' })),
-  );
+/** A 10 GiB gp3 volume, once available; its id. */
+const availableVolume = async (zone = ZONE_A): Promise<string> => {
+  const volume = await createVolume(cloud, { AvailabilityZone: zone, Size: 10, VolumeType: 'gp3' });
   await cloud.settle();
   return volume.VolumeId ?? '';
 };
@@ -46,9 +44,7 @@ beforeEach(() => setup('zero'));
 
 describe('EBS volumes', () => {
   it('CreateVolume goes creating → available', async () => {
-    const created = await send(() =>
-      cloud.ec2Client.send(new CreateVolumeCommand({ AvailabilityZone: ZONE_A, Size: 10 })),
-    );
+    const created = await createVolume(cloud, { Size: 10 });
     expect(created.State).toBe('creating');
 
     await cloud.settle();
@@ -59,7 +55,7 @@ describe('EBS volumes', () => {
   });
 
   it('attaching goes attaching → attached and puts the volume in use', async () => {
-    const volumeId = await createVolume();
+    const volumeId = await availableVolume();
 
     const attachment = await attach(volumeId);
     await cloud.settle();
@@ -75,13 +71,13 @@ describe('EBS volumes', () => {
   });
 
   it('attaching a volume across AZs fails with InvalidVolume.ZoneMismatch', async () => {
-    const volumeId = await createVolume(ZONE_B);
+    const volumeId = await availableVolume(ZONE_B);
 
     await expect(attach(volumeId)).rejects.toMatchObject({ name: 'InvalidVolume.ZoneMismatch' });
   });
 
   it('attaching an attached volume fails with VolumeInUse', async () => {
-    const volumeId = await createVolume();
+    const volumeId = await availableVolume();
     await attach(volumeId);
 
     await expect(attach(volumeId, '/dev/sdg')).rejects.toMatchObject({ name: 'VolumeInUse' });
@@ -89,9 +85,7 @@ describe('EBS volumes', () => {
 
   it('attaching a volume that is still creating fails with IncorrectState', async () => {
     await setup('calibrated');
-    const created = await send(() =>
-      cloud.ec2Client.send(new CreateVolumeCommand({ AvailabilityZone: ZONE_A, Size: 10 })),
-    );
+    const created = await createVolume(cloud, { Size: 10 });
 
     const error = await attach(created.VolumeId ?? '').catch((caught: unknown) => caught);
 
@@ -100,7 +94,7 @@ describe('EBS volumes', () => {
   });
 
   it('attaching at a device name already in use fails with InvalidParameterValue', async () => {
-    const volumeId = await createVolume();
+    const volumeId = await availableVolume();
 
     await expect(attach(volumeId, '/dev/xvda')).rejects.toMatchObject({ name: 'InvalidParameterValue' });
   });
@@ -109,8 +103,8 @@ describe('EBS volumes', () => {
     // The root volume holds one slot already.
     const letters = 'fghijklmnopqrstuvwxyz'.split('').concat(['ba', 'bb', 'bc', 'bd', 'be', 'bf']);
     for (const letter of letters.slice(0, MAX_VOLUME_ATTACHMENTS - 1))
-      await attach(await createVolume(), `/dev/sd${letter}`);
-    const oneTooMany = await createVolume();
+      await attach(await availableVolume(), `/dev/sd${letter}`);
+    const oneTooMany = await availableVolume();
 
     await expect(attach(oneTooMany, '/dev/sdbz')).rejects.toMatchObject({ name: 'AttachmentLimitExceeded' });
   });
@@ -135,7 +129,7 @@ describe('EBS volumes', () => {
   });
 
   it('detaching an available volume fails with IncorrectState', async () => {
-    const volumeId = await createVolume();
+    const volumeId = await availableVolume();
 
     const detach = send(() => cloud.ec2Client.send(new DetachVolumeCommand({ VolumeId: volumeId })));
 
@@ -143,7 +137,7 @@ describe('EBS volumes', () => {
   });
 
   it('deleting an attached volume fails with VolumeInUse; detached it is deleted', async () => {
-    const volumeId = await createVolume();
+    const volumeId = await availableVolume();
     await attach(volumeId);
     const remove = () => send(() => cloud.ec2Client.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
 
@@ -165,15 +159,10 @@ describe('EBS volumes', () => {
   });
 
   it('DescribeVolumes filters by attachment.instance-id, status and tag', async () => {
-    const tagged = await send(() =>
-      cloud.ec2Client.send(
-        new CreateVolumeCommand({
-          AvailabilityZone: ZONE_A,
-          Size: 5,
-          TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'warmboot:managed', Value: 'true' }] }],
-        }),
-      ),
-    );
+    const tagged = await createVolume(cloud, {
+      Size: 5,
+      TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'warmboot:managed', Value: 'true' }] }],
+    });
     await cloud.settle();
     const describe = (filters: { Name: string; Values: string[] }[]) =>
       send(() => cloud.ec2Client.send(new DescribeVolumesCommand({ Filters: filters }))).then((answer) =>

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { factsBusPolicy, requestBusPolicy } from '../../../infra/bus-policies';
 import type { Operator } from '../../../infra/config';
 import { LocalIam, type OutsideCaller } from '../../../local/iam/evaluator';
+import { iamDeployment, noFunctionRoles } from './iam-harness';
 
 /**
  * The bus policies infra/bus-policies.ts builds, evaluated as AWS evaluates a PutEvents: the
@@ -37,16 +38,8 @@ const putEventsAnywhere = [
 const iamWith = (requestOperators: readonly Operator[], shared = false) =>
   new LocalIam({
     // Only outside callers are evaluated here: no function role is needed.
-    synthesized: { key: 'bus-policies', base: {} as never, optIn: {} as never },
-    deployment: {
-      partition: 'aws',
-      region: 'us-east-1',
-      accountId: ACCOUNT,
-      tables: {} as never,
-      hostGroups: [],
-      imageParameters: [],
-      allowShelvedDataDeletion: false,
-    },
+    synthesized: noFunctionRoles('bus-policies'),
+    deployment: iamDeployment(),
     ec2: {} as never,
     busPolicies: new Map<string, Readonly<Record<string, unknown>>>([
       [REQUESTS, requestBusPolicy({ busArn: busArn(REQUESTS), operators: requestOperators, shared })],

@@ -2,7 +2,6 @@ import {
   CreateTagsCommand,
   DeleteTagsCommand,
   EC2Client,
-  RunInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -10,37 +9,23 @@ import type { FunctionId } from '../../../functions/catalog';
 import { documentNamed, INITIALIZE_DOCUMENT, PERSONALIZE_DOCUMENT } from '../../../functions/pools/documents';
 import { classifyAwsError } from '../../../functions/shared/aws-errors';
 import { deployedDocumentName } from '../../../functions/shared/ssm-document';
-import { invocationScope } from '../../../local/faults';
 import { ec2ResourceState } from '../../../local/iam/ec2-state';
-import { attachIam, LocalIam } from '../../../local/iam/evaluator';
+import { attachIam, type LocalIam } from '../../../local/iam/evaluator';
 import { synthesizedRolePolicies } from '../../../local/iam/policy-source';
 import type { IamDeployment, SynthesizedRolePolicies } from '../../../local/iam/policy-template';
 import { ebsKeyUseChecks, ec2Checks, eventsChecks, ssmChecks } from '../../../local/iam/request-context';
 import { EBS_KEY_ACTIONS } from '../../../local/kms/keys';
 import { holdClockWhileSending } from '../../../local/runtime';
 import { attachSimulator } from '../../../local/sdk-bridge';
-import { ACCOUNT, type Cloud, createCloud, launch, REGION } from './ec2-harness';
+import { ACCOUNT, type Cloud, createCloud, launch, REGION, runRequest } from './ec2-harness';
+import { asFunction, localIamOn } from './iam-harness';
 
 /**
  * Denials the role policies synthesized from infra/ produce on the simulators' current state.
  * Each case is a call the code makes (or one outside the role), evaluated as AWS would.
  */
 
-const DEPLOYMENT: IamDeployment = {
-  partition: 'aws',
-  region: REGION,
-  accountId: ACCOUNT,
-  tables: {
-    popularity: 'wb-popularity',
-    imageCache: 'wb-image-cache',
-    pools: 'wb-pools',
-    shelves: 'wb-shelves',
-    idempotency: 'wb-idempotency',
-  },
-  hostGroups: ['web'],
-  imageParameters: [],
-  allowShelvedDataDeletion: false,
-};
+const DEPLOYMENT: Partial<IamDeployment> = { hostGroups: ['web'] };
 
 const MEMBER_TAGS = [
   { Key: 'warmboot:managed', Value: 'true' },
@@ -56,11 +41,7 @@ beforeAll(async () => {
 
 const setup = async (deployment: Partial<IamDeployment> = {}) => {
   const cloud = await createCloud();
-  const iam = new LocalIam({
-    synthesized,
-    deployment: { ...DEPLOYMENT, ...deployment },
-    ec2: ec2ResourceState(cloud.ec2),
-  });
+  const iam = localIamOn(cloud, synthesized, { ...DEPLOYMENT, ...deployment });
   return { cloud, iam };
 };
 
@@ -86,9 +67,8 @@ const functionClient = (cloud: Cloud, iam: LocalIam, functionId: FunctionId) => 
   attachSimulator(client, cloud.ec2.dispatch);
   holdClockWhileSending(client, cloud.clock);
   attachIam(client, iam, functionId, 'ec2');
-  const scope = { functionId, invocationId: 'test', awsCalls: 0, killed: false };
   return <T>(call: (ec2: EC2Client) => Promise<T>): Promise<T> =>
-    cloud.run(() => invocationScope.run(scope, () => call(client)));
+    cloud.run(() => asFunction(functionId, () => call(client)));
 };
 
 const deployedName = (logicalName: string): string => {
@@ -138,11 +118,7 @@ describe('local IAM on the synthesized role policies', () => {
     const launchAs = (imageId: string, profile = 'builder') =>
       asPools((ec2) =>
         ec2.send(
-          new RunInstancesCommand({
-            ImageId: imageId,
-            InstanceType: 'm7i.large',
-            MinCount: 1,
-            MaxCount: 1,
+          runRequest(imageId, {
             IamInstanceProfile: { Name: profile },
             TagSpecifications: [
               { ResourceType: 'instance', Tags: MEMBER_TAGS },
@@ -171,11 +147,7 @@ describe('local IAM on the synthesized role policies', () => {
         'claim',
       )((ec2) =>
         ec2.send(
-          new RunInstancesCommand({
-            ImageId: imageId,
-            InstanceType: 'm7i.large',
-            MinCount: 1,
-            MaxCount: 1,
+          runRequest(imageId, {
             TagSpecifications: [
               { ResourceType: 'instance', Tags: [...MEMBER_TAGS, { Key: 'warmboot:claim', Value: 'r1' }] },
               { ResourceType: 'volume', Tags: [{ Key: 'warmboot:managed', Value: 'true' }] },
@@ -275,11 +247,7 @@ describe('local IAM on the synthesized role policies', () => {
 
   it('lets shelving delete a retained volume only in a deployment that opted in', async () => {
     const { cloud, iam } = await setup();
-    const optedIn = new LocalIam({
-      synthesized,
-      deployment: { ...DEPLOYMENT, allowShelvedDataDeletion: true },
-      ec2: ec2ResourceState(cloud.ec2),
-    });
+    const optedIn = localIamOn(cloud, synthesized, { ...DEPLOYMENT, allowShelvedDataDeletion: true });
     const instanceId = await launch(cloud);
     const root = cloud.ec2.volumes().find((volume) => volume.attachment?.instanceId === instanceId)?.volumeId;
     await cloud.run(() =>
@@ -345,8 +313,9 @@ describe('local IAM on the synthesized role policies', () => {
     const { cloud, iam } = await setup();
     const volume = `arn:aws:ec2:us-east-1:${ACCOUNT}:volume/vol-0123456789abcdef0`;
     const policy = (operator: string) =>
-      new LocalIam({
-        synthesized: {
+      localIamOn(
+        cloud,
+        {
           ...synthesized,
           base: {
             ...synthesized.base,
@@ -365,9 +334,8 @@ describe('local IAM on the synthesized role policies', () => {
             ],
           },
         },
-        deployment: DEPLOYMENT,
-        ec2: ec2ResourceState(cloud.ec2),
-      });
+        DEPLOYMENT,
+      );
     // ec2:InstanceType is not a condition key of DeleteVolume's volume resource (SAR), so even a
     // request that carries it arrives without it.
     const check = {

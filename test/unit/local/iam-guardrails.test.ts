@@ -9,10 +9,10 @@ import {
   warmbootTagPermissionsBoundary,
   warmbootTagServiceControlPolicy,
 } from '../../../infra/guardrails';
-import { ec2ResourceState } from '../../../local/iam/ec2-state';
-import { LocalIam, type OutsideCaller } from '../../../local/iam/evaluator';
+import type { LocalIam, OutsideCaller } from '../../../local/iam/evaluator';
 import type { RolePolicyDocument } from '../../../local/iam/policy-template';
-import { ACCOUNT, type Cloud, createCloud, launch, REGION } from './ec2-harness';
+import { ACCOUNT, type Cloud, createCloud, launch } from './ec2-harness';
+import { localIamOn, noFunctionRoles } from './iam-harness';
 
 /**
  * The tag guardrail of infra/guardrails.ts (security review H1), evaluated as AWS evaluates a
@@ -52,20 +52,8 @@ let localIam: LocalIam;
 let instanceId: string;
 beforeAll(async () => {
   cloud = await createCloud();
-  localIam = new LocalIam({
-    // Only outside callers are evaluated here: no function role is needed.
-    synthesized: { key: 'guardrails', base: {} as never, optIn: {} as never },
-    deployment: {
-      partition: 'aws',
-      region: REGION,
-      accountId: ACCOUNT,
-      tables: {} as never,
-      hostGroups: [],
-      imageParameters: [],
-      allowShelvedDataDeletion: false,
-    },
-    ec2: ec2ResourceState(cloud.ec2),
-  });
+  // Only outside callers are evaluated here: no function role is needed.
+  localIam = localIamOn(cloud, noFunctionRoles('guardrails'));
   instanceId = await launch(cloud, {
     TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'warmboot:managed', Value: 'true' }] }],
   });

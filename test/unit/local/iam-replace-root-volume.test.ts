@@ -1,9 +1,10 @@
-import { CreateTagsCommand, CreateVolumeCommand } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { ec2ResourceState } from '../../../local/iam/ec2-state';
-import { LocalIam, type OutsideCaller } from '../../../local/iam/evaluator';
+import type { OutsideCaller } from '../../../local/iam/evaluator';
 import { ec2Checks, UnmodelledCallError } from '../../../local/iam/request-context';
-import { ACCOUNT, createCloud, launch, REGION, ZONE_A } from './ec2-harness';
+import { ACCOUNT, createCloud, createVolume, launch, REGION, ZONE_A } from './ec2-harness';
+import { localIamOn, noFunctionRoles } from './iam-harness';
 
 /**
  * CreateReplaceRootVolumeTask in the local IAM (request-context.ts), as the Service Authorization
@@ -23,30 +24,13 @@ const world = async () => {
     Placement: { AvailabilityZone: ZONE_A },
     TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'warmboot:shelving', Value: 'rec-1' }] }],
   });
-  const volume = await cloud.run(() =>
-    cloud.ec2Client.send(
-      new CreateVolumeCommand({
-        AvailabilityZone: ZONE_A,
-        Size: 8,
-        TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'warmboot:shelved', Value: 'rec-1' }] }],
-      }),
-    ),
-  );
-  await cloud.settle();
-  const iam = new LocalIam({
-    // Only outside callers are evaluated here: no function role is needed.
-    synthesized: { key: 'replace-root', base: {} as never, optIn: {} as never },
-    deployment: {
-      partition: 'aws',
-      region: REGION,
-      accountId: ACCOUNT,
-      tables: {} as never,
-      hostGroups: [],
-      imageParameters: [],
-      allowShelvedDataDeletion: false,
-    },
-    ec2: ec2ResourceState(cloud.ec2),
+  const volume = await createVolume(cloud, {
+    Size: 8,
+    TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'warmboot:shelved', Value: 'rec-1' }] }],
   });
+  await cloud.settle();
+  // Only outside callers are evaluated here: no function role is needed.
+  const iam = localIamOn(cloud, noFunctionRoles('replace-root'));
   return { cloud, iam, instanceId, volumeId: volume.VolumeId ?? '' };
 };
 

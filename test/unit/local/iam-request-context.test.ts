@@ -76,40 +76,40 @@ const fleet = () => {
   return { state, instanceTags };
 };
 
+/** What the local IAM checks for PRINCIPAL's EC2 or SSM call in ENV, on the fleet's `state`. */
+const ec2ChecksOn = (state: Ec2ResourceState, operation: string, input: Record<string, unknown>) =>
+  ec2Checks(operation, input, ENV, PRINCIPAL, state);
+const ssmChecksOn = (state: Ec2ResourceState, operation: string, input: Record<string, unknown>) =>
+  ssmChecks(operation, input, ENV, PRINCIPAL, state);
+
 const byResource = (checks: readonly AuthorizationCheck[], action: string, resource: string) =>
   checks.filter((check) => check.action === action && check.resource === resource);
 
 describe('the IAM request context of an EC2 call', () => {
   it('authorizes every resource RunInstances touches, with the request tags of each created type', () => {
     const { state } = fleet();
-    const checks = ec2Checks(
-      'RunInstances',
-      {
-        ImageId: 'ami-0000000000000000d',
-        InstanceType: 'm7i.large',
-        MinCount: 1,
-        MaxCount: 1,
-        SubnetId: 'subnet-0000000000000000f',
-        SecurityGroupIds: ['sg-00000000000000001'],
-        KeyName: 'builders',
-        IamInstanceProfile: { Name: 'warmboot-builder' },
-        Placement: { HostId: 'h-0000000000000000e', GroupName: 'spread-1', Tenancy: 'host' },
-        BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeSize: 30, VolumeType: 'gp3' } }],
-        TagSpecifications: [
-          {
-            ResourceType: 'instance',
-            Tags: [
-              { Key: 'warmboot:managed', Value: 'true' },
-              { Key: 'warmboot:pool', Value: 'web' },
-            ],
-          },
-          { ResourceType: 'volume', Tags: [{ Key: 'warmboot:managed', Value: 'true' }] },
-        ],
-      },
-      ENV,
-      PRINCIPAL,
-      state,
-    );
+    const checks = ec2ChecksOn(state, 'RunInstances', {
+      ImageId: 'ami-0000000000000000d',
+      InstanceType: 'm7i.large',
+      MinCount: 1,
+      MaxCount: 1,
+      SubnetId: 'subnet-0000000000000000f',
+      SecurityGroupIds: ['sg-00000000000000001'],
+      KeyName: 'builders',
+      IamInstanceProfile: { Name: 'warmboot-builder' },
+      Placement: { HostId: 'h-0000000000000000e', GroupName: 'spread-1', Tenancy: 'host' },
+      BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeSize: 30, VolumeType: 'gp3' } }],
+      TagSpecifications: [
+        {
+          ResourceType: 'instance',
+          Tags: [
+            { Key: 'warmboot:managed', Value: 'true' },
+            { Key: 'warmboot:pool', Value: 'web' },
+          ],
+        },
+        { ResourceType: 'volume', Tags: [{ Key: 'warmboot:managed', Value: 'true' }] },
+      ],
+    });
 
     expect(
       checks.filter((check) => check.action === 'ec2:RunInstances').map((check) => check.resource),
@@ -180,13 +180,11 @@ describe('the IAM request context of an EC2 call', () => {
 
   it('authorizes a launch without subnet or security group on every subnet and group', () => {
     const { state } = fleet();
-    const checks = ec2Checks(
-      'RunInstances',
-      { ImageId: 'ami-0000000000000000d', MinCount: 1, MaxCount: 1 },
-      ENV,
-      PRINCIPAL,
-      state,
-    );
+    const checks = ec2ChecksOn(state, 'RunInstances', {
+      ImageId: 'ami-0000000000000000d',
+      MinCount: 1,
+      MaxCount: 1,
+    });
     expect(checks.map((check) => check.resource)).toEqual(
       expect.arrayContaining([
         'arn:aws:ec2:us-east-1:123456789012:subnet/*',
@@ -201,7 +199,7 @@ describe('the IAM request context of an EC2 call', () => {
   it('reads resource tags at the moment of the call', () => {
     const { state, instanceTags } = fleet();
     const terminate = () =>
-      ec2Checks('TerminateInstances', { InstanceIds: ['i-0000000000000000a'] }, ENV, PRINCIPAL, state);
+      ec2ChecksOn(state, 'TerminateInstances', { InstanceIds: ['i-0000000000000000a'] });
 
     const before = terminate();
     instanceTags.set('i-0000000000000000a', {});
@@ -217,20 +215,14 @@ describe('the IAM request context of an EC2 call', () => {
 
   it('authorizes an unknown instance by its ARN, without tags', () => {
     const { state } = fleet();
-    const [check] = ec2Checks(
-      'StopInstances',
-      { InstanceIds: ['i-0ffffffffffffffff'] },
-      ENV,
-      PRINCIPAL,
-      state,
-    );
+    const [check] = ec2ChecksOn(state, 'StopInstances', { InstanceIds: ['i-0ffffffffffffffff'] });
     expect(check?.resource).toBe('arn:aws:ec2:us-east-1:123456789012:instance/i-0ffffffffffffffff');
     expect(Object.keys(check?.context ?? {}).some((key) => key.includes('ResourceTag'))).toBe(false);
   });
 
   it('authorizes the volume and the instance it is attached to when DetachVolume names only the volume', () => {
     const { state } = fleet();
-    const checks = ec2Checks('DetachVolume', { VolumeId: 'vol-0000000000000000b' }, ENV, PRINCIPAL, state);
+    const checks = ec2ChecksOn(state, 'DetachVolume', { VolumeId: 'vol-0000000000000000b' });
     expect(checks.map((check) => check.resource)).toEqual([
       'arn:aws:ec2:us-east-1:123456789012:volume/vol-0000000000000000b',
       'arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a',
@@ -240,20 +232,14 @@ describe('the IAM request context of an EC2 call', () => {
 
   it('gives CreateTags and DeleteTags the tag keys of the request', () => {
     const { state } = fleet();
-    const [create] = ec2Checks(
-      'CreateTags',
-      { Resources: ['vol-0000000000000000b'], Tags: [{ Key: 'warmboot:managed', Value: 'true' }] },
-      ENV,
-      PRINCIPAL,
-      state,
-    );
-    const [remove] = ec2Checks(
-      'DeleteTags',
-      { Resources: ['i-0000000000000000a'], Tags: [{ Key: 'warmboot:pool' }] },
-      ENV,
-      PRINCIPAL,
-      state,
-    );
+    const [create] = ec2ChecksOn(state, 'CreateTags', {
+      Resources: ['vol-0000000000000000b'],
+      Tags: [{ Key: 'warmboot:managed', Value: 'true' }],
+    });
+    const [remove] = ec2ChecksOn(state, 'DeleteTags', {
+      Resources: ['i-0000000000000000a'],
+      Tags: [{ Key: 'warmboot:pool' }],
+    });
     expect(create?.context).toMatchObject({
       'aws:RequestTag/warmboot:managed': 'true',
       'aws:TagKeys': ['warmboot:managed'],
@@ -265,18 +251,10 @@ describe('the IAM request context of an EC2 call', () => {
 
   it('snapshots the instance and each volume CreateSnapshots copies, and tags the snapshots at creation', () => {
     const { state } = fleet();
-    const checks = ec2Checks(
-      'CreateSnapshots',
-      {
-        InstanceSpecification: { InstanceId: 'i-0000000000000000a', ExcludeBootVolume: true },
-        TagSpecifications: [
-          { ResourceType: 'snapshot', Tags: [{ Key: 'warmboot:shelved', Value: 'rec-1' }] },
-        ],
-      },
-      ENV,
-      PRINCIPAL,
-      state,
-    );
+    const checks = ec2ChecksOn(state, 'CreateSnapshots', {
+      InstanceSpecification: { InstanceId: 'i-0000000000000000a', ExcludeBootVolume: true },
+      TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: 'warmboot:shelved', Value: 'rec-1' }] }],
+    });
     expect(checks.map((check) => [check.action, check.resource])).toEqual([
       ['ec2:CreateSnapshots', 'arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a'],
       ['ec2:CreateSnapshots', 'arn:aws:ec2:us-east-1:123456789012:volume/vol-0000000000000000b'],
@@ -288,29 +266,20 @@ describe('the IAM request context of an EC2 call', () => {
 
   it('authorizes DescribeInstanceAttribute on the instance, and AssociateAddress on the address and the instance', () => {
     const { state } = fleet();
-    const [describe] = ec2Checks(
-      'DescribeInstanceAttribute',
-      { InstanceId: 'i-0000000000000000a', Attribute: 'userData' },
-      ENV,
-      PRINCIPAL,
-      state,
-    );
+    const [describe] = ec2ChecksOn(state, 'DescribeInstanceAttribute', {
+      InstanceId: 'i-0000000000000000a',
+      Attribute: 'userData',
+    });
     expect(describe).toMatchObject({
       resource: 'arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a',
       context: { 'aws:ResourceTag/warmboot:managed': 'true' },
     });
 
-    const associate = ec2Checks(
-      'AssociateAddress',
-      {
-        AllocationId: 'eipalloc-0000000000000000a',
-        InstanceId: 'i-0000000000000000a',
-        AllowReassociation: false,
-      },
-      ENV,
-      PRINCIPAL,
-      state,
-    );
+    const associate = ec2ChecksOn(state, 'AssociateAddress', {
+      AllocationId: 'eipalloc-0000000000000000a',
+      InstanceId: 'i-0000000000000000a',
+      AllowReassociation: false,
+    });
     expect(associate.map((check) => [check.action, check.resource])).toEqual([
       ['ec2:AssociateAddress', 'arn:aws:ec2:us-east-1:123456789012:elastic-ip/eipalloc-0000000000000000a'],
       ['ec2:AssociateAddress', 'arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a'],
@@ -320,22 +289,17 @@ describe('the IAM request context of an EC2 call', () => {
 
   it('refuses an operation it has no request context for instead of guessing', () => {
     const { state } = fleet();
-    expect(() => ec2Checks('ModifyInstancePlacement', {}, ENV, PRINCIPAL, state)).toThrow(
-      UnmodelledCallError,
-    );
+    expect(() => ec2ChecksOn(state, 'ModifyInstancePlacement', {})).toThrow(UnmodelledCallError);
   });
 });
 
 describe('the IAM request context of SSM, EventBridge and DynamoDB calls', () => {
   it('authorizes SendCommand on the document and on each instance with its ssm:resourceTag keys', () => {
     const { state } = fleet();
-    const checks = ssmChecks(
-      'SendCommand',
-      { DocumentName: 'Warmboot-PoolPersonalize', InstanceIds: ['i-0000000000000000a'] },
-      ENV,
-      PRINCIPAL,
-      state,
-    );
+    const checks = ssmChecksOn(state, 'SendCommand', {
+      DocumentName: 'Warmboot-PoolPersonalize',
+      InstanceIds: ['i-0000000000000000a'],
+    });
     expect(checks.map((check) => check.resource)).toEqual([
       'arn:aws:ssm:us-east-1:123456789012:document/Warmboot-PoolPersonalize',
       'arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a',
@@ -345,13 +309,9 @@ describe('the IAM request context of SSM, EventBridge and DynamoDB calls', () =>
 
   it('authorizes public AMI alias parameters without an account in their ARN', () => {
     const { state } = fleet();
-    const [check] = ssmChecks(
-      'GetParameter',
-      { Name: '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64' },
-      ENV,
-      PRINCIPAL,
-      state,
-    );
+    const [check] = ssmChecksOn(state, 'GetParameter', {
+      Name: '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64',
+    });
     expect(check?.resource).toBe(
       'arn:aws:ssm:us-east-1::parameter/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64',
     );

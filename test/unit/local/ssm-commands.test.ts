@@ -61,6 +61,14 @@ const launch = async (cloud: Cloud, count = 1, tags: Record<string, string> = {}
   return reservation.Instances?.map((instance) => instance.InstanceId ?? '') ?? [];
 };
 
+/** One instance, launched and then stopped; its id. */
+const launchStopped = async (cloud: Cloud): Promise<string> => {
+  const [instanceId = ''] = await launch(cloud);
+  await cloud.run(() => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
+  await cloud.settle();
+  return instanceId;
+};
+
 const send = (cloud: Cloud, input: Partial<SendCommandCommandInput>) =>
   cloud.run(() =>
     cloud.ssmClient.send(
@@ -156,9 +164,7 @@ describe('SSM SendCommand', () => {
 
   it("a registered node's agent is back online 3.0 s after a start's running, once the OS booted", async () => {
     const cloud = await cloudWithDocuments('calibrated');
-    const [instanceId = ''] = await launch(cloud);
-    await cloud.run(() => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
-    await cloud.settle();
+    const instanceId = await launchStopped(cloud);
     const online = () =>
       cloud
         .run(() =>
@@ -242,9 +248,7 @@ describe('SSM SendCommand', () => {
 
   it('a command to a stopped instance is Delayed, then runs once the instance is started', async () => {
     const cloud = await cloudWithDocuments();
-    const [instanceId = ''] = await launch(cloud);
-    await cloud.run(() => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
-    await cloud.settle();
+    const instanceId = await launchStopped(cloud);
 
     await send(cloud, { InstanceIds: [instanceId] });
     const delayed = cloud.ssm.invocations()[0]?.status;
@@ -257,9 +261,7 @@ describe('SSM SendCommand', () => {
 
   it('a command never delivered within TimeoutSeconds ends TimedOut (Delivery Timed Out)', async () => {
     const cloud = await cloudWithDocuments();
-    const [instanceId = ''] = await launch(cloud);
-    await cloud.run(() => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
-    await cloud.settle();
+    const instanceId = await launchStopped(cloud);
 
     await send(cloud, { InstanceIds: [instanceId], TimeoutSeconds: 60 });
     await cloud.clock.advanceBy(60_000);
@@ -273,9 +275,7 @@ describe('SSM SendCommand', () => {
 
   it('an instance terminated before delivery makes the invocation Undeliverable', async () => {
     const cloud = await cloudWithDocuments();
-    const [instanceId = ''] = await launch(cloud);
-    await cloud.run(() => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
-    await cloud.settle();
+    const instanceId = await launchStopped(cloud);
     await send(cloud, { InstanceIds: [instanceId] });
 
     await cloud.run(() => cloud.ec2Client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })));
@@ -332,9 +332,7 @@ describe('SSM SendCommand', () => {
 
   it('DescribeInstanceInformation shows a stopped instance as ConnectionLost', async () => {
     const cloud = await cloudWithDocuments();
-    const [instanceId = ''] = await launch(cloud);
-    await cloud.run(() => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
-    await cloud.settle();
+    const instanceId = await launchStopped(cloud);
 
     const answer = await cloud.run(() => cloud.ssmClient.send(new DescribeInstanceInformationCommand({})));
 

@@ -245,6 +245,7 @@ const CTR: StubTool = {
 };
 /** aws s3 cp --only-show-errors <source> -: streams "hello" to stdout. */
 const AWS_S3: StubTool = { script: 'printf hello' };
+const S3_OBJECT = 's3://warmboot-images/models/sdxl-base-1.0.tar';
 
 describe.each(SHELLS)('image-cache documents run where sh is %s', (shell) => {
   const fetchParameters = (host: ScratchHost, overrides: Record<string, string[]> = {}) => ({
@@ -256,6 +257,14 @@ describe.each(SHELLS)('image-cache documents run where sh is %s', (shell) => {
     ExpectedBytes: ['1024'],
     ...overrides,
   });
+  /** Fetch of S3_OBJECT, expected to have the sha256 `digest`. */
+  const fetchFromS3 = (host: ScratchHost, digest: string) =>
+    runDocument(
+      host,
+      DOCUMENT_NAMES.fetch,
+      fetchParameters(host, { Kind: ['s3'], Source: [S3_OBJECT], Digest: [digest] }),
+      shell,
+    );
 
   it('Fetch pulls a container image by digest with docker and reports its size', () => {
     withScratchHost(amazonLinuxTools({ docker: DOCKER }), (host) => {
@@ -293,18 +302,11 @@ describe.each(SHELLS)('image-cache documents run where sh is %s', (shell) => {
 
   it('Fetch copies an S3 object, checks its sha256 and keeps it as a blob with a marker', () => {
     withScratchHost(amazonLinuxTools({ aws: AWS_S3 }), (host) => {
-      const parameters = fetchParameters(host, {
-        Kind: ['s3'],
-        Source: ['s3://warmboot-images/models/sdxl-base-1.0.tar'],
-        Digest: [DIGEST_OF_HELLO],
-      });
-      const run = runDocument(host, DOCUMENT_NAMES.fetch, parameters, shell);
+      const run = fetchFromS3(host, DIGEST_OF_HELLO);
 
       succeeded(run);
       const hex = DIGEST_OF_HELLO.slice('sha256:'.length);
-      expect(lines(run)).toEqual([
-        'aws s3 cp --only-show-errors s3://warmboot-images/models/sdxl-base-1.0.tar -',
-      ]);
+      expect(lines(run)).toEqual([`aws s3 cp --only-show-errors ${S3_OBJECT} -`]);
       expect(readFileSync(join(cacheDirectory(host), `${hex}.blob`), 'utf8')).toBe('hello');
       expect(result(run)).toMatchObject({ kind: 's3', bytes: 5, runtime: 'none' });
     });
@@ -312,12 +314,7 @@ describe.each(SHELLS)('image-cache documents run where sh is %s', (shell) => {
 
   it('Fetch refuses an S3 object whose sha256 does not match (EX_DATAERR) and keeps nothing', () => {
     withScratchHost(amazonLinuxTools({ aws: AWS_S3 }), (host) => {
-      const parameters = fetchParameters(host, {
-        Kind: ['s3'],
-        Source: ['s3://warmboot-images/models/sdxl-base-1.0.tar'],
-        Digest: [CONTAINER_DIGEST],
-      });
-      const run = runDocument(host, DOCUMENT_NAMES.fetch, parameters, shell);
+      const run = fetchFromS3(host, CONTAINER_DIGEST);
 
       expect(run.exitCode).toBe(EXIT_CODES.verificationFailed);
       expect(readdirSync(cacheDirectory(host))).toEqual([]);

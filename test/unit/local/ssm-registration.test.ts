@@ -1,9 +1,4 @@
-import {
-  RunInstancesCommand,
-  type RunInstancesCommandInput,
-  StartInstancesCommand,
-  StopInstancesCommand,
-} from '@aws-sdk/client-ec2';
+import { StartInstancesCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import {
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
@@ -13,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { type CommandDocument, deployedDocumentName } from '../../../functions/shared/ssm-document';
 import { AMAZON_SSM_MANAGED_INSTANCE_CORE } from '../../../local/iam/instance-profiles';
 import { type DocumentBehaviour, SYSPREP_GENERALIZED } from '../../../local/ssm/agent';
-import { type Cloud, createCloud } from './ec2-harness';
+import { type Cloud, createCloud, launch } from './ec2-harness';
 
 /**
  * The SSM agent's registration (local/ssm/registration.ts): an EC2 instance is a managed node only
@@ -42,20 +37,13 @@ const strictCloud = (options: { defaultHostManagement?: boolean } = {}) =>
     behaviours: { [HELLO.name]: hello },
   });
 
-const launch = async (cloud: Cloud, input: Partial<RunInstancesCommandInput> = {}): Promise<string> => {
-  const reservation = await cloud.run(() =>
-    cloud.ec2Client.send(
-      new RunInstancesCommand({
-        ImageId: cloud.imageId,
-        InstanceType: 'm7i.large',
-        MinCount: 1,
-        MaxCount: 1,
-        ...input,
-      }),
-    ),
-  );
-  return reservation.Instances?.[0]?.InstanceId ?? '';
-};
+/** The instance profile `ssm-core`, holding AmazonSSMManagedInstanceCore; its ARN. */
+const ssmCoreProfile = (cloud: Cloud) =>
+  cloud.instanceProfiles.create('ssm-core', { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
+
+/** A Windows Server 2022 image; its id. */
+const registerWindows = (cloud: Cloud) =>
+  cloud.ec2.registerImage({ name: 'windows-2022', rootSizeGiB: 30, platform: 'windows' });
 
 /** Lets time pass until the instance's OS has booted; when it did. */
 const untilBooted = async (cloud: Cloud, instanceId: string): Promise<number> => {
@@ -120,7 +108,7 @@ describe('SSM agent registration', () => {
 
   it('a profile with the core policy registers a Linux agent 20-60 s after boot; commands then run', async () => {
     const cloud = await strictCloud();
-    cloud.instanceProfiles.create('ssm-core', { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
+    ssmCoreProfile(cloud);
     const instanceId = await launch(cloud, { IamInstanceProfile: { Name: 'ssm-core' } });
     const bootedAt = await untilBooted(cloud, instanceId);
 
@@ -136,9 +124,7 @@ describe('SSM agent registration', () => {
 
   it('a profile named by ARN counts as the profile', async () => {
     const cloud = await strictCloud();
-    const arn = cloud.instanceProfiles.create('ssm-core', {
-      managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE],
-    });
+    const arn = ssmCoreProfile(cloud);
     const instanceId = await launch(cloud, { IamInstanceProfile: { Arn: arn } });
     const bootedAt = await untilBooted(cloud, instanceId);
 
@@ -147,12 +133,8 @@ describe('SSM agent registration', () => {
 
   it('a Windows agent takes minutes: 4 to 15 after boot', async () => {
     const cloud = await strictCloud();
-    cloud.instanceProfiles.create('ssm-core', { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
-    const windowsImage = cloud.ec2.registerImage({
-      name: 'windows-2022',
-      rootSizeGiB: 30,
-      platform: 'windows',
-    });
+    ssmCoreProfile(cloud);
+    const windowsImage = registerWindows(cloud);
     const linux = await launch(cloud, { IamInstanceProfile: { Name: 'ssm-core' } });
     const windows = await launch(cloud, { ImageId: windowsImage, IamInstanceProfile: { Name: 'ssm-core' } });
     const bootedAt = await untilBooted(cloud, windows);
@@ -192,7 +174,7 @@ describe('SSM agent registration', () => {
 
   it('with the metadata service disabled the agent has no credentials, profile or not', async () => {
     const cloud = await strictCloud({ defaultHostManagement: true });
-    cloud.instanceProfiles.create('ssm-core', { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
+    ssmCoreProfile(cloud);
     const instanceId = await launch(cloud, {
       IamInstanceProfile: { Name: 'ssm-core' },
       MetadataOptions: { HttpEndpoint: 'disabled' },
@@ -218,12 +200,8 @@ describe('SSM agent registration', () => {
 
   it('after a Windows sysprep generalization the next boot keeps the agent away for minutes; commands wait', async () => {
     const cloud = await strictCloud();
-    cloud.instanceProfiles.create('ssm-core', { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
-    const windowsImage = cloud.ec2.registerImage({
-      name: 'windows-2022',
-      rootSizeGiB: 30,
-      platform: 'windows',
-    });
+    ssmCoreProfile(cloud);
+    const windowsImage = registerWindows(cloud);
     const instanceId = await launch(cloud, {
       ImageId: windowsImage,
       IamInstanceProfile: { Name: 'ssm-core' },
@@ -248,7 +226,7 @@ describe('SSM agent registration', () => {
 
   it('a registered Linux node is back online as soon as its OS booted again after a stop and start', async () => {
     const cloud = await strictCloud();
-    cloud.instanceProfiles.create('ssm-core', { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
+    ssmCoreProfile(cloud);
     const instanceId = await launch(cloud, { IamInstanceProfile: { Name: 'ssm-core' } });
     const firstBoot = await untilBooted(cloud, instanceId);
     expect(await registeredAfter(cloud, instanceId, firstBoot, 2 * MINUTE)).toBeDefined();

@@ -411,14 +411,24 @@ describe('pool members by provenance, not tags (H1)', () => {
     ]);
   });
 
+  /** Defines a pool of one member with a first handling that dies in `target[method]`. */
+  const defineOneDyingAt = async <T, K extends keyof T>(
+    h: ReturnType<typeof harness>,
+    target: T,
+    method: K,
+    message: string,
+  ) => {
+    const working = target[method];
+    target[method] = (async () => {
+      throw new Error(message);
+    }) as T[K];
+    await definePool(h.pools, spec({ minSize: 1, maxSize: 1 }), 'operator', NOW);
+    target[method] = working;
+  };
+
   it('converges after a crash between the intent and RunInstances: the next reconcile launches afresh', async () => {
     const h = harness();
-    const launch = h.ec2.launch.bind(h.ec2);
-    h.ec2.launch = async () => {
-      throw new Error('the function died before RunInstances');
-    };
-    await definePool(h.pools, spec({ minSize: 1, maxSize: 1 }), 'operator', NOW);
-    h.ec2.launch = launch;
+    await defineOneDyingAt(h, h.ec2, 'launch', 'the function died before RunInstances');
 
     await reconcileOne(h.pools, 'linux-web', NOW + 60_000);
 
@@ -428,12 +438,7 @@ describe('pool members by provenance, not tags (H1)', () => {
 
   it('converges after a crash between RunInstances and the member write: the next reconcile adopts the instance', async () => {
     const h = harness();
-    const recordLaunch = h.store.recordLaunch.bind(h.store);
-    h.store.recordLaunch = async () => {
-      throw new Error('the function died after RunInstances');
-    };
-    await definePool(h.pools, spec({ minSize: 1, maxSize: 1 }), 'operator', NOW);
-    h.store.recordLaunch = recordLaunch;
+    await defineOneDyingAt(h, h.store, 'recordLaunch', 'the function died after RunInstances');
     const [orphan] = h.ec2.instances.values();
 
     const summary = await reconcileOne(h.pools, 'linux-web', NOW + 60_000);

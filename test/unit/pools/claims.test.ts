@@ -56,15 +56,19 @@ describe('healClaims', () => {
     expect(healClaims([waited], [], NOW)).toEqual([{ kind: 'resume-claim', claim: waited }]);
   });
 
-  it('waits for a cold launch while it initializes, however long, and fails it once its server is retired', () => {
-    const launching = member({ origin: 'claim', state: 'initializing', claimId: 'r1' });
-    const cold = claim({
+  /** A cold-launching claim of `server`, requested three give-up periods ago. */
+  const longColdLaunchOf = (server: { instanceId: string }) =>
+    claim({
       step: 'cold-launching',
-      instanceId: launching.instanceId,
+      instanceId: server.instanceId,
       path: 'cold',
       requestedAt: NOW - 3 * CLAIM_GIVE_UP_MS,
       updatedAt: NOW - 3 * CLAIM_GIVE_UP_MS,
     });
+
+  it('waits for a cold launch while it initializes, however long, and fails it once its server is retired', () => {
+    const launching = member({ origin: 'claim', state: 'initializing', claimId: 'r1' });
+    const cold = longColdLaunchOf(launching);
     const retired = { ...launching, state: 'retiring' as const, reason: 'init-failed' };
 
     expect(healClaims([cold], [launching], NOW)).toEqual([]);
@@ -87,13 +91,7 @@ describe('healClaims', () => {
       claimId: 'r1',
       stateSince: NOW - 3 * 60_000,
     });
-    const cold = claim({
-      step: 'cold-launching',
-      instanceId: initialized.instanceId,
-      path: 'cold',
-      requestedAt: NOW - 3 * CLAIM_GIVE_UP_MS,
-      updatedAt: NOW - 3 * CLAIM_GIVE_UP_MS,
-    });
+    const cold = longColdLaunchOf(initialized);
 
     expect(healClaims([cold], [initialized], NOW)).toEqual([{ kind: 'resume-claim', claim: cold }]);
   });

@@ -81,17 +81,20 @@ describe('reconcilePool', () => {
     expect(kinds(actions)).toEqual([]);
   });
 
-  it('never launches past max even when the target is larger', () => {
-    const members = [member(), member({ state: 'retiring' }), member({ state: 'claimed', stateSince: NOW })];
-    const actions = reconcilePool(
+  /** The launches planned for a pool of at most four with `members` (ready ones stopped), sized to `targetSize`. */
+  const launchesUnderMaxFour = (members: PoolMember[], targetSize: number) =>
+    reconcilePool(
       input({
         spec: spec({ maxSize: 4 }),
         members,
         observed: members.map((m) => observedFor(m, m.state === 'ready' ? 'stopped' : 'running')),
-        sizing: { targetSize: 10, runningSize: 0 },
+        sizing: { targetSize, runningSize: 0 },
       }),
-    );
-    expect(actions.filter((action) => action.kind === 'launch')).toHaveLength(1);
+    ).filter((action) => action.kind === 'launch');
+
+  it('never launches past max even when the target is larger', () => {
+    const members = [member(), member({ state: 'retiring' }), member({ state: 'claimed', stateSince: NOW })];
+    expect(launchesUnderMaxFour(members, 10)).toHaveLength(1);
   });
 
   it("leaves room for claims' cold launches under way: refill and cold launches together stay within max (H4)", () => {
@@ -100,15 +103,7 @@ describe('reconcilePool', () => {
       member({ origin: 'claim', claimId: 'req-1', state: 'initializing' }),
       member({ origin: 'claim', claimId: 'req-2', state: 'launching' }),
     ];
-    const actions = reconcilePool(
-      input({
-        spec: spec({ maxSize: 4 }),
-        members,
-        observed: members.map((m) => observedFor(m, m.state === 'ready' ? 'stopped' : 'running')),
-        sizing: { targetSize: 4, runningSize: 0 },
-      }),
-    );
-    expect(actions.filter((action) => action.kind === 'launch')).toHaveLength(1);
+    expect(launchesUnderMaxFour(members, 4)).toHaveLength(1);
   });
 
   it('retires a member whose image is no longer what the SSM alias resolves to, and replaces it', () => {

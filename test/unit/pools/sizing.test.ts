@@ -17,6 +17,18 @@ const demandPool = (overrides = {}) =>
     sizing: { mode: 'demand', targetHitShare: 0.95, scaleDownCooldownMinutes: 30, ...overrides },
   });
 
+/** Requests per hour over the last minutes, the last hours, and this hour one day earlier. */
+const rates = (shortRatePerHour: number, recentRatePerHour = 0, dailyRatePerHour = 0) => ({
+  shortRatePerHour,
+  recentRatePerHour,
+  dailyRatePerHour,
+});
+
+/** decideSize of a demand pool with a 120 s initialization, first sized at NOW unless said. */
+type SizeInput = Parameters<typeof decideSize>[0];
+const sized = (input: Partial<SizeInput> & Pick<SizeInput, 'demand'>) =>
+  decideSize({ spec: demandPool(), previous: undefined, initializeSeconds: 120, now: NOW, ...input });
+
 describe('Erlang-loss sizing', () => {
   it('matches the Erlang-B table (a = 2 Erlang: B(2) = 0.4, B(5) ≈ 0.0367)', () => {
     expect(erlangB(2, 2)).toBeCloseTo(0.4, 10);
@@ -33,53 +45,23 @@ describe('Erlang-loss sizing', () => {
 
   it('sizes a pool from its request rate and refill time, clamped to [min, max]', () => {
     // 60 requests/h, Linux refill 25.8 + 120 + 10 s → a ≈ 2.6 Erlang.
-    const decision = decideSize({
-      spec: demandPool(),
-      demand: { shortRatePerHour: 60, recentRatePerHour: 10, dailyRatePerHour: 0 },
-      previous: undefined,
-      initializeSeconds: 120,
-      now: NOW,
-    });
+    const decision = sized({ demand: rates(60, 10) });
     expect(decision.offeredLoad).toBeCloseTo((60 / 3600) * refillSeconds(120, 'stopped'), 6);
     expect(decision.targetSize).toBe(membersForHitShare(decision.offeredLoad, 0.95));
-    const capped = decideSize({
-      spec: demandPool(),
-      demand: { shortRatePerHour: 6000, recentRatePerHour: 0, dailyRatePerHour: 0 },
-      previous: undefined,
-      initializeSeconds: 900,
-      now: NOW,
-    });
+    const capped = sized({ demand: rates(6000), initializeSeconds: 900 });
     expect(capped.targetSize).toBe(20);
   });
 
   it('scales down by one member per cool-down, and up at once', () => {
     const previous = { targetSize: 8, runningSize: 0, changedAt: NOW - 10 * 60_000 };
-    const quiet = { shortRatePerHour: 0, recentRatePerHour: 0, dailyRatePerHour: 0 };
-    const held = decideSize({
-      spec: demandPool(),
-      demand: quiet,
-      previous,
-      initializeSeconds: 120,
-      now: NOW,
-    });
+    const quiet = rates(0);
+    const held = sized({ demand: quiet, previous });
     expect(held.targetSize).toBe(8);
     const later = NOW + 25 * 60_000;
-    const stepped = decideSize({
-      spec: demandPool(),
-      demand: quiet,
-      previous,
-      initializeSeconds: 120,
-      now: later,
-    });
+    const stepped = sized({ demand: quiet, previous, now: later });
     expect(stepped.targetSize).toBe(7);
     expect(stepped.changedAt).toBe(later);
-    const burst = decideSize({
-      spec: demandPool(),
-      demand: { shortRatePerHour: 600, recentRatePerHour: 0, dailyRatePerHour: 0 },
-      previous,
-      initializeSeconds: 120,
-      now: NOW,
-    });
+    const burst = sized({ demand: rates(600), previous });
     expect(burst.targetSize).toBeGreaterThan(8);
   });
 
@@ -98,22 +80,10 @@ describe('Erlang-loss sizing', () => {
 
   it('keeps part of a hot pool running, and none of a cool one', () => {
     const hot = demandPool({ runningTierAbovePerHour: 100 });
-    const busy = decideSize({
-      spec: hot,
-      demand: { shortRatePerHour: 300, recentRatePerHour: 100, dailyRatePerHour: 0 },
-      previous: undefined,
-      initializeSeconds: 120,
-      now: NOW,
-    });
+    const busy = sized({ spec: hot, demand: rates(300, 100) });
     expect(busy.runningSize).toBeGreaterThan(0);
     expect(busy.runningSize).toBeLessThanOrEqual(busy.targetSize);
-    const cool = decideSize({
-      spec: hot,
-      demand: { shortRatePerHour: 50, recentRatePerHour: 50, dailyRatePerHour: 0 },
-      previous: undefined,
-      initializeSeconds: 120,
-      now: NOW,
-    });
+    const cool = sized({ spec: hot, demand: rates(50, 50) });
     expect(cool.runningSize).toBe(0);
   });
 
@@ -132,14 +102,7 @@ describe('Erlang-loss sizing', () => {
   });
 
   it('hands reconcile the break-even only when the pool asks for it, at the pool’s prices', () => {
-    const decide = (overrides: object) =>
-      decideSize({
-        spec: demandPool(overrides),
-        demand: { shortRatePerHour: 60, recentRatePerHour: 0, dailyRatePerHour: 0 },
-        previous: undefined,
-        initializeSeconds: 120,
-        now: NOW,
-      });
+    const decide = (overrides: object) => sized({ spec: demandPool(overrides), demand: rates(60) });
     expect(decide({}).retireSurplusAfterIdleMs).toBeUndefined();
     const defaults = decide({ retireSurplus: 'after-break-even' }).retireSurplusAfterIdleMs ?? 0;
     expect(defaults / 3_600_000).toBeCloseTo(1.37, 2);
@@ -149,13 +112,7 @@ describe('Erlang-loss sizing', () => {
 
   it('sizes the running members for the running-tier share when one is set', () => {
     const decide = (overrides: object) =>
-      decideSize({
-        spec: demandPool({ runningTierAbovePerHour: 100, ...overrides }),
-        demand: { shortRatePerHour: 150, recentRatePerHour: 0, dailyRatePerHour: 0 },
-        previous: undefined,
-        initializeSeconds: 120,
-        now: NOW,
-      });
+      sized({ spec: demandPool({ runningTierAbovePerHour: 100, ...overrides }), demand: rates(150) });
     // λ = 150/h × 21.2 s → a ≈ 0.88: one running member serves ≥ 50% hot, 0.95 needs three.
     expect(decide({ runningTierHitShare: 0.5 }).runningSize).toBe(1);
     expect(decide({}).runningSize).toBe(membersForHitShare((150 / 3600) * 21.2, 0.95));
@@ -163,13 +120,7 @@ describe('Erlang-loss sizing', () => {
   });
 
   it('keeps minSize for fixed pools, all running for the running tier', () => {
-    const fixed = decideSize({
-      spec: spec({ minSize: 3, tier: 'running' }),
-      demand: { shortRatePerHour: 500, recentRatePerHour: 500, dailyRatePerHour: 0 },
-      previous: undefined,
-      initializeSeconds: 120,
-      now: NOW,
-    });
+    const fixed = sized({ spec: spec({ minSize: 3, tier: 'running' }), demand: rates(500, 500) });
     expect(fixed).toMatchObject({ targetSize: 3, runningSize: 3 });
   });
 

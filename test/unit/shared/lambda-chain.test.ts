@@ -36,31 +36,36 @@ const operatorEvent = (detail: unknown) => ({
   detail,
 });
 
+/** A runtime whose only AWS answer is EventBridge taking every PutEvents entry into `published`. */
+const publishingRuntime = <Entry>(published: Entry[]): Runtime => {
+  const clients = createAwsClients({
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    endpoints: { ec2: 'http://127.0.0.1:9', ssm: 'http://127.0.0.1:9', events: 'http://127.0.0.1:9' },
+  });
+  attachSimulator(clients.events, async (operation, input) => {
+    if (operation === 'PutEvents') published.push(...(input.Entries as Entry[]));
+    return { FailedEntryCount: 0, Entries: [] };
+  });
+  return {
+    functionName: 'warmboot-test',
+    clock: systemClock,
+    random: () => 0.5,
+    clients,
+    logger: new Logger({ serviceName: 'test', logLevel: 'SILENT' }),
+    metrics: new Metrics({ namespace: 'Test', serviceName: 'test' }),
+    tracer: new Tracer({ serviceName: 'test', enabled: false }),
+    env: { FACTS_BUS_NAME: 'warmboot-facts' },
+  };
+};
+
 describe('the shared Lambda chain', () => {
   let published: Record<string, unknown>[];
   let runtime: Runtime;
 
   beforeEach(() => {
     published = [];
-    const clients = createAwsClients({
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-      endpoints: { ec2: 'http://127.0.0.1:9', ssm: 'http://127.0.0.1:9', events: 'http://127.0.0.1:9' },
-    });
-    attachSimulator(clients.events, async (operation, input) => {
-      if (operation === 'PutEvents') published.push(...(input.Entries as Record<string, unknown>[]));
-      return { FailedEntryCount: 0, Entries: [] };
-    });
-    runtime = {
-      functionName: 'warmboot-test',
-      clock: systemClock,
-      random: () => 0.5,
-      clients,
-      logger: new Logger({ serviceName: 'test', logLevel: 'SILENT' }),
-      metrics: new Metrics({ namespace: 'Test', serviceName: 'test' }),
-      tracer: new Tracer({ serviceName: 'test', enabled: false }),
-      env: { FACTS_BUS_NAME: 'warmboot-facts' },
-    };
+    runtime = publishingRuntime(published);
   });
 
   const pinned: string[] = [];
@@ -139,15 +144,6 @@ describe('the envelope check of the shared chain', () => {
   beforeEach(() => {
     published = [];
     handled = [];
-    const clients = createAwsClients({
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-      endpoints: { ec2: 'http://127.0.0.1:9', ssm: 'http://127.0.0.1:9', events: 'http://127.0.0.1:9' },
-    });
-    attachSimulator(clients.events, async (_operation, input) => {
-      published.push(...(input.Entries as unknown[]));
-      return { FailedEntryCount: 0, Entries: [] };
-    });
     const registry = new EventRegistry([
       route('warmboot', 'Pin Image', z.object({ image: z.string() }), async (event) => {
         handled.push(`request ${event.detail.image}`);
@@ -162,20 +158,7 @@ describe('the envelope check of the shared chain', () => {
         return 'seen';
       }),
     ]);
-    handler = createLambdaHandler(
-      registry,
-      {
-        functionName: 'warmboot-test',
-        clock: systemClock,
-        random: () => 0.5,
-        clients,
-        logger: new Logger({ serviceName: 'test', logLevel: 'SILENT' }),
-        metrics: new Metrics({ namespace: 'Test', serviceName: 'test' }),
-        tracer: new Tracer({ serviceName: 'test', enabled: false }),
-        env: { FACTS_BUS_NAME: 'warmboot-facts' },
-      },
-      { idempotent: false },
-    );
+    handler = createLambdaHandler(registry, publishingRuntime(published), { idempotent: false });
   });
 
   const event = (overrides: Record<string, unknown>) => ({

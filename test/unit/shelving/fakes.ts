@@ -127,8 +127,21 @@ export const retained = (volumeId: string, deviceName: string, root: boolean): R
   snapshotId: `snap-${volumeId.slice(4)}`,
 });
 
+/** The id of the record `record()` makes, unless told otherwise. */
+export const RECORD_ID = 'sh-0123456789abcdef0-t8dsxz';
+/** The replacement an unshelve of that record launches, and the fresh root it launches with. */
+export const REPLACEMENT = 'i-0fffffffffffffff1';
+export const FRESH = 'vol-0ffffffffffffff01';
+/** What a replacement and its fresh root are tagged with: the recorded tags and replacement-for. */
+export const REPLACEMENT_TAGS = {
+  Name: 'web-1',
+  'warmboot:managed': 'true',
+  'warmboot:tenant': 'tenant-a',
+  'warmboot:replacement-for': RECORD_ID,
+};
+
 export const record = (overrides: Partial<ShelfRecord> = {}): ShelfRecord => ({
-  recordId: 'sh-0123456789abcdef0-t8dsxz',
+  recordId: RECORD_ID,
   tenant: 'tenant-a',
   instanceId: 'i-0123456789abcdef0',
   config: {

@@ -14,7 +14,7 @@ import {
 import { planShelve, requestOffload } from '../../../functions/shelving/domain/requests';
 import { nextStep, privateIpInUse } from '../../../functions/shelving/domain/saga';
 import type { InstanceDetails, Observation, ShelfRecord } from '../../../functions/shelving/domain/types';
-import { instance, NOW, record, volume } from './fakes';
+import { instance, NOW, REPLACEMENT, record, volume } from './fakes';
 
 /** "Unshelve brings the instance back as it was" (finding W2): the pure decisions. */
 
@@ -29,23 +29,23 @@ const DETAILS: InstanceDetails = {
   cpuCredits: 'standard',
   placementGroupStrategy: 'cluster',
 };
-const REPLACEMENT = 'i-0fffffffffffffff1';
+
+/** What a shelve records of the instance (DETAILS and what DescribeInstances shows). */
+const AS_IT_WAS = {
+  privateIpAddress: '172.31.5.10',
+  userData: USER_DATA,
+  disableApiTermination: true,
+  disableApiStop: true,
+  placementGroup: { groupName: 'hpc', strategy: 'cluster' },
+  cpuCredits: 'standard',
+  elasticIp: ELASTIC_IP,
+} as const;
 
 /** A record shelved from an instance with all of it, at `step`. */
 const shelvedAsItWas = (overrides: Partial<ShelfRecord> = {}): ShelfRecord => {
   const base = record();
   return record({
-    config: {
-      ...base.config,
-      instanceType: 't3.large',
-      privateIpAddress: '172.31.5.10',
-      userData: USER_DATA,
-      disableApiTermination: true,
-      disableApiStop: true,
-      placementGroup: { groupName: 'hpc', strategy: 'cluster' },
-      cpuCredits: 'standard',
-      elasticIp: ELASTIC_IP,
-    },
+    config: { ...base.config, instanceType: 't3.large', ...AS_IT_WAS },
     ...overrides,
   });
 };
@@ -79,15 +79,7 @@ describe('what a shelve records', () => {
       NOW,
       DETAILS,
     );
-    expect(shelved.ok && shelved.record.config).toMatchObject({
-      privateIpAddress: '172.31.5.10',
-      userData: USER_DATA,
-      disableApiTermination: true,
-      disableApiStop: true,
-      placementGroup: { groupName: 'hpc', strategy: 'cluster' },
-      cpuCredits: 'standard',
-      elasticIp: ELASTIC_IP,
-    });
+    expect(shelved.ok && shelved.record.config).toMatchObject(AS_IT_WAS);
   });
 
   it('records nothing it did not see', () => {

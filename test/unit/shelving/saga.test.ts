@@ -11,9 +11,8 @@ import type {
   UnshelveState,
   ZoneState,
 } from '../../../functions/shelving/domain/types';
-import { instance, NOW, record, volume } from './fakes';
+import { FRESH, instance, NOW, RECORD_ID, REPLACEMENT, REPLACEMENT_TAGS, record, volume } from './fakes';
 
-const RECORD_ID = 'sh-0123456789abcdef0-t8dsxz';
 const shelvedTag = { 'warmboot:shelved': RECORD_ID };
 /** The safety snapshots of `record()`'s two volumes, as DescribeSnapshots lists them. */
 const SAFETY_SNAPSHOTS = record().volumes.map((retained) => ({
@@ -48,15 +47,6 @@ const keptInstance = (overrides: Partial<ObservedInstance> = {}) =>
     ...overrides,
   });
 
-const REPLACEMENT = 'i-0fffffffffffffff1';
-const FRESH = 'vol-0ffffffffffffff01';
-/** What a replacement and its fresh root are tagged with: the recorded tags and replacement-for. */
-const REPLACEMENT_TAGS = {
-  Name: 'web-1',
-  'warmboot:managed': 'true',
-  'warmboot:tenant': 'tenant-a',
-  'warmboot:replacement-for': RECORD_ID,
-};
 /** The devices of the shelved instance: the retained root and data volume. */
 const RETAINED_DEVICES = instance().blockDevices;
 const replacement = (

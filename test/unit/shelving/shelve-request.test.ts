@@ -42,7 +42,11 @@ const oneInstanceEc2 = (current: { instance: ObservedInstance }) => {
 const setUp = (initial: ObservedInstance = instance()) => {
   const current = { instance: initial };
   const { ec2, calls } = oneInstanceEc2(current);
-  return { ...shelvingOnClock(ec2), calls, current };
+  const shelving = shelvingOnClock(ec2);
+  /** The Shelve request of this one instance, as `request` (its event id, when sent) names it. */
+  const shelve = (request: { requestId: string; sentAt?: number }) =>
+    shelveInstances(shelving.deps, shelving.rounds, { instanceIds: [INSTANCE_ID] }, request);
+  return { ...shelving, calls, current, shelve };
 };
 
 /** What the Unshelve saga leaves behind: the record unshelved and the instance link released. */
@@ -55,13 +59,8 @@ const unshelved = async (store: ReturnType<typeof memoryShelfStore>, recordId: s
 
 describe('a retried Shelve request', () => {
   it('answers its first answer and shelves nothing again after the instance was unshelved', async () => {
-    const { deps, rounds, store, calls, clock } = setUp();
-    const [first] = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_ID] },
-      { requestId: 'event-1' },
-    );
+    const { store, calls, clock, shelve } = setUp();
+    const [first] = await shelve({ requestId: 'event-1' });
     expect(first).toMatchObject({ ok: true, created: true });
     const recordId = first?.ok ? first.recordId : '';
     clock.at += 60_000;
@@ -69,12 +68,7 @@ describe('a retried Shelve request', () => {
     calls.length = 0;
     clock.at += 120_000;
 
-    const retried = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_ID] },
-      { requestId: 'event-1' },
-    );
+    const retried = await shelve({ requestId: 'event-1' });
 
     expect(retried).toEqual([first]);
     expect([...store.records.keys()]).toEqual([recordId]);
@@ -83,13 +77,8 @@ describe('a retried Shelve request', () => {
   });
 
   it('answers its first answer after the record was deleted', async () => {
-    const { deps, rounds, store, clock } = setUp();
-    const [first] = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_ID] },
-      { requestId: 'event-1' },
-    );
+    const { store, clock, shelve } = setUp();
+    const [first] = await shelve({ requestId: 'event-1' });
     const [stored] = await store.getMany([first?.ok ? first.recordId : '']);
     clock.at += 60_000;
     await unshelved(store, stored?.recordId ?? '');
@@ -97,31 +86,22 @@ describe('a retried Shelve request', () => {
     expect(finished && (await store.remove(finished))).toBe(true);
     clock.at += 60_000;
 
-    expect(
-      await shelveInstances(deps, rounds, { instanceIds: [INSTANCE_ID] }, { requestId: 'event-1' }),
-    ).toEqual([first]);
+    expect(await shelve({ requestId: 'event-1' })).toEqual([first]);
     expect(store.records.size).toBe(0);
   });
 
   it('repeats a refusal even when the instance could be shelved by now', async () => {
-    const { deps, rounds, store, current } = setUp(instance({ state: 'stopping' }));
-    const [refused] = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_ID] },
-      { requestId: 'event-1' },
-    );
+    const { store, current, shelve } = setUp(instance({ state: 'stopping' }));
+    const [refused] = await shelve({ requestId: 'event-1' });
     expect(refused).toMatchObject({ ok: false, error: { code: 'IncorrectState' } });
     current.instance = instance({ state: 'stopped' });
 
-    expect(
-      await shelveInstances(deps, rounds, { instanceIds: [INSTANCE_ID] }, { requestId: 'event-1' }),
-    ).toEqual([refused]);
+    expect(await shelve({ requestId: 'event-1' })).toEqual([refused]);
     expect(store.records.size).toBe(0);
   });
 
   it('finishes the shelve a killed first handling created but never started', async () => {
-    const { deps, rounds, store, calls } = setUp();
+    const { store, calls, shelve } = setUp();
     const plan = planShelve(
       { instanceId: INSTANCE_ID },
       instance(),
@@ -133,12 +113,7 @@ describe('a retried Shelve request', () => {
     // The first handling died right after the transaction that created the record and its answer.
     await store.create(plan.record, { requestId: 'event-1', expiresAt: NOW / 1000 + 3600 });
 
-    const retried = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_ID] },
-      { requestId: 'event-1' },
-    );
+    const retried = await shelve({ requestId: 'event-1' });
 
     expect(retried).toEqual([{ id: INSTANCE_ID, ok: true, recordId: plan.record.recordId, created: true }]);
     // Its first round keeps the volumes, starting with the shelved tag (DeleteOnTermination follows).
@@ -149,24 +124,14 @@ describe('a retried Shelve request', () => {
 
 describe('a new Shelve request (a new event id)', () => {
   it('shelves the instance again once the earlier record was unshelved', async () => {
-    const { deps, rounds, store, clock } = setUp();
-    const [first] = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_ID] },
-      { requestId: 'event-1' },
-    );
+    const { store, clock, shelve } = setUp();
+    const [first] = await shelve({ requestId: 'event-1' });
     const firstRecordId = first?.ok ? first.recordId : '';
     clock.at += 60_000;
     await unshelved(store, firstRecordId);
     clock.at += 60_000;
 
-    const [again] = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_ID] },
-      { requestId: 'event-2' },
-    );
+    const [again] = await shelve({ requestId: 'event-2' });
 
     expect(again).toMatchObject({ ok: true, created: true });
     expect(again?.ok && again.recordId).not.toBe(firstRecordId);
@@ -174,50 +139,28 @@ describe('a new Shelve request (a new event id)', () => {
   });
 
   it('finds the live record while the instance is still shelved, and keeps answering that', async () => {
-    const { deps, rounds, store, clock } = setUp();
-    const [first] = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_ID] },
-      { requestId: 'event-1' },
-    );
+    const { store, clock, shelve } = setUp();
+    const [first] = await shelve({ requestId: 'event-1' });
     const recordId = first?.ok ? first.recordId : '';
 
-    const [duplicate] = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_ID] },
-      { requestId: 'event-2' },
-    );
+    const [duplicate] = await shelve({ requestId: 'event-2' });
     expect(duplicate).toEqual({ id: INSTANCE_ID, ok: true, recordId, created: false });
     clock.at += 60_000;
     await unshelved(store, recordId);
     clock.at += 60_000;
 
-    expect(
-      await shelveInstances(deps, rounds, { instanceIds: [INSTANCE_ID] }, { requestId: 'event-2' }),
-    ).toEqual([duplicate]);
+    expect(await shelve({ requestId: 'event-2' })).toEqual([duplicate]);
     expect(store.records.size).toBe(1);
   });
 
   it('is new again once the answers of an old one expired', async () => {
-    const { deps, rounds, store, clock } = setUp();
-    const [first] = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_ID] },
-      { requestId: 'event-1' },
-    );
+    const { store, clock, shelve } = setUp();
+    const [first] = await shelve({ requestId: 'event-1' });
     clock.at += 60_000;
     await unshelved(store, first?.ok ? first.recordId : '');
     clock.at += (defaultShelvingSettings.requestMemorySeconds + 1) * 1000;
 
-    const [late] = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_ID] },
-      { requestId: 'event-1' },
-    );
+    const [late] = await shelve({ requestId: 'event-1' });
 
     expect(late).toMatchObject({ ok: true, created: true });
     expect(store.records.size).toBe(2);
@@ -226,15 +169,10 @@ describe('a new Shelve request (a new event id)', () => {
 
 describe('the record a Shelve request creates', () => {
   it('names the request and when it was sent, so later requests can tell whether they mean it', async () => {
-    const { deps, rounds, store, clock } = setUp();
+    const { store, clock, shelve } = setUp();
     const sentAt = clock.at - 95_000;
 
-    const [answer] = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_ID] },
-      { requestId: 'event-1', sentAt: sentAt },
-    );
+    const [answer] = await shelve({ requestId: 'event-1', sentAt: sentAt });
 
     const recordId = answer?.ok ? answer.recordId : '';
     expect(store.records.get(recordId)?.shelvedBy).toEqual({ requestId: 'event-1', sentAt });
@@ -244,14 +182,9 @@ describe('the record a Shelve request creates', () => {
     ['older than EventBridge retries (a console test event)', -30 * 24 * 3_600_000],
     ['in the future', 60_000],
   ])('counts a request stamped %s as sent when handled', async (_, offsetMs) => {
-    const { deps, rounds, store, clock } = setUp();
+    const { store, clock, shelve } = setUp();
 
-    const [answer] = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_ID] },
-      { requestId: 'event-1', sentAt: clock.at + offsetMs },
-    );
+    const [answer] = await shelve({ requestId: 'event-1', sentAt: clock.at + offsetMs });
 
     const recordId = answer?.ok ? answer.recordId : '';
     expect(store.records.get(recordId)?.shelvedBy).toEqual({ requestId: 'event-1', sentAt: clock.at });

@@ -12,8 +12,9 @@ import {
   planDeletion,
   planShelve,
   requestUnshelve,
+  type ShelveRequestItem,
 } from '../../../functions/shelving/domain/requests';
-import type { ObservedVolume } from '../../../functions/shelving/domain/types';
+import type { ObservedInstance, ObservedVolume } from '../../../functions/shelving/domain/types';
 import { instance, NOW, record, volume } from './fakes';
 
 const volumes = new Map([
@@ -21,14 +22,15 @@ const volumes = new Map([
   ['vol-0000000000000000b', volume('vol-0000000000000000b', { sizeGiB: 20 })],
 ]);
 
+/** planShelve of `observed` with the default settings at NOW. */
+const shelvePlan = (request: ShelveRequestItem, observed: ObservedInstance, observedVolumes = volumes) =>
+  planShelve(request, observed, observedVolumes, defaultShelvingSettings, NOW);
+
 describe('planShelve', () => {
   it('records type, AZ, subnet, groups, tags, host and every volume with its device and flags', () => {
-    const plan = planShelve(
+    const plan = shelvePlan(
       { instanceId: 'i-0123456789abcdef0' },
       instance({ tenancy: 'host', hostId: 'h-0123456789abcdef0', affinity: 'host', keyName: 'ops' }),
-      volumes,
-      defaultShelvingSettings,
-      NOW,
     );
 
     expect(plan.ok).toBe(true);
@@ -63,25 +65,13 @@ describe('planShelve', () => {
     ['a terminated instance', instance({ state: 'terminated' }), 'NotFound'],
     ['an instance without tenant tag', instance({ tags: { 'warmboot:managed': 'true' } }), 'MissingTenant'],
   ])('refuses %s', (_, observed, code) => {
-    const plan = planShelve(
-      { instanceId: observed.instanceId },
-      observed,
-      volumes,
-      defaultShelvingSettings,
-      NOW,
-    );
+    const plan = shelvePlan({ instanceId: observed.instanceId }, observed);
 
     expect(plan).toMatchObject({ ok: false, error: { code } });
   });
 
   it('refuses to move an instance to another tenant than its tag says', () => {
-    const plan = planShelve(
-      { instanceId: 'i-0123456789abcdef0', tenant: 'tenant-b' },
-      instance(),
-      volumes,
-      defaultShelvingSettings,
-      NOW,
-    );
+    const plan = shelvePlan({ instanceId: 'i-0123456789abcdef0', tenant: 'tenant-b' }, instance());
 
     expect(plan).toMatchObject({ ok: false, error: { code: 'TenantMismatch' } });
   });
@@ -93,13 +83,7 @@ describe('planShelve', () => {
       volume('vol-0000000000000000b', { tags: { 'warmboot:shelved': 'sh-0aaaaaaaaaaaaaaaa-1' } }),
     );
 
-    const plan = planShelve(
-      { instanceId: 'i-0123456789abcdef0' },
-      instance(),
-      claimed,
-      defaultShelvingSettings,
-      NOW,
-    );
+    const plan = shelvePlan({ instanceId: 'i-0123456789abcdef0' }, instance(), claimed);
 
     expect(plan).toMatchObject({ ok: false, error: { code: 'VolumeClaimed' } });
   });

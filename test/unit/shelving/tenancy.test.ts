@@ -73,20 +73,24 @@ const shelvedOf = (recordId: string, instanceId: string, tenant: string): ShelfR
 const MY_RECORD = shelvedOf('sh-0123456789abcdef0-aaaaaa', MINE, 'tenant-a');
 const THEIR_RECORD = shelvedOf('sh-0fedcba9876543210-aaaaaa', THEIRS, 'tenant-b');
 
+/** Both tenants' instances, as `described` says, over a store holding `records`. */
+const setUp = async (records: readonly ShelfRecord[] = [], described = instances) => {
+  const { ec2, calls } = twoTenantsEc2(described);
+  const shelving = shelvingOnClock(ec2);
+  for (const shelved of records) await shelving.store.create(shelved);
+  return { ...shelving, calls };
+};
+
+const BY_OPERATOR_OF_A = { requestId: 'event-1', sentAt: NOW, caller: operatorOfA };
+
 const touched = (calls: { operation: string; args: unknown[] }[], instanceId: string) =>
   calls.filter((call) => JSON.stringify(call.args).includes(instanceId));
 
 describe('Shelve by an operator bound to a tenant', () => {
   it('shelves its own tenant’s instance and refuses the other tenant’s, item by item', async () => {
-    const { ec2, calls } = twoTenantsEc2();
-    const { deps, rounds, store } = shelvingOnClock(ec2);
+    const { deps, rounds, store, calls } = await setUp();
 
-    const results = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [MINE, THEIRS] },
-      { requestId: 'event-1', sentAt: NOW, caller: operatorOfA },
-    );
+    const results = await shelveInstances(deps, rounds, { instanceIds: [MINE, THEIRS] }, BY_OPERATOR_OF_A);
 
     expect(results[0]).toMatchObject({ id: MINE, ok: true, created: true });
     expect(results[1]).toEqual({
@@ -105,16 +109,12 @@ describe('Shelve by an operator bound to a tenant', () => {
 
   it('does not tell another tenant’s caller the record of an instance already offloaded', async () => {
     // Terminated by the offload: EC2 no longer describes it, so its record's tenant decides.
-    const { ec2 } = twoTenantsEc2(new Map([[MINE, instances.get(MINE) as ObservedInstance]]));
-    const { deps, rounds, store } = shelvingOnClock(ec2);
-    await store.create(THEIR_RECORD);
-
-    const [answer] = await shelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [THEIRS] },
-      { requestId: 'event-1', sentAt: NOW, caller: operatorOfA },
+    const { deps, rounds } = await setUp(
+      [THEIR_RECORD],
+      new Map([[MINE, instances.get(MINE) as ObservedInstance]]),
     );
+
+    const [answer] = await shelveInstances(deps, rounds, { instanceIds: [THEIRS] }, BY_OPERATOR_OF_A);
 
     expect(answer).toMatchObject({ id: THEIRS, ok: false, error: { code: 'NotAuthorizedForTenant' } });
     expect(JSON.stringify(answer)).not.toContain(THEIR_RECORD.recordId);
@@ -123,16 +123,13 @@ describe('Shelve by an operator bound to a tenant', () => {
 
 describe('Offload and Unshelve by an operator bound to a tenant', () => {
   it('offloads its own record and refuses the other tenant’s', async () => {
-    const { ec2, calls } = twoTenantsEc2();
-    const { deps, rounds, store } = shelvingOnClock(ec2);
-    await store.create(MY_RECORD);
-    await store.create(THEIR_RECORD);
+    const { deps, rounds, store, calls } = await setUp([MY_RECORD, THEIR_RECORD]);
 
     const results = await offloadInstances(
       deps,
       rounds,
       { recordIds: [MY_RECORD.recordId, THEIR_RECORD.recordId] },
-      { requestId: 'event-1', sentAt: NOW, caller: operatorOfA },
+      BY_OPERATOR_OF_A,
     );
 
     expect(results).toContainEqual(expect.objectContaining({ id: MY_RECORD.recordId, ok: true }));
@@ -146,17 +143,9 @@ describe('Offload and Unshelve by an operator bound to a tenant', () => {
   });
 
   it('unshelves its own record by instance id and refuses the other tenant’s', async () => {
-    const { ec2 } = twoTenantsEc2();
-    const { deps, rounds, store } = shelvingOnClock(ec2);
-    await store.create(MY_RECORD);
-    await store.create(THEIR_RECORD);
+    const { deps, rounds, store } = await setUp([MY_RECORD, THEIR_RECORD]);
 
-    const results = await unshelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [MINE, THEIRS] },
-      { requestId: 'event-1', sentAt: NOW, caller: operatorOfA },
-    );
+    const results = await unshelveInstances(deps, rounds, { instanceIds: [MINE, THEIRS] }, BY_OPERATOR_OF_A);
 
     expect(results).toContainEqual(expect.objectContaining({ id: MY_RECORD.recordId, ok: true }));
     expect(results).toContainEqual(
@@ -170,27 +159,16 @@ describe('Offload and Unshelve by an operator bound to a tenant', () => {
   });
 
   it('unshelves its own tenant by name', async () => {
-    const { ec2 } = twoTenantsEc2();
-    const { deps, rounds, store } = shelvingOnClock(ec2);
-    await store.create(MY_RECORD);
-    await store.create(THEIR_RECORD);
+    const { deps, rounds, store } = await setUp([MY_RECORD, THEIR_RECORD]);
 
-    const results = await unshelveInstances(
-      deps,
-      rounds,
-      { tenant: 'tenant-a' },
-      { requestId: 'event-1', sentAt: NOW, caller: operatorOfA },
-    );
+    const results = await unshelveInstances(deps, rounds, { tenant: 'tenant-a' }, BY_OPERATOR_OF_A);
 
     expect(results.map((result) => result.id)).toEqual([MY_RECORD.recordId]);
     expect(store.records.get(THEIR_RECORD.recordId)).toMatchObject({ step: 'shelved', version: 1 });
   });
 
   it('lets an operator of every tenant act on both', async () => {
-    const { ec2 } = twoTenantsEc2();
-    const { deps, rounds, store } = shelvingOnClock(ec2);
-    await store.create(MY_RECORD);
-    await store.create(THEIR_RECORD);
+    const { deps, rounds } = await setUp([MY_RECORD, THEIR_RECORD]);
     const everyTenant: Caller = { via: 'request-bus', tenants: '*', admin: false };
 
     const results = await offloadInstances(

@@ -9,7 +9,7 @@ import type {
   ShelfRecord,
   UnshelveState,
 } from '../../../functions/shelving/domain/types';
-import { instance, NOW, record, volume } from './fakes';
+import { FRESH, instance, NOW, RECORD_ID, REPLACEMENT, REPLACEMENT_TAGS, record, volume } from './fakes';
 
 /**
  * Unshelve in place (issue 19): the running replacement's root is swapped for the retained one by
@@ -17,17 +17,8 @@ import { instance, NOW, record, volume } from './fakes';
  * each unshelve says which one it took and why.
  */
 
-const RECORD_ID = 'sh-0123456789abcdef0-t8dsxz';
 const ROOT = 'vol-0000000000000000a';
 const DATA = 'vol-0000000000000000b';
-const REPLACEMENT = 'i-0fffffffffffffff1';
-const FRESH = 'vol-0ffffffffffffff01';
-const TAGS = {
-  Name: 'web-1',
-  'warmboot:managed': 'true',
-  'warmboot:tenant': 'tenant-a',
-  'warmboot:replacement-for': RECORD_ID,
-};
 
 const replacement = (
   overrides: Partial<ObservedInstance> = {},
@@ -37,14 +28,14 @@ const replacement = (
 ): ObservedInstance =>
   instance({
     instanceId: REPLACEMENT,
-    tags: TAGS,
+    tags: REPLACEMENT_TAGS,
     blockDevices: devices.map((device) => ({ deleteOnTermination: true, ...device })),
     ...overrides,
   });
 const freshRoot = (more: Partial<ObservedVolume> = {}) =>
   volume(FRESH, {
     attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' },
-    tags: TAGS,
+    tags: REPLACEMENT_TAGS,
     ...more,
   });
 const available = (volumeId: string, more: Partial<ObservedVolume> = {}) =>
@@ -132,7 +123,7 @@ describe('the in-place swap', () => {
     );
 
     expect(decision.actions).toEqual([
-      { kind: 'tag', resourceIds: [REPLACEMENT, FRESH], tags: TAGS },
+      { kind: 'tag', resourceIds: [REPLACEMENT, FRESH], tags: REPLACEMENT_TAGS },
       { kind: 'attach', volumeId: DATA, instanceId: REPLACEMENT, device: '/dev/sdf' },
     ]);
   });
@@ -187,19 +178,21 @@ describe('the in-place swap', () => {
     expect(decision.to).toBeUndefined();
   });
 
-  it('keeps the retained root on termination before anything else once EC2 swapped it', () => {
-    const swapped = replacement({}, [
-      { deviceName: '/dev/xvda', volumeId: ROOT, deleteOnTermination: true },
-      { deviceName: '/dev/sdf', volumeId: DATA, deleteOnTermination: false },
-    ]);
-
-    const decision = decide(
+  /** The replace-root round after EC2 swapped in the retained root (its DeleteOnTermination as said). */
+  const afterSwap = ({ rootDeleteOnTermination }: { rootDeleteOnTermination: boolean }) =>
+    decide(
       unshelving('unshelve.replace-root'),
       observe([onReplacement(ROOT, '/dev/xvda'), onReplacement(DATA, '/dev/sdf')], {
-        replacement: swapped,
+        replacement: replacement({}, [
+          { deviceName: '/dev/xvda', volumeId: ROOT, deleteOnTermination: rootDeleteOnTermination },
+          { deviceName: '/dev/sdf', volumeId: DATA, deleteOnTermination: false },
+        ]),
         rootReplacement: task('succeeded'),
       }),
     );
+
+  it('keeps the retained root on termination before anything else once EC2 swapped it', () => {
+    const decision = afterSwap({ rootDeleteOnTermination: true });
 
     expect(decision.actions).toEqual([
       {
@@ -211,18 +204,7 @@ describe('the in-place swap', () => {
   });
 
   it('is ready once the task succeeded with the retained root at the root device, and says in-place', () => {
-    const swapped = replacement({}, [
-      { deviceName: '/dev/xvda', volumeId: ROOT, deleteOnTermination: false },
-      { deviceName: '/dev/sdf', volumeId: DATA, deleteOnTermination: false },
-    ]);
-
-    const decision = decide(
-      unshelving('unshelve.replace-root'),
-      observe([onReplacement(ROOT, '/dev/xvda'), onReplacement(DATA, '/dev/sdf')], {
-        replacement: swapped,
-        rootReplacement: task('succeeded'),
-      }),
-    );
+    const decision = afterSwap({ rootDeleteOnTermination: false });
 
     expect(decision.to).toBe('unshelve.finalize');
     expect(decision.facts?.[0]?.detail).toMatchObject({ path: 'in-place', instanceId: REPLACEMENT });

@@ -24,7 +24,7 @@ import {
   replacementKilledByKey,
   replacementTagging,
 } from './replacement';
-import { replacementReady, unshelvedFact } from './unshelve';
+import { replacementReady } from './unshelve';
 import { swapFor } from './unshelve-in-place';
 
 /**
@@ -291,17 +291,7 @@ export const startReplacement: StepDecision = (record, observation, now, setting
         observation,
         now,
         settings,
-        withUnshelve(record, {}),
-        (outcome) =>
-          unshelvedFact(
-            record,
-            replacement.instanceId,
-            'fast',
-            now,
-            record.unshelve?.inPlaceSkipped,
-            undefined,
-            outcome,
-          ),
+        { path: 'fast', reason: record.unshelve?.inPlaceSkipped },
         'replacement running with its volumes',
       ),
   });

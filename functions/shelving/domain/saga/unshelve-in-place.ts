@@ -16,7 +16,7 @@ import {
   replacementKilledByKey,
   replacementTagging,
 } from './replacement';
-import { replacementReady, unshelvedFact } from './unshelve';
+import { replacementReady } from './unshelve';
 
 /**
  * The in-place path: the replacement keeps running, its data volumes go on, and one
@@ -124,9 +124,7 @@ const replaceWhileRunning = (
       observation,
       now,
       settings,
-      withUnshelve(record, {}),
-      (outcome) =>
-        unshelvedFact(record, replacement.instanceId, 'in-place', now, undefined, undefined, outcome),
+      { path: 'in-place' },
       'replacement running on the retained root',
     );
   }

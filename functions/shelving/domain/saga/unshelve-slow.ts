@@ -15,7 +15,7 @@ import {
   wait,
   withUnshelve,
 } from './decisions';
-import { replacementReady, unshelvedFact } from './unshelve';
+import { replacementReady } from './unshelve';
 
 /**
  * The slow path: a replacement launches from the safety snapshots (in the recorded AZ, or in
@@ -122,17 +122,8 @@ export const launchFromSnapshots: StepDecision = (record, observation, now, sett
     observation,
     now,
     settings,
-    unshelve,
-    (outcome) =>
-      unshelvedFact(
-        record,
-        replacement.instanceId,
-        'slow',
-        now,
-        record.unshelve?.reason,
-        record.unshelve?.relocation,
-        outcome,
-      ),
+    { path: 'slow', reason: record.unshelve?.reason, relocation: record.unshelve?.relocation },
     'restored from snapshots',
+    unshelve,
   );
 };

@@ -29,7 +29,7 @@ import {
  * unshelve-fast.ts and unshelve-slow.ts.
  */
 
-export const unshelvedFact = (
+const unshelvedFact = (
   record: ShelfRecord,
   instanceId: string,
   path: UnshelvePath,
@@ -55,7 +55,8 @@ export const unshelvedFact = (
 /**
  * The replacement runs. What is set only after the launch (protection, the Elastic IP) is
  * restored first (domain/fidelity.ts); then the record is unshelved, and Instance Unshelved says
- * what the replacement could not keep.
+ * how it came back (`fact`: its path, why, where to) and what the replacement could not keep.
+ * `unshelve` is the state to keep: the slow path's names the replacement it learned of.
  */
 export const replacementReady = (
   record: ShelfRecord,
@@ -63,9 +64,9 @@ export const replacementReady = (
   observation: Observation,
   now: number,
   settings: ShelvingSettings,
-  unshelve: UnshelveState,
-  fact: (outcome: { privateIpAddress?: string; notKept: readonly NotKept[] }) => ShelvingFact,
+  fact: { readonly path: UnshelvePath; readonly reason?: string; readonly relocation?: Relocation },
   reason: string,
+  unshelve: UnshelveState = withUnshelve(record, {}),
 ): Decision => {
   const restore = restoration(record, replacement, observation, settings);
   if (restore.actions.length > 0 || restore.waiting !== undefined) {
@@ -89,7 +90,9 @@ export const replacementReady = (
     actions: [],
     recheckAt: now,
     reason,
-    facts: [fact(outcome)],
+    facts: [
+      unshelvedFact(record, replacement.instanceId, fact.path, now, fact.reason, fact.relocation, outcome),
+    ],
   };
 };
 
