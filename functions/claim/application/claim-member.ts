@@ -1,12 +1,12 @@
 import type { PoolRecord } from '../../pools/adapters/store';
 import { writeMember } from '../../pools/application/members';
 import { WAITING_FOR_INIT } from '../../pools/domain/claims';
-import { isGone } from '../../pools/domain/instances';
 import { type PoolMember, transition } from '../../pools/domain/lifecycle';
 import type { ObservedInstance } from '../../pools/domain/reconcile';
 import { awsErrorCode } from '../../shared/aws-errors';
 import { CapacityError, IncorrectStateError, WarmbootError } from '../../shared/errors';
 import { waitFor } from '../../shared/polling';
+import { isGoneState as isGone } from '../../shared/schemas/aws-events';
 import type { ClaimDependencies } from '../dependencies';
 import { type ClaimPath, rankCandidates } from '../domain/choice';
 import { nextClaimStep, poolServes, poolUnavailable } from '../domain/saga';

@@ -1,10 +1,10 @@
 import { deleteMember, writeMember } from '../../pools/application/members';
 import { PERSONALIZE_DOCUMENT } from '../../pools/documents';
 import type { ClaimError } from '../../pools/domain/claims';
-import { isGone } from '../../pools/domain/instances';
 import { transition } from '../../pools/domain/lifecycle';
 import { isManagedBy, TAG } from '../../pools/domain/tags';
 import { waitFor } from '../../shared/polling';
+import { isGoneState as isGone } from '../../shared/schemas/aws-events';
 import type { ClaimDependencies } from '../dependencies';
 import type { ClaimPath } from '../domain/choice';
 import { personalizeParameters } from '../schemas';

@@ -21,11 +21,11 @@ import {
 import { callAws } from '../../shared/aws-errors';
 import { DependencyError, NotFoundError, UnmanagedResourceError } from '../../shared/errors';
 import { collectPages } from '../../shared/pagination';
+import { isGoneState as isGone } from '../../shared/schemas/aws-events';
 import { deployedDocumentName, PINNED_DOCUMENT_VERSION } from '../../shared/ssm-document';
 import type { PoolSpec } from '../config';
 import { documentNamed } from '../documents';
 import { ImageOwnerNotAllowedError } from '../domain/admission';
-import { isGone } from '../domain/instances';
 import type { Ec2State, InitResult, ObservedInstance } from '../domain/reconcile';
 import { isManagedBy, TAG } from '../domain/tags';
 

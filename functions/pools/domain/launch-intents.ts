@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isGone } from './instances';
+import { isGoneState as isGone } from '../../shared/schemas/aws-events';
 import type { ObservedInstance } from './reconcile';
 import { TAG } from './tags';
 

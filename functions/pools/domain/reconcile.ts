@@ -1,13 +1,13 @@
 import { isEncryptionKeyStateReason } from '../../shared/aws-errors';
+import { type INSTANCE_STATES, isGoneState as isGone } from '../../shared/schemas/aws-events';
 import type { PoolSpec } from '../config';
 import { isColdLaunchInFlight } from './claims';
-import { isGone } from './instances';
 import { isOpen, type LaunchIntent, launchedByPool, poolLaunchToken, sortTagged } from './launch-intents';
 import { countsAgainstMax, isPoolMember, type PoolMember, SUPPLY_STATES } from './lifecycle';
 import type { SizingDecision } from './sizing';
 import { TAG } from './tags';
 
-export type Ec2State = 'pending' | 'running' | 'stopping' | 'stopped' | 'shutting-down' | 'terminated';
+export type Ec2State = (typeof INSTANCE_STATES)[number];
 
 /** What EC2 says about an instance carrying the pool's tag (from DescribeInstances). */
 export interface ObservedInstance {

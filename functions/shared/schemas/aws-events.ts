@@ -32,6 +32,9 @@ export const INSTANCE_STATES = [
   'terminated',
 ] as const;
 
+/** EC2 is ending the instance or has ended it: nothing started, stopped, attached or handed over on it helps any more. */
+export const isGoneState = (state: string): boolean => state === 'shutting-down' || state === 'terminated';
+
 /** `aws.ec2` / EC2 Instance State-change Notification (EC2 User Guide, monitoring-instance-state-changes). */
 export const ec2InstanceStateChangeDetail = z.looseObject({
   'instance-id': instanceIdSchema,

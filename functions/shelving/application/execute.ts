@@ -3,8 +3,7 @@ import { EncryptionKeyError, ThrottledError, WarmbootError } from '../../shared/
 import { itemErrorOf } from '../../shared/results';
 import type { ShelvingDependencies } from '../dependencies';
 import { chunk } from '../domain/bulk';
-import { encryptionKeyUnusable } from '../domain/saga';
-import { rootOf } from '../domain/saga/decisions';
+import { encryptionKeyUnusable, rootOf } from '../domain/saga';
 import type { ShelfRecord } from '../domain/types';
 import { writeDecision } from './decisions';
 import { launchFast, launchSlow } from './launch';

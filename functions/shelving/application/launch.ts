@@ -17,7 +17,7 @@ import {
 } from '../domain/launch-outcomes';
 import { LAUNCH_REISSUE_MS } from '../domain/saga';
 import { REPLACEMENT_FOR_TAG, SHELVED_TAG } from '../domain/tags';
-import type { ShelfRecord } from '../domain/types';
+import { isGone, type ShelfRecord } from '../domain/types';
 import { writeDecision } from './decisions';
 import type { FailCalls, RecordProgress, TrackCall } from './progress';
 
@@ -55,7 +55,7 @@ const unclaimedReplacements = async (
   for (const instance of observed) {
     if (holdingRetained.has(instance.instanceId)) continue;
     if (instance.tags[REPLACEMENT_FOR_TAG] !== undefined) continue;
-    if (instance.state === 'shutting-down' || instance.state === 'terminated') continue;
+    if (isGone(instance)) continue;
     if ((await store.recordIdForInstance(instance.instanceId)) !== undefined) continue;
     unused.push(instance.instanceId);
   }

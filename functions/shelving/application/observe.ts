@@ -1,12 +1,13 @@
 import type { ShelvingDependencies } from '../dependencies';
 import { mayNeedOtherZone } from '../domain/relocation';
 import { REPLACEMENT_BATCH_TAG, REPLACEMENT_FOR_TAG } from '../domain/tags';
-import type {
-  Observation,
-  ObservedInstance,
-  ObservedSnapshot,
-  ObservedVolume,
-  ShelfRecord,
+import {
+  isGone,
+  type Observation,
+  type ObservedInstance,
+  type ObservedSnapshot,
+  type ObservedVolume,
+  type ShelfRecord,
 } from '../domain/types';
 import { observeRestoration } from './reads';
 
@@ -36,13 +37,7 @@ const unlinkedReplacements = async (deps: ShelvingDependencies, records: readonl
     for (const instance of await ec2.describeInstancesByTag(REPLACEMENT_FOR_TAG, slowIds)) {
       const recordId = instance.tags[REPLACEMENT_FOR_TAG];
       // A replacement on its way out belongs to an earlier attempt, or ends this one (saga).
-      if (
-        !recordId ||
-        instance.tags[REPLACEMENT_BATCH_TAG] ||
-        instance.state === 'terminated' ||
-        instance.state === 'shutting-down'
-      )
-        continue;
+      if (!recordId || instance.tags[REPLACEMENT_BATCH_TAG] || isGone(instance)) continue;
       const known = bySlowRecord.get(recordId);
       if (!known || instance.instanceId < known.instanceId) bySlowRecord.set(recordId, instance);
     }

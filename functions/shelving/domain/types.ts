@@ -1,5 +1,5 @@
 import type { ItemError, ItemResult } from '../../shared/results';
-import type { INSTANCE_STATES } from '../../shared/schemas/aws-events';
+import { type INSTANCE_STATES, isGoneState } from '../../shared/schemas/aws-events';
 
 /**
  * The shelving domain's own vocabulary: what a shelve record holds and what the saga observed in
@@ -287,8 +287,7 @@ export interface ObservedInstance {
 }
 
 /** Shutting down or terminated: nothing started, stopped or attached on it can help any more. */
-export const isGone = (instance: ObservedInstance): boolean =>
-  instance.state === 'shutting-down' || instance.state === 'terminated';
+export const isGone = (instance: ObservedInstance): boolean => isGoneState(instance.state);
 
 export type VolumeStateName = 'creating' | 'available' | 'in-use' | 'deleting' | 'deleted' | 'error';
 

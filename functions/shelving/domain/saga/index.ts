@@ -47,7 +47,7 @@ const STEPS: Readonly<Record<Step, StepDecision>> = {
 export const nextStep: StepDecision = (record, observation, now, settings) =>
   STEPS[record.step](record, observation, now, settings);
 
-export { encryptionKeyUnusable, HOST_WAIT_RETRY_MS, LAUNCH_REISSUE_MS } from './decisions';
+export { encryptionKeyUnusable, HOST_WAIT_RETRY_MS, LAUNCH_REISSUE_MS, rootOf } from './decisions';
 export { ownedVolumeIds, privateIpInUse } from './unshelve';
 export { fastLaunchRefused } from './unshelve-fast';
 export { slowLaunchRefused } from './unshelve-slow';
