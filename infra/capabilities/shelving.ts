@@ -66,28 +66,27 @@ export class ShelvingCapability extends Construct {
     const volumes = ec2Arns(this, 'volume');
     const snapshots = ec2AccountlessArns(this, 'snapshot');
 
-    fn.allow('ManageShelvableInstances', 'instances that opted in with warmboot:managed=true', {
+    // One statement for every call on a managed instance (one inline policy holds the role's
+    // statements, and the role is near IAM's 10,240-character limit for it):
+    // - stop, start, terminate and ModifyInstanceAttribute (DeleteOnTermination, user data,
+    //   protection);
+    // - DescribeInstanceAttribute: user data and protection are attributes DescribeInstances does
+    //   not show, and the SAR gives it an instance resource;
+    // - AssociateAddress: the replacement gets the shelved instance's Elastic IP back. warmboot does
+    //   not tag addresses, so IAM limits the instance side; the code never takes an address from
+    //   another resource (AllowReassociation false), which no IAM condition key can express;
+    // - Attach/DetachVolume on the instance side (the volume side is below).
+    fn.allow('ManagedInstances', 'instances that opted in with warmboot:managed=true', {
       actions: [
         'ec2:StopInstances',
         'ec2:StartInstances',
         'ec2:TerminateInstances',
         'ec2:ModifyInstanceAttribute',
+        'ec2:DescribeInstanceAttribute',
+        'ec2:AssociateAddress',
+        'ec2:AttachVolume',
+        'ec2:DetachVolume',
       ],
-      resources: instances,
-      conditions: managedResource(),
-    });
-    // User data and protection are instance attributes DescribeInstances does not show; the SAR
-    // gives DescribeInstanceAttribute an instance resource, so it is limited like the calls above.
-    fn.allow('ReadManagedInstanceAttributes', 'user data and protection of managed instances', {
-      actions: ['ec2:DescribeInstanceAttribute'],
-      resources: instances,
-      conditions: managedResource(),
-    });
-    // The replacement gets the shelved instance's Elastic IP back. warmboot does not tag addresses,
-    // so IAM limits the instance side; the code never takes an address from another resource
-    // (AllowReassociation false), which no IAM condition key can express.
-    fn.allow('AssociateElasticIpWithManagedInstances', 'managed instances only', {
-      actions: ['ec2:AssociateAddress'],
       resources: instances,
       conditions: managedResource(),
     });
@@ -145,11 +144,6 @@ export class ShelvingCapability extends Construct {
     fn.allow('RestoreDeleteOnTermination', 'managed volumes only; changes DeleteOnTermination, never data', {
       actions: ['ec2:ModifyInstanceAttribute'],
       resources: volumes,
-      conditions: managedResource(),
-    });
-    fn.allow('MoveVolumesOfManagedInstances', 'managed instances only', {
-      actions: ['ec2:AttachVolume', 'ec2:DetachVolume'],
-      resources: instances,
       conditions: managedResource(),
     });
     fn.allow('MoveRetainedVolumes', 'retained volumes (warmboot:shelved) move to their replacement', {

@@ -312,6 +312,12 @@ const shelvingProperty = (
         );
       counts.observe('retained volumes', everRetained.size);
       counts.observe('unshelved records', records.filter((record) => record.step === 'unshelved').length);
+      // Which way the unshelved ones came back (issue 19: in place is the default).
+      for (const path of ['in-place', 'fast', 'slow', 'start'] as const)
+        counts.observe(
+          `unshelved ${path}`,
+          records.filter((record) => record.step === 'unshelved' && record.unshelve?.path === path).length,
+        );
       counts.observe(
         'unshelves into another AZ',
         state.instances.filter(

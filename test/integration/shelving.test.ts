@@ -1000,7 +1000,7 @@ describe('Shelve answers remembered under the request id (DynamoDB Local conditi
 });
 
 describe('the shelving sandbox scenario', () => {
-  it('shelves 50 instances (10 on a Dedicated Host), offloads them and unshelves them all on the fast path', async () => {
+  it('shelves 50 instances (10 on a Dedicated Host), offloads them and unshelves them all in place', async () => {
     const local = await start();
 
     const summary = await runShelvingScenario(local, { count: 50, onHost: 10 });
