@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { reattachBound, snapshotBound } from '../../../bench/unshelve-bounds';
+import { inPlaceBound, reattachBound, snapshotBound } from '../../../bench/unshelve-bounds';
 import { ec2Latencies } from '../../../local/latency';
 
 const l = ec2Latencies('calibrated');
@@ -52,5 +52,35 @@ describe('the unshelve bounds', () => {
     expect(offloadedOnly.causalBoundSeconds).toBeLessThan(all.causalBoundSeconds);
     // 250 launches at 2/s after a burst of 5, then a launch and 20 GiB initialized at 300 MiB/s.
     expect(offloadedOnly.causalBoundSeconds).toBeCloseTo(122.5 + launch + (20 * 1024) / 300);
+  });
+
+  it('puts one instance back in place after its launch, its data attach and the replace-root task', () => {
+    const taskMs = l.replaceRootPendingMs + l.replaceRootSwapMs + l.replaceRootBootMs;
+
+    const bound = inPlaceBound({ fast: 1, start: 0, dataVolumes: 1, configurations: 1, taskMs });
+    const slower = inPlaceBound({
+      fast: 1,
+      start: 0,
+      dataVolumes: 1,
+      configurations: 1,
+      taskMs: taskMs + 10_000,
+    });
+
+    expect(bound.criticalPathSeconds).toBeCloseTo(launch + attach + seconds(l.mutatingApiMs + taskMs));
+    expect(bound.criticalPathSeconds).toBeLessThan(fastPath);
+    expect(slower.causalBoundSeconds - bound.causalBoundSeconds).toBeCloseTo(10);
+    expect(bound.calls).toMatchObject({
+      'CreateReplaceRootVolumeTask.requests': 1,
+      'AttachVolume.requests': 1,
+    });
+  });
+
+  it('paces 250 in-place replacements by the CreateReplaceRootVolumeTask bucket after their attaches', () => {
+    // 250 replace-root calls through the general mutating bucket (burst 50, 5/s): 40 s of drain.
+    const taskMs = l.replaceRootPendingMs + l.replaceRootSwapMs + l.replaceRootBootMs;
+
+    const bound = inPlaceBound({ fast: 250, start: 250, dataVolumes: 1, configurations: 2, taskMs });
+
+    expect(bound.causalBoundSeconds).toBeCloseTo(launch + attach + 40 + seconds(l.mutatingApiMs + taskMs));
   });
 });
