@@ -8,6 +8,7 @@ import type { LocalCloud } from '../../local/cloud';
 import type { ShelfFacts, Violation } from '../../local/invariants';
 import { managedInstanceTags } from '../support/instances';
 import { startLocalCloud } from '../support/local-cloud';
+import { SHELVING_REQUEST_TYPES, type ShelvingMove } from '../support/shelving';
 import { assertOptions, expectNoViolations, FaultTally, RunLog, summarizeAfterAll } from './support/harness';
 import { scanTable } from './support/records';
 
@@ -69,7 +70,7 @@ const actsFor = (caller: CallerSpec, tenant: string): boolean =>
 
 interface Attempt {
   readonly caller: number;
-  readonly kind: 'shelve' | 'offload' | 'unshelve';
+  readonly kind: ShelvingMove;
   /** The source it puts: its own binding, or another tenant's (forged). */
   readonly sourceTenant: Tenant | 'unbound' | 'own';
   readonly targets: readonly number[];
@@ -205,12 +206,7 @@ const authorizationProperty = fc.asyncProperty(workloadArbitrary, async (workloa
       const caller = CALLERS[attempt.caller] as CallerSpec;
       const source = sourceOf(attempt, caller);
       const detail = detailOf(attempt, instanceIds);
-      const detailType =
-        attempt.kind === 'shelve'
-          ? 'Shelve Instances'
-          : attempt.kind === 'offload'
-            ? 'Offload Instances'
-            : 'Unshelve Instances';
+      const detailType = SHELVING_REQUEST_TYPES[attempt.kind];
       try {
         const event = await cloud.putEvent(
           { source, detailType, detail },

@@ -17,7 +17,12 @@ import {
 } from '../../local/invariants';
 import { callProvenance } from '../../local/provenance';
 import { managedInstanceTags } from '../support/instances';
-import { launchWithDataVolume, SHELVING_ZONE } from '../support/shelving';
+import {
+  launchWithDataVolume,
+  SHELVING_REQUEST_TYPES,
+  SHELVING_ZONE,
+  type ShelvingMove,
+} from '../support/shelving';
 import { assertOptions, FaultTally, faultProperty, type RunLog, summarizeAfterAll } from './support/harness';
 import { scanTable } from './support/records';
 import { FaultSchedule, faultScheduleArbitrary, serviceCalls } from './support/schedule';
@@ -34,7 +39,7 @@ const RECONCILE_MS = 12 * MINUTE;
 
 type Operation =
   | {
-      readonly kind: 'shelve' | 'offload' | 'unshelve';
+      readonly kind: ShelvingMove;
       readonly targets: readonly number[];
       readonly afterMs: number;
     }
@@ -211,12 +216,7 @@ const runWorkload = async (
       continue;
     }
     const ids = operation.targets.map((target) => instanceIds[target] ?? '');
-    const detailType =
-      operation.kind === 'shelve'
-        ? 'Shelve Instances'
-        : operation.kind === 'offload'
-          ? 'Offload Instances'
-          : 'Unshelve Instances';
+    const detailType = SHELVING_REQUEST_TYPES[operation.kind];
     await log.request(detailType, {
       instanceIds: ids,
       ...(operation.kind === 'shelve' ? { tenant: 'tenant-a' } : {}),

@@ -1,8 +1,17 @@
 import { RunInstancesCommand, type TagSpecification } from '@aws-sdk/client-ec2';
+import { OFFLOAD_INSTANCES, SHELVE_INSTANCES, UNSHELVE_INSTANCES } from '../../functions/shelving/handler';
 import type { LocalCloud } from '../../local/cloud';
 import { sampleEvent } from './events';
 import { managedInstanceTags } from './instances';
 import { invokeSample } from './local-cloud';
+
+/** The request type of each move a shelving workload makes, as the function routes it. */
+export const SHELVING_REQUEST_TYPES = {
+  shelve: SHELVE_INSTANCES,
+  offload: OFFLOAD_INSTANCES,
+  unshelve: UNSHELVE_INSTANCES,
+} as const;
+export type ShelvingMove = keyof typeof SHELVING_REQUEST_TYPES;
 
 /** The AZ the shelving tests launch their instances in. */
 export const SHELVING_ZONE = 'us-east-1a';
