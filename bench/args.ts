@@ -90,13 +90,17 @@ export const parseArgs = (
   };
 };
 
+/** A scenario flag's text as given, or its spec's default when the flag is absent. */
+export const flagText = (args: BenchArgs, spec: FlagSpec): string =>
+  args.flags.get(spec.name) ?? spec.default;
+
 /** Reads a numeric scenario flag, or its spec's default; rejects non-numbers and out-of-range values. */
 export const numberFlag = (
   args: BenchArgs,
   spec: FlagSpec,
   range: { readonly min?: number; readonly integer?: boolean } = {},
 ): number => {
-  const text = args.flags.get(spec.name) ?? spec.default;
+  const text = flagText(args, spec);
   const value = Number(text);
   if (!Number.isFinite(value) || text.trim() === '') {
     throw new BenchUsageError(`--${spec.name} must be a number, got '${text}'`);
@@ -131,7 +135,7 @@ export const parseBytes = (text: string): number => {
 
 /** Reads a byte-size scenario flag (see `parseBytes`). */
 export const bytesFlag = (args: BenchArgs, spec: FlagSpec): number => {
-  const text = args.flags.get(spec.name) ?? spec.default;
+  const text = flagText(args, spec);
   try {
     return parseBytes(text);
   } catch (error) {

@@ -1,6 +1,6 @@
 import { FUNCTIONS } from '../functions/catalog';
 import { loadLoadLatenciesMs, loadTrace, stableUnit, type Trace, traceLabel } from '../local/trace';
-import { type BenchArgs, BenchUsageError, bytesFlag, type FlagSpec, numberFlag } from './args';
+import { type BenchArgs, BenchUsageError, bytesFlag, type FlagSpec, flagText, numberFlag } from './args';
 import { cacheMetrics } from './cache-metrics';
 import { lruPolicy, nonePolicy, novaAgePolicy, oraclePolicy, staticPinsPolicy } from './cache-policies';
 import { type CachePolicy, type FleetConfig, type Launch, simulate } from './cache-sim';
@@ -80,7 +80,7 @@ export const coldLoadDraws = (count: number, latenciesMs: readonly number[], see
   });
 
 const selectedPolicies = (args: BenchArgs): string[] => {
-  const text = args.flags.get(FLAGS.policies.name) ?? FLAGS.policies.default;
+  const text = flagText(args, FLAGS.policies);
   if (text === 'all') return [...CACHE_POLICIES];
   const names = text.split(',').map((name) => name.trim());
   const unknown = names.filter((name) => !(CACHE_POLICIES as readonly string[]).includes(name));
@@ -136,7 +136,7 @@ export const cacheScenario: Scenario = {
       image: request.image,
       sizeBytes: request.sizeBytes,
     }));
-    const outageText = args.flags.get(FLAGS.outageStartH.name) ?? FLAGS.outageStartH.default;
+    const outageText = flagText(args, FLAGS.outageStartH);
     const outageStartS =
       outageText === 'busiest'
         ? busiestWindowStartS(

@@ -22,11 +22,18 @@
 import { BenchUsageError, parseArgs } from './args';
 import { cacheScenario } from './cache';
 import { lambdaScenario } from './lambda';
+import { plannerScenario } from './planner';
 import { poolScenario } from './pool';
 import { formatReport, type Scenario, writeResultJson } from './report';
 import { unshelveScenario } from './unshelve';
 
-export const SCENARIOS: readonly Scenario[] = [lambdaScenario, cacheScenario, poolScenario, unshelveScenario];
+export const SCENARIOS: readonly Scenario[] = [
+  lambdaScenario,
+  cacheScenario,
+  poolScenario,
+  unshelveScenario,
+  plannerScenario,
+];
 
 const usage = (): string =>
   [

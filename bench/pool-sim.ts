@@ -1,4 +1,5 @@
 import { rankCandidates } from '../functions/claim/domain/choice';
+import { MinHeap } from '../functions/image-cache/domain/min-heap';
 import { type PoolSpec, poolSpecSchema } from '../functions/pools/config';
 import { countsAgainstMax, type PoolMember, transition } from '../functions/pools/domain/lifecycle';
 import {
@@ -67,53 +68,17 @@ interface Instance {
   served: boolean;
 }
 
+/** Events by time, then by the order they were scheduled. */
 class EventQueue {
-  private heap: { at: number; seq: number; run: () => void }[] = [];
+  private readonly heap = new MinHeap<{ at: number; seq: number; run: () => void }>(
+    (x, y) => x.at < y.at || (x.at === y.at && x.seq < y.seq),
+  );
   private seq = 0;
   push(at: number, run: () => void): void {
-    const heap = this.heap;
-    heap.push({ at, seq: this.seq++, run });
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.less(i, parent)) break;
-      this.swap(i, parent);
-      i = parent;
-    }
+    this.heap.push({ at, seq: this.seq++, run });
   }
   pop(): { at: number; run: () => void } | undefined {
-    const heap = this.heap;
-    const top = heap[0];
-    const last = heap.pop();
-    if (top === undefined || last === undefined) return undefined;
-    if (heap.length > 0) {
-      heap[0] = last;
-      let i = 0;
-      for (;;) {
-        const left = 2 * i + 1;
-        const right = left + 1;
-        let smallest = i;
-        if (left < heap.length && this.less(left, smallest)) smallest = left;
-        if (right < heap.length && this.less(right, smallest)) smallest = right;
-        if (smallest === i) break;
-        this.swap(i, smallest);
-        i = smallest;
-      }
-    }
-    return top;
-  }
-  private less(a: number, b: number): boolean {
-    const x = this.heap[a];
-    const y = this.heap[b];
-    if (x === undefined || y === undefined) return false;
-    return x.at < y.at || (x.at === y.at && x.seq < y.seq);
-  }
-  private swap(a: number, b: number): void {
-    const x = this.heap[a];
-    const y = this.heap[b];
-    if (x === undefined || y === undefined) return;
-    this.heap[a] = y;
-    this.heap[b] = x;
+    return this.heap.pop();
   }
 }
 

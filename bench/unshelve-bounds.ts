@@ -15,7 +15,8 @@ import { ec2Latencies } from '../local/latency';
  * best rate: a lower bound of the real one.
  */
 export const LAZY_LOAD_MIB_PER_SECOND = 300;
-const SECOND = 1000;
+/** The simulator's latencies are in milliseconds, the bounds in seconds. */
+const seconds = (ms: number): number => ms / 1000;
 
 export interface UnshelveBound {
   readonly boundSeconds: number;
@@ -42,12 +43,12 @@ export const drainSeconds = (action: string, bucket: 'requests' | 'instances', c
 const calibratedSteps = () => {
   const l = ec2Latencies('calibrated');
   return {
-    mutatingApi: l.mutatingApiMs / SECOND,
-    launch: (l.runInstancesApiMs + l.launchPendingMs) / SECOND,
-    stop: (l.mutatingApiMs + l.stoppingMs) / SECOND,
-    detach: (l.mutatingApiMs + l.detachMs) / SECOND,
-    attach: (l.mutatingApiMs + l.attachMs) / SECOND,
-    startUp: (l.startInstancesApiMs + l.startPendingMs) / SECOND,
+    mutatingApi: seconds(l.mutatingApiMs),
+    launch: seconds(l.runInstancesApiMs + l.launchPendingMs),
+    stop: seconds(l.mutatingApiMs + l.stoppingMs),
+    detach: seconds(l.mutatingApiMs + l.detachMs),
+    attach: seconds(l.mutatingApiMs + l.attachMs),
+    startUp: seconds(l.startInstancesApiMs + l.startPendingMs),
   };
 };
 
@@ -126,13 +127,8 @@ export const reattachBound = (
  * initialization of its largest volume; the instances not restored are started (multi-instance).
  */
 export const snapshotBound = (restored: number, started: number, largestVolumeGiB: number): UnshelveBound => {
-  const l = ec2Latencies('calibrated');
-  const startUp = (l.startInstancesApiMs + l.startPendingMs) / SECOND;
-  const restore =
-    restored > 0
-      ? (l.runInstancesApiMs + l.launchPendingMs) / SECOND +
-        (largestVolumeGiB * 1024) / LAZY_LOAD_MIB_PER_SECOND
-      : 0;
+  const { launch, startUp } = calibratedSteps();
+  const restore = restored > 0 ? launch + (largestVolumeGiB * 1024) / LAZY_LOAD_MIB_PER_SECOND : 0;
   const critical = Math.max(restore, started > 0 ? startUp : 0);
   const bucket = drainSeconds('RunInstances', 'requests', restored);
   return {
@@ -169,7 +165,7 @@ export const inPlaceBound = (path: {
   const steps = calibratedSteps();
   const { launch, startUp } = steps;
   const attach = dataVolumes > 0 ? steps.attach : 0;
-  const replace = steps.mutatingApi + path.taskMs / SECOND;
+  const replace = steps.mutatingApi + seconds(path.taskMs);
   const inPlacePath = launch + attach + replace;
   const critical = fast > 0 ? inPlacePath : start > 0 ? startUp : 0;
   const calls: Record<string, number> = {

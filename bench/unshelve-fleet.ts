@@ -13,6 +13,7 @@ import type { ShelfRecord, Step } from '../functions/shelving/domain/types';
 import { createShelvingHandler, OFFLOAD_INSTANCES, SHELVE_INSTANCES } from '../functions/shelving/handler';
 import { LocalCloud } from '../local/cloud';
 import type { Ec2Simulator } from '../local/ec2/simulator';
+import { AMAZON_SSM_MANAGED_INSTANCE_CORE } from '../local/iam/instance-profiles';
 import type { Ec2Latencies } from '../local/latency';
 import { ClockRetryStrategy } from '../local/retry-strategy';
 import { attachSimulator } from '../local/sdk-bridge';
@@ -54,7 +55,17 @@ export interface FleetOptions {
   readonly removable?: boolean;
   /** EC2 latencies replacing the calibrated ones (the replace-root swap sweep). */
   readonly latencyOverrides?: Partial<Ec2Latencies>;
+  /**
+   * Pools serve unshelve: a running-tier pool of this many members of the fleet's configuration
+   * (AMI, type, subnet, instance profile) is defined once the fleet is shelved, and the shelving
+   * function may take them (`unshelveFromPools`, with `keepPrivateIp` off as it requires).
+   */
+  readonly poolMembers?: number;
 }
+
+/** The pool that serves unshelve in the pool variant, and its members' instance profile. */
+export const BENCH_POOL = 'bench-hot';
+const BENCH_PROFILE = 'bench-member';
 
 export interface Fleet {
   readonly cloud: LocalCloud;
@@ -128,7 +139,7 @@ export const buildShelvedFleet = async (options: FleetOptions): Promise<Fleet> =
     seed: options.seed,
     latency: 'calibrated',
     ...(options.latencyOverrides ? { ec2LatencyOverrides: options.latencyOverrides } : {}),
-    functions: ['shelving'],
+    functions: options.poolMembers ? ['shelving', 'pools'] : ['shelving'],
     ...(options.removable
       ? {
           handlers: {
@@ -139,7 +150,16 @@ export const buildShelvedFleet = async (options: FleetOptions): Promise<Fleet> =
           },
         }
       : {}),
-    settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, ...options.settings }) },
+    settings: {
+      SHELVING_SETTINGS: JSON.stringify({
+        offloadAfterSeconds: -1,
+        ...(options.poolMembers ? { keepPrivateIp: false, unshelveFromPools: [BENCH_POOL] } : {}),
+        ...options.settings,
+      }),
+      ...(options.poolMembers
+        ? { POOL_POLICY: JSON.stringify({ instanceProfiles: [{ name: BENCH_PROFILE }] }) }
+        : {}),
+    },
     ...(options.reservedConcurrency !== undefined
       ? { reservedConcurrency: { shelving: options.reservedConcurrency } }
       : {}),
@@ -150,6 +170,10 @@ export const buildShelvedFleet = async (options: FleetOptions): Promise<Fleet> =
     const subnetId = simulator.addSubnet({ availabilityZone });
     const imageId = simulator.registerImage({ name: 'al2023-bench', rootSizeGiB: ROOT_GIB });
     const client = outsideClient(cloud);
+    // Pool members boot with an instance profile (their SSM agent must register); the fleet's
+    // instances have the same one, or no member would fit them.
+    if (options.poolMembers)
+      cloud.instanceProfiles.create(BENCH_PROFILE, { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
     const onHosts = Math.round(options.count * options.hostShare);
     const perHost = HOST_VCPUS / 2;
     const hosts = Array.from({ length: Math.ceil(onHosts / perHost) }, () =>
@@ -172,6 +196,7 @@ export const buildShelvedFleet = async (options: FleetOptions): Promise<Fleet> =
               MaxCount: size,
               Placement: { AvailabilityZone: availabilityZone, ...placement },
               BlockDeviceMappings: deviceMappings(options.dataVolumes),
+              ...(options.poolMembers ? { IamInstanceProfile: { Name: BENCH_PROFILE } } : {}),
               TagSpecifications: [
                 {
                   ResourceType: 'instance',
@@ -209,17 +234,27 @@ export const buildShelvedFleet = async (options: FleetOptions): Promise<Fleet> =
       detailType: SHELVE_INSTANCES,
       detail: { instanceIds, tenant: TENANT, snapshot: true },
     });
-    await cloud.settleFor(MINUTE);
     const store = recordStore(cloud);
-    const recordIds = await cloud.run(async () => {
-      const ids: string[] = [];
-      for (const instanceId of instanceIds) {
-        const recordId = await store.recordIdForInstance(instanceId);
-        if (!recordId) throw new Error(`the Shelve request left ${instanceId} without a record`);
-        ids.push(recordId);
+    // A large Shelve takes the function more than a minute (it paces its calls): wait for every record.
+    const recordsOf = () =>
+      cloud.run(async () => {
+        const ids: string[] = [];
+        for (const instanceId of instanceIds) {
+          const recordId = await store.recordIdForInstance(instanceId);
+          if (recordId) ids.push(recordId);
+        }
+        return ids;
+      });
+    let recordIds: string[] = [];
+    for (let waited = 0; recordIds.length < instanceIds.length; waited += 1) {
+      if (waited === 30) {
+        throw new Error(
+          `the Shelve request left ${instanceIds.length - recordIds.length} of ${instanceIds.length} instances without a record after 30 min`,
+        );
       }
-      return ids;
-    });
+      await cloud.settleFor(MINUTE);
+      recordIds = await recordsOf();
+    }
     await settleUntil(cloud, recordIds, ['shelved'], 60 * MINUTE);
     const offloaded = recordIds.filter((_, index) => index % 2 === 0);
     await cloud.putEvent({
@@ -228,7 +263,23 @@ export const buildShelvedFleet = async (options: FleetOptions): Promise<Fleet> =
       detail: { recordIds: offloaded },
     });
     await settleUntil(cloud, offloaded, ['offloaded'], 60 * MINUTE);
-    // Safety snapshots complete and every token bucket refills before the measured phase.
+    if (options.poolMembers) {
+      await cloud.adminRequest('Define Pool', {
+        pool: {
+          name: BENCH_POOL,
+          image: imageId,
+          instanceType: INSTANCE_TYPE,
+          subnets: [subnetId],
+          instanceProfile: BENCH_PROFILE,
+          initialization: { platform: 'linux', packages: [], timeoutMinutes: 30 },
+          tier: 'running',
+          minSize: options.poolMembers,
+          maxSize: options.poolMembers * 2,
+        },
+      });
+    }
+    // Safety snapshots complete, pool members are ready and every token bucket refills before the
+    // measured phase.
     await cloud.settleFor(30 * MINUTE);
     const records = await settleUntil(cloud, recordIds, ['shelved', 'offloaded'], 0);
     const failed = records.filter((record) => record.step === 'failed');

@@ -1,6 +1,6 @@
 import { startDynamoDbLocal } from '../local/dynamodb-local';
 import { ec2Latencies } from '../local/latency';
-import { type BenchArgs, BenchUsageError, type FlagSpec, numberFlag } from './args';
+import { type BenchArgs, BenchUsageError, type FlagSpec, flagText, numberFlag } from './args';
 import type { BenchResult, Metrics, Scenario } from './report';
 import {
   inPlaceBound,
@@ -187,6 +187,14 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
       await wallClock(`N=${count}`, async () => {
         // The default: in place wherever EC2 and the record allow it (issue 19).
         policies[`warmboot N=${count}`] = await measure(fleetOf(), runWarmboot, identity, inPlace);
+        // Pools serve unshelve: a running member stands in for each offloaded record's launch. Its
+        // bound is the in-place one, which counts a launch this path does not make.
+        policies[`warmboot, pool member N=${count}`] = await measure(
+          fleetOf({ poolMembers: fast }),
+          runWarmboot,
+          identity,
+          inPlace,
+        );
         // The fallback path, for every record: stop, detach, attach, start.
         policies[`warmboot, stopped swap N=${count}`] = await measure(
           fleetOf({ settings: { replaceRootInPlace: false } }),
@@ -275,7 +283,7 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
 };
 
 const reservedConcurrencyFlag = (args: BenchArgs): number | undefined => {
-  const text = args.flags.get(RESERVED_CONCURRENCY.name) ?? RESERVED_CONCURRENCY.default;
+  const text = flagText(args, RESERVED_CONCURRENCY);
   if (text === 'none') return undefined;
   const value = Number(text);
   if (!Number.isInteger(value) || value < 1 || value > 1000) {
@@ -285,7 +293,7 @@ const reservedConcurrencyFlag = (args: BenchArgs): number | undefined => {
 };
 
 const countsFlag = (args: BenchArgs): number[] => {
-  const text = args.flags.get(COUNT.name) ?? COUNT.default;
+  const text = flagText(args, COUNT);
   if (text === 'all') return [10, 100, 500];
   return text.split(',').map((part) => {
     const value = Number(part);
@@ -299,7 +307,7 @@ const countsFlag = (args: BenchArgs): number[] => {
 };
 
 const swapSweepFlag = (args: BenchArgs): number[] => {
-  const text = args.flags.get(SWAP_SWEEP.name) ?? SWAP_SWEEP.default;
+  const text = flagText(args, SWAP_SWEEP);
   if (text === 'none') return [];
   return text.split(',').map((part) => {
     const value = Number(part);
@@ -313,7 +321,7 @@ const swapSweepFlag = (args: BenchArgs): number[] => {
 };
 
 const baselinesFlag = (args: BenchArgs): boolean => {
-  const text = args.flags.get(BASELINES.name) ?? BASELINES.default;
+  const text = flagText(args, BASELINES);
   if (text !== 'yes' && text !== 'no')
     throw new BenchUsageError(`--${BASELINES.name} must be 'yes' or 'no', got '${text}'`);
   return text === 'yes';

@@ -38,16 +38,24 @@ export interface FunctionSpec {
   readonly timeoutSeconds: number;
   readonly memoryMb: number;
   readonly tables: readonly TableId[];
+  /**
+   * Tables the function uses only when a setting asks for them (shelving reads the pools table
+   * when pools serve unshelve): granted, and their name set, only then.
+   */
+  readonly optionalTables?: readonly TableId[];
 }
 
-export type FunctionId =
-  | 'popularity'
-  | 'imageCache'
-  | 'fastRestore'
-  | 'placement'
-  | 'pools'
-  | 'claim'
-  | 'shelving';
+/** Every warmboot function, in the order the stack and the local cloud create them. */
+export const FUNCTION_IDS = [
+  'popularity',
+  'imageCache',
+  'fastRestore',
+  'placement',
+  'pools',
+  'claim',
+  'shelving',
+] as const;
+export type FunctionId = (typeof FUNCTION_IDS)[number];
 
 export const EC2_STATE_CHANGE = 'EC2 Instance State-change Notification';
 export const SSM_COMMAND_STATUS = 'EC2 Command Invocation Status-change Notification';
@@ -103,9 +111,9 @@ const fact = (...detailTypes: string[]): EventPattern => ({
   'detail-type': detailTypes,
 });
 
-export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
+/** The catalog entries; an entry's id is its key. */
+const ENTRIES: Record<FunctionId, Omit<FunctionSpec, 'id'>> = {
   popularity: {
-    id: 'popularity',
     description:
       'Records image launches (EC2 running, ECS task running, Image Launched) as decayed popularity',
     patterns: [
@@ -129,7 +137,6 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     memoryMb: 512,
   },
   imageCache: {
-    id: 'imageCache',
     description: 'Plans and applies warm images per host group: pins, warm/evict over SSM, host join/leave',
     patterns: [
       { id: 'Operator', pattern: request('Pin Image', 'Unpin Image', 'Plan Cache') },
@@ -155,7 +162,6 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     memoryMb: 512,
   },
   fastRestore: {
-    id: 'fastRestore',
     description: 'Keeps fast snapshot restore on for the AMIs launched most per AZ, within a budget',
     patterns: [
       { id: 'FsrState', pattern: { source: ['aws.ec2'], 'detail-type': [FSR_STATE_CHANGE] } },
@@ -168,7 +174,6 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     memoryMb: 256,
   },
   placement: {
-    id: 'placement',
     description: 'Advises which warm hosts to place instances on, spread across hosts and AZs',
     patterns: [{ id: 'Operator', pattern: request('Advise Placement') }],
     publishes: ['Placement Advised', 'Plan Cache'],
@@ -178,7 +183,6 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     memoryMb: 512,
   },
   pools: {
-    id: 'pools',
     description: 'Defines, fills, initializes, sizes and retires prestarted pools',
     patterns: [
       { id: 'Operator', pattern: request('Reconcile Pools') },
@@ -204,7 +208,6 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     memoryMb: 512,
   },
   claim: {
-    id: 'claim',
     description: 'Hands out a prestarted server: claim, resize, re-own, start, personalize',
     patterns: [
       { id: 'Operator', pattern: request('Request Server') },
@@ -218,7 +221,6 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     memoryMb: 512,
   },
   shelving: {
-    id: 'shelving',
     description: 'Shelves instances keeping their volumes, offloads them, and unshelves them fast',
     patterns: [
       {
@@ -234,10 +236,16 @@ export const FUNCTIONS: Record<FunctionId, FunctionSpec> = {
     publishes: ['Instance Shelved', 'Instance Offloaded', 'Instance Unshelved', 'Shelve Failed'],
     schedule: 'rate(1 minute)',
     tables: ['shelves', 'idempotency'],
+    optionalTables: ['pools'],
     timeoutSeconds: 180,
     memoryMb: 1024,
   },
 };
+
+const withId = (id: FunctionId): [FunctionId, FunctionSpec] => [id, { id, ...ENTRIES[id] }];
+
+/** Every function's spec, by id. */
+export const FUNCTIONS = Object.fromEntries(FUNCTION_IDS.map(withId)) as Record<FunctionId, FunctionSpec>;
 
 /** Which bus a rule with this pattern sits on. */
 export type BusKind = 'default' | 'requests' | 'facts';
@@ -296,7 +304,7 @@ export const ADMIN_REQUEST_TYPES: ReadonlySet<string> = new Set(
 
 /** The function that serves an administrative request, if `detailType` is one. */
 export const adminRequestFunction = (detailType: string): FunctionId | undefined =>
-  (Object.keys(FUNCTIONS) as FunctionId[]).find((id) => FUNCTIONS[id].adminRequests?.includes(detailType));
+  FUNCTION_IDS.find((id) => FUNCTIONS[id].adminRequests?.includes(detailType));
 
 /** Every operator request type warmboot serves over the bus (what `operators[].requests` may name); sorted. */
 export const REQUEST_TYPES: readonly string[] = [

@@ -3,8 +3,7 @@ import { z } from 'zod';
 import {
   DEFAULT_FACTS_BUS_NAME,
   DEFAULT_REQUEST_BUS_NAME,
-  FUNCTIONS,
-  type FunctionId,
+  FUNCTION_IDS,
   REQUEST_TYPES,
 } from '../functions/catalog';
 import { fastRestoreSettingsSchema } from '../functions/fast-restore/config';
@@ -23,8 +22,6 @@ export const LOG_RETENTION_DAYS = Object.values(RetentionDays).filter(
 
 export const SHAREABLE_TEST_EVENTS = ['ensure-registry', 'existing-registry', 'none'] as const;
 export type ShareableTestEvents = (typeof SHAREABLE_TEST_EVENTS)[number];
-
-const FUNCTION_IDS = Object.keys(FUNCTIONS) as [FunctionId, ...FunctionId[]];
 
 /** A KMS key ARN (KMS Developer Guide, "Key identifiers"): IAM authorizes key use on key ARNs, not aliases. */
 export const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;

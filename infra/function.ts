@@ -249,10 +249,12 @@ export class WarmbootFunction extends Construct {
 
   /** Read, or read and write, one table and its GSIs (named, not `index/*`). */
   grantTable(id: TableId, access: TableAccess): void {
-    if (!this.spec.tables.includes(id)) {
+    const optional = this.spec.optionalTables?.includes(id) === true;
+    if (!this.spec.tables.includes(id) && !optional) {
       throw new Error(`${this.node.path}: table ${id} is not in the catalog entry of ${this.spec.id}`);
     }
     const table = this.data.table(id);
+    if (optional) this.function.addEnvironment(tableEnvVar(id), table.tableName);
     const indexes = TABLES[id].indexes.map((index) => `${table.tableArn}/index/${index.name}`);
     this.tableAccess.set(id, access);
     this.allow(`${pascalCase(id)}Table${access === 'read' ? 'Read' : 'ReadWrite'}`, `${id} table`, {

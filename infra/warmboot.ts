@@ -155,33 +155,10 @@ export class Warmboot extends Construct {
 
   constructor(scope: Construct, id: string, props: WarmbootProps = {}) {
     super(scope, id);
-    const settings = parseWarmbootSettings(
-      {
-        ...(props.deletionProtection !== undefined ? { deletionProtection: props.deletionProtection } : {}),
-        ...(props.popularity ? { popularity: props.popularity } : {}),
-        ...(props.hostGroups ? { hostGroups: props.hostGroups } : {}),
-        ...(props.fastRestore ? { fastRestore: props.fastRestore } : {}),
-        ...(props.pools ? { pools: props.pools } : {}),
-        ...(props.poolPolicy ? { poolPolicy: props.poolPolicy } : {}),
-        ...(props.ssmDefaultHostManagement !== undefined
-          ? { ssmDefaultHostManagement: props.ssmDefaultHostManagement }
-          : {}),
-        ...(props.shelving ? { shelving: props.shelving } : {}),
-        ...(props.allowShelvedDataDeletion !== undefined
-          ? { allowShelvedDataDeletion: props.allowShelvedDataDeletion }
-          : {}),
-        ...(props.ebsKmsKeyArns ? { ebsKmsKeyArns: props.ebsKmsKeyArns } : {}),
-        ...(props.alarmEmail !== undefined ? { alarmEmail: props.alarmEmail } : {}),
-        ...(props.logRetention !== undefined ? { logRetentionDays: props.logRetention } : {}),
-        ...(props.shareableTestEvents ? { shareableTestEvents: props.shareableTestEvents } : {}),
-        ...(props.reservedConcurrency ? { reservedConcurrency: props.reservedConcurrency } : {}),
-        ...(props.operators ? { operators: props.operators } : {}),
-        ...(props.admins ? { admins: props.admins } : {}),
-        ...(props.requestBus ? { requestBus: props.requestBus } : {}),
-        ...(props.factsBus ? { factsBus: props.factsBus } : {}),
-      },
-      'props',
-    );
+    // The props are the settings under their own names, but for logRetention (the settings' days)
+    // and eventsDirectory (not a setting).
+    const { eventsDirectory: _eventsDirectory, logRetention, ...settingProps } = props;
+    const settings = parseWarmbootSettings({ ...settingProps, logRetentionDays: logRetention }, 'props');
     this.buses = new WarmbootBuses(this, 'Buses', {
       operators: settings.operators,
       requestBus: settings.requestBus,

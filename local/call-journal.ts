@@ -1,8 +1,8 @@
-import type { MiddlewareStack } from '@smithy/types';
 import type { FunctionId } from '../functions/catalog';
 import type { VirtualClock } from './clock';
 import type { CallOutcome, Ec2Simulator } from './ec2/simulator';
 import { invocationScope } from './faults';
+import { commandInput, operationOf, type SdkClient } from './sdk-bridge';
 
 /**
  * Who did what, as it happened: every destructive EC2 call the local cloud carried out, with the
@@ -21,10 +21,14 @@ export const OUTSIDE = 'outside';
 
 export type ResourceKind = 'instance' | 'volume' | 'snapshot' | 'image' | 'host' | 'fast-restore-pair';
 
-export interface AttachedVolumeAtCall {
-  readonly volumeId: string;
+/** An attachment as either side shows it: the volume's device, and whether it goes with the instance. */
+interface AttachmentAtCall {
   readonly device: string;
   readonly deleteOnTermination: boolean;
+}
+
+export interface AttachedVolumeAtCall extends AttachmentAtCall {
+  readonly volumeId: string;
   readonly tags: Readonly<Record<string, string>>;
 }
 
@@ -41,10 +45,8 @@ export interface ResourceAtCall {
   /** An instance: the volumes attached to it. */
   readonly attachedVolumes?: readonly AttachedVolumeAtCall[];
   /** A volume: the instance it is attached to, and that instance's tags. */
-  readonly attachment?: {
+  readonly attachment?: AttachmentAtCall & {
     readonly instanceId: string;
-    readonly device: string;
-    readonly deleteOnTermination: boolean;
     readonly instanceTags: Readonly<Record<string, string>>;
   };
   /** A snapshot: the volume it was taken from. */
@@ -212,22 +214,15 @@ export class CallJournal {
    * middleware stack). It sits before the SDK's retries and records a write once DynamoDB
    * accepted it: a refused condition, a cancelled transaction or a failed call changed nothing.
    */
-  attachWrites<I extends object, O extends object>(
-    client: { middlewareStack: MiddlewareStack<I, O> },
-    functionId: FunctionId,
-  ): void {
+  attachWrites<I extends object, O extends object>(client: SdkClient<I, O>, functionId: FunctionId): void {
     client.middlewareStack.add(
       (next, context) => async (args) => {
         const result = await next(args);
-        const operation = String((context as { commandName?: unknown }).commandName ?? '').replace(
-          /Command$/,
-          '',
-        );
         const caller = invocationScope.getStore() ? functionId : OUTSIDE;
         this.#recordWrites(
           caller,
-          operation,
-          (args as { input: Input }).input,
+          operationOf(context),
+          commandInput(args),
           (result as { output?: Input }).output ?? {},
         );
         return result;

@@ -226,6 +226,12 @@ const iamSettings = (
   return { hostGroups, imageParameters, imageOwners: policy.allowedImageOwners, instanceRoles };
 };
 
+/** Whether SHELVING_SETTINGS names pools that serve unshelve (the stack then grants the pools table). */
+const poolsServeUnshelve = (settings: Readonly<Record<string, string>>): boolean =>
+  settings.SHELVING_SETTINGS !== undefined &&
+  ((JSON.parse(settings.SHELVING_SETTINGS) as { unshelveFromPools?: unknown[] }).unshelveFromPools?.length ??
+    0) > 0;
+
 /** Whether SHELVING_SETTINGS opts in to deleting shelved data (the stack's allowShelvedDataDeletion). */
 const shelvedDataDeletion = (settings: Readonly<Record<string, string>>): boolean =>
   settings.SHELVING_SETTINGS !== undefined &&
@@ -439,6 +445,7 @@ export class LocalCloud {
         allowShelvedDataDeletion:
           options.iam?.allowShelvedDataDeletion ?? shelvedDataDeletion(options.settings ?? {}),
         ebsKmsKeyArns: options.iam?.ebsKmsKeyArns ?? [],
+        unshelveFromPools: poolsServeUnshelve(options.settings ?? {}),
       },
       ec2: ec2ResourceState(ec2),
       busPolicies,

@@ -91,6 +91,8 @@ export interface ShelfFacts {
     readonly path?: string;
     readonly replacementInstanceId?: string;
     readonly freshRootVolumeId?: string;
+    /** The pool member the unshelve took instead of launching (pools serve unshelve). */
+    readonly poolMember?: { readonly pool: string; readonly instanceId: string };
     /** When the instance it unshelves to was running: from then on the record runs as it. */
     readonly readyAt?: number;
   };
@@ -451,25 +453,25 @@ export const requestsAnswered = (
   outcomes: readonly RequestOutcome[],
 ): Violation[] => {
   const byEvent = groupBy(outcomes, (outcome) => outcome.eventId);
-  const violations: Violation[] = [];
-  for (const request of requests) {
+  return requests.flatMap((request) => {
     const seen = byEvent.get(request.eventId) ?? [];
     const answered = seen.some(
       (outcome) =>
         (outcome.outcome === 'succeeded' && isAnswer(outcome.result)) ||
         (outcome.outcome === 'dead-lettered' && (outcome.error ?? '').length > 0),
     );
-    if (answered) continue;
-    violations.push({
-      invariant: 'requestAnswered',
-      subject: `${request.detailType} ${request.eventId}`,
-      message:
-        seen.length === 0
-          ? 'never delivered to a handler and not dead-lettered'
-          : `no answer: ${seen.map((outcome) => `${outcome.outcome}${outcome.error ? ` (${outcome.error})` : ''}`).join(', ')}`,
-    });
-  }
-  return violations;
+    if (answered) return [];
+    return [
+      {
+        invariant: 'requestAnswered' as const,
+        subject: `${request.detailType} ${request.eventId}`,
+        message:
+          seen.length === 0
+            ? 'never delivered to a handler and not dead-lettered'
+            : `no answer: ${seen.map((outcome) => `${outcome.outcome}${outcome.error ? ` (${outcome.error})` : ''}`).join(', ')}`,
+      },
+    ];
+  });
 };
 
 /** Every record an accepted request moved to a terminal step published the fact that says so. */
@@ -638,6 +640,12 @@ export interface ManagementClaim {
   readonly by: string;
 }
 
+/** The calls a deployed function made (of one operation): the customer's own calls are not judged. */
+const functionCalls = (calls: readonly CallFacts[], operation?: string): CallFacts[] =>
+  calls.filter(
+    (call) => call.caller !== OUTSIDE_CALLER && (operation === undefined || call.operation === operation),
+  );
+
 const callName = (call: CallFacts): string =>
   `${call.caller} ${call.operation} at ${new Date(call.at).toISOString()} (call ${call.seq})`;
 
@@ -693,20 +701,18 @@ export const runningInstancesKept = (
   history: readonly ShelfVersion[],
 ): Violation[] => {
   const byRecord = versionsByRecord(history);
-  const violations: Violation[] = [];
-  for (const call of calls) {
-    if (call.operation !== 'TerminateInstances' || call.caller === OUTSIDE_CALLER) continue;
+  return functionCalls(calls, 'TerminateInstances').flatMap((call) => {
     const instanceId = call.resource.id;
     const live = recordsBefore(byRecord, call.seq);
-    for (const record of live) {
-      if (runsAs(record, live) !== instanceId) continue;
-      violations.push({
-        invariant: 'runningInstanceKept',
-        subject: instanceId,
-        message: `${callName(call)} terminated it while ${record.recordId} (step ${record.step}) runs as it`,
-      });
-    }
-    for (const volume of call.resource.attachedVolumes ?? []) {
+    const terminated = (message: string): Violation => ({
+      invariant: 'runningInstanceKept',
+      subject: instanceId,
+      message: `${callName(call)} terminated it ${message}`,
+    });
+    const runningAs = live
+      .filter((record) => runsAs(record, live) === instanceId)
+      .map((record) => terminated(`while ${record.recordId} (step ${record.step}) runs as it`));
+    const retained = (call.resource.attachedVolumes ?? []).flatMap((volume) => {
       const recordId =
         volume.tags[SHELVED_TAG] ??
         live.find(
@@ -714,23 +720,23 @@ export const runningInstancesKept = (
             record.unshelve?.readyAt === undefined &&
             record.volumes.some((kept) => kept.volumeId === volume.volumeId),
         )?.recordId;
-      if (recordId === undefined) continue;
+      if (recordId === undefined) return [];
       const record = live.find((candidate) => candidate.recordId === recordId);
       const offload =
         record?.instanceId === instanceId &&
         record.step === 'offload.terminate' &&
         !volume.deleteOnTermination;
-      if (offload) continue;
-      violations.push({
-        invariant: 'runningInstanceKept',
-        subject: instanceId,
-        message: `${callName(call)} terminated it with ${volume.volumeId}, retained by ${recordId} (${
-          record ? `step ${record.step}` : 'no such record'
-        }), attached at ${volume.device} (DeleteOnTermination ${volume.deleteOnTermination})`,
-      });
-    }
-  }
-  return violations;
+      if (offload) return [];
+      return [
+        terminated(
+          `with ${volume.volumeId}, retained by ${recordId} (${
+            record ? `step ${record.step}` : 'no such record'
+          }), attached at ${volume.device} (DeleteOnTermination ${volume.deleteOnTermination})`,
+        ),
+      ];
+    });
+    return [...runningAs, ...retained];
+  });
 };
 
 /**
@@ -750,8 +756,7 @@ export const safetySnapshotsKept = (
     record !== undefined &&
     (record.volumes.some((volume) => volume.snapshotId === snapshotId) ||
       (record.deletion?.snapshotIds ?? []).includes(snapshotId));
-  for (const call of calls) {
-    if (call.operation !== 'DeleteSnapshot' || call.caller === OUTSIDE_CALLER) continue;
+  for (const call of functionCalls(calls, 'DeleteSnapshot')) {
     const snapshot = call.resource;
     const owners = new Set<string>();
     const tagged = snapshot.tags[SHELVED_TAG];
@@ -862,8 +867,7 @@ export const onlyManagedTouched = (
 ): Violation[] => {
   const claimsOf = groupBy(claims, (claim) => claim.resourceId);
   const violations: Violation[] = [];
-  for (const call of calls) {
-    if (call.caller === OUTSIDE_CALLER) continue;
+  for (const call of functionCalls(calls)) {
     const capability = FUNCTION_CAPABILITY[call.caller];
     const resource = call.resource;
     const owners = new Map<string, string[]>();

@@ -3,7 +3,6 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { LogLevel } from '@aws-lambda-powertools/logger/types';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { MiddlewareStack } from '@smithy/types';
 import type { FunctionId } from '../functions/catalog';
 import { createAwsClients } from '../functions/shared/aws-clients';
 import { defaultRetryPolicy } from '../functions/shared/retry';
@@ -16,7 +15,7 @@ import { attachIam, type LocalIam } from './iam/evaluator';
 import type { LatencyMode } from './latency';
 import { CapturingMetrics, type EmfSink } from './metrics';
 import { ClockRetryStrategy } from './retry-strategy';
-import { attachSimulator, type OperationDispatch } from './sdk-bridge';
+import { attachSimulator, type OperationDispatch, type SdkClient } from './sdk-bridge';
 
 /**
  * The discard port. EC2, SSM and EventBridge clients point here so that, were the simulator
@@ -114,7 +113,7 @@ const RELEASE_CLOCK = Symbol('warmboot.releaseClock');
  * latency must pass on the clock.
  */
 export const holdClockWhileSending = <Input extends object, Output extends object>(
-  client: { middlewareStack: MiddlewareStack<Input, Output> },
+  client: SdkClient<Input, Output>,
   clock: VirtualClock,
 ): void => {
   client.middlewareStack.add(

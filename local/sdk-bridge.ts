@@ -30,6 +30,19 @@ export class SimulatedAwsError extends Error {
   }
 }
 
+/** An SDK v3 client, as the local cloud plugs middleware into it (the DocumentClient shares its stack). */
+export interface SdkClient<Input extends object, Output extends object> {
+  readonly middlewareStack: MiddlewareStack<Input, Output>;
+}
+
+/** The operation a middleware sees the client send: `RunInstancesCommand` → `RunInstances`. */
+export const operationOf = (context: object): string =>
+  String((context as { commandName?: unknown }).commandName ?? '').replace(/Command$/, '');
+
+/** The command's input as a middleware sees it (the marshalled one for the DocumentClient). */
+export const commandInput = (args: object): Record<string, unknown> =>
+  (args as { input: Record<string, unknown> }).input;
+
 let requestCounter = 0;
 
 /**
@@ -39,15 +52,12 @@ let requestCounter = 0;
  * run against the local cloud exactly as they run against AWS.
  */
 export const attachSimulator = <Input extends object, Output extends object>(
-  client: { middlewareStack: MiddlewareStack<Input, Output> },
+  client: SdkClient<Input, Output>,
   dispatch: OperationDispatch,
 ): void => {
   client.middlewareStack.add(
     (_next, context) => async (args) => {
-      const commandName = String((context as { commandName?: unknown }).commandName ?? '');
-      const operation = commandName.replace(/Command$/, '');
-      const input = (args as { input: Record<string, unknown> }).input;
-      const output = await dispatch(operation, input);
+      const output = await dispatch(operationOf(context), commandInput(args));
       requestCounter += 1;
       return {
         output: {

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { POOL_POLICY_ENV, type PoolModelConfig, poolPolicyEnv } from '../pools/config';
 import { envString, loadConfig } from '../shared/config';
 

@@ -1,5 +1,6 @@
 import type { PoolPolicy } from '../pools/config';
 import { type PoolsDependencies, poolsDependencies } from '../pools/dependencies';
+import type { ClientsWith } from '../shared/aws-clients';
 import type { InvocationDeadline } from '../shared/deadline';
 import type { Runtime } from '../shared/runtime';
 import type { ClaimConfig } from './config';
@@ -12,7 +13,7 @@ export interface ClaimDependencies extends PoolsDependencies {
 
 /** The claim function's composition root: the pools function's, plus the policy it enforces per request. */
 export const claimDependencies = (
-  runtime: Runtime,
+  runtime: Runtime<ClientsWith<'ec2' | 'ssm'>>,
   config: ClaimConfig,
 ): ClaimDependencies & { readonly deadline: InvocationDeadline } => ({
   ...poolsDependencies(runtime, config),

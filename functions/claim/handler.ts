@@ -1,4 +1,5 @@
 import { WARMBOOT, WARMBOOT_FACT } from '../catalog';
+import type { ClientsWith } from '../shared/aws-clients';
 import type { Caller } from '../shared/caller';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
@@ -27,7 +28,7 @@ export const createClaimRegistry = (deps: ClaimDependencies) => {
   ]);
 };
 
-export const createClaimHandler = (runtime: Runtime) => {
+export const createClaimHandler = (runtime: Runtime<ClientsWith<'ec2' | 'ssm'>>) => {
   // Waits for a start or a personalization end before the Lambda timeout (deps.deadline).
   const deps = claimDependencies(runtime, loadClaimConfig(runtime.env));
   return createLambdaHandler(createClaimRegistry(deps), runtime, { deadline: deps.deadline });

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { envJson, envString, loadConfig } from '../shared/config';
 
 /** Fast snapshot restore costs 0.75 USD per snapshot-AZ-hour (docs/ec2-timings.md). */

@@ -4,6 +4,7 @@ import { popularityStoreFor } from '../popularity/adapters/dynamodb-popularity-s
 import type { PopularityReader } from '../popularity/adapters/popularity-store';
 import { loadPopularityConfig } from '../popularity/config';
 import { type FactPublisher, factPublisher } from '../shared/adapters/facts';
+import type { ClientsWith } from '../shared/aws-clients';
 import type { Clock } from '../shared/clock';
 import type { Runtime } from '../shared/runtime';
 import { ec2FastRestore, type FastRestoreEc2 } from './adapters/ec2-fast-restore';
@@ -24,7 +25,7 @@ export interface FastRestoreDependencies {
 
 /** The composition root: production adapters over the runtime's clients. */
 export const fastRestoreDependencies = (
-  runtime: Runtime,
+  runtime: Runtime<ClientsWith<'ec2'>>,
   config: FastRestoreConfig,
 ): FastRestoreDependencies => ({
   ec2: ec2FastRestore(runtime.clients.ec2, config.settings.allowedSnapshotOwners),

@@ -1,4 +1,5 @@
 import { FSR_STATE_CHANGE, SCHEDULED_EVENT, WARMBOOT } from '../catalog';
+import type { ClientsWith } from '../shared/aws-clients';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { Runtime } from '../shared/runtime';
@@ -26,7 +27,7 @@ export const createFastRestoreRegistry = (
     ),
   ]);
 
-export const createFastRestoreHandler = (runtime: Runtime) =>
+export const createFastRestoreHandler = (runtime: Runtime<ClientsWith<'ec2'>>) =>
   createLambdaHandler(
     createFastRestoreRegistry(fastRestoreDependencies(runtime, loadFastRestoreConfig(runtime.env))),
     runtime,

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { AMI_ID_PATTERN, regex } from '../shared/aws-ids';
 
 /** Operator event `warmboot` / `Plan Fast Restore`: run a round now; `dryRun` only reports it. */

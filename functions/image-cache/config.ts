@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { AWS_REGION_PATTERN, regex, SNAPSHOT_ID_PATTERN } from '../shared/aws-ids';
 import { envJson, envString, loadConfig } from '../shared/config';
 import { HOST_GROUP_NAME_PATTERN, IMAGE_ID_PATTERN } from '../shared/names';

@@ -3,6 +3,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { popularityStoreFor } from '../popularity/adapters/dynamodb-popularity-store';
 import { loadPopularityConfig } from '../popularity/config';
 import { type FactPublisher, factPublisher } from '../shared/adapters/facts';
+import type { ClientsWith } from '../shared/aws-clients';
 import type { Clock } from '../shared/clock';
 import type { Deadline } from '../shared/deadline';
 import type { Runtime } from '../shared/runtime';
@@ -33,7 +34,7 @@ export interface ImageCacheDependencies {
 
 /** The composition root: production adapters over the runtime's clients, for one account. */
 export const imageCacheDependencies = (
-  runtime: Runtime,
+  runtime: Runtime<ClientsWith<'ec2' | 'ssm'>>,
   config: ImageCacheConfig,
   account: string,
 ): ImageCacheDependencies => ({

@@ -1,4 +1,5 @@
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS, WARMBOOT, WARMBOOT_FACT } from '../catalog';
+import type { ClientsWith } from '../shared/aws-clients';
 import { InvocationDeadline } from '../shared/deadline';
 import { EventRegistry, type ParsedEvent, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
@@ -69,7 +70,7 @@ export const createImageCacheRegistry = (serviceFor: (account: string) => ImageC
   ]);
 };
 
-export const createImageCacheHandler = (runtime: Runtime) => {
+export const createImageCacheHandler = (runtime: Runtime<ClientsWith<'ec2' | 'ssm'>>) => {
   // The wait for a joining host's agent ends before the Lambda timeout (application/membership.ts).
   const deadline = new InvocationDeadline(runtime.clock);
   const config = loadImageCacheConfig(runtime.env);

@@ -22,8 +22,11 @@ const CONTAINER_REF_BODY =
   '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?';
 export const CONTAINER_REF_PATTERN = `^${CONTAINER_REF_BODY}$`;
 
+/** An S3 bucket name (3-63 characters, lower case, starting and ending with a letter or digit). */
+const BUCKET_BODY = '[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]';
+
 /** `s3://bucket/key`; key segments separated by single `/`, no `..` segment possible. */
-const S3_URI_BODY = 's3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:/[A-Za-z0-9_=+-][A-Za-z0-9_.=+-]{0,254})+';
+const S3_URI_BODY = `s3://${BUCKET_BODY}(?:/[A-Za-z0-9_=+-][A-Za-z0-9_.=+-]{0,254})+`;
 export const S3_URI_PATTERN = `^${S3_URI_BODY}$`;
 
 /** The fetch document's `Source`: either kind; the function checks the one matching `Kind`. */
@@ -49,7 +52,7 @@ export const FORBIDDEN_REGISTRY_PATTERN =
   '^(?:(?:[a-z0-9-]+\\.)*localhost|127(?:\\.[0-9]+)*|0(?:\\.[0-9]+)*|169\\.254(?:\\.[0-9]+)*|(?:0x[0-9a-f]+|[0-9]+)(?:\\.(?:0x[0-9a-f]+|[0-9]+))*)(?::[0-9]{1,5})?$';
 
 /** An S3 bucket name as the S3 URI pattern admits it. */
-export const BUCKET_PATTERN = '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$';
+export const BUCKET_PATTERN = `^${BUCKET_BODY}$`;
 
 /** A 12-digit AWS account id, or `self` (the account warmboot runs in, as DescribeSnapshots reads it). */
 export const SNAPSHOT_OWNER_PATTERN = '^(?:self|[0-9]{12})$';

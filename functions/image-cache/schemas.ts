@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { regex, VOLUME_ID_PATTERN } from '../shared/aws-ids';
 import { IMAGE_ID_PATTERN } from '../shared/names';
 import { instanceIdSchema } from '../shared/schemas/aws-events';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { type HostGroup, hostGroupsSetting } from '../image-cache/config';
 import { envString, loadConfig } from '../shared/config';
 

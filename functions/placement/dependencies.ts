@@ -1,6 +1,7 @@
 import { DynamoImageCacheStore, type ImageCacheStore } from '../image-cache/adapters/store';
 import type { HostGroup } from '../image-cache/config';
 import { type FactPublisher, factPublisher } from '../shared/adapters/facts';
+import type { BaseClients } from '../shared/aws-clients';
 import type { Clock } from '../shared/clock';
 import type { Runtime } from '../shared/runtime';
 import type { PlacementConfig } from './config';
@@ -13,7 +14,10 @@ export interface PlacementDependencies {
 }
 
 /** The composition root: the image cache's table (read only) and the facts bus. */
-export const placementDependencies = (runtime: Runtime, config: PlacementConfig): PlacementDependencies => ({
+export const placementDependencies = (
+  runtime: Runtime<BaseClients>,
+  config: PlacementConfig,
+): PlacementDependencies => ({
   groups: config.settings.hostGroups,
   store: new DynamoImageCacheStore(runtime.clients.documents, config.tables.imageCache),
   facts: factPublisher(runtime),

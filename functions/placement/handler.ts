@@ -1,6 +1,7 @@
 import { WARMBOOT } from '../catalog';
+import type { BaseClients } from '../shared/aws-clients';
 import { EventRegistry, route } from '../shared/event-registry';
-import { createLambdaHandler } from '../shared/lambda';
+import { createHandlerChain } from '../shared/lambda-chain';
 import type { Runtime } from '../shared/runtime';
 import { advise } from './application/advise';
 import { loadPlacementConfig } from './config';
@@ -13,10 +14,12 @@ export const createPlacementRegistry = (deps: PlacementDependencies) =>
     route(WARMBOOT, 'Advise Placement', advisePlacementDetail, (event) => advise(deps, event.detail)),
   ]);
 
-/** Advice depends on the moment's inventory, so it is not deduplicated by event id. */
-export const createPlacementHandler = (runtime: Runtime) =>
-  createLambdaHandler(
+/**
+ * Advice depends on the moment's inventory, so it is not deduplicated by event id: the chain
+ * without idempotency (which it then does not bundle either).
+ */
+export const createPlacementHandler = (runtime: Runtime<BaseClients>) =>
+  createHandlerChain(
     createPlacementRegistry(placementDependencies(runtime, loadPlacementConfig(runtime.env))),
     runtime,
-    { idempotent: false },
   );

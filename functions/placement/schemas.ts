@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { hostGroupNameSchema } from '../image-cache/config';
 import { imageIdSchema } from '../image-cache/schemas';
 import { availabilityZoneSchema, instanceIdSchema } from '../shared/schemas/aws-events';

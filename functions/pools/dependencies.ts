@@ -1,4 +1,5 @@
 import { type FactPublisher, factPublisher } from '../shared/adapters/facts';
+import type { ClientsWith } from '../shared/aws-clients';
 import type { Clock } from '../shared/clock';
 import { type Deadline, InvocationDeadline } from '../shared/deadline';
 import type { Runtime } from '../shared/runtime';
@@ -26,7 +27,7 @@ export interface PoolsDependencies {
  * The deadline is the invocation's: the Lambda handler chain begins it with each context.
  */
 export const poolsDependencies = (
-  runtime: Runtime,
+  runtime: Runtime<ClientsWith<'ec2' | 'ssm'>>,
   config: PoolModelConfig,
 ): PoolsDependencies & { readonly deadline: InvocationDeadline } => ({
   store: dynamoPoolStore(runtime.clients.documents, config.tables.pools),

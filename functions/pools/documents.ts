@@ -1,5 +1,5 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: the strings are shell scripts; ${...} is shell expansion, not a template
-import type { CommandDocument } from '../shared/ssm-document';
+import type { CommandDocument, DocumentParameter } from '../shared/ssm-document';
 import {
   BOOLEAN_PATTERN,
   CONTAINER_IMAGE_LIST_PATTERN,
@@ -19,6 +19,21 @@ export const PERSONALIZE_DOCUMENT = 'Warmboot-PoolPersonalize';
 const linux = { precondition: { StringEquals: ['platformType', 'Linux'] } };
 const windows = { precondition: { StringEquals: ['platformType', 'Windows'] } };
 
+/** A String parameter whose whole value matches `allowedPattern`; one with a default may be left out. */
+const stringParameter = (
+  description: string,
+  allowedPattern: string,
+  defaultValue?: string,
+): DocumentParameter => ({
+  type: 'String',
+  description,
+  allowedPattern,
+  ...(defaultValue === undefined ? {} : { default: defaultValue }),
+});
+
+/** Both documents take the platform (each step runs on its own platform only, by precondition). */
+const platform = stringParameter('linux or windows', PLATFORM_PATTERN);
+
 /**
  * Runs once after a member's first boot. Everything per-VM and slow goes here so a claim does
  * not pay for it: agent and package installs, container image pulls, and generalization (sysprep
@@ -29,27 +44,24 @@ const initialize: CommandDocument = {
   name: INITIALIZE_DOCUMENT,
   description: 'warmboot pool: initialize a new member once (packages, image pulls, generalization)',
   parameters: {
-    platform: { type: 'String', description: 'linux or windows', allowedPattern: PLATFORM_PATTERN },
+    platform,
     // Lists travel as comma-separated Strings, not StringLists: the agent writes a StringList
     // embedded in a script line as JSON (["git","docker"], or [] when empty), see patterns.ts.
-    packages: {
-      type: 'String',
-      description: 'Comma-separated packages to install (dnf/yum/apt on Linux, choco on Windows), or empty',
-      allowedPattern: PACKAGE_LIST_PATTERN,
-      default: '',
-    },
-    containerImages: {
-      type: 'String',
-      description: 'Comma-separated container images to pull into the local image store, or empty',
-      allowedPattern: CONTAINER_IMAGE_LIST_PATTERN,
-      default: '',
-    },
-    generalize: {
-      type: 'String',
-      description: 'Generalize the machine after setup (sysprep / cloud-init clean)',
-      allowedPattern: BOOLEAN_PATTERN,
-      default: 'false',
-    },
+    packages: stringParameter(
+      'Comma-separated packages to install (dnf/yum/apt on Linux, choco on Windows), or empty',
+      PACKAGE_LIST_PATTERN,
+      '',
+    ),
+    containerImages: stringParameter(
+      'Comma-separated container images to pull into the local image store, or empty',
+      CONTAINER_IMAGE_LIST_PATTERN,
+      '',
+    ),
+    generalize: stringParameter(
+      'Generalize the machine after setup (sysprep / cloud-init clean)',
+      BOOLEAN_PATTERN,
+      'false',
+    ),
   },
   mainSteps: [
     {
@@ -122,25 +134,18 @@ const personalize: CommandDocument = {
   name: PERSONALIZE_DOCUMENT,
   description: 'warmboot pool: personalize a claimed server (host name, SSH key)',
   parameters: {
-    platform: { type: 'String', description: 'linux or windows', allowedPattern: PLATFORM_PATTERN },
-    hostname: {
-      type: 'String',
-      description: 'RFC 1123 host name, or empty to keep the current one',
-      allowedPattern: optionalPattern(HOSTNAME_PATTERN),
-      default: '',
-    },
-    sshPublicKey: {
-      type: 'String',
-      description: 'OpenSSH public key to authorize, or empty',
-      allowedPattern: optionalPattern(SSH_PUBLIC_KEY_PATTERN),
-      default: '',
-    },
-    sshUser: {
-      type: 'String',
-      description: 'User whose authorized_keys receives the key',
-      allowedPattern: LINUX_USER_PATTERN,
-      default: 'ec2-user',
-    },
+    platform,
+    hostname: stringParameter(
+      'RFC 1123 host name, or empty to keep the current one',
+      optionalPattern(HOSTNAME_PATTERN),
+      '',
+    ),
+    sshPublicKey: stringParameter(
+      'OpenSSH public key to authorize, or empty',
+      optionalPattern(SSH_PUBLIC_KEY_PATTERN),
+      '',
+    ),
+    sshUser: stringParameter('User whose authorized_keys receives the key', LINUX_USER_PATTERN, 'ec2-user'),
   },
   mainSteps: [
     {

@@ -1,4 +1,5 @@
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS, WARMBOOT, WARMBOOT_FACT } from '../catalog';
+import type { ClientsWith } from '../shared/aws-clients';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { Runtime } from '../shared/runtime';
@@ -54,7 +55,7 @@ export const createPoolsRegistry = (deps: PoolsDependencies, settings: PoolsConf
   ]);
 };
 
-export const createPoolsHandler = (runtime: Runtime) => {
+export const createPoolsHandler = (runtime: Runtime<ClientsWith<'ec2' | 'ssm'>>) => {
   const config = loadPoolsConfig(runtime.env);
   // Every wait and every action of an invocation ends before the Lambda timeout.
   const deps = poolsDependencies(runtime, config);

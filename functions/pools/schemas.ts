@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ValidationError } from '../shared/errors';
 import { invalidDocumentParameter } from '../shared/ssm-document';
 import type { PoolRecord } from './adapters/store';

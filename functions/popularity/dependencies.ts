@@ -1,6 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { factPublisher } from '../shared/adapters/facts';
+import type { ClientsWith } from '../shared/aws-clients';
 import type { Runtime } from '../shared/runtime';
 import { DynamoChangeMarkers, popularityStoreFor } from './adapters/dynamodb-popularity-store';
 import {
@@ -22,7 +23,7 @@ export interface PopularityDependencies extends RecordLaunchDependencies {
 
 /** The composition root: production adapters over the runtime's clients. */
 export const popularityDependencies = (
-  runtime: Runtime,
+  runtime: Runtime<ClientsWith<'ec2'>>,
   config: PopularityConfig,
 ): PopularityDependencies => {
   const { tables, settings } = config;

@@ -1,4 +1,5 @@
 import { EC2_STATE_CHANGE, ECS_TASK_STATE, WARMBOOT } from '../catalog';
+import type { ClientsWith } from '../shared/aws-clients';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { Runtime } from '../shared/runtime';
@@ -26,7 +27,7 @@ export const createPopularityRegistry = (
     route(WARMBOOT, IMAGE_LAUNCHED, imageLaunchedSchema, (event) => countReportedLaunch(dependencies, event)),
   ]);
 
-export const createPopularityHandler = (runtime: Runtime) =>
+export const createPopularityHandler = (runtime: Runtime<ClientsWith<'ec2'>>) =>
   createLambdaHandler(
     createPopularityRegistry(popularityDependencies(runtime, loadPopularityConfig(runtime.env))),
     runtime,

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { regex } from '../shared/aws-ids';
 import { HOST_GROUP_NAME_PATTERN, IMAGE_ID_PATTERN } from '../shared/names';
 import { availabilityZoneSchema } from '../shared/schemas/aws-events';

@@ -14,6 +14,13 @@ export interface AwsClients {
   readonly events: EventBridgeClient;
 }
 
+/** The clients every function holds: DynamoDB (its tables, idempotency records) and EventBridge (facts). */
+export type BaseClients = Pick<AwsClients, 'dynamodb' | 'documents' | 'events'>;
+
+/** A function's clients: the base ones and the named others it calls. */
+export type ClientsWith<K extends Exclude<keyof AwsClients, keyof BaseClients>> = BaseClients &
+  Pick<AwsClients, K>;
+
 export interface AwsClientOptions {
   readonly region: string;
   /** Defaults to the adaptive retry strategy from retry.ts. */
@@ -27,30 +34,56 @@ export interface AwsClientOptions {
 }
 
 /**
- * Creates every SDK client once. Called only from a composition root (the Lambda entry's
- * `productionRuntime()` or the local cloud), then passed into adapters.
+ * The options every client of one runtime is created with: one retry strategy for all of them,
+ * so the adaptive rate limiter sees every throttle the function gets.
  */
-export const createAwsClients = (options: AwsClientOptions): AwsClients => {
-  const common = {
-    region: options.region,
-    retryStrategy: options.retryStrategy ?? productionRetryStrategy(),
-    ...(options.credentials ? { credentials: options.credentials } : {}),
-  };
+export type SharedClientOptions = AwsClientOptions & { readonly retryStrategy: RetryStrategyV2 };
+
+export const sharedClientOptions = (options: AwsClientOptions): SharedClientOptions => ({
+  ...options,
+  retryStrategy: options.retryStrategy ?? productionRetryStrategy(),
+});
+
+const configOf = (
+  options: SharedClientOptions,
+  service: keyof NonNullable<AwsClientOptions['endpoints']>,
+) => ({
+  region: options.region,
+  retryStrategy: options.retryStrategy,
+  ...(options.credentials ? { credentials: options.credentials } : {}),
+  ...(options.endpoints?.[service] ? { endpoint: options.endpoints[service] } : {}),
+});
+
+/*
+ * One factory per client, so a Lambda bundle holds only the SDK clients its entry creates
+ * (functions/<fn>/index.ts): an EC2 or SSM client costs hundreds of KB and tens of ms of cold start.
+ */
+
+export const createBaseClients = (options: SharedClientOptions): BaseClients => {
   const dynamodb = new DynamoDBClient({
-    ...common,
-    ...(options.endpoints?.dynamodb ? { endpoint: options.endpoints.dynamodb } : {}),
+    ...configOf(options, 'dynamodb'),
     ...(options.dynamodbRequestHandler ? { requestHandler: options.dynamodbRequestHandler } : {}),
   });
   return {
-    ec2: new EC2Client({ ...common, ...(options.endpoints?.ec2 ? { endpoint: options.endpoints.ec2 } : {}) }),
-    ssm: new SSMClient({ ...common, ...(options.endpoints?.ssm ? { endpoint: options.endpoints.ssm } : {}) }),
-    events: new EventBridgeClient({
-      ...common,
-      ...(options.endpoints?.events ? { endpoint: options.endpoints.events } : {}),
-    }),
     dynamodb,
     documents: DynamoDBDocumentClient.from(dynamodb, {
       marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
     }),
+    events: new EventBridgeClient(configOf(options, 'events')),
   };
+};
+
+export const createEc2Client = (options: SharedClientOptions): EC2Client =>
+  new EC2Client(configOf(options, 'ec2'));
+
+export const createSsmClient = (options: SharedClientOptions): SSMClient =>
+  new SSMClient(configOf(options, 'ssm'));
+
+/**
+ * Every SDK client, created once (the local cloud's composition root, whose runtime serves every
+ * function). A Lambda entry creates only its own through `productionRuntime()`.
+ */
+export const createAwsClients = (options: AwsClientOptions): AwsClients => {
+  const shared = sharedClientOptions(options);
+  return { ...createBaseClients(shared), ec2: createEc2Client(shared), ssm: createSsmClient(shared) };
 };

@@ -152,6 +152,11 @@ export const isEncryptionKeyStateReason = (code: string | undefined): boolean =>
   code === 'Client.InternalError' || (code?.startsWith('Client.InvalidKMSKey') ?? false);
 
 export const isThrottled = (error: unknown): boolean => classifyAwsError(error) === 'throttled';
+
+/** The SDK error a typed error was translated from (callAws keeps it as the cause), or the error itself. */
+const sdkCauseOf = (error: unknown): unknown =>
+  error instanceof WarmbootError && error.cause !== undefined ? error.cause : error;
+
 /**
  * DescribeInstances refused an instance id it does not know: `InvalidInstanceID.NotFound` (EC2 is
  * eventually consistent right after a launch, and forgets terminated instances after about an
@@ -160,8 +165,7 @@ export const isThrottled = (error: unknown): boolean => classifyAwsError(error) 
  * to retry. Only for reads: a destructive call must never take a malformed id for a gone instance.
  */
 export const isUnknownInstance = (error: unknown): boolean => {
-  const cause = error instanceof WarmbootError && error.cause !== undefined ? error.cause : error;
-  const code = awsErrorCode(cause);
+  const code = awsErrorCode(sdkCauseOf(error));
   return code === 'InvalidInstanceID.NotFound' || code === 'InvalidInstanceID.Malformed';
 };
 
@@ -169,10 +173,8 @@ export const isUnknownInstance = (error: unknown): boolean => {
  * RunInstances asked for a private IPv4 address that another network interface holds
  * (`InvalidIPAddress.InUse`, EC2 API reference "Error codes"): the launch can go ahead without it.
  */
-export const isAddressInUse = (error: unknown): boolean => {
-  const cause = error instanceof WarmbootError && error.cause !== undefined ? error.cause : error;
-  return awsErrorCode(cause) === 'InvalidIPAddress.InUse';
-};
+export const isAddressInUse = (error: unknown): boolean =>
+  awsErrorCode(sdkCauseOf(error)) === 'InvalidIPAddress.InUse';
 
 /** Worth another attempt later (by a reconcile or a retry), as opposed to a permanent refusal. */
 export const isTransient = (error: unknown): boolean => {
@@ -201,28 +203,25 @@ export const mayHaveTakenEffect = (error: unknown): boolean => {
   return typeof status !== 'number' || status >= 500;
 };
 
+/** The typed error of each kind; every other kind is a DependencyError. */
+const TYPED_ERRORS: Partial<
+  Record<AwsErrorKind, new (message: string, options: { cause: unknown }) => WarmbootError>
+> = {
+  'not-found': NotFoundError,
+  throttled: ThrottledError,
+  'insufficient-capacity': CapacityError,
+  'incorrect-state': IncorrectStateError,
+  'conditional-check-failed': ConditionFailedError,
+  'transaction-conflict': TransactionConflictError,
+  'encryption-key': EncryptionKeyError,
+};
+
 /** Translate an SDK exception into the typed error the domain understands, keeping the cause. */
 export const translateAwsError = (operation: string, error: unknown): WarmbootError => {
   const code = awsErrorCode(error);
   const message = `${operation} failed: ${code}: ${error instanceof Error ? error.message : String(error)}`;
-  switch (classifyAwsError(error)) {
-    case 'not-found':
-      return new NotFoundError(message, { cause: error });
-    case 'throttled':
-      return new ThrottledError(message, { cause: error });
-    case 'insufficient-capacity':
-      return new CapacityError(message, { cause: error });
-    case 'incorrect-state':
-      return new IncorrectStateError(message, { cause: error });
-    case 'conditional-check-failed':
-      return new ConditionFailedError(message, { cause: error });
-    case 'transaction-conflict':
-      return new TransactionConflictError(message, { cause: error });
-    case 'encryption-key':
-      return new EncryptionKeyError(message, { cause: error });
-    default:
-      return new DependencyError(message, { cause: error });
-  }
+  const TypedError = TYPED_ERRORS[classifyAwsError(error)] ?? DependencyError;
+  return new TypedError(message, { cause: error });
 };
 
 /** Run an SDK call and translate any failure. Adapters wrap every call with this. */

@@ -1,6 +1,6 @@
-import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
 import { RULE_DELIVERY_ALIAS, WARMBOOT } from '../catalog';
 import { isRequestSource } from './caller';
+import { eventBridgeEnvelopeSchema } from './schemas/eventbridge';
 
 /**
  * Which events a function accepts, decided on the envelope before anything else runs (security
@@ -80,7 +80,7 @@ export const checkEnvelope = (
       `not a Lambda function ARN (${String(invokedFunctionArn)}): the invocation cannot be placed`,
     );
   }
-  if (!EventBridgeSchema.safeParse(event).success) return undefined;
+  if (!eventBridgeEnvelopeSchema.safeParse(event).success) return undefined;
   const envelope = event as Record<string, unknown>;
   if (envelope.account !== invocation.account) {
     return refuse(

@@ -34,20 +34,22 @@ export class ConfigError extends WarmbootError {
   }
 }
 
-export class NotFoundError extends WarmbootError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('NotFound', message, options);
-    this.name = 'NotFoundError';
-  }
-}
+/**
+ * A WarmbootError class with a fixed code. `name` is the class's name (logs and stack traces show
+ * it); it is written out because bundling may rename classes.
+ */
+const errorClass = (name: string, code: string) =>
+  class extends WarmbootError {
+    constructor(message: string, options?: { cause?: unknown }) {
+      super(code, message, options);
+      this.name = name;
+    }
+  };
+
+export class NotFoundError extends errorClass('NotFoundError', 'NotFound') {}
 
 /** A conditional write lost a race, or a resource is not in the state the operation needs. */
-export class ConflictError extends WarmbootError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('Conflict', message, options);
-    this.name = 'ConflictError';
-  }
-}
+export class ConflictError extends errorClass('ConflictError', 'Conflict') {}
 
 /**
  * A DynamoDB condition was false (ConditionalCheckFailedException, or a transaction cancelled
@@ -55,10 +57,7 @@ export class ConflictError extends WarmbootError {
  * caller re-reads, it does not retry the same write.
  */
 export class ConditionFailedError extends ConflictError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ConditionFailedError';
-  }
+  override name = 'ConditionFailedError';
 }
 
 /**
@@ -75,62 +74,29 @@ export const falseIfConditionFailed = (error: unknown): false => {
  * TransactionInProgress): nothing was written and the same write may succeed when retried.
  */
 export class TransactionConflictError extends ConflictError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'TransactionConflictError';
-  }
+  override name = 'TransactionConflictError';
 }
 
 /** The operation touches a resource warmboot does not manage (missing management tags). */
-export class UnmanagedResourceError extends WarmbootError {
-  constructor(message: string) {
-    super('UnmanagedResource', message);
-    this.name = 'UnmanagedResourceError';
-  }
-}
+export class UnmanagedResourceError extends errorClass('UnmanagedResourceError', 'UnmanagedResource') {}
 
 /** EC2 had no capacity for the request in the chosen place. */
-export class CapacityError extends WarmbootError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('InsufficientCapacity', message, options);
-    this.name = 'CapacityError';
-  }
-}
+export class CapacityError extends errorClass('CapacityError', 'InsufficientCapacity') {}
 
 /** A call kept being throttled after the retry budget was spent. */
-export class ThrottledError extends WarmbootError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('Throttled', message, options);
-    this.name = 'ThrottledError';
-  }
-}
+export class ThrottledError extends errorClass('ThrottledError', 'Throttled') {}
 
 /** The resource is in a state the operation cannot act on (EC2 IncorrectState family). */
-export class IncorrectStateError extends WarmbootError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('IncorrectState', message, options);
-    this.name = 'IncorrectStateError';
-  }
-}
+export class IncorrectStateError extends errorClass('IncorrectStateError', 'IncorrectState') {}
 
 /**
  * EC2 could not use the KMS key of an encrypted EBS volume for warmboot's role: the key is not in
  * the deployment's `ebsKmsKeyArns` (no kms:* permission on it), or it is disabled or being deleted.
  */
-export class EncryptionKeyError extends WarmbootError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('EncryptionKeyUnusable', message, options);
-    this.name = 'EncryptionKeyError';
-  }
-}
+export class EncryptionKeyError extends errorClass('EncryptionKeyError', 'EncryptionKeyUnusable') {}
 
 /** Any other failure of a dependency; the message keeps the AWS error code. */
-export class DependencyError extends WarmbootError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('DependencyError', message, options);
-    this.name = 'DependencyError';
-  }
-}
+export class DependencyError extends errorClass('DependencyError', 'DependencyError') {}
 
 export const errorMessage = (error: unknown): string =>
   error instanceof Error ? error.message : String(error);

@@ -1,8 +1,8 @@
-import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
 import type { z } from 'zod';
 import { ADMIN_REQUEST_TYPES, WARMBOOT } from '../catalog';
 import { type Caller, isRequestSource } from './caller';
 import { errorMessage, ValidationError, WarmbootError } from './errors';
+import { eventBridgeEnvelopeSchema } from './schemas/eventbridge';
 
 /** An EventBridge event whose envelope and detail passed their schemas. */
 export interface ParsedEvent<D> {
@@ -49,7 +49,8 @@ export const parseOrThrow = <S extends z.ZodType>(schema: S, value: unknown, pre
   throw new ValidationError(first.field, first.message, issues);
 };
 
-const envelopeOf = (raw: unknown): z.infer<typeof EventBridgeSchema> => parseOrThrow(EventBridgeSchema, raw);
+const envelopeOf = (raw: unknown): z.infer<typeof eventBridgeEnvelopeSchema> =>
+  parseOrThrow(eventBridgeEnvelopeSchema, raw);
 
 /**
  * Declares which detail schema and which handler belong to one source + detail-type.
@@ -104,7 +105,7 @@ export class EventRegistry<R> {
    * derived from how it arrived; without one it acts for nobody (`tenants: []`).
    */
   async dispatch(raw: unknown, caller?: Caller): Promise<DispatchResult<R>> {
-    let envelope: z.infer<typeof EventBridgeSchema>;
+    let envelope: z.infer<typeof eventBridgeEnvelopeSchema>;
     try {
       envelope = envelopeOf(raw);
     } catch (error) {

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { WARMBOOT } from '../catalog';
+import type { BaseClients } from './aws-clients';
 import type { Caller } from './caller';
 import { checkEnvelope, invocationOf } from './envelope';
 import { ValidationError } from './errors';
@@ -265,7 +266,7 @@ const statusOfRejection = (code: string): number => (FORBIDDEN_CODES.has(code) ?
 
 /** What a function URL request needs of the handler chain (functions/shared/lambda.ts). */
 export interface UrlRequestChain<R> {
-  readonly runtime: Runtime;
+  readonly runtime: Runtime<BaseClients>;
   readonly callers: RequestCallers;
   /** The request types the function serves. */
   readonly requestTypes: ReadonlySet<string>;

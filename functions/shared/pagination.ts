@@ -18,3 +18,24 @@ export const collectPages = async <T, Token = string>(
   } while (nextToken);
   return items;
 };
+
+/**
+ * Every page of a paginated read whose filter takes at most `size` values (DescribeSnapshots'
+ * snapshot-id filter, DescribeInstanceInformation's InstanceIds): one collectPages per chunk of
+ * `values`, the chunk passed to `page` with the token.
+ */
+export const collectPagesInChunks = async <V, T>(
+  values: readonly V[],
+  size: number,
+  page: (
+    chunk: readonly V[],
+    nextToken: string | undefined,
+  ) => Promise<{ readonly items: readonly T[]; readonly nextToken?: string }>,
+): Promise<T[]> => {
+  const items: T[] = [];
+  for (let start = 0; start < values.length; start += size) {
+    const chunk = values.slice(start, start + size);
+    items.push(...(await collectPages((nextToken: string | undefined) => page(chunk, nextToken))));
+  }
+  return items;
+};

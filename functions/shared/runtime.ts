@@ -1,25 +1,36 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { Tracer } from '@aws-lambda-powertools/tracer';
-import { z } from 'zod';
-import { type AwsClients, createAwsClients } from './aws-clients';
+import type { Tracer } from '@aws-lambda-powertools/tracer';
+import * as z from 'zod';
+import {
+  type AwsClients,
+  type BaseClients,
+  createBaseClients,
+  type SharedClientOptions,
+  sharedClientOptions,
+} from './aws-clients';
 import { type Clock, systemClock } from './clock';
 import { envString, loadConfig } from './config';
 
 /**
  * Everything a handler needs from the outside world. Built once per Lambda execution
  * environment by `productionRuntime()`, or by the local cloud with a virtual clock and the
- * simulator under the same SDK clients.
+ * simulator under the same SDK clients. `C` is the set of SDK clients the function uses (the
+ * local cloud's runtime has them all).
  */
-export interface Runtime {
+export interface Runtime<C extends BaseClients = AwsClients> {
   /** The deployed function's name: the namespace of its idempotency records. */
   readonly functionName: string;
   readonly clock: Clock;
   readonly random: () => number;
-  readonly clients: AwsClients;
+  readonly clients: C;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  readonly tracer: Tracer;
+  /**
+   * X-Ray subsegments for the invocation and every SDK call; absent where they do not earn their
+   * cold start (placement: Lambda's active tracing still records the invocation itself).
+   */
+  readonly tracer?: Tracer;
   /** Name of the Powertools idempotency table; absent disables idempotency (unit tests only). */
   readonly idempotencyTable?: string;
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -33,25 +44,40 @@ const runtimeEnv = z.object({
   IDEMPOTENCY_TABLE: envString,
 });
 
-let production: Runtime | undefined;
+let production: Runtime<BaseClients> | undefined;
 
-/** The composition root for Lambda: one set of clients per execution environment. */
-export const productionRuntime = (serviceName: string): Runtime => {
-  if (production) return production;
+export interface ProductionOptions<M> {
+  /** The SDK clients beyond the base ones the function calls, e.g. `(o) => ({ ec2: createEc2Client(o) })`. */
+  readonly moreClients?: (options: SharedClientOptions) => M;
+  /** The function's tracer (functions/shared/tracing.ts `xrayTracer`); without it, no X-Ray SDK is bundled. */
+  readonly tracer?: (serviceName: string) => Tracer;
+}
+
+/**
+ * The composition root for Lambda: one set of clients per execution environment. The entry
+ * names what its function uses beyond the base clients, so nothing else is bundled.
+ */
+export const productionRuntime = <M extends object = Record<never, never>>(
+  serviceName: string,
+  options: ProductionOptions<M> = {},
+): Runtime<BaseClients & M> => {
+  if (production) return production as Runtime<BaseClients & M>;
   const env = loadConfig(runtimeEnv, process.env);
-  const tracer = new Tracer({ serviceName });
-  const clients = createAwsClients({ region: env.AWS_REGION });
-  for (const client of Object.values(clients)) tracer.captureAWSv3Client(client);
-  production = {
+  const shared = sharedClientOptions({ region: env.AWS_REGION });
+  const clients = { ...createBaseClients(shared), ...options.moreClients?.(shared) } as BaseClients & M;
+  const tracer = options.tracer?.(serviceName);
+  if (tracer) for (const client of Object.values(clients)) tracer.captureAWSv3Client(client);
+  const runtime: Runtime<BaseClients & M> = {
     functionName: env.AWS_LAMBDA_FUNCTION_NAME,
     clock: systemClock,
     random: Math.random,
     clients,
     logger: new Logger({ serviceName }),
     metrics: new Metrics({ namespace: METRICS_NAMESPACE, serviceName }),
-    tracer,
+    ...(tracer ? { tracer } : {}),
     idempotencyTable: env.IDEMPOTENCY_TABLE,
     env: process.env,
   };
-  return production;
+  production = runtime;
+  return runtime;
 };

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { envJson, envString, loadConfig } from '../shared/config';
 
 /**
@@ -57,6 +57,14 @@ export const shelvingSettingsSchema = z
      * per launch configuration; off, replacements batch and get new addresses.
      */
     keepPrivateIp: z.boolean().default(true),
+    /**
+     * Pools whose running members an unshelve may take instead of launching a replacement (the
+     * member's root is then replaced in place with the retained one): a member of the recorded
+     * AMI, type, subnet, security groups and instance profile, with no volume besides its root.
+     * It keeps its own private address, so this needs `keepPrivateIp` off. The pools must be
+     * deployed with warmboot's pools capability.
+     */
+    unshelveFromPools: z.array(z.string().min(1)).max(20).default([]),
     /** Restore the recorded DeleteOnTermination flags once an unshelved instance is ready. */
     restoreDeleteOnTermination: z.boolean().default(true),
     /** How long a finished (unshelved or deleted) record stays readable before its TTL expires. */
@@ -77,7 +85,12 @@ export const shelvingSettingsSchema = z
       .min(3600)
       .default(14 * 24 * 3600),
   })
-  .strict();
+  .strict()
+  .refine((settings) => settings.unshelveFromPools.length === 0 || !settings.keepPrivateIp, {
+    path: ['unshelveFromPools'],
+    message:
+      'a pool member keeps its own private address: set keepPrivateIp to false to let unshelve take pool members',
+  });
 
 export type ShelvingSettings = z.infer<typeof shelvingSettingsSchema>;
 
@@ -87,17 +100,28 @@ export const defaultShelvingSettings: ShelvingSettings = shelvingSettingsSchema.
 export const SHELVES_TABLE_ENV = 'SHELVES_TABLE';
 
 /** The environment the shelving function reads at cold start (the CDK construct sets exactly these). */
-const shelvingEnvSchema = z.object({
-  SHELVES_TABLE: envString,
-  SHELVING_SETTINGS: envJson(shelvingSettingsSchema).default(defaultShelvingSettings),
-});
+const shelvingEnvSchema = z
+  .object({
+    SHELVES_TABLE: envString,
+    /** Set by the stack only when pools serve unshelve (`unshelveFromPools`). */
+    POOLS_TABLE: envString.optional(),
+    SHELVING_SETTINGS: envJson(shelvingSettingsSchema).default(defaultShelvingSettings),
+  })
+  .refine((env) => env.SHELVING_SETTINGS.unshelveFromPools.length === 0 || env.POOLS_TABLE !== undefined, {
+    path: ['POOLS_TABLE'],
+    message: 'SHELVING_SETTINGS.unshelveFromPools names pools, but the function was given no pools table',
+  });
 
 export interface ShelvingConfig {
-  readonly tables: { readonly shelf: string };
+  readonly tables: { readonly shelf: string; readonly pools?: string };
   readonly settings: ShelvingSettings;
 }
 
 export const loadShelvingConfig = (env: Record<string, string | undefined>): ShelvingConfig => {
   const parsed = loadConfig(shelvingEnvSchema, env);
-  return { tables: { shelf: parsed.SHELVES_TABLE }, settings: parsed.SHELVING_SETTINGS };
+  const pools = parsed.SHELVING_SETTINGS.unshelveFromPools.length > 0 ? parsed.POOLS_TABLE : undefined;
+  return {
+    tables: { shelf: parsed.SHELVES_TABLE, ...(pools !== undefined ? { pools } : {}) },
+    settings: parsed.SHELVING_SETTINGS,
+  };
 };

@@ -1,9 +1,13 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { sdkPoolEc2 } from '../pools/adapters/ec2';
+import { dynamoPoolStore } from '../pools/adapters/store';
 import { type FactPublisher, factPublisher } from '../shared/adapters/facts';
+import type { ClientsWith } from '../shared/aws-clients';
 import type { Clock } from '../shared/clock';
 import type { Runtime } from '../shared/runtime';
 import { type ShelvingEc2, sdkShelvingEc2 } from './adapters/ec2';
 import { dynamoShelfStore, type ShelfStore } from './adapters/store';
+import type { PoolAccess } from './application/pool-members';
 import type { ShelvingConfig, ShelvingSettings } from './config';
 import type { ShelvingFact } from './domain/actions';
 import { Pacer } from './domain/pacer';
@@ -15,6 +19,8 @@ export interface ShelvingDependencies {
   readonly facts: FactPublisher;
   readonly clock: Clock;
   readonly settings: ShelvingSettings;
+  /** The pools whose running members may serve an unshelve (`unshelveFromPools`); absent otherwise. */
+  readonly pools?: PoolAccess;
   /** Called for every fact published (metrics); optional. */
   readonly onFact?: (fact: ShelvingFact) => void;
   /** Called for every call still throttled after the SDK's retries (metrics); optional. */
@@ -22,7 +28,7 @@ export interface ShelvingDependencies {
 }
 
 /** EMF: time to ready per path, shelved GiB. */
-const recordFactMetrics = (runtime: Runtime) => (fact: ShelvingFact) => {
+const recordFactMetrics = (runtime: Runtime<ClientsWith<'ec2'>>) => (fact: ShelvingFact) => {
   if (fact.detailType === 'Instance Unshelved') {
     const metric = runtime.metrics.singleMetric();
     metric.addDimension('Path', `${fact.detail.path}-unshelve`);
@@ -33,12 +39,24 @@ const recordFactMetrics = (runtime: Runtime) => (fact: ShelvingFact) => {
 };
 
 /** The composition root: production adapters over the runtime's clients, one pacer per environment. */
-export const shelvingDependencies = (runtime: Runtime, config: ShelvingConfig): ShelvingDependencies => ({
+export const shelvingDependencies = (
+  runtime: Runtime<ClientsWith<'ec2'>>,
+  config: ShelvingConfig,
+): ShelvingDependencies => ({
   ec2: sdkShelvingEc2(runtime.clients.ec2, new Pacer(), runtime.clock),
   store: dynamoShelfStore(runtime.clients.documents, config.tables.shelf),
   facts: factPublisher(runtime),
   clock: runtime.clock,
   settings: config.settings,
+  ...(config.tables.pools !== undefined
+    ? {
+        pools: {
+          store: dynamoPoolStore(runtime.clients.documents, config.tables.pools),
+          // Only describe and untag are used: no launch, so no image owner to allow.
+          ec2: sdkPoolEc2(runtime.clients.ec2, []),
+        },
+      }
+    : {}),
   onFact: recordFactMetrics(runtime),
   onThrottle: () => runtime.metrics.addMetric('Throttles', MetricUnit.Count, 1),
 });

@@ -1,4 +1,5 @@
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT, WARMBOOT } from '../catalog';
+import type { ClientsWith } from '../shared/aws-clients';
 import type { Caller } from '../shared/caller';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
@@ -76,7 +77,7 @@ export const createShelvingRegistry = (deps: ShelvingDependencies): EventRegistr
   ]);
 };
 
-export const createShelvingHandler = (runtime: Runtime) =>
+export const createShelvingHandler = (runtime: Runtime<ClientsWith<'ec2'>>) =>
   createLambdaHandler(
     createShelvingRegistry(shelvingDependencies(runtime, loadShelvingConfig(runtime.env))),
     runtime,

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ec2InstanceStateChangeDetail, instanceIdSchema } from '../shared/schemas/aws-events';
 import { CONFIRMATION_TOKEN_PATTERN, RECORD_ID_PATTERN } from './domain/requests';
 

@@ -8,14 +8,16 @@ import {
   OPERATOR_IMAGE_PARAMETER_PREFIX,
   PUBLIC_IMAGE_PARAMETER_PREFIX,
 } from '../../functions/pools/patterns';
+import { EBS_KEY_ACTIONS } from '../../functions/shared/ebs-encryption';
 import {
   type CommandDocument,
   deployedDocumentName,
   documentContent,
 } from '../../functions/shared/ssm-document';
+import type { TableId } from '../../functions/shared/tables';
 import type { WarmbootBuses } from '../buses';
 import type { WarmbootData } from '../data';
-import { WarmbootFunction } from '../function';
+import { type TableAccess, WarmbootFunction } from '../function';
 import { ec2AccountlessArns, ec2Arns, ssmDocumentArn, ssmParameterArn } from '../iam';
 
 /** What every capability passes on to its functions. */
@@ -37,23 +39,56 @@ export interface CapabilityProps {
   readonly ebsKmsKeyArns?: readonly string[];
 }
 
+const DESCRIBE_REASON =
+  'ec2:Describe* actions support no resource-level permissions (Service Authorization Reference); read-only';
+
+/** Read-only EC2 calls; they only accept Resource "*". */
+const allowDescribe = (fn: WarmbootFunction, actions: readonly string[]): void => {
+  fn.allow('Ec2Describe', DESCRIBE_REASON, { actions: [...actions], resources: ['*'] });
+};
+
+/** What a capability says about one of its functions beyond the catalog entry. */
+export interface FunctionSetup {
+  /** Settings, each passed JSON-encoded in an environment variable of that name. */
+  readonly settings: Readonly<Record<string, unknown>>;
+  /**
+   * The catalog tables the function uses besides its idempotency table (every function's, read
+   * and write), with their access; granted in this order.
+   */
+  readonly tables: Readonly<Partial<Record<TableId, TableAccess>>>;
+  /** The read-only EC2 Describe calls it makes (allowDescribe). */
+  readonly describe?: readonly string[];
+}
+
+/**
+ * One function of a capability with the grants every function gets the same way: its tables, the
+ * facts it publishes (only the catalog's `publishes`) and its Describe calls. The capability adds
+ * the statements particular to the function.
+ */
 export const createFunction = (
   scope: Construct,
   id: FunctionId,
   props: CapabilityProps,
-  settings: Readonly<Record<string, unknown>>,
-): WarmbootFunction =>
-  new WarmbootFunction(scope, pascalCase(id), {
+  setup: FunctionSetup,
+): WarmbootFunction => {
+  const fn = new WarmbootFunction(scope, pascalCase(id), {
     spec: FUNCTIONS[id],
     data: props.data,
     buses: props.buses,
-    settings,
+    settings: setup.settings,
     ...(props.logRetention !== undefined ? { logRetention: props.logRetention } : {}),
     ...(props.reservedConcurrency?.[id] !== undefined
       ? { reservedConcurrency: props.reservedConcurrency[id] }
       : {}),
     ...(props.alarmTopic ? { alarmTopic: props.alarmTopic } : {}),
   });
+  for (const [table, access] of Object.entries(setup.tables) as [TableId, TableAccess][]) {
+    fn.grantTable(table, access);
+  }
+  fn.grantPublish();
+  if (setup.describe) allowDescribe(fn, setup.describe);
+  return fn;
+};
 
 const pascalCase = (id: string): string => id.charAt(0).toUpperCase() + id.slice(1);
 
@@ -83,14 +118,6 @@ export class CommandDocuments extends Construct {
     this.arns = documents.map((document) => ssmDocumentArn(this, deployedDocumentName(document)));
   }
 }
-
-const DESCRIBE_REASON =
-  'ec2:Describe* actions support no resource-level permissions (Service Authorization Reference); read-only';
-
-/** Read-only EC2 calls; they only accept Resource "*". */
-export const allowDescribe = (fn: WarmbootFunction, actions: readonly string[]): void => {
-  fn.allow('Ec2Describe', DESCRIBE_REASON, { actions: [...actions], resources: ['*'] });
-};
 
 /** GetCommandInvocation / ListCommandInvocations support no resource-level permissions. */
 export const allowReadCommandResults = (fn: WarmbootFunction): void => {
@@ -244,14 +271,7 @@ export const allowAgentStatus = (fn: WarmbootFunction): void => {
 export const allowEbsKeys = (fn: WarmbootFunction, keyArns: readonly string[] | undefined): void => {
   if (!keyArns || keyArns.length === 0) return;
   fn.allow('UseEbsKeys', 'the configured EBS keys (ebsKmsKeyArns), only as EC2 uses them for volumes', {
-    actions: [
-      'kms:CreateGrant',
-      'kms:Decrypt',
-      'kms:DescribeKey',
-      'kms:GenerateDataKeyWithoutPlaintext',
-      'kms:ReEncryptFrom',
-      'kms:ReEncryptTo',
-    ],
+    actions: [...EBS_KEY_ACTIONS],
     resources: [...keyArns],
     conditions: {
       StringEquals: { 'kms:ViaService': `ec2.${Stack.of(fn).region}.amazonaws.com` },

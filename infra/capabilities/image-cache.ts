@@ -9,7 +9,6 @@ import type { WarmbootFunction } from '../function';
 import { ec2AccountlessArns, ec2Arns, TAGS } from '../iam';
 import {
   allowAgentStatus,
-  allowDescribe,
   allowEbsKeys,
   allowReadCommandResults,
   type CapabilityProps,
@@ -47,23 +46,22 @@ export class ImageCacheCapability extends Construct {
     this.documents = new CommandDocuments(this, 'Documents', IMAGE_DOCUMENTS);
 
     this.popularity = createFunction(this, 'popularity', props, {
-      [POPULARITY_SETTINGS_ENV]: props.popularity,
+      settings: { [POPULARITY_SETTINGS_ENV]: props.popularity },
+      tables: { popularity: 'readWrite' },
+      describe: ['ec2:DescribeInstances'],
     });
-    this.popularity.grantTable('popularity', 'readWrite');
-    this.popularity.grantPublish();
-    allowDescribe(this.popularity, ['ec2:DescribeInstances']);
 
-    this.imageCache = createFunction(this, 'imageCache', props, { HOST_GROUPS: hostGroups });
-    this.imageCache.grantTable('imageCache', 'readWrite');
-    this.imageCache.grantTable('popularity', 'read');
-    this.imageCache.grantPublish();
-    allowDescribe(this.imageCache, [
-      'ec2:DescribeInstances',
-      'ec2:DescribeVolumes',
-      'ec2:DescribeImages',
-      'ec2:DescribeSnapshots',
-      'ec2:DescribeFastSnapshotRestores',
-    ]);
+    this.imageCache = createFunction(this, 'imageCache', props, {
+      settings: { HOST_GROUPS: hostGroups },
+      tables: { imageCache: 'readWrite', popularity: 'read' },
+      describe: [
+        'ec2:DescribeInstances',
+        'ec2:DescribeVolumes',
+        'ec2:DescribeImages',
+        'ec2:DescribeSnapshots',
+        'ec2:DescribeFastSnapshotRestores',
+      ],
+    });
     if (hostGroupNames.length > 0) {
       this.allowHostGroupCache(this.imageCache, hostGroups);
       // Link volumes are created from image snapshots, encrypted like them, and attached to hosts.
@@ -71,18 +69,18 @@ export class ImageCacheCapability extends Construct {
     }
 
     this.fastRestore = createFunction(this, 'fastRestore', props, {
-      [FAST_RESTORE_SETTINGS_ENV]: props.fastRestore,
-      [POPULARITY_SETTINGS_ENV]: props.popularity,
+      settings: {
+        [FAST_RESTORE_SETTINGS_ENV]: props.fastRestore,
+        [POPULARITY_SETTINGS_ENV]: props.popularity,
+      },
+      tables: { imageCache: 'readWrite', popularity: 'read' },
+      describe: [
+        'ec2:DescribeImages',
+        'ec2:DescribeSnapshots',
+        'ec2:DescribeFastSnapshotRestores',
+        'ec2:DescribeAvailabilityZones',
+      ],
     });
-    this.fastRestore.grantTable('imageCache', 'readWrite');
-    this.fastRestore.grantTable('popularity', 'read');
-    this.fastRestore.grantPublish();
-    allowDescribe(this.fastRestore, [
-      'ec2:DescribeImages',
-      'ec2:DescribeSnapshots',
-      'ec2:DescribeFastSnapshotRestores',
-      'ec2:DescribeAvailabilityZones',
-    ]);
     this.fastRestore.allow(
       'FastRestoreAmiSnapshots',
       'only snapshots of this account or of fastRestore.allowedSnapshotOwners (ec2:Owner, SAR: a condition ' +
@@ -100,10 +98,11 @@ export class ImageCacheCapability extends Construct {
       },
     );
 
-    this.placement = createFunction(this, 'placement', props, { HOST_GROUPS: hostGroups });
-    this.placement.grantTable('imageCache', 'read');
     // Placement asks the cache to warm by publishing `Plan Cache`; it never touches a host itself.
-    this.placement.grantPublish();
+    this.placement = createFunction(this, 'placement', props, {
+      settings: { HOST_GROUPS: hostGroups },
+      tables: { imageCache: 'read' },
+    });
   }
 
   /**

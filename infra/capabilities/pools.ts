@@ -12,7 +12,6 @@ import { POPULARITY_SETTINGS_ENV, type PopularitySettings } from '../../function
 import type { WarmbootFunction } from '../function';
 import { createsManaged, ec2Arns, TAGS } from '../iam';
 import {
-  allowDescribe,
   allowEbsKeys,
   allowLaunchReferences,
   allowPassConfiguredRoles,
@@ -69,11 +68,11 @@ export class PoolsCapability extends Construct {
       profile.role === undefined ? [] : [profile.role],
     );
 
-    this.pools = createFunction(this, 'pools', props, settings);
-    this.pools.grantTable('pools', 'readWrite');
-    this.pools.grantTable('popularity', 'read');
-    this.pools.grantPublish();
-    allowDescribe(this.pools, ['ec2:DescribeInstances', 'ec2:DescribeImages', 'ec2:DescribeVolumes']);
+    this.pools = createFunction(this, 'pools', props, {
+      settings,
+      tables: { pools: 'readWrite', popularity: 'read' },
+      describe: ['ec2:DescribeInstances', 'ec2:DescribeImages', 'ec2:DescribeVolumes'],
+    });
     this.allowLaunch(
       this.pools,
       'LaunchPoolMembers',
@@ -86,12 +85,12 @@ export class PoolsCapability extends Construct {
     // Members launch and start with volumes encrypted by the image's or the account's EBS key.
     allowEbsKeys(this.pools, props.ebsKmsKeyArns);
 
-    this.claim = createFunction(this, 'claim', props, settings);
-    this.claim.grantTable('pools', 'readWrite');
-    // Claims are demand: the claim function records each request as a popularity launch.
-    this.claim.grantTable('popularity', 'readWrite');
-    this.claim.grantPublish();
-    allowDescribe(this.claim, ['ec2:DescribeInstances', 'ec2:DescribeImages', 'ec2:DescribeVolumes']);
+    this.claim = createFunction(this, 'claim', props, {
+      settings,
+      // Claims are demand: the claim function records each request as a popularity launch.
+      tables: { pools: 'readWrite', popularity: 'readWrite' },
+      describe: ['ec2:DescribeInstances', 'ec2:DescribeImages', 'ec2:DescribeVolumes'],
+    });
     this.allowManage(this.claim);
     this.allowUntagMemberVolumes(this.claim);
     // Cold fallback: when no member is ready, the claim launches one instance tagged with its pool

@@ -1,9 +1,9 @@
+import type { Conditions } from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import type { ShelvingSettings } from '../../functions/shelving/config';
 import type { WarmbootFunction } from '../function';
 import { createsManaged, ec2AccountlessArns, ec2Arns, managedResource, TAGS } from '../iam';
 import {
-  allowDescribe,
   allowEbsKeys,
   allowLaunchReferences,
   allowPassInstanceRoles,
@@ -38,29 +38,34 @@ export class ShelvingCapability extends Construct {
   constructor(scope: Construct, id: string, props: ShelvingCapabilityProps) {
     super(scope, id);
     const fn = createFunction(this, 'shelving', props, {
-      SHELVING_SETTINGS: { ...props.shelving, allowDataDeletion: props.allowShelvedDataDeletion === true },
+      settings: {
+        SHELVING_SETTINGS: { ...props.shelving, allowDataDeletion: props.allowShelvedDataDeletion === true },
+      },
+      // Pools serve unshelve: the members of the pools it names are claimed and handed over here.
+      tables: {
+        shelves: 'readWrite',
+        ...(props.shelving.unshelveFromPools.length > 0 ? { pools: 'readWrite' } : {}),
+      },
+      describe: [
+        'ec2:DescribeInstances',
+        'ec2:DescribeVolumes',
+        'ec2:DescribeSnapshots',
+        'ec2:DescribeHosts',
+        // A slow-path unshelve into another AZ when the recorded one is unusable.
+        'ec2:DescribeAvailabilityZones',
+        'ec2:DescribeSubnets',
+        // A replacement keeps the shelved instance's key pair only while it still exists (R12).
+        'ec2:DescribeKeyPairs',
+        // What a shelve records so the replacement comes back as it was (W2): the instance's Elastic
+        // IP, CPU credit option and placement strategy.
+        'ec2:DescribeAddresses',
+        'ec2:DescribeInstanceCreditSpecifications',
+        'ec2:DescribePlacementGroups',
+        // Unshelve in place: the replace-root-volume task's progress (the SAR gives it no resource).
+        'ec2:DescribeReplaceRootVolumeTasks',
+      ],
     });
     this.shelving = fn;
-    fn.grantTable('shelves', 'readWrite');
-    fn.grantPublish();
-    allowDescribe(fn, [
-      'ec2:DescribeInstances',
-      'ec2:DescribeVolumes',
-      'ec2:DescribeSnapshots',
-      'ec2:DescribeHosts',
-      // A slow-path unshelve into another AZ when the recorded one is unusable.
-      'ec2:DescribeAvailabilityZones',
-      'ec2:DescribeSubnets',
-      // A replacement keeps the shelved instance's key pair only while it still exists (R12).
-      'ec2:DescribeKeyPairs',
-      // What a shelve records so the replacement comes back as it was (W2): the instance's Elastic
-      // IP, CPU credit option and placement strategy.
-      'ec2:DescribeAddresses',
-      'ec2:DescribeInstanceCreditSpecifications',
-      'ec2:DescribePlacementGroups',
-      // Unshelve in place: the replace-root-volume task's progress (the SAR gives it no resource).
-      'ec2:DescribeReplaceRootVolumeTasks',
-    ]);
 
     const instances = ec2Arns(this, 'instance');
     const volumes = ec2Arns(this, 'volume');
@@ -204,20 +209,25 @@ export class ShelvingCapability extends Construct {
       );
     }
 
-    fn.allow('SnapshotManagedInstances', 'safety snapshots of managed instances', {
-      actions: ['ec2:CreateSnapshots', 'ec2:CreateSnapshot'],
-      resources: instances,
-      conditions: managedResource(),
-    });
-    fn.allow('SnapshotSourceVolumes', 'volumes are read as the snapshot source, not modified', {
-      actions: ['ec2:CreateSnapshots', 'ec2:CreateSnapshot'],
-      resources: volumes,
-    });
-    fn.allow('CreateSafetySnapshots', 'snapshots are created tagged with their shelve record', {
-      actions: ['ec2:CreateSnapshots', 'ec2:CreateSnapshot'],
-      resources: snapshots,
-      conditions: { Null: { [`aws:RequestTag/${TAGS.shelved}`]: 'false' } },
-    });
+    // CreateSnapshot(s) authorizes the instance, the volumes it reads and the snapshots it creates,
+    // each under its own fence.
+    const snapshotSides: [sid: string, reason: string, resources: string[], conditions?: Conditions][] = [
+      ['SnapshotManagedInstances', 'safety snapshots of managed instances', instances, managedResource()],
+      ['SnapshotSourceVolumes', 'volumes are read as the snapshot source, not modified', volumes],
+      [
+        'CreateSafetySnapshots',
+        'snapshots are created tagged with their shelve record',
+        snapshots,
+        { Null: { [`aws:RequestTag/${TAGS.shelved}`]: 'false' } },
+      ],
+    ];
+    for (const [sid, reason, resources, conditions] of snapshotSides) {
+      fn.allow(sid, reason, {
+        actions: ['ec2:CreateSnapshots', 'ec2:CreateSnapshot'],
+        resources,
+        conditions,
+      });
+    }
     fn.allow('TagSnapshotsAtCreation', 'tags applied by CreateSnapshot(s) to the snapshots it creates', {
       actions: ['ec2:CreateTags'],
       resources: snapshots,

@@ -8,7 +8,7 @@ import type {
   DisassociateAddressRequest,
   ReleaseAddressRequest,
 } from '@aws-sdk/client-ec2';
-import { ec2Error, invalidParameterValue, missingParameter } from './errors';
+import { ec2Error, invalidParameterValue, missingParameter, requiredParameter } from './errors';
 import { applyFilters, tagList, tagsFor } from './filters';
 import { isWellFormedId } from './ids';
 import type { AddressRecord, Ec2Context } from './state';
@@ -108,8 +108,7 @@ export const disassociateAddress = (
   ctx: Ec2Context,
   input: DisassociateAddressRequest,
 ): Record<string, never> => {
-  const associationId = input.AssociationId;
-  if (associationId === undefined) throw missingParameter('AssociationId');
+  const associationId = requiredParameter(input.AssociationId, 'AssociationId');
   const address = [...ctx.addresses.values()].find(
     (candidate) => candidate.association?.associationId === associationId,
   );

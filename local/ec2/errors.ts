@@ -15,8 +15,20 @@ export const notFound = (code: string, ids: readonly string[], noun: string): Si
       : `The ${noun} IDs '${ids.join(', ')}' do not exist`,
   );
 
+/** `notFound` for one kind of resource, as `namedOrAll` takes it (the ids it misses come later). */
+export const notFoundOf =
+  (code: string, noun: string) =>
+  (ids: readonly string[]): SimulatedAwsError =>
+    notFound(code, ids, noun);
+
 export const missingParameter = (name: string): SimulatedAwsError =>
   ec2Error('MissingParameter', `The request must contain the parameter ${name}`);
+
+/** A parameter the call must carry: `MissingParameter` when absent (an empty one is the caller's to judge). */
+export const requiredParameter = <T>(value: T | undefined, name: string): T => {
+  if (value === undefined) throw missingParameter(name);
+  return value;
+};
 
 export const invalidParameterValue = (message: string): SimulatedAwsError =>
   ec2Error('InvalidParameterValue', message);

@@ -7,7 +7,7 @@ import type {
   ReleaseHostsRequest,
   ReleaseHostsResult,
 } from '@aws-sdk/client-ec2';
-import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
+import { ec2Error, invalidParameterValue, missingParameter, notFound, notFoundOf } from './errors';
 import { describePage, type FilterFields, namedOrAll, tagList, tagsFor } from './filters';
 import type { Ec2Context, HostRecord, InstanceRecord } from './state';
 
@@ -196,9 +196,7 @@ export const describeHosts = async (
   ctx: Ec2Context,
   input: DescribeHostsRequest,
 ): Promise<DescribeHostsResult> => {
-  const named = namedOrAll(ctx.hosts, input.HostIds, (missing) =>
-    notFound('InvalidHostID.NotFound', missing, 'host'),
-  );
+  const named = namedOrAll(ctx.hosts, input.HostIds, notFoundOf('InvalidHostID.NotFound', 'host'));
   // DescribeHosts names its filter list `Filter`, not `Filters`.
   const request = { Filters: input.Filter, MaxResults: input.MaxResults, NextToken: input.NextToken };
   const { page, nextToken } = describePage(named, request, HOST_FILTERS, (host) => host.tags);

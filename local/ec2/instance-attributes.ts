@@ -6,7 +6,7 @@ import type {
   ModifyInstanceAttributeRequest,
   RunInstancesRequest,
 } from '@aws-sdk/client-ec2';
-import { ec2Error, invalidParameterValue, missingParameter } from './errors';
+import { ec2Error, invalidParameterValue, missingParameter, requiredParameter } from './errors';
 import { describePage } from './filters';
 import { defaultCpuCredits, isBurstable } from './instance-types';
 import type { Ec2Context, InstanceRecord } from './state';
@@ -104,8 +104,7 @@ export const describeInstanceAttribute = async (
   ctx: Ec2Context,
   input: DescribeInstanceAttributeRequest,
 ): Promise<InstanceAttribute> => {
-  const instanceId = input.InstanceId;
-  if (instanceId === undefined) throw missingParameter('InstanceId');
+  const instanceId = requiredParameter(input.InstanceId, 'InstanceId');
   const instance = instanceOrThrow(ctx, instanceId);
   const base = { InstanceId: instanceId };
   switch (input.Attribute) {

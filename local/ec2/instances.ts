@@ -23,7 +23,7 @@ import type { EbsKeyRefusal } from '../kms/keys';
 import { publicAddressOf, releaseAddressesOf } from './addresses';
 import { launchRefusal, oneTimeSpotStopRefusal, resizeRefusal } from './compatibility';
 import { keyRefusal, keyStateReason, newVolumeKey, type RequestedEncryption } from './encryption';
-import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
+import { ec2Error, invalidParameterValue, missingParameter, notFound, requiredParameter } from './errors';
 import { type InstanceStateName, instanceStateChange } from './events';
 import { describePage, tagList, tagsFor } from './filters';
 import { availableHostIn, chooseHost } from './hosts';
@@ -41,6 +41,7 @@ import {
   assignPrivateAddress,
   availableAddresses,
   checkRequestedAddress,
+  unknownSubnets,
   VPC_ID,
   zoneState,
 } from './network';
@@ -374,8 +375,7 @@ const resolveSubnet = (ctx: Ec2Context, input: RunInstancesRequest): SubnetRecor
   const requestedZone = input.Placement?.AvailabilityZone;
   if (input.SubnetId !== undefined) {
     const subnet = ctx.subnets.get(input.SubnetId);
-    if (!subnet)
-      throw ec2Error('InvalidSubnetID.NotFound', `The subnet ID '${input.SubnetId}' does not exist`);
+    if (!subnet) throw unknownSubnets([input.SubnetId]);
     if (requestedZone !== undefined && requestedZone !== subnet.availabilityZone)
       throw ec2Error(
         'InvalidParameterCombination',
@@ -437,6 +437,18 @@ export const idempotentParameters = (input: { readonly ClientToken?: string | un
   return JSON.stringify(canonical(parameters));
 };
 
+/** A repeat under a bound ClientToken must send the same parameters (ec2-api-idempotency). */
+export const checkSameParameters = (
+  bound: { readonly parameters: string },
+  input: { readonly ClientToken?: string | undefined },
+): void => {
+  if (bound.parameters !== idempotentParameters(input))
+    throw ec2Error(
+      'IdempotentParameterMismatch',
+      'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).',
+    );
+};
+
 /**
  * A repeat of a completed launch with the same token: the same reservation and instances, in
  * their current state, and nothing launched ("If you repeat the request with the same client
@@ -452,11 +464,7 @@ const repeatedLaunch = (
 ): Reservation | undefined => {
   const original = ctx.clientTokens.get(clientTokenKey(idempotencyZone(ctx, input), clientToken));
   if (!original) return undefined;
-  if (original.parameters !== idempotentParameters(input))
-    throw ec2Error(
-      'IdempotentParameterMismatch',
-      'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).',
-    );
+  checkSameParameters(original, input);
   ctx.counters.clientTokenReplays += 1;
   return {
     ReservationId: original.reservationId,
@@ -483,10 +491,8 @@ export const runInstances = async (ctx: Ec2Context, input: RunInstancesRequest):
   const image = imageOrThrow(ctx, input.ImageId);
   if (image.state !== 'available')
     throw ec2Error('InvalidAMIID.Unavailable', `The image id '[${image.imageId}]' is not available`);
-  const minCount = input.MinCount;
-  const maxCount = input.MaxCount;
-  if (minCount === undefined) throw missingParameter('MinCount');
-  if (maxCount === undefined) throw missingParameter('MaxCount');
+  const minCount = requiredParameter(input.MinCount, 'MinCount');
+  const maxCount = requiredParameter(input.MaxCount, 'MaxCount');
   if (minCount < 1 || maxCount < minCount)
     throw invalidParameterValue(`Invalid MinCount/MaxCount: ${minCount}/${maxCount}`);
   assertKeyPairExists(ctx, input.KeyName);

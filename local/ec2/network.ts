@@ -21,6 +21,13 @@ const zoneIdPrefix = (region: string): string => {
 export const zoneIdOf = (ctx: Ec2Context, zone: string): string =>
   `${zoneIdPrefix(ctx.region)}-az${ctx.availabilityZones.indexOf(zone) + 1}`;
 
+/**
+ * InvalidSubnetID.NotFound, as RunInstances (one subnet) and DescribeSubnets (every missing id,
+ * joined in the one singular sentence) answer it.
+ */
+export const unknownSubnets = (subnetIds: readonly string[]) =>
+  ec2Error('InvalidSubnetID.NotFound', `The subnet ID '${subnetIds.join(', ')}' does not exist`);
+
 export const zoneState = (ctx: Ec2Context, zone: string): ZoneStateName =>
   ctx.zoneStates.get(zone) ?? 'available';
 
@@ -147,9 +154,7 @@ export const describeSubnets = async (
   ctx: Ec2Context,
   input: DescribeSubnetsRequest,
 ): Promise<DescribeSubnetsResult> => {
-  const named = namedOrAll(ctx.subnets, input.SubnetIds, (missing) =>
-    ec2Error('InvalidSubnetID.NotFound', `The subnet ID '${missing.join(', ')}' does not exist`),
-  );
+  const named = namedOrAll(ctx.subnets, input.SubnetIds, unknownSubnets);
   const { page, nextToken } = describePage(named, input, {
     'subnet-id': (subnet) => [subnet.subnetId],
     'availability-zone': (subnet) => [subnet.availabilityZone],

@@ -6,7 +6,7 @@ import type {
   DescribePlacementGroupsResult,
   Placement,
 } from '@aws-sdk/client-ec2';
-import { ec2Error, invalidParameterValue, missingParameter } from './errors';
+import { ec2Error, invalidParameterValue, requiredParameter } from './errors';
 import { applyFilters, tagList, tagsFor } from './filters';
 import type { Ec2Context, PlacementGroupRecord } from './state';
 
@@ -23,12 +23,17 @@ const MAX_PARTITIONS = 7;
 const unknownGroup = (name: string) =>
   ec2Error('InvalidPlacementGroup.Unknown', `The Placement Group '${name}' is unknown.`);
 
+const groupNamed = (ctx: Ec2Context, groupName: string): PlacementGroupRecord => {
+  const group = ctx.placementGroups.get(groupName);
+  if (!group) throw unknownGroup(groupName);
+  return group;
+};
+
 export const createPlacementGroup = (
   ctx: Ec2Context,
   input: CreatePlacementGroupRequest,
 ): CreatePlacementGroupResult => {
-  const groupName = input.GroupName;
-  if (groupName === undefined) throw missingParameter('GroupName');
+  const groupName = requiredParameter(input.GroupName, 'GroupName');
   if (groupName.length > 255)
     throw invalidParameterValue('A placement group name is at most 255 ASCII characters');
   const strategy = input.Strategy;
@@ -65,11 +70,7 @@ export const describePlacementGroups = async (
   ctx: Ec2Context,
   input: DescribePlacementGroupsRequest,
 ): Promise<DescribePlacementGroupsResult> => {
-  const byName = (input.GroupNames ?? []).map((name) => {
-    const group = ctx.placementGroups.get(name);
-    if (!group) throw unknownGroup(name);
-    return group;
-  });
+  const byName = (input.GroupNames ?? []).map((name) => groupNamed(ctx, name));
   const byId = (input.GroupIds ?? []).map((groupId) => {
     const group = [...ctx.placementGroups.values()].find((candidate) => candidate.groupId === groupId);
     if (!group) throw unknownGroup(groupId);
@@ -100,8 +101,7 @@ export const deletePlacementGroup = (
   ctx: Ec2Context,
   input: DeletePlacementGroupRequest,
 ): Record<string, never> => {
-  const groupName = input.GroupName;
-  if (groupName === undefined) throw missingParameter('GroupName');
+  const groupName = requiredParameter(input.GroupName, 'GroupName');
   if (!ctx.placementGroups.has(groupName)) throw unknownGroup(groupName);
   if (liveMembers(ctx, groupName).length > 0)
     throw ec2Error('InvalidPlacementGroup.InUse', `The placement group '${groupName}' is in use.`);
@@ -128,8 +128,7 @@ export const checkPlacementGroup = (
       throw ec2Error('InvalidParameterCombination', 'PartitionNumber needs a placement group (GroupName)');
     return undefined;
   }
-  const group = ctx.placementGroups.get(groupName);
-  if (!group) throw unknownGroup(groupName);
+  const group = groupNamed(ctx, groupName);
   if (tenancy === 'host')
     throw ec2Error(
       'InvalidParameterCombination',

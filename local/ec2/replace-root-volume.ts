@@ -9,7 +9,13 @@ import { keyRefusal } from './encryption';
 import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
 import { describePage, namedOrAll, tagList, tagsFor } from './filters';
 import { isWellFormedId } from './ids';
-import { checkClientToken, idempotentParameters, lookupInstances, shutDownOs } from './instances';
+import {
+  checkClientToken,
+  checkSameParameters,
+  idempotentParameters,
+  lookupInstances,
+  shutDownOs,
+} from './instances';
 import type {
   Ec2Context,
   InstanceRecord,
@@ -240,11 +246,7 @@ const repeatedTask = (
   if (input.ClientToken === undefined) return undefined;
   const original = ctx.replaceRootVolumeTokens.get(input.ClientToken);
   if (!original) return undefined;
-  if (original.parameters !== idempotentParameters(input))
-    throw ec2Error(
-      'IdempotentParameterMismatch',
-      'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).',
-    );
+  checkSameParameters(original, input);
   return original;
 };
 

@@ -8,7 +8,7 @@ import type {
   Snapshot,
   SnapshotInfo,
 } from '@aws-sdk/client-ec2';
-import { ec2Error, missingParameter, notFound } from './errors';
+import { ec2Error, missingParameter, notFound, notFoundOf } from './errors';
 import { describePage, namedOrAll, tagList, tagsFor } from './filters';
 import type { Ec2Context, SnapshotRecord, Tags, VolumeRecord } from './state';
 import { attachedVolumes } from './volumes';
@@ -148,10 +148,9 @@ export const describeSnapshots = async (
     const snapshot = ctx.snapshots.get(id);
     return snapshot !== undefined && !canUseSnapshot(ctx, snapshot);
   });
-  if (unusable.length > 0) throw notFound('InvalidSnapshot.NotFound', unusable, 'snapshot');
-  const named = namedOrAll(ctx.snapshots, input.SnapshotIds, (missing) =>
-    notFound('InvalidSnapshot.NotFound', missing, 'snapshot'),
-  );
+  const unknownSnapshots = notFoundOf('InvalidSnapshot.NotFound', 'snapshot');
+  if (unusable.length > 0) throw unknownSnapshots(unusable);
+  const named = namedOrAll(ctx.snapshots, input.SnapshotIds, unknownSnapshots);
   // OwnerIds: 'self' or this account's id selects what it owns; another id, what that owner shared.
   const owners = input.OwnerIds ?? [];
   const byOwner = (snapshot: SnapshotRecord) =>

@@ -10,7 +10,7 @@ import type {
   VolumeType,
 } from '@aws-sdk/client-ec2';
 import { keyRefusal, newVolumeKey } from './encryption';
-import { ec2Error, invalidParameterValue, missingParameter, notFound } from './errors';
+import { ec2Error, invalidParameterValue, missingParameter, notFound, notFoundOf } from './errors';
 import { describePage, type FilterFields, namedOrAll, tagList, tagsFor } from './filters';
 import { takeFastRestoreCredit } from './fsr';
 import { canUseSnapshot } from './snapshots';
@@ -352,9 +352,7 @@ export const describeVolumes = async (
   ctx: Ec2Context,
   input: DescribeVolumesRequest,
 ): Promise<DescribeVolumesResult> => {
-  const named = namedOrAll(ctx.volumes, input.VolumeIds, (missing) =>
-    notFound('InvalidVolume.NotFound', missing, 'volume'),
-  );
+  const named = namedOrAll(ctx.volumes, input.VolumeIds, notFoundOf('InvalidVolume.NotFound', 'volume'));
   const { page, nextToken } = describePage(named, input, VOLUME_FILTERS, (volume) => volume.tags);
   return { Volumes: page.map(toSdkVolume), NextToken: nextToken };
 };

@@ -1,9 +1,9 @@
 import { runSimulation, runUnsafeSimulation, type Simulation } from '@cloud-copilot/iam-simulate';
-import type { MiddlewareStack } from '@smithy/types';
 import { FUNCTIONS, type FunctionId } from '../../functions/catalog';
+import { EBS_KEY_ACTIONS } from '../../functions/shared/ebs-encryption';
 import { assertInvocationAlive, invocationScope } from '../faults';
-import { EBS_KEY_ACTIONS, type EbsKeyAuthorizer, type KmsKeyView } from '../kms/keys';
-import { SimulatedAwsError } from '../sdk-bridge';
+import type { EbsKeyAuthorizer, KmsKeyView } from '../kms/keys';
+import { commandInput, operationOf, type SdkClient, SimulatedAwsError } from '../sdk-bridge';
 import type { SynthesizedFunctionUrl } from './function-url-policy';
 import {
   type IamDeployment,
@@ -476,7 +476,7 @@ const deniedError = (service: IamService, principal: string, denial: IamDenial):
  * of `holdClockWhileSending` covers iam-data's first file reads.
  */
 export const attachIam = <Input extends object, Output extends object>(
-  client: { middlewareStack: MiddlewareStack<Input, Output> },
+  client: SdkClient<Input, Output>,
   iam: LocalIam,
   functionId: FunctionId,
   service: IamService,
@@ -488,9 +488,7 @@ export const attachIam = <Input extends object, Output extends object>(
       // or to play an outside actor) acts as the account's administrator.
       if (!invocationScope.getStore()) return next(args);
       assertInvocationAlive();
-      const commandName = String((context as { commandName?: unknown }).commandName ?? '');
-      const input = (args as { input: Record<string, unknown> }).input;
-      await iam.authorize(functionId, service, commandName.replace(/Command$/, ''), input);
+      await iam.authorize(functionId, service, operationOf(context), commandInput(args));
       return next(args);
     },
     { step: 'build', priority: 'low', name: 'warmbootLocalIam' },

@@ -68,6 +68,8 @@ export interface IamDeployment {
   readonly imageParameters: readonly string[];
   /** The `allowShelvedDataDeletion` opt-in. */
   readonly allowShelvedDataDeletion: boolean;
+  /** `shelving.unshelveFromPools` names pools: the shelving role may use the pools table. */
+  readonly unshelveFromPools?: boolean;
   /** `ebsKmsKeyArns`: the customer managed keys of encrypted volumes warmboot may use (default none). */
   readonly ebsKmsKeyArns?: readonly string[];
   /** `poolPolicy.allowedImageOwners` (`self` for this account); default self and amazon. */
@@ -150,6 +152,32 @@ const fillStatement = (
   return filled as unknown as PolicyStatement;
 };
 
+/** The shelving role's grant on the pools table, synthesized only when pools serve unshelve. */
+const POOLS_SERVE_UNSHELVE_SID = 'PoolsTableReadWrite';
+
+/**
+ * `documents` with the statement `sid` exactly when `wanted`: taken from `source` (the variant
+ * synthesized with the setting on) into the first document, or removed. The setting adds that
+ * one statement and nothing else, so it need not be a variant of its own.
+ */
+const withStatement = (
+  documents: readonly RolePolicyDocument[],
+  source: readonly RolePolicyDocument[],
+  sid: string,
+  wanted: boolean,
+): RolePolicyDocument[] => {
+  const without = documents.map((document) => ({
+    ...document,
+    Statement: document.Statement.filter((statement) => statement.Sid !== sid),
+  }));
+  const statement = source.flatMap((document) => document.Statement).find((item) => item.Sid === sid);
+  if (!wanted) return without;
+  if (statement === undefined) throw new Error(`the synthesized shelving role has no statement ${sid}`);
+  return without.map((document, index) =>
+    index === 0 ? { ...document, Statement: [...document.Statement, statement] } : document,
+  );
+};
+
 /**
  * The policy documents of one function's role in this deployment: the variant the synth would
  * have produced for its settings, with the placeholders and sentinels filled in.
@@ -162,7 +190,16 @@ export const rolePolicies = (
   const optIn =
     (functionId === 'imageCache' && deployment.hostGroups.length > 0) ||
     (functionId === 'shelving' && deployment.allowShelvedDataDeletion);
-  const documents = (optIn ? synthesized.optIn : synthesized.base)[functionId];
+  const chosen = (optIn ? synthesized.optIn : synthesized.base)[functionId];
+  const documents =
+    functionId === 'shelving'
+      ? withStatement(
+          chosen,
+          synthesized.optIn.shelving,
+          POOLS_SERVE_UNSHELVE_SID,
+          deployment.unshelveFromPools === true,
+        )
+      : chosen;
   const filled = documents.map((document) => ({
     ...document,
     Statement: document.Statement.flatMap((statement) => fillStatement(statement, deployment) ?? []),

@@ -228,6 +228,8 @@ const main = (): void => {
     poolPolicy: SENTINEL_POOL_POLICY,
     allowShelvedDataDeletion: true,
     ebsKmsKeyArns: [SENTINEL_EBS_KMS_KEY_ARN],
+    // Pools serve unshelve: the shelving role's pools-table statement (policy-template.ts).
+    shelving: { keepPrivateIp: false, unshelveFromPools: [SENTINEL_POOL.name] },
   });
   const result: SynthesizedRolePolicies = {
     key,

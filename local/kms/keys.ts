@@ -24,17 +24,6 @@ import { IdGenerator, type Random, seededRandom } from '../ec2/ids';
 export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion';
 export type KeyManager = 'CUSTOMER' | 'AWS';
 
-/** The actions EBS needs on a customer managed key (EBS User Guide, ebs-encryption-requirements). */
-export const EBS_KEY_ACTIONS = [
-  'kms:CreateGrant',
-  'kms:Decrypt',
-  'kms:DescribeKey',
-  'kms:GenerateDataKeyWithoutPlaintext',
-  // The guide's `kms:ReEncrypt` names the two ReEncrypt actions (`kms:ReEncrypt*` in its examples).
-  'kms:ReEncryptFrom',
-  'kms:ReEncryptTo',
-] as const;
-
 export const AWS_MANAGED_EBS_ALIAS = 'alias/aws/ebs';
 
 export interface KmsKeyView {

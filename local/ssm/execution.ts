@@ -30,7 +30,7 @@ export const runCommand = async (ctx: SsmContext, command: CommandRecord): Promi
   const queue = [...command.invocations];
   const worker = async (): Promise<void> => {
     for (let invocation = queue.shift(); invocation; invocation = queue.shift()) {
-      if (command.errorCount > errorLimit) finish(ctx, invocation, 'Cancelled', 'Cancelled', 'Cancelled', '');
+      if (command.errorCount > errorLimit) finish(ctx, invocation, { status: 'Cancelled' });
       else await invoke(ctx, invocation);
     }
   };
@@ -42,11 +42,15 @@ const invoke = async (ctx: SsmContext, invocation: InvocationRecord): Promise<vo
   const { command, instanceId } = invocation;
   const delivery = await deliver(ctx, invocation);
   if (delivery === 'timeout') {
-    finish(ctx, invocation, 'TimedOut', 'Delivery Timed Out', 'TimedOut', '');
+    finish(ctx, invocation, { status: 'TimedOut', statusDetails: 'Delivery Timed Out' });
     return;
   }
   if (delivery === 'gone') {
-    finish(ctx, invocation, 'Failed', 'Undeliverable', 'Undeliverable', '');
+    finish(ctx, invocation, {
+      status: 'Failed',
+      statusDetails: 'Undeliverable',
+      eventStatus: 'Undeliverable',
+    });
     return;
   }
   await ctx.clock.sleep(ctx.latency.commandDeliveryMs);
@@ -69,7 +73,7 @@ const invoke = async (ctx: SsmContext, invocation: InvocationRecord): Promise<vo
       }
     : outcome;
   if (final.status === 'Failed') command.errorCount += 1;
-  finish(ctx, invocation, final.status, final.status, final.status, final.output);
+  finish(ctx, invocation, final);
 };
 
 /** Waits for an online agent: Pending while the instance boots, Delayed while it is not running. */
@@ -139,21 +143,26 @@ const runBehaviour = async (
   }
 };
 
-const finish = (
-  ctx: SsmContext,
-  invocation: InvocationRecord,
-  status: InvocationStatus,
-  statusDetails: string,
-  eventStatus: string,
-  output: string,
-): void => {
+/**
+ * How an invocation ended. Its status details and the status its event reports are the status
+ * itself unless said otherwise (Delivery Timed Out, Undeliverable); no output unless it ran.
+ */
+interface InvocationEnd {
+  readonly status: InvocationStatus;
+  readonly statusDetails?: string;
+  readonly eventStatus?: string;
+  readonly output?: string;
+}
+
+const finish = (ctx: SsmContext, invocation: InvocationRecord, end: InvocationEnd): void => {
+  const { status } = end;
   invocation.status = status;
-  invocation.statusDetails = statusDetails;
-  invocation.output = output;
+  invocation.statusDetails = end.statusDetails ?? status;
+  invocation.output = end.output ?? '';
   invocation.responseCode =
     status === 'Success' ? 0 : status === 'Failed' && invocation.startedAt !== undefined ? 1 : -1;
   invocation.endedAt = ctx.clock.now();
-  emitInvocation(ctx, invocation, eventStatus);
+  emitInvocation(ctx, invocation, end.eventStatus ?? status);
 };
 
 const emitInvocation = (ctx: SsmContext, invocation: InvocationRecord, status: string): void => {

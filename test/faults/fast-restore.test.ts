@@ -1,10 +1,11 @@
 import { EnableFastSnapshotRestoresCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { FSR_STATE_CHANGE, SCHEDULED_EVENT } from '../../functions/catalog';
+import { FSR_STATE_CHANGE } from '../../functions/catalog';
 import { cachesConverge, fastRestoreWithinBudget, type Violation } from '../../local/invariants';
 import { sampleEvent } from '../support/events';
 import { invokeSample } from '../support/local-cloud';
+import { AWS_EVENTS, operatorRequest } from './support/deliveries';
 import { assertOptions, FaultTally, faultProperty, summarizeAfterAll } from './support/harness';
 import { faultScheduleArbitrary, pauseArbitrary, serviceCalls } from './support/schedule';
 
@@ -72,21 +73,20 @@ const workloadArbitrary: fc.Arbitrary<FastRestoreWorkload> = fc.record({
 
 const faultArbitrary = faultScheduleArbitrary({
   windowMs: FAULT_WINDOW_MS,
-  functionIds: ['fastRestore', 'popularity'],
+  // The property deploys the same two, popularity first; the kill targets keep their own order,
+  // which a seed's schedules depend on.
+  functions: ['fastRestore', 'popularity'],
   events: [
-    { source: 'aws.ec2', detailType: FSR_STATE_CHANGE, droppable: true },
-    { source: 'aws.events', detailType: SCHEDULED_EVENT, droppable: true },
-    { source: 'warmboot', detailType: 'Plan Fast Restore', droppable: false },
-    { source: 'warmboot', detailType: 'Image Launched', droppable: false },
+    AWS_EVENTS.fastSnapshotRestoreStateChange,
+    AWS_EVENTS.scheduleTick,
+    ...['Plan Fast Restore', 'Image Launched'].map(operatorRequest),
   ],
-  calls: [
-    ...serviceCalls('ec2', [
-      'EnableFastSnapshotRestores',
-      'DisableFastSnapshotRestores',
-      'DescribeFastSnapshotRestores',
-      'DescribeImages',
-    ]),
-  ],
+  calls: serviceCalls('ec2', [
+    'EnableFastSnapshotRestores',
+    'DisableFastSnapshotRestores',
+    'DescribeFastSnapshotRestores',
+    'DescribeImages',
+  ]),
   maxCallsPerInvocation: 20,
 });
 

@@ -1,14 +1,15 @@
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS } from '../../functions/catalog';
 import { DynamoImageCacheStore } from '../../functions/image-cache/adapters/store';
 import { hostGroupSchema } from '../../functions/image-cache/config';
 import { STALE_CLAIM_MS } from '../../functions/image-cache/domain/command-results';
 import { planHostGroup } from '../../functions/image-cache/domain/planner';
 import { cachesConverge } from '../../local/invariants';
 import { launchGroupHosts } from '../support/instances';
+import { AWS_EVENTS, operatorRequest } from './support/deliveries';
 import { assertOptions, FaultTally, faultProperty, summarizeAfterAll } from './support/harness';
-import { FaultSchedule, faultScheduleArbitrary, pauseArbitrary, serviceCalls } from './support/schedule';
+import { callFault, eventFault, recordedSchedule } from './support/recorded';
+import { faultScheduleArbitrary, pauseArbitrary, serviceCalls } from './support/schedule';
 
 /**
  * Warm images under faults: a few hosts of one group, a few registered images, random pins and
@@ -21,6 +22,8 @@ import { FaultSchedule, faultScheduleArbitrary, pauseArbitrary, serviceCalls } f
 const MINUTE = 60_000;
 const GiB = 1024 ** 3;
 const FAULT_WINDOW_MS = 8 * MINUTE;
+/** What the faults hit and for how long: the functions deployed (any invocation may die), the window. */
+const FAULT_SCOPE = { functions: ['imageCache'], windowMs: FAULT_WINDOW_MS } as const;
 /** The imageCache schedule (`rate(5 minutes)` in functions/catalog.ts). */
 const RECONCILE_PERIOD_MS = 5 * MINUTE;
 /**
@@ -74,14 +77,12 @@ const workloadArbitrary: fc.Arbitrary<CacheWorkload> = fc.record({
 });
 
 const faultArbitrary = faultScheduleArbitrary({
-  windowMs: FAULT_WINDOW_MS,
-  functionIds: ['imageCache'],
+  ...FAULT_SCOPE,
   events: [
-    { source: 'aws.ssm', detailType: SSM_COMMAND_STATUS, droppable: true },
-    { source: 'aws.ec2', detailType: EC2_STATE_CHANGE, droppable: true },
-    { source: 'aws.events', detailType: SCHEDULED_EVENT, droppable: true },
-    { source: 'warmboot', detailType: 'Pin Image', droppable: false },
-    { source: 'warmboot', detailType: 'Unpin Image', droppable: false },
+    AWS_EVENTS.ssmCommandStatus,
+    AWS_EVENTS.ec2StateChange,
+    AWS_EVENTS.scheduleTick,
+    ...['Pin Image', 'Unpin Image'].map(operatorRequest),
   ],
   calls: [
     ...serviceCalls('ssm', ['SendCommand', 'GetCommandInvocation', 'ListCommandInvocations']),
@@ -94,13 +95,12 @@ const tally = new FaultTally('image cache', ['cacheConverges', 'requestAnswered'
 
 /** The property over any workloads and fault schedules. */
 const cacheProperty = faultProperty<CacheWorkload, { readonly images: ReturnType<typeof imageOf>[] }>({
-  functions: ['imageCache'],
+  ...FAULT_SCOPE,
   cloud: () => ({
     // The account has Default Host Management Configuration on: every agent registers (S4).
     defaultHostManagement: true,
     settings: { HOST_GROUPS: JSON.stringify([HOST_GROUP]) },
   }),
-  windowMs: FAULT_WINDOW_MS,
   settleMs: RECONCILE_MS,
   setup: async ({ cloud, workload }) => {
     const images = Array.from({ length: workload.images }, (_, index) => imageOf(index));
@@ -199,26 +199,11 @@ describe('warm images under lost, duplicated and reordered command results, thro
         { pin: false, image: 0, afterMs: 0 },
       ],
     });
-    const killedClaim = fc.constant(
-      new FaultSchedule([
-        { kind: 'kill', atMs: 0, functionId: 'imageCache', afterCalls: 29 },
-        {
-          kind: 'call',
-          atMs: 25_000,
-          service: 'ec2',
-          operation: 'DescribeInstances',
-          code: 'InsufficientInstanceCapacity',
-          times: 4,
-        },
-        {
-          kind: 'event',
-          atMs: 25_000,
-          target: { source: 'warmboot', detailType: 'Unpin Image', droppable: false },
-          fault: { kind: 'delay', ms: 180_000 },
-          times: 1,
-        },
-        { kind: 'kill', atMs: 25_000, functionId: 'imageCache', afterCalls: 3 },
-      ]),
+    const killedClaim = recordedSchedule(
+      { kind: 'kill', atMs: 0, functionId: 'imageCache', afterCalls: 29 },
+      callFault(25_000, 'ec2', 'DescribeInstances', 'InsufficientInstanceCapacity', 4),
+      eventFault(25_000, operatorRequest('Unpin Image'), { kind: 'delay', ms: 180_000 }, 1),
+      { kind: 'kill', atMs: 25_000, functionId: 'imageCache', afterCalls: 3 },
     );
 
     await fc.assert(cacheProperty(killedPin, killedClaim, new FaultTally('image cache regression', [])), {

@@ -1,11 +1,12 @@
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { EC2_STATE_CHANGE, SCHEDULED_EVENT, SSM_COMMAND_STATUS } from '../../functions/catalog';
 import type { LocalCloud } from '../../local/cloud';
 import { plantForeignPoolMember } from '../../local/foreign-resources';
 import { type Assignment, claimedOnce, type Violation } from '../../local/invariants';
+import { AWS_EVENTS, operatorRequest, warmbootFact } from './support/deliveries';
 import { assertOptions, FaultTally, faultProperty, type RunLog, summarizeAfterAll } from './support/harness';
-import { FaultSchedule, faultScheduleArbitrary, pauseArbitrary, serviceCalls } from './support/schedule';
+import { callFault, recordedSchedule } from './support/recorded';
+import { faultScheduleArbitrary, pauseArbitrary, serviceCalls } from './support/schedule';
 
 /**
  * Prestarted pools and claims under faults: a pool is defined and filled, then random Request
@@ -18,6 +19,8 @@ import { FaultSchedule, faultScheduleArbitrary, pauseArbitrary, serviceCalls } f
 
 const MINUTE = 60_000;
 const FAULT_WINDOW_MS = 8 * MINUTE;
+/** What the faults hit and for how long: the functions deployed (any invocation may die), the window. */
+const FAULT_SCOPE = { functions: ['pools', 'claim'], windowMs: FAULT_WINDOW_MS } as const;
 const RECONCILE_MS = 12 * MINUTE;
 const SUBNET_A = 'subnet-0aaaaaaaaaaaaaaa1';
 const SUBNET_B = 'subnet-0bbbbbbbbbbbbbbb2';
@@ -77,16 +80,14 @@ const workloadArbitrary: fc.Arbitrary<PoolWorkload> = fc.record({
 });
 
 const faultArbitrary = faultScheduleArbitrary({
-  windowMs: FAULT_WINDOW_MS,
-  functionIds: ['pools', 'claim'],
+  ...FAULT_SCOPE,
   events: [
-    { source: 'aws.ec2', detailType: EC2_STATE_CHANGE, droppable: true },
-    { source: 'aws.ssm', detailType: SSM_COMMAND_STATUS, droppable: true },
-    { source: 'aws.events', detailType: SCHEDULED_EVENT, droppable: true },
-    { source: 'warmboot', detailType: 'Request Server', droppable: false },
+    AWS_EVENTS.ec2StateChange,
+    AWS_EVENTS.ssmCommandStatus,
+    AWS_EVENTS.scheduleTick,
+    operatorRequest('Request Server'),
     // The pools function's resume of an interrupted claim.
-    { source: 'warmboot.fact', detailType: 'Request Server', droppable: false },
-    { source: 'warmboot.fact', detailType: 'Server Claimed', droppable: false },
+    ...['Request Server', 'Server Claimed'].map(warmbootFact),
   ],
   calls: [
     ...serviceCalls('ec2', [
@@ -209,10 +210,9 @@ interface PoolRun {
 
 /** The property over any workloads and fault schedules. */
 const poolsProperty = faultProperty<PoolWorkload, PoolRun>({
-  functions: ['pools', 'claim'],
+  ...FAULT_SCOPE,
   // The account has Default Host Management Configuration on: every agent registers (S4).
   cloud: () => ({ defaultHostManagement: true }),
-  windowMs: FAULT_WINDOW_MS,
   settleMs: RECONCILE_MS,
   setup: async ({ cloud, workload }) => {
     cloud.ec2.addSubnet({ subnetId: SUBNET_A, availabilityZone: 'us-east-1a' });
@@ -290,18 +290,7 @@ describe('pools and claims under duplicate, lost and reordered events, throttlin
 
   it('finishes a claim whose owner tagging was throttled past the SDK retries', async () => {
     const oneClaim = oneRequest(null);
-    const throttledTagging = fc.constant(
-      new FaultSchedule([
-        {
-          kind: 'call',
-          atMs: 0,
-          service: 'ec2',
-          operation: 'CreateTags',
-          code: 'RequestLimitExceeded',
-          times: 5,
-        },
-      ]),
-    );
+    const throttledTagging = recordedSchedule(callFault(0, 'ec2', 'CreateTags', 'RequestLimitExceeded', 5));
 
     await fc.assert(poolsProperty(oneClaim, throttledTagging, new FaultTally('pools regression', [])), {
       numRuns: 1,
@@ -310,17 +299,8 @@ describe('pools and claims under duplicate, lost and reordered events, throttlin
 
   it('answers a Drain Pool whose first reconcile pass cannot describe the pool (1,000-run pass, seed 20261205)', async () => {
     const drainAtOnce = oneRequest(0);
-    const describesFail = fc.constant(
-      new FaultSchedule([
-        {
-          kind: 'call',
-          atMs: 0,
-          service: 'ec2',
-          operation: 'DescribeInstances',
-          code: 'IncorrectInstanceState',
-          times: 5,
-        },
-      ]),
+    const describesFail = recordedSchedule(
+      callFault(0, 'ec2', 'DescribeInstances', 'IncorrectInstanceState', 5),
     );
 
     await fc.assert(poolsProperty(drainAtOnce, describesFail, new FaultTally('pools regression', [])), {

@@ -1,10 +1,10 @@
 import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { EC2_STATE_CHANGE } from '../../functions/catalog';
 import { GLOBAL_SCOPE } from '../../functions/popularity/domain/scope';
 import { popularityExact } from '../../local/invariants';
 import { popularityStoreOn } from '../support/stores';
+import { AWS_EVENTS, operatorRequest } from './support/deliveries';
 import { assertOptions, FaultTally, faultProperty, summarizeAfterAll } from './support/harness';
 import { faultScheduleArbitrary, pauseArbitrary } from './support/schedule';
 
@@ -18,6 +18,8 @@ import { faultScheduleArbitrary, pauseArbitrary } from './support/schedule';
 
 const MINUTE = 60_000;
 const FAULT_WINDOW_MS = 5 * MINUTE;
+/** What the faults hit and for how long: the functions deployed (any invocation may die), the window. */
+const FAULT_SCOPE = { functions: ['popularity'], windowMs: FAULT_WINDOW_MS } as const;
 const SETTLE_MS = 6 * MINUTE;
 const SETTINGS = { halfLifeHours: 24, shards: 4, topK: 5 };
 const CONTAINER_IMAGES = [
@@ -55,12 +57,9 @@ const workloadArbitrary: fc.Arbitrary<PopularityWorkload> = fc.record({
 });
 
 const faultArbitrary = faultScheduleArbitrary({
-  windowMs: FAULT_WINDOW_MS,
-  functionIds: ['popularity'],
-  events: [
-    { source: 'aws.ec2', detailType: EC2_STATE_CHANGE, droppable: false },
-    { source: 'warmboot', detailType: 'Image Launched', droppable: false },
-  ],
+  ...FAULT_SCOPE,
+  // No reconcile re-derives a launch: its state-change events are never dropped here (see above).
+  events: [{ ...AWS_EVENTS.ec2StateChange, droppable: false }, operatorRequest('Image Launched')],
   calls: [{ service: 'ec2', operation: 'DescribeInstances' }],
   maxCallsPerInvocation: 12,
 });
@@ -78,13 +77,12 @@ interface PopularityRun {
 }
 
 const popularityProperty = faultProperty<PopularityWorkload, PopularityRun>({
-  functions: ['popularity'],
+  ...FAULT_SCOPE,
   cloud: () => ({
     documents: [],
     behaviours: {},
     settings: { POPULARITY_SETTINGS: JSON.stringify(SETTINGS) },
   }),
-  windowMs: FAULT_WINDOW_MS,
   settleMs: SETTLE_MS,
   setup: async ({ cloud, workload }) => {
     const amis = Array.from({ length: workload.amis }, (_, index) =>

@@ -1,10 +1,10 @@
 import { DeleteVolumeCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EC2_STATE_CHANGE, SCHEDULED_EVENT } from '../../functions/catalog';
 import { REPLACEMENT_FOR_TAG } from '../../functions/shelving/domain/tags';
 import type { LocalCloud } from '../../local/cloud';
 import { invocationScope } from '../../local/faults';
+import { AMAZON_SSM_MANAGED_INSTANCE_CORE } from '../../local/iam/instance-profiles';
 import {
   handledOnce,
   noHalfSwap,
@@ -23,7 +23,9 @@ import {
   SHELVING_ZONE,
   type ShelvingMove,
 } from '../support/shelving';
+import { AWS_EVENTS, operatorRequest } from './support/deliveries';
 import { assertOptions, FaultTally, faultProperty, type RunLog, summarizeAfterAll } from './support/harness';
+import { callFault, eventFault, recordedSchedule } from './support/recorded';
 import { scanTable } from './support/records';
 import { FaultSchedule, faultScheduleArbitrary, serviceCalls } from './support/schedule';
 
@@ -35,6 +37,13 @@ import { FaultSchedule, faultScheduleArbitrary, serviceCalls } from './support/s
 
 const MINUTE = 60_000;
 const FAULT_WINDOW_MS = 8 * MINUTE;
+/** What the faults hit and for how long: the functions deployed (any invocation may die), the window. */
+const FAULT_SCOPE = { functions: ['shelving'], windowMs: FAULT_WINDOW_MS } as const;
+/** Pools serve unshelve: the pools function is deployed, and its invocations die too. */
+const POOL_FAULT_SCOPE = { functions: ['shelving', 'pools'], windowMs: FAULT_WINDOW_MS } as const;
+/** The running-tier pool that serves unshelve in those runs, and its members' instance profile. */
+const SERVING_POOL = 'fault-hot';
+const MEMBER_PROFILE = 'fault-member';
 const RECONCILE_MS = 12 * MINUTE;
 
 type Operation =
@@ -55,6 +64,8 @@ interface ShelvingWorkload {
   readonly operations: readonly Operation[];
   /** The instances' AZ goes impaired for a while (the unshelve may move to another AZ). */
   readonly outage?: { readonly atMs: number; readonly forMs: number };
+  /** A running-tier pool of the instances' configuration serves unshelve (`unshelveFromPools`). */
+  readonly pool?: boolean;
 }
 
 const workloadArbitrary: fc.Arbitrary<ShelvingWorkload> = fc
@@ -106,18 +117,36 @@ const outageWorkloadArbitrary: fc.Arbitrary<ShelvingWorkload> = fc
     outage: { atMs: atSeconds * 1000, forMs: forSeconds * 1000 },
   }));
 
-const faultArbitrary = faultScheduleArbitrary({
-  windowMs: FAULT_WINDOW_MS,
-  functionIds: ['shelving'],
-  events: [
-    { source: 'aws.ec2', detailType: EC2_STATE_CHANGE, droppable: true },
-    { source: 'aws.events', detailType: SCHEDULED_EVENT, droppable: true },
-    { source: 'warmboot', detailType: 'Shelve Instances', droppable: false },
-    { source: 'warmboot', detailType: 'Offload Instances', droppable: false },
-    { source: 'warmboot', detailType: 'Unshelve Instances', droppable: false },
-  ],
-  calls: [
-    ...serviceCalls('ec2', [
+/**
+ * The same workloads where a pool of the instances' configuration serves unshelve (replacements
+ * then batch: `keepPrivateIp` is off, as the setting requires), ending with an Unshelve of every
+ * instance, so offloaded records take pool members often.
+ */
+const poolWorkloadArbitrary: fc.Arbitrary<ShelvingWorkload> = fc
+  .tuple(workloadArbitrary, fc.integer({ min: 0, max: 180 }))
+  .map(([workload, unshelveAfterSeconds]) => ({
+    ...workload,
+    keepPrivateIp: false,
+    pool: true,
+    operations: [
+      ...workload.operations,
+      {
+        kind: 'unshelve' as const,
+        targets: Array.from({ length: workload.instances }, (_, index) => index),
+        afterMs: unshelveAfterSeconds * 1000,
+      },
+    ],
+  }));
+
+const faultScheduleOf = (scope: typeof FAULT_SCOPE | typeof POOL_FAULT_SCOPE) =>
+  faultScheduleArbitrary({
+    ...scope,
+    events: [
+      AWS_EVENTS.ec2StateChange,
+      AWS_EVENTS.scheduleTick,
+      ...Object.values(SHELVING_REQUEST_TYPES).map(operatorRequest),
+    ],
+    calls: serviceCalls('ec2', [
       'StopInstances',
       'StartInstances',
       'TerminateInstances',
@@ -134,12 +163,13 @@ const faultArbitrary = faultScheduleArbitrary({
       'DescribeInstanceAttribute',
       'DescribeAddresses',
     ]),
-  ],
-  maxCallsPerInvocation: 30,
-  // Fast-path replacements launch in batches (keepPrivateIp off): a batch that comes back short,
-  // then a crash.
-  partialLaunches: true,
-});
+    maxCallsPerInvocation: 30,
+    // Fast-path replacements launch in batches (keepPrivateIp off): a batch that comes back short,
+    // then a crash.
+    partialLaunches: true,
+  });
+const faultArbitrary = faultScheduleOf(FAULT_SCOPE);
+const poolFaultArbitrary = faultScheduleOf(POOL_FAULT_SCOPE);
 
 const SHELVING_INVARIANTS = [
   'retainedVolumeKept',
@@ -154,17 +184,41 @@ const SHELVING_INVARIANTS = [
 ] as const;
 const tally = new FaultTally('shelving', SHELVING_INVARIANTS);
 const outageTally = new FaultTally('shelving with an AZ outage', SHELVING_INVARIANTS);
+const poolTally = new FaultTally('shelving with a pool serving unshelve', SHELVING_INVARIANTS);
 /** The AZ every workload launches in (and the one an outage impairs). */
 const ZONE = SHELVING_ZONE;
+const { shelve: SHELVE, offload: OFFLOAD, unshelve: UNSHELVE } = SHELVING_REQUEST_TYPES;
 
 const launchInstances = async (cloud: LocalCloud, workload: ShelvingWorkload): Promise<string[]> => {
   cloud.ec2.registerImage({ name: 'al2023', rootSizeGiB: 8 });
   const hostId = workload.onHost
     ? cloud.ec2.allocateHost({ availabilityZone: ZONE, instanceType: 'm7i.large' })
     : undefined;
+  if (workload.pool)
+    cloud.instanceProfiles.create(MEMBER_PROFILE, { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
   return launchWithDataVolume(cloud, workload.instances, {
     placement: hostId ? { Tenancy: 'host', HostId: hostId, Affinity: 'host' } : {},
     tags: managedInstanceTags({ 'warmboot:tenant': 'tenant-a' }),
+    ...(workload.pool ? { instanceProfile: MEMBER_PROFILE } : {}),
+  });
+};
+
+/** A running-tier pool of the instances' AMI, type, subnet and profile: what an unshelve may take. */
+const defineServingPool = async (cloud: LocalCloud, instanceIds: readonly string[]): Promise<void> => {
+  const [first] = instanceIds.map((instanceId) => cloud.ec2.instance(instanceId));
+  if (!first?.subnetId) throw new Error('the workload launched no instance to model the pool on');
+  await cloud.adminRequest('Define Pool', {
+    pool: {
+      name: SERVING_POOL,
+      image: first.imageId,
+      instanceType: first.instanceType,
+      subnets: [first.subnetId],
+      instanceProfile: MEMBER_PROFILE,
+      initialization: { platform: 'linux', packages: [], timeoutMinutes: 30 },
+      tier: 'running',
+      minSize: instanceIds.length,
+      maxSize: instanceIds.length * 2,
+    },
   });
 };
 
@@ -242,12 +296,13 @@ const shelvingProperty = (
   faults: fc.Arbitrary<FaultSchedule>,
   counts: FaultTally,
   beforeChecks?: (cloud: LocalCloud) => Promise<void>,
+  scope: typeof FAULT_SCOPE | typeof POOL_FAULT_SCOPE = FAULT_SCOPE,
 ) =>
   faultProperty<ShelvingWorkload, ShelvingRun>({
-    functions: ['shelving'],
+    ...scope,
     cloud: (workload) => ({
-      documents: [],
-      behaviours: {},
+      // Shelving sends no SSM command; a serving pool's members run the pool's own documents.
+      ...(workload.pool ? {} : { documents: [], behaviours: {} }),
       settings: {
         SHELVING_SETTINGS: JSON.stringify({
           // The workload sends confirmed Delete Shelved Record requests: the deployment opted in.
@@ -255,16 +310,20 @@ const shelvingProperty = (
           offloadAfterSeconds: workload.offloadAfterSeconds,
           keepPrivateIp: workload.keepPrivateIp ?? true,
           hostWaitSeconds: 600,
+          ...(workload.pool ? { unshelveFromPools: [SERVING_POOL] } : {}),
         }),
+        ...(workload.pool
+          ? { POOL_POLICY: JSON.stringify({ instanceProfiles: [{ name: MEMBER_PROFILE }] }) }
+          : {}),
       },
     }),
-    windowMs: FAULT_WINDOW_MS,
     settleMs: RECONCILE_MS,
     setup: async ({ cloud, workload }) => {
       const everRetained = new Map<string, string>();
       cloud.bus.onInvocation(() => sampleRetained(cloud, everRetained));
       cloud.ec2.onInstanceLifecycle(() => sampleRetained(cloud, everRetained));
       const instanceIds = await launchInstances(cloud, workload);
+      if (workload.pool) await defineServingPool(cloud, instanceIds);
       cloud.startSchedules();
       const outage = workload.outage;
       if (outage) {
@@ -319,6 +378,15 @@ const shelvingProperty = (
           records.filter((record) => record.step === 'unshelved' && record.unshelve?.path === path).length,
         );
       counts.observe(
+        'unshelved on a pool member',
+        records.filter(
+          (record) =>
+            record.step === 'unshelved' &&
+            record.unshelve?.poolMember !== undefined &&
+            record.unshelve.poolMember.instanceId === record.unshelve.replacementInstanceId,
+        ).length,
+      );
+      counts.observe(
         'unshelves into another AZ',
         state.instances.filter(
           (instance) =>
@@ -347,6 +415,23 @@ const shelvingProperty = (
     },
   })(workloads, faults, counts);
 
+/**
+ * A recorded case's workload: `operations` on one instance off any Dedicated Host, never
+ * offloaded, from seed 1, unless the case says otherwise.
+ */
+const recordedWorkload = (
+  operations: readonly Operation[],
+  overrides: Partial<Omit<ShelvingWorkload, 'operations'>> = {},
+) =>
+  fc.constant<ShelvingWorkload>({
+    seed: 1,
+    instances: 1,
+    onHost: false,
+    offloadAfterSeconds: -1,
+    ...overrides,
+    operations,
+  });
+
 /** A regression: one run of a recorded case, `check`ed on the settled cloud before the invariants. */
 const replay = (
   workload: fc.Arbitrary<ShelvingWorkload>,
@@ -362,15 +447,12 @@ const sabotaged = (
   workload: fc.Arbitrary<ShelvingWorkload>,
   sabotage: (cloud: LocalCloud) => Promise<void>,
 ) =>
-  fc.check(
-    shelvingProperty(workload, fc.constant(new FaultSchedule([])), new FaultTally('sabotage', []), sabotage),
-    {
-      numRuns: 1,
-    },
-  );
+  fc.check(shelvingProperty(workload, recordedSchedule(), new FaultTally('sabotage', []), sabotage), {
+    numRuns: 1,
+  });
 
 describe('shelving under duplicate, lost and reordered events, throttling, capacity errors and crashes', () => {
-  summarizeAfterAll(tally, outageTally);
+  summarizeAfterAll(tally, outageTally, poolTally);
 
   it('keeps every retained volume, leaves nothing half-swapped and answers every request', async () => {
     await fc.assert(shelvingProperty(workloadArbitrary, faultArbitrary, tally), assertOptions());
@@ -385,17 +467,20 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
     });
   });
 
+  it('keeps every invariant when a pool serves unshelve: members taken, handed over and swapped in place under faults', async () => {
+    // A quarter as many schedules as the main property, like the outage runs.
+    const options = assertOptions<[ShelvingWorkload, FaultSchedule]>();
+    await fc.assert(
+      shelvingProperty(poolWorkloadArbitrary, poolFaultArbitrary, poolTally, undefined, POOL_FAULT_SCOPE),
+      { ...options, numRuns: Math.max(1, Math.ceil((options.numRuns ?? 1) / 4)) },
+    );
+  });
+
   it('does not shelve an instance again when a killed Shelve request is retried after an Unshelve', async () => {
-    const shelveThenUnshelve = fc.constant<ShelvingWorkload>({
-      seed: 1,
-      instances: 1,
-      onHost: false,
-      offloadAfterSeconds: -1,
-      operations: [
-        { kind: 'shelve', targets: [0], afterMs: 4_000 },
-        { kind: 'unshelve', targets: [0], afterMs: 57_000 },
-      ],
-    });
+    const shelveThenUnshelve = recordedWorkload([
+      { kind: 'shelve', targets: [0], afterMs: 4_000 },
+      { kind: 'unshelve', targets: [0], afterMs: 57_000 },
+    ]);
     const killedOnce = fc
       .integer({ min: 0, max: 20 })
       .map(
@@ -413,12 +498,8 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
   it('never deletes the volumes of a record an Unshelve moved, when a confirmed Delete races it (finding 7)', async () => {
     // The shrunk counterexample of seed 1265396480: the Unshelve's delivery held back by a
     // reorder, the confirmed Delete five seconds after the start.
-    const deleteRacingUnshelve = fc.constant<ShelvingWorkload>({
-      seed: 1,
-      instances: 3,
-      onHost: false,
-      offloadAfterSeconds: -1,
-      operations: [
+    const deleteRacingUnshelve = recordedWorkload(
+      [
         { kind: 'shelve', targets: [0], afterMs: 108_000 },
         { kind: 'shelve', targets: [0], afterMs: 65_000 },
         { kind: 'offload', targets: [0], afterMs: 62_000 },
@@ -426,103 +507,46 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
         { kind: 'unshelve', targets: [0], afterMs: 63_000 },
         { kind: 'delete', target: 0, afterMs: 5_000 },
       ],
-    });
-    const unshelveHeldBack = fc.constant(
-      new FaultSchedule([
-        {
-          kind: 'event',
-          atMs: 0,
-          target: { source: 'warmboot', detailType: 'Unshelve Instances', droppable: false },
-          fault: { kind: 'reorder', window: 2, maxHoldMs: 30_000 },
-          times: 1,
-        },
-      ]),
+      { instances: 3 },
+    );
+    const unshelveHeldBack = recordedSchedule(
+      eventFault(0, operatorRequest(UNSHELVE), { kind: 'reorder', window: 2, maxHoldMs: 30_000 }, 1),
     );
 
     await replay(deleteRacingUnshelve, unshelveHeldBack);
   });
 
   it('deletes an unshelved record whose instance was shelved again (finding 9)', async () => {
-    const deleteAfterReshelve = fc.constant<ShelvingWorkload>({
-      seed: 1,
-      instances: 1,
-      onHost: false,
-      offloadAfterSeconds: -1,
-      operations: [
-        { kind: 'shelve', targets: [0], afterMs: 0 },
-        { kind: 'unshelve', targets: [0], afterMs: 1_000 },
-        { kind: 'shelve', targets: [0], afterMs: 1_000 },
-        { kind: 'delete', target: 0, afterMs: 0 },
-      ],
-    });
+    const deleteAfterReshelve = recordedWorkload([
+      { kind: 'shelve', targets: [0], afterMs: 0 },
+      { kind: 'unshelve', targets: [0], afterMs: 1_000 },
+      { kind: 'shelve', targets: [0], afterMs: 1_000 },
+      { kind: 'delete', target: 0, afterMs: 0 },
+    ]);
 
-    await replay(deleteAfterReshelve, fc.constant(new FaultSchedule([])));
+    await replay(deleteAfterReshelve, recordedSchedule());
   });
 
   it('unshelves the record of a Shelve sent before the Unshelve but delivered late and retried (finding 10)', async () => {
     // The first failing run of seed 1122002 (unshrunk): the Shelve held back 138 s and failed once
     // (DescribeVolumes), the Unshelve's first handling failed (GetItem); Lambda's retries of both
     // ran in the same second, the Shelve's first.
-    const delayedShelve = fc.constant<ShelvingWorkload>({
-      seed: 1_557_992_694,
-      instances: 1,
-      onHost: true,
-      offloadAfterSeconds: 0,
-      operations: [
+    const delayedShelve = recordedWorkload(
+      [
         { kind: 'delete', target: 0, afterMs: 13_000 },
         { kind: 'shelve', targets: [0], afterMs: 93_000 },
         { kind: 'offload', targets: [0], afterMs: 47_000 },
         { kind: 'unshelve', targets: [0], afterMs: 151_000 },
       ],
-    });
-    const request = (detailType: string) => ({ source: 'warmboot', detailType, droppable: false });
-    const lateShelve = fc.constant(
-      new FaultSchedule([
-        {
-          kind: 'event',
-          atMs: 3_000,
-          target: request('Unshelve Instances'),
-          fault: { kind: 'duplicate', afterMs: 43_000 },
-          times: 3,
-        },
-        {
-          kind: 'event',
-          atMs: 35_000,
-          target: request('Unshelve Instances'),
-          fault: { kind: 'duplicate', afterMs: 68_000 },
-          times: 1,
-        },
-        {
-          kind: 'event',
-          atMs: 49_000,
-          target: request('Offload Instances'),
-          fault: { kind: 'delay', ms: 193_000 },
-          times: 3,
-        },
-        {
-          kind: 'event',
-          atMs: 100_000,
-          target: request('Shelve Instances'),
-          fault: { kind: 'delay', ms: 138_000 },
-          times: 3,
-        },
-        {
-          kind: 'call',
-          atMs: 114_000,
-          code: 'InternalServerError',
-          times: 5,
-          service: 'dynamodb',
-          operation: 'GetItem',
-        },
-        {
-          kind: 'call',
-          atMs: 202_000,
-          code: 'InternalError',
-          times: 5,
-          service: 'ec2',
-          operation: 'DescribeVolumes',
-        },
-      ]),
+      { seed: 1_557_992_694, onHost: true, offloadAfterSeconds: 0 },
+    );
+    const lateShelve = recordedSchedule(
+      eventFault(3_000, operatorRequest(UNSHELVE), { kind: 'duplicate', afterMs: 43_000 }, 3),
+      eventFault(35_000, operatorRequest(UNSHELVE), { kind: 'duplicate', afterMs: 68_000 }, 1),
+      eventFault(49_000, operatorRequest(OFFLOAD), { kind: 'delay', ms: 193_000 }, 3),
+      eventFault(100_000, operatorRequest(SHELVE), { kind: 'delay', ms: 138_000 }, 3),
+      callFault(114_000, 'dynamodb', 'GetItem', 'InternalServerError', 5),
+      callFault(202_000, 'ec2', 'DescribeVolumes', 'InternalError', 5),
     );
 
     await replay(delayedShelve, lateShelve, async (cloud) => {
@@ -535,12 +559,8 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
     // The first failing run of the combined pass's outage property (unshrunk): every DeleteVolume
     // of a confirmed Delete failed, and the deletion, undone, had already deleted the snapshots;
     // the second Unshelve, in the outage, then re-issued a launch from them for good.
-    const outageAfterFailedDelete = fc.constant<ShelvingWorkload>({
-      seed: 1_371_684_413,
-      instances: 1,
-      onHost: false,
-      offloadAfterSeconds: 0,
-      operations: [
+    const outageAfterFailedDelete = recordedWorkload(
+      [
         { kind: 'delete', target: 0, afterMs: 88_000 },
         { kind: 'shelve', targets: [0], afterMs: 173_000 },
         { kind: 'delete', target: 0, afterMs: 48_000 },
@@ -549,28 +569,13 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
         { kind: 'shelve', targets: [0], afterMs: 100_000 },
         { kind: 'unshelve', targets: [0], afterMs: 56_000 },
       ],
-      outage: { atMs: 28_000, forMs: 632_000 },
-    });
-    const failedDeleteAndKills = fc.constant(
-      new FaultSchedule([
-        {
-          kind: 'event',
-          atMs: 45_000,
-          target: { source: 'warmboot', detailType: 'Unshelve Instances', droppable: false },
-          fault: { kind: 'reorder', window: 3, maxHoldMs: 30_000 },
-          times: 2,
-        },
-        {
-          kind: 'call',
-          atMs: 52_000,
-          code: 'IncorrectInstanceState',
-          times: 4,
-          service: 'ec2',
-          operation: 'DeleteVolume',
-        },
-        { kind: 'kill', atMs: 53_000, functionId: 'shelving', afterCalls: 25 },
-        { kind: 'kill', atMs: 259_000, functionId: 'shelving', afterCalls: 26 },
-      ]),
+      { seed: 1_371_684_413, offloadAfterSeconds: 0, outage: { atMs: 28_000, forMs: 632_000 } },
+    );
+    const failedDeleteAndKills = recordedSchedule(
+      eventFault(45_000, operatorRequest(UNSHELVE), { kind: 'reorder', window: 3, maxHoldMs: 30_000 }, 2),
+      callFault(52_000, 'ec2', 'DeleteVolume', 'IncorrectInstanceState', 4),
+      { kind: 'kill', atMs: 53_000, functionId: 'shelving', afterCalls: 25 },
+      { kind: 'kill', atMs: 259_000, functionId: 'shelving', afterCalls: 26 },
     );
 
     await replay(outageAfterFailedDelete, failedDeleteAndKills, async (cloud) => {
@@ -585,12 +590,9 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
   });
 
   it('fails, naming the invariant, when a retained volume is deleted behind its record', async () => {
-    const offloaded = fc.constant<ShelvingWorkload>({
+    const offloaded = recordedWorkload([{ kind: 'shelve', targets: [0], afterMs: 0 }], {
       seed: 7,
-      instances: 1,
-      onHost: false,
       offloadAfterSeconds: 0,
-      operations: [{ kind: 'shelve', targets: [0], afterMs: 0 }],
     });
     const deleteOneRetainedVolume = async (cloud: LocalCloud) => {
       const retained = cloud.ec2.volumes().find((volume) => volume.tags[SHELVED_TAG] !== undefined);
@@ -607,13 +609,7 @@ describe('shelving under duplicate, lost and reordered events, throttling, capac
   });
 
   it('fails, naming the invariant, when the shelving function terminates a shelved instance it was not offloading', async () => {
-    const shelvedForGood = fc.constant<ShelvingWorkload>({
-      seed: 7,
-      instances: 1,
-      onHost: false,
-      offloadAfterSeconds: -1,
-      operations: [{ kind: 'shelve', targets: [0], afterMs: 0 }],
-    });
+    const shelvedForGood = recordedWorkload([{ kind: 'shelve', targets: [0], afterMs: 0 }], { seed: 7 });
     // The call a bug in shelving would make: inside one of its invocations, so the journal
     // attributes it to shelving and the local IAM evaluates it against shelving's role.
     const terminateAsShelving = async (cloud: LocalCloud) => {

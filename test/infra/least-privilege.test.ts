@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { FUNCTIONS, type FunctionId, REQUEST_REJECTED } from '../../functions/catalog';
 import { DOCUMENTS as IMAGE_DOCUMENTS } from '../../functions/image-cache/documents';
 import { DOCUMENTS as POOL_DOCUMENTS } from '../../functions/pools/documents';
+import { EBS_KEY_ACTIONS } from '../../functions/shared/ebs-encryption';
 import { deployedDocumentName } from '../../functions/shared/ssm-document';
 import type { TableId } from '../../functions/shared/tables';
 import { shelvingSettingsSchema } from '../../functions/shelving/config';
@@ -73,6 +74,21 @@ const allows = statements.filter(({ statement }) => statement.Effect === 'Allow'
 const granting = (action: string) => allows.filter(({ actions }) => actions.includes(action));
 const label = ({ fn, statement }: FunctionStatement) =>
   `${fn} ${statement.Sid ?? JSON.stringify(statement.Action)}`;
+/**
+ * The CreateTags grants that can tag an existing volume (not one being created), with the tag keys
+ * they allow (`allowList`) or refuse (`denyList`).
+ */
+const retaggingExistingVolumes = () =>
+  granting('ec2:CreateTags')
+    .filter(
+      ({ resources, conditionKeys }) =>
+        resources.some((r) => r.includes(':volume/')) && !conditionKeys.includes('ec2:CreateAction'),
+    )
+    .map((entry) => ({
+      entry,
+      allowList: entry.statement.Condition?.['ForAllValues:StringEquals']?.['aws:TagKeys'],
+      denyList: entry.statement.Condition?.['ForAllValues:StringNotEquals']?.['aws:TagKeys'],
+    }));
 
 const DESTRUCTIVE_EC2 = [
   'ec2:StopInstances',
@@ -220,12 +236,7 @@ describe('least privilege', () => {
   });
 
   it('never lets anyone add the replacement-root tag to an existing volume', () => {
-    for (const entry of granting('ec2:CreateTags').filter(({ resources }) =>
-      resources.some((r) => r.includes(':volume/')),
-    )) {
-      if (entry.conditionKeys.includes('ec2:CreateAction')) continue;
-      const allowList = entry.statement.Condition?.['ForAllValues:StringEquals']?.['aws:TagKeys'];
-      const denyList = entry.statement.Condition?.['ForAllValues:StringNotEquals']?.['aws:TagKeys'];
+    for (const { entry, allowList, denyList } of retaggingExistingVolumes()) {
       const fenced =
         (allowList !== undefined && !asArray(allowList as string[]).includes('warmboot:replacement-root')) ||
         asArray(denyList as string[]).includes('warmboot:replacement-root');
@@ -237,12 +248,7 @@ describe('least privilege', () => {
     // IAM cannot limit a claim to the volumes of managed instances (no attachment condition key on
     // a volume, infra/capabilities/shelving.ts), but it can keep a claimed volume claimed: the
     // deletion fence (warmboot:shelved) can only be written on a volume that has none yet.
-    for (const entry of granting('ec2:CreateTags').filter(({ resources }) =>
-      resources.some((r) => r.includes(':volume/')),
-    )) {
-      if (entry.conditionKeys.includes('ec2:CreateAction')) continue;
-      const allowList = entry.statement.Condition?.['ForAllValues:StringEquals']?.['aws:TagKeys'];
-      const denyList = entry.statement.Condition?.['ForAllValues:StringNotEquals']?.['aws:TagKeys'];
+    for (const { entry, allowList, denyList } of retaggingExistingVolumes()) {
       const writesShelved =
         allowList !== undefined
           ? asArray(allowList as string[]).includes('warmboot:shelved')
@@ -548,14 +554,7 @@ describe('least privilege', () => {
     for (const { fn, statement } of keyStatements) {
       const label = `${fn} ${statement.Sid}`;
       expect(asArray(statement.Resource as string[]), label).toEqual([key]);
-      expect(asArray(statement.Action).sort(), label).toEqual([
-        'kms:CreateGrant',
-        'kms:Decrypt',
-        'kms:DescribeKey',
-        'kms:GenerateDataKeyWithoutPlaintext',
-        'kms:ReEncryptFrom',
-        'kms:ReEncryptTo',
-      ]);
+      expect(asArray(statement.Action).sort(), label).toEqual([...EBS_KEY_ACTIONS].sort());
       expect(cfnText(statement.Condition?.StringEquals?.['kms:ViaService']), label).toMatch(
         /^ec2\.\$\{AWS::Region\}\.amazonaws\.com$/,
       );
@@ -602,6 +601,42 @@ describe('least privilege', () => {
       'true',
     );
     expect(replacementRoots?.Condition?.Null?.['aws:ResourceTag/warmboot:shelved']).toBe('true');
+  });
+});
+
+describe('pools serve unshelve only where the deployment says so', () => {
+  const shelvingRole = (shelving: Record<string, unknown>) => {
+    const scratch = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Scratch');
+    new ShelvingCapability(scratch, 'Shelving', {
+      data: new WarmbootData(scratch, 'Data'),
+      buses: new WarmbootBuses(scratch, 'Buses', {
+        operators: [],
+        requestBus: { name: 'warmboot-requests', existing: false },
+        factsBusName: 'warmboot-facts',
+      }),
+      shelving: shelvingSettingsSchema.parse(shelving),
+    });
+    const template = Template.fromStack(scratch);
+    const statements = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
+      (policy) =>
+        (policy.Properties as { PolicyDocument: { Statement: Statement[] } }).PolicyDocument.Statement,
+    );
+    const [fn] = Object.values(template.findResources('AWS::Lambda::Function'));
+    const properties = fn?.Properties as
+      | { Environment?: { Variables?: Record<string, unknown> } }
+      | undefined;
+    const environment = properties?.Environment?.Variables;
+    return { sids: statements.map((statement) => statement.Sid), environment };
+  };
+
+  it('grants the pools table and names it only when unshelveFromPools names pools', () => {
+    const plain = shelvingRole({});
+    expect(plain.sids).not.toContain('PoolsTableReadWrite');
+    expect(plain.environment).not.toHaveProperty('POOLS_TABLE');
+
+    const served = shelvingRole({ keepPrivateIp: false, unshelveFromPools: ['web-hot'] });
+    expect(served.sids).toContain('PoolsTableReadWrite');
+    expect(served.environment).toHaveProperty('POOLS_TABLE');
   });
 });
 

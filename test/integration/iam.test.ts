@@ -1,9 +1,10 @@
-import { RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import { TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Runtime } from '../../functions/shared/runtime';
 import type { LocalCloud } from '../../local/cloud';
+import { launchOneInstance } from '../support/instances';
 import { startLocalCloud } from '../support/local-cloud';
 
 /**
@@ -55,14 +56,7 @@ describe('IAM on the local cloud', () => {
     });
     const imageId = cloud.ec2.registerImage({ name: 'iam-test', rootSizeGiB: 8 });
     // The test itself acts as the account's administrator: outside any invocation, no role applies.
-    const launched = await cloud.run(() =>
-      cloud
-        .runtime('placement')
-        .clients.ec2.send(
-          new RunInstancesCommand({ ImageId: imageId, InstanceType: 'm7i.large', MinCount: 1, MaxCount: 1 }),
-        ),
-    );
-    instanceId = launched.Instances?.[0]?.InstanceId ?? '';
+    instanceId = await launchOneInstance(cloud, 'placement', imageId);
   });
 
   afterAll(async () => {

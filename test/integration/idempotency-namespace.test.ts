@@ -1,4 +1,3 @@
-import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EC2_STATE_CHANGE } from '../../functions/catalog';
@@ -8,6 +7,7 @@ import { createLambdaHandler } from '../../functions/shared/lambda';
 import type { Runtime } from '../../functions/shared/runtime';
 import { ec2InstanceStateChangeDetail } from '../../functions/shared/schemas/aws-events';
 import type { LocalCloud } from '../../local/cloud';
+import { launchOneInstance } from '../support/instances';
 import { startLocalCloud } from '../support/local-cloud';
 
 /** Counts, per function, the running events it really handled (idempotency on, as deployed). */
@@ -51,14 +51,7 @@ describe('one EventBridge event delivered to several functions', () => {
 
   it('is handled once by each function: idempotency records are namespaced per function', async () => {
     const imageId = cloud.ec2.registerImage({ name: 'web', rootSizeGiB: 8 });
-    const launched = await cloud.run(() =>
-      cloud
-        .runtime('popularity')
-        .clients.ec2.send(
-          new RunInstancesCommand({ ImageId: imageId, InstanceType: 'm7i.large', MinCount: 1, MaxCount: 1 }),
-        ),
-    );
-    const instanceId = launched.Instances?.[0]?.InstanceId ?? '';
+    const instanceId = await launchOneInstance(cloud, 'popularity', imageId);
 
     await cloud.settleFor(5 * 60_000);
 

@@ -1,11 +1,10 @@
-import { CreateTagsCommand, EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { SSM_COMMAND_STATUS } from '../../functions/catalog';
 import type { GroupState } from '../../functions/image-cache/adapters/store';
 import type { LocalCloud } from '../../local/cloud';
 import { ensureSsmManagedProfile } from '../../local/iam/instance-profiles';
-import { attachSimulator } from '../../local/sdk-bridge';
-import { launchGroupHosts } from '../support/instances';
+import { launchGroupHosts, outsideEc2Client } from '../support/instances';
 import { putRequest as put } from '../support/local-cloud';
 import {
   advise,
@@ -223,13 +222,7 @@ const snapshotImage = async (local: LocalCloud, id: string, fastRestoreAz?: stri
   const snapshotId =
     local.ec2.images().find((item) => item.imageId === ami)?.blockDevices[0]?.snapshotId ?? '';
   // The operator marks the snapshot as this image's: volume-link refuses any other (H2).
-  const operator = new EC2Client({
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'operator', secretAccessKey: 'operator' },
-    endpoint: 'http://127.0.0.1:9',
-    maxAttempts: 1,
-  });
-  attachSimulator(operator, local.ec2.dispatch);
+  const operator = outsideEc2Client('operator', local);
   await local.run(() =>
     operator.send(
       new CreateTagsCommand({ Resources: [snapshotId], Tags: [{ Key: 'warmboot:image', Value: id }] }),
@@ -289,6 +282,32 @@ describe('image handlers and popularity on the local cloud', () => {
       expect([...local.ssm.agent(host ?? '').mounts.values()]).toContain(entry?.volumeId);
     }
     expect(local.ssm.invocations().filter((item) => item.documentName === 'Warmboot-ImageFetch')).toEqual([]);
+  });
+
+  it('volume-link: a volume EC2 deletes at creation for a KMS key warmboot may not use fails the host by name', async () => {
+    const keyId = '1234abcd-12ab-34cd-56ef-1234567890ab';
+    const keyArn = `arn:aws:kms:us-east-1:123456789012:key/${keyId}`;
+    const local = await startWith({ handler: 'volume-link' });
+    local.kms.createKey({ keyId });
+    const linked = await snapshotImage(local, 'sdxl-kms');
+    const [host] = await launchHosts(local, 'us-east-1a', 1);
+    await local.settleFor(2 * 60_000);
+    // New volumes are encrypted with the key by default; the deployment does not name it.
+    local.ec2.setEbsEncryptionByDefault(true, keyArn);
+
+    await registerAndPin(local, linked);
+    await local.settleFor(3 * 60_000);
+
+    const entry = (await groupState(local)).entries.find(
+      (item) => item.instanceId === host && item.imageId === linked.id,
+    );
+    expect(entry?.state).toBe('failed');
+    expect(entry?.note).toMatch(/^EncryptionKeyUnusable: volume vol-\w+ was deleted while it was created/);
+    expect(entry?.note).toContain(keyArn);
+    expect(entry?.note).toContain('ebsKmsKeyArns');
+    expect(local.ec2.volumes().filter((volume) => volume.snapshotId === linked.snapshot.snapshotId)).toEqual(
+      [],
+    );
   });
 
   it('auto: links where it can and downloads where the host has no free attachment, recording why', async () => {

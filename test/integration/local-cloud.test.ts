@@ -1,6 +1,5 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DescribeTableCommand, DynamoDBClient, type TableDescription } from '@aws-sdk/client-dynamodb';
-import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { EC2_STATE_CHANGE, WARMBOOT_FACT } from '../../functions/catalog';
@@ -14,6 +13,7 @@ import { TABLES } from '../../functions/shared/tables';
 import type { EventEnvelope } from '../../local/bus';
 import type { LocalCloud } from '../../local/cloud';
 import { LOCAL_CREDENTIALS } from '../../local/dynamodb-local';
+import { launchOneInstance } from '../support/instances';
 import { startLocalCloud } from '../support/local-cloud';
 
 /**
@@ -84,16 +84,7 @@ describe('LocalCloud', () => {
       name: `web-${facts.length}-${cloud.clock.now()}`,
       rootSizeGiB: 8,
     });
-    const { Instances } = await cloud.run(() =>
-      cloud
-        .runtime('popularity')
-        .clients.ec2.send(
-          new RunInstancesCommand({ ImageId: imageId, InstanceType: 'm7i.large', MinCount: 1, MaxCount: 1 }),
-        ),
-    );
-    const instanceId = Instances?.[0]?.InstanceId;
-    if (!instanceId) throw new Error('RunInstances returned no instance');
-    return instanceId;
+    return launchOneInstance(cloud, 'popularity', imageId);
   };
 
   it('creates every table of the stack in DynamoDB Local, with its keys and indexes', async () => {

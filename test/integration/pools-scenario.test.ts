@@ -1,18 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { poolsSettings, runPoolsScenario } from '../../local/scenarios/pools';
-import { localCloudPerTest } from '../support/local-cloud';
-import { SCENARIO_TIMEOUT_MS } from './scenario-timeout';
-
-const startCloud = localCloudPerTest();
+import { scenarioTest } from './scenario';
 
 describe('the pools sandbox scenario', () => {
-  it(
+  scenarioTest(
     'serves a slice of the Alibaba trace from a Linux and a Windows-like pool, mostly from ready members',
-    async () => {
-      const cloud = await startCloud({
-        functions: ['pools', 'claim'],
-        settings: poolsSettings(),
-      });
+    { functions: ['pools', 'claim'], settings: poolsSettings() },
+    async (cloud) => {
       const summary = await runPoolsScenario(cloud, { requests: 100 });
 
       expect(summary.requests).toBe(100);
@@ -28,6 +22,5 @@ describe('the pools sandbox scenario', () => {
       const windowsLevels = summary.levels.filter((level) => level.pool === 'genai-windows');
       expect(windowsLevels.some((level) => level.ready > 0)).toBe(true);
     },
-    SCENARIO_TIMEOUT_MS,
   );
 });

@@ -1,4 +1,5 @@
 import { StopInstancesCommand } from '@aws-sdk/client-ec2';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { type ClaimRecord, dynamoPoolStore } from '../../functions/pools/adapters/store';
 import type { PoolSpecInput } from '../../functions/pools/config';
@@ -34,8 +35,15 @@ interface Started {
 /** The instance profiles the pools of these tests launch with, allowed by the deployment's pool policy. */
 const POOL_POLICY = JSON.stringify({ instanceProfiles: [{ name: MEMBER_PROFILE }, { name: 'no-ssm' }] });
 
-const start = async (settings: Record<string, string> = {}): Promise<Started> => {
-  const local = await startCloud({ functions: ['pools', 'claim'], settings: { POOL_POLICY, ...settings } });
+const start = async (
+  settings: Record<string, string> = {},
+  iam?: { readonly ebsKmsKeyArns: readonly string[] },
+): Promise<Started> => {
+  const local = await startCloud({
+    functions: ['pools', 'claim'],
+    settings: { POOL_POLICY, ...settings },
+    ...(iam ? { iam } : {}),
+  });
   local.instanceProfiles.create(MEMBER_PROFILE, { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
   local.ec2.addSubnet({ subnetId: SUBNET_A, availabilityZone: 'us-east-1a' });
   local.ec2.addSubnet({ subnetId: SUBNET_B, availabilityZone: 'us-east-1b' });
@@ -327,6 +335,36 @@ describe('pool lifecycle on the local cloud', () => {
     expect(await membersOf(local)).toEqual([]);
   });
 
+  it('fails a cold claim EC2 ended at launch for an EBS key the deployment does not name, naming the setting', async () => {
+    const keyId = '1234abcd-12ab-34cd-56ef-1234567890ab';
+    const keyArn = `arn:aws:kms:us-east-1:123456789012:key/${keyId}`;
+    const started = await start({}, { ebsKmsKeyArns: [] });
+    const { local, facts } = started;
+    local.kms.createKey({ keyId });
+    await filledPool(started, { minSize: 0 });
+    // Every new volume is encrypted with the key (account default), the claim role may not use it.
+    local.ec2.setEbsEncryptionByDefault(true, keyArn);
+
+    const outcome = await requestServer(local, { requestId: 'cold-kms' });
+    expect(outcome).toMatchObject({ status: 'launching', path: 'cold' });
+    // The pools reconcile (on its schedule) finds the claim stalled and resumes it.
+    local.startSchedules();
+    await local.settleFor(5 * MINUTE);
+
+    const failures = facts
+      .filter((event) => event['detail-type'] === 'Server Request Failed')
+      .map((event) => event.detail as { requestId: string; error: { code: string; message: string } });
+    expect(failures.map((detail) => [detail.requestId, detail.error.code])).toEqual([
+      ['cold-kms', 'EncryptionKeyUnusable'],
+    ]);
+    expect(failures[0]?.error.message).toContain('ebsKmsKeyArns');
+    expect(local.ec2.instance(outcome.instanceId ?? '')).toMatchObject({
+      state: 'terminated',
+      stateReason: { code: 'Client.InternalError' },
+    });
+    expect((await claimOf(local, 'cold-kms'))?.step).toBe('failed');
+  });
+
   it('hands out a running member on the hot path in seconds', async () => {
     const started = await start();
     const { local } = started;
@@ -357,6 +395,54 @@ describe('pool reconcile on the local cloud', () => {
       ['ready', false],
     ]);
     expect(poolInstances(local).map((instance) => instance.state)).toEqual(['stopped', 'stopped']);
+  });
+
+  it("reconciles the other pools when a stored definition no longer passes today's rules, reporting that one", async () => {
+    const started = await start();
+    const { local } = started;
+    local.bus.injectFault({ match: { functionId: 'pools', source: 'aws.ec2' }, fault: { kind: 'drop' } });
+    local.bus.injectFault({ match: { functionId: 'pools', source: 'aws.ssm' }, fault: { kind: 'drop' } });
+    // An operator's pool stored by an older release: no subnets, which today's rules require.
+    const { subnets: _subnets, ...legacySpec } = linuxPool(started.image, { name: 'legacy-web' });
+    await local.run(() =>
+      local.documents.send(
+        new PutCommand({
+          TableName: local.tables.pools,
+          Item: {
+            pk: 'POOL#legacy-web',
+            sk: 'SPEC',
+            gsi1pk: 'POOLS',
+            gsi1sk: 'legacy-web',
+            spec: legacySpec,
+            source: 'operator',
+            status: 'active',
+          },
+        }),
+      ),
+    );
+    local.startSchedules();
+
+    await definePool(local, linuxPool(started.image));
+    await local.settleFor(12 * MINUTE);
+
+    expect((await membersOf(local)).map((member) => member.state)).toEqual(['ready', 'ready']);
+    expect(local.bus.stats('pools')).toMatchObject({ errors: 0, deadLettered: 0 });
+    // An operator's console Reconcile Pools sees why that one is not reconciled.
+    const reconciled = (await invokeSample(
+      local,
+      'pools',
+      { ...drainPoolEvent, 'detail-type': 'Reconcile Pools' },
+      { id: 'reconcile-1', detail: {} },
+    )) as { result: unknown };
+    expect(JSON.stringify(reconciled.result)).toContain(
+      "pool legacy-web: the stored definition no longer passes today's rules (spec.subnets",
+    );
+    // Defining it again replaces the stored definition.
+    await definePool(local, linuxPool(started.image, { name: 'legacy-web', minSize: 0 }));
+    expect((await local.run(() => store(local).getPool('legacy-web')))?.spec.subnets).toEqual([
+      SUBNET_A,
+      SUBNET_B,
+    ]);
   });
 
   it('upserts the pools given in settings on the schedule', async () => {

@@ -1,26 +1,18 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { runPopularityScenario } from '../../local/scenarios/popularity';
-import { localCloudPerTest } from '../support/local-cloud';
-import { SCENARIO_TIMEOUT_MS } from './scenario-timeout';
-
-const startCloud = localCloudPerTest();
+import { scenarioTest } from './scenario';
 
 describe('popularity sandbox scenario', () => {
-  it(
+  scenarioTest(
     'replays a slice of the Alibaba trace: ranked scores, FSR decisions within budget',
-    async () => {
-      const cloud = await startCloud({
-        functions: ['popularity', 'fastRestore'],
-        settings: {
-          POPULARITY_SETTINGS: JSON.stringify({ halfLifeHours: 6 }),
-          FAST_RESTORE_SETTINGS: JSON.stringify({
-            maxPairs: 3,
-            maxUsdPerHour: 2.25,
-            topPerAz: 1,
-            minScore: 2,
-          }),
-        },
-      });
+    {
+      functions: ['popularity', 'fastRestore'],
+      settings: {
+        POPULARITY_SETTINGS: JSON.stringify({ halfLifeHours: 6 }),
+        FAST_RESTORE_SETTINGS: JSON.stringify({ maxPairs: 3, maxUsdPerHour: 2.25, topPerAz: 1, minScore: 2 }),
+      },
+    },
+    async (cloud) => {
       const summary = await runPopularityScenario(cloud, { requests: 150 });
 
       expect(summary.requests).toBe(150);
@@ -34,6 +26,5 @@ describe('popularity sandbox scenario', () => {
         expect(decision.usdPerHour).toBeLessThanOrEqual(2.25);
       expect(summary.fastRestoreAtEnd.length).toBeLessThanOrEqual(3);
     },
-    SCENARIO_TIMEOUT_MS,
   );
 });

@@ -1029,10 +1029,15 @@ describe('shelving volumes encrypted with a customer managed KMS key (R4)', () =
   const KEY_ID = '1234abcd-12ab-34cd-56ef-1234567890ab';
   const KEY_ARN = `arn:aws:kms:us-east-1:123456789012:key/${KEY_ID}`;
 
-  const startWithKeys = async (ebsKmsKeyArns: readonly string[]): Promise<LocalCloud> => {
+  const startWithKeys = async (
+    ebsKmsKeyArns: readonly string[],
+    settings: Record<string, unknown> = {},
+  ): Promise<LocalCloud> => {
     const cloud = await startCloud({
       functions: ['shelving'],
-      settings: { SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, allowDataDeletion: false }) },
+      settings: {
+        SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, allowDataDeletion: false, ...settings }),
+      },
       iam: { ebsKmsKeyArns },
     });
     cloud.kms.createKey({ keyId: KEY_ID });
@@ -1121,6 +1126,42 @@ describe('shelving volumes encrypted with a customer managed KMS key (R4)', () =
     expect(record?.error?.message).toContain('terminated at launch (Client.InternalError');
     expect(calls(local, 'RunInstances') - launchesBefore).toBe(1);
     expect(retained(local, recordId).map((volume) => volume.state)).toEqual(['available', 'available']);
+  });
+
+  it('after a replacement start EC2 refused for the key, Unshelve sent again resumes that replacement (fast path, not the snapshots)', async () => {
+    const local = await startWithKeys([KEY_ARN], { replaceRootInPlace: false });
+    const instanceId = await launchEncrypted(local);
+    const [recordId = ''] = await shelve(local, [instanceId]);
+    const [shelved] = await load(local, [recordId]);
+    const rootId = shelved?.volumes.find((volume) => volume.root)?.volumeId ?? '';
+    await request(local, 'offload.json', { recordIds: [recordId] });
+    await local.settleFor(5 * MINUTE);
+    // The key goes away once the retained root is on the stopped replacement, before its start.
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    for (let second = 0; second < 600; second += 1) {
+      if (local.ec2.volume(rootId)?.attachment?.state === 'attached') break;
+      await local.settleFor(1_000);
+    }
+    local.kms.setKeyState(KEY_ARN, 'Disabled');
+    await local.settleFor(10 * MINUTE);
+    const [refused] = await load(local, [recordId]);
+    expect(refused).toMatchObject({ step: 'failed', error: { code: 'EncryptionKeyUnusable' } });
+    const replacementId = refused?.unshelve?.replacementInstanceId ?? '';
+    expect(local.ec2.instance(replacementId)?.state).toBe('stopped');
+
+    local.kms.setKeyState(KEY_ARN, 'Enabled');
+    const record = await unshelvedAfter(local, recordId, 30 * MINUTE);
+
+    expect(record).toMatchObject({
+      step: 'unshelved',
+      unshelve: { path: 'fast', replacementInstanceId: replacementId },
+    });
+    expect(local.ec2.instance(replacementId)?.state).toBe('running');
+    expect(local.ec2.volume(rootId)?.attachment?.instanceId).toBe(replacementId);
+    // Its fresh root, detached in the first attempt's swap, is deleted by this attempt's finalize.
+    expect(
+      local.ec2.volumes().filter((volume) => volume.tags['warmboot:replacement-root'] !== undefined),
+    ).toEqual([]);
   });
 
   it('shelves, offloads and unshelves encrypted volumes on the fast path when the deployment names the key', async () => {

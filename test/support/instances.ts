@@ -1,5 +1,7 @@
-import { RunInstancesCommand, type TagSpecification } from '@aws-sdk/client-ec2';
+import { EC2Client, RunInstancesCommand, type TagSpecification } from '@aws-sdk/client-ec2';
+import type { FunctionId } from '../../functions/catalog';
 import type { LocalCloud } from '../../local/cloud';
+import { attachSimulator } from '../../local/sdk-bridge';
 
 /**
  * The tag specification of an instance warmboot manages (`warmboot:managed=true`) with the tags of
@@ -46,4 +48,40 @@ export const launchGroupHosts = async (
     ),
   );
   return (output.Instances ?? []).map((instance) => instance.InstanceId ?? '');
+};
+
+/**
+ * Launches one m7i.large of `imageId` as the account's administrator launches it (through
+ * `functionId`'s clients, outside any invocation, so no role applies) and returns its id.
+ */
+export const launchOneInstance = async (
+  local: LocalCloud,
+  functionId: FunctionId,
+  imageId: string,
+): Promise<string> => {
+  const { Instances } = await local.run(() =>
+    local
+      .runtime(functionId)
+      .clients.ec2.send(
+        new RunInstancesCommand({ ImageId: imageId, InstanceType: 'm7i.large', MinCount: 1, MaxCount: 1 }),
+      ),
+  );
+  const instanceId = Instances?.[0]?.InstanceId;
+  if (!instanceId) throw new Error('RunInstances returned no instance');
+  return instanceId;
+};
+
+/**
+ * An EC2 client of someone outside warmboot (an instance's owner, an operator) on the local EC2:
+ * its calls are not a deployed function's, so no warmboot role policy applies to them.
+ */
+export const outsideEc2Client = (name: string, local: LocalCloud): EC2Client => {
+  const client = new EC2Client({
+    region: 'us-east-1',
+    credentials: { accessKeyId: name, secretAccessKey: name },
+    endpoint: 'http://127.0.0.1:9',
+    maxAttempts: 1,
+  });
+  attachSimulator(client, local.ec2.dispatch);
+  return client;
 };

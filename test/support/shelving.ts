@@ -54,6 +54,8 @@ export const launchWithDataVolume = async (
     readonly tags?: TagSpecification[];
     /** Base64 user data the instances launch with. */
     readonly userData?: string;
+    /** The instance profile they launch with (by name). */
+    readonly instanceProfile?: string;
   } = {},
 ): Promise<string[]> => {
   const imageId =
@@ -70,6 +72,7 @@ export const launchWithDataVolume = async (
         TagSpecifications:
           options.tags ?? managedInstanceTags({ 'warmboot:tenant': 'tenant-a', Name: 'web' }),
         ...(options.userData ? { UserData: options.userData } : {}),
+        ...(options.instanceProfile ? { IamInstanceProfile: { Name: options.instanceProfile } } : {}),
       }),
     ),
   );

@@ -217,48 +217,27 @@ const junkFor = (detail: Json): fc.Arbitrary<Junk> => {
   const lists = paths.filter((entry) => Array.isArray(entry.value) && entry.value.length > 0);
   const ids = strings.filter((entry) => AWS_ID.test(entry.value));
   const named = strings.filter((entry) => PATH_LIKE.test(entry.path.map(String).join('.')));
+  /** Junk of `kind`: the value at one of `targets` replaced by one of its variants. */
+  const replaced = <T extends Json>(
+    kind: string,
+    targets: readonly { path: Path; value: T }[],
+    variant: (value: T) => fc.Arbitrary<Json>,
+  ): fc.Arbitrary<Junk>[] =>
+    targets.length === 0
+      ? []
+      : [
+          fc
+            .constantFrom(...targets)
+            .chain(({ path, value }) =>
+              variant(value).map((replacement) => ({ kind, path, detail: setAt(detail, path, replacement) })),
+            ),
+        ];
   const junk: fc.Arbitrary<Junk>[] = [
-    fc.constantFrom(...paths).chain(({ path, value }) =>
-      wrongTypeFor(value).map((replacement) => ({
-        kind: 'wrong type',
-        path,
-        detail: setAt(detail, path, replacement),
-      })),
-    ),
+    ...replaced('wrong type', paths, wrongTypeFor),
+    ...replaced('shell metacharacter', strings, hostileVariant),
+    ...replaced('path traversal', named, traversalVariant),
+    ...replaced('id of the wrong shape', ids, wrongShapeId),
   ];
-  if (strings.length > 0) {
-    junk.push(
-      fc.constantFrom(...strings).chain(({ path, value }) =>
-        hostileVariant(value).map((hostile) => ({
-          kind: 'shell metacharacter',
-          path,
-          detail: setAt(detail, path, hostile),
-        })),
-      ),
-    );
-  }
-  if (named.length > 0) {
-    junk.push(
-      fc.constantFrom(...named).chain(({ path, value }) =>
-        traversalVariant(value).map((hostile) => ({
-          kind: 'path traversal',
-          path,
-          detail: setAt(detail, path, hostile),
-        })),
-      ),
-    );
-  }
-  if (ids.length > 0) {
-    junk.push(
-      fc.constantFrom(...ids).chain(({ path, value }) =>
-        wrongShapeId(value).map((bent) => ({
-          kind: 'id of the wrong shape',
-          path,
-          detail: setAt(detail, path, bent),
-        })),
-      ),
-    );
-  }
   if (lists.length > 0) {
     junk.push(
       fc.constantFrom(...lists).map(({ path, value }) => ({

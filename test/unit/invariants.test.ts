@@ -22,6 +22,7 @@ import {
   shelvingClaims,
   unshelvedOnlyEarlierShelves,
 } from '../../local/invariants';
+import { ROOT_AND_DATA_VOLUMES } from './shelving/fakes';
 
 /**
  * The fault suite is only as good as its checkers: each one must pass a healthy state and catch
@@ -32,10 +33,7 @@ const offloaded: ShelfFacts = {
   recordId: 'sh-0123456789abcdef0-t8dsxz',
   instanceId: 'i-0123456789abcdef0',
   step: 'offloaded',
-  volumes: [
-    { volumeId: 'vol-0000000000000000a', deviceName: '/dev/xvda', root: true },
-    { volumeId: 'vol-0000000000000000b', deviceName: '/dev/sdf', root: false },
-  ],
+  volumes: [...ROOT_AND_DATA_VOLUMES],
 };
 
 const unshelved: ShelfFacts = {

@@ -8,11 +8,11 @@ import { CapacityError, IncorrectStateError, WarmbootError } from '../../shared/
 import { waitFor } from '../../shared/polling';
 import { isGoneState as isGone } from '../../shared/schemas/aws-events';
 import type { ClaimDependencies } from '../dependencies';
-import { type ClaimPath, rankCandidates } from '../domain/choice';
+import { type ClaimPath, rankCandidates, wantedInstanceType } from '../domain/choice';
 import { nextClaimStep, poolServes, poolUnavailable } from '../domain/saga';
 import { coldLaunch } from './cold-launch';
 import { finish, handOver } from './hand-over';
-import { type ClaimOutcome, fail, republish } from './outcomes';
+import { type ClaimOutcome, coldLaunching, fail, republish } from './outcomes';
 import { type Saga, sagaWait } from './saga-lease';
 
 const RUNNING_WAIT_MS = 5 * 60_000;
@@ -60,7 +60,7 @@ export const claimMember = async (
   const spec = record.spec;
   const request = saga.request;
   const requestId = saga.requestId;
-  const instanceType = request.instanceType ?? spec.instanceType;
+  const instanceType = wantedInstanceType(request, spec);
   const tried = new Set<string>();
   for (;;) {
     const members = await deps.store.listMembers(spec.name);
@@ -74,6 +74,9 @@ export const claimMember = async (
     );
     if (mine?.origin === 'claim') {
       await saga.step({ step: 'cold-launching', instanceId: mine.instanceId, path: 'cold' });
+      // Still initializing: the pools function resumes the claim once it is ready (as after a
+      // cold launch this run made); advancing now would take the member's state for a failure.
+      if (WAITING_FOR_INIT.includes(mine.state)) return coldLaunching(requestId, mine.instanceId, spec.name);
       return advance(deps, saga, mine);
     }
     let claimed: PoolMember;
@@ -109,7 +112,7 @@ export const claimMember = async (
     ]);
     return handOver(deps, saga, claimed.instanceId, path);
   }
-  return coldLaunch(deps, saga, record, instanceType);
+  return coldLaunch(deps, saga, record);
 };
 
 const pathOf = (member: PoolMember): Exclude<ClaimPath, 'cold'> => (member.running ? 'hot' : 'warm');

@@ -5,8 +5,9 @@ import { TAG } from '../../pools/domain/tags';
 import { awsErrorCode, classifyAwsError } from '../../shared/aws-errors';
 import { CapacityError, WarmbootError } from '../../shared/errors';
 import type { ClaimDependencies } from '../dependencies';
+import { wantedInstanceType } from '../domain/choice';
 import { coldLaunchClientToken } from '../domain/request-digest';
-import { type ClaimOutcome, fail, inProgress } from './outcomes';
+import { type ClaimOutcome, coldLaunching, fail, inProgress } from './outcomes';
 import type { Saga } from './saga-lease';
 
 /**
@@ -17,9 +18,9 @@ export const coldLaunch = async (
   deps: ClaimDependencies,
   saga: Saga,
   record: PoolRecord,
-  instanceType: string,
 ): Promise<ClaimOutcome> => {
   const { spec } = record;
+  const instanceType = wantedInstanceType(saga.request, spec);
   const requestId = saga.requestId;
   const members = await deps.store.listMembers(spec.name);
   const live = members.filter(usesPoolCapacity).length;
@@ -86,13 +87,7 @@ export const coldLaunch = async (
         claimId: requestId,
       });
       await saga.step({ step: 'cold-launching', instanceId: instance.instanceId, path: 'cold' });
-      return {
-        status: 'launching',
-        requestId,
-        instanceId: instance.instanceId,
-        path: 'cold',
-        pool: spec.name,
-      };
+      return coldLaunching(requestId, instance.instanceId, spec.name);
     } catch (error) {
       if (error instanceof WarmbootError && classifyAwsError(error.cause) === 'invalid-parameter') {
         // EC2 refuses the pool's image on this type (architecture, boot mode, ENA): another subnet

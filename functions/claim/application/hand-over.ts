@@ -3,6 +3,7 @@ import { PERSONALIZE_DOCUMENT } from '../../pools/documents';
 import type { ClaimError } from '../../pools/domain/claims';
 import { transition } from '../../pools/domain/lifecycle';
 import { isManagedBy, TAG } from '../../pools/domain/tags';
+import { isEncryptionKeyStateReason } from '../../shared/aws-errors';
 import { waitFor } from '../../shared/polling';
 import { isGoneState as isGone } from '../../shared/schemas/aws-events';
 import type { ClaimDependencies } from '../dependencies';
@@ -42,6 +43,13 @@ export const handOver = async (
   }
   const instance = await deps.ec2.describe(instanceId);
   if (!instance || isGone(instance.state)) {
+    if (isEncryptionKeyStateReason(instance?.stateReason)) {
+      // A cold launch EC2 ended at once: an EBS volume's KMS key is not the claim role's to use.
+      return fail(deps, saga, {
+        code: 'EncryptionKeyUnusable',
+        message: `${instanceId} ended at launch (${instance?.stateReason}): EC2 could not use an EBS encryption key for warmboot's role. Add the key to ebsKmsKeyArns (or enable it)`,
+      });
+    }
     return fail(deps, saga, { code: 'ServerLost', message: `${instanceId} is gone` });
   }
   const pool = saga.record.pool;

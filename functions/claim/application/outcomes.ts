@@ -32,6 +32,15 @@ export const inProgress = (claim: ClaimRecord): ClaimOutcome => ({
   step: claim.step,
 });
 
+/** The claim's own server is launching: the pools function initializes it and resumes the claim. */
+export const coldLaunching = (requestId: string, instanceId: string, pool: string): ClaimOutcome => ({
+  status: 'launching',
+  requestId,
+  instanceId,
+  path: 'cold',
+  pool,
+});
+
 const secondsSince = (from: number, to: number): number => Math.round((to - from) / 100) / 10;
 
 /** Publishes the failure every asynchronous requester waits for. */

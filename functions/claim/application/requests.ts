@@ -12,11 +12,11 @@ import type { PoolMember } from '../../pools/domain/lifecycle';
 import type { Caller } from '../../shared/caller';
 import { NotFoundError, ValidationError } from '../../shared/errors';
 import type { ClaimDependencies } from '../dependencies';
-import { architectureOf, resizeCompatible } from '../domain/choice';
+import { architectureOf, resizeCompatible, wantedInstanceType } from '../domain/choice';
 import { quotaKeyOf, requestDigest } from '../domain/request-digest';
 import { checkNamedDocument, personalizeParameters, type ServerRequest } from '../schemas';
 import { advance, claimMember } from './claim-member';
-import { type ClaimOutcome, inProgress, publishFailure, republish } from './outcomes';
+import { type ClaimOutcome, coldLaunching, inProgress, publishFailure, republish } from './outcomes';
 import { ClaimTakenOverError, drive, Saga } from './saga-lease';
 
 /**
@@ -41,7 +41,7 @@ const poolFor = async (store: PoolStore, request: ServerRequest): Promise<PoolRe
     if (record?.status === 'active') return record;
     throw new NotFoundError(`pool ${request.pool} is not defined or is draining`);
   }
-  const match = (await store.listPools()).find(
+  const match = (await store.listPools()).pools.find(
     (record) => record.status === 'active' && record.spec.image === request.image,
   );
   if (!match) throw new NotFoundError(`no active pool for image ${request.image}`);
@@ -135,7 +135,7 @@ const continueRequest = (
  * pool's list.
  */
 const poolRefusal = (spec: PoolRecord['spec'], request: ServerRequest): ClaimError | undefined => {
-  const wanted = request.instanceType ?? spec.instanceType;
+  const wanted = wantedInstanceType(request, spec);
   if (!resizeCompatible(spec.instanceType, wanted)) {
     // No member can be resized to it and a cold launch of the pool's image on it is refused
     // (RunInstances: the instance type's architecture must match the AMI's).
@@ -181,13 +181,7 @@ const continueClaim = async (deps: ClaimDependencies, claim: ClaimRecord): Promi
     member = await deps.store.findMember(claim.instanceId);
     // Still initializing: the pools function sends the resume when it is done.
     if (member && WAITING_FOR_INIT.includes(member.state)) {
-      return {
-        status: 'launching',
-        requestId: claim.requestId,
-        instanceId: claim.instanceId,
-        path: 'cold',
-        pool: claim.pool,
-      };
+      return coldLaunching(claim.requestId, claim.instanceId, claim.pool);
     }
   }
   const saga = new Saga(deps, claim);

@@ -25,6 +25,12 @@ export const architectureOf = (instanceType: string): 'arm64' | 'x86_64' | 'arm6
   return attributes.includes('g') ? 'arm64' : 'x86_64';
 };
 
+/** The instance type a request wants: its own, else its pool's. */
+export const wantedInstanceType = (
+  request: { readonly instanceType?: string | undefined },
+  spec: { readonly instanceType: string },
+): string => request.instanceType ?? spec.instanceType;
+
 export const resizeCompatible = (from: string, to: string): boolean =>
   architectureOf(from) === architectureOf(to);
 

@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { callAws } from '../../shared/aws-errors';
 import { NotFoundError, WarmbootError } from '../../shared/errors';
-import { collectPages } from '../../shared/pagination';
+import { collectPages, collectPagesInChunks } from '../../shared/pagination';
 import { type ItemError, itemErrorOf } from '../../shared/results';
 import { type FsrState, isFsrState, type PairKey } from '../domain/plan';
 
@@ -54,25 +54,20 @@ const usableSnapshots = async (
   snapshotIds: readonly string[],
   allowedOwners: readonly string[],
 ): Promise<Set<string>> => {
-  const usable = new Set<string>();
-  for (let start = 0; start < snapshotIds.length; start += SNAPSHOTS_PER_CALL) {
-    const chunk = snapshotIds.slice(start, start + SNAPSHOTS_PER_CALL);
-    const snapshots = await collectPages(async (nextToken) => {
-      const page = await callAws('DescribeSnapshots', () =>
-        ec2.send(
-          new DescribeSnapshotsCommand({
-            Filters: [{ Name: 'snapshot-id', Values: [...chunk] }],
-            RestorableByUserIds: ['self'],
-            OwnerIds: ['self', ...allowedOwners],
-            NextToken: nextToken,
-          }),
-        ),
-      );
-      return { items: page.Snapshots ?? [], nextToken: page.NextToken };
-    });
-    for (const snapshot of snapshots) if (snapshot.SnapshotId) usable.add(snapshot.SnapshotId);
-  }
-  return usable;
+  const snapshots = await collectPagesInChunks(snapshotIds, SNAPSHOTS_PER_CALL, async (chunk, nextToken) => {
+    const page = await callAws('DescribeSnapshots', () =>
+      ec2.send(
+        new DescribeSnapshotsCommand({
+          Filters: [{ Name: 'snapshot-id', Values: [...chunk] }],
+          RestorableByUserIds: ['self'],
+          OwnerIds: ['self', ...allowedOwners],
+          NextToken: nextToken,
+        }),
+      ),
+    );
+    return { items: page.Snapshots ?? [], nextToken: page.NextToken };
+  });
+  return new Set(snapshots.flatMap((snapshot) => (snapshot.SnapshotId ? [snapshot.SnapshotId] : [])));
 };
 
 type FsrOutput = {
@@ -86,10 +81,14 @@ type FsrOutput = {
   }[];
 };
 
+/** What Enable/DisableFastSnapshotRestores take. */
+type FsrInput = { SourceSnapshotIds: string[]; AvailabilityZones: string[] };
+
 /** Enable/Disable take snapshots × AZs; one call per snapshot keeps the cross product exact. */
 const perSnapshot = async (
   pairs: readonly PairKey[],
-  call: (snapshotId: string, zones: string[]) => Promise<FsrOutput>,
+  operation: 'EnableFastSnapshotRestores' | 'DisableFastSnapshotRestores',
+  send: (input: FsrInput) => Promise<FsrOutput>,
 ): Promise<PairResult[]> => {
   const zonesBySnapshot = new Map<string, string[]>();
   for (const pair of pairs)
@@ -101,7 +100,9 @@ const perSnapshot = async (
   for (const [snapshotId, zones] of zonesBySnapshot) {
     let output: FsrOutput;
     try {
-      output = await call(snapshotId, zones);
+      output = await callAws(operation, () =>
+        send({ SourceSnapshotIds: [snapshotId], AvailabilityZones: zones }),
+      );
     } catch (error) {
       // One snapshot's failure (throttled, gone) is that snapshot's result; the others go on.
       if (!(error instanceof WarmbootError)) throw error;
@@ -187,26 +188,12 @@ export const ec2FastRestore = (ec2: EC2Client, allowedOwners: readonly string[])
   },
 
   enable: (pairs) =>
-    perSnapshot(pairs, (snapshotId, zones) =>
-      callAws('EnableFastSnapshotRestores', () =>
-        ec2.send(
-          new EnableFastSnapshotRestoresCommand({
-            SourceSnapshotIds: [snapshotId],
-            AvailabilityZones: zones,
-          }),
-        ),
-      ),
+    perSnapshot(pairs, 'EnableFastSnapshotRestores', (input) =>
+      ec2.send(new EnableFastSnapshotRestoresCommand(input)),
     ),
 
   disable: (pairs) =>
-    perSnapshot(pairs, (snapshotId, zones) =>
-      callAws('DisableFastSnapshotRestores', () =>
-        ec2.send(
-          new DisableFastSnapshotRestoresCommand({
-            SourceSnapshotIds: [snapshotId],
-            AvailabilityZones: zones,
-          }),
-        ),
-      ),
+    perSnapshot(pairs, 'DisableFastSnapshotRestores', (input) =>
+      ec2.send(new DisableFastSnapshotRestoresCommand(input)),
     ),
 });

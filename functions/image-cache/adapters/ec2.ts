@@ -53,6 +53,12 @@ export interface VolumeState {
   readonly hostGroup?: string;
 }
 
+/** What CreateVolume answered: the volume, and the KMS key EC2 encrypts it with (if any). */
+export interface CreatedVolume {
+  readonly volumeId: string;
+  readonly kmsKeyId?: string;
+}
+
 export interface VolumeLinks {
   /** Volumes tagged as this group's linked image volumes (only those: nothing else is listed). */
   cacheVolumes(group: string): Promise<CacheVolume[]>;
@@ -60,7 +66,7 @@ export interface VolumeLinks {
     snapshotId: string,
     availabilityZone: string,
     tags: Readonly<Record<string, string>>,
-  ): Promise<string>;
+  ): Promise<CreatedVolume>;
   state(volumeId: string): Promise<VolumeState | undefined>;
   /** Owner and `warmboot:image` tag of a snapshot this account can see (DescribeSnapshots). */
   snapshot(snapshotId: string): Promise<{ ownerId: string; imageTag?: string } | undefined>;
@@ -181,7 +187,7 @@ export const ec2VolumeLinks = (client: EC2Client): VolumeLinks => ({
       ),
     );
     if (!output.VolumeId) throw new DependencyError('CreateVolume returned no volume id');
-    return output.VolumeId;
+    return { volumeId: output.VolumeId, ...(output.KmsKeyId ? { kmsKeyId: output.KmsKeyId } : {}) };
   },
   async state(volumeId) {
     const output = await callAws('DescribeVolumes', () =>

@@ -1,7 +1,8 @@
 import type { ImageSpec } from '../config';
-import { HEALTHY_SOURCE, type HostImageEntry, type SourceHealth } from '../domain/model';
+import { HEALTHY_SOURCE, type SourceHealth } from '../domain/model';
 import type {
   CommandRecord,
+  EntryWrite,
   Expected,
   GroupState,
   HostRecord,
@@ -105,13 +106,7 @@ export class MemoryImageCacheStore implements ImageCacheStore {
     for (const [key, entry] of items.entries) if (entry.instanceId === instanceId) items.entries.delete(key);
   }
 
-  async writeEntry(
-    group: string,
-    instanceId: string,
-    imageId: string,
-    next: HostImageEntry | undefined,
-    expected: Expected,
-  ): Promise<boolean> {
+  async writeEntry(...[group, instanceId, imageId, next, expected]: EntryWrite): Promise<boolean> {
     const entries = this.#group(group).entries;
     const key = `${instanceId}\u0000${imageId}`;
     if (next === undefined && expected === 'absent') return true;

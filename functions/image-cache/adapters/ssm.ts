@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import { callAws } from '../../shared/aws-errors';
 import { DependencyError, ValidationError } from '../../shared/errors';
-import { collectPages } from '../../shared/pagination';
+import { collectPages, collectPagesInChunks } from '../../shared/pagination';
 import {
   deployedDocumentName,
   invalidDocumentParameter,
@@ -104,28 +104,24 @@ export const ssmCacheCommands = (client: SSMClient): CacheCommands => ({
     };
   },
   async agentsOnline(instanceIds) {
-    const online = new Set<string>();
     // DescribeInstanceInformation's InstanceIds filter takes at most 50 values (SSM API reference).
-    for (let start = 0; start < instanceIds.length; start += MAX_INSTANCES_PER_COMMAND) {
-      const ids = instanceIds.slice(start, start + MAX_INSTANCES_PER_COMMAND);
-      const nodes = await collectPages(async (token) => {
-        const output = await callAws('DescribeInstanceInformation', () =>
-          client.send(
-            new DescribeInstanceInformationCommand({
-              Filters: [
-                { Key: 'InstanceIds', Values: [...ids] },
-                { Key: 'PingStatus', Values: ['Online'] },
-              ],
-              ...(token ? { NextToken: token } : {}),
-            }),
-          ),
-        );
-        return { items: output.InstanceInformationList ?? [], nextToken: output.NextToken };
-      });
-      for (const node of nodes)
-        if (node.InstanceId && node.PingStatus === 'Online') online.add(node.InstanceId);
-    }
-    return online;
+    const nodes = await collectPagesInChunks(instanceIds, MAX_INSTANCES_PER_COMMAND, async (ids, token) => {
+      const output = await callAws('DescribeInstanceInformation', () =>
+        client.send(
+          new DescribeInstanceInformationCommand({
+            Filters: [
+              { Key: 'InstanceIds', Values: [...ids] },
+              { Key: 'PingStatus', Values: ['Online'] },
+            ],
+            ...(token ? { NextToken: token } : {}),
+          }),
+        ),
+      );
+      return { items: output.InstanceInformationList ?? [], nextToken: output.NextToken };
+    });
+    return new Set(
+      nodes.flatMap((node) => (node.InstanceId && node.PingStatus === 'Online' ? [node.InstanceId] : [])),
+    );
   },
   invocations: (commandId) =>
     collectPages(async (token) => {

@@ -90,6 +90,15 @@ export interface GroupState {
 /** `expected`: the version the caller read, or `absent` for a create. */
 export type Expected = number | 'absent';
 
+/** One host's entry for one image, its next value (`undefined`: delete it) and the expected version. */
+export type EntryWrite = [
+  group: string,
+  instanceId: string,
+  imageId: string,
+  next: HostImageEntry | undefined,
+  expected: Expected,
+];
+
 /** Who wrote a registry entry and when (the item keeps the first and the latest writer). */
 export interface RegistryWrite {
   readonly at: number;
@@ -126,13 +135,7 @@ export interface ImageCacheStore {
   putHost(group: string, host: Omit<HostRecord, 'version'>, expected: Expected): Promise<boolean>;
   deleteHost(group: string, instanceId: string): Promise<void>;
   /** Writes `next` over the entry if it still has `expected` version; `undefined` deletes it. */
-  writeEntry(
-    group: string,
-    instanceId: string,
-    imageId: string,
-    next: HostImageEntry | undefined,
-    expected: Expected,
-  ): Promise<boolean>;
+  writeEntry(...write: EntryWrite): Promise<boolean>;
   writeSource(group: string, next: SourceHealth, expected: Expected): Promise<boolean>;
   putCommand(command: CommandRecord): Promise<void>;
   getCommand(commandId: string): Promise<CommandRecord | undefined>;
@@ -321,13 +324,7 @@ export class DynamoImageCacheStore implements ImageCacheStore {
       );
   }
 
-  async writeEntry(
-    group: string,
-    instanceId: string,
-    imageId: string,
-    next: HostImageEntry | undefined,
-    expected: Expected,
-  ): Promise<boolean> {
+  async writeEntry(...[group, instanceId, imageId, next, expected]: EntryWrite): Promise<boolean> {
     const key = { pk: groupKey(group), sk: entryKey(instanceId, imageId) };
     if (next === undefined) {
       if (expected === 'absent') return true;

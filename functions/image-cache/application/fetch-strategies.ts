@@ -1,5 +1,11 @@
 import type { Clock } from '../../shared/clock';
-import { UnmanagedResourceError, WarmbootError } from '../../shared/errors';
+import {
+  DependencyError,
+  EncryptionKeyError,
+  NotFoundError,
+  UnmanagedResourceError,
+  WarmbootError,
+} from '../../shared/errors';
 import { waitFor } from '../../shared/polling';
 import { type ItemError, itemErrorOf } from '../../shared/results';
 import { HOST_GROUP_TAG, MANAGED_TAG } from '../../shared/tags';
@@ -161,6 +167,47 @@ const waitUntil = async (clock: Clock, what: string, done: () => Promise<boolean
   });
 };
 
+/**
+ * DescribeVolumes is eventually consistent: right after CreateVolume it may not know the volume
+ * yet (EC2 API reference, "Eventual consistency"). Not found after this long means it is gone.
+ */
+const CREATE_VISIBILITY_GRACE_MS = 30_000;
+const FAILED_VOLUME_STATES: ReadonlySet<string> = new Set(['deleting', 'deleted', 'error']);
+
+/**
+ * Waits until a created volume is available. EC2 answers CreateVolume before it checks the KMS key
+ * and then deletes a volume it cannot encrypt for the caller (ebs-cloud-watch-events, createVolume
+ * "failed"): such a volume fails the host by name instead of timing out as a generic wait.
+ */
+const awaitCreated = async (
+  deps: FetchStrategyDependencies,
+  volumeId: string,
+  kmsKeyId: string | undefined,
+): Promise<void> => {
+  const since = deps.clock.now();
+  let seen = false;
+  await waitUntil(deps.clock, `${volumeId} available`, async () => {
+    const volume = await deps.volumes.state(volumeId).catch((error: unknown) => {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    });
+    if (volume?.state === 'available') return true;
+    const gone =
+      volume === undefined
+        ? seen || deps.clock.now() - since > CREATE_VISIBILITY_GRACE_MS
+        : FAILED_VOLUME_STATES.has(volume.state);
+    if (gone) {
+      throw kmsKeyId
+        ? new EncryptionKeyError(
+            `volume ${volumeId} was deleted while it was created: EC2 could not use KMS key ${kmsKeyId} for warmboot's role. Add the key to ebsKmsKeyArns (or enable it)`,
+          )
+        : new DependencyError(`volume ${volumeId} was deleted while it was created`);
+    }
+    seen = seen || volume !== undefined;
+    return false;
+  });
+};
+
 /** Whether the host can link the image; no free device name counts as the attach limit. */
 const linkability = (image: ImageSpec, host: FetchHost, region: string): Cloneability =>
   cloneable(image, {
@@ -191,7 +238,7 @@ const volumeLinkStrategy = (deps: FetchStrategyDependencies): FetchStrategy => {
     let volumeId: string | undefined;
     try {
       await verifySnapshot(deps, image, image.snapshot.snapshotId);
-      const created = await deps.volumes.createFromSnapshot(
+      const { volumeId: created, kmsKeyId } = await deps.volumes.createFromSnapshot(
         image.snapshot.snapshotId,
         host.availabilityZone,
         {
@@ -201,11 +248,7 @@ const volumeLinkStrategy = (deps: FetchStrategyDependencies): FetchStrategy => {
         },
       );
       volumeId = created;
-      await waitUntil(
-        deps.clock,
-        `${created} available`,
-        async () => (await deps.volumes.state(created))?.state === 'available',
-      );
+      await awaitCreated(deps, created, kmsKeyId);
       await deps.volumes.attach(created, host.instanceId, device);
       await waitUntil(
         deps.clock,

@@ -2,7 +2,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { NotFoundError } from '../../shared/errors';
 import { type ItemResult, itemErrorOf } from '../../shared/results';
 import type { HostInfo } from '../adapters/ec2';
-import type { GroupState, StoredEntry } from '../adapters/store';
+import type { StoredEntry } from '../adapters/store';
 import type { HostGroup, ImageSpec } from '../config';
 import type { ImageCacheDependencies } from '../dependencies';
 import { documentFor } from '../documents';
@@ -45,6 +45,25 @@ interface Claim {
   readonly previous?: StoredEntry;
 }
 
+const pairKey = (instanceId: string, imageId: string) => `${instanceId}\u0000${imageId}`;
+
+/**
+ * The group's entries by host and by (host, image), built once per plan: looking them up per
+ * host or per command target is what made a plan quadratic in the group's size.
+ */
+const indexEntries = (entries: readonly StoredEntry[]) => {
+  const byHost = new Map<string, StoredEntry[]>();
+  const byPair = new Map<string, StoredEntry>();
+  for (const entry of entries) {
+    const list = byHost.get(entry.instanceId);
+    if (list) list.push(entry);
+    else byHost.set(entry.instanceId, [entry]);
+    const key = pairKey(entry.instanceId, entry.imageId);
+    if (!byPair.has(key)) byPair.set(key, entry);
+  }
+  return { byHost, byPair };
+};
+
 export const hostGroupNamed = (deps: Pick<ImageCacheDependencies, 'groups'>, name: string): HostGroup => {
   const group = deps.groups.find((candidate) => candidate.name === name);
   if (!group) throw new NotFoundError(`host group ${name} is not configured (HOST_GROUPS)`);
@@ -64,17 +83,19 @@ export const plan = async (
   const scores = await deps.popularity.topImages(group.name, PLANNED_TOP_IMAGES, now);
   // A host is planned once its inventory is known: before that its agent may not even answer.
   const running = state.hosts.filter((host) => host.status === 'running' && host.inventoriedAt !== undefined);
-  const entriesOf = (instanceId: string) => state.entries.filter((entry) => entry.instanceId === instanceId);
+  const entries = indexEntries(state.entries);
   const images = await deps.store.getImages([
-    ...state.pins,
-    ...scores.map((score) => score.imageId),
-    ...state.entries.map((entry) => entry.imageId),
-    ...requested.map((request) => request.imageId),
+    ...new Set([
+      ...state.pins,
+      ...scores.map((score) => score.imageId),
+      ...state.entries.map((entry) => entry.imageId),
+      ...requested.map((request) => request.imageId),
+    ]),
   ]);
   const plannerHosts: PlannerHost[] = running.map((host) => ({
     instanceId: host.instanceId,
     availabilityZone: host.availabilityZone,
-    entries: entriesOf(host.instanceId),
+    entries: entries.byHost.get(host.instanceId) ?? [],
   }));
   const cachePlan = planHostGroup({
     group,
@@ -96,7 +117,7 @@ export const plan = async (
     applied.push({
       action: command.action,
       imageId: command.imageId,
-      results: await apply(deps, group, state, command, image, hostInfo, now),
+      results: await apply(deps, group, entries.byPair, command, image, hostInfo, now),
     });
   }
   recordMetrics(deps, group, cachePlan, plannerHosts, state.pins.length);
@@ -130,7 +151,7 @@ export const plan = async (
 const apply = async (
   deps: ImageCacheDependencies,
   group: HostGroup,
-  state: GroupState,
+  entries: ReadonlyMap<string, StoredEntry>,
   command: CacheCommand,
   image: ImageSpec,
   hostInfo: ReadonlyMap<string, HostInfo>,
@@ -154,9 +175,7 @@ const apply = async (
   }
   const claimed: Claim[] = [];
   for (const instanceId of command.instanceIds) {
-    const previous = state.entries.find(
-      (entry) => entry.instanceId === instanceId && entry.imageId === image.id,
-    );
+    const previous = entries.get(pairKey(instanceId, image.id));
     const host = hostInfo.get(instanceId);
     if (!host) {
       results.push({

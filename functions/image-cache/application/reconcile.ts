@@ -36,6 +36,13 @@ export const reconcile = async (deps: ImageCacheDependencies, groupName: string)
   return plan(deps, group.name);
 };
 
+/** Items by instance id, the first of each id (what `find` would return), built once per reconcile. */
+const firstById = <T extends { readonly instanceId: string }>(items: readonly T[]): Map<string, T> => {
+  const byId = new Map<string, T>();
+  for (const item of items) if (!byId.has(item.instanceId)) byId.set(item.instanceId, item);
+  return byId;
+};
+
 /** One reconcile of one group, at `now`. */
 class GroupReconcile {
   readonly #records: GroupRecords;
@@ -52,14 +59,16 @@ class GroupReconcile {
     const { deps, group, now } = this;
     const actual = await deps.hosts.groupHosts(group.name);
     let state = await deps.store.loadGroup(group.name);
+    const liveById = firstById(actual);
     for (const record of state.hosts) {
-      const live = actual.find((host) => host.instanceId === record.instanceId);
+      const live = liveById.get(record.instanceId);
       if (!live) await deps.store.deleteHost(group.name, record.instanceId);
       else if (live.state === 'stopped' && record.status === 'running')
         await this.#records.putHost({ ...withoutVersion(record), status: 'stopped' }, record.version);
     }
+    const recordById = firstById(state.hosts);
     for (const host of actual) {
-      const record = state.hosts.find((candidate) => candidate.instanceId === host.instanceId);
+      const record = recordById.get(host.instanceId);
       if (host.state !== 'running') continue;
       const waiting = record?.status === 'joining' && (record.initDueAt ?? 0) > now;
       if (!waiting && (record?.status !== 'running' || record.inventoriedAt === undefined))

@@ -1,11 +1,6 @@
 import type { HostGroup } from '../config';
-import {
-  type HostImageEntry,
-  heldBytes,
-  type ImageScore,
-  type PlannerHost,
-  type SourceHealth,
-} from './model';
+import { heldBytes, type ImageScore, type PlannerHost, type SourceHealth } from './model';
+import { type HostWork, placeReplicas, type ScoredImage } from './replicas';
 
 /** SSM SendCommand accepts at most 50 instance ids per call (SSM API reference, SendCommand). */
 export const MAX_INSTANCES_PER_COMMAND = 50;
@@ -107,16 +102,6 @@ export interface CachePlan {
   readonly warmRatio: number;
 }
 
-interface HostWork {
-  readonly host: PlannerHost;
-  readonly entries: ReadonlyMap<string, HostImageEntry>;
-  readonly desired: string[];
-  readonly desiredSet: Set<string>;
-  reservedBytes: number;
-  /** Tie-breaker drawn once per plan. */
-  readonly lot: number;
-}
-
 const pairKey = (instanceId: string, imageId: string) => `${instanceId}\u0000${imageId}`;
 
 const by =
@@ -157,14 +142,17 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
   const sizeOf = (imageId: string): number | undefined => input.imageSizes[imageId];
   const unknownImages = new Set<string>();
 
-  const hosts: HostWork[] = [...input.hosts].sort(by((host) => host.instanceId)).map((host) => ({
+  const hosts: HostWork[] = [...input.hosts].sort(by((host) => host.instanceId)).map((host, order) => ({
     host,
     entries: new Map(host.entries.map((entry) => [entry.imageId, entry])),
     desired: [],
     desiredSet: new Set<string>(),
     reservedBytes: 0,
     lot: input.random(),
+    order,
   }));
+  const hostById = new Map<string, HostWork>();
+  for (const work of hosts) if (!hostById.has(work.host.instanceId)) hostById.set(work.host.instanceId, work);
 
   const want = (work: HostWork, imageId: string, bytes: number): void => {
     work.desired.push(imageId);
@@ -194,7 +182,7 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
   // what no longer fits on that host is evicted by the diff below, lowest value first.
   const demand = new Set<string>();
   for (const request of input.requested ?? []) {
-    const work = hosts.find((candidate) => candidate.host.instanceId === request.instanceId);
+    const work = hostById.get(request.instanceId);
     const bytes = sizeOf(request.imageId);
     if (!work || work.desiredSet.has(request.imageId)) continue;
     if (bytes === undefined) {
@@ -236,50 +224,21 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
   // image that h hosts hold are incumbents, worth (1 + keepMargin) times their density, and they
   // stay on a host that holds them (an incumbent is never moved to another host: a move costs a
   // fetch and an eviction for the same image).
-  const holds = (work: HostWork, imageId: string) => work.entries.get(imageId)?.state === 'cached';
-  const items: { imageId: string; replica: number; density: number; bytes: number; incumbent: boolean }[] =
-    [];
+  const pinned = new Set(pins);
+  const scored: ScoredImage[] = [];
   for (const { imageId, score } of input.scores) {
-    if (score <= group.minScore || pins.includes(imageId)) continue;
+    if (score <= group.minScore || pinned.has(imageId)) continue;
     const bytes = sizeOf(imageId);
     if (bytes === undefined) {
       unknownImages.add(imageId);
       continue;
     }
-    const holders = hosts.filter((work) => work.desiredSet.has(imageId) || holds(work, imageId)).length;
-    for (let replica = 1; replica <= hosts.length; replica += 1) {
-      const incumbent = replica <= holders;
-      const density =
-        (score / (replica ** group.replicaExponent * bytes)) * (incumbent ? 1 + group.keepMargin : 1);
-      items.push({ imageId, replica, bytes, density, incumbent });
-    }
+    scored.push({ imageId, score, bytes });
   }
-  items.sort(
-    by(
-      (item) => -item.density,
-      (item) => item.imageId,
-      (item) => item.replica,
-    ),
-  );
-  for (const item of items) {
-    if ((replicas.get(item.imageId) ?? 0) >= item.replica) continue;
-    const candidates = hosts.filter(
-      (work) =>
-        !work.desiredSet.has(item.imageId) &&
-        (!item.incumbent || holds(work, item.imageId)) &&
-        work.reservedBytes + item.bytes <= group.cacheBytes,
-    );
-    const chosen = candidates.sort(
-      by(
-        (work) => (holds(work, item.imageId) ? 0 : 1),
-        (work) => work.reservedBytes,
-        (work) => work.lot,
-      ),
-    )[0];
-    if (!chosen) continue;
-    want(chosen, item.imageId, item.bytes);
-    countReplica(item.imageId);
-  }
+  placeReplicas(hosts, scored, group, replicas, (work, imageId, bytes) => {
+    want(work, imageId, bytes);
+    countReplica(imageId);
+  });
 
   // 4. Keep anything else already cached while it still fits: holding it costs nothing.
   for (const work of hosts) {
@@ -396,8 +355,7 @@ export const planHostGroup = (input: PlanInput): CachePlan => {
     const freeing = candidate.demand ? (evictedBytes.get(work) ?? 0) : 0;
     if (used - freeing + bytes > group.cacheBytes) {
       const evictionPending = [...work.entries.values()].some((entry) => entry.state === 'evicting');
-      const evictingNow = evictions.some((eviction) => eviction.work === work);
-      defer(evictionPending || evictingNow ? 'awaiting-eviction' : 'over-budget');
+      defer(evictionPending || evictedBytes.has(work) ? 'awaiting-eviction' : 'over-budget');
       continue;
     }
     if (fetchAllowance <= 0) {

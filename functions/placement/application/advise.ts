@@ -16,6 +16,13 @@ export const advise = async (
   if (!group) throw new NotFoundError(`host group ${request.hostGroup} is not configured (HOST_GROUPS)`);
   const state = await deps.store.loadGroup(group.name);
   const image = (await deps.store.getImages([request.imageId])).get(request.imageId);
+  // Grouped once: filtering the group's entries per host is quadratic in the group's size.
+  const entriesOf = new Map<string, (typeof state.entries)[number][]>();
+  for (const entry of state.entries) {
+    const list = entriesOf.get(entry.instanceId);
+    if (list) list.push(entry);
+    else entriesOf.set(entry.instanceId, [entry]);
+  }
   const advice = advisePlacement({
     image: request.imageId,
     count: request.count,
@@ -28,7 +35,7 @@ export const advise = async (
         return {
           instanceId: host.instanceId,
           availabilityZone: host.availabilityZone,
-          entries: state.entries.filter((entry) => entry.instanceId === host.instanceId),
+          entries: entriesOf.get(host.instanceId) ?? [],
           ...(slots !== undefined ? { freeSlots: slots } : {}),
         };
       }),

@@ -70,17 +70,16 @@ const cmp = (a: number | string, b: number | string): number => (a < b ? -1 : a 
 const spreadOver = (slots: readonly Slot[], n: number): number => {
   let remaining = n;
   const perAz = new Map<string, number>();
+  const order = (a: Slot, b: Slot) =>
+    cmp(a.rank, b.rank) ||
+    cmp(perAz.get(a.host.availabilityZone) ?? 0, perAz.get(b.host.availabilityZone) ?? 0) ||
+    cmp(a.assigned, b.assigned) ||
+    cmp(a.host.load ?? 0, b.host.load ?? 0) ||
+    cmp(a.host.instanceId, b.host.instanceId);
   while (remaining > 0) {
-    const open = slots.filter((slot) => slot.assigned < slot.cap);
-    if (open.length === 0) break;
-    const next = [...open].sort(
-      (a, b) =>
-        cmp(a.rank, b.rank) ||
-        cmp(perAz.get(a.host.availabilityZone) ?? 0, perAz.get(b.host.availabilityZone) ?? 0) ||
-        cmp(a.assigned, b.assigned) ||
-        cmp(a.host.load ?? 0, b.host.load ?? 0) ||
-        cmp(a.host.instanceId, b.host.instanceId),
-    )[0];
+    // The first open slot in `order` (a scan, not a sort per instance: ties keep the slots' order).
+    let next: Slot | undefined;
+    for (const slot of slots) if (slot.assigned < slot.cap && (!next || order(slot, next) < 0)) next = slot;
     if (!next) break;
     next.assigned += 1;
     perAz.set(next.host.availabilityZone, (perAz.get(next.host.availabilityZone) ?? 0) + 1);

@@ -39,8 +39,12 @@ export class MemoryPoolStore implements PoolStore {
     return stored && structuredClone(stored.record);
   }
 
-  async listPools(): Promise<PoolRecord[]> {
-    return [...this.#pools.values()].map((stored) => structuredClone(stored.record));
+  async listPools(): Promise<{ pools: PoolRecord[]; unreadable: [] }> {
+    // Records here are typed objects, never an older release's items: none is unreadable.
+    return {
+      pools: [...this.#pools.values()].map((stored) => structuredClone(stored.record)),
+      unreadable: [],
+    };
   }
 
   async setStatus(name: string, status: PoolRecord['status'], now: number): Promise<boolean> {

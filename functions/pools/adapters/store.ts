@@ -11,7 +11,9 @@ import {
   UpdateCommand,
   type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import type * as z from 'zod';
 import { callAws, conditionalWrite } from '../../shared/aws-errors';
+import { ValidationError } from '../../shared/errors';
 import { collectPages } from '../../shared/pagination';
 import type { PoolSpec } from '../config';
 import { type ClaimRecord, isTerminal } from '../domain/claims';
@@ -39,13 +41,22 @@ export interface PoolRecord {
   readonly sizing?: SizingState;
 }
 
+/**
+ * A stored pool whose spec today's rules no longer accept (an operator's Define Pool of an older
+ * release): it is reported, not reconciled, until it is defined again; the other pools go on.
+ */
+export interface UnreadablePool {
+  readonly name: string;
+  readonly problem: string;
+}
+
 export type { ClaimRecord, ClaimStep } from '../domain/claims';
 
 export interface PoolStore {
   /** Creates or replaces the spec, source and status; keeps the stored sizing state and lease. */
   putPool(record: PoolRecord, now: number): Promise<void>;
   getPool(name: string): Promise<PoolRecord | undefined>;
-  listPools(): Promise<PoolRecord[]>;
+  listPools(): Promise<{ readonly pools: PoolRecord[]; readonly unreadable: UnreadablePool[] }>;
   /** False if the pool is not defined. */
   setStatus(name: string, status: PoolRecord['status'], now: number): Promise<boolean>;
   /** False if the pool is not defined. */
@@ -97,6 +108,17 @@ export interface PoolStore {
   /** The pool's claims not yet `ready` or `failed` (eventually consistent index). */
   listOpenClaims(pool: string): Promise<ClaimRecord[]>;
 }
+
+/** Why a stored spec does not parse, naming the pool and the first field at fault. */
+const unreadable = (name: string, error: z.ZodError): UnreadablePool & { readonly field: string } => {
+  const [issue] = error.issues;
+  const field = issue?.path.length ? issue.path.join('.') : 'the record';
+  return {
+    name,
+    field,
+    problem: `pool ${name}: the stored definition no longer passes today's rules (${field}: ${issue?.message ?? 'invalid'}); define the pool again`,
+  };
+};
 
 const poolKey = (name: string) => `POOL#${name}`;
 const specKey = (name: string) => ({ pk: poolKey(name), sk: 'SPEC' });
@@ -168,7 +190,13 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
     },
     async getPool(name) {
       const item = await get(specKey(name));
-      return item ? poolRecord.parse(item) : undefined;
+      if (!item) return undefined;
+      const parsed = poolRecord.safeParse(item);
+      if (!parsed.success) {
+        const problem = unreadable(name, parsed.error);
+        throw new ValidationError(problem.field, problem.problem);
+      }
+      return parsed.data;
     },
     async listPools() {
       const items = await query({
@@ -176,7 +204,14 @@ export const dynamoPoolStore = (client: DynamoDBDocumentClient, tableName: strin
         KeyConditionExpression: 'gsi1pk = :pools',
         ExpressionAttributeValues: { ':pools': 'POOLS' },
       });
-      return items.map((item) => poolRecord.parse(item));
+      const pools: PoolRecord[] = [];
+      const unreadablePools: UnreadablePool[] = [];
+      for (const item of items) {
+        const parsed = poolRecord.safeParse(item);
+        if (parsed.success) pools.push(parsed.data);
+        else unreadablePools.push(unreadable(String(item.pk).slice(poolKey('').length), parsed.error));
+      }
+      return { pools, unreadable: unreadablePools };
     },
     setStatus: (name, status, now) =>
       update({

@@ -203,7 +203,8 @@ export const reconcileAllPools = async (
   contextPools: readonly PoolSpec[],
   now: number,
 ): Promise<ReconcileSummary[]> => {
-  const stored = new Map((await deps.store.listPools()).map((record) => [record.spec.name, record]));
+  const listed = await deps.store.listPools();
+  const stored = new Map(listed.pools.map((record) => [record.spec.name, record]));
   for (const spec of contextPools) {
     const existing = stored.get(spec.name);
     // A deploy-time pool is configuration: an operator record of the same name (Define Pool of an
@@ -213,7 +214,12 @@ export const reconcileAllPools = async (
     await deps.store.putPool(record, now);
     stored.set(spec.name, record);
   }
-  const summaries: ReconcileSummary[] = [];
+  const summaries: ReconcileSummary[] = listed.unreadable
+    .filter((pool) => !stored.has(pool.name))
+    .map((pool) => ({
+      ...skipped(pool.name, pool.problem),
+      results: [failedItem(pool.name, { code: 'ValidationError', message: pool.problem })],
+    }));
   for (const name of stored.keys()) {
     const summary = await reconcileOne(deps, name, deps.clock.now());
     deps.telemetry.readyMembers(summary.pool, summary.ready);

@@ -1,4 +1,4 @@
-import { NotFoundError } from '../../shared/errors';
+import { NotFoundError, ValidationError } from '../../shared/errors';
 import { itemErrorOf } from '../../shared/results';
 import type { PoolRecord } from '../adapters/store';
 import type { PoolPolicy, PoolSpec } from '../config';
@@ -15,7 +15,11 @@ export const definePool = async (
   now: number,
 ): Promise<ReconcileSummary> => {
   initParameters(spec);
-  const existing = await deps.store.getPool(spec.name);
+  // A stored definition today's rules no longer accept is exactly what this one replaces.
+  const existing = await deps.store.getPool(spec.name).catch((error: unknown) => {
+    if (error instanceof ValidationError) return undefined;
+    throw error;
+  });
   const record: PoolRecord = {
     spec,
     source,

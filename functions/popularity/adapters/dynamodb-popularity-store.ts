@@ -7,6 +7,7 @@ import {
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
+import type { BaseClients } from '../../shared/aws-clients';
 import { callAws, conditionalWrite } from '../../shared/aws-errors';
 import { ConditionFailedError, TransactionConflictError } from '../../shared/errors';
 import { collectPages } from '../../shared/pagination';
@@ -189,7 +190,10 @@ const counterOf = (item: Record<string, AttributeValue>): CounterValue => ({
  * half-life, same shard count): the popularity function writes through it, and the cache planner
  * and fast restore read through it.
  */
-export const popularityStoreFor = (runtime: Runtime, config: PopularityConfig): DynamoPopularityStore =>
+export const popularityStoreFor = (
+  runtime: Runtime<BaseClients>,
+  config: PopularityConfig,
+): DynamoPopularityStore =>
   new DynamoPopularityStore({
     client: runtime.clients.dynamodb,
     tableName: config.tables.popularity,

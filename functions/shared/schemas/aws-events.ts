@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { INSTANCE_ID_PATTERN, regex, SNAPSHOT_ID_PATTERN } from '../aws-ids';
 
 /**

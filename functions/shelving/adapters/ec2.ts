@@ -17,9 +17,6 @@ import {
   type Filter,
   ModifyInstanceAttributeCommand,
   RunInstancesCommand,
-  StartInstancesCommand,
-  StopInstancesCommand,
-  TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { callAws } from '../../shared/aws-errors';
 import type { Clock } from '../../shared/clock';
@@ -50,6 +47,7 @@ import {
   toObservedInstance,
   toObservedVolume,
 } from './ec2-mapping';
+import { instancePower } from './ec2-power';
 import { rootReplacement } from './ec2-root-replacement';
 
 /** Exactly the EC2 calls shelving makes, in the domain's terms. */
@@ -175,40 +173,33 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
     }
   };
 
-  const describeInstancesFiltered = (filters: Filter[]): Promise<ObservedInstance[]> =>
+  /** Every page of a paced Describe call: `send` makes one call, given the previous page's token. */
+  const describePages = <Page extends { readonly NextToken?: string | undefined }, T>(
+    operation: string,
+    send: (nextToken: { NextToken?: string }) => Promise<Page>,
+    itemsOf: (page: Page) => readonly T[],
+  ): Promise<T[]> =>
     collectPages(async (token) => {
-      const page = await paced('DescribeInstances', 0, () =>
-        client.send(
-          new DescribeInstancesCommand({
-            Filters: filters,
-            MaxResults: 1000,
-            ...(token ? { NextToken: token } : {}),
-          }),
-        ),
-      );
-      const instances = (page.Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []);
-      return {
-        items: instances.flatMap((instance) => toObservedInstance(instance) ?? []),
-        nextToken: page.NextToken,
-      };
+      const page = await paced(operation, 0, () => send(token ? { NextToken: token } : {}));
+      return { items: itemsOf(page), nextToken: page.NextToken };
     });
 
+  const describeInstancesFiltered = (filters: Filter[]): Promise<ObservedInstance[]> =>
+    describePages(
+      'DescribeInstances',
+      (next) => client.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: 1000, ...next })),
+      (page) =>
+        (page.Reservations ?? [])
+          .flatMap((reservation) => reservation.Instances ?? [])
+          .flatMap((instance) => toObservedInstance(instance) ?? []),
+    );
+
   const describeVolumesFiltered = (filters: Filter[]): Promise<ObservedVolume[]> =>
-    collectPages(async (token) => {
-      const page = await paced('DescribeVolumes', 0, () =>
-        client.send(
-          new DescribeVolumesCommand({
-            Filters: filters,
-            MaxResults: 500,
-            ...(token ? { NextToken: token } : {}),
-          }),
-        ),
-      );
-      return {
-        items: (page.Volumes ?? []).flatMap((volume) => toObservedVolume(volume) ?? []),
-        nextToken: page.NextToken,
-      };
-    });
+    describePages(
+      'DescribeVolumes',
+      (next) => client.send(new DescribeVolumesCommand({ Filters: filters, MaxResults: 500, ...next })),
+      (page) => (page.Volumes ?? []).flatMap((volume) => toObservedVolume(volume) ?? []),
+    );
 
   const describeOneVolume = async (volumeId: string): Promise<ObservedVolume | undefined> =>
     (await describeVolumesFiltered([{ Name: 'volume-id', Values: [volumeId] }]))[0];
@@ -234,8 +225,9 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       const zones = await paced('DescribeAvailabilityZones', 0, () =>
         client.send(new DescribeAvailabilityZonesCommand({})),
       );
-      const subnets = await collectPages(async (token) => {
-        const page = await paced('DescribeSubnets', 0, () =>
+      const subnets = await describePages(
+        'DescribeSubnets',
+        (next) =>
           client.send(
             new DescribeSubnetsCommand({
               Filters: [
@@ -243,25 +235,24 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
                 { Name: 'state', Values: ['available'] },
               ],
               MaxResults: 1000,
-              ...(token ? { NextToken: token } : {}),
+              ...next,
             }),
           ),
-        );
-        const items = (page.Subnets ?? []).flatMap((subnet) =>
-          subnet.SubnetId && subnet.VpcId && subnet.AvailabilityZone
-            ? [
-                {
-                  subnetId: subnet.SubnetId,
-                  vpcId: subnet.VpcId,
-                  availabilityZone: subnet.AvailabilityZone,
-                  availableIpAddressCount: subnet.AvailableIpAddressCount ?? 0,
-                  mapPublicIpOnLaunch: subnet.MapPublicIpOnLaunch ?? false,
-                },
-              ]
-            : [],
-        );
-        return { items, nextToken: page.NextToken };
-      });
+        (page) =>
+          (page.Subnets ?? []).flatMap((subnet) =>
+            subnet.SubnetId && subnet.VpcId && subnet.AvailabilityZone
+              ? [
+                  {
+                    subnetId: subnet.SubnetId,
+                    vpcId: subnet.VpcId,
+                    availabilityZone: subnet.AvailabilityZone,
+                    availableIpAddressCount: subnet.AvailableIpAddressCount ?? 0,
+                    mapPublicIpOnLaunch: subnet.MapPublicIpOnLaunch ?? false,
+                  },
+                ]
+              : [],
+          ),
+      );
       return {
         zones: new Map(
           (zones.AvailabilityZones ?? []).flatMap((zone) =>
@@ -281,18 +272,18 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
     async describeShelvedSnapshots(recordIds) {
       const byRecord = new Map<string, ObservedSnapshot[]>();
       for (const ids of chunk([...new Set(recordIds)], FILTER_VALUES_MAX)) {
-        const snapshots = await collectPages(async (token) => {
-          const page = await paced('DescribeSnapshots', 0, () =>
+        const snapshots = await describePages(
+          'DescribeSnapshots',
+          (next) =>
             client.send(
               new DescribeSnapshotsCommand({
                 OwnerIds: ['self'],
                 Filters: [{ Name: `tag:${SHELVED_TAG}`, Values: ids }],
-                ...(token ? { NextToken: token } : {}),
+                ...next,
               }),
             ),
-          );
-          return { items: page.Snapshots ?? [], nextToken: page.NextToken };
-        });
+          (page) => page.Snapshots ?? [],
+        );
         for (const snapshot of snapshots) {
           const recordId = tagsOf(snapshot.Tags)[SHELVED_TAG];
           if (!recordId || !snapshot.SnapshotId || !snapshot.VolumeId) continue;
@@ -357,21 +348,6 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
         ),
       );
     },
-    async stopInstances(instanceIds, force) {
-      await paced('StopInstances', instanceIds.length, () =>
-        client.send(new StopInstancesCommand({ InstanceIds: [...instanceIds], Force: force })),
-      );
-    },
-    async startInstances(instanceIds) {
-      await paced('StartInstances', instanceIds.length, () =>
-        client.send(new StartInstancesCommand({ InstanceIds: [...instanceIds] })),
-      );
-    },
-    async terminateInstances(instanceIds) {
-      await paced('TerminateInstances', instanceIds.length, () =>
-        client.send(new TerminateInstancesCommand({ InstanceIds: [...instanceIds] })),
-      );
-    },
     async createSnapshots(instanceId, recordId) {
       await paced('CreateSnapshots', 0, () =>
         client.send(
@@ -408,6 +384,7 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
         client.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId })),
       );
     },
+    ...instancePower(client, paced),
     ...fencedDeletions(client, paced, describeOneVolume),
     ...rootReplacement(
       client,

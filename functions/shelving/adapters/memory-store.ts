@@ -1,48 +1,8 @@
 import { ConditionFailedError } from '../../shared/errors';
 import type { DeletionConfirmation } from '../domain/requests';
-import {
-  type MoveAnswer,
-  phaseOf,
-  type RequestIdentity,
-  type RequestResolution,
-  type ShelfRecord,
-  type ShelveAnswer,
-} from '../domain/types';
+import { type MoveAnswer, phaseOf, type ShelfRecord, type ShelveAnswer } from '../domain/types';
+import { rememberedAnswers, rememberedResolutions } from './memory-ledger';
 import type { ShelfStore } from './store';
-import { unexpired } from './store-items';
-
-/** Answers remembered per request and item until they expire; the first answer stored wins. */
-const rememberedAnswers = <A extends { readonly id: string }>() => {
-  const entries = new Map<string, { readonly answer: A; readonly expiresAt: number }>();
-  const key = (requestId: string, id: string) => `${requestId}#${id}`;
-  return {
-    find(requestId: string, id: string, now: number): A | undefined {
-      const entry = entries.get(key(requestId, id));
-      return entry && unexpired(entry.expiresAt, now) ? structuredClone(entry.answer) : undefined;
-    },
-    all(requestId: string, now: number): Map<string, A> {
-      const found = new Map<string, A>();
-      for (const [entryKey, { answer, expiresAt }] of entries) {
-        if (entryKey.startsWith(`${requestId}#`) && unexpired(expiresAt, now))
-          found.set(answer.id, structuredClone(answer));
-      }
-      return found;
-    },
-    store(request: RequestIdentity, answer: A): void {
-      entries.set(key(request.requestId, answer.id), {
-        answer: structuredClone(answer),
-        expiresAt: request.expiresAt,
-      });
-    },
-    /** Stores `answer` unless one is remembered; returns the one that stands. */
-    first(request: RequestIdentity, answer: A, now: number): A {
-      const remembered = this.find(request.requestId, answer.id, now);
-      if (remembered) return remembered;
-      this.store(request, answer);
-      return answer;
-    },
-  };
-};
 
 /** In-memory implementation with the same conditional semantics (unit tests, benchmarks). */
 export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap<string, ShelfRecord> } => {
@@ -50,10 +10,7 @@ export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap
   const instances = new Map<string, string>();
   const answers = rememberedAnswers<ShelveAnswer>();
   const moves = rememberedAnswers<MoveAnswer>();
-  const resolutions = new Map<
-    string,
-    { readonly resolution: RequestResolution; readonly expiresAt: number }
-  >();
+  const resolutions = rememberedResolutions();
   const clone = (record: ShelfRecord): ShelfRecord => structuredClone(record);
   const confirmations = new Map<string, DeletionConfirmation>();
   const confirmationId = (recordId: string, token: string) => `${recordId}#${token}`;
@@ -101,19 +58,10 @@ export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap
       return answers.first(request, answer, now);
     },
     async resolution(requestId, now) {
-      const remembered = resolutions.get(requestId);
-      return remembered && unexpired(remembered.expiresAt, now)
-        ? structuredClone(remembered.resolution)
-        : undefined;
+      return resolutions.find(requestId, now);
     },
     async rememberResolution(request, resolution, now) {
-      const remembered = await this.resolution(request.requestId, now);
-      if (remembered) return remembered;
-      resolutions.set(request.requestId, {
-        resolution: structuredClone(resolution),
-        expiresAt: request.expiresAt,
-      });
-      return resolution;
+      return resolutions.first(request, resolution, now);
     },
     async moveAnswers(requestId, now) {
       return moves.all(requestId, now);

@@ -1,12 +1,15 @@
 import { isTransient } from '../../shared/aws-errors';
 import { EncryptionKeyError, ThrottledError, WarmbootError } from '../../shared/errors';
 import { itemErrorOf } from '../../shared/results';
+import type { ShelvingEc2 } from '../adapters/ec2';
 import type { ShelvingDependencies } from '../dependencies';
+import type { Action } from '../domain/actions';
 import { chunk } from '../domain/bulk';
 import { encryptionKeyUnusable, rootOf } from '../domain/saga';
 import type { ShelfRecord } from '../domain/types';
 import { writeDecision } from './decisions';
 import { launchFast, launchSlow } from './launch';
+import { handOverPoolMember } from './pool-members';
 import type { FailCalls, RecordProgress, TrackCall, Work } from './progress';
 
 /**
@@ -21,6 +24,64 @@ interface PowerTarget {
   readonly instanceId: string;
   readonly recordId: string;
 }
+
+/** The actions that are one EC2 call of their own (the others are batched or wait for another). */
+type OneCallAction = Exclude<
+  Action,
+  {
+    readonly kind:
+      | 'stop'
+      | 'start'
+      | 'terminate'
+      | 'launch'
+      | 'launch-from-snapshots'
+      | 'attach'
+      | 'hand-over-pool-member';
+  }
+>;
+type OneCallActions = { readonly [K in OneCallAction['kind']]: Extract<OneCallAction, { readonly kind: K }> };
+
+/** The call each of those actions makes; `record` is the record whose decision asked for it. */
+const ONE_CALLS: {
+  readonly [K in keyof OneCallActions]: (
+    ec2: ShelvingEc2,
+    action: OneCallActions[K],
+    record: ShelfRecord,
+  ) => Promise<unknown>;
+} = {
+  'set-delete-on-termination': (ec2, action) => ec2.setDeleteOnTermination(action.instanceId, action.devices),
+  tag: (ec2, action) => ec2.createTags(action.resourceIds, action.tags),
+  untag: (ec2, action) => ec2.deleteTags(action.resourceIds, action.keys),
+  snapshot: (ec2, action) => ec2.createSnapshots(action.instanceId, action.recordId),
+  detach: (ec2, action) => ec2.detachVolume(action.volumeId, action.instanceId),
+  'set-user-data': (ec2, action) => ec2.setUserData(action.instanceId, action.userData),
+  'set-protection': (ec2, action) => ec2.setProtection(action.instanceId, action.attribute, action.value),
+  'associate-address': (ec2, action) => ec2.associateAddress(action.allocationId, action.instanceId),
+  'replace-root': (ec2, action, record) =>
+    ec2.replaceRootVolume({
+      recordId: action.recordId,
+      instanceId: action.instanceId,
+      replacementInstanceId: record.unshelve?.replacementInstanceId,
+      volumeId: action.volumeId,
+      retainedRootVolumeId: rootOf(record).volumeId,
+      retainedVolumeIds: new Set(record.volumes.map((volume) => volume.volumeId)),
+      clientToken: action.clientToken,
+    }),
+  'delete-replacement-root': (ec2, action, record) =>
+    ec2.deleteReplacementRoot(
+      action.volumeId,
+      action.recordId,
+      new Set(record.volumes.map((volume) => volume.volumeId)),
+    ),
+};
+
+/** Makes an action's call: `kind` picks the entry, typed for that kind's action. */
+const oneCall = <K extends keyof OneCallActions>(
+  kind: K,
+  ec2: ShelvingEc2,
+  action: OneCallActions[K],
+  record: ShelfRecord,
+): Promise<unknown> => ONE_CALLS[kind](ec2, action, record);
 
 /**
  * Applies the actions of a round's written decisions through the adapters, in as few EC2 calls as
@@ -98,17 +159,8 @@ export const execute = async (
         case 'launch-from-snapshots':
           slowLaunches.push(record);
           break;
-        case 'set-delete-on-termination':
-          calls.push(attempt(recordIds, () => ec2.setDeleteOnTermination(action.instanceId, action.devices)));
-          break;
-        case 'tag':
-          calls.push(attempt(recordIds, () => ec2.createTags(action.resourceIds, action.tags)));
-          break;
-        case 'untag':
-          calls.push(attempt(recordIds, () => ec2.deleteTags(action.resourceIds, action.keys)));
-          break;
-        case 'snapshot':
-          calls.push(attempt(recordIds, () => ec2.createSnapshots(action.instanceId, action.recordId)));
+        case 'hand-over-pool-member':
+          calls.push(attempt(recordIds, () => handOverPoolMember(deps, record, action)));
           break;
         case 'attach': {
           const call = attempt(recordIds, async () => {
@@ -129,45 +181,8 @@ export const execute = async (
           calls.push(call);
           break;
         }
-        case 'detach':
-          calls.push(attempt(recordIds, () => ec2.detachVolume(action.volumeId, action.instanceId)));
-          break;
-        case 'set-user-data':
-          calls.push(attempt(recordIds, () => ec2.setUserData(action.instanceId, action.userData)));
-          break;
-        case 'set-protection':
-          calls.push(
-            attempt(recordIds, () => ec2.setProtection(action.instanceId, action.attribute, action.value)),
-          );
-          break;
-        case 'associate-address':
-          calls.push(attempt(recordIds, () => ec2.associateAddress(action.allocationId, action.instanceId)));
-          break;
-        case 'replace-root':
-          calls.push(
-            attempt(recordIds, () =>
-              ec2.replaceRootVolume({
-                recordId: action.recordId,
-                instanceId: action.instanceId,
-                replacementInstanceId: record.unshelve?.replacementInstanceId,
-                volumeId: action.volumeId,
-                retainedRootVolumeId: rootOf(record).volumeId,
-                retainedVolumeIds: new Set(record.volumes.map((volume) => volume.volumeId)),
-                clientToken: action.clientToken,
-              }),
-            ),
-          );
-          break;
-        case 'delete-replacement-root':
-          calls.push(
-            attempt(recordIds, () =>
-              ec2.deleteReplacementRoot(
-                action.volumeId,
-                action.recordId,
-                new Set(record.volumes.map((volume) => volume.volumeId)),
-              ),
-            ),
-          );
+        default:
+          calls.push(attempt(recordIds, () => oneCall(action.kind, ec2, action, record)));
           break;
       }
     }

@@ -19,6 +19,7 @@ import { LAUNCH_REISSUE_MS } from '../domain/saga';
 import { REPLACEMENT_FOR_TAG, SHELVED_TAG } from '../domain/tags';
 import { isGone, type ShelfRecord } from '../domain/types';
 import { writeDecision } from './decisions';
+import { takePoolMembers } from './pool-members';
 import type { FailCalls, RecordProgress, TrackCall } from './progress';
 
 /** How RunInstances failed, read off the error for the domain (domain/launch-outcomes.ts). */
@@ -143,10 +144,13 @@ export const launchFast = async (
   track: TrackCall,
 ): Promise<void> => {
   const { ec2, clock, settings } = deps;
+  // A running pool member, where one fits, saves the launch (and the AMI's boot).
+  const served = await takePoolMembers(deps, records, fail);
   const now = clock.now();
   const reissue = new Map<string, ShelfRecord[]>();
   const fresh: ShelfRecord[] = [];
   for (const record of records) {
+    if (served.has(record.recordId)) continue;
     const batch = record.unshelve?.batch;
     if (!batch) fresh.push(record);
     else if (now - batch.issuedAt >= LAUNCH_REISSUE_MS)

@@ -11,6 +11,7 @@ import {
   requestUnshelve,
   type ShelveRequestItem,
 } from '../domain/requests';
+import { unshelveAttempt } from '../domain/saga';
 import {
   forCallersRecords,
   IN_PROCESS_CALLER,
@@ -195,6 +196,57 @@ const unfinishedShelves = async (
   return records.filter((record) => phaseOf(record.step) === 'shelving');
 };
 
+/** The records an Offload or Unshelve names: by record id and by instance id (shelved or replacement). */
+interface NamedRecords {
+  readonly recordIds?: readonly string[] | undefined;
+  readonly instanceIds?: readonly string[] | undefined;
+}
+
+/**
+ * How an Offload or Unshelve moves its records. `tenant`: the request's own (alone, it names the
+ * tenant's records at rest); `marksUnshelve`: each move starts an unshelve attempt of this request;
+ * `decision`: how each resolved record of the caller's moves.
+ */
+interface MoveHow {
+  readonly tenant: string | undefined;
+  readonly marksUnshelve: boolean;
+  readonly decision: (
+    recordIds: readonly string[],
+    caller: Caller,
+  ) => Promise<(record: ShelfRecord) => RequestedMove>;
+}
+
+/**
+ * An Offload or Unshelve request: the names checked, resolved (and remembered), then each resolved
+ * record moved as the request's `how` says.
+ */
+const moveRequest =
+  <Detail extends NamedRecords>(how: (deps: ShelvingDependencies, detail: Detail) => MoveHow) =>
+  async (
+    deps: ShelvingDependencies,
+    rounds: Rounds,
+    detail: Detail,
+    origin: RequestOrigin,
+  ): Promise<ItemResult[]> => {
+    const { tenant, marksUnshelve, decision } = how(deps, detail);
+    checkSize(deps, 'detail.recordIds', detail.recordIds);
+    checkSize(deps, 'detail.instanceIds', detail.instanceIds);
+    const caller = origin.caller ?? IN_PROCESS_CALLER;
+    checkRequestedTenant(caller, tenant);
+    const request = requestIdentity(deps, origin.requestId);
+    const resolution = await resolve(deps, detail, tenant, request, origin.sentAt);
+    const decide = await decision(resolution.recordIds, caller);
+    const results = await move(
+      deps,
+      rounds,
+      resolution.recordIds,
+      forCallersRecords(caller, decide),
+      request,
+      marksUnshelve,
+    );
+    return [...resolution.missing, ...results];
+  };
+
 /**
  * 'Offload Instances' as requested: the records named by id and by instance id. Like Shelve, the
  * request id makes it idempotent on its own: what the names resolved to is remembered before any
@@ -204,76 +256,21 @@ const unfinishedShelves = async (
  * but never advanced. A record of a tenant the caller does not act for is refused item by item
  * (`NotAuthorizedForTenant`).
  */
-export const offloadInstances = (
-  deps: ShelvingDependencies,
-  rounds: Rounds,
-  detail: OffloadInstancesDetail,
-  origin: RequestOrigin,
-): Promise<ItemResult[]> =>
-  moveRequest(deps, rounds, detail, origin, {
-    tenant: undefined,
-    marksUnshelve: false,
-    decision: async (recordIds, caller) => {
-      const protectedNow = await terminationProtected(deps, recordIds, caller);
-      return (record) => requestOffload(record, protectedNow.has(record.instanceId));
-    },
-  });
+export const offloadInstances = moveRequest<OffloadInstancesDetail>((deps) => ({
+  tenant: undefined,
+  marksUnshelve: false,
+  decision: async (recordIds, caller) => {
+    const protectedNow = await terminationProtected(deps, recordIds, caller);
+    return (record) => requestOffload(record, protectedNow.has(record.instanceId));
+  },
+}));
 
 /** 'Unshelve Instances'; like Offload, and a tenant alone names all of its records at rest. */
-export const unshelveInstances = (
-  deps: ShelvingDependencies,
-  rounds: Rounds,
-  detail: UnshelveInstancesDetail,
-  origin: RequestOrigin,
-): Promise<ItemResult[]> =>
-  moveRequest(deps, rounds, detail, origin, {
-    tenant: detail.tenant,
-    marksUnshelve: true,
-    decision: async () => (record) => requestUnshelve(record, detail.tenant),
-  });
-
-/** The records an Offload or Unshelve names: by record id and by instance id (shelved or replacement). */
-interface NamedRecords {
-  readonly recordIds?: readonly string[] | undefined;
-  readonly instanceIds?: readonly string[] | undefined;
-}
-
-/**
- * Offload or Unshelve: the names checked, resolved (and remembered), then each resolved record
- * moved as `decision` says. `tenant`: the request's own (alone, it names the tenant's records at
- * rest); `marksUnshelve`: each move starts an unshelve attempt of this request.
- */
-const moveRequest = async (
-  deps: ShelvingDependencies,
-  rounds: Rounds,
-  named: NamedRecords,
-  origin: RequestOrigin,
-  how: {
-    readonly tenant: string | undefined;
-    readonly marksUnshelve: boolean;
-    readonly decision: (
-      recordIds: readonly string[],
-      caller: Caller,
-    ) => Promise<(record: ShelfRecord) => RequestedMove>;
-  },
-): Promise<ItemResult[]> => {
-  checkSize(deps, 'detail.recordIds', named.recordIds);
-  checkSize(deps, 'detail.instanceIds', named.instanceIds);
-  const caller = origin.caller ?? IN_PROCESS_CALLER;
-  checkRequestedTenant(caller, how.tenant);
-  const request = requestIdentity(deps, origin.requestId);
-  const resolution = await resolve(deps, named, how.tenant, request, origin.sentAt);
-  const decide = await how.decision(resolution.recordIds, caller);
-  const results = await move(
-    deps,
-    rounds,
-    resolution.recordIds,
-    forCallersRecords(caller, decide),
-    request,
-    how.marksUnshelve,
-  );
-  return [...resolution.missing, ...results];
-};
+export const unshelveInstances = moveRequest<UnshelveInstancesDetail>((_deps, detail) => ({
+  tenant: detail.tenant,
+  marksUnshelve: true,
+  decision: async () => (record) => requestUnshelve(record, detail.tenant),
+}));
 
 /** The shelved instances of these records (the caller's) that have termination protection now. */
 const terminationProtected = async (
@@ -331,10 +328,7 @@ const recordIdsOfTenant = async (deps: ShelvingDependencies, tenant: string): Pr
  */
 const resolve = async (
   deps: ShelvingDependencies,
-  named: {
-    readonly recordIds?: readonly string[] | undefined;
-    readonly instanceIds?: readonly string[] | undefined;
-  },
+  named: NamedRecords,
   tenant: string | undefined,
   request: RequestIdentity,
   sentAt: number | undefined,
@@ -439,15 +433,7 @@ const move = async (
       stepSince: now,
       nextDueAt: now,
       error: undefined,
-      ...(marksUnshelve
-        ? {
-            unshelve: {
-              requestId: request.requestId,
-              requestedAt: now,
-              attempt: (record.unshelve?.attempt ?? 0) + 1,
-            },
-          }
-        : {}),
+      ...(marksUnshelve ? { unshelve: unshelveAttempt(record, request.requestId, now) } : {}),
     };
     const answer: MoveAnswer = { id: recordId, ok: true, step: next.step };
     if (await store.update(record, next, { remember: { request, answer, now } })) {

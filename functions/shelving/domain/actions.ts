@@ -49,7 +49,15 @@ export type Action =
       readonly attribute: 'disableApiTermination' | 'disableApiStop';
       readonly value: boolean;
     }
-  | { readonly kind: 'associate-address'; readonly allocationId: string; readonly instanceId: string };
+  | { readonly kind: 'associate-address'; readonly allocationId: string; readonly instanceId: string }
+  | {
+      /** The pool ends the member it gave this record: pool tags off, member record handed over. */
+      readonly kind: 'hand-over-pool-member';
+      readonly recordId: string;
+      readonly pool: string;
+      readonly instanceId: string;
+      readonly claimId: string;
+    };
 
 /** A fact the saga publishes when a record reaches a milestone. */
 export type ShelvingFact =
@@ -79,6 +87,8 @@ export type ShelvingFact =
         /** Set when the slow path restored into another AZ than the recorded one. */
         availabilityZone?: string;
         subnetId?: string;
+        /** The pool whose running member stood in for the replacement launch. */
+        pool?: string;
         /** The replacement's primary private IPv4 address. */
         privateIpAddress?: string;
         /** What it could not keep of the shelved instance (always its instance id). */

@@ -149,6 +149,8 @@ export interface UnshelveState {
   readonly reason?: string;
   /** Why this unshelve swaps the root by stop, detach and attach rather than in place. */
   readonly inPlaceSkipped?: string;
+  /** The pool member this unshelve took as its replacement (domain/pool-members.ts). */
+  readonly poolMember?: TakenPoolMember;
   readonly attempt: number;
   readonly batch?: LaunchBatch;
   readonly replacementInstanceId?: string;
@@ -169,6 +171,13 @@ export interface UnshelveState {
   readonly privateIpInUse?: boolean;
   /** What the replacement could not keep (written with the Instance Unshelved fact). */
   readonly notKept?: readonly NotKept[];
+}
+
+/** A running pool member an unshelve took instead of launching, and the claim id it took it under. */
+export interface TakenPoolMember {
+  readonly pool: string;
+  readonly instanceId: string;
+  readonly claimId: string;
 }
 
 /**

@@ -3,6 +3,7 @@ import type { FunctionId } from '../../../functions/catalog';
 import type { EventFault } from '../../../local/bus';
 import type { LocalCloud } from '../../../local/cloud';
 import type { SimulatedService } from '../../../local/faults';
+import type { EventTarget } from './deliveries';
 
 /**
  * A fault schedule: what goes wrong, and when (virtual ms after the workload starts). Event
@@ -38,14 +39,6 @@ export type ScheduledFault =
    */
   | { readonly kind: 'partial-launch'; readonly atMs: number };
 
-/** The deliveries an event fault may hit. Operator requests are never dropped (see docs/reliability.md). */
-export interface EventTarget {
-  readonly source: string;
-  readonly detailType: string;
-  /** Drops allowed: EventBridge may lose AWS service events and schedule ticks; reconciles heal them. */
-  readonly droppable: boolean;
-}
-
 /** What EC2 and SSM answer when they fail: throttling, no capacity, wrong state, their own fault. */
 export const AWS_FAULT_CODES = [
   'RequestLimitExceeded',
@@ -75,7 +68,7 @@ export interface FaultSpace {
   /** Faults happen within this many virtual ms from the start of the workload. */
   readonly windowMs: number;
   /** The functions whose invocations may be killed. */
-  readonly functionIds: readonly FunctionId[];
+  readonly functions: readonly FunctionId[];
   readonly events: readonly EventTarget[];
   /**
    * AWS operations of the capability worth failing, by service; the DynamoDB operations every
@@ -196,7 +189,7 @@ export const faultScheduleArbitrary = (space: FaultSpace): fc.Arbitrary<FaultSch
   const kill = fc.record({
     kind: fc.constant('kill' as const),
     atMs,
-    functionId: fc.constantFrom(...space.functionIds),
+    functionId: fc.constantFrom(...space.functions),
     afterCalls: fc.integer({ min: 0, max: space.maxCallsPerInvocation }),
   });
   const partialLaunch = fc.record({ kind: fc.constant('partial-launch' as const), atMs });

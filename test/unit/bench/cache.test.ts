@@ -25,13 +25,14 @@ const oneHost = (overrides: Partial<FleetConfig> = {}): FleetConfig => ({
 });
 const trace = (...requests: [number, string][]): Launch[] =>
   requests.map(([timeS, image], index) => ({ index, timeS, image, sizeBytes: SIZE }));
-const warmFlags = async (policy: CachePolicy, launches: Launch[], config = oneHost()) =>
+/** Which launches found their image warm, every cold load taking `loadS` seconds. */
+const warmFlags = async (policy: CachePolicy, launches: Launch[], config = oneHost(), loadS = 20) =>
   (
     await simulate(
       policy,
       launches,
       config,
-      launches.map(() => 20),
+      launches.map(() => loadS),
     )
   ).outcomes.map((outcome) => outcome.warm);
 
@@ -59,12 +60,9 @@ describe('baselines on hand-made traces', () => {
   it('lru never evicts an image a running instance uses, and then does not keep the new one', async () => {
     const launches = trace([0, 'A'], [1, 'B'], [2, 'C'], [3, 'C']);
 
-    expect(await warmFlags(lruPolicy(), launches, oneHost({ holdS: 1000 }))).toEqual([
-      false,
-      false,
-      false,
-      false,
-    ]);
+    const warm = await warmFlags(lruPolicy(), launches, oneHost({ holdS: 1000 }));
+
+    expect(warm).toEqual([false, false, false, false]);
   });
 
   it('nova-age only lets images unused for 24 h go, at its periodic check or to make room', async () => {
@@ -79,15 +77,9 @@ describe('baselines on hand-made traces', () => {
       [day + 5000, 'B'], // B (last use 10 s) was removed at the 86,400 s check
     );
 
-    expect(await warmFlags(novaAgePolicy(), launches)).toEqual([
-      false,
-      false,
-      false,
-      false,
-      true,
-      true,
-      false,
-    ]);
+    const warm = await warmFlags(novaAgePolicy(), launches);
+
+    expect(warm).toEqual([false, false, false, false, true, true, false]);
   });
 
   it('static-pins pins the first day’s most requested image on every host after day one', async () => {
@@ -105,27 +97,11 @@ describe('baselines on hand-made traces', () => {
       [day + 5, 'P'],
     );
     const config = oneHost({ hosts: 2 });
-    const flags = async (policy: CachePolicy) =>
-      (
-        await simulate(
-          policy,
-          launches,
-          config,
-          launches.map(() => 0),
-        )
-      ).outcomes.map((outcome) => outcome.warm);
+    const pinned = await warmFlags(staticPinsPolicy(launches, config.cacheBytes), launches, config, 0);
+    const lru = await warmFlags(lruPolicy(), launches, config, 0);
 
-    expect(await flags(staticPinsPolicy(launches, config.cacheBytes))).toEqual([
-      false,
-      false,
-      true,
-      false,
-      false,
-      false,
-      true,
-      true,
-    ]);
-    expect(await flags(lruPolicy())).toEqual([false, false, true, false, false, false, true, false]);
+    expect(pinned).toEqual([false, false, true, false, false, false, true, true]);
+    expect(lru).toEqual([false, false, true, false, false, false, true, false]);
   });
 });
 
@@ -133,15 +109,9 @@ describe('oracle', () => {
   it('is cold only for images nobody requested before', async () => {
     const launches = trace([0, 'A'], [10, 'B'], [20, 'C'], [30, 'A'], [40, 'B'], [50, 'C'], [60, 'A']);
 
-    expect(await warmFlags(oraclePolicy(launches), launches)).toEqual([
-      false,
-      false,
-      false,
-      true,
-      true,
-      true,
-      true,
-    ]);
+    const warm = await warmFlags(oraclePolicy(launches), launches);
+
+    expect(warm).toEqual([false, false, false, true, true, true, true]);
   });
 
   it('prefetches before the outage what it knows will be needed during it; LRU cannot', async () => {

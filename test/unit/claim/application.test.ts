@@ -42,6 +42,18 @@ const setUp = async (members: Partial<PoolMember>[]) => {
   return { h, members: created };
 };
 
+/** A claim recorded as requested whose run died before its next step (lease still on). */
+const requestedClaim = (requestId: string): ClaimRecord => ({
+  requestId,
+  step: 'requested',
+  pool: 'linux-web',
+  request,
+  requestedAt: NOW,
+  updatedAt: NOW,
+  leaseUntil: NOW + CLAIM_LEASE_MS,
+  version: 0,
+});
+
 describe('claimServer', () => {
   it('gives each of two concurrent requesters a different member', async () => {
     const { h, members } = await setUp([{}, {}]);
@@ -195,17 +207,7 @@ describe('claimServer', () => {
   it('continues with the member an interrupted run claimed before it could record the step', async () => {
     const { h, members } = await setUp([{}, {}]);
     const [taken] = members;
-    const claim: ClaimRecord = {
-      requestId: 'r1',
-      step: 'requested',
-      pool: 'linux-web',
-      request,
-      requestedAt: NOW,
-      updatedAt: NOW,
-      leaseUntil: NOW + CLAIM_LEASE_MS,
-      version: 0,
-    };
-    await h.store.createClaim(claim);
+    await h.store.createClaim(requestedClaim('r1'));
     if (taken) await h.store.updateMember(taken, { ...taken, state: 'claimed', claimId: 'r1', version: 4 });
 
     expect(await resumeClaim(h.claims, 'r1')).toMatchObject({ status: 'in-progress', step: 'requested' });
@@ -216,6 +218,36 @@ describe('claimServer', () => {
     expect((await h.store.listMembers('linux-web')).map((m) => [m.instanceId, m.state])).toEqual([
       [members[1]?.instanceId, 'ready'],
     ]);
+  });
+
+  it('waits for the cold launch an interrupted run made before it could record the step, instead of failing it', async () => {
+    const { h } = await setUp([]);
+    await h.store.createClaim(requestedClaim('r1'));
+    // The run launched and recorded the member, then died before `cold-launching` was written.
+    const launched = member({
+      instanceId: 'i-0c01d1a0000000001',
+      origin: 'claim',
+      state: 'launching',
+      claimId: 'r1',
+    });
+    h.ec2.add({
+      instanceId: launched.instanceId,
+      state: 'pending',
+      availabilityZone: launched.availabilityZone,
+      instanceType: launched.instanceType,
+      tags: { ...POOL_TAGS, 'warmboot:member-state': 'launching', 'warmboot:claim': 'r1' },
+    });
+    await h.store.createMember(launched);
+    await h.clock.sleep(CLAIM_LEASE_MS + 1);
+
+    const resumed = await resumeClaim(h.claims, 'r1');
+
+    expect(resumed).toMatchObject({ status: 'launching', instanceId: launched.instanceId, path: 'cold' });
+    expect(await h.store.getClaim('r1')).toMatchObject({
+      step: 'cold-launching',
+      instanceId: launched.instanceId,
+    });
+    expect(h.facts.filter((fact) => fact.detailType === 'Server Request Failed')).toEqual([]);
   });
 
   it('answers a request for a draining pool with a failure fact an asynchronous requester sees', async () => {

@@ -34,6 +34,14 @@ const pair = (
   ...extra,
 });
 
+/** A managed pair enabled at `enabledAt`, in `availabilityZone`. */
+const enabledPair = (
+  snapshotId: string,
+  imageId: string,
+  enabledAt: number,
+  availabilityZone = 'us-east-1a',
+) => pair(snapshotId, imageId, 'enabled', { availabilityZone, enabledAt });
+
 const plan = (overrides: Partial<FastRestorePlanInput>) =>
   planFastRestore({
     demand: [],
@@ -204,7 +212,7 @@ describe('planFastRestore', () => {
 
   it('holds a pair for its first billed hour: a clear challenger waits, then takes its place', () => {
     const budget = { maxPairs: 1, maxUsdPerHour: 100 };
-    const current = [pair('snap-a', 'ami-a', 'enabled', { enabledAt: now - 15 * MINUTE })];
+    const current = [enabledPair('snap-a', 'ami-a', now - 15 * MINUTE)];
     const demands = [demand('ami-a', 10, ['snap-a']), demand('ami-b', 100, ['snap-b'])];
     const early = plan({ budget, current, demand: demands });
     expect(early.disable).toEqual([]);
@@ -220,7 +228,7 @@ describe('planFastRestore', () => {
     const result = plan({
       budget: { maxPairs: 1, maxUsdPerHour: 100 },
       minHoldMs: 120 * MINUTE,
-      current: [pair('snap-a', 'ami-a', 'enabled', { enabledAt: now - 90 * MINUTE })],
+      current: [enabledPair('snap-a', 'ami-a', now - 90 * MINUTE)],
       demand: [demand('ami-a', 10, ['snap-a']), demand('ami-b', 100, ['snap-b'])],
     });
     expect(result.disable).toEqual([]);
@@ -245,10 +253,10 @@ describe('planFastRestore', () => {
     const result = plan({
       budget: { maxPairs: 4, maxUsdPerHour: 3 },
       current: [
-        pair('snap-m2', 'ami-m2', 'enabled', { availabilityZone: 'us-east-1b', enabledAt }),
-        pair('snap-m2', 'ami-m2', 'enabled', { availabilityZone: 'us-east-1c', enabledAt }),
-        pair('snap-m10', 'ami-m10', 'enabled', { availabilityZone: 'us-east-1a', enabledAt }),
-        pair('snap-m1', 'ami-m1', 'enabled', { availabilityZone: 'us-east-1b', enabledAt }),
+        enabledPair('snap-m2', 'ami-m2', enabledAt, 'us-east-1b'),
+        enabledPair('snap-m2', 'ami-m2', enabledAt, 'us-east-1c'),
+        enabledPair('snap-m10', 'ami-m10', enabledAt, 'us-east-1a'),
+        enabledPair('snap-m1', 'ami-m1', enabledAt, 'us-east-1b'),
       ],
       demand: [
         demand('ami-m2', 8.8, ['snap-m2'], 'us-east-1a'),
@@ -270,8 +278,8 @@ describe('planFastRestore', () => {
     const result = plan({
       budget: { maxPairs: 2, maxUsdPerHour: 100 },
       current: [
-        pair('snap-a', 'ami-a', 'enabled', { enabledAt: now - 5 * 60 * MINUTE }),
-        pair('snap-b', 'ami-b', 'enabled', { enabledAt: now - 10 * MINUTE }),
+        enabledPair('snap-a', 'ami-a', now - 5 * 60 * MINUTE),
+        enabledPair('snap-b', 'ami-b', now - 10 * MINUTE),
       ],
       demand: [
         demand('ami-a', 10, ['snap-a']),
@@ -288,10 +296,7 @@ describe('planFastRestore', () => {
     const enabledAt = now - 10 * MINUTE;
     const result = plan({
       budget: { maxPairs: 1, maxUsdPerHour: 100 },
-      current: [
-        pair('snap-a', 'ami-a', 'enabled', { enabledAt }),
-        pair('snap-b', 'ami-b', 'enabled', { enabledAt }),
-      ],
+      current: [enabledPair('snap-a', 'ami-a', enabledAt), enabledPair('snap-b', 'ami-b', enabledAt)],
       demand: [demand('ami-a', 50, ['snap-a']), demand('ami-b', 40, ['snap-b'])],
     });
     expect(result.disable).toMatchObject([{ snapshotId: 'snap-b', reason: 'over-budget' }]);

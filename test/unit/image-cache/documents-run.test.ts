@@ -2,17 +2,15 @@ import { chmodSync, mkdirSync, readdirSync, statSync, symlinkSync } from 'node:f
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DOCUMENT_NAMES, documentNamed, EXIT_CODES } from '../../../functions/image-cache/documents';
-import { invalidDocumentParameter } from '../../../functions/shared/ssm-document';
-import { renderDocument, stepsFor } from '../../../local/ssm/render';
 import {
   amazonLinuxTools,
   commandLine,
   type ScratchHost,
-  type Shell,
   type ShellRun,
   type StubTool,
   withScratchHost,
 } from '../../../local/ssm/shell';
+import { runLinuxStep, SHELLS } from '../../support/ssm-documents';
 
 /**
  * The image documents' defences (security review H2, L8), run for real: rendered as the agent
@@ -22,7 +20,6 @@ import {
  * off and refused; the cache directory must be root's alone.
  */
 
-const SHELLS: readonly Shell[] = ['dash', 'bash'];
 const VOLUME_ID = 'vol-0123456789abcdef0';
 const ROOT_UUID = '6f1c2d3e-aaaa-4bbb-8ccc-0123456789ab';
 const DIGEST_OF_HELLO = 'sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824';
@@ -38,15 +35,6 @@ const helloFetch = (cacheDirectory: string) => ({
 });
 
 const cacheDirectory = (host: ScratchHost) => join(host.root, 'var/lib/warmboot/cache');
-
-const run = (host: ScratchHost, name: string, parameters: Record<string, string>, shell: Shell): ShellRun => {
-  const document = documentNamed(name as (typeof DOCUMENT_NAMES)[keyof typeof DOCUMENT_NAMES]);
-  const values = Object.fromEntries(Object.entries(parameters).map(([key, value]) => [key, [value]]));
-  expect(invalidDocumentParameter(document, values)).toBeUndefined();
-  const [step] = stepsFor(renderDocument(document, values), 'Linux');
-  if (!step) throw new Error(`${name} has no Linux step`);
-  return host.run(step.script, shell);
-};
 
 /** Any block device of the machine running the tests: the scratch host's /dev/sdf points at it. */
 const someBlockDevice = (): string => {
@@ -89,11 +77,21 @@ const mounts = (result: ShellRun) =>
   result.calls.map(commandLine).filter((line) => line.startsWith('mount '));
 
 describe.each(SHELLS)('image documents run where sh is %s', (shell) => {
+  /** Runs image document `name`, each parameter one value, where `sh` is this shell. */
+  const run = (
+    host: ScratchHost,
+    name: (typeof DOCUMENT_NAMES)[keyof typeof DOCUMENT_NAMES],
+    parameters: Record<string, string>,
+  ): ShellRun => {
+    const values = Object.fromEntries(Object.entries(parameters).map(([key, value]) => [key, [value]]));
+    return runLinuxStep(host, documentNamed(name), values, shell);
+  };
+
   it('Mount mounts the image volume ro,nosuid,nodev,noexec (ext4: no journal replay)', () => {
     withScratchHost(amazonLinuxTools(filesystems({ uuid: 'image-uuid', label: 'models' })), (host) => {
       const device = attachVolume(host);
 
-      const result = run(host, DOCUMENT_NAMES.mount, mountParameters(host), shell);
+      const result = run(host, DOCUMENT_NAMES.mount, mountParameters(host));
 
       expect(result.exitCode, result.stderr).toBe(0);
       expect(mounts(result)).toEqual([
@@ -109,7 +107,7 @@ describe.each(SHELLS)('image documents run where sh is %s', (shell) => {
     withScratchHost(amazonLinuxTools(filesystems(volume)), (host) => {
       attachVolume(host);
 
-      const result = run(host, DOCUMENT_NAMES.mount, mountParameters(host), shell);
+      const result = run(host, DOCUMENT_NAMES.mount, mountParameters(host));
 
       expect(result.exitCode).toBe(EXIT_CODES.verificationFailed);
       expect(result.stderr).toContain("root filesystem's UUID or label");
@@ -123,19 +121,14 @@ describe.each(SHELLS)('image documents run where sh is %s', (shell) => {
       script: 'i=0; while [ $i -lt 200000 ]; do printf hello || exit 1; i=$((i+1)); done',
     };
     withScratchHost(amazonLinuxTools({ aws }), (host) => {
-      const result = run(
-        host,
-        DOCUMENT_NAMES.fetch,
-        {
-          ImageId: 'sdxl-base-1.0',
-          Kind: 's3',
-          Source: 's3://warmboot-images/models/sdxl-base-1.0.tar',
-          Digest: DIGEST_OF_HELLO,
-          CacheDirectory: cacheDirectory(host),
-          ExpectedBytes: '5',
-        },
-        shell,
-      );
+      const result = run(host, DOCUMENT_NAMES.fetch, {
+        ImageId: 'sdxl-base-1.0',
+        Kind: 's3',
+        Source: 's3://warmboot-images/models/sdxl-base-1.0.tar',
+        Digest: DIGEST_OF_HELLO,
+        CacheDirectory: cacheDirectory(host),
+        ExpectedBytes: '5',
+      });
 
       expect(result.exitCode).toBe(EXIT_CODES.verificationFailed);
       expect(result.stderr).toContain('larger than its declared 5 bytes');
@@ -146,7 +139,7 @@ describe.each(SHELLS)('image documents run where sh is %s', (shell) => {
 
   it('Fetch creates the cache directory root-only (0755) and keeps a verified S3 object readable', () => {
     withScratchHost(amazonLinuxTools({ aws: { script: 'printf hello' } }), (host) => {
-      const result = run(host, DOCUMENT_NAMES.fetch, helloFetch(cacheDirectory(host)), shell);
+      const result = run(host, DOCUMENT_NAMES.fetch, helloFetch(cacheDirectory(host)));
 
       expect(result.exitCode, result.stderr).toBe(0);
       expect(statSync(cacheDirectory(host)).mode & 0o7777).toBe(0o755);
@@ -176,8 +169,8 @@ describe.each(SHELLS)('image documents run where sh is %s', (shell) => {
       mkdirSync(dirname(directory), { recursive: true });
       create(directory);
 
-      const fetch = run(host, DOCUMENT_NAMES.fetch, helloFetch(directory), shell);
-      const inventory = run(host, DOCUMENT_NAMES.inventory, { CacheDirectory: directory }, shell);
+      const fetch = run(host, DOCUMENT_NAMES.fetch, helloFetch(directory));
+      const inventory = run(host, DOCUMENT_NAMES.inventory, { CacheDirectory: directory });
 
       for (const result of [fetch, inventory]) {
         expect(result.exitCode).toBe(EXIT_CODES.insecureCacheDirectory);

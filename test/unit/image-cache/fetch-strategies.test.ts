@@ -48,7 +48,7 @@ const fakes = (groupOverrides: Partial<HostGroup> = {}) => {
     async createFromSnapshot() {
       const id = `vol-${String(volumes.size).padStart(8, '0')}`;
       volumes.set(id, { state: 'available' });
-      return id;
+      return { volumeId: id };
     },
     state: async (id) => {
       const volume = volumes.get(id);

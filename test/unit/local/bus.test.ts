@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
   EC2_STATE_CHANGE,
+  FUNCTION_IDS,
   type FunctionId,
   SCHEDULED_EVENT,
   SSM_COMMAND_STATUS,
@@ -17,16 +18,6 @@ import { awsSampleEvent } from '../../support/events';
 
 const REQUESTS = 'warmboot-requests';
 const FACTS = 'warmboot-facts';
-
-const ALL_FUNCTIONS: FunctionId[] = [
-  'popularity',
-  'imageCache',
-  'fastRestore',
-  'placement',
-  'pools',
-  'claim',
-  'shelving',
-];
 
 const ec2State = (state: string, instanceId = 'i-1234567890abcdef0') => ({
   source: 'aws.ec2',
@@ -67,7 +58,7 @@ describe('the local EventBridge bus', () => {
   });
 
   const deployAll = (): void => {
-    for (const functionId of ALL_FUNCTIONS) bus.register(functionId, recording(functionId));
+    for (const functionId of FUNCTION_IDS) bus.register(functionId, recording(functionId));
   };
 
   describe('routing with the catalog patterns', () => {

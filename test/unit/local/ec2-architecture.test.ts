@@ -1,10 +1,7 @@
-import {
-  DescribeImagesCommand,
-  ModifyInstanceAttributeCommand,
-  StopInstancesCommand,
-} from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
-import { createCloud, launch, runInstances } from './ec2-harness';
+import { createCloud, createCloudWithImage, runInstances } from './ec2-harness';
+import { resize, stoppedInstance } from './ec2-instance-actions';
 
 /**
  * An instance type runs AMIs of its architecture only: RunInstances refuses a mismatch with
@@ -15,8 +12,7 @@ import { createCloud, launch, runInstances } from './ec2-harness';
  */
 describe('instance type and AMI architecture', () => {
   it('launches an arm64 AMI on a Graviton type and refuses it on an x86_64 one', async () => {
-    const cloud = await createCloud();
-    const arm = cloud.ec2.registerImage({ name: 'al2023-arm64', rootSizeGiB: 8, architecture: 'arm64' });
+    const { cloud, imageId: arm } = await createCloudWithImage('al2023-arm64', { architecture: 'arm64' });
 
     const graviton = await runInstances(cloud, { ImageId: arm, InstanceType: 'c7g.xlarge' });
     const intel = await runInstances(cloud, { ImageId: arm }).catch((error: unknown) => error);
@@ -34,26 +30,10 @@ describe('instance type and AMI architecture', () => {
 
   it('resizes a stopped instance within its architecture only', async () => {
     const cloud = await createCloud();
-    const instanceId = await launch(cloud);
-    await cloud.settle();
-    await cloud.run(() => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
-    await cloud.settle();
+    const instanceId = await stoppedInstance(cloud);
 
-    await cloud.run(() =>
-      cloud.ec2Client.send(
-        new ModifyInstanceAttributeCommand({ InstanceId: instanceId, InstanceType: { Value: 'c7i.xlarge' } }),
-      ),
-    );
-    const refused = await cloud
-      .run(() =>
-        cloud.ec2Client.send(
-          new ModifyInstanceAttributeCommand({
-            InstanceId: instanceId,
-            InstanceType: { Value: 'm7g.large' },
-          }),
-        ),
-      )
-      .catch((error: unknown) => error);
+    await resize(cloud, instanceId, 'c7i.xlarge');
+    const refused = await resize(cloud, instanceId, 'm7g.large').catch((error: unknown) => error);
 
     expect(cloud.ec2.instance(instanceId)?.instanceType).toBe('c7i.xlarge');
     expect(refused).toMatchObject({ name: 'InvalidInstanceAttributeValue' });

@@ -1,11 +1,11 @@
 import {
-  ModifyInstanceAttributeCommand,
   RunInstancesCommand,
   type RunInstancesCommandInput,
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
-import { type Cloud, createCloud } from './ec2-harness';
+import { type Cloud, createCloud, createCloudWithImage } from './ec2-harness';
+import { resize, stopInstance } from './ec2-instance-actions';
 
 /**
  * Which types run which AMIs and instances beyond architecture (local/ec2/compatibility.ts): ENA,
@@ -20,22 +20,14 @@ const stopped = async (cloud: Cloud, input: Omit<RunInstancesCommandInput, 'MinC
   const launched = await run(cloud, input);
   const instanceId = launched.Instances?.[0]?.InstanceId ?? '';
   await cloud.settle();
-  await cloud.run(() => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
+  await stopInstance(cloud, instanceId);
   await cloud.settle();
   return instanceId;
 };
 
-const resize = (cloud: Cloud, instanceId: string, instanceType: string) =>
-  cloud.run(() =>
-    cloud.ec2Client.send(
-      new ModifyInstanceAttributeCommand({ InstanceId: instanceId, InstanceType: { Value: instanceType } }),
-    ),
-  );
-
 describe('ENA: Nitro types need an ENA-enabled AMI or instance', () => {
   it('refuses to launch an AMI without ENA on a Nitro type, with EC2 own message, and launches it on a Xen type', async () => {
-    const cloud = await createCloud();
-    const legacy = cloud.ec2.registerImage({ name: 'centos-6', rootSizeGiB: 8, enaSupport: false });
+    const { cloud, imageId: legacy } = await createCloudWithImage('centos-6', { enaSupport: false });
 
     const nitro = await refusal(run(cloud, { ImageId: legacy, InstanceType: 'm5.large' }));
     const xen = await run(cloud, { ImageId: legacy, InstanceType: 't2.micro' });
@@ -48,8 +40,7 @@ describe('ENA: Nitro types need an ENA-enabled AMI or instance', () => {
   });
 
   it('refuses to resize a non-ENA instance to a Nitro type', async () => {
-    const cloud = await createCloud();
-    const legacy = cloud.ec2.registerImage({ name: 'centos-6', rootSizeGiB: 8, enaSupport: false });
+    const { cloud, imageId: legacy } = await createCloudWithImage('centos-6', { enaSupport: false });
     const instanceId = await stopped(cloud, { ImageId: legacy, InstanceType: 't2.large' });
 
     await expect(resize(cloud, instanceId, 'm7i.large')).rejects.toMatchObject({
@@ -62,8 +53,10 @@ describe('ENA: Nitro types need an ENA-enabled AMI or instance', () => {
 
 describe('boot mode', () => {
   it('refuses a UEFI-only AMI on a legacy-BIOS-only type at launch and at a resize', async () => {
-    const cloud = await createCloud();
-    const uefi = cloud.ec2.registerImage({ name: 'windows-uefi', rootSizeGiB: 30, bootMode: 'uefi' });
+    const { cloud, imageId: uefi } = await createCloudWithImage('windows-uefi', {
+      rootSizeGiB: 30,
+      bootMode: 'uefi',
+    });
 
     const onXen = await refusal(run(cloud, { ImageId: uefi, InstanceType: 't2.large' }));
     const instanceId = await stopped(cloud, { ImageId: uefi, InstanceType: 'm6i.large' });
@@ -75,10 +68,7 @@ describe('boot mode', () => {
   });
 
   it('runs a uefi-preferred AMI on either kind of type', async () => {
-    const cloud = await createCloud();
-    const preferred = cloud.ec2.registerImage({
-      name: 'al2023-uefi-preferred',
-      rootSizeGiB: 8,
+    const { cloud, imageId: preferred } = await createCloudWithImage('al2023-uefi-preferred', {
       bootMode: 'uefi-preferred',
     });
 

@@ -111,6 +111,18 @@ export const createCloud = async (
 
 export type Cloud = Awaited<ReturnType<typeof createCloud>>;
 
+/**
+ * A cloud with image `name` registered besides its default one (an 8 GiB root, like the default,
+ * unless `attributes` say otherwise); the cloud and that image's id.
+ */
+export const createCloudWithImage = async (
+  name: string,
+  attributes: Partial<Omit<Parameters<Cloud['ec2']['registerImage']>[0], 'name'>> = {},
+) => {
+  const cloud = await createCloud();
+  return { cloud, imageId: cloud.ec2.registerImage({ name, rootSizeGiB: 8, ...attributes }) };
+};
+
 /** A RunInstances request for one m7i.large of `imageId`; `input` overrides any field. */
 export const runRequest = (imageId: string | undefined, input: Partial<RunInstancesCommandInput> = {}) =>
   new RunInstancesCommand({

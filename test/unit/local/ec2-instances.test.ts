@@ -14,6 +14,7 @@ import { classifyAwsError } from '../../../functions/shared/aws-errors';
 import {
   type Cloud,
   createCloud,
+  createCloudWithImage,
   instanceEvents,
   launch,
   runInstances,
@@ -21,20 +22,9 @@ import {
   ZONE_A,
   ZONE_B,
 } from './ec2-harness';
+import { stopInstance, stoppedInstance } from './ec2-instance-actions';
 
 const stateOf = (cloud: Cloud, instanceId: string) => cloud.ec2.instance(instanceId)?.state;
-
-const stop = (cloud: Cloud, instanceId: string) =>
-  cloud.run(() => cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
-
-/** A launched instance, run and then stopped; its id. */
-const stoppedInstance = async (cloud: Cloud) => {
-  const instanceId = await launch(cloud);
-  await cloud.settle();
-  await stop(cloud, instanceId);
-  await cloud.settle();
-  return instanceId;
-};
 
 describe('EC2 instance lifecycle', () => {
   it('RunInstances answers after 4.8 s, then emits pending and running 17.8 s later', async () => {
@@ -110,7 +100,7 @@ describe('EC2 instance lifecycle', () => {
     const instanceId = await launch(cloud);
     await cloud.settle();
 
-    const answer = await stop(cloud, instanceId);
+    const answer = await stopInstance(cloud, instanceId);
     await cloud.settle();
 
     expect(answer.StoppingInstances?.[0]).toMatchObject({
@@ -128,7 +118,7 @@ describe('EC2 instance lifecycle', () => {
     const instanceId = await stoppedInstance(cloud);
     const eventsBefore = cloud.events.length;
 
-    const answer = await stop(cloud, instanceId);
+    const answer = await stopInstance(cloud, instanceId);
 
     expect(answer.StoppingInstances?.[0]).toMatchObject({
       PreviousState: { Name: 'stopped' },
@@ -141,7 +131,7 @@ describe('EC2 instance lifecycle', () => {
     const cloud = await createCloud({ latency: 'calibrated' });
     const instanceId = await launch(cloud);
     await cloud.settle();
-    await stop(cloud, instanceId);
+    await stopInstance(cloud, instanceId);
 
     const start = cloud.run(() =>
       cloud.ec2Client.send(new StartInstancesCommand({ InstanceIds: [instanceId] })),
@@ -152,16 +142,11 @@ describe('EC2 instance lifecycle', () => {
   });
 
   it('an instance-store-backed instance cannot be stopped (UnsupportedOperation)', async () => {
-    const cloud = await createCloud();
-    const imageId = cloud.ec2.registerImage({
-      name: 'store',
-      rootSizeGiB: 8,
-      rootDeviceType: 'instance-store',
-    });
+    const { cloud, imageId } = await createCloudWithImage('store', { rootDeviceType: 'instance-store' });
     const instanceId = await launch(cloud, { ImageId: imageId });
     await cloud.settle();
 
-    await expect(stop(cloud, instanceId)).rejects.toMatchObject({ name: 'UnsupportedOperation' });
+    await expect(stopInstance(cloud, instanceId)).rejects.toMatchObject({ name: 'UnsupportedOperation' });
   });
 
   it('starting a stopped instance without a root volume fails with IncorrectInstanceState', async () => {
@@ -246,7 +231,7 @@ describe('EC2 instance lifecycle', () => {
       );
 
     await expect(resize()).rejects.toMatchObject({ name: 'IncorrectInstanceState' });
-    await stop(cloud, instanceId);
+    await stopInstance(cloud, instanceId);
     await cloud.settle();
     await resize();
     expect(cloud.ec2.instance(instanceId)?.instanceType).toBe('m7i.xlarge');
@@ -277,7 +262,7 @@ describe('EC2 instance lifecycle', () => {
     cloud.ec2.setCapacity(ZONE_A, 'm7i.large', 1);
     const first = await launch(cloud);
     await cloud.settle();
-    await stop(cloud, first);
+    await stopInstance(cloud, first);
     await cloud.settle();
     await launch(cloud);
 

@@ -15,6 +15,10 @@ const PRINCIPAL = 'arn:aws:sts::123456789012:assumed-role/warmboot-pools-role/wa
 
 type Tags = Record<string, string>;
 
+/** The ARNs of the fleet's managed instance and of its data volume (shelved by record rec-1). */
+const INSTANCE_A_ARN = 'arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a';
+const VOLUME_B_ARN = 'arn:aws:ec2:us-east-1:123456789012:volume/vol-0000000000000000b';
+
 /** A fleet whose tags the test changes between two calls, as other calls would. */
 const fleet = () => {
   const instanceTags = new Map<string, Tags>([['i-0000000000000000a', { 'warmboot:managed': 'true' }]]);
@@ -209,7 +213,7 @@ describe('the IAM request context of an EC2 call', () => {
       'aws:ResourceTag/warmboot:managed': 'true',
       'ec2:ResourceTag/warmboot:managed': 'true',
     });
-    expect(after[0]?.resource).toBe('arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a');
+    expect(after[0]?.resource).toBe(INSTANCE_A_ARN);
     expect(after[0]?.context).not.toHaveProperty('aws:ResourceTag/warmboot:managed');
   });
 
@@ -223,10 +227,7 @@ describe('the IAM request context of an EC2 call', () => {
   it('authorizes the volume and the instance it is attached to when DetachVolume names only the volume', () => {
     const { state } = fleet();
     const checks = ec2ChecksOn(state, 'DetachVolume', { VolumeId: 'vol-0000000000000000b' });
-    expect(checks.map((check) => check.resource)).toEqual([
-      'arn:aws:ec2:us-east-1:123456789012:volume/vol-0000000000000000b',
-      'arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a',
-    ]);
+    expect(checks.map((check) => check.resource)).toEqual([VOLUME_B_ARN, INSTANCE_A_ARN]);
     expect(checks[0]?.context).toMatchObject({ 'aws:ResourceTag/warmboot:shelved': 'rec-1' });
   });
 
@@ -256,8 +257,8 @@ describe('the IAM request context of an EC2 call', () => {
       TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: 'warmboot:shelved', Value: 'rec-1' }] }],
     });
     expect(checks.map((check) => [check.action, check.resource])).toEqual([
-      ['ec2:CreateSnapshots', 'arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a'],
-      ['ec2:CreateSnapshots', 'arn:aws:ec2:us-east-1:123456789012:volume/vol-0000000000000000b'],
+      ['ec2:CreateSnapshots', INSTANCE_A_ARN],
+      ['ec2:CreateSnapshots', VOLUME_B_ARN],
       ['ec2:CreateSnapshots', 'arn:aws:ec2:us-east-1::snapshot/*'],
       ['ec2:CreateTags', 'arn:aws:ec2:us-east-1::snapshot/*'],
     ]);
@@ -271,7 +272,7 @@ describe('the IAM request context of an EC2 call', () => {
       Attribute: 'userData',
     });
     expect(describe).toMatchObject({
-      resource: 'arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a',
+      resource: INSTANCE_A_ARN,
       context: { 'aws:ResourceTag/warmboot:managed': 'true' },
     });
 
@@ -282,7 +283,7 @@ describe('the IAM request context of an EC2 call', () => {
     });
     expect(associate.map((check) => [check.action, check.resource])).toEqual([
       ['ec2:AssociateAddress', 'arn:aws:ec2:us-east-1:123456789012:elastic-ip/eipalloc-0000000000000000a'],
-      ['ec2:AssociateAddress', 'arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a'],
+      ['ec2:AssociateAddress', INSTANCE_A_ARN],
     ]);
     expect(associate[1]?.context).toMatchObject({ 'aws:ResourceTag/warmboot:managed': 'true' });
   });
@@ -302,7 +303,7 @@ describe('the IAM request context of SSM, EventBridge and DynamoDB calls', () =>
     });
     expect(checks.map((check) => check.resource)).toEqual([
       'arn:aws:ssm:us-east-1:123456789012:document/Warmboot-PoolPersonalize',
-      'arn:aws:ec2:us-east-1:123456789012:instance/i-0000000000000000a',
+      INSTANCE_A_ARN,
     ]);
     expect(checks[1]?.context).toMatchObject({ 'ssm:resourceTag/warmboot:managed': 'true' });
   });

@@ -13,13 +13,12 @@ import {
 } from '@aws-sdk/client-ssm';
 import { describe, expect, it } from 'vitest';
 import { classifyAwsError } from '../../../functions/shared/aws-errors';
-import { type CommandDocument, deployedDocumentName } from '../../../functions/shared/ssm-document';
+import { deployedDocumentName } from '../../../functions/shared/ssm-document';
 import type { DocumentBehaviour } from '../../../local/ssm/agent';
+import { shellScriptDocument } from '../../support/ssm-documents';
 import { type Cloud, createCloud, type RecordedEvent } from './ec2-harness';
 
-const MARK: CommandDocument = {
-  name: 'Warmboot-TestMark',
-  description: 'Writes a marker file',
+const MARK = shellScriptDocument('Warmboot-TestMark', 'Writes a marker file', {
   parameters: {
     marker: { type: 'String', description: 'marker name', allowedPattern: '^[a-z-]{1,32}$' },
     seconds: {
@@ -29,8 +28,9 @@ const MARK: CommandDocument = {
       default: '10',
     },
   },
-  mainSteps: [{ action: 'aws:runShellScript', name: 'mark', inputs: { runCommand: ['touch {{ marker }}'] } }],
-};
+  step: 'mark',
+  runCommand: 'touch {{ marker }}',
+});
 
 /** Takes `seconds`, then fails for marker "fail" and sets the marker otherwise. */
 const mark: DocumentBehaviour = async ({ host, parameters, clock }) => {

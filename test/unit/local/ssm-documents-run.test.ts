@@ -14,8 +14,7 @@ import {
   DOCUMENTS as POOL_DOCUMENTS,
 } from '../../../functions/pools/documents';
 import { initParameters } from '../../../functions/pools/schemas';
-import { type CommandDocument, invalidDocumentParameter } from '../../../functions/shared/ssm-document';
-import { type RenderedStep, renderDocument, stepsFor } from '../../../local/ssm/render';
+import type { CommandDocument } from '../../../functions/shared/ssm-document';
 import {
   amazonLinuxTools,
   commandLine,
@@ -26,6 +25,7 @@ import {
   type StubTool,
   withScratchHost,
 } from '../../../local/ssm/shell';
+import { linuxSteps, renderedSteps, runLinuxStep, SHELLS } from '../../support/ssm-documents';
 import { spec } from '../pools/fixtures';
 
 /**
@@ -36,15 +36,6 @@ import { spec } from '../pools/fixtures';
  */
 
 const DEPLOYED: readonly CommandDocument[] = [...POOL_DOCUMENTS, ...IMAGE_DOCUMENTS];
-const SHELLS: readonly Shell[] = ['dash', 'bash'];
-
-/** Renders after the same validation SendCommand applies, and keeps the Linux step(s). */
-const linuxSteps = (document: CommandDocument, parameters: Record<string, string[]>): RenderedStep[] => {
-  expect(invalidDocumentParameter(document, parameters)).toBeUndefined();
-  return stepsFor(renderDocument(document, parameters), 'Linux').filter(
-    (step) => step.action === 'aws:runShellScript',
-  );
-};
 
 const named = (name: string): CommandDocument => {
   const found = DEPLOYED.find((document) => document.name === name);
@@ -57,13 +48,7 @@ const runDocument = (
   name: string,
   parameters: Record<string, string[]>,
   shell: Shell,
-): ShellRun => {
-  const steps = linuxSteps(named(name), parameters);
-  expect(steps).toHaveLength(1);
-  const [step] = steps;
-  if (!step) throw new Error('no Linux step');
-  return host.run(step.script, shell);
-};
+): ShellRun => runLinuxStep(host, named(name), parameters, shell);
 
 const lines = (run: ShellRun): string[] => run.calls.map(commandLine);
 
@@ -513,10 +498,8 @@ describe('Windows steps, rendered (PowerShell is not run here)', () => {
   // What cannot be checked without PowerShell: that the scripts parse, that choco, docker and
   // ec2launch accept these arguments, and the steps' exit codes. What is checked: every
   // reference is substituted, and a list arrives as text that `.Split(',')` turns into its items.
-  const windowsSteps = (document: CommandDocument, parameters: Record<string, string[]>) => {
-    expect(invalidDocumentParameter(document, parameters)).toBeUndefined();
-    return stepsFor(renderDocument(document, parameters), 'Windows');
-  };
+  const windowsSteps = (document: CommandDocument, parameters: Record<string, string[]>) =>
+    renderedSteps(document, parameters, 'Windows');
 
   it.each([
     {

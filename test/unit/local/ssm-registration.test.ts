@@ -5,9 +5,10 @@ import {
   SendCommandCommand,
 } from '@aws-sdk/client-ssm';
 import { describe, expect, it } from 'vitest';
-import { type CommandDocument, deployedDocumentName } from '../../../functions/shared/ssm-document';
+import { deployedDocumentName } from '../../../functions/shared/ssm-document';
 import { AMAZON_SSM_MANAGED_INSTANCE_CORE } from '../../../local/iam/instance-profiles';
 import { type DocumentBehaviour, SYSPREP_GENERALIZED } from '../../../local/ssm/agent';
+import { shellScriptDocument } from '../../support/ssm-documents';
 import { type Cloud, createCloud, launch } from './ec2-harness';
 
 /**
@@ -21,12 +22,11 @@ import { type Cloud, createCloud, launch } from './ec2-harness';
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 
-const HELLO: CommandDocument = {
-  name: 'Warmboot-TestHello',
-  description: 'says hello',
+const HELLO = shellScriptDocument('Warmboot-TestHello', 'says hello', {
   parameters: {},
-  mainSteps: [{ action: 'aws:runShellScript', name: 'hello', inputs: { runCommand: ['echo hello'] } }],
-};
+  step: 'hello',
+  runCommand: 'echo hello',
+});
 const hello: DocumentBehaviour = async () => ({ status: 'Success', output: 'hello' });
 
 const strictCloud = (options: { defaultHostManagement?: boolean } = {}) =>

@@ -20,6 +20,13 @@ import { member, NOW, spec } from './fixtures';
 
 const POOL_TAGS = { 'warmboot:managed': 'true', 'warmboot:pool': 'linux-web' };
 
+/** Stores an operator's pool of `poolSpec` (linux-web unless it names another), as DefinePool leaves it. */
+const putOperatorPool = (
+  store: Pick<MemoryPoolStore, 'putPool'>,
+  poolSpec = spec(),
+  status: 'active' | 'draining' = 'active',
+) => store.putPool({ spec: poolSpec, source: 'operator', status }, NOW);
+
 const readyMember = (h: ReturnType<typeof harness>, overrides: Partial<PoolMember> = {}) => {
   const m = member(overrides);
   h.ec2.add({
@@ -44,7 +51,7 @@ describe('MemoryPoolStore', () => {
 
   it('gives the reconcile lease to one owner until it lapses', async () => {
     const store = new MemoryPoolStore();
-    await store.putPool({ spec: spec(), source: 'operator', status: 'active' }, NOW);
+    await putOperatorPool(store);
 
     expect(await store.acquireLease('linux-web', 'a', NOW, NOW + 1000)).toBe(true);
     expect(await store.acquireLease('linux-web', 'b', NOW + 500, NOW + 1500)).toBe(false);
@@ -73,10 +80,7 @@ describe('pools service', () => {
 
   it('never launches past maxSize when two reconciles of one pool run at the same time', async () => {
     const h = harness();
-    await h.store.putPool(
-      { spec: spec({ minSize: 4, maxSize: 4 }), source: 'operator', status: 'active' },
-      NOW,
-    );
+    await putOperatorPool(h.store, spec({ minSize: 4, maxSize: 4 }));
     const existing = readyMember(h);
     await h.store.createMember(existing);
 
@@ -92,7 +96,7 @@ describe('pools service', () => {
 
   it('waits for the SSM agent to register before sending the init command', async () => {
     const h = harness();
-    await h.store.putPool({ spec: spec(), source: 'operator', status: 'active' }, NOW);
+    await putOperatorPool(h.store);
     const launching = member({ state: 'launching', running: true });
     h.ec2.add({ instanceId: launching.instanceId, state: 'running', tags: { ...POOL_TAGS } });
     await h.store.createMember(launching);
@@ -113,7 +117,7 @@ describe('pools service', () => {
 
   it('stops a member whose init succeeded and retires one whose init failed', async () => {
     const h = harness();
-    await h.store.putPool({ spec: spec(), source: 'operator', status: 'active' }, NOW);
+    await putOperatorPool(h.store);
     const good = member({ state: 'initializing', running: true, initCommandId: 'cmd-good' });
     const bad = member({ state: 'initializing', running: true, initCommandId: 'cmd-bad' });
     for (const m of [good, bad]) {
@@ -146,10 +150,7 @@ describe('pools service', () => {
 
   it('reasserts a deploy-time pool over an operator record of the same name (C2: configuration wins)', async () => {
     const h = harness();
-    await h.store.putPool(
-      { spec: spec({ minSize: 0, maxSize: 9 }), source: 'operator', status: 'active' },
-      NOW,
-    );
+    await putOperatorPool(h.store, spec({ minSize: 0, maxSize: 9 }));
 
     await reconcileAllPools(
       h.pools,
@@ -163,7 +164,7 @@ describe('pools service', () => {
 
   it('forgets, and never terminates, a member whose instance no longer carries the pool tag', async () => {
     const h = harness();
-    await h.store.putPool({ spec: spec({ minSize: 0 }), source: 'operator', status: 'draining' }, NOW);
+    await putOperatorPool(h.store, spec({ minSize: 0 }), 'draining');
     const foreign = member({ state: 'ready' });
     h.ec2.add({
       instanceId: foreign.instanceId,
@@ -181,7 +182,7 @@ describe('pools service', () => {
 
   it('heals a claim stuck mid-saga: resumed by the claim function, or given up, released and reported', async () => {
     const h = harness();
-    await h.store.putPool({ spec: spec({ minSize: 0 }), source: 'operator', status: 'active' }, NOW);
+    await putOperatorPool(h.store, spec({ minSize: 0 }));
     const first = readyMember(h);
     const second = readyMember(h);
     await h.store.createMember(first);
@@ -254,10 +255,7 @@ const unregistered = async (h: ReturnType<typeof harness>, overrides: Partial<Po
 describe('pools and a slow or absent SSM agent', () => {
   it('keeps a member joining while its agent has not registered, and a later reconcile sends the init', async () => {
     const h = harness();
-    await h.store.putPool(
-      { spec: spec({ minSize: 1, maxSize: 1 }), source: 'operator', status: 'active' },
-      NOW,
-    );
+    await putOperatorPool(h.store, spec({ minSize: 1, maxSize: 1 }));
     const m = await unregistered(h);
 
     const result = await onInstanceState(h.pools, m.instanceId, 'running', NOW);
@@ -278,10 +276,7 @@ describe('pools and a slow or absent SSM agent', () => {
 
   it('retires a member whose agent never registered once its platform deadline passed (agent-never-registered)', async () => {
     const h = harness();
-    await h.store.putPool(
-      { spec: spec({ minSize: 1, maxSize: 1 }), source: 'operator', status: 'active' },
-      NOW,
-    );
+    await putOperatorPool(h.store, spec({ minSize: 1, maxSize: 1 }));
     const m = await unregistered(h);
     await onInstanceState(h.pools, m.instanceId, 'running', NOW);
 
@@ -302,7 +297,7 @@ describe('pools and a slow or absent SSM agent', () => {
   it('gives a Windows member 30 minutes to register, not 10', async () => {
     const h = harness();
     const windows = spec({ minSize: 1, maxSize: 1, initialization: { platform: 'windows' } });
-    await h.store.putPool({ spec: windows, source: 'operator', status: 'active' }, NOW);
+    await putOperatorPool(h.store, windows);
     const m = await unregistered(h, { state: 'joining', stateSince: NOW - 20 * 60_000 });
 
     await reconcileOne(h.pools, 'linux-web', NOW);
@@ -315,10 +310,7 @@ describe('pools and a slow or absent SSM agent', () => {
 
   it('the running event waits for the agent no longer than the invocation has left (W7)', async () => {
     const h = harness();
-    await h.store.putPool(
-      { spec: spec({ minSize: 1, maxSize: 1 }), source: 'operator', status: 'active' },
-      NOW,
-    );
+    await putOperatorPool(h.store, spec({ minSize: 1, maxSize: 1 }));
     const m = await unregistered(h);
 
     await onInstanceState({ ...h.pools, deadline: deadlineIn(h, 40_000) }, m.instanceId, 'running', NOW);
@@ -329,7 +321,7 @@ describe('pools and a slow or absent SSM agent', () => {
 
   it('a reconcile waits for a held lease only as long as the invocation allows, then leaves the pool', async () => {
     const h = harness();
-    await h.store.putPool({ spec: spec(), source: 'operator', status: 'active' }, NOW);
+    await putOperatorPool(h.store);
     await h.store.acquireLease('linux-web', 'someone-else', NOW, NOW + 10 * 60_000);
 
     const summary = await reconcileOne({ ...h.pools, deadline: deadlineIn(h, 45_000) }, 'linux-web', NOW);
@@ -340,10 +332,7 @@ describe('pools and a slow or absent SSM agent', () => {
 
   it('leaves actions it has no time to start to the next reconcile, and a pool it cannot start', async () => {
     const h = harness();
-    await h.store.putPool(
-      { spec: spec({ minSize: 3, maxSize: 4 }), source: 'operator', status: 'active' },
-      NOW,
-    );
+    await putOperatorPool(h.store, spec({ minSize: 3, maxSize: 4 }));
     const launched = () => h.ec2.calls.filter((call) => call.startsWith('launch')).length;
     const shrinking: Deadline = { remainingMs: () => (launched() === 0 ? 60_000 : ACTION_RESERVE_MS - 1) };
 
@@ -364,7 +353,7 @@ describe('pools and a slow or absent SSM agent', () => {
 
   it('a claim out of time waiting for personalization answers in-progress and lets the next driver take over', async () => {
     const h = harness();
-    await h.store.putPool({ spec: spec(), source: 'operator', status: 'active' }, NOW);
+    await putOperatorPool(h.store);
     await h.store.createMember(readyMember(h));
     h.ssm.results.set('command-1', 'pending');
 
@@ -453,10 +442,7 @@ describe('pool members by provenance, not tags (H1)', () => {
 
   it('never adopts, stops, hands out or terminates an instance someone else tagged as a ready member', async () => {
     const h = harness();
-    await h.store.putPool(
-      { spec: spec({ minSize: 1, maxSize: 2 }), source: 'operator', status: 'active' },
-      NOW,
-    );
+    await putOperatorPool(h.store, spec({ minSize: 1, maxSize: 2 }));
     const planted = h.ec2.add({
       instanceId: 'i-0bad0bad0bad0bad0',
       state: 'stopped',

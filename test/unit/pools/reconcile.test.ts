@@ -26,6 +26,10 @@ const input = (overrides: Partial<ReconcileInput>): ReconcileInput => ({
   ...overrides,
 });
 
+/** The input of a pool whose `members` all exist, each in the state its record implies. */
+const inputWith = (members: PoolMember[], overrides: Partial<ReconcileInput> = {}): ReconcileInput =>
+  input({ members, observed: members.map((m) => observedFor(m)), ...overrides });
+
 const kinds = (actions: ReturnType<typeof reconcilePool>) => actions.map((action) => action.kind).sort();
 
 describe('reconcilePool', () => {
@@ -109,13 +113,7 @@ describe('reconcilePool', () => {
   it('retires a member whose image is no longer what the SSM alias resolves to, and replaces it', () => {
     const old = member({ imageId: 'ami-00000000000000001' });
     const current = member();
-    const actions = reconcilePool(
-      input({
-        members: [old, current],
-        observed: [observedFor(old), observedFor(current)],
-        sizing: { targetSize: 2, runningSize: 0 },
-      }),
-    );
+    const actions = reconcilePool(inputWith([old, current], { sizing: { targetSize: 2, runningSize: 0 } }));
     expect(actions).toContainEqual({ kind: 'retire', member: old, reason: 'image-changed' });
     expect(actions.filter((action) => action.kind === 'launch')).toHaveLength(1);
   });
@@ -125,11 +123,7 @@ describe('reconcilePool', () => {
     const failed = member({ state: 'initializing', initCommandId: 'cmd-f' });
     const slow = member({ state: 'initializing', initCommandId: 'cmd-s', stateSince: NOW - 61 * 60_000 });
     const actions = reconcilePool(
-      input({
-        members: [aged, failed, slow],
-        observed: [observedFor(aged), observedFor(failed), observedFor(slow)],
-        initResults: new Map([[failed.instanceId, 'failed']]),
-      }),
+      inputWith([aged, failed, slow], { initResults: new Map([[failed.instanceId, 'failed']]) }),
     );
     const reasons = actions.flatMap((action) => (action.kind === 'retire' ? [action.reason] : []));
     expect(reasons.sort()).toEqual(['init-failed', 'init-timeout', 'max-age']);
@@ -261,10 +255,8 @@ describe('reconcilePool', () => {
     const members = [fresh, idle, oldest];
     const retired = (targetSize: number, retireSurplusAfterIdleMs?: number) =>
       reconcilePool(
-        input({
+        inputWith(members, {
           spec: spec({ minSize: 0, maxSize: 4 }),
-          members,
-          observed: members.map((m) => observedFor(m)),
           sizing: { targetSize, runningSize: 0, retireSurplusAfterIdleMs },
         }),
       ).flatMap((action) => (action.kind === 'retire' ? [[action.member, action.reason]] : []));
@@ -283,10 +275,8 @@ describe('reconcilePool', () => {
   it('retires over the quota at once, whatever the break-even', () => {
     const members = [member({ stateSince: NOW - 60_000 }), member({ stateSince: NOW - 60_000 })];
     const actions = reconcilePool(
-      input({
+      inputWith(members, {
         spec: spec({ minSize: 0, maxSize: 1 }),
-        members,
-        observed: members.map((m) => observedFor(m)),
         sizing: { targetSize: 1, runningSize: 0, retireSurplusAfterIdleMs: 8 * 3_600_000 },
       }),
     );
@@ -298,13 +288,7 @@ describe('reconcilePool', () => {
   it('starts stopped members to fill the running tier', () => {
     const a = member();
     const b = member();
-    const actions = reconcilePool(
-      input({
-        members: [a, b],
-        observed: [observedFor(a), observedFor(b)],
-        sizing: { targetSize: 2, runningSize: 1 },
-      }),
-    );
+    const actions = reconcilePool(inputWith([a, b], { sizing: { targetSize: 2, runningSize: 1 } }));
     expect(kinds(actions)).toEqual(['start']);
   });
 
@@ -337,11 +321,7 @@ describe('reconcilePool', () => {
     });
     const recent = member({ state: 'joining', running: true, stateSince: NOW - 60_000 });
     const actions = reconcilePool(
-      input({
-        members: [joining, recent],
-        observed: [observedFor(joining), observedFor(recent)],
-        sizing: { targetSize: 2, runningSize: 0 },
-      }),
+      inputWith([joining, recent], { sizing: { targetSize: 2, runningSize: 0 } }),
     );
 
     expect(actions).toContainEqual({ kind: 'retire', member: joining, reason: 'agent-never-registered' });

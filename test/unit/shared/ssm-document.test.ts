@@ -6,17 +6,17 @@ import {
   invalidDocumentParameter,
   logicalDocumentName,
 } from '../../../functions/shared/ssm-document';
+import { shellScriptDocument } from '../../support/ssm-documents';
 
-const fetchDocument: CommandDocument = {
-  name: 'Warmboot-Example',
-  description: 'example',
+const fetchDocument = shellScriptDocument('Warmboot-Example', 'example', {
   parameters: {
     image: { type: 'String', description: 'image', allowedPattern: '^[a-z0-9./:-]+$' },
     hosts: { type: 'StringList', description: 'hosts', allowedPattern: '^i-[0-9a-f]{8,17}$' },
     mode: { type: 'String', description: 'mode', allowedPattern: '^(fast|slow)$', default: 'fast' },
   },
-  mainSteps: [{ action: 'aws:runShellScript', name: 'run', inputs: { runCommand: ['echo {{ image }}'] } }],
-};
+  step: 'run',
+  runCommand: 'echo {{ image }}',
+});
 
 describe('SSM document parameters', () => {
   it('accepts values that match every allowedPattern, using defaults for absent ones', () => {

@@ -88,6 +88,12 @@ export const shelvingWith = (ec2: ShelvingEc2) => {
   return { deps, store, facts };
 };
 
+/** The volumes of the instance these fakes shelve: its root, and one data volume. */
+export const ROOT_AND_DATA_VOLUMES = [
+  { volumeId: 'vol-0000000000000000a', deviceName: '/dev/xvda', root: true },
+  { volumeId: 'vol-0000000000000000b', deviceName: '/dev/sdf', root: false },
+] as const;
+
 export const instance = (overrides: Partial<ObservedInstance> = {}): ObservedInstance => ({
   instanceId: 'i-0123456789abcdef0',
   state: 'running',
@@ -99,10 +105,11 @@ export const instance = (overrides: Partial<ObservedInstance> = {}): ObservedIns
   tenancy: 'default',
   rootDeviceName: '/dev/xvda',
   rootDeviceType: 'ebs',
-  blockDevices: [
-    { deviceName: '/dev/xvda', volumeId: 'vol-0000000000000000a', deleteOnTermination: true },
-    { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b', deleteOnTermination: true },
-  ],
+  blockDevices: ROOT_AND_DATA_VOLUMES.map(({ deviceName, volumeId }) => ({
+    deviceName,
+    volumeId,
+    deleteOnTermination: true,
+  })),
   tags: { 'warmboot:managed': 'true', 'warmboot:tenant': 'tenant-a', Name: 'web-1' },
   ...overrides,
 });
@@ -154,10 +161,9 @@ export const record = (overrides: Partial<ShelfRecord> = {}): ShelfRecord => ({
     tenancy: 'default',
   },
   tags: { Name: 'web-1', 'warmboot:managed': 'true', 'warmboot:tenant': 'tenant-a' },
-  volumes: [
-    retained('vol-0000000000000000a', '/dev/xvda', true),
-    retained('vol-0000000000000000b', '/dev/sdf', false),
-  ],
+  volumes: ROOT_AND_DATA_VOLUMES.map(({ volumeId, deviceName, root }) =>
+    retained(volumeId, deviceName, root),
+  ),
   snapshotOnShelve: true,
   offloadAfterSeconds: 3600,
   shelvedAt: NOW,

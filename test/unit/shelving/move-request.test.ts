@@ -45,30 +45,38 @@ const finishUnshelve = async (store: ReturnType<typeof memoryShelfStore>, record
   expect(await store.update(stored, done, { unlinkInstanceId: stored.instanceId })).toBe(true);
 };
 
-describe('a retried Unshelve request', () => {
-  it('does not unshelve the record of an instance shelved again after the killed first handling', async () => {
-    const { deps, rounds, store, clock } = setUp('unshelve.start');
+/**
+ * A `move` (Unshelve or Offload) whose first handling died right after writing `killedStep`,
+ * retried once the instance was shelved again (a new Shelve, a new event) before Lambda retried.
+ */
+const shelvedAgainBeforeTheRetry =
+  (move: typeof unshelveInstances | typeof offloadInstances, killedStep: ShelfRecord['step']) => async () => {
+    const { deps, rounds, store, clock } = setUp(killedStep);
     await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
-    await expect(
-      unshelveInstances(deps, rounds, { instanceIds: [INSTANCE_A] }, { requestId: 'event-1' }),
-    ).rejects.toThrow(/killed/);
+    await expect(move(deps, rounds, { instanceIds: [INSTANCE_A] }, { requestId: 'event-1' })).rejects.toThrow(
+      /killed/,
+    );
     clock.at += 60_000;
     await finishUnshelve(store, FIRST_A);
-    // A new Shelve of the same instance (a new event) before Lambda retries the Unshelve.
     await store.create(shelvedRecord(SECOND_A, INSTANCE_A, clock.at));
     clock.at += 5 * 60_000;
 
-    const retried = await unshelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_A] },
-      { requestId: 'event-1' },
-    );
+    const retried = await move(deps, rounds, { instanceIds: [INSTANCE_A] }, { requestId: 'event-1' });
 
-    expect(retried).toEqual([{ id: FIRST_A, ok: true, step: 'unshelve.start' }]);
+    expect(retried).toEqual([{ id: FIRST_A, ok: true, step: killedStep }]);
     expect(store.records.get(SECOND_A)?.step).toBe('shelved');
     expect(store.records.get(FIRST_A)?.step).toBe('unshelved');
-  });
+  };
+
+describe('a retried Unshelve request', () => {
+  /** The Unshelve request 'event-1' of instance A, its event sent at `sentAt`. */
+  const unshelveASentAt = ({ deps, rounds }: ReturnType<typeof setUp>, sentAt: number) =>
+    unshelveInstances(deps, rounds, { instanceIds: [INSTANCE_A] }, { requestId: 'event-1', sentAt });
+
+  it(
+    'does not unshelve the record of an instance shelved again after the killed first handling',
+    shelvedAgainBeforeTheRetry(unshelveInstances, 'unshelve.start'),
+  );
 
   it.each([
     [
@@ -83,19 +91,15 @@ describe('a retried Unshelve request', () => {
       (at: number): ShelfRecord => shelvedRecord(SECOND_A, INSTANCE_A, at),
     ],
   ])('does not act on %s, when the first handling died before resolving', async (_, shelvedLater) => {
-    const { deps, rounds, store, clock } = setUp('unshelve.start');
+    const setup = setUp('unshelve.start');
+    const { store, clock } = setup;
     const sentAt = clock.at;
     // The first handling died before any call; then the instance was shelved (a new event).
     clock.at += 1_000;
     await store.create(shelvedLater(clock.at));
     clock.at += 60_000;
 
-    const retried = await unshelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_A] },
-      { requestId: 'event-1', sentAt: sentAt },
-    );
+    const retried = await unshelveASentAt(setup, sentAt);
 
     expect(retried).toEqual([
       {
@@ -108,7 +112,8 @@ describe('a retried Unshelve request', () => {
   });
 
   it('acts on the record of a Shelve sent before it, though EventBridge delivered that Shelve after it (finding 10)', async () => {
-    const { deps, rounds, store, clock } = setUp();
+    const setup = setUp();
+    const { store, clock } = setup;
     const shelveSentAt = clock.at;
     const unshelveSentAt = clock.at + 60_000;
     // The Shelve's delivery was held back: its record is made 30 s after the Unshelve was sent.
@@ -119,31 +124,20 @@ describe('a retried Unshelve request', () => {
     });
     clock.at += 5_000;
 
-    const answer = await unshelveInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_A] },
-      { requestId: 'event-1', sentAt: unshelveSentAt },
-    );
+    const answer = await unshelveASentAt(setup, unshelveSentAt);
 
     expect(answer).toEqual([expect.objectContaining({ id: FIRST_A, ok: true })]);
     expect(store.records.get(FIRST_A)?.unshelve?.requestId).toBe('event-1');
   });
 
   it('treats a request whose time is older than any retry (a console test event) as sent now', async () => {
-    const { deps, rounds, store, clock } = setUp('unshelve.start');
+    const setup = setUp('unshelve.start');
+    const { store, clock } = setup;
     const staleSampleTime = clock.at - 30 * 24 * 3_600_000;
     await store.create(shelvedRecord(FIRST_A, INSTANCE_A, clock.at));
     clock.at += 60_000;
 
-    await expect(
-      unshelveInstances(
-        deps,
-        rounds,
-        { instanceIds: [INSTANCE_A] },
-        { requestId: 'event-1', sentAt: staleSampleTime },
-      ),
-    ).rejects.toThrow(/killed/);
+    await expect(unshelveASentAt(setup, staleSampleTime)).rejects.toThrow(/killed/);
 
     expect(store.records.get(FIRST_A)?.step).toBe('unshelve.start');
   });
@@ -224,25 +218,8 @@ describe('a retried Unshelve request', () => {
 });
 
 describe('a retried Offload request', () => {
-  it('does not offload the record of an instance shelved again after the killed first handling', async () => {
-    const { deps, rounds, store, clock } = setUp('offload.terminate');
-    await store.create(shelvedRecord(FIRST_A, INSTANCE_A, NOW));
-    await expect(
-      offloadInstances(deps, rounds, { instanceIds: [INSTANCE_A] }, { requestId: 'event-1' }),
-    ).rejects.toThrow(/killed/);
-    clock.at += 60_000;
-    await finishUnshelve(store, FIRST_A);
-    await store.create(shelvedRecord(SECOND_A, INSTANCE_A, clock.at));
-    clock.at += 5 * 60_000;
-
-    const retried = await offloadInstances(
-      deps,
-      rounds,
-      { instanceIds: [INSTANCE_A] },
-      { requestId: 'event-1' },
-    );
-
-    expect(retried).toEqual([{ id: FIRST_A, ok: true, step: 'offload.terminate' }]);
-    expect(store.records.get(SECOND_A)?.step).toBe('shelved');
-  });
+  it(
+    'does not offload the record of an instance shelved again after the killed first handling',
+    shelvedAgainBeforeTheRetry(offloadInstances, 'offload.terminate'),
+  );
 });

@@ -29,6 +29,11 @@ const observe = (parts: Partial<Observation> & { volumeList?: ObservedVolume[] }
   ...(parts.attachSlots !== undefined ? { attachSlots: parts.attachSlots } : {}),
 });
 const decide = (r: ReturnType<typeof record>, o: Observation) => nextStep(r, o, NOW, defaultShelvingSettings);
+/** `observation` with the safety snapshot of `volumeId` gone from what DescribeSnapshots lists. */
+const safetySnapshotGone = (volumeId: string, observation: Observation): Observation => ({
+  ...observation,
+  snapshots: SAFETY_SNAPSHOTS.filter((snapshot) => snapshot.volumeId !== volumeId),
+});
 
 /** Both retained volumes detached and available in the recorded AZ, as an unshelve finds them. */
 const atRest = (): ObservedVolume[] => [
@@ -87,6 +92,11 @@ const swapping = (
     { requestedAt, attempt, path: 'fast', replacementInstanceId: REPLACEMENT, ...more },
     overrides,
   );
+/** A record on the slow path, launching from the safety snapshots. */
+const launchingFromSnapshots = (
+  unshelve: Omit<UnshelveState, 'requestId' | 'path'>,
+  overrides: Partial<ShelfRecord> = {},
+): ShelfRecord => unshelving('unshelve.launch-from-snapshots', { ...unshelve, path: 'slow' }, overrides);
 
 describe('shelve steps', () => {
   it('keeps every volume before stopping: first the shelved tag, then DeleteOnTermination false', () => {
@@ -281,12 +291,11 @@ describe('unshelve into another AZ when the recorded one is unusable', () => {
     ...observe({ volumeList: atRest() }),
     placement: placement(zones, subnets),
   });
+  /** The recorded AZ (us-east-1a) impaired, the others available. */
+  const recordedAzImpaired = () => withPlacement({ ...allAvailable, 'us-east-1a': 'impaired' });
 
   it('restores from the snapshots into the most like subnet of another AZ when the recorded AZ is impaired', () => {
-    const decision = decide(
-      movable({ step: 'unshelve.choose' }),
-      withPlacement({ ...allAvailable, 'us-east-1a': 'impaired' }),
-    );
+    const decision = decide(movable({ step: 'unshelve.choose' }), recordedAzImpaired());
 
     expect(decision).toMatchObject({
       to: 'unshelve.launch-from-snapshots',
@@ -389,7 +398,7 @@ describe('unshelve into another AZ when the recorded one is unusable', () => {
           },
         },
       }),
-      withPlacement({ ...allAvailable, 'us-east-1a': 'impaired' }),
+      recordedAzImpaired(),
     );
 
     expect(decision).toMatchObject({
@@ -424,21 +433,16 @@ describe('unshelve into another AZ when the recorded one is unusable', () => {
       defaultShelvingSettings,
     ],
   ])('stays in the recorded AZ when %s', (_why, subject, settings) => {
-    const decision = nextStep(
-      subject,
-      withPlacement({ ...allAvailable, 'us-east-1a': 'impaired' }),
-      NOW,
-      settings,
-    );
+    const decision = nextStep(subject, recordedAzImpaired(), NOW, settings);
 
     expect(decision.set?.unshelve?.relocation).toBeUndefined();
   });
 
   it('stays on the fast path in the impaired AZ, saying why, when its safety snapshots no longer exist', () => {
-    const decision = decide(movable({ step: 'unshelve.choose' }), {
-      ...withPlacement({ ...allAvailable, 'us-east-1a': 'impaired' }),
-      snapshots: [SAFETY_SNAPSHOTS[1] as (typeof SAFETY_SNAPSHOTS)[number]],
-    });
+    const decision = decide(
+      movable({ step: 'unshelve.choose' }),
+      safetySnapshotGone('vol-0000000000000000a', recordedAzImpaired()),
+    );
 
     expect(decision).toMatchObject({
       to: 'unshelve.launch',
@@ -460,10 +464,7 @@ describe('unshelve into another AZ when the recorded one is unusable', () => {
     const refused = refusedFor(3600);
     const ruledOut = { ...refused, unshelve: { ...refused.unshelve, slowPathUnavailable: 'snapshots gone' } };
 
-    const decision = decide(
-      ruledOut as typeof refused,
-      withPlacement({ ...allAvailable, 'us-east-1a': 'impaired' }),
-    );
+    const decision = decide(ruledOut as typeof refused, recordedAzImpaired());
 
     expect(decision).toMatchObject({ actions: [{ kind: 'launch' }] });
     expect(decision.to).toBeUndefined();
@@ -474,10 +475,10 @@ describe('a safety snapshot that is gone', () => {
   it('fails the record, naming the snapshot, when a retained volume is gone too', () => {
     const decision = decide(
       record({ step: 'unshelve.choose' }),
-      observe({
-        volumeList: [volume('vol-0000000000000000a', { state: 'available' })],
-        snapshots: [SAFETY_SNAPSHOTS[0] as (typeof SAFETY_SNAPSHOTS)[number]],
-      }),
+      safetySnapshotGone(
+        'vol-0000000000000000b',
+        observe({ volumeList: [volume('vol-0000000000000000a', { state: 'available' })] }),
+      ),
     );
 
     expect(decision).toMatchObject({
@@ -493,10 +494,9 @@ describe('a safety snapshot that is gone', () => {
   });
 
   it('takes a refused slow-path launch back to path choice, as a new attempt with the slow path ruled out', () => {
-    const launching = unshelving('unshelve.launch-from-snapshots', {
+    const launching = launchingFromSnapshots({
       requestedAt: NOW - 60_000,
       attempt: 2,
-      path: 'slow',
       slowLaunchIssuedAt: NOW - 1_000,
       relocation: {
         subnetId: 'subnet-0bbbbbbbbbbbbbbb1',
@@ -559,9 +559,8 @@ describe('launch retries', () => {
 
   it('waits for a launch still in flight instead of re-issuing it on every round', () => {
     const issued = (issuedAt: number) =>
-      unshelving(
-        'unshelve.launch-from-snapshots',
-        { requestedAt: issuedAt, attempt: 0, path: 'slow', slowLaunchIssuedAt: issuedAt },
+      launchingFromSnapshots(
+        { requestedAt: issuedAt, attempt: 0, slowLaunchIssuedAt: issuedAt },
         { nextDueAt: issuedAt + LAUNCH_REISSUE_MS },
       );
 
@@ -587,10 +586,9 @@ describe('a replacement that terminated before it was used', () => {
     tags: { 'warmboot:replacement-for': RECORD_ID },
   });
   const slowLaunched = (issuedAt: number) =>
-    unshelving('unshelve.launch-from-snapshots', {
+    launchingFromSnapshots({
       requestedAt: issuedAt,
       attempt: 2,
-      path: 'slow',
       slowLaunchIssuedAt: issuedAt,
       replacementInstanceId: REPLACEMENT,
     });
@@ -824,10 +822,9 @@ describe('an EBS encryption key EC2 could not use for the role (R4)', () => {
   });
 
   it('fails a slow-path replacement that terminated at launch for the key instead of launching another', () => {
-    const slow = unshelving('unshelve.launch-from-snapshots', {
+    const slow = launchingFromSnapshots({
       requestedAt: NOW - 300_000,
       attempt: 1,
-      path: 'slow',
       slowLaunchIssuedAt: NOW - 120_000,
       replacementInstanceId: REPLACEMENT,
     });

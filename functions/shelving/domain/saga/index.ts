@@ -48,6 +48,6 @@ export const nextStep: StepDecision = (record, observation, now, settings) =>
   STEPS[record.step](record, observation, now, settings);
 
 export { encryptionKeyUnusable, HOST_WAIT_RETRY_MS, LAUNCH_REISSUE_MS, rootOf } from './decisions';
-export { ownedVolumeIds, privateIpInUse } from './unshelve';
+export { ownedVolumeIds, privateIpInUse, unshelveAttempt } from './unshelve';
 export { fastLaunchRefused } from './unshelve-fast';
 export { slowLaunchRefused } from './unshelve-slow';

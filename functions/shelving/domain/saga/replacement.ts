@@ -1,7 +1,9 @@
+import { TAG as POOL_TAG } from '../../../pools/domain/tags';
 import type { Action, Decision } from '../actions';
 import { REPLACEMENT_FOR_TAG } from '../tags';
 import type { Observation, ObservedInstance, ShelfRecord } from '../types';
 import {
+  ATTACHMENT_POLL_MS,
   encryptionKeyUnusable,
   endedByEncryptionKey,
   nextAttempt,
@@ -12,8 +14,8 @@ import {
 
 /**
  * What both ways of swapping a replacement's root share (unshelve-in-place.ts while it runs,
- * unshelve-fast.ts while it is stopped): its tags, the data volumes that go on while it runs, and
- * a new attempt when it is lost.
+ * unshelve-fast.ts while it is stopped): its tags, the data volumes that go on while it runs, a
+ * new attempt when it is lost, and the hand-over of one taken from a pool.
  */
 
 /** The fast-path replacement EC2 terminated at launch because it could not use a volume's key. */
@@ -102,4 +104,24 @@ export const dataAttachmentsWhileRunning = (
     });
   }
   return attach;
+};
+
+/**
+ * Before anything of the record's goes onto a replacement taken from a pool, the pool hands it
+ * over (as a claim does: pool tags off its volumes and itself, the member record ended): while it
+ * carries them the pools reconcile may still retire it, and must never do so holding retained data.
+ */
+export const poolHandOver = (
+  record: ShelfRecord,
+  replacement: ObservedInstance,
+  now: number,
+): Decision | undefined => {
+  const taken = record.unshelve?.poolMember;
+  if (taken === undefined || taken.instanceId !== replacement.instanceId) return undefined;
+  if (replacement.tags[POOL_TAG.pool] === undefined) return undefined;
+  return {
+    actions: [{ kind: 'hand-over-pool-member', recordId: record.recordId, ...taken }],
+    recheckAt: now + ATTACHMENT_POLL_MS,
+    reason: `pool ${taken.pool} hands member ${taken.instanceId} over`,
+  };
 };

@@ -20,6 +20,7 @@ import {
 } from './decisions';
 import {
   dataAttachmentsWhileRunning,
+  poolHandOver,
   relaunch,
   replacementKilledByKey,
   replacementTagging,
@@ -100,7 +101,10 @@ export const stopReplacement: StepDecision = (record, observation, now, settings
     const tagging = replacementTagging(record, replacement, observation);
     return tagging ? [tagging] : [];
   };
-  return byState(observation.replacement, 'replacement', now, {
+  const replacement = observation.replacement;
+  const handOver = replacement && poolHandOver(record, replacement, now);
+  if (handOver) return handOver;
+  return byState(replacement, 'replacement', now, {
     gone: () =>
       replacementKilledByKey(record, observation) ??
       relaunch(record, now, 'replacement disappeared before the swap'),

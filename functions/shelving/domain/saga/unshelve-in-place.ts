@@ -12,6 +12,7 @@ import {
 } from './decisions';
 import {
   dataAttachmentsWhileRunning,
+  poolHandOver,
   relaunch,
   replacementKilledByKey,
   replacementTagging,
@@ -98,6 +99,8 @@ const replaceWhileRunning = (
   now: number,
   settings: ShelvingSettings,
 ): Decision => {
+  const handOver = poolHandOver(record, replacement, now);
+  if (handOver) return handOver;
   const root = rootOf(record);
   const rootDevice = record.config.rootDeviceName;
   const task = observation.rootReplacement;
@@ -124,7 +127,7 @@ const replaceWhileRunning = (
       observation,
       now,
       settings,
-      { path: 'in-place' },
+      { path: 'in-place', ...(record.unshelve?.poolMember ? { pool: record.unshelve.poolMember.pool } : {}) },
       'replacement running on the retained root',
     );
   }

@@ -32,10 +32,13 @@ import {
 const unshelvedFact = (
   record: ShelfRecord,
   instanceId: string,
-  path: UnshelvePath,
+  how: {
+    readonly path: UnshelvePath;
+    readonly reason?: string;
+    readonly relocation?: Relocation;
+    readonly pool?: string;
+  },
   now: number,
-  reason?: string,
-  relocation?: Relocation,
   replacement?: { readonly privateIpAddress?: string; readonly notKept: readonly NotKept[] },
 ): ShelvingFact => ({
   detailType: 'Instance Unshelved',
@@ -43,10 +46,13 @@ const unshelvedFact = (
     recordId: record.recordId,
     instanceId,
     tenant: record.tenant,
-    path,
+    path: how.path,
     timeToReadySeconds: Math.max(0, (now - (record.unshelve?.requestedAt ?? now)) / 1000),
-    ...(reason ? { reason } : {}),
-    ...(relocation ? { availabilityZone: relocation.availabilityZone, subnetId: relocation.subnetId } : {}),
+    ...(how.reason ? { reason: how.reason } : {}),
+    ...(how.relocation
+      ? { availabilityZone: how.relocation.availabilityZone, subnetId: how.relocation.subnetId }
+      : {}),
+    ...(how.pool ? { pool: how.pool } : {}),
     ...(replacement?.privateIpAddress ? { privateIpAddress: replacement.privateIpAddress } : {}),
     ...(replacement ? { notKept: [...replacement.notKept] } : {}),
   },
@@ -64,7 +70,12 @@ export const replacementReady = (
   observation: Observation,
   now: number,
   settings: ShelvingSettings,
-  fact: { readonly path: UnshelvePath; readonly reason?: string; readonly relocation?: Relocation },
+  fact: {
+    readonly path: UnshelvePath;
+    readonly reason?: string;
+    readonly relocation?: Relocation;
+    readonly pool?: string;
+  },
   reason: string,
   unshelve: UnshelveState = withUnshelve(record, {}),
 ): Decision => {
@@ -90,9 +101,7 @@ export const replacementReady = (
     actions: [],
     recheckAt: now,
     reason,
-    facts: [
-      unshelvedFact(record, replacement.instanceId, fact.path, now, fact.reason, fact.relocation, outcome),
-    ],
+    facts: [unshelvedFact(record, replacement.instanceId, fact, now, outcome)],
   };
 };
 
@@ -137,7 +146,7 @@ export const startInPlace: StepDecision = (record, observation, now) =>
       actions: [],
       recheckAt: now,
       reason: 'running',
-      facts: [unshelvedFact(record, instance.instanceId, 'start', now)],
+      facts: [unshelvedFact(record, instance.instanceId, { path: 'start' }, now)],
     }),
   });
 
@@ -234,6 +243,30 @@ export const finalize: StepDecision = (record, observation, now, settings) => {
     return { actions, recheckAt: now + ATTACHMENT_POLL_MS, reason: 'cleaning up after unshelve' };
   }
   return { to: 'unshelved', actions: [], recheckAt: null, reason: 'unshelved' };
+};
+
+/**
+ * The state a new Unshelve request starts the record's next attempt with. A failed fast or
+ * in-place attempt may have left its replacement holding the retained volumes (a start EC2
+ * refused for a KMS key, say): the new attempt keeps it, and its fresh root for finalize to
+ * delete, so the path choice sees the volumes on the record's own replacement and the swap
+ * continues with it. Forgetting it would count them as attached elsewhere, restore from the
+ * snapshots and leave that replacement, with the volumes and the private address, to nobody.
+ */
+export const unshelveAttempt = (record: ShelfRecord, requestId: string, now: number): UnshelveState => {
+  const previous = record.unshelve;
+  const swapping = previous?.path === 'fast' || previous?.path === 'in-place';
+  return {
+    requestId,
+    requestedAt: now,
+    attempt: nextAttempt(record),
+    ...(record.step === 'failed' && swapping && previous?.replacementInstanceId
+      ? {
+          replacementInstanceId: previous.replacementInstanceId,
+          ...(previous.freshRootVolumeId ? { freshRootVolumeId: previous.freshRootVolumeId } : {}),
+        }
+      : {}),
+  };
 };
 
 /** Retained volumes a finished record still owns (the slow path leaves them to the operator). */
