@@ -565,21 +565,7 @@ describe('least privilege', () => {
   });
 
   it('deletes a shelved record’s data only when the operator opted in, and then only shelved resources', () => {
-    const scratch = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Scratch');
-    new ShelvingCapability(scratch, 'Shelving', {
-      data: new WarmbootData(scratch, 'Data'),
-      buses: new WarmbootBuses(scratch, 'Buses', {
-        operators: [],
-        requestBus: { name: 'warmboot-requests', existing: false },
-        factsBusName: 'warmboot-facts',
-      }),
-      shelving: shelvingSettingsSchema.parse({}),
-      allowShelvedDataDeletion: true,
-    });
-    const optedIn = Object.values(Template.fromStack(scratch).findResources('AWS::IAM::Policy')).flatMap(
-      (policy) =>
-        (policy.Properties as { PolicyDocument: { Statement: Statement[] } }).PolicyDocument.Statement,
-    );
+    const optedIn = policyStatements(shelvingTemplate({}, true));
     const deleting = optedIn.filter((statement) =>
       asArray(statement.Action).some(
         (action) => action === 'ec2:DeleteVolume' || action === 'ec2:DeleteSnapshot',
@@ -604,23 +590,32 @@ describe('least privilege', () => {
   });
 });
 
+/** The shelving capability alone in a scratch stack, with these settings: its template. */
+const shelvingTemplate = (shelving: Record<string, unknown>, allowShelvedDataDeletion = false): Template => {
+  const scratch = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Scratch');
+  new ShelvingCapability(scratch, 'Shelving', {
+    data: new WarmbootData(scratch, 'Data'),
+    buses: new WarmbootBuses(scratch, 'Buses', {
+      operators: [],
+      requestBus: { name: 'warmboot-requests', existing: false },
+      factsBusName: 'warmboot-facts',
+    }),
+    shelving: shelvingSettingsSchema.parse(shelving),
+    allowShelvedDataDeletion,
+  });
+  return Template.fromStack(scratch);
+};
+
+const policyStatements = (template: Template): Statement[] =>
+  Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
+    (policy) =>
+      (policy.Properties as { PolicyDocument: { Statement: Statement[] } }).PolicyDocument.Statement,
+  );
+
 describe('pools serve unshelve only where the deployment says so', () => {
   const shelvingRole = (shelving: Record<string, unknown>) => {
-    const scratch = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Scratch');
-    new ShelvingCapability(scratch, 'Shelving', {
-      data: new WarmbootData(scratch, 'Data'),
-      buses: new WarmbootBuses(scratch, 'Buses', {
-        operators: [],
-        requestBus: { name: 'warmboot-requests', existing: false },
-        factsBusName: 'warmboot-facts',
-      }),
-      shelving: shelvingSettingsSchema.parse(shelving),
-    });
-    const template = Template.fromStack(scratch);
-    const statements = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
-      (policy) =>
-        (policy.Properties as { PolicyDocument: { Statement: Statement[] } }).PolicyDocument.Statement,
-    );
+    const template = shelvingTemplate(shelving);
+    const statements = policyStatements(template);
     const [fn] = Object.values(template.findResources('AWS::Lambda::Function'));
     const properties = fn?.Properties as
       | { Environment?: { Variables?: Record<string, unknown> } }
