@@ -193,6 +193,9 @@ export const createLocalRuntime = (options: LocalRuntimeOptions): Runtime => {
   return {
     functionName: `warmboot-${functionId}`,
     clock,
+    // The local bus times each invocation out on the virtual clock (Lambda timeout); middy's early
+    // timeout would fire on wall time, which a long virtual invocation may outlast.
+    timeoutEarlyMs: 0,
     random: options.random,
     clients,
     logger: new Logger({ serviceName: functionId, logLevel: options.logLevel ?? 'SILENT' }),

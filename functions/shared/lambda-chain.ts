@@ -84,7 +84,7 @@ export const createHandlerChain = <R>(
     }
     return outcome;
   };
-  const chain = middy(dispatch);
+  const chain = middy(dispatch, { timeoutEarlyInMillis: runtime.timeoutEarlyMs ?? 5 });
   if (runtime.tracer) chain.use(captureLambdaHandler(runtime.tracer));
   chain
     .use(injectLambdaContext(runtime.logger, { correlationIdPath: 'id' }))

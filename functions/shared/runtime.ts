@@ -33,6 +33,12 @@ export interface Runtime<C extends BaseClients = AwsClients> {
   readonly tracer?: Tracer;
   /** Name of the Powertools idempotency table; absent disables idempotency (unit tests only). */
   readonly idempotencyTable?: string;
+  /**
+   * How long before Lambda's timeout middy gives up on the handler (its `timeoutEarlyInMillis`,
+   * default 5). Middy times it with a real timer; the local cloud, whose invocations run on a
+   * virtual clock and whose bus enforces each function's timeout there, sets 0 (off).
+   */
+  readonly timeoutEarlyMs?: number;
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
