@@ -65,6 +65,18 @@ const statsTotals = (fleet: Fleet): { calls: number; throttled: number } =>
 
 const round = (value: number): number => Math.round(value * 100) / 100;
 
+/** Throttled calls per API during the run (`throttled_<Api>`), so a throttle count says which bucket. */
+const throttledByApi = (
+  before: Readonly<Record<string, { readonly throttled: number }>>,
+  after: Readonly<Record<string, { readonly throttled: number }>>,
+): Metrics =>
+  Object.fromEntries(
+    Object.entries(after).flatMap(([api, stats]) => {
+      const throttled = stats.throttled - (before[api]?.throttled ?? 0);
+      return throttled > 0 ? [[`throttled_${api}`, throttled]] : [];
+    }),
+  );
+
 const readyMetrics = (ready: ReadyTimes, prefix = ''): Metrics => {
   const times = [...ready.values()];
   const failed = times.filter((time) => Number.isNaN(time)).length;
@@ -89,8 +101,10 @@ const measure = async <T>(
   const fleet = await fleetOf();
   try {
     const before = statsTotals(fleet);
+    const apisBefore = fleet.simulator.stats();
     const outcome = await run(fleet);
     const after = statsTotals(fleet);
+    const byApi = throttledByApi(apisBefore, fleet.simulator.stats());
     const times = ready(outcome);
     const calls = after.calls - before.calls;
     const metrics = readyMetrics(times);
@@ -101,6 +115,7 @@ const measure = async <T>(
       api_calls: calls,
       api_calls_per_instance: round(calls / times.size),
       throttled: after.throttled - before.throttled,
+      ...byApi,
       bound_s: round(bound.boundSeconds),
       ratio_to_bound: round(allReady / bound.boundSeconds),
       causal_bound_s: round(bound.causalBoundSeconds),
