@@ -21,6 +21,7 @@
  */
 import { BenchUsageError, parseArgs } from './args';
 import { cacheScenario } from './cache';
+import { firehoseScenario } from './firehose';
 import { lambdaScenario } from './lambda';
 import { plannerScenario } from './planner';
 import { poolScenario } from './pool';
@@ -33,6 +34,7 @@ export const SCENARIOS: readonly Scenario[] = [
   poolScenario,
   unshelveScenario,
   plannerScenario,
+  firehoseScenario,
 ];
 
 const usage = (): string =>

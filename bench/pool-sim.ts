@@ -161,7 +161,7 @@ export const simulatePools = (input: {
           availabilityZone: AVAILABILITY_ZONE,
           subnetId: instance.subnetId,
           launchedAt: instance.launchedAt,
-          tags: { 'warmboot:managed': 'true', 'warmboot:pool': pool, 'warmboot:member-state': member.state },
+          tags: { 'warmboot:pools': 'true', 'warmboot:pool': pool, 'warmboot:member-state': member.state },
         },
       ];
     });

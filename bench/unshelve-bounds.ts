@@ -1,10 +1,10 @@
-import { limitsOf } from '../functions/shelving/domain/pacer';
+import { requestLimitsOf, resourceLimitsOf } from '../functions/shared/ec2-buckets';
 import { ec2Latencies } from '../local/latency';
 
 /**
  * The least time any client could need to unshelve a fleet on the EC2 simulator
  * (docs/benchmark-definitions.md, unshelve): the calibrated latencies and the published token
- * buckets warmboot's pacer mirrors (functions/shelving/domain/pacer.ts).
+ * buckets (functions/shared/ec2-buckets.ts).
  */
 
 /**
@@ -34,7 +34,7 @@ export interface UnshelveBound {
 }
 
 export const drainSeconds = (action: string, bucket: 'requests' | 'instances', count: number): number => {
-  const limits = bucket === 'requests' ? limitsOf(action).requests : limitsOf(action).instances;
+  const limits = bucket === 'requests' ? requestLimitsOf(action) : resourceLimitsOf(action);
   if (!limits || count <= limits.capacity) return 0;
   return (count - limits.capacity) / limits.refillPerSecond;
 };

@@ -5,7 +5,8 @@ import {
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { WARMBOOT } from '../functions/catalog';
-import { MANAGED_TAG } from '../functions/shared/tags';
+import { ACCOUNT_BUDGET_ENV } from '../functions/shared/account-budget';
+import { OPT_IN_TAG, OPTED_IN } from '../functions/shared/tags';
 import { dynamoShelfStore } from '../functions/shelving/adapters/store';
 import type { ShelvingSettings } from '../functions/shelving/config';
 import { TENANT_TAG } from '../functions/shelving/domain/tags';
@@ -86,6 +87,9 @@ export interface Fleet {
   stop(): Promise<void>;
 }
 
+/** shelving's share of the account budget in the unshelve benches (`accountBudget.functions.shelving`). */
+export const UNSHELVE_SHARE = 0.8;
+
 /** An EC2 client on the cloud's simulator and clock, outside every function's role. */
 export const outsideClient = (cloud: LocalCloud): EC2Client => {
   const client = new EC2Client({
@@ -151,9 +155,19 @@ export const buildShelvedFleet = async (options: FleetOptions): Promise<Fleet> =
         }
       : {}),
     settings: {
+      // The bench's account has no other EC2 client: shelving's bulk unshelve gets most of each
+      // bucket, and what its one-second leases may overrun (docs/account-budget.md) stays free.
+      [ACCOUNT_BUDGET_ENV]: JSON.stringify({ functions: { shelving: UNSHELVE_SHARE } }),
       SHELVING_SETTINGS: JSON.stringify({
         offloadAfterSeconds: -1,
-        ...(options.poolMembers ? { keepPrivateIp: false, unshelveFromPools: [BENCH_POOL] } : {}),
+        // The instances then have the pool's profile: shelving may relaunch with it.
+        ...(options.poolMembers
+          ? {
+              keepPrivateIp: false,
+              unshelveFromPools: [BENCH_POOL],
+              instanceProfiles: [{ name: BENCH_PROFILE }],
+            }
+          : {}),
         ...options.settings,
       }),
       ...(options.poolMembers
@@ -201,7 +215,7 @@ export const buildShelvedFleet = async (options: FleetOptions): Promise<Fleet> =
                 {
                   ResourceType: 'instance',
                   Tags: [
-                    { Key: MANAGED_TAG, Value: 'true' },
+                    { Key: OPT_IN_TAG.shelving, Value: OPTED_IN },
                     { Key: TENANT_TAG, Value: TENANT },
                     { Key: 'Name', Value: 'bench' },
                   ],

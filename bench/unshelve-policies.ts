@@ -9,17 +9,18 @@ import {
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { WARMBOOT } from '../functions/catalog';
+import { memoryBudgetStore } from '../functions/shared/adapters/budget-store';
 import { isThrottled } from '../functions/shared/aws-errors';
+import { AccountBudget, paceEc2Calls } from '../functions/shared/ec2-budget';
 import { sdkShelvingEc2 } from '../functions/shelving/adapters/ec2';
 import { defaultShelvingSettings } from '../functions/shelving/config';
 import { fastLaunchRequest, slowLaunchRequest } from '../functions/shelving/domain/bulk';
-import { Pacer } from '../functions/shelving/domain/pacer';
 import { REPLACEMENT_FOR_TAG } from '../functions/shelving/domain/tags';
 import type { ShelfRecord } from '../functions/shelving/domain/types';
 import { UNSHELVE_INSTANCES } from '../functions/shelving/handler';
 import { seededRandom } from '../local/ec2/ids';
 import { LAZY_LOAD_MIB_PER_SECOND } from './unshelve-bounds';
-import { type Fleet, MINUTE, recordStore } from './unshelve-fleet';
+import { type Fleet, MINUTE, outsideClient, recordStore, UNSHELVE_SHARE } from './unshelve-fleet';
 
 const INSTANCE_UNSHELVED = 'Instance Unshelved';
 
@@ -200,15 +201,24 @@ export interface RestoreTimes {
 /**
  * snapshot-restore: records come back from their safety snapshots (what Nova does for an
  * offloaded instance): one RunInstances per instance (each has its own snapshot mappings), paced
- * by the same client-side token buckets as warmboot. `scope: 'all'` restores every record;
+ * by an account budget of the share warmboot's unshelve gets. `scope: 'all'` restores every record;
  * `'offloaded'` restores only the offloaded ones and starts the stopped ones (their volumes are
  * still attached) with multi-instance StartInstances calls. A restored instance is hydrated once
  * its largest volume is initialized; a started one needs no initialization.
  */
 export const runSnapshotRestore = async (fleet: Fleet, scope: 'all' | 'offloaded'): Promise<RestoreTimes> => {
-  const { client } = fleet;
   const { clock } = fleet.cloud;
-  const ec2 = sdkShelvingEc2(client, new Pacer(), clock);
+  const client = outsideClient(fleet.cloud);
+  paceEc2Calls(
+    client,
+    new AccountBudget({
+      store: memoryBudgetStore(),
+      clock,
+      random: seededRandom(1),
+      share: { share: UNSHELVE_SHARE, pool: 'snapshot-restore' },
+    }),
+  );
+  const ec2 = sdkShelvingEc2(client);
   const t0 = clock.now();
   const offloaded = new Set(fleet.offloaded);
   const restored = fleet.records.filter((record) => scope === 'all' || offloaded.has(record.recordId));

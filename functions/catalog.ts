@@ -16,7 +16,23 @@ export interface FunctionSpec {
    * warmboot's facts on the facts bus. Deployed, every pattern also matches only this account
    * (`deployedPattern`).
    */
-  readonly patterns: readonly { readonly id: string; readonly pattern: EventPattern }[];
+  readonly patterns: readonly {
+    readonly id: string;
+    readonly pattern: EventPattern;
+    /**
+     * The rule delivers to the function's event queue, not to the function: the function receives
+     * these events in batches (`batch`) through an SQS event source mapping. Set on the patterns
+     * every EC2 state change of the account matches (issue 17: the firehose).
+     */
+    readonly batched?: true;
+  }[];
+  /**
+   * How the event queue's source mapping batches (required when a pattern is `batched`): up to
+   * `size` messages, waiting at most `windowSeconds` after the first, at most `maxConcurrency`
+   * batches in flight (Lambda developer guide, "Using Lambda with Amazon SQS": batch size up to
+   * 10,000 for a standard queue with a window; maximum concurrency 2–1,000).
+   */
+  readonly batch?: EventBatching;
   /**
    * The detail-types the function publishes as facts (source `warmboot.fact`, on the facts bus).
    * Its role may put exactly these, and `Request Rejected` (the shared chain's report), there.
@@ -43,6 +59,12 @@ export interface FunctionSpec {
    * when pools serve unshelve): granted, and their name set, only then.
    */
   readonly optionalTables?: readonly TableId[];
+}
+
+export interface EventBatching {
+  readonly size: number;
+  readonly windowSeconds: number;
+  readonly maxConcurrency: number;
 }
 
 /** Every warmboot function, in the order the stack and the local cloud create them. */
@@ -119,10 +141,12 @@ const ENTRIES: Record<FunctionId, Omit<FunctionSpec, 'id'>> = {
     patterns: [
       {
         id: 'Ec2Running',
+        batched: true,
         pattern: instanceState('running'),
       },
       {
         id: 'EcsTaskRunning',
+        batched: true,
         pattern: {
           source: ['aws.ecs'],
           'detail-type': [ECS_TASK_STATE],
@@ -132,7 +156,9 @@ const ENTRIES: Record<FunctionId, Omit<FunctionSpec, 'id'>> = {
       { id: 'ImageLaunched', pattern: request('Image Launched') },
     ],
     publishes: ['Popularity Changed'],
-    tables: ['popularity', 'idempotency'],
+    tables: ['popularity', 'ec2Budget', 'idempotency'],
+    // Counting may lag: a window of 10 s gathers a busy account's launches into one describe.
+    batch: { size: 1_000, windowSeconds: 10, maxConcurrency: 2 },
     timeoutSeconds: 30,
     memoryMb: 512,
   },
@@ -151,13 +177,15 @@ const ENTRIES: Record<FunctionId, Omit<FunctionSpec, 'id'>> = {
       },
       {
         id: 'HostState',
+        batched: true,
         pattern: instanceState('running', 'stopped', 'terminated'),
       },
     ],
     adminRequests: ['Register Image'],
     publishes: ['Image Warmed', 'Image Evicted', 'Image Warm Failed'],
     schedule: 'rate(5 minutes)',
-    tables: ['imageCache', 'popularity', 'idempotency'],
+    tables: ['imageCache', 'popularity', 'ec2Budget', 'idempotency'],
+    batch: { size: 1_000, windowSeconds: 10, maxConcurrency: 2 },
     timeoutSeconds: 120,
     memoryMb: 512,
   },
@@ -169,7 +197,7 @@ const ENTRIES: Record<FunctionId, Omit<FunctionSpec, 'id'>> = {
     ],
     publishes: ['Fast Restore Changed'],
     schedule: 'rate(15 minutes)',
-    tables: ['imageCache', 'popularity', 'idempotency'],
+    tables: ['imageCache', 'popularity', 'ec2Budget', 'idempotency'],
     timeoutSeconds: 120,
     memoryMb: 256,
   },
@@ -189,6 +217,7 @@ const ENTRIES: Record<FunctionId, Omit<FunctionSpec, 'id'>> = {
       { id: 'Facts', pattern: fact('Server Claimed') },
       {
         id: 'MemberState',
+        batched: true,
         pattern: instanceState('running', 'stopped', 'terminated', 'shutting-down'),
       },
       {
@@ -203,7 +232,9 @@ const ENTRIES: Record<FunctionId, Omit<FunctionSpec, 'id'>> = {
     adminRequests: ['Define Pool', 'Drain Pool'],
     publishes: ['Request Server', 'Server Request Failed'],
     schedule: 'rate(2 minutes)',
-    tables: ['pools', 'popularity', 'idempotency'],
+    tables: ['pools', 'popularity', 'ec2Budget', 'idempotency'],
+    // A member's state drives its initialization; 2 s keeps a refill prompt.
+    batch: { size: 500, windowSeconds: 2, maxConcurrency: 2 },
     timeoutSeconds: 120,
     memoryMb: 512,
   },
@@ -216,7 +247,7 @@ const ENTRIES: Record<FunctionId, Omit<FunctionSpec, 'id'>> = {
     ],
     publishes: ['Server Ready', 'Server Claimed', 'Server Request Failed'],
     synchronous: true,
-    tables: ['pools', 'popularity', 'idempotency'],
+    tables: ['pools', 'popularity', 'ec2Budget', 'idempotency'],
     timeoutSeconds: 600,
     memoryMb: 512,
   },
@@ -229,14 +260,17 @@ const ENTRIES: Record<FunctionId, Omit<FunctionSpec, 'id'>> = {
       },
       {
         id: 'InstanceState',
+        batched: true,
         pattern: instanceState('running', 'stopped', 'terminated'),
       },
     ],
     adminRequests: ['Delete Shelved Record'],
     publishes: ['Instance Shelved', 'Instance Offloaded', 'Instance Unshelved', 'Shelve Failed'],
     schedule: 'rate(1 minute)',
-    tables: ['shelves', 'idempotency'],
+    tables: ['shelves', 'ec2Budget', 'idempotency'],
     optionalTables: ['pools'],
+    // A replacement's state drives the next step of an unshelve: a short window keeps it fast.
+    batch: { size: 500, windowSeconds: 1, maxConcurrency: 2 },
     timeoutSeconds: 180,
     memoryMb: 1024,
   },

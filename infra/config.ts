@@ -11,6 +11,7 @@ import { hostGroupSchema } from '../functions/image-cache/config';
 import { poolPolicySchema, poolSpecSchema } from '../functions/pools/config';
 import { DOCUMENTS as POOL_DOCUMENTS } from '../functions/pools/documents';
 import { popularitySettingsSchema } from '../functions/popularity/config';
+import { accountBudgetSchema } from '../functions/shared/account-budget';
 import { shelvingSettingsSchema } from '../functions/shelving/config';
 import { tenantSchema } from '../functions/shelving/schemas';
 import { requestBusPolicy } from './bus-policies';
@@ -163,6 +164,13 @@ export const warmbootSettingsSchema = z
      */
     ssmDefaultHostManagement: z.boolean().default(false),
     shelving: shelvingSettingsSchema.prefault({}),
+    /**
+     * warmboot's share of every EC2 API throttling bucket of the account and Region (`share`,
+     * default 0.1 of each bucket's published refill rate and capacity), and functions with a share
+     * of their own (`functions`, e.g. `{ shelving: 0.5 }` for large bulk unshelves), which then draw
+     * on a budget of their own besides the one the others share (docs/account-budget.md).
+     */
+    accountBudget: accountBudgetSchema.prefault({}),
     /**
      * Let `Delete Shelved Record` (operator-confirmed) delete the record's retained volumes and
      * safety snapshots. Off: IAM allows deleting only fresh replacement roots, and deleting a

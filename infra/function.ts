@@ -10,6 +10,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as eventSources from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
@@ -62,7 +63,7 @@ export const functionFolder = (id: FunctionId): string => id.replace(/[A-Z]/g, (
  * 10 or 50 (Lambda developer guide, "Configuring reserved concurrency"). Correctness never depends
  * on it: the fault suites run every function with unbounded parallel invocations. What it buys is
  * a blast-radius cap, a floor for the synchronous claim and placement paths, and for shelving one
- * invocation at a time, so its pacer's view of EC2's token buckets is the only one spending them.
+ * invocation at a time (the account budget keeps parallel ones to their share of EC2's buckets).
  */
 export const RECOMMENDED_RESERVED_CONCURRENCY: Readonly<Record<FunctionId, number>> = {
   popularity: 50,
@@ -148,6 +149,12 @@ export class WarmbootFunction extends Construct {
    * can tell a rule delivery from a direct invoke (functions/shared/envelope.ts).
    */
   readonly ruleAlias: lambda.Alias;
+  /**
+   * Where the rules of the catalog's `batched` patterns deliver (every EC2 state change of the
+   * account): the function reads it in batches through an SQS event source mapping on the rule
+   * alias (functions/shared/event-batch.ts). Undefined for a function without such patterns.
+   */
+  readonly eventQueue?: sqs.Queue;
   readonly rules: readonly events.Rule[];
   readonly alarms: readonly cloudwatch.Alarm[];
   /**
@@ -226,6 +233,7 @@ export class WarmbootFunction extends Construct {
       retryAttempts: 2,
       maxEventAge: Duration.hours(1),
     });
+    this.eventQueue = this.createEventQueue(spec);
     this.rules = this.createRules(spec);
     this.alarms = this.createAlarms(props.alarmTopic);
 
@@ -380,9 +388,45 @@ export class WarmbootFunction extends Construct {
     return environment;
   }
 
+  /**
+   * The firehose path (issue 17): a batched pattern's rule puts its events on this queue, and one
+   * invocation takes up to `batch.size` of them. The queue's visibility timeout is six times the
+   * function timeout, as the Lambda developer guide asks of a queue a function reads ("Using
+   * Lambda with Amazon SQS"); a message that failed five receives moves to the function's
+   * dead-letter queue, whose bodies are EventBridge events like the rest (one redrive procedure).
+   * Only the listed failures of a batch return (ReportBatchItemFailures); the mapping runs at
+   * most `batch.maxConcurrency` batches at once.
+   */
+  private createEventQueue(spec: FunctionSpec): sqs.Queue | undefined {
+    if (!spec.patterns.some(({ batched }) => batched)) return undefined;
+    if (!spec.batch)
+      throw new Error(`${this.node.path}: ${spec.id} has batched patterns but no batch settings`);
+    const queue = new sqs.Queue(this, 'Events', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout: Duration.seconds(6 * spec.timeoutSeconds),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: 5 },
+    });
+    this.ruleAlias.addEventSource(
+      new eventSources.SqsEventSource(queue, {
+        batchSize: spec.batch.size,
+        maxBatchingWindow: Duration.seconds(spec.batch.windowSeconds),
+        maxConcurrency: spec.batch.maxConcurrency,
+        reportBatchItemFailures: true,
+      }),
+    );
+    return queue;
+  }
+
   private createRules(spec: FunctionSpec): events.Rule[] {
     const target = () =>
       new targets.LambdaFunction(this.ruleAlias, {
+        deadLetterQueue: this.deadLetterQueue,
+        retryAttempts: 8,
+        maxEventAge: Duration.hours(2),
+      });
+    const queueTarget = (queue: sqs.Queue) =>
+      new targets.SqsQueue(queue, {
         deadLetterQueue: this.deadLetterQueue,
         retryAttempts: 8,
         maxEventAge: Duration.hours(2),
@@ -393,12 +437,12 @@ export class WarmbootFunction extends Construct {
     // facts bus. Every pattern also matches only this account's events.
     const account = Stack.of(this).account;
     const rules = spec.patterns.map(
-      ({ id, pattern }) =>
+      ({ id, pattern, batched }) =>
         new events.Rule(this, id, {
           eventBus: this.buses.bus(patternBus(pattern)),
           description: `warmboot ${spec.id}: ${id}`,
           eventPattern: toCdkEventPattern(deployedPattern(pattern, account)),
-          targets: [target()],
+          targets: [batched && this.eventQueue ? queueTarget(this.eventQueue) : target()],
         }),
     );
     if (spec.schedule) {
@@ -435,6 +479,22 @@ export class WarmbootFunction extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
     const alarms = [deadLetters, errors];
+    if (this.eventQueue) {
+      // The batches fall behind the account's state changes: popularity lags, hosts join late.
+      alarms.push(
+        new cloudwatch.Alarm(this, 'EventQueueAgeAlarm', {
+          alarmDescription: `warmboot ${this.spec.id}: the oldest queued EC2 event is over 5 minutes old`,
+          metric: this.eventQueue.metricApproximateAgeOfOldestMessage({
+            period: Duration.minutes(1),
+            statistic: cloudwatch.Stats.MAXIMUM,
+          }),
+          threshold: 300,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+          evaluationPeriods: 3,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
     if (topic) for (const alarm of alarms) alarm.addAlarmAction(new cloudwatchActions.SnsAction(topic));
     return alarms;
   }

@@ -26,7 +26,7 @@ import { CfnOutput, type Stack } from 'aws-cdk-lib';
 /**
  * The tag keys the guardrail protects. IAM compares `aws:TagKeys` values case-sensitively
  * (`StringLike`), but resolves the tag key in `aws:ResourceTag/<key>` condition keys without
- * regard to case, so a `WARMBOOT:MANAGED` tag could satisfy a warmboot role's IAM tag condition:
+ * regard to case, so a `WARMBOOT:SHELVING` tag could satisfy a warmboot role's IAM tag condition:
  * the usual spellings are denied too. warmboot's own code compares tag keys exactly.
  */
 export const PROTECTED_TAG_KEY_PATTERNS = ['warmboot:*', 'Warmboot:*', 'WARMBOOT:*'] as const;

@@ -2,7 +2,7 @@ import { ArnFormat, Stack } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { WARM_IMAGES_TAG } from '../functions/image-cache/config';
 import { TAG as POOL_TAGS } from '../functions/pools/domain/tags';
-import { HOST_GROUP_TAG, MANAGED_TAG } from '../functions/shared/tags';
+import { HOST_GROUP_TAG, OPT_IN_TAG, OPTED_IN } from '../functions/shared/tags';
 import { REPLACEMENT_FOR_TAG, REPLACEMENT_ROOT_TAG, SHELVED_TAG } from '../functions/shelving/domain/tags';
 
 /**
@@ -10,7 +10,10 @@ import { REPLACEMENT_FOR_TAG, REPLACEMENT_ROOT_TAG, SHELVED_TAG } from '../funct
  * so the second fence (IAM) and the first (the tag check in code) use the same keys.
  */
 export const TAGS = {
-  managed: MANAGED_TAG,
+  /** The opt-ins, one key per capability (functions/shared/tags.ts): a role's conditions name its own only. */
+  shelving: OPT_IN_TAG.shelving,
+  imageCache: OPT_IN_TAG.imageCache,
+  pools: OPT_IN_TAG.pools,
   hostGroup: HOST_GROUP_TAG,
   warmImages: WARM_IMAGES_TAG,
   pool: POOL_TAGS.pool,
@@ -61,8 +64,12 @@ export const resourceTagEquals = (key: string, values: string | readonly string[
   StringEquals: { [`aws:ResourceTag/${key}`]: values },
 });
 
-/** The resource carries `warmboot:managed=true`. */
-export const managedResource = () => resourceTagEquals(TAGS.managed, 'true');
+type OptInCapability = keyof typeof OPT_IN_TAG;
 
-/** The request tags the resource it creates with `warmboot:managed=true`. */
-export const createsManaged = () => ({ StringEquals: { [`aws:RequestTag/${TAGS.managed}`]: 'true' } });
+/** The resource opted in to this capability (`warmboot:<capability>=true`), whatever else it carries. */
+export const optedIn = (capability: OptInCapability) => resourceTagEquals(OPT_IN_TAG[capability], OPTED_IN);
+
+/** The request tags the resource it creates as opted in to this capability. */
+export const createsOptedIn = (capability: OptInCapability) => ({
+  StringEquals: { [`aws:RequestTag/${OPT_IN_TAG[capability]}`]: OPTED_IN },
+});

@@ -38,7 +38,7 @@ export interface WarmbootProps {
   readonly popularity?: WarmbootSettingsInput['popularity'];
   /**
    * Host groups whose hosts warmboot keeps warm images on. Hosts join a group with the tags
-   * `warmboot:host-group=<name>` and `warmboot:managed=true`.
+   * `warmboot:host-group=<name>` and `warmboot:image-cache=true`.
    * @default - none: popularity, fast restore and placement still run
    */
   readonly hostGroups?: readonly HostGroupInput[];
@@ -70,6 +70,13 @@ export interface WarmbootProps {
    * @default - every field at its schema default
    */
   readonly shelving?: WarmbootSettingsInput['shelving'];
+  /**
+   * warmboot's share of every EC2 API throttling bucket of the account and Region, and functions
+   * with a share of their own, e.g. `{ share: 0.1, functions: { shelving: 0.5 } }`
+   * (docs/account-budget.md).
+   * @default - `{ share: 0.1 }`: all functions together keep to 10 % of each bucket
+   */
+  readonly accountBudget?: WarmbootSettingsInput['accountBudget'];
   /**
    * Let the operator-confirmed `Delete Shelved Record` delete the record's retained volumes and
    * safety snapshots (IAM: `warmboot:shelved`-tagged ones only).
@@ -174,6 +181,7 @@ export class Warmboot extends Construct {
       logRetention: settings.logRetentionDays as logs.RetentionDays,
       reservedConcurrency: settings.reservedConcurrency,
       ebsKmsKeyArns: settings.ebsKmsKeyArns,
+      accountBudget: settings.accountBudget,
       ...(this.alarmTopic ? { alarmTopic: this.alarmTopic } : {}),
     };
     this.imageCache = new ImageCacheCapability(this, 'ImageCache', {

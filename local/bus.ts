@@ -1,4 +1,3 @@
-import type { Context } from 'aws-lambda';
 import {
   type BusKind,
   DEFAULT_FACTS_BUS_NAME,
@@ -7,15 +6,27 @@ import {
   FUNCTIONS,
   type FunctionId,
   patternBus,
-  RULE_DELIVERY_ALIAS,
   SCHEDULED_EVENT,
 } from '../functions/catalog';
 import { errorMessage } from '../functions/shared/errors';
 import { matchesPattern } from '../functions/shared/event-pattern';
 import type { VirtualClock } from './clock';
 import { IdGenerator, seededRandom } from './ec2/ids';
-import { invocationScope } from './faults';
-import { lambdaContext } from './lambda-context';
+import { type EventFaultRule, EventFaults } from './event-faults';
+import { EVENTBRIDGE_SENDER_ID, type EventQueueStats, eventQueueOf, eventQueueStats } from './event-queue';
+import {
+  type Environment,
+  type EnvironmentFactory,
+  emptyStats,
+  type FunctionStats,
+  type FunctionTarget,
+  LambdaFunction,
+} from './lambda-service';
+import type { MessageOutcome } from './sqs-mapping';
+
+export type { EventFault, EventFaultRule, EventMatcher } from './event-faults';
+export type { EventQueueStats } from './event-queue';
+export type { EnvironmentFactory, FunctionStats, FunctionTarget } from './lambda-service';
 
 /** An EventBridge event as a target receives it (EventBridge user guide, eb-events-structure). */
 export interface EventEnvelope {
@@ -41,81 +52,27 @@ export interface BusEvent {
   readonly time?: number;
 }
 
-/** A deployed function as the bus invokes it (asynchronous invocation). */
-export type FunctionTarget = (event: EventEnvelope, context: Context) => Promise<unknown>;
-
-/**
- * Creates one execution environment of a function: its own module state (SDK clients, caches,
- * coalescing), as Lambda gives every concurrent invocation its own environment and reuses an idle
- * one for the next invocation (Lambda developer guide, lambda-runtime-environment).
- */
-export type EnvironmentFactory = () => FunctionTarget;
-
-export interface EventMatcher {
-  readonly source?: string;
-  readonly detailType?: string;
-  /** Only deliveries to this function (EventBridge delivers to each rule's target separately). */
-  readonly functionId?: FunctionId;
-  readonly where?: (event: EventEnvelope) => boolean;
-}
-
-export type EventFault =
-  | { readonly kind: 'drop' }
-  /** Deliver a second copy with the same event id, `afterMs` after the first (default together). */
-  | { readonly kind: 'duplicate'; readonly afterMs?: number }
-  | { readonly kind: 'delay'; readonly ms: number }
-  /**
-   * Hold matching deliveries until `window` are held (or `maxHoldMs`, default 10 s, passed since
-   * the first), then deliver them in a shuffled order.
-   */
-  | { readonly kind: 'reorder'; readonly window: number; readonly maxHoldMs?: number };
-
-export interface EventFaultRule {
-  readonly match: EventMatcher;
-  readonly fault: EventFault;
-  /** Affect only the next `times` matching deliveries (default: no limit). */
-  readonly times?: number;
-  /** Affect each matching delivery with this probability, drawn from the bus's seeded generator (default 1). */
-  readonly probability?: number;
-}
-
-export interface FunctionStats {
-  /** Every attempt, first attempts and retries alike. */
-  invocations: number;
-  /** Attempts that ran past the function's timeout (counted in `errors` too). */
-  timeouts: number;
-  /** Deliveries that waited for a free environment because reserved concurrency was in use. */
-  throttled: number;
-  /** Events discarded to the dead-letter queue because they aged past the maximum event age. */
-  expired: number;
-  /** The most invocations that ran at once. */
-  peakConcurrency: number;
-  /** Execution environments created (cold starts). */
-  environments: number;
-  succeeded: number;
-  /** Attempts that threw. */
-  errors: number;
-  /** Attempts whose handler was killed by fault injection (counted in `errors` too). */
-  crashes: number;
-  retries: number;
-  deadLettered: number;
-}
-
 export interface DeadLetter {
   readonly event: EventEnvelope;
   readonly attempts: number;
   readonly error: string;
 }
 
+/**
+ * One finished attempt at an event: an async invocation, or, for an event that came through the
+ * function's event queue, one message of a batch invocation with that message's outcome.
+ */
 export interface InvocationRecord {
   readonly functionId: FunctionId;
   readonly invocationId: string;
   readonly event: EventEnvelope;
-  /** 0 for the first attempt, 1 and 2 for Lambda's retries. */
+  /** 0 for the first attempt, 1 and 2 for Lambda's retries; for a queued event, receives before this one. */
   readonly attempt: number;
   readonly outcome: 'succeeded' | 'failed' | 'crashed';
   readonly result?: unknown;
   readonly error?: string;
+  /** Set for an event delivered in a batch from the event queue: its message and the batch's size. */
+  readonly batch?: { readonly messageId: string; readonly size: number };
 }
 
 export interface LocalEventBusOptions {
@@ -150,18 +107,12 @@ const ASYNC_RETRY_DELAYS_MS = [60_000, 120_000] as const;
 const DEFAULT_DELIVERY_LATENCY_MS = 500;
 /** The stack's async invoke config (infra/function.ts): `maxEventAge: Duration.hours(1)`. */
 const DEFAULT_MAX_EVENT_AGE_MS = 3_600_000;
-const DEFAULT_REORDER_HOLD_MS = 10_000;
-
-interface ActiveRule extends EventFaultRule {
-  remaining: number;
-  held: Delivery[];
-  /** Bumped on every flush so a stale hold timer does not flush a newer window. */
-  generation: number;
-}
 
 interface Delivery {
   readonly functionId: FunctionId;
   readonly event: EventEnvelope;
+  /** The rule targets the function's event queue (a `batched` catalog pattern), not the function. */
+  readonly queued: boolean;
 }
 
 /** A delivery in Lambda's async queue: since when it is there, and which attempt is next. */
@@ -171,41 +122,13 @@ interface Queued {
   readonly queuedAt: number;
 }
 
-interface Environment {
-  readonly target: FunctionTarget;
-  busy: boolean;
-}
-
 interface FunctionDeployment {
-  readonly newEnvironment: EnvironmentFactory;
-  readonly environments: Environment[];
-  readonly waiting: Queued[];
+  readonly lambda: LambdaFunction;
+  /** The event queue and its source mapping, for a function with `batched` patterns. */
+  readonly eventQueue: ReturnType<typeof eventQueueOf>;
 }
-
-const emptyStats = (): FunctionStats => ({
-  invocations: 0,
-  timeouts: 0,
-  throttled: 0,
-  expired: 0,
-  peakConcurrency: 0,
-  environments: 0,
-  succeeded: 0,
-  errors: 0,
-  crashes: 0,
-  retries: 0,
-  deadLettered: 0,
-});
 
 const isoSeconds = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-
-const shuffle = <T>(items: readonly T[], random: () => number): T[] => {
-  const copy = [...items];
-  for (let index = copy.length - 1; index > 0; index--) {
-    const other = Math.floor(random() * (index + 1));
-    [copy[index], copy[other]] = [copy[other] as T, copy[index] as T];
-  }
-  return copy;
-};
 
 const RATE = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/;
 const UNIT_MS: Record<string, number> = {
@@ -234,12 +157,13 @@ const schedulePeriodMs = (expression: string): number => {
 /**
  * The local EventBridge buses — the account's default bus, where AWS services deliver, and
  * warmboot's request and facts buses — plus Lambda's asynchronous invocation of each rule's
- * target. An event put on a bus reaches only the rules on that bus (EventBridge user guide,
- * "Event buses": a rule matches events on the bus it is associated with). Routing uses the
- * catalog's patterns as deployed (the same objects the CDK rules deploy, each on the bus of its
- * source and pinned to this account), every delivery invokes the function through its rule
- * alias, delivery and retries happen on the virtual clock, and event faults model what
- * EventBridge's at-least-once delivery allows: lost, duplicated, late and reordered events.
+ * target, or, for a `batched` pattern, the function's event queue and its SQS event source
+ * mapping (local/event-queue.ts). An event put on a bus reaches only the rules on that bus
+ * (EventBridge user guide, "Event buses": a rule matches events on the bus it is associated
+ * with). Routing uses the catalog's patterns as deployed (the same objects the CDK rules deploy,
+ * each on the bus of its source and pinned to this account), every invocation goes through the
+ * function's rule alias, delivery and retries happen on the virtual clock, and event faults
+ * (local/event-faults.ts) act on each rule's delivery.
  */
 export class LocalEventBus {
   readonly #clock: VirtualClock;
@@ -258,7 +182,9 @@ export class LocalEventBus {
   /** Bus name → which of warmboot's rules sit on it. */
   readonly #buses: ReadonlyMap<string, BusKind>;
   readonly #invocationListeners = new Set<(record: InvocationRecord) => void>();
-  #rules: ActiveRule[] = [];
+  /** The last error of each queued message not yet handled, for its dead letter. */
+  readonly #lastErrors = new Map<string, string>();
+  readonly #faults: EventFaults<Delivery>;
   #scheduleGeneration = 0;
 
   constructor(options: LocalEventBusOptions) {
@@ -270,6 +196,12 @@ export class LocalEventBus {
     this.#latencyMs = options.deliveryLatencyMs ?? DEFAULT_DELIVERY_LATENCY_MS;
     this.#reservedConcurrency = options.reservedConcurrency ?? {};
     this.#maxEventAgeMs = options.maxEventAgeMs ?? DEFAULT_MAX_EVENT_AGE_MS;
+    this.#faults = new EventFaults<Delivery>({
+      clock: this.#clock,
+      random: this.#random,
+      latencyMs: this.#latencyMs,
+      send: (delivery, afterMs) => this.#schedule(delivery, afterMs),
+    });
     this.#buses = new Map<string, BusKind>([
       ['default', 'default'],
       [options.busNames?.requests ?? DEFAULT_REQUEST_BUS_NAME, 'requests'],
@@ -308,7 +240,43 @@ export class LocalEventBus {
     target: FunctionTarget | { readonly environments: EnvironmentFactory },
   ): void {
     const newEnvironment = typeof target === 'function' ? () => target : target.environments;
-    this.#targets.set(functionId, { newEnvironment, environments: [], waiting: [] });
+    const stats = this.#statsOf(functionId);
+    const lambda = new LambdaFunction({
+      functionId,
+      newEnvironment,
+      clock: this.#clock,
+      region: this.#region,
+      accountId: this.#accountId,
+      ids: this.#ids,
+      reservedConcurrency: this.#reservedConcurrency[functionId],
+      stats,
+    });
+    const eventQueue = eventQueueOf({
+      functionId,
+      clock: this.#clock,
+      ids: this.#ids,
+      region: this.#region,
+      accountId: this.#accountId,
+      lambda,
+      functionStats: stats,
+      onMessage: (outcome) => this.#recordMessage(functionId, outcome),
+      onDeadLetter: (moved) => {
+        const event = JSON.parse(moved.body) as EventEnvelope;
+        const error = this.#lastErrors.get(moved.messageId) ?? 'unknown';
+        this.#lastErrors.delete(moved.messageId);
+        this.#deadLetter({ functionId, event, queued: true }, moved.receiveCount, error);
+      },
+    });
+    this.#targets.set(functionId, { lambda, eventQueue });
+  }
+
+  /**
+   * The event queue of a function with batched patterns: what its queue, dead-letter queue and
+   * source mapping did (messages, batch sizes, redrives). Undefined for a function without one.
+   */
+  eventQueueStats(functionId: FunctionId): EventQueueStats | undefined {
+    const eventQueue = this.#targets.get(functionId)?.eventQueue;
+    return eventQueue ? eventQueueStats(eventQueue) : undefined;
   }
 
   /**
@@ -324,10 +292,10 @@ export class LocalEventBus {
     for (const listener of this.#eventListeners) listener(envelope, bus);
     for (const functionId of this.#targets.keys()) {
       // One delivery per matching rule, as EventBridge does for separate rules with the same target.
-      for (const { pattern } of FUNCTIONS[functionId].patterns) {
+      for (const { pattern, batched } of FUNCTIONS[functionId].patterns) {
         if (patternBus(pattern) !== kind) continue;
         if (matchesPattern(envelope, deployedPattern(pattern, this.#accountId))) {
-          this.#deliver({ functionId, event: envelope });
+          this.#deliver({ functionId, event: envelope, queued: batched === true });
         }
       }
     }
@@ -365,17 +333,12 @@ export class LocalEventBus {
   }
 
   injectFault(rule: EventFaultRule): void {
-    if (rule.fault.kind === 'reorder' && rule.fault.window < 2) {
-      throw new Error('a reorder fault needs a window of at least 2 events');
-    }
-    this.#rules.push({ ...rule, remaining: rule.times ?? Number.POSITIVE_INFINITY, held: [], generation: 0 });
+    this.#faults.inject(rule);
   }
 
   /** Removes every event fault; deliveries held for reordering are released in their original order. */
   clearFaults(): void {
-    const held = this.#rules.flatMap((rule) => rule.held);
-    this.#rules = [];
-    for (const delivery of held) this.#schedule(delivery, this.#latencyMs);
+    this.#faults.clear();
   }
 
   stats(functionId: FunctionId): Readonly<FunctionStats> {
@@ -398,7 +361,7 @@ export class LocalEventBus {
       const period = schedulePeriodMs(expression);
       const fire = (): void => {
         if (generation !== this.#scheduleGeneration) return;
-        this.#deliver({ functionId, event: this.#scheduledEvent(functionId) });
+        this.#deliver({ functionId, event: this.#scheduledEvent(functionId), queued: false });
         this.#clock.at(this.#clock.now() + period, fire);
       };
       this.#clock.at(this.#clock.now() + period, fire);
@@ -422,68 +385,53 @@ export class LocalEventBus {
     };
   }
 
+  /** One rule's delivery: through the event faults, then after the delivery latency. */
   #deliver(delivery: Delivery): void {
-    const rule = this.#rules.find((candidate) => this.#applies(candidate, delivery));
-    if (!rule) {
-      this.#schedule(delivery, this.#latencyMs);
-      return;
-    }
-    rule.remaining -= 1;
-    const fault = rule.fault;
-    switch (fault.kind) {
-      case 'drop':
-        return;
-      case 'duplicate':
-        this.#schedule(delivery, this.#latencyMs);
-        this.#schedule(delivery, this.#latencyMs + (fault.afterMs ?? 0));
-        return;
-      case 'delay':
-        this.#schedule(delivery, this.#latencyMs + fault.ms);
-        return;
-      case 'reorder':
-        this.#hold(rule, fault, delivery);
-        return;
-    }
-  }
-
-  #applies(rule: ActiveRule, delivery: Delivery): boolean {
-    const { match } = rule;
-    const { event } = delivery;
-    if (rule.remaining <= 0) return false;
-    if (match.source !== undefined && match.source !== event.source) return false;
-    if (match.detailType !== undefined && match.detailType !== event['detail-type']) return false;
-    if (match.functionId !== undefined && match.functionId !== delivery.functionId) return false;
-    if (match.where && !match.where(event)) return false;
-    return rule.probability === undefined || this.#random() < rule.probability;
-  }
-
-  #hold(rule: ActiveRule, fault: Extract<EventFault, { kind: 'reorder' }>, delivery: Delivery): void {
-    rule.held.push(delivery);
-    if (rule.held.length >= fault.window) {
-      this.#release(rule);
-      return;
-    }
-    if (rule.held.length === 1) {
-      const generation = rule.generation;
-      this.#clock.at(this.#clock.now() + (fault.maxHoldMs ?? DEFAULT_REORDER_HOLD_MS), () => {
-        if (rule.generation === generation) this.#release(rule);
-      });
-    }
-  }
-
-  #release(rule: ActiveRule): void {
-    const held = rule.held;
-    rule.held = [];
-    rule.generation += 1;
-    // Same instant, shuffled insertion order: the clock fires same-time timers in insertion order.
-    for (const delivery of shuffle(held, this.#random)) this.#schedule(delivery, this.#latencyMs);
+    this.#faults.deliver(delivery);
   }
 
   #schedule(delivery: Delivery, afterMs: number, attempt = 0, queuedAt?: number): void {
     const at = this.#clock.now() + afterMs;
     this.#clock.at(at, () => {
-      this.#dispatch({ delivery, attempt, queuedAt: queuedAt ?? at });
+      if (delivery.queued) this.#sendToQueue(delivery);
+      else this.#dispatch({ delivery, attempt, queuedAt: queuedAt ?? at });
     });
+  }
+
+  /**
+   * The rule's target is the function's event queue: EventBridge sends the event, as targets
+   * receive it, as the message body. A message SQS refuses (over its size limit) can never be
+   * delivered, so it goes straight to the rule's dead-letter queue, which the stack deploys for
+   * every rule (EventBridge user guide, eb-rule-dlq: for errors such as missing permissions or a
+   * missing target "no retry attempts will happen ... EventBridge sends these events directly to
+   * the target DLQ"). Treating a refused message as not retried is a choice (the page lists no
+   * size error); retrying it for 24 hours would end in the same dead-letter queue.
+   */
+  #sendToQueue(delivery: Delivery): void {
+    const eventQueue = this.#targets.get(delivery.functionId)?.eventQueue;
+    if (!eventQueue) return;
+    try {
+      eventQueue.queue.send(JSON.stringify(delivery.event), EVENTBRIDGE_SENDER_ID);
+    } catch (error) {
+      this.#deadLetter(delivery, 1, `SQS SendMessage refused the event: ${errorMessage(error)}`);
+    }
+  }
+
+  /** One message of a batch invocation, reported like an invocation of its event. */
+  #recordMessage(functionId: FunctionId, outcome: MessageOutcome): void {
+    if (outcome.outcome === 'succeeded') this.#lastErrors.delete(outcome.messageId);
+    else this.#lastErrors.set(outcome.messageId, outcome.error ?? 'unknown');
+    const record: InvocationRecord = {
+      functionId,
+      invocationId: outcome.invocationId,
+      event: JSON.parse(outcome.body) as EventEnvelope,
+      attempt: outcome.receiveCount - 1,
+      outcome: outcome.outcome,
+      ...(outcome.result !== undefined ? { result: outcome.result } : {}),
+      ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+      batch: { messageId: outcome.messageId, size: outcome.batchSize },
+    };
+    for (const listener of this.#invocationListeners) listener(record);
   }
 
   /**
@@ -493,7 +441,7 @@ export class LocalEventBus {
    * queue instead (Lambda developer guide, invocation-async-error-handling: throttled and
    * retried events are kept "for up to 6 hours", or the configured maximum event age).
    */
-  #dispatch(queued: Queued): void {
+  #dispatch(queued: Queued, waiting = false): void {
     const { functionId } = queued.delivery;
     const deployment = this.#targets.get(functionId);
     if (!deployment) return;
@@ -507,38 +455,13 @@ export class LocalEventBus {
       );
       return;
     }
-    let environment = deployment.environments.find((candidate) => !candidate.busy);
-    const limit = this.#reservedConcurrency[functionId];
-    if (!environment && (limit === undefined || deployment.environments.length < limit)) {
-      environment = { target: deployment.newEnvironment(), busy: false };
-      deployment.environments.push(environment);
-      stats.environments += 1;
-    }
-    if (!environment) {
-      stats.throttled += 1;
-      deployment.waiting.push(queued);
+    const environment = deployment.lambda.acquire();
+    if (environment) {
+      void this.#invoke(queued, environment, deployment.lambda);
       return;
     }
-    environment.busy = true;
-    const running = deployment.environments.filter((candidate) => candidate.busy).length;
-    stats.peakConcurrency = Math.max(stats.peakConcurrency, running);
-    void this.#invoke(queued, environment, deployment);
-  }
-
-  /** Hands waiting deliveries to free environments; an expired one frees its place for the next. */
-  #drain(functionId: FunctionId, deployment: FunctionDeployment): void {
-    const limit = this.#reservedConcurrency[functionId];
-    const hasRoom = () =>
-      deployment.environments.some((environment) => !environment.busy) ||
-      limit === undefined ||
-      deployment.environments.length < limit;
-    for (
-      let next = deployment.waiting.shift();
-      next;
-      next = hasRoom() ? deployment.waiting.shift() : undefined
-    ) {
-      this.#dispatch(next);
-    }
+    if (!waiting) stats.throttled += 1;
+    deployment.lambda.wait(() => this.#dispatch(queued, true));
   }
 
   #deadLetter(delivery: Delivery, attempts: number, error: string): void {
@@ -549,64 +472,21 @@ export class LocalEventBus {
     this.#deadLetters.set(delivery.functionId, letters);
   }
 
-  async #invoke(queued: Queued, environment: Environment, deployment: FunctionDeployment): Promise<void> {
+  async #invoke(queued: Queued, environment: Environment, lambda: LambdaFunction): Promise<void> {
     const { delivery, attempt } = queued;
     const { functionId, event } = delivery;
-    const target = environment.target;
     const stats = this.#statsOf(functionId);
-    stats.invocations += 1;
     if (attempt > 0) stats.retries += 1;
-    const invocationId = this.#ids.uuid();
-    const scope = { functionId, invocationId, awsCalls: 0, killed: false };
-    const timeoutSeconds = FUNCTIONS[functionId].timeoutSeconds;
-    // getRemainingTimeInMillis counts down from the same timeout the bus enforces below.
-    const context = lambdaContext({
+    const ran = await lambda.run(environment, event);
+    const record: InvocationRecord = {
       functionId,
-      requestId: invocationId,
-      clock: this.#clock,
-      region: this.#region,
-      accountId: this.#accountId,
-      timeoutMs: timeoutSeconds * 1000,
-      // Every rule and schedule targets the function's rule alias (infra/function.ts).
-      qualifier: RULE_DELIVERY_ALIAS,
-    });
-    let timedOut = false;
-    let cancelTimeout = (): void => undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      cancelTimeout = this.#clock.at(this.#clock.now() + timeoutSeconds * 1000, () => {
-        timedOut = true;
-        // The environment is stopped and discarded: nothing the handler still had in flight
-        // reaches AWS (the same fence fault injection uses for a killed process).
-        scope.killed = true;
-        reject(new Error(`Task timed out after ${timeoutSeconds.toFixed(2)} seconds`));
-      });
-    });
-    timeout.catch(() => undefined);
-    let record: InvocationRecord;
-    try {
-      const result = await Promise.race([invocationScope.run(scope, () => target(event, context)), timeout]);
-      // A handler that swallowed its own death still died: Lambda would have seen the crash.
-      record = scope.killed
-        ? { functionId, invocationId, event, attempt, outcome: 'crashed', error: 'handler killed' }
-        : { functionId, invocationId, event, attempt, outcome: 'succeeded', result };
-    } catch (error) {
-      record = {
-        functionId,
-        invocationId,
-        event,
-        attempt,
-        outcome: scope.killed && !timedOut ? 'crashed' : 'failed',
-        error: errorMessage(error),
-      };
-    }
-    cancelTimeout();
-    if (timedOut) {
-      stats.timeouts += 1;
-      deployment.environments.splice(deployment.environments.indexOf(environment), 1);
-    } else {
-      environment.busy = false;
-    }
-    this.#drain(functionId, deployment);
+      invocationId: ran.invocationId,
+      event,
+      attempt,
+      outcome: ran.outcome,
+      ...(ran.result !== undefined ? { result: ran.result } : {}),
+      ...(ran.error !== undefined ? { error: ran.error } : {}),
+    };
     if (record.outcome === 'succeeded') {
       stats.succeeded += 1;
     } else {

@@ -16,6 +16,7 @@ import { FACTS_BUS_ENV } from '../functions/shared/adapters/facts';
 import { REQUEST_CALLERS_ENV } from '../functions/shared/function-url';
 import type { Runtime } from '../functions/shared/runtime';
 import type { CommandDocument } from '../functions/shared/ssm-document';
+import { shelvingSettingsSchema } from '../functions/shelving/config';
 import { factsBusPolicy, requestBusPolicy } from '../infra/bus-policies';
 import type { Operator } from '../infra/config';
 import { requestCallersOf } from '../infra/request-urls';
@@ -41,6 +42,7 @@ import { ebsKeyAuthorizer, LocalIam, type OutsideCaller } from './iam/evaluator'
 import { functionUrlPolicy } from './iam/function-url-policy';
 import { InstanceProfiles } from './iam/instance-profiles';
 import { synthesizedRolePolicies } from './iam/policy-source';
+import type { IamDeployment } from './iam/policy-template';
 import { KmsKeys } from './kms/keys';
 import { lambdaContext } from './lambda-context';
 import type { Ec2Latencies, LatencyMode } from './latency';
@@ -205,11 +207,20 @@ const capabilityCommands = async (): Promise<{
 
 /**
  * What the function settings say about IAM: the synth grants the image cache only the configured
- * host groups and the pools only the configured image parameters (infra/capabilities).
+ * host groups, the pools only the configured image parameters, and the pools and shelving only
+ * their own AMI owners and instance profiles' roles (infra/capabilities).
  */
 const iamSettings = (
   settings: Readonly<Record<string, string>>,
-): { hostGroups: string[]; imageParameters: string[]; imageOwners: string[]; instanceRoles: string[] } => {
+): Pick<
+  IamDeployment,
+  | 'hostGroups'
+  | 'imageParameters'
+  | 'imageOwners'
+  | 'instanceRoles'
+  | 'shelvingImageOwners'
+  | 'shelvingInstanceRoles'
+> => {
   const hostGroups = settings.HOST_GROUPS
     ? (JSON.parse(settings.HOST_GROUPS) as { name: string }[]).map((group) => group.name)
     : [];
@@ -223,14 +234,24 @@ const iamSettings = (
     ...pools.flatMap((pool) => pool.instanceRole ?? pool.instanceProfile ?? []),
     ...policy.instanceProfiles.map((profile) => profile.role ?? profile.name),
   ];
-  return { hostGroups, imageParameters, imageOwners: policy.allowedImageOwners, instanceRoles };
+  const shelving = shelvingSettingsSchema.parse(
+    settings.SHELVING_SETTINGS ? JSON.parse(settings.SHELVING_SETTINGS) : {},
+  );
+  return {
+    hostGroups,
+    imageParameters,
+    imageOwners: policy.allowedImageOwners,
+    instanceRoles,
+    shelvingImageOwners: shelving.allowedImageOwners,
+    shelvingInstanceRoles: shelving.instanceProfiles.map((profile) => profile.role ?? profile.name),
+  };
 };
 
-/** Whether SHELVING_SETTINGS names pools that serve unshelve (the stack then grants the pools table). */
-const poolsServeUnshelve = (settings: Readonly<Record<string, string>>): boolean =>
-  settings.SHELVING_SETTINGS !== undefined &&
-  ((JSON.parse(settings.SHELVING_SETTINGS) as { unshelveFromPools?: unknown[] }).unshelveFromPools?.length ??
-    0) > 0;
+/** The pools SHELVING_SETTINGS lets serve unshelve (the stack then grants the pools table and their members). */
+const poolsServeUnshelve = (settings: Readonly<Record<string, string>>): string[] =>
+  settings.SHELVING_SETTINGS === undefined
+    ? []
+    : ((JSON.parse(settings.SHELVING_SETTINGS) as { unshelveFromPools?: string[] }).unshelveFromPools ?? []);
 
 /** Whether SHELVING_SETTINGS opts in to deleting shelved data (the stack's allowShelvedDataDeletion). */
 const shelvedDataDeletion = (settings: Readonly<Record<string, string>>): boolean =>

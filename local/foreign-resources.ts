@@ -25,7 +25,7 @@ export const plantForeignPoolMember = async (
           {
             ResourceType: 'instance',
             Tags: [
-              { Key: 'warmboot:managed', Value: 'true' },
+              { Key: 'warmboot:pools', Value: 'true' },
               { Key: 'warmboot:pool', Value: target.pool },
               { Key: 'warmboot:member-state', Value: 'ready' },
             ],

@@ -615,7 +615,11 @@ export const FUNCTION_CAPABILITY: Readonly<Record<string, Capability>> = {
   shelving: 'shelving',
 };
 
-/** The capability tags (CONTRIBUTING, "Management tags") and the capability each one names. */
+/**
+ * The capability tags (CONTRIBUTING, "Management tags") and the capability each one names. The
+ * opt-ins (`warmboot:shelving`, …) are not among them: an opt-in lets a capability act on a
+ * resource, but it manages one only once its records or these tags claim it.
+ */
 export const CAPABILITY_TAGS: Readonly<Record<string, Capability>> = {
   [SHELVED_TAG]: 'shelving',
   [REPLACEMENT_FOR_TAG]: 'shelving',

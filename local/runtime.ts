@@ -3,14 +3,15 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { LogLevel } from '@aws-lambda-powertools/logger/types';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { FunctionId } from '../functions/catalog';
+import { FUNCTIONS, type FunctionId } from '../functions/catalog';
 import { createAwsClients } from '../functions/shared/aws-clients';
+import { accountBudgetFromEnv, type Ec2Budget } from '../functions/shared/ec2-budget';
 import { defaultRetryPolicy } from '../functions/shared/retry';
 import { METRICS_NAMESPACE, type Runtime } from '../functions/shared/runtime';
 import { TABLES, type TableId, tableEnvVar } from '../functions/shared/tables';
 import type { VirtualClock } from './clock';
 import { LOCAL_CREDENTIALS, type TableNames } from './dynamodb-local';
-import { assertInvocationAlive, type FaultInjector } from './faults';
+import { assertInvocationAlive, type FaultInjector, invocationScope } from './faults';
 import { attachIam, type LocalIam } from './iam/evaluator';
 import type { LatencyMode } from './latency';
 import { CapturingMetrics, type EmfSink } from './metrics';
@@ -155,13 +156,26 @@ const functionEnv = (
 });
 
 /**
+ * The account budget, as productionRuntime() builds it, on the virtual clock and DynamoDB Local,
+ * for the function's own invocations. A test or the sandbox that borrows a deployed function's
+ * client outside any invocation plays another client of the account (as for IAM, attachIam), and
+ * other clients are not paced by warmboot's budget.
+ */
+const invocationBudget = (budget: Ec2Budget): Ec2Budget => ({
+  acquire: (action, input) =>
+    invocationScope.getStore() ? budget.acquire(action, input) : Promise.resolve(),
+  admissible: (action, withinMs) => budget.admissible(action, withinMs),
+});
+
+/**
  * The local composition root: the same Runtime `productionRuntime()` builds, with the virtual
  * clock, dummy credentials, explicit local endpoints, the simulators under the EC2/SSM/EventBridge
  * clients and DynamoDB Local under the DynamoDB client.
  */
 export const createLocalRuntime = (options: LocalRuntimeOptions): Runtime => {
   const { clock, functionId } = options;
-  const clients = createAwsClients({
+  const env = functionEnv(options.region, options.tables, options.settings);
+  const clientOptions = (faults: FaultInjector | undefined) => ({
     region: options.region,
     credentials: LOCAL_CREDENTIALS,
     retryStrategy: new ClockRetryStrategy(clock, defaultRetryPolicy, options.random),
@@ -171,12 +185,23 @@ export const createLocalRuntime = (options: LocalRuntimeOptions): Runtime => {
       events: UNREACHABLE_ENDPOINT,
       dynamodb: options.dynamodbEndpoint,
     },
-    dynamodbRequestHandler: new ClockTrackedHttpHandler(
-      clock,
-      dynamodbLatencyMs(options.latency),
-      options.dynamodbFaults,
-    ),
+    dynamodbRequestHandler: new ClockTrackedHttpHandler(clock, dynamodbLatencyMs(options.latency), faults),
   });
+  // The budget's own table calls go through a client the fault injector does not see: they are
+  // neither failed nor killed at, nor counted as the handler's calls. Every recorded fault replay
+  // names its faults and kill points by the handler's calls, and the budget adds two DynamoDB
+  // calls before EC2 calls; a failing budget store is covered where it is decided (the store
+  // falls back to pacing alone: test/unit/shared/account-budget.test.ts). docs/reliability.md.
+  const budgetClients = createAwsClients(clientOptions(undefined));
+  holdClockWhileSending(budgetClients.dynamodb, clock);
+  const clients = createAwsClients(
+    clientOptions(options.dynamodbFaults),
+    // Only a function that calls EC2 has the budget's table (its catalog entry lists it), as deployed.
+    FUNCTIONS[functionId].tables.includes('ec2Budget')
+      ? () =>
+          invocationBudget(accountBudgetFromEnv(functionId, env, budgetClients.documents, clock, options.random))
+      : undefined,
+  );
   attachSimulator(clients.ec2, options.simulators.ec2);
   attachSimulator(clients.ssm, options.simulators.ssm);
   attachSimulator(clients.events, options.simulators.events);
@@ -206,6 +231,6 @@ export const createLocalRuntime = (options: LocalRuntimeOptions): Runtime => {
     ),
     tracer: new Tracer({ serviceName: functionId, enabled: false }),
     idempotencyTable: options.tables.idempotency,
-    env: functionEnv(options.region, options.tables, options.settings),
+    env,
   };
 };

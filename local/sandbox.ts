@@ -27,7 +27,7 @@ import { type Chart, type ReportTable, renderReport } from './report';
 import { runImageCacheScenario } from './scenarios/image-cache';
 import { poolsSettings, runPoolsScenario } from './scenarios/pools';
 import { runPopularityScenario } from './scenarios/popularity';
-import { runShelvingScenario } from './scenarios/shelving';
+import { runShelvingScenario, SHELVING_SCENARIO_BUDGET } from './scenarios/shelving';
 import { DEFAULT_TRACE_FILE, dataDir, loadImageSizes, loadTrace, sampledSize } from './trace';
 
 const MINUTE = 60_000;
@@ -54,6 +54,7 @@ const wholeStack = (): { functions: FunctionId[]; settings: Record<string, strin
     POPULARITY_SETTINGS: JSON.stringify({ halfLifeHours: HALF_LIFE_HOURS, scoreThreshold: 3 }),
     FAST_RESTORE_SETTINGS: JSON.stringify({ maxPairs: 4, maxUsdPerHour: 3, cooldownMinutes: 60 }),
     ...poolsSettings(),
+    ...SHELVING_SCENARIO_BUDGET,
   },
 });
 

@@ -11,15 +11,19 @@ import { documentNamed, PERSONALIZE_DOCUMENT } from '../pools/documents';
 import {
   HOSTNAME_PATTERN,
   LINUX_USER_PATTERN,
+  MAX_SECRET_REFERENCES,
   OWNER_TAG_VALUE_PATTERN,
   POOL_DOCUMENT_NAME_PATTERN,
   SAFE_PARAMETER_VALUE_PATTERN,
+  SECRET_REFERENCE_LIST_PATTERN,
   SSH_PUBLIC_KEY_PATTERN,
 } from '../pools/patterns';
 import { regex } from '../shared/aws-ids';
+import type { Caller } from '../shared/caller';
 import { ValidationError } from '../shared/errors';
 import { parseOrThrow } from '../shared/event-registry';
 import { invalidDocumentParameter } from '../shared/ssm-document';
+import { foreignSecretReference, secretFileName, secretReferences } from './domain/secret-references';
 
 export const requestIdSchema = z.string().regex(/^[A-Za-z0-9-]{1,64}$/);
 
@@ -31,6 +35,12 @@ export const PRIVILEGED_USERS: ReadonlySet<string> = new Set(['root', 'administr
 
 /** An RSA key of 16,384 bits is about 2.8 KB in OpenSSH form; anything near 16 KB is no key. */
 export const SSH_PUBLIC_KEY_MAX_LENGTH = 16 * 1024;
+
+/** A bound on one value: ten references to names of up to ~780 characters each. */
+const SECRET_LIST_MAX_LENGTH = 8 * 1024;
+const SAFE_OR_SECRET = `must match ${SAFE_PARAMETER_VALUE_PATTERN}, or be {{ssm-secure:…}} references (${SECRET_REFERENCE_LIST_PATTERN}): pass a secret as a reference to a SecureString parameter, never as a value`;
+const isSafeOrSecretList = (value: string): boolean =>
+  regex(SAFE_PARAMETER_VALUE_PATTERN).test(value) || regex(SECRET_REFERENCE_LIST_PATTERN).test(value);
 
 export const personalizationSchema = z.object({
   hostname: z.string().max(253).regex(regex(HOSTNAME_PATTERN)).optional(),
@@ -44,18 +54,42 @@ export const personalizationSchema = z.object({
     .optional(),
   /**
    * A further warmboot-deployed pool document. Every value must be safe for any document
-   * (SAFE_PARAMETER_VALUE_PATTERN: no metacharacters, no `..`) and, for a document warmboot
-   * deploys, match that parameter's own allowedPattern — the pattern SSM checks again.
+   * (SAFE_PARAMETER_VALUE_PATTERN: no metacharacters, no `..`) or a list of secret references
+   * (SECRET_REFERENCE_LIST_PATTERN: a secret is never a value, security review M6) and, for a
+   * document warmboot deploys, match that parameter's own allowedPattern — the pattern SSM
+   * checks again. Whose secrets a request may name is the caller's (checkNamedDocument).
    */
   document: z
     .object({
       name: z.string().regex(regex(POOL_DOCUMENT_NAME_PATTERN)),
       parameters: plainRecord(
         z.string().regex(/^[A-Za-z0-9]{1,64}$/),
-        z.array(z.string().regex(regex(SAFE_PARAMETER_VALUE_PATTERN))).max(20),
+        z.array(z.string().max(SECRET_LIST_MAX_LENGTH).refine(isSafeOrSecretList, SAFE_OR_SECRET)).max(20),
       ).refine((parameters) => Object.keys(parameters).length <= 20, {
         message: 'at most 20 parameters',
       }),
+    })
+    .superRefine(({ parameters }, context) => {
+      const references = secretReferences(parameters);
+      if (references.length > MAX_SECRET_REFERENCES) {
+        context.addIssue({
+          code: 'custom',
+          path: ['parameters'],
+          message: `at most ${MAX_SECRET_REFERENCES} secret references`,
+        });
+      }
+      const files = new Set<string>();
+      for (const { parameter, name } of references) {
+        const file = secretFileName(name);
+        if (files.has(file)) {
+          context.addIssue({
+            code: 'custom',
+            path: ['parameters', parameter],
+            message: `two secrets end in ${file}: the host would install both as the same file`,
+          });
+        }
+        files.add(file);
+      }
     })
     .superRefine(({ name, parameters }, context) => {
       const document = documentNamed(name);
@@ -143,9 +177,10 @@ export const personalizeParameters = (request: ServerRequest, platform: string) 
 
 /**
  * A further named document must be one warmboot deploys (the schema checked its values against
- * that document's allowedPatterns already). Checked before any AWS call, like the schema.
+ * that document's allowedPatterns already), and every secret it names must be under the prefix of
+ * a tenant the caller acts for. Checked before any AWS call, like the schema.
  */
-export const checkNamedDocument = (request: ServerRequest): void => {
+export const checkNamedDocument = (request: ServerRequest, caller: Caller | undefined): void => {
   const named = request.personalization?.document;
   if (!named) return;
   const document = documentNamed(named.name);
@@ -154,4 +189,10 @@ export const checkNamedDocument = (request: ServerRequest): void => {
   const bad = invalidDocumentParameter(document, named.parameters);
   if (bad)
     throw new ValidationError(`detail.personalization.document.parameters.${bad.parameter}`, bad.message);
+  const foreign = foreignSecretReference(secretReferences(named.parameters), caller);
+  if (foreign)
+    throw new ValidationError(
+      `detail.personalization.document.parameters.${foreign.parameter}`,
+      `${foreign.name} is a secret of tenant ${foreign.tenant}, which the caller does not act for`,
+    );
 };

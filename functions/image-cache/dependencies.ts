@@ -7,6 +7,7 @@ import type { ClientsWith } from '../shared/aws-clients';
 import type { Clock } from '../shared/clock';
 import type { Deadline } from '../shared/deadline';
 import type { Runtime } from '../shared/runtime';
+import { BatchHostDirectory } from './adapters/batch-hosts';
 import { ec2HostDirectory, ec2VolumeLinks, type HostDirectory, type VolumeLinks } from './adapters/ec2';
 import { type GroupPopularity, groupPopularity } from './adapters/popularity';
 import { type CacheCommands, ssmCacheCommands } from './adapters/ssm';
@@ -19,7 +20,10 @@ export interface ImageCacheDependencies {
   /** The account the function runs in: what `self` in a group's allowlists stands for. */
   readonly account: string;
   readonly store: ImageCacheStore;
-  readonly hosts: HostDirectory;
+  readonly hosts: HostDirectory & {
+    /** A queue batch's instances, looked up together before its events are handled. */
+    prefetch?(instanceIds: readonly string[]): Promise<void>;
+  };
   readonly commands: CacheCommands;
   readonly volumes: VolumeLinks;
   readonly popularity: GroupPopularity;
@@ -42,7 +46,7 @@ export const imageCacheDependencies = (
   region: config.settings.region,
   account,
   store: new DynamoImageCacheStore(runtime.clients.documents, config.tables.imageCache),
-  hosts: ec2HostDirectory(runtime.clients.ec2),
+  hosts: new BatchHostDirectory(ec2HostDirectory(runtime.clients.ec2)),
   commands: ssmCacheCommands(runtime.clients.ssm),
   volumes: ec2VolumeLinks(runtime.clients.ec2),
   popularity: groupPopularity(popularityStoreFor(runtime, loadPopularityConfig(runtime.env))),

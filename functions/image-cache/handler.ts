@@ -61,8 +61,20 @@ export const createImageCacheRegistry = (serviceFor: (account: string) => ImageC
         document: logicalDocumentName(event.detail['document-name']),
       }),
     ),
-    route('aws.ec2', EC2_STATE_CHANGE, ec2InstanceStateChangeDetail, (event) =>
-      serviceFor(event.account).onHostState(event.detail['instance-id'], event.detail.state),
+    route(
+      'aws.ec2',
+      EC2_STATE_CHANGE,
+      ec2InstanceStateChangeDetail,
+      (event) => serviceFor(event.account).onHostState(event.detail['instance-id'], event.detail.state),
+      {
+        prepare: async (events) => {
+          const [first] = events;
+          if (!first) return;
+          await serviceFor(first.account).prefetchHosts(
+            events.map(({ detail }) => ({ instanceId: detail['instance-id'], state: detail.state })),
+          );
+        },
+      },
     ),
     route('aws.events', SCHEDULED_EVENT, scheduledEventDetail, (event) =>
       serviceFor(event.account).reconcileAll(),

@@ -190,6 +190,22 @@ export const instanceProfileSchema = z
 export type InstanceProfile = z.infer<typeof instanceProfileSchema>;
 
 /**
+ * Owners whose AMIs warmboot may launch: `self` (this account), `amazon` (AWS's public AMIs),
+ * `aws-marketplace`, `aws-backup-vault` or a 12-digit account ID, as DescribeImages `Owners` and
+ * the IAM condition key `ec2:Owner` spell them. Default: this account's and AWS's.
+ */
+export const imageOwnersSchema = z
+  .array(
+    z.union([
+      z.enum(['self', 'amazon', 'aws-marketplace', 'aws-backup-vault']),
+      z.string().regex(regex(ACCOUNT_ID_PATTERN)),
+    ]),
+  )
+  .min(1)
+  .max(20)
+  .default(['self', 'amazon']);
+
+/**
  * What any pool may launch and how much a caller may ask of one, for deploy-time pools and pools
  * an administrator defines at run time alike (security review C2, H4). IAM says the same: the
  * RunInstances grant names only images of these owners (`ec2:Owner`) and PassRole names only the
@@ -197,21 +213,8 @@ export type InstanceProfile = z.infer<typeof instanceProfileSchema>;
  */
 export const poolPolicySchema = z
   .object({
-    /**
-     * Owners whose AMIs pools may launch: `self` (this account), `amazon` (AWS's public AMIs),
-     * `aws-marketplace`, `aws-backup-vault` or a 12-digit account ID, as DescribeImages `Owners`
-     * and the IAM condition key `ec2:Owner` spell them.
-     */
-    allowedImageOwners: z
-      .array(
-        z.union([
-          z.enum(['self', 'amazon', 'aws-marketplace', 'aws-backup-vault']),
-          z.string().regex(regex(ACCOUNT_ID_PATTERN)),
-        ]),
-      )
-      .min(1)
-      .max(20)
-      .default(['self', 'amazon']),
+    /** Owners whose AMIs pools may launch (imageOwnersSchema). */
+    allowedImageOwners: imageOwnersSchema,
     /**
      * Instance profiles a pool defined at run time may use besides the deploy-time pools' own.
      * None: a run-time pool may use only those, or none.

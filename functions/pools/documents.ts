@@ -7,6 +7,7 @@ import {
   LINUX_USER_PATTERN,
   PACKAGE_LIST_PATTERN,
   PLATFORM_PATTERN,
+  SECRET_REFERENCE_LIST_PATTERN,
   SSH_PUBLIC_KEY_PATTERN,
 } from './patterns';
 
@@ -15,6 +16,9 @@ export const optionalPattern = (pattern: string): string => `^$|${pattern}`;
 
 export const INITIALIZE_DOCUMENT = 'Warmboot-PoolInitialize';
 export const PERSONALIZE_DOCUMENT = 'Warmboot-PoolPersonalize';
+export const SECRETS_DOCUMENT = 'Warmboot-PoolSecrets';
+/** Where Warmboot-PoolSecrets puts each secret on a Linux host, as a file named after the parameter's last segment. */
+export const LINUX_SECRET_DIRECTORY = '/var/lib/warmboot/secrets';
 
 const linux = { precondition: { StringEquals: ['platformType', 'Linux'] } };
 const windows = { precondition: { StringEquals: ['platformType', 'Windows'] } };
@@ -189,8 +193,101 @@ const personalize: CommandDocument = {
   ],
 };
 
+/**
+ * A named personalization document that installs the requester's secrets on a claimed server.
+ * The command carries only references (`{{ssm-secure:/warmboot/tenants/<tenant>/…}}`), so
+ * ListCommands, GetCommandInvocation, the claim record and the logs show names, never values:
+ * the SSM agent substitutes the reference into the script as text (it resolves only `{{ssm:…}}`
+ * itself, and refuses SecureString parameters there: amazon-ssm-agent
+ * framework/docparser/parameterstore/parameterstore.go), and the script fetches each value on the
+ * host with the instance profile's credentials, as the SSM User Guide advises for SecureString
+ * parameters ("SSM documents currently don't support references to Secure String parameters",
+ * sysman-paramstore-about; the example reads them in the script with `-WithDecryption`). The
+ * member's role therefore needs `ssm:GetParameter` on the parameters and `kms:Decrypt` on a
+ * customer managed key (docs/pools.md, "Secrets").
+ */
+const secrets: CommandDocument = {
+  name: SECRETS_DOCUMENT,
+  description: "warmboot pool: install the requester's secrets (SecureString references) on a claimed server",
+  // No `platform`: the requester names this document, and each step's precondition picks the platform.
+  parameters: {
+    secrets: stringParameter(
+      // No braces in the description: only values carry references.
+      'Comma-separated ssm-secure references to SecureString parameters under /warmboot/tenants/<tenant>/, or empty',
+      SECRET_REFERENCE_LIST_PATTERN,
+      '',
+    ),
+    owner: stringParameter('User who may read the installed secrets', LINUX_USER_PATTERN, 'ec2-user'),
+  },
+  mainSteps: [
+    {
+      action: 'aws:runShellScript',
+      name: 'installSecretsLinux',
+      ...linux,
+      inputs: {
+        timeoutSeconds: '300',
+        // The value only ever lives in a shell variable and the file: printf is a builtin, so it
+        // is never in a process's argv; nothing echoes it. `aws` exits non-zero (254) on
+        // ParameterNotFound or AccessDeniedException and `set -e` fails the step with its message.
+        // AWS_SSM_REGION_NAME: the agent sets it for every script it runs (executers.go).
+        runCommand: [
+          '#!/bin/bash',
+          'set -euo pipefail',
+          'set -f',
+          "SECRETS='{{ secrets }}'",
+          "SECRET_OWNER='{{ owner }}'",
+          `SECRET_DIR="\${WARMBOOT_ROOT:-}${LINUX_SECRET_DIRECTORY}"`,
+          'if [ -z "$SECRETS" ]; then exit 0; fi',
+          'umask 077',
+          'mkdir -p "$SECRET_DIR"',
+          'chmod 700 "$SECRET_DIR"',
+          'chown "$SECRET_OWNER" "$SECRET_DIR"',
+          'IFS=,',
+          'for reference in $SECRETS; do',
+          // `{{ssm-secure:<name>}}`: drop up to the colon and the two closing braces (no literal
+          // braces here, so neither SSM nor the agent could read the script line as a reference).
+          '  name=${reference#*:}',
+          '  name=${name%??}',
+          '  type=$(aws ssm get-parameter --region "$AWS_SSM_REGION_NAME" --name "$name" --query Parameter.Type --output text)',
+          // The agent's own resolver refuses a non-secure type behind ssm-secure: (ssmparameterresolver).
+          '  if [ "$type" != "SecureString" ]; then echo "$name is a $type parameter, not a SecureString" >&2; exit 65; fi',
+          '  value=$(aws ssm get-parameter --region "$AWS_SSM_REGION_NAME" --name "$name" --with-decryption --query Parameter.Value --output text)',
+          '  partial=$(mktemp "$SECRET_DIR/.partial-XXXXXX")',
+          '  printf "%s" "$value" > "$partial"',
+          '  chown "$SECRET_OWNER" "$partial"',
+          '  chmod 400 "$partial"',
+          '  mv -f "$partial" "$SECRET_DIR/${name##*/}"',
+          '  echo "installed $name as $SECRET_DIR/${name##*/}"',
+          'done',
+        ],
+      },
+    },
+    {
+      action: 'aws:runPowerShellScript',
+      name: 'installSecretsWindows',
+      ...windows,
+      inputs: {
+        timeoutSeconds: '300',
+        // AWS Tools for PowerShell (on AWS Windows AMIs) read the value with the instance's role.
+        runCommand: [
+          "$ErrorActionPreference = 'Stop'",
+          "$dir = 'C:\\ProgramData\\warmboot\\secrets'",
+          'New-Item -Force -ItemType Directory $dir | Out-Null',
+          "foreach ($reference in '{{ secrets }}'.Split(',')) {",
+          '  if (-not $reference) { continue }',
+          "  $name = $reference.Split(':')[1].TrimEnd('}')",
+          '  $parameter = Get-SSMParameter -Name $name -WithDecryption $true -Region $env:AWS_SSM_REGION_NAME',
+          '  if ($parameter.Type -ne \'SecureString\') { throw "$name is a $($parameter.Type) parameter, not a SecureString" }',
+          "  Set-Content -NoNewline -Path (Join-Path $dir $name.Split('/')[-1]) -Value $parameter.Value",
+          '}',
+        ],
+      },
+    },
+  ],
+};
+
 /** The SSM documents the pools and claim functions run; infra deploys exactly these. */
-export const DOCUMENTS: CommandDocument[] = [initialize, personalize];
+export const DOCUMENTS: CommandDocument[] = [initialize, personalize, secrets];
 
 export const documentNamed = (name: string): CommandDocument | undefined =>
   DOCUMENTS.find((document) => document.name === name);

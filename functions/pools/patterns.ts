@@ -58,6 +58,29 @@ export const POOL_DOCUMENT_NAME_PATTERN = '^Warmboot-Pool[A-Za-z0-9_.-]{1,100}$'
  */
 export const SAFE_PARAMETER_VALUE_PATTERN = '^(?!.*\\.\\.)[A-Za-z0-9 ._:/=+@,-]{0,256}$';
 /**
+ * Where a tenant keeps the SecureString parameters its requests may name:
+ * `/warmboot/tenants/<tenant>/…`. The tenant segment must be one the caller acts for, so one
+ * tenant cannot name another's secret (functions/shared/caller.ts). Not `/warmboot/<tenant>/`:
+ * a tenant called `images` would then name the operator's image parameters.
+ */
+export const SECRET_PARAMETER_PREFIX = '/warmboot/tenants/';
+/** At most this many secret references in one request (the SSM agent fetches 10 names per GetParameters). */
+export const MAX_SECRET_REFERENCES = 10;
+/**
+ * A secret travels as a reference, never as its value: `{{ssm-secure:<name>}}`, the name under
+ * SECRET_PARAMETER_PREFIX, then 1 to 13 segments (SSM allows 15 levels), no `..` anywhere.
+ * Segments use the characters the SSM parameter name allows except `/` (API_PutParameter,
+ * `Name`: `a-zA-Z0-9_.-`). The SSM service and agent pass `{{ssm-secure:…}}` through to an
+ * aws:runShellScript step as text (amazon-ssm-agent resolves only `{{ssm:…}}` there, and refuses
+ * SecureString ones); the document's script fetches the value on the host with the instance's
+ * own credentials (functions/pools/documents.ts, Warmboot-PoolSecrets).
+ */
+const SECRET_REFERENCE_BODY =
+  '\\{\\{ssm-secure:/warmboot/tenants/[A-Za-z0-9_.-]{1,128}(/[A-Za-z0-9_.-]{1,128}){1,13}\\}\\}';
+export const SECRET_REFERENCE_PATTERN = `^(?!.*\\.\\.)${SECRET_REFERENCE_BODY}$`;
+/** A comma-separated list of 1 to MAX_SECRET_REFERENCES references, or empty. */
+export const SECRET_REFERENCE_LIST_PATTERN = `^$|^(?!.*\\.\\.)${SECRET_REFERENCE_BODY}(,${SECRET_REFERENCE_BODY}){0,${MAX_SECRET_REFERENCES - 1}}$`;
+/**
  * Owner tag keys: the characters EC2 allows; the reserved namespaces are refused separately with
  * RESERVED_TAG_KEY_PREFIX, in any letter case.
  */
@@ -65,7 +88,7 @@ export const OWNER_TAG_KEY_PATTERN = '^[A-Za-z0-9 _.:/=+@-]{1,128}$';
 /**
  * warmboot's and AWS's tag namespaces, in any letter case. IAM condition key names are not
  * case-sensitive (IAM User Guide, "IAM JSON policy elements: Condition"), so the key part of
- * `aws:ResourceTag/warmboot:managed` may match an owner tag `Warmboot:Managed` and a handed-over
+ * `aws:ResourceTag/warmboot:pools` may match an owner tag `Warmboot:Pools` and a handed-over
  * server would satisfy warmboot's own IAM conditions again (security review L1). AWS reserves the
  * `aws:` prefix in any case (EC2 refuses such keys at CreateTags).
  */

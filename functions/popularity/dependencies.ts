@@ -16,7 +16,10 @@ import type { PopularityConfig } from './config';
 export interface PopularityDependencies extends RecordLaunchDependencies {
   readonly quota: LaunchQuota;
   readonly imageLaunchedPerCallerPerHour: number;
-  readonly instances: { lookup(instanceId: string): Promise<InstanceFacts | undefined> };
+  readonly instances: {
+    lookup(instanceId: string): Promise<InstanceFacts | undefined>;
+    prefetch(instanceIds: readonly string[]): Promise<void>;
+  };
   readonly metrics: Metrics;
   readonly logger: Pick<Logger, 'warn' | 'info'>;
 }

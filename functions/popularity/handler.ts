@@ -9,6 +9,7 @@ import {
   countReportedLaunch,
   countTaskLaunch,
   type LaunchOutcome,
+  prefetchLaunchedInstances,
 } from './application/launch-events';
 import { loadPopularityConfig } from './config';
 import { type PopularityDependencies, popularityDependencies } from './dependencies';
@@ -18,8 +19,12 @@ export const createPopularityRegistry = (
   dependencies: PopularityDependencies,
 ): EventRegistry<LaunchOutcome> =>
   new EventRegistry<LaunchOutcome>([
-    route('aws.ec2', EC2_STATE_CHANGE, ec2InstanceStateChangeDetail, (event) =>
-      countInstanceLaunch(dependencies, event),
+    route(
+      'aws.ec2',
+      EC2_STATE_CHANGE,
+      ec2InstanceStateChangeDetail,
+      (event) => countInstanceLaunch(dependencies, event),
+      { prepare: (events) => prefetchLaunchedInstances(dependencies, events) },
     ),
     route('aws.ecs', ECS_TASK_STATE, ecsTaskStateChangeDetail, (event) =>
       countTaskLaunch(dependencies, event),

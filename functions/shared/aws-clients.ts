@@ -4,6 +4,7 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { AwsCredentialIdentity, RetryStrategyV2 } from '@smithy/types';
+import { type Ec2Budget, paceEc2Calls } from './ec2-budget';
 import { productionRetryStrategy } from './retry';
 
 export interface AwsClients {
@@ -31,6 +32,11 @@ export interface AwsClientOptions {
   readonly endpoints?: Partial<Record<'ec2' | 'ssm' | 'dynamodb' | 'events', string>>;
   /** Replaces the HTTP handler of DynamoDB (the local cloud counts in-flight requests with it). */
   readonly dynamodbRequestHandler?: DynamoDBClient['config']['requestHandler'];
+  /**
+   * The account budget every call of the EC2 client takes its tokens from (ec2-budget.ts). Only a
+   * client that never reaches EC2's shared buckets may go without one (a test's setup).
+   */
+  readonly ec2Budget?: Ec2Budget;
 }
 
 /**
@@ -73,17 +79,26 @@ export const createBaseClients = (options: SharedClientOptions): BaseClients => 
   };
 };
 
-export const createEc2Client = (options: SharedClientOptions): EC2Client =>
-  new EC2Client(configOf(options, 'ec2'));
+export const createEc2Client = (options: SharedClientOptions): EC2Client => {
+  const client = new EC2Client(configOf(options, 'ec2'));
+  if (options.ec2Budget) paceEc2Calls(client, options.ec2Budget);
+  return client;
+};
 
 export const createSsmClient = (options: SharedClientOptions): SSMClient =>
   new SSMClient(configOf(options, 'ssm'));
 
 /**
  * Every SDK client, created once (the local cloud's composition root, whose runtime serves every
- * function). A Lambda entry creates only its own through `productionRuntime()`.
+ * function), the EC2 client paced by the budget `ec2Budget` builds over the base clients. A Lambda
+ * entry creates only its own through `productionRuntime()`.
  */
-export const createAwsClients = (options: AwsClientOptions): AwsClients => {
+export const createAwsClients = (
+  options: AwsClientOptions,
+  ec2Budget?: (base: BaseClients) => Ec2Budget,
+): AwsClients => {
   const shared = sharedClientOptions(options);
-  return { ...createBaseClients(shared), ec2: createEc2Client(shared), ssm: createSsmClient(shared) };
+  const base = createBaseClients(shared);
+  const ec2Options = ec2Budget ? { ...shared, ec2Budget: ec2Budget(base) } : shared;
+  return { ...base, ec2: createEc2Client(ec2Options), ssm: createSsmClient(shared) };
 };

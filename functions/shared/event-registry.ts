@@ -24,6 +24,17 @@ export interface EventRoute<R> {
   /** Parses `detail`; its error paths are reported as `detail.<path>`. */
   readonly parse: (event: Record<string, unknown>) => ParsedEvent<unknown>;
   readonly handle: (event: ParsedEvent<unknown>) => Promise<R>;
+  /** Given every event of a queue batch this route handles, before any is handled (RouteOptions). */
+  readonly prepare?: (events: readonly ParsedEvent<unknown>[]) => Promise<void>;
+}
+
+export interface RouteOptions<D> {
+  /**
+   * Batch lookups: the events of one queue batch (functions/shared/event-batch.ts) this route will
+   * handle, given together first, so what they all need is fetched in one call (one
+   * DescribeInstances for the batch) and each event then finds it cached.
+   */
+  readonly prepare?: (events: readonly ParsedEvent<D>[]) => Promise<void>;
 }
 
 export type DispatchResult<R> =
@@ -62,7 +73,9 @@ export const route = <S extends z.ZodType, R>(
   detailType: string,
   detail: S,
   handle: (event: ParsedEvent<z.infer<S>>) => Promise<R>,
+  { prepare }: RouteOptions<z.infer<S>> = {},
 ): EventRoute<R> => ({
+  ...(prepare ? { prepare: (events) => prepare(events as ParsedEvent<z.infer<S>>[]) } : {}),
   source,
   detailType,
   parse: (raw) => {
@@ -97,6 +110,27 @@ export class EventRegistry<R> {
 
   get accepted(): readonly { source: string; detailType: string }[] {
     return [...this.routes.values()].map(({ source, detailType }) => ({ source, detailType }));
+  }
+
+  /**
+   * Gives each route that batches lookups (`RouteOptions.prepare`) the events of a queue batch it
+   * will handle. Events that do not parse, or that no route takes, are left to `dispatch`, which
+   * reports them.
+   */
+  async prepare(raws: readonly unknown[]): Promise<void> {
+    const byRoute = new Map<EventRoute<R>, ParsedEvent<unknown>[]>();
+    for (const raw of raws) {
+      const envelope = eventBridgeEnvelopeSchema.safeParse(raw);
+      if (!envelope.success || isRequestSource(envelope.data.source)) continue;
+      const entry = this.routes.get(keyOf(envelope.data.source, envelope.data['detail-type']));
+      if (!entry?.prepare) continue;
+      try {
+        byRoute.set(entry, [...(byRoute.get(entry) ?? []), entry.parse(raw as Record<string, unknown>)]);
+      } catch {
+        // Rejected when dispatched, with the field named.
+      }
+    }
+    await Promise.all([...byRoute].map(([entry, events]) => entry.prepare?.(events)));
   }
 
   /**

@@ -2,16 +2,17 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy, { type MiddlewareObj } from '@middy/core';
+import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import * as z from 'zod';
-import { REQUEST_REJECTED, WARMBOOT } from '../catalog';
+import { REQUEST_REJECTED, RULE_DELIVERY_ALIAS, WARMBOOT } from '../catalog';
 import { type FactPublisher, factPublisher } from './adapters/facts';
 import type { BaseClients } from './aws-clients';
 import { type Caller, callerOfEnvelope, isRequestSource } from './caller';
 import { envJson, loadConfig } from './config';
 import type { InvocationDeadline } from './deadline';
 import { checkEnvelope, type EnvelopeRefusal, invocationOf } from './envelope';
+import { answerQueueBatch, type BatchItemFailures, isQueueBatch } from './event-batch';
 import type { DispatchResult, EventRegistry } from './event-registry';
 import {
   answerUrlRequest,
@@ -25,13 +26,17 @@ import {
 import type { Runtime } from './runtime';
 
 /**
- * An invocation's answer: the dispatch result, or for a function URL request (functions/shared/
- * function-url.ts) the HTTP response carrying it.
+ * An invocation's answer: the dispatch result; for a function URL request (functions/shared/
+ * function-url.ts) the HTTP response carrying it; for a batch from the function's event queue
+ * (functions/shared/event-batch.ts) the messages to deliver again.
  */
 export type LambdaHandler<R> = (
   event: unknown,
   context: Context,
-) => Promise<DispatchResult<R> | FunctionUrlResponse>;
+) => Promise<DispatchResult<R> | FunctionUrlResponse | BatchItemFailures>;
+
+/** Handles one EventBridge event (an event a rule delivered, one message of a batch, a request). */
+export type EventHandler<R> = (event: unknown, context: Context) => Promise<DispatchResult<R>>;
 
 const requestCallersEnv = z.object({
   [REQUEST_CALLERS_ENV]: envJson(requestCallersSchema).default({ operators: [], admins: [] }),
@@ -40,8 +45,11 @@ const requestCallersEnv = z.object({
 export interface ChainOptions {
   /** Set from each invocation's context before the handler runs, so the handler's waits can end in time. */
   readonly deadline?: InvocationDeadline;
-  /** Runs last before the registry (functions/shared/lambda.ts puts idempotency here). */
-  readonly inner?: MiddlewareObj;
+  /**
+   * Wraps the handling of each event, whether it came alone or in a queue batch
+   * (functions/shared/lambda.ts puts idempotency on the event id here).
+   */
+  readonly perEvent?: <R>(handle: EventHandler<R>) => EventHandler<R>;
 }
 
 /**
@@ -49,10 +57,11 @@ export interface ChainOptions {
  * event of another account or Region, or a direct invoke that is not an operator request this
  * function serves, is refused before anything else runs: functions/shared/envelope.ts), then
  * logger with the event id as correlation id, EMF metrics, tracing (where the runtime has a
- * tracer), `inner`, then the parser registry. Rejected input is logged, counted and, for
- * operator requests, reported back as a `Request Rejected` fact; it is never retried.
- * Idempotency on the event id (functions/shared/lambda.ts) comes in as `inner`, so a function
- * without it does not bundle it.
+ * tracer), then each event through `perEvent` to the parser registry; a batch from the event
+ * queue runs the chain once and each of its events on its own (functions/shared/event-batch.ts).
+ * Rejected input is logged, counted and, for operator requests, reported back as a `Request
+ * Rejected` fact; it is never retried. Idempotency on the event id (functions/shared/lambda.ts)
+ * comes in as `perEvent`, so a function without it does not bundle it.
  */
 export const createHandlerChain = <R>(
   registry: EventRegistry<R>,
@@ -67,8 +76,7 @@ export const createHandlerChain = <R>(
   // The caller of a function URL request, keyed by the envelope the request became: the chain
   // (logger, idempotency) passes that very object on to `dispatch`.
   const urlCallers = new WeakMap<object, Caller>();
-  const dispatch = async (event: unknown, context?: Context): Promise<DispatchResult<R>> => {
-    options.deadline?.begin(context);
+  const dispatch: EventHandler<R> = async (event, context) => {
     const invocation = invocationOf(context?.invokedFunctionArn);
     const source = (event as { source?: unknown } | null)?.source;
     const caller =
@@ -84,13 +92,35 @@ export const createHandlerChain = <R>(
     }
     return outcome;
   };
-  const chain = middy(dispatch, { timeoutEarlyInMillis: runtime.timeoutEarlyMs ?? 5 });
+  const handleEvent = options.perEvent ? options.perEvent(dispatch) : dispatch;
+  const handleInvocation = async (
+    event: unknown,
+    context: Context,
+  ): Promise<DispatchResult<R> | BatchItemFailures> => {
+    options.deadline?.begin(context);
+    if (!isQueueBatch(event)) return handleEvent(event, context);
+    return answerQueueBatch(event, context, {
+      handleOne: async (envelope, messageContext) => {
+        // Each message is checked as a rule delivery of its own would be.
+        const refusal = checkEnvelope(envelope, messageContext.invokedFunctionArn, requestTypes);
+        if (!refusal) return handleEvent(envelope, messageContext);
+        logRefusal(runtime, envelope, refusal);
+        return undefined;
+      },
+      // Only the events the envelope check lets through are looked up.
+      prepare: (envelopes) =>
+        registry.prepare(
+          envelopes.filter((envelope) => !checkEnvelope(envelope, context.invokedFunctionArn, requestTypes)),
+        ),
+      log: (message, detail) => runtime.logger.warn(message, detail),
+    });
+  };
+  const chain = middy(handleInvocation, { timeoutEarlyInMillis: runtime.timeoutEarlyMs ?? 5 });
   if (runtime.tracer) chain.use(captureLambdaHandler(runtime.tracer));
   chain
     .use(injectLambdaContext(runtime.logger, { correlationIdPath: 'id' }))
     .use(logMetrics(runtime.metrics, { captureColdStartMetric: true }));
-  if (options.inner) chain.use(options.inner);
-  const handled = chain as unknown as (event: unknown, context: Context) => Promise<DispatchResult<R>>;
+  const handled = chain as unknown as typeof handleInvocation;
 
   return async (event, context) => {
     if (isFunctionUrlEvent(event) || qualifierOf(context?.invokedFunctionArn) === FUNCTION_URL_ALIAS) {
@@ -100,16 +130,36 @@ export const createHandlerChain = <R>(
         requestTypes,
         run: (envelope, caller) => {
           urlCallers.set(envelope, caller);
-          return handled(envelope, context);
+          // The envelope the URL request became: one event, never a batch.
+          return handled(envelope, context) as Promise<DispatchResult<R>>;
         },
       });
     }
-    const refusal = checkEnvelope(event, context?.invokedFunctionArn, requestTypes);
+    const refusal = isQueueBatch(event)
+      ? checkQueueDelivery(context?.invokedFunctionArn)
+      : checkEnvelope(event, context?.invokedFunctionArn, requestTypes);
     if (!refusal) return handled(event, context);
     logRefusal(runtime, event, refusal);
     return refusal;
   };
 };
+
+/**
+ * A queue batch comes only from the event source mapping, which invokes the rule alias
+ * (infra/function.ts): the same alias a rule delivers to. Passed any other way it is refused
+ * whole; through the alias, each message is still checked on its own.
+ */
+const checkQueueDelivery = (invokedFunctionArn: unknown): EnvelopeRefusal | undefined =>
+  invocationOf(invokedFunctionArn)?.ruleDelivery
+    ? undefined
+    : {
+        status: 'rejected',
+        error: {
+          code: 'EnvelopeRefused',
+          field: 'context.invokedFunctionArn',
+          message: `a queue batch arrives only through the ${RULE_DELIVERY_ALIAS} alias's event source mapping`,
+        },
+      };
 
 /**
  * A refused envelope is logged and counted here, outside the chain: nothing of the chain ran for

@@ -1,12 +1,11 @@
-import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
+import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
-import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import type { BaseClients } from './aws-clients';
 import type { EventRegistry } from './event-registry';
 import { type ChainOptions, createHandlerChain, type LambdaHandler } from './lambda-chain';
 import type { Runtime } from './runtime';
 
-export interface LambdaOptions extends Omit<ChainOptions, 'inner'> {
+export interface LambdaOptions extends Omit<ChainOptions, 'perEvent'> {
   /** Deduplicate on the EventBridge event id (default true). */
   readonly idempotent?: boolean;
   /** How long a completed event id is remembered, seconds (default 1 hour). */
@@ -15,7 +14,8 @@ export interface LambdaOptions extends Omit<ChainOptions, 'inner'> {
 
 /**
  * The shared chain (functions/shared/lambda-chain.ts) with Powertools idempotency on the event
- * id: an event EventBridge delivers twice is handled once per function.
+ * id: an event EventBridge (or the event queue) delivers twice is handled once per function. It
+ * wraps each event, not the invocation, so every message of a queue batch is its own record.
  */
 export const createLambdaHandler = <R>(
   registry: EventRegistry<R>,
@@ -26,20 +26,27 @@ export const createLambdaHandler = <R>(
     ...(options.deadline ? { deadline: options.deadline } : {}),
     ...(options.idempotent !== false && runtime.idempotencyTable
       ? {
-          inner: makeHandlerIdempotent({
-            // Several functions receive the same EventBridge event (one rule each); the prefix keeps
-            // one function's record of an event id from answering for another's.
-            keyPrefix: runtime.functionName,
-            persistenceStore: new DynamoDBPersistenceLayer({
-              tableName: runtime.idempotencyTable,
-              awsSdkV3Client: runtime.clients.dynamodb,
-            }),
-            config: new IdempotencyConfig({
-              eventKeyJmesPath: 'id',
-              expiresAfterSeconds: options.idempotencyWindowSeconds ?? 3600,
-              throwOnNoIdempotencyKey: false,
-            }),
-          }),
+          perEvent: idempotentOnEventId(runtime, runtime.idempotencyTable, options),
         }
       : {}),
   });
+
+const idempotentOnEventId = (
+  runtime: Runtime<BaseClients>,
+  tableName: string,
+  options: LambdaOptions,
+): NonNullable<ChainOptions['perEvent']> => {
+  const persistenceStore = new DynamoDBPersistenceLayer({
+    tableName,
+    awsSdkV3Client: runtime.clients.dynamodb,
+  });
+  const config = new IdempotencyConfig({
+    eventKeyJmesPath: 'id',
+    expiresAfterSeconds: options.idempotencyWindowSeconds ?? 3600,
+    throwOnNoIdempotencyKey: false,
+  });
+  // Several functions receive the same EventBridge event (one rule each); the prefix keeps one
+  // function's record of an event id from answering for another's. Given the Lambda context as
+  // its second argument, the wrapper tracks the invocation's remaining time as the middleware did.
+  return (handle) => makeIdempotent(handle, { persistenceStore, config, keyPrefix: runtime.functionName });
+};

@@ -11,6 +11,7 @@ import {
 } from './aws-clients';
 import { type Clock, systemClock } from './clock';
 import { envString, loadConfig } from './config';
+import { accountBudgetFromEnv } from './ec2-budget';
 
 /**
  * Everything a handler needs from the outside world. Built once per Lambda execution
@@ -70,7 +71,23 @@ export const productionRuntime = <M extends object = Record<never, never>>(
   if (production) return production as Runtime<BaseClients & M>;
   const env = loadConfig(runtimeEnv, process.env);
   const shared = sharedClientOptions({ region: env.AWS_REGION });
-  const clients = { ...createBaseClients(shared), ...options.moreClients?.(shared) } as BaseClients & M;
+  const base = createBaseClients(shared);
+  const logger = new Logger({ serviceName });
+  // A function that creates more clients than the base ones calls EC2: its calls take their tokens
+  // from the account budget (the service name is the function's catalog id).
+  const more = options.moreClients?.({
+    ...shared,
+    ec2Budget: accountBudgetFromEnv(
+      serviceName,
+      process.env,
+      base.documents,
+      systemClock,
+      Math.random,
+      (error) =>
+        logger.warn('account budget store failed; pacing this environment alone for a while', { error }),
+    ),
+  });
+  const clients = { ...base, ...more } as BaseClients & M;
   const tracer = options.tracer?.(serviceName);
   if (tracer) for (const client of Object.values(clients)) tracer.captureAWSv3Client(client);
   const runtime: Runtime<BaseClients & M> = {
@@ -78,7 +95,7 @@ export const productionRuntime = <M extends object = Record<never, never>>(
     clock: systemClock,
     random: Math.random,
     clients,
-    logger: new Logger({ serviceName }),
+    logger,
     metrics: new Metrics({ namespace: METRICS_NAMESPACE, serviceName }),
     ...(tracer ? { tracer } : {}),
     idempotencyTable: env.IDEMPOTENCY_TABLE,

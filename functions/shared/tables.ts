@@ -6,7 +6,7 @@
  */
 export interface TableSpec {
   /** Logical id, also the environment variable suffix (`<ID>_TABLE`). */
-  readonly id: 'popularity' | 'imageCache' | 'pools' | 'shelves' | 'idempotency';
+  readonly id: 'popularity' | 'imageCache' | 'pools' | 'shelves' | 'ec2Budget' | 'idempotency';
   readonly partitionKey: string;
   readonly sortKey?: string;
   readonly ttlAttribute: string;
@@ -52,6 +52,13 @@ export const TABLES = {
     ttlAttribute: TTL_ATTRIBUTE,
     indexes: [gsi1, gsi2],
     purpose: 'shelve records, retained volumes, unshelve sagas',
+  },
+  ec2Budget: {
+    id: 'ec2Budget',
+    partitionKey: 'pk',
+    ttlAttribute: TTL_ATTRIBUTE,
+    indexes: [],
+    purpose: "the account budget: one level per EC2 throttling bucket, leased by every function's EC2 calls",
   },
   idempotency: {
     id: 'idempotency',

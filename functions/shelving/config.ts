@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { imageOwnersSchema, instanceProfileSchema } from '../pools/config';
 import { envJson, envString, loadConfig } from '../shared/config';
 
 /**
@@ -65,6 +66,20 @@ export const shelvingSettingsSchema = z
      * deployed with warmboot's pools capability.
      */
     unshelveFromPools: z.array(z.string().min(1)).max(20).default([]),
+    /**
+     * Instance profiles a replacement may be launched with (`{ name, role? }`, role default the
+     * profile's name; security review C2). The shelving role may pass only their roles, and only
+     * to EC2; a Shelve of an instance with any other profile is refused before anything is
+     * stopped (InstanceProfileNotAllowed), and so is a relaunch. None: only instances without an
+     * instance profile can be shelved.
+     */
+    instanceProfiles: z.array(instanceProfileSchema).max(20).default([]),
+    /**
+     * Owners whose AMIs a replacement may be launched from (as `poolPolicy.allowedImageOwners`):
+     * IAM's `ec2:Owner` on the image, and a DescribeImages check at Shelve and before each
+     * relaunch (ImageOwnerNotAllowed). Default `self` and `amazon`.
+     */
+    allowedImageOwners: imageOwnersSchema,
     /** Restore the recorded DeleteOnTermination flags once an unshelved instance is ready. */
     restoreDeleteOnTermination: z.boolean().default(true),
     /** How long a finished (unshelved or deleted) record stays readable before its TTL expires. */

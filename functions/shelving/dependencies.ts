@@ -10,7 +10,6 @@ import { dynamoShelfStore, type ShelfStore } from './adapters/store';
 import type { PoolAccess } from './application/pool-members';
 import type { ShelvingConfig, ShelvingSettings } from './config';
 import type { ShelvingFact } from './domain/actions';
-import { Pacer } from './domain/pacer';
 
 /** What the shelving use cases (application/) work with: the ports, the clock and the settings. */
 export interface ShelvingDependencies {
@@ -38,12 +37,12 @@ const recordFactMetrics = (runtime: Runtime<ClientsWith<'ec2'>>) => (fact: Shelv
   }
 };
 
-/** The composition root: production adapters over the runtime's clients, one pacer per environment. */
+/** The composition root: production adapters over the runtime's clients (the EC2 client paced by the account budget). */
 export const shelvingDependencies = (
   runtime: Runtime<ClientsWith<'ec2'>>,
   config: ShelvingConfig,
 ): ShelvingDependencies => ({
-  ec2: sdkShelvingEc2(runtime.clients.ec2, new Pacer(), runtime.clock),
+  ec2: sdkShelvingEc2(runtime.clients.ec2),
   store: dynamoShelfStore(runtime.clients.documents, config.tables.shelf),
   facts: factPublisher(runtime),
   clock: runtime.clock,

@@ -8,7 +8,12 @@ import {
   OPERATOR_IMAGE_PARAMETER_PREFIX,
   PUBLIC_IMAGE_PARAMETER_PREFIX,
 } from '../../functions/pools/patterns';
+import { ACCOUNT_BUDGET_ENV, type AccountBudgetSettings } from '../../functions/shared/account-budget';
 import { EBS_KEY_ACTIONS } from '../../functions/shared/ebs-encryption';
+import {
+  INSTANCE_ATTRIBUTES,
+  type InstanceAttributeProperty,
+} from '../../functions/shared/instance-attributes';
 import {
   type CommandDocument,
   deployedDocumentName,
@@ -37,6 +42,11 @@ export interface CapabilityProps {
    * (`ebsKmsKeyArns`). @default [] - only unencrypted volumes and the AWS managed key `aws/ebs`
    */
   readonly ebsKmsKeyArns?: readonly string[];
+  /**
+   * warmboot's share of the account's EC2 throttling buckets (`accountBudget`), passed to every
+   * function that calls EC2 as ACCOUNT_BUDGET. @default - the functions' default share (0.1)
+   */
+  readonly accountBudget?: AccountBudgetSettings;
 }
 
 const DESCRIBE_REASON =
@@ -71,11 +81,16 @@ export const createFunction = (
   props: CapabilityProps,
   setup: FunctionSetup,
 ): WarmbootFunction => {
+  // A function that calls EC2 lists the account budget's table: its EC2 client leases from it.
+  const callsEc2 = FUNCTIONS[id].tables.includes('ec2Budget');
   const fn = new WarmbootFunction(scope, pascalCase(id), {
     spec: FUNCTIONS[id],
     data: props.data,
     buses: props.buses,
-    settings: setup.settings,
+    settings:
+      callsEc2 && props.accountBudget
+        ? { ...setup.settings, [ACCOUNT_BUDGET_ENV]: props.accountBudget }
+        : setup.settings,
     ...(props.logRetention !== undefined ? { logRetention: props.logRetention } : {}),
     ...(props.reservedConcurrency?.[id] !== undefined
       ? { reservedConcurrency: props.reservedConcurrency[id] }
@@ -85,6 +100,7 @@ export const createFunction = (
   for (const [table, access] of Object.entries(setup.tables) as [TableId, TableAccess][]) {
     fn.grantTable(table, access);
   }
+  if (callsEc2) fn.grantTable('ec2Budget', 'readWrite');
   fn.grantPublish();
   if (setup.describe) allowDescribe(fn, setup.describe);
   return fn;
@@ -135,31 +151,28 @@ export const allowReadCommandResults = (fn: WarmbootFunction): void => {
  *
  * `imageOwners`: only AMIs of these owners (`self` stands for this account), by the condition key
  * `ec2:Owner` of the image resource ("the owner of the resource: amazon, aws-marketplace, or an
- * AWS account ID", Service Authorization Reference, Amazon EC2 condition keys). Without it, any
- * AMI: shelving relaunches an instance from the AMI it was launched from, whoever owns that.
- * Launch templates are this account's either way (their ARN names the account).
+ * AWS account ID", Service Authorization Reference, Amazon EC2 condition keys). Launch templates
+ * are this account's (their ARN names the account).
  */
 export const allowLaunchReferences = (
   fn: WarmbootFunction,
-  extra: readonly string[] = [],
-  imageOwners?: readonly string[],
+  extra: readonly string[],
+  imageOwners: readonly string[],
 ): void => {
   const [images, snapshots] = ec2AccountlessArns(fn, 'image', 'snapshot');
-  if (imageOwners) {
-    fn.allow(
-      'LaunchImagesOfAllowedOwners',
-      'RunInstances authorizes the AMI it launches; only AMIs of the configured owners (allowedImageOwners)',
-      {
-        actions: ['ec2:RunInstances'],
-        resources: [images ?? ''],
-        conditions: {
-          StringEquals: {
-            'ec2:Owner': imageOwners.map((owner) => (owner === 'self' ? Stack.of(fn).account : owner)),
-          },
+  fn.allow(
+    'LaunchImagesOfAllowedOwners',
+    'RunInstances authorizes the AMI it launches; only AMIs of the configured owners (allowedImageOwners)',
+    {
+      actions: ['ec2:RunInstances'],
+      resources: [images ?? ''],
+      conditions: {
+        StringEquals: {
+          'ec2:Owner': imageOwners.map((owner) => (owner === 'self' ? Stack.of(fn).account : owner)),
         },
       },
-    );
-  }
+    },
+  );
   fn.allow(
     'LaunchReferences',
     'RunInstances also authorizes the image, snapshots, subnet, security groups, key pair, launch template and the ' +
@@ -168,7 +181,6 @@ export const allowLaunchReferences = (
     {
       actions: ['ec2:RunInstances'],
       resources: [
-        ...(imageOwners ? [] : [images ?? '']),
         snapshots ?? '',
         ...ec2Arns(
           fn,
@@ -190,24 +202,6 @@ export const allowLaunchReferences = (
 };
 
 /**
- * Shelving relaunches an instance with the instance profile it had, recorded per shelved
- * instance, and IAM knows profiles by role, not by profile name: any role of this account, but
- * only handed to EC2. A shelving request cannot name a profile: it restores the one the instance had.
- */
-export const allowPassInstanceRoles = (fn: WarmbootFunction): void => {
-  fn.allow(
-    'PassInstanceRoles',
-    'instance profiles are recorded per shelved instance (a request cannot name one); role ARNs are not known ' +
-      'at synth, so PassRole is limited to roles of this account passed to ec2.amazonaws.com',
-    {
-      actions: ['iam:PassRole'],
-      resources: [`arn:${Stack.of(fn).partition}:iam::${Stack.of(fn).account}:role/*`],
-      conditions: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
-    },
-  );
-};
-
-/**
  * PassRole on exactly the roles of the instance profiles configuration names (`role` is the role's
  * path and name), only handed to EC2 (security review C2). None configured: no statement, so no
  * launch with a profile is possible.
@@ -221,6 +215,44 @@ export const allowPassConfiguredRoles = (fn: WarmbootFunction, roles: readonly s
     ),
     conditions: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
   });
+};
+
+/**
+ * The conditions that limit ModifyInstanceAttribute to the `allowed` attributes, by the keys EC2
+ * sets for what a request changes. EC2 User Guide, "Policy structure", "ec2:Attribute condition
+ * key": the key "supports only properties that are of a primitive data type ... or complex objects
+ * that have only a Value property": `ec2:Attribute/<property>` is the value a request sets (its
+ * example: `ec2:Attribute/Description` of ModifyImageAttribute), and `ec2:Attribute` is the
+ * request's primitive `Attribute` field. Lists (BlockDeviceMappings, Groups) set neither.
+ * - One attribute that carries a value (InstanceType): its key must be there. EC2 changes one
+ *   attribute per call, so nothing else rides along.
+ * - Otherwise: the key of every other attribute that carries one, and `ec2:Attribute/Value` (the
+ *   `Attribute`/`Value` form), must be absent, and an `ec2:Attribute` must name one of `allowed`
+ *   (in any letter case; IfExists, since the guide does not say EC2 sets it for the other form).
+ *   A list outside `allowed` is refused by its own resource: Groups authorizes security groups,
+ *   BlockDeviceMappings volumes, and neither is granted unless allowed.
+ */
+export const changesOnlyAttributes = (
+  allowed: readonly InstanceAttributeProperty[],
+): {
+  readonly Null: Readonly<Record<string, string>>;
+  readonly StringEqualsIgnoreCaseIfExists?: Readonly<Record<string, readonly string[]>>;
+} => {
+  const carriesValue = (property: InstanceAttributeProperty) =>
+    property !== 'BlockDeviceMappings' && property !== 'Groups';
+  const [only] = allowed;
+  if (allowed.length === 1 && only !== undefined && carriesValue(only)) {
+    return { Null: { [`ec2:Attribute/${only}`]: 'false' } };
+  }
+  const others = (Object.keys(INSTANCE_ATTRIBUTES) as InstanceAttributeProperty[]).filter(
+    (property) => carriesValue(property) && !allowed.includes(property),
+  );
+  return {
+    Null: Object.fromEntries([...others, 'Value'].map((property) => [`ec2:Attribute/${property}`, 'true'])),
+    StringEqualsIgnoreCaseIfExists: {
+      'ec2:Attribute': allowed.map((property) => INSTANCE_ATTRIBUTES[property]),
+    },
+  };
 };
 
 /**

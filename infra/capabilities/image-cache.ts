@@ -106,7 +106,8 @@ export class ImageCacheCapability extends Construct {
   }
 
   /**
-   * Volume links and warm commands, fenced by the `warmboot:host-group` tag of a configured group.
+   * Volume links and warm commands, fenced by the `warmboot:host-group` tag of a configured group
+   * and the image-cache opt-in (`warmboot:image-cache=true`), never another capability's.
    * A volume that carries `warmboot:shelved` holds a shelved instance's data and is never detached
    * or deleted by the cache, even if it also carries a host-group tag.
    */
@@ -122,14 +123,14 @@ export class ImageCacheCapability extends Construct {
     ];
     const inGroup = {
       [`aws:ResourceTag/${TAGS.hostGroup}`]: [...names],
-      [`aws:ResourceTag/${TAGS.managed}`]: 'true',
+      [`aws:ResourceTag/${TAGS.imageCache}`]: 'true',
     };
     fn.allow('CreateLinkVolumes', 'link volumes are created tagged with a configured host group', {
       actions: ['ec2:CreateVolume'],
       resources: ec2Arns(this, 'volume'),
       conditions: {
         StringEquals: {
-          [`aws:RequestTag/${TAGS.managed}`]: 'true',
+          [`aws:RequestTag/${TAGS.imageCache}`]: 'true',
           [`aws:RequestTag/${TAGS.hostGroup}`]: [...names],
         },
       },
@@ -159,7 +160,7 @@ export class ImageCacheCapability extends Construct {
     });
     fn.allow(
       'ManageLinkVolumes',
-      'the cache’s own link volumes only (host group, managed and warmboot:image tags); never a shelved volume',
+      'the cache’s own link volumes only (host group, image-cache opt-in and warmboot:image tags); never a shelved volume',
       {
         actions: ['ec2:AttachVolume', 'ec2:DetachVolume', 'ec2:DeleteVolume'],
         resources: ec2Arns(this, 'volume'),
@@ -187,7 +188,12 @@ export class ImageCacheCapability extends Construct {
     fn.allow('RunImageDocumentsOnHosts', 'host-group hosts only', {
       actions: ['ssm:SendCommand'],
       resources: ec2Arns(this, 'instance'),
-      conditions: { StringEquals: { [`ssm:resourceTag/${TAGS.hostGroup}`]: [...names] } },
+      conditions: {
+        StringEquals: {
+          [`ssm:resourceTag/${TAGS.hostGroup}`]: [...names],
+          [`ssm:resourceTag/${TAGS.imageCache}`]: 'true',
+        },
+      },
     });
     allowReadCommandResults(fn);
     // A joining host is warmed only once its SSM agent is online.

@@ -9,8 +9,9 @@ import {
 import { DOCUMENTS as POOL_DOCUMENTS } from '../../functions/pools/documents';
 import { TAG as POOL_TAGS } from '../../functions/pools/domain/tags';
 import { POPULARITY_SETTINGS_ENV, type PopularitySettings } from '../../functions/popularity/config';
+import { CHANGED_INSTANCE_ATTRIBUTES } from '../../functions/shared/instance-attributes';
 import type { WarmbootFunction } from '../function';
-import { createsManaged, ec2Arns, TAGS } from '../iam';
+import { createsOptedIn, ec2Arns, TAGS } from '../iam';
 import {
   allowEbsKeys,
   allowLaunchReferences,
@@ -19,6 +20,7 @@ import {
   allowResolveImageAliases,
   type CapabilityProps,
   CommandDocuments,
+  changesOnlyAttributes,
   createFunction,
 } from './common';
 
@@ -35,7 +37,6 @@ const MEMBER_ACTIONS = [
   'ec2:StartInstances',
   'ec2:StopInstances',
   'ec2:TerminateInstances',
-  'ec2:ModifyInstanceAttribute',
   'ec2:CreateTags',
   'ec2:DeleteTags',
 ];
@@ -101,17 +102,17 @@ export class PoolsCapability extends Construct {
     allowEbsKeys(this.claim, props.ebsKmsKeyArns);
   }
 
-  /** RunInstances creating instances that carry `warmboot:managed=true` and the capability tag. */
+  /** RunInstances creating instances that carry `warmboot:pools=true` and the capability tag. */
   private allowLaunch(fn: WarmbootFunction, sid: string, capabilityTag: string, reason: string): void {
     fn.allow(sid, reason, {
       actions: ['ec2:RunInstances'],
       resources: ec2Arns(this, 'instance'),
-      conditions: { ...createsManaged(), Null: { [`aws:RequestTag/${capabilityTag}`]: 'false' } },
+      conditions: { ...createsOptedIn('pools'), Null: { [`aws:RequestTag/${capabilityTag}`]: 'false' } },
     });
-    fn.allow(`${sid}Volumes`, 'launch volumes are tagged warmboot:managed=true', {
+    fn.allow(`${sid}Volumes`, 'launch volumes are tagged warmboot:pools=true', {
       actions: ['ec2:RunInstances'],
       resources: ec2Arns(this, 'volume'),
-      conditions: createsManaged(),
+      conditions: createsOptedIn('pools'),
     });
     if (!fn.hasStatement('LaunchReferences')) {
       allowLaunchReferences(fn, [], this.imageOwners);
@@ -119,14 +120,26 @@ export class PoolsCapability extends Construct {
     }
   }
 
-  /** Start/stop/resize/retag/terminate pool members: `warmboot:managed=true` and a `warmboot:pool` tag. */
+  /** Start/stop/resize/retag/terminate pool members: `warmboot:pools=true` and a `warmboot:pool` tag. */
   private allowManage(fn: WarmbootFunction): void {
     fn.allow('ManagePoolMembers', 'pool members only', {
       actions: MEMBER_ACTIONS,
       resources: ec2Arns(this, 'instance'),
       conditions: {
-        StringEquals: { [`aws:ResourceTag/${TAGS.managed}`]: 'true' },
+        StringEquals: { [`aws:ResourceTag/${TAGS.pools}`]: 'true' },
         Null: { [`aws:ResourceTag/${POOL_TAGS.pool}`]: 'false' },
+      },
+    });
+    // A stopped member is resized to the type a request asks for (claim; the pools function
+    // shares the adapter): its instance type, nothing else (CHANGED_INSTANCE_ATTRIBUTES).
+    const resize = changesOnlyAttributes(CHANGED_INSTANCE_ATTRIBUTES.pools);
+    fn.allow('ResizePoolMembers', 'pool members only, their instance type only', {
+      actions: ['ec2:ModifyInstanceAttribute'],
+      resources: ec2Arns(this, 'instance'),
+      conditions: {
+        ...resize,
+        StringEquals: { [`aws:ResourceTag/${TAGS.pools}`]: 'true' },
+        Null: { [`aws:ResourceTag/${POOL_TAGS.pool}`]: 'false', ...resize.Null },
       },
     });
   }
@@ -137,10 +150,10 @@ export class PoolsCapability extends Construct {
       actions: ['ec2:DeleteTags'],
       resources: ec2Arns(this, 'volume'),
       conditions: {
-        StringEquals: { [`aws:ResourceTag/${TAGS.managed}`]: 'true' },
+        StringEquals: { [`aws:ResourceTag/${TAGS.pools}`]: 'true' },
         Null: { [`aws:ResourceTag/${POOL_TAGS.pool}`]: 'false' },
         'ForAllValues:StringEquals': {
-          'aws:TagKeys': [POOL_TAGS.pool, POOL_TAGS.memberState, TAGS.managed, POOL_TAGS.claim],
+          'aws:TagKeys': [POOL_TAGS.pool, POOL_TAGS.memberState, TAGS.pools, POOL_TAGS.claim],
         },
       },
     });
@@ -156,7 +169,7 @@ export class PoolsCapability extends Construct {
       actions: ['ssm:SendCommand'],
       resources: ec2Arns(this, 'instance'),
       conditions: {
-        StringEquals: { [`ssm:resourceTag/${TAGS.managed}`]: 'true' },
+        StringEquals: { [`ssm:resourceTag/${TAGS.pools}`]: 'true' },
         StringLike: { [`ssm:resourceTag/${POOL_TAGS.pool}`]: '*' },
       },
     });

@@ -368,6 +368,14 @@ export class Ec2Simulator {
     return this.#ctx.counters.clientTokenReplays;
   }
 
+  /**
+   * Seeding: API throttling limits AWS Support raised for the account, for one bucket (see
+   * `Ec2Throttle.raise`), e.g. an account that launches hundreds of instances a second.
+   */
+  raiseApiLimits(bucket: string, limits: { capacity: number; refillPerSecond: number }): void {
+    this.#throttle.raise(bucket, limits);
+  }
+
   /** A Dedicated Host (auto-placement off and 96 vCPUs unless given); returns its id. */
   allocateHost(spec: HostSpec): string {
     return newHost(this.#ctx, spec).hostId;

@@ -77,13 +77,43 @@ const admissionsFor = (operation: string, input: Record<string, unknown>): Admis
     : [request];
 };
 
+/** The published limits of a bucket by its name (as `admissionsFor` names buckets), or undefined. */
+const defaultLimitsOf = (bucket: string): TokenBucketLimits | undefined => {
+  const resource = /^(\w+) \(instances\)$/.exec(bucket);
+  if (resource) return RESOURCE_LIMITS[resource[1] ?? ''];
+  if (bucket === 'DescribeInstances (unfiltered, unpaginated)') return UNFILTERED_UNPAGINATED;
+  if (!/^[A-Z]\w+$/.test(bucket)) return undefined;
+  return REQUEST_LIMITS[bucket] ?? (bucket.startsWith('Describe') ? NON_MUTATING : OTHER_MUTATING);
+};
+
 export class Ec2Throttle {
   readonly #clock: Clock;
   readonly #buckets = new Map<string, TokenBucket>();
   readonly #stats = new Map<string, { calls: number; throttled: number }>();
+  /** Buckets whose limits the account had raised (`raise`), by bucket name. */
+  readonly #raised = new Map<string, TokenBucketLimits>();
 
   constructor(clock: Clock) {
     this.#clock = clock;
+  }
+
+  /**
+   * The account's raised limits for one bucket (`RunInstances`, `RunInstances (instances)`, …),
+   * as AWS Support grants them: ec2-api-throttling, "Request a limit increase" (an account may ask
+   * for higher bucket sizes and refill rates for its use case). The bucket starts full at the new
+   * limits. Only a raise: limits below the published defaults are refused, so the simulator is
+   * never laxer by accident elsewhere and never stricter than an account can be.
+   */
+  raise(bucket: string, raised: TokenBucketLimits): void {
+    const defaults = defaultLimitsOf(bucket);
+    if (!defaults) throw new Error(`no EC2 throttling bucket named '${bucket}'`);
+    if (raised.capacity < defaults.capacity || raised.refillPerSecond < defaults.refillPerSecond) {
+      throw new Error(
+        `a raise of '${bucket}' must not go below its default ${defaults.capacity} / ${defaults.refillPerSecond} per second`,
+      );
+    }
+    this.#raised.set(bucket, raised);
+    this.#buckets.set(bucket, new TokenBucket(this.#clock, raised));
   }
 
   /** Counts the call and takes its tokens, or throws RequestLimitExceeded (HTTP 503). */
@@ -110,7 +140,7 @@ export class Ec2Throttle {
   #bucket(admission: Admission): TokenBucket {
     let bucket = this.#buckets.get(admission.bucket);
     if (!bucket) {
-      bucket = new TokenBucket(this.#clock, admission.limits);
+      bucket = new TokenBucket(this.#clock, this.#raised.get(admission.bucket) ?? admission.limits);
       this.#buckets.set(admission.bucket, bucket);
     }
     return bucket;

@@ -77,6 +77,17 @@ export interface InstanceProfileDefinition {
   readonly managedPolicyArns?: readonly string[];
   /** Actions an inline policy allows on `*`, `*` wildcards allowed (e.g. `ec2messages:*`). */
   readonly allowedActions?: readonly string[];
+  /**
+   * Inline Allow statements on named resources (`*` wildcards in actions and resources), e.g.
+   * `ssm:GetParameter` on `arn:aws:ssm:…:parameter/warmboot/tenants/a/*` or `kms:Decrypt` on a
+   * key: what a role needs to read a SecureString on the host (local/ssm/parameter-store.ts).
+   */
+  readonly statements?: readonly ResourceStatement[];
+}
+
+export interface ResourceStatement {
+  readonly actions: readonly string[];
+  readonly resources: readonly string[];
 }
 
 interface InstanceProfileRecord {
@@ -85,19 +96,22 @@ interface InstanceProfileRecord {
   readonly roleName: string;
   readonly managedPolicyArns: string[];
   readonly allowedActions: string[];
+  readonly statements: ResourceStatement[];
 }
 
-/** IAM action names compare case-insensitively; `*` matches any run of characters. */
-const actionMatches = (pattern: string, action: string): boolean => {
+/** `*` matches any run of characters; IAM action names compare case-insensitively, resource ARNs do not. */
+const wildcardMatches = (pattern: string, value: string, flags: '' | 'i'): boolean => {
   const regex = new RegExp(
     `^${pattern
       .split('*')
       .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
       .join('.*')}$`,
-    'i',
+    flags,
   );
-  return regex.test(action);
+  return regex.test(value);
 };
+
+const actionMatches = (pattern: string, action: string): boolean => wildcardMatches(pattern, action, 'i');
 
 export class EntityAlreadyExistsError extends Error {
   readonly code = 'EntityAlreadyExists';
@@ -126,6 +140,7 @@ export class InstanceProfiles {
       roleName: definition.roleName ?? name,
       managedPolicyArns: [...(definition.managedPolicyArns ?? [])],
       allowedActions: [...(definition.allowedActions ?? [])],
+      statements: [...(definition.statements ?? [])],
     });
     return arn;
   }
@@ -143,14 +158,40 @@ export class InstanceProfiles {
 
   /** Whether the role behind `profile` (a name or an instance-profile ARN) allows every one of `actions`. */
   allows(profile: string | undefined, actions: readonly string[]): boolean {
-    if (profile === undefined) return false;
-    const record = this.#profiles.get(profile.split('/').pop() ?? profile);
-    if (!record || (profile.startsWith('arn:') && record.arn !== profile)) return false;
+    const record = this.#record(profile);
+    if (!record) return false;
     const granted = [
       ...record.managedPolicyArns.flatMap((arn) => MANAGED_POLICY_ACTIONS[arn] ?? []),
       ...record.allowedActions,
     ];
     return actions.every((action) => granted.some((pattern) => actionMatches(pattern, action)));
+  }
+
+  /**
+   * Whether the role behind `profile` allows `action` on `resource`: an action it allows on `*`
+   * (managed policies, `allowedActions`), or a statement naming both.
+   */
+  allowsOn(profile: string | undefined, action: string, resource: string): boolean {
+    const record = this.#record(profile);
+    if (!record) return false;
+    if (this.allows(profile, [action])) return true;
+    return record.statements.some(
+      (statement) =>
+        statement.actions.some((pattern) => actionMatches(pattern, action)) &&
+        statement.resources.some((pattern) => wildcardMatches(pattern, resource, '')),
+    );
+  }
+
+  /** The role behind `profile`, as its instances' sessions name it; undefined without one. */
+  roleName(profile: string | undefined): string | undefined {
+    return this.#record(profile)?.roleName;
+  }
+
+  #record(profile: string | undefined): InstanceProfileRecord | undefined {
+    if (profile === undefined) return undefined;
+    const record = this.#profiles.get(profile.split('/').pop() ?? profile);
+    if (!record || (profile.startsWith('arn:') && record.arn !== profile)) return undefined;
+    return record;
   }
 }
 

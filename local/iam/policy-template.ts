@@ -8,8 +8,8 @@ import type { SynthesizedFunctionUrls } from './function-url-policy';
  * Placeholders: `${AWS::Partition}`, `${AWS::Region}`, `${AWS::AccountId}` (CloudFormation pseudo
  * parameters) and `${Table:<id>}` (a table's name: the local cloud's prefixed names). The sentinel
  * host group, image parameter, EBS key ARN, image owner and instance role stand for the
- * deployment's own host-group names, pool image parameters, `ebsKmsKeyArns`, allowed AMI owners
- * and instance profile roles (see synthesize.ts).
+ * deployment's own host-group names, pool image parameters, `ebsKmsKeyArns`, allowed AMI owners,
+ * instance profile roles and pools that serve unshelve (see synthesize.ts).
  */
 
 export const SENTINEL_HOST_GROUP = 'warmboot-iam-sentinel-host-group';
@@ -21,7 +21,13 @@ export const SENTINEL_EBS_KMS_KEY_ARN =
 export const SENTINEL_IMAGE_OWNER = '999999999999';
 /** Stands for the roles of the configured instance profiles (the role of the sentinel pool's profile). */
 export const SENTINEL_INSTANCE_ROLE = 'warmboot-iam-sentinel-role';
-/** The pool policy's default AMI owners (functions/pools/config.ts poolPolicySchema). */
+/** Stands for the pools of `shelving.unshelveFromPools` (the shelving role adopts their members). */
+export const SENTINEL_UNSHELVE_POOL = 'warmboot-iam-sentinel-unshelve-pool';
+/** Stands for `shelving.allowedImageOwners` (an account ID, so the config accepts it). */
+export const SENTINEL_SHELVING_IMAGE_OWNER = '888888888888';
+/** Stands for the roles of `shelving.instanceProfiles`. */
+export const SENTINEL_SHELVING_INSTANCE_ROLE = 'warmboot-iam-sentinel-shelving-role';
+/** The default AMI owners of the pool policy and of shelving (functions/pools/config.ts imageOwnersSchema). */
 const DEFAULT_IMAGE_OWNERS = ['self', 'amazon'];
 
 export interface PolicyStatement {
@@ -68,19 +74,26 @@ export interface IamDeployment {
   readonly imageParameters: readonly string[];
   /** The `allowShelvedDataDeletion` opt-in. */
   readonly allowShelvedDataDeletion: boolean;
-  /** `shelving.unshelveFromPools` names pools: the shelving role may use the pools table. */
-  readonly unshelveFromPools?: boolean;
+  /**
+   * `shelving.unshelveFromPools`: when it names pools, the shelving role may use the pools table
+   * and opt those pools' members in to shelving. Default none.
+   */
+  readonly unshelveFromPools?: readonly string[];
   /** `ebsKmsKeyArns`: the customer managed keys of encrypted volumes warmboot may use (default none). */
   readonly ebsKmsKeyArns?: readonly string[];
   /** `poolPolicy.allowedImageOwners` (`self` for this account); default self and amazon. */
   readonly imageOwners?: readonly string[];
   /** The roles of the instance profiles pools may launch with (path and name); default none. */
   readonly instanceRoles?: readonly string[];
+  /** `shelving.allowedImageOwners` (`self` for this account); default self and amazon. */
+  readonly shelvingImageOwners?: readonly string[];
+  /** The roles of `shelving.instanceProfiles` (path and name); default none. */
+  readonly shelvingInstanceRoles?: readonly string[];
 }
 
 const fillPlaceholders = (text: string, deployment: IamDeployment): string =>
   text.replace(
-    /\$\{(AWS::Partition|AWS::Region|AWS::AccountId|Table:([A-Za-z]+))\}/g,
+    /\$\{(AWS::Partition|AWS::Region|AWS::AccountId|Table:([A-Za-z0-9]+))\}/g,
     (_match, name, table) => {
       if (name === 'AWS::Partition') return deployment.partition;
       if (name === 'AWS::Region') return deployment.region;
@@ -98,15 +111,20 @@ const fillPlaceholders = (text: string, deployment: IamDeployment): string =>
 const expandValues = (values: readonly string[], deployment: IamDeployment): string[] =>
   values.flatMap((value) => {
     if (value === SENTINEL_HOST_GROUP) return [...deployment.hostGroups];
+    if (value === SENTINEL_UNSHELVE_POOL) return [...(deployment.unshelveFromPools ?? [])];
     if (value === SENTINEL_EBS_KMS_KEY_ARN) return [...(deployment.ebsKmsKeyArns ?? [])];
-    if (value === SENTINEL_IMAGE_OWNER) {
-      return (deployment.imageOwners ?? DEFAULT_IMAGE_OWNERS).map((owner) =>
-        owner === 'self' ? deployment.accountId : owner,
-      );
-    }
-    if (value.endsWith(`:role/${SENTINEL_INSTANCE_ROLE}`)) {
-      const prefix = value.slice(0, -SENTINEL_INSTANCE_ROLE.length);
-      return (deployment.instanceRoles ?? []).map((role) => `${prefix}${role}`);
+    const owners = (configured: readonly string[] | undefined) =>
+      (configured ?? DEFAULT_IMAGE_OWNERS).map((owner) => (owner === 'self' ? deployment.accountId : owner));
+    if (value === SENTINEL_IMAGE_OWNER) return owners(deployment.imageOwners);
+    if (value === SENTINEL_SHELVING_IMAGE_OWNER) return owners(deployment.shelvingImageOwners);
+    for (const [sentinel, roles] of [
+      [SENTINEL_INSTANCE_ROLE, deployment.instanceRoles],
+      [SENTINEL_SHELVING_INSTANCE_ROLE, deployment.shelvingInstanceRoles],
+    ] as const) {
+      if (value.endsWith(`:role/${sentinel}`)) {
+        const prefix = value.slice(0, -sentinel.length);
+        return (roles ?? []).map((role) => `${prefix}${role}`);
+      }
     }
     if (value.endsWith(`:parameter${SENTINEL_IMAGE_PARAMETER}`)) {
       const prefix = value.slice(0, -SENTINEL_IMAGE_PARAMETER.length);
@@ -152,29 +170,35 @@ const fillStatement = (
   return filled as unknown as PolicyStatement;
 };
 
-/** The shelving role's grant on the pools table, synthesized only when pools serve unshelve. */
-const POOLS_SERVE_UNSHELVE_SID = 'PoolsTableReadWrite';
+/**
+ * The shelving role's grant on the pools table and its adoption of their members, synthesized only
+ * when pools serve unshelve.
+ */
+const POOLS_SERVE_UNSHELVE_SIDS = ['PoolsTableReadWrite', 'AdoptPoolMembers'];
 
 /**
- * `documents` with the statement `sid` exactly when `wanted`: taken from `source` (the variant
- * synthesized with the setting on) into the first document, or removed. The setting adds that
- * one statement and nothing else, so it need not be a variant of its own.
+ * `documents` with the statements `sids` exactly when `wanted`: taken from `source` (the variant
+ * synthesized with the setting on) into the first document, or removed. The setting adds those
+ * statements and nothing else, so it need not be a variant of its own.
  */
-const withStatement = (
+const withStatements = (
   documents: readonly RolePolicyDocument[],
   source: readonly RolePolicyDocument[],
-  sid: string,
+  sids: readonly string[],
   wanted: boolean,
 ): RolePolicyDocument[] => {
   const without = documents.map((document) => ({
     ...document,
-    Statement: document.Statement.filter((statement) => statement.Sid !== sid),
+    Statement: document.Statement.filter((statement) => !sids.includes(statement.Sid ?? '')),
   }));
-  const statement = source.flatMap((document) => document.Statement).find((item) => item.Sid === sid);
   if (!wanted) return without;
-  if (statement === undefined) throw new Error(`the synthesized shelving role has no statement ${sid}`);
+  const statements = sids.map((sid) => {
+    const statement = source.flatMap((document) => document.Statement).find((item) => item.Sid === sid);
+    if (statement === undefined) throw new Error(`the synthesized shelving role has no statement ${sid}`);
+    return statement;
+  });
   return without.map((document, index) =>
-    index === 0 ? { ...document, Statement: [...document.Statement, statement] } : document,
+    index === 0 ? { ...document, Statement: [...document.Statement, ...statements] } : document,
   );
 };
 
@@ -193,11 +217,11 @@ export const rolePolicies = (
   const chosen = (optIn ? synthesized.optIn : synthesized.base)[functionId];
   const documents =
     functionId === 'shelving'
-      ? withStatement(
+      ? withStatements(
           chosen,
           synthesized.optIn.shelving,
-          POOLS_SERVE_UNSHELVE_SID,
-          deployment.unshelveFromPools === true,
+          POOLS_SERVE_UNSHELVE_SIDS,
+          (deployment.unshelveFromPools ?? []).length > 0,
         )
       : chosen;
   const filled = documents.map((document) => ({
@@ -211,6 +235,9 @@ export const rolePolicies = (
     text.includes(SENTINEL_EBS_KMS_KEY_ARN) ||
     text.includes(SENTINEL_IMAGE_OWNER) ||
     text.includes(SENTINEL_INSTANCE_ROLE) ||
+    text.includes(SENTINEL_SHELVING_IMAGE_OWNER) ||
+    text.includes(SENTINEL_SHELVING_INSTANCE_ROLE) ||
+    text.includes(SENTINEL_UNSHELVE_POOL) ||
     text.includes('${')
   ) {
     throw new Error(`${functionId}: a placeholder of the synthesized policy was left unfilled: ${text}`);

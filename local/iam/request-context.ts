@@ -1,4 +1,5 @@
 import type { BlockDeviceMapping, RunInstancesRequest, Tag, TagSpecification } from '@aws-sdk/client-ec2';
+import { instanceAttributeKeys } from './instance-attribute-keys';
 
 /**
  * The IAM request context of one AWS call: which action is authorized on which resources, with
@@ -499,8 +500,10 @@ export const ec2Checks = (
         (mapping) => attached.find((volume) => volume.device === mapping.DeviceName)?.volumeId ?? [],
       );
       const groups = strings(input.Groups);
+      const instance = instanceCheck(instanceId);
       return [
-        instanceCheck(instanceId),
+        // The attribute the request sets (ec2:Attribute, ec2:Attribute/<name>): instance-attribute-keys.ts.
+        { ...instance, context: { ...instance.context, ...instanceAttributeKeys(input) } },
         ...volumes.map(volumeCheck),
         ...groups.map((group) => ({
           action,

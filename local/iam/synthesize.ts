@@ -20,6 +20,9 @@ import {
   SENTINEL_IMAGE_OWNER,
   SENTINEL_IMAGE_PARAMETER,
   SENTINEL_INSTANCE_ROLE,
+  SENTINEL_SHELVING_IMAGE_OWNER,
+  SENTINEL_SHELVING_INSTANCE_ROLE,
+  SENTINEL_UNSHELVE_POOL,
   type SynthesizedRolePolicies,
   type SynthesizedVariant,
 } from './policy-template';
@@ -54,6 +57,12 @@ const SENTINEL_POOL = {
 
 /** The only AMI owner the synth allows stands for the deployment's `allowedImageOwners`. */
 const SENTINEL_POOL_POLICY = { allowedImageOwners: [SENTINEL_IMAGE_OWNER] };
+
+/** Shelving's launch settings, by sentinels: its AMI owners and the roles of its instance profiles. */
+const SENTINEL_SHELVING = {
+  allowedImageOwners: [SENTINEL_SHELVING_IMAGE_OWNER],
+  instanceProfiles: [{ name: 'warmboot-iam-sentinel-shelving', role: SENTINEL_SHELVING_INSTANCE_ROLE }],
+};
 
 const cdkJsonContext = (): Record<string, unknown> =>
   (
@@ -221,6 +230,7 @@ const main = (): void => {
     poolPolicy: SENTINEL_POOL_POLICY,
     allowShelvedDataDeletion: false,
     ebsKmsKeyArns: [SENTINEL_EBS_KMS_KEY_ARN],
+    shelving: SENTINEL_SHELVING,
   });
   const optIn = synthesizeVariant({
     hostGroups: [{ name: SENTINEL_HOST_GROUP, cacheBytes: 1024 ** 3, cacheDirectory: '/var/cache/warmboot' }],
@@ -228,8 +238,9 @@ const main = (): void => {
     poolPolicy: SENTINEL_POOL_POLICY,
     allowShelvedDataDeletion: true,
     ebsKmsKeyArns: [SENTINEL_EBS_KMS_KEY_ARN],
-    // Pools serve unshelve: the shelving role's pools-table statement (policy-template.ts).
-    shelving: { keepPrivateIp: false, unshelveFromPools: [SENTINEL_POOL.name] },
+    // Pools serve unshelve: the shelving role's pools-table and member-adoption statements
+    // (policy-template.ts), the sentinel pool standing for the deployment's.
+    shelving: { ...SENTINEL_SHELVING, keepPrivateIp: false, unshelveFromPools: [SENTINEL_UNSHELVE_POOL] },
   });
   const result: SynthesizedRolePolicies = {
     key,

@@ -25,6 +25,18 @@ export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion';
 export type KeyManager = 'CUSTOMER' | 'AWS';
 
 export const AWS_MANAGED_EBS_ALIAS = 'alias/aws/ebs';
+/**
+ * The AWS managed key Parameter Store encrypts a SecureString with when PutParameter names no
+ * `KeyId`. Its key policy lets every principal of the account that may use Parameter Store use it
+ * through SSM (`kms:ViaService` ssm, `kms:CallerAccount`), so reading such a parameter needs
+ * `ssm:GetParameter` only (SSM User Guide, "How AWS Systems Manager Parameter Store uses AWS KMS").
+ */
+export const AWS_MANAGED_SSM_ALIAS = 'alias/aws/ssm';
+
+const AWS_MANAGED_DESCRIPTIONS: Readonly<Record<string, string>> = {
+  [AWS_MANAGED_EBS_ALIAS]: 'Default key that protects my EBS volumes when no other key is defined',
+  [AWS_MANAGED_SSM_ALIAS]: 'Default key that protects my SSM parameters when no other key is defined',
+};
 
 export interface KmsKeyView {
   readonly keyId: string;
@@ -107,7 +119,12 @@ export class KmsKeys {
 
   /** The AWS managed key for EBS, which AWS creates in the account the first time EBS needs it. */
   awsManagedEbsKey(): KmsKeyView {
-    const existing = [...this.#keys.values()].find((key) => key.aliases.includes(AWS_MANAGED_EBS_ALIAS));
+    return this.awsManagedKey(AWS_MANAGED_EBS_ALIAS);
+  }
+
+  /** An AWS managed key (`alias/aws/ebs`, `alias/aws/ssm`), created the first time its service needs it. */
+  awsManagedKey(alias: keyof typeof AWS_MANAGED_DESCRIPTIONS): KmsKeyView {
+    const existing = [...this.#keys.values()].find((key) => key.aliases.includes(alias));
     if (existing) return this.#view(existing);
     const keyId = this.#ids.uuid();
     const record: KmsKeyRecord = {
@@ -115,8 +132,8 @@ export class KmsKeys {
       arn: this.arnOf(keyId),
       state: 'Enabled',
       keyManager: 'AWS',
-      aliases: [AWS_MANAGED_EBS_ALIAS],
-      description: 'Default key that protects my EBS volumes when no other key is defined',
+      aliases: [alias],
+      description: AWS_MANAGED_DESCRIPTIONS[alias] ?? '',
     };
     this.#keys.set(keyId, record);
     return this.#view(record);
@@ -167,7 +184,7 @@ export class KmsKeys {
     }
     const alias = ALIAS_ARN.exec(key)?.[1] ?? (key.startsWith('alias/') ? key : undefined);
     if (alias !== undefined) {
-      if (alias === AWS_MANAGED_EBS_ALIAS) return this.#record(this.awsManagedEbsKey().arn);
+      if (Object.hasOwn(AWS_MANAGED_DESCRIPTIONS, alias)) return this.#record(this.awsManagedKey(alias).arn);
       return [...this.#keys.values()].find((record) => record.aliases.includes(alias));
     }
     return this.#keys.get(key);

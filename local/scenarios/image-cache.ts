@@ -68,7 +68,7 @@ export async function runImageCacheScenario(
               ResourceType: 'instance',
               Tags: [
                 { Key: 'warmboot:host-group', Value: group },
-                { Key: 'warmboot:managed', Value: 'true' },
+                { Key: 'warmboot:image-cache', Value: 'true' },
               ],
             },
           ],

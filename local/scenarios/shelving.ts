@@ -1,9 +1,19 @@
 import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { WARMBOOT } from '../../functions/catalog';
+import { ACCOUNT_BUDGET_ENV } from '../../functions/shared/account-budget';
 import { dynamoShelfStore } from '../../functions/shelving/adapters/store';
 import type { ShelfRecord } from '../../functions/shelving/domain/types';
 import { OFFLOAD_INSTANCES, SHELVE_INSTANCES, UNSHELVE_INSTANCES } from '../../functions/shelving/handler';
 import type { LocalCloud } from '../cloud';
+
+/**
+ * The scenario's account budget (ACCOUNT_BUDGET): its account has no other EC2 client, and a bulk
+ * unshelve wants more than the default 10 % of each bucket (docs/account-budget.md), so shelving
+ * gets a share of its own, 0.8 as in the unshelve bench. A cloud that runs the scenario sets it.
+ */
+export const SHELVING_SCENARIO_BUDGET: Readonly<Record<string, string>> = {
+  [ACCOUNT_BUDGET_ENV]: JSON.stringify({ functions: { shelving: 0.8 } }),
+};
 
 export interface ShelvingScenarioOptions {
   /** Instances to shelve (default 50). */
@@ -28,10 +38,10 @@ export interface ShelvingScenarioSummary {
 const MINUTE = 60_000;
 
 /**
- * The sandbox story of issue 5: shelve `count` managed instances (some on a Dedicated Host),
+ * The sandbox story of issue 5: shelve `count` opted-in instances (some on a Dedicated Host),
  * offload them all, then unshelve the whole tenant, through the deployed shelving function
  * (operator events in, EC2 state-change events and the schedule driving the saga).
- * The cloud must deploy the `shelving` function.
+ * The cloud must deploy the `shelving` function, with SHELVING_SCENARIO_BUDGET among its settings.
  */
 export async function runShelvingScenario(
   cloud: LocalCloud,
@@ -60,7 +70,7 @@ export async function runShelvingScenario(
             {
               ResourceType: 'instance',
               Tags: [
-                { Key: 'warmboot:managed', Value: 'true' },
+                { Key: 'warmboot:shelving', Value: 'true' },
                 { Key: 'warmboot:tenant', Value: tenant },
                 { Key: 'Name', Value: 'sandbox' },
               ],

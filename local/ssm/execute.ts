@@ -1,8 +1,14 @@
-import { INITIALIZE_DOCUMENT, PERSONALIZE_DOCUMENT } from '../../functions/pools/documents';
+import {
+  INITIALIZE_DOCUMENT,
+  LINUX_SECRET_DIRECTORY,
+  PERSONALIZE_DOCUMENT,
+  SECRETS_DOCUMENT,
+} from '../../functions/pools/documents';
 import type { CommandDocument } from '../../functions/shared/ssm-document';
 import type { DocumentOutcome } from './agent';
+import { type AgentResolution, secureReferencesIn } from './host-parameters';
 import { DocumentRenderError, renderDocument, stepsFor } from './render';
-import { amazonLinuxTools, debianTools, type Shell, withScratchHost } from './shell';
+import { amazonLinuxTools, debianTools, type Shell, type StubTool, withScratchHost } from './shell';
 
 /**
  * Documents whose Linux steps the SSM simulator renders as the agent does and runs in a real
@@ -13,7 +19,24 @@ import { amazonLinuxTools, debianTools, type Shell, withScratchHost } from './sh
  * `local/ssm/agent.ts` and that stub tools cannot answer consistently; they are rendered and run
  * against stubs in `test/unit/local/ssm-documents-run.test.ts` instead.
  */
-export const EXECUTED_DOCUMENTS: ReadonlySet<string> = new Set([INITIALIZE_DOCUMENT, PERSONALIZE_DOCUMENT]);
+export const EXECUTED_DOCUMENTS: ReadonlySet<string> = new Set([
+  INITIALIZE_DOCUMENT,
+  PERSONALIZE_DOCUMENT,
+  SECRETS_DOCUMENT,
+]);
+
+/** The instance a script runs on, as the agent there sees it. */
+export interface HostAgentRun {
+  /** What the agent sets for every script (amazon-ssm-agent `executers.go`). */
+  readonly environment: Readonly<Record<string, string>>;
+  /** The agent's `{{ssm:…}}` resolution of a rendered step (host-parameters.ts). */
+  readonly resolve: (script: string) => AgentResolution;
+  /** The host's `aws`, answering `get-parameter` for the script's `{{ssm-secure:…}}` names. */
+  readonly aws: (names: readonly string[]) => StubTool;
+}
+
+/** A run of the Linux steps, and the secret files they left on the host (path → content). */
+export type LinuxStepsOutcome = DocumentOutcome & { readonly files: Readonly<Record<string, string>> };
 
 /** The host's family decides what `sh` is (dash on Debian and Ubuntu, bash on Amazon Linux). */
 export type HostFamily = 'amazon-linux' | 'debian';
@@ -33,27 +56,41 @@ export const executeLinuxSteps = (
   parameters: Readonly<Record<string, readonly string[]>>,
   family: HostFamily,
   platform: 'Linux' | 'Windows',
-): DocumentOutcome | undefined => {
+  agent: HostAgentRun,
+): LinuxStepsOutcome | undefined => {
   if (platform !== 'Linux') return undefined;
   let steps: ReturnType<typeof renderDocument>;
   try {
     steps = stepsFor(renderDocument(document, parameters), 'Linux');
   } catch (error) {
-    if (error instanceof DocumentRenderError) return { status: 'Failed', output: error.message };
+    if (error instanceof DocumentRenderError) return { status: 'Failed', output: error.message, files: {} };
     throw error;
   }
   if (steps.length === 0) return undefined;
-  const tools = family === 'debian' ? debianTools() : amazonLinuxTools();
+  const scripts: string[] = [];
+  for (const step of steps) {
+    // The agent resolves `{{ssm:…}}` while it parses the document, before any step runs.
+    const resolved = agent.resolve(step.script);
+    if (!resolved.ok) return { status: 'Failed', output: resolved.error, files: {} };
+    scripts.push(resolved.script);
+  }
+  const aws = agent.aws(scripts.flatMap(secureReferencesIn));
+  const tools = family === 'debian' ? debianTools({ aws }) : amazonLinuxTools({ aws });
   return withScratchHost(tools, (host) => {
-    for (const step of steps) {
-      const run = host.run(step.script, SHELL_OF[family]);
+    for (const [index, step] of steps.entries()) {
+      const run = host.run(scripts[index] ?? '', SHELL_OF[family], { environment: agent.environment });
       if (run.status === 'Failed') {
         return {
           status: 'Failed',
           output: `${step.name} exited ${run.exitCode} under ${family} sh: ${run.stderr.trim().slice(0, 500)}`,
+          files: {},
         };
       }
     }
-    return { status: 'Success', output: steps.map((step) => step.name).join(', ') };
+    return {
+      status: 'Success',
+      output: steps.map((step) => step.name).join(', '),
+      files: host.filesIn(LINUX_SECRET_DIRECTORY),
+    };
   });
 };

@@ -1,6 +1,7 @@
 import type { DocumentOutcome, HostAgentState } from './agent';
 import { commandInvocationStatusChange, commandStatusChange } from './events';
-import { EXECUTED_DOCUMENTS, executeLinuxSteps, hostFamilyOf } from './execute';
+import { EXECUTED_DOCUMENTS, executeLinuxSteps, type HostAgentRun, hostFamilyOf } from './execute';
+import { awsCliStub, resolveAgentReferences } from './host-parameters';
 import {
   type CommandRecord,
   type DeliveryOutcome,
@@ -125,9 +126,23 @@ const runBehaviour = async (
     const image = instance && ctx.ec2.image(instance.imageId);
     const platform =
       parameters.platform?.[0] === 'windows' || image?.platform === 'windows' ? 'Windows' : 'Linux';
-    const ran = executeLinuxSteps(command.document, command.parameters, hostFamilyOf(image?.name), platform);
+    const caller = { instanceId: host.instanceId, profile: instance?.iamInstanceProfile };
+    const agent: HostAgentRun = {
+      environment: { AWS_SSM_INSTANCE_ID: host.instanceId, AWS_SSM_REGION_NAME: ctx.region },
+      resolve: (script) => resolveAgentReferences(ctx.parameters, caller, script),
+      aws: (names) => awsCliStub(ctx.parameters, caller, names),
+    };
+    const ran = executeLinuxSteps(
+      command.document,
+      command.parameters,
+      hostFamilyOf(image?.name),
+      platform,
+      agent,
+    );
     if (ran) ctx.counters.executedCommands += 1;
-    if (ran?.status === 'Failed') return ran;
+    if (ran?.status === 'Failed') return { status: ran.status, output: ran.output };
+    // What the script left on the host stays there (it lives on the root volume, like `files`).
+    for (const [path, content] of Object.entries(ran?.files ?? {})) host.files.set(`file:${path}`, content);
   }
   try {
     return await behaviour({

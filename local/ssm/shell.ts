@@ -3,6 +3,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -118,8 +119,18 @@ const stubSource = (name: string, stub: StubTool, log: string): string => {
 export interface ScratchHost {
   /** The scratch file-system root (`WARMBOOT_ROOT`); put paths the script writes under it. */
   readonly root: string;
-  /** Runs `script` as the agent does with `sh` being `shell`; the call log starts empty. */
-  run(script: string, shell: Shell, options?: { timeoutMs?: number }): ShellRun;
+  /**
+   * Runs `script` as the agent does with `sh` being `shell`; the call log starts empty.
+   * `environment`: what the agent adds for every script it runs (amazon-ssm-agent
+   * `agent/executers/executers.go`: AWS_SSM_INSTANCE_ID, AWS_SSM_REGION_NAME, …).
+   */
+  run(
+    script: string,
+    shell: Shell,
+    options?: { timeoutMs?: number; environment?: Readonly<Record<string, string>> },
+  ): ShellRun;
+  /** The regular files directly in `directory` (an absolute host path) and their content. */
+  filesIn(directory: string): Record<string, string>;
 }
 
 /**
@@ -152,7 +163,13 @@ export const withScratchHost = <T>(
         const result = spawnSync(SHELL_PATHS[shell], ['-c', scriptPath], {
           argv0: 'sh',
           cwd: root,
-          env: { PATH: `${stubs}:${real}`, HOME: root, LANG: 'C', WARMBOOT_ROOT: root },
+          env: {
+            ...options.environment,
+            PATH: `${stubs}:${real}`,
+            HOME: root,
+            LANG: 'C',
+            WARMBOOT_ROOT: root,
+          },
           encoding: 'utf8',
           timeout: options.timeoutMs ?? 20_000,
         });
@@ -170,6 +187,15 @@ export const withScratchHost = <T>(
           stderr: result.stderr,
           calls,
         };
+      },
+      filesIn(directory) {
+        const path = join(root, directory);
+        if (!existsSync(path)) return {};
+        return Object.fromEntries(
+          readdirSync(path, { withFileTypes: true })
+            .filter((entry) => entry.isFile())
+            .map((entry) => [`${directory}/${entry.name}`, readFileSync(join(path, entry.name), 'utf8')]),
+        );
       },
     };
     return body(host);

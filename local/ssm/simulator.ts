@@ -25,6 +25,7 @@ import {
 } from './agent';
 import { publishDocumentVersion, sendCommand } from './commands';
 import { wake } from './execution';
+import { ParameterStore } from './parameter-store';
 import { AgentRegistration } from './registration';
 import { type SsmContext, ssmError } from './state';
 import {
@@ -89,10 +90,11 @@ export class SsmSimulator {
     const random = options.random ?? seededRandom(2);
     const ids = new IdGenerator(random);
     const agents = new AgentRegistry({ ...DEFAULT_AGENT, ...options.agentDefaults });
+    const profiles = options.instanceProfiles ?? new InstanceProfiles(options.accountId);
     const registration: AgentRegistration = new AgentRegistration({
       clock: options.clock,
       ec2: options.ec2,
-      profiles: options.instanceProfiles ?? new InstanceProfiles(options.accountId),
+      profiles,
       latencies: latency,
       random,
       defaultHostManagement: options.defaultHostManagement ?? false,
@@ -117,6 +119,12 @@ export class SsmSimulator {
       ),
       behaviours: options.behaviours,
       imageSource: options.imageSource ?? new ImageSource(),
+      parameters: new ParameterStore({
+        region: options.region,
+        accountId: options.accountId,
+        kms: options.ec2.kms,
+        profiles,
+      }),
       agents,
       registration,
       commands: new Map(),
@@ -163,6 +171,11 @@ export class SsmSimulator {
 
   get imageSource(): ImageSource {
     return this.#ctx.imageSource;
+  }
+
+  /** The account's Parameter Store: seed it with `putParameter` as an administrator would. */
+  get parameters(): ParameterStore {
+    return this.#ctx.parameters;
   }
 
   /** Command invocations whose document was rendered and run in a real shell (local/ssm/execute.ts). */

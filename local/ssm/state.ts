@@ -7,6 +7,7 @@ import type { Ec2Simulator } from '../ec2/simulator';
 import type { SsmLatencies } from '../latency';
 import { SimulatedAwsError } from '../sdk-bridge';
 import type { AgentRegistry, DocumentBehaviour, ImageSource } from './agent';
+import type { ParameterStore } from './parameter-store';
 import type { AgentRegistration } from './registration';
 
 /** The Run Command simulator's own records, and the context its modules share (as local/ec2 does). */
@@ -77,6 +78,8 @@ export interface SsmContext {
   /** What running each document does on a host, by document name. */
   readonly behaviours: Readonly<Record<string, DocumentBehaviour>>;
   readonly imageSource: ImageSource;
+  /** The account's Parameter Store, as hosts read it with their instance profile's role. */
+  readonly parameters: ParameterStore;
   readonly agents: AgentRegistry;
   /** Which agents registered (SSM's managed nodes) and which are online now. */
   readonly registration: AgentRegistration;

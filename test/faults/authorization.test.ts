@@ -6,7 +6,7 @@ import { tenantSource } from '../../functions/shared/caller';
 import type { Operator } from '../../infra/config';
 import type { LocalCloud } from '../../local/cloud';
 import type { ShelfFacts, Violation } from '../../local/invariants';
-import { managedInstanceTags } from '../support/instances';
+import { optedInInstanceTags } from '../support/instances';
 import { startLocalCloud } from '../support/local-cloud';
 import { SHELVING_REQUEST_TYPES, type ShelvingMove } from '../support/shelving';
 import { assertOptions, expectNoViolations, FaultTally, RunLog, summarizeAfterAll } from './support/harness';
@@ -166,7 +166,7 @@ const launch = async (cloud: LocalCloud, tenants: readonly Tenant[]): Promise<st
           BlockDeviceMappings: [
             { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } },
           ],
-          TagSpecifications: managedInstanceTags({ 'warmboot:tenant': tenant }),
+          TagSpecifications: optedInInstanceTags('shelving', { 'warmboot:tenant': tenant }),
         }),
       ),
     );

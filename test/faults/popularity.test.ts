@@ -1,7 +1,9 @@
 import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
+import { FUNCTIONS } from '../../functions/catalog';
 import { GLOBAL_SCOPE } from '../../functions/popularity/domain/scope';
+import { MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_FACTOR } from '../../local/event-queue';
 import { popularityExact } from '../../local/invariants';
 import { popularityStoreOn } from '../support/stores';
 import { AWS_EVENTS, operatorRequest } from './support/deliveries';
@@ -20,7 +22,14 @@ const MINUTE = 60_000;
 const FAULT_WINDOW_MS = 5 * MINUTE;
 /** What the faults hit and for how long: the functions deployed (any invocation may die), the window. */
 const FAULT_SCOPE = { functions: ['popularity'], windowMs: FAULT_WINDOW_MS } as const;
-const SETTLE_MS = 6 * MINUTE;
+/**
+ * Until every launch is counted or dead-lettered: an EC2 launch reaches popularity through its
+ * event queue, where a message whose batch failed returns after the visibility timeout (6 × the
+ * function's timeout) and moves to the dead-letter queue on the receive after the fifth
+ * (local/event-queue.ts); a minute more for the last batch.
+ */
+const SETTLE_MS =
+  MAX_RECEIVE_COUNT * VISIBILITY_TIMEOUT_FACTOR * FUNCTIONS.popularity.timeoutSeconds * 1000 + MINUTE;
 const SETTINGS = { halfLifeHours: 24, shards: 4, topK: 5 };
 const CONTAINER_IMAGES = [
   '123456789012.dkr.ecr.us-east-1.amazonaws.com/inference/sdxl-base:1.0',

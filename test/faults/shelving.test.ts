@@ -16,7 +16,7 @@ import {
   unshelvedOnlyEarlierShelves,
 } from '../../local/invariants';
 import { callProvenance } from '../../local/provenance';
-import { managedInstanceTags } from '../support/instances';
+import { optedInInstanceTags } from '../support/instances';
 import {
   launchWithDataVolume,
   SHELVING_REQUEST_TYPES,
@@ -198,7 +198,7 @@ const launchInstances = async (cloud: LocalCloud, workload: ShelvingWorkload): P
     cloud.instanceProfiles.create(MEMBER_PROFILE, { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
   return launchWithDataVolume(cloud, workload.instances, {
     placement: hostId ? { Tenancy: 'host', HostId: hostId, Affinity: 'host' } : {},
-    tags: managedInstanceTags({ 'warmboot:tenant': 'tenant-a' }),
+    tags: optedInInstanceTags('shelving', { 'warmboot:tenant': 'tenant-a' }),
     ...(workload.pool ? { instanceProfile: MEMBER_PROFILE } : {}),
   });
 };
@@ -310,7 +310,10 @@ const shelvingProperty = (
           offloadAfterSeconds: workload.offloadAfterSeconds,
           keepPrivateIp: workload.keepPrivateIp ?? true,
           hostWaitSeconds: 600,
-          ...(workload.pool ? { unshelveFromPools: [SERVING_POOL] } : {}),
+          // The shelved instances then have the pool's profile: shelving may relaunch with it.
+          ...(workload.pool
+            ? { unshelveFromPools: [SERVING_POOL], instanceProfiles: [{ name: MEMBER_PROFILE }] }
+            : {}),
         }),
         ...(workload.pool
           ? { POOL_POLICY: JSON.stringify({ instanceProfiles: [{ name: MEMBER_PROFILE }] }) }

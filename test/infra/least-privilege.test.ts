@@ -10,6 +10,7 @@ import { DOCUMENTS as POOL_DOCUMENTS } from '../../functions/pools/documents';
 import { EBS_KEY_ACTIONS } from '../../functions/shared/ebs-encryption';
 import { deployedDocumentName } from '../../functions/shared/ssm-document';
 import type { TableId } from '../../functions/shared/tables';
+import { OPT_IN_TAG, RETIRED_MANAGED_TAG } from '../../functions/shared/tags';
 import { shelvingSettingsSchema } from '../../functions/shelving/config';
 import { WarmbootBuses } from '../../infra/buses';
 import { ShelvingCapability } from '../../infra/capabilities/shelving';
@@ -55,8 +56,12 @@ const roleOf = new Map(
  */
 const isEnsureRegistryPolicy = (id: string): boolean => id.startsWith('WarmbootTestEventsEnsureRegistry');
 const allPolicies = resourcesOfType(template, 'AWS::IAM::Policy');
-const policies = allPolicies.filter(([id]) => !isEnsureRegistryPolicy(id));
 const managedPolicies = resourcesOfType(template, 'AWS::IAM::ManagedPolicy');
+/**
+ * A role's statements are in its inline policy and, where CDK's estimate of that policy passes
+ * IAM's size limit, in the managed policies CDK moves the rest to (`<Role>OverflowPolicy<n>`).
+ */
+const policies = [...allPolicies, ...managedPolicies].filter(([id]) => !isEnsureRegistryPolicy(id));
 const statements: FunctionStatement[] = policies.flatMap(([id, policy]) => {
   const properties = policy.Properties as { PolicyDocument: { Statement: Statement[] }; Roles: unknown[] };
   const roles = properties.Roles.map((role) => cfnText(role).replace(/^\$\{|\}$/g, ''));
@@ -111,9 +116,13 @@ const hasManagementTagCondition = (keys: readonly string[]) =>
   keys.some((key) => /^(aws:ResourceTag|ssm:resourceTag)\/warmboot:/.test(key));
 
 describe('least privilege', () => {
-  it('finds the policy of every function and no managed policy', () => {
+  it('finds the policy of every function, and no managed policy but the shelving role’s overflow', () => {
     expect(new Set(statements.map(({ fn }) => fn))).toEqual(new Set(Object.keys(FUNCTIONS)));
-    expect(managedPolicies).toEqual([]);
+    // The shelving role's statements pass CDK's estimate of the inline limit (10,000 characters of
+    // the template's JSON, intrinsics included): CDK moves the last ones to a managed policy.
+    expect(managedPolicies.map(([id]) => id)).toEqual([
+      expect.stringMatching(/^WarmbootShelvingRoleOverflowPolicy1/),
+    ]);
     for (const [, role] of resourcesOfType(template, 'AWS::IAM::Role')) {
       expect(role.Properties?.ManagedPolicyArns).toBeUndefined();
     }
@@ -176,6 +185,43 @@ describe('least privilege', () => {
       for (const entry of granting(action)) {
         expect(hasManagementTagCondition(entry.conditionKeys), `${label(entry)} ${action}`).toBe(true);
       }
+    }
+  });
+
+  it('names in each role only its own capability’s opt-in tag, and never the retired warmboot:managed', () => {
+    const own: Partial<Record<FunctionId, string>> = {
+      shelving: OPT_IN_TAG.shelving,
+      pools: OPT_IN_TAG.pools,
+      claim: OPT_IN_TAG.pools,
+      imageCache: OPT_IN_TAG.imageCache,
+    };
+    const optIns: string[] = Object.values(OPT_IN_TAG);
+    // The tag keys a statement names: in condition keys (`…Tag/<key>`) and in aws:TagKeys values.
+    const tagKeysOf = (statement: Statement): string[] =>
+      Object.values(statement.Condition ?? {}).flatMap((block) =>
+        Object.entries(block).flatMap(([key, value]) =>
+          key === 'aws:TagKeys' ? asArray(value as string | string[]) : [key.replace(/^[^/]*\//, '')],
+        ),
+      );
+    const named = (entry: FunctionStatement) =>
+      tagKeysOf(entry.statement).filter((key) => optIns.includes(key));
+    for (const entry of allows) {
+      expect(tagKeysOf(entry.statement), label(entry)).not.toContain(RETIRED_MANAGED_TAG);
+      const foreign = named(entry).filter((key) => key !== own[entry.fn]);
+      if (foreign.length === 0) continue;
+      // The one exception: shelving opts members of the pools that serve unshelve in to shelving,
+      // writing that tag and nothing else (it reads the pools opt-in to find them).
+      expect(label(entry)).toBe('shelving AdoptPoolMembers');
+    }
+    // Every destructive grant of a capability names its own opt-in (or a tag only it writes).
+    for (const fn of ['shelving', 'pools', 'claim', 'imageCache'] as const) {
+      const destructive = allows.filter(
+        (entry) => entry.fn === fn && entry.actions.some((action) => DESTRUCTIVE_EC2.includes(action)),
+      );
+      expect(
+        destructive.some((entry) => named(entry).includes(own[fn] ?? '')),
+        fn,
+      ).toBe(true);
     }
   });
 
@@ -332,13 +378,29 @@ describe('least privilege', () => {
 
   it('names specific tables (and their GSIs) in every DynamoDB statement, read-only where the function only reads', () => {
     const expected: Record<FunctionId, Partial<Record<TableId, 'read' | 'readWrite'>>> = {
-      popularity: { popularity: 'readWrite', idempotency: 'readWrite' },
-      imageCache: { imageCache: 'readWrite', popularity: 'read', idempotency: 'readWrite' },
-      fastRestore: { imageCache: 'readWrite', popularity: 'read', idempotency: 'readWrite' },
+      // Every function that calls EC2 leases from the account budget (ec2Budget); placement does not.
+      popularity: { popularity: 'readWrite', ec2Budget: 'readWrite', idempotency: 'readWrite' },
+      imageCache: {
+        imageCache: 'readWrite',
+        popularity: 'read',
+        ec2Budget: 'readWrite',
+        idempotency: 'readWrite',
+      },
+      fastRestore: {
+        imageCache: 'readWrite',
+        popularity: 'read',
+        ec2Budget: 'readWrite',
+        idempotency: 'readWrite',
+      },
       placement: { imageCache: 'read', idempotency: 'readWrite' },
-      pools: { pools: 'readWrite', popularity: 'read', idempotency: 'readWrite' },
-      claim: { pools: 'readWrite', popularity: 'readWrite', idempotency: 'readWrite' },
-      shelving: { shelves: 'readWrite', idempotency: 'readWrite' },
+      pools: { pools: 'readWrite', popularity: 'read', ec2Budget: 'readWrite', idempotency: 'readWrite' },
+      claim: {
+        pools: 'readWrite',
+        popularity: 'readWrite',
+        ec2Budget: 'readWrite',
+        idempotency: 'readWrite',
+      },
+      shelving: { shelves: 'readWrite', ec2Budget: 'readWrite', idempotency: 'readWrite' },
     };
     const tableIds = new Map(
       (Object.entries(stack.warmboot.data.tables) as [TableId, never][]).map(([id, table]) => [
@@ -503,6 +565,54 @@ describe('least privilege', () => {
     }
   });
 
+  it('lets each role change only the instance attributes its capability changes (ModifyInstanceAttribute)', () => {
+    const onInstances = granting('ec2:ModifyInstanceAttribute').filter(({ resources }) =>
+      resources.some((resource) => resource.includes(':instance/')),
+    );
+    expect(onInstances.map(label).sort()).toEqual([
+      'claim ResizePoolMembers',
+      'pools ResizePoolMembers',
+      'shelving RestoreInstanceAttributes',
+    ]);
+    for (const entry of onInstances) {
+      // Alone in its statement: an action beside it would not be limited to the attributes.
+      expect(entry.actions, label(entry)).toEqual(['ec2:ModifyInstanceAttribute']);
+      expect(hasManagementTagCondition(entry.conditionKeys), label(entry)).toBe(true);
+      const condition = entry.statement.Condition ?? {};
+      if (entry.fn !== 'shelving') {
+        // The instance type, which EC2 sets as ec2:Attribute/InstanceType, and nothing else.
+        expect(condition.Null?.['ec2:Attribute/InstanceType'], label(entry)).toBe('false');
+        continue;
+      }
+      // DeleteOnTermination, user data and protection: every other attribute that carries a value
+      // (and the Attribute/Value form) absent, and a named attribute one of these four.
+      expect(
+        Object.entries(condition.Null ?? {})
+          .filter(([key]) => key.startsWith('ec2:Attribute/'))
+          .sort(),
+        label(entry),
+      ).toEqual(
+        [
+          'EbsOptimized',
+          'EnaSupport',
+          'InstanceInitiatedShutdownBehavior',
+          'InstanceType',
+          'Kernel',
+          'Ramdisk',
+          'SourceDestCheck',
+          'SriovNetSupport',
+          'Value',
+        ].map((attribute) => [`ec2:Attribute/${attribute}`, 'true']),
+      );
+      expect(condition.StringEqualsIgnoreCaseIfExists?.['ec2:Attribute'], label(entry)).toEqual([
+        'blockDeviceMapping',
+        'disableApiStop',
+        'disableApiTermination',
+        'userData',
+      ]);
+    }
+  });
+
   it('keeps EC2 mutations away from the functions that only read or advise', () => {
     const mutating = /^ec2:(?!Describe)|^ssm:SendCommand$|^iam:PassRole$/;
     for (const fn of ['popularity', 'placement'] as const) {
@@ -607,10 +717,54 @@ const shelvingTemplate = (shelving: Record<string, unknown>, allowShelvedDataDel
 };
 
 const policyStatements = (template: Template): Statement[] =>
-  Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
+  [
+    ...Object.values(template.findResources('AWS::IAM::Policy')),
+    ...Object.values(template.findResources('AWS::IAM::ManagedPolicy')),
+  ].flatMap(
     (policy) =>
       (policy.Properties as { PolicyDocument: { Statement: Statement[] } }).PolicyDocument.Statement,
   );
+
+describe('shelving relaunches only what its settings allow (issue 15)', () => {
+  const launchStatements = (shelving: Record<string, unknown>) => {
+    const statements = policyStatements(shelvingTemplate(shelving));
+    return {
+      passRole: statements.filter((statement) => asArray(statement.Action).includes('iam:PassRole')),
+      images: statements.filter(
+        (statement) =>
+          asArray(statement.Action).includes('ec2:RunInstances') &&
+          asArray(statement.Resource).some((resource) => cfnText(resource).includes(':image/')),
+      ),
+    };
+  };
+
+  it('passes no role and launches only this account’s and AWS’s AMIs by default', () => {
+    const { passRole, images } = launchStatements({});
+
+    expect(passRole).toEqual([]);
+    expect(images.map((statement) => statement.Sid)).toEqual(['LaunchImagesOfAllowedOwners']);
+    expect(images[0]?.Condition).toEqual({
+      StringEquals: { 'ec2:Owner': [{ Ref: 'AWS::AccountId' }, 'amazon'] },
+    });
+  });
+
+  it('passes only the roles of shelving.instanceProfiles, only to EC2, and launches only allowedImageOwners’ AMIs', () => {
+    const { passRole, images } = launchStatements({
+      instanceProfiles: [{ name: 'web-server' }, { name: 'build', role: 'ci/build-role' }],
+      allowedImageOwners: ['self', '123456789012'],
+    });
+
+    expect(passRole.map((statement) => statement.Sid)).toEqual(['PassConfiguredInstanceRoles']);
+    expect(asArray(passRole[0]?.Resource).map(cfnText).sort()).toEqual([
+      `arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/ci/build-role`,
+      `arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/web-server`,
+    ]);
+    expect(passRole[0]?.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });
+    expect(images[0]?.Condition).toEqual({
+      StringEquals: { 'ec2:Owner': [{ Ref: 'AWS::AccountId' }, '123456789012'] },
+    });
+  });
+});
 
 describe('pools serve unshelve only where the deployment says so', () => {
   const shelvingRole = (shelving: Record<string, unknown>) => {
@@ -632,6 +786,22 @@ describe('pools serve unshelve only where the deployment says so', () => {
     const served = shelvingRole({ keepPrivateIp: false, unshelveFromPools: ['web-hot'] });
     expect(served.sids).toContain('PoolsTableReadWrite');
     expect(served.environment).toHaveProperty('POOLS_TABLE');
+  });
+
+  it('lets shelving adopt pool members only when pools serve unshelve, only theirs, only its opt-in', () => {
+    const adopt = (unshelveFromPools: string[]) =>
+      policyStatements(shelvingTemplate({ keepPrivateIp: false, unshelveFromPools })).find(
+        (statement) => statement.Sid === 'AdoptPoolMembers',
+      );
+    expect(adopt([])).toBeUndefined();
+    expect(adopt(['web-hot'])?.Action).toBe('ec2:CreateTags');
+    expect(adopt(['web-hot'])?.Condition).toEqual({
+      StringEquals: {
+        [`aws:ResourceTag/${OPT_IN_TAG.pools}`]: 'true',
+        'aws:ResourceTag/warmboot:pool': ['web-hot'],
+      },
+      'ForAllValues:StringEquals': { 'aws:TagKeys': [OPT_IN_TAG.shelving] },
+    });
   });
 });
 

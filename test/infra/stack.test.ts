@@ -55,6 +55,13 @@ const aliasLogicalId = (id: FunctionId): string => {
 };
 const targetsFunction = (target: Record<string, unknown>, id: FunctionId): boolean =>
   cfnText(target.Arn) === `\${${aliasLogicalId(id)}}`;
+/** Logical id of the event queue of one catalog entry (what its batched patterns' rules target). */
+const eventQueueLogicalId = (id: FunctionId): string | undefined => {
+  const queue = warmbootFunctions.find((candidate) => candidate.spec.id === id)?.eventQueue;
+  return queue ? stack.getLogicalId(queue.node.defaultChild as never) : undefined;
+};
+const targetsEventQueue = (target: Record<string, unknown>, id: FunctionId): boolean =>
+  eventQueueLogicalId(id) !== undefined && cfnText(target.Arn) === `\${${eventQueueLogicalId(id)}.Arn}`;
 /** The bus a synthesized rule sits on: the default bus when the rule names none. */
 const busOfRule = (rule: Record<string, unknown>): string =>
   rule.EventBusName === undefined ? 'default' : cfnText(rule.EventBusName);
@@ -288,25 +295,30 @@ describe('Warmboot stack', () => {
     });
 
     it('sets exactly the environment the functions read', () => {
+      // Every function that calls EC2 gets the account budget's setting (placement calls none).
+      const budget = { ACCOUNT_BUDGET: settings.accountBudget };
       const settingsVariables: Record<FunctionId, Record<string, unknown>> = {
-        popularity: { POPULARITY_SETTINGS: settings.popularity },
-        imageCache: { HOST_GROUPS: settings.hostGroups },
+        popularity: { POPULARITY_SETTINGS: settings.popularity, ...budget },
+        imageCache: { HOST_GROUPS: settings.hostGroups, ...budget },
         fastRestore: {
           FAST_RESTORE_SETTINGS: settings.fastRestore,
           POPULARITY_SETTINGS: settings.popularity,
+          ...budget,
         },
         placement: { HOST_GROUPS: settings.hostGroups },
         pools: {
           POOLS: settings.pools,
           POOL_POLICY: settings.poolPolicy,
           POPULARITY_SETTINGS: settings.popularity,
+          ...budget,
         },
         claim: {
           POOLS: settings.pools,
           POOL_POLICY: settings.poolPolicy,
           POPULARITY_SETTINGS: settings.popularity,
+          ...budget,
         },
-        shelving: { SHELVING_SETTINGS: settings.shelving },
+        shelving: { SHELVING_SETTINGS: settings.shelving, ...budget },
       };
       for (const id of functionIds) {
         const variables = functionProperties<{ Environment: { Variables: Record<string, unknown> } }>(id)
@@ -386,11 +398,13 @@ describe('Warmboot stack', () => {
         facts: `\${${busLogicalId('factsBus')}}`,
       };
       for (const id of functionIds) {
-        for (const { pattern } of FUNCTIONS[id].patterns) {
+        for (const { pattern, batched } of FUNCTIONS[id].patterns) {
+          // A batched pattern (every EC2 state change of the account) goes to the function's event queue.
+          const delivers = batched ? targetsEventQueue : targetsFunction;
           const matching = rules.filter(
             (rule) =>
               JSON.stringify(rule.EventPattern) === JSON.stringify(renderedPattern(pattern)) &&
-              targetsOf(rule).some((target) => targetsFunction(target, id)),
+              targetsOf(rule).some((target) => delivers(target, id)),
           );
           expect(matching, `${id} ${JSON.stringify(pattern)}`).toHaveLength(1);
           expect(busOfRule(matching[0] ?? {}), `${id} ${JSON.stringify(pattern)}`).toBe(
@@ -522,10 +536,51 @@ describe('Warmboot stack', () => {
       for (const rule of rules) {
         for (const target of targetsOf(rule)) {
           expect(
-            functionIds.some((id) => targetsFunction(target, id)),
+            functionIds.some((id) => targetsFunction(target, id) || targetsEventQueue(target, id)),
             JSON.stringify(target.Arn),
           ).toBe(true);
         }
+      }
+      // The event queues too are read only through the rule alias.
+      for (const mapping of resourcesOfType(json, 'AWS::Lambda::EventSourceMapping')) {
+        expect(cfnText((mapping[1].Properties as { FunctionName: unknown }).FunctionName)).toMatch(/:rules$/);
+      }
+    });
+
+    it('batches the firehose: each batched function reads its event queue with the catalog batch settings', () => {
+      const batchedFunctions = functionIds.filter((id) =>
+        FUNCTIONS[id].patterns.some(({ batched }) => batched),
+      );
+      expect(batchedFunctions.sort()).toEqual(['imageCache', 'pools', 'popularity', 'shelving']);
+      const mappings = resourcesOfType(json, 'AWS::Lambda::EventSourceMapping').map(
+        ([, mapping]) => mapping.Properties as Record<string, unknown>,
+      );
+      expect(mappings).toHaveLength(batchedFunctions.length);
+      for (const id of batchedFunctions) {
+        const spec = FUNCTIONS[id];
+        const queueId = eventQueueLogicalId(id) as string;
+        const mapping = mappings.find(
+          (candidate) => cfnText(candidate.EventSourceArn) === `\${${queueId}.Arn}`,
+        );
+        expect(mapping, id).toMatchObject({
+          BatchSize: spec.batch?.size,
+          MaximumBatchingWindowInSeconds: spec.batch?.windowSeconds,
+          ScalingConfig: { MaximumConcurrency: spec.batch?.maxConcurrency },
+          FunctionResponseTypes: ['ReportBatchItemFailures'],
+        });
+        const queue = json.Resources[queueId]?.Properties as Record<string, unknown>;
+        const deadLetters = warmbootFunctions.find((candidate) => candidate.spec.id === id)?.deadLetterQueue;
+        expect(queue, id).toMatchObject({
+          // Six times the function timeout (Lambda developer guide, "Using Lambda with Amazon SQS").
+          VisibilityTimeout: 6 * spec.timeoutSeconds,
+          SqsManagedSseEnabled: true,
+          RedrivePolicy: {
+            maxReceiveCount: 5,
+            deadLetterTargetArn: {
+              'Fn::GetAtt': [stack.getLogicalId(deadLetters?.node.defaultChild as never), 'Arn'],
+            },
+          },
+        });
       }
     });
 

@@ -160,7 +160,7 @@ describe('pool lifecycle on the local cloud', () => {
       expect(instance).toMatchObject({
         state: 'stopped',
         imageId: image,
-        tags: { 'warmboot:managed': 'true', 'warmboot:pool': POOL, 'warmboot:member-state': 'ready' },
+        tags: { 'warmboot:pools': 'true', 'warmboot:pool': POOL, 'warmboot:member-state': 'ready' },
       });
       expect(local.ssm.agent(member.instanceId).files.get('package:nginx')).toBe('installed');
     }
@@ -270,7 +270,7 @@ describe('pool lifecycle on the local cloud', () => {
     expect(kept).toMatchObject({ state: 'ready', running: false });
     expect(local.ec2.instance(inZoneA?.instanceId ?? '')).toMatchObject({
       state: 'stopped',
-      tags: { 'warmboot:pool': POOL, 'warmboot:managed': 'true' },
+      tags: { 'warmboot:pool': POOL, 'warmboot:pools': 'true' },
     });
 
     // No capacity in either subnet's AZ: no member starts, the cold launch fails everywhere.

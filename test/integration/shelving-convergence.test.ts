@@ -179,7 +179,7 @@ describe('unshelve under duplicated, lost and reordered EC2 events', () => {
     expect(Object.fromEntries(unshelvedFacts)).toEqual(Object.fromEntries(recordIds.map((id) => [id, 1])));
     const live = local.ec2
       .instances()
-      .filter((instance) => instance.state !== 'terminated' && instance.tags['warmboot:managed'] === 'true');
+      .filter((instance) => instance.state !== 'terminated' && instance.tags['warmboot:shelving'] === 'true');
     expect(new Set(live.map((instance) => instance.instanceId))).toEqual(
       new Set(after.map((record) => record.unshelve?.replacementInstanceId ?? record.instanceId)),
     );

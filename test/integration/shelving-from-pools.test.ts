@@ -7,7 +7,7 @@ import type { EventEnvelope } from '../../local/bus';
 import type { LocalCloud } from '../../local/cloud';
 import { AMAZON_SSM_MANAGED_INSTANCE_CORE } from '../../local/iam/instance-profiles';
 import { callProvenance, callViolations } from '../../local/provenance';
-import { managedInstanceTags, outsideEc2Client } from '../support/instances';
+import { optedInInstanceTags, outsideEc2Client } from '../support/instances';
 import { localCloudPerTest } from '../support/local-cloud';
 import { shelvingRequest as request } from '../support/shelving';
 
@@ -29,7 +29,12 @@ const start = async (shelving: Record<string, unknown>) => {
     functions: ['pools', 'claim', 'shelving'],
     settings: {
       POOL_POLICY: JSON.stringify({ instanceProfiles: [{ name: PROFILE }, { name: 'other' }] }),
-      SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, ...shelving }),
+      // The owner's instances have the pool's profile: shelving may relaunch with it.
+      SHELVING_SETTINGS: JSON.stringify({
+        offloadAfterSeconds: -1,
+        instanceProfiles: [{ name: PROFILE }],
+        ...shelving,
+      }),
     },
   });
   local.instanceProfiles.create(PROFILE, { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });
@@ -70,7 +75,7 @@ const launchOwned = async (local: LocalCloud, image: string): Promise<string> =>
         IamInstanceProfile: { Name: PROFILE },
         MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled' },
         BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } }],
-        TagSpecifications: managedInstanceTags({ 'warmboot:tenant': 'tenant-a', Name: 'web' }),
+        TagSpecifications: optedInInstanceTags('shelving', { 'warmboot:tenant': 'tenant-a', Name: 'web' }),
       }),
     ),
   );
@@ -122,12 +127,12 @@ describe('pools serve unshelve', () => {
     expect(unshelved.map((event) => [event.detail.path, event.detail.pool, event.detail.instanceId])).toEqual(
       [['in-place', POOL, member?.instanceId]],
     );
-    // The member is the record's now: pool tags gone, managed and the record's own tags on, the
+    // The member is the record's now: pool tags gone, the shelving opt-in and the record's own tags on, the
     // retained root in place, no member record left.
     const server = local.ec2.instance(member?.instanceId ?? '');
     expect(server?.state).toBe('running');
     expect(server?.tags).toMatchObject({
-      'warmboot:managed': 'true',
+      'warmboot:shelving': 'true',
       Name: 'web',
       'warmboot:replacement-for': recordId,
     });

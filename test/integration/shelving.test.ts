@@ -18,8 +18,8 @@ import { defaultRetryPolicy } from '../../functions/shared/retry';
 import { dynamoShelfStore } from '../../functions/shelving/adapters/store';
 import type { ShelfRecord } from '../../functions/shelving/domain/types';
 import type { LocalCloud } from '../../local/cloud';
-import { runShelvingScenario } from '../../local/scenarios/shelving';
-import { managedInstanceTags } from '../support/instances';
+import { runShelvingScenario, SHELVING_SCENARIO_BUDGET } from '../../local/scenarios/shelving';
+import { optedInInstanceTags } from '../support/instances';
 import { localCloudPerTest } from '../support/local-cloud';
 import { launchWithDataVolume, shelvingRequest } from '../support/shelving';
 import { NOW, record as recordFixture } from '../unit/shelving/fakes';
@@ -278,7 +278,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
       KeyName: 'ops',
       MetadataOptions: { HttpTokens: 'optional', HttpPutResponseHopLimit: 3 },
       Placement: { AvailabilityZone: 'us-east-1a' },
-      TagSpecifications: managedInstanceTags({ 'warmboot:tenant': 'tenant-a' }),
+      TagSpecifications: optedInInstanceTags('shelving', { 'warmboot:tenant': 'tenant-a' }),
     });
     await local.settleFor(MINUTE);
     const [recordId = ''] = await shelve(local, [instanceId]);
@@ -512,7 +512,7 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     expect(retainedVolumesIntact(local, before)).toBe(true);
     const live = local.ec2
       .instances()
-      .filter((instance) => instance.state !== 'terminated' && instance.tags['warmboot:managed'] === 'true');
+      .filter((instance) => instance.state !== 'terminated' && instance.tags['warmboot:shelving'] === 'true');
     expect(live).toHaveLength(5);
     expect(new Set(after.map((record) => record.unshelve?.replacementInstanceId))).toEqual(
       new Set(live.map((i) => i.instanceId)),
@@ -734,7 +734,7 @@ describe('an unshelved instance comes back as it was (W2)', () => {
       CreditSpecification: { CpuCredits: 'standard' },
       Placement: { AvailabilityZone: 'us-east-1a', GroupName: 'web' },
       BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } }],
-      TagSpecifications: managedInstanceTags({ 'warmboot:tenant': 'tenant-a', Name: 'web' }),
+      TagSpecifications: optedInInstanceTags('shelving', { 'warmboot:tenant': 'tenant-a', Name: 'web' }),
     });
     await local.settleFor(MINUTE);
     const { AllocationId: allocationId = '' } = await local.run(() =>
@@ -1001,7 +1001,13 @@ describe('Shelve answers remembered under the request id (DynamoDB Local conditi
 
 describe('the shelving sandbox scenario', () => {
   it('shelves 50 instances (10 on a Dedicated Host), offloads them and unshelves them all in place', async () => {
-    const local = await start();
+    const local = await startCloud({
+      functions: ['shelving'],
+      settings: {
+        SHELVING_SETTINGS: JSON.stringify({ offloadAfterSeconds: -1, allowDataDeletion: false }),
+        ...SHELVING_SCENARIO_BUDGET,
+      },
+    });
 
     const summary = await runShelvingScenario(local, { count: 50, onHost: 10 });
 
@@ -1055,7 +1061,7 @@ describe('shelving volumes encrypted with a customer managed KMS key (R4)', () =
         { DeviceName: '/dev/xvda', Ebs: { Encrypted: true, KmsKeyId: KEY_ARN } },
         { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, Encrypted: true, KmsKeyId: KEY_ARN } },
       ],
-      TagSpecifications: managedInstanceTags({ 'warmboot:tenant': 'tenant-a' }),
+      TagSpecifications: optedInInstanceTags('shelving', { 'warmboot:tenant': 'tenant-a' }),
     });
     await local.settleFor(MINUTE);
     return instanceId;

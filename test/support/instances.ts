@@ -1,24 +1,29 @@
 import { EC2Client, RunInstancesCommand, type TagSpecification } from '@aws-sdk/client-ec2';
 import type { FunctionId } from '../../functions/catalog';
+import { OPT_IN_TAG, OPTED_IN } from '../../functions/shared/tags';
 import type { LocalCloud } from '../../local/cloud';
 import { attachSimulator } from '../../local/sdk-bridge';
 
 /**
- * The tag specification of an instance warmboot manages (`warmboot:managed=true`) with the tags of
- * its capability: a tenant, a host group, a name.
+ * The tag specification of an instance an operator opted in to one capability
+ * (`warmboot:shelving=true`, `warmboot:image-cache=true`) with the tags that capability reads: a
+ * tenant, a host group, a name.
  */
-export const managedInstanceTags = (tags: Readonly<Record<string, string>>): TagSpecification[] => [
+export const optedInInstanceTags = (
+  capability: keyof typeof OPT_IN_TAG,
+  tags: Readonly<Record<string, string>>,
+): TagSpecification[] => [
   {
     ResourceType: 'instance',
     Tags: [
-      { Key: 'warmboot:managed', Value: 'true' },
+      { Key: OPT_IN_TAG[capability], Value: OPTED_IN },
       ...Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
     ],
   },
 ];
 
 /**
- * Launches `count` managed hosts of an image-cache host group, as the account's
+ * Launches `count` hosts of an image-cache host group, opted in to the image cache, as the account's
  * administrator launches them (through the image cache's clients, outside any invocation).
  * `instanceProfile`: the hosts' SSM agents register only with a role carrying
  * AmazonSSMManagedInstanceCore, unless the account has Default Host Management Configuration on.
@@ -43,7 +48,7 @@ export const launchGroupHosts = async (
         MaxCount: hosts.count,
         ...(hosts.availabilityZone ? { Placement: { AvailabilityZone: hosts.availabilityZone } } : {}),
         ...(hosts.instanceProfile ? { IamInstanceProfile: { Name: hosts.instanceProfile } } : {}),
-        TagSpecifications: managedInstanceTags({ 'warmboot:host-group': hosts.group }),
+        TagSpecifications: optedInInstanceTags('imageCache', { 'warmboot:host-group': hosts.group }),
       }),
     ),
   );

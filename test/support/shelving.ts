@@ -2,7 +2,7 @@ import { RunInstancesCommand, type TagSpecification } from '@aws-sdk/client-ec2'
 import { OFFLOAD_INSTANCES, SHELVE_INSTANCES, UNSHELVE_INSTANCES } from '../../functions/shelving/handler';
 import type { LocalCloud } from '../../local/cloud';
 import { sampleEvent } from './events';
-import { managedInstanceTags } from './instances';
+import { optedInInstanceTags } from './instances';
 import { invokeSample } from './local-cloud';
 
 /** The request type of each move a shelving workload makes, as the function routes it. */
@@ -70,7 +70,7 @@ export const launchWithDataVolume = async (
         Placement: { AvailabilityZone: SHELVING_ZONE, ...options.placement },
         BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } }],
         TagSpecifications:
-          options.tags ?? managedInstanceTags({ 'warmboot:tenant': 'tenant-a', Name: 'web' }),
+          options.tags ?? optedInInstanceTags('shelving', { 'warmboot:tenant': 'tenant-a', Name: 'web' }),
         ...(options.userData ? { UserData: options.userData } : {}),
         ...(options.instanceProfile ? { IamInstanceProfile: { Name: options.instanceProfile } } : {}),
       }),

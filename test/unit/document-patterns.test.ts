@@ -68,12 +68,19 @@ const GOOD: Record<string, readonly string[]> = {
     '',
   ],
   sshUser: ['ec2-user', 'ubuntu'],
+  secrets: [
+    '{{ssm-secure:/warmboot/tenants/team-a/db-password}}',
+    '{{ssm-secure:/warmboot/tenants/team.a/ci/registration_token}},{{ssm-secure:/warmboot/tenants/team.a/ci/api-key}}',
+    '',
+  ],
+  owner: ['ec2-user', 'svc_build'],
 };
 
 const SHELL_METACHARACTERS = [';', '|', '&', '$', '(', ')', '`', '>', '<', '\n', "'", '"', '\\'] as const;
 
 /** Parameters that are names, references or paths: `..` segments must not pass. */
-const PATH_LIKE = /(?:ImageId|CacheDirectory|Source|Device|hostname|packages|containerImages|sshUser)/;
+const PATH_LIKE =
+  /(?:ImageId|CacheDirectory|Source|Device|hostname|packages|containerImages|sshUser|secrets)/;
 
 const accepts = (pattern: string, value: string): boolean => new RegExp(pattern).test(value);
 

@@ -471,12 +471,12 @@ const shelvedInstance = (deleteOnTermination = false): CallFacts['resource'] => 
   kind: 'instance',
   id: instanceX,
   state: 'stopped',
-  tags: { 'warmboot:managed': 'true' },
+  tags: { 'warmboot:shelving': 'true' },
   attachedVolumes: offloaded.volumes.map((volume) => ({
     volumeId: volume.volumeId,
     device: volume.deviceName,
     deleteOnTermination,
-    tags: { 'warmboot:shelved': recordR, 'warmboot:managed': 'true' },
+    tags: { 'warmboot:shelved': recordR, 'warmboot:shelving': 'true' },
   })),
 });
 
@@ -660,13 +660,13 @@ describe('onlyManagedTouched', () => {
     kind: 'instance',
     id: 'i-0d0d0d0d0d0d0d0d0',
     state: 'stopped',
-    tags: { 'warmboot:managed': 'true', 'warmboot:pool': 'linux-web' },
+    tags: { 'warmboot:pools': 'true', 'warmboot:pool': 'linux-web' },
   };
   const retained = {
     kind: 'volume',
     id: 'vol-0000000000000000a',
     state: 'available',
-    tags: { 'warmboot:managed': 'true', 'warmboot:shelved': recordR },
+    tags: { 'warmboot:shelving': 'true', 'warmboot:shelved': recordR },
   };
   const pair = (enabledBy: string) => ({
     kind: 'fast-restore-pair',
@@ -675,7 +675,7 @@ describe('onlyManagedTouched', () => {
     tags: {},
     enabledBy,
   });
-  const shelvedCustomerInstance = { ...customer, id: instanceX, tags: { 'warmboot:managed': 'true' } };
+  const shelvedCustomerInstance = { ...customer, id: instanceX, tags: { 'warmboot:shelving': 'true' } };
 
   it('accepts each capability on what it manages, by tag, by record or by who enabled it, and the customer on anything', () => {
     const claims = shelvingClaims([version(1, shelvedR)]);

@@ -4,6 +4,7 @@ import { isOnItsWay, usesPoolCapacity } from '../../pools/domain/claims';
 import { TAG } from '../../pools/domain/tags';
 import { awsErrorCode, classifyAwsError } from '../../shared/aws-errors';
 import { CapacityError, WarmbootError } from '../../shared/errors';
+import { OPTED_IN } from '../../shared/tags';
 import type { ClaimDependencies } from '../dependencies';
 import { wantedInstanceType } from '../domain/choice';
 import { coldLaunchClientToken } from '../domain/request-digest';
@@ -62,7 +63,7 @@ export const coldLaunch = async (
         clientToken,
         instanceType,
         tags: {
-          [TAG.managed]: 'true',
+          [TAG.optIn]: OPTED_IN,
           [TAG.pool]: spec.name,
           [TAG.memberState]: 'launching',
           [TAG.claim]: requestId,

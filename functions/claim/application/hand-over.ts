@@ -14,7 +14,7 @@ import { type Saga, sagaWait } from './saga-lease';
 
 const COMMAND_WAIT_MS = 10 * 60_000;
 
-const POOL_TAGS = [TAG.pool, TAG.memberState, TAG.managed, TAG.claim];
+const POOL_TAGS = [TAG.pool, TAG.memberState, TAG.optIn, TAG.claim];
 
 /**
  * Personalization, then the ownership transfer. In that order because the claim role may send

@@ -61,7 +61,7 @@ export const claimServer = async (
   request: ServerRequest,
   caller?: Caller,
 ): Promise<ClaimOutcome> => {
-  checkNamedDocument(request);
+  checkNamedDocument(request, caller);
   const digest = requestDigest(request);
   const existing = await deps.store.getClaim(requestId);
   if (existing) return continueRequest(deps, existing, digest);

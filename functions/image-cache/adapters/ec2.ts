@@ -13,7 +13,7 @@ import {
 import { callAws, isUnknownInstance } from '../../shared/aws-errors';
 import { DependencyError, NotFoundError, UnmanagedResourceError } from '../../shared/errors';
 import { collectPages } from '../../shared/pagination';
-import { HOST_GROUP_TAG, MANAGED_TAG } from '../../shared/tags';
+import { HOST_GROUP_TAG, OPT_IN_TAG, OPTED_IN } from '../../shared/tags';
 import { CACHE_VOLUME_IMAGE_TAG } from '../config';
 
 export interface HostInfo {
@@ -23,19 +23,23 @@ export interface HostInfo {
   readonly state: string;
   /** EBS volumes attached now, with the device names in use. */
   readonly devices: readonly string[];
+  /** Opted in to the image cache (`warmboot:image-cache=true`). */
   readonly managed: boolean;
 }
 
 /** Exactly the EC2 calls the image cache and placement make. */
 export interface HostDirectory {
-  /** Instances tagged `warmboot:host-group` (any group when `group` is absent), not terminated. */
+  /**
+   * Instances opted in to the image cache and tagged `warmboot:host-group` (any group when `group`
+   * is absent), not terminated: a host without the opt-in is no member of its group.
+   */
   groupHosts(group?: string): Promise<HostInfo[]>;
   host(instanceId: string): Promise<HostInfo | undefined>;
-  /** CreateTags on a managed host only (checked here; IAM conditions are the second fence). */
+  /** CreateTags on an opted-in host only (checked here; IAM conditions are the second fence). */
   tagHost(host: HostInfo, tags: Readonly<Record<string, string>>): Promise<void>;
 }
 
-/** A volume warmboot created to link an image (tagged managed + host group + `warmboot:image`). */
+/** A volume warmboot created to link an image (tagged image-cache opt-in + host group + `warmboot:image`). */
 export interface CacheVolume {
   readonly volumeId: string;
   readonly imageId: string;
@@ -47,6 +51,7 @@ export interface CacheVolume {
 export interface VolumeState {
   readonly state: string;
   readonly attachedTo?: string;
+  /** Tagged `warmboot:image-cache=true` (the cache created it). */
   readonly managed: boolean;
   /** The `warmboot:image` tag: set only on the cache's own link volumes. */
   readonly imageId?: string;
@@ -88,7 +93,7 @@ const toHost = (instance: Instance): HostInfo | undefined => {
     devices: (instance.BlockDeviceMappings ?? []).flatMap((mapping) =>
       mapping.DeviceName ? [mapping.DeviceName] : [],
     ),
-    managed: tagValue(instance, MANAGED_TAG) === 'true',
+    managed: tagValue(instance, OPT_IN_TAG.imageCache) === OPTED_IN,
   };
 };
 
@@ -112,6 +117,7 @@ export const ec2HostDirectory = (client: EC2Client): HostDirectory => {
           group
             ? { Name: `tag:${HOST_GROUP_TAG}`, Values: [group] }
             : { Name: 'tag-key', Values: [HOST_GROUP_TAG] },
+          { Name: `tag:${OPT_IN_TAG.imageCache}`, Values: [OPTED_IN] },
           { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
         ],
         MaxResults: 1000,
@@ -126,7 +132,8 @@ export const ec2HostDirectory = (client: EC2Client): HostDirectory => {
       }
     },
     async tagHost(host, tags) {
-      if (!host.managed) throw new UnmanagedResourceError(`${host.instanceId} lacks ${MANAGED_TAG}=true`);
+      if (!host.managed)
+        throw new UnmanagedResourceError(`${host.instanceId} lacks ${OPT_IN_TAG.imageCache}=${OPTED_IN}`);
       await callAws('CreateTags', () =>
         client.send(
           new CreateTagsCommand({
@@ -146,7 +153,7 @@ export const ec2VolumeLinks = (client: EC2Client): VolumeLinks => ({
         client.send(
           new DescribeVolumesCommand({
             Filters: [
-              { Name: `tag:${MANAGED_TAG}`, Values: ['true'] },
+              { Name: `tag:${OPT_IN_TAG.imageCache}`, Values: [OPTED_IN] },
               { Name: `tag:${HOST_GROUP_TAG}`, Values: [group] },
               { Name: 'tag-key', Values: [CACHE_VOLUME_IMAGE_TAG] },
             ],
@@ -202,7 +209,7 @@ export const ec2VolumeLinks = (client: EC2Client): VolumeLinks => ({
     return {
       state: volume.State ?? 'unknown',
       ...(attachedTo ? { attachedTo } : {}),
-      managed: tag(MANAGED_TAG) === 'true',
+      managed: tag(OPT_IN_TAG.imageCache) === OPTED_IN,
       ...(imageId !== undefined ? { imageId } : {}),
       ...(hostGroup !== undefined ? { hostGroup } : {}),
     };

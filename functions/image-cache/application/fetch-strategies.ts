@@ -8,7 +8,7 @@ import {
 } from '../../shared/errors';
 import { waitFor } from '../../shared/polling';
 import { type ItemError, itemErrorOf } from '../../shared/results';
-import { HOST_GROUP_TAG, MANAGED_TAG } from '../../shared/tags';
+import { HOST_GROUP_TAG, OPT_IN_TAG, OPTED_IN } from '../../shared/tags';
 import type { HostInfo, VolumeLinks } from '../adapters/ec2';
 import type { CacheCommands, SendOptions } from '../adapters/ssm';
 import { CACHE_VOLUME_IMAGE_TAG, type FetchStrategyKind, type HostGroup, type ImageSpec } from '../config';
@@ -242,7 +242,7 @@ const volumeLinkStrategy = (deps: FetchStrategyDependencies): FetchStrategy => {
         image.snapshot.snapshotId,
         host.availabilityZone,
         {
-          [MANAGED_TAG]: 'true',
+          [OPT_IN_TAG.imageCache]: OPTED_IN,
           [HOST_GROUP_TAG]: deps.group.name,
           [CACHE_VOLUME_IMAGE_TAG]: image.id,
         },
@@ -351,7 +351,8 @@ export const releaseVolume = async (
 ): Promise<void> => {
   const state = await volumes.state(volumeId);
   if (!state) return;
-  if (!state.managed) throw new UnmanagedResourceError(`${volumeId} lacks ${MANAGED_TAG}=true`);
+  if (!state.managed)
+    throw new UnmanagedResourceError(`${volumeId} lacks ${OPT_IN_TAG.imageCache}=${OPTED_IN}`);
   if (state.imageId === undefined)
     throw new UnmanagedResourceError(`${volumeId} lacks ${CACHE_VOLUME_IMAGE_TAG}: not a cache volume`);
   if (state.hostGroup !== hostGroup)

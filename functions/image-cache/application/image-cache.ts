@@ -4,7 +4,7 @@ import { type ItemResult, itemErrorOf } from '../../shared/results';
 import type { ImageSpec } from '../config';
 import type { ImageCacheDependencies } from '../dependencies';
 import { onCommandStatus } from './command-results';
-import { onHostState } from './membership';
+import { onHostState, prefetchHosts } from './membership';
 import { type PlanSummary, plan } from './plan';
 import { reconcile } from './reconcile';
 import { pin, type RegisteredImageAnswer, registerImage, unpin } from './requests';
@@ -80,6 +80,10 @@ export class ImageCacheService {
 
   onHostState(instanceId: string, state: string): Promise<{ outcome: string }> {
     return onHostState(this.deps, instanceId, state);
+  }
+
+  prefetchHosts(changes: readonly { readonly instanceId: string; readonly state: string }[]): Promise<void> {
+    return prefetchHosts(this.deps, changes);
   }
 
   #groupNames(): string[] {

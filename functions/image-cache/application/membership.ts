@@ -21,6 +21,23 @@ const AGENT_WAIT_MS = 90_000;
 const AGENT_WAIT_RESERVE_MS = 15_000;
 
 /**
+ * A queue batch of EC2 state changes: the instances that may be joining or stopping hosts are
+ * looked up together (adapters/batch-hosts.ts); a terminated one needs no lookup.
+ */
+export const prefetchHosts = async (
+  deps: ImageCacheDependencies,
+  changes: readonly { readonly instanceId: string; readonly state: string }[],
+): Promise<void> => {
+  // Without host groups no instance can be a host: nothing to list.
+  if (deps.groups.length === 0) return;
+  await deps.hosts.prefetch?.(
+    changes
+      .filter(({ state }) => state === 'running' || state === 'stopped')
+      .map(({ instanceId }) => instanceId),
+  );
+};
+
+/**
  * EC2 state change of any instance. A tagged instance that is running joins (or rejoins) its
  * group and gets `init` (inventory, then a plan); stopped is marked (its cache survives on
  * the volume, it is re-inventoried when it runs again); terminated is dropped with its entries.
@@ -31,9 +48,10 @@ export const onHostState = async (
   state: string,
 ): Promise<{ outcome: string }> => {
   if (state === 'terminated') {
+    // Every termination of the account arrives here: read the one host item per group, never a
+    // group's whole partition.
     for (const group of deps.groups) {
-      const groupState = await deps.store.loadGroup(group.name);
-      if (groupState.hosts.some((host) => host.instanceId === instanceId)) {
+      if ((await deps.store.loadHost(group.name, instanceId)).host) {
         await deps.store.deleteHost(group.name, instanceId);
         return { outcome: `dropped from ${group.name}` };
       }

@@ -20,6 +20,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import { callAws } from '../../shared/aws-errors';
 import { DependencyError, NotFoundError, UnmanagedResourceError } from '../../shared/errors';
+import { attributeChange, CHANGED_INSTANCE_ATTRIBUTES } from '../../shared/instance-attributes';
 import { collectPages } from '../../shared/pagination';
 import { isGoneState as isGone } from '../../shared/schemas/aws-events';
 import { deployedDocumentName, PINNED_DOCUMENT_VERSION } from '../../shared/ssm-document';
@@ -51,7 +52,7 @@ export interface PoolEc2 {
   untag(instanceId: string, keys: readonly string[]): Promise<void>;
   /**
    * Removes tag keys from the instance's attached volumes (RunInstances tagged them like the
-   * instance); fenced on the instance carrying `warmboot:managed` and `warmboot:pool=<pool>`.
+   * instance); fenced on the instance carrying `warmboot:pools=true` and `warmboot:pool=<pool>`.
    */
   untagVolumes(instance: ObservedInstance, pool: string, keys: readonly string[]): Promise<void>;
 }
@@ -82,7 +83,7 @@ const observe = (instance: Instance): ObservedInstance => ({
 const fence = (instance: ObservedInstance, pool: string): void => {
   if (!isManagedBy(instance.tags, pool)) {
     throw new UnmanagedResourceError(
-      `${instance.instanceId} does not carry ${TAG.managed} and ${TAG.pool}=${pool}`,
+      `${instance.instanceId} does not carry ${TAG.optIn}=true and ${TAG.pool}=${pool}`,
     );
   }
 };
@@ -225,10 +226,12 @@ export const sdkPoolEc2 = (client: EC2Client, allowedImageOwners: readonly strin
       fence(instance, pool);
       await callAws('ModifyInstanceAttribute', () =>
         client.send(
-          new ModifyInstanceAttributeCommand({
-            InstanceId: instance.instanceId,
-            InstanceType: { Value: instanceType },
-          }),
+          new ModifyInstanceAttributeCommand(
+            attributeChange(
+              { InstanceId: instance.instanceId, InstanceType: { Value: instanceType } },
+              CHANGED_INSTANCE_ATTRIBUTES.pools,
+            ),
+          ),
         ),
       );
     },

@@ -2,6 +2,7 @@ import { boundedWait, type Deadline, NO_DEADLINE } from '../../shared/deadline';
 import { ConflictError, IncorrectStateError, ValidationError } from '../../shared/errors';
 import { failedItem, type ItemResult, itemErrorOf } from '../../shared/results';
 import { retrying } from '../../shared/retry';
+import { OPTED_IN } from '../../shared/tags';
 import type { PoolSpec } from '../config';
 import type { PoolsDependencies } from '../dependencies';
 import type { ClaimHealing } from '../domain/claims';
@@ -60,7 +61,7 @@ const sendOnceRegistered = async (
 };
 
 const memberTags = (pool: string, state: MemberState): Record<string, string> => ({
-  [TAG.managed]: 'true',
+  [TAG.optIn]: OPTED_IN,
   [TAG.pool]: pool,
   [TAG.memberState]: state,
 });

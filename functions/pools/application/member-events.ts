@@ -1,5 +1,5 @@
 import type { PoolsDependencies } from '../dependencies';
-import { PERSONALIZE_DOCUMENT } from '../documents';
+import { PERSONALIZE_DOCUMENT, SECRETS_DOCUMENT } from '../documents';
 import { afterInitialization, type ObservedInstance, type PoolAction } from '../domain/reconcile';
 import { applied, applyAll } from './actions';
 
@@ -45,7 +45,7 @@ export const onInitStatus = async (
 ) => {
   // Decided from the event alone, before any read: personalization commands (the claim function
   // waits for those itself) and in-progress statuses change nothing here.
-  if (input.documentName === PERSONALIZE_DOCUMENT) {
+  if (input.documentName === PERSONALIZE_DOCUMENT || input.documentName === SECRETS_DOCUMENT) {
     return { instanceId: input.instanceId, ignored: 'personalization is followed by the claim' };
   }
   if (!FINAL_COMMAND_STATUSES.has(input.status)) {

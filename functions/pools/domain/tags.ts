@@ -1,8 +1,9 @@
-import { MANAGED_TAG } from '../../shared/tags';
+import { OPT_IN_TAG, OPTED_IN } from '../../shared/tags';
 
-/** warmboot's management tags on pool members (CONTRIBUTING: managed + capability tag). */
+/** warmboot's management tags on pool members (CONTRIBUTING: the pools opt-in + the pool). */
 export const TAG = {
-  managed: MANAGED_TAG,
+  /** `warmboot:pools=true`: on every member and its volumes, what the pool roles' IAM conditions check. */
+  optIn: OPT_IN_TAG.pools,
   pool: 'warmboot:pool',
   memberState: 'warmboot:member-state',
   /** On a claim's own cold launch: the request it belongs to. */
@@ -16,4 +17,4 @@ export const TAG = {
 
 /** True when warmboot may stop, start, modify or terminate the instance for this pool. */
 export const isManagedBy = (tags: Readonly<Record<string, string>>, pool: string): boolean =>
-  tags[TAG.managed] === 'true' && tags[TAG.pool] === pool;
+  tags[TAG.optIn] === OPTED_IN && tags[TAG.pool] === pool;

@@ -102,6 +102,18 @@ export class CachedInstanceDirectory {
     });
   }
 
+  /**
+   * Resolves every instance of a queue batch at once (one DescribeInstances per 1,000 ids) and
+   * caches them, so the batch's lookups that follow find them: a batch costs one call however its
+   * events are interleaved with other awaits. Capacity below the batch size would evict them first.
+   */
+  async prefetch(instanceIds: readonly string[]): Promise<void> {
+    const missing = [...new Set(instanceIds)].filter((instanceId) => !this.#cache.has(instanceId));
+    if (missing.length === 0) return;
+    const found = await this.directory.describe(missing);
+    for (const facts of found.values()) this.#remember(facts);
+  }
+
   async #flush(): Promise<void> {
     const waiting = this.#pending;
     this.#pending = new Map();

@@ -43,6 +43,15 @@ const count = async (
   return { id: event.id, ok: true, recorded, images: record.images.map(({ image }) => image) };
 };
 
+/** A queue batch's running instances, described together before each is counted. */
+export const prefetchLaunchedInstances = (
+  dependencies: PopularityDependencies,
+  events: readonly ParsedEvent<Ec2InstanceStateChangeDetail>[],
+): Promise<void> =>
+  dependencies.instances.prefetch(
+    events.filter(({ detail }) => detail.state === 'running').map(({ detail }) => detail['instance-id']),
+  );
+
 /** EC2 running: the instance's image, AZ and host group come from EC2 (the event has only its id). */
 export const countInstanceLaunch = async (
   dependencies: PopularityDependencies,

@@ -4,6 +4,7 @@ import {
   DescribeSnapshotsCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
+import { callAws } from '../../shared/aws-errors';
 import { NotFoundError, UnmanagedResourceError } from '../../shared/errors';
 import {
   replacementRootDeletionRefusal,
@@ -12,7 +13,6 @@ import {
 } from '../domain/safety';
 import type { ObservedVolume } from '../domain/types';
 import type { ShelvingEc2 } from './ec2';
-import type { Paced } from './ec2-details';
 import { tagsOf } from './ec2-mapping';
 
 /**
@@ -22,7 +22,6 @@ import { tagsOf } from './ec2-mapping';
  */
 export const fencedDeletions = (
   client: EC2Client,
-  paced: Paced,
   describeOneVolume: (volumeId: string) => Promise<ObservedVolume | undefined>,
 ): Pick<ShelvingEc2, 'deleteReplacementRoot' | 'deleteShelvedVolume' | 'deleteShelvedSnapshot'> => ({
   async deleteReplacementRoot(volumeId, recordId, retainedVolumeIds) {
@@ -30,17 +29,17 @@ export const fencedDeletions = (
     if (!volume) return;
     const refusal = replacementRootDeletionRefusal(volume, recordId, retainedVolumeIds);
     if (refusal) throw new UnmanagedResourceError(`refusing DeleteVolume: ${refusal}`);
-    await paced('DeleteVolume', 0, () => client.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
+    await callAws('DeleteVolume', () => client.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
   },
   async deleteShelvedVolume(volumeId, recordId) {
     const volume = await describeOneVolume(volumeId);
     if (!volume) return;
     const refusal = shelvedVolumeDeletionRefusal(volume, recordId);
     if (refusal) throw new UnmanagedResourceError(`refusing DeleteVolume: ${refusal}`);
-    await paced('DeleteVolume', 0, () => client.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
+    await callAws('DeleteVolume', () => client.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
   },
   async deleteShelvedSnapshot(snapshotId, recordId, retainedVolumeIds) {
-    const page = await paced('DescribeSnapshots', 0, () =>
+    const page = await callAws('DescribeSnapshots', () =>
       client.send(
         new DescribeSnapshotsCommand({
           OwnerIds: ['self'],
@@ -58,7 +57,7 @@ export const fencedDeletions = (
     );
     if (refusal) throw new UnmanagedResourceError(`refusing DeleteSnapshot: ${refusal}`);
     try {
-      await paced('DeleteSnapshot', 0, () =>
+      await callAws('DeleteSnapshot', () =>
         client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })),
       );
     } catch (error) {

@@ -5,6 +5,7 @@ import {
   DescribePlacementGroupsCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
+import { callAws } from '../../shared/aws-errors';
 import { chunk } from '../domain/bulk';
 import { isBurstableType } from '../domain/fidelity';
 import type {
@@ -23,16 +24,13 @@ import { FILTER_VALUES_MAX } from './ec2-mapping';
  * instance beyond DescribeInstances, and the attributes a round reads back of a replacement.
  */
 
-/** An SDK call made once the pacer admits it, its failure translated (callAws). */
-export type Paced = <T>(operation: string, instances: number, call: () => Promise<T>) => Promise<T>;
-
 /** DescribeInstanceAttribute, one call per attribute (the API reads one at a time). */
 export const instanceAttributes =
-  (client: EC2Client, paced: Paced) =>
+  (client: EC2Client) =>
   async (instanceId: string, attributes: readonly ReplacementAttribute[]): Promise<ReplacementAttributes> => {
     const answers = await Promise.all(
       attributes.map(async (attribute): Promise<ReplacementAttributes> => {
-        const answer = await paced('DescribeInstanceAttribute', 0, () =>
+        const answer = await callAws('DescribeInstanceAttribute', () =>
           client.send(new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: attribute })),
         );
         switch (attribute) {
@@ -54,7 +52,6 @@ export const instanceAttributes =
  */
 export const shelveDetails = async (
   client: EC2Client,
-  paced: Paced,
   describeAttributes: ReturnType<typeof instanceAttributes>,
   instances: readonly ObservedInstance[],
 ): Promise<InstanceDetails[]> => {
@@ -65,7 +62,7 @@ export const shelveDetails = async (
   // AssociateAddress InstanceId (secondary addresses and interfaces are not recreated).
   const elasticIps = new Map<string, ElasticIp>();
   for (const part of chunk(ids, FILTER_VALUES_MAX)) {
-    const answer = await paced('DescribeAddresses', 0, () =>
+    const answer = await callAws('DescribeAddresses', () =>
       client.send(new DescribeAddressesCommand({ Filters: [{ Name: 'instance-id', Values: part }] })),
     );
     for (const address of answer.Addresses ?? []) {
@@ -83,7 +80,7 @@ export const shelveDetails = async (
     burstable.map((instance) => instance.instanceId),
     1000,
   )) {
-    const answer = await paced('DescribeInstanceCreditSpecifications', 0, () =>
+    const answer = await callAws('DescribeInstanceCreditSpecifications', () =>
       client.send(new DescribeInstanceCreditSpecificationsCommand({ InstanceIds: part })),
     );
     for (const entry of answer.InstanceCreditSpecifications ?? []) {
@@ -99,7 +96,7 @@ export const shelveDetails = async (
   const strategies = new Map<string, PlacementGroupRef['strategy']>();
   if (groupNames.length > 0) {
     // By filter: a group shared from another account is absent rather than an error.
-    const answer = await paced('DescribePlacementGroups', 0, () =>
+    const answer = await callAws('DescribePlacementGroups', () =>
       client.send(
         new DescribePlacementGroupsCommand({ Filters: [{ Name: 'group-name', Values: groupNames }] }),
       ),

@@ -4,29 +4,28 @@ import {
   StopInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
+import { callAws } from '../../shared/aws-errors';
 import type { ShelvingEc2 } from './ec2';
-import type { Paced } from './ec2-details';
 
 /**
  * Stop, Start and Terminate: the calls that take many instances at once (application/execute.ts
- * batches them), so the pacer counts each call's instances as well as the call.
+ * batches them); the account budget counts each call's instances as well as the call.
  */
 export const instancePower = (
   client: EC2Client,
-  paced: Paced,
 ): Pick<ShelvingEc2, 'stopInstances' | 'startInstances' | 'terminateInstances'> => ({
   async stopInstances(instanceIds, force) {
-    await paced('StopInstances', instanceIds.length, () =>
+    await callAws('StopInstances', () =>
       client.send(new StopInstancesCommand({ InstanceIds: [...instanceIds], Force: force })),
     );
   },
   async startInstances(instanceIds) {
-    await paced('StartInstances', instanceIds.length, () =>
+    await callAws('StartInstances', () =>
       client.send(new StartInstancesCommand({ InstanceIds: [...instanceIds] })),
     );
   },
   async terminateInstances(instanceIds) {
-    await paced('TerminateInstances', instanceIds.length, () =>
+    await callAws('TerminateInstances', () =>
       client.send(new TerminateInstancesCommand({ InstanceIds: [...instanceIds] })),
     );
   },

@@ -3,13 +3,13 @@ import {
   DescribeReplaceRootVolumeTasksCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
+import { callAws } from '../../shared/aws-errors';
 import { UnmanagedResourceError } from '../../shared/errors';
 import { collectPages } from '../../shared/pagination';
 import { chunk } from '../domain/bulk';
 import { rootReplacementRefusal } from '../domain/safety';
 import type { ObservedInstance, ObservedRootReplacement } from '../domain/types';
 import type { ShelvingEc2 } from './ec2';
-import type { Paced } from './ec2-details';
 
 /** Instance ids a DescribeReplaceRootVolumeTasks call filters on: small calls, paged, like the other describes. */
 const INSTANCE_FILTER_MAX = 50;
@@ -31,7 +31,6 @@ const TASK_STATES: ReadonlySet<string> = new Set<ObservedRootReplacement['state'
  */
 export const rootReplacement = (
   client: EC2Client,
-  paced: Paced,
   describeInstance: (instanceId: string) => Promise<ObservedInstance | undefined>,
 ): Pick<ShelvingEc2, 'replaceRootVolume' | 'describeRootReplacements'> => ({
   async replaceRootVolume(request) {
@@ -40,7 +39,7 @@ export const rootReplacement = (
       throw new UnmanagedResourceError(`refusing CreateReplaceRootVolumeTask: ${request.instanceId} is gone`);
     const refusal = rootReplacementRefusal(instance, request);
     if (refusal) throw new UnmanagedResourceError(`refusing CreateReplaceRootVolumeTask: ${refusal}`);
-    await paced('CreateReplaceRootVolumeTask', 0, () =>
+    await callAws('CreateReplaceRootVolumeTask', () =>
       client.send(
         new CreateReplaceRootVolumeTaskCommand({
           InstanceId: request.instanceId,
@@ -55,7 +54,7 @@ export const rootReplacement = (
     const latest = new Map<string, { task: ObservedRootReplacement; startedAt: string }>();
     for (const part of chunk([...new Set(instanceIds)], INSTANCE_FILTER_MAX)) {
       const tasks = await collectPages(async (token) => {
-        const page = await paced('DescribeReplaceRootVolumeTasks', 0, () =>
+        const page = await callAws('DescribeReplaceRootVolumeTasks', () =>
           client.send(
             new DescribeReplaceRootVolumeTasksCommand({
               Filters: [{ Name: 'instance-id', Values: part }],

@@ -15,15 +15,14 @@ import {
   DetachVolumeCommand,
   type EC2Client,
   type Filter,
-  ModifyInstanceAttributeCommand,
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { callAws } from '../../shared/aws-errors';
-import type { Clock } from '../../shared/clock';
+import { ec2BudgetOf } from '../../shared/ec2-budget';
 import { NotFoundError } from '../../shared/errors';
 import { collectPages } from '../../shared/pagination';
 import { chunk, type LaunchRequest } from '../domain/bulk';
-import type { Pacer } from '../domain/pacer';
+import type { ImageOwnership } from '../domain/launch-policy';
 import { SHELVED_TAG } from '../domain/tags';
 import type {
   InstanceDetails,
@@ -38,8 +37,10 @@ import type {
   ZoneState,
 } from '../domain/types';
 
+import { attributeChanges } from './ec2-attributes';
 import { fencedDeletions } from './ec2-deletions';
-import { instanceAttributes, type Paced, shelveDetails } from './ec2-details';
+import { instanceAttributes, shelveDetails } from './ec2-details';
+import { imageOwners } from './ec2-images';
 import {
   FILTER_VALUES_MAX,
   runInstancesInput,
@@ -76,11 +77,19 @@ export interface ShelvingEc2 {
   startInstances(instanceIds: readonly string[]): Promise<void>;
   terminateInstances(instanceIds: readonly string[]): Promise<void>;
   createSnapshots(instanceId: string, recordId: string): Promise<void>;
+  /**
+   * The AMIs among `imageIds` the account can see, each saying whether one of `allowedOwners`
+   * owns it (an AMI that no longer exists is absent).
+   */
+  describeImageOwners(
+    imageIds: readonly string[],
+    allowedOwners: readonly string[],
+  ): Promise<ImageOwnership[]>;
   /** Launched instances with their AmiLaunchIndex. */
   runInstances(request: LaunchRequest): Promise<{ instanceId: string; launchIndex: number }[]>;
   attachVolume(volumeId: string, instanceId: string, device: string): Promise<void>;
   /**
-   * How many AttachVolume calls the client-side pacer admits within `withinMs` from now
+   * How many AttachVolume calls the account budget admits within `withinMs` from now
    * (absent: no pacing, no limit). Lets a round hand attaches out by priority instead of
    * queueing every one of them far into the future.
    */
@@ -147,13 +156,13 @@ export interface RootReplacementRequest {
   readonly clientToken: string;
 }
 
-/** The SDK implementation. Every call waits for the pacer first, then goes through callAws. */
-export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): ShelvingEc2 => {
-  const paced: Paced = async (operation, instances, call) => {
-    const waitMs = pacer.reserve(operation, instances, clock.now());
-    if (waitMs > 0) await clock.sleep(waitMs);
-    return callAws(operation, call);
-  };
+/**
+ * The SDK implementation: every call goes through callAws. The account budget the EC2 client was
+ * created with paces every call (functions/shared/ec2-budget.ts), and tells a round how many
+ * attaches it may hand out.
+ */
+export const sdkShelvingEc2 = (client: EC2Client): ShelvingEc2 => {
+  const budget = ec2BudgetOf(client);
 
   /**
    * Whether a recorded key pair still exists. A replacement is launched with the shelved
@@ -163,7 +172,7 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
    */
   const keyPairExists = async (keyName: string): Promise<boolean> => {
     try {
-      await paced('DescribeKeyPairs', 0, () =>
+      await callAws('DescribeKeyPairs', () =>
         client.send(new DescribeKeyPairsCommand({ KeyNames: [keyName] })),
       );
       return true;
@@ -173,14 +182,14 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
     }
   };
 
-  /** Every page of a paced Describe call: `send` makes one call, given the previous page's token. */
+  /** Every page of a Describe call: `send` makes one call, given the previous page's token. */
   const describePages = <Page extends { readonly NextToken?: string | undefined }, T>(
     operation: string,
     send: (nextToken: { NextToken?: string }) => Promise<Page>,
     itemsOf: (page: Page) => readonly T[],
   ): Promise<T[]> =>
     collectPages(async (token) => {
-      const page = await paced(operation, 0, () => send(token ? { NextToken: token } : {}));
+      const page = await callAws(operation, () => send(token ? { NextToken: token } : {}));
       return { items: itemsOf(page), nextToken: page.NextToken };
     });
 
@@ -204,7 +213,7 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
   const describeOneVolume = async (volumeId: string): Promise<ObservedVolume | undefined> =>
     (await describeVolumesFiltered([{ Name: 'volume-id', Values: [volumeId] }]))[0];
 
-  const describeAttributes = instanceAttributes(client, paced);
+  const describeAttributes = instanceAttributes(client);
 
   return {
     async describeInstances(instanceIds) {
@@ -222,7 +231,7 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       return found;
     },
     async describePlacement(vpcIds) {
-      const zones = await paced('DescribeAvailabilityZones', 0, () =>
+      const zones = await callAws('DescribeAvailabilityZones', () =>
         client.send(new DescribeAvailabilityZonesCommand({})),
       );
       const subnets = await describePages(
@@ -302,7 +311,7 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
     async describeHostRoom(hostIds, instanceType) {
       const room = new Map<string, number>();
       for (const ids of chunk([...new Set(hostIds)], FILTER_VALUES_MAX)) {
-        const answer = await paced('DescribeHosts', 0, () =>
+        const answer = await callAws('DescribeHosts', () =>
           client.send(new DescribeHostsCommand({ HostIds: ids })),
         );
         for (const host of answer.Hosts ?? []) {
@@ -316,23 +325,8 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       }
       return room;
     },
-    async setDeleteOnTermination(instanceId, devices) {
-      // One ModifyInstanceAttribute per device: the API changes one attribute per call.
-      for (const device of devices) {
-        await paced('ModifyInstanceAttribute', 0, () =>
-          client.send(
-            new ModifyInstanceAttributeCommand({
-              InstanceId: instanceId,
-              BlockDeviceMappings: [
-                { DeviceName: device.deviceName, Ebs: { DeleteOnTermination: device.deleteOnTermination } },
-              ],
-            }),
-          ),
-        );
-      }
-    },
     async createTags(resourceIds, tags) {
-      await paced('CreateTags', 0, () =>
+      await callAws('CreateTags', () =>
         client.send(
           new CreateTagsCommand({
             Resources: [...resourceIds],
@@ -342,14 +336,14 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       );
     },
     async deleteTags(resourceIds, keys) {
-      await paced('DeleteTags', 0, () =>
+      await callAws('DeleteTags', () =>
         client.send(
           new DeleteTagsCommand({ Resources: [...resourceIds], Tags: keys.map((Key) => ({ Key })) }),
         ),
       );
     },
     async createSnapshots(instanceId, recordId) {
-      await paced('CreateSnapshots', 0, () =>
+      await callAws('CreateSnapshots', () =>
         client.send(
           new CreateSnapshotsCommand({
             InstanceSpecification: { InstanceId: instanceId, ExcludeBootVolume: false },
@@ -362,9 +356,7 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
     async runInstances(request) {
       const keyName = request.keyName && (await keyPairExists(request.keyName)) ? request.keyName : undefined;
       const input = runInstancesInput(request, keyName);
-      const answer = await paced('RunInstances', request.maxCount, () =>
-        client.send(new RunInstancesCommand(input)),
-      );
+      const answer = await callAws('RunInstances', () => client.send(new RunInstancesCommand(input)));
       return (answer.Instances ?? []).flatMap((instance, position) =>
         instance.InstanceId
           ? [{ instanceId: instance.InstanceId, launchIndex: instance.AmiLaunchIndex ?? position }]
@@ -372,33 +364,32 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       );
     },
     async attachVolume(volumeId, instanceId, device) {
-      await paced('AttachVolume', 0, () =>
+      await callAws('AttachVolume', () =>
         client.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device })),
       );
     },
-    attachSlots(withinMs) {
-      return pacer.admissible('AttachVolume', withinMs, clock.now());
-    },
+    ...(budget ? { attachSlots: (withinMs: number) => budget.admissible('AttachVolume', withinMs) } : {}),
     async detachVolume(volumeId, instanceId) {
-      await paced('DetachVolume', 0, () =>
+      await callAws('DetachVolume', () =>
         client.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId })),
       );
     },
-    ...instancePower(client, paced),
-    ...fencedDeletions(client, paced, describeOneVolume),
+    ...instancePower(client),
+    ...attributeChanges(client),
+    ...imageOwners(client),
+    ...fencedDeletions(client, describeOneVolume),
     ...rootReplacement(
       client,
-      paced,
       async (instanceId) =>
         (await describeInstancesFiltered([{ Name: 'instance-id', Values: [instanceId] }]))[0],
     ),
-    describeShelveDetails: (instances) => shelveDetails(client, paced, describeAttributes, instances),
+    describeShelveDetails: (instances) => shelveDetails(client, describeAttributes, instances),
     describeInstanceAttributes: describeAttributes,
     async describeAddresses(allocationIds) {
       const found: ObservedAddress[] = [];
       for (const part of chunk([...new Set(allocationIds)], FILTER_VALUES_MAX)) {
         // By filter: a released address is absent, where AllocationIds would fail the whole call.
-        const answer = await paced('DescribeAddresses', 0, () =>
+        const answer = await callAws('DescribeAddresses', () =>
           client.send(new DescribeAddressesCommand({ Filters: [{ Name: 'allocation-id', Values: part }] })),
         );
         for (const address of answer.Addresses ?? []) {
@@ -412,31 +403,8 @@ export const sdkShelvingEc2 = (client: EC2Client, pacer: Pacer, clock: Clock): S
       }
       return found;
     },
-    async setUserData(instanceId, userData) {
-      await paced('ModifyInstanceAttribute', 0, () =>
-        client.send(
-          new ModifyInstanceAttributeCommand({
-            InstanceId: instanceId,
-            // The raw bytes: the SDK encodes this blob on the wire.
-            UserData: { Value: Buffer.from(userData, 'base64') },
-          }),
-        ),
-      );
-    },
-    async setProtection(instanceId, attribute, value) {
-      await paced('ModifyInstanceAttribute', 0, () =>
-        client.send(
-          new ModifyInstanceAttributeCommand({
-            InstanceId: instanceId,
-            ...(attribute === 'disableApiTermination'
-              ? { DisableApiTermination: { Value: value } }
-              : { DisableApiStop: { Value: value } }),
-          }),
-        ),
-      );
-    },
     async associateAddress(allocationId, instanceId) {
-      await paced('AssociateAddress', 0, () =>
+      await callAws('AssociateAddress', () =>
         client.send(
           new AssociateAddressCommand({
             AllocationId: allocationId,

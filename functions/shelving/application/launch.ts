@@ -15,6 +15,7 @@ import {
   slowReplacementLaunched,
   waitingForHost,
 } from '../domain/launch-outcomes';
+import { LaunchNotAllowedError, launchRefusal } from '../domain/launch-policy';
 import { LAUNCH_REISSUE_MS } from '../domain/saga';
 import { REPLACEMENT_FOR_TAG, SHELVED_TAG } from '../domain/tags';
 import { isGone, type ShelfRecord } from '../domain/types';
@@ -25,7 +26,7 @@ import type { FailCalls, RecordProgress, TrackCall } from './progress';
 /** How RunInstances failed, read off the error for the domain (domain/launch-outcomes.ts). */
 const launchFailureOf = (error: unknown): LaunchFailure => ({
   error: itemErrorOf(error),
-  refusedForGood: error instanceof NotFoundError,
+  refusedForGood: error instanceof NotFoundError || error instanceof LaunchNotAllowedError,
   mayHaveLaunched: mayHaveTakenEffect(error),
   addressInUse: isAddressInUse(error),
   capacity: error instanceof CapacityError,
@@ -63,6 +64,20 @@ const unclaimedReplacements = async (
   return unused;
 };
 
+/**
+ * RunInstances, once the launch policy allows what it launches (the settings may have changed
+ * since the Shelve checked it): a refusal is a LaunchNotAllowedError, final for the records.
+ */
+const runAllowed = async (
+  deps: ShelvingDependencies,
+  request: LaunchRequest,
+): Promise<{ instanceId: string; launchIndex: number }[]> => {
+  const images = await deps.ec2.describeImageOwners([request.imageId], deps.settings.allowedImageOwners);
+  const refusal = launchRefusal(request, images, deps.settings);
+  if (refusal) throw new LaunchNotAllowedError(refusal);
+  return deps.ec2.runInstances(request);
+};
+
 /** One RunInstances for a batch, then map replacements back by launch index. */
 const runBatch = async (
   deps: ShelvingDependencies,
@@ -74,7 +89,7 @@ const runBatch = async (
   const claimed = members.filter((member): member is ShelfRecord => member !== undefined);
   let launched: { instanceId: string; launchIndex: number }[];
   try {
-    launched = await ec2.runInstances(request);
+    launched = await runAllowed(deps, request);
   } catch (error) {
     fail(
       claimed.map((record) => record.recordId),
@@ -226,14 +241,14 @@ export const launchSlow = async (
   record: ShelfRecord,
   fail: FailCalls,
 ): Promise<void> => {
-  const { ec2, clock } = deps;
+  const { clock } = deps;
   const now = clock.now();
   if (slowLaunchPending(record, now)) return;
   const written = await writeDecision(deps, record, slowLaunchIssued(record, now), now);
   if (!written) return;
   let answered = false;
   try {
-    const [launched] = await ec2.runInstances(slowLaunchRequest(written, deps.settings.keepPrivateIp));
+    const [launched] = await runAllowed(deps, slowLaunchRequest(written, deps.settings.keepPrivateIp));
     answered = true;
     if (!launched) return;
     const at = clock.now();

@@ -4,6 +4,7 @@ import { deleteMember, writeMember } from '../../pools/application/members';
 import { type PoolMember, transition } from '../../pools/domain/lifecycle';
 import { isManagedBy } from '../../pools/domain/tags';
 import { isGoneState } from '../../shared/schemas/aws-events';
+import { OPT_IN_TAG, OPTED_IN } from '../../shared/tags';
 import type { ShelvingDependencies } from '../dependencies';
 import type { Action } from '../domain/actions';
 import {
@@ -122,9 +123,9 @@ const takeOne = async (
 };
 
 /**
- * The pool hands the member over to the record, as it does to a claim: the pool tags come off
- * its volumes, then off the instance (their fence is the instance's pool tags), and the member
- * record ends. Only while the member is still claimed under the record's claim id: a member the
+ * The pool hands the member over to the record, as it does to a claim: the member and its
+ * volumes opt in to shelving, the pool tags come off its volumes, then off the instance (their
+ * fence is the instance's pool tags), and the member record ends. Only while the member is still claimed under the record's claim id: a member the
  * pools reconcile took back first (released or retired after its claim timeout) is not the
  * record's, which then launches as usual. Idempotent from any point.
  */
@@ -149,6 +150,12 @@ export const handOverPoolMember = async (
       await writeDecision(deps, record, poolMemberLost(record, why, now), now);
       return;
     }
+    // It opts in to shelving first: the shelving role changes only what carries that tag (its
+    // IAM lets it write that one tag on members of the pools that serve unshelve), and the pool
+    // tags come off under it.
+    await deps.ec2.createTags([action.instanceId, ...(instance.volumeIds ?? [])], {
+      [OPT_IN_TAG.shelving]: OPTED_IN,
+    });
     await pools.ec2.untagVolumes(instance, action.pool, POOL_MEMBER_TAGS);
     await pools.ec2.untag(action.instanceId, POOL_MEMBER_TAGS);
   }

@@ -8,8 +8,15 @@ import type { Observation, ObservedInstance, ReplacementAttributes, ShelfRecord 
  * replacement while the saga restores it. Apart, so requests.ts and observe.ts stay skeletons.
  */
 
-/** The instances a shelve names, their volumes, and the details of those it may shelve. */
-export const describeForShelve = async (ec2: ShelvingEc2, instanceIds: readonly string[]) => {
+/**
+ * The instances a shelve names, their volumes, and the details and AMI owners (`allowedImageOwners`
+ * or not: domain/launch-policy.ts) of those it may shelve.
+ */
+export const describeForShelve = async (
+  ec2: ShelvingEc2,
+  instanceIds: readonly string[],
+  allowedImageOwners: readonly string[],
+) => {
   const instances = new Map(
     instanceIds.length === 0
       ? []
@@ -29,7 +36,9 @@ export const describeForShelve = async (ec2: ShelvingEc2, instanceIds: readonly 
       ? []
       : (await ec2.describeShelveDetails(shelvable)).map((entry) => [entry.instanceId, entry]),
   );
-  return { instances, volumes, details };
+  const imageIds = [...new Set(shelvable.map((instance) => instance.imageId))];
+  const images = imageIds.length === 0 ? [] : await ec2.describeImageOwners(imageIds, allowedImageOwners);
+  return { instances, volumes, details, images };
 };
 
 /**

@@ -3,6 +3,7 @@ import type { Caller } from '../../shared/caller';
 import { ValidationError } from '../../shared/errors';
 import { failedItem, type ItemResult } from '../../shared/results';
 import type { ShelvingDependencies } from '../dependencies';
+import { launchRefusal } from '../domain/launch-policy';
 import {
   planShelve,
   type RequestedMove,
@@ -109,7 +110,7 @@ export const shelveInstances = async (
     store.rememberShelveAnswer(request, answer, now);
   // A part at a time: reading an instance's details takes three DescribeInstanceAttribute calls,
   // so a handling that runs out of time has answered (and remembered) the parts before.
-  let seen = await describeForShelve(deps.ec2, []);
+  let seen = await describeForShelve(deps.ec2, [], settings.allowedImageOwners);
   for (const [position, item] of items.entries()) {
     if (position % SHELVE_PART === 0) {
       const part = items.slice(position, position + SHELVE_PART);
@@ -118,9 +119,10 @@ export const shelveInstances = async (
         part
           .filter((candidate) => !answered.has(candidate.instanceId))
           .map((candidate) => candidate.instanceId),
+        settings.allowedImageOwners,
       );
     }
-    const { instances, volumes, details } = seen;
+    const { instances, volumes, details, images } = seen;
     const before = answered.get(item.instanceId);
     if (before) {
       results.push(before);
@@ -156,6 +158,12 @@ export const shelveInstances = async (
     );
     if (!plan.ok) {
       results.push(await remember(failedItem(item.instanceId, plan.error)));
+      continue;
+    }
+    // A record no launch could serve (a profile or AMI the settings do not allow) is never made.
+    const notLaunchable = launchRefusal(plan.record.config, images, settings);
+    if (notLaunchable) {
+      results.push(await remember(failedItem(item.instanceId, notLaunchable)));
       continue;
     }
     const record: ShelfRecord = {

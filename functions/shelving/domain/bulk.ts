@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { launchClientToken } from '../../shared/client-token';
-import { MANAGED_TAG } from '../../shared/tags';
+import { OPT_IN_TAG, OPTED_IN } from '../../shared/tags';
 import { launchPlacementGroup, launchPrivateIp } from './fidelity';
 import { REPLACEMENT_BATCH_TAG, REPLACEMENT_FOR_TAG, REPLACEMENT_ROOT_TAG, TENANT_TAG } from './tags';
 import type {
@@ -147,12 +147,12 @@ export const fastLaunchRequest = (
         .sort((a, b) => a.deviceName.localeCompare(b.deviceName)),
     ],
     instanceTags: {
-      [MANAGED_TAG]: 'true',
+      [OPT_IN_TAG.shelving]: OPTED_IN,
       [TENANT_TAG]: record.tenant,
       [REPLACEMENT_BATCH_TAG]: batch.batchId,
     },
     volumeTags: {
-      [MANAGED_TAG]: 'true',
+      [OPT_IN_TAG.shelving]: OPTED_IN,
       [REPLACEMENT_ROOT_TAG]: 'true',
       [REPLACEMENT_BATCH_TAG]: batch.batchId,
     },
@@ -207,11 +207,11 @@ export const slowLaunchRequest = (record: ShelfRecord, keepPrivateIp = false): L
     })),
     instanceTags: {
       ...record.tags,
-      [MANAGED_TAG]: 'true',
+      [OPT_IN_TAG.shelving]: OPTED_IN,
       [TENANT_TAG]: record.tenant,
       [REPLACEMENT_FOR_TAG]: record.recordId,
     },
-    volumeTags: { [MANAGED_TAG]: 'true', [REPLACEMENT_FOR_TAG]: record.recordId },
+    volumeTags: { [OPT_IN_TAG.shelving]: OPTED_IN, [REPLACEMENT_FOR_TAG]: record.recordId },
   };
 };
 

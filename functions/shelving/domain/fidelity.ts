@@ -1,5 +1,5 @@
 import type { ItemError } from '../../shared/results';
-import { MANAGED_TAG } from '../../shared/tags';
+import { OPT_IN_TAG, OPTED_IN } from '../../shared/tags';
 import type { ShelvingSettings } from '../config';
 import type { Action } from './actions';
 import type {
@@ -244,10 +244,10 @@ export const isBurstableType = (instanceType: string): boolean =>
   ['t2', 't3', 't3a', 't4g'].includes(instanceType.split('.')[0] ?? '');
 
 /**
- * Whether a shelve reads an instance's details: only an instance it may shelve (managed, EBS-backed,
+ * Whether a shelve reads an instance's details: only an instance it may shelve (opted in, EBS-backed,
  * running or stopped), which is also all that IAM lets it read them of.
  */
 export const detailsWanted = (instance: ObservedInstance): boolean =>
-  instance.tags[MANAGED_TAG] === 'true' &&
+  instance.tags[OPT_IN_TAG.shelving] === OPTED_IN &&
   instance.rootDeviceType === 'ebs' &&
   (instance.state === 'running' || instance.state === 'stopped');

@@ -17,7 +17,12 @@ import type { ObservedInstance, ShelfRecord } from './types';
  */
 
 /** The pool tags a member carries until it is handed over (as a claim removes them). */
-export const POOL_MEMBER_TAGS: readonly string[] = [POOL_TAG.pool, POOL_TAG.memberState, POOL_TAG.claim];
+export const POOL_MEMBER_TAGS: readonly string[] = [
+  POOL_TAG.pool,
+  POOL_TAG.memberState,
+  POOL_TAG.optIn,
+  POOL_TAG.claim,
+];
 
 /** The claim id an unshelve writes on the member it takes: a crashed take finds it again. */
 export const poolClaimId = (record: ShelfRecord): string =>

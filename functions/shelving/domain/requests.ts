@@ -1,5 +1,5 @@
 import type { ItemError } from '../../shared/results';
-import { MANAGED_TAG } from '../../shared/tags';
+import { OPT_IN_TAG, OPTED_IN, RETIRED_MANAGED_TAG } from '../../shared/tags';
 import type { ShelvingSettings } from '../config';
 import { keptAttributes, stopProtectionRefusal } from './fidelity';
 import { isAwsReservedTag, isWarmbootOwnedTag, SHELVED_TAG, TENANT_TAG } from './tags';
@@ -36,7 +36,7 @@ export interface ShelveRequestItem {
 
 /**
  * Checks an instance can be shelved and builds its record. Refuses: instances warmboot does not
- * manage (no `warmboot:managed=true`), without a tenant tag, of another tenant than requested,
+ * may shelve (no `warmboot:shelving=true`), without a tenant tag, of another tenant than requested,
  * instance-store-backed ones (their root disk cannot be kept), instances not running or stopped,
  * running instances with stop protection (`StopProtected`), and volumes another shelve record
  * already owns. `details` (user data, protection, Elastic IP, credit option, placement strategy)
@@ -53,10 +53,15 @@ export const planShelve = (
   if (!instance || instance.state === 'terminated') {
     return refuse('NotFound', `instance ${request.instanceId} does not exist`);
   }
-  if (instance.tags[MANAGED_TAG] !== 'true') {
+  if (instance.tags[OPT_IN_TAG.shelving] !== OPTED_IN) {
+    // The shared opt-in of earlier releases grants nothing now: say so, the operator re-tags.
+    const retired =
+      instance.tags[RETIRED_MANAGED_TAG] === undefined
+        ? ''
+        : ` (${RETIRED_MANAGED_TAG} no longer opts in; tag it ${OPT_IN_TAG.shelving}=${OPTED_IN})`;
     return refuse(
       'UnmanagedResource',
-      `instance ${instance.instanceId} is not tagged ${MANAGED_TAG}=true; operators can only shelve instances they tagged into warmboot`,
+      `instance ${instance.instanceId} is not tagged ${OPT_IN_TAG.shelving}=${OPTED_IN}${retired}; operators can only shelve instances they opted in to shelving`,
     );
   }
   const tenant = instance.tags[TENANT_TAG];

@@ -1,5 +1,5 @@
 /**
- * The tags warmboot's shelving reads and writes (`warmboot:managed` is shared, in
+ * The tags warmboot's shelving reads and writes (its opt-in `warmboot:shelving` is in
  * functions/shared/tags.ts). IAM conditions in infra/ use the same keys: DeleteVolume is allowed
  * only on `warmboot:replacement-root=true` (the fresh root of a replacement) and, for the
  * explicit 'Delete Shelved Record' action, on `warmboot:shelved`.

@@ -1,4 +1,8 @@
-import { INITIALIZE_DOCUMENT, PERSONALIZE_DOCUMENT } from '../../../functions/pools/documents';
+import {
+  INITIALIZE_DOCUMENT,
+  PERSONALIZE_DOCUMENT,
+  SECRETS_DOCUMENT,
+} from '../../../functions/pools/documents';
 import { TIMINGS } from '../../../functions/pools/domain/sizing';
 import { type DocumentBehaviour, SYSPREP_GENERALIZED } from '../agent';
 
@@ -44,6 +48,13 @@ export const createPoolBehaviours = (
       if (hostname !== '') host.files.set('hostname', hostname);
       if (key !== '') host.files.set(`authorized_keys:${parameters.sshUser?.[0] ?? 'ec2-user'}`, key);
       return { status: 'Success', output: 'personalized' };
+    },
+    // The Linux step really runs first (local/ssm/execute.ts): it reads each secret with the
+    // instance's role and leaves the files, which the SSM simulator keeps in the host's `files`.
+    [SECRETS_DOCUMENT]: async ({ parameters, clock }) => {
+      await clock.sleep(personalize * 1000);
+      const references = (parameters.secrets?.[0] ?? '').split(',').filter((reference) => reference !== '');
+      return { status: 'Success', output: `installed ${references.length} secret(s)` };
     },
   };
 };

@@ -8,7 +8,7 @@ import { harness } from '../pools/fakes';
 import { member, NOW, spec } from '../pools/fixtures';
 
 const POOL_TAGS = {
-  'warmboot:managed': 'true',
+  'warmboot:pools': 'true',
   'warmboot:pool': 'linux-web',
   'warmboot:member-state': 'ready',
 };
@@ -182,7 +182,7 @@ describe('claimServer', () => {
 
     expect(outcome).toMatchObject({ status: 'ready' });
     expect(tagsAtSend).toEqual([
-      expect.objectContaining({ 'warmboot:managed': 'true', 'warmboot:pool': 'linux-web' }),
+      expect.objectContaining({ 'warmboot:pools': 'true', 'warmboot:pool': 'linux-web' }),
     ]);
     expect(tagsAtSend[0]).not.toHaveProperty('owner');
   });

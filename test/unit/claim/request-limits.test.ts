@@ -31,7 +31,7 @@ const setUp = async (pool: Partial<PoolSpecInput> = {}, members: Partial<PoolMem
       state: m.running ? 'running' : 'stopped',
       availabilityZone: m.availabilityZone,
       instanceType: m.instanceType,
-      tags: { 'warmboot:managed': 'true', 'warmboot:pool': 'linux-web', 'warmboot:member-state': 'ready' },
+      tags: { 'warmboot:pools': 'true', 'warmboot:pool': 'linux-web', 'warmboot:member-state': 'ready' },
     });
     await h.store.createMember(m);
   }

@@ -1,3 +1,4 @@
+import type { SQSEvent } from 'aws-lambda';
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
   EC2_STATE_CHANGE,
@@ -9,6 +10,7 @@ import {
 import {
   type EventEnvelope,
   type FunctionTarget,
+  type InvocationRecord,
   LocalEventBus,
   type LocalEventBusOptions,
 } from '../../../local/bus';
@@ -32,6 +34,20 @@ interface Delivery {
   readonly at: number;
 }
 
+/** An operator's Image Launched request: popularity receives it by an async invoke, not through its queue. */
+const imageLaunched = (image: string) => ({
+  source: 'warmboot',
+  detailType: 'Image Launched',
+  detail: { image, availabilityZone: 'us-east-1a', count: 1 },
+});
+
+/** The events a function received: the event itself, or each message's event of a queue batch. */
+const eventsOf = (event: EventEnvelope | SQSEvent): EventEnvelope[] =>
+  'Records' in event ? event.Records.map((record) => JSON.parse(record.body) as EventEnvelope) : [event];
+
+/** The longest a queued EC2 event can take to reach its function: delivery, then a 20 s long poll. */
+const QUEUED_MS = 21_000;
+
 describe('the local EventBridge bus', () => {
   let clock: VirtualClock;
   let bus: LocalEventBus;
@@ -41,7 +57,7 @@ describe('the local EventBridge bus', () => {
   const recording =
     (functionId: FunctionId): FunctionTarget =>
     async (event) => {
-      delivered.push({ functionId, event, at: clock.now() });
+      for (const one of eventsOf(event)) delivered.push({ functionId, event: one, at: clock.now() });
     };
 
   const deliveredTo = (functionId: FunctionId): EventEnvelope[] =>
@@ -66,7 +82,7 @@ describe('the local EventBridge bus', () => {
 
     it('delivers an EC2 running event to every function with a matching rule, and no other', async () => {
       bus.put(ec2State('running'));
-      await clock.advanceBy(1_000);
+      await clock.advanceBy(QUEUED_MS);
 
       expect(delivered.map((delivery) => delivery.functionId).sort()).toEqual(
         ['imageCache', 'pools', 'popularity', 'shelving'].sort(),
@@ -76,7 +92,7 @@ describe('the local EventBridge bus', () => {
     it('delivers shutting-down only to pools, and pending to nobody', async () => {
       bus.put(ec2State('shutting-down'));
       bus.put(ec2State('pending'));
-      await clock.advanceBy(1_000);
+      await clock.advanceBy(QUEUED_MS);
 
       expect(delivered.map((delivery) => [delivery.functionId, delivery.event.detail.state])).toEqual([
         ['pools', 'shutting-down'],
@@ -111,9 +127,10 @@ describe('the local EventBridge bus', () => {
         detail: { ...ecs.detail, lastStatus: 'STOPPED' },
       });
       bus.put({ source: 'warmboot', detailType: 'Request Server', detail: { pool: 'web' } }, REQUESTS);
-      await clock.advanceBy(1_000);
+      await clock.advanceBy(QUEUED_MS);
 
-      expect(delivered.map((delivery) => delivery.functionId)).toEqual(['popularity', 'claim']);
+      // The request is invoked after the delivery latency; the queued ECS event after a long poll.
+      expect(delivered.map((delivery) => delivery.functionId)).toEqual(['claim', 'popularity']);
     });
 
     it('wraps the event in the EventBridge envelope, timed on the virtual clock', async () => {
@@ -134,17 +151,16 @@ describe('the local EventBridge bus', () => {
     });
 
     it('delivers asynchronously, after the delivery latency', async () => {
-      bus.put(ec2State('running'));
+      bus.put({ source: 'warmboot.fact', detailType: 'Server Claimed', detail: { pool: 'web' } }, FACTS);
+      bus.put(imageLaunched('web'), REQUESTS);
       expect(delivered).toEqual([]);
 
       await clock.advanceBy(499);
       expect(delivered).toEqual([]);
       await clock.advanceBy(1);
-      expect(delivered.map((delivery) => delivery.at)).toEqual([
-        start + 500,
-        start + 500,
-        start + 500,
-        start + 500,
+      expect(delivered.map((delivery) => [delivery.functionId, delivery.at])).toEqual([
+        ['pools', start + 500],
+        ['popularity', start + 500],
       ]);
     });
 
@@ -208,7 +224,7 @@ describe('the local EventBridge bus', () => {
       bus.put(claimed, REQUESTS);
       bus.put(ec2State('running'), REQUESTS);
       bus.put(ec2State('running'), FACTS);
-      await clock.advanceBy(1_000);
+      await clock.advanceBy(QUEUED_MS);
       expect(delivered).toEqual([]);
 
       bus.put(claimed, FACTS);
@@ -237,34 +253,36 @@ describe('the local EventBridge bus', () => {
   describe('event faults', () => {
     beforeEach(() => bus.register('popularity', recording('popularity')));
 
-    const putRunning = (count: number): EventEnvelope[] =>
-      Array.from({ length: count }, (_, index) => bus.put(ec2State('running', `i-0000000000000000${index}`)));
+    /** Image Launched requests: popularity's rule invokes it asynchronously, after the latency. */
+    const putLaunched = (count: number): EventEnvelope[] =>
+      Array.from({ length: count }, (_, index) => bus.put(imageLaunched(`image-${index}`), REQUESTS));
 
     it('drops the next N matching deliveries and no more', async () => {
-      bus.injectFault({ match: { detailType: EC2_STATE_CHANGE }, fault: { kind: 'drop' }, times: 2 });
-      const events = putRunning(3);
+      bus.injectFault({ match: { detailType: 'Image Launched' }, fault: { kind: 'drop' }, times: 2 });
+      const events = putLaunched(3);
       await clock.advanceBy(1_000);
 
       expect(deliveredTo('popularity').map((event) => event.id)).toEqual([events[2]?.id]);
     });
 
-    it('aims a fault at one function only', async () => {
+    it('aims a fault at one function only, the delivery to its event queue included', async () => {
       bus.register('pools', recording('pools'));
       bus.injectFault({ match: { functionId: 'pools' }, fault: { kind: 'drop' } });
-      putRunning(1);
-      await clock.advanceBy(1_000);
+      bus.put(ec2State('running'));
+      await clock.advanceBy(QUEUED_MS);
 
       expect(deliveredTo('popularity')).toHaveLength(1);
       expect(deliveredTo('pools')).toHaveLength(0);
+      expect(bus.eventQueueStats('pools')?.queue.sent).toBe(0);
     });
 
     it('duplicates a delivery with the same event id', async () => {
       bus.injectFault({
-        match: { source: 'aws.ec2' },
+        match: { source: 'warmboot' },
         fault: { kind: 'duplicate', afterMs: 5_000 },
         times: 1,
       });
-      const [event] = putRunning(1);
+      const [event] = putLaunched(1);
       await clock.advanceBy(10_000);
 
       expect(delivered.map((delivery) => [delivery.event.id, delivery.at])).toEqual([
@@ -275,11 +293,11 @@ describe('the local EventBridge bus', () => {
 
     it('delays a delivery by the given time', async () => {
       bus.injectFault({
-        match: { detailType: EC2_STATE_CHANGE },
+        match: { detailType: 'Image Launched' },
         fault: { kind: 'delay', ms: 30_000 },
         times: 1,
       });
-      putRunning(1);
+      putLaunched(1);
       await clock.advanceBy(30_000);
       expect(delivered).toEqual([]);
       await clock.advanceBy(500);
@@ -289,25 +307,22 @@ describe('the local EventBridge bus', () => {
 
     it('matches with a predicate on the event', async () => {
       bus.injectFault({
-        match: { where: (event) => event.detail['instance-id'] === 'i-00000000000000001' },
+        match: { where: (event) => event.detail.image === 'image-1' },
         fault: { kind: 'drop' },
       });
-      putRunning(3);
+      putLaunched(3);
       await clock.advanceBy(1_000);
 
-      expect(deliveredTo('popularity').map((event) => event.detail['instance-id'])).toEqual([
-        'i-00000000000000000',
-        'i-00000000000000002',
-      ]);
+      expect(deliveredTo('popularity').map((event) => event.detail.image)).toEqual(['image-0', 'image-2']);
     });
 
     it('reorders a window of events: all delivered, not in the order they were put', async () => {
       bus.injectFault({
-        match: { detailType: EC2_STATE_CHANGE },
+        match: { detailType: 'Image Launched' },
         fault: { kind: 'reorder', window: 5 },
         times: 5,
       });
-      const events = putRunning(5);
+      const events = putLaunched(5);
       await clock.advanceBy(1_000);
 
       const order = deliveredTo('popularity').map((event) => event.id);
@@ -317,7 +332,7 @@ describe('the local EventBridge bus', () => {
 
     it('releases a partly filled reorder window after its hold time', async () => {
       bus.injectFault({ match: {}, fault: { kind: 'reorder', window: 10, maxHoldMs: 2_000 } });
-      putRunning(2);
+      putLaunched(2);
       await clock.advanceBy(2_000);
       expect(delivered).toEqual([]);
       await clock.advanceBy(500);
@@ -330,12 +345,10 @@ describe('the local EventBridge bus', () => {
         const seeded = busWith({ seed });
         const received: string[] = [];
         seeded.register('popularity', async (event) => {
-          received.push(String(event.detail['instance-id']));
+          for (const one of eventsOf(event)) received.push(String(one.detail.image));
         });
         seeded.injectFault({ match: {}, fault: { kind: 'drop' }, probability: 0.5 });
-        for (let index = 0; index < 200; index++) {
-          seeded.put(ec2State('running', `i-${index.toString(16).padStart(17, '0')}`));
-        }
+        for (let index = 0; index < 200; index++) seeded.put(imageLaunched(`image-${index}`), REQUESTS);
         await clock.advanceBy(1_000);
         return received;
       };
@@ -425,10 +438,10 @@ describe('the local EventBridge bus', () => {
           };
         },
       });
-      bus.put(ec2State('running', 'i-00000000000000001'));
-      bus.put(ec2State('running', 'i-00000000000000002'));
+      bus.put(imageLaunched('image-1'), REQUESTS);
+      bus.put(imageLaunched('image-2'), REQUESTS);
       await clock.advanceBy(10_000);
-      bus.put(ec2State('running', 'i-00000000000000003'));
+      bus.put(imageLaunched('image-3'), REQUESTS);
       await clock.advanceBy(10_000);
 
       expect(created).toBe(2);
@@ -444,7 +457,7 @@ describe('the local EventBridge bus', () => {
         attempts.push(clock.now() - start);
         throw new Error('DynamoDB is down');
       });
-      const event = bus.put(ec2State('running'));
+      const event = bus.put(imageLaunched('web'), REQUESTS);
       await clock.advanceBy(10 * 60_000);
 
       expect(attempts).toEqual([500, 60_500, 180_500]);
@@ -468,7 +481,7 @@ describe('the local EventBridge bus', () => {
         if (calls === 1) throw new Error('throttled');
         return 'ok';
       });
-      bus.put(ec2State('running'));
+      bus.put(imageLaunched('web'), REQUESTS);
       await clock.advanceBy(10 * 60_000);
 
       expect(bus.stats('popularity')).toMatchObject({ invocations: 2, succeeded: 1, errors: 1, retries: 1 });
@@ -489,11 +502,106 @@ describe('the local EventBridge bus', () => {
         }
         return { status: 'handled' };
       });
-      bus.put(ec2State('stopped'));
+      bus.put({ source: 'warmboot', detailType: 'Shelve Instances', detail: {} }, REQUESTS);
       await clock.advanceBy(10 * 60_000);
 
       expect(outcomes).toEqual(['crashed', 'succeeded']);
       expect(bus.stats('shelving')).toMatchObject({ invocations: 2, crashes: 1, errors: 1, retries: 1 });
+    });
+  });
+
+  describe('the event queue of batched patterns', () => {
+    it('sends each matching EC2 event to the queue of every function with a batched rule', async () => {
+      deployAll();
+      bus.put(ec2State('running'));
+      await clock.advanceBy(QUEUED_MS);
+
+      for (const functionId of ['popularity', 'imageCache', 'pools', 'shelving'] as const) {
+        expect(bus.eventQueueStats(functionId)?.queue, functionId).toMatchObject({ sent: 1, deleted: 1 });
+      }
+      expect(bus.eventQueueStats('claim')).toBeUndefined();
+    });
+
+    it('invokes the function with a batch through the rules alias, each body the event as targets receive it', async () => {
+      const batches: { event: SQSEvent; arn: string }[] = [];
+      const records: InvocationRecord[] = [];
+      bus.onInvocation((record) => records.push(record));
+      bus.register('popularity', async (event, context) => {
+        batches.push({ event: event as SQSEvent, arn: context.invokedFunctionArn });
+      });
+      const first = bus.put(ec2State('running', 'i-00000000000000001'));
+      const second = bus.put(ec2State('running', 'i-00000000000000002'));
+      await clock.advanceBy(QUEUED_MS);
+
+      const bodies = batches.flatMap(({ event }) => event.Records.map((record) => record.body));
+      expect(bodies.sort()).toEqual([JSON.stringify(first), JSON.stringify(second)].sort());
+      expect(batches.map(({ arn }) => arn)).toEqual(
+        batches.map(() => 'arn:aws:lambda:us-east-1:123456789012:function:warmboot-popularity:rules'),
+      );
+      expect(records.map((record) => [record.event.id, record.outcome, record.attempt]).sort()).toEqual(
+        [
+          [first.id, 'succeeded', 0],
+          [second.id, 'succeeded', 0],
+        ].sort(),
+      );
+      expect(records.every((record) => record.batch?.messageId !== undefined)).toBe(true);
+      expect(bus.stats('popularity').invocations).toBe(batches.length);
+    });
+
+    it('applies event faults to the delivery into the queue: a duplicate is a second message with the same event id', async () => {
+      const ids: string[] = [];
+      bus.register('popularity', async (event) => {
+        for (const one of eventsOf(event)) ids.push(one.id);
+      });
+      bus.injectFault({ match: { functionId: 'popularity' }, fault: { kind: 'duplicate' } });
+      const event = bus.put(ec2State('running'));
+      await clock.advanceBy(QUEUED_MS);
+
+      expect(ids).toEqual([event.id, event.id]);
+      expect(bus.eventQueueStats('popularity')?.queue.sent).toBe(2);
+    });
+
+    it('dead-letters an event SQS refuses as too long, without invoking the function', async () => {
+      const calls: unknown[] = [];
+      bus.register('popularity', async (event) => {
+        calls.push(event);
+      });
+      const big = ec2State('running');
+      const event = bus.put({ ...big, detail: { ...big.detail, padding: 'x'.repeat(262_144) } });
+      await clock.advanceBy(QUEUED_MS);
+
+      expect(calls).toEqual([]);
+      expect(bus.deadLetters('popularity')).toEqual([
+        {
+          event,
+          attempts: 1,
+          error:
+            'SQS SendMessage refused the event: One or more parameters are invalid. Reason: Message must be shorter than 262144 bytes.',
+        },
+      ]);
+      expect(bus.eventQueueStats('popularity')?.queue).toMatchObject({ sent: 0, refused: 1 });
+    });
+
+    it('dead-letters a message after five failed receives, with its last error', async () => {
+      bus.register('popularity', async () => {
+        throw new Error('DynamoDB is down');
+      });
+      const event = bus.put(ec2State('running'));
+      // popularity: timeout 30 s, so the message comes back every 180 s.
+      await clock.advanceBy(20 * 60_000);
+
+      expect(bus.deadLetters('popularity')).toEqual([{ event, attempts: 5, error: 'DynamoDB is down' }]);
+      expect(bus.stats('popularity')).toMatchObject({
+        invocations: 5,
+        errors: 5,
+        retries: 4,
+        deadLettered: 1,
+      });
+      expect(bus.eventQueueStats('popularity')).toMatchObject({
+        queue: { movedToDeadLetter: 1, visible: 0, inFlight: 0 },
+        deadLetterQueue: { visible: 1 },
+        mapping: { batches: 5, batchSizes: [1, 1, 1, 1, 1], failedBatches: 5 },
+      });
     });
   });
 

@@ -75,4 +75,23 @@ describe('EC2 API throttling', () => {
       cloud.run(() => cloud.ec2Client.send(new DescribeVolumesCommand({}))),
     ).resolves.toBeDefined();
   });
+
+  it('limits AWS Support raised for the account replace the defaults, and only raises are accepted', async () => {
+    const cloud = await createCloud();
+    cloud.ec2.raiseApiLimits('RunInstances', { capacity: 20, refillPerSecond: 20 });
+    cloud.ec2.raiseApiLimits('RunInstances (instances)', { capacity: 5_000, refillPerSecond: 1_000 });
+    const launch = () =>
+      cloud.ec2Client.send(new RunInstancesCommand({ ImageId: cloud.imageId, MinCount: 100, MaxCount: 100 }));
+
+    const answers = await cloud.run(() => Promise.allSettled(Array.from({ length: 21 }, launch)));
+
+    // 20 requests fit the raised request bucket; the 21st is refused by it, not by the instances one.
+    expect(answers.filter((answer) => answer.status === 'fulfilled')).toHaveLength(20);
+    expect(() =>
+      cloud.ec2.raiseApiLimits('DescribeInstances', { capacity: 50, refillPerSecond: 20 }),
+    ).toThrow(/must not go below its default 100/);
+    expect(() => cloud.ec2.raiseApiLimits('NoSuchBucket (x)', { capacity: 1, refillPerSecond: 1 })).toThrow(
+      /no EC2 throttling bucket/,
+    );
+  });
 });

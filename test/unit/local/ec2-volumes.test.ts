@@ -161,7 +161,7 @@ describe('EBS volumes', () => {
   it('DescribeVolumes filters by attachment.instance-id, status and tag', async () => {
     const tagged = await createVolume(cloud, {
       Size: 5,
-      TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'warmboot:managed', Value: 'true' }] }],
+      TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'warmboot:shelving', Value: 'true' }] }],
     });
     await cloud.settle();
     const describe = (filters: { Name: string; Values: string[] }[]) =>
@@ -175,7 +175,7 @@ describe('EBS volumes', () => {
     expect(
       await describe([
         { Name: 'status', Values: ['available'] },
-        { Name: 'tag:warmboot:managed', Values: ['true'] },
+        { Name: 'tag:warmboot:shelving', Values: ['true'] },
       ]),
     ).toEqual([tagged.VolumeId]);
   });

@@ -2,6 +2,9 @@ import {
   CreateTagsCommand,
   DeleteTagsCommand,
   EC2Client,
+  ModifyInstanceAttributeCommand,
+  type ModifyInstanceAttributeCommandInput,
+  StopInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +31,7 @@ import { asFunction, localIamOn } from './iam-harness';
 const DEPLOYMENT: Partial<IamDeployment> = { hostGroups: ['web'] };
 
 const MEMBER_TAGS = [
-  { Key: 'warmboot:managed', Value: 'true' },
+  { Key: 'warmboot:pools', Value: 'true' },
   { Key: 'warmboot:pool', Value: 'web' },
   { Key: 'warmboot:member-state', Value: 'ready' },
 ];
@@ -78,7 +81,7 @@ const deployedName = (logicalName: string): string => {
 };
 
 describe('local IAM on the synthesized role policies', () => {
-  it('lets the pools role terminate a pool member and refuses an instance without warmboot:managed', async () => {
+  it('lets the pools role terminate a pool member and refuses an instance without warmboot:pools', async () => {
     const { cloud, iam } = await setup();
     const poolMember = await member(cloud);
     const outsider = await launch(cloud, {
@@ -122,7 +125,7 @@ describe('local IAM on the synthesized role policies', () => {
             IamInstanceProfile: { Name: profile },
             TagSpecifications: [
               { ResourceType: 'instance', Tags: MEMBER_TAGS },
-              { ResourceType: 'volume', Tags: [{ Key: 'warmboot:managed', Value: 'true' }] },
+              { ResourceType: 'volume', Tags: [{ Key: 'warmboot:pools', Value: 'true' }] },
             ],
           }),
         ),
@@ -150,7 +153,7 @@ describe('local IAM on the synthesized role policies', () => {
           runRequest(imageId, {
             TagSpecifications: [
               { ResourceType: 'instance', Tags: [...MEMBER_TAGS, { Key: 'warmboot:claim', Value: 'r1' }] },
-              { ResourceType: 'volume', Tags: [{ Key: 'warmboot:managed', Value: 'true' }] },
+              { ResourceType: 'volume', Tags: [{ Key: 'warmboot:pools', Value: 'true' }] },
             ],
           }),
         ),
@@ -188,7 +191,7 @@ describe('local IAM on the synthesized role policies', () => {
       ec2.send(
         new DeleteTagsCommand({
           Resources: [claimed],
-          Tags: [{ Key: 'warmboot:managed' }, { Key: 'warmboot:pool' }, { Key: 'warmboot:member-state' }],
+          Tags: [{ Key: 'warmboot:pools' }, { Key: 'warmboot:pool' }, { Key: 'warmboot:member-state' }],
         }),
       ),
     );
@@ -208,7 +211,7 @@ describe('local IAM on the synthesized role policies', () => {
 
   it('lets the image cache publish its warm list only on hosts of a configured host group', async () => {
     const hostTags = [
-      { Key: 'warmboot:managed', Value: 'true' },
+      { Key: 'warmboot:image-cache', Value: 'true' },
       { Key: 'warmboot:host-group', Value: 'web' },
     ];
     const { cloud, iam } = await setup({ hostGroups: ['web'] });
@@ -255,7 +258,7 @@ describe('local IAM on the synthesized role policies', () => {
         new CreateTagsCommand({
           Resources: [root ?? ''],
           Tags: [
-            { Key: 'warmboot:managed', Value: 'true' },
+            { Key: 'warmboot:shelving', Value: 'true' },
             { Key: 'warmboot:shelved', Value: 'rec-1' },
           ],
         }),
@@ -349,6 +352,107 @@ describe('local IAM on the synthesized role policies', () => {
     expect(iam.stats().denied).toBe(0);
   });
 
+  it('lets each role change only its own instance attributes, refusing any other as AWS does (ec2:Attribute)', async () => {
+    const { cloud, iam } = await setup();
+    const shelvable = await launch(cloud, {
+      TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'warmboot:shelving', Value: 'true' }] }],
+    });
+    const poolMember = await member(cloud);
+    await cloud.run(() =>
+      cloud.ec2Client.send(new StopInstancesCommand({ InstanceIds: [shelvable, poolMember], Force: true })),
+    );
+    await cloud.settle();
+    const modify = (
+      functionId: FunctionId,
+      input: Omit<ModifyInstanceAttributeCommandInput, 'InstanceId'>,
+      id: string,
+    ) =>
+      functionClient(
+        cloud,
+        iam,
+        functionId,
+      )((ec2) => ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: id, ...input })));
+
+    // What each capability changes: shelving the user data and protection, the pool roles the type.
+    await modify('shelving', { UserData: { Value: Buffer.from('#!/bin/sh\n') } }, shelvable);
+    await modify('shelving', { DisableApiTermination: { Value: true } }, shelvable);
+    await modify('shelving', { DisableApiStop: { Value: false } }, shelvable);
+    await modify('claim', { InstanceType: { Value: 'm7i.xlarge' } }, poolMember);
+    // Anything else, on the very instances they may change.
+    const refused = await Promise.all([
+      rejection(modify('shelving', { InstanceType: { Value: 'p5.48xlarge' } }, shelvable)),
+      rejection(modify('shelving', { InstanceInitiatedShutdownBehavior: { Value: 'terminate' } }, shelvable)),
+      rejection(modify('shelving', { Attribute: 'instanceType', Value: 'p5.48xlarge' }, shelvable)),
+      rejection(modify('claim', { DisableApiTermination: { Value: true } }, poolMember)),
+      rejection(modify('claim', { UserData: { Value: Buffer.from('x') } }, poolMember)),
+      rejection(modify('pools', { SourceDestCheck: { Value: false } }, poolMember)),
+    ]);
+
+    expect(refused.map((answer) => [answer.name, answer.status])).toEqual(
+      refused.map(() => ['UnauthorizedOperation', 403]),
+    );
+    expect(cloud.ec2.instance(shelvable)?.instanceType).toBe('m7i.large');
+    expect(cloud.ec2.instance(poolMember)?.instanceType).toBe('m7i.xlarge');
+    expect(iam.denials().map((denial) => denial.nearMisses)).toEqual([
+      ['RestoreInstanceAttributes'],
+      ['RestoreInstanceAttributes'],
+      ['RestoreInstanceAttributes'],
+      ['ResizePoolMembers'],
+      ['ResizePoolMembers'],
+      ['ResizePoolMembers'],
+    ]);
+  });
+
+  it('lets shelving launch only AMIs of shelving.allowedImageOwners, passing only the roles of its profiles', async () => {
+    const { cloud, iam } = await setup({ shelvingInstanceRoles: ['web-server'] });
+    const stranger = cloud.ec2.registerImage({ name: 'stranger', rootSizeGiB: 8, ownerId: '210987654321' });
+    const relaunch = (imageId: string, profile?: string) =>
+      functionClient(
+        cloud,
+        iam,
+        'shelving',
+      )((ec2) =>
+        ec2.send(
+          runRequest(imageId, {
+            ...(profile ? { IamInstanceProfile: { Name: profile } } : {}),
+            TagSpecifications: ['instance', 'volume'].map((type) => ({
+              ResourceType: type as 'instance' | 'volume',
+              Tags: [{ Key: 'warmboot:shelving', Value: 'true' }],
+            })),
+          }),
+        ),
+      );
+
+    await relaunch(cloud.imageId);
+    await relaunch(cloud.imageId, 'web-server');
+    const foreignImage = await rejection(relaunch(stranger));
+    const otherProfile = await rejection(relaunch(cloud.imageId, 'admin'));
+    const { cloud: unconfigured, iam: unconfiguredIam } = await setup();
+    const noProfiles = await rejection(
+      functionClient(
+        unconfigured,
+        unconfiguredIam,
+        'shelving',
+      )((ec2) =>
+        ec2.send(
+          runRequest(unconfigured.imageId, {
+            IamInstanceProfile: { Name: 'web-server' },
+            TagSpecifications: ['instance', 'volume'].map((type) => ({
+              ResourceType: type as 'instance' | 'volume',
+              Tags: [{ Key: 'warmboot:shelving', Value: 'true' }],
+            })),
+          }),
+        ),
+      ),
+    );
+
+    expect(foreignImage.message).toContain(
+      `ec2:RunInstances on resource: arn:aws:ec2:us-east-1::image/${stranger}`,
+    );
+    expect(otherProfile.message).toContain(`iam:PassRole on resource: arn:aws:iam::${ACCOUNT}:role/admin`);
+    expect(noProfiles.message).toContain(`iam:PassRole on resource: arn:aws:iam::${ACCOUNT}:role/web-server`);
+  });
+
   it('supplies every condition key the synthesized policies use, on the calls where AWS supplies it', async () => {
     const { cloud } = await setup();
     const instanceId = await member(cloud);
@@ -373,10 +477,18 @@ describe('local IAM on the synthesized role policies', () => {
           ImageId: cloud.imageId,
           IamInstanceProfile: { Name: 'builder' },
           TagSpecifications: [
-            { ResourceType: 'instance', Tags: tags(['warmboot:managed', 'warmboot:pool']) },
-            { ResourceType: 'volume', Tags: tags(['warmboot:managed']) },
+            { ResourceType: 'instance', Tags: tags(['warmboot:pools', 'warmboot:pool']) },
+            { ResourceType: 'volume', Tags: tags(['warmboot:pools']) },
           ],
         },
+        env,
+        principal,
+        state,
+      ),
+      // The Attribute/Value form sets ec2:Attribute and ec2:Attribute/Value (instance-attribute-keys.ts).
+      ...ec2Checks(
+        'ModifyInstanceAttribute',
+        { InstanceId: instanceId, Attribute: 'instanceType', Value: 'm7i.xlarge' },
         env,
         principal,
         state,

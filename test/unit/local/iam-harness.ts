@@ -18,6 +18,7 @@ export const iamDeployment = (overrides: Partial<IamDeployment> = {}): IamDeploy
     pools: 'wb-pools',
     shelves: 'wb-shelves',
     idempotency: 'wb-idempotency',
+    ec2Budget: 'wb-ec2-budget',
   },
   hostGroups: [],
   imageParameters: [],

@@ -21,7 +21,7 @@ const VOLUME_B_ARN = 'arn:aws:ec2:us-east-1:123456789012:volume/vol-000000000000
 
 /** A fleet whose tags the test changes between two calls, as other calls would. */
 const fleet = () => {
-  const instanceTags = new Map<string, Tags>([['i-0000000000000000a', { 'warmboot:managed': 'true' }]]);
+  const instanceTags = new Map<string, Tags>([['i-0000000000000000a', { 'warmboot:shelving': 'true' }]]);
   const state: Ec2ResourceState = {
     instance: (id) => {
       const tags = instanceTags.get(id);
@@ -107,11 +107,11 @@ describe('the IAM request context of an EC2 call', () => {
         {
           ResourceType: 'instance',
           Tags: [
-            { Key: 'warmboot:managed', Value: 'true' },
+            { Key: 'warmboot:pools', Value: 'true' },
             { Key: 'warmboot:pool', Value: 'web' },
           ],
         },
-        { ResourceType: 'volume', Tags: [{ Key: 'warmboot:managed', Value: 'true' }] },
+        { ResourceType: 'volume', Tags: [{ Key: 'warmboot:pools', Value: 'true' }] },
       ],
     });
 
@@ -135,9 +135,9 @@ describe('the IAM request context of an EC2 call', () => {
       'arn:aws:ec2:us-east-1:123456789012:instance/*',
     );
     expect(instance?.context).toMatchObject({
-      'aws:RequestTag/warmboot:managed': 'true',
+      'aws:RequestTag/warmboot:pools': 'true',
       'aws:RequestTag/warmboot:pool': 'web',
-      'aws:TagKeys': ['warmboot:managed', 'warmboot:pool'],
+      'aws:TagKeys': ['warmboot:pools', 'warmboot:pool'],
       'ec2:InstanceType': 'm7i.large',
       'ec2:AvailabilityZone': 'us-east-1a',
       'ec2:Tenancy': 'host',
@@ -147,8 +147,8 @@ describe('the IAM request context of an EC2 call', () => {
     });
     const [volume] = byResource(checks, 'ec2:RunInstances', 'arn:aws:ec2:us-east-1:123456789012:volume/*');
     expect(volume?.context).toMatchObject({
-      'aws:RequestTag/warmboot:managed': 'true',
-      'aws:TagKeys': ['warmboot:managed'],
+      'aws:RequestTag/warmboot:pools': 'true',
+      'aws:TagKeys': ['warmboot:pools'],
       'ec2:VolumeSize': '30',
       'ec2:VolumeType': 'gp3',
       'ec2:ParentSnapshot': 'arn:aws:ec2:us-east-1::snapshot/snap-0000000000000000c',
@@ -210,11 +210,11 @@ describe('the IAM request context of an EC2 call', () => {
     const after = terminate();
 
     expect(before[0]?.context).toMatchObject({
-      'aws:ResourceTag/warmboot:managed': 'true',
-      'ec2:ResourceTag/warmboot:managed': 'true',
+      'aws:ResourceTag/warmboot:shelving': 'true',
+      'ec2:ResourceTag/warmboot:shelving': 'true',
     });
     expect(after[0]?.resource).toBe(INSTANCE_A_ARN);
-    expect(after[0]?.context).not.toHaveProperty('aws:ResourceTag/warmboot:managed');
+    expect(after[0]?.context).not.toHaveProperty('aws:ResourceTag/warmboot:shelving');
   });
 
   it('authorizes an unknown instance by its ARN, without tags', () => {
@@ -235,15 +235,15 @@ describe('the IAM request context of an EC2 call', () => {
     const { state } = fleet();
     const [create] = ec2ChecksOn(state, 'CreateTags', {
       Resources: ['vol-0000000000000000b'],
-      Tags: [{ Key: 'warmboot:managed', Value: 'true' }],
+      Tags: [{ Key: 'warmboot:shelving', Value: 'true' }],
     });
     const [remove] = ec2ChecksOn(state, 'DeleteTags', {
       Resources: ['i-0000000000000000a'],
       Tags: [{ Key: 'warmboot:pool' }],
     });
     expect(create?.context).toMatchObject({
-      'aws:RequestTag/warmboot:managed': 'true',
-      'aws:TagKeys': ['warmboot:managed'],
+      'aws:RequestTag/warmboot:shelving': 'true',
+      'aws:TagKeys': ['warmboot:shelving'],
       'aws:ResourceTag/warmboot:shelved': 'rec-1',
     });
     expect(create?.context).not.toHaveProperty('ec2:CreateAction');
@@ -273,7 +273,7 @@ describe('the IAM request context of an EC2 call', () => {
     });
     expect(describe).toMatchObject({
       resource: INSTANCE_A_ARN,
-      context: { 'aws:ResourceTag/warmboot:managed': 'true' },
+      context: { 'aws:ResourceTag/warmboot:shelving': 'true' },
     });
 
     const associate = ec2ChecksOn(state, 'AssociateAddress', {
@@ -285,7 +285,41 @@ describe('the IAM request context of an EC2 call', () => {
       ['ec2:AssociateAddress', 'arn:aws:ec2:us-east-1:123456789012:elastic-ip/eipalloc-0000000000000000a'],
       ['ec2:AssociateAddress', INSTANCE_A_ARN],
     ]);
-    expect(associate[1]?.context).toMatchObject({ 'aws:ResourceTag/warmboot:managed': 'true' });
+    expect(associate[1]?.context).toMatchObject({ 'aws:ResourceTag/warmboot:shelving': 'true' });
+  });
+
+  it('gives ModifyInstanceAttribute the ec2:Attribute keys of what it sets, as the EC2 User Guide forms them', () => {
+    const { state } = fleet();
+    const attributeKeys = (input: Record<string, unknown>) => {
+      const [instance, ...others] = ec2ChecksOn(state, 'ModifyInstanceAttribute', {
+        InstanceId: 'i-0000000000000000a',
+        ...input,
+      });
+      const keys = Object.entries(instance?.context ?? {}).filter(([key]) => key.startsWith('ec2:Attribute'));
+      return { keys: Object.fromEntries(keys), others: others.map((check) => check.resource) };
+    };
+
+    // A property of only `Value`: ec2:Attribute/<property>, its value as a string (a blob base64).
+    expect(attributeKeys({ InstanceType: { Value: 'm7i.xlarge' } }).keys).toEqual({
+      'ec2:Attribute/InstanceType': 'm7i.xlarge',
+    });
+    expect(attributeKeys({ DisableApiStop: { Value: false } }).keys).toEqual({
+      'ec2:Attribute/DisableApiStop': 'false',
+    });
+    expect(attributeKeys({ UserData: { Value: Buffer.from('#!/bin/sh') } }).keys).toEqual({
+      'ec2:Attribute/UserData': Buffer.from('#!/bin/sh').toString('base64'),
+    });
+    // The primitive `Attribute` is ec2:Attribute; `Value` follows the rule for a primitive.
+    expect(attributeKeys({ Attribute: 'instanceType', Value: 'm7i.xlarge' }).keys).toEqual({
+      'ec2:Attribute': 'instanceType',
+      'ec2:Attribute/Value': 'm7i.xlarge',
+    });
+    // A list sets no key; its volumes are authorized on their own.
+    expect(
+      attributeKeys({
+        BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { DeleteOnTermination: true } }],
+      }),
+    ).toEqual({ keys: {}, others: [VOLUME_B_ARN] });
   });
 
   it('refuses an operation it has no request context for instead of guessing', () => {
@@ -305,7 +339,7 @@ describe('the IAM request context of SSM, EventBridge and DynamoDB calls', () =>
       'arn:aws:ssm:us-east-1:123456789012:document/Warmboot-PoolPersonalize',
       INSTANCE_A_ARN,
     ]);
-    expect(checks[1]?.context).toMatchObject({ 'ssm:resourceTag/warmboot:managed': 'true' });
+    expect(checks[1]?.context).toMatchObject({ 'ssm:resourceTag/warmboot:shelving': 'true' });
   });
 
   it('authorizes public AMI alias parameters without an account in their ARN', () => {

@@ -12,6 +12,7 @@ import {
   INITIALIZE_DOCUMENT,
   PERSONALIZE_DOCUMENT,
   DOCUMENTS as POOL_DOCUMENTS,
+  SECRETS_DOCUMENT,
 } from '../../../functions/pools/documents';
 import { initParameters } from '../../../functions/pools/schemas';
 import type { CommandDocument } from '../../../functions/shared/ssm-document';
@@ -431,11 +432,12 @@ describe('every Linux step warmboot deploys', () => {
       })),
   );
 
-  it('is covered by a run above (pools and image cache, one step each)', () => {
+  it('is covered by a run above or in ssm-secrets.test.ts (pools and image cache, one step each)', () => {
     expect(scripts.map((script) => script.label).sort()).toEqual(
       [
         `${INITIALIZE_DOCUMENT}/initializeLinux`,
         `${PERSONALIZE_DOCUMENT}/personalizeLinux`,
+        `${SECRETS_DOCUMENT}/installSecretsLinux`,
         `${DOCUMENT_NAMES.fetch}/fetchImage`,
         `${DOCUMENT_NAMES.remove}/removeImage`,
         `${DOCUMENT_NAMES.inventory}/inventoryImages`,
@@ -455,6 +457,12 @@ describe('every Linux step warmboot deploys', () => {
       }),
     ),
     [PERSONALIZE_DOCUMENT]: { platform: ['linux'], hostname: ['build-0001'], sshUser: ['ec2-user'] },
+    [SECRETS_DOCUMENT]: {
+      secrets: [
+        '{{ssm-secure:/warmboot/tenants/team-a/db-password}},{{ssm-secure:/warmboot/tenants/team-a/ci/token}}',
+      ],
+      owner: ['ec2-user'],
+    },
     [DOCUMENT_NAMES.fetch]: {
       ...IMAGE,
       Kind: ['container'],

@@ -18,7 +18,7 @@ import { ThrottledError } from '../../../functions/shared/errors';
 import { harness } from './fakes';
 import { member, NOW, spec } from './fixtures';
 
-const POOL_TAGS = { 'warmboot:managed': 'true', 'warmboot:pool': 'linux-web' };
+const POOL_TAGS = { 'warmboot:pools': 'true', 'warmboot:pool': 'linux-web' };
 
 /** Stores an operator's pool of `poolSpec` (linux-web unless it names another), as DefinePool leaves it. */
 const putOperatorPool = (
@@ -169,7 +169,7 @@ describe('pools service', () => {
     h.ec2.add({
       instanceId: foreign.instanceId,
       state: 'stopped',
-      tags: { 'warmboot:managed': 'true', 'warmboot:pool': 'elsewhere' },
+      tags: { 'warmboot:pools': 'true', 'warmboot:pool': 'elsewhere' },
     });
     await h.store.createMember(foreign);
 

@@ -70,6 +70,7 @@ describe('pool SSM documents', () => {
     expect(DOCUMENTS.map((document) => document.name)).toEqual([
       'Warmboot-PoolInitialize',
       'Warmboot-PoolPersonalize',
+      'Warmboot-PoolSecrets',
     ]);
     for (const document of DOCUMENTS) {
       for (const parameter of Object.values(document.parameters)) {

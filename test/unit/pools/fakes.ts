@@ -168,7 +168,7 @@ export class FakeEc2 implements PoolEc2 {
 /**
  * Run Command with scripted results: `offlineSends` refusals first (agent not registered yet).
  * IAM as the pools and claim roles have it (infra/capabilities/pools.ts, RunPoolDocumentsOnMembers):
- * SendCommand is allowed only on instances that carry `warmboot:managed=true` and a
+ * SendCommand is allowed only on instances that carry `warmboot:pools=true` and a
  * `warmboot:pool` tag at the moment of the call, else AccessDeniedException.
  */
 export class FakeSsm implements PoolSsm {
@@ -186,7 +186,7 @@ export class FakeSsm implements PoolSsm {
   }
   async send(instanceId: string, document: string, parameters: Record<string, string[]>) {
     const tags = this.ec2?.instances.get(instanceId)?.tags;
-    if (this.ec2 && (tags?.['warmboot:managed'] !== 'true' || tags['warmboot:pool'] === undefined)) {
+    if (this.ec2 && (tags?.['warmboot:pools'] !== 'true' || tags['warmboot:pool'] === undefined)) {
       throw new DependencyError(
         `SendCommand failed: AccessDeniedException: not authorized to perform ssm:SendCommand on ${instanceId}`,
       );

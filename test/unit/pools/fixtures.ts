@@ -49,7 +49,7 @@ export const observedFor = (
   availabilityZone: of.availabilityZone,
   subnetId: of.subnetId,
   launchedAt: of.launchedAt,
-  tags: { 'warmboot:managed': 'true', 'warmboot:pool': of.pool, 'warmboot:member-state': of.state, ...tags },
+  tags: { 'warmboot:pools': 'true', 'warmboot:pool': of.pool, 'warmboot:member-state': of.state, ...tags },
   clientToken: `token-${of.instanceId}`,
 });
 

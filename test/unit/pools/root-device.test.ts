@@ -31,7 +31,7 @@ describe('pool launches size the root the AMI actually has and require IMDSv2', 
           imageId,
           subnetId,
           clientToken: `root-device-${name}`,
-          tags: { 'warmboot:managed': 'true', 'warmboot:pool': 'linux-web' },
+          tags: { 'warmboot:pools': 'true', 'warmboot:pool': 'linux-web' },
         }),
       );
       await cloud.settle();

@@ -27,6 +27,7 @@ const setup = (instances: Record<string, InstanceFacts> = {}, imageLaunchedPerCa
   const store = new MemoryPopularityStore({ decay: decayParameters(24), shards: 8 });
   const published: Fact[] = [];
   const lookups: string[] = [];
+  const prefetches: string[][] = [];
   const dependencies: PopularityDependencies = {
     store,
     markers: new MemoryChangeMarkers(),
@@ -38,6 +39,7 @@ const setup = (instances: Record<string, InstanceFacts> = {}, imageLaunchedPerCa
         lookups.push(instanceId);
         return instances[instanceId];
       },
+      prefetch: async (instanceIds) => void prefetches.push([...instanceIds]),
     },
     logger: { warn: () => undefined, info: () => undefined },
     metrics: new Metrics({ namespace: 'Test', serviceName: 'popularity' }),
@@ -46,7 +48,7 @@ const setup = (instances: Record<string, InstanceFacts> = {}, imageLaunchedPerCa
     changedMinIntervalMs: 300_000,
     localGate: new Map(),
   };
-  return { registry: createPopularityRegistry(dependencies), store, published, lookups };
+  return { registry: createPopularityRegistry(dependencies), store, published, lookups, prefetches };
 };
 
 const operatorEvent = (detail: Record<string, unknown>, id = sample.id) => ({ ...sample, id, detail });
@@ -156,6 +158,17 @@ describe('EC2 running', () => {
     const outcome = await registry.dispatch(ec2Event('i-0123456789abcdef0', 'stopped'));
     expect(outcome).toMatchObject({ result: { ok: true, recorded: false, ignored: 'state stopped' } });
     expect(lookups).toEqual([]);
+  });
+
+  it('describes the running instances of a queue batch together, leaving out other states and malformed ids', async () => {
+    const { registry, prefetches } = setup();
+    await registry.prepare([
+      ec2Event('i-0123456789abcdef0', 'running', 'e1'),
+      ec2Event('i-0123456789abcdef1', 'stopped', 'e2'),
+      ec2Event('i-$(reboot)', 'running', 'e3'),
+      ec2Event('i-0123456789abcdef2', 'running', 'e4'),
+    ]);
+    expect(prefetches).toEqual([['i-0123456789abcdef0', 'i-0123456789abcdef2']]);
   });
 
   it('rejects a malformed instance id without calling EC2', async () => {

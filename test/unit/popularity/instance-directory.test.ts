@@ -87,6 +87,19 @@ describe('CachedInstanceDirectory', () => {
     expect(fake.calls).toEqual([['i-2']]);
   });
 
+  it('prefetches a queue batch in one DescribeInstances of the uncached ids, and its lookups then cost none', async () => {
+    const fake = fakeDirectory(['i-1', 'i-2', 'i-3']);
+    const cache = new CachedInstanceDirectory(fake.directory, 10, () => Promise.resolve());
+    await cache.lookup('i-1');
+    await cache.prefetch(['i-1', 'i-2', 'i-3', 'i-2', 'i-unknown']);
+    expect(await Promise.all(['i-1', 'i-2', 'i-3'].map((id) => cache.lookup(id)))).toMatchObject([
+      { imageId: 'ami-for-i-1' },
+      { imageId: 'ami-for-i-2' },
+      { imageId: 'ami-for-i-3' },
+    ]);
+    expect(fake.calls).toEqual([['i-1'], ['i-2', 'i-3', 'i-unknown']]);
+  });
+
   it('rejects every waiter of a failed call and recovers on the next lookup', async () => {
     const fake = fakeDirectory(['i-1']);
     const step = manualGather();

@@ -10,6 +10,7 @@ import { EventRegistry, route } from '../../../functions/shared/event-registry';
 import { createLambdaHandler } from '../../../functions/shared/lambda';
 import type { Runtime } from '../../../functions/shared/runtime';
 import { attachSimulator } from '../../../local/sdk-bridge';
+import { awsSampleEvent } from '../../support/events';
 
 const FUNCTION_ARN = 'arn:aws:lambda:us-east-1:123456789012:function:warmboot-test';
 const contextOf = (invokedFunctionArn: string) =>
@@ -220,6 +221,143 @@ describe('the envelope check of the shared chain', () => {
     const outcome = await handler(event({}), contextOf('not-an-arn'));
 
     expect(outcome).toMatchObject({ error: { field: 'context.invokedFunctionArn' } });
+    expect(handled).toEqual([]);
+  });
+});
+
+describe('a batch from the event queue (EventBridge → SQS → Lambda)', () => {
+  type QueueBatch = { Records: ({ messageId: string; body: string } & Record<string, unknown>)[] };
+  const sampleBatch = awsSampleEvent<QueueBatch>('sqs-message-batch.json');
+  const stateChange = awsSampleEvent<Record<string, unknown>>('ec2-instance-state-change.json');
+  const [recordShape] = sampleBatch.Records;
+  /** One message per event, as the event queue's rule writes them (the body is the event's JSON). */
+  const batchOf = (...bodies: (Record<string, unknown> | string)[]): QueueBatch => ({
+    Records: bodies.map((body, index) => ({
+      ...recordShape,
+      messageId: `message-${index}`,
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    })) as QueueBatch['Records'],
+  });
+  const change = (
+    instanceId: string,
+    state: string,
+    id: string,
+    overrides: Record<string, unknown> = {},
+  ) => ({
+    // The published sample leaves out the envelope's `version`, which every delivered event has.
+    version: '0',
+    ...stateChange,
+    id,
+    resources: [`arn:aws:ec2:us-east-1:123456789012:instance/${instanceId}`],
+    detail: { 'instance-id': instanceId, state },
+    ...overrides,
+  });
+
+  let handled: string[];
+  let prepared: string[][];
+  let failing: Set<string>;
+  let handler: ReturnType<typeof createLambdaHandler>;
+
+  beforeEach(() => {
+    handled = [];
+    prepared = [];
+    failing = new Set();
+    const registry = new EventRegistry([
+      route(
+        'aws.ec2',
+        'EC2 Instance State-change Notification',
+        z.object({ 'instance-id': z.string().regex(/^i-[0-9a-f]+$/), state: z.string() }),
+        async (event) => {
+          if (failing.has(event.id)) throw new Error('RequestLimitExceeded');
+          handled.push(`${event.detail['instance-id']} ${event.detail.state}`);
+          return 'seen';
+        },
+        { prepare: async (events) => void prepared.push(events.map(({ detail }) => detail['instance-id'])) },
+      ),
+    ]);
+    handler = createLambdaHandler(registry, publishingRuntime([]), { idempotent: false });
+  });
+
+  it('handles every message, looking the batch up once first, and names no failure', async () => {
+    const outcome = await handler(
+      batchOf(change('i-0000000000000000a', 'running', 'e1'), change('i-0000000000000000b', 'running', 'e2')),
+      ruleContext,
+    );
+
+    expect(outcome).toEqual({ batchItemFailures: [] });
+    expect(prepared).toEqual([['i-0000000000000000a', 'i-0000000000000000b']]);
+    expect(handled.sort()).toEqual(['i-0000000000000000a running', 'i-0000000000000000b running']);
+  });
+
+  it('returns a failed message and the later events of its instance, and handles the other instances', async () => {
+    failing.add('e1');
+    const outcome = await handler(
+      batchOf(
+        change('i-0000000000000000a', 'stopped', 'e1'),
+        change('i-0000000000000000b', 'running', 'e2'),
+        change('i-0000000000000000a', 'running', 'e3'),
+      ),
+      ruleContext,
+    );
+
+    expect(outcome).toEqual({
+      batchItemFailures: [{ itemIdentifier: 'message-0' }, { itemIdentifier: 'message-2' }],
+    });
+    expect(handled).toEqual(['i-0000000000000000b running']);
+  });
+
+  it("keeps the order of one instance's events within the batch", async () => {
+    await handler(
+      batchOf(
+        change('i-0000000000000000a', 'stopped', 'e1'),
+        change('i-0000000000000000a', 'pending', 'e2'),
+        change('i-0000000000000000a', 'running', 'e3'),
+      ),
+      ruleContext,
+    );
+
+    expect(handled).toEqual([
+      'i-0000000000000000a stopped',
+      'i-0000000000000000a pending',
+      'i-0000000000000000a running',
+    ]);
+  });
+
+  it('drops a body that is not JSON, and rejects a malformed event, without returning either to the queue', async () => {
+    const outcome = await handler(
+      batchOf(
+        'Test message.',
+        change('i-$(reboot)', 'running', 'e1'),
+        change('i-0000000000000000b', 'running', 'e2'),
+      ),
+      ruleContext,
+    );
+
+    expect(outcome).toEqual({ batchItemFailures: [] });
+    expect(handled).toEqual(['i-0000000000000000b running']);
+  });
+
+  it('refuses an event of another account inside the batch alone, and leaves it out of the lookup', async () => {
+    const outcome = await handler(
+      batchOf(
+        change('i-0000000000000000a', 'running', 'e1', { account: '210987654321' }),
+        change('i-0000000000000000b', 'running', 'e2'),
+      ),
+      ruleContext,
+    );
+
+    expect(outcome).toEqual({ batchItemFailures: [] });
+    expect(prepared).toEqual([['i-0000000000000000b']]);
+    expect(handled).toEqual(['i-0000000000000000b running']);
+  });
+
+  it("refuses a whole batch passed by a direct invoke: only the rule alias's event source mapping sends one", async () => {
+    const outcome = await handler(batchOf(change('i-0000000000000000a', 'running', 'e1')), context);
+
+    expect(outcome).toMatchObject({
+      status: 'rejected',
+      error: { code: 'EnvelopeRefused', field: 'context.invokedFunctionArn' },
+    });
     expect(handled).toEqual([]);
   });
 });

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { planLaunchBatches } from '../../../functions/shelving/domain/bulk';
-import { limitsOf, Pacer } from '../../../functions/shelving/domain/pacer';
 import { replacementRootDeletionRefusal } from '../../../functions/shelving/domain/safety';
-import { NOW, record, volume } from './fakes';
+import { record, volume } from './fakes';
 
 const many = (count: number, overrides: Parameters<typeof record>[0] = {}) =>
   Array.from({ length: count }, (_, index) =>
@@ -47,36 +46,6 @@ describe('planLaunchBatches', () => {
       [2, 'h-0123456789abcdef0', 'host'],
       [3, 'any host', 'default'],
     ]);
-  });
-});
-
-describe('Pacer', () => {
-  it('never lets a bucket go below zero at the moment a call is made', () => {
-    const pacer = new Pacer();
-    const { requests } = limitsOf('AttachVolume');
-    const sendTimes = Array.from({ length: 300 }, () => NOW + pacer.reserve('AttachVolume', 0, NOW));
-
-    for (const [index, at] of sendTimes.entries()) {
-      const admitted = requests.capacity + ((at - NOW) / 1000) * requests.refillPerSecond;
-      expect(admitted).toBeGreaterThanOrEqual(index + 1);
-    }
-    expect((Math.max(...sendTimes) - NOW) / 1000).toBeCloseTo((300 - 50) / 5, 0);
-  });
-
-  it('answers how many calls it would admit soon, counting what is already reserved', () => {
-    const pacer = new Pacer();
-
-    expect(pacer.admissible('AttachVolume', 0, NOW)).toBe(50);
-    for (let call = 0; call < 60; call++) pacer.reserve('AttachVolume', 0, NOW);
-    expect(pacer.admissible('AttachVolume', 3_000, NOW)).toBe(5);
-    expect(pacer.admissible('AttachVolume', 3_000, NOW + 2_000)).toBe(15);
-  });
-
-  it('meters the instances of StartInstances separately from its requests', () => {
-    const pacer = new Pacer();
-
-    expect(pacer.reserve('StartInstances', 1000, NOW)).toBe(0);
-    expect(pacer.reserve('StartInstances', 2, NOW)).toBeGreaterThan(0);
   });
 });
 

@@ -110,7 +110,7 @@ export const instance = (overrides: Partial<ObservedInstance> = {}): ObservedIns
     volumeId,
     deleteOnTermination: true,
   })),
-  tags: { 'warmboot:managed': 'true', 'warmboot:tenant': 'tenant-a', Name: 'web-1' },
+  tags: { 'warmboot:shelving': 'true', 'warmboot:tenant': 'tenant-a', Name: 'web-1' },
   ...overrides,
 });
 
@@ -142,7 +142,7 @@ export const FRESH = 'vol-0ffffffffffffff01';
 /** What a replacement and its fresh root are tagged with: the recorded tags and replacement-for. */
 export const REPLACEMENT_TAGS = {
   Name: 'web-1',
-  'warmboot:managed': 'true',
+  'warmboot:shelving': 'true',
   'warmboot:tenant': 'tenant-a',
   'warmboot:replacement-for': RECORD_ID,
 };
@@ -160,7 +160,7 @@ export const record = (overrides: Partial<ShelfRecord> = {}): ShelfRecord => ({
     rootDeviceName: '/dev/xvda',
     tenancy: 'default',
   },
-  tags: { Name: 'web-1', 'warmboot:managed': 'true', 'warmboot:tenant': 'tenant-a' },
+  tags: { Name: 'web-1', 'warmboot:shelving': 'true', 'warmboot:tenant': 'tenant-a' },
   volumes: ROOT_AND_DATA_VOLUMES.map(({ volumeId, deviceName, root }) =>
     retained(volumeId, deviceName, root),
   ),

@@ -24,7 +24,7 @@ const settings: ShelvingSettings = shelvingSettingsSchema.parse({
   keepPrivateIp: false,
   unshelveFromPools: [POOL],
 });
-const POOL_TAGS = { 'warmboot:managed': 'true', 'warmboot:pool': POOL, 'warmboot:member-state': 'ready' };
+const POOL_TAGS = { 'warmboot:pools': 'true', 'warmboot:pool': POOL, 'warmboot:member-state': 'ready' };
 
 const launching = (overrides: Partial<ShelfRecord> = {}): ShelfRecord =>
   record({
@@ -110,7 +110,7 @@ describe('which members fit', () => {
     ['claimed by someone', readyMember({ state: 'claimed', claimId: 'req-1' }), memberInstance()],
     ["a claim's own launch", readyMember({ origin: 'claim' }), memberInstance()],
     ['of another AMI', readyMember({ imageId: 'ami-0fffffffffffffff0' }), memberInstance()],
-    ['without the pool tags', readyMember(), memberInstance({ tags: { 'warmboot:managed': 'true' } })],
+    ['without the pool tags', readyMember(), memberInstance({ tags: { 'warmboot:shelving': 'true' } })],
     [
       'in other security groups',
       readyMember(),
@@ -181,7 +181,7 @@ describe('a taken member', () => {
 
   it('once handed over, is tagged as the record’s replacement and gets the data volumes', () => {
     const observation = {
-      replacement: memberInstance({ tags: { 'warmboot:managed': 'true' } }),
+      replacement: memberInstance({ tags: { 'warmboot:shelving': 'true' } }),
       volumes: new Map(),
       snapshots: [],
     };

@@ -110,14 +110,14 @@ describe('shelve steps', () => {
     // IAM lets ModifyInstanceAttribute change only managed volumes: the tags go on in a round of their own.
     const tagged = decide(
       record({ step: 'shelve.prepare' }),
-      observe({ instance: instance(), volumeList: shelvedVolumes({ 'warmboot:managed': 'true' }) }),
+      observe({ instance: instance(), volumeList: shelvedVolumes({ 'warmboot:shelving': 'true' }) }),
     );
 
     expect(untagged.actions).toEqual([
       {
         kind: 'tag',
         resourceIds: ['vol-0000000000000000a', 'vol-0000000000000000b'],
-        tags: { ...shelvedTag, 'warmboot:managed': 'true' },
+        tags: { ...shelvedTag, 'warmboot:shelving': 'true' },
       },
     ]);
     expect(tagged.actions).toEqual([

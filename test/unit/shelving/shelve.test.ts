@@ -63,11 +63,32 @@ describe('planShelve', () => {
     ['a pending instance', instance({ state: 'pending' }), 'IncorrectState'],
     ['a stopping instance', instance({ state: 'stopping' }), 'IncorrectState'],
     ['a terminated instance', instance({ state: 'terminated' }), 'NotFound'],
-    ['an instance without tenant tag', instance({ tags: { 'warmboot:managed': 'true' } }), 'MissingTenant'],
+    ['an instance without tenant tag', instance({ tags: { 'warmboot:shelving': 'true' } }), 'MissingTenant'],
   ])('refuses %s', (_, observed, code) => {
     const plan = shelvePlan({ instanceId: observed.instanceId }, observed);
 
     expect(plan).toMatchObject({ ok: false, error: { code } });
+  });
+
+  it('refuses an instance opted in only with the retired warmboot:managed, and says to re-tag it', () => {
+    const legacy = instance({ tags: { 'warmboot:managed': 'true', 'warmboot:tenant': 'tenant-a' } });
+    const plan = shelvePlan({ instanceId: legacy.instanceId }, legacy);
+
+    expect(plan).toMatchObject({ ok: false, error: { code: 'UnmanagedResource' } });
+    expect(plan.ok ? '' : plan.error.message).toContain(
+      'warmboot:managed no longer opts in; tag it warmboot:shelving=true',
+    );
+  });
+
+  it('refuses an instance opted in to another capability only', () => {
+    const cacheHost = instance({
+      tags: { 'warmboot:image-cache': 'true', 'warmboot:host-group': 'web', 'warmboot:tenant': 'tenant-a' },
+    });
+
+    expect(shelvePlan({ instanceId: cacheHost.instanceId }, cacheHost)).toMatchObject({
+      ok: false,
+      error: { code: 'UnmanagedResource' },
+    });
   });
 
   it('refuses to move an instance to another tenant than its tag says', () => {

@@ -28,7 +28,7 @@ const instances = new Map<string, ObservedInstance>([
       blockDevices: [
         { deviceName: '/dev/xvda', volumeId: 'vol-0000000000000000c', deleteOnTermination: true },
       ],
-      tags: { 'warmboot:managed': 'true', 'warmboot:tenant': 'tenant-b' },
+      tags: { 'warmboot:shelving': 'true', 'warmboot:tenant': 'tenant-b' },
     }),
   ],
 ]);

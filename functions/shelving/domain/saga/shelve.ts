@@ -1,4 +1,4 @@
-import { MANAGED_TAG } from '../../../shared/tags';
+import { OPT_IN_TAG, OPTED_IN } from '../../../shared/tags';
 import type { Action, Decision } from '../actions';
 import { SHELVED_TAG } from '../tags';
 import type { Observation, ObservedInstance, ObservedVolume, RetainedVolume, ShelfRecord } from '../types';
@@ -20,15 +20,19 @@ const shelvedGiB = (record: ShelfRecord): number =>
 
 /**
  * What keeps a record's volumes through a termination: tagged as the record's (`warmboot:shelved`
- * and `warmboot:managed`), then kept on termination (DeleteOnTermination false). Tags first, in a
- * round of their own: ModifyInstanceAttribute is granted only on managed volumes, so changing an
- * untagged one is denied (IAM conditions on `aws:ResourceTag/warmboot:managed`).
+ * and `warmboot:shelving`), then kept on termination (DeleteOnTermination false). Tags first, in a
+ * round of their own: ModifyInstanceAttribute is granted only on volumes opted in to shelving, so
+ * changing an untagged one is denied (IAM conditions on `aws:ResourceTag/warmboot:shelving`).
  */
 const keepVolumes = (record: ShelfRecord, instance: ObservedInstance, observation: Observation): Action[] => {
   const untagged = untaggedRetained(record, observation);
   if (untagged.length > 0) {
     return [
-      { kind: 'tag', resourceIds: untagged, tags: { [SHELVED_TAG]: record.recordId, [MANAGED_TAG]: 'true' } },
+      {
+        kind: 'tag',
+        resourceIds: untagged,
+        tags: { [SHELVED_TAG]: record.recordId, [OPT_IN_TAG.shelving]: OPTED_IN },
+      },
     ];
   }
   const fixes = deleteOnTerminationFixes(record, instance, () => false);

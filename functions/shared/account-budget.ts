@@ -1,0 +1,164 @@
+import * as z from 'zod';
+import { FUNCTION_IDS } from '../catalog';
+import type { BucketLimits } from './ec2-buckets';
+
+/**
+ * The account budget's decisions, pure and with time passed in (functions/shared/ec2-budget.ts
+ * applies them). EC2's buckets belong to the whole account and Region (ec2-buckets.ts), and other
+ * clients use them too: warmboot, all its functions and all their execution environments
+ * together, keeps to `share` of each bucket's published refill rate and capacity.
+ */
+
+/** The deployment's setting `accountBudget` (infra/config.ts), passed to every EC2-calling function. */
+export const accountBudgetSchema = z
+  .object({
+    /** warmboot's share of every EC2 bucket, 0 < share ≤ 1. */
+    share: z.number().gt(0).max(1).default(0.1),
+    /**
+     * A function with its own share (shelving's bulk unshelve wants more): it draws on a budget of
+     * its own of that share, in addition to the one the other functions share.
+     */
+    functions: z.partialRecord(z.enum(FUNCTION_IDS), z.number().gt(0).max(1)).default({}),
+  })
+  .strict();
+export type AccountBudgetSettings = z.infer<typeof accountBudgetSchema>;
+
+/** The environment variable carrying `accountBudget` (JSON) into a function. */
+export const ACCOUNT_BUDGET_ENV = 'ACCOUNT_BUDGET' as const;
+
+/** Budgets without a function of their own: one per bucket, every such function's. */
+const SHARED_POOL = 'shared';
+
+/** What one function draws on: its share, and the pool of budget items it shares with others. */
+export interface FunctionShare {
+  readonly share: number;
+  /** `shared`, or the function's id when it has a share of its own. */
+  readonly pool: string;
+}
+
+export const functionShare = (settings: AccountBudgetSettings, functionId: string): FunctionShare => {
+  const own = settings.functions[functionId as keyof AccountBudgetSettings['functions']];
+  return own === undefined ? { share: settings.share, pool: SHARED_POOL } : { share: own, pool: functionId };
+};
+
+/**
+ * `share` of a bucket. The capacity is at least one token, or a bucket as small as RunInstances'
+ * (5) would admit no call at all at a 10 % share; the sustained rate stays at the share.
+ */
+export const shareOf = (limits: BucketLimits, share: number): BucketLimits => ({
+  capacity: Math.max(1, limits.capacity * share),
+  refillPerSecond: limits.refillPerSecond * share,
+});
+
+/**
+ * What a store-failure fallback allows one execution environment alone: a tenth of the share
+ * (at least one token of burst). It knows nothing of the others, so it assumes ten of them.
+ */
+export const FALLBACK_FRACTION = 0.1;
+
+/** A bucket's level, as the store keeps it. */
+export interface BucketLevel {
+  /** May be negative: calls that reserved tokens ahead of the refill (debt). */
+  readonly tokens: number;
+  /** Epoch ms of the refill `tokens` includes. */
+  readonly refilledAt: number;
+}
+
+/** A bucket never seen before is full. */
+const fullBucket = (limits: BucketLimits, now: number): BucketLevel => ({
+  tokens: limits.capacity,
+  refilledAt: now,
+});
+
+/** The level at `now`: refilled by elapsed time × rate, up to the capacity. Time never runs back. */
+export const refill = (level: BucketLevel, limits: BucketLimits, now: number): BucketLevel => {
+  const elapsedSeconds = Math.max(0, now - level.refilledAt) / 1000;
+  return {
+    tokens: Math.min(limits.capacity, level.tokens + elapsedSeconds * limits.refillPerSecond),
+    refilledAt: Math.max(level.refilledAt, now),
+  };
+};
+
+/**
+ * How long a lease's extra tokens stay usable. Leased tokens are spent by the environment without
+ * a store write; spent late they would add to a later burst, so they expire, unused ones lost.
+ * Over any T seconds, warmboot's calls on a bucket stay within share × (capacity + refill × (T + 1)).
+ */
+export const LEASE_MS = 1_000;
+
+/**
+ * The lease size: a call takes its own tokens plus, from what the bucket holds beyond them, up to
+ * one second of the share's refill (LEASE_MS). A store write then serves about as many calls as
+ * the share admits per second (a 10 % share: 2 DescribeInstances, 1 mutating call), so the writes
+ * never outnumber the calls and an environment never hoards more than a second of the budget.
+ */
+export const leaseExtra = (limits: BucketLimits, tokens: number): number =>
+  Math.max(0, Math.floor((limits.refillPerSecond * LEASE_MS) / 1000) - tokens);
+
+export type LeaseDecision =
+  | {
+      readonly granted: true;
+      /** The level to store. */
+      readonly next: BucketLevel;
+      /** Tokens taken beyond the call's own, for the environment's later calls (until LEASE_MS). */
+      readonly extra: number;
+      /** How long the call waits before it goes: until the refill covers its reservation. */
+      readonly waitMs: number;
+    }
+  | {
+      readonly granted: false;
+      /** When to ask again: the debt would stay too deep until then. */
+      readonly retryInMs: number;
+    };
+
+/** Waits are rounded up by this much, so float rounding never arrives a hair early. */
+const SAFETY_MS = 1;
+
+const msUntil = (tokens: number, limits: BucketLimits): number =>
+  tokens <= 0 ? 0 : Math.ceil((tokens / limits.refillPerSecond) * 1000) + SAFETY_MS;
+
+/**
+ * Takes `tokens` for one call and up to `wantExtra` more for the environment's next calls.
+ *
+ * The call may reserve into debt (the level goes negative) and then waits until the refill has
+ * covered it, so callers across environments go in the order they reserved, at the share's rate,
+ * with one store write each. The debt is bounded by one bucket (or by the call, when one call
+ * takes more than the bucket holds, like a RunInstances of more instances than the share's
+ * capacity): beyond that the caller asks again later, so no call reserves far into the future.
+ * Extra tokens come only from what is there beyond the call's own, never from debt.
+ */
+export const lease = (
+  level: BucketLevel | undefined,
+  limits: BucketLimits,
+  tokens: number,
+  wantExtra: number,
+  now: number,
+): LeaseDecision => {
+  const current = refill(level ?? fullBucket(limits, now), limits, now);
+  const debtLimit = Math.max(limits.capacity, tokens);
+  const after = current.tokens - tokens;
+  if (after < -debtLimit) {
+    return { granted: false, retryInMs: msUntil(-debtLimit - after, limits) };
+  }
+  const extra = Math.min(wantExtra, Math.max(0, Math.floor(after)));
+  return {
+    granted: true,
+    next: { tokens: after - extra, refilledAt: current.refilledAt },
+    extra,
+    waitMs: msUntil(-after, limits),
+  };
+};
+
+/**
+ * How many more calls of one token the bucket admits by `now + withinMs`, counting the
+ * reservations already made (a level in debt admits fewer). Reserves nothing.
+ */
+export const admissible = (
+  level: BucketLevel | undefined,
+  limits: BucketLimits,
+  withinMs: number,
+  now: number,
+): number => {
+  const current = refill(level ?? fullBucket(limits, now), limits, now);
+  return Math.max(0, Math.floor(current.tokens + (withinMs / 1000) * limits.refillPerSecond));
+};

@@ -1,0 +1,266 @@
+import { describe, expect, it } from 'vitest';
+import {
+  accountBudgetSchema,
+  admissible,
+  type BucketLevel,
+  functionShare,
+  LEASE_MS,
+  lease,
+  leaseExtra,
+  refill,
+  shareOf,
+} from '../../../functions/shared/account-budget';
+import { type BudgetStore, memoryBudgetStore } from '../../../functions/shared/adapters/budget-store';
+import type { Clock } from '../../../functions/shared/clock';
+import {
+  chargesOf,
+  MUTATING,
+  NON_MUTATING,
+  RESOURCE_INTENSIVE,
+  requestLimitsOf,
+  UNFILTERED_UNPAGINATED,
+} from '../../../functions/shared/ec2-buckets';
+import { AccountBudget } from '../../../functions/shared/ec2-budget';
+import { tableEnvVar } from '../../../functions/shared/tables';
+
+const NOW = Date.UTC(2026, 0, 5, 8, 0, 0);
+
+describe('EC2 buckets (ec2-api-throttling)', () => {
+  it('sizes each action by its category, or by its own row of the uncategorized table', () => {
+    expect(requestLimitsOf('DescribeHosts')).toEqual(NON_MUTATING);
+    expect(requestLimitsOf('GetConsoleOutput')).toEqual(NON_MUTATING);
+    expect(requestLimitsOf('AttachVolume')).toEqual(MUTATING);
+    expect(requestLimitsOf('ModifyInstanceAttribute')).toEqual(MUTATING);
+    expect(requestLimitsOf('AuthorizeSecurityGroupIngress')).toEqual(RESOURCE_INTENSIVE);
+    expect(requestLimitsOf('CreateTags')).toEqual({ capacity: 100, refillPerSecond: 10 });
+    expect(requestLimitsOf('DeleteSnapshot')).toEqual({ capacity: 100, refillPerSecond: 5 });
+    expect(requestLimitsOf('RunInstances')).toEqual({ capacity: 5, refillPerSecond: 2 });
+    expect(requestLimitsOf('DescribeSpotFleetRequests')).toEqual({ capacity: 50, refillPerSecond: 3 });
+  });
+
+  it('gives every action its own bucket, and the seven describes a smaller one without filter or pagination', () => {
+    expect(chargesOf('DescribeInstances', { Filters: [{ Name: 'tag-key', Values: ['x'] }] })).toEqual([
+      { bucket: 'DescribeInstances', limits: NON_MUTATING, tokens: 1 },
+    ]);
+    expect(chargesOf('DescribeVolumes', { MaxResults: 500 })[0]?.bucket).toBe('DescribeVolumes');
+    // Ids alone are not a filter (the stricter reading of the page).
+    expect(chargesOf('DescribeInstances', { InstanceIds: ['i-0123456789abcdef0'] })).toEqual([
+      { bucket: 'DescribeInstances.unfiltered', limits: UNFILTERED_UNPAGINATED, tokens: 1 },
+    ]);
+    expect(chargesOf('DescribeHosts', {})[0]?.bucket).toBe('DescribeHosts');
+  });
+
+  it('charges the instance-lifecycle calls per instance in their resource bucket as well', () => {
+    expect(chargesOf('RunInstances', { MinCount: 1, MaxCount: 250 })).toEqual([
+      { bucket: 'RunInstances', limits: { capacity: 5, refillPerSecond: 2 }, tokens: 1 },
+      { bucket: 'RunInstances.resources', limits: { capacity: 1000, refillPerSecond: 2 }, tokens: 250 },
+    ]);
+    expect(chargesOf('StopInstances', { InstanceIds: ['i-1', 'i-2', 'i-3'] })).toEqual([
+      { bucket: 'StopInstances', limits: MUTATING, tokens: 1 },
+      { bucket: 'StopInstances.resources', limits: { capacity: 1000, refillPerSecond: 20 }, tokens: 3 },
+    ]);
+    expect(chargesOf('TerminateInstances', { InstanceIds: ['i-1'] })[1]?.limits).toEqual({
+      capacity: 1000,
+      refillPerSecond: 20,
+    });
+  });
+});
+
+describe('the share', () => {
+  it('is 10 % of refill and capacity by default, per function where the deployment says so', () => {
+    const settings = accountBudgetSchema.parse({ functions: { shelving: 0.5 } });
+
+    expect(functionShare(settings, 'popularity')).toEqual({ share: 0.1, pool: 'shared' });
+    expect(functionShare(settings, 'shelving')).toEqual({ share: 0.5, pool: 'shelving' });
+    expect(shareOf(NON_MUTATING, 0.1)).toEqual({ capacity: 10, refillPerSecond: 2 });
+  });
+
+  it('keeps at least one token of capacity, so a small bucket still admits a call', () => {
+    const runInstances = shareOf(requestLimitsOf('RunInstances'), 0.1);
+
+    expect(runInstances.capacity).toBe(1);
+    expect(runInstances.refillPerSecond).toBeCloseTo(0.2);
+  });
+
+  it('reads its table from the variable the stack sets for the ec2Budget table', () => {
+    expect(tableEnvVar('ec2Budget')).toBe('EC2_BUDGET_TABLE');
+  });
+
+  it('refuses a share outside (0, 1] and an unknown function, naming the field', () => {
+    expect(accountBudgetSchema.safeParse({ share: 0 }).error?.issues[0]?.path).toEqual(['share']);
+    expect(accountBudgetSchema.safeParse({ share: 1.5 }).success).toBe(false);
+    expect(accountBudgetSchema.safeParse({ functions: { shelvng: 0.5 } }).success).toBe(false);
+  });
+});
+
+describe('bucket math', () => {
+  const limits = { capacity: 10, refillPerSecond: 2 };
+
+  it('refills by elapsed time × rate up to the capacity, and never runs time back', () => {
+    expect(refill({ tokens: 0, refilledAt: NOW }, limits, NOW + 1_500)).toEqual({
+      tokens: 3,
+      refilledAt: NOW + 1_500,
+    });
+    expect(refill({ tokens: 4, refilledAt: NOW }, limits, NOW + 60_000).tokens).toBe(10);
+    expect(refill({ tokens: 4, refilledAt: NOW }, limits, NOW - 5_000)).toEqual({
+      tokens: 4,
+      refilledAt: NOW,
+    });
+  });
+
+  it('grants a call at once from a full bucket, with up to a second of refill as lease', () => {
+    const decision = lease(undefined, limits, 1, leaseExtra(limits, 1), NOW);
+
+    expect(decision).toEqual({ granted: true, next: { tokens: 8, refilledAt: NOW }, extra: 1, waitMs: 0 });
+  });
+
+  it('lets a call reserve into debt and wait for the refill, one bucket deep at most', () => {
+    const empty = { tokens: 0, refilledAt: NOW };
+
+    const first = lease(empty, limits, 1, 1, NOW);
+    expect(first).toEqual({ granted: true, next: { tokens: -1, refilledAt: NOW }, extra: 0, waitMs: 501 });
+
+    const deep = lease({ tokens: -10, refilledAt: NOW }, limits, 1, 0, NOW);
+    expect(deep).toEqual({ granted: false, retryInMs: 501 });
+  });
+
+  it('admits a call larger than the bucket once the bucket is out of debt', () => {
+    const instances = shareOf({ capacity: 1000, refillPerSecond: 2 }, 0.1);
+
+    expect(lease({ tokens: -1, refilledAt: NOW }, instances, 500, 0, NOW).granted).toBe(false);
+    const granted = lease({ tokens: 0, refilledAt: NOW }, instances, 500, 0, NOW);
+    expect(granted.granted && granted.waitMs).toBe(2_500_001);
+  });
+
+  it('answers how many calls it would admit soon, counting the reservations made', () => {
+    expect(admissible(undefined, limits, 0, NOW)).toBe(10);
+    expect(admissible({ tokens: -2, refilledAt: NOW }, limits, 3_000, NOW)).toBe(4);
+    expect(admissible({ tokens: -2, refilledAt: NOW }, limits, 3_000, NOW + 2_000)).toBe(8);
+  });
+});
+
+/** The memory store, counting writes; `failing` makes every call throw (the store is down). */
+class CountingStore implements BudgetStore {
+  readonly #store = memoryBudgetStore();
+  readonly levels = new Map<string, BucketLevel>();
+  writes = 0;
+  failing = false;
+
+  read(key: string) {
+    if (this.failing) return Promise.reject(new Error('store down'));
+    return this.#store.read(key);
+  }
+
+  async write(key: string, level: BucketLevel, expected: number | undefined) {
+    if (this.failing) throw new Error('store down');
+    const written = await this.#store.write(key, level, expected);
+    if (written) {
+      this.writes += 1;
+      this.levels.set(key, level);
+    }
+    return written;
+  }
+}
+
+/** One caller's clock: a sleep moves time on (calls are made one after the other). */
+const steppingClock = (): Clock => {
+  let now = NOW;
+  return {
+    now: () => now,
+    sleep: async (ms) => {
+      now += ms;
+    },
+  };
+};
+
+describe('AccountBudget', () => {
+  it('never lets the share of a bucket go below zero at the moment a call is made', async () => {
+    const clock = steppingClock();
+    const budget = new AccountBudget({
+      store: new CountingStore(),
+      clock,
+      random: Math.random,
+      share: { share: 0.1, pool: 'shared' },
+    });
+    const sends: number[] = [];
+    for (let call = 0; call < 30; call++) {
+      await budget.acquire('AttachVolume', {});
+      sends.push(clock.now());
+    }
+
+    const share = shareOf(MUTATING, 0.1);
+    for (const [index, at] of sends.entries()) {
+      expect(share.capacity + ((at - NOW) / 1000) * share.refillPerSecond).toBeGreaterThanOrEqual(index + 1);
+    }
+    expect((Math.max(...sends) - NOW) / 1000).toBeCloseTo((30 - 5) / 0.5, 0);
+  });
+
+  it('spends leased tokens without a store write, within the lease', async () => {
+    const clock = steppingClock();
+    const store = new CountingStore();
+    const budget = new AccountBudget({
+      store,
+      clock,
+      random: Math.random,
+      share: { share: 1, pool: 'shared' },
+    });
+
+    for (let call = 0; call < 20; call++) await budget.acquire('DescribeHosts', {});
+    expect(store.writes).toBe(1);
+
+    await clock.sleep(LEASE_MS);
+    await budget.acquire('DescribeHosts', {});
+    expect(store.writes).toBe(2);
+  });
+
+  it('meters the instances of StartInstances separately from its requests', async () => {
+    const clock = steppingClock();
+    const store = new CountingStore();
+    const budget = new AccountBudget({
+      store,
+      clock,
+      random: Math.random,
+      share: { share: 1, pool: 'shared' },
+    });
+
+    await budget.acquire('StartInstances', { InstanceIds: Array.from({ length: 1000 }, (_, i) => `i-${i}`) });
+    expect(clock.now()).toBe(NOW);
+    await budget.acquire('StartInstances', { InstanceIds: ['i-a', 'i-b'] });
+    expect(clock.now()).toBeGreaterThan(NOW);
+    expect(store.levels.get('shared#StartInstances.resources')?.tokens).toBeLessThan(0);
+  });
+
+  it('counts what it reserved in what it says a round may hand out', async () => {
+    const clock = steppingClock();
+    const budget = new AccountBudget({
+      store: new CountingStore(),
+      clock,
+      random: Math.random,
+      share: { share: 0.1, pool: 'shared' },
+    });
+
+    expect(budget.admissible('AttachVolume', 0)).toBe(5);
+    for (let call = 0; call < 5; call++) await budget.acquire('AttachVolume', {});
+    expect(budget.admissible('AttachVolume', 4_000)).toBe(2);
+  });
+
+  it('paces the environment alone at a tenth of its share when the store fails, and says so', async () => {
+    const clock = steppingClock();
+    const store = new CountingStore();
+    store.failing = true;
+    const failures: unknown[] = [];
+    const budget = new AccountBudget({
+      store,
+      clock,
+      random: Math.random,
+      share: { share: 0.1, pool: 'shared' },
+      onStoreFailure: (error) => failures.push(error),
+    });
+
+    for (let call = 0; call < 6; call++) await budget.acquire('DescribeHosts', {});
+
+    // A tenth of 10 % of 100 / 20 is 1 token of burst and 0.2 per second: five more calls take 25 s.
+    expect(clock.now() - NOW).toBeGreaterThanOrEqual(25_000);
+    expect(failures).toHaveLength(1);
+  });
+});
