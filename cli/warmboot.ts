@@ -2,6 +2,7 @@ import { createHash, createHmac, type Hash, type Hmac, randomUUID } from 'node:c
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type {
@@ -15,18 +16,21 @@ import { REQUEST_ID_HEADER, REQUEST_ID_PATTERN } from '../functions/shared/funct
 import { requestUrlOutputId } from '../infra/request-urls';
 
 /**
- * `npx warmboot <request-type> --detail '<json>' --function-url <url>`: sends one operator or
- * admin request to the function that serves it, through its IAM-authenticated function URL
- * (functions/shared/function-url.ts), signed with SigV4 by the caller's default credential chain
- * (environment, shared config and SSO profiles, container and instance roles), and prints the
- * answer. Exit status 0 when warmboot handled the request, 1 when it refused or rejected it, 2 on a
- * usage error.
+ * `npx warmboot <request-type> --detail '<json>' (--stack <name> | --function-url <url>)`: sends
+ * one operator or admin request to the function that serves it, through its IAM-authenticated
+ * function URL (functions/shared/function-url.ts), signed with SigV4 by the caller's default
+ * credential chain (environment, shared config and SSO profiles, container and instance roles),
+ * and prints the answer. With `--stack` it reads that URL from the stack's outputs first
+ * (CloudFormation DescribeStacks, the same credentials). Exit status 0 when warmboot handled the
+ * request, 1 when it refused or rejected it, 2 on a usage error.
  */
 
-const USAGE = `usage: warmboot <request-type> (--detail '<json>' | --detail-file <file.json>) --function-url <url>
-                [--region <region>] [--request-id <idempotency key>]
+const USAGE = `usage: warmboot <request-type> (--detail '<json>' | --detail-file <file.json>)
+                (--stack <stack name> | --function-url <url>) [--region <region>]
+                [--request-id <idempotency key>]
 
-The URL is the stack output <Function>RequestUrl of the function that serves the request type:
+--stack reads the URL from the stack output <Function>RequestUrl of the function that serves the
+request type (cloudformation:DescribeStacks on the stack); --function-url gives it directly:
   aws cloudformation describe-stacks --stack-name Warmboot \\
     --query "Stacks[0].Outputs[?OutputKey=='ShelvingRequestUrl'].OutputValue" --output text
 Re-sending a request with the same --request-id is answered from the first one (no second run).`;
@@ -81,6 +85,8 @@ export interface CliIo {
   /** Default: the caller's default credential chain. */
   readonly credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Default: a CloudFormation client of the Region with `credentials`. */
+  readonly cloudFormation?: (region: string) => CloudFormationClient;
 }
 
 class UsageError extends Error {}
@@ -116,17 +122,17 @@ const send = async (argv: readonly string[], io: CliIo): Promise<number> => {
       `"${requestType}" is not a warmboot request; one of: ${everyRequestType().join(', ')}`,
     );
   }
-  if (values.stack !== undefined) {
-    // Reading stack outputs needs @aws-sdk/client-cloudformation, which warmboot does not ship.
+  if ((values.stack === undefined) === (values['function-url'] === undefined)) {
     throw new UsageError(
-      `--stack is not supported: pass --function-url, the stack output ${requestUrlOutputId(functionId)} of ${values.stack}`,
+      `give one of --stack or --function-url (the stack output ${requestUrlOutputId(functionId)})`,
     );
   }
-  if (values['function-url'] === undefined) {
-    throw new UsageError(`--function-url is required: the stack output ${requestUrlOutputId(functionId)}`);
-  }
   const detail = detailOf(values.detail, values['detail-file']);
-  const url = urlOf(values['function-url']);
+  const url = urlOf(
+    values.stack === undefined
+      ? (values['function-url'] as string)
+      : await urlFromStack(values.stack, functionId, values.region ?? io.env?.AWS_REGION, io),
+  );
   const region = values.region ?? regionOfUrl(url) ?? io.env?.AWS_REGION;
   if (region === undefined) throw new UsageError('--region is required: the URL does not name its Region');
   const requestId = values['request-id'] ?? randomUUID();
@@ -179,6 +185,31 @@ const statusOf = (text: string): unknown => {
   } catch {
     return undefined;
   }
+};
+
+/**
+ * The request URL of `functionId` from the stack's outputs (infra/stack.ts names them). An app that
+ * uses the Warmboot construct in a stack of its own has only the outputs it defines.
+ */
+const urlFromStack = async (
+  stack: string,
+  functionId: FunctionId,
+  region: string | undefined,
+  io: CliIo,
+): Promise<string> => {
+  if (region === undefined) throw new UsageError('--region is required with --stack (or set AWS_REGION)');
+  const client =
+    io.cloudFormation?.(region) ??
+    new CloudFormationClient({ region, credentials: io.credentials ?? defaultProvider() });
+  const answer = await client.send(new DescribeStacksCommand({ StackName: stack }));
+  const output = requestUrlOutputId(functionId);
+  const value = answer.Stacks?.[0]?.Outputs?.find((candidate) => candidate.OutputKey === output)?.OutputValue;
+  if (value === undefined) {
+    throw new UsageError(
+      `stack ${stack} has no output ${output}: not warmboot's stack, or an app of your own that does not output it (pass --function-url)`,
+    );
+  }
+  return value;
 };
 
 const parseOptions = (argv: readonly string[]) =>

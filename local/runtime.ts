@@ -199,7 +199,9 @@ export const createLocalRuntime = (options: LocalRuntimeOptions): Runtime => {
     // Only a function that calls EC2 has the budget's table (its catalog entry lists it), as deployed.
     FUNCTIONS[functionId].tables.includes('ec2Budget')
       ? () =>
-          invocationBudget(accountBudgetFromEnv(functionId, env, budgetClients.documents, clock, options.random))
+          invocationBudget(
+            accountBudgetFromEnv(functionId, env, budgetClients.documents, clock, options.random),
+          )
       : undefined,
   );
   attachSimulator(clients.ec2, options.simulators.ec2);

@@ -135,9 +135,16 @@ export const handOverPoolMember = async (
   action: HandOver,
 ): Promise<void> => {
   const pools = deps.pools;
-  if (pools === undefined)
-    throw new Error('the shelving function has no pools table (unshelveFromPools is empty)');
   const now = deps.clock.now();
+  if (pools === undefined) {
+    // The deployment stopped letting pools serve unshelve while this record held a member: the
+    // function may no longer read the pools table nor take the pool tags off. Nothing of the
+    // record is on the member yet (the hand-over comes first), so the record gives it up and
+    // launches as usual; the pools reconcile takes the member back when its claim times out.
+    const why = `pools no longer serve unshelve (unshelveFromPools is empty): member ${action.instanceId} of pool ${action.pool} given up`;
+    await writeDecision(deps, record, poolMemberLost(record, why, now), now);
+    return;
+  }
   const instance = await pools.ec2.describe(action.instanceId);
   // Gone: the saga sees it gone and launches a replacement.
   if (!instance || isGoneState(instance.state)) return;

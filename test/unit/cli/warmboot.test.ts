@@ -1,8 +1,10 @@
 import { createHash, createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { functionServing, main } from '../../../cli/warmboot';
+import { type CliIo, functionServing, main } from '../../../cli/warmboot';
+import { attachSimulator } from '../../../local/sdk-bridge';
 
 /**
  * The CLI against a local HTTP server that checks AWS Signature Version 4 the way Lambda does for a
@@ -94,10 +96,13 @@ afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
-const run = async (argv: string[]) => {
+const run = (argv: string[]) => runWith({}, argv);
+
+const runWith = async (extra: Partial<CliIo>, argv: string[]) => {
   let stdout = '';
   let stderr = '';
   const status = await main(argv, {
+    ...extra,
     stdout: (text) => {
       stdout += text;
     },
@@ -176,12 +181,60 @@ describe('npx warmboot', () => {
     expect(stderr).toContain('Shelve Instances');
   });
 
-  it('says --stack is not supported and which stack output to pass instead', async () => {
-    const { status, stderr } = await run([...shelve, '--stack', 'Warmboot']);
+  it('reads the request URL from the stack outputs with --stack, then sends the request there', async () => {
+    received.length = 0;
+    serverSecret = SECRET;
+    const asked: Record<string, unknown>[] = [];
+    const cloudFormation = (region: string) => {
+      const client = new CloudFormationClient({
+        region,
+        credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET },
+      });
+      attachSimulator(client, async (operation, input) => {
+        asked.push({ operation, region, ...input });
+        return {
+          Stacks: [
+            {
+              StackName: 'Warmboot',
+              Outputs: [
+                { OutputKey: 'PoolsRequestUrl', OutputValue: 'https://pools.lambda-url.us-east-1.on.aws/' },
+                { OutputKey: 'ShelvingRequestUrl', OutputValue: url },
+              ],
+            },
+          ],
+        };
+      });
+      return client;
+    };
 
-    expect(status).toBe(2);
-    expect(stderr).toContain('--stack is not supported');
-    expect(stderr).toContain('ShelvingRequestUrl');
+    const { status } = await runWith({ cloudFormation }, [
+      ...shelve,
+      '--stack',
+      'Warmboot',
+      '--region',
+      REGION,
+    ]);
+
+    expect(status).toBe(0);
+    expect(asked).toEqual([{ operation: 'DescribeStacks', region: REGION, StackName: 'Warmboot' }]);
+    expect(received).toHaveLength(1);
+    expect(received[0]?.body).toMatchObject({ 'detail-type': 'Shelve Instances' });
+  });
+
+  it('names the missing stack output, and refuses --stack together with --function-url', async () => {
+    const cloudFormation = (region: string) => {
+      const client = new CloudFormationClient({ region });
+      attachSimulator(client, async () => ({ Stacks: [{ StackName: 'Other', Outputs: [] }] }));
+      return client;
+    };
+
+    const missing = await runWith({ cloudFormation }, [...shelve, '--stack', 'Other', '--region', REGION]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('stack Other has no output ShelvingRequestUrl');
+
+    const both = await run([...shelve, '--stack', 'Warmboot', '--function-url', url]);
+    expect(both.status).toBe(2);
+    expect(both.stderr).toContain('give one of --stack or --function-url');
   });
 
   it('refuses a request given both --detail and --detail-file', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { handOverPoolMember } from '../../../functions/shelving/application/pool-members';
 import { type ShelvingSettings, shelvingSettingsSchema } from '../../../functions/shelving/config';
 import {
   choosePoolMember,
@@ -9,9 +10,10 @@ import {
   poolServeSkipReason,
 } from '../../../functions/shelving/domain/pool-members';
 import { nextStep } from '../../../functions/shelving/domain/saga';
+import { poolHandOver } from '../../../functions/shelving/domain/saga/replacement';
 import type { ObservedInstance, ShelfRecord } from '../../../functions/shelving/domain/types';
 import { member } from '../pools/fixtures';
-import { instance, NOW, RECORD_ID, REPLACEMENT_TAGS, record } from './fakes';
+import { countingEc2, instance, NOW, RECORD_ID, REPLACEMENT_TAGS, record, shelvingWith } from './fakes';
 
 /**
  * Pools serve unshelve (issue 19, build item 3): which records may take a running pool member,
@@ -192,6 +194,24 @@ describe('a taken member', () => {
     expect(decision.actions).toContainEqual(
       expect.objectContaining({ kind: 'tag', tags: expect.objectContaining(REPLACEMENT_TAGS) }),
     );
+  });
+
+  it('is given up, untouched, when the deployment stopped letting pools serve unshelve before the hand-over', async () => {
+    // The shelving function then has no pools table, and IAM no longer lets it untag the member.
+    const ec2 = countingEc2();
+    const { deps, store } = shelvingWith(ec2);
+    const held = taken();
+    await store.create(held);
+    const handOver = poolHandOver(held, memberInstance(), NOW)?.actions[0];
+    if (handOver?.kind !== 'hand-over-pool-member') throw new Error('no hand-over');
+
+    await handOverPoolMember(deps, held, handOver);
+
+    const after = await store.get(RECORD_ID);
+    expect(after).toMatchObject({ step: 'unshelve.launch', unshelve: { path: 'fast' } });
+    expect(after?.unshelve?.replacementInstanceId).toBeUndefined();
+    expect(after?.unshelve?.reason).toMatch(/unshelveFromPools is empty/);
+    expect(ec2.calls).toEqual([]);
   });
 
   it('taken back by its pool first, is given up and the record launches as usual', () => {
