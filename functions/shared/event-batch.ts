@@ -26,10 +26,15 @@ export interface BatchItemFailures {
 export const isQueueBatch = (event: unknown): event is QueueBatch =>
   queueBatchSchema.safeParse(event).success;
 
-/** What the chain does with one event of the batch, exactly as if a rule had delivered it alone. */
-export type HandleOne<R> = (envelope: unknown, context: Context) => Promise<DispatchResult<R> | undefined>;
+/** What the chain does with one accepted event of the batch, exactly as if a rule had delivered it alone. */
+export type HandleOne<R> = (envelope: unknown, context: Context) => Promise<DispatchResult<R>>;
 
 export interface BatchHandling<R> {
+  /**
+   * Whether an event of the batch is refused (and logged) before anything else: the envelope
+   * check a rule delivery of its own would get. A refused event is neither looked up nor handled.
+   */
+  readonly refused: (envelope: unknown) => boolean;
   readonly handleOne: HandleOne<R>;
   /**
    * Runs once over the whole batch before any event is handled, so lookups the events share
@@ -74,13 +79,14 @@ export const answerQueueBatch = async <R>(
       });
     }
   }
+  const accepted = parsed.filter(({ envelope }) => !handling.refused(envelope));
   await handling
-    .prepare(parsed.map(({ envelope }) => envelope))
+    .prepare(accepted.map(({ envelope }) => envelope))
     .catch((error: unknown) =>
       handling.log('batch lookup failed; each event looks up on its own', { error: errorMessage(error) }),
     );
   const groups = new Map<string, typeof parsed>();
-  for (const message of parsed) {
+  for (const message of accepted) {
     const key = groupKey(message.envelope, message.messageId);
     groups.set(key, [...(groups.get(key) ?? []), message]);
   }

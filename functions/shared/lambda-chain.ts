@@ -100,18 +100,14 @@ export const createHandlerChain = <R>(
     options.deadline?.begin(context);
     if (!isQueueBatch(event)) return handleEvent(event, context);
     return answerQueueBatch(event, context, {
-      handleOne: async (envelope, messageContext) => {
-        // Each message is checked as a rule delivery of its own would be.
-        const refusal = checkEnvelope(envelope, messageContext.invokedFunctionArn, requestTypes);
-        if (!refusal) return handleEvent(envelope, messageContext);
-        logRefusal(runtime, envelope, refusal);
-        return undefined;
+      // Each message is checked as a rule delivery of its own would be.
+      refused: (envelope) => {
+        const refusal = checkEnvelope(envelope, context.invokedFunctionArn, requestTypes);
+        if (refusal) logRefusal(runtime, envelope, refusal);
+        return refusal !== undefined;
       },
-      // Only the events the envelope check lets through are looked up.
-      prepare: (envelopes) =>
-        registry.prepare(
-          envelopes.filter((envelope) => !checkEnvelope(envelope, context.invokedFunctionArn, requestTypes)),
-        ),
+      handleOne: handleEvent,
+      prepare: (envelopes) => registry.prepare(envelopes),
       log: (message, detail) => runtime.logger.warn(message, detail),
     });
   };
