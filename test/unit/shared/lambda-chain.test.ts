@@ -1,6 +1,8 @@
+import { IdempotencyAlreadyInProgressError } from '@aws-lambda-powertools/idempotency';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -359,5 +361,46 @@ describe('a batch from the event queue (EventBridge → SQS → Lambda)', () => 
       error: { code: 'EnvelopeRefused', field: 'context.invokedFunctionArn' },
     });
     expect(handled).toEqual([]);
+  });
+});
+
+describe('an event re-sent while its first attempt is still in progress', () => {
+  /** DynamoDB answers the idempotency PutItem as it does for a record another attempt holds. */
+  const inProgressRuntime = (): Runtime => {
+    const runtime = publishingRuntime([]);
+    attachSimulator(runtime.clients.dynamodb, async (operation) => {
+      if (operation !== 'PutItem') throw new Error(`unexpected ${operation}`);
+      throw new ConditionalCheckFailedException({
+        message: 'The conditional request failed',
+        $metadata: {},
+        Item: {
+          id: { S: 'warmboot-test#earlier' },
+          status: { S: 'INPROGRESS' },
+          expiration: { N: String(Math.floor(Date.now() / 1000) + 3600) },
+          in_progress_expiration: { N: String(Date.now() + 60_000) },
+        },
+      });
+    });
+    return { ...runtime, idempotencyTable: 'warmboot-idempotency' };
+  };
+  const registry = new EventRegistry([
+    route('warmboot', 'Pin Image', z.object({ image: z.string() }), async () => 'pinned'),
+  ]);
+
+  it('tells a caller waiting for the answer to send it again later, instead of crashing', async () => {
+    const handler = createLambdaHandler(registry, inProgressRuntime());
+
+    expect(await handler(operatorEvent({ image: 'nginx:1.27' }), context)).toMatchObject({
+      status: 'rejected',
+      error: { code: 'RequestInProgress', message: expect.stringContaining('send it again') },
+    });
+  });
+
+  it('still fails a rule delivery, which Lambda retries later', async () => {
+    const handler = createLambdaHandler(registry, inProgressRuntime());
+
+    await expect(handler(operatorEvent({ image: 'nginx:1.27' }), ruleContext)).rejects.toThrow(
+      IdempotencyAlreadyInProgressError,
+    );
   });
 });
