@@ -38,29 +38,33 @@ const untouched = (local: Awaited<ReturnType<typeof start>>, instanceId: string)
   );
 };
 
+/** A Shelve of the one instance, as tenant-a sends it, once the cloud settled: its result per instance. */
+const shelveOne = async (local: Awaited<ReturnType<typeof start>>, instanceId: string) => {
+  const answer = await shelvingRequest(local, 'shelve.json', {
+    instanceIds: [instanceId],
+    tenant: 'tenant-a',
+  });
+  await local.settleFor(5 * MINUTE);
+  return answer.result.results;
+};
+
+/** The results of a Shelve refused for `instanceId` with `code`, the message naming the setting. */
+const refused = (instanceId: string, code: string, message: string) => [
+  { id: instanceId, ok: false, error: { code, message: expect.stringContaining(message) } },
+];
+
 describe('a Shelve no relaunch could serve is refused before anything is stopped', () => {
   it('refuses an instance whose profile shelving.instanceProfiles does not name (none by default)', async () => {
     const local = await start();
     const [instanceId = ''] = await launchWithDataVolume(local, 1, { instanceProfile: PROFILE });
 
-    const answer = await shelvingRequest(local, 'shelve.json', {
-      instanceIds: [instanceId],
-      tenant: 'tenant-a',
-    });
-    await local.settleFor(5 * MINUTE);
-
-    expect(answer.result.results).toEqual([
-      {
-        id: instanceId,
-        ok: false,
-        error: {
-          code: 'InstanceProfileNotAllowed',
-          message: expect.stringContaining(
-            `instance profile ${PROFILE} is not in shelving.instanceProfiles (none)`,
-          ),
-        },
-      },
-    ]);
+    expect(await shelveOne(local, instanceId)).toEqual(
+      refused(
+        instanceId,
+        'InstanceProfileNotAllowed',
+        `instance profile ${PROFILE} is not in shelving.instanceProfiles (none)`,
+      ),
+    );
     expect(untouched(local, instanceId)).toBe(true);
     expect(local.iam.stats().denied).toBe(0);
   });
@@ -71,22 +75,9 @@ describe('a Shelve no relaunch could serve is refused before anything is stopped
     local.ec2.registerImage({ name: 'stranger', rootSizeGiB: 8, ownerId: '210987654321' });
     const [instanceId = ''] = await launchWithDataVolume(local, 1);
 
-    const answer = await shelvingRequest(local, 'shelve.json', {
-      instanceIds: [instanceId],
-      tenant: 'tenant-a',
-    });
-    await local.settleFor(5 * MINUTE);
-
-    expect(answer.result.results).toEqual([
-      {
-        id: instanceId,
-        ok: false,
-        error: {
-          code: 'ImageOwnerNotAllowed',
-          message: expect.stringContaining('shelving.allowedImageOwners (self, amazon)'),
-        },
-      },
-    ]);
+    expect(await shelveOne(local, instanceId)).toEqual(
+      refused(instanceId, 'ImageOwnerNotAllowed', 'shelving.allowedImageOwners (self, amazon)'),
+    );
     expect(untouched(local, instanceId)).toBe(true);
   });
 });

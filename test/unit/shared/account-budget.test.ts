@@ -173,15 +173,18 @@ const steppingClock = (): Clock => {
   };
 };
 
+/** The shared budget at `share`, on `store` and `clock`. */
+const budgetAt = (
+  share: number,
+  store: BudgetStore,
+  clock: Clock,
+  extra: Partial<ConstructorParameters<typeof AccountBudget>[0]> = {},
+) => new AccountBudget({ store, clock, random: Math.random, share: { share, pool: 'shared' }, ...extra });
+
 describe('AccountBudget', () => {
   it('never lets the share of a bucket go below zero at the moment a call is made', async () => {
     const clock = steppingClock();
-    const budget = new AccountBudget({
-      store: new CountingStore(),
-      clock,
-      random: Math.random,
-      share: { share: 0.1, pool: 'shared' },
-    });
+    const budget = budgetAt(0.1, new CountingStore(), clock);
     const sends: number[] = [];
     for (let call = 0; call < 30; call++) {
       await budget.acquire('AttachVolume', {});
@@ -198,12 +201,7 @@ describe('AccountBudget', () => {
   it('spends leased tokens without a store write, within the lease', async () => {
     const clock = steppingClock();
     const store = new CountingStore();
-    const budget = new AccountBudget({
-      store,
-      clock,
-      random: Math.random,
-      share: { share: 1, pool: 'shared' },
-    });
+    const budget = budgetAt(1, store, clock);
 
     for (let call = 0; call < 20; call++) await budget.acquire('DescribeHosts', {});
     expect(store.writes).toBe(1);
@@ -216,12 +214,7 @@ describe('AccountBudget', () => {
   it('meters the instances of StartInstances separately from its requests', async () => {
     const clock = steppingClock();
     const store = new CountingStore();
-    const budget = new AccountBudget({
-      store,
-      clock,
-      random: Math.random,
-      share: { share: 1, pool: 'shared' },
-    });
+    const budget = budgetAt(1, store, clock);
 
     await budget.acquire('StartInstances', { InstanceIds: Array.from({ length: 1000 }, (_, i) => `i-${i}`) });
     expect(clock.now()).toBe(NOW);
@@ -232,12 +225,7 @@ describe('AccountBudget', () => {
 
   it('counts what it reserved in what it says a round may hand out', async () => {
     const clock = steppingClock();
-    const budget = new AccountBudget({
-      store: new CountingStore(),
-      clock,
-      random: Math.random,
-      share: { share: 0.1, pool: 'shared' },
-    });
+    const budget = budgetAt(0.1, new CountingStore(), clock);
 
     expect(budget.admissible('AttachVolume', 0)).toBe(5);
     for (let call = 0; call < 5; call++) await budget.acquire('AttachVolume', {});
@@ -249,13 +237,7 @@ describe('AccountBudget', () => {
     const store = new CountingStore();
     store.failing = true;
     const failures: unknown[] = [];
-    const budget = new AccountBudget({
-      store,
-      clock,
-      random: Math.random,
-      share: { share: 0.1, pool: 'shared' },
-      onStoreFailure: (error) => failures.push(error),
-    });
+    const budget = budgetAt(0.1, store, clock, { onStoreFailure: (error) => failures.push(error) });
 
     for (let call = 0; call < 6; call++) await budget.acquire('DescribeHosts', {});
 
