@@ -15,6 +15,12 @@ import { ec2Latencies } from '../local/latency';
  * best rate: a lower bound of the real one.
  */
 export const LAZY_LOAD_MIB_PER_SECOND = 300;
+/**
+ * The slowest provisioned rate (CreateVolume `VolumeInitializationRate`: "Valid range: 100 - 300
+ * MiB/s"), reported next to the fastest: with the default rate unpublished, the pair shows how
+ * much of the snapshot path's time is initialization.
+ */
+export const SLOWEST_PROVISIONED_MIB_PER_SECOND = 100;
 /** The simulator's latencies are in milliseconds, the bounds in seconds. */
 const seconds = (ms: number): number => ms / 1000;
 

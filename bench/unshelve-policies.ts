@@ -19,7 +19,7 @@ import { REPLACEMENT_FOR_TAG } from '../functions/shelving/domain/tags';
 import type { ShelfRecord } from '../functions/shelving/domain/types';
 import { UNSHELVE_INSTANCES } from '../functions/shelving/handler';
 import { seededRandom } from '../local/ec2/ids';
-import { LAZY_LOAD_MIB_PER_SECOND } from './unshelve-bounds';
+import { LAZY_LOAD_MIB_PER_SECOND, SLOWEST_PROVISIONED_MIB_PER_SECOND } from './unshelve-bounds';
 import { type Fleet, MINUTE, outsideClient, recordStore, UNSHELVE_SHARE } from './unshelve-fleet';
 
 const INSTANCE_UNSHELVED = 'Instance Unshelved';
@@ -189,13 +189,19 @@ export const runNaive = async (fleet: Fleet): Promise<ReadyTimes> => {
   return ready;
 };
 
-export const lazyLoadPenaltySeconds = (record: ShelfRecord): number =>
-  Math.max(...record.volumes.map((volume) => (volume.sizeGiB * 1024) / LAZY_LOAD_MIB_PER_SECOND));
+export const lazyLoadPenaltySeconds = (
+  record: ShelfRecord,
+  mibPerSecond = LAZY_LOAD_MIB_PER_SECOND,
+): number => Math.max(...record.volumes.map((volume) => (volume.sizeGiB * 1024) / mibPerSecond));
 
-/** What snapshot-restore measures per record: running with its volumes, and also initialized. */
+/**
+ * What snapshot-restore measures per record: running with its volumes, and also initialized at
+ * the fastest and at the slowest provisioned initialization rate.
+ */
 export interface RestoreTimes {
   readonly running: ReadyTimes;
   readonly hydrated: ReadyTimes;
+  readonly hydratedSlowest: ReadyTimes;
 }
 
 /**
@@ -251,14 +257,21 @@ export const runSnapshotRestore = async (fleet: Fleet, scope: 'all' | 'offloaded
   const byRecord = new Map(
     [...watched].map(([instanceId, entry]) => [entry.record.recordId, { instanceId, ...entry }]),
   );
-  const timesOf = (hydrate: boolean): ReadyTimes =>
+  const timesOf = (mibPerSecond: number | undefined): ReadyTimes =>
     new Map(
       all.map((recordId) => {
         const entry = byRecord.get(recordId);
         if (!entry) return [recordId, Number.NaN];
-        const penalty = hydrate && entry.fromSnapshots ? lazyLoadPenaltySeconds(entry.record) : 0;
+        const penalty =
+          mibPerSecond !== undefined && entry.fromSnapshots
+            ? lazyLoadPenaltySeconds(entry.record, mibPerSecond)
+            : 0;
         return [recordId, seconds(entry.instanceId) + penalty];
       }),
     );
-  return { running: timesOf(false), hydrated: timesOf(true) };
+  return {
+    running: timesOf(undefined),
+    hydrated: timesOf(LAZY_LOAD_MIB_PER_SECOND),
+    hydratedSlowest: timesOf(SLOWEST_PROVISIONED_MIB_PER_SECOND),
+  };
 };

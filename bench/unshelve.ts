@@ -6,6 +6,7 @@ import {
   inPlaceBound,
   LAZY_LOAD_MIB_PER_SECOND,
   reattachBound,
+  SLOWEST_PROVISIONED_MIB_PER_SECOND,
   snapshotBound,
   type UnshelveBound,
 } from './unshelve-bounds';
@@ -77,6 +78,29 @@ const throttledByApi = (
     }),
   );
 
+/** Reads are Describe*, Get* and List*; every other EC2 call changes something. */
+const isMutating = (api: string): boolean => !/^(Describe|Get|List)/.test(api);
+
+/**
+ * The mutating calls of the run, per API (`calls_<Api>`) and in total: issue 19 aims at three per
+ * instance on the in-place path (launch, data attach, replace).
+ */
+const mutatingByApi = (
+  before: Readonly<Record<string, { readonly calls: number }>>,
+  after: Readonly<Record<string, { readonly calls: number }>>,
+): { total: number; metrics: Metrics } => {
+  let total = 0;
+  const metrics = Object.fromEntries(
+    Object.entries(after).flatMap(([api, stats]) => {
+      const calls = stats.calls - (before[api]?.calls ?? 0);
+      if (calls <= 0 || !isMutating(api)) return [];
+      total += calls;
+      return [[`calls_${api}`, calls]];
+    }),
+  );
+  return { total, metrics };
+};
+
 const readyMetrics = (ready: ReadyTimes, prefix = ''): Metrics => {
   const times = [...ready.values()];
   const failed = times.filter((time) => Number.isNaN(time)).length;
@@ -104,7 +128,9 @@ const measure = async <T>(
     const apisBefore = fleet.simulator.stats();
     const outcome = await run(fleet);
     const after = statsTotals(fleet);
-    const byApi = throttledByApi(apisBefore, fleet.simulator.stats());
+    const apisAfter = fleet.simulator.stats();
+    const byApi = throttledByApi(apisBefore, apisAfter);
+    const mutating = mutatingByApi(apisBefore, apisAfter);
     const times = ready(outcome);
     const calls = after.calls - before.calls;
     const metrics = readyMetrics(times);
@@ -114,6 +140,8 @@ const measure = async <T>(
       ...extra(outcome),
       api_calls: calls,
       api_calls_per_instance: round(calls / times.size),
+      mutating_calls_per_instance: round(mutating.total / times.size),
+      ...mutating.metrics,
       throttled: after.throttled - before.throttled,
       ...byApi,
       bound_s: round(bound.boundSeconds),
@@ -256,7 +284,10 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
               withoutWarmboot((fleet) => runSnapshotRestore(fleet, scope)),
               (times) => times.hydrated,
               scope === 'all' ? snapshotBound(count, 0, largest) : snapshotBound(fast, count - fast, largest),
-              (times) => readyMetrics(times.running, 'running_'),
+              (times) => ({
+                ...readyMetrics(times.running, 'running_'),
+                ...readyMetrics(times.hydratedSlowest, `at_${SLOWEST_PROVISIONED_MIB_PER_SECOND}_mibps_`),
+              }),
             );
         }
       });
@@ -273,7 +304,7 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
     'warmboot: the deployed shelving function on the local cloud, one Unshelve Instances request on the request bus (PutEvents, bus policy and IAM evaluated), then only its EC2 state-change events and 1-minute schedule; every call it makes evaluated against its synthesized role; ready = its Instance Unshelved fact; api_calls counted up to the minute after the last fact (cleanup included)',
     'baselines: the same fleet shelved by the deployed function, which is then removed; their EC2 calls are an outside principal the local cloud does not evaluate IAM for',
     'ratio_to_bound = all_ready_s / bound_s; causal_bound_s: the least any client needs, also counting that an attach needs a launched replacement, a root attach a detached fresh root and a start its root (data volumes may attach after the start)',
-    `snapshot-restore all_ready_s = running + initialization of the largest restored volume at ${LAZY_LOAD_MIB_PER_SECOND} MiB/s (EBS provisioned initialization rate maximum; the default rate is not published and fluctuates); running_all_ready_s without it; offloaded only: stopped instances are started, not restored`,
+    `snapshot-restore all_ready_s = running + initialization of the largest restored volume at ${LAZY_LOAD_MIB_PER_SECOND} MiB/s (EBS provisioned initialization rate maximum; the default rate is not published and fluctuates); at_${SLOWEST_PROVISIONED_MIB_PER_SECOND}_mibps_all_ready_s at the slowest provisioned rate; running_all_ready_s without initialization; offloaded only: stopped instances are started, not restored`,
     'naive: one instance per call, all workflows at once, no client pacing, 5 s polling per instance, backoff on throttle',
   );
   return {

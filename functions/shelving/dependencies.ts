@@ -4,6 +4,7 @@ import { dynamoPoolStore } from '../pools/adapters/store';
 import { type FactPublisher, factPublisher } from '../shared/adapters/facts';
 import type { ClientsWith } from '../shared/aws-clients';
 import type { Clock } from '../shared/clock';
+import type { Deadline } from '../shared/deadline';
 import type { Runtime } from '../shared/runtime';
 import { type ShelvingEc2, sdkShelvingEc2 } from './adapters/ec2';
 import { dynamoShelfStore, type ShelfStore } from './adapters/store';
@@ -18,6 +19,11 @@ export interface ShelvingDependencies {
   readonly facts: FactPublisher;
   readonly clock: Clock;
   readonly settings: ShelvingSettings;
+  /**
+   * How long the invocation may keep following its records (rounds.ts); absent: only the
+   * follow limits bound it (tests and scripts).
+   */
+  readonly deadline?: Deadline;
   /** The pools whose running members may serve an unshelve (`unshelveFromPools`); absent otherwise. */
   readonly pools?: PoolAccess;
   /** Called for every fact published (metrics); optional. */
@@ -41,12 +47,14 @@ const recordFactMetrics = (runtime: Runtime<ClientsWith<'ec2'>>) => (fact: Shelv
 export const shelvingDependencies = (
   runtime: Runtime<ClientsWith<'ec2'>>,
   config: ShelvingConfig,
+  deadline?: Deadline,
 ): ShelvingDependencies => ({
   ec2: sdkShelvingEc2(runtime.clients.ec2),
   store: dynamoShelfStore(runtime.clients.documents, config.tables.shelf),
   facts: factPublisher(runtime),
   clock: runtime.clock,
   settings: config.settings,
+  ...(deadline ? { deadline } : {}),
   ...(config.tables.pools !== undefined
     ? {
         pools: {

@@ -1,6 +1,7 @@
 import { EC2_STATE_CHANGE, SCHEDULED_EVENT, WARMBOOT } from '../catalog';
 import type { ClientsWith } from '../shared/aws-clients';
 import type { Caller } from '../shared/caller';
+import { InvocationDeadline } from '../shared/deadline';
 import { EventRegistry, route } from '../shared/event-registry';
 import { createLambdaHandler } from '../shared/lambda';
 import type { ItemResult } from '../shared/results';
@@ -77,8 +78,13 @@ export const createShelvingRegistry = (deps: ShelvingDependencies): EventRegistr
   ]);
 };
 
-export const createShelvingHandler = (runtime: Runtime<ClientsWith<'ec2'>>) =>
-  createLambdaHandler(
-    createShelvingRegistry(shelvingDependencies(runtime, loadShelvingConfig(runtime.env))),
+export const createShelvingHandler = (runtime: Runtime<ClientsWith<'ec2'>>) => {
+  // A request or schedule invocation follows its records until they settle, ending before the
+  // Lambda timeout (application/rounds.ts).
+  const deadline = new InvocationDeadline(runtime.clock);
+  return createLambdaHandler(
+    createShelvingRegistry(shelvingDependencies(runtime, loadShelvingConfig(runtime.env), deadline)),
     runtime,
+    { deadline },
   );
+};

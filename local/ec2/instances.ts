@@ -1013,16 +1013,19 @@ export const modifyInstanceAttribute = (
     requireStopped(instance);
     instance.userData = modifiedUserData(input.UserData.Value);
   }
-  for (const mapping of input.BlockDeviceMappings ?? []) {
-    const volume = attachedVolumes(ctx, instance.instanceId).find(
+  // Every device of the list is checked before any changes: a refused request changes nothing.
+  const mapped = (input.BlockDeviceMappings ?? []).map((mapping) => {
+    const attachment = attachedVolumes(ctx, instance.instanceId).find(
       (candidate) => candidate.attachment?.device === mapping.DeviceName,
-    );
-    if (!volume?.attachment)
+    )?.attachment;
+    if (!attachment)
       throw invalidParameterValue(
         `The device '${mapping.DeviceName}' is not attached to ${instance.instanceId}`,
       );
-    if (mapping.Ebs?.DeleteOnTermination !== undefined)
-      volume.attachment.deleteOnTermination = mapping.Ebs.DeleteOnTermination;
+    return { attachment, deleteOnTermination: mapping.Ebs?.DeleteOnTermination };
+  });
+  for (const { attachment, deleteOnTermination } of mapped) {
+    if (deleteOnTermination !== undefined) attachment.deleteOnTermination = deleteOnTermination;
   }
   return {};
 };

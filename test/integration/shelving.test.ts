@@ -238,6 +238,17 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     ).toEqual([]);
   });
 
+  it('answers Unshelve with the instance back in place: the request follows its record instead of waiting for queued state-change events', async () => {
+    const local = await start();
+    const recordId = await offloadedRecord(local, 2 * MINUTE);
+
+    const answer = await request(local, 'unshelve.json', { recordIds: [recordId] });
+
+    expect(answer).toMatchObject({ status: 'handled', result: { results: [{ id: recordId, ok: true }] } });
+    const [record] = await load(local, [recordId]);
+    expect(record).toMatchObject({ step: 'unshelved', unshelve: { path: 'in-place' } });
+  });
+
   it('takes the stopped swap for an instance with user data, and says why in the record', async () => {
     const local = await start();
     const [instanceId = ''] = await launchWithDataVolume(local, 1, { userData: 'IyEvYmluL3NoCmVjaG8gaGkK' });
@@ -334,14 +345,22 @@ describe('shelve, offload, unshelve on the local cloud', () => {
     const recordId = await slowPathRecord(local);
     local.startSchedules();
 
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    const [first] = replacementsFor(local, recordId);
-    expect(first?.state).toBe('pending');
-    await local.run(() =>
-      local
+    // The request's invocation follows its record: the first replacement is terminated while it
+    // is still pending, under that invocation.
+    const first = await local.run(async () => {
+      const answer = request(local, 'unshelve.json', { recordIds: [recordId] });
+      let launched = replacementsFor(local, recordId)[0];
+      while (launched === undefined) {
+        await local.settleFor(250);
+        launched = replacementsFor(local, recordId)[0];
+      }
+      expect(launched.state).toBe('pending');
+      await local
         .runtime('shelving')
-        .clients.ec2.send(new TerminateInstancesCommand({ InstanceIds: [first?.instanceId ?? ''] })),
-    );
+        .clients.ec2.send(new TerminateInstancesCommand({ InstanceIds: [launched.instanceId] }));
+      await answer;
+      return launched;
+    });
     await local.settleFor(10 * MINUTE);
 
     const [record] = await load(local, [recordId]);
@@ -1142,13 +1161,17 @@ describe('shelving volumes encrypted with a customer managed KMS key (R4)', () =
     const rootId = shelved?.volumes.find((volume) => volume.root)?.volumeId ?? '';
     await request(local, 'offload.json', { recordIds: [recordId] });
     await local.settleFor(5 * MINUTE);
-    // The key goes away once the retained root is on the stopped replacement, before its start.
-    await request(local, 'unshelve.json', { recordIds: [recordId] });
-    for (let second = 0; second < 600; second += 1) {
-      if (local.ec2.volume(rootId)?.attachment?.state === 'attached') break;
-      await local.settleFor(1_000);
-    }
-    local.kms.setKeyState(KEY_ARN, 'Disabled');
+    // The key goes away once the retained root is on the stopped replacement, before its start
+    // (while the request's invocation still follows the record).
+    await local.run(async () => {
+      const answer = request(local, 'unshelve.json', { recordIds: [recordId] });
+      for (let tick = 0; tick < 2_400; tick += 1) {
+        if (local.ec2.volume(rootId)?.attachment?.state === 'attached') break;
+        await local.settleFor(250);
+      }
+      local.kms.setKeyState(KEY_ARN, 'Disabled');
+      await answer;
+    });
     await local.settleFor(10 * MINUTE);
     const [refused] = await load(local, [recordId]);
     expect(refused).toMatchObject({ step: 'failed', error: { code: 'EncryptionKeyUnusable' } });

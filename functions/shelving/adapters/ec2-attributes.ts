@@ -21,15 +21,17 @@ export const attributeChanges = (
   };
   return {
     async setDeleteOnTermination(instanceId, devices) {
-      // One ModifyInstanceAttribute per device: the API changes one attribute per call.
-      for (const device of devices) {
-        await modify({
-          InstanceId: instanceId,
-          BlockDeviceMappings: [
-            { DeviceName: device.deviceName, Ebs: { DeleteOnTermination: device.deleteOnTermination } },
-          ],
-        });
-      }
+      if (devices.length === 0) return;
+      // One call for every device: the API changes one attribute per call, and the block device
+      // mapping is one attribute whose value is a list (API_ModifyInstanceAttribute,
+      // BlockDeviceMappings: "Array of InstanceBlockDeviceMappingSpecification objects").
+      await modify({
+        InstanceId: instanceId,
+        BlockDeviceMappings: devices.map((device) => ({
+          DeviceName: device.deviceName,
+          Ebs: { DeleteOnTermination: device.deleteOnTermination },
+        })),
+      });
     },
     async setUserData(instanceId, userData) {
       // The raw bytes: the SDK encodes this blob on the wire.

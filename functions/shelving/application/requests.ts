@@ -30,7 +30,7 @@ import {
 } from '../domain/types';
 import type { OffloadInstancesDetail, ShelveInstancesDetail, UnshelveInstancesDetail } from '../schemas';
 import { describeForShelve } from './reads';
-import type { RoundRunner } from './rounds';
+import { FOLLOW_MS, type RoundRunner } from './rounds';
 
 /**
  * The operator requests: Shelve, Offload and Unshelve Instances, each idempotent on its own event
@@ -185,7 +185,8 @@ export const shelveInstances = async (
   // A handling that died after creating records may have left them before their first round:
   // its retry finishes them (the reconcile would too, a schedule period later).
   const unfinished = await unfinishedShelves(deps, results, created);
-  if (created.length + unfinished.length > 0) await rounds.advance([...created, ...unfinished]);
+  if (created.length + unfinished.length > 0)
+    await rounds.advance([...created, ...unfinished], { followForMs: FOLLOW_MS.request });
   return results;
 };
 
@@ -457,6 +458,6 @@ const move = async (
     );
   }
   const toAdvance = [...moved, ...resumed];
-  if (toAdvance.length > 0) await rounds.advance(toAdvance);
+  if (toAdvance.length > 0) await rounds.advance(toAdvance, { followForMs: FOLLOW_MS.request });
   return results;
 };

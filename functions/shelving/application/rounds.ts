@@ -2,6 +2,7 @@ import { itemErrorOf } from '../../shared/results';
 import type { ShelvingDependencies } from '../dependencies';
 import { ATTACH_STEPS, byAttachPriority } from '../domain/bulk';
 import { nextStep } from '../domain/saga';
+import { POLL_MS } from '../domain/saga/decisions';
 import type { Observation, ShelfRecord } from '../domain/types';
 import { changesRecord, writeDecision } from './decisions';
 import { type DeletionResult, finishDeletion } from './deletion';
@@ -13,6 +14,29 @@ import type { RecordProgress, RoundSummary, Work } from './progress';
 const MAX_ROUNDS_PER_INVOCATION = 12;
 /** A record due again within this long is waited for inside the invocation. */
 const SHORT_WAIT_MS = 10_000;
+/**
+ * How long a request or schedule invocation keeps following the records it advanced. Their EC2
+ * state-change events reach shelving through its batched event queue, and Lambda may wait up to
+ * 20 s to invoke a queue with a batching window at low traffic (Lambda DG, "Using Lambda with
+ * Amazon SQS"): waiting for them would add that to every launch, stop and start of an unshelve
+ * (issue 19 measured 52.6 s → 71.0 s for one in place). Following, the invocation looks at its
+ * moving records every FOLLOW_TICK_MS with one observation for all of them. The schedule's
+ * follow ends before its next tick, so two reconciles do not follow the same records.
+ */
+export const FOLLOW_MS = { request: 120_000, schedule: 45_000 } as const;
+/** How often a following invocation looks at records waiting on an EC2 transition. */
+const FOLLOW_TICK_MS = 2_000;
+/**
+ * A record the saga wants to look at again within this long is moving (waiting on EC2: a launch,
+ * a stop, a start); one due later waits on a timer (an offload, a full host) and is not followed.
+ */
+const MOVING_WITHIN_MS = POLL_MS;
+/** Kept from the invocation's deadline for the last round's calls and writes. */
+const FOLLOW_RESERVE_MS = 15_000;
+/** However short the waits, a following invocation stops after this many rounds. */
+const MAX_FOLLOWED_ROUNDS = 200;
+/** A following round that acted on nothing is not repeated sooner than this (no busy loop). */
+const MIN_FOLLOW_PAUSE_MS = 500;
 /** A round hands out the AttachVolume calls the pacer admits within this long; the rest wait a round. */
 const ATTACH_HORIZON_MS = 3_000;
 /**
@@ -22,6 +46,10 @@ const ATTACH_HORIZON_MS = 3_000;
 const MAX_TRANSITIONS_PER_ROUND = 6;
 
 const NOTHING_DONE: RoundSummary = { records: [], throttled: 0, acted: 0 };
+
+/** A record still waiting on EC2 (see MOVING_WITHIN_MS), not finished or resting on a timer. */
+const isMoving = (entry: RecordProgress, now: number): boolean =>
+  entry.recheckAt !== undefined && entry.recheckAt !== null && entry.recheckAt <= now + MOVING_WITHIN_MS;
 
 /**
  * The shelving round: loads records, observes EC2 once for all of them, asks the pure saga what
@@ -50,7 +78,10 @@ export class RoundRunner {
   /** The schedule: every record whose time has come (lost events, offload timers, retries). */
   async reconcile(): Promise<RoundSummary> {
     const due = await this.#deps.store.due(this.#deps.clock.now(), this.#deps.settings.reconcileBatch);
-    const summary = await this.advance(due.filter((record) => record.step !== 'deleting'));
+    const summary = await this.advance(
+      due.filter((record) => record.step !== 'deleting'),
+      { followForMs: FOLLOW_MS.schedule },
+    );
     const deletions: RecordProgress[] = [];
     for (const record of due.filter((candidate) => candidate.step === 'deleting')) {
       // A deletion whose handling died: finish it, or put the record back to rest.
@@ -74,29 +105,56 @@ export class RoundRunner {
   /**
    * Rounds back to back (each waiting for its actions) while the records keep getting actions:
    * calls whose effect is visible at once (tags, DeleteOnTermination, attach) chain within one
-   * invocation; a record that waits for an EC2 transition resumes on its state-change event.
+   * invocation. Without `followForMs` a record that waits for an EC2 transition resumes on its
+   * state-change event; with it (a request, the schedule) the invocation keeps looking at its
+   * moving records until they settle, the time is up or the invocation's deadline nears.
    */
-  async advance(records: readonly ShelfRecord[]): Promise<RoundSummary> {
+  async advance(
+    records: readonly ShelfRecord[],
+    options: { readonly followForMs?: number } = {},
+  ): Promise<RoundSummary> {
     const { clock, store } = this.#deps;
+    const followUntil = clock.now() + (options.followForMs ?? 0);
+    const following = (options.followForMs ?? 0) > 0;
     let summary = await this.#round(records);
     const progress = new Map(summary.records.map((entry) => [entry.recordId, entry]));
     let throttled = summary.throttled;
-    for (let pass = 1; pass < MAX_ROUNDS_PER_INVOCATION; pass++) {
-      if (summary.acted === 0) {
-        // Volume attach and detach finish in seconds and send no event: wait for them here.
-        const now = clock.now();
-        const soonest = Math.min(
-          ...summary.records.map((entry) => entry.recheckAt ?? Number.POSITIVE_INFINITY),
-        );
-        if (!(soonest <= now + SHORT_WAIT_MS)) break;
-        await clock.sleep(Math.max(0, soonest - now));
+    let next: readonly string[] = records.map((record) => record.recordId);
+    const maxRounds = following ? MAX_FOLLOWED_ROUNDS : MAX_ROUNDS_PER_INVOCATION;
+    for (let pass = 1; pass < maxRounds; pass++) {
+      const now = clock.now();
+      if (following) {
+        next = [...progress.values()].filter((entry) => isMoving(entry, now)).map((entry) => entry.recordId);
+        if (next.length === 0) break;
       }
-      const fresh = await store.getMany(records.map((record) => record.recordId));
+      const waitMs = summary.acted > 0 ? 0 : this.#pauseBefore(summary, now, following);
+      if (waitMs === undefined) break;
+      if (following && !this.#mayFollow(now + waitMs, followUntil)) break;
+      // Volume attach and detach finish in seconds and send no event: wait for them here.
+      if (waitMs > 0) await clock.sleep(waitMs);
+      const fresh = await store.getMany(next);
       summary = await this.#round(fresh);
       throttled += summary.throttled;
       for (const entry of summary.records) progress.set(entry.recordId, entry);
     }
     return { records: [...progress.values()], throttled, acted: summary.acted };
+  }
+
+  /** How long to wait before the next round, or undefined when no record is worth waiting for here. */
+  #pauseBefore(summary: RoundSummary, now: number, following: boolean): number | undefined {
+    const soonest = Math.min(...summary.records.map((entry) => entry.recheckAt ?? Number.POSITIVE_INFINITY));
+    if (soonest <= now + SHORT_WAIT_MS) {
+      return Math.max(following ? MIN_FOLLOW_PAUSE_MS : 0, soonest - now);
+    }
+    if (following && summary.records.some((entry) => isMoving(entry, now))) return FOLLOW_TICK_MS;
+    return undefined;
+  }
+
+  /** Whether a following invocation may start a round at `at`: within its follow time and deadline. */
+  #mayFollow(at: number, followUntil: number): boolean {
+    if (at > followUntil) return false;
+    const remaining = this.#deps.deadline?.remainingMs() ?? Number.POSITIVE_INFINITY;
+    return remaining - (at - this.#deps.clock.now()) > FOLLOW_RESERVE_MS;
   }
 
   /**

@@ -123,6 +123,11 @@ export const fastLaunchRequest = (
     ...groupPlacement(record),
   };
   const privateIpAddress = batch.size === 1 ? launchPrivateIp(record, keepPrivateIp) : undefined;
+  // A launch of one record carries what replacementTagging would add (the recorded tags and the
+  // record link, on the instance and its fresh root), as the slow path's launch does: no CreateTags
+  // follows. A batch of several shares one TagSpecifications, so its instances are tagged after.
+  const own: Record<string, string> =
+    batch.size === 1 ? { ...record.tags, [REPLACEMENT_FOR_TAG]: record.recordId } : {};
   return {
     clientToken: batch.batchId,
     imageId: config.imageId,
@@ -147,11 +152,13 @@ export const fastLaunchRequest = (
         .sort((a, b) => a.deviceName.localeCompare(b.deviceName)),
     ],
     instanceTags: {
+      ...own,
       [OPT_IN_TAG.shelving]: OPTED_IN,
       [TENANT_TAG]: record.tenant,
       [REPLACEMENT_BATCH_TAG]: batch.batchId,
     },
     volumeTags: {
+      ...own,
       [OPT_IN_TAG.shelving]: OPTED_IN,
       [REPLACEMENT_ROOT_TAG]: 'true',
       [REPLACEMENT_BATCH_TAG]: batch.batchId,

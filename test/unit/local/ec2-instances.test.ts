@@ -185,6 +185,40 @@ describe('EC2 instance lifecycle', () => {
     expect(stateChanges(cloud, instanceId).slice(-2)).toEqual(['shutting-down', 'terminated']);
   });
 
+  it('ModifyInstanceAttribute sets DeleteOnTermination of several devices in one call, and of none when one is not attached', async () => {
+    const cloud = await createCloud();
+    const instanceId = await launch(cloud, {
+      BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: false } }],
+    });
+    await cloud.settle();
+    const flags = () =>
+      ['/dev/xvda', '/dev/sdf'].map(
+        (device) =>
+          cloud.ec2.volumes().find((volume) => volume.attachment?.device === device)?.attachment
+            ?.deleteOnTermination,
+      );
+    const modify = (devices: readonly string[], deleteOnTermination: boolean) =>
+      cloud.run(() =>
+        cloud.ec2Client.send(
+          new ModifyInstanceAttributeCommand({
+            InstanceId: instanceId,
+            BlockDeviceMappings: devices.map((DeviceName) => ({
+              DeviceName,
+              Ebs: { DeleteOnTermination: deleteOnTermination },
+            })),
+          }),
+        ),
+      );
+
+    await modify(['/dev/xvda', '/dev/sdf'], false);
+    expect(flags()).toEqual([false, false]);
+
+    await expect(modify(['/dev/sdf', '/dev/sdg'], true)).rejects.toMatchObject({
+      name: 'InvalidParameterValue',
+    });
+    expect(flags()).toEqual([false, false]);
+  });
+
   it('terminating a terminated instance is a no-op', async () => {
     const cloud = await createCloud();
     const instanceId = await launch(cloud);

@@ -29,6 +29,20 @@ describe('planLaunchBatches', () => {
     expect(plan.batches[0]?.request.volumeTags).toMatchObject({ 'warmboot:replacement-root': 'true' });
   });
 
+  it('launches a batch of one with its recorded tags and record link on the instance and its fresh root, so no CreateTags follows', () => {
+    const [only] = many(1, { tags: { Name: 'web-1', team: 'blue' } });
+    const plan = planLaunchBatches(only ? [only] : [], new Map(), 100);
+    const link = { Name: 'web-1', team: 'blue', 'warmboot:replacement-for': only?.recordId };
+
+    expect(plan.batches[0]?.request.instanceTags).toMatchObject(link);
+    expect(plan.batches[0]?.request.volumeTags).toMatchObject({
+      ...link,
+      'warmboot:replacement-root': 'true',
+    });
+    const shared = planLaunchBatches(many(2), new Map(), 100).batches[0]?.request;
+    expect(shared?.instanceTags['warmboot:replacement-for']).toBeUndefined();
+  });
+
   it('puts records on their Dedicated Host while it has room, then follows affinity', () => {
     const config = { ...record().config, tenancy: 'host' as const, hostId: 'h-0123456789abcdef0' };
     const hostBound = many(3, { config: { ...config, affinity: 'host' } });

@@ -30,10 +30,11 @@ import { replacementReady } from './unshelve';
 
 /**
  * How often a running replace-root-volume task is looked at. It sends no event and takes about
- * 20 s (a reboot onto the new root), so the round waits for it in-process; a tighter poll would
- * spend the invocation's rounds on describes (application/rounds.ts).
+ * 20 s (a reboot onto the new root), so the invocation waits for it in-process
+ * (application/rounds.ts); every poll is one DescribeReplaceRootVolumeTasks for all the records
+ * replacing a root, so a short poll costs little and the instance is handed back sooner.
  */
-const ROOT_REPLACEMENT_POLL_MS = 5_000;
+const ROOT_REPLACEMENT_POLL_MS = 2_000;
 
 /** Bare-metal sizes EC2 cannot replace the root of (user guide: only virtualized and Mac metal). */
 const isUnsupportedMetal = (instanceType: string): boolean => {

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { FOLLOW_MS, RoundRunner } from '../../../functions/shelving/application/rounds';
+import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
+import { countingEc2, instance, NOW, record, shelvingOnClock, volume } from './fakes';
+
+/**
+ * A request or the schedule follows its records while EC2 moves them (their state-change events
+ * come through the batched queue, up to 20 s late); an event's own handling does not, and no
+ * following outlives the invocation's deadline.
+ */
+
+/** An instance that stays `stopping` whatever the round does, its volumes attached to it. */
+const stuckStopping = (): ShelvingEc2 & { calls: string[] } => {
+  const counting = countingEc2();
+  return new Proxy(counting, {
+    get(target, property) {
+      if (property === 'describeInstances') {
+        return async () => {
+          target.calls.push('describeInstances');
+          return [instance({ state: 'stopping' })];
+        };
+      }
+      if (property === 'describeVolumes') {
+        return async () => [
+          volume('vol-0000000000000000a', { tags: { 'warmboot:shelved': record().recordId } }),
+          volume('vol-0000000000000000b', { tags: { 'warmboot:shelved': record().recordId } }),
+        ];
+      }
+      return Reflect.get(target, property);
+    },
+  });
+};
+
+const stopping = record({ step: 'shelve.stop', nextDueAt: NOW });
+
+const onClock = (endsInMs: number) => {
+  const ec2 = stuckStopping();
+  const { deps, store, clock } = shelvingOnClock(ec2);
+  const deadline = { remainingMs: () => NOW + endsInMs - clock.at };
+  return { ec2, store, clock, rounds: new RoundRunner({ ...deps, deadline }) };
+};
+
+describe('following records within an invocation', () => {
+  it('looks again every few seconds while a record waits on EC2, until its follow time is up', async () => {
+    const { ec2, store, clock, rounds } = onClock(170_000);
+    await store.create(stopping);
+
+    const summary = await rounds.advance([stopping], { followForMs: FOLLOW_MS.schedule });
+
+    expect(summary.records[0]).toMatchObject({ step: 'shelve.stop', reason: 'instance is stopping' });
+    const looks = ec2.calls.filter((call) => call === 'describeInstances').length;
+    expect(looks).toBeGreaterThan(10);
+    expect(clock.at - NOW).toBeLessThanOrEqual(FOLLOW_MS.schedule);
+  });
+
+  it('stops following while the invocation still has time for its last writes', async () => {
+    const { store, clock, rounds } = onClock(25_000);
+    await store.create(stopping);
+
+    await rounds.advance([stopping], { followForMs: FOLLOW_MS.request });
+
+    // 15 s are kept back from the deadline: at most 10 s of following.
+    expect(clock.at - NOW).toBeLessThanOrEqual(10_000);
+  });
+
+  it('leaves a record waiting on EC2 to its state-change event when not following', async () => {
+    const { ec2, store, clock, rounds } = onClock(170_000);
+    await store.create(stopping);
+
+    await rounds.advance([stopping]);
+
+    expect(ec2.calls.filter((call) => call === 'describeInstances')).toHaveLength(1);
+    expect(clock.at).toBe(NOW);
+  });
+});
