@@ -17,6 +17,8 @@ export interface FlagSpec {
   readonly description: string;
   /** Shown in the help; the scenario applies it when the flag is absent. */
   readonly default: string;
+  /** A switch: `--name` alone means `true` (the next argument is not its value); `--name=false` is allowed. */
+  readonly switch?: boolean;
 }
 
 export interface BenchArgs {
@@ -32,9 +34,9 @@ export interface BenchArgs {
 const COMMON_FLAGS = ['trace', 'json'] as const;
 
 /**
- * Splits argv into the scenario name and `--name value` / `--name=value` pairs. Flags are
- * checked against `allowedFlags(scenario)` so a typo fails loudly instead of silently using a
- * default.
+ * Splits argv into the scenario name and `--name value` / `--name=value` pairs (a switch needs
+ * no value). Flags are checked against `allowedFlags(scenario)` so a typo fails loudly instead of
+ * silently using a default.
  */
 export const parseArgs = (
   argv: readonly string[],
@@ -64,6 +66,8 @@ export const parseArgs = (
     let value: string | undefined;
     if (eq >= 0) {
       value = body.slice(eq + 1);
+    } else if (specs.some((spec) => spec.name === name && spec.switch)) {
+      value = 'true';
     } else {
       value = rest[i + 1];
       i++;
@@ -93,6 +97,17 @@ export const parseArgs = (
 /** A scenario flag's text as given, or its spec's default when the flag is absent. */
 export const flagText = (args: BenchArgs, spec: FlagSpec): string =>
   args.flags.get(spec.name) ?? spec.default;
+
+/** Reads a switch (`FlagSpec.switch`): absent → its default; `--name` → true; `--name=true|false`. */
+export const switchFlag = (args: BenchArgs, spec: FlagSpec): boolean => {
+  const text = flagText(args, spec);
+  if (text !== 'true' && text !== 'false') {
+    throw new BenchUsageError(
+      `--${spec.name} is a switch: give it alone or as --${spec.name}=true|false, got '${text}'`,
+    );
+  }
+  return text === 'true';
+};
 
 /** Reads a numeric scenario flag, or its spec's default; rejects non-numbers and out-of-range values. */
 export const numberFlag = (

@@ -2,6 +2,7 @@ import {
   type CacheEntry,
   type CachePolicy,
   type Fleet,
+  type FleetConfig,
   type Launch,
   type SimHost,
   spreadPick,
@@ -39,6 +40,32 @@ export const lruPolicy = (options: { readonly affinity?: boolean } = {}): CacheP
   admit: (launch, host, fleet, nowS) =>
     fleet.makeRoom(host, launch.sizeBytes, nowS, lruOrder(fleet, host, nowS)),
 });
+
+/**
+ * LFU with affinity: like `lru-affinity`, but at the budget it evicts the image used least often
+ * on this host since it was admitted (ties: least recently used). Counts restart when an image
+ * is admitted again, so an image that was popular long ago does not hold its place forever.
+ */
+export const lfuAffinityPolicy = (): CachePolicy => {
+  const uses = new Map<string, number>();
+  const key = (host: SimHost, image: string) => `${host.index}\u0000${image}`;
+  const usesOf = (host: SimHost, entry: CacheEntry) => uses.get(key(host, entry.image)) ?? 0;
+  return {
+    name: 'lfu-affinity',
+    place: (launch, candidates, _fleet, nowS) => affinityPick(launch, candidates, nowS),
+    admit: (launch, host, fleet, nowS) => {
+      const order = fleet
+        .evictable(host, nowS)
+        .sort((a, b) => usesOf(host, a) - usesOf(host, b) || a.lastUsedS - b.lastUsedS);
+      if (!fleet.makeRoom(host, launch.sizeBytes, nowS, order)) return false;
+      uses.set(key(host, launch.image), 0);
+      return true;
+    },
+    observe: (launch, host) => {
+      uses.set(key(host, launch.image), (uses.get(key(host, launch.image)) ?? 0) + 1);
+    },
+  };
+};
 
 /**
  * Nova's image cache manager: fetch on first use; every `image_cache_manager_interval`
@@ -145,6 +172,45 @@ export class Future {
   }
 }
 
+/** Per image requested in the outage window (and before it), what staging it there takes. */
+export interface OutageDemand {
+  readonly image: string;
+  readonly sizeBytes: number;
+  /** Launches of the image in the window. */
+  readonly launches: number;
+  /** Copies its busiest `holdS` of the window needs: ceil(concurrent launches / slots per host). */
+  readonly copies: number;
+}
+
+/**
+ * What the outage window asks for, most requested first. Images first requested inside the window
+ * are left out: nothing can know them before (the first-request ceiling counts them cold).
+ */
+export const outageDemand = (launches: readonly Launch[], config: FleetConfig): OutageDemand[] => {
+  const { startS, endS } = config.outage;
+  const seen = new Set<string>();
+  const window = new Map<string, { sizeBytes: number; times: number[] }>();
+  for (const launch of launches) {
+    if (launch.timeS >= startS && launch.timeS < endS && seen.has(launch.image)) {
+      const entry = window.get(launch.image) ?? { sizeBytes: launch.sizeBytes, times: [] };
+      entry.times.push(launch.timeS);
+      window.set(launch.image, entry);
+    }
+    if (launch.timeS < startS) seen.add(launch.image);
+  }
+  return [...window]
+    .map(([image, { sizeBytes, times }]) => {
+      let concurrent = 0;
+      for (let first = 0, last = 0; last < times.length; last++) {
+        while (first < last && (times[first] ?? 0) <= (times[last] ?? 0) - config.holdS) first++;
+        concurrent = Math.max(concurrent, last - first + 1);
+      }
+      const copies = Math.min(config.hosts, Math.ceil(concurrent / config.slots));
+      return { image, sizeBytes, launches: times.length, copies };
+    })
+    .sort((a, b) => b.launches - a.launches || (a.image < b.image ? -1 : 1));
+};
+
 /**
  * Clairvoyant reference. Placement: a host holding the image (least busy). Otherwise, if the
  * image was requested anywhere before, a just-in-time prefetch onto the least busy host whose
@@ -152,14 +218,21 @@ export class Future {
  * room Belady-style. Eviction (Belady): first copies that another host also holds, then the
  * image whose next request in the whole trace is furthest away; a cold image is kept only if it
  * is needed again before the victims it would displace. Images never requested before are cold.
+ * Outage staging: early enough before the outage for every host to fill its whole cache over its
+ * link, it stages every image the window will ask for (most requested first, as many copies as
+ * its busiest moment needs) on the hosts with the most room, evicting only images the window does
+ * not need (furthest next use first), as far as the fleet's budget goes.
  */
 export const oraclePolicy = (launches: readonly Launch[]): CachePolicy => {
   const future = new Future(launches);
   const copies = (fleet: Fleet, image: string) =>
     fleet.hosts.filter((host) => host.entries.has(image)).length;
+  /** What staging put on the hosts for the outage: not evicted until the outage is over. */
+  let staged: ReadonlySet<string> | undefined;
   const beladyOrder = (fleet: Fleet, host: SimHost, nowS: number): CacheEntry[] =>
     fleet
       .evictable(host, nowS)
+      .filter((entry) => !(staged?.has(entry.image) && nowS < fleet.config.outage.endS))
       .map((entry) => ({
         entry,
         replicated: copies(fleet, entry.image) > 1,
@@ -169,8 +242,40 @@ export const oraclePolicy = (launches: readonly Launch[]): CachePolicy => {
       .map(({ entry }) => entry);
   const byLoad = (hosts: readonly SimHost[], nowS: number): SimHost[] =>
     [...hosts].sort((a, b) => a.active(nowS) - b.active(nowS) || a.placed - b.placed || a.index - b.index);
+  const stage = (fleet: Fleet, nowS: number) => {
+    const demand = outageDemand(launches, fleet.config);
+    const needed = new Set(demand.map((item) => item.image));
+    staged = needed;
+    // Victims: what the window does not need, the one needed furthest in the future first.
+    const expendable = (host: SimHost) =>
+      fleet
+        .evictable(host, nowS)
+        .filter((entry) => !needed.has(entry.image))
+        .sort((a, b) => future.nextUseAfter(b.image, nowS) - future.nextUseAfter(a.image, nowS));
+    const room = (host: SimHost) =>
+      fleet.freeBytes(host) + expendable(host).reduce((sum, entry) => sum + entry.sizeBytes, 0);
+    for (const item of demand) {
+      for (let held = copies(fleet, item.image); held < item.copies; held++) {
+        const host = fleet.hosts
+          .filter((candidate) => !candidate.entries.has(item.image) && room(candidate) >= item.sizeBytes)
+          .sort((a, b) => room(b) - room(a) || a.index - b.index)[0];
+        if (!host || !fleet.makeRoom(host, item.sizeBytes, nowS, expendable(host))) break;
+        if (!fleet.prefetch(host, item.image, item.sizeBytes, nowS).ok) break;
+      }
+    }
+  };
   return {
     name: 'oracle',
+    tickIntervalS: 60,
+    tick: (fleet, nowS) => {
+      const leadS = fleet.transferS(fleet.config.cacheBytes) + 2 * 60;
+      if (
+        staged === undefined &&
+        nowS >= fleet.config.outage.startS - leadS &&
+        nowS < fleet.config.outage.startS
+      )
+        stage(fleet, nowS);
+    },
     place: (launch, candidates, fleet, nowS) => {
       const warm = candidates.filter((host) => host.holds(launch.image, nowS));
       if (warm.length > 0) return spreadPick(warm, nowS);

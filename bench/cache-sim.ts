@@ -93,7 +93,8 @@ export class Fleet {
   constructor(readonly config: FleetConfig) {
     this.hosts = Array.from(
       { length: config.hosts },
-      (_, index) => new SimHost(index, `h-${String(index).padStart(3, '0')}`, `az-${index % config.azs}`),
+      (_, index) =>
+        new SimHost(index, `i-${index.toString(16).padStart(17, '0')}`, `az-${index % config.azs}`),
     );
   }
 

@@ -1,6 +1,7 @@
 import { groupPopularity } from '../functions/image-cache/adapters/popularity';
+import type { GroupState } from '../functions/image-cache/adapters/store';
 import { PLANNED_TOP_IMAGES } from '../functions/image-cache/application/plan';
-import { type HostGroup, hostGroupSchema } from '../functions/image-cache/config';
+import { type HostGroup, hostGroupSchema, type ImageSpec } from '../functions/image-cache/config';
 import type { HostImageEntry, PlannerHost, SourceHealth } from '../functions/image-cache/domain/model';
 import { HEALTHY_SOURCE } from '../functions/image-cache/domain/model';
 import { type CachePlan, type PlanInput, planHostGroup } from '../functions/image-cache/domain/planner';
@@ -12,7 +13,12 @@ import {
   fetchSucceeded,
   nextSourceHealth,
 } from '../functions/image-cache/domain/transitions';
-import { advisePlacement, type PlacementHost } from '../functions/placement/domain/advise';
+import { MemoryRecentAdviceStore } from '../functions/placement/adapters/recent-advice';
+import type { PlacementDependencies } from '../functions/placement/dependencies';
+import type { PlacementAdvice } from '../functions/placement/domain/advise';
+import { type AdvisedWeight, adviceErasAt } from '../functions/placement/domain/recent-advice';
+import { createPlacementRegistry } from '../functions/placement/handler';
+import type { AdvisePlacementDetail } from '../functions/placement/schemas';
 import {
   MemoryChangeMarkers,
   MemoryPopularityStore,
@@ -32,10 +38,13 @@ import { type CachePolicy, type Fleet, type Launch, type SimHost, spreadPick } f
  *   on every `Popularity Changed` nudge, its commands applied to the simulated hosts and their
  *   outcomes fed back through the image-cache transitions (fetchStarted/Succeeded/Failed,
  *   eviction, source health);
- * - placement: `advisePlacement` for every launch; when it picks a cold host, the placement
- *   function's `Plan Cache` request (warm that image on that host) is planned with `requested`,
- *   and the fetch the plan orders there is the launch's own download (same load penalty as any
- *   cold launch).
+ * - placement: every launch is an `Advise Placement` request (image, count 1, host group, the
+ *   free slots a scheduler knows) dispatched to the placement function's own registry, which
+ *   reads the control-plane records through its store interface and its own advice memory
+ *   (`MemoryRecentAdviceStore`, the in-memory twin of its DynamoDB items): no input the deployed
+ *   function lacks. When it publishes `Plan Cache` for the chosen cold host, that request is
+ *   planned with `requested`, and the fetch the plan orders there is the launch's own download
+ *   (same load penalty as any cold launch).
  * The frame only executes: bandwidth, budget, slots and the outage are the same as for every
  * other policy.
  */
@@ -54,6 +63,19 @@ export interface WarmbootPolicyOptions {
    * tie-break lots), so a test can replay the same decision through the Lambda path.
    */
   readonly onPlan?: (input: Omit<PlanInput, 'random'>, draws: readonly number[], plan: CachePlan) => void;
+  /**
+   * Every placement request the bench sent, with the group state and the advice memory the
+   * function read and the advice it answered, so a test can replay it through a real store.
+   */
+  readonly onAdvice?: (call: AdviceCall) => void;
+}
+
+export interface AdviceCall {
+  /** The `Advise Placement` event, as the function receives it. */
+  readonly event: { readonly time: string; readonly detail: AdvisePlacementDetail } & Record<string, unknown>;
+  readonly state: GroupState;
+  readonly recentAdvice: readonly AdvisedWeight[];
+  readonly advice: PlacementAdvice;
 }
 
 export const BENCH_HOST_GROUP = 'bench';
@@ -247,6 +269,64 @@ export const warmbootPolicy = (options: WarmbootPolicyOptions): WarmbootPolicy =
     apply(result, fleet, nowS, launchFetch);
   };
 
+  /**
+   * The placement function itself: its registry (the `Advise Placement` schema, the application,
+   * the pure decision) with the bench's control-plane records as its store and its own advice
+   * memory in memory. The request carries what a caller knows (image, count, group, free slots).
+   */
+  const recentAdvice = new MemoryRecentAdviceStore();
+  let advising: { fleet: Fleet; nowS: number } | undefined;
+  let planCache: string[] = [];
+  /** What the function's store read returned (for `onAdvice`). */
+  let stateRead: GroupState | undefined;
+  const placementDeps: PlacementDependencies = {
+    groups: [group],
+    store: {
+      loadGroup: async () => {
+        if (!advising) throw new Error('placement store read outside an advice');
+        syncCompletions(advising.fleet, advising.nowS);
+        stateRead = groupState(advising.fleet);
+        return stateRead;
+      },
+      getImages: async (imageIds) =>
+        new Map(
+          imageIds.flatMap((id) => (options.imageSizes[id] === undefined ? [] : [[id, imageSpec(id)]])),
+        ),
+    },
+    recentAdvice,
+    facts: {
+      publish: async (published) => {
+        for (const fact of published)
+          if (fact.detailType === 'Plan Cache')
+            planCache = (fact.detail.warm as { instanceIds: string[] }[]).flatMap((warm) => warm.instanceIds);
+      },
+    },
+    clock: { now: () => ms(advising?.nowS ?? 0), sleep: async () => undefined },
+  };
+  const placement = createPlacementRegistry(placementDeps);
+  const imageSpec = (id: string): ImageSpec => ({
+    id,
+    kind: 'container',
+    source: `registry.example.com/bench/${id.toLowerCase()}`,
+    digest: `sha256:${'0'.repeat(64)}`,
+    sizeBytes: options.imageSizes[id] ?? 0,
+  });
+  const groupState = (fleet: Fleet): GroupState => ({
+    pins: [],
+    hosts: fleet.hosts.map((host) => ({
+      instanceId: host.id,
+      availabilityZone: host.az,
+      status: 'running',
+      joinedAt: 0,
+      inventoriedAt: 0,
+      version: 1,
+    })),
+    entries: fleet.hosts.flatMap((host) =>
+      [...recordsOf(host).values()].map((entry) => ({ ...entry, instanceId: host.id, version: 1 })),
+    ),
+    source: { ...source, version: source.consecutiveFailures > 0 ? 1 : 0 },
+  });
+
   /** Set by `place` for the frame's `admit`: the advised cold host is to be warmed (a managed fetch). */
   let warmChosenHost: SimHost | undefined;
 
@@ -255,25 +335,39 @@ export const warmbootPolicy = (options: WarmbootPolicyOptions): WarmbootPolicy =
     stats,
     tickIntervalS: options.reconcileS,
     tick: plan,
-    place: (launch: Launch, candidates: readonly SimHost[], fleet: Fleet, nowS: number) => {
-      syncCompletions(fleet, nowS);
+    place: async (launch: Launch, candidates: readonly SimHost[], fleet: Fleet, nowS: number) => {
       warmChosenHost = undefined;
-      const hosts: PlacementHost[] = fleet.hosts.map((host) => ({
-        instanceId: host.id,
-        availabilityZone: host.az,
-        entries: [...recordsOf(host).values()],
-        freeSlots: Math.max(0, fleet.config.slots - host.active(nowS)),
-        load: host.active(nowS),
-      }));
-      const advice = advisePlacement({
-        image: launch.image,
+      planCache = [];
+      stateRead = undefined;
+      advising = { fleet, nowS };
+      const detail: AdvisePlacementDetail = {
+        imageId: launch.image,
         count: 1,
         hostGroup: BENCH_HOST_GROUP,
-        hosts,
-        imageBytes: launch.sizeBytes,
-        cacheBytes: options.cacheBytes,
-        now: ms(nowS),
-      });
+        freeSlots: Object.fromEntries(
+          fleet.hosts.map((host) => [host.id, Math.max(0, fleet.config.slots - host.active(nowS))]),
+        ),
+      };
+      const event = {
+        version: '0',
+        id: `launch-${launch.index}`,
+        source: 'warmboot',
+        'detail-type': 'Advise Placement',
+        account: '123456789012',
+        time: new Date(ms(nowS)).toISOString(),
+        region: 'us-east-1',
+        resources: [],
+        detail,
+      };
+      const before = options.onAdvice
+        ? await recentAdvice.weights(BENCH_HOST_GROUP, adviceErasAt(ms(nowS)))
+        : [];
+      const answer = await placement.dispatch(event);
+      advising = undefined;
+      if (answer.status !== 'handled')
+        throw new Error(`placement refused the bench's request: ${JSON.stringify(answer)}`);
+      const advice = answer.result;
+      if (stateRead) options.onAdvice?.({ event, state: stateRead, recentAdvice: before, advice });
       const chosen = fleet.hosts.find((host) => host.id === advice.placements[0]?.instanceId);
       if (!chosen || !candidates.includes(chosen)) {
         // No warm host and no cold host with room: EC2 still launches it; spread, image not kept.
@@ -282,7 +376,8 @@ export const warmbootPolicy = (options: WarmbootPolicyOptions): WarmbootPolicy =
       }
       if (advice.placements[0]?.warm) stats.advisedWarm++;
       else stats.advisedCold++;
-      if (advice.warmHosts.includes(chosen.id)) warmChosenHost = chosen;
+      // The `Plan Cache` request placement published: the imageCache function plans it as demand.
+      if (planCache.includes(chosen.id)) warmChosenHost = chosen;
       return chosen;
     },
     admit: async (launch, host, fleet, nowS) => {

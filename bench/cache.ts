@@ -1,11 +1,21 @@
 import { FUNCTIONS } from '../functions/catalog';
-import { loadLoadLatenciesMs, loadTrace, stableUnit, type Trace, traceLabel } from '../local/trace';
+import { loadLoadLatenciesMs, stableUnit, type Trace } from '../local/trace';
 import { type BenchArgs, BenchUsageError, bytesFlag, type FlagSpec, flagText, numberFlag } from './args';
+import { AIMS, type AimName, aimsOf, CEILING, firstRequestCeiling, oracleBeaten } from './cache-aims';
 import { cacheMetrics } from './cache-metrics';
-import { lruPolicy, nonePolicy, novaAgePolicy, oraclePolicy, staticPinsPolicy } from './cache-policies';
+import {
+  lfuAffinityPolicy,
+  lruPolicy,
+  nonePolicy,
+  novaAgePolicy,
+  oraclePolicy,
+  staticPinsPolicy,
+} from './cache-policies';
 import { type CachePolicy, type FleetConfig, type Launch, simulate } from './cache-sim';
 import { warmbootPolicy } from './cache-warmboot';
 import type { BenchResult, Metrics, Scenario } from './report';
+import { resolveTraces, TRACE_FLAG } from './traces';
+import { summarize, traceWindows } from './windows';
 
 /**
  * `cache` scenario (docs/benchmark-definitions.md, "cache"): one trace replayed over one simulated host
@@ -36,12 +46,19 @@ const FLAGS = {
     description: 'comma-separated subset of policies to run',
     default: 'all',
   },
+  windowDays: {
+    name: 'window-days',
+    description:
+      'robustness rows: lru-affinity, warmboot and oracle on every N-day slice of each trace (0: none)',
+    default: '7',
+  },
 } satisfies Record<string, FlagSpec>;
 
 export const CACHE_POLICIES = [
   'none',
   'lru',
   'lru-affinity',
+  'lfu-affinity',
   'nova-age',
   'static-pins',
   'warmboot',
@@ -104,6 +121,8 @@ const buildPolicy = (
       return lruPolicy();
     case 'lru-affinity':
       return lruPolicy({ affinity: true });
+    case 'lfu-affinity':
+      return lfuAffinityPolicy();
     case 'nova-age':
       return novaAgePolicy();
     case 'static-pins':
@@ -123,73 +142,165 @@ const buildPolicy = (
   }
 };
 
+interface FleetSettings {
+  readonly hosts: number;
+  readonly azs: number;
+  readonly cacheBytes: number;
+  readonly bandwidthBytesPerS: number;
+  readonly slots: number;
+  readonly holdS: number;
+}
+
+interface TraceRun {
+  readonly launches: readonly Launch[];
+  readonly config: FleetConfig;
+  readonly policies: Record<string, Metrics>;
+  readonly notes: readonly string[];
+}
+
+/** Every selected policy on one trace (or window), plus the first-request ceiling row. */
+const runTrace = async (
+  trace: Trace,
+  fleet: FleetSettings,
+  outageStartH: number | 'busiest',
+  names: readonly string[],
+  seed: number,
+): Promise<TraceRun> => {
+  const launches: Launch[] = trace.requests.map((request, index) => ({
+    index,
+    timeS: request.timeS,
+    image: request.image,
+    sizeBytes: request.sizeBytes,
+  }));
+  const outageStartS =
+    outageStartH === 'busiest'
+      ? busiestWindowStartS(
+          launches.map((launch) => launch.timeS),
+          OUTAGE_S,
+        )
+      : outageStartH * 3600;
+  const config: FleetConfig = { ...fleet, outage: { startS: outageStartS, endS: outageStartS + OUTAGE_S } };
+  const loadS = coldLoadDraws(launches.length, loadLoadLatenciesMs(), seed);
+  const policies: Record<string, Metrics> = {};
+  const notes: string[] = [];
+  for (const name of names) {
+    const policy = buildPolicy(name, launches, trace, config, seed);
+    const run = await simulate(policy, launches, config, loadS);
+    policies[name] = { ...cacheMetrics(run) };
+    if ('stats' in policy) notes.push(`${name}: ${JSON.stringify(policy.stats)}`);
+  }
+  policies[CEILING] = firstRequestCeiling(launches, config.outage);
+  return { launches, config, policies, notes };
+};
+
+/** The policies the aims compare: what every robustness window runs. */
+const WINDOW_POLICIES = ['lru-affinity', 'warmboot', 'oracle'];
+
+const aimNote = (trace: string, aims: Metrics): string =>
+  `${trace} aims: ` +
+  (Object.keys(AIMS) as AimName[])
+    .map(
+      (name) =>
+        `${name} ${(aims[name] ?? Number.NaN).toFixed(3)} ${aims[`${name}_met`] === 1 ? 'met' : 'NOT met'}`,
+    )
+    .join('; ');
+
 export const cacheScenario: Scenario = {
   name: 'cache',
-  description: 'replay a trace over a simulated host group: warm ratio, ready time, bytes, skew, outage',
-  flags: Object.values(FLAGS),
+  description:
+    'replay traces over a simulated host group: warm ratio, ready time, bytes, skew, outage; aims per trace',
+  flags: [...Object.values(FLAGS), TRACE_FLAG],
   run: async (args: BenchArgs): Promise<BenchResult> => {
-    const trace = loadTrace(args.trace);
+    const traces = resolveTraces(args);
     const seed = numberFlag(args, FLAGS.seed, { integer: true });
-    const launches: Launch[] = trace.requests.map((request, index) => ({
-      index,
-      timeS: request.timeS,
-      image: request.image,
-      sizeBytes: request.sizeBytes,
-    }));
     const outageText = flagText(args, FLAGS.outageStartH);
-    const outageStartS =
-      outageText === 'busiest'
-        ? busiestWindowStartS(
-            launches.map((launch) => launch.timeS),
-            OUTAGE_S,
-          )
-        : numberFlag(args, FLAGS.outageStartH, { min: 0 }) * 3600;
-    const config: FleetConfig = {
+    const outageStartH =
+      outageText === 'busiest' ? 'busiest' : numberFlag(args, FLAGS.outageStartH, { min: 0 });
+    const windowDays = numberFlag(args, FLAGS.windowDays, { min: 0, integer: true });
+    const fleet: FleetSettings = {
       hosts: numberFlag(args, FLAGS.hosts, { min: 1, integer: true }),
       azs: numberFlag(args, FLAGS.azs, { min: 1, integer: true }),
       cacheBytes: bytesFlag(args, FLAGS.cacheBytes),
       bandwidthBytesPerS: bytesFlag(args, FLAGS.bandwidth),
       slots: numberFlag(args, FLAGS.slots, { min: 1, integer: true }),
       holdS: numberFlag(args, FLAGS.holdS, { min: 0 }),
-      outage: { startS: outageStartS, endS: outageStartS + OUTAGE_S },
     };
-    const loadS = coldLoadDraws(launches.length, loadLoadLatenciesMs(), seed);
+    const names = selectedPolicies(args);
     const policies: Record<string, Metrics> = {};
+    const parameters: Record<string, string | number | boolean> = {
+      hosts: fleet.hosts,
+      azs: fleet.azs,
+      cache_bytes: fleet.cacheBytes,
+      bandwidth_bytes_per_s: fleet.bandwidthBytesPerS,
+      slots: fleet.slots,
+      hold_s: fleet.holdS,
+      reconcile_s: reconcilePeriodS(),
+      seed,
+      window_days: windowDays,
+    };
     const notes: string[] = [];
-    for (const name of selectedPolicies(args)) {
-      const policy = buildPolicy(name, launches, trace, config, seed);
-      const run = await simulate(policy, launches, config, loadS);
-      policies[name] = { ...cacheMetrics(run) };
-      if ('stats' in policy) notes.push(`${name}: ${JSON.stringify(policy.stats)}`);
+    for (const trace of traces) {
+      const run = await runTrace(trace, fleet, outageStartH, names, seed);
+      for (const [name, metrics] of Object.entries(run.policies)) policies[`${trace.name}/${name}`] = metrics;
+      const distinctBytes = [
+        ...new Map(run.launches.map((launch) => [launch.image, launch.sizeBytes])).values(),
+      ].reduce((sum, size) => sum + size, 0);
+      Object.assign(parameters, {
+        [`${trace.name}/launches`]: run.launches.length,
+        [`${trace.name}/images`]: run.policies[CEILING]?.cold_starts ?? 0,
+        [`${trace.name}/images_total_bytes`]: distinctBytes,
+        [`${trace.name}/size_source`]: trace.sizeSource,
+        [`${trace.name}/outage_start_s`]: run.config.outage.startS,
+        [`${trace.name}/repairs`]: JSON.stringify(trace.repairs),
+      });
+      notes.push(...run.notes.map((note) => `${trace.name} ${note}`));
+      const aims = aimsOf(run.policies);
+      if (aims) {
+        policies[`${trace.name}/aims`] = aims;
+        notes.push(aimNote(trace.name, aims));
+      }
+      const beaten = oracleBeaten(run.policies);
+      notes.push(
+        beaten.length === 0
+          ? `${trace.name}: the oracle's warm ratio is at least every policy's`
+          : `${trace.name}: ORACLE BEATEN on warm ratio by ${beaten.join(', ')} (it is not an upper bound here)`,
+      );
+      if (windowDays === 0 || !aims) continue;
+      const windows = traceWindows(trace, windowDays);
+      const perWindow: Metrics[] = [];
+      for (const window of windows) {
+        const windowRun = await runTrace(window, fleet, 'busiest', WINDOW_POLICIES, seed);
+        const windowAims = aimsOf(windowRun.policies);
+        if (windowAims)
+          perWindow.push({
+            ...windowAims,
+            warm_ratio: windowRun.policies.warmboot?.warm_ratio ?? Number.NaN,
+          });
+      }
+      const row: Metrics = { windows: perWindow.length };
+      for (const metric of ['warm_ratio', ...Object.keys(AIMS)]) {
+        const values = perWindow
+          .map((metrics) => metrics[metric] ?? Number.NaN)
+          .filter((v) => !Number.isNaN(v));
+        if (values.length === 0) continue;
+        const { min, median, max } = summarize(values);
+        Object.assign(row, { [`${metric}_min`]: min, [`${metric}_median`]: median, [`${metric}_max`]: max });
+      }
+      for (const name of Object.keys(AIMS))
+        row[`${name}_met_windows`] = perWindow.filter((metrics) => metrics[`${name}_met`] === 1).length;
+      policies[`${trace.name}/windows`] = row;
+      notes.push(`${trace.name} windows: ${windows.map((window) => window.name).join(', ')}`);
     }
-    const distinct = new Set(launches.map((launch) => launch.image)).size;
-    const distinctBytes = [
-      ...new Map(launches.map((launch) => [launch.image, launch.sizeBytes])).values(),
-    ].reduce((sum, size) => sum + size, 0);
     return {
       scenario: 'cache',
-      trace: traceLabel(trace.path),
+      trace: traces.map((trace) => trace.name).join(','),
       policies,
-      parameters: {
-        launches: launches.length,
-        skipped_rows: trace.skippedRows,
-        images: distinct,
-        images_total_bytes: distinctBytes,
-        size_source: trace.sizeSource,
-        hosts: config.hosts,
-        azs: config.azs,
-        cache_bytes: config.cacheBytes,
-        bandwidth_bytes_per_s: config.bandwidthBytesPerS,
-        slots: config.slots,
-        hold_s: config.holdS,
-        reconcile_s: reconcilePeriodS(),
-        outage_start_s: config.outage.startS,
-        outage_end_s: config.outage.endS,
-        seed,
-      },
+      parameters,
       notes: [
-        `compulsory-miss bound: warm_ratio <= 1 - ${distinct}/${launches.length} = ${(1 - distinct / launches.length).toFixed(4)} ` +
-          '(first request of each image is cold for every policy)',
+        'first-request-ceiling: the first request of every image in the fleet is cold (warm_ratio <= 1 - images/launches); ' +
+          'its outage_availability counts window launches of images requested before the window',
+        'aims: warm_vs_oracle >= 0.9, cold_vs_lru_affinity >= 1.5, placement_skew <= 1.5, outage_vs_oracle >= -0.05 ' +
+          '(<aim>_met = 1 met, 0 not met); <trace>/windows: min/median/max over traceWindows slices (busiest 2 h of each)',
         'ready_s = seconds from the request until the image is usable on the chosen host (0 when warm; slot ' +
           'waits included; the EC2 boot common to all policies excluded). Cold = max(transfer at --bandwidth, ' +
           'a draw from the Alibaba base-model load latency), after waiting for the link and the outage.',

@@ -26,6 +26,7 @@ import { lambdaScenario } from './lambda';
 import { plannerScenario } from './planner';
 import { poolScenario } from './pool';
 import { formatReport, type Scenario, writeResultJson } from './report';
+import { traceScenario } from './trace';
 import { unshelveScenario } from './unshelve';
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -35,6 +36,7 @@ export const SCENARIOS: readonly Scenario[] = [
   unshelveScenario,
   plannerScenario,
   firehoseScenario,
+  traceScenario,
 ];
 
 const usage = (): string =>

@@ -17,6 +17,7 @@ import { PLANNED_TOP_IMAGES } from '../functions/image-cache/application/plan';
 import { type HostGroup, hostGroupSchema, type ImageSpec } from '../functions/image-cache/config';
 import type { HostImageEntry, ImageScore } from '../functions/image-cache/domain/model';
 import { planHostGroup } from '../functions/image-cache/domain/planner';
+import { MemoryRecentAdviceStore } from '../functions/placement/adapters/recent-advice';
 import { advise } from '../functions/placement/application/advise';
 import { seededRandom } from '../local/ec2/ids';
 
@@ -249,6 +250,7 @@ export const measurePlanner = async (size: PlannerSize): Promise<PlannerMeasurem
   const placement = {
     groups,
     store,
+    recentAdvice: new MemoryRecentAdviceStore(),
     facts: { publish: async () => undefined },
     clock: { now: () => NOW, sleep: async () => undefined },
   };

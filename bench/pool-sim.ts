@@ -7,13 +7,22 @@ import {
   type ObservedInstance,
   reconcilePool,
 } from '../functions/pools/domain/reconcile';
-import { decideSize, demandFromCounts, type SizingState, TIMINGS } from '../functions/pools/domain/sizing';
+import {
+  DEMAND_HISTORY_MINUTES,
+  decideSize,
+  demandFromCounts,
+  initializeSecondsOf,
+  type SizingState,
+  TIMINGS,
+} from '../functions/pools/domain/sizing';
 
 /**
  * A discrete-event replay of pool requests on virtual time. The members move through the same
- * lifecycle (`transition`), the same reconcile (`reconcilePool`), the same sizing (`decideSize`)
- * and the same claim choice (`rankCandidates`) the pools and claim Lambdas use; only EC2 and SSM
- * are replaced by their calibrated latencies.
+ * lifecycle (`transition`), the same reconcile (`reconcilePool`), the same sizing (`decideSize`
+ * on `demandFromCounts` over the counters the store returns for `DEMAND_HISTORY_MINUTES`, with
+ * `initializeSecondsOf(spec)` as the pools Lambda passes it) and the same claim choice
+ * (`rankCandidates`) the pools and claim Lambdas use; only EC2 and SSM are replaced by their
+ * calibrated latencies.
  */
 
 export interface SimRequest {
@@ -24,6 +33,10 @@ export interface SimRequest {
 
 export interface SimPool {
   readonly spec: PoolSpec;
+  /**
+   * How long a member takes from `running` until initialized in this replay (agent registration
+   * + the init command). Sizing does not see it: it plans with production's `initializeSecondsOf`.
+   */
   readonly initializeSeconds: number;
 }
 
@@ -45,11 +58,18 @@ export interface SimOutcome {
   readonly readySeconds: number;
 }
 
+/** One pool's share of the bill (pools are independent: a request only ever touches its own). */
+export interface PoolCost {
+  readonly idleCostUsd: number;
+  readonly refillCostUsd: number;
+}
+
 export interface SimResult {
   readonly outcomes: readonly SimOutcome[];
   readonly idleCostUsd: number;
   /** Launch, initialization and stop of members before they are ready. */
   readonly refillCostUsd: number;
+  readonly costByPool: ReadonlyMap<string, PoolCost>;
   readonly membersLaunched: number;
   readonly membersWasted: number;
   /** Max over every reconcile of (members counted against max − maxSize); ≤ 0 means the quota held. */
@@ -86,6 +106,17 @@ const AVAILABILITY_ZONE = 'us-east-1a';
 const MINUTE_MS = 60_000;
 
 /**
+ * The counters the pools Lambda reads at `now`: the store's query starts at the minute of
+ * `now − DEMAND_HISTORY_MINUTES` (functions/pools/adapters/store.ts `demandCounts`). Older ones are
+ * dropped from `counts`, as no later reconcile reads them.
+ */
+const countsReadAt = (counts: Map<number, number>, now: number): Map<number, number> => {
+  const from = Math.floor((now - DEMAND_HISTORY_MINUTES * MINUTE_MS) / MINUTE_MS) * MINUTE_MS;
+  for (const minute of counts.keys()) if (minute < from) counts.delete(minute);
+  return counts;
+};
+
+/**
  * Replays `requests` against `pools` (requests for other pools are cold). `pools` empty means
  * the `none` policy. Returns one outcome per request, in request order.
  */
@@ -96,6 +127,8 @@ export const simulatePools = (input: {
   readonly prices: SimPrices;
   readonly timings: SimTimings;
   readonly startMs?: number;
+  /** When the replay (and the bill) ends, seconds after `startMs`; default the last request. */
+  readonly endS?: number;
 }): SimResult => {
   const { requests, pools, prices, timings } = input;
   const startMs = input.startMs ?? Date.UTC(2024, 10, 15);
@@ -107,8 +140,7 @@ export const simulatePools = (input: {
   const outcomes: SimOutcome[] = new Array(requests.length);
   let now = startMs;
   let nextId = 0;
-  let idleCost = 0;
-  let refillCost = 0;
+  const costByPool = new Map<string, { idleCostUsd: number; refillCostUsd: number }>();
   let launched = 0;
   let wasted = 0;
   let maxOverQuota = Number.NEGATIVE_INFINITY;
@@ -128,8 +160,10 @@ export const simulatePools = (input: {
     const powered =
       instance.state === 'pending' || instance.state === 'running' || instance.state === 'stopping';
     const cost = elapsed * (ebsPerMs(volumeOf(pool)) + (powered ? runningPerMs : 0));
-    if (poolMembers(pool).get(instance.id)?.state === 'ready') idleCost += cost;
-    else refillCost += cost;
+    const tally = costByPool.get(pool) ?? { idleCostUsd: 0, refillCostUsd: 0 };
+    if (poolMembers(pool).get(instance.id)?.state === 'ready') tally.idleCostUsd += cost;
+    else tally.refillCostUsd += cost;
+    costByPool.set(pool, tally);
   };
   const setState = (pool: string, instance: Instance, state: Instance['state']): void => {
     accrue(pool, instance);
@@ -220,12 +254,12 @@ export const simulatePools = (input: {
   const reconcile = (pool: string): void => {
     const simPool = pools.get(pool);
     if (!simPool) return;
-    const counts = demand.get(pool) ?? new Map<number, number>();
+    const counts = countsReadAt(demand.get(pool) ?? new Map<number, number>(), now);
     const decision = decideSize({
       spec: simPool.spec,
       demand: demandFromCounts(counts, now),
       previous: sizing.get(pool),
-      initializeSeconds: simPool.initializeSeconds,
+      initializeSeconds: initializeSecondsOf(simPool.spec),
       now,
     });
     sizing.set(pool, decision);
@@ -318,7 +352,6 @@ export const simulatePools = (input: {
     const minute = Math.floor(now / MINUTE_MS) * MINUTE_MS;
     const counts = demand.get(request.pool) ?? new Map<number, number>();
     counts.set(minute, (counts.get(minute) ?? 0) + 1);
-    for (const key of counts.keys()) if (now - key > 7 * 3_600_000) counts.delete(key);
     demand.set(request.pool, counts);
     const [candidate] = rankCandidates([...poolMembers(request.pool).values()], {
       instanceType: request.instanceType,
@@ -350,7 +383,7 @@ export const simulatePools = (input: {
   };
 
   for (const pool of pools.keys()) queue.push(now, () => reconcile(pool));
-  const endMs = startMs + (requests.at(-1)?.timeS ?? 0) * 1000;
+  const endMs = startMs + (input.endS ?? requests.at(-1)?.timeS ?? 0) * 1000;
   const period = timings.reconcilePeriodSeconds * 1000;
   const scheduleReconcile = (at: number): void => {
     if (at > endMs) return;
@@ -375,10 +408,13 @@ export const simulatePools = (input: {
       if (instance) accrue(pool, instance);
     }
   }
+  const sum = (key: keyof PoolCost): number =>
+    [...costByPool.values()].reduce((total, cost) => total + cost[key], 0);
   return {
     outcomes,
-    idleCostUsd: idleCost,
-    refillCostUsd: refillCost,
+    idleCostUsd: sum('idleCostUsd'),
+    refillCostUsd: sum('refillCostUsd'),
+    costByPool,
     membersLaunched: launched,
     membersWasted: wasted,
     maxOverQuota,

@@ -83,7 +83,12 @@ const LAMBDA_ENV_LIMIT_BYTES = 4096;
 /** Upper bound for a token (table or bus name) in the estimate: DynamoDB names are ≤ 255 chars. */
 const TOKEN_BYTES_ESTIMATE = 255;
 
-export type TableAccess = 'read' | 'readWrite';
+/**
+ * `readUpdate`: read, plus UpdateItem only (no Put, Delete or BatchWrite) — placement adds to its
+ * own advised-weight counters in the image cache's table and must not be able to replace or delete
+ * the cache's items.
+ */
+export type TableAccess = 'read' | 'readUpdate' | 'readWrite';
 
 const TABLE_READ_ACTIONS = [
   'dynamodb:GetItem',
@@ -92,12 +97,11 @@ const TABLE_READ_ACTIONS = [
   'dynamodb:ConditionCheckItem',
   'dynamodb:DescribeTable',
 ];
-const TABLE_WRITE_ACTIONS = [
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:DeleteItem',
-  'dynamodb:BatchWriteItem',
-];
+const TABLE_WRITES: Readonly<Record<TableAccess, readonly string[]>> = {
+  read: [],
+  readUpdate: ['dynamodb:UpdateItem'],
+  readWrite: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'],
+};
 
 export interface WarmbootFunctionProps {
   /** The catalog entry: id, description, event patterns, schedule and tables. */
@@ -265,8 +269,8 @@ export class WarmbootFunction extends Construct {
     if (optional) this.function.addEnvironment(tableEnvVar(id), table.tableName);
     const indexes = TABLES[id].indexes.map((index) => `${table.tableArn}/index/${index.name}`);
     this.tableAccess.set(id, access);
-    this.allow(`${pascalCase(id)}Table${access === 'read' ? 'Read' : 'ReadWrite'}`, `${id} table`, {
-      actions: access === 'read' ? TABLE_READ_ACTIONS : [...TABLE_READ_ACTIONS, ...TABLE_WRITE_ACTIONS],
+    this.allow(`${pascalCase(id)}Table${pascalCase(access)}`, `${id} table`, {
+      actions: [...TABLE_READ_ACTIONS, ...TABLE_WRITES[access]],
       resources: [table.tableArn, ...indexes],
     });
   }

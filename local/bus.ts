@@ -141,7 +141,7 @@ const UNIT_MS: Record<string, number> = {
 };
 
 /** Period of an EventBridge `rate(...)` expression; the catalog uses no `cron(...)`. */
-const schedulePeriodMs = (expression: string): number => {
+export const schedulePeriodMs = (expression: string): number => {
   const match = RATE.exec(expression);
   const unit = match?.[2];
   if (!match || unit === undefined) {

@@ -99,9 +99,10 @@ export class ImageCacheCapability extends Construct {
     );
 
     // Placement asks the cache to warm by publishing `Plan Cache`; it never touches a host itself.
+    // It reads the group's state and adds to its own advised-weight counters (UpdateItem only).
     this.placement = createFunction(this, 'placement', props, {
       settings: { HOST_GROUPS: hostGroups },
-      tables: { imageCache: 'read' },
+      tables: { imageCache: 'readUpdate' },
     });
   }
 

@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { describe, expect, it } from 'vitest';
 import { type FleetConfig, type Launch, simulate } from '../../bench/cache-sim';
-import { BENCH_HOST_GROUP, warmbootPolicy } from '../../bench/cache-warmboot';
+import { type AdviceCall, BENCH_HOST_GROUP, warmbootPolicy } from '../../bench/cache-warmboot';
 import type { HostInfo, VolumeLinks } from '../../functions/image-cache/adapters/ec2';
 import { MemoryImageCacheStore } from '../../functions/image-cache/adapters/memory-store';
 import type { CacheCommands } from '../../functions/image-cache/adapters/ssm';
@@ -10,6 +10,8 @@ import { ImageCacheService } from '../../functions/image-cache/application/image
 import { hostGroupSchema } from '../../functions/image-cache/config';
 import { DOCUMENT_NAMES } from '../../functions/image-cache/documents';
 import type { CachePlan, PlanInput } from '../../functions/image-cache/domain/planner';
+import { MemoryRecentAdviceStore } from '../../functions/placement/adapters/recent-advice';
+import { createPlacementRegistry } from '../../functions/placement/handler';
 import { loadTrace } from '../../local/trace';
 
 /**
@@ -38,7 +40,12 @@ interface Captured {
   readonly plan: CachePlan;
 }
 
-const benchPlans = async (): Promise<Captured[]> => {
+/** One run of the bench on the slice: every plan with commands, every placement request. */
+const benchRun = async (): Promise<{
+  plans: Captured[];
+  advice: AdviceCall[];
+  sizes: Record<string, number>;
+}> => {
   const trace = loadTrace();
   const launches: Launch[] = trace.requests.slice(0, SLICE).map((request, index) => ({
     index,
@@ -46,16 +53,19 @@ const benchPlans = async (): Promise<Captured[]> => {
     image: request.image,
     sizeBytes: request.sizeBytes,
   }));
+  const sizes = Object.fromEntries(launches.map((launch) => [launch.image, launch.sizeBytes]));
   const captured: Captured[] = [];
+  const advice: AdviceCall[] = [];
   const policy = warmbootPolicy({
     cacheBytes: CONFIG.cacheBytes,
     originS: trace.originS,
-    imageSizes: Object.fromEntries(launches.map((launch) => [launch.image, launch.sizeBytes])),
+    imageSizes: sizes,
     reconcileS: 300,
     seed: 1,
     onPlan: (input, draws, plan) => {
       if (plan.commands.length > 0) captured.push({ input, draws: [...draws], plan });
     },
+    onAdvice: (call) => advice.push(call),
   });
   await simulate(
     policy,
@@ -63,8 +73,9 @@ const benchPlans = async (): Promise<Captured[]> => {
     CONFIG,
     launches.map(() => 20),
   );
-  return captured;
+  return { plans: captured, advice, sizes };
 };
+const benchCaptures = benchRun();
 
 type Decision = { action: 'fetch' | 'evict'; imageId: string; instanceIds: string[] };
 const normalized = (decisions: Decision[]) =>
@@ -176,7 +187,7 @@ const lambdaPath = async ({
 
 describe('cache benchmark parity', () => {
   it('the Lambda path sends exactly the commands the bench applied, plan after plan', async () => {
-    const captured = await benchPlans();
+    const captured = (await benchCaptures).plans;
     const withDemand = captured.filter((item) => (item.input.requested ?? []).length > 0);
     const withEvictions = captured.filter((item) => item.plan.commands.some((c) => c.action === 'evict'));
     // The slice exercises every kind of decision: prefetches, demand admissions, evictions.
@@ -193,6 +204,65 @@ describe('cache benchmark parity', () => {
       }));
       expect(normalized(sent)).toEqual(normalized(expected));
       expect(plan).toEqual(item.plan.deferred);
+    }
+  });
+
+  it('the placement function, over a real store, gives the advice the bench got, request after request', async () => {
+    const { advice: calls, sizes } = await benchCaptures;
+    // The slice exercises warm advice, cold advice that warms a host, and a host chosen over
+    // others because placement advised it less recently (its own memory, not a bench input).
+    expect(calls.length).toBe(SLICE);
+    expect(calls.some((call) => call.advice.placements[0]?.warm)).toBe(true);
+    expect(calls.some((call) => call.advice.warmHosts.length > 0)).toBe(true);
+    expect(calls.some((call) => call.recentAdvice.length > 0)).toBe(true);
+    const warmChoices = calls.flatMap((call) => call.advice.placements.filter((p) => p.warm));
+    expect(new Set(warmChoices.map((chosen) => chosen.instanceId)).size).toBe(CONFIG.hosts);
+
+    for (const call of calls.filter((_, index) => index % 5 === 0)) {
+      const store = new MemoryImageCacheStore();
+      for (const host of call.state.hosts) {
+        const { version: _version, ...record } = host;
+        await store.putHost(BENCH_HOST_GROUP, record, 'absent');
+      }
+      for (const { instanceId, version: _version, ...entry } of call.state.entries)
+        await store.writeEntry(BENCH_HOST_GROUP, instanceId, entry.imageId, entry, 'absent');
+      const sizeBytes = sizes[call.event.detail.imageId];
+      if (sizeBytes !== undefined)
+        await store.putImage(
+          {
+            id: call.event.detail.imageId,
+            kind: 'container',
+            source: `registry.example.com/bench/${call.event.detail.imageId.toLowerCase()}`,
+            digest: `sha256:${'0'.repeat(64)}`,
+            sizeBytes,
+          },
+          { at: 0, via: 'direct-invoke' },
+          'absent',
+        );
+      const now = Date.parse(call.event.time);
+      const recentAdvice = new MemoryRecentAdviceStore();
+      await recentAdvice.add(
+        BENCH_HOST_GROUP,
+        call.recentAdvice.map((weight) => ({ ...weight, expiresAt: now + 86_400_000 })),
+      );
+      const registry = createPlacementRegistry({
+        groups: [
+          hostGroupSchema.parse({
+            name: BENCH_HOST_GROUP,
+            cacheBytes: CONFIG.cacheBytes,
+            cacheDirectory: '/var/cache/warmboot',
+          }),
+        ],
+        store,
+        recentAdvice,
+        facts: { publish: async () => undefined },
+        clock: { now: () => now, sleep: async () => undefined },
+      });
+
+      const answer = await registry.dispatch(call.event);
+
+      expect(answer.status).toBe('handled');
+      expect(answer.status === 'handled' && answer.result).toEqual(call.advice);
     }
   });
 });

@@ -16,7 +16,8 @@ import { startLocalCloud } from '../support/local-cloud';
 type Attempt = 'terminate' | 'write' | 'spoof';
 
 /**
- * Deployed under the `placement` id, whose role reads the image-cache table, publishes its own
+ * Deployed under the `placement` id, whose role reads the image-cache table (and may only update
+ * items there, never put or delete them), publishes its own
  * facts (`warmboot.fact`, on the facts bus) and has no EC2 permission at all.
  */
 const outsideTheRole = (runtime: Runtime) => async (event: unknown) => {
@@ -73,7 +74,7 @@ describe('IAM on the local cloud', () => {
     expect(cloud.ec2.instance(instanceId)?.state).not.toMatch(/shutting-down|terminated/);
   });
 
-  it('refuses a DynamoDB write to a table the role only reads, before the request reaches DynamoDB Local', async () => {
+  it('refuses a DynamoDB PutItem to a table the role only reads and updates, before the request reaches DynamoDB Local', async () => {
     const refused = await failure(cloud.invoke('placement', { attempt: 'write', instanceId }));
     const { Item } = await cloud.documents.send(
       new GetCommand({ TableName: cloud.tables.imageCache, Key: { pk: 'iam', sk: 'test' } }),

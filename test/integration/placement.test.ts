@@ -65,6 +65,13 @@ describe('placement on the local cloud', () => {
     }, {});
     expect(perAz).toEqual({ 'us-east-1a': 2, 'us-east-1b': 2 });
     for (const host of hosts) expect(local.ec2.instance(host)?.tags[WARM_IMAGES_TAG]).toBe(`v1 ${image.id}`);
+
+    // Placement remembers its advice (its own items in the imageCache table, written under its
+    // role): single launches that follow go to different hosts, not all to the lowest id.
+    const singles = [];
+    for (let launch = 0; launch < 4; launch++)
+      singles.push((await advisePlacement(local, { ...advise.detail, count: 1 })).placements[0]?.instanceId);
+    expect([...new Set(singles)].sort()).toEqual([...hosts].sort());
   });
 
   it('reports a partial spread and warms the cold hosts it falls back to', async () => {

@@ -1,10 +1,12 @@
 import { NotFoundError } from '../../shared/errors';
 import type { PlacementDependencies } from '../dependencies';
 import { advisePlacement, type PlacementAdvice } from '../domain/advise';
+import { adviceAdditions, adviceErasAt, recentlyAdvised } from '../domain/recent-advice';
 import type { AdvisePlacementDetail } from '../schemas';
 
 /**
- * Reads the group's inventory, asks the pure `advisePlacement`, publishes the advice as a
+ * Reads the group's inventory and placement's own recent advice, asks the pure
+ * `advisePlacement`, records the advice against the hosts it chose, publishes the advice as a
  * `Placement Advised` fact and, when it chose hosts without the image, a `Plan Cache` request
  * that warms exactly those hosts. A synchronous invoke gets the advice as the result.
  */
@@ -14,8 +16,14 @@ export const advise = async (
 ): Promise<PlacementAdvice> => {
   const group = deps.groups.find((candidate) => candidate.name === request.hostGroup);
   if (!group) throw new NotFoundError(`host group ${request.hostGroup} is not configured (HOST_GROUPS)`);
-  const state = await deps.store.loadGroup(group.name);
-  const image = (await deps.store.getImages([request.imageId])).get(request.imageId);
+  const now = deps.clock.now();
+  const [state, images, weights] = await Promise.all([
+    deps.store.loadGroup(group.name),
+    deps.store.getImages([request.imageId]),
+    deps.recentAdvice.weights(group.name, adviceErasAt(now)),
+  ]);
+  const image = images.get(request.imageId);
+  const advised = recentlyAdvised(weights, now);
   // Grouped once: filtering the group's entries per host is quadratic in the group's size.
   const entriesOf = new Map<string, (typeof state.entries)[number][]>();
   for (const entry of state.entries) {
@@ -36,14 +44,16 @@ export const advise = async (
           instanceId: host.instanceId,
           availabilityZone: host.availabilityZone,
           entries: entriesOf.get(host.instanceId) ?? [],
+          recentlyAdvised: advised.get(host.instanceId) ?? 0,
           ...(slots !== undefined ? { freeSlots: slots } : {}),
         };
       }),
     ...(image ? { imageBytes: image.sizeBytes } : {}),
     cacheBytes: group.cacheBytes,
     pins: state.pins,
-    now: deps.clock.now(),
+    now,
   });
+  await deps.recentAdvice.add(group.name, adviceAdditions(advice.placements, now));
   await deps.facts.publish([
     {
       detailType: 'Placement Advised',

@@ -6,8 +6,11 @@ export interface PlacementHost {
   readonly entries: readonly HostImageEntry[];
   /** Instances this host can still take; undefined = no limit known. */
   readonly freeSlots?: number;
-  /** Instances already running on the host (tie-breaker: lighter hosts first). */
-  readonly load?: number;
+  /**
+   * Instances placement advised here recently, decayed (`recentlyAdvised`, domain/recent-advice.ts):
+   * the tie-breaker among equally good hosts, least advised first.
+   */
+  readonly recentlyAdvised?: number;
 }
 
 export interface PlacementRequest {
@@ -64,7 +67,7 @@ const cmp = (a: number | string, b: number | string): number => (a < b ? -1 : a 
 /**
  * Spreads `n` instances over `slots`: each instance goes to the best rank with a slot below its
  * cap, then to the AZ with the fewest so far, then to that AZ's host with the fewest so far, the
- * lighter and then the lower id first. Caps bound every host to its share. Returns how many
+ * less recently advised and then the lower id first. Caps bound every host to its share. Returns how many
  * found no slot.
  */
 const spreadOver = (slots: readonly Slot[], n: number): number => {
@@ -74,7 +77,7 @@ const spreadOver = (slots: readonly Slot[], n: number): number => {
     cmp(a.rank, b.rank) ||
     cmp(perAz.get(a.host.availabilityZone) ?? 0, perAz.get(b.host.availabilityZone) ?? 0) ||
     cmp(a.assigned, b.assigned) ||
-    cmp(a.host.load ?? 0, b.host.load ?? 0) ||
+    cmp(a.host.recentlyAdvised ?? 0, b.host.recentlyAdvised ?? 0) ||
     cmp(a.host.instanceId, b.host.instanceId);
   while (remaining > 0) {
     // The first open slot in `order` (a scan, not a sort per instance: ties keep the slots' order).

@@ -7,11 +7,14 @@ import {
   numberFlag,
   parseArgs,
   parseBytes,
+  switchFlag,
 } from '../../../bench/args';
 
 const HOSTS: FlagSpec = { name: 'hosts', description: 'hosts', default: '8' };
 const BUDGET: FlagSpec = { name: 'cache-bytes', description: 'budget', default: '1GiB' };
-const flagsOf = (scenario: string): readonly FlagSpec[] => (scenario === 'cache' ? [HOSTS, BUDGET] : []);
+const DESCRIBE: FlagSpec = { name: 'describe', description: 'describe', default: 'false', switch: true };
+const flagsOf = (scenario: string): readonly FlagSpec[] =>
+  scenario === 'cache' ? [HOSTS, BUDGET, DESCRIBE] : [];
 const parse = (...argv: string[]): BenchArgs => parseArgs(argv, ['lambda', 'cache'], flagsOf);
 
 describe('parseArgs', () => {
@@ -38,7 +41,7 @@ describe('parseArgs', () => {
 
   it('names the valid flags of the scenario when a flag is unknown', () => {
     expect(() => parse('cache', '--host', '4')).toThrow(
-      "unknown flag --host for scenario 'cache'; valid flags: --trace, --json, --hosts, --cache-bytes",
+      "unknown flag --host for scenario 'cache'; valid flags: --trace, --json, --hosts, --cache-bytes, --describe",
     );
     expect(() => parse('lambda', '--hosts', '4')).toThrow('valid flags: --trace, --json');
   });
@@ -72,6 +75,18 @@ describe('flag readers', () => {
     expect(bytesFlag(parse('cache'), BUDGET)).toBe(2 ** 30);
     expect(() => bytesFlag(parse('cache', '--cache-bytes', 'lots'), BUDGET)).toThrow(
       '--cache-bytes: not a byte size',
+    );
+  });
+
+  it('read a switch given alone (not taking the next argument), as =true|false, or absent', () => {
+    const alone = parse('cache', '--describe', '--hosts', '3');
+
+    expect(switchFlag(alone, DESCRIBE)).toBe(true);
+    expect(numberFlag(alone, HOSTS)).toBe(3);
+    expect(switchFlag(parse('cache', '--describe=false'), DESCRIBE)).toBe(false);
+    expect(switchFlag(parse('cache'), DESCRIBE)).toBe(false);
+    expect(() => switchFlag(parse('cache', '--describe=yes'), DESCRIBE)).toThrow(
+      "--describe is a switch: give it alone or as --describe=true|false, got 'yes'",
     );
   });
 });

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { busiestWindowStartS, coldLoadDraws, reconcilePeriodS } from '../../../bench/cache';
+import { aimsOf, CEILING, firstRequestCeiling, oracleBeaten } from '../../../bench/cache-aims';
 import { cacheMetrics, placementSkew } from '../../../bench/cache-metrics';
 import {
   Future,
+  lfuAffinityPolicy,
   lruPolicy,
   nonePolicy,
   novaAgePolicy,
@@ -65,6 +67,30 @@ describe('baselines on hand-made traces', () => {
     expect(warm).toEqual([false, false, false, false]);
   });
 
+  it('lfu-affinity evicts the image used least often on the host, not the least recently used one', async () => {
+    // A is used three times, B once; C needs room: LFU evicts B, LRU evicts A (used less recently).
+    const launches = trace([0, 'A'], [10, 'A'], [20, 'A'], [30, 'B'], [40, 'C'], [50, 'A'], [60, 'B']);
+
+    expect(await warmFlags(lfuAffinityPolicy(), launches, oneHost(), 0)).toEqual([
+      false,
+      true,
+      true,
+      false,
+      false,
+      true,
+      false,
+    ]);
+    expect(await warmFlags(lruPolicy(), launches, oneHost(), 0)).toEqual([
+      false,
+      true,
+      true,
+      false,
+      false,
+      false,
+      false,
+    ]);
+  });
+
   it('nova-age only lets images unused for 24 h go, at its periodic check or to make room', async () => {
     const day = 86_400;
     const launches = trace(
@@ -105,6 +131,41 @@ describe('baselines on hand-made traces', () => {
   });
 });
 
+describe('bounds and aims', () => {
+  it('counts the first request of every image cold, and in the outage those first asked for before it', () => {
+    const launches = trace([0, 'A'], [10, 'B'], [20, 'A'], [300, 'A'], [310, 'C'], [320, 'C']);
+
+    expect(firstRequestCeiling(launches, { startS: 300, endS: 400 })).toEqual({
+      warm_ratio: 0.5,
+      cold_starts: 3,
+      outage_availability: 1 / 3,
+      outage_launches: 3,
+    });
+  });
+
+  it('judges each aim as met or not, and names a policy that beats the oracle', () => {
+    const row = (warm: number, cold: number, skew = 1, outage = 0.9) => ({
+      warm_ratio: warm,
+      cold_starts: cold,
+      placement_skew: skew,
+      outage_availability: outage,
+    });
+    const aims = aimsOf({
+      'lru-affinity': row(0.95, 140),
+      warmboot: row(0.96, 100, 1.6, 0.84),
+      oracle: row(0.99, 20),
+    });
+
+    expect(aims).toMatchObject({
+      warm_vs_oracle_met: 1,
+      cold_vs_lru_affinity: 1.4,
+      cold_vs_lru_affinity_met: 0,
+    });
+    expect(aims).toMatchObject({ placement_skew_met: 0, outage_vs_oracle_met: 0, oracle_never_loses: 1 });
+    expect(oracleBeaten({ oracle: row(0.9, 1), lru: row(0.91, 1), [CEILING]: row(1, 0) })).toEqual(['lru']);
+  });
+});
+
 describe('oracle', () => {
   it('is cold only for images nobody requested before', async () => {
     const launches = trace([0, 'A'], [10, 'B'], [20, 'C'], [30, 'A'], [40, 'B'], [50, 'C'], [60, 'A']);
@@ -125,6 +186,45 @@ describe('oracle', () => {
 
     expect(await warmFlags(oraclePolicy(launches), launches, config)).toEqual([false, false, true, true]);
     expect(await warmFlags(lruPolicy(), launches, config)).toEqual([false, false, true, false]);
+  });
+
+  it('stages the outage window before it starts and never loses to any policy (an adversarial trace)', async () => {
+    // One host, room for four images. A–D are needed throughout the outage; E and F come and go
+    // just before it. A just-in-time oracle keeps E and F (needed sooner), then can move only one
+    // download in front of the outage, so D's outage launches are all cold, while nova-age (which
+    // never lets E or F displace anything) serves the whole window warm and beats it.
+    const requests: [number, string][] = [
+      [0, 'A'],
+      [10, 'B'],
+      [20, 'C'],
+      [30, 'D'],
+    ];
+    requests.push([100, 'E'], [110, 'F'], [150, 'E'], [160, 'F']);
+    for (let k = 0; k < 5; k++)
+      for (const [i, image] of ['A', 'B', 'C', 'D'].entries()) requests.push([300 + 40 * k + i, image]);
+    const launches = trace(...requests);
+    const config = oneHost({
+      cacheBytes: 4 * SIZE,
+      bandwidthBytesPerS: 10,
+      outage: { startS: 200, endS: 7400 },
+    });
+    const loads = launches.map(() => 20);
+    const run = async (policy: CachePolicy) => ({
+      ...cacheMetrics(await simulate(policy, launches, config, loads)),
+    });
+
+    const oracle = await run(oraclePolicy(launches));
+    const others = await Promise.all(
+      [nonePolicy(), lruPolicy(), lruPolicy({ affinity: true }), lfuAffinityPolicy(), novaAgePolicy()].map(
+        run,
+      ),
+    );
+
+    expect(oracle.outage_availability).toBe(firstRequestCeiling(launches, config.outage).outage_availability);
+    expect(oracle.outage_availability).toBe(1);
+    expect(others[4]?.outage_availability).toBe(1);
+    for (const metrics of others) expect(oracle.warm_ratio).toBeGreaterThanOrEqual(metrics.warm_ratio);
+    expect(oracleBeaten({ oracle, ...Object.fromEntries(others.map((m, i) => [`p${i}`, m])) })).toEqual([]);
   });
 
   it('knows the next request of every image', () => {

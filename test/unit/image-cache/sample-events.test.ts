@@ -55,6 +55,7 @@ describe('sample console events', () => {
     const placement = createPlacementRegistry({
       groups: [],
       store: {} as never,
+      recentAdvice: {} as never,
       facts: {} as never,
       clock: {} as never,
     });

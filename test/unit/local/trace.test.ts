@@ -5,10 +5,12 @@ import { describe, expect, it } from 'vitest';
 import {
   DATA_DIR_ENV,
   dataDir,
+  formatTraceCsv,
   loadImageSizes,
   loadLoadLatenciesMs,
   loadTrace,
   parseCsv,
+  REPAIR,
   sampledSize,
 } from '../../../local/trace';
 
@@ -64,6 +66,7 @@ describe('loadTrace — Alibaba format', () => {
     const trace = loadTrace(path, { imageSizes: SIZES });
 
     expect(trace.skippedRows).toBe(1);
+    expect(trace.repairs).toEqual({ [REPAIR.noImage]: 1, [REPAIR.sampledSize]: 2 });
     expect(trace.sizeSource).toBe('sampled');
     const m0 = trace.requests.filter((r) => r.image === 'M0000').map((r) => r.sizeBytes);
     expect(new Set(m0).size).toBe(1);
@@ -113,6 +116,119 @@ describe('loadTrace — generic format', () => {
     const path = file('bad.csv', 'time,img\n1,a\n');
 
     expect(() => loadTrace(path, { imageSizes: SIZES })).toThrow('missing column(s) timestamp_s, image');
+  });
+
+  it('is named by its file label unless a name is given', () => {
+    const path = file('named.csv', 'timestamp_s,image\n1,a\n');
+
+    expect(loadTrace(path, { imageSizes: SIZES }).name).toBe(path);
+    expect(loadTrace(path, { imageSizes: SIZES, name: 'mine' }).name).toBe('mine');
+  });
+});
+
+describe('loadTrace — what it repairs or skips is counted per reason', () => {
+  it('counts rows without an image or a usable time (hex, blank, malformed), trimmed cells and header names, conflicting sizes and sampled sizes', () => {
+    const path = file(
+      'repairs.csv',
+      [
+        'timestamp_s, image ,size_bytes,tenant',
+        '1, a ,100,acme',
+        '2,a,200, acme',
+        '0x10,b,,',
+        ',c,,',
+        '1e,d,,',
+        '3,,,',
+        '4,e,,',
+      ].join('\n'),
+    );
+
+    const trace = loadTrace(path, { imageSizes: SIZES });
+
+    expect(trace.repairs).toEqual({
+      [REPAIR.whitespaceTrimmed]: 3,
+      [REPAIR.badTime]: 3,
+      [REPAIR.noImage]: 1,
+      [REPAIR.conflictingSize]: 1,
+      [REPAIR.sampledSize]: 1,
+    });
+    expect(trace.skippedRows).toBe(4);
+    expect(trace.requests.map((r) => [r.image, r.sizeBytes, r.tenant])).toEqual([
+      ['a', 100, 'acme'],
+      ['a', 100, 'acme'],
+      ['e', sampledSize('e', SIZES), undefined],
+    ]);
+  });
+
+  it('reports nothing for a clean file', () => {
+    const path = file('clean.csv', 'timestamp_s,image,size_bytes\n1,a,10\n2,b,20\n');
+
+    expect(loadTrace(path).repairs).toEqual({});
+  });
+
+  it('fails on an invalid size_bytes, naming row and column, instead of sampling a size for it', () => {
+    for (const bad of ['0', '-5', '12.5', 'big', '0x10']) {
+      const path = file('bad-size.csv', `timestamp_s,image,size_bytes\n1,a,10\n2,b,${bad}\n`);
+
+      expect(() => loadTrace(path, { imageSizes: SIZES })).toThrow(
+        `row 3, column size_bytes: '${bad}' is not a positive whole number of bytes`,
+      );
+    }
+  });
+
+  it('rejects a header with both Alibaba and generic columns, and a repeated column (unnamed ones aside)', () => {
+    const both = file('both.csv', 'gmt_create,checkpoint_model_version_id,groupId,timestamp_s,image\n');
+    const twice = file('twice.csv', 'timestamp_s,image,image\n1,a,b\n');
+    const unnamed = file('unnamed.csv', 'timestamp_s,image,,\n1,a,,\n');
+
+    expect(() => loadTrace(both, { imageSizes: SIZES })).toThrow(
+      'has both the Alibaba columns (gmt_create, checkpoint_model_version_id) and generic ones (timestamp_s, image)',
+    );
+    expect(() => loadTrace(twice, { imageSizes: SIZES })).toThrow('column image appears twice in the header');
+    expect(loadTrace(unnamed, { imageSizes: SIZES }).requests).toHaveLength(1);
+  });
+});
+
+describe('loadTrace — platform', () => {
+  it('reads linux and windows from the optional platform column, leaving blanks unset', () => {
+    const path = file(
+      'platform.csv',
+      'timestamp_s,image,platform\n1,a,windows\n2,b,linux\n3,c,\n4,a,windows\n',
+    );
+
+    const trace = loadTrace(path, { imageSizes: SIZES });
+
+    expect(trace.requests.map((r) => r.platform)).toEqual(['windows', 'linux', undefined, 'windows']);
+  });
+
+  it('rejects another value, or an image given two platforms, naming the row and column', () => {
+    const other = file('platform-bad.csv', 'timestamp_s,image,platform\n1,a,linux\n2,b,Windows\n');
+    const conflict = file('platform-conflict.csv', 'timestamp_s,image,platform\n1,a,linux\n2,a,windows\n');
+
+    expect(() => loadTrace(other, { imageSizes: SIZES })).toThrow(
+      "row 3, column platform: 'Windows' is not one of linux, windows",
+    );
+    expect(() => loadTrace(conflict, { imageSizes: SIZES })).toThrow(
+      'row 3, column platform: image a is windows here but linux on row 2',
+    );
+  });
+});
+
+describe('formatTraceCsv', () => {
+  it('writes a trace the loader reads back to the same requests', () => {
+    const source = file(
+      'source.csv',
+      [
+        'timestamp_s,image,size_bytes,tenant,instance_type,platform',
+        '10.125,"id,with ""quotes""",5,acme,m7i.large,windows',
+        '10.3,plain,7,,,linux',
+        '12,plain,7,globex,,linux',
+      ].join('\n'),
+    );
+    const trace = loadTrace(source);
+    const copy = file('copy.csv', formatTraceCsv(trace));
+
+    expect(loadTrace(copy).requests).toEqual(trace.requests);
+    expect(loadTrace(copy).repairs).toEqual({});
   });
 });
 

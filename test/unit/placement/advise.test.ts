@@ -109,8 +109,8 @@ describe('advisePlacement', () => {
 
   it('sends a launch to a host already downloading the image, not to a lighter one that would start another download', () => {
     const hosts = [
-      host('i-a', 'az-a', [], { load: 0 }),
-      host('i-z', 'az-b', [entry('web', 'fetching')], { load: 9 }),
+      host('i-a', 'az-a', [], { recentlyAdvised: 0 }),
+      host('i-z', 'az-b', [entry('web', 'fetching')], { recentlyAdvised: 9 }),
     ];
 
     const advice = advise(hosts, 1, { imageBytes: GB });
@@ -123,8 +123,8 @@ describe('advisePlacement', () => {
     const full = [entry('x'), entry('y'), entry('z'), entry('w')];
     const pinnedFull = [entry('p1'), entry('p2'), entry('p3'), entry('p4')];
     const hosts = [
-      host('i-pinned', 'az-a', pinnedFull, { load: 0 }),
-      host('i-full', 'az-b', full, { load: 5 }),
+      host('i-pinned', 'az-a', pinnedFull, { recentlyAdvised: 0 }),
+      host('i-full', 'az-b', full, { recentlyAdvised: 5 }),
     ];
 
     const advice = advise(hosts, 1, { imageBytes: GB, pins: ['p1', 'p2', 'p3', 'p4'] });
@@ -136,8 +136,8 @@ describe('advisePlacement', () => {
 
   it('prefers a cold host with free room over one that must evict', () => {
     const hosts = [
-      host('i-full', 'az-a', [entry('x'), entry('y'), entry('z'), entry('w')], { load: 0 }),
-      host('i-room', 'az-b', [entry('x')], { load: 5 }),
+      host('i-full', 'az-a', [entry('x'), entry('y'), entry('z'), entry('w')], { recentlyAdvised: 0 }),
+      host('i-room', 'az-b', [entry('x')], { recentlyAdvised: 5 }),
     ];
 
     expect(perHost(advise(hosts, 1, { imageBytes: GB }))).toEqual({ 'i-room': 1 });

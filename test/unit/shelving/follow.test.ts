@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FOLLOW_MS, RoundRunner } from '../../../functions/shelving/application/rounds';
 import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
+import { FOLLOW_MS, RoundRunner } from '../../../functions/shelving/application/rounds';
 import { countingEc2, instance, NOW, record, shelvingOnClock, volume } from './fakes';
 
 /**
