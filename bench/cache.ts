@@ -142,14 +142,8 @@ const buildPolicy = (
   }
 };
 
-interface FleetSettings {
-  readonly hosts: number;
-  readonly azs: number;
-  readonly cacheBytes: number;
-  readonly bandwidthBytesPerS: number;
-  readonly slots: number;
-  readonly holdS: number;
-}
+/** The fleet the flags describe; each trace places its own outage on it. */
+type FleetSettings = Omit<FleetConfig, 'outage'>;
 
 interface TraceRun {
   readonly launches: readonly Launch[];

@@ -19,6 +19,11 @@ interface StoredCounter {
  */
 export class MemoryPopularityStore implements PopularityStore {
   readonly #counters = new Map<string, StoredCounter>();
+  /**
+   * The counters by scope, then image: a read touches its own scope's (or image's) counters, as a
+   * DynamoDB query of one partition does, not every counter of every scope.
+   */
+  readonly #byScope = new Map<string, Map<string, StoredCounter[]>>();
   readonly #seen = new Set<string>();
 
   constructor(private readonly settings: CounterSettings) {}
@@ -28,16 +33,22 @@ export class MemoryPopularityStore implements PopularityStore {
     this.#seen.add(record.eventId);
     for (const increment of counterIncrements(record, this.settings)) {
       const key = counterKey(increment.scope, increment.image, increment.shard, increment.era);
-      const counter = this.#counters.get(key) ?? {
-        scopeKey: scopeKey(increment.scope),
-        image: increment.image,
-        era: increment.era,
-        value: 0,
-        launches: 0,
-      };
+      let counter = this.#counters.get(key);
+      if (counter === undefined) {
+        counter = {
+          scopeKey: scopeKey(increment.scope),
+          image: increment.image,
+          era: increment.era,
+          value: 0,
+          launches: 0,
+        };
+        this.#counters.set(key, counter);
+        const images = this.#byScope.get(counter.scopeKey) ?? new Map<string, StoredCounter[]>();
+        this.#byScope.set(counter.scopeKey, images);
+        images.set(counter.image, [...(images.get(counter.image) ?? []), counter]);
+      }
       counter.value += increment.value;
       counter.launches += increment.launches;
-      this.#counters.set(key, counter);
     }
     return { recorded: true };
   }
@@ -61,12 +72,11 @@ export class MemoryPopularityStore implements PopularityStore {
   }
 
   #live(scope: PopularityScope, now: number, image?: string): StoredCounter[] {
-    const key = scopeKey(scope);
+    const images = this.#byScope.get(scopeKey(scope));
+    if (images === undefined) return [];
     const eras = new Set(liveEras(now, this.settings.decay));
-    return [...this.#counters.values()].filter(
-      (counter) =>
-        counter.scopeKey === key && eras.has(counter.era) && (image === undefined || counter.image === image),
-    );
+    const candidates = image === undefined ? [...images.values()].flat() : (images.get(image) ?? []);
+    return candidates.filter((counter) => eras.has(counter.era));
   }
 }
 
