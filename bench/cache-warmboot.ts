@@ -23,6 +23,7 @@ import {
   MemoryChangeMarkers,
   MemoryPopularityStore,
 } from '../functions/popularity/adapters/memory-popularity-store';
+import { RANKING_MAX_AGE_MS, RecentRanking } from '../functions/popularity/adapters/recent-ranking';
 import { recordLaunch } from '../functions/popularity/application/record-launch';
 import { popularitySettingsSchema } from '../functions/popularity/config';
 import { decayParameters } from '../functions/popularity/domain/decay';
@@ -113,7 +114,7 @@ export const warmbootPolicy = (options: WarmbootPolicyOptions): WarmbootPolicy =
   });
   const markers = new MemoryChangeMarkers();
   const localGate = new Map<string, number>();
-  const scores = groupPopularity(store);
+  const scores = groupPopularity(store, decayParameters(settings.halfLifeHours));
   let nudged = false;
   let launchFetchOrdered = false;
   const facts = {
@@ -123,6 +124,7 @@ export const warmbootPolicy = (options: WarmbootPolicyOptions): WarmbootPolicy =
   };
   const popularity = {
     store,
+    ranking: new RecentRanking(store, decayParameters(settings.halfLifeHours), RANKING_MAX_AGE_MS),
     markers,
     facts,
     logger: { warn: () => undefined },
@@ -251,7 +253,9 @@ export const warmbootPolicy = (options: WarmbootPolicyOptions): WarmbootPolicy =
       ...(launchFetch
         ? { requested: [{ instanceId: launchFetch.host.id, imageId: launchFetch.imageId }] }
         : {}),
-      scores: await scores.topImages(BENCH_HOST_GROUP, PLANNED_TOP_IMAGES, ms(nowS)),
+      scores: await scores.topImages(BENCH_HOST_GROUP, PLANNED_TOP_IMAGES, ms(nowS), {
+        recent: launchFetch !== undefined,
+      }),
       imageSizes: options.imageSizes,
       source,
       now: ms(nowS),

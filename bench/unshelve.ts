@@ -49,8 +49,27 @@ const SWAP_SWEEP: FlagSpec = {
 const BASELINES: FlagSpec = {
   name: 'baselines',
   description:
-    "'yes': also the naive and snapshot-restore baselines and the new-IP and concurrency-1 settings; 'no': only the two warmboot paths (and the sweep)",
+    "'yes': also the naive and snapshot-restore baselines and the new-IP and concurrency-1 settings; 'no': only warmboot's three paths, in place, pool member and stopped swap (and the sweep)",
   default: 'yes',
+};
+/** The bench's rows besides the sweep, each measured on a fleet of its own. */
+const RUNS = [
+  'in-place',
+  'pool-member',
+  'stopped-swap',
+  'new-ips',
+  'concurrency-1',
+  'naive',
+  'restore-offloaded',
+  'restore-all',
+] as const;
+type UnshelveRun = (typeof RUNS)[number];
+/** What `--baselines no` keeps: warmboot's three paths. */
+const WARMBOOT_PATHS: readonly UnshelveRun[] = ['in-place', 'pool-member', 'stopped-swap'];
+const RUNS_FLAG: FlagSpec = {
+  name: 'runs',
+  description: `comma-separated rows to measure (${RUNS.join(', ')}) or 'all'; --baselines no keeps only warmboot's three paths of them`,
+  default: 'all',
 };
 const RESERVED_CONCURRENCY: FlagSpec = {
   name: 'reserved-concurrency',
@@ -163,7 +182,8 @@ export interface UnshelveBenchOptions {
   readonly reservedConcurrency: number | undefined;
   /** Swap durations (s) for the in-place restart sweep; empty: none. */
   readonly swapSweep: readonly number[];
-  readonly baselines: boolean;
+  /** The rows to measure (the sweep aside). */
+  readonly runs: ReadonlySet<UnshelveRun>;
 }
 
 const wallClock = async <T>(label: string, task: () => Promise<T>): Promise<T> => {
@@ -228,23 +248,27 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
       const largest = options.dataVolumes > 0 ? DATA_GIB : ROOT_GIB;
       const identity = (times: ReadyTimes) => times;
       await wallClock(`N=${count}`, async () => {
+        const { runs } = options;
         // The default: in place wherever EC2 and the record allow it (issue 19).
-        policies[`warmboot N=${count}`] = await measure(fleetOf(), runWarmboot, identity, inPlace);
+        if (runs.has('in-place'))
+          policies[`warmboot N=${count}`] = await measure(fleetOf(), runWarmboot, identity, inPlace);
         // Pools serve unshelve: a running member stands in for each offloaded record's launch. Its
         // bound is the in-place one, which counts a launch this path does not make.
-        policies[`warmboot, pool member N=${count}`] = await measure(
-          fleetOf({ poolMembers: fast }),
-          runWarmboot,
-          identity,
-          inPlace,
-        );
+        if (runs.has('pool-member'))
+          policies[`warmboot, pool member N=${count}`] = await measure(
+            fleetOf({ poolMembers: fast }),
+            runWarmboot,
+            identity,
+            inPlace,
+          );
         // The fallback path, for every record: stop, detach, attach, start.
-        policies[`warmboot, stopped swap N=${count}`] = await measure(
-          fleetOf({ settings: { replaceRootInPlace: false } }),
-          runWarmboot,
-          identity,
-          reattach,
-        );
+        if (runs.has('stopped-swap'))
+          policies[`warmboot, stopped swap N=${count}`] = await measure(
+            fleetOf({ settings: { replaceRootInPlace: false } }),
+            runWarmboot,
+            identity,
+            reattach,
+          );
         for (const swapSeconds of options.swapSweep) {
           const swapMs = swapSeconds * 1000;
           policies[`warmboot, in-place swap ${swapSeconds} s N=${count}`] = await measure(
@@ -254,16 +278,16 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
             inPlaceOf(fast, swapMs),
           );
         }
-        if (!options.baselines) return;
-        policies[`warmboot, new IPs N=${count}`] = await measure(
-          fleetOf({ settings: { keepPrivateIp: false } }),
-          runWarmboot,
-          identity,
-          inPlaceBatched,
-        );
+        if (runs.has('new-ips'))
+          policies[`warmboot, new IPs N=${count}`] = await measure(
+            fleetOf({ settings: { keepPrivateIp: false } }),
+            runWarmboot,
+            identity,
+            inPlaceBatched,
+          );
         // The recommended setting (README, reservedConcurrency): one invocation at a time, so one
         // pacer spends the buckets and the events wait their turn in the async queue.
-        if (options.reservedConcurrency === undefined) {
+        if (runs.has('concurrency-1') && options.reservedConcurrency === undefined) {
           policies[`warmboot, reserved concurrency 1 N=${count}`] = await measure(
             fleetOf({ reservedConcurrency: 1 }),
             runWarmboot,
@@ -271,13 +295,15 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
             inPlace,
           );
         }
-        policies[`naive N=${count}`] = await measure(
-          baselineFleet,
-          withoutWarmboot(runNaive),
-          identity,
-          batched,
-        );
+        if (runs.has('naive'))
+          policies[`naive N=${count}`] = await measure(
+            baselineFleet,
+            withoutWarmboot(runNaive),
+            identity,
+            batched,
+          );
         for (const scope of ['offloaded', 'all'] as const) {
+          if (!runs.has(scope === 'all' ? 'restore-all' : 'restore-offloaded')) continue;
           policies[`snapshot-restore, ${scope === 'all' ? 'all' : 'offloaded only'} N=${count}`] =
             await measure(
               baselineFleet,
@@ -366,18 +392,27 @@ const swapSweepFlag = (args: BenchArgs): number[] => {
   });
 };
 
-const baselinesFlag = (args: BenchArgs): boolean => {
-  const text = flagText(args, BASELINES);
-  if (text !== 'yes' && text !== 'no')
-    throw new BenchUsageError(`--${BASELINES.name} must be 'yes' or 'no', got '${text}'`);
-  return text === 'yes';
+/** `--runs`, narrowed to warmboot's paths by `--baselines no`. */
+const runsFlag = (args: BenchArgs): ReadonlySet<UnshelveRun> => {
+  const baselines = flagText(args, BASELINES);
+  if (baselines !== 'yes' && baselines !== 'no')
+    throw new BenchUsageError(`--${BASELINES.name} must be 'yes' or 'no', got '${baselines}'`);
+  const text = flagText(args, RUNS_FLAG);
+  const named = text === 'all' ? [...RUNS] : text.split(',').map((part) => part.trim());
+  const unknown = named.filter((name) => !(RUNS as readonly string[]).includes(name));
+  if (unknown.length > 0 || named.length === 0)
+    throw new BenchUsageError(
+      `--${RUNS_FLAG.name} must be 'all' or names from ${RUNS.join(', ')}, got '${text}'`,
+    );
+  const runs = named as UnshelveRun[];
+  return new Set(baselines === 'yes' ? runs : runs.filter((run) => WARMBOOT_PATHS.includes(run)));
 };
 
 export const unshelveScenario: Scenario = {
   name: 'unshelve',
   description:
     'shelve N instances, offload half, unshelve all: the deployed function on the local cloud vs naive vs snapshot-restore',
-  flags: [COUNT, HOST_SHARE, DATA_VOLUMES, SEED, RESERVED_CONCURRENCY, SWAP_SWEEP, BASELINES],
+  flags: [COUNT, HOST_SHARE, DATA_VOLUMES, SEED, RESERVED_CONCURRENCY, SWAP_SWEEP, BASELINES, RUNS_FLAG],
   run: (args: BenchArgs) => {
     const counts = countsFlag(args);
     return runUnshelveBench({
@@ -387,7 +422,7 @@ export const unshelveScenario: Scenario = {
       seed: numberFlag(args, SEED, { integer: true }),
       reservedConcurrency: reservedConcurrencyFlag(args),
       swapSweep: swapSweepFlag(args),
-      baselines: baselinesFlag(args),
+      runs: runsFlag(args),
     });
   },
 };

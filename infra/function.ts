@@ -86,7 +86,7 @@ const TOKEN_BYTES_ESTIMATE = 255;
 /**
  * `readUpdate`: read, plus UpdateItem only (no Put, Delete or BatchWrite) — placement adds to its
  * own advised-weight counters in the image cache's table and must not be able to replace or delete
- * the cache's items.
+ * the cache's items; every EC2-calling function reserves on the account budget's buckets.
  */
 export type TableAccess = 'read' | 'readUpdate' | 'readWrite';
 

@@ -2,6 +2,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { popularityStoreFor } from '../popularity/adapters/dynamodb-popularity-store';
 import { loadPopularityConfig } from '../popularity/config';
+import { decayParameters } from '../popularity/domain/decay';
 import { type FactPublisher, factPublisher } from '../shared/adapters/facts';
 import type { ClientsWith } from '../shared/aws-clients';
 import type { Clock } from '../shared/clock';
@@ -37,6 +38,12 @@ export interface ImageCacheDependencies {
 }
 
 /** The composition root: production adapters over the runtime's clients, for one account. */
+/** Popularity as the planner reads it, with popularity's own settings (same half-life and shards). */
+const popularityOf = (runtime: Runtime): GroupPopularity => {
+  const config = loadPopularityConfig(runtime.env);
+  return groupPopularity(popularityStoreFor(runtime, config), decayParameters(config.settings.halfLifeHours));
+};
+
 export const imageCacheDependencies = (
   runtime: Runtime<ClientsWith<'ec2' | 'ssm'>>,
   config: ImageCacheConfig,
@@ -49,7 +56,7 @@ export const imageCacheDependencies = (
   hosts: new BatchHostDirectory(ec2HostDirectory(runtime.clients.ec2)),
   commands: ssmCacheCommands(runtime.clients.ssm),
   volumes: ec2VolumeLinks(runtime.clients.ec2),
-  popularity: groupPopularity(popularityStoreFor(runtime, loadPopularityConfig(runtime.env))),
+  popularity: popularityOf(runtime),
   facts: factPublisher(runtime),
   clock: runtime.clock,
   random: runtime.random,

@@ -10,8 +10,10 @@ import {
   type InstanceFacts,
 } from './adapters/instance-directory';
 import { DynamoLaunchQuota, type LaunchQuota } from './adapters/launch-quota';
+import { RANKING_MAX_AGE_MS, RecentRanking } from './adapters/recent-ranking';
 import type { RecordLaunchDependencies } from './application/record-launch';
 import type { PopularityConfig } from './config';
+import { decayParameters } from './domain/decay';
 
 export interface PopularityDependencies extends RecordLaunchDependencies {
   readonly quota: LaunchQuota;
@@ -30,8 +32,10 @@ export const popularityDependencies = (
   config: PopularityConfig,
 ): PopularityDependencies => {
   const { tables, settings } = config;
+  const store = popularityStoreFor(runtime, config);
   return {
-    store: popularityStoreFor(runtime, config),
+    store,
+    ranking: new RecentRanking(store, decayParameters(settings.halfLifeHours), RANKING_MAX_AGE_MS),
     markers: new DynamoChangeMarkers({ client: runtime.clients.dynamodb, tableName: tables.popularity }),
     quota: new DynamoLaunchQuota({ client: runtime.clients.dynamodb, tableName: tables.popularity }),
     imageLaunchedPerCallerPerHour: settings.imageLaunchedPerCallerPerHour,

@@ -150,6 +150,74 @@ export const lease = (
 };
 
 /**
+ * The shared store keeps a bucket as one number, `fullAt`: the moment it is full again if nobody
+ * takes more (the theoretical arrival time of GCRA, the generic cell rate algorithm). At `now`
+ * before that moment it holds capacity − (fullAt − now) × rate tokens, negative while calls have
+ * reserved ahead of the refill; from that moment on, it is full. One number lets every reservation
+ * on a bucket in use be a single atomic addition, which concurrent environments never lose to
+ * each other, where a read and a conditional write of the level lose to every other writer.
+ */
+export const levelAt = (fullAt: number | undefined, limits: BucketLimits, now: number): BucketLevel => ({
+  tokens:
+    fullAt === undefined || fullAt <= now
+      ? limits.capacity
+      : limits.capacity - ((fullAt - now) / 1000) * limits.refillPerSecond,
+  refilledAt: now,
+});
+
+/** How far `tokens` move a bucket's fullAt. */
+const spanMs = (tokens: number, limits: BucketLimits): number => (tokens / limits.refillPerSecond) * 1000;
+
+export type Reservation =
+  | {
+      /** The bucket is full: store `fullAt` if it still is, with `extra` tokens leased beyond the call's. */
+      readonly kind: 'restart';
+      readonly fullAt: number;
+      readonly extra: number;
+    }
+  | {
+      /**
+       * The bucket is in use: add `byMs` to its fullAt if that is still at most `atMost`, the
+       * deepest debt a call may reserve into (one bucket, or the call itself when it is larger).
+       */
+      readonly kind: 'extend';
+      readonly byMs: number;
+      readonly atMost: number;
+    };
+
+/**
+ * How to reserve `tokens` on a bucket last seen at `fullAt`: restart it when full (with up to
+ * `wantExtra` more for the environment's next calls, from what it holds beyond the call's own),
+ * else extend it (no extra: extra tokens never come from debt).
+ */
+export const reservation = (
+  fullAt: number | undefined,
+  limits: BucketLimits,
+  tokens: number,
+  wantExtra: number,
+  now: number,
+): Reservation => {
+  if (fullAt === undefined || fullAt < now) {
+    const extra = Math.min(wantExtra, Math.max(0, Math.floor(limits.capacity - tokens)));
+    return { kind: 'restart', fullAt: now + spanMs(tokens + extra, limits), extra };
+  }
+  const debtLimit = Math.max(limits.capacity, tokens);
+  return {
+    kind: 'extend',
+    byMs: spanMs(tokens, limits),
+    atMost: now + spanMs(limits.capacity + debtLimit - tokens, limits),
+  };
+};
+
+/** How long a call waits once its reservation moved the bucket to `fullAt`: until it is out of debt. */
+export const reservedWaitMs = (fullAt: number, limits: BucketLimits, now: number): number =>
+  msUntil(-levelAt(fullAt, limits, now).tokens, limits);
+
+/** When an extension refused at the debt limit may be asked again: once fullAt is back at `atMost`. */
+export const extendRetryInMs = (fullAt: number, atMost: number): number =>
+  Math.max(0, Math.ceil(fullAt - atMost)) + SAFETY_MS;
+
+/**
  * How many more calls of one token the bucket admits by `now + withinMs`, counting the
  * reservations already made (a level in debt admits fewer). Reserves nothing.
  */

@@ -240,3 +240,25 @@ export const callAws = async <T>(operation: string, call: () => Promise<T>): Pro
  */
 export const conditionalWrite = (operation: string, call: () => Promise<unknown>): Promise<boolean> =>
   callAws(operation, call).then(() => true, falseIfConditionFailed);
+
+/**
+ * A conditional DynamoDB write that asked for the item its condition found
+ * (`ReturnValuesOnConditionCheckFailure: 'ALL_OLD'`): the answer when written, else the item as
+ * it stands, in DynamoDB's typed form (`{ N: '5' }`, even through the document client; undefined:
+ * there is none), so the caller decides again without reading it first.
+ * Anything but a failed condition is thrown typed, as conditionalWrite does.
+ */
+export const conditionalWriteOrFound = async <Answer>(
+  operation: string,
+  call: () => Promise<Answer>,
+): Promise<
+  | { readonly written: true; readonly answer: Answer }
+  | { readonly written: false; readonly found: Readonly<Record<string, unknown>> | undefined }
+> => {
+  try {
+    return { written: true, answer: await callAws(operation, call) };
+  } catch (error) {
+    falseIfConditionFailed(error);
+    return { written: false, found: (sdkCauseOf(error) as { Item?: Record<string, unknown> }).Item };
+  }
+};

@@ -6,18 +6,22 @@ import {
   accountBudgetSchema,
   admissible,
   type BucketLevel,
+  extendRetryInMs,
   FALLBACK_FRACTION,
   type FunctionShare,
   functionShare,
   LEASE_MS,
   lease,
   leaseExtra,
+  levelAt,
+  reservation,
+  reservedWaitMs,
   shareOf,
 } from './account-budget';
 import { type BudgetStore, dynamoBudgetStore } from './adapters/budget-store';
 import type { Clock } from './clock';
 import { envJson, envString, loadConfig } from './config';
-import { type BucketCharge, chargesOf, requestLimitsOf } from './ec2-buckets';
+import { type BucketCharge, type BucketLimits, chargesOf, requestLimitsOf } from './ec2-buckets';
 import { backoffDelayMs } from './retry';
 
 /**
@@ -35,7 +39,10 @@ export interface Ec2Budget {
   admissible(action: string, withinMs: number): number;
 }
 
-/** Backoff after a lost race (retry.ts): a few store round trips at first, at most a second. */
+/**
+ * Backoff (retry.ts) should a refused restart find no bucket (deleted between the condition and
+ * the answer): a few store round trips at first, at most a second.
+ */
 const RACE_BACKOFF = { baseMs: 10, capMs: 1_000 };
 /** After a store failure the fallback paces this environment's calls for this long, then the store is tried again. */
 const FALLBACK_MS = 60_000;
@@ -65,6 +72,8 @@ export class AccountBudget implements Ec2Budget {
   /** The last level this environment read or wrote, per bucket (for `admissible`). */
   readonly #seen = new Map<string, BucketLevel>();
   readonly #leased = new Map<string, LeasedTokens>();
+  /** The bucket's fullAt as this environment last saw it (account-budget.ts, `levelAt`). */
+  readonly #fullAt = new Map<string, number>();
   readonly #fallback = new Map<string, BucketLevel>();
   #fallbackUntil = Number.NEGATIVE_INFINITY;
 
@@ -106,26 +115,50 @@ export class AccountBudget implements Ec2Budget {
     const { store, clock, share, random } = this.#options;
     const limits = shareOf(charge.limits, share.share);
     const key = `${share.pool}#${charge.bucket}`;
-    // A lost race is contention, not failure: someone else's lease went through, so read again,
-    // after a short full-jitter backoff that spreads the environments that lost together.
+    // Where this environment last saw the bucket: the first guess of which change applies. A wrong
+    // guess costs one refused write, which answers where it stands. (Always guessing "in use" was
+    // measured worse: where several environments meet a full bucket at one instant, all but one
+    // of those extending it are refused, and then all but one of those restarting it.)
+    let fullAt = this.#fullAt.get(charge.bucket);
     for (let races = 0; ; ) {
-      const stored = await store.read(key);
       const now = clock.now();
-      const decision = lease(stored?.level, limits, charge.tokens, leaseExtra(limits, charge.tokens), now);
-      if (!decision.granted) {
-        if (stored) this.#seen.set(charge.bucket, stored.level);
-        await clock.sleep(decision.retryInMs);
+      const plan = reservation(fullAt, limits, charge.tokens, leaseExtra(limits, charge.tokens), now);
+      if (plan.kind === 'restart') {
+        const change = await store.restart(key, plan.fullAt, now);
+        if (!change.done) {
+          // Someone restarted it first (or it was in use): extend it instead, at once.
+          fullAt = change.fullAt ?? Number.NEGATIVE_INFINITY;
+          if (change.fullAt === undefined) await clock.sleep(backoffDelayMs(races++, random, RACE_BACKOFF));
+          continue;
+        }
+        if (plan.extra > 0)
+          this.#leased.set(charge.bucket, { tokens: plan.extra, expiresAt: now + LEASE_MS });
+        return this.#reserved(charge.bucket, plan.fullAt, limits, now);
+      }
+      const change = await store.extend(key, plan.byMs, now, plan.atMost);
+      if (!change.done) {
+        fullAt = change.fullAt;
+        if (change.fullAt !== undefined && change.fullAt > plan.atMost) {
+          this.#saw(charge.bucket, change.fullAt, limits, now);
+          await clock.sleep(extendRetryInMs(change.fullAt, plan.atMost));
+        }
         continue;
       }
-      if (!(await store.write(key, decision.next, stored?.version))) {
-        await clock.sleep(backoffDelayMs(races++, random, RACE_BACKOFF));
-        continue;
-      }
-      this.#seen.set(charge.bucket, decision.next);
-      this.#leased.set(charge.bucket, { tokens: decision.extra, expiresAt: now + LEASE_MS });
-      if (decision.waitMs > 0) await clock.sleep(decision.waitMs);
-      return;
+      return this.#reserved(charge.bucket, change.fullAt, limits, now);
     }
+  }
+
+  /** The reservation moved the bucket to `fullAt`: the call goes once that is out of debt. */
+  async #reserved(bucket: string, fullAt: number, limits: BucketLimits, now: number): Promise<void> {
+    this.#saw(bucket, fullAt, limits, now);
+    const waitMs = reservedWaitMs(fullAt, limits, now);
+    if (waitMs > 0) await this.#options.clock.sleep(waitMs);
+  }
+
+  /** Remembers where a bucket stands, for the next guess and for `admissible`. */
+  #saw(bucket: string, fullAt: number, limits: BucketLimits, now: number): void {
+    this.#fullAt.set(bucket, fullAt);
+    this.#seen.set(bucket, levelAt(fullAt, limits, now));
   }
 
   /** The per-environment fallback: the same decision on a bucket only this environment sees. */

@@ -58,7 +58,8 @@ export const TABLES = {
     partitionKey: 'pk',
     ttlAttribute: TTL_ATTRIBUTE,
     indexes: [],
-    purpose: "the account budget: one level per EC2 throttling bucket, leased by every function's EC2 calls",
+    purpose:
+      "the account budget: one fullAt per EC2 throttling bucket, reserved on by every function's EC2 calls",
   },
   idempotency: {
     id: 'idempotency',

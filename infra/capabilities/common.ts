@@ -100,7 +100,8 @@ export const createFunction = (
   for (const [table, access] of Object.entries(setup.tables) as [TableId, TableAccess][]) {
     fn.grantTable(table, access);
   }
-  if (callsEc2) fn.grantTable('ec2Budget', 'readWrite');
+  // Reservations are conditional UpdateItems (adapters/budget-store.ts): no Put, Delete or BatchWrite.
+  if (callsEc2) fn.grantTable('ec2Budget', 'readUpdate');
   fn.grantPublish();
   if (setup.describe) allowDescribe(fn, setup.describe);
   return fn;

@@ -378,30 +378,30 @@ describe('least privilege', () => {
 
   it('names specific tables (and their GSIs) in every DynamoDB statement, read-only where the function only reads', () => {
     const expected: Record<FunctionId, Partial<Record<TableId, 'read' | 'readUpdate' | 'readWrite'>>> = {
-      // Every function that calls EC2 leases from the account budget (ec2Budget); placement does not.
-      popularity: { popularity: 'readWrite', ec2Budget: 'readWrite', idempotency: 'readWrite' },
+      // Every function that calls EC2 reserves on the account budget (ec2Budget) with UpdateItem only; placement does not.
+      popularity: { popularity: 'readWrite', ec2Budget: 'readUpdate', idempotency: 'readWrite' },
       imageCache: {
         imageCache: 'readWrite',
         popularity: 'read',
-        ec2Budget: 'readWrite',
+        ec2Budget: 'readUpdate',
         idempotency: 'readWrite',
       },
       fastRestore: {
         imageCache: 'readWrite',
         popularity: 'read',
-        ec2Budget: 'readWrite',
+        ec2Budget: 'readUpdate',
         idempotency: 'readWrite',
       },
       // Placement adds to its advised-weight counters: UpdateItem, never Put, Delete or BatchWrite.
       placement: { imageCache: 'readUpdate', idempotency: 'readWrite' },
-      pools: { pools: 'readWrite', popularity: 'read', ec2Budget: 'readWrite', idempotency: 'readWrite' },
+      pools: { pools: 'readWrite', popularity: 'read', ec2Budget: 'readUpdate', idempotency: 'readWrite' },
       claim: {
         pools: 'readWrite',
         popularity: 'readWrite',
-        ec2Budget: 'readWrite',
+        ec2Budget: 'readUpdate',
         idempotency: 'readWrite',
       },
-      shelving: { shelves: 'readWrite', ec2Budget: 'readWrite', idempotency: 'readWrite' },
+      shelving: { shelves: 'readWrite', ec2Budget: 'readUpdate', idempotency: 'readWrite' },
     };
     const tableIds = new Map(
       (Object.entries(stack.warmboot.data.tables) as [TableId, never][]).map(([id, table]) => [

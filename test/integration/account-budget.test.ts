@@ -1,5 +1,5 @@
 import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FunctionId } from '../../functions/catalog';
 import { ACCOUNT_BUDGET_ENV, shareOf } from '../../functions/shared/account-budget';
@@ -12,8 +12,8 @@ import { seededRandom } from '../../local/ec2/ids';
 import { startLocalCloud } from '../support/local-cloud';
 
 /**
- * The account budget on DynamoDB Local: every execution environment of every function leases
- * from one item per bucket, so together they keep to the share however many of them call.
+ * The account budget on DynamoDB Local: every execution environment of every function reserves
+ * on one item per bucket, so together they keep to the share however many of them call.
  */
 
 /** Makes `calls` filtered DescribeInstances calls one after the other; answers when each went. */
@@ -46,6 +46,41 @@ describe('the account budget', () => {
 
   afterAll(async () => {
     await cloud?.stop();
+  });
+
+  it('stores a bucket as fullAt: a restart only on a full bucket, an extension only within the debt limit, and a refusal says where it stands', async () => {
+    // DynamoDB Local's latency passes on the virtual clock, which only runs inside cloud.run.
+    await cloud.run(async () => {
+      const store = dynamoBudgetStore(cloud.runtime('popularity').clients.documents, cloud.tables.ec2Budget);
+      const key = `store-${cloud.tables.ec2Budget}#AttachVolume`;
+      const now = cloud.clock.now();
+
+      expect(await store.extend(key, 500, now, now + 10_000)).toEqual({ done: false, fullAt: undefined });
+      expect(await store.restart(key, now + 1_000, now)).toEqual({ done: true });
+      expect(await store.restart(key, now + 1_000, now)).toEqual({ done: false, fullAt: now + 1_000 });
+      expect(await store.extend(key, 500.25, now, now + 10_000)).toEqual({
+        done: true,
+        fullAt: now + 1_500.25,
+      });
+      expect(await store.extend(key, 500, now, now + 1_000)).toEqual({ done: false, fullAt: now + 1_500.25 });
+      // Once fullAt has passed the bucket is full: extending it would reserve in the past.
+      expect(await store.extend(key, 500, now + 2_000, now + 10_000)).toEqual({
+        done: false,
+        fullAt: now + 1_500.25,
+      });
+      expect(await store.restart(key, now + 3_000, now + 2_000)).toEqual({ done: true });
+
+      // An item of the first design (a level and a version, no fullAt) counts as a full bucket.
+      const legacy = `legacy-${cloud.tables.ec2Budget}#AttachVolume`;
+      await cloud.documents.send(
+        new PutCommand({
+          TableName: cloud.tables.ec2Budget,
+          Item: { pk: legacy, tokens: 3, refilledAt: now, version: 7 },
+        }),
+      );
+      expect(await store.extend(legacy, 500, now, now + 10_000)).toEqual({ done: false, fullAt: undefined });
+      expect(await store.restart(legacy, now + 1_000, now)).toEqual({ done: true });
+    });
   });
 
   it('lets 20 concurrent environments take no more than the share over a virtual minute', async () => {
@@ -96,7 +131,8 @@ describe('the account budget', () => {
     const item = await cloud.documents.send(
       new GetCommand({ TableName: cloud.tables.ec2Budget, Key: { pk: 'shared#DescribeInstances' } }),
     );
-    expect(item.Item?.version).toBeGreaterThan(1);
+    // Both functions' reservations moved the one shared item: it is full again only after both.
+    expect(item.Item?.fullAt).toBeGreaterThan(imageCache[0] ?? Number.POSITIVE_INFINITY);
     expect(cloud.iam.stats().denials).toEqual({});
   });
 });

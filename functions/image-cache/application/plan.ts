@@ -80,7 +80,9 @@ export const plan = async (
   const now = deps.clock.now();
   let state = await deps.store.loadGroup(group.name);
   if (await joinDue(deps, group, state)) state = await deps.store.loadGroup(group.name);
-  const scores = await deps.popularity.topImages(group.name, PLANNED_TOP_IMAGES, now);
+  const scores = await deps.popularity.topImages(group.name, PLANNED_TOP_IMAGES, now, {
+    recent: requested.length > 0,
+  });
   // A host is planned once its inventory is known: before that its agent may not even answer.
   const running = state.hosts.filter((host) => host.status === 'running' && host.inventoriedAt !== undefined);
   const entries = indexEntries(state.entries);

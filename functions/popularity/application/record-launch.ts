@@ -2,8 +2,9 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { FactPublisher } from '../../shared/adapters/facts';
 import { errorMessage } from '../../shared/errors';
 import type { ChangeMarkerStore, PopularityStore } from '../adapters/popularity-store';
+import type { RecentRanking } from '../adapters/recent-ranking';
 import { popularityChange } from '../domain/change';
-import type { LaunchRecord } from '../domain/counters';
+import { type LaunchRecord, rankAmong } from '../domain/counters';
 import { type PopularityScope, scopeKey, scopesOf } from '../domain/scope';
 import { POPULARITY_CHANGED } from '../schemas';
 
@@ -12,6 +13,8 @@ const LOCAL_GATE_MAX = 10_000;
 
 export interface RecordLaunchDependencies {
   readonly store: PopularityStore;
+  /** The scopes' rankings, read at most once a minute per process (adapters/recent-ranking.ts). */
+  readonly ranking: Pick<RecentRanking, 'topK' | 'update'>;
   readonly markers: ChangeMarkerStore;
   readonly facts: FactPublisher;
   readonly logger: Pick<Logger, 'warn'>;
@@ -67,10 +70,14 @@ const announceIfChanged = async (
   dependencies.localGate.set(gateKey, now + dependencies.changedMinIntervalMs);
   const slot = await dependencies.markers.claim(scope, image, now, dependencies.changedMinIntervalMs);
   if (!slot) return false;
-  const top = await dependencies.store.topK(scope, dependencies.topK, now);
-  const rank = top.findIndex((entry) => entry.image === image);
-  const score = top[rank]?.score ?? (await dependencies.store.score(scope, image, now));
-  const standing = { inTopK: rank >= 0, aboveThreshold: score >= dependencies.scoreThreshold };
+  // The ranking may be a minute old; this image's own score, the one that just changed, is not.
+  const [top, score] = await Promise.all([
+    dependencies.ranking.topK(scope, dependencies.topK, now),
+    dependencies.store.score(scope, image, now),
+  ]);
+  dependencies.ranking.update(scope, image, score, now);
+  const rank = rankAmong(top, image, score);
+  const standing = { inTopK: rank < dependencies.topK, aboveThreshold: score >= dependencies.scoreThreshold };
   const reasons = popularityChange(slot.previous, standing);
   if (reasons.length > 0) {
     await dependencies.facts.publish([
@@ -80,7 +87,7 @@ const announceIfChanged = async (
           image,
           scope,
           score,
-          rank: rank >= 0 ? rank + 1 : null,
+          rank: standing.inTopK ? rank + 1 : null,
           reasons,
           at: new Date(now).toISOString(),
         },

@@ -64,10 +64,13 @@ export interface CounterValue {
   readonly launches: number;
 }
 
-export interface RankedImage {
+/** An image and its decayed launches now: a launch now counts 1, one half-life ago 0.5. */
+export interface ScoredImage {
   readonly image: string;
-  /** Decayed launches now: a launch now counts 1, one half-life ago 0.5. */
   readonly score: number;
+}
+
+export interface RankedImage extends ScoredImage {
   /** Exact launches in the live eras (the last 20 to 40 half-lives). */
   readonly launches: number;
 }
@@ -95,6 +98,17 @@ export const rankImages = (
     .sort((a, b) => b.score - a.score || (a.image < b.image ? -1 : a.image > b.image ? 1 : 0))
     .slice(0, limit);
 };
+
+/**
+ * The position (0 first) an image with `score` takes among the other images of a ranking, in
+ * rankImages' order (ties by image id): the image's own entry, if the ranking has one, is
+ * ignored, so a ranking read before its latest launches still places it by its fresh score.
+ */
+export const rankAmong = (ranked: readonly ScoredImage[], image: string, score: number): number =>
+  ranked.filter(
+    (entry) =>
+      entry.image !== image && (entry.score > score || (entry.score === score && entry.image < image)),
+  ).length;
 
 /** Key of a counter for logs and the in-memory store. */
 export const counterKey = (scope: PopularityScope, image: string, shard: number, era: number): string =>

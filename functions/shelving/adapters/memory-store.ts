@@ -1,6 +1,6 @@
 import { ConditionFailedError } from '../../shared/errors';
 import type { DeletionConfirmation } from '../domain/requests';
-import { type MoveAnswer, phaseOf, type ShelfRecord, type ShelveAnswer } from '../domain/types';
+import { duePhaseOf, type MoveAnswer, type ShelfRecord, type ShelveAnswer } from '../domain/types';
 import { rememberedAnswers, rememberedResolutions } from './memory-ledger';
 import type { ShelfStore } from './store';
 
@@ -97,7 +97,7 @@ export const memoryShelfStore = (): ShelfStore & { readonly records: ReadonlyMap
     },
     async due(now, limit) {
       return [...records.values()]
-        .filter((record) => phaseOf(record.step) && record.nextDueAt !== null && record.nextDueAt <= now)
+        .filter((record) => duePhaseOf(record) && record.nextDueAt !== null && record.nextDueAt <= now)
         .sort((a, b) => (a.nextDueAt ?? 0) - (b.nextDueAt ?? 0))
         .slice(0, limit)
         .map(clone);

@@ -1,8 +1,8 @@
 import { DependencyError } from '../../shared/errors';
 import { TTL_ATTRIBUTE } from '../../shared/tables';
 import {
+  duePhaseOf,
   type MoveAnswer,
-  phaseOf,
   type RequestIdentity,
   type ShelfRecord,
   type ShelveAnswer,
@@ -77,7 +77,7 @@ export const answerOf = <T extends { readonly id: string }>(value: unknown): T |
   isObject(value) && typeof value.id === 'string' && typeof value.ok === 'boolean' ? (value as T) : undefined;
 
 export const recordItem = (record: ShelfRecord, expiresAt?: number): Record<string, unknown> => {
-  const phase = phaseOf(record.step);
+  const phase = duePhaseOf(record);
   return {
     ...recordKey(record.recordId),
     gsi1pk: `TENANT#${record.tenant}`,

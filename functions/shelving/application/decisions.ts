@@ -25,8 +25,45 @@ const publish = async (deps: ShelvingDependencies, facts: readonly ShelvingFact[
 };
 
 /**
+ * How soon a record whose facts may not have gone out comes due: the next scheduled round (the
+ * schedule runs every minute) publishes them if the writer died before it could.
+ */
+export const FACTS_RETRY_MS = 60_000;
+
+/** `record` without its outbox (the key left out, not set to undefined: the store writes items whole). */
+const withoutOutbox = ({ outbox: _, ...record }: ShelfRecord): ShelfRecord => record;
+
+/** The TTL option a record's write carries: a finished record expires. */
+const expiryOf = (deps: ShelvingDependencies, record: ShelfRecord, now: number) =>
+  record.step === 'unshelved' && ownedVolumeIds(record).length === 0
+    ? { expiresAt: Math.floor(now / 1000) + deps.settings.finishedRecordTtlSeconds }
+    : {};
+
+/**
+ * Publishes the facts in `record`'s outbox and clears it (conditional on the version read). The
+ * cleared record, or undefined when another writer changed the record first: that writer carried
+ * the outbox on and publishes it, so a fact may go out twice but is never lost.
+ */
+export const deliverFacts = async (
+  deps: ShelvingDependencies,
+  record: ShelfRecord,
+  now: number,
+): Promise<ShelfRecord | undefined> => {
+  if (!record.outbox) return record;
+  await publish(deps, record.outbox.facts);
+  const cleared: ShelfRecord = {
+    ...withoutOutbox(record),
+    version: record.version + 1,
+    nextDueAt: record.outbox.nextDueAt,
+  };
+  return (await deps.store.update(record, cleared, expiryOf(deps, cleared, now))) ? cleared : undefined;
+};
+
+/**
  * Writes what `decision` makes of `record` (conditional on the version read) and then publishes
  * its facts; the written record, or undefined when another writer changed the record first.
+ * The facts are written with the decision (`outbox`) and cleared once published, so a writer
+ * that dies between the two leaves them for the record's next round.
  */
 export const writeDecision = async (
   deps: ShelvingDependencies,
@@ -35,25 +72,35 @@ export const writeDecision = async (
   now: number,
 ): Promise<ShelfRecord | undefined> => {
   const step = decision.to ?? record.step;
-  const next: ShelfRecord = {
-    ...record,
+  const facts = [...(record.outbox?.facts ?? []), ...(decision.facts ?? [])];
+  const decided: ShelfRecord = {
+    ...withoutOutbox(record),
     ...decision.set,
     step,
     version: record.version + 1,
     stepSince: step === record.step ? record.stepSince : now,
     nextDueAt: decision.recheckAt,
   };
+  const next: ShelfRecord =
+    facts.length === 0
+      ? decided
+      : {
+          ...decided,
+          outbox: { facts, nextDueAt: decided.nextDueAt },
+          nextDueAt: Math.min(decided.nextDueAt ?? Number.POSITIVE_INFINITY, now + FACTS_RETRY_MS),
+        };
   const replacement = next.unshelve?.replacementInstanceId;
-  const finished = step === 'unshelved' && ownedVolumeIds(next).length === 0;
   const ok = await deps.store.update(record, next, {
     ...(replacement && replacement !== record.unshelve?.replacementInstanceId
       ? { linkInstanceId: replacement }
       : {}),
     // An unshelved record no longer holds its original instance: it may be shelved again.
     ...(step === 'unshelved' ? { unlinkInstanceId: record.instanceId } : {}),
-    ...(finished ? { expiresAt: Math.floor(now / 1000) + deps.settings.finishedRecordTtlSeconds } : {}),
+    ...expiryOf(deps, next, now),
   });
   if (!ok) return undefined;
-  if (decision.facts?.length) await publish(deps, decision.facts);
-  return next;
+  if (facts.length === 0) return next;
+  // Should the clear lose to another writer, the decision still stands: that writer has the
+  // outbox and publishes it again.
+  return (await deliverFacts(deps, next, now)) ?? next;
 };

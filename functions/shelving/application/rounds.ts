@@ -4,7 +4,7 @@ import { ATTACH_STEPS, byAttachPriority } from '../domain/bulk';
 import { nextStep } from '../domain/saga';
 import { POLL_MS } from '../domain/saga/decisions';
 import type { Observation, ShelfRecord } from '../domain/types';
-import { changesRecord, writeDecision } from './decisions';
+import { changesRecord, deliverFacts, writeDecision } from './decisions';
 import { type DeletionResult, finishDeletion } from './deletion';
 import { execute } from './execute';
 import { observe } from './observe';
@@ -217,7 +217,17 @@ export class RoundRunner {
     const ordered = attachSlots === undefined ? active : [...active].sort(byAttachPriority);
 
     for (const initial of ordered) {
-      let record = initial;
+      // Facts a writer wrote but may not have published (it died in between) go out first.
+      const delivered = await deliverFacts(this.#deps, initial, now);
+      if (!delivered) {
+        progress.set(initial.recordId, {
+          recordId: initial.recordId,
+          step: initial.step,
+          reason: 'changed concurrently',
+        });
+        continue;
+      }
+      let record = delivered;
       const observed = observations.get(record.recordId) ?? { volumes: new Map(), snapshots: [] };
       const observation: Observation =
         attachSlots === undefined ? observed : { ...observed, attachSlots: Math.max(0, attachSlots) };

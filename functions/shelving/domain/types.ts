@@ -1,5 +1,6 @@
 import type { ItemError, ItemResult } from '../../shared/results';
 import { type INSTANCE_STATES, isGoneState } from '../../shared/schemas/aws-events';
+import type { ShelvingFact } from './actions';
 
 /**
  * The shelving domain's own vocabulary: what a shelve record holds and what the saga observed in
@@ -253,6 +254,12 @@ export interface ShelfRecord {
   readonly unshelve?: UnshelveState;
   readonly deletion?: DeletionState;
   readonly error?: ItemError;
+  /**
+   * Facts written with a decision and not yet known to be published, and the nextDueAt the
+   * decision set: a writer that dies between its write and its PutEvents leaves them here, and
+   * the next round of the record publishes them (at least once) and restores nextDueAt.
+   */
+  readonly outbox?: { readonly facts: readonly ShelvingFact[]; readonly nextDueAt: number | null };
 }
 
 /** An instance's state as EC2 reports it (DescribeInstances, the state-change event). */
@@ -412,9 +419,16 @@ export interface RequestIdentity {
   readonly expiresAt: number;
 }
 
-/** The saga's phases: a record in one of them has work that comes due (the store indexes it). */
-export const SAGA_PHASES = ['shelving', 'offload', 'unshelving', 'deleting'] as const;
+/**
+ * The saga's phases: a record in one of them has work that comes due (the store indexes it).
+ * `facts`: a resting record whose facts may not have gone out (`outbox`).
+ */
+export const SAGA_PHASES = ['shelving', 'offload', 'unshelving', 'deleting', 'facts'] as const;
 export type SagaPhase = (typeof SAGA_PHASES)[number];
+
+/** The phase the store files a record's due work under: its step's, or `facts` for an outbox. */
+export const duePhaseOf = (record: ShelfRecord): SagaPhase | undefined =>
+  phaseOf(record.step) ?? (record.outbox ? 'facts' : undefined);
 
 /** The phase a step belongs to; undefined for a resting or finished step. */
 export const phaseOf = (step: Step): SagaPhase | undefined => {

@@ -31,6 +31,8 @@ const image = (id: string, sizeBytes = GB): ImageSpec => ({
 /** The service over the in-memory store and scripted EC2/SSM fakes. */
 const world = (groupInput: Partial<HostGroupInput> = {}) => {
   let now = START;
+  /** Per popularity read: whether the plan let it be a ranking read within the last minute. */
+  const popularityReads: boolean[] = [];
   const group = hostGroupSchema.parse({
     name: 'g',
     cacheBytes: 2 * GB,
@@ -115,7 +117,12 @@ const world = (groupInput: Partial<HostGroupInput> = {}) => {
     },
     commands,
     volumes: links,
-    popularity: { topImages: async () => [] },
+    popularity: {
+      topImages: async (_group, _k, _now, options) => {
+        popularityReads.push(options?.recent ?? false);
+        return [];
+      },
+    },
     facts: { publish: async () => undefined },
     clock: {
       now: () => now,
@@ -142,6 +149,7 @@ const world = (groupInput: Partial<HostGroupInput> = {}) => {
     service,
     store,
     sent,
+    popularityReads,
     volumes,
     deleted,
     online,
@@ -228,6 +236,7 @@ describe('ImageCacheService', () => {
         'absent',
       );
     await w.service.pin('g', 'kept');
+    w.popularityReads.length = 0;
 
     const summary = await w.service.plan('g', [{ instanceId: 'i-1', imageId: 'launched' }]);
 
@@ -239,6 +248,9 @@ describe('ImageCacheService', () => {
     const entries = (await w.store.loadGroup('g')).entries;
     expect(entries.find((entry) => entry.imageId === 'launched')?.state).toBe('fetching');
     expect(entries.find((entry) => entry.imageId === 'rare')?.state).toBe('evicting');
+    // A plan a launch asked for may rank on a minute-old read; the schedule's plan reads afresh.
+    await w.service.plan('g');
+    expect(w.popularityReads).toEqual([true, false]);
   });
 
   it('releases orphaned linked volumes: deletes unattached ones, unmounts attached ones first, keeps needed and fresh ones', async () => {

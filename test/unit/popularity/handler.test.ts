@@ -6,6 +6,7 @@ import {
   MemoryLaunchQuota,
   MemoryPopularityStore,
 } from '../../../functions/popularity/adapters/memory-popularity-store';
+import { RANKING_MAX_AGE_MS, RecentRanking } from '../../../functions/popularity/adapters/recent-ranking';
 import type { PopularityDependencies } from '../../../functions/popularity/dependencies';
 import { decayParameters } from '../../../functions/popularity/domain/decay';
 import { GLOBAL_SCOPE } from '../../../functions/popularity/domain/scope';
@@ -30,6 +31,7 @@ const setup = (instances: Record<string, InstanceFacts> = {}, imageLaunchedPerCa
   const prefetches: string[][] = [];
   const dependencies: PopularityDependencies = {
     store,
+    ranking: new RecentRanking(store, decayParameters(24), RANKING_MAX_AGE_MS),
     markers: new MemoryChangeMarkers(),
     quota: new MemoryLaunchQuota(),
     imageLaunchedPerCallerPerHour,
@@ -109,6 +111,24 @@ describe('Image Launched (operator event)', () => {
     const changed = published.filter((fact) => fact.detailType === 'Popularity Changed');
     expect(changed.map((fact) => fact.detail.scope)).toEqual([{ kind: 'global' }]);
     expect(changed[0]?.detail).toMatchObject({ image: 'ami-0abc', rank: 1, reasons: ['entered-top-k'] });
+  });
+
+  it('judges a newcomer by its fresh score against the ranking read a moment before', async () => {
+    const { registry, published } = setup();
+    for (const [index, image] of ['ami-1', 'ami-2', 'ami-3', 'ami-4'].entries())
+      await registry.dispatch(operatorEvent({ image, count: 4 - index }, `e${index}`));
+    await registry.dispatch(operatorEvent({ image: 'ami-5', count: 9 }, 'e5'));
+    const entered = published
+      .filter((fact) => fact.detailType === 'Popularity Changed')
+      .map((fact) => [fact.detail.image, fact.detail.rank]);
+    // ami-4 (1 launch) ranks 4th among the three before it: out of the top 3. ami-5 (9) ranks 1st
+    // although the ranking, read when ami-1 first launched, does not hold it.
+    expect(entered).toEqual([
+      ['ami-1', 1],
+      ['ami-2', 2],
+      ['ami-3', 3],
+      ['ami-5', 1],
+    ]);
   });
 });
 

@@ -2,12 +2,15 @@ import { describe, expect, it } from 'vitest';
 import {
   accountBudgetSchema,
   admissible,
-  type BucketLevel,
+  extendRetryInMs,
   functionShare,
   LEASE_MS,
   lease,
   leaseExtra,
+  levelAt,
   refill,
+  reservation,
+  reservedWaitMs,
   shareOf,
 } from '../../../functions/shared/account-budget';
 import { type BudgetStore, memoryBudgetStore } from '../../../functions/shared/adapters/budget-store';
@@ -132,6 +135,40 @@ describe('bucket math', () => {
     expect(granted.granted && granted.waitMs).toBe(2_500_001);
   });
 
+  it('keeps a bucket as the moment it is full again: full before, in debt while reserved ahead', () => {
+    expect(levelAt(undefined, limits, NOW).tokens).toBe(10);
+    expect(levelAt(NOW - 1, limits, NOW).tokens).toBe(10);
+    expect(levelAt(NOW + 2_000, limits, NOW).tokens).toBe(6);
+    expect(levelAt(NOW + 7_500, limits, NOW).tokens).toBe(-5);
+  });
+
+  it('restarts a full bucket with a second of refill as lease, and extends one in use without extra', () => {
+    expect(reservation(undefined, limits, 1, leaseExtra(limits, 1), NOW)).toEqual({
+      kind: 'restart',
+      fullAt: NOW + 1_000,
+      extra: 1,
+    });
+    expect(reservation(NOW + 2_000, limits, 1, leaseExtra(limits, 1), NOW)).toEqual({
+      kind: 'extend',
+      byMs: 500,
+      // One bucket of debt below empty: fullAt may be at most two buckets (10 s) ahead after the call.
+      atMost: NOW + 9_500,
+    });
+  });
+
+  it('makes a call wait until its reservation is out of debt, and retry at the debt limit once fullAt is back', () => {
+    expect(reservedWaitMs(NOW + 5_000, limits, NOW)).toBe(0);
+    expect(reservedWaitMs(NOW + 5_500, limits, NOW)).toBe(501);
+    expect(extendRetryInMs(NOW + 10_000, NOW + 9_500)).toBe(501);
+  });
+
+  it('admits a call larger than the bucket on a full bucket, reserving its whole span', () => {
+    const instances = shareOf({ capacity: 1000, refillPerSecond: 2 }, 0.1);
+    const plan = reservation(undefined, instances, 500, 0, NOW);
+    expect(plan).toEqual({ kind: 'restart', fullAt: NOW + 2_500_000, extra: 0 });
+    expect(plan.kind === 'restart' && reservedWaitMs(plan.fullAt, instances, NOW)).toBe(2_000_001);
+  });
+
   it('answers how many calls it would admit soon, counting the reservations made', () => {
     expect(admissible(undefined, limits, 0, NOW)).toBe(10);
     expect(admissible({ tokens: -2, refilledAt: NOW }, limits, 3_000, NOW)).toBe(4);
@@ -139,26 +176,34 @@ describe('bucket math', () => {
   });
 });
 
-/** The memory store, counting writes; `failing` makes every call throw (the store is down). */
+/** The memory store, counting changes made and refused; `failing` makes every call throw (the store is down). */
 class CountingStore implements BudgetStore {
   readonly #store = memoryBudgetStore();
-  readonly levels = new Map<string, BucketLevel>();
+  readonly fullAt = new Map<string, number>();
   writes = 0;
+  refused = 0;
   failing = false;
 
-  read(key: string) {
-    if (this.failing) return Promise.reject(new Error('store down'));
-    return this.#store.read(key);
+  async restart(key: string, fullAt: number, now: number) {
+    if (this.failing) throw new Error('store down');
+    const change = await this.#store.restart(key, fullAt, now);
+    this.#count(change.done, key, change.done ? fullAt : undefined);
+    return change;
   }
 
-  async write(key: string, level: BucketLevel, expected: number | undefined) {
+  async extend(key: string, byMs: number, now: number, atMost: number) {
     if (this.failing) throw new Error('store down');
-    const written = await this.#store.write(key, level, expected);
-    if (written) {
+    const change = await this.#store.extend(key, byMs, now, atMost);
+    this.#count(change.done, key, change.done ? change.fullAt : undefined);
+    return change;
+  }
+
+  #count(done: boolean, key: string, fullAt: number | undefined) {
+    if (!done) this.refused += 1;
+    else {
       this.writes += 1;
-      this.levels.set(key, level);
+      if (fullAt !== undefined) this.fullAt.set(key, fullAt);
     }
-    return written;
   }
 }
 
@@ -211,6 +256,25 @@ describe('AccountBudget', () => {
     expect(store.writes).toBe(2);
   });
 
+  it('never loses a reservation to another environment: ten calling at once write once each', async () => {
+    const store = new CountingStore();
+    const waits: number[] = [];
+    // Time stands still: every environment reserves at the same moment, as in one burst.
+    const frozen: Clock = { now: () => NOW, sleep: async (ms) => void waits.push(ms) };
+    const environments = Array.from({ length: 10 }, () => budgetAt(0.1, store, frozen));
+
+    await Promise.all(environments.map((budget) => budget.acquire('AttachVolume', {})));
+
+    // All but one find the full bucket restarted by another and extend it instead.
+    expect(store.writes).toBe(10);
+    expect(store.refused).toBe(9);
+    // 5 tokens of capacity, 0.5 a second: the 10 calls reserved 5 tokens ahead of the refill, the
+    // deepest debt allowed, and the last waits 10 s for it.
+    const share = shareOf(MUTATING, 0.1);
+    expect(levelAt(store.fullAt.get('shared#AttachVolume'), share, NOW).tokens).toBeCloseTo(-5, 9);
+    expect(Math.max(...waits)).toBe(10_001);
+  });
+
   it('meters the instances of StartInstances separately from its requests', async () => {
     const clock = steppingClock();
     const store = new CountingStore();
@@ -220,7 +284,10 @@ describe('AccountBudget', () => {
     expect(clock.now()).toBe(NOW);
     await budget.acquire('StartInstances', { InstanceIds: ['i-a', 'i-b'] });
     expect(clock.now()).toBeGreaterThan(NOW);
-    expect(store.levels.get('shared#StartInstances.resources')?.tokens).toBeLessThan(0);
+    const resources = shareOf({ capacity: 1000, refillPerSecond: 2 }, 1);
+    expect(levelAt(store.fullAt.get('shared#StartInstances.resources'), resources, NOW).tokens).toBeLessThan(
+      0,
+    );
   });
 
   it('counts what it reserved in what it says a round may hand out', async () => {
