@@ -48,6 +48,13 @@ const MAX_TRANSITIONS_PER_ROUND = 6;
 const NOTHING_DONE: RoundSummary = { records: [], throttled: 0, acted: 0 };
 
 /** A record still waiting on EC2 (see MOVING_WITHIN_MS), not finished or resting on a timer. */
+/** A record another writer changed first: this round leaves it to that writer. */
+const changedConcurrently = (record: ShelfRecord): RecordProgress => ({
+  recordId: record.recordId,
+  step: record.step,
+  reason: 'changed concurrently',
+});
+
 const isMoving = (entry: RecordProgress, now: number): boolean =>
   entry.recheckAt !== undefined && entry.recheckAt !== null && entry.recheckAt <= now + MOVING_WITHIN_MS;
 
@@ -220,11 +227,7 @@ export class RoundRunner {
       // Facts a writer wrote but may not have published (it died in between) go out first.
       const delivered = await deliverFacts(this.#deps, initial, now);
       if (!delivered) {
-        progress.set(initial.recordId, {
-          recordId: initial.recordId,
-          step: initial.step,
-          reason: 'changed concurrently',
-        });
+        progress.set(initial.recordId, changedConcurrently(initial));
         continue;
       }
       let record = delivered;
@@ -240,11 +243,7 @@ export class RoundRunner {
         if (changesRecord(record, decision)) {
           const written = await writeDecision(this.#deps, record, decision, now);
           if (!written) {
-            progress.set(record.recordId, {
-              recordId: record.recordId,
-              step: record.step,
-              reason: 'changed concurrently',
-            });
+            progress.set(record.recordId, changedConcurrently(record));
             break;
           }
           record = written;
