@@ -62,6 +62,8 @@ export interface FleetOptions {
    * function may take them (`unshelveFromPools`, with `keepPrivateIp` off as it requires).
    */
   readonly poolMembers?: number;
+  /** Which tier those members wait in: running (the default) or stopped (the warm tier). */
+  readonly poolTier?: 'running' | 'stopped';
 }
 
 /** The pool that serves unshelve in the pool variant, and its members' instance profile. */
@@ -286,7 +288,7 @@ export const buildShelvedFleet = async (options: FleetOptions): Promise<Fleet> =
           subnets: [subnetId],
           instanceProfile: BENCH_PROFILE,
           initialization: { platform: 'linux', packages: [], timeoutMinutes: 30 },
-          tier: 'running',
+          tier: options.poolTier ?? 'running',
           minSize: options.poolMembers,
           maxSize: options.poolMembers * 2,
         },

@@ -49,13 +49,14 @@ const SWAP_SWEEP: FlagSpec = {
 const BASELINES: FlagSpec = {
   name: 'baselines',
   description:
-    "'yes': also the naive and snapshot-restore baselines and the new-IP and concurrency-1 settings; 'no': only warmboot's three paths, in place, pool member and stopped swap (and the sweep)",
+    "'yes': also the naive and snapshot-restore baselines and the new-IP and concurrency-1 settings; 'no': only warmboot's paths, in place, pool member (running and stopped) and stopped swap (and the sweep)",
   default: 'yes',
 };
 /** The bench's rows besides the sweep, each measured on a fleet of its own. */
 const RUNS = [
   'in-place',
   'pool-member',
+  'stopped-pool-member',
   'stopped-swap',
   'new-ips',
   'concurrency-1',
@@ -64,8 +65,13 @@ const RUNS = [
   'restore-all',
 ] as const;
 type UnshelveRun = (typeof RUNS)[number];
-/** What `--baselines no` keeps: warmboot's three paths. */
-const WARMBOOT_PATHS: readonly UnshelveRun[] = ['in-place', 'pool-member', 'stopped-swap'];
+/** What `--baselines no` keeps: warmboot's paths. */
+const WARMBOOT_PATHS: readonly UnshelveRun[] = [
+  'in-place',
+  'pool-member',
+  'stopped-pool-member',
+  'stopped-swap',
+];
 const RUNS_FLAG: FlagSpec = {
   name: 'runs',
   description: `comma-separated rows to measure (${RUNS.join(', ')}) or 'all'; --baselines no keeps only warmboot's three paths of them`,
@@ -257,6 +263,14 @@ export const runUnshelveBench = async (options: UnshelveBenchOptions): Promise<B
         if (runs.has('pool-member'))
           policies[`warmboot, pool member N=${count}`] = await measure(
             fleetOf({ poolMembers: fast }),
+            runWarmboot,
+            identity,
+            inPlace,
+          );
+        // The same from the warm tier: each taken member is started, then replaced in place.
+        if (runs.has('stopped-pool-member'))
+          policies[`warmboot, stopped pool member N=${count}`] = await measure(
+            fleetOf({ poolMembers: fast, poolTier: 'stopped' }),
             runWarmboot,
             identity,
             inPlace,

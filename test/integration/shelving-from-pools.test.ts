@@ -158,6 +158,40 @@ describe('pools serve unshelve', () => {
     expect(callViolations(callProvenance(local))).toEqual([]);
   });
 
+  it('takes a stopped member of the warm tier, starts it once handed over and replaces its root in place', async () => {
+    const { local, image, facts } = await start({ keepPrivateIp: false, unshelveFromPools: [POOL] });
+    const instanceId = await launchOwned(local, image);
+    const recordId = await shelvedAndOffloaded(local, instanceId);
+    await local.adminRequest('Define Pool', { pool: { ...hotPool(image, 1), tier: 'stopped' } });
+    await local.settleFor(8 * MINUTE);
+    const [member] = await membersOf(local);
+    expect(member).toMatchObject({ state: 'ready', running: false });
+    const memberRoot =
+      local.ec2.volumes().find((volume) => volume.attachment?.instanceId === member?.instanceId)?.volumeId ??
+      '';
+    expect(memberRoot).not.toBe('');
+    const startsBefore = calls(local, 'StartInstances');
+
+    await request(local, 'unshelve.json', { recordIds: [recordId] });
+    await local.settleFor(3 * MINUTE);
+
+    expect(await recordOf(local, recordId)).toMatchObject({
+      step: 'unshelved',
+      unshelve: { path: 'in-place', replacementInstanceId: member?.instanceId, poolMember: { pool: POOL } },
+    });
+    const unshelved = facts.filter((event) => event['detail-type'] === 'Instance Unshelved');
+    expect(unshelved.map((event) => [event.detail.path, event.detail.pool, event.detail.instanceId])).toEqual(
+      [['in-place', POOL, member?.instanceId]],
+    );
+    expect(local.ec2.instance(member?.instanceId ?? '')?.state).toBe('running');
+    expect(calls(local, 'StartInstances') - startsBefore).toBeGreaterThanOrEqual(1);
+    // The member's own root went with the task (DeleteReplacedRootVolume), not by a shelving delete.
+    expect(local.ec2.volume(memberRoot)).toBeUndefined();
+    expect(calls(local, 'DeleteVolume')).toBe(0);
+    expect(local.iam.denials()).toEqual([]);
+    expect(callViolations(callProvenance(local))).toEqual([]);
+  });
+
   it('launches as usual when no member fits (another instance profile), and never touches the member', async () => {
     const { local, image } = await start({ keepPrivateIp: false, unshelveFromPools: [POOL] });
     local.instanceProfiles.create('other', { managedPolicyArns: [AMAZON_SSM_MANAGED_INSTANCE_CORE] });

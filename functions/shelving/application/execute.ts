@@ -24,6 +24,35 @@ interface PowerTarget {
   readonly instanceId: string;
   readonly recordId: string;
 }
+interface UntagTarget {
+  readonly resourceIds: readonly string[];
+  readonly recordId: string;
+}
+
+/**
+ * Resources per DeleteTags call. The API takes up to 1,000 and recommends "smaller batches"
+ * (API_DeleteTags); a bulk unshelve's hand-backs then cost one call per hundred volumes instead
+ * of one per record, on a bucket of 100 refilled at 10 per second.
+ */
+const UNTAG_BATCH = 100;
+
+/** Records in order, cut so that no part names more than `limit` resources (a record is never split). */
+const byResources = (targets: readonly UntagTarget[], limit: number): UntagTarget[][] => {
+  const parts: UntagTarget[][] = [];
+  let part: UntagTarget[] = [];
+  let size = 0;
+  for (const target of targets) {
+    if (part.length > 0 && size + target.resourceIds.length > limit) {
+      parts.push(part);
+      part = [];
+      size = 0;
+    }
+    part.push(target);
+    size += target.resourceIds.length;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+};
 
 /** The actions that are one EC2 call of their own (the others are batched or wait for another). */
 type OneCallAction = Exclude<
@@ -36,6 +65,7 @@ type OneCallAction = Exclude<
       | 'launch'
       | 'launch-from-snapshots'
       | 'attach'
+      | 'untag'
       | 'hand-over-pool-member';
   }
 >;
@@ -51,7 +81,6 @@ const ONE_CALLS: {
 } = {
   'set-delete-on-termination': (ec2, action) => ec2.setDeleteOnTermination(action.instanceId, action.devices),
   tag: (ec2, action) => ec2.createTags(action.resourceIds, action.tags),
-  untag: (ec2, action) => ec2.deleteTags(action.resourceIds, action.keys),
   snapshot: (ec2, action) => ec2.createSnapshots(action.instanceId, action.recordId),
   detach: (ec2, action) => ec2.detachVolume(action.volumeId, action.instanceId),
   'set-user-data': (ec2, action) => ec2.setUserData(action.instanceId, action.userData),
@@ -85,8 +114,9 @@ const oneCall = <K extends keyof OneCallActions>(
 
 /**
  * Applies the actions of a round's written decisions through the adapters, in as few EC2 calls as
- * the API allows: one Stop/Start/Terminate per `maxBatch` instances, launches grouped by the
- * fast path's batches, everything else one call per action. A failed call's error goes to the
+ * the API allows: one Stop/Start/Terminate per `maxBatch` instances, one DeleteTags per
+ * `UNTAG_BATCH` resources, launches grouped by the fast path's batches, everything else one call
+ * per action. A failed call's error goes to the
  * progress of the records it was for; `release` is told when a record's own calls are all done.
  * `onThrottled` counts calls still throttled after the SDK's retries.
  */
@@ -126,8 +156,36 @@ export const execute = async (
       }
     });
 
+  /**
+   * One call for several records. These calls are all-or-nothing: one resource EC2 or IAM refuses
+   * (termination or stop protection, a one-time Spot instance, a lost management tag, a volume
+   * gone) fails the whole call (API_TerminateInstances, API_StopInstances, API_DeleteTags).
+   * Retrying the batch would fail it every round, so a refusal that is not throttling or EC2's
+   * own fault is answered one record at a time: only the refused record keeps the error (R6).
+   */
+  const batched = <T extends { readonly recordId: string }>(
+    part: readonly T[],
+    call: (targets: readonly T[]) => Promise<unknown>,
+  ): Promise<void> => {
+    const recordIds = part.map((target) => target.recordId);
+    return track(recordIds, async () => {
+      try {
+        await call(part);
+      } catch (error) {
+        if (part.length === 1 || isTransientFailure(error)) {
+          fail(recordIds, error);
+          return;
+        }
+        await Promise.all(
+          part.map((target) => call([target]).catch((single: unknown) => fail([target.recordId], single))),
+        );
+      }
+    });
+  };
+
   const calls: Promise<void>[] = [];
   const multi = new Map<PowerCall, PowerTarget[]>();
+  const untags = new Map<string, { readonly keys: readonly string[]; readonly targets: UntagTarget[] }>();
   const launches: ShelfRecord[] = [];
   const slowLaunches: ShelfRecord[] = [];
   // A record that attaches data volumes and stops in one decision: the stop goes after the
@@ -151,6 +209,13 @@ export const execute = async (
           const list = multi.get(key) ?? [];
           list.push({ instanceId: action.instanceId, recordId: record.recordId });
           multi.set(key, list);
+          break;
+        }
+        case 'untag': {
+          const key = action.keys.join('\n');
+          const group = untags.get(key) ?? { keys: action.keys, targets: [] };
+          group.targets.push({ resourceIds: action.resourceIds, recordId: record.recordId });
+          untags.set(key, group);
           break;
         }
         case 'launch':
@@ -201,31 +266,25 @@ export const execute = async (
   };
   for (const [kind, targets] of multi) {
     for (const part of chunk(targets, settings.maxBatch)) {
-      const ids = part.map((target) => target.instanceId);
-      const recordIds = part.map((target) => target.recordId);
       calls.push(
-        track(recordIds, async () => {
-          try {
-            await powerCall(kind, ids);
-          } catch (error) {
-            // These calls are all-or-nothing: one instance EC2 or IAM refuses (termination or
-            // stop protection, a one-time Spot instance, a lost management tag) fails the whole
-            // call (API_TerminateInstances, API_StopInstances). Retrying the batch would fail it
-            // every round, so a refusal that is not throttling or EC2's own fault is answered
-            // one instance at a time: only the refused record keeps the error (finding R6).
-            if (part.length === 1 || isTransientFailure(error)) {
-              fail(recordIds, error);
-              return;
-            }
-            await Promise.all(
-              part.map((target) =>
-                powerCall(kind, [target.instanceId]).catch((single: unknown) =>
-                  fail([target.recordId], single),
-                ),
-              ),
-            );
-          }
-        }),
+        batched(part, (some) =>
+          powerCall(
+            kind,
+            some.map((target) => target.instanceId),
+          ),
+        ),
+      );
+    }
+  }
+  for (const { keys, targets } of untags.values()) {
+    for (const part of byResources(targets, UNTAG_BATCH)) {
+      calls.push(
+        batched(part, (some) =>
+          ec2.deleteTags(
+            some.flatMap((target) => target.resourceIds),
+            keys,
+          ),
+        ),
       );
     }
   }

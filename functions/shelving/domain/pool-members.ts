@@ -7,9 +7,10 @@ import { inPlaceSkipReason } from './saga/unshelve-in-place';
 import type { ObservedInstance, ShelfRecord } from './types';
 
 /**
- * Pools serve unshelve (issue 19): a running member of a pool the deployment names
- * (`unshelveFromPools`) stands in for the replacement launch. Its root is then replaced in place
- * with the retained root, so what the member booted does not matter; what must match is what the
+ * Pools serve unshelve (issue 19): a ready member of a pool the deployment names
+ * (`unshelveFromPools`) stands in for the replacement launch, a running one first; a stopped one
+ * is started once the pool handed it over (the saga, unshelve-in-place.ts). Its root is then
+ * replaced in place with the retained root, so what the member booted does not matter; what must match is what the
  * swap keeps: the instance type, the AZ and subnet, the security groups, the instance profile,
  * the metadata options and the AMI (architecture, boot mode, product codes and its own block
  * devices). What it cannot keep, its private address, is why the setting needs `keepPrivateIp`
@@ -47,13 +48,13 @@ export const poolServeSkipReason = (record: ShelfRecord, settings: ShelvingSetti
 
 /**
  * Whether a member could serve the record by what its record alone says (before any describe):
- * idle, running, the pool's own (not a claim's launch) and of the record's configuration.
+ * idle (ready, running or stopped), the pool's own (not a claim's launch) and of the record's
+ * configuration.
  */
 export const mayServe = (record: ShelfRecord, member: PoolMember): boolean => {
   const { config } = record;
   return (
     member.state === 'ready' &&
-    member.running &&
     member.origin === 'pool' &&
     member.claimId === undefined &&
     member.imageId === config.imageId &&
@@ -78,9 +79,10 @@ export const memberUnfit = (
   instance: ObservedInstance,
 ): string | undefined => {
   const { config } = record;
-  if (!mayServe(record, member)) return 'its record is not a ready running member of this configuration';
+  if (!mayServe(record, member)) return 'its record is not a ready member of this configuration';
   if (!isManagedBy(instance.tags, pool)) return `it no longer carries pool ${pool}'s tags`;
-  if (instance.state !== 'running') return `it is ${instance.state}`;
+  // Not on its way between the two (the pools reconcile starting or stopping it).
+  if (instance.state !== (member.running ? 'running' : 'stopped')) return `it is ${instance.state}`;
   if (instance.imageId !== config.imageId || instance.instanceType !== config.instanceType)
     return 'another image or instance type';
   if (instance.subnetId !== config.subnetId || instance.availabilityZone !== config.availabilityZone)
@@ -103,7 +105,10 @@ export const memberUnfit = (
   return undefined;
 };
 
-/** The first member, oldest first, that can stand in for the record's replacement. */
+/**
+ * The member that can stand in for the record's replacement: a running one before a stopped one
+ * (it saves the start as well as the launch), then the oldest.
+ */
 export const choosePoolMember = (
   record: ShelfRecord,
   candidates: readonly {
@@ -115,7 +120,9 @@ export const choosePoolMember = (
   [...candidates]
     .sort(
       (a, b) =>
-        a.member.launchedAt - b.member.launchedAt || a.member.instanceId.localeCompare(b.member.instanceId),
+        Number(b.member.running) - Number(a.member.running) ||
+        a.member.launchedAt - b.member.launchedAt ||
+        a.member.instanceId.localeCompare(b.member.instanceId),
     )
     .find(
       ({ pool, member, instance }) =>
@@ -142,7 +149,7 @@ export const poolMemberTaken = (
   },
   actions: [],
   recheckAt: now,
-  reason: `took running member ${instanceId} of pool ${pool} as the replacement`,
+  reason: `took member ${instanceId} of pool ${pool} as the replacement`,
 });
 
 /**

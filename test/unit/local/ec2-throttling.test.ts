@@ -1,4 +1,9 @@
-import { DescribeInstancesCommand, DescribeVolumesCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import {
+  DeleteTagsCommand,
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  RunInstancesCommand,
+} from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { classifyAwsError } from '../../../functions/shared/aws-errors';
 import { createCloud } from './ec2-harness';
@@ -61,6 +66,24 @@ describe('EC2 API throttling', () => {
 
     expect(refused(await burst(false))).toBe(10);
     expect(refused(await burst(true))).toBe(0);
+  });
+
+  it('DeleteTags has its uncategorized bucket, 100 refilled at 10 per second, not the mutating 50 / 5', async () => {
+    const cloud = await createCloud();
+    const launched = await cloud.run(() =>
+      cloud.ec2Client.send(new RunInstancesCommand({ ImageId: cloud.imageId, MinCount: 1, MaxCount: 1 })),
+    );
+    const instanceId = launched.Instances?.[0]?.InstanceId ?? '';
+    const untag = () =>
+      cloud.ec2Client.send(new DeleteTagsCommand({ Resources: [instanceId], Tags: [{ Key: 'team' }] }));
+    const burst = (calls: number) =>
+      cloud.run(() => Promise.allSettled(Array.from({ length: calls }, untag)));
+    const refused = (answers: PromiseSettledResult<unknown>[]) =>
+      answers.filter((answer) => answer.status === 'rejected').length;
+
+    expect(refused(await burst(101))).toBe(1);
+    await cloud.clock.advanceBy(1_000);
+    expect(refused(await burst(11))).toBe(1);
   });
 
   it('each API has its own bucket: throttled DescribeInstances does not throttle DescribeVolumes', async () => {

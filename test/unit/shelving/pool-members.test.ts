@@ -108,7 +108,12 @@ describe('which members fit', () => {
   });
 
   it.each([
-    ['stopped (warm tier)', readyMember({ running: false }), memberInstance({ state: 'stopped' })],
+    [
+      'its pool is starting or stopping',
+      readyMember({ running: false }),
+      memberInstance({ state: 'pending' }),
+    ],
+    ['stopped where its record says running', readyMember(), memberInstance({ state: 'stopped' })],
     ['claimed by someone', readyMember({ state: 'claimed', claimId: 'req-1' }), memberInstance()],
     ["a claim's own launch", readyMember({ origin: 'claim' }), memberInstance()],
     ['of another AMI', readyMember({ imageId: 'ami-0fffffffffffffff0' }), memberInstance()],
@@ -129,6 +134,30 @@ describe('which members fit', () => {
     expect(
       choosePoolMember(launching(), [{ pool: POOL, member: candidate, instance: seen }]),
     ).toBeUndefined();
+  });
+
+  it('fits a stopped member of the warm tier too', () => {
+    expect(
+      memberUnfit(launching(), POOL, readyMember({ running: false }), memberInstance({ state: 'stopped' })),
+    ).toBeUndefined();
+  });
+
+  it('takes a running member before an older stopped one, which would need a start', () => {
+    const stopped = readyMember({
+      instanceId: 'i-0aaaaaaaaaaaaaaa2',
+      running: false,
+      launchedAt: NOW - 60_000,
+    });
+    const running = readyMember({ launchedAt: NOW - 1_000 });
+    const chosen = choosePoolMember(launching(), [
+      {
+        pool: POOL,
+        member: stopped,
+        instance: memberInstance({ instanceId: stopped.instanceId, state: 'stopped' }),
+      },
+      { pool: POOL, member: running, instance: memberInstance() },
+    ]);
+    expect(chosen?.member.instanceId).toBe(MEMBER);
   });
 
   it('takes the oldest of several that fit', () => {
@@ -194,6 +223,42 @@ describe('a taken member', () => {
     expect(decision.actions).toContainEqual(
       expect.objectContaining({ kind: 'tag', tags: expect.objectContaining(REPLACEMENT_TAGS) }),
     );
+  });
+
+  it('taken stopped, is handed over first, then tagged and started before its root is replaced', () => {
+    const stoppedMember = memberInstance({ state: 'stopped' });
+    const volumes = new Map();
+
+    const first = nextStep(taken(), { replacement: stoppedMember, volumes, snapshots: [] }, NOW, settings);
+    const handedOver = { ...stoppedMember, tags: { 'warmboot:shelving': 'true' } };
+    const second = nextStep(taken(), { replacement: handedOver, volumes, snapshots: [] }, NOW, settings);
+
+    expect(first.actions.map((action) => action.kind)).toEqual(['hand-over-pool-member']);
+    expect(second.to).toBeUndefined();
+    expect(second.actions).toContainEqual(
+      expect.objectContaining({ kind: 'tag', tags: expect.objectContaining(REPLACEMENT_TAGS) }),
+    );
+    expect(second.actions).toContainEqual({ kind: 'start', instanceId: MEMBER });
+    expect(second.reason).toMatch(/starting pool member/);
+  });
+
+  it('stopped after its task began, takes the stopped swap as any replacement does', () => {
+    const handedOver = memberInstance({ state: 'stopped', tags: { 'warmboot:shelving': 'true' } });
+    const observation = {
+      replacement: handedOver,
+      volumes: new Map(),
+      snapshots: [],
+      rootReplacement: {
+        taskId: 'replacevol-0123456789abcdef0',
+        instanceId: MEMBER,
+        state: 'failed-detached' as const,
+      },
+    };
+
+    const decision = nextStep(taken(), observation, NOW, settings);
+
+    expect(decision.to).toBe('unshelve.stop-replacement');
+    expect(decision.actions).toEqual([]);
   });
 
   it('is given up, untouched, when the deployment stopped letting pools serve unshelve before the hand-over', async () => {

@@ -4,9 +4,13 @@ import type { Observation, ObservedInstance, ShelfRecord, Step, UnshelveState } 
 import {
   ATTACHMENT_POLL_MS,
   byState,
+  encryptionKeyUnusable,
+  endedByEncryptionKey,
   failed,
+  POLL_MS,
   rootOf,
   type StepDecision,
+  stateReasonOf,
   wait,
   withUnshelve,
 } from './decisions';
@@ -205,7 +209,43 @@ export const replaceRoot: StepDecision = (record, observation, now, settings) =>
       replacementKilledByKey(record, observation) ??
       relaunch(record, now, 'replacement disappeared before its root was replaced'),
     running: (replacement) => replaceWhileRunning(record, replacement, observation, now, settings),
-    // Stopped under the task (by someone else, or a task that failed and left it so): the
-    // stopped swap handles a stopped replacement whatever root it has.
-    stopped: () => fallBack(record, now, 'the replacement stopped before its root was replaced'),
+    stopped: (replacement) =>
+      startPoolMember(record, replacement, observation, now) ??
+      // Stopped under the task (by someone else, or a task that failed and left it so): the
+      // stopped swap handles a stopped replacement whatever root it has.
+      fallBack(record, now, 'the replacement stopped before its root was replaced'),
   });
+
+/**
+ * A pool member taken stopped (the warm tier), or stopped again before its task began, is started
+ * and then replaced in place like a running one: after the pool handed it over (its pool tags
+ * off, it opted in to shelving, so the pool never touches it again and the role may start it) and
+ * tagged as the record's replacement. Not the stopped swap: that would leave the member's own
+ * root to delete, which shelving's deletion fence refuses (it was not launched as a replacement
+ * root), where the in-place task has EC2 delete it. Undefined for anything else.
+ */
+const startPoolMember = (
+  record: ShelfRecord,
+  replacement: ObservedInstance,
+  observation: Observation,
+  now: number,
+): Decision | undefined => {
+  if (record.unshelve?.poolMember?.instanceId !== replacement.instanceId) return undefined;
+  if (observation.rootReplacement !== undefined) return undefined;
+  if (endedByEncryptionKey(replacement, record.stepSince)) {
+    // Starting it again would fail the same way every round (finding R4).
+    return encryptionKeyUnusable(
+      record,
+      `pool member ${replacement.instanceId} did not start (${stateReasonOf(replacement)})`,
+      observation.volumes,
+    );
+  }
+  const handOver = poolHandOver(record, replacement, now);
+  if (handOver) return handOver;
+  const tagging = replacementTagging(record, replacement, observation);
+  return {
+    actions: [...(tagging ? [tagging] : []), { kind: 'start', instanceId: replacement.instanceId }],
+    recheckAt: now + POLL_MS,
+    reason: `starting pool member ${replacement.instanceId} before its root is replaced`,
+  };
+};
