@@ -179,7 +179,10 @@ describe('the in-place swap', () => {
   });
 
   /** The replace-root round after EC2 swapped in the retained root (its DeleteOnTermination as said). */
-  const afterSwap = ({ rootDeleteOnTermination }: { rootDeleteOnTermination: boolean }) =>
+  const afterSwap = (
+    { rootDeleteOnTermination }: { rootDeleteOnTermination: boolean },
+    settings: Partial<typeof defaultShelvingSettings> = {},
+  ) =>
     decide(
       unshelving('unshelve.replace-root'),
       observe([onReplacement(ROOT, '/dev/xvda'), onReplacement(DATA, '/dev/sdf')], {
@@ -189,10 +192,26 @@ describe('the in-place swap', () => {
         ]),
         rootReplacement: task('succeeded'),
       }),
+      { ...defaultShelvingSettings, ...settings },
     );
+  const recordedRootDeleteOnTermination =
+    record().volumes.find((volume) => volume.root)?.deleteOnTermination ?? false;
 
-  it('keeps the retained root on termination before anything else once EC2 swapped it', () => {
-    const decision = afterSwap({ rootDeleteOnTermination: true });
+  it('gives the new root its recorded DeleteOnTermination before the hand-back when EC2 shows another', () => {
+    const decision = afterSwap({ rootDeleteOnTermination: !recordedRootDeleteOnTermination });
+
+    expect(decision.to).toBeUndefined();
+    expect(decision.actions).toEqual([
+      {
+        kind: 'set-delete-on-termination',
+        instanceId: REPLACEMENT,
+        devices: [{ deviceName: '/dev/xvda', deleteOnTermination: recordedRootDeleteOnTermination }],
+      },
+    ]);
+  });
+
+  it('keeps the retained root on termination before the hand-back when restoreDeleteOnTermination is off', () => {
+    const decision = afterSwap({ rootDeleteOnTermination: true }, { restoreDeleteOnTermination: false });
 
     expect(decision.actions).toEqual([
       {
@@ -204,8 +223,10 @@ describe('the in-place swap', () => {
   });
 
   it('is ready once the task succeeded with the retained root at the root device, and says in-place', () => {
-    const decision = afterSwap({ rootDeleteOnTermination: false });
+    // EC2 shows the new root with the flag the owner's instance had: nothing to call.
+    const decision = afterSwap({ rootDeleteOnTermination: recordedRootDeleteOnTermination });
 
+    expect(decision.actions).toEqual([]);
     expect(decision.to).toBe('unshelve.finalize');
     expect(decision.facts?.[0]?.detail).toMatchObject({ path: 'in-place', instanceId: REPLACEMENT });
   });

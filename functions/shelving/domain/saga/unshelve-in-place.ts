@@ -111,19 +111,29 @@ const replaceWhileRunning = (
   const task = observation.rootReplacement;
   const atRoot = replacement.blockDevices.find((device) => device.deviceName === rootDevice);
   if (task?.state === 'succeeded' && atRoot?.volumeId === root.volumeId) {
-    // The new root may inherit the fresh root's DeleteOnTermination=true: until finalize restores
-    // the recorded flag, terminating the replacement must not delete the retained root.
-    if (atRoot.deleteOnTermination) {
+    // The new root gets the flag it ends with before the hand-back, in one call at most: the
+    // recorded one (the owner's instance had it), or false when restoreDeleteOnTermination is
+    // off. AWS documents which flag the new root gets only for the launch-state and snapshot
+    // forms of the task (it may carry the fresh root's over), so EC2's answer decides whether to
+    // call. Turning it off first and back on in finalize cost two ModifyInstanceAttribute calls
+    // an unshelve on a bucket of 50 refilled at 5 per second, and guarded against what no path
+    // does: shelving terminates only a record's own instance at offload and a batch launch's
+    // unclaimed replacements, never one a record links, tagged `warmboot:replacement-for` or
+    // holding a `warmboot:shelved` volume (invariant runningInstancesKept, docs/invariants.md).
+    const keep = settings.restoreDeleteOnTermination ? root.deleteOnTermination : false;
+    if (atRoot.deleteOnTermination !== keep) {
       return {
         actions: [
           {
             kind: 'set-delete-on-termination',
             instanceId: replacement.instanceId,
-            devices: [{ deviceName: rootDevice, deleteOnTermination: false }],
+            devices: [{ deviceName: rootDevice, deleteOnTermination: keep }],
           },
         ],
         recheckAt: now + ATTACHMENT_POLL_MS,
-        reason: 'keeping the retained root when the replacement terminates',
+        reason: keep
+          ? 'giving the retained root its recorded DeleteOnTermination'
+          : 'keeping the retained root when the instance terminates',
       };
     }
     return replacementReady(
