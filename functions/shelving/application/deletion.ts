@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { WarmbootError } from '../../shared/errors';
 import { failedItem, type ItemError, type ItemResult, itemErrorOf } from '../../shared/results';
 import type { ShelvingDependencies } from '../dependencies';
 import {
@@ -45,6 +46,23 @@ const newConfirmationToken = (): string => randomBytes(16).toString('hex');
  * right before), then the record. A retry with the token of a deletion under way finishes it.
  */
 export const deleteShelvedRecord = async (
+  deps: ShelvingDependencies,
+  recordId: string,
+  confirm: string | undefined,
+): Promise<DeletionResult> => {
+  try {
+    return await planOrDelete(deps, recordId, confirm);
+  } catch (error) {
+    // AWS refused a read or write on the way (fault seed 20261206: DescribeVolumes refused while
+    // the plan was made). The operator gets that error, naming it, rather than an invocation that
+    // crashes and is retried into silence. Nothing is deleted before the record is `deleting`, and
+    // a deletion under way is finished by the reconcile. Anything else is a defect: it crashes.
+    if (!(error instanceof WarmbootError)) throw error;
+    return { recordId, ok: false, error: itemErrorOf(error) };
+  }
+};
+
+const planOrDelete = async (
   deps: ShelvingDependencies,
   recordId: string,
   confirm: string | undefined,

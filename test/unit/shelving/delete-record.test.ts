@@ -290,6 +290,31 @@ describe('a deletion that does not finish in its handling', () => {
     expect([...world.snapshots]).toEqual([PLANTED]);
   });
 
+  it('answers an error naming what EC2 refused while it planned, instead of crashing, and deletes nothing', async () => {
+    const world = ec2Holding();
+    const refusing = new Proxy(world.ec2, {
+      get: (target, property) =>
+        property === 'describeVolumes'
+          ? async () => {
+              throw new IncorrectStateError('DescribeVolumes failed: IncorrectInstanceState');
+            }
+          : Reflect.get(target, property),
+    });
+    const { deps, store } = setUp(refusing);
+    await store.create(RECORD);
+
+    const answer = await deleteShelvedRecord(deps, RECORD.recordId, undefined);
+
+    expect(answer).toMatchObject({
+      recordId: RECORD.recordId,
+      ok: false,
+      error: { code: 'IncorrectState', message: expect.stringContaining('DescribeVolumes') },
+    });
+    expect(answer.confirm).toBeUndefined();
+    expect(world.volumes.size).toBe(2);
+    expect(store.records.get(RECORD.recordId)?.step).toBe(RECORD.step);
+  });
+
   it('puts the record back to rest, naming the volume it could not delete', async () => {
     const world = ec2Holding({ failDeleting: DATA });
     const { deps, store } = setUp(world.ec2);
