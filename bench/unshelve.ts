@@ -74,7 +74,7 @@ const WARMBOOT_PATHS: readonly UnshelveRun[] = [
 ];
 const RUNS_FLAG: FlagSpec = {
   name: 'runs',
-  description: `comma-separated rows to measure (${RUNS.join(', ')}) or 'all'; --baselines no keeps only warmboot's three paths of them`,
+  description: `comma-separated rows to measure (${RUNS.join(', ')}) or 'all'; --baselines no keeps only warmboot's paths of them`,
   default: 'all',
 };
 const RESERVED_CONCURRENCY: FlagSpec = {

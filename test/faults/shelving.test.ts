@@ -41,7 +41,7 @@ const FAULT_WINDOW_MS = 8 * MINUTE;
 const FAULT_SCOPE = { functions: ['shelving'], windowMs: FAULT_WINDOW_MS } as const;
 /** Pools serve unshelve: the pools function is deployed, and its invocations die too. */
 const POOL_FAULT_SCOPE = { functions: ['shelving', 'pools'], windowMs: FAULT_WINDOW_MS } as const;
-/** The running-tier pool that serves unshelve in those runs, and its members' instance profile. */
+/** The pool that serves unshelve in those runs (running or stopped tier), and its members' instance profile. */
 const SERVING_POOL = 'fault-hot';
 const MEMBER_PROFILE = 'fault-member';
 const RECONCILE_MS = 12 * MINUTE;
@@ -61,11 +61,15 @@ interface ShelvingWorkload {
   readonly offloadAfterSeconds: number;
   /** Off: fast-path replacements batch (new private IPs); on (the default): one launch each. */
   readonly keepPrivateIp?: boolean;
+  /** Off: every fast-path unshelve takes the stopped swap (the fallback); on (the default): in place. */
+  readonly replaceRootInPlace?: boolean;
   readonly operations: readonly Operation[];
   /** The instances' AZ goes impaired for a while (the unshelve may move to another AZ). */
   readonly outage?: { readonly atMs: number; readonly forMs: number };
-  /** A running-tier pool of the instances' configuration serves unshelve (`unshelveFromPools`). */
+  /** A pool of the instances' configuration serves unshelve (`unshelveFromPools`). */
   readonly pool?: boolean;
+  /** The tier that pool keeps its members in (running by default; stopped members are started). */
+  readonly poolTier?: 'running' | 'stopped';
 }
 
 const workloadArbitrary: fc.Arbitrary<ShelvingWorkload> = fc
@@ -86,6 +90,7 @@ const workloadArbitrary: fc.Arbitrary<ShelvingWorkload> = fc
       onHost: fc.boolean(),
       offloadAfterSeconds: fc.constantFrom(-1, 0, 120),
       keepPrivateIp: fc.boolean(),
+      replaceRootInPlace: fc.boolean(),
       operations: fc.array(fc.oneof({ weight: 4, arbitrary: move }, { weight: 1, arbitrary: remove }), {
         minLength: 1,
         maxLength: 6,
@@ -123,11 +128,18 @@ const outageWorkloadArbitrary: fc.Arbitrary<ShelvingWorkload> = fc
  * instance, so offloaded records take pool members often.
  */
 const poolWorkloadArbitrary: fc.Arbitrary<ShelvingWorkload> = fc
-  .tuple(workloadArbitrary, fc.integer({ min: 0, max: 180 }))
-  .map(([workload, unshelveAfterSeconds]) => ({
+  .tuple(
+    workloadArbitrary,
+    fc.integer({ min: 0, max: 180 }),
+    fc.constantFrom('running' as const, 'stopped' as const),
+  )
+  .map(([workload, unshelveAfterSeconds, poolTier]) => ({
     ...workload,
     keepPrivateIp: false,
+    // Only the in-place path can use a member.
+    replaceRootInPlace: true,
     pool: true,
+    poolTier,
     operations: [
       ...workload.operations,
       {
@@ -203,8 +215,12 @@ const launchInstances = async (cloud: LocalCloud, workload: ShelvingWorkload): P
   });
 };
 
-/** A running-tier pool of the instances' AMI, type, subnet and profile: what an unshelve may take. */
-const defineServingPool = async (cloud: LocalCloud, instanceIds: readonly string[]): Promise<void> => {
+/** A pool of the instances' AMI, type, subnet and profile in `tier`: what an unshelve may take. */
+const defineServingPool = async (
+  cloud: LocalCloud,
+  instanceIds: readonly string[],
+  tier: 'running' | 'stopped',
+): Promise<void> => {
   const [first] = instanceIds.map((instanceId) => cloud.ec2.instance(instanceId));
   if (!first?.subnetId) throw new Error('the workload launched no instance to model the pool on');
   await cloud.adminRequest('Define Pool', {
@@ -215,7 +231,7 @@ const defineServingPool = async (cloud: LocalCloud, instanceIds: readonly string
       subnets: [first.subnetId],
       instanceProfile: MEMBER_PROFILE,
       initialization: { platform: 'linux', packages: [], timeoutMinutes: 30 },
-      tier: 'running',
+      tier,
       minSize: instanceIds.length,
       maxSize: instanceIds.length * 2,
     },
@@ -309,6 +325,7 @@ const shelvingProperty = (
           allowDataDeletion: true,
           offloadAfterSeconds: workload.offloadAfterSeconds,
           keepPrivateIp: workload.keepPrivateIp ?? true,
+          replaceRootInPlace: workload.replaceRootInPlace ?? true,
           hostWaitSeconds: 600,
           // The shelved instances then have the pool's profile: shelving may relaunch with it.
           ...(workload.pool
@@ -326,7 +343,7 @@ const shelvingProperty = (
       cloud.bus.onInvocation(() => sampleRetained(cloud, everRetained));
       cloud.ec2.onInstanceLifecycle(() => sampleRetained(cloud, everRetained));
       const instanceIds = await launchInstances(cloud, workload);
-      if (workload.pool) await defineServingPool(cloud, instanceIds);
+      if (workload.pool) await defineServingPool(cloud, instanceIds, workload.poolTier ?? 'running');
       cloud.startSchedules();
       const outage = workload.outage;
       if (outage) {
