@@ -116,9 +116,9 @@ const oneCall = <K extends keyof OneCallActions>(
  * Applies the actions of a round's written decisions through the adapters, in as few EC2 calls as
  * the API allows: one Stop/Start/Terminate per `maxBatch` instances, one DeleteTags per
  * `UNTAG_BATCH` resources, launches grouped by the fast path's batches, everything else one call
- * per action. A failed call's error goes to the
- * progress of the records it was for; `release` is told when a record's own calls are all done.
- * `onThrottled` counts calls still throttled after the SDK's retries.
+ * per action. A failed call's error goes to the progress of the records it was for; `release` is
+ * told when a record's own calls are all done. `onThrottled` counts calls still throttled after
+ * the SDK's retries.
  */
 export const execute = async (
   deps: ShelvingDependencies,
