@@ -165,6 +165,7 @@ const invocationBudget = (budget: Ec2Budget): Ec2Budget => ({
   acquire: (action, input) =>
     invocationScope.getStore() ? budget.acquire(action, input) : Promise.resolve(),
   admissible: (action, withinMs) => budget.admissible(action, withinMs),
+  admittedWithinMs: (action, calls) => budget.admittedWithinMs(action, calls),
 });
 
 /**

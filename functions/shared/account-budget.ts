@@ -230,3 +230,14 @@ export const admissible = (
   const current = refill(level ?? fullBucket(limits, now), limits, now);
   return Math.max(0, Math.floor(current.tokens + (withinMs / 1000) * limits.refillPerSecond));
 };
+
+/**
+ * How long until the bucket has admitted `calls` more calls of one token, counting the
+ * reservations already made. Reserves nothing.
+ */
+export const admittedWithinMs = (
+  level: BucketLevel | undefined,
+  limits: BucketLimits,
+  calls: number,
+  now: number,
+): number => msUntil(calls - refill(level ?? fullBucket(limits, now), limits, now).tokens, limits);

@@ -5,6 +5,7 @@ import {
   ACCOUNT_BUDGET_ENV,
   accountBudgetSchema,
   admissible,
+  admittedWithinMs,
   type BucketLevel,
   extendRetryInMs,
   FALLBACK_FRACTION,
@@ -37,6 +38,11 @@ export interface Ec2Budget {
    * this environment last saw the shared level (an estimate; reserves nothing).
    */
   admissible(action: string, withinMs: number): number;
+  /**
+   * How long until the budget has admitted `calls` more one-token calls of `action`, as this
+   * environment last saw the shared level (an estimate; reserves nothing).
+   */
+  admittedWithinMs(action: string, calls: number): number;
 }
 
 /**
@@ -92,6 +98,14 @@ export class AccountBudget implements Ec2Budget {
     const leased = this.#leased.get(action);
     const own = leased && leased.expiresAt > now ? leased.tokens : 0;
     return own + admissible(this.#seen.get(action), limits, withinMs, now);
+  }
+
+  admittedWithinMs(action: string, calls: number): number {
+    const limits = shareOf(requestLimitsOf(action), this.#options.share.share);
+    const now = this.#options.clock.now();
+    const leased = this.#leased.get(action);
+    const own = leased && leased.expiresAt > now ? leased.tokens : 0;
+    return admittedWithinMs(this.#seen.get(action), limits, calls - own, now);
   }
 
   async #take(charge: BucketCharge): Promise<void> {

@@ -89,11 +89,13 @@ export interface ShelvingEc2 {
   runInstances(request: LaunchRequest): Promise<{ instanceId: string; launchIndex: number }[]>;
   attachVolume(volumeId: string, instanceId: string, device: string): Promise<void>;
   /**
-   * How many AttachVolume calls the account budget admits within `withinMs` from now
-   * (absent: no pacing, no limit). Lets a round hand attaches out by priority instead of
-   * queueing every one of them far into the future.
+   * How many calls of `action` (AttachVolume, RunInstances, …) the account budget admits within
+   * `withinMs` from now (absent: no pacing, no limit). Lets a round hand calls out by priority
+   * and only as far as they go out soon, instead of queueing every one far into the future.
    */
-  attachSlots?(withinMs: number): number;
+  callSlots?(action: string, withinMs: number): number;
+  /** How long until the account budget has admitted `calls` more calls of `action` (absent: no pacing, 0). */
+  callQueueMs?(action: string, calls: number): number;
   detachVolume(volumeId: string, instanceId: string): Promise<void>;
   /**
    * Deletes a replacement's fresh root after re-describing it and checking the data-safety fence
@@ -368,7 +370,12 @@ export const sdkShelvingEc2 = (client: EC2Client): ShelvingEc2 => {
         client.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device })),
       );
     },
-    ...(budget ? { attachSlots: (withinMs: number) => budget.admissible('AttachVolume', withinMs) } : {}),
+    ...(budget
+      ? {
+          callSlots: (action: string, withinMs: number) => budget.admissible(action, withinMs),
+          callQueueMs: (action: string, calls: number) => budget.admittedWithinMs(action, calls),
+        }
+      : {}),
     async detachVolume(volumeId, instanceId) {
       await callAws('DetachVolume', () =>
         client.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId })),

@@ -307,7 +307,9 @@ export const execute = async (
   // Each batch releases its records when it settles, not when every batch of the round has:
   // with private IPs kept every replacement is a launch of its own, paced at 2 per second.
   if (launches.length > 0) calls.push(launchFast(deps, launches, progress, fail, track));
+  const slowQueuedMs =
+    slowLaunches.length > 0 ? (ec2.callQueueMs?.('RunInstances', slowLaunches.length) ?? 0) : 0;
   for (const record of slowLaunches)
-    calls.push(track([record.recordId], () => launchSlow(deps, record, fail)));
+    calls.push(track([record.recordId], () => launchSlow(deps, record, fail, slowQueuedMs)));
   await Promise.all(calls);
 };

@@ -16,7 +16,7 @@ import {
   waitingForHost,
 } from '../domain/launch-outcomes';
 import { LaunchNotAllowedError, launchRefusal } from '../domain/launch-policy';
-import { LAUNCH_REISSUE_MS } from '../domain/saga';
+import { reissueDueAt } from '../domain/saga';
 import { REPLACEMENT_FOR_TAG, SHELVED_TAG } from '../domain/tags';
 import { isGone, type ShelfRecord } from '../domain/types';
 import { writeDecision } from './decisions';
@@ -168,7 +168,7 @@ export const launchFast = async (
     if (served.has(record.recordId)) continue;
     const batch = record.unshelve?.batch;
     if (!batch) fresh.push(record);
-    else if (now - batch.issuedAt >= LAUNCH_REISSUE_MS)
+    else if (now >= reissueDueAt(batch))
       reissue.set(batch.batchId, [...(reissue.get(batch.batchId) ?? []), record]);
   }
   const hostIds = [
@@ -202,6 +202,9 @@ export const launchFast = async (
     progress.set(record.recordId, { recordId: record.recordId, step: record.step, reason: waiting.reason });
   }
 
+  // Every call of this round waits its turn in the account budget; a batch's grace period before
+  // a re-issue starts once the round's calls may all have gone out (reissueDueAt).
+  const queuedMs = ec2.callQueueMs?.('RunInstances', plan.batches.length + reissue.size) ?? 0;
   for (const batch of plan.batches) {
     launches.push(
       track(batch.recordIds, async () => {
@@ -210,7 +213,7 @@ export const launchFast = async (
           const record = byId.get(recordId);
           members.push(
             record
-              ? await writeDecision(deps, record, batchClaimed(record, batch, index, now), now)
+              ? await writeDecision(deps, record, batchClaimed(record, batch, index, now, queuedMs), now)
               : undefined,
           );
         }
@@ -235,16 +238,21 @@ export const launchFast = async (
   await Promise.all(launches);
 };
 
-/** The slow path's launch for one record: a replacement restoring from the safety snapshots. */
+/**
+ * The slow path's launch for one record: a replacement restoring from the safety snapshots.
+ * `queuedMs`: how long the account budget is expected to hold it behind the round's other
+ * slow-path launches (the grace before a re-issue starts after it, as for the fast path).
+ */
 export const launchSlow = async (
   deps: ShelvingDependencies,
   record: ShelfRecord,
   fail: FailCalls,
+  queuedMs = 0,
 ): Promise<void> => {
   const { clock } = deps;
   const now = clock.now();
   if (slowLaunchPending(record, now)) return;
-  const written = await writeDecision(deps, record, slowLaunchIssued(record, now), now);
+  const written = await writeDecision(deps, record, slowLaunchIssued(record, now, queuedMs), now);
   if (!written) return;
   let answered = false;
   try {

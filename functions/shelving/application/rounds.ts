@@ -220,7 +220,7 @@ export class RoundRunner {
     // records closest to running (the root swap, then the earliest launched), instead of
     // queueing every attach far ahead and making every instance wait for the whole drain.
     const swapping = active.some((record) => ATTACH_STEPS.has(record.step));
-    let attachSlots = swapping ? this.#deps.ec2.attachSlots?.(ATTACH_HORIZON_MS) : undefined;
+    let attachSlots = swapping ? this.#deps.ec2.callSlots?.('AttachVolume', ATTACH_HORIZON_MS) : undefined;
     const ordered = attachSlots === undefined ? active : [...active].sort(byAttachPriority);
 
     for (const initial of ordered) {

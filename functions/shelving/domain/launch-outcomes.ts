@@ -2,11 +2,11 @@ import type { ItemError } from '../../shared/results';
 import type { ShelvingSettings } from '../config';
 import type { Decision } from './actions';
 import type { PlannedBatch } from './bulk';
-import { HOST_WAIT_RETRY_MS, LAUNCH_REISSUE_MS, privateIpInUse } from './saga';
+import { HOST_WAIT_RETRY_MS, privateIpInUse, reissueDueAt, slowReissueDueAt } from './saga';
 import { fastLaunchRefused } from './saga/unshelve-fast';
 import { swapFor } from './saga/unshelve-in-place';
 import { slowLaunchRefused } from './saga/unshelve-slow';
-import type { ShelfRecord, UnshelveState } from './types';
+import type { LaunchBatch, ShelfRecord, UnshelveState } from './types';
 
 /**
  * What a replacement launch's outcome means for its record. The application makes the
@@ -51,27 +51,29 @@ export const waitingForHost = (record: ShelfRecord, reason: string, now: number)
 
 /**
  * The record takes position `index` of a planned batch, written before the call: a batch with no
- * visible replacement is re-issued with the same ClientToken after LAUNCH_REISSUE_MS.
+ * visible replacement is re-issued with the same ClientToken at reissueDueAt (LAUNCH_REISSUE_MS
+ * after the budget may have let the round's calls out).
  */
 export const batchClaimed = (
   record: ShelfRecord,
   batch: PlannedBatch,
   index: number,
   now: number,
+  queuedMs = 0,
 ): Decision => {
   const { hostId, affinity } = batch.request.placement;
+  const claimed: LaunchBatch = {
+    batchId: batch.batchId,
+    size: batch.recordIds.length,
+    index,
+    issuedAt: now,
+    ...(queuedMs > 0 ? { queuedMs } : {}),
+    ...(hostId ? { hostId } : {}),
+    ...(affinity ? { affinity } : {}),
+  };
   return waitFor(
-    launchState(record, now, {
-      batch: {
-        batchId: batch.batchId,
-        size: batch.recordIds.length,
-        index,
-        issuedAt: now,
-        ...(hostId ? { hostId } : {}),
-        ...(affinity ? { affinity } : {}),
-      },
-    }),
-    now + LAUNCH_REISSUE_MS,
+    launchState(record, now, { batch: claimed }),
+    reissueDueAt(claimed),
     'launching replacement',
   );
 };
@@ -122,18 +124,22 @@ export const launchRetry = (
   );
 };
 
-/** The slow-path launch is about to be made; it is re-issued (same token) after LAUNCH_REISSUE_MS. */
-export const slowLaunchIssued = (record: ShelfRecord, now: number): Decision =>
-  waitFor(
-    launchState(record, now, { slowLaunchIssuedAt: now }),
-    now + LAUNCH_REISSUE_MS,
-    'launching from snapshots',
-  );
+/**
+ * The slow-path launch is about to be made, `queuedMs` behind the round's other launches in the
+ * account budget; it is re-issued (same token) at slowReissueDueAt.
+ */
+export const slowLaunchIssued = (record: ShelfRecord, now: number, queuedMs = 0): Decision => {
+  const unshelve = launchState(record, now, {
+    slowLaunchIssuedAt: now,
+    slowLaunchQueuedMs: queuedMs > 0 ? queuedMs : undefined,
+  });
+  return waitFor(unshelve, slowReissueDueAt(unshelve) ?? now, 'launching from snapshots');
+};
 
-/** Whether a slow-path launch issued at `issuedAt` is still within its grace period. */
+/** Whether the record's slow-path launch is still within its grace period. */
 export const slowLaunchPending = (record: ShelfRecord, now: number): boolean => {
-  const issuedAt = record.unshelve?.slowLaunchIssuedAt;
-  return issuedAt !== undefined && now - issuedAt < LAUNCH_REISSUE_MS;
+  const reissueAt = slowReissueDueAt(record.unshelve);
+  return reissueAt !== undefined && now < reissueAt;
 };
 
 export const slowReplacementLaunched = (record: ShelfRecord, instanceId: string, now: number): Decision =>
@@ -153,7 +159,13 @@ const slowLaunchRetry = (
 ): Decision => {
   const unshelve = launchState(record, now);
   return waitFor(
-    { ...unshelve, ...change(unshelve), slowLaunchIssuedAt: undefined, reason },
+    {
+      ...unshelve,
+      ...change(unshelve),
+      slowLaunchIssuedAt: undefined,
+      slowLaunchQueuedMs: undefined,
+      reason,
+    },
     now + waitMs,
     reason,
   );

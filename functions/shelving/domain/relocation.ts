@@ -132,6 +132,7 @@ export const relocation: SagaRule<Decision | undefined> = (record, observation, 
     batch: undefined,
     capacityRefusedSince: undefined,
     slowLaunchIssuedAt: undefined,
+    slowLaunchQueuedMs: undefined,
   });
   return {
     to: 'unshelve.launch-from-snapshots',

@@ -140,6 +140,11 @@ export interface LaunchBatch {
   readonly affinity?: HostAffinity;
   /** When the call was (last) made; a batch with no replacement is re-issued only after a grace period. */
   readonly issuedAt: number;
+  /**
+   * How long the account budget was expected to hold the call back when it was claimed (the
+   * round's other launches ahead of it): the grace period starts after it (reissueDueAt).
+   */
+  readonly queuedMs?: number;
 }
 
 export interface UnshelveState {
@@ -158,6 +163,8 @@ export interface UnshelveState {
   readonly freshRootVolumeId?: string;
   /** When the slow-path RunInstances was (last) made. */
   readonly slowLaunchIssuedAt?: number;
+  /** How long the account budget was expected to hold that call back (as LaunchBatch.queuedMs). */
+  readonly slowLaunchQueuedMs?: number;
   /** Since when the recorded AZ has refused the replacement for lack of capacity. */
   readonly capacityRefusedSince?: number;
   /** The recorded AZ is unusable: the slow path restores into this subnet of another AZ instead. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   accountBudgetSchema,
   admissible,
+  admittedWithinMs,
   extendRetryInMs,
   functionShare,
   LEASE_MS,
@@ -174,6 +175,13 @@ describe('bucket math', () => {
     expect(admissible({ tokens: -2, refilledAt: NOW }, limits, 3_000, NOW)).toBe(4);
     expect(admissible({ tokens: -2, refilledAt: NOW }, limits, 3_000, NOW + 2_000)).toBe(8);
   });
+
+  it('answers how long until it has admitted a number of calls, counting the reservations made', () => {
+    expect(admittedWithinMs(undefined, limits, 10, NOW)).toBe(0);
+    expect(admittedWithinMs(undefined, limits, 14, NOW)).toBe(2_001);
+    expect(admittedWithinMs({ tokens: -2, refilledAt: NOW }, limits, 1, NOW)).toBe(1_501);
+    expect(admittedWithinMs({ tokens: -2, refilledAt: NOW }, limits, 1, NOW + 1_500)).toBe(0);
+  });
 });
 
 /** The memory store, counting changes made and refused; `failing` makes every call throw (the store is down). */
@@ -297,6 +305,8 @@ describe('AccountBudget', () => {
     expect(budget.admissible('AttachVolume', 0)).toBe(5);
     for (let call = 0; call < 5; call++) await budget.acquire('AttachVolume', {});
     expect(budget.admissible('AttachVolume', 4_000)).toBe(2);
+    // Five reserved on a share of 5 refilled at 0.5 a second: one more is admitted in 2 s.
+    expect(budget.admittedWithinMs('AttachVolume', 1)).toBe(2_001);
   });
 
   it('paces the environment alone at a tenth of its share when the store fails, and says so', async () => {

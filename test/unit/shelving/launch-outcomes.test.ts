@@ -64,6 +64,18 @@ describe('launch outcomes', () => {
     expect(decision.to).toBeUndefined();
   });
 
+  it("starts the grace period before a re-issue once the round's calls may have left the budget", () => {
+    const batch = {
+      batchId: 'batch-1',
+      recordIds: [LAUNCHING.recordId],
+      request: { placement: {} },
+    } as unknown as Parameters<typeof batchClaimed>[1];
+    const decision = batchClaimed(LAUNCHING, batch, 0, NOW, 150_000);
+
+    expect(decision.set?.unshelve?.batch).toMatchObject({ issuedAt: NOW, queuedMs: 150_000 });
+    expect(decision.recheckAt).toBe(NOW + 150_000 + LAUNCH_REISSUE_MS);
+  });
+
   it('moves a launched replacement on to the in-place root swap', () => {
     expect(replacementLaunched(LAUNCHING, 'i-0aaaaaaaaaaaaaaaa', NOW, defaultShelvingSettings)).toMatchObject(
       {
@@ -158,5 +170,18 @@ describe('launch outcomes', () => {
     const other = slowLaunchFailed(issued, failure(), false, NOW);
     expect(other?.set?.unshelve).toMatchObject({ attempt: 2 });
     expect(other?.recheckAt).toBe(NOW + LAUNCH_RETRY_MS);
+  });
+
+  it("starts a slow-path launch's grace period once the round's other launches may have left the budget", () => {
+    const slow = slowLaunchIssued({ ...LAUNCHING, step: 'unshelve.launch-from-snapshots' }, NOW, 90_000);
+    const issued = {
+      ...LAUNCHING,
+      step: 'unshelve.launch-from-snapshots' as const,
+      unshelve: slow.set?.unshelve,
+    };
+
+    expect(slow.recheckAt).toBe(NOW + 90_000 + LAUNCH_REISSUE_MS);
+    expect(slowLaunchPending(issued, NOW + LAUNCH_REISSUE_MS + 1)).toBe(true);
+    expect(slowLaunchPending(issued, NOW + 90_000 + LAUNCH_REISSUE_MS)).toBe(false);
   });
 });

@@ -363,6 +363,34 @@ describe('unshelve into another AZ when the recorded one is unusable', () => {
     expect(moved.reason).toContain(`no m7i.large capacity for ${waitSeconds} s`);
   });
 
+  it('re-issues a launch with no replacement only once the budget may have let its call out and the grace passed', () => {
+    const claimed = (queuedMs?: number) =>
+      record({
+        step: 'unshelve.launch',
+        unshelve: {
+          requestId: 'r',
+          requestedAt: NOW - 120_000,
+          attempt: 0,
+          batch: {
+            batchId: 'ub-1',
+            size: 1,
+            index: 0,
+            issuedAt: NOW - 61_000,
+            ...(queuedMs ? { queuedMs } : {}),
+          },
+        },
+      });
+    const noReplacement = observe({ volumeList: shelvedVolumes({}, { state: 'available' }) });
+
+    // Claimed 61 s ago behind 90 s of other launches: its call may still be waiting its turn.
+    expect(decide(claimed(90_000), noReplacement)).toMatchObject({
+      actions: [],
+      recheckAt: NOW - 61_000 + 90_000 + LAUNCH_REISSUE_MS,
+    });
+    // With nothing ahead of it, 61 s without a replacement: the same ClientToken again.
+    expect(decide(claimed(), noReplacement).actions).toEqual([{ kind: 'launch', recordId: RECORD_ID }]);
+  });
+
   it('never moves while a launch is outstanding: its replacement may still appear here', () => {
     const outstanding = refusedFor(3600);
     const launching = {

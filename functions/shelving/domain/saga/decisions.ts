@@ -4,6 +4,7 @@ import type { ShelvingSettings } from '../../config';
 import type { Action, Decision } from '../actions';
 import {
   isGone,
+  type LaunchBatch,
   type Observation,
   type ObservedInstance,
   type ObservedVolume,
@@ -25,6 +26,22 @@ export const ATTACHMENT_POLL_MS = 3_000;
 export const HOST_WAIT_RETRY_MS = 60_000;
 /** A launch with no visible replacement is re-issued (same ClientToken) only after this long. */
 export const LAUNCH_REISSUE_MS = 60_000;
+
+/**
+ * When a batch with no visible replacement is re-issued: LAUNCH_REISSUE_MS after the call could
+ * have gone out. A bulk unshelve claims a round's launches at once and the account budget lets
+ * them out at RunInstances' 2 a second; counted from the claim, the grace ran out for calls still
+ * queued, and a round in another execution environment called RunInstances again for them (68
+ * extra calls, a third of a minute of the bucket, for 250 launches at N = 500).
+ */
+export const reissueDueAt = (batch: LaunchBatch): number =>
+  batch.issuedAt + (batch.queuedMs ?? 0) + LAUNCH_REISSUE_MS;
+
+/** The same for the slow path's launch, made at `slowLaunchIssuedAt` (undefined: none made). */
+export const slowReissueDueAt = (unshelve: UnshelveState | undefined): number | undefined =>
+  unshelve?.slowLaunchIssuedAt === undefined
+    ? undefined
+    : unshelve.slowLaunchIssuedAt + (unshelve.slowLaunchQueuedMs ?? 0) + LAUNCH_REISSUE_MS;
 
 /** A rule of the saga: from the record, what EC2 shows of it now, the time and the settings, a `T`. */
 export type SagaRule<T> = (

@@ -47,7 +47,14 @@ const STEPS: Readonly<Record<Step, StepDecision>> = {
 export const nextStep: StepDecision = (record, observation, now, settings) =>
   STEPS[record.step](record, observation, now, settings);
 
-export { encryptionKeyUnusable, HOST_WAIT_RETRY_MS, LAUNCH_REISSUE_MS, rootOf } from './decisions';
+export {
+  encryptionKeyUnusable,
+  HOST_WAIT_RETRY_MS,
+  LAUNCH_REISSUE_MS,
+  reissueDueAt,
+  rootOf,
+  slowReissueDueAt,
+} from './decisions';
 export { ownedVolumeIds, privateIpInUse, unshelveAttempt } from './unshelve';
 export { fastLaunchRefused } from './unshelve-fast';
 export { slowLaunchRefused } from './unshelve-slow';

@@ -9,9 +9,9 @@ import {
   byState,
   failed,
   forceStop,
-  LAUNCH_REISSUE_MS,
   launchRetryNotDue,
   POLL_MS,
+  reissueDueAt,
   rootOf,
   type StepDecision,
   volumeIds,
@@ -84,8 +84,8 @@ export const launch: StepDecision = (record, observation, now, settings) => {
     }
   }
   const batch = record.unshelve?.batch;
-  if (batch !== undefined && now - batch.issuedAt < LAUNCH_REISSUE_MS) {
-    return wait('waiting for the launched replacement to appear', batch.issuedAt + LAUNCH_REISSUE_MS);
+  if (batch !== undefined && now < reissueDueAt(batch)) {
+    return wait('waiting for the launched replacement to appear', reissueDueAt(batch));
   }
   const notDue = batch === undefined ? launchRetryNotDue(record, now) : undefined;
   if (notDue) return notDue;

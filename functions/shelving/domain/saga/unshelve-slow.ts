@@ -6,11 +6,11 @@ import {
   encryptionKeyUnusable,
   endedByEncryptionKey,
   HOST_WAIT_RETRY_MS,
-  LAUNCH_REISSUE_MS,
   launchRetryNotDue,
   nextAttempt,
   POLL_MS,
   type StepDecision,
+  slowReissueDueAt,
   stateReasonOf,
   wait,
   withUnshelve,
@@ -39,6 +39,7 @@ export const slowLaunchRefused = (record: ShelfRecord, error: ItemError, now: nu
         attempt: nextAttempt(record),
         relocation: undefined,
         slowLaunchIssuedAt: undefined,
+        slowLaunchQueuedMs: undefined,
         capacityRefusedSince: undefined,
         replacementInstanceId: undefined,
       }),
@@ -63,6 +64,7 @@ const relaunchFromSnapshots = (record: ShelfRecord, now: number, reason: string)
       reason,
       replacementInstanceId: undefined,
       slowLaunchIssuedAt: undefined,
+      slowLaunchQueuedMs: undefined,
     }),
   },
   actions: [],
@@ -72,13 +74,12 @@ const relaunchFromSnapshots = (record: ShelfRecord, now: number, reason: string)
 
 export const launchFromSnapshots: StepDecision = (record, observation, now, settings) => {
   const replacement = observation.replacement;
-  const issuedAt = record.unshelve?.slowLaunchIssuedAt;
+  const reissueAt = slowReissueDueAt(record.unshelve);
   const known = record.unshelve?.replacementInstanceId;
   const terminated = replacement !== undefined && isGone(replacement);
   // A replacement RunInstances answered with that EC2 no longer describes was terminated over
   // an hour ago (terminated instances stay describable about that long).
-  const gone =
-    !replacement && known !== undefined && (issuedAt === undefined || now - issuedAt >= LAUNCH_REISSUE_MS);
+  const gone = !replacement && known !== undefined && (reissueAt === undefined || now >= reissueAt);
   if (replacement && terminated && endedByEncryptionKey(replacement)) {
     return encryptionKeyUnusable(
       record,
@@ -94,15 +95,15 @@ export const launchFromSnapshots: StepDecision = (record, observation, now, sett
     );
   }
   if (!replacement) {
-    if (issuedAt === undefined) {
+    if (reissueAt === undefined) {
       const move = relocation(record, observation, now, settings);
       if (move) return move;
       const notDue = launchRetryNotDue(record, now);
       if (notDue) return notDue;
-    } else if (now - issuedAt < LAUNCH_REISSUE_MS) {
+    } else if (now < reissueAt) {
       // The launch may still bring a replacement (RunInstances is eventually consistent); it is
       // re-issued with the same ClientToken only after this, so no round spins on it meanwhile.
-      return wait('waiting for the slow-path replacement to appear', issuedAt + LAUNCH_REISSUE_MS);
+      return wait('waiting for the slow-path replacement to appear', reissueAt);
     }
     return {
       actions: [{ kind: 'launch-from-snapshots', recordId: record.recordId }],

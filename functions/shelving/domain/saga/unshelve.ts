@@ -119,6 +119,7 @@ export const privateIpInUse = (record: ShelfRecord, now: number): Decision => {
         attempt: nextAttempt(record),
         batch: undefined,
         slowLaunchIssuedAt: undefined,
+        slowLaunchQueuedMs: undefined,
         reason,
       }),
     },
