@@ -93,19 +93,21 @@ export class AccountBudget implements Ec2Budget {
   }
 
   admissible(action: string, withinMs: number): number {
-    const limits = shareOf(requestLimitsOf(action), this.#options.share.share);
-    const now = this.#options.clock.now();
-    const leased = this.#leased.get(action);
-    const own = leased && leased.expiresAt > now ? leased.tokens : 0;
+    const { limits, own, now } = this.#estimateOf(action);
     return own + admissible(this.#seen.get(action), limits, withinMs, now);
   }
 
   admittedWithinMs(action: string, calls: number): number {
+    const { limits, own, now } = this.#estimateOf(action);
+    return admittedWithinMs(this.#seen.get(action), limits, calls - own, now);
+  }
+
+  /** What both estimates start from: the share's limits of `action` and the tokens leased here. */
+  #estimateOf(action: string): { limits: BucketLimits; own: number; now: number } {
     const limits = shareOf(requestLimitsOf(action), this.#options.share.share);
     const now = this.#options.clock.now();
     const leased = this.#leased.get(action);
-    const own = leased && leased.expiresAt > now ? leased.tokens : 0;
-    return admittedWithinMs(this.#seen.get(action), limits, calls - own, now);
+    return { limits, own: leased && leased.expiresAt > now ? leased.tokens : 0, now };
   }
 
   async #take(charge: BucketCharge): Promise<void> {
