@@ -10,8 +10,15 @@ import { execute } from './execute';
 import { observe } from './observe';
 import type { RecordProgress, RoundSummary, Work } from './progress';
 
-/** Rounds one invocation runs back to back while its records keep getting actions. */
-const MAX_ROUNDS_PER_INVOCATION = 12;
+/**
+ * How long an EC2-event invocation keeps running its record's rounds back to back while the next
+ * look is due within SHORT_WAIT_MS. It must cover an in-place swap after the `running` event: the
+ * data attach (seconds, no event), then a replace-root-volume task (about 20 s, no event, polled
+ * every 2 s) and the budget's queue before it. A cap of 12 rounds stopped such an invocation
+ * after nine polls, about 18 s, and left the record to the next 1-minute schedule: at N = 500
+ * the last instances were ready ~58 s after their launch against a 46.6 s path.
+ */
+const EVENT_CHAIN_MS = 45_000;
 /** A record due again within this long is waited for inside the invocation. */
 const SHORT_WAIT_MS = 10_000;
 /**
@@ -33,8 +40,8 @@ const FOLLOW_TICK_MS = 2_000;
 const MOVING_WITHIN_MS = POLL_MS;
 /** Kept from the invocation's deadline for the last round's calls and writes. */
 const FOLLOW_RESERVE_MS = 15_000;
-/** However short the waits, a following invocation stops after this many rounds. */
-const MAX_FOLLOWED_ROUNDS = 200;
+/** However short the waits, an invocation stops after this many rounds. */
+const MAX_ROUNDS = 200;
 /** A following round that acted on nothing is not repeated sooner than this (no busy loop). */
 const MIN_FOLLOW_PAUSE_MS = 500;
 /** A round hands out the AttachVolume calls the pacer admits within this long; the rest wait a round. */
@@ -47,7 +54,6 @@ const MAX_TRANSITIONS_PER_ROUND = 6;
 
 const NOTHING_DONE: RoundSummary = { records: [], throttled: 0, acted: 0 };
 
-/** A record still waiting on EC2 (see MOVING_WITHIN_MS), not finished or resting on a timer. */
 /** A record another writer changed first: this round leaves it to that writer. */
 const changedConcurrently = (record: ShelfRecord): RecordProgress => ({
   recordId: record.recordId,
@@ -55,6 +61,7 @@ const changedConcurrently = (record: ShelfRecord): RecordProgress => ({
   reason: 'changed concurrently',
 });
 
+/** A record still waiting on EC2 (see MOVING_WITHIN_MS), not finished or resting on a timer. */
 const isMoving = (entry: RecordProgress, now: number): boolean =>
   entry.recheckAt !== undefined && entry.recheckAt !== null && entry.recheckAt <= now + MOVING_WITHIN_MS;
 
@@ -112,8 +119,8 @@ export class RoundRunner {
   /**
    * Rounds back to back (each waiting for its actions) while the records keep getting actions:
    * calls whose effect is visible at once (tags, DeleteOnTermination, attach) chain within one
-   * invocation. Without `followForMs` a record that waits for an EC2 transition resumes on its
-   * state-change event; with it (a request, the schedule) the invocation keeps looking at its
+   * invocation (for up to EVENT_CHAIN_MS). Without `followForMs` a record that waits for an EC2
+   * transition resumes on its state-change event; with it (a request, the schedule) the invocation keeps looking at its
    * moving records until they settle, the time is up or the invocation's deadline nears.
    */
   async advance(
@@ -121,14 +128,13 @@ export class RoundRunner {
     options: { readonly followForMs?: number } = {},
   ): Promise<RoundSummary> {
     const { clock, store } = this.#deps;
-    const followUntil = clock.now() + (options.followForMs ?? 0);
     const following = (options.followForMs ?? 0) > 0;
+    const until = clock.now() + (following ? (options.followForMs ?? 0) : EVENT_CHAIN_MS);
     let summary = await this.#round(records);
     const progress = new Map(summary.records.map((entry) => [entry.recordId, entry]));
     let throttled = summary.throttled;
     let next: readonly string[] = records.map((record) => record.recordId);
-    const maxRounds = following ? MAX_FOLLOWED_ROUNDS : MAX_ROUNDS_PER_INVOCATION;
-    for (let pass = 1; pass < maxRounds; pass++) {
+    for (let pass = 1; pass < MAX_ROUNDS; pass++) {
       const now = clock.now();
       if (following) {
         next = [...progress.values()].filter((entry) => isMoving(entry, now)).map((entry) => entry.recordId);
@@ -136,7 +142,7 @@ export class RoundRunner {
       }
       const waitMs = summary.acted > 0 ? 0 : this.#pauseBefore(summary, now, following);
       if (waitMs === undefined) break;
-      if (following && !this.#mayFollow(now + waitMs, followUntil)) break;
+      if (!this.#mayContinue(now + waitMs, until)) break;
       // Volume attach and detach finish in seconds and send no event: wait for them here.
       if (waitMs > 0) await clock.sleep(waitMs);
       const fresh = await store.getMany(next);
@@ -157,9 +163,9 @@ export class RoundRunner {
     return undefined;
   }
 
-  /** Whether a following invocation may start a round at `at`: within its follow time and deadline. */
-  #mayFollow(at: number, followUntil: number): boolean {
-    if (at > followUntil) return false;
+  /** Whether the invocation may start a round at `at`: within its time (follow or chain) and deadline. */
+  #mayContinue(at: number, until: number): boolean {
+    if (at > until) return false;
     const remaining = this.#deps.deadline?.remainingMs() ?? Number.POSITIVE_INFINITY;
     return remaining - (at - this.#deps.clock.now()) > FOLLOW_RESERVE_MS;
   }
