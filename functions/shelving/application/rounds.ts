@@ -120,8 +120,9 @@ export class RoundRunner {
    * Rounds back to back (each waiting for its actions) while the records keep getting actions:
    * calls whose effect is visible at once (tags, DeleteOnTermination, attach) chain within one
    * invocation (for up to EVENT_CHAIN_MS). Without `followForMs` a record that waits for an EC2
-   * transition resumes on its state-change event; with it (a request, the schedule) the invocation keeps looking at its
-   * moving records until they settle, the time is up or the invocation's deadline nears.
+   * transition resumes on its state-change event; with it (a request, the schedule) the
+   * invocation keeps looking at its moving records until they settle, the time is up or the
+   * invocation's deadline nears.
    */
   async advance(
     records: readonly ShelfRecord[],
