@@ -2,7 +2,7 @@ import type { Fact } from '../../shared/adapters/facts';
 import type { ShelvingDependencies } from '../dependencies';
 import type { Decision, ShelvingFact } from '../domain/actions';
 import { ownedVolumeIds } from '../domain/saga';
-import type { ShelfRecord } from '../domain/types';
+import type { ActionClaim, ShelfRecord } from '../domain/types';
 
 /** Deep-ish equality for the few fields a decision sets (avoids writes that change nothing). */
 const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
@@ -32,6 +32,9 @@ export const FACTS_RETRY_MS = 60_000;
 
 /** `record` without its outbox (the key left out, not set to undefined: the store writes items whole). */
 const withoutOutbox = ({ outbox: _, ...record }: ShelfRecord): ShelfRecord => record;
+
+/** `record` without its call claim: a new decision replaces it (application/action-claims.ts). */
+const withoutClaim = ({ acting: _, ...record }: ShelfRecord): ShelfRecord => record;
 
 /** The TTL option a record's write carries: a finished record expires. */
 const expiryOf = (deps: ShelvingDependencies, record: ShelfRecord, now: number) =>
@@ -63,19 +66,22 @@ export const deliverFacts = async (
  * Writes what `decision` makes of `record` (conditional on the version read) and then publishes
  * its facts; the written record, or undefined when another writer changed the record first.
  * The facts are written with the decision (`outbox`) and cleared once published, so a writer
- * that dies between the two leaves them for the record's next round.
+ * that dies between the two leaves them for the record's next round. `claim` goes with a decision
+ * that makes EC2 calls; any other write drops the record's previous claim.
  */
 export const writeDecision = async (
   deps: ShelvingDependencies,
   record: ShelfRecord,
   decision: Decision,
   now: number,
+  claim?: ActionClaim,
 ): Promise<ShelfRecord | undefined> => {
   const step = decision.to ?? record.step;
   const facts = [...(record.outbox?.facts ?? []), ...(decision.facts ?? [])];
   const decided: ShelfRecord = {
-    ...withoutOutbox(record),
+    ...withoutOutbox(withoutClaim(record)),
     ...decision.set,
+    ...(claim ? { acting: claim } : {}),
     step,
     version: record.version + 1,
     stepSince: step === record.step ? record.stepSince : now,

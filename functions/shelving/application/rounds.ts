@@ -1,9 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import { itemErrorOf } from '../../shared/results';
 import type { ShelvingDependencies } from '../dependencies';
+import type { Decision } from '../domain/actions';
 import { ATTACH_STEPS, byAttachPriority } from '../domain/bulk';
 import { nextStep } from '../domain/saga';
 import { POLL_MS } from '../domain/saga/decisions';
 import type { Observation, ShelfRecord } from '../domain/types';
+import { claimedCalls, claimedElsewhere, claimFor } from './action-claims';
 import { changesRecord, deliverFacts, writeDecision } from './decisions';
 import { type DeletionResult, finishDeletion } from './deletion';
 import { execute } from './execute';
@@ -61,6 +64,26 @@ const changedConcurrently = (record: ShelfRecord): RecordProgress => ({
   reason: 'changed concurrently',
 });
 
+/**
+ * A record whose calls another execution environment claimed and may still be waiting to make
+ * (application/action-claims.ts): looked at again at a follower's pace, so this invocation goes on
+ * with the record once the calls took effect, or takes them over when the claim lapses.
+ */
+const claimedByAnother = (record: ShelfRecord, now: number): RecordProgress => ({
+  recordId: record.recordId,
+  step: record.step,
+  reason: 'its calls are claimed by another invocation',
+  recheckAt: now + FOLLOW_TICK_MS,
+});
+
+const progressOf = (record: ShelfRecord, decision: Decision): RecordProgress => ({
+  recordId: record.recordId,
+  step: record.step,
+  reason: decision.reason,
+  recheckAt: decision.recheckAt,
+  ...(record.error ? { error: record.error } : {}),
+});
+
 /** A record still waiting on EC2 (see MOVING_WITHIN_MS), not finished or resting on a timer. */
 const isMoving = (entry: RecordProgress, now: number): boolean =>
   entry.recheckAt !== undefined && entry.recheckAt !== null && entry.recheckAt <= now + MOVING_WITHIN_MS;
@@ -75,6 +98,8 @@ export class RoundRunner {
   readonly #deps: ShelvingDependencies;
   /** Records with actions still running in this process; a concurrent round leaves them alone. */
   readonly #inFlight = new Map<string, symbol>();
+  /** This process among the function's execution environments (the claims' owner). */
+  readonly #environment = randomUUID();
 
   constructor(deps: ShelvingDependencies) {
     this.#deps = deps;
@@ -223,6 +248,7 @@ export class RoundRunner {
     const now = clock.now();
     const progress = new Map<string, RecordProgress>();
     const work: Work[] = [];
+    const claimsOnly: { record: ShelfRecord; decision: Decision; calls: readonly string[] }[] = [];
     // AttachVolume is the bucket a bulk unshelve waits on: hand out what it admits soon to the
     // records closest to running (the root swap, then the earliest launched), instead of
     // queueing every attach far ahead and making every instance wait for the whole drain.
@@ -244,24 +270,29 @@ export class RoundRunner {
       // Pure transitions chain within one round (e.g. stopped → snapshot → shelved); actions end it.
       for (let hop = 0; hop < MAX_TRANSITIONS_PER_ROUND; hop++) {
         const decision = nextStep(record, observation, now, settings);
+        const calls = claimedCalls(decision.actions);
+        if (calls.length > 0 && claimedElsewhere(record, calls, this.#environment, now)) {
+          progress.set(record.recordId, claimedByAnother(record, now));
+          break;
+        }
         if (attachSlots !== undefined) {
           attachSlots -= decision.actions.filter((action) => action.kind === 'attach').length;
         }
+        if (calls.length > 0 && !changesRecord(record, decision)) {
+          // Only the claim to write: written with the round's other claims, all at once.
+          claimsOnly.push({ record, decision, calls });
+          break;
+        }
         if (changesRecord(record, decision)) {
-          const written = await writeDecision(this.#deps, record, decision, now);
+          const claim = calls.length > 0 ? claimFor(calls, this.#environment, now) : undefined;
+          const written = await writeDecision(this.#deps, record, decision, now, claim);
           if (!written) {
             progress.set(record.recordId, changedConcurrently(record));
             break;
           }
           record = written;
         }
-        progress.set(record.recordId, {
-          recordId: record.recordId,
-          step: record.step,
-          reason: decision.reason,
-          recheckAt: decision.recheckAt,
-          ...(record.error ? { error: record.error } : {}),
-        });
+        progress.set(record.recordId, progressOf(record, decision));
         if (decision.actions.length > 0) {
           work.push({ record, actions: decision.actions });
           break;
@@ -269,6 +300,18 @@ export class RoundRunner {
         if (decision.to === undefined) break;
       }
     }
+    await Promise.all(
+      claimsOnly.map(async ({ record, decision, calls }) => {
+        const claim = claimFor(calls, this.#environment, now);
+        const written = await writeDecision(this.#deps, record, decision, now, claim);
+        if (!written) {
+          progress.set(record.recordId, changedConcurrently(record));
+          return;
+        }
+        progress.set(written.recordId, progressOf(written, decision));
+        work.push({ record: written, actions: decision.actions });
+      }),
+    );
     return { work, progress };
   }
 }

@@ -267,6 +267,21 @@ export interface ShelfRecord {
    * the next round of the record publishes them (at least once) and restores nextDueAt.
    */
   readonly outbox?: { readonly facts: readonly ShelvingFact[]; readonly nextDueAt: number | null };
+  /**
+   * The EC2 calls the last acting decision claimed, written before they were made, so another
+   * execution environment does not repeat them while they wait for a bucket token
+   * (application/action-claims.ts).
+   */
+  readonly acting?: ActionClaim;
+}
+
+/** Calls claimed by one execution environment until a time (application/action-claims.ts). */
+export interface ActionClaim {
+  /** Each call as the decision's action, serialized. */
+  readonly calls: readonly string[];
+  /** The claiming execution environment (one id per process). */
+  readonly by: string;
+  readonly until: number;
 }
 
 /** An instance's state as EC2 reports it (DescribeInstances, the state-change event). */

@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest';
+import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
+import { ACTION_CLAIM_MS } from '../../../functions/shelving/application/action-claims';
+import { RoundRunner } from '../../../functions/shelving/application/rounds';
+import {
+  countingEc2,
+  FRESH,
+  instance,
+  NOW,
+  REPLACEMENT,
+  REPLACEMENT_TAGS,
+  record,
+  shelvingOnClock,
+  volume,
+} from './fakes';
+
+/**
+ * Two execution environments of the shelving function (two RoundRunners, one store, one EC2)
+ * advancing the same record: the request's follower and an EC2 event's invocation. Whichever
+ * writes its decision first makes the call; the other does not repeat it while the call may still
+ * be waiting for a token of the account's bucket, and takes it over if its owner died holding it.
+ */
+
+/**
+ * A running replacement with its data volume attached and the retained root available, so the
+ * in-place swap's next call is CreateReplaceRootVolumeTask. The first call waits until the test
+ * lets it through (`release`), as a call queued in the account budget does, or forever when its
+ * environment died; later calls go through. Once one is made, the task shows.
+ */
+const readyToReplace = (now: () => number) => {
+  const counting = countingEc2();
+  const replaced: string[] = [];
+  const callTimes: number[] = [];
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const ec2 = new Proxy(counting, {
+    get(target, property) {
+      if (property === 'describeInstances') {
+        return async () => [
+          instance({
+            instanceId: REPLACEMENT,
+            tags: REPLACEMENT_TAGS,
+            blockDevices: [
+              { deviceName: '/dev/xvda', volumeId: FRESH, deleteOnTermination: true },
+              { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b', deleteOnTermination: false },
+            ],
+          }),
+        ];
+      }
+      if (property === 'describeVolumes') {
+        return async () => [
+          volume(FRESH, {
+            attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' },
+            tags: REPLACEMENT_TAGS,
+          }),
+          volume('vol-0000000000000000a', { state: 'available' }),
+          volume('vol-0000000000000000b', {
+            attachment: { instanceId: REPLACEMENT, device: '/dev/sdf', state: 'attached' },
+          }),
+        ];
+      }
+      if (property === 'describeRootReplacements') {
+        return async () =>
+          replaced.length > 0
+            ? [{ taskId: 'replacevol-0123456789abcdef0', instanceId: REPLACEMENT, state: 'in-progress' }]
+            : [];
+      }
+      if (property === 'replaceRootVolume') {
+        return async ({ clientToken }: { clientToken: string }) => {
+          target.calls.push('replaceRootVolume');
+          callTimes.push(now());
+          if (callTimes.length === 1) await gate;
+          replaced.push(clientToken);
+        };
+      }
+      return Reflect.get(target, property);
+    },
+  }) as ShelvingEc2 & { calls: string[] };
+  return { ec2, callTimes, release: () => release() };
+};
+
+const replacingRoot = record({
+  step: 'unshelve.replace-root',
+  nextDueAt: NOW,
+  unshelve: {
+    requestId: 'r',
+    requestedAt: NOW - 30_000,
+    attempt: 0,
+    path: 'in-place',
+    replacementInstanceId: REPLACEMENT,
+  },
+});
+
+const twoEnvironments = () => {
+  const time = { now: () => NOW };
+  const { ec2, callTimes, release } = readyToReplace(() => time.now());
+  const { deps, store, clock } = shelvingOnClock(ec2);
+  time.now = () => clock.at;
+  return {
+    ec2,
+    callTimes,
+    release,
+    store,
+    clock,
+    follower: new RoundRunner(deps),
+    onEvent: new RoundRunner(deps),
+  };
+};
+
+const replaceCalls = (ec2: { calls: string[] }) => ec2.calls.filter((call) => call === 'replaceRootVolume');
+
+describe('claims on a record’s EC2 calls across execution environments', () => {
+  it('makes the replace-root call once when two environments decide it from the same state', async () => {
+    const { ec2, release, store, follower, onEvent } = twoEnvironments();
+    await store.create(replacingRoot);
+    const loaded = await store.get(replacingRoot.recordId);
+    if (!loaded) throw new Error('record missing');
+
+    const rounds = Promise.all([follower.advance([loaded]), onEvent.advance([loaded])]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    release();
+    const [first, second] = await rounds;
+
+    expect(replaceCalls(ec2)).toEqual(['replaceRootVolume']);
+    const reasons = [...first.records, ...second.records].map((entry) => entry.reason);
+    expect(reasons).toContain('changed concurrently');
+  });
+
+  it('leaves the call to the environment whose claim is still waiting for a token', async () => {
+    const { ec2, release, store, follower, onEvent } = twoEnvironments();
+    await store.create(replacingRoot);
+    const loaded = await store.get(replacingRoot.recordId);
+    if (!loaded) throw new Error('record missing');
+
+    const following = follower.advance([loaded]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const claimed = await store.get(replacingRoot.recordId);
+    if (!claimed) throw new Error('record missing');
+    expect(claimed.acting?.calls).toHaveLength(1);
+
+    const eventRound = await onEvent.advance([claimed]);
+    expect(eventRound.records[0]?.reason).toBe('its calls are claimed by another invocation');
+    expect(replaceCalls(ec2)).toHaveLength(1);
+
+    release();
+    await following;
+    expect(replaceCalls(ec2)).toHaveLength(1);
+  });
+
+  it('takes the call over once the claim of an environment that died has lapsed, not before', async () => {
+    const { ec2, callTimes, store, clock, follower, onEvent } = twoEnvironments();
+    await store.create(replacingRoot);
+    const loaded = await store.get(replacingRoot.recordId);
+    if (!loaded) throw new Error('record missing');
+
+    // The follower claims, calls and never comes back (its call is never answered).
+    void follower.advance([loaded]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const claimed = await store.get(replacingRoot.recordId);
+    const until = claimed?.acting?.until;
+    if (!claimed || until === undefined) throw new Error('no claim written');
+    expect(until).toBe(NOW + ACTION_CLAIM_MS);
+
+    // An event's invocation 40 s later keeps looking at the record and calls once the claim lapses.
+    clock.at = NOW + 40_000;
+    await onEvent.advance([claimed]);
+
+    expect(replaceCalls(ec2)).toHaveLength(2);
+    expect(callTimes[1]).toBeGreaterThanOrEqual(until);
+    const after = await store.get(replacingRoot.recordId);
+    expect(after?.acting?.by).not.toBe(claimed.acting?.by);
+  });
+});
