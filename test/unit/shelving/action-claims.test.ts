@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
 import { ACTION_CLAIM_MS } from '../../../functions/shelving/application/action-claims';
 import { RoundRunner } from '../../../functions/shelving/application/rounds';
-import {
-  countingEc2,
-  FRESH,
-  instance,
-  NOW,
-  REPLACEMENT,
-  REPLACEMENT_TAGS,
-  record,
-  shelvingOnClock,
-  volume,
-} from './fakes';
+import { NOW, REPLACEMENT, REPLACING_ROOT, replacementWithDataAttached, shelvingOnClock } from './fakes';
 
 /**
  * Two execution environments of the shelving function (two RoundRunners, one store, one EC2)
@@ -28,70 +17,28 @@ import {
  * environment died; later calls go through. Once one is made, the task shows.
  */
 const readyToReplace = (now: () => number) => {
-  const counting = countingEc2();
   const replaced: string[] = [];
   const callTimes: number[] = [];
   let release: () => void = () => {};
   const gate = new Promise<void>((resolve) => {
     release = resolve;
   });
-  const ec2 = new Proxy(counting, {
-    get(target, property) {
-      if (property === 'describeInstances') {
-        return async () => [
-          instance({
-            instanceId: REPLACEMENT,
-            tags: REPLACEMENT_TAGS,
-            blockDevices: [
-              { deviceName: '/dev/xvda', volumeId: FRESH, deleteOnTermination: true },
-              { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b', deleteOnTermination: false },
-            ],
-          }),
-        ];
-      }
-      if (property === 'describeVolumes') {
-        return async () => [
-          volume(FRESH, {
-            attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' },
-            tags: REPLACEMENT_TAGS,
-          }),
-          volume('vol-0000000000000000a', { state: 'available' }),
-          volume('vol-0000000000000000b', {
-            attachment: { instanceId: REPLACEMENT, device: '/dev/sdf', state: 'attached' },
-          }),
-        ];
-      }
-      if (property === 'describeRootReplacements') {
-        return async () =>
-          replaced.length > 0
-            ? [{ taskId: 'replacevol-0123456789abcdef0', instanceId: REPLACEMENT, state: 'in-progress' }]
-            : [];
-      }
-      if (property === 'replaceRootVolume') {
-        return async ({ clientToken }: { clientToken: string }) => {
-          target.calls.push('replaceRootVolume');
-          callTimes.push(now());
-          if (callTimes.length === 1) await gate;
-          replaced.push(clientToken);
-        };
-      }
-      return Reflect.get(target, property);
+  const ec2 = replacementWithDataAttached(
+    () =>
+      replaced.length > 0
+        ? [{ taskId: 'replacevol-0123456789abcdef0', instanceId: REPLACEMENT, state: 'in-progress' }]
+        : [],
+    {
+      replaceRootVolume: async ({ clientToken }: { clientToken: string }) => {
+        ec2.calls.push('replaceRootVolume');
+        callTimes.push(now());
+        if (callTimes.length === 1) await gate;
+        replaced.push(clientToken);
+      },
     },
-  }) as ShelvingEc2 & { calls: string[] };
+  );
   return { ec2, callTimes, release: () => release() };
 };
-
-const replacingRoot = record({
-  step: 'unshelve.replace-root',
-  nextDueAt: NOW,
-  unshelve: {
-    requestId: 'r',
-    requestedAt: NOW - 30_000,
-    attempt: 0,
-    path: 'in-place',
-    replacementInstanceId: REPLACEMENT,
-  },
-});
 
 const twoEnvironments = () => {
   const time = { now: () => NOW };
@@ -114,8 +61,8 @@ const replaceCalls = (ec2: { calls: string[] }) => ec2.calls.filter((call) => ca
 describe('claims on a record’s EC2 calls across execution environments', () => {
   it('makes the replace-root call once when two environments decide it from the same state', async () => {
     const { ec2, release, store, follower, onEvent } = twoEnvironments();
-    await store.create(replacingRoot);
-    const loaded = await store.get(replacingRoot.recordId);
+    await store.create(REPLACING_ROOT);
+    const loaded = await store.get(REPLACING_ROOT.recordId);
     if (!loaded) throw new Error('record missing');
 
     const rounds = Promise.all([follower.advance([loaded]), onEvent.advance([loaded])]);
@@ -130,13 +77,13 @@ describe('claims on a record’s EC2 calls across execution environments', () =>
 
   it('leaves the call to the environment whose claim is still waiting for a token', async () => {
     const { ec2, release, store, follower, onEvent } = twoEnvironments();
-    await store.create(replacingRoot);
-    const loaded = await store.get(replacingRoot.recordId);
+    await store.create(REPLACING_ROOT);
+    const loaded = await store.get(REPLACING_ROOT.recordId);
     if (!loaded) throw new Error('record missing');
 
     const following = follower.advance([loaded]);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    const claimed = await store.get(replacingRoot.recordId);
+    const claimed = await store.get(REPLACING_ROOT.recordId);
     if (!claimed) throw new Error('record missing');
     expect(claimed.acting?.calls).toHaveLength(1);
 
@@ -151,14 +98,14 @@ describe('claims on a record’s EC2 calls across execution environments', () =>
 
   it('takes the call over once the claim of an environment that died has lapsed, not before', async () => {
     const { ec2, callTimes, store, clock, follower, onEvent } = twoEnvironments();
-    await store.create(replacingRoot);
-    const loaded = await store.get(replacingRoot.recordId);
+    await store.create(REPLACING_ROOT);
+    const loaded = await store.get(REPLACING_ROOT.recordId);
     if (!loaded) throw new Error('record missing');
 
     // The follower claims, calls and never comes back (its call is never answered).
     void follower.advance([loaded]);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    const claimed = await store.get(replacingRoot.recordId);
+    const claimed = await store.get(REPLACING_ROOT.recordId);
     const until = claimed?.acting?.until;
     if (!claimed || until === undefined) throw new Error('no claim written');
     expect(until).toBe(NOW + ACTION_CLAIM_MS);
@@ -169,7 +116,7 @@ describe('claims on a record’s EC2 calls across execution environments', () =>
 
     expect(replaceCalls(ec2)).toHaveLength(2);
     expect(callTimes[1]).toBeGreaterThanOrEqual(until);
-    const after = await store.get(replacingRoot.recordId);
+    const after = await store.get(REPLACING_ROOT.recordId);
     expect(after?.acting?.by).not.toBe(claimed.acting?.by);
   });
 });

@@ -6,6 +6,7 @@ import { defaultShelvingSettings, type ShelvingSettings } from '../../../functio
 import type { ShelvingDependencies } from '../../../functions/shelving/dependencies';
 import type {
   ObservedInstance,
+  ObservedRootReplacement,
   ObservedVolume,
   RetainedVolume,
   ShelfRecord,
@@ -147,6 +148,55 @@ export const REPLACEMENT_TAGS = {
   'warmboot:replacement-for': RECORD_ID,
 };
 
+/**
+ * An EC2 showing the replacement running on its fresh root with the data volume attached and the
+ * retained root available: the in-place swap's next call is CreateReplaceRootVolumeTask, or its
+ * wait for the task `rootReplacements` answers. `overrides` replaces further methods.
+ */
+export const replacementWithDataAttached = (
+  rootReplacements: () => readonly ObservedRootReplacement[],
+  overrides: Partial<Record<keyof ShelvingEc2, (...args: never[]) => Promise<unknown>>> = {},
+): ShelvingEc2 & { calls: string[] } => {
+  const counting = countingEc2();
+  return new Proxy(counting, {
+    get(target, property) {
+      const override = overrides[property as keyof ShelvingEc2];
+      if (override) return override;
+      if (property === 'describeInstances') {
+        return async () => [
+          instance({
+            instanceId: REPLACEMENT,
+            tags: REPLACEMENT_TAGS,
+            blockDevices: [
+              { deviceName: '/dev/xvda', volumeId: FRESH, deleteOnTermination: true },
+              { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b', deleteOnTermination: false },
+            ],
+          }),
+        ];
+      }
+      if (property === 'describeVolumes') {
+        return async () => [
+          volume(FRESH, {
+            attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' },
+            tags: REPLACEMENT_TAGS,
+          }),
+          volume('vol-0000000000000000a', { state: 'available' }),
+          volume('vol-0000000000000000b', {
+            attachment: { instanceId: REPLACEMENT, device: '/dev/sdf', state: 'attached' },
+          }),
+        ];
+      }
+      if (property === 'describeRootReplacements') {
+        return async () => {
+          target.calls.push('describeRootReplacements');
+          return rootReplacements();
+        };
+      }
+      return Reflect.get(target, property);
+    },
+  });
+};
+
 export const record = (overrides: Partial<ShelfRecord> = {}): ShelfRecord => ({
   recordId: RECORD_ID,
   tenant: 'tenant-a',
@@ -173,4 +223,17 @@ export const record = (overrides: Partial<ShelfRecord> = {}): ShelfRecord => ({
   stepSince: NOW,
   nextDueAt: null,
   ...overrides,
+});
+
+/** A record in the in-place swap, its replacement launched, due now. */
+export const REPLACING_ROOT = record({
+  step: 'unshelve.replace-root',
+  nextDueAt: NOW,
+  unshelve: {
+    requestId: 'r',
+    requestedAt: NOW - 30_000,
+    attempt: 0,
+    path: 'in-place',
+    replacementInstanceId: REPLACEMENT,
+  },
 });

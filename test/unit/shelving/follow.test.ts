@@ -3,12 +3,12 @@ import type { ShelvingEc2 } from '../../../functions/shelving/adapters/ec2';
 import { FOLLOW_MS, RoundRunner } from '../../../functions/shelving/application/rounds';
 import {
   countingEc2,
-  FRESH,
   instance,
   NOW,
   REPLACEMENT,
-  REPLACEMENT_TAGS,
+  REPLACING_ROOT,
   record,
+  replacementWithDataAttached,
   shelvingOnClock,
   volume,
 } from './fakes';
@@ -45,57 +45,12 @@ const stuckStopping = (): ShelvingEc2 & { calls: string[] } => {
  * A running replacement whose root EC2 is still replacing (the task sends no event and takes
  * about 20 s, longer behind the account's queue), its data volume already attached.
  */
-const rootStillReplacing = (): ShelvingEc2 & { calls: string[] } => {
-  const counting = countingEc2();
-  return new Proxy(counting, {
-    get(target, property) {
-      if (property === 'describeInstances') {
-        return async () => [
-          instance({
-            instanceId: REPLACEMENT,
-            tags: REPLACEMENT_TAGS,
-            blockDevices: [
-              { deviceName: '/dev/xvda', volumeId: FRESH, deleteOnTermination: true },
-              { deviceName: '/dev/sdf', volumeId: 'vol-0000000000000000b', deleteOnTermination: false },
-            ],
-          }),
-        ];
-      }
-      if (property === 'describeVolumes') {
-        return async () => [
-          volume(FRESH, {
-            attachment: { instanceId: REPLACEMENT, device: '/dev/xvda', state: 'attached' },
-            tags: REPLACEMENT_TAGS,
-          }),
-          volume('vol-0000000000000000a', { state: 'available' }),
-          volume('vol-0000000000000000b', {
-            attachment: { instanceId: REPLACEMENT, device: '/dev/sdf', state: 'attached' },
-          }),
-        ];
-      }
-      if (property === 'describeRootReplacements') {
-        return async () => {
-          target.calls.push('describeRootReplacements');
-          return [{ taskId: 'replacevol-0123456789abcdef0', instanceId: REPLACEMENT, state: 'in-progress' }];
-        };
-      }
-      return Reflect.get(target, property);
-    },
-  });
-};
+const rootStillReplacing = () =>
+  replacementWithDataAttached(() => [
+    { taskId: 'replacevol-0123456789abcdef0', instanceId: REPLACEMENT, state: 'in-progress' },
+  ]);
 
 const stopping = record({ step: 'shelve.stop', nextDueAt: NOW });
-const replacingRoot = record({
-  step: 'unshelve.replace-root',
-  nextDueAt: NOW,
-  unshelve: {
-    requestId: 'r',
-    requestedAt: NOW - 30_000,
-    attempt: 0,
-    path: 'in-place',
-    replacementInstanceId: REPLACEMENT,
-  },
-});
 
 const onClock = (endsInMs: number, ec2 = stuckStopping()) => {
   const { deps, store, clock } = shelvingOnClock(ec2);
@@ -140,9 +95,9 @@ describe('following records within an invocation', () => {
     // No event marks the task's end: an invocation that stops looking leaves the record to the
     // next 1-minute schedule. Twelve rounds (the old cap) looked for 22 s, about the task itself.
     const { ec2, store, clock, rounds } = onClock(170_000, rootStillReplacing());
-    await store.create(replacingRoot);
+    await store.create(REPLACING_ROOT);
 
-    const summary = await rounds.advance([replacingRoot]);
+    const summary = await rounds.advance([REPLACING_ROOT]);
 
     expect(summary.records[0]).toMatchObject({ step: 'unshelve.replace-root' });
     expect(clock.at - NOW).toBeGreaterThanOrEqual(40_000);
@@ -152,9 +107,9 @@ describe('following records within an invocation', () => {
 
   it("ends an event's looking while the invocation still has time for its last writes", async () => {
     const { store, clock, rounds } = onClock(30_000, rootStillReplacing());
-    await store.create(replacingRoot);
+    await store.create(REPLACING_ROOT);
 
-    await rounds.advance([replacingRoot]);
+    await rounds.advance([REPLACING_ROOT]);
 
     expect(clock.at - NOW).toBeLessThanOrEqual(15_000);
   });
