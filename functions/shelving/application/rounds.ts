@@ -66,14 +66,16 @@ const changedConcurrently = (record: ShelfRecord): RecordProgress => ({
 
 /**
  * A record whose calls another execution environment claimed and may still be waiting to make
- * (application/action-claims.ts): looked at again at a follower's pace, so this invocation goes on
- * with the record once the calls took effect, or takes them over when the claim lapses.
+ * (application/action-claims.ts): looked at again when its owner will (the recheck it wrote with
+ * the claim), and never sooner than a follower's tick, so this invocation goes on with the record
+ * once the calls took effect, or takes them over when the claim lapses, without holding an event's
+ * invocation on a call whose effect takes longer (a start, 30 s).
  */
 const claimedByAnother = (record: ShelfRecord, now: number): RecordProgress => ({
   recordId: record.recordId,
   step: record.step,
   reason: 'its calls are claimed by another invocation',
-  recheckAt: now + FOLLOW_TICK_MS,
+  recheckAt: Math.max(record.nextDueAt ?? now + POLL_MS, now + FOLLOW_TICK_MS),
 });
 
 const progressOf = (record: ShelfRecord, decision: Decision): RecordProgress => ({

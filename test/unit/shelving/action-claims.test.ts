@@ -119,4 +119,28 @@ describe('claims on a record’s EC2 calls across execution environments', () =>
     const after = await store.get(REPLACING_ROOT.recordId);
     expect(after?.acting?.by).not.toBe(claimed.acting?.by);
   });
+
+  it("looks again at a claimed record when the claim's owner will, not at every tick", async () => {
+    const { ec2, store, follower, onEvent } = twoEnvironments();
+    await store.create(REPLACING_ROOT);
+    const loaded = await store.get(REPLACING_ROOT.recordId);
+    if (!loaded) throw new Error('record missing');
+
+    void follower.advance([loaded]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const claimed = await store.get(REPLACING_ROOT.recordId);
+    if (!claimed) throw new Error('record missing');
+    // The owner expects the effect later than the event's invocation would chain for (a start: 30 s).
+    const later = { ...claimed, version: claimed.version + 1, nextDueAt: NOW + 30_000 };
+    await store.update(claimed, later);
+    const looksBefore = ec2.calls.filter((call) => call === 'describeRootReplacements').length;
+
+    const eventRound = await onEvent.advance([later]);
+
+    expect(eventRound.records[0]).toMatchObject({
+      reason: 'its calls are claimed by another invocation',
+      recheckAt: NOW + 30_000,
+    });
+    expect(ec2.calls.filter((call) => call === 'describeRootReplacements').length - looksBefore).toBe(1);
+  });
 });
