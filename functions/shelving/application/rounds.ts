@@ -302,18 +302,24 @@ export class RoundRunner {
         if (decision.to === undefined) break;
       }
     }
-    await Promise.all(
-      claimsOnly.map(async ({ record, decision, calls }) => {
-        const claim = claimFor(calls, this.#environment, now);
-        const written = await writeDecision(this.#deps, record, decision, now, claim);
-        if (!written) {
-          progress.set(record.recordId, changedConcurrently(record));
-          return;
-        }
-        progress.set(written.recordId, progressOf(written, decision));
-        work.push({ record: written, actions: decision.actions });
-      }),
+    const claimed = await Promise.all(
+      claimsOnly.map(({ record, decision, calls }) =>
+        writeDecision(this.#deps, record, decision, now, claimFor(calls, this.#environment, now)),
+      ),
     );
+    // In the order decided, not the order DynamoDB answered, and the claimed records back among
+    // the others: the calls batch and queue the same way every time.
+    claimsOnly.forEach(({ record, decision }, index) => {
+      const written = claimed[index];
+      if (!written) {
+        progress.set(record.recordId, changedConcurrently(record));
+        return;
+      }
+      progress.set(written.recordId, progressOf(written, decision));
+      work.push({ record: written, actions: decision.actions });
+    });
+    const position = new Map(ordered.map((record, index) => [record.recordId, index]));
+    work.sort((a, b) => (position.get(a.record.recordId) ?? 0) - (position.get(b.record.recordId) ?? 0));
     return { work, progress };
   }
 }
