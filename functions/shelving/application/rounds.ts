@@ -280,12 +280,13 @@ export class RoundRunner {
         if (attachSlots !== undefined) {
           attachSlots -= decision.actions.filter((action) => action.kind === 'attach').length;
         }
-        if (calls.length > 0 && !changesRecord(record, decision)) {
+        const changes = changesRecord(record, decision);
+        if (calls.length > 0 && !changes) {
           // Only the claim to write: written with the round's other claims, all at once.
           claimsOnly.push({ record, decision, calls });
           break;
         }
-        if (changesRecord(record, decision)) {
+        if (changes) {
           const claim = calls.length > 0 ? claimFor(calls, this.#environment, now) : undefined;
           const written = await writeDecision(this.#deps, record, decision, now, claim);
           if (!written) {

@@ -40,18 +40,33 @@ const readyToReplace = (now: () => number) => {
   return { ec2, callTimes, release: () => release() };
 };
 
-const twoEnvironments = () => {
+/** Two environments over one store and EC2, the record in the in-place swap stored and loaded. */
+const twoEnvironments = async () => {
   const time = { now: () => NOW };
   const { ec2, callTimes, release } = readyToReplace(() => time.now());
   const { deps, store, clock } = shelvingOnClock(ec2);
   time.now = () => clock.at;
+  await store.create(REPLACING_ROOT);
+  const loaded = await store.get(REPLACING_ROOT.recordId);
+  if (!loaded) throw new Error('record missing');
+  const follower = new RoundRunner(deps);
+  /** The follower decides, writes its claim and calls (the call then waits at the gate). */
+  const followerClaims = async () => {
+    const following = follower.advance([loaded]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const claimed = await store.get(REPLACING_ROOT.recordId);
+    if (!claimed?.acting) throw new Error('no claim written');
+    return { following, claimed };
+  };
   return {
     ec2,
     callTimes,
     release,
     store,
     clock,
-    follower: new RoundRunner(deps),
+    loaded,
+    follower,
+    followerClaims,
     onEvent: new RoundRunner(deps),
   };
 };
@@ -60,10 +75,7 @@ const replaceCalls = (ec2: { calls: string[] }) => ec2.calls.filter((call) => ca
 
 describe('claims on a record’s EC2 calls across execution environments', () => {
   it('makes the replace-root call once when two environments decide it from the same state', async () => {
-    const { ec2, release, store, follower, onEvent } = twoEnvironments();
-    await store.create(REPLACING_ROOT);
-    const loaded = await store.get(REPLACING_ROOT.recordId);
-    if (!loaded) throw new Error('record missing');
+    const { ec2, release, loaded, follower, onEvent } = await twoEnvironments();
 
     const rounds = Promise.all([follower.advance([loaded]), onEvent.advance([loaded])]);
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -76,15 +88,9 @@ describe('claims on a record’s EC2 calls across execution environments', () =>
   });
 
   it('leaves the call to the environment whose claim is still waiting for a token', async () => {
-    const { ec2, release, store, follower, onEvent } = twoEnvironments();
-    await store.create(REPLACING_ROOT);
-    const loaded = await store.get(REPLACING_ROOT.recordId);
-    if (!loaded) throw new Error('record missing');
+    const { ec2, release, followerClaims, onEvent } = await twoEnvironments();
 
-    const following = follower.advance([loaded]);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const claimed = await store.get(REPLACING_ROOT.recordId);
-    if (!claimed) throw new Error('record missing');
+    const { following, claimed } = await followerClaims();
     expect(claimed.acting?.calls).toHaveLength(1);
 
     const eventRound = await onEvent.advance([claimed]);
@@ -97,17 +103,11 @@ describe('claims on a record’s EC2 calls across execution environments', () =>
   });
 
   it('takes the call over once the claim of an environment that died has lapsed, not before', async () => {
-    const { ec2, callTimes, store, clock, follower, onEvent } = twoEnvironments();
-    await store.create(REPLACING_ROOT);
-    const loaded = await store.get(REPLACING_ROOT.recordId);
-    if (!loaded) throw new Error('record missing');
+    const { ec2, callTimes, store, clock, followerClaims, onEvent } = await twoEnvironments();
 
     // The follower claims, calls and never comes back (its call is never answered).
-    void follower.advance([loaded]);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const claimed = await store.get(REPLACING_ROOT.recordId);
-    const until = claimed?.acting?.until;
-    if (!claimed || until === undefined) throw new Error('no claim written');
+    const { claimed } = await followerClaims();
+    const until = claimed.acting?.until ?? Number.NaN;
     expect(until).toBe(NOW + ACTION_CLAIM_MS);
 
     // An event's invocation 40 s later keeps looking at the record and calls once the claim lapses.
@@ -121,15 +121,9 @@ describe('claims on a record’s EC2 calls across execution environments', () =>
   });
 
   it("looks again at a claimed record when the claim's owner will, not at every tick", async () => {
-    const { ec2, store, follower, onEvent } = twoEnvironments();
-    await store.create(REPLACING_ROOT);
-    const loaded = await store.get(REPLACING_ROOT.recordId);
-    if (!loaded) throw new Error('record missing');
+    const { ec2, store, followerClaims, onEvent } = await twoEnvironments();
 
-    void follower.advance([loaded]);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const claimed = await store.get(REPLACING_ROOT.recordId);
-    if (!claimed) throw new Error('record missing');
+    const { claimed } = await followerClaims();
     // The owner expects the effect later than the event's invocation would chain for (a start: 30 s).
     const later = { ...claimed, version: claimed.version + 1, nextDueAt: NOW + 30_000 };
     await store.update(claimed, later);
