@@ -35,10 +35,7 @@ const UNCLAIMED = new Set<Action['kind']>(['launch', 'launch-from-snapshots']);
 
 /** What identifies each call a decision asks for (the action as written: targets, values, tokens). */
 export const claimedCalls = (actions: readonly Action[]): readonly string[] =>
-  actions
-    .filter((action) => !UNCLAIMED.has(action.kind))
-    .map((action) => JSON.stringify(action))
-    .sort();
+  actions.filter((action) => !UNCLAIMED.has(action.kind)).map((action) => JSON.stringify(action));
 
 /** Whether another environment holds a live claim on one of `calls` for this record. */
 export const claimedElsewhere = (
