@@ -20,7 +20,20 @@ export const accountBudgetSchema = z
      */
     functions: z.partialRecord(z.enum(FUNCTION_IDS), z.number().gt(0).max(1)).default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((settings, context) => {
+    // The budgets add up: above 1 warmboot alone could empty a bucket and throttle itself.
+    const own = Object.values(settings.functions);
+    const shared = FUNCTION_IDS.some((id) => settings.functions[id] === undefined) ? settings.share : 0;
+    const total = own.reduce((sum, share) => sum + share, shared);
+    if (total > 1 + 1e-9) {
+      context.addIssue({
+        code: 'custom',
+        path: ['functions'],
+        message: `share (${shared}) and the functions' own shares add up to ${Number(total.toFixed(6))}; warmboot's total share of a bucket must be at most 1`,
+      });
+    }
+  });
 export type AccountBudgetSettings = z.infer<typeof accountBudgetSchema>;
 
 /** The environment variable carrying `accountBudget` (JSON) into a function. */
@@ -81,8 +94,9 @@ export const refill = (level: BucketLevel, limits: BucketLimits, now: number): B
 
 /**
  * How long a lease's extra tokens stay usable. Leased tokens are spent by the environment without
- * a store write; spent late they would add to a later burst, so they expire, unused ones lost.
- * Over any T seconds, warmboot's calls on a bucket stay within share × (capacity + refill × (T + 1)).
+ * a store write, any time until they expire (unused ones are lost); the bucket counts them as
+ * spent at their expiry (`reservation`), so a lease never adds to a later burst and over any
+ * T seconds warmboot's calls on a bucket stay within share × (capacity + refill × T).
  */
 export const LEASE_MS = 1_000;
 
@@ -199,7 +213,16 @@ export const reservation = (
 ): Reservation => {
   if (fullAt === undefined || fullAt < now) {
     const extra = Math.min(wantExtra, Math.max(0, Math.floor(limits.capacity - tokens)));
-    return { kind: 'restart', fullAt: now + spanMs(tokens + extra, limits), extra };
+    // The extra tokens may go any time until the lease expires: counted as spent then, the latest
+    // they can be, the bucket never refills ahead of calls still to come. Counted as spent now, a
+    // lease spent just before it expires would meet a bucket refilled meanwhile (measured: 115
+    // DescribeInstances within 85 ms against a bucket of 100 in the unshelve bench).
+    const ownFullAt = now + spanMs(tokens, limits);
+    return {
+      kind: 'restart',
+      fullAt: extra > 0 ? Math.max(ownFullAt, now + LEASE_MS) + spanMs(extra, limits) : ownFullAt,
+      extra,
+    };
   }
   const debtLimit = Math.max(limits.capacity, tokens);
   return {

@@ -203,18 +203,16 @@ const NON_MUTATING_PREFIX = /^(Describe|List|Search|Get)[A-Z]/;
 const present = (value: unknown): boolean =>
   value !== undefined && !(Array.isArray(value) && value.length === 0);
 
-/**
- * Whether a call of one of the seven actions goes to the smaller bucket: neither a filter
- * (`Filters`) nor pagination (`MaxResults`, `NextToken`). The page does not say whether a list of
- * ids counts as a filter; this reads it as not (the smaller bucket), the stricter choice for a
- * client that must stay under the limit. The local cloud (local/ec2/throttling.ts) is more lenient
- * and lets `InstanceIds` count as a filter.
- */
+/** Whether a call of one of the seven actions has neither a filter (`Filters`) nor pagination (`MaxResults`, `NextToken`). */
 const unfilteredUnpaginated = (action: string, input: Readonly<Record<string, unknown>>): boolean =>
   UNFILTERED_UNPAGINATED_ACTIONS.has(action) &&
   !present(input.Filters) &&
   !present(input.MaxResults) &&
   !present(input.NextToken);
+
+/** A list of ids or names (`InstanceIds`, `VolumeIds`, `GroupNames`, …) narrowing the answer. */
+const namesResources = (input: Readonly<Record<string, unknown>>): boolean =>
+  Object.entries(input).some(([key, value]) => /(Ids|Names)$/.test(key) && present(value));
 
 /** The request bucket's size of `action` (its category's, or its own where the table lists it). */
 export const requestLimitsOf = (action: string): BucketLimits => {
@@ -236,14 +234,25 @@ const resourceCount = (action: string, input: Readonly<Record<string, unknown>>)
   return Array.isArray(input.InstanceIds) ? input.InstanceIds.length : 0;
 };
 
+/**
+ * The request buckets one call draws on. The page does not say whether a list of ids counts as a
+ * filter, so a call with ids and neither filter nor pagination takes a token from both the
+ * action's bucket and the smaller one: within either reading, as the local cloud
+ * (local/ec2/throttling.ts) refuses it under both.
+ */
+const requestChargesOf = (action: string, input: Readonly<Record<string, unknown>>): BucketCharge[] => {
+  const own: BucketCharge = { bucket: action, limits: requestLimitsOf(action), tokens: 1 };
+  if (!unfilteredUnpaginated(action, input)) return [own];
+  const smaller: BucketCharge = { bucket: `${action}.unfiltered`, limits: UNFILTERED_UNPAGINATED, tokens: 1 };
+  return namesResources(input) ? [own, smaller] : [smaller];
+};
+
 /** Every bucket one call of `action` with `input` draws on, with the tokens it takes from each. */
 export const chargesOf = (action: string, input: Readonly<Record<string, unknown>>): BucketCharge[] => {
-  const request: BucketCharge = unfilteredUnpaginated(action, input)
-    ? { bucket: `${action}.unfiltered`, limits: UNFILTERED_UNPAGINATED, tokens: 1 }
-    : { bucket: action, limits: requestLimitsOf(action), tokens: 1 };
+  const requests = requestChargesOf(action, input);
   const resource = resourceLimitsOf(action);
   const count = resource ? resourceCount(action, input) : 0;
   return resource && count > 0
-    ? [request, { bucket: `${action}.resources`, limits: resource, tokens: count }]
-    : [request];
+    ? [...requests, { bucket: `${action}.resources`, limits: resource, tokens: count }]
+    : requests;
 };

@@ -55,41 +55,76 @@ interface Admission {
   readonly cost: number;
 }
 
-/** "Unfiltered and unpaginated" DescribeInstances: no ids, no filters, no MaxResults. */
+/**
+ * The seven actions with a smaller bucket "when requested without specifying either pagination or
+ * a filter" (ec2-api-throttling, "Unfiltered and unpaginated non-mutating actions").
+ */
+const UNFILTERED_UNPAGINATED_ACTIONS: ReadonlySet<string> = new Set([
+  'DescribeInstances',
+  'DescribeInstanceStatus',
+  'DescribeNetworkInterfaces',
+  'DescribeSecurityGroups',
+  'DescribeSnapshots',
+  'DescribeSpotInstanceRequests',
+  'DescribeVolumes',
+]);
+
+const present = (value: unknown): boolean =>
+  value !== undefined && !(Array.isArray(value) && value.length === 0);
+
+/** Neither a filter (`Filters`) nor pagination (`MaxResults`, `NextToken`). */
 const isUnfilteredUnpaginated = (input: Record<string, unknown>): boolean =>
-  !(Array.isArray(input.InstanceIds) && input.InstanceIds.length > 0) &&
-  !(Array.isArray(input.Filters) && input.Filters.length > 0) &&
-  input.MaxResults === undefined;
+  !present(input.Filters) && !present(input.MaxResults) && !present(input.NextToken);
+
+/** A list of ids or names (`InstanceIds`, `VolumeIds`, `GroupNames`, …) narrowing the answer. */
+const namesResources = (input: Record<string, unknown>): boolean =>
+  Object.entries(input).some(([key, value]) => /(Ids|Names)$/.test(key) && present(value));
 
 const instanceCount = (operation: string, input: Record<string, unknown>): number => {
   if (operation === 'RunInstances') return typeof input.MaxCount === 'number' ? input.MaxCount : 1;
   return Array.isArray(input.InstanceIds) ? input.InstanceIds.length : 0;
 };
 
+const requestBucketOf = (operation: string): Admission => ({
+  bucket: operation,
+  limits: REQUEST_LIMITS[operation] ?? (operation.startsWith('Describe') ? NON_MUTATING : OTHER_MUTATING),
+  cost: 1,
+});
+
+/**
+ * The request buckets a call draws on. Whether a list of ids counts as a filter the page does not
+ * say, so such a call (ids, no filter, no pagination) draws on both buckets: refused whenever
+ * either reading of the page would refuse it, stricter than AWS under both.
+ */
+const requestAdmissionsFor = (operation: string, input: Record<string, unknown>): Admission[] => {
+  if (!UNFILTERED_UNPAGINATED_ACTIONS.has(operation) || !isUnfilteredUnpaginated(input))
+    return [requestBucketOf(operation)];
+  const smaller: Admission = {
+    bucket: `${operation} (unfiltered, unpaginated)`,
+    limits: UNFILTERED_UNPAGINATED,
+    cost: 1,
+  };
+  return namesResources(input) ? [requestBucketOf(operation), smaller] : [smaller];
+};
+
 const admissionsFor = (operation: string, input: Record<string, unknown>): Admission[] => {
-  const request: Admission =
-    operation === 'DescribeInstances' && isUnfilteredUnpaginated(input)
-      ? { bucket: 'DescribeInstances (unfiltered, unpaginated)', limits: UNFILTERED_UNPAGINATED, cost: 1 }
-      : {
-          bucket: operation,
-          limits:
-            REQUEST_LIMITS[operation] ?? (operation.startsWith('Describe') ? NON_MUTATING : OTHER_MUTATING),
-          cost: 1,
-        };
+  const requests = requestAdmissionsFor(operation, input);
   const resource = RESOURCE_LIMITS[operation];
   return resource
     ? [
-        request,
+        ...requests,
         { bucket: `${operation} (instances)`, limits: resource, cost: instanceCount(operation, input) },
       ]
-    : [request];
+    : requests;
 };
 
 /** The published limits of a bucket by its name (as `admissionsFor` names buckets), or undefined. */
 const defaultLimitsOf = (bucket: string): TokenBucketLimits | undefined => {
   const resource = /^(\w+) \(instances\)$/.exec(bucket);
   if (resource) return RESOURCE_LIMITS[resource[1] ?? ''];
-  if (bucket === 'DescribeInstances (unfiltered, unpaginated)') return UNFILTERED_UNPAGINATED;
+  const smaller = /^(\w+) \(unfiltered, unpaginated\)$/.exec(bucket);
+  if (smaller)
+    return UNFILTERED_UNPAGINATED_ACTIONS.has(smaller[1] ?? '') ? UNFILTERED_UNPAGINATED : undefined;
   if (!/^[A-Z]\w+$/.test(bucket)) return undefined;
   return REQUEST_LIMITS[bucket] ?? (bucket.startsWith('Describe') ? NON_MUTATING : OTHER_MUTATING);
 };

@@ -2,7 +2,7 @@ import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FunctionId } from '../../functions/catalog';
-import { ACCOUNT_BUDGET_ENV, shareOf } from '../../functions/shared/account-budget';
+import { ACCOUNT_BUDGET_ENV, leaseExtra, shareOf } from '../../functions/shared/account-budget';
 import { dynamoBudgetStore } from '../../functions/shared/adapters/budget-store';
 import { NON_MUTATING } from '../../functions/shared/ec2-buckets';
 import { AccountBudget } from '../../functions/shared/ec2-budget';
@@ -117,8 +117,9 @@ describe('the account budget', () => {
     const start = cloud.clock.now();
     const share = shareOf(NON_MUTATING, SHARE);
 
-    // popularity spends the shared burst at once...
-    const popularity = await invoke('popularity', share.capacity);
+    // popularity spends the shared burst at once (all but the refill its first call's lease holds
+    // back until it expires, account-budget.ts `reservation`)...
+    const popularity = await invoke('popularity', share.capacity - leaseExtra(share, 1));
     expect(Math.max(...popularity) - start).toBeLessThan(500);
     // ...so imageCache's next call waits for the shared refill,
     const imageCache = await invoke('imageCache', 1);

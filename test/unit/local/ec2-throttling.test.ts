@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { classifyAwsError } from '../../../functions/shared/aws-errors';
-import { createCloud } from './ec2-harness';
+import { createCloud, launch } from './ec2-harness';
 
 describe('EC2 API throttling', () => {
   it('the 6th RunInstances call in one second is throttled with RequestLimitExceeded (HTTP 503)', async () => {
@@ -66,6 +66,38 @@ describe('EC2 API throttling', () => {
 
     expect(refused(await burst(false))).toBe(10);
     expect(refused(await burst(true))).toBe(0);
+  });
+
+  it('a describe naming ids without filter or pagination draws on both buckets, whichever reading of the page AWS follows', async () => {
+    const cloud = await createCloud();
+    const instanceId = await launch(cloud);
+    const byId = () => cloud.ec2Client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+    const filtered = () =>
+      cloud.ec2Client.send(
+        new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['running'] }] }),
+      );
+    const refused = (answers: PromiseSettledResult<unknown>[]) =>
+      answers.filter((answer) => answer.status === 'rejected').length;
+
+    // 60 by id: the smaller bucket (50) refuses ten.
+    expect(refused(await cloud.run(() => Promise.allSettled(Array.from({ length: 60 }, byId))))).toBe(10);
+    await cloud.clock.advanceBy(5_000);
+    // 80 filtered and 30 by id: the 100-token bucket refuses ten, though the smaller one has room.
+    const mixed = await cloud.run(() =>
+      Promise.allSettled([...Array.from({ length: 80 }, filtered), ...Array.from({ length: 30 }, byId)]),
+    );
+    expect(refused(mixed)).toBe(10);
+  });
+
+  it('the smaller bucket covers the seven describes the page lists, DescribeVolumes among them', async () => {
+    const cloud = await createCloud();
+    const unfiltered = await cloud.run(() =>
+      Promise.allSettled(
+        Array.from({ length: 60 }, () => cloud.ec2Client.send(new DescribeVolumesCommand({}))),
+      ),
+    );
+
+    expect(unfiltered.filter((answer) => answer.status === 'rejected')).toHaveLength(10);
   });
 
   it('DeleteTags has its uncategorized bucket, 100 refilled at 10 per second, not the mutating 50 / 5', async () => {

@@ -47,10 +47,17 @@ describe('EC2 buckets (ec2-api-throttling)', () => {
       { bucket: 'DescribeInstances', limits: NON_MUTATING, tokens: 1 },
     ]);
     expect(chargesOf('DescribeVolumes', { MaxResults: 500 })[0]?.bucket).toBe('DescribeVolumes');
-    // Ids alone are not a filter (the stricter reading of the page).
-    expect(chargesOf('DescribeInstances', { InstanceIds: ['i-0123456789abcdef0'] })).toEqual([
+    expect(chargesOf('DescribeInstances', {})).toEqual([
       { bucket: 'DescribeInstances.unfiltered', limits: UNFILTERED_UNPAGINATED, tokens: 1 },
     ]);
+    // Whether ids are a filter the page does not say: such a call is paced within both readings.
+    expect(chargesOf('DescribeInstances', { InstanceIds: ['i-0123456789abcdef0'] })).toEqual([
+      { bucket: 'DescribeInstances', limits: NON_MUTATING, tokens: 1 },
+      { bucket: 'DescribeInstances.unfiltered', limits: UNFILTERED_UNPAGINATED, tokens: 1 },
+    ]);
+    expect(chargesOf('DescribeVolumes', { VolumeIds: ['vol-1'], MaxResults: 5 })[0]?.bucket).toBe(
+      'DescribeVolumes',
+    );
     expect(chargesOf('DescribeHosts', {})[0]?.bucket).toBe('DescribeHosts');
   });
 
@@ -94,6 +101,11 @@ describe('the share', () => {
     expect(accountBudgetSchema.safeParse({ share: 0 }).error?.issues[0]?.path).toEqual(['share']);
     expect(accountBudgetSchema.safeParse({ share: 1.5 }).success).toBe(false);
     expect(accountBudgetSchema.safeParse({ functions: { shelvng: 0.5 } }).success).toBe(false);
+    // The budgets add up: the shared share and the functions' own together stay within the bucket.
+    const overbooked = accountBudgetSchema.safeParse({ share: 0.3, functions: { shelving: 0.8 } });
+    expect(overbooked.error?.issues[0]?.path).toEqual(['functions']);
+    expect(overbooked.error?.issues[0]?.message).toMatch(/add up to 1\.1/);
+    expect(accountBudgetSchema.safeParse({ share: 0.2, functions: { shelving: 0.8 } }).success).toBe(true);
   });
 });
 
@@ -144,10 +156,16 @@ describe('bucket math', () => {
   });
 
   it('restarts a full bucket with a second of refill as lease, and extends one in use without extra', () => {
+    // The leased token counts as spent when the lease expires (1 s), the latest it can go.
     expect(reservation(undefined, limits, 1, leaseExtra(limits, 1), NOW)).toEqual({
       kind: 'restart',
-      fullAt: NOW + 1_000,
+      fullAt: NOW + 1_500,
       extra: 1,
+    });
+    expect(reservation(undefined, limits, 1, 0, NOW)).toEqual({
+      kind: 'restart',
+      fullAt: NOW + 500,
+      extra: 0,
     });
     expect(reservation(NOW + 2_000, limits, 1, leaseExtra(limits, 1), NOW)).toEqual({
       kind: 'extend',
@@ -262,6 +280,49 @@ describe('AccountBudget', () => {
     await clock.sleep(LEASE_MS);
     await budget.acquire('DescribeHosts', {});
     expect(store.writes).toBe(2);
+  });
+
+  it('never lets two environments together exceed the bucket, even when one spends its lease as it expires', async () => {
+    const store = new CountingStore();
+    const sends: number[] = [];
+    // The lease holder calls once at NOW and spends its lease just before it expires.
+    let leaseNow = NOW;
+    const holder = budgetAt(1, store, {
+      now: () => leaseNow,
+      sleep: async (ms) => {
+        leaseNow += ms;
+      },
+    });
+    await holder.acquire('DescribeHosts', {});
+    sends.push(leaseNow);
+    // Another environment bursts 0.9 s later; its calls go once their waits are over.
+    let waited = 0;
+    const burster = budgetAt(1, store, {
+      now: () => NOW + 900,
+      sleep: async (ms) => {
+        waited += ms;
+      },
+    });
+    for (let call = 0; call < 98; call++) {
+      waited = 0;
+      await burster.acquire('DescribeHosts', {});
+      sends.push(NOW + 900 + waited);
+    }
+    leaseNow = NOW + 950;
+    for (let call = 0; call < leaseExtra(NON_MUTATING, 1); call++) {
+      await holder.acquire('DescribeHosts', {});
+      sends.push(leaseNow);
+    }
+
+    // EC2's bucket (100, 20 a second) as AWS keeps it: every call finds a token.
+    let tokens = NON_MUTATING.capacity;
+    let at = NOW;
+    for (const sent of sends.sort((a, b) => a - b)) {
+      tokens =
+        Math.min(NON_MUTATING.capacity, tokens + ((sent - at) / 1000) * NON_MUTATING.refillPerSecond) - 1;
+      at = sent;
+      expect(tokens).toBeGreaterThanOrEqual(-1e-9);
+    }
   });
 
   it('never loses a reservation to another environment: ten calling at once write once each', async () => {
