@@ -201,8 +201,8 @@ export type Reservation =
 
 /**
  * How to reserve `tokens` on a bucket last seen at `fullAt`: restart it when full (with up to
- * `wantExtra` more for the environment's next calls, from what it holds beyond the call's own),
- * else extend it (no extra: extra tokens never come from debt).
+ * `wantExtra` more for the environment's next calls, from what it holds beyond the call's own and
+ * the lease's hold-back), else extend it (no extra: extra tokens never come from debt).
  */
 export const reservation = (
   fullAt: number | undefined,
@@ -212,7 +212,10 @@ export const reservation = (
   now: number,
 ): Reservation => {
   if (fullAt === undefined || fullAt < now) {
-    const extra = Math.min(wantExtra, Math.max(0, Math.floor(limits.capacity - tokens)));
+    // Beyond the call's own tokens and the second of refill the lease holds back, so the call
+    // itself never waits for its own lease (a bucket of 2 refilled at 2 a second leases nothing).
+    const heldBackTokens = (limits.refillPerSecond * LEASE_MS) / 1000;
+    const extra = Math.min(wantExtra, Math.max(0, Math.floor(limits.capacity - tokens - heldBackTokens)));
     // The extra tokens may go any time until the lease expires: counted as spent then, the latest
     // they can be, the bucket never refills ahead of calls still to come. Counted as spent now, a
     // lease spent just before it expires would meet a bucket refilled meanwhile (measured: 115

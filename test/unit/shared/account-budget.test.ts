@@ -167,6 +167,11 @@ describe('bucket math', () => {
       fullAt: NOW + 500,
       extra: 0,
     });
+    // A bucket holding no more than a second of refill leases nothing: its call goes at once.
+    const small = { capacity: 2, refillPerSecond: 2 };
+    const plan = reservation(undefined, small, 1, leaseExtra(small, 1), NOW);
+    expect(plan).toEqual({ kind: 'restart', fullAt: NOW + 500, extra: 0 });
+    expect(plan.kind === 'restart' && reservedWaitMs(plan.fullAt, small, NOW)).toBe(0);
     expect(reservation(NOW + 2_000, limits, 1, leaseExtra(limits, 1), NOW)).toEqual({
       kind: 'extend',
       byMs: 500,
