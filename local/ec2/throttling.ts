@@ -57,7 +57,9 @@ interface Admission {
 
 /**
  * The seven actions with a smaller bucket "when requested without specifying either pagination or
- * a filter" (ec2-api-throttling, "Unfiltered and unpaginated non-mutating actions").
+ * a filter" (ec2-api-throttling, "Unfiltered and unpaginated non-mutating actions"). The account
+ * budget (functions/shared/ec2-buckets.ts) has the same list; the local cloud keeps its own copy
+ * of the page, as for every other bucket here, so a slip in the budget's is not mirrored.
  */
 const UNFILTERED_UNPAGINATED_ACTIONS: ReadonlySet<string> = new Set([
   'DescribeInstances',

@@ -683,6 +683,21 @@ describe('the root swap', () => {
     ]);
   });
 
+  it('waits, not detaches again, when the instance still lists a fresh root its later describe shows detached', () => {
+    // observe.ts reads the instance before the volumes; the detach finished in between.
+    const detached = volume(FRESH, { state: 'available', tags: REPLACEMENT_TAGS });
+    const decision = decide(
+      swapping('unshelve.swap-root', NOW - 60_000, 1, { freshRootVolumeId: FRESH }),
+      observe({
+        replacement: replacement('stopped', [{ deviceName: '/dev/xvda', volumeId: FRESH }]),
+        volumeList: [detached, ...atRest()],
+      }),
+    );
+
+    expect(decision.actions.filter((action) => action.kind === 'detach')).toEqual([]);
+    expect(decision.to).toBeUndefined();
+  });
+
   it('treats an attach that already happened as done and moves to start', () => {
     const decision = decide(
       base,
