@@ -59,6 +59,8 @@ export interface WarmbootPolicyOptions {
   /** The imageCache reconcile period, seconds. */
   readonly reconcileS: number;
   readonly seed: number;
+  /** Planner settings of the host group (absent: the product's defaults). */
+  readonly planner?: Partial<Pick<HostGroup, 'keepMargin' | 'replicaExponent' | 'minScore'>>;
   /**
    * Every plan made, with its inputs and the random draws it consumed (one per host, the
    * tie-break lots), so a test can replay the same decision through the Lambda path.
@@ -107,6 +109,7 @@ export const warmbootPolicy = (options: WarmbootPolicyOptions): WarmbootPolicy =
     name: BENCH_HOST_GROUP,
     cacheBytes: options.cacheBytes,
     cacheDirectory: '/var/cache/warmboot',
+    ...options.planner,
   });
   const store = new MemoryPopularityStore({
     decay: decayParameters(settings.halfLifeHours),

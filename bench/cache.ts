@@ -1,4 +1,5 @@
 import { FUNCTIONS } from '../functions/catalog';
+import { type HostGroup, hostGroupSchema } from '../functions/image-cache/config';
 import { loadLoadLatenciesMs, stableUnit, type Trace } from '../local/trace';
 import { type BenchArgs, BenchUsageError, bytesFlag, type FlagSpec, flagText, numberFlag } from './args';
 import { AIMS, type AimName, aimsOf, CEILING, firstRequestCeiling, oracleBeaten } from './cache-aims';
@@ -24,6 +25,16 @@ import { summarize, traceWindows } from './windows';
 
 const OUTAGE_S = 2 * 3600;
 
+/** The planner settings of a host group that set no planner settings of its own (config.ts). */
+const PLANNER_DEFAULTS = hostGroupSchema.parse({
+  name: 'defaults',
+  cacheBytes: 1,
+  cacheDirectory: '/defaults',
+});
+
+/** The planner settings the `warmboot` policy's host group may be given (a sweep of the defaults). */
+export type PlannerSettings = Pick<HostGroup, 'keepMargin' | 'replicaExponent' | 'minScore'>;
+
 const FLAGS = {
   hosts: { name: 'hosts', description: 'hosts in the group', default: '8' },
   azs: { name: 'azs', description: 'availability zones the hosts are spread over', default: '2' },
@@ -45,6 +56,21 @@ const FLAGS = {
     name: 'policies',
     description: 'comma-separated subset of policies to run',
     default: 'all',
+  },
+  keepMargin: {
+    name: 'keep-margin',
+    description: "warmboot's host group keepMargin (the planner's hysteresis; the default is the product's)",
+    default: String(PLANNER_DEFAULTS.keepMargin),
+  },
+  replicaExponent: {
+    name: 'replica-exponent',
+    description: "warmboot's host group replicaExponent (how fast extra copies lose value)",
+    default: String(PLANNER_DEFAULTS.replicaExponent),
+  },
+  minScore: {
+    name: 'min-score',
+    description: "warmboot's host group minScore (decayed popularity below which nothing is prefetched)",
+    default: String(PLANNER_DEFAULTS.minScore),
   },
   windowDays: {
     name: 'window-days',
@@ -113,6 +139,7 @@ const buildPolicy = (
   trace: Trace,
   config: FleetConfig,
   seed: number,
+  planner: PlannerSettings,
 ): CachePolicy => {
   switch (name) {
     case 'none':
@@ -136,10 +163,29 @@ const buildPolicy = (
         imageSizes: Object.fromEntries(launches.map((launch) => [launch.image, launch.sizeBytes])),
         reconcileS: reconcilePeriodS(),
         seed,
+        planner,
       });
     default:
       throw new BenchUsageError(`unknown policy ${name}`);
   }
+};
+
+/**
+ * The planner flags, checked by the host group's own schema (the ranges an operator's
+ * configuration must respect), so a sweep can only try settings the product accepts.
+ */
+const plannerSettings = (args: BenchArgs): PlannerSettings => {
+  const settings = {
+    keepMargin: numberFlag(args, FLAGS.keepMargin, { min: 0 }),
+    replicaExponent: numberFlag(args, FLAGS.replicaExponent, { min: 0 }),
+    minScore: numberFlag(args, FLAGS.minScore, { min: 0 }),
+  };
+  const checked = hostGroupSchema.safeParse({ ...PLANNER_DEFAULTS, ...settings });
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    throw new BenchUsageError(`planner setting ${String(issue?.path.join('.'))}: ${issue?.message}`);
+  }
+  return settings;
 };
 
 /** The fleet the flags describe; each trace places its own outage on it. */
@@ -159,6 +205,7 @@ const runTrace = async (
   outageStartH: number | 'busiest',
   names: readonly string[],
   seed: number,
+  planner: PlannerSettings,
 ): Promise<TraceRun> => {
   const launches: Launch[] = trace.requests.map((request, index) => ({
     index,
@@ -178,7 +225,7 @@ const runTrace = async (
   const policies: Record<string, Metrics> = {};
   const notes: string[] = [];
   for (const name of names) {
-    const policy = buildPolicy(name, launches, trace, config, seed);
+    const policy = buildPolicy(name, launches, trace, config, seed, planner);
     const run = await simulate(policy, launches, config, loadS);
     policies[name] = { ...cacheMetrics(run) };
     if ('stats' in policy) notes.push(`${name}: ${JSON.stringify(policy.stats)}`);
@@ -205,6 +252,8 @@ export const cacheScenario: Scenario = {
     'replay traces over a simulated host group: warm ratio, ready time, bytes, skew, outage; aims per trace',
   flags: [...Object.values(FLAGS), TRACE_FLAG],
   run: async (args: BenchArgs): Promise<BenchResult> => {
+    // Checked before any trace is read or generated: a refused setting costs nothing.
+    const planner = plannerSettings(args);
     const traces = resolveTraces(args);
     const seed = numberFlag(args, FLAGS.seed, { integer: true });
     const outageText = flagText(args, FLAGS.outageStartH);
@@ -231,10 +280,13 @@ export const cacheScenario: Scenario = {
       reconcile_s: reconcilePeriodS(),
       seed,
       window_days: windowDays,
+      keep_margin: planner.keepMargin,
+      replica_exponent: planner.replicaExponent,
+      min_score: planner.minScore,
     };
     const notes: string[] = [];
     for (const trace of traces) {
-      const run = await runTrace(trace, fleet, outageStartH, names, seed);
+      const run = await runTrace(trace, fleet, outageStartH, names, seed, planner);
       for (const [name, metrics] of Object.entries(run.policies)) policies[`${trace.name}/${name}`] = metrics;
       const distinctBytes = [
         ...new Map(run.launches.map((launch) => [launch.image, launch.sizeBytes])).values(),
@@ -263,7 +315,7 @@ export const cacheScenario: Scenario = {
       const windows = traceWindows(trace, windowDays);
       const perWindow: Metrics[] = [];
       for (const window of windows) {
-        const windowRun = await runTrace(window, fleet, 'busiest', WINDOW_POLICIES, seed);
+        const windowRun = await runTrace(window, fleet, 'busiest', WINDOW_POLICIES, seed, planner);
         const windowAims = aimsOf(windowRun.policies);
         if (windowAims)
           perWindow.push({
