@@ -50,6 +50,9 @@ import { type CachePolicy, type Fleet, type Launch, type SimHost, spreadPick } f
  * other policy.
  */
 
+/** The host-group settings a sweep of the planner's defaults varies (`npm run bench -- cache` flags). */
+export type PlannerSettings = Pick<HostGroup, 'keepMargin' | 'replicaExponent' | 'minScore'>;
+
 export interface WarmbootPolicyOptions {
   readonly cacheBytes: number;
   /** Epoch seconds of trace time 0: warmboot's code works in epoch milliseconds. */
@@ -60,7 +63,7 @@ export interface WarmbootPolicyOptions {
   readonly reconcileS: number;
   readonly seed: number;
   /** Planner settings of the host group (absent: the product's defaults). */
-  readonly planner?: Partial<Pick<HostGroup, 'keepMargin' | 'replicaExponent' | 'minScore'>>;
+  readonly planner?: Partial<PlannerSettings>;
   /**
    * Every plan made, with its inputs and the random draws it consumed (one per host, the
    * tie-break lots), so a test can replay the same decision through the Lambda path.

@@ -1,5 +1,5 @@
 import { FUNCTIONS } from '../functions/catalog';
-import { type HostGroup, hostGroupSchema } from '../functions/image-cache/config';
+import { hostGroupSchema } from '../functions/image-cache/config';
 import { loadLoadLatenciesMs, stableUnit, type Trace } from '../local/trace';
 import { type BenchArgs, BenchUsageError, bytesFlag, type FlagSpec, flagText, numberFlag } from './args';
 import { AIMS, type AimName, aimsOf, CEILING, firstRequestCeiling, oracleBeaten } from './cache-aims';
@@ -13,7 +13,7 @@ import {
   staticPinsPolicy,
 } from './cache-policies';
 import { type CachePolicy, type FleetConfig, type Launch, simulate } from './cache-sim';
-import { warmbootPolicy } from './cache-warmboot';
+import { type PlannerSettings, warmbootPolicy } from './cache-warmboot';
 import type { BenchResult, Metrics, Scenario } from './report';
 import { resolveTraces, TRACE_FLAG } from './traces';
 import { summarize, traceWindows } from './windows';
@@ -31,9 +31,6 @@ const PLANNER_DEFAULTS = hostGroupSchema.parse({
   cacheBytes: 1,
   cacheDirectory: '/defaults',
 });
-
-/** The planner settings the `warmboot` policy's host group may be given (a sweep of the defaults). */
-export type PlannerSettings = Pick<HostGroup, 'keepMargin' | 'replicaExponent' | 'minScore'>;
 
 const FLAGS = {
   hosts: { name: 'hosts', description: 'hosts in the group', default: '8' },
